@@ -1,0 +1,115 @@
+# ustcp — build, test and install.
+#
+#   make            build everything into build/
+#   make check      run every suite; ends with "N passed, N failed"
+#   make SAN=1 …    the same with AddressSanitizer + UndefinedBehaviorSanitizer
+#   make fuzz       build and briefly run the libFuzzer harnesses (clang)
+#   make demo       show ustcp at work in throw-away network namespaces
+#   make deps       install the Debian packages the build and tests need
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter -fno-strict-aliasing -D_GNU_SOURCE -Istack
+LDLIBS  ?=
+
+ifeq ($(WERROR),1)
+CFLAGS  += -Werror
+endif
+
+ifeq ($(SAN),1)
+CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# Everything in stack/ is one static library: the protocol code and the link
+# layer. Tools, tests and (later) the shim link against it.
+STACK_SRC := $(wildcard stack/*.c)
+STACK_OBJ := $(STACK_SRC:%.c=$(BUILD)/%.o)
+STACK_LIB := $(BUILD)/libustcp-stack.a
+
+# Stand-alone tools: one C file each (tools/ustcp-impair.c -> build/ustcp-impair).
+TOOL_SRC  := $(wildcard tools/*.c)
+TOOLS     := $(TOOL_SRC:tools/%.c=$(BUILD)/%)
+SCRIPTS   := $(BUILD)/ustcp-netns
+
+# Test programs.
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+HOST_BIN  := $(BUILD)/tests/ustcp-host
+
+ALL := $(STACK_LIB) $(TOOLS) $(SCRIPTS) $(UNIT_BIN) $(HOST_BIN)
+
+.PHONY: all check check-unit check-bats fuzz demo deps install clean
+all: $(ALL)
+
+$(BUILD)/%.o: %.c $(wildcard stack/*.h) | $(BUILD)/stack $(BUILD)/tests
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/stack $(BUILD)/tests $(BUILD)/tools $(BUILD)/fuzz:
+	mkdir -p $@
+
+$(STACK_LIB): $(STACK_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/%: tools/%.c $(STACK_LIB) | $(BUILD)/tools
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS) -lm
+
+$(BUILD)/ustcp-netns: tools/ustcp-netns | $(BUILD)/tools
+	install -m 755 $< $@
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(STACK_LIB) | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS) -lcmocka
+
+$(HOST_BIN): tests/host/ustcp-host.c $(STACK_LIB) | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS) -lev
+
+# The test runner prints one "N passed, N failed" line over all suites and
+# fails if anything failed.
+# check and demo work on a fresh machine: they install what is missing first.
+check: deps
+	$(MAKE) all
+	tests/run $(BUILD)
+
+check-unit: all
+	tests/run $(BUILD) unit
+
+check-bats: all
+	tests/run $(BUILD) bats
+
+FUZZ_SECONDS ?= 30
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(STACK_SRC) $(wildcard stack/*.h) | $(BUILD)/fuzz
+	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Istack -fsanitize=fuzzer,address,undefined \
+	    -o $@ $< $(STACK_SRC) -lev
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do \
+	    mkdir -p $(BUILD)/fuzz/corpus-$${f##*/}; \
+	    echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ \
+	        $(BUILD)/fuzz/corpus-$${f##*/} tests/fuzz/seeds || exit 1; \
+	done
+
+demo: deps
+	$(MAKE) all
+	tests/demo $(BUILD)
+
+deps:
+	tools/install-deps
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BUILD)/ustcp-impair $(BUILD)/ustcp-netns $(DESTDIR)$(PREFIX)/bin/
+	set -e; for m in $(wildcard man/*.[1-8]); do \
+	    install -d $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}; \
+	    install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/; done
+
+clean:
+	rm -rf $(BUILD)
