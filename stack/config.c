@@ -1,0 +1,328 @@
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+/* Addresses no host may own: 0/8, loopback, multicast and class E. */
+static bool ip_unusable(uint32_t a)
+{
+	return (a >> 24) == 0 || (a >> 24) == 127 || (a >> 28) >= 0xe;
+}
+
+static int fail(char *err, size_t errlen, const char *name, const char *value, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/* The value as the error line shows it: control characters, quotes and
+ * backslashes escaped, so the message stays one line. */
+static void quote(char *dst, size_t size, const char *v)
+{
+	size_t n = 0;
+
+	for (; *v && n + 5 < size; v++) {
+		unsigned char c = (unsigned char)*v;
+		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+			n += (size_t)snprintf(dst + n, size - n, c == '"' || c == '\\' ? "\\%c" : "\\x%02x", c);
+		else
+			dst[n++] = (char)c;
+	}
+	dst[n] = 0;
+}
+
+static int fail(char *err, size_t errlen, const char *name, const char *value, const char *fmt, ...)
+{
+	char q[UST_CONFIG_ERR_MAX - 64];
+	va_list ap;
+	int n;
+
+	if (value) {
+		quote(q, sizeof(q), value);
+		n = snprintf(err, errlen, "%s=\"%s\": ", name, q);
+	} else {
+		n = snprintf(err, errlen, "%s: ", name);
+	}
+	if (n >= 0 && (size_t)n < errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+/* The kernel's rule for interface names (dev_valid_name). */
+static bool iface_name_valid(const char *v)
+{
+	if (!*v || strlen(v) >= IFNAMSIZ || !strcmp(v, ".") || !strcmp(v, ".."))
+		return false;
+	for (; *v; v++)
+		if (*v == '/' || *v == ':' || isspace((unsigned char)*v))
+			return false;
+	return true;
+}
+
+int ust_parse_ipv4(const char *s, uint32_t *addr)
+{
+	uint32_t a = 0;
+
+	for (int i = 0; i < 4; i++) {
+		unsigned v = 0, digits = 0;
+		while (*s >= '0' && *s <= '9' && digits < 4) {
+			v = v * 10 + (unsigned)(*s++ - '0');
+			digits++;
+		}
+		if (!digits || digits > 3 || v > 255)
+			return -EINVAL;
+		a = a << 8 | v;
+		if (i < 3 && *s++ != '.')
+			return -EINVAL;
+	}
+	if (*s)
+		return -EINVAL;
+	*addr = a;
+	return 0;
+}
+
+/* "a.b.c.d/len"; without "/len" the prefix is 32, as ip(8) takes it. */
+int ust_parse_cidr(const char *s, uint32_t *addr, unsigned *prefix)
+{
+	char buf[32];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	char *end;
+	long p = 32;
+
+	if (alen >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, alen);
+	buf[alen] = 0;
+	if (ust_parse_ipv4(buf, addr))
+		return -EINVAL;
+	if (slash) {
+		if (slash[1] < '0' || slash[1] > '9')
+			return -EINVAL;
+		errno = 0;
+		p = strtol(slash + 1, &end, 10);
+		if (errno || *end || p < 0 || p > 32)
+			return -EINVAL;
+	}
+	*prefix = (unsigned)p;
+	return 0;
+}
+
+int ust_parse_seconds_ms(const char *s, unsigned max_s, unsigned *ms)
+{
+	unsigned long whole = 0, frac = 0, scale = 1000;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	while (*p >= '0' && *p <= '9') {
+		whole = whole * 10 + (unsigned long)(*p++ - '0');
+		if (whole > max_s)
+			return -EINVAL;
+	}
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		while (*p >= '0' && *p <= '9') {
+			if (scale > 1) {
+				scale /= 10;
+				frac += (unsigned long)(*p - '0') * scale;
+			}
+			p++;
+		}
+	}
+	if (*p || whole * 1000 + frac > (unsigned long)max_s * 1000)
+		return -EINVAL;
+	*ms = (unsigned)(whole * 1000 + frac);
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int copy_path(char *dst, size_t size, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n >= size)
+		return -EINVAL;
+	memcpy(dst, v, n + 1);
+	return 0;
+}
+
+static int load_passthrough(struct ust_config *c, const char *v, char *err, size_t errlen)
+{
+	const char *p = v;
+
+	c->n_passthrough = 0;
+	while (*p) {
+		char item[32];
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		uint32_t a;
+		unsigned prefix;
+
+		if (len > 0 && len < sizeof(item)) {
+			memcpy(item, p, len);
+			item[len] = 0;
+		}
+		if (len == 0 || len >= sizeof(item) || ust_parse_cidr(item, &a, &prefix))
+			return fail(err, errlen, "USTCP_PASSTHROUGH", v,
+				    "not a comma-separated list of IPv4 prefixes (e.g. 127.0.0.0/8,10.1.0.0/16)");
+		if (c->n_passthrough == UST_PASSTHROUGH_MAX)
+			return fail(err, errlen, "USTCP_PASSTHROUGH", v, "more than %d prefixes",
+				    UST_PASSTHROUGH_MAX);
+		c->passthrough[c->n_passthrough].mask = ust_prefix_mask(prefix);
+		c->passthrough[c->n_passthrough].net = a & ust_prefix_mask(prefix);
+		c->n_passthrough++;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
+{
+	const char *v;
+	uint32_t a;
+	unsigned u;
+
+	memset(c, 0, sizeof(*c));
+	c->msl_ms = 30000;
+	c->fin_timeout_ms = 60000;
+	c->log_level = UST_LOG_WARN;
+	c->passthrough[0].net = 0x7f000000;
+	c->passthrough[0].mask = 0xff000000;
+	c->n_passthrough = 1;
+
+	v = get("USTCP_IFACE");
+	if (!v || !*v)
+		return fail(err, errlen, "USTCP_IFACE", NULL,
+			    "not set; name the interface the stack should use (e.g. USTCP_IFACE=veth0)");
+	if (!iface_name_valid(v))
+		return fail(err, errlen, "USTCP_IFACE", v, "not a valid interface name");
+	strcpy(c->iface, v);
+
+	v = get("USTCP_ADDR");
+	if (!v || !*v)
+		return fail(err, errlen, "USTCP_ADDR", NULL,
+			    "not set; give the stack's own IPv4 address and prefix (e.g. USTCP_ADDR=10.9.0.2/24)");
+	if (ust_parse_cidr(v, &c->addr, &c->prefix))
+		return fail(err, errlen, "USTCP_ADDR", v, "not an IPv4 address/prefix (e.g. 10.9.0.2/24)");
+	if (ip_unusable(c->addr))
+		return fail(err, errlen, "USTCP_ADDR", v, "not a unicast host address");
+	if (c->prefix < 31) {
+		uint32_t host = c->addr & ~ust_prefix_mask(c->prefix);
+		if (host == 0 || host == ~ust_prefix_mask(c->prefix))
+			return fail(err, errlen, "USTCP_ADDR", v,
+				    "is the network or broadcast address of its prefix");
+	}
+
+	v = get("USTCP_GW");
+	if (v && *v) {
+		if (ust_parse_ipv4(v, &a) || ip_unusable(a))
+			return fail(err, errlen, "USTCP_GW", v, "not a unicast IPv4 address");
+		if ((a ^ c->addr) & ust_prefix_mask(c->prefix))
+			return fail(err, errlen, "USTCP_GW", v, "not on the link of USTCP_ADDR");
+		if (a == c->addr)
+			return fail(err, errlen, "USTCP_GW", v, "is the stack's own address");
+		if (c->prefix < 31 && ((a & ~ust_prefix_mask(c->prefix)) == 0 ||
+				       (a | ust_prefix_mask(c->prefix)) == ~(uint32_t)0))
+			return fail(err, errlen, "USTCP_GW", v,
+				    "is the network or broadcast address of USTCP_ADDR's prefix");
+		c->gw = a;
+	}
+
+	v = get("USTCP_MTU");
+	if (v && *v) {
+		if (parse_uint(v, 576, 65535, &u))
+			return fail(err, errlen, "USTCP_MTU", v, "not a number from 576 to 65535");
+		c->mtu = u;
+	}
+
+	v = get("USTCP_MSL");
+	if (v && *v) {
+		if (ust_parse_seconds_ms(v, 3600, &u) || u == 0)
+			return fail(err, errlen, "USTCP_MSL", v,
+				    "not a number of seconds above 0 and up to 3600 (e.g. 30 or 0.5)");
+		c->msl_ms = u;
+	}
+
+	v = get("USTCP_FIN_TIMEOUT");
+	if (v && *v) {
+		if (ust_parse_seconds_ms(v, 3600, &u) || u == 0)
+			return fail(err, errlen, "USTCP_FIN_TIMEOUT", v,
+				    "not a number of seconds above 0 and up to 3600 (e.g. 60)");
+		c->fin_timeout_ms = u;
+	}
+
+	v = get("USTCP_PASSTHROUGH");
+	if (v) {
+		int r = load_passthrough(c, v, err, errlen);
+		if (r)
+			return r;
+	}
+
+	v = get("USTCP_LOG");
+	if (v && *v) {
+		static const char *const levels[] = { "error", "warn", "info", "debug" };
+		unsigned i;
+		for (i = 0; i < UST_ARRAY_SIZE(levels); i++)
+			if (strcmp(v, levels[i]) == 0)
+				break;
+		if (i == UST_ARRAY_SIZE(levels))
+			return fail(err, errlen, "USTCP_LOG", v, "not one of error, warn, info, debug");
+		c->log_level = (enum ust_log_level)i;
+	}
+
+	v = get("USTCP_LOG_FILE");
+	if (v && *v && copy_path(c->log_file, sizeof(c->log_file), v))
+		return fail(err, errlen, "USTCP_LOG_FILE", v, "path too long");
+	v = get("USTCP_PCAP");
+	if (v && *v && copy_path(c->pcap, sizeof(c->pcap), v))
+		return fail(err, errlen, "USTCP_PCAP", v, "path too long");
+	v = get("USTCP_CLOSE_LOG");
+	if (v && *v && copy_path(c->close_log, sizeof(c->close_log), v))
+		return fail(err, errlen, "USTCP_CLOSE_LOG", v, "path too long");
+
+	v = get("USTCP_RUN_DIR");
+	if (v && *v) {
+		if (v[0] != '/' || copy_path(c->run_dir, sizeof(c->run_dir), v))
+			return fail(err, errlen, "USTCP_RUN_DIR", v, "not an absolute path");
+	} else if (geteuid() == 0) {
+		strcpy(c->run_dir, "/run/ustcp");
+	} else if ((v = get("XDG_RUNTIME_DIR")) && v[0] == '/' &&
+		   strlen(v) + sizeof("/ustcp") <= sizeof(c->run_dir)) {
+		snprintf(c->run_dir, sizeof(c->run_dir), "%s/ustcp", v);
+	} else {
+		snprintf(c->run_dir, sizeof(c->run_dir), "/tmp/ustcp-%u", (unsigned)getuid());
+	}
+	return 0;
+}
+
+bool ust_config_passthrough(const struct ust_config *c, uint32_t dst)
+{
+	for (unsigned i = 0; i < c->n_passthrough; i++)
+		if ((dst & c->passthrough[i].mask) == c->passthrough[i].net)
+			return true;
+	return false;
+}

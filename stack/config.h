@@ -1,0 +1,59 @@
+/* Configuration from the environment (the USTCP_* variables of ustcp(7)).
+ *
+ * Parsing never exits and never prints: a bad value yields one line naming
+ * the variable and the value, for the caller to log, and an errno. */
+#ifndef USTCP_CONFIG_H
+#define USTCP_CONFIG_H
+
+#include <limits.h>
+#include <net/if.h>
+
+#include "base.h"
+#include "log.h"
+
+#define UST_PASSTHROUGH_MAX 16
+/* Room for the one-line error of ust_config_load. */
+#define UST_CONFIG_ERR_MAX 1200
+
+struct ust_cidr {
+	uint32_t net, mask; /* host order */
+};
+
+struct ust_config {
+	char iface[IFNAMSIZ];           /* USTCP_IFACE */
+	uint32_t addr;                  /* USTCP_ADDR, host order */
+	unsigned prefix;                /*   its prefix length */
+	uint32_t gw;                    /* USTCP_GW, 0 if none */
+	unsigned mtu;                   /* USTCP_MTU, 0: the interface's */
+	unsigned msl_ms;                /* USTCP_MSL */
+	unsigned fin_timeout_ms;        /* USTCP_FIN_TIMEOUT */
+	struct ust_cidr passthrough[UST_PASSTHROUGH_MAX]; /* USTCP_PASSTHROUGH */
+	unsigned n_passthrough;
+	enum ust_log_level log_level;   /* USTCP_LOG */
+	char log_file[PATH_MAX];        /* USTCP_LOG_FILE, "" for stderr */
+	char pcap[PATH_MAX];            /* USTCP_PCAP, "" for off */
+	char close_log[PATH_MAX];       /* USTCP_CLOSE_LOG, "" for off */
+	char run_dir[PATH_MAX];         /* USTCP_RUN_DIR */
+};
+
+/* Looks a variable up; getenv fits, tests pass their own. */
+typedef const char *(*ust_getenv_fn)(const char *name);
+
+/* Fills c from the variables. Returns 0, or -EINVAL with err holding one
+ * line such as: USTCP_ADDR="10.9.0.300/24": not an IPv4 address/prefix. */
+int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen);
+
+/* Parsers the launcher and tools share. Return 0 or -EINVAL. */
+int ust_parse_ipv4(const char *s, uint32_t *addr);
+int ust_parse_cidr(const char *s, uint32_t *addr, unsigned *prefix);
+static inline uint32_t ust_prefix_mask(unsigned prefix)
+{
+	return prefix ? ~(uint32_t)0 << (32 - prefix) : 0;
+}
+/* Decimal seconds with up to millisecond precision ("60", "0.5"). */
+int ust_parse_seconds_ms(const char *s, unsigned max_s, unsigned *ms);
+
+/* Is dst one of the USTCP_PASSTHROUGH destinations? */
+bool ust_config_passthrough(const struct ust_config *c, uint32_t dst);
+
+#endif

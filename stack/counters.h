@@ -1,0 +1,74 @@
+/* Counters: one for every reason a frame is dropped, and a few events.
+ * The lists are X-macros so that the enum, the names ustcp-stat prints and
+ * the descriptions cannot drift apart. */
+#ifndef USTCP_COUNTERS_H
+#define USTCP_COUNTERS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* X(ENUM, "name", "what it means") */
+#define UST_DROP_LIST(X) \
+	X(RX_TRUNCATED,      "rx-truncated",      "frame larger than the receive buffer") \
+	X(RX_OUTGOING,       "rx-outgoing",       "our own outgoing frame looped back") \
+	X(ETH_SHORT,         "eth-short",         "frame shorter than an Ethernet header") \
+	X(ETH_NOT_FOR_US,    "eth-not-for-us",    "destination MAC neither ours nor broadcast") \
+	X(ETH_TYPE,          "eth-type",          "EtherType other than ARP and IPv4") \
+	X(ETH_VLAN,          "eth-vlan",          "VLAN-tagged frame") \
+	X(ARP_SHORT,         "arp-short",         "ARP packet truncated") \
+	X(ARP_FORMAT,        "arp-format",        "ARP not Ethernet/IPv4, or unknown opcode") \
+	X(ARP_NOT_FOR_US,    "arp-not-for-us",    "ARP for another host's address") \
+	X(ARP_BAD_SENDER,    "arp-bad-sender",    "ARP sender address invalid or our own") \
+	X(IP_SHORT,          "ip-short",          "IPv4 header truncated") \
+	X(IP_VERSION,        "ip-version",        "IP version is not 4") \
+	X(IP_HDR_LEN,        "ip-hdr-len",        "IHL below 5 or beyond the packet") \
+	X(IP_TOTAL_LEN,      "ip-total-len",      "total length beyond the frame or below the header") \
+	X(IP_CSUM,           "ip-csum",           "IPv4 header checksum wrong") \
+	X(IP_OPTIONS,        "ip-options",        "malformed IPv4 options") \
+	X(IP_FRAGMENT,       "ip-fragment",       "IPv4 fragment (not reassembled)") \
+	X(IP_NOT_FOR_US,     "ip-not-for-us",     "destination address not ours") \
+	X(IP_BAD_SRC,        "ip-bad-src",        "source address broadcast, multicast, zero or ours") \
+	X(IP_PROTO,          "ip-proto",          "no handler for the IP protocol") \
+	X(ICMP_SHORT,        "icmp-short",        "ICMP message truncated") \
+	X(ICMP_CSUM,         "icmp-csum",         "ICMP checksum wrong") \
+	X(ICMP_TYPE,         "icmp-type",         "ICMP type not handled") \
+	X(TX_NO_ROUTE,       "tx-no-route",       "no route to the destination") \
+	X(TX_ARP_FAILED,     "tx-arp-failed",     "neighbour did not answer ARP") \
+	X(TX_ARP_QUEUE,      "tx-arp-queue",      "too many frames waiting for ARP") \
+	X(TX_NO_BUFFER,      "tx-no-buffer",      "packet buffer pool exhausted") \
+	X(TX_ERROR,          "tx-error",          "the kernel refused to send a frame")
+
+#define UST_EVENT_LIST(X) \
+	X(RX_FRAMES,         "rx-frames",         "frames received") \
+	X(RX_BYTES,          "rx-bytes",          "bytes received") \
+	X(RX_BATCHES,        "rx-batches",        "receive calls that returned frames") \
+	X(RX_CSUM_OFFLOADED, "rx-csum-offloaded", "frames whose transport checksum the kernel vouched for") \
+	X(TX_FRAMES,         "tx-frames",         "frames sent") \
+	X(TX_BYTES,          "tx-bytes",          "bytes sent") \
+	X(TX_BATCHES,        "tx-batches",        "send calls") \
+	X(ARP_REQUESTS_IN,   "arp-requests-in",   "ARP requests for our address") \
+	X(ARP_REPLIES_IN,    "arp-replies-in",    "ARP replies received") \
+	X(ARP_REQUESTS_OUT,  "arp-requests-out",  "ARP requests sent") \
+	X(ARP_REPLIES_OUT,   "arp-replies-out",   "ARP replies sent") \
+	X(ARP_CONFLICT,      "arp-conflict",      "another host claimed our address") \
+	X(ICMP_ECHO_IN,      "icmp-echo-in",      "echo requests answered") \
+	X(ICMP_ERRORS_IN,    "icmp-errors-in",    "ICMP errors received")
+
+#define UST_X_DROP(e, name, desc) UST_DROP_##e,
+#define UST_X_EVENT(e, name, desc) UST_EV_##e,
+enum ust_drop { UST_OK = 0, UST_DROP_LIST(UST_X_DROP) UST_DROP_MAX };
+enum ust_event { UST_EVENT_LIST(UST_X_EVENT) UST_EVENT_MAX };
+#undef UST_X_DROP
+#undef UST_X_EVENT
+
+struct ust_counters {
+	uint64_t drop[UST_DROP_MAX];
+	uint64_t event[UST_EVENT_MAX];
+};
+
+const char *ust_drop_name(enum ust_drop d);
+const char *ust_event_name(enum ust_event e);
+/* Write "name value" lines: every event, and the drops that are non-zero. */
+void ust_counters_print(const struct ust_counters *c, FILE *f);
+
+#endif

@@ -1,0 +1,72 @@
+/* The link: an AF_PACKET socket on USTCP_IFACE that carries the stack's
+ * frames, received and sent in batches.
+ *
+ * The socket sees only what the stack must see: a BPF filter passes ARP and
+ * IPv4 for our address, nothing else. The kernel's PACKET_AUXDATA tells which
+ * frames carry a transport checksum not yet filled in (a veth peer with
+ * offloads on hands us its frames before the checksum is computed): those
+ * are valid. Receive buffers hold 64 KiB GSO super-frames. Our own outgoing
+ * frames are not looped back (PACKET_IGNORE_OUTGOING). */
+#ifndef USTCP_LINK_H
+#define USTCP_LINK_H
+
+#include <linux/filter.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sys/socket.h>
+
+#include "pcap.h"
+#include "stack.h"
+
+#define UST_LINK_BATCH 32
+/* An Ethernet header, a 64 KiB IPv4 datagram, and some slack to detect
+ * anything bigger as truncated. */
+#define UST_LINK_FRAME_MAX (UST_ETH_HLEN + UST_IPV4_MAXLEN + 128)
+#define UST_LINK_FILTER_MAX 16
+
+struct ust_link {
+	int fd;
+	int ifindex;
+	char ifname[IFNAMSIZ];
+	bool l3;
+	unsigned mtu;
+	uint8_t mac[UST_ETH_ALEN];
+	struct ust_counters *ctr; /* the stack's */
+	struct ust_pcap pcap;
+
+	uint8_t *rx_mem;          /* UST_LINK_BATCH buffers of UST_LINK_FRAME_MAX */
+	struct mmsghdr rx_msg[UST_LINK_BATCH];
+	struct iovec rx_iov[UST_LINK_BATCH];
+	struct sockaddr_ll *rx_addr;
+	uint8_t (*rx_cmsg)[64];
+
+	struct mmsghdr tx_msg[UST_TXQ_MAX];
+	struct iovec tx_iov[UST_TXQ_MAX];
+	struct sockaddr_ll tx_addr;
+};
+
+/* The classic BPF program for our address: ARP whose target is addr, IPv4
+ * whose destination is addr (for l3, IPv4 only). Returns its length. */
+unsigned ust_link_filter(uint32_t addr, bool l3, struct sock_filter prog[UST_LINK_FILTER_MAX]);
+
+/* Opens and configures the socket on ifname for addr. On error returns
+ * -errno with one line in err. Needs CAP_NET_RAW. */
+int ust_link_open(struct ust_link *l, const char *ifname, uint32_t addr, char *err, size_t errlen);
+/* The same on a packet socket opened (and filtered) by someone with the
+ * privilege, e.g. the launcher: takes ownership of fd. */
+int ust_link_adopt(struct ust_link *l, int fd, const char *ifname, char *err, size_t errlen);
+void ust_link_close(struct ust_link *l);
+
+/* The interface's description for ust_stack_init; mtu overrides the
+ * interface's when not 0. */
+void ust_link_netif(const struct ust_link *l, uint32_t addr, unsigned prefix, uint32_t gw,
+		    unsigned mtu, struct ust_netif *nif);
+
+/* Receives up to max_batches batches (until the socket is empty) and feeds
+ * each frame to st. Returns frames received, or -errno. */
+int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches);
+
+/* The stack's output function: ctx is the link. */
+unsigned ust_link_output(void *ctx, struct ust_pkt *const *pkts, unsigned n);
+
+#endif

@@ -1,0 +1,77 @@
+#include <errno.h>
+#include <time.h>
+
+#include "log.h"
+#include "loop.h"
+
+/* Batches per readiness callback: enough to drain a burst, few enough that
+ * timers and other watchers are not starved under load. */
+#define RX_BATCHES_PER_WAKEUP 8
+
+ust_time ust_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (ust_time)ts.tv_sec * 1000000u + (ust_time)ts.tv_nsec / 1000u;
+}
+
+static void arm_timer(struct ust_loop *l, ust_time due, ust_time now)
+{
+	if (due == l->timer_due)
+		return;
+	l->timer_due = due;
+	ev_timer_stop(l->ev, &l->timer);
+	if (due == UST_TIME_NEVER)
+		return;
+	ev_timer_set(&l->timer, due > now ? (double)(due - now) / 1e6 : 0., 0.);
+	ev_timer_start(l->ev, &l->timer);
+}
+
+void ust_loop_kick(struct ust_loop *l, ust_time now)
+{
+	ust_stack_flush(l->st);
+	arm_timer(l, ust_stack_timers(l->st, now), now);
+	/* Timers may have queued frames (retransmissions). */
+	ust_stack_flush(l->st);
+}
+
+static void on_rx(struct ev_loop *ev, ev_io *w, int revents)
+{
+	struct ust_loop *l = ust_container_of(w, struct ust_loop, rx);
+	ust_time now = ust_now();
+	int r = ust_link_rx(l->link, l->st, now, RX_BATCHES_PER_WAKEUP);
+
+	if (r < 0) {
+		ust_log(UST_LOG_ERROR, "link %s: receive failed: %s", l->link->ifname,
+			r == -ENETDOWN ? "interface is down" : "error");
+	}
+	ust_loop_kick(l, now);
+}
+
+static void on_timer(struct ev_loop *ev, ev_timer *w, int revents)
+{
+	struct ust_loop *l = ust_container_of(w, struct ust_loop, timer);
+
+	l->timer_due = UST_TIME_NEVER;
+	ust_loop_kick(l, ust_now());
+}
+
+void ust_loop_start(struct ust_loop *l, struct ev_loop *ev, struct ust_stack *st, struct ust_link *link)
+{
+	l->ev = ev;
+	l->st = st;
+	l->link = link;
+	l->timer_due = UST_TIME_NEVER;
+	ev_io_init(&l->rx, on_rx, link->fd, EV_READ);
+	ev_timer_init(&l->timer, on_timer, 0., 0.);
+	ev_io_start(ev, &l->rx);
+	ust_loop_kick(l, ust_now());
+}
+
+void ust_loop_stop(struct ust_loop *l)
+{
+	ev_io_stop(l->ev, &l->rx);
+	ev_timer_stop(l->ev, &l->timer);
+	ust_stack_flush(l->st);
+}

@@ -1,0 +1,58 @@
+#include <errno.h>
+#include <stdlib.h>
+
+#include "pkt.h"
+
+static size_t pkt_stride(unsigned mtu)
+{
+	size_t s = sizeof(struct ust_pkt) + UST_PKT_HEADROOM + mtu;
+	return (s + 63) & ~(size_t)63;
+}
+
+int ust_pool_init(struct ust_pool *pool, unsigned count, unsigned mtu)
+{
+	size_t stride = pkt_stride(mtu);
+
+	pool->mem = aligned_alloc(64, stride * count);
+	if (!pool->mem)
+		return -ENOMEM;
+	pool->free = NULL;
+	pool->size = pool->avail = count;
+	pool->mtu = mtu;
+	for (unsigned i = count; i-- > 0;) {
+		struct ust_pkt *p = (struct ust_pkt *)(pool->mem + i * stride);
+		p->next = pool->free;
+		pool->free = p;
+	}
+	return 0;
+}
+
+void ust_pool_destroy(struct ust_pool *pool)
+{
+	free(pool->mem);
+	pool->mem = NULL;
+	pool->free = NULL;
+	pool->avail = pool->size = 0;
+}
+
+struct ust_pkt *ust_pkt_alloc(struct ust_pool *pool)
+{
+	struct ust_pkt *p = pool->free;
+
+	if (!p)
+		return NULL;
+	pool->free = p->next;
+	pool->avail--;
+	p->next = NULL;
+	p->data = p->buf + UST_PKT_HEADROOM;
+	p->len = 0;
+	p->nexthop = 0;
+	return p;
+}
+
+void ust_pkt_free(struct ust_pool *pool, struct ust_pkt *p)
+{
+	p->next = pool->free;
+	pool->free = p;
+	pool->avail++;
+}

@@ -1,0 +1,50 @@
+/* Packet buffers: a fixed pool allocated once, so that sending a segment
+ * never allocates. A buffer holds one outgoing frame with headroom in front
+ * so each layer prepends its header without copying the payload. */
+#ifndef USTCP_PKT_H
+#define USTCP_PKT_H
+
+#include "base.h"
+
+/* Room for an Ethernet and an IPv4 header (options never sent) in front of
+ * the transport header. */
+#define UST_PKT_HEADROOM 64
+
+struct ust_pkt {
+	struct ust_pkt *next;  /* free list, or a neighbour's waiting queue */
+	uint8_t *data;         /* first byte of the frame built so far */
+	uint32_t len;          /* bytes from data */
+	uint32_t nexthop;      /* set by IPv4 output for the link layer */
+	uint8_t buf[];         /* UST_PKT_HEADROOM + the pool's MTU */
+};
+
+struct ust_pool {
+	struct ust_pkt *free;
+	unsigned size, avail;
+	unsigned mtu;
+	uint8_t *mem;
+};
+
+int ust_pool_init(struct ust_pool *pool, unsigned count, unsigned mtu);
+void ust_pool_destroy(struct ust_pool *pool);
+
+/* A buffer whose data points after the headroom with len 0, or NULL when the
+ * pool is empty. */
+struct ust_pkt *ust_pkt_alloc(struct ust_pool *pool);
+void ust_pkt_free(struct ust_pool *pool, struct ust_pkt *p);
+
+/* Prepend n bytes of header and return where they start. */
+static inline uint8_t *ust_pkt_push(struct ust_pkt *p, unsigned n)
+{
+	p->data -= n;
+	p->len += n;
+	return p->data;
+}
+
+/* Room left after the data for payload: never more than the MTU. */
+static inline unsigned ust_pkt_tailroom(const struct ust_pool *pool, const struct ust_pkt *p)
+{
+	return (unsigned)(p->buf + UST_PKT_HEADROOM + pool->mtu - (p->data + p->len));
+}
+
+#endif

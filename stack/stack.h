@@ -1,0 +1,102 @@
+/* The network layer of one ustcp stack: an interface with our own IPv4
+ * address, ARP, IPv4 and ICMP. Transport protocols plug in through the
+ * handlers below.
+ *
+ * Nothing here does I/O or reads a clock. Frames come in through
+ * ust_stack_input() with the time they arrived; frames to send are handed to
+ * the output function in batches; timers run when ust_stack_timers() is
+ * called. The link layer (link.c) and tests are the two drivers. */
+#ifndef USTCP_STACK_H
+#define USTCP_STACK_H
+
+#include "arp.h"
+#include "base.h"
+#include "counters.h"
+#include "pkt.h"
+#include "wire.h"
+
+/* Flags describing a received frame. */
+#define UST_RX_CSUM_OK 0x1 /* the kernel vouches for the transport checksum
+			    * (PACKET_AUXDATA: not filled in yet, or verified) */
+
+struct ust_stack;
+
+struct ust_netif {
+	bool l3;                       /* no Ethernet header, no ARP (tun) */
+	uint8_t mac[UST_ETH_ALEN];
+	uint32_t addr, mask;           /* ours; host order */
+	uint32_t gw;                   /* default gateway, 0 for on-link only */
+	unsigned mtu;
+};
+
+/* Where the layers above hear about things. Every member may be NULL. */
+struct ust_upper {
+	void *ctx;
+	/* A datagram for an IP protocol other than ICMP. */
+	void (*ip_input)(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_time now);
+	/* An ICMP error quoting one of our datagrams. */
+	void (*icmp_error)(void *ctx, const struct ust_icmp_error *err, ust_time now);
+	/* An ICMP echo reply (for the ping client of the test host). */
+	void (*echo_reply)(void *ctx, uint32_t from, uint32_t rest, const uint8_t *data,
+			   size_t len, ust_time now);
+	/* Datagrams to dst were dropped because it cannot be reached: err is
+	 * EHOSTUNREACH (no ARP answer). */
+	void (*unreachable)(void *ctx, uint32_t dst, int err, ust_time now);
+};
+
+/* Sends a batch of finished frames; returns how many were taken. The frames
+ * stay owned by the stack, which frees them afterwards. */
+typedef unsigned (*ust_output_fn)(void *ctx, struct ust_pkt *const *pkts, unsigned n);
+
+#define UST_TXQ_MAX 64
+
+struct ust_stack {
+	struct ust_netif nif;
+	struct ust_counters ctr;
+	struct ust_pool pool;
+	struct ust_arp_table arp;
+	struct ust_upper upper;
+
+	ust_output_fn output;
+	void *output_ctx;
+	struct ust_pkt *txq[UST_TXQ_MAX]; /* frames ready for the link */
+	unsigned txq_len;
+
+	uint16_t ip_id;
+};
+
+int ust_stack_init(struct ust_stack *st, const struct ust_netif *nif, unsigned pool_size,
+		   ust_output_fn output, void *output_ctx);
+void ust_stack_destroy(struct ust_stack *st);
+
+/* One received frame (Ethernet, or IPv4 on an L3 interface). */
+void ust_stack_input(struct ust_stack *st, const uint8_t *frame, size_t len,
+		     unsigned rxflags, ust_time now);
+
+/* Runs due timers; returns the time the next one is due, or UST_TIME_NEVER. */
+ust_time ust_stack_timers(struct ust_stack *st, ust_time now);
+
+/* Hands queued frames to the output function. Call after a batch of input
+ * or timers; the stack also flushes by itself when the queue fills. */
+void ust_stack_flush(struct ust_stack *st);
+
+/* IPv4 output. p holds the transport header and payload from p->data; this
+ * prepends the IP header, routes and resolves the next hop, and queues the
+ * frame (or parks it until ARP answers). Takes ownership of p in every case.
+ * Returns 0, or -ENETUNREACH when no route leads to dst. */
+int ust_ip_output(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t proto, ust_time now);
+
+/* The largest transport payload (header included) one datagram can carry. */
+static inline unsigned ust_ip_max_payload(const struct ust_stack *st)
+{
+	return st->nif.mtu - UST_IPV4_HLEN;
+}
+
+/* Sends an ICMP echo request (the test host's ping). Returns 0 or -errno. */
+int ust_icmp_echo_request(struct ust_stack *st, uint32_t dst, uint16_t id, uint16_t seq,
+			  const uint8_t *data, size_t len, ust_time now);
+
+/* Called by arp.c and ipv4 output: put a finished frame on the transmit queue. */
+void ust_stack_queue_frame(struct ust_stack *st, struct ust_pkt *p);
+
+#endif
