@@ -1,0 +1,211 @@
+#!/usr/bin/env bats
+# ustcp-impair: the seeded netem stand-in, checked with two kernels talking
+# through it (the stack's namespace lends its kernel the stack's address).
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+IMPAIR=$BUILD/ustcp-impair
+
+teardown() {
+	topo_down
+}
+
+# ping_stats: "TRANSMITTED RECEIVED" from ping's summary in $output.
+ping_stats() {
+	sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\1 \2/p' <<<"$output"
+}
+
+# ping_avg: the average RTT in whole milliseconds from ping's summary.
+ping_avg() {
+	sed -n 's|^rtt min/avg/max/mdev = [0-9.]*/\([0-9]*\)\.[0-9]*/.*|\1|p' <<<"$output"
+}
+
+# received_seqs SEED: the icmp_seq numbers that came back from 100 pings
+# through "a2b loss 20%" with that seed, sorted, on one line.
+received_seqs() {
+	topo_up --seed "$1" --impair "a2b loss 20%"
+	stack_kernel_addr
+	static_neigh
+	run in_stack timeout 30 ping -n -c 100 -i 0.01 -W 1 "$PEER_ADDR"
+	topo_down
+	sed -n 's/.* icmp_seq=\([0-9]*\) .*/\1/p' <<<"$output" | sort -n | tr '\n' ' '
+}
+
+# no_sanitizer_report FILE: the relay's log shows no ASan/UBSan finding.
+no_sanitizer_report() {
+	run -0 cat "$1"
+	refute_output --partial "Sanitizer"
+	refute_output --partial "runtime error"
+}
+
+@test "bad rules and arguments fail with status 2 and one line" {
+	local args
+	local -a cases=(
+		""
+		"a"
+		"-d"
+		"-d 0 a b"
+		"-s x a b"
+		"-z a b"
+		"a b wobble"
+		"a b loss"
+		"a b loss 101%"
+		"a b loss -1%"
+		"a b loss ten"
+		"a b delay 5"
+		"a b delay 5parsecs"
+		"a b jitter -1ms"
+		"a b reorder 5% 0"
+		"a b rate fast"
+		"a b rate 10mbps"
+		"a b limit 0"
+		"a tun:b"
+		"--netns-a ../x a b"
+	)
+	for args in "${cases[@]}"; do
+		# shellcheck disable=SC2086
+		run timeout 10 "$IMPAIR" $args
+		[ "$status" -eq 2 ] || fail "'$args': status $status, not 2: $output"
+		assert_equal "${#lines[@]}" 1
+		assert_output --regexp "^ustcp-impair: "
+	done
+	run -2 timeout 10 "$IMPAIR" a b delay 5
+	assert_output --partial "delay: bad time '5'"
+}
+
+@test "a dry run prints the rules of each direction" {
+	run -0 --separate-stderr timeout 10 "$IMPAIR" -n a b loss 1.5% a2b delay 50ms jitter 100us \
+		"reorder 5% 3 b2a rate 10mbit limit 50" duplicate 1% corrupt 0.1%
+	assert_line -n 0 "a2b loss 1.5% delay 50ms jitter 100us reorder 5% 3 limit 1000"
+	assert_line -n 1 "b2a loss 1.5% duplicate 1% corrupt 0.1% rate 10mbit limit 50"
+	assert_equal "${#lines[@]}" 2
+}
+
+@test "loss 10% on a2b loses about 10% of 200 pings, and the counters agree" {
+	topo_up --impair "a2b loss 10%"
+	stack_kernel_addr
+	static_neigh
+	run in_stack timeout 30 ping -n -q -c 200 -i 0.01 -W 1 "$PEER_ADDR"
+	local tx rx
+	read -r tx rx < <(ping_stats)
+	assert_equal "$tx" 200
+	local lost=$((tx - rx))
+	((lost >= 6 && lost <= 40)) || fail "lost $lost of 200 pings, expected 3% to 20%"
+
+	local f=$BATS_TEST_TMPDIR/down
+	topo_down_counters "$f"
+	assert_equal "$(counter "$f" a2b received)" 200
+	assert_equal "$(counter "$f" a2b lost)" "$lost"
+	assert_equal "$(counter "$f" a2b forwarded)" "$rx"
+	assert_equal "$(counter "$f" b2a lost)" 0
+	assert_equal "$(counter "$f" b2a forwarded)" "$rx"
+	no_sanitizer_report "$f"
+}
+
+@test "delay 50ms both ways gives a 100 ms round trip" {
+	topo_up --impair "delay 50ms"
+	stack_kernel_addr
+	static_neigh
+	run -0 in_stack timeout 30 ping -n -q -c 10 -i 0.05 -W 2 "$PEER_ADDR"
+	local avg
+	avg=$(ping_avg)
+	((avg >= 95 && avg <= 130)) || fail "average RTT $avg ms, expected 95 to 130: $output"
+	local f=$BATS_TEST_TMPDIR/down
+	topo_down_counters "$f"
+	assert_equal "$(counter "$f" a2b delayed)" 10
+	assert_equal "$(counter "$f" b2a delayed)" 10
+}
+
+@test "the same seed loses the same pings" {
+	local first second other
+	first=$(received_seqs 7)
+	second=$(received_seqs 7)
+	other=$(received_seqs 8)
+	[ -n "$first" ] || fail "no ping came back"
+	assert_equal "$second" "$first"
+	[ "$other" != "$first" ] || fail "seeds 7 and 8 lost the same pings: $first"
+}
+
+@test "TCP carries 10 MB intact through loss, duplication, reordering and delay" {
+	topo_up --impair "loss 2% duplicate 1% reorder 5% delay 2ms"
+	stack_kernel_addr
+	local in=$BATS_TEST_TMPDIR/in out=$BATS_TEST_TMPDIR/out
+	timeout 10 head -c 10M /dev/urandom >"$in"
+	in_peer timeout 60 socat -u TCP-LISTEN:5001,reuseaddr "CREATE:$out" 3>&- &
+	local receiver=$!
+	wait_listen "$PEER_NETNS" 5001
+	run -0 in_stack timeout 60 socat -u "OPEN:$in" "TCP:$PEER_ADDR:5001"
+	wait "$receiver"
+	assert_equal "$(sha256sum <"$out")" "$(sha256sum <"$in")"
+
+	local f=$BATS_TEST_TMPDIR/down d c
+	topo_down_counters "$f"
+	for d in a2b b2a; do
+		for c in lost duplicated reordered delayed forwarded; do
+			(($(counter "$f" $d $c) > 0)) || fail "$d $c is 0: $(cat "$f")"
+		done
+		assert_equal "$(counter "$f" $d send-errors)" 0
+		assert_equal "$(counter "$f" $d oversize)" 0
+	done
+	no_sanitizer_report "$f"
+}
+
+@test "corrupted frames are caught by the checksums" {
+	topo_up --impair "a2b corrupt 100%"
+	stack_kernel_addr
+	static_neigh
+	run in_stack timeout 30 ping -n -q -c 10 -i 0.02 -W 1 "$PEER_ADDR"
+	assert_equal "$(ping_stats)" "10 0"
+	local f=$BATS_TEST_TMPDIR/down
+	topo_down_counters "$f"
+	assert_equal "$(counter "$f" a2b corrupted)" 10
+	assert_equal "$(counter "$f" a2b forwarded)" 10
+}
+
+@test "GSO super-frames are counted as oversize drops" {
+	topo_up --impair ""
+	stack_kernel_addr
+	# Let the kernel of the stack's side hand the relay 64 KiB frames.
+	timeout 10 ip netns exec "$USTCP_NETNS" ethtool -K ust0 tso on gso on >/dev/null
+	in_peer timeout 10 socat -u TCP-LISTEN:5001,reuseaddr OPEN:/dev/null 3>&- &
+	wait_listen "$PEER_NETNS" 5001
+	run in_stack timeout 3 socat -u OPEN:/dev/zero,readbytes=1000000 "TCP:$PEER_ADDR:5001"
+	local f=$BATS_TEST_TMPDIR/down
+	topo_down_counters "$f"
+	(($(counter "$f" a2b oversize) > 0)) || fail "no oversize frame: $(cat "$f")"
+}
+
+@test "a --tun topology carries pings both ways through the relay" {
+	topo_up --tun --impair "delay 5ms"
+	stack_kernel_addr
+	run -0 in_stack timeout 30 ping -n -q -c 5 -i 0.05 -W 2 "$PEER_ADDR"
+	assert_equal "$(ping_stats)" "5 5"
+	local avg
+	avg=$(ping_avg)
+	((avg >= 10 && avg <= 40)) || fail "average RTT $avg ms, expected 10 to 40: $output"
+	run -0 in_peer timeout 30 ping -n -q -c 5 -i 0.05 -W 2 "${USTCP_ADDR%/*}"
+	assert_equal "$(ping_stats)" "5 5"
+	local f=$BATS_TEST_TMPDIR/down
+	topo_down_counters "$f"
+	assert_equal "$(counter "$f" a2b forwarded)" 10
+	assert_equal "$(counter "$f" b2a forwarded)" 10
+}
+
+@test "rate 10mbit paces a 2 MB transfer to about 1.7 s" {
+	topo_up --impair "rate 10mbit"
+	stack_kernel_addr
+	local in=$BATS_TEST_TMPDIR/in out=$BATS_TEST_TMPDIR/out
+	timeout 10 head -c 2M /dev/urandom >"$in"
+	in_peer timeout 30 socat -u TCP-LISTEN:5001,reuseaddr "CREATE:$out" 3>&- &
+	local receiver=$!
+	wait_listen "$PEER_NETNS" 5001
+	local t0 t1 ms
+	t0=$(date +%s%N)
+	run -0 in_stack timeout 30 socat -u "OPEN:$in" "TCP:$PEER_ADDR:5001"
+	wait "$receiver"
+	t1=$(date +%s%N)
+	ms=$(((t1 - t0) / 1000000))
+	assert_equal "$(sha256sum <"$out")" "$(sha256sum <"$in")"
+	((ms >= 1200 && ms <= 4000)) || fail "2 MB at 10 Mbit/s took $ms ms, expected 1200 to 4000"
+}

@@ -1,0 +1,81 @@
+# Shared setup for the Bats suites. Every test creates its own namespaces with
+# ustcp-netns (a unique name per test) and removes them in teardown, also when
+# the test fails.
+
+load /usr/lib/bats/bats-support/load
+load /usr/lib/bats/bats-assert/load
+
+BUILD=${USTCP_BUILD:-$BATS_TEST_DIRNAME/../../build}
+NETNS=$BUILD/ustcp-netns
+
+# topo_up [ustcp-netns options...]: create a topology named after this test and
+# export what ustcp-netns printed (USTCP_IFACE, USTCP_ADDR, USTCP_NETNS,
+# PEER_NETNS, PEER_ADDR, ...).
+topo_up() {
+	TOPO=ut$$${BATS_TEST_NUMBER}
+	local line
+	line=$(timeout 30 "$NETNS" up "$TOPO" "$@") || return 1
+	# shellcheck disable=SC2163
+	for kv in $line; do export "$kv"; done
+}
+
+topo_down() {
+	[ -n "${TOPO:-}" ] || return 0
+	timeout 30 "$NETNS" down "$TOPO" || true
+	TOPO=
+}
+
+# in_stack / in_peer CMD...: run a command in the stack's or the peer's
+# namespace.
+in_stack() { ip netns exec "$USTCP_NETNS" "$@"; }
+in_peer() { ip netns exec "$PEER_NETNS" "$@"; }
+
+# ---- topologies with a relay (ustcp-netns --impair / --tun) ----------------
+
+# stack_kernel_addr: give the kernel of the stack's namespace the stack's
+# address and let it answer ARP, so that two kernels talk through the
+# topology. Only for tests of the topology itself: under ustcp the stack owns
+# that address and no kernel does.
+stack_kernel_addr() {
+	timeout 10 ip -n "$USTCP_NETNS" addr add "$USTCP_ADDR" dev "$USTCP_IFACE" &&
+		timeout 10 ip netns exec "$USTCP_NETNS" sysctl -q -w \
+			net.ipv4.conf.all.arp_ignore=0 "net.ipv4.conf.$USTCP_IFACE.arp_ignore=0" >/dev/null
+}
+
+# static_neigh: permanent neighbour entries on both sides of an Ethernet
+# topology, so that no ARP frame adds to (or is lost from) the frames a relay
+# sees.
+static_neigh() {
+	local smac pmac
+	smac=$(timeout 10 ip -n "$USTCP_NETNS" -br link show dev "$USTCP_IFACE" | awk '{ print $3 }')
+	pmac=$(timeout 10 ip -n "$PEER_NETNS" -br link show dev "$PEER_IFACE" | awk '{ print $3 }')
+	timeout 10 ip -n "$USTCP_NETNS" neigh replace "$PEER_ADDR" lladdr "$pmac" \
+		dev "$USTCP_IFACE" nud permanent &&
+		timeout 10 ip -n "$PEER_NETNS" neigh replace "${USTCP_ADDR%/*}" lladdr "$smac" \
+			dev "$PEER_IFACE" nud permanent
+}
+
+# wait_listen NS PORT: wait (up to 5 s) until a TCP socket listens on PORT.
+wait_listen() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		timeout 5 ip netns exec "$1" ss -ltnH "sport = :$2" | grep -q . && return 0
+		sleep 0.05
+	done
+	echo "nothing listens on port $2 in $1" >&2
+	return 1
+}
+
+# topo_down_counters FILE: topo_down, keeping what ustcp-netns down printed on
+# stderr (the relay's log, ending with its counters) in FILE.
+topo_down_counters() {
+	[ -n "${TOPO:-}" ] || return 1
+	timeout 30 "$NETNS" down "$TOPO" 2>"$1"
+	TOPO=
+}
+
+# counter FILE DIRECTION NAME: one relay counter from such a FILE, e.g.
+# `counter "$f" a2b lost`.
+counter() {
+	awk -v d="$2" -v c="$3" '$1 == d && $2 == c { v = $3 } END { print v + 0 }' "$1"
+}

@@ -1,0 +1,40 @@
+# Running the stack in the test host (build/tests/ustcp-host) inside the
+# stack's namespace. Load after helpers.bash.
+
+HOST=$BUILD/tests/ustcp-host
+
+# host_start [ustcp-host options...]: start it in the background with the
+# topology's USTCP_* variables (and any the test exported) and wait until its
+# loop runs. Its counters go to $BATS_TEST_TMPDIR/counters when it stops.
+host_start() {
+	local ready=$BATS_TEST_TMPDIR/host.ready
+	rm -f "$ready" "$BATS_TEST_TMPDIR/counters"
+	# Not through in_stack: $! must be the process that gets the signal
+	# (ip netns exec execs timeout, which passes SIGTERM on). fd 3 closed:
+	# Bats waits for every holder of it.
+	ip netns exec "$USTCP_NETNS" timeout 120 "$HOST" -r "$ready" -s "$BATS_TEST_TMPDIR/counters" "$@" \
+		>"$BATS_TEST_TMPDIR/host.out" 2>"$BATS_TEST_TMPDIR/host.err" 3>&- &
+	HOST_PID=$!
+	local i
+	for i in $(seq 100); do
+		[ -e "$ready" ] && return 0
+		kill -0 "$HOST_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "ustcp-host did not start:" >&2
+	cat "$BATS_TEST_TMPDIR/host.err" >&2
+	return 1
+}
+
+host_stop() {
+	[ -n "${HOST_PID:-}" ] || return 0
+	kill -TERM "$HOST_PID" 2>/dev/null || true
+	wait "$HOST_PID" 2>/dev/null || true
+	HOST_PID=
+}
+
+# host_counter NAME: a counter's value from the stopped host ("drop NAME" for drops).
+host_counter() {
+	awk -v k="$1" '{ v = $NF; $NF = ""; sub(/ $/, ""); if ($0 == k) { print v; f = 1 } }
+		END { if (!f) print 0 }' "$BATS_TEST_TMPDIR/counters"
+}

@@ -1,0 +1,1057 @@
+/* ARP: answering for our address, the neighbour cache, parking datagrams
+ * while resolving, retries, failure, refresh and eviction. The stack runs on
+ * a virtual clock; its output is captured frame by frame. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "stack.h"
+
+/* ---- harness: a stack on a virtual clock whose output is captured ----
+ * (test_arp.c and test_stack.c carry the same copy; unused parts are marked) */
+
+#define IP4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
+#define OUR_IP IP4(10, 9, 0, 2)
+#define PEER_IP IP4(10, 9, 0, 1)
+#define PEER2_IP IP4(10, 9, 0, 3)
+#define GW_IP IP4(10, 9, 0, 254)
+#define FAR_IP IP4(192, 0, 2, 1)
+#define BCAST_IP IP4(10, 9, 0, 255)
+#define MASK24 0xffffff00u
+
+static const uint8_t our_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x02 };
+static const uint8_t peer_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 };
+static const uint8_t peer2_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x03 };
+static const uint8_t gw_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0xfe };
+static const uint8_t zero_mac[6];
+
+#define CAP_MAX 512
+#define CAP_LEN 2048
+
+struct captured {
+	size_t len;
+	uint8_t data[CAP_LEN];
+};
+
+struct harness {
+	struct ust_stack st;
+	ust_time now;
+	struct captured out[CAP_MAX];
+	unsigned n_out;        /* frames the output function was given */
+	unsigned seen;         /* frames the test has looked at */
+	unsigned output_calls;
+	unsigned take;         /* how many of a batch the "link" takes */
+	/* what the upper layer heard */
+	unsigned unreach_calls;
+	uint32_t unreach_dst;
+	int unreach_err;
+	bool resend_on_unreach;
+	unsigned echo_calls;
+	uint32_t echo_from, echo_rest;
+	uint8_t echo_data[64];
+	size_t echo_len;
+	unsigned icmp_err_calls;
+	struct ust_icmp_error icmp_err;
+	unsigned ip_calls;
+	struct ust_ipv4 ip_last;
+	uint8_t ip_payload[64];
+	unsigned ip_rxflags;
+};
+
+static unsigned capture_output(void *ctx, struct ust_pkt *const *pkts, unsigned n)
+{
+	struct harness *h = ctx;
+	unsigned take = n < h->take ? n : h->take;
+
+	h->output_calls++;
+	for (unsigned i = 0; i < take; i++) {
+		assert_true(h->n_out < CAP_MAX);
+		assert_true(pkts[i]->len <= CAP_LEN);
+		h->out[h->n_out].len = pkts[i]->len;
+		memcpy(h->out[h->n_out].data, pkts[i]->data, pkts[i]->len);
+		h->n_out++;
+	}
+	return take;
+}
+
+static int send_marker(struct harness *h, uint32_t dst, uint32_t marker);
+
+static void on_unreachable(void *ctx, uint32_t dst, int err, ust_time now)
+{
+	struct harness *h = ctx;
+
+	h->unreach_calls++;
+	h->unreach_dst = dst;
+	h->unreach_err = err;
+	if (h->resend_on_unreach) {
+		h->resend_on_unreach = false;
+		assert_int_equal(send_marker(h, dst, 999), 0);
+	}
+}
+
+static void on_echo_reply(void *ctx, uint32_t from, uint32_t rest, const uint8_t *data, size_t len,
+			  ust_time now)
+{
+	struct harness *h = ctx;
+
+	h->echo_calls++;
+	h->echo_from = from;
+	h->echo_rest = rest;
+	h->echo_len = len;
+	memcpy(h->echo_data, data, len < sizeof(h->echo_data) ? len : sizeof(h->echo_data));
+}
+
+static void on_icmp_error(void *ctx, const struct ust_icmp_error *err, ust_time now)
+{
+	struct harness *h = ctx;
+
+	h->icmp_err_calls++;
+	h->icmp_err = *err;
+}
+
+__attribute__((unused)) static void on_ip_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_time now)
+{
+	struct harness *h = ctx;
+
+	h->ip_calls++;
+	h->ip_last = *ip;
+	h->ip_rxflags = rxflags;
+	memcpy(h->ip_payload, ip->payload,
+	       ip->payload_len < sizeof(h->ip_payload) ? ip->payload_len : sizeof(h->ip_payload));
+}
+
+static struct harness *harness_new(bool l3, uint32_t mask, uint32_t gw, unsigned pool)
+{
+	struct harness *h = calloc(1, sizeof(*h));
+	struct ust_netif nif = { .l3 = l3, .addr = OUR_IP, .mask = mask, .gw = gw, .mtu = 1500 };
+
+	assert_non_null(h);
+	memcpy(nif.mac, our_mac, 6);
+	assert_int_equal(ust_stack_init(&h->st, &nif, pool, capture_output, h), 0);
+	h->take = UINT_MAX;
+	h->now = UST_SEC(1000);
+	h->st.upper.ctx = h;
+	h->st.upper.unreachable = on_unreachable;
+	h->st.upper.echo_reply = on_echo_reply;
+	h->st.upper.icmp_error = on_icmp_error;
+	return h;
+}
+
+static int setup_eth(void **state)
+{
+	*state = harness_new(false, MASK24, 0, 256);
+	return 0;
+}
+
+static int setup_eth_gw(void **state)
+{
+	*state = harness_new(false, MASK24, GW_IP, 256);
+	return 0;
+}
+
+static int setup_l3(void **state)
+{
+	*state = harness_new(true, MASK24, 0, 256);
+	return 0;
+}
+
+/* Every buffer must be back in the pool once the transmit queue is flushed
+ * and the neighbour queues dropped: nothing leaked, nothing freed twice. */
+static int teardown_check_pool(void **state)
+{
+	struct harness *h = *state;
+
+	ust_stack_flush(&h->st);
+	ust_arp_flush(&h->st);
+	assert_int_equal(h->st.txq_len, 0);
+	assert_int_equal(h->st.pool.avail, h->st.pool.size);
+	ust_stack_destroy(&h->st);
+	free(h);
+	return 0;
+}
+
+/* -- input -- */
+
+static void rx(struct harness *h, const uint8_t *f, size_t len)
+{
+	ust_stack_input(&h->st, f, len, 0, h->now);
+	ust_stack_flush(&h->st);
+}
+
+static size_t arp_frame(uint8_t *f, uint16_t op, const uint8_t *eth_dst, const uint8_t *sha,
+			uint32_t spa, const uint8_t *tha, uint32_t tpa)
+{
+	struct ust_arp a = { .op = op, .spa = spa, .tpa = tpa };
+
+	memset(f, 0, 60);
+	memcpy(a.sha, sha, 6);
+	memcpy(a.tha, tha, 6);
+	ust_eth_build(f, eth_dst, sha, UST_ETHERTYPE_ARP);
+	ust_arp_build(f + UST_ETH_HLEN, &a);
+	return 60;
+}
+
+static void rx_arp(struct harness *h, uint16_t op, const uint8_t *eth_dst, const uint8_t *sha,
+		   uint32_t spa, const uint8_t *tha, uint32_t tpa)
+{
+	uint8_t f[60];
+
+	rx(h, f, arp_frame(f, op, eth_dst, sha, spa, tha, tpa));
+}
+
+/* The neighbour at ip answers our request. */
+static void rx_arp_reply(struct harness *h, const uint8_t *mac, uint32_t ip)
+{
+	rx_arp(h, UST_ARP_REPLY, our_mac, mac, ip, our_mac, OUR_IP);
+}
+
+/* The neighbour at ip asks for our address (and so becomes known). */
+static void rx_arp_request(struct harness *h, const uint8_t *mac, uint32_t ip)
+{
+	rx_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, mac, ip, zero_mac, OUR_IP);
+}
+
+/* An IPv4 datagram (with an Ethernet header unless the stack is L3) into f;
+ * returns the frame length. */
+static size_t ip_frame(struct harness *h, uint8_t *f, const uint8_t *eth_src, const uint8_t *eth_dst,
+		       uint32_t src, uint32_t dst, uint8_t proto, const uint8_t *payload, size_t len)
+{
+	size_t l2 = h->st.nif.l3 ? 0 : UST_ETH_HLEN;
+
+	if (l2)
+		ust_eth_build(f, eth_dst, eth_src, UST_ETHERTYPE_IPV4);
+	ust_ipv4_build(f + l2, src, dst, proto, (uint16_t)(UST_IPV4_HLEN + len), 0x4242, 64, 0);
+	memcpy(f + l2 + UST_IPV4_HLEN, payload, len);
+	return l2 + UST_IPV4_HLEN + len;
+}
+
+static void rx_ip(struct harness *h, uint32_t src, uint32_t dst, uint8_t proto,
+		  const uint8_t *payload, size_t len)
+{
+	uint8_t f[2048];
+
+	assert_true(len + 34 <= sizeof(f));
+	rx(h, f, ip_frame(h, f, peer_mac, our_mac, src, dst, proto, payload, len));
+}
+
+/* An ICMP message of type with data into m; returns its length. */
+static size_t icmp_msg(uint8_t *m, uint8_t type, uint32_t rest, const uint8_t *data, size_t len)
+{
+	if (len)
+		memcpy(m + UST_ICMP_HLEN, data, len);
+	ust_icmp_build(m, type, 0, rest, len);
+	return UST_ICMP_HLEN + len;
+}
+
+__attribute__((unused)) static void rx_echo_request(struct harness *h, uint32_t src, uint16_t id, uint16_t seq,
+			    const uint8_t *data, size_t len)
+{
+	uint8_t m[2048];
+
+	rx_ip(h, src, OUR_IP, UST_IPPROTO_ICMP, m,
+	      icmp_msg(m, UST_ICMP_ECHO_REQUEST, (uint32_t)id << 16 | seq, data, len));
+}
+
+/* Takes every free buffer out of the pool into held (room for the pool's
+ * size); returns how many. */
+__attribute__((unused)) static unsigned hold_all(struct harness *h, struct ust_pkt **held)
+{
+	unsigned n = 0;
+
+	while (n < h->st.pool.size && (held[n] = ust_pkt_alloc(&h->st.pool)) != NULL)
+		n++;
+	assert_int_equal(h->st.pool.avail, 0);
+	return n;
+}
+
+__attribute__((unused)) static void release_all(struct harness *h, struct ust_pkt **held, unsigned n)
+{
+	while (n)
+		ust_pkt_free(&h->st.pool, held[--n]);
+}
+
+/* -- output -- */
+
+/* An 8-byte UDP-ish datagram whose first word is marker. */
+static int send_marker(struct harness *h, uint32_t dst, uint32_t marker)
+{
+	struct ust_pkt *p = ust_pkt_alloc(&h->st.pool);
+
+	assert_non_null(p);
+	ust_put32(p->data, marker);
+	ust_put32(p->data + 4, ~marker);
+	p->len = 8;
+	return ust_ip_output(&h->st, p, dst, UST_IPPROTO_UDP, h->now);
+}
+
+static int send_marker_flush(struct harness *h, uint32_t dst, uint32_t marker)
+{
+	int rc = send_marker(h, dst, marker);
+
+	ust_stack_flush(&h->st);
+	return rc;
+}
+
+/* Moves the clock by dt, runs the timers and flushes; returns when the next
+ * timer is due. */
+static ust_time advance(struct harness *h, ust_time dt)
+{
+	ust_time next;
+
+	h->now += dt;
+	next = ust_stack_timers(&h->st, h->now);
+	ust_stack_flush(&h->st);
+	return next;
+}
+
+/* The same, returning how long until the next timer (UST_TIME_NEVER if
+ * none). */
+__attribute__((unused)) static ust_time advance_rel(struct harness *h, ust_time dt)
+{
+	ust_time next = advance(h, dt);
+
+	return next == UST_TIME_NEVER ? next : next - h->now;
+}
+
+static void expect_nothing(struct harness *h)
+{
+	if (h->seen != h->n_out)
+		fail_msg("%u unexpected frame(s) sent", h->n_out - h->seen);
+}
+
+static const struct captured *next_frame(struct harness *h)
+{
+	if (h->seen == h->n_out)
+		fail_msg("expected a frame, none was sent");
+	return &h->out[h->seen++];
+}
+
+/* The next frame is an ARP packet of op, to eth_dst, for tpa; returns it. */
+static struct ust_arp expect_arp(struct harness *h, uint16_t op, const uint8_t *eth_dst, uint32_t tpa)
+{
+	const struct captured *c = next_frame(h);
+	struct ust_eth eth;
+	struct ust_arp a;
+
+	assert_int_equal(c->len, 60); /* the Ethernet minimum, padded */
+	for (size_t i = UST_ETH_HLEN + UST_ARP_LEN; i < 60; i++)
+		assert_int_equal(c->data[i], 0);
+	assert_int_equal(ust_eth_parse(c->data, c->len, &eth), UST_OK);
+	assert_int_equal(eth.type, UST_ETHERTYPE_ARP);
+	assert_memory_equal(eth.dst, eth_dst, 6);
+	assert_memory_equal(eth.src, our_mac, 6);
+	assert_int_equal(ust_arp_parse(c->data + UST_ETH_HLEN, c->len - UST_ETH_HLEN, &a), UST_OK);
+	assert_int_equal(a.op, op);
+	assert_memory_equal(a.sha, our_mac, 6);
+	assert_int_equal(a.spa, OUR_IP);
+	assert_int_equal(a.tpa, tpa);
+	return a;
+}
+
+/* The next frame is an IPv4 datagram from us to dst of proto (to eth_dst
+ * unless the stack is L3), exactly as long as its total length, with a right
+ * header checksum, DF and TTL 64. Returns it; payload points into h->out. */
+static struct ust_ipv4 expect_ip(struct harness *h, const uint8_t *eth_dst, uint32_t dst, uint8_t proto)
+{
+	const struct captured *c = next_frame(h);
+	const uint8_t *p = c->data;
+	size_t len = c->len;
+	struct ust_ipv4 ip;
+
+	if (!h->st.nif.l3) {
+		struct ust_eth eth;
+		assert_int_equal(ust_eth_parse(p, len, &eth), UST_OK);
+		assert_int_equal(eth.type, UST_ETHERTYPE_IPV4);
+		assert_memory_equal(eth.dst, eth_dst, 6);
+		assert_memory_equal(eth.src, our_mac, 6);
+		p += UST_ETH_HLEN;
+		len -= UST_ETH_HLEN;
+	}
+	assert_int_equal(p[0], 0x45);
+	assert_int_equal(ust_ipv4_parse(p, len, &ip), UST_OK);
+	assert_int_equal(ip.total_len, len);
+	assert_true(ip.total_len <= h->st.nif.mtu);
+	assert_int_equal(ip.src, OUR_IP);
+	assert_int_equal(ip.dst, dst);
+	assert_int_equal(ip.proto, proto);
+	assert_int_equal(ip.ttl, 64);
+	assert_int_equal(ip.frag, UST_IP_DF);
+	return ip;
+}
+
+/* The next frame carries send_marker(marker) to dst. */
+static void expect_marker(struct harness *h, const uint8_t *eth_dst, uint32_t dst, uint32_t marker)
+{
+	struct ust_ipv4 ip = expect_ip(h, eth_dst, dst, UST_IPPROTO_UDP);
+
+	assert_int_equal(ip.payload_len, 8);
+	assert_int_equal(ust_get32(ip.payload), marker);
+	assert_int_equal(ust_get32(ip.payload + 4), ~marker);
+}
+
+/* The next frame is an ICMP message of type to dst; returns it parsed
+ * (checksum verified). */
+__attribute__((unused)) static struct ust_icmp expect_icmp(struct harness *h, const uint8_t *eth_dst, uint32_t dst, uint8_t type)
+{
+	struct ust_ipv4 ip = expect_ip(h, eth_dst, dst, UST_IPPROTO_ICMP);
+	struct ust_icmp icmp;
+
+	assert_int_equal(ust_icmp_parse(ip.payload, ip.payload_len, &icmp), UST_OK);
+	assert_int_equal(icmp.type, type);
+	assert_int_equal(icmp.code, 0);
+	return icmp;
+}
+
+/* ---- answering ---- */
+
+static void test_arp_request_for_us_answered(void **state)
+{
+	struct harness *h = *state;
+	uint8_t f[60];
+	struct ust_arp a;
+
+	rx(h, f, arp_frame(f, UST_ARP_REQUEST, ust_eth_broadcast, peer_mac, PEER_IP, zero_mac, OUR_IP));
+	a = expect_arp(h, UST_ARP_REPLY, peer_mac, PEER_IP);
+	assert_memory_equal(a.tha, peer_mac, 6);
+	expect_nothing(h);
+	/* The raw bytes of the fixed part: Ethernet/IPv4, 6/4, reply. */
+	assert_memory_equal(h->out[0].data + 14, ((const uint8_t[]){ 0, 1, 8, 0, 6, 4, 0, 2 }), 8);
+	assert_int_equal(h->st.ctr.event[UST_EV_ARP_REQUESTS_IN], 1);
+	assert_int_equal(h->st.ctr.event[UST_EV_ARP_REPLIES_OUT], 1);
+}
+
+static void test_arp_request_unicast_answered(void **state)
+{
+	struct harness *h = *state;
+
+	/* A refresh sent straight to our MAC, as Linux does for a stale entry. */
+	rx_arp(h, UST_ARP_REQUEST, our_mac, peer_mac, PEER_IP, our_mac, OUR_IP);
+	expect_arp(h, UST_ARP_REPLY, peer_mac, PEER_IP);
+	expect_nothing(h);
+}
+
+static void test_arp_request_unpadded_answered(void **state)
+{
+	struct harness *h = *state;
+	uint8_t f[60];
+
+	/* 42 bytes: no padding (a sender on a software link). */
+	arp_frame(f, UST_ARP_REQUEST, ust_eth_broadcast, peer_mac, PEER_IP, zero_mac, OUR_IP);
+	rx(h, f, UST_ETH_HLEN + UST_ARP_LEN);
+	expect_arp(h, UST_ARP_REPLY, peer_mac, PEER_IP);
+}
+
+static void test_arp_request_learns_requester(void **state)
+{
+	struct harness *h = *state;
+	const struct ust_neigh *n;
+
+	rx_arp_request(h, peer_mac, PEER_IP);
+	expect_arp(h, UST_ARP_REPLY, peer_mac, PEER_IP);
+	n = ust_arp_lookup(&h->st, PEER_IP);
+	assert_non_null(n);
+	assert_int_equal(n->state, UST_NEIGH_REACHABLE);
+	assert_memory_equal(n->mac, peer_mac, 6);
+	/* So a datagram to it goes at once, without asking. */
+	assert_int_equal(send_marker_flush(h, PEER_IP, 1), 0);
+	expect_marker(h, peer_mac, PEER_IP, 1);
+	expect_nothing(h);
+	assert_int_equal(h->st.ctr.event[UST_EV_ARP_REQUESTS_OUT], 0);
+}
+
+/* RFC 826 and Linux send the reply to the sender hardware address, which is
+ * the Ethernet source but for bridges and proxies that rewrite one of them. */
+static void test_arp_reply_goes_to_sender_hardware_address(void **state)
+{
+	static const uint8_t mcast[6] = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 };
+	/* Ethernet sources that differ from sha, some not even unicast: the
+	 * reply must never go to a multicast or zero address. */
+	const uint8_t *srcs[] = { peer2_mac, mcast, zero_mac, ust_eth_broadcast };
+	struct harness *h = *state;
+	uint8_t f[60];
+	struct ust_arp a;
+
+	for (size_t i = 0; i < UST_ARRAY_SIZE(srcs); i++) {
+		arp_frame(f, UST_ARP_REQUEST, ust_eth_broadcast, peer_mac, PEER_IP, zero_mac, OUR_IP);
+		memcpy(f + 6, srcs[i], 6);
+		rx(h, f, 60);
+		a = expect_arp(h, UST_ARP_REPLY, peer_mac, PEER_IP);
+		assert_memory_equal(a.tha, peer_mac, 6);
+	}
+}
+
+static void test_arp_request_for_other_host_ignored(void **state)
+{
+	struct harness *h = *state;
+
+	rx_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, peer_mac, PEER_IP, zero_mac, PEER2_IP);
+	expect_nothing(h);
+	assert_int_equal(h->st.ctr.drop[UST_DROP_ARP_NOT_FOR_US], 1);
+	assert_int_equal(h->st.ctr.event[UST_EV_ARP_REQUESTS_IN], 0);
+	/* Not learned: it was not talking to us. */
+	assert_null(ust_arp_lookup(&h->st, PEER_IP));
+}
+
+static void test_arp_request_for_other_host_updates_known_neighbour(void **state)
+{
+	struct harness *h = *state;
+	const struct ust_neigh *n;
+
+	rx_arp_request(h, peer_mac, PEER_IP);
+	expect_arp(h, UST_ARP_REPLY, peer_mac, PEER_IP);
+	/* RFC 826: the sender's new MAC is merged whoever the target is. */
+	rx_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, peer2_mac, PEER_IP, zero_mac, PEER2_IP);
+	expect_nothing(h);
+	n = ust_arp_lookup(&h->st, PEER_IP);
+	assert_non_null(n);
+	assert_memory_equal(n->mac, peer2_mac, 6);
+	assert_int_equal(h->st.ctr.drop[UST_DROP_ARP_NOT_FOR_US], 1);
+}
+
+static void test_arp_reply_for_us_counted(void **state)
+{
+	struct harness *h = *state;
+
+	rx_arp_reply(h, peer_mac, PEER_IP);
+	expect_nothing(h); /* never answer a reply */
+	assert_int_equal(h->st.ctr.event[UST_EV_ARP_REPLIES_IN], 1);
+	assert_int_equal(h->st.ctr.event[UST_EV_ARP_REPLIES_OUT], 0);
+}
+
+/* RFC 5227 §2.1.1: a host probing for an address (sender IP 0.0.0.0) learns
+ * it is taken from the owner's reply; Linux answers probes for its own
+ * addresses (arp_process: sip == 0, request for a local address). */
+static void test_arp_probe_for_our_address_answered(void **state)
+{
+	struct harness *h = *state;
+	struct ust_arp a;
+
+	rx_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, peer_mac, 0, zero_mac, OUR_IP);
+	a = expect_arp(h, UST_ARP_REPLY, peer_mac, 0);
+	assert_memory_equal(a.tha, peer_mac, 6);
+	/* Nothing is learned about 0.0.0.0. */
+	assert_null(ust_arp_lookup(&h->st, 0));
+}
+
+static void test_arp_probe_for_other_address_ignored(void **state)
+{
+	struct harness *h = *state;
+
+	rx_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, peer_mac, 0, zero_mac, PEER2_IP);
+	expect_nothing(h);
+	assert_null(ust_arp_lookup(&h->st, 0));
+}
+
+static void test_arp_conflict_counted(void **state)
+{
+	struct harness *h = *state;
+
+	/* Someone else says it has our address: a gratuitous ARP, then a
+	 * request from "us". */
+	rx_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, peer_mac, OUR_IP, zero_mac, OUR_IP);
+	rx_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, peer_mac, OUR_IP, zero_mac, PEER_IP);
+	expect_nothing(h);
+	assert_int_equal(h->st.ctr.event[UST_EV_ARP_CONFLICT], 2);
+	assert_int_equal(h->st.ctr.drop[UST_DROP_ARP_BAD_SENDER], 2);
+	assert_null(ust_arp_lookup(&h->st, OUR_IP));
+}
+
+static void test_arp_bad_sender_mac_dropped(void **state)
+{
+	static const uint8_t mcast[6] = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 };
+	struct harness *h = *state;
+	uint8_t f[60];
+
+	rx_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, mcast, PEER_IP, zero_mac, OUR_IP);
+	rx_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, ust_eth_broadcast, PEER_IP, zero_mac, OUR_IP);
+	/* A zero sha (the Ethernet source is fine). */
+	arp_frame(f, UST_ARP_REQUEST, ust_eth_broadcast, peer_mac, PEER_IP, zero_mac, OUR_IP);
+	memset(f + 14 + 8, 0, 6);
+	rx(h, f, 60);
+	expect_nothing(h);
+	assert_int_equal(h->st.ctr.drop[UST_DROP_ARP_BAD_SENDER], 3);
+	assert_null(ust_arp_lookup(&h->st, PEER_IP));
+}
+
+static void test_arp_wrong_format_dropped(void **state)
+{
+	static const struct { unsigned off; uint8_t v; } bad[] = {
+		{ 1, 6 },     /* htype 6 */
+		{ 2, 0x86 },  /* ptype 0x86dd */
+		{ 4, 8 },     /* hlen 8 */
+		{ 5, 16 },    /* plen 16 */
+		{ 7, 3 },     /* op 3 (RARP request) */
+		{ 7, 0 },     /* op 0 */
+	};
+	struct harness *h = *state;
+	uint8_t f[60];
+
+	for (size_t i = 0; i < UST_ARRAY_SIZE(bad); i++) {
+		arp_frame(f, UST_ARP_REQUEST, ust_eth_broadcast, peer_mac, PEER_IP, zero_mac, OUR_IP);
+		f[14 + bad[i].off] = bad[i].v;
+		rx(h, f, 60);
+	}
+	expect_nothing(h);
+	assert_int_equal(h->st.ctr.drop[UST_DROP_ARP_FORMAT], UST_ARRAY_SIZE(bad));
+	assert_null(ust_arp_lookup(&h->st, PEER_IP));
+}
+
+static void test_arp_truncated_dropped(void **state)
+{
+	struct harness *h = *state;
+	uint8_t f[60];
+
+	arp_frame(f, UST_ARP_REQUEST, ust_eth_broadcast, peer_mac, PEER_IP, zero_mac, OUR_IP);
+	for (size_t len = UST_ETH_HLEN; len < UST_ETH_HLEN + UST_ARP_LEN; len++)
+		rx(h, f, len);
+	expect_nothing(h);
+	assert_int_equal(h->st.ctr.drop[UST_DROP_ARP_SHORT], UST_ARP_LEN);
+}
+
+static void test_arp_not_for_our_mac_dropped(void **state)
+{
+	static const uint8_t mcast[6] = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 };
+	struct harness *h = *state;
+
+	rx_arp(h, UST_ARP_REQUEST, peer2_mac, peer_mac, PEER_IP, zero_mac, OUR_IP);
+	rx_arp(h, UST_ARP_REQUEST, mcast, peer_mac, PEER_IP, zero_mac, OUR_IP);
+	expect_nothing(h);
+	assert_int_equal(h->st.ctr.drop[UST_DROP_ETH_NOT_FOR_US], 2);
+}
+
+static void test_arp_pool_exhausted_no_reply(void **state)
+{
+	struct harness *h = *state;
+	struct ust_pkt *held[256];
+	unsigned n = hold_all(h, held);
+
+	rx_arp_request(h, peer_mac, PEER_IP);
+	expect_nothing(h);
+	assert_int_equal(h->st.ctr.drop[UST_DROP_TX_NO_BUFFER], 1);
+	release_all(h, held, n);
+	/* It still learned the requester. */
+	assert_non_null(ust_arp_lookup(&h->st, PEER_IP));
+}
+
+/* ---- resolving ---- */
+
+static void test_arp_resolve_broadcasts_request_and_parks(void **state)
+{
+	struct harness *h = *state;
+	const struct ust_neigh *n;
+	struct ust_arp a;
+
+	assert_int_equal(send_marker_flush(h, PEER_IP, 1), 0);
+	a = expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	assert_memory_equal(a.tha, zero_mac, 6);
+	expect_nothing(h); /* the datagram waits */
+	n = ust_arp_lookup(&h->st, PEER_IP);
+	assert_non_null(n);
+	assert_int_equal(n->state, UST_NEIGH_INCOMPLETE);
+	assert_int_equal(n->qlen, 1);
+	assert_int_equal(h->st.ctr.event[UST_EV_ARP_REQUESTS_OUT], 1);
+}
+
+static void test_arp_resolve_reply_sends_parked_in_order(void **state)
+{
+	struct harness *h = *state;
+
+	for (uint32_t i = 1; i <= 3; i++)
+		assert_int_equal(send_marker_flush(h, PEER_IP, i), 0);
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	expect_nothing(h); /* one request, however many wait */
+	h->now += UST_MS(3);
+	rx_arp_reply(h, peer_mac, PEER_IP);
+	for (uint32_t i = 1; i <= 3; i++)
+		expect_marker(h, peer_mac, PEER_IP, i);
+	expect_nothing(h);
+	assert_int_equal(ust_arp_lookup(&h->st, PEER_IP)->state, UST_NEIGH_REACHABLE);
+	assert_int_equal(ust_arp_lookup(&h->st, PEER_IP)->qlen, 0);
+	/* From now on, straight out. */
+	assert_int_equal(send_marker_flush(h, PEER_IP, 4), 0);
+	expect_marker(h, peer_mac, PEER_IP, 4);
+	expect_nothing(h);
+	assert_int_equal(advance(h, UST_SEC(1)), UST_TIME_NEVER);
+	expect_nothing(h);
+}
+
+static void test_arp_resolve_request_from_target_sends_parked(void **state)
+{
+	struct harness *h = *state;
+
+	assert_int_equal(send_marker_flush(h, PEER_IP, 7), 0);
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	/* Instead of answering, the neighbour asks for us: that tells us its
+	 * MAC too. */
+	rx_arp_request(h, peer_mac, PEER_IP);
+	expect_marker(h, peer_mac, PEER_IP, 7);
+	expect_arp(h, UST_ARP_REPLY, peer_mac, PEER_IP);
+	expect_nothing(h);
+}
+
+static void test_arp_resolve_gratuitous_from_target_sends_parked(void **state)
+{
+	struct harness *h = *state;
+
+	assert_int_equal(send_marker_flush(h, PEER_IP, 7), 0);
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	rx_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, peer_mac, PEER_IP, zero_mac, PEER_IP);
+	expect_marker(h, peer_mac, PEER_IP, 7);
+	expect_nothing(h);
+}
+
+static void test_arp_resolve_retries_then_unreachable(void **state)
+{
+	struct harness *h = *state;
+
+	assert_int_equal(send_marker_flush(h, PEER_IP, 1), 0);
+	assert_int_equal(send_marker_flush(h, PEER_IP, 2), 0);
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	assert_int_equal(advance_rel(h, 0), UST_SEC(1));
+	assert_int_equal(advance_rel(h, UST_MS(999)), UST_MS(1));
+	expect_nothing(h);
+	/* Second and third requests, 1 s apart. */
+	assert_int_equal(advance_rel(h, UST_MS(1)), UST_SEC(1));
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	expect_nothing(h);
+	assert_int_equal(advance_rel(h, UST_SEC(1)), UST_SEC(1));
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	expect_nothing(h);
+	assert_int_equal(h->unreach_calls, 0);
+	/* 1 s after the third: give up. */
+	assert_int_equal(advance(h, UST_SEC(1)), UST_TIME_NEVER);
+	expect_nothing(h);
+	assert_int_equal(h->unreach_calls, 1);
+	assert_int_equal(h->unreach_dst, PEER_IP);
+	assert_int_equal(h->unreach_err, EHOSTUNREACH);
+	assert_int_equal(h->st.ctr.drop[UST_DROP_TX_ARP_FAILED], 2);
+	assert_int_equal(h->st.ctr.event[UST_EV_ARP_REQUESTS_OUT], UST_ARP_PROBES);
+	assert_null(ust_arp_lookup(&h->st, PEER_IP));
+	/* And it stays quiet. */
+	assert_int_equal(advance(h, UST_SEC(10)), UST_TIME_NEVER);
+	expect_nothing(h);
+	assert_int_equal(h->unreach_calls, 1);
+}
+
+static void test_arp_resolve_late_timer_call(void **state)
+{
+	struct harness *h = *state;
+
+	assert_int_equal(send_marker_flush(h, PEER_IP, 1), 0);
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	/* The loop oversleeps by 10 s: one more request, not all at once. */
+	assert_int_equal(advance_rel(h, UST_SEC(10)), UST_SEC(1));
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	expect_nothing(h);
+	assert_int_equal(h->unreach_calls, 0);
+}
+
+static void test_arp_resolve_after_failure_starts_over(void **state)
+{
+	struct harness *h = *state;
+
+	assert_int_equal(send_marker_flush(h, PEER_IP, 1), 0);
+	for (int i = 0; i < 3; i++)
+		advance(h, UST_SEC(1));
+	assert_int_equal(h->unreach_calls, 1);
+	h->seen = h->n_out;
+	assert_int_equal(send_marker_flush(h, PEER_IP, 2), 0);
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	rx_arp_reply(h, peer_mac, PEER_IP);
+	expect_marker(h, peer_mac, PEER_IP, 2);
+	expect_nothing(h);
+}
+
+static void test_arp_unreachable_hook_may_send_again(void **state)
+{
+	struct harness *h = *state;
+
+	h->resend_on_unreach = true;
+	assert_int_equal(send_marker_flush(h, PEER_IP, 1), 0);
+	for (int i = 0; i < 3; i++)
+		advance(h, UST_SEC(1));
+	assert_int_equal(h->unreach_calls, 1);
+	/* The hook sent again: a fresh round of asking began. */
+	h->seen = h->n_out - 1;
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	assert_non_null(ust_arp_lookup(&h->st, PEER_IP));
+	assert_int_equal(ust_arp_lookup(&h->st, PEER_IP)->qlen, 1);
+	rx_arp_reply(h, peer_mac, PEER_IP);
+	expect_marker(h, peer_mac, PEER_IP, 999);
+	expect_nothing(h);
+}
+
+static void test_arp_resolve_two_neighbours_independently(void **state)
+{
+	struct harness *h = *state;
+
+	assert_int_equal(send_marker_flush(h, PEER_IP, 1), 0);
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	h->now += UST_MS(500);
+	assert_int_equal(send_marker_flush(h, PEER2_IP, 2), 0);
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER2_IP);
+	/* The next timer is the first neighbour's. */
+	assert_int_equal(advance_rel(h, 0), UST_MS(500));
+	rx_arp_reply(h, peer2_mac, PEER2_IP);
+	expect_marker(h, peer2_mac, PEER2_IP, 2);
+	assert_int_equal(advance_rel(h, UST_MS(500)), UST_SEC(1));
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	expect_nothing(h);
+	advance(h, UST_SEC(1));
+	advance(h, UST_SEC(1));
+	assert_int_equal(h->unreach_calls, 1);
+	assert_int_equal(h->unreach_dst, PEER_IP);
+	assert_non_null(ust_arp_lookup(&h->st, PEER2_IP));
+}
+
+static void test_arp_queue_overflow_drops_oldest(void **state)
+{
+	struct harness *h = *state;
+
+	for (uint32_t i = 0; i <= UST_NEIGH_QUEUE_MAX; i++)
+		assert_int_equal(send_marker_flush(h, PEER_IP, i), 0);
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	expect_nothing(h);
+	assert_int_equal(h->st.ctr.drop[UST_DROP_TX_ARP_QUEUE], 1);
+	assert_int_equal(ust_arp_lookup(&h->st, PEER_IP)->qlen, UST_NEIGH_QUEUE_MAX);
+	rx_arp_reply(h, peer_mac, PEER_IP);
+	/* Marker 0, the oldest, went. */
+	for (uint32_t i = 1; i <= UST_NEIGH_QUEUE_MAX; i++)
+		expect_marker(h, peer_mac, PEER_IP, i);
+	expect_nothing(h);
+}
+
+static void test_arp_queue_overflow_then_failure_counts_all(void **state)
+{
+	struct harness *h = *state;
+
+	for (uint32_t i = 0; i < UST_NEIGH_QUEUE_MAX + 10; i++)
+		assert_int_equal(send_marker_flush(h, PEER_IP, i), 0);
+	for (int i = 0; i < 3; i++)
+		advance(h, UST_SEC(1));
+	assert_int_equal(h->st.ctr.drop[UST_DROP_TX_ARP_QUEUE], 10);
+	assert_int_equal(h->st.ctr.drop[UST_DROP_TX_ARP_FAILED], UST_NEIGH_QUEUE_MAX);
+	assert_int_equal(h->unreach_calls, 1);
+}
+
+/* ---- routing ---- */
+
+static void test_arp_offlink_via_gateway(void **state)
+{
+	struct harness *h = *state;
+
+	assert_int_equal(send_marker_flush(h, FAR_IP, 5), 0);
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, GW_IP);
+	expect_nothing(h);
+	rx_arp_reply(h, gw_mac, GW_IP);
+	expect_marker(h, gw_mac, FAR_IP, 5);
+	/* Another far host shares the gateway's entry: no new request. */
+	assert_int_equal(send_marker_flush(h, IP4(198, 51, 100, 7), 6), 0);
+	expect_marker(h, gw_mac, IP4(198, 51, 100, 7), 6);
+	expect_nothing(h);
+	/* On-link hosts are still asked for directly. */
+	assert_int_equal(send_marker_flush(h, PEER_IP, 7), 0);
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	expect_nothing(h);
+}
+
+static void test_arp_offlink_gateway_unreachable(void **state)
+{
+	struct harness *h = *state;
+
+	assert_int_equal(send_marker_flush(h, FAR_IP, 5), 0);
+	for (int i = 0; i < 3; i++)
+		advance(h, UST_SEC(1));
+	/* The hook names the next hop that did not answer. */
+	assert_int_equal(h->unreach_calls, 1);
+	assert_int_equal(h->unreach_dst, GW_IP);
+	assert_int_equal(h->unreach_err, EHOSTUNREACH);
+}
+
+static void test_arp_offlink_without_gateway_unreachable(void **state)
+{
+	struct harness *h = *state;
+
+	assert_int_equal(send_marker_flush(h, FAR_IP, 5), -ENETUNREACH);
+	expect_nothing(h);
+	assert_int_equal(h->st.ctr.drop[UST_DROP_TX_NO_ROUTE], 1);
+	assert_null(ust_arp_lookup(&h->st, FAR_IP));
+}
+
+static void test_arp_l3_needs_no_arp(void **state)
+{
+	struct harness *h = *state;
+
+	assert_int_equal(send_marker_flush(h, PEER_IP, 3), 0);
+	expect_marker(h, NULL, PEER_IP, 3);
+	expect_nothing(h);
+	assert_int_equal(h->out[0].len, UST_IPV4_HLEN + 8);
+	assert_null(ust_arp_lookup(&h->st, PEER_IP));
+	assert_int_equal(advance(h, UST_SEC(5)), UST_TIME_NEVER);
+	expect_nothing(h);
+	assert_int_equal(h->st.ctr.event[UST_EV_ARP_REQUESTS_OUT], 0);
+}
+
+/* ---- refresh ---- */
+
+static void resolve_peer(struct harness *h)
+{
+	rx_arp_request(h, peer_mac, PEER_IP);
+	expect_arp(h, UST_ARP_REPLY, peer_mac, PEER_IP);
+}
+
+static void test_arp_stale_entry_refreshed_unicast(void **state)
+{
+	struct harness *h = *state;
+
+	resolve_peer(h);
+	h->now += UST_ARP_REACHABLE - 1;
+	assert_int_equal(send_marker_flush(h, PEER_IP, 1), 0);
+	expect_marker(h, peer_mac, PEER_IP, 1);
+	expect_nothing(h);
+	h->now += 1;
+	/* Past the reachable time: ask the neighbour directly, and keep
+	 * sending to it meanwhile. */
+	assert_int_equal(send_marker_flush(h, PEER_IP, 2), 0);
+	expect_arp(h, UST_ARP_REQUEST, peer_mac, PEER_IP);
+	expect_marker(h, peer_mac, PEER_IP, 2);
+	expect_nothing(h);
+	assert_int_equal(ust_arp_lookup(&h->st, PEER_IP)->state, UST_NEIGH_STALE);
+	assert_int_equal(send_marker_flush(h, PEER_IP, 3), 0);
+	expect_marker(h, peer_mac, PEER_IP, 3);
+	expect_nothing(h);
+	rx_arp_reply(h, peer_mac, PEER_IP);
+	expect_nothing(h);
+	assert_int_equal(ust_arp_lookup(&h->st, PEER_IP)->state, UST_NEIGH_REACHABLE);
+	assert_int_equal(advance(h, UST_SEC(5)), UST_TIME_NEVER);
+	expect_nothing(h);
+}
+
+static void test_arp_stale_entry_forgotten_quietly(void **state)
+{
+	struct harness *h = *state;
+
+	resolve_peer(h);
+	h->now += UST_ARP_REACHABLE;
+	assert_int_equal(send_marker_flush(h, PEER_IP, 1), 0);
+	expect_arp(h, UST_ARP_REQUEST, peer_mac, PEER_IP);
+	expect_marker(h, peer_mac, PEER_IP, 1);
+	advance(h, UST_SEC(1));
+	expect_arp(h, UST_ARP_REQUEST, peer_mac, PEER_IP);
+	advance(h, UST_SEC(1));
+	expect_arp(h, UST_ARP_REQUEST, peer_mac, PEER_IP);
+	assert_int_equal(advance(h, UST_SEC(1)), UST_TIME_NEVER);
+	expect_nothing(h);
+	assert_null(ust_arp_lookup(&h->st, PEER_IP));
+	/* Nothing was waiting, so nobody is told. */
+	assert_int_equal(h->unreach_calls, 0);
+	assert_int_equal(h->st.ctr.drop[UST_DROP_TX_ARP_FAILED], 0);
+	/* The next datagram asks from scratch, by broadcast. */
+	assert_int_equal(send_marker_flush(h, PEER_IP, 2), 0);
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	expect_nothing(h);
+}
+
+/* ---- the table ---- */
+
+static void test_arp_table_full_of_unresolved_drops(void **state)
+{
+	struct harness *h = *state;
+
+	for (uint32_t i = 0; i < UST_NEIGH_MAX; i++)
+		assert_int_equal(send_marker_flush(h, IP4(10, 9, 0, 10 + i), i), 0);
+	assert_int_equal(h->n_out, UST_NEIGH_MAX);
+	h->seen = h->n_out;
+	/* No entry can be taken from a neighbour being resolved. */
+	assert_int_equal(send_marker_flush(h, IP4(10, 9, 0, 100), 100), 0);
+	expect_nothing(h);
+	assert_int_equal(h->st.ctr.drop[UST_DROP_TX_ARP_QUEUE], 1);
+	assert_null(ust_arp_lookup(&h->st, IP4(10, 9, 0, 100)));
+	/* An ARP request for us is still answered without an entry. */
+	rx_arp_request(h, peer_mac, PEER_IP);
+	expect_arp(h, UST_ARP_REPLY, peer_mac, PEER_IP);
+	assert_null(ust_arp_lookup(&h->st, PEER_IP));
+	for (int i = 0; i < 3; i++)
+		advance(h, UST_SEC(1));
+	assert_int_equal(h->unreach_calls, UST_NEIGH_MAX);
+	assert_int_equal(h->st.ctr.drop[UST_DROP_TX_ARP_FAILED], UST_NEIGH_MAX);
+}
+
+static void test_arp_table_evicts_least_recently_used(void **state)
+{
+	struct harness *h = *state;
+	uint8_t mac[6] = { 0x02, 0, 0, 0, 0, 0 };
+
+	for (uint32_t i = 0; i < UST_NEIGH_MAX; i++) {
+		mac[5] = (uint8_t)(10 + i);
+		h->now += UST_MS(1);
+		rx_arp_request(h, mac, IP4(10, 9, 0, 10 + i));
+	}
+	h->seen = h->n_out;
+	/* Use the oldest: the second oldest becomes the victim. */
+	h->now += UST_MS(1);
+	assert_int_equal(send_marker_flush(h, IP4(10, 9, 0, 10), 1), 0);
+	h->seen = h->n_out;
+	h->now += UST_MS(1);
+	rx_arp_request(h, peer_mac, PEER_IP);
+	expect_arp(h, UST_ARP_REPLY, peer_mac, PEER_IP);
+	assert_non_null(ust_arp_lookup(&h->st, PEER_IP));
+	assert_non_null(ust_arp_lookup(&h->st, IP4(10, 9, 0, 10)));
+	assert_null(ust_arp_lookup(&h->st, IP4(10, 9, 0, 11)));
+	assert_non_null(ust_arp_lookup(&h->st, IP4(10, 9, 0, 12)));
+}
+
+int main(void)
+{
+#define E(f) cmocka_unit_test_setup_teardown(f, setup_eth, teardown_check_pool)
+#define G(f) cmocka_unit_test_setup_teardown(f, setup_eth_gw, teardown_check_pool)
+#define L(f) cmocka_unit_test_setup_teardown(f, setup_l3, teardown_check_pool)
+	const struct CMUnitTest tests[] = {
+		E(test_arp_request_for_us_answered),
+		E(test_arp_request_unicast_answered),
+		E(test_arp_request_unpadded_answered),
+		E(test_arp_request_learns_requester),
+		E(test_arp_reply_goes_to_sender_hardware_address),
+		E(test_arp_request_for_other_host_ignored),
+		E(test_arp_request_for_other_host_updates_known_neighbour),
+		E(test_arp_reply_for_us_counted),
+		E(test_arp_probe_for_our_address_answered),
+		E(test_arp_probe_for_other_address_ignored),
+		E(test_arp_conflict_counted),
+		E(test_arp_bad_sender_mac_dropped),
+		E(test_arp_wrong_format_dropped),
+		E(test_arp_truncated_dropped),
+		E(test_arp_not_for_our_mac_dropped),
+		E(test_arp_pool_exhausted_no_reply),
+		E(test_arp_resolve_broadcasts_request_and_parks),
+		E(test_arp_resolve_reply_sends_parked_in_order),
+		E(test_arp_resolve_request_from_target_sends_parked),
+		E(test_arp_resolve_gratuitous_from_target_sends_parked),
+		E(test_arp_resolve_retries_then_unreachable),
+		E(test_arp_resolve_late_timer_call),
+		E(test_arp_resolve_after_failure_starts_over),
+		E(test_arp_unreachable_hook_may_send_again),
+		E(test_arp_resolve_two_neighbours_independently),
+		E(test_arp_queue_overflow_drops_oldest),
+		E(test_arp_queue_overflow_then_failure_counts_all),
+		G(test_arp_offlink_via_gateway),
+		G(test_arp_offlink_gateway_unreachable),
+		E(test_arp_offlink_without_gateway_unreachable),
+		L(test_arp_l3_needs_no_arp),
+		E(test_arp_stale_entry_refreshed_unicast),
+		E(test_arp_stale_entry_forgotten_quietly),
+		E(test_arp_table_full_of_unresolved_drops),
+		E(test_arp_table_evicts_least_recently_used),
+	};
+#undef E
+#undef G
+#undef L
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
