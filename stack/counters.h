@@ -32,6 +32,22 @@
 	X(ICMP_SHORT,        "icmp-short",        "ICMP message truncated") \
 	X(ICMP_CSUM,         "icmp-csum",         "ICMP checksum wrong") \
 	X(ICMP_TYPE,         "icmp-type",         "ICMP type not handled") \
+	X(TCP_SHORT,         "tcp-short",         "TCP header truncated or data offset wrong") \
+	X(TCP_CSUM,          "tcp-csum",          "TCP checksum wrong") \
+	X(TCP_FLAGS,         "tcp-flags",         "impossible flag combination") \
+	X(TCP_NO_SOCKET,     "tcp-no-socket",     "no connection or listener (answered with RST)") \
+	X(TCP_LISTEN_DROP,   "tcp-listen-drop",   "listener's queues full or segment invalid for LISTEN") \
+	X(TCP_SYN_SENT_BAD,  "tcp-syn-sent-bad",  "unacceptable segment in SYN-SENT") \
+	X(TCP_OUT_OF_WINDOW, "tcp-out-of-window", "sequence number outside the receive window") \
+	X(TCP_PAWS,          "tcp-paws",          "timestamp older than the last one (PAWS)") \
+	X(TCP_RST_INVALID,   "tcp-rst-invalid",   "RST not exactly at RCV.NXT (challenge ACK)") \
+	X(TCP_SYN_INVALID,   "tcp-syn-invalid",   "SYN in a synchronized state (challenge ACK)") \
+	X(TCP_NO_ACK,        "tcp-no-ack",        "segment without ACK in a synchronized state") \
+	X(TCP_BAD_ACK,       "tcp-bad-ack",       "ACK for data never sent, or too old") \
+	X(TCP_OFO_FULL,      "tcp-ofo-full",      "out-of-order data beyond what we keep") \
+	X(TCP_AFTER_FIN,     "tcp-after-fin",     "data after the peer's FIN") \
+	X(TCP_AFTER_CLOSE,   "tcp-after-close",   "data after our full close (answered with RST)") \
+	X(TCP_NO_TCB,        "tcp-no-tcb",        "no control block left for a new connection") \
 	X(TX_NO_ROUTE,       "tx-no-route",       "no route to the destination") \
 	X(TX_ARP_FAILED,     "tx-arp-failed",     "neighbour did not answer ARP") \
 	X(TX_ARP_QUEUE,      "tx-arp-queue",      "too many frames waiting for ARP") \
@@ -52,7 +68,18 @@
 	X(ARP_REPLIES_OUT,   "arp-replies-out",   "ARP replies sent") \
 	X(ARP_CONFLICT,      "arp-conflict",      "another host claimed our address") \
 	X(ICMP_ECHO_IN,      "icmp-echo-in",      "echo requests answered") \
-	X(ICMP_ERRORS_IN,    "icmp-errors-in",    "ICMP errors received")
+	X(ICMP_ERRORS_IN,    "icmp-errors-in",    "ICMP errors received") \
+	X(TCP_SEGS_IN,       "tcp-segs-in",       "TCP segments received") \
+	X(TCP_SEGS_OUT,      "tcp-segs-out",      "TCP segments sent") \
+	X(TCP_RETRANS,       "tcp-retrans",       "segments retransmitted") \
+	X(TCP_FAST_RETRANS,  "tcp-fast-retrans",  "fast retransmits") \
+	X(TCP_RTO,           "tcp-rto",           "retransmission timeouts") \
+	X(TCP_RST_OUT,       "tcp-rst-out",       "RSTs sent") \
+	X(TCP_RST_IN,        "tcp-rst-in",        "acceptable RSTs received") \
+	X(TCP_CHALLENGE_ACK, "tcp-challenge-ack", "challenge ACKs sent") \
+	X(TCP_ACTIVE_OPENS,  "tcp-active-opens",  "connect calls") \
+	X(TCP_PASSIVE_OPENS, "tcp-passive-opens", "connections accepted from listeners") \
+	X(TCP_OFO_SEGS,      "tcp-ofo-segs",      "out-of-order segments held")
 
 #define UST_X_DROP(e, name, desc) UST_DROP_##e,
 #define UST_X_EVENT(e, name, desc) UST_EV_##e,

@@ -30,9 +30,17 @@ static void arm_timer(struct ust_loop *l, ust_time due, ust_time now)
 
 void ust_loop_kick(struct ust_loop *l, ust_time now)
 {
+	ust_time due = ust_stack_timers(l->st, now);
+
+	if (l->tcp)
+		due = ust_time_min(due, ust_tcp_timers(l->tcp, now));
+	if (l->after)
+		l->after(l, now);
 	ust_stack_flush(l->st);
-	arm_timer(l, ust_stack_timers(l->st, now), now);
-	/* Timers may have queued frames (retransmissions). */
+	/* What the user side did may have set timers. */
+	if (l->tcp)
+		due = ust_time_min(due, ust_tcp_timers(l->tcp, now));
+	arm_timer(l, due, now);
 	ust_stack_flush(l->st);
 }
 
@@ -57,11 +65,13 @@ static void on_timer(struct ev_loop *ev, ev_timer *w, int revents)
 	ust_loop_kick(l, ust_now());
 }
 
-void ust_loop_start(struct ust_loop *l, struct ev_loop *ev, struct ust_stack *st, struct ust_link *link)
+void ust_loop_start(struct ust_loop *l, struct ev_loop *ev, struct ust_stack *st, struct ust_link *link,
+		    struct ust_tcp *tcp)
 {
 	l->ev = ev;
 	l->st = st;
 	l->link = link;
+	l->tcp = tcp;
 	l->timer_due = UST_TIME_NEVER;
 	ev_io_init(&l->rx, on_rx, link->fd, EV_READ);
 	ev_timer_init(&l->timer, on_timer, 0., 0.);

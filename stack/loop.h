@@ -9,6 +9,7 @@
 
 #include "link.h"
 #include "stack.h"
+#include "tcp.h"
 
 struct ust_loop {
 	struct ev_loop *ev;
@@ -17,12 +18,20 @@ struct ust_loop {
 	ust_time timer_due;
 	struct ust_stack *st;
 	struct ust_link *link;
+	struct ust_tcp *tcp;        /* NULL: no TCP on this stack */
+	/* Called after input or timers ran, before frames are flushed: where
+	 * the user side acts on the events TCP reported meanwhile (calling
+	 * back into TCP from inside its event callback would re-enter it). */
+	void (*after)(struct ust_loop *l, ust_time now);
+	void *ctx;
 };
 
 /* The monotonic clock the stack runs on, in microseconds. */
 ust_time ust_now(void);
 
-void ust_loop_start(struct ust_loop *l, struct ev_loop *ev, struct ust_stack *st, struct ust_link *link);
+/* tcp may be NULL; set l->after and l->ctx before or after starting. */
+void ust_loop_start(struct ust_loop *l, struct ev_loop *ev, struct ust_stack *st, struct ust_link *link,
+		    struct ust_tcp *tcp);
 void ust_loop_stop(struct ust_loop *l);
 /* After anything touched the stack outside the loop's own callbacks (a user
  * call): send what it queued and re-arm the timer. */

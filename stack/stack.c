@@ -87,6 +87,11 @@ static uint32_t route(const struct ust_netif *nif, uint32_t dst)
 	return nif->gw;
 }
 
+bool ust_ip_routable(const struct ust_stack *st, uint32_t dst)
+{
+	return route(&st->nif, dst) != 0;
+}
+
 int ust_ip_output(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t proto, ust_time now)
 {
 	uint32_t nexthop = route(&st->nif, dst);

@@ -86,6 +86,9 @@ void ust_stack_flush(struct ust_stack *st);
  * Returns 0, or -ENETUNREACH when no route leads to dst. */
 int ust_ip_output(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t proto, ust_time now);
 
+/* Is there a route to dst (connect's ENETUNREACH)? */
+bool ust_ip_routable(const struct ust_stack *st, uint32_t dst);
+
 /* The largest transport payload (header included) one datagram can carry. */
 static inline unsigned ust_ip_max_payload(const struct ust_stack *st)
 {

@@ -1,0 +1,375 @@
+/* TCP (RFC 9293) for ustcp: control blocks, the user calls, and the entry
+ * points the network layer and the timer drive.
+ *
+ * One owner: everything here runs on the stack thread. Time is passed in;
+ * segments come in through ust_tcp_input() (hooked to the network layer)
+ * and go out through ust_ip_output(). The user interface is one function
+ * per user call of RFC 9293 §3.9.1 (OPEN, SEND, RECEIVE, CLOSE, ABORT,
+ * STATUS) plus the BSD-socket extras a program needs (listen/accept,
+ * shutdown, options). Events for the user (readable, writable, closed…) are
+ * reported through a callback. */
+#ifndef USTCP_TCP_H
+#define USTCP_TCP_H
+
+#include "base.h"
+#include "stack.h"
+#include "tcp_buf.h"
+#include "tcp_seq.h"
+
+/* States in the order of RFC 9293's diagram, as BSD orders them, so that
+ * checks are ranges: a state >= ESTABLISHED is synchronized, and a state >
+ * CLOSE_WAIT has sent a FIN. */
+enum ust_tcp_state {
+	UST_TCP_CLOSED = 0,
+	UST_TCP_LISTEN,
+	UST_TCP_SYN_SENT,
+	UST_TCP_SYN_RECEIVED,
+	UST_TCP_ESTABLISHED,
+	UST_TCP_CLOSE_WAIT,
+	UST_TCP_FIN_WAIT_1,
+	UST_TCP_CLOSING,
+	UST_TCP_LAST_ACK,
+	UST_TCP_FIN_WAIT_2,
+	UST_TCP_TIME_WAIT,
+	UST_TCP_NSTATES
+};
+#define UST_TCP_SYNCHRONIZED(s) ((s) >= UST_TCP_ESTABLISHED)
+#define UST_TCP_SENT_FIN(s) ((s) > UST_TCP_CLOSE_WAIT)
+#define UST_TCP_RCVD_FIN(s) \
+	((s) == UST_TCP_CLOSE_WAIT || (s) == UST_TCP_CLOSING || (s) == UST_TCP_LAST_ACK || \
+	 (s) == UST_TCP_TIME_WAIT)
+
+/* State names as ss(8) prints them. */
+const char *ust_tcp_state_name(enum ust_tcp_state s);
+
+/* ---- options ---- */
+
+/* What a SYN (or any segment) carried. */
+struct ust_tcp_opts {
+	uint16_t mss;           /* 0: absent */
+	int8_t wscale;          /* -1: absent; clamped to 14 */
+	bool sack_ok;
+	bool ts;                /* timestamps present */
+	uint32_t ts_val, ts_ecr;
+	uint8_t nsack;          /* SACK blocks */
+	struct { uint32_t start, end; } sack[4];
+};
+
+#define UST_TCP_HLEN 20
+#define UST_TCP_OPT_MAX 40
+
+/* TCP header flags. */
+#define UST_TH_FIN 0x01
+#define UST_TH_SYN 0x02
+#define UST_TH_RST 0x04
+#define UST_TH_PSH 0x08
+#define UST_TH_ACK 0x10
+#define UST_TH_URG 0x20
+
+/* A parsed segment: header fields in host order, options, payload. */
+struct ust_tcp_seg {
+	uint32_t src, dst;      /* IPv4 addresses */
+	uint16_t sport, dport;
+	uint32_t seq, ack;
+	uint8_t flags;
+	uint16_t wnd;           /* as on the wire, not scaled */
+	uint16_t up;
+	struct ust_tcp_opts opt;
+	const uint8_t *data;
+	uint32_t len;           /* payload bytes */
+};
+
+/* Parses and validates a TCP segment (checksum unless csum_ok). Returns
+ * UST_OK or the drop reason. Malformed options make the segment invalid, as
+ * in Linux only where they cannot be skipped; unknown options are skipped. */
+enum ust_drop ust_tcp_parse(const struct ust_ipv4 *ip, bool csum_ok, struct ust_tcp_seg *seg);
+/* Parses the options area alone (also used by tests). */
+enum ust_drop ust_tcp_parse_opts(const uint8_t *p, unsigned len, bool syn, struct ust_tcp_opts *o);
+
+/* SEG.LEN: payload plus one for each of SYN and FIN. */
+static inline uint32_t ust_seg_len(const struct ust_tcp_seg *s)
+{
+	return s->len + !!(s->flags & UST_TH_SYN) + !!(s->flags & UST_TH_FIN);
+}
+
+/* ---- the connection record (close log, ustcp-stat, error mapping) ---- */
+
+enum ust_tcp_outcome {
+	UST_OUTCOME_NONE = 0,       /* not finished */
+	UST_OUTCOME_ORDERLY,        /* FINs both ways, all acknowledged */
+	UST_OUTCOME_RESET_RECEIVED,
+	UST_OUTCOME_RESET_SENT,
+	UST_OUTCOME_TIMEOUT,        /* retransmissions or user timeout exhausted */
+	UST_OUTCOME_REFUSED,        /* RST in answer to our SYN */
+	UST_OUTCOME_UNREACHABLE,    /* ICMP or ARP said the peer cannot be reached */
+};
+
+enum ust_tcp_initiator {
+	UST_INIT_NONE = 0,          /* nobody closed (refused, timed out…) */
+	UST_INIT_LOCAL,
+	UST_INIT_REMOTE,
+	UST_INIT_SIMULTANEOUS,
+};
+
+#define UST_TCP_HISTORY_MAX 12
+
+struct ust_tcp_record {
+	enum ust_tcp_outcome outcome;
+	enum ust_tcp_initiator initiator;
+	const char *reason;          /* a short phrase, "" when orderly */
+	uint8_t states[UST_TCP_HISTORY_MAX]; /* enum ust_tcp_state, in order */
+	uint8_t nstates;
+	uint64_t bytes_sent;         /* payload acknowledged by the peer */
+	uint64_t bytes_received;     /* payload delivered in order */
+	ust_time start, end;
+};
+
+const char *ust_tcp_outcome_name(enum ust_tcp_outcome o);
+const char *ust_tcp_initiator_name(enum ust_tcp_initiator i); /* NULL for none */
+
+/* ---- control block ---- */
+
+struct ust_tcp;
+
+/* What the user hears (ust_tcp_config.event), as a bitmask. */
+#define UST_TCP_EV_CONNECTED  0x01 /* synchronized: connect finished */
+#define UST_TCP_EV_READABLE   0x02 /* in-order data arrived */
+#define UST_TCP_EV_WRITABLE   0x04 /* send buffer space opened */
+#define UST_TCP_EV_EOF        0x08 /* the peer's FIN: nothing after the buffered data */
+#define UST_TCP_EV_ERROR      0x10 /* aborted: tcb->so_error says why */
+#define UST_TCP_EV_ACCEPT     0x20 /* a listener's accept queue grew */
+#define UST_TCP_EV_DONE       0x40 /* our FIN (and all data) acknowledged: linger ends */
+#define UST_TCP_EV_CLOSED     0x80 /* reached CLOSED; the record is final */
+
+/* Timers of a connection, in a table indexed by this (tcp_timer.c). */
+enum ust_tcp_timer {
+	UST_TT_RTX,        /* retransmission (SYN, data, FIN) and zero-window probe */
+	UST_TT_DELACK,     /* delayed ACK */
+	UST_TT_KEEPALIVE,  /* keepalive, and the orphaned FIN-WAIT-2 timeout */
+	UST_TT_TIMEWAIT,   /* 2 MSL */
+	UST_TT_N
+};
+
+struct ust_tcb {
+	struct ust_tcp *tcp;
+	void *user;                 /* the shim's socket; NULL once released */
+	enum ust_tcp_state state;
+
+	/* identity */
+	uint32_t laddr, raddr;
+	uint16_t lport, rport;
+	struct ust_tcb *hnext;      /* hash chain */
+	bool hashed;
+	struct ust_tcb *listener;   /* for an embryonic or unaccepted child */
+	struct ust_tcb *qnext;      /* accept queue / SYN queue link */
+
+	/* send sequence variables (RFC 9293 §3.3.1) */
+	uint32_t snd_una;           /* oldest unacknowledged */
+	uint32_t snd_nxt;           /* next to send */
+	uint32_t snd_max;           /* highest sent + 1 (snd_nxt moves back on RTO) */
+	uint32_t snd_wnd;           /* peer's window, scaled */
+	uint32_t snd_wl1, snd_wl2;  /* seq and ack of the last window update */
+	uint32_t iss;               /* initial send sequence number */
+	uint32_t max_snd_wnd;       /* largest window the peer offered (RFC 5961 ACK check) */
+	uint32_t snd_sml;           /* end of the last small segment sent (Minshall's Nagle) */
+
+	/* receive sequence variables */
+	uint32_t rcv_nxt;           /* next expected */
+	uint32_t rcv_wnd;           /* window we offer */
+	uint32_t rcv_adv;           /* right edge advertised: rcv_nxt + window last sent */
+	uint32_t irs;               /* initial receive sequence number */
+
+	/* negotiated options */
+	uint16_t mss;               /* largest payload we send */
+	uint16_t rcv_mss;           /* what we announced */
+	uint8_t snd_wscale, rcv_wscale; /* shift for the peer's / our window */
+	bool ws_ok, ts_ok, sack_ok;
+	uint32_t ts_recent;         /* peer's latest TSval (RFC 7323) */
+	ust_time ts_recent_stamp;   /* when ts_recent was set (PAWS 24-day rule) */
+	uint32_t ts_offset;         /* randomises our TSval clock */
+
+	/* buffers */
+	struct ust_ring sndbuf;     /* bytes from snd_buf_seq on, FIN not included */
+	uint32_t snd_buf_seq;       /* sequence number of sndbuf's first byte */
+	struct ust_ring rcvbuf;     /* in-order bytes not yet read, then out-of-order */
+	struct ust_ranges ofo;      /* out-of-order ranges held in rcvbuf */
+	struct ust_ranges sacked;   /* send side: SACKed ranges above snd_una */
+	uint32_t rcvbuf_cap, sndbuf_cap;
+
+	/* user-side flags */
+	bool fin_queued;            /* CLOSE/SHUT_WR: send a FIN after the data */
+	bool rd_shut;               /* SHUT_RD */
+	bool released;              /* the user closed it (orphan) */
+	bool eof_seen;              /* the user read the EOF */
+	bool fin_rcvd;              /* the peer's FIN is in sequence (Linux's SOCK_DONE) */
+	bool ofo_fin;               /* a FIN waits beyond a gap, at ofo_fin_seq */
+	uint32_t ofo_fin_seq;
+	bool nodelay;
+	bool keepalive;
+	bool linger_on;
+	unsigned linger_s;
+	int so_error;               /* pending error, reported once (Linux's sk_err) */
+	int hard_error;             /* why it died, kept for later calls (ECONNRESET…) */
+	bool fin_rcvd_before_rst;   /* RST in CLOSE-WAIT reports EPIPE */
+
+	/* retransmission (RFC 6298) */
+	ust_time srtt, rttvar, rto; /* microseconds; srtt 0 = no sample yet */
+	uint32_t rtt_seq;           /* timing this sequence number (no timestamps) */
+	ust_time rtt_start;
+	bool rtt_active;
+	unsigned backoff;           /* consecutive RTOs */
+	ust_time first_rtx;         /* when the current run of retransmissions began */
+	unsigned syn_retries;
+	uint64_t total_retrans;
+	ust_time user_timeout;      /* TCP_USER_TIMEOUT; 0 = by retry count */
+
+	/* congestion control (RFC 5681, NewReno RFC 6582) */
+	uint32_t cwnd, ssthresh;
+	uint32_t dupacks;
+	uint32_t recover;           /* NewReno: snd_max when recovery began */
+	bool in_recovery;
+	uint32_t rtx_hint;          /* holes below this were resent in this recovery */
+	uint32_t bytes_acked;       /* congestion avoidance byte counting */
+
+	/* delayed ACK and ACK policy */
+	unsigned unacked_segs;      /* full segments received since our last ACK */
+	bool ack_now;
+	uint32_t last_ack_sent;     /* RCV.NXT in our latest ACK (RFC 7323 Last.ACK.sent) */
+	bool persist;               /* the RTX timer is probing a zero window */
+
+	/* keepalive */
+	ust_time keep_idle, keep_intvl;
+	unsigned keep_cnt, keep_probes;
+	ust_time last_rcv;
+
+	/* challenge ACK rate limit (RFC 5961 §7) */
+	ust_time last_challenge;
+
+	/* timers: absolute deadlines, UST_TIME_NEVER when off */
+	ust_time timer[UST_TT_N];
+	ust_time due;               /* min of timer[], the key in the heap */
+	unsigned heap_idx;
+
+	/* listener */
+	unsigned backlog;
+	unsigned acceptq_len, synq_len;
+	struct ust_tcb *acceptq_head, *acceptq_tail;
+
+	struct ust_tcp_record rec;
+	uint32_t fin_timeout_ms;    /* TCP_LINGER2 for this connection; 0 = default */
+	bool linger2_neg;
+};
+
+/* ---- the TCP layer of one stack ---- */
+
+struct ust_tcp_config {
+	unsigned msl_ms;            /* TIME-WAIT is 2 MSL */
+	unsigned fin_timeout_ms;    /* orphaned FIN-WAIT-2 */
+	uint32_t sndbuf, rcvbuf;    /* default buffer sizes */
+	unsigned max_conns;         /* control blocks, listeners included */
+	unsigned syn_retries;
+	uint64_t total_retrans;       /* Linux tcp_syn_retries: 6 */
+	unsigned synack_retries;    /* Linux tcp_synack_retries: 5 */
+	unsigned retries2;          /* Linux tcp_retries2: 15 */
+	unsigned orphan_retries;    /* Linux tcp_orphan_retries 0 means 8 */
+	bool rfc1337;               /* ignore RST in TIME-WAIT (Linux default: no) */
+	uint64_t isn_key[2];        /* RFC 6528 secret */
+	/* Events for the user (the shim); may be NULL in tests that poll. */
+	void (*event)(void *ctx, struct ust_tcb *tcb, unsigned events);
+	/* A connection reached CLOSED: its record is final (close log). */
+	void (*closed)(void *ctx, const struct ust_tcb *tcb);
+	void *ctx;
+};
+
+#define UST_TCP_HASH 1024
+
+struct ust_tcp {
+	struct ust_stack *st;
+	struct ust_tcp_config cfg;
+	struct ust_tcb *hash[UST_TCP_HASH];   /* by 4-tuple; listeners by port with raddr 0 */
+	struct ust_tcb **heap;                /* timers: min-heap on tcb->due */
+	unsigned heap_len;
+	unsigned nconns;
+	uint16_t next_ephemeral;
+	ust_time now;                         /* of the call being processed */
+	ust_time challenge_window;            /* global challenge-ACK budget (RFC 5961) */
+	unsigned challenge_count;
+};
+
+void ust_tcp_default_config(struct ust_tcp_config *cfg);
+int ust_tcp_init(struct ust_tcp *tcp, struct ust_stack *st, const struct ust_tcp_config *cfg);
+/* Frees every control block without sending anything. */
+void ust_tcp_destroy(struct ust_tcp *tcp);
+/* Runs due timers; returns the next deadline. */
+ust_time ust_tcp_timers(struct ust_tcp *tcp, ust_time now);
+/* The network layer's handlers (installed by ust_tcp_init). */
+void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_time now);
+void ust_tcp_icmp_error(void *ctx, const struct ust_icmp_error *err, ust_time now);
+void ust_tcp_unreachable(void *ctx, uint32_t dst, int err, ust_time now);
+
+/* ---- user calls (RFC 9293 §3.9.1, in BSD-socket shape) ----
+ * All return 0 or a byte count, or -errno as Linux's socket call would. */
+
+/* A new control block in CLOSED, for a socket. */
+struct ust_tcb *ust_tcp_create(struct ust_tcp *tcp, void *user, int *err);
+/* Claims the local port (0: an ephemeral one at connect or listen). */
+int ust_tcp_bind(struct ust_tcb *tcb, uint16_t lport, bool reuseaddr);
+/* OPEN, active: sends the SYN. */
+int ust_tcp_connect(struct ust_tcb *tcb, uint32_t raddr, uint16_t rport, ust_time now);
+/* OPEN, passive. */
+int ust_tcp_listen(struct ust_tcb *tcb, unsigned backlog);
+/* The oldest established connection of a listener, or NULL (-EAGAIN). */
+struct ust_tcb *ust_tcp_accept(struct ust_tcb *listener, void *user, int *err);
+/* SEND: queues up to len bytes; returns how many (0 if the buffer is full). */
+long ust_tcp_send(struct ust_tcb *tcb, const void *buf, size_t len, ust_time now);
+/* RECEIVE: >0 bytes, 0 at EOF, -EAGAIN when nothing is there yet, or the
+ * pending error once (-ECONNRESET, -ETIMEDOUT…). */
+long ust_tcp_receive(struct ust_tcb *tcb, void *buf, size_t len, ust_time now);
+/* shutdown(2): how is SHUT_RD, SHUT_WR or SHUT_RDWR. */
+int ust_tcp_shutdown(struct ust_tcb *tcb, int how, ust_time now);
+/* CLOSE: the user lets go. A FIN after the data, or a RST if received data
+ * was never read or SO_LINGER is {1, 0}. The block lives on until CLOSED. */
+int ust_tcp_close(struct ust_tcb *tcb, ust_time now);
+/* ABORT: RST (where the state calls for one) and CLOSED at once. */
+void ust_tcp_abort(struct ust_tcb *tcb, ust_time now);
+
+/* Takes the pending error (SO_ERROR): returns it and clears it. */
+int ust_tcp_take_error(struct ust_tcb *tcb);
+
+enum ust_tcp_opt {
+	UST_TCP_OPT_NODELAY,
+	UST_TCP_OPT_KEEPALIVE,
+	UST_TCP_OPT_KEEPIDLE,       /* seconds */
+	UST_TCP_OPT_KEEPINTVL,      /* seconds */
+	UST_TCP_OPT_KEEPCNT,
+	UST_TCP_OPT_USER_TIMEOUT,   /* milliseconds */
+	UST_TCP_OPT_LINGER2,        /* seconds; < 0: reset instead of FIN-WAIT-2 */
+	UST_TCP_OPT_SNDBUF,         /* bytes */
+	UST_TCP_OPT_RCVBUF,
+	UST_TCP_OPT_MAXSEG,
+	UST_TCP_OPT_SYNCNT,
+};
+int ust_tcp_setopt(struct ust_tcb *tcb, enum ust_tcp_opt opt, int value);
+int ust_tcp_getopt(const struct ust_tcb *tcb, enum ust_tcp_opt opt, int *value);
+/* SO_LINGER */
+void ust_tcp_set_linger(struct ust_tcb *tcb, bool on, unsigned seconds);
+
+/* STATUS */
+struct ust_tcp_status {
+	enum ust_tcp_state state;
+	uint32_t laddr, raddr;
+	uint16_t lport, rport;
+	uint32_t rcv_queued;        /* readable bytes (SIOCINQ) */
+	uint32_t snd_queued;        /* unacknowledged + unsent (SIOCOUTQ) */
+	uint32_t snd_space;
+	ust_time srtt, rttvar, rto;
+	uint32_t cwnd, ssthresh, mss, rcv_mss;
+	unsigned retransmits, backoff;
+	uint64_t total_retrans;
+	bool eof;                   /* the peer's FIN has been received */
+	int timer;                  /* the running timer (enum ust_tcp_timer) or -1 */
+	ust_time timer_due;
+};
+void ust_tcp_status(const struct ust_tcb *tcb, struct ust_tcp_status *s);
+
+#endif

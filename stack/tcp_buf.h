@@ -1,0 +1,70 @@
+/* Byte rings for TCP's send and receive buffers.
+ *
+ * The receive ring also holds out-of-order data: a segment beyond RCV.NXT is
+ * written at its offset past the in-order bytes, and the ranges present are
+ * remembered (struct ust_ranges), so reassembly costs no allocation and
+ * never more memory than the window we advertised. */
+#ifndef USTCP_TCP_BUF_H
+#define USTCP_TCP_BUF_H
+
+#include "base.h"
+
+struct ust_ring {
+	uint8_t *mem;
+	uint32_t cap;   /* bytes */
+	uint32_t head;  /* offset of the first byte */
+	uint32_t len;   /* bytes held from head */
+};
+
+int ust_ring_init(struct ust_ring *r, uint32_t cap);
+void ust_ring_free(struct ust_ring *r);
+/* Change the capacity, keeping the contents (fails with -ENOSPC if they do
+ * not fit). */
+int ust_ring_resize(struct ust_ring *r, uint32_t cap);
+static inline uint32_t ust_ring_space(const struct ust_ring *r) { return r->cap - r->len; }
+/* Append up to n bytes; returns how many fit. */
+uint32_t ust_ring_append(struct ust_ring *r, const void *src, uint32_t n);
+/* Copy n bytes starting off bytes past head (off + n <= len). */
+void ust_ring_peek(const struct ust_ring *r, uint32_t off, void *dst, uint32_t n);
+/* Write n bytes at off bytes past head, where off + n <= cap, without
+ * changing len (out-of-order data). */
+void ust_ring_write_at(struct ust_ring *r, uint32_t off, const void *src, uint32_t n);
+/* Make n more bytes (already written with write_at) part of the contents. */
+static inline void ust_ring_commit(struct ust_ring *r, uint32_t n) { r->len += n; }
+/* Forget the first n bytes (n <= len). */
+void ust_ring_consume(struct ust_ring *r, uint32_t n);
+/* The contiguous bytes at off: returns a pointer and stores their count
+ * (for zero-copy transfer to a socket or into a frame). */
+const uint8_t *ust_ring_span(const struct ust_ring *r, uint32_t off, uint32_t *n);
+
+/* A small sorted set of disjoint sequence ranges [start, end): the
+ * out-of-order data held, or the SACKed data of the send side. Bounded:
+ * when full, a new disjoint range is refused. */
+#define UST_RANGES_MAX 16
+
+struct ust_range {
+	uint32_t start, end;
+	uint32_t stamp;  /* when last extended: SACK blocks report the newest first */
+};
+
+struct ust_ranges {
+	struct ust_range r[UST_RANGES_MAX];
+	unsigned n;
+	uint32_t clock;
+};
+
+/* Adds [start, end), merging with neighbours. Returns false if it would need
+ * a new range and the set is full. */
+bool ust_ranges_add(struct ust_ranges *s, uint32_t start, uint32_t end);
+/* Removes everything below seq. */
+void ust_ranges_trim(struct ust_ranges *s, uint32_t seq);
+/* If a range starts at or before seq, removes it and returns its end (else
+ * returns seq): how far in-order data now reaches. */
+uint32_t ust_ranges_pull(struct ust_ranges *s, uint32_t seq);
+/* Is [start, end) wholly inside one range? */
+bool ust_ranges_covers(const struct ust_ranges *s, uint32_t start, uint32_t end);
+/* The ranges, newest first, for SACK blocks; returns how many (<= max). */
+unsigned ust_ranges_newest(const struct ust_ranges *s, struct ust_range *out, unsigned max);
+static inline void ust_ranges_clear(struct ust_ranges *s) { s->n = 0; }
+
+#endif

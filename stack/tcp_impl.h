@@ -1,0 +1,117 @@
+/* What the tcp_*.c files share and nobody else needs. */
+#ifndef USTCP_TCP_IMPL_H
+#define USTCP_TCP_IMPL_H
+
+#include "tcp.h"
+
+#define TCP_RTO_MIN UST_MS(200)     /* Linux TCP_RTO_MIN */
+#define TCP_RTO_MAX UST_SEC(120)    /* Linux TCP_RTO_MAX */
+#define TCP_RTO_INIT UST_SEC(1)     /* RFC 6298 */
+#define TCP_DELACK UST_MS(40)       /* Linux TCP_DELACK_MIN */
+#define TCP_CHALLENGE_GAP UST_MS(500) /* Linux tcp_invalid_ratelimit */
+#define TCP_WSCALE 7                /* what Linux offers with default buffers */
+#define TCP_MSS_DEFAULT 536         /* RFC 9293: when the peer sends none */
+#define TCP_PAWS_IDLE (UST_SEC(24 * 24 * 3600)) /* RFC 7323 §5.5 */
+#define TCP_KEEPIDLE UST_SEC(7200)
+#define TCP_KEEPINTVL UST_SEC(75)
+#define TCP_KEEPCNT 9
+#define TCP_SYN_LINEAR 4            /* Linux tcp_syn_linear_timeouts */
+#define TCP_TW_ISN_GAP (65535u + 2) /* Linux: new ISN after TIME-WAIT */
+
+static inline struct ust_stack *tcb_stack(const struct ust_tcb *t) { return t->tcp->st; }
+static inline void tcp_count(struct ust_tcp *tcp, enum ust_event e) { tcp->st->ctr.event[e]++; }
+static inline void tcp_drop(struct ust_tcp *tcp, enum ust_drop d) { tcp->st->ctr.drop[d]++; }
+
+/* Sequence number of the first data byte (after the SYN). */
+static inline uint32_t tcb_data_seq(const struct ust_tcb *t) { return t->iss + 1; }
+/* The FIN's sequence number, once CLOSE or SHUT_WR queued it. */
+static inline uint32_t tcb_fin_seq(const struct ust_tcb *t) { return t->snd_buf_seq + t->sndbuf.len; }
+static inline bool tcb_fin_acked(const struct ust_tcb *t)
+{
+	return t->fin_queued && seq_gt(t->snd_una, tcb_fin_seq(t));
+}
+/* Bytes in flight (sent, not acknowledged), SYN and FIN included. */
+static inline uint32_t tcb_flight(const struct ust_tcb *t) { return t->snd_max - t->snd_una; }
+
+/* The receive ring holds the buffer size plus one window-scale unit: the
+ * window we advertise is rounded up to that unit (so its edge never moves
+ * left), and the peer may fill it. */
+static inline uint32_t tcp_rcvbuf_ring_size(const struct ust_tcb *t)
+{
+	return t->rcvbuf_cap + ((uint32_t)1 << TCP_WSCALE);
+}
+
+/* tcp_state.c: every state change goes through here; it feeds the record. */
+void tcp_set_state(struct ust_tcb *t, enum ust_tcp_state s);
+/* The connection ends: record the outcome (the first one set wins), stop
+ * timers, leave the tables once the user has let go. */
+void tcp_finish(struct ust_tcb *t, enum ust_tcp_outcome outcome, const char *reason);
+void tcp_event(struct ust_tcb *t, unsigned events);
+/* Marks the connection dead with err for the user (reported once). */
+void tcp_set_error(struct ust_tcb *t, int err);
+
+/* tcp_table.c */
+struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, uint32_t laddr, uint16_t lport,
+			   uint32_t raddr, uint16_t rport);
+struct ust_tcb *tcp_lookup_listener(struct ust_tcp *tcp, uint16_t lport);
+struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user);
+void tcp_hash_insert(struct ust_tcb *t);
+void tcp_hash_remove(struct ust_tcb *t);
+/* Moves t to a new key in the table. */
+void tcp_rehash(struct ust_tcb *t, uint16_t lport, uint32_t raddr, uint16_t rport);
+/* Takes a child out of its listener's queues. */
+void tcp_listener_forget(struct ust_tcb *listener, struct ust_tcb *child);
+/* Runs t's due timers (tcp_timer.c). */
+void tcp_timer_fire(struct ust_tcb *t, ust_time now);
+bool tcp_port_in_use(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *except);
+int tcp_pick_ephemeral(struct ust_tcp *tcp, struct ust_tcb *t);
+/* Frees t if it is CLOSED and the user has let go. */
+void tcp_maybe_free(struct ust_tcb *t);
+void tcp_timer_set(struct ust_tcb *t, enum ust_tcp_timer which, ust_time due);
+static inline void tcp_timer_stop(struct ust_tcb *t, enum ust_tcp_timer which)
+{
+	tcp_timer_set(t, which, UST_TIME_NEVER);
+}
+
+/* tcp_isn.c */
+uint32_t tcp_isn(const struct ust_tcp *tcp, uint32_t laddr, uint16_t lport, uint32_t raddr,
+		 uint16_t rport, ust_time now);
+uint32_t tcp_ts_offset(const struct ust_tcp *tcp, uint32_t laddr, uint32_t raddr);
+static inline uint32_t tcp_ts_now(const struct ust_tcb *t, ust_time now)
+{
+	return (uint32_t)(now / 1000) + t->ts_offset;
+}
+
+/* tcp_opt.c */
+/* Writes the options of a segment we send; returns their length (a
+ * multiple of 4). */
+unsigned tcp_build_opts(const struct ust_tcb *t, uint8_t flags, ust_time now, uint8_t *p);
+
+/* tcp_output.c */
+/* Sends what the window, Nagle and the buffers allow, and the FIN. */
+void tcp_output(struct ust_tcb *t, ust_time now);
+void tcp_send_ack(struct ust_tcb *t, ust_time now);
+void tcp_send_syn(struct ust_tcb *t, ust_time now);
+/* RST|ACK at SND.NXT (abort, close with unread data). */
+void tcp_send_rst(struct ust_tcb *t, ust_time now);
+/* The RST answering seg when no connection takes it (RFC 9293 §3.10.7.1). */
+void tcp_send_rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_time now);
+/* Retransmits the segment at SND.UNA (or the first hole SACK shows). */
+void tcp_retransmit_first(struct ust_tcb *t, ust_time now);
+void tcp_send_probe(struct ust_tcb *t, ust_time now);
+/* In recovery: resends the next hole below the highest SACKed data that was
+ * not resent yet; returns whether there was one. */
+bool tcp_retransmit_hole(struct ust_tcb *t, ust_time now);
+/* The window to advertise, and whether it opened enough to say so. */
+uint32_t tcp_rcv_window(const struct ust_tcb *t);
+void tcp_ack_soon(struct ust_tcb *t, ust_time now);
+
+/* tcp_timer.c */
+void tcp_rto_restart(struct ust_tcb *t, ust_time now);
+void tcp_rtt_sample(struct ust_tcb *t, ust_time rtt);
+ust_time tcp_rto_backed_off(const struct ust_tcb *t);
+
+/* tcp_input.c */
+void tcp_apply_syn_options(struct ust_tcb *t, const struct ust_tcp_seg *seg);
+
+#endif

@@ -1,0 +1,47 @@
+/* Initial sequence numbers (RFC 6528): ISN = M + F(localip, localport,
+ * remoteip, remoteport, secretkey), with M a clock ticking every 4
+ * microseconds and F a keyed hash, here SipHash-2-4 (Aumasson and
+ * Bernstein), written from its specification. The same hash, keyed on the
+ * address pair, offsets each connection's timestamp clock, as Linux does. */
+#include "tcp_impl.h"
+
+static inline uint64_t rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+
+#define SIPROUND(v0, v1, v2, v3)                                                    \
+	do {                                                                        \
+		v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);           \
+		v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;                              \
+		v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;                              \
+		v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);           \
+	} while (0)
+
+/* SipHash-2-4 of two 64-bit words (16 bytes of message). */
+static uint64_t siphash_2w(const uint64_t key[2], uint64_t m0, uint64_t m1)
+{
+	uint64_t v0 = key[0] ^ 0x736f6d6570736575ull;
+	uint64_t v1 = key[1] ^ 0x646f72616e646f6dull;
+	uint64_t v2 = key[0] ^ 0x6c7967656e657261ull;
+	uint64_t v3 = key[1] ^ 0x7465646279746573ull;
+	uint64_t last = (uint64_t)16 << 56;
+
+	v3 ^= m0; SIPROUND(v0, v1, v2, v3); SIPROUND(v0, v1, v2, v3); v0 ^= m0;
+	v3 ^= m1; SIPROUND(v0, v1, v2, v3); SIPROUND(v0, v1, v2, v3); v0 ^= m1;
+	v3 ^= last; SIPROUND(v0, v1, v2, v3); SIPROUND(v0, v1, v2, v3); v0 ^= last;
+	v2 ^= 0xff;
+	SIPROUND(v0, v1, v2, v3); SIPROUND(v0, v1, v2, v3);
+	SIPROUND(v0, v1, v2, v3); SIPROUND(v0, v1, v2, v3);
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint32_t tcp_isn(const struct ust_tcp *tcp, uint32_t laddr, uint16_t lport, uint32_t raddr,
+		 uint16_t rport, ust_time now)
+{
+	uint64_t h = siphash_2w(tcp->cfg.isn_key, (uint64_t)laddr << 32 | raddr,
+				(uint64_t)lport << 16 | rport);
+	return (uint32_t)h + (uint32_t)(now / 4);
+}
+
+uint32_t tcp_ts_offset(const struct ust_tcp *tcp, uint32_t laddr, uint32_t raddr)
+{
+	return (uint32_t)(siphash_2w(tcp->cfg.isn_key, (uint64_t)laddr << 32 | raddr, 1) >> 32);
+}

@@ -1,0 +1,179 @@
+/* TCP segments on the wire: parsing (header, checksum, options) and the
+ * options of the segments we send. */
+#include <string.h>
+
+#include "csum.h"
+#include "tcp_impl.h"
+
+#define OPT_EOL 0
+#define OPT_NOP 1
+#define OPT_MSS 2
+#define OPT_WSCALE 3
+#define OPT_SACK_PERM 4
+#define OPT_SACK 5
+#define OPT_TS 8
+
+/* As Linux's tcp_parse_options: an option whose length is below 2 or runs
+ * past the header ends the parsing, and what was read stands; the segment
+ * itself is not refused. Options that only mean something on a SYN are
+ * ignored elsewhere; a window scale above 14 is taken as 14 (RFC 7323 §2.3). */
+enum ust_drop ust_tcp_parse_opts(const uint8_t *p, unsigned len, bool syn, struct ust_tcp_opts *o)
+{
+	unsigned i = 0;
+
+	memset(o, 0, sizeof(*o));
+	o->wscale = -1;
+	while (i < len) {
+		uint8_t kind = p[i], size;
+
+		if (kind == OPT_EOL)
+			break;
+		if (kind == OPT_NOP) {
+			i++;
+			continue;
+		}
+		if (i + 1 >= len)
+			break;
+		size = p[i + 1];
+		if (size < 2 || size > len - i)
+			break;
+		switch (kind) {
+		case OPT_MSS:
+			if (size == 4 && syn)
+				o->mss = ust_get16(p + i + 2);
+			break;
+		case OPT_WSCALE:
+			if (size == 3 && syn)
+				o->wscale = (int8_t)(p[i + 2] > 14 ? 14 : p[i + 2]);
+			break;
+		case OPT_SACK_PERM:
+			if (size == 2 && syn)
+				o->sack_ok = true;
+			break;
+		case OPT_TS:
+			if (size == 10) {
+				o->ts = true;
+				o->ts_val = ust_get32(p + i + 2);
+				o->ts_ecr = ust_get32(p + i + 6);
+			}
+			break;
+		case OPT_SACK:
+			if (size >= 10 && (size - 2) % 8 == 0) {
+				unsigned n = (size - 2u) / 8;
+				o->nsack = (uint8_t)(n > 4 ? 4 : n);
+				for (unsigned k = 0; k < o->nsack; k++) {
+					o->sack[k].start = ust_get32(p + i + 2 + 8 * k);
+					o->sack[k].end = ust_get32(p + i + 6 + 8 * k);
+				}
+			}
+			break;
+		default:
+			break;
+		}
+		i += size;
+	}
+	return UST_OK;
+}
+
+enum ust_drop ust_tcp_parse(const struct ust_ipv4 *ip, bool csum_ok, struct ust_tcp_seg *seg)
+{
+	const uint8_t *p = ip->payload;
+	unsigned hlen;
+
+	if (ip->payload_len < UST_TCP_HLEN)
+		return UST_DROP_TCP_SHORT;
+	hlen = (unsigned)(p[12] >> 4) * 4;
+	if (hlen < UST_TCP_HLEN || hlen > ip->payload_len)
+		return UST_DROP_TCP_SHORT;
+	if (!csum_ok) {
+		uint32_t sum = ust_csum_pseudo(ip->src, ip->dst, UST_IPPROTO_TCP, ip->payload_len);
+		if (ust_csum_fold(ust_csum_add(sum, p, ip->payload_len)) != 0)
+			return UST_DROP_TCP_CSUM;
+	}
+	seg->src = ip->src;
+	seg->dst = ip->dst;
+	seg->sport = ust_get16(p);
+	seg->dport = ust_get16(p + 2);
+	seg->seq = ust_get32(p + 4);
+	seg->ack = ust_get32(p + 8);
+	seg->flags = p[13] & 0x3f;
+	seg->wnd = ust_get16(p + 14);
+	seg->up = ust_get16(p + 18);
+	seg->data = p + hlen;
+	seg->len = ip->payload_len - hlen;
+	return ust_tcp_parse_opts(p + UST_TCP_HLEN, hlen - UST_TCP_HLEN,
+				  seg->flags & UST_TH_SYN, &seg->opt);
+}
+
+static uint8_t *put_ts(uint8_t *p, uint32_t val, uint32_t ecr)
+{
+	p[0] = OPT_NOP;
+	p[1] = OPT_NOP;
+	p[2] = OPT_TS;
+	p[3] = 10;
+	ust_put32(p + 4, val);
+	ust_put32(p + 8, ecr);
+	return p + 12;
+}
+
+unsigned tcp_build_opts(const struct ust_tcb *t, uint8_t flags, ust_time now, uint8_t *p)
+{
+	uint8_t *start = p;
+
+	if (flags & UST_TH_SYN) {
+		/* The order Linux uses: mss, sackOK, TS, nop, wscale. A SYN-ACK
+		 * echoes only what the SYN offered. */
+		bool synack = flags & UST_TH_ACK;
+		bool sack = synack ? t->sack_ok : true;
+		bool ts = synack ? t->ts_ok : true;
+		bool ws = synack ? t->ws_ok : true;
+
+		p[0] = OPT_MSS;
+		p[1] = 4;
+		ust_put16(p + 2, t->rcv_mss);
+		p += 4;
+		if (sack && ts) {
+			p[0] = OPT_SACK_PERM;
+			p[1] = 2;
+			p[2] = OPT_TS;
+			p[3] = 10;
+			ust_put32(p + 4, tcp_ts_now(t, now));
+			ust_put32(p + 8, synack ? t->ts_recent : 0);
+			p += 12;
+		} else if (ts) {
+			p = put_ts(p, tcp_ts_now(t, now), synack ? t->ts_recent : 0);
+		} else if (sack) {
+			p[0] = OPT_NOP;
+			p[1] = OPT_NOP;
+			p[2] = OPT_SACK_PERM;
+			p[3] = 2;
+			p += 4;
+		}
+		if (ws) {
+			p[0] = OPT_NOP;
+			p[1] = OPT_WSCALE;
+			p[2] = 3;
+			p[3] = t->rcv_wscale;
+			p += 4;
+		}
+		return (unsigned)(p - start);
+	}
+	if (t->ts_ok)
+		p = put_ts(p, tcp_ts_now(t, now), t->ts_recent);
+	/* SACK blocks for what we hold out of order, newest first (RFC 2018);
+	 * three fit beside timestamps. A RST carries none. */
+	if (t->sack_ok && t->ofo.n && !(flags & UST_TH_RST)) {
+		struct ust_range r[4];
+		unsigned n = ust_ranges_newest(&t->ofo, r, t->ts_ok ? 3 : 4);
+		p[0] = OPT_NOP;
+		p[1] = OPT_NOP;
+		p[2] = OPT_SACK;
+		p[3] = (uint8_t)(2 + 8 * n);
+		p += 4;
+		for (unsigned i = 0; i < n; i++, p += 8) {
+			ust_put32(p, r[i].start);
+			ust_put32(p + 4, r[i].end);
+		}
+	}
+	return (unsigned)(p - start);
+}

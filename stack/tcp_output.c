@@ -1,0 +1,309 @@
+/* Building and sending segments: data as the windows allow, ACKs, SYNs,
+ * RSTs, probes. */
+#include <errno.h>
+#include <string.h>
+
+#include "csum.h"
+#include "tcp_impl.h"
+
+/* One segment to put on the wire. */
+struct seg_out {
+	uint32_t src, dst;
+	uint16_t sport, dport;
+	uint32_t seq, ack;
+	uint8_t flags;
+	uint16_t wnd;
+	const uint8_t *opts;
+	unsigned optlen;
+	const struct ust_ring *data; /* payload from this ring… */
+	uint32_t data_off, len;      /* …at this offset */
+};
+
+static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
+{
+	struct ust_pkt *p = ust_pkt_alloc(&st->pool);
+	unsigned hlen = UST_TCP_HLEN + o->optlen;
+	uint8_t *h;
+	uint32_t sum;
+
+	if (!p) {
+		st->ctr.drop[UST_DROP_TX_NO_BUFFER]++;
+		return -ENOBUFS;
+	}
+	h = p->data;
+	ust_put16(h, o->sport);
+	ust_put16(h + 2, o->dport);
+	ust_put32(h + 4, o->seq);
+	ust_put32(h + 8, o->ack);
+	h[12] = (uint8_t)(hlen / 4) << 4;
+	h[13] = o->flags;
+	ust_put16(h + 14, o->wnd);
+	ust_put16(h + 16, 0);
+	ust_put16(h + 18, 0);
+	if (o->optlen)
+		memcpy(h + UST_TCP_HLEN, o->opts, o->optlen);
+	if (o->len)
+		ust_ring_peek(o->data, o->data_off, h + hlen, o->len);
+	p->len = hlen + o->len;
+	sum = ust_csum_pseudo(o->src, o->dst, UST_IPPROTO_TCP, (uint16_t)p->len);
+	ust_put16(h + 16, ust_csum_fold(ust_csum_add(sum, h, p->len)));
+	st->ctr.event[UST_EV_TCP_SEGS_OUT]++;
+	if (o->flags & UST_TH_RST)
+		st->ctr.event[UST_EV_TCP_RST_OUT]++;
+	return ust_ip_output(st, p, o->dst, UST_IPPROTO_TCP, now);
+}
+
+uint32_t tcp_rcv_window(const struct ust_tcb *t)
+{
+	uint32_t cap = t->rcvbuf_cap;
+	uint32_t space = cap > t->rcvbuf.len ? cap - t->rcvbuf.len : 0;
+	uint32_t cur = seq_gt(t->rcv_adv, t->rcv_nxt) ? t->rcv_adv - t->rcv_nxt : 0;
+	uint32_t step = t->rcv_mss < cap / 2 ? t->rcv_mss : cap / 2;
+	uint32_t max = (uint32_t)65535 << t->rcv_wscale;
+
+	/* Receiver silly-window avoidance (RFC 9293 §3.8.6.2.2): the window
+	 * opens only by a full segment or half the buffer at a time, and the
+	 * right edge never moves left. */
+	if (space <= cur)
+		return cur;
+	if (space - cur < step)
+		return cur;
+	return space < max ? space : max;
+}
+
+/* The segment from a control block, with the window and options filled in.
+ * Sending an ACK also settles the delayed ACK. */
+static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off, uint32_t len,
+		    ust_time now)
+{
+	uint8_t opts[UST_TCP_OPT_MAX];
+	struct seg_out o = {
+		.src = t->laddr, .dst = t->raddr, .sport = t->lport, .dport = t->rport,
+		.seq = seq, .flags = flags, .opts = opts, .data = &t->sndbuf,
+		.data_off = off, .len = len,
+	};
+	uint32_t wnd = 0;
+
+	o.optlen = tcp_build_opts(t, flags, now, opts);
+	if (flags & UST_TH_ACK) {
+		o.ack = t->rcv_nxt;
+		wnd = tcp_rcv_window(t);
+		if (flags & UST_TH_SYN) {
+			o.wnd = (uint16_t)(wnd > 65535 ? 65535 : wnd);
+		} else {
+			/* Scaled windows are rounded up so the edge never
+			 * moves left. */
+			uint32_t unit = (uint32_t)1 << t->rcv_wscale;
+			wnd = (wnd + unit - 1) & ~(unit - 1);
+			o.wnd = (uint16_t)((wnd >> t->rcv_wscale) > 65535 ? 65535 : wnd >> t->rcv_wscale);
+			wnd = (uint32_t)o.wnd << t->rcv_wscale;
+		}
+		if (!(flags & UST_TH_SYN) && seq_gt(t->rcv_nxt + wnd, t->rcv_adv))
+			t->rcv_adv = t->rcv_nxt + wnd;
+		if (flags & UST_TH_SYN)
+			t->rcv_adv = t->rcv_nxt + o.wnd; /* SYN-ACK: RCV.NXT is known */
+		t->last_ack_sent = t->rcv_nxt;
+		t->unacked_segs = 0;
+		t->ack_now = false;
+		tcp_timer_stop(t, UST_TT_DELACK);
+	} else if (flags & UST_TH_SYN) {
+		o.wnd = (uint16_t)(tcp_rcv_window(t) > 65535 ? 65535 : tcp_rcv_window(t));
+	}
+	return emit(tcb_stack(t), &o, now);
+}
+
+void tcp_send_ack(struct ust_tcb *t, ust_time now)
+{
+	tcb_emit(t, t->snd_nxt, UST_TH_ACK, 0, 0, now);
+}
+
+void tcp_ack_soon(struct ust_tcb *t, ust_time now)
+{
+	if (t->timer[UST_TT_DELACK] == UST_TIME_NEVER)
+		tcp_timer_set(t, UST_TT_DELACK, now + TCP_DELACK);
+}
+
+void tcp_send_syn(struct ust_tcb *t, ust_time now)
+{
+	uint8_t flags = t->state == UST_TCP_SYN_RECEIVED ? UST_TH_SYN | UST_TH_ACK : UST_TH_SYN;
+
+	tcb_emit(t, t->iss, flags, 0, 0, now);
+	if (seq_lt(t->snd_max, t->iss + 1))
+		t->snd_max = t->iss + 1;
+	t->snd_nxt = t->iss + 1;
+	if (t->timer[UST_TT_RTX] == UST_TIME_NEVER)
+		tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
+}
+
+void tcp_send_rst(struct ust_tcb *t, ust_time now)
+{
+	tcb_emit(t, t->snd_max, UST_TH_RST | UST_TH_ACK, 0, 0, now);
+}
+
+void tcp_send_rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_time now)
+{
+	struct seg_out o = {
+		.src = seg->dst, .dst = seg->src, .sport = seg->dport, .dport = seg->sport,
+	};
+
+	if (seg->flags & UST_TH_RST)
+		return; /* never answer a RST */
+	if (seg->flags & UST_TH_ACK) {
+		o.seq = seg->ack;
+		o.flags = UST_TH_RST;
+	} else {
+		o.seq = 0;
+		o.ack = seg->seq + ust_seg_len(seg);
+		o.flags = UST_TH_RST | UST_TH_ACK;
+	}
+	emit(tcp->st, &o, now);
+}
+
+void tcp_send_probe(struct ust_tcb *t, ust_time now)
+{
+	/* As Linux: an old sequence number, so the peer answers with an ACK
+	 * carrying its current window. */
+	tcb_emit(t, t->snd_una - 1, UST_TH_ACK, 0, 0, now);
+}
+
+/* Starts the retransmission timer if data or a FIN is outstanding. */
+static void rtx_arm(struct ust_tcb *t, ust_time now)
+{
+	if (t->timer[UST_TT_RTX] == UST_TIME_NEVER || t->persist) {
+		t->persist = false;
+		tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
+	}
+}
+
+/* Skips over SACKed data when (re)sending below snd_max. */
+static uint32_t skip_sacked(const struct ust_tcb *t, uint32_t seq)
+{
+	for (unsigned i = 0; i < t->sacked.n; i++)
+		if (seq_leq(t->sacked.r[i].start, seq) && seq_lt(seq, t->sacked.r[i].end))
+			seq = t->sacked.r[i].end;
+	return seq;
+}
+
+/* Sends one segment at snd_nxt if the rules allow; returns whether it did. */
+static bool output_one(struct ust_tcb *t, ust_time now)
+{
+	uint32_t off, avail, wnd, usable, len;
+	bool fin, rtx = seq_lt(t->snd_nxt, t->snd_max);
+	uint8_t flags = UST_TH_ACK;
+
+	if (rtx && t->sacked.n)
+		t->snd_nxt = seq_min(skip_sacked(t, t->snd_nxt), t->snd_max);
+	off = t->snd_nxt - t->snd_buf_seq;
+	if (seq_lt(t->snd_nxt, t->snd_buf_seq) || off > t->sndbuf.len) {
+		/* Only the FIN is at snd_nxt (or beyond: nothing). */
+		off = t->sndbuf.len;
+	}
+	avail = t->sndbuf.len - off;
+	wnd = t->snd_wnd < t->cwnd ? t->snd_wnd : t->cwnd;
+	usable = seq_lt(t->snd_nxt, t->snd_una + wnd) ? t->snd_una + wnd - t->snd_nxt : 0;
+	len = avail < t->mss ? avail : t->mss;
+	if (len > usable)
+		len = usable;
+	fin = t->fin_queued && off + len == t->sndbuf.len && seq_leq(t->snd_nxt, tcb_fin_seq(t)) &&
+	      UST_TCP_SENT_FIN(t->state);
+	/* The FIN needs no window, but waits its turn behind the data. */
+	if (fin && avail > len)
+		fin = false;
+	if (len == 0 && !fin)
+		return false;
+	if (!rtx && len < t->mss && len > 0 && !fin) {
+		/* Nagle (RFC 9293 §3.7.4) in Minshall's form, as Linux: a
+		 * small segment waits while another small one is
+		 * unacknowledged, unless TCP_NODELAY. Sender silly-window
+		 * avoidance: a partial segment goes only when it is all there
+		 * is, or half the largest window seen. */
+		bool all = len == avail;
+		bool small_out = seq_gt(t->snd_sml, t->snd_una);
+		if (!(all && (!small_out || t->nodelay)) && len < t->max_snd_wnd / 2)
+			return false;
+	}
+	if (fin)
+		flags |= UST_TH_FIN;
+	if (len && off + len == t->sndbuf.len)
+		flags |= UST_TH_PSH;
+	if (tcb_emit(t, t->snd_nxt, flags, off, len, now) < 0 && !rtx)
+		return false;
+	if (rtx) {
+		tcp_count(t->tcp, UST_EV_TCP_RETRANS);
+		t->total_retrans++;
+	}
+	if (!t->rtt_active && !rtx && len) {
+		t->rtt_active = true;
+		t->rtt_seq = t->snd_nxt;
+		t->rtt_start = now;
+	}
+	if (len < t->mss && !rtx)
+		t->snd_sml = t->snd_nxt + len; /* end of the latest small segment */
+	t->snd_nxt += len + (fin ? 1 : 0);
+	if (seq_gt(t->snd_nxt, t->snd_max))
+		t->snd_max = t->snd_nxt;
+	rtx_arm(t, now);
+	return true;
+}
+
+void tcp_output(struct ust_tcb *t, ust_time now)
+{
+	if (!UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_TIME_WAIT)
+		return;
+	while (output_one(t, now))
+		;
+	/* Data waits and the peer's window is shut: probe it (persist). */
+	if (t->snd_max == t->snd_una && t->sndbuf.len > t->snd_nxt - t->snd_buf_seq &&
+	    t->snd_wnd == 0 && t->timer[UST_TT_RTX] == UST_TIME_NEVER) {
+		t->persist = true;
+		tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
+	}
+	if (t->ack_now)
+		tcp_send_ack(t, now);
+}
+
+bool tcp_retransmit_hole(struct ust_tcb *t, ust_time now)
+{
+	uint32_t seq, end, high, nxt = t->snd_nxt;
+	uint32_t data_end = t->snd_buf_seq + t->sndbuf.len;
+
+	if (!t->sack_ok || !t->sacked.n)
+		return false;
+	high = t->sacked.r[t->sacked.n - 1].end;
+	seq = skip_sacked(t, seq_gt(t->rtx_hint, t->snd_una) ? t->rtx_hint : t->snd_una);
+	if (!seq_lt(seq, high) || !seq_lt(seq, data_end))
+		return false;
+	/* The hole ends at the next SACKed range. */
+	end = high;
+	for (unsigned i = 0; i < t->sacked.n; i++)
+		if (seq_gt(t->sacked.r[i].start, seq)) {
+			end = t->sacked.r[i].start;
+			break;
+		}
+	if (seq_gt(end, seq + t->mss))
+		end = seq + t->mss;
+	if (seq_gt(end, data_end))
+		end = data_end;
+	if (tcb_emit(t, seq, UST_TH_ACK, seq - t->snd_buf_seq, end - seq, now) < 0)
+		return false;
+	tcp_count(t->tcp, UST_EV_TCP_RETRANS);
+	t->total_retrans++;
+	t->rtx_hint = end;
+	t->snd_nxt = nxt;
+	rtx_arm(t, now);
+	return true;
+}
+
+void tcp_retransmit_first(struct ust_tcb *t, ust_time now)
+{
+	uint32_t nxt = t->snd_nxt;
+
+	if (t->state == UST_TCP_SYN_SENT || t->state == UST_TCP_SYN_RECEIVED) {
+		tcp_send_syn(t, now);
+		return;
+	}
+	t->snd_nxt = t->snd_una;
+	output_one(t, now);
+	if (seq_gt(nxt, t->snd_nxt))
+		t->snd_nxt = nxt;
+}

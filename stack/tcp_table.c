@@ -1,0 +1,282 @@
+/* Control blocks: allocation, the 4-tuple table, local ports, and the heap
+ * that orders their timers. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tcp_impl.h"
+
+#define EPHEMERAL_LO 32768 /* Linux ip_local_port_range */
+#define EPHEMERAL_HI 60999
+#define NOT_IN_HEAP UINT32_MAX
+
+static unsigned hash4(uint32_t raddr, uint16_t lport, uint16_t rport)
+{
+	uint32_t h = raddr * 0x9e3779b1u ^ ((uint32_t)lport << 16 | rport) * 0x85ebca6bu;
+	return (h ^ (h >> 15)) & (UST_TCP_HASH - 1);
+}
+
+static struct ust_tcb **bucket(struct ust_tcp *tcp, const struct ust_tcb *t)
+{
+	return &tcp->hash[hash4(t->raddr, t->lport, t->rport)];
+}
+
+void ust_tcp_default_config(struct ust_tcp_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->msl_ms = 30000;
+	cfg->fin_timeout_ms = 60000;
+	cfg->sndbuf = 256 * 1024;
+	cfg->rcvbuf = 256 * 1024;
+	cfg->max_conns = 4096;
+	cfg->syn_retries = 6;
+	cfg->synack_retries = 5;
+	cfg->retries2 = 15;
+	cfg->orphan_retries = 8;
+	cfg->isn_key[0] = 0x0123456789abcdefull;
+	cfg->isn_key[1] = 0xfedcba9876543210ull;
+}
+
+int ust_tcp_init(struct ust_tcp *tcp, struct ust_stack *st, const struct ust_tcp_config *cfg)
+{
+	memset(tcp, 0, sizeof(*tcp));
+	tcp->st = st;
+	tcp->cfg = *cfg;
+	tcp->heap = calloc(cfg->max_conns, sizeof(*tcp->heap));
+	if (!tcp->heap)
+		return -ENOMEM;
+	tcp->next_ephemeral = (uint16_t)(EPHEMERAL_LO + cfg->isn_key[0] % (EPHEMERAL_HI - EPHEMERAL_LO));
+	st->upper.ctx = tcp;
+	st->upper.ip_input = ust_tcp_input;
+	st->upper.icmp_error = ust_tcp_icmp_error;
+	st->upper.unreachable = ust_tcp_unreachable;
+	return 0;
+}
+
+static void tcb_free(struct ust_tcb *t)
+{
+	ust_ring_free(&t->sndbuf);
+	ust_ring_free(&t->rcvbuf);
+	t->tcp->nconns--;
+	free(t);
+}
+
+void ust_tcp_destroy(struct ust_tcp *tcp)
+{
+	for (unsigned i = 0; i < UST_TCP_HASH; i++) {
+		while (tcp->hash[i]) {
+			struct ust_tcb *t = tcp->hash[i];
+			tcp->hash[i] = t->hnext;
+			tcb_free(t);
+		}
+	}
+	free(tcp->heap);
+	tcp->heap = NULL;
+	tcp->heap_len = 0;
+}
+
+/* ---- the table ---- */
+
+void tcp_hash_insert(struct ust_tcb *t)
+{
+	struct ust_tcb **b = bucket(t->tcp, t);
+
+	t->hnext = *b;
+	*b = t;
+	t->hashed = true;
+}
+
+void tcp_rehash(struct ust_tcb *t, uint16_t lport, uint32_t raddr, uint16_t rport)
+{
+	tcp_hash_remove(t);
+	t->lport = lport;
+	t->raddr = raddr;
+	t->rport = rport;
+	tcp_hash_insert(t);
+}
+
+void tcp_hash_remove(struct ust_tcb *t)
+{
+	if (!t->hashed)
+		return;
+	for (struct ust_tcb **p = bucket(t->tcp, t); *p; p = &(*p)->hnext) {
+		if (*p == t) {
+			*p = t->hnext;
+			break;
+		}
+	}
+	t->hashed = false;
+}
+
+struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, uint32_t laddr, uint16_t lport,
+			   uint32_t raddr, uint16_t rport)
+{
+	for (struct ust_tcb *t = tcp->hash[hash4(raddr, lport, rport)]; t; t = t->hnext)
+		if (t->lport == lport && t->rport == rport && t->raddr == raddr &&
+		    t->state != UST_TCP_LISTEN && t->state != UST_TCP_CLOSED)
+			return t;
+	return NULL;
+}
+
+struct ust_tcb *tcp_lookup_listener(struct ust_tcp *tcp, uint16_t lport)
+{
+	for (struct ust_tcb *t = tcp->hash[hash4(0, lport, 0)]; t; t = t->hnext)
+		if (t->lport == lport && t->state == UST_TCP_LISTEN)
+			return t;
+	return NULL;
+}
+
+bool tcp_port_in_use(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *except)
+{
+	for (unsigned i = 0; i < UST_TCP_HASH; i++)
+		for (struct ust_tcb *t = tcp->hash[i]; t; t = t->hnext)
+			if (t != except && t->lport == lport && lport != 0)
+				return true;
+	return false;
+}
+
+int tcp_pick_ephemeral(struct ust_tcp *tcp, struct ust_tcb *t)
+{
+	unsigned range = EPHEMERAL_HI - EPHEMERAL_LO + 1;
+
+	for (unsigned i = 0; i < range; i++) {
+		uint16_t p = tcp->next_ephemeral;
+		tcp->next_ephemeral = p == EPHEMERAL_HI ? EPHEMERAL_LO : (uint16_t)(p + 1);
+		if (!tcp_port_in_use(tcp, p, t)) {
+			tcp_rehash(t, p, t->raddr, t->rport);
+			return 0;
+		}
+	}
+	return -EADDRNOTAVAIL;
+}
+
+/* ---- allocation ---- */
+
+struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user)
+{
+	struct ust_tcb *t;
+
+	if (tcp->nconns >= tcp->cfg.max_conns)
+		return NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	tcp->nconns++;
+	t->tcp = tcp;
+	t->user = user;
+	t->state = UST_TCP_CLOSED;
+	t->laddr = tcp->st->nif.addr;
+	t->rcvbuf_cap = tcp->cfg.rcvbuf;
+	t->sndbuf_cap = tcp->cfg.sndbuf;
+	t->rcv_wscale = TCP_WSCALE;
+	t->rto = TCP_RTO_INIT;
+	t->keep_idle = TCP_KEEPIDLE;
+	t->keep_intvl = TCP_KEEPINTVL;
+	t->keep_cnt = TCP_KEEPCNT;
+	t->syn_retries = tcp->cfg.syn_retries;
+	t->heap_idx = NOT_IN_HEAP;
+	t->due = UST_TIME_NEVER;
+	for (unsigned i = 0; i < UST_TT_N; i++)
+		t->timer[i] = UST_TIME_NEVER;
+	t->rec.start = tcp->now;
+	/* Every block is in the table from birth (unbound ones under port
+	 * 0, which no lookup matches), so the table owns them all. */
+	tcp_hash_insert(t);
+	return t;
+}
+
+void tcp_maybe_free(struct ust_tcb *t)
+{
+	if (t->state != UST_TCP_CLOSED || !t->released)
+		return;
+	tcp_hash_remove(t);
+	for (unsigned i = 0; i < UST_TT_N; i++)
+		tcp_timer_stop(t, (enum ust_tcp_timer)i);
+	if (t->listener)
+		tcp_listener_forget(t->listener, t);
+	tcb_free(t);
+}
+
+/* ---- the timer heap ---- */
+
+static void heap_swap(struct ust_tcp *tcp, unsigned a, unsigned b)
+{
+	struct ust_tcb *x = tcp->heap[a];
+
+	tcp->heap[a] = tcp->heap[b];
+	tcp->heap[b] = x;
+	tcp->heap[a]->heap_idx = a;
+	tcp->heap[b]->heap_idx = b;
+}
+
+static void heap_up(struct ust_tcp *tcp, unsigned i)
+{
+	while (i > 0 && tcp->heap[(i - 1) / 2]->due > tcp->heap[i]->due) {
+		heap_swap(tcp, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void heap_down(struct ust_tcp *tcp, unsigned i)
+{
+	for (;;) {
+		unsigned l = 2 * i + 1, r = l + 1, m = i;
+		if (l < tcp->heap_len && tcp->heap[l]->due < tcp->heap[m]->due)
+			m = l;
+		if (r < tcp->heap_len && tcp->heap[r]->due < tcp->heap[m]->due)
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(tcp, i, m);
+		i = m;
+	}
+}
+
+static void heap_remove(struct ust_tcp *tcp, struct ust_tcb *t)
+{
+	unsigned i = t->heap_idx;
+
+	t->heap_idx = NOT_IN_HEAP;
+	if (i == NOT_IN_HEAP)
+		return;
+	tcp->heap_len--;
+	if (i == tcp->heap_len)
+		return;
+	tcp->heap[i] = tcp->heap[tcp->heap_len];
+	tcp->heap[i]->heap_idx = i;
+	heap_up(tcp, i);
+	heap_down(tcp, tcp->heap[i]->heap_idx);
+}
+
+void tcp_timer_set(struct ust_tcb *t, enum ust_tcp_timer which, ust_time due)
+{
+	struct ust_tcp *tcp = t->tcp;
+	ust_time old = t->due;
+
+	t->timer[which] = due;
+	t->due = UST_TIME_NEVER;
+	for (unsigned i = 0; i < UST_TT_N; i++)
+		t->due = ust_time_min(t->due, t->timer[i]);
+	if (t->due == old && (t->heap_idx != NOT_IN_HEAP) == (old != UST_TIME_NEVER))
+		return;
+	if (t->due == UST_TIME_NEVER) {
+		heap_remove(tcp, t);
+		return;
+	}
+	if (t->heap_idx == NOT_IN_HEAP) {
+		t->heap_idx = tcp->heap_len;
+		tcp->heap[tcp->heap_len++] = t;
+		heap_up(tcp, t->heap_idx);
+		return;
+	}
+	heap_up(tcp, t->heap_idx);
+	heap_down(tcp, t->heap_idx);
+}
+
+ust_time ust_tcp_timers(struct ust_tcp *tcp, ust_time now)
+{
+	tcp->now = now;
+	while (tcp->heap_len && tcp->heap[0]->due <= now)
+		tcp_timer_fire(tcp->heap[0], now);
+	return tcp->heap_len ? tcp->heap[0]->due : UST_TIME_NEVER;
+}

@@ -1,0 +1,177 @@
+/* Timers: retransmission (RFC 6298) and zero-window probing, delayed ACK,
+ * keepalive and the orphaned FIN-WAIT-2 timeout, TIME-WAIT. One handler per
+ * timer, in a table. */
+#include <errno.h>
+
+#include "tcp_impl.h"
+
+void tcp_rtt_sample(struct ust_tcb *t, ust_time rtt)
+{
+	ust_time var;
+
+	if (rtt == 0)
+		rtt = 1;
+	if (t->srtt == 0) {
+		t->srtt = rtt;
+		t->rttvar = rtt / 2;
+	} else {
+		ust_time delta = t->srtt > rtt ? t->srtt - rtt : rtt - t->srtt;
+		t->rttvar = (3 * t->rttvar + delta) / 4;
+		t->srtt = (7 * t->srtt + rtt) / 8;
+	}
+	/* RTO = SRTT + max(G, 4 RTTVAR), with Linux's floor of 200 ms on the
+	 * variance term rather than RFC 6298's 1 s minimum. */
+	var = 4 * t->rttvar;
+	t->rto = t->srtt + (var > TCP_RTO_MIN ? var : TCP_RTO_MIN);
+	if (t->rto > TCP_RTO_MAX)
+		t->rto = TCP_RTO_MAX;
+}
+
+ust_time tcp_rto_backed_off(const struct ust_tcb *t)
+{
+	ust_time rto = t->rto;
+	unsigned doublings = t->backoff;
+
+	/* Linux 6.x (tcp_syn_linear_timeouts = 4): the first four SYN
+	 * retransmissions keep the initial timeout, then it doubles. */
+	if (t->state == UST_TCP_SYN_SENT || t->state == UST_TCP_SYN_RECEIVED)
+		doublings = doublings > TCP_SYN_LINEAR ? doublings - TCP_SYN_LINEAR : 0;
+	for (unsigned i = 0; i < doublings && rto < TCP_RTO_MAX; i++)
+		rto *= 2;
+	return rto < TCP_RTO_MAX ? rto : TCP_RTO_MAX;
+}
+
+void tcp_rto_restart(struct ust_tcb *t, ust_time now)
+{
+	if (t->snd_una == t->snd_max)
+		tcp_timer_stop(t, UST_TT_RTX);
+	else
+		tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
+}
+
+/* Has the connection retransmitted long enough to give up? With
+ * TCP_USER_TIMEOUT the time since the first unanswered retransmission
+ * decides; otherwise the count, as Linux's tcp_retries2 and, for orphans,
+ * tcp_orphan_retries. */
+static bool give_up(struct ust_tcb *t, ust_time now)
+{
+	unsigned limit = t->released ? t->tcp->cfg.orphan_retries : t->tcp->cfg.retries2;
+
+	if (t->user_timeout)
+		return t->first_rtx && now - t->first_rtx >= t->user_timeout;
+	return t->backoff >= limit;
+}
+
+static void on_rtx(struct ust_tcb *t, ust_time now)
+{
+	struct ust_tcp *tcp = t->tcp;
+
+	if (t->persist) {
+		/* Zero-window probe; the window stays shut, keep asking. */
+		tcp_send_probe(t, now);
+		if (t->backoff < 16)
+			t->backoff++;
+		tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
+		return;
+	}
+	if (t->state == UST_TCP_SYN_SENT || t->state == UST_TCP_SYN_RECEIVED) {
+		/* Linux gives up after the time the retries would take with
+		 * pure doubling (tcp_model_timeout: 1 + 2 + 4 … s), whatever
+		 * the linear timeouts squeezed into it. */
+		unsigned limit = t->state == UST_TCP_SYN_SENT ? t->syn_retries : tcp->cfg.synack_retries;
+		ust_time give_up = t->rec.start + TCP_RTO_INIT * ((2ull << (limit < 20 ? limit : 20)) - 1);
+		if (now >= give_up) {
+			tcp_set_error(t, ETIMEDOUT);
+			tcp_event(t, UST_TCP_EV_ERROR);
+			tcp_finish(t, UST_OUTCOME_TIMEOUT, "SYN not answered");
+			return;
+		}
+		t->backoff++;
+		tcp_count(tcp, UST_EV_TCP_RTO);
+		tcp_send_syn(t, now);
+		tcp_timer_set(t, UST_TT_RTX, ust_time_min(now + tcp_rto_backed_off(t), give_up));
+		return;
+	}
+	if (t->snd_una == t->snd_max)
+		return;
+	if (!t->first_rtx)
+		t->first_rtx = now;
+	if (give_up(t, now)) {
+		/* Nothing is sent: the peer is not answering (C44, C45). */
+		tcp_set_error(t, ETIMEDOUT);
+		tcp_event(t, UST_TCP_EV_ERROR);
+		tcp_finish(t, UST_OUTCOME_TIMEOUT, "retransmissions not acknowledged");
+		return;
+	}
+	tcp_count(tcp, UST_EV_TCP_RTO);
+	/* RFC 5681 §3.1: after a timeout, one segment at a time again. */
+	{
+		uint32_t flight = tcb_flight(t);
+		t->ssthresh = flight / 2 > 2u * t->mss ? flight / 2 : 2u * t->mss;
+	}
+	t->cwnd = t->mss;
+	t->in_recovery = false;
+	t->recover = t->snd_max;
+	t->dupacks = 0;
+	t->rtt_active = false; /* Karn */
+	t->backoff++;
+	t->snd_nxt = t->snd_una;
+	tcp_output(t, now);
+	tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
+}
+
+static void on_delack(struct ust_tcb *t, ust_time now)
+{
+	if (UST_TCP_SYNCHRONIZED(t->state))
+		tcp_send_ack(t, now);
+}
+
+static void on_keepalive(struct ust_tcb *t, ust_time now)
+{
+	if (t->state == UST_TCP_FIN_WAIT_2 && t->released) {
+		/* TCP_LINGER2 / tcp_fin_timeout: the orphan stops waiting for
+		 * the peer's FIN, silently (C25). */
+		tcp_finish(t, UST_OUTCOME_TIMEOUT, "peer never closed (orphaned FIN-WAIT-2)");
+		return;
+	}
+	if (!t->keepalive || !UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_TIME_WAIT)
+		return;
+	if (now - t->last_rcv < t->keep_idle) {
+		tcp_timer_set(t, UST_TT_KEEPALIVE, t->last_rcv + t->keep_idle);
+		return;
+	}
+	if (t->keep_probes >= t->keep_cnt) {
+		tcp_send_rst(t, now);
+		tcp_set_error(t, ETIMEDOUT);
+		tcp_event(t, UST_TCP_EV_ERROR);
+		tcp_finish(t, UST_OUTCOME_TIMEOUT, "keepalive not answered");
+		return;
+	}
+	tcp_send_probe(t, now);
+	t->keep_probes++;
+	tcp_timer_set(t, UST_TT_KEEPALIVE, now + t->keep_intvl);
+}
+
+static void on_timewait(struct ust_tcb *t, ust_time now)
+{
+	tcp_finish(t, UST_OUTCOME_ORDERLY, "");
+}
+
+static void (*const handlers[UST_TT_N])(struct ust_tcb *, ust_time) = {
+	[UST_TT_RTX] = on_rtx,
+	[UST_TT_DELACK] = on_delack,
+	[UST_TT_KEEPALIVE] = on_keepalive,
+	[UST_TT_TIMEWAIT] = on_timewait,
+};
+
+void tcp_timer_fire(struct ust_tcb *t, ust_time now)
+{
+	for (unsigned i = 0; i < UST_TT_N; i++) {
+		if (t->timer[i] <= now) {
+			tcp_timer_stop(t, (enum ust_tcp_timer)i);
+			handlers[i](t, now);
+			/* The handler may have freed t. */
+			return;
+		}
+	}
+}

@@ -1,0 +1,488 @@
+/* The user calls (RFC 9293 §3.9.1), shaped as the BSD socket calls a
+ * program makes, with Linux's results. */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "tcp_impl.h"
+
+struct ust_tcb *ust_tcp_create(struct ust_tcp *tcp, void *user, int *err)
+{
+	struct ust_tcb *t = tcp_tcb_new(tcp, user);
+
+	*err = t ? 0 : -ENOBUFS;
+	if (t)
+		t->rcv_mss = (uint16_t)(tcp->st->nif.mtu - 40);
+	return t;
+}
+
+int ust_tcp_bind(struct ust_tcb *t, uint16_t lport, bool reuseaddr)
+{
+	struct ust_tcp *tcp = t->tcp;
+
+	if (t->lport || t->state != UST_TCP_CLOSED)
+		return -EINVAL;
+	if (lport == 0)
+		return 0; /* chosen at connect or listen */
+	if (tcp_port_in_use(tcp, lport, t)) {
+		/* SO_REUSEADDR lets a socket bind over connections that are
+		 * not listening (TIME-WAIT remnants), as in Linux. */
+		if (!reuseaddr || tcp_lookup_listener(tcp, lport))
+			return -EADDRINUSE;
+	}
+	tcp_rehash(t, lport, 0, 0);
+	return 0;
+}
+
+/* Sequence variables and buffers for a new connection. */
+static int tcb_start(struct ust_tcb *t, ust_time now)
+{
+	struct ust_tcp *tcp = t->tcp;
+
+	if (!t->sndbuf.mem && ust_ring_init(&t->sndbuf, t->sndbuf_cap))
+		return -ENOBUFS;
+	if (!t->rcvbuf.mem && ust_ring_init(&t->rcvbuf, tcp_rcvbuf_ring_size(t)))
+		return -ENOBUFS;
+	t->iss = tcp_isn(tcp, t->laddr, t->lport, t->raddr, t->rport, now);
+	t->snd_una = t->snd_nxt = t->snd_max = t->iss;
+	t->snd_buf_seq = t->iss + 1;
+	t->recover = t->iss;
+	t->snd_sml = t->iss;
+	t->ts_offset = tcp_ts_offset(tcp, t->laddr, t->raddr);
+	if (!t->rcv_mss)
+		t->rcv_mss = (uint16_t)(tcp->st->nif.mtu - 40);
+	t->mss = (uint16_t)(t->rcv_mss - 12);
+	t->rec.start = now;
+	return 0;
+}
+
+int ust_tcp_connect(struct ust_tcb *t, uint32_t raddr, uint16_t rport, ust_time now)
+{
+	struct ust_tcp *tcp = t->tcp;
+	uint16_t lport = t->lport;
+	int r;
+
+	switch (t->state) {
+	case UST_TCP_CLOSED:
+		break;
+	case UST_TCP_SYN_SENT:
+	case UST_TCP_SYN_RECEIVED:
+		return -EALREADY;
+	case UST_TCP_LISTEN:
+		return -EINVAL;
+	default:
+		return -EISCONN;
+	}
+	if (t->rec.nstates)
+		return -EISCONN; /* a finished connection is not reused */
+	if (!ust_ip_routable(tcp->st, raddr))
+		return -ENETUNREACH;
+	tcp->now = now;
+	if (!lport) {
+		r = tcp_pick_ephemeral(tcp, t);
+		if (r)
+			return r;
+		lport = t->lport;
+	} else if (tcp_lookup(tcp, t->laddr, lport, raddr, rport)) {
+		return -EADDRNOTAVAIL;
+	}
+	tcp_rehash(t, lport, raddr, rport);
+	r = tcb_start(t, now);
+	if (r)
+		return r;
+	tcp_count(tcp, UST_EV_TCP_ACTIVE_OPENS);
+	tcp_set_state(t, UST_TCP_SYN_SENT);
+	t->rtt_active = true;
+	t->rtt_start = now;
+	tcp_send_syn(t, now);
+	return 0;
+}
+
+int ust_tcp_listen(struct ust_tcb *t, unsigned backlog)
+{
+	struct ust_tcp *tcp = t->tcp;
+
+	if (backlog > 4096)
+		backlog = 4096; /* Linux's somaxconn */
+	if (t->state == UST_TCP_LISTEN) {
+		t->backlog = backlog;
+		return 0;
+	}
+	if (t->state != UST_TCP_CLOSED || t->rec.nstates)
+		return -EINVAL;
+	if (!t->lport && tcp_pick_ephemeral(tcp, t))
+		return -EADDRINUSE;
+	if (tcp_lookup_listener(tcp, t->lport))
+		return -EADDRINUSE;
+	t->backlog = backlog;
+	t->state = UST_TCP_LISTEN; /* not a connection: no record */
+	return 0;
+}
+
+void tcp_listener_forget(struct ust_tcb *l, struct ust_tcb *c)
+{
+	c->listener = NULL;
+	/* In the accept queue, or else counted in the SYN queue. */
+	for (struct ust_tcb **p = &l->acceptq_head, *prev = NULL; *p; prev = *p, p = &(*p)->qnext) {
+		if (*p == c) {
+			*p = c->qnext;
+			if (l->acceptq_tail == c)
+				l->acceptq_tail = prev;
+			l->acceptq_len--;
+			c->qnext = NULL;
+			return;
+		}
+	}
+	if (l->synq_len)
+		l->synq_len--;
+}
+
+struct ust_tcb *ust_tcp_accept(struct ust_tcb *l, void *user, int *err)
+{
+	struct ust_tcb *c;
+
+	if (l->state != UST_TCP_LISTEN) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	c = l->acceptq_head;
+	if (!c) {
+		*err = -EAGAIN;
+		return NULL;
+	}
+	tcp_listener_forget(l, c);
+	c->user = user;
+	c->released = false;
+	*err = 0;
+	return c;
+}
+
+long ust_tcp_send(struct ust_tcb *t, const void *buf, size_t len, ust_time now)
+{
+	uint32_t n;
+
+	t->tcp->now = now;
+	if (t->so_error)
+		return -ust_tcp_take_error(t);
+	if (t->fin_queued || t->hard_error)
+		return -EPIPE;
+	switch (t->state) {
+	case UST_TCP_CLOSED:
+	case UST_TCP_LISTEN:
+		return t->rec.nstates ? -EPIPE : -ENOTCONN;
+	case UST_TCP_SYN_SENT:
+	case UST_TCP_SYN_RECEIVED:
+		return -EAGAIN;
+	default:
+		break;
+	}
+	if (len > UINT32_MAX)
+		len = UINT32_MAX;
+	n = ust_ring_append(&t->sndbuf, buf, (uint32_t)len);
+	if (n)
+		tcp_output(t, now);
+	return n;
+}
+
+/* After the user read, tell the peer the window opened, as Linux's
+ * tcp_cleanup_rbuf: only when the window left had fallen to half the
+ * buffer or less and the new one is at least twice as large. */
+static void window_update(struct ust_tcb *t, ust_time now)
+{
+	uint32_t adv = seq_gt(t->rcv_adv, t->rcv_nxt) ? t->rcv_adv - t->rcv_nxt : 0;
+	uint32_t wnd;
+
+	if (!UST_TCP_SYNCHRONIZED(t->state) || UST_TCP_RCVD_FIN(t->state) || 2 * adv > t->rcvbuf_cap)
+		return;
+	wnd = tcp_rcv_window(t);
+	if (wnd && wnd >= 2 * adv)
+		tcp_send_ack(t, now);
+}
+
+long ust_tcp_receive(struct ust_tcb *t, void *buf, size_t len, ust_time now)
+{
+	uint32_t n = t->rcvbuf.len;
+
+	t->tcp->now = now;
+	if (n) {
+		if (n > len)
+			n = (uint32_t)len;
+		ust_ring_peek(&t->rcvbuf, 0, buf, n);
+		ust_ring_consume(&t->rcvbuf, n);
+		window_update(t, now);
+		ust_stack_flush(t->tcp->st);
+		return n;
+	}
+	/* The order of Linux's tcp_recvmsg: the peer's FIN, then a pending
+	 * error, then a local shutdown, then "not connected". */
+	if (t->fin_rcvd) {
+		t->eof_seen = true;
+		return 0;
+	}
+	if (t->so_error)
+		return -ust_tcp_take_error(t);
+	if (t->rd_shut || t->hard_error)
+		return 0;
+	if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN)
+		return -ENOTCONN;
+	return -EAGAIN;
+}
+
+int ust_tcp_take_error(struct ust_tcb *t)
+{
+	int e = t->so_error;
+
+	t->so_error = 0;
+	return e;
+}
+
+/* Queue the FIN after the data and move to the closing state (RFC 9293
+ * §3.10.4 CLOSE). */
+static void queue_fin(struct ust_tcb *t, ust_time now)
+{
+	if (t->fin_queued)
+		return;
+	t->fin_queued = true;
+	switch (t->state) {
+	case UST_TCP_ESTABLISHED:
+		tcp_set_state(t, UST_TCP_FIN_WAIT_1);
+		break;
+	case UST_TCP_CLOSE_WAIT:
+		tcp_set_state(t, UST_TCP_LAST_ACK);
+		break;
+	default:
+		/* SYN-RECEIVED: the FIN goes once established. */
+		return;
+	}
+	tcp_output(t, now);
+}
+
+int ust_tcp_shutdown(struct ust_tcb *t, int how, ust_time now)
+{
+	t->tcp->now = now;
+	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
+		return -EINVAL;
+	if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN || t->state == UST_TCP_SYN_SENT)
+		return -ENOTCONN;
+	if (how != SHUT_WR)
+		t->rd_shut = true;
+	if (how != SHUT_RD)
+		queue_fin(t, now);
+	return 0;
+}
+
+void ust_tcp_abort(struct ust_tcb *t, ust_time now)
+{
+	bool unsent = t->sndbuf.len > t->snd_max - t->snd_buf_seq;
+
+	t->tcp->now = now;
+	t->released = true;
+	t->user = NULL;
+	switch (t->state) {
+	case UST_TCP_CLOSED:
+		tcp_maybe_free(t);
+		return;
+	case UST_TCP_LISTEN:
+		ust_tcp_close(t, now);
+		return;
+	case UST_TCP_SYN_SENT:
+	case UST_TCP_TIME_WAIT:
+		tcp_finish(t, UST_OUTCOME_RESET_SENT, "aborted by the user");
+		return;
+	case UST_TCP_CLOSING:
+	case UST_TCP_LAST_ACK:
+		/* Linux resets these only if data was never sent. */
+		if (unsent)
+			tcp_send_rst(t, now);
+		break;
+	default:
+		tcp_send_rst(t, now);
+		break;
+	}
+	tcp_finish(t, UST_OUTCOME_RESET_SENT, "aborted by the user");
+}
+
+int ust_tcp_close(struct ust_tcb *t, ust_time now)
+{
+	t->tcp->now = now;
+	t->released = true;
+	t->user = NULL;
+	switch (t->state) {
+	case UST_TCP_CLOSED:
+		tcp_maybe_free(t);
+		return 0;
+	case UST_TCP_LISTEN:
+		/* Established children nobody accepted are reset; half-open
+		 * ones go quietly (C30). */
+		while (t->acceptq_head) {
+			struct ust_tcb *c = t->acceptq_head;
+			tcp_listener_forget(t, c);
+			ust_tcp_abort(c, now);
+		}
+		for (unsigned i = 0; i < UST_TCP_HASH; i++) {
+			struct ust_tcb *c = t->tcp->hash[i], *next;
+			for (; c; c = next) {
+				next = c->hnext;
+				if (c->listener == t) {
+					tcp_listener_forget(t, c);
+					tcp_finish(c, UST_OUTCOME_RESET_SENT, "listener closed");
+				}
+			}
+		}
+		t->state = UST_TCP_CLOSED;
+		tcp_maybe_free(t);
+		return 0;
+	case UST_TCP_SYN_SENT:
+		/* Nothing is sent (C29). */
+		tcp_finish(t, UST_OUTCOME_RESET_SENT, "closed while connecting");
+		return 0;
+	default:
+		break;
+	}
+	/* Unread data, or SO_LINGER {1, 0}: abort with a RST (C15, C27). */
+	if (t->rcvbuf.len || (t->linger_on && t->linger_s == 0)) {
+		ust_tcp_abort(t, now);
+		return 0;
+	}
+	t->rd_shut = true;
+	if (t->state == UST_TCP_FIN_WAIT_2) {
+		/* SHUT_WR earlier, FIN acknowledged: now an orphan, waiting
+		 * at most the FIN timeout for the peer's FIN. */
+		if (t->linger2_neg) {
+			tcp_send_rst(t, now);
+			tcp_finish(t, UST_OUTCOME_RESET_SENT, "TCP_LINGER2 < 0");
+			return 0;
+		}
+		tcp_timer_set(t, UST_TT_KEEPALIVE,
+			      now + UST_MS(t->fin_timeout_ms ? t->fin_timeout_ms : t->tcp->cfg.fin_timeout_ms));
+	}
+	queue_fin(t, now);
+	return 0;
+}
+
+void ust_tcp_set_linger(struct ust_tcb *t, bool on, unsigned seconds)
+{
+	t->linger_on = on;
+	t->linger_s = seconds;
+}
+
+int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
+{
+	switch (opt) {
+	case UST_TCP_OPT_NODELAY:
+		t->nodelay = v != 0;
+		if (t->nodelay)
+			tcp_output(t, t->tcp->now);
+		return 0;
+	case UST_TCP_OPT_KEEPALIVE:
+		t->keepalive = v != 0;
+		if (t->keepalive && UST_TCP_SYNCHRONIZED(t->state))
+			tcp_timer_set(t, UST_TT_KEEPALIVE, t->tcp->now + t->keep_idle);
+		return 0;
+	case UST_TCP_OPT_KEEPIDLE:
+		if (v < 1 || v > 32767)
+			return -EINVAL;
+		t->keep_idle = UST_SEC(v);
+		return 0;
+	case UST_TCP_OPT_KEEPINTVL:
+		if (v < 1 || v > 32767)
+			return -EINVAL;
+		t->keep_intvl = UST_SEC(v);
+		return 0;
+	case UST_TCP_OPT_KEEPCNT:
+		if (v < 1 || v > 127)
+			return -EINVAL;
+		t->keep_cnt = (unsigned)v;
+		return 0;
+	case UST_TCP_OPT_USER_TIMEOUT:
+		if (v < 0)
+			return -EINVAL;
+		t->user_timeout = UST_MS(v);
+		return 0;
+	case UST_TCP_OPT_LINGER2:
+		/* Linux: < 0 resets orphans reaching FIN-WAIT-2; 0 means the
+		 * default; above tcp_fin_timeout, the default. */
+		t->linger2_neg = v < 0;
+		t->fin_timeout_ms = v > 0 && (unsigned)v * 1000u <= t->tcp->cfg.fin_timeout_ms
+					    ? (unsigned)v * 1000u : 0;
+		return 0;
+	case UST_TCP_OPT_SNDBUF:
+	case UST_TCP_OPT_RCVBUF: {
+		/* Linux doubles the value (bookkeeping overhead); we keep
+		 * that for getsockopt and use it as the byte budget. */
+		uint32_t size = v < 1152 ? 2304u : (uint32_t)v * 2u;
+		struct ust_ring *r = opt == UST_TCP_OPT_SNDBUF ? &t->sndbuf : &t->rcvbuf;
+		if (opt == UST_TCP_OPT_SNDBUF)
+			t->sndbuf_cap = size;
+		else
+			t->rcvbuf_cap = size;
+		if (opt == UST_TCP_OPT_RCVBUF)
+			size = tcp_rcvbuf_ring_size(t);
+		if (r->mem && size >= r->len && !(opt == UST_TCP_OPT_RCVBUF && t->ofo.n))
+			ust_ring_resize(r, size);
+		return 0;
+	}
+	case UST_TCP_OPT_MAXSEG:
+		if (v < 88 || v > 65495)
+			return -EINVAL;
+		if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN)
+			t->rcv_mss = (uint16_t)v;
+		return 0;
+	case UST_TCP_OPT_SYNCNT:
+		if (v < 1 || v > 127)
+			return -EINVAL;
+		t->syn_retries = (unsigned)v;
+		return 0;
+	}
+	return -ENOPROTOOPT;
+}
+
+int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
+{
+	switch (opt) {
+	case UST_TCP_OPT_NODELAY: *v = t->nodelay; return 0;
+	case UST_TCP_OPT_KEEPALIVE: *v = t->keepalive; return 0;
+	case UST_TCP_OPT_KEEPIDLE: *v = (int)(t->keep_idle / 1000000u); return 0;
+	case UST_TCP_OPT_KEEPINTVL: *v = (int)(t->keep_intvl / 1000000u); return 0;
+	case UST_TCP_OPT_KEEPCNT: *v = (int)t->keep_cnt; return 0;
+	case UST_TCP_OPT_USER_TIMEOUT: *v = (int)(t->user_timeout / 1000u); return 0;
+	case UST_TCP_OPT_LINGER2:
+		*v = t->linger2_neg ? -1 : (int)((t->fin_timeout_ms ? t->fin_timeout_ms
+							      : t->tcp->cfg.fin_timeout_ms) / 1000u);
+		return 0;
+	case UST_TCP_OPT_SNDBUF: *v = (int)t->sndbuf_cap; return 0;
+	case UST_TCP_OPT_RCVBUF: *v = (int)t->rcvbuf_cap; return 0;
+	case UST_TCP_OPT_MAXSEG: *v = UST_TCP_SYNCHRONIZED(t->state) ? t->mss : t->rcv_mss; return 0;
+	case UST_TCP_OPT_SYNCNT: *v = (int)t->syn_retries; return 0;
+	}
+	return -ENOPROTOOPT;
+}
+
+void ust_tcp_status(const struct ust_tcb *t, struct ust_tcp_status *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->state = t->state;
+	s->laddr = t->laddr;
+	s->raddr = t->raddr;
+	s->lport = t->lport;
+	s->rport = t->rport;
+	s->rcv_queued = t->rcvbuf.len;
+	s->snd_queued = t->sndbuf.len;
+	s->snd_space = t->sndbuf.cap - t->sndbuf.len;
+	s->srtt = t->srtt;
+	s->rttvar = t->rttvar;
+	s->rto = t->rto;
+	s->cwnd = t->cwnd;
+	s->ssthresh = t->ssthresh;
+	s->mss = t->mss;
+	s->rcv_mss = t->rcv_mss;
+	s->retransmits = t->backoff;
+	s->backoff = t->backoff;
+	s->total_retrans = t->total_retrans;
+	s->eof = t->fin_rcvd;
+	s->timer = -1;
+	s->timer_due = t->due;
+	for (unsigned i = 0; i < UST_TT_N; i++)
+		if (t->timer[i] == t->due && t->due != UST_TIME_NEVER)
+			s->timer = (int)i;
+}
