@@ -4,6 +4,7 @@
  *
  *   ustcp-host [-d seconds] [-r ready-file] [-s counters-file]
  *              [-p addr [-c count] [-i interval] [-W wait]]
+ *              [-C addr:port | -L port] [-I in-file] [-O out-file]
  *
  * Configuration is the USTCP_* environment. It answers ARP and ping; with -p
  * it pings addr itself (ICMP echo from the stack), printing each reply or
@@ -11,7 +12,17 @@
  * was answered, when the host is found unreachable, or -W seconds (default
  * 5) after the last request. On SIGINT/SIGTERM, at the end
  * of -d, or when the pings are done, it writes its counters to stderr (and to
- * the -s file) and exits: 0, or 1 if pings went unanswered. */
+ * the -s file) and exits: 0, or 1 if pings went unanswered.
+ *
+ * TCP: with -C it connects to addr:port, with -L it accepts one connection
+ * on port. Either way it sends the contents of -I (if given) and then shuts
+ * its sending side (FIN; without -I it sends nothing and waits for the
+ * peer's FIN), writes everything it receives to -O (default:
+ * nothing kept, only counted), closes when the peer has closed too, and
+ * exits when the connection is CLOSED (after TIME-WAIT when it closed
+ * first: set USTCP_MSL small). A line on stderr reports the bytes each way
+ * and how the connection ended; the exit status is 0 for an orderly close,
+ * 1 otherwise. */
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
@@ -26,6 +37,7 @@
 #include "log.h"
 #include "loop.h"
 #include "stack.h"
+#include "tcp.h"
 
 struct host {
 	struct ust_config cfg;
@@ -42,6 +54,16 @@ struct host {
 	ev_timer ping_timer;
 	ev_timer end_timer;
 	ev_signal sigint, sigterm;
+
+	/* TCP */
+	struct ust_tcp tcp;
+	struct ust_tcb *listener, *conn;
+	unsigned pending;          /* events since the last pump */
+	int in_fd, out_fd;
+	bool in_done, out_done, closed;
+	uint64_t sent, received;
+	uint8_t buf[65536];
+	int status;
 };
 
 static const char *host_getenv(const char *name)
@@ -52,14 +74,119 @@ static const char *host_getenv(const char *name)
 static void usage(void)
 {
 	fprintf(stderr, "usage: ustcp-host [-d seconds] [-r ready-file] [-s counters-file]\n"
-			"                  [-p addr [-c count] [-i interval] [-W wait]]\n");
+			"                  [-p addr [-c count] [-i interval] [-W wait]]\n"
+			"                  [-C addr:port | -L port] [-I in-file] [-O out-file]\n");
 	exit(2);
+}
+
+/* TCP events only note what happened; the pump acts after TCP returns. */
+static void on_tcp_event(void *ctx, struct ust_tcb *tcb, unsigned events)
+{
+	struct host *h = ctx;
+
+	h->pending |= events;
+}
+
+static void on_tcp_closed(void *ctx, const struct ust_tcb *t)
+{
+	struct host *h = ctx;
+	const struct ust_tcp_record *r = &t->rec;
+	const char *who = ust_tcp_initiator_name(r->initiator);
+
+	if (t != h->conn)
+		return;
+	fprintf(stderr, "ustcp-host: connection closed: outcome=%s initiator=%s sent=%llu received=%llu%s%s\n",
+		ust_tcp_outcome_name(r->outcome), who ? who : "none",
+		(unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_received,
+		*r->reason ? " reason=" : "", r->reason);
+	h->status = r->outcome == UST_OUTCOME_ORDERLY ? 0 : 1;
+	h->closed = true;
+}
+
+static void pump(struct ust_loop *l, ust_time now)
+{
+	struct host *h = l->ctx;
+	int err;
+
+	if (!h->conn && h->listener && (h->pending & UST_TCP_EV_ACCEPT)) {
+		h->conn = ust_tcp_accept(h->listener, h, &err);
+		if (h->conn) {
+			ust_tcp_close(h->listener, now); /* one connection */
+			h->listener = NULL;
+		}
+	}
+	h->pending = 0;
+	if (!h->conn)
+		return;
+	if (h->closed) {
+		ev_break(h->ev, EVBREAK_ALL);
+		return;
+	}
+	/* Receive everything there is. */
+	while (!h->out_done) {
+		long n = ust_tcp_receive(h->conn, h->buf, sizeof(h->buf), now);
+		if (n == -EAGAIN)
+			break;
+		if (n <= 0) {
+			if (n < 0)
+				fprintf(stderr, "ustcp-host: receive: %s\n", strerror((int)-n));
+			h->out_done = true;
+			break;
+		}
+		h->received += (uint64_t)n;
+		if (h->out_fd >= 0 && write(h->out_fd, h->buf, (size_t)n) != n) {
+			fprintf(stderr, "ustcp-host: write: %s\n", strerror(errno));
+			h->out_fd = -1;
+		}
+	}
+	/* Without -I nothing is sent: the sending side stays open until the
+	 * peer has finished (so nc -N peers keep sending). */
+	if (h->in_fd < 0 && h->out_done)
+		h->in_done = true;
+	/* Send what fits. */
+	while (!h->in_done && h->in_fd >= 0) {
+		struct ust_tcp_status s;
+		ssize_t n;
+		long m;
+
+		ust_tcp_status(h->conn, &s);
+		if (s.state == UST_TCP_SYN_SENT || s.state == UST_TCP_SYN_RECEIVED || s.snd_space == 0)
+			break;
+		n = pread(h->in_fd, h->buf, s.snd_space < sizeof(h->buf) ? s.snd_space : sizeof(h->buf),
+			  (off_t)h->sent);
+		if (n <= 0) {
+			h->in_done = true;
+			ust_tcp_shutdown(h->conn, SHUT_WR, now);
+			break;
+		}
+		m = ust_tcp_send(h->conn, h->buf, (size_t)n, now);
+		if (m < 0) {
+			fprintf(stderr, "ustcp-host: send: %s\n", strerror((int)-m));
+			h->in_done = true;
+			break;
+		}
+		h->sent += (uint64_t)m;
+		if (m < n)
+			break;
+	}
+	if (h->in_done && h->out_done && !h->closed) {
+		struct ust_tcb *c = h->conn;
+		ust_tcp_close(c, now);
+		/* The block lives on (TIME-WAIT…) until CLOSED. */
+	}
+}
+
+/* The network layer's hooks have one context, TCP's (ust_tcp_init sets
+ * it); the host holds its TCP, so it finds itself from there. */
+static struct host *host_of(void *ctx)
+{
+	return ust_container_of(ctx, struct host, tcp);
 }
 
 static void on_echo_reply(void *ctx, uint32_t from, uint32_t rest, const uint8_t *data, size_t len,
 			  ust_time now)
 {
-	struct host *h = ctx;
+	struct host *h = host_of(ctx);
 	unsigned seq = rest & 0xffff;
 	char a[16];
 
@@ -76,9 +203,10 @@ static void on_echo_reply(void *ctx, uint32_t from, uint32_t rest, const uint8_t
 
 static void on_unreachable(void *ctx, uint32_t dst, int err, ust_time now)
 {
-	struct host *h = ctx;
+	struct host *h = host_of(ctx);
 	char a[16];
 
+	ust_tcp_unreachable(ctx, dst, err, now);
 	printf("%s: %s\n", ust_ip_str(dst, a), strerror(err));
 	fflush(stdout);
 	if (dst == h->ping_dst)
@@ -147,11 +275,19 @@ int main(int argc, char **argv)
 	struct ust_netif nif;
 	int c, r, status = 0;
 
+	const char *connect_to = NULL, *in_file = NULL, *out_file = NULL;
+	unsigned listen_port = 0;
+
 	h.ping_count = 3;
 	h.ping_interval = 1;
 	h.ping_wait = 5;
-	while ((c = getopt(argc, argv, "c:d:i:p:r:s:W:")) != -1) {
+	h.in_fd = h.out_fd = -1;
+	while ((c = getopt(argc, argv, "c:d:i:p:r:s:W:C:L:I:O:")) != -1) {
 		switch (c) {
+		case 'C': connect_to = optarg; break;
+		case 'L': listen_port = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'I': in_file = optarg; break;
+		case 'O': out_file = optarg; break;
 		case 'c': h.ping_count = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'd': duration = strtod(optarg, NULL); break;
 		case 'i': h.ping_interval = strtod(optarg, NULL); break;
@@ -188,12 +324,67 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	h.link.ctr = &h.st.ctr;
-	h.st.upper.ctx = &h;
+	{
+		struct ust_tcp_config tc;
+		ust_tcp_default_config(&tc);
+		tc.msl_ms = h.cfg.msl_ms;
+		tc.fin_timeout_ms = h.cfg.fin_timeout_ms;
+		tc.isn_key[0] = ((uint64_t)getpid() << 32) ^ (uint64_t)ust_now();
+		tc.isn_key[1] = (uint64_t)ust_now() * 0x9e3779b97f4a7c15ull;
+		tc.event = on_tcp_event;
+		tc.closed = on_tcp_closed;
+		tc.ctx = &h;
+		if (ust_tcp_init(&h.tcp, &h.st, &tc) < 0) {
+			fprintf(stderr, "ustcp-host: out of memory\n");
+			return 1;
+		}
+	}
+	/* ICMP hooks of the test host ride along with TCP's. */
 	h.st.upper.echo_reply = on_echo_reply;
 	h.st.upper.unreachable = on_unreachable;
 
 	h.ev = ev_default_loop(EVFLAG_AUTO);
-	ust_loop_start(&h.loop, h.ev, &h.st, &h.link);
+	ust_loop_start(&h.loop, h.ev, &h.st, &h.link, &h.tcp);
+	h.loop.after = pump;
+	h.loop.ctx = &h;
+	if (in_file && (h.in_fd = open(in_file, O_RDONLY | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "ustcp-host: %s: %s\n", in_file, strerror(errno));
+		return 1;
+	}
+	if (out_file && (h.out_fd = open(out_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+		fprintf(stderr, "ustcp-host: %s: %s\n", out_file, strerror(errno));
+		return 1;
+	}
+	if (connect_to || listen_port) {
+		struct ust_tcb *t = ust_tcp_create(&h.tcp, &h, &r);
+		if (!t) {
+			fprintf(stderr, "ustcp-host: %s\n", strerror(-r));
+			return 1;
+		}
+		if (connect_to) {
+			char a[32];
+			const char *colon = strrchr(connect_to, ':');
+			uint32_t addr;
+			if (!colon || (size_t)(colon - connect_to) >= sizeof(a))
+				usage();
+			memcpy(a, connect_to, (size_t)(colon - connect_to));
+			a[colon - connect_to] = 0;
+			if (ust_parse_ipv4(a, &addr))
+				usage();
+			r = ust_tcp_connect(t, addr, (uint16_t)atoi(colon + 1), ust_now());
+			h.conn = t;
+		} else {
+			r = ust_tcp_bind(t, (uint16_t)listen_port, true);
+			if (!r)
+				r = ust_tcp_listen(t, 16);
+			h.listener = t;
+		}
+		if (r) {
+			fprintf(stderr, "ustcp-host: %s: %s\n", connect_to ? "connect" : "listen", strerror(-r));
+			return 1;
+		}
+		ust_loop_kick(&h.loop, ust_now());
+	}
 	ev_signal_init(&h.sigint, on_signal, SIGINT);
 	ev_signal_init(&h.sigterm, on_signal, SIGTERM);
 	ev_signal_start(h.ev, &h.sigint);
@@ -215,11 +406,14 @@ int main(int argc, char **argv)
 	ev_run(h.ev, 0);
 
 	ust_loop_stop(&h.loop);
+	if (h.conn || h.listener)
+		status = h.closed ? h.status : 1;
 	if (h.ping_dst) {
 		printf("%u packets transmitted, %u received\n", h.ping_sent, h.ping_replies);
 		status = h.ping_replies ? 0 : 1;
 	}
 	write_counters(&h, counters);
+	ust_tcp_destroy(&h.tcp);
 	ust_stack_destroy(&h.st);
 	ust_link_close(&h.link);
 	return status;

@@ -1,0 +1,542 @@
+/* TCP's byte rings and range sets (tcp_buf.h): the ring's wrap-around in
+ * every operation, out-of-order bytes written past the in-order ones, and
+ * the range set that remembers them (add, merge, trim, pull, covers, the
+ * newest-first order of SACK blocks, and a full set), also with sequence
+ * numbers that wrap past 2^32. Every ring operation is checked against a
+ * plain model: a flat array of the bytes the ring should hold. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "tcp_buf.h"
+
+/* Byte i of a test stream. */
+static uint8_t pat(uint32_t i) { return (uint8_t)(i * 7 + 3); }
+
+static void fill(uint8_t *b, uint32_t from, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		b[i] = pat(from + i);
+}
+
+/* The ring holds exactly stream bytes [from, from + len). */
+static void assert_holds(const struct ust_ring *r, uint32_t from, uint32_t len)
+{
+	uint8_t got[4096];
+
+	assert_int_equal(r->len, len);
+	assert_true(len <= sizeof(got));
+	ust_ring_peek(r, 0, got, len);
+	for (uint32_t i = 0; i < len; i++)
+		assert_int_equal(got[i], pat(from + i));
+}
+
+/* Fills an empty ring with stream bytes [from, from + len) starting at
+ * memory position head, so that they wrap when head + len > cap. (The ring
+ * restarts at 0 whenever it empties, so the head is moved with filler that
+ * is consumed while stream bytes are already behind it.) */
+static void ring_load_at(struct ust_ring *r, uint32_t head, uint32_t from, uint32_t len)
+{
+	uint8_t b[4096];
+	uint32_t first = len < r->cap - head ? len : r->cap - head;
+
+	assert_int_equal(r->len, 0);
+	assert_true(head < r->cap && len <= r->cap);
+	memset(b, 0xee, head);
+	assert_int_equal(ust_ring_append(r, b, head), head);
+	fill(b, from, len);
+	assert_int_equal(ust_ring_append(r, b, first), first);
+	ust_ring_consume(r, head);
+	assert_int_equal(ust_ring_append(r, b + first, len - first), len - first);
+	if (len)
+		assert_int_equal(r->head, head);
+}
+
+/* ---- ring ---- */
+
+static void test_ring_init_empty(void **state)
+{
+	struct ust_ring r;
+
+	(void)state;
+	assert_int_equal(ust_ring_init(&r, 0), 0);
+	assert_int_equal(r.cap, 0);
+	assert_int_equal(ust_ring_space(&r), 0);
+	assert_int_equal(ust_ring_append(&r, "x", 1), 0);
+	ust_ring_free(&r);
+	assert_int_equal(ust_ring_init(&r, 16), 0);
+	assert_int_equal(r.cap, 16);
+	assert_int_equal(r.len, 0);
+	assert_int_equal(ust_ring_space(&r), 16);
+	ust_ring_free(&r);
+	assert_null(r.mem);
+	assert_int_equal(r.cap, 0);
+}
+
+static void test_ring_append_until_full(void **state)
+{
+	struct ust_ring r;
+	uint8_t b[20];
+
+	(void)state;
+	fill(b, 0, sizeof(b));
+	assert_int_equal(ust_ring_init(&r, 16), 0);
+	assert_int_equal(ust_ring_append(&r, b, 10), 10);
+	assert_int_equal(ust_ring_space(&r), 6);
+	/* Only what fits is taken. */
+	assert_int_equal(ust_ring_append(&r, b + 10, 10), 6);
+	assert_int_equal(ust_ring_space(&r), 0);
+	assert_int_equal(ust_ring_append(&r, b, 1), 0);
+	assert_holds(&r, 0, 16);
+	ust_ring_free(&r);
+}
+
+/* Every operation at every head position of a small ring, against the
+ * flat model. */
+static void test_ring_wrap_every_position(void **state)
+{
+	const uint32_t cap = 8;
+
+	(void)state;
+	for (uint32_t head = 0; head < cap; head++) {
+		for (uint32_t len = 0; len <= cap; len++) {
+			struct ust_ring r;
+			uint8_t b[16], got[16];
+			uint32_t n, off;
+			const uint8_t *sp;
+
+			assert_int_equal(ust_ring_init(&r, cap), 0);
+			/* Stream bytes 100.. from memory position head on. */
+			ring_load_at(&r, head, 100, len);
+			assert_holds(&r, 100, len);
+			/* Appending after a wrapped start. */
+			if (len < cap) {
+				fill(b, 100 + len, 1);
+				assert_int_equal(ust_ring_append(&r, b, 1), 1);
+				assert_holds(&r, 100, len + 1);
+				ust_ring_free(&r);
+				assert_int_equal(ust_ring_init(&r, cap), 0);
+				ring_load_at(&r, head, 100, len);
+			}
+			/* Peek every sub-range. */
+			for (off = 0; off <= len; off++)
+				for (n = 0; off + n <= len; n++) {
+					memset(got, 0, sizeof(got));
+					ust_ring_peek(&r, off, got, n);
+					for (uint32_t i = 0; i < n; i++)
+						assert_int_equal(got[i], pat(100 + off + i));
+				}
+			/* Spans: contiguous pieces that together give the bytes. */
+			for (off = 0; off < len; off += n) {
+				sp = ust_ring_span(&r, off, &n);
+				assert_true(n > 0);
+				assert_true(off + n <= len);
+				for (uint32_t i = 0; i < n; i++)
+					assert_int_equal(sp[i], pat(100 + off + i));
+			}
+			/* Consume one at a time. */
+			for (uint32_t c = 0; c < len; c++) {
+				ust_ring_consume(&r, 1);
+				assert_holds(&r, 100 + c + 1, len - c - 1);
+			}
+			ust_ring_free(&r);
+		}
+	}
+}
+
+/* A span never crosses the end of the memory: at most two pieces. */
+static void test_ring_span_two_pieces(void **state)
+{
+	struct ust_ring r;
+	uint8_t b[16];
+	uint32_t n;
+	const uint8_t *sp;
+
+	(void)state;
+	(void)b;
+	assert_int_equal(ust_ring_init(&r, 10), 0);
+	ring_load_at(&r, 7, 50, 8);      /* 3 bytes at 7..9, 5 at 0..4 */
+	sp = ust_ring_span(&r, 0, &n);
+	assert_int_equal(n, 3);
+	assert_int_equal(sp[0], pat(50));
+	sp = ust_ring_span(&r, 3, &n);
+	assert_int_equal(n, 5);
+	assert_int_equal(sp[0], pat(53));
+	sp = ust_ring_span(&r, 6, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(sp[1], pat(57));
+	ust_ring_free(&r);
+}
+
+/* Out-of-order bytes are written past the in-order ones and become part
+ * of the contents once the hole is filled. */
+static void test_ring_write_at_then_commit(void **state)
+{
+	struct ust_ring r;
+	uint8_t b[16];
+
+	(void)state;
+	assert_int_equal(ust_ring_init(&r, 16), 0);
+	/* Head at 12, so the writes below wrap. */
+	ring_load_at(&r, 12, 0, 3);      /* stream 0..2 in order */
+	fill(b, 6, 4);
+	ust_ring_write_at(&r, 6, b, 4);  /* stream 6..9: a hole at 3..5 */
+	assert_int_equal(r.len, 3);
+	fill(b, 3, 3);
+	ust_ring_write_at(&r, 3, b, 3);  /* the hole */
+	ust_ring_commit(&r, 7);
+	assert_holds(&r, 0, 10);
+	ust_ring_free(&r);
+}
+
+/* The receive side reads every in-order byte while out-of-order bytes are
+ * still held past them: the held bytes must stay where their offset says.
+ * (ust_ring_consume resets head to 0 when len reaches 0, which moves them.) */
+static int ring_setup(void **state)
+{
+	static struct ust_ring r;
+
+	*state = &r;
+	return ust_ring_init(&r, 64);
+}
+
+static int ring_teardown(void **state)
+{
+	ust_ring_free(*state);
+	return 0;
+}
+
+static void test_ring_consume_all_keeps_out_of_order(void **state)
+{
+	struct ust_ring *r = *state;
+	uint8_t b[64];
+
+	ring_load_at(r, 5, 0, 10);       /* stream 0..9 in order, at 5..14 */
+	fill(b, 20, 10);
+	ust_ring_write_at(r, 20, b, 10); /* stream 20..29 held; hole 10..19 */
+	ust_ring_consume(r, 10);         /* the reader takes 0..9 */
+	assert_int_equal(r->len, 0);
+	fill(b, 10, 10);
+	ust_ring_write_at(r, 0, b, 10);  /* the hole, now at offset 0 */
+	ust_ring_commit(r, 20);
+	assert_holds(r, 10, 20);
+}
+
+static void test_ring_resize_keeps_contents(void **state)
+{
+	struct ust_ring r;
+	uint8_t b[16];
+
+	(void)state;
+	assert_int_equal(ust_ring_init(&r, 8), 0);
+	ring_load_at(&r, 6, 30, 7);      /* wrapped: 2 bytes at 6..7, 5 at 0..4 */
+	assert_int_equal(ust_ring_resize(&r, 32), 0);
+	assert_int_equal(r.cap, 32);
+	assert_holds(&r, 30, 7);
+	fill(b, 37, 10);
+	assert_int_equal(ust_ring_append(&r, b, 10), 10);
+	assert_holds(&r, 30, 17);
+	/* Shrinking below the contents fails and changes nothing. */
+	assert_int_equal(ust_ring_resize(&r, 16), -ENOSPC);
+	assert_int_equal(r.cap, 32);
+	assert_holds(&r, 30, 17);
+	/* Shrinking to exactly the contents works. */
+	assert_int_equal(ust_ring_resize(&r, 17), 0);
+	assert_holds(&r, 30, 17);
+	assert_int_equal(ust_ring_space(&r), 0);
+	/* The same size is a no-op. */
+	assert_int_equal(ust_ring_resize(&r, 17), 0);
+	assert_holds(&r, 30, 17);
+	ust_ring_free(&r);
+}
+
+/* A long run of random appends and consumes against the flat model. */
+static void test_ring_random_against_model(void **state)
+{
+	struct ust_ring r;
+	uint8_t b[64], got[64];
+	uint32_t rng = 12345, written = 0, read = 0;
+
+	(void)state;
+	assert_int_equal(ust_ring_init(&r, 37), 0);
+	for (int i = 0; i < 20000; i++) {
+		rng = rng * 1103515245u + 12345u;
+		uint32_t n = (rng >> 16) % 40;
+		if (rng & 1) {
+			fill(b, written, n);
+			written += ust_ring_append(&r, b, n);
+		} else {
+			if (n > r.len)
+				n = r.len;
+			ust_ring_peek(&r, 0, got, n);
+			for (uint32_t k = 0; k < n; k++)
+				assert_int_equal(got[k], pat(read + k));
+			ust_ring_consume(&r, n);
+			read += n;
+		}
+		assert_int_equal(r.len, written - read);
+		assert_true(r.len <= r.cap);
+	}
+	ust_ring_free(&r);
+}
+
+/* ---- ranges ---- */
+
+static void assert_ranges(const struct ust_ranges *s, unsigned n, const uint32_t (*want)[2])
+{
+	assert_int_equal(s->n, n);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(s->r[i].start, want[i][0]);
+		assert_int_equal(s->r[i].end, want[i][1]);
+	}
+}
+
+static void test_ranges_add_disjoint_sorted(void **state)
+{
+	struct ust_ranges s = { 0 };
+	const uint32_t want[][2] = { { 10, 20 }, { 30, 40 }, { 50, 60 } };
+
+	(void)state;
+	assert_true(ust_ranges_add(&s, 50, 60));
+	assert_true(ust_ranges_add(&s, 10, 20));
+	assert_true(ust_ranges_add(&s, 30, 40));
+	assert_ranges(&s, 3, want);
+	/* Empty and backwards ranges add nothing. */
+	assert_true(ust_ranges_add(&s, 70, 70));
+	assert_true(ust_ranges_add(&s, 80, 75));
+	assert_ranges(&s, 3, want);
+}
+
+static void test_ranges_add_merge(void **state)
+{
+	struct ust_ranges s = { 0 };
+
+	(void)state;
+	ust_ranges_add(&s, 10, 20);
+	ust_ranges_add(&s, 30, 40);
+	ust_ranges_add(&s, 50, 60);
+	/* Touching on the left and right edges. */
+	ust_ranges_add(&s, 20, 25);
+	ust_ranges_add(&s, 26, 30);
+	{
+		const uint32_t want[][2] = { { 10, 25 }, { 26, 40 }, { 50, 60 } };
+		assert_ranges(&s, 3, want);
+	}
+	/* One range bridging everything. */
+	ust_ranges_add(&s, 15, 55);
+	{
+		const uint32_t want[][2] = { { 10, 60 } };
+		assert_ranges(&s, 1, want);
+	}
+	/* Inside an existing range: no change. */
+	ust_ranges_add(&s, 20, 30);
+	{
+		const uint32_t want[][2] = { { 10, 60 } };
+		assert_ranges(&s, 1, want);
+	}
+	/* Overlapping the start. */
+	ust_ranges_add(&s, 5, 12);
+	{
+		const uint32_t want[][2] = { { 5, 60 } };
+		assert_ranges(&s, 1, want);
+	}
+}
+
+static void test_ranges_full_set(void **state)
+{
+	struct ust_ranges s = { 0 };
+
+	(void)state;
+	for (uint32_t i = 0; i < UST_RANGES_MAX; i++)
+		assert_true(ust_ranges_add(&s, 100 * i, 100 * i + 10));
+	assert_int_equal(s.n, UST_RANGES_MAX);
+	/* A new disjoint range is refused and the set is unchanged. */
+	assert_false(ust_ranges_add(&s, 5000, 5010));
+	assert_false(ust_ranges_add(&s, 50, 60));
+	assert_int_equal(s.n, UST_RANGES_MAX);
+	assert_int_equal(s.r[UST_RANGES_MAX - 1].end, 100 * (UST_RANGES_MAX - 1) + 10);
+	/* Extending or merging needs no new range, so it still works. */
+	assert_true(ust_ranges_add(&s, 10, 20));
+	assert_int_equal(s.r[0].end, 20);
+	assert_true(ust_ranges_add(&s, 0, 210));
+	assert_int_equal(s.n, UST_RANGES_MAX - 2);
+	assert_int_equal(s.r[0].end, 210);
+	/* Now there is room again. */
+	assert_true(ust_ranges_add(&s, 5000, 5010));
+	assert_int_equal(s.n, UST_RANGES_MAX - 1);
+}
+
+static void test_ranges_trim(void **state)
+{
+	struct ust_ranges s = { 0 };
+
+	(void)state;
+	ust_ranges_add(&s, 10, 20);
+	ust_ranges_add(&s, 30, 40);
+	ust_ranges_add(&s, 50, 60);
+	ust_ranges_trim(&s, 5);          /* below everything: nothing */
+	assert_int_equal(s.n, 3);
+	ust_ranges_trim(&s, 20);         /* the first ends exactly there */
+	{
+		const uint32_t want[][2] = { { 30, 40 }, { 50, 60 } };
+		assert_ranges(&s, 2, want);
+	}
+	ust_ranges_trim(&s, 35);         /* cuts into one */
+	{
+		const uint32_t want[][2] = { { 35, 40 }, { 50, 60 } };
+		assert_ranges(&s, 2, want);
+	}
+	ust_ranges_trim(&s, 1000);       /* past everything */
+	assert_int_equal(s.n, 0);
+}
+
+static void test_ranges_pull(void **state)
+{
+	struct ust_ranges s = { 0 };
+
+	(void)state;
+	ust_ranges_add(&s, 10, 20);
+	ust_ranges_add(&s, 30, 40);
+	/* In-order data reaches 5: no range starts there. */
+	assert_int_equal(ust_ranges_pull(&s, 5), 5);
+	assert_int_equal(s.n, 2);
+	/* It reaches 10: the first range joins, in-order now reaches 20. */
+	assert_int_equal(ust_ranges_pull(&s, 10), 20);
+	assert_int_equal(s.n, 1);
+	/* It reaches 35, inside the next range: up to 40. */
+	assert_int_equal(ust_ranges_pull(&s, 35), 40);
+	assert_int_equal(s.n, 0);
+	assert_int_equal(ust_ranges_pull(&s, 40), 40);
+	/* A range wholly below: pulled, and seq stands. */
+	ust_ranges_add(&s, 1, 3);
+	assert_int_equal(ust_ranges_pull(&s, 50), 50);
+	assert_int_equal(s.n, 0);
+}
+
+static void test_ranges_covers(void **state)
+{
+	struct ust_ranges s = { 0 };
+
+	(void)state;
+	assert_false(ust_ranges_covers(&s, 1, 2));
+	ust_ranges_add(&s, 10, 20);
+	ust_ranges_add(&s, 30, 40);
+	assert_true(ust_ranges_covers(&s, 10, 20));
+	assert_true(ust_ranges_covers(&s, 12, 18));
+	assert_true(ust_ranges_covers(&s, 30, 31));
+	assert_false(ust_ranges_covers(&s, 9, 12));
+	assert_false(ust_ranges_covers(&s, 18, 21));
+	assert_false(ust_ranges_covers(&s, 15, 35)); /* spans the gap */
+	assert_false(ust_ranges_covers(&s, 40, 41));
+}
+
+/* SACK blocks: the most recently extended range first (RFC 2018 §4). */
+static void test_ranges_newest_first(void **state)
+{
+	struct ust_ranges s = { 0 };
+	struct ust_range out[UST_RANGES_MAX];
+
+	(void)state;
+	ust_ranges_add(&s, 30, 40);
+	ust_ranges_add(&s, 10, 20);
+	ust_ranges_add(&s, 50, 60);
+	assert_int_equal(ust_ranges_newest(&s, out, 4), 3);
+	assert_int_equal(out[0].start, 50);
+	assert_int_equal(out[1].start, 10);
+	assert_int_equal(out[2].start, 30);
+	/* Extending a range makes it the newest. */
+	ust_ranges_add(&s, 40, 45);
+	assert_int_equal(ust_ranges_newest(&s, out, 4), 3);
+	assert_int_equal(out[0].start, 30);
+	assert_int_equal(out[0].end, 45);
+	assert_int_equal(out[1].start, 50);
+	assert_int_equal(out[2].start, 10);
+	/* Fewer blocks than ranges when the option has no room. */
+	assert_int_equal(ust_ranges_newest(&s, out, 2), 2);
+	assert_int_equal(out[0].start, 30);
+	assert_int_equal(out[1].start, 50);
+	/* Merging: the merged range is the newest. */
+	ust_ranges_add(&s, 20, 30);
+	assert_int_equal(ust_ranges_newest(&s, out, 4), 2);
+	assert_int_equal(out[0].start, 10);
+	assert_int_equal(out[0].end, 45);
+	assert_int_equal(out[1].start, 50);
+}
+
+static void test_ranges_newest_full_set(void **state)
+{
+	struct ust_ranges s = { 0 };
+	struct ust_range out[UST_RANGES_MAX];
+
+	(void)state;
+	for (uint32_t i = 0; i < UST_RANGES_MAX; i++)
+		ust_ranges_add(&s, 1000 - 50 * i, 1000 - 50 * i + 10); /* added right to left */
+	assert_int_equal(ust_ranges_newest(&s, out, UST_RANGES_MAX), UST_RANGES_MAX);
+	for (uint32_t i = 0; i < UST_RANGES_MAX; i++)
+		assert_int_equal(out[i].start, 1000 - 50 * (UST_RANGES_MAX - 1 - i));
+	assert_int_equal(ust_ranges_newest(&s, out, 3), 3);
+	assert_int_equal(out[0].start, 1000 - 50 * (UST_RANGES_MAX - 1));
+}
+
+/* Sequence numbers that wrap: order, merge, trim and pull work modulo 2^32. */
+static void test_ranges_across_wrap(void **state)
+{
+	struct ust_ranges s = { 0 };
+	struct ust_range out[4];
+
+	(void)state;
+	ust_ranges_add(&s, 0x10, 0x20);
+	ust_ranges_add(&s, 0xfffffff0u, 0xfffffff8u);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.r[0].start, 0xfffffff0u); /* before the wrap sorts first */
+	assert_int_equal(s.r[1].start, 0x10);
+	/* A range across the wrap itself joins both. */
+	ust_ranges_add(&s, 0xfffffff8u, 0x10);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.r[0].start, 0xfffffff0u);
+	assert_int_equal(s.r[0].end, 0x20);
+	assert_true(ust_ranges_covers(&s, 0xfffffffeu, 0x4));
+	ust_ranges_trim(&s, 0x2);
+	assert_int_equal(s.r[0].start, 0x2);
+	assert_int_equal(ust_ranges_pull(&s, 0x2), 0x20);
+	assert_int_equal(s.n, 0);
+	ust_ranges_add(&s, 0xffffff00u, 0xffffff10u);
+	ust_ranges_add(&s, 0x100, 0x110);
+	assert_int_equal(ust_ranges_newest(&s, out, 4), 2);
+	assert_int_equal(out[0].start, 0x100);
+	/* In-order data reaching 0xffffff00 pulls the first only. */
+	assert_int_equal(ust_ranges_pull(&s, 0xffffff00u), 0xffffff10u);
+	assert_int_equal(s.n, 1);
+	ust_ranges_clear(&s);
+	assert_int_equal(s.n, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ring_init_empty),
+		cmocka_unit_test(test_ring_append_until_full),
+		cmocka_unit_test(test_ring_wrap_every_position),
+		cmocka_unit_test(test_ring_span_two_pieces),
+		cmocka_unit_test(test_ring_write_at_then_commit),
+		cmocka_unit_test_setup_teardown(test_ring_consume_all_keeps_out_of_order, ring_setup,
+						ring_teardown),
+		cmocka_unit_test(test_ring_resize_keeps_contents),
+		cmocka_unit_test(test_ring_random_against_model),
+		cmocka_unit_test(test_ranges_add_disjoint_sorted),
+		cmocka_unit_test(test_ranges_add_merge),
+		cmocka_unit_test(test_ranges_full_set),
+		cmocka_unit_test(test_ranges_trim),
+		cmocka_unit_test(test_ranges_pull),
+		cmocka_unit_test(test_ranges_covers),
+		cmocka_unit_test(test_ranges_newest_first),
+		cmocka_unit_test(test_ranges_newest_full_set),
+		cmocka_unit_test(test_ranges_across_wrap),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
