@@ -42,16 +42,20 @@ SCRIPTS   := $(BUILD)/ustcp-netns
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HOST_BIN  := $(BUILD)/tests/ustcp-host
+SEG_BIN   := $(BUILD)/tests/seg-run
+BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-ALL := $(STACK_LIB) $(TOOLS) $(SCRIPTS) $(UNIT_BIN) $(HOST_BIN)
+ALL := $(STACK_LIB) $(TOOLS) $(SCRIPTS) $(UNIT_BIN) $(HOST_BIN) \
+       $(if $(wildcard tests/seg/driver.c),$(SEG_BIN)) $(BENCH_BIN)
 
-.PHONY: all check check-unit check-bats fuzz demo deps install clean
+.PHONY: all check check-unit check-bats fuzz bench demo deps install clean
 all: $(ALL)
 
 $(BUILD)/%.o: %.c $(wildcard stack/*.h) | $(BUILD)/stack $(BUILD)/tests
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/stack $(BUILD)/tests $(BUILD)/tools $(BUILD)/fuzz:
+$(BUILD)/stack $(BUILD)/tests $(BUILD)/tools $(BUILD)/fuzz $(BUILD)/bench:
 	mkdir -p $@
 
 $(STACK_LIB): $(STACK_OBJ)
@@ -66,6 +70,17 @@ $(BUILD)/ustcp-netns: tools/ustcp-netns | $(BUILD)/tools
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(STACK_LIB) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS) -lcmocka
+
+$(SEG_BIN): tests/seg/driver.c $(STACK_LIB) | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS)
+
+$(BUILD)/bench/%: tests/bench/%.c $(STACK_LIB) | $(BUILD)/bench
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS) -lev -lm
+
+# Benchmarks report figures (ratios against the kernel where there is one);
+# they never fail a build for being slow.
+bench: all
+	tests/bench/run $(BUILD)
 
 $(HOST_BIN): tests/host/ustcp-host.c $(STACK_LIB) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS) -lev
