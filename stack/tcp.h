@@ -229,6 +229,7 @@ struct ust_tcb {
 	uint32_t recover;           /* NewReno: snd_max when recovery began */
 	bool in_recovery;
 	uint32_t rtx_hint;          /* holes below this were resent in this recovery */
+	ust_time rtx_round;         /* when the current pass over the holes began */
 	uint32_t bytes_acked;       /* congestion avoidance byte counting */
 
 	/* delayed ACK and ACK policy */

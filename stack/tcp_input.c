@@ -391,6 +391,15 @@ static void cc_ack(struct ust_tcb *t, uint32_t acked, ust_time now)
 	}
 }
 
+static uint32_t sacked_bytes(const struct ust_tcb *t)
+{
+	uint32_t n = 0;
+
+	for (unsigned i = 0; i < t->sacked.n; i++)
+		n += t->sacked.r[i].end - t->sacked.r[i].start;
+	return n;
+}
+
 static void fast_retransmit(struct ust_tcb *t, ust_time now)
 {
 	uint32_t flight = tcb_flight(t);
@@ -402,6 +411,7 @@ static void fast_retransmit(struct ust_tcb *t, ust_time now)
 	t->in_recovery = true;
 	t->rtt_active = false;
 	t->rtx_hint = t->snd_una;
+	t->rtx_round = now;
 	if (!tcp_retransmit_hole(t, now))
 		tcp_retransmit_first(t, now);
 }
@@ -474,7 +484,11 @@ static void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust
 	if (ack == t->snd_una && t->snd_una != t->snd_max &&
 	    ((seg->len == 0 && !(seg->flags & UST_TH_FIN) && t->snd_wnd == old_wnd) || sack_news)) {
 		t->dupacks++;
-		if (t->dupacks == 3 && !t->in_recovery && seq_geq(t->snd_una, t->recover))
+		/* Loss is declared after three duplicate ACKs, or when SACK
+		 * shows three segments' worth of data above SND.UNA (RFC 6675
+		 * IsLost: with a small window three dupacks may never come). */
+		if (!t->in_recovery && seq_geq(t->snd_una, t->recover) &&
+		    (t->dupacks >= 3 || sacked_bytes(t) >= 3u * t->mss))
 			fast_retransmit(t, now);
 		else if (t->in_recovery) {
 			/* Each dupack: a segment left the network. With SACK,

@@ -187,7 +187,7 @@ static uint32_t skip_sacked(const struct ust_tcb *t, uint32_t seq)
 /* Sends one segment at snd_nxt if the rules allow; returns whether it did. */
 static bool output_one(struct ust_tcb *t, ust_time now)
 {
-	uint32_t off, avail, wnd, usable, len;
+	uint32_t off, avail, wnd, usable, len, cwnd;
 	bool fin, rtx = seq_lt(t->snd_nxt, t->snd_max);
 	uint8_t flags = UST_TH_ACK;
 
@@ -199,7 +199,13 @@ static bool output_one(struct ust_tcb *t, ust_time now)
 		off = t->sndbuf.len;
 	}
 	avail = t->sndbuf.len - off;
-	wnd = t->snd_wnd < t->cwnd ? t->snd_wnd : t->cwnd;
+	/* Limited transmit (RFC 3042): the first two duplicate ACKs each let
+	 * one new segment out, so that a small window still produces the
+	 * ACKs that reveal a loss. */
+	cwnd = t->cwnd;
+	if (!t->in_recovery && t->dupacks && t->dupacks < 3)
+		cwnd += t->dupacks * t->mss;
+	wnd = t->snd_wnd < cwnd ? t->snd_wnd : cwnd;
 	usable = seq_lt(t->snd_nxt, t->snd_una + wnd) ? t->snd_una + wnd - t->snd_nxt : 0;
 	len = avail < t->mss ? avail : t->mss;
 	if (len > usable)
@@ -271,8 +277,20 @@ bool tcp_retransmit_hole(struct ust_tcb *t, ust_time now)
 		return false;
 	high = t->sacked.r[t->sacked.n - 1].end;
 	seq = skip_sacked(t, seq_gt(t->rtx_hint, t->snd_una) ? t->rtx_hint : t->snd_una);
-	if (!seq_lt(seq, high) || !seq_lt(seq, data_end))
-		return false;
+	if (!seq_lt(seq, high) || !seq_lt(seq, data_end)) {
+		/* Every hole was resent. One that is still a hole a round
+		 * trip later was lost again (the idea of RACK, RFC 8985, kept
+		 * per round rather than per segment): start over at SND.UNA
+		 * instead of waiting for the retransmission timeout. */
+		ust_time rtt = t->srtt ? t->srtt + t->srtt / 4 : TCP_RTO_INIT;
+		if (now - t->rtx_round < rtt + UST_MS(1))
+			return false;
+		t->rtx_round = now;
+		t->rtx_hint = t->snd_una;
+		seq = skip_sacked(t, t->snd_una);
+		if (!seq_lt(seq, high) || !seq_lt(seq, data_end))
+			return false;
+	}
 	/* The hole ends at the next SACKed range. */
 	end = high;
 	for (unsigned i = 0; i < t->sacked.n; i++)
