@@ -57,15 +57,25 @@ transfer() {
 }
 
 @test "20 MB from the stack through loss, reordering, duplication and delay" {
+	export USTCP_PCAP=$BATS_TEST_TMPDIR/cap.pcap
 	transfer send 20000000 --impair "loss 2% reorder 5% duplicate 1% delay 5ms"
 	[ "$(host_counter tcp-retrans)" -gt 0 ]
 	[ "$(host_counter tcp-fast-retrans)" -gt 0 ]
+	# The capture shows the peer's SACK blocks and our retransmissions:
+	# some data segment went out more than once.
+	timeout 60 tcpdump -nr "$USTCP_PCAP" 2>/dev/null >"$BATS_TEST_TMPDIR/cap.txt"
+	grep -q "${PEER_ADDR}.5001 > .*sack [0-9]" "$BATS_TEST_TMPDIR/cap.txt"
+	[ "$(grep -oE "> ${PEER_ADDR}.5001: Flags \[[^]]*\], seq [0-9]+:[0-9]+" "$BATS_TEST_TMPDIR/cap.txt" |
+		awk '{print $NF}' | sort | uniq -d | wc -l)" -gt 0 ]
 }
 
 @test "20 MB to the stack through loss, reordering, duplication and delay" {
+	export USTCP_PCAP=$BATS_TEST_TMPDIR/cap.pcap
 	transfer recv 20000000 --impair "loss 2% reorder 5% duplicate 1% delay 5ms"
-	# Out-of-order segments were held and reassembled.
+	# Out-of-order segments were held and reassembled, and our ACKs told
+	# the sender with SACK blocks what we held.
 	[ "$(host_counter tcp-ofo-segs)" -gt 0 ]
+	timeout 60 tcpdump -nr "$USTCP_PCAP" 2>/dev/null | grep -q "> ${PEER_ADDR}.5001: .*sack [0-9]"
 }
 
 @test "the stack accepts a kernel client (passive open) and both close in order" {
