@@ -68,7 +68,7 @@ $(BUILD)/%: tools/%.c $(STACK_LIB) | $(BUILD)/tools
 $(BUILD)/ustcp-netns: tools/ustcp-netns | $(BUILD)/tools
 	install -m 755 $< $@
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(STACK_LIB) | $(BUILD)/tests
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(STACK_LIB) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS) -lcmocka
 
 $(SEG_BIN): tests/seg/driver.c $(STACK_LIB) | $(BUILD)/tests
