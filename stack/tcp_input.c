@@ -176,6 +176,7 @@ static void listen_input(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_t
 		return;
 	}
 	tcp_set_state(c, UST_TCP_SYN_RECEIVED);
+	c->rtt_start = now;
 	tcp_send_syn(c, now);
 }
 
@@ -242,6 +243,15 @@ static void syn_sent_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust
 
 /* ---- synchronized states ---- */
 
+/* Linux accepts a RST at the FIN's sequence number once the peer's FIN
+ * is in (peers that send FIN, then RST with the same number; C40). */
+static bool rst_at_fin(const struct ust_tcb *t, const struct ust_tcp_seg *seg)
+{
+	return (seg->flags & UST_TH_RST) && seg->seq == t->rcv_nxt - 1 &&
+	       (t->state == UST_TCP_CLOSE_WAIT || t->state == UST_TCP_CLOSING ||
+		t->state == UST_TCP_LAST_ACK);
+}
+
 /* First: is the segment acceptable (RFC 9293's four cases)? PAWS (RFC
  * 7323 §5) comes before it. On success, trims seg to the window. */
 static bool check_sequence(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_time now)
@@ -266,6 +276,8 @@ static bool check_sequence(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_time 
 	/* Linux also takes a segment that ends exactly at RCV.NXT (an old
 	 * pure ACK, a window probe): its ACK field still counts. */
 	if (!ok && len == 0 && seg->seq == t->rcv_nxt)
+		ok = true;
+	if (!ok && rst_at_fin(t, seg))
 		ok = true;
 	if (!ok) {
 		tcp_drop(t->tcp, UST_DROP_TCP_OUT_OF_WINDOW);
@@ -314,13 +326,13 @@ static bool check_sequence(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_time 
 /* Second: the RST bit (RFC 5961 §3 as RFC 9293 took it in). */
 static bool check_rst(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
 {
-	bool exact = seg->seq == t->rcv_nxt;
+	bool exact = seg->seq == t->rcv_nxt || rst_at_fin(t, seg);
 
 	if (!(seg->flags & UST_TH_RST))
 		return true;
-	/* Linux accepts a RST at the FIN's sequence number after a FIN
-	 * (peers that send FIN then RST with the same number, C40). */
-	if (!exact && UST_TCP_RCVD_FIN(t->state) && seg->seq == t->rcv_nxt - 1)
+	/* Linux also takes a RST at the right edge of the highest SACK block
+	 * we report (tcp_validate_incoming). */
+	if (!exact && t->sack_ok && t->ofo.n && seg->seq == t->ofo.r[t->ofo.n - 1].end)
 		exact = true;
 	if (!exact) {
 		tcp_drop(t->tcp, UST_DROP_TCP_RST_INVALID);
@@ -338,12 +350,6 @@ static bool check_rst(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time
 		tcp_set_error(t, ECONNREFUSED);
 		tcp_event(t, UST_TCP_EV_ERROR);
 		tcp_finish(t, UST_OUTCOME_REFUSED, "connection refused");
-		return false;
-	case UST_TCP_TIME_WAIT:
-		/* RFC 1337 would ignore it; Linux (tcp_rfc1337=0) closes. */
-		if (t->tcp->cfg.rfc1337)
-			return false;
-		tcp_finish(t, UST_OUTCOME_ORDERLY, "");
 		return false;
 	case UST_TCP_CLOSING:
 	case UST_TCP_LAST_ACK:
@@ -520,6 +526,10 @@ static bool check_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time
 		t->max_snd_wnd = t->snd_wnd;
 		t->snd_wl1 = seg->seq;
 		t->snd_wl2 = ack;
+		/* The handshake's round trip, unless the SYN-ACK was resent
+		 * (Karn), as Linux's tcp_synack_rtt_meas. */
+		if (t->backoff == 0)
+			tcp_rtt_sample(t, now - t->rtt_start);
 		t->backoff = 0;
 		tcp_set_state(t, t->fin_queued ? UST_TCP_FIN_WAIT_1 : UST_TCP_ESTABLISHED);
 		if (t->listener) {
@@ -566,13 +576,11 @@ static bool check_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time
 				if (t->linger2_neg) {
 					/* TCP_LINGER2 < 0: no FIN-WAIT-2 for
 					 * orphans, a RST instead (C26). */
-					tcp_send_rst(t, now);
+					tcp_send_rst_reply(t->tcp, seg, now);
 					tcp_finish(t, UST_OUTCOME_RESET_SENT, "TCP_LINGER2 < 0");
 					return false;
 				}
-				tcp_timer_set(t, UST_TT_KEEPALIVE,
-					      now + UST_MS(t->fin_timeout_ms ? t->fin_timeout_ms
-									   : t->tcp->cfg.fin_timeout_ms));
+				tcp_timer_set(t, UST_TT_KEEPALIVE, now + tcp_fin_wait2_timeout(t));
 			}
 			break;
 		case UST_TCP_CLOSING:
@@ -689,28 +697,29 @@ static void synchronized_input(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_t
 	t->keep_probes = 0;
 	/* Sixth, URG: ustcp has no urgent mode; the data is delivered
 	 * inline as Linux does with SO_OOBINLINE. */
-	/* Seventh, the text. */
+	/* Seventh, the text. After a full close (or SHUT_RDWR), data or a
+	 * FIN beyond RCV.NXT would be lost: say so with a RST built from the
+	 * segment, as Linux (RFC 9293 SHLD-3; C8, C9). */
+	if ((t->state == UST_TCP_FIN_WAIT_1 || t->state == UST_TCP_FIN_WAIT_2) && t->rd_shut &&
+	    (seg->len || (seg->flags & UST_TH_FIN)) && seq_gt(seg->seq + seg->len, t->rcv_nxt)) {
+		tcp_drop(t->tcp, UST_DROP_TCP_AFTER_CLOSE);
+		tcp_send_rst_reply(t->tcp, seg, now);
+		tcp_set_error(t, ECONNRESET);
+		tcp_event(t, UST_TCP_EV_ERROR);
+		tcp_finish(t, UST_OUTCOME_RESET_SENT, "data received after close");
+		return;
+	}
 	had_data = seg->len > 0;
 	if (had_data) {
 		switch (t->state) {
 		case UST_TCP_ESTABLISHED:
 		case UST_TCP_FIN_WAIT_1:
 		case UST_TCP_FIN_WAIT_2:
-			if (t->released || (t->rd_shut && UST_TCP_SENT_FIN(t->state))) {
-				/* Data after a full close is lost: say so with
-				 * a RST (RFC 9293 SHLD-3, C8, C9). */
-				tcp_drop(t->tcp, UST_DROP_TCP_AFTER_CLOSE);
-				tcp_send_rst(t, now);
-				tcp_set_error(t, ECONNRESET);
-				tcp_event(t, UST_TCP_EV_ERROR);
-				tcp_finish(t, UST_OUTCOME_RESET_SENT, "data received after close");
-				return;
-			}
 			queue_data(t, seg, now);
 			break;
 		default:
-			/* CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer
-			 * already sent its FIN; ignore the text (C14). */
+			/* CLOSE-WAIT, CLOSING, LAST-ACK: the peer already sent
+			 * its FIN; ignore the text (C14). */
 			tcp_drop(t->tcp, UST_DROP_TCP_AFTER_FIN);
 			break;
 		}
@@ -718,12 +727,6 @@ static void synchronized_input(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_t
 	/* Eighth, the FIN bit. */
 	if (seg->flags & UST_TH_FIN) {
 		uint32_t fin_seq = seg->seq + seg->len;
-		if (t->state == UST_TCP_TIME_WAIT) {
-			/* A retransmitted FIN: ACK it, restart 2 MSL (C19). */
-			tcp_send_ack(t, now);
-			tcp_timer_set(t, UST_TT_TIMEWAIT, now + 2 * UST_MS(t->tcp->cfg.msl_ms));
-			return;
-		}
 		if (fin_seq == t->rcv_nxt && !UST_TCP_RCVD_FIN(t->state)) {
 			process_fin(t, now);
 		} else if (seq_gt(fin_seq, t->rcv_nxt)) {
@@ -744,21 +747,46 @@ static void synchronized_input(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_t
 	tcp_output(t, now);
 }
 
-/* TIME-WAIT meets a SYN: reopen if it is newer (RFC 9293 MAY-2, RFC 6191,
- * Linux's conditions), else ACK and stay (C23, C24). Returns the ISN to use
- * for the new connection, or 0 when the segment was handled here. */
-static uint32_t time_wait_syn(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
+/* TIME-WAIT, as Linux's tcp_timewait_state_process (RFC 9293 says only
+ * "the only thing that can arrive is a retransmission of the remote FIN";
+ * Linux answers more cases, and those are what a peer sees):
+ * - exactly at RCV.NXT: a RST ends TIME-WAIT (tcp_rfc1337=0; RFC 1337's
+ *   choice of ignoring it is config.rfc1337), a bare ACK restarts 2 MSL;
+ * - a SYN that is newer (sequence above RCV.NXT, or a newer timestamp)
+ *   while a listener holds the port reopens the connection with an ISN
+ *   above everything used before (RFC 9293 MAY-2, RFC 6191; C23);
+ * - anything else but a RST restarts 2 MSL if it carries an ACK and is
+ *   answered with an ACK: a retransmitted FIN (C19), data (C21), an old
+ *   SYN (C24); only empty segments are rate-limited.
+ * Returns the ISN for a new connection, or 0 when the segment is done. */
+static uint32_t time_wait_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
 {
-	bool newer = seq_gt(seg->seq, t->rcv_nxt) ||
-		     (t->ts_ok && seg->opt.ts && seq_lt(t->ts_recent, seg->opt.ts_val));
-	uint32_t isn = t->snd_max + TCP_TW_ISN_GAP;
+	ust_time tw = 2 * UST_MS(t->tcp->cfg.msl_ms);
+	bool paws = t->ts_ok && seg->opt.ts && seq_lt(seg->opt.ts_val + 1, t->ts_recent);
 
-	if (!newer || !tcp_lookup_listener(t->tcp, t->lport) || (seg->flags & UST_TH_ACK)) {
-		send_challenge_ack(t, now);
+	if (!paws && seg->seq == t->rcv_nxt && (ust_seg_len(seg) == 0 || (seg->flags & UST_TH_RST))) {
+		if (!(seg->flags & UST_TH_RST))
+			tcp_timer_set(t, UST_TT_TIMEWAIT, now + tw);
+		else if (!t->tcp->cfg.rfc1337)
+			tcp_finish(t, UST_OUTCOME_ORDERLY, "");
 		return 0;
 	}
-	tcp_finish(t, UST_OUTCOME_ORDERLY, "");
-	return isn ? isn : 1;
+	if ((seg->flags & (UST_TH_SYN | UST_TH_RST | UST_TH_ACK)) == UST_TH_SYN && !paws &&
+	    (seq_gt(seg->seq, t->rcv_nxt) || (t->ts_ok && seg->opt.ts && seq_lt(t->ts_recent, seg->opt.ts_val))) &&
+	    tcp_lookup_listener(t->tcp, t->lport)) {
+		uint32_t isn = t->snd_max + TCP_TW_ISN_GAP;
+		tcp_finish(t, UST_OUTCOME_ORDERLY, "");
+		return isn ? isn : 1;
+	}
+	if (seg->flags & UST_TH_RST)
+		return 0;
+	if (paws || (seg->flags & UST_TH_ACK))
+		tcp_timer_set(t, UST_TT_TIMEWAIT, now + tw);
+	if (seg->len || (seg->flags & UST_TH_FIN))
+		tcp_send_ack(t, now);
+	else
+		send_challenge_ack(t, now);
+	return 0;
 }
 
 void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_time now)
@@ -781,8 +809,8 @@ void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_t
 	tcp->now = now;
 	tcp_count(tcp, UST_EV_TCP_SEGS_IN);
 	t = tcp_lookup(tcp, seg.dst, seg.dport, seg.src, seg.sport);
-	if (t && t->state == UST_TCP_TIME_WAIT && (seg.flags & (UST_TH_SYN | UST_TH_RST)) == UST_TH_SYN) {
-		iss = time_wait_syn(t, &seg, now);
+	if (t && t->state == UST_TCP_TIME_WAIT) {
+		iss = time_wait_input(t, &seg, now);
 		if (!iss)
 			return;
 		t = NULL;

@@ -162,9 +162,28 @@ unsigned tcp_build_opts(const struct ust_tcb *t, uint8_t flags, ust_time now, ui
 		p = put_ts(p, tcp_ts_now(t, now), t->ts_recent);
 	/* SACK blocks for what we hold out of order, newest first (RFC 2018);
 	 * three fit beside timestamps. A RST carries none. */
-	if (t->sack_ok && t->ofo.n && !(flags & UST_TH_RST)) {
+	if (t->sack_ok && (t->ofo.n || t->ofo_fin) && !(flags & UST_TH_RST)) {
 		struct ust_range r[4];
-		unsigned n = ust_ranges_newest(&t->ofo, r, t->ts_ok ? 3 : 4);
+		unsigned max = t->ts_ok ? 3 : 4;
+		unsigned n = ust_ranges_newest(&t->ofo, r, max);
+		/* A FIN held beyond a gap is reported too (Linux SACKs it as
+		 * one sequence number): it extends the block it ends, or is
+		 * a block of its own. */
+		if (t->ofo_fin) {
+			unsigned i;
+			for (i = 0; i < n && r[i].end != t->ofo_fin_seq; i++)
+				;
+			if (i < n) {
+				r[i].end++;
+			} else {
+				if (n == max)
+					n--;
+				memmove(&r[1], &r[0], n * sizeof(r[0]));
+				r[0].start = t->ofo_fin_seq;
+				r[0].end = t->ofo_fin_seq + 1;
+				n++;
+			}
+		}
 		p[0] = OPT_NOP;
 		p[1] = OPT_NOP;
 		p[2] = OPT_SACK;

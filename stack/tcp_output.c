@@ -171,7 +171,7 @@ static void rtx_arm(struct ust_tcb *t, ust_time now)
 {
 	if (t->timer[UST_TT_RTX] == UST_TIME_NEVER || t->persist) {
 		t->persist = false;
-		tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
+		tcp_timer_set(t, UST_TT_RTX, tcp_rtx_due(t, now));
 	}
 }
 
@@ -254,15 +254,19 @@ static bool output_one(struct ust_tcb *t, ust_time now)
 
 void tcp_output(struct ust_tcb *t, ust_time now)
 {
-	if (!UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_TIME_WAIT)
+	if (!UST_TCP_SYNCHRONIZED(t->state))
 		return;
-	while (output_one(t, now))
-		;
-	/* Data waits and the peer's window is shut: probe it (persist). */
-	if (t->snd_max == t->snd_una && t->sndbuf.len > t->snd_nxt - t->snd_buf_seq &&
-	    t->snd_wnd == 0 && t->timer[UST_TT_RTX] == UST_TIME_NEVER) {
-		t->persist = true;
-		tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
+	/* In TIME-WAIT nothing is left to send but the ACK owed for the FIN
+	 * that brought us here. */
+	if (t->state != UST_TCP_TIME_WAIT) {
+		while (output_one(t, now))
+			;
+		/* Data waits and the peer's window is shut: probe it. */
+		if (t->snd_max == t->snd_una && t->sndbuf.len > t->snd_nxt - t->snd_buf_seq &&
+		    t->snd_wnd == 0 && t->timer[UST_TT_RTX] == UST_TIME_NEVER) {
+			t->persist = true;
+			tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
+		}
 	}
 	if (t->ack_now)
 		tcp_send_ack(t, now);

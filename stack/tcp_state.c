@@ -84,6 +84,13 @@ void tcp_finish(struct ust_tcb *t, enum ust_tcp_outcome outcome, const char *rea
 		t->rec.outcome = outcome;
 		t->rec.reason = reason;
 	}
+	/* An abort before any FIN: whoever reset it ended it. */
+	if (t->rec.initiator == UST_INIT_NONE) {
+		if (outcome == UST_OUTCOME_RESET_SENT)
+			t->rec.initiator = UST_INIT_LOCAL;
+		else if (outcome == UST_OUTCOME_RESET_RECEIVED)
+			t->rec.initiator = UST_INIT_REMOTE;
+	}
 	t->rec.end = tcp->now;
 	for (unsigned i = 0; i < UST_TT_N; i++)
 		tcp_timer_stop(t, (enum ust_tcp_timer)i);

@@ -41,6 +41,25 @@ ust_time tcp_rto_backed_off(const struct ust_tcb *t)
 	return rto < TCP_RTO_MAX ? rto : TCP_RTO_MAX;
 }
 
+ust_time tcp_rtx_due(const struct ust_tcb *t, ust_time now)
+{
+	ust_time due = now + tcp_rto_backed_off(t);
+
+	/* With TCP_USER_TIMEOUT the last wait is cut short so the connection
+	 * dies when the time is up (Linux's tcp_clamp_rto_to_user_timeout). */
+	if (t->user_timeout && t->first_rtx && t->first_rtx + t->user_timeout < due)
+		due = t->first_rtx + t->user_timeout;
+	return due;
+}
+
+ust_time tcp_fin_wait2_timeout(const struct ust_tcb *t)
+{
+	ust_time tmo = UST_MS(t->fin_timeout_ms ? t->fin_timeout_ms : t->tcp->cfg.fin_timeout_ms);
+
+	/* Never less than 3.5 RTO (Linux's tcp_fin_time). */
+	return tmo > t->rto * 7 / 2 ? tmo : t->rto * 7 / 2;
+}
+
 void tcp_rto_restart(struct ust_tcb *t, ust_time now)
 {
 	if (t->snd_una == t->snd_max)
@@ -117,7 +136,7 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 	t->backoff++;
 	t->snd_nxt = t->snd_una;
 	tcp_output(t, now);
-	tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
+	tcp_timer_set(t, UST_TT_RTX, tcp_rtx_due(t, now));
 }
 
 static void on_delack(struct ust_tcb *t, ust_time now)

@@ -353,8 +353,7 @@ int ust_tcp_close(struct ust_tcb *t, ust_time now)
 			tcp_finish(t, UST_OUTCOME_RESET_SENT, "TCP_LINGER2 < 0");
 			return 0;
 		}
-		tcp_timer_set(t, UST_TT_KEEPALIVE,
-			      now + UST_MS(t->fin_timeout_ms ? t->fin_timeout_ms : t->tcp->cfg.fin_timeout_ms));
+		tcp_timer_set(t, UST_TT_KEEPALIVE, now + tcp_fin_wait2_timeout(t));
 	}
 	queue_fin(t, now);
 	return 0;
