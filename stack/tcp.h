@@ -203,6 +203,8 @@ struct ust_tcb {
 	bool eof_seen;              /* the user read the EOF */
 	bool fin_rcvd;              /* the peer's FIN is in sequence (Linux's SOCK_DONE) */
 	bool ofo_fin;               /* a FIN waits beyond a gap, at ofo_fin_seq */
+	bool dsack;                 /* report dsack_start..end in the next ACK (RFC 2883) */
+	uint32_t dsack_start, dsack_end;
 	uint32_t ofo_fin_seq;
 	bool nodelay;
 	bool keepalive;

@@ -243,6 +243,15 @@ static void syn_sent_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust
 
 /* ---- synchronized states ---- */
 
+static void set_dsack(struct ust_tcb *t, uint32_t start, uint32_t end)
+{
+	if (!t->sack_ok || !seq_lt(start, end))
+		return;
+	t->dsack = true;
+	t->dsack_start = start;
+	t->dsack_end = end;
+}
+
 /* Linux accepts a RST at the FIN's sequence number once the peer's FIN
  * is in (peers that send FIN, then RST with the same number; C40). */
 static bool rst_at_fin(const struct ust_tcb *t, const struct ust_tcp_seg *seg)
@@ -285,16 +294,26 @@ static bool check_sequence(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_time 
 		 * or FIN, as Linux (those cannot be part of an ACK loop). */
 		if (seg->flags & UST_TH_RST)
 			return false;
-		if (seg->len || (seg->flags & UST_TH_FIN))
+		if (seg->len || (seg->flags & UST_TH_FIN)) {
+			/* Data we already had: say so with a D-SACK, so the
+			 * sender can tell a spurious retransmission. */
+			if (seg->len && seq_lt(seg->seq, t->rcv_nxt))
+				set_dsack(t, seg->seq, seq_min(seg->seq + seg->len, t->rcv_nxt));
 			tcp_send_ack(t, now);
-		else
+		} else {
 			send_challenge_ack(t, now);
+		}
 		return false;
 	}
 	/* Trim what lies before RCV.NXT (a retransmission overlapping what
 	 * we have) and beyond the window. */
 	if (seq_lt(seg->seq, t->rcv_nxt)) {
 		uint32_t skip = t->rcv_nxt - seg->seq;
+		if (seg->len && !(seg->flags & UST_TH_SYN)) {
+			/* Partly old: D-SACK the part we had, ACK at once. */
+			set_dsack(t, seg->seq, t->rcv_nxt);
+			t->ack_now = true;
+		}
 		if (seg->flags & UST_TH_SYN) {
 			seg->flags &= (uint8_t)~UST_TH_SYN;
 			skip--;
@@ -613,11 +632,8 @@ static void queue_data(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_tim
 		bool filled = false;
 		/* In order: the data, and whatever out-of-order data it now
 		 * reaches. */
-		for (;;) {
-			uint32_t next = ust_ranges_pull(&t->ofo, end);
-			if (next == end)
-				break;
-			end = next;
+		while (t->ofo.n && seq_leq(t->ofo.r[0].start, end)) {
+			end = ust_ranges_pull(&t->ofo, end);
 			filled = true;
 		}
 		ust_ring_commit(&t->rcvbuf, end - was);

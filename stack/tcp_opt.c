@@ -162,25 +162,34 @@ unsigned tcp_build_opts(const struct ust_tcb *t, uint8_t flags, ust_time now, ui
 		p = put_ts(p, tcp_ts_now(t, now), t->ts_recent);
 	/* SACK blocks for what we hold out of order, newest first (RFC 2018);
 	 * three fit beside timestamps. A RST carries none. */
-	if (t->sack_ok && (t->ofo.n || t->ofo_fin) && !(flags & UST_TH_RST)) {
+	if (t->sack_ok && (t->ofo.n || t->ofo_fin || t->dsack) && !(flags & UST_TH_RST)) {
 		struct ust_range r[4];
 		unsigned max = t->ts_ok ? 3 : 4;
-		unsigned n = ust_ranges_newest(&t->ofo, r, max);
+		unsigned n = 0;
+
+		/* A D-SACK block comes first (RFC 2883 §4). */
+		if (t->dsack) {
+			r[0].start = t->dsack_start;
+			r[0].end = t->dsack_end;
+			n = 1;
+		}
+		n += ust_ranges_newest(&t->ofo, r + n, max - n);
 		/* A FIN held beyond a gap is reported too (Linux SACKs it as
 		 * one sequence number): it extends the block it ends, or is
 		 * a block of its own. */
 		if (t->ofo_fin) {
 			unsigned i;
-			for (i = 0; i < n && r[i].end != t->ofo_fin_seq; i++)
+			for (i = t->dsack; i < n && r[i].end != t->ofo_fin_seq; i++)
 				;
 			if (i < n) {
 				r[i].end++;
 			} else {
+				unsigned at = t->dsack; /* after a D-SACK block */
 				if (n == max)
 					n--;
-				memmove(&r[1], &r[0], n * sizeof(r[0]));
-				r[0].start = t->ofo_fin_seq;
-				r[0].end = t->ofo_fin_seq + 1;
+				memmove(&r[at + 1], &r[at], (n - at) * sizeof(r[0]));
+				r[at].start = t->ofo_fin_seq;
+				r[at].end = t->ofo_fin_seq + 1;
 				n++;
 			}
 		}

@@ -103,6 +103,7 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 		if (flags & UST_TH_SYN)
 			t->rcv_adv = t->rcv_nxt + o.wnd; /* SYN-ACK: RCV.NXT is known */
 		t->last_ack_sent = t->rcv_nxt;
+		t->dsack = false;
 		t->unacked_segs = 0;
 		t->ack_now = false;
 		tcp_timer_stop(t, UST_TT_DELACK);
