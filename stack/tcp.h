@@ -236,6 +236,7 @@ struct ust_tcb {
 
 	/* delayed ACK and ACK policy */
 	unsigned unacked_segs;      /* full segments received since our last ACK */
+	uint16_t rcv_seg_mss;       /* the peer's segment size as seen */
 	bool ack_now;
 	uint32_t last_ack_sent;     /* RCV.NXT in our latest ACK (RFC 7323 Last.ACK.sent) */
 	bool persist;               /* the RTX timer is probing a zero window */

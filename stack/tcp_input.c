@@ -50,6 +50,8 @@ void tcp_apply_syn_options(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 	/* IW10 (RFC 6928), as Linux. */
 	t->cwnd = 10u * t->mss;
 	t->ssthresh = UINT32_MAX / 2;
+	/* Until the peer shows its segment size, assume ours. */
+	t->rcv_seg_mss = t->mss;
 }
 
 /* Buffers are allocated when the connection becomes synchronized. */
@@ -222,8 +224,12 @@ static void syn_sent_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust
 	t->last_rcv = now;
 	if (ack_ok) {
 		t->snd_una = seg->ack;
-		if (t->rtt_active || t->backoff == 0)
+		/* Karn: a retransmitted SYN gives no sample; then the RTO
+		 * starts at 3 s (RFC 6298 §5.7, Linux's tcp_init_metrics). */
+		if (t->backoff == 0)
 			tcp_rtt_sample(t, now - t->rtt_start);
+		else if (!t->srtt)
+			t->rto = UST_SEC(3);
 		t->rtt_active = false;
 		t->backoff = 0;
 		tcp_timer_stop(t, UST_TT_RTX);
@@ -274,7 +280,10 @@ static bool check_sequence(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_time 
 	if (t->ts_ok && seg->opt.ts && !(seg->flags & UST_TH_RST) &&
 	    seq_lt(seg->opt.ts_val + 1, t->ts_recent) && now - t->ts_recent_stamp < TCP_PAWS_IDLE) {
 		tcp_drop(t->tcp, UST_DROP_TCP_PAWS);
-		tcp_send_ack(t, now);
+		if (seg->len || (seg->flags & UST_TH_FIN))
+			tcp_send_ack(t, now);
+		else
+			send_challenge_ack(t, now);
 		return false;
 	}
 	if (len == 0)
@@ -430,6 +439,11 @@ static void fast_retransmit(struct ust_tcb *t, ust_time now)
 	uint32_t flight = tcb_flight(t);
 
 	tcp_count(t->tcp, UST_EV_TCP_FAST_RETRANS);
+	/* Half the window in use before the loss; the segments limited
+	 * transmit let out do not count (RFC 5681 §3.2 step 2), and Linux
+	 * takes cwnd / 2 alike. */
+	if (flight > t->cwnd)
+		flight = t->cwnd;
 	t->ssthresh = flight / 2 > 2u * t->mss ? flight / 2 : 2u * t->mss;
 	t->cwnd = t->ssthresh + 3u * t->mss;
 	t->recover = t->snd_max;
@@ -474,12 +488,13 @@ static void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust
 		}
 	}
 	if (seq_gt(ack, t->snd_una)) {
-		uint32_t acked = ack - t->snd_una;
 		uint32_t data_end = t->snd_buf_seq + t->sndbuf.len;
 		uint32_t upto = seq_lt(ack, data_end) ? ack : data_end;
 
+		uint32_t n = 0;
+
 		if (seq_gt(upto, t->snd_buf_seq)) {
-			uint32_t n = upto - t->snd_buf_seq;
+			n = upto - t->snd_buf_seq;
 			ust_ring_consume(&t->sndbuf, n);
 			t->snd_buf_seq += n;
 			t->rec.bytes_sent += n;
@@ -491,16 +506,23 @@ static void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust
 		ust_ranges_trim(&t->sacked, t->snd_una);
 		/* Round-trip time: from the echoed timestamp, else from the
 		 * timed segment (never a retransmitted one: Karn). */
-		if (t->ts_ok && seg->opt.ts && seg->opt.ts_ecr && t->backoff == 0)
+		/* A timestamp says which transmission is answered, so it is a
+		 * valid sample even after a retransmission (RFC 6298 §3);
+		 * only a sample ends the backoff (RFC 6298 §5.7, Linux's
+		 * tcp_ack_update_rtt). */
+		if (t->ts_ok && seg->opt.ts && seg->opt.ts_ecr) {
 			tcp_rtt_sample(t, UST_MS(tcp_ts_now(t, now) - seg->opt.ts_ecr));
-		else if (t->rtt_active && seq_gt(ack, t->rtt_seq))
+			t->backoff = 0;
+		} else if (t->rtt_active && seq_gt(ack, t->rtt_seq)) {
 			tcp_rtt_sample(t, now - t->rtt_start);
+			t->backoff = 0;
+		}
 		if (t->rtt_active && seq_gt(ack, t->rtt_seq))
 			t->rtt_active = false;
-		t->backoff = 0;
 		t->first_rtx = 0;
 		t->dupacks = 0;
-		cc_ack(t, acked, now);
+		if (n)
+			cc_ack(t, n, now);
 		tcp_rto_restart(t, now);
 		return;
 	}
@@ -549,6 +571,8 @@ static bool check_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time
 		 * (Karn), as Linux's tcp_synack_rtt_meas. */
 		if (t->backoff == 0)
 			tcp_rtt_sample(t, now - t->rtt_start);
+		else if (!t->srtt)
+			t->rto = UST_SEC(3);
 		t->backoff = 0;
 		tcp_set_state(t, t->fin_queued ? UST_TCP_FIN_WAIT_1 : UST_TCP_ESTABLISHED);
 		if (t->listener) {
@@ -579,7 +603,7 @@ static bool check_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time
 		return false;
 	}
 	/* RFC 5961 §5: too old to be believable. */
-	if (seq_lt(ack, t->snd_una - (t->max_snd_wnd > 65535 ? t->max_snd_wnd : 65535))) {
+	if (seq_lt(ack, t->snd_una - t->max_snd_wnd)) {
 		tcp_drop(t->tcp, UST_DROP_TCP_BAD_ACK);
 		send_challenge_ack(t, now);
 		return false;
@@ -622,6 +646,11 @@ static void queue_data(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_tim
 	uint32_t room = t->rcvbuf.cap - t->rcvbuf.len;
 	uint32_t len = seg->len;
 
+	/* The peer's segment size, learned from what it sends (Linux's
+	 * tcp_measure_rcv_mss): a "full" segment for the ACK policy. */
+	if (len > t->rcv_seg_mss)
+		t->rcv_seg_mss = (uint16_t)(len < t->rcv_mss ? len : t->rcv_mss);
+
 	if (off >= room)
 		return;
 	if (len > room - off)
@@ -642,7 +671,7 @@ static void queue_data(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_tim
 		ust_ranges_trim(&t->ofo, t->rcv_nxt);
 		if (filled || t->ofo.n)
 			t->ack_now = true;
-		else if (len + (t->ts_ok ? 12u : 0u) >= t->rcv_mss && ++t->unacked_segs >= 2)
+		else if (len >= t->rcv_seg_mss && ++t->unacked_segs >= 2)
 			t->ack_now = true;
 		else if (!t->ack_now)
 			tcp_ack_soon(t, now);
@@ -878,18 +907,36 @@ void ust_tcp_icmp_error(void *ctx, const struct ust_icmp_error *e, ust_time now)
 		}
 		return;
 	}
-	if (e->type != UST_ICMP_DEST_UNREACH)
-		return;
 	/* Hard errors end a connection that is still being set up, as in
-	 * Linux; an established one only notes them. */
+	 * Linux; an established one only notes them. Time exceeded counts
+	 * as host unreachable there. */
 	if (t->state != UST_TCP_SYN_SENT && t->state != UST_TCP_SYN_RECEIVED)
 		return;
+	if (e->type == UST_ICMP_TIME_EXCEEDED) {
+		hard_error(t, EHOSTUNREACH, UST_OUTCOME_UNREACHABLE, "time exceeded (ICMP)");
+		return;
+	}
+	if (e->type != UST_ICMP_DEST_UNREACH)
+		return;
+	/* Codes to errno as Linux's icmp_err_convert. */
 	switch (e->code) {
-	case 0: case 6: case 11:
+	case 0: case 6: case 9: case 11:
 		hard_error(t, ENETUNREACH, UST_OUTCOME_UNREACHABLE, "network unreachable (ICMP)");
 		break;
-	case 2: case 3:
+	case 2:
+		hard_error(t, ENOPROTOOPT, UST_OUTCOME_UNREACHABLE, "protocol unreachable (ICMP)");
+		break;
+	case 3:
 		hard_error(t, ECONNREFUSED, UST_OUTCOME_REFUSED, "port unreachable (ICMP)");
+		break;
+	case 5:
+		hard_error(t, EOPNOTSUPP, UST_OUTCOME_UNREACHABLE, "source route failed (ICMP)");
+		break;
+	case 7:
+		hard_error(t, EHOSTDOWN, UST_OUTCOME_UNREACHABLE, "host unknown (ICMP)");
+		break;
+	case 8:
+		hard_error(t, ENONET, UST_OUTCOME_UNREACHABLE, "host isolated (ICMP)");
 		break;
 	default:
 		hard_error(t, EHOSTUNREACH, UST_OUTCOME_UNREACHABLE, "host unreachable (ICMP)");

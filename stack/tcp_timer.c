@@ -124,8 +124,10 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 	}
 	tcp_count(tcp, UST_EV_TCP_RTO);
 	/* RFC 5681 §3.1: after a timeout, one segment at a time again. */
-	{
-		uint32_t flight = tcb_flight(t);
+	/* Halve once per run of timeouts: a segment timed out again keeps
+	 * ssthresh (RFC 5681 §3.1). */
+	if (t->backoff == 0) {
+		uint32_t flight = tcb_flight(t) < t->cwnd ? tcb_flight(t) : t->cwnd;
 		t->ssthresh = flight / 2 > 2u * t->mss ? flight / 2 : 2u * t->mss;
 	}
 	t->cwnd = t->mss;
@@ -155,6 +157,12 @@ static void on_keepalive(struct ust_tcb *t, ust_time now)
 	}
 	if (!t->keepalive || !UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_TIME_WAIT)
 		return;
+	/* A connection with data in flight or waiting is alive without
+	 * keepalive (Linux): look again an idle period later. */
+	if (t->snd_max != t->snd_una || t->sndbuf.len > t->snd_nxt - t->snd_buf_seq) {
+		tcp_timer_set(t, UST_TT_KEEPALIVE, now + t->keep_idle);
+		return;
+	}
 	if (now - t->last_rcv < t->keep_idle) {
 		tcp_timer_set(t, UST_TT_KEEPALIVE, t->last_rcv + t->keep_idle);
 		return;

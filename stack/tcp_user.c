@@ -382,6 +382,9 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 		if (v < 1 || v > 32767)
 			return -EINVAL;
 		t->keep_idle = UST_SEC(v);
+		if (t->keepalive && UST_TCP_SYNCHRONIZED(t->state) && t->state != UST_TCP_TIME_WAIT)
+			tcp_timer_set(t, UST_TT_KEEPALIVE, t->last_rcv + t->keep_idle > t->tcp->now
+								    ? t->last_rcv + t->keep_idle : t->tcp->now);
 		return 0;
 	case UST_TCP_OPT_KEEPINTVL:
 		if (v < 1 || v > 32767)
