@@ -240,6 +240,7 @@ struct ust_tcb {
 	bool ack_now;
 	uint32_t last_ack_sent;     /* RCV.NXT in our latest ACK (RFC 7323 Last.ACK.sent) */
 	bool persist;               /* the RTX timer is probing a zero window */
+	unsigned persist_probes;    /* unanswered zero-window probes */
 
 	/* keepalive */
 	ust_time keep_idle, keep_intvl;

@@ -99,6 +99,9 @@ void tcp_send_rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_
 /* Retransmits the segment at SND.UNA (or the first hole SACK shows). */
 void tcp_retransmit_first(struct ust_tcb *t, ust_time now);
 void tcp_send_probe(struct ust_tcb *t, ust_time now);
+/* Persist timer with a window too small to fill: send what fits (min of
+ * window and MSS) regardless of silly-window rules. Returns whether it did. */
+bool tcp_push_window(struct ust_tcb *t, ust_time now);
 /* In recovery: resends the next hole below the highest SACKed data that was
  * not resent yet; returns whether there was one. */
 bool tcp_retransmit_hole(struct ust_tcb *t, ust_time now);

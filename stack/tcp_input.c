@@ -487,6 +487,13 @@ static void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust
 			tcp_timer_stop(t, UST_TT_RTX);
 		}
 	}
+	/* An answer to a zero-window probe: the peer is alive; ask again a
+	 * backed-off RTO from now (Linux's tcp_ack_probe). */
+	if (t->persist) {
+		t->persist_probes = 0;
+		if (t->snd_wnd == 0)
+			tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
+	}
 	if (seq_gt(ack, t->snd_una)) {
 		uint32_t data_end = t->snd_buf_seq + t->sndbuf.len;
 		uint32_t upto = seq_lt(ack, data_end) ? ack : data_end;
@@ -569,10 +576,14 @@ static bool check_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time
 		t->snd_wl2 = ack;
 		/* The handshake's round trip, unless the SYN-ACK was resent
 		 * (Karn), as Linux's tcp_synack_rtt_meas. */
-		if (t->backoff == 0)
-			tcp_rtt_sample(t, now - t->rtt_start);
-		else if (!t->srtt)
-			t->rto = UST_SEC(3);
+		/* With a timestamp echo the ACK processing below takes the
+		 * sample (one per ACK); without, time the handshake. */
+		if (!(t->ts_ok && seg->opt.ts && seg->opt.ts_ecr)) {
+			if (t->backoff == 0)
+				tcp_rtt_sample(t, now - t->rtt_start);
+			else if (!t->srtt)
+				t->rto = UST_SEC(3);
+		}
 		t->backoff = 0;
 		tcp_set_state(t, t->fin_queued ? UST_TCP_FIN_WAIT_1 : UST_TCP_ESTABLISHED);
 		if (t->listener) {
@@ -717,6 +728,25 @@ static void synchronized_input(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_t
 {
 	bool had_data;
 
+	if (t->state == UST_TCP_SYN_RECEIVED && (seg->flags & UST_TH_SYN) && seg->seq == t->irs &&
+	    !(seg->flags & UST_TH_RST)) {
+		if (!(seg->flags & UST_TH_ACK)) {
+			/* The peer's SYN again: our SYN-ACK was lost. Send
+			 * it again, at most once per 500 ms as Linux. */
+			if (challenge_ack_allowed(t, now))
+				tcp_send_syn(t, now);
+			return;
+		}
+		if (!t->listener && seg->len == 0 && seg->ack == t->snd_nxt) {
+			/* Simultaneous open: the peer's SYN-ACK. Its SYN is
+			 * old news: ACK at once with a D-SACK for it (Linux),
+			 * and take the ACK. */
+			seg->flags &= (uint8_t)~UST_TH_SYN;
+			seg->seq++;
+			set_dsack(t, t->irs, t->irs + 1);
+			t->ack_now = true;
+		}
+	}
 	/* First, check the sequence number. */
 	if (!check_sequence(t, seg, now))
 		return;

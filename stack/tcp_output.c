@@ -6,6 +6,8 @@
 #include "csum.h"
 #include "tcp_impl.h"
 
+static bool output_one(struct ust_tcb *t, bool force, ust_time now);
+
 /* One segment to put on the wire. */
 struct seg_out {
 	uint32_t src, dst;
@@ -160,6 +162,11 @@ void tcp_send_rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_
 	emit(tcp->st, &o, now);
 }
 
+bool tcp_push_window(struct ust_tcb *t, ust_time now)
+{
+	return t->snd_wnd && output_one(t, true, now);
+}
+
 void tcp_send_probe(struct ust_tcb *t, ust_time now)
 {
 	/* As Linux: an old sequence number, so the peer answers with an ACK
@@ -186,7 +193,7 @@ static uint32_t skip_sacked(const struct ust_tcb *t, uint32_t seq)
 }
 
 /* Sends one segment at snd_nxt if the rules allow; returns whether it did. */
-static bool output_one(struct ust_tcb *t, ust_time now)
+static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 {
 	uint32_t off, avail, wnd, usable, len, cwnd;
 	bool fin, rtx = seq_lt(t->snd_nxt, t->snd_max);
@@ -218,7 +225,7 @@ static bool output_one(struct ust_tcb *t, ust_time now)
 		fin = false;
 	if (len == 0 && !fin)
 		return false;
-	if (!rtx && len < t->mss && len > 0 && !fin) {
+	if (!rtx && !force && len < t->mss && len > 0 && !fin) {
 		/* Nagle (RFC 9293 §3.7.4) in Minshall's form, as Linux: a
 		 * small segment waits while another small one is
 		 * unacknowledged, unless TCP_NODELAY. Sender silly-window
@@ -231,7 +238,7 @@ static bool output_one(struct ust_tcb *t, ust_time now)
 	}
 	if (fin)
 		flags |= UST_TH_FIN;
-	if (len && off + len == t->sndbuf.len)
+	if (len && (off + len == t->sndbuf.len || force))
 		flags |= UST_TH_PSH;
 	if (tcb_emit(t, t->snd_nxt, flags, off, len, now) < 0 && !rtx)
 		return false;
@@ -260,11 +267,13 @@ void tcp_output(struct ust_tcb *t, ust_time now)
 	/* In TIME-WAIT nothing is left to send but the ACK owed for the FIN
 	 * that brought us here. */
 	if (t->state != UST_TCP_TIME_WAIT) {
-		while (output_one(t, now))
+		while (output_one(t, false, now))
 			;
-		/* Data waits and the peer's window is shut: probe it. */
+		/* Data waits, nothing is in flight, and the peer's window is
+		 * shut or too small to send into: the persist timer will
+		 * probe it, or push what fits (Linux's tcp_write_wakeup). */
 		if (t->snd_max == t->snd_una && t->sndbuf.len > t->snd_nxt - t->snd_buf_seq &&
-		    t->snd_wnd == 0 && t->timer[UST_TT_RTX] == UST_TIME_NEVER) {
+		    t->timer[UST_TT_RTX] == UST_TIME_NEVER) {
 			t->persist = true;
 			tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
 		}
@@ -326,7 +335,7 @@ void tcp_retransmit_first(struct ust_tcb *t, ust_time now)
 		return;
 	}
 	t->snd_nxt = t->snd_una;
-	output_one(t, now);
+	output_one(t, false, now);
 	if (seq_gt(nxt, t->snd_nxt))
 		t->snd_nxt = nxt;
 }

@@ -68,17 +68,27 @@ void tcp_rto_restart(struct ust_tcb *t, ust_time now)
 		tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
 }
 
-/* Has the connection retransmitted long enough to give up? With
- * TCP_USER_TIMEOUT the time since the first unanswered retransmission
- * decides; otherwise the count, as Linux's tcp_retries2 and, for orphans,
- * tcp_orphan_retries. */
+/* The time n retransmissions would take with a doubling RTO from 200 ms,
+ * capped at 120 s: how Linux turns tcp_retries2 into a time limit
+ * (tcp_model_timeout; 15 gives the documented 924.6 s). */
+static ust_time model_timeout(unsigned n)
+{
+	const unsigned thresh = 9; /* ilog2(TCP_RTO_MAX / TCP_RTO_MIN) */
+
+	if (n <= thresh)
+		return ((2ull << n) - 1) * TCP_RTO_MIN;
+	return ((2ull << thresh) - 1) * TCP_RTO_MIN + (ust_time)(n - thresh) * TCP_RTO_MAX;
+}
+
+/* Has the connection retransmitted long enough to give up? Time since the
+ * first unanswered retransmission decides: TCP_USER_TIMEOUT if set, else
+ * the model time of tcp_retries2 (tcp_orphan_retries for orphans). */
 static bool give_up(struct ust_tcb *t, ust_time now)
 {
 	unsigned limit = t->released ? t->tcp->cfg.orphan_retries : t->tcp->cfg.retries2;
+	ust_time timeout = t->user_timeout ? t->user_timeout : model_timeout(limit);
 
-	if (t->user_timeout)
-		return t->first_rtx && now - t->first_rtx >= t->user_timeout;
-	return t->backoff >= limit;
+	return t->first_rtx && now - t->first_rtx >= timeout;
 }
 
 static void on_rtx(struct ust_tcb *t, ust_time now)
@@ -86,8 +96,22 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 	struct ust_tcp *tcp = t->tcp;
 
 	if (t->persist) {
-		/* Zero-window probe; the window stays shut, keep asking. */
+		/* A window too small for the rules: push what fits. */
+		t->persist = false;
+		if (tcp_push_window(t, now))
+			return;
+		/* Shut: probe it, with backoff, and give up after as many
+		 * unanswered probes as retransmissions (Linux's
+		 * tcp_probe_timer). */
+		t->persist = true;
+		if (t->persist_probes >= (t->released ? tcp->cfg.orphan_retries : tcp->cfg.retries2)) {
+			tcp_set_error(t, ETIMEDOUT);
+			tcp_event(t, UST_TCP_EV_ERROR);
+			tcp_finish(t, UST_OUTCOME_TIMEOUT, "zero window never opened");
+			return;
+		}
 		tcp_send_probe(t, now);
+		t->persist_probes++;
 		if (t->backoff < 16)
 			t->backoff++;
 		tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
