@@ -7,7 +7,8 @@
 
 /* Add the 16-bit big-endian words of buf to a running 32-bit sum. Several
  * calls may be chained (pseudo-header, header, payload); only the last buffer
- * may have an odd length. */
+ * may have an odd length. The running sum is defined up to one's-complement
+ * folding: compare sums only through ust_csum_fold. */
 uint32_t ust_csum_add(uint32_t sum, const void *buf, size_t len);
 
 /* Fold a running sum to 16 bits and complement it: the value to store in a

@@ -745,11 +745,12 @@ static void test_icmp_error_parse_quote_bad_header(void **state)
 static void test_csum_rfc1071_example(void **state)
 {
 	/* RFC 1071 §3: the words 0001 f203 f4f5 f6f7 sum to 2ddf0, which
-	 * folds to ddf2; the checksum is its complement. */
+	 * folds to ddf2; the checksum is its complement. (The running sum
+	 * is only defined up to folding: ddf2 and 2ddf0 are the same.) */
 	static const uint8_t b[8] = { 0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7 };
 	uint32_t sum = ust_csum_add(0, b, sizeof(b));
 
-	assert_int_equal(sum, 0x2ddf0);
+	assert_true(sum == 0x2ddf0 || sum == 0xddf2);
 	assert_int_equal(ust_csum_fold(sum), (uint16_t)~0xddf2);
 	assert_int_equal(ust_csum_fold(sum), 0x220d);
 }
