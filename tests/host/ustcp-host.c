@@ -5,6 +5,7 @@
  *   ustcp-host [-d seconds] [-r ready-file] [-s counters-file]
  *              [-p addr [-c count] [-i interval] [-W wait]]
  *              [-C addr:port | -L port] [-I in-file] [-O out-file]
+ *              [-F | -A] [-U] [-K] [-S] [-w seconds]
  *
  * Configuration is the USTCP_* environment. It answers ARP and ping; with -p
  * it pings addr itself (ICMP echo from the stack), printing each reply or
@@ -12,21 +13,41 @@
  * was answered, when the host is found unreachable, or -W seconds (default
  * 5) after the last request. On SIGINT/SIGTERM, at the end
  * of -d, or when the pings are done, it writes its counters to stderr (and to
- * the -s file) and exits: 0, or 1 if pings went unanswered.
+ * the -s file) and exits: 0, or 1 if pings went unanswered. The -r file is
+ * created, holding the host's pid, once its loop runs.
  *
  * TCP: with -C it connects to addr:port, with -L it accepts one connection
- * on port. Either way it sends the contents of -I (if given) and then shuts
- * its sending side (FIN; without -I it sends nothing and waits for the
- * peer's FIN), writes everything it receives to -O (default:
- * nothing kept, only counted), closes when the peer has closed too, and
- * exits when the connection is CLOSED (after TIME-WAIT when it closed
- * first: set USTCP_MSL small). A line on stderr reports the bytes each way
- * and how the connection ended; the exit status is 0 for an orderly close,
- * 1 otherwise. */
+ * on port. Then, in this order:
+ *   1. with -K, it waits for the peer's FIN (keeping the connection open in
+ *      CLOSE-WAIT) before going on;
+ *   2. it sends the contents of -I (if given);
+ *   3. it waits until it is time to close: with -S until SIGUSR1 arrives,
+ *      then with -w for that many seconds. Without any of -I, -K, -S, -w,
+ *      -F, -A, -U it waits for the peer's FIN (a pure receiver: nc -N peers
+ *      keep sending until they are done);
+ *   4. it closes, in one of three ways:
+ *      (default) shutdown(SHUT_WR): a FIN after the data, and it goes on
+ *           receiving (half-close); it calls close() once it has read the
+ *           peer's FIN, which sends nothing more;
+ *      -F   close(): a FIN after the data, and it reads nothing more, so
+ *           data arriving afterwards is answered with RST (half-duplex
+ *           close, RFC 9293 §3.6.1);
+ *      -A   abort: SO_LINGER {1, 0} and close(): a RST, no FIN.
+ * Everything it reads goes to -O (default: nothing kept, only counted).
+ * With -U it never reads what arrives, so its close (-F unless -A is given)
+ * finds unread data and resets the connection (RFC 1122 §4.2.2.13).
+ * It exits when the connection is CLOSED (after TIME-WAIT when it closed
+ * first: set USTCP_MSL small). A line on stderr reports how the connection
+ * ended, the bytes each way and the states it went through ("connection
+ * closed: outcome=… initiator=… sent=… received=… states=SYN-SENT,ESTAB,…",
+ * the close log's fields);
+ * the exit status is 0 for an orderly close, 1 otherwise. TCP events are
+ * only noted in TCP's callback; pump() acts on them after TCP returns. */
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +84,18 @@ struct host {
 	bool in_done, out_done, closed;
 	uint64_t sent, received;
 	uint8_t buf[65536];
+	/* How and when to close (the steps in the comment on top). */
+	enum { CLOSE_SHUTDOWN, CLOSE_FULL, CLOSE_ABORT } how;
+	bool no_read;              /* -U */
+	bool keep;                 /* -K: nothing before the peer's FIN */
+	bool on_signal;            /* -S: close on SIGUSR1 */
+	double wait_s;             /* -w; < 0: none */
+	bool wait_eof;             /* step 3 waits for the peer's FIN */
+	bool signalled, wait_started, wait_over;
+	bool shut;                 /* step 4 done (shutdown, close or abort) */
+	bool released;             /* close()d: TCP owns the block until CLOSED */
+	ev_timer wait_timer;
+	ev_signal sigusr1;
 	int status;
 };
 
@@ -75,7 +108,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: ustcp-host [-d seconds] [-r ready-file] [-s counters-file]\n"
 			"                  [-p addr [-c count] [-i interval] [-W wait]]\n"
-			"                  [-C addr:port | -L port] [-I in-file] [-O out-file]\n");
+			"                  [-C addr:port | -L port] [-I in-file] [-O out-file]\n"
+			"                  [-F | -A] [-U] [-K] [-S] [-w seconds]\n");
 	exit(2);
 }
 
@@ -92,37 +126,26 @@ static void on_tcp_closed(void *ctx, const struct ust_tcb *t)
 	struct host *h = ctx;
 	const struct ust_tcp_record *r = &t->rec;
 	const char *who = ust_tcp_initiator_name(r->initiator);
+	char states[UST_TCP_HISTORY_MAX * 12] = "";
 
 	if (t != h->conn)
 		return;
-	fprintf(stderr, "ustcp-host: connection closed: outcome=%s initiator=%s sent=%llu received=%llu%s%s\n",
+	for (unsigned i = 0; i < r->nstates; i++) {
+		if (i)
+			strcat(states, ",");
+		strcat(states, ust_tcp_state_name((enum ust_tcp_state)r->states[i]));
+	}
+	fprintf(stderr, "ustcp-host: connection closed: outcome=%s initiator=%s sent=%llu received=%llu states=%s%s%s\n",
 		ust_tcp_outcome_name(r->outcome), who ? who : "none",
-		(unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_received,
+		(unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_received, states,
 		*r->reason ? " reason=" : "", r->reason);
 	h->status = r->outcome == UST_OUTCOME_ORDERLY ? 0 : 1;
 	h->closed = true;
 }
 
-static void pump(struct ust_loop *l, ust_time now)
+/* Reads everything there is into -O; out_done at the peer's FIN or an error. */
+static void receive_all(struct host *h, ust_time now)
 {
-	struct host *h = l->ctx;
-	int err;
-
-	if (!h->conn && h->listener && (h->pending & UST_TCP_EV_ACCEPT)) {
-		h->conn = ust_tcp_accept(h->listener, h, &err);
-		if (h->conn) {
-			ust_tcp_close(h->listener, now); /* one connection */
-			h->listener = NULL;
-		}
-	}
-	h->pending = 0;
-	if (!h->conn)
-		return;
-	if (h->closed) {
-		ev_break(h->ev, EVBREAK_ALL);
-		return;
-	}
-	/* Receive everything there is. */
 	while (!h->out_done) {
 		long n = ust_tcp_receive(h->conn, h->buf, sizeof(h->buf), now);
 		if (n == -EAGAIN)
@@ -139,24 +162,27 @@ static void pump(struct ust_loop *l, ust_time now)
 			h->out_fd = -1;
 		}
 	}
-	/* Without -I nothing is sent: the sending side stays open until the
-	 * peer has finished (so nc -N peers keep sending). */
-	if (h->in_fd < 0 && h->out_done)
-		h->in_done = true;
-	/* Send what fits. */
-	while (!h->in_done && h->in_fd >= 0) {
+}
+
+/* Queues as much of -I as fits; in_done once all of it is queued. */
+static void send_input(struct host *h, ust_time now)
+{
+	while (!h->in_done) {
 		struct ust_tcp_status s;
 		ssize_t n;
 		long m;
 
+		if (h->in_fd < 0) {
+			h->in_done = true;
+			break;
+		}
 		ust_tcp_status(h->conn, &s);
-		if (s.state == UST_TCP_SYN_SENT || s.state == UST_TCP_SYN_RECEIVED || s.snd_space == 0)
+		if (s.snd_space == 0)
 			break;
 		n = pread(h->in_fd, h->buf, s.snd_space < sizeof(h->buf) ? s.snd_space : sizeof(h->buf),
 			  (off_t)h->sent);
 		if (n <= 0) {
 			h->in_done = true;
-			ust_tcp_shutdown(h->conn, SHUT_WR, now);
 			break;
 		}
 		m = ust_tcp_send(h->conn, h->buf, (size_t)n, now);
@@ -169,11 +195,89 @@ static void pump(struct ust_loop *l, ust_time now)
 		if (m < n)
 			break;
 	}
-	if (h->in_done && h->out_done && !h->closed) {
-		struct ust_tcb *c = h->conn;
-		ust_tcp_close(c, now);
-		/* The block lives on (TIME-WAIT…) until CLOSED. */
+}
+
+/* Step 3: whether it is time to close (starting the -w timer on the way). */
+static bool time_to_close(struct host *h)
+{
+	if (h->wait_eof && !h->out_done)
+		return false;
+	if (h->on_signal && !h->signalled)
+		return false;
+	if (h->wait_s > 0 && !h->wait_over) {
+		if (!h->wait_started) {
+			ev_timer_set(&h->wait_timer, h->wait_s, 0.);
+			ev_timer_start(h->ev, &h->wait_timer);
+			h->wait_started = true;
+		}
+		return false;
 	}
+	return true;
+}
+
+static void release(struct host *h, ust_time now)
+{
+	h->released = true;
+	ust_tcp_close(h->conn, now); /* the block lives on (TIME-WAIT…) until CLOSED */
+}
+
+/* The host's side of the connection: the steps in the comment on top. */
+static void pump(struct ust_loop *l, ust_time now)
+{
+	struct host *h = l->ctx;
+	struct ust_tcp_status s;
+	int err;
+
+	if (!h->conn && h->listener && (h->pending & UST_TCP_EV_ACCEPT)) {
+		h->conn = ust_tcp_accept(h->listener, h, &err);
+		if (h->conn) {
+			ust_tcp_close(h->listener, now); /* one connection */
+			h->listener = NULL;
+		}
+	}
+	h->pending = 0;
+	if (!h->conn)
+		return;
+	/* Data that came before a RST is still read (C33). */
+	if (!h->released && !h->no_read)
+		receive_all(h, now);
+	if (h->closed || h->released)
+		goto out;
+	ust_tcp_status(h->conn, &s);
+	if (!UST_TCP_SYNCHRONIZED(s.state))
+		goto out;
+	/* 1. -K: nothing before the peer's FIN. */
+	if (h->keep && !s.eof)
+		goto out;
+	/* 2. Send -I. */
+	send_input(h, now);
+	if (!h->in_done)
+		goto out;
+	/* 3, 4. Close when it is time. */
+	if (!h->shut) {
+		if (!time_to_close(h))
+			goto out;
+		h->shut = true;
+		switch (h->how) {
+		case CLOSE_SHUTDOWN:
+			ust_tcp_shutdown(h->conn, SHUT_WR, now);
+			break;
+		case CLOSE_FULL:
+			release(h, now);
+			break;
+		case CLOSE_ABORT:
+			ust_tcp_set_linger(h->conn, true, 0);
+			release(h, now);
+			break;
+		}
+	}
+	/* After shutdown(SHUT_WR): close() once the peer's FIN has been read. */
+	if (!h->released && h->out_done)
+		release(h, now);
+out:
+	/* Closing may have finished the connection at once (a RST). */
+	if (h->closed)
+		ev_break(h->ev, EVBREAK_ALL);
 }
 
 /* The network layer's hooks have one context, TCP's (ust_tcp_init sets
@@ -250,6 +354,23 @@ static void on_signal(struct ev_loop *ev, ev_signal *w, int revents)
 	ev_break(ev, EVBREAK_ALL);
 }
 
+/* -S and -w: note it, and let the pump act. */
+static void on_sigusr1(struct ev_loop *ev, ev_signal *w, int revents)
+{
+	struct host *h = ust_container_of(w, struct host, sigusr1);
+
+	h->signalled = true;
+	ust_loop_kick(&h->loop, ust_now());
+}
+
+static void on_wait_over(struct ev_loop *ev, ev_timer *w, int revents)
+{
+	struct host *h = ust_container_of(w, struct host, wait_timer);
+
+	h->wait_over = true;
+	ust_loop_kick(&h->loop, ust_now());
+}
+
 static void write_counters(const struct host *h, const char *path)
 {
 	FILE *f;
@@ -282,12 +403,23 @@ int main(int argc, char **argv)
 	h.ping_interval = 1;
 	h.ping_wait = 5;
 	h.in_fd = h.out_fd = -1;
-	while ((c = getopt(argc, argv, "c:d:i:p:r:s:W:C:L:I:O:")) != -1) {
+	h.wait_s = -1;
+	while ((c = getopt(argc, argv, "c:d:i:p:r:s:W:C:L:I:O:FAUKSw:")) != -1) {
 		switch (c) {
 		case 'C': connect_to = optarg; break;
 		case 'L': listen_port = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'I': in_file = optarg; break;
 		case 'O': out_file = optarg; break;
+		case 'F': h.how = CLOSE_FULL; break;
+		case 'A': h.how = CLOSE_ABORT; break;
+		case 'U': h.no_read = true; break;
+		case 'K': h.keep = true; break;
+		case 'S': h.on_signal = true; break;
+		case 'w':
+			h.wait_s = strtod(optarg, NULL);
+			if (h.wait_s < 0)
+				usage();
+			break;
 		case 'c': h.ping_count = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'd': duration = strtod(optarg, NULL); break;
 		case 'i': h.ping_interval = strtod(optarg, NULL); break;
@@ -303,6 +435,10 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc || h.ping_interval <= 0 || h.ping_wait <= 0 || h.ping_count == 0)
 		usage();
+	if (h.no_read && h.how == CLOSE_SHUTDOWN)
+		h.how = CLOSE_FULL; /* -U: nothing is read, so nothing waits for the FIN */
+	h.wait_eof = !in_file && !h.keep && !h.on_signal && h.wait_s < 0 && h.how == CLOSE_SHUTDOWN &&
+		     !h.no_read;
 
 	if (ust_config_load(&h.cfg, host_getenv, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ustcp-host: %s\n", err);
@@ -389,6 +525,9 @@ int main(int argc, char **argv)
 	ev_signal_init(&h.sigterm, on_signal, SIGTERM);
 	ev_signal_start(h.ev, &h.sigint);
 	ev_signal_start(h.ev, &h.sigterm);
+	ev_signal_init(&h.sigusr1, on_sigusr1, SIGUSR1);
+	ev_signal_start(h.ev, &h.sigusr1);
+	ev_timer_init(&h.wait_timer, on_wait_over, 0., 0.);
 	if (duration > 0) {
 		ev_timer_init(&h.end_timer, on_end, duration, 0.);
 		ev_timer_start(h.ev, &h.end_timer);
@@ -398,9 +537,15 @@ int main(int argc, char **argv)
 		ev_timer_start(h.ev, &h.ping_timer);
 	}
 	if (ready) {
-		int fd = open(ready, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd >= 0)
-			close(fd);
+		/* Its pid, for signals (-S), written whole before it appears. */
+		char tmp[4096];
+		FILE *f;
+		snprintf(tmp, sizeof(tmp), "%s.tmp", ready);
+		f = fopen(tmp, "we");
+		if (f)
+			fprintf(f, "%d\n", (int)getpid());
+		if (!f || fclose(f) != 0 || rename(tmp, ready) < 0)
+			fprintf(stderr, "ustcp-host: %s: %s\n", ready, strerror(errno));
 	}
 
 	ev_run(h.ev, 0);
