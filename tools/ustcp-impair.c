@@ -174,30 +174,31 @@ static void usage(FILE *f)
 	    "         | duplicate P%% | corrupt P%% | rate R | limit N\n");
 }
 
-/* A bad command line: one line on stderr and exit status 2. */
+/* One line on stderr, then exit with status. */
+static void __attribute__((noreturn)) vdie(int status, const char *fmt, va_list ap)
+{
+	fputs(PROG ": ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+/* A bad command line: exit status 2. */
 static void __attribute__((noreturn, format(printf, 1, 2))) usage_fail(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs(PROG ": ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(2);
+	vdie(2, fmt, ap);
 }
 
-/* A failure at run time: one line on stderr and exit status 1. */
+/* A failure at run time: exit status 1. */
 static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs(PROG ": ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
+	vdie(1, fmt, ap);
 }
 
 static uint64_t now_ns(void)
