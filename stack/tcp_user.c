@@ -210,7 +210,6 @@ long ust_tcp_receive(struct ust_tcb *t, void *buf, size_t len, ust_time now)
 		ust_ring_peek(&t->rcvbuf, 0, buf, n);
 		ust_ring_consume(&t->rcvbuf, n);
 		window_update(t, now);
-		ust_stack_flush(t->tcp->st);
 		return n;
 	}
 	/* The order of Linux's tcp_recvmsg: the peer's FIN, then a pending
