@@ -11,6 +11,7 @@
 #define TCP_CHALLENGE_GAP UST_MS(500) /* Linux tcp_invalid_ratelimit */
 #define TCP_WSCALE 7                /* what Linux offers with default buffers */
 #define TCP_MSS_DEFAULT 536         /* RFC 9293: when the peer sends none */
+#define TCP_MIN_SND_MSS 48          /* Linux: the smallest MSS we send with */
 #define TCP_PAWS_IDLE (UST_SEC(24 * 24 * 3600)) /* RFC 7323 §5.5 */
 #define TCP_KEEPIDLE UST_SEC(7200)
 #define TCP_KEEPINTVL UST_SEC(75)
@@ -83,6 +84,8 @@ static inline uint32_t tcp_ts_now(const struct ust_tcb *t, ust_time now)
 }
 
 /* tcp_opt.c */
+/* Bytes the SACK option adds to our next segment (0 when none is due). */
+unsigned tcp_sack_opt_len(const struct ust_tcb *t);
 /* Writes the options of a segment we send; returns their length (a
  * multiple of 4). */
 unsigned tcp_build_opts(const struct ust_tcb *t, uint8_t flags, ust_time now, uint8_t *p);

@@ -45,8 +45,10 @@ void tcp_apply_syn_options(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 	if (mss > t->rcv_mss)
 		mss = t->rcv_mss;
 	if (t->ts_ok)
-		mss -= 12;
-	t->mss = (uint16_t)(mss > 64 ? mss : 64);
+		mss = mss > 12 ? mss - 12 : 0;
+	/* A tiny or zero MSS from the peer is raised to Linux's floor
+	 * (TCP_MIN_SND_MSS, 48): never a segment of nothing. */
+	t->mss = (uint16_t)(mss > TCP_MIN_SND_MSS ? mss : TCP_MIN_SND_MSS);
 	/* IW10 (RFC 6928), as Linux. */
 	t->cwnd = 10u * t->mss;
 	t->ssthresh = UINT32_MAX / 2;
@@ -224,6 +226,8 @@ static void syn_sent_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust
 	t->last_rcv = now;
 	if (ack_ok) {
 		t->snd_una = seg->ack;
+		if (seq_lt(t->snd_nxt, t->snd_una))
+			t->snd_nxt = t->snd_una;
 		/* Karn: a retransmitted SYN gives no sample; then the RTO
 		 * starts at 3 s (RFC 6298 §5.7, Linux's tcp_init_metrics). */
 		if (t->backoff == 0)
@@ -701,6 +705,8 @@ static void queue_data(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_tim
 /* Eighth: the FIN bit, once everything before it has arrived. */
 static void process_fin(struct ust_tcb *t, ust_time now)
 {
+	/* Nothing follows a FIN: out-of-order data held beyond it is void. */
+	ust_ranges_clear(&t->ofo);
 	t->rcv_nxt++;
 	t->fin_rcvd = true;
 	t->ack_now = true;
@@ -926,7 +932,8 @@ void ust_tcp_icmp_error(void *ctx, const struct ust_icmp_error *e, ust_time now)
 	seq = ust_get32(e->l4 + 4);
 	if (!t || !seq_between(seq, t->snd_una, t->snd_max))
 		return;
-	if (e->type == UST_ICMP_DEST_UNREACH && e->code == 4) {
+	if (e->type == UST_ICMP_DEST_UNREACH && e->code == 4 && UST_TCP_SYNCHRONIZED(t->state) &&
+	    t->state != UST_TCP_TIME_WAIT) {
 		/* Fragmentation needed: a smaller path MTU (RFC 1191). */
 		unsigned mtu = e->mtu >= 576 ? e->mtu : 576;
 		unsigned mss = mtu - 40 - (t->ts_ok ? 12 : 0);

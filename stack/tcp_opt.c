@@ -116,6 +116,18 @@ static uint8_t *put_ts(uint8_t *p, uint32_t val, uint32_t ecr)
 	return p + 12;
 }
 
+unsigned tcp_sack_opt_len(const struct ust_tcb *t)
+{
+	unsigned n;
+
+	if (!t->sack_ok || !(t->ofo.n || t->ofo_fin || t->dsack))
+		return 0;
+	n = t->ofo.n + t->ofo_fin + t->dsack;
+	if (n > (t->ts_ok ? 3u : 4u))
+		n = t->ts_ok ? 3u : 4u;
+	return 4 + 8 * n;
+}
+
 unsigned tcp_build_opts(const struct ust_tcb *t, uint8_t flags, ust_time now, uint8_t *p)
 {
 	uint8_t *start = p;

@@ -195,7 +195,7 @@ static uint32_t skip_sacked(const struct ust_tcb *t, uint32_t seq)
 /* Sends one segment at snd_nxt if the rules allow; returns whether it did. */
 static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 {
-	uint32_t off, avail, wnd, usable, len, cwnd;
+	uint32_t off, avail, wnd, usable, len, cwnd, seg_max;
 	bool fin, rtx = seq_lt(t->snd_nxt, t->snd_max);
 	uint8_t flags = UST_TH_ACK;
 
@@ -215,7 +215,10 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 		cwnd += t->dupacks * t->mss;
 	wnd = t->snd_wnd < cwnd ? t->snd_wnd : cwnd;
 	usable = seq_lt(t->snd_nxt, t->snd_una + wnd) ? t->snd_una + wnd - t->snd_nxt : 0;
-	len = avail < t->mss ? avail : t->mss;
+	/* t->mss already leaves room for timestamps; SACK blocks in this
+	 * segment take theirs from the payload, as Linux's tcp_current_mss. */
+	seg_max = t->mss - tcp_sack_opt_len(t);
+	len = avail < seg_max ? avail : seg_max;
 	if (len > usable)
 		len = usable;
 	fin = t->fin_queued && off + len == t->sndbuf.len && seq_leq(t->snd_nxt, tcb_fin_seq(t)) &&
@@ -312,8 +315,8 @@ bool tcp_retransmit_hole(struct ust_tcb *t, ust_time now)
 			end = t->sacked.r[i].start;
 			break;
 		}
-	if (seq_gt(end, seq + t->mss))
-		end = seq + t->mss;
+	if (seq_gt(end, seq + t->mss - tcp_sack_opt_len(t)))
+		end = seq + t->mss - tcp_sack_opt_len(t);
 	if (seq_gt(end, data_end))
 		end = data_end;
 	if (tcb_emit(t, seq, UST_TH_ACK, seq - t->snd_buf_seq, end - seq, now) < 0)

@@ -426,8 +426,12 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 	case UST_TCP_OPT_MAXSEG:
 		if (v < 88 || v > 65495)
 			return -EINVAL;
-		if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN)
-			t->rcv_mss = (uint16_t)v;
+		/* The MSS we announce never exceeds what the link carries
+		 * (Linux's advmss clamp). */
+		if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN) {
+			unsigned link = t->tcp->st->nif.mtu - 40;
+			t->rcv_mss = (uint16_t)((unsigned)v < link ? (unsigned)v : link);
+		}
 		return 0;
 	case UST_TCP_OPT_SYNCNT:
 		if (v < 1 || v > 127)
