@@ -149,6 +149,14 @@ void ust_ranges_trim(struct ust_ranges *s, uint32_t seq)
 		s->r[0].start = seq;
 }
 
+void ust_ranges_cut(struct ust_ranges *s, uint32_t seq)
+{
+	while (s->n && seq_geq(s->r[s->n - 1].start, seq))
+		s->n--;
+	if (s->n && seq_gt(s->r[s->n - 1].end, seq))
+		s->r[s->n - 1].end = seq;
+}
+
 uint32_t ust_ranges_pull(struct ust_ranges *s, uint32_t seq)
 {
 	uint32_t end;

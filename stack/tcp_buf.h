@@ -58,6 +58,8 @@ struct ust_ranges {
 bool ust_ranges_add(struct ust_ranges *s, uint32_t start, uint32_t end);
 /* Removes everything below seq. */
 void ust_ranges_trim(struct ust_ranges *s, uint32_t seq);
+/* Removes everything at or above seq. */
+void ust_ranges_cut(struct ust_ranges *s, uint32_t seq);
 /* If a range starts at or before seq, removes it and returns its end (else
  * returns seq): how far in-order data now reaches. */
 uint32_t ust_ranges_pull(struct ust_ranges *s, uint32_t seq);

@@ -661,6 +661,12 @@ static void queue_data(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_tim
 	uint32_t room = t->rcvbuf.cap - t->rcvbuf.len;
 	uint32_t len = seg->len;
 
+	/* Nothing counts beyond a FIN already seen out of order. */
+	if (t->ofo_fin && seq_gt(seg->seq + len, t->ofo_fin_seq)) {
+		if (!seq_gt(t->ofo_fin_seq, seg->seq))
+			return;
+		len = t->ofo_fin_seq - seg->seq;
+	}
 	/* The peer's segment size, learned from what it sends (Linux's
 	 * tcp_measure_rcv_mss): a "full" segment for the ACK policy. */
 	if (len > t->rcv_seg_mss)
@@ -705,8 +711,10 @@ static void queue_data(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_tim
 /* Eighth: the FIN bit, once everything before it has arrived. */
 static void process_fin(struct ust_tcb *t, ust_time now)
 {
-	/* Nothing follows a FIN: out-of-order data held beyond it is void. */
+	/* Nothing follows a FIN: out-of-order data, or another FIN, held
+	 * beyond it is void. */
 	ust_ranges_clear(&t->ofo);
+	t->ofo_fin = false;
 	t->rcv_nxt++;
 	t->fin_rcvd = true;
 	t->ack_now = true;
@@ -808,15 +816,17 @@ static void synchronized_input(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_t
 	/* Eighth, the FIN bit. */
 	if (seg->flags & UST_TH_FIN) {
 		uint32_t fin_seq = seg->seq + seg->len;
-		if (fin_seq == t->rcv_nxt && !UST_TCP_RCVD_FIN(t->state)) {
+		if (UST_TCP_RCVD_FIN(t->state)) {
+			t->ack_now = true; /* a repeated FIN: ACK again */
+		} else if (fin_seq == t->rcv_nxt) {
 			process_fin(t, now);
 		} else if (seq_gt(fin_seq, t->rcv_nxt)) {
-			/* Held until the gap before it fills (C43). */
+			/* Held until the gap before it fills (C43); what
+			 * was held beyond it is void. */
 			t->ofo_fin = true;
 			t->ofo_fin_seq = fin_seq;
+			ust_ranges_cut(&t->ofo, fin_seq);
 			t->ack_now = true;
-		} else if (UST_TCP_RCVD_FIN(t->state)) {
-			t->ack_now = true; /* a repeated FIN: ACK again */
 		}
 	}
 	if (t->ofo_fin && t->ofo_fin_seq == t->rcv_nxt && !UST_TCP_RCVD_FIN(t->state)) {

@@ -228,7 +228,7 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 		fin = false;
 	if (len == 0 && !fin)
 		return false;
-	if (!rtx && !force && len < t->mss && len > 0 && !fin) {
+	if (!rtx && !force && len < seg_max && len > 0 && !fin) {
 		/* Nagle (RFC 9293 §3.7.4) in Minshall's form, as Linux: a
 		 * small segment waits while another small one is
 		 * unacknowledged, unless TCP_NODELAY. Sender silly-window
@@ -254,7 +254,7 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 		t->rtt_seq = t->snd_nxt;
 		t->rtt_start = now;
 	}
-	if (len < t->mss && !rtx)
+	if (len < seg_max && !rtx)
 		t->snd_sml = t->snd_nxt + len; /* end of the latest small segment */
 	t->snd_nxt += len + (fin ? 1 : 0);
 	if (seq_gt(t->snd_nxt, t->snd_max))
