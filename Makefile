@@ -106,10 +106,12 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(STACK_SRC) $(wildcard stack/*.h) | $(BUILD)/fu
 	    -o $@ $< $(STACK_SRC) -lev
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
-	    mkdir -p $(BUILD)/fuzz/corpus-$${f##*/}; \
-	    echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+	    n=$${f##*/}; seeds=tests/fuzz/seeds-$${n#fuzz_}; \
+	    [ -d $$seeds ] || seeds=tests/fuzz/seeds; \
+	    mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	    echo "fuzz: $$f for $(FUZZ_SECONDS) s, seeds from $$seeds"; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ \
-	        $(BUILD)/fuzz/corpus-$${f##*/} tests/fuzz/seeds || exit 1; \
+	        $(BUILD)/fuzz/corpus-$$n $$seeds || exit 1; \
 	done
 
 demo: deps
