@@ -359,10 +359,9 @@ SEEDS["linger2-negative"] = (
 
 # ---- reproducers of engine bugs the harness found (each aborts) ----
 # Not seeds: libFuzzer stops on a seed that crashes. Written with --repro.
-# sack-mss, sack-mss-overrun, mss-underflow*, maxseg, icmp-syn and ofo-fin
-# were fixed in f03a87c; sack-nagle came with that fix; sack-nagle and
-# ofo-fin-stale are fixed in the working tree at the time of writing;
-# ofo-fin-passed is open.
+# All are fixed: sack-mss, sack-mss-overrun, mss-underflow*, maxseg,
+# icmp-syn and ofo-fin in f03a87c; sack-nagle (which came with that fix),
+# ofo-fin-stale and ofo-fin-passed* in 826a1df. Each should now run clean.
 
 REPROS = {}
 
