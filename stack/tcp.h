@@ -175,7 +175,6 @@ struct ust_tcb {
 
 	/* receive sequence variables */
 	uint32_t rcv_nxt;           /* next expected */
-	uint32_t rcv_wnd;           /* window we offer */
 	uint32_t rcv_adv;           /* right edge advertised: rcv_nxt + window last sent */
 	uint32_t irs;               /* initial receive sequence number */
 
@@ -200,7 +199,6 @@ struct ust_tcb {
 	bool fin_queued;            /* CLOSE/SHUT_WR: send a FIN after the data */
 	bool rd_shut;               /* SHUT_RD */
 	bool released;              /* the user closed it (orphan) */
-	bool eof_seen;              /* the user read the EOF */
 	bool fin_rcvd;              /* the peer's FIN is in sequence (Linux's SOCK_DONE) */
 	bool ofo_fin;               /* a FIN waits beyond a gap, at ofo_fin_seq */
 	bool dsack;                 /* report dsack_start..end in the next ACK (RFC 2883) */
@@ -212,7 +210,6 @@ struct ust_tcb {
 	unsigned linger_s;
 	int so_error;               /* pending error, reported once (Linux's sk_err) */
 	int hard_error;             /* why it died, kept for later calls (ECONNRESET…) */
-	bool fin_rcvd_before_rst;   /* RST in CLOSE-WAIT reports EPIPE */
 
 	/* retransmission (RFC 6298) */
 	ust_time srtt, rttvar, rto; /* microseconds; srtt 0 = no sample yet */

@@ -121,7 +121,4 @@ ust_time tcp_rtx_due(const struct ust_tcb *t, ust_time now);
 /* How long an orphan waits in FIN-WAIT-2 (TCP_LINGER2, USTCP_FIN_TIMEOUT). */
 ust_time tcp_fin_wait2_timeout(const struct ust_tcb *t);
 
-/* tcp_input.c */
-void tcp_apply_syn_options(struct ust_tcb *t, const struct ust_tcp_seg *seg);
-
 #endif

@@ -27,7 +27,7 @@ static void send_challenge_ack(struct ust_tcb *t, ust_time now)
 	tcp_send_ack(t, now);
 }
 
-void tcp_apply_syn_options(struct ust_tcb *t, const struct ust_tcp_seg *seg)
+static void tcp_apply_syn_options(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 {
 	const struct ust_tcp_opts *o = &seg->opt;
 	unsigned mss = o->mss ? o->mss : TCP_MSS_DEFAULT;

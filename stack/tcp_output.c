@@ -84,33 +84,31 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 		.seq = seq, .flags = flags, .opts = opts, .data = &t->sndbuf,
 		.data_off = off, .len = len,
 	};
-	uint32_t wnd = 0;
+	uint32_t wnd = tcp_rcv_window(t);
 
 	o.optlen = tcp_build_opts(t, flags, now, opts);
+	if (flags & UST_TH_SYN) {
+		/* The window of a SYN is never scaled. */
+		o.wnd = (uint16_t)(wnd > 65535 ? 65535 : wnd);
+		wnd = o.wnd;
+	} else {
+		/* Scaled windows are rounded up so the edge never moves left. */
+		uint32_t unit = (uint32_t)1 << t->rcv_wscale;
+		wnd = (wnd + unit - 1) & ~(unit - 1);
+		o.wnd = (uint16_t)((wnd >> t->rcv_wscale) > 65535 ? 65535 : wnd >> t->rcv_wscale);
+		wnd = (uint32_t)o.wnd << t->rcv_wscale;
+	}
 	if (flags & UST_TH_ACK) {
 		o.ack = t->rcv_nxt;
-		wnd = tcp_rcv_window(t);
-		if (flags & UST_TH_SYN) {
-			o.wnd = (uint16_t)(wnd > 65535 ? 65535 : wnd);
-		} else {
-			/* Scaled windows are rounded up so the edge never
-			 * moves left. */
-			uint32_t unit = (uint32_t)1 << t->rcv_wscale;
-			wnd = (wnd + unit - 1) & ~(unit - 1);
-			o.wnd = (uint16_t)((wnd >> t->rcv_wscale) > 65535 ? 65535 : wnd >> t->rcv_wscale);
-			wnd = (uint32_t)o.wnd << t->rcv_wscale;
-		}
-		if (!(flags & UST_TH_SYN) && seq_gt(t->rcv_nxt + wnd, t->rcv_adv))
+		/* The right edge we advertised. (A bare SYN sets none: RCV.NXT
+		 * is not known yet.) */
+		if ((flags & UST_TH_SYN) || seq_gt(t->rcv_nxt + wnd, t->rcv_adv))
 			t->rcv_adv = t->rcv_nxt + wnd;
-		if (flags & UST_TH_SYN)
-			t->rcv_adv = t->rcv_nxt + o.wnd; /* SYN-ACK: RCV.NXT is known */
 		t->last_ack_sent = t->rcv_nxt;
 		t->dsack = false;
 		t->unacked_segs = 0;
 		t->ack_now = false;
 		tcp_timer_stop(t, UST_TT_DELACK);
-	} else if (flags & UST_TH_SYN) {
-		o.wnd = (uint16_t)(tcp_rcv_window(t) > 65535 ? 65535 : tcp_rcv_window(t));
 	}
 	return emit(tcb_stack(t), &o, now);
 }

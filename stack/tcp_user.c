@@ -214,10 +214,8 @@ long ust_tcp_receive(struct ust_tcb *t, void *buf, size_t len, ust_time now)
 	}
 	/* The order of Linux's tcp_recvmsg: the peer's FIN, then a pending
 	 * error, then a local shutdown, then "not connected". */
-	if (t->fin_rcvd) {
-		t->eof_seen = true;
+	if (t->fin_rcvd)
 		return 0;
-	}
 	if (t->so_error)
 		return -ust_tcp_take_error(t);
 	if (t->rd_shut || t->hard_error)
