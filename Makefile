@@ -15,7 +15,7 @@ BUILD   ?= build
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-           -Wno-unused-parameter -fno-strict-aliasing -D_GNU_SOURCE -Istack
+           -Wno-unused-parameter -fno-strict-aliasing -D_GNU_SOURCE -Istack -fPIC
 LDLIBS  ?=
 
 ifeq ($(WERROR),1)
@@ -33,6 +33,12 @@ STACK_SRC := $(wildcard stack/*.c)
 STACK_OBJ := $(STACK_SRC:%.c=$(BUILD)/%.o)
 STACK_LIB := $(BUILD)/libustcp-stack.a
 
+# The preload library: shim/ on top of the stack. Only the overridden calls
+# are exported; the stack's own symbols stay inside (--exclude-libs).
+SHIM_SRC  := $(wildcard shim/*.c)
+SHIM_OBJ  := $(SHIM_SRC:%.c=$(BUILD)/%.o)
+SHIM_LIB  := $(BUILD)/libustcp.so
+
 # Stand-alone tools: one C file each (tools/ustcp-impair.c -> build/ustcp-impair).
 TOOL_SRC  := $(wildcard tools/*.c)
 TOOLS     := $(TOOL_SRC:tools/%.c=$(BUILD)/%)
@@ -46,16 +52,23 @@ SEG_BIN   := $(BUILD)/tests/seg-run
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-ALL := $(STACK_LIB) $(TOOLS) $(SCRIPTS) $(UNIT_BIN) $(HOST_BIN) \
+ALL := $(STACK_LIB) $(SHIM_LIB) $(TOOLS) $(SCRIPTS) $(UNIT_BIN) $(HOST_BIN) \
        $(if $(wildcard tests/seg/driver.c),$(SEG_BIN)) $(BENCH_BIN)
 
 .PHONY: all check check-unit check-bats fuzz bench demo deps install clean
 all: $(ALL)
 
+$(BUILD)/shim/%.o: shim/%.c $(wildcard shim/*.h) $(wildcard stack/*.h) | $(BUILD)/shim
+	$(CC) $(CFLAGS) -fvisibility=hidden -c -o $@ $<
+
 $(BUILD)/%.o: %.c $(wildcard stack/*.h) | $(BUILD)/stack $(BUILD)/tests
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/stack $(BUILD)/tests $(BUILD)/tools $(BUILD)/fuzz $(BUILD)/bench:
+$(SHIM_LIB): $(SHIM_OBJ) $(STACK_LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -o $@ $(SHIM_OBJ) $(STACK_LIB) \
+	    -Wl,--exclude-libs,ALL -Wl,-z,defs -lev -ldl -lpthread
+
+$(BUILD)/shim $(BUILD)/stack $(BUILD)/tests $(BUILD)/tools $(BUILD)/fuzz $(BUILD)/bench:
 	mkdir -p $@
 
 $(STACK_LIB): $(STACK_OBJ)

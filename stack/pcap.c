@@ -27,15 +27,21 @@ struct pcap_record {
 
 int ust_pcap_open(struct ust_pcap *pc, const char *path, bool l3)
 {
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return -errno;
+	return ust_pcap_adopt(pc, fd, l3);
+}
+
+int ust_pcap_adopt(struct ust_pcap *pc, int fd, bool l3)
+{
 	struct pcap_file_header h = {
 		.magic = PCAP_MAGIC_US, .version_major = 2, .version_minor = 4,
 		.snaplen = PCAP_SNAPLEN, .linktype = l3 ? LINKTYPE_RAW : LINKTYPE_ETHERNET,
 	};
 	struct stat sb;
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 
-	if (fd < 0)
-		return -errno;
 	pc->f = fdopen(fd, "a");
 	if (!pc->f) {
 		int e = errno;

@@ -15,6 +15,8 @@ struct ust_pcap {
  * is appended to when it already holds a pcap header (several processes of
  * one program may share it); otherwise it is created. Returns 0 or -errno. */
 int ust_pcap_open(struct ust_pcap *pc, const char *path, bool l3);
+/* The same on a file already open for appending (takes ownership of fd). */
+int ust_pcap_adopt(struct ust_pcap *pc, int fd, bool l3);
 void ust_pcap_write(struct ust_pcap *pc, const uint8_t *frame, size_t len);
 /* Push buffered records to the file (after each batch). */
 void ust_pcap_flush(struct ust_pcap *pc);

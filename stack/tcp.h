@@ -11,6 +11,8 @@
 #ifndef USTCP_TCP_H
 #define USTCP_TCP_H
 
+#include <sys/uio.h>
+
 #include "base.h"
 #include "stack.h"
 #include "tcp_buf.h"
@@ -334,6 +336,16 @@ int ust_tcp_shutdown(struct ust_tcb *tcb, int how, ust_time now);
 int ust_tcp_close(struct ust_tcb *tcb, ust_time now);
 /* ABORT: RST (where the state calls for one) and CLOSED at once. */
 void ust_tcp_abort(struct ust_tcb *tcb, ust_time now);
+
+/* Zero-copy variants for a relay: the in-order received bytes as up to
+ * two spans (read them, then report how many were taken), and the send
+ * ring's free space as up to two spans (fill them, then commit). The spans
+ * stay valid until the next call into TCP. snd_spans gives 0 spans when
+ * SEND would not queue (not synchronized, FIN queued, error). */
+unsigned ust_tcp_rcv_spans(const struct ust_tcb *tcb, struct iovec iov[2]);
+void ust_tcp_rcv_consumed(struct ust_tcb *tcb, uint32_t n, ust_time now);
+unsigned ust_tcp_snd_spans(const struct ust_tcb *tcb, struct iovec iov[2]);
+void ust_tcp_snd_commit(struct ust_tcb *tcb, uint32_t n, ust_time now);
 
 /* Takes the pending error (SO_ERROR): returns it and clears it. */
 int ust_tcp_take_error(struct ust_tcb *tcb);

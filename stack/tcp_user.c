@@ -225,6 +225,60 @@ long ust_tcp_receive(struct ust_tcb *t, void *buf, size_t len, ust_time now)
 	return -EAGAIN;
 }
 
+/* The in-order bytes as up to two spans of the ring, for a zero-copy
+ * RECEIVE straight into a socket (the shim's relay). */
+unsigned ust_tcp_rcv_spans(const struct ust_tcb *t, struct iovec iov[2])
+{
+	unsigned n = 0;
+
+	for (uint32_t off = 0; off < t->rcvbuf.len && n < 2; n++) {
+		uint32_t len;
+		iov[n].iov_base = (void *)ust_ring_span(&t->rcvbuf, off, &len);
+		iov[n].iov_len = len;
+		off += len;
+	}
+	return n;
+}
+
+void ust_tcp_rcv_consumed(struct ust_tcb *t, uint32_t n, ust_time now)
+{
+	t->tcp->now = now;
+	if (n > t->rcvbuf.len)
+		n = t->rcvbuf.len;
+	ust_ring_consume(&t->rcvbuf, n);
+	window_update(t, now);
+}
+
+/* The send ring's free space as up to two spans, when SEND may queue now
+ * (0 spans otherwise: not synchronized, FIN queued, or an error). */
+unsigned ust_tcp_snd_spans(const struct ust_tcb *t, struct iovec iov[2])
+{
+	const struct ust_ring *r = &t->sndbuf;
+	uint32_t free = ust_ring_space(r), tail;
+
+	if (!UST_TCP_SYNCHRONIZED(t->state) || t->fin_queued || t->hard_error || t->so_error ||
+	    UST_TCP_SENT_FIN(t->state) || !free)
+		return 0;
+	tail = (r->head + r->len) % r->cap;
+	iov[0].iov_base = r->mem + tail;
+	iov[0].iov_len = r->cap - tail < free ? r->cap - tail : free;
+	if (iov[0].iov_len == free)
+		return 1;
+	iov[1].iov_base = r->mem;
+	iov[1].iov_len = free - iov[0].iov_len;
+	return 2;
+}
+
+void ust_tcp_snd_commit(struct ust_tcb *t, uint32_t n, ust_time now)
+{
+	t->tcp->now = now;
+	if (n > ust_ring_space(&t->sndbuf))
+		n = ust_ring_space(&t->sndbuf);
+	ust_ring_commit(&t->sndbuf, n);
+	if (n)
+		tcp_output(t, now);
+}
+
 int ust_tcp_take_error(struct ust_tcb *t)
 {
 	int e = t->so_error;

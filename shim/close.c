@@ -1,0 +1,161 @@
+/* close, close_range, dup, dup2, dup3 and fcntl's F_DUPFD: keeping the fd
+ * table right. The close itself is the kernel's: when the program's last
+ * reference to an app end goes (by close, exit, close_range, dup2 over it),
+ * the stack end hangs up and the stack thread closes the connection. So a
+ * close needs no word with the stack thread and is safe in a signal
+ * handler. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+#include "tcp.h"
+
+/* The program is done with this number of s. A socket the stack already
+ * let go of (TCP closed) is freed here. */
+static void forget(int fd, struct us_sock *s)
+{
+	us_fd_clear(fd);
+	if (atomic_fetch_or(&s->flags, US_F_APP_CLOSED) & US_F_DETACHED)
+		us_sock_free(s);
+}
+
+/* SO_LINGER {1, N}: close() waits until the FIN is acknowledged, at most N
+ * seconds (C28). The FIN goes now (SHUT_WR on the app end); with unread
+ * data there is no wait: the close resets the connection. */
+static void linger_wait(int fd, struct us_sock *s)
+{
+	int unread = 0, st;
+	long waited_ms = 0, limit_ms = (long)atomic_load(&s->linger_s) * 1000;
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+	st = atomic_load(&s->state);
+	if (!UST_TCP_SYNCHRONIZED(st) || REAL(ioctl)(fd, FIONREAD, &unread) < 0 || unread > 0)
+		return;
+	REAL(shutdown)(fd, SHUT_WR);
+	while (waited_ms < limit_ms) {
+		st = atomic_load(&s->state);
+		if (st == UST_TCP_FIN_WAIT_2 || st == UST_TCP_TIME_WAIT || st == UST_TCP_CLOSED)
+			return;
+		if (nanosleep(&ts, NULL) < 0 && errno == EINTR)
+			return;
+		waited_ms += 5;
+	}
+}
+
+US_EXPORT int close(int fd)
+{
+	struct us_sock *s = us_fd_get(fd);
+
+	if (s) {
+		if (atomic_load(&s->linger_on) && atomic_load(&s->linger_s) > 0)
+			linger_wait(fd, s);
+		forget(fd, s);
+	} else {
+		us_fd_clear(fd); /* a stale entry */
+	}
+	return REAL(close)(fd);
+}
+
+US_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+	int r;
+
+	if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+		unsigned top = last < 65536 ? last : 65535;
+		for (unsigned fd = first; fd <= top; fd++) {
+			struct us_sock *s = us_fd_get((int)fd);
+			if (s)
+				forget((int)fd, s);
+			else
+				us_fd_clear((int)fd);
+		}
+	}
+	if (REAL(close_range))
+		r = REAL(close_range)(first, last, flags);
+	else
+		r = (int)syscall(SYS_close_range, first, last, flags);
+	return r;
+}
+
+/* newfd now names what oldfd names (and no longer what it named). */
+static void copied(int oldfd, int newfd)
+{
+	struct us_sock *s = us_fd_get(oldfd);
+
+	if (s)
+		us_fd_set(newfd, s);
+	else
+		us_fd_clear(newfd);
+}
+
+US_EXPORT int dup(int oldfd)
+{
+	int r = REAL(dup)(oldfd);
+
+	if (r >= 0)
+		copied(oldfd, r);
+	return r;
+}
+
+US_EXPORT int dup2(int oldfd, int newfd)
+{
+	struct us_sock *victim = oldfd != newfd ? us_fd_get(newfd) : NULL;
+	int r = REAL(dup2)(oldfd, newfd);
+
+	if (r >= 0 && oldfd != newfd) {
+		if (victim)
+			forget(newfd, victim);
+		copied(oldfd, newfd);
+	}
+	return r;
+}
+
+US_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	struct us_sock *victim = oldfd != newfd ? us_fd_get(newfd) : NULL;
+	int r = REAL(dup3)(oldfd, newfd, flags);
+
+	if (r >= 0) {
+		if (victim)
+			forget(newfd, victim);
+		copied(oldfd, newfd);
+	}
+	return r;
+}
+
+/* fcntl's argument is an int or a pointer; both travel as a word. */
+static int do_fcntl(int fd, int cmd, void *arg)
+{
+	int r = REAL(fcntl)(fd, cmd, arg);
+
+	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+		copied(fd, r);
+	return r;
+}
+
+US_EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return do_fcntl(fd, cmd, arg);
+}
+
+US_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return do_fcntl(fd, cmd, arg);
+}

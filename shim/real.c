@@ -1,0 +1,41 @@
+/* libc's own functions, found once with dlsym(RTLD_NEXT). pthread_once makes
+ * the first caller bind them all; a call arriving before the library's
+ * constructor (another library's constructor opening a socket) lands here
+ * first and works the same. */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "shim.h"
+
+static struct us_real real;
+static pthread_once_t real_once = PTHREAD_ONCE_INIT;
+
+static void *must(const char *name)
+{
+	void *p = dlsym(RTLD_NEXT, name);
+
+	/* Without libc's socket calls nothing can work; there is no errno to
+	 * return from a constructor-time failure, so stop here. */
+	if (!p && name[0] != 'c') /* close_range is missing from old libcs */
+		abort();
+	return p;
+}
+
+static void bind_all(void)
+{
+#define B(fn) real.fn = must(#fn)
+	B(socket); B(connect); B(bind); B(listen); B(accept4); B(shutdown);
+	B(close); B(close_range); B(dup); B(dup2); B(dup3); B(fcntl);
+	B(getsockname); B(getpeername); B(getsockopt); B(setsockopt); B(ioctl);
+	B(read); B(readv); B(recv); B(recvfrom); B(recvmsg);
+	B(write); B(writev); B(send); B(sendto); B(sendmsg);
+	B(epoll_create1); B(eventfd); B(pipe2); B(timerfd_create); B(signalfd);
+#undef B
+}
+
+const struct us_real *us_real(void)
+{
+	pthread_once(&real_once, bind_all);
+	return &real;
+}

@@ -1,0 +1,284 @@
+/* getsockopt, setsockopt and ioctl on ustcp sockets: TCP's options go to
+ * the control block (through the stack thread), the socket's identity is
+ * TCP's (SO_TYPE, SO_DOMAIN…), timeouts and low-water marks stay with the
+ * app end where the kernel enforces them. */
+#include <errno.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "shim.h"
+#include "tcp.h"
+
+/* Linux's TCP option -> the engine's. -1: not an engine option. */
+static int engine_opt(int level, int name)
+{
+	if (level == SOL_SOCKET) {
+		switch (name) {
+		case SO_KEEPALIVE: return UST_TCP_OPT_KEEPALIVE;
+		case SO_SNDBUF: case SO_SNDBUFFORCE: return UST_TCP_OPT_SNDBUF;
+		case SO_RCVBUF: case SO_RCVBUFFORCE: return UST_TCP_OPT_RCVBUF;
+		}
+		return -1;
+	}
+	if (level != IPPROTO_TCP)
+		return -1;
+	switch (name) {
+	case TCP_NODELAY: return UST_TCP_OPT_NODELAY;
+	case TCP_KEEPIDLE: return UST_TCP_OPT_KEEPIDLE;
+	case TCP_KEEPINTVL: return UST_TCP_OPT_KEEPINTVL;
+	case TCP_KEEPCNT: return UST_TCP_OPT_KEEPCNT;
+	case TCP_USER_TIMEOUT: return UST_TCP_OPT_USER_TIMEOUT;
+	case TCP_LINGER2: return UST_TCP_OPT_LINGER2;
+	case TCP_MAXSEG: return UST_TCP_OPT_MAXSEG;
+	case TCP_SYNCNT: return UST_TCP_OPT_SYNCNT;
+	}
+	return -1;
+}
+
+/* Options Linux accepts that change nothing this stack does: kept so that
+ * getsockopt returns what was set. */
+static _Atomic int *kept(struct us_sock *s, int level, int name)
+{
+	if (level == SOL_SOCKET && name == SO_REUSEADDR)
+		return &s->reuseaddr;
+	if (level == SOL_SOCKET && name == SO_REUSEPORT)
+		return &s->reuseport;
+	if (level == IPPROTO_IP && name == IP_TOS)
+		return &s->ip_tos;
+	if (level == IPPROTO_IP && name == IP_TTL)
+		return &s->ip_ttl;
+	return NULL;
+}
+
+static int int_arg(const void *val, socklen_t len, int *v)
+{
+	if (!val || len < (socklen_t)sizeof(int))
+		return -EINVAL;
+	memcpy(v, val, sizeof(int));
+	return 0;
+}
+
+static int put_int(void *val, socklen_t *len, int v)
+{
+	if (!val || !len)
+		return -EFAULT;
+	if (*len > (socklen_t)sizeof(int))
+		*len = sizeof(int);
+	memcpy(val, &v, *len);
+	return 0;
+}
+
+/* Keeps what a not yet connected socket was told, for the kernel socket
+ * that replaces it if it turns out to go to a USTCP_PASSTHROUGH address. */
+static void record(struct us_sock *s, int level, int name, const void *val, socklen_t len)
+{
+	int n = atomic_load(&s->nopts);
+
+	if (atomic_load(&s->state) != UST_TCP_CLOSED || !val || len > sizeof(s->opts[0].val))
+		return;
+	for (int i = 0; i < n; i++) {
+		if (s->opts[i].level == level && s->opts[i].name == name) {
+			memcpy(s->opts[i].val, val, len);
+			s->opts[i].len = len;
+			return;
+		}
+	}
+	if (n >= US_OPT_RECORD)
+		return;
+	s->opts[n].level = level;
+	s->opts[n].name = name;
+	s->opts[n].len = len;
+	memcpy(s->opts[n].val, val, len);
+	atomic_store(&s->nopts, n + 1);
+}
+
+US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	struct us_sock *s = us_fd_lookup(fd);
+	struct us_call c;
+	_Atomic int *k;
+	int opt, v, r;
+
+	if (!s)
+		return REAL(setsockopt)(fd, level, name, val, len);
+	record(s, level, name, val, len);
+	if (level == SOL_SOCKET && name == SO_LINGER) {
+		struct linger lg;
+		if (!val || len < (socklen_t)sizeof(lg))
+			return (int)us_ret(-EINVAL);
+		memcpy(&lg, val, sizeof(lg));
+		atomic_store(&s->linger_on, lg.l_onoff != 0);
+		atomic_store(&s->linger_s, lg.l_linger < 0 ? 0 : lg.l_linger);
+		c.u.opt.level = SOL_SOCKET;
+		c.u.opt.name = SO_LINGER;
+		return (int)us_ret(us_call(&c, us_op_setopt, s));
+	}
+	if ((k = kept(s, level, name))) {
+		if ((r = int_arg(val, len, &v)) < 0)
+			return (int)us_ret(r);
+		atomic_store(k, v);
+		return 0;
+	}
+	opt = engine_opt(level, name);
+	if (opt >= 0) {
+		if ((r = int_arg(val, len, &v)) < 0)
+			return (int)us_ret(r);
+		c.u.opt.level = IPPROTO_TCP;
+		c.u.opt.name = opt;
+		c.u.opt.val = v;
+		return (int)us_ret(us_call(&c, us_op_setopt, s));
+	}
+	if (level == SOL_SOCKET)
+		return REAL(setsockopt)(fd, level, name, val, len); /* timeouts, low-water marks… */
+	if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
+		/* One algorithm: NewReno. */
+		if (val && len >= 4 && !memcmp(val, "reno", 4))
+			return 0;
+		return (int)us_ret(-ENOENT);
+	}
+	if ((level == IPPROTO_TCP && (name == TCP_QUICKACK || name == TCP_CORK || name == TCP_DEFER_ACCEPT ||
+				      name == TCP_NOTSENT_LOWAT || name == TCP_WINDOW_CLAMP)) ||
+	    (level == IPPROTO_IP && (name == IP_BIND_ADDRESS_NO_PORT || name == IP_RECVERR ||
+				     name == IP_MTU_DISCOVER || name == IP_FREEBIND))) {
+		/* Hints about timing or placement that this stack does not
+		 * act on; Linux accepts them, so do we. */
+		return int_arg(val, len, &v) < 0 ? (int)us_ret(-EINVAL) : 0;
+	}
+	return (int)us_ret(-ENOPROTOOPT);
+}
+
+/* Linux's TCP_INFO state numbers. */
+static uint8_t linux_state(int st)
+{
+	static const uint8_t map[UST_TCP_NSTATES] = {
+		[UST_TCP_CLOSED] = TCP_CLOSE, [UST_TCP_LISTEN] = TCP_LISTEN,
+		[UST_TCP_SYN_SENT] = TCP_SYN_SENT, [UST_TCP_SYN_RECEIVED] = TCP_SYN_RECV,
+		[UST_TCP_ESTABLISHED] = TCP_ESTABLISHED, [UST_TCP_CLOSE_WAIT] = TCP_CLOSE_WAIT,
+		[UST_TCP_FIN_WAIT_1] = TCP_FIN_WAIT1, [UST_TCP_CLOSING] = TCP_CLOSING,
+		[UST_TCP_LAST_ACK] = TCP_LAST_ACK, [UST_TCP_FIN_WAIT_2] = TCP_FIN_WAIT2,
+		[UST_TCP_TIME_WAIT] = TCP_TIME_WAIT,
+	};
+	return st >= 0 && st < UST_TCP_NSTATES ? map[st] : TCP_CLOSE;
+}
+
+static int tcp_info(struct us_sock *s, void *val, socklen_t *len)
+{
+	struct tcp_info ti;
+	struct ust_tcp_status st;
+	struct us_call c;
+
+	memset(&ti, 0, sizeof(ti));
+	c.u.out = &st;
+	if (us_call(&c, us_op_status, s) < 0) {
+		/* The stack let go of it: only the state is known. */
+		ti.tcpi_state = linux_state(atomic_load(&s->state));
+	} else {
+		ti.tcpi_state = linux_state((int)st.state);
+		ti.tcpi_retransmits = (uint8_t)st.retransmits;
+		ti.tcpi_backoff = (uint8_t)st.backoff;
+		ti.tcpi_rto = (uint32_t)st.rto;
+		ti.tcpi_snd_mss = st.mss;
+		ti.tcpi_rcv_mss = st.rcv_mss;
+		ti.tcpi_advmss = st.rcv_mss;
+		ti.tcpi_rtt = (uint32_t)st.srtt;
+		ti.tcpi_rttvar = (uint32_t)st.rttvar;
+		ti.tcpi_snd_cwnd = st.mss ? st.cwnd / st.mss : 0;
+		ti.tcpi_snd_ssthresh = st.mss ? (st.ssthresh > 0x7fffffffu ? 0x7fffffffu : st.ssthresh) / st.mss : 0;
+		ti.tcpi_total_retrans = (uint32_t)st.total_retrans;
+		ti.tcpi_unacked = st.mss ? (st.snd_queued + st.mss - 1) / st.mss : 0;
+	}
+	if (!val || !len)
+		return -EFAULT;
+	if (*len > (socklen_t)sizeof(ti))
+		*len = sizeof(ti);
+	memcpy(val, &ti, *len);
+	return 0;
+}
+
+US_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	struct us_sock *s = us_fd_lookup(fd);
+	struct us_call c;
+	_Atomic int *k;
+	int opt, r;
+
+	if (!s)
+		return REAL(getsockopt)(fd, level, name, val, len);
+	if (level == SOL_SOCKET) {
+		switch (name) {
+		case SO_TYPE: return (int)us_ret(put_int(val, len, SOCK_STREAM));
+		case SO_DOMAIN: return (int)us_ret(put_int(val, len, AF_INET));
+		case SO_PROTOCOL: return (int)us_ret(put_int(val, len, IPPROTO_TCP));
+		case SO_ACCEPTCONN:
+			return (int)us_ret(put_int(val, len, atomic_load(&s->kind) == US_LISTENER));
+		case SO_ERROR: return (int)us_ret(put_int(val, len, us_take_error(fd, s)));
+		case SO_LINGER: {
+			struct linger lg = { atomic_load(&s->linger_on), atomic_load(&s->linger_s) };
+			if (!val || !len)
+				return (int)us_ret(-EFAULT);
+			if (*len > (socklen_t)sizeof(lg))
+				*len = sizeof(lg);
+			memcpy(val, &lg, *len);
+			return 0;
+		}
+		}
+	}
+	if ((k = kept(s, level, name)))
+		return (int)us_ret(put_int(val, len, atomic_load(k)));
+	if (level == IPPROTO_TCP && name == TCP_INFO)
+		return (int)us_ret(tcp_info(s, val, len));
+	if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
+		char cc[16] = "reno";
+		if (!val || !len)
+			return (int)us_ret(-EFAULT);
+		if (*len > sizeof(cc))
+			*len = sizeof(cc);
+		memcpy(val, cc, *len);
+		return 0;
+	}
+	opt = engine_opt(level, name);
+	if (opt >= 0) {
+		c.u.opt.level = IPPROTO_TCP;
+		c.u.opt.name = opt;
+		r = (int)us_call(&c, us_op_getopt, s);
+		if (r < 0)
+			return (int)us_ret(r);
+		return (int)us_ret(put_int(val, len, c.u.opt.val));
+	}
+	if (level == SOL_SOCKET)
+		return REAL(getsockopt)(fd, level, name, val, len);
+	return (int)us_ret(-ENOPROTOOPT);
+}
+
+US_EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+	struct us_sock *s;
+	va_list ap;
+	void *arg;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	s = (req == SIOCOUTQ || req == SIOCOUTQNSD) ? us_fd_get(fd) : NULL;
+	if (s) {
+		/* Bytes not yet acknowledged: TCP's send ring (the bytes still
+		 * in the pair are a few at most: the stack takes them as room
+		 * opens). */
+		struct ust_tcp_status st;
+		struct us_call c;
+		c.u.out = &st;
+		if (us_call(&c, us_op_status, s) < 0)
+			st.snd_queued = 0;
+		if (!arg)
+			return (int)us_ret(-EFAULT);
+		*(int *)arg = (int)st.snd_queued;
+		return 0;
+	}
+	/* FIONREAD/SIOCINQ: what the app end holds, pushed there as soon as
+	 * it arrives in order. FIONBIO and the rest: the app end's. */
+	return REAL(ioctl)(fd, req, arg);
+}
