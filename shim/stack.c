@@ -36,6 +36,7 @@
 #include <sys/timerfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,8 +83,11 @@ static struct {
 	struct us_conn *conns[US_MAX_SOCKS];
 	int app_sndbuf;              /* an AF_UNIX socket's default send buffer */
 	int close_log_fd;
+	int ctl_fd;                  /* ustcp-stat's way in: RUN_DIR/PID.sock */
+	ev_io ctl;
+	char ctl_path[PATH_MAX];
 	uint8_t scratch[65536];
-} S = { .lock = PTHREAD_MUTEX_INITIALIZER, .close_log_fd = -1 };
+} S = { .lock = PTHREAD_MUTEX_INITIALIZER, .close_log_fd = -1, .ctl_fd = -1 };
 
 /* Set on the stack thread (and while it starts): its fds go high. */
 static __thread bool in_stack;
@@ -727,6 +731,119 @@ static void after(struct ust_loop *l, ust_time now)
 	}
 }
 
+/* ---- the control socket (ustcp-stat) ---- */
+
+/* What ustcp-stat reads, one record per line (ustcp-stat(1) parses it):
+ *   ustcp 1
+ *   process PID COMM IFACE ADDR/PREFIX program
+ *   tcp STATE RECV-Q SEND-Q LOCAL PEER TIMER MS     (STATE and TIMER as ss)
+ *   counter NAME VALUE
+ *   end */
+static void dump(FILE *f)
+{
+	static const char *const timers[UST_TT_N] = { "on", "off", "keepalive", "timewait" };
+	char comm[32] = "?";
+	ust_time now = ust_now();
+	FILE *cf = fopen("/proc/self/comm", "re");
+
+	if (cf) {
+		if (fgets(comm, sizeof(comm), cf))
+			comm[strcspn(comm, "\n ")] = 0;
+		fclose(cf);
+	}
+	fprintf(f, "ustcp 1\nprocess %d %s %s %u.%u.%u.%u/%u program\n", (int)getpid(), comm, S.cfg.iface,
+		S.cfg.addr >> 24, S.cfg.addr >> 16 & 255, S.cfg.addr >> 8 & 255, S.cfg.addr & 255, S.cfg.prefix);
+	for (unsigned i = 0; i < UST_TCP_HASH; i++) {
+		for (struct ust_tcb *t = S.tcp.hash[i]; t; t = t->hnext) {
+			struct ust_tcp_status st;
+			const char *timer = "off";
+			long long ms = 0;
+			if (!t->lport || (t->state == UST_TCP_CLOSED && !t->rec.nstates))
+				continue;
+			ust_tcp_status(t, &st);
+			if (st.timer >= 0) {
+				timer = t->persist && st.timer == UST_TT_RTX ? "persist" : timers[st.timer];
+				ms = st.timer_due > now ? (long long)((st.timer_due - now) / 1000u) : 0;
+			}
+			fprintf(f, "tcp %s %u %u %u.%u.%u.%u:%u %u.%u.%u.%u:%u %s %lld\n",
+				ust_tcp_state_name(t->state),
+				t->state == UST_TCP_LISTEN ? t->acceptq_len : st.rcv_queued,
+				t->state == UST_TCP_LISTEN ? t->backlog : st.snd_queued,
+				t->laddr >> 24, t->laddr >> 16 & 255, t->laddr >> 8 & 255, t->laddr & 255, t->lport,
+				t->raddr >> 24, t->raddr >> 16 & 255, t->raddr >> 8 & 255, t->raddr & 255, t->rport,
+				timer, ms);
+		}
+	}
+	for (unsigned i = 0; i < UST_EVENT_MAX; i++)
+		fprintf(f, "counter %s %llu\n", ust_event_name((enum ust_event)i),
+			(unsigned long long)S.st.ctr.event[i]);
+	for (unsigned i = 1; i < UST_DROP_MAX; i++)
+		fprintf(f, "counter drop.%s %llu\n", ust_drop_name((enum ust_drop)i),
+			(unsigned long long)S.st.ctr.drop[i]);
+	fprintf(f, "end\n");
+}
+
+static void on_ctl(struct ev_loop *ev, ev_io *w, int revents)
+{
+	int fd = REAL(accept4)(S.ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	char *buf = NULL;
+	size_t len = 0, off = 0;
+	int big = 8 << 20;
+	FILE *f;
+
+	if (fd < 0)
+		return;
+	f = open_memstream(&buf, &len);
+	if (f) {
+		dump(f);
+		fclose(f);
+		/* The whole answer goes in one go or not at all: the stack
+		 * thread never waits for a reader. */
+		REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+		while (off < len) {
+			ssize_t r = REAL(send)(fd, buf + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (r <= 0)
+				break;
+			off += (size_t)r;
+		}
+		free(buf);
+	}
+	REAL(close)(fd);
+}
+
+/* Publishes RUN_DIR/PID.sock; without it ustcp-stat does not see this
+ * process, which is worth a warning but not a failure. */
+static void ctl_open(void)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (mkdir(S.cfg.run_dir, 0755) < 0 && errno != EEXIST) {
+		ust_log(UST_LOG_WARN, "USTCP_RUN_DIR=\"%s\": %s (ustcp-stat will not see this process)",
+			S.cfg.run_dir, strerror(errno));
+		return;
+	}
+	if ((size_t)snprintf(S.ctl_path, sizeof(S.ctl_path), "%s/%d.sock", S.cfg.run_dir, (int)getpid()) >=
+	    sizeof(sun.sun_path))
+		return;
+	strcpy(sun.sun_path, S.ctl_path);
+	unlink(S.ctl_path); /* a previous process with our pid */
+	fd = REAL(socket)(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	fd = us_fd_high(fd);
+	if (REAL(bind)(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || REAL(listen)(fd, 16) < 0) {
+		ust_log(UST_LOG_WARN, "%s: %s (ustcp-stat will not see this process)", S.ctl_path,
+			strerror(errno));
+		REAL(close)(fd);
+		S.ctl_path[0] = 0;
+		return;
+	}
+	S.ctl_fd = fd;
+	ev_io_init(&S.ctl, on_ctl, fd, EV_READ);
+	ev_io_start(S.ev, &S.ctl);
+}
+
 /* ---- calls from program threads ---- */
 
 static void run_calls(void)
@@ -982,6 +1099,8 @@ static void at_exit(void)
 			break;
 		nanosleep(&ts, NULL);
 	}
+	if (S.ctl_path[0])
+		unlink(S.ctl_path);
 }
 
 /* ---- start-up ---- */
@@ -998,23 +1117,86 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
+/* Asks the launcher's broker (ustcp(1)) for a packet socket: a request on
+ * the inherited SOCK_SEQPACKET socket USTCP_BROKER_FD carrying our
+ * credentials and one end of a fresh pair, on which the broker answers
+ * with an int (0, or an errno) and, on success, the socket it opened,
+ * filtered for our address and locked. */
+static int broker_link(int broker, char *err, size_t errlen)
+{
+	static const char req[] = "ustcp-link 1\n";
+	struct ucred cred = { getpid(), getuid(), getgid() };
+	char cbuf[CMSG_SPACE(sizeof(cred)) + CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { (void *)req, sizeof(req) - 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+	struct pollfd p;
+	int sv[2], status = EIO, fd = -1;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	memset(cbuf, 0, sizeof(cbuf));
+	cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_CREDENTIALS;
+	cm->cmsg_len = CMSG_LEN(sizeof(cred));
+	memcpy(CMSG_DATA(cm), &cred, sizeof(cred));
+	cm = CMSG_NXTHDR(&m, cm);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &sv[1], sizeof(int));
+	if (REAL(sendmsg)(broker, &m, MSG_NOSIGNAL) < 0) {
+		snprintf(err, errlen, "USTCP_BROKER_FD=%d: %s (is the ustcp launcher still running?)", broker,
+			 strerror(errno));
+		REAL(close)(sv[0]);
+		REAL(close)(sv[1]);
+		return -EPERM;
+	}
+	REAL(close)(sv[1]);
+	/* The broker answers at once; a bound keeps a wedged one from
+	 * hanging the program's socket() forever. */
+	p.fd = sv[0];
+	p.events = POLLIN;
+	if (poll(&p, 1, 5000) == 1) {
+		char rbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec riov = { &status, sizeof(status) };
+		struct msghdr rm = { .msg_iov = &riov, .msg_iovlen = 1, .msg_control = rbuf,
+				     .msg_controllen = sizeof(rbuf) };
+		if (REAL(recvmsg)(sv[0], &rm, MSG_CMSG_CLOEXEC) == (ssize_t)sizeof(status)) {
+			for (cm = CMSG_FIRSTHDR(&rm); cm; cm = CMSG_NXTHDR(&rm, cm))
+				if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+					memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+		}
+	}
+	REAL(close)(sv[0]);
+	if (status == 0 && fd >= 0)
+		return fd;
+	if (fd >= 0)
+		REAL(close)(fd);
+	snprintf(err, errlen, "the ustcp broker refused a packet socket: %s", strerror(status ? status : EIO));
+	return -(status ? status : EIO);
+}
+
 static int open_link(void)
 {
 	char err[256];
-	const char *fdvar = getenv("USTCP_LINK_FD");
+	const char *bvar = getenv("USTCP_BROKER_FD");
 	int r;
 
-	if (fdvar && *fdvar) {
-		/* The launcher opened and filtered it for us. */
-		int fd = atoi(fdvar);
-		r = ust_link_adopt(&S.link, fd, S.cfg.iface, err, sizeof(err));
+	if (bvar && *bvar) {
+		/* Launched by ustcp(1): its broker holds the privilege. */
+		r = broker_link(atoi(bvar), err, sizeof(err));
+		if (r >= 0)
+			r = ust_link_adopt(&S.link, r, S.cfg.iface, err, sizeof(err));
 	} else {
 		r = ust_link_open(&S.link, S.cfg.iface, S.cfg.addr, err, sizeof(err));
 	}
 	if (r < 0) {
-		if (r == -EPERM)
-			ust_log(UST_LOG_ERROR, "%s (run the program through the ustcp launcher, "
-				"or as root)", err);
+		if (r == -EPERM && !(bvar && *bvar))
+			ust_log(UST_LOG_ERROR, "%s: run the program through the ustcp launcher "
+				"(ustcp -- program), or as root", err);
 		else
 			ust_log(UST_LOG_ERROR, "%s", err);
 		return r;
@@ -1083,6 +1265,7 @@ static int start(void)
 	ev_io_start(S.ev, &S.hup);
 	ust_loop_start(&S.loop, S.ev, &S.st, &S.link, &S.tcp);
 	S.loop.after = after;
+	ctl_open();
 
 	/* The stack thread takes no signals: they are the program's. */
 	sigfillset(&all);
