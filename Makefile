@@ -8,6 +8,7 @@
 #   make deps       install the Debian packages the build and tests need
 #   make install    PREFIX=/usr/local DESTDIR=
 
+comma   := ,
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
@@ -15,7 +16,7 @@ BUILD   ?= build
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-           -Wno-unused-parameter -fno-strict-aliasing -D_GNU_SOURCE -Istack -fPIC
+           -Wno-unused-parameter -fno-strict-aliasing -D_GNU_SOURCE -Istack
 LDLIBS  ?=
 
 ifeq ($(WERROR),1)
@@ -33,11 +34,16 @@ STACK_SRC := $(wildcard stack/*.c)
 STACK_OBJ := $(STACK_SRC:%.c=$(BUILD)/%.o)
 STACK_LIB := $(BUILD)/libustcp-stack.a
 
-# The preload library: shim/ on top of the stack. Only the overridden calls
-# are exported; the stack's own symbols stay inside (--exclude-libs).
-SHIM_SRC  := $(wildcard shim/*.c)
-SHIM_OBJ  := $(SHIM_SRC:%.c=$(BUILD)/%.o)
-SHIM_LIB  := $(BUILD)/libustcp.so
+# The preload library: shim/ on top of the stack, compiled on its own into
+# $(BUILD)/lib/. Only the overridden calls are exported; the stack's own
+# symbols stay inside. Under SAN=1 it gets UBSan only: the programs it is
+# preloaded into are not built with ASan, and ASan preloaded into them does
+# not work reliably (curl deadlocks in setlocale with libasan alone).
+SHIM_SRC    := $(wildcard shim/*.c)
+SHIM_OBJ    := $(SHIM_SRC:%.c=$(BUILD)/lib/%.o) $(STACK_SRC:%.c=$(BUILD)/lib/%.o)
+SHIM_LIB    := $(BUILD)/libustcp.so
+SHIM_CFLAGS := $(subst -fsanitize=address$(comma)undefined,-fsanitize=undefined,$(CFLAGS)) -fPIC
+SHIM_LDFLAGS := $(subst -fsanitize=address$(comma)undefined,-fsanitize=undefined,$(LDFLAGS))
 
 # Stand-alone tools: one C file each (tools/ustcp-impair.c -> build/ustcp-impair).
 TOOL_SRC  := $(wildcard tools/*.c)
@@ -58,17 +64,19 @@ ALL := $(STACK_LIB) $(SHIM_LIB) $(TOOLS) $(SCRIPTS) $(UNIT_BIN) $(HOST_BIN) \
 .PHONY: all check check-unit check-bats fuzz bench demo deps install clean
 all: $(ALL)
 
-$(BUILD)/shim/%.o: shim/%.c $(wildcard shim/*.h) $(wildcard stack/*.h) | $(BUILD)/shim
-	$(CC) $(CFLAGS) -fvisibility=hidden -c -o $@ $<
+$(BUILD)/lib/shim/%.o: shim/%.c $(wildcard shim/*.h) $(wildcard stack/*.h) | $(BUILD)/lib/shim
+	$(CC) $(SHIM_CFLAGS) -fvisibility=hidden -c -o $@ $<
+
+$(BUILD)/lib/stack/%.o: stack/%.c $(wildcard stack/*.h) | $(BUILD)/lib/stack
+	$(CC) $(SHIM_CFLAGS) -fvisibility=hidden -c -o $@ $<
 
 $(BUILD)/%.o: %.c $(wildcard stack/*.h) | $(BUILD)/stack $(BUILD)/tests
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(SHIM_LIB): $(SHIM_OBJ) $(STACK_LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) -shared -o $@ $(SHIM_OBJ) $(STACK_LIB) \
-	    -Wl,--exclude-libs,ALL -Wl,-z,defs -lev -ldl -lpthread
+$(SHIM_LIB): $(SHIM_OBJ)
+	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -shared -o $@ $(SHIM_OBJ) -Wl,-z,defs -lev -ldl -lpthread
 
-$(BUILD)/shim $(BUILD)/stack $(BUILD)/tests $(BUILD)/tools $(BUILD)/fuzz $(BUILD)/bench:
+$(BUILD)/lib/shim $(BUILD)/lib/stack $(BUILD)/stack $(BUILD)/tests $(BUILD)/tools $(BUILD)/fuzz $(BUILD)/bench:
 	mkdir -p $@
 
 $(STACK_LIB): $(STACK_OBJ)
@@ -77,6 +85,11 @@ $(STACK_LIB): $(STACK_OBJ)
 
 $(BUILD)/%: tools/%.c $(STACK_LIB) | $(BUILD)/tools
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS) -lm
+
+# The launcher drops capabilities with libcap-ng and finds the installed
+# library under $(PREFIX)/lib/ustcp when none lies next to it.
+$(BUILD)/ustcp: tools/ustcp.c $(STACK_LIB) | $(BUILD)/tools
+	$(CC) $(CFLAGS) -DUSTCP_LIBDIR='"$(PREFIX)/lib/ustcp"' $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS) -lcap-ng
 
 $(BUILD)/ustcp-netns: tools/ustcp-netns | $(BUILD)/tools
 	install -m 755 $< $@
@@ -136,7 +149,10 @@ deps:
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 755 $(BUILD)/ustcp-impair $(BUILD)/ustcp-netns $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(BUILD)/ustcp $(BUILD)/ustcp-stat $(BUILD)/ustcp-impair $(BUILD)/ustcp-netns \
+	    $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/lib/ustcp
+	install -m 644 $(BUILD)/libustcp.so $(DESTDIR)$(PREFIX)/lib/ustcp/
 	set -e; for m in $(wildcard man/*.[1-8]); do \
 	    install -d $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}; \
 	    install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/; done

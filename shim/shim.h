@@ -85,6 +85,7 @@ enum us_kind {
 #define US_F_EVER_SYNCED  0x08 /* reached ESTABLISHED once */
 #define US_F_DETACHED     0x10 /* the stack let go (TCP closed); the slot is the program's */
 #define US_F_APP_CLOSED   0x20 /* the program closed an fd of it */
+#define US_F_BACKLOGGED   0x40 /* a listener full to its backlog: accept() wakes the stack */
 
 #define US_OPT_RECORD 8
 
@@ -160,6 +161,9 @@ struct us_call {
 /* Runs fn(c) on the stack thread and returns c->ret. Never blocks on a
  * lock: the queue is lock-free, the wait is a futex. */
 long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s);
+
+/* Wakes the stack thread (after an accept() freed backlog room). */
+void us_stack_poke(void);
 
 /* Stack-thread operations the calls use (run inside us_call). */
 void us_op_create(struct us_call *c);     /* new socket: c->ret = app fd */

@@ -327,6 +327,8 @@ US_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		atomic_fetch_or(&cs->flags, US_F_ACCEPTED);
 		us_fd_set(nfd, cs);
 	}
+	if (atomic_fetch_and(&s->flags, ~US_F_BACKLOGGED) & US_F_BACKLOGGED)
+		us_stack_poke();
 	put_sockaddr(sa, len, us_pack(tok.raddr, tok.rport));
 	return nfd;
 }

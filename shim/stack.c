@@ -62,6 +62,11 @@ struct us_conn {
 	bool dead;                   /* TCP closed while the program held it */
 	bool dirty;
 	struct us_conn *dirty_next;
+	/* A listener's delivered connections not yet accepted (the backlog
+	 * counts them, as Linux counts its accept queue). */
+	struct { uint32_t idx, gen; } *out;
+	unsigned nout, backlog;
+	bool blocked;                /* stopped at the backlog: accept() wakes us */
 };
 
 static struct {
@@ -82,6 +87,7 @@ static struct {
 	struct us_conn *dirty;
 	struct us_conn *conns[US_MAX_SOCKS];
 	int app_sndbuf;              /* an AF_UNIX socket's default send buffer */
+	unsigned nblocked;           /* listeners stopped at their backlog */
 	int close_log_fd;
 	int ctl_fd;                  /* ustcp-stat's way in: RUN_DIR/PID.sock */
 	ev_io ctl;
@@ -281,6 +287,9 @@ static void conn_free(struct us_conn *c, bool free_sock)
 		REAL(close)(c->sfd);
 	}
 	S.conns[us_sock_idx(c->sock)] = NULL;
+	if (c->blocked)
+		S.nblocked--;
+	free(c->out);
 	if (free_sock)
 		us_sock_free(c->sock);
 	/* The dirty list may still name it: unlink. */
@@ -338,12 +347,15 @@ static void rd_update(struct us_conn *c)
 static void on_app_eof(struct us_conn *c)
 {
 	c->app_eof = true;
-	if (c->tcb && UST_TCP_SYNCHRONIZED(c->tcb->state))
-		ust_tcp_shutdown(c->tcb, SHUT_WR, ust_now());
+	/* A close hangs the stack end up in the same step as it ends the
+	 * data, so this tells close (CLOSE: FIN or RST, SO_LINGER) from
+	 * shutdown (a FIN). */
 	if (app_gone(c->sfd)) {
 		conn_release(c, false);
 		return;
 	}
+	if (c->tcb && UST_TCP_SYNCHRONIZED(c->tcb->state))
+		ust_tcp_shutdown(c->tcb, SHUT_WR, ust_now());
 	hup_arm(c);
 	rd_update(c);
 }
@@ -458,8 +470,30 @@ static int new_pair(int *app, int *sfd, struct stat *st)
  * on the listener's pair, the connection's app end attached. Stops when the
  * pair is full (the program is not accepting); the rest wait in TCP's
  * accept queue, which the backlog bounds. */
+/* How many delivered connections still wait for accept(). */
+static unsigned outstanding(struct us_conn *l)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < l->nout; i++) {
+		struct us_sock *s = us_sock_at(l->out[i].idx);
+		if (atomic_load(&s->gen) == l->out[i].gen && atomic_load(&s->kind) != US_FREE &&
+		    !(atomic_load(&s->flags) & US_F_ACCEPTED))
+			l->out[n++] = l->out[i];
+	}
+	l->nout = n;
+	return n;
+}
+
 static void deliver(struct us_conn *l)
 {
+	/* listen(n) lets n + 1 connections wait, as Linux's queue does. */
+	unsigned limit = l->backlog + 1, out;
+
+	if (l->blocked) {
+		l->blocked = false;
+		S.nblocked--;
+	}
 	while (l->tcb && l->tcb->acceptq_head) {
 		struct ust_tcb *ct = l->tcb->acceptq_head;
 		struct us_sock *s = us_sock_alloc();
@@ -473,6 +507,11 @@ static void deliver(struct us_conn *l)
 				    .msg_controllen = sizeof(cbuf) };
 		struct cmsghdr *cm;
 
+		if (outstanding(l) >= limit) {
+			if (s)
+				us_sock_free(s);
+			break;
+		}
 		if (!s)
 			return;
 		if (new_pair(&app, &sfd, &st) < 0) {
@@ -516,11 +555,25 @@ static void deliver(struct us_conn *l)
 		ev_io_init(&c->wr, on_wr, sfd, EV_WRITE);
 		ust_tcp_accept(l->tcb, c, &err);
 		c->tcb = ct;
+		l->out[l->nout].idx = tok.idx;
+		l->out[l->nout].gen = tok.gen;
+		l->nout++;
 		publish(c);
 		hup_arm(c);
 		mark_dirty(c);
 	}
 	ev_io_stop(S.ev, &l->wr);
+	/* TCP's accept queue holds what the program's cannot: together no
+	 * more than the backlog allows. While some are delivered and not yet
+	 * accepted, accept() wakes us to move the limit. */
+	out = outstanding(l);
+	if (l->tcb)
+		l->tcb->backlog = out + 1 < limit ? limit - out - 1 : 0;
+	if (out) {
+		l->blocked = true;
+		S.nblocked++;
+		atomic_fetch_or(&l->sock->flags, US_F_BACKLOGGED);
+	}
 }
 
 /* ---- the connection's state after TCP ran ---- */
@@ -874,7 +927,23 @@ static void on_wake(struct ev_loop *ev, ev_io *w, int revents)
 		/* EAGAIN: another wake-up took it */
 	}
 	run_calls();
+	/* An accept() in some process of ours took a connection from a
+	 * listener stopped at its backlog. */
+	for (unsigned i = 0; i < US_MAX_SOCKS && S.nblocked; i++) {
+		struct us_conn *c = S.conns[i];
+		if (c && c->blocked && !(atomic_load(&c->sock->flags) & US_F_BACKLOGGED))
+			mark_dirty(c);
+	}
 	ust_loop_kick(&S.loop, ust_now());
+}
+
+void us_stack_poke(void)
+{
+	uint64_t one = 1;
+
+	if (S.ev && REAL(write)(S.wake_fd, &one, sizeof(one)) < 0) {
+		/* saturated: awake anyway */
+	}
 }
 
 long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s)
@@ -995,6 +1064,14 @@ void us_op_listen(struct us_call *c)
 		return;
 	c->ret = ust_tcp_listen(k->tcb, (unsigned)(c->u.opt.val < 0 ? 0 : c->u.opt.val));
 	if (c->ret == 0) {
+		unsigned backlog = k->tcb->backlog; /* clamped like somaxconn */
+		void *out = realloc(k->out, sizeof(*k->out) * (backlog + 1));
+		if (!out) {
+			c->ret = -ENOMEM;
+			return;
+		}
+		k->out = out;
+		k->backlog = backlog;
 		k->listener = true;
 		atomic_store(&c->sock->kind, US_LISTENER);
 		publish(k);
@@ -1286,6 +1363,27 @@ static int start(void)
 nomem:
 	ust_log(UST_LOG_ERROR, "out of memory starting the stack");
 	return -ENOMEM;
+}
+
+/* fork() while another thread starts the stack must not leave the child
+ * with the start-up lock taken. */
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&S.lock);
+}
+
+static void atfork_after(void)
+{
+	pthread_mutex_unlock(&S.lock);
+}
+
+/* Binds libc's functions now, so that no later call (one from a signal
+ * handler, say) does it for the first time. Calls made before this ran
+ * bind them themselves. */
+__attribute__((constructor)) static void shim_init(void)
+{
+	us_real();
+	pthread_atfork(atfork_prepare, atfork_after, atfork_after);
 }
 
 int us_stack_start(void)
