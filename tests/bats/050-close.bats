@@ -197,32 +197,7 @@ cap_stop() {
 	kill -INT "$CAP_PID" 2>/dev/null || true
 	wait "$CAP_PID" 2>/dev/null || true
 	CAP_PID=
-	timeout 10 tcpdump -S -nr "$CAP" 2>/dev/null | awk -v me="${USTCP_ADDR%/*}." '
-		function field(re, skip) {
-			return match($0, re) ? substr($0, RSTART + skip, RLENGTH - skip) : "-"
-		}
-		function rel(v, isn) {
-			if (v == "-" || isn == "")
-				return v
-			v -= isn
-			return v < 0 ? v + 4294967296 : v
-		}
-		/ IP / {
-			who = index($3, me) == 1 ? "I" : "P"
-			other = who == "I" ? "P" : "I"
-			flags = field("Flags \\[[^]]*\\]", 7); sub(/\]$/, "", flags)
-			seq = field(", seq [0-9]+", 6)
-			ack = field(", ack [0-9]+", 6)
-			len = field(", length [0-9]+", 9)
-			if (flags ~ /S/)
-				isn[who] = seq
-			seq = rel(seq, isn[who])
-			ack = rel(ack, isn[other])
-			line = who " " flags " seq=" seq " ack=" ack " len=" len
-			if (flags ~ /F/)
-				line = line " fin=" (seq + len)
-			print line
-		}' >"$TMP/segs"
+	pcap_segs "$CAP" "${USTCP_ADDR%/*}" >"$TMP/segs"
 }
 
 # in_order REGEX...: segments matching these extended regular expressions

@@ -79,3 +79,37 @@ topo_down_counters() {
 counter() {
 	awk -v d="$2" -v c="$3" '$1 == d && $2 == c { v = $3 } END { print v + 0 }' "$1"
 }
+
+# pcap_segs PCAP ADDR [FILTER]: the TCP segments of a capture, one per line:
+#   WHO FLAGS seq=SEQ ack=ACK len=LEN [fin=FINSEQ]
+# WHO is I (ADDR's side) or P (the peer); FLAGS as tcpdump prints them; SEQ
+# and ACK relative to the ISNs ("-" when tcpdump omits them); FINSEQ the
+# sequence number of the FIN. One connection per capture.
+pcap_segs() {
+	timeout 10 tcpdump -S -nr "$1" ${3:+"$3"} 2>/dev/null | awk -v me="$2." '
+		function field(re, skip) {
+			return match($0, re) ? substr($0, RSTART + skip, RLENGTH - skip) : "-"
+		}
+		function rel(v, isn) {
+			if (v == "-" || isn == "")
+				return v
+			v -= isn
+			return v < 0 ? v + 4294967296 : v
+		}
+		/ IP / {
+			who = index($3, me) == 1 ? "I" : "P"
+			other = who == "I" ? "P" : "I"
+			flags = field("Flags \\[[^]]*\\]", 7); sub(/\]$/, "", flags)
+			seq = field(", seq [0-9]+", 6)
+			ack = field(", ack [0-9]+", 6)
+			len = field(", length [0-9]+", 9)
+			if (flags ~ /S/)
+				isn[who] = seq
+			seq = rel(seq, isn[who])
+			ack = rel(ack, isn[other])
+			line = who " " flags " seq=" seq " ack=" ack " len=" len
+			if (flags ~ /F/)
+				line = line " fin=" (seq + len)
+			print line
+		}'
+}

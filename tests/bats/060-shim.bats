@@ -1,0 +1,354 @@
+#!/usr/bin/env bats
+# Unmodified programs on ustcp through LD_PRELOAD (issue 5), against kernel
+# peers: curl, wget, nc, socat, python3 (a client, a server, a poll/epoll
+# matrix, a threaded client), iperf3, nginx, and a USTCP_PCAP capture of a
+# curl transfer's close.
+#
+# Every test body is written once and registered twice: [kernel] runs it on
+# the kernel's TCP (the kernel of the stack's namespace owns the stack's
+# address), which proves the test; [ustcp] runs the same programs with
+# LD_PRELOAD=build/libustcp.so, with the same assertions. The [ustcp] tests
+# skip while build/libustcp.so does not exist (see shim_topo_up in shim.bash);
+# CI builds it. The programs on the stack's side run through `prog` (see
+# shim.bash); the peer's through `peer`, in the peer's namespace. Scripts are
+# in tests/shim/.
+
+bats_require_minimum_version 1.5.0
+
+load helpers
+load shim
+
+setup_file() {
+	export WWW=$BATS_FILE_TMPDIR/www
+	mkdir -p "$WWW"
+	head -c 10000000 /dev/urandom >"$WWW/big"
+	head -c 1000000 /dev/urandom >"$WWW/mid"
+	head -c 100000 /dev/urandom >"$WWW/reply"
+}
+
+setup() {
+	TMP=$BATS_TEST_TMPDIR
+}
+
+# ---- curl and wget -------------------------------------------------------------
+
+body_curl_get() {
+	shim_topo_up
+	peer_http 8000
+	prog curl -sS --fail --max-time 50 -o "$TMP/got" "http://$PEER_ADDR:8000/big"
+	same_file "$WWW/big" "$TMP/got"
+}
+
+# Two URLs in one curl: the second request goes over the first connection.
+body_curl_keepalive() {
+	shim_topo_up
+	peer_http 8000
+	prog curl -sS --fail --max-time 50 -v -w '%{num_connects}\n' \
+		-o "$TMP/a" "http://$PEER_ADDR:8000/big" -o "$TMP/b" "http://$PEER_ADDR:8000/mid" \
+		>"$TMP/connects" 2>"$TMP/verbose"
+	same_file "$WWW/big" "$TMP/a"
+	same_file "$WWW/mid" "$TMP/b"
+	# One new connection for the first transfer, none for the second.
+	run -0 cat "$TMP/connects"
+	assert_output $'1\n0'
+	run -0 grep -c "Re-using existing connection" "$TMP/verbose"
+	assert_output 1
+	# The server saw both requests come from one client port.
+	run -0 sed -n 's/^httpd: \([0-9.:]*\) "GET \/\([a-z]*\) .*/\1 \2/p' "$TMP/httpd.err"
+	assert_equal "${#lines[@]}" 2
+	assert_equal "${lines[0]% *} ${lines[0]#* } ${lines[1]#* }" "${lines[1]% *} big mid"
+}
+
+body_wget() {
+	shim_topo_up
+	peer_http 8000
+	prog wget -q --tries=1 --timeout=30 -O "$TMP/got" "http://$PEER_ADDR:8000/big"
+	same_file "$WWW/big" "$TMP/got"
+}
+
+# ---- nc --------------------------------------------------------------------------
+
+# nc -N sends 1 MB and shuts its side down (FIN); the kernel peer reads to EOF,
+# then answers with the SHA-256 of what it read and 100 kB, and closes. The
+# answer must arrive whole after nc's own FIN.
+body_nc_halfclose() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/sinkreply.py" listen "$PEER_ADDR" 7000 "$WWW/reply" \
+		</dev/null >"$TMP/peer.out"
+	local peer_pid=$BG_PID
+	wait_listen "$PEER_NETNS" 7000
+	prog nc -N -w 30 "$PEER_ADDR" 7000 <"$WWW/mid" >"$TMP/got"
+	check_reply "$TMP/got" "$WWW/mid" "$WWW/reply"
+	bg_wait "$peer_pid"
+	grep -q "^got 1000000 " "$TMP/peer.out"
+}
+
+# nc -l serves a kernel client: each side sends a file and shuts its side
+# down at its end (-N), both directions at once; each saves what it gets.
+body_nc_listen() {
+	shim_topo_up
+	prog_bg nc -4 -N -l 7000 <"$WWW/reply" >"$TMP/got"
+	local srv=$BG_PID
+	prog_wait_listen 7000
+	peer nc -N -w 30 "$SADDR" 7000 <"$WWW/mid" >"$TMP/cgot"
+	bg_wait "$srv"
+	same_file "$WWW/mid" "$TMP/got"
+	same_file "$WWW/reply" "$TMP/cgot"
+}
+
+# ---- socat -----------------------------------------------------------------------
+
+# socat as the client: at the end of its input it shuts the connection down
+# (shut-down: SHUT_WR, a FIN), then reads the peer's answer until EOF.
+body_socat_client() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/sinkreply.py" listen "$PEER_ADDR" 7001 "$WWW/reply" \
+		</dev/null >"$TMP/peer.out"
+	local peer_pid=$BG_PID
+	wait_listen "$PEER_NETNS" 7001
+	prog socat -t 5 STDIO "TCP4:$PEER_ADDR:7001,shut-down" <"$WWW/mid" >"$TMP/got"
+	check_reply "$TMP/got" "$WWW/mid" "$WWW/reply"
+	bg_wait "$peer_pid"
+	grep -q "^got 1000000 " "$TMP/peer.out"
+}
+
+# socat as the server: it hands the connection to sinkreply.py (stdio), which
+# answers after the client's FIN; socat's FIN follows the answer.
+body_socat_server() {
+	shim_topo_up
+	prog_bg socat -t 5 "TCP4-LISTEN:7002,reuseaddr,shut-down" \
+		"EXEC:python3 $SHIM_DIR/sinkreply.py stdio $WWW/reply $TMP/srv.got" </dev/null 2>"$TMP/socat.err"
+	local srv=$BG_PID
+	prog_wait_listen 7002
+	peer socat -t 5 STDIO "TCP4:$SADDR:7002,shut-down" <"$WWW/mid" >"$TMP/got"
+	check_reply "$TMP/got" "$WWW/mid" "$WWW/reply"
+	bg_wait "$srv" || { cat "$TMP/socat.err"; return 1; }
+	same_file "$WWW/mid" "$TMP/srv.got"
+}
+
+# ---- python3 -------------------------------------------------------------------
+
+body_py_client() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7003 1 </dev/null >"$TMP/srv.out"
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7003
+	local crc=0 src=0
+	prog python3 "$SHIM_DIR/echo_client.py" "$PEER_ADDR" 7003 1000000 1 >"$TMP/cli.out" || crc=$?
+	bg_wait "$srv" || src=$?
+	cat "$TMP/cli.out" "$TMP/srv.out"
+	[ "$crc" -eq 0 ]
+	[ "$src" -eq 0 ]
+	grep -q "^conn 1: ok 1000000 " "$TMP/cli.out"
+	grep -q "^conn 1: echoed 1000000 " "$TMP/srv.out"
+}
+
+body_py_server() {
+	shim_topo_up
+	prog_bg python3 "$SHIM_DIR/echo_server.py" 0.0.0.0 7004 1 </dev/null >"$TMP/srv.out"
+	local srv=$BG_PID
+	prog_wait_listen 7004
+	local crc=0 src=0
+	peer python3 "$SHIM_DIR/echo_client.py" "$SADDR" 7004 1000000 1 >"$TMP/cli.out" || crc=$?
+	bg_wait "$srv" || src=$?
+	cat "$TMP/cli.out" "$TMP/srv.out"
+	[ "$crc" -eq 0 ]
+	[ "$src" -eq 0 ]
+	grep -q "^conn 1: ok 1000000 " "$TMP/cli.out"
+	grep -q "^conn 1: echoed 1000000 " "$TMP/srv.out"
+}
+
+# Eight threads, a connection each, 1 MB each way, at the same time.
+body_py_threads() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7005 8 </dev/null >"$TMP/srv.out"
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7005
+	local crc=0 src=0
+	prog python3 "$SHIM_DIR/echo_client.py" "$PEER_ADDR" 7005 1000000 8 >"$TMP/cli.out" || crc=$?
+	bg_wait "$srv" || src=$?
+	cat "$TMP/cli.out" "$TMP/srv.out"
+	[ "$crc" -eq 0 ]
+	[ "$src" -eq 0 ]
+	[ "$(grep -c '^conn [1-8]: ok 1000000 ' "$TMP/cli.out")" -eq 8 ]
+	[ "$(grep -c '^conn [1-8]: echoed 1000000 ' "$TMP/srv.out")" -eq 8 ]
+}
+
+# poll and epoll revents, recv, send and SO_ERROR in every state of C48 (and
+# a listener, a connecting socket): see tests/shim/pollmatrix.py.
+body_pollmatrix() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/pollpeer.py" "$PEER_ADDR" 7100 </dev/null 2>"$TMP/peer.err"
+	wait_listen "$PEER_NETNS" 7100
+	wait_listen "$PEER_NETNS" 7101
+	local rc=0
+	USTCP_MODE=$MODE prog python3 "$SHIM_DIR/pollmatrix.py" "$PEER_ADDR" 7100 >"$TMP/matrix" 2>&1 || rc=$?
+	cat "$TMP/matrix"
+	if [ "$rc" -ne 0 ]; then
+		echo "pollmatrix.py exited with status $rc; the peer's log:"
+		cat "$TMP/peer.err"
+		return 1
+	fi
+	grep -q '^all checks passed$' "$TMP/matrix"
+}
+
+# ---- iperf3 ---------------------------------------------------------------------
+
+# iperf_ok JSON LABEL: a clean iperf3 run that moved data; its throughput goes
+# to the TAP stream as a comment.
+iperf_ok() {
+	jq -e '.error == null and .end.sum_sent.bytes > 0 and .end.sum_received.bytes > 0' "$1" >/dev/null || {
+		echo "iperf3 failed or moved nothing:"
+		cat "$1"
+		return 1
+	}
+	local bps
+	bps=$(jq '.end.sum_received.bits_per_second' "$1")
+	printf '# %s: %.0f Mbit/s, %s bytes received, %s retransmits\n' "$2" "$(jq -n "$bps / 1e6")" \
+		"$(jq '.end.sum_received.bytes' "$1")" "$(jq '.end.sum_sent.retransmits // "?"' "$1")" >&3
+}
+
+body_iperf3_client() {
+	shim_topo_up
+	peer_bg iperf3 -s -1 -B "$PEER_ADDR" -p 5201 </dev/null >"$TMP/srv.out" 2>&1
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 5201
+	local crc=0 src=0
+	prog iperf3 -c "$PEER_ADDR" -p 5201 -t 5 -J >"$TMP/cli.json" || crc=$?
+	bg_wait "$srv" 20 || src=$?
+	if [ "$crc" -ne 0 ] || [ "$src" -ne 0 ] ||
+		! iperf_ok "$TMP/cli.json" "iperf3 client [$MODE] -> kernel server, 5 s"; then
+		echo "iperf3 client exit status $crc, server $src; the server said:"
+		cat "$TMP/srv.out"
+		return 1
+	fi
+}
+
+body_iperf3_server() {
+	shim_topo_up
+	prog_bg iperf3 -s -1 -B "$SADDR" -p 5202 </dev/null >"$TMP/srv.out" 2>&1
+	local srv=$BG_PID
+	prog_wait_listen 5202
+	local crc=0 src=0
+	peer iperf3 -c "$SADDR" -p 5202 -t 5 -J >"$TMP/cli.json" || crc=$?
+	bg_wait "$srv" 20 || src=$?
+	if [ "$crc" -ne 0 ] || [ "$src" -ne 0 ] ||
+		! iperf_ok "$TMP/cli.json" "kernel client -> iperf3 server [$MODE], 5 s"; then
+		echo "iperf3 client exit status $crc, server $src; the server said:"
+		cat "$TMP/srv.out"
+		return 1
+	fi
+}
+
+# ---- nginx ------------------------------------------------------------------------
+
+# nginx: one process (no master), epoll, sendfile, serving $WWW on port 8080.
+body_nginx() {
+	shim_topo_up
+	mkdir -p "$TMP/nginx"
+	cat >"$TMP/nginx.conf" <<-EOF
+		daemon off;
+		master_process off;
+		worker_processes 1;
+		pid $TMP/nginx/nginx.pid;
+		error_log $TMP/nginx/error.log info;
+		events {
+			use epoll;
+			worker_connections 64;
+		}
+		http {
+			access_log off;
+			sendfile on;
+			default_type application/octet-stream;
+			client_body_temp_path $TMP/nginx/body;
+			proxy_temp_path $TMP/nginx/proxy;
+			fastcgi_temp_path $TMP/nginx/fastcgi;
+			uwsgi_temp_path $TMP/nginx/uwsgi;
+			scgi_temp_path $TMP/nginx/scgi;
+			server {
+				listen 8080;
+				root $WWW;
+			}
+		}
+	EOF
+	prog_bg nginx -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c "$TMP/nginx.conf" </dev/null
+	local srv=$BG_PID
+	prog_wait_listen 8080 || { cat "$TMP/nginx/error.log"; return 1; }
+	peer curl -sS --fail --max-time 50 -o "$TMP/got" "http://$SADDR:8080/big" ||
+		{ cat "$TMP/nginx/error.log"; return 1; }
+	same_file "$WWW/big" "$TMP/got"
+	# It still serves: a second connection.
+	peer curl -sS --fail --max-time 50 -o "$TMP/got2" "http://$SADDR:8080/mid"
+	same_file "$WWW/mid" "$TMP/got2"
+	kill -0 "$srv"
+}
+
+# ---- the close on the wire ------------------------------------------------------
+
+# A curl transfer's capture shows the close: a FIN each way, each ACKed, and
+# the final ACK last. Under ustcp the library writes the capture (USTCP_PCAP);
+# on the kernel, tcpdump on the stack's interface does. USTCP_MSL=0.5: the
+# exit keeper holds TIME-WAIT for 1 s only.
+body_pcap() {
+	export USTCP_MSL=0.5
+	shim_topo_up
+	peer_http 8000
+	if [ "$MODE" = kernel ]; then
+		stack_cap_start "$TMP/c.pcap"
+		prog curl -sS --fail --max-time 50 -o "$TMP/got" "http://$PEER_ADDR:8000/mid"
+	else
+		USTCP_PCAP=$TMP/c.pcap prog curl -sS --fail --max-time 50 -o "$TMP/got" \
+			"http://$PEER_ADDR:8000/mid"
+	fi
+	same_file "$WWW/mid" "$TMP/got"
+	# The peer's FIN and the final ACK may come after curl has exited.
+	retry 10 fin_exchange "$TMP/c.pcap"
+	stack_cap_stop
+}
+
+# ---- the tests: each body on the kernel, then on ustcp ------------------------
+
+@test "curl: 10 MB GET, sha256 [kernel]" { MODE=kernel body_curl_get; }
+@test "curl: 10 MB GET, sha256 [ustcp]" { MODE=ustcp body_curl_get; }
+
+@test "curl: keep-alive, two GETs on one connection [kernel]" { MODE=kernel body_curl_keepalive; }
+@test "curl: keep-alive, two GETs on one connection [ustcp]" { MODE=ustcp body_curl_keepalive; }
+
+@test "wget: 10 MB GET, sha256 [kernel]" { MODE=kernel body_wget; }
+@test "wget: 10 MB GET, sha256 [ustcp]" { MODE=ustcp body_wget; }
+
+@test "nc -N: 1 MB, FIN, then the peer's answer arrives whole (half-close) [kernel]" { MODE=kernel body_nc_halfclose; }
+@test "nc -N: 1 MB, FIN, then the peer's answer arrives whole (half-close) [ustcp]" { MODE=ustcp body_nc_halfclose; }
+
+@test "nc -l: serves a kernel client, files both ways [kernel]" { MODE=kernel body_nc_listen; }
+@test "nc -l: serves a kernel client, files both ways [ustcp]" { MODE=ustcp body_nc_listen; }
+
+@test "socat client: shut-down half-close, answer whole [kernel]" { MODE=kernel body_socat_client; }
+@test "socat client: shut-down half-close, answer whole [ustcp]" { MODE=ustcp body_socat_client; }
+
+@test "socat server: TCP-LISTEN to EXEC, half-close both ways [kernel]" { MODE=kernel body_socat_server; }
+@test "socat server: TCP-LISTEN to EXEC, half-close both ways [ustcp]" { MODE=ustcp body_socat_server; }
+
+@test "python3: echo client, 1 MB checksummed [kernel]" { MODE=kernel body_py_client; }
+@test "python3: echo client, 1 MB checksummed [ustcp]" { MODE=ustcp body_py_client; }
+
+@test "python3: echo server, 1 MB checksummed [kernel]" { MODE=kernel body_py_server; }
+@test "python3: echo server, 1 MB checksummed [ustcp]" { MODE=ustcp body_py_server; }
+
+@test "python3: 8 threads, a connection each, 1 MB echoed each [kernel]" { MODE=kernel body_py_threads; }
+@test "python3: 8 threads, a connection each, 1 MB echoed each [ustcp]" { MODE=ustcp body_py_threads; }
+
+@test "python3: poll/epoll/recv/send/SO_ERROR matrix, state by state (C48) [kernel]" { MODE=kernel body_pollmatrix; }
+@test "python3: poll/epoll/recv/send/SO_ERROR matrix, state by state (C48) [ustcp]" { MODE=ustcp body_pollmatrix; }
+
+@test "iperf3: client against a kernel server, 5 s [kernel]" { MODE=kernel body_iperf3_client; }
+@test "iperf3: client against a kernel server, 5 s [ustcp]" { MODE=ustcp body_iperf3_client; }
+
+@test "iperf3: server for a kernel client, 5 s [kernel]" { MODE=kernel body_iperf3_server; }
+@test "iperf3: server for a kernel client, 5 s [ustcp]" { MODE=ustcp body_iperf3_server; }
+
+@test "nginx: epoll + sendfile, 10 MB to a kernel curl, sha256 [kernel]" { MODE=kernel body_nginx; }
+@test "nginx: epoll + sendfile, 10 MB to a kernel curl, sha256 [ustcp]" { MODE=ustcp body_nginx; }
+
+@test "capture of a curl transfer: FIN each way, final ACK (USTCP_PCAP / tcpdump) [kernel]" { MODE=kernel body_pcap; }
+@test "capture of a curl transfer: FIN each way, final ACK (USTCP_PCAP / tcpdump) [ustcp]" { MODE=ustcp body_pcap; }

@@ -1,0 +1,257 @@
+# Running unmodified programs in the shim suite (060-shim.bats). Load after
+# helpers.bash.
+#
+# Every test body runs twice, once per MODE:
+#   MODE=kernel  the program uses the kernel's TCP: the kernel of the stack's
+#                namespace owns the stack's address (this proves the test);
+#   MODE=ustcp   the program runs with LD_PRELOAD=libustcp.so: no kernel owns
+#                the stack's address, only the library's stack does.
+# The peer is always the kernel of the peer's namespace, at $PEER_ADDR; the
+# stack's side is at $SADDR (USTCP_ADDR without its prefix).
+#
+# Background processes started with prog_bg or peer_bg are ended in teardown,
+# which then removes the topology (also when the test failed).
+
+SHIM_DIR=$(cd "$BATS_TEST_DIRNAME/../shim" && pwd)
+LIBUSTCP=$(cd "$BUILD" 2>/dev/null && pwd || echo "$BUILD")/libustcp.so
+TMP=$BATS_TEST_TMPDIR
+BG_PIDS=()
+
+# Library settings passed on to the program when the test sets them, besides
+# USTCP_IFACE and USTCP_ADDR (from the topology).
+SHIM_VARS=(USTCP_PCAP USTCP_CLOSE_LOG USTCP_MSL USTCP_FIN_TIMEOUT USTCP_LOG USTCP_LOG_FILE
+	USTCP_GW USTCP_MTU USTCP_PASSTHROUGH USTCP_RUN_DIR)
+
+# shim_topo_up [ustcp-netns options...]: the topology for this test's MODE.
+# The ustcp variant is skipped while build/libustcp.so does not exist (the
+# shim, issue 5, is being written); CI builds it before the Bats suites run,
+# so there these tests run and must pass.
+shim_topo_up() {
+	case ${MODE:-} in
+	kernel)
+		topo_up "$@" || return 1
+		stack_kernel_addr || return 1
+		;;
+	ustcp)
+		[ -e "$LIBUSTCP" ] || skip "$LIBUSTCP not built yet (the shim, issue 5)"
+		topo_up "$@" || return 1
+		;;
+	*)
+		echo "MODE must be kernel or ustcp, not '${MODE:-}'" >&2
+		return 1
+		;;
+	esac
+	SADDR=${USTCP_ADDR%/*}
+}
+
+# prog_cmd CMD...: set PROG_CMD to the command line that runs CMD in the
+# stack's namespace for this MODE, under timeout (PROG_TIMEOUT, 60 s).
+prog_cmd() {
+	PROG_CMD=(ip netns exec "$USTCP_NETNS" timeout -k 5 "${PROG_TIMEOUT:-60}")
+	if [ "$MODE" = ustcp ]; then
+		local v
+		# A sanitizer build (make SAN=1) of the library pulls in the ASan
+		# runtime, which insists on coming first. Preloading libasan.so
+		# itself makes curl and wget hang at start (seen with Debian 12's
+		# libasan.so.8, with or without ustcp), so the runtime comes in
+		# behind the library and is told not to mind. The programs' own
+		# leaks are not ours.
+		if ldd "$LIBUSTCP" 2>/dev/null | grep -q libasan; then
+			PROG_CMD+=(env "ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:verify_asan_link_order=0}")
+		fi
+		PROG_CMD+=(env "LD_PRELOAD=$LIBUSTCP" "USTCP_IFACE=$USTCP_IFACE" "USTCP_ADDR=$USTCP_ADDR")
+		for v in "${SHIM_VARS[@]}"; do
+			[ -z "${!v:-}" ] || PROG_CMD+=("$v=${!v}")
+		done
+	fi
+	PROG_CMD+=("$@")
+}
+
+# prog CMD...: run a program on this MODE's TCP, in the foreground. fd 3 (Bats'
+# own) is closed: an exit keeper that inherited it would hold up Bats.
+prog() {
+	prog_cmd "$@"
+	"${PROG_CMD[@]}" 3>&-
+}
+
+# prog_bg CMD...: the same in the background (a server); its pid (that of
+# timeout, which passes signals on) is in $BG_PID and ended in teardown. Its
+# stdin is the caller's (<&0: bash gives a background job /dev/null otherwise).
+prog_bg() {
+	prog_cmd "$@"
+	"${PROG_CMD[@]}" 3>&- <&0 &
+	BG_PID=$!
+	BG_PIDS+=("$BG_PID")
+}
+
+# peer CMD... / peer_bg CMD...: run a command on the kernel peer's side
+# (foreground, or background with its pid in $BG_PID), under timeout.
+peer() {
+	ip netns exec "$PEER_NETNS" timeout -k 5 "${PROG_TIMEOUT:-60}" "$@" 3>&-
+}
+
+peer_bg() {
+	ip netns exec "$PEER_NETNS" timeout -k 5 "${PROG_TIMEOUT:-60}" "$@" 3>&- <&0 &
+	BG_PID=$!
+	BG_PIDS+=("$BG_PID")
+}
+
+# bg_wait PID [SECONDS]: wait (default 30 s at most) for a background process
+# to end; its exit status. It is no longer ended in teardown.
+bg_wait() {
+	local pid=$1 i rc=0
+	for ((i = 0; i < ${2:-30} * 20; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "process $pid still runs after ${2:-30} s" >&2
+		return 124
+	fi
+	wait "$pid" || rc=$?
+	local p rest=()
+	for p in "${BG_PIDS[@]}"; do [ "$p" = "$pid" ] || rest+=("$p"); done
+	BG_PIDS=("${rest[@]}")
+	return "$rc"
+}
+
+# prog_wait_listen PORT: wait (bounded) until a server on the stack's side
+# listens on PORT. A server under ustcp has no kernel socket for `ss` to see,
+# so a bare SYN from the peer's side asks (synprobe.py: the half-open
+# connection is reset, nothing reaches accept()). In kernel mode wait_listen
+# comes first, which also proves the probe.
+prog_wait_listen() {
+	if [ "$MODE" = kernel ]; then
+		wait_listen "$USTCP_NETNS" "$1" || return 1
+	fi
+	timeout 15 ip netns exec "$PEER_NETNS" python3 "$SHIM_DIR/synprobe.py" "$SADDR" "$1" 10 3>&-
+}
+
+# peer_http PORT: the kernel peer serves $WWW over HTTP/1.1 (keep-alive) on
+# $PEER_ADDR:PORT.
+peer_http() {
+	peer_bg python3 "$SHIM_DIR/httpd.py" "$PEER_ADDR" "$1" "$WWW" </dev/null 2>"$TMP/httpd.err"
+	wait_listen "$PEER_NETNS" "$1"
+}
+
+# same_file EXPECTED GOT: the two files are byte for byte the same (their
+# SHA-256 and sizes are shown if not).
+same_file() {
+	if ! cmp -s "$1" "$2"; then
+		echo "files differ:" >&2
+		sha256sum "$1" "$2" >&2
+		wc -c "$1" "$2" >&2
+		return 1
+	fi
+}
+
+# check_reply GOT SENT REPLY: GOT is what sinkreply.py answers after reading
+# SENT to its end: the SHA-256 of SENT, a newline, then REPLY.
+check_reply() {
+	local want line
+	want=$(sha256sum <"$2" | cut -c1-64)
+	line=$(head -c 64 "$1")
+	if [ "$line" != "$want" ]; then
+		echo "the peer got data with SHA-256 '$line', sent '$want' ($(wc -c <"$1") bytes came back)" >&2
+		return 1
+	fi
+	tail -c +66 "$1" >"$1.reply"
+	same_file "$3" "$1.reply"
+}
+
+# retry SECONDS CMD...: run CMD every 0.2 s until it succeeds, at most
+# SECONDS; the last attempt's output is shown.
+retry() {
+	local end=$((SECONDS + $1))
+	shift
+	while ! "$@" >"$TMP/retry.out" 2>&1; do
+		if [ "$SECONDS" -ge "$end" ]; then
+			cat "$TMP/retry.out"
+			return 1
+		fi
+		sleep 0.2
+	done
+	cat "$TMP/retry.out"
+}
+
+# ---- captures ------------------------------------------------------------------
+
+# stack_cap_start PCAP: tcpdump on the stack's interface (kernel mode: the
+# kernel of the stack's namespace is the TCP there).
+stack_cap_start() {
+	ip netns exec "$USTCP_NETNS" timeout -k 5 60 tcpdump -i "$USTCP_IFACE" -n -s 128 -B 16384 -U \
+		--immediate-mode -Z root -w "$1" tcp 2>"$TMP/tcpdump.err" 3>&- &
+	CAP_PID=$!
+	BG_PIDS+=("$CAP_PID")
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -qs "listening on" "$TMP/tcpdump.err" && return 0
+		kill -0 "$CAP_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "tcpdump did not start:" >&2
+	cat "$TMP/tcpdump.err" >&2
+	return 1
+}
+
+stack_cap_stop() {
+	[ -n "${CAP_PID:-}" ] || return 0
+	kill -INT "$CAP_PID" 2>/dev/null || true
+	bg_wait "$CAP_PID" 10 || true
+	CAP_PID=
+}
+
+# fin_exchange PCAP: the capture holds one connection closed in order: one
+# SYN each way, a FIN each way, each FIN ACKed by the other side, no RST, and
+# last the pure ACK of the FIN that came second, by the other side.
+fin_exchange() {
+	local segs ifin pfin second fin want last why=
+	segs=$(pcap_segs "$1" "$SADDR" tcp)
+	ifin=$(awk '$1 == "I" && $2 ~ /F/ { sub(/fin=/, "", $NF); print $NF; exit }' <<<"$segs")
+	pfin=$(awk '$1 == "P" && $2 ~ /F/ { sub(/fin=/, "", $NF); print $NF; exit }' <<<"$segs")
+	second=$(awk '$2 ~ /F/ { w = $1 } END { print w }' <<<"$segs")
+	last=$(tail -n 1 <<<"$segs")
+	if [ "$(grep -c '^I S ' <<<"$segs")" -ne 1 ] || [ "$(grep -c '^P S\. ' <<<"$segs")" -ne 1 ]; then
+		why="not one SYN and one SYN-ACK"
+	elif [ -z "$ifin" ] || [ -z "$pfin" ]; then
+		why="no FIN from the stack's side or from the peer"
+	elif ! grep -qE "^P [^ ]* seq=[^ ]* ack=$((ifin + 1)) " <<<"$segs"; then
+		why="the peer did not ACK the stack side's FIN"
+	elif ! grep -qE "^I [^ ]* seq=[^ ]* ack=$((pfin + 1)) " <<<"$segs"; then
+		why="the stack's side did not ACK the peer's FIN"
+	elif grep -qE '^. R' <<<"$segs"; then
+		why="a RST"
+	else
+		[ "$second" = I ] && fin=$ifin || fin=$pfin
+		[ "$second" = I ] && want="P" || want="I"
+		[ "$last" = "$want . seq=- ack=$((fin + 1)) len=0" ] ||
+			why="the last segment is not the final ACK '$want . seq=- ack=$((fin + 1)) len=0'"
+	fi
+	if [ -n "$why" ]; then
+		echo "no orderly FIN/ACK exchange in $1: $why (I = $SADDR, P = $PEER_ADDR):"
+		cat -n <<<"$segs"
+		return 1
+	fi
+	echo "FIN/ACK exchange: I fin=$ifin, P fin=$pfin, last: $last"
+}
+
+# ---- teardown ------------------------------------------------------------------
+
+# shim_teardown: end the background processes (SIGTERM; timeout -k sends
+# SIGKILL 5 s later), then remove the topology, which also ends anything left
+# in its namespaces (an exit keeper, say).
+shim_teardown() {
+	local pid
+	for pid in "${BG_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${BG_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	BG_PIDS=()
+	topo_down
+}
+
+teardown() {
+	shim_teardown
+}
