@@ -48,21 +48,22 @@ unsigned us_sock_idx(const struct us_sock *s)
 
 struct us_sock *us_sock_alloc(void)
 {
-	unsigned top;
-
 	if (!have_region())
 		return NULL;
-	top = atomic_load(hwm);
-	/* Reuse a freed slot below the high-water mark, else take a new one. */
-	for (unsigned i = 0; i <= top && i < US_MAX_SOCKS; i++) {
+	/* Reuse a freed slot below the high-water mark, else take the one at
+	 * it; the mark is read afresh at each step, as other threads (and
+	 * processes) move it. */
+	for (unsigned i = 0; i < US_MAX_SOCKS && i <= atomic_load(hwm); i++) {
 		struct us_sock *s = &region[i];
 		int free_kind = US_FREE;
+		unsigned top;
 		if (atomic_load_explicit(&s->kind, memory_order_relaxed) != US_FREE)
 			continue;
 		if (!atomic_compare_exchange_strong(&s->kind, &free_kind, US_CONN))
 			continue;
-		if (i == top)
-			atomic_fetch_add(hwm, 1);
+		top = atomic_load(hwm);
+		while (top <= i && !atomic_compare_exchange_weak(hwm, &top, i + 1))
+			;
 		atomic_fetch_add(&s->gen, 1);
 		atomic_store(&s->state, 0);
 		atomic_store(&s->pending_err, 0);

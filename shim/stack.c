@@ -37,6 +37,10 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <net/if.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,12 +92,23 @@ static struct {
 	struct us_conn *conns[US_MAX_SOCKS];
 	int app_sndbuf;              /* an AF_UNIX socket's default send buffer */
 	unsigned nblocked;           /* listeners stopped at their backlog */
+	bool keeper;                 /* this process is an exit keeper */
+	bool forking_keeper;         /* the fork under way makes a keeper */
+	bool handed_over;            /* a keeper took our connections: serve nothing */
+	ev_timer tick;               /* once a second: keeper's end, last thread */
+	int own_fds[8];              /* fds libev made on the stack thread */
+	unsigned n_own_fds;
 	int close_log_fd;
 	int ctl_fd;                  /* ustcp-stat's way in: RUN_DIR/PID.sock */
 	ev_io ctl;
 	char ctl_path[PATH_MAX];
 	uint8_t scratch[65536];
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .close_log_fd = -1, .ctl_fd = -1 };
+
+/* Our ports in the kernel's port table (see "ports shared with the other
+ * processes on our address" below): the reservation socket and the number
+ * of control blocks using it. */
+static struct { int fd; unsigned refs; bool reuse; } ports[65536];
 
 /* Set on the stack thread (and while it starts): its fds go high. */
 static __thread bool in_stack;
@@ -127,13 +142,23 @@ int us_fd_high(int fd)
 	return h;
 }
 
+/* An fd libev made for itself on the stack thread: moved high and
+ * remembered, so that a keeper knows to keep it. */
+static int own_fd(int fd)
+{
+	fd = us_fd_high(fd);
+	if (fd >= 0 && S.n_own_fds < sizeof(S.own_fds) / sizeof(S.own_fds[0]))
+		S.own_fds[S.n_own_fds++] = fd;
+	return fd;
+}
+
 /* libev makes its own fds (epoll, eventfd, timerfd) inside the loop: on the
  * stack thread these wrappers move them high like ours. Elsewhere they are
  * libc's. */
 US_EXPORT int epoll_create1(int flags)
 {
 	int fd = REAL(epoll_create1)(flags);
-	return in_stack ? us_fd_high(fd) : fd;
+	return in_stack ? own_fd(fd) : fd;
 }
 
 US_EXPORT int epoll_create(int size)
@@ -148,15 +173,15 @@ US_EXPORT int epoll_create(int size)
 US_EXPORT int eventfd(unsigned count, int flags)
 {
 	int fd = REAL(eventfd)(count, flags);
-	return in_stack ? us_fd_high(fd) : fd;
+	return in_stack ? own_fd(fd) : fd;
 }
 
 US_EXPORT int pipe2(int fds[2], int flags)
 {
 	int r = REAL(pipe2)(fds, flags);
 	if (r == 0 && in_stack) {
-		fds[0] = us_fd_high(fds[0]);
-		fds[1] = us_fd_high(fds[1]);
+		fds[0] = own_fd(fds[0]);
+		fds[1] = own_fd(fds[1]);
 	}
 	return r;
 }
@@ -164,13 +189,13 @@ US_EXPORT int pipe2(int fds[2], int flags)
 US_EXPORT int timerfd_create(int clock, int flags)
 {
 	int fd = REAL(timerfd_create)(clock, flags);
-	return in_stack ? us_fd_high(fd) : fd;
+	return in_stack ? own_fd(fd) : fd;
 }
 
 US_EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
 {
 	int r = REAL(signalfd)(fd, mask, flags);
-	return in_stack && fd == -1 ? us_fd_high(r) : r;
+	return in_stack && fd == -1 ? own_fd(r) : r;
 }
 
 /* ---- configuration ---- */
@@ -316,12 +341,18 @@ static void conn_release(struct us_conn *c, bool abort)
 		bool unaccepted = t->listener == NULL && !c->listener && c->sock->owner == S.pid &&
 				  (atomic_load(&c->sock->flags) & (US_F_ACCEPTED | US_F_CONNECTING)) == 0 &&
 				  UST_TCP_SYNCHRONIZED(t->state);
+		uint16_t lport = t->lport;
 		t->user = NULL;
 		if (abort || unaccepted)
 			ust_tcp_abort(t, now);
 		else
 			ust_tcp_close(t, now);
 		c->tcb = NULL;
+		/* Its children may hold the port on (TIME-WAIT): the
+		 * reservation stops listening, so that a new listener with
+		 * SO_REUSEADDR may share it, as on Linux. */
+		if (c->listener && ports[lport].refs)
+			REAL(shutdown)(ports[lport].fd, SHUT_RDWR);
 	}
 	conn_free(c, true);
 }
@@ -522,6 +553,12 @@ static void deliver(struct us_conn *l)
 		s->app_dev = st.st_dev;
 		s->app_ino = st.st_ino;
 		s->app_fd = -1; /* its number is the accepting program's */
+		/* What the accepting program may read at once, before the
+		 * token leaves. */
+		atomic_store(&s->state, (int)ct->state);
+		atomic_store(&s->local, us_pack(ct->laddr, ct->lport));
+		atomic_store(&s->remote, us_pack(ct->raddr, ct->rport));
+		atomic_store(&s->flags, US_F_EVER_SYNCED);
 		memset(&tok, 0, sizeof(tok));
 		tok.magic = US_TOKEN_MAGIC;
 		tok.idx = us_sock_idx(s);
@@ -694,6 +731,99 @@ static void on_hup(struct ev_loop *ev, ev_io *w, int revents)
 	ust_loop_kick(&S.loop, ust_now());
 }
 
+/* ---- ports shared with the other processes on our address ----
+ *
+ * Every stack on the address (a shell pipeline's programs, a forking
+ * server's children, keepers) receives every segment for it. Who owns a
+ * port is settled in the kernel's own port table: each port we use is held
+ * by a kernel TCP socket bound (IP_FREEBIND, never listening) to our
+ * address and that port, so two processes never pick the same port, the
+ * kernel's allocator chooses ephemeral ones, and a segment matching nothing
+ * here is answered with RST only if no process holds its port. */
+
+/* A kernel socket bound to our address and *port (0: the kernel picks).
+ * With reuse (the program's SO_REUSEADDR) it may share the port with
+ * reservations that do not listen: other processes' TIME-WAIT remnants. A
+ * listener's reservation listens in the kernel (nothing ever reaches it:
+ * the kernel does not own our address), so that no other process binds
+ * there, as Linux refuses a second listener. */
+static int reserve(uint16_t *port, bool reuse)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(*port),
+				  .sin_addr.s_addr = htonl(S.cfg.addr) };
+	socklen_t len = sizeof(in);
+	int fd = REAL(socket)(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, e;
+
+	if (fd < 0)
+		return -errno;
+	REAL(setsockopt)(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+	if (reuse)
+		REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (REAL(bind)(fd, (struct sockaddr *)&in, sizeof(in)) < 0 ||
+	    REAL(getsockname)(fd, (struct sockaddr *)&in, &len) < 0) {
+		e = errno;
+		REAL(close)(fd);
+		return e == EADDRINUSE ? -EADDRINUSE : -EADDRNOTAVAIL;
+	}
+	*port = ntohs(in.sin_port);
+	return us_fd_high(fd);
+}
+
+static int port_claim(void *ctx, uint16_t *port, bool reuse)
+{
+	int fd;
+
+	if (*port && ports[*port].refs) {
+		ports[*port].refs++;
+		return 0;
+	}
+	fd = reserve(port, reuse);
+	if (fd < 0)
+		return fd;
+	ports[*port].fd = fd;
+	ports[*port].refs = 1;
+	ports[*port].reuse = reuse;
+	return 0;
+}
+
+static void port_release(void *ctx, uint16_t port)
+{
+	if (ports[port].refs && --ports[port].refs == 0) {
+		REAL(close)(ports[port].fd);
+		ports[port].fd = -1;
+	}
+}
+
+/* Asked for segments that match nothing here, so answers are remembered a
+ * little while: another process's busy connection would otherwise cost a
+ * probe per segment. */
+#define FOREIGN_CACHE 256
+#define FOREIGN_TTL UST_MS(500)
+
+static bool port_foreign(void *ctx, uint16_t port)
+{
+	static struct { uint16_t port; bool held; ust_time until; } cache[FOREIGN_CACHE];
+	unsigned i = port % FOREIGN_CACHE;
+	ust_time now = ust_now();
+	uint16_t p = port;
+	int fd;
+
+	/* Held by us alone (no SO_REUSEADDR): nothing else can be there. */
+	if (ports[port].refs && !ports[port].reuse)
+		return false;
+	if (cache[i].port == port && cache[i].until > now)
+		return cache[i].held;
+	/* Held by us with SO_REUSEADDR (a listener's old children), another
+	 * process may listen there too: a probe that shares finds out. */
+	fd = reserve(&p, ports[port].refs != 0);
+	if (fd >= 0)
+		REAL(close)(fd);
+	cache[i].port = port;
+	cache[i].held = fd == -EADDRINUSE;
+	cache[i].until = now + FOREIGN_TTL;
+	return cache[i].held;
+}
+
 /* ---- TCP's callbacks: note only; act in after() ---- */
 
 static void on_tcp_event(void *ctx, struct ust_tcb *t, unsigned events)
@@ -804,8 +934,9 @@ static void dump(FILE *f)
 			comm[strcspn(comm, "\n ")] = 0;
 		fclose(cf);
 	}
-	fprintf(f, "ustcp 1\nprocess %d %s %s %u.%u.%u.%u/%u program\n", (int)getpid(), comm, S.cfg.iface,
-		S.cfg.addr >> 24, S.cfg.addr >> 16 & 255, S.cfg.addr >> 8 & 255, S.cfg.addr & 255, S.cfg.prefix);
+	fprintf(f, "ustcp 1\nprocess %d %s %s %u.%u.%u.%u/%u %s\n", (int)getpid(), comm, S.cfg.iface,
+		S.cfg.addr >> 24, S.cfg.addr >> 16 & 255, S.cfg.addr >> 8 & 255, S.cfg.addr & 255, S.cfg.prefix,
+		S.keeper ? "keeper" : "program");
 	for (unsigned i = 0; i < UST_TCP_HASH; i++) {
 		for (struct ust_tcb *t = S.tcp.hash[i]; t; t = t->hnext) {
 			struct ust_tcp_status st;
@@ -916,6 +1047,11 @@ static void run_calls(void)
 		c->fn(c);
 		atomic_store(&c->done, 1);
 		syscall(SYS_futex, &c->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+		/* A keeper serves our connections now: not one more event may
+		 * be taken here (a hang-up read by us would be lost to it)
+		 * while the process finishes exiting or exec'ing. */
+		while (S.handed_over)
+			pause();
 	}
 }
 
@@ -958,7 +1094,7 @@ long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s)
 		fn(c);
 		return c->ret;
 	}
-	if (S.pid != getpid())
+	if (S.pid != getpid() || S.handed_over || (s && s->owner && s->owner != S.pid))
 		return -EOPNOTSUPP; /* served by another process's stack */
 	c->next = atomic_load(&S.calls);
 	while (!atomic_compare_exchange_weak(&S.calls, &c->next, c))
@@ -1062,7 +1198,14 @@ void us_op_listen(struct us_call *c)
 
 	if (!k)
 		return;
+	if (k->tcb->lport && ports[k->tcb->lport].refs && k->tcb->state == UST_TCP_CLOSED &&
+	    REAL(listen)(ports[k->tcb->lport].fd, 1) < 0) {
+		c->ret = -EADDRINUSE; /* another process listens there */
+		return;
+	}
 	c->ret = ust_tcp_listen(k->tcb, (unsigned)(c->u.opt.val < 0 ? 0 : c->u.opt.val));
+	if (c->ret == 0 && ports[k->tcb->lport].refs)
+		REAL(listen)(ports[k->tcb->lport].fd, 1); /* an ephemeral port: fresh */
 	if (c->ret == 0) {
 		unsigned backlog = k->tcb->backlog; /* clamped like somaxconn */
 		void *out = realloc(k->out, sizeof(*k->out) * (backlog + 1));
@@ -1119,9 +1262,8 @@ void us_op_status(struct us_call *c)
 	c->ret = 0;
 }
 
-/* At exit: take in what the program wrote and closed just before, so that
- * its FINs leave now. (Keeping connections alive after exit is the exit
- * keeper's work.) */
+/* Takes in what the program wrote and closed just before this (at exit),
+ * so that its FINs are queued before the keeper takes over. */
 static void op_sync(struct us_call *c)
 {
 	for (unsigned i = 0; i < US_MAX_SOCKS; i++) {
@@ -1133,49 +1275,167 @@ static void op_sync(struct us_call *c)
 				conn_release(k, false);
 		}
 	}
-	c->ret = 0;
+	if (c)
+		c->ret = 0;
 }
 
-/* How many connections still have something to finish that only this
- * process can do: data or a FIN not yet acknowledged, or (FIN-WAIT-2) the
- * peer's FIN not yet acknowledged by us. TIME-WAIT is not counted. */
-static void op_unfinished(struct us_call *c)
+/* ---- lifetime: the exit keeper ---- */
+
+/* Anything left that TCP must finish: a connection not yet CLOSED, or a
+ * socket some other process (a forked child) still holds. */
+static bool work_left(void)
 {
-	long n = 0;
-
-	for (unsigned i = 0; i < UST_TCP_HASH; i++) {
-		for (struct ust_tcb *t = S.tcp.hash[i]; t; t = t->hnext) {
-			bool our_side = t->released || (t->user && ((struct us_conn *)t->user)->app_eof);
-			if (!our_side)
-				continue;
-			if (t->state == UST_TCP_FIN_WAIT_1 || t->state == UST_TCP_CLOSING ||
-			    t->state == UST_TCP_LAST_ACK || t->state == UST_TCP_FIN_WAIT_2)
-				n++;
-		}
-	}
-	c->ret = n;
+	if (S.tcp.nconns)
+		return true;
+	for (unsigned i = 0; i < US_MAX_SOCKS; i++)
+		if (S.conns[i])
+			return true;
+	return false;
 }
 
-/* At exit the stack thread dies with the process. Until the exit keeper
- * takes connections over (it will finish them without delaying exit), the
- * process takes in what the program wrote and closed just before exiting,
- * so that its FINs leave, and waits up to EXIT_WAIT_MS for them to be
- * acknowledged and answered. */
-#define EXIT_WAIT_MS 1000
+/* In the keeper: everything the program had open goes, except what the
+ * stack needs (a test runner's pipes must see their end). */
+static void keeper_close_fds(void)
+{
+	int keep[16 + 8], nkeep = 0, null;
+	DIR *d;
+	struct dirent *e;
 
+	keep[nkeep++] = S.link.fd;
+	keep[nkeep++] = S.wake_fd;
+	keep[nkeep++] = S.hup_fd;
+	keep[nkeep++] = S.close_log_fd;
+	keep[nkeep++] = S.link.pcap.f ? fileno(S.link.pcap.f) : -1;
+	keep[nkeep++] = ust_log_fd();
+	for (unsigned i = 0; i < S.n_own_fds; i++)
+		keep[nkeep++] = S.own_fds[i];
+	d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name), k;
+		bool ours = fd == dirfd(d) || e->d_name[0] == '.';
+		for (k = 0; k < nkeep && !ours; k++)
+			ours = keep[k] == fd;
+		for (unsigned p = 1; p < 65536 && !ours; p++)
+			ours = ports[p].refs && ports[p].fd == fd;
+		if (!ours && fd >= high_base() && fd < high_base() + (int)US_MAX_SOCKS) {
+			/* a stack end? */
+			for (unsigned i = 0; i < US_MAX_SOCKS && !ours; i++)
+				ours = S.conns[i] && S.conns[i]->sfd == fd;
+		}
+		if (!ours)
+			REAL(close)(fd);
+	}
+	closedir(d);
+	/* Standard fds stay valid for anything that writes to them. */
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int fd = 0; fd < 3 && null >= 0; fd++)
+		REAL(dup2)(null, fd);
+	if (null > 2)
+		REAL(close)(null);
+}
+
+static void on_tick(struct ev_loop *ev, ev_timer *w, int revents);
+static int live_threads(void);
+
+/* The child side of the hand-over: this thread, alone in a new process,
+ * goes on running the loop until every connection is CLOSED. */
+static void become_keeper(void)
+{
+	sigset_t term;
+
+	S.keeper = true;
+	S.pid = getpid();
+	setsid(); /* out of the program's session: its terminal's signals are not ours */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
+	if (S.ctl_fd >= 0) {
+		ev_io_stop(S.ev, &S.ctl);
+		REAL(close)(S.ctl_fd);
+		S.ctl_fd = -1;
+		S.ctl_path[0] = 0; /* the program's: it removes it */
+	}
+	keeper_close_fds();
+	for (unsigned i = 0; i < US_MAX_SOCKS; i++)
+		if (S.conns[i])
+			S.conns[i]->sock->owner = S.pid; /* forked children see who serves them */
+	ev_loop_fork(S.ev);
+	ctl_open();
+	ev_timer_init(&S.tick, on_tick, 1., 1.);
+	ev_timer_start(S.ev, &S.tick);
+	ust_log(UST_LOG_INFO, "exit keeper %d finishes the connections of the program", (int)getpid());
+}
+
+static void keeper_exit(void)
+{
+	if (S.ctl_path[0])
+		unlink(S.ctl_path);
+	ust_pcap_flush(&S.link.pcap);
+	_exit(0);
+}
+
+/* Hands every connection to a keeper: fork from this thread (the child is
+ * a copy of the stack at this instant, with this thread as its only one)
+ * and stop serving here. Returns 0 if nothing needs a keeper. */
+static int hand_over(void)
+{
+	pid_t pid;
+
+	op_sync(NULL);
+	if (!work_left())
+		return 0;
+	ust_stack_flush(&S.st);
+	ust_pcap_flush(&S.link.pcap);
+	S.forking_keeper = true;
+	pid = fork();
+	S.forking_keeper = false;
+	if (pid < 0) {
+		ust_log(UST_LOG_ERROR, "no exit keeper (fork: %s): connections die with the process",
+			strerror(errno));
+		return -errno;
+	}
+	if (pid == 0) {
+		become_keeper();
+		return 1;
+	}
+	S.handed_over = true;
+	ev_break(S.ev, EVBREAK_ALL);
+	return 1;
+}
+
+static void op_hand_over(struct us_call *c)
+{
+	c->ret = hand_over();
+}
+
+/* Once a second. A keeper exits when its work is done or its interface
+ * is gone. A program whose threads all ended (pthread_exit in main) would
+ * be kept alive by this thread alone: hand over and exit as glibc would. */
+static void on_tick(struct ev_loop *ev, ev_timer *w, int revents)
+{
+	if (S.keeper) {
+		if (!work_left() || !if_nametoindex(S.link.ifname))
+			keeper_exit();
+		return;
+	}
+	if (live_threads() == 1) {
+		hand_over();
+		if (!S.keeper)
+			exit(0);
+	}
+}
+
+/* At exit (return from main, exit()): the connections go to a keeper and
+ * the process exits at once, as it would on the kernel's TCP. */
 static void at_exit(void)
 {
 	struct us_call c;
-	struct timespec ts = { 0, 2 * 1000 * 1000 };
 
-	if (S.pid != getpid() || !S.ev)
+	if (S.pid != getpid() || !S.ev || S.keeper || S.handed_over)
 		return;
-	us_call(&c, op_sync, NULL);
-	for (int waited = 0; waited < EXIT_WAIT_MS; waited += 2) {
-		if (us_call(&c, op_unfinished, NULL) <= 0)
-			break;
-		nanosleep(&ts, NULL);
-	}
+	us_call(&c, op_hand_over, NULL);
 	if (S.ctl_path[0])
 		unlink(S.ctl_path);
 }
@@ -1187,10 +1447,36 @@ static int getrandom_key(uint64_t key[2])
 	return getrandom(key, 2 * sizeof(uint64_t), GRND_NONBLOCK) == 2 * sizeof(uint64_t) ? 0 : -1;
 }
 
+/* The number of threads of this process. */
+static int live_threads(void)
+{
+	char buf[512], *p;
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC), field = 2;
+	ssize_t len;
+
+	if (fd < 0)
+		return -1;
+	len = REAL(read)(fd, buf, sizeof(buf) - 1);
+	REAL(close)(fd);
+	if (len <= 0)
+		return -1;
+	buf[len] = 0;
+	p = strrchr(buf, ')'); /* after the command name, which may hold spaces */
+	if (!p)
+		return -1;
+	/* field 20 is num_threads; p points at the end of field 2 */
+	for (; *p && field < 20; p++)
+		if (*p == ' ')
+			field++;
+	return atoi(p);
+}
+
 static void *thread_main(void *arg)
 {
 	in_stack = true;
 	ev_run(S.ev, 0);
+	if (S.keeper)
+		keeper_exit();
 	return NULL;
 }
 
@@ -1320,6 +1606,9 @@ static int start(void)
 	}
 	tc.event = on_tcp_event;
 	tc.closed = on_tcp_closed;
+	tc.port_claim = port_claim;
+	tc.port_release = port_release;
+	tc.port_foreign = port_foreign;
 	if (ust_tcp_init(&S.tcp, &S.st, &tc) < 0)
 		goto nomem;
 
@@ -1377,13 +1666,53 @@ static void atfork_after(void)
 	pthread_mutex_unlock(&S.lock);
 }
 
+/* A forked child shares the sockets it inherited, which the parent's
+ * stack (later its keeper) goes on serving. Its copy of that stack is not
+ * its own: the fds go (the parent keeps its references), the memory is
+ * left, and a socket the child opens starts a stack of its own. */
+static void atfork_child(void)
+{
+	pthread_mutex_unlock(&S.lock);
+	if (S.forking_keeper || !S.pid)
+		return;
+	REAL(close)(S.link.fd);
+	REAL(close)(S.wake_fd);
+	REAL(close)(S.hup_fd);
+	if (S.ctl_fd >= 0)
+		REAL(close)(S.ctl_fd);
+	for (unsigned i = 0; i < S.n_own_fds; i++)
+		REAL(close)(S.own_fds[i]);
+	for (unsigned i = 0; i < US_MAX_SOCKS; i++) {
+		if (S.conns[i]) {
+			REAL(close)(S.conns[i]->sfd);
+			S.conns[i] = NULL;
+		}
+	}
+	for (unsigned p = 1; p < 65536; p++) {
+		if (ports[p].refs)
+			REAL(close)(ports[p].fd);
+		ports[p].refs = 0;
+	}
+	S.link.pcap.f = NULL; /* the parent's buffer: never flushed here */
+	S.pid = 0;
+	S.start_err = 0;
+	S.ev = NULL;
+	S.ctl_fd = -1;
+	S.ctl_path[0] = 0;
+	S.n_own_fds = 0;
+	S.dirty = NULL;
+	S.nblocked = 0;
+	atomic_store(&S.calls, NULL);
+	S.handed_over = false;
+}
+
 /* Binds libc's functions now, so that no later call (one from a signal
  * handler, say) does it for the first time. Calls made before this ran
  * bind them themselves. */
 __attribute__((constructor)) static void shim_init(void)
 {
 	us_real();
-	pthread_atfork(atfork_prepare, atfork_after, atfork_after);
+	pthread_atfork(atfork_prepare, atfork_after, atfork_child);
 }
 
 int us_stack_start(void)
@@ -1392,13 +1721,6 @@ int us_stack_start(void)
 
 	if (S.pid == getpid())
 		return 0;
-	if (S.pid) {
-		/* A forked child: its inherited sockets are served by the
-		 * parent's stack; a stack of its own on the same address
-		 * needs the shared port table (not built yet). */
-		ust_log(UST_LOG_ERROR, "new TCP sockets in a forked child are not supported yet");
-		return -EOPNOTSUPP;
-	}
 	pthread_mutex_lock(&S.lock);
 	if (S.pid == getpid()) {
 		r = 0;
@@ -1413,4 +1735,29 @@ int us_stack_start(void)
 	}
 	pthread_mutex_unlock(&S.lock);
 	return r;
+}
+
+/* ---- exec ---- */
+
+/* exec ends the stack thread with the old image, while the sockets the
+ * program does not mark close-on-exec live on in the new one: a keeper
+ * takes the connections over first and serves them from then on. glibc's
+ * exec family funnels into execve; posix_spawn and fexecve do not carry
+ * sockets across in practice (or close them), and are left alone. */
+static void before_exec(void)
+{
+	struct us_call c;
+
+	if (S.pid == getpid() && S.ev && !S.keeper && !S.handed_over)
+		us_call(&c, op_hand_over, NULL);
+}
+
+US_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	static int (*real_execve)(const char *, char *const[], char *const[]);
+
+	if (!real_execve)
+		real_execve = (int (*)(const char *, char *const[], char *const[]))dlsym(RTLD_NEXT, "execve");
+	before_exec();
+	return real_execve(path, argv, envp);
 }

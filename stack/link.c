@@ -149,12 +149,14 @@ static int link_setup(struct ust_link *l, char *err, size_t errlen)
 	return 0;
 }
 
-int ust_link_open(struct ust_link *l, const char *ifname, uint32_t addr, char *err, size_t errlen)
+/* Opens the packet socket on ifname, attaches and locks the filter for
+ * addr, and binds it: fills l->fd and what link_describe finds. */
+static int link_socket(struct ust_link *l, const char *ifname, uint32_t addr, char *err, size_t errlen)
 {
 	struct sock_filter prog[UST_LINK_FILTER_MAX];
 	struct sock_fprog fprog;
 	struct sockaddr_ll sll;
-	int r;
+	int one = 1, r;
 
 	memset(l, 0, sizeof(*l));
 	/* Protocol 0: the socket receives nothing until bind(), so no frame
@@ -163,31 +165,48 @@ int ust_link_open(struct ust_link *l, const char *ifname, uint32_t addr, char *e
 	if (l->fd < 0) {
 		int e = errno;
 		return link_fail(err, errlen, e, "cannot open a packet socket: %s%s", strerror(e),
-				 e == EPERM ? " (run it through the ustcp launcher, or with CAP_NET_RAW)" : "");
+				 e == EPERM ? " (needs CAP_NET_RAW)" : "");
 	}
 	r = link_describe(l, ifname, err, errlen);
 	if (r)
-		goto fail;
+		return r;
 	fprog.len = (unsigned short)ust_link_filter(addr, l->l3, prog);
 	fprog.filter = prog;
-	if (setsockopt(l->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0) {
-		r = link_fail(err, errlen, errno, "link: SO_ATTACH_FILTER: %s", strerror(errno));
-		goto fail;
-	}
-	r = link_setup(l, err, errlen);
-	if (r)
-		goto fail;
+	if (setsockopt(l->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
+		return link_fail(err, errlen, errno, "link: SO_ATTACH_FILTER: %s", strerror(errno));
+	/* Whoever holds the socket later (an unprivileged program, given it
+	 * by the launcher's broker) cannot widen what it sees. */
+	if (setsockopt(l->fd, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof(one)) < 0)
+		return link_fail(err, errlen, errno, "link: SO_LOCK_FILTER: %s", strerror(errno));
 	memset(&sll, 0, sizeof(sll));
 	sll.sll_family = AF_PACKET;
 	sll.sll_protocol = htons(ETH_P_ALL);
 	sll.sll_ifindex = l->ifindex;
-	if (bind(l->fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
-		r = link_fail(err, errlen, errno, "USTCP_IFACE=\"%s\": bind: %s", ifname, strerror(errno));
-		goto fail;
-	}
+	if (bind(l->fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
+		return link_fail(err, errlen, errno, "USTCP_IFACE=\"%s\": bind: %s", ifname, strerror(errno));
 	return 0;
-fail:
-	ust_link_close(l);
+}
+
+int ust_link_socket(const char *ifname, uint32_t addr, char *err, size_t errlen)
+{
+	struct ust_link l;
+	int r = link_socket(&l, ifname, addr, err, errlen);
+
+	if (r) {
+		ust_link_close(&l);
+		return r;
+	}
+	return l.fd;
+}
+
+int ust_link_open(struct ust_link *l, const char *ifname, uint32_t addr, char *err, size_t errlen)
+{
+	int r = link_socket(l, ifname, addr, err, errlen);
+
+	if (!r)
+		r = link_setup(l, err, errlen);
+	if (r)
+		ust_link_close(l);
 	return r;
 }
 

@@ -49,9 +49,16 @@ struct ust_link {
  * whose destination is addr (for l3, IPv4 only). Returns its length. */
 unsigned ust_link_filter(uint32_t addr, bool l3, struct sock_filter prog[UST_LINK_FILTER_MAX]);
 
-/* Opens and configures the socket on ifname for addr. On error returns
- * -errno with one line in err. Needs CAP_NET_RAW. */
+/* Opens and configures the socket on ifname for addr (ust_link_socket,
+ * then the options any holder may set). On error returns -errno with one
+ * line in err. Needs CAP_NET_RAW. */
 int ust_link_open(struct ust_link *l, const char *ifname, uint32_t addr, char *err, size_t errlen);
+/* Only the privileged part of ust_link_open, for the launcher's broker:
+ * opens the packet socket on ifname, attaches the filter for addr, locks it
+ * (SO_LOCK_FILTER: its holder cannot detach or replace it) and binds it to
+ * the interface. Returns the fd (close-on-exec, non-blocking), or -errno
+ * with one line in err. Needs CAP_NET_RAW. */
+int ust_link_socket(const char *ifname, uint32_t addr, char *err, size_t errlen);
 /* The same on a packet socket opened (and filtered) by someone with the
  * privilege, e.g. the launcher: takes ownership of fd. */
 int ust_link_adopt(struct ust_link *l, int fd, const char *ifname, char *err, size_t errlen);

@@ -13,6 +13,11 @@ void ust_log_setup(enum ust_log_level level, int fd)
 	log_fd = fd;
 }
 
+int ust_log_fd(void)
+{
+	return log_fd;
+}
+
 int ust_log_enabled(enum ust_log_level level)
 {
 	return level <= log_level;

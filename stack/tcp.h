@@ -163,6 +163,7 @@ struct ust_tcb {
 	struct ust_tcb *hnext;      /* hash chain */
 	bool hashed;
 	struct ust_tcb *listener;   /* for an embryonic or unaccepted child */
+	bool port_claimed;          /* holds a port_claim reference on lport */
 	struct ust_tcb *qnext;      /* accept queue / SYN queue link */
 
 	/* send sequence variables (RFC 9293 §3.3.1) */
@@ -282,6 +283,18 @@ struct ust_tcp_config {
 	void (*event)(void *ctx, struct ust_tcb *tcb, unsigned events);
 	/* A connection reached CLOSED: its record is final (close log). */
 	void (*closed)(void *ctx, const struct ust_tcb *tcb);
+	/* Ports shared with other stacks on the same address (other
+	 * processes); all three may be NULL (one stack owns the address).
+	 * port_claim takes a reference on *port, choosing one when it is 0,
+	 * sharing it with remnants of other stacks (TIME-WAIT) if reuse
+	 * (SO_REUSEADDR); 0 or -EADDRINUSE/-EADDRNOTAVAIL. port_release
+	 * drops one.
+	 * port_foreign: is this port held by another stack? A segment for it
+	 * that matches nothing here is then left to that stack instead of
+	 * being answered with RST. */
+	int (*port_claim)(void *ctx, uint16_t *port, bool reuse);
+	void (*port_release)(void *ctx, uint16_t port);
+	bool (*port_foreign)(void *ctx, uint16_t port);
 	void *ctx;
 };
 

@@ -66,6 +66,9 @@ void tcp_listener_forget(struct ust_tcb *listener, struct ust_tcb *child);
 void tcp_timer_fire(struct ust_tcb *t, ust_time now);
 bool tcp_port_in_use(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *except);
 int tcp_pick_ephemeral(struct ust_tcp *tcp, struct ust_tcb *t);
+/* A reference on *port in the shared port table (cfg.port_claim), once per
+ * control block; 0 when there is no shared table. */
+int tcp_claim_port(struct ust_tcb *t, uint16_t *port, bool reuse);
 /* Frees t if it is CLOSED and the user has let go. */
 void tcp_maybe_free(struct ust_tcb *t);
 void tcp_timer_set(struct ust_tcb *t, enum ust_tcp_timer which, ust_time due);

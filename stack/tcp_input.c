@@ -104,6 +104,12 @@ static void reset_received(struct ust_tcb *t)
 
 static void closed_input(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_time now)
 {
+	/* Another stack on our address (another process) holds the port:
+	 * the segment is its to answer. */
+	if (tcp->cfg.port_foreign && tcp->cfg.port_foreign(tcp->cfg.ctx, seg->dport)) {
+		tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
+		return;
+	}
 	tcp_drop(tcp, UST_DROP_TCP_NO_SOCKET);
 	tcp_send_rst_reply(tcp, seg, now);
 }
@@ -143,6 +149,12 @@ static void listen_input(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_t
 		return;
 	}
 	tcp_rehash(c, l->lport, seg->src, seg->sport);
+	{
+		/* The child's own reference on the port: it may outlive
+		 * the listener (TIME-WAIT). */
+		uint16_t port = l->lport;
+		tcp_claim_port(c, &port, false);
+	}
 	c->listener = l;
 	c->released = true; /* nobody holds it until accept() */
 	l->synq_len++;

@@ -55,6 +55,10 @@ int ust_tcp_init(struct ust_tcp *tcp, struct ust_stack *st, const struct ust_tcp
 
 static void tcb_free(struct ust_tcb *t)
 {
+	struct ust_tcp *tcp = t->tcp;
+
+	if (t->port_claimed && tcp->cfg.port_release)
+		tcp->cfg.port_release(tcp->cfg.ctx, t->lport);
 	ust_ring_free(&t->sndbuf);
 	ust_ring_free(&t->rcvbuf);
 	t->tcp->nconns--;
@@ -135,9 +139,32 @@ bool tcp_port_in_use(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *
 	return false;
 }
 
+int tcp_claim_port(struct ust_tcb *t, uint16_t *port, bool reuse)
+{
+	struct ust_tcp *tcp = t->tcp;
+	int r;
+
+	if (!tcp->cfg.port_claim || t->port_claimed)
+		return 0;
+	r = tcp->cfg.port_claim(tcp->cfg.ctx, port, reuse);
+	if (r == 0)
+		t->port_claimed = true;
+	return r;
+}
+
 int tcp_pick_ephemeral(struct ust_tcp *tcp, struct ust_tcb *t)
 {
 	unsigned range = EPHEMERAL_HI - EPHEMERAL_LO + 1;
+
+	if (tcp->cfg.port_claim) {
+		/* The port table is shared: its owner picks. */
+		uint16_t p = 0;
+		int r = tcp_claim_port(t, &p, false);
+		if (r < 0)
+			return r;
+		tcp_rehash(t, p, t->raddr, t->rport);
+		return 0;
+	}
 
 	for (unsigned i = 0; i < range; i++) {
 		uint16_t p = tcp->next_ephemeral;

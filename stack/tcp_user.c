@@ -30,6 +30,8 @@ int ust_tcp_bind(struct ust_tcb *t, uint16_t lport, bool reuseaddr)
 		if (!reuseaddr || tcp_lookup_listener(tcp, lport))
 			return -EADDRINUSE;
 	}
+	if (tcp_claim_port(t, &lport, reuseaddr) < 0)
+		return -EADDRINUSE; /* another stack on our address holds it */
 	tcp_rehash(t, lport, 0, 0);
 	return 0;
 }

@@ -7,6 +7,7 @@ load /usr/lib/bats/bats-assert/load
 
 BUILD=${USTCP_BUILD:-$BATS_TEST_DIRNAME/../../build}
 NETNS=$BUILD/ustcp-netns
+BG_PIDS=() # background processes, see run_bg
 
 # topo_up [ustcp-netns options...]: create a topology named after this test and
 # export what ustcp-netns printed (USTCP_IFACE, USTCP_ADDR, USTCP_NETNS,
@@ -112,4 +113,46 @@ pcap_segs() {
 				line = line " fin=" (seq + len)
 			print line
 		}'
+}
+
+# run_bg CMD...: run CMD in the background with Bats' fd 3 closed (a process that
+# inherited it, an exit keeper say, would hold Bats up) and the caller's
+# stdin (bash gives a background job /dev/null otherwise); its pid goes to
+# $BG_PID and $BG_PIDS, for the suite's teardown to end.
+run_bg() {
+	"$@" 3>&- <&0 &
+	BG_PID=$!
+	BG_PIDS+=("$BG_PID")
+}
+
+# bg_wait PID [SECONDS]: wait (default 30 s at most) for a background process
+# to end; its exit status. It is no longer ended in teardown.
+bg_wait() {
+	local pid=$1 i rc=0
+	for ((i = 0; i < ${2:-30} * 20; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "process $pid still runs after ${2:-30} s" >&2
+		return 124
+	fi
+	wait "$pid" || rc=$?
+	local p rest=()
+	for p in "${BG_PIDS[@]}"; do [ "$p" = "$pid" ] || rest+=("$p"); done
+	BG_PIDS=("${rest[@]}")
+	return "$rc"
+}
+
+# bg_end_all: end every process run_bg started (SIGTERM; those under
+# timeout -k get SIGKILL later) and wait for them.
+bg_end_all() {
+	local pid
+	for pid in "${BG_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${BG_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	BG_PIDS=()
 }

@@ -15,7 +15,6 @@
 SHIM_DIR=$(cd "$BATS_TEST_DIRNAME/../shim" && pwd)
 LIBUSTCP=$(cd "$BUILD" 2>/dev/null && pwd || echo "$BUILD")/libustcp.so
 TMP=$BATS_TEST_TMPDIR
-BG_PIDS=()
 
 # Library settings passed on to the program when the test sets them, besides
 # USTCP_IFACE and USTCP_ADDR (from the topology).
@@ -79,9 +78,7 @@ prog() {
 # stdin is the caller's (<&0: bash gives a background job /dev/null otherwise).
 prog_bg() {
 	prog_cmd "$@"
-	"${PROG_CMD[@]}" 3>&- <&0 &
-	BG_PID=$!
-	BG_PIDS+=("$BG_PID")
+	run_bg "${PROG_CMD[@]}"
 }
 
 # peer CMD... / peer_bg CMD...: run a command on the kernel peer's side
@@ -91,29 +88,9 @@ peer() {
 }
 
 peer_bg() {
-	ip netns exec "$PEER_NETNS" timeout -k 5 "${PROG_TIMEOUT:-60}" "$@" 3>&- <&0 &
-	BG_PID=$!
-	BG_PIDS+=("$BG_PID")
+	run_bg ip netns exec "$PEER_NETNS" timeout -k 5 "${PROG_TIMEOUT:-60}" "$@"
 }
 
-# bg_wait PID [SECONDS]: wait (default 30 s at most) for a background process
-# to end; its exit status. It is no longer ended in teardown.
-bg_wait() {
-	local pid=$1 i rc=0
-	for ((i = 0; i < ${2:-30} * 20; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		echo "process $pid still runs after ${2:-30} s" >&2
-		return 124
-	fi
-	wait "$pid" || rc=$?
-	local p rest=()
-	for p in "${BG_PIDS[@]}"; do [ "$p" = "$pid" ] || rest+=("$p"); done
-	BG_PIDS=("${rest[@]}")
-	return "$rc"
-}
 
 # prog_wait_listen PORT: wait (bounded) until a server on the stack's side
 # listens on PORT. A server under ustcp has no kernel socket for `ss` to see,
@@ -241,14 +218,7 @@ fin_exchange() {
 # SIGKILL 5 s later), then remove the topology, which also ends anything left
 # in its namespaces (an exit keeper, say).
 shim_teardown() {
-	local pid
-	for pid in "${BG_PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${BG_PIDS[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	BG_PIDS=()
+	bg_end_all
 	topo_down
 }
 

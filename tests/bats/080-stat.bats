@@ -1,0 +1,162 @@
+#!/usr/bin/env bats
+# ustcp-stat (issue 7): the connections of the processes running on ustcp,
+# like `ss -tanpo`, their counters (-s), one process (-p). A launched python3
+# client and a kernel python3 peer go through a scripted close, step by step,
+# coordinated by files in the test's directory; ustcp-stat must show each
+# state at its moment. Every test has a run directory of its own
+# (USTCP_RUN_DIR, launcher.bash).
+
+bats_require_minimum_version 1.5.0
+
+load helpers
+load launcher
+
+setup() {
+	TMP=$BATS_TEST_TMPDIR
+}
+
+# Waits for a file named argv[1] in the directory; marks with a file.
+COMMON_PY='
+import os, socket, sys, time
+d = os.environ["STEP_DIR"]
+def wait(name):
+    for _ in range(1200):
+        if os.path.exists(os.path.join(d, name)):
+            return
+        time.sleep(0.05)
+    sys.exit("no " + name)
+def mark(name, text=""):
+    with open(os.path.join(d, name + ".tmp"), "w") as f:
+        f.write(text)
+    os.rename(os.path.join(d, name + ".tmp"), os.path.join(d, name))
+'
+
+# The client, on ustcp: connect; on "shut", shutdown(SHUT_WR); then stay
+# (today connections die with their process) until "exit".
+CLIENT_PY=$COMMON_PY'
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+mark("connected", "%d %d\n" % (os.getpid(), s.getsockname()[1]))
+wait("shut")
+s.shutdown(socket.SHUT_WR)
+mark("shut-done")
+wait("exit")
+'
+
+# The peer, on the kernel: accept; read to the client's FIN; on
+# "peer-close", close.
+PEER_PY=$COMMON_PY'
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(1)
+c, _ = l.accept()
+while c.recv(4096):
+    pass
+wait("peer-close")
+c.close()
+mark("peer-closed")
+wait("exit")
+'
+
+# A listener on ustcp, until "exit".
+LISTEN_PY=$COMMON_PY'
+l = socket.socket()
+l.bind(("0.0.0.0", int(sys.argv[1])))
+l.listen(5)
+mark("listening", "%d\n" % os.getpid())
+wait("exit")
+'
+
+stat_run() {
+	USTCP_RUN_DIR=$USTCP_RUN_DIR timeout 10 "$STAT" "$@"
+}
+
+@test "ustcp-stat shows ESTAB, FIN-WAIT-2 and TIME-WAIT at the right moments" {
+	launcher_topo_up
+	export STEP_DIR=$TMP
+	peer_bg python3 -c "$PEER_PY" "$PEER_ADDR" 7100 </dev/null
+	wait_listen "$PEER_NETNS" 7100
+	launch_bg python3 -c "$CLIENT_PY" "$PEER_ADDR" 7100 </dev/null
+	wait_file "$TMP/connected"
+	local pid lport me peer proc
+	read -r pid lport <"$TMP/connected"
+	me="${SADDR//./\\.}:$lport"
+	peer="${PEER_ADDR//./\\.}:7100"
+	proc="users:\(\(\"python3[.0-9]*\",pid=$pid\)\)"
+
+	stat_until 10 "^ESTAB +0 +0 +$me +$peer +$proc"
+	# Nothing else is there: one process, one connection.
+	[ "$(wc -l <<<"$STAT_OUT")" -eq 2 ]
+	assert_equal "$(head -n 1 <<<"$STAT_OUT" | tr -s ' ')" \
+		"State Recv-Q Send-Q Local Address:Port Peer Address:Port Process"
+
+	# Our FIN, ACKed; the peer has not closed.
+	touch "$TMP/shut"
+	wait_file "$TMP/shut-done"
+	stat_until 10 "^FIN-WAIT-2 +0 +0 +$me +$peer +$proc"
+
+	# The peer's FIN: TIME-WAIT, 2 MSL (60 s) on its timer, while the
+	# program still holds the socket.
+	touch "$TMP/peer-close"
+	wait_file "$TMP/peer-closed"
+	stat_until 10 "^TIME-WAIT +0 +0 +$me +$peer +$proc timer:\(timewait,[1-6][0-9]sec,0\)$"
+
+	# The counters of that process.
+	run -0 stat_run -s
+	assert_line --regexp "^process $pid \(python3[.0-9]*\) program $USTCP_IFACE $USTCP_ADDR, 1 connection$"
+	assert_line --regexp '^  tcp-active-opens +1$'
+	assert_line --regexp '^  tcp-segs-out +[1-9][0-9]*$'
+	assert_line --regexp '^  drop\.tcp-csum +0$'
+
+	# A second process (a listener; started now: two stacks on one
+	# address may not overlap in traffic yet). -p shows one of them.
+	launch_bg python3 -c "$LISTEN_PY" 7200 </dev/null
+	wait_file "$TMP/listening"
+	local pid2
+	read -r pid2 <"$TMP/listening"
+	stat_until 10 "^LISTEN +0 +5 +(0\.0\.0\.0|${SADDR//./\\.}):7200 +0\.0\.0\.0:\* +users:\(\(\"python3[.0-9]*\",pid=$pid2\)\)$"
+	grep -qE "^TIME-WAIT .*pid=$pid\)" <<<"$STAT_OUT"
+	run -0 stat_run -p "$pid"
+	assert_line --index 1 --regexp "^TIME-WAIT +0 +0 +$me +$peer +$proc"
+	assert_equal "${#lines[@]}" 2
+	run -0 stat_run -p "$pid2"
+	assert_line --index 1 --regexp "^LISTEN .*pid=$pid2\)\)$"
+	assert_equal "${#lines[@]}" 2
+	run -0 stat_run -s -p "$pid2"
+	assert_line --regexp "^process $pid2 "
+	refute_line --regexp "^process $pid "
+
+	# The processes exit; the client's TIME-WAIT stays, held by an exit
+	# keeper (another pid, the same name) until 2 MSL are over. Only the
+	# keeper's control socket is left.
+	touch "$TMP/exit"
+	local p
+	for p in "${BG_PIDS[@]}"; do bg_wait "$p" 20; done
+	run -0 stat_run
+	assert_equal "${#lines[@]}" 2
+	assert_line --index 1 --regexp "^TIME-WAIT +0 +0 +$me +$peer +users:\(\(\"python3[.0-9]*\",pid=[0-9]+\)\) timer:\(timewait,[1-6][0-9]sec,0\)$"
+	refute_line --partial "pid=$pid)"
+	refute_line --partial "pid=$pid2)"
+	run -0 ls -A "$USTCP_RUN_DIR"
+	assert_equal "${#lines[@]}" 1
+}
+
+@test "ustcp-stat: no stacks, just the header; stale sockets are skipped and removed; -p of nobody fails" {
+	launcher_topo_up
+	run -0 stat_run
+	assert_output --regexp '^State +Recv-Q +Send-Q +Local Address:Port +Peer Address:Port +Process$'
+	run -0 stat_run -s
+	assert_output ""
+	# A control socket nobody listens on any more: connect is refused.
+	python3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.close()' \
+		"$USTCP_RUN_DIR/4000000.sock"
+	[ -S "$USTCP_RUN_DIR/4000000.sock" ]
+	run -0 stat_run
+	assert_equal "${#lines[@]}" 1
+	[ ! -e "$USTCP_RUN_DIR/4000000.sock" ]
+	run -1 --separate-stderr stat_run -p 4000001
+	assert_equal "${#stderr_lines[@]}" 1
+	assert_equal "$output" ""
+	run -2 --separate-stderr stat_run -p bogus
+	assert_equal "${#stderr_lines[@]}" 1
+}

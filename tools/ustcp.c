@@ -1,0 +1,529 @@
+/*
+ * ustcp: run a program on the ustcp stack with least privilege.
+ *
+ *   ustcp [-i iface] [-a addr/len] [-g gw] [-u user] [--pcap file]
+ *         [--close-log file] [--] command [args...]
+ *
+ * The options override USTCP_IFACE, USTCP_ADDR, USTCP_GW, USTCP_PCAP and
+ * USTCP_CLOSE_LOG; the result is checked with ust_config_load before
+ * anything runs. The launcher needs CAP_NET_RAW (root, or the file
+ * capability cap_net_raw). It splits in two:
+ *
+ *   the program  keeps the launcher's pid (so its exit status is ours),
+ *                loses every capability (effective, permitted, ambient,
+ *                and the bounding set where we may change it), with -u
+ *                becomes that user (supplementary groups dropped), gets
+ *                LD_PRELOAD=libustcp.so and USTCP_BROKER_FD, and execs.
+ *   the broker   a detached grandchild keeping CAP_NET_RAW and nothing
+ *                else. It answers requests on a SOCK_SEQPACKET socketpair
+ *                whose other end every process of the program's tree
+ *                inherits, and exits when the last copy of that end is
+ *                closed (recvmsg returns 0: the whole tree is gone).
+ *
+ * The protocol (the library's side is broker_link in shim/stack.c): a
+ * request is the text "ustcp-link 1\n" with SCM_CREDENTIALS (checked by the
+ * kernel: the broker's end has SO_PASSCRED) and SCM_RIGHTS carrying one
+ * end of a fresh SOCK_SEQPACKET pair. The answer goes on that pair: an int,
+ * 0 with SCM_RIGHTS carrying a packet socket opened, filtered for
+ * USTCP_ADDR, locked (SO_LOCK_FILTER) and bound to USTCP_IFACE
+ * (ust_link_socket), or an errno and no fd. The broker never waits for a
+ * client: it answers without blocking and closes the reply socket.
+ */
+#include <cap-ng.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "link.h"
+
+#define PROG "ustcp"
+#define BROKER_REQUEST "ustcp-link 1\n"
+
+#ifndef USTCP_LIBDIR
+#define USTCP_LIBDIR "/usr/local/lib/ustcp"
+#endif
+
+/* Exit statuses besides the program's own (ustcp(1), EXIT STATUS). */
+enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOEXEC = 126, EXIT_NOTFOUND = 127 };
+
+static void die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+static void die(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROG ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: " PROG " [-h] [-a addr/len] [-g gw] [-i iface] [-u user] [--close-log file]\n"
+		   "             [--pcap file] [--] command [arg ...]\n");
+}
+
+/* ---- options ---- */
+
+struct opts {
+	const char *user;
+	/* Which variable each option set, to name the option in errors. */
+	const char *set_by[5];
+};
+
+static const struct {
+	const char *var;
+	const char *opt;
+} option_vars[] = {
+	{ "USTCP_IFACE", "-i" },    { "USTCP_ADDR", "-a" },      { "USTCP_GW", "-g" },
+	{ "USTCP_PCAP", "--pcap" }, { "USTCP_CLOSE_LOG", "--close-log" },
+};
+
+/* A file option: relative names are taken from the launcher's directory,
+ * where the user meant them, not from wherever the program goes later. */
+static void set_path_var(const char *var, const char *v)
+{
+	char cwd[PATH_MAX], *abs;
+
+	if (v[0] == '/' || !v[0] || !getcwd(cwd, sizeof(cwd))) {
+		setenv(var, v, 1);
+		return;
+	}
+	if (asprintf(&abs, "%s/%s", cwd, v) < 0)
+		die(EXIT_FAIL, "out of memory");
+	setenv(var, abs, 1);
+	free(abs);
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	enum { OPT_PCAP = 256, OPT_CLOSE_LOG };
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "iface", required_argument, NULL, 'i' },
+		{ "addr", required_argument, NULL, 'a' },
+		{ "gw", required_argument, NULL, 'g' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "pcap", required_argument, NULL, OPT_PCAP },
+		{ "close-log", required_argument, NULL, OPT_CLOSE_LOG },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:ha:g:i:u:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'i':
+			setenv("USTCP_IFACE", optarg, 1);
+			o->set_by[0] = "-i";
+			break;
+		case 'a':
+			setenv("USTCP_ADDR", optarg, 1);
+			o->set_by[1] = "-a";
+			break;
+		case 'g':
+			setenv("USTCP_GW", optarg, 1);
+			o->set_by[2] = "-g";
+			break;
+		case OPT_PCAP:
+			set_path_var("USTCP_PCAP", optarg);
+			o->set_by[3] = "--pcap";
+			break;
+		case OPT_CLOSE_LOG:
+			set_path_var("USTCP_CLOSE_LOG", optarg);
+			o->set_by[4] = "--close-log";
+			break;
+		case 'u':
+			o->user = optarg;
+			break;
+		case ':':
+			if (optopt > 0 && optopt < 256)
+				die(EXIT_USAGE, "option -%c needs an argument (" PROG " -h for usage)", optopt);
+			die(EXIT_USAGE, "option %s needs an argument (" PROG " -h for usage)", argv[optind - 1]);
+		default:
+			if (optopt > 0 && optopt < 256)
+				die(EXIT_USAGE, "unknown option -%c (" PROG " -h for usage)", optopt);
+			die(EXIT_USAGE, "unknown option %s (" PROG " -h for usage)", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		die(EXIT_USAGE, "no command given (" PROG " -h for usage)");
+	return optind;
+}
+
+static const char *env(const char *name)
+{
+	return getenv(name);
+}
+
+/* A configuration error: one line, naming the option too if one set the
+ * variable at fault (then it is a usage error). */
+static void __attribute__((noreturn)) config_die(const struct opts *o, const char *err, int status)
+{
+	for (unsigned i = 0; i < UST_ARRAY_SIZE(option_vars); i++) {
+		size_t n = strlen(option_vars[i].var);
+		if (o->set_by[i] && strncmp(err, option_vars[i].var, n) == 0 &&
+		    (err[n] == '=' || err[n] == ':'))
+			die(status == EXIT_FAIL ? EXIT_FAIL : EXIT_USAGE, "option %s: %s", option_vars[i].opt, err);
+	}
+	die(EXIT_FAIL, "%s", err);
+}
+
+/* The configuration the program will see, checked now. */
+static void check_config(const struct opts *o, struct ust_config *cfg)
+{
+	char err[UST_CONFIG_ERR_MAX];
+
+	if (ust_config_load(cfg, env, err, sizeof(err)) < 0)
+		config_die(o, err, EXIT_USAGE);
+}
+
+/* ---- the library ---- */
+
+static bool readable(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, R_OK) == 0;
+}
+
+/* USTCP_LIBRARY, else libustcp.so next to this binary (a build tree), else
+ * the installed one. */
+static void find_library(char *out, size_t size)
+{
+	const char *v = getenv("USTCP_LIBRARY");
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (v && *v) {
+		if (!realpath(v, out) || !readable(out))
+			die(EXIT_FAIL, "USTCP_LIBRARY=\"%s\": %s", v,
+			    errno ? strerror(errno) : "not a readable file");
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		if ((size_t)snprintf(out, size, "%s/libustcp.so", dirname(exe)) < size && readable(out))
+			return;
+	}
+	if ((size_t)snprintf(out, size, "%s/libustcp.so", USTCP_LIBDIR) < size && readable(out))
+		return;
+	die(EXIT_FAIL, "cannot find libustcp.so next to " PROG " or in " USTCP_LIBDIR
+		       " (set USTCP_LIBRARY to its path)");
+}
+
+static void set_preload(const char *lib)
+{
+	const char *old = getenv("LD_PRELOAD");
+	char *v;
+
+	if (old && *old) {
+		if (asprintf(&v, "%s %s", lib, old) < 0)
+			die(EXIT_FAIL, "out of memory");
+		setenv("LD_PRELOAD", v, 1);
+		free(v);
+	} else {
+		setenv("LD_PRELOAD", lib, 1);
+	}
+}
+
+/* ---- the broker ---- */
+
+/* Answers one request; never blocks. */
+static void broker_serve(int bfd, const struct ust_config *cfg, uid_t uid)
+{
+	char buf[64];
+	union {
+		char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(8 * sizeof(int))];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+			    .msg_controllen = sizeof(cbuf.b) };
+	struct ucred cred;
+	bool have_cred = false;
+	int reply = -1, status = 0, fd = -1;
+	ssize_t n;
+
+	n = recvmsg(bfd, &m, MSG_CMSG_CLOEXEC);
+	if (n < 0) {
+		if (errno == EINTR || errno == EAGAIN)
+			return;
+		_exit(EXIT_FAIL);
+	}
+	if (n == 0 && m.msg_controllen == 0) {
+		/* End of file, or an empty message: only a hang-up ends us. */
+		struct pollfd p = { .fd = bfd, .events = POLLIN | POLLRDHUP };
+		if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP)))
+			_exit(0);
+		return;
+	}
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		if (c->cmsg_level != SOL_SOCKET)
+			continue;
+		if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(cred))) {
+			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+			have_cred = true;
+		} else if (c->cmsg_type == SCM_RIGHTS) {
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k; i++) {
+				int f;
+				memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+				if (reply < 0)
+					reply = f;
+				else
+					close(f); /* one reply socket only */
+			}
+		}
+	}
+	if (reply < 0)
+		return; /* nowhere to answer */
+	if ((size_t)n != strlen(BROKER_REQUEST) || memcmp(buf, BROKER_REQUEST, (size_t)n) != 0 ||
+	    (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		status = EPROTO;
+	} else if (!have_cred || cred.uid != uid) {
+		status = EPERM;
+	} else {
+		char err[256];
+		fd = ust_link_socket(cfg->iface, cfg->addr, err, sizeof(err));
+		if (fd < 0)
+			status = -fd;
+	}
+
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} rbuf;
+	struct iovec riov = { &status, sizeof(status) };
+	struct msghdr rm = { .msg_iov = &riov, .msg_iovlen = 1 };
+
+	if (fd >= 0) {
+		struct cmsghdr *c;
+		memset(&rbuf, 0, sizeof(rbuf));
+		rm.msg_control = rbuf.b;
+		rm.msg_controllen = sizeof(rbuf.b);
+		c = CMSG_FIRSTHDR(&rm);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	if (sendmsg(reply, &rm, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* The client is gone or its socket is full: its loss. */
+	}
+	close(reply);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Could this process empty its bounding set (read before any change)? */
+static bool can_setpcap;
+
+/* Keeps CAP_NET_RAW, drops everything else (the bounding set too, where
+ * the launcher may change it). */
+static void broker_drop_caps(void)
+{
+	capng_clear(CAPNG_SELECT_ALL);
+	capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, CAP_NET_RAW);
+	/* The bounding set first: it needs CAP_SETPCAP, which the next step
+	 * drops. */
+	if ((can_setpcap && capng_apply(CAPNG_SELECT_BOUNDS) < 0) || capng_apply(CAPNG_SELECT_CAPS) < 0 ||
+	    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+		_exit(EXIT_FAIL); /* the program's requests fail: EPIPE */
+}
+
+/* In the launcher's child: becomes the broker (a grandchild, so that it is
+ * nobody's child in the program's tree: a shell's wait would collect it).
+ * The child exits 0 once the broker is ready to serve, 1 if not. */
+static void __attribute__((noreturn)) broker_start(int bfd, const struct ust_config *cfg, uid_t uid)
+{
+	int null;
+	pid_t b;
+
+	/* Detached: the terminal's signals are the program's; the broker
+	 * goes when the program's tree has let go of its socket. */
+	setsid();
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	if (dup2(bfd, 3) < 0)
+		_exit(EXIT_FAIL);
+	syscall(SYS_close_range, 4u, ~0u, 0);
+	broker_drop_caps();
+	/* Nor does it hold the launcher's output: a caller reading it to the
+	 * end ($(ustcp ...)) must not wait for the broker. What it refuses,
+	 * the library reports on the program's stderr from the errno. */
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+		_exit(EXIT_FAIL);
+	if (null > 3)
+		close(null);
+	b = fork();
+	if (b != 0)
+		_exit(b < 0 ? EXIT_FAIL : 0);
+	prctl(PR_SET_NAME, "ustcp-broker");
+	for (;;)
+		broker_serve(3, cfg, uid);
+}
+
+/* ---- the program's side ---- */
+
+/* Above the range programs pick numbers in (shells use 3-9 and 10+). */
+static int high_fd(int fd)
+{
+	struct rlimit rl;
+	rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+	int h;
+
+	if (cur == RLIM_INFINITY || cur > 65536)
+		cur = 65536;
+	h = fcntl(fd, F_DUPFD, (int)(cur / 2 > 64 ? cur / 2 - 1 : 63)); /* without FD_CLOEXEC */
+	if (h < 0)
+		h = fcntl(fd, F_DUPFD, 10);
+	if (h < 0)
+		die(EXIT_FAIL, "cannot place the broker's socket: %s", strerror(errno));
+	close(fd);
+	return h;
+}
+
+static void program_drop_caps(const struct passwd *pw)
+{
+	int r;
+
+	capng_clear(CAPNG_SELECT_ALL);
+	if (pw) {
+		r = capng_change_id((int)pw->pw_uid, (int)pw->pw_gid,
+				    CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING | CAPNG_CLEAR_AMBIENT);
+		if (r < 0)
+			die(EXIT_FAIL, "-u %s: cannot change to uid %u gid %u (capng_change_id: %d)", pw->pw_name,
+			    (unsigned)pw->pw_uid, (unsigned)pw->pw_gid, r);
+	} else {
+		/* The bounding set goes first (it needs CAP_SETPCAP). A
+		 * launcher with only the file capability cap_net_raw cannot
+		 * change it, and needs not: it is not root, so exec grants
+		 * it nothing. */
+		if ((can_setpcap && capng_apply(CAPNG_SELECT_BOUNDS) < 0) || capng_apply(CAPNG_SELECT_CAPS) < 0 ||
+		    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+			die(EXIT_FAIL, "cannot drop capabilities: %s", strerror(errno));
+	}
+	/* Trust, but verify: the program never runs with a capability we
+	 * meant to take away. */
+	capng_clear(CAPNG_SELECT_ALL);
+	if (capng_get_caps_process() < 0)
+		die(EXIT_FAIL, "cannot read the capabilities left");
+	if (capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE ||
+	    capng_have_capabilities(CAPNG_SELECT_AMBIENT) != CAPNG_NONE)
+		die(EXIT_FAIL, "capabilities remain after dropping them");
+	if ((getuid() == 0 || geteuid() == 0) && capng_have_capabilities(CAPNG_SELECT_BOUNDS) != CAPNG_NONE)
+		die(EXIT_FAIL, "cannot empty the bounding set (a root program would regain capabilities)");
+}
+
+static const struct passwd *lookup_user(const char *name)
+{
+	const struct passwd *pw;
+	char *end;
+
+	errno = 0;
+	pw = getpwnam(name);
+	if (!pw && *name >= '0' && *name <= '9') {
+		unsigned long u = strtoul(name, &end, 10);
+		if (!*end)
+			pw = getpwuid((uid_t)u);
+	}
+	if (!pw)
+		die(EXIT_USAGE, "option -u: \"%s\": no such user", name);
+	return pw;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	struct ust_config cfg;
+	const struct passwd *pw = NULL;
+	char lib[PATH_MAX], err[256], num[16];
+	int first, sv[2], fd, status;
+	uid_t prog_uid;
+	pid_t child;
+
+	first = parse_opts(argc, argv, &o);
+	check_config(&o, &cfg);
+
+	if (capng_get_caps_process() < 0)
+		die(EXIT_FAIL, "cannot read this process's capabilities");
+	can_setpcap = capng_have_capability(CAPNG_EFFECTIVE, CAP_SETPCAP);
+	if (!capng_have_capability(CAPNG_EFFECTIVE, CAP_NET_RAW))
+		die(EXIT_FAIL, "needs CAP_NET_RAW: run it as root, or give it the file capability "
+			       "(setcap cap_net_raw+ep %s)", argv[0]);
+	if (o.user) {
+		pw = lookup_user(o.user);
+		if (!capng_have_capability(CAPNG_EFFECTIVE, CAP_SETUID) ||
+		    !capng_have_capability(CAPNG_EFFECTIVE, CAP_SETGID))
+			die(EXIT_USAGE, "option -u: changing user needs root");
+	}
+	prog_uid = pw ? pw->pw_uid : getuid();
+	find_library(lib, sizeof(lib));
+
+	/* Fail now, with the reason, rather than at the program's first
+	 * socket(): the interface must exist and take our filter. */
+	fd = ust_link_socket(cfg.iface, cfg.addr, err, sizeof(err));
+	if (fd < 0)
+		config_die(&o, err, EXIT_FAIL);
+	close(fd);
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		die(EXIT_FAIL, "socketpair: %s", strerror(errno));
+	/* Before any client exists: every request carries checked
+	 * credentials. */
+	if (setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &(int){ 1 }, sizeof(int)) < 0)
+		die(EXIT_FAIL, "SO_PASSCRED: %s", strerror(errno));
+	fflush(NULL);
+	child = fork();
+	if (child < 0)
+		die(EXIT_FAIL, "fork: %s", strerror(errno));
+	if (child == 0) {
+		close(sv[1]);
+		broker_start(sv[0], &cfg, prog_uid);
+	}
+	close(sv[0]);
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		die(EXIT_FAIL, "cannot start the broker");
+
+	fd = high_fd(sv[1]);
+	snprintf(num, sizeof(num), "%d", fd);
+	setenv("USTCP_BROKER_FD", num, 1);
+	set_preload(lib);
+	program_drop_caps(pw);
+	if (pw && access(lib, R_OK) < 0)
+		die(EXIT_FAIL, "%s: not readable by user %s: %s", lib, pw->pw_name, strerror(errno));
+
+	execvp(argv[first], argv + first);
+	status = errno == ENOENT ? EXIT_NOTFOUND : EXIT_NOEXEC;
+	die(status, "%s: %s", argv[first], strerror(errno));
+}
