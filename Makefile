@@ -54,11 +54,14 @@ SCRIPTS   := $(BUILD)/ustcp-netns
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HOST_BIN  := $(BUILD)/tests/ustcp-host
+# Small programs the Bats suites run (tests/progs/X.c -> build/tests/X).
+PROG_SRC  := $(wildcard tests/progs/*.c)
+PROG_BIN  := $(PROG_SRC:tests/progs/%.c=$(BUILD)/tests/%)
 SEG_BIN   := $(BUILD)/tests/seg-run
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-ALL := $(STACK_LIB) $(SHIM_LIB) $(TOOLS) $(SCRIPTS) $(UNIT_BIN) $(HOST_BIN) \
+ALL := $(STACK_LIB) $(SHIM_LIB) $(TOOLS) $(SCRIPTS) $(UNIT_BIN) $(HOST_BIN) $(PROG_BIN) \
        $(if $(wildcard tests/seg/driver.c),$(SEG_BIN)) $(BENCH_BIN)
 
 .PHONY: all check check-unit check-bats fuzz bench demo deps install clean
@@ -107,6 +110,9 @@ $(BUILD)/bench/%: tests/bench/%.c $(STACK_LIB) | $(BUILD)/bench
 # they never fail a build for being slow.
 bench: all
 	tests/bench/run $(BUILD)
+
+$(BUILD)/tests/%: tests/progs/%.c | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
 $(HOST_BIN): tests/host/ustcp-host.c $(STACK_LIB) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS) -lev

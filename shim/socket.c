@@ -11,9 +11,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
+#include <linux/futex.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "shim.h"
 #include "tcp.h"
@@ -166,18 +168,23 @@ static void unconnect(int fd)
 	REAL(close)(u);
 }
 
-/* A blocking connect waits for the app end to become writable (the stack
- * removes the filler when the handshake completes) or to hang up. poll()
- * gives EINTR as the kernel's connect would; SO_SNDTIMEO bounds the wait. */
+/* A blocking connect waits for the socket's state to leave SYN-SENT: a
+ * futex on the shared word the stack thread publishes it in. Like the
+ * kernel's connect, the wait restarts after a signal whose handler has
+ * SA_RESTART and fails with EINTR otherwise (the handshake goes on), and
+ * SO_SNDTIMEO bounds it (then EINPROGRESS; EINTR on any signal). */
 static int wait_connected(int fd, struct us_sock *s)
 {
-	struct pollfd p = { .fd = fd, .events = POLLOUT };
 	struct timeval tv = { 0, 0 };
+	struct timespec ts, *timeout = NULL;
 	socklen_t len = sizeof(tv);
-	int timeout = -1, r, err;
+	int err;
 
-	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec))
-		timeout = (int)(tv.tv_sec * 1000 + tv.tv_usec / 1000);
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec)) {
+		ts.tv_sec = tv.tv_sec;
+		ts.tv_nsec = tv.tv_usec * 1000;
+		timeout = &ts;
+	}
 	for (;;) {
 		int st = atomic_load(&s->state);
 		if (UST_TCP_SYNCHRONIZED(st))
@@ -188,11 +195,13 @@ static int wait_connected(int fd, struct us_sock *s)
 			unconnect(fd);
 			return -(err ? err : ECONNREFUSED);
 		}
-		r = poll(&p, 1, timeout);
-		if (r < 0)
-			return -errno; /* EINTR: the handshake goes on */
-		if (r == 0)
-			return -EINPROGRESS;
+		if (syscall(SYS_futex, &s->state, FUTEX_WAIT, st, timeout, NULL, 0) < 0) {
+			if (errno == EINTR)
+				return -EINTR;
+			if (errno == ETIMEDOUT)
+				return -EINPROGRESS;
+			/* EAGAIN: it changed meanwhile */
+		}
 	}
 }
 

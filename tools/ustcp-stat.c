@@ -457,7 +457,8 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	qsort(ps.v, ps.n, sizeof(*ps.v), by_pid);
+	if (ps.n)
+		qsort(ps.v, ps.n, sizeof(*ps.v), by_pid); /* ps.v is NULL without any */
 	if (counters)
 		print_counters(&ps);
 	else

@@ -308,6 +308,20 @@ body_pcap() {
 
 # ---- the tests: each body on the kernel, then on ustcp ------------------------
 
+# ---- signals ------------------------------------------------------------------------
+
+# A blocking connect() to an address nobody answers (ARP fails after about
+# 3 s), interrupted by SIGALRM after 1 s: EINTR without SA_RESTART; with it,
+# the wait goes on to the real outcome, as the kernel's connect does.
+body_connect_eintr() {
+	shim_topo_up
+	local nobody=${PEER_ADDR%.*}.77
+	run -0 prog "$BUILD/tests/connect_eintr" "$nobody" 9
+	assert_output --regexp '^connect=-1 EINTR after 1\.[0-2] s$'
+	run -0 prog "$BUILD/tests/connect_eintr" "$nobody" 9 restart
+	assert_output --regexp '^connect=-1 EHOSTUNREACH after [2-4]\.[0-9] s$'
+}
+
 @test "curl: 10 MB GET, sha256 [kernel]" { MODE=kernel body_curl_get; }
 @test "curl: 10 MB GET, sha256 [ustcp]" { MODE=ustcp body_curl_get; }
 
@@ -352,3 +366,6 @@ body_pcap() {
 
 @test "capture of a curl transfer: FIN each way, final ACK (USTCP_PCAP / tcpdump) [kernel]" { MODE=kernel body_pcap; }
 @test "capture of a curl transfer: FIN each way, final ACK (USTCP_PCAP / tcpdump) [ustcp]" { MODE=ustcp body_pcap; }
+
+@test "blocking connect and signals: EINTR, or SA_RESTART goes on waiting [kernel]" { MODE=kernel body_connect_eintr; }
+@test "blocking connect and signals: EINTR, or SA_RESTART goes on waiting [ustcp]" { MODE=ustcp body_connect_eintr; }

@@ -1,0 +1,209 @@
+/* What the operator sees: the close log (USTCP_CLOSE_LOG) and the control
+ * socket ustcp-stat reads (RUN_DIR/PID.sock). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "stack_impl.h"
+
+static void json_str(char *out, size_t size, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 7 < size; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			o += (size_t)snprintf(out + o, size - o, "\\%c", ch);
+		else if (ch < 0x20)
+			o += (size_t)snprintf(out + o, size - o, "\\u%04x", ch);
+		else
+			out[o++] = (char)ch;
+	}
+	out[o] = 0;
+}
+
+/* USTCP_CLOSE_LOG: one JSON line per finished connection (DESIGN.md). */
+void us_close_log(void *ctx, const struct ust_tcb *t)
+{
+	const struct ust_tcp_record *r = &t->rec;
+	const char *who = ust_tcp_initiator_name(r->initiator);
+	char line[1024], reason[128], states[UST_TCP_HISTORY_MAX * 16], ts[64];
+	struct timespec wall;
+	struct tm tm;
+	ust_time ago = ust_now() - r->end;
+	int n;
+	size_t o = 0;
+
+	if (!us_st.cfg.close_log[0])
+		return;
+	if (us_st.close_log_fd < 0) {
+		int fd = open(us_st.cfg.close_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			ust_log(UST_LOG_ERROR, "USTCP_CLOSE_LOG=\"%s\": %s", us_st.cfg.close_log, strerror(errno));
+			us_st.cfg.close_log[0] = 0;
+			return;
+		}
+		us_st.close_log_fd = us_fd_high(fd);
+	}
+	clock_gettime(CLOCK_REALTIME, &wall);
+	wall.tv_sec -= (time_t)(ago / 1000000u);
+	wall.tv_nsec -= (long)(ago % 1000000u) * 1000;
+	if (wall.tv_nsec < 0) {
+		wall.tv_nsec += 1000000000;
+		wall.tv_sec--;
+	}
+	gmtime_r(&wall.tv_sec, &tm);
+	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, wall.tv_nsec / 1000000);
+	for (unsigned i = 0; i < r->nstates; i++)
+		o += (size_t)snprintf(states + o, sizeof(states) - o, "%s\"%s\"", i ? "," : "",
+				      ust_tcp_state_name((enum ust_tcp_state)r->states[i]));
+	states[o] = 0;
+	json_str(reason, sizeof(reason), r->reason ? r->reason : "");
+	n = snprintf(line, sizeof(line),
+		     "{\"ts\":\"%s\",\"pid\":%d,\"local\":\"%u.%u.%u.%u:%u\",\"remote\":\"%u.%u.%u.%u:%u\","
+		     "\"outcome\":\"%s\",\"initiator\":%s%s%s,\"reason\":\"%s\",\"states\":[%s],"
+		     "\"bytes_sent\":%llu,\"bytes_received\":%llu,\"duration_ms\":%llu}\n",
+		     ts, (int)us_st.program, t->laddr >> 24, t->laddr >> 16 & 255, t->laddr >> 8 & 255,
+		     t->laddr & 255, t->lport, t->raddr >> 24, t->raddr >> 16 & 255, t->raddr >> 8 & 255,
+		     t->raddr & 255, t->rport, ust_tcp_outcome_name(r->outcome), who ? "\"" : "",
+		     who ? who : "null", who ? "\"" : "", reason, states,
+		     (unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_received,
+		     (unsigned long long)((r->end - r->start) / 1000u));
+	if (n > 0 && REAL(write)(us_st.close_log_fd, line, (size_t)n) < 0)
+		ust_log(UST_LOG_WARN, "close log: %s", strerror(errno));
+}
+
+
+/* ---- the control socket (ustcp-stat) ---- */
+
+/* What ustcp-stat reads, one record per line (ustcp-stat(1) parses it):
+ *   ustcp 1
+ *   process PID COMM IFACE ADDR/PREFIX program
+ *   tcp STATE RECV-Q SEND-Q LOCAL PEER TIMER MS     (STATE and TIMER as ss)
+ *   counter NAME VALUE
+ *   end */
+static void dump(FILE *f)
+{
+	static const char *const timers[UST_TT_N] = { "on", "off", "keepalive", "timewait" };
+	char comm[32] = "?";
+	ust_time now = ust_now();
+	FILE *cf = fopen("/proc/self/comm", "re");
+
+	if (cf) {
+		if (fgets(comm, sizeof(comm), cf))
+			comm[strcspn(comm, "\n ")] = 0;
+		fclose(cf);
+	}
+	fprintf(f, "ustcp 1\nprocess %d %s %s %u.%u.%u.%u/%u %s\n", (int)getpid(), comm, us_st.cfg.iface,
+		us_st.cfg.addr >> 24, us_st.cfg.addr >> 16 & 255, us_st.cfg.addr >> 8 & 255, us_st.cfg.addr & 255, us_st.cfg.prefix,
+		us_st.keeper ? "keeper" : "program");
+	for (unsigned i = 0; i < UST_TCP_HASH; i++) {
+		for (struct ust_tcb *t = us_st.tcp.hash[i]; t; t = t->hnext) {
+			struct ust_tcp_status st;
+			const char *timer = "off";
+			long long ms = 0;
+			if (!t->lport || (t->state == UST_TCP_CLOSED && !t->rec.nstates))
+				continue;
+			ust_tcp_status(t, &st);
+			if (st.timer >= 0) {
+				timer = t->persist && st.timer == UST_TT_RTX ? "persist" : timers[st.timer];
+				ms = st.timer_due > now ? (long long)((st.timer_due - now) / 1000u) : 0;
+			}
+			fprintf(f, "tcp %s %u %u %u.%u.%u.%u:%u %u.%u.%u.%u:%u %s %lld\n",
+				ust_tcp_state_name(t->state),
+				t->state == UST_TCP_LISTEN ? t->acceptq_len : st.rcv_queued,
+				t->state == UST_TCP_LISTEN ? t->backlog : st.snd_queued,
+				t->laddr >> 24, t->laddr >> 16 & 255, t->laddr >> 8 & 255, t->laddr & 255, t->lport,
+				t->raddr >> 24, t->raddr >> 16 & 255, t->raddr >> 8 & 255, t->raddr & 255, t->rport,
+				timer, ms);
+		}
+	}
+	for (unsigned i = 0; i < UST_EVENT_MAX; i++)
+		fprintf(f, "counter %s %llu\n", ust_event_name((enum ust_event)i),
+			(unsigned long long)us_st.st.ctr.event[i]);
+	for (unsigned i = 1; i < UST_DROP_MAX; i++)
+		fprintf(f, "counter drop.%s %llu\n", ust_drop_name((enum ust_drop)i),
+			(unsigned long long)us_st.st.ctr.drop[i]);
+	fprintf(f, "end\n");
+}
+
+static void on_ctl(struct ev_loop *ev, ev_io *w, int revents)
+{
+	int fd = REAL(accept4)(us_st.ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	char *buf = NULL;
+	size_t len = 0, off = 0;
+	int big = 8 << 20;
+	FILE *f;
+
+	if (fd < 0)
+		return;
+	f = open_memstream(&buf, &len);
+	if (f) {
+		dump(f);
+		fclose(f);
+		/* The whole answer goes in one go or not at all: the stack
+		 * thread never waits for a reader. */
+		REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+		while (off < len) {
+			ssize_t r = REAL(send)(fd, buf + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (r <= 0)
+				break;
+			off += (size_t)r;
+		}
+		free(buf);
+	}
+	REAL(close)(fd);
+}
+
+/* Publishes RUN_DIR/PID.sock; without it ustcp-stat does not see this
+ * process, which is worth a warning but not a failure. */
+void us_ctl_open(void)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (mkdir(us_st.cfg.run_dir, 0755) < 0 && errno != EEXIST) {
+		ust_log(UST_LOG_WARN, "USTCP_RUN_DIR=\"%s\": %s (ustcp-stat will not see this process)",
+			us_st.cfg.run_dir, strerror(errno));
+		return;
+	}
+	if ((size_t)snprintf(us_st.ctl_path, sizeof(us_st.ctl_path), "%s/%d.sock", us_st.cfg.run_dir,
+			     (int)getpid()) >= sizeof(sun.sun_path))
+		return;
+	strcpy(sun.sun_path, us_st.ctl_path);
+	unlink(us_st.ctl_path); /* a previous process with our pid */
+	fd = REAL(socket)(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	fd = us_fd_high(fd);
+	if (REAL(bind)(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || REAL(listen)(fd, 16) < 0) {
+		ust_log(UST_LOG_WARN, "%s: %s (ustcp-stat will not see this process)", us_st.ctl_path,
+			strerror(errno));
+		REAL(close)(fd);
+		us_st.ctl_path[0] = 0;
+		return;
+	}
+	us_st.ctl_fd = fd;
+	ev_io_init(&us_st.ctl, on_ctl, fd, EV_READ);
+	ev_io_start(us_st.ev, &us_st.ctl);
+}
+
+void us_ctl_close(bool in_loop)
+{
+	if (us_st.ctl_fd < 0)
+		return;
+	if (in_loop)
+		ev_io_stop(us_st.ev, &us_st.ctl);
+	REAL(close)(us_st.ctl_fd);
+	us_st.ctl_fd = -1;
+	us_st.ctl_path[0] = 0;
+}

@@ -1,0 +1,219 @@
+/* Lifetime: connections outlive the process that made them, as in the
+ * kernel. At exit, before exec, or when only the stack thread is left, the
+ * stack thread forks an exit keeper that finishes them. */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "stack_impl.h"
+
+/* The number of threads of this process. */
+static int live_threads(void)
+{
+	char buf[512], *p;
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC), field = 2;
+	ssize_t len;
+
+	if (fd < 0)
+		return -1;
+	len = REAL(read)(fd, buf, sizeof(buf) - 1);
+	REAL(close)(fd);
+	if (len <= 0)
+		return -1;
+	buf[len] = 0;
+	p = strrchr(buf, ')'); /* after the command name, which may hold spaces */
+	if (!p)
+		return -1;
+	/* field 20 is num_threads; p points at the end of field 2 */
+	for (; *p && field < 20; p++)
+		if (*p == ' ')
+			field++;
+	return atoi(p);
+}
+
+
+/* Anything left that TCP must finish: a connection not yet CLOSED, or a
+ * socket some other process (a forked child) still holds. */
+static bool work_left(void)
+{
+	if (us_st.tcp.nconns)
+		return true;
+	for (unsigned i = 0; i < US_MAX_SOCKS; i++)
+		if (us_st.conns[i])
+			return true;
+	return false;
+}
+
+/* In the keeper: everything the program had open goes, except what the
+ * stack needs (a test runner's pipes must see their end). */
+static void keeper_close_fds(void)
+{
+	int keep[16 + 8], nkeep = 0, null;
+	DIR *d;
+	struct dirent *e;
+
+	keep[nkeep++] = us_st.link.fd;
+	keep[nkeep++] = us_st.wake_fd;
+	keep[nkeep++] = us_st.hup_fd;
+	keep[nkeep++] = us_st.close_log_fd;
+	keep[nkeep++] = us_st.link.pcap.f ? fileno(us_st.link.pcap.f) : -1;
+	keep[nkeep++] = ust_log_fd();
+	for (unsigned i = 0; i < us_st.n_own_fds; i++)
+		keep[nkeep++] = us_st.own_fds[i];
+	d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name), k;
+		bool ours = fd == dirfd(d) || e->d_name[0] == '.';
+		for (k = 0; k < nkeep && !ours; k++)
+			ours = keep[k] == fd;
+		ours = ours || us_port_holds_fd(fd);
+		if (!ours && fd >= us_fd_base() && fd < us_fd_base() + (int)US_MAX_SOCKS) {
+			/* a stack end? */
+			for (unsigned i = 0; i < US_MAX_SOCKS && !ours; i++)
+				ours = us_st.conns[i] && us_st.conns[i]->sfd == fd;
+		}
+		if (!ours)
+			REAL(close)(fd);
+	}
+	closedir(d);
+	/* Standard fds stay valid for anything that writes to them. */
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int fd = 0; fd < 3 && null >= 0; fd++)
+		REAL(dup2)(null, fd);
+	if (null > 2)
+		REAL(close)(null);
+}
+
+void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents);
+static int live_threads(void);
+
+/* The child side of the hand-over: this thread, alone in a new process,
+ * goes on running the loop until every connection is CLOSED. */
+static void become_keeper(void)
+{
+	sigset_t term;
+
+	us_st.keeper = true;
+	us_st.pid = getpid();
+	setsid(); /* out of the program's session: its terminal's signals are not ours */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
+	us_ctl_close(true); /* the program's: it removes it */
+	keeper_close_fds();
+	for (unsigned i = 0; i < US_MAX_SOCKS; i++)
+		if (us_st.conns[i])
+			us_st.conns[i]->sock->owner = us_st.pid; /* forked children see who serves them */
+	ev_loop_fork(us_st.ev);
+	us_ctl_open();
+	ev_timer_init(&us_st.tick, us_on_tick, 1., 1.);
+	ev_timer_start(us_st.ev, &us_st.tick);
+	ust_log(UST_LOG_INFO, "exit keeper %d finishes the connections of the program", (int)getpid());
+}
+
+void us_keeper_exit(void)
+{
+	if (us_st.ctl_path[0])
+		unlink(us_st.ctl_path);
+	ust_pcap_flush(&us_st.link.pcap);
+	_exit(0);
+}
+
+/* Hands every connection to a keeper: fork from this thread (the child is
+ * a copy of the stack at this instant, with this thread as its only one)
+ * and stop serving here. Returns 0 if nothing needs a keeper. */
+static int hand_over(void)
+{
+	pid_t pid;
+
+	us_relay_sync(NULL);
+	if (!work_left())
+		return 0;
+	ust_stack_flush(&us_st.st);
+	ust_pcap_flush(&us_st.link.pcap);
+	us_st.forking_keeper = true;
+	pid = fork();
+	us_st.forking_keeper = false;
+	if (pid < 0) {
+		ust_log(UST_LOG_ERROR, "no exit keeper (fork: %s): connections die with the process",
+			strerror(errno));
+		return -errno;
+	}
+	if (pid == 0) {
+		become_keeper();
+		return 1;
+	}
+	us_st.handed_over = true;
+	ev_break(us_st.ev, EVBREAK_ALL);
+	return 1;
+}
+
+static void op_hand_over(struct us_call *c)
+{
+	c->ret = hand_over();
+}
+
+/* Once a second. A keeper exits when its work is done or its interface
+ * is gone. A program whose threads all ended (pthread_exit in main) would
+ * be kept alive by this thread alone: hand over and exit as glibc would. */
+void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents)
+{
+	if (us_st.keeper) {
+		if (!work_left() || !if_nametoindex(us_st.link.ifname))
+			us_keeper_exit();
+		return;
+	}
+	if (live_threads() == 1) {
+		hand_over();
+		if (!us_st.keeper)
+			exit(0);
+	}
+}
+
+/* At exit (return from main, exit()): the connections go to a keeper and
+ * the process exits at once, as it would on the kernel's TCP. */
+void us_at_exit(void)
+{
+	struct us_call c;
+
+	if (us_st.pid != getpid() || !us_st.ev || us_st.keeper || us_st.handed_over)
+		return;
+	us_call(&c, op_hand_over, NULL);
+	if (us_st.ctl_path[0])
+		unlink(us_st.ctl_path);
+}
+
+/* ---- exec ---- */
+
+/* exec ends the stack thread with the old image, while the sockets the
+ * program does not mark close-on-exec live on in the new one: a keeper
+ * takes the connections over first and serves them from then on. glibc's
+ * exec family funnels into execve; posix_spawn and fexecve do not carry
+ * sockets across in practice (or close them), and are left alone. */
+static void before_exec(void)
+{
+	struct us_call c;
+
+	if (us_st.pid == getpid() && us_st.ev && !us_st.keeper && !us_st.handed_over)
+		us_call(&c, op_hand_over, NULL);
+}
+
+US_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	static int (*real_execve)(const char *, char *const[], char *const[]);
+
+	if (!real_execve)
+		real_execve = (int (*)(const char *, char *const[], char *const[]))dlsym(RTLD_NEXT, "execve");
+	before_exec();
+	return real_execve(path, argv, envp);
+}

@@ -1,0 +1,132 @@
+/* Ports shared with the other processes on our address. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "stack_impl.h"
+
+/* Our ports in the kernel's table: the reservation socket, how many
+ * control blocks use it, and whether it was bound with SO_REUSEADDR. */
+static struct { int fd; unsigned refs; bool reuse; } ports[65536];
+
+/*
+ * Every stack on the address (a shell pipeline's programs, a forking
+ * server's children, keepers) receives every segment for it. Who owns a
+ * port is settled in the kernel's own port table: each port we use is held
+ * by a kernel TCP socket bound (IP_FREEBIND, never listening) to our
+ * address and that port, so two processes never pick the same port, the
+ * kernel's allocator chooses ephemeral ones, and a segment matching nothing
+ * here is answered with RST only if no process holds its port. */
+
+/* A kernel socket bound to our address and *port (0: the kernel picks).
+ * With reuse (the program's SO_REUSEADDR) it may share the port with
+ * reservations that do not listen: other processes' TIME-WAIT remnants. A
+ * listener's reservation listens in the kernel (nothing ever reaches it:
+ * the kernel does not own our address), so that no other process binds
+ * there, as Linux refuses a second listener. */
+static int reserve(uint16_t *port, bool reuse)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(*port),
+				  .sin_addr.s_addr = htonl(us_st.cfg.addr) };
+	socklen_t len = sizeof(in);
+	int fd = REAL(socket)(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, e;
+
+	if (fd < 0)
+		return -errno;
+	REAL(setsockopt)(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+	if (reuse)
+		REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (REAL(bind)(fd, (struct sockaddr *)&in, sizeof(in)) < 0 ||
+	    REAL(getsockname)(fd, (struct sockaddr *)&in, &len) < 0) {
+		e = errno;
+		REAL(close)(fd);
+		return e == EADDRINUSE ? -EADDRINUSE : -EADDRNOTAVAIL;
+	}
+	*port = ntohs(in.sin_port);
+	return us_fd_high(fd);
+}
+
+int us_port_claim(void *ctx, uint16_t *port, bool reuse)
+{
+	int fd;
+
+	if (*port && ports[*port].refs) {
+		ports[*port].refs++;
+		return 0;
+	}
+	fd = reserve(port, reuse);
+	if (fd < 0)
+		return fd;
+	ports[*port].fd = fd;
+	ports[*port].refs = 1;
+	ports[*port].reuse = reuse;
+	return 0;
+}
+
+void us_port_release(void *ctx, uint16_t port)
+{
+	if (ports[port].refs && --ports[port].refs == 0) {
+		REAL(close)(ports[port].fd);
+		ports[port].fd = -1;
+	}
+}
+
+/* Asked for segments that match nothing here, so answers are remembered a
+ * little while: another process's busy connection would otherwise cost a
+ * probe per segment. */
+#define FOREIGN_CACHE 256
+#define FOREIGN_TTL UST_MS(500)
+
+bool us_port_foreign(void *ctx, uint16_t port)
+{
+	static struct { uint16_t port; bool held; ust_time until; } cache[FOREIGN_CACHE];
+	unsigned i = port % FOREIGN_CACHE;
+	ust_time now = ust_now();
+	uint16_t p = port;
+	int fd;
+
+	/* Held by us alone (no SO_REUSEADDR): nothing else can be there. */
+	if (ports[port].refs && !ports[port].reuse)
+		return false;
+	if (cache[i].port == port && cache[i].until > now)
+		return cache[i].held;
+	/* Held by us with SO_REUSEADDR (a listener's old children), another
+	 * process may listen there too: a probe that shares finds out. */
+	fd = reserve(&p, ports[port].refs != 0);
+	if (fd >= 0)
+		REAL(close)(fd);
+	cache[i].port = port;
+	cache[i].held = fd == -EADDRINUSE;
+	cache[i].until = now + FOREIGN_TTL;
+	return cache[i].held;
+}
+
+bool us_port_listen(uint16_t port)
+{
+	return !ports[port].refs || REAL(listen)(ports[port].fd, 1) == 0;
+}
+
+void us_port_unlisten(uint16_t port)
+{
+	/* shutdown() takes a listening socket back to CLOSE, still bound */
+	if (ports[port].refs)
+		REAL(shutdown)(ports[port].fd, SHUT_RDWR);
+}
+
+bool us_port_holds_fd(int fd)
+{
+	for (unsigned p = 1; p < 65536; p++)
+		if (ports[p].refs && ports[p].fd == fd)
+			return true;
+	return false;
+}
+
+void us_ports_forget(void)
+{
+	for (unsigned p = 1; p < 65536; p++) {
+		if (ports[p].refs)
+			REAL(close)(ports[p].fd);
+		ports[p].refs = 0;
+	}
+}

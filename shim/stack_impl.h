@@ -1,0 +1,132 @@
+/* Internals of the stack thread, shared by its files:
+ *   stack.c     start-up, the calls from program threads, fd placement
+ *   relay.c     the socketpair relay: one struct us_conn per socket
+ *   ports.c     ports shared with other processes in the kernel's table
+ *   control.c   the close log and the control socket for ustcp-stat
+ *   lifetime.c  the exit keeper, exec
+ * All of it belongs to the stack thread (and to a keeper, which is a copy
+ * of it) unless a comment says otherwise. */
+#ifndef USTCP_SHIM_STACK_IMPL_H
+#define USTCP_SHIM_STACK_IMPL_H
+
+#include <limits.h>
+#include <pthread.h>
+
+#include <ev.h>
+
+#include "link.h"
+#include "loop.h"
+#include "shim.h"
+#include "stack.h"
+#include "tcp.h"
+
+struct us_conn {
+	struct us_sock *sock;
+	struct ust_tcb *tcb;         /* NULL once TCP let go of it */
+	int sfd;                     /* the stack end */
+	ev_io rd;                    /* the program wrote (or shut, or closed) */
+	ev_io wr;                    /* room in the pair for received bytes / tokens */
+	uint32_t filler;             /* filler bytes still queued from the app end */
+	bool listener;
+	bool app_eof;                /* the program will send nothing more */
+	bool shut_sent;              /* the peer's FIN passed on */
+	bool dead;                   /* TCP closed while the program held it */
+	bool dirty;
+	struct us_conn *dirty_next;
+	/* A listener's delivered connections not yet accepted (the backlog
+	 * counts them, as Linux counts its accept queue). */
+	struct { uint32_t idx, gen; } *out;
+	unsigned nout, backlog;
+	bool blocked;                /* stopped at the backlog: accept() wakes us */
+};
+
+/* The stack of this process: one thread's, except the start-up fields
+ * (under lock) and the call queue. */
+struct us_stack {
+	pthread_mutex_t lock;        /* start-up only */
+	pid_t pid;                   /* the process whose thread runs */
+	pid_t program;               /* the program's pid (a keeper keeps it for the close log) */
+	int start_err;               /* memoised failure, -errno */
+	struct ust_config cfg;
+	struct ust_stack st;
+	struct ust_link link;
+	struct ust_tcp tcp;
+	struct ust_loop loop;
+	struct ev_loop *ev;
+	int wake_fd;                 /* eventfd: a call is queued */
+	ev_io wake;
+	int hup_fd;                  /* epoll set: stack ends whose app end may be gone */
+	ev_io hup;
+	struct us_call *_Atomic calls;
+	struct us_conn *dirty;
+	struct us_conn *conns[US_MAX_SOCKS];
+	int app_sndbuf;              /* an AF_UNIX socket's default send buffer */
+	unsigned nblocked;           /* listeners stopped at their backlog */
+	bool keeper;                 /* this process is an exit keeper */
+	bool forking_keeper;         /* the fork under way makes a keeper */
+	bool handed_over;            /* a keeper took our connections: serve nothing */
+	ev_timer tick;               /* once a second: keeper's end, last thread */
+	int own_fds[8];              /* fds libev made on the stack thread */
+	unsigned n_own_fds;
+	int close_log_fd;
+	int ctl_fd;                  /* ustcp-stat's way in: RUN_DIR/PID.sock */
+	ev_io ctl;
+	char ctl_path[PATH_MAX];
+	uint8_t scratch[65536];
+};
+
+extern struct us_stack us_st;
+
+/* stack.c */
+/* Where the stack's fds go: this and above (half the fd limit, at most
+ * 32768), out of the program's way. */
+int us_fd_base(void);
+
+/* relay.c */
+void us_mark_dirty(struct us_conn *c);
+/* Has the program let go of the app end (POLLHUP on the stack end)? */
+bool us_app_gone(int sfd);
+/* The program let go: CLOSE (or ABORT) and forget the relay. */
+void us_conn_release(struct us_conn *c, bool abort);
+/* TCP's event callback: notes the connection for us_relay_after. */
+void us_on_tcp_event(void *ctx, struct ust_tcb *t, unsigned events);
+/* The loop's after hook: acts on what TCP reported. */
+void us_relay_after(struct ust_loop *l, ust_time now);
+/* The one-shot epoll set of stack ends that may have hung up. */
+void us_on_hup(struct ev_loop *ev, ev_io *w, int revents);
+/* Takes in what programs wrote and closed just now (before a hand-over);
+ * c may be NULL. */
+void us_relay_sync(struct us_call *c);
+/* Listeners stopped at their backlog look again (an accept() woke us). */
+void us_relay_wake(void);
+
+/* ports.c: the engine's port_claim, port_release and port_foreign. */
+int us_port_claim(void *ctx, uint16_t *port, bool reuse);
+void us_port_release(void *ctx, uint16_t port);
+bool us_port_foreign(void *ctx, uint16_t port);
+/* The port's reservation listens (a listener); false if another process
+ * listens there. True for a port we do not hold. */
+bool us_port_listen(uint16_t port);
+/* It stops listening (the listener closed; its children may hold on). */
+void us_port_unlisten(uint16_t port);
+/* Is fd one of the reservations? (A keeper keeps them.) */
+bool us_port_holds_fd(int fd);
+/* A forked child's copy of the table is not its own: close and forget. */
+void us_ports_forget(void);
+
+/* control.c */
+/* TCP's closed callback: one line to USTCP_CLOSE_LOG. */
+void us_close_log(void *ctx, const struct ust_tcb *t);
+/* Publishes RUN_DIR/PID.sock for ustcp-stat. */
+void us_ctl_open(void);
+/* Closes it without removing the file (it is another process's);
+ * in_loop: its watcher runs in this process's loop. */
+void us_ctl_close(bool in_loop);
+
+/* lifetime.c */
+void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents);
+void us_at_exit(void);
+/* A keeper's end: remove its control socket, flush the capture, _exit. */
+void us_keeper_exit(void) __attribute__((noreturn));
+
+#endif
