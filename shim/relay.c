@@ -464,9 +464,10 @@ static void conn_died(struct us_conn *c)
 	c->tcb = NULL;
 	/* The socket's slot outlives the relay while the program holds the
 	 * socket (it reads the state and the error); whichever of us lets go
-	 * last frees it. */
-	conn_free(c, us_app_gone(c->sfd) ||
-			     (atomic_fetch_or(&c->sock->flags, US_F_DETACHED) & US_F_APP_CLOSED));
+	 * last frees it. Not "the app end is gone": after a failed blocking
+	 * connect the fd is a fresh socket (socket.c, unconnect) and still
+	 * needs the slot. */
+	conn_free(c, atomic_fetch_or(&c->sock->flags, US_F_DETACHED) & US_F_APP_CLOSED);
 }
 
 static void conn_pump(struct us_conn *c)
@@ -475,20 +476,22 @@ static void conn_pump(struct us_conn *c)
 
 	if (!t)
 		return;
-	/* Writable first, then ESTABLISHED: connect() returns to a socket
-	 * that takes data. */
-	if (c->filler && UST_TCP_SYNCHRONIZED(t->state))
-		connected(c);
+	/* CLOSED is published by conn_died, after the error it carries: a
+	 * blocking connect wakes on the state and takes the error at once. */
+	if (t->state == UST_TCP_CLOSED && t->rec.nstates && !c->listener) {
+		conn_died(c);
+		return;
+	}
+	/* ESTABLISHED (and the peer's address) first: a program that sees
+	 * the socket writable asks getpeername() at once. */
 	publish(c);
 	if (c->listener) {
 		if (t->state == UST_TCP_LISTEN)
 			deliver(c);
 		return;
 	}
-	if (t->state == UST_TCP_CLOSED && t->rec.nstates) {
-		conn_died(c);
-		return;
-	}
+	if (c->filler && UST_TCP_SYNCHRONIZED(t->state))
+		connected(c);
 	conn_push(c);
 	conn_pull(c);
 }

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -187,8 +188,14 @@ static int wait_connected(int fd, struct us_sock *s)
 	}
 	for (;;) {
 		int st = atomic_load(&s->state);
-		if (UST_TCP_SYNCHRONIZED(st))
+		if (UST_TCP_SYNCHRONIZED(st)) {
+			/* The stack thread is taking the filler out right now:
+			 * return once the socket takes data. */
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			while (poll(&p, 1, 1000) < 0 && errno == EINTR)
+				;
 			return 0;
+		}
 		if (st == UST_TCP_CLOSED) {
 			err = us_take_error(fd, s);
 			atomic_fetch_or(&s->flags, US_F_CONNECT_DONE);

@@ -1,0 +1,479 @@
+#!/usr/bin/env bats
+# Process lifetime on ustcp (issue 6): exit, fork and exec never lose data,
+# and many processes share one address.
+#
+#   - 100 programs connect, write 1 MB, and exit at once (after close, or with
+#     the socket still open), 10 at a time on the same address, with 50 ms of
+#     delay each way: the kernel peer gets every byte and a FIN every time;
+#   - after such a run the exit keeper holds TIME-WAIT (ustcp-stat shows it
+#     under the keeper's pid) and answers a retransmitted FIN;
+#   - 20 curls at once, then 20 more while the first ones' TIME-WAITs are
+#     held;
+#   - a forking server serves 50 kernel clients; a child finishes a transfer
+#     its parent connected after the parent exited;
+#   - bash opens a socket (exec 3<>/dev/tcp/...) and execs a program that
+#     uses it;
+#   - a blocking recv() and a signal: EINTR without SA_RESTART, restarted
+#     with it.
+#
+# As in 060-shim.bats, most bodies run twice: [kernel] on the kernel's TCP
+# (which proves the test) and [ustcp] under LD_PRELOAD=build/libustcp.so
+# (see shim.bash). The programs are in tests/lifetime/.
+
+# shellcheck disable=SC2153 # BG_PID and TOPO's variables come from helpers.bash
+bats_require_minimum_version 1.5.0
+
+load helpers
+load shim
+
+LT_DIR=$(cd "$BATS_TEST_DIRNAME/../lifetime" && pwd)
+STAT=$BUILD/ustcp-stat
+
+setup_file() {
+	export WWW=$BATS_FILE_TMPDIR/www
+	mkdir -p "$WWW"
+	head -c 1000000 /dev/urandom >"$WWW/mid"
+	head -c 100000 /dev/urandom >"$WWW/reply"
+}
+
+setup() {
+	TMP=$BATS_TEST_TMPDIR
+	# ustcp-stat sees this test's stacks only.
+	export USTCP_RUN_DIR=$TMP/run
+	mkdir -p "$USTCP_RUN_DIR"
+}
+
+# ---- helpers ---------------------------------------------------------------------
+
+# sink_check OUT COUNT FILE: the sink's output (tests/lifetime/sink.py) says
+# COUNT connections each brought FILE whole (its size and SHA-256) and ended
+# with a FIN. SINK_OK is the number that did; the others are shown.
+sink_check() {
+	local want size
+	want=$(sha256sum <"$3" | cut -c1-64)
+	size=$(wc -c <"$3")
+	SINK_OK=$(awk -v n="$size" -v h="$want" '$1 == "conn" && $4 == n && $5 == h && $6 == "eof"' "$1" | wc -l)
+	if [ "$SINK_OK" -ne "$2" ]; then
+		echo "$SINK_OK of $2 connections brought $size bytes with SHA-256 $want and a FIN; the others:"
+		awk -v n="$size" -v h="$want" '!($1 == "conn" && $4 == n && $5 == h && $6 == "eof")' "$1"
+		return 1
+	fi
+}
+
+# sink_summary OUT: "K eof, K reset, K other; B bytes in all" of a sink's output.
+sink_summary() {
+	awk '$1 == "conn" { n[$6 == "eof" || $6 == "reset" ? $6 : "other"]++; b += $4 }
+		END { printf "%d eof, %d reset, %d other; %d bytes in all", n["eof"], n["reset"], n["other"], b }' "$1"
+}
+
+# rst_cap_start: tcpdump in the peer's namespace keeps every RST, either way.
+rst_cap_start() {
+	RST_CAP=$TMP/rst.pcap
+	ip netns exec "$PEER_NETNS" timeout -k 5 600 tcpdump -i "$PEER_IFACE" -n -s 96 -B 16384 -U \
+		--immediate-mode -Z root -w "$RST_CAP" 'tcp[tcpflags] & tcp-rst != 0' \
+		2>"$TMP/rst.err" 3>&- &
+	RST_PID=$!
+	BG_PIDS+=("$RST_PID")
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -qs "listening on" "$TMP/rst.err" && return 0
+		kill -0 "$RST_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "tcpdump did not start:" >&2
+	cat "$TMP/rst.err" >&2
+	return 1
+}
+
+# rst_cap_stop: stop it; RSTS is the number of RSTs it saw (shown if any).
+rst_cap_stop() {
+	sleep 0.2
+	kill -INT "$RST_PID" 2>/dev/null || true
+	bg_wait "$RST_PID" 10 || true
+	RSTS=$(timeout 10 tcpdump -nr "$RST_CAP" 2>/dev/null | wc -l)
+	[ "$RSTS" -eq 0 ] || timeout 10 tcpdump -nr "$RST_CAP" 2>/dev/null | head -n 20
+}
+
+# peer_cap_start: tcpdump in the peer's namespace, every TCP segment (headers).
+peer_cap_start() {
+	CAP=$TMP/peer.pcap
+	ip netns exec "$PEER_NETNS" timeout -k 5 300 tcpdump -i "$PEER_IFACE" -n -s 96 -B 16384 -U \
+		--immediate-mode -Z root -w "$CAP" tcp 2>"$TMP/cap.err" 3>&- &
+	CAP_PID=$!
+	BG_PIDS+=("$CAP_PID")
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -qs "listening on" "$TMP/cap.err" && return 0
+		kill -0 "$CAP_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "tcpdump did not start:" >&2
+	cat "$TMP/cap.err" >&2
+	return 1
+}
+
+# time_waits: the number of connections in TIME-WAIT on the stack's side
+# (ustcp-stat under ustcp; ss in the stack's namespace on the kernel).
+time_waits() {
+	if [ "$MODE" = ustcp ]; then
+		timeout 10 "$STAT" | grep -c '^TIME-WAIT ' || true
+	else
+		timeout 10 ip netns exec "$USTCP_NETNS" ss -Htan state time-wait | grep -c . || true
+	fi
+}
+
+# until_time_waits SECONDS N: wait until at least N connections are in
+# TIME-WAIT; TW is how many there were at the end.
+until_time_waits() {
+	local end=$((SECONDS + $1))
+	while :; do
+		TW=$(time_waits)
+		[ "$TW" -ge "$2" ] && return 0
+		if [ "$SECONDS" -ge "$end" ]; then
+			echo "$TW connections in TIME-WAIT after $1 s, not $2:"
+			[ "$MODE" = ustcp ] && timeout 10 "$STAT"
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+# ---- 100 programs exit at once, 10 at a time ------------------------------------
+
+# body_exit_runs close|noclose: 100 runs of send_exit.py (connect, write
+# 1 MB, close or not, exit at once) against one kernel sink, through a relay
+# that delays every frame 50 ms; 10 programs at a time share the address.
+# USTCP_MSL=0.5: the keepers' TIME-WAITs last 1 s.
+body_exit_runs() {
+	local how=$1 runs=100 batch=10 b i p fails=0 t0
+	export USTCP_MSL=0.5
+	shim_topo_up --impair "delay 50ms"
+	rst_cap_start
+	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 "$runs" 400 </dev/null >"$TMP/sink.out"
+	local sink=$BG_PID
+	wait_listen "$PEER_NETNS" 7000
+	prog_cmd python3 "$LT_DIR/send_exit.py" "$how" "$PEER_ADDR" 7000 "$WWW/mid"
+	t0=$SECONDS
+	for ((b = 0; b < runs / batch; b++)); do
+		local pids=()
+		for ((i = 0; i < batch; i++)); do
+			"${PROG_CMD[@]}" </dev/null 2>>"$TMP/prog.err" 3>&- &
+			pids+=("$!")
+		done
+		for p in "${pids[@]}"; do
+			wait "$p" || fails=$((fails + 1))
+		done
+	done
+	local rc=0
+	bg_wait "$sink" 120 || rc=$?
+	rst_cap_stop
+	printf '# [%s] %s: %d runs in %d s: %s; %d programs failed; %d RST segments\n' "$MODE" "$how" \
+		"$runs" "$((SECONDS - t0))" "$(sink_summary "$TMP/sink.out")" "$fails" "$RSTS" >&3
+	if [ "$fails" -ne 0 ] || [ "$rc" -ne 0 ]; then
+		echo "$fails programs failed; the sink exited with $rc. The programs said:"
+		head -n 40 "$TMP/prog.err"
+		tail -n 3 "$TMP/sink.out"
+	fi
+	sink_check "$TMP/sink.out" "$runs" "$WWW/mid"
+	[ "$fails" -eq 0 ]
+	[ "$rc" -eq 0 ]
+	[ "$RSTS" -eq 0 ]
+}
+
+@test "100 x (connect, 1 MB, close, exit at once), 10 at a time, 50 ms each way: all bytes and a FIN [kernel]" {
+	MODE=kernel body_exit_runs close
+}
+@test "100 x (connect, 1 MB, close, exit at once), 10 at a time, 50 ms each way: all bytes and a FIN [ustcp]" {
+	MODE=ustcp body_exit_runs close
+}
+
+@test "100 x (connect, 1 MB, exit without close), 10 at a time, 50 ms each way: all bytes and a FIN [kernel]" {
+	MODE=kernel body_exit_runs noclose
+}
+@test "100 x (connect, 1 MB, exit without close), 10 at a time, 50 ms each way: all bytes and a FIN [ustcp]" {
+	MODE=ustcp body_exit_runs noclose
+}
+
+# ---- the keeper's TIME-WAIT -----------------------------------------------------
+
+# tw_line: ustcp-stat's line matching $TW_RE.
+tw_line() {
+	timeout 10 "$STAT" | grep -E "$TW_RE"
+}
+
+# A program writes 1 MB, closes and exits; the kernel peer reads to the end,
+# then arms an nftables rule in its namespace that drops the stack's next
+# pure ACK once (as 050-close.bats does for C19), and closes. The stack's ACK
+# of the peer's FIN is dropped; the peer retransmits its FIN; the keeper,
+# in TIME-WAIT, ACKs it again. ustcp-stat shows that TIME-WAIT, held by the
+# keeper (not the program's pid) for 2 x USTCP_MSL = 20 s.
+body_keeper_time_wait() {
+	export USTCP_MSL=10
+	shim_topo_up --impair "delay 50ms"
+	timeout 10 ip netns exec "$PEER_NETNS" nft -f - <<-EOF
+		table ip ut_tw {
+			set armed { type ipv4_addr; }
+			set dropped { type ipv4_addr; flags dynamic; }
+			chain input {
+				type filter hook input priority 0; policy accept;
+				ip saddr @armed tcp flags == ack ip saddr != @dropped add @dropped { ip saddr } counter drop
+			}
+		}
+	EOF
+	peer_cap_start
+	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 1 60 \
+		"nft add element ip ut_tw armed { $SADDR }" </dev/null >"$TMP/sink.out"
+	local sink=$BG_PID
+	wait_listen "$PEER_NETNS" 7000
+	prog python3 "$LT_DIR/send_exit.py" close "$PEER_ADDR" 7000 "$WWW/mid" "$TMP/pid"
+	local t_exit=$SECONDS pid lport
+	read -r pid <"$TMP/pid"
+	bg_wait "$sink" 30
+	cat "$TMP/sink.out"
+	sink_check "$TMP/sink.out" 1 "$WWW/mid"
+	lport=$(awk '$1 == "conn" { n = split($3, a, ":"); print a[n] }' "$TMP/sink.out")
+
+	# TIME-WAIT, under another pid: the keeper's.
+	local me="${SADDR//./\\.}:$lport" peer="${PEER_ADDR//./\\.}:7000" line kpid
+	TW_RE="^TIME-WAIT +0 +0 +$me +$peer +users:"
+	line=$(retry 10 tw_line)
+	echo "ustcp-stat: $line"
+	[[ $line =~ pid=([0-9]+) ]]
+	kpid=${BASH_REMATCH[1]}
+	[ "$kpid" != "$pid" ]
+	[[ $line =~ timer:\(timewait,(1[0-9]|20|[1-9])sec,0\)$ ]]
+	# The program is gone.
+	run ! kill -0 "$pid"
+
+	# The peer's FIN twice, ACKed twice, from the keeper; no RST.
+	local fin=0 acks=0 i
+	for ((i = 0; i < 100; i++)); do
+		pcap_segs "$CAP" "$SADDR" >"$TMP/segs"
+		fin=$(grep -c '^P F' "$TMP/segs" || true)
+		acks=$(grep -cE '^I \. seq=- ack=2 len=0$' "$TMP/segs" || true)
+		[ "$fin" -ge 2 ] && [ "$acks" -ge 2 ] && break
+		sleep 0.1
+	done
+	grep -E '^(P F|I F|I \. seq=- ack=2 )|^. R' "$TMP/segs"
+	local nft
+	nft=$(timeout 10 ip netns exec "$PEER_NETNS" nft list chain ip ut_tw input)
+	echo "$nft"
+	grep -q "counter packets 1 " <<<"$nft"
+	[ "$fin" -eq 2 ]
+	[ "$acks" -eq 2 ]
+	run ! grep -E '^. R' "$TMP/segs"
+	# The stack's FIN came first (the program closed), all data before it.
+	grep -qE '^I F[^ ]* .* fin=1000001$' "$TMP/segs"
+	[ "$(awk '$2 ~ /F/ { print $1; exit }' "$TMP/segs")" = I ]
+	# Still in TIME-WAIT, still the keeper, well within its 20 s.
+	[ $((SECONDS - t_exit)) -lt 15 ]
+	run -0 timeout 10 "$STAT"
+	assert_line --regexp "^TIME-WAIT +0 +0 +$me +$peer +users:\(\(\"python3[.0-9]*\",pid=$kpid\)\)"
+}
+
+@test "after exit, the keeper holds TIME-WAIT (ustcp-stat) and ACKs a retransmitted FIN again [ustcp]" {
+	MODE=ustcp body_keeper_time_wait
+}
+
+# ---- curl x 20, twice -------------------------------------------------------------
+
+# curl_batch TAG: 20 curls at once on the stack's address, each fetching
+# /mid; all must succeed with the right content.
+curl_batch() {
+	local i p fails=0 pids=()
+	prog_cmd curl -sS --fail --max-time 30
+	for ((i = 1; i <= 20; i++)); do
+		"${PROG_CMD[@]}" -o "$TMP/$1.$i" "http://$PEER_ADDR:8000/mid" </dev/null 2>>"$TMP/curl.err" 3>&- &
+		pids+=("$!")
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" || fails=$((fails + 1))
+	done
+	if [ "$fails" -ne 0 ]; then
+		echo "$fails curls of batch $1 failed:"
+		cat "$TMP/curl.err"
+		return 1
+	fi
+	for ((i = 1; i <= 20; i++)); do
+		same_file "$WWW/mid" "$TMP/$1.$i" || return 1
+	done
+}
+
+# curl closes first (it exits), so every connection ends in TIME-WAIT on the
+# stack's side: 60 s (the default USTCP_MSL), held by the keepers. The second
+# batch starts while they are.
+body_curl_twice() {
+	shim_topo_up
+	peer_http 8000
+	curl_batch first
+	until_time_waits 10 20
+	echo "TIME-WAIT after the first batch: $TW"
+	curl_batch second
+	until_time_waits 10 40
+	echo "TIME-WAIT after the second batch: $TW"
+	printf '# [%s] 2 x 20 curls: all whole; %d connections in TIME-WAIT at the end\n' "$MODE" "$TW" >&3
+}
+
+@test "20 curls at once on one address, then 20 more while the first TIME-WAITs are held [kernel]" {
+	MODE=kernel body_curl_twice
+}
+@test "20 curls at once on one address, then 20 more while the first TIME-WAITs are held [ustcp]" {
+	MODE=ustcp body_curl_twice
+}
+
+# ---- fork ---------------------------------------------------------------------------
+
+# ForkingTCPServer: every connection is served by a child of the server;
+# 50 kernel clients, 5 at a time, 100 kB each way checked by SHA-256.
+body_forking_server() {
+	shim_topo_up
+	prog_bg python3 "$LT_DIR/fork_server.py" 7200 </dev/null 2>"$TMP/srv.err"
+	local srv=$BG_PID
+	prog_wait_listen 7200
+	local rc=0
+	peer python3 "$LT_DIR/clients.py" "$SADDR" 7200 50 100000 5 >"$TMP/cli.out" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		cat "$TMP/cli.out" "$TMP/srv.err"
+		return 1
+	fi
+	tail -n 1 "$TMP/cli.out"
+	grep -qx 'ok 50 of 50' "$TMP/cli.out"
+	# Served by children: other pids than the server's.
+	local children
+	children=$(awk '$1 == "ok" { print $3 }' "$TMP/cli.out" | sort -u | wc -l)
+	[ "$children" -ge 2 ]
+	# The server still serves.
+	kill -0 "$srv"
+}
+
+@test "a forking server (socketserver.ForkingTCPServer) serves 50 kernel clients [kernel]" {
+	MODE=kernel body_forking_server
+}
+@test "a forking server (socketserver.ForkingTCPServer) serves 50 kernel clients [ustcp]" {
+	MODE=ustcp body_forking_server
+}
+
+# send_exit.py fork: connect, fork; the parent exits at once (its copy of the
+# socket open); the child waits until its parent is gone, then writes 1 MB,
+# closes and exits. 5 runs, 25 ms each way.
+body_fork_after_connect() {
+	export USTCP_MSL=0.5
+	shim_topo_up --impair "delay 25ms"
+	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 5 120 </dev/null >"$TMP/sink.out"
+	local sink=$BG_PID i
+	wait_listen "$PEER_NETNS" 7000
+	for ((i = 0; i < 5; i++)); do
+		prog python3 "$LT_DIR/send_exit.py" fork "$PEER_ADDR" 7000 "$WWW/mid" </dev/null
+	done
+	bg_wait "$sink" 60 || { cat "$TMP/sink.out"; return 1; }
+	cat "$TMP/sink.out"
+	sink_check "$TMP/sink.out" 5 "$WWW/mid"
+}
+
+@test "fork after connect: the parent exits at once, the child sends 1 MB and closes: all bytes and a FIN [kernel]" {
+	MODE=kernel body_fork_after_connect
+}
+@test "fork after connect: the parent exits at once, the child sends 1 MB and closes: all bytes and a FIN [ustcp]" {
+	MODE=ustcp body_fork_after_connect
+}
+
+# ---- exec -----------------------------------------------------------------------------
+
+# bash opens the connection (exec 3<>/dev/tcp/...: socket and connect, on the
+# library under ustcp) and execs PROGRAM, which sends 1 MB on fd 3, shuts its
+# sending side down, and writes the peer's answer (sinkreply.py: the SHA-256
+# of what it got, then 100 kB) to stdout.
+# shellcheck disable=SC2016 # expanded by that bash
+EXEC_SOCAT='exec 3<>"/dev/tcp/$0/$1" && exec socat -t 10 STDIO FD:3,shut-down'
+# shellcheck disable=SC2016
+EXEC_PY='exec 3<>"/dev/tcp/$0/$1" && exec python3 -c "
+import socket, sys
+s = socket.socket(fileno=3)
+s.sendall(sys.stdin.buffer.read())
+s.shutdown(socket.SHUT_WR)
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    sys.stdout.buffer.write(b)
+"'
+
+body_exec() {
+	shim_topo_up --impair "delay 25ms"
+	peer_bg python3 "$SHIM_DIR/sinkreply.py" listen "$PEER_ADDR" 7001 "$WWW/reply" \
+		</dev/null >"$TMP/peer.out"
+	local peer_pid=$BG_PID
+	wait_listen "$PEER_NETNS" 7001
+	prog bash -c "$1" "$PEER_ADDR" 7001 <"$WWW/mid" >"$TMP/got"
+	check_reply "$TMP/got" "$WWW/mid" "$WWW/reply"
+	bg_wait "$peer_pid"
+	grep -q "^got 1000000 " "$TMP/peer.out"
+}
+
+@test "bash exec 3<>/dev/tcp, then exec socat on FD:3: 1 MB out, half-close, answer whole [kernel]" {
+	MODE=kernel body_exec "$EXEC_SOCAT"
+}
+@test "bash exec 3<>/dev/tcp, then exec socat on FD:3: 1 MB out, half-close, answer whole [ustcp]" {
+	MODE=ustcp body_exec "$EXEC_SOCAT"
+}
+
+@test "bash exec 3<>/dev/tcp, then exec python3 on fd 3: 1 MB out, half-close, answer whole [kernel]" {
+	MODE=kernel body_exec "$EXEC_PY"
+}
+@test "bash exec 3<>/dev/tcp, then exec python3 on fd 3: 1 MB out, half-close, answer whole [ustcp]" {
+	MODE=ustcp body_exec "$EXEC_PY"
+}
+
+# ---- signals ------------------------------------------------------------------------------
+
+# The peer sends one byte 1.5 s after accepting, then waits for the end.
+LATE_PEER_PY='
+import socket, sys, time
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind((sys.argv[1], int(sys.argv[2])))
+ls.listen(1)
+ls.settimeout(20)
+s, _ = ls.accept()
+time.sleep(1.5)
+s.sendall(b"x")
+s.settimeout(20)
+while s.recv(4096):
+    pass
+s.close()
+'
+
+# eintr.py: SIGALRM 0.3 s into a blocking recv(), with a handler that
+# raises. Without SA_RESTART recv() fails with EINTR and the exception comes
+# at once; with SA_RESTART recv() goes on until the byte arrives at 1.5 s.
+body_eintr() {
+	shim_topo_up
+	peer_bg python3 -c "$LATE_PEER_PY" "$PEER_ADDR" 7300 </dev/null
+	local p=$BG_PID
+	wait_listen "$PEER_NETNS" 7300
+	local out
+	out=$(prog python3 "$LT_DIR/eintr.py" "$PEER_ADDR" 7300 "$1")
+	echo "$out"
+	[[ $out =~ ^alarm\ after\ ([0-9]+)\.([0-9]+)$ ]]
+	local cs=$((10#${BASH_REMATCH[1]} * 100 + 10#${BASH_REMATCH[2]}))
+	if [ "$1" = norestart ]; then
+		[ "$cs" -ge 25 ] && [ "$cs" -lt 100 ]
+	else
+		[ "$cs" -ge 140 ]
+	fi
+	bg_wait "$p"
+}
+
+@test "a blocking recv() and a signal without SA_RESTART: EINTR, the handler runs at once [kernel]" {
+	MODE=kernel body_eintr norestart
+}
+@test "a blocking recv() and a signal without SA_RESTART: EINTR, the handler runs at once [ustcp]" {
+	MODE=ustcp body_eintr norestart
+}
+
+@test "a blocking recv() and a signal with SA_RESTART: recv() goes on until data comes [kernel]" {
+	MODE=kernel body_eintr restart
+}
+@test "a blocking recv() and a signal with SA_RESTART: recv() goes on until data comes [ustcp]" {
+	MODE=ustcp body_eintr restart
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Connect, send a file, and exit at once (090-lifetime.bats).
+
+    send_exit.py MODE ADDR PORT FILE [PIDFILE]
+
+MODE close:   close() the socket, then sys.exit(0) at once.
+MODE noclose: sys.exit(0) with the socket still open: its fd is detached from
+              the socket object (kept in a global), so that no finalizer
+              closes it; the process's exit is the only close.
+MODE fork:    fork after connect; the parent exits at once (sys.exit, the
+              socket still open); the child waits until its parent is gone,
+              then sends the file, closes and exits.
+
+With PIDFILE, the pid of the process that exits first is written there
+(the program's pid, to tell it from an exit keeper's).
+"""
+import os
+import socket
+import sys
+import time
+
+KEEP = None
+
+
+def main():
+    global KEEP
+    mode, addr, port, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    pidfile = sys.argv[5] if len(sys.argv) > 5 else None
+    with open(path, "rb") as f:
+        data = f.read()
+    s = socket.create_connection((addr, port), timeout=30)
+    s.settimeout(None)
+    if pidfile:
+        with open(pidfile + ".tmp", "w") as f:
+            f.write("%d\n" % os.getpid())
+        os.rename(pidfile + ".tmp", pidfile)
+    if mode == "fork":
+        parent = os.getpid()
+        if os.fork() != 0:
+            KEEP = s.detach()
+            sys.exit(0)
+        for _ in range(1000):
+            if os.getppid() != parent:
+                break
+            time.sleep(0.01)
+        else:
+            sys.stderr.write("send_exit.py: the parent is still there\n")
+            os._exit(1)
+        s.sendall(data)
+        s.close()
+        sys.exit(0)
+    s.sendall(data)
+    if mode == "close":
+        s.close()
+    elif mode == "noclose":
+        KEEP = s.detach()
+    else:
+        sys.exit("send_exit.py: unknown mode " + mode)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
