@@ -44,12 +44,13 @@ static int live_threads(void)
  * socket some other process (a forked child) still holds. */
 static bool work_left(void)
 {
-	if (us_st.tcp.nconns)
-		return true;
-	for (unsigned i = 0; i < US_MAX_SOCKS; i++)
-		if (us_st.conns[i])
-			return true;
-	return false;
+	return us_st.tcp.nconns || us_st.nrelays;
+}
+
+void us_keeper_check(void)
+{
+	if (!work_left())
+		us_keeper_exit();
 }
 
 /* In the keeper: everything the program had open goes, except what the

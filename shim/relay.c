@@ -108,6 +108,7 @@ static void conn_free(struct us_conn *c, bool free_sock)
 		REAL(close)(c->sfd);
 	}
 	us_st.conns[us_sock_idx(c->sock)] = NULL;
+	us_st.nrelays--;
 	if (c->blocked)
 		us_st.nblocked--;
 	free(c->out);
@@ -268,6 +269,7 @@ static struct us_conn *conn_new(struct us_sock *s, int sfd)
 	c->sfd = sfd;
 	ev_io_init(&c->rd, on_rd, sfd, EV_READ);
 	us_st.conns[us_sock_idx(s)] = c;
+	us_st.nrelays++;
 	return c;
 }
 
@@ -552,6 +554,8 @@ void us_relay_after(struct ust_loop *l, ust_time now)
 		c->dirty = false;
 		conn_pump(c);
 	}
+	if (us_st.keeper)
+		us_keeper_check();
 }
 
 /* ---- the operations ---- */

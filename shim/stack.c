@@ -447,6 +447,7 @@ static void atfork_child(void)
 		if (us_st.conns[i]) {
 			REAL(close)(us_st.conns[i]->sfd);
 			us_st.conns[i] = NULL;
+			us_st.nrelays--;
 		}
 	}
 	us_ports_forget();

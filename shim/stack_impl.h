@@ -60,6 +60,7 @@ struct us_stack {
 	struct us_call *_Atomic calls;
 	struct us_conn *dirty;
 	struct us_conn *conns[US_MAX_SOCKS];
+	unsigned nrelays;            /* how many of conns[] are set */
 	int app_sndbuf;              /* an AF_UNIX socket's default send buffer */
 	unsigned nblocked;           /* listeners stopped at their backlog */
 	bool keeper;                 /* this process is an exit keeper */
@@ -128,5 +129,7 @@ void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents);
 void us_at_exit(void);
 /* A keeper's end: remove its control socket, flush the capture, _exit. */
 void us_keeper_exit(void) __attribute__((noreturn));
+/* In a keeper: exit at once if nothing is left to finish. */
+void us_keeper_check(void);
 
 #endif

@@ -440,16 +440,7 @@ no_seg() {
 	# In the peer's namespace, a rule that drops the first pure ACK from
 	# the stack once armed; the peer arms it after our FIN, just before its
 	# own FIN, so the ACK it drops is our final one.
-	timeout 10 ip netns exec "$PEER_NETNS" nft -f - <<-EOF
-		table ip ut_tw {
-			set armed { type ipv4_addr; }
-			set dropped { type ipv4_addr; flags dynamic; }
-			chain input {
-				type filter hook input priority 0; policy accept;
-				ip saddr @armed tcp flags == ack ip saddr != @dropped add @dropped { ip saddr } counter drop
-			}
-		}
-	EOF
+	peer_drop_one_ack_setup
 	cap_start
 	peer_start recv-eof sh "nft add element ip ut_tw armed { ${USTCP_ADDR%/*} }" close
 	host_connect -F

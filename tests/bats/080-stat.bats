@@ -130,8 +130,15 @@ stat_run() {
 	# keeper (another pid, the same name) until 2 MSL are over. Only the
 	# keeper's control socket is left.
 	touch "$TMP/exit"
-	local p
+	local p i
 	for p in "${BG_PIDS[@]}"; do bg_wait "$p" 20; done
+	# The listener's process hands its listener to a keeper too (a forked
+	# child could still hold it); that keeper leaves as soon as it sees the
+	# listener's last holder gone.
+	for ((i = 0; i < 100; i++)); do
+		[ "$(ls -A "$USTCP_RUN_DIR" | wc -l)" -le 1 ] && break
+		sleep 0.05
+	done
 	run -0 stat_run
 	assert_equal "${#lines[@]}" 2
 	assert_line --index 1 --regexp "^TIME-WAIT +0 +0 +$me +$peer +users:\(\(\"python3[.0-9]*\",pid=[0-9]+\)\) timer:\(timewait,[1-6][0-9]sec,0\)$"

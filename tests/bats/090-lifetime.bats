@@ -210,16 +210,7 @@ tw_line() {
 body_keeper_time_wait() {
 	export USTCP_MSL=10
 	shim_topo_up --impair "delay 50ms"
-	timeout 10 ip netns exec "$PEER_NETNS" nft -f - <<-EOF
-		table ip ut_tw {
-			set armed { type ipv4_addr; }
-			set dropped { type ipv4_addr; flags dynamic; }
-			chain input {
-				type filter hook input priority 0; policy accept;
-				ip saddr @armed tcp flags == ack ip saddr != @dropped add @dropped { ip saddr } counter drop
-			}
-		}
-	EOF
+	peer_drop_one_ack_setup
 	peer_cap_start
 	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 1 60 \
 		"nft add element ip ut_tw armed { $SADDR }" </dev/null >"$TMP/sink.out"

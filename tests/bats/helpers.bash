@@ -156,3 +156,21 @@ bg_end_all() {
 	done
 	BG_PIDS=()
 }
+
+# peer_drop_one_ack_setup: in the peer's namespace, an nftables rule that
+# drops one pure ACK from an address once that address is added to the set
+# "armed" (`nft add element ip ut_tw armed { ADDR }`), and nothing after:
+# the way to lose our final ACK exactly once (C19). Removed with the
+# namespace.
+peer_drop_one_ack_setup() {
+	timeout 10 ip netns exec "$PEER_NETNS" nft -f - <<-EOF
+		table ip ut_tw {
+			set armed { type ipv4_addr; }
+			set dropped { type ipv4_addr; flags dynamic; }
+			chain input {
+				type filter hook input priority 0; policy accept;
+				ip saddr @armed tcp flags == ack ip saddr != @dropped add @dropped { ip saddr } counter drop
+			}
+		}
+	EOF
+}
