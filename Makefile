@@ -111,8 +111,11 @@ $(BUILD)/bench/%: tests/bench/%.c $(STACK_LIB) | $(BUILD)/bench
 bench: all
 	tests/bench/run $(BUILD)
 
+# They stand for ordinary programs the library is preloaded into: no
+# sanitizer (an ASan program refuses a preload that comes before ASan).
+PROG_CFLAGS := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS))
 $(BUILD)/tests/%: tests/progs/%.c | $(BUILD)/tests
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+	$(CC) $(PROG_CFLAGS) -o $@ $<
 
 $(HOST_BIN): tests/host/ustcp-host.c $(STACK_LIB) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS) -lev

@@ -147,9 +147,12 @@ until_time_waits() {
 body_exit_runs() {
 	local how=$1 runs=100 batch=10 b i p fails=0 t0
 	export USTCP_MSL=0.5
-	shim_topo_up --impair "delay 50ms"
+	# A relay queue long enough for ten transfers in flight over 50 ms (its
+	# default, 1000 frames, drops under this load and slows a sanitizer
+	# build past the sink's time).
+	shim_topo_up --impair "delay 50ms limit 20000"
 	rst_cap_start
-	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 "$runs" 400 </dev/null >"$TMP/sink.out"
+	PROG_TIMEOUT=400 peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 "$runs" 400 </dev/null >"$TMP/sink.out"
 	local sink=$BG_PID
 	wait_listen "$PEER_NETNS" 7000
 	prog_cmd python3 "$LT_DIR/send_exit.py" "$how" "$PEER_ADDR" 7000 "$WWW/mid"
