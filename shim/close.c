@@ -19,7 +19,8 @@
  * let go of (TCP closed) is freed here. */
 static void forget(int fd, struct us_sock *s)
 {
-	us_fd_clear(fd);
+	if (us_fd_clear(fd) != 0)
+		return; /* a dup or another process's copy still names it */
 	if (atomic_fetch_or(&s->flags, US_F_APP_CLOSED) & US_F_DETACHED)
 		us_sock_free(s);
 }

@@ -78,6 +78,7 @@ struct us_sock *us_sock_alloc(void)
 		atomic_store(&s->linger_on, 0);
 		atomic_store(&s->linger_s, 0);
 		atomic_store(&s->nopts, 0);
+		atomic_store(&s->fdrefs, 0);
 		s->owner = 0;
 		s->app_fd = -1;
 		s->app_dev = 0;
@@ -105,32 +106,58 @@ static uint64_t entry(const struct us_sock *s)
 	return (uint64_t)atomic_load(&s->gen) << 32 | (us_sock_idx(s) + 1);
 }
 
-void us_fd_set(int fd, struct us_sock *s)
+/* The socket an entry names, or NULL (stale or empty). */
+static struct us_sock *named(uint64_t e)
 {
-	if (fd >= 0 && fd < FDTAB_SIZE)
-		atomic_store(&fdtab[fd], entry(s));
-}
-
-void us_fd_clear(int fd)
-{
-	if (fd >= 0 && fd < FDTAB_SIZE)
-		atomic_store(&fdtab[fd], 0);
-}
-
-struct us_sock *us_fd_get(int fd)
-{
-	uint64_t e;
 	struct us_sock *s;
 
-	if (fd < 0 || fd >= FDTAB_SIZE)
-		return NULL;
-	e = atomic_load_explicit(&fdtab[fd], memory_order_acquire);
 	if (!e)
 		return NULL;
 	s = us_sock_at((unsigned)(e & 0xffffffffu) - 1);
 	if (!s || atomic_load(&s->gen) != (uint32_t)(e >> 32) || atomic_load(&s->kind) == US_FREE)
 		return NULL;
 	return s;
+}
+
+/* Entries count as references on their socket (us_sock.fdrefs), in every
+ * process: the slot of a socket TCP is done with is freed when the last of
+ * them goes. */
+void us_fd_set(int fd, struct us_sock *s)
+{
+	struct us_sock *old;
+
+	if (fd < 0 || fd >= FDTAB_SIZE)
+		return;
+	atomic_fetch_add(&s->fdrefs, 1);
+	old = named(atomic_exchange(&fdtab[fd], entry(s)));
+	if (old)
+		atomic_fetch_sub(&old->fdrefs, 1);
+}
+
+int us_fd_clear(int fd)
+{
+	struct us_sock *old;
+
+	if (fd < 0 || fd >= FDTAB_SIZE)
+		return -1;
+	old = named(atomic_exchange(&fdtab[fd], 0));
+	return old ? atomic_fetch_sub(&old->fdrefs, 1) - 1 : -1;
+}
+
+void us_fd_inherited(void)
+{
+	for (int fd = 0; fd < FDTAB_SIZE; fd++) {
+		struct us_sock *s = named(atomic_load(&fdtab[fd]));
+		if (s)
+			atomic_fetch_add(&s->fdrefs, 1);
+	}
+}
+
+struct us_sock *us_fd_get(int fd)
+{
+	if (fd < 0 || fd >= FDTAB_SIZE)
+		return NULL;
+	return named(atomic_load_explicit(&fdtab[fd], memory_order_acquire));
 }
 
 struct us_sock *us_fd_lookup(int fd)

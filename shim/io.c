@@ -66,6 +66,14 @@ static ssize_t read_post(struct us_sock *s, ssize_t r)
 {
 	int e;
 
+	if (r == 0 && s && atomic_load(&s->pending_err)) {
+		/* TCP died with an error, but the kernel saw only the end
+		 * of the pair (the stack could not reach this app end to
+		 * leave a byte unread: it had moved to another number or
+		 * process): the error comes first, once. */
+		r = -1;
+		errno = ECONNRESET;
+	}
 	if (r >= 0 || !s)
 		return r;
 	e = us_map_read_error(s, errno);

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +16,11 @@
 #include "log.h"
 #include "stack_impl.h"
 
-/* The number of threads of this process. */
-static int live_threads(void)
+/* Field 3 (state) and field 20 (threads) of a /proc stat file. */
+static int stat_fields(const char *path, char *state, int *threads)
 {
 	char buf[512], *p;
-	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC), field = 2;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), field = 2;
 	ssize_t len;
 
 	if (fd < 0)
@@ -30,13 +31,27 @@ static int live_threads(void)
 		return -1;
 	buf[len] = 0;
 	p = strrchr(buf, ')'); /* after the command name, which may hold spaces */
-	if (!p)
+	if (!p || p[1] != ' ')
 		return -1;
-	/* field 20 is num_threads; p points at the end of field 2 */
+	*state = p[2];
 	for (; *p && field < 20; p++)
 		if (*p == ' ')
 			field++;
-	return atoi(p);
+	*threads = atoi(p);
+	return 0;
+}
+
+/* Is this thread all that is left of the program? After pthread_exit in
+ * main the leader stays a zombie (and counted) until the last thread ends. */
+static bool only_us_left(void)
+{
+	char path[64], state;
+	int threads, leader_threads;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)getpid());
+	if (stat_fields(path, &state, &leader_threads) < 0 || state != 'Z')
+		return false;
+	return stat_fields("/proc/self/stat", &state, &threads) == 0 && threads == 2;
 }
 
 
@@ -96,7 +111,7 @@ static void keeper_close_fds(void)
 }
 
 void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents);
-static int live_threads(void);
+static bool only_us_left(void);
 
 /* The child side of the hand-over: this thread, alone in a new process,
  * goes on running the loop until every connection is CLOSED. */
@@ -117,8 +132,6 @@ static void become_keeper(void)
 			us_st.conns[i]->sock->owner = us_st.pid; /* forked children see who serves them */
 	ev_loop_fork(us_st.ev);
 	us_ctl_open();
-	ev_timer_init(&us_st.tick, us_on_tick, 1., 1.);
-	ev_timer_start(us_st.ev, &us_st.tick);
 	ust_log(UST_LOG_INFO, "exit keeper %d finishes the connections of the program", (int)getpid());
 }
 
@@ -174,7 +187,7 @@ void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents)
 			us_keeper_exit();
 		return;
 	}
-	if (live_threads() == 1) {
+	if (only_us_left()) {
 		hand_over();
 		if (!us_st.keeper)
 			exit(0);
@@ -199,9 +212,10 @@ void us_at_exit(void)
 /* exec ends the stack thread with the old image, while the sockets the
  * program does not mark close-on-exec live on in the new one: a keeper
  * takes the connections over first and serves them from then on. glibc's
- * exec family funnels into execve; posix_spawn and fexecve do not carry
- * sockets across in practice (or close them), and are left alone. */
-static void before_exec(void)
+ * exec functions call their execve internally (not through us), so each is
+ * wrapped; posix_spawn is left alone (a spawned child starts from nothing).
+ * _exit and _Exit skip atexit: they hand over too. */
+static void hand_over_now(void)
 {
 	struct us_call c;
 
@@ -209,12 +223,121 @@ static void before_exec(void)
 		us_call(&c, op_hand_over, NULL);
 }
 
+/* After a failed exec the process goes on without its old stack (a keeper
+ * has the connections): a socket it opens starts a new one. */
+static int exec_failed(int r)
+{
+	int e = errno;
+
+	if (us_st.handed_over)
+		us_stack_forget();
+	errno = e;
+	return r;
+}
+
+#define REAL_EXEC(name, type) \
+	static type real_##name; \
+	if (!real_##name) \
+		real_##name = (type)dlsym(RTLD_NEXT, #name)
+
+typedef int (*execve_fn)(const char *, char *const[], char *const[]);
+typedef int (*execv_fn)(const char *, char *const[]);
+typedef int (*fexecve_fn)(int, char *const[], char *const[]);
+
 US_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-	static int (*real_execve)(const char *, char *const[], char *const[]);
+	REAL_EXEC(execve, execve_fn);
+	hand_over_now();
+	return exec_failed(real_execve(path, argv, envp));
+}
 
-	if (!real_execve)
-		real_execve = (int (*)(const char *, char *const[], char *const[]))dlsym(RTLD_NEXT, "execve");
-	before_exec();
-	return real_execve(path, argv, envp);
+US_EXPORT int execv(const char *path, char *const argv[])
+{
+	REAL_EXEC(execv, execv_fn);
+	hand_over_now();
+	return exec_failed(real_execv(path, argv));
+}
+
+US_EXPORT int execvp(const char *file, char *const argv[])
+{
+	REAL_EXEC(execvp, execv_fn);
+	hand_over_now();
+	return exec_failed(real_execvp(file, argv));
+}
+
+US_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	REAL_EXEC(execvpe, execve_fn);
+	hand_over_now();
+	return exec_failed(real_execvpe(file, argv, envp));
+}
+
+US_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	REAL_EXEC(fexecve, fexecve_fn);
+	hand_over_now();
+	return exec_failed(real_fexecve(fd, argv, envp));
+}
+
+/* execl, execlp, execle: the list becomes an array (bounded, as the
+ * kernel's own argument limit makes any longer list fail anyway). */
+#define EXEC_ARGS_MAX 4096
+#define COLLECT_ARGS(arg0, ap, argv) \
+	do { \
+		int n_ = 0; \
+		argv[n_++] = (char *)(arg0); \
+		while (argv[n_ - 1] && n_ < EXEC_ARGS_MAX) \
+			argv[n_++] = va_arg(ap, char *); \
+		argv[n_ - 1] = argv[n_ - 1] ? NULL : argv[n_ - 1]; \
+	} while (0)
+
+US_EXPORT int execl(const char *path, const char *arg, ...)
+{
+	static __thread char *argv[EXEC_ARGS_MAX];
+	va_list ap;
+
+	va_start(ap, arg);
+	COLLECT_ARGS(arg, ap, argv);
+	va_end(ap);
+	return execv(path, argv);
+}
+
+US_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	static __thread char *argv[EXEC_ARGS_MAX];
+	va_list ap;
+
+	va_start(ap, arg);
+	COLLECT_ARGS(arg, ap, argv);
+	va_end(ap);
+	return execvp(file, argv);
+}
+
+US_EXPORT int execle(const char *path, const char *arg, ...)
+{
+	static __thread char *argv[EXEC_ARGS_MAX];
+	char *const *envp;
+	va_list ap;
+
+	va_start(ap, arg);
+	COLLECT_ARGS(arg, ap, argv);
+	envp = va_arg(ap, char *const *);
+	va_end(ap);
+	return execve(path, argv, envp);
+}
+
+US_EXPORT void _exit(int status)
+{
+	static void (*real__exit)(int);
+
+	if (!real__exit)
+		real__exit = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
+	hand_over_now();
+	real__exit(status);
+	__builtin_unreachable();
+}
+
+US_EXPORT void _Exit(int status)
+{
+	_exit(status);
 }

@@ -73,6 +73,10 @@ static int app_end(struct us_conn *c)
 
 	if (fd < 0)
 		return -1;
+	/* Look before taking a reference: closing a dup of some other file
+	 * would drop the program's record locks on it. */
+	if (fstat(fd, &st) < 0 || st.st_ino != c->sock->app_ino || st.st_dev != c->sock->app_dev)
+		return -1;
 	fd = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, us_fd_base());
 	if (fd < 0)
 		return -1;
@@ -679,8 +683,12 @@ void us_op_setopt(struct us_call *c)
 {
 	struct us_conn *k = call_conn(c);
 
-	if (!k)
+	if (!k) {
+		/* TCP is done with it (reset, refused): Linux still takes
+		 * options on a closed socket. */
+		c->ret = 0;
 		return;
+	}
 	if (c->u.opt.level == SOL_SOCKET && c->u.opt.name == SO_LINGER) {
 		ust_tcp_set_linger(k->tcb, atomic_load(&c->sock->linger_on) != 0,
 				   (unsigned)atomic_load(&c->sock->linger_s));
@@ -689,6 +697,25 @@ void us_op_setopt(struct us_call *c)
 	}
 	c->ret = ust_tcp_setopt(k->tcb, (enum ust_tcp_opt)c->u.opt.name, c->u.opt.val);
 	us_mark_dirty(k);
+}
+
+/* shutdown(SHUT_RD) on a listener: Linux stops listening (queued
+ * connections are reset, new SYNs refused) and wakes accept() with EINVAL;
+ * the program's side shuts its end of the listener's pair for the wake-up. */
+void us_op_unlisten(struct us_call *c)
+{
+	struct us_conn *k = call_conn(c);
+
+	if (!k)
+		return;
+	if (k->listener && k->tcb->state == UST_TCP_LISTEN) {
+		uint16_t lport = k->tcb->lport;
+		k->tcb->user = NULL;
+		ust_tcp_close(k->tcb, ust_now());
+		k->tcb = NULL;
+		us_port_unlisten(lport);
+	}
+	c->ret = 0;
 }
 
 void us_op_getopt(struct us_call *c)

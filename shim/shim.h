@@ -107,6 +107,7 @@ struct us_sock {
 	_Atomic int linger_on, linger_s;
 	/* Options set before connect, for a socket handed to the kernel
 	 * (a USTCP_PASSTHROUGH destination). */
+	_Atomic int fdrefs;          /* fd-table entries naming it, all processes */
 	_Atomic int nopts;
 	struct { int level, name; socklen_t len; char val[16]; } opts[US_OPT_RECORD];
 };
@@ -122,7 +123,12 @@ void us_sock_free(struct us_sock *s);
 
 /* The fd table. Entries name a socket by slot and generation. */
 void us_fd_set(int fd, struct us_sock *s);
-void us_fd_clear(int fd);
+/* Returns how many entries (all processes) still name the socket fd
+ * named, or -1 if it named none. */
+int us_fd_clear(int fd);
+/* A forked child's table will name the same sockets once more (called
+ * before the fork). */
+void us_fd_inherited(void);
 /* The socket behind fd, or NULL for anything that is not ours. Cheap:
  * meant for every read and write. */
 struct us_sock *us_fd_get(int fd);
@@ -170,6 +176,7 @@ void us_op_create(struct us_call *c);     /* new socket: c->ret = app fd */
 void us_op_bind(struct us_call *c);
 void us_op_connect(struct us_call *c);
 void us_op_listen(struct us_call *c);
+void us_op_unlisten(struct us_call *c);
 void us_op_setopt(struct us_call *c);
 void us_op_getopt(struct us_call *c);
 void us_op_status(struct us_call *c);     /* u.out = struct ust_tcp_status */

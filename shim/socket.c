@@ -330,6 +330,8 @@ US_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 	for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
 		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
 			memcpy(&nfd, CMSG_DATA(cm), sizeof(int));
+	if (r == 0)
+		return (int)us_ret(-EINVAL); /* shut down: no longer listening */
 	if (r != (ssize_t)sizeof(tok) || tok.magic != US_TOKEN_MAGIC || nfd < 0) {
 		if (nfd >= 0)
 			REAL(close)(nfd);
@@ -397,10 +399,16 @@ US_EXPORT int shutdown(int fd, int how)
 		return REAL(shutdown)(fd, how);
 	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
 		return (int)us_ret(-EINVAL);
+	if (atomic_load(&s->kind) == US_LISTENER) {
+		struct us_call c;
+		if (how == SHUT_WR)
+			return 0; /* as Linux: nothing to send on a listener */
+		us_call(&c, us_op_unlisten, s);
+		REAL(shutdown)(fd, SHUT_RD); /* a blocked accept() returns */
+		return 0;
+	}
 	st = atomic_load(&s->state);
 	if (st == UST_TCP_CLOSED || st == UST_TCP_SYN_SENT)
-		return (int)us_ret(-ENOTCONN);
-	if (atomic_load(&s->kind) == US_LISTENER)
 		return (int)us_ret(-ENOTCONN);
 	return REAL(shutdown)(fd, how);
 }

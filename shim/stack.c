@@ -23,7 +23,8 @@
 #include "log.h"
 #include "stack_impl.h"
 
-struct us_stack us_st = { .lock = PTHREAD_MUTEX_INITIALIZER, .close_log_fd = -1, .ctl_fd = -1 };
+struct us_stack us_st = { .lock = PTHREAD_MUTEX_INITIALIZER, .close_log_fd = -1, .ctl_fd = -1,
+			  .parent_wake_fd = -1 };
 
 /* Set on the stack thread (and while it starts): its fds go high. */
 static __thread bool in_stack;
@@ -169,6 +170,10 @@ static void run_calls(void)
 	while (rev) {
 		struct us_call *c = rev;
 		rev = rev->next;
+		/* In a keeper just forked from this batch, the calls after the
+		 * hand-over belong to threads that are not here. */
+		if (us_st.keeper)
+			continue;
 		c->fn(c);
 		atomic_store(&c->done, 1);
 		syscall(SYS_futex, &c->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
@@ -196,8 +201,12 @@ void us_stack_poke(void)
 {
 	uint64_t one = 1;
 
+	/* Our stack, and the one of the process we were forked from (it may
+	 * serve the listener we accepted on). Saturated counters mean the
+	 * thread is awake anyway. */
 	if (us_st.ev && REAL(write)(us_st.wake_fd, &one, sizeof(one)) < 0) {
-		/* saturated: awake anyway */
+	}
+	if (us_st.parent_wake_fd >= 0 && REAL(write)(us_st.parent_wake_fd, &one, sizeof(one)) < 0) {
 	}
 }
 
@@ -394,6 +403,10 @@ static int start(void)
 	ust_loop_start(&us_st.loop, us_st.ev, &us_st.st, &us_st.link, &us_st.tcp);
 	us_st.loop.after = us_relay_after;
 	us_ctl_open();
+	/* Once a second: a program whose threads all ended (pthread_exit in
+	 * main) hands over; a keeper looks for its interface. */
+	ev_timer_init(&us_st.tick, us_on_tick, 1., 1.);
+	ev_timer_start(us_st.ev, &us_st.tick);
 
 	/* The stack thread takes no signals: they are the program's. */
 	sigfillset(&all);
@@ -417,10 +430,15 @@ nomem:
 }
 
 /* fork() while another thread starts the stack must not leave the child
- * with the start-up lock taken. */
+ * with the start-up lock taken. The child's fd table will name our sockets
+ * too: counted before the fork, so that the parent closing its copy right
+ * after cannot look like the last close. (A keeper closes the program's
+ * fds without the table: not counted.) */
 static void atfork_prepare(void)
 {
 	pthread_mutex_lock(&us_st.lock);
+	if (!us_st.forking_keeper)
+		us_fd_inherited();
 }
 
 static void atfork_after(void)
@@ -428,14 +446,9 @@ static void atfork_after(void)
 	pthread_mutex_unlock(&us_st.lock);
 }
 
-/* A forked child shares the sockets it inherited, which the parent's
- * stack (later its keeper) goes on serving. Its copy of that stack is not
- * its own: the fds go (the parent keeps its references), the memory is
- * left, and a socket the child opens starts a stack of its own. */
-static void atfork_child(void)
+void us_stack_forget(void)
 {
-	pthread_mutex_unlock(&us_st.lock);
-	if (us_st.forking_keeper || !us_st.pid)
+	if (!us_st.pid)
 		return;
 	REAL(close)(us_st.link.fd);
 	REAL(close)(us_st.wake_fd);
@@ -447,21 +460,34 @@ static void atfork_child(void)
 		if (us_st.conns[i]) {
 			REAL(close)(us_st.conns[i]->sfd);
 			us_st.conns[i] = NULL;
-			us_st.nrelays--;
 		}
 	}
+	us_st.nrelays = 0;
 	us_ports_forget();
-	us_st.link.pcap.f = NULL; /* the parent's buffer: never flushed here */
+	us_st.link.pcap.f = NULL; /* another process's buffer: never flushed here */
 	us_st.pid = 0;
 	us_st.start_err = 0;
 	us_st.ev = NULL;
-	us_st.ctl_fd = -1;
-	us_st.ctl_path[0] = 0;
 	us_st.n_own_fds = 0;
 	us_st.dirty = NULL;
 	us_st.nblocked = 0;
 	atomic_store(&us_st.calls, NULL);
 	us_st.handed_over = false;
+}
+
+/* A forked child shares the sockets it inherited, which the parent's
+ * stack (later its keeper) goes on serving. Its copy of that stack is not
+ * its own: the fds go (the parent keeps its references), the memory is
+ * left, and a socket the child opens starts a stack of its own. The
+ * parent's wake-up eventfd stays, so that an accept() here can tell the
+ * parent's stack that a listener has room again. */
+static void atfork_child(void)
+{
+	pthread_mutex_unlock(&us_st.lock);
+	if (us_st.forking_keeper || !us_st.pid)
+		return;
+	us_st.parent_wake_fd = REAL(fcntl)(us_st.wake_fd, F_DUPFD_CLOEXEC, us_fd_base());
+	us_stack_forget();
 }
 
 /* Binds libc's functions now, so that no later call (one from a signal

@@ -54,6 +54,7 @@ struct us_stack {
 	struct ust_loop loop;
 	struct ev_loop *ev;
 	int wake_fd;                 /* eventfd: a call is queued */
+	int parent_wake_fd;          /* a forked child's copy of its parent's */
 	ev_io wake;
 	int hup_fd;                  /* epoll set: stack ends whose app end may be gone */
 	ev_io hup;
@@ -79,6 +80,10 @@ struct us_stack {
 extern struct us_stack us_st;
 
 /* stack.c */
+/* This process no longer runs the stack it has (a forked child's copy, or
+ * one handed to a keeper before an exec that failed): its fds are closed
+ * and a new socket starts a new stack. */
+void us_stack_forget(void);
 /* Where the stack's fds go: this and above (half the fd limit, at most
  * 32768), out of the program's way. */
 int us_fd_base(void);

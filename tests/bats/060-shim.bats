@@ -322,6 +322,54 @@ body_connect_eintr() {
 	assert_output --regexp '^connect=-1 EHOSTUNREACH after [2-4]\.[0-9] s$'
 }
 
+# ---- a listener's shutdown, a reset seen through another fd number -------------------
+
+# shutdown(SHUT_RDWR) on a listener returns 0 and wakes a thread blocked in
+# accept() with EINVAL, as Linux's (servers stop their acceptors so).
+body_listener_shutdown() {
+	shim_topo_up
+	run -0 prog python3 -c '
+import socket, threading, time
+l = socket.socket(); l.bind(("0.0.0.0", 7300)); l.listen(5)
+got = []
+def acceptor():
+    try:
+        l.accept()
+        got.append("accepted")
+    except OSError as e:
+        got.append("accept: %s" % __import__("errno").errorcode[e.errno])
+t = threading.Thread(target=acceptor); t.start(); time.sleep(0.5)
+print("shutdown:", l.shutdown(socket.SHUT_RDWR))
+t.join(5); print(got[0] if got else "accept still blocked")
+'
+	assert_output $'shutdown: None\naccept: EINVAL'
+}
+
+# A peer's RST on a socket that moved to another number (dup2, then close
+# the first): read() reports ECONNRESET, then 0.
+body_dup2_reset() {
+	shim_topo_up
+	peer_bg python3 -c '
+import socket, struct, sys, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 7301)); l.listen()
+c, _ = l.accept(); time.sleep(0.5)
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); c.close()
+' "$PEER_ADDR" </dev/null
+	wait_listen "$PEER_NETNS" 7301
+	run -0 prog python3 -c '
+import errno, os, socket, sys
+s = socket.create_connection((sys.argv[1], 7301))
+os.dup2(s.fileno(), 20); s.close()
+for _ in range(2):
+    try:
+        print("read", len(os.read(20, 100)))
+    except OSError as e:
+        print("read", errno.errorcode[e.errno])
+' "$PEER_ADDR"
+	assert_output $'read ECONNRESET\nread 0'
+}
+
 @test "curl: 10 MB GET, sha256 [kernel]" { MODE=kernel body_curl_get; }
 @test "curl: 10 MB GET, sha256 [ustcp]" { MODE=ustcp body_curl_get; }
 
@@ -369,3 +417,8 @@ body_connect_eintr() {
 
 @test "blocking connect and signals: EINTR, or SA_RESTART goes on waiting [kernel]" { MODE=kernel body_connect_eintr; }
 @test "blocking connect and signals: EINTR, or SA_RESTART goes on waiting [ustcp]" { MODE=ustcp body_connect_eintr; }
+
+@test "shutdown on a listener: 0, and a blocked accept() fails with EINVAL [kernel]" { MODE=kernel body_listener_shutdown; }
+@test "shutdown on a listener: 0, and a blocked accept() fails with EINVAL [ustcp]" { MODE=ustcp body_listener_shutdown; }
+@test "a peer's RST seen through a dup2'd fd: ECONNRESET, then 0 [kernel]" { MODE=kernel body_dup2_reset; }
+@test "a peer's RST seen through a dup2'd fd: ECONNRESET, then 0 [ustcp]" { MODE=ustcp body_dup2_reset; }
