@@ -118,11 +118,20 @@ static void dump(FILE *f)
 				timer = t->persist && st.timer == UST_TT_RTX ? "persist" : timers[st.timer];
 				ms = st.timer_due > now ? (long long)((st.timer_due - now) / 1000u) : 0;
 			}
+			uint32_t la = t->laddr;
+			unsigned rq = st.rcv_queued, sq = st.snd_queued;
+			if (t->state == UST_TCP_LISTEN) {
+				/* As ss: the queue, the program's backlog, and the
+				 * address it bound (0.0.0.0 for any). The relay's
+				 * own bookkeeping moves TCP's backlog. */
+				const struct us_conn *l = t->user;
+				rq = t->acceptq_len + (l ? l->nout : 0);
+				sq = l ? l->backlog : t->backlog;
+				la = l ? us_addr(atomic_load(&l->sock->local)) : la;
+			}
 			fprintf(f, "tcp %s %u %u %u.%u.%u.%u:%u %u.%u.%u.%u:%u %s %lld\n",
-				ust_tcp_state_name(t->state),
-				t->state == UST_TCP_LISTEN ? t->acceptq_len : st.rcv_queued,
-				t->state == UST_TCP_LISTEN ? t->backlog : st.snd_queued,
-				t->laddr >> 24, t->laddr >> 16 & 255, t->laddr >> 8 & 255, t->laddr & 255, t->lport,
+				ust_tcp_state_name(t->state), rq, sq,
+				la >> 24, la >> 16 & 255, la >> 8 & 255, la & 255, t->lport,
 				t->raddr >> 24, t->raddr >> 16 & 255, t->raddr >> 8 & 255, t->raddr & 255, t->rport,
 				timer, ms);
 		}

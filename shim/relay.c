@@ -44,7 +44,9 @@ static void publish(struct us_conn *c)
 
 	if (!t)
 		return;
-	atomic_store(&c->sock->local, us_pack(t->laddr, t->lport));
+	/* A listener bound to INADDR_ANY (or to no address) is 0.0.0.0 to
+	 * getsockname, as Linux; its connections have ours. */
+	atomic_store(&c->sock->local, us_pack(c->listener && !c->bound_addr ? 0 : t->laddr, t->lport));
 	atomic_store(&c->sock->remote, us_pack(t->raddr, t->rport));
 	if (UST_TCP_SYNCHRONIZED(t->state))
 		atomic_fetch_or(&c->sock->flags, US_F_EVER_SYNCED);
@@ -630,8 +632,10 @@ void us_op_bind(struct us_call *c)
 		return;
 	}
 	c->ret = ust_tcp_bind(k->tcb, c->u.in.port, atomic_load(&c->sock->reuseaddr) != 0);
-	if (c->ret == 0)
-		atomic_store(&c->sock->local, us_pack(c->u.in.addr, c->u.in.port));
+	if (c->ret == 0) {
+		k->bound_addr = c->u.in.addr != 0;
+		atomic_store(&c->sock->local, us_pack(c->u.in.addr, k->tcb->lport));
+	}
 }
 
 void us_op_connect(struct us_call *c)
@@ -672,9 +676,6 @@ void us_op_listen(struct us_call *c)
 		k->listener = true;
 		atomic_store(&c->sock->kind, US_LISTENER);
 		publish(k);
-		/* Linux reports a listener bound to INADDR_ANY as 0.0.0.0. */
-		if (!us_addr(atomic_load(&c->sock->local)) || !(k->tcb->laddr))
-			atomic_store(&c->sock->local, us_pack(0, k->tcb->lport));
 		us_mark_dirty(k);
 	}
 }

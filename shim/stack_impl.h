@@ -28,6 +28,7 @@ struct us_conn {
 	ev_io wr;                    /* room in the pair for received bytes / tokens */
 	uint32_t filler;             /* filler bytes still queued from the app end */
 	bool listener;
+	bool bound_addr;             /* bind() named our address (not INADDR_ANY) */
 	bool app_eof;                /* the program will send nothing more */
 	bool shut_sent;              /* the peer's FIN passed on */
 	bool dead;                   /* TCP closed while the program held it */

@@ -189,7 +189,8 @@ for name in os.listdir('/proc/self/fd'):
         continue
     n += k.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN) == socket.AF_PACKET
     k.close()
-print(me.rsplit('/', 1)[1], 'packet sockets', n)
+# one write: the two programs share the output (PYTHONUNBUFFERED would split a print)
+os.write(1, ('%s packet sockets %d\\n' % (me.rsplit('/', 1)[1], n)).encode())
 "
 	run -0 launch sh -c "python3 -c \"\$0\" $TMP/one $TMP/two & python3 -c \"\$0\" $TMP/two $TMP/one & wait %1 && wait %2" "$py"
 	assert_line "one packet sockets 1"
