@@ -329,6 +329,7 @@ static void deliver(struct us_conn *l)
 		l->blocked = false;
 		us_st.nblocked--;
 	}
+	outstanding(l); /* once: drops the accepted; each delivery below adds one */
 	while (l->tcb && l->tcb->acceptq_head) {
 		struct ust_tcb *ct = l->tcb->acceptq_head;
 		struct us_sock *s = us_sock_alloc();
@@ -342,7 +343,7 @@ static void deliver(struct us_conn *l)
 				    .msg_controllen = sizeof(cbuf) };
 		struct cmsghdr *cm;
 
-		if (outstanding(l) >= limit) {
+		if (l->nout >= limit) {
 			if (s)
 				us_sock_free(s);
 			break;
@@ -407,7 +408,7 @@ static void deliver(struct us_conn *l)
 	/* TCP's accept queue holds what the program's cannot: together no
 	 * more than the backlog allows. While some are delivered and not yet
 	 * accepted, accept() wakes us to move the limit. */
-	out = outstanding(l);
+	out = l->nout;
 	if (l->tcb)
 		l->tcb->backlog = out + 1 < limit ? limit - out - 1 : 0;
 	if (out) {
