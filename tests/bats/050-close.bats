@@ -169,19 +169,7 @@ host_closed() {
 
 cap_start() {
 	CAP=$TMP/peer.pcap
-	ip netns exec "$PEER_NETNS" timeout 60 tcpdump -i "$PEER_IFACE" -n -s 128 -B 16384 -U --immediate-mode -Z root \
-		-w "$CAP" tcp \
-		2>"$TMP/tcpdump.err" 3>&- &
-	CAP_PID=$!
-	local i
-	for ((i = 0; i < 100; i++)); do
-		grep -qs "listening on" "$TMP/tcpdump.err" && return 0
-		kill -0 "$CAP_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "tcpdump did not start:" >&2
-	cat "$TMP/tcpdump.err" >&2
-	return 1
+	capture_start "$PEER_NETNS" "$PEER_IFACE" "$CAP" 60 tcp && CAP_PID=$CAPTURE_PID
 }
 
 # cap_stop: stop tcpdump (SIGINT: it writes what it holds) and write the

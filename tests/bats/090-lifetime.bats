@@ -69,20 +69,8 @@ sink_summary() {
 # rst_cap_start: tcpdump in the peer's namespace keeps every RST, either way.
 rst_cap_start() {
 	RST_CAP=$TMP/rst.pcap
-	ip netns exec "$PEER_NETNS" timeout -k 5 600 tcpdump -i "$PEER_IFACE" -n -s 96 -B 16384 -U \
-		--immediate-mode -Z root -w "$RST_CAP" 'tcp[tcpflags] & tcp-rst != 0' \
-		2>"$TMP/rst.err" 3>&- &
-	RST_PID=$!
-	BG_PIDS+=("$RST_PID")
-	local i
-	for ((i = 0; i < 100; i++)); do
-		grep -qs "listening on" "$TMP/rst.err" && return 0
-		kill -0 "$RST_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "tcpdump did not start:" >&2
-	cat "$TMP/rst.err" >&2
-	return 1
+	capture_start "$PEER_NETNS" "$PEER_IFACE" "$RST_CAP" 600 'tcp[tcpflags] & tcp-rst != 0' &&
+		RST_PID=$CAPTURE_PID
 }
 
 # rst_cap_stop: stop it; RSTS is the number of RSTs it saw (shown if any).
@@ -97,19 +85,7 @@ rst_cap_stop() {
 # peer_cap_start: tcpdump in the peer's namespace, every TCP segment (headers).
 peer_cap_start() {
 	CAP=$TMP/peer.pcap
-	ip netns exec "$PEER_NETNS" timeout -k 5 300 tcpdump -i "$PEER_IFACE" -n -s 96 -B 16384 -U \
-		--immediate-mode -Z root -w "$CAP" tcp 2>"$TMP/cap.err" 3>&- &
-	CAP_PID=$!
-	BG_PIDS+=("$CAP_PID")
-	local i
-	for ((i = 0; i < 100; i++)); do
-		grep -qs "listening on" "$TMP/cap.err" && return 0
-		kill -0 "$CAP_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "tcpdump did not start:" >&2
-	cat "$TMP/cap.err" >&2
-	return 1
+	capture_start "$PEER_NETNS" "$PEER_IFACE" "$CAP" 300 tcp && CAP_PID=$CAPTURE_PID
 }
 
 # time_waits: the number of connections in TIME-WAIT on the stack's side

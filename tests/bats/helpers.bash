@@ -174,3 +174,23 @@ peer_drop_one_ack_setup() {
 		}
 	EOF
 }
+
+# capture_start NETNS IFACE PCAP SECONDS FILTER: tcpdump (headers, 128
+# bytes, written as they come) on IFACE in NETNS for at most SECONDS, in the
+# background; returns once it listens. Its pid is CAPTURE_PID (also in
+# BG_PIDS, so teardown ends it); stop it with SIGINT for it to write all.
+capture_start() {
+	local err=$3.err i
+	ip netns exec "$1" timeout -k 5 "$4" tcpdump -i "$2" -n -s 128 -B 16384 -U --immediate-mode \
+		-Z root -w "$3" "$5" 2>"$err" 3>&- &
+	CAPTURE_PID=$!
+	BG_PIDS+=("$CAPTURE_PID")
+	for ((i = 0; i < 100; i++)); do
+		grep -qs "listening on" "$err" && return 0
+		kill -0 "$CAPTURE_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "tcpdump did not start:" >&2
+	cat "$err" >&2
+	return 1
+}

@@ -156,19 +156,7 @@ retry() {
 # stack_cap_start PCAP: tcpdump on the stack's interface (kernel mode: the
 # kernel of the stack's namespace is the TCP there).
 stack_cap_start() {
-	ip netns exec "$USTCP_NETNS" timeout -k 5 60 tcpdump -i "$USTCP_IFACE" -n -s 128 -B 16384 -U \
-		--immediate-mode -Z root -w "$1" tcp 2>"$TMP/tcpdump.err" 3>&- &
-	CAP_PID=$!
-	BG_PIDS+=("$CAP_PID")
-	local i
-	for ((i = 0; i < 100; i++)); do
-		grep -qs "listening on" "$TMP/tcpdump.err" && return 0
-		kill -0 "$CAP_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "tcpdump did not start:" >&2
-	cat "$TMP/tcpdump.err" >&2
-	return 1
+	capture_start "$USTCP_NETNS" "$USTCP_IFACE" "$1" 60 tcp && CAP_PID=$CAPTURE_PID
 }
 
 stack_cap_stop() {
