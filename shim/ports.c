@@ -64,23 +64,30 @@ int us_port_claim(void *ctx, uint16_t *port, bool reuse)
 	return 0;
 }
 
-void us_port_release(void *ctx, uint16_t port)
+void us_port_release(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport)
 {
+	/* The tombstone goes up before the port is free: a stack that finds
+	 * it free finds the tombstone too (us_port_foreign). */
+	if (raddr)
+		us_share_bury(port, raddr, rport);
 	if (ports[port].refs && --ports[port].refs == 0) {
 		REAL(close)(ports[port].fd);
 		ports[port].fd = -1;
 	}
 }
 
-/* Asked for segments that match nothing here, so answers are remembered a
- * little while: another process's busy connection would otherwise cost a
- * probe per segment. */
+/* Asked for segments that match nothing here. "Held" answers are
+ * remembered a little while: another process's busy connection would
+ * otherwise cost a probe per segment, and a stale "held" costs at worst a
+ * segment left unanswered. "Free" is never remembered: the port may be
+ * given to a new connection at any moment, and a stale "free" would reset
+ * it. */
 #define FOREIGN_CACHE 256
 #define FOREIGN_TTL UST_MS(500)
 
-bool us_port_foreign(void *ctx, uint16_t port)
+bool us_port_foreign(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport)
 {
-	static struct { uint16_t port; bool held; ust_time until; } cache[FOREIGN_CACHE];
+	static struct { uint16_t port; ust_time until; } cache[FOREIGN_CACHE];
 	unsigned i = port % FOREIGN_CACHE;
 	ust_time now = ust_now();
 	uint16_t p = port;
@@ -90,16 +97,20 @@ bool us_port_foreign(void *ctx, uint16_t port)
 	if (ports[port].refs && !ports[port].reuse)
 		return false;
 	if (cache[i].port == port && cache[i].until > now)
-		return cache[i].held;
+		return true;
 	/* Held by us with SO_REUSEADDR (a listener's old children), another
 	 * process may listen there too: a probe that shares finds out. */
 	fd = reserve(&p, ports[port].refs != 0);
 	if (fd >= 0)
 		REAL(close)(fd);
-	cache[i].port = port;
-	cache[i].held = fd == -EADDRINUSE;
-	cache[i].until = now + FOREIGN_TTL;
-	return cache[i].held;
+	if (fd == -EADDRINUSE) {
+		cache[i].port = port;
+		cache[i].until = now + FOREIGN_TTL;
+		return true;
+	}
+	/* Free now, but perhaps only since the owner read this very
+	 * segment: its tombstone says so. */
+	return us_share_buried(port, raddr, rport);
 }
 
 bool us_port_listen(uint16_t port)

@@ -371,7 +371,11 @@ static int start(void)
 	ust_tcp_default_config(&tc);
 	tc.msl_ms = us_st.cfg.msl_ms;
 	tc.fin_timeout_ms = us_st.cfg.fin_timeout_ms;
-	if (getrandom_key(tc.isn_key) < 0) {
+	r = us_share_open();
+	if (r < 0)
+		ust_log(UST_LOG_WARN, "%s/addr-*: %s (initial sequence numbers are this process's own: "
+			"a peer's TIME-WAIT may delay new connections)", us_st.cfg.run_dir, strerror(-r));
+	if (!us_share_secret(tc.isn_key) && getrandom_key(tc.isn_key) < 0) {
 		tc.isn_key[0] = ((uint64_t)getpid() << 32) ^ (uint64_t)ust_now();
 		tc.isn_key[1] = (uint64_t)ust_now() * 0x9e3779b97f4a7c15ull;
 	}

@@ -2,6 +2,7 @@
  *   stack.c     start-up, the calls from program threads, fd placement
  *   relay.c     the socketpair relay: one struct us_conn per socket
  *   ports.c     ports shared with other processes in the kernel's table
+ *   addrshare.c the secret and tombstones the stacks on one address share
  *   control.c   the close log and the control socket for ustcp-stat
  *   lifetime.c  the exit keeper, exec
  * All of it belongs to the stack thread (and to a keeper, which is a copy
@@ -109,8 +110,8 @@ void us_relay_wake(void);
 
 /* ports.c: the engine's port_claim, port_release and port_foreign. */
 int us_port_claim(void *ctx, uint16_t *port, bool reuse);
-void us_port_release(void *ctx, uint16_t port);
-bool us_port_foreign(void *ctx, uint16_t port);
+void us_port_release(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport);
+bool us_port_foreign(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport);
 /* The port's reservation listens (a listener); false if another process
  * listens there. True for a port we do not hold. */
 bool us_port_listen(uint16_t port);
@@ -120,6 +121,18 @@ void us_port_unlisten(uint16_t port);
 bool us_port_holds_fd(int fd);
 /* A forked child's copy of the table is not its own: close and forget. */
 void us_ports_forget(void);
+
+/* addrshare.c: what the stacks on one address share (RUN_DIR/addr-A.B.C.D). */
+/* Maps the file, creating it the first time; 0 or -errno (then the stack
+ * keeps a secret of its own and no tombstones). */
+int us_share_open(void);
+/* The address's ISN and timestamp secret; false without the file. */
+bool us_share_secret(uint64_t key[2]);
+/* The connection lport <-> raddr:rport just ended here: for a moment,
+ * other stacks leave its segments alone. */
+void us_share_bury(uint16_t lport, uint32_t raddr, uint16_t rport);
+/* Did another stack end that connection a moment ago? */
+bool us_share_buried(uint16_t lport, uint32_t raddr, uint16_t rport);
 
 /* control.c */
 /* TCP's closed callback: one line to USTCP_CLOSE_LOG. */

@@ -288,13 +288,14 @@ struct ust_tcp_config {
 	 * port_claim takes a reference on *port, choosing one when it is 0,
 	 * sharing it with remnants of other stacks (TIME-WAIT) if reuse
 	 * (SO_REUSEADDR); 0 or -EADDRINUSE/-EADDRNOTAVAIL. port_release
-	 * drops one.
-	 * port_foreign: is this port held by another stack? A segment for it
-	 * that matches nothing here is then left to that stack instead of
-	 * being answered with RST. */
+	 * drops one, for a control block that talked to raddr:rport (0:0
+	 * for a listener).
+	 * port_foreign: is this segment from raddr:rport to our port another
+	 * stack's, now or until a moment ago? One that matches nothing here
+	 * is then left to that stack instead of being answered with RST. */
 	int (*port_claim)(void *ctx, uint16_t *port, bool reuse);
-	void (*port_release)(void *ctx, uint16_t port);
-	bool (*port_foreign)(void *ctx, uint16_t port);
+	void (*port_release)(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport);
+	bool (*port_foreign)(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport);
 	void *ctx;
 };
 

@@ -17,6 +17,10 @@
 #define TCP_KEEPINTVL UST_SEC(75)
 #define TCP_KEEPCNT 9
 #define TCP_SYN_LINEAR 4            /* Linux tcp_syn_linear_timeouts */
+/* A SYN answered with an ACK of something else (a peer's TIME-WAIT) is
+ * sent again this soon after our RST, once: Linux's TCP_TIMEOUT_MIN, two
+ * jiffies (8 ms at HZ=250, measured on 6.18). */
+#define TCP_SYN_QUICK_RTX UST_MS(8)
 #define TCP_TW_ISN_GAP (65535u + 2) /* Linux: new ISN after TIME-WAIT */
 
 static inline struct ust_stack *tcb_stack(const struct ust_tcb *t) { return t->tcp->st; }

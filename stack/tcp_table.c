@@ -58,7 +58,7 @@ static void tcb_free(struct ust_tcb *t)
 	struct ust_tcp *tcp = t->tcp;
 
 	if (t->port_claimed && tcp->cfg.port_release)
-		tcp->cfg.port_release(tcp->cfg.ctx, t->lport);
+		tcp->cfg.port_release(tcp->cfg.ctx, t->lport, t->raddr, t->rport);
 	ust_ring_free(&t->sndbuf);
 	ust_ring_free(&t->rcvbuf);
 	t->tcp->nconns--;

@@ -1,0 +1,220 @@
+/* What every stack on one address shares with the others: a small file in
+ * the run directory, RUN_DIR/addr-A.B.C.D, mapped by each of them (the
+ * processes of a pipeline, a forking server's children, keepers).
+ *
+ * It holds two things one kernel has once and N processes must share:
+ *
+ *   the secret  that initial sequence numbers and timestamp offsets are
+ *               keyed with (RFC 6528). With one secret and one clock (the
+ *               monotonic clock is the host's), a 4-tuple's ISN and TSval
+ *               grow from one connection to the next whichever process
+ *               makes them, so a peer still in TIME-WAIT takes the new SYN
+ *               as a new incarnation (RFC 6191, Linux's
+ *               tcp_timewait_state_process) instead of answering it with an
+ *               ACK of the old one.
+ *
+ *   tombstones  of connections that ended a moment ago. Every stack reads
+ *               every frame for the address; when the owner of a
+ *               connection lets its port go on the last segment (the ACK
+ *               that ends LAST-ACK, say), another stack may read that same
+ *               frame a moment later, find the port free and answer it with
+ *               a RST that would kill the peer's fresh TIME-WAIT — or a new
+ *               connection the port was given to. A tombstone says "this
+ *               4-tuple was someone's until just now": others stay quiet.
+ *
+ * The file is created once (under flock), readable and writable by its
+ * owner only, and never shrinks; a stack that cannot use it keeps a secret
+ * of its own and no tombstones, and says so once. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "stack_impl.h"
+
+#define SHARE_MAGIC 0x75737463u /* "ustc" */
+#define SHARE_VERSION 1u
+#define TOMB_SLOTS 8192u /* a power of two */
+#define TOMB_WAYS 4u     /* slots tried per 4-tuple */
+/* How long other stacks stay quiet about a 4-tuple that just ended: far
+ * longer than any stack takes to read a frame its peers read too. */
+#define TOMB_MS 2000u
+
+/* One tombstone: the 4-tuple (our address is the file's) and, in one word
+ * so that a reader never sees half of it, until when (monotonic ms, mod
+ * 2^32) and which process wrote it. A torn pair of key and word costs at
+ * worst one RST too many or too few for that moment: no worse than having
+ * no tombstone. */
+struct tomb {
+	_Atomic uint64_t key;  /* raddr << 32 | rport << 16 | lport; 0: empty */
+	_Atomic uint64_t word; /* until_ms << 32 | pid */
+};
+
+struct share {
+	uint32_t magic, version, size, reserved;
+	uint64_t secret[2];
+	struct tomb tomb[TOMB_SLOTS];
+};
+
+static struct share *share; /* mapped once per process; forks inherit it */
+static uint32_t share_addr;  /* the address it is for */
+
+static uint64_t tomb_key(uint16_t lport, uint32_t raddr, uint16_t rport)
+{
+	return (uint64_t)raddr << 32 | (uint64_t)rport << 16 | lport;
+}
+
+static unsigned tomb_slot(uint64_t key)
+{
+	/* Fibonacci hashing: the ports vary in the low bits. */
+	return (unsigned)((key * 0x9e3779b97f4a7c15ull) >> 40) & (TOMB_SLOTS - 1);
+}
+
+static uint32_t now_ms(void)
+{
+	return (uint32_t)(ust_now() / 1000);
+}
+
+/* Opens (creating it the first time) and checks the file: ours, a regular
+ * file, nobody else's to read. Returns the fd or -errno. */
+static int share_open(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 077)) {
+		REAL(close)(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
+/* Under the file's lock: a new (empty) file gets its size and secret. */
+static int share_init(int fd)
+{
+	struct share head = { .magic = SHARE_MAGIC, .version = SHARE_VERSION,
+			      .size = sizeof(struct share) };
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_size == 0) {
+		if (getrandom(head.secret, sizeof(head.secret), 0) != sizeof(head.secret))
+			return -EIO;
+		if (ftruncate(fd, sizeof(struct share)) < 0 ||
+		    pwrite(fd, &head, offsetof(struct share, tomb), 0) != offsetof(struct share, tomb))
+			return -errno;
+		return 0;
+	}
+	if (pread(fd, &head, offsetof(struct share, tomb), 0) != offsetof(struct share, tomb) ||
+	    head.magic != SHARE_MAGIC || head.version != SHARE_VERSION ||
+	    head.size != sizeof(struct share) || st.st_size < (off_t)sizeof(struct share))
+		return -EPROTO;
+	return 0;
+}
+
+int us_share_open(void)
+{
+	char path[PATH_MAX + 32];
+	uint32_t a = us_st.cfg.addr;
+	void *m;
+	int fd, r;
+
+	if (share && share_addr == a)
+		return 0;
+	if (share) { /* a forked child on another address */
+		munmap(share, sizeof(struct share));
+		share = NULL;
+	}
+	if (mkdir(us_st.cfg.run_dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/addr-%u.%u.%u.%u", us_st.cfg.run_dir, a >> 24,
+		 (a >> 16) & 255, (a >> 8) & 255, a & 255);
+	fd = share_open(path);
+	if (fd < 0)
+		return fd;
+	r = flock(fd, LOCK_EX) < 0 ? -errno : share_init(fd);
+	flock(fd, LOCK_UN);
+	if (r < 0) {
+		REAL(close)(fd);
+		return r;
+	}
+	m = mmap(NULL, sizeof(struct share), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	r = m == MAP_FAILED ? -errno : 0;
+	REAL(close)(fd);
+	if (r < 0)
+		return r;
+	share = m;
+	share_addr = a;
+	return 0;
+}
+
+bool us_share_secret(uint64_t key[2])
+{
+	if (!share)
+		return false;
+	memcpy(key, share->secret, sizeof(share->secret));
+	return true;
+}
+
+void us_share_bury(uint16_t lport, uint32_t raddr, uint16_t rport)
+{
+	uint64_t key = tomb_key(lport, raddr, rport);
+	uint64_t word = (uint64_t)(now_ms() + TOMB_MS) << 32 | (uint32_t)getpid();
+	unsigned base = tomb_slot(key), pick = base;
+	uint32_t now = now_ms();
+
+	if (!share)
+		return;
+	/* The 4-tuple's own slot, else the first expired one, else the one
+	 * nearest its end. */
+	for (unsigned i = 0, oldest = UINT32_MAX; i < TOMB_WAYS; i++) {
+		unsigned s = (base + i) & (TOMB_SLOTS - 1);
+		uint32_t left = (uint32_t)(atomic_load(&share->tomb[s].word) >> 32) - now;
+
+		if (atomic_load(&share->tomb[s].key) == key) {
+			pick = s;
+			break;
+		}
+		if ((int32_t)left <= 0)
+			left = 0;
+		if (left < oldest) {
+			oldest = left;
+			pick = s;
+		}
+	}
+	atomic_store(&share->tomb[pick].word, 0);
+	atomic_store(&share->tomb[pick].key, key);
+	atomic_store(&share->tomb[pick].word, word);
+}
+
+bool us_share_buried(uint16_t lport, uint32_t raddr, uint16_t rport)
+{
+	uint64_t key = tomb_key(lport, raddr, rport);
+	unsigned base = tomb_slot(key);
+	uint32_t now = now_ms();
+
+	if (!share)
+		return false;
+	for (unsigned i = 0; i < TOMB_WAYS; i++) {
+		unsigned s = (base + i) & (TOMB_SLOTS - 1);
+		uint64_t word;
+
+		if (atomic_load(&share->tomb[s].key) != key)
+			continue;
+		word = atomic_load(&share->tomb[s].word);
+		/* Our own: a late duplicate gets the RST Linux would send. */
+		return (int32_t)((uint32_t)(word >> 32) - now) > 0 && (uint32_t)word != (uint32_t)getpid();
+	}
+	return false;
+}
