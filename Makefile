@@ -23,8 +23,11 @@ ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif
 
+# The sanitizer build is also the debug build: TCP state changes outside the
+# state diagram abort (UST_CHECK_STATES, stack/tcp_state.c), as in the fuzzers.
 ifeq ($(SAN),1)
-CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+           -DUST_CHECK_STATES
 LDFLAGS += -fsanitize=address,undefined
 endif
 
@@ -137,7 +140,7 @@ FUZZ_SECONDS ?= 30
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(STACK_SRC) $(wildcard stack/*.h) | $(BUILD)/fuzz
-	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Istack -fsanitize=fuzzer,address,undefined \
+	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DUST_CHECK_STATES -Istack -fsanitize=fuzzer,address,undefined \
 	    -o $@ $< $(STACK_SRC) -lev
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \

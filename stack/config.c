@@ -200,21 +200,11 @@ static int load_passthrough(struct ust_config *c, const char *v, char *err, size
 	return 0;
 }
 
-int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
+/* USTCP_IFACE and USTCP_ADDR: required. */
+static int load_link(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
 {
-	const char *v;
-	uint32_t a;
-	unsigned u;
+	const char *v = get("USTCP_IFACE");
 
-	memset(c, 0, sizeof(*c));
-	c->msl_ms = 30000;
-	c->fin_timeout_ms = 60000;
-	c->log_level = UST_LOG_WARN;
-	c->passthrough[0].net = 0x7f000000;
-	c->passthrough[0].mask = 0xff000000;
-	c->n_passthrough = 1;
-
-	v = get("USTCP_IFACE");
 	if (!v || !*v)
 		return fail(err, errlen, "USTCP_IFACE", NULL,
 			    "not set; name the interface the stack should use (e.g. USTCP_IFACE=veth0)");
@@ -236,8 +226,16 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 			return fail(err, errlen, "USTCP_ADDR", v,
 				    "is the network or broadcast address of its prefix");
 	}
+	return 0;
+}
 
-	v = get("USTCP_GW");
+/* USTCP_GW and USTCP_MTU: optional. */
+static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
+{
+	const char *v = get("USTCP_GW");
+	uint32_t a;
+	unsigned u;
+
 	if (v && *v) {
 		if (ust_parse_ipv4(v, &a) || ip_unusable(a))
 			return fail(err, errlen, "USTCP_GW", v, "not a unicast IPv4 address");
@@ -258,8 +256,15 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 			return fail(err, errlen, "USTCP_MTU", v, "not a number from 576 to 65535");
 		c->mtu = u;
 	}
+	return 0;
+}
 
-	v = get("USTCP_MSL");
+/* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_PASSTHROUGH: TCP's settings. */
+static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
+{
+	const char *v = get("USTCP_MSL");
+	unsigned u;
+
 	if (v && *v) {
 		if (ust_parse_seconds_ms(v, 3600, &u) || u == 0)
 			return fail(err, errlen, "USTCP_MSL", v,
@@ -276,15 +281,16 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 	}
 
 	v = get("USTCP_PASSTHROUGH");
-	if (v) {
-		int r = load_passthrough(c, v, err, errlen);
-		if (r)
-			return r;
-	}
+	return v ? load_passthrough(c, v, err, errlen) : 0;
+}
 
-	v = get("USTCP_LOG");
+/* USTCP_LOG, USTCP_LOG_FILE, USTCP_PCAP, USTCP_CLOSE_LOG: diagnostics. */
+static int load_diagnostics(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
+{
+	static const char *const levels[] = { "error", "warn", "info", "debug" };
+	const char *v = get("USTCP_LOG");
+
 	if (v && *v) {
-		static const char *const levels[] = { "error", "warn", "info", "debug" };
 		unsigned i;
 		for (i = 0; i < UST_ARRAY_SIZE(levels); i++)
 			if (strcmp(v, levels[i]) == 0)
@@ -303,8 +309,15 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 	v = get("USTCP_CLOSE_LOG");
 	if (v && *v && copy_path(c->close_log, sizeof(c->close_log), v))
 		return fail(err, errlen, "USTCP_CLOSE_LOG", v, "path too long");
+	return 0;
+}
 
-	v = get("USTCP_RUN_DIR");
+/* USTCP_RUN_DIR, else root's /run/ustcp, else the user's runtime
+ * directory, else /tmp/ustcp-UID. */
+static int load_run_dir(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
+{
+	const char *v = get("USTCP_RUN_DIR");
+
 	if (v && *v) {
 		if (v[0] != '/' || copy_path(c->run_dir, sizeof(c->run_dir), v))
 			return fail(err, errlen, "USTCP_RUN_DIR", v, "not an absolute path");
@@ -317,6 +330,24 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 		snprintf(c->run_dir, sizeof(c->run_dir), "/tmp/ustcp-%u", (unsigned)getuid());
 	}
 	return 0;
+}
+
+int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
+{
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	c->msl_ms = 30000;
+	c->fin_timeout_ms = 60000;
+	c->log_level = UST_LOG_WARN;
+	c->passthrough[0].net = 0x7f000000;
+	c->passthrough[0].mask = 0xff000000;
+	c->n_passthrough = 1;
+
+	if ((r = load_link(c, get, err, errlen)) || (r = load_route(c, get, err, errlen)) ||
+	    (r = load_tcp(c, get, err, errlen)) || (r = load_diagnostics(c, get, err, errlen)))
+		return r;
+	return load_run_dir(c, get, err, errlen);
 }
 
 bool ust_config_passthrough(const struct ust_config *c, uint32_t dst)

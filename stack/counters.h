@@ -32,6 +32,7 @@
 	X(ICMP_SHORT,        "icmp-short",        "ICMP message truncated") \
 	X(ICMP_CSUM,         "icmp-csum",         "ICMP checksum wrong") \
 	X(ICMP_TYPE,         "icmp-type",         "ICMP type not handled") \
+	X(ICMP_TCP_STALE,    "icmp-tcp-stale",    "ICMP error about no connection, or a sequence number not in flight") \
 	X(TCP_SHORT,         "tcp-short",         "TCP header truncated or data offset wrong") \
 	X(TCP_CSUM,          "tcp-csum",          "TCP checksum wrong") \
 	X(TCP_FLAGS,         "tcp-flags",         "impossible flag combination") \
@@ -49,6 +50,8 @@
 	X(TCP_AFTER_FIN,     "tcp-after-fin",     "data after the peer's FIN") \
 	X(TCP_AFTER_CLOSE,   "tcp-after-close",   "data after our full close (answered with RST)") \
 	X(TCP_NO_TCB,        "tcp-no-tcb",        "no control block left for a new connection") \
+	X(TCP_TIME_WAIT,     "tcp-time-wait",     "segment TIME-WAIT does not take (answered with ACK unless a RST)") \
+	X(TCP_RCV_FULL,      "tcp-rcv-full",      "data beyond the room in the receive buffer") \
 	X(TX_NO_ROUTE,       "tx-no-route",       "no route to the destination") \
 	X(TX_ARP_FAILED,     "tx-arp-failed",     "neighbour did not answer ARP") \
 	X(TX_ARP_QUEUE,      "tx-arp-queue",      "too many frames waiting for ARP") \

@@ -43,6 +43,8 @@ enum ust_tcp_state {
 
 /* State names as ss(8) prints them. */
 const char *ust_tcp_state_name(enum ust_tcp_state s);
+/* Does the state diagram (with Linux's extra arrows) allow from -> to? */
+bool ust_tcp_transition_allowed(enum ust_tcp_state from, enum ust_tcp_state to);
 
 /* ---- options ---- */
 
@@ -132,6 +134,7 @@ const char *ust_tcp_initiator_name(enum ust_tcp_initiator i); /* NULL for none *
 /* ---- control block ---- */
 
 struct ust_tcp;
+struct tcp_cc;
 
 /* What the user hears (ust_tcp_config.event), as a bitmask. */
 #define UST_TCP_EV_CONNECTED  0x01 /* synchronized: connect finished */
@@ -226,6 +229,7 @@ struct ust_tcb {
 	ust_time user_timeout;      /* TCP_USER_TIMEOUT; 0 = by retry count */
 
 	/* congestion control (RFC 5681, NewReno RFC 6582) */
+	const struct tcp_cc *cc;    /* congestion control (tcp_cc.c) */
 	uint32_t cwnd, ssthresh;
 	uint32_t dupacks;
 	uint32_t recover;           /* NewReno: snd_max when recovery began */
@@ -272,8 +276,7 @@ struct ust_tcp_config {
 	unsigned fin_timeout_ms;    /* orphaned FIN-WAIT-2 */
 	uint32_t sndbuf, rcvbuf;    /* default buffer sizes */
 	unsigned max_conns;         /* control blocks, listeners included */
-	unsigned syn_retries;
-	uint64_t total_retrans;       /* Linux tcp_syn_retries: 6 */
+	unsigned syn_retries;       /* Linux tcp_syn_retries: 6 */
 	unsigned synack_retries;    /* Linux tcp_synack_retries: 5 */
 	unsigned retries2;          /* Linux tcp_retries2: 15 */
 	unsigned orphan_retries;    /* Linux tcp_orphan_retries 0 means 8 */

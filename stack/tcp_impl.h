@@ -46,14 +46,44 @@ static inline uint32_t tcp_rcvbuf_ring_size(const struct ust_tcb *t)
 	return t->rcvbuf_cap + ((uint32_t)1 << TCP_WSCALE);
 }
 
-/* tcp_state.c: every state change goes through here; it feeds the record. */
+/* tcp_state.c: every state change goes through here; it feeds the record
+ * and, with UST_CHECK_STATES, refuses a change the state diagram lacks. */
 void tcp_set_state(struct ust_tcb *t, enum ust_tcp_state s);
-/* The connection ends: record the outcome (the first one set wins), stop
- * timers, leave the tables once the user has let go. */
-void tcp_finish(struct ust_tcb *t, enum ust_tcp_outcome outcome, const char *reason);
 void tcp_event(struct ust_tcb *t, unsigned events);
 /* Marks the connection dead with err for the user (reported once). */
 void tcp_set_error(struct ust_tcb *t, int err);
+
+/* tcp_close.c: every transition towards CLOSED (see its head comment). */
+/* The connection ends: record the outcome (the first one set wins), stop
+ * timers, leave the tables once the user has let go. */
+void tcp_finish(struct ust_tcb *t, enum ust_tcp_outcome outcome, const char *reason);
+/* The same with an error for the program: record it, signal it, finish. */
+void tcp_die(struct ust_tcb *t, int err, enum ust_tcp_outcome outcome, const char *reason);
+/* An acceptable RST: the result per state. */
+void tcp_reset_received(struct ust_tcb *t);
+/* Data after a full close: RST and CLOSED; true if it was that. */
+bool tcp_data_after_close(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now);
+/* Our FIN was just acknowledged; false when the connection ended. */
+bool tcp_fin_acked(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now);
+/* The peer's FIN, in order. */
+void tcp_fin_received(struct ust_tcb *t, ust_time now);
+void tcp_enter_time_wait(struct ust_tcb *t, ust_time now);
+/* 2 MSL are over. */
+void tcp_time_wait_over(struct ust_tcb *t);
+/* A segment for a connection in TIME-WAIT; the ISN for a new connection
+ * if it reopens one, else 0. */
+uint32_t tcp_time_wait_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now);
+/* How long an orphan waits in FIN-WAIT-2 (TCP_LINGER2, USTCP_FIN_TIMEOUT). */
+ust_time tcp_fin_wait2_timeout(const struct ust_tcb *t);
+/* An orphan in FIN-WAIT-2 stops waiting; false if t is not one. */
+bool tcp_orphan_timeout(struct ust_tcb *t);
+
+/* tcp_input.c */
+/* An ACK answering something out of window, rate-limited (RFC 5961 §7). */
+void tcp_send_challenge_ack(struct ust_tcb *t, ust_time now);
+
+/* tcp_ack.c: what an acceptable ACK teaches (SACK, window, RTT, loss). */
+void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now);
 
 /* tcp_table.c */
 struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, uint32_t laddr, uint16_t lport,
@@ -66,6 +96,8 @@ void tcp_hash_remove(struct ust_tcb *t);
 void tcp_rehash(struct ust_tcb *t, uint16_t lport, uint32_t raddr, uint16_t rport);
 /* Takes a child out of its listener's queues. */
 void tcp_listener_forget(struct ust_tcb *listener, struct ust_tcb *child);
+/* A child finished its handshake: from the SYN queue to the accept queue. */
+void tcp_listener_accept_ready(struct ust_tcb *listener, struct ust_tcb *child);
 /* Runs t's due timers (tcp_timer.c). */
 void tcp_timer_fire(struct ust_tcb *t, ust_time now);
 bool tcp_port_in_use(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *except);
@@ -80,6 +112,28 @@ static inline void tcp_timer_stop(struct ust_tcb *t, enum ust_tcp_timer which)
 {
 	tcp_timer_set(t, which, UST_TIME_NEVER);
 }
+
+/* tcp_cc.c: congestion control. The engine detects loss and chooses what
+ * to send again; the algorithm only sizes cwnd and ssthresh, at these
+ * moments. Every hook is required. */
+struct tcp_cc {
+	const char *name;
+	/* The handshake is done: the initial window. */
+	void (*init)(struct ust_tcb *t);
+	/* acked new bytes were acknowledged, not in loss recovery. */
+	void (*acked)(struct ust_tcb *t, uint32_t acked, ust_time now);
+	/* Loss detected by duplicate ACKs or SACK: fast retransmit. */
+	void (*enter_recovery)(struct ust_tcb *t);
+	/* In recovery: another duplicate ACK. */
+	void (*dupack)(struct ust_tcb *t);
+	/* In recovery: an ACK of acked bytes short of the recovery point. */
+	void (*partial_ack)(struct ust_tcb *t, uint32_t acked);
+	/* Recovery ended: everything outstanding at its start is acked. */
+	void (*recovered)(struct ust_tcb *t);
+	/* The retransmission timer expired (t->backoff: how often before). */
+	void (*timeout)(struct ust_tcb *t);
+};
+extern const struct tcp_cc tcp_cc_reno;
 
 /* tcp_isn.c */
 uint32_t tcp_isn(const struct ust_tcp *tcp, uint32_t laddr, uint16_t lport, uint32_t raddr,
@@ -125,7 +179,5 @@ void tcp_rtt_sample(struct ust_tcb *t, ust_time rtt);
 ust_time tcp_rto_backed_off(const struct ust_tcb *t);
 /* When the retransmission timer is due next, the user timeout considered. */
 ust_time tcp_rtx_due(const struct ust_tcb *t, ust_time now);
-/* How long an orphan waits in FIN-WAIT-2 (TCP_LINGER2, USTCP_FIN_TIMEOUT). */
-ust_time tcp_fin_wait2_timeout(const struct ust_tcb *t);
 
 #endif

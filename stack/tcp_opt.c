@@ -128,92 +128,99 @@ unsigned tcp_sack_opt_len(const struct ust_tcb *t)
 	return 4 + 8 * n;
 }
 
+/* A SYN's or SYN-ACK's options, in the order Linux uses: mss, sackOK, TS,
+ * nop, wscale. A SYN-ACK echoes only what the SYN offered. */
+static uint8_t *put_syn_opts(const struct ust_tcb *t, bool synack, ust_time now, uint8_t *p)
+{
+	bool sack = synack ? t->sack_ok : true;
+	bool ts = synack ? t->ts_ok : true;
+	bool ws = synack ? t->ws_ok : true;
+
+	p[0] = OPT_MSS;
+	p[1] = 4;
+	ust_put16(p + 2, t->rcv_mss);
+	p += 4;
+	if (sack && ts) {
+		p[0] = OPT_SACK_PERM;
+		p[1] = 2;
+		p[2] = OPT_TS;
+		p[3] = 10;
+		ust_put32(p + 4, tcp_ts_now(t, now));
+		ust_put32(p + 8, synack ? t->ts_recent : 0);
+		p += 12;
+	} else if (ts) {
+		p = put_ts(p, tcp_ts_now(t, now), synack ? t->ts_recent : 0);
+	} else if (sack) {
+		p[0] = OPT_NOP;
+		p[1] = OPT_NOP;
+		p[2] = OPT_SACK_PERM;
+		p[3] = 2;
+		p += 4;
+	}
+	if (ws) {
+		p[0] = OPT_NOP;
+		p[1] = OPT_WSCALE;
+		p[2] = 3;
+		p[3] = t->rcv_wscale;
+		p += 4;
+	}
+	return p;
+}
+
+/* The blocks to report: a D-SACK block first (RFC 2883 §4), then what we
+ * hold out of order, newest first (RFC 2018), and a FIN held beyond a gap
+ * (Linux SACKs it as one sequence number): it extends the block it ends,
+ * or is a block of its own. Returns how many, at most max. */
+static unsigned sack_blocks(const struct ust_tcb *t, struct ust_range *r, unsigned max)
+{
+	unsigned n = 0, i;
+
+	if (t->dsack) {
+		r[0].start = t->dsack_start;
+		r[0].end = t->dsack_end;
+		n = 1;
+	}
+	n += ust_ranges_newest(&t->ofo, r + n, max - n);
+	if (!t->ofo_fin)
+		return n;
+	for (i = t->dsack; i < n && r[i].end != t->ofo_fin_seq; i++)
+		;
+	if (i < n) {
+		r[i].end++;
+	} else {
+		unsigned at = t->dsack; /* after a D-SACK block */
+		if (n == max)
+			n--;
+		memmove(&r[at + 1], &r[at], (n - at) * sizeof(r[0]));
+		r[at].start = t->ofo_fin_seq;
+		r[at].end = t->ofo_fin_seq + 1;
+		n++;
+	}
+	return n;
+}
+
 unsigned tcp_build_opts(const struct ust_tcb *t, uint8_t flags, ust_time now, uint8_t *p)
 {
 	uint8_t *start = p;
+	struct ust_range r[4];
+	unsigned n;
 
-	if (flags & UST_TH_SYN) {
-		/* The order Linux uses: mss, sackOK, TS, nop, wscale. A SYN-ACK
-		 * echoes only what the SYN offered. */
-		bool synack = flags & UST_TH_ACK;
-		bool sack = synack ? t->sack_ok : true;
-		bool ts = synack ? t->ts_ok : true;
-		bool ws = synack ? t->ws_ok : true;
-
-		p[0] = OPT_MSS;
-		p[1] = 4;
-		ust_put16(p + 2, t->rcv_mss);
-		p += 4;
-		if (sack && ts) {
-			p[0] = OPT_SACK_PERM;
-			p[1] = 2;
-			p[2] = OPT_TS;
-			p[3] = 10;
-			ust_put32(p + 4, tcp_ts_now(t, now));
-			ust_put32(p + 8, synack ? t->ts_recent : 0);
-			p += 12;
-		} else if (ts) {
-			p = put_ts(p, tcp_ts_now(t, now), synack ? t->ts_recent : 0);
-		} else if (sack) {
-			p[0] = OPT_NOP;
-			p[1] = OPT_NOP;
-			p[2] = OPT_SACK_PERM;
-			p[3] = 2;
-			p += 4;
-		}
-		if (ws) {
-			p[0] = OPT_NOP;
-			p[1] = OPT_WSCALE;
-			p[2] = 3;
-			p[3] = t->rcv_wscale;
-			p += 4;
-		}
-		return (unsigned)(p - start);
-	}
+	if (flags & UST_TH_SYN)
+		return (unsigned)(put_syn_opts(t, flags & UST_TH_ACK, now, p) - start);
 	if (t->ts_ok)
 		p = put_ts(p, tcp_ts_now(t, now), t->ts_recent);
-	/* SACK blocks for what we hold out of order, newest first (RFC 2018);
-	 * three fit beside timestamps. A RST carries none. */
-	if (t->sack_ok && (t->ofo.n || t->ofo_fin || t->dsack) && !(flags & UST_TH_RST)) {
-		struct ust_range r[4];
-		unsigned max = t->ts_ok ? 3 : 4;
-		unsigned n = 0;
-
-		/* A D-SACK block comes first (RFC 2883 §4). */
-		if (t->dsack) {
-			r[0].start = t->dsack_start;
-			r[0].end = t->dsack_end;
-			n = 1;
-		}
-		n += ust_ranges_newest(&t->ofo, r + n, max - n);
-		/* A FIN held beyond a gap is reported too (Linux SACKs it as
-		 * one sequence number): it extends the block it ends, or is
-		 * a block of its own. */
-		if (t->ofo_fin) {
-			unsigned i;
-			for (i = t->dsack; i < n && r[i].end != t->ofo_fin_seq; i++)
-				;
-			if (i < n) {
-				r[i].end++;
-			} else {
-				unsigned at = t->dsack; /* after a D-SACK block */
-				if (n == max)
-					n--;
-				memmove(&r[at + 1], &r[at], (n - at) * sizeof(r[0]));
-				r[at].start = t->ofo_fin_seq;
-				r[at].end = t->ofo_fin_seq + 1;
-				n++;
-			}
-		}
-		p[0] = OPT_NOP;
-		p[1] = OPT_NOP;
-		p[2] = OPT_SACK;
-		p[3] = (uint8_t)(2 + 8 * n);
-		p += 4;
-		for (unsigned i = 0; i < n; i++, p += 8) {
-			ust_put32(p, r[i].start);
-			ust_put32(p + 4, r[i].end);
-		}
+	/* Three SACK blocks fit beside timestamps. A RST carries none. */
+	if (!t->sack_ok || !(t->ofo.n || t->ofo_fin || t->dsack) || (flags & UST_TH_RST))
+		return (unsigned)(p - start);
+	n = sack_blocks(t, r, t->ts_ok ? 3 : 4);
+	p[0] = OPT_NOP;
+	p[1] = OPT_NOP;
+	p[2] = OPT_SACK;
+	p[3] = (uint8_t)(2 + 8 * n);
+	p += 4;
+	for (unsigned i = 0; i < n; i++, p += 8) {
+		ust_put32(p, r[i].start);
+		ust_put32(p + 4, r[i].end);
 	}
 	return (unsigned)(p - start);
 }

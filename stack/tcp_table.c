@@ -197,6 +197,7 @@ struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user)
 	t->sndbuf_cap = tcp->cfg.sndbuf;
 	t->rcv_wscale = TCP_WSCALE;
 	t->rto = TCP_RTO_INIT;
+	t->cc = &tcp_cc_reno;
 	t->keep_idle = TCP_KEEPIDLE;
 	t->keep_intvl = TCP_KEEPINTVL;
 	t->keep_cnt = TCP_KEEPCNT;

@@ -52,14 +52,6 @@ ust_time tcp_rtx_due(const struct ust_tcb *t, ust_time now)
 	return due;
 }
 
-ust_time tcp_fin_wait2_timeout(const struct ust_tcb *t)
-{
-	ust_time tmo = UST_MS(t->fin_timeout_ms ? t->fin_timeout_ms : t->tcp->cfg.fin_timeout_ms);
-
-	/* Never less than 3.5 RTO (Linux's tcp_fin_time). */
-	return tmo > t->rto * 7 / 2 ? tmo : t->rto * 7 / 2;
-}
-
 void tcp_rto_restart(struct ust_tcb *t, ust_time now)
 {
 	if (t->snd_una == t->snd_max)
@@ -105,9 +97,7 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 		 * tcp_probe_timer). */
 		t->persist = true;
 		if (t->persist_probes >= (t->released ? tcp->cfg.orphan_retries : tcp->cfg.retries2)) {
-			tcp_set_error(t, ETIMEDOUT);
-			tcp_event(t, UST_TCP_EV_ERROR);
-			tcp_finish(t, UST_OUTCOME_TIMEOUT, "zero window never opened");
+			tcp_die(t, ETIMEDOUT, UST_OUTCOME_TIMEOUT, "zero window never opened");
 			return;
 		}
 		tcp_send_probe(t, now);
@@ -124,9 +114,7 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 		unsigned limit = t->state == UST_TCP_SYN_SENT ? t->syn_retries : tcp->cfg.synack_retries;
 		ust_time give_up = t->rec.start + TCP_RTO_INIT * ((2ull << (limit < 20 ? limit : 20)) - 1);
 		if (now >= give_up) {
-			tcp_set_error(t, ETIMEDOUT);
-			tcp_event(t, UST_TCP_EV_ERROR);
-			tcp_finish(t, UST_OUTCOME_TIMEOUT, "SYN not answered");
+			tcp_die(t, ETIMEDOUT, UST_OUTCOME_TIMEOUT, "SYN not answered");
 			return;
 		}
 		t->backoff++;
@@ -141,20 +129,11 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 		t->first_rtx = now;
 	if (give_up(t, now)) {
 		/* Nothing is sent: the peer is not answering (C44, C45). */
-		tcp_set_error(t, ETIMEDOUT);
-		tcp_event(t, UST_TCP_EV_ERROR);
-		tcp_finish(t, UST_OUTCOME_TIMEOUT, "retransmissions not acknowledged");
+		tcp_die(t, ETIMEDOUT, UST_OUTCOME_TIMEOUT, "retransmissions not acknowledged");
 		return;
 	}
 	tcp_count(tcp, UST_EV_TCP_RTO);
-	/* RFC 5681 §3.1: after a timeout, one segment at a time again. */
-	/* Halve once per run of timeouts: a segment timed out again keeps
-	 * ssthresh (RFC 5681 §3.1). */
-	if (t->backoff == 0) {
-		uint32_t flight = tcb_flight(t) < t->cwnd ? tcb_flight(t) : t->cwnd;
-		t->ssthresh = flight / 2 > 2u * t->mss ? flight / 2 : 2u * t->mss;
-	}
-	t->cwnd = t->mss;
+	t->cc->timeout(t);
 	t->in_recovery = false;
 	t->recover = t->snd_max;
 	t->dupacks = 0;
@@ -173,12 +152,9 @@ static void on_delack(struct ust_tcb *t, ust_time now)
 
 static void on_keepalive(struct ust_tcb *t, ust_time now)
 {
-	if (t->state == UST_TCP_FIN_WAIT_2 && t->released) {
-		/* TCP_LINGER2 / tcp_fin_timeout: the orphan stops waiting for
-		 * the peer's FIN, silently (C25). */
-		tcp_finish(t, UST_OUTCOME_TIMEOUT, "peer never closed (orphaned FIN-WAIT-2)");
+	/* An orphan in FIN-WAIT-2 uses this timer for its FIN timeout. */
+	if (tcp_orphan_timeout(t))
 		return;
-	}
 	if (!t->keepalive || !UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_TIME_WAIT)
 		return;
 	/* A connection with data in flight or waiting is alive without
@@ -193,9 +169,7 @@ static void on_keepalive(struct ust_tcb *t, ust_time now)
 	}
 	if (t->keep_probes >= t->keep_cnt) {
 		tcp_send_rst(t, now);
-		tcp_set_error(t, ETIMEDOUT);
-		tcp_event(t, UST_TCP_EV_ERROR);
-		tcp_finish(t, UST_OUTCOME_TIMEOUT, "keepalive not answered");
+		tcp_die(t, ETIMEDOUT, UST_OUTCOME_TIMEOUT, "keepalive not answered");
 		return;
 	}
 	tcp_send_probe(t, now);
@@ -205,7 +179,7 @@ static void on_keepalive(struct ust_tcb *t, ust_time now)
 
 static void on_timewait(struct ust_tcb *t, ust_time now)
 {
-	tcp_finish(t, UST_OUTCOME_ORDERLY, "");
+	tcp_time_wait_over(t);
 }
 
 static void (*const handlers[UST_TT_N])(struct ust_tcb *, ust_time) = {

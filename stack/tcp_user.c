@@ -117,7 +117,7 @@ int ust_tcp_listen(struct ust_tcb *t, unsigned backlog)
 	if (tcp_lookup_listener(tcp, t->lport))
 		return -EADDRINUSE;
 	t->backlog = backlog;
-	t->state = UST_TCP_LISTEN; /* not a connection: no record */
+	tcp_set_state(t, UST_TCP_LISTEN);
 	return 0;
 }
 
@@ -137,6 +137,21 @@ void tcp_listener_forget(struct ust_tcb *l, struct ust_tcb *c)
 	}
 	if (l->synq_len)
 		l->synq_len--;
+}
+
+void tcp_listener_accept_ready(struct ust_tcb *l, struct ust_tcb *c)
+{
+	l->synq_len--;
+	c->released = false;
+	c->qnext = NULL;
+	if (l->acceptq_tail)
+		l->acceptq_tail->qnext = c;
+	else
+		l->acceptq_head = c;
+	l->acceptq_tail = c;
+	l->acceptq_len++;
+	tcp_count(c->tcp, UST_EV_TCP_PASSIVE_OPENS);
+	tcp_event(l, UST_TCP_EV_ACCEPT);
 }
 
 struct ust_tcb *ust_tcp_accept(struct ust_tcb *l, void *user, int *err)
@@ -287,129 +302,6 @@ int ust_tcp_take_error(struct ust_tcb *t)
 
 	t->so_error = 0;
 	return e;
-}
-
-/* Queue the FIN after the data and move to the closing state (RFC 9293
- * §3.10.4 CLOSE). */
-static void queue_fin(struct ust_tcb *t, ust_time now)
-{
-	if (t->fin_queued)
-		return;
-	t->fin_queued = true;
-	switch (t->state) {
-	case UST_TCP_ESTABLISHED:
-		tcp_set_state(t, UST_TCP_FIN_WAIT_1);
-		break;
-	case UST_TCP_CLOSE_WAIT:
-		tcp_set_state(t, UST_TCP_LAST_ACK);
-		break;
-	default:
-		/* SYN-RECEIVED: the FIN goes once established. */
-		return;
-	}
-	tcp_output(t, now);
-}
-
-int ust_tcp_shutdown(struct ust_tcb *t, int how, ust_time now)
-{
-	t->tcp->now = now;
-	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
-		return -EINVAL;
-	if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN || t->state == UST_TCP_SYN_SENT)
-		return -ENOTCONN;
-	if (how != SHUT_WR)
-		t->rd_shut = true;
-	if (how != SHUT_RD)
-		queue_fin(t, now);
-	return 0;
-}
-
-void ust_tcp_abort(struct ust_tcb *t, ust_time now)
-{
-	bool unsent = t->sndbuf.len > t->snd_max - t->snd_buf_seq;
-
-	t->tcp->now = now;
-	t->released = true;
-	t->user = NULL;
-	switch (t->state) {
-	case UST_TCP_CLOSED:
-		tcp_maybe_free(t);
-		return;
-	case UST_TCP_LISTEN:
-		ust_tcp_close(t, now);
-		return;
-	case UST_TCP_SYN_SENT:
-	case UST_TCP_TIME_WAIT:
-		tcp_finish(t, UST_OUTCOME_RESET_SENT, "aborted by the user");
-		return;
-	case UST_TCP_CLOSING:
-	case UST_TCP_LAST_ACK:
-		/* Linux resets these only if data was never sent. */
-		if (unsent)
-			tcp_send_rst(t, now);
-		break;
-	default:
-		tcp_send_rst(t, now);
-		break;
-	}
-	tcp_finish(t, UST_OUTCOME_RESET_SENT, "aborted by the user");
-}
-
-int ust_tcp_close(struct ust_tcb *t, ust_time now)
-{
-	t->tcp->now = now;
-	t->released = true;
-	t->user = NULL;
-	switch (t->state) {
-	case UST_TCP_CLOSED:
-		tcp_maybe_free(t);
-		return 0;
-	case UST_TCP_LISTEN:
-		/* Established children nobody accepted are reset; half-open
-		 * ones go quietly (C30). */
-		while (t->acceptq_head) {
-			struct ust_tcb *c = t->acceptq_head;
-			tcp_listener_forget(t, c);
-			ust_tcp_abort(c, now);
-		}
-		for (unsigned i = 0; i < UST_TCP_HASH; i++) {
-			struct ust_tcb *c = t->tcp->hash[i], *next;
-			for (; c; c = next) {
-				next = c->hnext;
-				if (c->listener == t) {
-					tcp_listener_forget(t, c);
-					tcp_finish(c, UST_OUTCOME_RESET_SENT, "listener closed");
-				}
-			}
-		}
-		t->state = UST_TCP_CLOSED;
-		tcp_maybe_free(t);
-		return 0;
-	case UST_TCP_SYN_SENT:
-		/* Nothing is sent (C29). */
-		tcp_finish(t, UST_OUTCOME_RESET_SENT, "closed while connecting");
-		return 0;
-	default:
-		break;
-	}
-	/* Unread data, or SO_LINGER {1, 0}: abort with a RST (C15, C27). */
-	if (t->rcvbuf.len || (t->linger_on && t->linger_s == 0)) {
-		ust_tcp_abort(t, now);
-		return 0;
-	}
-	t->rd_shut = true;
-	if (t->state == UST_TCP_FIN_WAIT_2) {
-		/* SHUT_WR earlier, FIN acknowledged: now an orphan, waiting
-		 * at most the FIN timeout for the peer's FIN. */
-		if (t->linger2_neg) {
-			tcp_send_rst(t, now);
-			tcp_finish(t, UST_OUTCOME_RESET_SENT, "TCP_LINGER2 < 0");
-			return 0;
-		}
-		tcp_timer_set(t, UST_TT_KEEPALIVE, now + tcp_fin_wait2_timeout(t));
-	}
-	queue_fin(t, now);
-	return 0;
 }
 
 void ust_tcp_set_linger(struct ust_tcb *t, bool on, unsigned seconds)
