@@ -40,12 +40,14 @@
 #include "stack_impl.h"
 
 #define SHARE_MAGIC 0x75737463u /* "ustc" */
-#define SHARE_VERSION 1u
-#define TOMB_SLOTS 8192u /* a power of two */
+#define SHARE_VERSION 2u
+/* Enough for every connection that ends within TOMB_MS at the highest
+ * rates seen (ab: 6,000 a second), four slots tried per 4-tuple: 1 MiB. */
+#define TOMB_SLOTS 65536u /* a power of two */
 #define TOMB_WAYS 4u     /* slots tried per 4-tuple */
 /* How long other stacks stay quiet about a 4-tuple that just ended: far
  * longer than any stack takes to read a frame its peers read too. */
-#define TOMB_MS 2000u
+#define TOMB_MS 3000u
 
 /* One tombstone: the 4-tuple (our address is the file's) and, in one word
  * so that a reader never sees half of it, until when (monotonic ms, mod
@@ -74,7 +76,7 @@ static uint64_t tomb_key(uint16_t lport, uint32_t raddr, uint16_t rport)
 static unsigned tomb_slot(uint64_t key)
 {
 	/* Fibonacci hashing: the ports vary in the low bits. */
-	return (unsigned)((key * 0x9e3779b97f4a7c15ull) >> 40) & (TOMB_SLOTS - 1);
+	return (unsigned)((key * 0x9e3779b97f4a7c15ull) >> 32) & (TOMB_SLOTS - 1);
 }
 
 static uint32_t now_ms(void)
@@ -123,6 +125,43 @@ static int share_init(int fd)
 	return 0;
 }
 
+/* Under the file's lock: is fd still the file at path? (Another process
+ * may have replaced a file of an older layout meanwhile.) */
+static bool still_there(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+	       a.st_dev == b.st_dev;
+}
+
+/* Opens the file, initialised and locked for use; a file of another
+ * layout (an older ustcp) is replaced. Returns the fd or -errno. */
+static int share_get(const char *path)
+{
+	for (int tries = 0; tries < 4; tries++) {
+		int fd = share_open(path), r;
+
+		if (fd < 0)
+			return fd;
+		if (flock(fd, LOCK_EX) < 0) {
+			r = -errno;
+			REAL(close)(fd);
+			return r;
+		}
+		r = still_there(fd, path) ? share_init(fd) : -EAGAIN;
+		if (r == -EPROTO)
+			unlink(path);
+		flock(fd, LOCK_UN);
+		if (r == 0)
+			return fd;
+		REAL(close)(fd);
+		if (r != -EPROTO && r != -EAGAIN)
+			return r;
+	}
+	return -EBUSY;
+}
+
 int us_share_open(void)
 {
 	char path[PATH_MAX + 32];
@@ -140,15 +179,9 @@ int us_share_open(void)
 		return -errno;
 	snprintf(path, sizeof(path), "%s/addr-%u.%u.%u.%u", us_st.cfg.run_dir, a >> 24,
 		 (a >> 16) & 255, (a >> 8) & 255, a & 255);
-	fd = share_open(path);
+	fd = share_get(path);
 	if (fd < 0)
 		return fd;
-	r = flock(fd, LOCK_EX) < 0 ? -errno : share_init(fd);
-	flock(fd, LOCK_UN);
-	if (r < 0) {
-		REAL(close)(fd);
-		return r;
-	}
 	m = mmap(NULL, sizeof(struct share), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	r = m == MAP_FAILED ? -errno : 0;
 	REAL(close)(fd);

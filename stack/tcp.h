@@ -237,6 +237,12 @@ struct ust_tcb {
 	uint32_t rtx_hint;          /* holes below this were resent in this recovery */
 	ust_time rtx_round;         /* when the current pass over the holes began */
 	uint32_t bytes_acked;       /* congestion avoidance byte counting */
+	/* Is the flow using its window (RFC 7661, Linux's tcp_cwnd_validate)?
+	 * Over the last window: the largest flight, and whether a send was
+	 * held back by cwnd; the window ends at cwnd_usage_seq. */
+	uint32_t max_flight;
+	uint32_t cwnd_usage_seq;
+	bool cwnd_limited;
 
 	/* delayed ACK and ACK policy */
 	unsigned unacked_segs;      /* full segments received since our last ACK */

@@ -25,19 +25,42 @@ static void reno_init(struct ust_tcb *t)
 	t->bytes_acked = 0;
 }
 
-/* New data acknowledged outside recovery: slow start, one MSS per ACK at
- * most (RFC 5681 §3.1, L = 1 as Linux), then congestion avoidance, one
- * MSS per window (appropriate byte counting, RFC 3465). */
+/* Does cwnd limit the flow, so that growing it means something? Linux's
+ * tcp_is_cwnd_limited: yes if a send was held back by cwnd in the last
+ * window; in slow start also while cwnd is below twice the largest flight
+ * (so a flow that paused still doubles from where it was). */
+static bool cwnd_limited(const struct ust_tcb *t)
+{
+	if (t->cwnd_limited)
+		return true;
+	return t->cwnd < t->ssthresh && t->cwnd < 2 * t->max_flight;
+}
+
+/* New data acknowledged outside recovery, as Linux's Reno: nothing while
+ * the application, not cwnd, limits the flow; slow start adds every
+ * segment the ACK covers, up to ssthresh (RFC 3465 without its limit L,
+ * as Linux); the rest goes to congestion avoidance, one MSS per window of
+ * acknowledged segments (RFC 5681 §3.1). Segments are counted as
+ * MSS-sized pieces of the acknowledged bytes, rounded up: a small segment
+ * counts as one, as in Linux's packet counts. */
 static void reno_acked(struct ust_tcb *t, uint32_t acked, ust_time now)
 {
-	if (t->cwnd < t->ssthresh) {
-		t->cwnd += acked < t->mss ? acked : t->mss;
+	uint32_t add = (acked + t->mss - 1) / t->mss * t->mss;
+
+	if (!cwnd_limited(t))
 		return;
+	if (t->cwnd < t->ssthresh) {
+		uint32_t ss = t->ssthresh - t->cwnd < add ? t->ssthresh - t->cwnd : add;
+		t->cwnd += ss;
+		add -= ss;
+		if (!add)
+			return;
 	}
-	t->bytes_acked += acked;
+	t->bytes_acked += add;
 	if (t->bytes_acked >= t->cwnd) {
-		t->bytes_acked -= t->cwnd;
-		t->cwnd += t->mss;
+		uint32_t windows = t->bytes_acked / t->cwnd;
+		t->bytes_acked -= windows * t->cwnd;
+		t->cwnd += windows * t->mss;
 	}
 }
 

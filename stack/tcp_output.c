@@ -261,15 +261,37 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 	return true;
 }
 
+/* After sending: is the flow limited by cwnd, or by the application (or
+ * the peer's window)? Linux's tcp_cwnd_validate: the largest flight and
+ * the strongest "limited" signal over the last window, so that cwnd grows
+ * only while the flow uses it (RFC 7661). Limited: no room in cwnd for
+ * another full segment. */
+static void cwnd_validate(struct ust_tcb *t, bool sent)
+{
+	uint32_t flight = tcb_flight(t);
+	bool limited = flight + t->mss > t->cwnd;
+
+	if (!sent && !limited)
+		return;
+	if (!seq_lt(t->snd_una, t->cwnd_usage_seq) || limited || flight > t->max_flight) {
+		t->cwnd_limited = limited;
+		t->max_flight = flight;
+		t->cwnd_usage_seq = t->snd_max;
+	}
+}
+
 void tcp_output(struct ust_tcb *t, ust_time now)
 {
+	bool sent = false;
+
 	if (!UST_TCP_SYNCHRONIZED(t->state))
 		return;
 	/* In TIME-WAIT nothing is left to send but the ACK owed for the FIN
 	 * that brought us here. */
 	if (t->state != UST_TCP_TIME_WAIT) {
 		while (output_one(t, false, now))
-			;
+			sent = true;
+		cwnd_validate(t, sent);
 		/* Data waits, nothing is in flight, and the peer's window is
 		 * shut or too small to send into: the persist timer will
 		 * probe it, or push what fits (Linux's tcp_write_wakeup). */

@@ -124,7 +124,7 @@ body_curl_500() {
 	prog curl -sS --fail -o /dev/null "http://$PEER_ADDR:8080/"
 	local f=$USTCP_RUN_DIR/addr-$SADDR
 	run -0 stat -c '%a %U %s' "$f"
-	assert_output "600 root 131104"
+	assert_output "600 root 1048608"
 	# The header and secret (the first 32 bytes) stay for the next process.
 	local secret
 	secret=$(head -c 32 "$f" | sha256sum)
