@@ -30,6 +30,7 @@
 #include "csum.h"
 #include "stack.h"
 #include "tcp.h"
+#include "tcp_invariants.h"
 
 #define IP4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
 #define OUR_IP IP4(10, 9, 0, 2)
@@ -2849,6 +2850,16 @@ static void run_teardown(struct run *r)
 	r->tcp_up = false;
 }
 
+/* After every line: the invariants between every control block's fields,
+ * the timer heap, the listeners' queues and the packet pool hold. */
+static void check_invariants(struct run *r)
+{
+	char msg[512];
+
+	if (!r->failed && !tcp_invariants_check(&r->tcp, msg, sizeof(msg)))
+		fail(r, "invariant broken: %s", msg);
+}
+
 static void run_lines(struct run *r)
 {
 	struct script *sc = r->sc;
@@ -2896,6 +2907,7 @@ static void run_lines(struct run *r)
 			}
 			if (!exec_outbound(r, l, lo, hi, &seen))
 				return;
+			check_invariants(r);
 			/* "*" and ranges: later relative lines count from when
 			 * the segment really came. */
 			base = l->time.kind == TIME_ANY || l->time.range ? seen : t;
@@ -2925,6 +2937,7 @@ static void run_lines(struct run *r)
 		default: break;
 		}
 		r->acting = NULL;
+		check_invariants(r);
 	}
 	if (r->failed)
 		return;
