@@ -103,8 +103,13 @@ $(BUILD)/ustcp-netns: tools/ustcp-netns | $(BUILD)/tools
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(STACK_LIB) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS) -lcmocka
 
-$(SEG_BIN): tests/seg/driver.c $(STACK_LIB) | $(BUILD)/tests
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS)
+# The control-block invariants, checked by the segment driver after every
+# script line and by the TCP fuzzer after every operation.
+TCP_INV := tests/common/tcp_invariants.c tests/common/tcp_invariants.h
+
+$(SEG_BIN): tests/seg/driver.c $(TCP_INV) $(STACK_LIB) | $(BUILD)/tests
+	$(CC) $(CFLAGS) -Itests/common $(LDFLAGS) -o $@ $< tests/common/tcp_invariants.c \
+	    $(STACK_LIB) $(LDLIBS)
 
 $(BUILD)/bench/%: tests/bench/%.c $(STACK_LIB) | $(BUILD)/bench
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS) -lev -lm
@@ -139,9 +144,10 @@ check-bats: all
 FUZZ_SECONDS ?= 30
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/fuzz_tcp: $(TCP_INV)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(STACK_SRC) $(wildcard stack/*.h) | $(BUILD)/fuzz
-	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DUST_CHECK_STATES -Istack -fsanitize=fuzzer,address,undefined \
-	    -o $@ $< $(STACK_SRC) -lev
+	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DUST_CHECK_STATES -Istack -Itests/common \
+	    -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) -lev
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
 	    n=$${f##*/}; seeds=tests/fuzz/seeds-$${n#fuzz_}; \

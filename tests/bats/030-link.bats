@@ -101,7 +101,7 @@ import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(5): s.sendto(b"x" * 100, (sys.argv[1], 9))' "${USTCP_ADDR%/*}"
 	assert_success
-	sleep 0.2
+	wait_for 5 host_counter_reached 'drop ip-proto' 5
 	host_stop
 	[ "$(host_counter rx-csum-offloaded)" -ge 5 ]
 	[ "$(host_counter 'drop ip-proto')" -ge 5 ]
@@ -118,7 +118,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.IPPROTO_UDP, 103, 1400)  # UDP_SEGMENT
 s.sendto(b"y" * 60000, (sys.argv[1], 9))' "${USTCP_ADDR%/*}"
 	assert_success
-	sleep 0.2
+	wait_for 5 host_counter_reached rx-bytes 60000
 	host_stop
 	[ "$(host_counter 'drop rx-truncated')" -eq 0 ]
 	[ "$(host_counter rx-bytes)" -ge 60000 ]

@@ -26,7 +26,10 @@ load host
 #   shut-wr           shutdown(SHUT_WR)
 #   close             close()
 #   abort             SO_LINGER {1, 0}, close(): a RST
-#   sleep SECONDS
+#   sleep SECONDS     let time pass: the scenarios use it to space segments
+#                     (the peer's ACK of our FIN apart from its own FIN, the
+#                     ACK of its data apart from its RST), which is the
+#                     sequence under test, not a wait for something
 #   signal FILE       write its pid to FILE and wait for SIGUSR1
 #   sh COMMAND        run a shell command
 PEER_PY='
@@ -181,7 +184,10 @@ cap_start() {
 # no seq); FINSEQ is the sequence number of the FIN, in segments with one.
 cap_stop() {
 	[ -n "${CAP_PID:-}" ] || return 0
-	sleep 0.2 # immediate mode: it has seen the last segment by now
+	# Kept as a sleep: immediate mode, so tcpdump has seen the last segment
+	# by now, and it has no way to say it has caught up (the counts of its
+	# SIGUSR1 statistics differ from the packets it wrote on some links).
+	sleep 0.2
 	kill -INT "$CAP_PID" 2>/dev/null || true
 	wait "$CAP_PID" 2>/dev/null || true
 	CAP_PID=

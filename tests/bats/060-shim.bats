@@ -338,6 +338,8 @@ def acceptor():
         got.append("accepted")
     except OSError as e:
         got.append("accept: %s" % __import__("errno").errorcode[e.errno])
+# Kept as a sleep: lets the thread block in accept() first; a thread
+# blocked in a call is not visible portably.
 t = threading.Thread(target=acceptor); t.start(); time.sleep(0.5)
 print("shutdown:", l.shutdown(socket.SHUT_RDWR))
 t.join(5); print(got[0] if got else "accept still blocked")
@@ -350,23 +352,27 @@ t.join(5); print(got[0] if got else "accept still blocked")
 body_dup2_reset() {
 	shim_topo_up
 	peer_bg python3 -c '
-import socket, struct, sys, time
+import os, socket, struct, sys, time
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind((sys.argv[1], 7301)); l.listen()
-c, _ = l.accept(); time.sleep(0.5)
+c, _ = l.accept()
+for _ in range(200):  # the program has moved its socket to fd 20
+    if os.path.exists(sys.argv[2]): break
+    time.sleep(0.05)
 c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); c.close()
-' "$PEER_ADDR" </dev/null
+' "$PEER_ADDR" "$BATS_TEST_TMPDIR/moved" </dev/null
 	wait_listen "$PEER_NETNS" 7301
 	run -0 prog python3 -c '
 import errno, os, socket, sys
 s = socket.create_connection((sys.argv[1], 7301))
 os.dup2(s.fileno(), 20); s.close()
+open(sys.argv[2], "w").close()
 for _ in range(2):
     try:
         print("read", len(os.read(20, 100)))
     except OSError as e:
         print("read", errno.errorcode[e.errno])
-' "$PEER_ADDR"
+' "$PEER_ADDR" "$BATS_TEST_TMPDIR/moved"
 	assert_output $'read ECONNRESET\nread 0'
 }
 

@@ -81,15 +81,22 @@ c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); c.cl
 
 @test "close log: we close with data unread: reset-sent" {
 	peer_bg python3 -c '
-import socket, sys, time
+import socket, sys
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind((sys.argv[1], 8002)); l.listen()
-c, _ = l.accept(); c.sendall(b"unread" * 100); time.sleep(3)
+c, _ = l.accept(); c.sendall(b"unread" * 100); c.settimeout(10)
+try:
+    c.recv(1)  # open until the program resets it
+except OSError:
+    pass
 ' "$PEER_ADDR" </dev/null
 	wait_listen "$PEER_NETNS" 8002
+	# The program closes once the data has arrived (readable), unread.
 	run -0 launch --close-log "$LOG" -- python3 -c '
-import socket, sys, time
-s = socket.create_connection((sys.argv[1], 8002)); time.sleep(0.3); s.close()
+import select, socket, sys
+s = socket.create_connection((sys.argv[1], 8002))
+assert select.select([s], [], [], 10)[0], "no data in 10 s"
+s.close()
 ' "$PEER_ADDR"
 	check_lines 1
 	assert_output "reset-sent local $PEER_ADDR:8002 SYN-SENT,ESTAB,CLOSED"

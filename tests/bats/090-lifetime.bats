@@ -75,7 +75,7 @@ rst_cap_start() {
 
 # rst_cap_stop: stop it; RSTS is the number of RSTs it saw (shown if any).
 rst_cap_stop() {
-	sleep 0.2
+	sleep 0.2 # tcpdump catching up, as in 050-close.bats cap_stop: no condition to wait on
 	kill -INT "$RST_PID" 2>/dev/null || true
 	bg_wait "$RST_PID" 10 || true
 	RSTS=$(timeout 10 tcpdump -nr "$RST_CAP" 2>/dev/null | wc -l)
@@ -431,7 +431,7 @@ ls.bind((sys.argv[1], int(sys.argv[2])))
 ls.listen(1)
 ls.settimeout(20)
 s, _ = ls.accept()
-time.sleep(1.5)
+time.sleep(1.5)  # the point: the byte comes late, while the program is blocked
 s.sendall(b"x")
 s.settimeout(20)
 while s.recv(4096):

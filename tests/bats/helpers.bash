@@ -56,6 +56,22 @@ static_neigh() {
 			dev "$PEER_IFACE" nud permanent
 }
 
+# wait_for SECONDS CMD...: run CMD every 0.05 s until it succeeds, for at
+# most SECONDS (a whole number); fails, naming CMD, if it never does. For
+# waiting on the thing itself (a counter, a file, a state) instead of sleeping
+# for long enough.
+wait_for() {
+	local i n=$(($1 * 20))
+	shift
+	for ((i = 0; i < n; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	"$@" && return 0
+	echo "wait_for: '$*' still fails after $((n / 20)) s" >&2
+	return 1
+}
+
 # wait_listen NS PORT: wait (up to 5 s) until a TCP socket listens on PORT.
 wait_listen() {
 	local i

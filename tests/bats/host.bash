@@ -33,6 +33,17 @@ host_stop() {
 	HOST_PID=
 }
 
+# host_counter_reached NAME MIN: the running host's counter NAME is at least
+# MIN (it writes its counters on SIGUSR2). With wait_for, to wait until the
+# host has seen what the peer sent.
+host_counter_reached() {
+	local c=$BATS_TEST_TMPDIR/counters
+	rm -f "$c"
+	kill -USR2 "$(cat "$BATS_TEST_TMPDIR/host.ready")" 2>/dev/null || return 1
+	wait_for 2 test -e "$c" || return 1
+	[ "$(host_counter "$1")" -ge "$2" ]
+}
+
 # host_counter NAME: a counter's value from the stopped host ("drop NAME" for drops).
 host_counter() {
 	awk -v k="$1" '{ v = $NF; $NF = ""; sub(/ $/, ""); if ($0 == k) { print v; f = 1 } }

@@ -78,7 +78,8 @@
  *   no SYN with RST or FIN, no URG, payload <= the connection's MSS, data
  *   bytes equal to what the user sent at those sequence numbers, and the
  *   right edge of the window never moving left;
- * - after every operation and every timer run: for every control block in
+ * - after every operation and every timer run (tests/common/tcp_invariants.c,
+ *   which the segment-script driver runs too): for every control block in
  *   the table, the state is valid, SND.UNA <= SND.NXT <= SND.MAX <= end of
  *   data (+FIN), the buffers hold no more than their capacity, the
  *   out-of-order ranges are sorted, disjoint, above RCV.NXT and within the
@@ -112,6 +113,7 @@
 #include "stack.h"
 #include "tcp.h"
 #include "tcp_impl.h"
+#include "tcp_invariants.h"
 
 #define OUR_IP 0x0a090002u   /* 10.9.0.2 */
 #define PEER_IP 0x0a090001u  /* 10.9.0.1 */
@@ -485,230 +487,23 @@ NOCOV static unsigned output(void *ctx, struct ust_pkt *const *pkts, unsigned n)
 
 /* ---- invariants ---- */
 
-static struct ust_tcb *live[4096];
-static unsigned nlive;
-NOCOV static bool in_live(const struct ust_tcb *x);
-
-NOCOV static void check_ranges(const struct ust_tcb *t, const struct ust_ranges *s)
-{
-	CHECKT(t, s->n <= UST_RANGES_MAX);
-	for (unsigned i = 0; i < s->n; i++) {
-		CHECKT(t, seq_lt(s->r[i].start, s->r[i].end));
-		if (i + 1 < s->n)
-			CHECKT(t, seq_lt(s->r[i].end, s->r[i + 1].start));
-	}
-}
-
-NOCOV static void check_tcb(struct ust_tcb *t)
-{
-	CHECKT(t, t->tcp == &z.tcp && t->hashed);
-	CHECKT(t, (unsigned)t->state < UST_TCP_NSTATES);
-	/* A CLOSED block the user let go of is freed at once. */
-	CHECKT(t, !(t->state == UST_TCP_CLOSED && t->released));
-	/* An orphan nobody will ever touch again must have a timer that
-	 * moves it on, or it lives forever. */
-	if (t->released && t->state != UST_TCP_CLOSED)
-		CHECKT(t, t->due != UST_TIME_NEVER);
-	if (t->state == UST_TCP_TIME_WAIT)
-		CHECKT(t, t->timer[UST_TT_TIMEWAIT] != UST_TIME_NEVER);
-	if (t->state == UST_TCP_LISTEN)
-		CHECKT(t, t->rport == 0 && t->raddr == 0 && t->lport != 0);
-
-	/* Buffers. */
-	CHECKT(t, t->rcvbuf.len <= t->rcvbuf.cap);
-	CHECKT(t, t->sndbuf.len <= t->sndbuf.cap);
-	CHECKT(t, t->rcvbuf.cap == 0 || t->rcvbuf.head < t->rcvbuf.cap);
-	CHECKT(t, t->sndbuf.cap == 0 || t->sndbuf.head < t->sndbuf.cap);
-	CHECKT(t, (t->rcvbuf.mem != NULL) == (t->rcvbuf.cap != 0));
-	CHECKT(t, (t->sndbuf.mem != NULL) == (t->sndbuf.cap != 0));
-
-	/* Send sequence space. */
-	CHECKT(t, seq_leq(t->snd_una, t->snd_nxt));
-	CHECKT(t, seq_leq(t->snd_nxt, t->snd_max));
-	if (t->state >= UST_TCP_SYN_SENT) {
-		uint32_t data_end = t->snd_buf_seq + t->sndbuf.len;
-		/* Nothing beyond the data and the FIN was ever sent. */
-		CHECKT(t, seq_leq(t->snd_max, data_end + (t->fin_queued ? 1 : 0)));
-		/* The send buffer starts at SND.UNA (give or take the SYN
-		 * and the FIN). */
-		CHECKT(t, seq_leq(t->snd_buf_seq, t->snd_una + 1) &&
-			  seq_leq(t->snd_una, t->snd_buf_seq + 1));
-		CHECKT(t, seq_leq(t->iss, t->snd_una));
-		if (t->state != UST_TCP_SYN_SENT)
-			CHECKT(t, seq_gt(t->snd_max, t->iss));
-	}
-	/* The segment size fits the interface: the peer's MSS, ours, less
-	 * the timestamp option. */
-	if (UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_SYN_RECEIVED) {
-		if (t->mss > t->rcv_mss)
-			FAIL("tcb %u->%u: MSS %u above ours, %u", t->lport, t->rport, t->mss,
-			     t->rcv_mss);
-		if (t->mss > z.st.nif.mtu - 40)
-			FAIL("tcb %u->%u: MSS %u (ours %u) on a %u-byte MTU", t->lport, t->rport,
-			     t->mss, t->rcv_mss, z.st.nif.mtu);
-	}
-	/* No stall: data or a FIN in flight, or waiting to be sent for the
-	 * first time, has the retransmission (or persist) timer running; an
-	 * ACK we owe has the delayed-ACK timer running. */
-	if (UST_TCP_SYNCHRONIZED(t->state) && t->state != UST_TCP_TIME_WAIT) {
-		uint32_t data_end = t->snd_buf_seq + t->sndbuf.len;
-		bool in_flight = t->snd_una != t->snd_max;
-		bool unsent = seq_lt(t->snd_max, data_end) ||
-			      (t->fin_queued && seq_leq(t->snd_max, data_end));
-		if (in_flight || unsent)
-			if (t->timer[UST_TT_RTX] == UST_TIME_NEVER)
-				FAIL("tcb %u->%u %s%s: %s and no retransmission timer (una %u "
-				     "max %u data end %u%s)", t->lport, t->rport,
-				     ust_tcp_state_name(t->state), t->released ? " orphan" : "",
-				     in_flight ? "data in flight" : "unsent data", t->snd_una,
-				     t->snd_max, data_end, t->fin_queued ? " + FIN" : "");
-		if (t->rcv_nxt != t->last_ack_sent)
-			CHECKT(t, t->timer[UST_TT_DELACK] != UST_TIME_NEVER);
-		/* Nothing in flight, a full segment of data waiting and the
-		 * window and cwnd open for it: neither Nagle nor sender SWS
-		 * avoidance holds a full segment, so it must have gone (unless
-		 * the small pool ran dry). A full segment is the MSS less the
-		 * SACK blocks the segment carries. */
-		if (t->snd_una == t->snd_max && t->state != UST_TCP_FIN_WAIT_2 &&
-		    z.st.pool.size > 8) {
-			uint32_t full = t->mss - tcp_sack_opt_len(t);
-			uint32_t wnd = t->snd_wnd < t->cwnd ? t->snd_wnd : t->cwnd;
-			if (data_end - t->snd_max >= full && seq_lt(t->snd_max, data_end) &&
-			    wnd >= full)
-				FAIL("tcb %u->%u %s: a full segment (%u bytes) waits with nothing "
-				     "in flight and a window of %u (cwnd %u, snd_wnd %u, %u bytes "
-				     "queued)", t->lport, t->rport, ust_tcp_state_name(t->state),
-				     full, wnd, t->cwnd, t->snd_wnd, data_end - t->snd_max);
-		}
-	}
-	/* A FIN held beyond a gap lies beyond RCV.NXT, and only until the
-	 * peer's FIN is in. */
-	if (t->ofo_fin) {
-		if (t->fin_rcvd)
-			FAIL("tcb %u->%u %s: a FIN held at %u outlived the peer's FIN (RCV.NXT %u)",
-			     t->lport, t->rport, ust_tcp_state_name(t->state), t->ofo_fin_seq,
-			     t->rcv_nxt);
-		if (!seq_gt(t->ofo_fin_seq, t->rcv_nxt))
-			FAIL("tcb %u->%u %s: a FIN held at %u, in-order data reached %u past it",
-			     t->lport, t->rport, ust_tcp_state_name(t->state), t->ofo_fin_seq,
-			     t->rcv_nxt);
-	}
-	if (t->fin_queued && UST_TCP_SYNCHRONIZED(t->state))
-		CHECKT(t, UST_TCP_SENT_FIN(t->state));
-
-	/* Out-of-order data: sorted, disjoint, above RCV.NXT, inside the
-	 * ring past the in-order bytes. */
-	check_ranges(t, &t->ofo);
-	if (t->ofo.n) {
-		CHECKT(t, UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_CLOSED ||
-			  t->state == UST_TCP_SYN_RECEIVED);
-		CHECKT(t, seq_gt(t->ofo.r[0].start, t->rcv_nxt));
-		CHECKT(t, t->ofo.r[t->ofo.n - 1].end - t->rcv_nxt <= t->rcvbuf.cap - t->rcvbuf.len);
-	}
-	/* SACKed data: inside SND.UNA..SND.MAX. */
-	check_ranges(t, &t->sacked);
-	if (t->sacked.n) {
-		CHECKT(t, seq_geq(t->sacked.r[0].start, t->snd_una));
-		CHECKT(t, seq_leq(t->sacked.r[t->sacked.n - 1].end, t->snd_max));
-	}
-
-	/* Timers: the deadline is the earliest timer, and the heap knows. */
-	{
-		ust_time due = UST_TIME_NEVER;
-		for (unsigned i = 0; i < UST_TT_N; i++)
-			due = ust_time_min(due, t->timer[i]);
-		CHECKT(t, t->due == due);
-		if (due == UST_TIME_NEVER)
-			CHECKT(t, t->heap_idx == UINT32_MAX);
-		else
-			CHECKT(t, t->heap_idx < z.tcp.heap_len && z.tcp.heap[t->heap_idx] == t);
-	}
-	if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN)
-		CHECKT(t, t->due == UST_TIME_NEVER);
-
-	/* A child: its listener is alive and listening. */
-	if (t->listener) {
-		CHECKT(t, in_live(t->listener));
-		CHECKT(t, t->listener->state == UST_TCP_LISTEN);
-	}
-}
-
-/* The blocks in the table, collected once per check. */
-
-NOCOV static bool in_live(const struct ust_tcb *x)
-{
-	for (unsigned i = 0; i < nlive; i++)
-		if (live[i] == x)
-			return true;
-	return false;
-}
-
+/* After every operation: the control blocks (tests/common/tcp_invariants.c),
+ * then what the program holds. */
 NOCOV static void check_all(void)
 {
-	nlive = 0;
-	for (unsigned i = 0; i < UST_TCP_HASH; i++) {
-		for (struct ust_tcb *t = z.tcp.hash[i]; t; t = t->hnext) {
-			if (nlive >= z.tcp.nconns || nlive == UST_ARRAY_SIZE(live))
-				FAIL("the table holds more blocks than nconns (%u), or a loop",
-				     z.tcp.nconns);
-			live[nlive++] = t;
-		}
-	}
-	if (nlive != z.tcp.nconns)
-		FAIL("the table holds %u blocks, nconns says %u", nlive, z.tcp.nconns);
-	for (unsigned i = 0; i < nlive; i++)
-		check_tcb(live[i]);
-	CHECK(z.tcp.heap_len <= z.tcp.nconns);
-	for (unsigned i = 0; i < z.tcp.heap_len; i++) {
-		struct ust_tcb *t = z.tcp.heap[i];
-		if (!in_live(t))
-			FAIL("timer heap entry %u is not in the table", i);
-		CHECK(t->heap_idx == i);
-		CHECK(t->due != UST_TIME_NEVER);
-		if (i)
-			CHECK(z.tcp.heap[(i - 1) / 2]->due <= t->due);
-	}
-	/* Listeners: the accept queue and the SYN queue add up. */
-	for (unsigned i = 0; i < nlive; i++) {
-		struct ust_tcb *l = live[i];
-		unsigned nacc = 0, total = 0;
-		if (l->state != UST_TCP_LISTEN) {
-			CHECKT(l, l->acceptq_head == NULL && l->acceptq_len == 0);
-			continue;
-		}
-		for (struct ust_tcb *c = l->acceptq_head; c; c = c->qnext) {
-			if (++nacc > nlive)
-				FAIL("accept queue loops");
-			if (!in_live(c))
-				FAIL("accept queue of %u holds a freed block", l->lport);
-			CHECKT(c, c->listener == l);
-			CHECKT(c, !c->released);
-			CHECKT(c, c->state != UST_TCP_SYN_RECEIVED);
-			if (!c->qnext)
-				CHECKT(l, l->acceptq_tail == c);
-		}
-		if (!nacc)
-			CHECKT(l, l->acceptq_tail == NULL);
-		for (unsigned k = 0; k < nlive; k++)
-			if (live[k]->listener == l)
-				total++;
-		CHECKT(l, l->acceptq_len == nacc);
-		CHECKT(l, l->synq_len == total - nacc);
-	}
+	char msg[512];
+
+	if (!tcp_invariants_check(&z.tcp, msg, sizeof(msg)))
+		FAIL("%s", msg);
 	/* What the program holds is alive and not released. */
 	for (unsigned s = 0; s < NSLOTS; s++) {
 		struct ust_tcb *t = z.slot[s];
 		if (!t)
 			continue;
-		if (!in_live(t))
+		if (!tcp_invariants_holds(&z.tcp, t))
 			FAIL("slot %u: the stack freed a block the user holds", s);
 		CHECKT(t, !t->released && t->listener == NULL);
 	}
-	/* Every frame went out and every buffer came back. */
-	CHECK(z.st.txq_len == 0);
-	if (z.st.pool.avail != z.st.pool.size)
-		FAIL("%u of %u packet buffers not back in the pool",
-		     z.st.pool.size - z.st.pool.avail, z.st.pool.size);
 }
 
 /* ---- the clock ---- */

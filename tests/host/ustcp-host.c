@@ -14,7 +14,9 @@
  * 5) after the last request. On SIGINT/SIGTERM, at the end
  * of -d, or when the pings are done, it writes its counters to stderr (and to
  * the -s file) and exits: 0, or 1 if pings went unanswered. The -r file is
- * created, holding the host's pid, once its loop runs.
+ * created, holding the host's pid, once its loop runs. SIGUSR2 writes the
+ * counters to the -s file at once (whole: a temporary file renamed) and goes
+ * on, so that a test can wait for a counter instead of sleeping.
  *
  * TCP: with -C it connects to addr:port, with -L it accepts one connection
  * on port. Then, in this order:
@@ -96,6 +98,8 @@ struct host {
 	bool released;             /* close()d: TCP owns the block until CLOSED */
 	ev_timer wait_timer;
 	ev_signal sigusr1;
+	ev_signal sigusr2;
+	const char *counters;      /* -s */
 	int status;
 };
 
@@ -363,6 +367,23 @@ static void on_sigusr1(struct ev_loop *ev, ev_signal *w, int revents)
 	ust_loop_kick(&h->loop, ust_now());
 }
 
+/* SIGUSR2: the counters as they are now, in the -s file. */
+static void on_sigusr2(struct ev_loop *ev, ev_signal *w, int revents)
+{
+	struct host *h = ust_container_of(w, struct host, sigusr2);
+	char tmp[4096];
+	FILE *f;
+
+	if (!h->counters)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", h->counters);
+	f = fopen(tmp, "we");
+	if (f)
+		ust_counters_print(&h->st.ctr, f);
+	if (!f || fclose(f) != 0 || rename(tmp, h->counters) < 0)
+		fprintf(stderr, "ustcp-host: %s: %s\n", h->counters, strerror(errno));
+}
+
 static void on_wait_over(struct ev_loop *ev, ev_timer *w, int revents)
 {
 	struct host *h = ust_container_of(w, struct host, wait_timer);
@@ -527,6 +548,9 @@ int main(int argc, char **argv)
 	ev_signal_start(h.ev, &h.sigterm);
 	ev_signal_init(&h.sigusr1, on_sigusr1, SIGUSR1);
 	ev_signal_start(h.ev, &h.sigusr1);
+	h.counters = counters;
+	ev_signal_init(&h.sigusr2, on_sigusr2, SIGUSR2);
+	ev_signal_start(h.ev, &h.sigusr2);
 	ev_timer_init(&h.wait_timer, on_wait_over, 0., 0.);
 	if (duration > 0) {
 		ev_timer_init(&h.end_timer, on_end, duration, 0.);

@@ -8,7 +8,9 @@
  * executes the lines in time order: inbound segments are built and handed to
  * ust_stack_input(), user calls go to the ust_tcp_* API, and every segment
  * the stack sends must be matched, in order and within the time tolerance,
- * by an outbound line. The language is described in tests/seg/README.md.
+ * by an outbound line. An "include FILE" line reads a fixture's lines in
+ * place (tests/seg/fixtures/). The language is described in
+ * tests/seg/README.md.
  *
  * Output is TAP: "1..N", then "ok K - NAME" or "not ok K - NAME" followed by
  * "# " lines naming the script line that failed, what it expected and what
@@ -28,6 +30,7 @@
 #include "csum.h"
 #include "stack.h"
 #include "tcp.h"
+#include "tcp_invariants.h"
 
 #define IP4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
 #define OUR_IP IP4(10, 9, 0, 2)
@@ -45,6 +48,7 @@
 #define TOKEN_LEN 64
 #define ANY_TIME_LIMIT UST_SEC(1000)    /* how long "*" waits when nothing bounds it */
 #define MAX_SAME_INSTANT 1000           /* timer calls allowed at one instant */
+#define MAX_INCLUDE_DEPTH 8             /* fixtures including fixtures; deeper is a loop */
 
 static bool verbose;
 static long cli_tolerance = -1;
@@ -466,6 +470,7 @@ struct call {
 enum line_kind { L_CONFIG, L_TOLERANCE, L_PEER_ISN, L_PEER_PORT, L_SEG, L_ICMP, L_CALL };
 
 struct line {
+	unsigned src;                  /* the file it was read from (script->srcs) */
 	int lineno;
 	enum line_kind kind;
 	struct time_spec time;
@@ -486,11 +491,23 @@ struct script_config {
 	unsigned mtu;
 };
 
+/* A file lines were read from: the script itself (srcs[0]) or a fixture an
+ * "include" line brought in, with the line that included it. */
+struct src {
+	char *name;                    /* as messages name it: "c01-active-close.seg",
+					  "fixtures/listen.seg" (relative to the script) */
+	char *path;                    /* where it was opened */
+	unsigned parent;               /* the including file, for srcs[1..] */
+	int parent_line;
+};
+
 struct script {
 	const char *path;
 	const char *name;
 	struct line *lines;
 	unsigned nlines, cap;
+	struct src *srcs;
+	unsigned nsrcs;
 	struct script_config cfg;
 };
 
@@ -502,6 +519,7 @@ struct parser {
 	struct script *sc;
 	struct tokens tk;
 	unsigned pos;
+	const char *path;              /* the file being read */
 	int lineno;
 	struct sbuf *err;
 	bool timed_seen;
@@ -512,7 +530,7 @@ static bool perr(struct parser *p, const char *fmt, ...)
 {
 	va_list ap;
 
-	sb_printf(p->err, "%s:%d: syntax error: ", p->sc->path, p->lineno);
+	sb_printf(p->err, "%s:%d: syntax error: ", p->path, p->lineno);
 	va_start(ap, fmt);
 	sb_vprintf(p->err, fmt, ap);
 	va_end(ap);
@@ -1174,42 +1192,131 @@ static void script_free(struct script *sc)
 {
 	free(sc->lines);
 	sc->lines = NULL;
+	for (unsigned i = 0; i < sc->nsrcs; i++) {
+		free(sc->srcs[i].name);
+		free(sc->srcs[i].path);
+	}
+	free(sc->srcs);
+	sc->srcs = NULL;
+	sc->nsrcs = 0;
 }
 
-static bool script_load(struct script *sc, const char *path, struct sbuf *err)
+static char *xstrdup(const char *s)
 {
-	FILE *f = fopen(path, "r");
+	char *d = strdup(s);
+
+	if (!d) {
+		fprintf(stderr, "seg-run: out of memory\n");
+		exit(2);
+	}
+	return d;
+}
+
+/* "dir/of/base" + "/" + rel, or rel alone when base has no directory or rel
+ * is absolute. */
+static char *path_beside(const char *base, const char *rel)
+{
+	const char *slash = strrchr(base, '/');
+	struct sbuf b = { 0 };
+
+	if (rel[0] == '/' || !slash)
+		return xstrdup(rel);
+	sb_printf(&b, "%.*s/%s", (int)(slash - base), base, rel);
+	return b.s;
+}
+
+static unsigned src_add(struct script *sc, char *name, char *path, unsigned parent, int parent_line)
+{
+	struct src *s = realloc(sc->srcs, (sc->nsrcs + 1) * sizeof(*s));
+
+	if (!s) {
+		fprintf(stderr, "seg-run: out of memory\n");
+		exit(2);
+	}
+	sc->srcs = s;
+	s[sc->nsrcs] = (struct src){ name, path, parent, parent_line };
+	return sc->nsrcs++;
+}
+
+/* "FILE:LINE", and for a fixture's line the lines that included it:
+ * "fixtures/listen.seg:2 (included from fixtures/established-passive.seg:1,
+ * from c10-fin-received-close-wait.seg:14)". */
+static void sb_where(struct sbuf *b, const struct script *sc, const struct line *l)
+{
+	unsigned src = l->src;
+
+	sb_printf(b, "%s:%d", sc->srcs[src].name, l->lineno);
+	for (bool first = true; src; src = sc->srcs[src].parent, first = false)
+		sb_printf(b, "%s%s:%d%s", first ? " (included from " : ", from ",
+			  sc->srcs[sc->srcs[src].parent].name, sc->srcs[src].parent_line,
+			  sc->srcs[src].parent ? "" : ")");
+}
+
+static bool load_file(struct parser *p, unsigned src, int depth);
+
+/* "include FILE": reads FILE's lines in place, as if written here. FILE is
+ * relative to the directory of the file that includes it. */
+static bool load_include(struct parser *p, unsigned src, int depth)
+{
+	struct script *sc = p->sc;
+	const char *path = p->path;
+	int lineno = p->lineno;
+	unsigned inc;
+	bool ok;
+
+	if (p->tk.n != 2)
+		return perr(p, "include: want 'include FILE'");
+	if (depth + 1 > MAX_INCLUDE_DEPTH)
+		return perr(p, "include: more than %d levels deep (does a file include itself?)",
+			    MAX_INCLUDE_DEPTH);
+	inc = src_add(sc, path_beside(sc->srcs[src].name, p->tk.t[1]),
+		      path_beside(sc->srcs[src].path, p->tk.t[1]), src, lineno);
+	ok = load_file(p, inc, depth + 1);
+	p->path = path;
+	p->lineno = lineno;
+	return ok;
+}
+
+/* Reads the lines of srcs[src] into the script, fixtures in place. */
+static bool load_file(struct parser *p, unsigned src, int depth)
+{
+	struct script *sc = p->sc;
+	FILE *f = fopen(sc->srcs[src].path, "r");
 	char buf[1024];
-	struct parser p = { .sc = sc, .err = err };
-	const char *slash = strrchr(path, '/');
 	bool ok = true;
 
-	sc->path = path;
-	sc->name = slash ? slash + 1 : path;
-	ust_tcp_default_config(&sc->cfg.tcp);
-	/* Deterministic initial sequence numbers unless a script picks a key. */
-	sc->cfg.tcp.isn_key[0] = 0x0123456789abcdefull;
-	sc->cfg.tcp.isn_key[1] = 0xfedcba9876543210ull;
-	sc->cfg.mtu = DEFAULT_MTU;
+	p->path = sc->srcs[src].path;
+	p->lineno = 0;
+	if (!f && src) {
+		/* Named at the include line. */
+		p->path = sc->srcs[sc->srcs[src].parent].path;
+		p->lineno = sc->srcs[src].parent_line;
+		return perr(p, "include: cannot open %s: %s", sc->srcs[src].path, strerror(errno));
+	}
 	if (!f) {
-		sb_printf(err, "%s: cannot open: %s\n", path, strerror(errno));
+		sb_printf(p->err, "%s: cannot open: %s\n", sc->srcs[src].path, strerror(errno));
 		return false;
 	}
 	while (fgets(buf, sizeof(buf), f)) {
 		const char *terr = NULL;
 		struct line *l;
 
-		p.lineno++;
+		p->lineno++;
 		if (!strchr(buf, '\n') && !feof(f)) {
-			ok = perr(&p, "line longer than %zu characters", sizeof(buf) - 2);
+			ok = perr(p, "line longer than %zu characters", sizeof(buf) - 2);
 			break;
 		}
-		if (!tokenize(buf, &p.tk, &terr)) {
-			ok = perr(&p, "%s", terr);
+		if (!tokenize(buf, &p->tk, &terr)) {
+			ok = perr(p, "%s", terr);
 			break;
 		}
-		if (!p.tk.n)
+		if (!p->tk.n)
 			continue;
+		if (!strcmp(p->tk.t[0], "include")) {
+			if (!(ok = load_include(p, src, depth)))
+				break;
+			continue;
+		}
 		if (sc->nlines == sc->cap) {
 			sc->cap = sc->cap ? sc->cap * 2 : 64;
 			sc->lines = realloc(sc->lines, sc->cap * sizeof(*sc->lines));
@@ -1220,7 +1327,8 @@ static bool script_load(struct script *sc, const char *path, struct sbuf *err)
 		}
 		l = &sc->lines[sc->nlines];
 		memset(l, 0, sizeof(*l));
-		l->lineno = p.lineno;
+		l->src = src;
+		l->lineno = p->lineno;
 		buf[strcspn(buf, "#\r\n")] = 0;
 		{
 			char *s = buf;
@@ -1231,15 +1339,15 @@ static bool script_load(struct script *sc, const char *path, struct sbuf *err)
 				s[--n] = 0;
 			snprintf(l->text, sizeof(l->text), "%.255s", s);
 		}
-		p.pos = 0;
+		p->pos = 0;
 		l->body = 0;
-		if (!parse_line(&p, l)) {
+		if (!parse_line(p, l)) {
 			ok = false;
 			break;
 		}
 		if (l->kind == L_SEG || l->kind == L_CALL || l->kind == L_ICMP) {
-			if (p.pos != p.tk.n) {
-				ok = perr(&p, "unexpected '%s'", p.tk.t[p.pos]);
+			if (p->pos != p->tk.n) {
+				ok = perr(p, "unexpected '%s'", p->tk.t[p->pos]);
 				break;
 			}
 		}
@@ -1253,6 +1361,22 @@ static bool script_load(struct script *sc, const char *path, struct sbuf *err)
 	}
 	fclose(f);
 	return ok;
+}
+
+static bool script_load(struct script *sc, const char *path, struct sbuf *err)
+{
+	struct parser p = { .sc = sc, .err = err };
+	const char *slash = strrchr(path, '/');
+
+	sc->path = path;
+	sc->name = slash ? slash + 1 : path;
+	ust_tcp_default_config(&sc->cfg.tcp);
+	/* Deterministic initial sequence numbers unless a script picks a key. */
+	sc->cfg.tcp.isn_key[0] = 0x0123456789abcdefull;
+	sc->cfg.tcp.isn_key[1] = 0xfedcba9876543210ull;
+	sc->cfg.mtu = DEFAULT_MTU;
+	src_add(sc, xstrdup(sc->name), xstrdup(path), 0, 0);
+	return load_file(&p, 0, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1345,9 +1469,10 @@ static void fail(struct run *r, const char *fmt, ...)
 	if (r->failed)
 		return;
 	r->failed = true;
-	if (r->cur)
-		sb_printf(&r->diag, "%s:%d: ", r->sc->name, r->cur->lineno);
-	else
+	if (r->cur) {
+		sb_where(&r->diag, r->sc, r->cur);
+		sb_printf(&r->diag, ": ");
+	} else
 		sb_printf(&r->diag, "%s: ", r->sc->name);
 	va_start(ap, fmt);
 	sb_vprintf(&r->diag, fmt, ap);
@@ -1902,9 +2027,14 @@ static void fail_unexpected(struct run *r, const char *where)
 	fmt_wire(&b, &w, &v);
 	fail(r, "unexpected segment %s", where);
 	note(r, "sent at %s: %s", fmt_time(fr->t, tb), sb_str(&b));
-	if (fr->cause)
+	if (fr->cause && fr->cause->src == 0) {
 		note(r, "sent in answer to line %d: %s", fr->cause->lineno, fr->cause->text);
-	else
+	} else if (fr->cause) {
+		struct sbuf wb = { 0 };
+		sb_where(&wb, r->sc, fr->cause);
+		note(r, "sent in answer to %s: %s", sb_str(&wb), fr->cause->text);
+		sb_free(&wb);
+	} else
 		note(r, "sent by a timer");
 	sb_free(&b);
 }
@@ -2720,6 +2850,16 @@ static void run_teardown(struct run *r)
 	r->tcp_up = false;
 }
 
+/* After every line: the invariants between every control block's fields,
+ * the timer heap, the listeners' queues and the packet pool hold. */
+static void check_invariants(struct run *r)
+{
+	char msg[512];
+
+	if (!r->failed && !tcp_invariants_check(&r->tcp, msg, sizeof(msg)))
+		fail(r, "invariant broken: %s", msg);
+}
+
 static void run_lines(struct run *r)
 {
 	struct script *sc = r->sc;
@@ -2767,6 +2907,7 @@ static void run_lines(struct run *r)
 			}
 			if (!exec_outbound(r, l, lo, hi, &seen))
 				return;
+			check_invariants(r);
 			/* "*" and ranges: later relative lines count from when
 			 * the segment really came. */
 			base = l->time.kind == TIME_ANY || l->time.range ? seen : t;
@@ -2796,6 +2937,7 @@ static void run_lines(struct run *r)
 		default: break;
 		}
 		r->acting = NULL;
+		check_invariants(r);
 	}
 	if (r->failed)
 		return;

@@ -1,0 +1,314 @@
+/* The control-block invariant checker shared by tests/fuzz/fuzz_tcp.c and
+ * tests/seg/driver.c; see tcp_invariants.h.
+ *
+ * It reads the fields every TCP implementation has (the sequence variables,
+ * windows, buffers, queues, state and timers) and nothing the engine keeps
+ * for one purpose only, so that it survives the engine's refactors. */
+#include "tcp_invariants.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "stack.h"
+#include "tcp_impl.h"
+
+/* The checker's own branches are not what a fuzzer's coverage should
+ * reward. */
+#if defined(__clang__)
+#define NOCOV __attribute__((no_sanitize("coverage")))
+#else
+#define NOCOV
+#endif
+
+#define MAX_LIVE 4096
+
+struct inv {
+	const struct ust_tcp *tcp;
+	char *msg;
+	size_t len;
+	const struct ust_tcb *live[MAX_LIVE];  /* the blocks in the table */
+	unsigned nlive;
+};
+
+__attribute__((format(printf, 2, 3)))
+NOCOV static bool broken(struct inv *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->msg, c->len, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+/* One block, its state and its sequence variables, after the invariant. */
+NOCOV static bool broken_tcb(struct inv *c, const struct ust_tcb *t, const char *what)
+{
+	return broken(c, "tcb %u->%u %s%s: %s (una %u nxt %u max %u buf_seq %u sndbuf %u/%u "
+		      "rcv_nxt %u rcvbuf %u/%u ofo %u)", t->lport, t->rport,
+		      ust_tcp_state_name(t->state), t->released ? " orphan" : "", what,
+		      t->snd_una, t->snd_nxt, t->snd_max, t->snd_buf_seq, t->sndbuf.len,
+		      t->sndbuf.cap, t->rcv_nxt, t->rcvbuf.len, t->rcvbuf.cap, t->ofo.n);
+}
+
+/* The invariant is its condition, as written. */
+#define INVT(t, cond)                                                            \
+	do {                                                                     \
+		if (!(cond))                                                     \
+			return broken_tcb(c, (t), #cond);                        \
+	} while (0)
+
+NOCOV static bool in_live(const struct inv *c, const struct ust_tcb *x)
+{
+	for (unsigned i = 0; i < c->nlive; i++)
+		if (c->live[i] == x)
+			return true;
+	return false;
+}
+
+/* Sorted, disjoint, none empty. */
+NOCOV static bool check_ranges(struct inv *c, const struct ust_tcb *t, const struct ust_ranges *s)
+{
+	INVT(t, s->n <= UST_RANGES_MAX);
+	for (unsigned i = 0; i < s->n; i++) {
+		INVT(t, seq_lt(s->r[i].start, s->r[i].end));
+		if (i + 1 < s->n)
+			INVT(t, seq_lt(s->r[i].end, s->r[i + 1].start));
+	}
+	return true;
+}
+
+NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
+{
+	const struct ust_tcp *tcp = c->tcp;
+	const struct ust_stack *st = tcp->st;
+
+	INVT(t, t->tcp == tcp && t->hashed);
+	INVT(t, (unsigned)t->state < UST_TCP_NSTATES);
+	/* A CLOSED block the user let go of is freed at once. */
+	INVT(t, !(t->state == UST_TCP_CLOSED && t->released));
+	/* An orphan nobody will ever touch again must have a timer that
+	 * moves it on, or it lives forever. */
+	if (t->released && t->state != UST_TCP_CLOSED)
+		INVT(t, t->due != UST_TIME_NEVER);
+	if (t->state == UST_TCP_TIME_WAIT)
+		INVT(t, t->timer[UST_TT_TIMEWAIT] != UST_TIME_NEVER);
+	if (t->state == UST_TCP_LISTEN)
+		INVT(t, t->rport == 0 && t->raddr == 0 && t->lport != 0);
+
+	/* Buffers. */
+	INVT(t, t->rcvbuf.len <= t->rcvbuf.cap);
+	INVT(t, t->sndbuf.len <= t->sndbuf.cap);
+	INVT(t, t->rcvbuf.cap == 0 || t->rcvbuf.head < t->rcvbuf.cap);
+	INVT(t, t->sndbuf.cap == 0 || t->sndbuf.head < t->sndbuf.cap);
+	INVT(t, (t->rcvbuf.mem != NULL) == (t->rcvbuf.cap != 0));
+	INVT(t, (t->sndbuf.mem != NULL) == (t->sndbuf.cap != 0));
+
+	/* Send sequence space. */
+	INVT(t, seq_leq(t->snd_una, t->snd_nxt));
+	INVT(t, seq_leq(t->snd_nxt, t->snd_max));
+	if (t->state >= UST_TCP_SYN_SENT) {
+		uint32_t data_end = t->snd_buf_seq + t->sndbuf.len;
+		/* Nothing beyond the data and the FIN was ever sent. */
+		INVT(t, seq_leq(t->snd_max, data_end + (t->fin_queued ? 1 : 0)));
+		/* The send buffer starts at SND.UNA (give or take the SYN
+		 * and the FIN). */
+		INVT(t, seq_leq(t->snd_buf_seq, t->snd_una + 1) &&
+			seq_leq(t->snd_una, t->snd_buf_seq + 1));
+		INVT(t, seq_leq(t->iss, t->snd_una));
+		if (t->state != UST_TCP_SYN_SENT)
+			INVT(t, seq_gt(t->snd_max, t->iss));
+	}
+	/* The segment size fits the interface: the peer's MSS, ours, less
+	 * the timestamp option. */
+	if (UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_SYN_RECEIVED) {
+		if (t->mss > t->rcv_mss)
+			return broken(c, "tcb %u->%u: MSS %u above ours, %u", t->lport, t->rport,
+				      t->mss, t->rcv_mss);
+		if (t->mss > st->nif.mtu - 40)
+			return broken(c, "tcb %u->%u: MSS %u (ours %u) on a %u-byte MTU", t->lport,
+				      t->rport, t->mss, t->rcv_mss, st->nif.mtu);
+	}
+	/* No stall: data or a FIN in flight, or waiting to be sent for the
+	 * first time, has the retransmission (or persist) timer running; an
+	 * ACK we owe has the delayed-ACK timer running. */
+	if (UST_TCP_SYNCHRONIZED(t->state) && t->state != UST_TCP_TIME_WAIT) {
+		uint32_t data_end = t->snd_buf_seq + t->sndbuf.len;
+		bool in_flight = t->snd_una != t->snd_max;
+		bool unsent = seq_lt(t->snd_max, data_end) ||
+			      (t->fin_queued && seq_leq(t->snd_max, data_end));
+		if ((in_flight || unsent) && t->timer[UST_TT_RTX] == UST_TIME_NEVER)
+			return broken(c, "tcb %u->%u %s%s: %s and no retransmission timer (una %u "
+				      "max %u data end %u%s)", t->lport, t->rport,
+				      ust_tcp_state_name(t->state), t->released ? " orphan" : "",
+				      in_flight ? "data in flight" : "unsent data", t->snd_una,
+				      t->snd_max, data_end, t->fin_queued ? " + FIN" : "");
+		if (t->rcv_nxt != t->last_ack_sent)
+			INVT(t, t->timer[UST_TT_DELACK] != UST_TIME_NEVER);
+		/* Nothing in flight, a full segment of data waiting and the
+		 * window and cwnd open for it: neither Nagle nor sender SWS
+		 * avoidance holds a full segment, so it must have gone (unless
+		 * a small pool ran dry). A full segment is the MSS less the
+		 * SACK blocks the segment carries. */
+		if (t->snd_una == t->snd_max && t->state != UST_TCP_FIN_WAIT_2 &&
+		    st->pool.size > 8) {
+			uint32_t full = t->mss - tcp_sack_opt_len(t);
+			uint32_t wnd = t->snd_wnd < t->cwnd ? t->snd_wnd : t->cwnd;
+			if (data_end - t->snd_max >= full && seq_lt(t->snd_max, data_end) &&
+			    wnd >= full)
+				return broken(c, "tcb %u->%u %s: a full segment (%u bytes) waits with "
+					      "nothing in flight and a window of %u (cwnd %u, snd_wnd "
+					      "%u, %u bytes queued)", t->lport, t->rport,
+					      ust_tcp_state_name(t->state), full, wnd, t->cwnd,
+					      t->snd_wnd, data_end - t->snd_max);
+		}
+	}
+	/* A FIN held beyond a gap lies beyond RCV.NXT, and only until the
+	 * peer's FIN is in. */
+	if (t->ofo_fin) {
+		if (t->fin_rcvd)
+			return broken(c, "tcb %u->%u %s: a FIN held at %u outlived the peer's FIN "
+				      "(RCV.NXT %u)", t->lport, t->rport,
+				      ust_tcp_state_name(t->state), t->ofo_fin_seq, t->rcv_nxt);
+		if (!seq_gt(t->ofo_fin_seq, t->rcv_nxt))
+			return broken(c, "tcb %u->%u %s: a FIN held at %u, in-order data reached %u "
+				      "past it", t->lport, t->rport, ust_tcp_state_name(t->state),
+				      t->ofo_fin_seq, t->rcv_nxt);
+	}
+	if (t->fin_queued && UST_TCP_SYNCHRONIZED(t->state))
+		INVT(t, UST_TCP_SENT_FIN(t->state));
+
+	/* Out-of-order data: sorted, disjoint, above RCV.NXT, inside the
+	 * ring past the in-order bytes. */
+	if (!check_ranges(c, t, &t->ofo))
+		return false;
+	if (t->ofo.n) {
+		INVT(t, UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_CLOSED ||
+			t->state == UST_TCP_SYN_RECEIVED);
+		INVT(t, seq_gt(t->ofo.r[0].start, t->rcv_nxt));
+		INVT(t, t->ofo.r[t->ofo.n - 1].end - t->rcv_nxt <= t->rcvbuf.cap - t->rcvbuf.len);
+	}
+	/* SACKed data: inside SND.UNA..SND.MAX. */
+	if (!check_ranges(c, t, &t->sacked))
+		return false;
+	if (t->sacked.n) {
+		INVT(t, seq_geq(t->sacked.r[0].start, t->snd_una));
+		INVT(t, seq_leq(t->sacked.r[t->sacked.n - 1].end, t->snd_max));
+	}
+
+	/* Timers: the deadline is the earliest timer, and the heap knows. */
+	{
+		ust_time due = UST_TIME_NEVER;
+		for (unsigned i = 0; i < UST_TT_N; i++)
+			due = ust_time_min(due, t->timer[i]);
+		INVT(t, t->due == due);
+		if (due == UST_TIME_NEVER)
+			INVT(t, t->heap_idx == UINT32_MAX);
+		else
+			INVT(t, t->heap_idx < tcp->heap_len && tcp->heap[t->heap_idx] == t);
+	}
+	if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN)
+		INVT(t, t->due == UST_TIME_NEVER);
+
+	/* A child: its listener is alive and listening. */
+	if (t->listener) {
+		INVT(t, in_live(c, t->listener));
+		INVT(t, t->listener->state == UST_TCP_LISTEN);
+	}
+	return true;
+}
+
+/* Listeners: the accept queue holds established children of this
+ * listener, and the accept queue and the SYN queue add up. */
+NOCOV static bool check_queues(struct inv *c, const struct ust_tcb *l)
+{
+	unsigned nacc = 0, total = 0;
+
+	if (l->state != UST_TCP_LISTEN) {
+		INVT(l, l->acceptq_head == NULL && l->acceptq_len == 0);
+		return true;
+	}
+	for (const struct ust_tcb *q = l->acceptq_head; q; q = q->qnext) {
+		if (++nacc > c->nlive)
+			return broken(c, "accept queue of %u loops", l->lport);
+		if (!in_live(c, q))
+			return broken(c, "accept queue of %u holds a freed block", l->lport);
+		INVT(q, q->listener == l);
+		INVT(q, !q->released);
+		INVT(q, q->state != UST_TCP_SYN_RECEIVED);
+		if (!q->qnext)
+			INVT(l, l->acceptq_tail == q);
+	}
+	if (!nacc)
+		INVT(l, l->acceptq_tail == NULL);
+	for (unsigned k = 0; k < c->nlive; k++)
+		if (c->live[k]->listener == l)
+			total++;
+	INVT(l, l->acceptq_len == nacc);
+	INVT(l, l->synq_len == total - nacc);
+	return true;
+}
+
+NOCOV static bool collect(struct inv *c)
+{
+	const struct ust_tcp *tcp = c->tcp;
+
+	c->nlive = 0;
+	for (unsigned i = 0; i < UST_TCP_HASH; i++) {
+		for (const struct ust_tcb *t = tcp->hash[i]; t; t = t->hnext) {
+			if (c->nlive >= tcp->nconns || c->nlive == MAX_LIVE)
+				return broken(c, "the table holds more blocks than nconns (%u), or a loop",
+					      tcp->nconns);
+			c->live[c->nlive++] = t;
+		}
+	}
+	if (c->nlive != tcp->nconns)
+		return broken(c, "the table holds %u blocks, nconns says %u", c->nlive, tcp->nconns);
+	return true;
+}
+
+NOCOV bool tcp_invariants_check(const struct ust_tcp *tcp, char *msg, size_t len)
+{
+	static struct inv c;   /* the live array is large for a stack frame */
+	const struct ust_stack *st = tcp->st;
+
+	c = (struct inv){ .tcp = tcp, .msg = msg, .len = len };
+	if (!collect(&c))
+		return false;
+	for (unsigned i = 0; i < c.nlive; i++)
+		if (!check_tcb(&c, c.live[i]))
+			return false;
+	/* The timer heap: live blocks, each where it says, a min-heap. */
+	if (tcp->heap_len > tcp->nconns)
+		return broken(&c, "the timer heap holds %u blocks, nconns is %u", tcp->heap_len,
+			      tcp->nconns);
+	for (unsigned i = 0; i < tcp->heap_len; i++) {
+		const struct ust_tcb *t = tcp->heap[i];
+		if (!in_live(&c, t))
+			return broken(&c, "timer heap entry %u is not in the table", i);
+		if (t->heap_idx != i || t->due == UST_TIME_NEVER ||
+		    (i && tcp->heap[(i - 1) / 2]->due > t->due))
+			return broken_tcb(&c, t, "timer heap entry: heap_idx == i, a deadline, "
+					  "no earlier than its parent's");
+	}
+	for (unsigned i = 0; i < c.nlive; i++)
+		if (!check_queues(&c, c.live[i]))
+			return false;
+	/* Every frame went out and every buffer came back. */
+	if (st->txq_len)
+		return broken(&c, "%u frames left in the transmit queue after a flush", st->txq_len);
+	if (st->pool.avail != st->pool.size)
+		return broken(&c, "%u of %u packet buffers not back in the pool",
+			      st->pool.size - st->pool.avail, st->pool.size);
+	return true;
+}
+
+NOCOV bool tcp_invariants_holds(const struct ust_tcp *tcp, const struct ust_tcb *t)
+{
+	for (unsigned i = 0; i < UST_TCP_HASH; i++)
+		for (const struct ust_tcb *x = tcp->hash[i]; x; x = x->hnext)
+			if (x == t)
+				return true;
+	return false;
+}
