@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # The close log (USTCP_CLOSE_LOG, the launcher's --close-log): one JSON line
-# per finished connection, with the fields DESIGN.md fixes, and the outcome
+# per finished connection, with the fields ustcp(7) documents, and the outcome
 # that tells an orderly close from a reset, a refusal and our own abort.
 # Programs run through the launcher against kernel peers; TIME-WAIT is made
 # short (USTCP_MSL) so that lines of connections we closed first come soon.
