@@ -1,23 +1,29 @@
-/* Internals of the stack thread, shared by its files:
- *   stack.c     start-up, the calls from program threads, fd placement
+/* Internals of the stack thread, private to stackthread/ (the shim sees
+ * only stackthread.h). Its files:
+ *   start.c     configuration, start-up, what a fork leaves of the stack
+ *   calls.c     the calls from program threads: a lock-free queue
+ *   fds.c       the stack's fds, above the program's range
+ *   ops.c       the stack-thread side of each call (socket, bind, connect…)
  *   relay.c     the socketpair relay: one struct us_conn per socket
  *   ports.c     ports shared with other processes in the kernel's table
  *   addrshare.c the secret and tombstones the stacks on one address share
  *   control.c   the close log and the control socket for ustcp-stat
- *   lifetime.c  the exit keeper, exec
+ *   keeper.c    the exit keeper: at exit, exec, _exit, or the last thread
  * All of it belongs to the stack thread (and to a keeper, which is a copy
- * of it) unless a comment says otherwise. */
-#ifndef USTCP_SHIM_STACK_IMPL_H
-#define USTCP_SHIM_STACK_IMPL_H
+ * of it) unless a comment says otherwise. It reads TCP through the
+ * engine's calls (stack/tcp.h), never through a control block's fields. */
+#ifndef USTCP_STACKTHREAD_STACK_IMPL_H
+#define USTCP_STACKTHREAD_STACK_IMPL_H
 
 #include <limits.h>
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include <ev.h>
 
 #include "link.h"
 #include "loop.h"
-#include "shim.h"
+#include "stackthread.h"
 #include "stack.h"
 #include "tcp.h"
 
@@ -81,16 +87,35 @@ struct us_stack {
 
 extern struct us_stack us_st;
 
-/* stack.c */
+/* start.c */
 /* This process no longer runs the stack it has (a forked child's copy, or
  * one handed to a keeper before an exec that failed): its fds are closed
  * and a new socket starts a new stack. */
 void us_stack_forget(void);
+
+/* fds.c */
 /* Where the stack's fds go: this and above (half the fd limit, at most
  * 32768), out of the program's way. */
 int us_fd_base(void);
+/* Moves fd there (closing the low one); fd itself when there is no room. */
+int us_fd_high(int fd);
+
+/* calls.c: the wake-up eventfd's watcher runs the queued calls. */
+void us_on_wake(struct ev_loop *ev, ev_io *w, int revents);
 
 /* relay.c */
+struct us_conn *us_conn_of(const struct us_sock *s);
+/* A relay for s on stack end sfd, registered (its watchers idle). */
+struct us_conn *us_conn_new(struct us_sock *s, int sfd);
+/* Forgets the relay (closes the stack end); frees s too if free_sock. */
+void us_conn_free(struct us_conn *c, bool free_sock);
+/* A new socketpair: the app end stays low (the program's number), the
+ * stack end goes high and non-blocking. st: the app end's identity. */
+int us_new_pair(int *app, int *sfd, struct stat *st);
+/* Mirrors the control block's state and addresses into the shared slot. */
+void us_publish(struct us_conn *c);
+/* Watches the stack end, once, for the app end hanging up. */
+void us_hup_arm(struct us_conn *c);
 void us_mark_dirty(struct us_conn *c);
 /* Has the program let go of the app end (POLLHUP on the stack end)? */
 bool us_app_gone(int sfd);
@@ -143,7 +168,7 @@ void us_ctl_open(void);
  * in_loop: its watcher runs in this process's loop. */
 void us_ctl_close(bool in_loop);
 
-/* lifetime.c */
+/* keeper.c */
 void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents);
 void us_at_exit(void);
 /* A keeper's end: remove its control socket, flush the capture, _exit. */
