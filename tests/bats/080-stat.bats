@@ -128,7 +128,8 @@ stat_run() {
 
 	# The processes exit; the client's TIME-WAIT stays, held by an exit
 	# keeper (another pid, the same name) until 2 MSL are over. Only the
-	# keeper's control socket is left.
+	# keeper's control socket is left (beside the address's shared file,
+	# addr-ADDRESS, which stays).
 	touch "$TMP/exit"
 	local p i
 	for p in "${BG_PIDS[@]}"; do bg_wait "$p" 20; done
@@ -136,7 +137,7 @@ stat_run() {
 	# child could still hold it); that keeper leaves as soon as it sees the
 	# listener's last holder gone.
 	for ((i = 0; i < 100; i++)); do
-		[ "$(ls -A "$USTCP_RUN_DIR" | wc -l)" -le 1 ] && break
+		[ "$(ls -A "$USTCP_RUN_DIR" | grep -c '\.sock$')" -le 1 ] && break
 		sleep 0.05
 	done
 	run -0 stat_run
@@ -145,7 +146,9 @@ stat_run() {
 	refute_line --partial "pid=$pid)"
 	refute_line --partial "pid=$pid2)"
 	run -0 ls -A "$USTCP_RUN_DIR"
-	assert_equal "${#lines[@]}" 1
+	assert_equal "${#lines[@]}" 2
+	assert_line --regexp '^[0-9]+\.sock$'
+	assert_line "addr-$SADDR"
 }
 
 @test "ustcp-stat: no stacks, just the header; stale sockets are skipped and removed; -p of nobody fails" {
