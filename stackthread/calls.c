@@ -45,7 +45,7 @@ void us_on_wake(struct ev_loop *ev, ev_io *w, int revents)
 		/* EAGAIN: another wake-up took it */
 	}
 	run_calls();
-	us_relay_wake(); /* listeners an accept() may have unblocked */
+	us_relay_wake(&us_st); /* listeners an accept() may have unblocked */
 	ust_loop_kick(&us_st.loop, ust_now());
 }
 
@@ -67,6 +67,7 @@ long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s)
 	uint64_t one = 1;
 
 	c->fn = fn;
+	c->st = &us_st;
 	c->sock = s;
 	c->ret = 0;
 	atomic_store(&c->done, 0);

@@ -145,7 +145,7 @@ static int hand_over(void)
 {
 	pid_t pid;
 
-	us_relay_sync(NULL);
+	us_relay_sync(&us_st);
 	if (!work_left())
 		return 0;
 	ust_stack_flush(&us_st.st);

@@ -11,7 +11,7 @@
 
 static struct us_conn *call_conn(struct us_call *c)
 {
-	struct us_conn *k = us_conn_of(c->sock);
+	struct us_conn *k = us_conn_of(c->st, c->sock);
 
 	if (!k || !k->tcb) {
 		c->ret = -EINVAL;
@@ -22,38 +22,39 @@ static struct us_conn *call_conn(struct us_call *c)
 
 void us_op_create(struct us_call *c)
 {
+	struct us_stack *st = c->st;
 	struct us_sock *s = c->sock;
 	struct us_conn *k;
-	struct stat st;
+	struct stat sb;
 	int app, sfd, small = 1, r;
 
-	r = us_new_pair(&app, &sfd, &st);
+	r = us_new_pair(&app, &sfd, &sb);
 	if (r < 0) {
 		c->ret = r;
 		return;
 	}
-	k = us_conn_new(s, sfd);
+	k = us_conn_new(st, s, sfd);
 	if (!k) {
 		REAL(close)(app);
 		REAL(close)(sfd);
 		c->ret = -ENOMEM;
 		return;
 	}
-	k->tcb = ust_tcp_create(&us_st.tcp, k, &r);
+	k->tcb = ust_tcp_create(&st->tcp, k, &r);
 	if (!k->tcb) {
 		us_conn_free(k, false);
 		REAL(close)(app);
 		c->ret = r;
 		return;
 	}
-	s->owner = us_st.pid;
-	s->app_dev = st.st_dev;
-	s->app_ino = st.st_ino;
+	s->owner = st->pid;
+	s->app_dev = sb.st_dev;
+	s->app_ino = sb.st_ino;
 	s->app_fd = c->u.opt.val; /* the number it will have */
 	/* Filler: not writable until connected (a listener: never). */
 	REAL(setsockopt)(app, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
 	for (;;) {
-		ssize_t w = REAL(send)(app, us_st.scratch, 2048, MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t w = REAL(send)(app, st->scratch, 2048, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w <= 0)
 			break;
 		k->filler += (uint32_t)w;
@@ -65,11 +66,12 @@ void us_op_create(struct us_call *c)
 
 void us_op_bind(struct us_call *c)
 {
+	struct us_stack *st = c->st;
 	struct us_conn *k = call_conn(c);
 
 	if (!k)
 		return;
-	if (c->u.in.addr && c->u.in.addr != us_st.cfg.addr) {
+	if (c->u.in.addr && c->u.in.addr != st->cfg.addr) {
 		c->ret = -EADDRNOTAVAIL;
 		return;
 	}

@@ -33,9 +33,9 @@
 
 /* ---- small helpers on the stack thread ---- */
 
-struct us_conn *us_conn_of(const struct us_sock *s)
+struct us_conn *us_conn_of(struct us_stack *st, const struct us_sock *s)
 {
-	return us_st.conns[us_sock_idx(s)];
+	return st->conns[us_sock_idx(s)];
 }
 
 /* Is the connection synchronized (its control block still held)? */
@@ -70,8 +70,8 @@ void us_mark_dirty(struct us_conn *c)
 	if (c->dirty)
 		return;
 	c->dirty = true;
-	c->dirty_next = us_st.dirty;
-	us_st.dirty = c;
+	c->dirty_next = c->st->dirty;
+	c->st->dirty = c;
 }
 
 /* A reference to the program's app end, found by the number it had when
@@ -103,8 +103,8 @@ void us_hup_arm(struct us_conn *c)
 {
 	struct epoll_event e = { .events = EPOLLONESHOT, .data.ptr = c };
 
-	if (epoll_ctl(us_st.hup_fd, EPOLL_CTL_MOD, c->sfd, &e) < 0)
-		epoll_ctl(us_st.hup_fd, EPOLL_CTL_ADD, c->sfd, &e);
+	if (epoll_ctl(c->st->hup_fd, EPOLL_CTL_MOD, c->sfd, &e) < 0)
+		epoll_ctl(c->st->hup_fd, EPOLL_CTL_ADD, c->sfd, &e);
 }
 
 bool us_app_gone(int sfd)
@@ -116,21 +116,21 @@ bool us_app_gone(int sfd)
 
 void us_conn_free(struct us_conn *c, bool free_sock)
 {
-	ev_io_stop(us_st.ev, &c->rd);
-	ev_io_stop(us_st.ev, &c->wr);
+	ev_io_stop(c->st->ev, &c->rd);
+	ev_io_stop(c->st->ev, &c->wr);
 	if (c->sfd >= 0) {
-		epoll_ctl(us_st.hup_fd, EPOLL_CTL_DEL, c->sfd, NULL);
+		epoll_ctl(c->st->hup_fd, EPOLL_CTL_DEL, c->sfd, NULL);
 		REAL(close)(c->sfd);
 	}
-	us_st.conns[us_sock_idx(c->sock)] = NULL;
-	us_st.nrelays--;
+	c->st->conns[us_sock_idx(c->sock)] = NULL;
+	c->st->nrelays--;
 	if (c->blocked)
-		us_st.nblocked--;
+		c->st->nblocked--;
 	free(c->out);
 	if (free_sock)
 		us_sock_free(c->sock);
 	/* The dirty list may still name it: unlink. */
-	for (struct us_conn **p = &us_st.dirty; *p; p = &(*p)->dirty_next) {
+	for (struct us_conn **p = &c->st->dirty; *p; p = &(*p)->dirty_next) {
 		if (*p == c) {
 			*p = c->dirty_next;
 			break;
@@ -150,7 +150,7 @@ void us_conn_release(struct us_conn *c, bool abort)
 		/* A connection that was queued for accept but never taken
 		 * (its app end died in flight) is reset, like a child still
 		 * in Linux's accept queue when the listener closes (C30). */
-		bool unaccepted = ust_tcp_listener_of(t) == NULL && !c->listener && c->sock->owner == us_st.pid &&
+		bool unaccepted = ust_tcp_listener_of(t) == NULL && !c->listener && c->sock->owner == c->st->pid &&
 				  (atomic_load(&c->sock->flags) & (US_F_ACCEPTED | US_F_CONNECTING)) == 0 &&
 				  UST_TCP_SYNCHRONIZED(ust_tcp_get_state(t));
 		uint16_t lport = ust_tcp_local_port(t);
@@ -180,9 +180,9 @@ static void rd_update(struct us_conn *c)
 		    ust_tcp_snd_spans(c->tcb, iov) > 0;
 
 	if (want && !ev_is_active(&c->rd))
-		ev_io_start(us_st.ev, &c->rd);
+		ev_io_start(c->st->ev, &c->rd);
 	else if (!want && ev_is_active(&c->rd))
-		ev_io_stop(us_st.ev, &c->rd);
+		ev_io_stop(c->st->ev, &c->rd);
 }
 
 /* The program shut its sending side or closed: a FIN after the data. If
@@ -233,7 +233,7 @@ static void on_rd(struct ev_loop *ev, ev_io *w, int revents)
 	struct us_conn *c = ust_container_of(w, struct us_conn, rd);
 
 	conn_pull(c);
-	ust_loop_kick(&us_st.loop, ust_now());
+	ust_loop_kick(&c->st->loop, ust_now());
 }
 
 /* ---- TCP -> app ---- */
@@ -256,7 +256,7 @@ static bool conn_push(struct us_conn *c)
 			continue;
 		}
 		if (r < 0 && errno == EAGAIN) {
-			ev_io_start(us_st.ev, &c->wr);
+			ev_io_start(c->st->ev, &c->wr);
 			return false;
 		}
 		/* EPIPE: the program shut its receiving side; what arrives
@@ -264,7 +264,7 @@ static bool conn_push(struct us_conn *c)
 		ust_tcp_rcv_consumed(t, ust_tcp_rcv_queued(t), ust_now());
 		break;
 	}
-	ev_io_stop(us_st.ev, &c->wr);
+	ev_io_stop(c->st->ev, &c->wr);
 	if (ust_tcp_fin_rcvd(t) && !c->shut_sent) {
 		REAL(shutdown)(c->sfd, SHUT_WR);
 		c->shut_sent = true;
@@ -276,18 +276,19 @@ static bool conn_push(struct us_conn *c)
 
 static void on_wr(struct ev_loop *ev, ev_io *w, int revents);
 
-struct us_conn *us_conn_new(struct us_sock *s, int sfd)
+struct us_conn *us_conn_new(struct us_stack *st, struct us_sock *s, int sfd)
 {
 	struct us_conn *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return NULL;
+	c->st = st;
 	c->sock = s;
 	c->sfd = sfd;
 	ev_io_init(&c->rd, on_rd, sfd, EV_READ);
 	ev_io_init(&c->wr, on_wr, sfd, EV_WRITE);
-	us_st.conns[us_sock_idx(s)] = c;
-	us_st.nrelays++;
+	st->conns[us_sock_idx(s)] = c;
+	st->nrelays++;
 	return c;
 }
 
@@ -348,13 +349,13 @@ static bool send_token(int lsfd, int app, const struct us_token *tok)
 /* A fresh slot for the accepted connection ct, filled with what the
  * accepting program may read at once, before the token leaves; the token
  * that names it. */
-static void accepted_sock(struct us_sock *s, const struct stat *st, struct ust_tcb *ct,
-			  struct us_token *tok)
+static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct stat *st,
+			  struct ust_tcb *ct, struct us_token *tok)
 {
 	struct ust_tcp_ends e;
 
 	ust_tcp_ends(ct, &e);
-	s->owner = us_st.pid;
+	s->owner = l->st->pid;
 	s->app_dev = st->st_dev;
 	s->app_ino = st->st_ino;
 	s->app_fd = -1; /* its number is the accepting program's */
@@ -390,17 +391,17 @@ static bool deliver_one(struct us_conn *l)
 		us_sock_free(s);
 		return false;
 	}
-	accepted_sock(s, &st, ct, &tok);
+	accepted_sock(l, s, &st, ct, &tok);
 	if (!send_token(l->sfd, app, &tok)) {
 		REAL(close)(app);
 		REAL(close)(sfd);
 		us_sock_free(s);
 		if (errno == EAGAIN)
-			ev_io_start(us_st.ev, &l->wr);
+			ev_io_start(l->st->ev, &l->wr);
 		return false;
 	}
 	REAL(close)(app); /* the token holds it now */
-	c = us_conn_new(s, sfd);
+	c = us_conn_new(l->st, s, sfd);
 	if (!c) {
 		REAL(close)(sfd);
 		us_sock_free(s);
@@ -428,14 +429,14 @@ static void deliver(struct us_conn *l)
 
 	if (l->blocked) {
 		l->blocked = false;
-		us_st.nblocked--;
+		l->st->nblocked--;
 	}
 	outstanding(l); /* once: drops the accepted; each delivery below adds one */
 	while (l->tcb && ust_tcp_accept_peek(l->tcb) && l->nout < limit) {
 		if (!deliver_one(l))
 			return;
 	}
-	ev_io_stop(us_st.ev, &l->wr);
+	ev_io_stop(l->st->ev, &l->wr);
 	/* TCP's accept queue holds what the program's cannot: together no
 	 * more than the backlog allows. While some are delivered and not yet
 	 * accepted, accept() wakes us to move the limit. */
@@ -444,7 +445,7 @@ static void deliver(struct us_conn *l)
 		ust_tcp_set_backlog(l->tcb, out + 1 < limit ? limit - out - 1 : 0);
 	if (out) {
 		l->blocked = true;
-		us_st.nblocked++;
+		l->st->nblocked++;
 		atomic_fetch_or(&l->sock->flags, US_F_BACKLOGGED);
 	}
 }
@@ -457,12 +458,12 @@ static void connected(struct us_conn *c)
 	int fd = app_end(c);
 
 	if (fd >= 0) {
-		REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &us_st.app_sndbuf, sizeof(us_st.app_sndbuf));
+		REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &c->st->app_sndbuf, sizeof(c->st->app_sndbuf));
 		REAL(close)(fd);
 	}
 	while (c->filler) {
-		ssize_t r = REAL(recv)(c->sfd, us_st.scratch,
-				       c->filler < sizeof(us_st.scratch) ? c->filler : sizeof(us_st.scratch),
+		ssize_t r = REAL(recv)(c->sfd, c->st->scratch,
+				       c->filler < sizeof(c->st->scratch) ? c->filler : sizeof(c->st->scratch),
 				       MSG_DONTWAIT);
 		if (r <= 0)
 			break;
@@ -484,7 +485,7 @@ static void conn_died(struct us_conn *c)
 		atomic_store(&c->sock->hard_err, ust_tcp_hard_error(t));
 		atomic_store(&c->sock->pending_err, err);
 		us_publish(c);
-		ev_io_stop(us_st.ev, &c->rd);
+		ev_io_stop(c->st->ev, &c->rd);
 	}
 	if (!conn_push(c))
 		return; /* the rest when the program reads */
@@ -540,16 +541,17 @@ static void on_wr(struct ev_loop *ev, ev_io *w, int revents)
 {
 	struct us_conn *c = ust_container_of(w, struct us_conn, wr);
 
-	ev_io_stop(us_st.ev, &c->wr);
+	ev_io_stop(c->st->ev, &c->wr);
 	us_mark_dirty(c);
-	ust_loop_kick(&us_st.loop, ust_now());
+	ust_loop_kick(&c->st->loop, ust_now());
 }
 
 /* Stack ends whose app end hung up or errored. */
 void us_on_hup(struct ev_loop *ev, ev_io *w, int revents)
 {
+	struct us_stack *st = ust_container_of(w, struct us_stack, hup);
 	struct epoll_event e[64];
-	int n = epoll_wait(us_st.hup_fd, e, 64, 0);
+	int n = epoll_wait(st->hup_fd, e, 64, 0);
 
 	for (int i = 0; i < n; i++) {
 		struct us_conn *c = e[i].data.ptr;
@@ -569,7 +571,7 @@ void us_on_hup(struct ev_loop *ev, ev_io *w, int revents)
 			us_hup_arm(c);
 		}
 	}
-	ust_loop_kick(&us_st.loop, ust_now());
+	ust_loop_kick(&st->loop, ust_now());
 }
 
 /* ---- TCP's callbacks: note only; act in us_relay_after() ---- */
@@ -587,39 +589,37 @@ void us_on_tcp_event(void *ctx, struct ust_tcb *t, unsigned events)
 
 void us_relay_after(struct ust_loop *l, ust_time now)
 {
-	while (us_st.dirty) {
-		struct us_conn *c = us_st.dirty;
-		us_st.dirty = c->dirty_next;
+	struct us_stack *st = ust_container_of(l, struct us_stack, loop);
+
+	while (st->dirty) {
+		struct us_conn *c = st->dirty;
+		st->dirty = c->dirty_next;
 		c->dirty = false;
 		conn_pump(c);
 	}
-	if (us_st.keeper)
-		us_keeper_check();
 }
 
 /* ---- all connections ---- */
 
 /* Takes in what the program wrote and closed just before this (at exit),
  * so that its FINs are queued before the keeper takes over. */
-void us_relay_sync(struct us_call *c)
+void us_relay_sync(struct us_stack *st)
 {
 	for (unsigned i = 0; i < US_MAX_SOCKS; i++) {
-		struct us_conn *k = us_st.conns[i];
+		struct us_conn *k = st->conns[i];
 		if (k && k->tcb && !k->listener && !k->filler && !k->dead) {
 			if (!k->app_eof)
 				conn_pull(k);
-			else if (us_st.conns[i] == k && us_app_gone(k->sfd))
+			else if (st->conns[i] == k && us_app_gone(k->sfd))
 				us_conn_release(k, false);
 		}
 	}
-	if (c)
-		c->ret = 0;
 }
 
-void us_relay_wake(void)
+void us_relay_wake(struct us_stack *st)
 {
-	for (unsigned i = 0; i < US_MAX_SOCKS && us_st.nblocked; i++) {
-		struct us_conn *c = us_st.conns[i];
+	for (unsigned i = 0; i < US_MAX_SOCKS && st->nblocked; i++) {
+		struct us_conn *c = st->conns[i];
 		if (c && c->blocked && !(atomic_load(&c->sock->flags) & US_F_BACKLOGGED))
 			us_mark_dirty(c);
 	}

@@ -28,6 +28,7 @@
 #include "tcp.h"
 
 struct us_conn {
+	struct us_stack *st;         /* the stack that relays it */
 	struct us_sock *sock;
 	struct ust_tcb *tcb;         /* NULL once TCP let go of it */
 	int sfd;                     /* the stack end */
@@ -103,10 +104,12 @@ int us_fd_high(int fd);
 /* calls.c: the wake-up eventfd's watcher runs the queued calls. */
 void us_on_wake(struct ev_loop *ev, ev_io *w, int revents);
 
-/* relay.c */
-struct us_conn *us_conn_of(const struct us_sock *s);
+/* relay.c: every function takes the stack's state by pointer (a
+ * connection knows its stack), so that tests/unit/test_relay.c can drive
+ * a relay of its own without the library's global stack. */
+struct us_conn *us_conn_of(struct us_stack *st, const struct us_sock *s);
 /* A relay for s on stack end sfd, registered (its watchers idle). */
-struct us_conn *us_conn_new(struct us_sock *s, int sfd);
+struct us_conn *us_conn_new(struct us_stack *st, struct us_sock *s, int sfd);
 /* Forgets the relay (closes the stack end); frees s too if free_sock. */
 void us_conn_free(struct us_conn *c, bool free_sock);
 /* A new socketpair: the app end stays low (the program's number), the
@@ -121,19 +124,22 @@ void us_mark_dirty(struct us_conn *c);
 bool us_app_gone(int sfd);
 /* The program let go: CLOSE (or ABORT) and forget the relay. */
 void us_conn_release(struct us_conn *c, bool abort);
-/* TCP's event callback: notes the connection for us_relay_after. */
+/* TCP's event callback: notes the connection for us_relay_after (ctx is
+ * unused: the control block's user is its connection). */
 void us_on_tcp_event(void *ctx, struct ust_tcb *t, unsigned events);
-/* The loop's after hook: acts on what TCP reported. */
+/* The loop's after hook (on the us_stack's loop): acts on what TCP
+ * reported. */
 void us_relay_after(struct ust_loop *l, ust_time now);
-/* The one-shot epoll set of stack ends that may have hung up. */
+/* The one-shot epoll set of stack ends that may have hung up (the watcher
+ * is the us_stack's hup). */
 void us_on_hup(struct ev_loop *ev, ev_io *w, int revents);
-/* Takes in what programs wrote and closed just now (before a hand-over);
- * c may be NULL. */
-void us_relay_sync(struct us_call *c);
+/* Takes in what programs wrote and closed just now (before a hand-over). */
+void us_relay_sync(struct us_stack *st);
 /* Listeners stopped at their backlog look again (an accept() woke us). */
-void us_relay_wake(void);
+void us_relay_wake(struct us_stack *st);
 
-/* ports.c: the engine's port_claim, port_release and port_foreign. */
+/* ports.c: the engine's port_claim, port_release and port_foreign (ctx:
+ * the struct us_stack). */
 int us_port_claim(void *ctx, uint16_t *port, bool reuse);
 void us_port_release(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport);
 bool us_port_foreign(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport);
@@ -150,7 +156,7 @@ void us_ports_forget(void);
 /* addrshare.c: what the stacks on one address share (RUN_DIR/addr-A.B.C.D). */
 /* Maps the file, creating it the first time; 0 or -errno (then the stack
  * keeps a secret of its own and no tombstones). */
-int us_share_open(void);
+int us_share_open(const struct ust_config *cfg);
 /* The address's ISN and timestamp secret; false without the file. */
 bool us_share_secret(uint64_t key[2]);
 /* The connection lport <-> raddr:rport just ended here: for a moment,

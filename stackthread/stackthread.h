@@ -164,6 +164,7 @@ int us_stack_start(void);
 
 /* A call run on the stack thread; the caller waits for it (calls.c). */
 struct us_call;
+struct us_stack;
 typedef void (*us_call_fn)(struct us_call *c);
 struct us_call {
 	us_call_fn fn;
@@ -176,6 +177,7 @@ struct us_call {
 		void *out;
 	} u;
 	/* private */
+	struct us_stack *st;         /* the stack that runs it (set by us_call) */
 	struct us_call *next;
 	_Atomic int done;
 };

@@ -188,6 +188,15 @@ static int open_link(void)
 	return 0;
 }
 
+/* The loop's after hook: the relay acts on what TCP reported; a keeper
+ * then looks whether anything is left to finish. */
+static void after_loop(struct ust_loop *l, ust_time now)
+{
+	us_relay_after(l, now);
+	if (us_st.keeper)
+		us_keeper_check();
+}
+
 /* The engine on the stack: its configuration, the address's shared
  * secret, the shim's callbacks. */
 static int start_tcp(void)
@@ -198,7 +207,7 @@ static int start_tcp(void)
 	ust_tcp_default_config(&tc);
 	tc.msl_ms = us_st.cfg.msl_ms;
 	tc.fin_timeout_ms = us_st.cfg.fin_timeout_ms;
-	r = us_share_open();
+	r = us_share_open(&us_st.cfg);
 	if (r < 0)
 		ust_log(UST_LOG_WARN, "%s/addr-*: %s (initial sequence numbers are this process's own: "
 			"a peer's TIME-WAIT may delay new connections)", us_st.cfg.run_dir, strerror(-r));
@@ -211,6 +220,7 @@ static int start_tcp(void)
 	tc.port_claim = us_port_claim;
 	tc.port_release = us_port_release;
 	tc.port_foreign = us_port_foreign;
+	tc.ctx = &us_st;
 	return ust_tcp_init(&us_st.tcp, &us_st.st, &tc) < 0 ? -ENOMEM : 0;
 }
 
@@ -239,7 +249,7 @@ static int start_loop(void)
 	ev_io_init(&us_st.hup, us_on_hup, us_st.hup_fd, EV_READ);
 	ev_io_start(us_st.ev, &us_st.hup);
 	ust_loop_start(&us_st.loop, us_st.ev, &us_st.st, &us_st.link, &us_st.tcp);
-	us_st.loop.after = us_relay_after;
+	us_st.loop.after = after_loop;
 	us_ctl_open();
 	/* Once a second: a program whose threads all ended (pthread_exit in
 	 * main) hands over; a keeper looks for its interface. */
