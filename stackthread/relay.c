@@ -231,9 +231,10 @@ static void conn_pull(struct us_conn *c)
 static void on_rd(struct ev_loop *ev, ev_io *w, int revents)
 {
 	struct us_conn *c = ust_container_of(w, struct us_conn, rd);
+	struct us_stack *st = c->st; /* conn_pull may free c */
 
 	conn_pull(c);
-	ust_loop_kick(&c->st->loop, ust_now());
+	ust_loop_kick(&st->loop, ust_now());
 }
 
 /* ---- TCP -> app ---- */

@@ -401,6 +401,28 @@ static void test_close_unread_data_sends_rst(void **state)
 	ust_tcp_close(pc, ust_now());
 }
 
+/* The same, found by the reader (the stack end's readable watcher, which
+ * frees the relay while it runs) rather than by the hang-up watch. */
+static void test_close_unread_data_seen_by_reader(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *s;
+	struct ust_tcb *pc;
+	int app = established(r, &s, &pc);
+	struct us_conn *c = us_conn_of(r->st, s);
+
+	peer_send(r, pc, "unread");
+	pump_until_poll(r, app, POLLIN);
+	close(app);
+	assert_true(ev_is_active(&c->rd));
+	ev_invoke(r->st->ev, &c->rd, EV_READ);
+	assert_null(us_conn_of(r->st, s));
+	pump(r);
+	assert_int_equal(r->rst_from_us, 1);
+	assert_int_equal(ust_tcp_record(pc)->outcome, UST_OUTCOME_RESET_RECEIVED);
+	ust_tcp_close(pc, ust_now());
+}
+
 /* The program closes with everything read: a FIN after the data. */
 static void test_close_all_read_sends_fin(void **state)
 {
@@ -608,6 +630,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_eof_peer_fin_reads_zero, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hup_peer_rst_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_unread_data_sends_rst, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_unread_data_seen_by_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_all_read_sends_fin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_app_shutdown_sends_fin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_error_delivered_once, setup, teardown),
