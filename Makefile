@@ -37,12 +37,14 @@ STACK_SRC := $(wildcard stack/*.c)
 STACK_OBJ := $(STACK_SRC:%.c=$(BUILD)/%.o)
 STACK_LIB := $(BUILD)/libustcp-stack.a
 
-# The preload library: shim/ on top of the stack, compiled on its own into
-# $(BUILD)/lib/. Only the overridden calls are exported; the stack's own
-# symbols stay inside. Under SAN=1 it gets UBSan only: the programs it is
+# The preload library: shim/ (the overridden calls, on the program's
+# threads) and stackthread/ (the stack thread: start-up, relay, ports,
+# control socket, keeper) on top of the stack, compiled on their own into
+# $(BUILD)/lib/. Only the overridden calls are exported; everything else
+# stays inside. Under SAN=1 it gets UBSan only: the programs it is
 # preloaded into are not built with ASan, and ASan preloaded into them does
 # not work reliably (curl deadlocks in setlocale with libasan alone).
-SHIM_SRC    := $(wildcard shim/*.c)
+SHIM_SRC    := $(wildcard shim/*.c) $(wildcard stackthread/*.c)
 SHIM_OBJ    := $(SHIM_SRC:%.c=$(BUILD)/lib/%.o) $(STACK_SRC:%.c=$(BUILD)/lib/%.o)
 SHIM_LIB    := $(BUILD)/libustcp.so
 SHIM_CFLAGS := $(subst -fsanitize=address$(comma)undefined,-fsanitize=undefined,$(CFLAGS)) -fPIC
@@ -70,7 +72,10 @@ ALL := $(STACK_LIB) $(SHIM_LIB) $(TOOLS) $(SCRIPTS) $(UNIT_BIN) $(HOST_BIN) $(PR
 .PHONY: all check check-unit check-bats fuzz bench demo deps install clean
 all: $(ALL)
 
-$(BUILD)/lib/shim/%.o: shim/%.c $(wildcard shim/*.h) $(wildcard stack/*.h) | $(BUILD)/lib/shim
+$(BUILD)/lib/shim/%.o: shim/%.c $(wildcard shim/*.h) stackthread/stackthread.h $(wildcard stack/*.h) | $(BUILD)/lib/shim
+	$(CC) $(SHIM_CFLAGS) -fvisibility=hidden -c -o $@ $<
+
+$(BUILD)/lib/stackthread/%.o: stackthread/%.c $(wildcard stackthread/*.h) $(wildcard stack/*.h) | $(BUILD)/lib/stackthread
 	$(CC) $(SHIM_CFLAGS) -fvisibility=hidden -c -o $@ $<
 
 $(BUILD)/lib/stack/%.o: stack/%.c $(wildcard stack/*.h) | $(BUILD)/lib/stack
@@ -82,7 +87,7 @@ $(BUILD)/%.o: %.c $(wildcard stack/*.h) | $(BUILD)/stack $(BUILD)/tests
 $(SHIM_LIB): $(SHIM_OBJ)
 	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -shared -o $@ $(SHIM_OBJ) -Wl,-z,defs -lev -ldl -lpthread
 
-$(BUILD)/lib/shim $(BUILD)/lib/stack $(BUILD)/stack $(BUILD)/tests $(BUILD)/tools $(BUILD)/fuzz $(BUILD)/bench:
+$(BUILD)/lib/shim $(BUILD)/lib/stackthread $(BUILD)/lib/stack $(BUILD)/stack $(BUILD)/tests $(BUILD)/tools $(BUILD)/fuzz $(BUILD)/bench:
 	mkdir -p $@
 
 $(STACK_LIB): $(STACK_OBJ)
@@ -102,6 +107,18 @@ $(BUILD)/ustcp-netns: tools/ustcp-netns | $(BUILD)/tools
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(STACK_LIB) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS) -lcmocka
+
+# The relay's unit test drives stackthread/'s relay in one process: those
+# objects (and the shim's libc table and socket slots) built as the tests
+# are, sanitizers included, linked in beside the stack.
+RELAY_TEST_OBJ := $(addprefix $(BUILD)/unit/,stackthread/relay.o stackthread/ops.o stackthread/ports.o \
+                  stackthread/addrshare.o stackthread/fds.o shim/real.o shim/fdtab.o)
+$(BUILD)/unit/%.o: %.c $(wildcard stackthread/*.h) $(wildcard shim/*.h) $(wildcard stack/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/test_relay: tests/unit/test_relay.c $(RELAY_TEST_OBJ) $(STACK_LIB) | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(RELAY_TEST_OBJ) $(STACK_LIB) $(LDLIBS) -lcmocka -lev -ldl -lpthread
 
 # The control-block invariants, checked by the segment driver after every
 # script line and by the TCP fuzzer after every operation.

@@ -1,7 +1,8 @@
-/* libc's own functions, found once with dlsym(RTLD_NEXT). pthread_once makes
- * the first caller bind them all; a call arriving before the library's
- * constructor (another library's constructor opening a socket) lands here
- * first and works the same. */
+/* libc's own functions, found once with dlsym(RTLD_NEXT): the one table
+ * both halves of the library call libc through (stackthread.h). pthread_once
+ * makes the first caller bind them all; a call arriving before the
+ * library's constructor (another library's constructor opening a socket)
+ * lands here first and works the same. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -31,7 +32,9 @@ static void bind_all(void)
 	B(read); B(readv); B(recv); B(recvfrom); B(recvmsg);
 	B(write); B(writev); B(send); B(sendto); B(sendmsg);
 	B(epoll_create1); B(eventfd); B(pipe2); B(timerfd_create); B(signalfd);
+	B(execve); B(execv); B(execvp); B(execvpe); B(fexecve);
 #undef B
+	real.exit_ = must("_exit");
 }
 
 const struct us_real *us_real(void)

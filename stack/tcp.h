@@ -409,4 +409,48 @@ struct ust_tcp_status {
 };
 void ust_tcp_status(const struct ust_tcb *tcb, struct ust_tcp_status *s);
 
+/* ---- queries: what a user of the engine reads (stack/tcp_query.c) ----
+ * The relay, ustcp-stat, the close log and the exit keeper read a control
+ * block through these, never through its fields. */
+
+enum ust_tcp_state ust_tcp_get_state(const struct ust_tcb *tcb);
+struct ust_tcp_ends {
+	uint32_t laddr, raddr;
+	uint16_t lport, rport;
+};
+void ust_tcp_ends(const struct ust_tcb *tcb, struct ust_tcp_ends *e);
+uint16_t ust_tcp_local_port(const struct ust_tcb *tcb);
+/* The user's pointer (ust_tcp_create, ust_tcp_accept); set it to NULL
+ * before letting go so that no event names the user any more. */
+void *ust_tcp_user(const struct ust_tcb *tcb);
+void ust_tcp_set_user(struct ust_tcb *tcb, void *user);
+/* The listener an embryonic or not yet accepted child hangs on, or NULL. */
+const struct ust_tcb *ust_tcp_listener_of(const struct ust_tcb *tcb);
+/* The peer's FIN is in sequence: nothing follows the queued bytes. */
+bool ust_tcp_fin_rcvd(const struct ust_tcb *tcb);
+/* In-order bytes received and not yet read (SIOCINQ). */
+uint32_t ust_tcp_rcv_queued(const struct ust_tcb *tcb);
+/* Bytes in the send ring: unacknowledged and unsent. */
+uint32_t ust_tcp_snd_queued(const struct ust_tcb *tcb);
+/* Why it died (ECONNRESET…), kept after the pending error was taken. */
+int ust_tcp_hard_error(const struct ust_tcb *tcb);
+/* The retransmission timer is probing a zero window. */
+bool ust_tcp_persisting(const struct ust_tcb *tcb);
+/* The connection's record (close log); final once it reached CLOSED. */
+const struct ust_tcp_record *ust_tcp_record(const struct ust_tcb *tcb);
+/* Reached CLOSED after living (not a block that never opened). */
+bool ust_tcp_finished(const struct ust_tcb *tcb);
+
+/* Listeners: the backlog (ust_tcp_listen clamps it; a relay that keeps
+ * delivered connections of its own moves it), the accept queue's length,
+ * and its oldest connection without taking it (ust_tcp_accept takes it). */
+unsigned ust_tcp_backlog(const struct ust_tcb *listener);
+void ust_tcp_set_backlog(struct ust_tcb *listener, unsigned backlog);
+unsigned ust_tcp_acceptq_len(const struct ust_tcb *listener);
+struct ust_tcb *ust_tcp_accept_peek(const struct ust_tcb *listener);
+
+/* Every control block: how many, and each in turn (fn may not free any). */
+unsigned ust_tcp_count(const struct ust_tcp *tcp);
+void ust_tcp_each(struct ust_tcp *tcp, void (*fn)(struct ust_tcb *tcb, void *arg), void *arg);
+
 #endif

@@ -4,7 +4,7 @@
  *
  * Each stack publishes an AF_UNIX stream socket RUN_DIR/PID.sock (RUN_DIR:
  * USTCP_RUN_DIR, with the library's default); on connect it writes a dump
- * and closes (dump() in shim/stack.c):
+ * and closes (dump() in stackthread/control.c):
  *
  *   ustcp 1
  *   process PID COMM IFACE ADDR/PREFIX KIND

@@ -20,7 +20,7 @@
  *                inherits, and exits when the last copy of that end is
  *                closed (recvmsg returns 0: the whole tree is gone).
  *
- * The protocol (the library's side is broker_link in shim/stack.c): a
+ * The protocol (the library's side is broker_link in stackthread/start.c): a
  * request is the text "ustcp-link 1\n" with SCM_CREDENTIALS (checked by the
  * kernel: the broker's end has SO_PASSCRED) and SCM_RIGHTS carrying one
  * end of a fresh SOCK_SEQPACKET pair. The answer goes on that pair: an int,

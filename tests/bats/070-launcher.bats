@@ -49,7 +49,7 @@ for name in sorted(os.listdir("/proc/self/fd"), key=int):
 print("packet sockets", found)
 '
 
-# The broker's protocol spoken by hand (shim/stack.c: broker_link): a good
+# The broker's protocol spoken by hand (stackthread/start.c: broker_link): a good
 # request gets 0 and an AF_PACKET socket; a malformed one EPROTO and no fd.
 BROKER_PY='
 import errno, os, socket, struct

@@ -33,7 +33,8 @@ static void json_str(char *out, size_t size, const char *s)
 /* USTCP_CLOSE_LOG: one JSON line per finished connection (DESIGN.md). */
 void us_close_log(void *ctx, const struct ust_tcb *t)
 {
-	const struct ust_tcp_record *r = &t->rec;
+	const struct ust_tcp_record *r = ust_tcp_record(t);
+	struct ust_tcp_ends e;
 	const char *who = ust_tcp_initiator_name(r->initiator);
 	char line[1024], reason[128], states[UST_TCP_HISTORY_MAX * 16], ts[64];
 	struct timespec wall;
@@ -53,6 +54,7 @@ void us_close_log(void *ctx, const struct ust_tcb *t)
 		}
 		us_st.close_log_fd = us_fd_high(fd);
 	}
+	ust_tcp_ends(t, &e);
 	clock_gettime(CLOCK_REALTIME, &wall);
 	wall.tv_sec -= (time_t)(ago / 1000000u);
 	wall.tv_nsec -= (long)(ago % 1000000u) * 1000;
@@ -72,9 +74,9 @@ void us_close_log(void *ctx, const struct ust_tcb *t)
 		     "{\"ts\":\"%s\",\"pid\":%d,\"local\":\"%u.%u.%u.%u:%u\",\"remote\":\"%u.%u.%u.%u:%u\","
 		     "\"outcome\":\"%s\",\"initiator\":%s%s%s,\"reason\":\"%s\",\"states\":[%s],"
 		     "\"bytes_sent\":%llu,\"bytes_received\":%llu,\"duration_ms\":%llu}\n",
-		     ts, (int)us_st.program, t->laddr >> 24, t->laddr >> 16 & 255, t->laddr >> 8 & 255,
-		     t->laddr & 255, t->lport, t->raddr >> 24, t->raddr >> 16 & 255, t->raddr >> 8 & 255,
-		     t->raddr & 255, t->rport, ust_tcp_outcome_name(r->outcome), who ? "\"" : "",
+		     ts, (int)us_st.program, e.laddr >> 24, e.laddr >> 16 & 255, e.laddr >> 8 & 255,
+		     e.laddr & 255, e.lport, e.raddr >> 24, e.raddr >> 16 & 255, e.raddr >> 8 & 255,
+		     e.raddr & 255, e.rport, ust_tcp_outcome_name(r->outcome), who ? "\"" : "",
 		     who ? who : "null", who ? "\"" : "", reason, states,
 		     (unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_received,
 		     (unsigned long long)((r->end - r->start) / 1000u));
@@ -85,6 +87,48 @@ void us_close_log(void *ctx, const struct ust_tcb *t)
 
 /* ---- the control socket (ustcp-stat) ---- */
 
+/* One "tcp" line of the dump (below) per control block that is a
+ * connection or a listener. */
+struct dump_ctx {
+	FILE *f;
+	ust_time now;
+};
+
+static void dump_tcb(struct ust_tcb *t, void *arg)
+{
+	static const char *const timers[UST_TT_N] = { "on", "off", "keepalive", "timewait" };
+	const struct dump_ctx *d = arg;
+	enum ust_tcp_state state = ust_tcp_get_state(t);
+	struct ust_tcp_status st;
+	struct ust_tcp_ends e;
+	const char *timer = "off";
+	long long ms = 0;
+	unsigned rq, sq;
+
+	ust_tcp_ends(t, &e);
+	if (!e.lport || (state == UST_TCP_CLOSED && !ust_tcp_record(t)->nstates))
+		return;
+	ust_tcp_status(t, &st);
+	if (st.timer >= 0) {
+		timer = ust_tcp_persisting(t) && st.timer == UST_TT_RTX ? "persist" : timers[st.timer];
+		ms = st.timer_due > d->now ? (long long)((st.timer_due - d->now) / 1000u) : 0;
+	}
+	rq = st.rcv_queued;
+	sq = st.snd_queued;
+	if (state == UST_TCP_LISTEN) {
+		/* As ss: the queue, the program's backlog, and the address it
+		 * bound (0.0.0.0 for any). The relay's own bookkeeping moves
+		 * TCP's backlog. */
+		const struct us_conn *l = ust_tcp_user(t);
+		rq = ust_tcp_acceptq_len(t) + (l ? l->nout : 0);
+		sq = l ? l->backlog : ust_tcp_backlog(t);
+		e.laddr = l ? us_addr(atomic_load(&l->sock->local)) : e.laddr;
+	}
+	fprintf(d->f, "tcp %s %u %u %u.%u.%u.%u:%u %u.%u.%u.%u:%u %s %lld\n", ust_tcp_state_name(state), rq, sq,
+		e.laddr >> 24, e.laddr >> 16 & 255, e.laddr >> 8 & 255, e.laddr & 255, e.lport,
+		e.raddr >> 24, e.raddr >> 16 & 255, e.raddr >> 8 & 255, e.raddr & 255, e.rport, timer, ms);
+}
+
 /* What ustcp-stat reads, one record per line (ustcp-stat(1) parses it):
  *   ustcp 1
  *   process PID COMM IFACE ADDR/PREFIX program
@@ -93,9 +137,8 @@ void us_close_log(void *ctx, const struct ust_tcb *t)
  *   end */
 static void dump(FILE *f)
 {
-	static const char *const timers[UST_TT_N] = { "on", "off", "keepalive", "timewait" };
+	struct dump_ctx d = { f, ust_now() };
 	char comm[32] = "?";
-	ust_time now = ust_now();
 	FILE *cf = fopen("/proc/self/comm", "re");
 
 	if (cf) {
@@ -106,36 +149,7 @@ static void dump(FILE *f)
 	fprintf(f, "ustcp 1\nprocess %d %s %s %u.%u.%u.%u/%u %s\n", (int)getpid(), comm, us_st.cfg.iface,
 		us_st.cfg.addr >> 24, us_st.cfg.addr >> 16 & 255, us_st.cfg.addr >> 8 & 255, us_st.cfg.addr & 255, us_st.cfg.prefix,
 		us_st.keeper ? "keeper" : "program");
-	for (unsigned i = 0; i < UST_TCP_HASH; i++) {
-		for (struct ust_tcb *t = us_st.tcp.hash[i]; t; t = t->hnext) {
-			struct ust_tcp_status st;
-			const char *timer = "off";
-			long long ms = 0;
-			if (!t->lport || (t->state == UST_TCP_CLOSED && !t->rec.nstates))
-				continue;
-			ust_tcp_status(t, &st);
-			if (st.timer >= 0) {
-				timer = t->persist && st.timer == UST_TT_RTX ? "persist" : timers[st.timer];
-				ms = st.timer_due > now ? (long long)((st.timer_due - now) / 1000u) : 0;
-			}
-			uint32_t la = t->laddr;
-			unsigned rq = st.rcv_queued, sq = st.snd_queued;
-			if (t->state == UST_TCP_LISTEN) {
-				/* As ss: the queue, the program's backlog, and the
-				 * address it bound (0.0.0.0 for any). The relay's
-				 * own bookkeeping moves TCP's backlog. */
-				const struct us_conn *l = t->user;
-				rq = t->acceptq_len + (l ? l->nout : 0);
-				sq = l ? l->backlog : t->backlog;
-				la = l ? us_addr(atomic_load(&l->sock->local)) : la;
-			}
-			fprintf(f, "tcp %s %u %u %u.%u.%u.%u:%u %u.%u.%u.%u:%u %s %lld\n",
-				ust_tcp_state_name(t->state), rq, sq,
-				la >> 24, la >> 16 & 255, la >> 8 & 255, la & 255, t->lport,
-				t->raddr >> 24, t->raddr >> 16 & 255, t->raddr >> 8 & 255, t->raddr & 255, t->rport,
-				timer, ms);
-		}
-	}
+	ust_tcp_each(&us_st.tcp, dump_tcb, &d);
 	for (unsigned i = 0; i < UST_EVENT_MAX; i++)
 		fprintf(f, "counter %s %llu\n", ust_event_name((enum ust_event)i),
 			(unsigned long long)us_st.st.ctr.event[i]);

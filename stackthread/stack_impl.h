@@ -1,27 +1,34 @@
-/* Internals of the stack thread, shared by its files:
- *   stack.c     start-up, the calls from program threads, fd placement
+/* Internals of the stack thread, private to stackthread/ (the shim sees
+ * only stackthread.h). Its files:
+ *   start.c     configuration, start-up, what a fork leaves of the stack
+ *   calls.c     the calls from program threads: a lock-free queue
+ *   fds.c       the stack's fds, above the program's range
+ *   ops.c       the stack-thread side of each call (socket, bind, connect…)
  *   relay.c     the socketpair relay: one struct us_conn per socket
  *   ports.c     ports shared with other processes in the kernel's table
  *   addrshare.c the secret and tombstones the stacks on one address share
  *   control.c   the close log and the control socket for ustcp-stat
- *   lifetime.c  the exit keeper, exec
+ *   keeper.c    the exit keeper: at exit, exec, _exit, or the last thread
  * All of it belongs to the stack thread (and to a keeper, which is a copy
- * of it) unless a comment says otherwise. */
-#ifndef USTCP_SHIM_STACK_IMPL_H
-#define USTCP_SHIM_STACK_IMPL_H
+ * of it) unless a comment says otherwise. It reads TCP through the
+ * engine's calls (stack/tcp.h), never through a control block's fields. */
+#ifndef USTCP_STACKTHREAD_STACK_IMPL_H
+#define USTCP_STACKTHREAD_STACK_IMPL_H
 
 #include <limits.h>
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include <ev.h>
 
 #include "link.h"
 #include "loop.h"
-#include "shim.h"
+#include "stackthread.h"
 #include "stack.h"
 #include "tcp.h"
 
 struct us_conn {
+	struct us_stack *st;         /* the stack that relays it */
 	struct us_sock *sock;
 	struct ust_tcb *tcb;         /* NULL once TCP let go of it */
 	int sfd;                     /* the stack end */
@@ -81,34 +88,58 @@ struct us_stack {
 
 extern struct us_stack us_st;
 
-/* stack.c */
+/* start.c */
 /* This process no longer runs the stack it has (a forked child's copy, or
  * one handed to a keeper before an exec that failed): its fds are closed
  * and a new socket starts a new stack. */
 void us_stack_forget(void);
+
+/* fds.c */
 /* Where the stack's fds go: this and above (half the fd limit, at most
  * 32768), out of the program's way. */
 int us_fd_base(void);
+/* Moves fd there (closing the low one); fd itself when there is no room. */
+int us_fd_high(int fd);
 
-/* relay.c */
+/* calls.c: the wake-up eventfd's watcher runs the queued calls. */
+void us_on_wake(struct ev_loop *ev, ev_io *w, int revents);
+
+/* relay.c: every function takes the stack's state by pointer (a
+ * connection knows its stack), so that tests/unit/test_relay.c can drive
+ * a relay of its own without the library's global stack. */
+struct us_conn *us_conn_of(struct us_stack *st, const struct us_sock *s);
+/* A relay for s on stack end sfd, registered (its watchers idle). */
+struct us_conn *us_conn_new(struct us_stack *st, struct us_sock *s, int sfd);
+/* Forgets the relay (closes the stack end); frees s too if free_sock. */
+void us_conn_free(struct us_conn *c, bool free_sock);
+/* A new socketpair: the app end stays low (the program's number), the
+ * stack end goes high and non-blocking. st: the app end's identity. */
+int us_new_pair(int *app, int *sfd, struct stat *st);
+/* Mirrors the control block's state and addresses into the shared slot. */
+void us_publish(struct us_conn *c);
+/* Watches the stack end, once, for the app end hanging up. */
+void us_hup_arm(struct us_conn *c);
 void us_mark_dirty(struct us_conn *c);
 /* Has the program let go of the app end (POLLHUP on the stack end)? */
 bool us_app_gone(int sfd);
 /* The program let go: CLOSE (or ABORT) and forget the relay. */
 void us_conn_release(struct us_conn *c, bool abort);
-/* TCP's event callback: notes the connection for us_relay_after. */
+/* TCP's event callback: notes the connection for us_relay_after (ctx is
+ * unused: the control block's user is its connection). */
 void us_on_tcp_event(void *ctx, struct ust_tcb *t, unsigned events);
-/* The loop's after hook: acts on what TCP reported. */
+/* The loop's after hook (on the us_stack's loop): acts on what TCP
+ * reported. */
 void us_relay_after(struct ust_loop *l, ust_time now);
-/* The one-shot epoll set of stack ends that may have hung up. */
+/* The one-shot epoll set of stack ends that may have hung up (the watcher
+ * is the us_stack's hup). */
 void us_on_hup(struct ev_loop *ev, ev_io *w, int revents);
-/* Takes in what programs wrote and closed just now (before a hand-over);
- * c may be NULL. */
-void us_relay_sync(struct us_call *c);
+/* Takes in what programs wrote and closed just now (before a hand-over). */
+void us_relay_sync(struct us_stack *st);
 /* Listeners stopped at their backlog look again (an accept() woke us). */
-void us_relay_wake(void);
+void us_relay_wake(struct us_stack *st);
 
-/* ports.c: the engine's port_claim, port_release and port_foreign. */
+/* ports.c: the engine's port_claim, port_release and port_foreign (ctx:
+ * the struct us_stack). */
 int us_port_claim(void *ctx, uint16_t *port, bool reuse);
 void us_port_release(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport);
 bool us_port_foreign(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport);
@@ -125,7 +156,7 @@ void us_ports_forget(void);
 /* addrshare.c: what the stacks on one address share (RUN_DIR/addr-A.B.C.D). */
 /* Maps the file, creating it the first time; 0 or -errno (then the stack
  * keeps a secret of its own and no tombstones). */
-int us_share_open(void);
+int us_share_open(const struct ust_config *cfg);
 /* The address's ISN and timestamp secret; false without the file. */
 bool us_share_secret(uint64_t key[2]);
 /* The connection lport <-> raddr:rport just ended here: for a moment,
@@ -143,7 +174,7 @@ void us_ctl_open(void);
  * in_loop: its watcher runs in this process's loop. */
 void us_ctl_close(bool in_loop);
 
-/* lifetime.c */
+/* keeper.c */
 void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents);
 void us_at_exit(void);
 /* A keeper's end: remove its control socket, flush the capture, _exit. */

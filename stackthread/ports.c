@@ -25,10 +25,10 @@ static struct { int fd; unsigned refs; bool reuse; } ports[65536];
  * listener's reservation listens in the kernel (nothing ever reaches it:
  * the kernel does not own our address), so that no other process binds
  * there, as Linux refuses a second listener. */
-static int reserve(uint16_t *port, bool reuse)
+static int reserve(uint32_t addr, uint16_t *port, bool reuse)
 {
 	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(*port),
-				  .sin_addr.s_addr = htonl(us_st.cfg.addr) };
+				  .sin_addr.s_addr = htonl(addr) };
 	socklen_t len = sizeof(in);
 	int fd = REAL(socket)(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, e;
 
@@ -49,13 +49,14 @@ static int reserve(uint16_t *port, bool reuse)
 
 int us_port_claim(void *ctx, uint16_t *port, bool reuse)
 {
+	const struct us_stack *st = ctx;
 	int fd;
 
 	if (*port && ports[*port].refs) {
 		ports[*port].refs++;
 		return 0;
 	}
-	fd = reserve(port, reuse);
+	fd = reserve(st->cfg.addr, port, reuse);
 	if (fd < 0)
 		return fd;
 	ports[*port].fd = fd;
@@ -88,6 +89,7 @@ void us_port_release(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport)
 bool us_port_foreign(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport)
 {
 	static struct { uint16_t port; ust_time until; } cache[FOREIGN_CACHE];
+	const struct us_stack *st = ctx;
 	unsigned i = port % FOREIGN_CACHE;
 	ust_time now = ust_now();
 	uint16_t p = port;
@@ -100,7 +102,7 @@ bool us_port_foreign(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport)
 		return true;
 	/* Held by us with SO_REUSEADDR (a listener's old children), another
 	 * process may listen there too: a probe that shares finds out. */
-	fd = reserve(&p, ports[port].refs != 0);
+	fd = reserve(st->cfg.addr, &p, ports[port].refs != 0);
 	if (fd >= 0)
 		REAL(close)(fd);
 	if (fd == -EADDRINUSE) {

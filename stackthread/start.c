@@ -1,8 +1,8 @@
 /* The stack thread: one libev loop per process that runs the protocol
  * stack on the link and relays every TCP socket of the program (relay.c).
- * This file starts it (the first TCP socket does), runs the calls program
- * threads make (a lock-free queue and an eventfd), and keeps the stack's
- * own fds above the program's range. */
+ * This file loads the configuration, starts it (the first TCP socket
+ * does: the link, directly or through the launcher's broker, the engine,
+ * the loop) and settles what a fork leaves of it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -29,38 +29,9 @@ struct us_stack us_st = { .lock = PTHREAD_MUTEX_INITIALIZER, .close_log_fd = -1,
 /* Set on the stack thread (and while it starts): its fds go high. */
 static __thread bool in_stack;
 
-/* ---- fds above the program's range ---- */
-
-int us_fd_base(void)
-{
-	static int base;
-	struct rlimit rl;
-
-	if (!base) {
-		rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
-		if (cur == RLIM_INFINITY || cur > 65536)
-			cur = 65536;
-		base = (int)(cur / 2 > 64 ? cur / 2 : 64);
-	}
-	return base;
-}
-
-int us_fd_high(int fd)
-{
-	int h;
-
-	if (fd < 0 || fd >= us_fd_base())
-		return fd;
-	h = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, us_fd_base());
-	if (h < 0)
-		return fd; /* the upper half is full: keep the low number */
-	REAL(close)(fd);
-	return h;
-}
-
-/* An fd libev made for itself on the stack thread: moved high and
- * remembered, so that a keeper knows to keep it. */
-static int own_fd(int fd)
+/* An fd libev made for itself on the stack thread (shim/fdplace.c): moved
+ * high and remembered, so that a keeper knows to keep it. */
+int us_stack_own_fd(int fd)
 {
 	fd = us_fd_high(fd);
 	if (fd >= 0 && us_st.n_own_fds < sizeof(us_st.own_fds) / sizeof(us_st.own_fds[0]))
@@ -68,50 +39,9 @@ static int own_fd(int fd)
 	return fd;
 }
 
-/* libev makes its own fds (epoll, eventfd, timerfd) inside the loop: on the
- * stack thread these wrappers move them high like ours. Elsewhere they are
- * libc's. */
-US_EXPORT int epoll_create1(int flags)
+bool us_on_stack_thread(void)
 {
-	int fd = REAL(epoll_create1)(flags);
-	return in_stack ? own_fd(fd) : fd;
-}
-
-US_EXPORT int epoll_create(int size)
-{
-	if (size <= 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	return epoll_create1(0);
-}
-
-US_EXPORT int eventfd(unsigned count, int flags)
-{
-	int fd = REAL(eventfd)(count, flags);
-	return in_stack ? own_fd(fd) : fd;
-}
-
-US_EXPORT int pipe2(int fds[2], int flags)
-{
-	int r = REAL(pipe2)(fds, flags);
-	if (r == 0 && in_stack) {
-		fds[0] = own_fd(fds[0]);
-		fds[1] = own_fd(fds[1]);
-	}
-	return r;
-}
-
-US_EXPORT int timerfd_create(int clock, int flags)
-{
-	int fd = REAL(timerfd_create)(clock, flags);
-	return in_stack ? own_fd(fd) : fd;
-}
-
-US_EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
-{
-	int r = REAL(signalfd)(fd, mask, flags);
-	return in_stack && fd == -1 ? own_fd(r) : r;
+	return in_stack;
 }
 
 /* ---- configuration ---- */
@@ -152,87 +82,6 @@ const struct ust_config *us_config(void)
 		return NULL;
 	}
 	return &config;
-}
-
-/* ---- calls from program threads ---- */
-
-static void run_calls(void)
-{
-	struct us_call *list = atomic_exchange(&us_st.calls, NULL), *rev = NULL;
-
-	/* The queue is a stack: reverse it to serve in arrival order. */
-	while (list) {
-		struct us_call *next = list->next;
-		list->next = rev;
-		rev = list;
-		list = next;
-	}
-	while (rev) {
-		struct us_call *c = rev;
-		rev = rev->next;
-		/* In a keeper just forked from this batch, the calls after the
-		 * hand-over belong to threads that are not here. */
-		if (us_st.keeper)
-			continue;
-		c->fn(c);
-		atomic_store(&c->done, 1);
-		syscall(SYS_futex, &c->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-		/* A keeper serves our connections now: not one more event may
-		 * be taken here (a hang-up read by us would be lost to it)
-		 * while the process finishes exiting or exec'ing. */
-		while (us_st.handed_over)
-			pause();
-	}
-}
-
-static void on_wake(struct ev_loop *ev, ev_io *w, int revents)
-{
-	uint64_t v;
-
-	if (REAL(read)(us_st.wake_fd, &v, sizeof(v)) < 0) {
-		/* EAGAIN: another wake-up took it */
-	}
-	run_calls();
-	us_relay_wake(); /* listeners an accept() may have unblocked */
-	ust_loop_kick(&us_st.loop, ust_now());
-}
-
-void us_stack_poke(void)
-{
-	uint64_t one = 1;
-
-	/* Our stack, and the one of the process we were forked from (it may
-	 * serve the listener we accepted on). Saturated counters mean the
-	 * thread is awake anyway. */
-	if (us_st.ev && REAL(write)(us_st.wake_fd, &one, sizeof(one)) < 0) {
-	}
-	if (us_st.parent_wake_fd >= 0 && REAL(write)(us_st.parent_wake_fd, &one, sizeof(one)) < 0) {
-	}
-}
-
-long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s)
-{
-	uint64_t one = 1;
-
-	c->fn = fn;
-	c->sock = s;
-	c->ret = 0;
-	atomic_store(&c->done, 0);
-	if (in_stack) {
-		fn(c);
-		return c->ret;
-	}
-	if (us_st.pid != getpid() || us_st.handed_over || (s && s->owner && s->owner != us_st.pid))
-		return -EOPNOTSUPP; /* served by another process's stack */
-	c->next = atomic_load(&us_st.calls);
-	while (!atomic_compare_exchange_weak(&us_st.calls, &c->next, c))
-		;
-	if (REAL(write)(us_st.wake_fd, &one, sizeof(one)) < 0) {
-		/* the counter is saturated: the thread is awake anyway */
-	}
-	while (!atomic_load(&c->done))
-		syscall(SYS_futex, &c->done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
-	return c->ret;
 }
 
 /* ---- start-up ---- */
@@ -339,16 +188,103 @@ static int open_link(void)
 	return 0;
 }
 
-static int start(void)
+/* The loop's after hook: the relay acts on what TCP reported; a keeper
+ * then looks whether anything is left to finish. */
+static void after_loop(struct ust_loop *l, ust_time now)
 {
-	struct ust_netif nif;
+	us_relay_after(l, now);
+	if (us_st.keeper)
+		us_keeper_check();
+}
+
+/* The engine on the stack: its configuration, the address's shared
+ * secret, the shim's callbacks. */
+static int start_tcp(void)
+{
 	struct ust_tcp_config tc;
-	const struct ust_config *cfg = us_config();
+	int r;
+
+	ust_tcp_default_config(&tc);
+	tc.msl_ms = us_st.cfg.msl_ms;
+	tc.fin_timeout_ms = us_st.cfg.fin_timeout_ms;
+	r = us_share_open(&us_st.cfg);
+	if (r < 0)
+		ust_log(UST_LOG_WARN, "%s/addr-*: %s (initial sequence numbers are this process's own: "
+			"a peer's TIME-WAIT may delay new connections)", us_st.cfg.run_dir, strerror(-r));
+	if (!us_share_secret(tc.isn_key) && getrandom_key(tc.isn_key) < 0) {
+		tc.isn_key[0] = ((uint64_t)getpid() << 32) ^ (uint64_t)ust_now();
+		tc.isn_key[1] = (uint64_t)ust_now() * 0x9e3779b97f4a7c15ull;
+	}
+	tc.event = us_on_tcp_event;
+	tc.closed = us_close_log;
+	tc.port_claim = us_port_claim;
+	tc.port_release = us_port_release;
+	tc.port_foreign = us_port_foreign;
+	tc.ctx = &us_st;
+	return ust_tcp_init(&us_st.tcp, &us_st.st, &tc) < 0 ? -ENOMEM : 0;
+}
+
+/* The loop and its watchers: wake-ups, hang-ups, the link, the control
+ * socket, the tick. */
+static int start_loop(void)
+{
 	socklen_t len = sizeof(us_st.app_sndbuf);
-	int r, probe[2];
+	int probe[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, probe) == 0) {
+		REAL(getsockopt)(probe[0], SOL_SOCKET, SO_SNDBUF, &us_st.app_sndbuf, &len);
+		us_st.app_sndbuf /= 2; /* setsockopt doubles it back */
+		REAL(close)(probe[0]);
+		REAL(close)(probe[1]);
+	}
+	in_stack = true; /* libev's fds go high too */
+	us_st.ev = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
+	us_st.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	us_st.hup_fd = epoll_create1(EPOLL_CLOEXEC);
+	in_stack = false;
+	if (!us_st.ev || us_st.wake_fd < 0 || us_st.hup_fd < 0)
+		return -ENOMEM;
+	ev_io_init(&us_st.wake, us_on_wake, us_st.wake_fd, EV_READ);
+	ev_io_start(us_st.ev, &us_st.wake);
+	ev_io_init(&us_st.hup, us_on_hup, us_st.hup_fd, EV_READ);
+	ev_io_start(us_st.ev, &us_st.hup);
+	ust_loop_start(&us_st.loop, us_st.ev, &us_st.st, &us_st.link, &us_st.tcp);
+	us_st.loop.after = after_loop;
+	us_ctl_open();
+	/* Once a second: a program whose threads all ended (pthread_exit in
+	 * main) hands over; a keeper looks for its interface. */
+	ev_timer_init(&us_st.tick, us_on_tick, 1., 1.);
+	ev_timer_start(us_st.ev, &us_st.tick);
+	return 0;
+}
+
+/* The thread itself, which takes no signals: they are the program's. */
+static int spawn_thread(void)
+{
 	pthread_t th;
 	pthread_attr_t attr;
 	sigset_t all, old;
+	int r;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	r = pthread_create(&th, &attr, thread_main, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		ust_log(UST_LOG_ERROR, "cannot start the stack thread: %s", strerror(r));
+		return -r;
+	}
+	return 0;
+}
+
+static int start(void)
+{
+	struct ust_netif nif;
+	const struct ust_config *cfg = us_config();
+	int r;
 
 	if (!cfg)
 		return -errno;
@@ -368,62 +304,11 @@ static int start(void)
 	if (ust_stack_init(&us_st.st, &nif, 1024, ust_link_output, &us_st.link) < 0)
 		goto nomem;
 	us_st.link.ctr = &us_st.st.ctr;
-	ust_tcp_default_config(&tc);
-	tc.msl_ms = us_st.cfg.msl_ms;
-	tc.fin_timeout_ms = us_st.cfg.fin_timeout_ms;
-	r = us_share_open();
+	if (start_tcp() < 0 || start_loop() < 0)
+		goto nomem;
+	r = spawn_thread();
 	if (r < 0)
-		ust_log(UST_LOG_WARN, "%s/addr-*: %s (initial sequence numbers are this process's own: "
-			"a peer's TIME-WAIT may delay new connections)", us_st.cfg.run_dir, strerror(-r));
-	if (!us_share_secret(tc.isn_key) && getrandom_key(tc.isn_key) < 0) {
-		tc.isn_key[0] = ((uint64_t)getpid() << 32) ^ (uint64_t)ust_now();
-		tc.isn_key[1] = (uint64_t)ust_now() * 0x9e3779b97f4a7c15ull;
-	}
-	tc.event = us_on_tcp_event;
-	tc.closed = us_close_log;
-	tc.port_claim = us_port_claim;
-	tc.port_release = us_port_release;
-	tc.port_foreign = us_port_foreign;
-	if (ust_tcp_init(&us_st.tcp, &us_st.st, &tc) < 0)
-		goto nomem;
-
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, probe) == 0) {
-		REAL(getsockopt)(probe[0], SOL_SOCKET, SO_SNDBUF, &us_st.app_sndbuf, &len);
-		us_st.app_sndbuf /= 2; /* setsockopt doubles it back */
-		REAL(close)(probe[0]);
-		REAL(close)(probe[1]);
-	}
-	in_stack = true; /* libev's fds go high too */
-	us_st.ev = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
-	us_st.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	us_st.hup_fd = epoll_create1(EPOLL_CLOEXEC);
-	in_stack = false;
-	if (!us_st.ev || us_st.wake_fd < 0 || us_st.hup_fd < 0)
-		goto nomem;
-	ev_io_init(&us_st.wake, on_wake, us_st.wake_fd, EV_READ);
-	ev_io_start(us_st.ev, &us_st.wake);
-	ev_io_init(&us_st.hup, us_on_hup, us_st.hup_fd, EV_READ);
-	ev_io_start(us_st.ev, &us_st.hup);
-	ust_loop_start(&us_st.loop, us_st.ev, &us_st.st, &us_st.link, &us_st.tcp);
-	us_st.loop.after = us_relay_after;
-	us_ctl_open();
-	/* Once a second: a program whose threads all ended (pthread_exit in
-	 * main) hands over; a keeper looks for its interface. */
-	ev_timer_init(&us_st.tick, us_on_tick, 1., 1.);
-	ev_timer_start(us_st.ev, &us_st.tick);
-
-	/* The stack thread takes no signals: they are the program's. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	r = pthread_create(&th, &attr, thread_main, NULL);
-	pthread_attr_destroy(&attr);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r) {
-		ust_log(UST_LOG_ERROR, "cannot start the stack thread: %s", strerror(r));
-		return -r;
-	}
+		return r;
 	atexit(us_at_exit);
 	ust_log(UST_LOG_INFO, "stack on %s, %u.%u.%u.%u/%u", us_st.cfg.iface, us_st.cfg.addr >> 24,
 		us_st.cfg.addr >> 16 & 255, us_st.cfg.addr >> 8 & 255, us_st.cfg.addr & 255, us_st.cfg.prefix);
@@ -434,18 +319,15 @@ nomem:
 }
 
 /* fork() while another thread starts the stack must not leave the child
- * with the start-up lock taken. The child's fd table will name our sockets
- * too: counted before the fork, so that the parent closing its copy right
- * after cannot look like the last close. (A keeper closes the program's
- * fds without the table: not counted.) */
-static void atfork_prepare(void)
+ * with the start-up lock taken (shim/init.c calls these). A keeper closes
+ * the program's fds without the fd table: its child is not a program. */
+bool us_stack_fork_prepare(void)
 {
 	pthread_mutex_lock(&us_st.lock);
-	if (!us_st.forking_keeper)
-		us_fd_inherited();
+	return !us_st.forking_keeper;
 }
 
-static void atfork_after(void)
+void us_stack_fork_parent(void)
 {
 	pthread_mutex_unlock(&us_st.lock);
 }
@@ -485,22 +367,13 @@ void us_stack_forget(void)
  * left, and a socket the child opens starts a stack of its own. The
  * parent's wake-up eventfd stays, so that an accept() here can tell the
  * parent's stack that a listener has room again. */
-static void atfork_child(void)
+void us_stack_fork_child(void)
 {
 	pthread_mutex_unlock(&us_st.lock);
 	if (us_st.forking_keeper || !us_st.pid)
 		return;
 	us_st.parent_wake_fd = REAL(fcntl)(us_st.wake_fd, F_DUPFD_CLOEXEC, us_fd_base());
 	us_stack_forget();
-}
-
-/* Binds libc's functions now, so that no later call (one from a signal
- * handler, say) does it for the first time. Calls made before this ran
- * bind them themselves. */
-__attribute__((constructor)) static void shim_init(void)
-{
-	us_real();
-	pthread_atfork(atfork_prepare, atfork_after, atfork_child);
 }
 
 int us_stack_start(void)

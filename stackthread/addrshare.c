@@ -162,10 +162,10 @@ static int share_get(const char *path)
 	return -EBUSY;
 }
 
-int us_share_open(void)
+int us_share_open(const struct ust_config *cfg)
 {
 	char path[PATH_MAX + 32];
-	uint32_t a = us_st.cfg.addr;
+	uint32_t a = cfg->addr;
 	void *m;
 	int fd, r;
 
@@ -175,9 +175,9 @@ int us_share_open(void)
 		munmap(share, sizeof(struct share));
 		share = NULL;
 	}
-	if (mkdir(us_st.cfg.run_dir, 0755) < 0 && errno != EEXIST)
+	if (mkdir(cfg->run_dir, 0755) < 0 && errno != EEXIST)
 		return -errno;
-	snprintf(path, sizeof(path), "%s/addr-%u.%u.%u.%u", us_st.cfg.run_dir, a >> 24,
+	snprintf(path, sizeof(path), "%s/addr-%u.%u.%u.%u", cfg->run_dir, a >> 24,
 		 (a >> 16) & 255, (a >> 8) & 255, a & 255);
 	fd = share_get(path);
 	if (fd < 0)

@@ -1,13 +1,11 @@
-/* Lifetime: connections outlive the process that made them, as in the
- * kernel. At exit, before exec, or when only the stack thread is left, the
- * stack thread forks an exit keeper that finishes them. */
+/* The exit keeper: connections outlive the process that made them, as in
+ * the kernel. At exit, before exec or _exit, or when only the stack thread
+ * is left, the stack thread forks an exit keeper that finishes them. */
 #include <dirent.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +57,7 @@ static bool only_us_left(void)
  * socket some other process (a forked child) still holds. */
 static bool work_left(void)
 {
-	return us_st.tcp.nconns || us_st.nrelays;
+	return ust_tcp_count(&us_st.tcp) || us_st.nrelays;
 }
 
 void us_keeper_check(void)
@@ -110,9 +108,6 @@ static void keeper_close_fds(void)
 		REAL(close)(null);
 }
 
-void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents);
-static bool only_us_left(void);
-
 /* The child side of the hand-over: this thread, alone in a new process,
  * goes on running the loop until every connection is CLOSED. */
 static void become_keeper(void)
@@ -150,7 +145,7 @@ static int hand_over(void)
 {
 	pid_t pid;
 
-	us_relay_sync(NULL);
+	us_relay_sync(&us_st);
 	if (!work_left())
 		return 0;
 	ust_stack_flush(&us_st.st);
@@ -207,15 +202,11 @@ void us_at_exit(void)
 		unlink(us_st.ctl_path);
 }
 
-/* ---- exec ---- */
+/* ---- exec, _exit (shim/exec.c, shim/exit.c) ---- */
 
-/* exec ends the stack thread with the old image, while the sockets the
- * program does not mark close-on-exec live on in the new one: a keeper
- * takes the connections over first and serves them from then on. glibc's
- * exec functions call their execve internally (not through us), so each is
- * wrapped; posix_spawn is left alone (a spawned child starts from nothing).
- * _exit and _Exit skip atexit: they hand over too. */
-static void hand_over_now(void)
+/* exec ends the stack thread with the old image, and _exit skips atexit:
+ * either way the connections go to a keeper first. */
+void us_stack_hand_over(void)
 {
 	struct us_call c;
 
@@ -225,119 +216,8 @@ static void hand_over_now(void)
 
 /* After a failed exec the process goes on without its old stack (a keeper
  * has the connections): a socket it opens starts a new one. */
-static int exec_failed(int r)
+void us_stack_exec_failed(void)
 {
-	int e = errno;
-
 	if (us_st.handed_over)
 		us_stack_forget();
-	errno = e;
-	return r;
-}
-
-#define REAL_EXEC(name, type) \
-	static type real_##name; \
-	if (!real_##name) \
-		real_##name = (type)dlsym(RTLD_NEXT, #name)
-
-typedef int (*execve_fn)(const char *, char *const[], char *const[]);
-typedef int (*execv_fn)(const char *, char *const[]);
-typedef int (*fexecve_fn)(int, char *const[], char *const[]);
-
-US_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
-{
-	REAL_EXEC(execve, execve_fn);
-	hand_over_now();
-	return exec_failed(real_execve(path, argv, envp));
-}
-
-US_EXPORT int execv(const char *path, char *const argv[])
-{
-	REAL_EXEC(execv, execv_fn);
-	hand_over_now();
-	return exec_failed(real_execv(path, argv));
-}
-
-US_EXPORT int execvp(const char *file, char *const argv[])
-{
-	REAL_EXEC(execvp, execv_fn);
-	hand_over_now();
-	return exec_failed(real_execvp(file, argv));
-}
-
-US_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
-{
-	REAL_EXEC(execvpe, execve_fn);
-	hand_over_now();
-	return exec_failed(real_execvpe(file, argv, envp));
-}
-
-US_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
-{
-	REAL_EXEC(fexecve, fexecve_fn);
-	hand_over_now();
-	return exec_failed(real_fexecve(fd, argv, envp));
-}
-
-/* execl, execlp, execle: the list becomes an array (bounded, as the
- * kernel's own argument limit makes any longer list fail anyway). */
-#define EXEC_ARGS_MAX 4096
-#define COLLECT_ARGS(arg0, ap, argv) \
-	do { \
-		int n_ = 0; \
-		argv[n_++] = (char *)(arg0); \
-		while (argv[n_ - 1] && n_ < EXEC_ARGS_MAX) \
-			argv[n_++] = va_arg(ap, char *); \
-		argv[n_ - 1] = argv[n_ - 1] ? NULL : argv[n_ - 1]; \
-	} while (0)
-
-US_EXPORT int execl(const char *path, const char *arg, ...)
-{
-	static __thread char *argv[EXEC_ARGS_MAX];
-	va_list ap;
-
-	va_start(ap, arg);
-	COLLECT_ARGS(arg, ap, argv);
-	va_end(ap);
-	return execv(path, argv);
-}
-
-US_EXPORT int execlp(const char *file, const char *arg, ...)
-{
-	static __thread char *argv[EXEC_ARGS_MAX];
-	va_list ap;
-
-	va_start(ap, arg);
-	COLLECT_ARGS(arg, ap, argv);
-	va_end(ap);
-	return execvp(file, argv);
-}
-
-US_EXPORT int execle(const char *path, const char *arg, ...)
-{
-	static __thread char *argv[EXEC_ARGS_MAX];
-	char *const *envp;
-	va_list ap;
-
-	va_start(ap, arg);
-	COLLECT_ARGS(arg, ap, argv);
-	envp = va_arg(ap, char *const *);
-	va_end(ap);
-	return execve(path, argv, envp);
-}
-
-US_EXPORT void _exit(int status)
-{
-	static void (*real__exit)(int);
-
-	if (!real__exit)
-		real__exit = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
-	hand_over_now();
-	real__exit(status);
-	__builtin_unreachable();
-}
-
-US_EXPORT void _Exit(int status)
-{
-	_exit(status);
 }

@@ -1,0 +1,61 @@
+/* accept, accept4: a connection arrives as a token on the listener's pair
+ * with its app end attached (stackthread/relay.c, deliver). */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+/* A connection arrives as a token on the listener's pair with its app end
+ * attached; the blocking, EAGAIN and EINTR behaviour is the kernel's. */
+US_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+	struct us_sock *s = us_fd_lookup(fd), *cs;
+	struct us_token tok;
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &tok, sizeof(tok) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+	ssize_t r;
+	int nfd = -1;
+
+	if (!s || atomic_load(&s->kind) != US_LISTENER) {
+		if (s)
+			return (int)us_ret(-EINVAL);
+		return REAL(accept4)(fd, sa, len, flags);
+	}
+	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
+		return (int)us_ret(-EINVAL);
+	r = REAL(recvmsg)(fd, &m, (flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0);
+	if (r < 0)
+		return -1;
+	for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			memcpy(&nfd, CMSG_DATA(cm), sizeof(int));
+	if (r == 0)
+		return (int)us_ret(-EINVAL); /* shut down: no longer listening */
+	if (r != (ssize_t)sizeof(tok) || tok.magic != US_TOKEN_MAGIC || nfd < 0) {
+		if (nfd >= 0)
+			REAL(close)(nfd);
+		return (int)us_ret(-ECONNABORTED);
+	}
+	if (flags & SOCK_NONBLOCK)
+		REAL(fcntl)(nfd, F_SETFL, O_NONBLOCK);
+	cs = us_sock_at(tok.idx);
+	if (cs && atomic_load(&cs->gen) == tok.gen) {
+		cs->app_fd = nfd;
+		atomic_fetch_or(&cs->flags, US_F_ACCEPTED);
+		us_fd_set(nfd, cs);
+	}
+	if (atomic_fetch_and(&s->flags, ~US_F_BACKLOGGED) & US_F_BACKLOGGED)
+		us_stack_poke();
+	us_put_sockaddr(sa, len, us_pack(tok.raddr, tok.rport));
+	return nfd;
+}
+
+US_EXPORT int accept(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	return accept4(fd, sa, len, 0);
+}

@@ -1,0 +1,138 @@
+/* The exec family. exec ends the stack thread with the old image, while
+ * the sockets the program does not mark close-on-exec live on in the new
+ * one: a keeper takes the connections over first and serves them from then
+ * on (stackthread/keeper.c). glibc's exec functions call their execve
+ * internally (not through us), so each is wrapped; posix_spawn is left
+ * alone (a spawned child starts from nothing). After an exec that failed
+ * the process goes on without its old stack: a socket it opens starts a
+ * new one. */
+#include <errno.h>
+#include <stdarg.h>
+
+#include "shim.h"
+
+static int exec_failed(int r)
+{
+	int e = errno;
+
+	us_stack_exec_failed();
+	errno = e;
+	return r;
+}
+
+US_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	us_stack_hand_over();
+	return exec_failed(REAL(execve)(path, argv, envp));
+}
+
+US_EXPORT int execv(const char *path, char *const argv[])
+{
+	us_stack_hand_over();
+	return exec_failed(REAL(execv)(path, argv));
+}
+
+US_EXPORT int execvp(const char *file, char *const argv[])
+{
+	us_stack_hand_over();
+	return exec_failed(REAL(execvp)(file, argv));
+}
+
+US_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	us_stack_hand_over();
+	return exec_failed(REAL(execvpe)(file, argv, envp));
+}
+
+US_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	us_stack_hand_over();
+	return exec_failed(REAL(fexecve)(fd, argv, envp));
+}
+
+/* execl, execlp, execle: the list becomes an array on the caller's stack,
+ * as glibc builds it: counted first, then copied into an array just that
+ * long. The bound keeps that array at 32 KiB; a longer list fails with
+ * E2BIG, which the kernel's own argument limit makes any such list do. */
+#define EXEC_ARGS_MAX 4096
+
+/* How many arguments follow arg0, up to its NULL; -1 beyond the bound. */
+static int count_args(const char *arg0, va_list ap)
+{
+	va_list aq;
+	int n = 1;
+
+	va_copy(aq, ap);
+	for (const char *a = arg0; a; a = va_arg(aq, const char *)) {
+		if (n++ >= EXEC_ARGS_MAX) {
+			n = -1;
+			break;
+		}
+	}
+	va_end(aq);
+	return n;
+}
+
+/* Fills argv (n entries, the last NULL) from arg0 and ap. */
+static void collect_args(char **argv, int n, const char *arg0, va_list ap)
+{
+	argv[0] = (char *)arg0;
+	for (int i = 1; i < n; i++)
+		argv[i] = va_arg(ap, char *);
+}
+
+US_EXPORT int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, arg);
+	n = count_args(arg, ap);
+	if (n < 0) {
+		va_end(ap);
+		errno = E2BIG;
+		return -1;
+	}
+	char *argv[n];
+	collect_args(argv, n, arg, ap);
+	va_end(ap);
+	return execv(path, argv);
+}
+
+US_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, arg);
+	n = count_args(arg, ap);
+	if (n < 0) {
+		va_end(ap);
+		errno = E2BIG;
+		return -1;
+	}
+	char *argv[n];
+	collect_args(argv, n, arg, ap);
+	va_end(ap);
+	return execvp(file, argv);
+}
+
+US_EXPORT int execle(const char *path, const char *arg, ...)
+{
+	char *const *envp;
+	va_list ap;
+	int n;
+
+	va_start(ap, arg);
+	n = count_args(arg, ap);
+	if (n < 0) {
+		va_end(ap);
+		errno = E2BIG;
+		return -1;
+	}
+	char *argv[n];
+	collect_args(argv, n, arg, ap);
+	envp = va_arg(ap, char *const *);
+	va_end(ap);
+	return execve(path, argv, envp);
+}

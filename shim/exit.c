@@ -1,0 +1,14 @@
+/* _exit, _Exit: they skip atexit, where the connections go to a keeper
+ * (stackthread/keeper.c): hand over first. */
+#include "shim.h"
+
+US_EXPORT void _exit(int status)
+{
+	us_stack_hand_over();
+	REAL(exit_)(status);
+}
+
+US_EXPORT void _Exit(int status)
+{
+	_exit(status);
+}

@@ -1,0 +1,24 @@
+/* The library's constructor and its fork handlers. */
+#include <pthread.h>
+
+#include "shim.h"
+
+/* fork() while another thread starts the stack must not leave the child
+ * with the start-up lock taken. The child's fd table will name our sockets
+ * too: counted before the fork, so that the parent closing its copy right
+ * after cannot look like the last close. (A keeper closes the program's
+ * fds without the table: not counted.) */
+static void atfork_prepare(void)
+{
+	if (us_stack_fork_prepare())
+		us_fd_inherited();
+}
+
+/* Binds libc's functions now, so that no later call (one from a signal
+ * handler, say) does it for the first time. Calls made before this ran
+ * bind them themselves. */
+__attribute__((constructor)) static void shim_init(void)
+{
+	us_real();
+	pthread_atfork(atfork_prepare, us_stack_fork_parent, us_stack_fork_child);
+}

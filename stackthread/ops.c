@@ -1,0 +1,187 @@
+/* The stack-thread side of each call a program thread makes (shim/socket.c,
+ * connect.c, sockopt.c…), run inside us_call(): a new socket and its pair,
+ * bind, connect, listen, options, status. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "stack_impl.h"
+
+static struct us_conn *call_conn(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+
+	if (!k || !k->tcb) {
+		c->ret = -EINVAL;
+		return NULL;
+	}
+	return k;
+}
+
+void us_op_create(struct us_call *c)
+{
+	struct us_stack *st = c->st;
+	struct us_sock *s = c->sock;
+	struct us_conn *k;
+	struct stat sb;
+	int app, sfd, small = 1, r;
+
+	r = us_new_pair(&app, &sfd, &sb);
+	if (r < 0) {
+		c->ret = r;
+		return;
+	}
+	k = us_conn_new(st, s, sfd);
+	if (!k) {
+		REAL(close)(app);
+		REAL(close)(sfd);
+		c->ret = -ENOMEM;
+		return;
+	}
+	k->tcb = ust_tcp_create(&st->tcp, k, &r);
+	if (!k->tcb) {
+		us_conn_free(k, false);
+		REAL(close)(app);
+		c->ret = r;
+		return;
+	}
+	s->owner = st->pid;
+	s->app_dev = sb.st_dev;
+	s->app_ino = sb.st_ino;
+	s->app_fd = c->u.opt.val; /* the number it will have */
+	/* Filler: not writable until connected (a listener: never). */
+	REAL(setsockopt)(app, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	for (;;) {
+		ssize_t w = REAL(send)(app, st->scratch, 2048, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w <= 0)
+			break;
+		k->filler += (uint32_t)w;
+	}
+	us_publish(k);
+	us_hup_arm(k);
+	c->ret = app;
+}
+
+void us_op_bind(struct us_call *c)
+{
+	struct us_stack *st = c->st;
+	struct us_conn *k = call_conn(c);
+
+	if (!k)
+		return;
+	if (c->u.in.addr && c->u.in.addr != st->cfg.addr) {
+		c->ret = -EADDRNOTAVAIL;
+		return;
+	}
+	c->ret = ust_tcp_bind(k->tcb, c->u.in.port, atomic_load(&c->sock->reuseaddr) != 0);
+	if (c->ret == 0) {
+		k->bound_addr = c->u.in.addr != 0;
+		atomic_store(&c->sock->local, us_pack(c->u.in.addr, ust_tcp_local_port(k->tcb)));
+	}
+}
+
+void us_op_connect(struct us_call *c)
+{
+	struct us_conn *k = call_conn(c);
+
+	if (!k)
+		return;
+	c->ret = ust_tcp_connect(k->tcb, c->u.in.addr, c->u.in.port, ust_now());
+	if (c->ret == 0)
+		atomic_fetch_or(&c->sock->flags, US_F_CONNECTING);
+	us_publish(k);
+	us_mark_dirty(k);
+}
+
+void us_op_listen(struct us_call *c)
+{
+	struct us_conn *k = call_conn(c);
+	uint16_t lport;
+
+	if (!k)
+		return;
+	lport = ust_tcp_local_port(k->tcb);
+	if (lport && ust_tcp_get_state(k->tcb) == UST_TCP_CLOSED && !us_port_listen(lport)) {
+		c->ret = -EADDRINUSE; /* another process listens there */
+		return;
+	}
+	c->ret = ust_tcp_listen(k->tcb, (unsigned)(c->u.opt.val < 0 ? 0 : c->u.opt.val));
+	if (c->ret == 0)
+		us_port_listen(ust_tcp_local_port(k->tcb)); /* an ephemeral one: fresh, free */
+	if (c->ret == 0) {
+		unsigned backlog = ust_tcp_backlog(k->tcb); /* clamped like somaxconn */
+		void *out = realloc(k->out, sizeof(*k->out) * (backlog + 1));
+		if (!out) {
+			c->ret = -ENOMEM;
+			return;
+		}
+		k->out = out;
+		k->backlog = backlog;
+		k->listener = true;
+		atomic_store(&c->sock->kind, US_LISTENER);
+		us_publish(k);
+		us_mark_dirty(k);
+	}
+}
+
+void us_op_setopt(struct us_call *c)
+{
+	struct us_conn *k = call_conn(c);
+
+	if (!k) {
+		/* TCP is done with it (reset, refused): Linux still takes
+		 * options on a closed socket. */
+		c->ret = 0;
+		return;
+	}
+	if (c->u.opt.level == SOL_SOCKET && c->u.opt.name == SO_LINGER) {
+		ust_tcp_set_linger(k->tcb, atomic_load(&c->sock->linger_on) != 0,
+				   (unsigned)atomic_load(&c->sock->linger_s));
+		c->ret = 0;
+		return;
+	}
+	c->ret = ust_tcp_setopt(k->tcb, (enum ust_tcp_opt)c->u.opt.name, c->u.opt.val);
+	us_mark_dirty(k);
+}
+
+/* shutdown(SHUT_RD) on a listener: Linux stops listening (queued
+ * connections are reset, new SYNs refused) and wakes accept() with EINVAL;
+ * the program's side shuts its end of the listener's pair for the wake-up. */
+void us_op_unlisten(struct us_call *c)
+{
+	struct us_conn *k = call_conn(c);
+
+	if (!k)
+		return;
+	if (k->listener && ust_tcp_get_state(k->tcb) == UST_TCP_LISTEN) {
+		uint16_t lport = ust_tcp_local_port(k->tcb);
+		ust_tcp_set_user(k->tcb, NULL);
+		ust_tcp_close(k->tcb, ust_now());
+		k->tcb = NULL;
+		us_port_unlisten(lport);
+	}
+	c->ret = 0;
+}
+
+void us_op_getopt(struct us_call *c)
+{
+	struct us_conn *k = call_conn(c);
+	int v = 0;
+
+	if (!k)
+		return;
+	c->ret = ust_tcp_getopt(k->tcb, (enum ust_tcp_opt)c->u.opt.name, &v);
+	c->u.opt.val = v;
+}
+
+void us_op_status(struct us_call *c)
+{
+	struct us_conn *k = call_conn(c);
+
+	if (!k)
+		return;
+	ust_tcp_status(k->tcb, c->u.out);
+	c->ret = 0;
+}

@@ -1,0 +1,222 @@
+/* The contract between libustcp.so's two halves (see DESIGN.md, "The
+ * socketpair contract"):
+ *
+ *   shim/         the interposed calls, run on the program's threads;
+ *   stackthread/  the stack thread: start-up, the call queue, the relay,
+ *                 ports, the control socket, the exit keeper.
+ *
+ * This header is all each side knows of the other. Program threads never
+ * touch protocol state: they read struct us_sock (written by the stack
+ * thread, or atomically) and ask the stack thread for the rest through
+ * us_call(), which runs a function there and waits for it. The stack
+ * thread's own structures (stackthread/stack_impl.h) stay private.
+ *
+ * Provided by shim/ to both sides:      libc's functions (real.c), the
+ *                                        shared socket slots (fdtab.c).
+ * Provided by stackthread/ to the shim: everything under "the stack
+ *                                        thread" below. */
+#ifndef USTCP_STACKTHREAD_H
+#define USTCP_STACKTHREAD_H
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "config.h"
+
+/* ---- libc's functions (shim/real.c) ----
+ * Both sides call libc through this table: a plain close() or read() on the
+ * stack thread would land in the shim's own wrapper. */
+
+struct us_real {
+	int (*socket)(int, int, int);
+	int (*connect)(int, const struct sockaddr *, socklen_t);
+	int (*bind)(int, const struct sockaddr *, socklen_t);
+	int (*listen)(int, int);
+	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+	int (*shutdown)(int, int);
+	int (*close)(int);
+	int (*close_range)(unsigned, unsigned, int);
+	int (*dup)(int);
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
+	int (*fcntl)(int, int, ...);
+	int (*getsockname)(int, struct sockaddr *, socklen_t *);
+	int (*getpeername)(int, struct sockaddr *, socklen_t *);
+	int (*getsockopt)(int, int, int, void *, socklen_t *);
+	int (*setsockopt)(int, int, int, const void *, socklen_t);
+	int (*ioctl)(int, unsigned long, ...);
+	ssize_t (*read)(int, void *, size_t);
+	ssize_t (*readv)(int, const struct iovec *, int);
+	ssize_t (*recv)(int, void *, size_t, int);
+	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	ssize_t (*write)(int, const void *, size_t);
+	ssize_t (*writev)(int, const struct iovec *, int);
+	ssize_t (*send)(int, const void *, size_t, int);
+	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	int (*epoll_create1)(int);
+	int (*eventfd)(unsigned, int);
+	int (*pipe2)(int[2], int);
+	int (*timerfd_create)(int, int);
+	int (*signalfd)(int, const sigset_t *, int);
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*execv)(const char *, char *const[]);
+	int (*execvp)(const char *, char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+	int (*fexecve)(int, char *const[], char *const[]);
+	void (*exit_)(int) __attribute__((noreturn));  /* _exit */
+};
+
+/* Binds every entry once (dlsym RTLD_NEXT under pthread_once); safe to call
+ * at any time, also before the library's constructor ran. */
+const struct us_real *us_real(void);
+#define REAL(fn) (us_real()->fn)
+
+/* ---- sockets shared with the program threads (shim/fdtab.c) ----
+ * Each TCP socket the program holds is the app end of an AF_UNIX stream
+ * pair; the stack thread holds the other end (the stack end, above the
+ * program's fd range). struct us_sock lives in a region shared by every
+ * process forked from this one: what program threads may read without
+ * asking (state, addresses, the error to report next). */
+
+enum us_kind {
+	US_FREE = 0,
+	US_CONN,        /* an ustcp connection (or a socket that will be one) */
+	US_LISTENER,
+};
+
+/* Flags in us_sock.flags. */
+#define US_F_ACCEPTED     0x01 /* a program took it from a listener */
+#define US_F_CONNECTING   0x02 /* connect() was called */
+#define US_F_CONNECT_DONE 0x04 /* a blocking connect reported its failure */
+#define US_F_EVER_SYNCED  0x08 /* reached ESTABLISHED once */
+#define US_F_DETACHED     0x10 /* the stack let go (TCP closed); the slot is the program's */
+#define US_F_APP_CLOSED   0x20 /* the program closed an fd of it */
+#define US_F_BACKLOGGED   0x40 /* a listener full to its backlog: accept() wakes the stack */
+
+#define US_OPT_RECORD 8
+
+struct us_sock {
+	_Atomic uint32_t gen;        /* bumped when the slot is reused */
+	_Atomic int kind;            /* enum us_kind */
+	_Atomic int state;           /* enum ust_tcp_state, mirrored */
+	_Atomic int pending_err;     /* the error to report once (SO_ERROR) */
+	_Atomic int hard_err;        /* why it died (0 while alive or orderly) */
+	_Atomic int flags;
+	_Atomic uint64_t local;      /* address << 16 | port, host order */
+	_Atomic uint64_t remote;
+	pid_t owner;                 /* process whose stack serves it */
+	int app_fd;                  /* the app end's number when created */
+	dev_t app_dev;               /* and its identity */
+	ino_t app_ino;
+	/* Options that only the program side keeps (Linux would echo them). */
+	_Atomic int reuseaddr, reuseport, ip_tos, ip_ttl;
+	_Atomic int linger_on, linger_s;
+	/* Options set before connect, for a socket handed to the kernel
+	 * (a USTCP_PASSTHROUGH destination). */
+	_Atomic int fdrefs;          /* fd-table entries naming it, all processes */
+	_Atomic int nopts;
+	struct { int level, name; socklen_t len; char val[16]; } opts[US_OPT_RECORD];
+};
+
+#define US_MAX_SOCKS 65536
+
+/* The shared region, mapped at the first TCP socket. */
+struct us_sock *us_sock_at(unsigned idx);
+unsigned us_sock_idx(const struct us_sock *s);
+/* A free slot (any thread), or NULL when all are in use. */
+struct us_sock *us_sock_alloc(void);
+void us_sock_free(struct us_sock *s);
+
+/* us_sock.local and .remote: an address and port in one word. */
+static inline uint64_t us_pack(uint32_t addr, uint16_t port)
+{
+	return (uint64_t)addr << 16 | port;
+}
+static inline uint32_t us_addr(uint64_t v) { return (uint32_t)(v >> 16); }
+static inline uint16_t us_port(uint64_t v) { return (uint16_t)v; }
+
+/* The record an accepted connection's token carries on the listener's
+ * pair, with the connection's app end attached (SCM_RIGHTS). */
+struct us_token {
+	uint32_t magic;
+	uint32_t idx, gen;
+	uint32_t laddr, raddr;
+	uint16_t lport, rport;
+};
+#define US_TOKEN_MAGIC 0x75737463u /* "ustc" */
+
+/* ---- the stack thread (stackthread/) ---- */
+
+/* The configuration, loaded once; NULL with errno set (and one line
+ * logged) when it is unusable (start.c). */
+const struct ust_config *us_config(void);
+
+/* Starts the stack thread if it is not running. 0, or -errno (EPERM
+ * without CAP_NET_RAW, EINVAL for bad configuration…) (start.c). */
+int us_stack_start(void);
+
+/* A call run on the stack thread; the caller waits for it (calls.c). */
+struct us_call;
+struct us_stack;
+typedef void (*us_call_fn)(struct us_call *c);
+struct us_call {
+	us_call_fn fn;
+	struct us_sock *sock;
+	long ret;                    /* result: >= 0, or -errno */
+	union {
+		struct { uint32_t addr; uint16_t port; } in;
+		struct { int level, name; int val; } opt;
+		struct { int how; } shut;
+		void *out;
+	} u;
+	/* private */
+	struct us_stack *st;         /* the stack that runs it (set by us_call) */
+	struct us_call *next;
+	_Atomic int done;
+};
+/* Runs fn(c) on the stack thread and returns c->ret. Never blocks on a
+ * lock: the queue is lock-free, the wait is a futex. -EOPNOTSUPP for a
+ * socket another process's stack serves. */
+long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s);
+
+/* Wakes the stack thread (after an accept() freed backlog room). */
+void us_stack_poke(void);
+
+/* The stack-thread side of each call (ops.c), run inside us_call. */
+void us_op_create(struct us_call *c);     /* new socket: c->ret = app fd; u.opt.val = its number */
+void us_op_bind(struct us_call *c);
+void us_op_connect(struct us_call *c);
+void us_op_listen(struct us_call *c);
+void us_op_unlisten(struct us_call *c);
+void us_op_setopt(struct us_call *c);
+void us_op_getopt(struct us_call *c);
+void us_op_status(struct us_call *c);     /* u.out = struct ust_tcp_status */
+
+/* fd placement (start.c): is the calling thread the stack thread (or the
+ * one starting it)? Its fds go above the program's range, and an fd libev
+ * makes there is the stack's own (a keeper keeps it): us_stack_own_fd
+ * moves it high and remembers it, returning the new number. */
+bool us_on_stack_thread(void);
+int us_stack_own_fd(int fd);
+
+/* Lifetime (keeper.c). Before the image goes (exec, _exit): a keeper takes
+ * every connection over, now. After an exec that failed: the process goes
+ * on without its old stack, and a new socket starts a new one. */
+void us_stack_hand_over(void);
+void us_stack_exec_failed(void);
+
+/* fork (start.c), for the shim's pthread_atfork handlers. prepare takes
+ * the start-up lock and says whether the child is a program (true) rather
+ * than an exit keeper: a program's fd table names our sockets once more. */
+bool us_stack_fork_prepare(void);
+void us_stack_fork_parent(void);
+void us_stack_fork_child(void);
+
+#endif

@@ -1,0 +1,644 @@
+/* The socketpair relay (stackthread/relay.c, ops.c) in one process, one row
+ * of its contract per test (DESIGN.md, "The socketpair contract").
+ *
+ * No LD_PRELOAD, no namespaces, no root: a struct us_stack of the test's
+ * own runs the relay and a real engine on an L3 stack whose frames go, in
+ * memory, to a second engine (the peer) and back. The program's side is
+ * the app end of each pair, used with the kernel's own read, write, poll
+ * and close, as a program would; the calls a program thread makes to the
+ * stack thread (socket, connect, bind, listen) are the us_op_* functions,
+ * run here directly. Time is the real monotonic clock: the relay reads it. */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../stackthread/stack_impl.h"
+
+#define IP4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
+#define OUR_IP IP4(10, 9, 0, 2)
+#define PEER_IP IP4(10, 9, 0, 1)
+#define MASK24 0xffffff00u
+#define PEER_PORT 8080
+#define OUR_PORT 80
+
+#define QUEUE_MAX 512
+#define FRAME_MAX 2048
+
+/* Frames on their way from one stack to the other. */
+struct queue {
+	unsigned n;
+	struct { uint32_t len; uint8_t data[FRAME_MAX]; } f[QUEUE_MAX];
+};
+
+struct rig {
+	struct us_stack *st;       /* the relay under test and its engine */
+	int link[2];               /* its link's fd: never readable */
+	struct ust_stack pst;      /* the peer: an engine on a stack of its own */
+	struct ust_tcp ptcp;
+	struct queue to_peer, to_us;
+	unsigned rst_from_us;      /* RST segments our engine sent */
+};
+
+/* ---- the wire between the two stacks ---- */
+
+static void enqueue(struct queue *q, struct ust_pkt *const *pkts, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		assert_true(q->n < QUEUE_MAX);
+		assert_true(pkts[i]->len <= FRAME_MAX);
+		q->f[q->n].len = pkts[i]->len;
+		memcpy(q->f[q->n].data, pkts[i]->data, pkts[i]->len);
+		q->n++;
+	}
+}
+
+static unsigned our_output(void *ctx, struct ust_pkt *const *pkts, unsigned n)
+{
+	struct rig *r = ctx;
+
+	for (unsigned i = 0; i < n; i++) {
+		const uint8_t *ip = pkts[i]->data;
+		unsigned ihl = (ip[0] & 15u) * 4;
+		if (pkts[i]->len > ihl + 13 && (ip[ihl + 13] & UST_TH_RST))
+			r->rst_from_us++;
+	}
+	enqueue(&r->to_peer, pkts, n);
+	return n;
+}
+
+static unsigned peer_output(void *ctx, struct ust_pkt *const *pkts, unsigned n)
+{
+	enqueue(&((struct rig *)ctx)->to_us, pkts, n);
+	return n;
+}
+
+/* Hands every queued frame to its stack; true if there were any. */
+static bool deliver(struct queue *q, struct ust_stack *to, ust_time now)
+{
+	unsigned n = q->n;
+
+	for (unsigned i = 0; i < n; i++)
+		ust_stack_input(to, q->f[i].data, q->f[i].len, 0, now);
+	q->n = 0;
+	return n > 0;
+}
+
+/* One round: the relay's watchers, both engines' timers, the frames both
+ * ways. True if anything was on the wire. */
+static bool round_trip(struct rig *r)
+{
+	ust_time now = ust_now();
+	bool moved;
+
+	ev_run(r->st->ev, EVRUN_NOWAIT);
+	ust_loop_kick(&r->st->loop, now);
+	ust_tcp_timers(&r->ptcp, now);
+	ust_stack_flush(&r->pst);
+	moved = deliver(&r->to_peer, &r->pst, now);
+	ust_stack_flush(&r->pst);
+	moved |= deliver(&r->to_us, &r->st->st, now);
+	ust_loop_kick(&r->st->loop, now);
+	ev_run(r->st->ev, EVRUN_NOWAIT);
+	return moved;
+}
+
+/* Runs rounds until the wire has been quiet for a few of them. */
+static void pump(struct rig *r)
+{
+	for (int quiet = 0, i = 0; quiet < 3 && i < 1000; i++)
+		quiet = round_trip(r) ? 0 : quiet + 1;
+}
+
+/* Runs rounds (1 ms apart) until fd polls with all of want, at most 2 s. */
+static short pump_until_poll(struct rig *r, int fd, short want)
+{
+	struct pollfd p = { .fd = fd, .events = want };
+	struct timespec ms = { 0, 1000 * 1000 };
+
+	for (int i = 0; i < 2000; i++) {
+		round_trip(r);
+		p.revents = 0;
+		if (poll(&p, 1, 0) == 1 && (p.revents & want) == want)
+			return p.revents;
+		nanosleep(&ms, NULL);
+	}
+	return p.revents;
+}
+
+static short poll_now(int fd, short events)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	return poll(&p, 1, 0) == 1 ? p.revents : 0;
+}
+
+/* ---- the two stacks ---- */
+
+static void start_stack(struct rig *r, struct ust_stack *s, uint32_t addr, ust_output_fn out)
+{
+	struct ust_netif nif = { .l3 = true, .addr = addr, .mask = MASK24, .mtu = 1500 };
+
+	assert_int_equal(ust_stack_init(s, &nif, 1024, out, r), 0);
+}
+
+/* Ours as stackthread/start.c builds it, less the link, the call queue and
+ * the control socket. */
+static void start_ours(struct rig *r)
+{
+	struct us_stack *st = r->st;
+	struct ust_tcp_config tc;
+	socklen_t len = sizeof(st->app_sndbuf);
+	int probe[2];
+
+	st->pid = st->program = getpid();
+	st->cfg.addr = OUR_IP;
+	st->wake_fd = st->parent_wake_fd = st->close_log_fd = st->ctl_fd = -1;
+	start_stack(r, &st->st, OUR_IP, our_output);
+	ust_tcp_default_config(&tc);
+	tc.event = us_on_tcp_event;
+	tc.ctx = st;
+	assert_int_equal(ust_tcp_init(&st->tcp, &st->st, &tc), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, probe), 0);
+	getsockopt(probe[0], SOL_SOCKET, SO_SNDBUF, &st->app_sndbuf, &len);
+	st->app_sndbuf /= 2;
+	close(probe[0]);
+	close(probe[1]);
+	st->ev = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+	st->hup_fd = epoll_create1(EPOLL_CLOEXEC);
+	assert_non_null(st->ev);
+	assert_true(st->hup_fd >= 0);
+	ev_io_init(&st->hup, us_on_hup, st->hup_fd, EV_READ);
+	ev_io_start(st->ev, &st->hup);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->link), 0);
+	st->link.fd = r->link[0];
+	ust_loop_start(&st->loop, st->ev, &st->st, &st->link, &st->tcp);
+	st->loop.after = us_relay_after;
+}
+
+static int setup(void **state)
+{
+	struct rig *r = calloc(1, sizeof(*r));
+	struct ust_tcp_config tc;
+
+	assert_non_null(r);
+	r->st = calloc(1, sizeof(*r->st));
+	assert_non_null(r->st);
+	start_ours(r);
+	start_stack(r, &r->pst, PEER_IP, peer_output);
+	ust_tcp_default_config(&tc);
+	tc.isn_key[0] ^= 0x5555; /* the peer's own secret */
+	assert_int_equal(ust_tcp_init(&r->ptcp, &r->pst, &tc), 0);
+	*state = r;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct rig *r = *state;
+	struct us_stack *st = r->st;
+
+	for (unsigned i = 0; i < US_MAX_SOCKS && st->nrelays; i++)
+		if (st->conns[i])
+			us_conn_free(st->conns[i], true);
+	ust_loop_stop(&st->loop);
+	ev_io_stop(st->ev, &st->hup);
+	ust_tcp_destroy(&st->tcp);
+	ust_stack_destroy(&st->st);
+	ust_tcp_destroy(&r->ptcp);
+	ust_stack_destroy(&r->pst);
+	ev_loop_destroy(st->ev);
+	close(st->hup_fd);
+	close(r->link[0]);
+	close(r->link[1]);
+	free(st);
+	free(r);
+	return 0;
+}
+
+/* ---- the program's calls, as the shim makes them ---- */
+
+static long op(struct rig *r, us_call_fn fn, struct us_sock *s, struct us_call *c)
+{
+	c->st = r->st;
+	c->sock = s;
+	c->ret = 0;
+	fn(c);
+	return c->ret;
+}
+
+/* socket(): a slot and a pair; returns the app end. */
+static int new_socket(struct rig *r, struct us_sock **sp)
+{
+	struct us_sock *s = us_sock_alloc();
+	struct us_call c;
+	long fd;
+
+	assert_non_null(s);
+	memset(&c, 0, sizeof(c));
+	c.u.opt.val = -1;
+	fd = op(r, us_op_create, s, &c);
+	assert_true(fd >= 0);
+	s->app_fd = (int)fd;
+	*sp = s;
+	return (int)fd;
+}
+
+static long do_connect(struct rig *r, struct us_sock *s, uint32_t addr, uint16_t port)
+{
+	struct us_call c;
+
+	memset(&c, 0, sizeof(c));
+	c.u.in.addr = addr;
+	c.u.in.port = port;
+	return op(r, us_op_connect, s, &c);
+}
+
+/* The peer listens on PEER_PORT. */
+static struct ust_tcb *peer_listen(struct rig *r)
+{
+	int err;
+	struct ust_tcb *l = ust_tcp_create(&r->ptcp, NULL, &err);
+
+	assert_non_null(l);
+	assert_int_equal(ust_tcp_bind(l, PEER_PORT, false), 0);
+	assert_int_equal(ust_tcp_listen(l, 8), 0);
+	return l;
+}
+
+/* Fixture: our socket connected to the peer, which accepted it. */
+static int established(struct rig *r, struct us_sock **sp, struct ust_tcb **pc)
+{
+	struct ust_tcb *pl = peer_listen(r);
+	int app = new_socket(r, sp), err;
+
+	assert_int_equal(do_connect(r, *sp, PEER_IP, PEER_PORT), 0);
+	pump_until_poll(r, app, POLLOUT);
+	assert_int_equal(atomic_load(&(*sp)->state), UST_TCP_ESTABLISHED);
+	pump(r); /* our ACK, to the peer */
+	*pc = ust_tcp_accept(pl, NULL, &err);
+	assert_non_null(*pc);
+	return app;
+}
+
+static void peer_send(struct rig *r, struct ust_tcb *pc, const char *text)
+{
+	assert_int_equal(ust_tcp_send(pc, text, strlen(text), ust_now()), (long)strlen(text));
+	ust_stack_flush(&r->pst);
+}
+
+/* ---- readiness ---- */
+
+/* Bytes the peer sent become readable on the app end, in order. */
+static void test_readiness_peer_data_readable(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *s;
+	struct ust_tcb *pc;
+	int app = established(r, &s, &pc);
+	char buf[16];
+
+	assert_false(poll_now(app, POLLIN) & POLLIN);
+	peer_send(r, pc, "hello");
+	assert_true(pump_until_poll(r, app, POLLIN) & POLLIN);
+	assert_int_equal(read(app, buf, sizeof(buf)), 5);
+	assert_memory_equal(buf, "hello", 5);
+}
+
+/* Connected, the app end is writable (there is room); what the program
+ * writes reaches the peer. */
+static void test_readiness_writable_when_room(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *s;
+	struct ust_tcb *pc;
+	int app = established(r, &s, &pc);
+	char buf[16];
+
+	assert_true(poll_now(app, POLLOUT) & POLLOUT);
+	assert_int_equal(write(app, "ping", 4), 4);
+	pump(r);
+	assert_int_equal(ust_tcp_receive(pc, buf, sizeof(buf), ust_now()), 4);
+	assert_memory_equal(buf, "ping", 4);
+}
+
+/* ---- EOF vs HUP ---- */
+
+/* The peer's FIN: POLLIN|POLLRDHUP, no error, read returns 0 after the
+ * data. */
+static void test_eof_peer_fin_reads_zero(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *s;
+	struct ust_tcb *pc;
+	int app = established(r, &s, &pc);
+	char buf[16];
+	short ev;
+
+	peer_send(r, pc, "bye");
+	assert_int_equal(ust_tcp_shutdown(pc, SHUT_WR, ust_now()), 0);
+	ust_stack_flush(&r->pst);
+	ev = pump_until_poll(r, app, POLLIN | POLLRDHUP);
+	assert_true(ev & POLLRDHUP);
+	assert_false(ev & (POLLERR | POLLHUP));
+	assert_int_equal(read(app, buf, sizeof(buf)), 3);
+	assert_int_equal(read(app, buf, sizeof(buf)), 0);
+	assert_int_equal(atomic_load(&s->pending_err), 0);
+	assert_int_equal(atomic_load(&s->state), UST_TCP_CLOSE_WAIT);
+}
+
+/* The peer's RST: POLLERR|POLLHUP on the app end, the error recorded for
+ * the overridden calls, and read says ECONNRESET. */
+static void test_hup_peer_rst_errors(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *s;
+	struct ust_tcb *pc;
+	int app = established(r, &s, &pc);
+	char buf[16];
+	short ev;
+
+	ust_tcp_abort(pc, ust_now());
+	ust_stack_flush(&r->pst);
+	ev = pump_until_poll(r, app, POLLERR | POLLHUP);
+	assert_true(ev & POLLERR);
+	assert_true(ev & POLLHUP);
+	assert_int_equal(atomic_load(&s->state), UST_TCP_CLOSED);
+	assert_int_equal(atomic_load(&s->pending_err), ECONNRESET);
+	assert_int_equal(atomic_load(&s->hard_err), ECONNRESET);
+	assert_true(atomic_load(&s->flags) & US_F_DETACHED);
+	assert_int_equal(read(app, buf, sizeof(buf)), -1);
+	assert_int_equal(errno, ECONNRESET);
+}
+
+/* ---- release ---- */
+
+/* The program closes with received data unread: a RST, not a FIN
+ * (RFC 1122 §4.2.2.13). */
+static void test_close_unread_data_sends_rst(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *s;
+	struct ust_tcb *pc;
+	int app = established(r, &s, &pc);
+
+	peer_send(r, pc, "unread");
+	pump_until_poll(r, app, POLLIN);
+	close(app);
+	pump(r);
+	assert_int_equal(r->rst_from_us, 1);
+	assert_int_equal(ust_tcp_get_state(pc), UST_TCP_CLOSED);
+	assert_int_equal(ust_tcp_record(pc)->outcome, UST_OUTCOME_RESET_RECEIVED);
+	ust_tcp_close(pc, ust_now());
+}
+
+/* The same, found by the reader (the stack end's readable watcher, which
+ * frees the relay while it runs) rather than by the hang-up watch. */
+static void test_close_unread_data_seen_by_reader(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *s;
+	struct ust_tcb *pc;
+	int app = established(r, &s, &pc);
+	struct us_conn *c = us_conn_of(r->st, s);
+
+	peer_send(r, pc, "unread");
+	pump_until_poll(r, app, POLLIN);
+	close(app);
+	assert_true(ev_is_active(&c->rd));
+	ev_invoke(r->st->ev, &c->rd, EV_READ);
+	assert_null(us_conn_of(r->st, s));
+	pump(r);
+	assert_int_equal(r->rst_from_us, 1);
+	assert_int_equal(ust_tcp_record(pc)->outcome, UST_OUTCOME_RESET_RECEIVED);
+	ust_tcp_close(pc, ust_now());
+}
+
+/* The program closes with everything read: a FIN after the data. */
+static void test_close_all_read_sends_fin(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *s;
+	struct ust_tcb *pc;
+	int app = established(r, &s, &pc);
+	char buf[16];
+
+	assert_int_equal(write(app, "last", 4), 4);
+	close(app);
+	pump(r);
+	assert_int_equal(r->rst_from_us, 0);
+	assert_int_equal(ust_tcp_receive(pc, buf, sizeof(buf), ust_now()), 4);
+	assert_int_equal(ust_tcp_receive(pc, buf, sizeof(buf), ust_now()), 0);
+	assert_int_equal(ust_tcp_get_state(pc), UST_TCP_CLOSE_WAIT);
+}
+
+/* shutdown(SHUT_WR) on the app end: a FIN after the data, and the
+ * connection still receives. */
+static void test_app_shutdown_sends_fin(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *s;
+	struct ust_tcb *pc;
+	int app = established(r, &s, &pc);
+	char buf[16];
+
+	assert_int_equal(write(app, "data", 4), 4);
+	assert_int_equal(shutdown(app, SHUT_WR), 0);
+	pump(r);
+	assert_int_equal(ust_tcp_receive(pc, buf, sizeof(buf), ust_now()), 4);
+	assert_int_equal(ust_tcp_receive(pc, buf, sizeof(buf), ust_now()), 0);
+	assert_int_equal(atomic_load(&s->state), UST_TCP_FIN_WAIT_2);
+	peer_send(r, pc, "more");
+	assert_true(pump_until_poll(r, app, POLLIN) & POLLIN);
+	assert_int_equal(read(app, buf, sizeof(buf)), 4);
+}
+
+/* ---- pending error ---- */
+
+/* A refused connect: the error is published once (SO_ERROR takes it and
+ * nothing publishes it again); why it died stays. */
+static void test_pending_error_delivered_once(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *s;
+	int app = new_socket(r, &s);
+
+	assert_int_equal(do_connect(r, s, PEER_IP, 9), 0); /* nobody listens */
+	assert_true(pump_until_poll(r, app, POLLERR) & POLLERR);
+	assert_int_equal(atomic_load(&s->state), UST_TCP_CLOSED);
+	assert_int_equal(atomic_exchange(&s->pending_err, 0), ECONNREFUSED); /* SO_ERROR */
+	pump(r);
+	assert_int_equal(atomic_load(&s->pending_err), 0);
+	assert_int_equal(atomic_load(&s->hard_err), ECONNREFUSED);
+}
+
+/* ---- listener tokens ---- */
+
+static void listen_on(struct rig *r, struct us_sock *s, int backlog)
+{
+	struct us_call c;
+
+	memset(&c, 0, sizeof(c));
+	c.u.in.port = OUR_PORT;
+	assert_int_equal(op(r, us_op_bind, s, &c), 0);
+	memset(&c, 0, sizeof(c));
+	c.u.opt.val = backlog;
+	assert_int_equal(op(r, us_op_listen, s, &c), 0);
+}
+
+/* accept(): the token and the app end it carries; -1 if none. */
+static int take_token(int lfd, struct us_token *tok)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { tok, sizeof(*tok) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+	int fd = -1;
+
+	if (recvmsg(lfd, &m, MSG_DONTWAIT) != (ssize_t)sizeof(*tok))
+		return -1;
+	for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+static struct ust_tcb *peer_connect(struct rig *r)
+{
+	int err;
+	struct ust_tcb *pc = ust_tcp_create(&r->ptcp, NULL, &err);
+
+	assert_non_null(pc);
+	assert_int_equal(ust_tcp_connect(pc, OUR_IP, OUR_PORT, ust_now()), 0);
+	ust_stack_flush(&r->pst);
+	return pc;
+}
+
+/* A listener's app end is readable while a connection waits; accept
+ * takes a token naming the connection's slot, with its app end attached,
+ * which carries the connection's data. */
+static void test_listener_token_readable_and_accepted(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *ls, *cs;
+	struct us_token tok;
+	struct ust_tcb *pc;
+	int lfd = new_socket(r, &ls), fd;
+	char buf[16];
+
+	listen_on(r, ls, 4);
+	pump(r);
+	assert_false(poll_now(lfd, POLLIN) & POLLIN);
+	pc = peer_connect(r);
+	assert_true(pump_until_poll(r, lfd, POLLIN) & POLLIN);
+	fd = take_token(lfd, &tok);
+	assert_true(fd >= 0);
+	assert_int_equal(tok.magic, US_TOKEN_MAGIC);
+	assert_int_equal(tok.laddr, OUR_IP);
+	assert_int_equal(tok.lport, OUR_PORT);
+	assert_int_equal(tok.raddr, PEER_IP);
+	cs = us_sock_at(tok.idx);
+	assert_int_equal(atomic_load(&cs->gen), tok.gen);
+	assert_int_equal(atomic_load(&cs->state), UST_TCP_ESTABLISHED);
+	atomic_fetch_or(&cs->flags, US_F_ACCEPTED);
+	assert_false(poll_now(lfd, POLLIN) & POLLIN);
+	peer_send(r, pc, "hi");
+	assert_true(pump_until_poll(r, fd, POLLIN) & POLLIN);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 2);
+	close(fd);
+}
+
+/* listen(0) lets one connection wait: the second is delivered only once
+ * the first was accepted (accept wakes the relay). */
+static void test_listener_tokens_bounded_by_backlog(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *ls;
+	struct us_token tok;
+	int lfd = new_socket(r, &ls), fd;
+
+	listen_on(r, ls, 0);
+	peer_connect(r);
+	pump(r);
+	peer_connect(r);
+	pump(r);
+	fd = take_token(lfd, &tok);
+	assert_true(fd >= 0);
+	assert_int_equal(take_token(lfd, &tok), -1);
+	atomic_fetch_or(&us_sock_at(tok.idx)->flags, US_F_ACCEPTED);
+	atomic_fetch_and(&ls->flags, ~US_F_BACKLOGGED);
+	us_relay_wake(r->st);
+	assert_true(pump_until_poll(r, lfd, POLLIN) & POLLIN);
+	close(fd);
+	fd = take_token(lfd, &tok);
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+/* ---- filler bytes ---- */
+
+/* A fresh socket is not writable; nor is a connecting one, until the
+ * handshake ends; then it is. */
+static void test_filler_connecting_unwritable(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *s;
+	int app;
+
+	peer_listen(r);
+	app = new_socket(r, &s);
+	assert_false(poll_now(app, POLLOUT) & POLLOUT);
+	assert_int_equal(do_connect(r, s, PEER_IP, PEER_PORT), 0);
+	ust_loop_kick(&r->st->loop, ust_now());
+	ev_run(r->st->ev, EVRUN_NOWAIT);
+	assert_int_equal(atomic_load(&s->state), UST_TCP_SYN_SENT);
+	assert_false(poll_now(app, POLLOUT) & POLLOUT);
+	assert_true(pump_until_poll(r, app, POLLOUT) & POLLOUT);
+	assert_int_equal(atomic_load(&s->state), UST_TCP_ESTABLISHED);
+}
+
+/* A listener is never writable, also after delivering a connection. */
+static void test_filler_listener_unwritable(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *ls;
+	int lfd = new_socket(r, &ls);
+
+	listen_on(r, ls, 4);
+	pump(r);
+	assert_false(poll_now(lfd, POLLOUT) & POLLOUT);
+	peer_connect(r);
+	assert_true(pump_until_poll(r, lfd, POLLIN) & POLLIN);
+	assert_false(poll_now(lfd, POLLOUT) & POLLOUT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_readiness_peer_data_readable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readiness_writable_when_room, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_eof_peer_fin_reads_zero, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hup_peer_rst_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_unread_data_sends_rst, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_unread_data_seen_by_reader, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_all_read_sends_fin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_app_shutdown_sends_fin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pending_error_delivered_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listener_token_readable_and_accepted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listener_tokens_bounded_by_backlog, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_filler_connecting_unwritable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_filler_listener_unwritable, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
