@@ -7,7 +7,8 @@
  *   socket.c    socket, bind, listen (and the hand-back to the kernel)
  *   connect.c   connect
  *   accept.c    accept, accept4
- *   names.c     getsockname, getpeername, shutdown
+ *   names.c     getsockname, getpeername
+ *   shutdown.c  shutdown
  *   close.c     close, close_range, dup, dup2, dup3, fcntl, fcntl64
  *   io.c        the read and write families
  *   sockopt.c   getsockopt, setsockopt, ioctl

@@ -30,7 +30,7 @@ static void json_str(char *out, size_t size, const char *s)
 	out[o] = 0;
 }
 
-/* USTCP_CLOSE_LOG: one JSON line per finished connection (DESIGN.md). */
+/* USTCP_CLOSE_LOG: one JSON line per finished connection (ustcp(7), "Close log"). */
 void us_close_log(void *ctx, const struct ust_tcb *t)
 {
 	const struct ust_tcp_record *r = ust_tcp_record(t);

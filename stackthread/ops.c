@@ -50,7 +50,7 @@ void us_op_create(struct us_call *c)
 	s->owner = st->pid;
 	s->app_dev = sb.st_dev;
 	s->app_ino = sb.st_ino;
-	s->app_fd = c->u.opt.val; /* the number it will have */
+	s->app_fd = c->u.opt.val; /* the number it will have, or -1: the caller sets it */
 	/* Filler: not writable until connected (a listener: never). */
 	REAL(setsockopt)(app, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
 	for (;;) {

@@ -1,4 +1,4 @@
-/* The contract between libustcp.so's two halves (see DESIGN.md, "The
+/* The contract between libustcp.so's two halves (see docs/architecture.md, "The
  * socketpair contract"):
  *
  *   shim/         the interposed calls, run on the program's threads;
@@ -190,7 +190,8 @@ long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s);
 void us_stack_poke(void);
 
 /* The stack-thread side of each call (ops.c), run inside us_call. */
-void us_op_create(struct us_call *c);     /* new socket: c->ret = app fd; u.opt.val = its number */
+void us_op_create(struct us_call *c);     /* new socket: c->ret = app fd; u.opt.val = the fd number it
+                                            * will have, or -1 (socket() sets app_fd itself) */
 void us_op_bind(struct us_call *c);
 void us_op_connect(struct us_call *c);
 void us_op_listen(struct us_call *c);

@@ -1,5 +1,5 @@
 /* The socketpair relay (stackthread/relay.c, ops.c) in one process, one row
- * of its contract per test (DESIGN.md, "The socketpair contract").
+ * of its contract per test (docs/architecture.md, "The socketpair contract").
  *
  * No LD_PRELOAD, no namespaces, no root: a struct us_stack of the test's
  * own runs the relay and a real engine on an L3 stack whose frames go, in
