@@ -35,7 +35,8 @@
  *           data arriving afterwards is answered with RST (half-duplex
  *           close, RFC 9293 §3.6.1);
  *      -A   abort: SO_LINGER {1, 0} and close(): a RST, no FIN.
- * Everything it reads goes to -O (default: nothing kept, only counted).
+ * Everything it reads goes to -O (default: nothing kept, only counted), which
+ * is closed at the peer's FIN (a pipe's reader sees its end of file then).
  * With -U it never reads what arrives, so its close (-F unless -A is given)
  * finds unread data and resets the connection (RFC 1122 §4.2.2.13).
  * It exits when the connection is CLOSED (after TIME-WAIT when it closed
@@ -158,6 +159,11 @@ static void receive_all(struct host *h, ust_time now)
 			if (n < 0)
 				fprintf(stderr, "ustcp-host: receive: %s\n", strerror((int)-n));
 			h->out_done = true;
+			/* A reader of a pipe sees the end of file when a program
+			 * would, at the peer's FIN, not after LAST-ACK. */
+			if (h->out_fd >= 0)
+				close(h->out_fd);
+			h->out_fd = -1;
 			break;
 		}
 		h->received += (uint64_t)n;
