@@ -73,66 +73,63 @@ static int count_args(const char *arg0, va_list ap)
 	return n;
 }
 
-/* Fills argv (n entries, the last NULL) from arg0 and ap. */
-static void collect_args(char **argv, int n, const char *arg0, va_list ap)
+enum exec_kind { EXEC_PATH, EXEC_SEARCH, EXEC_ENV };
+
+/* execl, execlp, execle: the list arg0, ... up to its NULL becomes argv (on
+ * the stack: exec does not come back when it works); for EXEC_ENV the
+ * pointer after the NULL is the environment. ap goes by pointer so that
+ * what is read here is gone from the caller's list on every ABI. */
+static int exec_list(enum exec_kind kind, const char *file, const char *arg0, va_list *ap)
 {
+	int n = count_args(arg0, *ap);
+
+	if (n < 0) {
+		errno = E2BIG;
+		return -1;
+	}
+	char *argv[n];
 	argv[0] = (char *)arg0;
 	for (int i = 1; i < n; i++)
-		argv[i] = va_arg(ap, char *);
+		argv[i] = va_arg(*ap, char *);
+	switch (kind) {
+	case EXEC_PATH:
+		return execv(file, argv);
+	case EXEC_SEARCH:
+		return execvp(file, argv);
+	default:
+		return execve(file, argv, va_arg(*ap, char *const *));
+	}
 }
 
 US_EXPORT int execl(const char *path, const char *arg, ...)
 {
 	va_list ap;
-	int n;
+	int r;
 
 	va_start(ap, arg);
-	n = count_args(arg, ap);
-	if (n < 0) {
-		va_end(ap);
-		errno = E2BIG;
-		return -1;
-	}
-	char *argv[n];
-	collect_args(argv, n, arg, ap);
+	r = exec_list(EXEC_PATH, path, arg, &ap);
 	va_end(ap);
-	return execv(path, argv);
+	return r;
 }
 
 US_EXPORT int execlp(const char *file, const char *arg, ...)
 {
 	va_list ap;
-	int n;
+	int r;
 
 	va_start(ap, arg);
-	n = count_args(arg, ap);
-	if (n < 0) {
-		va_end(ap);
-		errno = E2BIG;
-		return -1;
-	}
-	char *argv[n];
-	collect_args(argv, n, arg, ap);
+	r = exec_list(EXEC_SEARCH, file, arg, &ap);
 	va_end(ap);
-	return execvp(file, argv);
+	return r;
 }
 
 US_EXPORT int execle(const char *path, const char *arg, ...)
 {
-	char *const *envp;
 	va_list ap;
-	int n;
+	int r;
 
 	va_start(ap, arg);
-	n = count_args(arg, ap);
-	if (n < 0) {
-		va_end(ap);
-		errno = E2BIG;
-		return -1;
-	}
-	char *argv[n];
-	collect_args(argv, n, arg, ap);
-	envp = va_arg(ap, char *const *);
+	r = exec_list(EXEC_ENV, path, arg, &ap);
 	va_end(ap);
-	return execve(path, argv, envp);
+	return r;
 }

@@ -318,15 +318,22 @@ int ust_tcp_shutdown(struct ust_tcb *t, int how, ust_time now)
 	return 0;
 }
 
+/* The program lets go of t (close or abort): from now on it is an orphan,
+ * finished by TCP alone. */
+static void let_go(struct ust_tcb *t, ust_time now)
+{
+	t->tcp->now = now;
+	t->released = true;
+	t->user = NULL;
+}
+
 /* ABORT (RFC 9293 §3.10.5): any state -> CLOSED with a RST, as Linux's
  * tcp_disconnect. */
 void ust_tcp_abort(struct ust_tcb *t, ust_time now)
 {
 	bool unsent = t->sndbuf.len > t->snd_max - t->snd_buf_seq;
 
-	t->tcp->now = now;
-	t->released = true;
-	t->user = NULL;
+	let_go(t, now);
 	switch (t->state) {
 	case UST_TCP_CLOSED:
 		tcp_maybe_free(t);
@@ -384,9 +391,7 @@ static void close_listener(struct ust_tcb *t, ust_time now)
  *   otherwise the FIN (queue_fin). */
 int ust_tcp_close(struct ust_tcb *t, ust_time now)
 {
-	t->tcp->now = now;
-	t->released = true;
-	t->user = NULL;
+	let_go(t, now);
 	switch (t->state) {
 	case UST_TCP_CLOSED:
 		tcp_maybe_free(t);

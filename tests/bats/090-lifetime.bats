@@ -348,28 +348,29 @@ body_fork_after_connect() {
 }
 
 # Ways out that skip atexit or end differently: _exit() after close, execv()
-# (glibc's, not through the execve symbol) with the socket still open, and
+# (glibc's, not through the execve symbol) and execle() (its environment
+# after the list's NULL must arrive) with the socket still open, and
 # pthread_exit() from main after close. 3 runs each through 25 ms of delay:
 # every byte and a FIN each time.
 body_exit_ways() {
 	export USTCP_MSL=0.5
 	shim_topo_up --impair "delay 25ms"
-	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 9 120 </dev/null >"$TMP/sink.out"
+	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 12 120 </dev/null >"$TMP/sink.out"
 	local sink=$BG_PID how i
 	wait_listen "$PEER_NETNS" 7000
-	for how in _exit execv pthread_exit; do
+	for how in _exit execv execle pthread_exit; do
 		for ((i = 0; i < 3; i++)); do
 			PROG_TIMEOUT=20 prog "$BUILD/tests/exit_ways" "$how" "$PEER_ADDR" 7000 "$WWW/mid" </dev/null
 		done
 	done
 	bg_wait "$sink" 60 || { cat "$TMP/sink.out"; return 1; }
-	sink_check "$TMP/sink.out" 9 "$WWW/mid"
+	sink_check "$TMP/sink.out" 12 "$WWW/mid"
 }
 
-@test "_exit, execv and pthread_exit after sending 1 MB: all bytes and a FIN [kernel]" {
+@test "_exit, execv, execle and pthread_exit after sending 1 MB: all bytes and a FIN [kernel]" {
 	MODE=kernel body_exit_ways
 }
-@test "_exit, execv and pthread_exit after sending 1 MB: all bytes and a FIN [ustcp]" {
+@test "_exit, execv, execle and pthread_exit after sending 1 MB: all bytes and a FIN [ustcp]" {
 	MODE=ustcp body_exit_ways
 }
 

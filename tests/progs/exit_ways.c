@@ -4,6 +4,9 @@
  *   _exit         close, then _exit(0)
  *   execv         keep the socket (inheritable), exec /bin/true with execv
  *                 (glibc's execv does not go through the execve symbol)
+ *   execle        the same through execle, whose environment (after the
+ *                 argument list's NULL) must reach the new program: sh
+ *                 exits 0 only if it sees EXIT_WAYS_ENV=ok
  *   pthread_exit  close, then pthread_exit() from main: the process lives
  *                 on in its other threads
  * Every byte and a FIN must reach the peer each time. */
@@ -24,7 +27,7 @@ int main(int argc, char **argv)
 	ssize_t n;
 
 	if (argc != 5 || inet_pton(AF_INET, argv[2], &in.sin_addr) != 1) {
-		fprintf(stderr, "usage: exit_ways _exit|execv|pthread_exit ADDR PORT FILE\n");
+		fprintf(stderr, "usage: exit_ways _exit|execv|execle|pthread_exit ADDR PORT FILE\n");
 		return 2;
 	}
 	in.sin_port = htons((unsigned short)atoi(argv[3]));
@@ -52,6 +55,12 @@ int main(int argc, char **argv)
 		char *av[] = { "true", NULL };
 		execv("/bin/true", av);
 		perror("exit_ways: execv");
+		return 1;
+	}
+	if (!strcmp(argv[1], "execle")) {
+		char *envp[] = { "EXIT_WAYS_ENV=ok", NULL };
+		execle("/bin/sh", "sh", "-c", "test \"$EXIT_WAYS_ENV\" = ok", (char *)NULL, envp);
+		perror("exit_ways: execle");
 		return 1;
 	}
 	if (!strcmp(argv[1], "pthread_exit")) {
