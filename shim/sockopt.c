@@ -13,6 +13,19 @@
 #include "shim.h"
 #include "tcp.h"
 
+/* TCP_CONGESTION, as Linux reads it: the name is the first 15 bytes at
+ * most, up to a NUL; one that no algorithm has is ENOENT. One algorithm
+ * today: Reno with NewReno recovery (stack/tcp_cc.c). */
+static int set_congestion(const void *val, socklen_t len)
+{
+	char name[16] = { 0 };
+
+	if (!val)
+		return -EFAULT;
+	memcpy(name, val, len < sizeof(name) - 1 ? len : sizeof(name) - 1);
+	return strcmp(name, "reno") == 0 ? 0 : -ENOENT;
+}
+
 /* Linux's TCP option -> the engine's. -1: not an engine option. */
 static int engine_opt(int level, int name)
 {
@@ -134,12 +147,8 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 	}
 	if (level == SOL_SOCKET)
 		return REAL(setsockopt)(fd, level, name, val, len); /* timeouts, low-water marks… */
-	if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
-		/* One algorithm: NewReno. */
-		if (val && len >= 4 && !memcmp(val, "reno", 4))
-			return 0;
-		return (int)us_ret(-ENOENT);
-	}
+	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
+		return (int)us_ret(set_congestion(val, len));
 	if ((level == IPPROTO_TCP && (name == TCP_QUICKACK || name == TCP_CORK || name == TCP_DEFER_ACCEPT ||
 				      name == TCP_NOTSENT_LOWAT || name == TCP_WINDOW_CLAMP)) ||
 	    (level == IPPROTO_IP && (name == IP_BIND_ADDRESS_NO_PORT || name == IP_RECVERR ||
