@@ -203,9 +203,9 @@ bool us_share_secret(uint64_t key[2])
 void us_share_bury(uint16_t lport, uint32_t raddr, uint16_t rport)
 {
 	uint64_t key = tomb_key(lport, raddr, rport);
-	uint64_t word = (uint64_t)(now_ms() + TOMB_MS) << 32 | (uint32_t)getpid();
-	unsigned base = tomb_slot(key), pick = base;
 	uint32_t now = now_ms();
+	uint64_t word = (uint64_t)(now + TOMB_MS) << 32 | (uint32_t)getpid();
+	unsigned base = tomb_slot(key), pick = base;
 
 	if (!share)
 		return;
