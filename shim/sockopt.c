@@ -14,16 +14,35 @@
 #include "tcp.h"
 
 /* TCP_CONGESTION, as Linux reads it: the name is the first 15 bytes at
- * most, up to a NUL; one that no algorithm has is ENOENT. One algorithm
- * today: Reno with NewReno recovery (stack/tcp_cc.c). */
-static int set_congestion(const void *val, socklen_t len)
+ * most, up to a NUL; one that no algorithm has is ENOENT. The stack thread
+ * looks it up (stack/tcp_cc.c) and switches the connection. */
+static int set_congestion(struct us_sock *s, const void *val, socklen_t len)
 {
 	char name[16] = { 0 };
+	struct us_call c;
 
 	if (!val)
 		return -EFAULT;
 	memcpy(name, val, len < sizeof(name) - 1 ? len : sizeof(name) - 1);
-	return strcmp(name, "reno") == 0 ? 0 : -ENOENT;
+	c.u.out = name;
+	return (int)us_call(&c, us_op_set_cc, s);
+}
+
+/* Its name back, as many bytes as asked for (Linux's TCP_CA_NAME_MAX, 16,
+ * at most). */
+static int get_congestion(struct us_sock *s, void *val, socklen_t *len)
+{
+	char name[16] = { 0 };
+	struct us_call c;
+
+	if (!val || !len)
+		return -EFAULT;
+	c.u.out = name;
+	us_call(&c, us_op_get_cc, s);
+	if (*len > sizeof(name))
+		*len = sizeof(name);
+	memcpy(val, name, *len);
+	return 0;
 }
 
 /* Linux's TCP option -> the engine's. -1: not an engine option. */
@@ -148,7 +167,7 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 	if (level == SOL_SOCKET)
 		return REAL(setsockopt)(fd, level, name, val, len); /* timeouts, low-water marks… */
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
-		return (int)us_ret(set_congestion(val, len));
+		return (int)us_ret(set_congestion(s, val, len));
 	if ((level == IPPROTO_TCP && (name == TCP_QUICKACK || name == TCP_CORK || name == TCP_DEFER_ACCEPT ||
 				      name == TCP_NOTSENT_LOWAT || name == TCP_WINDOW_CLAMP)) ||
 	    (level == IPPROTO_IP && (name == IP_BIND_ADDRESS_NO_PORT || name == IP_RECVERR ||
@@ -195,8 +214,9 @@ static int tcp_info(struct us_sock *s, void *val, socklen_t *len)
 		ti.tcpi_advmss = st.rcv_mss;
 		ti.tcpi_rtt = (uint32_t)st.srtt;
 		ti.tcpi_rttvar = (uint32_t)st.rttvar;
-		ti.tcpi_snd_cwnd = st.mss ? st.cwnd / st.mss : 0;
-		ti.tcpi_snd_ssthresh = st.mss ? (st.ssthresh > 0x7fffffffu ? 0x7fffffffu : st.ssthresh) / st.mss : 0;
+		ti.tcpi_ca_state = (uint8_t)st.ca_state;
+		ti.tcpi_snd_cwnd = st.cwnd;
+		ti.tcpi_snd_ssthresh = st.ssthresh;
 		ti.tcpi_total_retrans = (uint32_t)st.total_retrans;
 		ti.tcpi_unacked = st.mss ? (st.snd_queued + st.mss - 1) / st.mss : 0;
 	}
@@ -240,15 +260,8 @@ US_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return (int)us_ret(put_int(val, len, atomic_load(k)));
 	if (level == IPPROTO_TCP && name == TCP_INFO)
 		return (int)us_ret(tcp_info(s, val, len));
-	if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
-		char cc[16] = "reno";
-		if (!val || !len)
-			return (int)us_ret(-EFAULT);
-		if (*len > sizeof(cc))
-			*len = sizeof(cc);
-		memcpy(val, cc, *len);
-		return 0;
-	}
+	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
+		return (int)us_ret(get_congestion(s, val, len));
 	opt = engine_opt(level, name);
 	if (opt >= 0) {
 		c.u.opt.level = IPPROTO_TCP;

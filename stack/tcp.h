@@ -228,21 +228,35 @@ struct ust_tcb {
 	uint64_t total_retrans;
 	ust_time user_timeout;      /* TCP_USER_TIMEOUT; 0 = by retry count */
 
-	/* congestion control (RFC 5681, NewReno RFC 6582) */
-	const struct tcp_cc *cc;    /* congestion control (tcp_cc.c) */
-	uint32_t cwnd, ssthresh;
+	/* congestion control (RFC 5681), counted in segments as Linux does
+	 * (tcp_snd_cwnd): the window is snd_cwnd full segments in flight */
+	const struct tcp_cc *cc;    /* the algorithm (tcp_cc.c) */
+	/* enum tcp_ca_state (tcp_impl.h), Linux's icsk_ca_state, changed only
+	 * by tcp_set_ca_state. Not the enum's type here: glibc's
+	 * <netinet/tcp.h>, which the shim includes with this file, declares
+	 * an enum tcp_ca_state of its own. */
+	uint8_t ca_state;
+	uint32_t snd_cwnd;          /* segments that may be in flight */
+	uint32_t snd_ssthresh;      /* slow start below this; TCP_INFINITE_SSTHRESH: none yet */
+	uint32_t snd_cwnd_cnt;      /* congestion avoidance: segments acked towards the next +1 */
+	uint32_t snd_cwnd_clamp;    /* cwnd never grows beyond this */
+	uint32_t prior_cwnd;        /* cwnd and ssthresh before the loss episode (undo) */
+	uint32_t prior_ssthresh;
+	ust_time snd_cwnd_stamp;    /* when cwnd was last used or changed (idle restart) */
+	/* The algorithm's own per-connection state, Linux's icsk_ca_priv
+	 * (ICSK_CA_PRIV_SIZE, 104 bytes): each algorithm casts it to its
+	 * struct, with a _Static_assert on the size. */
+	uint64_t ca_priv[13];
 	uint32_t dupacks;
 	uint32_t recover;           /* NewReno: snd_max when recovery began */
-	bool in_recovery;
 	uint32_t rtx_hint;          /* holes below this were resent in this recovery */
 	ust_time rtx_round;         /* when the current pass over the holes began */
-	uint32_t bytes_acked;       /* congestion avoidance byte counting */
 	/* Is the flow using its window (RFC 7661, Linux's tcp_cwnd_validate)?
-	 * Over the last window: the largest flight, and whether a send was
-	 * held back by cwnd; the window ends at cwnd_usage_seq. */
-	uint32_t max_flight;
+	 * Over the last window: the largest flight in segments, and whether a
+	 * send was held back by cwnd; the window ends at cwnd_usage_seq. */
+	uint32_t max_packets_out;
 	uint32_t cwnd_usage_seq;
-	bool cwnd_limited;
+	bool is_cwnd_limited;
 
 	/* delayed ACK and ACK policy */
 	unsigned unacked_segs;      /* full segments received since our last ACK */
@@ -287,6 +301,9 @@ struct ust_tcp_config {
 	unsigned retries2;          /* Linux tcp_retries2: 15 */
 	unsigned orphan_retries;    /* Linux tcp_orphan_retries 0 means 8 */
 	bool rfc1337;               /* ignore RST in TIME-WAIT (Linux default: no) */
+	/* Congestion control of new connections (tcp_cc_find names them;
+	 * TCP_CONGESTION changes one); NULL: the default, reno. */
+	const struct tcp_cc *cc;
 	uint64_t isn_key[2];        /* RFC 6528 secret */
 	/* Events for the user (the shim); may be NULL in tests that poll. */
 	void (*event)(void *ctx, struct ust_tcb *tcb, unsigned events);
@@ -388,6 +405,17 @@ enum ust_tcp_opt {
 };
 int ust_tcp_setopt(struct ust_tcb *tcb, enum ust_tcp_opt opt, int value);
 int ust_tcp_getopt(const struct ust_tcb *tcb, enum ust_tcp_opt opt, int *value);
+/* TCP_CONGESTION: the algorithm called name from now on, 0; or -ENOENT if
+ * none is called that (Linux reads the name up to a NUL, 15 bytes at most).
+ * The new algorithm starts afresh (its init) once the connection is
+ * synchronized; the old one is told nothing, as in Linux. */
+int ust_tcp_set_cc(struct ust_tcb *tcb, const char *name);
+/* Its name, as TCP_CONGESTION reads it. */
+const char *ust_tcp_cc_name(const struct ust_tcb *tcb);
+/* Is there an algorithm called name? */
+bool ust_tcp_cc_exists(const char *name);
+/* The name of the layer's default algorithm (a socket TCP let go of). */
+const char *ust_tcp_cc_default_name(const struct ust_tcp *tcp);
 /* SO_LINGER */
 void ust_tcp_set_linger(struct ust_tcb *tcb, bool on, unsigned seconds);
 
@@ -400,7 +428,10 @@ struct ust_tcp_status {
 	uint32_t snd_queued;        /* unacknowledged + unsent (SIOCOUTQ) */
 	uint32_t snd_space;
 	ust_time srtt, rttvar, rto;
-	uint32_t cwnd, ssthresh, mss, rcv_mss;
+	uint32_t cwnd, ssthresh;    /* segments, as TCP_INFO reports them */
+	uint32_t mss, rcv_mss;
+	unsigned ca_state;          /* enum tcp_ca_state */
+	const char *cc;             /* the algorithm's name (static) */
 	unsigned retransmits, backoff;
 	uint64_t total_retrans;
 	bool eof;                   /* the peer's FIN has been received */

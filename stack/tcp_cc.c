@@ -1,116 +1,198 @@
-/* Congestion control: how much may be in flight (cwnd) and where slow start
- * ends (ssthresh). The engine decides what is lost and what to send again
- * (tcp_input.c, tcp_timer.c); an algorithm behind struct tcp_cc only sizes
- * the window at the moments the engine tells it about. Today there is one,
- * Reno with NewReno's recovery (RFC 5681, RFC 6582), as Linux's "reno". */
+/* Congestion control: how many segments may be in flight (snd_cwnd) and
+ * where slow start ends (snd_ssthresh), behind struct tcp_cc, shaped as
+ * Linux's tcp_congestion_ops. The engine decides what is lost and what to
+ * send (tcp_ack.c, tcp_output.c, tcp_timer.c), reduces the window during
+ * recovery and tells the algorithm about the moments that matter; the
+ * algorithm grows the window, chooses ssthresh after a loss and the window
+ * to restore after a spurious one. Here: the table of algorithms, Linux's
+ * helpers they share (tcp_cong.c), and Reno, as Linux's "reno". */
+#include <errno.h>
+#include <string.h>
+
 #include "tcp_impl.h"
 
 static uint32_t max_u32(uint32_t a, uint32_t b) { return a > b ? a : b; }
+static uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
 
-/* Half the window in use before the loss, at least two segments (RFC 5681
- * §3.1 equation 4). What limited transmit let out does not count (§3.2
- * step 2), and Linux takes cwnd / 2 alike: flight capped at cwnd. */
-static uint32_t reno_half(const struct ust_tcb *t)
+/* ---- the helpers every algorithm uses (Linux's tcp_cong.c) ---- */
+
+/* Linux's tcp_is_cwnd_limited: yes if a send was held back by cwnd in the
+ * last window (tcp_cwnd_validate in tcp_output.c keeps that); in slow
+ * start also while cwnd is below twice the largest flight, so that a flow
+ * that paused still doubles from where it was (RFC 7661's idea). */
+bool tcp_is_cwnd_limited(const struct ust_tcb *t)
 {
-	uint32_t flight = tcb_flight(t) < t->cwnd ? tcb_flight(t) : t->cwnd;
-
-	return max_u32(flight / 2, 2u * t->mss);
+	if (t->is_cwnd_limited)
+		return true;
+	if (tcp_in_slow_start(t))
+		return t->snd_cwnd < 2 * t->max_packets_out;
+	return false;
 }
 
-/* At the handshake: IW10 (RFC 6928), as Linux; no threshold yet. */
+/* Slow start as Linux's tcp_slow_start: every segment acknowledged adds
+ * one (RFC 3465 without its limit L), up to ssthresh; the rest is
+ * returned for congestion avoidance. */
+uint32_t tcp_slow_start(struct ust_tcb *t, uint32_t acked)
+{
+	uint32_t cwnd = min_u32(t->snd_cwnd + acked, t->snd_ssthresh);
+
+	if (cwnd < t->snd_cwnd)
+		cwnd = t->snd_cwnd; /* already above ssthresh: nothing to add here */
+	acked -= cwnd - t->snd_cwnd;
+	t->snd_cwnd = min_u32(cwnd, t->snd_cwnd_clamp);
+	return acked;
+}
+
+/* Congestion avoidance (RFC 5681 §3.1) as Linux's tcp_cong_avoid_ai: one
+ * segment more for every w segments acknowledged; credit gathered while w
+ * was larger is spent gently, one segment at once. */
+void tcp_cong_avoid_ai(struct ust_tcb *t, uint32_t w, uint32_t acked)
+{
+	if (t->snd_cwnd_cnt >= w) {
+		t->snd_cwnd_cnt = 0;
+		t->snd_cwnd++;
+	}
+	t->snd_cwnd_cnt += acked;
+	if (t->snd_cwnd_cnt >= w) {
+		uint32_t delta = t->snd_cwnd_cnt / w;
+		t->snd_cwnd_cnt -= delta * w;
+		t->snd_cwnd += delta;
+	}
+	t->snd_cwnd = min_u32(t->snd_cwnd, t->snd_cwnd_clamp);
+}
+
+/* Segments in flight: sent and neither acknowledged nor SACKed. Until the
+ * scoreboard counts them, the bytes outstanding in full segments (a short
+ * one counts as one, as in Linux's packet counts), less the SACKed ones. */
+uint32_t tcp_packets_in_flight(const struct ust_tcb *t)
+{
+	uint32_t flight = tcb_flight(t), sacked = 0, segs, sacked_segs;
+
+	for (unsigned i = 0; i < t->sacked.n; i++)
+		sacked += t->sacked.r[i].end - t->sacked.r[i].start;
+	segs = (flight + t->mss - 1) / t->mss;
+	sacked_segs = sacked / t->mss;
+	return segs > sacked_segs ? segs - sacked_segs : 0;
+}
+
+/* ---- the engine's side ---- */
+
+void tcp_set_ca_state(struct ust_tcb *t, enum tcp_ca_state s)
+{
+	if (t->ca_state == s)
+		return;
+	if (t->cc->set_state)
+		t->cc->set_state(t, s);
+	t->ca_state = s;
+}
+
+void tcp_ca_event(struct ust_tcb *t, enum tcp_ca_event ev, ust_time now)
+{
+	if (t->cc->cwnd_event)
+		t->cc->cwnd_event(t, ev, now);
+}
+
+void tcp_init_transfer(struct ust_tcb *t, ust_time now)
+{
+	t->snd_cwnd = TCP_INIT_CWND;
+	t->snd_cwnd_cnt = 0;
+	t->snd_cwnd_stamp = now;
+	t->cc->init(t);
+}
+
+/* As Linux's tcp_reinit_congestion_control: the new algorithm's state
+ * starts empty, and it starts once there is a connection to control. */
+void tcp_cc_start(struct ust_tcb *t, const struct tcp_cc *cc)
+{
+	t->cc = cc;
+	memset(t->ca_priv, 0, sizeof(t->ca_priv));
+	if (UST_TCP_SYNCHRONIZED(t->state))
+		cc->init(t);
+}
+
+/* ---- Reno (RFC 5681), as Linux's tcp_reno_* ---- */
+
+/* Nothing to set up: the engine gives every connection its initial window
+ * (IW10) and an infinite ssthresh, as Linux's tcp_init_transfer. */
 static void reno_init(struct ust_tcb *t)
 {
-	t->cwnd = 10u * t->mss;
-	t->ssthresh = UINT32_MAX / 2;
-	t->bytes_acked = 0;
+	t->snd_cwnd_cnt = 0;
 }
 
-/* Does cwnd limit the flow, so that growing it means something? Linux's
- * tcp_is_cwnd_limited: yes if a send was held back by cwnd in the last
- * window; in slow start also while cwnd is below twice the largest flight
- * (so a flow that paused still doubles from where it was). */
-static bool cwnd_limited(const struct ust_tcb *t)
+/* Half the window, at least two segments (RFC 5681 §3.1 equation 4, with
+ * cwnd for FlightSize as Linux's tcp_reno_ssthresh: what limited transmit
+ * let out does not count, §3.2 step 2). */
+static uint32_t reno_ssthresh(struct ust_tcb *t)
 {
-	if (t->cwnd_limited)
-		return true;
-	return t->cwnd < t->ssthresh && t->cwnd < 2 * t->max_flight;
+	return max_u32(t->snd_cwnd >> 1, 2);
 }
 
-/* New data acknowledged outside recovery, as Linux's Reno: nothing while
- * the application, not cwnd, limits the flow; slow start adds every
- * segment the ACK covers, up to ssthresh (RFC 3465 without its limit L,
- * as Linux); the rest goes to congestion avoidance, one MSS per window of
- * acknowledged segments (RFC 5681 §3.1). Segments are counted as
- * MSS-sized pieces of the acknowledged bytes, rounded up: a small segment
- * counts as one, as in Linux's packet counts. */
-static void reno_acked(struct ust_tcb *t, uint32_t acked, ust_time now)
+/* New data acknowledged outside recovery, as Linux's tcp_reno_cong_avoid:
+ * nothing while the application, not cwnd, limits the flow; slow start
+ * adds every segment acknowledged, up to ssthresh; the rest goes to
+ * congestion avoidance, one segment per window acknowledged. */
+static void reno_cong_avoid(struct ust_tcb *t, uint32_t acked, ust_time now)
 {
-	uint32_t add = (acked + t->mss - 1) / t->mss * t->mss;
-
-	if (!cwnd_limited(t))
+	if (!tcp_is_cwnd_limited(t))
 		return;
-	if (t->cwnd < t->ssthresh) {
-		uint32_t ss = t->ssthresh - t->cwnd < add ? t->ssthresh - t->cwnd : add;
-		t->cwnd += ss;
-		add -= ss;
-		if (!add)
+	if (tcp_in_slow_start(t)) {
+		acked = tcp_slow_start(t, acked);
+		if (!acked)
 			return;
 	}
-	t->bytes_acked += add;
-	if (t->bytes_acked >= t->cwnd) {
-		uint32_t windows = t->bytes_acked / t->cwnd;
-		t->bytes_acked -= windows * t->cwnd;
-		t->cwnd += windows * t->mss;
-	}
+	tcp_cong_avoid_ai(t, t->snd_cwnd, acked);
 }
 
-/* Fast retransmit: ssthresh to half, cwnd to ssthresh plus the three
- * segments the duplicate ACKs say have left (RFC 5681 §3.2 steps 2-3). */
-static void reno_enter_recovery(struct ust_tcb *t)
+/* A loss that was not one: back to the window before it. */
+static uint32_t reno_undo_cwnd(struct ust_tcb *t)
 {
-	t->ssthresh = reno_half(t);
-	t->cwnd = t->ssthresh + 3u * t->mss;
-}
-
-/* Each further duplicate ACK in recovery: another segment left. */
-static void reno_dupack(struct ust_tcb *t)
-{
-	t->cwnd += t->mss;
-}
-
-/* A partial ACK (RFC 6582 §3.2 step 5): deflate by what was acknowledged,
- * then add back one segment for the retransmission just sent. */
-static void reno_partial_ack(struct ust_tcb *t, uint32_t acked)
-{
-	t->cwnd = t->cwnd > acked ? t->cwnd - acked : t->mss;
-	t->cwnd += t->mss;
-}
-
-/* Recovery is over (RFC 6582 §3.2 step 3, first option; the flight-size
- * option collapses to one segment when the ACK covers everything, as it
- * usually does). */
-static void reno_recovered(struct ust_tcb *t)
-{
-	t->cwnd = t->ssthresh;
-}
-
-/* A retransmission timeout: one segment at a time again (RFC 5681 §3.1).
- * Halve once per run of timeouts: a segment timed out again keeps
- * ssthresh. */
-static void reno_timeout(struct ust_tcb *t)
-{
-	if (t->backoff == 0)
-		t->ssthresh = reno_half(t);
-	t->cwnd = t->mss;
+	return max_u32(t->snd_cwnd, t->prior_cwnd);
 }
 
 const struct tcp_cc tcp_cc_reno = {
 	.name = "reno",
 	.init = reno_init,
-	.acked = reno_acked,
-	.enter_recovery = reno_enter_recovery,
-	.dupack = reno_dupack,
-	.partial_ack = reno_partial_ack,
-	.recovered = reno_recovered,
-	.timeout = reno_timeout,
+	.ssthresh = reno_ssthresh,
+	.cong_avoid = reno_cong_avoid,
+	.undo_cwnd = reno_undo_cwnd,
 };
+
+/* ---- the table ---- */
+
+static const struct tcp_cc *const algorithms[] = {
+	&tcp_cc_reno,
+};
+
+const struct tcp_cc *tcp_cc_find(const char *name)
+{
+	for (size_t i = 0; i < UST_ARRAY_SIZE(algorithms); i++)
+		if (strcmp(algorithms[i]->name, name) == 0)
+			return algorithms[i];
+	return NULL;
+}
+
+int ust_tcp_set_cc(struct ust_tcb *t, const char *name)
+{
+	const struct tcp_cc *cc = tcp_cc_find(name);
+
+	if (!cc)
+		return -ENOENT;
+	if (cc != t->cc)
+		tcp_cc_start(t, cc);
+	return 0;
+}
+
+const char *ust_tcp_cc_name(const struct ust_tcb *t)
+{
+	return t->cc->name;
+}
+
+bool ust_tcp_cc_exists(const char *name)
+{
+	return tcp_cc_find(name) != NULL;
+}
+
+const char *ust_tcp_cc_default_name(const struct ust_tcp *tcp)
+{
+	return tcp->cfg.cc->name;
+}

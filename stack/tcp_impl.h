@@ -113,27 +113,75 @@ static inline void tcp_timer_stop(struct ust_tcb *t, enum ust_tcp_timer which)
 	tcp_timer_set(t, which, UST_TIME_NEVER);
 }
 
-/* tcp_cc.c: congestion control. The engine detects loss and chooses what
- * to send again; the algorithm only sizes cwnd and ssthresh, at these
- * moments. Every hook is required. */
+/* tcp_cc.c: congestion control, shaped as Linux's struct
+ * tcp_congestion_ops. The engine detects loss and chooses what to send;
+ * an algorithm sizes the window (snd_cwnd, snd_ssthresh, in segments) at
+ * the moments the engine tells it about. */
+#define TCP_INIT_CWND 10                  /* RFC 6928, Linux's TCP_INIT_CWND */
+#define TCP_INFINITE_SSTHRESH 0x7fffffffu /* no slow-start threshold yet */
+
+/* Linux's ca_state, numbered as tcp_info.tcpi_ca_state. */
+enum tcp_ca_state { TCP_CA_OPEN = 0, TCP_CA_DISORDER = 1, TCP_CA_CWR = 2, TCP_CA_RECOVERY = 3, TCP_CA_LOSS = 4 };
+enum tcp_ca_event {
+	TCP_CA_EV_TX_START,      /* first transmission with nothing in flight */
+	TCP_CA_EV_CWND_RESTART,  /* cwnd restarted after idle */
+	TCP_CA_EV_COMPLETE_CWR,  /* recovery or CWR ended */
+	TCP_CA_EV_LOSS,          /* retransmission timeout */
+};
+/* What one ACK taught (Linux's struct rate_sample; draft-cheng-iccrg-delivery-rate-estimation). */
+struct tcp_rate_sample {
+	uint64_t prior_delivered;  /* t->delivered when the acked segment was sent */
+	ust_time prior_time;       /* t->delivered_time then */
+	int64_t delivered;         /* segments delivered over the interval; -1: no sample */
+	ust_time interval;         /* µs over which they were delivered; 0: none */
+	ust_time rtt;              /* RTT of the newest segment this ACK delivered (no retransmission); 0: none */
+	uint32_t acked_sacked;     /* segments newly delivered by this ACK, cumulatively or by SACK */
+	uint32_t prior_in_flight;  /* segments in flight before this ACK */
+	uint32_t losses;           /* segments newly marked lost by this ACK */
+	bool is_app_limited;
+	bool is_retrans;           /* the sample came from a retransmitted segment */
+};
 struct tcp_cc {
-	const char *name;
-	/* The handshake is done: the initial window. */
-	void (*init)(struct ust_tcb *t);
-	/* acked new bytes were acknowledged, not in loss recovery. */
-	void (*acked)(struct ust_tcb *t, uint32_t acked, ust_time now);
-	/* Loss detected by duplicate ACKs or SACK: fast retransmit. */
-	void (*enter_recovery)(struct ust_tcb *t);
-	/* In recovery: another duplicate ACK. */
-	void (*dupack)(struct ust_tcb *t);
-	/* In recovery: an ACK of acked bytes short of the recovery point. */
-	void (*partial_ack)(struct ust_tcb *t, uint32_t acked);
-	/* Recovery ended: everything outstanding at its start is acked. */
-	void (*recovered)(struct ust_tcb *t);
-	/* The retransmission timer expired (t->backoff: how often before). */
-	void (*timeout)(struct ust_tcb *t);
+	const char *name;                         /* as TCP_CONGESTION names it */
+	void (*init)(struct ust_tcb *t);          /* handshake done (and on a change of algorithm) */
+	uint32_t (*ssthresh)(struct ust_tcb *t);  /* a loss (recovery or RTO): the new ssthresh, segments */
+	/* Open/Disorder, new data acked: grow cwnd by `acked` segments' worth (not called when cong_control is set) */
+	void (*cong_avoid)(struct ust_tcb *t, uint32_t acked, ust_time now);
+	uint32_t (*undo_cwnd)(struct ust_tcb *t); /* a loss found spurious: the cwnd to restore */
+	/* optional (may be NULL): */
+	void (*set_state)(struct ust_tcb *t, enum tcp_ca_state new_state);
+	void (*cwnd_event)(struct ust_tcb *t, enum tcp_ca_event ev, ust_time now);
+	void (*pkts_acked)(struct ust_tcb *t, const struct tcp_rate_sample *rs, ust_time now);
+	/* set: the algorithm sets cwnd (and pacing) itself on every ACK, as Linux's BBR; the engine then does neither cong_avoid nor PRR */
+	void (*cong_control)(struct ust_tcb *t, const struct tcp_rate_sample *rs, ust_time now);
 };
 extern const struct tcp_cc tcp_cc_reno;
+/* The algorithms by name, for USTCP_CC and TCP_CONGESTION (NULL: unknown). */
+const struct tcp_cc *tcp_cc_find(const char *name);
+
+/* Linux's library for the algorithms (tcp_cong.c), used by every one. */
+static inline bool tcp_in_slow_start(const struct ust_tcb *t) { return t->snd_cwnd < t->snd_ssthresh; }
+/* Does cwnd limit the flow, so that growing it means something? */
+bool tcp_is_cwnd_limited(const struct ust_tcb *t);
+/* Slow start: cwnd grows by acked, up to ssthresh; returns what is left
+ * above ssthresh for congestion avoidance. */
+uint32_t tcp_slow_start(struct ust_tcb *t, uint32_t acked);
+/* Congestion avoidance: one segment more per w segments acked. */
+void tcp_cong_avoid_ai(struct ust_tcb *t, uint32_t w, uint32_t acked);
+/* Segments in the network (RFC 6675's pipe, in segments). */
+uint32_t tcp_packets_in_flight(const struct ust_tcb *t);
+
+/* The engine's side: every change of ca_state goes through here (and
+ * through the algorithm's set_state). */
+void tcp_set_ca_state(struct ust_tcb *t, enum tcp_ca_state s);
+/* Tells the algorithm about an event, if it listens. */
+void tcp_ca_event(struct ust_tcb *t, enum tcp_ca_event ev, ust_time now);
+/* The handshake is done: the initial window (IW10, RFC 6928) and the
+ * algorithm's start, as Linux's tcp_init_transfer. */
+void tcp_init_transfer(struct ust_tcb *t, ust_time now);
+/* The connection starts with algorithm cc (at the handshake, or when
+ * TCP_CONGESTION changes it). */
+void tcp_cc_start(struct ust_tcb *t, const struct tcp_cc *cc);
 
 /* tcp_isn.c */
 uint32_t tcp_isn(const struct ust_tcp *tcp, uint32_t laddr, uint16_t lport, uint32_t raddr,

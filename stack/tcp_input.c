@@ -62,7 +62,6 @@ static void apply_syn_options(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 	/* A tiny or zero MSS from the peer is raised to Linux's floor
 	 * (TCP_MIN_SND_MSS, 48): never a segment of nothing. */
 	t->mss = (uint16_t)(mss > TCP_MIN_SND_MSS ? mss : TCP_MIN_SND_MSS);
-	t->cc->init(t);
 	/* Until the peer shows its segment size, assume ours. */
 	t->rcv_seg_mss = t->mss;
 }
@@ -126,6 +125,7 @@ static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *se
 	 * listener (TIME-WAIT). */
 	tcp_claim_port(c, &port, false);
 	c->listener = l;
+	c->cc = l->cc;
 	c->released = true; /* nobody holds it until accept() */
 	c->rcvbuf_cap = l->rcvbuf_cap;
 	c->sndbuf_cap = l->sndbuf_cap;
@@ -239,6 +239,7 @@ static void syn_sent_established(struct ust_tcb *t, const struct ust_tcp_seg *se
 	t->rtt_active = false;
 	t->backoff = 0;
 	tcp_timer_stop(t, UST_TT_RTX);
+	tcp_init_transfer(t, now);
 	tcp_set_state(t, UST_TCP_ESTABLISHED);
 	if (t->keepalive)
 		tcp_timer_set(t, UST_TT_KEEPALIVE, now + t->keep_idle);
@@ -470,6 +471,7 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 			t->rto = UST_SEC(3);
 	}
 	t->backoff = 0;
+	tcp_init_transfer(t, now);
 	tcp_set_state(t, t->fin_queued ? UST_TCP_FIN_WAIT_1 : UST_TCP_ESTABLISHED);
 	if (t->listener)
 		tcp_listener_accept_ready(t->listener, t);

@@ -208,8 +208,8 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 	/* Limited transmit (RFC 3042): the first two duplicate ACKs each let
 	 * one new segment out, so that a small window still produces the
 	 * ACKs that reveal a loss. */
-	cwnd = t->cwnd;
-	if (!t->in_recovery && t->dupacks && t->dupacks < 3)
+	cwnd = t->snd_cwnd * t->mss;
+	if (t->ca_state != TCP_CA_RECOVERY && t->dupacks && t->dupacks < 3)
 		cwnd += t->dupacks * t->mss;
 	wnd = t->snd_wnd < cwnd ? t->snd_wnd : cwnd;
 	usable = seq_lt(t->snd_nxt, t->snd_una + wnd) ? t->snd_una + wnd - t->snd_nxt : 0;
@@ -241,6 +241,9 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 		flags |= UST_TH_FIN;
 	if (len && (off + len == t->sndbuf.len || force))
 		flags |= UST_TH_PSH;
+	/* Linux's tcp_event_data_sent: data leaves with nothing in flight. */
+	if (len && tcp_packets_in_flight(t) == 0)
+		tcp_ca_event(t, TCP_CA_EV_TX_START, now);
 	if (tcb_emit(t, t->snd_nxt, flags, off, len, now) < 0 && !rtx)
 		return false;
 	if (rtx) {
@@ -264,20 +267,22 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 /* After sending: is the flow limited by cwnd, or by the application (or
  * the peer's window)? Linux's tcp_cwnd_validate: the largest flight and
  * the strongest "limited" signal over the last window, so that cwnd grows
- * only while the flow uses it (RFC 7661). Limited: no room in cwnd for
- * another full segment. */
-static void cwnd_validate(struct ust_tcb *t, bool sent)
+ * only while the flow uses it (RFC 7661). Limited: the flight fills cwnd. */
+static void cwnd_validate(struct ust_tcb *t, bool sent, ust_time now)
 {
-	uint32_t flight = tcb_flight(t);
-	bool limited = flight + t->mss > t->cwnd;
+	uint32_t packets_out = (tcb_flight(t) + t->mss - 1) / t->mss;
+	bool limited = tcp_packets_in_flight(t) >= t->snd_cwnd;
 
 	if (!sent && !limited)
 		return;
-	if (!seq_lt(t->snd_una, t->cwnd_usage_seq) || limited || flight > t->max_flight) {
-		t->cwnd_limited = limited;
-		t->max_flight = flight;
+	if (!seq_lt(t->snd_una, t->cwnd_usage_seq) || limited ||
+	    (!t->is_cwnd_limited && packets_out > t->max_packets_out)) {
+		t->is_cwnd_limited = limited;
+		t->max_packets_out = packets_out;
 		t->cwnd_usage_seq = t->snd_max;
 	}
+	if (tcp_is_cwnd_limited(t))
+		t->snd_cwnd_stamp = now;
 }
 
 void tcp_output(struct ust_tcb *t, ust_time now)
@@ -291,7 +296,7 @@ void tcp_output(struct ust_tcb *t, ust_time now)
 	if (t->state != UST_TCP_TIME_WAIT) {
 		while (output_one(t, false, now))
 			sent = true;
-		cwnd_validate(t, sent);
+		cwnd_validate(t, sent, now);
 		/* Data waits, nothing is in flight, and the peer's window is
 		 * shut or too small to send into: the persist timer will
 		 * probe it, or push what fits (Linux's tcp_write_wakeup). */

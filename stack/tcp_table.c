@@ -35,6 +35,7 @@ void ust_tcp_default_config(struct ust_tcp_config *cfg)
 	cfg->orphan_retries = 8;
 	cfg->isn_key[0] = 0x0123456789abcdefull;
 	cfg->isn_key[1] = 0xfedcba9876543210ull;
+	cfg->cc = &tcp_cc_reno;
 }
 
 int ust_tcp_init(struct ust_tcp *tcp, struct ust_stack *st, const struct ust_tcp_config *cfg)
@@ -42,6 +43,8 @@ int ust_tcp_init(struct ust_tcp *tcp, struct ust_stack *st, const struct ust_tcp
 	memset(tcp, 0, sizeof(*tcp));
 	tcp->st = st;
 	tcp->cfg = *cfg;
+	if (!tcp->cfg.cc)
+		tcp->cfg.cc = &tcp_cc_reno;
 	tcp->heap = calloc(cfg->max_conns, sizeof(*tcp->heap));
 	if (!tcp->heap)
 		return -ENOMEM;
@@ -197,7 +200,10 @@ struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user)
 	t->sndbuf_cap = tcp->cfg.sndbuf;
 	t->rcv_wscale = TCP_WSCALE;
 	t->rto = TCP_RTO_INIT;
-	t->cc = &tcp_cc_reno;
+	t->cc = tcp->cfg.cc;
+	t->snd_cwnd = TCP_INIT_CWND;
+	t->snd_ssthresh = TCP_INFINITE_SSTHRESH;
+	t->snd_cwnd_clamp = UINT32_MAX;
 	t->keep_idle = TCP_KEEPIDLE;
 	t->keep_intvl = TCP_KEEPINTVL;
 	t->keep_cnt = TCP_KEEPCNT;

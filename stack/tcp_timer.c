@@ -83,6 +83,24 @@ static bool give_up(struct ust_tcb *t, ust_time now)
 	return t->first_rtx && now - t->first_rtx >= timeout;
 }
 
+/* A retransmission timeout (RFC 5681 §3.1, Linux's tcp_enter_loss): one
+ * segment at a time again. ssthresh is chosen once per loss episode: not
+ * again for a recovery under way, nor for a segment timed out again. */
+static void enter_loss(struct ust_tcb *t, ust_time now)
+{
+	if (t->ca_state <= TCP_CA_DISORDER || !seq_gt(t->recover, t->snd_una) ||
+	    (t->ca_state == TCP_CA_LOSS && t->backoff == 0)) {
+		t->prior_cwnd = t->snd_cwnd;
+		t->prior_ssthresh = t->snd_ssthresh;
+		t->snd_ssthresh = t->cc->ssthresh(t);
+		tcp_ca_event(t, TCP_CA_EV_LOSS, now);
+	}
+	t->snd_cwnd = 1;
+	t->snd_cwnd_cnt = 0;
+	t->snd_cwnd_stamp = now;
+	tcp_set_ca_state(t, TCP_CA_LOSS);
+}
+
 static void on_rtx(struct ust_tcb *t, ust_time now)
 {
 	struct ust_tcp *tcp = t->tcp;
@@ -133,8 +151,7 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 		return;
 	}
 	tcp_count(tcp, UST_EV_TCP_RTO);
-	t->cc->timeout(t);
-	t->in_recovery = false;
+	enter_loss(t, now);
 	t->recover = t->snd_max;
 	t->dupacks = 0;
 	t->rtt_active = false; /* Karn */

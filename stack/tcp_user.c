@@ -423,8 +423,10 @@ void ust_tcp_status(const struct ust_tcb *t, struct ust_tcp_status *s)
 	s->srtt = t->srtt;
 	s->rttvar = t->rttvar;
 	s->rto = t->rto;
-	s->cwnd = t->cwnd;
-	s->ssthresh = t->ssthresh;
+	s->cwnd = t->snd_cwnd;
+	s->ssthresh = t->snd_ssthresh;
+	s->ca_state = t->ca_state;
+	s->cc = t->cc->name;
 	s->mss = t->mss;
 	s->rcv_mss = t->rcv_mss;
 	s->retransmits = t->backoff;

@@ -2,6 +2,7 @@
  * connect.c, sockopt.c…), run inside us_call(): a new socket and its pair,
  * bind, connect, listen, options, status. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -183,5 +184,28 @@ void us_op_status(struct us_call *c)
 	if (!k)
 		return;
 	ust_tcp_status(k->tcb, c->u.out);
+	c->ret = 0;
+}
+
+/* TCP_CONGESTION. A socket TCP has let go of (reset, refused) takes any
+ * name an algorithm has, as Linux's closed socket does, and reads back
+ * the default. */
+void us_op_set_cc(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+
+	if (!k || !k->tcb) {
+		c->ret = ust_tcp_cc_exists(c->u.out) ? 0 : -ENOENT;
+		return;
+	}
+	c->ret = ust_tcp_set_cc(k->tcb, c->u.out);
+}
+
+void us_op_get_cc(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+	const char *name = k && k->tcb ? ust_tcp_cc_name(k->tcb) : ust_tcp_cc_default_name(&c->st->tcp);
+
+	snprintf(c->u.out, 16, "%s", name);
 	c->ret = 0;
 }

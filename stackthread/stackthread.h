@@ -199,6 +199,8 @@ void us_op_unlisten(struct us_call *c);
 void us_op_setopt(struct us_call *c);
 void us_op_getopt(struct us_call *c);
 void us_op_status(struct us_call *c);     /* u.out = struct ust_tcp_status */
+void us_op_set_cc(struct us_call *c);     /* u.out = the name, NUL-terminated (TCP_CONGESTION) */
+void us_op_get_cc(struct us_call *c);     /* u.out = 16 bytes for the name */
 
 /* fd placement (start.c): is the calling thread the stack thread (or the
  * one starting it)? Its fds go above the program's range, and an fd libev

@@ -154,13 +154,14 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 		if (t->snd_una == t->snd_max && t->state != UST_TCP_FIN_WAIT_2 &&
 		    st->pool.size > 8) {
 			uint32_t full = t->mss - tcp_sack_opt_len(t);
-			uint32_t wnd = t->snd_wnd < t->cwnd ? t->snd_wnd : t->cwnd;
+			uint32_t cwnd = t->snd_cwnd * t->mss;
+			uint32_t wnd = t->snd_wnd < cwnd ? t->snd_wnd : cwnd;
 			if (data_end - t->snd_max >= full && seq_lt(t->snd_max, data_end) &&
 			    wnd >= full)
 				return broken(c, "tcb %u->%u %s: a full segment (%u bytes) waits with "
-					      "nothing in flight and a window of %u (cwnd %u, snd_wnd "
+					      "nothing in flight and a window of %u (cwnd %u segments, snd_wnd "
 					      "%u, %u bytes queued)", t->lport, t->rport,
-					      ust_tcp_state_name(t->state), full, wnd, t->cwnd,
+					      ust_tcp_state_name(t->state), full, wnd, t->snd_cwnd,
 					      t->snd_wnd, data_end - t->snd_max);
 		}
 	}

@@ -30,6 +30,7 @@
 #include "csum.h"
 #include "stack.h"
 #include "tcp.h"
+#include "tcp_impl.h"
 #include "tcp_invariants.h"
 
 #define IP4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
@@ -1097,6 +1098,10 @@ static bool parse_config(struct parser *p, struct script_config *cfg)
 			cfg->tcp.msl_ms = (unsigned)(t / 1000);
 		else
 			cfg->tcp.fin_timeout_ms = (unsigned)(t / 1000);
+	} else if (!strcmp(name, "cc")) {
+		cfg->tcp.cc = tcp_cc_find(v);
+		if (!cfg->tcp.cc)
+			return perr(p, "config cc: no algorithm is called '%s'", v);
 	} else if (!strcmp(name, "isn_key")) {
 		uint64_t a, b;
 		const char *v2 = next(p);
@@ -2413,7 +2418,8 @@ static void follow(struct run *r, struct ust_tcb *tcb)
 }
 
 /* struct ust_tcp_status fields by name. */
-enum ftype { FT_STATE, FT_IP, FT_U16, FT_U32, FT_UNS, FT_U64, FT_BOOL, FT_DUR, FT_TIMER, FT_DUE };
+enum ftype { FT_STATE, FT_IP, FT_U16, FT_U32, FT_UNS, FT_U64, FT_BOOL, FT_DUR, FT_TIMER, FT_DUE,
+	     FT_CA, FT_STR };
 
 static const struct field {
 	const char *name;
@@ -2428,6 +2434,7 @@ static const struct field {
 	SF(ssthresh, FT_U32),  SF(mss, FT_U32),       SF(rcv_mss, FT_U32),
 	SF(retransmits, FT_UNS), SF(backoff, FT_UNS), SF(total_retrans, FT_U64),
 	SF(eof, FT_BOOL),      SF(timer, FT_TIMER),   SF(timer_due, FT_DUE),
+	SF(ca_state, FT_CA),   SF(cc, FT_STR),
 #undef SF
 };
 
@@ -2467,6 +2474,21 @@ static void field_text(const struct field *fd, const void *base, char *out, size
 		memcpy(&v, p, sizeof(v));
 		snprintf(out, n, "%d", v);
 		*num = v;
+		return;
+	}
+	case FT_CA: {
+		static const char *const ca_names[] = { "Open", "Disorder", "CWR", "Recovery", "Loss" };
+		unsigned v;
+		memcpy(&v, p, sizeof(v));
+		snprintf(out, n, "%s", v < UST_ARRAY_SIZE(ca_names) ? ca_names[v] : "?");
+		*is_num = false;
+		return;
+	}
+	case FT_STR: {
+		const char *v;
+		memcpy(&v, p, sizeof(v));
+		snprintf(out, n, "%s", v ? v : "");
+		*is_num = false;
 		return;
 	}
 	case FT_TIMER: {
