@@ -246,6 +246,8 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 		tcp_ca_event(t, TCP_CA_EV_TX_START, now);
 	if (tcb_emit(t, t->snd_nxt, flags, off, len, now) < 0 && !rtx)
 		return false;
+	if (len)
+		t->lsndtime = now;
 	if (rtx) {
 		tcp_count(t->tcp, UST_EV_TCP_RETRANS);
 		t->total_retrans++;

@@ -196,8 +196,10 @@ long ust_tcp_send(struct ust_tcb *t, const void *buf, size_t len, ust_time now)
 	if (len > UINT32_MAX)
 		len = UINT32_MAX;
 	n = ust_ring_append(&t->sndbuf, buf, (uint32_t)len);
-	if (n)
+	if (n) {
+		tcp_idle_restart_check(t, now);
 		tcp_output(t, now);
+	}
 	return n;
 }
 
@@ -292,8 +294,10 @@ void ust_tcp_snd_commit(struct ust_tcb *t, uint32_t n, ust_time now)
 	if (n > ust_ring_space(&t->sndbuf))
 		n = ust_ring_space(&t->sndbuf);
 	ust_ring_commit(&t->sndbuf, n);
-	if (n)
+	if (n) {
+		tcp_idle_restart_check(t, now);
 		tcp_output(t, now);
+	}
 }
 
 int ust_tcp_take_error(struct ust_tcb *t)
