@@ -210,6 +210,7 @@ struct ust_tcb {
 
 	/* the receive window and the receiver's round trip (tcp_rcv.c) */
 	uint32_t rcv_wnd_clamp;     /* the largest window we offer (Linux's window_clamp) */
+	uint8_t rcv_scaling;        /* the window per byte of buffer, of 256 (scaling_ratio) */
 	uint32_t rcv_ssthresh;      /* the window opens up to here, growing with the data */
 	uint32_t copied_seq;        /* the next byte the reader takes */
 	uint32_t rcvq_space;        /* most bytes the reader took in one round trip */

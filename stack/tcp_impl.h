@@ -221,6 +221,9 @@ static inline bool tcp_in_pingpong_mode(const struct ust_tcb *t)
 {
 	return t->ack_pingpong >= TCP_PINGPONG_THRESH;
 }
+/* SO_RCVBUF: the buffer is size bytes (as getsockopt reports it) and no
+ * longer grows by itself; the largest window follows it at once. */
+void tcp_rcvbuf_set(struct ust_tcb *t, uint32_t size);
 /* Out-of-order data is held beyond the window's start: give the buffer
  * room for it (Linux's tcp_rcvbuf_grow from tcp_data_queue_ofo). */
 void tcp_rcvbuf_grow(struct ust_tcb *t);

@@ -43,19 +43,29 @@
 
 /* ---- sizes ---- */
 
-/* Linux offers as window half of the buffer it charges for packets until
- * it has measured them (TCP_DEFAULT_SCALING_RATIO): SO_RCVBUF 20000 gives
- * a 40000-byte buffer and a 20000-byte window (measured on 6.18: the SYN's
- * window 18980, 13 segments of 1460). ustcp's ring holds only payload, so
- * it is the window, and rcvbuf_cap stays what Linux would report. */
-static uint32_t win_from_space(uint32_t space)
+/* The window a buffer holds. Linux charges a receive buffer for its
+ * packets' memory, not only their payload, and offers as window the part
+ * it expects payload to take: scaling_ratio, of 256, half until it has
+ * measured a full segment (TCP_DEFAULT_SCALING_RATIO), then the segment's
+ * length over its memory (tcp_measure_rcv_mss). SO_RCVBUF 20000 gives a
+ * 40000-byte buffer and a first window of 20000 (measured on 6.18: the
+ * SYN's window 18980, 13 segments of 1460). ustcp's ring holds payload
+ * only, so a measured segment costs what it carries: the ratio becomes
+ * 255, the most Linux's can be, and the window nearly the whole buffer,
+ * as Linux's becomes for large segments (a 64 KB GRO train in 66 KB). */
+#define TCP_DEFAULT_SCALING_RATIO 128
+#define TCP_MEASURED_SCALING_RATIO 255
+
+static uint32_t win_from_space(const struct ust_tcb *t, uint32_t space)
 {
-	return space / 2;
+	return (uint32_t)(((uint64_t)space * t->rcv_scaling) >> 8);
 }
 
-static uint32_t space_from_win(uint64_t win)
+static uint32_t space_from_win(const struct ust_tcb *t, uint64_t win)
 {
-	return win * 2 > UINT32_MAX ? UINT32_MAX : (uint32_t)(win * 2);
+	uint64_t space = (win << 8) / t->rcv_scaling;
+
+	return space > UINT32_MAX ? UINT32_MAX : (uint32_t)space;
 }
 
 static unsigned ilog2_u32(uint32_t v)
@@ -79,11 +89,14 @@ static uint32_t wnd_max(const struct ust_tcb *t)
  * SO_RCVBUF 4000000 gives 6, 100000 gives 1, 20000 gives 0. */
 void tcp_select_initial_window(struct ust_tcb *t, bool wscale_ok)
 {
-	uint32_t full = win_from_space(t->rcvbuf_cap);
+	uint32_t full;
 	uint32_t mss = t->rcv_mss - (t->ts_ok ? TCP_TS_LEN : 0);
-	uint32_t space = full;
+	uint32_t space;
 	int scale = 0;
 
+	t->rcv_scaling = TCP_DEFAULT_SCALING_RATIO;
+	full = win_from_space(t, t->rcvbuf_cap);
+	space = full;
 	if (wscale_ok) {
 		if (!t->rcvbuf_locked && t->tcp->cfg.rmem[2] > space)
 			space = t->tcp->cfg.rmem[2];
@@ -136,36 +149,59 @@ void tcp_sndbuf_expand(struct ust_tcb *t)
 	tcp_event(t, UST_TCP_EV_WRITABLE);
 }
 
+/* The bytes the ring must keep from its head: the in-order ones, and the
+ * out-of-order ones written past them. */
+static uint32_t rcvbuf_in_use(const struct ust_tcb *t)
+{
+	return t->rcvbuf.len + (t->ofo.n ? ust_seqset_last_end(&t->ofo) - t->rcv_nxt : 0);
+}
+
+/* A new largest window (at most what the scale expresses); the ring grows
+ * for a larger one. False when there is no memory for it: the window
+ * stays. */
+static bool rcv_set_clamp(struct ust_tcb *t, uint32_t clamp)
+{
+	uint32_t old = t->rcv_wnd_clamp;
+
+	if (clamp > wnd_max(t))
+		clamp = wnd_max(t);
+	t->rcv_wnd_clamp = clamp;
+	if (t->rcv_ssthresh > clamp)
+		t->rcv_ssthresh = clamp;
+	if (clamp <= old || !t->rcvbuf.mem || tcp_rcvbuf_ring_size(t) <= t->rcvbuf.cap)
+		return true;
+	if (ust_ring_resize_keep(&t->rcvbuf, tcp_rcvbuf_ring_size(t), rcvbuf_in_use(t)) == 0)
+		return true;
+	t->rcv_wnd_clamp = old;
+	return false;
+}
+
+void tcp_rcvbuf_set(struct ust_tcb *t, uint32_t size)
+{
+	t->rcvbuf_cap = size;
+	t->rcvbuf_locked = true;
+	if (t->rcvbuf.mem)
+		rcv_set_clamp(t, win_from_space(t, size));
+}
+
 void tcp_rcvbuf_grow(struct ust_tcb *t)
 {
 	uint64_t win = 2ull * t->rcvq_space;
-	uint32_t buf, clamp, keep = t->rcvbuf.len;
+	uint32_t buf;
 
 	if (t->rcvbuf_locked || !t->rcvbuf.mem)
 		return;
 	/* Out-of-order data is part of what the sender had in flight: the
 	 * window must cover it as well as the next round trip. */
-	if (t->ofo.n) {
+	if (t->ofo.n)
 		win += ust_seqset_last_end(&t->ofo) - t->rcv_nxt;
-		keep += ust_seqset_last_end(&t->ofo) - t->rcv_nxt;
-	}
-	buf = space_from_win(win);
+	buf = space_from_win(t, win);
 	if (buf > t->tcp->cfg.rmem[2])
 		buf = t->tcp->cfg.rmem[2];
 	if (buf <= t->rcvbuf_cap)
 		return;
-	clamp = win_from_space(buf);
-	if (clamp > wnd_max(t))
-		clamp = wnd_max(t);
-	if (clamp > t->rcv_wnd_clamp) {
-		uint32_t old = t->rcv_wnd_clamp;
-		t->rcv_wnd_clamp = clamp;
-		if (ust_ring_resize_keep(&t->rcvbuf, tcp_rcvbuf_ring_size(t), keep)) {
-			t->rcv_wnd_clamp = old; /* no memory: the window stays */
-			return;
-		}
-	}
-	t->rcvbuf_cap = buf;
+	if (rcv_set_clamp(t, win_from_space(t, buf)))
+		t->rcvbuf_cap = buf;
 }
 
 static uint32_t select_window(const struct ust_tcb *t);
@@ -264,6 +300,14 @@ static void measure_rcv_mss(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 	if (len > t->rcv_mss)
 		len = t->rcv_mss - (t->ts_ok ? TCP_TS_LEN : 0);
 	if (len >= t->rcv_seg_mss) {
+		if (len != t->rcv_seg_mss && t->rcv_scaling != TCP_MEASURED_SCALING_RATIO) {
+			/* The first measure of a segment's cost: the window
+			 * clamp follows the ratio (tcp_measure_rcv_mss). */
+			t->rcv_scaling = TCP_MEASURED_SCALING_RATIO;
+			rcv_set_clamp(t, win_from_space(t, t->rcvbuf_cap));
+			if (t->rcv_wnd_clamp < t->rcvq_space)
+				t->rcvq_space = t->rcv_wnd_clamp;
+		}
 		t->rcv_seg_mss = (uint16_t)(len < t->rcv_mss ? len : t->rcv_mss);
 		if (seg->flags & UST_TH_PSH)
 			t->ack_pushed |= UST_ACK_PUSHED;

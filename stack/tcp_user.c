@@ -307,35 +307,6 @@ static void set_sndbuf(struct ust_tcb *t, int v)
 		ust_ring_resize(&t->sndbuf, t->sndbuf_cap);
 }
 
-/* SO_RCVBUF: doubled, at least SOCK_MIN_RCVBUF, no autotuning from now on.
- * Before the handshake it decides the window scale and first window
- * (tcp_select_initial_window); after, the largest window follows it: the
- * ring grows for a larger one, and a smaller one closes in as the reader
- * frees space (the right edge we advertised stays, so the ring does). */
-static void set_rcvbuf(struct ust_tcb *t, int v)
-{
-	uint32_t clamp;
-
-	t->rcvbuf_cap = v < 1152 ? 2304u : (uint32_t)v * 2u;
-	t->rcvbuf_locked = true;
-	if (!t->rcvbuf.mem)
-		return;
-	clamp = t->rcvbuf_cap / 2;
-	if (clamp > (uint32_t)65535 << t->rcv_wscale)
-		clamp = (uint32_t)65535 << t->rcv_wscale;
-	if (clamp > t->rcv_wnd_clamp) {
-		uint32_t old = t->rcv_wnd_clamp;
-		uint32_t keep = t->rcvbuf.len + (t->ofo.n ? ust_seqset_last_end(&t->ofo) - t->rcv_nxt : 0);
-		t->rcv_wnd_clamp = clamp;
-		if (ust_ring_resize_keep(&t->rcvbuf, tcp_rcvbuf_ring_size(t), keep))
-			t->rcv_wnd_clamp = old;
-		return;
-	}
-	t->rcv_wnd_clamp = clamp;
-	if (t->rcv_ssthresh > clamp)
-		t->rcv_ssthresh = clamp;
-}
-
 int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 {
 	switch (opt) {
@@ -383,7 +354,12 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 		set_sndbuf(t, v);
 		return 0;
 	case UST_TCP_OPT_RCVBUF:
-		set_rcvbuf(t, v);
+		/* Doubled, at least SOCK_MIN_RCVBUF. Before the handshake
+		 * it decides the window scale and the first window; after,
+		 * the largest window follows it: the ring grows for a larger
+		 * one, and a smaller one closes in as the reader frees space
+		 * (the right edge we advertised stays, so the ring does). */
+		tcp_rcvbuf_set(t, v < 1152 ? 2304u : (uint32_t)v * 2u);
 		return 0;
 	case UST_TCP_OPT_MAXSEG:
 		if (v < 88 || v > 65495)
