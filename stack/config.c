@@ -383,13 +383,6 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 	memset(c, 0, sizeof(*c));
 	c->msl_ms = 30000;
 	c->fin_timeout_ms = 60000;
-	/* Linux 6.18's tcp_rmem and tcp_wmem. */
-	c->rmem[0] = 4096;
-	c->rmem[1] = 131072;
-	c->rmem[2] = 33554432;
-	c->wmem[0] = 4096;
-	c->wmem[1] = 16384;
-	c->wmem[2] = 4194304;
 	c->log_level = UST_LOG_WARN;
 	c->passthrough[0].net = 0x7f000000;
 	c->passthrough[0].mask = 0xff000000;

@@ -27,7 +27,9 @@ struct ust_config {
 	unsigned mtu;                   /* USTCP_MTU, 0: the interface's */
 	unsigned msl_ms;                /* USTCP_MSL */
 	unsigned fin_timeout_ms;        /* USTCP_FIN_TIMEOUT */
-	uint32_t rmem[3], wmem[3];      /* USTCP_RMEM, USTCP_WMEM: min, default, max */
+	/* USTCP_RMEM, USTCP_WMEM: min, default, max; all 0 when unset (the
+	 * engine's own, ust_tcp_default_config). */
+	uint32_t rmem[3], wmem[3];
 	struct ust_cidr passthrough[UST_PASSTHROUGH_MAX]; /* USTCP_PASSTHROUGH */
 	unsigned n_passthrough;
 	enum ust_log_level log_level;   /* USTCP_LOG */

@@ -234,6 +234,9 @@ void tcp_rcvbuf_grow(struct ust_tcb *t);
 void tcp_sndbuf_expand(struct ust_tcb *t);
 /* Out-of-order data: a new range came (seq in it), for the SACK blocks. */
 void tcp_sack_note(struct ust_tcb *t, uint32_t seq);
+/* The out-of-order ranges reported lately, as indices into t->ofo, newest
+ * first, each once; returns how many. */
+unsigned tcp_sack_recent(const struct ust_tcb *t, int idx[4]);
 /* How many out-of-order ranges the connection may hold: bounded by the
  * window, 128 bytes of window per range. */
 unsigned tcp_ofo_max(const struct ust_tcb *t);

@@ -174,28 +174,18 @@ static uint8_t *put_syn_opts(const struct ust_tcb *t, bool synack, ust_time now,
 static unsigned ofo_blocks(const struct ust_tcb *t, struct ust_range *r, unsigned max)
 {
 	int used[4];
-	unsigned n = 0;
+	unsigned n = tcp_sack_recent(t, used), out = 0;
 
-	for (unsigned i = 0; i < t->nsack_recent && n < max; i++) {
-		int j = ust_seqset_find(&t->ofo, t->sack_recent[i]);
-		bool dup = j < 0;
-		for (unsigned k = 0; k < n && !dup; k++)
-			dup = used[k] == j;
-		if (!dup) {
-			used[n] = j;
-			r[n++] = t->ofo.r[j];
-		}
-	}
-	for (unsigned j = 0; j < t->ofo.n && n < max; j++) {
+	for (unsigned i = 0; i < n && out < max; i++)
+		r[out++] = t->ofo.r[used[i]];
+	for (unsigned j = 0; j < t->ofo.n && out < max; j++) {
 		bool dup = false;
 		for (unsigned k = 0; k < n && !dup; k++)
 			dup = used[k] == (int)j;
-		if (!dup) {
-			used[n] = (int)j;
-			r[n++] = t->ofo.r[j];
-		}
+		if (!dup)
+			r[out++] = t->ofo.r[j];
 	}
-	return n;
+	return out;
 }
 
 /* The blocks to report: a D-SACK block first (RFC 2883 §4), then what we

@@ -35,6 +35,7 @@
  * same way (tcp_sndbuf_expand). SO_RCVBUF and SO_SNDBUF stop the growth
  * (Linux's SOCK_RCVBUF_LOCK, SOCK_SNDBUF_LOCK). */
 #include <errno.h>
+#include <string.h>
 
 #include "tcp_impl.h"
 
@@ -622,28 +623,39 @@ unsigned tcp_ofo_max(const struct ust_tcb *t)
 	return t->rcv_wnd_clamp / 128 + 16;
 }
 
+/* The ranges of seqs[0..n), as indices into ofo, each once, at most 4. */
+static unsigned sack_ranges(const struct ust_tcb *t, const uint32_t *seqs, unsigned n, int idx[4])
+{
+	unsigned out = 0;
+
+	for (unsigned i = 0; i < n && out < 4; i++) {
+		int j = ust_seqset_find(&t->ofo, seqs[i]);
+		bool dup = j < 0;
+		for (unsigned k = 0; k < out && !dup; k++)
+			dup = idx[k] == j;
+		if (!dup)
+			idx[out++] = j;
+	}
+	return out;
+}
+
+unsigned tcp_sack_recent(const struct ust_tcb *t, int idx[4])
+{
+	return sack_ranges(t, t->sack_recent, t->nsack_recent, idx);
+}
+
 void tcp_sack_note(struct ust_tcb *t, uint32_t seq)
 {
-	int at[4];
-	unsigned n = 0;
-	uint32_t keep[4];
+	uint32_t seqs[5] = { seq };
+	int idx[4];
+	unsigned n;
 
 	/* The block holding the newest segment comes first (RFC 2018 §4);
 	 * then the blocks reported lately that are still held, each once
-	 * (two may have merged). */
-	at[n] = ust_seqset_find(&t->ofo, seq);
-	keep[n++] = seq;
-	for (unsigned i = 0; i < t->nsack_recent && n < 4; i++) {
-		int j = ust_seqset_find(&t->ofo, t->sack_recent[i]);
-		bool dup = j < 0;
-		for (unsigned k = 0; k < n && !dup; k++)
-			dup = at[k] == j;
-		if (!dup) {
-			at[n] = j;
-			keep[n++] = t->sack_recent[i];
-		}
-	}
+	 * (two may have merged since). */
+	memcpy(&seqs[1], t->sack_recent, t->nsack_recent * sizeof(seqs[0]));
+	n = sack_ranges(t, seqs, t->nsack_recent + 1u, idx);
 	for (unsigned i = 0; i < n; i++)
-		t->sack_recent[i] = keep[i];
+		t->sack_recent[i] = t->ofo.r[idx[i]].start;
 	t->nsack_recent = (uint8_t)n;
 }

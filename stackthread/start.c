@@ -207,8 +207,10 @@ static int start_tcp(void)
 	ust_tcp_default_config(&tc);
 	tc.msl_ms = us_st.cfg.msl_ms;
 	tc.fin_timeout_ms = us_st.cfg.fin_timeout_ms;
-	memcpy(tc.rmem, us_st.cfg.rmem, sizeof(tc.rmem));
-	memcpy(tc.wmem, us_st.cfg.wmem, sizeof(tc.wmem));
+	if (us_st.cfg.rmem[2])
+		memcpy(tc.rmem, us_st.cfg.rmem, sizeof(tc.rmem));
+	if (us_st.cfg.wmem[2])
+		memcpy(tc.wmem, us_st.cfg.wmem, sizeof(tc.wmem));
 	r = us_share_open(&us_st.cfg);
 	if (r < 0)
 		ust_log(UST_LOG_WARN, "%s/addr-*: %s (initial sequence numbers are this process's own: "

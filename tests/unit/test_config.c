@@ -133,8 +133,8 @@ static void test_config_empty_values_are_defaults(void **state)
 	assert_int_equal(cfg.mtu, 0);
 	assert_int_equal(cfg.msl_ms, 30000);
 	assert_int_equal(cfg.fin_timeout_ms, 60000);
-	assert_int_equal(cfg.rmem[2], 33554432);
-	assert_int_equal(cfg.wmem[1], 16384);
+	assert_int_equal(cfg.rmem[2], 0);
+	assert_int_equal(cfg.wmem[2], 0);
 	assert_int_equal(cfg.log_level, UST_LOG_WARN);
 	assert_string_equal(cfg.pcap, "");
 }
@@ -376,17 +376,15 @@ static void test_config_fin_timeout(void **state)
 
 /* ---- USTCP_RMEM and USTCP_WMEM ---- */
 
-/* The defaults are Linux 6.18's tcp_rmem and tcp_wmem; the format theirs:
- * three numbers, spaces or tabs between. */
+/* The format is Linux's tcp_rmem and tcp_wmem: three numbers, spaces or
+ * tabs between. Unset, the sizes are 0: the engine keeps its own defaults
+ * (Linux 6.18's). */
 static void test_config_mem_valid(void **state)
 {
 	load_ok();
-	assert_int_equal(cfg.rmem[0], 4096);
-	assert_int_equal(cfg.rmem[1], 131072);
-	assert_int_equal(cfg.rmem[2], 33554432);
-	assert_int_equal(cfg.wmem[0], 4096);
-	assert_int_equal(cfg.wmem[1], 16384);
-	assert_int_equal(cfg.wmem[2], 4194304);
+	assert_int_equal(cfg.rmem[0], 0);
+	assert_int_equal(cfg.rmem[2], 0);
+	assert_int_equal(cfg.wmem[1], 0);
 	env_set("USTCP_RMEM", "4096\t87380   6291456");
 	env_set("USTCP_WMEM", " 1 1 1 ");
 	load_ok();

@@ -312,13 +312,20 @@ static void test_ring_random_against_model(void **state)
 
 /* ---- ranges ---- */
 
+/* Either set holds exactly the ranges want[0..n). */
+static void assert_spans(const struct ust_range *r, unsigned have, unsigned n,
+			 const uint32_t (*want)[2])
+{
+	assert_int_equal(have, n);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(r[i].start, want[i][0]);
+		assert_int_equal(r[i].end, want[i][1]);
+	}
+}
+
 static void assert_ranges(const struct ust_ranges *s, unsigned n, const uint32_t (*want)[2])
 {
-	assert_int_equal(s->n, n);
-	for (unsigned i = 0; i < n; i++) {
-		assert_int_equal(s->r[i].start, want[i][0]);
-		assert_int_equal(s->r[i].end, want[i][1]);
-	}
+	assert_spans(s->r, s->n, n, want);
 }
 
 static void test_ranges_add_disjoint_sorted(void **state)
@@ -543,15 +550,6 @@ static void test_ranges_across_wrap(void **state)
 
 /* ---- the growable set ---- */
 
-static void assert_seqset(const struct ust_seqset *s, unsigned n, const uint32_t (*want)[2])
-{
-	assert_int_equal(s->n, n);
-	for (unsigned i = 0; i < n; i++) {
-		assert_int_equal(s->r[i].start, want[i][0]);
-		assert_int_equal(s->r[i].end, want[i][1]);
-	}
-}
-
 /* Far more ranges than the fixed set holds: the array grows; the index
  * returned is the range that holds what was added. */
 static void test_seqset_grows(void **state)
@@ -589,7 +587,7 @@ static void test_seqset_bounded(void **state)
 	assert_int_equal(ust_seqset_add(&s, 40, 50, 3), 2);
 	assert_int_equal(ust_seqset_add(&s, 60, 70, 3), -ENOSPC);
 	assert_int_equal(ust_seqset_add(&s, 25, 35, 3), 1);
-	assert_seqset(&s, 3, want);
+	assert_spans(s.r, s.n, 3, want);
 	ust_seqset_clear(&s);
 }
 
@@ -612,7 +610,7 @@ static void test_seqset_find_trim_pull(void **state)
 	assert_int_equal(ust_seqset_find(&s, 100), -1);
 	ust_seqset_trim(&s, 35);
 	ust_seqset_cut(&s, 80);
-	assert_seqset(&s, 3, after_trim);
+	assert_spans(s.r, s.n, 3, after_trim);
 	assert_int_equal(ust_seqset_last_end(&s), 80);
 	assert_int_equal(ust_seqset_pull(&s, 30), 30);
 	assert_int_equal(ust_seqset_pull(&s, 35), 40);
