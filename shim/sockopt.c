@@ -67,6 +67,7 @@ static int engine_opt(int level, int name)
 	case TCP_LINGER2: return UST_TCP_OPT_LINGER2;
 	case TCP_MAXSEG: return UST_TCP_OPT_MAXSEG;
 	case TCP_SYNCNT: return UST_TCP_OPT_SYNCNT;
+	case TCP_QUICKACK: return UST_TCP_OPT_QUICKACK;
 	}
 	return -1;
 }
@@ -168,7 +169,7 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 		return REAL(setsockopt)(fd, level, name, val, len); /* timeouts, low-water marks… */
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
 		return (int)us_ret(set_congestion(s, val, len));
-	if ((level == IPPROTO_TCP && (name == TCP_QUICKACK || name == TCP_CORK || name == TCP_DEFER_ACCEPT ||
+	if ((level == IPPROTO_TCP && (name == TCP_CORK || name == TCP_DEFER_ACCEPT ||
 				      name == TCP_NOTSENT_LOWAT || name == TCP_WINDOW_CLAMP)) ||
 	    (level == IPPROTO_IP && (name == IP_BIND_ADDRESS_NO_PORT || name == IP_RECVERR ||
 				     name == IP_MTU_DISCOVER || name == IP_FREEBIND))) {

@@ -293,6 +293,50 @@ static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 	return v ? load_passthrough(c, v, err, errlen) : 0;
 }
 
+/* "MIN DEFAULT MAX", as Linux's tcp_rmem and tcp_wmem are written: three
+ * byte counts, in that order, each at least 1 and at most INT_MAX. */
+static int parse_mem(const char *s, uint32_t m[3])
+{
+	unsigned v[3];
+	char *end;
+
+	for (int i = 0; i < 3; i++) {
+		unsigned long x;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		errno = 0;
+		x = strtoul(s, &end, 10);
+		if (errno || x < 1 || x > INT_MAX)
+			return -EINVAL;
+		v[i] = (unsigned)x;
+		s = end;
+	}
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s || v[0] > v[1] || v[1] > v[2])
+		return -EINVAL;
+	for (int i = 0; i < 3; i++)
+		m[i] = v[i];
+	return 0;
+}
+
+/* USTCP_RMEM, USTCP_WMEM: the buffer sizes of every connection. */
+static int load_buffers(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
+{
+	const char *v = get("USTCP_RMEM");
+
+	if (v && *v && parse_mem(v, c->rmem))
+		return fail(err, errlen, "USTCP_RMEM", v,
+			    "not three sizes MIN DEFAULT MAX in bytes, in that order (e.g. 4096 131072 33554432)");
+	v = get("USTCP_WMEM");
+	if (v && *v && parse_mem(v, c->wmem))
+		return fail(err, errlen, "USTCP_WMEM", v,
+			    "not three sizes MIN DEFAULT MAX in bytes, in that order (e.g. 4096 16384 4194304)");
+	return 0;
+}
+
 /* USTCP_LOG, USTCP_LOG_FILE, USTCP_PCAP, USTCP_CLOSE_LOG: diagnostics. */
 static int load_diagnostics(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
 {
@@ -354,7 +398,8 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 	c->n_passthrough = 1;
 
 	if ((r = load_link(c, get, err, errlen)) || (r = load_route(c, get, err, errlen)) ||
-	    (r = load_tcp(c, get, err, errlen)) || (r = load_diagnostics(c, get, err, errlen)))
+	    (r = load_tcp(c, get, err, errlen)) || (r = load_buffers(c, get, err, errlen)) ||
+	    (r = load_diagnostics(c, get, err, errlen)))
 		return r;
 	return load_run_dir(c, get, err, errlen);
 }

@@ -28,6 +28,9 @@ struct ust_config {
 	unsigned msl_ms;                /* USTCP_MSL */
 	unsigned fin_timeout_ms;        /* USTCP_FIN_TIMEOUT */
 	char cc[16];                    /* USTCP_CC, "" for the default (cubic) */
+	/* USTCP_RMEM, USTCP_WMEM: min, default, max; all 0 when unset (the
+	 * engine's own, ust_tcp_default_config). */
+	uint32_t rmem[3], wmem[3];
 	struct ust_cidr passthrough[UST_PASSTHROUGH_MAX]; /* USTCP_PASSTHROUGH */
 	unsigned n_passthrough;
 	enum ust_log_level log_level;   /* USTCP_LOG */

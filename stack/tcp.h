@@ -81,6 +81,7 @@ struct ust_tcp_seg {
 	struct ust_tcp_opts opt;
 	const uint8_t *data;
 	uint32_t len;           /* payload bytes */
+	uint8_t hlen;           /* header bytes, options included */
 };
 
 /* Parses and validates a TCP segment (checksum unless csum_ok). Returns
@@ -197,9 +198,32 @@ struct ust_tcb {
 	struct ust_ring sndbuf;     /* bytes from snd_buf_seq on, FIN not included */
 	uint32_t snd_buf_seq;       /* sequence number of sndbuf's first byte */
 	struct ust_ring rcvbuf;     /* in-order bytes not yet read, then out-of-order */
-	struct ust_ranges ofo;      /* out-of-order ranges held in rcvbuf */
+	struct ust_seqset ofo;      /* out-of-order ranges held in rcvbuf */
 	struct ust_ranges sacked;   /* send side: SACKed ranges above snd_una */
+	/* The buffers' sizes as SO_RCVBUF and SO_SNDBUF report them (Linux's
+	 * sk_rcvbuf, sk_sndbuf): they grow with the flow (tcp_rcv.c) unless
+	 * the program set them (Linux's SOCK_RCVBUF_LOCK, SOCK_SNDBUF_LOCK).
+	 * The send ring holds sndbuf_cap bytes; the receive ring holds the
+	 * largest window, rcv_wnd_clamp. */
 	uint32_t rcvbuf_cap, sndbuf_cap;
+	bool rcvbuf_locked, sndbuf_locked;
+
+	/* the receive window and the receiver's round trip (tcp_rcv.c) */
+	uint32_t rcv_wnd_clamp;     /* the largest window we offer (Linux's window_clamp) */
+	uint8_t rcv_scaling;        /* the window per byte of buffer, of 256 (scaling_ratio) */
+	uint32_t rcv_ssthresh;      /* the window opens up to here, growing with the data */
+	uint32_t copied_seq;        /* the next byte the reader takes */
+	uint32_t rcvq_space;        /* most bytes the reader took in one round trip */
+	uint32_t rcvq_seq;          /* copied_seq when this round trip began */
+	ust_time rcvq_time;
+	ust_time rcv_rtt;           /* the receiver's round trip, µs; 0: not measured */
+	uint32_t rcv_rtt_seq;       /* the round trip ends when RCV.NXT passes this */
+	ust_time rcv_rtt_time;      /* and began then; 0: not timing */
+	uint32_t rcv_rtt_tsecr;     /* the echo that gave the last timestamp sample */
+	/* A sequence number in each SACK block reported lately, the newest
+	 * first (RFC 2018 §4): the blocks themselves come from ofo. */
+	uint32_t sack_recent[4];
+	uint8_t nsack_recent;
 
 	/* user-side flags */
 	bool fin_queued;            /* CLOSE/SHUT_WR: send a FIN after the data */
@@ -259,11 +283,18 @@ struct ust_tcb {
 	uint32_t cwnd_usage_seq;
 	bool is_cwnd_limited;
 
-	/* delayed ACK and ACK policy */
-	unsigned unacked_segs;      /* full segments received since our last ACK */
-	uint16_t rcv_seg_mss;       /* the peer's segment size as seen */
-	bool ack_now;
-	uint32_t last_ack_sent;     /* RCV.NXT in our latest ACK (RFC 7323 Last.ACK.sent) */
+	/* when to ACK (tcp_rcv.c): Linux's delayed-ACK engine, inet_csk's ack
+	 * state */
+	bool ack_now;               /* an ACK owed at once (ICSK_ACK_NOW) */
+	bool ack_sched;             /* an ACK owed for data received (ICSK_ACK_SCHED) */
+	uint8_t ack_pushed;         /* UST_ACK_PUSHED, UST_ACK_PUSHED2 since our last ACK */
+	uint8_t ack_quick;          /* ACKs still to send at once (quick-ACK mode) */
+	uint8_t ack_pingpong;       /* replies sent soon after data: interactive when >= 1 */
+	ust_time ack_ato;           /* the delayed-ACK timeout, adapted; 0 until data came */
+	ust_time ack_lrcvtime;      /* when in-order data last came */
+	uint16_t rcv_seg_mss;       /* the peer's segment size as seen (icsk_ack.rcv_mss) */
+	uint16_t rcv_last_seg;      /* the last small segment's size (icsk_ack.last_seg_size) */
+	uint32_t last_ack_sent;     /* RCV.NXT in our latest ACK (RFC 7323 Last.ACK.sent; Linux's rcv_wup) */
 	bool persist;               /* the RTX timer is probing a zero window */
 	unsigned persist_probes;    /* unanswered zero-window probes */
 
@@ -295,7 +326,9 @@ struct ust_tcb {
 struct ust_tcp_config {
 	unsigned msl_ms;            /* TIME-WAIT is 2 MSL */
 	unsigned fin_timeout_ms;    /* orphaned FIN-WAIT-2 */
-	uint32_t sndbuf, rcvbuf;    /* default buffer sizes */
+	/* Buffer sizes as Linux's tcp_rmem and tcp_wmem: the smallest, the
+	 * size a connection starts with, the most it grows to. */
+	uint32_t rmem[3], wmem[3];
 	unsigned max_conns;         /* control blocks, listeners included */
 	unsigned syn_retries;       /* Linux tcp_syn_retries: 6 */
 	unsigned synack_retries;    /* Linux tcp_synack_retries: 5 */
@@ -403,6 +436,7 @@ enum ust_tcp_opt {
 	UST_TCP_OPT_RCVBUF,
 	UST_TCP_OPT_MAXSEG,
 	UST_TCP_OPT_SYNCNT,
+	UST_TCP_OPT_QUICKACK,       /* 1: ACK now and leave interactive mode; 0: delay */
 };
 int ust_tcp_setopt(struct ust_tcb *tcb, enum ust_tcp_opt opt, int value);
 int ust_tcp_getopt(const struct ust_tcb *tcb, enum ust_tcp_opt opt, int *value);

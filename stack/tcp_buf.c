@@ -44,22 +44,29 @@ static void ring_copy_in(struct ust_ring *r, uint32_t pos, const uint8_t *src, u
 	memcpy(r->mem, src + first, n - first);
 }
 
-int ust_ring_resize(struct ust_ring *r, uint32_t cap)
+int ust_ring_resize_keep(struct ust_ring *r, uint32_t cap, uint32_t keep)
 {
 	struct ust_ring nr;
 
-	if (cap < r->len)
+	if (keep < r->len)
+		keep = r->len;
+	if (cap < keep || keep > r->cap)
 		return -ENOSPC;
 	if (cap == r->cap)
 		return 0;
 	if (ust_ring_init(&nr, cap))
 		return -ENOMEM;
-	if (r->len)
-		ring_copy_out(r, r->head, nr.mem, r->len);
+	if (keep)
+		ring_copy_out(r, r->head, nr.mem, keep);
 	nr.len = r->len;
 	ust_ring_free(r);
 	*r = nr;
 	return 0;
+}
+
+int ust_ring_resize(struct ust_ring *r, uint32_t cap)
+{
+	return ust_ring_resize_keep(r, cap, r->len);
 }
 
 uint32_t ust_ring_append(struct ust_ring *r, const void *src, uint32_t n)
@@ -103,70 +110,98 @@ const uint8_t *ust_ring_span(const struct ust_ring *r, uint32_t off, uint32_t *n
 	return r->mem + pos;
 }
 
-/* ---- ranges ---- */
+/* ---- ranges ----
+ *
+ * Both sets keep a sorted array of disjoint ranges; these functions do the
+ * work on the array (r, *n), the sets only decide where it lives. */
 
-bool ust_ranges_add(struct ust_ranges *s, uint32_t start, uint32_t end)
+/* Adds [start, end) to r[0..*n), which has room for at least one more
+ * range unless *n == max. Returns the index of the range holding it, or -1
+ * when a new range would be needed and *n == max. */
+static int span_add(struct ust_range *r, unsigned *n, unsigned max, uint32_t start, uint32_t end,
+		    uint32_t stamp)
 {
 	unsigned i, j;
 
-	if (!seq_lt(start, end))
-		return true;
-	s->clock++;
 	/* Find the first range that ends at or after start: it is the first
 	 * that may touch the new one. */
-	for (i = 0; i < s->n && seq_lt(s->r[i].end, start); i++)
+	for (i = 0; i < *n && seq_lt(r[i].end, start); i++)
 		;
-	if (i == s->n || seq_lt(end, s->r[i].start)) {
+	if (i == *n || seq_lt(end, r[i].start)) {
 		/* Disjoint: insert at i. */
-		if (s->n == UST_RANGES_MAX)
-			return false;
-		memmove(&s->r[i + 1], &s->r[i], (s->n - i) * sizeof(s->r[0]));
-		s->r[i] = (struct ust_range){ start, end, s->clock };
-		s->n++;
-		return true;
+		if (*n == max)
+			return -1;
+		memmove(&r[i + 1], &r[i], (*n - i) * sizeof(r[0]));
+		r[i] = (struct ust_range){ start, end, stamp };
+		(*n)++;
+		return (int)i;
 	}
 	/* Overlaps or touches range i: grow it, then swallow the ranges it now
 	 * reaches. */
-	s->r[i].start = seq_min(s->r[i].start, start);
-	s->r[i].end = seq_max(s->r[i].end, end);
-	s->r[i].stamp = s->clock;
-	for (j = i + 1; j < s->n && seq_leq(s->r[j].start, s->r[i].end); j++)
-		s->r[i].end = seq_max(s->r[i].end, s->r[j].end);
-	memmove(&s->r[i + 1], &s->r[j], (s->n - j) * sizeof(s->r[0]));
-	s->n -= j - i - 1;
-	return true;
+	r[i].start = seq_min(r[i].start, start);
+	r[i].end = seq_max(r[i].end, end);
+	r[i].stamp = stamp;
+	for (j = i + 1; j < *n && seq_leq(r[j].start, r[i].end); j++)
+		r[i].end = seq_max(r[i].end, r[j].end);
+	memmove(&r[i + 1], &r[j], (*n - j) * sizeof(r[0]));
+	*n -= j - i - 1;
+	return (int)i;
+}
+
+static void span_trim(struct ust_range *r, unsigned *n, uint32_t seq)
+{
+	unsigned i = 0;
+
+	while (i < *n && seq_leq(r[i].end, seq))
+		i++;
+	if (i)
+		memmove(&r[0], &r[i], (*n - i) * sizeof(r[0]));
+	*n -= i;
+	if (*n && seq_lt(r[0].start, seq))
+		r[0].start = seq;
+}
+
+static void span_cut(struct ust_range *r, unsigned *n, uint32_t seq)
+{
+	while (*n && seq_geq(r[*n - 1].start, seq))
+		(*n)--;
+	if (*n && seq_gt(r[*n - 1].end, seq))
+		r[*n - 1].end = seq;
+}
+
+static uint32_t span_pull(struct ust_range *r, unsigned *n, uint32_t seq)
+{
+	uint32_t end;
+
+	if (!*n || seq_gt(r[0].start, seq))
+		return seq;
+	end = seq_max(r[0].end, seq);
+	memmove(&r[0], &r[1], (*n - 1) * sizeof(r[0]));
+	(*n)--;
+	return end;
+}
+
+bool ust_ranges_add(struct ust_ranges *s, uint32_t start, uint32_t end)
+{
+	if (!seq_lt(start, end))
+		return true;
+	s->clock++;
+	return span_add(s->r, &s->n, UST_RANGES_MAX, start, end, s->clock) >= 0;
 }
 
 void ust_ranges_trim(struct ust_ranges *s, uint32_t seq)
 {
-	unsigned i = 0;
-
-	while (i < s->n && seq_leq(s->r[i].end, seq))
-		i++;
-	memmove(&s->r[0], &s->r[i], (s->n - i) * sizeof(s->r[0]));
-	s->n -= i;
-	if (s->n && seq_lt(s->r[0].start, seq))
-		s->r[0].start = seq;
+	span_trim(s->r, &s->n, seq);
 }
 
 void ust_ranges_cut(struct ust_ranges *s, uint32_t seq)
 {
-	while (s->n && seq_geq(s->r[s->n - 1].start, seq))
-		s->n--;
-	if (s->n && seq_gt(s->r[s->n - 1].end, seq))
-		s->r[s->n - 1].end = seq;
+	span_cut(s->r, &s->n, seq);
 }
 
 uint32_t ust_ranges_pull(struct ust_ranges *s, uint32_t seq)
 {
-	uint32_t end;
-
-	if (!s->n || seq_gt(s->r[0].start, seq))
-		return seq;
-	end = seq_max(s->r[0].end, seq);
-	memmove(&s->r[0], &s->r[1], (s->n - 1) * sizeof(s->r[0]));
-	s->n--;
-	return end;
+	return span_pull(s->r, &s->n, seq);
 }
 
 bool ust_ranges_covers(const struct ust_ranges *s, uint32_t start, uint32_t end)
@@ -193,4 +228,82 @@ unsigned ust_ranges_newest(const struct ust_ranges *s, struct ust_range *out, un
 		out[n++] = s->r[best];
 	}
 	return n;
+}
+
+/* ---- the growable set ---- */
+
+/* The array goes once the set is empty: a connection without out-of-order
+ * data holds no memory for it. */
+static void seqset_shrink(struct ust_seqset *s)
+{
+	if (s->n == 0)
+		ust_seqset_clear(s);
+}
+
+int ust_seqset_add(struct ust_seqset *s, uint32_t start, uint32_t end, unsigned max)
+{
+	int at;
+
+	if (!seq_lt(start, end))
+		return -EINVAL;
+	if (s->n == s->cap && s->cap < max) {
+		/* Room for one more range before the search: doubling, so
+		 * that n additions cost O(n) moves of the array. */
+		unsigned cap = s->cap ? s->cap * 2 : 8;
+		struct ust_range *r;
+		if (cap > max)
+			cap = max;
+		r = realloc(s->r, cap * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		s->r = r;
+		s->cap = cap;
+	}
+	at = span_add(s->r, &s->n, s->cap < max ? s->cap : max, start, end, 0);
+	return at < 0 ? -ENOSPC : at;
+}
+
+int ust_seqset_find(const struct ust_seqset *s, uint32_t seq)
+{
+	unsigned lo = 0, hi = s->n;
+
+	/* The ranges lie within one window, less than 2^31 wide, so the
+	 * modular order is a total order on them. */
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+		if (seq_lt(seq, s->r[mid].start))
+			hi = mid;
+		else if (seq_geq(seq, s->r[mid].end))
+			lo = mid + 1;
+		else
+			return (int)mid;
+	}
+	return -1;
+}
+
+void ust_seqset_trim(struct ust_seqset *s, uint32_t seq)
+{
+	span_trim(s->r, &s->n, seq);
+	seqset_shrink(s);
+}
+
+void ust_seqset_cut(struct ust_seqset *s, uint32_t seq)
+{
+	span_cut(s->r, &s->n, seq);
+	seqset_shrink(s);
+}
+
+uint32_t ust_seqset_pull(struct ust_seqset *s, uint32_t seq)
+{
+	uint32_t end = span_pull(s->r, &s->n, seq);
+
+	seqset_shrink(s);
+	return end;
+}
+
+void ust_seqset_clear(struct ust_seqset *s)
+{
+	free(s->r);
+	s->r = NULL;
+	s->n = s->cap = 0;
 }

@@ -1,9 +1,10 @@
-/* Byte rings for TCP's send and receive buffers.
+/* Byte rings for TCP's send and receive buffers, and sets of sequence
+ * ranges.
  *
  * The receive ring also holds out-of-order data: a segment beyond RCV.NXT is
  * written at its offset past the in-order bytes, and the ranges present are
- * remembered (struct ust_ranges), so reassembly costs no allocation and
- * never more memory than the window we advertised. */
+ * remembered (struct ust_seqset), so reassembly copies each byte once and
+ * never takes more memory than the window we advertised. */
 #ifndef USTCP_TCP_BUF_H
 #define USTCP_TCP_BUF_H
 
@@ -21,6 +22,9 @@ void ust_ring_free(struct ust_ring *r);
 /* Change the capacity, keeping the contents (fails with -ENOSPC if they do
  * not fit). */
 int ust_ring_resize(struct ust_ring *r, uint32_t cap);
+/* The same, keeping the first keep bytes from the head (keep >= len: the
+ * out-of-order bytes written past the contents move with them). */
+int ust_ring_resize_keep(struct ust_ring *r, uint32_t cap, uint32_t keep);
 static inline uint32_t ust_ring_space(const struct ust_ring *r) { return r->cap - r->len; }
 /* Append up to n bytes; returns how many fit. */
 uint32_t ust_ring_append(struct ust_ring *r, const void *src, uint32_t n);
@@ -37,9 +41,9 @@ void ust_ring_consume(struct ust_ring *r, uint32_t n);
  * (for zero-copy transfer to a socket or into a frame). */
 const uint8_t *ust_ring_span(const struct ust_ring *r, uint32_t off, uint32_t *n);
 
-/* A small sorted set of disjoint sequence ranges [start, end): the
- * out-of-order data held, or the SACKed data of the send side. Bounded:
- * when full, a new disjoint range is refused. */
+/* A small sorted set of disjoint sequence ranges [start, end): the SACKed
+ * data of the send side. Bounded: when full, a new disjoint range is
+ * refused. */
 #define UST_RANGES_MAX 16
 
 struct ust_range {
@@ -68,5 +72,33 @@ bool ust_ranges_covers(const struct ust_ranges *s, uint32_t start, uint32_t end)
 /* The ranges, newest first, for SACK blocks; returns how many (<= max). */
 unsigned ust_ranges_newest(const struct ust_ranges *s, struct ust_range *out, unsigned max);
 static inline void ust_ranges_clear(struct ust_ranges *s) { s->n = 0; }
+
+/* A sorted set of disjoint, non-touching sequence ranges that grows as
+ * needed: the out-of-order data the receive ring holds. Its memory exists
+ * only while it holds a range (the array is freed when the set empties);
+ * the caller bounds how many ranges it may hold. */
+struct ust_seqset {
+	struct ust_range *r;     /* NULL when empty; stamps unused */
+	unsigned n, cap;
+};
+
+/* Adds [start, end), merging with the ranges it overlaps or touches.
+ * Returns the index of the range that now holds it; -ENOSPC if it needs a
+ * new range and the set has max already; -ENOMEM. An empty range is not
+ * added (-EINVAL). */
+int ust_seqset_add(struct ust_seqset *s, uint32_t start, uint32_t end, unsigned max);
+/* The index of the range holding seq, or -1 (a binary search). */
+int ust_seqset_find(const struct ust_seqset *s, uint32_t seq);
+/* Removes everything below seq. */
+void ust_seqset_trim(struct ust_seqset *s, uint32_t seq);
+/* Removes everything at or above seq. */
+void ust_seqset_cut(struct ust_seqset *s, uint32_t seq);
+/* If the first range starts at or before seq, removes it and returns its
+ * end (else seq): how far in-order data now reaches. */
+uint32_t ust_seqset_pull(struct ust_seqset *s, uint32_t seq);
+/* Empties the set and frees its memory. */
+void ust_seqset_clear(struct ust_seqset *s);
+/* The end of the highest range (the set must not be empty). */
+static inline uint32_t ust_seqset_last_end(const struct ust_seqset *s) { return s->r[s->n - 1].end; }
 
 #endif

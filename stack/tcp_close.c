@@ -186,7 +186,7 @@ bool tcp_fin_acked(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time no
  * it is void. */
 void tcp_fin_received(struct ust_tcb *t, ust_time now)
 {
-	ust_ranges_clear(&t->ofo);
+	ust_seqset_clear(&t->ofo);
 	t->ofo_fin = false;
 	t->rcv_nxt++;
 	t->fin_rcvd = true;

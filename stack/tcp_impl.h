@@ -7,9 +7,18 @@
 #define TCP_RTO_MIN UST_MS(200)     /* Linux TCP_RTO_MIN */
 #define TCP_RTO_MAX UST_SEC(120)    /* Linux TCP_RTO_MAX */
 #define TCP_RTO_INIT UST_SEC(1)     /* RFC 6298 */
-#define TCP_DELACK UST_MS(40)       /* Linux TCP_DELACK_MIN */
+/* The delayed-ACK engine's constants, Linux's (HZ=250 on the 6.18 kernel
+ * measured: its timers fire on 4 ms ticks). */
+#define TCP_ATO_MIN UST_MS(40)      /* Linux TCP_ATO_MIN: the first ACK delay */
+#define TCP_DELACK_MIN UST_MS(40)   /* Linux TCP_DELACK_MIN */
+#define TCP_DELACK_MAX UST_MS(200)  /* Linux TCP_DELACK_MAX, tcp_delack_max */
+#define TCP_MAX_QUICKACKS 16        /* Linux TCP_MAX_QUICKACKS */
+#define TCP_PINGPONG_THRESH 1       /* Linux tcp_pingpong_thresh */
+#define UST_ACK_PUSHED 1            /* a small or pushed segment since our ACK (ICSK_ACK_PUSHED) */
+#define UST_ACK_PUSHED2 2           /* two of them (ICSK_ACK_PUSHED2) */
+#define TCP_INIT_CWND 10            /* Linux TCP_INIT_CWND: the first round trip's segments */
 #define TCP_CHALLENGE_GAP UST_MS(500) /* Linux tcp_invalid_ratelimit */
-#define TCP_WSCALE 7                /* what Linux offers with default buffers */
+#define TCP_MAX_WSCALE 14           /* RFC 7323 §2.3 */
 #define TCP_MSS_DEFAULT 536         /* RFC 9293: when the peer sends none */
 #define TCP_MIN_SND_MSS 48          /* Linux: the smallest MSS we send with */
 #define TCP_PAWS_IDLE (UST_SEC(24 * 24 * 3600)) /* RFC 7323 §5.5 */
@@ -38,12 +47,12 @@ static inline bool tcb_fin_acked(const struct ust_tcb *t)
 /* Bytes in flight (sent, not acknowledged), SYN and FIN included. */
 static inline uint32_t tcb_flight(const struct ust_tcb *t) { return t->snd_max - t->snd_una; }
 
-/* The receive ring holds the buffer size plus one window-scale unit: the
- * window we advertise is rounded up to that unit (so its edge never moves
- * left), and the peer may fill it. */
+/* The receive ring holds the largest window plus one window-scale unit:
+ * the window we advertise is rounded up to that unit (so its edge never
+ * moves left), and the peer may fill it. */
 static inline uint32_t tcp_rcvbuf_ring_size(const struct ust_tcb *t)
 {
-	return t->rcvbuf_cap + ((uint32_t)1 << TCP_WSCALE);
+	return t->rcv_wnd_clamp + ((uint32_t)1 << t->rcv_wscale);
 }
 
 /* tcp_state.c: every state change goes through here; it feeds the record
@@ -220,9 +229,68 @@ bool tcp_push_window(struct ust_tcb *t, ust_time now);
 /* In recovery: resends the next hole below the highest SACKed data that was
  * not resent yet; returns whether there was one. */
 bool tcp_retransmit_hole(struct ust_tcb *t, ust_time now);
+
+/* tcp_rcv.c: the receiver. When to ACK (Linux's delayed-ACK engine: quick
+ * ACKs, ato, interactive "pingpong" mode), the window to offer, and the
+ * buffers' sizes (the window scale, receive autotuning, send-buffer
+ * growth). */
+/* Before our SYN or SYN-ACK: the receive window's clamp, the first window
+ * and the window scale we offer (0 unless wscale_ok: a SYN-ACK answering a
+ * SYN without the option), from the receive buffer (Linux's
+ * tcp_select_initial_window). */
+void tcp_select_initial_window(struct ust_tcb *t, bool wscale_ok);
+/* The handshake is done: the first measures of the buffers (Linux's
+ * tcp_init_buffer_space). */
+void tcp_init_buffer_space(struct ust_tcb *t, ust_time now);
 /* The window to advertise, and whether it opened enough to say so. */
 uint32_t tcp_rcv_window(const struct ust_tcb *t);
-void tcp_ack_soon(struct ust_tcb *t, ust_time now);
+/* In-order data arrived (len bytes of seg at RCV.NXT before it moved):
+ * an ACK is owed; measure the peer's segments and the round trip, adapt
+ * ato, enter quick-ACK mode at the start and after idle (Linux's
+ * tcp_event_data_recv). */
+void tcp_rcv_data(struct ust_tcb *t, const struct ust_tcp_seg *seg, uint32_t len, ust_time now);
+/* ACK every segment for a while and leave interactive mode: something
+ * (a retransmission reaching us) says the peer waits for ACKs. */
+void tcp_enter_quickack_mode(struct ust_tcb *t);
+/* After a segment was processed: send the ACK owed now, or arm the
+ * delayed-ACK timer (Linux's __tcp_ack_snd_check). */
+void tcp_ack_snd_check(struct ust_tcb *t, ust_time now);
+/* The delayed-ACK timer fired. */
+void tcp_delack_timeout(struct ust_tcb *t, ust_time now);
+/* An ACK is going out: it settles what was owed (tcp_event_ack_sent). */
+void tcp_ack_sent(struct ust_tcb *t);
+/* A segment with data is going out: a reply soon after data makes the
+ * connection interactive (tcp_event_data_sent). */
+void tcp_data_sent(struct ust_tcb *t, ust_time now);
+/* The reader took n bytes: grow the buffer if it reads faster than the
+ * window allows, and ACK if the window opened or a pushed segment was
+ * drained (tcp_rcv_space_adjust, tcp_cleanup_rbuf). */
+void tcp_rcv_consumed(struct ust_tcb *t, uint32_t n, ust_time now);
+/* TCP_QUICKACK. */
+void tcp_set_quickack(struct ust_tcb *t, int val, ust_time now);
+static inline bool tcp_in_pingpong_mode(const struct ust_tcb *t)
+{
+	return t->ack_pingpong >= TCP_PINGPONG_THRESH;
+}
+/* SO_RCVBUF: the buffer is size bytes (as getsockopt reports it) and no
+ * longer grows by itself; the largest window follows it at once. */
+void tcp_rcvbuf_set(struct ust_tcb *t, uint32_t size);
+/* Out-of-order data is held beyond the window's start: give the buffer
+ * room for it (Linux's tcp_rcvbuf_grow from tcp_data_queue_ofo). */
+void tcp_rcvbuf_grow(struct ust_tcb *t);
+/* The send buffer grows with cwnd, to twice what a window of segments
+ * takes in Linux's memory (tcp_sndbuf_expand); never shrinks, nothing
+ * when SO_SNDBUF was set. Called when the handshake completes and when an
+ * ACK may have grown cwnd. */
+void tcp_sndbuf_expand(struct ust_tcb *t);
+/* Out-of-order data: a new range came (seq in it), for the SACK blocks. */
+void tcp_sack_note(struct ust_tcb *t, uint32_t seq);
+/* The out-of-order ranges reported lately, as indices into t->ofo, newest
+ * first, each once; returns how many. */
+unsigned tcp_sack_recent(const struct ust_tcb *t, int idx[4]);
+/* How many out-of-order ranges the connection may hold: bounded by the
+ * window, 128 bytes of window per range. */
+unsigned tcp_ofo_max(const struct ust_tcb *t);
 
 /* tcp_timer.c */
 void tcp_rto_restart(struct ust_tcb *t, ust_time now);

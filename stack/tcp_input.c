@@ -49,8 +49,14 @@ static void apply_syn_options(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 
 	t->ws_ok = o->wscale >= 0;
 	t->snd_wscale = t->ws_ok ? (uint8_t)o->wscale : 0;
-	if (!t->ws_ok)
+	if (!t->ws_ok) {
+		/* Our windows go unscaled: at most 64 KiB. */
 		t->rcv_wscale = 0;
+		if (t->rcv_wnd_clamp > 65535)
+			t->rcv_wnd_clamp = 65535;
+		if (t->rcv_ssthresh > t->rcv_wnd_clamp)
+			t->rcv_ssthresh = t->rcv_wnd_clamp;
+	}
 	t->sack_ok = o->sack_ok;
 	t->ts_ok = o->ts;
 	if (t->ts_ok)
@@ -62,8 +68,6 @@ static void apply_syn_options(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 	/* A tiny or zero MSS from the peer is raised to Linux's floor
 	 * (TCP_MIN_SND_MSS, 48): never a segment of nothing. */
 	t->mss = (uint16_t)(mss > TCP_MIN_SND_MSS ? mss : TCP_MIN_SND_MSS);
-	/* Until the peer shows its segment size, assume ours. */
-	t->rcv_seg_mss = t->mss;
 }
 
 /* Buffers are allocated when the connection becomes synchronized. */
@@ -129,6 +133,8 @@ static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *se
 	c->released = true; /* nobody holds it until accept() */
 	c->rcvbuf_cap = l->rcvbuf_cap;
 	c->sndbuf_cap = l->sndbuf_cap;
+	c->rcvbuf_locked = l->rcvbuf_locked;
+	c->sndbuf_locked = l->sndbuf_locked;
 	c->nodelay = l->nodelay;
 	c->keepalive = l->keepalive;
 	c->keep_idle = l->keep_idle;
@@ -189,6 +195,7 @@ static void listen_input(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_t
 	}
 	l->synq_len++;
 	apply_syn_options(c, seg);
+	tcp_select_initial_window(c, c->ws_ok);
 	/* The window of a SYN is never scaled. */
 	c->snd_wnd = seg->wnd;
 	c->max_snd_wnd = seg->wnd;
@@ -241,6 +248,7 @@ static void syn_sent_established(struct ust_tcb *t, const struct ust_tcp_seg *se
 	tcp_timer_stop(t, UST_TT_RTX);
 	tcp_init_transfer(t, now);
 	tcp_set_state(t, UST_TCP_ESTABLISHED);
+	tcp_init_buffer_space(t, now);
 	if (t->keepalive)
 		tcp_timer_set(t, UST_TT_KEEPALIVE, now + t->keep_idle);
 	tcp_send_ack(t, now);
@@ -280,7 +288,7 @@ static void syn_sent_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust
 	t->rcv_nxt = seg->seq + 1;
 	/* Our SYN offered an unscaled window of at most 64 KiB before
 	 * RCV.NXT was known: that is the edge now. */
-	t->rcv_adv = t->rcv_nxt + (t->rcvbuf.cap < 65535 ? t->rcvbuf.cap : 65535);
+	t->rcv_adv = t->rcv_nxt + (t->rcv_ssthresh < 65535 ? t->rcv_ssthresh : 65535);
 	apply_syn_options(t, seg);
 	t->snd_wnd = seg->wnd;
 	t->max_snd_wnd = seg->wnd;
@@ -327,7 +335,8 @@ static bool seq_acceptable(const struct ust_tcb *t, const struct ust_tcp_seg *se
  * bit is set, if so drop the segment and return)". Only segments without
  * data or FIN are rate-limited, as Linux (those cannot be part of an ACK
  * loop); data we already had is D-SACKed, so the sender can tell a
- * spurious retransmission. */
+ * spurious retransmission, and as the sender seems not to have heard our
+ * ACKs, the next ones go at once (Linux's tcp_send_dupack). */
 static void seq_unacceptable(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
 {
 	tcp_drop(t->tcp, UST_DROP_TCP_OUT_OF_WINDOW);
@@ -337,8 +346,10 @@ static void seq_unacceptable(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 		tcp_send_challenge_ack(t, now);
 		return;
 	}
-	if (seg->len && seq_lt(seg->seq, t->rcv_nxt))
+	if (seg->len && seq_lt(seg->seq, t->rcv_nxt)) {
 		set_dsack(t, seg->seq, seq_min(seg->seq + seg->len, t->rcv_nxt));
+		tcp_enter_quickack_mode(t);
+	}
 	tcp_send_ack(t, now);
 }
 
@@ -417,7 +428,7 @@ static bool step2_rst(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time
 
 	if (!(seg->flags & UST_TH_RST))
 		return true;
-	if (!exact && t->sack_ok && t->ofo.n && seg->seq == t->ofo.r[t->ofo.n - 1].end)
+	if (!exact && t->sack_ok && t->ofo.n && seg->seq == ust_seqset_last_end(&t->ofo))
 		exact = true;
 	if (!exact) {
 		tcp_drop(t->tcp, UST_DROP_TCP_RST_INVALID);
@@ -473,6 +484,7 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	t->backoff = 0;
 	tcp_init_transfer(t, now);
 	tcp_set_state(t, t->fin_queued ? UST_TCP_FIN_WAIT_1 : UST_TCP_ESTABLISHED);
+	tcp_init_buffer_space(t, now);
 	if (t->listener)
 		tcp_listener_accept_ready(t->listener, t);
 	else
@@ -510,12 +522,48 @@ static bool step5_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time
 	return true;
 }
 
-/* The text of an acceptable segment into the receive buffer: in order, it
- * is readable at once, with whatever out-of-order data it now reaches;
- * beyond a gap it is held (RFC 9293 "segments with higher beginning
- * sequence numbers may be held") and ACKed at once with SACK. The ACK
- * policy is Linux's: every second full segment at once, a lone one after
- * the delayed-ACK timer. */
+/* In-order text: readable at once, with whatever out-of-order data it now
+ * reaches. When to ACK is tcp_rcv.c's (Linux's delayed-ACK engine); data
+ * that fills a hole, or arrives while data is still held out of order, is
+ * ACKed at once (RFC 5681 §4.2: "an immediate ACK SHOULD be generated
+ * when ... an incoming segment fills in all or part of a gap"). */
+static void receive_in_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, uint32_t len,
+			     ust_time now)
+{
+	uint32_t end = t->rcv_nxt + len, was = t->rcv_nxt;
+	bool held = t->ofo.n != 0;
+
+	while (t->ofo.n && seq_leq(t->ofo.r[0].start, end))
+		end = ust_seqset_pull(&t->ofo, end);
+	ust_ring_commit(&t->rcvbuf, end - was);
+	t->rcv_nxt = end;
+	t->rec.bytes_received += end - was;
+	ust_seqset_trim(&t->ofo, t->rcv_nxt);
+	tcp_rcv_data(t, seg, len, now);
+	if (held)
+		t->ack_now = true;
+	tcp_event(t, UST_TCP_EV_READABLE);
+}
+
+/* Text beyond a gap: "segments with higher beginning sequence numbers may
+ * be held for later processing" (RFC 9293). It is kept where it belongs
+ * in the ring, its range remembered (as many ranges as tcp_ofo_max), the
+ * buffer given room for it, and ACKed at once with SACK blocks, the block
+ * holding it first (RFC 2018 §4). */
+static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, uint32_t len)
+{
+	if (ust_seqset_add(&t->ofo, seg->seq, seg->seq + len, tcp_ofo_max(t)) < 0) {
+		tcp_drop(t->tcp, UST_DROP_TCP_OFO_FULL);
+	} else {
+		tcp_count(t->tcp, UST_EV_TCP_OFO_SEGS);
+		tcp_sack_note(t, seg->seq);
+		tcp_rcvbuf_grow(t);
+	}
+	t->ack_now = true;
+}
+
+/* The text of an acceptable segment into the receive buffer, at its place
+ * past the in-order bytes, as much as the ring holds. */
 static void receive_text(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
 {
 	uint32_t off = seg->seq - t->rcv_nxt;
@@ -528,11 +576,6 @@ static void receive_text(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_t
 			return;
 		len = t->ofo_fin_seq - seg->seq;
 	}
-	/* The peer's segment size, learned from what it sends (Linux's
-	 * tcp_measure_rcv_mss): a "full" segment for the ACK policy. */
-	if (len > t->rcv_seg_mss)
-		t->rcv_seg_mss = (uint16_t)(len < t->rcv_mss ? len : t->rcv_mss);
-
 	if (off >= room) {
 		tcp_drop(t->tcp, UST_DROP_TCP_RCV_FULL);
 		return;
@@ -540,35 +583,10 @@ static void receive_text(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_t
 	if (len > room - off)
 		len = room - off;
 	ust_ring_write_at(&t->rcvbuf, t->rcvbuf.len + off, seg->data, len);
-	if (off == 0) {
-		uint32_t end = t->rcv_nxt + len, was = t->rcv_nxt;
-		bool filled = false;
-		/* In order: the data, and whatever out-of-order data it now
-		 * reaches. */
-		while (t->ofo.n && seq_leq(t->ofo.r[0].start, end)) {
-			end = ust_ranges_pull(&t->ofo, end);
-			filled = true;
-		}
-		ust_ring_commit(&t->rcvbuf, end - was);
-		t->rcv_nxt = end;
-		t->rec.bytes_received += end - was;
-		ust_ranges_trim(&t->ofo, t->rcv_nxt);
-		if (filled || t->ofo.n)
-			t->ack_now = true;
-		else if (len >= t->rcv_seg_mss && ++t->unacked_segs >= 2)
-			t->ack_now = true;
-		else if (!t->ack_now)
-			tcp_ack_soon(t, now);
-		tcp_event(t, UST_TCP_EV_READABLE);
-		return;
-	}
-	/* Out of order: keep it where it belongs, ACK at once with SACK. */
-	if (!ust_ranges_add(&t->ofo, seg->seq, seg->seq + len)) {
-		tcp_drop(t->tcp, UST_DROP_TCP_OFO_FULL);
-	} else {
-		tcp_count(t->tcp, UST_EV_TCP_OFO_SEGS);
-	}
-	t->ack_now = true;
+	if (off == 0)
+		receive_in_order(t, seg, len, now);
+	else
+		receive_out_of_order(t, seg, len);
 }
 
 /* Seventh, process the segment text: in ESTABLISHED and FIN-WAIT-1/2
@@ -610,7 +628,7 @@ static void step8_fin(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time
 		} else if (seq_gt(fin_seq, t->rcv_nxt)) {
 			t->ofo_fin = true;
 			t->ofo_fin_seq = fin_seq;
-			ust_ranges_cut(&t->ofo, fin_seq);
+			ust_seqset_cut(&t->ofo, fin_seq);
 			t->ack_now = true;
 		}
 	}
@@ -654,6 +672,8 @@ static void synchronized_input(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_t
 	 * leaves it to IP; Linux does not implement it). */
 	if (!step4_syn(t, seg, now) || !step5_ack(t, seg, now))
 		return;
+	/* The ACK may have grown cwnd: the send buffer follows. */
+	tcp_sndbuf_expand(t);
 	t->last_rcv = now;
 	t->keep_probes = 0;
 	/* Sixth, the URG bit: there is no urgent mode; urgent data is
@@ -664,6 +684,7 @@ static void synchronized_input(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_t
 	if (t->state == UST_TCP_CLOSED)
 		return;
 	tcp_output(t, now);
+	tcp_ack_snd_check(t, now);
 }
 
 void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_time now)

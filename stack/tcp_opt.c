@@ -101,6 +101,7 @@ enum ust_drop ust_tcp_parse(const struct ust_ipv4 *ip, bool csum_ok, struct ust_
 	seg->up = ust_get16(p + 18);
 	seg->data = p + hlen;
 	seg->len = ip->payload_len - hlen;
+	seg->hlen = (uint8_t)hlen;
 	return ust_tcp_parse_opts(p + UST_TCP_HLEN, hlen - UST_TCP_HLEN,
 				  seg->flags & UST_TH_SYN, &seg->opt);
 }
@@ -122,7 +123,7 @@ unsigned tcp_sack_opt_len(const struct ust_tcb *t)
 
 	if (!t->sack_ok || !(t->ofo.n || t->ofo_fin || t->dsack))
 		return 0;
-	n = t->ofo.n + t->ofo_fin + t->dsack;
+	n = (t->ofo.n < 4 ? t->ofo.n : 4) + t->ofo_fin + t->dsack;
 	if (n > (t->ts_ok ? 3u : 4u))
 		n = t->ts_ok ? 3u : 4u;
 	return 4 + 8 * n;
@@ -167,10 +168,31 @@ static uint8_t *put_syn_opts(const struct ust_tcb *t, bool synack, ust_time now,
 	return p;
 }
 
+/* The out-of-order ranges to report, up to max: those that hold the
+ * segments reported lately, newest first (tcp_sack_note), then any others,
+ * lowest first, while room is left. */
+static unsigned ofo_blocks(const struct ust_tcb *t, struct ust_range *r, unsigned max)
+{
+	int used[4];
+	unsigned n = tcp_sack_recent(t, used), out = 0;
+
+	for (unsigned i = 0; i < n && out < max; i++)
+		r[out++] = t->ofo.r[used[i]];
+	for (unsigned j = 0; j < t->ofo.n && out < max; j++) {
+		bool dup = false;
+		for (unsigned k = 0; k < n && !dup; k++)
+			dup = used[k] == (int)j;
+		if (!dup)
+			r[out++] = t->ofo.r[j];
+	}
+	return out;
+}
+
 /* The blocks to report: a D-SACK block first (RFC 2883 §4), then what we
- * hold out of order, newest first (RFC 2018), and a FIN held beyond a gap
- * (Linux SACKs it as one sequence number): it extends the block it ends,
- * or is a block of its own. Returns how many, at most max. */
+ * hold out of order, the block of the newest segment first (RFC 2018 §4),
+ * and a FIN held beyond a gap (Linux SACKs it as one sequence number): it
+ * extends the block it ends, or is a block of its own. Returns how many,
+ * at most max. */
 static unsigned sack_blocks(const struct ust_tcb *t, struct ust_range *r, unsigned max)
 {
 	unsigned n = 0, i;
@@ -180,7 +202,7 @@ static unsigned sack_blocks(const struct ust_tcb *t, struct ust_range *r, unsign
 		r[0].end = t->dsack_end;
 		n = 1;
 	}
-	n += ust_ranges_newest(&t->ofo, r + n, max - n);
+	n += ofo_blocks(t, r + n, max - n);
 	if (!t->ofo_fin)
 		return n;
 	for (i = t->dsack; i < n && r[i].end != t->ofo_fin_seq; i++)

@@ -55,26 +55,9 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 	return ust_ip_output(st, p, o->dst, UST_IPPROTO_TCP, now);
 }
 
-uint32_t tcp_rcv_window(const struct ust_tcb *t)
-{
-	uint32_t cap = t->rcvbuf_cap;
-	uint32_t space = cap > t->rcvbuf.len ? cap - t->rcvbuf.len : 0;
-	uint32_t cur = seq_gt(t->rcv_adv, t->rcv_nxt) ? t->rcv_adv - t->rcv_nxt : 0;
-	uint32_t step = t->rcv_mss < cap / 2 ? t->rcv_mss : cap / 2;
-	uint32_t max = (uint32_t)65535 << t->rcv_wscale;
-
-	/* Receiver silly-window avoidance (RFC 9293 §3.8.6.2.2): the window
-	 * opens only by a full segment or half the buffer at a time, and the
-	 * right edge never moves left. */
-	if (space <= cur)
-		return cur;
-	if (space - cur < step)
-		return cur;
-	return space < max ? space : max;
-}
-
 /* The segment from a control block, with the window and options filled in.
- * Sending an ACK also settles the delayed ACK. */
+ * Sending an ACK settles what was owed (tcp_ack_sent); sending data may
+ * show the connection is interactive (tcp_data_sent). */
 static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off, uint32_t len,
 		    ust_time now)
 {
@@ -84,16 +67,18 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 		.seq = seq, .flags = flags, .opts = opts, .data = &t->sndbuf,
 		.data_off = off, .len = len,
 	};
-	uint32_t wnd = tcp_rcv_window(t);
+	uint32_t wnd;
 
 	o.optlen = tcp_build_opts(t, flags, now, opts);
 	if (flags & UST_TH_SYN) {
-		/* The window of a SYN is never scaled. */
-		o.wnd = (uint16_t)(wnd > 65535 ? 65535 : wnd);
+		/* The window of a SYN is never scaled: the first window
+		 * (tcp_select_initial_window), at most 64 KiB. */
+		o.wnd = (uint16_t)(t->rcv_ssthresh > 65535 ? 65535 : t->rcv_ssthresh);
 		wnd = o.wnd;
 	} else {
 		/* Scaled windows are rounded up so the edge never moves left. */
 		uint32_t unit = (uint32_t)1 << t->rcv_wscale;
+		wnd = tcp_rcv_window(t);
 		wnd = (wnd + unit - 1) & ~(unit - 1);
 		o.wnd = (uint16_t)((wnd >> t->rcv_wscale) > 65535 ? 65535 : wnd >> t->rcv_wscale);
 		wnd = (uint32_t)o.wnd << t->rcv_wscale;
@@ -106,22 +91,16 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 			t->rcv_adv = t->rcv_nxt + wnd;
 		t->last_ack_sent = t->rcv_nxt;
 		t->dsack = false;
-		t->unacked_segs = 0;
-		t->ack_now = false;
-		tcp_timer_stop(t, UST_TT_DELACK);
+		tcp_ack_sent(t);
 	}
+	if (len)
+		tcp_data_sent(t, now);
 	return emit(tcb_stack(t), &o, now);
 }
 
 void tcp_send_ack(struct ust_tcb *t, ust_time now)
 {
 	tcb_emit(t, t->snd_nxt, UST_TH_ACK, 0, 0, now);
-}
-
-void tcp_ack_soon(struct ust_tcb *t, ust_time now)
-{
-	if (t->timer[UST_TT_DELACK] == UST_TIME_NEVER)
-		tcp_timer_set(t, UST_TT_DELACK, now + TCP_DELACK);
 }
 
 void tcp_send_syn(struct ust_tcb *t, ust_time now)

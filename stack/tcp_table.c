@@ -26,8 +26,13 @@ void ust_tcp_default_config(struct ust_tcp_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->msl_ms = 30000;
 	cfg->fin_timeout_ms = 60000;
-	cfg->sndbuf = 256 * 1024;
-	cfg->rcvbuf = 256 * 1024;
+	/* Linux 6.18's tcp_rmem and tcp_wmem. */
+	cfg->rmem[0] = 4096;
+	cfg->rmem[1] = 131072;
+	cfg->rmem[2] = 33554432;
+	cfg->wmem[0] = 4096;
+	cfg->wmem[1] = 16384;
+	cfg->wmem[2] = 4194304;
 	cfg->max_conns = 4096;
 	cfg->syn_retries = 6;
 	cfg->synack_retries = 5;
@@ -64,6 +69,7 @@ static void tcb_free(struct ust_tcb *t)
 		tcp->cfg.port_release(tcp->cfg.ctx, t->lport, t->raddr, t->rport);
 	ust_ring_free(&t->sndbuf);
 	ust_ring_free(&t->rcvbuf);
+	ust_seqset_clear(&t->ofo);
 	t->tcp->nconns--;
 	free(t);
 }
@@ -196,9 +202,8 @@ struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user)
 	t->user = user;
 	t->state = UST_TCP_CLOSED;
 	t->laddr = tcp->st->nif.addr;
-	t->rcvbuf_cap = tcp->cfg.rcvbuf;
-	t->sndbuf_cap = tcp->cfg.sndbuf;
-	t->rcv_wscale = TCP_WSCALE;
+	t->rcvbuf_cap = tcp->cfg.rmem[1];
+	t->sndbuf_cap = tcp->cfg.wmem[1];
 	t->rto = TCP_RTO_INIT;
 	t->cc = tcp->cfg.cc;
 	t->snd_cwnd = TCP_INIT_CWND;

@@ -164,7 +164,7 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 static void on_delack(struct ust_tcb *t, ust_time now)
 {
 	if (UST_TCP_SYNCHRONIZED(t->state))
-		tcp_send_ack(t, now);
+		tcp_delack_timeout(t, now);
 }
 
 static void on_keepalive(struct ust_tcb *t, ust_time now)

@@ -41,6 +41,9 @@ static int tcb_start(struct ust_tcb *t, ust_time now)
 {
 	struct ust_tcp *tcp = t->tcp;
 
+	if (!t->rcv_mss)
+		t->rcv_mss = (uint16_t)(tcp->st->nif.mtu - 40);
+	tcp_select_initial_window(t, true);
 	if (!t->sndbuf.mem && ust_ring_init(&t->sndbuf, t->sndbuf_cap))
 		return -ENOBUFS;
 	if (!t->rcvbuf.mem && ust_ring_init(&t->rcvbuf, tcp_rcvbuf_ring_size(t)))
@@ -51,8 +54,6 @@ static int tcb_start(struct ust_tcb *t, ust_time now)
 	t->recover = t->iss;
 	t->snd_sml = t->iss;
 	t->ts_offset = tcp_ts_offset(tcp, t->laddr, t->raddr);
-	if (!t->rcv_mss)
-		t->rcv_mss = (uint16_t)(tcp->st->nif.mtu - 40);
 	t->mss = (uint16_t)(t->rcv_mss - 12);
 	t->rec.start = now;
 	return 0;
@@ -203,21 +204,6 @@ long ust_tcp_send(struct ust_tcb *t, const void *buf, size_t len, ust_time now)
 	return n;
 }
 
-/* After the user read, tell the peer the window opened, as Linux's
- * tcp_cleanup_rbuf: only when the window left had fallen to half the
- * buffer or less and the new one is at least twice as large. */
-static void window_update(struct ust_tcb *t, ust_time now)
-{
-	uint32_t adv = seq_gt(t->rcv_adv, t->rcv_nxt) ? t->rcv_adv - t->rcv_nxt : 0;
-	uint32_t wnd;
-
-	if (!UST_TCP_SYNCHRONIZED(t->state) || UST_TCP_RCVD_FIN(t->state) || 2 * adv > t->rcvbuf_cap)
-		return;
-	wnd = tcp_rcv_window(t);
-	if (wnd && wnd >= 2 * adv)
-		tcp_send_ack(t, now);
-}
-
 long ust_tcp_receive(struct ust_tcb *t, void *buf, size_t len, ust_time now)
 {
 	uint32_t n = t->rcvbuf.len;
@@ -228,7 +214,7 @@ long ust_tcp_receive(struct ust_tcb *t, void *buf, size_t len, ust_time now)
 			n = (uint32_t)len;
 		ust_ring_peek(&t->rcvbuf, 0, buf, n);
 		ust_ring_consume(&t->rcvbuf, n);
-		window_update(t, now);
+		tcp_rcv_consumed(t, n, now);
 		return n;
 	}
 	/* The order of Linux's tcp_recvmsg: the peer's FIN, then a pending
@@ -265,7 +251,7 @@ void ust_tcp_rcv_consumed(struct ust_tcb *t, uint32_t n, ust_time now)
 	if (n > t->rcvbuf.len)
 		n = t->rcvbuf.len;
 	ust_ring_consume(&t->rcvbuf, n);
-	window_update(t, now);
+	tcp_rcv_consumed(t, n, now);
 }
 
 /* The send ring's free space as up to two spans, when SEND may queue now
@@ -314,6 +300,17 @@ void ust_tcp_set_linger(struct ust_tcb *t, bool on, unsigned seconds)
 	t->linger_s = seconds;
 }
 
+/* SO_SNDBUF: Linux doubles the value (its bookkeeping overhead), keeps at
+ * least SOCK_MIN_SNDBUF, and stops growing the buffer by itself. The ring
+ * follows where it can (it cannot drop queued bytes). */
+static void set_sndbuf(struct ust_tcb *t, int v)
+{
+	t->sndbuf_cap = v < 2304 ? 4608u : (uint32_t)v * 2u;
+	t->sndbuf_locked = true;
+	if (t->sndbuf.mem && t->sndbuf_cap >= t->sndbuf.len)
+		ust_ring_resize(&t->sndbuf, t->sndbuf_cap);
+}
+
 int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 {
 	switch (opt) {
@@ -358,21 +355,16 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 					    ? (unsigned)v * 1000u : 0;
 		return 0;
 	case UST_TCP_OPT_SNDBUF:
-	case UST_TCP_OPT_RCVBUF: {
-		/* Linux doubles the value (bookkeeping overhead); we keep
-		 * that for getsockopt and use it as the byte budget. */
-		uint32_t size = v < 1152 ? 2304u : (uint32_t)v * 2u;
-		struct ust_ring *r = opt == UST_TCP_OPT_SNDBUF ? &t->sndbuf : &t->rcvbuf;
-		if (opt == UST_TCP_OPT_SNDBUF)
-			t->sndbuf_cap = size;
-		else
-			t->rcvbuf_cap = size;
-		if (opt == UST_TCP_OPT_RCVBUF)
-			size = tcp_rcvbuf_ring_size(t);
-		if (r->mem && size >= r->len && !(opt == UST_TCP_OPT_RCVBUF && t->ofo.n))
-			ust_ring_resize(r, size);
+		set_sndbuf(t, v);
 		return 0;
-	}
+	case UST_TCP_OPT_RCVBUF:
+		/* Doubled, at least SOCK_MIN_RCVBUF. Before the handshake
+		 * it decides the window scale and the first window; after,
+		 * the largest window follows it: the ring grows for a larger
+		 * one, and a smaller one closes in as the reader frees space
+		 * (the right edge we advertised stays, so the ring does). */
+		tcp_rcvbuf_set(t, v < 1152 ? 2304u : (uint32_t)v * 2u);
+		return 0;
 	case UST_TCP_OPT_MAXSEG:
 		if (v < 88 || v > 65495)
 			return -EINVAL;
@@ -387,6 +379,9 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 		if (v < 1 || v > 127)
 			return -EINVAL;
 		t->syn_retries = (unsigned)v;
+		return 0;
+	case UST_TCP_OPT_QUICKACK:
+		tcp_set_quickack(t, v, t->tcp->now);
 		return 0;
 	}
 	return -ENOPROTOOPT;
@@ -409,6 +404,8 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 	case UST_TCP_OPT_RCVBUF: *v = (int)t->rcvbuf_cap; return 0;
 	case UST_TCP_OPT_MAXSEG: *v = UST_TCP_SYNCHRONIZED(t->state) ? t->mss : t->rcv_mss; return 0;
 	case UST_TCP_OPT_SYNCNT: *v = (int)t->syn_retries; return 0;
+	/* Linux's do_tcp_getsockopt: "not interactive". */
+	case UST_TCP_OPT_QUICKACK: *v = !tcp_in_pingpong_mode(t); return 0;
 	}
 	return -ENOPROTOOPT;
 }

@@ -209,6 +209,10 @@ static int start_tcp(void)
 	tc.fin_timeout_ms = us_st.cfg.fin_timeout_ms;
 	if (us_st.cfg.cc[0])
 		ust_tcp_config_cc(&tc, us_st.cfg.cc); /* checked by ust_config_load */
+	if (us_st.cfg.rmem[2])
+		memcpy(tc.rmem, us_st.cfg.rmem, sizeof(tc.rmem));
+	if (us_st.cfg.wmem[2])
+		memcpy(tc.wmem, us_st.cfg.wmem, sizeof(tc.wmem));
 	r = us_share_open(&us_st.cfg);
 	if (r < 0)
 		ust_log(UST_LOG_WARN, "%s/addr-*: %s (initial sequence numbers are this process's own: "

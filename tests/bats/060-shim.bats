@@ -382,6 +382,41 @@ body_congestion_default() {
 	assert_output "b'reno'"
 }
 
+# TCP_QUICKACK reads back "not interactive" (1 at first, 0 after setting 0,
+# 1 after 1 or 2); SO_RCVBUF and SO_SNDBUF read the buffer sizes: Linux
+# 6.18's defaults (tcp_rmem[1] 131072, tcp_wmem[1] 16384), the send buffer
+# grown after the handshake to two windows of ten 2304-byte segments
+# (46080, with reno: bbr, the namespace's default here, provisions three),
+# and twice what a program sets, at least 2304 and 4608.
+body_buffers_quickack() {
+	shim_topo_up
+	peer_bg python3 -c '
+import socket, sys
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 7302)); l.listen()
+c, _ = l.accept(); c.recv(1)
+' "$PEER_ADDR" </dev/null
+	wait_listen "$PEER_NETNS" 7302
+	run -0 prog python3 -c '
+import socket, sys
+T = socket.IPPROTO_TCP
+s = socket.socket()
+s.setsockopt(T, socket.TCP_CONGESTION, b"reno")
+def bufs(): return s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+print("before", *bufs(), s.getsockopt(T, socket.TCP_QUICKACK))
+s.connect((sys.argv[1], 7302))
+print("after", *bufs(), s.getsockopt(T, socket.TCP_QUICKACK))
+for v in (0, 1, 0, 2):
+    s.setsockopt(T, socket.TCP_QUICKACK, v)
+    print("quickack", v, s.getsockopt(T, socket.TCP_QUICKACK))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 20000)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1000)
+print("set", *bufs())
+s.send(b"x")
+' "$PEER_ADDR"
+	assert_output $'before 131072 16384 1\nafter 131072 46080 1\nquickack 0 0\nquickack 1 1\nquickack 0 0\nquickack 2 1\nset 40000 4608'
+}
+
 # A peer's RST on a socket that moved to another number (dup2, then close
 # the first): read() reports ECONNRESET, then 0.
 body_dup2_reset() {
@@ -464,5 +499,7 @@ for _ in range(2):
 @test "TCP_CONGESTION: reno is set and read back, unknown names are ENOENT [kernel]" { MODE=kernel body_congestion_opt; }
 @test "TCP_CONGESTION: reno is set and read back, unknown names are ENOENT [ustcp]" { MODE=ustcp body_congestion_opt; }
 @test "TCP_CONGESTION: cubic by default, USTCP_CC chooses another [ustcp]" { MODE=ustcp body_congestion_default; }
+@test "TCP_QUICKACK and the buffer sizes read back as Linux [kernel]" { MODE=kernel body_buffers_quickack; }
+@test "TCP_QUICKACK and the buffer sizes read back as Linux [ustcp]" { MODE=ustcp body_buffers_quickack; }
 @test "a peer's RST seen through a dup2'd fd: ECONNRESET, then 0 [kernel]" { MODE=kernel body_dup2_reset; }
 @test "a peer's RST seen through a dup2'd fd: ECONNRESET, then 0 [ustcp]" { MODE=ustcp body_dup2_reset; }

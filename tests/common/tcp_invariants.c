@@ -68,14 +68,53 @@ NOCOV static bool in_live(const struct inv *c, const struct ust_tcb *x)
 }
 
 /* Sorted, disjoint, none empty. */
+NOCOV static bool check_spans(struct inv *c, const struct ust_tcb *t, const struct ust_range *r,
+			      unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		INVT(t, seq_lt(r[i].start, r[i].end));
+		if (i + 1 < n)
+			INVT(t, seq_lt(r[i].end, r[i + 1].start));
+	}
+	return true;
+}
+
 NOCOV static bool check_ranges(struct inv *c, const struct ust_tcb *t, const struct ust_ranges *s)
 {
 	INVT(t, s->n <= UST_RANGES_MAX);
-	for (unsigned i = 0; i < s->n; i++) {
-		INVT(t, seq_lt(s->r[i].start, s->r[i].end));
-		if (i + 1 < s->n)
-			INVT(t, seq_lt(s->r[i].end, s->r[i + 1].start));
-	}
+	return check_spans(c, t, s->r, s->n);
+}
+
+/* The receiver's state (tcp_rcv.c): the ACK engine's counters in their
+ * ranges, an ACK owed has a timer or goes at once, the window inside its
+ * clamp and the clamp inside the ring and the scale, the buffer no larger
+ * than USTCP_RMEM's maximum unless the program set it. */
+NOCOV static bool check_receiver(struct inv *c, const struct ust_tcb *t)
+{
+	const struct ust_tcp_config *cfg = &c->tcp->cfg;
+
+	INVT(t, t->ack_quick <= (TCP_MAX_QUICKACKS | 1)); /* a growing window sets the low bit */
+	INVT(t, t->ack_ato <= TCP_RTO_MAX);
+	INVT(t, (t->ack_pushed & ~(UST_ACK_PUSHED | UST_ACK_PUSHED2)) == 0);
+	INVT(t, t->nsack_recent <= 4);
+	if (UST_TCP_SYNCHRONIZED(t->state) && t->state != UST_TCP_TIME_WAIT && t->ack_sched)
+		INVT(t, t->timer[UST_TT_DELACK] != UST_TIME_NEVER);
+	if (t->state == UST_TCP_LISTEN || t->state == UST_TCP_CLOSED || !t->rcvbuf.mem)
+		return true;
+	INVT(t, t->rcv_wscale <= TCP_MAX_WSCALE);
+	INVT(t, t->rcv_wnd_clamp <= (uint32_t)65535 << t->rcv_wscale);
+	INVT(t, t->rcv_ssthresh <= t->rcv_wnd_clamp);
+	INVT(t, t->rcvbuf.cap >= t->rcv_wnd_clamp);
+	if (!t->rcvbuf_locked)
+		INVT(t, t->rcvbuf_cap <= cfg->rmem[2] || t->rcvbuf_cap == cfg->rmem[1]);
+	if (!t->sndbuf_locked)
+		INVT(t, t->sndbuf_cap <= cfg->wmem[2] || t->sndbuf_cap == cfg->wmem[1]);
+	if (!t->sndbuf_locked && t->sndbuf.mem)
+		INVT(t, t->sndbuf.cap == t->sndbuf_cap);
+	/* Out-of-order data: its array exists only while it holds ranges,
+	 * no more ranges than the window allows. */
+	INVT(t, (t->ofo.r != NULL) == (t->ofo.n != 0));
+	INVT(t, t->ofo.n <= t->ofo.cap && (t->ofo.n <= tcp_ofo_max(t) || t->rcvbuf_locked));
 	return true;
 }
 
@@ -182,13 +221,13 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 
 	/* Out-of-order data: sorted, disjoint, above RCV.NXT, inside the
 	 * ring past the in-order bytes. */
-	if (!check_ranges(c, t, &t->ofo))
+	if (!check_spans(c, t, t->ofo.r, t->ofo.n) || !check_receiver(c, t))
 		return false;
 	if (t->ofo.n) {
 		INVT(t, UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_CLOSED ||
 			t->state == UST_TCP_SYN_RECEIVED);
 		INVT(t, seq_gt(t->ofo.r[0].start, t->rcv_nxt));
-		INVT(t, t->ofo.r[t->ofo.n - 1].end - t->rcv_nxt <= t->rcvbuf.cap - t->rcvbuf.len);
+		INVT(t, ust_seqset_last_end(&t->ofo) - t->rcv_nxt <= t->rcvbuf.cap - t->rcvbuf.len);
 	}
 	/* SACKed data: inside SND.UNA..SND.MAX. */
 	if (!check_ranges(c, t, &t->sacked))

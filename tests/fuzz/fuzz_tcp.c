@@ -64,7 +64,8 @@
  *        RDWR, shutdown with a bad "how"
  *   15   u8: bits 0-2 slot, b >> 3: 0-10 setsockopt (that option, value
  *        s16 << (u8 & 7)), 11 an unknown option, 12 SO_LINGER (u8 on, u8
- *        seconds), 13-31 getsockopt of all, status, SO_ERROR
+ *        seconds), 14 TCP_QUICKACK (a value as for 0-10), 13 and 15-31
+ *        getsockopt of all, status, SO_ERROR
  *
  * Up to 8 sockets (slots) are held by the program. At the end every slot is
  * closed and the clock runs on (up to 60 virtual days, 200000 timer runs)
@@ -905,9 +906,11 @@ static void op_option(void)
 
 	if (!t)
 		return;
-	if (k <= UST_TCP_OPT_SYNCNT) {
+	if (k <= UST_TCP_OPT_SYNCNT || k == 14) {
 		int32_t val = rds16();
 		val = (int32_t)((uint32_t)val << (rd8() & 7));
+		if (k == 14)
+			k = UST_TCP_OPT_QUICKACK;
 		v = ust_tcp_setopt(t, (enum ust_tcp_opt)k, val);
 		CHECK(v == 0 || v == -EINVAL);
 	} else if (k == 11) {
@@ -916,7 +919,7 @@ static void op_option(void)
 		bool on = rd8() & 1;
 		ust_tcp_set_linger(t, on, rd8());
 	} else {
-		for (unsigned o = 0; o <= UST_TCP_OPT_SYNCNT; o++)
+		for (unsigned o = 0; o <= UST_TCP_OPT_QUICKACK; o++)
 			CHECK(ust_tcp_getopt(t, (enum ust_tcp_opt)o, &v) == 0);
 		ust_tcp_status(t, &st);
 		CHECKT(t, st.state == t->state);
@@ -983,8 +986,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setup = rd8();
 
 	ust_tcp_default_config(&cfg);
-	if (setup & 0x01)
-		cfg.sndbuf = cfg.rcvbuf = 4096;
+	if (setup & 0x01) {
+		/* Small buffers that may still grow a little. */
+		cfg.wmem[1] = cfg.rmem[1] = 4096;
+		cfg.wmem[2] = cfg.rmem[2] = 16384;
+	}
 	cfg.rfc1337 = setup & 0x02;
 	if (setup & 0x08) {
 		cfg.msl_ms = 500;

@@ -156,6 +156,10 @@ def setopt(slot, opt, value, shift=0):
     return u8(15) + u8(slot | opt << 3) + u16(value) + u8(shift)
 
 
+def quickack(slot, value):
+    return u8(15) + u8(slot | 14 << 3) + u16(value) + u8(0)
+
+
 def linger(slot, on, secs):
     return u8(15) + u8(slot | 12 << 3) + u8(on) + u8(secs)
 
@@ -345,6 +349,22 @@ SEEDS["ofo-full"] = (
     header() + passive_open()
     + b"".join(seg(P | A, seqarg=20 * i, o=TS, plen=10) for i in range(1, 18))
     + seg(P | A, seqarg=0, o=TS, plen=448)
+    + recv(1)
+    + close(1)
+    + close(0))
+
+# The receiver: TCP_QUICKACK both ways around in-order data, then more
+# out-of-order ranges than the old fixed set held, in small buffers that
+# grow, and the hole filled.
+SEEDS["ack-engine-ofo"] = (
+    header(setup=SMALL_BUFS) + passive_open()
+    + quickack(1, 0)
+    + seg(P | A, seqarg=0, o=TS, plen=100)
+    + recv(1)
+    + quickack(1, 1)
+    + seg(P | A, seqarg=0, o=TS, plen=100)
+    + b"".join(seg(P | A, seqarg=20 * i, o=TS, plen=10) for i in range(1, 41))
+    + seg(P | A, seqarg=0, o=TS, plen=832)
     + recv(1)
     + close(1)
     + close(0))

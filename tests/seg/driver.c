@@ -893,7 +893,7 @@ static const struct { const char *name; enum ust_tcp_opt opt; } sockopts[] = {
 	{ "TCP_KEEPCNT", UST_TCP_OPT_KEEPCNT },     { "TCP_USER_TIMEOUT", UST_TCP_OPT_USER_TIMEOUT },
 	{ "TCP_LINGER2", UST_TCP_OPT_LINGER2 },     { "SO_SNDBUF", UST_TCP_OPT_SNDBUF },
 	{ "SO_RCVBUF", UST_TCP_OPT_RCVBUF },        { "TCP_MAXSEG", UST_TCP_OPT_MAXSEG },
-	{ "TCP_SYNCNT", UST_TCP_OPT_SYNCNT },
+	{ "TCP_SYNCNT", UST_TCP_OPT_SYNCNT },       { "TCP_QUICKACK", UST_TCP_OPT_QUICKACK },
 };
 
 static bool sockopt_by_name(const char *s, enum ust_tcp_opt *out)
@@ -1109,11 +1109,21 @@ static bool parse_config(struct parser *p, struct script_config *cfg)
 			return perr(p, "config isn_key: want two numbers");
 		cfg->tcp.isn_key[0] = a;
 		cfg->tcp.isn_key[1] = b;
+	} else if (!strcmp(name, "rmem") || !strcmp(name, "wmem")) {
+		uint32_t *m = !strcmp(name, "rmem") ? cfg->tcp.rmem : cfg->tcp.wmem;
+		const char *v2 = next(p), *v3 = v2 ? next(p) : NULL;
+		uint32_t a, b, c;
+		if (!parse_u32(v, &a) || !v2 || !parse_u32(v2, &b) || !v3 || !parse_u32(v3, &c) ||
+		    a > b || b > c)
+			return perr(p, "config %s: want three sizes MIN DEFAULT MAX, in order", name);
+		m[0] = a;
+		m[1] = b;
+		m[2] = c;
 	} else {
 		/* Plain numbers: field offset and width in struct ust_tcp_config. */
 		static const struct { const char *n; size_t off, size; } nums[] = {
 #define F(x) { #x, offsetof(struct ust_tcp_config, x), sizeof(((struct ust_tcp_config *)0)->x) }
-			F(sndbuf), F(rcvbuf), F(max_conns), F(syn_retries), F(synack_retries),
+			F(max_conns), F(syn_retries), F(synack_retries),
 			F(retries2), F(orphan_retries),
 #undef F
 		};

@@ -123,7 +123,8 @@ static void test_config_empty_values_are_defaults(void **state)
 {
 	static const char *const vars[] = { "USTCP_GW", "USTCP_MTU", "USTCP_MSL",
 					    "USTCP_FIN_TIMEOUT", "USTCP_LOG", "USTCP_LOG_FILE",
-					    "USTCP_PCAP", "USTCP_CLOSE_LOG", "USTCP_RUN_DIR" };
+					    "USTCP_PCAP", "USTCP_CLOSE_LOG", "USTCP_RUN_DIR",
+					    "USTCP_RMEM", "USTCP_WMEM" };
 
 	for (size_t i = 0; i < UST_ARRAY_SIZE(vars); i++)
 		env_set(vars[i], "");
@@ -132,6 +133,8 @@ static void test_config_empty_values_are_defaults(void **state)
 	assert_int_equal(cfg.mtu, 0);
 	assert_int_equal(cfg.msl_ms, 30000);
 	assert_int_equal(cfg.fin_timeout_ms, 60000);
+	assert_int_equal(cfg.rmem[2], 0);
+	assert_int_equal(cfg.wmem[2], 0);
 	assert_int_equal(cfg.log_level, UST_LOG_WARN);
 	assert_string_equal(cfg.pcap, "");
 }
@@ -388,6 +391,40 @@ static void test_config_cc(void **state)
 	refuse_each("USTCP_CC", bad, UST_ARRAY_SIZE(bad));
 }
 
+/* ---- USTCP_RMEM and USTCP_WMEM ---- */
+
+/* The format is Linux's tcp_rmem and tcp_wmem: three numbers, spaces or
+ * tabs between. Unset, the sizes are 0: the engine keeps its own defaults
+ * (Linux 6.18's). */
+static void test_config_mem_valid(void **state)
+{
+	load_ok();
+	assert_int_equal(cfg.rmem[0], 0);
+	assert_int_equal(cfg.rmem[2], 0);
+	assert_int_equal(cfg.wmem[1], 0);
+	env_set("USTCP_RMEM", "4096\t87380   6291456");
+	env_set("USTCP_WMEM", " 1 1 1 ");
+	load_ok();
+	assert_int_equal(cfg.rmem[1], 87380);
+	assert_int_equal(cfg.rmem[2], 6291456);
+	assert_int_equal(cfg.wmem[0], 1);
+	assert_int_equal(cfg.wmem[2], 1);
+	env_set("USTCP_WMEM", "4096 16384 2147483647");
+	load_ok();
+	assert_int_equal(cfg.wmem[2], 2147483647u);
+}
+
+static void test_config_mem_invalid(void **state)
+{
+	static const char *const bad[] = { "4096 131072", "4096 131072 6291456 1", "0 1 2",
+					   "4096 131072 4096", "2 1 3", "a b c", "4096,131072,6291456",
+					   "-1 2 3", "1 2 2147483648", "1 2 3x", "1 2 99999999999999999999" };
+
+	refuse_each("USTCP_RMEM", bad, UST_ARRAY_SIZE(bad));
+	assert_non_null(strstr(err, "MIN DEFAULT MAX"));
+	refuse_each("USTCP_WMEM", bad, UST_ARRAY_SIZE(bad));
+}
+
 /* ---- USTCP_PASSTHROUGH ---- */
 
 static void test_config_passthrough_list(void **state)
@@ -624,6 +661,8 @@ int main(void)
 		T(test_config_msl_invalid),
 		T(test_config_fin_timeout),
 		T(test_config_cc),
+		T(test_config_mem_valid),
+		T(test_config_mem_invalid),
 		T(test_config_passthrough_list),
 		T(test_config_passthrough_everything_and_nothing),
 		T(test_config_passthrough_invalid),

@@ -1,8 +1,10 @@
 /* TCP's byte rings and range sets (tcp_buf.h): the ring's wrap-around in
- * every operation, out-of-order bytes written past the in-order ones, and
- * the range set that remembers them (add, merge, trim, pull, covers, the
- * newest-first order of SACK blocks, and a full set), also with sequence
- * numbers that wrap past 2^32. Every ring operation is checked against a
+ * every operation, out-of-order bytes written past the in-order ones (and
+ * kept when the ring grows), the fixed range set (add, merge, trim, pull,
+ * covers, the newest-first order of SACK blocks, and a full set) and the
+ * growable one that remembers out-of-order data (growth, its bound, binary
+ * search, its memory freed when empty), also with sequence numbers that
+ * wrap past 2^32. Every ring operation is checked against a
  * plain model: a flat array of the bytes the ring should hold. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -254,6 +256,30 @@ static void test_ring_resize_keeps_contents(void **state)
 	ust_ring_free(&r);
 }
 
+/* Growing the receive ring keeps out-of-order bytes written past the
+ * contents, at the same offsets from the head. */
+static void test_ring_resize_keep_out_of_order(void **state)
+{
+	struct ust_ring r;
+	uint8_t b[16], got[16];
+
+	(void)state;
+	assert_int_equal(ust_ring_init(&r, 16), 0);
+	ring_load_at(&r, 12, 50, 6);     /* wrapped: 4 bytes at 12..15, 2 at 0..1 */
+	fill(b, 60, 5);
+	ust_ring_write_at(&r, 10, b, 5); /* offsets 10..14: beyond len 6 */
+	/* keep must cover the contents, and the old ring must hold it. */
+	assert_int_equal(ust_ring_resize_keep(&r, 64, 17), -ENOSPC);
+	assert_int_equal(ust_ring_resize_keep(&r, 12, 15), -ENOSPC);
+	assert_int_equal(ust_ring_resize_keep(&r, 64, 15), 0);
+	assert_int_equal(r.cap, 64);
+	assert_holds(&r, 50, 6);
+	ust_ring_peek(&r, 10, got, 5);   /* peek past len: the kept bytes */
+	for (uint32_t i = 0; i < 5; i++)
+		assert_int_equal(got[i], pat(60 + i));
+	ust_ring_free(&r);
+}
+
 /* A long run of random appends and consumes against the flat model. */
 static void test_ring_random_against_model(void **state)
 {
@@ -286,13 +312,20 @@ static void test_ring_random_against_model(void **state)
 
 /* ---- ranges ---- */
 
+/* Either set holds exactly the ranges want[0..n). */
+static void assert_spans(const struct ust_range *r, unsigned have, unsigned n,
+			 const uint32_t (*want)[2])
+{
+	assert_int_equal(have, n);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(r[i].start, want[i][0]);
+		assert_int_equal(r[i].end, want[i][1]);
+	}
+}
+
 static void assert_ranges(const struct ust_ranges *s, unsigned n, const uint32_t (*want)[2])
 {
-	assert_int_equal(s->n, n);
-	for (unsigned i = 0; i < n; i++) {
-		assert_int_equal(s->r[i].start, want[i][0]);
-		assert_int_equal(s->r[i].end, want[i][1]);
-	}
+	assert_spans(s->r, s->n, n, want);
 }
 
 static void test_ranges_add_disjoint_sorted(void **state)
@@ -515,6 +548,87 @@ static void test_ranges_across_wrap(void **state)
 	assert_int_equal(s.n, 0);
 }
 
+/* ---- the growable set ---- */
+
+/* Far more ranges than the fixed set holds: the array grows; the index
+ * returned is the range that holds what was added. */
+static void test_seqset_grows(void **state)
+{
+	struct ust_seqset s = { 0 };
+
+	(void)state;
+	assert_null(s.r);
+	for (uint32_t i = 0; i < 200; i++) /* right to left: each goes first */
+		assert_int_equal(ust_seqset_add(&s, 4000 - 20 * i, 4010 - 20 * i, 1000), 0);
+	assert_int_equal(s.n, 200);
+	assert_true(s.cap >= 200);
+	for (uint32_t i = 0; i + 1 < s.n; i++)
+		assert_true(s.r[i].end < s.r[i + 1].start);
+	/* Filling one hole merges two ranges in the middle. */
+	assert_int_equal(ust_seqset_add(&s, 2010, 2020, 1000), 99);
+	assert_int_equal(s.n, 199);
+	assert_int_equal(s.r[99].start, 2000);
+	assert_int_equal(s.r[99].end, 2030);
+	assert_int_equal(ust_seqset_add(&s, 5, 5, 1000), -EINVAL);
+	ust_seqset_clear(&s);
+	assert_null(s.r);
+	assert_int_equal(s.cap, 0);
+}
+
+/* At max ranges a new disjoint one is refused; extending is not. */
+static void test_seqset_bounded(void **state)
+{
+	struct ust_seqset s = { 0 };
+	static const uint32_t want[][2] = { { 0, 10 }, { 20, 35 }, { 40, 50 } };
+
+	(void)state;
+	assert_int_equal(ust_seqset_add(&s, 0, 10, 3), 0);
+	assert_int_equal(ust_seqset_add(&s, 20, 30, 3), 1);
+	assert_int_equal(ust_seqset_add(&s, 40, 50, 3), 2);
+	assert_int_equal(ust_seqset_add(&s, 60, 70, 3), -ENOSPC);
+	assert_int_equal(ust_seqset_add(&s, 25, 35, 3), 1);
+	assert_spans(s.r, s.n, 3, want);
+	ust_seqset_clear(&s);
+}
+
+/* find is a binary search over the ranges; trim, cut and pull as for the
+ * fixed set, and the memory goes when the set empties. */
+static void test_seqset_find_trim_pull(void **state)
+{
+	struct ust_seqset s = { 0 };
+	static const uint32_t after_trim[][2] = { { 35, 40 }, { 50, 60 }, { 70, 80 } };
+
+	(void)state;
+	for (uint32_t i = 0; i < 5; i++)
+		ust_seqset_add(&s, 10 + 20 * i, 20 + 20 * i, 100);
+	assert_int_equal(ust_seqset_find(&s, 9), -1);
+	assert_int_equal(ust_seqset_find(&s, 10), 0);
+	assert_int_equal(ust_seqset_find(&s, 19), 0);
+	assert_int_equal(ust_seqset_find(&s, 20), -1);
+	assert_int_equal(ust_seqset_find(&s, 55), 2);
+	assert_int_equal(ust_seqset_find(&s, 99), 4);
+	assert_int_equal(ust_seqset_find(&s, 100), -1);
+	ust_seqset_trim(&s, 35);
+	ust_seqset_cut(&s, 80);
+	assert_spans(s.r, s.n, 3, after_trim);
+	assert_int_equal(ust_seqset_last_end(&s), 80);
+	assert_int_equal(ust_seqset_pull(&s, 30), 30);
+	assert_int_equal(ust_seqset_pull(&s, 35), 40);
+	ust_seqset_cut(&s, 50);
+	assert_int_equal(s.n, 0);
+	assert_null(s.r);
+	/* Across the wrap of the sequence space. */
+	ust_seqset_add(&s, 0x10, 0x20, 100);
+	ust_seqset_add(&s, 0xfffffff0u, 0xfffffff8u, 100);
+	assert_int_equal(s.r[0].start, 0xfffffff0u);
+	assert_int_equal(ust_seqset_find(&s, 0xfffffff4u), 0);
+	assert_int_equal(ust_seqset_find(&s, 0x18), 1);
+	assert_int_equal(ust_seqset_add(&s, 0xfffffff8u, 0x10, 100), 0);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(ust_seqset_pull(&s, 0xfffffff0u), 0x20);
+	assert_null(s.r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -526,6 +640,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ring_consume_all_keeps_out_of_order, ring_setup,
 						ring_teardown),
 		cmocka_unit_test(test_ring_resize_keeps_contents),
+		cmocka_unit_test(test_ring_resize_keep_out_of_order),
 		cmocka_unit_test(test_ring_random_against_model),
 		cmocka_unit_test(test_ranges_add_disjoint_sorted),
 		cmocka_unit_test(test_ranges_add_merge),
@@ -536,6 +651,9 @@ int main(void)
 		cmocka_unit_test(test_ranges_newest_first),
 		cmocka_unit_test(test_ranges_newest_full_set),
 		cmocka_unit_test(test_ranges_across_wrap),
+		cmocka_unit_test(test_seqset_grows),
+		cmocka_unit_test(test_seqset_bounded),
+		cmocka_unit_test(test_seqset_find_trim_pull),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
