@@ -83,22 +83,46 @@ static bool give_up(struct ust_tcb *t, ust_time now)
 	return t->first_rtx && now - t->first_rtx >= timeout;
 }
 
+/* Every segment in flight is lost now (Linux's tcp_timeout_mark_lost):
+ * after a timeout nothing is believed in the network. If the first one
+ * was SACKed the peer reneged (RFC 2018 §8: SACKs are advisory): forget
+ * every SACK. */
+static void timeout_mark_lost(struct ust_tcb *t)
+{
+	bool reneged = t->packets_out && (tcp_sb_at(t, 0)->flags & TCP_SENT_SACKED);
+
+	if (reneged || !t->sack_ok)
+		t->sacked_out = 0;
+	for (uint32_t i = 0; i < t->packets_out; i++) {
+		struct tcp_sent *r = tcp_sb_at(t, i);
+		if (reneged)
+			r->flags &= (uint8_t)~TCP_SENT_SACKED;
+		tcp_sb_mark_lost(t, r);
+	}
+}
+
 /* A retransmission timeout (RFC 5681 §3.1, Linux's tcp_enter_loss): one
  * segment at a time again. ssthresh is chosen once per loss episode: not
  * again for a recovery under way, nor for a segment timed out again. */
 static void enter_loss(struct ust_tcb *t, ust_time now)
 {
+	timeout_mark_lost(t);
 	if (t->ca_state <= TCP_CA_DISORDER || !seq_gt(t->recover, t->snd_una) ||
 	    (t->ca_state == TCP_CA_LOSS && t->backoff == 0)) {
+		t->prior_ssthresh = tcp_current_ssthresh(t);
 		t->prior_cwnd = t->snd_cwnd;
-		t->prior_ssthresh = t->snd_ssthresh;
 		t->snd_ssthresh = t->cc->ssthresh(t);
 		tcp_ca_event(t, TCP_CA_EV_LOSS, now);
+		tcp_init_undo(t);
 	}
-	t->snd_cwnd = 1;
+	t->snd_cwnd = tcp_packets_in_flight(t) + 1;
 	t->snd_cwnd_cnt = 0;
 	t->snd_cwnd_stamp = now;
+	/* A timeout after much reordering: DupThresh again (Linux). */
+	if (t->ca_state <= TCP_CA_DISORDER && t->sacked_out >= TCP_REORDERING && t->reordering > TCP_REORDERING)
+		t->reordering = TCP_REORDERING;
 	tcp_set_ca_state(t, TCP_CA_LOSS);
+	t->recover = t->snd_max;
 }
 
 static void on_rtx(struct ust_tcb *t, ust_time now)
@@ -152,11 +176,8 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 	}
 	tcp_count(tcp, UST_EV_TCP_RTO);
 	enter_loss(t, now);
-	t->recover = t->snd_max;
-	t->dupacks = 0;
 	t->rtt_active = false; /* Karn */
 	t->backoff++;
-	t->snd_nxt = t->snd_una;
 	tcp_output(t, now);
 	tcp_timer_set(t, UST_TT_RTX, tcp_rtx_due(t, now));
 }

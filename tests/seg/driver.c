@@ -2434,7 +2434,10 @@ static const struct field {
 	SF(ssthresh, FT_U32),  SF(mss, FT_U32),       SF(rcv_mss, FT_U32),
 	SF(retransmits, FT_UNS), SF(backoff, FT_UNS), SF(total_retrans, FT_U64),
 	SF(eof, FT_BOOL),      SF(timer, FT_TIMER),   SF(timer_due, FT_DUE),
-	SF(ca_state, FT_CA),   SF(cc, FT_STR),
+	SF(ca_state, FT_CA),   SF(cc, FT_STR),        SF(packets_out, FT_U32),
+	SF(sacked_out, FT_U32), SF(lost_out, FT_U32), SF(retrans_out, FT_U32),
+	SF(reordering, FT_U32), SF(dsacks, FT_U32),   SF(delivered, FT_U64),
+	SF(min_rtt, FT_DUR),
 #undef SF
 };
 

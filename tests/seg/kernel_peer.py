@@ -1,0 +1,387 @@
+#!/usr/bin/python3
+"""Measure what Linux does for a segment script: a kernel TCP sender in one
+network namespace, a scripted raw peer (scapy) in another, joined by a veth
+pair with no route out. The peer plays the script's part (handshake, ACKs,
+SACK blocks, losses by not acknowledging) and prints every segment the
+kernel sends, with its time and relative sequence numbers, and the sender's
+TCP_INFO where the scenario asks for it.
+
+    /usr/bin/python3 tests/seg/kernel_peer.py SCENARIO
+
+needs root, iproute2, ethtool and scapy (the system python3 has it). The
+namespaces (ksp-k, ksp-p) are removed afterwards, also on failure; every
+wait is bounded. Not part of make check: the segment scripts quote what it
+printed in their heads.
+
+Scenarios are the functions named scenario_* below; each says which script
+it measures."""
+import ctypes
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+from scapy.all import Ether, IP, TCP, conf, raw  # noqa: E402
+
+NS_K, NS_P = "ksp-k", "ksp-p"
+IF_K, IF_P = "kspk0", "kspp0"
+ADDR_K, ADDR_P = "10.199.0.1", "10.199.0.2"
+PORT_K, PORT_P = 8080, 40000
+PEER_ISN = 1000000
+
+# The kernel's side: one listening socket; commands on stdin.
+APP = r"""
+import json, socket, struct, sys
+cc = sys.argv[1]
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+l.bind(("0.0.0.0", 8080)); l.listen(1)
+print("listening", flush=True)
+s, _ = l.accept()
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+names = ("state ca_state retransmits probes backoff options wscale flags "
+         "rto ato snd_mss rcv_mss unacked sacked lost retrans fackets last_data_sent "
+         "last_ack_sent last_data_recv last_ack_recv pmtu rcv_ssthresh rtt rttvar "
+         "snd_ssthresh snd_cwnd advmss reordering rcv_rtt rcv_space total_retrans "
+         "pacing_rate max_pacing_rate bytes_acked bytes_received "
+         "segs_out segs_in notsent_bytes min_rtt data_segs_in data_segs_out "
+         "delivery_rate busy_time rwnd_limited sndbuf_limited delivered delivered_ce "
+         "bytes_sent bytes_retrans dsack_dups reord_seen rcv_ooopack snd_wnd").split()
+fmt = "8B24I4Q6I4Q2I2Q4I"
+print("accepted", flush=True)
+for line in sys.stdin:
+    cmd = line.split()
+    if cmd[0] == "w":
+        n = int(cmd[1]); s.sendall(bytes((i * 11 + 5) & 0xff for i in range(n)))
+        print("wrote", n, flush=True)
+    elif cmd[0] == "i":
+        b = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 512)
+        v = struct.unpack(fmt, b[:struct.calcsize(fmt)])
+        print(json.dumps(dict(zip(names, v))), flush=True)
+    elif cmd[0] == "q":
+        break
+"""
+
+
+def enter_netns(ns):
+    """This process moves into ns (the peer's raw socket lives there)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open("/var/run/netns/" + ns) as f:
+        if libc.setns(f.fileno(), 0x40000000) != 0:  # CLONE_NEWNET
+            raise OSError(ctypes.get_errno(), "setns " + ns)
+
+
+def sh(*args, check=True):
+    return subprocess.run(args, check=check, capture_output=True, text=True, timeout=10)
+
+
+class Lab:
+    """The two namespaces and the kernel application."""
+
+    def __init__(self, cc="reno", sysctls=()):
+        self.cc = cc
+        self.sysctls = sysctls
+
+    def __enter__(self):
+        self.cleanup()
+        sh("ip", "netns", "add", NS_K)
+        sh("ip", "netns", "add", NS_P)
+        sh("ip", "-n", NS_K, "link", "add", IF_K, "type", "veth", "peer", "name", IF_P, "netns", NS_P)
+        sh("ip", "-n", NS_K, "addr", "add", ADDR_K + "/24", "dev", IF_K)
+        for ns, i in ((NS_K, IF_K), (NS_P, IF_P)):
+            sh("ip", "-n", ns, "link", "set", i, "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "netns", "exec", ns, "ethtool", "-K", i, "tso", "off", "gso", "off", "gro", "off",
+               check=False)
+        # The peer has no address: its kernel ignores the segments scapy
+        # answers, and sends no RST.
+        self.mac_k = self.mac(NS_K, IF_K)
+        self.mac_p = self.mac(NS_P, IF_P)
+        sh("ip", "-n", NS_K, "neigh", "add", ADDR_P, "lladdr", self.mac_p, "dev", IF_K, "nud", "permanent")
+        for kv in self.sysctls:
+            sh("ip", "netns", "exec", NS_K, "sysctl", "-q", "-w", kv)
+        self.app = subprocess.Popen(["ip", "netns", "exec", NS_K, "/usr/bin/python3", "-c", APP, self.cc],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.line() == "listening"
+        return self
+
+    def __exit__(self, *exc):
+        if getattr(self, "app", None):
+            try:
+                self.app.stdin.write("q\n")
+                self.app.stdin.flush()
+            except OSError:
+                pass
+            try:
+                self.app.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.app.kill()
+        self.cleanup()
+
+    @staticmethod
+    def cleanup():
+        for ns in (NS_K, NS_P):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+
+    @staticmethod
+    def mac(ns, i):
+        return json.loads(sh("ip", "-j", "-n", ns, "link", "show", i).stdout)[0]["address"]
+
+    def line(self, timeout=5.0):
+        r, _, _ = select.select([self.app.stdout], [], [], timeout)
+        assert r, "the kernel application did not answer"
+        return self.app.stdout.readline().strip()
+
+    def cmd(self, c):
+        self.app.stdin.write(c + "\n")
+        self.app.stdin.flush()
+        return self.line()
+
+    def info(self):
+        return json.loads(self.cmd("i"))
+
+
+class Peer:
+    """The raw peer on the other end of the veth."""
+
+    def __init__(self, lab, opts, win=1000):
+        self.lab = lab
+        self.opts = opts
+        self.win = win
+        self.t0 = time.monotonic()
+        self.iss = None
+        self.ts = 1000
+        self.ecr = 0
+        self.sock = None
+
+    def now(self):
+        return time.monotonic() - self.t0
+
+    def send(self, flags, seq, ack, opts=None, payload=b""):
+        pkt = (Ether(src=self.lab.mac_p, dst=self.lab.mac_k) /
+               IP(src=ADDR_P, dst=ADDR_K) /
+               TCP(sport=PORT_P, dport=PORT_K, flags=flags, seq=seq, ack=ack, window=self.win,
+                   options=opts if opts is not None else self.opts_now()) / payload)
+        self.sock.send(pkt)
+
+    def opts_now(self, sack=()):
+        o = []
+        if any(k == "Timestamp" for k, _ in self.opts):
+            self.ts += 1
+            o.append(("NOP", None))
+            o.append(("NOP", None))
+            o.append(("Timestamp", (self.ts, self.ecr)))
+        if sack:
+            o.append(("NOP", None))
+            o.append(("NOP", None))
+            o.append(("SAck", tuple(x for b in sack for x in (self.iss + b[0], self.iss + b[1]))))
+        return o
+
+    def recv(self, timeout):
+        """The next segment from the kernel, or None."""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([self.sock], [], [], left)
+            if not r:
+                return None
+            p = self.sock.recv()
+            if p is None or not p.haslayer(TCP) or p[IP].src != ADDR_K:
+                continue
+            for k, v in p[TCP].options:
+                if k == "Timestamp":
+                    self.ecr = v[0]
+            return p
+
+    def connect(self):
+        enter_netns(NS_P)
+        self.sock = conf.L2socket(iface=IF_P)
+        self.send("S", PEER_ISN, 0, opts=self.opts)
+        p = self.recv(3)
+        assert p and p[TCP].flags.S and p[TCP].flags.A, "no SYN-ACK"
+        self.iss = p[TCP].seq
+        time.sleep(RTT)  # the handshake's RTT: the kernel's RTO is 300 ms, as in the scripts
+        self.send("A", PEER_ISN + 1, self.iss + 1)
+        assert self.lab.line() == "accepted"
+        self.t0 = time.monotonic()
+
+    def show(self, p):
+        t = p[TCP]
+        rel = (t.seq - self.iss) & 0xffffffff
+        n = len(t.payload)
+        fl = str(t.flags).replace("A", ".")
+        print(f"{self.now():8.3f}  > {fl} {rel}:{rel + n}({n})")
+        return rel, n
+
+    def collect(self, count, timeout=3.0):
+        """count data segments (or fewer, after timeout): [(rel_seq, len)]."""
+        got = []
+        end = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < end:
+            p = self.recv(end - time.monotonic())
+            if p is None:
+                break
+            if len(p[TCP].payload) or p[TCP].flags.F:
+                got.append(self.show(p))
+        return got
+
+    def quiet(self, secs):
+        """Everything the kernel sends for secs."""
+        got = []
+        end = time.monotonic() + secs
+        while True:
+            p = self.recv(end - time.monotonic())
+            if p is None:
+                return got
+            if len(p[TCP].payload) or p[TCP].flags.F:
+                got.append(self.show(p))
+
+    def ack(self, ack, sack=(), note=""):
+        print(f"{self.now():8.3f}  < . ack {ack}" + (" sack " + " ".join(f"{a}:{b}" for a, b in sack) if sack else "") +
+              (f"   # {note}" if note else ""))
+        self.send("A", PEER_ISN + 1, self.iss + ack, opts=self.opts_now(sack))
+
+    def info(self, *keys):
+        i = self.lab.info()
+        print(f"{self.now():8.3f}  tcp_info " + " ".join(f"{k}={i[k]}" for k in keys))
+        return i
+
+
+MSS = 1460
+RTT = 0.1
+OPTS_SACK = [("MSS", MSS), ("SAckOK", b""), ("NOP", None), ("WScale", 7)]
+OPTS_NOSACK = [("MSS", MSS), ("NOP", None), ("WScale", 7)]
+INFO = ("ca_state", "snd_cwnd", "snd_ssthresh", "unacked", "sacked", "lost", "retrans", "reordering",
+        "total_retrans")
+NO_TLP = ("net.ipv4.tcp_early_retrans=0",)
+
+
+def seg(i):
+    """Relative sequence range of full segment i (from 1)."""
+    return 1 + (i - 1) * MSS, 1 + i * MSS
+
+
+def scenario_prr_sack(lab):
+    """prr-sack.seg: PRR's amount per ACK, both phases. Twenty segments
+    (cwnd 20 after slow start), segments 1 and 2 lost; SACKs for 3..20
+    one by one, then the ACKs for the retransmissions."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect()
+    lab.cmd("w %d" % (10 * MSS))
+    p.collect(10)
+    time.sleep(0.1)
+    p.ack(seg(10)[1])
+    p.info(*INFO)
+    lab.cmd("w %d" % (20 * MSS))
+    p.collect(20)
+    time.sleep(0.1)
+    base = seg(10)[1] - 1
+    for k in range(3, 21):
+        p.ack(base + 1, sack=[(base + seg(3)[0], base + seg(k)[1])], note=f"SACK 3..{k}")
+        p.quiet(0.02)
+        p.info(*INFO)
+    p.quiet(0.3)
+    p.info(*INFO)
+
+
+def scenario_newreno(lab):
+    """newreno-partial-ack.seg: no SACK, fourteen segments queued, ten in
+    flight, segments 1 and 5 lost: duplicate ACKs for 2..4, 6..10 and the
+    two sent by limited transmit; then the partial ACK for the
+    retransmission of 1, then the ACK of everything."""
+    p = Peer(lab, OPTS_NOSACK)
+    p.connect()
+    lab.cmd("w %d" % (14 * MSS))
+    p.collect(10)
+    time.sleep(RTT)
+    for k in list(range(2, 5)) + list(range(6, 13)):
+        p.ack(1, note=f"dup for {k}")
+        p.quiet(0.02)
+        p.info(*INFO)
+    time.sleep(0.05)
+    p.ack(seg(4)[1], note="partial: 1 arrived")
+    p.quiet(0.05)
+    p.info(*INFO)
+    p.ack(seg(12)[1], note="5 arrived: the recovery point")
+    p.quiet(0.05)
+    p.info(*INFO)
+    p.ack(seg(14)[1], note="everything")
+    p.quiet(0.05)
+    p.info(*INFO)
+
+
+def scenario_fast_retransmit(lab):
+    """fast-retransmit.seg: no SACK, ten segments of fourteen, segment 1
+    lost: duplicate ACKs for 2..10 and the two sent meanwhile, then the ACK
+    of everything sent before recovery, then of the rest."""
+    p = Peer(lab, OPTS_NOSACK)
+    p.connect()
+    lab.cmd("w %d" % (14 * MSS))
+    p.collect(10)
+    time.sleep(0.1)
+    for k in range(2, 13):
+        p.ack(1, note=f"dup {k - 1}")
+        p.quiet(0.02)
+        p.info(*INFO)
+    time.sleep(0.05)
+    p.ack(seg(12)[1], note="the recovery point")
+    p.quiet(0.05)
+    p.info(*INFO)
+    p.ack(seg(14)[1], note="everything")
+    p.quiet(0.05)
+    p.info(*INFO)
+
+
+def scenario_cwnd_growth(lab):
+    """cwnd-growth.seg: slow start acknowledged segment by segment; twenty
+    segments with the first lost (three duplicate ACKs, then the ACK of
+    all); congestion avoidance, ten segments acknowledged one by one."""
+    p = Peer(lab, OPTS_NOSACK)
+    p.connect()
+    lab.cmd("w %d" % (10 * MSS))
+    p.collect(10)
+    time.sleep(RTT)
+    for k in range(1, 11):
+        p.ack(seg(k)[1])
+    p.quiet(0.02)
+    p.info(*INFO)
+    lab.cmd("w %d" % (20 * MSS))
+    p.collect(20)
+    time.sleep(RTT)
+    for k in range(3):
+        p.ack(seg(10)[1], note="dup")
+        p.quiet(0.02)
+        p.info(*INFO)
+    time.sleep(0.05)
+    p.ack(seg(30)[1], note="all: the recovery point")
+    p.quiet(0.02)
+    p.info(*INFO)
+    time.sleep(0.05)
+    lab.cmd("w %d" % (10 * MSS))
+    p.collect(10)
+    time.sleep(RTT)
+    for k in range(31, 41):
+        p.ack(seg(k)[1])
+        p.quiet(0.01)
+        p.info(*INFO)
+
+
+def main():
+    name = sys.argv[1] if len(sys.argv) > 1 else ""
+    fn = globals().get("scenario_" + name.replace("-", "_"))
+    if not fn:
+        sys.exit("scenarios: " + " ".join(k[9:] for k in globals() if k.startswith("scenario_")))
+    signal.alarm(120)
+    sysctls = NO_TLP + tuple(sys.argv[2:])
+    with Lab(sysctls=sysctls) as lab:
+        print(f"# {name}: Linux {os.uname().release}, reno, sysctls {' '.join(sysctls)}")
+        fn(lab)
+
+
+if __name__ == "__main__":
+    main()
