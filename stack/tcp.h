@@ -153,6 +153,7 @@ enum ust_tcp_timer {
 	UST_TT_DELACK,     /* delayed ACK */
 	UST_TT_KEEPALIVE,  /* keepalive, and the orphaned FIN-WAIT-2 timeout */
 	UST_TT_TIMEWAIT,   /* 2 MSL */
+	UST_TT_REO,        /* RACK's reordering window (Linux's ICSK_TIME_REO_TIMEOUT) */
 	UST_TT_N
 };
 
@@ -290,6 +291,19 @@ struct ust_tcb {
 	uint64_t rate_delivered;    /* the latest good sample: segments over rate_interval */
 	ust_time rate_interval;
 	bool rate_app_limited;
+	/* RACK (RFC 8985, tcp_rack.c): the most recently sent segment
+	 * delivered, and the reordering window. */
+	struct {
+		ust_time xmit_time;     /* RACK.xmit_ts: its last transmission */
+		uint32_t end_seq;       /* RACK.end_seq */
+		ust_time rtt;           /* RACK.rtt: its RTT */
+		bool valid;             /* a segment was delivered */
+		bool advanced;          /* it moved since losses were last looked for */
+		bool dsack_seen;        /* a D-SACK waits to widen the window */
+		uint8_t reo_wnd_steps;  /* the window, in steps of min_rtt/4 */
+		uint8_t reo_wnd_persist; /* recoveries a widened window still lasts */
+		uint64_t last_delivered; /* t->delivered when it last widened */
+	} rack;
 	/* The least RTT over the last 5 minutes (Linux's rtt_min, a windowed
 	 * min filter, tcp_min_rtt_wlen): RACK and the rate samples use it. */
 	struct tcp_min_sample { ust_time at, rtt; } rtt_min[3];
@@ -470,7 +484,7 @@ struct ust_tcp_status {
 	/* the scoreboard, in segments (TCP_INFO's unacked, sacked, lost,
 	 * retrans) */
 	uint32_t packets_out, sacked_out, lost_out, retrans_out;
-	uint32_t reordering;
+	uint32_t reordering, reord_seen;
 	uint32_t dsacks;            /* segments the peer reported twice (D-SACK) */
 	uint64_t delivered;         /* segments delivered */
 	ust_time min_rtt;           /* 0: none yet */

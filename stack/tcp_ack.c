@@ -29,9 +29,12 @@ struct ack_state {
 	uint32_t prior_fack;        /* highest SACKed sequence before */
 	uint32_t reord;             /* lowest never-resent segment delivered below fack */
 	uint32_t sack_delivered;    /* segments this ACK SACKed (and D-SACKed) */
+	bool reo_armed;             /* RACK armed its timer */
 	bool have_sackt;            /* a never-resent segment was SACKed: */
 	ust_time first_sackt, last_sackt; /* the oldest and newest such send times */
 	struct tcp_rate_acc rate;
+	ust_time now;
+	uint32_t ts_ecr;            /* the echoed timestamp, 0: none */
 };
 
 static uint32_t max_u32(uint32_t a, uint32_t b) { return a > b ? a : b; }
@@ -155,6 +158,7 @@ static bool check_dsack(struct ust_tcb *t, const struct ust_tcp_seg *seg, struct
 	if (t->dsacks > t->total_retrans)
 		return false;
 	t->dsack_seen = true;
+	tcp_rack_dsack(t);
 	a->flag |= ACK_DSACKING;
 	a->sack_delivered += dups;
 	if (t->undo_armed && t->undo_retrans > 0 && !seq_gt(end, a->prior_snd_una) &&
@@ -192,6 +196,7 @@ static void sacktag_one(struct ust_tcb *t, struct tcp_sent *r, bool dup, struct 
 			a->reord = r->start;
 	}
 	if (!(f & TCP_SENT_SACKED)) {
+		tcp_rack_advance(t, f, r->end, r->xmit_time, a->now);
 		if (f & TCP_SENT_RETRANS) {
 			/* The retransmission got there. */
 			if (f & TCP_SENT_LOST)
@@ -268,6 +273,16 @@ static void sacktag(struct ust_tcb *t, const struct ust_tcp_seg *seg, struct ack
 
 /* ---- the cumulative ACK ---- */
 
+/* The ACK's timestamp echo is older than the record's last transmission:
+ * an earlier one was delivered, and the record's time says nothing about
+ * this delivery (Linux's tcp_skb_spurious_retrans). */
+static bool spurious_retrans(const struct ust_tcb *t, const struct tcp_sent *r,
+			     const struct ack_state *a)
+{
+	return (r->flags & (TCP_SENT_RETRANS | TCP_SENT_EVER_RETRANS)) && a->ts_ecr &&
+	       seq_lt(a->ts_ecr, tcp_ts_now(t, r->xmit_time));
+}
+
 /* "If SND.UNA < SEG.ACK =< SND.NXT, then set SND.UNA <- SEG.ACK. ...
  * Users should receive positive acknowledgments for buffers that have
  * been SENT and fully acknowledged." */
@@ -309,8 +324,11 @@ static void clean_acked(struct ust_tcb *t, struct ack_state *a, ust_time now)
 			if (seq_lt(r->start, reord))
 				reord = r->start;
 		}
-		if (!(r->flags & TCP_SENT_SACKED) && t->sack_ok)
+		if (!(r->flags & TCP_SENT_SACKED) && t->sack_ok) {
 			t->delivered++;
+			if (!spurious_retrans(t, r, a))
+				tcp_rack_advance(t, r->flags, r->end, r->xmit_time, now);
+		}
 		acked++;
 		tcp_rate_delivered(t, r, &a->rate);
 		a->flag |= ACK_DATA_ACKED;
@@ -355,8 +373,8 @@ static void init_cwnd_reduction(struct ust_tcb *t)
  * delivered, plus one when the cumulative ACK moved and nothing was
  * newly lost). The first ACK of recovery always lets the fast
  * retransmission out. */
-static void cwnd_reduction(struct ust_tcb *t, uint32_t newly_acked_sacked, uint32_t newly_lost,
-			   int flag)
+void tcp_cwnd_reduction(struct ust_tcb *t, uint32_t newly_acked_sacked, uint32_t newly_lost,
+			bool una_advanced)
 {
 	int64_t delta = (int64_t)t->snd_ssthresh - tcp_packets_in_flight(t);
 	int64_t sndcnt;
@@ -371,7 +389,7 @@ static void cwnd_reduction(struct ust_tcb *t, uint32_t newly_acked_sacked, uint3
 		sndcnt = (int64_t)t->prr_delivered - t->prr_out;
 		if (sndcnt < newly_acked_sacked)
 			sndcnt = newly_acked_sacked;
-		if ((flag & ACK_SND_UNA_ADVANCED) && !newly_lost)
+		if (una_advanced && !newly_lost)
 			sndcnt++;
 		if (sndcnt > delta)
 			sndcnt = delta;
@@ -396,7 +414,7 @@ static void end_cwnd_reduction(struct ust_tcb *t, ust_time now)
 
 /* Fast retransmit (RFC 5681 §3.2, RFC 6675 §5): recovery until everything
  * outstanding now is acknowledged (Linux's tcp_enter_recovery). */
-static void enter_recovery(struct ust_tcb *t)
+void tcp_enter_recovery(struct ust_tcb *t)
 {
 	tcp_count(t->tcp, UST_EV_TCP_FAST_RETRANS);
 	t->prior_ssthresh = 0;
@@ -421,6 +439,7 @@ static bool non_sack_holds_recovery(const struct ust_tcb *t)
  * without the undo, which is the next step's). True if it holds on. */
 static bool recovery_over(struct ust_tcb *t)
 {
+	tcp_rack_recovered(t);
 	if (non_sack_holds_recovery(t))
 		return true;
 	tcp_set_ca_state(t, TCP_CA_OPEN);
@@ -459,55 +478,30 @@ static void newreno_mark_lost(struct ust_tcb *t, bool una_advanced)
 	tcp_sb_mark_lost(t, r);
 }
 
-/* With SACK: RFC 6675's IsLost, as Linux without RACK
- * (tcp_update_scoreboard, tcp_mark_head_lost): a hole with DupThresh
- * (reordering) SACKed segments above it is lost; at the fast retransmit
- * at least the first one is. */
-static void mark_head_lost(struct ust_tcb *t, uint32_t packets, bool only_head)
+/* What is lost: RACK with SACK (tcp_rack.c), which also finds a
+ * retransmission lost again; the NewReno rule without (Linux's
+ * tcp_identify_packet_loss). */
+static void identify_packet_loss(struct ust_tcb *t, struct ack_state *a, ust_time now)
 {
-	uint32_t cnt = 0;
+	uint32_t prior_retrans = t->retrans_out;
 
-	for (uint32_t i = 0; i < t->packets_out; i++) {
-		struct tcp_sent *r = tcp_sb_at(t, i);
-		if (r->flags & TCP_SENT_SACKED)
-			cnt++;
-		if (cnt > packets)
-			break;
-		if (!(r->flags & TCP_SENT_LOST))
-			tcp_sb_mark_lost(t, r);
-		if (only_head)
-			break;
-	}
-}
-
-static void update_scoreboard(struct ust_tcb *t, bool fast_rexmit)
-{
-	if (t->sacked_out >= t->reordering)
-		mark_head_lost(t, t->sacked_out - t->reordering, false);
-	else if (fast_rexmit)
-		mark_head_lost(t, 1, true);
-}
-
-/* Something is SACKed far enough above SND.UNA that DupThresh segments
- * fit in between (Linux's tcp_force_fast_retransmit). */
-static bool force_fast_retransmit(const struct ust_tcb *t)
-{
-	return seq_gt(fack(t), t->snd_una + t->reordering * t->mss);
-}
-
-static void identify_packet_loss(struct ust_tcb *t, struct ack_state *a)
-{
 	if (!t->packets_out)
 		return;
-	if (!t->sack_ok)
+	if (!t->sack_ok) {
 		newreno_mark_lost(t, a->flag & ACK_SND_UNA_ADVANCED);
+		return;
+	}
+	if (tcp_rack_mark_lost(t, now))
+		a->reo_armed = true;
+	if (t->retrans_out < prior_retrans)
+		a->flag |= ACK_LOST_RETRANS;
 }
 
-/* Time to recover: a loss is proven, or (with SACK) more than DupThresh
- * segments have left the network (Linux's tcp_time_to_recover). */
+/* Time to recover: a loss is proven (Linux's tcp_time_to_recover with
+ * RACK: DupThresh lives on in RACK's window and in NewReno's rule). */
 static bool time_to_recover(const struct ust_tcb *t)
 {
-	return t->lost_out || (t->sack_ok && t->sacked_out + 1 > t->reordering);
+	return t->lost_out != 0;
 }
 
 /* After an RTO (Linux's tcp_process_loss): the episode ends once
@@ -529,19 +523,20 @@ static void process_loss(struct ust_tcb *t, struct ack_state *a, uint32_t num_du
 /* Open, Disorder or CWR (or a loss episode just over): the duplicate
  * ACKs count, and recovery begins once a loss is proven. Returns whether
  * it began (a fast retransmission). */
-static bool maybe_enter_recovery(struct ust_tcb *t, struct ack_state *a, uint32_t num_dupack)
+static bool maybe_enter_recovery(struct ust_tcb *t, struct ack_state *a, uint32_t num_dupack,
+				 ust_time now)
 {
 	if (!t->sack_ok) {
 		if (a->flag & ACK_SND_UNA_ADVANCED)
 			t->sacked_out = 0;
 		add_reno_sack(t, num_dupack);
 	}
-	identify_packet_loss(t, a);
+	identify_packet_loss(t, a, now);
 	if (!time_to_recover(t)) {
 		try_to_open(t);
 		return false;
 	}
-	enter_recovery(t);
+	tcp_enter_recovery(t);
 	return true;
 }
 
@@ -550,9 +545,6 @@ static bool maybe_enter_recovery(struct ust_tcb *t, struct ack_state *a, uint32_
 static void fastretrans_alert(struct ust_tcb *t, struct ack_state *a, uint32_t num_dupack,
 			      ust_time now)
 {
-	bool do_lost = num_dupack || ((a->flag & ACK_DATA_SACKED) && force_fast_retransmit(t));
-	bool fast_rexmit = false;
-
 	if (!t->packets_out && t->sacked_out)
 		t->sacked_out = 0;
 	/* The end of a reduction: everything outstanding at its start is
@@ -571,33 +563,22 @@ static void fastretrans_alert(struct ust_tcb *t, struct ack_state *a, uint32_t n
 	}
 	switch (t->ca_state) {
 	case TCP_CA_RECOVERY:
-		if (!(a->flag & ACK_SND_UNA_ADVANCED)) {
-			if (!t->sack_ok)
-				add_reno_sack(t, num_dupack);
-		} else {
-			do_lost = force_fast_retransmit(t);
-		}
-		identify_packet_loss(t, a);
+		if (!(a->flag & ACK_SND_UNA_ADVANCED) && !t->sack_ok)
+			add_reno_sack(t, num_dupack);
+		identify_packet_loss(t, a, now);
 		break;
 	case TCP_CA_LOSS:
 		process_loss(t, a, num_dupack);
-		identify_packet_loss(t, a);
+		identify_packet_loss(t, a, now);
 		/* Still in the episode, unless it ended or a retransmission
 		 * was lost again. */
-		if (!(t->ca_state == TCP_CA_OPEN || (a->flag & ACK_LOST_RETRANS)))
-			return;
-		if (!maybe_enter_recovery(t, a, num_dupack))
-			return;
-		fast_rexmit = true;
+		if (t->ca_state == TCP_CA_OPEN || (a->flag & ACK_LOST_RETRANS))
+			maybe_enter_recovery(t, a, num_dupack, now);
 		break;
 	default:
-		if (!maybe_enter_recovery(t, a, num_dupack))
-			return;
-		fast_rexmit = true;
+		maybe_enter_recovery(t, a, num_dupack, now);
 		break;
 	}
-	if (t->sack_ok && do_lost)
-		update_scoreboard(t, fast_rexmit);
 }
 
 /* ---- the window ---- */
@@ -675,7 +656,7 @@ static void cong_control(struct ust_tcb *t, const struct tcp_rate_sample *rs, in
 		return;
 	}
 	if (tcp_in_cwnd_reduction(t)) {
-		cwnd_reduction(t, rs->acked_sacked, rs->losses, flag);
+		tcp_cwnd_reduction(t, rs->acked_sacked, rs->losses, flag & ACK_SND_UNA_ADVANCED);
 	} else if ((flag & ACK_DATA_ACKED) ||
 		   (t->reordering > TCP_REORDERING && (flag & ACK_DATA_SACKED))) {
 		/* With much reordering seen, SACKs count as progress too. */
@@ -689,7 +670,8 @@ void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time n
 	struct tcp_rate_sample rs = { .prior_in_flight = tcp_packets_in_flight(t) };
 	struct ack_state a = {
 		.prior_snd_una = t->snd_una, .prior_fack = fack(t), .reord = t->snd_max,
-		.rate = { .rs = &rs },
+		.rate = { .rs = &rs }, .now = now,
+		.ts_ecr = t->ts_ok && seg->opt.ts ? seg->opt.ts_ecr : 0,
 	};
 	uint64_t prior_delivered = t->delivered, prior_lost = t->lost;
 	uint32_t prior_packets = t->packets_out, num_dupack = 0;
@@ -714,12 +696,18 @@ void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time n
 	}
 	if (!prior_packets)
 		return; /* nothing was in flight: the handshake, a window update */
+	tcp_rack_update_reo_wnd(t, &rs);
 	/* Dubious: a duplicate ACK, SACK news, or not Open. */
 	if (!(a.flag & ACK_NOT_DUP) || (a.flag & ACK_CA_ALERT) || t->ca_state != TCP_CA_OPEN) {
 		if (!(a.flag & (ACK_SND_UNA_ADVANCED | ACK_NOT_DUP | ACK_DSACKING)))
 			num_dupack = 1;
 		fastretrans_alert(t, &a, num_dupack, now);
 	}
+	/* RACK's timer stands in for the RTO while it runs, as in Linux,
+	 * where both share one slot: an ACK of new data that armed none
+	 * ends it. */
+	if ((a.flag & ACK_DATA_ACKED) && !a.reo_armed)
+		tcp_timer_stop(t, UST_TT_REO);
 	tcp_rate_gen(t, (uint32_t)(t->delivered - prior_delivered), (uint32_t)(t->lost - prior_lost),
 		     &a.rate, now);
 	cong_control(t, &rs, a.flag, now);

@@ -84,6 +84,12 @@ void tcp_send_challenge_ack(struct ust_tcb *t, ust_time now);
 
 /* tcp_ack.c: what an acceptable ACK teaches (SACK, window, RTT, loss). */
 void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now);
+/* Recovery begins (Linux's tcp_enter_recovery); PRR's window for an ACK
+ * that delivered newly_acked_sacked segments and marked newly_lost
+ * (tcp_cwnd_reduction; flag: the ACK moved SND.UNA). */
+void tcp_enter_recovery(struct ust_tcb *t);
+void tcp_cwnd_reduction(struct ust_tcb *t, uint32_t newly_acked_sacked, uint32_t newly_lost,
+			bool una_advanced);
 /* The path MTU shrank below segments in flight: they are lost, and go
  * again cut to the new size (Linux's tcp_simple_retransmit). */
 void tcp_simple_retransmit(struct ust_tcb *t, ust_time now);
@@ -275,6 +281,25 @@ void tcp_rate_check_app_limited(struct ust_tcb *t);
 /* The windowed min RTT: a sample, and the current value (0: none). */
 void tcp_rtt_min_update(struct ust_tcb *t, ust_time rtt, ust_time now);
 static inline ust_time tcp_min_rtt(const struct ust_tcb *t) { return t->rtt_min[0].rtt; }
+
+/* tcp_rack.c: RACK loss detection (RFC 8985, Linux's tcp_recovery.c). */
+/* A segment was delivered (acknowledged or SACKed): RACK.xmit_ts and
+ * RACK.rtt move on (RFC 8985 §6.2 steps 2-3). */
+void tcp_rack_advance(struct ust_tcb *t, uint8_t flags, uint32_t end_seq, ust_time xmit_time,
+		      ust_time now);
+/* Marks the segments RACK finds lost, if it advanced; arms UST_TT_REO for
+ * the rest; returns whether it did. */
+bool tcp_rack_mark_lost(struct ust_tcb *t, ust_time now);
+/* How long r still has before RACK would call it lost, with no
+ * reordering window (0: it is old enough). */
+ust_time tcp_rack_timeout(const struct ust_tcb *t, const struct tcp_sent *r, ust_time now);
+/* UST_TT_REO: the reordering window is over. */
+void tcp_rack_reo_timeout(struct ust_tcb *t, ust_time now);
+/* A D-SACK arrived; after each ACK, the window's width; a recovery ended
+ * without being undone. */
+void tcp_rack_dsack(struct ust_tcb *t);
+void tcp_rack_update_reo_wnd(struct ust_tcb *t, const struct tcp_rate_sample *rs);
+void tcp_rack_recovered(struct ust_tcb *t);
 
 /* tcp_isn.c */
 uint32_t tcp_isn(const struct ust_tcp *tcp, uint32_t laddr, uint16_t lport, uint32_t raddr,

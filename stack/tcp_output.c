@@ -181,9 +181,8 @@ static void rtx_arm(struct ust_tcb *t, ust_time now)
 	}
 }
 
-/* Data leaves: with nothing in flight the algorithm hears of it (Linux's
- * tcp_event_data_sent); during a reduction PRR counts it. */
-static void data_sent(struct ust_tcb *t, ust_time now)
+/* A segment left: during a reduction PRR counts it (prr_out). */
+static void prr_sent(struct ust_tcb *t)
 {
 	if (tcp_in_cwnd_reduction(t))
 		t->prr_out++;
@@ -196,7 +195,7 @@ static void data_sent(struct ust_tcb *t, ust_time now)
 static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 {
 	uint32_t off, avail, usable, len, seg_max;
-	bool fin, idle = !t->packets_out;
+	bool fin, idle = !t->packets_out, quiet = !tcp_packets_in_flight(t);
 	uint8_t flags = UST_TH_ACK;
 	struct tcp_sent *r;
 
@@ -243,7 +242,7 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 	if (fin)
 		r->flags |= TCP_SENT_FIN;
 	/* Linux's tcp_event_data_sent: data leaves with nothing in flight. */
-	if (len && idle)
+	if (len && quiet)
 		tcp_ca_event(t, TCP_CA_EV_TX_START, now);
 	if (tcb_emit(t, t->snd_nxt, flags, off, len, now) < 0) {
 		tcp_sb_drop_last(t);
@@ -252,7 +251,7 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 	r = tcp_sb_at(t, t->packets_out - 1);
 	r->xmit_time = now;
 	tcp_rate_sent(t, r, idle, now);
-	data_sent(t, now);
+	prr_sent(t);
 	if (!t->rtt_active && len) {
 		t->rtt_active = true;
 		t->rtt_seq = t->snd_nxt;
@@ -294,10 +293,14 @@ static bool retransmit(struct ust_tcb *t, uint32_t i, ust_time now)
 		return false;
 	tcp_count(t->tcp, UST_EV_TCP_RETRANS);
 	t->total_retrans++;
+	/* For the undo: retransmissions not yet shown needless by D-SACK. */
+	if (t->undo_retrans < 0)
+		t->undo_retrans = 0;
+	t->undo_retrans++;
 	tcp_sb_set(t, r, TCP_SENT_RETRANS | TCP_SENT_EVER_RETRANS);
 	r->xmit_time = now;
 	tcp_rate_sent(t, r, false, now);
-	data_sent(t, now);
+	prr_sent(t);
 	return true;
 }
 
@@ -326,10 +329,11 @@ static void retransmit_lost(struct ust_tcb *t, ust_time now)
 	}
 }
 
-/* After sending: is the flow limited by cwnd, or by the application (or
- * the peer's window)? Linux's tcp_cwnd_validate: the largest flight and
- * the strongest "limited" signal over the last window, so that cwnd grows
- * only while the flow uses it (RFC 7661). Limited: the flight fills cwnd. */
+/* After sending new data, or failing to: is the flow limited by cwnd, or
+ * by the application (or the peer's window)? Linux's tcp_cwnd_validate:
+ * the largest flight and the strongest "limited" signal over the last
+ * window, so that cwnd grows only while the flow uses it (RFC 7661).
+ * Limited: the flight fills cwnd. */
 static void cwnd_validate(struct ust_tcb *t, bool sent, ust_time now)
 {
 	bool limited = tcp_packets_in_flight(t) >= t->snd_cwnd;
@@ -355,10 +359,15 @@ void tcp_output(struct ust_tcb *t, ust_time now)
 	/* In TIME-WAIT nothing is left to send but the ACK owed for the FIN
 	 * that brought us here. */
 	if (t->state != UST_TCP_TIME_WAIT) {
+		/* Data or a FIN not sent yet (Linux's tcp_send_head): only
+		 * then is the window's use worth judging. */
+		bool unsent = seq_lt(t->snd_nxt, t->snd_buf_seq + t->sndbuf.len) ||
+			      (t->fin_queued && seq_leq(t->snd_nxt, tcb_fin_seq(t)));
 		retransmit_lost(t, now);
 		while (output_one(t, false, now))
 			sent = true;
-		cwnd_validate(t, sent, now);
+		if (unsent)
+			cwnd_validate(t, sent, now);
 		/* Data waits, nothing is in flight, and the peer's window is
 		 * shut or too small to send into: the persist timer will
 		 * probe it, or push what fits (Linux's tcp_write_wakeup). */

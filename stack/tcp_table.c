@@ -206,6 +206,7 @@ struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user)
 	t->snd_ssthresh = TCP_INFINITE_SSTHRESH;
 	t->snd_cwnd_clamp = UINT32_MAX;
 	t->reordering = TCP_REORDERING;
+	t->rack.reo_wnd_steps = 1;
 	t->keep_idle = TCP_KEEPIDLE;
 	t->keep_intvl = TCP_KEEPINTVL;
 	t->keep_cnt = TCP_KEEPCNT;

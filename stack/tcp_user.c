@@ -433,6 +433,7 @@ void ust_tcp_status(const struct ust_tcb *t, struct ust_tcp_status *s)
 	s->lost_out = t->lost_out;
 	s->retrans_out = t->retrans_out;
 	s->reordering = t->reordering;
+	s->reord_seen = t->reord_seen;
 	s->dsacks = t->dsacks;
 	s->delivered = t->delivered;
 	s->min_rtt = tcp_min_rtt(t);

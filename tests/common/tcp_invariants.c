@@ -128,6 +128,12 @@ NOCOV static bool check_scoreboard(struct inv *c, const struct ust_tcb *t)
 	INVT(t, t->sacked_out + t->lost_out <= t->packets_out);
 	if (t->sack_ok && sacked)
 		INVT(t, t->highest_sack == high);
+	/* RACK: its timer only for segments in flight, its segment sent. */
+	if (t->timer[UST_TT_REO] != UST_TIME_NEVER)
+		INVT(t, t->packets_out != 0);
+	if (t->rack.valid)
+		INVT(t, t->rack.xmit_time <= c->tcp->now);
+	INVT(t, t->rack.reo_wnd_steps >= 1);
 	return true;
 }
 

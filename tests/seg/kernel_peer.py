@@ -267,25 +267,39 @@ def seg(i):
 
 
 def scenario_prr_sack(lab):
-    """prr-sack.seg: PRR's amount per ACK, both phases. Twenty segments
-    (cwnd 20 after slow start), segments 1 and 2 lost; SACKs for 3..20
-    one by one, then the ACKs for the retransmissions."""
+    """prr-sack.seg: PRR's amount per ACK with SACK, both phases. cwnd 20
+    after one round of slow start; forty segments queued, twenty go;
+    the first two (11 and 12) are lost. SACKs for 13..30 one by one, then
+    the partial ACK when the retransmission of 11 arrives, then the ACK
+    of 12's."""
     p = Peer(lab, OPTS_SACK)
     p.connect()
     lab.cmd("w %d" % (10 * MSS))
     p.collect(10)
-    time.sleep(0.1)
+    time.sleep(RTT)
     p.ack(seg(10)[1])
+    p.quiet(0.02)
     p.info(*INFO)
-    lab.cmd("w %d" % (20 * MSS))
+    lab.cmd("w %d" % (40 * MSS))
     p.collect(20)
-    time.sleep(0.1)
-    base = seg(10)[1] - 1
-    for k in range(3, 21):
-        p.ack(base + 1, sack=[(base + seg(3)[0], base + seg(k)[1])], note=f"SACK 3..{k}")
-        p.quiet(0.02)
+    time.sleep(RTT)
+    for k in range(13, 31):
+        p.ack(seg(11)[0], sack=[(seg(13)[0], seg(k)[1])], note=f"SACK 13..{k}")
+        p.quiet(0.01)
         p.info(*INFO)
-    p.quiet(0.3)
+    time.sleep(0.02)
+    p.ack(seg(12)[0], sack=[(seg(13)[0], seg(30)[1])], note="partial: 11 arrived")
+    p.quiet(0.02)
+    p.info(*INFO)
+    p.ack(seg(30)[1], note="12 arrived")
+    p.quiet(0.02)
+    p.info(*INFO)
+    time.sleep(0.05)
+    p.ack(seg(40)[1], note="the rest of the window")
+    p.quiet(0.05)
+    p.info(*INFO)
+    p.ack(seg(50)[1], note="everything")
+    p.quiet(0.05)
     p.info(*INFO)
 
 
@@ -369,6 +383,95 @@ def scenario_cwnd_growth(lab):
         p.ack(seg(k)[1])
         p.quiet(0.01)
         p.info(*INFO)
+
+
+def scenario_rack_reo_wnd(lab):
+    """rack-reo-wnd.seg: RACK's reordering window. Round 1: segment 1 is
+    SACKed around (2 arrives first), then arrives 10 ms late. Round 2:
+    segment 11 is missing after 12 is SACKed, and stays missing."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect()
+    lab.cmd("w %d" % (10 * MSS))
+    p.collect(10)
+    time.sleep(RTT)
+    p.ack(seg(1)[0], sack=[seg(2)], note="2 before 1")
+    p.quiet(0.01)
+    p.ack(seg(2)[1], note="1, 10 ms late")
+    p.quiet(0.05)
+    p.info(*INFO, "reord_seen", "min_rtt")
+    p.ack(seg(10)[1])
+    p.quiet(0.05)
+    p.info(*INFO, "reord_seen", "min_rtt")
+    lab.cmd("w %d" % (10 * MSS))
+    p.collect(10)
+    time.sleep(RTT)
+    p.ack(seg(11)[0], sack=[seg(12)], note="12 before 11")
+    p.quiet(0.1)
+    p.info(*INFO, "reord_seen")
+    p.ack(seg(20)[1], note="all")
+    p.quiet(0.05)
+    p.info(*INFO, "reord_seen", "dsack_dups")
+
+
+def scenario_rack_dsack(lab):
+    """rack-dsack.seg: D-SACK widens RACK's window. Round 1: reordering
+    seen (2 before 1, 1 10 ms late). Round 2: 11 comes 40 ms late, after
+    RACK's 25 ms: resent, then D-SACKed. Round 3: 31 comes 40 ms late
+    again."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect()
+    lab.cmd("w %d" % (10 * MSS))
+    p.collect(10)
+    time.sleep(RTT)
+    p.ack(seg(1)[0], sack=[seg(2)], note="2 before 1")
+    p.quiet(0.01)
+    p.ack(seg(10)[1], note="1, 10 ms late, and the rest")
+    p.quiet(0.05)
+    p.info(*INFO, "reord_seen")
+    lab.cmd("w %d" % (10 * MSS))
+    p.collect(10)
+    time.sleep(RTT)
+    p.ack(seg(11)[0], sack=[(seg(12)[0], seg(20)[1])], note="12..20 before 11")
+    p.quiet(0.04)
+    p.ack(seg(20)[1], note="11, 40 ms late")
+    p.quiet(0.05)
+    p.info(*INFO, "reord_seen", "dsack_dups")
+    time.sleep(0.03)
+    p.ack(seg(20)[1], sack=[seg(11)], note="D-SACK: the retransmission of 11 came too")
+    p.quiet(0.05)
+    p.info(*INFO, "reord_seen", "dsack_dups")
+    lab.cmd("w %d" % (5 * MSS))
+    p.collect(5)
+    time.sleep(RTT)
+    p.ack(seg(21)[0], sack=[(seg(22)[0], seg(25)[1])], note="22..25 before 21")
+    p.quiet(0.04)
+    p.ack(seg(25)[1], note="21, 40 ms late")
+    p.quiet(0.06)
+    p.info(*INFO, "reord_seen", "dsack_dups")
+
+
+def scenario_rack_lost_retransmit(lab):
+    """rack-lost-retransmit.seg: segment 1 is lost, and so is its
+    retransmission; the SACKs for segments sent after the retransmission
+    show it, without an RTO."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect()
+    lab.cmd("w %d" % (16 * MSS))
+    p.collect(10)
+    time.sleep(RTT)
+    for k in range(2, 11):
+        p.ack(seg(1)[0], sack=[(seg(2)[0], seg(k)[1])], note=f"SACK 2..{k}")
+        p.quiet(0.01)
+    p.info(*INFO)
+    time.sleep(RTT - 0.09)
+    for k in range(11, 17):
+        p.ack(seg(1)[0], sack=[(seg(2)[0], seg(k)[1])], note=f"SACK 2..{k}")
+        p.quiet(0.01)
+        p.info(*INFO)
+    p.quiet(0.05)
+    p.ack(seg(16)[1], note="the second retransmission arrives")
+    p.quiet(0.05)
+    p.info(*INFO)
 
 
 def main():
