@@ -155,7 +155,8 @@ struct tcp_cc {
 	const char *name;                         /* as TCP_CONGESTION names it */
 	void (*init)(struct ust_tcb *t);          /* handshake done (and on a change of algorithm) */
 	uint32_t (*ssthresh)(struct ust_tcb *t);  /* a loss (recovery or RTO): the new ssthresh, segments */
-	/* Open/Disorder, new data acked: grow cwnd by `acked` segments' worth (not called when cong_control is set) */
+	/* Outside a window reduction (Open, Disorder, or Loss after an RTO, as Linux), new data acked:
+	 * grow cwnd by `acked` segments' worth (not called when cong_control is set) */
 	void (*cong_avoid)(struct ust_tcb *t, uint32_t acked, ust_time now);
 	uint32_t (*undo_cwnd)(struct ust_tcb *t); /* a loss found spurious: the cwnd to restore */
 	/* optional (may be NULL): */

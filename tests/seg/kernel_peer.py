@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from scapy.all import Ether, IP, TCP, conf, raw  # noqa: E402
+from scapy.all import Ether, IP, TCP, conf
 
 NS_K, NS_P = "ksp-k", "ksp-p"
 IF_K, IF_P = "kspk0", "kspp0"
@@ -251,6 +251,20 @@ class Peer:
         print(f"{self.now():8.3f}  tcp_info " + " ".join(f"{k}={i[k]}" for k in keys))
         return i
 
+    def step(self, ack, sack=(), note="", wait=0.02, keys=None):
+        """An ACK, what the kernel sends in answer within wait, and its
+        TCP_INFO."""
+        self.ack(ack, sack=sack, note=note)
+        self.quiet(wait)
+        self.info(*(keys or INFO))
+
+    def burst(self, queued, sent):
+        """The application writes queued segments, sent of them go; one
+        RTT later the peer answers."""
+        self.lab.cmd("w %d" % (queued * MSS))
+        self.collect(sent)
+        time.sleep(RTT)
+
 
 MSS = 1460
 RTT = 0.1
@@ -274,81 +288,46 @@ def scenario_prr_sack(lab):
     of 12's."""
     p = Peer(lab, OPTS_SACK)
     p.connect()
-    lab.cmd("w %d" % (10 * MSS))
-    p.collect(10)
-    time.sleep(RTT)
-    p.ack(seg(10)[1])
-    p.quiet(0.02)
-    p.info(*INFO)
-    lab.cmd("w %d" % (40 * MSS))
-    p.collect(20)
-    time.sleep(RTT)
+    p.burst(10, 10)
+    p.step(seg(10)[1])
+    p.burst(40, 20)
     for k in range(13, 31):
-        p.ack(seg(11)[0], sack=[(seg(13)[0], seg(k)[1])], note=f"SACK 13..{k}")
-        p.quiet(0.01)
-        p.info(*INFO)
+        p.step(seg(11)[0], sack=[(seg(13)[0], seg(k)[1])], note=f"SACK 13..{k}", wait=0.01)
     time.sleep(0.02)
-    p.ack(seg(12)[0], sack=[(seg(13)[0], seg(30)[1])], note="partial: 11 arrived")
-    p.quiet(0.02)
-    p.info(*INFO)
-    p.ack(seg(30)[1], note="12 arrived")
-    p.quiet(0.02)
-    p.info(*INFO)
+    p.step(seg(12)[0], sack=[(seg(13)[0], seg(30)[1])], note="partial: 11 arrived")
+    p.step(seg(30)[1], note="12 arrived")
     time.sleep(0.05)
-    p.ack(seg(40)[1], note="the rest of the window")
-    p.quiet(0.05)
-    p.info(*INFO)
-    p.ack(seg(50)[1], note="everything")
-    p.quiet(0.05)
-    p.info(*INFO)
+    p.step(seg(40)[1], note="the rest of the window", wait=0.05)
+    p.step(seg(50)[1], note="everything", wait=0.05)
+
+
+def dupack_recovery(lab, dups, partial):
+    """No SACK, fourteen segments queued, ten in flight; the duplicate
+    ACKs for the segments in dups (1 is lost), the partial ACK if any,
+    then the ACK of the recovery point and of everything."""
+    p = Peer(lab, OPTS_NOSACK)
+    p.connect()
+    p.burst(14, 10)
+    for k in dups:
+        p.step(1, note=f"dup for {k}")
+    time.sleep(0.05)
+    if partial:
+        p.step(seg(partial)[1], note="partial: 1 arrived", wait=0.05)
+    p.step(seg(12)[1], note="the recovery point", wait=0.05)
+    p.step(seg(14)[1], note="everything", wait=0.05)
 
 
 def scenario_newreno(lab):
-    """newreno-partial-ack.seg: no SACK, fourteen segments queued, ten in
-    flight, segments 1 and 5 lost: duplicate ACKs for 2..4, 6..10 and the
-    two sent by limited transmit; then the partial ACK for the
-    retransmission of 1, then the ACK of everything."""
-    p = Peer(lab, OPTS_NOSACK)
-    p.connect()
-    lab.cmd("w %d" % (14 * MSS))
-    p.collect(10)
-    time.sleep(RTT)
-    for k in list(range(2, 5)) + list(range(6, 13)):
-        p.ack(1, note=f"dup for {k}")
-        p.quiet(0.02)
-        p.info(*INFO)
-    time.sleep(0.05)
-    p.ack(seg(4)[1], note="partial: 1 arrived")
-    p.quiet(0.05)
-    p.info(*INFO)
-    p.ack(seg(12)[1], note="5 arrived: the recovery point")
-    p.quiet(0.05)
-    p.info(*INFO)
-    p.ack(seg(14)[1], note="everything")
-    p.quiet(0.05)
-    p.info(*INFO)
+    """newreno-partial-ack.seg: segments 1 and 5 lost: duplicate ACKs for
+    2..4, 6..10 and the two sent by limited transmit; the partial ACK for
+    the retransmission of 1."""
+    dupack_recovery(lab, list(range(2, 5)) + list(range(6, 13)), 4)
 
 
 def scenario_fast_retransmit(lab):
-    """fast-retransmit.seg: no SACK, ten segments of fourteen, segment 1
-    lost: duplicate ACKs for 2..10 and the two sent meanwhile, then the ACK
-    of everything sent before recovery, then of the rest."""
-    p = Peer(lab, OPTS_NOSACK)
-    p.connect()
-    lab.cmd("w %d" % (14 * MSS))
-    p.collect(10)
-    time.sleep(0.1)
-    for k in range(2, 13):
-        p.ack(1, note=f"dup {k - 1}")
-        p.quiet(0.02)
-        p.info(*INFO)
-    time.sleep(0.05)
-    p.ack(seg(12)[1], note="the recovery point")
-    p.quiet(0.05)
-    p.info(*INFO)
-    p.ack(seg(14)[1], note="everything")
-    p.quiet(0.05)
-    p.info(*INFO)
+    """fast-retransmit.seg: segment 1 lost: duplicate ACKs for 2..10 and
+    the two sent meanwhile."""
+    dupack_recovery(lab, range(2, 13), None)
 
 
 def scenario_cwnd_growth(lab):
@@ -357,97 +336,61 @@ def scenario_cwnd_growth(lab):
     all); congestion avoidance, ten segments acknowledged one by one."""
     p = Peer(lab, OPTS_NOSACK)
     p.connect()
-    lab.cmd("w %d" % (10 * MSS))
-    p.collect(10)
-    time.sleep(RTT)
+    p.burst(10, 10)
     for k in range(1, 11):
         p.ack(seg(k)[1])
-    p.quiet(0.02)
-    p.info(*INFO)
-    lab.cmd("w %d" % (20 * MSS))
-    p.collect(20)
-    time.sleep(RTT)
+    p.step(seg(10)[1], note="again: the window, for the info")
+    p.burst(20, 20)
     for k in range(3):
-        p.ack(seg(10)[1], note="dup")
-        p.quiet(0.02)
-        p.info(*INFO)
+        p.step(seg(10)[1], note="dup")
     time.sleep(0.05)
-    p.ack(seg(30)[1], note="all: the recovery point")
-    p.quiet(0.02)
-    p.info(*INFO)
+    p.step(seg(30)[1], note="all: the recovery point")
     time.sleep(0.05)
-    lab.cmd("w %d" % (10 * MSS))
-    p.collect(10)
-    time.sleep(RTT)
+    p.burst(10, 10)
     for k in range(31, 41):
-        p.ack(seg(k)[1])
-        p.quiet(0.01)
-        p.info(*INFO)
+        p.step(seg(k)[1], wait=0.01)
+
+
+def reordering_seen(p, late_ack):
+    """Round 1 of the RACK scenarios: 2 is SACKed before 1, which arrives
+    10 ms later (late_ack: what that ACK covers)."""
+    p.burst(10, 10)
+    p.ack(seg(1)[0], sack=[seg(2)], note="2 before 1")
+    p.quiet(0.01)
+    p.step(late_ack, note="1, 10 ms late", wait=0.05, keys=INFO + ("reord_seen", "min_rtt"))
 
 
 def scenario_rack_reo_wnd(lab):
-    """rack-reo-wnd.seg: RACK's reordering window. Round 1: segment 1 is
-    SACKed around (2 arrives first), then arrives 10 ms late. Round 2:
-    segment 11 is missing after 12 is SACKed, and stays missing."""
+    """rack-reo-wnd.seg: RACK's reordering window. Round 1: reordering seen.
+    Round 2: segment 11 is missing after 12 is SACKed, and stays missing."""
     p = Peer(lab, OPTS_SACK)
     p.connect()
-    lab.cmd("w %d" % (10 * MSS))
-    p.collect(10)
-    time.sleep(RTT)
-    p.ack(seg(1)[0], sack=[seg(2)], note="2 before 1")
-    p.quiet(0.01)
-    p.ack(seg(2)[1], note="1, 10 ms late")
-    p.quiet(0.05)
-    p.info(*INFO, "reord_seen", "min_rtt")
-    p.ack(seg(10)[1])
-    p.quiet(0.05)
-    p.info(*INFO, "reord_seen", "min_rtt")
-    lab.cmd("w %d" % (10 * MSS))
-    p.collect(10)
-    time.sleep(RTT)
-    p.ack(seg(11)[0], sack=[seg(12)], note="12 before 11")
-    p.quiet(0.1)
-    p.info(*INFO, "reord_seen")
-    p.ack(seg(20)[1], note="all")
-    p.quiet(0.05)
-    p.info(*INFO, "reord_seen", "dsack_dups")
+    reordering_seen(p, seg(2)[1])
+    p.step(seg(10)[1], wait=0.05)
+    p.burst(10, 10)
+    p.step(seg(11)[0], sack=[seg(12)], note="12 before 11", wait=0.1, keys=INFO + ("reord_seen",))
+    p.step(seg(20)[1], note="all", wait=0.05)
 
 
 def scenario_rack_dsack(lab):
     """rack-dsack.seg: D-SACK widens RACK's window. Round 1: reordering
-    seen (2 before 1, 1 10 ms late). Round 2: 11 comes 40 ms late, after
-    RACK's 25 ms: resent, then D-SACKed. Round 3: 31 comes 40 ms late
-    again."""
+    seen. Round 2: 11 comes 40 ms late, after RACK's 25 ms: resent, then
+    D-SACKed. Round 3: 21 comes 40 ms late again."""
+    keys = INFO + ("reord_seen", "dsack_dups")
     p = Peer(lab, OPTS_SACK)
     p.connect()
-    lab.cmd("w %d" % (10 * MSS))
-    p.collect(10)
-    time.sleep(RTT)
-    p.ack(seg(1)[0], sack=[seg(2)], note="2 before 1")
-    p.quiet(0.01)
-    p.ack(seg(10)[1], note="1, 10 ms late, and the rest")
-    p.quiet(0.05)
-    p.info(*INFO, "reord_seen")
-    lab.cmd("w %d" % (10 * MSS))
-    p.collect(10)
-    time.sleep(RTT)
+    reordering_seen(p, seg(10)[1])
+    p.burst(10, 10)
     p.ack(seg(11)[0], sack=[(seg(12)[0], seg(20)[1])], note="12..20 before 11")
     p.quiet(0.04)
-    p.ack(seg(20)[1], note="11, 40 ms late")
-    p.quiet(0.05)
-    p.info(*INFO, "reord_seen", "dsack_dups")
+    p.step(seg(20)[1], note="11, 40 ms late", wait=0.05, keys=keys)
     time.sleep(0.03)
-    p.ack(seg(20)[1], sack=[seg(11)], note="D-SACK: the retransmission of 11 came too")
-    p.quiet(0.05)
-    p.info(*INFO, "reord_seen", "dsack_dups")
-    lab.cmd("w %d" % (5 * MSS))
-    p.collect(5)
-    time.sleep(RTT)
+    p.step(seg(20)[1], sack=[seg(11)], note="D-SACK: the retransmission of 11 came too", wait=0.05,
+           keys=keys)
+    p.burst(5, 5)
     p.ack(seg(21)[0], sack=[(seg(22)[0], seg(25)[1])], note="22..25 before 21")
     p.quiet(0.04)
-    p.ack(seg(25)[1], note="21, 40 ms late")
-    p.quiet(0.06)
-    p.info(*INFO, "reord_seen", "dsack_dups")
+    p.step(seg(25)[1], note="21, 40 ms late", wait=0.06, keys=keys)
 
 
 def scenario_rack_lost_retransmit(lab):
@@ -456,22 +399,16 @@ def scenario_rack_lost_retransmit(lab):
     show it, without an RTO."""
     p = Peer(lab, OPTS_SACK)
     p.connect()
-    lab.cmd("w %d" % (16 * MSS))
-    p.collect(10)
-    time.sleep(RTT)
+    p.burst(16, 10)
     for k in range(2, 11):
         p.ack(seg(1)[0], sack=[(seg(2)[0], seg(k)[1])], note=f"SACK 2..{k}")
         p.quiet(0.01)
     p.info(*INFO)
     time.sleep(RTT - 0.09)
     for k in range(11, 17):
-        p.ack(seg(1)[0], sack=[(seg(2)[0], seg(k)[1])], note=f"SACK 2..{k}")
-        p.quiet(0.01)
-        p.info(*INFO)
+        p.step(seg(1)[0], sack=[(seg(2)[0], seg(k)[1])], note=f"SACK 2..{k}", wait=0.01)
     p.quiet(0.05)
-    p.ack(seg(16)[1], note="the second retransmission arrives")
-    p.quiet(0.05)
-    p.info(*INFO)
+    p.step(seg(16)[1], note="the second retransmission arrives", wait=0.05)
 
 
 def main():
