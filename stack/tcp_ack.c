@@ -400,7 +400,8 @@ void tcp_cwnd_reduction(struct ust_tcb *t, uint32_t newly_acked_sacked, uint32_t
 }
 
 /* Recovery or CWR is over (Linux's tcp_end_cwnd_reduction): cwnd =
- * ssthresh (RFC 9937 §6: "cwnd = ssthresh" at the end). */
+ * ssthresh, where PRR has brought the flight (RFC 9937: "at the end of
+ * recovery it will be as close as possible to the slow start threshold"). */
 static void end_cwnd_reduction(struct ust_tcb *t, ust_time now)
 {
 	if (t->cc->cong_control)
