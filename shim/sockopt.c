@@ -219,7 +219,12 @@ static int tcp_info(struct us_sock *s, void *val, socklen_t *len)
 		ti.tcpi_snd_cwnd = st.cwnd;
 		ti.tcpi_snd_ssthresh = st.ssthresh;
 		ti.tcpi_total_retrans = (uint32_t)st.total_retrans;
-		ti.tcpi_unacked = st.mss ? (st.snd_queued + st.mss - 1) / st.mss : 0;
+		/* The scoreboard's counts, in segments as Linux's. */
+		ti.tcpi_unacked = st.packets_out;
+		ti.tcpi_sacked = st.sacked_out;
+		ti.tcpi_lost = st.lost_out;
+		ti.tcpi_retrans = st.retrans_out;
+		ti.tcpi_reordering = st.reordering;
 	}
 	if (!val || !len)
 		return -EFAULT;

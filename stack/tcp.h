@@ -136,6 +136,7 @@ const char *ust_tcp_initiator_name(enum ust_tcp_initiator i); /* NULL for none *
 
 struct ust_tcp;
 struct tcp_cc;
+struct tcp_sent;
 
 /* What the user hears (ust_tcp_config.event), as a bitmask. */
 #define UST_TCP_EV_CONNECTED  0x01 /* synchronized: connect finished */
@@ -153,6 +154,7 @@ enum ust_tcp_timer {
 	UST_TT_DELACK,     /* delayed ACK */
 	UST_TT_KEEPALIVE,  /* keepalive, and the orphaned FIN-WAIT-2 timeout */
 	UST_TT_TIMEWAIT,   /* 2 MSL */
+	UST_TT_REO,        /* RACK's reordering window (Linux's ICSK_TIME_REO_TIMEOUT) */
 	UST_TT_N
 };
 
@@ -199,7 +201,6 @@ struct ust_tcb {
 	uint32_t snd_buf_seq;       /* sequence number of sndbuf's first byte */
 	struct ust_ring rcvbuf;     /* in-order bytes not yet read, then out-of-order */
 	struct ust_seqset ofo;      /* out-of-order ranges held in rcvbuf */
-	struct ust_ranges sacked;   /* send side: SACKed ranges above snd_una */
 	/* The buffers' sizes as SO_RCVBUF and SO_SNDBUF report them (Linux's
 	 * sk_rcvbuf, sk_sndbuf): they grow with the flow (tcp_rcv.c) unless
 	 * the program set them (Linux's SOCK_RCVBUF_LOCK, SOCK_SNDBUF_LOCK).
@@ -272,16 +273,65 @@ struct ust_tcb {
 	 * (ICSK_CA_PRIV_SIZE, 104 bytes): each algorithm casts it to its
 	 * struct, with a _Static_assert on the size. */
 	uint64_t ca_priv[13];
-	uint32_t dupacks;
-	uint32_t recover;           /* NewReno: snd_max when recovery began */
-	uint32_t rtx_hint;          /* holes below this were resent in this recovery */
-	ust_time rtx_round;         /* when the current pass over the holes began */
+	/* Loss recovery and the window meanwhile (Linux's high_seq; PRR,
+	 * RFC 9937, tcp_cwnd_reduction). */
+	uint32_t recover;           /* SND.MAX when the recovery or loss episode began */
+	uint32_t prr_delivered;     /* segments delivered since recovery began */
+	uint32_t prr_out;           /* segments sent since recovery began */
 	/* Is the flow using its window (RFC 7661, Linux's tcp_cwnd_validate)?
 	 * Over the last window: the largest flight in segments, and whether a
 	 * send was held back by cwnd; the window ends at cwnd_usage_seq. */
 	uint32_t max_packets_out;
 	uint32_t cwnd_usage_seq;
 	bool is_cwnd_limited;
+
+	/* The scoreboard (tcp_sb.c, Linux's retransmission queue): a record
+	 * per segment sent and not cumulatively acknowledged, in sequence
+	 * order, tiling SND.UNA..SND.MAX. The array exists only while
+	 * something is in flight (issue 13: an idle connection keeps none). */
+	struct tcp_sent *sb;        /* sb_cap slots; the records: sb[sb_head ..] */
+	uint32_t sb_cap, sb_head;
+	uint32_t packets_out;       /* records (Linux's packets_out) */
+	uint32_t sacked_out;        /* SACKed records; without SACK, duplicate ACKs (tcp_add_reno_sack) */
+	uint32_t lost_out;          /* records marked lost */
+	uint32_t retrans_out;       /* records whose retransmission is in flight */
+	uint32_t highest_sack;      /* end of the highest SACKed record (valid with sacked_out) */
+	uint32_t reordering;        /* degree of reordering seen, segments (Linux's tp->reordering, 3) */
+	uint32_t reord_seen;        /* reorderings detected */
+	bool dsack_seen;            /* the peer reports duplicates (D-SACK, RFC 2883) */
+	uint32_t dsacks;            /* segments it reported received twice */
+	uint64_t lost;              /* segments ever marked lost (Linux's tp->lost) */
+	/* Undo (RFC 3522, Linux's undo_marker): set when a loss episode
+	 * begins, for the undo of a spurious one. */
+	bool undo_armed;
+	uint32_t undo_marker;       /* SND.UNA when it began */
+	int32_t undo_retrans;       /* retransmissions not yet reported as duplicates; -1: none */
+
+	/* Delivery rate (tcp_rate.c; Linux's tcp_rate.c,
+	 * draft-cheng-iccrg-delivery-rate-estimation). */
+	uint64_t delivered;         /* segments delivered (acknowledged or SACKed) */
+	ust_time delivered_time;    /* when delivered last grew */
+	ust_time first_tx_time;     /* send time of the newest segment delivered */
+	uint64_t app_limited;       /* 0, or the delivered count that ends an application-limited phase */
+	uint64_t rate_delivered;    /* the latest good sample: segments over rate_interval */
+	ust_time rate_interval;
+	bool rate_app_limited;
+	/* RACK (RFC 8985, tcp_rack.c): the most recently sent segment
+	 * delivered, and the reordering window. */
+	struct {
+		ust_time xmit_time;     /* RACK.xmit_ts: its last transmission */
+		uint32_t end_seq;       /* RACK.end_seq */
+		ust_time rtt;           /* RACK.rtt: its RTT */
+		bool valid;             /* a segment was delivered */
+		bool advanced;          /* it moved since losses were last looked for */
+		bool dsack_seen;        /* a D-SACK waits to widen the window */
+		uint8_t reo_wnd_steps;  /* the window, in steps of min_rtt/4 */
+		uint8_t reo_wnd_persist; /* recoveries a widened window still lasts */
+		uint64_t last_delivered; /* t->delivered when it last widened */
+	} rack;
+	/* The least RTT over the last 5 minutes (Linux's rtt_min, a windowed
+	 * min filter, tcp_min_rtt_wlen): RACK and the rate samples use it. */
+	struct tcp_min_sample { ust_time at, rtt; } rtt_min[3];
 
 	/* when to ACK (tcp_rcv.c): Linux's delayed-ACK engine, inet_csk's ack
 	 * state */
@@ -469,6 +519,13 @@ struct ust_tcp_status {
 	uint32_t cwnd, ssthresh;    /* segments, as TCP_INFO reports them */
 	uint32_t mss, rcv_mss;
 	unsigned ca_state;          /* enum tcp_ca_state */
+	/* the scoreboard, in segments (TCP_INFO's unacked, sacked, lost,
+	 * retrans) */
+	uint32_t packets_out, sacked_out, lost_out, retrans_out;
+	uint32_t reordering, reord_seen;
+	uint32_t dsacks;            /* segments the peer reported twice (D-SACK) */
+	uint64_t delivered;         /* segments delivered */
+	ust_time min_rtt;           /* 0: none yet */
 	const char *cc;             /* the algorithm's name (static) */
 	unsigned retransmits, backoff;
 	uint64_t total_retrans;

@@ -61,18 +61,14 @@ void tcp_cong_avoid_ai(struct ust_tcb *t, uint32_t w, uint32_t acked)
 	t->snd_cwnd = min_u32(t->snd_cwnd, t->snd_cwnd_clamp);
 }
 
-/* Segments in flight: sent and neither acknowledged nor SACKed. Until the
- * scoreboard counts them, the bytes outstanding in full segments (a short
- * one counts as one, as in Linux's packet counts), less the SACKed ones. */
+/* Segments in the network (RFC 6675's pipe, Linux's
+ * tcp_packets_in_flight): those sent, less the SACKed and the lost ones,
+ * plus the retransmissions of lost ones. */
 uint32_t tcp_packets_in_flight(const struct ust_tcb *t)
 {
-	uint32_t flight = tcb_flight(t), sacked = 0, segs, sacked_segs;
+	uint32_t left_out = t->sacked_out + t->lost_out;
 
-	for (unsigned i = 0; i < t->sacked.n; i++)
-		sacked += t->sacked.r[i].end - t->sacked.r[i].start;
-	segs = (flight + t->mss - 1) / t->mss;
-	sacked_segs = sacked / t->mss;
-	return segs > sacked_segs ? segs - sacked_segs : 0;
+	return (left_out < t->packets_out ? t->packets_out - left_out : 0) + t->retrans_out;
 }
 
 /* ---- the engine's side ---- */
@@ -84,6 +80,20 @@ void tcp_set_ca_state(struct ust_tcb *t, enum tcp_ca_state s)
 	if (t->cc->set_state)
 		t->cc->set_state(t, s);
 	t->ca_state = s;
+}
+
+uint32_t tcp_current_ssthresh(const struct ust_tcb *t)
+{
+	if (tcp_in_cwnd_reduction(t))
+		return t->snd_ssthresh;
+	return max_u32(t->snd_ssthresh, (t->snd_cwnd >> 1) + (t->snd_cwnd >> 2));
+}
+
+void tcp_init_undo(struct ust_tcb *t)
+{
+	t->undo_armed = true;
+	t->undo_marker = t->snd_una;
+	t->undo_retrans = t->retrans_out ? (int32_t)t->retrans_out : -1;
 }
 
 void tcp_ca_event(struct ust_tcb *t, enum tcp_ca_event ev, ust_time now)

@@ -45,6 +45,7 @@ void tcp_finish(struct ust_tcb *t, enum ust_tcp_outcome outcome, const char *rea
 	t->rec.end = tcp->now;
 	for (unsigned i = 0; i < UST_TT_N; i++)
 		tcp_timer_stop(t, (enum ust_tcp_timer)i);
+	tcp_sb_clear(t); /* nothing will be sent again */
 	tcp_set_state(t, UST_TCP_CLOSED);
 	if (tcp->cfg.closed)
 		tcp->cfg.closed(tcp->cfg.ctx, t);

@@ -30,8 +30,7 @@ void ust_tcp_icmp_error(void *ctx, const struct ust_icmp_error *e, ust_time now)
 		unsigned mss = mtu - 40 - (t->ts_ok ? 12 : 0);
 		if (mss < t->mss) {
 			t->mss = (uint16_t)mss;
-			t->snd_nxt = t->snd_una;
-			tcp_output(t, now);
+			tcp_simple_retransmit(t, now);
 		}
 		return;
 	}

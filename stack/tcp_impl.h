@@ -93,6 +93,15 @@ void tcp_send_challenge_ack(struct ust_tcb *t, ust_time now);
 
 /* tcp_ack.c: what an acceptable ACK teaches (SACK, window, RTT, loss). */
 void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now);
+/* Recovery begins (Linux's tcp_enter_recovery); PRR's window for an ACK
+ * that delivered newly_acked_sacked segments and marked newly_lost
+ * (tcp_cwnd_reduction; flag: the ACK moved SND.UNA). */
+void tcp_enter_recovery(struct ust_tcb *t);
+void tcp_cwnd_reduction(struct ust_tcb *t, uint32_t newly_acked_sacked, uint32_t newly_lost,
+			bool una_advanced);
+/* The path MTU shrank below segments in flight: they are lost, and go
+ * again cut to the new size (Linux's tcp_simple_retransmit). */
+void tcp_simple_retransmit(struct ust_tcb *t, ust_time now);
 
 /* tcp_table.c */
 struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, uint32_t laddr, uint16_t lport,
@@ -128,6 +137,7 @@ static inline void tcp_timer_stop(struct ust_tcb *t, enum ust_tcp_timer which)
  * the moments the engine tells it about. */
 #define TCP_INIT_CWND 10                  /* RFC 6928, Linux's TCP_INIT_CWND */
 #define TCP_INFINITE_SSTHRESH 0x7fffffffu /* no slow-start threshold yet */
+#define TCP_REORDERING 3                  /* DupThresh (RFC 5681), Linux's tcp_reordering */
 
 /* Linux's ca_state, numbered as tcp_info.tcpi_ca_state. */
 enum tcp_ca_state { TCP_CA_OPEN = 0, TCP_CA_DISORDER = 1, TCP_CA_CWR = 2, TCP_CA_RECOVERY = 3, TCP_CA_LOSS = 4 };
@@ -154,7 +164,8 @@ struct tcp_cc {
 	const char *name;                         /* as TCP_CONGESTION names it */
 	void (*init)(struct ust_tcb *t);          /* handshake done (and on a change of algorithm) */
 	uint32_t (*ssthresh)(struct ust_tcb *t);  /* a loss (recovery or RTO): the new ssthresh, segments */
-	/* Open/Disorder, new data acked: grow cwnd by `acked` segments' worth (not called when cong_control is set) */
+	/* Outside a window reduction (Open, Disorder, or Loss after an RTO, as Linux), new data acked:
+	 * grow cwnd by `acked` segments' worth (not called when cong_control is set) */
 	void (*cong_avoid)(struct ust_tcb *t, uint32_t acked, ust_time now);
 	uint32_t (*undo_cwnd)(struct ust_tcb *t); /* a loss found spurious: the cwnd to restore */
 	/* optional (may be NULL): */
@@ -186,6 +197,17 @@ uint32_t tcp_packets_in_flight(const struct ust_tcb *t);
 /* The engine's side: every change of ca_state goes through here (and
  * through the algorithm's set_state). */
 void tcp_set_ca_state(struct ust_tcb *t, enum tcp_ca_state s);
+/* Recovery or CWR: the engine reduces the window (PRR). */
+static inline bool tcp_in_cwnd_reduction(const struct ust_tcb *t)
+{
+	return t->ca_state == TCP_CA_CWR || t->ca_state == TCP_CA_RECOVERY;
+}
+/* ssthresh as it stands, or three quarters of cwnd if larger (Linux's
+ * tcp_current_ssthresh): what an undo would restore. */
+uint32_t tcp_current_ssthresh(const struct ust_tcb *t);
+/* A loss episode begins (Linux's tcp_init_undo): its retransmissions,
+ * all reported as duplicates, would show it spurious. */
+void tcp_init_undo(struct ust_tcb *t);
 /* Tells the algorithm about an event, if it listens. */
 void tcp_ca_event(struct ust_tcb *t, enum tcp_ca_event ev, ust_time now);
 /* The handshake is done: the initial window (IW10, RFC 6928) and the
@@ -194,6 +216,103 @@ void tcp_init_transfer(struct ust_tcb *t, ust_time now);
 /* The connection starts with algorithm cc (at the handshake, or when
  * TCP_CONGESTION changes it). */
 void tcp_cc_start(struct ust_tcb *t, const struct tcp_cc *cc);
+
+/* tcp_sb.c: the scoreboard, a record per segment in flight (Linux's
+ * retransmission queue and the flags of its tcp_skb_cb). */
+#define TCP_SENT_SACKED       0x01  /* SACKed (Linux's TCPCB_SACKED_ACKED) */
+#define TCP_SENT_LOST         0x02  /* marked lost, to be sent again (TCPCB_LOST) */
+#define TCP_SENT_RETRANS      0x04  /* a retransmission is in flight (TCPCB_SACKED_RETRANS) */
+#define TCP_SENT_EVER_RETRANS 0x08  /* sent more than once (TCPCB_EVER_RETRANS) */
+#define TCP_SENT_FIN          0x10  /* its last sequence number is our FIN */
+#define TCP_SENT_RATE_USED    0x20  /* its delivery was counted in a rate sample (SACKed) */
+/* The records take at most one slot per this many bytes of the send
+ * buffer: Linux's write queue is bounded by sndbuf in memory, not bytes. */
+#define TCP_SB_BYTES_PER_RECORD 128u
+
+struct tcp_sent {
+	uint32_t start, end;        /* sequence range; end counts the FIN */
+	ust_time xmit_time;         /* last (re)transmission */
+	/* The delivery-rate snapshot at that transmission (tcp_rate.c). */
+	uint64_t delivered;         /* t->delivered then */
+	ust_time delivered_time;    /* t->delivered_time then */
+	ust_time first_tx_time;     /* t->first_tx_time then */
+	uint8_t flags;              /* TCP_SENT_* */
+	bool app_limited;           /* sent while the application limited the flow */
+};
+
+/* The i-th record from SND.UNA (i < packets_out). */
+static inline struct tcp_sent *tcp_sb_at(const struct ust_tcb *t, uint32_t i)
+{
+	return &t->sb[t->sb_head + i];
+}
+/* Payload bytes of a record (the FIN is not data). */
+static inline uint32_t tcp_sent_len(const struct tcp_sent *r)
+{
+	return r->end - r->start - ((r->flags & TCP_SENT_FIN) ? 1 : 0);
+}
+/* A new record after the last one, for [start, end); NULL when the
+ * scoreboard is full or memory is short (the segment then waits). */
+struct tcp_sent *tcp_sb_append(struct ust_tcb *t, uint32_t start, uint32_t end);
+/* Takes back the record just appended (the segment could not go). */
+void tcp_sb_drop_last(struct ust_tcb *t);
+/* The index of the record holding seq; packets_out when none does. */
+uint32_t tcp_sb_find(const struct ust_tcb *t, uint32_t seq);
+/* Splits record i at seq (inside it): i keeps the front, i + 1 the rest,
+ * both with its flags and times. False when there is no room. */
+bool tcp_sb_split(struct ust_tcb *t, uint32_t i, uint32_t seq);
+/* Drops the first record (cumulatively acknowledged), counters included;
+ * the array goes back once the last one does. */
+void tcp_sb_pop(struct ust_tcb *t);
+/* Forgets every record (the connection is over). */
+void tcp_sb_clear(struct ust_tcb *t);
+/* Marks a record lost (Linux's tcp_mark_skb_lost): a retransmission in
+ * flight that is lost again is counted as such. */
+void tcp_sb_mark_lost(struct ust_tcb *t, struct tcp_sent *r);
+/* Sets or clears flag bits of a record, keeping the counters. */
+void tcp_sb_set(struct ust_tcb *t, struct tcp_sent *r, uint8_t flags);
+void tcp_sb_clear_flags(struct ust_tcb *t, struct tcp_sent *r, uint8_t flags);
+
+/* tcp_rate.c: delivery-rate sampling (Linux's tcp_rate.c). */
+/* A record is (re)sent: its snapshot of the delivery state; idle: nothing
+ * was in flight before it. */
+void tcp_rate_sent(struct ust_tcb *t, struct tcp_sent *r, bool idle, ust_time now);
+/* What the records one ACK delivers say about the rate, gathered record
+ * by record into rs. */
+struct tcp_rate_acc {
+	struct tcp_rate_sample *rs;
+	bool have;                  /* a record with a snapshot was delivered */
+	uint32_t last_end_seq;      /* the newest such record's end */
+	ust_time snd_interval;      /* its send phase */
+};
+/* A record was delivered (acknowledged or SACKed) by this ACK. */
+void tcp_rate_delivered(struct ust_tcb *t, struct tcp_sent *r, struct tcp_rate_acc *acc);
+/* After the ACK: the sample, from what it delivered and marked lost. */
+void tcp_rate_gen(struct ust_tcb *t, uint32_t delivered, uint32_t lost, struct tcp_rate_acc *acc,
+		  ust_time now);
+/* The application queued data: was the flow limited by it until now? */
+void tcp_rate_check_app_limited(struct ust_tcb *t);
+/* The windowed min RTT: a sample, and the current value (0: none). */
+void tcp_rtt_min_update(struct ust_tcb *t, ust_time rtt, ust_time now);
+static inline ust_time tcp_min_rtt(const struct ust_tcb *t) { return t->rtt_min[0].rtt; }
+
+/* tcp_rack.c: RACK loss detection (RFC 8985, Linux's tcp_recovery.c). */
+/* A segment was delivered (acknowledged or SACKed): RACK.xmit_ts and
+ * RACK.rtt move on (RFC 8985 §6.2 steps 2-3). */
+void tcp_rack_advance(struct ust_tcb *t, uint8_t flags, uint32_t end_seq, ust_time xmit_time,
+		      ust_time now);
+/* Marks the segments RACK finds lost, if it advanced; arms UST_TT_REO for
+ * the rest; returns whether it did. */
+bool tcp_rack_mark_lost(struct ust_tcb *t, ust_time now);
+/* How long r still has before RACK would call it lost, with no
+ * reordering window (0: it is old enough). */
+ust_time tcp_rack_timeout(const struct ust_tcb *t, const struct tcp_sent *r, ust_time now);
+/* UST_TT_REO: the reordering window is over. */
+void tcp_rack_reo_timeout(struct ust_tcb *t, ust_time now);
+/* A D-SACK arrived; after each ACK, the window's width; a recovery ended
+ * without being undone. */
+void tcp_rack_dsack(struct ust_tcb *t);
+void tcp_rack_update_reo_wnd(struct ust_tcb *t, const struct tcp_rate_sample *rs);
+void tcp_rack_recovered(struct ust_tcb *t);
 
 /* tcp_isn.c */
 uint32_t tcp_isn(const struct ust_tcp *tcp, uint32_t laddr, uint16_t lport, uint32_t raddr,
@@ -220,16 +339,10 @@ void tcp_send_syn(struct ust_tcb *t, ust_time now);
 void tcp_send_rst(struct ust_tcb *t, ust_time now);
 /* The RST answering seg when no connection takes it (RFC 9293 §3.10.7.1). */
 void tcp_send_rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_time now);
-/* Retransmits the segment at SND.UNA (or the first hole SACK shows). */
-void tcp_retransmit_first(struct ust_tcb *t, ust_time now);
 void tcp_send_probe(struct ust_tcb *t, ust_time now);
 /* Persist timer with a window too small to fill: send what fits (min of
  * window and MSS) regardless of silly-window rules. Returns whether it did. */
 bool tcp_push_window(struct ust_tcb *t, ust_time now);
-/* In recovery: resends the next hole below the highest SACKed data that was
- * not resent yet; returns whether there was one. */
-bool tcp_retransmit_hole(struct ust_tcb *t, ust_time now);
-
 /* tcp_rcv.c: the receiver. When to ACK (Linux's delayed-ACK engine: quick
  * ACKs, ato, interactive "pingpong" mode), the window to offer, and the
  * buffers' sizes (the window scale, receive autotuning, send-buffer

@@ -93,8 +93,10 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 		t->dsack = false;
 		tcp_ack_sent(t);
 	}
-	if (len)
+	if (len) {
+		t->lsndtime = now;
 		tcp_data_sent(t, now);
+	}
 	return emit(tcb_stack(t), &o, now);
 }
 
@@ -160,38 +162,33 @@ static void rtx_arm(struct ust_tcb *t, ust_time now)
 	}
 }
 
-/* Skips over SACKed data when (re)sending below snd_max. */
-static uint32_t skip_sacked(const struct ust_tcb *t, uint32_t seq)
+/* A segment left: during a reduction PRR counts it (prr_out). */
+static void prr_sent(struct ust_tcb *t)
 {
-	for (unsigned i = 0; i < t->sacked.n; i++)
-		if (seq_leq(t->sacked.r[i].start, seq) && seq_lt(seq, t->sacked.r[i].end))
-			seq = t->sacked.r[i].end;
-	return seq;
+	if (tcp_in_cwnd_reduction(t))
+		t->prr_out++;
 }
 
-/* Sends one segment at snd_nxt if the rules allow; returns whether it did. */
+/* Sends one new segment at SND.NXT if the rules allow; returns whether it
+ * did. cwnd counts segments in flight (Linux's tcp_cwnd_test), the peer's
+ * window bytes; a forced one (the persist timer pushing into a window too
+ * small for the rules) ignores Nagle and silly-window avoidance. */
 static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 {
-	uint32_t off, avail, wnd, usable, len, cwnd, seg_max;
-	bool fin, rtx = seq_lt(t->snd_nxt, t->snd_max);
+	uint32_t off, avail, usable, len, seg_max;
+	bool fin, idle = !t->packets_out, quiet = !tcp_packets_in_flight(t);
 	uint8_t flags = UST_TH_ACK;
+	struct tcp_sent *r;
 
-	if (rtx && t->sacked.n)
-		t->snd_nxt = seq_min(skip_sacked(t, t->snd_nxt), t->snd_max);
 	off = t->snd_nxt - t->snd_buf_seq;
 	if (seq_lt(t->snd_nxt, t->snd_buf_seq) || off > t->sndbuf.len) {
 		/* Only the FIN is at snd_nxt (or beyond: nothing). */
 		off = t->sndbuf.len;
 	}
 	avail = t->sndbuf.len - off;
-	/* Limited transmit (RFC 3042): the first two duplicate ACKs each let
-	 * one new segment out, so that a small window still produces the
-	 * ACKs that reveal a loss. */
-	cwnd = t->snd_cwnd * t->mss;
-	if (t->ca_state != TCP_CA_RECOVERY && t->dupacks && t->dupacks < 3)
-		cwnd += t->dupacks * t->mss;
-	wnd = t->snd_wnd < cwnd ? t->snd_wnd : cwnd;
-	usable = seq_lt(t->snd_nxt, t->snd_una + wnd) ? t->snd_una + wnd - t->snd_nxt : 0;
+	if (tcp_packets_in_flight(t) >= t->snd_cwnd)
+		return false;
+	usable = seq_lt(t->snd_nxt, t->snd_una + t->snd_wnd) ? t->snd_una + t->snd_wnd - t->snd_nxt : 0;
 	/* t->mss already leaves room for timestamps; SACK blocks in this
 	 * segment take theirs from the payload, as Linux's tcp_current_mss. */
 	seg_max = t->mss - tcp_sack_opt_len(t);
@@ -205,7 +202,7 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 		fin = false;
 	if (len == 0 && !fin)
 		return false;
-	if (!rtx && !force && len < seg_max && len > 0 && !fin) {
+	if (!force && len < seg_max && len > 0 && !fin) {
 		/* Nagle (RFC 9293 §3.7.4) in Minshall's form, as Linux: a
 		 * small segment waits while another small one is
 		 * unacknowledged, unless TCP_NODELAY. Sender silly-window
@@ -220,23 +217,28 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 		flags |= UST_TH_FIN;
 	if (len && (off + len == t->sndbuf.len || force))
 		flags |= UST_TH_PSH;
+	r = tcp_sb_append(t, t->snd_nxt, t->snd_nxt + len + (fin ? 1 : 0));
+	if (!r)
+		return false; /* the scoreboard is full: it waits for ACKs */
+	if (fin)
+		r->flags |= TCP_SENT_FIN;
 	/* Linux's tcp_event_data_sent: data leaves with nothing in flight. */
-	if (len && tcp_packets_in_flight(t) == 0)
+	if (len && quiet)
 		tcp_ca_event(t, TCP_CA_EV_TX_START, now);
-	if (tcb_emit(t, t->snd_nxt, flags, off, len, now) < 0 && !rtx)
+	if (tcb_emit(t, t->snd_nxt, flags, off, len, now) < 0) {
+		tcp_sb_drop_last(t);
 		return false;
-	if (len)
-		t->lsndtime = now;
-	if (rtx) {
-		tcp_count(t->tcp, UST_EV_TCP_RETRANS);
-		t->total_retrans++;
 	}
-	if (!t->rtt_active && !rtx && len) {
+	r = tcp_sb_at(t, t->packets_out - 1);
+	r->xmit_time = now;
+	tcp_rate_sent(t, r, idle, now);
+	prr_sent(t);
+	if (!t->rtt_active && len) {
 		t->rtt_active = true;
 		t->rtt_seq = t->snd_nxt;
 		t->rtt_start = now;
 	}
-	if (len < seg_max && !rtx)
+	if (len < seg_max)
 		t->snd_sml = t->snd_nxt + len; /* end of the latest small segment */
 	t->snd_nxt += len + (fin ? 1 : 0);
 	if (seq_gt(t->snd_nxt, t->snd_max))
@@ -245,21 +247,84 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 	return true;
 }
 
-/* After sending: is the flow limited by cwnd, or by the application (or
- * the peer's window)? Linux's tcp_cwnd_validate: the largest flight and
- * the strongest "limited" signal over the last window, so that cwnd grows
- * only while the flow uses it (RFC 7661). Limited: the flight fills cwnd. */
+/* Sends record i again (Linux's tcp_retransmit_skb): not beyond the
+ * peer's window unless it is the first, cut to the segment size of now. */
+static bool retransmit(struct ust_tcb *t, uint32_t i, ust_time now)
+{
+	uint32_t seg_max = t->mss - tcp_sack_opt_len(t), data_end = t->snd_buf_seq + t->sndbuf.len;
+	uint8_t flags = UST_TH_ACK;
+	struct tcp_sent *r = tcp_sb_at(t, i);
+	uint32_t len;
+
+	if (!seq_lt(r->start, t->snd_una + t->snd_wnd) && r->start != t->snd_una)
+		return false;
+	if (tcp_sent_len(r) > seg_max) {
+		if (!tcp_sb_split(t, i, r->start + seg_max))
+			return false;
+		r = tcp_sb_at(t, i);
+	}
+	len = tcp_sent_len(r);
+	if (r->flags & TCP_SENT_FIN)
+		flags |= UST_TH_FIN;
+	if (len && r->start + len == data_end)
+		flags |= UST_TH_PSH;
+	if (!tcp_packets_in_flight(t))
+		tcp_ca_event(t, TCP_CA_EV_TX_START, now);
+	if (tcb_emit(t, r->start, flags, r->start - t->snd_buf_seq, len, now) < 0)
+		return false;
+	tcp_count(t->tcp, UST_EV_TCP_RETRANS);
+	t->total_retrans++;
+	/* For the undo: retransmissions not yet shown needless by D-SACK. */
+	if (t->undo_retrans < 0)
+		t->undo_retrans = 0;
+	t->undo_retrans++;
+	tcp_sb_set(t, r, TCP_SENT_RETRANS | TCP_SENT_EVER_RETRANS);
+	r->xmit_time = now;
+	tcp_rate_sent(t, r, false, now);
+	prr_sent(t);
+	return true;
+}
+
+/* Lost segments go first, in sequence order, as cwnd allows (Linux's
+ * tcp_xmit_retransmit_queue): each once, until it is SACKed, acknowledged
+ * or found lost again. Resending the first restarts the retransmission
+ * timer. */
+static void retransmit_lost(struct ust_tcb *t, ust_time now)
+{
+	bool rearm = false;
+
+	for (uint32_t i = 0; i < t->packets_out; i++) {
+		struct tcp_sent *r = tcp_sb_at(t, i);
+		if (tcp_packets_in_flight(t) >= t->snd_cwnd || t->retrans_out >= t->lost_out)
+			break;
+		if (!(r->flags & TCP_SENT_LOST) || (r->flags & (TCP_SENT_SACKED | TCP_SENT_RETRANS)))
+			continue;
+		if (!retransmit(t, i, now))
+			break;
+		if (i == 0)
+			rearm = true;
+	}
+	if (rearm) {
+		t->persist = false;
+		tcp_timer_set(t, UST_TT_RTX, tcp_rtx_due(t, now));
+	}
+}
+
+/* After sending new data, or failing to: is the flow limited by cwnd, or
+ * by the application (or the peer's window)? Linux's tcp_cwnd_validate:
+ * the largest flight and the strongest "limited" signal over the last
+ * window, so that cwnd grows only while the flow uses it (RFC 7661).
+ * Limited: the flight fills cwnd. */
 static void cwnd_validate(struct ust_tcb *t, bool sent, ust_time now)
 {
-	uint32_t packets_out = (tcb_flight(t) + t->mss - 1) / t->mss;
 	bool limited = tcp_packets_in_flight(t) >= t->snd_cwnd;
 
 	if (!sent && !limited)
 		return;
 	if (!seq_lt(t->snd_una, t->cwnd_usage_seq) || limited ||
-	    (!t->is_cwnd_limited && packets_out > t->max_packets_out)) {
+	    (!t->is_cwnd_limited && t->packets_out > t->max_packets_out)) {
 		t->is_cwnd_limited = limited;
-		t->max_packets_out = packets_out;
+		t->max_packets_out = t->packets_out;
 		t->cwnd_usage_seq = t->snd_max;
 	}
 	if (tcp_is_cwnd_limited(t))
@@ -275,9 +340,15 @@ void tcp_output(struct ust_tcb *t, ust_time now)
 	/* In TIME-WAIT nothing is left to send but the ACK owed for the FIN
 	 * that brought us here. */
 	if (t->state != UST_TCP_TIME_WAIT) {
+		/* Data or a FIN not sent yet (Linux's tcp_send_head): only
+		 * then is the window's use worth judging. */
+		bool unsent = seq_lt(t->snd_nxt, t->snd_buf_seq + t->sndbuf.len) ||
+			      (t->fin_queued && seq_leq(t->snd_nxt, tcb_fin_seq(t)));
+		retransmit_lost(t, now);
 		while (output_one(t, false, now))
 			sent = true;
-		cwnd_validate(t, sent, now);
+		if (unsent)
+			cwnd_validate(t, sent, now);
 		/* Data waits, nothing is in flight, and the peer's window is
 		 * shut or too small to send into: the persist timer will
 		 * probe it, or push what fits (Linux's tcp_write_wakeup). */
@@ -289,62 +360,4 @@ void tcp_output(struct ust_tcb *t, ust_time now)
 	}
 	if (t->ack_now)
 		tcp_send_ack(t, now);
-}
-
-bool tcp_retransmit_hole(struct ust_tcb *t, ust_time now)
-{
-	uint32_t seq, end, high, nxt = t->snd_nxt;
-	uint32_t data_end = t->snd_buf_seq + t->sndbuf.len;
-
-	if (!t->sack_ok || !t->sacked.n)
-		return false;
-	high = t->sacked.r[t->sacked.n - 1].end;
-	seq = skip_sacked(t, seq_gt(t->rtx_hint, t->snd_una) ? t->rtx_hint : t->snd_una);
-	if (!seq_lt(seq, high) || !seq_lt(seq, data_end)) {
-		/* Every hole was resent. One that is still a hole a round
-		 * trip later was lost again (the idea of RACK, RFC 8985, kept
-		 * per round rather than per segment): start over at SND.UNA
-		 * instead of waiting for the retransmission timeout. */
-		ust_time rtt = t->srtt ? t->srtt + t->srtt / 4 : TCP_RTO_INIT;
-		if (now - t->rtx_round < rtt + UST_MS(1))
-			return false;
-		t->rtx_round = now;
-		t->rtx_hint = t->snd_una;
-		seq = skip_sacked(t, t->snd_una);
-		if (!seq_lt(seq, high) || !seq_lt(seq, data_end))
-			return false;
-	}
-	/* The hole ends at the next SACKed range. */
-	end = high;
-	for (unsigned i = 0; i < t->sacked.n; i++)
-		if (seq_gt(t->sacked.r[i].start, seq)) {
-			end = t->sacked.r[i].start;
-			break;
-		}
-	if (seq_gt(end, seq + t->mss - tcp_sack_opt_len(t)))
-		end = seq + t->mss - tcp_sack_opt_len(t);
-	if (seq_gt(end, data_end))
-		end = data_end;
-	if (tcb_emit(t, seq, UST_TH_ACK, seq - t->snd_buf_seq, end - seq, now) < 0)
-		return false;
-	tcp_count(t->tcp, UST_EV_TCP_RETRANS);
-	t->total_retrans++;
-	t->rtx_hint = end;
-	t->snd_nxt = nxt;
-	rtx_arm(t, now);
-	return true;
-}
-
-void tcp_retransmit_first(struct ust_tcb *t, ust_time now)
-{
-	uint32_t nxt = t->snd_nxt;
-
-	if (t->state == UST_TCP_SYN_SENT || t->state == UST_TCP_SYN_RECEIVED) {
-		tcp_send_syn(t, now);
-		return;
-	}
-	t->snd_nxt = t->snd_una;
-	output_one(t, false, now);
-	if (seq_gt(nxt, t->snd_nxt))
-		t->snd_nxt = nxt;
 }

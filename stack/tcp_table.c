@@ -70,6 +70,7 @@ static void tcb_free(struct ust_tcb *t)
 	ust_ring_free(&t->sndbuf);
 	ust_ring_free(&t->rcvbuf);
 	ust_seqset_clear(&t->ofo);
+	tcp_sb_clear(t);
 	t->tcp->nconns--;
 	free(t);
 }
@@ -209,6 +210,8 @@ struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user)
 	t->snd_cwnd = TCP_INIT_CWND;
 	t->snd_ssthresh = TCP_INFINITE_SSTHRESH;
 	t->snd_cwnd_clamp = UINT32_MAX;
+	t->reordering = TCP_REORDERING;
+	t->rack.reo_wnd_steps = 1;
 	t->keep_idle = TCP_KEEPIDLE;
 	t->keep_intvl = TCP_KEEPINTVL;
 	t->keep_cnt = TCP_KEEPCNT;

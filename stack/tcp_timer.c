@@ -11,6 +11,7 @@ void tcp_rtt_sample(struct ust_tcb *t, ust_time rtt)
 
 	if (rtt == 0)
 		rtt = 1;
+	tcp_rtt_min_update(t, rtt, t->tcp->now);
 	if (t->srtt == 0) {
 		t->srtt = rtt;
 		t->rttvar = rtt / 2;
@@ -54,9 +55,10 @@ ust_time tcp_rtx_due(const struct ust_tcb *t, ust_time now)
 
 void tcp_rto_restart(struct ust_tcb *t, ust_time now)
 {
-	if (t->snd_una == t->snd_max)
+	if (t->snd_una == t->snd_max) {
 		tcp_timer_stop(t, UST_TT_RTX);
-	else
+		tcp_timer_stop(t, UST_TT_REO);
+	} else
 		tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
 }
 
@@ -83,22 +85,48 @@ static bool give_up(struct ust_tcb *t, ust_time now)
 	return t->first_rtx && now - t->first_rtx >= timeout;
 }
 
+/* The segments in flight are lost now (Linux's tcp_timeout_mark_lost):
+ * the first, and every other one sent longer than RACK.rtt ago (one sent
+ * since may still be on its way). If the first one was SACKed the peer
+ * reneged (RFC 2018 §8: SACKs are advisory): forget every SACK. */
+static void timeout_mark_lost(struct ust_tcb *t, ust_time now)
+{
+	bool reneged = t->packets_out && (tcp_sb_at(t, 0)->flags & TCP_SENT_SACKED);
+
+	if (reneged || !t->sack_ok)
+		t->sacked_out = 0;
+	for (uint32_t i = 0; i < t->packets_out; i++) {
+		struct tcp_sent *r = tcp_sb_at(t, i);
+		if (reneged)
+			r->flags &= (uint8_t)~TCP_SENT_SACKED;
+		else if (i && tcp_rack_timeout(t, r, now))
+			continue;
+		tcp_sb_mark_lost(t, r);
+	}
+}
+
 /* A retransmission timeout (RFC 5681 §3.1, Linux's tcp_enter_loss): one
  * segment at a time again. ssthresh is chosen once per loss episode: not
  * again for a recovery under way, nor for a segment timed out again. */
 static void enter_loss(struct ust_tcb *t, ust_time now)
 {
+	timeout_mark_lost(t, now);
 	if (t->ca_state <= TCP_CA_DISORDER || !seq_gt(t->recover, t->snd_una) ||
 	    (t->ca_state == TCP_CA_LOSS && t->backoff == 0)) {
+		t->prior_ssthresh = tcp_current_ssthresh(t);
 		t->prior_cwnd = t->snd_cwnd;
-		t->prior_ssthresh = t->snd_ssthresh;
 		t->snd_ssthresh = t->cc->ssthresh(t);
 		tcp_ca_event(t, TCP_CA_EV_LOSS, now);
+		tcp_init_undo(t);
 	}
-	t->snd_cwnd = 1;
+	t->snd_cwnd = tcp_packets_in_flight(t) + 1;
 	t->snd_cwnd_cnt = 0;
 	t->snd_cwnd_stamp = now;
+	/* A timeout after much reordering: DupThresh again (Linux). */
+	if (t->ca_state <= TCP_CA_DISORDER && t->sacked_out >= TCP_REORDERING && t->reordering > TCP_REORDERING)
+		t->reordering = TCP_REORDERING;
 	tcp_set_ca_state(t, TCP_CA_LOSS);
+	t->recover = t->snd_max;
 }
 
 static void on_rtx(struct ust_tcb *t, ust_time now)
@@ -152,11 +180,8 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 	}
 	tcp_count(tcp, UST_EV_TCP_RTO);
 	enter_loss(t, now);
-	t->recover = t->snd_max;
-	t->dupacks = 0;
 	t->rtt_active = false; /* Karn */
 	t->backoff++;
-	t->snd_nxt = t->snd_una;
 	tcp_output(t, now);
 	tcp_timer_set(t, UST_TT_RTX, tcp_rtx_due(t, now));
 }
@@ -199,11 +224,18 @@ static void on_timewait(struct ust_tcb *t, ust_time now)
 	tcp_time_wait_over(t);
 }
 
+static void on_reo(struct ust_tcb *t, ust_time now)
+{
+	if (t->packets_out && UST_TCP_SYNCHRONIZED(t->state) && t->state != UST_TCP_TIME_WAIT)
+		tcp_rack_reo_timeout(t, now);
+}
+
 static void (*const handlers[UST_TT_N])(struct ust_tcb *, ust_time) = {
 	[UST_TT_RTX] = on_rtx,
 	[UST_TT_DELACK] = on_delack,
 	[UST_TT_KEEPALIVE] = on_keepalive,
 	[UST_TT_TIMEWAIT] = on_timewait,
+	[UST_TT_REO] = on_reo,
 };
 
 void tcp_timer_fire(struct ust_tcb *t, ust_time now)

@@ -196,6 +196,7 @@ long ust_tcp_send(struct ust_tcb *t, const void *buf, size_t len, ust_time now)
 	}
 	if (len > UINT32_MAX)
 		len = UINT32_MAX;
+	tcp_rate_check_app_limited(t);
 	n = ust_ring_append(&t->sndbuf, buf, (uint32_t)len);
 	if (n) {
 		tcp_idle_restart_check(t, now);
@@ -279,6 +280,7 @@ void ust_tcp_snd_commit(struct ust_tcb *t, uint32_t n, ust_time now)
 	t->tcp->now = now;
 	if (n > ust_ring_space(&t->sndbuf))
 		n = ust_ring_space(&t->sndbuf);
+	tcp_rate_check_app_limited(t);
 	ust_ring_commit(&t->sndbuf, n);
 	if (n) {
 		tcp_idle_restart_check(t, now);
@@ -427,6 +429,15 @@ void ust_tcp_status(const struct ust_tcb *t, struct ust_tcp_status *s)
 	s->cwnd = t->snd_cwnd;
 	s->ssthresh = t->snd_ssthresh;
 	s->ca_state = t->ca_state;
+	s->packets_out = t->packets_out;
+	s->sacked_out = t->sacked_out;
+	s->lost_out = t->lost_out;
+	s->retrans_out = t->retrans_out;
+	s->reordering = t->reordering;
+	s->reord_seen = t->reord_seen;
+	s->dsacks = t->dsacks;
+	s->delivered = t->delivered;
+	s->min_rtt = tcp_min_rtt(t);
 	s->cc = t->cc->name;
 	s->mss = t->mss;
 	s->rcv_mss = t->rcv_mss;

@@ -79,12 +79,6 @@ NOCOV static bool check_spans(struct inv *c, const struct ust_tcb *t, const stru
 	return true;
 }
 
-NOCOV static bool check_ranges(struct inv *c, const struct ust_tcb *t, const struct ust_ranges *s)
-{
-	INVT(t, s->n <= UST_RANGES_MAX);
-	return check_spans(c, t, s->r, s->n);
-}
-
 /* The receiver's state (tcp_rcv.c): the ACK engine's counters in their
  * ranges, an ACK owed has a timer or goes at once, the window inside its
  * clamp and the clamp inside the ring and the scale, the buffer no larger
@@ -115,6 +109,64 @@ NOCOV static bool check_receiver(struct inv *c, const struct ust_tcb *t)
 	 * no more ranges than the window allows. */
 	INVT(t, (t->ofo.r != NULL) == (t->ofo.n != 0));
 	INVT(t, t->ofo.n <= t->ofo.cap && (t->ofo.n <= tcp_ofo_max(t) || t->rcvbuf_locked));
+	return true;
+}
+
+/* The scoreboard (stack/tcp_sb.c): the records tile SND.UNA..SND.MAX in
+ * sequence order, a FIN only at the end; the array exists only while
+ * they do, within its bound; each flag combination is one Linux allows;
+ * the counters are what the flags add up to; the highest SACK is the end
+ * of the highest SACKed record. */
+NOCOV static bool check_scoreboard(struct inv *c, const struct ust_tcb *t)
+{
+	uint32_t sacked = 0, lost = 0, retrans = 0, high = 0, limit;
+
+	INVT(t, (t->sb != NULL) == (t->packets_out != 0));
+	INVT(t, t->sb_head + t->packets_out <= t->sb_cap);
+	limit = t->sndbuf_cap / TCP_SB_BYTES_PER_RECORD + 2;
+	INVT(t, t->sb_cap <= (limit > 16 ? limit : 16));
+	if (!UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_TIME_WAIT)
+		INVT(t, t->packets_out == 0);
+	else
+		INVT(t, (t->packets_out == 0) == (t->snd_una == t->snd_max));
+	for (uint32_t i = 0; i < t->packets_out; i++) {
+		const struct tcp_sent *r = tcp_sb_at(t, i);
+		uint8_t f = r->flags;
+		if (i == 0)
+			INVT(t, r->start == t->snd_una);
+		else
+			INVT(t, r->start == tcp_sb_at(t, i - 1)->end);
+		INVT(t, seq_lt(r->start, r->end));
+		INVT(t, r->xmit_time <= c->tcp->now);
+		if (f & TCP_SENT_FIN)
+			INVT(t, i + 1 == t->packets_out && t->fin_queued && r->end == tcb_fin_seq(t) + 1);
+		INVT(t, !(f & TCP_SENT_RETRANS) || (f & TCP_SENT_LOST));
+		INVT(t, !(f & TCP_SENT_RETRANS) || (f & TCP_SENT_EVER_RETRANS));
+		INVT(t, !(f & TCP_SENT_SACKED) || !(f & (TCP_SENT_LOST | TCP_SENT_RETRANS)));
+		INVT(t, !(f & TCP_SENT_SACKED) || t->sack_ok);
+		if (f & TCP_SENT_SACKED) {
+			sacked++;
+			high = r->end;
+		}
+		lost += !!(f & TCP_SENT_LOST);
+		retrans += !!(f & TCP_SENT_RETRANS);
+	}
+	if (t->packets_out)
+		INVT(t, tcp_sb_at(t, t->packets_out - 1)->end == t->snd_max);
+	if (t->sack_ok)
+		INVT(t, t->sacked_out == sacked);
+	INVT(t, t->lost_out == lost);
+	INVT(t, t->retrans_out == retrans);
+	INVT(t, t->retrans_out <= t->lost_out);
+	INVT(t, t->sacked_out + t->lost_out <= t->packets_out);
+	if (t->sack_ok && sacked)
+		INVT(t, t->highest_sack == high);
+	/* RACK: its timer only for segments in flight, its segment sent. */
+	if (t->timer[UST_TT_REO] != UST_TIME_NEVER)
+		INVT(t, t->packets_out != 0);
+	if (t->rack.valid)
+		INVT(t, t->rack.xmit_time <= c->tcp->now);
+	INVT(t, t->rack.reo_wnd_steps >= 1);
 	return true;
 }
 
@@ -229,13 +281,8 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 		INVT(t, seq_gt(t->ofo.r[0].start, t->rcv_nxt));
 		INVT(t, ust_seqset_last_end(&t->ofo) - t->rcv_nxt <= t->rcvbuf.cap - t->rcvbuf.len);
 	}
-	/* SACKed data: inside SND.UNA..SND.MAX. */
-	if (!check_ranges(c, t, &t->sacked))
+	if (!check_scoreboard(c, t))
 		return false;
-	if (t->sacked.n) {
-		INVT(t, seq_geq(t->sacked.r[0].start, t->snd_una));
-		INVT(t, seq_leq(t->sacked.r[t->sacked.n - 1].end, t->snd_max));
-	}
 
 	/* Timers: the deadline is the earliest timer, and the heap knows. */
 	{

@@ -2444,11 +2444,16 @@ static const struct field {
 	SF(ssthresh, FT_U32),  SF(mss, FT_U32),       SF(rcv_mss, FT_U32),
 	SF(retransmits, FT_UNS), SF(backoff, FT_UNS), SF(total_retrans, FT_U64),
 	SF(eof, FT_BOOL),      SF(timer, FT_TIMER),   SF(timer_due, FT_DUE),
-	SF(ca_state, FT_CA),   SF(cc, FT_STR),
+	SF(ca_state, FT_CA),   SF(cc, FT_STR),        SF(packets_out, FT_U32),
+	SF(sacked_out, FT_U32), SF(lost_out, FT_U32), SF(retrans_out, FT_U32),
+	SF(reordering, FT_U32), SF(reord_seen, FT_U32), SF(dsacks, FT_U32),
+	SF(delivered, FT_U64),
+	SF(min_rtt, FT_DUR),
 #undef SF
 };
 
-static const char *const timer_names[UST_TT_N] = { "RTX", "DELACK", "KEEPALIVE", "TIMEWAIT" };
+static const char *const timer_names[UST_TT_N] = { "RTX", "DELACK", "KEEPALIVE", "TIMEWAIT",
+								  "REO" };
 
 /* Reads a status field as the script writes it. Durations compare as
  * numbers of microseconds, so "200ms" and "200000" are the same. */

@@ -1,0 +1,427 @@
+#!/usr/bin/python3
+"""Measure what Linux does for a segment script: a kernel TCP sender in one
+network namespace, a scripted raw peer (scapy) in another, joined by a veth
+pair with no route out. The peer plays the script's part (handshake, ACKs,
+SACK blocks, losses by not acknowledging) and prints every segment the
+kernel sends, with its time and relative sequence numbers, and the sender's
+TCP_INFO where the scenario asks for it.
+
+    /usr/bin/python3 tests/seg/kernel_peer.py SCENARIO
+
+needs root, iproute2, ethtool and scapy (the system python3 has it). The
+namespaces (ksp-k, ksp-p) are removed afterwards, also on failure; every
+wait is bounded. Not part of make check: the segment scripts quote what it
+printed in their heads.
+
+Scenarios are the functions named scenario_* below; each says which script
+it measures."""
+import ctypes
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+from scapy.all import Ether, IP, TCP, conf
+
+NS_K, NS_P = "ksp-k", "ksp-p"
+IF_K, IF_P = "kspk0", "kspp0"
+ADDR_K, ADDR_P = "10.199.0.1", "10.199.0.2"
+PORT_K, PORT_P = 8080, 40000
+PEER_ISN = 1000000
+
+# The kernel's side: one listening socket; commands on stdin.
+APP = r"""
+import json, socket, struct, sys
+cc = sys.argv[1]
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+l.bind(("0.0.0.0", 8080)); l.listen(1)
+print("listening", flush=True)
+s, _ = l.accept()
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+names = ("state ca_state retransmits probes backoff options wscale flags "
+         "rto ato snd_mss rcv_mss unacked sacked lost retrans fackets last_data_sent "
+         "last_ack_sent last_data_recv last_ack_recv pmtu rcv_ssthresh rtt rttvar "
+         "snd_ssthresh snd_cwnd advmss reordering rcv_rtt rcv_space total_retrans "
+         "pacing_rate max_pacing_rate bytes_acked bytes_received "
+         "segs_out segs_in notsent_bytes min_rtt data_segs_in data_segs_out "
+         "delivery_rate busy_time rwnd_limited sndbuf_limited delivered delivered_ce "
+         "bytes_sent bytes_retrans dsack_dups reord_seen rcv_ooopack snd_wnd").split()
+fmt = "8B24I4Q6I4Q2I2Q4I"
+print("accepted", flush=True)
+for line in sys.stdin:
+    cmd = line.split()
+    if cmd[0] == "w":
+        n = int(cmd[1]); s.sendall(bytes((i * 11 + 5) & 0xff for i in range(n)))
+        print("wrote", n, flush=True)
+    elif cmd[0] == "i":
+        b = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 512)
+        v = struct.unpack(fmt, b[:struct.calcsize(fmt)])
+        print(json.dumps(dict(zip(names, v))), flush=True)
+    elif cmd[0] == "q":
+        break
+"""
+
+
+def enter_netns(ns):
+    """This process moves into ns (the peer's raw socket lives there)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open("/var/run/netns/" + ns) as f:
+        if libc.setns(f.fileno(), 0x40000000) != 0:  # CLONE_NEWNET
+            raise OSError(ctypes.get_errno(), "setns " + ns)
+
+
+def sh(*args, check=True):
+    return subprocess.run(args, check=check, capture_output=True, text=True, timeout=10)
+
+
+class Lab:
+    """The two namespaces and the kernel application."""
+
+    def __init__(self, cc="reno", sysctls=()):
+        self.cc = cc
+        self.sysctls = sysctls
+
+    def __enter__(self):
+        self.cleanup()
+        sh("ip", "netns", "add", NS_K)
+        sh("ip", "netns", "add", NS_P)
+        sh("ip", "-n", NS_K, "link", "add", IF_K, "type", "veth", "peer", "name", IF_P, "netns", NS_P)
+        sh("ip", "-n", NS_K, "addr", "add", ADDR_K + "/24", "dev", IF_K)
+        for ns, i in ((NS_K, IF_K), (NS_P, IF_P)):
+            sh("ip", "-n", ns, "link", "set", i, "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "netns", "exec", ns, "ethtool", "-K", i, "tso", "off", "gso", "off", "gro", "off",
+               check=False)
+        # The peer has no address: its kernel ignores the segments scapy
+        # answers, and sends no RST.
+        self.mac_k = self.mac(NS_K, IF_K)
+        self.mac_p = self.mac(NS_P, IF_P)
+        sh("ip", "-n", NS_K, "neigh", "add", ADDR_P, "lladdr", self.mac_p, "dev", IF_K, "nud", "permanent")
+        for kv in self.sysctls:
+            sh("ip", "netns", "exec", NS_K, "sysctl", "-q", "-w", kv)
+        self.app = subprocess.Popen(["ip", "netns", "exec", NS_K, "/usr/bin/python3", "-c", APP, self.cc],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.line() == "listening"
+        return self
+
+    def __exit__(self, *exc):
+        if getattr(self, "app", None):
+            try:
+                self.app.stdin.write("q\n")
+                self.app.stdin.flush()
+            except OSError:
+                pass
+            try:
+                self.app.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.app.kill()
+        self.cleanup()
+
+    @staticmethod
+    def cleanup():
+        for ns in (NS_K, NS_P):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+
+    @staticmethod
+    def mac(ns, i):
+        return json.loads(sh("ip", "-j", "-n", ns, "link", "show", i).stdout)[0]["address"]
+
+    def line(self, timeout=5.0):
+        r, _, _ = select.select([self.app.stdout], [], [], timeout)
+        assert r, "the kernel application did not answer"
+        return self.app.stdout.readline().strip()
+
+    def cmd(self, c):
+        self.app.stdin.write(c + "\n")
+        self.app.stdin.flush()
+        return self.line()
+
+    def info(self):
+        return json.loads(self.cmd("i"))
+
+
+class Peer:
+    """The raw peer on the other end of the veth."""
+
+    def __init__(self, lab, opts, win=1000):
+        self.lab = lab
+        self.opts = opts
+        self.win = win
+        self.t0 = time.monotonic()
+        self.iss = None
+        self.ts = 1000
+        self.ecr = 0
+        self.sock = None
+
+    def now(self):
+        return time.monotonic() - self.t0
+
+    def send(self, flags, seq, ack, opts=None, payload=b""):
+        pkt = (Ether(src=self.lab.mac_p, dst=self.lab.mac_k) /
+               IP(src=ADDR_P, dst=ADDR_K) /
+               TCP(sport=PORT_P, dport=PORT_K, flags=flags, seq=seq, ack=ack, window=self.win,
+                   options=opts if opts is not None else self.opts_now()) / payload)
+        self.sock.send(pkt)
+
+    def opts_now(self, sack=()):
+        o = []
+        if any(k == "Timestamp" for k, _ in self.opts):
+            self.ts += 1
+            o.append(("NOP", None))
+            o.append(("NOP", None))
+            o.append(("Timestamp", (self.ts, self.ecr)))
+        if sack:
+            o.append(("NOP", None))
+            o.append(("NOP", None))
+            o.append(("SAck", tuple(x for b in sack for x in (self.iss + b[0], self.iss + b[1]))))
+        return o
+
+    def recv(self, timeout):
+        """The next segment from the kernel, or None."""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([self.sock], [], [], left)
+            if not r:
+                return None
+            p = self.sock.recv()
+            if p is None or not p.haslayer(TCP) or p[IP].src != ADDR_K:
+                continue
+            for k, v in p[TCP].options:
+                if k == "Timestamp":
+                    self.ecr = v[0]
+            return p
+
+    def connect(self):
+        enter_netns(NS_P)
+        self.sock = conf.L2socket(iface=IF_P)
+        self.send("S", PEER_ISN, 0, opts=self.opts)
+        p = self.recv(3)
+        assert p and p[TCP].flags.S and p[TCP].flags.A, "no SYN-ACK"
+        self.iss = p[TCP].seq
+        time.sleep(RTT)  # the handshake's RTT: the kernel's RTO is 300 ms, as in the scripts
+        self.send("A", PEER_ISN + 1, self.iss + 1)
+        assert self.lab.line() == "accepted"
+        self.t0 = time.monotonic()
+
+    def show(self, p):
+        t = p[TCP]
+        rel = (t.seq - self.iss) & 0xffffffff
+        n = len(t.payload)
+        fl = str(t.flags).replace("A", ".")
+        print(f"{self.now():8.3f}  > {fl} {rel}:{rel + n}({n})")
+        return rel, n
+
+    def collect(self, count, timeout=3.0):
+        """count data segments (or fewer, after timeout): [(rel_seq, len)]."""
+        got = []
+        end = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < end:
+            p = self.recv(end - time.monotonic())
+            if p is None:
+                break
+            if len(p[TCP].payload) or p[TCP].flags.F:
+                got.append(self.show(p))
+        return got
+
+    def quiet(self, secs):
+        """Everything the kernel sends for secs."""
+        got = []
+        end = time.monotonic() + secs
+        while True:
+            p = self.recv(end - time.monotonic())
+            if p is None:
+                return got
+            if len(p[TCP].payload) or p[TCP].flags.F:
+                got.append(self.show(p))
+
+    def ack(self, ack, sack=(), note=""):
+        print(f"{self.now():8.3f}  < . ack {ack}" + (" sack " + " ".join(f"{a}:{b}" for a, b in sack) if sack else "") +
+              (f"   # {note}" if note else ""))
+        self.send("A", PEER_ISN + 1, self.iss + ack, opts=self.opts_now(sack))
+
+    def info(self, *keys):
+        i = self.lab.info()
+        print(f"{self.now():8.3f}  tcp_info " + " ".join(f"{k}={i[k]}" for k in keys))
+        return i
+
+    def step(self, ack, sack=(), note="", wait=0.02, keys=None):
+        """An ACK, what the kernel sends in answer within wait, and its
+        TCP_INFO."""
+        self.ack(ack, sack=sack, note=note)
+        self.quiet(wait)
+        self.info(*(keys or INFO))
+
+    def burst(self, queued, sent):
+        """The application writes queued segments, sent of them go; one
+        RTT later the peer answers."""
+        self.lab.cmd("w %d" % (queued * MSS))
+        self.collect(sent)
+        time.sleep(RTT)
+
+
+MSS = 1460
+RTT = 0.1
+OPTS_SACK = [("MSS", MSS), ("SAckOK", b""), ("NOP", None), ("WScale", 7)]
+OPTS_NOSACK = [("MSS", MSS), ("NOP", None), ("WScale", 7)]
+INFO = ("ca_state", "snd_cwnd", "snd_ssthresh", "unacked", "sacked", "lost", "retrans", "reordering",
+        "total_retrans")
+NO_TLP = ("net.ipv4.tcp_early_retrans=0",)
+
+
+def seg(i):
+    """Relative sequence range of full segment i (from 1)."""
+    return 1 + (i - 1) * MSS, 1 + i * MSS
+
+
+def scenario_prr_sack(lab):
+    """prr-sack.seg: PRR's amount per ACK with SACK, both phases. cwnd 20
+    after one round of slow start; forty segments queued, twenty go;
+    the first two (11 and 12) are lost. SACKs for 13..30 one by one, then
+    the partial ACK when the retransmission of 11 arrives, then the ACK
+    of 12's."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect()
+    p.burst(10, 10)
+    p.step(seg(10)[1])
+    p.burst(40, 20)
+    for k in range(13, 31):
+        p.step(seg(11)[0], sack=[(seg(13)[0], seg(k)[1])], note=f"SACK 13..{k}", wait=0.01)
+    time.sleep(0.02)
+    p.step(seg(12)[0], sack=[(seg(13)[0], seg(30)[1])], note="partial: 11 arrived")
+    p.step(seg(30)[1], note="12 arrived")
+    time.sleep(0.05)
+    p.step(seg(40)[1], note="the rest of the window", wait=0.05)
+    p.step(seg(50)[1], note="everything", wait=0.05)
+
+
+def dupack_recovery(lab, dups, partial):
+    """No SACK, fourteen segments queued, ten in flight; the duplicate
+    ACKs for the segments in dups (1 is lost), the partial ACK if any,
+    then the ACK of the recovery point and of everything."""
+    p = Peer(lab, OPTS_NOSACK)
+    p.connect()
+    p.burst(14, 10)
+    for k in dups:
+        p.step(1, note=f"dup for {k}")
+    time.sleep(0.05)
+    if partial:
+        p.step(seg(partial)[1], note="partial: 1 arrived", wait=0.05)
+    p.step(seg(12)[1], note="the recovery point", wait=0.05)
+    p.step(seg(14)[1], note="everything", wait=0.05)
+
+
+def scenario_newreno(lab):
+    """newreno-partial-ack.seg: segments 1 and 5 lost: duplicate ACKs for
+    2..4, 6..10 and the two sent by limited transmit; the partial ACK for
+    the retransmission of 1."""
+    dupack_recovery(lab, list(range(2, 5)) + list(range(6, 13)), 4)
+
+
+def scenario_fast_retransmit(lab):
+    """fast-retransmit.seg: segment 1 lost: duplicate ACKs for 2..10 and
+    the two sent meanwhile."""
+    dupack_recovery(lab, range(2, 13), None)
+
+
+def scenario_cwnd_growth(lab):
+    """cwnd-growth.seg: slow start acknowledged segment by segment; twenty
+    segments with the first lost (three duplicate ACKs, then the ACK of
+    all); congestion avoidance, ten segments acknowledged one by one."""
+    p = Peer(lab, OPTS_NOSACK)
+    p.connect()
+    p.burst(10, 10)
+    for k in range(1, 11):
+        p.ack(seg(k)[1])
+    p.step(seg(10)[1], note="again: the window, for the info")
+    p.burst(20, 20)
+    for k in range(3):
+        p.step(seg(10)[1], note="dup")
+    time.sleep(0.05)
+    p.step(seg(30)[1], note="all: the recovery point")
+    time.sleep(0.05)
+    p.burst(10, 10)
+    for k in range(31, 41):
+        p.step(seg(k)[1], wait=0.01)
+
+
+def reordering_seen(p, late_ack):
+    """Round 1 of the RACK scenarios: 2 is SACKed before 1, which arrives
+    10 ms later (late_ack: what that ACK covers)."""
+    p.burst(10, 10)
+    p.ack(seg(1)[0], sack=[seg(2)], note="2 before 1")
+    p.quiet(0.01)
+    p.step(late_ack, note="1, 10 ms late", wait=0.05, keys=INFO + ("reord_seen", "min_rtt"))
+
+
+def scenario_rack_reo_wnd(lab):
+    """rack-reo-wnd.seg: RACK's reordering window. Round 1: reordering seen.
+    Round 2: segment 11 is missing after 12 is SACKed, and stays missing."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect()
+    reordering_seen(p, seg(2)[1])
+    p.step(seg(10)[1], wait=0.05)
+    p.burst(10, 10)
+    p.step(seg(11)[0], sack=[seg(12)], note="12 before 11", wait=0.1, keys=INFO + ("reord_seen",))
+    p.step(seg(20)[1], note="all", wait=0.05)
+
+
+def scenario_rack_dsack(lab):
+    """rack-dsack.seg: D-SACK widens RACK's window. Round 1: reordering
+    seen. Round 2: 11 comes 40 ms late, after RACK's 25 ms: resent, then
+    D-SACKed. Round 3: 21 comes 40 ms late again."""
+    keys = INFO + ("reord_seen", "dsack_dups")
+    p = Peer(lab, OPTS_SACK)
+    p.connect()
+    reordering_seen(p, seg(10)[1])
+    p.burst(10, 10)
+    p.ack(seg(11)[0], sack=[(seg(12)[0], seg(20)[1])], note="12..20 before 11")
+    p.quiet(0.04)
+    p.step(seg(20)[1], note="11, 40 ms late", wait=0.05, keys=keys)
+    time.sleep(0.03)
+    p.step(seg(20)[1], sack=[seg(11)], note="D-SACK: the retransmission of 11 came too", wait=0.05,
+           keys=keys)
+    p.burst(5, 5)
+    p.ack(seg(21)[0], sack=[(seg(22)[0], seg(25)[1])], note="22..25 before 21")
+    p.quiet(0.04)
+    p.step(seg(25)[1], note="21, 40 ms late", wait=0.06, keys=keys)
+
+
+def scenario_rack_lost_retransmit(lab):
+    """rack-lost-retransmit.seg: segment 1 is lost, and so is its
+    retransmission; the SACKs for segments sent after the retransmission
+    show it, without an RTO."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect()
+    p.burst(16, 10)
+    for k in range(2, 11):
+        p.ack(seg(1)[0], sack=[(seg(2)[0], seg(k)[1])], note=f"SACK 2..{k}")
+        p.quiet(0.01)
+    p.info(*INFO)
+    time.sleep(RTT - 0.09)
+    for k in range(11, 17):
+        p.step(seg(1)[0], sack=[(seg(2)[0], seg(k)[1])], note=f"SACK 2..{k}", wait=0.01)
+    p.quiet(0.05)
+    p.step(seg(16)[1], note="the second retransmission arrives", wait=0.05)
+
+
+def main():
+    name = sys.argv[1] if len(sys.argv) > 1 else ""
+    fn = globals().get("scenario_" + name.replace("-", "_"))
+    if not fn:
+        sys.exit("scenarios: " + " ".join(k[9:] for k in globals() if k.startswith("scenario_")))
+    signal.alarm(120)
+    sysctls = NO_TLP + tuple(sys.argv[2:])
+    with Lab(sysctls=sysctls) as lab:
+        print(f"# {name}: Linux {os.uname().release}, reno, sysctls {' '.join(sysctls)}")
+        fn(lab)
+
+
+if __name__ == "__main__":
+    main()
