@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "tcp.h"
 
 /* Addresses no host may own: 0/8, loopback, multicast and class E. */
 static bool ip_unusable(uint32_t a)
@@ -259,7 +260,8 @@ static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t
 	return 0;
 }
 
-/* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_PASSTHROUGH: TCP's settings. */
+/* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_CC, USTCP_PASSTHROUGH: TCP's
+ * settings. */
 static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
 {
 	const char *v = get("USTCP_MSL");
@@ -278,6 +280,13 @@ static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 			return fail(err, errlen, "USTCP_FIN_TIMEOUT", v,
 				    "not a number of seconds above 0 and up to 3600 (e.g. 60)");
 		c->fin_timeout_ms = u;
+	}
+
+	v = get("USTCP_CC");
+	if (v && *v) {
+		if (strlen(v) >= sizeof(c->cc) || !ust_tcp_cc_exists(v))
+			return fail(err, errlen, "USTCP_CC", v, "not one of cubic, reno");
+		strcpy(c->cc, v);
 	}
 
 	v = get("USTCP_PASSTHROUGH");

@@ -27,6 +27,7 @@ struct ust_config {
 	unsigned mtu;                   /* USTCP_MTU, 0: the interface's */
 	unsigned msl_ms;                /* USTCP_MSL */
 	unsigned fin_timeout_ms;        /* USTCP_FIN_TIMEOUT */
+	char cc[16];                    /* USTCP_CC, "" for the default (cubic) */
 	struct ust_cidr passthrough[UST_PASSTHROUGH_MAX]; /* USTCP_PASSTHROUGH */
 	unsigned n_passthrough;
 	enum ust_log_level log_level;   /* USTCP_LOG */

@@ -243,6 +243,7 @@ struct ust_tcb {
 	uint32_t prior_cwnd;        /* cwnd and ssthresh before the loss episode (undo) */
 	uint32_t prior_ssthresh;
 	ust_time snd_cwnd_stamp;    /* when cwnd was last used or changed (idle restart) */
+	ust_time lsndtime;          /* when data was last sent (Linux's lsndtime) */
 	/* The algorithm's own per-connection state, Linux's icsk_ca_priv
 	 * (ICSK_CA_PRIV_SIZE, 104 bytes): each algorithm casts it to its
 	 * struct, with a _Static_assert on the size. */
@@ -338,7 +339,7 @@ struct ust_tcp_config {
 	unsigned orphan_retries;    /* Linux tcp_orphan_retries 0 means 8 */
 	bool rfc1337;               /* ignore RST in TIME-WAIT (Linux default: no) */
 	/* Congestion control of new connections (tcp_cc_find names them;
-	 * TCP_CONGESTION changes one); NULL: the default, reno. */
+	 * TCP_CONGESTION changes one); NULL: the default, cubic. */
 	const struct tcp_cc *cc;
 	uint64_t isn_key[2];        /* RFC 6528 secret */
 	/* Events for the user (the shim); may be NULL in tests that poll. */
@@ -450,6 +451,9 @@ int ust_tcp_set_cc(struct ust_tcb *tcb, const char *name);
 const char *ust_tcp_cc_name(const struct ust_tcb *tcb);
 /* Is there an algorithm called name? */
 bool ust_tcp_cc_exists(const char *name);
+/* USTCP_CC: the algorithm of new connections; -ENOENT if none is called
+ * name. */
+int ust_tcp_config_cc(struct ust_tcp_config *cfg, const char *name);
 /* The name of the layer's default algorithm (a socket TCP let go of). */
 const char *ust_tcp_cc_default_name(const struct ust_tcp *tcp);
 /* SO_LINGER */

@@ -107,7 +107,41 @@ void tcp_init_transfer(struct ust_tcb *t, ust_time now)
 	t->snd_cwnd = TCP_INIT_CWND;
 	t->snd_cwnd_cnt = 0;
 	t->snd_cwnd_stamp = now;
+	t->lsndtime = now;
 	t->cc->init(t);
+}
+
+/* Linux's tcp_current_ssthresh: outside a reduction, remember three
+ * quarters of the window as well. */
+static uint32_t current_ssthresh(const struct ust_tcb *t)
+{
+	if (t->ca_state == TCP_CA_CWR || t->ca_state == TCP_CA_RECOVERY)
+		return t->snd_ssthresh;
+	return max_u32(t->snd_ssthresh, (t->snd_cwnd >> 1) + (t->snd_cwnd >> 2));
+}
+
+/* Slow start after idle (RFC 5681 §4.1, RFC 7661's concern; Linux's
+ * tcp_slow_start_after_idle, on by default): new data after more than an
+ * RTO with nothing in flight no longer trusts the old window: it is
+ * halved for every RTO of silence, down to the initial window (Linux's
+ * tcp_cwnd_restart). An algorithm that paces itself (cong_control)
+ * knows better. */
+void tcp_idle_restart_check(struct ust_tcb *t, ust_time now)
+{
+	ust_time idle = now - t->lsndtime;
+	uint32_t cwnd = t->snd_cwnd, restart = min_u32(TCP_INIT_CWND, cwnd);
+
+	if (t->snd_una != t->snd_max || t->cc->cong_control || !UST_TCP_SYNCHRONIZED(t->state) ||
+	    idle <= t->rto)
+		return;
+	tcp_ca_event(t, TCP_CA_EV_CWND_RESTART, now);
+	t->snd_ssthresh = current_ssthresh(t);
+	while (idle > t->rto && cwnd > restart) {
+		idle -= t->rto;
+		cwnd >>= 1;
+	}
+	t->snd_cwnd = max_u32(cwnd, restart);
+	t->snd_cwnd_stamp = now;
 }
 
 /* As Linux's tcp_reinit_congestion_control: the new algorithm's state
@@ -170,6 +204,7 @@ const struct tcp_cc tcp_cc_reno = {
 /* ---- the table ---- */
 
 static const struct tcp_cc *const algorithms[] = {
+	&tcp_cc_cubic,
 	&tcp_cc_reno,
 };
 
@@ -200,6 +235,16 @@ const char *ust_tcp_cc_name(const struct ust_tcb *t)
 bool ust_tcp_cc_exists(const char *name)
 {
 	return tcp_cc_find(name) != NULL;
+}
+
+int ust_tcp_config_cc(struct ust_tcp_config *cfg, const char *name)
+{
+	const struct tcp_cc *cc = tcp_cc_find(name);
+
+	if (!cc)
+		return -ENOENT;
+	cfg->cc = cc;
+	return 0;
 }
 
 const char *ust_tcp_cc_default_name(const struct ust_tcp *tcp)

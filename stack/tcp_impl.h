@@ -160,6 +160,7 @@ struct tcp_cc {
 	void (*cong_control)(struct ust_tcb *t, const struct tcp_rate_sample *rs, ust_time now);
 };
 extern const struct tcp_cc tcp_cc_reno;
+extern const struct tcp_cc tcp_cc_cubic; /* tcp_cubic.c, the default */
 /* The algorithms by name, for USTCP_CC and TCP_CONGESTION (NULL: unknown). */
 const struct tcp_cc *tcp_cc_find(const char *name);
 
@@ -172,6 +173,8 @@ bool tcp_is_cwnd_limited(const struct ust_tcb *t);
 uint32_t tcp_slow_start(struct ust_tcb *t, uint32_t acked);
 /* Congestion avoidance: one segment more per w segments acked. */
 void tcp_cong_avoid_ai(struct ust_tcb *t, uint32_t w, uint32_t acked);
+/* New data is queued: after an idle RTO, restart from a smaller window. */
+void tcp_idle_restart_check(struct ust_tcb *t, ust_time now);
 /* Segments in the network (RFC 6675's pipe, in segments). */
 uint32_t tcp_packets_in_flight(const struct ust_tcb *t);
 

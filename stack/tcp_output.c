@@ -185,6 +185,7 @@ static void rtx_arm(struct ust_tcb *t, ust_time now)
  * tcp_event_data_sent); during a reduction PRR counts it. */
 static void data_sent(struct ust_tcb *t, ust_time now)
 {
+	t->lsndtime = now;
 	if (tcp_in_cwnd_reduction(t))
 		t->prr_out++;
 }

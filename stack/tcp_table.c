@@ -35,7 +35,7 @@ void ust_tcp_default_config(struct ust_tcp_config *cfg)
 	cfg->orphan_retries = 8;
 	cfg->isn_key[0] = 0x0123456789abcdefull;
 	cfg->isn_key[1] = 0xfedcba9876543210ull;
-	cfg->cc = &tcp_cc_reno;
+	cfg->cc = &tcp_cc_cubic; /* as Linux's default */
 }
 
 int ust_tcp_init(struct ust_tcp *tcp, struct ust_stack *st, const struct ust_tcp_config *cfg)
@@ -44,7 +44,7 @@ int ust_tcp_init(struct ust_tcp *tcp, struct ust_stack *st, const struct ust_tcp
 	tcp->st = st;
 	tcp->cfg = *cfg;
 	if (!tcp->cfg.cc)
-		tcp->cfg.cc = &tcp_cc_reno;
+		tcp->cfg.cc = &tcp_cc_cubic;
 	tcp->heap = calloc(cfg->max_conns, sizeof(*tcp->heap));
 	if (!tcp->heap)
 		return -ENOMEM;

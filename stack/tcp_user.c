@@ -197,8 +197,10 @@ long ust_tcp_send(struct ust_tcb *t, const void *buf, size_t len, ust_time now)
 		len = UINT32_MAX;
 	tcp_rate_check_app_limited(t);
 	n = ust_ring_append(&t->sndbuf, buf, (uint32_t)len);
-	if (n)
+	if (n) {
+		tcp_idle_restart_check(t, now);
 		tcp_output(t, now);
+	}
 	return n;
 }
 
@@ -294,8 +296,10 @@ void ust_tcp_snd_commit(struct ust_tcb *t, uint32_t n, ust_time now)
 		n = ust_ring_space(&t->sndbuf);
 	tcp_rate_check_app_limited(t);
 	ust_ring_commit(&t->sndbuf, n);
-	if (n)
+	if (n) {
+		tcp_idle_restart_check(t, now);
 		tcp_output(t, now);
+	}
 }
 
 int ust_tcp_take_error(struct ust_tcb *t)

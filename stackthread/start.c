@@ -207,6 +207,8 @@ static int start_tcp(void)
 	ust_tcp_default_config(&tc);
 	tc.msl_ms = us_st.cfg.msl_ms;
 	tc.fin_timeout_ms = us_st.cfg.fin_timeout_ms;
+	if (us_st.cfg.cc[0])
+		ust_tcp_config_cc(&tc, us_st.cfg.cc); /* checked by ust_config_load */
 	r = us_share_open(&us_st.cfg);
 	if (r < 0)
 		ust_log(UST_LOG_WARN, "%s/addr-*: %s (initial sequence numbers are this process's own: "

@@ -492,6 +492,8 @@ int main(int argc, char **argv)
 		ust_tcp_default_config(&tc);
 		tc.msl_ms = h.cfg.msl_ms;
 		tc.fin_timeout_ms = h.cfg.fin_timeout_ms;
+		if (h.cfg.cc[0])
+			ust_tcp_config_cc(&tc, h.cfg.cc); /* USTCP_CC, checked at load */
 		tc.isn_key[0] = ((uint64_t)getpid() << 32) ^ (uint64_t)ust_now();
 		tc.isn_key[1] = (uint64_t)ust_now() * 0x9e3779b97f4a7c15ull;
 		tc.event = on_tcp_event;

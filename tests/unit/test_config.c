@@ -371,6 +371,23 @@ static void test_config_fin_timeout(void **state)
 	refuse_each("USTCP_FIN_TIMEOUT", bad, UST_ARRAY_SIZE(bad));
 }
 
+/* USTCP_CC: the algorithms TCP_CONGESTION knows, by their whole name. */
+static void test_config_cc(void **state)
+{
+	static const char *const bad[] = { "bbr2", "Cubic", "cubic ", "renoX", "x",
+					   "a-name-longer-than-fifteen" };
+
+	load_ok();
+	assert_string_equal(cfg.cc, "");
+	env_set("USTCP_CC", "reno");
+	load_ok();
+	assert_string_equal(cfg.cc, "reno");
+	env_set("USTCP_CC", "cubic");
+	load_ok();
+	assert_string_equal(cfg.cc, "cubic");
+	refuse_each("USTCP_CC", bad, UST_ARRAY_SIZE(bad));
+}
+
 /* ---- USTCP_PASSTHROUGH ---- */
 
 static void test_config_passthrough_list(void **state)
@@ -606,6 +623,7 @@ int main(void)
 		T(test_config_msl_valid),
 		T(test_config_msl_invalid),
 		T(test_config_fin_timeout),
+		T(test_config_cc),
 		T(test_config_passthrough_list),
 		T(test_config_passthrough_everything_and_nothing),
 		T(test_config_passthrough_invalid),
