@@ -2437,11 +2437,11 @@ static const struct field {
 	SF(ca_state, FT_CA),   SF(cc, FT_STR),        SF(packets_out, FT_U32),
 	SF(sacked_out, FT_U32), SF(lost_out, FT_U32), SF(retrans_out, FT_U32),
 	SF(reordering, FT_U32), SF(dsacks, FT_U32),   SF(delivered, FT_U64),
-	SF(min_rtt, FT_DUR),
+	SF(min_rtt, FT_DUR),   SF(pacing_rate, FT_U64),
 #undef SF
 };
 
-static const char *const timer_names[UST_TT_N] = { "RTX", "DELACK", "KEEPALIVE", "TIMEWAIT" };
+static const char *const timer_names[UST_TT_N] = { "RTX", "DELACK", "KEEPALIVE", "TIMEWAIT", "PACE" };
 
 /* Reads a status field as the script writes it. Durations compare as
  * numbers of microseconds, so "200ms" and "200000" are the same. */
