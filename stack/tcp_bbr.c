@@ -1103,6 +1103,39 @@ static void bbr_cwnd_event(struct ust_tcb *t, enum tcp_ca_event ev, ust_time now
 		check_probe_rtt_done(t, now);
 }
 
+static const char *const state_names[] = {
+	[BBR_STARTUP] = "startup", [BBR_DRAIN] = "drain", [BBR_PROBE_BW_DOWN] = "probe_bw_down",
+	[BBR_PROBE_BW_CRUISE] = "probe_bw_cruise", [BBR_PROBE_BW_REFILL] = "probe_bw_refill",
+	[BBR_PROBE_BW_UP] = "probe_bw_up", [BBR_PROBE_RTT] = "probe_rtt",
+};
+
+/* bytes per second of a bandwidth in segments per µs << 24 */
+static uint64_t bytes_per_sec(const struct ust_tcb *t, uint32_t bw)
+{
+	return ((uint64_t)bw * t->mss * 1000000u) >> BW_SCALE;
+}
+
+bool tcp_bbr_get_info(const struct ust_tcb *t, struct tcp_bbr_info *info)
+{
+	const struct bbr *b = bbr(t);
+
+	if (t->cc != &tcp_cc_bbr)
+		return false;
+	*info = (struct tcp_bbr_info){
+		.state = b->state < UST_ARRAY_SIZE(state_names) ? state_names[b->state] : "?",
+		.bw = bytes_per_sec(t, bw(b)),
+		.max_bw = bytes_per_sec(t, max_bw(b)),
+		.min_rtt = b->min_rtt_us,
+		.pacing_gain = pacing_gain(b),
+		.cwnd_gain = cwnd_gain(b),
+		.bdp = bdp(b, bw(b), BBR_UNIT),
+		.inflight_longterm = b->inflight_longterm,
+		.inflight_shortterm = b->inflight_shortterm,
+		.full_bw_reached = b->full_bw_reached,
+	};
+	return true;
+}
+
 const struct tcp_cc tcp_cc_bbr = {
 	.name = "bbr",
 	.init = bbr_init,

@@ -168,6 +168,20 @@ struct tcp_cc {
 extern const struct tcp_cc tcp_cc_reno;
 extern const struct tcp_cc tcp_cc_cubic; /* tcp_cubic.c, the default */
 extern const struct tcp_cc tcp_cc_bbr;   /* tcp_bbr.c */
+/* BBR's model as Linux's get_info reports it (struct tcp_bbr_info). */
+struct tcp_bbr_info {
+	const char *state;          /* "startup", "drain", "probe_bw_down", "probe_bw_cruise",
+	                             * "probe_bw_refill", "probe_bw_up", "probe_rtt" */
+	uint64_t bw;                /* BBR.bw, bytes per second */
+	uint64_t max_bw;            /* BBR.max_bw, bytes per second */
+	uint32_t min_rtt;           /* µs; UINT32_MAX: none yet */
+	uint32_t pacing_gain, cwnd_gain; /* 256 = 1.0 */
+	uint32_t bdp;               /* BBR.bdp, segments */
+	uint32_t inflight_longterm, inflight_shortterm; /* segments; UINT32_MAX: no bound */
+	bool full_bw_reached;
+};
+/* false when t's algorithm is not BBR. */
+bool tcp_bbr_get_info(const struct ust_tcb *t, struct tcp_bbr_info *info);
 /* The algorithms by name, for USTCP_CC and TCP_CONGESTION (NULL: unknown). */
 const struct tcp_cc *tcp_cc_find(const char *name);
 

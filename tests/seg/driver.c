@@ -993,6 +993,9 @@ static bool check_call_args(struct parser *p, struct call *c)
 		       perr(p, "shutdown: want SHUT_RD, SHUT_WR or SHUT_RDWR");
 	case CMD_SETSOCKOPT:
 	case CMD_GETSOCKOPT:
+		/* TCP_CONGESTION takes a name (ust_tcp_set_cc). */
+		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "TCP_CONGESTION"))
+			return true;
 		if (c->def->cmd == CMD_SETSOCKOPT && !parse_int(c->arg[1], &v))
 			return perr(p, "setsockopt: '%s' is not a number", c->arg[1]);
 		return sockopt_by_name(c->arg[0], &o) ||
@@ -2789,6 +2792,12 @@ static void exec_call(struct run *r, const struct line *l)
 		got = ust_tcp_close(h->tcb, r->now);
 		break;
 	case CMD_SETSOCKOPT:
+		if (!strcmp(c->arg[0], "TCP_CONGESTION")) {
+			r->tcp.now = r->now; /* a user call's time, as the shim's */
+			got = ust_tcp_set_cc(h->tcb, c->arg[1]);
+			flush(r);
+			break;
+		}
 		got = ust_tcp_setopt(h->tcb, opt, (int)strtol(c->arg[1], NULL, 0));
 		break;
 	case CMD_GETSOCKOPT:
