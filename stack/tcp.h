@@ -155,6 +155,7 @@ enum ust_tcp_timer {
 	UST_TT_KEEPALIVE,  /* keepalive, and the orphaned FIN-WAIT-2 timeout */
 	UST_TT_TIMEWAIT,   /* 2 MSL */
 	UST_TT_REO,        /* RACK's reordering window (Linux's ICSK_TIME_REO_TIMEOUT) */
+	UST_TT_PACE,       /* pacing: the next burst's departure time (Linux's pacing hrtimer) */
 	UST_TT_N
 };
 
@@ -284,6 +285,13 @@ struct ust_tcb {
 	uint32_t max_packets_out;
 	uint32_t cwnd_usage_seq;
 	bool is_cwnd_limited;
+	/* Pacing (tcp_output.c), as Linux's internal pacing: an algorithm
+	 * that sets pacing_rate has the sender's bursts leave no earlier than
+	 * their departure times (Linux's tcp_wstamp_ns, earliest departure
+	 * time), each burst moving the next one on by its length at the rate. */
+	uint64_t pacing_rate;       /* bytes per second; 0: no pacing */
+	uint64_t pacing_next_ns;    /* the next burst's departure time, ns of the stack's clock */
+	uint64_t pacing_credit_ns;  /* how late the current burst left: what it may make up */
 
 	/* The scoreboard (tcp_sb.c, Linux's retransmission queue): a record
 	 * per segment sent and not cumulatively acknowledged, in sequence
@@ -526,6 +534,7 @@ struct ust_tcp_status {
 	uint32_t dsacks;            /* segments the peer reported twice (D-SACK) */
 	uint64_t delivered;         /* segments delivered */
 	ust_time min_rtt;           /* 0: none yet */
+	uint64_t pacing_rate;       /* bytes per second; 0: not paced */
 	const char *cc;             /* the algorithm's name (static) */
 	unsigned retransmits, backoff;
 	uint64_t total_retrans;

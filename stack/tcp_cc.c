@@ -145,11 +145,14 @@ void tcp_idle_restart_check(struct ust_tcb *t, ust_time now)
 }
 
 /* As Linux's tcp_reinit_congestion_control: the new algorithm's state
- * starts empty, and it starts once there is a connection to control. */
+ * starts empty, unpaced until it says otherwise, and it starts once there
+ * is a connection to control. */
 void tcp_cc_start(struct ust_tcb *t, const struct tcp_cc *cc)
 {
 	t->cc = cc;
 	memset(t->ca_priv, 0, sizeof(t->ca_priv));
+	t->pacing_rate = 0;
+	tcp_timer_stop(t, UST_TT_PACE);
 	if (UST_TCP_SYNCHRONIZED(t->state))
 		cc->init(t);
 }
@@ -206,6 +209,7 @@ const struct tcp_cc tcp_cc_reno = {
 static const struct tcp_cc *const algorithms[] = {
 	&tcp_cc_cubic,
 	&tcp_cc_reno,
+	&tcp_cc_bbr,
 };
 
 const struct tcp_cc *tcp_cc_find(const char *name)

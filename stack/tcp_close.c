@@ -222,6 +222,7 @@ void tcp_enter_time_wait(struct ust_tcb *t, ust_time now)
 	tcp_timer_stop(t, UST_TT_RTX);
 	tcp_timer_stop(t, UST_TT_KEEPALIVE);
 	tcp_timer_stop(t, UST_TT_DELACK);
+	tcp_timer_stop(t, UST_TT_PACE);
 	tcp_timer_set(t, UST_TT_TIMEWAIT, now + 2 * UST_MS(t->tcp->cfg.msl_ms));
 }
 

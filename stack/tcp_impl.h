@@ -157,6 +157,10 @@ struct tcp_rate_sample {
 	uint32_t acked_sacked;     /* segments newly delivered by this ACK, cumulatively or by SACK */
 	uint32_t prior_in_flight;  /* segments in flight before this ACK */
 	uint32_t losses;           /* segments newly marked lost by this ACK */
+	/* Of the newest segment delivered (BBRv3's RS.tx_in_flight, RS.lost): */
+	uint32_t tx_in_flight;     /* segments in flight just after it was sent */
+	uint32_t prior_lost;       /* t->lost when it was sent, */
+	uint32_t lost;             /* and segments marked lost since */
 	bool is_app_limited;
 	bool is_retrans;           /* the sample came from a retransmitted segment */
 };
@@ -174,9 +178,26 @@ struct tcp_cc {
 	void (*pkts_acked)(struct ust_tcb *t, const struct tcp_rate_sample *rs, ust_time now);
 	/* set: the algorithm sets cwnd (and pacing) itself on every ACK, as Linux's BBR; the engine then does neither cong_avoid nor PRR */
 	void (*cong_control)(struct ust_tcb *t, const struct tcp_rate_sample *rs, ust_time now);
+	/* the engine marked segment r lost (Linux's skb_marked_lost) */
+	void (*marked_lost)(struct ust_tcb *t, const struct tcp_sent *r, ust_time now);
 };
 extern const struct tcp_cc tcp_cc_reno;
 extern const struct tcp_cc tcp_cc_cubic; /* tcp_cubic.c, the default */
+extern const struct tcp_cc tcp_cc_bbr;   /* tcp_bbr.c */
+/* BBR's model as Linux's get_info reports it (struct tcp_bbr_info). */
+struct tcp_bbr_info {
+	const char *state;          /* "startup", "drain", "probe_bw_down", "probe_bw_cruise",
+	                             * "probe_bw_refill", "probe_bw_up", "probe_rtt" */
+	uint64_t bw;                /* BBR.bw, bytes per second */
+	uint64_t max_bw;            /* BBR.max_bw, bytes per second */
+	uint32_t min_rtt;           /* µs; UINT32_MAX: none yet */
+	uint32_t pacing_gain, cwnd_gain; /* 256 = 1.0 */
+	uint32_t bdp;               /* BBR.bdp, segments */
+	uint32_t inflight_longterm, inflight_shortterm; /* segments; UINT32_MAX: no bound */
+	bool full_bw_reached;
+};
+/* false when t's algorithm is not BBR. */
+bool tcp_bbr_get_info(const struct ust_tcb *t, struct tcp_bbr_info *info);
 /* The algorithms by name, for USTCP_CC and TCP_CONGESTION (NULL: unknown). */
 const struct tcp_cc *tcp_cc_find(const char *name);
 
@@ -236,6 +257,8 @@ struct tcp_sent {
 	uint64_t delivered;         /* t->delivered then */
 	ust_time delivered_time;    /* t->delivered_time then */
 	ust_time first_tx_time;     /* t->first_tx_time then */
+	uint32_t tx_in_flight;      /* segments in flight just after that transmission */
+	uint32_t lost;              /* t->lost then */
 	uint8_t flags;              /* TCP_SENT_* */
 	bool app_limited;           /* sent while the application limited the flow */
 };
@@ -404,6 +427,9 @@ unsigned tcp_sack_recent(const struct ust_tcb *t, int idx[4]);
 /* How many out-of-order ranges the connection may hold: bounded by the
  * window, 128 bytes of window per range. */
 unsigned tcp_ofo_max(const struct ust_tcb *t);
+/* Segments in one paced burst (Linux's tcp_tso_autosize): about 1 ms of
+ * data at the pacing rate, at least 2. */
+uint32_t tcp_pacing_burst(const struct ust_tcb *t);
 
 /* tcp_timer.c */
 void tcp_rto_restart(struct ust_tcb *t, ust_time now);

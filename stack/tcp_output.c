@@ -162,11 +162,65 @@ static void rtx_arm(struct ust_tcb *t, ust_time now)
 	}
 }
 
-/* A segment left: during a reduction PRR counts it (prr_out). */
-static void prr_sent(struct ust_tcb *t)
+/* ---- pacing (Linux's internal pacing, without the fq qdisc) ---- */
+
+/* Linux's tcp_tso_autosize: a burst carries about 1 ms of data at the
+ * pacing rate (sk_pacing_shift 10), at least 2 segments (tcp_min_tso_segs),
+ * because the stack's loop wakes at millisecond granularity (epoll), as
+ * Linux's sender would build one TSO frame. Linux caps a burst at the
+ * largest GSO frame (64 KB); ours are MTU-sized frames, and that cap with
+ * a timer of 1 ms would hold the rate to 64 KB per ms: no cap here. */
+uint32_t tcp_pacing_burst(const struct ust_tcb *t)
+{
+	uint64_t segs = (t->pacing_rate >> 10) / (t->mss ? t->mss : TCP_MSS_DEFAULT);
+
+	if (segs < 2)
+		return 2;
+	return segs < UINT16_MAX ? (uint32_t)segs : UINT16_MAX;
+}
+
+/* May a burst leave now (Linux's tcp_pacing_check)? If its departure time
+ * is still ahead, the pacing timer is set for it. A burst that leaves
+ * late may make up some of the delay (below); the departure time never
+ * lags the clock (EDT: max(next, now)). */
+static bool pacing_ready(struct ust_tcb *t, ust_time now)
+{
+	uint64_t now_ns = (uint64_t)now * 1000;
+
+	if (!t->pacing_rate)
+		return true;
+	if (t->pacing_next_ns > now_ns) {
+		tcp_timer_set(t, UST_TT_PACE, (ust_time)((t->pacing_next_ns + 999) / 1000));
+		return false;
+	}
+	t->pacing_credit_ns = now_ns - t->pacing_next_ns;
+	t->pacing_next_ns = now_ns;
+	return true;
+}
+
+/* len bytes left: the next departure is later by their time at the
+ * pacing rate, less up to half of it while the burst is making up for
+ * leaving late (Linux's tcp_update_skb_after_send: "len_ns -=
+ * min_t(u64, len_ns / 2, credit)"). */
+static void pacing_sent(struct ust_tcb *t, uint32_t len)
+{
+	uint64_t len_ns, make_up;
+
+	if (!t->pacing_rate)
+		return;
+	len_ns = (uint64_t)len * 1000000000u / t->pacing_rate;
+	make_up = len_ns / 2 < t->pacing_credit_ns ? len_ns / 2 : t->pacing_credit_ns;
+	t->pacing_credit_ns -= make_up;
+	t->pacing_next_ns += len_ns - make_up;
+}
+
+/* Data left (tcb_emit noted when, for idle restarts): during a
+ * reduction PRR counts it; the pacing clock moves on by its length. */
+static void data_sent(struct ust_tcb *t, uint32_t len, ust_time now)
 {
 	if (tcp_in_cwnd_reduction(t))
 		t->prr_out++;
+	pacing_sent(t, len);
 }
 
 /* Sends one new segment at SND.NXT if the rules allow; returns whether it
@@ -232,7 +286,7 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 	r = tcp_sb_at(t, t->packets_out - 1);
 	r->xmit_time = now;
 	tcp_rate_sent(t, r, idle, now);
-	prr_sent(t);
+	data_sent(t, len, now);
 	if (!t->rtt_active && len) {
 		t->rtt_active = true;
 		t->rtt_seq = t->snd_nxt;
@@ -281,19 +335,19 @@ static bool retransmit(struct ust_tcb *t, uint32_t i, ust_time now)
 	tcp_sb_set(t, r, TCP_SENT_RETRANS | TCP_SENT_EVER_RETRANS);
 	r->xmit_time = now;
 	tcp_rate_sent(t, r, false, now);
-	prr_sent(t);
+	data_sent(t, len, now);
 	return true;
 }
 
-/* Lost segments go first, in sequence order, as cwnd allows (Linux's
- * tcp_xmit_retransmit_queue): each once, until it is SACKed, acknowledged
- * or found lost again. Resending the first restarts the retransmission
- * timer. */
-static void retransmit_lost(struct ust_tcb *t, ust_time now)
+/* Lost segments go first, in sequence order, as cwnd and the burst's
+ * quota allow (Linux's tcp_xmit_retransmit_queue): each once, until it is
+ * SACKed, acknowledged or found lost again. Resending the first restarts
+ * the retransmission timer. */
+static void retransmit_lost(struct ust_tcb *t, uint32_t *quota, ust_time now)
 {
 	bool rearm = false;
 
-	for (uint32_t i = 0; i < t->packets_out; i++) {
+	for (uint32_t i = 0; i < t->packets_out && *quota; i++) {
 		struct tcp_sent *r = tcp_sb_at(t, i);
 		if (tcp_packets_in_flight(t) >= t->snd_cwnd || t->retrans_out >= t->lost_out)
 			break;
@@ -301,6 +355,7 @@ static void retransmit_lost(struct ust_tcb *t, ust_time now)
 			continue;
 		if (!retransmit(t, i, now))
 			break;
+		--*quota;
 		if (i == 0)
 			rearm = true;
 	}
@@ -331,6 +386,34 @@ static void cwnd_validate(struct ust_tcb *t, bool sent, ust_time now)
 		t->snd_cwnd_stamp = now;
 }
 
+/* Is there anything to send: a lost segment not yet resent, data or the
+ * FIN not sent yet? */
+static bool anything_to_send(const struct ust_tcb *t)
+{
+	return t->lost_out > t->retrans_out || seq_lt(t->snd_nxt, t->snd_buf_seq + t->sndbuf.len) ||
+	       (t->fin_queued && seq_leq(t->snd_nxt, tcb_fin_seq(t)));
+}
+
+/* Lost segments first, then new data (Linux's tcp_write_xmit), in bursts
+ * that the pacing rate spaces out; unpaced, one burst without limit.
+ * Returns whether new data went. */
+static bool transmit(struct ust_tcb *t, ust_time now)
+{
+	bool sent = false;
+
+	while (anything_to_send(t) && pacing_ready(t, now)) {
+		uint32_t quota = t->pacing_rate ? tcp_pacing_burst(t) : UINT32_MAX;
+		retransmit_lost(t, &quota, now);
+		while (quota && output_one(t, false, now)) {
+			quota--;
+			sent = true;
+		}
+		if (quota)
+			break; /* cwnd, the peer's window or the data ran out first */
+	}
+	return sent;
+}
+
 void tcp_output(struct ust_tcb *t, ust_time now)
 {
 	bool sent = false;
@@ -344,9 +427,7 @@ void tcp_output(struct ust_tcb *t, ust_time now)
 		 * then is the window's use worth judging. */
 		bool unsent = seq_lt(t->snd_nxt, t->snd_buf_seq + t->sndbuf.len) ||
 			      (t->fin_queued && seq_leq(t->snd_nxt, tcb_fin_seq(t)));
-		retransmit_lost(t, now);
-		while (output_one(t, false, now))
-			sent = true;
+		sent = transmit(t, now);
 		if (unsent)
 			cwnd_validate(t, sent, now);
 		/* Data waits, nothing is in flight, and the peer's window is

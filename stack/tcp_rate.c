@@ -24,6 +24,10 @@ void tcp_rate_sent(struct ust_tcb *t, struct tcp_sent *r, bool idle, ust_time no
 	r->delivered_time = t->delivered_time;
 	r->delivered = t->delivered;
 	r->app_limited = t->app_limited != 0;
+	/* BBRv3's loss rate of a flight: what was in flight with it, and
+	 * how much was lost before it (draft-ietf-ccwg-bbr §4.1.2.2). */
+	r->tx_in_flight = tcp_packets_in_flight(t);
+	r->lost = (uint32_t)t->lost;
 	r->flags &= (uint8_t)~TCP_SENT_RATE_USED;
 }
 
@@ -44,6 +48,8 @@ void tcp_rate_delivered(struct ust_tcb *t, struct tcp_sent *r, struct tcp_rate_a
 		rs->prior_time = r->delivered_time;
 		rs->is_app_limited = r->app_limited;
 		rs->is_retrans = (r->flags & (TCP_SENT_RETRANS | TCP_SENT_EVER_RETRANS)) != 0;
+		rs->tx_in_flight = r->tx_in_flight;
+		rs->prior_lost = r->lost;
 		acc->last_end_seq = r->end;
 		t->first_tx_time = r->xmit_time;
 		/* The send phase of this window. */
@@ -78,6 +84,7 @@ void tcp_rate_gen(struct ust_tcb *t, uint32_t delivered, uint32_t lost, struct t
 		return;
 	}
 	rs->delivered = (int64_t)(t->delivered - rs->prior_delivered);
+	rs->lost = (uint32_t)t->lost - rs->prior_lost;
 	ack_interval = now - rs->prior_time;
 	rs->interval = acc->snd_interval > ack_interval ? acc->snd_interval : ack_interval;
 	if (rs->interval < tcp_min_rtt(t)) {

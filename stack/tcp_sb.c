@@ -170,4 +170,6 @@ void tcp_sb_mark_lost(struct ust_tcb *t, struct tcp_sent *r)
 		tcp_sb_set(t, r, TCP_SENT_LOST);
 	}
 	t->lost++;
+	if (t->cc->marked_lost)
+		t->cc->marked_lost(t, r, t->tcp->now);
 }

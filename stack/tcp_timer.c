@@ -1,5 +1,5 @@
 /* Timers: retransmission (RFC 6298) and zero-window probing, delayed ACK,
- * keepalive and the orphaned FIN-WAIT-2 timeout, TIME-WAIT. One handler per
+ * keepalive and the orphaned FIN-WAIT-2 timeout, TIME-WAIT, pacing. One handler per
  * timer, in a table. */
 #include <errno.h>
 
@@ -230,12 +230,19 @@ static void on_reo(struct ust_tcb *t, ust_time now)
 		tcp_rack_reo_timeout(t, now);
 }
 
+/* A paced burst's departure time has come. */
+static void on_pace(struct ust_tcb *t, ust_time now)
+{
+	tcp_output(t, now);
+}
+
 static void (*const handlers[UST_TT_N])(struct ust_tcb *, ust_time) = {
 	[UST_TT_RTX] = on_rtx,
 	[UST_TT_DELACK] = on_delack,
 	[UST_TT_KEEPALIVE] = on_keepalive,
 	[UST_TT_TIMEWAIT] = on_timewait,
 	[UST_TT_REO] = on_reo,
+	[UST_TT_PACE] = on_pace,
 };
 
 void tcp_timer_fire(struct ust_tcb *t, ust_time now)

@@ -438,6 +438,7 @@ void ust_tcp_status(const struct ust_tcb *t, struct ust_tcp_status *s)
 	s->dsacks = t->dsacks;
 	s->delivered = t->delivered;
 	s->min_rtt = tcp_min_rtt(t);
+	s->pacing_rate = t->pacing_rate;
 	s->cc = t->cc->name;
 	s->mss = t->mss;
 	s->rcv_mss = t->rcv_mss;

@@ -96,7 +96,7 @@ struct dump_ctx {
 
 static void dump_tcb(struct ust_tcb *t, void *arg)
 {
-	static const char *const timers[UST_TT_N] = { "on", "off", "keepalive", "timewait", "on" };
+	static const char *const timers[UST_TT_N] = { "on", "off", "keepalive", "timewait", "on", "off" };
 	const struct dump_ctx *d = arg;
 	enum ust_tcp_state state = ust_tcp_get_state(t);
 	struct ust_tcp_status st;

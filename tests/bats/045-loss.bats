@@ -66,3 +66,12 @@ MIXED="loss 3% reorder 5% duplicate 1% corrupt 1% delay 5ms"
 @test "cubic: 2 MB to the stack through loss, reordering, duplication and corruption" {
 	through cubic recv 2000000 "$MIXED"
 }
+@test "bbr: 2 MB from the stack through loss, reordering, duplication and corruption" {
+	through bbr send 2000000 "$MIXED"
+}
+@test "bbr: 1 MB from the stack through 10% loss both ways" {
+	through bbr send 1000000 "loss 10%"
+}
+@test "bbr: 2 MB from the stack through 1% loss and 20 ms of delay" {
+	through bbr send 2000000 "loss 1% delay 20ms"
+}

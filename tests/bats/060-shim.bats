@@ -347,7 +347,7 @@ t.join(5); print(got[0] if got else "accept still blocked")
 	assert_output $'shutdown: None\naccept: EINVAL'
 }
 
-# TCP_CONGESTION: "reno" and "cubic" are there (setsockopt 0, getsockopt
+# TCP_CONGESTION: "reno", "cubic" and "bbr" are there (setsockopt 0, getsockopt
 # gives it back, also when the name comes with its NUL); a name no
 # algorithm has, or one that only starts like one, is ENOENT.
 body_congestion_opt() {
@@ -361,14 +361,16 @@ def try_set(name):
         return "ok"
     except OSError as e:
         return errno.errorcode[e.errno]
-for name in (b"reno", b"reno\0", b"renoX", b"cubic", b"cubic\0", b"nosuch"):
+for name in (b"reno", b"reno\0", b"renoX", b"cubic", b"cubic\0", b"bbr", b"bbr\0", b"nosuch"):
     print(name, try_set(name))
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, b"reno")
 print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0"))
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, b"cubic")
 print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0"))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, b"bbr")
+print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0"))
 '
-	assert_output $'b\'reno\' ok\nb\'reno\\x00\' ok\nb\'renoX\' ENOENT\nb\'cubic\' ok\nb\'cubic\\x00\' ok\nb\'nosuch\' ENOENT\nb\'reno\'\nb\'cubic\''
+	assert_output $'b\'reno\' ok\nb\'reno\\x00\' ok\nb\'renoX\' ENOENT\nb\'cubic\' ok\nb\'cubic\\x00\' ok\nb\'bbr\' ok\nb\'bbr\\x00\' ok\nb\'nosuch\' ENOENT\nb\'reno\'\nb\'cubic\'\nb\'bbr\''
 }
 
 # The default algorithm: cubic, as Linux's default (this kernel's is set to
@@ -380,6 +382,8 @@ body_congestion_default() {
 	assert_output "b'cubic'"
 	USTCP_CC=reno run -0 prog python3 -c "$get"
 	assert_output "b'reno'"
+	USTCP_CC=bbr run -0 prog python3 -c "$get"
+	assert_output "b'bbr'"
 }
 
 # TCP_QUICKACK reads back "not interactive" (1 at first, 0 after setting 0,
@@ -496,8 +500,8 @@ for _ in range(2):
 
 @test "shutdown on a listener: 0, and a blocked accept() fails with EINVAL [kernel]" { MODE=kernel body_listener_shutdown; }
 @test "shutdown on a listener: 0, and a blocked accept() fails with EINVAL [ustcp]" { MODE=ustcp body_listener_shutdown; }
-@test "TCP_CONGESTION: reno is set and read back, unknown names are ENOENT [kernel]" { MODE=kernel body_congestion_opt; }
-@test "TCP_CONGESTION: reno is set and read back, unknown names are ENOENT [ustcp]" { MODE=ustcp body_congestion_opt; }
+@test "TCP_CONGESTION: reno, cubic and bbr are set and read back, unknown names are ENOENT [kernel]" { MODE=kernel body_congestion_opt; }
+@test "TCP_CONGESTION: reno, cubic and bbr are set and read back, unknown names are ENOENT [ustcp]" { MODE=ustcp body_congestion_opt; }
 @test "TCP_CONGESTION: cubic by default, USTCP_CC chooses another [ustcp]" { MODE=ustcp body_congestion_default; }
 @test "TCP_QUICKACK and the buffer sizes read back as Linux [kernel]" { MODE=kernel body_buffers_quickack; }
 @test "TCP_QUICKACK and the buffer sizes read back as Linux [ustcp]" { MODE=ustcp body_buffers_quickack; }

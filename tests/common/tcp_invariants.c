@@ -298,6 +298,17 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN)
 		INVT(t, t->due == UST_TIME_NEVER);
 
+	/* Pacing: its timer runs only for a paced connection that may send,
+	 * and the next departure is not far ahead of the clock: a burst
+	 * moves it on by its own length at the rate of then (one burst at
+	 * the rate of now, or a second if the rate rose since). */
+	if (t->timer[UST_TT_PACE] != UST_TIME_NEVER)
+		INVT(t, t->pacing_rate && UST_TCP_SYNCHRONIZED(t->state) &&
+			t->state != UST_TCP_TIME_WAIT);
+	if (t->pacing_rate)
+		INVT(t, t->pacing_next_ns <= (uint64_t)tcp->now * 1000 + 1000000000u +
+			(uint64_t)tcp_pacing_burst(t) * t->mss * 1000000000u / t->pacing_rate);
+
 	/* A child: its listener is alive and listening. */
 	if (t->listener) {
 		INVT(t, in_live(c, t->listener));

@@ -993,6 +993,9 @@ static bool check_call_args(struct parser *p, struct call *c)
 		       perr(p, "shutdown: want SHUT_RD, SHUT_WR or SHUT_RDWR");
 	case CMD_SETSOCKOPT:
 	case CMD_GETSOCKOPT:
+		/* TCP_CONGESTION takes a name (ust_tcp_set_cc). */
+		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "TCP_CONGESTION"))
+			return true;
 		if (c->def->cmd == CMD_SETSOCKOPT && !parse_int(c->arg[1], &v))
 			return perr(p, "setsockopt: '%s' is not a number", c->arg[1]);
 		return sockopt_by_name(c->arg[0], &o) ||
@@ -2448,12 +2451,12 @@ static const struct field {
 	SF(sacked_out, FT_U32), SF(lost_out, FT_U32), SF(retrans_out, FT_U32),
 	SF(reordering, FT_U32), SF(reord_seen, FT_U32), SF(dsacks, FT_U32),
 	SF(delivered, FT_U64),
-	SF(min_rtt, FT_DUR),
+	SF(min_rtt, FT_DUR),   SF(pacing_rate, FT_U64),
 #undef SF
 };
 
 static const char *const timer_names[UST_TT_N] = { "RTX", "DELACK", "KEEPALIVE", "TIMEWAIT",
-								  "REO" };
+								  "REO", "PACE" };
 
 /* Reads a status field as the script writes it. Durations compare as
  * numbers of microseconds, so "200ms" and "200000" are the same. */
@@ -2801,6 +2804,12 @@ static void exec_call(struct run *r, const struct line *l)
 		got = ust_tcp_close(h->tcb, r->now);
 		break;
 	case CMD_SETSOCKOPT:
+		if (!strcmp(c->arg[0], "TCP_CONGESTION")) {
+			r->tcp.now = r->now; /* a user call's time, as the shim's */
+			got = ust_tcp_set_cc(h->tcb, c->arg[1]);
+			flush(r);
+			break;
+		}
 		got = ust_tcp_setopt(h->tcb, opt, (int)strtol(c->arg[1], NULL, 0));
 		break;
 	case CMD_GETSOCKOPT:
