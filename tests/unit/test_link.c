@@ -8,6 +8,7 @@
  * field adjusted by the segment's length. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -142,6 +143,34 @@ static void assert_segment(struct ust_pkt *const *run, unsigned n, const struct 
 	assert_memory_equal(seg, want->data, want->len);
 }
 
+/* Frames for s[0..n), a run from the first of them at most max_len long:
+ * it has want frames, and then cuts back into those segments (want > 1)
+ * or leaves the first frame as it was (want == 1). ARP makes the first
+ * frame an ARP one. */
+static void assert_run(const struct seg *s, unsigned n, unsigned max_len, unsigned want, bool arp)
+{
+	struct ust_pkt *p[8], *o[8];
+	struct virtio_net_hdr h;
+
+	assert_true(n <= 8);
+	frames(s, n, p, o);
+	if (arp) {
+		ust_put16(p[0]->data + 12, 0x0806);
+		ust_put16(o[0]->data + 12, 0x0806);
+	}
+	assert_int_equal(ust_link_gso_run(p, n, max_len, &h), want);
+	if (want > 1) {
+		assert_int_equal(h.gso_size, s[0].payload);
+		assert_int_equal(ust_csum_fold(ust_csum_add(0, p[0]->data + UST_ETH_HLEN, 20)), 0);
+		for (unsigned k = 0; k < want; k++)
+			assert_segment(p, want, &h, k, o[k]);
+	} else {
+		assert_memory_equal(p[0]->data, o[0]->data, o[0]->len);
+	}
+	free_frames(p, n);
+	free_frames(o, n);
+}
+
 /* A flight of full segments and a short pushed one: one run, cut back
  * into exactly those segments. */
 static void test_gso_run_cuts_back_into_the_segments(void **state)
@@ -150,18 +179,8 @@ static void test_gso_run_cuts_back_into_the_segments(void **state)
 		{ 1000, MSS, 0x10, 40000 }, { 1000 + MSS, MSS, 0x10, 40000 }, { 1000 + 2 * MSS, MSS, 0x10, 40000 },
 		{ 1000 + 3 * MSS, MSS, 0x10, 40000 }, { 1000 + 4 * MSS, 500, 0x18, 40000 },
 	};
-	struct ust_pkt *p[5], *o[5];
-	struct virtio_net_hdr h;
 
-	frames(s, 5, p, o);
-	assert_int_equal(ust_link_gso_run(p, 5, UST_IPV4_MAXLEN, &h), 5);
-	assert_int_equal(h.gso_size, MSS);
-	assert_int_equal(ust_get16(p[0]->data + UST_ETH_HLEN + 2), 20 + THL + 4 * MSS + 500);
-	assert_int_equal(ust_csum_fold(ust_csum_add(0, p[0]->data + UST_ETH_HLEN, 20)), 0);
-	for (unsigned k = 0; k < 5; k++)
-		assert_segment(p, 5, &h, k, o[k]);
-	free_frames(p, 5);
-	free_frames(o, 5);
+	assert_run(s, 5, UST_IPV4_MAXLEN, 5, false);
 }
 
 /* Sequence numbers that wrap past 2^32 inside the run. */
@@ -170,21 +189,13 @@ static void test_gso_run_across_sequence_wrap(void **state)
 	uint32_t base = 0xffffffffu - MSS;
 	struct seg s[3] = { { base, MSS, 0x10, 40000 }, { base + MSS, MSS, 0x10, 40000 },
 			    { base + 2 * MSS, MSS, 0x10, 40000 } };
-	struct ust_pkt *p[3], *o[3];
-	struct virtio_net_hdr h;
 
-	frames(s, 3, p, o);
-	assert_int_equal(ust_link_gso_run(p, 3, UST_IPV4_MAXLEN, &h), 3);
-	for (unsigned k = 0; k < 3; k++)
-		assert_segment(p, 3, &h, k, o[k]);
-	free_frames(p, 3);
-	free_frames(o, 3);
+	assert_run(s, 3, UST_IPV4_MAXLEN, 3, false);
 }
 
 /* Where a run ends: PSH on a segment (it is the run's last), a segment
  * shorter than the first (the last), a gap in sequence, another
- * connection, and the size limit. The frames after an end start runs of
- * their own. */
+ * connection, and the size limit. */
 static void test_gso_run_ends(void **state)
 {
 	struct seg pushed[3] = { { 1, MSS, 0x10, 1 }, { 1 + MSS, MSS, 0x18, 1 }, { 1 + 2 * MSS, MSS, 0x10, 1 } };
@@ -193,39 +204,13 @@ static void test_gso_run_ends(void **state)
 	struct seg other[3] = { { 1, MSS, 0x10, 1 }, { 1 + MSS, MSS, 0x10, 1 }, { 1 + 2 * MSS, MSS, 0x10, 2 } };
 	struct seg many[4] = { { 1, MSS, 0x10, 1 }, { 1 + MSS, MSS, 0x10, 1 }, { 1 + 2 * MSS, MSS, 0x10, 1 },
 			       { 1 + 3 * MSS, MSS, 0x10, 1 } };
-	struct ust_pkt *p[4], *o[4];
-	struct virtio_net_hdr h;
 
-	frames(pushed, 3, p, o);
-	assert_int_equal(ust_link_gso_run(p, 3, UST_IPV4_MAXLEN, &h), 2);
-	for (unsigned k = 0; k < 2; k++)
-		assert_segment(p, 2, &h, k, o[k]);
-	assert_int_equal(ust_link_gso_run(p + 2, 1, UST_IPV4_MAXLEN, &h), 1);
-	free_frames(p, 3);
-	free_frames(o, 3);
-
-	frames(shorter, 3, p, o);
-	assert_int_equal(ust_link_gso_run(p, 3, UST_IPV4_MAXLEN, &h), 2);
-	for (unsigned k = 0; k < 2; k++)
-		assert_segment(p, 2, &h, k, o[k]);
-	free_frames(p, 3);
-	free_frames(o, 3);
-
-	frames(gap, 3, p, o);
-	assert_int_equal(ust_link_gso_run(p, 3, UST_IPV4_MAXLEN, &h), 2);
-	free_frames(p, 3);
-	free_frames(o, 3);
-
-	frames(other, 3, p, o);
-	assert_int_equal(ust_link_gso_run(p, 3, UST_IPV4_MAXLEN, &h), 2);
-	free_frames(p, 3);
-	free_frames(o, 3);
-
-	/* Room for three segments' datagram, not four. */
-	frames(many, 4, p, o);
-	assert_int_equal(ust_link_gso_run(p, 4, 20 + THL + 3 * MSS, &h), 3);
-	free_frames(p, 4);
-	free_frames(o, 4);
+	assert_run(pushed, 3, UST_IPV4_MAXLEN, 2, false);
+	assert_run(pushed + 2, 1, UST_IPV4_MAXLEN, 1, false); /* the frame after a run starts its own */
+	assert_run(shorter, 3, UST_IPV4_MAXLEN, 2, false);
+	assert_run(gap, 3, UST_IPV4_MAXLEN, 2, false);
+	assert_run(other, 3, UST_IPV4_MAXLEN, 2, false);
+	assert_run(many, 4, 20 + THL + 3 * MSS, 3, false); /* room for three segments, not four */
 }
 
 /* What never starts a run, and is left as it was: a pushed head, a head
@@ -235,31 +220,13 @@ static void test_gso_run_leaves_others_alone(void **state)
 	struct seg pushed_head[2] = { { 1, MSS, 0x18, 1 }, { 1 + MSS, MSS, 0x10, 1 } };
 	struct seg ack[2] = { { 1, 0, 0x10, 1 }, { 1, 0, 0x10, 1 } };
 	struct seg syn[2] = { { 1, MSS, 0x12, 1 }, { 1 + MSS, MSS, 0x10, 1 } };
-	struct seg one[1] = { { 1, MSS, 0x10, 1 } };
-	struct seg *cases[] = { pushed_head, ack, syn };
-	struct ust_pkt *p[2], *o[2];
-	struct virtio_net_hdr h;
+	struct seg full[2] = { { 1, MSS, 0x10, 1 }, { 1 + MSS, MSS, 0x10, 1 } };
 
-	for (unsigned c = 0; c < 3; c++) {
-		frames(cases[c], 2, p, o);
-		assert_int_equal(ust_link_gso_run(p, 2, UST_IPV4_MAXLEN, &h), 1);
-		assert_memory_equal(p[0]->data, o[0]->data, o[0]->len);
-		free_frames(p, 2);
-		free_frames(o, 2);
-	}
-	frames(one, 1, p, o);
-	assert_int_equal(ust_link_gso_run(p, 1, UST_IPV4_MAXLEN, &h), 1);
-	free_frames(p, 1);
-	free_frames(o, 1);
-
-	frames(one, 1, p, o);
-	frames(one, 1, p + 1, o + 1);
-	ust_put16(p[0]->data + 12, 0x0806); /* ARP */
-	memcpy(o[0]->data, p[0]->data, p[0]->len);
-	assert_int_equal(ust_link_gso_run(p, 2, UST_IPV4_MAXLEN, &h), 1);
-	assert_memory_equal(p[0]->data, o[0]->data, o[0]->len);
-	free_frames(p, 2);
-	free_frames(o, 2);
+	assert_run(pushed_head, 2, UST_IPV4_MAXLEN, 1, false);
+	assert_run(ack, 2, UST_IPV4_MAXLEN, 1, false);
+	assert_run(syn, 2, UST_IPV4_MAXLEN, 1, false);
+	assert_run(full, 1, UST_IPV4_MAXLEN, 1, false);
+	assert_run(full, 2, UST_IPV4_MAXLEN, 1, true);
 }
 
 int main(void)
