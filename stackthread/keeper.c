@@ -221,10 +221,15 @@ static int closer_main(void *arg)
  * before. */
 static void close_link_after_exit(void)
 {
-	int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	static bool started; /* an atexit handler after ours may call _exit */
+	int pidfd;
 
+	if (started)
+		return;
+	pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
 	if (pidfd < 0)
 		return;
+	started = true;
 	closer.link = us_st.link.fd;
 	closer.pidfd = pidfd;
 	/* No exit signal: the program is not told, and wait() does not see
