@@ -1,10 +1,10 @@
 /* _exit, _Exit: they skip atexit, where the connections go to a keeper
- * (stackthread/keeper.c): hand over first. */
+ * (stackthread/keeper.c): hand over first, as exit would. */
 #include "shim.h"
 
 US_EXPORT void _exit(int status)
 {
-	us_stack_hand_over();
+	us_stack_exit();
 	REAL(exit_)(status);
 }
 

@@ -10,6 +10,7 @@
 /* X(ENUM, "name", "what it means") */
 #define UST_DROP_LIST(X) \
 	X(RX_TRUNCATED,      "rx-truncated",      "frame larger than the receive buffer") \
+	X(RX_VNET,           "rx-vnet",           "frame the kernel could not describe in a virtio_net_hdr") \
 	X(RX_OUTGOING,       "rx-outgoing",       "our own outgoing frame looped back") \
 	X(ETH_SHORT,         "eth-short",         "frame shorter than an Ethernet header") \
 	X(ETH_NOT_FOR_US,    "eth-not-for-us",    "destination MAC neither ours nor broadcast") \
@@ -66,6 +67,7 @@
 	X(TX_FRAMES,         "tx-frames",         "frames sent") \
 	X(TX_BYTES,          "tx-bytes",          "bytes sent") \
 	X(TX_BATCHES,        "tx-batches",        "send calls") \
+	X(TX_GSO,            "tx-gso",            "runs of TCP segments sent as one GSO frame") \
 	X(ARP_REQUESTS_IN,   "arp-requests-in",   "ARP requests for our address") \
 	X(ARP_REPLIES_IN,    "arp-replies-in",    "ARP replies received") \
 	X(ARP_REQUESTS_OUT,  "arp-requests-out",  "ARP requests sent") \

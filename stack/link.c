@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "csum.h"
 #include "link.h"
 #include "log.h"
 
@@ -113,6 +116,22 @@ static void set_opt(int fd, int level, int name, int val, const char *what)
 		ust_log(UST_LOG_INFO, "link: %s not available: %s", what, strerror(errno));
 }
 
+/* Does the device take TCP segments bigger than its MTU (TSO, with the
+ * scatter-gather and checksumming it needs)? A GSO frame sent to one that
+ * does not is dropped: PACKET_QDISC_BYPASS sends without the software GSO
+ * that the queueing path would do (__dev_direct_xmit drops what
+ * validation had to change). ETHTOOL_GTSO needs no privilege. */
+static bool device_tso(const struct ust_link *l)
+{
+	struct ethtool_value v = { .cmd = ETHTOOL_GTSO };
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", l->ifname);
+	ifr.ifr_data = (char *)&v;
+	return ioctl(l->fd, SIOCETHTOOL, &ifr) == 0 && v.data;
+}
+
 /* Options that are ours to set whoever opened the socket. */
 static int link_setup(struct ust_link *l, char *err, size_t errlen)
 {
@@ -124,6 +143,17 @@ static int link_setup(struct ust_link *l, char *err, size_t errlen)
 	 * their packet type in ust_link_rx. */
 	set_opt(l->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
 	set_opt(l->fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS");
+	/* A virtio_net_hdr in front of every frame: what lets a run of TCP
+	 * segments leave in one system call and one sk_buff, segmented by
+	 * the device (TSO) or by the kernel's GSO, as the kernel's own TCP
+	 * sends. Not on a tun link, whose frames are datagrams. */
+	if (!l->l3 && setsockopt(l->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0) {
+		l->vnet = true;
+		l->gso = device_tso(l);
+	} else if (!l->l3) {
+		ust_log(UST_LOG_INFO, "link: PACKET_VNET_HDR not available (%s): one frame per segment",
+			strerror(errno));
+	}
 	/* Big socket buffers absorb bursts while the stack thread is busy.
 	 * The forcing variants need CAP_NET_ADMIN; the plain ones are capped
 	 * by net.core.[rw]mem_max. */
@@ -138,8 +168,10 @@ static int link_setup(struct ust_link *l, char *err, size_t errlen)
 	if (!l->rx_mem || !l->rx_addr || !l->rx_cmsg)
 		return link_fail(err, errlen, ENOMEM, "link: out of memory for receive buffers");
 	for (unsigned i = 0; i < UST_LINK_BATCH; i++) {
-		l->rx_iov[i].iov_base = l->rx_mem + (size_t)i * UST_LINK_FRAME_MAX;
-		l->rx_iov[i].iov_len = UST_LINK_FRAME_MAX;
+		l->rx_iov[2 * i].iov_base = &l->rx_vnet[i];
+		l->rx_iov[2 * i].iov_len = sizeof(l->rx_vnet[i]);
+		l->rx_iov[2 * i + 1].iov_base = l->rx_mem + (size_t)i * UST_LINK_FRAME_MAX;
+		l->rx_iov[2 * i + 1].iov_len = UST_LINK_FRAME_MAX;
 	}
 
 	memset(&l->tx_addr, 0, sizeof(l->tx_addr));
@@ -282,8 +314,8 @@ int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned
 			struct msghdr *mh = &l->rx_msg[i].msg_hdr;
 			mh->msg_name = &l->rx_addr[i];
 			mh->msg_namelen = sizeof(l->rx_addr[i]);
-			mh->msg_iov = &l->rx_iov[i];
-			mh->msg_iovlen = 1;
+			mh->msg_iov = &l->rx_iov[l->vnet ? 2 * i : 2 * i + 1];
+			mh->msg_iovlen = l->vnet ? 2 : 1;
 			mh->msg_control = l->rx_cmsg[i];
 			mh->msg_controllen = sizeof(l->rx_cmsg[i]);
 			mh->msg_flags = 0;
@@ -292,16 +324,30 @@ int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
+			if (errno == EINVAL && l->vnet) {
+				/* A frame the kernel could not describe in a
+				 * virtio_net_hdr (a GSO type it has no word
+				 * for): it is gone; the next ones are not. */
+				st->ctr.drop[UST_DROP_RX_VNET]++;
+				continue;
+			}
 			return total ? total : -errno;
 		}
 		st->ctr.event[UST_EV_RX_BATCHES]++;
 		for (int i = 0; i < n; i++) {
 			struct msghdr *mh = &l->rx_msg[i].msg_hdr;
-			const uint8_t *frame = l->rx_iov[i].iov_base;
+			const uint8_t *frame = l->rx_iov[2 * i + 1].iov_base;
 			size_t len = l->rx_msg[i].msg_len;
 			bool vlan;
 			unsigned flags = rx_flags(mh, &vlan);
 
+			if (l->vnet) {
+				if (len < sizeof(struct virtio_net_hdr)) {
+					st->ctr.drop[UST_DROP_RX_TRUNCATED]++;
+					continue;
+				}
+				len -= sizeof(struct virtio_net_hdr);
+			}
 			if (mh->msg_flags & MSG_TRUNC) {
 				st->ctr.drop[UST_DROP_RX_TRUNCATED]++;
 				continue;
@@ -324,26 +370,194 @@ int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned
 	return total;
 }
 
+/* ---- GSO: a run of TCP segments as one frame ---- */
+
+#define TCP_F_PSH 0x08
+#define TCP_F_ACK 0x10
+
+/* A TCP segment with data over IPv4 without options, as the stack builds
+ * them, in an Ethernet frame. */
+struct gso_seg {
+	const uint8_t *ip, *th;
+	unsigned thl;      /* TCP header with options */
+	unsigned payload;
+	uint32_t seq;
+	uint8_t flags;
+};
+
+static bool gso_seg_parse(const struct ust_pkt *p, struct gso_seg *g)
+{
+	const uint8_t *ip = p->data + UST_ETH_HLEN;
+	unsigned tot;
+
+	if (p->len < UST_ETH_HLEN + 40 || ust_get16(p->data + 12) != UST_ETHERTYPE_IPV4)
+		return false;
+	/* IPv4 without options, TCP, not a fragment. */
+	if (ip[0] != 0x45 || ip[9] != 6 || (ust_get16(ip + 6) & 0x3fff))
+		return false;
+	tot = ust_get16(ip + 2);
+	if (tot != p->len - UST_ETH_HLEN)
+		return false; /* padded: no data to speak of */
+	g->ip = ip;
+	g->th = ip + 20;
+	g->thl = (g->th[12] >> 4) * 4u;
+	if (g->thl < 20 || 20 + g->thl >= tot)
+		return false;
+	g->payload = tot - 20 - g->thl;
+	g->seq = ust_get32(g->th + 4);
+	g->flags = g->th[13];
+	return true;
+}
+
+/* Does b follow a in the same run: the same Ethernet, IPv4 and TCP headers
+ * (options included: one run is built in one flush, with one timestamp)
+ * but for what GSO rewrites in each segment, and the next sequence
+ * number? */
+static bool gso_seg_follows(const struct ust_pkt *pa, const struct gso_seg *a, const struct ust_pkt *pb,
+			    const struct gso_seg *b)
+{
+	return b->thl == a->thl && b->seq == a->seq + a->payload &&
+	       memcmp(pa->data, pb->data, UST_ETH_HLEN) == 0 &&
+	       memcmp(a->ip, b->ip, 2) == 0 &&            /* version, header length, TOS */
+	       memcmp(a->ip + 6, b->ip + 6, 4) == 0 &&    /* DF, TTL, protocol */
+	       memcmp(a->ip + 12, b->ip + 12, 8) == 0 &&  /* addresses */
+	       memcmp(a->th, b->th, 4) == 0 &&            /* ports */
+	       memcmp(a->th + 8, b->th + 8, 5) == 0 &&    /* ACK number, data offset */
+	       memcmp(a->th + 14, b->th + 14, 2) == 0 &&  /* window */
+	       memcmp(a->th + 18, b->th + 18, a->thl - 18) == 0; /* urgent pointer, options */
+}
+
+unsigned ust_link_gso_run(struct ust_pkt *const *pkts, unsigned n, unsigned max_len, struct virtio_net_hdr *h)
+{
+	struct gso_seg head, prev, cur;
+	unsigned run = 1, data;
+	uint8_t *ip, *th;
+	uint16_t len;
+
+	if (n < 2 || !gso_seg_parse(pkts[0], &head) || head.flags != TCP_F_ACK)
+		return 1;
+	prev = head;
+	data = head.payload;
+	/* All but the last carry gso_size bytes (the head's); only the last
+	 * may push: GSO gives every segment the head's flags but PSH (and
+	 * FIN), which it keeps for the last. */
+	while (run < n && prev.flags == TCP_F_ACK && prev.payload == head.payload &&
+	       gso_seg_parse(pkts[run], &cur) && (cur.flags & ~TCP_F_PSH) == TCP_F_ACK &&
+	       cur.payload <= head.payload && 20 + head.thl + data + cur.payload <= max_len &&
+	       gso_seg_follows(pkts[run - 1], &prev, pkts[run], &cur)) {
+		data += cur.payload;
+		prev = cur;
+		run++;
+	}
+	if (run == 1)
+		return 1;
+	/* The head speaks for the run: its IPv4 length and checksum, and in
+	 * its TCP checksum field the pseudo-header's sum, which the kernel
+	 * moves to each segment's length and completes (CHECKSUM_PARTIAL). */
+	ip = pkts[0]->data + UST_ETH_HLEN;
+	th = ip + 20;
+	/* GSO gives the last segment the head's PSH and clears it in the
+	 * others: the head carries the last one's. */
+	th[13] |= prev.flags & TCP_F_PSH;
+	len = (uint16_t)(20 + head.thl + data);
+	ust_put16(ip + 2, len);
+	ust_put16(ip + 10, 0);
+	ust_put16(ip + 10, ust_csum_fold(ust_csum_add(0, ip, 20)));
+	ust_put16(th + 16, (uint16_t)~ust_csum_fold(ust_csum_pseudo(ust_get32(ip + 12), ust_get32(ip + 16), 6,
+								     (uint16_t)(head.thl + data))));
+	memset(h, 0, sizeof(*h));
+	h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	h->gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+	h->hdr_len = (uint16_t)(UST_ETH_HLEN + 20 + head.thl);
+	h->gso_size = (uint16_t)head.payload;
+	h->csum_start = UST_ETH_HLEN + 20;
+	h->csum_offset = 16;
+	return run;
+}
+
+/* The messages for pkts: one per frame, or per GSO run; returns how many. */
+static unsigned tx_plan(struct ust_link *l, struct ust_pkt *const *pkts, unsigned n)
+{
+	unsigned nmsg = 0, nio = 0;
+
+	for (unsigned i = 0; i < n; nmsg++) {
+		struct msghdr *mh = &l->tx_msg[nmsg].msg_hdr;
+		struct iovec *first = &l->tx_iov[nio];
+		unsigned run = 1;
+
+		memset(mh, 0, sizeof(*mh));
+		mh->msg_name = &l->tx_addr;
+		mh->msg_namelen = sizeof(l->tx_addr);
+		if (l->vnet) {
+			struct virtio_net_hdr *h = &l->tx_vnet[nmsg];
+			uint8_t *ip = pkts[i]->data + UST_ETH_HLEN;
+
+			memset(h, 0, sizeof(*h));
+			if (l->gso && pkts[i]->len >= UST_ETH_HLEN + 40) {
+				/* What the run rewrites, should the kernel
+				 * refuse it (gso_refused). */
+				l->tx_head[nmsg][0] = ust_get16(ip + 2);
+				l->tx_head[nmsg][1] = ust_get16(ip + 10);
+				l->tx_head[nmsg][2] = ust_get16(ip + 36);
+				l->tx_head[nmsg][3] = ip[33];
+				run = ust_link_gso_run(pkts + i, n - i, UST_LINK_GSO_MAX, h);
+			}
+			l->tx_iov[nio++] = (struct iovec){ h, sizeof(*h) };
+		}
+		l->tx_iov[nio++] = (struct iovec){ pkts[i]->data, pkts[i]->len };
+		for (unsigned j = 1; j < run; j++) {
+			unsigned hl = l->tx_vnet[nmsg].hdr_len;
+			l->tx_iov[nio++] = (struct iovec){ pkts[i + j]->data + hl, pkts[i + j]->len - hl };
+		}
+		mh->msg_iov = first;
+		mh->msg_iovlen = (size_t)(&l->tx_iov[nio] - first);
+		l->tx_frames[nmsg] = run;
+		i += run;
+	}
+	return nmsg;
+}
+
+/* The kernel refused a GSO frame: EINVAL from virtio_net_hdr_to_skb, or
+ * ENOBUFS when the device would not take it (its TSO switched off, a
+ * smaller gso_max_size: __dev_direct_xmit drops it; or, once, a full
+ * device queue). The heads of the runs not sent get their own headers
+ * back, and from now on every frame goes alone, as before GSO. */
+static void gso_refused(struct ust_link *l, struct ust_pkt *const *pkts, unsigned from_msg, unsigned nmsg)
+{
+	unsigned p = 0;
+
+	for (unsigned m = 0; m < nmsg; p += l->tx_frames[m], m++) {
+		uint8_t *ip = pkts[p]->data + UST_ETH_HLEN;
+		if (m < from_msg || l->tx_frames[m] < 2)
+			continue;
+		ust_put16(ip + 2, l->tx_head[m][0]);
+		ust_put16(ip + 10, l->tx_head[m][1]);
+		ust_put16(ip + 36, l->tx_head[m][2]);
+		ip[33] = (uint8_t)l->tx_head[m][3];
+	}
+	l->gso = false;
+	ust_log(UST_LOG_INFO, "link %s: the kernel refused a GSO frame (%s): one frame per segment from now on",
+		l->ifname, strerror(errno));
+}
+
 unsigned ust_link_output(void *ctx, struct ust_pkt *const *pkts, unsigned n)
 {
 	struct ust_link *l = ctx;
-	unsigned done = 0;
+	unsigned nmsg, m = 0, done = 0;
 
-	for (unsigned i = 0; i < n; i++) {
-		struct msghdr *mh = &l->tx_msg[i].msg_hdr;
-		memset(mh, 0, sizeof(*mh));
-		l->tx_iov[i].iov_base = pkts[i]->data;
-		l->tx_iov[i].iov_len = pkts[i]->len;
-		mh->msg_name = &l->tx_addr;
-		mh->msg_namelen = sizeof(l->tx_addr);
-		mh->msg_iov = &l->tx_iov[i];
-		mh->msg_iovlen = 1;
-	}
-	while (done < n) {
-		int r = sendmmsg(l->fd, l->tx_msg + done, n - done, MSG_DONTWAIT);
+	/* A capture shows the frames as TCP built them: no runs then. */
+	if (l->pcap.f)
+		l->gso = false;
+	nmsg = tx_plan(l, pkts, n);
+	while (m < nmsg) {
+		int r = sendmmsg(l->fd, l->tx_msg + m, nmsg - m, MSG_DONTWAIT);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
+			if (l->tx_frames[m] > 1 && (errno == EINVAL || errno == ENOBUFS)) {
+				gso_refused(l, pkts, m, nmsg);
+				return done + ust_link_output(l, pkts + done, n - done);
+			}
 			/* EAGAIN/ENOBUFS: the device is full; what is left is
 			 * lost like a frame dropped on the wire. */
 			if (ust_log_enabled(UST_LOG_DEBUG))
@@ -351,13 +565,16 @@ unsigned ust_link_output(void *ctx, struct ust_pkt *const *pkts, unsigned n)
 			break;
 		}
 		l->ctr->event[UST_EV_TX_BATCHES]++;
-		for (int i = 0; i < r; i++) {
-			l->ctr->event[UST_EV_TX_BYTES] += pkts[done + (unsigned)i]->len;
-			ust_pcap_write(&l->pcap, pkts[done + (unsigned)i]->data, pkts[done + (unsigned)i]->len);
+		for (int k = 0; k < r; k++, m++) {
+			if (l->tx_frames[m] > 1)
+				l->ctr->event[UST_EV_TX_GSO]++;
+			for (unsigned j = 0; j < l->tx_frames[m]; j++, done++) {
+				l->ctr->event[UST_EV_TX_BYTES] += pkts[done]->len;
+				ust_pcap_write(&l->pcap, pkts[done]->data, pkts[done]->len);
+			}
 		}
-		l->ctr->event[UST_EV_TX_FRAMES] += (unsigned)r;
-		done += (unsigned)r;
 	}
+	l->ctr->event[UST_EV_TX_FRAMES] += done;
 	ust_pcap_flush(&l->pcap);
 	return done;
 }

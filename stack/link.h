@@ -12,6 +12,7 @@
 
 #include <linux/filter.h>
 #include <linux/if_packet.h>
+#include <linux/virtio_net.h>
 #include <net/if.h>
 #include <sys/socket.h>
 
@@ -23,6 +24,10 @@
  * anything bigger as truncated. */
 #define UST_LINK_FRAME_MAX (UST_ETH_HLEN + UST_IPV4_MAXLEN + 128)
 #define UST_LINK_FILTER_MAX 16
+/* The largest IPv4 datagram a GSO run makes: its frame stays below the
+ * 65536 bytes of a device's usual gso_max_size (beyond it the kernel would
+ * segment in software, which PACKET_QDISC_BYPASS does not do). */
+#define UST_LINK_GSO_MAX 64000
 
 struct ust_link {
 	int fd;
@@ -34,16 +39,36 @@ struct ust_link {
 	struct ust_counters *ctr; /* the stack's */
 	struct ust_pcap pcap;
 
+	/* PACKET_VNET_HDR is on: every frame, each way, follows a struct
+	 * virtio_net_hdr, and runs of TCP segments leave as one GSO frame
+	 * (ust_link_gso_run) that the kernel, or the device, cuts up. */
+	bool vnet;
+	bool gso;                 /* runs go as GSO frames (off after a refusal, or with a capture) */
+
 	uint8_t *rx_mem;          /* UST_LINK_BATCH buffers of UST_LINK_FRAME_MAX */
 	struct mmsghdr rx_msg[UST_LINK_BATCH];
-	struct iovec rx_iov[UST_LINK_BATCH];
+	struct iovec rx_iov[2 * UST_LINK_BATCH];   /* [vnet header,] frame */
+	struct virtio_net_hdr rx_vnet[UST_LINK_BATCH];
 	struct sockaddr_ll *rx_addr;
 	uint8_t (*rx_cmsg)[64];
 
 	struct mmsghdr tx_msg[UST_TXQ_MAX];
-	struct iovec tx_iov[UST_TXQ_MAX];
+	struct iovec tx_iov[2 * UST_TXQ_MAX];      /* a vnet header per message, a span per frame */
+	struct virtio_net_hdr tx_vnet[UST_TXQ_MAX];
+	unsigned tx_frames[UST_TXQ_MAX];           /* the stack's frames in each message */
+	uint16_t tx_head[UST_TXQ_MAX][4];          /* a GSO head's own IPv4 length, checksums, TCP flags */
 	struct sockaddr_ll tx_addr;
 };
+
+/* How many of the n Ethernet frames from pkts[0] can leave as one GSO frame
+ * (TCP over IPv4, at most max_len bytes of IPv4 datagram): consecutive
+ * segments of one connection, in sequence, with the same headers but for
+ * the sequence number (and the IPv4 length, identification and checksum),
+ * each carrying gso_size bytes but the last, none with a flag but ACK
+ * except PSH on the last. 1 when pkts[0] goes alone. When more, fills h,
+ * and rewrites pkts[0]'s IPv4 length and checksum, its TCP checksum field
+ * (the pseudo-header sum) and PSH (the last one's) for the whole run. */
+unsigned ust_link_gso_run(struct ust_pkt *const *pkts, unsigned n, unsigned max_len, struct virtio_net_hdr *h);
 
 /* The classic BPF program for our address: ARP whose target is addr, IPv4
  * whose destination is addr (for l3, IPv4 only). Returns its length. */

@@ -19,11 +19,8 @@ int ust_pool_init(struct ust_pool *pool, unsigned count, unsigned mtu)
 	pool->free = NULL;
 	pool->size = pool->avail = count;
 	pool->mtu = mtu;
-	for (unsigned i = count; i-- > 0;) {
-		struct ust_pkt *p = (struct ust_pkt *)(pool->mem + i * stride);
-		p->next = pool->free;
-		pool->free = p;
-	}
+	pool->carved = 0;
+	pool->stride = stride;
 	return 0;
 }
 
@@ -32,16 +29,20 @@ void ust_pool_destroy(struct ust_pool *pool)
 	free(pool->mem);
 	pool->mem = NULL;
 	pool->free = NULL;
-	pool->avail = pool->size = 0;
+	pool->avail = pool->size = pool->carved = 0;
 }
 
 struct ust_pkt *ust_pkt_alloc(struct ust_pool *pool)
 {
 	struct ust_pkt *p = pool->free;
 
-	if (!p)
+	if (p) {
+		pool->free = p->next;
+	} else if (pool->carved < pool->size) {
+		p = (struct ust_pkt *)(pool->mem + pool->carved++ * pool->stride);
+	} else {
 		return NULL;
-	pool->free = p->next;
+	}
 	pool->avail--;
 	p->next = NULL;
 	p->data = p->buf + UST_PKT_HEADROOM;

@@ -19,9 +19,15 @@ struct ust_pkt {
 };
 
 struct ust_pool {
-	struct ust_pkt *free;
+	struct ust_pkt *free;  /* buffers given back, most recent first */
 	unsigned size, avail;
 	unsigned mtu;
+	/* Buffers are carved from mem in order, the first time they are
+	 * needed: a page is touched only once a buffer on it is (threading
+	 * all of them at start-up faulted in the whole pool, 1.6 MB, in
+	 * every program's first socket()). */
+	unsigned carved;
+	size_t stride;
 	uint8_t *mem;
 };
 

@@ -59,11 +59,20 @@ struct tomb {
 	_Atomic uint64_t word; /* until_ms << 32 | pid */
 };
 
-struct share {
+/* The file's header, read and written on its own: a whole struct share
+ * is 1 MiB, too much for a program thread's stack (and its zeroing alone
+ * took a quarter of a one-shot program's start-up). */
+struct share_head {
 	uint32_t magic, version, size, reserved;
 	uint64_t secret[2];
+};
+
+struct share {
+	struct share_head h;
 	struct tomb tomb[TOMB_SLOTS];
 };
+/* The layout of SHARE_VERSION 2, which other processes map. */
+_Static_assert(offsetof(struct share, tomb) == sizeof(struct share_head), "struct share's layout");
 
 static struct share *share; /* mapped once per process; forks inherit it */
 static uint32_t share_addr;  /* the address it is for */
@@ -104,8 +113,8 @@ static int share_open(const char *path)
 /* Under the file's lock: a new (empty) file gets its size and secret. */
 static int share_init(int fd)
 {
-	struct share head = { .magic = SHARE_MAGIC, .version = SHARE_VERSION,
-			      .size = sizeof(struct share) };
+	struct share_head head = { .magic = SHARE_MAGIC, .version = SHARE_VERSION,
+				   .size = sizeof(struct share) };
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
@@ -114,11 +123,11 @@ static int share_init(int fd)
 		if (getrandom(head.secret, sizeof(head.secret), 0) != sizeof(head.secret))
 			return -EIO;
 		if (ftruncate(fd, sizeof(struct share)) < 0 ||
-		    pwrite(fd, &head, offsetof(struct share, tomb), 0) != offsetof(struct share, tomb))
+		    pwrite(fd, &head, sizeof(head), 0) != sizeof(head))
 			return -errno;
 		return 0;
 	}
-	if (pread(fd, &head, offsetof(struct share, tomb), 0) != offsetof(struct share, tomb) ||
+	if (pread(fd, &head, sizeof(head), 0) != sizeof(head) ||
 	    head.magic != SHARE_MAGIC || head.version != SHARE_VERSION ||
 	    head.size != sizeof(struct share) || st.st_size < (off_t)sizeof(struct share))
 		return -EPROTO;
@@ -196,7 +205,7 @@ bool us_share_secret(uint64_t key[2])
 {
 	if (!share)
 		return false;
-	memcpy(key, share->secret, sizeof(share->secret));
+	memcpy(key, share->h.secret, sizeof(share->h.secret));
 	return true;
 }
 

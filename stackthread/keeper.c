@@ -5,10 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -172,6 +176,78 @@ static void op_hand_over(struct us_call *c)
 	c->ret = hand_over();
 }
 
+/* ---- the packet socket's last close, after the program ---- */
+
+/* Dropping the last reference to a packet socket waits for an RCU grace
+ * period (packet_release() calls synchronize_net()): 10 to 30 ms on this
+ * kind of machine, which the kernel would spend inside the program's exit,
+ * before its parent sees it end (a one-shot curl took twice the kernel's
+ * wall time, most of it there). When no keeper holds the socket, a closer
+ * holds it instead: a clone that shares our memory (nothing is copied but
+ * the fd table), keeps only the packet socket and a pidfd of the program,
+ * waits until every thread of the program has exited, and then drops the
+ * last reference itself. Nobody waits for it; its parent is gone by then. */
+static struct {
+	int link, pidfd;
+	char stack[16384] __attribute__((aligned(16)));
+} closer;
+
+/* The closer's whole life. Only system calls: it shares the program's
+ * memory, and the program's threads run on until they exit. Every signal
+ * is blocked (inherited from the stack thread), so ppoll ends only when
+ * the program is gone. */
+static int closer_main(void *arg)
+{
+	struct pollfd p = { .fd = closer.pidfd, .events = POLLIN };
+	int lo = closer.link < closer.pidfd ? closer.link : closer.pidfd;
+	int hi = closer.link < closer.pidfd ? closer.pidfd : closer.link;
+
+	syscall(SYS_prctl, PR_SET_NAME, "ustcp-closer", 0, 0, 0);
+	/* The program's other files are not ours to hold: a reader of its
+	 * output waits for the last writer to close. */
+	if (lo > 0)
+		syscall(SYS_close_range, 0, lo - 1, 0);
+	if (hi > lo + 1)
+		syscall(SYS_close_range, lo + 1, hi - 1, 0);
+	syscall(SYS_close_range, hi + 1, ~0u, 0);
+	syscall(SYS_ppoll, &p, 1, NULL, NULL, 0);
+	syscall(SYS_close, closer.link);
+	syscall(SYS_exit, 0);
+	return 0;
+}
+
+/* Starts the closer, if the link is ours alone (no keeper) and this is
+ * the program's exit. Without pidfds (Linux < 5.3) the exit waits, as
+ * before. */
+static void close_link_after_exit(void)
+{
+	static bool started; /* an atexit handler after ours may call _exit */
+	int pidfd;
+
+	if (started)
+		return;
+	pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (pidfd < 0)
+		return;
+	started = true;
+	closer.link = us_st.link.fd;
+	closer.pidfd = pidfd;
+	/* No exit signal: the program is not told, and wait() does not see
+	 * it. */
+	if (clone(closer_main, closer.stack + sizeof(closer.stack), CLONE_VM | CLONE_UNTRACED, NULL) < 0)
+		ust_log(UST_LOG_DEBUG, "no closer (clone: %s): the exit waits for the packet socket", strerror(errno));
+	REAL(close)(pidfd);
+}
+
+/* The program exits: the connections go to a keeper, or, with none left,
+ * the packet socket to a closer. */
+static void op_exit(struct us_call *c)
+{
+	c->ret = hand_over();
+	if (c->ret <= 0)
+		close_link_after_exit();
+}
+
 /* Once a second. A keeper exits when its work is done or its interface
  * is gone. A program whose threads all ended (pthread_exit in main) would
  * be kept alive by this thread alone: hand over and exit as glibc would. */
@@ -197,7 +273,7 @@ void us_at_exit(void)
 
 	if (us_st.pid != getpid() || !us_st.ev || us_st.keeper || us_st.handed_over)
 		return;
-	us_call(&c, op_hand_over, NULL);
+	us_call(&c, op_exit, NULL);
 	if (us_st.ctl_path[0])
 		unlink(us_st.ctl_path);
 }
@@ -205,13 +281,23 @@ void us_at_exit(void)
 /* ---- exec, _exit (shim/exec.c, shim/exit.c) ---- */
 
 /* exec ends the stack thread with the old image, and _exit skips atexit:
- * either way the connections go to a keeper first. */
+ * either way the connections go to a keeper first. (exec keeps its wait
+ * for the packet socket: the closer knows when a process is gone, not when
+ * its exec has closed the socket.) */
 void us_stack_hand_over(void)
 {
 	struct us_call c;
 
 	if (us_st.pid == getpid() && us_st.ev && !us_st.keeper && !us_st.handed_over)
 		us_call(&c, op_hand_over, NULL);
+}
+
+void us_stack_exit(void)
+{
+	struct us_call c;
+
+	if (us_st.pid == getpid() && us_st.ev && !us_st.keeper && !us_st.handed_over)
+		us_call(&c, op_exit, NULL);
 }
 
 /* After a failed exec the process goes on without its old stack (a keeper

@@ -606,9 +606,14 @@ void us_relay_after(struct ust_loop *l, ust_time now)
  * so that its FINs are queued before the keeper takes over. */
 void us_relay_sync(struct us_stack *st)
 {
-	for (unsigned i = 0; i < US_MAX_SOCKS; i++) {
+	/* Slots are taken lowest first: stop after the last relay rather
+	 * than read all US_MAX_SOCKS entries (512 KiB) in every exit. */
+	for (unsigned i = 0, left = st->nrelays; i < US_MAX_SOCKS && left; i++) {
 		struct us_conn *k = st->conns[i];
-		if (k && k->tcb && !k->listener && !k->filler && !k->dead) {
+		if (!k)
+			continue;
+		left--;
+		if (k->tcb && !k->listener && !k->filler && !k->dead) {
 			if (!k->app_eof)
 				conn_pull(k);
 			else if (st->conns[i] == k && us_app_gone(k->sfd))

@@ -210,9 +210,12 @@ bool us_on_stack_thread(void);
 int us_stack_own_fd(int fd);
 
 /* Lifetime (keeper.c). Before the image goes (exec, _exit): a keeper takes
- * every connection over, now. After an exec that failed: the process goes
- * on without its old stack, and a new socket starts a new one. */
+ * every connection over, now; at _exit, with nothing for a keeper, a closer
+ * takes the packet socket's last close out of the exit. After an exec that
+ * failed: the process goes on without its old stack, and a new socket
+ * starts a new one. */
 void us_stack_hand_over(void);
+void us_stack_exit(void);
 void us_stack_exec_failed(void);
 
 /* fork (start.c), for the shim's pthread_atfork handlers. prepare takes
