@@ -44,6 +44,27 @@ static void ring_copy_in(struct ust_ring *r, uint32_t pos, const uint8_t *src, u
 	memcpy(r->mem, src + first, n - first);
 }
 
+/* Growing in place: realloc keeps every byte at its offset (and for a
+ * large ring moves pages rather than bytes), so only what wrapped past the
+ * old end moves, to follow on after it. */
+static int ring_grow(struct ust_ring *r, uint32_t cap, uint32_t keep)
+{
+	uint32_t old = r->cap;
+	uint32_t wrapped = r->head + keep > old ? r->head + keep - old : 0;
+	uint32_t fits = cap - old < wrapped ? cap - old : wrapped;
+	uint8_t *mem = realloc(r->mem, cap);
+
+	if (!mem)
+		return -ENOMEM;
+	r->mem = mem;
+	r->cap = cap;
+	/* The wrapped bytes [0, wrapped) belong at old, old + 1, …: as many
+	 * as fit before the new end go there, the rest to the start. */
+	memcpy(mem + old, mem, fits);
+	memmove(mem, mem + fits, wrapped - fits);
+	return 0;
+}
+
 int ust_ring_resize_keep(struct ust_ring *r, uint32_t cap, uint32_t keep)
 {
 	struct ust_ring nr;
@@ -54,6 +75,8 @@ int ust_ring_resize_keep(struct ust_ring *r, uint32_t cap, uint32_t keep)
 		return -ENOSPC;
 	if (cap == r->cap)
 		return 0;
+	if (r->mem && cap > r->cap)
+		return ring_grow(r, cap, keep);
 	if (ust_ring_init(&nr, cap))
 		return -ENOMEM;
 	if (keep)

@@ -271,10 +271,17 @@ static void test_ring_resize_keep_out_of_order(void **state)
 	/* keep must cover the contents, and the old ring must hold it. */
 	assert_int_equal(ust_ring_resize_keep(&r, 64, 17), -ENOSPC);
 	assert_int_equal(ust_ring_resize_keep(&r, 12, 15), -ENOSPC);
+	/* Grown by less than what wrapped: part of it wraps again. */
+	assert_int_equal(ust_ring_resize_keep(&r, 20, 15), 0);
+	assert_int_equal(r.cap, 20);
+	assert_holds(&r, 50, 6);
+	ust_ring_peek(&r, 10, got, 5);   /* peek past len: the kept bytes */
+	for (uint32_t i = 0; i < 5; i++)
+		assert_int_equal(got[i], pat(60 + i));
 	assert_int_equal(ust_ring_resize_keep(&r, 64, 15), 0);
 	assert_int_equal(r.cap, 64);
 	assert_holds(&r, 50, 6);
-	ust_ring_peek(&r, 10, got, 5);   /* peek past len: the kept bytes */
+	ust_ring_peek(&r, 10, got, 5);
 	for (uint32_t i = 0; i < 5; i++)
 		assert_int_equal(got[i], pat(60 + i));
 	ust_ring_free(&r);
