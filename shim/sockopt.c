@@ -239,7 +239,7 @@ static void fill_tcp_info(struct ust_linux_tcp_info *ti, const struct ust_tcp_st
 	ti->tcpi_rcv_rtt = (uint32_t)st->rcv_rtt;
 	ti->tcpi_rcv_space = st->rcv_space;
 	ti->tcpi_total_retrans = (uint32_t)st->total_retrans;
-	ti->tcpi_pacing_rate = st->pacing_rate;
+	ti->tcpi_pacing_rate = st->info_pacing_rate;
 	ti->tcpi_max_pacing_rate = st->max_pacing_rate;
 	ti->tcpi_bytes_acked = c->bytes_acked;
 	ti->tcpi_bytes_received = c->bytes_received;

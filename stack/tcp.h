@@ -574,6 +574,7 @@ struct ust_tcp_status {
 	uint16_t rcv_seg_mss;       /* the peer's segment size as seen */
 	uint32_t advmss;            /* our MSS, less the timestamps' room */
 	uint32_t pmtu;              /* the path MTU our MSS comes from */
+	uint64_t info_pacing_rate;  /* as TCP_INFO reports it: pacing_rate, or Linux's for an unpaced flow */
 	uint64_t max_pacing_rate;   /* bytes per second; UINT64_MAX: no cap */
 	uint64_t delivery_rate;     /* bytes per second of the best recent sample; 0: none */
 	bool delivery_rate_app_limited;

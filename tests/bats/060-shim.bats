@@ -480,7 +480,9 @@ body_tcp_info() {
 	[ "$(f pacing_rate)" -gt 0 ]
 	[ "$(f rto)" -ge 200000 ] && [ "$(f ato)" -ge 40000 ]
 	[ "$(f rcv_space)" -gt 0 ] && [ "$(f snd_wnd)" -gt 0 ] && [ "$(f rcv_wnd)" -gt 0 ]
-	[ "$(f delivered)" -gt 0 ] && [ "$(f busy_time)" -gt 0 ]
+	# (busy_time is in jiffies on Linux: 0 for a transfer under 4 ms here;
+	# the segment script tcp-info-counters.seg checks ours)
+	[ "$(f delivered)" -gt 0 ]
 	[ "$(f last_data_sent)" -ge 250 ] && [ "$(f last_data_recv)" -ge 250 ]
 	[ "$(f bytes_sent)" -ge 200000 ]
 	[ "$(f segs_out)" -gt 0 ] && [ "$(f segs_in)" -gt 0 ]
