@@ -12,6 +12,7 @@
 
 #include "shim.h"
 #include "tcp.h"
+#include "tcp_info.h"
 
 /* TCP_CONGESTION, as Linux reads it: the name is the first 15 bytes at
  * most, up to a NUL; one that no algorithm has is ENOENT. The stack thread
@@ -194,9 +195,82 @@ static uint8_t linux_state(int st)
 	return st >= 0 && st < UST_TCP_NSTATES ? map[st] : TCP_CLOSE;
 }
 
+static uint32_t us_to_ms(ust_time us)
+{
+	return (uint32_t)(us / 1000);
+}
+
+/* TCP_INFO as Linux 6.18's tcp_get_info fills it: each field from the
+ * engine's status, in Linux's units (µs for rto, ato and the RTTs, ms ago
+ * for the last_* times, segments for the window and the scoreboard). */
+static void fill_tcp_info(struct ust_linux_tcp_info *ti, const struct ust_tcp_status *st)
+{
+	const struct tcp_stats *c = &st->stats;
+
+	ti->tcpi_state = linux_state((int)st->state);
+	ti->tcpi_ca_state = (uint8_t)st->ca_state;
+	ti->tcpi_retransmits = (uint8_t)st->retransmits;
+	ti->tcpi_backoff = (uint8_t)st->backoff;
+	ti->tcpi_options = (uint8_t)((st->ts_ok ? UST_TCPI_OPT_TIMESTAMPS : 0) |
+				     (st->sack_ok ? UST_TCPI_OPT_SACK : 0) |
+				     (st->ws_ok ? UST_TCPI_OPT_WSCALE : 0));
+	if (st->ws_ok)
+		ti->tcpi_wscales = (uint8_t)((st->snd_wscale & 15) | (st->rcv_wscale & 15) << 4);
+	ti->tcpi_rate_flags = st->delivery_rate_app_limited ? 1 : 0;
+	ti->tcpi_rto = (uint32_t)st->rto;
+	ti->tcpi_ato = (uint32_t)st->ato;
+	ti->tcpi_snd_mss = st->mss;
+	ti->tcpi_rcv_mss = st->rcv_seg_mss;
+	ti->tcpi_unacked = st->packets_out;
+	ti->tcpi_sacked = st->sacked_out;
+	ti->tcpi_lost = st->lost_out;
+	ti->tcpi_retrans = st->retrans_out;
+	ti->tcpi_last_data_sent = us_to_ms(st->since_data_sent);
+	ti->tcpi_last_data_recv = us_to_ms(st->since_data_recv);
+	ti->tcpi_last_ack_recv = us_to_ms(st->since_ack_recv);
+	ti->tcpi_pmtu = st->pmtu;
+	ti->tcpi_rcv_ssthresh = st->rcv_ssthresh;
+	ti->tcpi_rtt = (uint32_t)st->srtt;
+	ti->tcpi_rttvar = (uint32_t)st->rttvar;
+	ti->tcpi_snd_ssthresh = st->ssthresh;
+	ti->tcpi_snd_cwnd = st->cwnd;
+	ti->tcpi_advmss = st->advmss;
+	ti->tcpi_reordering = st->reordering;
+	ti->tcpi_rcv_rtt = (uint32_t)st->rcv_rtt;
+	ti->tcpi_rcv_space = st->rcv_space;
+	ti->tcpi_total_retrans = (uint32_t)st->total_retrans;
+	ti->tcpi_pacing_rate = st->info_pacing_rate;
+	ti->tcpi_max_pacing_rate = st->max_pacing_rate;
+	ti->tcpi_bytes_acked = c->bytes_acked;
+	ti->tcpi_bytes_received = c->bytes_received;
+	ti->tcpi_segs_out = c->segs_out;
+	ti->tcpi_segs_in = c->segs_in;
+	ti->tcpi_notsent_bytes = st->notsent;
+	ti->tcpi_min_rtt = (uint32_t)st->min_rtt;
+	ti->tcpi_data_segs_in = c->data_segs_in;
+	ti->tcpi_data_segs_out = c->data_segs_out;
+	ti->tcpi_delivery_rate = st->delivery_rate;
+	ti->tcpi_busy_time = (uint64_t)st->busy_time;
+	ti->tcpi_rwnd_limited = (uint64_t)st->rwnd_limited;
+	ti->tcpi_sndbuf_limited = (uint64_t)st->sndbuf_limited;
+	ti->tcpi_delivered = (uint32_t)st->delivered;
+	ti->tcpi_delivered_ce = c->delivered_ce;
+	ti->tcpi_bytes_sent = c->bytes_sent;
+	ti->tcpi_bytes_retrans = c->bytes_retrans;
+	ti->tcpi_dsack_dups = st->dsacks;
+	ti->tcpi_reord_seen = st->reord_seen;
+	ti->tcpi_rcv_ooopack = c->rcv_ooopack;
+	ti->tcpi_snd_wnd = st->snd_wnd;
+	ti->tcpi_rcv_wnd = st->rcv_wnd;
+	ti->tcpi_total_rto = c->total_rto;
+	ti->tcpi_total_rto_recoveries = c->total_rto_recoveries;
+	ti->tcpi_total_rto_time = c->total_rto_time;
+	ti->tcpi_received_ce = c->received_ce;
+}
+
 static int tcp_info(struct us_sock *s, void *val, socklen_t *len)
 {
-	struct tcp_info ti;
+	struct ust_linux_tcp_info ti;
 	struct ust_tcp_status st;
 	struct us_call c;
 
@@ -206,28 +280,11 @@ static int tcp_info(struct us_sock *s, void *val, socklen_t *len)
 		/* The stack let go of it: only the state is known. */
 		ti.tcpi_state = linux_state(atomic_load(&s->state));
 	} else {
-		ti.tcpi_state = linux_state((int)st.state);
-		ti.tcpi_retransmits = (uint8_t)st.retransmits;
-		ti.tcpi_backoff = (uint8_t)st.backoff;
-		ti.tcpi_rto = (uint32_t)st.rto;
-		ti.tcpi_snd_mss = st.mss;
-		ti.tcpi_rcv_mss = st.rcv_mss;
-		ti.tcpi_advmss = st.rcv_mss;
-		ti.tcpi_rtt = (uint32_t)st.srtt;
-		ti.tcpi_rttvar = (uint32_t)st.rttvar;
-		ti.tcpi_ca_state = (uint8_t)st.ca_state;
-		ti.tcpi_snd_cwnd = st.cwnd;
-		ti.tcpi_snd_ssthresh = st.ssthresh;
-		ti.tcpi_total_retrans = (uint32_t)st.total_retrans;
-		/* The scoreboard's counts, in segments as Linux's. */
-		ti.tcpi_unacked = st.packets_out;
-		ti.tcpi_sacked = st.sacked_out;
-		ti.tcpi_lost = st.lost_out;
-		ti.tcpi_retrans = st.retrans_out;
-		ti.tcpi_reordering = st.reordering;
+		fill_tcp_info(&ti, &st);
 	}
 	if (!val || !len)
 		return -EFAULT;
+	/* A shorter buffer gets the prefix, as Linux's do_tcp_getsockopt. */
 	if (*len > (socklen_t)sizeof(ti))
 		*len = sizeof(ti);
 	memcpy(val, &ti, *len);

@@ -374,6 +374,32 @@ struct ust_tcb {
 	unsigned acceptq_len, synq_len;
 	struct ust_tcb *acceptq_head, *acceptq_tail;
 
+	/* What TCP_INFO reports beyond the state above, counted as Linux
+	 * counts it (tcp_stats.c; RFC 4898's names in Linux's tcp_info). */
+	struct tcp_stats {
+		uint64_t bytes_acked;       /* SND.UNA's advance: SYN, data, FIN */
+		uint64_t bytes_received;    /* RCV.NXT's advance by data and FIN */
+		uint64_t bytes_sent;        /* payload sent, retransmissions included */
+		uint64_t bytes_retrans;     /* payload sent again */
+		uint32_t segs_in, segs_out; /* every segment of this connection */
+		uint32_t data_segs_in, data_segs_out; /* those with payload */
+		uint32_t rcv_ooopack;       /* segments that arrived out of order */
+		uint32_t received_ce;       /* segments that arrived marked CE (RFC 3168) */
+		uint32_t delivered_ce;      /* segments delivered with ECE reported for them */
+		uint16_t total_rto;         /* retransmission timeouts, SYN's included */
+		uint16_t total_rto_recoveries; /* runs of them (from the first to an ACK ending Loss) */
+		uint32_t total_rto_time;    /* ms spent in those runs, the current one excluded */
+		ust_time rto_stamp;         /* when the current run began */
+		bool in_rto_run;            /* a run is under way */
+		/* Linux's chronograph (tcp_chrono_start): time busy sending,
+		 * split by what limited it; one kind runs at a time, the
+		 * higher one winning (enum tcp_chrono). */
+		uint8_t chrono_type;
+		ust_time chrono_start;
+		ust_time chrono_stat[3];    /* µs: busy, rwnd-limited, sndbuf-limited */
+		bool snd_nospace;           /* a write found the send buffer full (SOCK_NOSPACE) */
+	} stats;
+
 	struct ust_tcp_record rec;
 	uint32_t fin_timeout_ms;    /* TCP_LINGER2 for this connection; 0 = default */
 	bool linger2_neg;
@@ -538,10 +564,29 @@ struct ust_tcp_status {
 	const char *cc;             /* the algorithm's name (static) */
 	unsigned retransmits, backoff;
 	uint64_t total_retrans;
+	/* the rest of Linux's tcp_info (tcp_get_info), in its units */
+	bool ts_ok, sack_ok, ws_ok;
+	uint8_t snd_wscale, rcv_wscale;
+	ust_time ato;               /* µs */
+	ust_time since_data_sent, since_data_recv, since_ack_recv; /* µs ago */
+	uint32_t rcv_ssthresh, rcv_space, rcv_wnd, snd_wnd, notsent;
+	ust_time rcv_rtt;           /* µs; 0: not measured */
+	uint16_t rcv_seg_mss;       /* the peer's segment size as seen */
+	uint32_t advmss;            /* our MSS, less the timestamps' room */
+	uint32_t pmtu;              /* the path MTU our MSS comes from */
+	uint64_t info_pacing_rate;  /* as TCP_INFO reports it: pacing_rate, or Linux's for an unpaced flow */
+	uint64_t max_pacing_rate;   /* bytes per second; UINT64_MAX: no cap */
+	uint64_t delivery_rate;     /* bytes per second of the best recent sample; 0: none */
+	bool delivery_rate_app_limited;
+	ust_time busy_time, rwnd_limited, sndbuf_limited; /* µs */
+	struct tcp_stats stats;
 	bool eof;                   /* the peer's FIN has been received */
 	int timer;                  /* the running timer (enum ust_tcp_timer) or -1 */
 	ust_time timer_due;
 };
+/* The times "ago" (TCP_INFO's last_data_sent…) and the running chronograph
+ * are measured to now; ust_tcp_status takes the engine's latest now. */
+void ust_tcp_status_at(const struct ust_tcb *tcb, struct ust_tcp_status *s, ust_time now);
 void ust_tcp_status(const struct ust_tcb *tcb, struct ust_tcp_status *s);
 
 /* ---- queries: what a user of the engine reads (stack/tcp_query.c) ----

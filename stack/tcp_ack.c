@@ -297,10 +297,14 @@ static void snd_una_advance(struct ust_tcb *t, uint32_t ack)
 		t->snd_buf_seq += n;
 		t->rec.bytes_sent += n;
 		tcp_event(t, UST_TCP_EV_WRITABLE);
+		t->stats.snd_nospace = false;
+		tcp_chrono_stop(t, TCP_CHRONO_SNDBUF_LIMITED, t->tcp->now);
 	}
+	t->stats.bytes_acked += ack - t->snd_una;
 	t->snd_una = ack;
 	if (seq_lt(t->snd_nxt, t->snd_una))
 		t->snd_nxt = t->snd_una;
+	tcp_chrono_stop(t, TCP_CHRONO_BUSY, t->tcp->now);
 }
 
 /* "Any segments on the retransmission queue that are thereby entirely

@@ -79,6 +79,8 @@ void tcp_set_ca_state(struct ust_tcb *t, enum tcp_ca_state s)
 		return;
 	if (t->cc->set_state)
 		t->cc->set_state(t, s);
+	if (t->ca_state == TCP_CA_LOSS)
+		tcp_rto_run_over(t, t->tcp->now);
 	t->ca_state = s;
 }
 
@@ -109,6 +111,7 @@ void tcp_init_transfer(struct ust_tcb *t, ust_time now)
 	t->snd_cwnd_stamp = now;
 	t->lsndtime = now;
 	t->cc->init(t);
+	tcp_rto_run_over(t, now); /* SYN timeouts end with the handshake */
 }
 
 /* Linux's tcp_current_ssthresh: outside a reduction, remember three

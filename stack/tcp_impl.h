@@ -337,6 +337,24 @@ void tcp_rack_dsack(struct ust_tcb *t);
 void tcp_rack_update_reo_wnd(struct ust_tcb *t, const struct tcp_rate_sample *rs);
 void tcp_rack_recovered(struct ust_tcb *t);
 
+/* tcp_stats.c: TCP_INFO's counters that need more than an increment. */
+/* Linux's enum tcp_chrono: what the sender is busy with, or limited by. */
+enum tcp_chrono {
+	TCP_CHRONO_UNSPEC,          /* idle: nothing to send or in flight */
+	TCP_CHRONO_BUSY,            /* sending */
+	TCP_CHRONO_RWND_LIMITED,    /* held back by the peer's window */
+	TCP_CHRONO_SNDBUF_LIMITED,  /* all sent, and the writer waits for room */
+};
+void tcp_chrono_start(struct ust_tcb *t, enum tcp_chrono type, ust_time now);
+void tcp_chrono_stop(struct ust_tcb *t, enum tcp_chrono type, ust_time now);
+/* A retransmission timeout fired (Linux's tcp_update_rto_stats); the run
+ * of them is over (an ACK took the connection out of Loss, or the
+ * handshake completed: tcp_update_rto_time). */
+void tcp_rto_stats(struct ust_tcb *t, ust_time now);
+void tcp_rto_run_over(struct ust_tcb *t, ust_time now);
+/* Fills the tcp_info part of a status (tcp_get_info's units). */
+void tcp_stats_report(const struct ust_tcb *t, struct ust_tcp_status *s, ust_time now);
+
 /* tcp_isn.c */
 uint32_t tcp_isn(const struct ust_tcp *tcp, uint32_t laddr, uint16_t lport, uint32_t raddr,
 		 uint16_t rport, ust_time now);

@@ -234,6 +234,7 @@ static void syn_sent_bad_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
  * "form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it". */
 static void syn_sent_established(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
 {
+	t->stats.bytes_acked += seg->ack - t->snd_una;
 	t->snd_una = seg->ack;
 	if (seq_lt(t->snd_nxt, t->snd_una))
 		t->snd_nxt = t->snd_una;
@@ -538,6 +539,7 @@ static void receive_in_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	ust_ring_commit(&t->rcvbuf, end - was);
 	t->rcv_nxt = end;
 	t->rec.bytes_received += end - was;
+	t->stats.bytes_received += end - was;
 	ust_seqset_trim(&t->ofo, t->rcv_nxt);
 	tcp_rcv_data(t, seg, len, now);
 	if (held)
@@ -556,6 +558,7 @@ static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *se
 		tcp_drop(t->tcp, UST_DROP_TCP_OFO_FULL);
 	} else {
 		tcp_count(t->tcp, UST_EV_TCP_OFO_SEGS);
+		t->stats.rcv_ooopack++;
 		tcp_sack_note(t, seg->seq);
 		tcp_rcvbuf_grow(t);
 	}
@@ -687,6 +690,19 @@ static void synchronized_input(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_t
 	tcp_ack_snd_check(t, now);
 }
 
+/* TCP_INFO's segs_in and data_segs_in, as Linux's tcp_segs_in: a frame
+ * the device coalesced (GRO) counts as the segments it was made of, of the
+ * peer's segment size. */
+static void tcp_count_segs_in(struct ust_tcb *t, const struct ust_tcp_seg *seg)
+{
+	uint32_t mss = t->rcv_seg_mss ? t->rcv_seg_mss : t->mss;
+	uint32_t n = mss && seg->len > mss ? (seg->len + mss - 1) / mss : 1;
+
+	t->stats.segs_in += n;
+	if (seg->len)
+		t->stats.data_segs_in += n;
+}
+
 void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_time now)
 {
 	struct ust_tcp *tcp = ctx;
@@ -721,6 +737,7 @@ void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_t
 			closed_input(tcp, &seg, now);
 		return;
 	}
+	tcp_count_segs_in(t, &seg);
 	if (t->state == UST_TCP_SYN_SENT)
 		syn_sent_input(t, &seg, now);
 	else

@@ -96,7 +96,10 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 	if (len) {
 		t->lsndtime = now;
 		tcp_data_sent(t, now);
+		t->stats.data_segs_out++;
+		t->stats.bytes_sent += len;
 	}
+	t->stats.segs_out++;
 	return emit(tcb_stack(t), &o, now);
 }
 
@@ -328,6 +331,7 @@ static bool retransmit(struct ust_tcb *t, uint32_t i, ust_time now)
 		return false;
 	tcp_count(t->tcp, UST_EV_TCP_RETRANS);
 	t->total_retrans++;
+	t->stats.bytes_retrans += len;
 	/* For the undo: retransmissions not yet shown needless by D-SACK. */
 	if (t->undo_retrans < 0)
 		t->undo_retrans = 0;
@@ -414,6 +418,27 @@ static bool transmit(struct ust_tcb *t, ust_time now)
 	return sent;
 }
 
+/* What held the sender back, for TCP_INFO's chronograph (Linux's
+ * tcp_write_xmit and tcp_cwnd_validate): the peer's window, when the next
+ * segment does not fit in it though cwnd has room; the send buffer, when
+ * everything went, cwnd has room, and the writer found the buffer full. */
+static void chrono_limits(struct ust_tcb *t, bool sent, ust_time now)
+{
+	uint32_t data_end = t->snd_buf_seq + t->sndbuf.len;
+	uint32_t next = seq_lt(t->snd_nxt, data_end) ? data_end - t->snd_nxt : 0;
+	bool cwnd_room = tcp_packets_in_flight(t) < t->snd_cwnd;
+
+	if (next > t->mss)
+		next = t->mss;
+	if (next && cwnd_room && seq_gt(t->snd_nxt + next, t->snd_una + t->snd_wnd))
+		tcp_chrono_start(t, TCP_CHRONO_RWND_LIMITED, now);
+	else
+		tcp_chrono_stop(t, TCP_CHRONO_RWND_LIMITED, now);
+	if (sent && cwnd_room && !next && t->stats.snd_nospace &&
+	    (t->state == UST_TCP_ESTABLISHED || t->state == UST_TCP_CLOSE_WAIT))
+		tcp_chrono_start(t, TCP_CHRONO_SNDBUF_LIMITED, now);
+}
+
 void tcp_output(struct ust_tcb *t, ust_time now)
 {
 	bool sent = false;
@@ -430,6 +455,7 @@ void tcp_output(struct ust_tcb *t, ust_time now)
 		sent = transmit(t, now);
 		if (unsent)
 			cwnd_validate(t, sent, now);
+		chrono_limits(t, sent, now);
 		/* Data waits, nothing is in flight, and the peer's window is
 		 * shut or too small to send into: the persist timer will
 		 * probe it, or push what fits (Linux's tcp_write_wakeup). */

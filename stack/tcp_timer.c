@@ -163,6 +163,7 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 			tcp_die(t, ETIMEDOUT, UST_OUTCOME_TIMEOUT, "SYN not answered");
 			return;
 		}
+		tcp_rto_stats(t, now);
 		t->backoff++;
 		tcp_count(tcp, UST_EV_TCP_RTO);
 		tcp_send_syn(t, now);
@@ -179,6 +180,7 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 		return;
 	}
 	tcp_count(tcp, UST_EV_TCP_RTO);
+	tcp_rto_stats(t, now);
 	enter_loss(t, now);
 	t->rtt_active = false; /* Karn */
 	t->backoff++;

@@ -198,7 +198,10 @@ long ust_tcp_send(struct ust_tcb *t, const void *buf, size_t len, ust_time now)
 		len = UINT32_MAX;
 	tcp_rate_check_app_limited(t);
 	n = ust_ring_append(&t->sndbuf, buf, (uint32_t)len);
+	if (n < len)
+		t->stats.snd_nospace = true;
 	if (n) {
+		tcp_chrono_start(t, TCP_CHRONO_BUSY, now);
 		tcp_idle_restart_check(t, now);
 		tcp_output(t, now);
 	}
@@ -282,7 +285,10 @@ void ust_tcp_snd_commit(struct ust_tcb *t, uint32_t n, ust_time now)
 		n = ust_ring_space(&t->sndbuf);
 	tcp_rate_check_app_limited(t);
 	ust_ring_commit(&t->sndbuf, n);
+	if (!ust_ring_space(&t->sndbuf))
+		t->stats.snd_nospace = true;
 	if (n) {
+		tcp_chrono_start(t, TCP_CHRONO_BUSY, now);
 		tcp_idle_restart_check(t, now);
 		tcp_output(t, now);
 	}
@@ -414,6 +420,11 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 
 void ust_tcp_status(const struct ust_tcb *t, struct ust_tcp_status *s)
 {
+	ust_tcp_status_at(t, s, t->tcp->now);
+}
+
+void ust_tcp_status_at(const struct ust_tcb *t, struct ust_tcp_status *s, ust_time now)
+{
 	memset(s, 0, sizeof(*s));
 	s->state = t->state;
 	s->laddr = t->laddr;
@@ -445,6 +456,7 @@ void ust_tcp_status(const struct ust_tcb *t, struct ust_tcp_status *s)
 	s->retransmits = t->backoff;
 	s->backoff = t->backoff;
 	s->total_retrans = t->total_retrans;
+	tcp_stats_report(t, s, now);
 	s->eof = t->fin_rcvd;
 	s->timer = -1;
 	s->timer_due = t->due;

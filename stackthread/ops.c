@@ -183,7 +183,7 @@ void us_op_status(struct us_call *c)
 
 	if (!k)
 		return;
-	ust_tcp_status(k->tcb, c->u.out);
+	ust_tcp_status_at(k->tcb, c->u.out, ust_now());
 	c->ret = 0;
 }
 

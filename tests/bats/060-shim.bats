@@ -450,6 +450,50 @@ for _ in range(2):
 	assert_output $'read ECONNRESET\nread 0'
 }
 
+# TCP_INFO after the same transfer on either TCP (tcpinfo.py: 200 kB echoed,
+# the connection still open): the length of Linux 6.18's struct (280
+# bytes), its state, options and window scales, and the counters of what
+# moved. The kernel's figures say what each field counts: bytes_acked
+# counts our SYN besides the data (and a FIN, measured after a close).
+body_tcp_info() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7010 1 </dev/null >"$TMP/srv.out"
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7010
+	prog python3 "$SHIM_DIR/tcpinfo.py" "$PEER_ADDR" 7010 200000 >"$TMP/info"
+	bg_wait "$srv"
+	cat "$TMP/info" | tee "${TCPINFO_KEEP:-/dev/null}"
+	f() { sed -n "s/^$1 //p" "$TMP/info"; }
+	[ "$(f len)" = 280 ]
+	[ "$(f short)" = "8 True" ]
+	[ "$(f state)" = 1 ]               # TCP_ESTABLISHED
+	[ "$(f options)" = 7 ]             # TIMESTAMPS | SACK | WSCALE
+	[ "$(f snd_mss)" = 1448 ] && [ "$(f rcv_mss)" = 1448 ] && [ "$(f advmss)" = 1448 ]
+	[ "$(f pmtu)" = 1500 ]
+	[ "$(f ca_state)" = 0 ] && [ "$(f retransmits)" = 0 ] && [ "$(f total_retrans)" = 0 ]
+	# snd_wscale in the low four bits, rcv_wscale in the high: both from
+	# the buffers' defaults, the same on either side here
+	[ $(( $(f wscale) & 15 )) -ge 7 ] && [ $(( $(f wscale) >> 4 )) -ge 7 ]
+	[ "$(f bytes_received)" = 200000 ]
+	[ "$(f bytes_acked)" = 200001 ]
+	[ "$(f max_pacing_rate)" = 18446744073709551615 ]
+	[ "$(f pacing_rate)" -gt 0 ]
+	[ "$(f rto)" -ge 200000 ] && [ "$(f ato)" -ge 40000 ]
+	[ "$(f rcv_space)" -gt 0 ] && [ "$(f snd_wnd)" -gt 0 ] && [ "$(f rcv_wnd)" -gt 0 ]
+	# (busy_time is in jiffies on Linux: 0 for a transfer under 4 ms here;
+	# the segment script tcp-info-counters.seg checks ours)
+	[ "$(f delivered)" -gt 0 ]
+	[ "$(f last_data_sent)" -ge 250 ] && [ "$(f last_data_recv)" -ge 250 ]
+	[ "$(f bytes_sent)" -ge 200000 ]
+	[ "$(f segs_out)" -gt 0 ] && [ "$(f segs_in)" -gt 0 ]
+	[ "$(f data_segs_out)" -gt 0 ] && [ "$(f data_segs_in)" -gt 0 ]
+	[ "$(f min_rtt)" -gt 0 ] && [ "$(f rtt)" -gt 0 ]
+	[ "$(f delivery_rate)" -gt 0 ]
+	[ "$(f unacked)" = 0 ]
+	[ "$(f notsent_bytes)" = 0 ]
+}
+
+
 @test "curl: 10 MB GET, sha256 [kernel]" { MODE=kernel body_curl_get; }
 @test "curl: 10 MB GET, sha256 [ustcp]" { MODE=ustcp body_curl_get; }
 
@@ -507,3 +551,5 @@ for _ in range(2):
 @test "TCP_QUICKACK and the buffer sizes read back as Linux [ustcp]" { MODE=ustcp body_buffers_quickack; }
 @test "a peer's RST seen through a dup2'd fd: ECONNRESET, then 0 [kernel]" { MODE=kernel body_dup2_reset; }
 @test "a peer's RST seen through a dup2'd fd: ECONNRESET, then 0 [ustcp]" { MODE=ustcp body_dup2_reset; }
+@test "TCP_INFO: 280 bytes, the state, options and counters of a transfer [kernel]" { MODE=kernel body_tcp_info; }
+@test "TCP_INFO: 280 bytes, the state, options and counters of a transfer [ustcp]" { MODE=ustcp body_tcp_info; }

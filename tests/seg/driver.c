@@ -2452,6 +2452,17 @@ static const struct field {
 	SF(reordering, FT_U32), SF(reord_seen, FT_U32), SF(dsacks, FT_U32),
 	SF(delivered, FT_U64),
 	SF(min_rtt, FT_DUR),   SF(pacing_rate, FT_U64),
+	SF(notsent, FT_U32),   SF(snd_wnd, FT_U32),   SF(rcv_wnd, FT_U32),
+	SF(since_data_sent, FT_DUR), SF(since_data_recv, FT_DUR), SF(since_ack_recv, FT_DUR),
+	SF(busy_time, FT_DUR), SF(rwnd_limited, FT_DUR), SF(sndbuf_limited, FT_DUR),
+	SF(delivery_rate, FT_U64),
+#define SS(x, t) { #x, offsetof(struct ust_tcp_status, stats.x), t }
+	SS(bytes_acked, FT_U64), SS(bytes_received, FT_U64), SS(bytes_sent, FT_U64),
+	SS(bytes_retrans, FT_U64), SS(segs_in, FT_U32), SS(segs_out, FT_U32),
+	SS(data_segs_in, FT_U32), SS(data_segs_out, FT_U32), SS(rcv_ooopack, FT_U32),
+	SS(total_rto, FT_U16), SS(total_rto_recoveries, FT_U16), SS(total_rto_time, FT_U32),
+	SS(received_ce, FT_U32), SS(delivered_ce, FT_U32),
+#undef SS
 #undef SF
 };
 
