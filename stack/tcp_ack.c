@@ -19,6 +19,7 @@
 #define ACK_SND_UNA_ADVANCED   0x0040
 #define ACK_SACK_RENEGING      0x0080 /* the peer dropped data it had SACKed */
 #define ACK_LOST_RETRANS       0x0100 /* a retransmission was lost again */
+#define ACK_DSACK_TLP          0x0200 /* a D-SACK of the tail loss probe */
 #define ACK_NOT_DUP (ACK_DATA | ACK_WIN_UPDATE | ACK_DATA_ACKED)
 #define ACK_CA_ALERT (ACK_DATA_SACKED | ACK_DSACKING)
 
@@ -158,7 +159,12 @@ static bool check_dsack(struct ust_tcb *t, const struct ust_tcp_seg *seg, struct
 	if (t->dsacks > t->total_retrans)
 		return false;
 	t->dsack_seen = true;
-	tcp_rack_dsack(t);
+	/* The probe and the original both arrived: no loss, and nothing
+	 * about reordering either. */
+	if (dups == 1 && t->tlp_active && t->tlp_high_seq == end)
+		a->flag |= ACK_DSACK_TLP;
+	else
+		tcp_rack_dsack(t);
 	a->flag |= ACK_DSACKING;
 	a->sack_delivered += dups;
 	if (t->undo_armed && t->undo_retrans > 0 && !seq_gt(end, a->prior_snd_una) &&
@@ -358,6 +364,7 @@ static void clean_acked(struct ust_tcb *t, struct ack_state *a, ust_time now)
 static void init_cwnd_reduction(struct ust_tcb *t)
 {
 	t->recover = t->snd_max;
+	t->tlp_active = false;
 	t->snd_cwnd_cnt = 0;
 	t->prior_cwnd = t->snd_cwnd;
 	t->prr_delivered = 0;
@@ -448,19 +455,23 @@ static bool recovery_over(struct ust_tcb *t)
 }
 
 /* Open, or Disorder while something is SACKed, marked lost or resent
- * (Linux's tcp_try_keep_open and tcp_try_to_open). */
-static void try_to_open(struct ust_tcb *t)
+ * (Linux's tcp_try_keep_open; tcp_try_to_open leaves CWR alone). */
+static void keep_open(struct ust_tcb *t)
 {
 	enum tcp_ca_state s = TCP_CA_OPEN;
 
-	if (t->ca_state == TCP_CA_CWR)
-		return;
 	if (t->sacked_out + t->lost_out || any_retrans_done(t))
 		s = TCP_CA_DISORDER;
 	if (t->ca_state != s) {
 		tcp_set_ca_state(t, s);
 		t->recover = t->snd_max;
 	}
+}
+
+static void try_to_open(struct ust_tcb *t)
+{
+	if (t->ca_state != TCP_CA_CWR)
+		keep_open(t);
 }
 
 /* Without SACK: the head is lost after DupThresh duplicate ACKs, and in
@@ -539,6 +550,29 @@ static bool maybe_enter_recovery(struct ust_tcb *t, struct ack_state *a, uint32_
 	}
 	tcp_enter_recovery(t);
 	return true;
+}
+
+/* The ACK that covers SND.NXT at the probe ends the episode (RFC 8985
+ * §7.4, Linux's tcp_process_tlp_ack). A probe of new data proves nothing.
+ * A probe of the last segment: if the peer reports it twice (D-SACK) or
+ * the ACK of it is a pure duplicate, the original arrived too and
+ * nothing was lost; if the ACK goes beyond it, the probe repaired a loss
+ * that still calls for a window reduction, done at once (CWR). */
+static void process_tlp_ack(struct ust_tcb *t, uint32_t ack, int flag, ust_time now)
+{
+	if (!t->tlp_active || seq_lt(ack, t->tlp_high_seq))
+		return;
+	if (!t->tlp_retrans || (flag & ACK_DSACK_TLP)) {
+		t->tlp_active = false;
+	} else if (seq_gt(ack, t->tlp_high_seq)) {
+		init_cwnd_reduction(t);
+		tcp_set_ca_state(t, TCP_CA_CWR);
+		end_cwnd_reduction(t, now);
+		keep_open(t);
+		tcp_count(t->tcp, UST_EV_TCP_LOSS_PROBE_RECOVERY);
+	} else if (!(flag & (ACK_SND_UNA_ADVANCED | ACK_NOT_DUP | ACK_DATA_SACKED))) {
+		t->tlp_active = false;
+	}
 }
 
 /* Linux's tcp_fastretrans_alert: an ACK that is a duplicate, brings SACK
@@ -695,20 +729,31 @@ void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time n
 		t->first_rtx = 0;
 		tcp_rto_restart(t, now);
 	}
-	if (!prior_packets)
-		return; /* nothing was in flight: the handshake, a window update */
+	if (!prior_packets) {
+		/* Nothing was in flight: the handshake, a window update, or
+		 * the duplicate that ends a probe's episode (Linux's
+		 * no_queue). */
+		process_tlp_ack(t, seg->ack, a.flag, now);
+		return;
+	}
 	tcp_rack_update_reo_wnd(t, &rs);
+	process_tlp_ack(t, seg->ack, a.flag, now);
 	/* Dubious: a duplicate ACK, SACK news, or not Open. */
 	if (!(a.flag & ACK_NOT_DUP) || (a.flag & ACK_CA_ALERT) || t->ca_state != TCP_CA_OPEN) {
 		if (!(a.flag & (ACK_SND_UNA_ADVANCED | ACK_NOT_DUP | ACK_DSACKING)))
 			num_dupack = 1;
 		fastretrans_alert(t, &a, num_dupack, now);
 	}
-	/* RACK's timer stands in for the RTO while it runs, as in Linux,
-	 * where both share one slot: an ACK of new data that armed none
-	 * ends it. */
-	if ((a.flag & ACK_DATA_ACKED) && !a.reo_armed)
+	/* RACK's timer stands in for the RTO and the probe while it runs,
+	 * as in Linux, where all three share one slot: an ACK of new data
+	 * that armed none ends it, and arms the probe if one may go (Linux's
+	 * tcp_set_xmit_timer). */
+	if (a.reo_armed) {
+		tcp_timer_stop(t, UST_TT_TLP);
+	} else if (a.flag & ACK_DATA_ACKED) {
 		tcp_timer_stop(t, UST_TT_REO);
+		tcp_tlp_schedule(t, true, now);
+	}
 	tcp_rate_gen(t, (uint32_t)(t->delivered - prior_delivered), (uint32_t)(t->lost - prior_lost),
 		     &a.rate, now);
 	cong_control(t, &rs, a.flag, now);
