@@ -315,6 +315,10 @@ struct ust_tcb {
 	bool undo_armed;
 	uint32_t undo_marker;       /* SND.UNA when it began */
 	int32_t undo_retrans;       /* retransmissions not yet reported as duplicates; -1: none */
+	/* The first retransmission of the episode (Linux's retrans_stamp):
+	 * an echo older than it answers an original (RFC 3522, Eifel). 0:
+	 * nothing retransmitted. */
+	ust_time retrans_stamp;
 	/* Tail loss probe (RFC 8985 §7, Linux's tlp_high_seq and
 	 * tlp_retrans): one probe per episode, which ends when SND.NXT at the
 	 * probe is acknowledged. */

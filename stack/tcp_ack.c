@@ -443,15 +443,77 @@ static bool non_sack_holds_recovery(const struct ust_tcb *t)
 	return !t->sack_ok && t->snd_una == t->recover;
 }
 
-/* Recovery (or a loss episode) is over (Linux's tcp_try_undo_recovery
- * without the undo, which is the next step's). True if it holds on. */
-static bool recovery_over(struct ust_tcb *t)
+/* ---- undo (RFC 3522 Eifel detection, RFC 2883/3708 D-SACK; Linux's
+ * tcp_try_undo_*) ---- */
+
+/* "The ACK ... acknowledges the original transmission" (RFC 3522 §3.2):
+ * the echoed timestamp is older than the first retransmission (Linux's
+ * tcp_packet_delayed). */
+static bool packet_delayed(const struct ust_tcb *t, const struct ack_state *a)
 {
-	tcp_rack_recovered(t);
+	return t->retrans_stamp && a->ts_ecr && seq_lt(a->ts_ecr, tcp_ts_now(t, t->retrans_stamp));
+}
+
+/* The episode may be undone: nothing was retransmitted needlessly
+ * unaccounted for (every retransmission D-SACKed), or the timestamps say
+ * the originals got there (Linux's tcp_may_undo). */
+static bool may_undo(const struct ust_tcb *t, const struct ack_state *a)
+{
+	return t->undo_armed && (!t->undo_retrans || packet_delayed(t, a));
+}
+
+/* The reduction was not needed: cwnd as the algorithm had it, ssthresh
+ * back (Linux's tcp_undo_cwnd_reduction). With unmark_loss the segments
+ * marked lost are not any more (those whose retransmission is in flight
+ * stay marked: here a retransmission in flight is always of a lost
+ * segment). RACK looks again. */
+static void undo_cwnd_reduction(struct ust_tcb *t, bool unmark_loss, ust_time now)
+{
+	if (unmark_loss) {
+		for (uint32_t i = 0; i < t->packets_out && t->lost_out > t->retrans_out; i++) {
+			struct tcp_sent *r = tcp_sb_at(t, i);
+			if (!(r->flags & TCP_SENT_RETRANS))
+				tcp_sb_clear_flags(t, r, TCP_SENT_LOST);
+		}
+	}
+	if (t->prior_ssthresh) {
+		t->snd_cwnd = t->cc->undo_cwnd(t);
+		if (t->prior_ssthresh > t->snd_ssthresh)
+			t->snd_ssthresh = t->prior_ssthresh;
+	}
+	t->snd_cwnd_stamp = now;
+	t->undo_armed = false;
+	t->rack.advanced = true;
+}
+
+/* Recovery (or a loss episode) is over (Linux's tcp_try_undo_recovery):
+ * undone if it proved spurious. True if it holds on. */
+static bool recovery_over(struct ust_tcb *t, const struct ack_state *a)
+{
+	if (may_undo(t, a)) {
+		tcp_count(t->tcp, t->ca_state == TCP_CA_LOSS ? UST_EV_TCP_LOSS_UNDO : UST_EV_TCP_UNDO);
+		undo_cwnd_reduction(t, false, a->now);
+	} else {
+		tcp_rack_recovered(t);
+	}
 	if (non_sack_holds_recovery(t))
 		return true;
 	tcp_set_ca_state(t, TCP_CA_OPEN);
 	return false;
+}
+
+/* Every retransmission of the episode was reported as a duplicate
+ * (D-SACK): undo (Linux's tcp_try_undo_dsack); the widened reordering
+ * window lasts one more recovery. */
+static bool try_undo_dsack(struct ust_tcb *t, ust_time now)
+{
+	if (!t->undo_armed || t->undo_retrans)
+		return false;
+	if (t->rack.reo_wnd_persist < 16)
+		t->rack.reo_wnd_persist++;
+	tcp_count(t->tcp, UST_EV_TCP_UNDO);
+	undo_cwnd_reduction(t, false, now);
+	return true;
 }
 
 /* Open, or Disorder while something is SACKed, marked lost or resent
@@ -470,6 +532,8 @@ static void keep_open(struct ust_tcb *t)
 
 static void try_to_open(struct ust_tcb *t)
 {
+	if (!any_retrans_done(t))
+		t->retrans_stamp = 0;
 	if (t->ca_state != TCP_CA_CWR)
 		keep_open(t);
 }
@@ -516,12 +580,50 @@ static bool time_to_recover(const struct ust_tcb *t)
 	return t->lost_out != 0;
 }
 
+/* A timeout found spurious by the timestamps (Linux's tcp_try_undo_loss):
+ * undone, the segments it marked lost are not, and the sender is Open
+ * again. */
+static bool try_undo_loss(struct ust_tcb *t, const struct ack_state *a)
+{
+	if (!may_undo(t, a))
+		return false;
+	undo_cwnd_reduction(t, true, a->now);
+	tcp_count(t->tcp, UST_EV_TCP_LOSS_UNDO);
+	t->backoff = 0;
+	if (non_sack_holds_recovery(t))
+		return true;
+	if (t->sack_ok)
+		tcp_set_ca_state(t, TCP_CA_OPEN);
+	return true;
+}
+
+/* A partial ACK in recovery for an original, not the retransmission
+ * (timestamps): the hole was reordering, not loss (Linux's
+ * tcp_try_undo_partial). With retransmissions still in flight, nothing
+ * more is marked or resent this ACK (true); without, undo. */
+static bool try_undo_partial(struct ust_tcb *t, struct ack_state *a)
+{
+	if (!t->undo_armed || !packet_delayed(t, a))
+		return false;
+	check_sack_reordering(t, a->prior_snd_una);
+	if (t->retrans_out)
+		return true;
+	if (!any_retrans_done(t))
+		t->retrans_stamp = 0;
+	tcp_count(t->tcp, UST_EV_TCP_UNDO);
+	undo_cwnd_reduction(t, true, a->now);
+	keep_open(t);
+	return false;
+}
+
 /* After an RTO (Linux's tcp_process_loss): the episode ends once
  * everything sent before the timeout is acknowledged. */
 static void process_loss(struct ust_tcb *t, struct ack_state *a, uint32_t num_dupack)
 {
+	if ((a->flag & ACK_SND_UNA_ADVANCED) && try_undo_loss(t, a))
+		return;
 	if (!seq_lt(t->snd_una, t->recover)) {
-		recovery_over(t);
+		recovery_over(t, a);
 		return;
 	}
 	if (!t->sack_ok) {
@@ -582,6 +684,8 @@ static void fastretrans_alert(struct ust_tcb *t, struct ack_state *a, uint32_t n
 {
 	if (!t->packets_out && t->sacked_out)
 		t->sacked_out = 0;
+	if (t->ca_state == TCP_CA_OPEN)
+		t->retrans_stamp = 0;
 	/* The end of a reduction: everything outstanding at its start is
 	 * acknowledged. */
 	if (t->ca_state != TCP_CA_OPEN && !seq_lt(t->snd_una, t->recover)) {
@@ -591,16 +695,25 @@ static void fastretrans_alert(struct ust_tcb *t, struct ack_state *a, uint32_t n
 		} else if (t->ca_state == TCP_CA_RECOVERY) {
 			if (!t->sack_ok)
 				t->sacked_out = 0;
-			if (recovery_over(t))
+			if (recovery_over(t, a))
 				return;
 			end_cwnd_reduction(t, now);
 		}
 	}
 	switch (t->ca_state) {
 	case TCP_CA_RECOVERY:
-		if (!(a->flag & ACK_SND_UNA_ADVANCED) && !t->sack_ok)
-			add_reno_sack(t, num_dupack);
+		if (!(a->flag & ACK_SND_UNA_ADVANCED)) {
+			if (!t->sack_ok)
+				add_reno_sack(t, num_dupack);
+		} else if (try_undo_partial(t, a)) {
+			return;
+		}
+		if (try_undo_dsack(t, now))
+			keep_open(t);
 		identify_packet_loss(t, a, now);
+		/* Undone: a loss still evident starts a new recovery. */
+		if (t->ca_state != TCP_CA_RECOVERY && time_to_recover(t))
+			tcp_enter_recovery(t);
 		break;
 	case TCP_CA_LOSS:
 		process_loss(t, a, num_dupack);
@@ -611,6 +724,8 @@ static void fastretrans_alert(struct ust_tcb *t, struct ack_state *a, uint32_t n
 			maybe_enter_recovery(t, a, num_dupack, now);
 		break;
 	default:
+		if (t->ca_state <= TCP_CA_DISORDER)
+			try_undo_dsack(t, now);
 		maybe_enter_recovery(t, a, num_dupack, now);
 		break;
 	}
@@ -733,6 +848,9 @@ void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time n
 		/* Nothing was in flight: the handshake, a window update, or
 		 * the duplicate that ends a probe's episode (Linux's
 		 * no_queue). */
+		/* A D-SACK may still undo a reduction (Linux's no_queue). */
+		if (a.flag & ACK_DSACKING)
+			fastretrans_alert(t, &a, 0, now);
 		process_tlp_ack(t, seg->ack, a.flag, now);
 		return;
 	}

@@ -335,6 +335,8 @@ static bool retransmit(struct ust_tcb *t, uint32_t i, uint8_t mark, ust_time now
 	 * retrans_stamp). */
 	if (!t->first_rtx)
 		t->first_rtx = now;
+	if (!t->retrans_stamp)
+		t->retrans_stamp = now;
 	/* For the undo: retransmissions not yet shown needless by D-SACK. */
 	if (t->undo_retrans < 0)
 		t->undo_retrans = 0;

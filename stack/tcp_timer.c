@@ -57,6 +57,8 @@ ust_time tcp_rtx_due(const struct ust_tcb *t, ust_time now)
 void tcp_rto_restart(struct ust_tcb *t, ust_time now)
 {
 	if (t->snd_una == t->snd_max) {
+		/* Nothing in flight: no retransmission of this window left. */
+		t->retrans_stamp = 0;
 		tcp_timer_stop(t, UST_TT_RTX);
 		tcp_timer_stop(t, UST_TT_REO);
 		tcp_timer_stop(t, UST_TT_TLP);
