@@ -80,6 +80,11 @@
 	X(TCP_RETRANS,       "tcp-retrans",       "segments retransmitted") \
 	X(TCP_FAST_RETRANS,  "tcp-fast-retrans",  "fast retransmits") \
 	X(TCP_RTO,           "tcp-rto",           "retransmission timeouts") \
+	X(TCP_LOSS_PROBES,   "tcp-loss-probes",   "tail loss probes sent (TCPLossProbes)") \
+	X(TCP_LOSS_PROBE_RECOVERY, "tcp-loss-probe-recovery", "tail losses a probe repaired (TCPLossProbeRecovery)") \
+	X(TCP_UNDO,          "tcp-undo",          "recoveries found spurious and undone (TCPFullUndo, TCPPartialUndo, TCPDSACKUndo)") \
+	X(TCP_LOSS_UNDO,     "tcp-loss-undo",     "timeouts found spurious and undone (TCPLossUndo)") \
+	X(TCP_SPURIOUS_RTO,  "tcp-spurious-rto",  "timeouts F-RTO found spurious (TCPSpuriousRTOs)") \
 	X(TCP_RST_OUT,       "tcp-rst-out",       "RSTs sent") \
 	X(TCP_RST_IN,        "tcp-rst-in",        "acceptable RSTs received") \
 	X(TCP_CHALLENGE_ACK, "tcp-challenge-ack", "challenge ACKs sent") \

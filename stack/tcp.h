@@ -156,6 +156,7 @@ enum ust_tcp_timer {
 	UST_TT_TIMEWAIT,   /* 2 MSL */
 	UST_TT_REO,        /* RACK's reordering window (Linux's ICSK_TIME_REO_TIMEOUT) */
 	UST_TT_PACE,       /* pacing: the next burst's departure time (Linux's pacing hrtimer) */
+	UST_TT_TLP,        /* the tail loss probe (RFC 8985 §7, Linux's ICSK_TIME_LOSS_PROBE) */
 	UST_TT_N
 };
 
@@ -314,6 +315,16 @@ struct ust_tcb {
 	bool undo_armed;
 	uint32_t undo_marker;       /* SND.UNA when it began */
 	int32_t undo_retrans;       /* retransmissions not yet reported as duplicates; -1: none */
+	/* The first retransmission of the episode (Linux's retrans_stamp):
+	 * an echo older than it answers an original (RFC 3522, Eifel). 0:
+	 * nothing retransmitted. */
+	ust_time retrans_stamp;
+	/* Tail loss probe (RFC 8985 §7, Linux's tlp_high_seq and
+	 * tlp_retrans): one probe per episode, which ends when SND.NXT at the
+	 * probe is acknowledged. */
+	bool tlp_active;            /* a probe is out (Linux: tlp_high_seq != 0) */
+	bool tlp_retrans;           /* it resent the last segment (not new data) */
+	uint32_t tlp_high_seq;      /* SND.NXT when it went */
 
 	/* Delivery rate (tcp_rate.c; Linux's tcp_rate.c,
 	 * draft-cheng-iccrg-delivery-rate-estimation). */
@@ -419,6 +430,9 @@ struct ust_tcp_config {
 	unsigned retries2;          /* Linux tcp_retries2: 15 */
 	unsigned orphan_retries;    /* Linux tcp_orphan_retries 0 means 8 */
 	bool rfc1337;               /* ignore RST in TIME-WAIT (Linux default: no) */
+	/* Linux's tcp_early_retrans: 3 (its default) or 4 sends tail loss
+	 * probes (RACK-TLP); 0..2 do not. */
+	unsigned early_retrans;
 	/* Congestion control of new connections (tcp_cc_find names them;
 	 * TCP_CONGESTION changes one); NULL: the default, cubic. */
 	const struct tcp_cc *cc;

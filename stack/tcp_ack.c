@@ -19,6 +19,7 @@
 #define ACK_SND_UNA_ADVANCED   0x0040
 #define ACK_SACK_RENEGING      0x0080 /* the peer dropped data it had SACKed */
 #define ACK_LOST_RETRANS       0x0100 /* a retransmission was lost again */
+#define ACK_DSACK_TLP          0x0200 /* a D-SACK of the tail loss probe */
 #define ACK_NOT_DUP (ACK_DATA | ACK_WIN_UPDATE | ACK_DATA_ACKED)
 #define ACK_CA_ALERT (ACK_DATA_SACKED | ACK_DSACKING)
 
@@ -158,7 +159,12 @@ static bool check_dsack(struct ust_tcb *t, const struct ust_tcp_seg *seg, struct
 	if (t->dsacks > t->total_retrans)
 		return false;
 	t->dsack_seen = true;
-	tcp_rack_dsack(t);
+	/* The probe and the original both arrived: no loss, and nothing
+	 * about reordering either. */
+	if (dups == 1 && t->tlp_active && t->tlp_high_seq == end)
+		a->flag |= ACK_DSACK_TLP;
+	else
+		tcp_rack_dsack(t);
 	a->flag |= ACK_DSACKING;
 	a->sack_delivered += dups;
 	if (t->undo_armed && t->undo_retrans > 0 && !seq_gt(end, a->prior_snd_una) &&
@@ -362,6 +368,7 @@ static void clean_acked(struct ust_tcb *t, struct ack_state *a, ust_time now)
 static void init_cwnd_reduction(struct ust_tcb *t)
 {
 	t->recover = t->snd_max;
+	t->tlp_active = false;
 	t->snd_cwnd_cnt = 0;
 	t->prior_cwnd = t->snd_cwnd;
 	t->prr_delivered = 0;
@@ -440,31 +447,99 @@ static bool non_sack_holds_recovery(const struct ust_tcb *t)
 	return !t->sack_ok && t->snd_una == t->recover;
 }
 
-/* Recovery (or a loss episode) is over (Linux's tcp_try_undo_recovery
- * without the undo, which is the next step's). True if it holds on. */
-static bool recovery_over(struct ust_tcb *t)
+/* ---- undo (RFC 3522 Eifel detection, RFC 2883/3708 D-SACK; Linux's
+ * tcp_try_undo_*) ---- */
+
+/* "The ACK ... acknowledges the original transmission" (RFC 3522 §3.2):
+ * the echoed timestamp is older than the first retransmission (Linux's
+ * tcp_packet_delayed). */
+static bool packet_delayed(const struct ust_tcb *t, const struct ack_state *a)
 {
-	tcp_rack_recovered(t);
+	return t->retrans_stamp && a->ts_ecr && seq_lt(a->ts_ecr, tcp_ts_now(t, t->retrans_stamp));
+}
+
+/* The episode may be undone: nothing was retransmitted needlessly
+ * unaccounted for (every retransmission D-SACKed), or the timestamps say
+ * the originals got there (Linux's tcp_may_undo). */
+static bool may_undo(const struct ust_tcb *t, const struct ack_state *a)
+{
+	return t->undo_armed && (!t->undo_retrans || packet_delayed(t, a));
+}
+
+/* The reduction was not needed: cwnd as the algorithm had it, ssthresh
+ * back (Linux's tcp_undo_cwnd_reduction). With unmark_loss the segments
+ * marked lost are not any more (those whose retransmission is in flight
+ * stay marked: here a retransmission in flight is always of a lost
+ * segment). RACK looks again. */
+static void undo_cwnd_reduction(struct ust_tcb *t, bool unmark_loss, ust_time now)
+{
+	if (unmark_loss) {
+		for (uint32_t i = 0; i < t->packets_out && t->lost_out > t->retrans_out; i++) {
+			struct tcp_sent *r = tcp_sb_at(t, i);
+			if (!(r->flags & TCP_SENT_RETRANS))
+				tcp_sb_clear_flags(t, r, TCP_SENT_LOST);
+		}
+	}
+	if (t->prior_ssthresh) {
+		t->snd_cwnd = t->cc->undo_cwnd(t);
+		if (t->prior_ssthresh > t->snd_ssthresh)
+			t->snd_ssthresh = t->prior_ssthresh;
+	}
+	t->snd_cwnd_stamp = now;
+	t->undo_armed = false;
+	t->rack.advanced = true;
+}
+
+/* Recovery (or a loss episode) is over (Linux's tcp_try_undo_recovery):
+ * undone if it proved spurious. True if it holds on. */
+static bool recovery_over(struct ust_tcb *t, const struct ack_state *a)
+{
+	if (may_undo(t, a)) {
+		tcp_count(t->tcp, t->ca_state == TCP_CA_LOSS ? UST_EV_TCP_LOSS_UNDO : UST_EV_TCP_UNDO);
+		undo_cwnd_reduction(t, false, a->now);
+	} else {
+		tcp_rack_recovered(t);
+	}
 	if (non_sack_holds_recovery(t))
 		return true;
 	tcp_set_ca_state(t, TCP_CA_OPEN);
 	return false;
 }
 
+/* Every retransmission of the episode was reported as a duplicate
+ * (D-SACK): undo (Linux's tcp_try_undo_dsack); the widened reordering
+ * window lasts one more recovery. */
+static bool try_undo_dsack(struct ust_tcb *t, ust_time now)
+{
+	if (!t->undo_armed || t->undo_retrans)
+		return false;
+	if (t->rack.reo_wnd_persist < 16)
+		t->rack.reo_wnd_persist++;
+	tcp_count(t->tcp, UST_EV_TCP_UNDO);
+	undo_cwnd_reduction(t, false, now);
+	return true;
+}
+
 /* Open, or Disorder while something is SACKed, marked lost or resent
- * (Linux's tcp_try_keep_open and tcp_try_to_open). */
-static void try_to_open(struct ust_tcb *t)
+ * (Linux's tcp_try_keep_open; tcp_try_to_open leaves CWR alone). */
+static void keep_open(struct ust_tcb *t)
 {
 	enum tcp_ca_state s = TCP_CA_OPEN;
 
-	if (t->ca_state == TCP_CA_CWR)
-		return;
 	if (t->sacked_out + t->lost_out || any_retrans_done(t))
 		s = TCP_CA_DISORDER;
 	if (t->ca_state != s) {
 		tcp_set_ca_state(t, s);
 		t->recover = t->snd_max;
 	}
+}
+
+static void try_to_open(struct ust_tcb *t)
+{
+	if (!any_retrans_done(t))
+		t->retrans_stamp = 0;
+	if (t->ca_state != TCP_CA_CWR)
+		keep_open(t);
 }
 
 /* Without SACK: the head is lost after DupThresh duplicate ACKs, and in
@@ -509,12 +584,50 @@ static bool time_to_recover(const struct ust_tcb *t)
 	return t->lost_out != 0;
 }
 
+/* A timeout found spurious by the timestamps (Linux's tcp_try_undo_loss):
+ * undone, the segments it marked lost are not, and the sender is Open
+ * again. */
+static bool try_undo_loss(struct ust_tcb *t, const struct ack_state *a)
+{
+	if (!may_undo(t, a))
+		return false;
+	undo_cwnd_reduction(t, true, a->now);
+	tcp_count(t->tcp, UST_EV_TCP_LOSS_UNDO);
+	t->backoff = 0;
+	if (non_sack_holds_recovery(t))
+		return true;
+	if (t->sack_ok)
+		tcp_set_ca_state(t, TCP_CA_OPEN);
+	return true;
+}
+
+/* A partial ACK in recovery for an original, not the retransmission
+ * (timestamps): the hole was reordering, not loss (Linux's
+ * tcp_try_undo_partial). With retransmissions still in flight, nothing
+ * more is marked or resent this ACK (true); without, undo. */
+static bool try_undo_partial(struct ust_tcb *t, struct ack_state *a)
+{
+	if (!t->undo_armed || !packet_delayed(t, a))
+		return false;
+	check_sack_reordering(t, a->prior_snd_una);
+	if (t->retrans_out)
+		return true;
+	if (!any_retrans_done(t))
+		t->retrans_stamp = 0;
+	tcp_count(t->tcp, UST_EV_TCP_UNDO);
+	undo_cwnd_reduction(t, true, a->now);
+	keep_open(t);
+	return false;
+}
+
 /* After an RTO (Linux's tcp_process_loss): the episode ends once
  * everything sent before the timeout is acknowledged. */
 static void process_loss(struct ust_tcb *t, struct ack_state *a, uint32_t num_dupack)
 {
+	if ((a->flag & ACK_SND_UNA_ADVANCED) && try_undo_loss(t, a))
+		return;
 	if (!seq_lt(t->snd_una, t->recover)) {
-		recovery_over(t);
+		recovery_over(t, a);
 		return;
 	}
 	if (!t->sack_ok) {
@@ -545,6 +658,29 @@ static bool maybe_enter_recovery(struct ust_tcb *t, struct ack_state *a, uint32_
 	return true;
 }
 
+/* The ACK that covers SND.NXT at the probe ends the episode (RFC 8985
+ * §7.4, Linux's tcp_process_tlp_ack). A probe of new data proves nothing.
+ * A probe of the last segment: if the peer reports it twice (D-SACK) or
+ * the ACK of it is a pure duplicate, the original arrived too and
+ * nothing was lost; if the ACK goes beyond it, the probe repaired a loss
+ * that still calls for a window reduction, done at once (CWR). */
+static void process_tlp_ack(struct ust_tcb *t, uint32_t ack, int flag, ust_time now)
+{
+	if (!t->tlp_active || seq_lt(ack, t->tlp_high_seq))
+		return;
+	if (!t->tlp_retrans || (flag & ACK_DSACK_TLP)) {
+		t->tlp_active = false;
+	} else if (seq_gt(ack, t->tlp_high_seq)) {
+		init_cwnd_reduction(t);
+		tcp_set_ca_state(t, TCP_CA_CWR);
+		end_cwnd_reduction(t, now);
+		keep_open(t);
+		tcp_count(t->tcp, UST_EV_TCP_LOSS_PROBE_RECOVERY);
+	} else if (!(flag & (ACK_SND_UNA_ADVANCED | ACK_NOT_DUP | ACK_DATA_SACKED))) {
+		t->tlp_active = false;
+	}
+}
+
 /* Linux's tcp_fastretrans_alert: an ACK that is a duplicate, brings SACK
  * news, or comes while not Open moves the loss state machine. */
 static void fastretrans_alert(struct ust_tcb *t, struct ack_state *a, uint32_t num_dupack,
@@ -552,6 +688,8 @@ static void fastretrans_alert(struct ust_tcb *t, struct ack_state *a, uint32_t n
 {
 	if (!t->packets_out && t->sacked_out)
 		t->sacked_out = 0;
+	if (t->ca_state == TCP_CA_OPEN)
+		t->retrans_stamp = 0;
 	/* The end of a reduction: everything outstanding at its start is
 	 * acknowledged. */
 	if (t->ca_state != TCP_CA_OPEN && !seq_lt(t->snd_una, t->recover)) {
@@ -561,16 +699,25 @@ static void fastretrans_alert(struct ust_tcb *t, struct ack_state *a, uint32_t n
 		} else if (t->ca_state == TCP_CA_RECOVERY) {
 			if (!t->sack_ok)
 				t->sacked_out = 0;
-			if (recovery_over(t))
+			if (recovery_over(t, a))
 				return;
 			end_cwnd_reduction(t, now);
 		}
 	}
 	switch (t->ca_state) {
 	case TCP_CA_RECOVERY:
-		if (!(a->flag & ACK_SND_UNA_ADVANCED) && !t->sack_ok)
-			add_reno_sack(t, num_dupack);
+		if (!(a->flag & ACK_SND_UNA_ADVANCED)) {
+			if (!t->sack_ok)
+				add_reno_sack(t, num_dupack);
+		} else if (try_undo_partial(t, a)) {
+			return;
+		}
+		if (try_undo_dsack(t, now))
+			keep_open(t);
 		identify_packet_loss(t, a, now);
+		/* Undone: a loss still evident starts a new recovery. */
+		if (t->ca_state != TCP_CA_RECOVERY && time_to_recover(t))
+			tcp_enter_recovery(t);
 		break;
 	case TCP_CA_LOSS:
 		process_loss(t, a, num_dupack);
@@ -581,6 +728,8 @@ static void fastretrans_alert(struct ust_tcb *t, struct ack_state *a, uint32_t n
 			maybe_enter_recovery(t, a, num_dupack, now);
 		break;
 	default:
+		if (t->ca_state <= TCP_CA_DISORDER)
+			try_undo_dsack(t, now);
 		maybe_enter_recovery(t, a, num_dupack, now);
 		break;
 	}
@@ -699,20 +848,34 @@ void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time n
 		t->first_rtx = 0;
 		tcp_rto_restart(t, now);
 	}
-	if (!prior_packets)
-		return; /* nothing was in flight: the handshake, a window update */
+	if (!prior_packets) {
+		/* Nothing was in flight: the handshake, a window update, or
+		 * the duplicate that ends a probe's episode (Linux's
+		 * no_queue). */
+		/* A D-SACK may still undo a reduction (Linux's no_queue). */
+		if (a.flag & ACK_DSACKING)
+			fastretrans_alert(t, &a, 0, now);
+		process_tlp_ack(t, seg->ack, a.flag, now);
+		return;
+	}
 	tcp_rack_update_reo_wnd(t, &rs);
+	process_tlp_ack(t, seg->ack, a.flag, now);
 	/* Dubious: a duplicate ACK, SACK news, or not Open. */
 	if (!(a.flag & ACK_NOT_DUP) || (a.flag & ACK_CA_ALERT) || t->ca_state != TCP_CA_OPEN) {
 		if (!(a.flag & (ACK_SND_UNA_ADVANCED | ACK_NOT_DUP | ACK_DSACKING)))
 			num_dupack = 1;
 		fastretrans_alert(t, &a, num_dupack, now);
 	}
-	/* RACK's timer stands in for the RTO while it runs, as in Linux,
-	 * where both share one slot: an ACK of new data that armed none
-	 * ends it. */
-	if ((a.flag & ACK_DATA_ACKED) && !a.reo_armed)
+	/* RACK's timer stands in for the RTO and the probe while it runs,
+	 * as in Linux, where all three share one slot: an ACK of new data
+	 * that armed none ends it, and arms the probe if one may go (Linux's
+	 * tcp_set_xmit_timer). */
+	if (a.reo_armed) {
+		tcp_timer_stop(t, UST_TT_TLP);
+	} else if (a.flag & ACK_DATA_ACKED) {
 		tcp_timer_stop(t, UST_TT_REO);
+		tcp_tlp_schedule(t, true, now);
+	}
 	tcp_rate_gen(t, (uint32_t)(t->delivered - prior_delivered), (uint32_t)(t->lost - prior_lost),
 		     &a.rate, now);
 	cong_control(t, &rs, a.flag, now);

@@ -336,6 +336,13 @@ void tcp_rack_reo_timeout(struct ust_tcb *t, ust_time now);
 void tcp_rack_dsack(struct ust_tcb *t);
 void tcp_rack_update_reo_wnd(struct ust_tcb *t, const struct tcp_rate_sample *rs);
 void tcp_rack_recovered(struct ust_tcb *t);
+/* Arms UST_TT_TLP for a probe timeout from now if a probe may go (SACK,
+ * Open or CWR, something in flight, tcp_early_retrans 3 or 4; Linux's
+ * tcp_schedule_loss_probe), else stops it; never later than the RTO,
+ * counted in full from now if advancing_rto. Returns whether armed. */
+bool tcp_tlp_schedule(struct ust_tcb *t, bool advancing_rto, ust_time now);
+/* UST_TT_TLP: sends the probe (tcp_output.c, Linux's tcp_send_loss_probe). */
+void tcp_send_loss_probe(struct ust_tcb *t, ust_time now);
 
 /* tcp_stats.c: TCP_INFO's counters that need more than an increment. */
 /* Linux's enum tcp_chrono: what the sender is busy with, or limited by. */

@@ -305,8 +305,11 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 }
 
 /* Sends record i again (Linux's tcp_retransmit_skb): not beyond the
- * peer's window unless it is the first, cut to the segment size of now. */
-static bool retransmit(struct ust_tcb *t, uint32_t i, ust_time now)
+ * peer's window unless it is the first, cut to the segment size of now.
+ * mark: the flags it gets, TCP_SENT_RETRANS (a retransmission in flight
+ * for a lost segment) and TCP_SENT_EVER_RETRANS (Karn, undo), or only the
+ * latter for a tail loss probe, which resends a segment not known lost. */
+static bool retransmit(struct ust_tcb *t, uint32_t i, uint8_t mark, ust_time now)
 {
 	uint32_t seg_max = t->mss - tcp_sack_opt_len(t), data_end = t->snd_buf_seq + t->sndbuf.len;
 	uint8_t flags = UST_TH_ACK;
@@ -332,11 +335,17 @@ static bool retransmit(struct ust_tcb *t, uint32_t i, ust_time now)
 	tcp_count(t->tcp, UST_EV_TCP_RETRANS);
 	t->total_retrans++;
 	t->stats.bytes_retrans += len;
+	/* The user timeout counts from the first retransmission (Linux's
+	 * retrans_stamp). */
+	if (!t->first_rtx)
+		t->first_rtx = now;
+	if (!t->retrans_stamp)
+		t->retrans_stamp = now;
 	/* For the undo: retransmissions not yet shown needless by D-SACK. */
 	if (t->undo_retrans < 0)
 		t->undo_retrans = 0;
 	t->undo_retrans++;
-	tcp_sb_set(t, r, TCP_SENT_RETRANS | TCP_SENT_EVER_RETRANS);
+	tcp_sb_set(t, r, mark);
 	r->xmit_time = now;
 	tcp_rate_sent(t, r, false, now);
 	data_sent(t, len, now);
@@ -357,7 +366,7 @@ static void retransmit_lost(struct ust_tcb *t, uint32_t *quota, ust_time now)
 			break;
 		if (!(r->flags & TCP_SENT_LOST) || (r->flags & (TCP_SENT_SACKED | TCP_SENT_RETRANS)))
 			continue;
-		if (!retransmit(t, i, now))
+		if (!retransmit(t, i, TCP_SENT_RETRANS | TCP_SENT_EVER_RETRANS, now))
 			break;
 		--*quota;
 		if (i == 0)
@@ -367,6 +376,51 @@ static void retransmit_lost(struct ust_tcb *t, uint32_t *quota, ust_time now)
 		t->persist = false;
 		tcp_timer_set(t, UST_TT_RTX, tcp_rtx_due(t, now));
 	}
+}
+
+/* The probe timeout (RFC 8985 §7.3, Linux's tcp_send_loss_probe): new
+ * data if there is some and the peer's window takes a segment of it
+ * (cwnd permitting, Nagle aside), else the last segment again. One probe
+ * per episode: while one is out, the RTO stays the only timer. The RTO
+ * counts afresh from the probe. A probe of the last segment does not mark
+ * it lost: in flight it counts once (Linux counts it twice, in
+ * retrans_out too), and RACK finds it lost like any segment. */
+void tcp_send_loss_probe(struct ust_tcb *t, ust_time now)
+{
+	uint32_t prior = t->packets_out, seg_max = t->mss - tcp_sack_opt_len(t), last, len;
+	uint32_t data_end = t->snd_buf_seq + t->sndbuf.len;
+	struct tcp_sent *r;
+
+	if (t->tlp_active)
+		return;
+	t->tlp_retrans = false;
+	if (seq_lt(t->snd_nxt, data_end)) {
+		uint32_t seg_end = t->snd_nxt + (data_end - t->snd_nxt < seg_max ? data_end - t->snd_nxt : seg_max);
+		if (seq_leq(seg_end, t->snd_una + t->snd_wnd)) {
+			output_one(t, true, now);
+			if (t->packets_out > prior)
+				goto sent;
+			return;
+		}
+	}
+	last = t->packets_out - 1;
+	r = tcp_sb_at(t, last);
+	len = tcp_sent_len(r);
+	/* Only the last segment's worth of a longer record. */
+	if (len > seg_max) {
+		if (!tcp_sb_split(t, last, r->start + (len - 1) / seg_max * seg_max))
+			return;
+		last++;
+	}
+	if (!retransmit(t, last, TCP_SENT_EVER_RETRANS, now))
+		return;
+	t->tlp_retrans = true;
+sent:
+	t->tlp_active = true;
+	t->tlp_high_seq = t->snd_nxt;
+	tcp_count(t->tcp, UST_EV_TCP_LOSS_PROBES);
+	t->persist = false;
+	tcp_timer_set(t, UST_TT_RTX, tcp_rtx_due(t, now));
 }
 
 /* After sending new data, or failing to: is the flow limited by cwnd, or
@@ -456,6 +510,10 @@ void tcp_output(struct ust_tcb *t, ust_time now)
 		if (unsent)
 			cwnd_validate(t, sent, now);
 		chrono_limits(t, sent, now);
+		/* New data left: the tail may be lost (Linux's
+		 * tcp_write_xmit, "one loss probe per tail loss episode"). */
+		if (sent)
+			tcp_tlp_schedule(t, false, now);
 		/* Data waits, nothing is in flight, and the peer's window is
 		 * shut or too small to send into: the persist timer will
 		 * probe it, or push what fits (Linux's tcp_write_wakeup). */

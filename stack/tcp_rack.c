@@ -154,3 +154,49 @@ void tcp_rack_recovered(struct ust_tcb *t)
 	if (t->rack.reo_wnd_persist)
 		t->rack.reo_wnd_persist--;
 }
+
+/* ---- the tail loss probe (RFC 8985 §7) ----
+ * A loss at the tail of a flight leaves no later segment to be SACKed, so
+ * RACK never sees it and only the RTO would repair it. Instead, about two
+ * round trips after the last send with nothing heard, one segment is sent
+ * to draw a SACK or ACK that lets RACK (or recovery) do the rest.
+ *
+ * The probe has its own timer slot, UST_TT_TLP, where Linux 6.x shares
+ * one slot among RTO, RACK and TLP (ICSK_TIME_LOSS_PROBE) and has to
+ * recompute the RTO's remaining time whenever it swaps them
+ * (tcp_rto_delta_us). With a slot each, the RTO keeps running untouched
+ * while a probe is armed (the probe is never later than it), and each
+ * handler does one thing, as UST_TT_REO already does for RACK. */
+
+/* Linux's TCP_TIMEOUT_MIN_US: the extra wait with more than one segment
+ * out. */
+#define TLP_MIN_EXTRA UST_MS(2)
+
+bool tcp_tlp_schedule(struct ust_tcb *t, bool advancing_rto, ust_time now)
+{
+	unsigned er = t->tcp->cfg.early_retrans;
+	ust_time timeout, rto_left;
+
+	/* Only with SACK, and only while not already repairing a loss. */
+	if ((er != 3 && er != 4) || !t->packets_out || !t->sack_ok ||
+	    (t->ca_state != TCP_CA_OPEN && t->ca_state != TCP_CA_CWR)) {
+		tcp_timer_stop(t, UST_TT_TLP);
+		return false;
+	}
+	/* PTO = 2 SRTT (RFC 8985 §7.2); with one segment out, the peer may
+	 * delay its ACK: wait the least RTO more (Linux's tcp_rto_min), else
+	 * 2 ms. No RTT yet: the initial RTO. */
+	if (t->srtt)
+		timeout = 2 * t->srtt + (t->packets_out == 1 ? TCP_RTO_MIN : TLP_MIN_EXTRA);
+	else
+		timeout = TCP_RTO_INIT;
+	/* "If the RTO formula yields an earlier time, then use that time." */
+	if (advancing_rto || t->timer[UST_TT_RTX] == UST_TIME_NEVER)
+		rto_left = tcp_rto_backed_off(t);
+	else
+		rto_left = t->timer[UST_TT_RTX] > now ? t->timer[UST_TT_RTX] - now : 0;
+	if (rto_left && rto_left < timeout)
+		timeout = rto_left;
+	tcp_timer_set(t, UST_TT_TLP, now + timeout);
+	return true;
+}

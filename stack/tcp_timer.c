@@ -1,5 +1,6 @@
 /* Timers: retransmission (RFC 6298) and zero-window probing, delayed ACK,
- * keepalive and the orphaned FIN-WAIT-2 timeout, TIME-WAIT, pacing. One handler per
+ * keepalive and the orphaned FIN-WAIT-2 timeout, TIME-WAIT, pacing, the
+ * tail loss probe. One handler per
  * timer, in a table. */
 #include <errno.h>
 
@@ -56,8 +57,11 @@ ust_time tcp_rtx_due(const struct ust_tcb *t, ust_time now)
 void tcp_rto_restart(struct ust_tcb *t, ust_time now)
 {
 	if (t->snd_una == t->snd_max) {
+		/* Nothing in flight: no retransmission of this window left. */
+		t->retrans_stamp = 0;
 		tcp_timer_stop(t, UST_TT_RTX);
 		tcp_timer_stop(t, UST_TT_REO);
+		tcp_timer_stop(t, UST_TT_TLP);
 	} else
 		tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
 }
@@ -181,6 +185,10 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 	}
 	tcp_count(tcp, UST_EV_TCP_RTO);
 	tcp_rto_stats(t, now);
+	/* A probe the timeout overtook is forgotten (Linux's
+	 * tcp_retransmit_timer). */
+	t->tlp_active = false;
+	tcp_timer_stop(t, UST_TT_TLP);
 	enter_loss(t, now);
 	t->rtt_active = false; /* Karn */
 	t->backoff++;
@@ -232,6 +240,13 @@ static void on_reo(struct ust_tcb *t, ust_time now)
 		tcp_rack_reo_timeout(t, now);
 }
 
+static void on_tlp(struct ust_tcb *t, ust_time now)
+{
+	if (t->packets_out && UST_TCP_SYNCHRONIZED(t->state) && t->state != UST_TCP_TIME_WAIT &&
+	    (t->ca_state == TCP_CA_OPEN || t->ca_state == TCP_CA_CWR))
+		tcp_send_loss_probe(t, now);
+}
+
 /* A paced burst's departure time has come. */
 static void on_pace(struct ust_tcb *t, ust_time now)
 {
@@ -245,13 +260,22 @@ static void (*const handlers[UST_TT_N])(struct ust_tcb *, ust_time) = {
 	[UST_TT_TIMEWAIT] = on_timewait,
 	[UST_TT_REO] = on_reo,
 	[UST_TT_PACE] = on_pace,
+	[UST_TT_TLP] = on_tlp,
+};
+
+/* The order due timers are handled in: a probe due with the RTO goes
+ * first, as in Linux, where the probe holds the RTO's slot until it
+ * fires and the RTO counts afresh from it. */
+static const enum ust_tcp_timer order[UST_TT_N] = {
+	UST_TT_TLP, UST_TT_RTX, UST_TT_DELACK, UST_TT_KEEPALIVE, UST_TT_TIMEWAIT, UST_TT_REO, UST_TT_PACE,
 };
 
 void tcp_timer_fire(struct ust_tcb *t, ust_time now)
 {
-	for (unsigned i = 0; i < UST_TT_N; i++) {
+	for (unsigned k = 0; k < UST_TT_N; k++) {
+		enum ust_tcp_timer i = order[k];
 		if (t->timer[i] <= now) {
-			tcp_timer_stop(t, (enum ust_tcp_timer)i);
+			tcp_timer_stop(t, i);
 			handlers[i](t, now);
 			/* The handler may have freed t. */
 			return;

@@ -166,6 +166,15 @@ NOCOV static bool check_scoreboard(struct inv *c, const struct ust_tcb *t)
 		INVT(t, t->packets_out != 0);
 	if (t->rack.valid)
 		INVT(t, t->rack.xmit_time <= c->tcp->now);
+	/* The tail loss probe: its timer only with data in flight and
+	 * SACK, never after the RTO's; a probe out lies within what was
+	 * sent. */
+	if (t->timer[UST_TT_TLP] != UST_TIME_NEVER) {
+		INVT(t, t->packets_out != 0 && t->sack_ok);
+		INVT(t, t->timer[UST_TT_RTX] == UST_TIME_NEVER || t->timer[UST_TT_TLP] <= t->timer[UST_TT_RTX]);
+	}
+	if (t->tlp_active)
+		INVT(t, seq_leq(t->tlp_high_seq, t->snd_max));
 	INVT(t, t->rack.reo_wnd_steps >= 1);
 	return true;
 }

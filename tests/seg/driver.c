@@ -1127,7 +1127,7 @@ static bool parse_config(struct parser *p, struct script_config *cfg)
 		static const struct { const char *n; size_t off, size; } nums[] = {
 #define F(x) { #x, offsetof(struct ust_tcp_config, x), sizeof(((struct ust_tcp_config *)0)->x) }
 			F(max_conns), F(syn_retries), F(synack_retries),
-			F(retries2), F(orphan_retries),
+			F(retries2), F(orphan_retries), F(early_retrans),
 #undef F
 		};
 		if (!parse_u32(v, &u))
@@ -2467,7 +2467,7 @@ static const struct field {
 };
 
 static const char *const timer_names[UST_TT_N] = { "RTX", "DELACK", "KEEPALIVE", "TIMEWAIT",
-								  "REO", "PACE" };
+								  "REO", "PACE", "TLP" };
 
 /* Reads a status field as the script writes it. Durations compare as
  * numbers of microseconds, so "200ms" and "200000" are the same. */

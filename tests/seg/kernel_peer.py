@@ -411,13 +411,33 @@ def scenario_rack_lost_retransmit(lab):
     p.step(seg(16)[1], note="the second retransmission arrives", wait=0.05)
 
 
+def scenario_tlp(lab):
+    """tlp.seg (tcp_early_retrans=3, Linux's default): the tail loss probe.
+    Round 1: ten segments, the last one lost: the ACK of 1..9, then the
+    probe (10 again), then its ACK. Round 2: ten more, the ACK of the last
+    one is lost: the probe arrives as a duplicate, D-SACKed."""
+    keys = INFO + ("dsack_dups", "rto")
+    p = Peer(lab, OPTS_SACK)
+    p.connect()
+    p.burst(10, 10)
+    p.step(seg(9)[1], note="1..9: 10 lost", wait=0.6, keys=keys)
+    p.step(seg(10)[1], note="the probe arrived", wait=0.05, keys=keys)
+    p.step(seg(10)[1], note="a duplicate", wait=0.05, keys=keys)
+    p.burst(10, 10)
+    p.step(seg(19)[1], note="11..19; the ACK of 20 is lost", wait=0.6, keys=keys)
+    p.step(seg(20)[1], sack=[seg(20)], note="D-SACK: 20 arrived twice", wait=0.05, keys=keys)
+    p.burst(10, 10)
+    p.step(seg(30)[1], note="all", wait=0.05, keys=keys)
+
+
 def main():
     name = sys.argv[1] if len(sys.argv) > 1 else ""
     fn = globals().get("scenario_" + name.replace("-", "_"))
     if not fn:
         sys.exit("scenarios: " + " ".join(k[9:] for k in globals() if k.startswith("scenario_")))
     signal.alarm(120)
-    sysctls = NO_TLP + tuple(sys.argv[2:])
+    # The scripts about the probe run with Linux's default (3).
+    sysctls = (() if name.startswith("tlp") else NO_TLP) + tuple(sys.argv[2:])
     with Lab(sysctls=sysctls) as lab:
         print(f"# {name}: Linux {os.uname().release}, reno, sysctls {' '.join(sysctls)}")
         fn(lab)
