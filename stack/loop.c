@@ -74,6 +74,14 @@ void ust_loop_start(struct ust_loop *l, struct ev_loop *ev, struct ust_stack *st
 	l->tcp = tcp;
 	l->timer_due = UST_TIME_NEVER;
 	ev_io_init(&l->rx, on_rx, link->fd, EV_READ);
+	/* Frames that arrived before a timer fell due are handled before
+	 * it: libev runs the pending watchers of one priority in reverse
+	 * order of queueing, timers (queued after the poll) first. A loaded
+	 * stack thread would otherwise send a loss probe or a retransmission
+	 * for data whose ACK is already waiting in the socket, and answer the
+	 * peer's next segment for a connection that ended with that ACK with
+	 * a RST. */
+	ev_set_priority(&l->rx, EV_MAXPRI);
 	ev_timer_init(&l->timer, on_timer, 0., 0.);
 	ev_io_start(ev, &l->rx);
 	ust_loop_kick(l, ust_now());
