@@ -285,7 +285,7 @@ static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 	v = get("USTCP_CC");
 	if (v && *v) {
 		if (strlen(v) >= sizeof(c->cc) || !ust_tcp_cc_exists(v))
-			return fail(err, errlen, "USTCP_CC", v, "not one of cubic, reno, bbr");
+			return fail(err, errlen, "USTCP_CC", v, "not one of cubic, reno, bbr, bbr3");
 		strcpy(c->cc, v);
 	}
 

@@ -213,6 +213,7 @@ static const struct tcp_cc *const algorithms[] = {
 	&tcp_cc_cubic,
 	&tcp_cc_reno,
 	&tcp_cc_bbr,
+	&tcp_cc_bbr3,
 };
 
 const struct tcp_cc *tcp_cc_find(const char *name)
@@ -232,6 +233,11 @@ int ust_tcp_set_cc(struct ust_tcb *t, const char *name)
 	if (cc != t->cc)
 		tcp_cc_start(t, cc);
 	return 0;
+}
+
+bool tcp_bbr_get_info(const struct ust_tcb *t, struct tcp_bbr_info *info)
+{
+	return t->cc->get_info && t->cc->get_info(t, info);
 }
 
 const char *ust_tcp_cc_name(const struct ust_tcb *t)

@@ -164,6 +164,7 @@ struct tcp_rate_sample {
 	bool is_app_limited;
 	bool is_retrans;           /* the sample came from a retransmitted segment */
 };
+struct tcp_bbr_info;
 struct tcp_cc {
 	const char *name;                         /* as TCP_CONGESTION names it */
 	void (*init)(struct ust_tcb *t);          /* handshake done (and on a change of algorithm) */
@@ -180,14 +181,20 @@ struct tcp_cc {
 	void (*cong_control)(struct ust_tcb *t, const struct tcp_rate_sample *rs, ust_time now);
 	/* the engine marked segment r lost (Linux's skb_marked_lost) */
 	void (*marked_lost)(struct ust_tcb *t, const struct tcp_sent *r, ust_time now);
+	/* windows of send buffer to provision (Linux's sndbuf_expand; NULL: 2) */
+	uint32_t (*sndbuf_expand)(struct ust_tcb *t);
+	/* the model, for tests and diagnostics (BBR's get_info) */
+	bool (*get_info)(const struct ust_tcb *t, struct tcp_bbr_info *info);
 };
 extern const struct tcp_cc tcp_cc_reno;
 extern const struct tcp_cc tcp_cc_cubic; /* tcp_cubic.c, the default */
-extern const struct tcp_cc tcp_cc_bbr;   /* tcp_bbr.c */
+extern const struct tcp_cc tcp_cc_bbr;   /* tcp_bbr.c: BBRv1, as Linux's "bbr" */
+extern const struct tcp_cc tcp_cc_bbr3;  /* tcp_bbr3.c: BBRv3, draft-ietf-ccwg-bbr */
 /* BBR's model as Linux's get_info reports it (struct tcp_bbr_info). */
 struct tcp_bbr_info {
-	const char *state;          /* "startup", "drain", "probe_bw_down", "probe_bw_cruise",
-	                             * "probe_bw_refill", "probe_bw_up", "probe_rtt" */
+	const char *state;          /* "startup", "drain", "probe_bw" (v1), "probe_bw_down",
+	                             * "probe_bw_cruise", "probe_bw_refill", "probe_bw_up" (v3),
+	                             * "probe_rtt" */
 	uint64_t bw;                /* BBR.bw, bytes per second */
 	uint64_t max_bw;            /* BBR.max_bw, bytes per second */
 	uint32_t min_rtt;           /* µs; UINT32_MAX: none yet */
@@ -196,7 +203,7 @@ struct tcp_bbr_info {
 	uint32_t inflight_longterm, inflight_shortterm; /* segments; UINT32_MAX: no bound */
 	bool full_bw_reached;
 };
-/* false when t's algorithm is not BBR. */
+/* false when t's algorithm is not a BBR. */
 bool tcp_bbr_get_info(const struct ust_tcb *t, struct tcp_bbr_info *info);
 /* The algorithms by name, for USTCP_CC and TCP_CONGESTION (NULL: unknown). */
 const struct tcp_cc *tcp_cc_find(const char *name);

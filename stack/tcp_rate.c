@@ -24,7 +24,7 @@ void tcp_rate_sent(struct ust_tcb *t, struct tcp_sent *r, bool idle, ust_time no
 	r->delivered_time = t->delivered_time;
 	r->delivered = t->delivered;
 	r->app_limited = t->app_limited != 0;
-	/* BBRv3's loss rate of a flight: what was in flight with it, and
+	/* BBRv3's (tcp_bbr3.c) loss rate of a flight: what was in flight with it, and
 	 * how much was lost before it (draft-ietf-ccwg-bbr §4.1.2.2). */
 	r->tx_in_flight = tcp_packets_in_flight(t);
 	r->lost = (uint32_t)t->lost;

@@ -138,8 +138,9 @@ void tcp_sndbuf_expand(struct ust_tcb *t)
 	if (segs < TCP_INIT_CWND)
 		segs = TCP_INIT_CWND;
 	/* Twice a window: room for fast recovery (RFC 5681 §3.2), as
-	 * Linux's default. */
-	mem = 2ull * segs * sndmem_per_segment(t);
+	 * Linux's default; what the algorithm asks for if it says (BBR:
+	 * three). */
+	mem = (uint64_t)(t->cc->sndbuf_expand ? t->cc->sndbuf_expand(t) : 2) * segs * sndmem_per_segment(t);
 	if (mem > t->tcp->cfg.wmem[2])
 		mem = t->tcp->cfg.wmem[2];
 	if (mem <= t->sndbuf_cap)

@@ -75,3 +75,6 @@ MIXED="loss 3% reorder 5% duplicate 1% corrupt 1% delay 5ms"
 @test "bbr: 2 MB from the stack through 1% loss and 20 ms of delay" {
 	through bbr send 2000000 "loss 1% delay 20ms"
 }
+@test "bbr3: 2 MB from the stack through loss, reordering, duplication and corruption" {
+	through bbr3 send 2000000 "$MIXED"
+}

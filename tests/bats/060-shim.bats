@@ -384,6 +384,9 @@ body_congestion_default() {
 	assert_output "b'reno'"
 	USTCP_CC=bbr run -0 prog python3 -c "$get"
 	assert_output "b'bbr'"
+	# the draft's BBRv3, a name this kernel does not have
+	USTCP_CC=bbr3 run -0 prog python3 -c "$get"
+	assert_output "b'bbr3'"
 }
 
 # TCP_QUICKACK reads back "not interactive" (1 at first, 0 after setting 0,

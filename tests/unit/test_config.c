@@ -388,6 +388,9 @@ static void test_config_cc(void **state)
 	env_set("USTCP_CC", "cubic");
 	load_ok();
 	assert_string_equal(cfg.cc, "cubic");
+	env_set("USTCP_CC", "bbr3");
+	load_ok();
+	assert_string_equal(cfg.cc, "bbr3");
 	refuse_each("USTCP_CC", bad, UST_ARRAY_SIZE(bad));
 }
 
