@@ -511,11 +511,41 @@ def scenario_ecn_passive(lab):
     p.step(seg(35)[1], note="all", wait=0.05, keys=ECN_INFO)
 
 
+def scenario_ecn_ce_quickack(lab):
+    """ecn-ce-quickack.seg: the peer's small segments every 50 ms until
+    the receiver delays its ACKs; then CE, then ECT(0) again."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect(syn="SEC")
+    for k in range(20):
+        p.data(100, tos=2)
+        p.answers(0.05)
+    for k in range(3):
+        p.data(100, tos=3 if k == 0 else 2, note="CE" if k == 0 else "")
+        p.answers(0.05)
+    p.info(*ECN_INFO)
+
+
+def scenario_ecn_syn(lab):
+    """ecn-handshake.seg: an ECN-setup SYN and the SYN-ACK's answer (run
+    it with net.ipv4.tcp_ecn=0 too); then one segment of data."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect(syn="SEC")
+    p.burst(1, 1)
+
+
 def scenario_ecn_ect_syn(lab):
     """ecn-handshake.seg: a SYN that asks for ECN but is itself ECT(0)
     (RFC 3168 §6.1.1 says a SYN is never ECT)."""
     p = Peer(lab, OPTS_SACK)
     p.connect(syn="SEC", tos=2)
+    p.burst(1, 1)
+
+
+def scenario_ecn_ece_syn(lab):
+    """ecn-handshake.seg: a SYN with ECE but not CWR."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect(syn="SE")
+    p.burst(1, 1)
 
 
 def main():
