@@ -19,7 +19,7 @@ TMP=$BATS_TEST_TMPDIR
 # Library settings passed on to the program when the test sets them, besides
 # USTCP_IFACE and USTCP_ADDR (from the topology).
 SHIM_VARS=(USTCP_PCAP USTCP_CLOSE_LOG USTCP_MSL USTCP_FIN_TIMEOUT USTCP_CC USTCP_LOG USTCP_LOG_FILE
-	USTCP_GW USTCP_MTU USTCP_PASSTHROUGH USTCP_RUN_DIR USTCP_RMEM USTCP_WMEM)
+	USTCP_GW USTCP_MTU USTCP_PASSTHROUGH USTCP_RUN_DIR USTCP_RMEM USTCP_WMEM USTCP_ECN)
 
 # shim_topo_up [ustcp-netns options...]: the topology for this test's MODE.
 # The ustcp variant is skipped while build/libustcp.so does not exist (the
