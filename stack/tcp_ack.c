@@ -452,6 +452,7 @@ void tcp_enter_cwr(struct ust_tcb *t)
 	t->prior_ssthresh = 0;
 	if (t->ca_state >= TCP_CA_CWR)
 		return;
+	tcp_count(t->tcp, UST_EV_TCP_ECN_CWR);
 	t->undo_armed = false;
 	init_cwnd_reduction(t);
 	tcp_set_ca_state(t, TCP_CA_CWR);
@@ -848,8 +849,12 @@ static void cong_control(struct ust_tcb *t, const struct tcp_rate_sample *rs, in
  * (Linux's tcp_count_delivered). */
 static void count_delivered_ce(struct ust_tcb *t, int flag, uint64_t prior_delivered)
 {
-	if (flag & ACK_ECE)
-		t->stats.delivered_ce += (uint32_t)(t->delivered - prior_delivered);
+	uint32_t n = (uint32_t)(t->delivered - prior_delivered);
+
+	if (!(flag & ACK_ECE))
+		return;
+	t->stats.delivered_ce += n;
+	t->tcp->st->ctr.event[UST_EV_TCP_DELIVERED_CE] += n;
 }
 
 void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)

@@ -106,8 +106,10 @@ void tcp_ecn_queue_cwr(struct ust_tcb *t)
  * measured: three CE data segments, received_ce 3). */
 void tcp_ecn_count_ce(struct ust_tcb *t, const struct ust_tcp_seg *seg, uint32_t segs)
 {
-	if (seg->ecn == UST_ECN_CE)
-		t->stats.received_ce += segs;
+	if (seg->ecn != UST_ECN_CE)
+		return;
+	t->stats.received_ce += segs;
+	t->tcp->st->ctr.event[UST_EV_TCP_CE_IN] += segs;
 }
 
 /* Data arrived (Linux's tcp_data_ecn_check, from tcp_event_data_recv and

@@ -13,6 +13,7 @@ bats_require_minimum_version 1.5.0
 
 load helpers
 load shim
+load host
 
 setup_file() {
 	export WWW=$BATS_FILE_TMPDIR/www
@@ -125,6 +126,39 @@ body_ecn_off() {
 	has "I S\. not-ect 0"
 	lacks "I S\.E .*"
 	lacks "[IP] [^ ]* ect0 .*"
+}
+
+# The stack (ustcp-host, USTCP_ECN=1) sends 20 MB to a kernel receiver
+# (tcp_ecn=2) through ustcp-impair marking CE on 1% of the ECT frames each
+# way instead of dropping them: the data arrives whole, the stack reduces
+# its window on the echoes (CWR) and never retransmits.
+through_ce() {
+	local cc=$1 src=$TMP/src got=$TMP/got
+	topo_up --seed 7 --impair "ce 1%"
+	timeout 10 ip netns exec "$PEER_NETNS" sysctl -q -w net.ipv4.tcp_ecn=2
+	head -c 20000000 /dev/urandom >"$src"
+	ip netns exec "$PEER_NETNS" timeout 120 nc -l -p 5001 >"$got" 3>&- &
+	wait_listen "$PEER_NETNS" 5001
+	USTCP_ECN=1 USTCP_CC=$cc USTCP_MSL=0.5 run ip netns exec "$USTCP_NETNS" timeout 120 "$HOST" \
+		-C "$PEER_ADDR:5001" -I "$src" -s "$TMP/counters"
+	wait
+	echo "# $cc: tcp-ecn-cwr $(host_counter tcp-ecn-cwr) tcp-delivered-ce $(host_counter tcp-delivered-ce)" \
+		"tcp-retrans $(host_counter tcp-retrans)" >&3
+	assert_success
+	assert_output --partial "outcome=orderly"
+	same_file "$src" "$got"
+	[ "$(host_counter tcp-delivered-ce)" -gt 0 ]
+	[ "$(host_counter tcp-retrans)" -eq 0 ]
+}
+
+@test "20 MB through CE marks: reno reduces its window without retransmitting" {
+	through_ce reno
+	[ "$(host_counter tcp-ecn-cwr)" -gt 0 ]
+}
+
+@test "20 MB through CE marks: cubic reduces its window without retransmitting" {
+	through_ce cubic
+	[ "$(host_counter tcp-ecn-cwr)" -gt 0 ]
 }
 
 @test "ECN answered: a kernel client with tcp_ecn=1, nc -l on tcp_ecn=2 [kernel]" { MODE=kernel body_ecn_answered; }
