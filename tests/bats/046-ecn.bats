@@ -161,6 +161,12 @@ through_ce() {
 	[ "$(host_counter tcp-ecn-cwr)" -gt 0 ]
 }
 
+# BBR sets its window itself (cong_control): the engine still enters CWR
+# and sends CWR, but the window is BBR's, as in Linux's BBR.
+@test "20 MB through CE marks: bbr delivers without retransmitting" {
+	through_ce bbr
+}
+
 @test "ECN answered: a kernel client with tcp_ecn=1, nc -l on tcp_ecn=2 [kernel]" { MODE=kernel body_ecn_answered; }
 @test "ECN answered: a kernel client with tcp_ecn=1, nc -l on USTCP_ECN unset [ustcp]" { MODE=ustcp body_ecn_answered; }
 @test "ECN asked: socat with tcp_ecn=1 to a kernel server [kernel]" { MODE=kernel body_ecn_asked; }
