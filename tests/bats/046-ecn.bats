@@ -16,10 +16,7 @@ load shim
 load host
 
 setup_file() {
-	export WWW=$BATS_FILE_TMPDIR/www
-	mkdir -p "$WWW"
-	head -c 1000000 /dev/urandom >"$WWW/mid"
-	head -c 100000 /dev/urandom >"$WWW/reply"
+	shim_www
 }
 
 setup() {
@@ -70,19 +67,18 @@ ecn_segs() {
 has() { grep -qE "^$1\$" "$TMP/segs" || { echo "no segment '$1'" >&2; return 1; }; }
 lacks() { ! grep -qE "^$1\$" "$TMP/segs" || { echo "a segment '$1'" >&2; grep -E "^$1\$" "$TMP/segs" | head -3 >&2; return 1; }; }
 
+# nc_served: nc_listen_exchange (shim.bash), then the capture's segments.
+nc_served() {
+	nc_listen_exchange
+	ecn_segs
+}
+
 # nc -l on the stack's side (tcp_ecn 2, the default), a kernel client that
 # asks for ECN: the SYN-ACK answers with ECE, neither is ECT, data is ECT(0)
 # both ways, pure ACKs Not-ECT. No loss on the veth: no Not-ECT data.
 body_ecn_answered() {
 	ecn_topo_up 2 1
-	prog_bg nc -4 -N -l 7000 <"$WWW/reply" >"$TMP/got"
-	local srv=$BG_PID
-	prog_wait_listen 7000
-	peer nc -N -w 30 "$SADDR" 7000 <"$WWW/mid" >"$TMP/cgot"
-	bg_wait "$srv"
-	same_file "$WWW/mid" "$TMP/got"
-	same_file "$WWW/reply" "$TMP/cgot"
-	ecn_segs
+	nc_served
 	# The bare SYN of prog_wait_listen's probe first, then nc's.
 	has "P SEW not-ect 0"
 	has "I S\.E not-ect 0"
@@ -96,13 +92,7 @@ body_ecn_answered() {
 # kernel server's (tcp_ecn=2) ECN-setup SYN-ACK, ECT(0) data both ways.
 body_ecn_asked() {
 	ecn_topo_up 1 2
-	peer_bg python3 "$SHIM_DIR/sinkreply.py" listen "$PEER_ADDR" 7001 "$WWW/reply" \
-		</dev/null >"$TMP/peer.out"
-	local peer_pid=$BG_PID
-	wait_listen "$PEER_NETNS" 7001
-	prog socat -t 5 STDIO "TCP4:$PEER_ADDR:7001,shut-down" <"$WWW/mid" >"$TMP/got"
-	check_reply "$TMP/got" "$WWW/mid" "$WWW/reply"
-	bg_wait "$peer_pid"
+	socat_client_exchange
 	ecn_segs
 	has "I SEW not-ect 0"
 	has "P S\.E not-ect 0"
@@ -115,13 +105,7 @@ body_ecn_asked() {
 # nothing is ECT.
 body_ecn_off() {
 	ecn_topo_up 0 1
-	prog_bg nc -4 -N -l 7000 <"$WWW/reply" >"$TMP/got"
-	local srv=$BG_PID
-	prog_wait_listen 7000
-	peer nc -N -w 30 "$SADDR" 7000 <"$WWW/mid" >"$TMP/cgot"
-	bg_wait "$srv"
-	same_file "$WWW/mid" "$TMP/got"
-	ecn_segs
+	nc_served
 	has "P SEW not-ect 0"
 	has "I S\. not-ect 0"
 	lacks "I S\.E .*"
