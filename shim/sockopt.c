@@ -213,7 +213,9 @@ static void fill_tcp_info(struct ust_linux_tcp_info *ti, const struct ust_tcp_st
 	ti->tcpi_backoff = (uint8_t)st->backoff;
 	ti->tcpi_options = (uint8_t)((st->ts_ok ? UST_TCPI_OPT_TIMESTAMPS : 0) |
 				     (st->sack_ok ? UST_TCPI_OPT_SACK : 0) |
-				     (st->ws_ok ? UST_TCPI_OPT_WSCALE : 0));
+				     (st->ws_ok ? UST_TCPI_OPT_WSCALE : 0) |
+				     (st->ecn_ok ? UST_TCPI_OPT_ECN : 0) |
+				     (st->ecn_seen ? UST_TCPI_OPT_ECN_SEEN : 0));
 	if (st->ws_ok)
 		ti->tcpi_wscales = (uint8_t)((st->snd_wscale & 15) | (st->rcv_wscale & 15) << 4);
 	ti->tcpi_rate_flags = st->delivery_rate_app_limited ? 1 : 0;

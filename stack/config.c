@@ -260,8 +260,8 @@ static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t
 	return 0;
 }
 
-/* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_CC, USTCP_PASSTHROUGH: TCP's
- * settings. */
+/* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_CC, USTCP_ECN, USTCP_PASSTHROUGH:
+ * TCP's settings. */
 static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
 {
 	const char *v = get("USTCP_MSL");
@@ -287,6 +287,14 @@ static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 		if (strlen(v) >= sizeof(c->cc) || !ust_tcp_cc_exists(v))
 			return fail(err, errlen, "USTCP_CC", v, "not one of cubic, reno, bbr, bbr3");
 		strcpy(c->cc, v);
+	}
+
+	v = get("USTCP_ECN");
+	if (v && *v) {
+		if (parse_uint(v, 0, 2, &u))
+			return fail(err, errlen, "USTCP_ECN", v,
+				    "not 0 (never), 1 (ask and accept) or 2 (accept when asked)");
+		c->ecn = u;
 	}
 
 	v = get("USTCP_PASSTHROUGH");
@@ -392,6 +400,7 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 	memset(c, 0, sizeof(*c));
 	c->msl_ms = 30000;
 	c->fin_timeout_ms = 60000;
+	c->ecn = 2;
 	c->log_level = UST_LOG_WARN;
 	c->passthrough[0].net = 0x7f000000;
 	c->passthrough[0].mask = 0xff000000;

@@ -90,7 +90,10 @@
 	X(TCP_CHALLENGE_ACK, "tcp-challenge-ack", "challenge ACKs sent") \
 	X(TCP_ACTIVE_OPENS,  "tcp-active-opens",  "connect calls") \
 	X(TCP_PASSIVE_OPENS, "tcp-passive-opens", "connections accepted from listeners") \
-	X(TCP_OFO_SEGS,      "tcp-ofo-segs",      "out-of-order segments held")
+	X(TCP_OFO_SEGS,      "tcp-ofo-segs",      "out-of-order segments held") \
+	X(TCP_CE_IN,         "tcp-ce-in",         "segments that arrived marked CE (RFC 3168)") \
+	X(TCP_ECN_CWR,       "tcp-ecn-cwr",       "window reductions for a CE mark the peer echoed (CWR entered on ECE)") \
+	X(TCP_DELIVERED_CE,  "tcp-delivered-ce",  "segments delivered with ECE reported for them (TCPDeliveredCE)")
 
 #define UST_X_DROP(e, name, desc) UST_DROP_##e,
 #define UST_X_EVENT(e, name, desc) UST_EV_##e,

@@ -92,7 +92,8 @@ bool ust_ip_routable(const struct ust_stack *st, uint32_t dst)
 	return route(&st->nif, dst) != 0;
 }
 
-int ust_ip_output(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t proto, ust_time now)
+int ust_ip_output(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t proto, uint8_t tos,
+		  ust_time now)
 {
 	uint32_t nexthop = route(&st->nif, dst);
 	uint8_t *hdr;
@@ -104,8 +105,8 @@ int ust_ip_output(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t
 	}
 	hdr = ust_pkt_push(p, UST_IPV4_HLEN);
 	/* DF always: we never fragment, and TCP discovers the path MTU. */
-	ust_ipv4_build(hdr, st->nif.addr, dst, proto, (uint16_t)p->len, st->ip_id++, UST_IP_TTL,
-		       UST_IP_DF);
+	ust_ipv4_build_tos(hdr, st->nif.addr, dst, proto, tos, (uint16_t)p->len, st->ip_id++, UST_IP_TTL,
+			   UST_IP_DF);
 	if (st->nif.l3) {
 		ust_stack_queue_frame(st, p);
 		return 0;
@@ -131,7 +132,7 @@ static int icmp_send(struct ust_stack *st, uint32_t dst, uint8_t type, uint32_t 
 		memcpy(p->data + UST_ICMP_HLEN, data, len);
 	p->len = (uint32_t)(UST_ICMP_HLEN + len);
 	ust_icmp_build(p->data, type, 0, rest, len);
-	return ust_ip_output(st, p, dst, UST_IPPROTO_ICMP, now);
+	return ust_ip_output(st, p, dst, UST_IPPROTO_ICMP, 0, now);
 }
 
 int ust_icmp_echo_request(struct ust_stack *st, uint32_t dst, uint16_t id, uint16_t seq,

@@ -84,7 +84,8 @@ void ust_stack_flush(struct ust_stack *st);
  * prepends the IP header, routes and resolves the next hop, and queues the
  * frame (or parks it until ARP answers). Takes ownership of p in every case.
  * Returns 0, or -ENETUNREACH when no route leads to dst. */
-int ust_ip_output(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t proto, ust_time now);
+int ust_ip_output(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t proto, uint8_t tos,
+		  ust_time now);
 
 /* Is there a route to dst (connect's ENETUNREACH)? */
 bool ust_ip_routable(const struct ust_stack *st, uint32_t dst);

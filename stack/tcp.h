@@ -69,13 +69,24 @@ struct ust_tcp_opts {
 #define UST_TH_PSH 0x08
 #define UST_TH_ACK 0x10
 #define UST_TH_URG 0x20
+#define UST_TH_ECE 0x40 /* ECN-Echo (RFC 3168 §6.1) */
+#define UST_TH_CWR 0x80 /* Congestion Window Reduced */
+
+/* The ECN field of the IP header (RFC 3168 §5): the TOS byte's two low
+ * bits. */
+#define UST_ECN_NOT_ECT 0
+#define UST_ECN_ECT1    1
+#define UST_ECN_ECT0    2
+#define UST_ECN_CE      3
+#define UST_ECN_MASK    3
 
 /* A parsed segment: header fields in host order, options, payload. */
 struct ust_tcp_seg {
 	uint32_t src, dst;      /* IPv4 addresses */
 	uint16_t sport, dport;
 	uint32_t seq, ack;
-	uint8_t flags;
+	uint8_t flags;          /* all eight: UST_TH_* */
+	uint8_t ecn;            /* the IP header's ECN field (UST_ECN_*) */
 	uint16_t wnd;           /* as on the wire, not scaled */
 	uint16_t up;
 	struct ust_tcp_opts opt;
@@ -160,6 +171,12 @@ enum ust_tcp_timer {
 	UST_TT_N
 };
 
+/* ECN's state of a connection (Linux's TCP_ECN_*). */
+#define UST_TCP_ECN_OK         0x01 /* negotiated (or asked for, in SYN-SENT) */
+#define UST_TCP_ECN_QUEUE_CWR  0x02 /* the window was reduced: CWR on the next new data */
+#define UST_TCP_ECN_DEMAND_CWR 0x04 /* CE arrived: ECE on what we send until the peer's CWR */
+#define UST_TCP_ECN_SEEN       0x08 /* ECT or CE arrived on the peer's data */
+
 struct ust_tcb {
 	struct ust_tcp *tcp;
 	void *user;                 /* the shim's socket; NULL once released */
@@ -197,6 +214,8 @@ struct ust_tcb {
 	uint32_t ts_recent;         /* peer's latest TSval (RFC 7323) */
 	ust_time ts_recent_stamp;   /* when ts_recent was set (PAWS 24-day rule) */
 	uint32_t ts_offset;         /* randomises our TSval clock */
+	/* ECN (RFC 3168; tcp_ecn.c), Linux's ecn_flags: UST_TCP_ECN_* */
+	uint8_t ecn_flags;
 
 	/* buffers */
 	struct ust_ring sndbuf;     /* bytes from snd_buf_seq on, FIN not included */
@@ -433,6 +452,9 @@ struct ust_tcp_config {
 	/* Linux's tcp_early_retrans: 3 (its default) or 4 sends tail loss
 	 * probes (RACK-TLP); 0..2 do not. */
 	unsigned early_retrans;
+	/* Linux's tcp_ecn: 0 never ECN; 1 ask for it on connect and accept
+	 * it; 2 (the default, as Linux's) accept it when a peer asks. */
+	unsigned ecn;
 	/* Congestion control of new connections (tcp_cc_find names them;
 	 * TCP_CONGESTION changes one); NULL: the default, cubic. */
 	const struct tcp_cc *cc;
@@ -580,6 +602,8 @@ struct ust_tcp_status {
 	uint64_t total_retrans;
 	/* the rest of Linux's tcp_info (tcp_get_info), in its units */
 	bool ts_ok, sack_ok, ws_ok;
+	bool ecn_ok;                /* ECN negotiated (TCPI_OPT_ECN) */
+	bool ecn_seen;              /* ECT or CE arrived on the peer's data (TCPI_OPT_ECN_SEEN) */
 	uint8_t snd_wscale, rcv_wscale;
 	ust_time ato;               /* µs */
 	ust_time since_data_sent, since_data_recv, since_ack_recv; /* µs ago */

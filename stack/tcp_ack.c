@@ -20,8 +20,9 @@
 #define ACK_SACK_RENEGING      0x0080 /* the peer dropped data it had SACKed */
 #define ACK_LOST_RETRANS       0x0100 /* a retransmission was lost again */
 #define ACK_DSACK_TLP          0x0200 /* a D-SACK of the tail loss probe */
+#define ACK_ECE                0x0400 /* it echoes a CE mark (RFC 3168, tcp_ecn.c) */
 #define ACK_NOT_DUP (ACK_DATA | ACK_WIN_UPDATE | ACK_DATA_ACKED)
-#define ACK_CA_ALERT (ACK_DATA_SACKED | ACK_DSACKING)
+#define ACK_CA_ALERT (ACK_DATA_SACKED | ACK_DSACKING | ACK_ECE)
 
 /* One ACK's processing state (Linux's tcp_sacktag_state and locals). */
 struct ack_state {
@@ -374,6 +375,7 @@ static void init_cwnd_reduction(struct ust_tcb *t)
 	t->prr_delivered = 0;
 	t->prr_out = 0;
 	t->snd_ssthresh = t->cc->ssthresh(t);
+	tcp_ecn_queue_cwr(t);
 }
 
 /* Proportional Rate Reduction (RFC 9937, Linux's tcp_cwnd_reduction):
@@ -439,6 +441,23 @@ void tcp_enter_recovery(struct ust_tcb *t)
 	tcp_set_ca_state(t, TCP_CA_RECOVERY);
 }
 
+/* "The sender's congestion window is reduced ... at most once per window
+ * of data" (RFC 3168 §6.1.2): ssthresh from the algorithm, PRR bringing
+ * the window down to it as ACKs come, until everything outstanding now
+ * is acknowledged; nothing is resent, and nothing is to undo (Linux's
+ * tcp_enter_cwr). In Recovery or Loss the window is being reduced
+ * already. */
+void tcp_enter_cwr(struct ust_tcb *t)
+{
+	t->prior_ssthresh = 0;
+	if (t->ca_state >= TCP_CA_CWR)
+		return;
+	tcp_count(t->tcp, UST_EV_TCP_ECN_CWR);
+	t->undo_armed = false;
+	init_cwnd_reduction(t);
+	tcp_set_ca_state(t, TCP_CA_CWR);
+}
+
 /* Without SACK, "recovery" ends only when the ACK passes the recovery
  * point: an ACK of exactly it may be a duplicate of the one before
  * (RFC 6582 §3.2 step 3, Linux's tcp_is_non_sack_preventing_reopen). */
@@ -482,8 +501,10 @@ static void undo_cwnd_reduction(struct ust_tcb *t, bool unmark_loss, ust_time no
 	}
 	if (t->prior_ssthresh) {
 		t->snd_cwnd = t->cc->undo_cwnd(t);
-		if (t->prior_ssthresh > t->snd_ssthresh)
+		if (t->prior_ssthresh > t->snd_ssthresh) {
 			t->snd_ssthresh = t->prior_ssthresh;
+			t->ecn_flags &= (uint8_t)~UST_TCP_ECN_QUEUE_CWR; /* no reduction to report */
+		}
 	}
 	t->snd_cwnd_stamp = now;
 	t->undo_armed = false;
@@ -534,10 +555,12 @@ static void keep_open(struct ust_tcb *t)
 	}
 }
 
-static void try_to_open(struct ust_tcb *t)
+static void try_to_open(struct ust_tcb *t, int flag)
 {
 	if (!any_retrans_done(t))
 		t->retrans_stamp = 0;
+	if (flag & ACK_ECE)
+		tcp_enter_cwr(t);
 	if (t->ca_state != TCP_CA_CWR)
 		keep_open(t);
 }
@@ -651,10 +674,13 @@ static bool maybe_enter_recovery(struct ust_tcb *t, struct ack_state *a, uint32_
 	}
 	identify_packet_loss(t, a, now);
 	if (!time_to_recover(t)) {
-		try_to_open(t);
+		try_to_open(t, a->flag);
 		return false;
 	}
 	tcp_enter_recovery(t);
+	/* Congestion, not only loss: no undo (Linux's ece_ack). */
+	if (a->flag & ACK_ECE)
+		t->prior_ssthresh = 0;
 	return true;
 }
 
@@ -819,6 +845,18 @@ static void cong_control(struct ust_tcb *t, const struct tcp_rate_sample *rs, in
 	}
 }
 
+/* TCP_INFO's delivered_ce: the segments an ACK with ECE delivered
+ * (Linux's tcp_count_delivered). */
+static void count_delivered_ce(struct ust_tcb *t, int flag, uint64_t prior_delivered)
+{
+	uint32_t n = (uint32_t)(t->delivered - prior_delivered);
+
+	if (!(flag & ACK_ECE))
+		return;
+	t->stats.delivered_ce += n;
+	t->tcp->st->ctr.event[UST_EV_TCP_DELIVERED_CE] += n;
+}
+
 void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
 {
 	struct tcp_rate_sample rs = { .prior_in_flight = tcp_packets_in_flight(t) };
@@ -842,6 +880,8 @@ void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time n
 		sacktag(t, seg, &a);
 		t->delivered += a.sack_delivered;
 	}
+	if (tcp_ecn_rcv_ece(t, seg))
+		a.flag |= ACK_ECE;
 	clean_acked(t, &a, now);
 	if (a.flag & ACK_SND_UNA_ADVANCED) {
 		rtt_update(t, seg, &a, now);
@@ -856,6 +896,7 @@ void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time n
 		if (a.flag & ACK_DSACKING)
 			fastretrans_alert(t, &a, 0, now);
 		process_tlp_ack(t, seg->ack, a.flag, now);
+		count_delivered_ce(t, a.flag, prior_delivered);
 		return;
 	}
 	tcp_rack_update_reo_wnd(t, &rs);
@@ -876,6 +917,7 @@ void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time n
 		tcp_timer_stop(t, UST_TT_REO);
 		tcp_tlp_schedule(t, true, now);
 	}
+	count_delivered_ce(t, a.flag, prior_delivered);
 	tcp_rate_gen(t, (uint32_t)(t->delivered - prior_delivered), (uint32_t)(t->lost - prior_lost),
 		     &a.rate, now);
 	cong_control(t, &rs, a.flag, now);

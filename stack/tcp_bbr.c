@@ -31,6 +31,10 @@
  * us), ssthresh when a loss episode begins, set_state on every change of
  * ca_state, undo_cwnd when an episode was spurious.
  *
+ * ECN: ignored, as by Linux's: the engine enters CWR on an echoed CE
+ * mark and sends CWR (tcp_ecn.c), but the window is this module's own
+ * (cong_control), so no reduction follows.
+ *
  * Where it cannot be Linux's: Linux skips min-RTT samples from delayed
  * ACKs when the filter expires (rs->is_ack_delayed); the engine's rate
  * samples do not say, so every sample counts. The TSO segment goal is

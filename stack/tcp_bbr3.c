@@ -46,8 +46,12 @@
  *    draft's separate 5 s probe_rtt_min_delay (v1: the 10 s min_rtt);
  *  - the pacing rate is 1% below the model's rate (the draft's
  *    PacingMarginPercent; v1 too).
- * ECN is not used: the engine neither negotiates it nor reports CE marks
- * (issue 12's ECN item), so the draft's ECN response has nothing to act on.
+ * ECN is ignored, as Linux's BBR (v1) ignores it: the engine negotiates
+ * classic ECN (RFC 3168, tcp_ecn.c) and on an echoed CE mark enters CWR
+ * and sends CWR, but the window here is BBR's own (cong_control), so no
+ * reduction follows. The draft's ECN response (a CE ratio per round)
+ * needs a mark count per segment, which classic ECN's one echo per
+ * window does not give (Accurate ECN would).
  * The undo of a spurious recovery (HandleSpuriousLossDetection) is in
  * undo_cwnd, for the engine to call. */
 #include "tcp_impl.h"

@@ -13,6 +13,7 @@
 #define TCP_DELACK_MIN UST_MS(40)   /* Linux TCP_DELACK_MIN */
 #define TCP_DELACK_MAX UST_MS(200)  /* Linux TCP_DELACK_MAX, tcp_delack_max */
 #define TCP_MAX_QUICKACKS 16        /* Linux TCP_MAX_QUICKACKS */
+#define TCP_ECN_QUICKACKS 2         /* quick ACKs for a CE mark (Linux's tcp_data_ecn_check) */
 #define TCP_PINGPONG_THRESH 1       /* Linux tcp_pingpong_thresh */
 #define UST_ACK_PUSHED 1            /* a small or pushed segment since our ACK (ICSK_ACK_PUSHED) */
 #define UST_ACK_PUSHED2 2           /* two of them (ICSK_ACK_PUSHED2) */
@@ -87,6 +88,18 @@ ust_time tcp_fin_wait2_timeout(const struct ust_tcb *t);
 /* An orphan in FIN-WAIT-2 stops waiting; false if t is not one. */
 bool tcp_orphan_timeout(struct ust_tcb *t);
 
+/* tcp_ecn.c: ECN (RFC 3168) as Linux's classic ECN. */
+void tcp_ecn_connect(struct ust_tcb *t);
+void tcp_ecn_create_request(struct ust_tcb *c, const struct ust_tcp_seg *syn);
+void tcp_ecn_rcv_syn(struct ust_tcb *t, const struct ust_tcp_seg *seg);
+/* The ECN field of a segment about to go, and its ECE and CWR flags. */
+uint8_t tcp_ecn_output(struct ust_tcb *t, uint32_t seq, uint32_t len, uint8_t *flags);
+void tcp_ecn_queue_cwr(struct ust_tcb *t);
+void tcp_ecn_count_ce(struct ust_tcb *t, const struct ust_tcp_seg *seg, uint32_t segs);
+void tcp_ecn_check_ce(struct ust_tcb *t, const struct ust_tcp_seg *seg);
+void tcp_ecn_accept_cwr(struct ust_tcb *t, const struct ust_tcp_seg *seg);
+bool tcp_ecn_rcv_ece(const struct ust_tcb *t, const struct ust_tcp_seg *seg);
+
 /* tcp_input.c */
 /* An ACK answering something out of window, rate-limited (RFC 5961 §7). */
 void tcp_send_challenge_ack(struct ust_tcb *t, ust_time now);
@@ -97,6 +110,9 @@ void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time n
  * that delivered newly_acked_sacked segments and marked newly_lost
  * (tcp_cwnd_reduction; flag: the ACK moved SND.UNA). */
 void tcp_enter_recovery(struct ust_tcb *t);
+/* The peer echoed a CE mark: reduce the window once per window of data,
+ * by PRR as in recovery, without retransmitting (Linux's tcp_enter_cwr). */
+void tcp_enter_cwr(struct ust_tcb *t);
 void tcp_cwnd_reduction(struct ust_tcb *t, uint32_t newly_acked_sacked, uint32_t newly_lost,
 			bool una_advanced);
 /* The path MTU shrank below segments in flight: they are lost, and go
@@ -417,9 +433,10 @@ uint32_t tcp_rcv_window(const struct ust_tcb *t);
  * ato, enter quick-ACK mode at the start and after idle (Linux's
  * tcp_event_data_recv). */
 void tcp_rcv_data(struct ust_tcb *t, const struct ust_tcp_seg *seg, uint32_t len, ust_time now);
-/* ACK every segment for a while and leave interactive mode: something
- * (a retransmission reaching us) says the peer waits for ACKs. */
-void tcp_enter_quickack_mode(struct ust_tcb *t);
+/* ACK every segment for a while (up to max_quickacks ACKs) and leave
+ * interactive mode: something (a retransmission reaching us, a CE mark)
+ * says the peer waits for ACKs. */
+void tcp_enter_quickack_mode(struct ust_tcb *t, unsigned max_quickacks);
 /* After a segment was processed: send the ACK owed now, or arm the
  * delayed-ACK timer (Linux's __tcp_ack_snd_check). */
 void tcp_ack_snd_check(struct ust_tcb *t, ust_time now);

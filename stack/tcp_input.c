@@ -195,6 +195,7 @@ static void listen_input(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_t
 	}
 	l->synq_len++;
 	apply_syn_options(c, seg);
+	tcp_ecn_create_request(c, seg);
 	tcp_select_initial_window(c, c->ws_ok);
 	/* The window of a SYN is never scaled. */
 	c->snd_wnd = seg->wnd;
@@ -291,6 +292,7 @@ static void syn_sent_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust
 	 * RCV.NXT was known: that is the edge now. */
 	t->rcv_adv = t->rcv_nxt + (t->rcv_ssthresh < 65535 ? t->rcv_ssthresh : 65535);
 	apply_syn_options(t, seg);
+	tcp_ecn_rcv_syn(t, seg);
 	t->snd_wnd = seg->wnd;
 	t->max_snd_wnd = seg->wnd;
 	t->snd_wl1 = seg->seq;
@@ -349,7 +351,7 @@ static void seq_unacceptable(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	}
 	if (seg->len && seq_lt(seg->seq, t->rcv_nxt)) {
 		set_dsack(t, seg->seq, seq_min(seg->seq + seg->len, t->rcv_nxt));
-		tcp_enter_quickack_mode(t);
+		tcp_enter_quickack_mode(t, TCP_MAX_QUICKACKS);
 	}
 	tcp_send_ack(t, now);
 }
@@ -518,6 +520,7 @@ static bool step5_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time
 		return false;
 	}
 	tcp_ack_update(t, seg, now);
+	tcp_ecn_accept_cwr(t, seg);
 	if (!fin_was_acked && tcb_fin_acked(t))
 		return tcp_fin_acked(t, seg, now);
 	return true;
@@ -542,6 +545,7 @@ static void receive_in_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	t->stats.bytes_received += end - was;
 	ust_seqset_trim(&t->ofo, t->rcv_nxt);
 	tcp_rcv_data(t, seg, len, now);
+	tcp_ecn_check_ce(t, seg);
 	if (held)
 		t->ack_now = true;
 	tcp_event(t, UST_TCP_EV_READABLE);
@@ -554,6 +558,7 @@ static void receive_in_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
  * holding it first (RFC 2018 §4). */
 static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, uint32_t len)
 {
+	tcp_ecn_check_ce(t, seg);
 	if (ust_seqset_add(&t->ofo, seg->seq, seg->seq + len, tcp_ofo_max(t)) < 0) {
 		tcp_drop(t->tcp, UST_DROP_TCP_OFO_FULL);
 	} else {
@@ -692,7 +697,7 @@ static void synchronized_input(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_t
 
 /* TCP_INFO's segs_in and data_segs_in, as Linux's tcp_segs_in: a frame
  * the device coalesced (GRO) counts as the segments it was made of, of the
- * peer's segment size. */
+ * peer's segment size; so do its CE marks (received_ce). */
 static void tcp_count_segs_in(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 {
 	uint32_t mss = t->rcv_seg_mss ? t->rcv_seg_mss : t->mss;
@@ -701,6 +706,7 @@ static void tcp_count_segs_in(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 	t->stats.segs_in += n;
 	if (seg->len)
 		t->stats.data_segs_in += n;
+	tcp_ecn_count_ce(t, seg, n);
 }
 
 void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_time now)

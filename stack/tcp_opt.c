@@ -96,7 +96,8 @@ enum ust_drop ust_tcp_parse(const struct ust_ipv4 *ip, bool csum_ok, struct ust_
 	seg->dport = ust_get16(p + 2);
 	seg->seq = ust_get32(p + 4);
 	seg->ack = ust_get32(p + 8);
-	seg->flags = p[13] & 0x3f;
+	seg->flags = p[13];
+	seg->ecn = ip->tos & UST_ECN_MASK;
 	seg->wnd = ust_get16(p + 14);
 	seg->up = ust_get16(p + 18);
 	seg->data = p + hlen;

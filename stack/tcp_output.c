@@ -14,6 +14,7 @@ struct seg_out {
 	uint16_t sport, dport;
 	uint32_t seq, ack;
 	uint8_t flags;
+	uint8_t ecn;                 /* the IP header's ECN field (UST_ECN_*) */
 	uint16_t wnd;
 	const uint8_t *opts;
 	unsigned optlen;
@@ -52,12 +53,13 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 	st->ctr.event[UST_EV_TCP_SEGS_OUT]++;
 	if (o->flags & UST_TH_RST)
 		st->ctr.event[UST_EV_TCP_RST_OUT]++;
-	return ust_ip_output(st, p, o->dst, UST_IPPROTO_TCP, now);
+	return ust_ip_output(st, p, o->dst, UST_IPPROTO_TCP, o->ecn, now);
 }
 
-/* The segment from a control block, with the window and options filled in.
- * Sending an ACK settles what was owed (tcp_ack_sent); sending data may
- * show the connection is interactive (tcp_data_sent). */
+/* The segment from a control block, with the window, options and ECN
+ * (tcp_ecn_output) filled in. Sending an ACK settles what was owed
+ * (tcp_ack_sent); sending data may show the connection is interactive
+ * (tcp_data_sent). */
 static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off, uint32_t len,
 		    ust_time now)
 {
@@ -69,6 +71,7 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 	};
 	uint32_t wnd;
 
+	o.ecn = tcp_ecn_output(t, seq, len, &o.flags);
 	o.optlen = tcp_build_opts(t, flags, now, opts);
 	if (flags & UST_TH_SYN) {
 		/* The window of a SYN is never scaled: the first window

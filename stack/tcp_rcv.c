@@ -281,9 +281,9 @@ static void incr_quickack(struct ust_tcb *t, unsigned max)
 		t->ack_quick = (uint8_t)quick;
 }
 
-void tcp_enter_quickack_mode(struct ust_tcb *t)
+void tcp_enter_quickack_mode(struct ust_tcb *t, unsigned max_quickacks)
 {
-	incr_quickack(t, TCP_MAX_QUICKACKS);
+	incr_quickack(t, max_quickacks);
 	t->ack_pingpong = 0;
 	t->ack_ato = TCP_ATO_MIN;
 }

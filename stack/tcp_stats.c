@@ -85,6 +85,8 @@ void tcp_stats_report(const struct ust_tcb *t, struct ust_tcp_status *s, ust_tim
 	s->ts_ok = t->ts_ok;
 	s->sack_ok = t->sack_ok;
 	s->ws_ok = t->ws_ok;
+	s->ecn_ok = t->ecn_flags & UST_TCP_ECN_OK;
+	s->ecn_seen = t->ecn_flags & UST_TCP_ECN_SEEN;
 	s->snd_wscale = t->snd_wscale;
 	s->rcv_wscale = t->rcv_wscale;
 	/* Linux: min(ato, tcp_delack_max) */

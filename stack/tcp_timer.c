@@ -131,6 +131,7 @@ static void enter_loss(struct ust_tcb *t, ust_time now)
 		t->reordering = TCP_REORDERING;
 	tcp_set_ca_state(t, TCP_CA_LOSS);
 	t->recover = t->snd_max;
+	tcp_ecn_queue_cwr(t);
 }
 
 static void on_rtx(struct ust_tcb *t, ust_time now)

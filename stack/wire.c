@@ -106,11 +106,11 @@ enum ust_drop ust_ipv4_parse(const uint8_t *buf, size_t len, struct ust_ipv4 *ip
 	return UST_OK;
 }
 
-void ust_ipv4_build(uint8_t *buf, uint32_t src, uint32_t dst, uint8_t proto,
-		    uint16_t total_len, uint16_t id, uint8_t ttl, uint16_t frag)
+void ust_ipv4_build_tos(uint8_t *buf, uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos,
+			uint16_t total_len, uint16_t id, uint8_t ttl, uint16_t frag)
 {
 	buf[0] = 0x45;
-	buf[1] = 0;
+	buf[1] = tos;
 	ust_put16(buf + 2, total_len);
 	ust_put16(buf + 4, id);
 	ust_put16(buf + 6, frag);

@@ -96,9 +96,15 @@ void ust_arp_build(uint8_t *buf, const struct ust_arp *arp);
  * must not discard a datagram because its TTL is low (RFC 1122 §3.2.1.7), and
  * Linux delivers it. */
 enum ust_drop ust_ipv4_parse(const uint8_t *buf, size_t len, struct ust_ipv4 *ip);
-/* Writes a 20-byte header (no options) with its checksum. */
-void ust_ipv4_build(uint8_t *buf, uint32_t src, uint32_t dst, uint8_t proto,
-		    uint16_t total_len, uint16_t id, uint8_t ttl, uint16_t frag);
+/* Writes a 20-byte header (no options) with its checksum; the TOS byte
+ * holds the DSCP and the ECN field (RFC 3168 §5). */
+void ust_ipv4_build_tos(uint8_t *buf, uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos,
+			uint16_t total_len, uint16_t id, uint8_t ttl, uint16_t frag);
+static inline void ust_ipv4_build(uint8_t *buf, uint32_t src, uint32_t dst, uint8_t proto,
+				  uint16_t total_len, uint16_t id, uint8_t ttl, uint16_t frag)
+{
+	ust_ipv4_build_tos(buf, src, dst, proto, 0, total_len, id, ttl, frag);
+}
 
 /* Verifies the ICMP checksum over the whole message. */
 enum ust_drop ust_icmp_parse(const uint8_t *buf, size_t len, struct ust_icmp *icmp);

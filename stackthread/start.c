@@ -207,6 +207,7 @@ static int start_tcp(void)
 	ust_tcp_default_config(&tc);
 	tc.msl_ms = us_st.cfg.msl_ms;
 	tc.fin_timeout_ms = us_st.cfg.fin_timeout_ms;
+	tc.ecn = us_st.cfg.ecn;
 	if (us_st.cfg.cc[0])
 		ust_tcp_config_cc(&tc, us_st.cfg.cc); /* checked by ust_config_load */
 	if (us_st.cfg.rmem[2])

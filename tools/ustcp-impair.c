@@ -12,7 +12,8 @@
  * The path of one frame:
  *
  *   receive -> complete a partial checksum -> too big for the far side?
- *   -> loss -> duplicate -> corrupt -> queue limit -> delay +- jitter -> rate
+ *   -> loss -> CE mark -> duplicate -> corrupt -> queue limit -> delay +- jitter
+ *   -> rate
  *   -> (reorder: held back until DEPTH later frames went out) -> send
  *
  * One thread, one ppoll() loop. Frames wait in a binary heap ordered by the
@@ -75,6 +76,7 @@ enum counter {
 	C_DUPLICATED,
 	C_REORDERED,
 	C_CORRUPTED,
+	C_CE_MARKED,
 	C_DELAYED,
 	C_QUEUE_DROPPED,
 	C_OVERSIZE,
@@ -90,6 +92,7 @@ static const char *const counter_name[C_COUNT] = {
 	[C_DUPLICATED] = "duplicated",
 	[C_REORDERED] = "reordered",
 	[C_CORRUPTED] = "corrupted",
+	[C_CE_MARKED] = "ce-marked",
 	[C_DELAYED] = "delayed",
 	[C_QUEUE_DROPPED] = "queue-dropped",
 	[C_OVERSIZE] = "oversize",
@@ -102,6 +105,7 @@ struct rules {
 	double loss;
 	double duplicate;
 	double corrupt;
+	double ce;		/* ECT packets marked CE (RFC 3168 §5) */
 	double reorder;
 	unsigned reorder_depth;	/* later frames that overtake a held one */
 	uint64_t delay_ns;
@@ -171,7 +175,7 @@ static void usage(FILE *f)
 	    "                    [--stats file] if_a if_b [rules ...]\n"
 	    "  if:    an Ethernet interface name, or tun:NAME for a persistent tun device\n"
 	    "  rules: [both|a2b|b2a] loss P%% | delay T | jitter T | reorder P%% [DEPTH]\n"
-	    "         | duplicate P%% | corrupt P%% | rate R | limit N\n");
+	    "         | duplicate P%% | corrupt P%% | ce P%% | rate R | limit N\n");
 }
 
 /* One line on stderr, then exit with status. */
@@ -373,7 +377,7 @@ static void parse_rules(char **w, size_t n)
 		const char *kw = w[i];
 		const char *arg = i + 1 < n ? w[i + 1] : NULL;
 		struct rules v = { 0 };
-		enum { F_LOSS, F_DUP, F_CORRUPT, F_REORDER, F_DELAY, F_JITTER, F_RATE, F_LIMIT } f;
+		enum { F_LOSS, F_DUP, F_CORRUPT, F_CE, F_REORDER, F_DELAY, F_JITTER, F_RATE, F_LIMIT } f;
 
 		if (strcmp(kw, "both") == 0 || strcmp(kw, "a2b") == 0 || strcmp(kw, "b2a") == 0) {
 			sel[A2B] = strcmp(kw, "b2a") != 0;
@@ -389,6 +393,9 @@ static void parse_rules(char **w, size_t n)
 		} else if (strcmp(kw, "corrupt") == 0) {
 			f = F_CORRUPT;
 			v.corrupt = parse_percent(kw, arg);
+		} else if (strcmp(kw, "ce") == 0) {
+			f = F_CE;
+			v.ce = parse_percent(kw, arg);
 		} else if (strcmp(kw, "reorder") == 0) {
 			f = F_REORDER;
 			v.reorder = parse_percent(kw, arg);
@@ -411,7 +418,7 @@ static void parse_rules(char **w, size_t n)
 			v.limit = parse_uint(kw, arg, 1, 1000000);
 		} else {
 			usage_fail("unknown rule '%s' (expected both, a2b, b2a, loss, delay, jitter, "
-			    "reorder, duplicate, corrupt, rate or limit)", kw);
+			    "reorder, duplicate, corrupt, ce, rate or limit)", kw);
 		}
 		i++;
 		for (int d = 0; d < NDIR; d++) {
@@ -423,6 +430,7 @@ static void parse_rules(char **w, size_t n)
 			case F_LOSS: r->loss = v.loss; break;
 			case F_DUP: r->duplicate = v.duplicate; break;
 			case F_CORRUPT: r->corrupt = v.corrupt; break;
+			case F_CE: r->ce = v.ce; break;
 			case F_REORDER:
 				r->reorder = v.reorder;
 				r->reorder_depth = v.reorder_depth;
@@ -472,6 +480,8 @@ static void print_rules(FILE *f, const char *prefix)
 			fprintf(f, " duplicate %g%%", r->duplicate);
 		if (r->corrupt > 0)
 			fprintf(f, " corrupt %g%%", r->corrupt);
+		if (r->ce > 0)
+			fprintf(f, " ce %g%%", r->ce);
 		if (r->rate_bps) {
 			static const char *const prefix_of[] = { "", "k", "m", "g" };
 			uint64_t v = r->rate_bps;
@@ -739,6 +749,38 @@ static bool corrupt_frame(struct dir *d, unsigned char *f, size_t len)
 	return true;
 }
 
+/*
+ * Congestion Experienced instead of a drop, as an AQM router with ECN does
+ * (RFC 3168 §5): an IPv4 packet whose ECN field is ECT(0) or ECT(1) gets CE,
+ * and its header checksum follows. A Not-ECT packet (or one already CE, or
+ * not IPv4) is left as it is. A GSO frame is marked as a whole. Returns
+ * whether it marked.
+ */
+static bool mark_ce(struct dir *d, unsigned char *f, size_t len)
+{
+	unsigned char *ip = f;
+	size_t ihl;
+	uint16_t type = ETH_P_IP;
+
+	if (!d->in->tun) {
+		size_t off = l3_offset(f, len, &type);
+
+		ip += off;
+		len -= off < len ? off : len;
+	}
+	if (type != ETH_P_IP || len < 20 || ip[0] >> 4 != 4)
+		return false;
+	ihl = (size_t)(ip[0] & 15) * 4;
+	if (ihl < 20 || ihl > len)
+		return false;
+	if ((ip[1] & 3) != 1 && (ip[1] & 3) != 2)
+		return false;
+	ip[1] |= 3;
+	put16(ip + 10, 0);
+	put16(ip + 10, ust_csum_fold(ust_csum_add(0, ip, ihl)));
+	return true;
+}
+
 /* ---- the delay queue ---------------------------------------------------- */
 
 static bool frame_before(const struct frame *x, const struct frame *y)
@@ -977,6 +1019,8 @@ static void handle_frame(struct dir *d, unsigned char *data, size_t len,
 		d->n[C_LOST]++;
 		return;
 	}
+	if (rng_chance(&d->rng, d->r.ce) && mark_ce(d, data, len))
+		d->n[C_CE_MARKED]++;
 	dup = rng_chance(&d->rng, d->r.duplicate);
 	corrupt = rng_chance(&d->rng, d->r.corrupt);
 	now = now_ns();

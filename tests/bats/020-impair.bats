@@ -58,6 +58,8 @@ no_sanitizer_report() {
 		"a b jitter -1ms"
 		"a b reorder 5% 0"
 		"a b rate fast"
+		"a b ce"
+		"a b ce 101%"
 		"a b rate 10mbps"
 		"a b limit 0"
 		"a tun:b"
@@ -161,6 +163,29 @@ no_sanitizer_report() {
 	topo_down_counters "$f"
 	assert_equal "$(counter "$f" a2b corrupted)" 10
 	assert_equal "$(counter "$f" a2b forwarded)" 10
+}
+
+@test "ce marks ECT packets CE, with a good IP checksum, and leaves the others alone" {
+	topo_up --impair "a2b ce 100%"
+	stack_kernel_addr
+	static_neigh
+	capture_start "$PEER_NETNS" "$PEER_IFACE" "$BATS_TEST_TMPDIR/c.pcap" 30 icmp
+	local cap=$CAPTURE_PID
+	# ping -Q 2: the TOS byte 2, ECT(0); then Not-ECT pings.
+	run in_stack timeout 30 ping -n -q -c 10 -i 0.02 -W 1 -Q 2 "$PEER_ADDR"
+	assert_equal "$(ping_stats)" "10 10"
+	run in_stack timeout 30 ping -n -q -c 10 -i 0.02 -W 1 "$PEER_ADDR"
+	assert_equal "$(ping_stats)" "10 10"
+	kill -INT "$cap"
+	bg_wait "$cap" 10 || true
+	run -0 timeout 10 tcpdump -v -nr "$BATS_TEST_TMPDIR/c.pcap" "icmp[icmptype] == icmp-echo"
+	assert_equal "$(grep -c 'tos 0x3,CE' <<<"$output")" 10
+	assert_equal "$(grep -c 'tos 0x0,' <<<"$output")" 10
+	local f=$BATS_TEST_TMPDIR/down
+	topo_down_counters "$f"
+	assert_equal "$(counter "$f" a2b ce-marked)" 10
+	assert_equal "$(counter "$f" a2b forwarded)" 20
+	assert_equal "$(counter "$f" b2a ce-marked)" 0
 }
 
 @test "GSO super-frames are counted as oversize drops" {

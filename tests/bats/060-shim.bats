@@ -87,13 +87,7 @@ body_nc_halfclose() {
 # down at its end (-N), both directions at once; each saves what it gets.
 body_nc_listen() {
 	shim_topo_up
-	prog_bg nc -4 -N -l 7000 <"$WWW/reply" >"$TMP/got"
-	local srv=$BG_PID
-	prog_wait_listen 7000
-	peer nc -N -w 30 "$SADDR" 7000 <"$WWW/mid" >"$TMP/cgot"
-	bg_wait "$srv"
-	same_file "$WWW/mid" "$TMP/got"
-	same_file "$WWW/reply" "$TMP/cgot"
+	nc_listen_exchange
 }
 
 # ---- socat -----------------------------------------------------------------------
@@ -102,14 +96,7 @@ body_nc_listen() {
 # (shut-down: SHUT_WR, a FIN), then reads the peer's answer until EOF.
 body_socat_client() {
 	shim_topo_up
-	peer_bg python3 "$SHIM_DIR/sinkreply.py" listen "$PEER_ADDR" 7001 "$WWW/reply" \
-		</dev/null >"$TMP/peer.out"
-	local peer_pid=$BG_PID
-	wait_listen "$PEER_NETNS" 7001
-	prog socat -t 5 STDIO "TCP4:$PEER_ADDR:7001,shut-down" <"$WWW/mid" >"$TMP/got"
-	check_reply "$TMP/got" "$WWW/mid" "$WWW/reply"
-	bg_wait "$peer_pid"
-	grep -q "^got 1000000 " "$TMP/peer.out"
+	socat_client_exchange
 }
 
 # socat as the server: it hands the connection to sinkreply.py (stdio), which

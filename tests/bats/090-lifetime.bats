@@ -30,10 +30,7 @@ LT_DIR=$(cd "$BATS_TEST_DIRNAME/../lifetime" && pwd)
 STAT=$BUILD/ustcp-stat
 
 setup_file() {
-	export WWW=$BATS_FILE_TMPDIR/www
-	mkdir -p "$WWW"
-	head -c 1000000 /dev/urandom >"$WWW/mid"
-	head -c 100000 /dev/urandom >"$WWW/reply"
+	shim_www
 }
 
 setup() {

@@ -19,7 +19,16 @@ TMP=$BATS_TEST_TMPDIR
 # Library settings passed on to the program when the test sets them, besides
 # USTCP_IFACE and USTCP_ADDR (from the topology).
 SHIM_VARS=(USTCP_PCAP USTCP_CLOSE_LOG USTCP_MSL USTCP_FIN_TIMEOUT USTCP_CC USTCP_LOG USTCP_LOG_FILE
-	USTCP_GW USTCP_MTU USTCP_PASSTHROUGH USTCP_RUN_DIR USTCP_RMEM USTCP_WMEM)
+	USTCP_GW USTCP_MTU USTCP_PASSTHROUGH USTCP_RUN_DIR USTCP_RMEM USTCP_WMEM USTCP_ECN)
+
+# shim_www: the files peers serve and programs send, in $WWW: mid (1 MB)
+# and reply (100 kB) of random bytes. For setup_file.
+shim_www() {
+	export WWW=$BATS_FILE_TMPDIR/www
+	mkdir -p "$WWW"
+	head -c 1000000 /dev/urandom >"$WWW/mid"
+	head -c 100000 /dev/urandom >"$WWW/reply"
+}
 
 # shim_topo_up [ustcp-netns options...]: the topology for this test's MODE.
 # The ustcp variant is skipped while build/libustcp.so does not exist (the
@@ -109,6 +118,32 @@ prog_wait_listen() {
 peer_http() {
 	peer_bg python3 "$SHIM_DIR/httpd.py" "$PEER_ADDR" "$1" "$WWW" </dev/null 2>"$TMP/httpd.err"
 	wait_listen "$PEER_NETNS" "$1"
+}
+
+# nc_listen_exchange: nc -l on the stack's side (port 7000) serves a kernel
+# nc client: $WWW/mid one way, $WWW/reply the other, both arrive whole.
+nc_listen_exchange() {
+	prog_bg nc -4 -N -l 7000 <"$WWW/reply" >"$TMP/got"
+	local srv=$BG_PID
+	prog_wait_listen 7000
+	peer nc -N -w 30 "$SADDR" 7000 <"$WWW/mid" >"$TMP/cgot"
+	bg_wait "$srv"
+	same_file "$WWW/mid" "$TMP/got"
+	same_file "$WWW/reply" "$TMP/cgot"
+}
+
+# socat_client_exchange: socat on the stack's side sends $WWW/mid to a kernel
+# peer (sinkreply.py on port 7001), shuts the connection down (SHUT_WR, a
+# FIN) at its end, and reads the peer's answer until EOF: both whole.
+socat_client_exchange() {
+	peer_bg python3 "$SHIM_DIR/sinkreply.py" listen "$PEER_ADDR" 7001 "$WWW/reply" \
+		</dev/null >"$TMP/peer.out"
+	local peer_pid=$BG_PID
+	wait_listen "$PEER_NETNS" 7001
+	prog socat -t 5 STDIO "TCP4:$PEER_ADDR:7001,shut-down" <"$WWW/mid" >"$TMP/got"
+	check_reply "$TMP/got" "$WWW/mid" "$WWW/reply"
+	bg_wait "$peer_pid"
+	grep -q "^got 1000000 " "$TMP/peer.out"
 }
 
 # same_file EXPECTED GOT: the two files are byte for byte the same (their

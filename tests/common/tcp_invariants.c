@@ -179,6 +179,27 @@ NOCOV static bool check_scoreboard(struct inv *c, const struct ust_tcb *t)
 	return true;
 }
 
+/* ECN (tcp_ecn.c): the flags mean something only on a connection that
+ * negotiated it (or asks, in SYN-SENT); a listener has none; CE is echoed
+ * and CWR queued only once synchronized. The CWR state lasts while
+ * SND.UNA has not passed what was outstanding when it began, and has a
+ * window to reduce from. */
+NOCOV static bool check_ecn(struct inv *c, const struct ust_tcb *t)
+{
+	const uint8_t all = UST_TCP_ECN_OK | UST_TCP_ECN_QUEUE_CWR | UST_TCP_ECN_DEMAND_CWR |
+			    UST_TCP_ECN_SEEN;
+
+	INVT(t, (t->ecn_flags & ~all) == 0);
+	INVT(t, (t->ecn_flags & UST_TCP_ECN_OK) || t->ecn_flags == 0);
+	INVT(t, t->state != UST_TCP_LISTEN || t->ecn_flags == 0);
+	INVT(t, (t->ecn_flags & ~UST_TCP_ECN_OK) == 0 || UST_TCP_SYNCHRONIZED(t->state) ||
+		 t->state == UST_TCP_CLOSED);
+	if (t->ca_state == TCP_CA_CWR)
+		INVT(t, t->prior_cwnd != 0 && seq_leq(t->snd_una, t->recover) &&
+			 seq_leq(t->recover, t->snd_max));
+	return true;
+}
+
 NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 {
 	const struct ust_tcp *tcp = c->tcp;
@@ -290,7 +311,7 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 		INVT(t, seq_gt(t->ofo.r[0].start, t->rcv_nxt));
 		INVT(t, ust_seqset_last_end(&t->ofo) - t->rcv_nxt <= t->rcvbuf.cap - t->rcvbuf.len);
 	}
-	if (!check_scoreboard(c, t))
+	if (!check_scoreboard(c, t) || !check_ecn(c, t))
 		return false;
 
 	/* Timers: the deadline is the earliest timer, and the heap knows. */

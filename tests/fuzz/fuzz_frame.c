@@ -123,7 +123,7 @@ static void send_to(struct fuzz *z, uint32_t dst)
 		return;
 	memset(p->data, 0x5a, 20);
 	p->len = 20;
-	ust_ip_output(&z->st, p, dst, UST_IPPROTO_TCP, z->now);
+	ust_ip_output(&z->st, p, dst, UST_IPPROTO_TCP, 0, z->now);
 }
 
 static void on_ip_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_time now)

@@ -492,6 +492,7 @@ int main(int argc, char **argv)
 		ust_tcp_default_config(&tc);
 		tc.msl_ms = h.cfg.msl_ms;
 		tc.fin_timeout_ms = h.cfg.fin_timeout_ms;
+		tc.ecn = h.cfg.ecn;
 		if (h.cfg.cc[0])
 			ust_tcp_config_cc(&tc, h.cfg.cc); /* USTCP_CC, checked at load */
 		if (h.cfg.rmem[2])

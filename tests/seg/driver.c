@@ -399,6 +399,7 @@ struct seg_spec {
 	bool has_src, has_dst;
 	uint32_t src, dst;
 	bool badcsum;                  /* inbound: corrupt the checksum */
+	uint8_t ecn;                   /* the IP header's ECN field: set (inbound), expected (outbound) */
 };
 
 struct icmp_spec {
@@ -611,9 +612,11 @@ static bool parse_flags(struct parser *p, const char *s, uint8_t *flags)
 		case 'R': *flags |= UST_TH_RST; break;
 		case 'P': *flags |= UST_TH_PSH; break;
 		case 'U': *flags |= UST_TH_URG; break;
+		case 'E': *flags |= UST_TH_ECE; break;
+		case 'W': *flags |= UST_TH_CWR; break;
 		case '.': *flags |= UST_TH_ACK; break;
 		default:
-			return perr(p, "bad flags '%s' (letters S F R P U, '.' for ACK, '-' for none)", s);
+			return perr(p, "bad flags '%s' (letters S F R P U E W, '.' for ACK, '-' for none)", s);
 		}
 	}
 	return true;
@@ -790,8 +793,19 @@ static bool parse_addr_tok(struct parser *p, const char *what, uint32_t *a)
 	return true;
 }
 
+/* The IP header's ECN field as scripts write it (RFC 3168 §5). */
+static const char *const ecn_names[4] = { "noecn", "ect1", "ect0", "ce" };
+
+static int ecn_parse(const char *s)
+{
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(s, ecn_names[i]))
+			return i;
+	return -1;
+}
+
 /* DIR FLAGS START:END(LEN) [ack N] [win N] [<opts>] [sport N] [dport N]
- * [src IP] [dst IP] [badcsum] */
+ * [src IP] [dst IP] [badcsum] [noecn|ect0|ect1|ce] */
 static bool parse_segment(struct parser *p, struct line *l, bool outbound)
 {
 	struct seg_spec *g = &l->seg;
@@ -837,6 +851,8 @@ static bool parse_segment(struct parser *p, struct line *l, bool outbound)
 				return false;
 		} else if (!strcmp(t, "badcsum") && !outbound) {
 			g->badcsum = true;
+		} else if (ecn_parse(t) >= 0) {
+			g->ecn = (uint8_t)ecn_parse(t);
 		} else {
 			return perr(p, "unexpected '%s' in a segment", t);
 		}
@@ -1127,7 +1143,7 @@ static bool parse_config(struct parser *p, struct script_config *cfg)
 		static const struct { const char *n; size_t off, size; } nums[] = {
 #define F(x) { #x, offsetof(struct ust_tcp_config, x), sizeof(((struct ust_tcp_config *)0)->x) }
 			F(max_conns), F(syn_retries), F(synack_retries),
-			F(retries2), F(orphan_retries), F(early_retrans),
+			F(retries2), F(orphan_retries), F(early_retrans), F(ecn),
 #undef F
 		};
 		if (!parse_u32(v, &u))
@@ -1442,6 +1458,7 @@ struct wire_seg {
 	uint16_t sport, dport;
 	uint32_t seq, ack;
 	uint8_t flags;
+	uint8_t ecn;                   /* the IP header's ECN field */
 	uint16_t win;
 	uint8_t opt[UST_TCP_OPT_MAX];
 	unsigned optlen;
@@ -1670,7 +1687,8 @@ static bool decode_frame(const uint8_t *buf, uint32_t len, struct wire_seg *w, c
 	w->dport = ust_get16(th + 2);
 	w->seq = ust_get32(th + 4);
 	w->ack = ust_get32(th + 8);
-	w->flags = th[13] & 0x3f;
+	w->flags = th[13];
+	w->ecn = ip.tos & UST_ECN_MASK;
 	w->win = ust_get16(th + 14);
 	w->optlen = doff - UST_TCP_HLEN;
 	memcpy(w->opt, th + UST_TCP_HLEN, w->optlen);
@@ -1751,7 +1769,7 @@ struct view {
 	bool ports;            /* always show the ports (several connections) */
 };
 
-static void fmt_flags(uint8_t f, char out[8])
+static void fmt_flags(uint8_t f, char out[10])
 {
 	size_t n = 0;
 
@@ -1760,6 +1778,8 @@ static void fmt_flags(uint8_t f, char out[8])
 	if (f & UST_TH_RST) out[n++] = 'R';
 	if (f & UST_TH_PSH) out[n++] = 'P';
 	if (f & UST_TH_URG) out[n++] = 'U';
+	if (f & UST_TH_ECE) out[n++] = 'E';
+	if (f & UST_TH_CWR) out[n++] = 'W';
 	if (f & UST_TH_ACK) out[n++] = '.';
 	if (!n) out[n++] = '-';
 	out[n] = 0;
@@ -1829,7 +1849,7 @@ static void fmt_opts(struct sbuf *b, const struct opt_list *l, const struct view
 /* A decoded segment in script notation: "> P. 1:1001(1000) ack 1 win 502 <...>". */
 static void fmt_wire(struct sbuf *b, const struct wire_seg *w, const struct view *v)
 {
-	char fl[8];
+	char fl[10];
 	uint32_t seq_base, ack_base;
 	struct opt_list ol;
 
@@ -1859,6 +1879,8 @@ static void fmt_wire(struct sbuf *b, const struct wire_seg *w, const struct view
 	    (v->outbound ? (w->sport != v->f->lport || w->dport != v->f->rport)
 			 : (w->dport != v->f->lport || w->sport != v->f->rport)))
 		sb_printf(b, " sport %u dport %u", w->sport, w->dport);
+	if (w->ecn)
+		sb_printf(b, " %s", ecn_names[w->ecn]);
 	if (!w->csum_ok)
 		sb_printf(b, " (bad checksum)");
 }
@@ -2163,8 +2185,8 @@ static void exec_inbound(struct run *r, const struct line *l)
 	if (g->badcsum)
 		csum ^= 0x5a5a;
 	ust_put16(th + 16, csum);
-	ust_ipv4_build(buf, src, dst, UST_IPPROTO_TCP, (uint16_t)(UST_IPV4_HLEN + tcplen), r->ip_id++,
-		       64, UST_IP_DF);
+	ust_ipv4_build_tos(buf, src, dst, UST_IPPROTO_TCP, g->ecn, (uint16_t)(UST_IPV4_HLEN + tcplen),
+			   r->ip_id++, 64, UST_IP_DF);
 	trace_frame(r, r->now, buf, UST_IPV4_HLEN + tcplen, false, "");
 	ust_stack_input(&r->st, buf, UST_IPV4_HLEN + tcplen, 0, r->now);
 	flush(r);
@@ -2267,7 +2289,7 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 	uint16_t lport, rport;
 	struct flow *f;
 	struct opt_list act;
-	char ef[8], af[8];
+	char ef[10], af[10];
 	uint32_t seq, first;
 	size_t start = why->len;
 
@@ -2304,6 +2326,8 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 		sb_printf(why, "ack: expected %u, got %u; ", g->ack, w->ack - f->peer_isn);
 	if (g->has_win && w->win != g->win)
 		sb_printf(why, "win: expected %u, got %u; ", g->win, w->win);
+	if (w->ecn != g->ecn)
+		sb_printf(why, "ECN field: expected %s, got %s; ", ecn_names[g->ecn], ecn_names[w->ecn]);
 	decode_opts(w->opt, w->optlen, &act);
 	if (g->opts.present && !opts_match(r, &g->opts, &act, f, why))
 		sb_printf(why, "; ");
@@ -2450,7 +2474,7 @@ static const struct field {
 	SF(ca_state, FT_CA),   SF(cc, FT_STR),        SF(packets_out, FT_U32),
 	SF(sacked_out, FT_U32), SF(lost_out, FT_U32), SF(retrans_out, FT_U32),
 	SF(reordering, FT_U32), SF(reord_seen, FT_U32), SF(dsacks, FT_U32),
-	SF(delivered, FT_U64),
+	SF(delivered, FT_U64), SF(ecn_ok, FT_BOOL), SF(ecn_seen, FT_BOOL),
 	SF(min_rtt, FT_DUR),   SF(pacing_rate, FT_U64),
 	SF(notsent, FT_U32),   SF(snd_wnd, FT_U32),   SF(rcv_wnd, FT_U32),
 	SF(since_data_sent, FT_DUR), SF(since_data_recv, FT_DUR), SF(since_ack_recv, FT_DUR),

@@ -49,8 +49,9 @@ names = ("state ca_state retransmits probes backoff options wscale flags "
          "pacing_rate max_pacing_rate bytes_acked bytes_received "
          "segs_out segs_in notsent_bytes min_rtt data_segs_in data_segs_out "
          "delivery_rate busy_time rwnd_limited sndbuf_limited delivered delivered_ce "
-         "bytes_sent bytes_retrans dsack_dups reord_seen rcv_ooopack snd_wnd").split()
-fmt = "8B24I4Q6I4Q2I2Q4I"
+         "bytes_sent bytes_retrans dsack_dups reord_seen rcv_ooopack snd_wnd "
+         "rcv_wnd rehash total_rto total_rto_recoveries total_rto_time received_ce").split()
+fmt = "8B24I4Q6I4Q2I2Q4I2I2H2I"
 print("accepted", flush=True)
 for line in sys.stdin:
     cmd = line.split()
@@ -160,9 +161,9 @@ class Peer:
     def now(self):
         return time.monotonic() - self.t0
 
-    def send(self, flags, seq, ack, opts=None, payload=b""):
+    def send(self, flags, seq, ack, opts=None, payload=b"", tos=0):
         pkt = (Ether(src=self.lab.mac_p, dst=self.lab.mac_k) /
-               IP(src=ADDR_P, dst=ADDR_K) /
+               IP(src=ADDR_P, dst=ADDR_K, tos=tos) /
                TCP(sport=PORT_P, dport=PORT_K, flags=flags, seq=seq, ack=ack, window=self.win,
                    options=opts if opts is not None else self.opts_now()) / payload)
         self.sock.send(pkt)
@@ -198,13 +199,16 @@ class Peer:
                     self.ecr = v[0]
             return p
 
-    def connect(self):
+    def connect(self, syn="S", tos=0):
         enter_netns(NS_P)
         self.sock = conf.L2socket(iface=IF_P)
-        self.send("S", PEER_ISN, 0, opts=self.opts)
+        self.send(syn, PEER_ISN, 0, opts=self.opts, tos=tos)
         p = self.recv(3)
         assert p and p[TCP].flags.S and p[TCP].flags.A, "no SYN-ACK"
         self.iss = p[TCP].seq
+        if syn != "S" or tos:
+            print(f"   0.000  < {syn.replace('A', '.')} 0:0(0){ECN[tos & 3]}")
+            print(f"   0.000  > {str(p[TCP].flags).replace('A', '.')} 0:0(0){ECN[p[IP].tos & 3]}")
         time.sleep(RTT)  # the handshake's RTT: the kernel's RTO is 300 ms, as in the scripts
         self.send("A", PEER_ISN + 1, self.iss + 1)
         assert self.lab.line() == "accepted"
@@ -215,7 +219,8 @@ class Peer:
         rel = (t.seq - self.iss) & 0xffffffff
         n = len(t.payload)
         fl = str(t.flags).replace("A", ".")
-        print(f"{self.now():8.3f}  > {fl} {rel}:{rel + n}({n})")
+        print(f"{self.now():8.3f}  > {fl} {rel}:{rel + n}({n}) ack {(t.ack - PEER_ISN) & 0xffffffff}"
+              f"{ECN[p[IP].tos & 3]}")
         return rel, n
 
     def collect(self, count, timeout=3.0):
@@ -241,10 +246,27 @@ class Peer:
             if len(p[TCP].payload) or p[TCP].flags.F:
                 got.append(self.show(p))
 
-    def ack(self, ack, sack=(), note=""):
-        print(f"{self.now():8.3f}  < . ack {ack}" + (" sack " + " ".join(f"{a}:{b}" for a, b in sack) if sack else "") +
+    def answers(self, secs):
+        """Every segment the kernel sends for secs, pure ACKs included."""
+        end = time.monotonic() + secs
+        while True:
+            p = self.recv(end - time.monotonic())
+            if p is None:
+                return
+            self.show(p)
+
+    def data(self, n, flags="PA", tos=0, ack=1, note=""):
+        """n bytes of the peer's data, next in its sequence space."""
+        seq = getattr(self, "sent", 1)
+        print(f"{self.now():8.3f}  < {flags.replace('A', '.')} {seq}:{seq + n}({n}) ack {ack}{ECN[tos & 3]}"
+              + (f"   # {note}" if note else ""))
+        self.send(flags, PEER_ISN + seq, self.iss + ack, payload=bytes(n), tos=tos)
+        self.sent = seq + n
+
+    def ack(self, ack, sack=(), note="", flags="A"):
+        print(f"{self.now():8.3f}  < {flags.replace('A', '.')} ack {ack}" + (" sack " + " ".join(f"{a}:{b}" for a, b in sack) if sack else "") +
               (f"   # {note}" if note else ""))
-        self.send("A", PEER_ISN + 1, self.iss + ack, opts=self.opts_now(sack))
+        self.send(flags, PEER_ISN + getattr(self, "sent", 1), self.iss + ack, opts=self.opts_now(sack))
 
     def info(self, *keys):
         i = self.lab.info()
@@ -268,6 +290,7 @@ class Peer:
 
 MSS = 1460
 RTT = 0.1
+ECN = ("", " ect1", " ect0", " ce")  # the IP header's ECN field, as the scripts write it
 OPTS_SACK = [("MSS", MSS), ("SAckOK", b""), ("NOP", None), ("WScale", 7)]
 OPTS_NOSACK = [("MSS", MSS), ("NOP", None), ("WScale", 7)]
 INFO = ("ca_state", "snd_cwnd", "snd_ssthresh", "unacked", "sacked", "lost", "retrans", "reordering",
@@ -428,6 +451,101 @@ def scenario_tlp(lab):
     p.step(seg(20)[1], sack=[seg(20)], note="D-SACK: 20 arrived twice", wait=0.05, keys=keys)
     p.burst(10, 10)
     p.step(seg(30)[1], note="all", wait=0.05, keys=keys)
+
+
+ECN_INFO = ("ca_state", "snd_cwnd", "snd_ssthresh", "unacked", "total_retrans", "delivered",
+            "delivered_ce", "received_ce")
+
+
+def scenario_ecn_passive(lab):
+    """ecn-*.seg (tcp_ecn=2, Linux's default): the peer asks for ECN (SYN
+    with ECE and CWR). What the kernel's SYN-ACK, data, ACKs and
+    retransmissions carry; its answer to ECE (CWR: the window, and CWR on
+    the next new data) and to CE marks (ECE until CWR)."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect(syn="SEC")
+    p.burst(10, 10)
+    p.step(seg(10)[1], note="the first flight", keys=ECN_INFO)
+    # The sender's side: cwnd 20 after the first flight; thirty queued.
+    p.lab.cmd("w %d" % (30 * MSS))
+    p.collect(20)
+    time.sleep(RTT)
+    p.ack(seg(15)[1], flags="AE", note="ECE for 11..15")
+    p.answers(0.02)
+    p.info(*ECN_INFO)
+    p.ack(seg(20)[1], flags="AE", note="ECE again, the same window")
+    p.answers(0.02)
+    p.info(*ECN_INFO)
+    p.ack(seg(25)[1], note="no ECE")
+    p.answers(0.02)
+    p.info(*ECN_INFO)
+    p.ack(seg(30)[1], note="past the window of the reduction")
+    p.answers(0.02)
+    p.info(*ECN_INFO)
+    p.ack(seg(33)[1], note="all")
+    p.answers(0.02)
+    p.info(*ECN_INFO)
+    # The receiver's side.
+    p.data(100, tos=2, ack=seg(33)[1], note="ECT(0)")
+    p.answers(0.05)
+    p.data(100, tos=3, ack=seg(33)[1], note="CE")
+    p.answers(0.05)
+    p.data(100, tos=2, ack=seg(33)[1], note="ECT(0) after CE")
+    p.answers(0.25)
+    p.ack(seg(33)[1], flags="AC", note="a pure ACK with CWR")
+    p.answers(0.05)
+    p.data(100, tos=2, ack=seg(33)[1], note="ECT(0) after the CWR")
+    p.answers(0.25)
+    p.data(100, tos=3, ack=seg(33)[1], note="CE again")
+    p.data(100, tos=3, ack=seg(33)[1], note="CE again")
+    p.answers(0.05)
+    p.data(100, flags="PAC", tos=2, ack=seg(33)[1], note="data with CWR")
+    p.answers(0.25)
+    p.info(*ECN_INFO)
+    # A retransmission: two more, the last lost until the RTO.
+    p.lab.cmd("w %d" % (2 * MSS))
+    p.collect(2)
+    time.sleep(RTT)
+    p.ack(seg(34)[1], note="35 lost")
+    p.answers(1.0)
+    p.step(seg(35)[1], note="all", wait=0.05, keys=ECN_INFO)
+
+
+def scenario_ecn_ce_quickack(lab):
+    """ecn-ce-quickack.seg: the peer's small segments every 50 ms until
+    the receiver delays its ACKs; then CE, then ECT(0) again."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect(syn="SEC")
+    for k in range(20):
+        p.data(100, tos=2)
+        p.answers(0.05)
+    for k in range(3):
+        p.data(100, tos=3 if k == 0 else 2, note="CE" if k == 0 else "")
+        p.answers(0.05)
+    p.info(*ECN_INFO)
+
+
+def scenario_ecn_syn(lab):
+    """ecn-handshake.seg: an ECN-setup SYN and the SYN-ACK's answer (run
+    it with net.ipv4.tcp_ecn=0 too); then one segment of data."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect(syn="SEC")
+    p.burst(1, 1)
+
+
+def scenario_ecn_ect_syn(lab):
+    """ecn-handshake.seg: a SYN that asks for ECN but is itself ECT(0)
+    (RFC 3168 §6.1.1 says a SYN is never ECT)."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect(syn="SEC", tos=2)
+    p.burst(1, 1)
+
+
+def scenario_ecn_ece_syn(lab):
+    """ecn-handshake.seg: a SYN with ECE but not CWR."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect(syn="SE")
+    p.burst(1, 1)
 
 
 def main():

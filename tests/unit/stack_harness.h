@@ -281,7 +281,7 @@ static int send_marker(struct harness *h, uint32_t dst, uint32_t marker)
 	ust_put32(p->data, marker);
 	ust_put32(p->data + 4, ~marker);
 	p->len = 8;
-	return ust_ip_output(&h->st, p, dst, UST_IPPROTO_UDP, h->now);
+	return ust_ip_output(&h->st, p, dst, UST_IPPROTO_UDP, 0, h->now);
 }
 
 static int send_marker_flush(struct harness *h, uint32_t dst, uint32_t marker)

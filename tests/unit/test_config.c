@@ -394,6 +394,22 @@ static void test_config_cc(void **state)
 	refuse_each("USTCP_CC", bad, UST_ARRAY_SIZE(bad));
 }
 
+/* USTCP_ECN: Linux's tcp_ecn values; 2 (accept, never ask) unset. */
+static void test_config_ecn(void **state)
+{
+	static const char *const bad[] = { "3", "-1", "yes", "1 ", "2x", "01x" };
+
+	load_ok();
+	assert_int_equal(cfg.ecn, 2);
+	env_set("USTCP_ECN", "0");
+	load_ok();
+	assert_int_equal(cfg.ecn, 0);
+	env_set("USTCP_ECN", "1");
+	load_ok();
+	assert_int_equal(cfg.ecn, 1);
+	refuse_each("USTCP_ECN", bad, UST_ARRAY_SIZE(bad));
+}
+
 /* ---- USTCP_RMEM and USTCP_WMEM ---- */
 
 /* The format is Linux's tcp_rmem and tcp_wmem: three numbers, spaces or
@@ -664,6 +680,7 @@ int main(void)
 		T(test_config_msl_invalid),
 		T(test_config_fin_timeout),
 		T(test_config_cc),
+		T(test_config_ecn),
 		T(test_config_mem_valid),
 		T(test_config_mem_invalid),
 		T(test_config_passthrough_list),

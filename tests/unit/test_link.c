@@ -33,8 +33,9 @@ struct seg {
 
 static uint8_t pat(uint32_t seq) { return (uint8_t)(seq * 13 + 5); }
 
-/* One frame as the stack builds it: checksums complete. */
-static struct ust_pkt *frame(const struct seg *s)
+/* One frame as the stack builds it, with this IPv4 TOS byte (its low
+ * bits are the ECN field): checksums complete. */
+static struct ust_pkt *frame(const struct seg *s, uint8_t tos)
 {
 	struct ust_pkt *p = calloc(1, sizeof(*p) + HDRS + MSS);
 	uint8_t *f, *ip, *th;
@@ -48,6 +49,7 @@ static struct ust_pkt *frame(const struct seg *s)
 	ust_put16(f + 12, UST_ETHERTYPE_IPV4);
 	ip = f + UST_ETH_HLEN;
 	ip[0] = 0x45;
+	ip[1] = tos;
 	ust_put16(ip + 2, (uint16_t)(20 + THL + s->payload));
 	ust_put16(ip + 4, (uint16_t)(s->seq & 0xffff)); /* an identification of its own */
 	ust_put16(ip + 6, 0x4000);                      /* DF */
@@ -77,11 +79,12 @@ static struct ust_pkt *frame(const struct seg *s)
 	return p;
 }
 
-static void frames(const struct seg *s, unsigned n, struct ust_pkt **pkts, struct ust_pkt **orig)
+static void frames(const struct seg *s, const uint8_t *tos, unsigned n, struct ust_pkt **pkts,
+		   struct ust_pkt **orig)
 {
 	for (unsigned i = 0; i < n; i++) {
-		pkts[i] = frame(&s[i]);
-		orig[i] = frame(&s[i]);
+		pkts[i] = frame(&s[i], tos ? tos[i] : 0);
+		orig[i] = frame(&s[i], tos ? tos[i] : 0);
 	}
 }
 
@@ -143,17 +146,18 @@ static void assert_segment(struct ust_pkt *const *run, unsigned n, const struct 
 	assert_memory_equal(seg, want->data, want->len);
 }
 
-/* Frames for s[0..n), a run from the first of them at most max_len long:
- * it has want frames, and then cuts back into those segments (want > 1)
- * or leaves the first frame as it was (want == 1). ARP makes the first
- * frame an ARP one. */
-static void assert_run(const struct seg *s, unsigned n, unsigned max_len, unsigned want, bool arp)
+/* Frames for s[0..n) with TOS bytes tos[0..n) (NULL: all 0), a run from
+ * the first of them at most max_len long: it has want frames, and then
+ * cuts back into those segments (want > 1) or leaves the first frame as
+ * it was (want == 1). ARP makes the first frame an ARP one. */
+static void assert_run_tos(const struct seg *s, const uint8_t *tos, unsigned n, unsigned max_len,
+			   unsigned want, bool arp)
 {
 	struct ust_pkt *p[8], *o[8];
 	struct virtio_net_hdr h;
 
 	assert_true(n <= 8);
-	frames(s, n, p, o);
+	frames(s, tos, n, p, o);
 	if (arp) {
 		ust_put16(p[0]->data + 12, 0x0806);
 		ust_put16(o[0]->data + 12, 0x0806);
@@ -169,6 +173,11 @@ static void assert_run(const struct seg *s, unsigned n, unsigned max_len, unsign
 	}
 	free_frames(p, n);
 	free_frames(o, n);
+}
+
+static void assert_run(const struct seg *s, unsigned n, unsigned max_len, unsigned want, bool arp)
+{
+	assert_run_tos(s, NULL, n, max_len, want, arp);
 }
 
 /* A flight of full segments and a short pushed one: one run, cut back
@@ -229,6 +238,24 @@ static void test_gso_run_leaves_others_alone(void **state)
 	assert_run(full, 2, UST_IPV4_MAXLEN, 1, true);
 }
 
+/* ECN (RFC 3168): data marked ECT(0) runs like any other, and every
+ * segment keeps the mark (GSO copies the head's TOS); a segment with
+ * another ECN field ends the run; CWR or ECE neither starts nor joins
+ * one, since GSO would copy CWR onto every segment where only the first
+ * may carry it. */
+static void test_gso_run_keeps_ecn(void **state)
+{
+	const uint8_t ect0[3] = { 2, 2, 2 }, mixed[3] = { 2, 2, 0 };
+	struct seg data[3] = { { 1, MSS, 0x10, 1 }, { 1 + MSS, MSS, 0x10, 1 }, { 1 + 2 * MSS, MSS, 0x10, 1 } };
+	struct seg cwr[2] = { { 1, MSS, 0x90, 1 }, { 1 + MSS, MSS, 0x10, 1 } };
+	struct seg ece[2] = { { 1, MSS, 0x10, 1 }, { 1 + MSS, MSS, 0x50, 1 } };
+
+	assert_run_tos(data, ect0, 3, UST_IPV4_MAXLEN, 3, false);
+	assert_run_tos(data, mixed, 3, UST_IPV4_MAXLEN, 2, false);
+	assert_run_tos(cwr, ect0, 2, UST_IPV4_MAXLEN, 1, false);
+	assert_run_tos(ece, ect0, 2, UST_IPV4_MAXLEN, 1, false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -236,6 +263,7 @@ int main(void)
 		cmocka_unit_test(test_gso_run_across_sequence_wrap),
 		cmocka_unit_test(test_gso_run_ends),
 		cmocka_unit_test(test_gso_run_leaves_others_alone),
+		cmocka_unit_test(test_gso_run_keeps_ecn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -565,7 +565,7 @@ static void test_stack_ip_output_largest(void **state)
 	assert_int_equal(ust_pkt_tailroom(&h->st.pool, p), 1500);
 	memset(p->data, 0x42, 1480);
 	p->len = 1480;
-	assert_int_equal(ust_ip_output(&h->st, p, PEER_IP, UST_IPPROTO_TCP, h->now), 0);
+	assert_int_equal(ust_ip_output(&h->st, p, PEER_IP, UST_IPPROTO_TCP, 0, h->now), 0);
 	ust_stack_flush(&h->st);
 	ip = expect_ip(h, peer_mac, PEER_IP, UST_IPPROTO_TCP);
 	assert_int_equal(ip.total_len, 1500);
