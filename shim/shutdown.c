@@ -26,5 +26,9 @@ US_EXPORT int shutdown(int fd, int how)
 	st = atomic_load(&s->state);
 	if (st == UST_TCP_CLOSED || st == UST_TCP_SYN_SENT)
 		return (int)us_ret(-ENOTCONN);
+	/* Before the app end shuts: the stack must not take the hang-up that
+	 * follows the peer's FIN for a close (relay.c, app_closed). */
+	if (how != SHUT_RD)
+		atomic_fetch_or(&s->flags, US_F_APP_SHUT);
 	return REAL(shutdown)(fd, how);
 }

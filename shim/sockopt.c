@@ -279,7 +279,9 @@ static int tcp_info(struct us_sock *s, void *val, socklen_t *len)
 	memset(&ti, 0, sizeof(ti));
 	c.u.out = &st;
 	if (us_call(&c, us_op_status, s) < 0) {
-		/* The stack let go of it: only the state is known. */
+		/* Never connected, or a listener TCP let go of: only the
+		 * state is known (a connection that ended keeps its last
+		 * status, us_op_status). */
 		ti.tcpi_state = linux_state(atomic_load(&s->state));
 	} else {
 		fill_tcp_info(&ti, &st);

@@ -280,6 +280,7 @@ void ust_link_netif(const struct ust_link *l, uint32_t addr, unsigned prefix, ui
 	nif->mask = prefix ? ~(uint32_t)0 << (32 - prefix) : 0;
 	nif->gw = gw;
 	nif->mtu = mtu ? mtu : l->mtu;
+	nif->tx_csum_partial = true; /* tx_plan completes what it cannot offload */
 }
 
 /* The kernel's word on a frame's checksum and VLAN tag. */
@@ -475,6 +476,22 @@ unsigned ust_link_gso_run(struct ust_pkt *const *pkts, unsigned n, unsigned max_
 	return run;
 }
 
+/* A frame that leaves alone with a partial TCP checksum: the kernel
+ * completes it (NEEDS_CSUM, as for its own TCP's segments), unless a
+ * capture is to show the frame as sent. */
+static void csum_alone(const struct ust_link *l, struct ust_pkt *p, struct virtio_net_hdr *h)
+{
+	if (!p->csum_l4)
+		return;
+	if (l->pcap.f) {
+		ust_pkt_csum_finish(p);
+		return;
+	}
+	h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	h->csum_start = (uint16_t)(p->csum_l4 - p->data);
+	h->csum_offset = 16;
+}
+
 /* The messages for pkts: one per frame, or per GSO run; returns how many. */
 static unsigned tx_plan(struct ust_link *l, struct ust_pkt *const *pkts, unsigned n)
 {
@@ -502,7 +519,11 @@ static unsigned tx_plan(struct ust_link *l, struct ust_pkt *const *pkts, unsigne
 				l->tx_head[nmsg][3] = ip[33];
 				run = ust_link_gso_run(pkts + i, n - i, UST_LINK_GSO_MAX, h);
 			}
+			if (run == 1)
+				csum_alone(l, pkts[i], h);
 			l->tx_iov[nio++] = (struct iovec){ h, sizeof(*h) };
+		} else {
+			ust_pkt_csum_finish(pkts[i]);
 		}
 		l->tx_iov[nio++] = (struct iovec){ pkts[i]->data, pkts[i]->len };
 		for (unsigned j = 1; j < run; j++) {

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "csum.h"
 #include "pkt.h"
 
 static size_t pkt_stride(unsigned mtu)
@@ -48,6 +49,7 @@ struct ust_pkt *ust_pkt_alloc(struct ust_pool *pool)
 	p->data = p->buf + UST_PKT_HEADROOM;
 	p->len = 0;
 	p->nexthop = 0;
+	p->csum_l4 = NULL;
 	return p;
 }
 
@@ -56,4 +58,14 @@ void ust_pkt_free(struct ust_pool *pool, struct ust_pkt *p)
 	p->next = pool->free;
 	pool->free = p;
 	pool->avail++;
+}
+
+void ust_pkt_csum_finish(struct ust_pkt *p)
+{
+	uint8_t *l4 = p->csum_l4;
+
+	if (!l4)
+		return;
+	ust_put16(l4 + 16, ust_csum_fold(ust_csum_add(0, l4, (size_t)(p->data + p->len - l4))));
+	p->csum_l4 = NULL;
 }

@@ -15,6 +15,11 @@ struct ust_pkt {
 	uint8_t *data;         /* first byte of the frame built so far */
 	uint32_t len;          /* bytes from data */
 	uint32_t nexthop;      /* set by IPv4 output for the link layer */
+	/* Not NULL: a TCP header whose checksum field holds only the
+	 * pseudo-header's sum, to be completed over the bytes from here to
+	 * the end (Linux's CHECKSUM_PARTIAL): by the kernel (a virtio_net_hdr
+	 * with NEEDS_CSUM), or by ust_pkt_csum_finish. */
+	uint8_t *csum_l4;
 	uint8_t buf[];         /* UST_PKT_HEADROOM + the pool's MTU */
 };
 
@@ -38,6 +43,11 @@ void ust_pool_destroy(struct ust_pool *pool);
  * pool is empty. */
 struct ust_pkt *ust_pkt_alloc(struct ust_pool *pool);
 void ust_pkt_free(struct ust_pool *pool, struct ust_pkt *p);
+
+/* Completes a TCP checksum left partial (csum_l4): the one's-complement
+ * sum from the TCP header to the end, the pseudo-header's sum in the field
+ * included, as the kernel completes CHECKSUM_PARTIAL. */
+void ust_pkt_csum_finish(struct ust_pkt *p);
 
 /* Prepend n bytes of header and return where they start. */
 static inline uint8_t *ust_pkt_push(struct ust_pkt *p, unsigned n)

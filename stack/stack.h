@@ -27,6 +27,9 @@ struct ust_netif {
 	uint32_t addr, mask;           /* ours; host order */
 	uint32_t gw;                   /* default gateway, 0 for on-link only */
 	unsigned mtu;
+	/* The output completes TCP checksums (ust_pkt.csum_l4): the link
+	 * does, offloading it to the kernel where it can. */
+	bool tx_csum_partial;
 };
 
 /* Where the layers above hear about things. Every member may be NULL. */

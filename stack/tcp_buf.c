@@ -135,14 +135,14 @@ const uint8_t *ust_ring_span(const struct ust_ring *r, uint32_t off, uint32_t *n
 
 /* ---- ranges ----
  *
- * Both sets keep a sorted array of disjoint ranges; these functions do the
- * work on the array (r, *n), the sets only decide where it lives. */
+ * The set keeps a sorted array of disjoint ranges; these functions do the
+ * work on the array (r, *n), the set decides where it lives and how far it
+ * grows. */
 
 /* Adds [start, end) to r[0..*n), which has room for at least one more
  * range unless *n == max. Returns the index of the range holding it, or -1
  * when a new range would be needed and *n == max. */
-static int span_add(struct ust_range *r, unsigned *n, unsigned max, uint32_t start, uint32_t end,
-		    uint32_t stamp)
+static int span_add(struct ust_range *r, unsigned *n, unsigned max, uint32_t start, uint32_t end)
 {
 	unsigned i, j;
 
@@ -155,7 +155,7 @@ static int span_add(struct ust_range *r, unsigned *n, unsigned max, uint32_t sta
 		if (*n == max)
 			return -1;
 		memmove(&r[i + 1], &r[i], (*n - i) * sizeof(r[0]));
-		r[i] = (struct ust_range){ start, end, stamp };
+		r[i] = (struct ust_range){ start, end };
 		(*n)++;
 		return (int)i;
 	}
@@ -163,7 +163,6 @@ static int span_add(struct ust_range *r, unsigned *n, unsigned max, uint32_t sta
 	 * reaches. */
 	r[i].start = seq_min(r[i].start, start);
 	r[i].end = seq_max(r[i].end, end);
-	r[i].stamp = stamp;
 	for (j = i + 1; j < *n && seq_leq(r[j].start, r[i].end); j++)
 		r[i].end = seq_max(r[i].end, r[j].end);
 	memmove(&r[i + 1], &r[j], (*n - j) * sizeof(r[0]));
@@ -204,55 +203,6 @@ static uint32_t span_pull(struct ust_range *r, unsigned *n, uint32_t seq)
 	return end;
 }
 
-bool ust_ranges_add(struct ust_ranges *s, uint32_t start, uint32_t end)
-{
-	if (!seq_lt(start, end))
-		return true;
-	s->clock++;
-	return span_add(s->r, &s->n, UST_RANGES_MAX, start, end, s->clock) >= 0;
-}
-
-void ust_ranges_trim(struct ust_ranges *s, uint32_t seq)
-{
-	span_trim(s->r, &s->n, seq);
-}
-
-void ust_ranges_cut(struct ust_ranges *s, uint32_t seq)
-{
-	span_cut(s->r, &s->n, seq);
-}
-
-uint32_t ust_ranges_pull(struct ust_ranges *s, uint32_t seq)
-{
-	return span_pull(s->r, &s->n, seq);
-}
-
-bool ust_ranges_covers(const struct ust_ranges *s, uint32_t start, uint32_t end)
-{
-	for (unsigned i = 0; i < s->n; i++)
-		if (seq_leq(s->r[i].start, start) && seq_leq(end, s->r[i].end))
-			return true;
-	return false;
-}
-
-unsigned ust_ranges_newest(const struct ust_ranges *s, struct ust_range *out, unsigned max)
-{
-	unsigned n = 0;
-	bool used[UST_RANGES_MAX] = { false };
-
-	/* Selection by stamp: the set is tiny. */
-	while (n < max && n < s->n) {
-		unsigned best = UST_RANGES_MAX;
-		for (unsigned i = 0; i < s->n; i++)
-			if (!used[i] && (best == UST_RANGES_MAX ||
-					 seq_gt(s->r[i].stamp, s->r[best].stamp)))
-				best = i;
-		used[best] = true;
-		out[n++] = s->r[best];
-	}
-	return n;
-}
-
 /* ---- the growable set ---- */
 
 /* The array goes once the set is empty: a connection without out-of-order
@@ -282,7 +232,7 @@ int ust_seqset_add(struct ust_seqset *s, uint32_t start, uint32_t end, unsigned 
 		s->r = r;
 		s->cap = cap;
 	}
-	at = span_add(s->r, &s->n, s->cap < max ? s->cap : max, start, end, 0);
+	at = span_add(s->r, &s->n, s->cap < max ? s->cap : max, start, end);
 	return at < 0 ? -ENOSPC : at;
 }
 

@@ -41,44 +41,17 @@ void ust_ring_consume(struct ust_ring *r, uint32_t n);
  * (for zero-copy transfer to a socket or into a frame). */
 const uint8_t *ust_ring_span(const struct ust_ring *r, uint32_t off, uint32_t *n);
 
-/* A small sorted set of disjoint sequence ranges [start, end): the SACKed
- * data of the send side. Bounded: when full, a new disjoint range is
- * refused. */
-#define UST_RANGES_MAX 16
-
+/* A sequence range [start, end). */
 struct ust_range {
 	uint32_t start, end;
-	uint32_t stamp;  /* when last extended: SACK blocks report the newest first */
 };
-
-struct ust_ranges {
-	struct ust_range r[UST_RANGES_MAX];
-	unsigned n;
-	uint32_t clock;
-};
-
-/* Adds [start, end), merging with neighbours. Returns false if it would need
- * a new range and the set is full. */
-bool ust_ranges_add(struct ust_ranges *s, uint32_t start, uint32_t end);
-/* Removes everything below seq. */
-void ust_ranges_trim(struct ust_ranges *s, uint32_t seq);
-/* Removes everything at or above seq. */
-void ust_ranges_cut(struct ust_ranges *s, uint32_t seq);
-/* If a range starts at or before seq, removes it and returns its end (else
- * returns seq): how far in-order data now reaches. */
-uint32_t ust_ranges_pull(struct ust_ranges *s, uint32_t seq);
-/* Is [start, end) wholly inside one range? */
-bool ust_ranges_covers(const struct ust_ranges *s, uint32_t start, uint32_t end);
-/* The ranges, newest first, for SACK blocks; returns how many (<= max). */
-unsigned ust_ranges_newest(const struct ust_ranges *s, struct ust_range *out, unsigned max);
-static inline void ust_ranges_clear(struct ust_ranges *s) { s->n = 0; }
 
 /* A sorted set of disjoint, non-touching sequence ranges that grows as
  * needed: the out-of-order data the receive ring holds. Its memory exists
  * only while it holds a range (the array is freed when the set empties);
  * the caller bounds how many ranges it may hold. */
 struct ust_seqset {
-	struct ust_range *r;     /* NULL when empty; stamps unused */
+	struct ust_range *r;     /* NULL when empty */
 	unsigned n, cap;
 };
 

@@ -190,6 +190,10 @@ void tcp_fin_received(struct ust_tcb *t, ust_time now)
 	ust_seqset_clear(&t->ofo);
 	t->ofo_fin = false;
 	t->rcv_nxt++;
+	/* TCP_INFO's bytes_received counts RCV.NXT's advance, the FIN too
+	 * (Linux's tcp_rcv_nxt_update; measured: 200001 after 200000 bytes
+	 * and the FIN). The close log counts data only (t->rec). */
+	t->stats.bytes_received++;
 	t->fin_rcvd = true;
 	t->ack_now = true;
 	tcp_event(t, UST_TCP_EV_EOF | UST_TCP_EV_READABLE);

@@ -49,7 +49,16 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 		ust_ring_peek(o->data, o->data_off, h + hlen, o->len);
 	p->len = hlen + o->len;
 	sum = ust_csum_pseudo(o->src, o->dst, UST_IPPROTO_TCP, (uint16_t)p->len);
-	ust_put16(h + 16, ust_csum_fold(ust_csum_add(sum, h, p->len)));
+	if (st->nif.tx_csum_partial) {
+		/* The link completes it, or has the kernel do it: a segment
+		 * of a GSO run needs none of its own (the kernel sums each
+		 * segment it cuts), one alone goes with NEEDS_CSUM. Summing
+		 * every payload here was 13% of a bulk sender's CPU. */
+		ust_put16(h + 16, (uint16_t)~ust_csum_fold(sum));
+		p->csum_l4 = h;
+	} else {
+		ust_put16(h + 16, ust_csum_fold(ust_csum_add(sum, h, p->len)));
+	}
 	st->ctr.event[UST_EV_TCP_SEGS_OUT]++;
 	if (o->flags & UST_TH_RST)
 		st->ctr.event[UST_EV_TCP_RST_OUT]++;

@@ -177,13 +177,29 @@ void us_op_getopt(struct us_call *c)
 	c->u.opt.val = v;
 }
 
+/* The connection's status; once TCP closed it, the status it had then (as
+ * Linux's TCP_INFO keeps a closed socket's counters), its "ago" times
+ * still growing. */
 void us_op_status(struct us_call *c)
 {
-	struct us_conn *k = call_conn(c);
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+	struct ust_tcp_status *out = c->u.out;
+	ust_time now = ust_now(), since;
 
-	if (!k)
+	if (k && k->tcb) {
+		ust_tcp_status_at(k->tcb, out, now);
+		c->ret = 0;
 		return;
-	ust_tcp_status_at(k->tcb, c->u.out, ust_now());
+	}
+	if (!(atomic_load(&c->sock->flags) & US_F_LAST_STATUS)) {
+		c->ret = -EINVAL;
+		return;
+	}
+	*out = c->sock->last;
+	since = now - c->sock->last_at;
+	out->since_data_sent += since;
+	out->since_data_recv += since;
+	out->since_ack_recv += since;
 	c->ret = 0;
 }
 

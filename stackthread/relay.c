@@ -139,6 +139,32 @@ void us_conn_free(struct us_conn *c, bool free_sock)
 	free(c);
 }
 
+/* Has the program let go of its end? POLLHUP on the stack end says both
+ * directions are shut. A close does that in one step; so do the program's
+ * shutdown(SHUT_WR) and our passing on of the peer's FIN together, and then
+ * the program still holds the socket (it reads TCP_INFO, the addresses, the
+ * error), as on Linux. Such a connection is not released: both FINs are
+ * out, TCP ends it on its own in bounded time (LAST-ACK, CLOSING or
+ * TIME-WAIT), and conn_died frees it. A close of the last fd the shim saw
+ * (US_F_APP_CLOSED) settles it. */
+static bool app_closed(const struct us_conn *c)
+{
+	int flags = atomic_load(&c->sock->flags);
+
+	if (!us_app_gone(c->sfd))
+		return false;
+	return !(c->shut_sent && (flags & US_F_APP_SHUT)) || (flags & US_F_APP_CLOSED);
+}
+
+/* Watch for the app end's hang-up, unless the stack end already reports one
+ * that app_closed found ambiguous: re-armed, it would fire at once, for
+ * ever. */
+static void hup_rearm(struct us_conn *c)
+{
+	if (!us_app_gone(c->sfd))
+		us_hup_arm(c);
+}
+
 /* The program let go of the socket: CLOSE (or ABORT) and forget the relay.
  * TCP keeps the control block until CLOSED (an orphan). */
 void us_conn_release(struct us_conn *c, bool abort)
@@ -193,13 +219,13 @@ static void on_app_eof(struct us_conn *c)
 	/* A close hangs the stack end up in the same step as it ends the
 	 * data, so this tells close (CLOSE: FIN or RST, SO_LINGER) from
 	 * shutdown (a FIN). */
-	if (us_app_gone(c->sfd)) {
+	if (app_closed(c)) {
 		us_conn_release(c, false);
 		return;
 	}
 	if (synced(c))
 		ust_tcp_shutdown(c->tcb, SHUT_WR, ust_now());
-	us_hup_arm(c);
+	hup_rearm(c);
 	rd_update(c);
 }
 
@@ -501,6 +527,10 @@ static void conn_died(struct us_conn *c)
 			REAL(close)(fd);
 		}
 	}
+	/* What TCP_INFO reports from now on (us_op_status). */
+	ust_tcp_status_at(t, &c->sock->last, ust_now());
+	c->sock->last_at = ust_now();
+	atomic_fetch_or(&c->sock->flags, US_F_LAST_STATUS);
 	ust_tcp_set_user(t, NULL);
 	ust_tcp_close(t, ust_now()); /* CLOSED: frees it */
 	c->tcb = NULL;
@@ -566,10 +596,10 @@ void us_on_hup(struct ev_loop *ev, ev_io *w, int revents)
 			 * that follows releases it (now, or once TCP's send
 			 * ring has room for the rest). */
 			conn_pull(c);
-		} else if (us_app_gone(c->sfd)) {
+		} else if (app_closed(c)) {
 			us_conn_release(c, false);
 		} else {
-			us_hup_arm(c);
+			hup_rearm(c);
 		}
 	}
 	ust_loop_kick(&st->loop, ust_now());

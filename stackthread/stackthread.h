@@ -27,6 +27,7 @@
 #include <sys/uio.h>
 
 #include "config.h"
+#include "tcp.h"
 
 /* ---- libc's functions (shim/real.c) ----
  * Both sides call libc through this table: a plain close() or read() on the
@@ -99,6 +100,8 @@ enum us_kind {
 #define US_F_DETACHED     0x10 /* the stack let go (TCP closed); the slot is the program's */
 #define US_F_APP_CLOSED   0x20 /* the program closed an fd of it */
 #define US_F_BACKLOGGED   0x40 /* a listener full to its backlog: accept() wakes the stack */
+#define US_F_LAST_STATUS  0x80 /* TCP closed: us_sock.last holds its final status */
+#define US_F_APP_SHUT    0x100 /* the program shut its sending side down (shutdown) */
 
 #define US_OPT_RECORD 8
 
@@ -123,6 +126,12 @@ struct us_sock {
 	_Atomic int fdrefs;          /* fd-table entries naming it, all processes */
 	_Atomic int nopts;
 	struct { int level, name; socklen_t len; char val[16]; } opts[US_OPT_RECORD];
+	/* The connection's status when TCP closed it (US_F_LAST_STATUS), and
+	 * when: Linux's TCP_INFO on a socket whose connection is gone still
+	 * reports its counters, with the state CLOSE. Written once by the
+	 * stack thread before the flag; read-only after. */
+	struct ust_tcp_status last;
+	ust_time last_at;
 };
 
 #define US_MAX_SOCKS 65536

@@ -15,33 +15,6 @@ teardown() {
 	topo_down
 }
 
-# transfer DIRECTION SIZE [ustcp-netns options]: DIRECTION "send" means the
-# stack sends SIZE random bytes to a kernel nc, "recv" that the kernel sends
-# them to the stack. Checks both sides' sha256 and an orderly close.
-transfer() {
-	local dir=$1 size=$2
-	shift 2
-	topo_up "$@"
-	local src=$BATS_TEST_TMPDIR/src got=$BATS_TEST_TMPDIR/got
-	head -c "$size" /dev/urandom >"$src"
-	if [ "$dir" = send ]; then
-		ip netns exec "$PEER_NETNS" timeout 120 nc -l -p 5001 >"$got" 3>&- &
-		wait_listen "$PEER_NETNS" 5001
-		run ip netns exec "$USTCP_NETNS" timeout 120 "$HOST" -C "$PEER_ADDR:5001" -I "$src" \
-			-s "$BATS_TEST_TMPDIR/counters"
-	else
-		ip netns exec "$PEER_NETNS" timeout 120 nc -N -l -p 5001 <"$src" 3>&- &
-		wait_listen "$PEER_NETNS" 5001
-		run ip netns exec "$USTCP_NETNS" timeout 120 "$HOST" -C "$PEER_ADDR:5001" -O "$got" \
-			-s "$BATS_TEST_TMPDIR/counters"
-	fi
-	wait
-	echo "$output" | grep -E 'closed|tcp-|drop' >&3 || true
-	assert_success
-	assert_output --partial "outcome=orderly"
-	[ "$(sha256sum <"$src")" = "$(sha256sum <"$got")" ]
-}
-
 @test "100 MB from the stack to a kernel receiver arrive intact" {
 	transfer send 100000000
 }
@@ -59,7 +32,7 @@ transfer() {
 @test "20 MB from the stack through loss, reordering, duplication and delay" {
 	export USTCP_PCAP=$BATS_TEST_TMPDIR/cap.pcap
 	transfer send 20000000 --impair "loss 2% reorder 5% duplicate 1% delay 5ms"
-	[ "$(host_counter tcp-retrans)" -gt 0 ]
+	assert_repaired send
 	[ "$(host_counter tcp-fast-retrans)" -gt 0 ]
 	# The capture shows the peer's SACK blocks and our retransmissions:
 	# some data segment went out more than once.
@@ -74,7 +47,7 @@ transfer() {
 	transfer recv 20000000 --impair "loss 2% reorder 5% duplicate 1% delay 5ms"
 	# Out-of-order segments were held and reassembled, and our ACKs told
 	# the sender with SACK blocks what we held.
-	[ "$(host_counter tcp-ofo-segs)" -gt 0 ]
+	assert_repaired recv
 	timeout 60 tcpdump -nr "$USTCP_PCAP" 2>/dev/null | grep -q "> ${PEER_ADDR}.5001: .*sack [0-9]"
 }
 

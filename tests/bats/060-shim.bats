@@ -484,6 +484,44 @@ body_tcp_info() {
 }
 
 
+# TCP_INFO on a socket whose connection is gone, the program still holding
+# it (tcpinfo.py ... ended): HOW is "fin" (we shut down, the peer closes,
+# TIME-WAIT passes: 1 s here, 1.5 s waited) or "rst" (the peer answers our
+# shutdown with a RST). Measured on Linux 6.18: 280 bytes, state CLOSE, and
+# the counters as they were (the FINs counted in bytes_acked and
+# bytes_received), the last_* times still growing.
+body_tcp_info_ended() {
+	local how=$1
+	export USTCP_MSL=0.5 # TIME-WAIT 1 s
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7011 1 "$how" </dev/null >"$TMP/srv.out"
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7011
+	prog python3 "$SHIM_DIR/tcpinfo.py" "$PEER_ADDR" 7011 200000 ended 1.5 >"$TMP/info"
+	bg_wait "$srv"
+	cat "$TMP/info" | tee "${TCPINFO_KEEP:-/dev/null}"
+	f() { sed -n "s/^$1 //p" "$TMP/info"; }
+	if [ "$how" = fin ]; then
+		[ "$(f end)" = eof ]
+		[ "$(f bytes_acked)" = 200002 ] && [ "$(f bytes_received)" = 200001 ]
+	else
+		[ "$(f end)" = ECONNRESET ]
+		[ "$(f bytes_acked)" = 200001 ] && [ "$(f bytes_received)" = 200000 ]
+	fi
+	[ "$(f len)" = 280 ]
+	[ "$(f state)" = 7 ]               # TCP_CLOSE
+	[ "$(f options)" = 7 ] && [ "$(f wscale)" = "$(f 'open wscale')" ]
+	[ "$(f snd_mss)" = 1448 ] && [ "$(f advmss)" = 1448 ] && [ "$(f pmtu)" = 1500 ]
+	[ "$(f rto)" -ge 200000 ] && [ "$(f rtt)" -gt 0 ] && [ "$(f snd_cwnd)" -gt 0 ]
+	[ "$(f bytes_sent)" = 200000 ] && [ "$(f data_segs_out)" = "$(f 'open data_segs_out')" ]
+	[ "$(f segs_out)" -gt "$(f 'open segs_out')" ] && [ "$(f segs_in)" -gt "$(f 'open segs_in')" ]
+	[ "$(f delivered)" -ge "$(f 'open delivered')" ]
+	[ "$(f last_data_sent)" -ge $(( $(f 'open last_data_sent') + 1400 )) ]
+	[ "$(f last_data_recv)" -ge $(( $(f 'open last_data_recv') + 1400 )) ]
+	[ "$(f unacked)" = 0 ]
+}
+
+
 @test "curl: 10 MB GET, sha256 [kernel]" { MODE=kernel body_curl_get; }
 @test "curl: 10 MB GET, sha256 [ustcp]" { MODE=ustcp body_curl_get; }
 
@@ -543,3 +581,7 @@ body_tcp_info() {
 @test "a peer's RST seen through a dup2'd fd: ECONNRESET, then 0 [ustcp]" { MODE=ustcp body_dup2_reset; }
 @test "TCP_INFO: 280 bytes, the state, options and counters of a transfer [kernel]" { MODE=kernel body_tcp_info; }
 @test "TCP_INFO: 280 bytes, the state, options and counters of a transfer [ustcp]" { MODE=ustcp body_tcp_info; }
+@test "TCP_INFO after TIME-WAIT: 280 bytes, TCP_CLOSE, the counters kept [kernel]" { MODE=kernel body_tcp_info_ended fin; }
+@test "TCP_INFO after TIME-WAIT: 280 bytes, TCP_CLOSE, the counters kept [ustcp]" { MODE=ustcp body_tcp_info_ended fin; }
+@test "TCP_INFO after the peer's RST: 280 bytes, TCP_CLOSE, the counters kept [kernel]" { MODE=kernel body_tcp_info_ended rst; }
+@test "TCP_INFO after the peer's RST: 280 bytes, TCP_CLOSE, the counters kept [ustcp]" { MODE=ustcp body_tcp_info_ended rst; }

@@ -49,3 +49,43 @@ host_counter() {
 	awk -v k="$1" '{ v = $NF; $NF = ""; sub(/ $/, ""); if ($0 == k) { print v; f = 1 } }
 		END { if (!f) print 0 }' "$BATS_TEST_TMPDIR/counters"
 }
+
+# transfer DIRECTION SIZE [topo_up options...]: brings the topology up with
+# the options, then DIRECTION "send" has the stack send SIZE random bytes to
+# a kernel nc, "recv" the kernel send them to the stack. USTCP_CC in the
+# environment picks the stack's congestion control (USTCP_CC=bbr transfer
+# ...). Checks both sides' sha256 and an orderly close; every side runs
+# under a timeout, so a stall fails instead of hanging.
+transfer() {
+	local dir=$1 size=$2
+	shift 2
+	topo_up "$@"
+	local src=$BATS_TEST_TMPDIR/src got=$BATS_TEST_TMPDIR/got
+	head -c "$size" /dev/urandom >"$src"
+	if [ "$dir" = send ]; then
+		ip netns exec "$PEER_NETNS" timeout 150 nc -l -p 5001 >"$got" 3>&- &
+		wait_listen "$PEER_NETNS" 5001
+		run ip netns exec "$USTCP_NETNS" timeout 150 "$HOST" -C "$PEER_ADDR:5001" -I "$src" \
+			-s "$BATS_TEST_TMPDIR/counters"
+	else
+		ip netns exec "$PEER_NETNS" timeout 150 nc -N -l -p 5001 <"$src" 3>&- &
+		wait_listen "$PEER_NETNS" 5001
+		run ip netns exec "$USTCP_NETNS" timeout 150 "$HOST" -C "$PEER_ADDR:5001" -O "$got" \
+			-s "$BATS_TEST_TMPDIR/counters"
+	fi
+	wait
+	echo "$output" | grep -E 'closed|tcp-|drop' >&3 || true
+	assert_success
+	assert_output --partial "outcome=orderly"
+	[ "$(sha256sum <"$src")" = "$(sha256sum <"$got")" ]
+}
+
+# assert_repaired DIRECTION: after a transfer through loss, the loss was
+# real: the stack resent data (send) or held segments out of order (recv).
+assert_repaired() {
+	if [ "$1" = send ]; then
+		[ "$(host_counter tcp-retrans)" -gt 0 ]
+	else
+		[ "$(host_counter tcp-ofo-segs)" -gt 0 ]
+	fi
+}

@@ -1,14 +1,22 @@
 #!/usr/bin/env python3
 """TCP_INFO after a transfer, field by field, for the shim tests.
 
-    tcpinfo.py ADDR PORT BYTES
+    tcpinfo.py ADDR PORT BYTES [open|ended SECONDS]
 
 Connects to an echo server (echo_server.py), sends BYTES, reads them back,
 waits 300 ms for the last ACKs to settle, then reads TCP_INFO with room
-for 512 bytes (the connection still ESTABLISHED) and prints "len N" and one "name value" line per field
-of Linux 6.18's struct tcp_info (280 bytes). A second getsockopt with 8
-bytes checks that a short length gets a prefix ("short N first8hex").
+for 512 bytes (the connection still ESTABLISHED) and prints "len N" and one
+"name value" line per field of Linux 6.18's struct tcp_info (280 bytes). A
+second getsockopt with 8 bytes checks that a short length gets a prefix
+("short N first8hex").
+
+With "ended SECONDS" the connection ends first, the socket still open: the
+program shuts down its sending side and reads until the peer's FIN ("eof")
+or RST ("ECONNRESET"), then waits SECONDS (past TIME-WAIT) before reading
+TCP_INFO; the fields read while the connection was open come first, as
+"open NAME VALUE" lines.
 """
+import errno
 import socket
 import struct
 import sys
@@ -42,8 +50,26 @@ FMT = "=" + "".join(f for f, _ in FIELDS)
 assert struct.calcsize(FMT) == 280
 
 
+def fields(b):
+    v = struct.unpack(FMT, b[:280].ljust(280, b"\0"))
+    return [(name, x) for (_, name), x in zip(FIELDS, v)]
+
+
+def end(s, wait):
+    """Ends the connection from our side and sees the peer's end."""
+    s.shutdown(socket.SHUT_WR)
+    try:
+        while s.recv(65536):
+            pass
+        print("end eof")
+    except OSError as e:
+        print("end", errno.errorcode[e.errno])
+    time.sleep(wait)
+
+
 def main():
     addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    ended = len(sys.argv) > 4 and sys.argv[4] == "ended"
     s = socket.create_connection((addr, port), timeout=30)
     data = bytes((i * 7 + 3) & 0xff for i in range(n))
     got = bytearray()
@@ -59,9 +85,13 @@ def main():
         print("echo differs: %d bytes back" % len(got))
         return 1
     b = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 512)
+    if ended:
+        for name, x in fields(b):
+            print("open", name, x)
+        end(s, float(sys.argv[5]))
+        b = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 512)
     print("len", len(b))
-    v = struct.unpack(FMT, b[:280].ljust(280, b"\0"))
-    for (_, name), x in zip(FIELDS, v):
+    for name, x in fields(b):
         print(name, x)
     short = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
     print("short", len(short), short.hex() == b[:8].hex())

@@ -462,6 +462,72 @@ static void test_app_shutdown_sends_fin(void **state)
 	assert_int_equal(read(app, buf, sizeof(buf)), 4);
 }
 
+/* The program shuts down (as the shim's shutdown does: US_F_APP_SHUT, then
+ * the app end) and the peer's FIN is passed on: the stack end polls HUP as
+ * after a close, but the program still holds the socket. The relay stays
+ * until TCP closes on its own (TIME-WAIT, 2 x 50 ms here), then keeps the
+ * slot for the program with TCP's last status, which us_op_status returns
+ * (Linux's TCP_INFO after TIME-WAIT). Either order of the two FINs. */
+static void both_fins_keep_socket(struct rig *r, bool ours_first)
+{
+	struct us_sock *s;
+	struct ust_tcb *pc;
+	int app = established(r, &s, &pc);
+	struct ust_tcp_status st;
+	struct us_call c;
+	char buf[16];
+
+	r->st->tcp.cfg.msl_ms = 50;
+	assert_int_equal(write(app, "data", 4), 4);
+	if (ours_first) {
+		atomic_fetch_or(&s->flags, US_F_APP_SHUT);
+		assert_int_equal(shutdown(app, SHUT_WR), 0);
+		pump(r);
+	}
+	assert_int_equal(ust_tcp_shutdown(pc, SHUT_WR, ust_now()), 0);
+	ust_stack_flush(&r->pst);
+	assert_true(pump_until_poll(r, app, POLLIN | POLLRDHUP) & POLLRDHUP);
+	if (!ours_first) {
+		atomic_fetch_or(&s->flags, US_F_APP_SHUT);
+		assert_int_equal(shutdown(app, SHUT_WR), 0);
+		pump(r);
+	}
+	assert_true(poll_now(app, POLLIN) & POLLHUP); /* both directions shut */
+	assert_int_equal(read(app, buf, sizeof(buf)), 0);
+	if (ours_first) {
+		/* Not taken for a close: the relay waits out TIME-WAIT. */
+		assert_int_equal(atomic_load(&s->state), UST_TCP_TIME_WAIT);
+		assert_non_null(us_conn_of(r->st, s));
+	}
+	for (int i = 0; i < 500 && atomic_load(&s->state) != UST_TCP_CLOSED; i++) {
+		struct timespec ms = { 0, 1000 * 1000 };
+		nanosleep(&ms, NULL);
+		round_trip(r);
+	}
+	assert_int_equal(atomic_load(&s->state), UST_TCP_CLOSED);
+	assert_null(us_conn_of(r->st, s));
+	assert_int_equal(atomic_load(&s->kind), US_CONN); /* the program's still */
+	assert_true(atomic_load(&s->flags) & US_F_LAST_STATUS);
+	memset(&c, 0, sizeof(c));
+	c.u.out = &st;
+	assert_int_equal(op(r, us_op_status, s, &c), 0);
+	assert_int_equal(st.state, UST_TCP_CLOSED);
+	assert_int_equal(st.stats.bytes_acked, 6);    /* SYN, 4 bytes, FIN */
+	assert_int_equal(st.stats.bytes_received, 1); /* the FIN */
+	assert_true(st.mss > 0 && st.ts_ok && st.sack_ok);
+	ust_tcp_close(pc, ust_now());
+}
+
+static void test_both_fins_ours_first_keep_socket(void **state)
+{
+	both_fins_keep_socket(*state, true);
+}
+
+static void test_both_fins_peers_first_keep_socket(void **state)
+{
+	both_fins_keep_socket(*state, false);
+}
+
 /* ---- pending error ---- */
 
 /* A refused connect: the error is published once (SO_ERROR takes it and
@@ -633,6 +699,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close_unread_data_seen_by_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_all_read_sends_fin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_app_shutdown_sends_fin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_both_fins_ours_first_keep_socket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_both_fins_peers_first_keep_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_error_delivered_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listener_token_readable_and_accepted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listener_tokens_bounded_by_backlog, setup, teardown),

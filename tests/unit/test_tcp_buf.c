@@ -319,7 +319,7 @@ static void test_ring_random_against_model(void **state)
 
 /* ---- ranges ---- */
 
-/* Either set holds exactly the ranges want[0..n). */
+/* The set holds exactly the ranges want[0..n). */
 static void assert_spans(const struct ust_range *r, unsigned have, unsigned n,
 			 const uint32_t (*want)[2])
 {
@@ -330,235 +330,73 @@ static void assert_spans(const struct ust_range *r, unsigned have, unsigned n,
 	}
 }
 
-static void assert_ranges(const struct ust_ranges *s, unsigned n, const uint32_t (*want)[2])
+/* Touching ranges merge (the set keeps them non-touching), a range
+ * bridging several swallows them, one inside changes nothing. */
+static void test_seqset_add_merge(void **state)
 {
-	assert_spans(s->r, s->n, n, want);
-}
-
-static void test_ranges_add_disjoint_sorted(void **state)
-{
-	struct ust_ranges s = { 0 };
-	const uint32_t want[][2] = { { 10, 20 }, { 30, 40 }, { 50, 60 } };
+	struct ust_seqset s = { 0 };
+	static const uint32_t sorted[][2] = { { 10, 20 }, { 30, 40 }, { 50, 60 } };
+	static const uint32_t touched[][2] = { { 10, 25 }, { 26, 40 }, { 50, 60 } };
+	static const uint32_t bridged[][2] = { { 10, 60 } };
+	static const uint32_t widened[][2] = { { 5, 60 } };
 
 	(void)state;
-	assert_true(ust_ranges_add(&s, 50, 60));
-	assert_true(ust_ranges_add(&s, 10, 20));
-	assert_true(ust_ranges_add(&s, 30, 40));
-	assert_ranges(&s, 3, want);
-	/* Empty and backwards ranges add nothing. */
-	assert_true(ust_ranges_add(&s, 70, 70));
-	assert_true(ust_ranges_add(&s, 80, 75));
-	assert_ranges(&s, 3, want);
-}
-
-static void test_ranges_add_merge(void **state)
-{
-	struct ust_ranges s = { 0 };
-
-	(void)state;
-	ust_ranges_add(&s, 10, 20);
-	ust_ranges_add(&s, 30, 40);
-	ust_ranges_add(&s, 50, 60);
+	assert_int_equal(ust_seqset_add(&s, 50, 60, 100), 0);
+	assert_int_equal(ust_seqset_add(&s, 10, 20, 100), 0);
+	assert_int_equal(ust_seqset_add(&s, 30, 40, 100), 1);
+	assert_spans(s.r, s.n, 3, sorted);
+	assert_int_equal(ust_seqset_add(&s, 80, 75, 100), -EINVAL); /* backwards */
+	assert_spans(s.r, s.n, 3, sorted);
 	/* Touching on the left and right edges. */
-	ust_ranges_add(&s, 20, 25);
-	ust_ranges_add(&s, 26, 30);
-	{
-		const uint32_t want[][2] = { { 10, 25 }, { 26, 40 }, { 50, 60 } };
-		assert_ranges(&s, 3, want);
-	}
+	assert_int_equal(ust_seqset_add(&s, 20, 25, 100), 0);
+	assert_int_equal(ust_seqset_add(&s, 26, 30, 100), 1);
+	assert_spans(s.r, s.n, 3, touched);
 	/* One range bridging everything. */
-	ust_ranges_add(&s, 15, 55);
-	{
-		const uint32_t want[][2] = { { 10, 60 } };
-		assert_ranges(&s, 1, want);
-	}
+	assert_int_equal(ust_seqset_add(&s, 15, 55, 100), 0);
+	assert_spans(s.r, s.n, 1, bridged);
 	/* Inside an existing range: no change. */
-	ust_ranges_add(&s, 20, 30);
-	{
-		const uint32_t want[][2] = { { 10, 60 } };
-		assert_ranges(&s, 1, want);
-	}
+	assert_int_equal(ust_seqset_add(&s, 20, 30, 100), 0);
+	assert_spans(s.r, s.n, 1, bridged);
 	/* Overlapping the start. */
-	ust_ranges_add(&s, 5, 12);
-	{
-		const uint32_t want[][2] = { { 5, 60 } };
-		assert_ranges(&s, 1, want);
-	}
+	assert_int_equal(ust_seqset_add(&s, 5, 12, 100), 0);
+	assert_spans(s.r, s.n, 1, widened);
+	ust_seqset_clear(&s);
 }
 
-static void test_ranges_full_set(void **state)
+/* trim's edges: below everything, a range ending exactly at seq, seq inside
+ * a range; pull's: no range at seq, seq inside one, a range wholly below. */
+static void test_seqset_trim_pull_edges(void **state)
 {
-	struct ust_ranges s = { 0 };
+	struct ust_seqset s = { 0 };
+	static const uint32_t after_end[][2] = { { 30, 40 }, { 50, 60 } };
+	static const uint32_t after_cut[][2] = { { 35, 40 }, { 50, 60 } };
 
 	(void)state;
-	for (uint32_t i = 0; i < UST_RANGES_MAX; i++)
-		assert_true(ust_ranges_add(&s, 100 * i, 100 * i + 10));
-	assert_int_equal(s.n, UST_RANGES_MAX);
-	/* A new disjoint range is refused and the set is unchanged. */
-	assert_false(ust_ranges_add(&s, 5000, 5010));
-	assert_false(ust_ranges_add(&s, 50, 60));
-	assert_int_equal(s.n, UST_RANGES_MAX);
-	assert_int_equal(s.r[UST_RANGES_MAX - 1].end, 100 * (UST_RANGES_MAX - 1) + 10);
-	/* Extending or merging needs no new range, so it still works. */
-	assert_true(ust_ranges_add(&s, 10, 20));
-	assert_int_equal(s.r[0].end, 20);
-	assert_true(ust_ranges_add(&s, 0, 210));
-	assert_int_equal(s.n, UST_RANGES_MAX - 2);
-	assert_int_equal(s.r[0].end, 210);
-	/* Now there is room again. */
-	assert_true(ust_ranges_add(&s, 5000, 5010));
-	assert_int_equal(s.n, UST_RANGES_MAX - 1);
-}
-
-static void test_ranges_trim(void **state)
-{
-	struct ust_ranges s = { 0 };
-
-	(void)state;
-	ust_ranges_add(&s, 10, 20);
-	ust_ranges_add(&s, 30, 40);
-	ust_ranges_add(&s, 50, 60);
-	ust_ranges_trim(&s, 5);          /* below everything: nothing */
+	for (uint32_t i = 0; i < 3; i++)
+		ust_seqset_add(&s, 10 + 20 * i, 20 + 20 * i, 100);
+	ust_seqset_trim(&s, 5);
 	assert_int_equal(s.n, 3);
-	ust_ranges_trim(&s, 20);         /* the first ends exactly there */
-	{
-		const uint32_t want[][2] = { { 30, 40 }, { 50, 60 } };
-		assert_ranges(&s, 2, want);
-	}
-	ust_ranges_trim(&s, 35);         /* cuts into one */
-	{
-		const uint32_t want[][2] = { { 35, 40 }, { 50, 60 } };
-		assert_ranges(&s, 2, want);
-	}
-	ust_ranges_trim(&s, 1000);       /* past everything */
-	assert_int_equal(s.n, 0);
-}
-
-static void test_ranges_pull(void **state)
-{
-	struct ust_ranges s = { 0 };
-
-	(void)state;
-	ust_ranges_add(&s, 10, 20);
-	ust_ranges_add(&s, 30, 40);
-	/* In-order data reaches 5: no range starts there. */
-	assert_int_equal(ust_ranges_pull(&s, 5), 5);
-	assert_int_equal(s.n, 2);
-	/* It reaches 10: the first range joins, in-order now reaches 20. */
-	assert_int_equal(ust_ranges_pull(&s, 10), 20);
+	ust_seqset_trim(&s, 20);
+	assert_spans(s.r, s.n, 2, after_end);
+	ust_seqset_trim(&s, 35);
+	assert_spans(s.r, s.n, 2, after_cut);
+	/* In-order data reaching 34 pulls nothing; reaching 36 (inside the
+	 * first range) pulls it: in-order now reaches 40. */
+	assert_int_equal(ust_seqset_pull(&s, 34), 34);
+	assert_int_equal(ust_seqset_pull(&s, 36), 40);
 	assert_int_equal(s.n, 1);
-	/* It reaches 35, inside the next range: up to 40. */
-	assert_int_equal(ust_ranges_pull(&s, 35), 40);
-	assert_int_equal(s.n, 0);
-	assert_int_equal(ust_ranges_pull(&s, 40), 40);
-	/* A range wholly below: pulled, and seq stands. */
-	ust_ranges_add(&s, 1, 3);
-	assert_int_equal(ust_ranges_pull(&s, 50), 50);
-	assert_int_equal(s.n, 0);
-}
-
-static void test_ranges_covers(void **state)
-{
-	struct ust_ranges s = { 0 };
-
-	(void)state;
-	assert_false(ust_ranges_covers(&s, 1, 2));
-	ust_ranges_add(&s, 10, 20);
-	ust_ranges_add(&s, 30, 40);
-	assert_true(ust_ranges_covers(&s, 10, 20));
-	assert_true(ust_ranges_covers(&s, 12, 18));
-	assert_true(ust_ranges_covers(&s, 30, 31));
-	assert_false(ust_ranges_covers(&s, 9, 12));
-	assert_false(ust_ranges_covers(&s, 18, 21));
-	assert_false(ust_ranges_covers(&s, 15, 35)); /* spans the gap */
-	assert_false(ust_ranges_covers(&s, 40, 41));
-}
-
-/* SACK blocks: the most recently extended range first (RFC 2018 §4). */
-static void test_ranges_newest_first(void **state)
-{
-	struct ust_ranges s = { 0 };
-	struct ust_range out[UST_RANGES_MAX];
-
-	(void)state;
-	ust_ranges_add(&s, 30, 40);
-	ust_ranges_add(&s, 10, 20);
-	ust_ranges_add(&s, 50, 60);
-	assert_int_equal(ust_ranges_newest(&s, out, 4), 3);
-	assert_int_equal(out[0].start, 50);
-	assert_int_equal(out[1].start, 10);
-	assert_int_equal(out[2].start, 30);
-	/* Extending a range makes it the newest. */
-	ust_ranges_add(&s, 40, 45);
-	assert_int_equal(ust_ranges_newest(&s, out, 4), 3);
-	assert_int_equal(out[0].start, 30);
-	assert_int_equal(out[0].end, 45);
-	assert_int_equal(out[1].start, 50);
-	assert_int_equal(out[2].start, 10);
-	/* Fewer blocks than ranges when the option has no room. */
-	assert_int_equal(ust_ranges_newest(&s, out, 2), 2);
-	assert_int_equal(out[0].start, 30);
-	assert_int_equal(out[1].start, 50);
-	/* Merging: the merged range is the newest. */
-	ust_ranges_add(&s, 20, 30);
-	assert_int_equal(ust_ranges_newest(&s, out, 4), 2);
-	assert_int_equal(out[0].start, 10);
-	assert_int_equal(out[0].end, 45);
-	assert_int_equal(out[1].start, 50);
-}
-
-static void test_ranges_newest_full_set(void **state)
-{
-	struct ust_ranges s = { 0 };
-	struct ust_range out[UST_RANGES_MAX];
-
-	(void)state;
-	for (uint32_t i = 0; i < UST_RANGES_MAX; i++)
-		ust_ranges_add(&s, 1000 - 50 * i, 1000 - 50 * i + 10); /* added right to left */
-	assert_int_equal(ust_ranges_newest(&s, out, UST_RANGES_MAX), UST_RANGES_MAX);
-	for (uint32_t i = 0; i < UST_RANGES_MAX; i++)
-		assert_int_equal(out[i].start, 1000 - 50 * (UST_RANGES_MAX - 1 - i));
-	assert_int_equal(ust_ranges_newest(&s, out, 3), 3);
-	assert_int_equal(out[0].start, 1000 - 50 * (UST_RANGES_MAX - 1));
-}
-
-/* Sequence numbers that wrap: order, merge, trim and pull work modulo 2^32. */
-static void test_ranges_across_wrap(void **state)
-{
-	struct ust_ranges s = { 0 };
-	struct ust_range out[4];
-
-	(void)state;
-	ust_ranges_add(&s, 0x10, 0x20);
-	ust_ranges_add(&s, 0xfffffff0u, 0xfffffff8u);
-	assert_int_equal(s.n, 2);
-	assert_int_equal(s.r[0].start, 0xfffffff0u); /* before the wrap sorts first */
-	assert_int_equal(s.r[1].start, 0x10);
-	/* A range across the wrap itself joins both. */
-	ust_ranges_add(&s, 0xfffffff8u, 0x10);
-	assert_int_equal(s.n, 1);
-	assert_int_equal(s.r[0].start, 0xfffffff0u);
-	assert_int_equal(s.r[0].end, 0x20);
-	assert_true(ust_ranges_covers(&s, 0xfffffffeu, 0x4));
-	ust_ranges_trim(&s, 0x2);
-	assert_int_equal(s.r[0].start, 0x2);
-	assert_int_equal(ust_ranges_pull(&s, 0x2), 0x20);
-	assert_int_equal(s.n, 0);
-	ust_ranges_add(&s, 0xffffff00u, 0xffffff10u);
-	ust_ranges_add(&s, 0x100, 0x110);
-	assert_int_equal(ust_ranges_newest(&s, out, 4), 2);
-	assert_int_equal(out[0].start, 0x100);
-	/* In-order data reaching 0xffffff00 pulls the first only. */
-	assert_int_equal(ust_ranges_pull(&s, 0xffffff00u), 0xffffff10u);
-	assert_int_equal(s.n, 1);
-	ust_ranges_clear(&s);
-	assert_int_equal(s.n, 0);
+	/* A range wholly below seq is pulled and seq stands. */
+	assert_int_equal(ust_seqset_pull(&s, 70), 70);
+	assert_null(s.r);
+	ust_seqset_add(&s, 10, 20, 100);
+	ust_seqset_trim(&s, 1000);
+	assert_null(s.r);
 }
 
 /* ---- the growable set ---- */
 
-/* Far more ranges than the fixed set holds: the array grows; the index
- * returned is the range that holds what was added. */
+/* Many ranges: the array grows; the index returned is the range that holds
+ * what was added. */
 static void test_seqset_grows(void **state)
 {
 	struct ust_seqset s = { 0 };
@@ -598,8 +436,8 @@ static void test_seqset_bounded(void **state)
 	ust_seqset_clear(&s);
 }
 
-/* find is a binary search over the ranges; trim, cut and pull as for the
- * fixed set, and the memory goes when the set empties. */
+/* find is a binary search over the ranges; trim, cut and pull, and the
+ * memory goes when the set empties. */
 static void test_seqset_find_trim_pull(void **state)
 {
 	struct ust_seqset s = { 0 };
@@ -649,15 +487,8 @@ int main(void)
 		cmocka_unit_test(test_ring_resize_keeps_contents),
 		cmocka_unit_test(test_ring_resize_keep_out_of_order),
 		cmocka_unit_test(test_ring_random_against_model),
-		cmocka_unit_test(test_ranges_add_disjoint_sorted),
-		cmocka_unit_test(test_ranges_add_merge),
-		cmocka_unit_test(test_ranges_full_set),
-		cmocka_unit_test(test_ranges_trim),
-		cmocka_unit_test(test_ranges_pull),
-		cmocka_unit_test(test_ranges_covers),
-		cmocka_unit_test(test_ranges_newest_first),
-		cmocka_unit_test(test_ranges_newest_full_set),
-		cmocka_unit_test(test_ranges_across_wrap),
+		cmocka_unit_test(test_seqset_add_merge),
+		cmocka_unit_test(test_seqset_trim_pull_edges),
 		cmocka_unit_test(test_seqset_grows),
 		cmocka_unit_test(test_seqset_bounded),
 		cmocka_unit_test(test_seqset_find_trim_pull),
