@@ -238,13 +238,15 @@ static void syn_sent_established(struct ust_tcb *t, const struct ust_tcp_seg *se
 	t->snd_una = seg->ack;
 	if (seq_lt(t->snd_nxt, t->snd_una))
 		t->snd_nxt = t->snd_una;
-	/* Karn: a retransmitted SYN gives no sample; then the RTO starts
-	 * at 3 s (RFC 6298 §5.7, Linux's tcp_init_metrics). */
+	/* Karn: a retransmitted SYN gives no sample of its own, the
+	 * timestamp echo may (Linux's tcp_ack_update_rtt); without either
+	 * the RTO starts at 3 s (RFC 6298 §5.7, Linux's tcp_init_metrics). */
 	if (t->backoff == 0)
 		tcp_rtt_sample(t, now - t->rtt_start);
+	else if (tcp_ts_rtt(t, seg, now))
+		tcp_rtt_sample(t, tcp_ts_rtt(t, seg, now));
 	else if (!t->srtt)
 		t->rto = UST_SEC(3);
-	t->rtt_active = false;
 	t->backoff = 0;
 	tcp_timer_stop(t, UST_TT_RTX);
 	tcp_init_transfer(t, now);
@@ -473,15 +475,13 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	t->snd_wl1 = seg->seq;
 	t->snd_wl2 = seg->ack;
 	/* The handshake's round trip, unless the SYN-ACK was resent (Karn),
-	 * as Linux's tcp_synack_rtt_meas. With a timestamp echo the ACK
-	 * processing takes the sample (one per ACK); without, time the
-	 * handshake. */
-	if (!(t->ts_ok && seg->opt.ts && seg->opt.ts_ecr)) {
-		if (t->backoff == 0)
-			tcp_rtt_sample(t, now - t->rtt_start);
-		else if (!t->srtt)
-			t->rto = UST_SEC(3);
-	}
+	 * then the timestamp echo's, as Linux's tcp_synack_rtt_meas. */
+	if (t->backoff == 0)
+		tcp_rtt_sample(t, now - t->rtt_start);
+	else if (tcp_ts_rtt(t, seg, now))
+		tcp_rtt_sample(t, tcp_ts_rtt(t, seg, now));
+	else if (!t->srtt)
+		t->rto = UST_SEC(3);
 	t->backoff = 0;
 	tcp_init_transfer(t, now);
 	tcp_set_state(t, t->fin_queued ? UST_TCP_FIN_WAIT_1 : UST_TCP_ESTABLISHED);

@@ -6,13 +6,14 @@
 
 #include "tcp_impl.h"
 
-void tcp_rtt_sample(struct ust_tcb *t, ust_time rtt)
+/* One RTT sample into SRTT, RTTVAR and the RTO (RFC 6298 §2; which
+ * samples count is the ACK's business, tcp_ack.c). */
+void tcp_rtt_estimate(struct ust_tcb *t, ust_time rtt)
 {
 	ust_time var;
 
 	if (rtt == 0)
 		rtt = 1;
-	tcp_rtt_min_update(t, rtt, t->tcp->now);
 	if (t->srtt == 0) {
 		t->srtt = rtt;
 		t->rttvar = rtt / 2;
@@ -27,6 +28,13 @@ void tcp_rtt_sample(struct ust_tcb *t, ust_time rtt)
 	t->rto = t->srtt + (var > TCP_RTO_MIN ? var : TCP_RTO_MIN);
 	if (t->rto > TCP_RTO_MAX)
 		t->rto = TCP_RTO_MAX;
+}
+
+/* The handshake's round trip: the min RTT and the estimator. */
+void tcp_rtt_sample(struct ust_tcb *t, ust_time rtt)
+{
+	tcp_rtt_min_update(t, rtt ? rtt : 1, t->tcp->now);
+	tcp_rtt_estimate(t, rtt);
 }
 
 ust_time tcp_rto_backed_off(const struct ust_tcb *t)
@@ -111,12 +119,17 @@ static void timeout_mark_lost(struct ust_tcb *t, ust_time now)
 
 /* A retransmission timeout (RFC 5681 §3.1, Linux's tcp_enter_loss): one
  * segment at a time again. ssthresh is chosen once per loss episode: not
- * again for a recovery under way, nor for a segment timed out again. */
+ * again for a recovery under way, nor for a segment timed out again.
+ * F-RTO watches the ACKs to come (RFC 5682 §3.1 step 1: "if no previous
+ * loss recovery is underway", §3.2: or the timeout recurs on the same
+ * SND.UNA; Linux's "(new_recovery || icsk->icsk_retransmits)"). */
 static void enter_loss(struct ust_tcb *t, ust_time now)
 {
+	bool new_recovery = t->ca_state < TCP_CA_RECOVERY;
+
 	timeout_mark_lost(t, now);
 	if (t->ca_state <= TCP_CA_DISORDER || !seq_gt(t->recover, t->snd_una) ||
-	    (t->ca_state == TCP_CA_LOSS && t->backoff == 0)) {
+	    (t->ca_state == TCP_CA_LOSS && t->rto_count == 0)) {
 		t->prior_ssthresh = tcp_current_ssthresh(t);
 		t->prior_cwnd = t->snd_cwnd;
 		t->snd_ssthresh = t->cc->ssthresh(t);
@@ -131,6 +144,8 @@ static void enter_loss(struct ust_tcb *t, ust_time now)
 		t->reordering = TCP_REORDERING;
 	tcp_set_ca_state(t, TCP_CA_LOSS);
 	t->recover = t->snd_max;
+	t->frto = t->tcp->cfg.frto && (new_recovery || t->rto_count);
+	t->frto_new_data = false;
 }
 
 static void on_rtx(struct ust_tcb *t, ust_time now)
@@ -190,7 +205,7 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 	t->tlp_active = false;
 	tcp_timer_stop(t, UST_TT_TLP);
 	enter_loss(t, now);
-	t->rtt_active = false; /* Karn */
+	t->rto_count++;
 	t->backoff++;
 	tcp_output(t, now);
 	tcp_timer_set(t, UST_TT_RTX, tcp_rtx_due(t, now));
