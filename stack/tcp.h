@@ -245,7 +245,15 @@ struct ust_tcb {
 	int hard_error;             /* why it died, kept for later calls (ECONNRESET…) */
 
 	/* retransmission (RFC 6298) */
-	ust_time srtt, rttvar, rto; /* microseconds; srtt 0 = no sample yet */
+	ust_time srtt, rttvar, rto; /* microseconds; srtt 0 = no sample yet; rttvar as TCP_INFO's (mdev / 4) */
+	/* Linux's estimator (tcp_rtt_estimator): mdev, 4 × the mean
+	 * deviation; its largest value over the current round trip
+	 * (mdev_max, from TCP_RTO_MIN); the variance term of the RTO, which
+	 * follows mdev_max up at once and down by a quarter per round trip
+	 * (rto_var, Linux's rttvar_us); the round trip ends when SND.UNA
+	 * passes rtt_seq. */
+	ust_time mdev, mdev_max, rto_var;
+	uint32_t rtt_seq;
 	ust_time rtt_start;         /* when the SYN or SYN-ACK went: the handshake's round trip */
 	unsigned backoff;           /* RTOs since the last RTT sample: the RTO's doublings (icsk_backoff) */
 	unsigned rto_count;         /* RTOs since SND.UNA last moved (Linux's icsk_retransmits) */

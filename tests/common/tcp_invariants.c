@@ -185,8 +185,10 @@ NOCOV static bool check_scoreboard(struct inv *c, const struct ust_tcb *t)
 		INVT(t, t->frto);
 	if (t->rto_count)
 		INVT(t, t->snd_una != t->snd_max);
-	if (t->srtt)
+	if (t->srtt) {
 		INVT(t, t->rto >= TCP_RTO_MIN && t->rto <= TCP_RTO_MAX);
+		INVT(t, t->rto_var >= TCP_RTO_MIN && t->mdev_max >= TCP_RTO_MIN);
+	}
 	INVT(t, t->rack.reo_wnd_steps >= 1);
 	return true;
 }

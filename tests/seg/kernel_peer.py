@@ -158,6 +158,12 @@ class Peer:
         self.ecr_fixed = None  # echo this TSval, not the latest (a stale echo)
         self.tsval_of = {}     # relative seq -> TSval of its first transmission
         self.sock = None
+        # Full segments carry 12 bytes of timestamps less.
+        self.mss = MSS - 12 if any(k == "Timestamp" for k, _ in opts) else MSS
+
+    def seg(self, i):
+        """Relative sequence range of full segment i (from 1)."""
+        return 1 + (i - 1) * self.mss, 1 + i * self.mss
 
     def now(self):
         return time.monotonic() - self.t0
@@ -265,7 +271,7 @@ class Peer:
     def burst(self, queued, sent):
         """The application writes queued segments, sent of them go; one
         RTT later the peer answers."""
-        self.lab.cmd("w %d" % (queued * MSS))
+        self.lab.cmd("w %d" % (queued * self.mss))
         self.collect(sent)
         time.sleep(RTT)
 
@@ -445,23 +451,23 @@ def scenario_rtt_stale_echo(lab):
     p = Peer(lab, OPTS_SACK_TS)
     p.connect()
     p.burst(10, 10)
-    p.step(seg(10)[1], note="honest echo", keys=keys)
+    p.step(p.seg(10)[1], note="honest echo", keys=keys)
     p.ecr_fixed = p.ecr
     base = 10
     for r in range(2, 5):
         time.sleep(1.0)
         p.burst(10, 10)
-        p.step(seg(base + 10)[1], note=f"round {r}: stale echo", keys=keys)
+        p.step(p.seg(base + 10)[1], note=f"round {r}: stale echo", keys=keys)
         base += 10
     time.sleep(1.0)
     p.burst(10, 10)
-    p.step(seg(base + 1)[0], sack=[(seg(base + 2)[0], seg(base + 10)[1])], note="round 5: 1 lost",
+    p.step(p.seg(base + 1)[0], sack=[(p.seg(base + 2)[0], p.seg(base + 10)[1])], note="round 5: 1 lost",
            wait=0.1, keys=keys)
-    p.step(seg(base + 10)[1], note="the retransmission arrived", keys=keys)
+    p.step(p.seg(base + 10)[1], note="the retransmission arrived", keys=keys)
     base += 10
     time.sleep(1.0)
     p.burst(10, 10)
-    p.step(seg(base + 10)[1], note="round 6: stale echo", keys=keys)
+    p.step(p.seg(base + 10)[1], note="round 6: stale echo", keys=keys)
 
 
 FRTO_KEYS = ("ca_state", "snd_cwnd", "snd_ssthresh", "unacked", "lost", "retrans", "total_retrans", "rto",
@@ -518,16 +524,16 @@ def scenario_undo_eifel(lab):
     p = Peer(lab, OPTS_SACK_TS)
     p.connect()
     p.burst(10, 10)
-    p.step(seg(10)[1], keys=keys)
+    p.step(p.seg(10)[1], keys=keys)
     p.burst(20, 20)
-    p.ack(seg(11)[0], sack=[(seg(12)[0], seg(30)[1])], note="12..30 before 11")
+    p.ack(p.seg(11)[0], sack=[(p.seg(12)[0], p.seg(30)[1])], note="12..30 before 11")
     p.collect(1, timeout=0.5)
     p.info(*keys)
     time.sleep(0.01)
-    p.ecr_fixed = p.tsval_of[seg(11)[0]]
-    p.step(seg(30)[1], note="11's original: echo of its TSval", wait=0.05, keys=keys)
+    p.ecr_fixed = p.tsval_of[p.seg(11)[0]]
+    p.step(p.seg(30)[1], note="11's original: echo of its TSval", wait=0.05, keys=keys)
     p.ecr_fixed = None
-    p.step(seg(30)[1], sack=[seg(11)], note="D-SACK of the retransmission", wait=0.05, keys=keys)
+    p.step(p.seg(30)[1], sack=[p.seg(11)], note="D-SACK of the retransmission", wait=0.05, keys=keys)
 
 
 def scenario_undo_partial(lab):
@@ -539,16 +545,16 @@ def scenario_undo_partial(lab):
     p = Peer(lab, OPTS_SACK_TS)
     p.connect()
     p.burst(10, 10)
-    p.step(seg(10)[1], keys=keys)
+    p.step(p.seg(10)[1], keys=keys)
     p.burst(20, 20)
-    p.ack(seg(11)[0], sack=[(seg(12)[0], seg(19)[1])], note="12..19 before 11")
+    p.ack(p.seg(11)[0], sack=[(p.seg(12)[0], p.seg(19)[1])], note="12..19 before 11")
     p.collect(1, timeout=0.5)
     p.info(*keys)
     time.sleep(0.01)
-    p.ecr_fixed = p.tsval_of[seg(11)[0]]
-    p.step(seg(19)[1], note="partial: 11's original", wait=0.05, keys=keys)
+    p.ecr_fixed = p.tsval_of[p.seg(11)[0]]
+    p.step(p.seg(19)[1], note="partial: 11's original", wait=0.05, keys=keys)
     p.ecr_fixed = None
-    p.step(seg(30)[1], note="all", wait=0.05, keys=keys)
+    p.step(p.seg(30)[1], note="all", wait=0.05, keys=keys)
 
 
 def main():
