@@ -516,44 +516,41 @@ def scenario_frto_real(lab):
     p.step(seg(11)[1], sack=[(seg(31)[0], seg(32)[1])], note="32 SACKed", wait=0.05, keys=FRTO_KEYS)
 
 
-def scenario_undo_eifel(lab):
-    """undo-eifel.seg: a spurious fast retransmission found by the
-    timestamps (RFC 3522): 1 is SACKed around, resent by RACK, then the
-    ACK for the original arrives, echoing the original's TSval."""
-    keys = INFO + ("total_retrans", "dsack_dups")
-    p = Peer(lab, OPTS_SACK_TS)
+def original_delayed(p, sacked_to, keys):
+    """Round 1 (cwnd 20), then twenty segments (11..30): 12..sacked_to are
+    SACKed before 11, which is resent; 11's original then arrives, the
+    ACK echoing its TSval, older than the retransmission's."""
     p.connect()
     p.burst(10, 10)
     p.step(p.seg(10)[1], keys=keys)
     p.burst(20, 20)
-    p.ack(p.seg(11)[0], sack=[(p.seg(12)[0], p.seg(30)[1])], note="12..30 before 11")
+    p.ack(p.seg(11)[0], sack=[(p.seg(12)[0], p.seg(sacked_to)[1])], note=f"12..{sacked_to} before 11")
     p.collect(1, timeout=0.5)
     p.info(*keys)
     time.sleep(0.01)
     p.ecr_fixed = p.tsval_of[p.seg(11)[0]]
-    p.step(p.seg(30)[1], note="11's original: echo of its TSval", wait=0.05, keys=keys)
+    p.step(p.seg(sacked_to)[1], note="11's original: echo of its TSval", wait=0.05, keys=keys)
     p.ecr_fixed = None
+
+
+def scenario_undo_eifel(lab):
+    """undo-eifel.seg: a spurious fast retransmission found by the
+    timestamps (RFC 3522): the ACK for 11's original covers everything;
+    then the D-SACK of the retransmission."""
+    keys = INFO + ("total_retrans", "dsack_dups")
+    p = Peer(lab, OPTS_SACK_TS)
+    original_delayed(p, 30, keys)
     p.step(p.seg(30)[1], sack=[p.seg(11)], note="D-SACK of the retransmission", wait=0.05, keys=keys)
 
 
 def scenario_undo_partial(lab):
     """undo-partial.seg: a partial ACK for an original (timestamps) during
     recovery, nothing resent still in flight: Linux's tcp_try_undo_partial.
-    20 go (11..30); 12..19 SACKed, 11 resent; 11's original arrives, its
-    echo older than the retransmission; 20..30 still out."""
+    12..19 SACKed; the ACK for 11's original stops at 19, 20..30 still
+    out."""
     keys = INFO + ("total_retrans",)
     p = Peer(lab, OPTS_SACK_TS)
-    p.connect()
-    p.burst(10, 10)
-    p.step(p.seg(10)[1], keys=keys)
-    p.burst(20, 20)
-    p.ack(p.seg(11)[0], sack=[(p.seg(12)[0], p.seg(19)[1])], note="12..19 before 11")
-    p.collect(1, timeout=0.5)
-    p.info(*keys)
-    time.sleep(0.01)
-    p.ecr_fixed = p.tsval_of[p.seg(11)[0]]
-    p.step(p.seg(19)[1], note="partial: 11's original", wait=0.05, keys=keys)
-    p.ecr_fixed = None
+    original_delayed(p, 19, keys)
     p.step(p.seg(30)[1], note="all", wait=0.05, keys=keys)
 
 
