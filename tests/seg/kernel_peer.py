@@ -474,10 +474,10 @@ FRTO_KEYS = ("ca_state", "snd_cwnd", "snd_ssthresh", "unacked", "lost", "retrans
              "backoff")
 
 
-def frto_start(lab):
+def frto_start(lab, opts=OPTS_SACK):
     """cwnd 20 after a round of slow start; forty segments queued, twenty
     go (11..30) and nothing comes back: the RTO resends 11."""
-    p = Peer(lab, OPTS_SACK)
+    p = Peer(lab, opts)
     p.connect()
     p.burst(10, 10)
     p.step(seg(10)[1], keys=FRTO_KEYS)
@@ -504,6 +504,16 @@ def scenario_frto_spurious_first(lab):
     p = frto_start(lab)
     p.step(seg(20)[1], note="11..20", wait=0.05, keys=FRTO_KEYS)
     p.step(seg(50)[1], note="all", wait=0.05, keys=FRTO_KEYS)
+
+
+def scenario_frto_nosack(lab):
+    """frto-nosack.seg: F-RTO without SACK: the ACK of 11 lets 31 and 32
+    go; a duplicate ACK then says the loss was real (step 3a)."""
+    p = frto_start(lab, OPTS_NOSACK)
+    p.step(seg(11)[1], note="11", wait=0.05, keys=FRTO_KEYS)
+    p.step(seg(11)[1], note="dup (31 arrived)", wait=0.05, keys=FRTO_KEYS)
+    p.step(seg(11)[1], note="dup (32 arrived)", wait=0.05, keys=FRTO_KEYS)
+    p.step(seg(12)[1], note="12", wait=0.05, keys=FRTO_KEYS)
 
 
 def scenario_frto_real(lab):
