@@ -626,14 +626,14 @@ static bool try_undo_partial(struct ust_tcb *t, struct ack_state *a)
 
 /* F-RTO after an RTO (RFC 5682 §3.1, the SACK-enhanced version, as
  * Linux's tcp_process_loss). Returns true when the ACK is handled. The
- * timeout resent SND.UNA (step 1). Step 3b: "If the ACK acknowledges a
- * sequence number above RecoveryPoint" without being resent, or SACKs
- * such data, not all was lost: the timeout was spurious, undo. Once new
- * data went (SND.NXT beyond the point), an ACK that only SACKs or
- * duplicates says the loss was real (step 3a). Step 2b: the first ACK
- * that advances the window without ending the episode lets new data go
- * instead of retransmissions, the point moving to SND.NXT, if there is
- * data and the peer's window takes it; else conventional recovery. */
+ * timeout resent SND.UNA (step 1). Step 3b, in Linux's words: "A timeout
+ * is spurious if not all data are lost, i.e., never-retransmitted data
+ * are (s)acked": undo. Once new data went (SND.NXT beyond the point), an
+ * ACK that only SACKs or duplicates says the loss was real (step 3a).
+ * Step 2b: the first ACK that advances the window without ending the
+ * episode lets new data go instead of retransmissions, the point moving
+ * to SND.NXT, if there is data and the peer's window takes it; else the
+ * conventional recovery. */
 static bool frto_process(struct ust_tcb *t, struct ack_state *a, uint32_t num_dupack,
 			 bool recovered)
 {

@@ -447,9 +447,9 @@ static bool anything_to_send(const struct ust_tcb *t)
 	       (t->fin_queued && seq_leq(t->snd_nxt, tcb_fin_seq(t)));
 }
 
-/* F-RTO's step 2b (RFC 5682 §3.1: "transmit up to two new (previously
- * unsent) segments and enter step 3"; Linux's REXMIT_NEW in
- * tcp_xmit_recovery): after the first ACK that advanced the window
+/* F-RTO's step 2b (RFC 5682 §3.1: new, never sent segments instead of
+ * retransmissions; Linux's REXMIT_NEW in tcp_xmit_recovery, as many as
+ * cwnd allows, two in slow start): after the first ACK that advanced the window
  * following an RTO, new data as cwnd allows, and no retransmission. If
  * none could go, F-RTO gives way to the conventional recovery. Returns
  * whether new data went. */

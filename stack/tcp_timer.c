@@ -149,9 +149,9 @@ static void timeout_mark_lost(struct ust_tcb *t, ust_time now)
 /* A retransmission timeout (RFC 5681 §3.1, Linux's tcp_enter_loss): one
  * segment at a time again. ssthresh is chosen once per loss episode: not
  * again for a recovery under way, nor for a segment timed out again.
- * F-RTO watches the ACKs to come (RFC 5682 §3.1 step 1: "if no previous
- * loss recovery is underway", §3.2: or the timeout recurs on the same
- * SND.UNA; Linux's "(new_recovery || icsk->icsk_retransmits)"). */
+ * F-RTO watches the ACKs to come (RFC 5682 §3.1 step 1 and §3.2, in
+ * Linux's words: "retransmit SND.UNA if no previous loss recovery is
+ * underway except recurring timeout(s) on the same SND.UNA"). */
 static void enter_loss(struct ust_tcb *t, ust_time now)
 {
 	bool new_recovery = t->ca_state < TCP_CA_RECOVERY;
