@@ -828,11 +828,11 @@ ust_time tcp_ts_rtt(const struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_
  * First the oldest segment this ACK acknowledged that was never resent,
  * unless a resent one was acknowledged too; else the oldest never-resent
  * segment it SACKed; only then the echo, and only from an ACK of new
- * data (RFC 7323 §4.1's RTTM rule). A peer echoing old timestamps (an
- * echo held back over a run of losses) thus cannot push the RTO up while
+ * data (RFC 7323's RTTM rule). A peer echoing old timestamps (an echo
+ * held back over a run of losses) thus cannot push the RTO up while
  * segment times are at hand. The rate sample and the min RTT take the
  * newest such segment (Linux's ca_rtt). A sample ends the backoff (RFC
- * 6298 §5.7: "only reset backoff on valid RTT measurement"). */
+ * 6298 §5.7; Linux: "only reset backoff on valid RTT measurement"). */
 static void rtt_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, struct ack_state *a,
 		       ust_time now)
 {
