@@ -264,11 +264,18 @@ struct ust_tcb {
 	int hard_error;             /* why it died, kept for later calls (ECONNRESET…) */
 
 	/* retransmission (RFC 6298) */
-	ust_time srtt, rttvar, rto; /* microseconds; srtt 0 = no sample yet */
-	uint32_t rtt_seq;           /* timing this sequence number (no timestamps) */
-	ust_time rtt_start;
-	bool rtt_active;
-	unsigned backoff;           /* consecutive RTOs */
+	ust_time srtt, rttvar, rto; /* microseconds; srtt 0 = no sample yet; rttvar as TCP_INFO's (mdev / 4) */
+	/* Linux's estimator (tcp_rtt_estimator): mdev, 4 × the mean
+	 * deviation; its largest value over the current round trip
+	 * (mdev_max, from TCP_RTO_MIN); the variance term of the RTO, which
+	 * follows mdev_max up at once and down by a quarter per round trip
+	 * (rto_var, Linux's rttvar_us); the round trip ends when SND.UNA
+	 * passes rtt_seq. */
+	ust_time mdev, mdev_max, rto_var;
+	uint32_t rtt_seq;
+	ust_time rtt_start;         /* when the SYN or SYN-ACK went: the handshake's round trip */
+	unsigned backoff;           /* RTOs since the last RTT sample: the RTO's doublings (icsk_backoff) */
+	unsigned rto_count;         /* RTOs since SND.UNA last moved (Linux's icsk_retransmits) */
 	ust_time first_rtx;         /* when the current run of retransmissions began */
 	unsigned syn_retries;
 	uint64_t total_retrans;
@@ -344,6 +351,13 @@ struct ust_tcb {
 	bool tlp_active;            /* a probe is out (Linux: tlp_high_seq != 0) */
 	bool tlp_retrans;           /* it resent the last segment (not new data) */
 	uint32_t tlp_high_seq;      /* SND.NXT when it went */
+	/* F-RTO (RFC 5682, SACK-enhanced, Linux's tp->frto): after an RTO,
+	 * an ACK of data never retransmitted shows the timeout spurious.
+	 * frto_new_data: the ACK just handled asks for new data rather than
+	 * retransmissions (step 2b, Linux's REXMIT_NEW), taken by the next
+	 * transmission. */
+	bool frto;
+	bool frto_new_data;
 
 	/* Delivery rate (tcp_rate.c; Linux's tcp_rate.c,
 	 * draft-cheng-iccrg-delivery-rate-estimation). */
@@ -455,6 +469,9 @@ struct ust_tcp_config {
 	/* Linux's tcp_ecn: 0 never ECN; 1 ask for it on connect and accept
 	 * it; 2 (the default, as Linux's) accept it when a peer asks. */
 	unsigned ecn;
+	/* Linux's tcp_frto: 0 turns F-RTO (RFC 5682) off; 2, its default,
+	 * and 1 turn it on (both as the SACK-enhanced version, as Linux). */
+	unsigned frto;
 	/* Congestion control of new connections (tcp_cc_find names them;
 	 * TCP_CONGESTION changes one); NULL: the default, cubic. */
 	const struct tcp_cc *cc;

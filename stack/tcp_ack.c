@@ -21,6 +21,7 @@
 #define ACK_LOST_RETRANS       0x0100 /* a retransmission was lost again */
 #define ACK_DSACK_TLP          0x0200 /* a D-SACK of the tail loss probe */
 #define ACK_ECE                0x0400 /* it echoes a CE mark (RFC 3168, tcp_ecn.c) */
+#define ACK_ORIG_SACK_ACKED    0x0800 /* a segment never resent, sent before the episode, (S)ACKed */
 #define ACK_NOT_DUP (ACK_DATA | ACK_WIN_UPDATE | ACK_DATA_ACKED)
 #define ACK_CA_ALERT (ACK_DATA_SACKED | ACK_DSACKING | ACK_ECE)
 
@@ -34,6 +35,8 @@ struct ack_state {
 	bool reo_armed;             /* RACK armed its timer */
 	bool have_sackt;            /* a never-resent segment was SACKed: */
 	ust_time first_sackt, last_sackt; /* the oldest and newest such send times */
+	bool have_ackt;             /* a never-resent, unSACKed segment was acknowledged: */
+	ust_time first_ackt, last_ackt;   /* the same for those */
 	struct tcp_rate_acc rate;
 	ust_time now;
 	uint32_t ts_ecr;            /* the echoed timestamp, 0: none */
@@ -214,6 +217,8 @@ static void sacktag_one(struct ust_tcb *t, struct tcp_sent *r, bool dup, struct 
 				 * reordering if below the highest SACK. */
 				if (seq_lt(r->start, fack(t)) && seq_lt(r->start, a->reord))
 					a->reord = r->start;
+				if (seq_leq(r->end, t->recover))
+					a->flag |= ACK_ORIG_SACK_ACKED;
 				if (!a->have_sackt)
 					a->first_sackt = r->xmit_time;
 				a->have_sackt = true;
@@ -316,24 +321,26 @@ static void snd_una_advance(struct ust_tcb *t, uint32_t ack)
 
 /* "Any segments on the retransmission queue that are thereby entirely
  * acknowledged are removed" (Linux's tcp_clean_rtx_queue): the counters,
- * the delivery count, the reordering they reveal, and the RTT of the
- * newest one never resent (rs->rtt; Karn: none if any was resent). A
- * record the ACK cuts keeps its rest. */
+ * the delivery count, the reordering they reveal, and the send times of
+ * the oldest and newest never resent (the RTT, rtt_update). A record the
+ * ACK cuts keeps its rest. */
 static void clean_acked(struct ust_tcb *t, struct ack_state *a, ust_time now)
 {
 	uint32_t reord = t->snd_max, acked = 0;
-	bool have_ackt = false;
-	ust_time last_ackt = 0;
 
 	while (t->packets_out && seq_leq(tcp_sb_at(t, 0)->end, t->snd_una)) {
 		struct tcp_sent *r = tcp_sb_at(t, 0);
 		if (r->flags & (TCP_SENT_RETRANS | TCP_SENT_EVER_RETRANS)) {
 			a->flag |= ACK_RETRANS_DATA_ACKED;
 		} else if (!(r->flags & TCP_SENT_SACKED)) {
-			last_ackt = r->xmit_time;
-			have_ackt = true;
+			if (!a->have_ackt)
+				a->first_ackt = r->xmit_time;
+			a->have_ackt = true;
+			a->last_ackt = r->xmit_time;
 			if (seq_lt(r->start, reord))
 				reord = r->start;
+			if (seq_leq(r->end, t->recover))
+				a->flag |= ACK_ORIG_SACK_ACKED;
 		}
 		if (!(r->flags & TCP_SENT_SACKED) && t->sack_ok) {
 			t->delivered++;
@@ -350,10 +357,6 @@ static void clean_acked(struct ust_tcb *t, struct ack_state *a, ust_time now)
 		if (tcp_sb_at(t, 0)->flags & TCP_SENT_SACKED)
 			a->flag |= ACK_SACK_RENEGING;
 	}
-	if (have_ackt && !(a->flag & ACK_RETRANS_DATA_ACKED))
-		a->rate.rs->rtt = now - last_ackt;
-	if (a->have_sackt)
-		a->rate.rs->rtt = now - a->last_sackt;
 	if (!(a->flag & ACK_DATA_ACKED))
 		return;
 	if (!t->sack_ok)
@@ -437,7 +440,6 @@ void tcp_enter_recovery(struct ust_tcb *t)
 		t->prior_ssthresh = tcp_current_ssthresh(t);
 		init_cwnd_reduction(t);
 	}
-	t->rtt_active = false;
 	tcp_set_ca_state(t, TCP_CA_RECOVERY);
 }
 
@@ -607,19 +609,21 @@ static bool time_to_recover(const struct ust_tcb *t)
 	return t->lost_out != 0;
 }
 
-/* A timeout found spurious by the timestamps (Linux's tcp_try_undo_loss):
- * undone, the segments it marked lost are not, and the sender is Open
- * again. */
-static bool try_undo_loss(struct ust_tcb *t, const struct ack_state *a)
+/* A timeout found spurious, by the timestamps or every retransmission
+ * D-SACKed, or by F-RTO (frto_undo; Linux's tcp_try_undo_loss): undone,
+ * the segments it marked lost are not, and the sender is Open again. */
+static bool try_undo_loss(struct ust_tcb *t, const struct ack_state *a, bool frto_undo)
 {
-	if (!may_undo(t, a))
+	if (!frto_undo && !may_undo(t, a))
 		return false;
 	undo_cwnd_reduction(t, true, a->now);
 	tcp_count(t->tcp, UST_EV_TCP_LOSS_UNDO);
-	t->backoff = 0;
+	if (frto_undo)
+		tcp_count(t->tcp, UST_EV_TCP_SPURIOUS_RTO);
+	t->rto_count = 0;
 	if (non_sack_holds_recovery(t))
 		return true;
-	if (t->sack_ok)
+	if (frto_undo || t->sack_ok)
 		tcp_set_ca_state(t, TCP_CA_OPEN);
 	return true;
 }
@@ -643,13 +647,49 @@ static bool try_undo_partial(struct ust_tcb *t, struct ack_state *a)
 	return false;
 }
 
+/* F-RTO after an RTO (RFC 5682 §3.1, the SACK-enhanced version, as
+ * Linux's tcp_process_loss). Returns true when the ACK is handled. The
+ * timeout resent SND.UNA (step 1). Step 3b, in Linux's words: "A timeout
+ * is spurious if not all data are lost, i.e., never-retransmitted data
+ * are (s)acked": undo. Once new data went (SND.NXT beyond the point), an
+ * ACK that only SACKs or duplicates says the loss was real (step 3a).
+ * Step 2b: the first ACK that advances the window without ending the
+ * episode lets new data go instead of retransmissions, the point moving
+ * to SND.NXT, if there is data and the peer's window takes it; else the
+ * conventional recovery. */
+static bool frto_process(struct ust_tcb *t, struct ack_state *a, uint32_t num_dupack,
+			 bool recovered)
+{
+	uint32_t data_end = t->snd_buf_seq + t->sndbuf.len;
+
+	if ((a->flag & ACK_ORIG_SACK_ACKED) && try_undo_loss(t, a, true))
+		return true;
+	if (seq_gt(t->snd_nxt, t->recover)) {
+		if ((a->flag & ACK_DATA_SACKED) || num_dupack)
+			t->frto = false;
+	} else if ((a->flag & ACK_SND_UNA_ADVANCED) && !recovered) {
+		t->recover = t->snd_nxt;
+		if (seq_lt(t->snd_nxt, data_end) && seq_gt(t->snd_una + t->snd_wnd, t->snd_nxt)) {
+			t->frto_new_data = true;
+			return true;
+		}
+		t->frto = false;
+	}
+	return false;
+}
+
 /* After an RTO (Linux's tcp_process_loss): the episode ends once
- * everything sent before the timeout is acknowledged. */
+ * everything sent before the timeout is acknowledged, or when F-RTO
+ * finds it spurious. */
 static void process_loss(struct ust_tcb *t, struct ack_state *a, uint32_t num_dupack)
 {
-	if ((a->flag & ACK_SND_UNA_ADVANCED) && try_undo_loss(t, a))
+	bool recovered = !seq_lt(t->snd_una, t->recover);
+
+	if ((a->flag & ACK_SND_UNA_ADVANCED) && try_undo_loss(t, a, false))
 		return;
-	if (!seq_lt(t->snd_una, t->recover)) {
+	if (t->frto && frto_process(t, a, num_dupack, recovered))
+		return;
+	if (recovered) {
 		recovery_over(t, a);
 		return;
 	}
@@ -792,33 +832,59 @@ static bool window_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_
 	return t->snd_wnd != old;
 }
 
-/* Round-trip time for the RTO: from the echoed timestamp, else from the
- * timed segment (never a retransmitted one: Karn). A timestamp says which
- * transmission is answered, so it is a valid sample even after a
- * retransmission (RFC 6298 §3); only a sample ends the backoff (RFC 6298
- * §5.7, Linux's tcp_ack_update_rtt). The rate sample's RTT comes from the
- * records (clean_acked), else, for an ACK of new data, from the
- * timestamp, as Linux's; it feeds the min RTT. */
+/* The round trip a timestamp echo measures (Linux's tcp_rtt_tsopt_us):
+ * whole milliseconds, at least one; 0: no echo, or one too far back to
+ * believe. */
+ust_time tcp_ts_rtt(const struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
+{
+	uint32_t delta;
+
+	if (!t->ts_ok || !seg->opt.ts || !seg->opt.ts_ecr)
+		return 0;
+	delta = tcp_ts_now(t, now) - seg->opt.ts_ecr;
+	if (delta >= INT32_MAX / 1000)
+		return 0;
+	return UST_MS(delta ? delta : 1);
+}
+
+/* Round-trip time for the RTO, as Linux's tcp_ack_update_rtt: "Prefer
+ * RTT measured from ACK's timing to TS-ECR. This is because broken
+ * middle-boxes or peers may corrupt TS-ECR fields. But Karn's algorithm
+ * forbids taking RTT if some retransmitted data is acked (RFC6298)."
+ * First the oldest segment this ACK acknowledged that was never resent,
+ * unless a resent one was acknowledged too; else the oldest never-resent
+ * segment it SACKed; only then the echo, and only from an ACK of new
+ * data (RFC 7323's RTTM rule). A peer echoing old timestamps (an echo
+ * held back over a run of losses) thus cannot push the RTO up while
+ * segment times are at hand. The rate sample and the min RTT take the
+ * newest such segment (Linux's ca_rtt). A sample ends the backoff (RFC
+ * 6298 §5.7; Linux: "only reset backoff on valid RTT measurement"). */
 static void rtt_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, struct ack_state *a,
 		       ust_time now)
 {
-	bool timed = t->rtt_active && seq_gt(seg->ack, t->rtt_seq);
 	struct tcp_rate_sample *rs = a->rate.rs;
+	int64_t seq_rtt = -1, ca_rtt = -1;
 
-	if (t->ts_ok && seg->opt.ts && seg->opt.ts_ecr) {
-		ust_time rtt = UST_MS(tcp_ts_now(t, now) - seg->opt.ts_ecr);
-		tcp_rtt_sample(t, rtt);
-		if (!rs->rtt)
-			rs->rtt = rtt ? rtt : 1;
-		t->backoff = 0;
-	} else if (timed) {
-		tcp_rtt_sample(t, now - t->rtt_start);
-		t->backoff = 0;
+	if (a->have_ackt && !(a->flag & ACK_RETRANS_DATA_ACKED)) {
+		seq_rtt = (int64_t)(now - a->first_ackt);
+		ca_rtt = (int64_t)(now - a->last_ackt);
 	}
-	if (timed)
-		t->rtt_active = false;
-	if (rs->rtt)
-		tcp_rtt_min_update(t, rs->rtt, now);
+	if (a->have_sackt) {
+		if (seq_rtt < 0)
+			seq_rtt = (int64_t)(now - a->first_sackt);
+		ca_rtt = (int64_t)(now - a->last_sackt);
+	}
+	if (seq_rtt < 0 && (a->flag & ACK_DATA_ACKED)) {
+		ust_time ts_rtt = tcp_ts_rtt(t, seg, now);
+		if (ts_rtt)
+			seq_rtt = ca_rtt = (int64_t)ts_rtt;
+	}
+	if (seq_rtt < 0)
+		return;
+	rs->rtt = ca_rtt ? (ust_time)ca_rtt : 1;
+	tcp_rtt_min_update(t, rs->rtt, now);
+	tcp_rtt_estimate(t, (ust_time)seq_rtt);
+	t->backoff = 0;
 }
 
 /* The algorithm hears of every ACK that delivered something
@@ -883,9 +949,11 @@ void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time n
 	if (tcp_ecn_rcv_ece(t, seg))
 		a.flag |= ACK_ECE;
 	clean_acked(t, &a, now);
-	if (a.flag & ACK_SND_UNA_ADVANCED) {
+	if (prior_packets)
 		rtt_update(t, seg, &a, now);
+	if (a.flag & ACK_SND_UNA_ADVANCED) {
 		t->first_rtx = 0;
+		t->rto_count = 0;
 		tcp_rto_restart(t, now);
 	}
 	if (!prior_packets) {

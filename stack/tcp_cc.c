@@ -79,8 +79,12 @@ void tcp_set_ca_state(struct ust_tcb *t, enum tcp_ca_state s)
 		return;
 	if (t->cc->set_state)
 		t->cc->set_state(t, s);
-	if (t->ca_state == TCP_CA_LOSS)
+	if (t->ca_state == TCP_CA_LOSS) {
 		tcp_rto_run_over(t, t->tcp->now);
+		/* F-RTO watches one loss episode (tcp_ack.c). */
+		t->frto = false;
+		t->frto_new_data = false;
+	}
 	t->ca_state = s;
 }
 

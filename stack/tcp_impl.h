@@ -483,6 +483,8 @@ uint32_t tcp_pacing_burst(const struct ust_tcb *t);
 /* tcp_timer.c */
 void tcp_rto_restart(struct ust_tcb *t, ust_time now);
 void tcp_rtt_sample(struct ust_tcb *t, ust_time rtt);
+void tcp_rtt_estimate(struct ust_tcb *t, ust_time rtt);
+ust_time tcp_ts_rtt(const struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now);
 ust_time tcp_rto_backed_off(const struct ust_tcb *t);
 /* When the retransmission timer is due next, the user timeout considered. */
 ust_time tcp_rtx_due(const struct ust_tcb *t, ust_time now);

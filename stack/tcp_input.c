@@ -231,6 +231,24 @@ static void syn_sent_bad_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 		tcp_timer_set(t, UST_TT_RTX, now + TCP_SYN_QUICK_RTX);
 }
 
+/* The handshake's round trip, when our SYN or SYN-ACK is acknowledged:
+ * its own time unless it was resent (Karn), else the timestamp echo
+ * (Linux's tcp_synack_rtt_meas, and tcp_ack_update_rtt for the SYN);
+ * without either the RTO starts at 3 s (RFC 6298 §5.7, Linux's
+ * tcp_init_metrics). The backoff of the handshake ends. */
+static void handshake_rtt(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
+{
+	ust_time ts_rtt = tcp_ts_rtt(t, seg, now);
+
+	if (t->backoff == 0)
+		tcp_rtt_sample(t, now - t->rtt_start);
+	else if (ts_rtt)
+		tcp_rtt_sample(t, ts_rtt);
+	else if (!t->srtt)
+		t->rto = UST_SEC(3);
+	t->backoff = 0;
+}
+
 /* Our SYN is acknowledged and the peer's SYN is here: ESTABLISHED, and
  * "form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it". */
 static void syn_sent_established(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
@@ -239,14 +257,7 @@ static void syn_sent_established(struct ust_tcb *t, const struct ust_tcp_seg *se
 	t->snd_una = seg->ack;
 	if (seq_lt(t->snd_nxt, t->snd_una))
 		t->snd_nxt = t->snd_una;
-	/* Karn: a retransmitted SYN gives no sample; then the RTO starts
-	 * at 3 s (RFC 6298 §5.7, Linux's tcp_init_metrics). */
-	if (t->backoff == 0)
-		tcp_rtt_sample(t, now - t->rtt_start);
-	else if (!t->srtt)
-		t->rto = UST_SEC(3);
-	t->rtt_active = false;
-	t->backoff = 0;
+	handshake_rtt(t, seg, now);
 	tcp_timer_stop(t, UST_TT_RTX);
 	tcp_init_transfer(t, now);
 	tcp_set_state(t, UST_TCP_ESTABLISHED);
@@ -474,17 +485,7 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	t->max_snd_wnd = t->snd_wnd;
 	t->snd_wl1 = seg->seq;
 	t->snd_wl2 = seg->ack;
-	/* The handshake's round trip, unless the SYN-ACK was resent (Karn),
-	 * as Linux's tcp_synack_rtt_meas. With a timestamp echo the ACK
-	 * processing takes the sample (one per ACK); without, time the
-	 * handshake. */
-	if (!(t->ts_ok && seg->opt.ts && seg->opt.ts_ecr)) {
-		if (t->backoff == 0)
-			tcp_rtt_sample(t, now - t->rtt_start);
-		else if (!t->srtt)
-			t->rto = UST_SEC(3);
-	}
-	t->backoff = 0;
+	handshake_rtt(t, seg, now);
 	tcp_init_transfer(t, now);
 	tcp_set_state(t, t->fin_queued ? UST_TCP_FIN_WAIT_1 : UST_TCP_ESTABLISHED);
 	tcp_init_buffer_space(t, now);

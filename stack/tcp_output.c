@@ -302,11 +302,6 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 	r->xmit_time = now;
 	tcp_rate_sent(t, r, idle, now);
 	data_sent(t, len, now);
-	if (!t->rtt_active && len) {
-		t->rtt_active = true;
-		t->rtt_seq = t->snd_nxt;
-		t->rtt_start = now;
-	}
 	if (len < seg_max)
 		t->snd_sml = t->snd_nxt + len; /* end of the latest small segment */
 	t->snd_nxt += len + (fin ? 1 : 0);
@@ -464,6 +459,29 @@ static bool anything_to_send(const struct ust_tcb *t)
 	       (t->fin_queued && seq_leq(t->snd_nxt, tcb_fin_seq(t)));
 }
 
+/* F-RTO's step 2b (RFC 5682 §3.1: new, never sent segments instead of
+ * retransmissions; Linux's REXMIT_NEW in tcp_xmit_recovery, as many as
+ * cwnd allows, two in slow start): after the first ACK that advanced the window
+ * following an RTO, new data as cwnd allows, and no retransmission. If
+ * none could go, F-RTO gives way to the conventional recovery. Returns
+ * whether new data went. */
+static bool frto_new_data(struct ust_tcb *t, ust_time now)
+{
+	bool sent = false;
+
+	t->frto_new_data = false;
+	if (pacing_ready(t, now)) {
+		uint32_t quota = t->pacing_rate ? tcp_pacing_burst(t) : UINT32_MAX;
+		while (quota && output_one(t, false, now)) {
+			quota--;
+			sent = true;
+		}
+	}
+	if (!seq_gt(t->snd_nxt, t->recover))
+		t->frto = false;
+	return sent;
+}
+
 /* Lost segments first, then new data (Linux's tcp_write_xmit), in bursts
  * that the pacing rate spaces out; unpaced, one burst without limit.
  * Returns whether new data went. */
@@ -471,6 +489,8 @@ static bool transmit(struct ust_tcb *t, ust_time now)
 {
 	bool sent = false;
 
+	if (t->frto_new_data && frto_new_data(t, now))
+		return true;
 	while (anything_to_send(t) && pacing_ready(t, now)) {
 		uint32_t quota = t->pacing_rate ? tcp_pacing_burst(t) : UINT32_MAX;
 		retransmit_lost(t, &quota, now);

@@ -40,6 +40,7 @@ void ust_tcp_default_config(struct ust_tcp_config *cfg)
 	cfg->orphan_retries = 8;
 	cfg->early_retrans = 3;
 	cfg->ecn = 2;
+	cfg->frto = 2;
 	cfg->isn_key[0] = 0x0123456789abcdefull;
 	cfg->isn_key[1] = 0xfedcba9876543210ull;
 	cfg->cc = &tcp_cc_cubic; /* as Linux's default */

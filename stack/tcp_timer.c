@@ -6,27 +6,63 @@
 
 #include "tcp_impl.h"
 
-void tcp_rtt_sample(struct ust_tcb *t, ust_time rtt)
+/* One RTT sample into SRTT and the RTO, as Linux's tcp_rtt_estimator
+ * and tcp_set_rto (which samples count is the ACK's business, tcp_ack.c).
+ * SRTT as RFC 6298 §2.3 (gain 1/8). The variance differs from RFC 6298
+ * where Linux does: "Eifel blocks mdev updates when rtt decreases. This
+ * solution is a bit different: we use finer gain for mdev in this case
+ * (alpha*beta)" (1/32 instead of 1/4); the RTO's variance term is the
+ * largest deviation of the last round trip, at least TCP_RTO_MIN (200
+ * ms, Linux's floor rather than RFC 6298's 1 s minimum RTO), and decays
+ * by a quarter per round trip, not per sample. RTO = SRTT + that term,
+ * at most TCP_RTO_MAX. */
+void tcp_rtt_estimate(struct ust_tcb *t, ust_time rtt)
 {
-	ust_time var;
+	int64_t m = rtt ? (int64_t)rtt : 1;
 
-	if (rtt == 0)
-		rtt = 1;
-	tcp_rtt_min_update(t, rtt, t->tcp->now);
 	if (t->srtt == 0) {
-		t->srtt = rtt;
-		t->rttvar = rtt / 2;
+		/* "make sure rto = 3*rtt" */
+		t->srtt = (ust_time)m;
+		t->mdev = 2 * (ust_time)m;
+		t->rto_var = t->mdev > TCP_RTO_MIN ? t->mdev : TCP_RTO_MIN;
+		t->mdev_max = t->rto_var;
+		t->rtt_seq = t->snd_nxt;
 	} else {
-		ust_time delta = t->srtt > rtt ? t->srtt - rtt : rtt - t->srtt;
-		t->rttvar = (3 * t->rttvar + delta) / 4;
-		t->srtt = (7 * t->srtt + rtt) / 8;
+		int64_t err = m - (int64_t)t->srtt;
+		t->srtt = (ust_time)((int64_t)t->srtt + err / 8);
+		if (err < 0) {
+			err = -err - (int64_t)(t->mdev / 4);
+			if (err > 0)
+				err /= 8;
+		} else {
+			err -= (int64_t)(t->mdev / 4);
+		}
+		t->mdev = (ust_time)((int64_t)t->mdev + err);
+		if (t->mdev > t->mdev_max) {
+			t->mdev_max = t->mdev;
+			if (t->mdev_max > t->rto_var)
+				t->rto_var = t->mdev_max;
+		}
+		if (seq_gt(t->snd_una, t->rtt_seq)) {
+			if (t->mdev_max < t->rto_var)
+				t->rto_var -= (t->rto_var - t->mdev_max) / 4;
+			t->rtt_seq = t->snd_nxt;
+			t->mdev_max = TCP_RTO_MIN;
+		}
 	}
-	/* RTO = SRTT + max(G, 4 RTTVAR), with Linux's floor of 200 ms on the
-	 * variance term rather than RFC 6298's 1 s minimum. */
-	var = 4 * t->rttvar;
-	t->rto = t->srtt + (var > TCP_RTO_MIN ? var : TCP_RTO_MIN);
+	if (t->srtt == 0)
+		t->srtt = 1;
+	t->rttvar = t->mdev / 4;
+	t->rto = t->srtt + t->rto_var;
 	if (t->rto > TCP_RTO_MAX)
 		t->rto = TCP_RTO_MAX;
+}
+
+/* The handshake's round trip: the min RTT and the estimator. */
+void tcp_rtt_sample(struct ust_tcb *t, ust_time rtt)
+{
+	tcp_rtt_min_update(t, rtt ? rtt : 1, t->tcp->now);
+	tcp_rtt_estimate(t, rtt);
 }
 
 ust_time tcp_rto_backed_off(const struct ust_tcb *t)
@@ -57,8 +93,9 @@ ust_time tcp_rtx_due(const struct ust_tcb *t, ust_time now)
 void tcp_rto_restart(struct ust_tcb *t, ust_time now)
 {
 	if (t->snd_una == t->snd_max) {
-		/* Nothing in flight: no retransmission of this window left. */
-		t->retrans_stamp = 0;
+		/* Nothing in flight. retrans_stamp stays: the ACK that
+		 * covers everything may still show the episode spurious
+		 * (Eifel); the loss state machine clears it (Linux). */
 		tcp_timer_stop(t, UST_TT_RTX);
 		tcp_timer_stop(t, UST_TT_REO);
 		tcp_timer_stop(t, UST_TT_TLP);
@@ -111,12 +148,17 @@ static void timeout_mark_lost(struct ust_tcb *t, ust_time now)
 
 /* A retransmission timeout (RFC 5681 §3.1, Linux's tcp_enter_loss): one
  * segment at a time again. ssthresh is chosen once per loss episode: not
- * again for a recovery under way, nor for a segment timed out again. */
+ * again for a recovery under way, nor for a segment timed out again.
+ * F-RTO watches the ACKs to come (RFC 5682 §3.1 step 1 and §3.2, in
+ * Linux's words: "retransmit SND.UNA if no previous loss recovery is
+ * underway except recurring timeout(s) on the same SND.UNA"). */
 static void enter_loss(struct ust_tcb *t, ust_time now)
 {
+	bool new_recovery = t->ca_state < TCP_CA_RECOVERY;
+
 	timeout_mark_lost(t, now);
 	if (t->ca_state <= TCP_CA_DISORDER || !seq_gt(t->recover, t->snd_una) ||
-	    (t->ca_state == TCP_CA_LOSS && t->backoff == 0)) {
+	    (t->ca_state == TCP_CA_LOSS && t->rto_count == 0)) {
 		t->prior_ssthresh = tcp_current_ssthresh(t);
 		t->prior_cwnd = t->snd_cwnd;
 		t->snd_ssthresh = t->cc->ssthresh(t);
@@ -132,6 +174,8 @@ static void enter_loss(struct ust_tcb *t, ust_time now)
 	tcp_set_ca_state(t, TCP_CA_LOSS);
 	t->recover = t->snd_max;
 	tcp_ecn_queue_cwr(t);
+	t->frto = t->tcp->cfg.frto && (new_recovery || t->rto_count);
+	t->frto_new_data = false;
 }
 
 static void on_rtx(struct ust_tcb *t, ust_time now)
@@ -191,7 +235,7 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 	t->tlp_active = false;
 	tcp_timer_stop(t, UST_TT_TLP);
 	enter_loss(t, now);
-	t->rtt_active = false; /* Karn */
+	t->rto_count++;
 	t->backoff++;
 	tcp_output(t, now);
 	tcp_timer_set(t, UST_TT_RTX, tcp_rtx_due(t, now));

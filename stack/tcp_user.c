@@ -95,7 +95,6 @@ int ust_tcp_connect(struct ust_tcb *t, uint32_t raddr, uint16_t rport, ust_time 
 		return r;
 	tcp_count(tcp, UST_EV_TCP_ACTIVE_OPENS);
 	tcp_set_state(t, UST_TCP_SYN_SENT);
-	t->rtt_active = true;
 	t->rtt_start = now;
 	tcp_ecn_connect(t);
 	tcp_send_syn(t, now);

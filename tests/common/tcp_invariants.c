@@ -175,6 +175,20 @@ NOCOV static bool check_scoreboard(struct inv *c, const struct ust_tcb *t)
 	}
 	if (t->tlp_active)
 		INVT(t, seq_leq(t->tlp_high_seq, t->snd_max));
+	/* F-RTO lives within one loss episode, when configured; its call
+	 * for new data with it. RTOs counted since SND.UNA moved leave
+	 * something unacknowledged. With a sample, the RTO lies within
+	 * Linux's bounds (200 ms .. 120 s). */
+	if (t->frto)
+		INVT(t, t->ca_state == TCP_CA_LOSS && c->tcp->cfg.frto);
+	if (t->frto_new_data)
+		INVT(t, t->frto);
+	if (t->rto_count)
+		INVT(t, t->snd_una != t->snd_max);
+	if (t->srtt) {
+		INVT(t, t->rto >= TCP_RTO_MIN && t->rto <= TCP_RTO_MAX);
+		INVT(t, t->rto_var >= TCP_RTO_MIN && t->mdev_max >= TCP_RTO_MIN);
+	}
 	INVT(t, t->rack.reo_wnd_steps >= 1);
 	return true;
 }

@@ -321,8 +321,14 @@ static void on_unreachable(void *ctx, uint32_t dst, int err, ust_time now)
 	char a[16];
 
 	ust_tcp_unreachable(ctx, dst, err, now);
-	printf("%s: %s\n", ust_ip_str(dst, a), strerror(err));
-	fflush(stdout);
+	/* On stdout only for ping, as ping's own report: with -O /dev/stdout
+	 * it is the stream's output, and the message would join the data. */
+	if (h->ping_dst) {
+		printf("%s: %s\n", ust_ip_str(dst, a), strerror(err));
+		fflush(stdout);
+	} else {
+		fprintf(stderr, "ustcp-host: %s: %s\n", ust_ip_str(dst, a), strerror(err));
+	}
 	if (dst == h->ping_dst)
 		ev_break(h->ev, EVBREAK_ALL);
 }

@@ -156,7 +156,15 @@ class Peer:
         self.iss = None
         self.ts = 1000
         self.ecr = 0
+        self.ecr_fixed = None  # echo this TSval, not the latest (a stale echo)
+        self.tsval_of = {}     # relative seq -> TSval of its first transmission
         self.sock = None
+        # Full segments carry 12 bytes of timestamps less.
+        self.mss = MSS - 12 if any(k == "Timestamp" for k, _ in opts) else MSS
+
+    def seg(self, i):
+        """Relative sequence range of full segment i (from 1)."""
+        return 1 + (i - 1) * self.mss, 1 + i * self.mss
 
     def now(self):
         return time.monotonic() - self.t0
@@ -174,7 +182,7 @@ class Peer:
             self.ts += 1
             o.append(("NOP", None))
             o.append(("NOP", None))
-            o.append(("Timestamp", (self.ts, self.ecr)))
+            o.append(("Timestamp", (self.ts, self.ecr if self.ecr_fixed is None else self.ecr_fixed)))
         if sack:
             o.append(("NOP", None))
             o.append(("NOP", None))
@@ -197,6 +205,8 @@ class Peer:
             for k, v in p[TCP].options:
                 if k == "Timestamp":
                     self.ecr = v[0]
+                    if self.iss is not None and len(p[TCP].payload):
+                        self.tsval_of.setdefault((p[TCP].seq - self.iss) & 0xffffffff, v[0])
             return p
 
     def connect(self, syn="S", tos=0):
@@ -283,7 +293,7 @@ class Peer:
     def burst(self, queued, sent):
         """The application writes queued segments, sent of them go; one
         RTT later the peer answers."""
-        self.lab.cmd("w %d" % (queued * MSS))
+        self.lab.cmd("w %d" % (queued * self.mss))
         self.collect(sent)
         time.sleep(RTT)
 
@@ -292,6 +302,7 @@ MSS = 1460
 RTT = 0.1
 ECN = ("", " ect1", " ect0", " ce")  # the IP header's ECN field, as the scripts write it
 OPTS_SACK = [("MSS", MSS), ("SAckOK", b""), ("NOP", None), ("WScale", 7)]
+OPTS_SACK_TS = [("MSS", MSS), ("SAckOK", b""), ("Timestamp", (1000, 0)), ("NOP", None), ("WScale", 7)]
 OPTS_NOSACK = [("MSS", MSS), ("NOP", None), ("WScale", 7)]
 INFO = ("ca_state", "snd_cwnd", "snd_ssthresh", "unacked", "sacked", "lost", "retrans", "reordering",
         "total_retrans")
@@ -546,6 +557,129 @@ def scenario_ecn_ece_syn(lab):
     p = Peer(lab, OPTS_SACK)
     p.connect(syn="SE")
     p.burst(1, 1)
+
+
+def scenario_rtt_stale_echo(lab):
+    """rtt-stale-echo.seg: a peer that echoes one old TSval for ever (Linux:
+    "broken middle-boxes or peers may corrupt TS-ECR fields"). Round 1
+    echoes honestly; rounds 2..4, each 1 s after the last, echo round 1's
+    TSval; round 5 loses segment 1, repaired after SACKs; round 6 is clean
+    again."""
+    keys = ("rto", "rtt", "rttvar", "backoff", "ca_state", "snd_cwnd", "total_retrans")
+    p = Peer(lab, OPTS_SACK_TS)
+    p.connect()
+    p.burst(10, 10)
+    p.step(p.seg(10)[1], note="honest echo", keys=keys)
+    p.ecr_fixed = p.ecr
+    base = 10
+    for r in range(2, 5):
+        time.sleep(1.0)
+        p.burst(10, 10)
+        p.step(p.seg(base + 10)[1], note=f"round {r}: stale echo", keys=keys)
+        base += 10
+    time.sleep(1.0)
+    p.burst(10, 10)
+    p.step(p.seg(base + 1)[0], sack=[(p.seg(base + 2)[0], p.seg(base + 10)[1])], note="round 5: 1 lost",
+           wait=0.1, keys=keys)
+    p.step(p.seg(base + 10)[1], note="the retransmission arrived", keys=keys)
+    base += 10
+    time.sleep(1.0)
+    p.burst(10, 10)
+    p.step(p.seg(base + 10)[1], note="round 6: stale echo", keys=keys)
+
+
+FRTO_KEYS = ("ca_state", "snd_cwnd", "snd_ssthresh", "unacked", "lost", "retrans", "total_retrans", "rto",
+             "backoff")
+
+
+def frto_start(lab, opts=OPTS_SACK):
+    """cwnd 20 after a round of slow start; forty segments queued, twenty
+    go (11..30) and nothing comes back: the RTO resends 11."""
+    p = Peer(lab, opts)
+    p.connect()
+    p.burst(10, 10)
+    p.step(seg(10)[1], keys=FRTO_KEYS)
+    p.lab.cmd("w %d" % (40 * MSS))
+    p.collect(20)
+    p.collect(1, timeout=1.0)
+    p.info(*FRTO_KEYS)
+    return p
+
+
+def scenario_frto_spurious(lab):
+    """frto-spurious.seg: the RTO was spurious (the ACKs were only late).
+    The ACK of 11 (its original) lets new data go (F-RTO step 2b); the ACK
+    of 12..30, never resent, shows the timeout spurious (step 3b): undo."""
+    p = frto_start(lab)
+    p.step(seg(11)[1], note="11", wait=0.05, keys=FRTO_KEYS)
+    p.step(seg(30)[1], note="12..30: never resent", wait=0.05, keys=FRTO_KEYS)
+    p.step(seg(50)[1], note="all", wait=0.05, keys=FRTO_KEYS)
+
+
+def scenario_frto_spurious_first(lab):
+    """frto-spurious.seg, round 2: the first ACK after the RTO already
+    covers segments never resent."""
+    p = frto_start(lab)
+    p.step(seg(20)[1], note="11..20", wait=0.05, keys=FRTO_KEYS)
+    p.step(seg(50)[1], note="all", wait=0.05, keys=FRTO_KEYS)
+
+
+def scenario_frto_nosack(lab):
+    """frto-nosack.seg: F-RTO without SACK: the ACK of 11 lets 31 and 32
+    go; a duplicate ACK then says the loss was real (step 3a)."""
+    p = frto_start(lab, OPTS_NOSACK)
+    p.step(seg(11)[1], note="11", wait=0.05, keys=FRTO_KEYS)
+    p.step(seg(11)[1], note="dup (31 arrived)", wait=0.05, keys=FRTO_KEYS)
+    p.step(seg(11)[1], note="dup (32 arrived)", wait=0.05, keys=FRTO_KEYS)
+    p.step(seg(12)[1], note="12", wait=0.05, keys=FRTO_KEYS)
+
+
+def scenario_frto_real(lab):
+    """frto-real.seg: the RTO was real. The ACK of 11 (the retransmission)
+    lets new data go (31, 32); the SACK of 31 with 12 still missing says
+    the loss was real (step 3a): retransmissions in slow start."""
+    p = frto_start(lab)
+    p.step(seg(11)[1], note="11 (the retransmission)", wait=0.05, keys=FRTO_KEYS)
+    p.step(seg(11)[1], sack=[seg(31)], note="31 SACKed, 12 missing", wait=0.05, keys=FRTO_KEYS)
+    p.step(seg(11)[1], sack=[(seg(31)[0], seg(32)[1])], note="32 SACKed", wait=0.05, keys=FRTO_KEYS)
+
+
+def original_delayed(p, sacked_to, keys):
+    """Round 1 (cwnd 20), then twenty segments (11..30): 12..sacked_to are
+    SACKed before 11, which is resent; 11's original then arrives, the
+    ACK echoing its TSval, older than the retransmission's."""
+    p.connect()
+    p.burst(10, 10)
+    p.step(p.seg(10)[1], keys=keys)
+    p.burst(20, 20)
+    p.ack(p.seg(11)[0], sack=[(p.seg(12)[0], p.seg(sacked_to)[1])], note=f"12..{sacked_to} before 11")
+    p.collect(1, timeout=0.5)
+    p.info(*keys)
+    time.sleep(0.01)
+    p.ecr_fixed = p.tsval_of[p.seg(11)[0]]
+    p.step(p.seg(sacked_to)[1], note="11's original: echo of its TSval", wait=0.05, keys=keys)
+    p.ecr_fixed = None
+
+
+def scenario_undo_eifel(lab):
+    """undo-eifel.seg: a spurious fast retransmission found by the
+    timestamps (RFC 3522): the ACK for 11's original covers everything;
+    then the D-SACK of the retransmission."""
+    keys = INFO + ("total_retrans", "dsack_dups")
+    p = Peer(lab, OPTS_SACK_TS)
+    original_delayed(p, 30, keys)
+    p.step(p.seg(30)[1], sack=[p.seg(11)], note="D-SACK of the retransmission", wait=0.05, keys=keys)
+
+
+def scenario_undo_partial(lab):
+    """undo-partial.seg: a partial ACK for an original (timestamps) during
+    recovery, nothing resent still in flight: Linux's tcp_try_undo_partial.
+    12..19 SACKed; the ACK for 11's original stops at 19, 20..30 still
+    out."""
+    keys = INFO + ("total_retrans",)
+    p = Peer(lab, OPTS_SACK_TS)
+    original_delayed(p, 19, keys)
+    p.step(p.seg(30)[1], note="all", wait=0.05, keys=keys)
 
 
 def main():
