@@ -401,6 +401,23 @@ NOCOV static void check_opts(const uint8_t *p, unsigned len, bool syn)
 	}
 }
 
+/* ECN (RFC 3168) as we send it: no DSCP; only ECT(0), and only on data,
+ * never on a SYN; CWR only on ECT data; an ECN-setup SYN has ECE and CWR
+ * both, an ECN-setup SYN-ACK ECE alone. */
+NOCOV static void check_ecn(const struct ust_ipv4 *ip, const struct ust_tcp_seg *seg)
+{
+	uint8_t ecn_flags = seg->flags & (UST_TH_ECE | UST_TH_CWR);
+
+	CHECK((ip->tos & ~UST_ECN_MASK) == 0);
+	CHECK(seg->ecn == UST_ECN_NOT_ECT || seg->ecn == UST_ECN_ECT0);
+	if (seg->ecn == UST_ECN_ECT0)
+		CHECK(seg->len > 0 && !(seg->flags & UST_TH_SYN));
+	if ((seg->flags & UST_TH_SYN) && !(seg->flags & UST_TH_ACK))
+		CHECK(ecn_flags == 0 || ecn_flags == (UST_TH_ECE | UST_TH_CWR));
+	else if (seg->flags & UST_TH_CWR)
+		CHECK(!(seg->flags & UST_TH_SYN) && seg->ecn == UST_ECN_ECT0);
+}
+
 NOCOV static void check_frame(const uint8_t *f, size_t len)
 {
 	struct ust_ipv4 ip;
@@ -432,7 +449,7 @@ NOCOV static void check_frame(const uint8_t *f, size_t len)
 	hlen = (unsigned)(ip.payload[12] >> 4) * 4;
 	CHECK(hlen >= UST_TCP_HLEN && hlen <= UST_TCP_HLEN + UST_TCP_OPT_MAX);
 	CHECK((ip.payload[12] & 0x0f) == 0);       /* reserved bits */
-	CHECK((ip.payload[13] & 0xc0) == 0);       /* no ECN */
+	check_ecn(&ip, &seg);
 	check_opts(ip.payload + UST_TCP_HLEN, hlen - UST_TCP_HLEN, seg.flags & UST_TH_SYN);
 	CHECK(!(seg.flags & UST_TH_URG) && seg.up == 0);
 	CHECK(!((seg.flags & UST_TH_SYN) && (seg.flags & (UST_TH_RST | UST_TH_FIN))));
@@ -710,8 +727,10 @@ static void op_segment(void)
 	if (badcsum)
 		csum ^= 0x5a5a;
 	ust_put16(th + 16, csum);
-	ust_ipv4_build(buf, src, OUR_IP, UST_IPPROTO_TCP, (uint16_t)(UST_IPV4_HLEN + tcplen),
-		       (uint16_t)z.op, 64, UST_IP_DF);
+	/* The ECN field (RFC 3168) from bits already drawn: ECE and CWR
+	 * come with every mark, and without. */
+	ust_ipv4_build_tos(buf, src, OUR_IP, UST_IPPROTO_TCP, (uint8_t)(((flags ^ mode) >> 6) & 3),
+			   (uint16_t)(UST_IPV4_HLEN + tcplen), (uint16_t)z.op, 64, UST_IP_DF);
 	{
 		char fb[8];
 		TRACE("%3u %8.3f < %u->%u %s seq %u ack %u win %u len %u optlen %u%s%s (%s)\n",
@@ -1002,6 +1021,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cfg.orphan_retries = 0;
 		cfg.retries2 = 3;
 	}
+	if (setup & 0x40)
+		cfg.ecn = 1; /* connect asks for ECN too */
 	cfg.event = on_event;
 	cfg.closed = on_closed;
 	cfg.ctx = &z;

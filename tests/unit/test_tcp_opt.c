@@ -160,6 +160,25 @@ static void test_parse_header_fields(void **state)
 	assert_int_equal(ust_seg_len(&seg), 30);
 }
 
+/* ECN (RFC 3168): the IP header's ECN field comes with the segment, the
+ * TOS byte's other bits do not, and ECE and CWR stay among the flags. */
+static void test_parse_ecn(void **state)
+{
+	uint8_t buf[100];
+	struct ust_ipv4 ip;
+	struct ust_tcp_seg seg;
+
+	build_seg(buf, 5, 30, &ip);
+	for (unsigned tos = 0; tos < 256; tos += 5) {
+		ip.tos = (uint8_t)tos;
+		assert_int_equal(ust_tcp_parse(&ip, true, &seg), UST_OK);
+		assert_int_equal(seg.ecn, tos & UST_ECN_MASK);
+	}
+	buf[13] |= UST_TH_ECE | UST_TH_CWR;
+	assert_int_equal(ust_tcp_parse(&ip, true, &seg), UST_OK);
+	assert_int_equal(seg.flags, UST_TH_ACK | UST_TH_PSH | UST_TH_ECE | UST_TH_CWR);
+}
+
 static void test_parse_bad_checksum(void **state)
 {
 	uint8_t buf[100];
@@ -208,6 +227,7 @@ int main(void)
 		cmocka_unit_test(test_opts_unknown_skipped),
 		cmocka_unit_test(test_opts_sack_blocks),
 		cmocka_unit_test(test_parse_header_fields),
+		cmocka_unit_test(test_parse_ecn),
 		cmocka_unit_test(test_parse_bad_checksum),
 		cmocka_unit_test(test_parse_data_offset),
 		cmocka_unit_test(test_seg_len_counts_syn_and_fin),

@@ -517,6 +517,20 @@ static void test_ipv4_build_roundtrip(void **state)
 		assert_int_equal(b[i], 0x77);
 }
 
+/* The TOS byte as given (DSCP and the ECN field, RFC 3168 §5), under a
+ * checksum that holds. */
+static void test_ipv4_build_tos(void **state)
+{
+	uint8_t b[20];
+	struct ust_ipv4 ip;
+
+	for (unsigned tos = 0; tos < 256; tos++) {
+		ust_ipv4_build_tos(b, OUR_IP, PEER_IP, UST_IPPROTO_TCP, (uint8_t)tos, 20, 1, 64, UST_IP_DF);
+		assert_int_equal(ust_ipv4_parse(b, sizeof(b), &ip), UST_OK);
+		assert_int_equal(ip.tos, tos);
+	}
+}
+
 static void test_ipv4_build_checksum_many(void **state)
 {
 	uint8_t b[20];
@@ -1059,6 +1073,7 @@ int main(void)
 		cmocka_unit_test(test_ipv4_parse_fragments),
 		cmocka_unit_test(test_ipv4_build_roundtrip),
 		cmocka_unit_test(test_ipv4_build_checksum_many),
+		cmocka_unit_test(test_ipv4_build_tos),
 		cmocka_unit_test(test_ip_str),
 		cmocka_unit_test(test_icmp_parse_truncated_every_length),
 		cmocka_unit_test(test_icmp_parse_bad_checksum),
