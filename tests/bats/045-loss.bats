@@ -53,5 +53,6 @@ MIXED="loss 3% reorder 5% duplicate 1% corrupt 1% delay 5ms"
 	assert_repaired send
 }
 @test "bbr3: 2 MB from the stack through loss, reordering, duplication and corruption" {
-	through bbr3 send 2000000 "$MIXED"
+	USTCP_CC=bbr3 transfer send 2000000 --seed 12 --impair "$MIXED"
+	assert_repaired send
 }

@@ -75,7 +75,7 @@ nc_served() {
 
 # nc -l on the stack's side (tcp_ecn 2, the default), a kernel client that
 # asks for ECN: the SYN-ACK answers with ECE, neither is ECT, data is ECT(0)
-# both ways, pure ACKs Not-ECT. No loss on the veth: no Not-ECT data.
+# both ways, pure ACKs Not-ECT.
 body_ecn_answered() {
 	ecn_topo_up 2 1
 	nc_served
@@ -84,7 +84,8 @@ body_ecn_answered() {
 	has "I S\.E not-ect 0"
 	has "I [^ ]* ect0 [1-9][0-9]*"
 	has "P [^ ]* ect0 [1-9][0-9]*"
-	lacks "[IP] [^ ]* not-ect [1-9][0-9]*"
+	# (Not-ECT data is a retransmission, which a loaded machine's loss
+	# probe may send on either side even without loss: not checked.)
 	lacks "I [^S ]* ect0 0"
 }
 
@@ -98,7 +99,7 @@ body_ecn_asked() {
 	has "P S\.E not-ect 0"
 	has "I [^ ]* ect0 [1-9][0-9]*"
 	has "P [^ ]* ect0 [1-9][0-9]*"
-	lacks "[IP] [^ ]* not-ect [1-9][0-9]*"
+	# (Not-ECT data would be a retransmission: see body_ecn_answered.)
 }
 
 # USTCP_ECN=0 (tcp_ecn=0): the kernel client asks, the SYN-ACK declines,
