@@ -37,13 +37,14 @@ US_EXPORT int socket(int domain, int type, int protocol)
 	r = us_stack_start();
 	if (r < 0)
 		return (int)us_ret(r);
+	/* Without a slot the stack still hears of it: it counts the
+	 * refusal (sock-no-slot) and answers ENFILE. */
 	s = us_sock_alloc();
-	if (!s)
-		return (int)us_ret(-ENFILE);
 	c.u.opt.val = -1;
 	r = (int)us_call(&c, us_op_create, s);
 	if (r < 0) {
-		us_sock_free(s);
+		if (s)
+			us_sock_free(s);
 		return (int)us_ret(r);
 	}
 	fd = r; /* the lowest free number, as the kernel's socket() */

@@ -29,8 +29,18 @@ void us_op_create(struct us_call *c)
 	struct stat sb;
 	int app, sfd, small = 1, r;
 
+	/* Resources run out as the kernel's do, with its errors, and each
+	 * refusal is counted for ustcp-stat -s: no slot (ENFILE, as no
+	 * socket inode), no fds (the kernel's EMFILE or ENFILE), the
+	 * ceiling or no memory (the engine's ENFILE, ENOBUFS). */
+	if (!s) {
+		st->st.ctr.event[UST_EV_SOCK_NO_SLOT]++;
+		c->ret = -ENFILE;
+		return;
+	}
 	r = us_new_pair(&app, &sfd, &sb);
 	if (r < 0) {
+		st->st.ctr.event[UST_EV_SOCK_NO_FD]++;
 		c->ret = r;
 		return;
 	}
@@ -38,7 +48,8 @@ void us_op_create(struct us_call *c)
 	if (!k) {
 		REAL(close)(app);
 		REAL(close)(sfd);
-		c->ret = -ENOMEM;
+		st->st.ctr.event[UST_EV_TCP_NO_MEMORY]++;
+		c->ret = -ENOBUFS;
 		return;
 	}
 	k->tcb = ust_tcp_create(&st->tcp, k, &r);

@@ -123,14 +123,20 @@ struct us_sock {
 	_Atomic int fdrefs;          /* fd-table entries naming it, all processes */
 	_Atomic int nopts;
 	struct { int level, name; socklen_t len; char val[16]; } opts[US_OPT_RECORD];
+	_Atomic uint32_t free_next;  /* while free: the next free slot + 1 (fdtab.c) */
 };
 
-#define US_MAX_SOCKS 65536
+/* The most slots a region has (the kernel's default fs.nr_open). Its
+ * size is the hard limit on fds when it is mapped, between 4096 and this:
+ * each socket needs an fd, so the kernel's EMFILE comes first. */
+#define US_MAX_SOCKS (1u << 20)
 
 /* The shared region, mapped at the first TCP socket. */
+/* Its number of slots (0 when it could not be mapped). */
+unsigned us_sock_slots(void);
 struct us_sock *us_sock_at(unsigned idx);
 unsigned us_sock_idx(const struct us_sock *s);
-/* A free slot (any thread), or NULL when all are in use. */
+/* A free slot (any thread, O(1)), or NULL when all are in use. */
 struct us_sock *us_sock_alloc(void);
 void us_sock_free(struct us_sock *s);
 
@@ -190,7 +196,7 @@ long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s);
 void us_stack_poke(void);
 
 /* The stack-thread side of each call (ops.c), run inside us_call. */
-void us_op_create(struct us_call *c);     /* new socket: c->ret = app fd; u.opt.val = the fd number it
+void us_op_create(struct us_call *c);     /* new socket (sock NULL: no slot, ENFILE): c->ret = app fd; u.opt.val = the fd number it
                                             * will have, or -1 (socket() sets app_fd itself) */
 void us_op_bind(struct us_call *c);
 void us_op_connect(struct us_call *c);
