@@ -42,3 +42,47 @@ body_idle_many() {
 
 @test "scale: $N idle connections open, stay up, close with FINs, fds come back [kernel]" { MODE=kernel body_idle_many; }
 @test "scale: $N idle connections open, stay up, close with FINs, fds come back [ustcp]" { MODE=ustcp body_idle_many; }
+
+# exhaust [ENV...]: the program opens connections to the peer's server until
+# one is refused, with its fd limit at 100, then shows its counters
+# (ustcp-stat -s) and opens one more once it has closed the rest.
+exhaust() {
+	peer_bg /usr/bin/python3 "$SHIM_DIR/idle_server.py" "$PEER_ADDR" 9000 1000000 "$TMP/server.out" 50 </dev/null
+	wait_listen "$PEER_NETNS" 9000
+	export USTCP_RUN_DIR=$TMP/run USTCP_MSL=0.5
+	PROG_TIMEOUT=40 prog env "$@" bash -c "ulimit -n 100 && exec /usr/bin/python3 '$SHIM_DIR/exhaust.py' '$PEER_ADDR' 9000 env -u LD_PRELOAD USTCP_RUN_DIR=$USTCP_RUN_DIR '$BUILD/ustcp-stat' -s" >"$TMP/exhaust.out" 2>&1
+	cat "$TMP/exhaust.out"
+	grep -qx "again ok" "$TMP/exhaust.out"
+}
+
+# stat_counter NAME: the value ustcp-stat -s printed for NAME.
+stat_counter() {
+	awk -v n="$1" '$1 == n { print $2 }' "$TMP/exhaust.out"
+}
+
+# Out of fds: socket() fails with EMFILE (the socketpair's), as the kernel's
+# socket() does, and ustcp counts it. ustcp holds fewer connections within
+# the same limit (3 fds each today, issue 13's next part).
+body_exhaust_fds() {
+	shim_topo_up
+	exhaust
+	grep -qx "error socket EMFILE" "$TMP/exhaust.out"
+	if [ "$MODE" = ustcp ]; then
+		[ "$(stat_counter sock-no-fd)" -ge 1 ]
+	fi
+}
+
+@test "scale: out of fds, socket() fails with EMFILE and the process recovers [kernel]" { MODE=kernel body_exhaust_fds; }
+@test "scale: out of fds, socket() fails with EMFILE and the process recovers [ustcp]" { MODE=ustcp body_exhaust_fds; }
+
+# At the ceiling on connections (USTCP_MAX_CONNS): socket() fails with
+# ENFILE, as the kernel's socket() when no socket can be had, counted as
+# tcp-conn-ceiling; the fds were not the limit.
+@test "scale: at USTCP_MAX_CONNS, socket() fails with ENFILE, counted, and the process recovers [ustcp]" {
+	MODE=ustcp
+	shim_topo_up
+	exhaust USTCP_MAX_CONNS=20
+	grep -qx "opened 20" "$TMP/exhaust.out"
+	grep -qx "error socket ENFILE" "$TMP/exhaust.out"
+	[ "$(stat_counter tcp-conn-ceiling)" -ge 1 ]
+}
