@@ -183,17 +183,32 @@ static uint64_t entry(const struct us_sock *s)
 	return (uint64_t)atomic_load(&s->gen) << 32 | (us_sock_idx(s) + 1);
 }
 
-/* The socket an entry names, or NULL (stale or empty). */
+/* An entry that says "not an app end": the fd's inode (its low 32 bits),
+ * seen by us_fd_lookup. An inode that is not an app end never becomes
+ * one, so the mark stays true for as long as the fd names that inode, and
+ * spares every later call on it a walk over the slots. */
+#define NOT_OURS (1ull << 63)
+
+/* The socket an entry names, or NULL (stale, empty or NOT_OURS). */
 static struct us_sock *named(uint64_t e)
 {
 	struct us_sock *s;
 
-	if (!e)
+	if (!e || (e & NOT_OURS))
 		return NULL;
 	s = us_sock_at((unsigned)(e & 0xffffffffu) - 1);
 	if (!s || atomic_load(&s->gen) != (uint32_t)(e >> 32) || atomic_load(&s->kind) == US_FREE)
 		return NULL;
 	return s;
+}
+
+/* fd_top goes above fd, which is about to get an entry. */
+static void raise_top(int fd)
+{
+	unsigned top = atomic_load(&fd_top);
+
+	while (top <= (unsigned)fd && !atomic_compare_exchange_weak(&fd_top, &top, (unsigned)fd + 1))
+		;
 }
 
 /* Entries count as references on their socket (us_sock.fdrefs), in every
@@ -202,13 +217,10 @@ static struct us_sock *named(uint64_t e)
 void us_fd_set(int fd, struct us_sock *s)
 {
 	struct us_sock *old;
-	unsigned top;
 
 	if (fd < 0 || !have_fdtab() || (unsigned)fd >= nfds)
 		return;
-	top = atomic_load(&fd_top);
-	while (top <= (unsigned)fd && !atomic_compare_exchange_weak(&fd_top, &top, (unsigned)fd + 1))
-		;
+	raise_top(fd);
 	atomic_fetch_add(&s->fdrefs, 1);
 	old = named(atomic_exchange(&fdtab[fd], entry(s)));
 	if (old)
@@ -262,14 +274,20 @@ static bool maybe_app_end(int fd, struct stat *st)
 struct us_sock *us_fd_lookup(int fd)
 {
 	struct us_sock *s = us_fd_get(fd);
+	uint64_t e, mark;
 	struct stat st;
 	unsigned top;
 
 	if (s || !region || !maybe_app_end(fd, &st))
 		return s;
+	mark = NOT_OURS | (uint32_t)st.st_ino;
+	e = fd >= 0 && (unsigned)fd < nfds ? atomic_load(&fdtab[fd]) : 0;
+	if (e == mark)
+		return NULL; /* this inode was looked for before */
 	/* An app end that came by a way the table did not see (F_DUPFD,
 	 * SCM_RIGHTS, inheritance, or an fd above the table): found by its
-	 * inode, once; the table knows it from then on. */
+	 * inode, once; the table knows it from then on, and knows as well
+	 * an AF_UNIX socket of the program's own that is none of ours. */
 	top = atomic_load(&head->hwm);
 	for (unsigned i = 0; i < top && i < nslots; i++) {
 		s = &region[i];
@@ -277,6 +295,10 @@ struct us_sock *us_fd_lookup(int fd)
 			us_fd_set(fd, s);
 			return s;
 		}
+	}
+	if (fd >= 0 && (unsigned)fd < nfds) {
+		raise_top(fd); /* so that close() clears the mark */
+		atomic_compare_exchange_strong(&fdtab[fd], &e, mark);
 	}
 	return NULL;
 }

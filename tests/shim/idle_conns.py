@@ -1,15 +1,17 @@
 """Opens N idle connections, holds them, closes them, and says what it cost.
 
-    idle_conns.py ADDR PORT N [HOLD_SECONDS]
+    idle_conns.py ADDR PORT N [HOLD_SECONDS [BIND_ADDR]]
 
 Raises the soft fd limit to the hard one, then opens N TCP connections to
 ADDR:PORT one after the other (blocking connect, SO_KEEPALIVE on), holds them
-HOLD_SECONDS (default 0), and closes them all. Prints "key value" lines:
+HOLD_SECONDS (default 0), and closes them all; from BIND_ADDR when given (a
+kernel address next to ustcp's, in benchmarks). Prints "key value" lines:
 
     fds_before, fds_open, fds_after   open fds (/proc/self/fd) at each point
     rss_before_kb, rss_open_kb        VmRSS
     memavail_before_kb, memavail_open_kb   MemAvailable (the machine's)
-    slab_before, slab_open            the machine's slab caches (name:bytes,...)
+    slab_growth                       the slab caches that grew most while
+                                      opening (name:bytes,...; root only)
     open_ms_first, open_ms_last       ms to open the first and the last 1000
                                       (or tenth, when N < 10000)
     open_s, close_s                   seconds to open all, to close all
@@ -60,6 +62,7 @@ def slabs():
 def main():
     addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     hold = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
+    bind = sys.argv[5] if len(sys.argv) > 5 else ""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     step = 1000 if n >= 10000 else max(1, n // 10)
@@ -80,6 +83,8 @@ def main():
             break
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if bind:
+                s.bind((bind, 0))
             s.connect((addr, port))
         except OSError as e:
             err = "connect: %s" % e
@@ -90,9 +95,11 @@ def main():
             marks.append(time.monotonic())
     t1 = time.monotonic()
     time.sleep(0.5)  # the last handshakes' memory settles
-    r.update(opened=len(socks), open_s="%.3f" % (t1 - t0), fds_open=fds(),
+    # Memory first: listing /proc/self/fd makes kernel objects of its own.
+    r.update(opened=len(socks), open_s="%.3f" % (t1 - t0),
              rss_open_kb=status_kb("VmRSS"), memavail_open_kb=memavail_kb())
     slab1 = slabs()
+    r["fds_open"] = fds()
     grown = sorted(((slab1.get(k, 0) - slab0.get(k, 0), k) for k in slab1), reverse=True)
     r["slab_growth"] = ",".join("%s:%d" % (k, v) for v, k in grown[:12] if v > 0) or "-"
     if len(marks) >= 2:
