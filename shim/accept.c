@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "shim.h"
 
 /* A connection arrives as a token on the listener's pair with its app end
@@ -36,6 +37,13 @@ US_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 			memcpy(&nfd, CMSG_DATA(cm), sizeof(int));
 	if (r == 0)
 		return (int)us_ret(-EINVAL); /* shut down: no longer listening */
+	if (nfd < 0 && (m.msg_flags & MSG_CTRUNC)) {
+		/* No fd left for the app end: the kernel dropped it, and the
+		 * connection is reset when the stack sees it go. Linux gives
+		 * the same EMFILE but keeps the connection queued. */
+		us_count(UST_EV_SOCK_NO_FD);
+		return (int)us_ret(-EMFILE);
+	}
 	if (r != (ssize_t)sizeof(tok) || tok.magic != US_TOKEN_MAGIC || nfd < 0) {
 		if (nfd >= 0)
 			REAL(close)(nfd);

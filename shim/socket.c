@@ -15,6 +15,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "shim.h"
 #include "tcp.h"
 
@@ -37,14 +38,16 @@ US_EXPORT int socket(int domain, int type, int protocol)
 	r = us_stack_start();
 	if (r < 0)
 		return (int)us_ret(r);
-	/* Without a slot the stack still hears of it: it counts the
-	 * refusal (sock-no-slot) and answers ENFILE. */
 	s = us_sock_alloc();
+	if (!s) {
+		/* As the kernel's socket() when no socket inode can be had. */
+		us_count(UST_EV_SOCK_NO_SLOT);
+		return (int)us_ret(-ENFILE);
+	}
 	c.u.opt.val = -1;
 	r = (int)us_call(&c, us_op_create, s);
 	if (r < 0) {
-		if (s)
-			us_sock_free(s);
+		us_sock_free(s);
 		return (int)us_ret(r);
 	}
 	fd = r; /* the lowest free number, as the kernel's socket() */

@@ -30,14 +30,9 @@ void us_op_create(struct us_call *c)
 	int app, sfd, small = 1, r;
 
 	/* Resources run out as the kernel's do, with its errors, and each
-	 * refusal is counted for ustcp-stat -s: no slot (ENFILE, as no
-	 * socket inode), no fds (the kernel's EMFILE or ENFILE), the
-	 * ceiling or no memory (the engine's ENFILE, ENOBUFS). */
-	if (!s) {
-		st->st.ctr.event[UST_EV_SOCK_NO_SLOT]++;
-		c->ret = -ENFILE;
-		return;
-	}
+	 * refusal is counted for ustcp-stat -s: no fds (the kernel's EMFILE
+	 * or ENFILE), the ceiling or no memory (the engine's ENFILE,
+	 * ENOBUFS). */
 	r = us_new_pair(&app, &sfd, &sb);
 	if (r < 0) {
 		st->st.ctr.event[UST_EV_SOCK_NO_FD]++;

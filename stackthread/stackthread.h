@@ -196,9 +196,12 @@ long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s);
 void us_stack_poke(void);
 
 /* The stack-thread side of each call (ops.c), run inside us_call. */
-void us_op_create(struct us_call *c);     /* new socket (sock NULL: no slot, ENFILE): c->ret = app fd; u.opt.val = the fd number it
+void us_op_create(struct us_call *c);     /* new socket: c->ret = app fd; u.opt.val = the fd number it
                                             * will have, or -1 (socket() sets app_fd itself) */
 void us_op_bind(struct us_call *c);
+/* Counts an event (enum ust_event) on this process's stack: a refusal
+ * the shim saw (sock-no-slot, sock-no-fd), for ustcp-stat -s (calls.c). */
+void us_count(int event);
 void us_op_connect(struct us_call *c);
 void us_op_listen(struct us_call *c);
 void us_op_unlisten(struct us_call *c);

@@ -1,11 +1,11 @@
 """Opens N idle connections, holds them, closes them, and says what it cost.
 
-    idle_conns.py ADDR PORT N [HOLD_SECONDS [BIND_ADDR]]
+    idle_conns.py ADDR PORT[:COUNT] N [HOLD_SECONDS]
 
 Raises the soft fd limit to the hard one, then opens N TCP connections to
-ADDR:PORT one after the other (blocking connect, SO_KEEPALIVE on), holds them
-HOLD_SECONDS (default 0), and closes them all; from BIND_ADDR when given (a
-kernel address next to ustcp's, in benchmarks). Prints "key value" lines:
+ADDR:PORT (or to COUNT ports from PORT in turn: one local address has at
+most one connection per local port to each) one after the other (blocking connect, SO_KEEPALIVE on), holds them
+HOLD_SECONDS (default 0), and closes them all. Prints "key value" lines:
 
     fds_before, fds_open, fds_after   open fds (/proc/self/fd) at each point
     rss_before_kb, rss_open_kb        VmRSS
@@ -16,9 +16,11 @@ kernel address next to ustcp's, in benchmarks). Prints "key value" lines:
                                       (or tenth, when N < 10000)
     open_s, close_s                   seconds to open all, to close all
     opened                            how many connections opened
-    error                             the first error, if one stopped it
+    error                             CALL:ERRNO, the first error, if one
+                                      stopped it
 The first error stops the opening; what was opened is still closed.
 """
+import errno
 import os
 import resource
 import socket
@@ -60,9 +62,9 @@ def slabs():
 
 
 def main():
-    addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    addr, ports, n = sys.argv[1], sys.argv[2].split(":"), int(sys.argv[3])
+    port, nports = int(ports[0]), int(ports[1]) if len(ports) > 1 else 1
     hold = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
-    bind = sys.argv[5] if len(sys.argv) > 5 else ""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     step = 1000 if n >= 10000 else max(1, n // 10)
@@ -79,15 +81,13 @@ def main():
         try:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         except OSError as e:
-            err = "socket: %s" % e
+            err = "socket:" + errno.errorcode.get(e.errno, str(e.errno))
             break
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            if bind:
-                s.bind((bind, 0))
-            s.connect((addr, port))
+            s.connect((addr, port + i % nports))
         except OSError as e:
-            err = "connect: %s" % e
+            err = "connect:" + errno.errorcode.get(e.errno, str(e.errno))
             s.close()
             break
         socks.append(s)
