@@ -70,18 +70,27 @@ static void table_free(struct table_test *x)
 	free(x);
 }
 
+/* A new block in CLOSED; it must be had. */
+static struct ust_tcb *new_block(struct table_test *x)
+{
+	int err;
+	struct ust_tcb *t = ust_tcp_create(&x->tcp, NULL, &err);
+
+	assert_non_null(t);
+	assert_int_equal(err, 0);
+	return t;
+}
+
 /* MANY listeners, each on its own port: the table doubles as it fills
  * (never more than one block per bucket on average), each listener is
  * found by its port, a second bind to a used port is refused, and all go. */
 static void test_table_grows_listeners(void **state)
 {
 	struct table_test *x = table_new(0);
-	int err;
 
 	(void)state;
 	for (unsigned i = 0; i < MANY; i++) {
-		x->t[i] = ust_tcp_create(&x->tcp, NULL, &err);
-		assert_non_null(x->t[i]);
+		x->t[i] = new_block(x);
 		assert_int_equal(ust_tcp_bind(x->t[i], (uint16_t)(1000 + i), false), 0);
 		assert_int_equal(ust_tcp_listen(x->t[i], 16), 0);
 	}
@@ -89,7 +98,7 @@ static void test_table_grows_listeners(void **state)
 	assert_int_equal(ust_tcp_count(&x->tcp), MANY);
 	assert_true(x->tcp.hash_size >= MANY);
 	for (unsigned i = 0; i < MANY; i++) {
-		struct ust_tcb *t = ust_tcp_create(&x->tcp, NULL, &err);
+		struct ust_tcb *t = new_block(x);
 		assert_int_equal(ust_tcp_bind(t, (uint16_t)(1000 + i), false), -EADDRINUSE);
 		ust_tcp_close(t, x->h->now);
 	}
@@ -107,12 +116,10 @@ static void test_table_grows_listeners(void **state)
 static void test_table_grows_timers(void **state)
 {
 	struct table_test *x = table_new(0);
-	int err;
 
 	(void)state;
 	for (unsigned i = 0; i < MANY; i++) {
-		x->t[i] = ust_tcp_create(&x->tcp, NULL, &err);
-		assert_non_null(x->t[i]);
+		x->t[i] = new_block(x);
 		assert_int_equal(ust_tcp_connect(x->t[i], PEER_IP, 80, x->h->now), 0);
 		if (i % 500 == 0)
 			check(x);
@@ -144,18 +151,14 @@ static void test_table_ceiling_enfile(void **state)
 	int err;
 
 	(void)state;
-	for (unsigned i = 0; i < 10; i++) {
-		x->t[i] = ust_tcp_create(&x->tcp, NULL, &err);
-		assert_non_null(x->t[i]);
-		assert_int_equal(err, 0);
-	}
+	for (unsigned i = 0; i < 10; i++)
+		x->t[i] = new_block(x);
 	assert_null(ust_tcp_create(&x->tcp, NULL, &err));
 	assert_int_equal(err, -ENFILE);
 	assert_int_equal(x->h->st.ctr.event[UST_EV_TCP_CONN_CEILING], before + 1);
 	check(x);
 	ust_tcp_close(x->t[0], x->h->now);
-	x->t[0] = ust_tcp_create(&x->tcp, NULL, &err);
-	assert_non_null(x->t[0]);
+	x->t[0] = new_block(x);
 	assert_null(ust_tcp_create(&x->tcp, NULL, &err));
 	assert_int_equal(err, -ENFILE);
 	check(x);
