@@ -71,6 +71,13 @@ void us_op_create(struct us_call *c)
 	c->ret = app;
 }
 
+void us_op_accept_retry(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+
+	c->ret = k ? us_listener_deliver(k) : 0;
+}
+
 void us_op_bind(struct us_call *c)
 {
 	struct us_stack *st = c->st;

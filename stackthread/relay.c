@@ -407,6 +407,25 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	tok->rport = e.rport;
 }
 
+/* No fds (or slot) for an accepted connection's pair: the program's
+ * accept() fails with the kernel's EMFILE or ENFILE while the connection
+ * waits in TCP's accept queue, and the listener stays readable, as Linux's.
+ * One error token at a time (US_F_ERR_TOKEN): the accept() that takes it
+ * asks us to deliver again at once (us_op_accept_retry), so that it gets
+ * the connection if fds came free meanwhile, or else leaves a new error
+ * token for the next. */
+static void send_error_token(struct us_conn *l, int err)
+{
+	struct us_token tok = { .magic = US_TOKEN_MAGIC, .idx = US_TOKEN_ERROR, .gen = (uint32_t)err };
+
+	/* The flag goes up before the token leaves: the accept() that
+	 * takes it may clear it before send() has even returned here. */
+	if (atomic_fetch_or(&l->sock->flags, US_F_ERR_TOKEN) & US_F_ERR_TOKEN)
+		return;
+	if (REAL(send)(l->sfd, &tok, sizeof(tok), MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(tok))
+		atomic_fetch_and(&l->sock->flags, ~US_F_ERR_TOKEN); /* the pair is full of tokens */
+}
+
 /* Hands the oldest connection of l's accept queue to the program; false
  * when it could not (no slot, no memory, the pair full: then the writable
  * watcher is on). */
@@ -423,11 +442,14 @@ static bool deliver_one(struct us_conn *l)
 	 * accept queue for fds or a slot to come free. */
 	if (!s) {
 		l->st->st.ctr.event[UST_EV_SOCK_NO_SLOT]++;
+		send_error_token(l, ENFILE);
 		return false;
 	}
-	if (us_new_pair(&app, &sfd, &st) < 0) {
+	err = us_new_pair(&app, &sfd, &st);
+	if (err < 0) {
 		l->st->st.ctr.event[UST_EV_SOCK_NO_FD]++;
 		us_sock_free(s);
+		send_error_token(l, -err);
 		return false;
 	}
 	accepted_sock(l, s, &st, ct, &tok);
@@ -461,16 +483,17 @@ static bool deliver_one(struct us_conn *l)
  * on the listener's pair, the connection's app end attached. Stops when the
  * pair is full (the program is not accepting); the rest wait in TCP's
  * accept queue, which the backlog bounds. */
-static void deliver(struct us_conn *l)
+static unsigned deliver(struct us_conn *l)
 {
 	/* listen(n) lets n + 1 connections wait, as Linux's queue does. */
-	unsigned limit = l->backlog + 1, out;
+	unsigned limit = l->backlog + 1, out, n = 0;
 
 	set_blocked(l, false);
 	outstanding(l); /* once: drops the accepted; each delivery below adds one */
 	while (l->tcb && ust_tcp_accept_peek(l->tcb) && l->nout < limit) {
 		if (!deliver_one(l))
-			return;
+			return n;
+		n++;
 	}
 	ev_io_stop(l->st->ev, &l->wr);
 	/* TCP's accept queue holds what the program's cannot: together no
@@ -483,6 +506,14 @@ static void deliver(struct us_conn *l)
 		set_blocked(l, true);
 		atomic_fetch_or(&l->sock->flags, US_F_BACKLOGGED);
 	}
+	return n;
+}
+
+unsigned us_listener_deliver(struct us_conn *l)
+{
+	if (l->listener && l->tcb && ust_tcp_get_state(l->tcb) == UST_TCP_LISTEN)
+		return deliver(l);
+	return 0;
 }
 
 /* ---- the connection's state after TCP ran ---- */

@@ -146,6 +146,9 @@ void us_on_hup(struct ev_loop *ev, ev_io *w, int revents);
 void us_relay_sync(struct us_stack *st);
 /* Listeners stopped at their backlog look again (an accept() woke us). */
 void us_relay_wake(struct us_stack *st);
+/* A listener hands what TCP's accept queue holds to the program, now;
+ * how many it handed. */
+unsigned us_listener_deliver(struct us_conn *l);
 
 /* ports.c: the engine's port_claim, port_release and port_foreign (ctx:
  * the struct us_stack). */

@@ -99,6 +99,7 @@ enum us_kind {
 #define US_F_DETACHED     0x10 /* the stack let go (TCP closed); the slot is the program's */
 #define US_F_APP_CLOSED   0x20 /* the program closed an fd of it */
 #define US_F_BACKLOGGED   0x40 /* a listener full to its backlog: accept() wakes the stack */
+#define US_F_ERR_TOKEN    0x80 /* a listener's error token waits for accept() */
 
 #define US_OPT_RECORD 8
 
@@ -157,6 +158,9 @@ struct us_token {
 	uint16_t lport, rport;
 };
 #define US_TOKEN_MAGIC 0x75737463u /* "ustc" */
+/* A token with this idx carries no connection and no fd: accept() fails
+ * with the errno in gen (EMFILE, ENFILE: no fds or slot for the pair). */
+#define US_TOKEN_ERROR UINT32_MAX
 
 /* ---- the stack thread (stackthread/) ---- */
 
@@ -199,6 +203,8 @@ void us_stack_poke(void);
 void us_op_create(struct us_call *c);     /* new socket: c->ret = app fd; u.opt.val = the fd number it
                                             * will have, or -1 (socket() sets app_fd itself) */
 void us_op_bind(struct us_call *c);
+void us_op_accept_retry(struct us_call *c); /* a listener delivers again (an error token was
+                                              * taken): c->ret = how many */
 /* Counts an event (enum ust_event) on this process's stack: a refusal
  * the shim saw (sock-no-slot, sock-no-fd), for ustcp-stat -s (calls.c). */
 void us_count(int event);

@@ -86,3 +86,30 @@ body_exhaust_fds() {
 	grep -qx "error socket ENFILE" "$TMP/exhaust.out"
 	[ "$(stat_counter tcp-conn-ceiling)" -ge 1 ]
 }
+
+# A server out of fds: accept() fails with EMFILE while the connections wait
+# in the queue, as on Linux, and once it has closed some, accept() gives the
+# next one. The peer opens 60 connections; the server's fd limit holds
+# about a dozen (kernel: about 30).
+body_accept_exhaust() {
+	shim_topo_up
+	prog_bg bash -c "ulimit -n 40 && exec /usr/bin/python3 '$SHIM_DIR/accept_exhaust.py' 9000 '$TMP/server.out'" </dev/null
+	prog_wait_listen 9000
+	# Connections after the server has exited are refused: not counted.
+	peer_bg /usr/bin/python3 -c "
+import socket, time
+held = []
+for _ in range(60):
+    try:
+        held.append(socket.create_connection(('$SADDR', 9000), timeout=10))
+    except OSError:
+        pass
+time.sleep(30)" </dev/null
+	wait_for 40 test -s "$TMP/server.out"
+	cat "$TMP/server.out"
+	grep -qx "error EMFILE" "$TMP/server.out"
+	grep -qx "again ok" "$TMP/server.out"
+}
+
+@test "scale: a server out of fds gets EMFILE from accept(), then the next connection [kernel]" { MODE=kernel body_accept_exhaust; }
+@test "scale: a server out of fds gets EMFILE from accept(), then the next connection [ustcp]" { MODE=ustcp body_accept_exhaust; }
