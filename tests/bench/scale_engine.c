@@ -7,7 +7,10 @@
  * aborts', the 4-tuple table's buckets and the timer heap's room at the
  * end, and the engine's memory per connection (VmRSS).
  *
- *   scale_engine [-n N]      (default 100000) */
+ *   scale_engine [-n N] [-b BYTES]
+ *
+ * N defaults to 100000; -b sets every buffer size (tcp_rmem and tcp_wmem's
+ * three) to BYTES, to tell the buffers' memory from the rest. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,21 +100,26 @@ int main(int argc, char **argv)
 	struct ust_tcp tcp;
 	struct ust_tcp_config cfg;
 	struct ust_tcb *l, **conns;
-	unsigned n = 100000, opened = 0;
+	unsigned n = 100000, opened = 0, bufsize = 0;
 	ust_time now = UST_SEC(1);
 	double t0, t_first = 0, t_mark = 0, t_last = 0, t_open, t_abort;
 	long rss0;
 	int err, opt;
 
-	while ((opt = getopt(argc, argv, "n:")) != -1) {
-		if (opt != 'n')
+	while ((opt = getopt(argc, argv, "n:b:")) != -1) {
+		if (opt == 'n')
+			n = (unsigned)strtoul(optarg, NULL, 0);
+		else if (opt == 'b')
+			bufsize = (unsigned)strtoul(optarg, NULL, 0);
+		else
 			return 2;
-		n = (unsigned)strtoul(optarg, NULL, 0);
 	}
 	conns = calloc(n, sizeof(*conns));
 	if (!conns || ust_stack_init(&st, &nif, 256, read_output, NULL) < 0)
 		return 1;
 	ust_tcp_default_config(&cfg);
+	for (unsigned i = 0; bufsize && i < 3; i++)
+		cfg.rmem[i] = cfg.wmem[i] = bufsize;
 	if (ust_tcp_init(&tcp, &st, &cfg) < 0)
 		return 1;
 	l = ust_tcp_create(&tcp, NULL, &err);
