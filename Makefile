@@ -105,6 +105,10 @@ $(BUILD)/ustcp: tools/ustcp.c $(STACK_LIB) | $(BUILD)/tools
 $(BUILD)/ustcp-netns: tools/ustcp-netns | $(BUILD)/tools
 	install -m 755 $< $@
 
+# The engine's tables at scale, under the invariant checker.
+$(BUILD)/tests/test_tcp_table: tests/unit/test_tcp_table.c $(wildcard tests/unit/*.h) $(TCP_INV) $(STACK_LIB) | $(BUILD)/tests
+	$(CC) $(CFLAGS) -Itests/common $(LDFLAGS) -o $@ $< tests/common/tcp_invariants.c $(STACK_LIB) $(LDLIBS) -lcmocka
+
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(STACK_LIB) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STACK_LIB) $(LDLIBS) -lcmocka
 

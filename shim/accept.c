@@ -5,7 +5,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "shim.h"
+
+/* The listener's stack hands over what its queue holds, now; how many (0
+ * when another process's stack serves it). If it cannot for want of fds,
+ * it leaves an error token: the listener stays readable, as Linux's while
+ * connections wait, and the next accept() fails the same way. */
+static long retry_delivery(struct us_sock *s)
+{
+	struct us_call c;
+	long n = us_call(&c, us_op_accept_retry, s);
+
+	return n > 0 ? n : 0;
+}
 
 /* A connection arrives as a token on the listener's pair with its app end
  * attached; the blocking, EAGAIN and EINTR behaviour is the kernel's. */
@@ -28,6 +41,9 @@ US_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 	}
 	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
 		return (int)us_ret(-EINVAL);
+again:
+	nfd = -1;
+	m.msg_controllen = sizeof(cbuf);
 	r = REAL(recvmsg)(fd, &m, (flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0);
 	if (r < 0)
 		return -1;
@@ -36,6 +52,24 @@ US_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 			memcpy(&nfd, CMSG_DATA(cm), sizeof(int));
 	if (r == 0)
 		return (int)us_ret(-EINVAL); /* shut down: no longer listening */
+	if (r == (ssize_t)sizeof(tok) && tok.magic == US_TOKEN_MAGIC && tok.idx == US_TOKEN_ERROR && nfd < 0) {
+		/* The stack had no fds for the connection's pair. It tries
+		 * again now: the program may have closed some since. */
+		atomic_fetch_and(&s->flags, ~US_F_ERR_TOKEN);
+		if (retry_delivery(s) > 0)
+			goto again;
+		return (int)us_ret(-(int)tok.gen);
+	}
+	if (nfd < 0 && (m.msg_flags & MSG_CTRUNC)) {
+		/* No fd left for the app end: the kernel dropped it, and the
+		 * connection is reset when the stack sees it go. Linux gives
+		 * the same EMFILE but keeps the connection queued. The stack
+		 * hands over what its queue still holds (or an error token):
+		 * the listener stays readable while connections wait. */
+		us_count(UST_EV_SOCK_NO_FD);
+		retry_delivery(s);
+		return (int)us_ret(-EMFILE);
+	}
 	if (r != (ssize_t)sizeof(tok) || tok.magic != US_TOKEN_MAGIC || nfd < 0) {
 		if (nfd >= 0)
 			REAL(close)(nfd);

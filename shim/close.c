@@ -67,8 +67,8 @@ US_EXPORT int close_range(unsigned first, unsigned last, int flags)
 	int r;
 
 	if (!(flags & CLOSE_RANGE_CLOEXEC)) {
-		unsigned top = last < 65536 ? last : 65535;
-		for (unsigned fd = first; fd <= top; fd++) {
+		unsigned top = us_fd_top();
+		for (unsigned fd = first; fd <= last && fd < top; fd++) {
 			struct us_sock *s = us_fd_get((int)fd);
 			if (s)
 				forget((int)fd, s);

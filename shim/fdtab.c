@@ -9,24 +9,64 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "shim.h"
 
-static struct us_sock *region;
-static pthread_once_t region_once = PTHREAD_ONCE_INIT;
-/* Slots at or above this were never used: scans stop there. Shared too. */
-static _Atomic unsigned *hwm;
+/* The region's first page: how far slots were ever used, and the free
+ * slots as a lock-free stack (Treiber's) whose head carries a tag that
+ * every push and pop changes, so a head read before another thread popped
+ * and pushed the same slot back cannot be swapped in stale (ABA). */
+struct region_head {
+	_Atomic unsigned hwm;        /* slots at or above this were never used */
+	_Atomic uint64_t free_top;   /* tag << 32 | (index + 1); 0: empty */
+};
 
+static struct region_head *head;
+static struct us_sock *region;
+static _Atomic uint64_t *fdtab;
+static unsigned nfds;
+static unsigned nslots;
+static pthread_once_t region_once = PTHREAD_ONCE_INIT;
+
+/* How many fds the program may ever have: the hard limit on them (the
+ * soft one may be raised up to it later), at least 4096, at most
+ * US_MAX_SOCKS (the kernel's own default fs.nr_open). */
+static unsigned fd_ceiling(void)
+{
+	struct rlimit rl;
+	rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_max : 4096;
+
+	if (n == RLIM_INFINITY || n > US_MAX_SOCKS)
+		n = US_MAX_SOCKS;
+	return n < 4096 ? 4096 : (unsigned)n;
+}
+
+/* One slot per fd the program may have: a socket needs an fd, so the
+ * kernel runs out of those first, with EMFILE. The region is address
+ * space only (MAP_NORESERVE): pages are touched as slots are first used.
+ * Forked children share it, and so share its bound. */
 static void map_region(void)
 {
-	size_t size = sizeof(struct us_sock) * US_MAX_SOCKS + 4096;
+	unsigned n = fd_ceiling();
+	size_t size = sizeof(struct us_sock) * n + 4096;
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
-		       -1, 0);
+		       -1, 0), *p2;
 
 	if (p == MAP_FAILED)
 		return;
-	hwm = p;
+	p2 = mmap(NULL, sizeof(*fdtab) * n, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p2 == MAP_FAILED) {
+		munmap(p, size);
+		return;
+	}
+	fdtab = p2;
+	nfds = n;
+	head = p;
+	nslots = n;
 	region = (struct us_sock *)((char *)p + 4096);
 }
 
@@ -36,9 +76,14 @@ static bool have_region(void)
 	return region != NULL;
 }
 
+unsigned us_sock_slots(void)
+{
+	return have_region() ? nslots : 0;
+}
+
 struct us_sock *us_sock_at(unsigned idx)
 {
-	return region && idx < US_MAX_SOCKS ? &region[idx] : NULL;
+	return region && idx < nslots ? &region[idx] : NULL;
 }
 
 unsigned us_sock_idx(const struct us_sock *s)
@@ -46,77 +91,124 @@ unsigned us_sock_idx(const struct us_sock *s)
 	return (unsigned)(s - region);
 }
 
-struct us_sock *us_sock_alloc(void)
+/* A freed slot off the stack, or NULL. */
+static struct us_sock *pop_free(void)
 {
-	if (!have_region())
-		return NULL;
-	/* Reuse a freed slot below the high-water mark, else take the one at
-	 * it; the mark is read afresh at each step, as other threads (and
-	 * processes) move it. */
-	for (unsigned i = 0; i < US_MAX_SOCKS && i <= atomic_load(hwm); i++) {
-		struct us_sock *s = &region[i];
-		int free_kind = US_FREE;
-		unsigned top;
-		if (atomic_load_explicit(&s->kind, memory_order_relaxed) != US_FREE)
-			continue;
-		if (!atomic_compare_exchange_strong(&s->kind, &free_kind, US_CONN))
-			continue;
-		top = atomic_load(hwm);
-		while (top <= i && !atomic_compare_exchange_weak(hwm, &top, i + 1))
-			;
-		atomic_fetch_add(&s->gen, 1);
-		atomic_store(&s->state, 0);
-		atomic_store(&s->pending_err, 0);
-		atomic_store(&s->hard_err, 0);
-		atomic_store(&s->flags, 0);
-		atomic_store(&s->local, 0);
-		atomic_store(&s->remote, 0);
-		atomic_store(&s->reuseaddr, 0);
-		atomic_store(&s->reuseport, 0);
-		atomic_store(&s->ip_tos, 0);
-		atomic_store(&s->ip_ttl, 64);
-		atomic_store(&s->linger_on, 0);
-		atomic_store(&s->linger_s, 0);
-		atomic_store(&s->nopts, 0);
-		atomic_store(&s->fdrefs, 0);
-		s->owner = 0;
-		s->app_fd = -1;
-		s->app_dev = 0;
-		s->app_ino = 0;
-		return s;
+	uint64_t top = atomic_load(&head->free_top), next;
+
+	while ((uint32_t)top) { /* the tag alone is an empty stack */
+		struct us_sock *s = &region[(uint32_t)top - 1];
+		next = ((top >> 32) + 1) << 32 | atomic_load(&s->free_next);
+		if (atomic_compare_exchange_weak(&head->free_top, &top, next))
+			return s;
 	}
 	return NULL;
+}
+
+static void push_free(struct us_sock *s)
+{
+	uint64_t top = atomic_load(&head->free_top);
+
+	do {
+		atomic_store(&s->free_next, (uint32_t)top);
+	} while (!atomic_compare_exchange_weak(&head->free_top, &top,
+					       ((top >> 32) + 1) << 32 | (us_sock_idx(s) + 1)));
+}
+
+/* O(1): a freed slot, else the next never used one. */
+struct us_sock *us_sock_alloc(void)
+{
+	struct us_sock *s;
+	int free_kind = US_FREE;
+
+	if (!have_region())
+		return NULL;
+	s = pop_free();
+	if (!s) {
+		unsigned i = atomic_load(&head->hwm);
+		do {
+			if (i >= nslots)
+				return NULL;
+		} while (!atomic_compare_exchange_weak(&head->hwm, &i, i + 1));
+		s = &region[i];
+	}
+	if (!atomic_compare_exchange_strong(&s->kind, &free_kind, US_CONN))
+		return NULL; /* cannot be: a slot on the stack or above hwm is free */
+	atomic_fetch_add(&s->gen, 1);
+	atomic_store(&s->state, 0);
+	atomic_store(&s->pending_err, 0);
+	atomic_store(&s->hard_err, 0);
+	atomic_store(&s->flags, 0);
+	atomic_store(&s->local, 0);
+	atomic_store(&s->remote, 0);
+	atomic_store(&s->reuseaddr, 0);
+	atomic_store(&s->reuseport, 0);
+	atomic_store(&s->ip_tos, 0);
+	atomic_store(&s->ip_ttl, 64);
+	atomic_store(&s->linger_on, 0);
+	atomic_store(&s->linger_s, 0);
+	atomic_store(&s->nopts, 0);
+	atomic_store(&s->fdrefs, 0);
+	s->owner = 0;
+	s->app_fd = -1;
+	s->app_dev = 0;
+	s->app_ino = 0;
+	return s;
 }
 
 void us_sock_free(struct us_sock *s)
 {
 	atomic_fetch_add(&s->gen, 1);
 	atomic_store(&s->kind, US_FREE);
+	push_free(s);
 }
 
 /* ---- the fd table ---- */
 
-/* Program fds below this are cached; higher ones are found by inode. */
-#define FDTAB_SIZE 65536
+/* Program fds below nfds (the fd ceiling, as the region) name their socket
+ * in one read. The table (mapped with the region) is private: a forked
+ * child gets a copy, as it gets a copy of the fds. */
+/* Above every fd ever set: fork and close_range read no further. */
+static _Atomic unsigned fd_top;
 
-static _Atomic uint64_t fdtab[FDTAB_SIZE];
+static bool have_fdtab(void)
+{
+	if (!have_region())
+		return false;
+	return fdtab != NULL;
+}
 
 static uint64_t entry(const struct us_sock *s)
 {
 	return (uint64_t)atomic_load(&s->gen) << 32 | (us_sock_idx(s) + 1);
 }
 
-/* The socket an entry names, or NULL (stale or empty). */
+/* An entry that says "not an app end": the fd's inode (its low 32 bits),
+ * seen by us_fd_lookup. An inode that is not an app end never becomes
+ * one, so the mark stays true for as long as the fd names that inode, and
+ * spares every later call on it a walk over the slots. */
+#define NOT_OURS (1ull << 63)
+
+/* The socket an entry names, or NULL (stale, empty or NOT_OURS). */
 static struct us_sock *named(uint64_t e)
 {
 	struct us_sock *s;
 
-	if (!e)
+	if (!e || (e & NOT_OURS))
 		return NULL;
 	s = us_sock_at((unsigned)(e & 0xffffffffu) - 1);
 	if (!s || atomic_load(&s->gen) != (uint32_t)(e >> 32) || atomic_load(&s->kind) == US_FREE)
 		return NULL;
 	return s;
+}
+
+/* fd_top goes above fd, which is about to get an entry. */
+static void raise_top(int fd)
+{
+	unsigned top = atomic_load(&fd_top);
+
+	while (top <= (unsigned)fd && !atomic_compare_exchange_weak(&fd_top, &top, (unsigned)fd + 1))
+		;
 }
 
 /* Entries count as references on their socket (us_sock.fdrefs), in every
@@ -126,8 +218,9 @@ void us_fd_set(int fd, struct us_sock *s)
 {
 	struct us_sock *old;
 
-	if (fd < 0 || fd >= FDTAB_SIZE)
+	if (fd < 0 || !have_fdtab() || (unsigned)fd >= nfds)
 		return;
+	raise_top(fd);
 	atomic_fetch_add(&s->fdrefs, 1);
 	old = named(atomic_exchange(&fdtab[fd], entry(s)));
 	if (old)
@@ -138,7 +231,7 @@ int us_fd_clear(int fd)
 {
 	struct us_sock *old;
 
-	if (fd < 0 || fd >= FDTAB_SIZE)
+	if (fd < 0 || !fdtab || (unsigned)fd >= atomic_load(&fd_top))
 		return -1;
 	old = named(atomic_exchange(&fdtab[fd], 0));
 	return old ? atomic_fetch_sub(&old->fdrefs, 1) - 1 : -1;
@@ -146,37 +239,66 @@ int us_fd_clear(int fd)
 
 void us_fd_inherited(void)
 {
-	for (int fd = 0; fd < FDTAB_SIZE; fd++) {
+	unsigned top = atomic_load(&fd_top);
+
+	for (unsigned fd = 0; fdtab && fd < top; fd++) {
 		struct us_sock *s = named(atomic_load(&fdtab[fd]));
 		if (s)
 			atomic_fetch_add(&s->fdrefs, 1);
 	}
 }
 
+unsigned us_fd_top(void)
+{
+	return atomic_load(&fd_top);
+}
+
 struct us_sock *us_fd_get(int fd)
 {
-	if (fd < 0 || fd >= FDTAB_SIZE)
+	if (fd < 0 || !fdtab || (unsigned)fd >= nfds)
 		return NULL;
 	return named(atomic_load_explicit(&fdtab[fd], memory_order_acquire));
+}
+
+/* Only an AF_UNIX stream socket can be an app end: any other fd (a kernel
+ * TCP or UDP socket, a file) is answered without reading the slots. */
+static bool maybe_app_end(int fd, struct stat *st)
+{
+	int domain = 0;
+	socklen_t len = sizeof(domain);
+
+	return fstat(fd, st) == 0 && S_ISSOCK(st->st_mode) &&
+	       REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
 }
 
 struct us_sock *us_fd_lookup(int fd)
 {
 	struct us_sock *s = us_fd_get(fd);
+	uint64_t e, mark;
 	struct stat st;
 	unsigned top;
 
-	if (s || !region)
+	if (s || !region || !maybe_app_end(fd, &st))
 		return s;
-	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return NULL;
-	top = atomic_load(hwm);
-	for (unsigned i = 0; i < top && i < US_MAX_SOCKS; i++) {
+	mark = NOT_OURS | (uint32_t)st.st_ino;
+	e = fd >= 0 && (unsigned)fd < nfds ? atomic_load(&fdtab[fd]) : 0;
+	if (e == mark)
+		return NULL; /* this inode was looked for before */
+	/* An app end that came by a way the table did not see (F_DUPFD,
+	 * SCM_RIGHTS, inheritance, or an fd above the table): found by its
+	 * inode, once; the table knows it from then on, and knows as well
+	 * an AF_UNIX socket of the program's own that is none of ours. */
+	top = atomic_load(&head->hwm);
+	for (unsigned i = 0; i < top && i < nslots; i++) {
 		s = &region[i];
 		if (atomic_load(&s->kind) != US_FREE && s->app_ino == st.st_ino && s->app_dev == st.st_dev) {
 			us_fd_set(fd, s);
 			return s;
 		}
+	}
+	if (fd >= 0 && (unsigned)fd < nfds) {
+		raise_top(fd); /* so that close() clears the mark */
+		atomic_compare_exchange_strong(&fdtab[fd], &e, mark);
 	}
 	return NULL;
 }

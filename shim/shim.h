@@ -45,6 +45,8 @@ void us_fd_inherited(void);
 /* The socket behind fd, or NULL for anything that is not ours. Cheap:
  * meant for every read and write. */
 struct us_sock *us_fd_get(int fd);
+/* Above every fd the table ever named: close_range reads no further. */
+unsigned us_fd_top(void);
 /* Like us_fd_get, but also recognises an app end that reached fd by a way
  * the table did not see (fcntl F_DUPFD, SCM_RIGHTS, inheritance): checks
  * the inode. For the control calls (connect, getsockopt, …). */

@@ -15,6 +15,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "shim.h"
 #include "tcp.h"
 
@@ -38,8 +39,11 @@ US_EXPORT int socket(int domain, int type, int protocol)
 	if (r < 0)
 		return (int)us_ret(r);
 	s = us_sock_alloc();
-	if (!s)
+	if (!s) {
+		/* As the kernel's socket() when no socket inode can be had. */
+		us_count(UST_EV_SOCK_NO_SLOT);
 		return (int)us_ret(-ENFILE);
+	}
 	c.u.opt.val = -1;
 	r = (int)us_call(&c, us_op_create, s);
 	if (r < 0) {

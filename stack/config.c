@@ -260,8 +260,8 @@ static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t
 	return 0;
 }
 
-/* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_CC, USTCP_ECN, USTCP_PASSTHROUGH:
- * TCP's settings. */
+/* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_MAX_CONNS, USTCP_CC, USTCP_ECN,
+ * USTCP_PASSTHROUGH: TCP's settings. */
 static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
 {
 	const char *v = get("USTCP_MSL");
@@ -280,6 +280,13 @@ static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 			return fail(err, errlen, "USTCP_FIN_TIMEOUT", v,
 				    "not a number of seconds above 0 and up to 3600 (e.g. 60)");
 		c->fin_timeout_ms = u;
+	}
+
+	v = get("USTCP_MAX_CONNS");
+	if (v && *v) {
+		if (parse_uint(v, 1, 1u << 24, &u))
+			return fail(err, errlen, "USTCP_MAX_CONNS", v, "not a number from 1 to 16777216");
+		c->max_conns = u;
 	}
 
 	v = get("USTCP_CC");

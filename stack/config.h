@@ -27,6 +27,7 @@ struct ust_config {
 	unsigned mtu;                   /* USTCP_MTU, 0: the interface's */
 	unsigned msl_ms;                /* USTCP_MSL */
 	unsigned fin_timeout_ms;        /* USTCP_FIN_TIMEOUT */
+	unsigned max_conns;             /* USTCP_MAX_CONNS, 0: twice the fd limit */
 	char cc[16];                    /* USTCP_CC, "" for the default (cubic) */
 	unsigned ecn;                   /* USTCP_ECN: 0, 1 or 2 (the default), as Linux's tcp_ecn */
 	/* USTCP_RMEM, USTCP_WMEM: min, default, max; all 0 when unset (the

@@ -93,7 +93,11 @@
 	X(TCP_OFO_SEGS,      "tcp-ofo-segs",      "out-of-order segments held") \
 	X(TCP_CE_IN,         "tcp-ce-in",         "segments that arrived marked CE (RFC 3168)") \
 	X(TCP_ECN_CWR,       "tcp-ecn-cwr",       "window reductions for a CE mark the peer echoed (CWR entered on ECE)") \
-	X(TCP_DELIVERED_CE,  "tcp-delivered-ce",  "segments delivered with ECE reported for them (TCPDeliveredCE)")
+	X(TCP_DELIVERED_CE,  "tcp-delivered-ce",  "segments delivered with ECE reported for them (TCPDeliveredCE)") \
+	X(TCP_CONN_CEILING,  "tcp-conn-ceiling",  "sockets refused (ENFILE) and SYNs dropped: the ceiling on control blocks (USTCP_MAX_CONNS)") \
+	X(TCP_NO_MEMORY,     "tcp-no-memory",     "sockets refused (ENOBUFS) and SYNs dropped: no memory for a control block") \
+	X(SOCK_NO_FD,        "sock-no-fd",        "sockets and accepted connections refused: the kernel gave no fds for the pair (EMFILE, ENFILE)") \
+	X(SOCK_NO_SLOT,      "sock-no-slot",      "sockets and accepted connections refused (ENFILE): every shared socket slot in use")
 
 #define UST_X_DROP(e, name, desc) UST_DROP_##e,
 #define UST_X_EVENT(e, name, desc) UST_EV_##e,

@@ -186,7 +186,10 @@ struct ust_tcb {
 	uint32_t laddr, raddr;
 	uint16_t lport, rport;
 	struct ust_tcb *hnext;      /* hash chain */
+	struct ust_tcb **hprev;     /* what points at it there: O(1) removal */
 	bool hashed;
+	struct ust_tcb *pnext;      /* the blocks on the same local port */
+	struct ust_tcb **pprev;
 	struct ust_tcb *listener;   /* for an embryonic or unaccepted child */
 	bool port_claimed;          /* holds a port_claim reference on lport */
 	struct ust_tcb *qnext;      /* accept queue / SYN queue link */
@@ -457,7 +460,11 @@ struct ust_tcp_config {
 	/* Buffer sizes as Linux's tcp_rmem and tcp_wmem: the smallest, the
 	 * size a connection starts with, the most it grows to. */
 	uint32_t rmem[3], wmem[3];
-	unsigned max_conns;         /* control blocks, listeners included */
+	/* The ceiling on control blocks, listeners and orphans included
+	 * (0: none). Tables grow up to it; a socket beyond it gets ENFILE
+	 * and a SYN is dropped (tcp-no-tcb). The shim sets it from the fd
+	 * limit (USTCP_MAX_CONNS). */
+	unsigned max_conns;
 	unsigned syn_retries;       /* Linux tcp_syn_retries: 6 */
 	unsigned synack_retries;    /* Linux tcp_synack_retries: 5 */
 	unsigned retries2;          /* Linux tcp_retries2: 15 */
@@ -496,14 +503,19 @@ struct ust_tcp_config {
 	void *ctx;
 };
 
-#define UST_TCP_HASH 1024
+/* The 4-tuple table's first size; it doubles whenever it holds more
+ * blocks than buckets, so chains stay about one block long. */
+#define UST_TCP_HASH_MIN 256u
+#define UST_TCP_PORTS 65536u
 
 struct ust_tcp {
 	struct ust_stack *st;
 	struct ust_tcp_config cfg;
-	struct ust_tcb *hash[UST_TCP_HASH];   /* by 4-tuple; listeners by port with raddr 0 */
+	struct ust_tcb **hash;                /* by 4-tuple; listeners by port with raddr 0 */
+	unsigned hash_size;                   /* buckets, a power of two */
+	struct ust_tcb **ports;               /* UST_TCP_PORTS chains: the blocks by local port */
 	struct ust_tcb **heap;                /* timers: min-heap on tcb->due */
-	unsigned heap_len;
+	unsigned heap_len, heap_cap;          /* heap_cap >= nconns */
 	unsigned nconns;
 	uint16_t next_ephemeral;
 	ust_time now;                         /* of the call being processed */
@@ -525,7 +537,8 @@ void ust_tcp_unreachable(void *ctx, uint32_t dst, int err, ust_time now);
 /* ---- user calls (RFC 9293 §3.9.1, in BSD-socket shape) ----
  * All return 0 or a byte count, or -errno as Linux's socket call would. */
 
-/* A new control block in CLOSED, for a socket. */
+/* A new control block in CLOSED, for a socket; NULL with *err -ENFILE at
+ * cfg.max_conns, -ENOBUFS without memory. */
 struct ust_tcb *ust_tcp_create(struct ust_tcp *tcp, void *user, int *err);
 /* Claims the local port (0: an ephemeral one at connect or listen). */
 int ust_tcp_bind(struct ust_tcb *tcb, uint16_t lport, bool reuseaddr);

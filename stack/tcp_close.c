@@ -372,14 +372,13 @@ static void close_listener(struct ust_tcb *t, ust_time now)
 		tcp_listener_forget(t, c);
 		ust_tcp_abort(c, now);
 	}
-	for (unsigned i = 0; i < UST_TCP_HASH; i++) {
-		struct ust_tcb *c = t->tcp->hash[i], *next;
-		for (; c; c = next) {
-			next = c->hnext;
-			if (c->listener == t) {
-				tcp_listener_forget(t, c);
-				tcp_finish(c, UST_OUTCOME_RESET_SENT, "listener closed");
-			}
+	/* Its half-open children share its port: only that port's chain
+	 * is read, not the whole table. */
+	for (struct ust_tcb *c = tcp_port_users(t->tcp, t->lport), *next; c; c = next) {
+		next = c->pnext;
+		if (c->listener == t) {
+			tcp_listener_forget(t, c);
+			tcp_finish(c, UST_OUTCOME_RESET_SENT, "listener closed");
 		}
 	}
 	tcp_set_state(t, UST_TCP_CLOSED);

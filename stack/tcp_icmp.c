@@ -76,7 +76,7 @@ void ust_tcp_unreachable(void *ctx, uint32_t dst, int err, ust_time now)
 	struct ust_tcp *tcp = ctx;
 
 	tcp->now = now;
-	for (unsigned i = 0; i < UST_TCP_HASH; i++) {
+	for (unsigned i = 0; i < tcp->hash_size; i++) {
 		struct ust_tcb *t = tcp->hash[i], *next;
 		for (; t; t = next) {
 			next = t->hnext;

@@ -123,7 +123,13 @@ void tcp_simple_retransmit(struct ust_tcb *t, ust_time now);
 struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, uint32_t laddr, uint16_t lport,
 			   uint32_t raddr, uint16_t rport);
 struct ust_tcb *tcp_lookup_listener(struct ust_tcp *tcp, uint16_t lport);
+/* A new block in CLOSED, or NULL: at the ceiling (tcp_at_ceiling) or out
+ * of memory. */
 struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user);
+/* Does the table hold cfg.max_conns blocks already? */
+bool tcp_at_ceiling(const struct ust_tcp *tcp);
+/* The first block bound to lport (chained by pnext), or NULL. */
+struct ust_tcb *tcp_port_users(struct ust_tcp *tcp, uint16_t lport);
 void tcp_hash_insert(struct ust_tcb *t);
 void tcp_hash_remove(struct ust_tcb *t);
 /* Moves t to a new key in the table. */
@@ -134,6 +140,7 @@ void tcp_listener_forget(struct ust_tcb *listener, struct ust_tcb *child);
 void tcp_listener_accept_ready(struct ust_tcb *listener, struct ust_tcb *child);
 /* Runs t's due timers (tcp_timer.c). */
 void tcp_timer_fire(struct ust_tcb *t, ust_time now);
+/* Does a block other than except use lport? O(1): the port's chain. */
 bool tcp_port_in_use(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *except);
 int tcp_pick_ephemeral(struct ust_tcp *tcp, struct ust_tcb *t);
 /* A reference on *port in the shared port table (cfg.port_claim), once per

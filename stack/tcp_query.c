@@ -103,7 +103,7 @@ unsigned ust_tcp_count(const struct ust_tcp *tcp)
 
 void ust_tcp_each(struct ust_tcp *tcp, void (*fn)(struct ust_tcb *t, void *arg), void *arg)
 {
-	for (unsigned i = 0; i < UST_TCP_HASH; i++) {
+	for (unsigned i = 0; i < tcp->hash_size; i++) {
 		for (struct ust_tcb *t = tcp->hash[i], *next; t; t = next) {
 			next = t->hnext;
 			fn(t, arg);

@@ -10,15 +10,15 @@
 #define EPHEMERAL_HI 60999
 #define NOT_IN_HEAP UINT32_MAX
 
-static unsigned hash4(uint32_t raddr, uint16_t lport, uint16_t rport)
+static unsigned hash4(const struct ust_tcp *tcp, uint32_t raddr, uint16_t lport, uint16_t rport)
 {
 	uint32_t h = raddr * 0x9e3779b1u ^ ((uint32_t)lport << 16 | rport) * 0x85ebca6bu;
-	return (h ^ (h >> 15)) & (UST_TCP_HASH - 1);
+	return (h ^ (h >> 15)) & (tcp->hash_size - 1);
 }
 
 static struct ust_tcb **bucket(struct ust_tcp *tcp, const struct ust_tcb *t)
 {
-	return &tcp->hash[hash4(t->raddr, t->lport, t->rport)];
+	return &tcp->hash[hash4(tcp, t->raddr, t->lport, t->rport)];
 }
 
 void ust_tcp_default_config(struct ust_tcp_config *cfg)
@@ -33,7 +33,7 @@ void ust_tcp_default_config(struct ust_tcp_config *cfg)
 	cfg->wmem[0] = 4096;
 	cfg->wmem[1] = 16384;
 	cfg->wmem[2] = 4194304;
-	cfg->max_conns = 4096;
+	cfg->max_conns = 0; /* none: the shim and the tests set one */
 	cfg->syn_retries = 6;
 	cfg->synack_retries = 5;
 	cfg->retries2 = 15;
@@ -53,9 +53,18 @@ int ust_tcp_init(struct ust_tcp *tcp, struct ust_stack *st, const struct ust_tcp
 	tcp->cfg = *cfg;
 	if (!tcp->cfg.cc)
 		tcp->cfg.cc = &tcp_cc_cubic;
-	tcp->heap = calloc(cfg->max_conns, sizeof(*tcp->heap));
-	if (!tcp->heap)
+	/* The port chains cost 512 KiB of address space, touched only
+	 * where ports are used; the 4-tuple table and the heap start small
+	 * and grow with the connections. */
+	tcp->hash_size = UST_TCP_HASH_MIN;
+	tcp->hash = calloc(tcp->hash_size, sizeof(*tcp->hash));
+	tcp->ports = calloc(UST_TCP_PORTS, sizeof(*tcp->ports));
+	tcp->heap_cap = UST_TCP_HASH_MIN;
+	tcp->heap = calloc(tcp->heap_cap, sizeof(*tcp->heap));
+	if (!tcp->hash || !tcp->ports || !tcp->heap) {
+		ust_tcp_destroy(tcp);
 		return -ENOMEM;
+	}
 	tcp->next_ephemeral = (uint16_t)(EPHEMERAL_LO + cfg->isn_key[0] % (EPHEMERAL_HI - EPHEMERAL_LO));
 	st->upper.ctx = tcp;
 	st->upper.ip_input = ust_tcp_input;
@@ -80,27 +89,71 @@ static void tcb_free(struct ust_tcb *t)
 
 void ust_tcp_destroy(struct ust_tcp *tcp)
 {
-	for (unsigned i = 0; i < UST_TCP_HASH; i++) {
+	for (unsigned i = 0; tcp->hash && i < tcp->hash_size; i++) {
 		while (tcp->hash[i]) {
 			struct ust_tcb *t = tcp->hash[i];
-			tcp->hash[i] = t->hnext;
+			tcp_hash_remove(t);
 			tcb_free(t);
 		}
 	}
+	free(tcp->hash);
+	free(tcp->ports);
 	free(tcp->heap);
-	tcp->heap = NULL;
-	tcp->heap_len = 0;
+	tcp->hash = tcp->ports = tcp->heap = NULL;
+	tcp->hash_size = tcp->heap_len = tcp->heap_cap = 0;
 }
 
 /* ---- the table ---- */
 
+static void chain_insert(struct ust_tcb **head, struct ust_tcb *t)
+{
+	t->hnext = *head;
+	if (*head)
+		(*head)->hprev = &t->hnext;
+	t->hprev = head;
+	*head = t;
+}
+
+/* The 4-tuple table doubles once it holds more blocks than buckets, so a
+ * lookup reads about one block whatever the count (Linux sizes its
+ * established hash once, from memory; we grow instead, so that a process
+ * with ten connections does not pay for a hundred thousand). If the
+ * bigger table cannot be had, the chains just get longer. */
+static void hash_grow(struct ust_tcp *tcp)
+{
+	unsigned size = tcp->hash_size * 2, old_size = tcp->hash_size;
+	struct ust_tcb **old = tcp->hash, **hash;
+
+	if (tcp->nconns <= old_size || size == 0)
+		return;
+	hash = calloc(size, sizeof(*hash));
+	if (!hash)
+		return;
+	tcp->hash = hash;
+	tcp->hash_size = size;
+	for (unsigned i = 0; i < old_size; i++) {
+		while (old[i]) {
+			struct ust_tcb *t = old[i];
+			old[i] = t->hnext;
+			chain_insert(bucket(tcp, t), t);
+		}
+	}
+	free(old);
+}
+
 void tcp_hash_insert(struct ust_tcb *t)
 {
-	struct ust_tcb **b = bucket(t->tcp, t);
-
-	t->hnext = *b;
-	*b = t;
+	chain_insert(bucket(t->tcp, t), t);
 	t->hashed = true;
+	/* Linux's bind buckets, one per port: who uses a port is one read. */
+	if (t->lport) {
+		struct ust_tcb **p = &t->tcp->ports[t->lport];
+		t->pnext = *p;
+		if (*p)
+			(*p)->pprev = &t->pnext;
+		t->pprev = p;
+		*p = t;
+	}
 }
 
 void tcp_rehash(struct ust_tcb *t, uint16_t lport, uint32_t raddr, uint16_t rport)
@@ -116,11 +169,17 @@ void tcp_hash_remove(struct ust_tcb *t)
 {
 	if (!t->hashed)
 		return;
-	for (struct ust_tcb **p = bucket(t->tcp, t); *p; p = &(*p)->hnext) {
-		if (*p == t) {
-			*p = t->hnext;
-			break;
-		}
+	*t->hprev = t->hnext;
+	if (t->hnext)
+		t->hnext->hprev = t->hprev;
+	t->hnext = NULL;
+	t->hprev = NULL;
+	if (t->pprev) {
+		*t->pprev = t->pnext;
+		if (t->pnext)
+			t->pnext->pprev = t->pprev;
+		t->pnext = NULL;
+		t->pprev = NULL;
 	}
 	t->hashed = false;
 }
@@ -128,7 +187,7 @@ void tcp_hash_remove(struct ust_tcb *t)
 struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, uint32_t laddr, uint16_t lport,
 			   uint32_t raddr, uint16_t rport)
 {
-	for (struct ust_tcb *t = tcp->hash[hash4(raddr, lport, rport)]; t; t = t->hnext)
+	for (struct ust_tcb *t = tcp->hash[hash4(tcp, raddr, lport, rport)]; t; t = t->hnext)
 		if (t->lport == lport && t->rport == rport && t->raddr == raddr &&
 		    t->state != UST_TCP_LISTEN && t->state != UST_TCP_CLOSED)
 			return t;
@@ -137,19 +196,25 @@ struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, uint32_t laddr, uint16_t lport,
 
 struct ust_tcb *tcp_lookup_listener(struct ust_tcp *tcp, uint16_t lport)
 {
-	for (struct ust_tcb *t = tcp->hash[hash4(0, lport, 0)]; t; t = t->hnext)
+	for (struct ust_tcb *t = tcp->hash[hash4(tcp, 0, lport, 0)]; t; t = t->hnext)
 		if (t->lport == lport && t->state == UST_TCP_LISTEN)
 			return t;
 	return NULL;
 }
 
+struct ust_tcb *tcp_port_users(struct ust_tcp *tcp, uint16_t lport)
+{
+	return lport ? tcp->ports[lport] : NULL;
+}
+
 bool tcp_port_in_use(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *except)
 {
-	for (unsigned i = 0; i < UST_TCP_HASH; i++)
-		for (struct ust_tcb *t = tcp->hash[i]; t; t = t->hnext)
-			if (t != except && t->lport == lport && lport != 0)
-				return true;
-	return false;
+	const struct ust_tcb *t = tcp_port_users(tcp, lport);
+
+	/* At most two reads: the port's first user, or the one after it. */
+	if (t == except && t)
+		t = t->pnext;
+	return t != NULL;
 }
 
 int tcp_claim_port(struct ust_tcb *t, uint16_t *port, bool reuse)
@@ -192,16 +257,45 @@ int tcp_pick_ephemeral(struct ust_tcp *tcp, struct ust_tcb *t)
 
 /* ---- allocation ---- */
 
+bool tcp_at_ceiling(const struct ust_tcp *tcp)
+{
+	return tcp->cfg.max_conns && tcp->nconns >= tcp->cfg.max_conns;
+}
+
+/* Room in the timer heap for one more block, taken before the block
+ * exists: a timer set later never has to allocate (and cannot fail). */
+static bool heap_reserve(struct ust_tcp *tcp)
+{
+	unsigned cap = tcp->heap_cap * 2;
+	struct ust_tcb **heap;
+
+	if (tcp->nconns < tcp->heap_cap)
+		return true;
+	if (cap <= tcp->heap_cap)
+		return false;
+	heap = realloc(tcp->heap, cap * sizeof(*heap));
+	if (!heap)
+		return false;
+	tcp->heap = heap;
+	tcp->heap_cap = cap;
+	return true;
+}
+
 struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user)
 {
 	struct ust_tcb *t;
 
-	if (tcp->nconns >= tcp->cfg.max_conns)
+	if (tcp_at_ceiling(tcp)) {
+		tcp_count(tcp, UST_EV_TCP_CONN_CEILING);
 		return NULL;
-	t = calloc(1, sizeof(*t));
-	if (!t)
+	}
+	t = heap_reserve(tcp) ? calloc(1, sizeof(*t)) : NULL;
+	if (!t) {
+		tcp_count(tcp, UST_EV_TCP_NO_MEMORY);
 		return NULL;
+	}
 	tcp->nconns++;
+	hash_grow(tcp);
 	t->tcp = tcp;
 	t->user = user;
 	t->state = UST_TCP_CLOSED;

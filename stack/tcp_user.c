@@ -10,7 +10,9 @@ struct ust_tcb *ust_tcp_create(struct ust_tcp *tcp, void *user, int *err)
 {
 	struct ust_tcb *t = tcp_tcb_new(tcp, user);
 
-	*err = t ? 0 : -ENOBUFS;
+	/* Linux's socket() gives ENFILE when no socket can be had and
+	 * ENOBUFS when the memory for one cannot. */
+	*err = t ? 0 : tcp_at_ceiling(tcp) ? -ENFILE : -ENOBUFS;
 	if (t)
 		t->rcv_mss = (uint16_t)(tcp->st->nif.mtu - 40);
 	return t;

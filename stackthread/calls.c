@@ -87,3 +87,20 @@ long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s)
 		syscall(SYS_futex, &c->done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
 	return c->ret;
 }
+
+/* A refusal the shim saw (no slot, no fd for an accepted connection) is
+ * counted with the stack's own counters, on the stack thread that owns
+ * them. */
+static void op_count(struct us_call *c)
+{
+	if (c->u.opt.val >= 0 && c->u.opt.val < UST_EVENT_MAX)
+		c->st->st.ctr.event[c->u.opt.val]++;
+}
+
+void us_count(int event)
+{
+	struct us_call c;
+
+	c.u.opt.val = event;
+	us_call(&c, op_count, NULL);
+}

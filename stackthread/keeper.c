@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -70,13 +71,48 @@ void us_keeper_check(void)
 		us_keeper_exit();
 }
 
+/* The fds a keeper keeps, one bit each below nfds: marked in one pass over
+ * the relays and the ports, so that deciding for each open fd is one read
+ * (with 100,000 connections, asking the relays for every fd was 10^10). */
+struct fd_set_bits {
+	uint64_t *bits;
+	unsigned nfds;
+};
+
+static void keep_fd(void *ctx, int fd)
+{
+	struct fd_set_bits *k = ctx;
+
+	if (fd >= 0 && (unsigned)fd < k->nfds)
+		k->bits[fd / 64] |= 1ull << (fd % 64);
+}
+
+static bool kept(const struct fd_set_bits *k, int fd)
+{
+	return fd >= 0 && (unsigned)fd < k->nfds && (k->bits[fd / 64] >> (fd % 64) & 1);
+}
+
 /* In the keeper: everything the program had open goes, except what the
  * stack needs (a test runner's pipes must see their end). */
 static void keeper_close_fds(void)
 {
 	int keep[16 + 8], nkeep = 0, null;
+	struct fd_set_bits stack_fds = { NULL, 0 };
+	struct rlimit rl;
 	DIR *d;
 	struct dirent *e;
+
+	/* Every fd is below the soft limit (or was opened under a higher
+	 * one: those few are asked about one by one below). */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		stack_fds.nfds = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > US_MAX_SOCKS ? US_MAX_SOCKS
+											  : (unsigned)rl.rlim_cur;
+	stack_fds.bits = calloc(stack_fds.nfds / 64 + 1, sizeof(uint64_t));
+	if (!stack_fds.bits)
+		stack_fds.nfds = 0;
+	for (struct us_conn *c = us_st.all; c; c = c->all_next)
+		keep_fd(&stack_fds, c->sfd);
+	us_ports_each_fd(keep_fd, &stack_fds);
 
 	keep[nkeep++] = us_st.link.fd;
 	keep[nkeep++] = us_st.wake_fd;
@@ -94,16 +130,17 @@ static void keeper_close_fds(void)
 		bool ours = fd == dirfd(d) || e->d_name[0] == '.';
 		for (k = 0; k < nkeep && !ours; k++)
 			ours = keep[k] == fd;
-		ours = ours || us_port_holds_fd(fd);
-		if (!ours && fd >= us_fd_base() && fd < us_fd_base() + (int)US_MAX_SOCKS) {
-			/* a stack end? */
-			for (unsigned i = 0; i < US_MAX_SOCKS && !ours; i++)
-				ours = us_st.conns[i] && us_st.conns[i]->sfd == fd;
+		ours = ours || kept(&stack_fds, fd);
+		if (!ours && (unsigned)fd >= stack_fds.nfds) {
+			for (struct us_conn *c = us_st.all; c && !ours; c = c->all_next)
+				ours = c->sfd == fd;
+			ours = ours || us_port_holds_fd(fd);
 		}
 		if (!ours)
 			REAL(close)(fd);
 	}
 	closedir(d);
+	free(stack_fds.bits);
 	/* Standard fds stay valid for anything that writes to them. */
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	for (int fd = 0; fd < 3 && null >= 0; fd++)
@@ -126,9 +163,8 @@ static void become_keeper(void)
 	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
 	us_ctl_close(true); /* the program's: it removes it */
 	keeper_close_fds();
-	for (unsigned i = 0; i < US_MAX_SOCKS; i++)
-		if (us_st.conns[i])
-			us_st.conns[i]->sock->owner = us_st.pid; /* forked children see who serves them */
+	for (struct us_conn *c = us_st.all; c; c = c->all_next)
+		c->sock->owner = us_st.pid; /* forked children see who serves them */
 	ev_loop_fork(us_st.ev);
 	us_ctl_open();
 	ust_log(UST_LOG_INFO, "exit keeper %d finishes the connections of the program", (int)getpid());

@@ -29,8 +29,13 @@ void us_op_create(struct us_call *c)
 	struct stat sb;
 	int app, sfd, small = 1, r;
 
+	/* Resources run out as the kernel's do, with its errors, and each
+	 * refusal is counted for ustcp-stat -s: no fds (the kernel's EMFILE
+	 * or ENFILE), the ceiling or no memory (the engine's ENFILE,
+	 * ENOBUFS). */
 	r = us_new_pair(&app, &sfd, &sb);
 	if (r < 0) {
+		st->st.ctr.event[UST_EV_SOCK_NO_FD]++;
 		c->ret = r;
 		return;
 	}
@@ -38,7 +43,8 @@ void us_op_create(struct us_call *c)
 	if (!k) {
 		REAL(close)(app);
 		REAL(close)(sfd);
-		c->ret = -ENOMEM;
+		st->st.ctr.event[UST_EV_TCP_NO_MEMORY]++;
+		c->ret = -ENOBUFS;
 		return;
 	}
 	k->tcb = ust_tcp_create(&st->tcp, k, &r);
@@ -63,6 +69,13 @@ void us_op_create(struct us_call *c)
 	us_publish(k);
 	us_hup_arm(k);
 	c->ret = app;
+}
+
+void us_op_accept_retry(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+
+	c->ret = k ? us_listener_deliver(k) : 0;
 }
 
 void us_op_bind(struct us_call *c)

@@ -127,6 +127,13 @@ void us_port_unlisten(uint16_t port)
 		REAL(shutdown)(ports[port].fd, SHUT_RDWR);
 }
 
+void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx)
+{
+	for (unsigned p = 1; p < 65536; p++)
+		if (ports[p].refs)
+			fn(ctx, ports[p].fd);
+}
+
 bool us_port_holds_fd(int fd)
 {
 	for (unsigned p = 1; p < 65536; p++)

@@ -35,7 +35,40 @@
 
 struct us_conn *us_conn_of(struct us_stack *st, const struct us_sock *s)
 {
-	return st->conns[us_sock_idx(s)];
+	return st->conns ? st->conns[us_sock_idx(s)] : NULL;
+}
+
+/* The lists a relay is on (stack_impl.h): in at the head, out in O(1). */
+#define LIST_INSERT(headp, c, field)                                    \
+	do {                                                            \
+		(c)->field##_next = *(headp);                           \
+		if (*(headp))                                           \
+			(*(headp))->field##_pprev = &(c)->field##_next; \
+		(c)->field##_pprev = (headp);                           \
+		*(headp) = (c);                                         \
+	} while (0)
+#define LIST_REMOVE(c, field)                                                    \
+	do {                                                                     \
+		*(c)->field##_pprev = (c)->field##_next;                         \
+		if ((c)->field##_next)                                           \
+			(c)->field##_next->field##_pprev = (c)->field##_pprev;   \
+		(c)->field##_next = NULL;                                        \
+		(c)->field##_pprev = NULL;                                       \
+	} while (0)
+
+/* A listener stopped at its backlog, or going again. */
+static void set_blocked(struct us_conn *l, bool blocked)
+{
+	if (blocked == l->blocked)
+		return;
+	l->blocked = blocked;
+	if (blocked) {
+		LIST_INSERT(&l->st->blocked, l, blocked);
+		l->st->nblocked++;
+	} else {
+		LIST_REMOVE(l, blocked);
+		l->st->nblocked--;
+	}
 }
 
 /* Is the connection synchronized (its control block still held)? */
@@ -70,8 +103,7 @@ void us_mark_dirty(struct us_conn *c)
 	if (c->dirty)
 		return;
 	c->dirty = true;
-	c->dirty_next = c->st->dirty;
-	c->st->dirty = c;
+	LIST_INSERT(&c->st->dirty, c, dirty);
 }
 
 /* A reference to the program's app end, found by the number it had when
@@ -124,18 +156,13 @@ void us_conn_free(struct us_conn *c, bool free_sock)
 	}
 	c->st->conns[us_sock_idx(c->sock)] = NULL;
 	c->st->nrelays--;
-	if (c->blocked)
-		c->st->nblocked--;
+	LIST_REMOVE(c, all);
+	set_blocked(c, false);
+	if (c->dirty)
+		LIST_REMOVE(c, dirty);
 	free(c->out);
 	if (free_sock)
 		us_sock_free(c->sock);
-	/* The dirty list may still name it: unlink. */
-	for (struct us_conn **p = &c->st->dirty; *p; p = &(*p)->dirty_next) {
-		if (*p == c) {
-			*p = c->dirty_next;
-			break;
-		}
-	}
 	free(c);
 }
 
@@ -305,8 +332,13 @@ static void on_wr(struct ev_loop *ev, ev_io *w, int revents);
 
 struct us_conn *us_conn_new(struct us_stack *st, struct us_sock *s, int sfd)
 {
-	struct us_conn *c = calloc(1, sizeof(*c));
+	struct us_conn *c;
 
+	/* One entry per slot, as many as the region has: address space
+	 * until used (calloc maps it zeroed on demand). */
+	if (!st->conns && !(st->conns = calloc(us_sock_slots(), sizeof(*st->conns))))
+		return NULL;
+	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
 	c->st = st;
@@ -316,6 +348,7 @@ struct us_conn *us_conn_new(struct us_stack *st, struct us_sock *s, int sfd)
 	ev_io_init(&c->wr, on_wr, sfd, EV_WRITE);
 	st->conns[us_sock_idx(s)] = c;
 	st->nrelays++;
+	LIST_INSERT(&st->all, c, all);
 	return c;
 }
 
@@ -400,6 +433,25 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	tok->rport = e.rport;
 }
 
+/* No fds (or slot) for an accepted connection's pair: the program's
+ * accept() fails with the kernel's EMFILE or ENFILE while the connection
+ * waits in TCP's accept queue, and the listener stays readable, as Linux's.
+ * One error token at a time (US_F_ERR_TOKEN): the accept() that takes it
+ * asks us to deliver again at once (us_op_accept_retry), so that it gets
+ * the connection if fds came free meanwhile, or else leaves a new error
+ * token for the next. */
+static void send_error_token(struct us_conn *l, int err)
+{
+	struct us_token tok = { .magic = US_TOKEN_MAGIC, .idx = US_TOKEN_ERROR, .gen = (uint32_t)err };
+
+	/* The flag goes up before the token leaves: the accept() that
+	 * takes it may clear it before send() has even returned here. */
+	if (atomic_fetch_or(&l->sock->flags, US_F_ERR_TOKEN) & US_F_ERR_TOKEN)
+		return;
+	if (REAL(send)(l->sfd, &tok, sizeof(tok), MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(tok))
+		atomic_fetch_and(&l->sock->flags, ~US_F_ERR_TOKEN); /* the pair is full of tokens */
+}
+
 /* Hands the oldest connection of l's accept queue to the program; false
  * when it could not (no slot, no memory, the pair full: then the writable
  * watcher is on). */
@@ -412,10 +464,18 @@ static bool deliver_one(struct us_conn *l)
 	struct stat st;
 	int app, sfd, err;
 
-	if (!s)
+	/* Counted as socket() counts them; the connection waits in TCP's
+	 * accept queue for fds or a slot to come free. */
+	if (!s) {
+		l->st->st.ctr.event[UST_EV_SOCK_NO_SLOT]++;
+		send_error_token(l, ENFILE);
 		return false;
-	if (us_new_pair(&app, &sfd, &st) < 0) {
+	}
+	err = us_new_pair(&app, &sfd, &st);
+	if (err < 0) {
+		l->st->st.ctr.event[UST_EV_SOCK_NO_FD]++;
 		us_sock_free(s);
+		send_error_token(l, -err);
 		return false;
 	}
 	accepted_sock(l, s, &st, ct, &tok);
@@ -449,19 +509,17 @@ static bool deliver_one(struct us_conn *l)
  * on the listener's pair, the connection's app end attached. Stops when the
  * pair is full (the program is not accepting); the rest wait in TCP's
  * accept queue, which the backlog bounds. */
-static void deliver(struct us_conn *l)
+static unsigned deliver(struct us_conn *l)
 {
 	/* listen(n) lets n + 1 connections wait, as Linux's queue does. */
-	unsigned limit = l->backlog + 1, out;
+	unsigned limit = l->backlog + 1, out, n = 0;
 
-	if (l->blocked) {
-		l->blocked = false;
-		l->st->nblocked--;
-	}
+	set_blocked(l, false);
 	outstanding(l); /* once: drops the accepted; each delivery below adds one */
 	while (l->tcb && ust_tcp_accept_peek(l->tcb) && l->nout < limit) {
 		if (!deliver_one(l))
-			return;
+			return n;
+		n++;
 	}
 	ev_io_stop(l->st->ev, &l->wr);
 	/* TCP's accept queue holds what the program's cannot: together no
@@ -471,10 +529,17 @@ static void deliver(struct us_conn *l)
 	if (l->tcb)
 		ust_tcp_set_backlog(l->tcb, out + 1 < limit ? limit - out - 1 : 0);
 	if (out) {
-		l->blocked = true;
-		l->st->nblocked++;
+		set_blocked(l, true);
 		atomic_fetch_or(&l->sock->flags, US_F_BACKLOGGED);
 	}
+	return n;
+}
+
+unsigned us_listener_deliver(struct us_conn *l)
+{
+	if (l->listener && l->tcb && ust_tcp_get_state(l->tcb) == UST_TCP_LISTEN)
+		return deliver(l);
+	return 0;
 }
 
 /* ---- the connection's state after TCP ran ---- */
@@ -624,7 +689,7 @@ void us_relay_after(struct ust_loop *l, ust_time now)
 
 	while (st->dirty) {
 		struct us_conn *c = st->dirty;
-		st->dirty = c->dirty_next;
+		LIST_REMOVE(c, dirty);
 		c->dirty = false;
 		conn_pump(c);
 	}
@@ -636,17 +701,13 @@ void us_relay_after(struct ust_loop *l, ust_time now)
  * so that its FINs are queued before the keeper takes over. */
 void us_relay_sync(struct us_stack *st)
 {
-	/* Slots are taken lowest first: stop after the last relay rather
-	 * than read all US_MAX_SOCKS entries (512 KiB) in every exit. */
-	for (unsigned i = 0, left = st->nrelays; i < US_MAX_SOCKS && left; i++) {
-		struct us_conn *k = st->conns[i];
-		if (!k)
-			continue;
-		left--;
+	for (struct us_conn *k = st->all, *next; k; k = next) {
+		/* conn_pull may free k, never another relay */
+		next = k->all_next;
 		if (k->tcb && !k->listener && !k->filler && !k->dead) {
 			if (!k->app_eof)
 				conn_pull(k);
-			else if (st->conns[i] == k && us_app_gone(k->sfd))
+			else if (us_app_gone(k->sfd))
 				us_conn_release(k, false);
 		}
 	}
@@ -654,9 +715,9 @@ void us_relay_sync(struct us_stack *st)
 
 void us_relay_wake(struct us_stack *st)
 {
-	for (unsigned i = 0; i < US_MAX_SOCKS && st->nblocked; i++) {
-		struct us_conn *c = st->conns[i];
-		if (c && c->blocked && !(atomic_load(&c->sock->flags) & US_F_BACKLOGGED))
+	/* Only the listeners stopped at their backlog: every accept()
+	 * wakes us, so this is never a walk over every connection. */
+	for (struct us_conn *c = st->blocked; c; c = c->blocked_next)
+		if (!(atomic_load(&c->sock->flags) & US_F_BACKLOGGED))
 			us_mark_dirty(c);
-	}
 }

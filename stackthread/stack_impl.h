@@ -41,7 +41,12 @@ struct us_conn {
 	bool shut_sent;              /* the peer's FIN passed on */
 	bool dead;                   /* TCP closed while the program held it */
 	bool dirty;
-	struct us_conn *dirty_next;
+	/* Lists, each with a back-pointer so that leaving is O(1): the
+	 * stack's relays, the dirty ones, the listeners stopped at their
+	 * backlog (us_stack.all, .dirty, .blocked). */
+	struct us_conn *all_next, **all_pprev;
+	struct us_conn *dirty_next, **dirty_pprev;
+	struct us_conn *blocked_next, **blocked_pprev;
 	/* A listener's delivered connections not yet accepted (the backlog
 	 * counts them, as Linux counts its accept queue). */
 	struct { uint32_t idx, gen; } *out;
@@ -69,8 +74,12 @@ struct us_stack {
 	ev_io hup;
 	struct us_call *_Atomic calls;
 	struct us_conn *dirty;
-	struct us_conn *conns[US_MAX_SOCKS];
+	/* The relays by slot index (us_sock_slots() entries, allocated at the
+	 * first; address space until used), and all of them in a list. */
+	struct us_conn **conns;
+	struct us_conn *all;
 	unsigned nrelays;            /* how many of conns[] are set */
+	struct us_conn *blocked;     /* listeners stopped at their backlog */
 	int app_sndbuf;              /* an AF_UNIX socket's default send buffer */
 	unsigned nblocked;           /* listeners stopped at their backlog */
 	bool keeper;                 /* this process is an exit keeper */
@@ -137,6 +146,9 @@ void us_on_hup(struct ev_loop *ev, ev_io *w, int revents);
 void us_relay_sync(struct us_stack *st);
 /* Listeners stopped at their backlog look again (an accept() woke us). */
 void us_relay_wake(struct us_stack *st);
+/* A listener hands what TCP's accept queue holds to the program, now;
+ * how many it handed. */
+unsigned us_listener_deliver(struct us_conn *l);
 
 /* ports.c: the engine's port_claim, port_release and port_foreign (ctx:
  * the struct us_stack). */
@@ -150,6 +162,8 @@ bool us_port_listen(uint16_t port);
 void us_port_unlisten(uint16_t port);
 /* Is fd one of the reservations? (A keeper keeps them.) */
 bool us_port_holds_fd(int fd);
+/* fn(ctx, fd) for each reservation: one pass over the ports. */
+void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx);
 /* A forked child's copy of the table is not its own: close and forget. */
 void us_ports_forget(void);
 

@@ -102,6 +102,7 @@ enum us_kind {
 #define US_F_BACKLOGGED   0x40 /* a listener full to its backlog: accept() wakes the stack */
 #define US_F_LAST_STATUS  0x80 /* TCP closed: us_sock.last holds its final status */
 #define US_F_APP_SHUT    0x100 /* the program shut its sending side down (shutdown) */
+#define US_F_ERR_TOKEN   0x200 /* a listener's error token waits for accept() */
 
 #define US_OPT_RECORD 8
 
@@ -132,14 +133,20 @@ struct us_sock {
 	 * stack thread before the flag; read-only after. */
 	struct ust_tcp_status last;
 	ust_time last_at;
+	_Atomic uint32_t free_next;  /* while free: the next free slot + 1 (fdtab.c) */
 };
 
-#define US_MAX_SOCKS 65536
+/* The most slots a region has (the kernel's default fs.nr_open). Its
+ * size is the hard limit on fds when it is mapped, between 4096 and this:
+ * each socket needs an fd, so the kernel's EMFILE comes first. */
+#define US_MAX_SOCKS (1u << 20)
 
 /* The shared region, mapped at the first TCP socket. */
+/* Its number of slots (0 when it could not be mapped). */
+unsigned us_sock_slots(void);
 struct us_sock *us_sock_at(unsigned idx);
 unsigned us_sock_idx(const struct us_sock *s);
-/* A free slot (any thread), or NULL when all are in use. */
+/* A free slot (any thread, O(1)), or NULL when all are in use. */
 struct us_sock *us_sock_alloc(void);
 void us_sock_free(struct us_sock *s);
 
@@ -160,6 +167,9 @@ struct us_token {
 	uint16_t lport, rport;
 };
 #define US_TOKEN_MAGIC 0x75737463u /* "ustc" */
+/* A token with this idx carries no connection and no fd: accept() fails
+ * with the errno in gen (EMFILE, ENFILE: no fds or slot for the pair). */
+#define US_TOKEN_ERROR UINT32_MAX
 
 /* ---- the stack thread (stackthread/) ---- */
 
@@ -202,6 +212,11 @@ void us_stack_poke(void);
 void us_op_create(struct us_call *c);     /* new socket: c->ret = app fd; u.opt.val = the fd number it
                                             * will have, or -1 (socket() sets app_fd itself) */
 void us_op_bind(struct us_call *c);
+void us_op_accept_retry(struct us_call *c); /* a listener delivers again (an error token was
+                                              * taken): c->ret = how many */
+/* Counts an event (enum ust_event) on this process's stack: a refusal
+ * the shim saw (sock-no-slot, sock-no-fd), for ustcp-stat -s (calls.c). */
+void us_count(int event);
 void us_op_connect(struct us_call *c);
 void us_op_listen(struct us_call *c);
 void us_op_unlisten(struct us_call *c);

@@ -197,6 +197,22 @@ static void after_loop(struct ust_loop *l, ust_time now)
 		us_keeper_check();
 }
 
+/* The ceiling on control blocks when USTCP_MAX_CONNS does not set one:
+ * as the kernel bounds sockets by the fd limit, twice the hard limit on
+ * fds (the most the program may raise its soft limit to): every socket it
+ * can hold, and as many more orphans finishing their close (FIN-WAIT,
+ * TIME-WAIT), which Linux bounds apart (tcp_max_orphans,
+ * tcp_max_tw_buckets). A bound on memory, never met before EMFILE. */
+static unsigned default_max_conns(void)
+{
+	struct rlimit rl;
+	rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_max : 4096;
+
+	if (n == RLIM_INFINITY || n > US_MAX_SOCKS)
+		n = US_MAX_SOCKS;
+	return 2 * (n < 4096 ? 4096 : (unsigned)n);
+}
+
 /* The engine on the stack: its configuration, the address's shared
  * secret, the shim's callbacks. */
 static int start_tcp(void)
@@ -208,6 +224,7 @@ static int start_tcp(void)
 	tc.msl_ms = us_st.cfg.msl_ms;
 	tc.fin_timeout_ms = us_st.cfg.fin_timeout_ms;
 	tc.ecn = us_st.cfg.ecn;
+	tc.max_conns = us_st.cfg.max_conns ? us_st.cfg.max_conns : default_max_conns();
 	if (us_st.cfg.cc[0])
 		ust_tcp_config_cc(&tc, us_st.cfg.cc); /* checked by ust_config_load */
 	if (us_st.cfg.rmem[2])
@@ -349,12 +366,14 @@ void us_stack_forget(void)
 	us_ctl_close(false);
 	for (unsigned i = 0; i < us_st.n_own_fds; i++)
 		REAL(close)(us_st.own_fds[i]);
-	for (unsigned i = 0; i < US_MAX_SOCKS; i++) {
-		if (us_st.conns[i]) {
-			REAL(close)(us_st.conns[i]->sfd);
-			us_st.conns[i] = NULL;
-		}
+	/* The relays are the parent's: close our copies of their stack
+	 * ends and forget them (their memory is the parent's copy too). */
+	for (struct us_conn *c = us_st.all; c; c = c->all_next) {
+		REAL(close)(c->sfd);
+		us_st.conns[us_sock_idx(c->sock)] = NULL;
 	}
+	us_st.all = NULL;
+	us_st.blocked = NULL;
 	us_st.nrelays = 0;
 	us_ports_forget();
 	us_st.link.pcap.f = NULL; /* another process's buffer: never flushed here */

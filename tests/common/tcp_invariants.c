@@ -397,7 +397,7 @@ NOCOV static bool collect(struct inv *c)
 	const struct ust_tcp *tcp = c->tcp;
 
 	c->nlive = 0;
-	for (unsigned i = 0; i < UST_TCP_HASH; i++) {
+	for (unsigned i = 0; i < tcp->hash_size; i++) {
 		for (const struct ust_tcb *t = tcp->hash[i]; t; t = t->hnext) {
 			if (c->nlive >= tcp->nconns || c->nlive == MAX_LIVE)
 				return broken(c, "the table holds more blocks than nconns (%u), or a loop",
@@ -407,6 +407,35 @@ NOCOV static bool collect(struct inv *c)
 	}
 	if (c->nlive != tcp->nconns)
 		return broken(c, "the table holds %u blocks, nconns says %u", c->nlive, tcp->nconns);
+	if (tcp->cfg.max_conns && tcp->nconns > tcp->cfg.max_conns)
+		return broken(c, "%u blocks, above the ceiling max_conns %u", tcp->nconns,
+			      tcp->cfg.max_conns);
+	/* Every block has its slot in the timer heap before it needs one. */
+	if (tcp->heap_cap < tcp->nconns)
+		return broken(c, "the timer heap has room for %u blocks, nconns is %u", tcp->heap_cap,
+			      tcp->nconns);
+	return true;
+}
+
+/* The links of t's two chains: the 4-tuple bucket's (every block) and its
+ * local port's (every bound block, and only those), each pointing back. */
+NOCOV static bool check_chains(struct inv *c, const struct ust_tcb *t)
+{
+	const struct ust_tcp *tcp = c->tcp;
+	unsigned n = 0;
+
+	INVT(t, t->hashed && t->hprev && *t->hprev == t);
+	INVT(t, !t->hnext || t->hnext->hprev == &t->hnext);
+	if (!t->lport) {
+		INVT(t, !t->pprev && !t->pnext);
+		return true;
+	}
+	INVT(t, t->pprev && *t->pprev == t);
+	INVT(t, !t->pnext || (t->pnext->pprev == &t->pnext && t->pnext->lport == t->lport));
+	for (const struct ust_tcb *x = tcp->ports[t->lport]; x != t; x = x->pnext) {
+		if (!x || ++n > c->nlive)
+			return broken_tcb(c, t, "not in the chain of its port");
+	}
 	return true;
 }
 
@@ -419,7 +448,7 @@ NOCOV bool tcp_invariants_check(const struct ust_tcp *tcp, char *msg, size_t len
 	if (!collect(&c))
 		return false;
 	for (unsigned i = 0; i < c.nlive; i++)
-		if (!check_tcb(&c, c.live[i]))
+		if (!check_chains(&c, c.live[i]) || !check_tcb(&c, c.live[i]))
 			return false;
 	/* The timer heap: live blocks, each where it says, a min-heap. */
 	if (tcp->heap_len > tcp->nconns)
@@ -448,7 +477,7 @@ NOCOV bool tcp_invariants_check(const struct ust_tcp *tcp, char *msg, size_t len
 
 NOCOV bool tcp_invariants_holds(const struct ust_tcp *tcp, const struct ust_tcb *t)
 {
-	for (unsigned i = 0; i < UST_TCP_HASH; i++)
+	for (unsigned i = 0; i < tcp->hash_size; i++)
 		for (const struct ust_tcb *x = tcp->hash[i]; x; x = x->hnext)
 			if (x == t)
 				return true;

@@ -207,9 +207,10 @@ static int teardown(void **state)
 	struct rig *r = *state;
 	struct us_stack *st = r->st;
 
-	for (unsigned i = 0; i < US_MAX_SOCKS && st->nrelays; i++)
-		if (st->conns[i])
-			us_conn_free(st->conns[i], true);
+	while (st->all)
+		us_conn_free(st->all, true);
+	free(st->conns);
+	st->conns = NULL;
 	ust_loop_stop(&st->loop);
 	ev_io_stop(st->ev, &st->hup);
 	ust_tcp_destroy(&st->tcp);

@@ -1,0 +1,115 @@
+#!/usr/bin/env bats
+# Many connections in one process (issue 13): no fixed cap below the fd
+# limit, every table grows (or is sized from the fd limit), and running out
+# is the kernel's error, counted, never a crash.
+#
+# Bodies run on the kernel's TCP ([kernel], which proves the test) and under
+# ustcp, as in 060-shim.bats.
+
+bats_require_minimum_version 1.5.0
+
+load helpers
+load shim
+
+# More than the engine's old ceiling (4096 control blocks) and than the old
+# fd table of the shim reached with the default limits; a few seconds, also
+# under ASan.
+N=5000
+
+# idle_run N: the kernel peer holds a server on 9000; the program opens N
+# idle connections with keepalive, closes them, and its fd count comes back
+# to where it started. The server must see every one end with a FIN.
+idle_run() {
+	local n=$1 out
+	peer_bg /usr/bin/python3 "$SHIM_DIR/idle_server.py" "$PEER_ADDR" 9000 "$n" "$TMP/server.out" 100 </dev/null
+	wait_listen "$PEER_NETNS" 9000
+	# TIME-WAIT holds a port's reservation: a short one lets the count
+	# come back within the test.
+	USTCP_MSL=0.5 PROG_TIMEOUT=100 prog bash -c "ulimit -n 20000 && exec /usr/bin/python3 '$SHIM_DIR/idle_conns.py' '$PEER_ADDR' 9000 $n" >"$TMP/conns.out"
+	cat "$TMP/conns.out"
+	wait_for 30 test -s "$TMP/server.out"
+	cat "$TMP/server.out"
+	grep -qx "opened $n" "$TMP/conns.out"
+	! grep -q '^error' "$TMP/conns.out"
+	grep -qx "accepted $n eof $n rst 0" "$TMP/server.out"
+	[ "$(awk '$1 == "fds_before" { print $2 }' "$TMP/conns.out")" = "$(awk '$1 == "fds_after" { print $2 }' "$TMP/conns.out")" ]
+}
+
+body_idle_many() {
+	shim_topo_up
+	idle_run "$N"
+}
+
+@test "scale: $N idle connections open, stay up, close with FINs, fds come back [kernel]" { MODE=kernel body_idle_many; }
+@test "scale: $N idle connections open, stay up, close with FINs, fds come back [ustcp]" { MODE=ustcp body_idle_many; }
+
+# exhaust [ENV...]: the program opens connections to the peer's server until
+# one is refused, with its fd limit at 100, then shows its counters
+# (ustcp-stat -s) and opens one more once it has closed the rest.
+exhaust() {
+	peer_bg /usr/bin/python3 "$SHIM_DIR/idle_server.py" "$PEER_ADDR" 9000 1000000 "$TMP/server.out" 50 </dev/null
+	wait_listen "$PEER_NETNS" 9000
+	export USTCP_RUN_DIR=$TMP/run USTCP_MSL=0.5
+	PROG_TIMEOUT=40 prog env "$@" bash -c "ulimit -n 100 && exec /usr/bin/python3 '$SHIM_DIR/exhaust.py' '$PEER_ADDR' 9000 env -u LD_PRELOAD USTCP_RUN_DIR=$USTCP_RUN_DIR '$BUILD/ustcp-stat' -s" >"$TMP/exhaust.out" 2>&1
+	cat "$TMP/exhaust.out"
+	grep -qx "again ok" "$TMP/exhaust.out"
+}
+
+# stat_counter NAME: the value ustcp-stat -s printed for NAME.
+stat_counter() {
+	awk -v n="$1" '$1 == n { print $2 }' "$TMP/exhaust.out"
+}
+
+# Out of fds: socket() fails with EMFILE (the socketpair's), as the kernel's
+# socket() does, and ustcp counts it. ustcp holds fewer connections within
+# the same limit (3 fds each today, issue 13's next part).
+body_exhaust_fds() {
+	shim_topo_up
+	exhaust
+	grep -qx "error socket EMFILE" "$TMP/exhaust.out"
+	if [ "$MODE" = ustcp ]; then
+		[ "$(stat_counter sock-no-fd)" -ge 1 ]
+	fi
+}
+
+@test "scale: out of fds, socket() fails with EMFILE and the process recovers [kernel]" { MODE=kernel body_exhaust_fds; }
+@test "scale: out of fds, socket() fails with EMFILE and the process recovers [ustcp]" { MODE=ustcp body_exhaust_fds; }
+
+# At the ceiling on connections (USTCP_MAX_CONNS): socket() fails with
+# ENFILE, as the kernel's socket() when no socket can be had, counted as
+# tcp-conn-ceiling; the fds were not the limit.
+@test "scale: at USTCP_MAX_CONNS, socket() fails with ENFILE, counted, and the process recovers [ustcp]" {
+	MODE=ustcp
+	shim_topo_up
+	exhaust USTCP_MAX_CONNS=20
+	grep -qx "opened 20" "$TMP/exhaust.out"
+	grep -qx "error socket ENFILE" "$TMP/exhaust.out"
+	[ "$(stat_counter tcp-conn-ceiling)" -ge 1 ]
+}
+
+# A server out of fds: accept() fails with EMFILE while the connections wait
+# in the queue, as on Linux, and once it has closed some, accept() gives the
+# next one. The peer opens 60 connections; the server's fd limit holds
+# about a dozen (kernel: about 30).
+body_accept_exhaust() {
+	shim_topo_up
+	prog_bg bash -c "ulimit -n 40 && exec /usr/bin/python3 '$SHIM_DIR/accept_exhaust.py' 9000 '$TMP/server.out'" </dev/null
+	prog_wait_listen 9000
+	# Connections after the server has exited are refused: not counted.
+	peer_bg /usr/bin/python3 -c "
+import socket, time
+held = []
+for _ in range(60):
+    try:
+        held.append(socket.create_connection(('$SADDR', 9000), timeout=10))
+    except OSError:
+        pass
+time.sleep(30)" </dev/null
+	wait_for 40 test -s "$TMP/server.out"
+	cat "$TMP/server.out"
+	grep -qx "error EMFILE" "$TMP/server.out"
+	grep -qx "again ok" "$TMP/server.out"
+}
+
+@test "scale: a server out of fds gets EMFILE from accept(), then the next connection [kernel]" { MODE=kernel body_accept_exhaust; }
+@test "scale: a server out of fds gets EMFILE from accept(), then the next connection [ustcp]" { MODE=ustcp body_accept_exhaust; }

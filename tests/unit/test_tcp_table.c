@@ -1,0 +1,180 @@
+/* The engine's tables at counts the segment scripts never reach: the
+ * 4-tuple table and the timer heap grow with the connections (no fixed
+ * cap), a port's users are one read away, and the ceiling
+ * (cfg.max_conns) refuses with ENFILE and counts. The invariant checker
+ * (tests/common/tcp_invariants.c) runs after each step. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "stack.h"
+#include "tcp.h"
+#include "tcp_invariants.h"
+
+/* Only some of the harness's helpers are used here. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "stack_harness.h"
+#pragma GCC diagnostic pop
+
+/* The invariant checker holds this many blocks at most. */
+#define MANY 4000u
+
+struct table_test {
+	struct harness *h;
+	struct ust_tcp tcp;
+	struct ust_tcb *t[MANY];
+};
+
+static void check(struct table_test *x)
+{
+	char msg[512];
+
+	ust_stack_flush(&x->h->st);
+	x->h->n_out = x->h->seen = 0; /* frames are not what this tests */
+	if (!tcp_invariants_check(&x->tcp, msg, sizeof(msg)))
+		fail_msg("%s", msg);
+}
+
+static struct table_test *table_new(unsigned max_conns)
+{
+	struct table_test *x = calloc(1, sizeof(*x));
+	struct ust_tcp_config cfg;
+
+	assert_non_null(x);
+	x->h = harness_new(false, MASK24, 0, 256);
+	ust_tcp_default_config(&cfg);
+	cfg.max_conns = max_conns;
+	assert_int_equal(ust_tcp_init(&x->tcp, &x->h->st, &cfg), 0);
+	x->tcp.now = x->h->now;
+	/* The peer is in the ARP cache: SYNs leave at once. */
+	rx_arp_request(x->h, peer_mac, PEER_IP);
+	check(x);
+	return x;
+}
+
+static void table_free(struct table_test *x)
+{
+	ust_tcp_destroy(&x->tcp);
+	ust_stack_flush(&x->h->st);
+	ust_arp_flush(&x->h->st);
+	assert_int_equal(x->h->st.pool.avail, x->h->st.pool.size);
+	ust_stack_destroy(&x->h->st);
+	free(x->h);
+	free(x);
+}
+
+/* A new block in CLOSED; it must be had. */
+static struct ust_tcb *new_block(struct table_test *x)
+{
+	int err;
+	struct ust_tcb *t = ust_tcp_create(&x->tcp, NULL, &err);
+
+	assert_non_null(t);
+	assert_int_equal(err, 0);
+	return t;
+}
+
+/* MANY listeners, each on its own port: the table doubles as it fills
+ * (never more than one block per bucket on average), each listener is
+ * found by its port, a second bind to a used port is refused, and all go. */
+static void test_table_grows_listeners(void **state)
+{
+	struct table_test *x = table_new(0);
+
+	(void)state;
+	for (unsigned i = 0; i < MANY; i++) {
+		x->t[i] = new_block(x);
+		assert_int_equal(ust_tcp_bind(x->t[i], (uint16_t)(1000 + i), false), 0);
+		assert_int_equal(ust_tcp_listen(x->t[i], 16), 0);
+	}
+	check(x);
+	assert_int_equal(ust_tcp_count(&x->tcp), MANY);
+	assert_true(x->tcp.hash_size >= MANY);
+	for (unsigned i = 0; i < MANY; i++) {
+		struct ust_tcb *t = new_block(x);
+		assert_int_equal(ust_tcp_bind(t, (uint16_t)(1000 + i), false), -EADDRINUSE);
+		ust_tcp_close(t, x->h->now);
+	}
+	check(x);
+	for (unsigned i = 0; i < MANY; i++)
+		ust_tcp_close(x->t[i], x->h->now);
+	check(x);
+	assert_int_equal(ust_tcp_count(&x->tcp), 0);
+	table_free(x);
+}
+
+/* MANY connections, each with a SYN's retransmission timer: the heap
+ * grows past its first size, the first deadline is the earliest, and an
+ * abort takes each block out of the heap and the table. */
+static void test_table_grows_timers(void **state)
+{
+	struct table_test *x = table_new(0);
+
+	(void)state;
+	for (unsigned i = 0; i < MANY; i++) {
+		x->t[i] = new_block(x);
+		assert_int_equal(ust_tcp_connect(x->t[i], PEER_IP, 80, x->h->now), 0);
+		if (i % 500 == 0)
+			check(x);
+	}
+	check(x);
+	assert_int_equal(x->tcp.heap_len, MANY);
+	assert_true(x->tcp.heap_cap >= MANY);
+	/* Every connection has its own local port, and each is in use. */
+	for (unsigned i = 0; i < MANY; i++)
+		assert_true(ust_tcp_local_port(x->t[i]) != 0);
+	for (unsigned i = 0; i < MANY; i += 2)
+		ust_tcp_abort(x->t[i], x->h->now);
+	check(x);
+	assert_int_equal(x->tcp.heap_len, MANY / 2);
+	for (unsigned i = 1; i < MANY; i += 2)
+		ust_tcp_abort(x->t[i], x->h->now);
+	check(x);
+	assert_int_equal(x->tcp.heap_len, 0);
+	assert_int_equal(ust_tcp_count(&x->tcp), 0);
+	table_free(x);
+}
+
+/* At the ceiling a socket gets ENFILE, counted; a block that goes makes
+ * room for exactly one more. */
+static void test_table_ceiling_enfile(void **state)
+{
+	struct table_test *x = table_new(10);
+	uint64_t before = x->h->st.ctr.event[UST_EV_TCP_CONN_CEILING];
+	int err;
+
+	(void)state;
+	for (unsigned i = 0; i < 10; i++)
+		x->t[i] = new_block(x);
+	assert_null(ust_tcp_create(&x->tcp, NULL, &err));
+	assert_int_equal(err, -ENFILE);
+	assert_int_equal(x->h->st.ctr.event[UST_EV_TCP_CONN_CEILING], before + 1);
+	check(x);
+	ust_tcp_close(x->t[0], x->h->now);
+	x->t[0] = new_block(x);
+	assert_null(ust_tcp_create(&x->tcp, NULL, &err));
+	assert_int_equal(err, -ENFILE);
+	check(x);
+	for (unsigned i = 0; i < 10; i++)
+		ust_tcp_close(x->t[i], x->h->now);
+	check(x);
+	table_free(x);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table_grows_listeners),
+		cmocka_unit_test(test_table_grows_timers),
+		cmocka_unit_test(test_table_ceiling_enfile),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
