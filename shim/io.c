@@ -10,8 +10,12 @@
  * socket that was never connected gives ENOTCONN to a reader and EPIPE (and
  * SIGPIPE) to a writer, instead of blocking on the filler. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #include "shim.h"
 #include "tcp.h"
@@ -103,6 +107,153 @@ static int write_pre(int fd, int flags, struct us_sock **sp)
 	return -1;
 }
 
+/* ---- blocking reads: waiting in poll ----
+ *
+ * The stack thread takes the program's bytes off the pair as soon as they
+ * are written. Freeing them runs the app end's write-space callback
+ * (sock_wfree -> unix_write_space, net/unix/af_unix.c), which wakes every
+ * sleeper on the socket's queue with EPOLLOUT; a reader asleep in recv(2)
+ * waits with a plain prepare_to_wait (unix_stream_data_wait), so it wakes,
+ * finds nothing and sleeps again: two context switches per request, for
+ * nothing. poll(2) registers a wake function that drops a wake-up whose key
+ * holds none of the events asked for (pollwake, fs/select.c), so a reader
+ * waiting for POLLIN sleeps through it. A blocking read therefore tries once
+ * with MSG_DONTWAIT, and if nothing is there waits in poll(POLLIN) and tries
+ * again, as the kernel's recv(2) would have woken and read.
+ *
+ * What the kernel's wait decides, this one decides the same:
+ *   - O_NONBLOCK, MSG_DONTWAIT: no wait (the first try's EAGAIN);
+ *   - end of file, a reset, shutdown(SHUT_RD) from another thread: POLLIN
+ *     (or HUP, ERR), and the second try reports them as recv(2) would;
+ *   - SO_RCVTIMEO: EAGAIN once it ran out (the kernel's value, rounded to
+ *     its tick, read back with getsockopt), EINTR after any handler
+ *     (sock_intr_errno: a timed wait is never restarted);
+ *   - a handler without a timeout: restarted or EINTR by SA_RESTART
+ *     (us_restart_verdict); where the handlers disagree, the wait is
+ *     recv(2)'s own;
+ *   - MSG_WAITALL, SO_RCVLOWAT above 1, any flag but MSG_PEEK and
+ *     MSG_CMSG_CLOEXEC: recv(2)'s own wait (they wait for more than "some
+ *     bytes", which poll cannot express). */
+
+/* One try at the read; flags are the program's, plus MSG_DONTWAIT or not. */
+struct rd_call {
+	int fd;
+	struct msghdr *m;
+	int flags;
+};
+
+static ssize_t rd_try(const struct rd_call *rc, int extra)
+{
+	return REAL(recvmsg)(rc->fd, rc->m, rc->flags | extra);
+}
+
+/* The receive timeout in effect, in microseconds (0: none), or -1 when
+ * recv(2) must do the waiting itself (a low-water mark above 1). */
+static long long rcv_limits(int fd, struct us_sock *s)
+{
+	struct timeval tv;
+	socklen_t len = sizeof(tv);
+	int lowat = 1;
+	socklen_t ilen = sizeof(lowat);
+
+	if (!(atomic_load(&s->flags) & US_F_RCVOPTS))
+		return 0;
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &ilen) < 0 || lowat > 1)
+		return -1;
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) < 0)
+		return -1;
+	return (long long)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+static long long mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Waits for POLLIN (or hang-up, error) until the deadline (0: none): 0
+ * when there is something to try, else -1 with errno EAGAIN (timed out) or
+ * EINTR. */
+static int wait_readable(int fd, long long deadline, enum us_restart *verdict)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct timespec ts, *tsp = NULL;
+		int n;
+
+		if (deadline) {
+			long long left = deadline - mono_us();
+			if (left < 0)
+				left = 0;
+			ts.tv_sec = left / 1000000;
+			ts.tv_nsec = left % 1000000 * 1000;
+			tsp = &ts;
+		}
+		n = ppoll(&p, 1, tsp, NULL);
+		if (n > 0)
+			return 0;
+		if (n == 0) {
+			errno = EAGAIN;
+			return -1;
+		}
+		if (errno != EINTR)
+			return -1;
+		/* A handler ran. A handler installed during the wait counts:
+		 * ask again. */
+		*verdict = us_restart_verdict();
+		if (deadline || *verdict != US_RESTART_ALWAYS) {
+			errno = EINTR;
+			return -1;
+		}
+	}
+}
+
+static ssize_t rd_blocking(struct us_sock *s, const struct rd_call *rc)
+{
+	enum us_restart verdict;
+	long long timeo, deadline = 0;
+	ssize_t r;
+	int fl;
+
+	if (!s || (rc->flags & ~(MSG_PEEK | MSG_CMSG_CLOEXEC)))
+		return rd_try(rc, 0);
+	timeo = rcv_limits(rc->fd, s);
+	if (timeo < 0)
+		return rd_try(rc, 0);
+	r = rd_try(rc, MSG_DONTWAIT);
+	if (r >= 0 || errno != EAGAIN)
+		return r;
+	fl = REAL(fcntl)(rc->fd, F_GETFL);
+	if (fl < 0 || (fl & O_NONBLOCK)) {
+		errno = EAGAIN;
+		return -1;
+	}
+	verdict = us_restart_verdict();
+	if (verdict == US_RESTART_UNKNOWN)
+		return rd_try(rc, 0);
+	if (timeo)
+		deadline = mono_us() + timeo;
+	for (;;) {
+		if (wait_readable(rc->fd, deadline, &verdict) < 0)
+			return -1;
+		r = rd_try(rc, MSG_DONTWAIT);
+		/* EAGAIN: another reader was first; wait again. */
+		if (r >= 0 || errno != EAGAIN)
+			return r;
+	}
+}
+
+static ssize_t rd_buf(struct us_sock *s, int fd, void *buf, size_t n, int flags)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = n };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct rd_call rc = { .fd = fd, .m = &m, .flags = flags };
+
+	return rd_blocking(s, &rc);
+}
+
 /* ---- reading ---- */
 
 /* glibc's fortified entry points (-D_FORTIFY_SOURCE programs call these). */
@@ -117,7 +268,9 @@ US_EXPORT ssize_t read(int fd, void *buf, size_t n)
 
 	if (read_pre(fd, &s))
 		return -1;
-	return read_post(s, REAL(read)(fd, buf, n));
+	if (!s)
+		return REAL(read)(fd, buf, n);
+	return read_post(s, rd_buf(s, fd, buf, n, 0));
 }
 
 US_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
@@ -129,9 +282,15 @@ US_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
 	struct us_sock *s;
 
+	struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt };
+	struct rd_call rc = { .fd = fd, .m = &m };
+
 	if (read_pre(fd, &s))
 		return -1;
-	return read_post(s, REAL(readv)(fd, iov, cnt));
+	/* recvmsg would say EMSGSIZE where readv says EINVAL. */
+	if (!s || cnt < 0 || cnt > IOV_MAX)
+		return read_post(s, REAL(readv)(fd, iov, cnt));
+	return read_post(s, rd_blocking(s, &rc));
 }
 
 US_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -140,7 +299,9 @@ US_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 
 	if (read_pre(fd, &s))
 		return -1;
-	return read_post(s, REAL(recv)(fd, buf, n, flags));
+	if (!s)
+		return REAL(recv)(fd, buf, n, flags);
+	return read_post(s, rd_buf(s, fd, buf, n, flags));
 }
 
 US_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
@@ -159,7 +320,7 @@ US_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
 	/* TCP fills in no source address. */
 	if (len)
 		*len = 0;
-	return read_post(s, REAL(recv)(fd, buf, n, flags));
+	return read_post(s, rd_buf(s, fd, buf, n, flags));
 }
 
 US_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
@@ -178,9 +339,11 @@ US_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 		return -1;
 	if (!s)
 		return REAL(recvmsg)(fd, m, flags);
+	struct rd_call rc = { .fd = fd, .m = m, .flags = flags };
+
 	name = m->msg_name;
 	m->msg_name = NULL;
-	r = REAL(recvmsg)(fd, m, flags);
+	r = rd_blocking(s, &rc);
 	m->msg_name = name;
 	m->msg_namelen = 0;
 	return read_post(s, r);

@@ -65,6 +65,13 @@ struct us_real {
 	int (*pipe2)(int[2], int);
 	int (*timerfd_create)(int, int);
 	int (*signalfd)(int, const sigset_t *, int);
+	/* Handler changes (shim/signal.c); the last four may be missing. */
+	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+	sighandler_t (*signal)(int, sighandler_t);
+	sighandler_t (*sysv_signal)(int, sighandler_t);
+	sighandler_t (*bsd_signal)(int, sighandler_t);
+	sighandler_t (*sigset)(int, sighandler_t);
+	int (*siginterrupt)(int, int);
 	int (*execve)(const char *, char *const[], char *const[]);
 	int (*execv)(const char *, char *const[]);
 	int (*execvp)(const char *, char *const[]);
@@ -99,6 +106,7 @@ enum us_kind {
 #define US_F_DETACHED     0x10 /* the stack let go (TCP closed); the slot is the program's */
 #define US_F_APP_CLOSED   0x20 /* the program closed an fd of it */
 #define US_F_BACKLOGGED   0x40 /* a listener full to its backlog: accept() wakes the stack */
+#define US_F_RCVOPTS      0x80 /* SO_RCVTIMEO or SO_RCVLOWAT was set on the app end */
 
 #define US_OPT_RECORD 8
 

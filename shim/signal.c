@@ -1,0 +1,136 @@
+/* sigaction, signal, sysv_signal, bsd_signal, sigset, siginterrupt: passed
+ * to libc unchanged; they only note that a handler may have changed, for
+ * the one question the blocking reads (io.c) must answer after a handler
+ * interrupted their wait: would the kernel's recv(2) have been restarted?
+ *
+ * A blocking read on a relay socket waits in poll(2), not in recv(2) (io.c
+ * says why). The kernel restarts recv(2) after a handler installed with
+ * SA_RESTART and fails it with EINTR after any other (signal(7), "Interruption
+ * of system calls and library functions by signal handlers"); poll(2) it
+ * never restarts after a handler. Which signal ran is not known afterwards,
+ * so the answer is taken from every handler installed: when all agree, it is
+ * exact; when some have SA_RESTART and some not, it is unknown and the read
+ * waits in recv(2) itself, as before. The kernel's table is read (64
+ * rt_sigaction queries) only after a handler changed through these calls. */
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+/* Bumped after every call that can change a handler or its flags. */
+static _Atomic unsigned handlers_gen = 1;
+/* The restart answer for a generation: gen << 8 | enum us_restart. */
+static _Atomic uint64_t verdict_cache;
+
+/* The kernel's struct sigaction (rt_sigaction(2)), not libc's. */
+struct ksigaction {
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	uint64_t mask;
+};
+
+static void handlers_changed(void)
+{
+	atomic_fetch_add(&handlers_gen, 1);
+}
+
+/* Reads every action from the kernel, but for the two signals below
+ * SIGRTMIN that glibc keeps for itself (its sigaction refuses them to
+ * programs): SIGCANCEL ends the thread in poll as in recv (both are
+ * cancellation points); SIGSETXID (SA_RESTART) comes only while another
+ * thread runs setuid(2) or its kin, and counting it would make every
+ * program with a handler lacking SA_RESTART wait in recv(2). The price:
+ * such a set*id call during the wait ends it with EINTR there. */
+static enum us_restart scan_handlers(void)
+{
+	bool restart = false, norestart = false;
+
+	for (int sig = 1; sig <= 64; sig++) {
+		struct ksigaction ka;
+		if (sig >= 32 && sig < SIGRTMIN)
+			continue;
+		if (syscall(SYS_rt_sigaction, sig, NULL, &ka, sizeof(ka.mask)) != 0)
+			continue;
+		if (ka.handler == (void *)SIG_DFL || ka.handler == (void *)SIG_IGN)
+			continue;
+		if (ka.flags & SA_RESTART)
+			restart = true;
+		else
+			norestart = true;
+	}
+	if (restart && norestart)
+		return US_RESTART_UNKNOWN;
+	return norestart ? US_RESTART_NEVER : US_RESTART_ALWAYS;
+}
+
+enum us_restart us_restart_verdict(void)
+{
+	unsigned gen = atomic_load(&handlers_gen);
+	uint64_t c = atomic_load(&verdict_cache);
+	enum us_restart v;
+
+	if (c >> 8 == gen)
+		return (enum us_restart)(c & 0xff);
+	v = scan_handlers();
+	/* A handler that changed during the scan leaves the cache stale:
+	 * store under the generation read before it, so the next call
+	 * scans again. */
+	atomic_store(&verdict_cache, (uint64_t)gen << 8 | v);
+	return v;
+}
+
+US_EXPORT int sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
+{
+	int r = REAL(sigaction)(sig, sa, old);
+
+	if (sa)
+		handlers_changed();
+	return r;
+}
+
+US_EXPORT sighandler_t signal(int sig, sighandler_t h)
+{
+	sighandler_t r = REAL(signal)(sig, h);
+
+	handlers_changed();
+	return r;
+}
+
+sighandler_t bsd_signal(int sig, sighandler_t h); /* not in glibc's headers */
+
+/* The old names: each calls libc's internal sigaction, which no preload
+ * sees; where the libc lacks one, so does the program. */
+
+US_EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
+{
+	sighandler_t r = REAL(sysv_signal)(sig, h);
+
+	handlers_changed();
+	return r;
+}
+
+US_EXPORT sighandler_t bsd_signal(int sig, sighandler_t h)
+{
+	sighandler_t r = REAL(bsd_signal)(sig, h);
+
+	handlers_changed();
+	return r;
+}
+
+US_EXPORT sighandler_t sigset(int sig, sighandler_t h)
+{
+	sighandler_t r = REAL(sigset)(sig, h);
+
+	handlers_changed();
+	return r;
+}
+
+US_EXPORT int siginterrupt(int sig, int flag)
+{
+	int r = REAL(siginterrupt)(sig, flag);
+
+	handlers_changed();
+	return r;
+}
