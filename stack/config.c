@@ -260,8 +260,8 @@ static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t
 	return 0;
 }
 
-/* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_CC, USTCP_PASSTHROUGH: TCP's
- * settings. */
+/* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_CC, USTCP_BUSY_POLL,
+ * USTCP_PASSTHROUGH: TCP's settings. */
 static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
 {
 	const char *v = get("USTCP_MSL");
@@ -287,6 +287,16 @@ static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 		if (strlen(v) >= sizeof(c->cc) || !ust_tcp_cc_exists(v))
 			return fail(err, errlen, "USTCP_CC", v, "not one of cubic, reno, bbr");
 		strcpy(c->cc, v);
+	}
+
+	/* As Linux's net.core.busy_read, in microseconds; a second at most
+	 * (a longer spin is a core given away, not a wait shortened). */
+	v = get("USTCP_BUSY_POLL");
+	if (v && *v) {
+		if (parse_uint(v, 0, 1000000, &u))
+			return fail(err, errlen, "USTCP_BUSY_POLL", v,
+				    "not a number of microseconds from 0 to 1000000 (e.g. 50)");
+		c->busy_poll_us = u;
 	}
 
 	v = get("USTCP_PASSTHROUGH");

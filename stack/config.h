@@ -28,6 +28,7 @@ struct ust_config {
 	unsigned msl_ms;                /* USTCP_MSL */
 	unsigned fin_timeout_ms;        /* USTCP_FIN_TIMEOUT */
 	char cc[16];                    /* USTCP_CC, "" for the default (cubic) */
+	unsigned busy_poll_us;          /* USTCP_BUSY_POLL, 0: off */
 	/* USTCP_RMEM, USTCP_WMEM: min, default, max; all 0 when unset (the
 	 * engine's own, ust_tcp_default_config). */
 	uint32_t rmem[3], wmem[3];
