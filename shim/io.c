@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
@@ -210,10 +211,44 @@ static int wait_readable(int fd, long long deadline, enum us_restart *verdict)
 	}
 }
 
+/* How long a blocking read spins before it sleeps, in microseconds: the
+ * socket's SO_BUSY_POLL once set (the kernel keeps it on the app end), else
+ * USTCP_BUSY_POLL. */
+static unsigned busy_poll_of(int fd, struct us_sock *s)
+{
+	const struct ust_config *cfg;
+	int us = 0;
+	socklen_t len = sizeof(us);
+
+	if (atomic_load(&s->flags) & US_F_BUSY_POLL)
+		return REAL(getsockopt)(fd, SOL_SOCKET, SO_BUSY_POLL, &us, &len) == 0 && us > 0 ? (unsigned)us : 0;
+	cfg = us_config();
+	return cfg ? cfg->busy_poll_us : 0;
+}
+
+/* Busy polling, as Linux's sk_busy_loop does for a reader: try again
+ * without sleeping for up to us microseconds. A handler that runs meanwhile
+ * returns into the spin, which is the kernel's restart: so the caller spins
+ * only when every handler has SA_RESTART and no SO_RCVTIMEO is set. Each
+ * turn yields the CPU, which the stack thread may share with the program.
+ * The result of the last try (EAGAIN: nothing came). */
+static ssize_t spin_read(const struct rd_call *rc, unsigned us)
+{
+	long long end = mono_us() + us;
+	ssize_t r;
+
+	do {
+		sched_yield();
+		r = rd_try(rc, MSG_DONTWAIT);
+	} while (r < 0 && errno == EAGAIN && mono_us() < end);
+	return r;
+}
+
 static ssize_t rd_blocking(struct us_sock *s, const struct rd_call *rc)
 {
 	enum us_restart verdict;
 	long long timeo, deadline = 0;
+	unsigned spin;
 	ssize_t r;
 	int fl;
 
@@ -235,6 +270,11 @@ static ssize_t rd_blocking(struct us_sock *s, const struct rd_call *rc)
 		return rd_try(rc, 0);
 	if (timeo)
 		deadline = mono_us() + timeo;
+	else if (verdict == US_RESTART_ALWAYS && (spin = busy_poll_of(rc->fd, s))) {
+		r = spin_read(rc, spin);
+		if (r >= 0 || errno != EAGAIN)
+			return r;
+	}
 	for (;;) {
 		if (wait_readable(rc->fd, deadline, &verdict) < 0)
 			return -1;

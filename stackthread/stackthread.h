@@ -107,6 +107,7 @@ enum us_kind {
 #define US_F_APP_CLOSED   0x20 /* the program closed an fd of it */
 #define US_F_BACKLOGGED   0x40 /* a listener full to its backlog: accept() wakes the stack */
 #define US_F_RCVOPTS      0x80 /* SO_RCVTIMEO or SO_RCVLOWAT was set on the app end */
+#define US_F_BUSY_POLL    0x100 /* SO_BUSY_POLL was set on the app end */
 
 #define US_OPT_RECORD 8
 
