@@ -1,6 +1,7 @@
 /* The read and write families: the kernel moves the bytes (the app end is a
- * real socket); these wrappers only make the errors TCP's. They look the fd
- * up in the table (an array read) and otherwise go straight to libc.
+ * real socket); these wrappers make the errors TCP's, and make a blocking
+ * read wait in poll rather than in recv (below, "blocking reads"). They look
+ * the fd up in the table (an array read) and otherwise go straight to libc.
  *
  * Reading: an AF_UNIX socket knows one error, the ECONNRESET the stack
  * provokes when TCP dies; it stands for the socket's pending error
@@ -134,7 +135,10 @@ static int write_pre(int fd, int flags, struct us_sock **sp)
  *     recv(2)'s own;
  *   - MSG_WAITALL, SO_RCVLOWAT above 1, any flag but MSG_PEEK and
  *     MSG_CMSG_CLOEXEC: recv(2)'s own wait (they wait for more than "some
- *     bytes", which poll cannot express). */
+ *     bytes", which poll cannot express).
+ * Where it cannot (ustcp(7), CAVEATS): glibc's SIGSETXID during the wait
+ * (signal.c); a close of the fd by another thread during the wait, after
+ * which poll finds the number gone (EBADF) where recv(2) held the file. */
 
 /* One try at the read; flags are the program's, plus MSG_DONTWAIT or not. */
 struct rd_call {
