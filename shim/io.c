@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "shim.h"
+#include "loop.h"
 #include "tcp.h"
 
 /* Never connected (fresh, listening, or a blocking connect that failed). */
@@ -274,7 +275,7 @@ static ssize_t rd_blocking(struct us_sock *s, const struct rd_call *rc)
 		return rd_try(rc, 0);
 	if (timeo)
 		deadline = mono_us() + timeo;
-	else if (verdict == US_RESTART_ALWAYS && (spin = busy_poll_of(rc->fd, s))) {
+	else if (verdict == US_RESTART_ALWAYS && (spin = busy_poll_of(rc->fd, s)) && ust_may_spin()) {
 		r = spin_read(rc, spin);
 		if (r >= 0 || errno != EAGAIN)
 			return r;

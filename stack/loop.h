@@ -46,5 +46,8 @@ void ust_loop_kick(struct ust_loop *l, ust_time now);
  * with nothing to do. */
 void ust_loop_run(struct ust_loop *l);
 void ust_loop_break(struct ust_loop *l);
+/* Whether busy polling can pay on the calling thread: not when it may run
+ * on one CPU only, which its spin would take from whatever it waits for. */
+bool ust_may_spin(void);
 
 #endif
