@@ -90,42 +90,23 @@ US_EXPORT int sigaction(int sig, const struct sigaction *sa, struct sigaction *o
 	return r;
 }
 
-US_EXPORT sighandler_t signal(int sig, sighandler_t h)
-{
-	sighandler_t r = REAL(signal)(sig, h);
-
-	handlers_changed();
-	return r;
-}
-
 sighandler_t bsd_signal(int sig, sighandler_t h); /* not in glibc's headers */
 
-/* The old names: each calls libc's internal sigaction, which no preload
- * sees; where the libc lacks one, so does the program. */
+/* signal and the old names: each calls libc's internal sigaction, which no
+ * preload sees. Where the libc lacks one of the old names, the program
+ * cannot call it either. */
+#define HANDLER_CALL(name)                                      \
+	US_EXPORT sighandler_t name(int sig, sighandler_t h)    \
+	{                                                       \
+		sighandler_t r = REAL(name)(sig, h);            \
+		handlers_changed();                             \
+		return r;                                       \
+	}
 
-US_EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
-{
-	sighandler_t r = REAL(sysv_signal)(sig, h);
-
-	handlers_changed();
-	return r;
-}
-
-US_EXPORT sighandler_t bsd_signal(int sig, sighandler_t h)
-{
-	sighandler_t r = REAL(bsd_signal)(sig, h);
-
-	handlers_changed();
-	return r;
-}
-
-US_EXPORT sighandler_t sigset(int sig, sighandler_t h)
-{
-	sighandler_t r = REAL(sigset)(sig, h);
-
-	handlers_changed();
-	return r;
-}
+HANDLER_CALL(signal)
+HANDLER_CALL(sysv_signal)
+HANDLER_CALL(bsd_signal)
+HANDLER_CALL(sigset)
 
 US_EXPORT int siginterrupt(int sig, int flag)
 {
