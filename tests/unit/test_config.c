@@ -391,6 +391,26 @@ static void test_config_cc(void **state)
 	refuse_each("USTCP_CC", bad, UST_ARRAY_SIZE(bad));
 }
 
+/* USTCP_BUSY_POLL: microseconds, as Linux's net.core.busy_read; unset or
+ * empty is 0 (off). */
+static void test_config_busy_poll(void **state)
+{
+	static const char *const bad[] = { "-1", "abc", "50us", "1000001", "0.5", " 50" };
+
+	load_ok();
+	assert_int_equal(cfg.busy_poll_us, 0);
+	env_set("USTCP_BUSY_POLL", "");
+	load_ok();
+	assert_int_equal(cfg.busy_poll_us, 0);
+	env_set("USTCP_BUSY_POLL", "50");
+	load_ok();
+	assert_int_equal(cfg.busy_poll_us, 50);
+	env_set("USTCP_BUSY_POLL", "1000000");
+	load_ok();
+	assert_int_equal(cfg.busy_poll_us, 1000000);
+	refuse_each("USTCP_BUSY_POLL", bad, UST_ARRAY_SIZE(bad));
+}
+
 /* ---- USTCP_RMEM and USTCP_WMEM ---- */
 
 /* The format is Linux's tcp_rmem and tcp_wmem: three numbers, spaces or
@@ -661,6 +681,7 @@ int main(void)
 		T(test_config_msl_invalid),
 		T(test_config_fin_timeout),
 		T(test_config_cc),
+		T(test_config_busy_poll),
 		T(test_config_mem_valid),
 		T(test_config_mem_invalid),
 		T(test_config_passthrough_list),
