@@ -1,7 +1,7 @@
 /* The read and write families: the kernel moves the bytes (the app end is a
- * real socket); these wrappers make the errors TCP's, and make a blocking
- * read wait in poll rather than in recv (below, "blocking reads"). They look
- * the fd up in the table (an array read) and otherwise go straight to libc.
+ * real socket); these wrappers make the errors TCP's, and with busy polling
+ * on let a blocking read spin before it sleeps (below). They look the fd up
+ * in the table (an array read) and otherwise go straight to libc.
  *
  * Reading: an AF_UNIX socket knows one error, the ECONNRESET the stack
  * provokes when TCP dies; it stands for the socket's pending error
@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -110,36 +109,29 @@ static int write_pre(int fd, int flags, struct us_sock **sp)
 	return -1;
 }
 
-/* ---- blocking reads: waiting in poll ----
+/* ---- blocking reads: busy polling ----
  *
- * The stack thread takes the program's bytes off the pair as soon as they
- * are written. Freeing them runs the app end's write-space callback
- * (sock_wfree -> unix_write_space, net/unix/af_unix.c), which wakes every
- * sleeper on the socket's queue with EPOLLOUT; a reader asleep in recv(2)
- * waits with a plain prepare_to_wait (unix_stream_data_wait), so it wakes,
- * finds nothing and sleeps again: two context switches per request, for
- * nothing. poll(2) registers a wake function that drops a wake-up whose key
- * holds none of the events asked for (pollwake, fs/select.c), so a reader
- * waiting for POLLIN sleeps through it. A blocking read therefore tries once
- * with MSG_DONTWAIT, and if nothing is there waits in poll(POLLIN) and tries
- * again, as the kernel's recv(2) would have woken and read.
+ * With USTCP_BUSY_POLL (or the socket's SO_BUSY_POLL) set, a blocking read
+ * that finds nothing tries again with MSG_DONTWAIT, yielding the CPU
+ * between tries, for that many microseconds before it sleeps in recv(2) as
+ * always: a reply that comes within the spin is taken without the wake-up
+ * of a sleeping thread, as Linux's sk_busy_loop does for a reader. Without
+ * busy polling the read is the kernel's, untouched.
  *
- * What the kernel's wait decides, this one decides the same:
- *   - O_NONBLOCK, MSG_DONTWAIT: no wait (the first try's EAGAIN);
- *   - end of file, a reset, shutdown(SHUT_RD) from another thread: POLLIN
- *     (or HUP, ERR), and the second try reports them as recv(2) would;
- *   - SO_RCVTIMEO: EAGAIN once it ran out (the kernel's value, rounded to
- *     its tick, read back with getsockopt), EINTR after any handler
- *     (sock_intr_errno: a timed wait is never restarted);
- *   - a handler without a timeout: restarted or EINTR by SA_RESTART
- *     (us_restart_verdict); where the handlers disagree, the wait is
- *     recv(2)'s own;
- *   - MSG_WAITALL, SO_RCVLOWAT above 1, any flag but MSG_PEEK and
- *     MSG_CMSG_CLOEXEC: recv(2)'s own wait (they wait for more than "some
- *     bytes", which poll cannot express).
- * Where it cannot (ustcp(7), CAVEATS): glibc's SIGSETXID during the wait
- * (signal.c); a close of the fd by another thread during the wait, after
- * which poll finds the number gone (EBADF) where recv(2) held the file. */
+ * A signal handler that runs during the spin returns into it, which is the
+ * kernel's restart; so a read spins only where that is what the kernel
+ * would do: every handler installed has SA_RESTART (us_restart_verdict,
+ * asked again on every turn, so a handler installed meanwhile stops the
+ * spin) and no SO_RCVTIMEO is set (a timed wait ends with EINTR after any
+ * handler). MSG_WAITALL, SO_RCVLOWAT above 1 and any flag but MSG_PEEK and
+ * MSG_CMSG_CLOEXEC wait for more than "some bytes": no spin either; nor on
+ * a thread allowed on one CPU only (ust_may_spin).
+ *
+ * (Waiting in poll(POLLIN) instead of recv(2) would sleep through the
+ * needless wake-up AF_UNIX's write space gives a reader when the stack
+ * thread takes the program's bytes, and halves the reader's switches per
+ * request; measured, it made request and response no faster here:
+ * docs/architecture.md §3.) */
 
 /* One try at the read; flags are the program's, plus MSG_DONTWAIT or not. */
 struct rd_call {
@@ -153,9 +145,9 @@ static ssize_t rd_try(const struct rd_call *rc, int extra)
 	return REAL(recvmsg)(rc->fd, rc->m, rc->flags | extra);
 }
 
-/* The receive timeout in effect, in microseconds (0: none), or -1 when
- * recv(2) must do the waiting itself (a low-water mark above 1). */
-static long long rcv_limits(int fd, struct us_sock *s)
+/* Whether SO_RCVTIMEO or SO_RCVLOWAT (once a program set one of them) keeps
+ * the read from spinning. */
+static bool rcv_limited(int fd, struct us_sock *s)
 {
 	struct timeval tv;
 	socklen_t len = sizeof(tv);
@@ -163,12 +155,10 @@ static long long rcv_limits(int fd, struct us_sock *s)
 	socklen_t ilen = sizeof(lowat);
 
 	if (!(atomic_load(&s->flags) & US_F_RCVOPTS))
-		return 0;
+		return false;
 	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &ilen) < 0 || lowat > 1)
-		return -1;
-	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) < 0)
-		return -1;
-	return (long long)tv.tv_sec * 1000000 + tv.tv_usec;
+		return true;
+	return REAL(getsockopt)(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) < 0 || tv.tv_sec || tv.tv_usec;
 }
 
 static long long mono_us(void)
@@ -179,45 +169,8 @@ static long long mono_us(void)
 	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Waits for POLLIN (or hang-up, error) until the deadline (0: none): 0
- * when there is something to try, else -1 with errno EAGAIN (timed out) or
- * EINTR. */
-static int wait_readable(int fd, long long deadline, enum us_restart *verdict)
-{
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		struct timespec ts, *tsp = NULL;
-		int n;
-
-		if (deadline) {
-			long long left = deadline - mono_us();
-			if (left < 0)
-				left = 0;
-			ts.tv_sec = left / 1000000;
-			ts.tv_nsec = left % 1000000 * 1000;
-			tsp = &ts;
-		}
-		n = ppoll(&p, 1, tsp, NULL);
-		if (n > 0)
-			return 0;
-		if (n == 0) {
-			errno = EAGAIN;
-			return -1;
-		}
-		if (errno != EINTR)
-			return -1;
-		/* A handler ran. A handler installed during the wait counts:
-		 * ask again. */
-		*verdict = us_restart_verdict();
-		if (deadline || *verdict != US_RESTART_ALWAYS) {
-			errno = EINTR;
-			return -1;
-		}
-	}
-}
-
-/* How long a blocking read spins before it sleeps, in microseconds: the
- * socket's SO_BUSY_POLL once set (the kernel keeps it on the app end), else
+/* How long a blocking read spins, in microseconds: the socket's
+ * SO_BUSY_POLL once set (the kernel keeps it on the app end), else
  * USTCP_BUSY_POLL. */
 static unsigned busy_poll_of(int fd, struct us_sock *s)
 {
@@ -231,63 +184,45 @@ static unsigned busy_poll_of(int fd, struct us_sock *s)
 	return cfg ? cfg->busy_poll_us : 0;
 }
 
-/* Busy polling, as Linux's sk_busy_loop does for a reader: try again
- * without sleeping for up to us microseconds. A handler that runs meanwhile
- * returns into the spin, which is the kernel's restart: so the caller spins
- * only when every handler has SA_RESTART and no SO_RCVTIMEO is set. Each
- * turn yields the CPU, which the stack thread may share with the program.
- * The result of the last try (EAGAIN: nothing came). */
+/* Tries for up to us microseconds; the last try's result (EAGAIN: nothing
+ * came, or a handler changed and the spin stopped). */
 static ssize_t spin_read(const struct rd_call *rc, unsigned us)
 {
 	long long end = mono_us() + us;
 	ssize_t r;
 
-	do {
-		sched_yield();
+	for (;;) {
 		r = rd_try(rc, MSG_DONTWAIT);
-	} while (r < 0 && errno == EAGAIN && mono_us() < end);
-	return r;
+		if (r >= 0 || errno != EAGAIN || mono_us() >= end || us_restart_verdict() != US_RESTART_ALWAYS)
+			return r;
+		sched_yield();
+	}
+}
+
+static bool may_spin(struct us_sock *s, const struct rd_call *rc, unsigned *us)
+{
+	int fl;
+
+	if (rc->flags & ~(MSG_PEEK | MSG_CMSG_CLOEXEC))
+		return false;
+	*us = busy_poll_of(rc->fd, s);
+	if (!*us || us_restart_verdict() != US_RESTART_ALWAYS || rcv_limited(rc->fd, s) || !ust_may_spin())
+		return false;
+	fl = REAL(fcntl)(rc->fd, F_GETFL);
+	return fl >= 0 && !(fl & O_NONBLOCK);
 }
 
 static ssize_t rd_blocking(struct us_sock *s, const struct rd_call *rc)
 {
-	enum us_restart verdict;
-	long long timeo, deadline = 0;
-	unsigned spin;
+	unsigned us;
 	ssize_t r;
-	int fl;
 
-	if (!s || (rc->flags & ~(MSG_PEEK | MSG_CMSG_CLOEXEC)))
+	if (!s || !may_spin(s, rc, &us))
 		return rd_try(rc, 0);
-	timeo = rcv_limits(rc->fd, s);
-	if (timeo < 0)
-		return rd_try(rc, 0);
-	r = rd_try(rc, MSG_DONTWAIT);
+	r = spin_read(rc, us);
 	if (r >= 0 || errno != EAGAIN)
 		return r;
-	fl = REAL(fcntl)(rc->fd, F_GETFL);
-	if (fl < 0 || (fl & O_NONBLOCK)) {
-		errno = EAGAIN;
-		return -1;
-	}
-	verdict = us_restart_verdict();
-	if (verdict == US_RESTART_UNKNOWN)
-		return rd_try(rc, 0);
-	if (timeo)
-		deadline = mono_us() + timeo;
-	else if (verdict == US_RESTART_ALWAYS && (spin = busy_poll_of(rc->fd, s)) && ust_may_spin()) {
-		r = spin_read(rc, spin);
-		if (r >= 0 || errno != EAGAIN)
-			return r;
-	}
-	for (;;) {
-		if (wait_readable(rc->fd, deadline, &verdict) < 0)
-			return -1;
-		r = rd_try(rc, MSG_DONTWAIT);
-		/* EAGAIN: another reader was first; wait again. */
-		if (r >= 0 || errno != EAGAIN)
-			return r;
-	}
+	return rd_try(rc, 0);
 }
 
 static ssize_t rd_buf(struct us_sock *s, int fd, void *buf, size_t n, int flags)

@@ -11,7 +11,7 @@
  *   shutdown.c  shutdown
  *   close.c     close, close_range, dup, dup2, dup3, fcntl, fcntl64
  *   io.c        the read and write families
- *   signal.c    sigaction and the other handler calls (noted for io.c)
+ *   signal.c    sigaction and the other handler calls (noted for io.c's spin)
  *   sockopt.c   getsockopt, setsockopt, ioctl
  *   fdplace.c   epoll_create(1), eventfd, pipe2, timerfd_create, signalfd
  *   exec.c      the exec family
@@ -77,8 +77,8 @@ void us_put_sockaddr(struct sockaddr *sa, socklen_t *len, uint64_t packed);
  * end fd with it. */
 int us_take_error(int fd, struct us_sock *s);
 
-/* signal.c: after a handler interrupted a wait, would the kernel have
- * restarted recv(2)? Decided from every handler installed. */
+/* signal.c: would the kernel restart recv(2) after whichever handler
+ * runs? Decided from every handler installed. */
 enum us_restart {
 	US_RESTART_ALWAYS,  /* every handler has SA_RESTART (or there is none) */
 	US_RESTART_NEVER,   /* none has */

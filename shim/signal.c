@@ -1,17 +1,17 @@
 /* sigaction, signal, sysv_signal, bsd_signal, sigset, siginterrupt: passed
  * to libc unchanged; they only note that a handler may have changed, for
- * the one question the blocking reads (io.c) must answer after a handler
- * interrupted their wait: would the kernel's recv(2) have been restarted?
+ * the one question a busy-polling read (io.c) must answer before it spins:
+ * would the kernel's recv(2) be restarted after any handler that can run?
  *
- * A blocking read on a relay socket waits in poll(2), not in recv(2) (io.c
- * says why). The kernel restarts recv(2) after a handler installed with
- * SA_RESTART and fails it with EINTR after any other (signal(7), "Interruption
- * of system calls and library functions by signal handlers"); poll(2) it
- * never restarts after a handler. Which signal ran is not known afterwards,
- * so the answer is taken from every handler installed: when all agree, it is
- * exact; when some have SA_RESTART and some not, it is unknown and the read
- * waits in recv(2) itself, as before. The kernel's table is read (64
- * rt_sigaction queries) only after a handler changed through these calls. */
+ * A handler that runs while the read spins in user space returns into the
+ * spin, which is a restart. The kernel restarts recv(2) after a handler
+ * installed with SA_RESTART and fails it with EINTR after any other
+ * (signal(7), "Interruption of system calls and library functions by signal
+ * handlers"). Which signal will come is not known, so the answer is taken
+ * from every handler installed: when all have SA_RESTART (or there are
+ * none), the spin is exact; otherwise the read does not spin. The kernel's
+ * table is read (64 rt_sigaction queries) only after a handler changed
+ * through these calls. */
 #include <stdatomic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -20,7 +20,7 @@
 
 /* Bumped after every call that can change a handler or its flags. */
 static _Atomic unsigned handlers_gen = 1;
-/* The restart answer for a generation: gen << 8 | enum us_restart. */
+/* The answer for a generation: gen << 8 | enum us_restart. */
 static _Atomic uint64_t verdict_cache;
 
 /* The kernel's struct sigaction (rt_sigaction(2)), not libc's. */
@@ -38,11 +38,9 @@ static void handlers_changed(void)
 
 /* Reads every action from the kernel, but for the two signals below
  * SIGRTMIN that glibc keeps for itself (its sigaction refuses them to
- * programs): SIGCANCEL ends the thread in poll as in recv (both are
- * cancellation points); SIGSETXID (SA_RESTART) comes only while another
- * thread runs setuid(2) or its kin, and counting it would make every
- * program with a handler lacking SA_RESTART wait in recv(2). The price:
- * such a set*id call during the wait ends it with EINTR there. */
+ * programs): SIGCANCEL acts only at cancellation points (the spin's
+ * recv is one) and SIGSETXID has SA_RESTART, so neither changes the
+ * answer. */
 static enum us_restart scan_handlers(void)
 {
 	bool restart = false, norestart = false;
