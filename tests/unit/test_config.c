@@ -395,19 +395,18 @@ static void test_config_cc(void **state)
  * empty is 0 (off). */
 static void test_config_busy_poll(void **state)
 {
+	static const struct { const char *s; unsigned us; } good[] = {
+		{ "", 0 }, { "0", 0 }, { "50", 50 }, { "1000000", 1000000 },
+	};
 	static const char *const bad[] = { "-1", "abc", "50us", "1000001", "0.5", " 50" };
 
 	load_ok();
 	assert_int_equal(cfg.busy_poll_us, 0);
-	env_set("USTCP_BUSY_POLL", "");
-	load_ok();
-	assert_int_equal(cfg.busy_poll_us, 0);
-	env_set("USTCP_BUSY_POLL", "50");
-	load_ok();
-	assert_int_equal(cfg.busy_poll_us, 50);
-	env_set("USTCP_BUSY_POLL", "1000000");
-	load_ok();
-	assert_int_equal(cfg.busy_poll_us, 1000000);
+	for (size_t i = 0; i < UST_ARRAY_SIZE(good); i++) {
+		env_set("USTCP_BUSY_POLL", good[i].s);
+		load_ok();
+		assert_int_equal(cfg.busy_poll_us, good[i].us);
+	}
 	refuse_each("USTCP_BUSY_POLL", bad, UST_ARRAY_SIZE(bad));
 }
 
