@@ -1,6 +1,7 @@
 /* The read and write families: the kernel moves the bytes (the app end is a
- * real socket); these wrappers only make the errors TCP's. They look the fd
- * up in the table (an array read) and otherwise go straight to libc.
+ * real socket); these wrappers make the errors TCP's, and with busy polling
+ * on let a blocking read spin before it sleeps (below). They look the fd up
+ * in the table (an array read) and otherwise go straight to libc.
  *
  * Reading: an AF_UNIX socket knows one error, the ECONNRESET the stack
  * provokes when TCP dies; it stands for the socket's pending error
@@ -10,10 +11,15 @@
  * socket that was never connected gives ENOTCONN to a reader and EPIPE (and
  * SIGPIPE) to a writer, instead of blocking on the filler. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #include "shim.h"
+#include "loop.h"
 #include "tcp.h"
 
 /* Never connected (fresh, listening, or a blocking connect that failed). */
@@ -103,6 +109,131 @@ static int write_pre(int fd, int flags, struct us_sock **sp)
 	return -1;
 }
 
+/* ---- blocking reads: busy polling ----
+ *
+ * With USTCP_BUSY_POLL (or the socket's SO_BUSY_POLL) set, a blocking read
+ * that finds nothing tries again with MSG_DONTWAIT, yielding the CPU
+ * between tries, for that many microseconds before it sleeps in recv(2) as
+ * always: a reply that comes within the spin is taken without the wake-up
+ * of a sleeping thread, as Linux's sk_busy_loop does for a reader. Without
+ * busy polling the read is the kernel's, untouched.
+ *
+ * A signal handler that runs during the spin returns into it, which is the
+ * kernel's restart; so a read spins only where that is what the kernel
+ * would do: every handler installed has SA_RESTART (us_restart_verdict,
+ * asked again on every turn, so a handler installed meanwhile stops the
+ * spin) and no SO_RCVTIMEO is set (a timed wait ends with EINTR after any
+ * handler). MSG_WAITALL, SO_RCVLOWAT above 1 and any flag but MSG_PEEK and
+ * MSG_CMSG_CLOEXEC wait for more than "some bytes": no spin either; nor on
+ * a thread allowed on one CPU only (ust_may_spin).
+ *
+ * (Waiting in poll(POLLIN) instead of recv(2) would sleep through the
+ * needless wake-up AF_UNIX's write space gives a reader when the stack
+ * thread takes the program's bytes, and halves the reader's switches per
+ * request; measured, it made request and response no faster here:
+ * docs/architecture.md §3.) */
+
+/* One try at the read; flags are the program's, plus MSG_DONTWAIT or not. */
+struct rd_call {
+	int fd;
+	struct msghdr *m;
+	int flags;
+};
+
+static ssize_t rd_try(const struct rd_call *rc, int extra)
+{
+	return REAL(recvmsg)(rc->fd, rc->m, rc->flags | extra);
+}
+
+/* Whether SO_RCVTIMEO or SO_RCVLOWAT (once a program set one of them) keeps
+ * the read from spinning. */
+static bool rcv_limited(int fd, struct us_sock *s)
+{
+	struct timeval tv;
+	socklen_t len = sizeof(tv);
+	int lowat = 1;
+	socklen_t ilen = sizeof(lowat);
+
+	if (!(atomic_load(&s->flags) & US_F_RCVOPTS))
+		return false;
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &ilen) < 0 || lowat > 1)
+		return true;
+	return REAL(getsockopt)(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) < 0 || tv.tv_sec || tv.tv_usec;
+}
+
+static long long mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* How long a blocking read spins, in microseconds: the socket's
+ * SO_BUSY_POLL once set (the kernel keeps it on the app end), else
+ * USTCP_BUSY_POLL. */
+static unsigned busy_poll_of(int fd, struct us_sock *s)
+{
+	const struct ust_config *cfg;
+	int us = 0;
+	socklen_t len = sizeof(us);
+
+	if (atomic_load(&s->flags) & US_F_BUSY_POLL)
+		return REAL(getsockopt)(fd, SOL_SOCKET, SO_BUSY_POLL, &us, &len) == 0 && us > 0 ? (unsigned)us : 0;
+	cfg = us_config();
+	return cfg ? cfg->busy_poll_us : 0;
+}
+
+/* Tries for up to us microseconds; the last try's result (EAGAIN: nothing
+ * came, or a handler changed and the spin stopped). */
+static ssize_t spin_read(const struct rd_call *rc, unsigned us)
+{
+	long long end = mono_us() + us;
+	ssize_t r;
+
+	for (;;) {
+		r = rd_try(rc, MSG_DONTWAIT);
+		if (r >= 0 || errno != EAGAIN || mono_us() >= end || us_restart_verdict() != US_RESTART_ALWAYS)
+			return r;
+		sched_yield();
+	}
+}
+
+static bool may_spin(struct us_sock *s, const struct rd_call *rc, unsigned *us)
+{
+	int fl;
+
+	if (rc->flags & ~(MSG_PEEK | MSG_CMSG_CLOEXEC))
+		return false;
+	*us = busy_poll_of(rc->fd, s);
+	if (!*us || us_restart_verdict() != US_RESTART_ALWAYS || rcv_limited(rc->fd, s) || !ust_may_spin())
+		return false;
+	fl = REAL(fcntl)(rc->fd, F_GETFL);
+	return fl >= 0 && !(fl & O_NONBLOCK);
+}
+
+static ssize_t rd_blocking(struct us_sock *s, const struct rd_call *rc)
+{
+	unsigned us;
+	ssize_t r;
+
+	if (!s || !may_spin(s, rc, &us))
+		return rd_try(rc, 0);
+	r = spin_read(rc, us);
+	if (r >= 0 || errno != EAGAIN)
+		return r;
+	return rd_try(rc, 0);
+}
+
+static ssize_t rd_buf(struct us_sock *s, int fd, void *buf, size_t n, int flags)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = n };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct rd_call rc = { .fd = fd, .m = &m, .flags = flags };
+
+	return rd_blocking(s, &rc);
+}
+
 /* ---- reading ---- */
 
 /* glibc's fortified entry points (-D_FORTIFY_SOURCE programs call these). */
@@ -117,7 +248,9 @@ US_EXPORT ssize_t read(int fd, void *buf, size_t n)
 
 	if (read_pre(fd, &s))
 		return -1;
-	return read_post(s, REAL(read)(fd, buf, n));
+	if (!s)
+		return REAL(read)(fd, buf, n);
+	return read_post(s, rd_buf(s, fd, buf, n, 0));
 }
 
 US_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
@@ -129,9 +262,15 @@ US_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
 	struct us_sock *s;
 
+	struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt };
+	struct rd_call rc = { .fd = fd, .m = &m };
+
 	if (read_pre(fd, &s))
 		return -1;
-	return read_post(s, REAL(readv)(fd, iov, cnt));
+	/* recvmsg would say EMSGSIZE where readv says EINVAL. */
+	if (!s || cnt < 0 || cnt > IOV_MAX)
+		return read_post(s, REAL(readv)(fd, iov, cnt));
+	return read_post(s, rd_blocking(s, &rc));
 }
 
 US_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -140,7 +279,9 @@ US_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 
 	if (read_pre(fd, &s))
 		return -1;
-	return read_post(s, REAL(recv)(fd, buf, n, flags));
+	if (!s)
+		return REAL(recv)(fd, buf, n, flags);
+	return read_post(s, rd_buf(s, fd, buf, n, flags));
 }
 
 US_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
@@ -159,7 +300,7 @@ US_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
 	/* TCP fills in no source address. */
 	if (len)
 		*len = 0;
-	return read_post(s, REAL(recv)(fd, buf, n, flags));
+	return read_post(s, rd_buf(s, fd, buf, n, flags));
 }
 
 US_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
@@ -178,9 +319,11 @@ US_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 		return -1;
 	if (!s)
 		return REAL(recvmsg)(fd, m, flags);
+	struct rd_call rc = { .fd = fd, .m = m, .flags = flags };
+
 	name = m->msg_name;
 	m->msg_name = NULL;
-	r = REAL(recvmsg)(fd, m, flags);
+	r = rd_blocking(s, &rc);
 	m->msg_name = name;
 	m->msg_namelen = 0;
 	return read_post(s, r);

@@ -23,6 +23,12 @@ static void *must(const char *name)
 	return p;
 }
 
+/* Old names a libc may lack (wrapped only where the libc has them). */
+static void *maybe(const char *name)
+{
+	return dlsym(RTLD_NEXT, name);
+}
+
 static void bind_all(void)
 {
 #define B(fn) real.fn = must(#fn)
@@ -33,7 +39,12 @@ static void bind_all(void)
 	B(write); B(writev); B(send); B(sendto); B(sendmsg);
 	B(epoll_create1); B(eventfd); B(pipe2); B(timerfd_create); B(signalfd);
 	B(execve); B(execv); B(execvp); B(execvpe); B(fexecve);
+	B(sigaction); B(signal);
 #undef B
+	real.sysv_signal = maybe("sysv_signal");
+	real.bsd_signal = maybe("bsd_signal");
+	real.sigset = maybe("sigset");
+	real.siginterrupt = maybe("siginterrupt");
 	real.exit_ = must("_exit");
 }
 

@@ -11,6 +11,7 @@
  *   shutdown.c  shutdown
  *   close.c     close, close_range, dup, dup2, dup3, fcntl, fcntl64
  *   io.c        the read and write families
+ *   signal.c    sigaction and the other handler calls (noted for io.c's spin)
  *   sockopt.c   getsockopt, setsockopt, ioctl
  *   fdplace.c   epoll_create(1), eventfd, pipe2, timerfd_create, signalfd
  *   exec.c      the exec family
@@ -77,6 +78,15 @@ void us_put_sockaddr(struct sockaddr *sa, socklen_t *len, uint64_t packed);
 /* Takes the pending error of s (SO_ERROR), clearing the kernel's on the app
  * end fd with it. */
 int us_take_error(int fd, struct us_sock *s);
+
+/* signal.c: would the kernel restart recv(2) after whichever handler
+ * runs? Decided from every handler installed. */
+enum us_restart {
+	US_RESTART_ALWAYS,  /* every handler has SA_RESTART (or there is none) */
+	US_RESTART_NEVER,   /* none has */
+	US_RESTART_UNKNOWN, /* some have: the one that ran cannot be told */
+};
+enum us_restart us_restart_verdict(void);
 
 /* io.c: maps an AF_UNIX error on one of our sockets to what TCP would
  * report. Returns the errno to report, 0 for "end of file". */

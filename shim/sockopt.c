@@ -166,8 +166,15 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 		c.u.opt.val = v;
 		return (int)us_ret(us_call(&c, us_op_setopt, s));
 	}
-	if (level == SOL_SOCKET)
+	if (level == SOL_SOCKET) {
+		/* Blocking reads look at these only once they were set
+		 * (io.c). */
+		if (name == SO_RCVLOWAT || name == SO_RCVTIMEO_OLD || name == SO_RCVTIMEO_NEW)
+			atomic_fetch_or(&s->flags, US_F_RCVOPTS);
+		if (name == SO_BUSY_POLL)
+			atomic_fetch_or(&s->flags, US_F_BUSY_POLL);
 		return REAL(setsockopt)(fd, level, name, val, len); /* timeouts, low-water marks… */
+	}
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
 		return (int)us_ret(set_congestion(s, val, len));
 	if ((level == IPPROTO_TCP && (name == TCP_CORK || name == TCP_DEFER_ACCEPT ||

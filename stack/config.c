@@ -261,6 +261,7 @@ static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t
 }
 
 /* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_MAX_CONNS, USTCP_CC, USTCP_ECN,
+ * USTCP_BUSY_POLL,
  * USTCP_PASSTHROUGH: TCP's settings. */
 static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
 {
@@ -302,6 +303,15 @@ static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 			return fail(err, errlen, "USTCP_ECN", v,
 				    "not 0 (never), 1 (ask and accept) or 2 (accept when asked)");
 		c->ecn = u;
+	}
+	/* As Linux's net.core.busy_read, in microseconds; a second at most
+	 * (a longer spin is a core given away, not a wait shortened). */
+	v = get("USTCP_BUSY_POLL");
+	if (v && *v) {
+		if (parse_uint(v, 0, 1000000, &u))
+			return fail(err, errlen, "USTCP_BUSY_POLL", v,
+				    "not a number of microseconds from 0 to 1000000 (e.g. 50)");
+		c->busy_poll_us = u;
 	}
 
 	v = get("USTCP_PASSTHROUGH");

@@ -24,6 +24,11 @@ struct ust_loop {
 	 * back into TCP from inside its event callback would re-enter it). */
 	void (*after)(struct ust_loop *l, ust_time now);
 	void *ctx;
+	/* Busy polling (USTCP_BUSY_POLL): how long after the last work to
+	 * keep looking for more without sleeping; 0 when off. */
+	unsigned busy_poll_us;
+	unsigned kicks;             /* ust_loop_kick calls: work was done */
+	bool running;               /* ust_loop_run until ust_loop_break */
 };
 
 /* The monotonic clock the stack runs on, in microseconds. */
@@ -36,5 +41,13 @@ void ust_loop_stop(struct ust_loop *l);
 /* After anything touched the stack outside the loop's own callbacks (a user
  * call): send what it queued and re-arm the timer. */
 void ust_loop_kick(struct ust_loop *l, ust_time now);
+/* Runs the loop until ust_loop_break. With l->busy_poll_us set, every
+ * wake-up is followed by polling without sleeping until that long passed
+ * with nothing to do. */
+void ust_loop_run(struct ust_loop *l);
+void ust_loop_break(struct ust_loop *l);
+/* Whether busy polling can pay on the calling thread: not when it may run
+ * on one CPU only, which its spin would take from whatever it waits for. */
+bool ust_may_spin(void);
 
 #endif

@@ -203,7 +203,7 @@ static int hand_over(void)
 		return 1;
 	}
 	us_st.handed_over = true;
-	ev_break(us_st.ev, EVBREAK_ALL);
+	ust_loop_break(&us_st.loop);
 	return 1;
 }
 

@@ -66,6 +66,13 @@ struct us_real {
 	int (*pipe2)(int[2], int);
 	int (*timerfd_create)(int, int);
 	int (*signalfd)(int, const sigset_t *, int);
+	/* Handler changes (shim/signal.c); the last four may be missing. */
+	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+	sighandler_t (*signal)(int, sighandler_t);
+	sighandler_t (*sysv_signal)(int, sighandler_t);
+	sighandler_t (*bsd_signal)(int, sighandler_t);
+	sighandler_t (*sigset)(int, sighandler_t);
+	int (*siginterrupt)(int, int);
 	int (*execve)(const char *, char *const[], char *const[]);
 	int (*execv)(const char *, char *const[]);
 	int (*execvp)(const char *, char *const[]);
@@ -103,6 +110,8 @@ enum us_kind {
 #define US_F_LAST_STATUS  0x80 /* TCP closed: us_sock.last holds its final status */
 #define US_F_APP_SHUT    0x100 /* the program shut its sending side down (shutdown) */
 #define US_F_ERR_TOKEN   0x200 /* a listener's error token waits for accept() */
+#define US_F_RCVOPTS     0x400 /* SO_RCVTIMEO or SO_RCVLOWAT was set on the app end */
+#define US_F_BUSY_POLL   0x800 /* SO_BUSY_POLL was set on the app end */
 
 #define US_OPT_RECORD 8
 

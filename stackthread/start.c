@@ -94,7 +94,7 @@ static int getrandom_key(uint64_t key[2])
 static void *thread_main(void *arg)
 {
 	in_stack = true;
-	ev_run(us_st.ev, 0);
+	ust_loop_run(&us_st.loop);
 	if (us_st.keeper)
 		us_keeper_exit();
 	return NULL;
@@ -274,6 +274,7 @@ static int start_loop(void)
 	ev_io_start(us_st.ev, &us_st.hup);
 	ust_loop_start(&us_st.loop, us_st.ev, &us_st.st, &us_st.link, &us_st.tcp);
 	us_st.loop.after = after_loop;
+	us_st.loop.busy_poll_us = us_st.cfg.busy_poll_us;
 	us_ctl_open();
 	/* Once a second: a program whose threads all ended (pthread_exit in
 	 * main) hands over; a keeper looks for its interface. */

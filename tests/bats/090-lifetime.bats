@@ -471,3 +471,102 @@ body_eintr() {
 @test "a blocking recv() and a signal with SA_RESTART: recv() goes on until data comes [ustcp]" {
 	MODE=ustcp body_eintr restart
 }
+
+# recv_wait (tests/progs/recv_wait.c): with busy polling on, a blocking read
+# on ustcp spins before it sleeps (shim/io.c); what ends the wait must be
+# what ends the kernel's. The ustcp runs spin for up to a second
+# (USTCP_BUSY_POLL=1000000), so that SIGALRM at 0.3 s comes during the spin
+# where one is allowed. CASE as in recv_wait.c, CALL the read function, RE
+# the answer.
+recv_wait_once() {
+	peer_bg python3 -c "$LATE_PEER_PY" "$PEER_ADDR" 7301 </dev/null
+	local p=$BG_PID
+	wait_listen "$PEER_NETNS" 7301
+	USTCP_BUSY_POLL=1000000 run -0 prog "$BUILD/tests/recv_wait" "$PEER_ADDR" 7301 "$1" "$2"
+	assert_output --regexp "$3"
+	bg_wait "$p"
+}
+
+body_recv_wait() {
+	shim_topo_up
+	recv_wait_once "$@"
+}
+
+# Every read function, SIGALRM at 0.3 s without SA_RESTART: EINTR then.
+body_recv_wait_calls() {
+	local call
+	shim_topo_up
+	for call in recv read readv recvfrom recvmsg; do
+		recv_wait_once norestart "$call" "^$call=-1 EINTR after 0\.[34] s\$"
+	done
+}
+
+@test "blocking reads (recv, read, readv, recvfrom, recvmsg) and a signal without SA_RESTART: EINTR [kernel]" {
+	MODE=kernel body_recv_wait_calls
+}
+@test "blocking reads (recv, read, readv, recvfrom, recvmsg) and a signal without SA_RESTART: EINTR [ustcp]" {
+	MODE=ustcp body_recv_wait_calls
+}
+
+body_recv_wait_restart() {
+	shim_topo_up
+	recv_wait_once restart readv '^readv=1 after 1\.[5-8] s$'
+	recv_wait_once restart recv '^recv=1 after 1\.[5-8] s$'
+}
+@test "blocking reads and a signal with SA_RESTART: the wait goes on to the data [kernel]" {
+	MODE=kernel body_recv_wait_restart
+}
+@test "blocking reads and a signal with SA_RESTART: the wait goes on to the data [ustcp]" {
+	MODE=ustcp body_recv_wait_restart
+}
+
+# Handlers with and without SA_RESTART installed: the one that ran decides.
+@test "a blocking recv(), handlers with and without SA_RESTART, the latter runs: EINTR [kernel]" {
+	MODE=kernel body_recv_wait mixed recv '^recv=-1 EINTR after 0\.[34] s$'
+}
+@test "a blocking recv(), handlers with and without SA_RESTART, the latter runs: EINTR [ustcp]" {
+	MODE=ustcp body_recv_wait mixed recv '^recv=-1 EINTR after 0\.[34] s$'
+}
+
+# A handler installed by another thread while the read waits (spins) counts.
+@test "a blocking recv(), a handler installed during the wait, then the signal: EINTR [kernel]" {
+	MODE=kernel body_recv_wait late-handler recv '^recv=-1 EINTR after 0\.[34] s$'
+}
+@test "a blocking recv(), a handler installed during the wait, then the signal: EINTR [ustcp]" {
+	MODE=ustcp body_recv_wait late-handler recv '^recv=-1 EINTR after 0\.[34] s$'
+}
+
+# SO_RCVTIMEO: EAGAIN when it runs out; a handler, even with SA_RESTART,
+# ends a timed wait with EINTR (Linux's sock_intr_errno).
+body_recv_wait_timeo() {
+	shim_topo_up
+	recv_wait_once timeo recv '^recv=-1 EAGAIN after 0\.[5-6] s$'
+	recv_wait_once timeo-sig recvmsg '^recvmsg=-1 EINTR after 0\.[34] s$'
+}
+@test "SO_RCVTIMEO: a blocking recv() gives EAGAIN after it, EINTR after any handler [kernel]" {
+	MODE=kernel body_recv_wait_timeo
+}
+@test "SO_RCVTIMEO: a blocking recv() gives EAGAIN after it, EINTR after any handler [ustcp]" {
+	MODE=ustcp body_recv_wait_timeo
+}
+
+# Request and response, 2000 echoes of 64 bytes, with and without busy
+# polling (the stack thread's spin and the reader's).
+body_recv_wait_pingpong() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7302 1 </dev/null
+	local p=$BG_PID
+	wait_listen "$PEER_NETNS" 7302
+	run -0 prog "$BUILD/tests/recv_wait" "$PEER_ADDR" 7302 pingpong 2000
+	assert_output --regexp '^switches per message [0-9.]+, echoes match, round trip p50 [0-9.]+ us$'
+	bg_wait "$p"
+}
+@test "request and response: every echo comes back [kernel]" {
+	MODE=kernel body_recv_wait_pingpong
+}
+@test "request and response: every echo comes back [ustcp]" {
+	MODE=ustcp body_recv_wait_pingpong
+}
+@test "request and response with USTCP_BUSY_POLL=50: every echo comes back [ustcp]" {
+	MODE=ustcp USTCP_BUSY_POLL=50 body_recv_wait_pingpong
+}

@@ -410,6 +410,25 @@ static void test_config_ecn(void **state)
 	refuse_each("USTCP_ECN", bad, UST_ARRAY_SIZE(bad));
 }
 
+/* USTCP_BUSY_POLL: microseconds, as Linux's net.core.busy_read; unset or
+ * empty is 0 (off). */
+static void test_config_busy_poll(void **state)
+{
+	static const struct { const char *s; unsigned us; } good[] = {
+		{ "", 0 }, { "0", 0 }, { "50", 50 }, { "1000000", 1000000 },
+	};
+	static const char *const bad[] = { "-1", "abc", "50us", "1000001", "0.5", " 50" };
+
+	load_ok();
+	assert_int_equal(cfg.busy_poll_us, 0);
+	for (size_t i = 0; i < UST_ARRAY_SIZE(good); i++) {
+		env_set("USTCP_BUSY_POLL", good[i].s);
+		load_ok();
+		assert_int_equal(cfg.busy_poll_us, good[i].us);
+	}
+	refuse_each("USTCP_BUSY_POLL", bad, UST_ARRAY_SIZE(bad));
+}
+
 /* ---- USTCP_RMEM and USTCP_WMEM ---- */
 
 /* The format is Linux's tcp_rmem and tcp_wmem: three numbers, spaces or
@@ -681,6 +700,7 @@ int main(void)
 		T(test_config_fin_timeout),
 		T(test_config_cc),
 		T(test_config_ecn),
+		T(test_config_busy_poll),
 		T(test_config_mem_valid),
 		T(test_config_mem_invalid),
 		T(test_config_passthrough_list),
