@@ -40,12 +40,7 @@
  * samples do not say, so every sample counts. The TSO segment goal is
  * computed from the pacing rate as Linux's bbr_tso_segs_goal, without the
  * header room a kernel skb reserves. */
-#include "tcp_impl.h"
-
-#define BBR_SCALE 8
-#define BBR_UNIT (1u << BBR_SCALE)            /* gains: 256 = 1.0 */
-#define BW_SCALE 24
-#define BW_UNIT (1ull << BW_SCALE)            /* bandwidth: segments per µs << 24 */
+#include "tcp_bbr.h"
 
 #define HIGH_GAIN (BBR_UNIT * 2885 / 1000 + 1) /* 2/ln(2): doubles the rate per round */
 #define DRAIN_GAIN (BBR_UNIT * 1000 / 2885)   /* its inverse: drains in one round */
@@ -58,7 +53,6 @@
 #define CWND_MIN_TARGET 4
 #define FULL_BW_THRESH (BBR_UNIT * 5 / 4)     /* 25% growth... */
 #define FULL_BW_COUNT 3                       /* ...missing for three rounds */
-#define PACING_MARGIN_PERCENT 1
 #define MIN_TSO_RATE 150000                   /* bytes/s (1.2 Mbit/s): below it, 1-segment bursts */
 #define TSO_BYTES_MAX 65536
 /* The long-term ("policer") model: over intervals of 4 to 16 rounds with at
@@ -169,17 +163,6 @@ static uint32_t bbr_bw(const struct bbr *b) { return b->lt_use_bw ? b->lt_bw : m
 
 /* ---- pacing ---- */
 
-/* bytes per second of bw (segments per µs << 24) at a gain, less the
- * pacing margin */
-static uint64_t rate_bytes_per_sec(const struct ust_tcb *t, uint64_t bw, uint32_t gain)
-{
-	uint64_t rate = bw * t->mss;
-
-	rate = (rate * gain) >> BBR_SCALE;
-	rate *= 1000000u / 100 * (100 - PACING_MARGIN_PERCENT);
-	return rate >> BW_SCALE;
-}
-
 /* The initial window over the smoothed RTT (1 ms without one) at
  * Startup's gain. */
 static void init_pacing_rate_from_rtt(struct ust_tcb *t)
@@ -191,7 +174,7 @@ static void init_pacing_rate_from_rtt(struct ust_tcb *t)
 		rtt_us = t->srtt;
 		b->has_seen_rtt = true;
 	}
-	t->pacing_rate = rate_bytes_per_sec(t, (uint64_t)t->snd_cwnd * BW_UNIT / rtt_us, HIGH_GAIN);
+	t->pacing_rate = bbr_pacing_rate(t, (uint64_t)t->snd_cwnd * BW_UNIT / rtt_us, HIGH_GAIN);
 }
 
 /* Only upwards until the pipe is full, so that application-limited
@@ -199,7 +182,7 @@ static void init_pacing_rate_from_rtt(struct ust_tcb *t)
 static void set_pacing_rate(struct ust_tcb *t, uint32_t bw, uint32_t gain)
 {
 	struct bbr *b = bbr(t);
-	uint64_t rate = rate_bytes_per_sec(t, bw, gain);
+	uint64_t rate = bbr_pacing_rate(t, bw, gain);
 
 	if (!b->has_seen_rtt && t->srtt)
 		init_pacing_rate_from_rtt(t);
@@ -220,16 +203,9 @@ static uint32_t tso_segs_goal(const struct ust_tcb *t)
 
 /* ---- the window's target ---- */
 
-/* gain * bw * min_rtt in segments, rounded up; the initial window before
- * any RTT is known. */
 static uint32_t bdp(const struct bbr *b, uint32_t bw, uint32_t gain)
 {
-	uint64_t w;
-
-	if (b->min_rtt_us == UINT32_MAX)
-		return TCP_INIT_CWND;
-	w = (uint64_t)bw * b->min_rtt_us;
-	return clamp_u32((((w * gain) >> BBR_SCALE) + BW_UNIT - 1) / BW_UNIT);
+	return bbr_bdp(b->min_rtt_us, bw, gain);
 }
 
 /* Room for three bursts in flight at the sender, the receiver and the
@@ -347,7 +323,7 @@ static void lt_interval_done(struct ust_tcb *t, uint32_t bw)
 		uint32_t diff = bw > b->lt_bw ? bw - b->lt_bw : b->lt_bw - bw;
 
 		if ((uint64_t)diff * BBR_UNIT <= (uint64_t)LT_BW_RATIO * b->lt_bw ||
-		    rate_bytes_per_sec(t, diff, BBR_UNIT) <= LT_BW_DIFF) {
+		    bbr_pacing_rate(t, diff, BBR_UNIT) <= LT_BW_DIFF) {
 			b->lt_bw = (uint32_t)(((uint64_t)bw + b->lt_bw) >> 1);
 			b->lt_use_bw = true;
 			b->pacing_gain = BBR_UNIT; /* no probing while policed */
@@ -745,12 +721,6 @@ static uint32_t bbr_sndbuf_expand(struct ust_tcb *t)
 	return 3;
 }
 
-/* bytes per second of a bandwidth in segments per µs << 24 */
-static uint64_t bytes_per_sec(const struct ust_tcb *t, uint32_t bw)
-{
-	return ((uint64_t)bw * t->mss * 1000000u) >> BW_SCALE;
-}
-
 static const char *const mode_names[] = {
 	[BBR_STARTUP] = "startup", [BBR_DRAIN] = "drain", [BBR_PROBE_BW] = "probe_bw",
 	[BBR_PROBE_RTT] = "probe_rtt",
@@ -762,8 +732,8 @@ static bool bbr_get_info(const struct ust_tcb *t, struct tcp_bbr_info *info)
 
 	*info = (struct tcp_bbr_info){
 		.state = mode_names[b->mode],
-		.bw = bytes_per_sec(t, bbr_bw(b)),
-		.max_bw = bytes_per_sec(t, max_bw(b)),
+		.bw = bbr_bytes_per_sec(t, bbr_bw(b)),
+		.max_bw = bbr_bytes_per_sec(t, max_bw(b)),
 		.min_rtt = b->min_rtt_us,
 		.pacing_gain = b->pacing_gain,
 		.cwnd_gain = b->cwnd_gain,

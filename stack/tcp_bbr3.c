@@ -54,12 +54,8 @@
  * window does not give (Accurate ECN would).
  * The undo of a spurious recovery (HandleSpuriousLossDetection) is in
  * undo_cwnd, for the engine to call. */
-#include "tcp_impl.h"
+#include "tcp_bbr.h"
 
-#define BBR_SCALE 8
-#define BBR_UNIT (1u << BBR_SCALE)          /* gains: 256 = 1.0 */
-#define BW_SCALE 24
-#define BW_UNIT (1ull << BW_SCALE)          /* bandwidth: segments per µs << 24 */
 #define BBR_INF UINT32_MAX                  /* the draft's Infinity */
 
 /* Gains per state (§5.6.1's table). */
@@ -75,7 +71,6 @@
 #define BETA 179                            /* BBR.Beta, 0.7 */
 #define HEADROOM 38                         /* BBR.Headroom, 0.15 */
 #define MIN_PIPE_CWND 4                     /* BBR.MinPipeCwnd, segments */
-#define PACING_MARGIN_PERCENT 1
 #define FULL_BW_THRESH 320                  /* 25% growth */
 #define FULL_BW_COUNT 3                     /* rounds without it */
 #define STARTUP_FULL_LOSS_COUNT 6           /* BBRStartupFullLossCnt */
@@ -208,13 +203,7 @@ static uint32_t bw(const struct bbr *b) { return min_u32(max_bw(b), b->bw_shortt
  * before any RTT is known. */
 static uint32_t bdp(const struct bbr *b, uint32_t bw, uint32_t gain)
 {
-	uint64_t w;
-
-	if (b->min_rtt_us == BBR_INF)
-		return TCP_INIT_CWND;
-	w = (uint64_t)bw * b->min_rtt_us;
-	w = (((w * gain) >> BBR_SCALE) + BW_UNIT - 1) / BW_UNIT;
-	return w < BBR_INF ? (uint32_t)w : BBR_INF - 1;
+	return bbr_bdp(b->min_rtt_us, bw, gain);
 }
 
 /* QuantizationBudget (§5.6.4.2): room for three send quanta (the offload
@@ -257,16 +246,6 @@ static uint32_t inflight_with_headroom(const struct bbr *b)
 		       MIN_PIPE_CWND);
 }
 
-/* bytes per second = bw * mss * gain, less the pacing margin. */
-static uint64_t pacing_rate_of(const struct ust_tcb *t, uint32_t bw, uint32_t gain)
-{
-	uint64_t rate = (uint64_t)bw * t->mss;
-
-	rate = (rate * gain) >> BBR_SCALE;
-	rate *= 1000000u / 100 * (100 - PACING_MARGIN_PERCENT);
-	return rate >> BW_SCALE;
-}
-
 /* InitPacingRate(): the initial window over the smoothed RTT (1 ms
  * without one), at Startup's gain. */
 static void init_pacing_rate(struct ust_tcb *t)
@@ -276,7 +255,7 @@ static void init_pacing_rate(struct ust_tcb *t)
 
 	b->has_seen_rtt = t->srtt != 0;
 	nominal = (uint64_t)TCP_INIT_CWND * BW_UNIT / rtt;
-	t->pacing_rate = pacing_rate_of(t, nominal < BBR_INF ? (uint32_t)nominal : BBR_INF,
+	t->pacing_rate = bbr_pacing_rate(t, nominal < BBR_INF ? (uint32_t)nominal : BBR_INF,
 					STARTUP_PACING_GAIN);
 }
 
@@ -289,7 +268,7 @@ static void set_pacing_rate(struct ust_tcb *t, uint32_t gain)
 
 	if (!b->has_seen_rtt && t->srtt)
 		init_pacing_rate(t);
-	rate = pacing_rate_of(t, bw(b), gain);
+	rate = bbr_pacing_rate(t, bw(b), gain);
 	if (rate && (b->full_bw_reached || rate > t->pacing_rate))
 		t->pacing_rate = rate;
 }
@@ -1113,20 +1092,14 @@ static const char *const state_names[] = {
 	[BBR_PROBE_BW_UP] = "probe_bw_up", [BBR_PROBE_RTT] = "probe_rtt",
 };
 
-/* bytes per second of a bandwidth in segments per µs << 24 */
-static uint64_t bytes_per_sec(const struct ust_tcb *t, uint32_t bw)
-{
-	return ((uint64_t)bw * t->mss * 1000000u) >> BW_SCALE;
-}
-
 static bool bbr_get_info(const struct ust_tcb *t, struct tcp_bbr_info *info)
 {
 	const struct bbr *b = bbr(t);
 
 	*info = (struct tcp_bbr_info){
 		.state = b->state < UST_ARRAY_SIZE(state_names) ? state_names[b->state] : "?",
-		.bw = bytes_per_sec(t, bw(b)),
-		.max_bw = bytes_per_sec(t, max_bw(b)),
+		.bw = bbr_bytes_per_sec(t, bw(b)),
+		.max_bw = bbr_bytes_per_sec(t, max_bw(b)),
 		.min_rtt = b->min_rtt_us,
 		.pacing_gain = pacing_gain(b),
 		.cwnd_gain = cwnd_gain(b),
