@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "rundir.h"
 #include "stack_impl.h"
 
 #define SHARE_MAGIC 0x75737463u /* "ustc" */
@@ -76,6 +77,27 @@ _Static_assert(offsetof(struct share, tomb) == sizeof(struct share_head), "struc
 
 static struct share *share; /* mapped once per process; forks inherit it */
 static uint32_t share_addr;  /* the address it is for */
+
+/* Whether RUN_DIR may hold this process's files (rundir.h): checked once,
+ * and a refusal said once, since the control socket and the address share
+ * both ask. A refused directory costs ustcp-stat its view of this process
+ * and the processes on one address their shared state; the program runs. */
+bool us_run_dir_usable(const char *dir)
+{
+	static int verdict; /* 0 unknown, 1 usable, -1 refused */
+	char why[128];
+
+	if (verdict)
+		return verdict > 0;
+	if (ust_run_dir_check(dir, geteuid(), true, why, sizeof(why)) == 0) {
+		verdict = 1;
+		return true;
+	}
+	verdict = -1;
+	ust_log(UST_LOG_WARN, "run directory \"%s\" refused: %s (ustcp-stat will not see this process, "
+		"and it shares no state with other processes on its address)", dir, why);
+	return false;
+}
 
 static uint64_t tomb_key(uint16_t lport, uint32_t raddr, uint16_t rport)
 {
@@ -184,8 +206,8 @@ int us_share_open(const struct ust_config *cfg)
 		munmap(share, sizeof(struct share));
 		share = NULL;
 	}
-	if (mkdir(cfg->run_dir, 0755) < 0 && errno != EEXIST)
-		return -errno;
+	if (!us_run_dir_usable(cfg->run_dir))
+		return -EPERM; /* another user could read the secret or write the tombs */
 	snprintf(path, sizeof(path), "%s/addr-%u.%u.%u.%u", cfg->run_dir, a >> 24,
 		 (a >> 16) & 255, (a >> 8) & 255, a & 255);
 	fd = share_get(path);

@@ -1,6 +1,9 @@
 /* What the operator sees: the close log (USTCP_CLOSE_LOG) and the control
  * socket ustcp-stat reads (RUN_DIR/PID.sock). */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,56 +162,128 @@ static void dump(FILE *f)
 	fprintf(f, "end\n");
 }
 
-static void on_ctl(struct ev_loop *ev, ev_io *w, int revents)
+/* The control socket's share of the stack thread: after each caller it
+ * rests CTL_REST_FACTOR times as long as the caller took, and at least
+ * CTL_MIN_REST, with the socket unwatched. However often it is asked, it
+ * takes at most 1/(1 + CTL_REST_FACTOR) of the thread and CTL_MIN_REST
+ * bounds the callers per second; callers wait in the listen backlog, and
+ * beyond it connect() waits or fails as for any busy AF_UNIX server. */
+#define CTL_REST_FACTOR 20
+#define CTL_MIN_REST UST_MS(10)
+
+/* Only this process's user and root may read the dump: it names every
+ * connection. The file's mode says the same; this holds where the mode
+ * cannot (the instant before chmod, a directory opened up later). */
+static bool ctl_caller_allowed(int fd)
 {
-	int fd = REAL(accept4)(us_st.ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	return cred.uid == 0 || cred.uid == geteuid();
+}
+
+static void ctl_answer(int fd)
+{
 	char *buf = NULL;
 	size_t len = 0, off = 0;
 	int big = 8 << 20;
-	FILE *f;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return;
+	dump(f);
+	fclose(f);
+	/* The whole answer goes in one go or not at all: the stack thread
+	 * never waits for a reader. */
+	REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	while (off < len) {
+		ssize_t r = REAL(send)(fd, buf + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (r <= 0)
+			break;
+		off += (size_t)r;
+	}
+	free(buf);
+}
+
+static void on_ctl(struct ev_loop *ev, ev_io *w, int revents)
+{
+	ust_time start = ust_now(), rest;
+	int fd = REAL(accept4)(us_st.ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (fd < 0)
 		return;
-	f = open_memstream(&buf, &len);
-	if (f) {
-		dump(f);
-		fclose(f);
-		/* The whole answer goes in one go or not at all: the stack
-		 * thread never waits for a reader. */
-		REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-		while (off < len) {
-			ssize_t r = REAL(send)(fd, buf + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (r <= 0)
-				break;
-			off += (size_t)r;
-		}
-		free(buf);
-	}
+	if (ctl_caller_allowed(fd))
+		ctl_answer(fd);
+	else
+		us_st.st.ctr.event[UST_EV_CTL_REFUSED]++;
 	REAL(close)(fd);
+	rest = (ust_now() - start) * CTL_REST_FACTOR;
+	ev_io_stop(ev, w);
+	ev_timer_set(&us_st.ctl_rest, (double)(rest > CTL_MIN_REST ? rest : CTL_MIN_REST) / UST_SEC(1), 0.);
+	ev_timer_start(ev, &us_st.ctl_rest);
+}
+
+static void on_ctl_rested(struct ev_loop *ev, ev_timer *w, int revents)
+{
+	ev_io_start(ev, &us_st.ctl);
+}
+
+/* Removes the control sockets of this user's processes that ended without
+ * removing theirs (a SIGKILL, a crash): PID.sock whose PID is gone. A live
+ * process that reused such a pid keeps the file until ustcp-stat finds it
+ * dead. Once per start, over one directory of our own. */
+static void remove_stale_sockets(void)
+{
+	DIR *d = opendir(us_st.cfg.run_dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		char path[PATH_MAX + 300];
+		struct stat st;
+
+		if (end == e->d_name || strcmp(end, ".sock") != 0 || pid <= 0 || pid > INT_MAX ||
+		    pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", us_st.cfg.run_dir, e->d_name);
+		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == geteuid())
+			unlink(path);
+	}
+	closedir(d);
 }
 
 /* Publishes RUN_DIR/PID.sock; without it ustcp-stat does not see this
- * process, which is worth a warning but not a failure. */
+ * process, which is worth a warning but not a failure. The socket is the
+ * owner's alone (mode 0600, and on_ctl checks each caller's credentials). */
 void us_ctl_open(void)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd;
+	int fd, r;
 
-	if (mkdir(us_st.cfg.run_dir, 0755) < 0 && errno != EEXIST) {
-		ust_log(UST_LOG_WARN, "USTCP_RUN_DIR=\"%s\": %s (ustcp-stat will not see this process)",
-			us_st.cfg.run_dir, strerror(errno));
+	if (!us_run_dir_usable(us_st.cfg.run_dir))
 		return;
-	}
 	if ((size_t)snprintf(us_st.ctl_path, sizeof(us_st.ctl_path), "%s/%d.sock", us_st.cfg.run_dir,
 			     (int)getpid()) >= sizeof(sun.sun_path))
 		return;
+	remove_stale_sockets();
 	strcpy(sun.sun_path, us_st.ctl_path);
 	unlink(us_st.ctl_path); /* a previous process with our pid */
 	fd = REAL(socket)(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;
 	fd = us_fd_high(fd);
-	if (REAL(bind)(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || REAL(listen)(fd, 16) < 0) {
+	/* Connecting needs write permission on the file: 0600 leaves the
+	 * owner (and root). Before the chmod the umask's mode holds for an
+	 * instant; on_ctl's credential check covers that instant. */
+	r = REAL(bind)(fd, (struct sockaddr *)&sun, sizeof(sun));
+	if (r == 0)
+		chmod(us_st.ctl_path, 0600);
+	if (r < 0 || REAL(listen)(fd, 64) < 0) {
 		ust_log(UST_LOG_WARN, "%s: %s (ustcp-stat will not see this process)", us_st.ctl_path,
 			strerror(errno));
 		REAL(close)(fd);
@@ -218,14 +293,17 @@ void us_ctl_open(void)
 	us_st.ctl_fd = fd;
 	ev_io_init(&us_st.ctl, on_ctl, fd, EV_READ);
 	ev_io_start(us_st.ev, &us_st.ctl);
+	ev_init(&us_st.ctl_rest, on_ctl_rested);
 }
 
 void us_ctl_close(bool in_loop)
 {
 	if (us_st.ctl_fd < 0)
 		return;
-	if (in_loop)
+	if (in_loop) {
 		ev_io_stop(us_st.ev, &us_st.ctl);
+		ev_timer_stop(us_st.ev, &us_st.ctl_rest);
+	}
 	REAL(close)(us_st.ctl_fd);
 	us_st.ctl_fd = -1;
 	us_st.ctl_path[0] = 0;

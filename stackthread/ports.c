@@ -1,5 +1,6 @@
 /* Ports shared with the other processes on our address. */
 #include <errno.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,9 +23,8 @@ static struct { int fd; unsigned refs; bool reuse; } ports[65536];
 /* A kernel socket bound to our address and *port (0: the kernel picks).
  * With reuse (the program's SO_REUSEADDR) it may share the port with
  * reservations that do not listen: other processes' TIME-WAIT remnants. A
- * listener's reservation listens in the kernel (nothing ever reaches it:
- * the kernel does not own our address), so that no other process binds
- * there, as Linux refuses a second listener. */
+ * listener's reservation listens in the kernel (us_port_listen), so that
+ * no other process binds there, as Linux refuses a second listener. */
 static int reserve(uint32_t addr, uint16_t *port, bool reuse)
 {
 	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(*port),
@@ -115,9 +115,32 @@ bool us_port_foreign(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport)
 	return us_share_buried(port, raddr, rport);
 }
 
+/*
+ * Nothing may ever reach a listening reservation. Normally the kernel does
+ * not own our address and nothing does; where it does (a tun device or a
+ * veth configured with it as well), the reservation would complete
+ * handshakes the program never sees. Two locks, both checked by Linux
+ * before a listener sees a SYN (tcp_v4_rcv):
+ *  - IP_MINTTL 255 (RFC 5082's check, any user may set it): segments that
+ *    came over a router or from a host's default TTL (64) are dropped, so
+ *    all but a neighbour crafting TTL 255 on purpose;
+ *  - a socket filter that drops everything (tcp_filter), for that
+ *    neighbour too, where the kernel lets this process attach one (this
+ *    one refuses it to unprivileged sockets: then the first lock holds).
+ * A reservation that only binds receives nothing.
+ */
 bool us_port_listen(uint16_t port)
 {
-	return !ports[port].refs || REAL(listen)(ports[port].fd, 1) == 0;
+	static struct sock_filter drop_all[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
+	static const struct sock_fprog drop = { UST_ARRAY_SIZE(drop_all), drop_all };
+	int fd = ports[port].fd, ttl = 255;
+
+	if (!ports[port].refs)
+		return true;
+	if (REAL(setsockopt)(fd, IPPROTO_IP, IP_MINTTL, &ttl, sizeof(ttl)) < 0)
+		return false;
+	REAL(setsockopt)(fd, SOL_SOCKET, SO_ATTACH_FILTER, &drop, sizeof(drop));
+	return REAL(listen)(fd, 1) == 0;
 }
 
 void us_port_unlisten(uint16_t port)

@@ -91,6 +91,7 @@ struct us_stack {
 	int close_log_fd;
 	int ctl_fd;                  /* ustcp-stat's way in: RUN_DIR/PID.sock */
 	ev_io ctl;
+	ev_timer ctl_rest;            /* the control socket's pause between callers */
 	char ctl_path[PATH_MAX];
 	uint8_t scratch[65536];
 };
@@ -171,6 +172,8 @@ void us_ports_forget(void);
 /* Maps the file, creating it the first time; 0 or -errno (then the stack
  * keeps a secret of its own and no tombstones). */
 int us_share_open(const struct ust_config *cfg);
+/* Whether RUN_DIR passed its checks (rundir.h); says why not, once. */
+bool us_run_dir_usable(const char *dir);
 /* The address's ISN and timestamp secret; false without the file. */
 bool us_share_secret(uint64_t key[2]);
 /* The connection lport <-> raddr:rport just ended here: for a moment,

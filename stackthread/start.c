@@ -231,7 +231,7 @@ static int start_tcp(void)
 		memcpy(tc.rmem, us_st.cfg.rmem, sizeof(tc.rmem));
 	if (us_st.cfg.wmem[2])
 		memcpy(tc.wmem, us_st.cfg.wmem, sizeof(tc.wmem));
-	r = us_share_open(&us_st.cfg);
+	r = us_run_dir_usable(us_st.cfg.run_dir) ? us_share_open(&us_st.cfg) : 0; /* refusal said */
 	if (r < 0)
 		ust_log(UST_LOG_WARN, "%s/addr-*: %s (initial sequence numbers are this process's own: "
 			"a peer's TIME-WAIT may delay new connections)", us_st.cfg.run_dir, strerror(-r));

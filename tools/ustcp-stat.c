@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "rundir.h"
 
 #define PROG "ustcp-stat"
 #define READ_TIMEOUT_MS 2000
@@ -124,9 +125,14 @@ static char *fetch(const char *path, bool *stale)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return NULL;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		/* EAGAIN: its backlog is full (many readers at once); the
-		 * next run will see it. */
+	/* EAGAIN: its backlog is full: many readers at once, and the stack
+	 * answers them at a bounded pace (on_ctl in stackthread/control.c).
+	 * Up to a second of retries; past that, the next run will see it. */
+	for (int tries = 0; connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0; tries++) {
+		if (errno == EAGAIN && tries < 20) {
+			poll(NULL, 0, 50);
+			continue;
+		}
 		*stale = errno == ECONNREFUSED;
 		close(fd);
 		return NULL;
@@ -284,13 +290,39 @@ static void collect_one(struct procs *ps, const char *dir, int pid, bool remove)
 	free(buf);
 }
 
+/* Whether dir's dumps can be believed: a directory that someone other than
+ * its user (or root) controls could hold anybody's sockets (rundir.h).
+ * A refusal is said once per directory; a missing one is just empty. */
+static bool dir_trusted(const char *dir, uid_t owner)
+{
+	char why[128];
+	int r = ust_run_dir_check(dir, owner, false, why, sizeof(why));
+
+	if (r < 0 && r != -ENOENT)
+		warnx("%s: refused: %s", dir, why);
+	return r == 0;
+}
+
+/* Whose a run directory should be: the uid in a default per-user path
+ * (ustcp(7): /run/user/UID/ustcp, /tmp/ustcp-UID), else ours. */
+static uid_t dir_owner(const char *dir)
+{
+	unsigned uid;
+	char rest[8];
+
+	if (sscanf(dir, "/tmp/ustcp-%u%7s", &uid, rest) == 1 ||
+	    sscanf(dir, "/run/user/%u/ustcp%7s", &uid, rest) == 1)
+		return (uid_t)uid;
+	return geteuid();
+}
+
 static void collect_dir(struct procs *ps, const char *dir, bool remove)
 {
-	DIR *d = opendir(dir);
+	DIR *d;
 	struct dirent *e;
 	int pid;
 
-	if (!d)
+	if (!dir_trusted(dir, dir_owner(dir)) || !(d = opendir(dir)))
 		return;
 	while ((e = readdir(d)))
 		if (sock_name_pid(e->d_name, &pid))
@@ -435,7 +467,8 @@ int main(int argc, char **argv)
 		return 1;
 
 	if (pid) {
-		collect_one(&ps, dir, pid, true);
+		if (dir_trusted(dir, dir_owner(dir)))
+			collect_one(&ps, dir, pid, true);
 		if (!ps.n) {
 			warnx("no ustcp process with pid %d answers in %s", pid, dir);
 			return 1;

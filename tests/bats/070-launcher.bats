@@ -140,15 +140,6 @@ print("bad", *ask(b"ustcp-link 2\n"))
 
 # ---- programs ----------------------------------------------------------------------
 
-# peer_http PORT: the kernel peer serves $TMP/www on PORT.
-peer_http() {
-	mkdir -p "$TMP/www"
-	head -c 200000 /dev/urandom >"$TMP/www/file"
-	peer_bg python3 -m http.server --bind "$PEER_ADDR" --directory "$TMP/www" "$1" \
-		</dev/null >/dev/null 2>"$TMP/httpd.err"
-	wait_listen "$PEER_NETNS" "$1"
-}
-
 @test "a launched shell runs two programs in sequence" {
 	# Each leaves a keeper in TIME-WAIT (1 s here) that must not disturb
 	# the next, and then goes.

@@ -56,6 +56,16 @@ peer_bg() {
 }
 
 
+# peer_http PORT [SIZE]: the kernel peer serves $TMP/www on PORT, with
+# $TMP/www/file of SIZE random bytes (200000 by default).
+peer_http() {
+	mkdir -p "$TMP/www"
+	head -c "${2:-200000}" /dev/urandom >"$TMP/www/file"
+	peer_bg python3 -m http.server --bind "$PEER_ADDR" --directory "$TMP/www" "$1" \
+		</dev/null >/dev/null 2>"$TMP/httpd.err"
+	wait_listen "$PEER_NETNS" "$1"
+}
+
 # wait_file FILE [SECONDS]: wait (default 15 s) until FILE exists.
 wait_file() {
 	local i
