@@ -20,6 +20,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "log.h"
 #include "stack_impl.h"
 
@@ -107,7 +108,7 @@ static void *thread_main(void *arg)
  * filtered for our address and locked. */
 static int broker_link(int broker, char *err, size_t errlen)
 {
-	static const char req[] = "ustcp-link 1\n";
+	static const char req[] = UST_BROKER_REQUEST;
 	struct ucred cred = { getpid(), getuid(), getgid() };
 	char cbuf[CMSG_SPACE(sizeof(cred)) + CMSG_SPACE(sizeof(int))];
 	struct iovec iov = { (void *)req, sizeof(req) - 1 };

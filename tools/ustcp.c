@@ -20,14 +20,8 @@
  *                inherits, and exits when the last copy of that end is
  *                closed (recvmsg returns 0: the whole tree is gone).
  *
- * The protocol (the library's side is broker_link in stackthread/start.c): a
- * request is the text "ustcp-link 1\n" with SCM_CREDENTIALS (checked by the
- * kernel: the broker's end has SO_PASSCRED) and SCM_RIGHTS carrying one
- * end of a fresh SOCK_SEQPACKET pair. The answer goes on that pair: an int,
- * 0 with SCM_RIGHTS carrying a packet socket opened, filtered for
- * USTCP_ADDR, locked (SO_LOCK_FILTER) and bound to USTCP_IFACE
- * (ust_link_socket), or an errno and no fd. The broker never waits for a
- * client: it answers without blocking and closes the reply socket.
+ * The protocol is in stack/broker.h (ust_broker_serve); the library's side
+ * is broker_link in stackthread/start.c.
  */
 #include <cap-ng.h>
 #include <errno.h>
@@ -51,11 +45,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "config.h"
 #include "link.h"
 
 #define PROG "ustcp"
-#define BROKER_REQUEST "ustcp-link 1\n"
 
 #ifndef USTCP_LIBDIR
 #define USTCP_LIBDIR "/usr/local/lib/ustcp"
@@ -255,93 +249,6 @@ static void set_preload(const char *lib)
 
 /* ---- the broker ---- */
 
-/* Answers one request; never blocks. */
-static void broker_serve(int bfd, const struct ust_config *cfg, uid_t uid)
-{
-	char buf[64];
-	union {
-		char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(8 * sizeof(int))];
-		struct cmsghdr align;
-	} cbuf;
-	struct iovec iov = { buf, sizeof(buf) };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
-			    .msg_controllen = sizeof(cbuf.b) };
-	struct ucred cred;
-	bool have_cred = false;
-	int reply = -1, status = 0, fd = -1;
-	ssize_t n;
-
-	n = recvmsg(bfd, &m, MSG_CMSG_CLOEXEC);
-	if (n < 0) {
-		if (errno == EINTR || errno == EAGAIN)
-			return;
-		_exit(EXIT_FAIL);
-	}
-	if (n == 0 && m.msg_controllen == 0) {
-		/* End of file, or an empty message: only a hang-up ends us. */
-		struct pollfd p = { .fd = bfd, .events = POLLIN | POLLRDHUP };
-		if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP)))
-			_exit(0);
-		return;
-	}
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-		if (c->cmsg_level != SOL_SOCKET)
-			continue;
-		if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(cred))) {
-			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-			have_cred = true;
-		} else if (c->cmsg_type == SCM_RIGHTS) {
-			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (size_t i = 0; i < k; i++) {
-				int f;
-				memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-				if (reply < 0)
-					reply = f;
-				else
-					close(f); /* one reply socket only */
-			}
-		}
-	}
-	if (reply < 0)
-		return; /* nowhere to answer */
-	if ((size_t)n != strlen(BROKER_REQUEST) || memcmp(buf, BROKER_REQUEST, (size_t)n) != 0 ||
-	    (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-		status = EPROTO;
-	} else if (!have_cred || cred.uid != uid) {
-		status = EPERM;
-	} else {
-		char err[256];
-		fd = ust_link_socket(cfg->iface, cfg->addr, err, sizeof(err));
-		if (fd < 0)
-			status = -fd;
-	}
-
-	union {
-		char b[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} rbuf;
-	struct iovec riov = { &status, sizeof(status) };
-	struct msghdr rm = { .msg_iov = &riov, .msg_iovlen = 1 };
-
-	if (fd >= 0) {
-		struct cmsghdr *c;
-		memset(&rbuf, 0, sizeof(rbuf));
-		rm.msg_control = rbuf.b;
-		rm.msg_controllen = sizeof(rbuf.b);
-		c = CMSG_FIRSTHDR(&rm);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	if (sendmsg(reply, &rm, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-		/* The client is gone or its socket is full: its loss. */
-	}
-	close(reply);
-	if (fd >= 0)
-		close(fd);
-}
-
 /* Could this process empty its bounding set (read before any change)? */
 static bool can_setpcap;
 
@@ -387,8 +294,16 @@ static void __attribute__((noreturn)) broker_start(int bfd, const struct ust_con
 	if (b != 0)
 		_exit(b < 0 ? EXIT_FAIL : 0);
 	prctl(PR_SET_NAME, "ustcp-broker");
-	for (;;)
-		broker_serve(3, cfg, uid);
+	for (;;) {
+		switch (ust_broker_serve(3, cfg, uid)) {
+		case UST_BROKER_HANGUP:
+			_exit(0);
+		case UST_BROKER_ERROR:
+			_exit(EXIT_FAIL);
+		default:
+			break;
+		}
+	}
 }
 
 /* ---- the program's side ---- */

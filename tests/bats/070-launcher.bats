@@ -49,8 +49,9 @@ for name in sorted(os.listdir("/proc/self/fd"), key=int):
 print("packet sockets", found)
 '
 
-# The broker's protocol spoken by hand (stackthread/start.c: broker_link): a good
-# request gets 0 and an AF_PACKET socket; a malformed one EPROTO and no fd.
+# The broker's protocol spoken by hand (stack/broker.h): a good request gets 0
+# and an AF_PACKET socket; a malformed one EPROTO and no fd; and whatever came
+# before, the broker keeps serving (tests/fuzz/fuzz_broker.c tries the rest).
 BROKER_PY='
 import errno, os, socket, struct
 broker = int(os.environ["USTCP_BROKER_FD"])
@@ -72,6 +73,14 @@ def ask(text):
     return (errno.errorcode.get(status, str(status)) if status else "0"), kinds
 print("good", *ask(b"ustcp-link 1\n"))
 print("bad", *ask(b"ustcp-link 2\n"))
+print("long", *ask(b"ustcp-link 1\n" * 8))
+# Nowhere to answer, then garbage without credentials: nothing comes back,
+# and the broker still serves the next request.
+b = socket.socket(fileno=os.dup(broker))
+b.sendmsg([b"ustcp-link 1\n"])
+b.sendmsg([bytes(range(256)) * 4])
+b.close()
+print("again", *ask(b"ustcp-link 1\n"))
 '
 
 # ---- privileges ------------------------------------------------------------------
@@ -136,6 +145,8 @@ print("bad", *ask(b"ustcp-link 2\n"))
 	run -0 launch python3 -c "$BROKER_PY"
 	assert_line "good 0 ['AF_PACKET']"
 	assert_line "bad EPROTO []"
+	assert_line "long EPROTO []"
+	assert_line "again 0 ['AF_PACKET']"
 }
 
 # ---- programs ----------------------------------------------------------------------
