@@ -62,10 +62,23 @@ US_EXPORT int close(int fd)
 	return REAL(close)(fd);
 }
 
+/*
+ * A program that closes "every other fd" (daemons, ssh, launchers: with
+ * close_range or closefrom) must not close the stack's own fds (the packet
+ * socket, the relays' stack ends, the eventfds) that live in its table. The
+ * stack thread knows them and does the closing, sparing them. With
+ * CLOSE_RANGE_CLOEXEC nothing closes now (the stack's fds are close-on-exec
+ * already); with CLOSE_RANGE_UNSHARE the closing happens in a table the
+ * stack thread does not share. Both, and a process without a stack, go to
+ * the kernel as they are.
+ */
 US_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
 	int r;
 
+	if (first > last || (flags & ~(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)))
+		return REAL(close_range) ? REAL(close_range)(first, last, flags)
+					 : (int)syscall(SYS_close_range, first, last, flags); /* EINVAL */
 	if (!(flags & CLOSE_RANGE_CLOEXEC)) {
 		unsigned top = us_fd_top();
 		for (unsigned fd = first; fd <= last && fd < top; fd++) {
@@ -76,11 +89,27 @@ US_EXPORT int close_range(unsigned first, unsigned last, int flags)
 				us_fd_clear((int)fd);
 		}
 	}
+	if (!flags && (r = us_stack_close_range(first, last)) != -EOPNOTSUPP) {
+		if (r < 0) {
+			errno = -r;
+			return -1;
+		}
+		return 0;
+	}
 	if (REAL(close_range))
 		r = REAL(close_range)(first, last, flags);
 	else
 		r = (int)syscall(SYS_close_range, first, last, flags);
 	return r;
+}
+
+/* glibc's closefrom calls the close_range system call itself, past our
+ * close_range. */
+US_EXPORT void closefrom(int lowfd)
+{
+	if (lowfd < 0)
+		lowfd = 0;
+	close_range((unsigned)lowfd, ~0u, 0);
 }
 
 /* newfd now names what oldfd names (and no longer what it named). */

@@ -32,3 +32,4 @@ int us_fd_high(int fd)
 	REAL(close)(fd);
 	return h;
 }
+

@@ -1,7 +1,6 @@
 /* The exit keeper: connections outlive the process that made them, as in
  * the kernel. At exit, before exec or _exit, or when only the stack thread
  * is left, the stack thread forks an exit keeper that finishes them. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -71,77 +70,100 @@ void us_keeper_check(void)
 		us_keeper_exit();
 }
 
-/* The fds a keeper keeps, one bit each below nfds: marked in one pass over
- * the relays and the ports, so that deciding for each open fd is one read
- * (with 100,000 connections, asking the relays for every fd was 10^10). */
-struct fd_set_bits {
-	uint64_t *bits;
-	unsigned nfds;
-};
-
-static void keep_fd(void *ctx, int fd)
+/* Calls fn for every fd the stack holds: its relays' stack ends, its port
+ * reservations, the packet socket, its eventfds and epoll sets, the log,
+ * capture, close log and control socket, the fds libev made; and, for the
+ * program's own calls, the broker's socket (a child forked later needs it
+ * for a packet socket). -1 for those not open. */
+static void each_stack_fd(void (*fn)(void *ctx, int fd), void *ctx, bool with_broker)
 {
-	struct fd_set_bits *k = ctx;
+	const char *broker = getenv("USTCP_BROKER_FD");
 
-	if (fd >= 0 && (unsigned)fd < k->nfds)
-		k->bits[fd / 64] |= 1ull << (fd % 64);
+	for (struct us_conn *c = us_st.all; c; c = c->all_next)
+		fn(ctx, c->sfd);
+	us_ports_each_fd(fn, ctx);
+	fn(ctx, us_st.link.fd);
+	fn(ctx, us_st.wake_fd);
+	fn(ctx, us_st.parent_wake_fd);
+	fn(ctx, us_st.hup_fd);
+	fn(ctx, us_st.close_log_fd);
+	fn(ctx, us_st.ctl_fd);
+	fn(ctx, us_st.link.pcap.f ? fileno(us_st.link.pcap.f) : -1);
+	fn(ctx, ust_log_fd());
+	for (unsigned i = 0; i < us_st.n_own_fds; i++)
+		fn(ctx, us_st.own_fds[i]);
+	if (with_broker && broker && *broker)
+		fn(ctx, atoi(broker));
 }
 
-static bool kept(const struct fd_set_bits *k, int fd)
+/* The stack's fds as one bit each, up to the highest. */
+struct fd_bits {
+	uint64_t *bits;
+	int max;
+};
+
+static void note_max(void *ctx, int fd)
 {
-	return fd >= 0 && (unsigned)fd < k->nfds && (k->bits[fd / 64] >> (fd % 64) & 1);
+	struct fd_bits *b = ctx;
+
+	if (fd > b->max)
+		b->max = fd;
+}
+
+static void mark(void *ctx, int fd)
+{
+	struct fd_bits *b = ctx;
+
+	if (fd >= 0 && fd <= b->max)
+		b->bits[fd / 64] |= 1ull << (fd % 64);
+}
+
+int us_close_all_but_stack(unsigned first, unsigned last, bool keep_broker)
+{
+	struct fd_bits b = { NULL, -1 };
+	unsigned run = first; /* the first fd of the run not yet closed */
+
+	each_stack_fd(note_max, &b, keep_broker);
+	if (b.max >= 0 && !(b.bits = calloc((size_t)b.max / 64 + 1, sizeof(uint64_t))))
+		return -ENOMEM;
+	each_stack_fd(mark, &b, keep_broker);
+	/* One close_range per gap between the stack's fds: as many calls as
+	 * the stack has fds in the range, whatever the fd limit. */
+	for (unsigned fd = first; fd <= last && b.max >= 0 && fd <= (unsigned)b.max; fd++) {
+		if (!(b.bits[fd / 64] >> (fd % 64) & 1))
+			continue;
+		if (run < fd)
+			syscall(SYS_close_range, run, fd - 1, 0);
+		run = fd + 1;
+	}
+	if (run <= last) /* nothing of the stack's is left in it */
+		syscall(SYS_close_range, run, last, 0);
+	free(b.bits);
+	return 0;
+}
+
+static void op_close_range(struct us_call *c)
+{
+	c->ret = us_close_all_but_stack(c->u.range.first, c->u.range.last, true);
+}
+
+int us_stack_close_range(unsigned first, unsigned last)
+{
+	struct us_call c;
+
+	c.u.range.first = first;
+	c.u.range.last = last;
+	return (int)us_call(&c, op_close_range, NULL);
 }
 
 /* In the keeper: everything the program had open goes, except what the
- * stack needs (a test runner's pipes must see their end). */
+ * stack needs (a test runner's pipes must see their end). Standard fds stay
+ * valid for anything that writes to them. */
 static void keeper_close_fds(void)
 {
-	int keep[16 + 8], nkeep = 0, null;
-	struct fd_set_bits stack_fds = { NULL, 0 };
-	struct rlimit rl;
-	DIR *d;
-	struct dirent *e;
+	int null;
 
-	/* Every fd is below the soft limit (or was opened under a higher
-	 * one: those few are asked about one by one below). */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-		stack_fds.nfds = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > US_MAX_SOCKS ? US_MAX_SOCKS
-											  : (unsigned)rl.rlim_cur;
-	stack_fds.bits = calloc(stack_fds.nfds / 64 + 1, sizeof(uint64_t));
-	if (!stack_fds.bits)
-		stack_fds.nfds = 0;
-	for (struct us_conn *c = us_st.all; c; c = c->all_next)
-		keep_fd(&stack_fds, c->sfd);
-	us_ports_each_fd(keep_fd, &stack_fds);
-
-	keep[nkeep++] = us_st.link.fd;
-	keep[nkeep++] = us_st.wake_fd;
-	keep[nkeep++] = us_st.hup_fd;
-	keep[nkeep++] = us_st.close_log_fd;
-	keep[nkeep++] = us_st.link.pcap.f ? fileno(us_st.link.pcap.f) : -1;
-	keep[nkeep++] = ust_log_fd();
-	for (unsigned i = 0; i < us_st.n_own_fds; i++)
-		keep[nkeep++] = us_st.own_fds[i];
-	d = opendir("/proc/self/fd");
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		int fd = atoi(e->d_name), k;
-		bool ours = fd == dirfd(d) || e->d_name[0] == '.';
-		for (k = 0; k < nkeep && !ours; k++)
-			ours = keep[k] == fd;
-		ours = ours || kept(&stack_fds, fd);
-		if (!ours && (unsigned)fd >= stack_fds.nfds) {
-			for (struct us_conn *c = us_st.all; c && !ours; c = c->all_next)
-				ours = c->sfd == fd;
-			ours = ours || us_port_holds_fd(fd);
-		}
-		if (!ours)
-			REAL(close)(fd);
-	}
-	closedir(d);
-	free(stack_fds.bits);
-	/* Standard fds stay valid for anything that writes to them. */
+	us_close_all_but_stack(0, ~0u, false);
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	for (int fd = 0; fd < 3 && null >= 0; fd++)
 		REAL(dup2)(null, fd);

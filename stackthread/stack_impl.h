@@ -192,6 +192,11 @@ void us_ctl_open(void);
 void us_ctl_close(bool in_loop);
 
 /* keeper.c */
+/* Closes every fd in [first, last] but the stack's own (and, with
+ * keep_broker, the launcher's broker socket): for the keeper, and for the
+ * program's close_range. On the stack thread, or alone in a keeper. 0 or
+ * -ENOMEM. */
+int us_close_all_but_stack(unsigned first, unsigned last, bool keep_broker);
 void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents);
 void us_at_exit(void);
 /* A keeper's end: remove its control socket, flush the capture, _exit. */

@@ -202,6 +202,7 @@ struct us_call {
 		struct { uint32_t addr; uint16_t port; } in;
 		struct { int level, name; int val; } opt;
 		struct { int how; } shut;
+		struct { unsigned first, last; } range;
 		void *out;
 	} u;
 	/* private */
@@ -213,6 +214,11 @@ struct us_call {
  * lock: the queue is lock-free, the wait is a futex. -EOPNOTSUPP for a
  * socket another process's stack serves. */
 long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s);
+
+/* close_range(first, last, 0) that spares the stack's own fds, done on
+ * the stack thread (keeper.c): 0, -ENOMEM, or -EOPNOTSUPP when no stack
+ * runs in this process (its fds are then nobody's: close them all). */
+int us_stack_close_range(unsigned first, unsigned last);
 
 /* Wakes the stack thread (after an accept() freed backlog room). */
 void us_stack_poke(void);

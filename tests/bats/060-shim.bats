@@ -555,6 +555,20 @@ body_tcp_info_ended() {
 @test "python3: poll/epoll/recv/send/SO_ERROR matrix, state by state (C48) [kernel]" { MODE=kernel body_pollmatrix; }
 @test "python3: poll/epoll/recv/send/SO_ERROR matrix, state by state (C48) [ustcp]" { MODE=ustcp body_pollmatrix; }
 
+# close_range and closefrom over "every other fd", as daemons do: the
+# connection kept at fd 100 and a new one both work (under ustcp the stack's
+# own fds share the table and must survive; tests/progs/close_others.c).
+body_close_others() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7012 2 </dev/null >"$TMP/srv.out"
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7012
+	run -0 prog "$BUILD/tests/close_others" "$PEER_ADDR" 7012 "$1"
+	assert_output "echo 1: ping
+echo 2: ping"
+	bg_wait "$srv"
+}
+
 @test "iperf3: client against a kernel server, 5 s [kernel]" { MODE=kernel body_iperf3_client; }
 @test "iperf3: client against a kernel server, 5 s [ustcp]" { MODE=ustcp body_iperf3_client; }
 
@@ -585,3 +599,7 @@ body_tcp_info_ended() {
 @test "TCP_INFO after TIME-WAIT: 280 bytes, TCP_CLOSE, the counters kept [ustcp]" { MODE=ustcp body_tcp_info_ended fin; }
 @test "TCP_INFO after the peer's RST: 280 bytes, TCP_CLOSE, the counters kept [kernel]" { MODE=kernel body_tcp_info_ended rst; }
 @test "TCP_INFO after the peer's RST: 280 bytes, TCP_CLOSE, the counters kept [ustcp]" { MODE=ustcp body_tcp_info_ended rst; }
+@test "close_range over every other fd: a kept connection and a new one work [kernel]" { MODE=kernel body_close_others range; }
+@test "close_range over every other fd: a kept connection and a new one work [ustcp]" { MODE=ustcp body_close_others range; }
+@test "closefrom over every other fd: a kept connection and a new one work [kernel]" { MODE=kernel body_close_others from; }
+@test "closefrom over every other fd: a kept connection and a new one work [ustcp]" { MODE=ustcp body_close_others from; }
