@@ -3,51 +3,60 @@
  * one: a keeper takes the connections over first and serves them from then
  * on (stackthread/keeper.c). glibc's exec functions call their execve
  * internally (not through us), so each is wrapped; posix_spawn is left
- * alone (a spawned child starts from nothing). After an exec that failed
+ * alone (a spawned child starts from nothing). The new image gets the
+ * socket region (USTCP_REGION_FD, fdtab.c), so that the sockets it
+ * inherits are still TCP sockets to it. After an exec that failed
  * the process goes on without its old stack: a socket it opens starts a
  * new one. */
 #include <errno.h>
 #include <stdarg.h>
+#include <unistd.h>
 
 #include "shim.h"
 
-static int exec_failed(int r)
-{
-	int e = errno;
-
-	us_stack_exec_failed();
-	errno = e;
-	return r;
-}
+/* The environment the new image gets: the program's, plus the variable
+ * that hands it the socket region (fdtab.c), built on the caller's stack
+ * (exec may be called in a vfork child: no malloc). An environment of more
+ * than ENV_ROOM variables goes as it is, and the new image does not know
+ * the sockets it inherits. */
+#define ENV_ROOM 4096
+#define EXEC_WITH_REGION(call, envp)                                        \
+	do {                                                                \
+		char *room_[ENV_ROOM], var_[32], **env;                     \
+		int e_;                                                     \
+		us_stack_hand_over();                                       \
+		env = us_exec_env((envp), room_, ENV_ROOM, var_);           \
+		call;                                                       \
+		e_ = errno;                                                 \
+		us_exec_env_failed(env, (envp));                            \
+		us_stack_exec_failed();                                     \
+		errno = e_;                                                 \
+		return -1;                                                  \
+	} while (0)
 
 US_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-	us_stack_hand_over();
-	return exec_failed(REAL(execve)(path, argv, envp));
+	EXEC_WITH_REGION(REAL(execve)(path, argv, env), envp);
 }
 
 US_EXPORT int execv(const char *path, char *const argv[])
 {
-	us_stack_hand_over();
-	return exec_failed(REAL(execv)(path, argv));
+	EXEC_WITH_REGION(REAL(execve)(path, argv, env), environ);
 }
 
 US_EXPORT int execvp(const char *file, char *const argv[])
 {
-	us_stack_hand_over();
-	return exec_failed(REAL(execvp)(file, argv));
+	EXEC_WITH_REGION(REAL(execvpe)(file, argv, env), environ);
 }
 
 US_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-	us_stack_hand_over();
-	return exec_failed(REAL(execvpe)(file, argv, envp));
+	EXEC_WITH_REGION(REAL(execvpe)(file, argv, env), envp);
 }
 
 US_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-	us_stack_hand_over();
-	return exec_failed(REAL(fexecve)(fd, argv, envp));
+	EXEC_WITH_REGION(REAL(fexecve)(fd, argv, env), envp);
 }
 
 /* execl, execlp, execle: the list becomes an array on the caller's stack,

@@ -5,9 +5,20 @@
  * errors as the process whose stack serves them. Slots are claimed with a
  * compare-and-swap (no lock: socket() may run in a signal handler or in two
  * processes at once) and carry a generation, so a stale fd-table entry never
- * names a reused slot. */
+ * names a reused slot.
+ *
+ * The region is a memfd, so that it outlives exec too: the exec wrappers
+ * pass it to the new image (USTCP_REGION_FD), which maps it in its
+ * constructor and finds the sockets it inherited there, so that they keep
+ * their identity (getpeername, getsockopt…) and the keeper that serves them
+ * keeps counting their holders. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -22,9 +33,15 @@
 struct region_head {
 	_Atomic unsigned hwm;        /* slots at or above this were never used */
 	_Atomic uint64_t free_top;   /* tag << 32 | (index + 1); 0: empty */
+	unsigned nslots;             /* fixed when made: an exec'd image maps as many */
 };
 
 static struct region_head *head;
+static int region_fd = -1;       /* the memfd behind it */
+/* The process whose table counts in us_sock.fdrefs: the one that mapped
+ * the region, or a child forked through fork() (atfork counts its copy).
+ * A vfork child's copy of the table is not counted. */
+static pid_t table_pid;
 static struct us_sock *region;
 static _Atomic uint64_t *fdtab;
 static unsigned nfds;
@@ -44,28 +61,155 @@ static unsigned fd_ceiling(void)
 	return n < 4096 ? 4096 : (unsigned)n;
 }
 
-/* One slot per fd the program may have: a socket needs an fd, so the
- * kernel runs out of those first, with EMFILE. The region is address
- * space only (MAP_NORESERVE): pages are touched as slots are first used.
- * Forked children share it, and so share its bound. */
-static void map_region(void)
+/* The private fd table, one entry per fd below the fd ceiling. */
+static bool map_fdtab(void)
 {
 	unsigned n = fd_ceiling();
-	size_t size = sizeof(struct us_sock) * n + 4096;
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
-		       -1, 0), *p2;
+	void *p = mmap(NULL, sizeof(*fdtab) * n, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	if (p == MAP_FAILED)
+		return false;
+	fdtab = p;
+	nfds = n;
+	table_pid = getpid();
+	return true;
+}
+
+static size_t region_size(unsigned n)
+{
+	return sizeof(struct us_sock) * n + 4096;
+}
+
+/* The memfd, above the program's range (fcntl's own F_DUPFD_CLOEXEC: the
+ * stack's us_fd_high is the stack thread's). */
+static int high_fd(int fd)
+{
+	struct rlimit rl;
+	rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+	int h;
+
+	if (cur == RLIM_INFINITY || cur > 65536)
+		cur = 65536;
+	h = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, (int)(cur / 2 > 64 ? cur / 2 : 64));
+	if (h < 0)
+		return fd;
+	REAL(close)(fd);
+	return h;
+}
+
+static void set_entry(int fd, struct us_sock *s);
+
+/* The sockets an exec'd image inherited: the open fds that are app ends
+ * of the region's live slots (found by inode through one pass over the
+ * slots, kept in a sorted array), entered in the new table and counted
+ * (the old image's entries were uncounted before the exec). */
+struct ino_slot {
+	dev_t dev;
+	ino_t ino;
+	unsigned idx;
+};
+
+static int by_ino(const void *a, const void *b)
+{
+	const struct ino_slot *x = a, *y = b;
+
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return (x->dev > y->dev) - (x->dev < y->dev);
+}
+
+static void adopt_inherited(void)
+{
+	unsigned top = atomic_load(&head->hwm), n = 0;
+	struct ino_slot *v = calloc(top ? top : 1, sizeof(*v));
+	DIR *d;
+	struct dirent *e;
+
+	if (!v)
 		return;
-	p2 = mmap(NULL, sizeof(*fdtab) * n, PROT_READ | PROT_WRITE,
-		  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p2 == MAP_FAILED) {
-		munmap(p, size);
+	for (unsigned i = 0; i < top && i < nslots; i++)
+		if (atomic_load(&region[i].kind) != US_FREE && region[i].app_ino)
+			v[n++] = (struct ino_slot){ region[i].app_dev, region[i].app_ino, i };
+	qsort(v, n, sizeof(*v), by_ino);
+	d = n ? opendir("/proc/self/fd") : NULL;
+	while (d && (e = readdir(d))) {
+		struct stat st;
+		struct ino_slot key, *hit;
+		int fd = atoi(e->d_name);
+
+		if (e->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+			continue;
+		key.dev = st.st_dev;
+		key.ino = st.st_ino;
+		hit = bsearch(&key, v, n, sizeof(*v), by_ino);
+		if (hit && fd >= 0 && (unsigned)fd < nfds)
+			set_entry(fd, &region[hit->idx]); /* inside map_region: not us_fd_set */
+	}
+	if (d)
+		closedir(d);
+	free(v);
+}
+
+/* The region an exec'd image inherits, named by USTCP_REGION_FD: mapped
+ * as its maker made it. The variable goes (only our exec wrappers pass it
+ * on) and the fd is close-on-exec again. */
+static bool map_inherited(const char *var)
+{
+	int fd = atoi(var);
+	struct region_head h;
+	void *p;
+
+	unsetenv("USTCP_REGION_FD");
+	if (fd < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.nslots == 0 ||
+	    h.nslots > US_MAX_SOCKS)
+		return false;
+	p = mmap(NULL, region_size(h.nslots), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	if (p == MAP_FAILED || !map_fdtab()) {
+		if (p != MAP_FAILED)
+			munmap(p, region_size(h.nslots));
+		return false;
+	}
+	REAL(fcntl)(fd, F_SETFD, FD_CLOEXEC);
+	region_fd = fd;
+	head = p;
+	nslots = h.nslots;
+	region = (struct us_sock *)((char *)p + 4096);
+	adopt_inherited();
+	return true;
+}
+
+/* One slot per fd the program may have: a socket needs an fd, so the
+ * kernel runs out of those first, with EMFILE. The region is address
+ * space only (MAP_NORESERVE, a sparse memfd): pages are touched as slots
+ * are first used. Forked children and exec'd images share it, and so share
+ * its bound. */
+static void map_region(void)
+{
+	const char *inherited = getenv("USTCP_REGION_FD");
+	unsigned n = fd_ceiling();
+	size_t size = region_size(n);
+	int fd;
+	void *p;
+
+	if (inherited && map_inherited(inherited))
+		return;
+	fd = memfd_create("ustcp-sockets", MFD_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (ftruncate(fd, (off_t)size) < 0 ||
+	    (p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0)) == MAP_FAILED) {
+		REAL(close)(fd);
 		return;
 	}
-	fdtab = p2;
-	nfds = n;
+	if (!map_fdtab()) {
+		munmap(p, size);
+		REAL(close)(fd);
+		return;
+	}
+	region_fd = high_fd(fd);
 	head = p;
+	head->nslots = n;
 	nslots = n;
 	region = (struct us_sock *)((char *)p + 4096);
 }
@@ -214,17 +358,21 @@ static void raise_top(int fd)
 /* Entries count as references on their socket (us_sock.fdrefs), in every
  * process: the slot of a socket TCP is done with is freed when the last of
  * them goes. */
-void us_fd_set(int fd, struct us_sock *s)
+static void set_entry(int fd, struct us_sock *s)
 {
 	struct us_sock *old;
 
-	if (fd < 0 || !have_fdtab() || (unsigned)fd >= nfds)
-		return;
 	raise_top(fd);
 	atomic_fetch_add(&s->fdrefs, 1);
 	old = named(atomic_exchange(&fdtab[fd], entry(s)));
 	if (old)
 		atomic_fetch_sub(&old->fdrefs, 1);
+}
+
+void us_fd_set(int fd, struct us_sock *s)
+{
+	if (fd >= 0 && have_fdtab() && (unsigned)fd < nfds)
+		set_entry(fd, s);
 }
 
 int us_fd_clear(int fd)
@@ -301,4 +449,67 @@ struct us_sock *us_fd_lookup(int fd)
 		atomic_compare_exchange_strong(&fdtab[fd], &e, mark);
 	}
 	return NULL;
+}
+
+/* ---- exec ---- */
+
+int us_region_fd(void)
+{
+	return region_fd;
+}
+
+void us_fd_map_inherited(void)
+{
+	if (getenv("USTCP_REGION_FD"))
+		have_region();
+}
+
+void us_fd_forked(void)
+{
+	table_pid = getpid();
+}
+
+/* The table dies with the image: its entries stop counting (a surviving
+ * fd is counted again by the new image, which adopts it). Not in a vfork
+ * child, whose copy was never counted. */
+static void uncount_table(int delta)
+{
+	unsigned top = atomic_load(&fd_top);
+
+	if (table_pid != getpid())
+		return;
+	for (unsigned fd = 0; fdtab && fd < top; fd++) {
+		struct us_sock *s = named(atomic_load(&fdtab[fd]));
+		if (s)
+			atomic_fetch_add(&s->fdrefs, delta);
+	}
+}
+
+char **us_exec_env(char *const envp[], char **room, size_t nroom, char var[32])
+{
+	size_t n = 0, k = 0;
+
+	if (region_fd < 0)
+		return (char **)envp;
+	while (envp && envp[n])
+		n++;
+	if (n + 2 > nroom)
+		return (char **)envp; /* an environment that large goes as it is */
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(envp[i], "USTCP_REGION_FD=", 16) != 0)
+			room[k++] = envp[i];
+	snprintf(var, 32, "USTCP_REGION_FD=%d", region_fd);
+	room[k++] = var;
+	room[k] = NULL;
+	REAL(fcntl)(region_fd, F_SETFD, 0);
+	uncount_table(-1);
+	return room;
+}
+
+void us_exec_env_failed(char **env, char *const envp[])
+{
+	if (env == (char **)envp)
+		return;
+	REAL(fcntl)(region_fd, F_SETFD, FD_CLOEXEC);
+	uncount_table(+1);
 }

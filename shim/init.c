@@ -14,11 +14,19 @@ static void atfork_prepare(void)
 		us_fd_inherited();
 }
 
+static void atfork_child(void)
+{
+	us_fd_forked();
+	us_stack_fork_child();
+}
+
 /* Binds libc's functions now, so that no later call (one from a signal
  * handler, say) does it for the first time. Calls made before this ran
- * bind them themselves. */
+ * bind them themselves. An exec'd image maps the sockets it inherited
+ * before the program's first call on them. */
 __attribute__((constructor)) static void shim_init(void)
 {
 	us_real();
-	pthread_atfork(atfork_prepare, us_stack_fork_parent, us_stack_fork_child);
+	pthread_atfork(atfork_prepare, us_stack_fork_parent, atfork_child);
+	us_fd_map_inherited();
 }

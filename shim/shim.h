@@ -52,6 +52,17 @@ unsigned us_fd_top(void);
  * the table did not see (fcntl F_DUPFD, SCM_RIGHTS, inheritance): checks
  * the inode. For the control calls (connect, getsockopt, …). */
 struct us_sock *us_fd_lookup(int fd);
+/* A child forked through fork(): its copy of the table counts. */
+void us_fd_forked(void);
+/* In an exec'd image's constructor: map the region the old image passed
+ * (USTCP_REGION_FD) and adopt the sockets it inherited. */
+void us_fd_map_inherited(void);
+/* exec: the environment to pass, envp plus USTCP_REGION_FD built in room
+ * (nroom pointers) and var, and the table's counts given up; envp itself
+ * when there is no region (or no room). After a failed exec,
+ * us_exec_env_failed undoes that. */
+char **us_exec_env(char *const envp[], char **room, size_t nroom, char var[32]);
+void us_exec_env_failed(char **env, char *const envp[]);
 
 /* ---- helpers ---- */
 

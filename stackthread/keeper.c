@@ -72,7 +72,8 @@ void us_keeper_check(void)
 
 /* Calls fn for every fd the stack holds: its relays' stack ends, its port
  * reservations, the packet socket, its eventfds and epoll sets, the log,
- * capture, close log and control socket, the fds libev made; and, for the
+ * capture, close log and control socket, the socket region's memfd, the fds
+ * libev made; and, for the
  * program's own calls, the broker's socket (a child forked later needs it
  * for a packet socket). -1 for those not open. */
 static void each_stack_fd(void (*fn)(void *ctx, int fd), void *ctx, bool with_broker)
@@ -90,6 +91,7 @@ static void each_stack_fd(void (*fn)(void *ctx, int fd), void *ctx, bool with_br
 	fn(ctx, us_st.ctl_fd);
 	fn(ctx, us_st.link.pcap.f ? fileno(us_st.link.pcap.f) : -1);
 	fn(ctx, ust_log_fd());
+	fn(ctx, us_region_fd());
 	for (unsigned i = 0; i < us_st.n_own_fds; i++)
 		fn(ctx, us_st.own_fds[i]);
 	if (with_broker && broker && *broker)

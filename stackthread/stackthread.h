@@ -158,6 +158,8 @@ unsigned us_sock_idx(const struct us_sock *s);
 /* A free slot (any thread, O(1)), or NULL when all are in use. */
 struct us_sock *us_sock_alloc(void);
 void us_sock_free(struct us_sock *s);
+/* The memfd behind the region (exec passes it on), -1 before it is mapped. */
+int us_region_fd(void);
 
 /* us_sock.local and .remote: an address and port in one word. */
 static inline uint64_t us_pack(uint32_t addr, uint16_t port)

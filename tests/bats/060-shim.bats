@@ -569,6 +569,33 @@ echo 2: ping"
 	bg_wait "$srv"
 }
 
+# exec keeps a socket's identity: the new image sees the connection it
+# inherited as a TCP socket (family, peer, SO_DOMAIN) and talks on it.
+EXEC_PY='
+import os, socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+fd = s.detach()
+os.set_inheritable(fd, True)
+os.execv(sys.executable, [sys.executable, "-c", """
+import socket, sys
+s = socket.socket(fileno=int(sys.argv[1]))
+print(s.family.name, s.type.name, s.getpeername()[1], s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN))
+s.sendall(b"ping\\n")
+s.shutdown(socket.SHUT_WR)
+print("echo", s.makefile().read().strip())
+""", str(fd)])
+'
+body_exec_identity() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7013 1 </dev/null >"$TMP/srv.out"
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7013
+	run -0 prog python3 -c "$EXEC_PY" "$PEER_ADDR" 7013
+	assert_output "AF_INET SOCK_STREAM 7013 2
+echo ping"
+	bg_wait "$srv"
+}
+
 @test "iperf3: client against a kernel server, 5 s [kernel]" { MODE=kernel body_iperf3_client; }
 @test "iperf3: client against a kernel server, 5 s [ustcp]" { MODE=ustcp body_iperf3_client; }
 
@@ -603,3 +630,5 @@ echo 2: ping"
 @test "close_range over every other fd: a kept connection and a new one work [ustcp]" { MODE=ustcp body_close_others range; }
 @test "closefrom over every other fd: a kept connection and a new one work [kernel]" { MODE=kernel body_close_others from; }
 @test "closefrom over every other fd: a kept connection and a new one work [ustcp]" { MODE=ustcp body_close_others from; }
+@test "exec: the new image sees its inherited connection as TCP and talks on it [kernel]" { MODE=kernel body_exec_identity; }
+@test "exec: the new image sees its inherited connection as TCP and talks on it [ustcp]" { MODE=ustcp body_exec_identity; }
