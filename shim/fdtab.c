@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "fdbase.h"
 #include "shim.h"
 
 /* The region's first page: how far slots were ever used, and the free
@@ -85,13 +86,8 @@ static size_t region_size(unsigned n)
  * stack's us_fd_high is the stack thread's). */
 static int high_fd(int fd)
 {
-	struct rlimit rl;
-	rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
-	int h;
+	int h = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, ust_fd_high_base());
 
-	if (cur == RLIM_INFINITY || cur > 65536)
-		cur = 65536;
-	h = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, (int)(cur / 2 > 64 ? cur / 2 : 64));
 	if (h < 0)
 		return fd;
 	REAL(close)(fd);

@@ -2,21 +2,16 @@
  * program that counts on socket() or open() giving the lowest free number,
  * or that closes every fd from 3 up, never meets them. */
 #include <fcntl.h>
-#include <sys/resource.h>
 
+#include "fdbase.h"
 #include "stack_impl.h"
 
 int us_fd_base(void)
 {
 	static int base;
-	struct rlimit rl;
 
-	if (!base) {
-		rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
-		if (cur == RLIM_INFINITY || cur > 65536)
-			cur = 65536;
-		base = (int)(cur / 2 > 64 ? cur / 2 : 64);
-	}
+	if (!base)
+		base = ust_fd_high_base();
 	return base;
 }
 

@@ -47,6 +47,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "fdbase.h"
 #include "link.h"
 
 #define PROG "ustcp"
@@ -311,13 +312,9 @@ static void __attribute__((noreturn)) broker_start(int bfd, const struct ust_con
 /* Above the range programs pick numbers in (shells use 3-9 and 10+). */
 static int high_fd(int fd)
 {
-	struct rlimit rl;
-	rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
-	int h;
-
-	if (cur == RLIM_INFINITY || cur > 65536)
-		cur = 65536;
-	h = fcntl(fd, F_DUPFD, (int)(cur / 2 > 64 ? cur / 2 - 1 : 63)); /* without FD_CLOEXEC */
+	/* Just below the library's own (without FD_CLOEXEC: the program
+	 * keeps it across exec). */
+	int h = fcntl(fd, F_DUPFD, ust_fd_high_base() - 1);
 	if (h < 0)
 		h = fcntl(fd, F_DUPFD, 10);
 	if (h < 0)
