@@ -96,7 +96,7 @@
 	X(TCP_DELIVERED_CE,  "tcp-delivered-ce",  "segments delivered with ECE reported for them (TCPDeliveredCE)") \
 	X(TCP_CONN_CEILING,  "tcp-conn-ceiling",  "sockets refused (ENFILE) and SYNs dropped: the ceiling on control blocks (USTCP_MAX_CONNS)") \
 	X(TCP_NO_MEMORY,     "tcp-no-memory",     "sockets refused (ENOBUFS) and SYNs dropped: no memory for a control block") \
-	X(SOCK_NO_FD,        "sock-no-fd",        "sockets and accepted connections refused: the kernel gave no fds for the pair (EMFILE, ENFILE)") \
+	X(SOCK_NO_FD,        "sock-no-fd",        "sockets, connects and accepted connections refused: the kernel gave no fds for the pair or the port reservation (EMFILE, ENFILE)") \
 	X(SOCK_NO_SLOT,      "sock-no-slot",      "sockets and accepted connections refused (ENFILE): every shared socket slot in use") \
 	X(CTL_REFUSED,       "ctl-refused",       "control socket callers refused: neither this process's user nor root")
 

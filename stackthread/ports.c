@@ -49,7 +49,7 @@ static int reserve(uint32_t addr, uint16_t *port, bool reuse)
 
 int us_port_claim(void *ctx, uint16_t *port, bool reuse)
 {
-	const struct us_stack *st = ctx;
+	struct us_stack *st = ctx;
 	int fd;
 
 	if (*port && ports[*port].refs) {
@@ -57,6 +57,8 @@ int us_port_claim(void *ctx, uint16_t *port, bool reuse)
 		return 0;
 	}
 	fd = reserve(st->cfg.addr, port, reuse);
+	if (fd == -EMFILE || fd == -ENFILE)
+		st->st.ctr.event[UST_EV_SOCK_NO_FD]++;
 	if (fd < 0)
 		return fd;
 	ports[*port].fd = fd;
