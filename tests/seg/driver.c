@@ -1186,18 +1186,12 @@ static bool parse_line(struct parser *p, struct line *l)
 		l->kind = L_CONFIG;
 		return parse_config(p, &p->sc->cfg);
 	}
-	if (!strcmp(t, "tolerance")) {
+	/* the two settings that take a duration (stored in l->tolerance) */
+	if (!strcmp(t, "tolerance") || !strcmp(t, "timer_lag")) {
 		const char *v = next(p);
-		l->kind = L_TOLERANCE;
+		l->kind = !strcmp(t, "tolerance") ? L_TOLERANCE : L_TIMER_LAG;
 		if (!v || !parse_duration(v, &l->tolerance) || peek(p))
-			return perr(p, "tolerance: want a duration such as 10ms");
-		return true;
-	}
-	if (!strcmp(t, "timer_lag")) {
-		const char *v = next(p);
-		l->kind = L_TIMER_LAG;
-		if (!v || !parse_duration(v, &l->tolerance) || peek(p))
-			return perr(p, "timer_lag: want a duration such as 1ms");
+			return perr(p, "%s: want a duration such as 10ms", t);
 		return true;
 	}
 	if (!strcmp(t, "peer_isn") || !strcmp(t, "peer_port")) {
