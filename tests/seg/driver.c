@@ -469,7 +469,7 @@ struct call {
 	char words[256];               /* RES_WORDS */
 };
 
-enum line_kind { L_CONFIG, L_TOLERANCE, L_PEER_ISN, L_PEER_PORT, L_SEG, L_ICMP, L_CALL };
+enum line_kind { L_CONFIG, L_TOLERANCE, L_TIMER_LAG, L_PEER_ISN, L_PEER_PORT, L_SEG, L_ICMP, L_CALL };
 
 struct line {
 	unsigned src;                  /* the file it was read from (script->srcs) */
@@ -1186,11 +1186,12 @@ static bool parse_line(struct parser *p, struct line *l)
 		l->kind = L_CONFIG;
 		return parse_config(p, &p->sc->cfg);
 	}
-	if (!strcmp(t, "tolerance")) {
+	/* the two settings that take a duration (stored in l->tolerance) */
+	if (!strcmp(t, "tolerance") || !strcmp(t, "timer_lag")) {
 		const char *v = next(p);
-		l->kind = L_TOLERANCE;
+		l->kind = !strcmp(t, "tolerance") ? L_TOLERANCE : L_TIMER_LAG;
 		if (!v || !parse_duration(v, &l->tolerance) || peek(p))
-			return perr(p, "tolerance: want a duration such as 10ms");
+			return perr(p, "%s: want a duration such as 10ms", t);
 		return true;
 	}
 	if (!strcmp(t, "peer_isn") || !strcmp(t, "peer_port")) {
@@ -1473,6 +1474,7 @@ struct run {
 	const struct line *acting;     /* the line whose input or call runs now */
 	ust_time now;
 	ust_time tolerance;
+	ust_time timer_lag;            /* timers run this long after their deadline */
 	uint32_t peer_isn;             /* for flows created from now on */
 	struct ust_stack st;
 	struct ust_tcp tcp;
@@ -2001,8 +2003,9 @@ static void flush(struct run *r)
 }
 
 /* Moves the clock to t, running every timer that falls due on the way at
- * its own deadline. With stop_on_output it stops early, at the instant the
- * stack sends something. */
+ * its own deadline, or timer_lag after it (a loop that wakes late, as
+ * epoll's millisecond timeouts make the real one). With stop_on_output it
+ * stops early, at the instant the stack sends something. */
 static void advance(struct run *r, ust_time t, bool stop_on_output)
 {
 	unsigned same = 0;
@@ -2013,6 +2016,8 @@ static void advance(struct run *r, ust_time t, bool stop_on_output)
 		flush(r);
 		if (stop_on_output && r->q_head)
 			return;
+		if (due != UST_TIME_NEVER && due > r->now)
+			due = due + r->timer_lag > r->now ? due + r->timer_lag : r->now;
 		if (due > t)
 			break;
 		if (due <= r->now) {
@@ -2954,6 +2959,7 @@ static void run_lines(struct run *r)
 		r->cur = l;
 		switch (l->kind) {
 		case L_TOLERANCE: r->tolerance = l->tolerance; continue;
+		case L_TIMER_LAG: r->timer_lag = l->tolerance; continue;
 		case L_PEER_ISN: r->peer_isn = l->u32; continue;
 		case L_PEER_PORT: r->cur_rport = (uint16_t)l->u32; continue;
 		case L_CONFIG: continue;
