@@ -19,10 +19,15 @@
  * let go of (TCP closed) is freed here. */
 static void forget(int fd, struct us_sock *s)
 {
+	int flags;
+
 	if (us_fd_clear(fd) != 0)
 		return; /* a dup or another process's copy still names it */
-	if (atomic_fetch_or(&s->flags, US_F_APP_CLOSED) & US_F_DETACHED)
+	flags = atomic_fetch_or(&s->flags, US_F_APP_CLOSED);
+	if (flags & US_F_DETACHED)
 		us_sock_free(s);
+	else if (flags & US_F_APP_SHUT)
+		us_stack_poke(); /* a relay may wait parked for this close (relay.c) */
 }
 
 /* SO_LINGER {1, N}: close() waits until the FIN is acknowledged, at most N

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -177,6 +178,81 @@ void us_op_unlisten(struct us_call *c)
 		us_port_unlisten(lport);
 	}
 	c->ret = 0;
+}
+
+/* shutdown() on a connecting socket disconnects it, whatever how says (the
+ * engine's ust_tcp_shutdown, C49); the relay runs at once, so that the
+ * program's next call finds the socket CLOSED with its error, as Linux's.
+ * Otherwise only SHUT_RD comes here (SHUT_WR is the app end's EOF): TCP
+ * notes it (data in FIN-WAIT is then answered with RST, C9) and the relay
+ * stops passing what arrives, which stays readable (us_op_read_held). */
+void us_op_shutdown(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+
+	if (!k || !k->tcb) {
+		c->ret = -ENOTCONN;
+		return;
+	}
+	if (ust_tcp_get_state(k->tcb) == UST_TCP_SYN_SENT) {
+		c->ret = ust_tcp_shutdown(k->tcb, c->u.shut.how, ust_now());
+		us_mark_dirty(k);
+		us_relay_after(&c->st->loop, ust_now());
+		return;
+	}
+	k->rd_shut = true;
+	c->ret = ust_tcp_shutdown(k->tcb, SHUT_RD, ust_now());
+}
+
+/* After the program's SHUT_WR (its end of the pair is shut already): what
+ * it wrote leaves the pair at once, into TCP's ring or the relay's tail,
+ * so that the app end polls writable as Linux's socket does after SHUT_WR,
+ * whatever is still queued (relay.c, us_relay_take_tail). */
+void us_op_take_tail(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+
+	if (k && k->tcb && !k->listener)
+		us_relay_take_tail(k);
+	c->ret = 0;
+}
+
+/* What arrived after the program's SHUT_RD: the app end reads 0 (its
+ * receiving side is shut, so the pair cannot carry it), and the shim's
+ * read then takes it from TCP's ring here, as Linux's read returns what
+ * was queued after SHUT_RD (C7). */
+void us_op_read_held(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+	struct us_held_read *h = c->u.out;
+	struct iovec span[2];
+	unsigned n, i;
+	size_t done = 0, off = 0;
+
+	c->ret = 0;
+	if (!k || !k->tcb || !k->rd_shut)
+		return;
+	n = ust_tcp_rcv_spans(k->tcb, span);
+	for (i = 0; i < h->m->msg_iovlen; i++) {
+		struct iovec *to = &h->m->msg_iov[i];
+		size_t at = 0;
+		while (at < to->iov_len && off < n) {
+			size_t left = span[off].iov_len, take;
+			take = to->iov_len - at < left ? to->iov_len - at : left;
+			memcpy((char *)to->iov_base + at, span[off].iov_base, take);
+			at += take;
+			done += take;
+			span[off].iov_base = (char *)span[off].iov_base + take;
+			span[off].iov_len -= take;
+			if (!span[off].iov_len)
+				off++;
+		}
+	}
+	if (done && !(h->flags & MSG_PEEK)) {
+		ust_tcp_rcv_consumed(k->tcb, (uint32_t)done, ust_now());
+		us_mark_dirty(k); /* the window opens; the FIN passes once all is read */
+	}
+	c->ret = (long)done;
 }
 
 void us_op_getopt(struct us_call *c)

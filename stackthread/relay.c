@@ -71,6 +71,20 @@ static void set_blocked(struct us_conn *l, bool blocked)
 	}
 }
 
+/* A relay whose stack end hung up while the program, which shut both
+ * directions itself, still holds the socket: it waits on this list for
+ * the program's close (us_relay_wake). */
+static void set_parked(struct us_conn *c, bool parked)
+{
+	if (parked == c->parked)
+		return;
+	c->parked = parked;
+	if (parked)
+		LIST_INSERT(&c->st->parked, c, parked);
+	else
+		LIST_REMOVE(c, parked);
+}
+
 /* Is the connection synchronized (its control block still held)? */
 static bool synced(const struct us_conn *c)
 {
@@ -158,9 +172,11 @@ void us_conn_free(struct us_conn *c, bool free_sock)
 	c->st->nrelays--;
 	LIST_REMOVE(c, all);
 	set_blocked(c, false);
+	set_parked(c, false);
 	if (c->dirty)
 		LIST_REMOVE(c, dirty);
 	free(c->out);
+	free(c->tail);
 	if (free_sock)
 		us_sock_free(c->sock);
 	free(c);
@@ -180,16 +196,22 @@ static bool app_closed(const struct us_conn *c)
 
 	if (!us_app_gone(c->sfd))
 		return false;
-	return !(c->shut_sent && (flags & US_F_APP_SHUT)) || (flags & US_F_APP_CLOSED);
+	if (flags & US_F_APP_CLOSED)
+		return true;
+	/* shutdown(SHUT_RDWR), or SHUT_WR after the peer's FIN passed: the
+	 * program shut both directions and holds the socket still. */
+	return !((flags & US_F_APP_SHUT) && (c->shut_sent || (flags & US_F_APP_SHUT_RD)));
 }
 
 /* Watch for the app end's hang-up, unless the stack end already reports one
  * that app_closed found ambiguous: re-armed, it would fire at once, for
- * ever. */
+ * ever. The program's close then comes through us_relay_wake (parked). */
 static void hup_rearm(struct us_conn *c)
 {
 	if (!us_app_gone(c->sfd))
 		us_hup_arm(c);
+	else
+		set_parked(c, true);
 }
 
 /* The program let go of the socket: CLOSE (or ABORT) and forget the relay.
@@ -238,6 +260,20 @@ static void rd_update(struct us_conn *c)
 		ev_io_stop(c->st->ev, &c->rd);
 }
 
+static bool tail_pending(const struct us_conn *c)
+{
+	return c->tail_off < c->tail_len;
+}
+
+/* The program closed: CLOSE now, or once the tail is in TCP's ring. */
+static void app_let_go(struct us_conn *c)
+{
+	if (tail_pending(c) && c->tcb && !c->dead)
+		c->closing = true;
+	else
+		us_conn_release(c, false);
+}
+
 /* The program shut its sending side or closed: a FIN after the data. If
  * the app end is gone too, that was the last close. */
 static void on_app_eof(struct us_conn *c)
@@ -247,13 +283,78 @@ static void on_app_eof(struct us_conn *c)
 	 * data, so this tells close (CLOSE: FIN or RST, SO_LINGER) from
 	 * shutdown (a FIN). */
 	if (app_closed(c)) {
-		us_conn_release(c, false);
+		app_let_go(c);
 		return;
 	}
-	if (synced(c))
+	if (synced(c) && !tail_pending(c))
 		ust_tcp_shutdown(c->tcb, SHUT_WR, ust_now());
 	hup_rearm(c);
 	rd_update(c);
+}
+
+/* Moves what it can of the tail into TCP's send ring; once it is all
+ * there, the FIN (or the release the program's close asked for). Returns
+ * false if c was freed. */
+static bool tail_pull(struct us_conn *c)
+{
+	struct iovec iov[2];
+	unsigned n;
+
+	while (tail_pending(c) && c->tcb && !c->dead && (n = ust_tcp_snd_spans(c->tcb, iov)) > 0) {
+		size_t done = 0;
+		for (unsigned i = 0; i < n && tail_pending(c); i++) {
+			size_t take = c->tail_len - c->tail_off;
+			if (take > iov[i].iov_len)
+				take = iov[i].iov_len;
+			memcpy(iov[i].iov_base, c->tail + c->tail_off, take);
+			c->tail_off += take;
+			done += take;
+		}
+		ust_tcp_snd_commit(c->tcb, (uint32_t)done, ust_now());
+	}
+	if (tail_pending(c) || !c->tail)
+		return true;
+	free(c->tail);
+	c->tail = NULL;
+	c->tail_len = c->tail_off = 0;
+	if (c->closing) {
+		us_conn_release(c, false);
+		return false;
+	}
+	if (c->app_eof && synced(c))
+		ust_tcp_shutdown(c->tcb, SHUT_WR, ust_now());
+	return true;
+}
+
+void us_relay_take_tail(struct us_conn *c)
+{
+	struct us_stack *st = c->st;
+	struct us_sock *s = c->sock;
+	size_t cap = c->tail_len;
+
+	conn_pull(c); /* into TCP's ring first; may read the EOF, or free c */
+	c = us_conn_of(st, s);
+	while (c && c->tcb && !c->app_eof && !c->dead && !c->filler) {
+		ssize_t r;
+		if (cap - c->tail_len < 65536) {
+			char *more = realloc(c->tail, cap + 65536);
+			if (!more)
+				return; /* the pair keeps the rest */
+			c->tail = more;
+			cap += 65536;
+		}
+		r = REAL(read)(c->sfd, c->tail + c->tail_len, cap - c->tail_len);
+		if (r > 0) {
+			c->tail_len += (size_t)r;
+		} else if (r == 0) {
+			on_app_eof(c); /* the FIN waits for the tail */
+			return;
+		} else {
+			if (errno == ECONNRESET)
+				us_conn_release(c, true);
+			return;
+		}
+	}
 }
 
 static void conn_pull(struct us_conn *c)
@@ -261,7 +362,9 @@ static void conn_pull(struct us_conn *c)
 	struct iovec iov[2];
 	unsigned n;
 
-	while (c->tcb && !c->app_eof && !c->dead && (n = ust_tcp_snd_spans(c->tcb, iov)) > 0) {
+	if (c->tail && !tail_pull(c))
+		return;
+	while (c->tcb && !c->app_eof && !c->dead && !tail_pending(c) && (n = ust_tcp_snd_spans(c->tcb, iov)) > 0) {
 		ssize_t r = REAL(readv)(c->sfd, iov, (int)n);
 		if (r > 0) {
 			ust_tcp_snd_commit(c->tcb, (uint32_t)r, ust_now());
@@ -302,7 +405,9 @@ static bool conn_push(struct us_conn *c)
 
 	if (!t || c->shut_sent)
 		return true;
-	while ((n = ust_tcp_rcv_spans(t, iov)) > 0) {
+	/* After the program's SHUT_RD what arrives stays in TCP's ring, as
+	 * Linux keeps queueing it (C7): read through us_op_read_held. */
+	while (!c->rd_shut && (n = ust_tcp_rcv_spans(t, iov)) > 0) {
 		struct msghdr m = { .msg_iov = iov, .msg_iovlen = n };
 		ssize_t r = REAL(sendmsg)(c->sfd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (r > 0) {
@@ -313,13 +418,14 @@ static bool conn_push(struct us_conn *c)
 			ev_io_start(c->st->ev, &c->wr);
 			return false;
 		}
-		/* EPIPE: the program shut its receiving side; what arrives
-		 * is read and dropped, as nobody can see it. */
+		/* EPIPE: the program shut its receiving side without
+		 * telling us (a socket another process's stack serves): what
+		 * arrives is read and dropped, as nobody can see it. */
 		ust_tcp_rcv_consumed(t, ust_tcp_rcv_queued(t), ust_now());
 		break;
 	}
 	ev_io_stop(c->st->ev, &c->wr);
-	if (ust_tcp_fin_rcvd(t) && !c->shut_sent) {
+	if (ust_tcp_fin_rcvd(t) && !c->shut_sent && !ust_tcp_rcv_queued(t)) {
 		REAL(shutdown)(c->sfd, SHUT_WR);
 		c->shut_sent = true;
 	}
@@ -662,7 +768,7 @@ void us_on_hup(struct ev_loop *ev, ev_io *w, int revents)
 			 * ring has room for the rest). */
 			conn_pull(c);
 		} else if (app_closed(c)) {
-			us_conn_release(c, false);
+			app_let_go(c);
 		} else {
 			hup_rearm(c);
 		}
@@ -708,13 +814,20 @@ void us_relay_sync(struct us_stack *st)
 			if (!k->app_eof)
 				conn_pull(k);
 			else if (us_app_gone(k->sfd))
-				us_conn_release(k, false);
+				app_let_go(k);
 		}
 	}
 }
 
 void us_relay_wake(struct us_stack *st)
 {
+	/* The relays parked until their program's close (shim/close.c pokes
+	 * us once it closed a shut socket). */
+	for (struct us_conn *c = st->parked, *next; c; c = next) {
+		next = c->parked_next;
+		if (atomic_load(&c->sock->flags) & US_F_APP_CLOSED)
+			app_let_go(c);
+	}
 	/* Only the listeners stopped at their backlog: every accept()
 	 * wakes us, so this is never a walk over every connection. */
 	for (struct us_conn *c = st->blocked; c; c = c->blocked_next)

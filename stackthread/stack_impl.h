@@ -41,12 +41,26 @@ struct us_conn {
 	bool shut_sent;              /* the peer's FIN passed on */
 	bool dead;                   /* TCP closed while the program held it */
 	bool dirty;
+	bool rd_shut;                /* the program shut its receiving side: what
+	                              * arrives stays in TCP's ring (us_op_read_held) */
+	bool parked;                 /* on us_stack.parked (below) */
+	bool closing;                /* the program closed: release once the tail is sent */
+	/* What the program wrote before its SHUT_WR and TCP's send ring could
+	 * not take yet, moved out of the pair so that the app end is writable
+	 * at once, as Linux's socket is after SHUT_WR (us_relay_take_tail).
+	 * At most what the pair held: the app end's send buffer. */
+	char *tail;
+	size_t tail_len, tail_off;
 	/* Lists, each with a back-pointer so that leaving is O(1): the
 	 * stack's relays, the dirty ones, the listeners stopped at their
 	 * backlog (us_stack.all, .dirty, .blocked). */
 	struct us_conn *all_next, **all_pprev;
 	struct us_conn *dirty_next, **dirty_pprev;
 	struct us_conn *blocked_next, **blocked_pprev;
+	/* The stack end hung up, but the program shut both directions itself
+	 * and still holds the socket: its close is learnt from
+	 * US_F_APP_CLOSED when shim/close.c pokes us (us_relay_wake). */
+	struct us_conn *parked_next, **parked_pprev;
 	/* A listener's delivered connections not yet accepted (the backlog
 	 * counts them, as Linux counts its accept queue). */
 	struct { uint32_t idx, gen; } *out;
@@ -80,6 +94,7 @@ struct us_stack {
 	struct us_conn *all;
 	unsigned nrelays;            /* how many of conns[] are set */
 	struct us_conn *blocked;     /* listeners stopped at their backlog */
+	struct us_conn *parked;      /* relays waiting for the program's close (us_conn.parked) */
 	int app_sndbuf;              /* an AF_UNIX socket's default send buffer */
 	unsigned nblocked;           /* listeners stopped at their backlog */
 	bool keeper;                 /* this process is an exit keeper */
@@ -146,6 +161,8 @@ void us_on_hup(struct ev_loop *ev, ev_io *w, int revents);
 void us_relay_sync(struct us_stack *st);
 /* Listeners stopped at their backlog look again (an accept() woke us). */
 void us_relay_wake(struct us_stack *st);
+/* After the program's SHUT_WR: everything it wrote leaves the pair now. */
+void us_relay_take_tail(struct us_conn *c);
 /* A listener hands what TCP's accept queue holds to the program, now;
  * how many it handed. */
 unsigned us_listener_deliver(struct us_conn *l);
