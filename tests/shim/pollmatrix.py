@@ -176,6 +176,23 @@ class Peer:
         return k
 
 
+def unconnected(st, k):
+    """A socket in CLOSE without an error: OUT|HUP, ENOTCONN, EPIPE."""
+    expect_ready(st, k, OUT | HUP)
+    check(st, "recv", recv(k), "ENOTCONN")
+    check(st, "send", send(k), "EPIPE")
+    check(st, "SO_ERROR", so_error(k), "0")
+
+
+def reset_read_first(st, k):
+    """After a reset: recv reports it once, then the end of file; SO_ERROR
+    has nothing left; send fails with EPIPE."""
+    check(st, "recv", recv(k), "ECONNRESET")
+    check(st, "recv again", recv(k), "0 (EOF)")
+    check(st, "SO_ERROR", so_error(k), "0")
+    check(st, "send", send(k), "EPIPE")
+
+
 def established_idle(peer):
     st = "ESTABLISHED, idle"
     k = peer.connect(st)
@@ -317,10 +334,7 @@ def refused_blocking(peer):
     st = "blocking connect refused"
     k = Sock()
     check(st, "connect", errname(k.s.connect_ex((peer.addr, peer.port + 2))), "ECONNREFUSED")
-    expect_ready(st, k, OUT | HUP)
-    check(st, "recv", recv(k), "ENOTCONN")
-    check(st, "send", send(k), "EPIPE")
-    check(st, "SO_ERROR", so_error(k), "0")
+    unconnected(st, k)
     k.close()
 
 
@@ -366,11 +380,17 @@ def listener(peer):
     peer(st, "drop-conns")
 
 
-def connecting(peer):
-    st = "SYN-SENT (SYN dropped)"
+def syn_sent(peer, st):
+    """A non-blocking connect to the port whose SYNs the peer drops."""
     k = Sock()
     k.s.setblocking(False)
     check(st, "connect", errname(k.s.connect_ex((peer.addr, peer.port + 3))), "EINPROGRESS")
+    return k
+
+
+def connecting(peer):
+    st = "SYN-SENT (SYN dropped)"
+    k = syn_sent(peer, st)
     expect_ready(st, k, 0)
     check(st, "SO_ERROR", so_error(k), "0")
     check(st, "recv", recv(k), "EAGAIN")
@@ -380,10 +400,7 @@ def connecting(peer):
 def fresh_socket(peer):
     st = "fresh socket, never connected"
     k = Sock()
-    expect_ready(st, k, OUT | HUP)
-    check(st, "recv", recv(k), "ENOTCONN")
-    check(st, "send", send(k), "EPIPE")
-    check(st, "SO_ERROR", so_error(k), "0")
+    unconnected(st, k)
     k.close()
 
 
@@ -426,10 +443,7 @@ def shut_wr_then_rst(peer):
     peer(st, "readeof", "ok eof 0")
     peer(st, "rst")
     expect_ready(st, k, IN | OUT | ERR | HUP | RDHUP)
-    check(st, "recv", recv(k), "ECONNRESET")
-    check(st, "recv again", recv(k), "0 (EOF)")
-    check(st, "SO_ERROR", so_error(k), "0")
-    check(st, "send", send(k), "EPIPE")
+    reset_read_first(st, k)
     k.close()
 
 
@@ -443,19 +457,14 @@ def shut_rdwr_then_data(peer):
     st = "own SHUT_RDWR, then 5 bytes from the peer (RST)"
     peer(st, "send 5")
     expect_ready(st, k, IN | OUT | ERR | HUP | RDHUP)
-    check(st, "recv", recv(k), "ECONNRESET")
-    check(st, "recv again", recv(k), "0 (EOF)")
-    check(st, "SO_ERROR", so_error(k), "0")
-    check(st, "send", send(k), "EPIPE")
+    reset_read_first(st, k)
     k.close()
     peer(st, "close")
 
 
 def shutdown_connecting(peer):
     st = "shutdown in SYN-SENT"
-    k = Sock()
-    k.s.setblocking(False)
-    check(st, "connect", errname(k.s.connect_ex((peer.addr, peer.port + 3))), "EINPROGRESS")
+    k = syn_sent(peer, st)
     try:
         k.s.shutdown(socket.SHUT_RDWR)
         r = "0"
