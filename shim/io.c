@@ -9,7 +9,8 @@
  * 0. Writing: TCP reports a pending error before EPIPE, without SIGPIPE;
  * AF_UNIX would say EPIPE with SIGPIPE, so the error is taken first. A
  * socket that was never connected gives ENOTCONN to a reader and EPIPE (and
- * SIGPIPE) to a writer, instead of blocking on the filler. */
+ * SIGPIPE) to a writer, as Linux's (AF_UNIX would say EINVAL and ENOTCONN
+ * on the unconnected app end, or block on a listener's filler). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

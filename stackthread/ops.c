@@ -28,24 +28,24 @@ void us_op_create(struct us_call *c)
 	struct us_sock *s = c->sock;
 	struct us_conn *k;
 	struct stat sb;
-	int app, sfd, small = 1, r;
+	int app, r;
 
 	/* Resources run out as the kernel's do, with its errors, and each
 	 * refusal is counted for ustcp-stat -s: no fds (the kernel's EMFILE
 	 * or ENFILE), the ceiling or no memory (the engine's ENFILE,
-	 * ENOBUFS). */
-	r = us_new_pair(&app, &sfd, &sb);
-	if (r < 0) {
-		st->st.ctr.event[UST_EV_SOCK_NO_FD]++;
-		c->ret = r;
-		return;
-	}
-	k = us_conn_new(st, s, sfd);
+	 * ENOBUFS). The app end is unconnected until connect() or listen()
+	 * pairs it (us_relay_pair): it polls OUT|HUP, as Linux's. */
+	k = us_conn_new(st, s, -1);
 	if (!k) {
-		REAL(close)(app);
-		REAL(close)(sfd);
 		st->st.ctr.event[UST_EV_TCP_NO_MEMORY]++;
 		c->ret = -ENOBUFS;
+		return;
+	}
+	r = us_new_app_end(k, &app, &sb);
+	if (r < 0) {
+		us_conn_free(k, false);
+		st->st.ctr.event[UST_EV_SOCK_NO_FD]++;
+		c->ret = r;
 		return;
 	}
 	k->tcb = ust_tcp_create(&st->tcp, k, &r);
@@ -59,16 +59,7 @@ void us_op_create(struct us_call *c)
 	s->app_dev = sb.st_dev;
 	s->app_ino = sb.st_ino;
 	s->app_fd = c->u.opt.val; /* the number it will have, or -1: the caller sets it */
-	/* Filler: not writable until connected (a listener: never). */
-	REAL(setsockopt)(app, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-	for (;;) {
-		ssize_t w = REAL(send)(app, st->scratch, 2048, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (w <= 0)
-			break;
-		k->filler += (uint32_t)w;
-	}
 	us_publish(k);
-	us_hup_arm(k);
 	c->ret = app;
 }
 
@@ -90,6 +81,7 @@ void us_op_bind(struct us_call *c)
 		c->ret = -EADDRNOTAVAIL;
 		return;
 	}
+	us_spare_use(&k->spare_port);
 	c->ret = ust_tcp_bind(k->tcb, c->u.in.port, atomic_load(&c->sock->reuseaddr) != 0);
 	if (c->ret == 0) {
 		k->bound_addr = c->u.in.addr != 0;
@@ -103,6 +95,13 @@ void us_op_connect(struct us_call *c)
 
 	if (!k)
 		return;
+	/* A blocking connect pairs once synchronized (relay.c,
+	 * pair_when_synced); a non-blocking one now, with filler, so that
+	 * it polls 0 until then, as Linux's in SYN-SENT. */
+	c->ret = c->u.in.blocking ? 0 : us_relay_pair(k, true);
+	if (c->ret < 0)
+		return;
+	us_spare_use(&k->spare_port);
 	c->ret = ust_tcp_connect(k->tcb, c->u.in.addr, c->u.in.port, ust_now());
 	if (c->ret == 0)
 		atomic_fetch_or(&c->sock->flags, US_F_CONNECTING);
@@ -122,6 +121,10 @@ void us_op_listen(struct us_call *c)
 		c->ret = -EADDRINUSE; /* another process listens there */
 		return;
 	}
+	c->ret = us_relay_pair(k, true);
+	if (c->ret < 0)
+		return;
+	us_spare_use(&k->spare_port);
 	c->ret = ust_tcp_listen(k->tcb, (unsigned)(c->u.opt.val < 0 ? 0 : c->u.opt.val));
 	if (c->ret == 0)
 		us_port_listen(ust_tcp_local_port(k->tcb)); /* an ephemeral one: fresh, free */
@@ -202,6 +205,16 @@ void us_op_shutdown(struct us_call *c)
 	}
 	k->rd_shut = true;
 	c->ret = ust_tcp_shutdown(k->tcb, SHUT_RD, ust_now());
+}
+
+/* A blocking connect returns before the handshake ended (EINTR, or
+ * SO_SNDTIMEO's EINPROGRESS): the program polls the socket from now on, so
+ * it must poll 0 until connected. */
+void us_op_pair(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+
+	c->ret = k && k->tcb && k->sfd < 0 ? us_relay_pair(k, !UST_TCP_SYNCHRONIZED(ust_tcp_get_state(k->tcb))) : 0;
 }
 
 /* After the program's SHUT_WR (its end of the pair is shut already): what

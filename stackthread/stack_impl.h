@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <ev.h>
 
@@ -31,7 +32,11 @@ struct us_conn {
 	struct us_stack *st;         /* the stack that relays it */
 	struct us_sock *sock;
 	struct ust_tcb *tcb;         /* NULL once TCP let go of it */
-	int sfd;                     /* the stack end */
+	int sfd;                     /* the stack end, or -1 until paired */
+	/* Until used, fds held for the stack end and the port reservation, so
+	 * that socket() fails when fds run out, never bind(), connect() or
+	 * listen(), as Linux's (us_spare_use); -1 once used. */
+	int spare_end, spare_port;
 	ev_io rd;                    /* the program wrote (or shut, or closed) */
 	ev_io wr;                    /* room in the pair for received bytes / tokens */
 	uint32_t filler;             /* filler bytes still queued from the app end */
@@ -57,8 +62,9 @@ struct us_conn {
 	struct us_conn *all_next, **all_pprev;
 	struct us_conn *dirty_next, **dirty_pprev;
 	struct us_conn *blocked_next, **blocked_pprev;
-	/* The stack end hung up, but the program shut both directions itself
-	 * and still holds the socket: its close is learnt from
+	/* No stack end yet (a socket never connected nor listening), or the
+	 * stack end hung up while the program, which shut both directions
+	 * itself, still holds the socket: its close is learnt from
 	 * US_F_APP_CLOSED when shim/close.c pokes us (us_relay_wake). */
 	struct us_conn *parked_next, **parked_pprev;
 	/* A listener's delivered connections not yet accepted (the backlog
@@ -95,6 +101,13 @@ struct us_stack {
 	unsigned nrelays;            /* how many of conns[] are set */
 	struct us_conn *blocked;     /* listeners stopped at their backlog */
 	struct us_conn *parked;      /* relays waiting for the program's close (us_conn.parked) */
+	/* The listening AF_UNIX socket (abstract, autobound) an app end
+	 * connects to at connect() or listen(), to get its stack end
+	 * (us_relay_pair); opened at the first. */
+	int pair_lfd;
+	bool pair_ready;
+	struct sockaddr_un pair_addr;
+	socklen_t pair_len;
 	int app_sndbuf;              /* an AF_UNIX socket's default send buffer */
 	unsigned nblocked;           /* listeners stopped at their backlog */
 	bool keeper;                 /* this process is an exit keeper */
@@ -136,6 +149,15 @@ struct us_conn *us_conn_of(struct us_stack *st, const struct us_sock *s);
 struct us_conn *us_conn_new(struct us_stack *st, struct us_sock *s, int sfd);
 /* Forgets the relay (closes the stack end); frees s too if free_sock. */
 void us_conn_free(struct us_conn *c, bool free_sock);
+/* A fresh socket's app end: an unconnected AF_UNIX stream socket, which
+ * polls OUT|HUP as Linux's fresh TCP socket. st: its identity. */
+int us_new_app_end(struct us_conn *c, int *app, struct stat *st);
+/* Gives a held fd's number back to the kernel for what needs it now. */
+void us_spare_use(int *spare);
+/* Connects c's app end to a new stack end: at listen(), a non-blocking
+ * connect(), or once a blocking one is synchronized. With filler, the app
+ * end is not writable until connected (a listener's: never). */
+int us_relay_pair(struct us_conn *c, bool filler);
 /* A new socketpair: the app end stays low (the program's number), the
  * stack end goes high and non-blocking. st: the app end's identity. */
 int us_new_pair(int *app, int *sfd, struct stat *st);
@@ -159,8 +181,10 @@ void us_relay_after(struct ust_loop *l, ust_time now);
 void us_on_hup(struct ev_loop *ev, ev_io *w, int revents);
 /* Takes in what programs wrote and closed just now (before a hand-over). */
 void us_relay_sync(struct us_stack *st);
-/* Listeners stopped at their backlog look again (an accept() woke us). */
-void us_relay_wake(struct us_stack *st);
+/* Listeners stopped at their backlog look again (an accept() woke us);
+ * with poked (us_stack_poke: an accept or a close), the parked relays
+ * whose program closed are released too. */
+void us_relay_wake(struct us_stack *st, bool poked);
 /* After the program's SHUT_WR: everything it wrote leaves the pair now. */
 void us_relay_take_tail(struct us_conn *c);
 /* A listener hands what TCP's accept queue holds to the program, now;

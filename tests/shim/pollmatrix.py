@@ -39,16 +39,6 @@ failures = 0
 # "diff", not as a failure. Each entry is (state, what).
 POLLS = ("poll", "epoll (new)", "epoll (added at socket())")
 DEPARTURES = {
-    # After a failed blocking connect the fd becomes an unconnected AF_UNIX
-    # socket (poll OUT|HUP as Linux); an epoll set that registered the old
-    # file before connect() no longer sees it.
-    ("blocking connect refused", "epoll (added at socket())"),
-} | {
-    # A fresh socket's app end is a connected pair kept unwritable by
-    # filler: it polls 0, Linux OUT|HUP.
-    (state, what) for state in ("fresh socket, never connected", "bind to port 0")
-    for what in POLLS
-} | {
     # Once the program shut its sending side, its end of the pair cannot
     # send the byte that makes the kernel flag POLLERR: TCP's error is
     # reported by recv and SO_ERROR, but poll lacks ERR.
