@@ -15,14 +15,24 @@
 #include "shim.h"
 #include "tcp.h"
 
+/* No fd of s is left in any process (shim.h). */
+void us_sock_let_go(struct us_sock *s)
+{
+	int flags = atomic_fetch_or(&s->flags, US_F_APP_CLOSED);
+
+	if (flags & US_F_DETACHED)
+		us_sock_free(s);
+	else if ((flags & US_F_APP_SHUT) || !(flags & US_F_PAIRED))
+		us_stack_poke(); /* its relay waits parked for this close (relay.c) */
+}
+
 /* The program is done with this number of s. A socket the stack already
  * let go of (TCP closed) is freed here. */
 static void forget(int fd, struct us_sock *s)
 {
 	if (us_fd_clear(fd) != 0)
 		return; /* a dup or another process's copy still names it */
-	if (atomic_fetch_or(&s->flags, US_F_APP_CLOSED) & US_F_DETACHED)
-		us_sock_free(s);
+	us_sock_let_go(s);
 }
 
 /* SO_LINGER {1, N}: close() waits until the FIN is acknowledged, at most N

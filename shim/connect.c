@@ -27,20 +27,32 @@ static bool nonblocking(int fd)
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-/* After a blocking connect failed, Linux's socket is back in CLOSE with
- * nothing shut: poll says OUT|HUP. An unconnected AF_UNIX stream socket
- * says exactly that, so it takes the fd number (the pair, shut both ways,
- * would add IN|RDHUP). A set that registered the old file before connect
- * loses it: a documented difference. */
-static void unconnect(int fd)
+/* A blocking connect failed: connect() reports the error, so it is no
+ * longer pending, and Linux's poll then lacks POLLERR. The stack closes its
+ * end just after it published CLOSED; once the app end shows the hang-up
+ * (bounded: 1 s), the kernel's error that came with it is taken too. The
+ * file stays the same, so an epoll set that registered it keeps it. */
+static int connect_failed(int fd, struct us_sock *s)
 {
-	int fdfl = REAL(fcntl)(fd, F_GETFD);
-	int u = REAL(socket)(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	int err;
 
-	if (u < 0)
-		return;
-	REAL(dup3)(u, fd, fdfl >= 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0);
-	REAL(close)(u);
+	while (poll(&p, 1, 1000) < 0 && errno == EINTR)
+		;
+	err = us_take_error(fd, s);
+	atomic_fetch_or(&s->flags, US_F_CONNECT_DONE);
+	return -(err ? err : ECONNREFUSED);
+}
+
+/* A blocking connect pairs its app end only once connected (relay.c); one
+ * that returns before that leaves the handshake going on, and the program
+ * polls for its end: the app end must poll 0 until then. */
+static int returns_early(struct us_sock *s, int err)
+{
+	struct us_call c;
+
+	us_call(&c, us_op_pair, s);
+	return err;
 }
 
 /* A blocking connect waits for the socket's state to leave SYN-SENT: a
@@ -53,7 +65,6 @@ static int wait_connected(int fd, struct us_sock *s)
 	struct timeval tv = { 0, 0 };
 	struct timespec ts, *timeout = NULL;
 	socklen_t len = sizeof(tv);
-	int err;
 
 	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec)) {
 		ts.tv_sec = tv.tv_sec;
@@ -70,17 +81,13 @@ static int wait_connected(int fd, struct us_sock *s)
 				;
 			return 0;
 		}
-		if (st == UST_TCP_CLOSED) {
-			err = us_take_error(fd, s);
-			atomic_fetch_or(&s->flags, US_F_CONNECT_DONE);
-			unconnect(fd);
-			return -(err ? err : ECONNREFUSED);
-		}
+		if (st == UST_TCP_CLOSED)
+			return connect_failed(fd, s);
 		if (syscall(SYS_futex, &s->state, FUTEX_WAIT, st, timeout, NULL, 0) < 0) {
 			if (errno == EINTR)
-				return -EINTR;
+				return returns_early(s, -EINTR);
 			if (errno == ETIMEDOUT)
-				return -EINPROGRESS;
+				return returns_early(s, -EINPROGRESS);
 			/* EAGAIN: it changed meanwhile */
 		}
 	}
@@ -125,6 +132,8 @@ US_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 		return (int)us_ret(-ECONNREFUSED);
 	c.u.in.addr = addr;
 	c.u.in.port = port;
+	c.u.in.blocking = !nonblocking(fd);
+	s->app_fd = fd; /* the number the stack pairs (relay.c, us_relay_pair) */
 	r = (int)us_call(&c, us_op_connect, s);
 	if (r < 0)
 		return (int)us_ret(r);

@@ -9,7 +9,8 @@
  * 0. Writing: TCP reports a pending error before EPIPE, without SIGPIPE;
  * AF_UNIX would say EPIPE with SIGPIPE, so the error is taken first. A
  * socket that was never connected gives ENOTCONN to a reader and EPIPE (and
- * SIGPIPE) to a writer, instead of blocking on the filler. */
+ * SIGPIPE) to a writer, as Linux's (AF_UNIX would say EINVAL and ENOTCONN
+ * on the unconnected app end, or block on a listener's filler). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -212,17 +213,35 @@ static bool may_spin(struct us_sock *s, const struct rd_call *rc, unsigned *us)
 	return fl >= 0 && !(fl & O_NONBLOCK);
 }
 
+/* The app end reads 0 once the program shut its receiving side; what TCP
+ * queued since is taken from the stack (us_op_read_held), as Linux's read
+ * after SHUT_RD returns what arrived, then 0. */
+static ssize_t rd_held(struct us_sock *s, const struct rd_call *rc, ssize_t r)
+{
+	struct us_held_read h = { .m = rc->m, .flags = rc->flags };
+	struct us_call c;
+	long n;
+
+	if (r != 0 || !(atomic_load(&s->flags) & US_F_APP_SHUT_RD))
+		return r;
+	c.u.out = &h;
+	n = us_call(&c, us_op_read_held, s);
+	return n > 0 ? n : 0;
+}
+
 static ssize_t rd_blocking(struct us_sock *s, const struct rd_call *rc)
 {
 	unsigned us;
 	ssize_t r;
 
-	if (!s || !may_spin(s, rc, &us))
+	if (!s)
 		return rd_try(rc, 0);
+	if (!may_spin(s, rc, &us))
+		return rd_held(s, rc, rd_try(rc, 0));
 	r = spin_read(rc, us);
 	if (r >= 0 || errno != EAGAIN)
-		return r;
-	return rd_try(rc, 0);
+		return rd_held(s, rc, r);
+	return rd_held(s, rc, rd_try(rc, 0));
 }
 
 static ssize_t rd_buf(struct us_sock *s, int fd, void *buf, size_t n, int flags)

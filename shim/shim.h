@@ -40,6 +40,9 @@ void us_fd_set(int fd, struct us_sock *s);
 /* Returns how many entries (all processes) still name the socket fd
  * named, or -1 if it named none. */
 int us_fd_clear(int fd);
+/* No fd of s is left in any process (us_fd_clear gave 0): frees a slot
+ * the stack let go of, or tells the stack (close.c). Signal-safe. */
+void us_sock_let_go(struct us_sock *s);
 /* A forked child's table will name the same sockets once more (called
  * before the fork). */
 void us_fd_inherited(void);

@@ -5,7 +5,9 @@
 #include "tcp.h"
 
 /* Done on the app end: the stack reads EOF after the data (SHUT_WR) and
- * sends the FIN; SHUT_RD ends reading locally, as Linux's does. */
+ * sends the FIN; SHUT_RD ends reading locally, as Linux's does, and the
+ * stack keeps what arrives later for the program's reads (io.c). A
+ * connecting socket is disconnected (C49). */
 US_EXPORT int shutdown(int fd, int how)
 {
 	struct us_sock *s = us_fd_lookup(fd);
@@ -24,11 +26,33 @@ US_EXPORT int shutdown(int fd, int how)
 		return 0;
 	}
 	st = atomic_load(&s->state);
-	if (st == UST_TCP_CLOSED || st == UST_TCP_SYN_SENT)
+	if (st == UST_TCP_CLOSED)
 		return (int)us_ret(-ENOTCONN);
+	if (st == UST_TCP_SYN_SENT) {
+		struct us_call c;
+		c.u.shut.how = how;
+		return (int)us_ret(us_call(&c, us_op_shutdown, s));
+	}
 	/* Before the app end shuts: the stack must not take the hang-up that
-	 * follows the peer's FIN for a close (relay.c, app_closed). */
-	if (how != SHUT_RD)
-		atomic_fetch_or(&s->flags, US_F_APP_SHUT);
-	return REAL(shutdown)(fd, how);
+	 * follows the peer's FIN (or our own SHUT_RDWR) for a close (relay.c,
+	 * app_closed), and must stop passing data into a pair that can no
+	 * longer carry it. A socket another process's stack serves cannot
+	 * keep it (EOPNOTSUPP): what arrives is dropped there. */
+	if (how != SHUT_WR) {
+		struct us_call c;
+		c.u.shut.how = SHUT_RD;
+		if (us_call(&c, us_op_shutdown, s) == 0)
+			atomic_fetch_or(&s->flags, US_F_APP_SHUT_RD);
+	}
+	if (how == SHUT_RD)
+		return REAL(shutdown)(fd, how);
+	atomic_fetch_or(&s->flags, US_F_APP_SHUT);
+	if (REAL(shutdown)(fd, how) < 0)
+		return -1;
+	/* Linux's socket polls writable once its sending side is shut,
+	 * whatever is still queued: the stack takes everything out of the
+	 * pair now. Served by another process, the pair drains as TCP sends. */
+	struct us_call c;
+	us_call(&c, us_op_take_tail, s);
+	return 0;
 }

@@ -1,7 +1,8 @@
 /* socket, bind, listen, and the helpers the other socket calls share.
  *
- * Every AF_INET stream socket is an ustcp socket from socket() on: the app
- * end of a new socketpair, at the number the kernel would have given, so
+ * Every AF_INET stream socket is an ustcp socket from socket() on: an
+ * AF_UNIX socket at the number the kernel would have given, unconnected
+ * until listen() or connect() pairs it with the stack's end (relay.c), so
  * that an epoll or poll set holding it sees every readiness change. A
  * connect() to a USTCP_PASSTHROUGH destination (127.0.0.0/8 by default), or
  * a bind() to an address that is not ours, hands the socket back to the
@@ -63,7 +64,7 @@ US_EXPORT int socket(int domain, int type, int protocol)
 /* Gives fd back to the kernel (shim.h). */
 int us_to_kernel(int fd, struct us_sock *s)
 {
-	int fl = REAL(fcntl)(fd, F_GETFL), fdfl = REAL(fcntl)(fd, F_GETFD), k, n;
+	int fl = REAL(fcntl)(fd, F_GETFL), fdfl = REAL(fcntl)(fd, F_GETFD), k, n, refs;
 	struct timeval tv;
 	socklen_t len;
 
@@ -82,8 +83,8 @@ int us_to_kernel(int fd, struct us_sock *s)
 	len = sizeof(tv);
 	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0)
 		REAL(setsockopt)(k, SOL_SOCKET, SO_SNDTIMEO, &tv, len);
-	us_fd_clear(fd);
-	/* The app end goes: the stack sees it hang up and frees its side. */
+	refs = us_fd_clear(fd);
+	/* The app end goes; the stack frees its side (close.c). */
 	if (REAL(dup3)(k, fd, fdfl >= 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
 		int e = errno;
 		REAL(close)(k);
@@ -91,6 +92,8 @@ int us_to_kernel(int fd, struct us_sock *s)
 		return -e;
 	}
 	REAL(close)(k);
+	if (refs == 0)
+		us_sock_let_go(s);
 	return 0;
 }
 
@@ -175,5 +178,6 @@ US_EXPORT int listen(int fd, int backlog)
 	if (!s)
 		return REAL(listen)(fd, backlog);
 	c.u.opt.val = backlog;
+	s->app_fd = fd; /* the number the stack pairs (relay.c, us_relay_pair) */
 	return (int)us_ret(us_call(&c, us_op_listen, s));
 }

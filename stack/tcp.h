@@ -540,7 +540,7 @@ void ust_tcp_unreachable(void *ctx, uint32_t dst, int err, ust_time now);
 /* A new control block in CLOSED, for a socket; NULL with *err -ENFILE at
  * cfg.max_conns, -ENOBUFS without memory. */
 struct ust_tcb *ust_tcp_create(struct ust_tcp *tcp, void *user, int *err);
-/* Claims the local port (0: an ephemeral one at connect or listen). */
+/* Claims the local port (0: an ephemeral one, now, as Linux). */
 int ust_tcp_bind(struct ust_tcb *tcb, uint16_t lport, bool reuseaddr);
 /* OPEN, active: sends the SYN. */
 int ust_tcp_connect(struct ust_tcb *tcb, uint32_t raddr, uint16_t rport, ust_time now);

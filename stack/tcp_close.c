@@ -313,7 +313,14 @@ int ust_tcp_shutdown(struct ust_tcb *t, int how, ust_time now)
 	t->tcp->now = now;
 	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
 		return -EINVAL;
-	if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN || t->state == UST_TCP_SYN_SENT)
+	/* A connecting socket is disconnected, whatever how says: Linux's
+	 * inet_shutdown calls tcp_disconnect in SYN-SENT, which sends
+	 * nothing, leaves ECONNRESET for the program and returns 0 (C49). */
+	if (t->state == UST_TCP_SYN_SENT) {
+		tcp_die(t, ECONNRESET, UST_OUTCOME_RESET_SENT, "shut down while connecting");
+		return 0;
+	}
+	if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN)
 		return -ENOTCONN;
 	/* SHUT_RD is local only: nothing on the wire (C7). */
 	if (how != SHUT_WR)

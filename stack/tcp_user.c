@@ -24,8 +24,10 @@ int ust_tcp_bind(struct ust_tcb *t, uint16_t lport, bool reuseaddr)
 
 	if (t->lport || t->state != UST_TCP_CLOSED)
 		return -EINVAL;
+	/* Port 0: Linux assigns an ephemeral port at bind (inet_csk_get_port),
+	 * so getsockname reports it at once; EADDRINUSE when none is free. */
 	if (lport == 0)
-		return 0; /* chosen at connect or listen */
+		return tcp_pick_ephemeral(tcp, t) < 0 ? -EADDRINUSE : 0;
 	if (tcp_port_in_use(tcp, lport, t)) {
 		/* SO_REUSEADDR lets a socket bind over connections that are
 		 * not listening (TIME-WAIT remnants), as in Linux. */

@@ -8,6 +8,10 @@
 
 #include "stack_impl.h"
 
+/* What a poke adds to the wake-up eventfd, where each call adds 1: the sum
+ * read tells whether a poke (an accept, a close) came. */
+#define US_POKE (1ull << 32)
+
 static void run_calls(void)
 {
 	struct us_call *list = atomic_exchange(&us_st.calls, NULL), *rev = NULL;
@@ -39,26 +43,28 @@ static void run_calls(void)
 
 void us_on_wake(struct ev_loop *ev, ev_io *w, int revents)
 {
-	uint64_t v;
+	uint64_t v = 0;
 
 	if (REAL(read)(us_st.wake_fd, &v, sizeof(v)) < 0) {
 		/* EAGAIN: another wake-up took it */
 	}
 	run_calls();
-	us_relay_wake(&us_st); /* listeners an accept() may have unblocked */
+	/* Listeners an accept() may have unblocked; with a poke, relays whose
+	 * program closed them. */
+	us_relay_wake(&us_st, v >= US_POKE);
 	ust_loop_kick(&us_st.loop, ust_now());
 }
 
 void us_stack_poke(void)
 {
-	uint64_t one = 1;
+	uint64_t poke = US_POKE;
 
 	/* Our stack, and the one of the process we were forked from (it may
 	 * serve the listener we accepted on). Saturated counters mean the
 	 * thread is awake anyway. */
-	if (us_st.ev && REAL(write)(us_st.wake_fd, &one, sizeof(one)) < 0) {
+	if (us_st.ev && REAL(write)(us_st.wake_fd, &poke, sizeof(poke)) < 0) {
 	}
-	if (us_st.parent_wake_fd >= 0 && REAL(write)(us_st.parent_wake_fd, &one, sizeof(one)) < 0) {
+	if (us_st.parent_wake_fd >= 0 && REAL(write)(us_st.parent_wake_fd, &poke, sizeof(poke)) < 0) {
 	}
 }
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,24 +28,24 @@ void us_op_create(struct us_call *c)
 	struct us_sock *s = c->sock;
 	struct us_conn *k;
 	struct stat sb;
-	int app, sfd, small = 1, r;
+	int app, r;
 
 	/* Resources run out as the kernel's do, with its errors, and each
 	 * refusal is counted for ustcp-stat -s: no fds (the kernel's EMFILE
 	 * or ENFILE), the ceiling or no memory (the engine's ENFILE,
-	 * ENOBUFS). */
-	r = us_new_pair(&app, &sfd, &sb);
-	if (r < 0) {
-		st->st.ctr.event[UST_EV_SOCK_NO_FD]++;
-		c->ret = r;
-		return;
-	}
-	k = us_conn_new(st, s, sfd);
+	 * ENOBUFS). The app end is unconnected until connect() or listen()
+	 * pairs it (us_relay_pair): it polls OUT|HUP, as Linux's. */
+	k = us_conn_new(st, s, -1);
 	if (!k) {
-		REAL(close)(app);
-		REAL(close)(sfd);
 		st->st.ctr.event[UST_EV_TCP_NO_MEMORY]++;
 		c->ret = -ENOBUFS;
+		return;
+	}
+	r = us_new_app_end(k, &app, &sb);
+	if (r < 0) {
+		us_conn_free(k, false);
+		st->st.ctr.event[UST_EV_SOCK_NO_FD]++;
+		c->ret = r;
 		return;
 	}
 	k->tcb = ust_tcp_create(&st->tcp, k, &r);
@@ -58,16 +59,7 @@ void us_op_create(struct us_call *c)
 	s->app_dev = sb.st_dev;
 	s->app_ino = sb.st_ino;
 	s->app_fd = c->u.opt.val; /* the number it will have, or -1: the caller sets it */
-	/* Filler: not writable until connected (a listener: never). */
-	REAL(setsockopt)(app, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-	for (;;) {
-		ssize_t w = REAL(send)(app, st->scratch, 2048, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (w <= 0)
-			break;
-		k->filler += (uint32_t)w;
-	}
 	us_publish(k);
-	us_hup_arm(k);
 	c->ret = app;
 }
 
@@ -89,6 +81,7 @@ void us_op_bind(struct us_call *c)
 		c->ret = -EADDRNOTAVAIL;
 		return;
 	}
+	us_spare_use(&k->spare_port);
 	c->ret = ust_tcp_bind(k->tcb, c->u.in.port, atomic_load(&c->sock->reuseaddr) != 0);
 	if (c->ret == 0) {
 		k->bound_addr = c->u.in.addr != 0;
@@ -102,6 +95,13 @@ void us_op_connect(struct us_call *c)
 
 	if (!k)
 		return;
+	/* A blocking connect pairs once synchronized (relay.c,
+	 * pair_when_synced); a non-blocking one now, with filler, so that
+	 * it polls 0 until then, as Linux's in SYN-SENT. */
+	c->ret = c->u.in.blocking ? 0 : us_relay_pair(k, true);
+	if (c->ret < 0)
+		return;
+	us_spare_use(&k->spare_port);
 	c->ret = ust_tcp_connect(k->tcb, c->u.in.addr, c->u.in.port, ust_now());
 	if (c->ret == 0)
 		atomic_fetch_or(&c->sock->flags, US_F_CONNECTING);
@@ -121,6 +121,10 @@ void us_op_listen(struct us_call *c)
 		c->ret = -EADDRINUSE; /* another process listens there */
 		return;
 	}
+	c->ret = us_relay_pair(k, true);
+	if (c->ret < 0)
+		return;
+	us_spare_use(&k->spare_port);
 	c->ret = ust_tcp_listen(k->tcb, (unsigned)(c->u.opt.val < 0 ? 0 : c->u.opt.val));
 	if (c->ret == 0)
 		us_port_listen(ust_tcp_local_port(k->tcb)); /* an ephemeral one: fresh, free */
@@ -177,6 +181,91 @@ void us_op_unlisten(struct us_call *c)
 		us_port_unlisten(lport);
 	}
 	c->ret = 0;
+}
+
+/* shutdown() on a connecting socket disconnects it, whatever how says (the
+ * engine's ust_tcp_shutdown, C49); the relay runs at once, so that the
+ * program's next call finds the socket CLOSED with its error, as Linux's.
+ * Otherwise only SHUT_RD comes here (SHUT_WR is the app end's EOF): TCP
+ * notes it (data in FIN-WAIT is then answered with RST, C9) and the relay
+ * stops passing what arrives, which stays readable (us_op_read_held). */
+void us_op_shutdown(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+
+	if (!k || !k->tcb) {
+		c->ret = -ENOTCONN;
+		return;
+	}
+	if (ust_tcp_get_state(k->tcb) == UST_TCP_SYN_SENT) {
+		c->ret = ust_tcp_shutdown(k->tcb, c->u.shut.how, ust_now());
+		us_mark_dirty(k);
+		us_relay_after(&c->st->loop, ust_now());
+		return;
+	}
+	k->rd_shut = true;
+	c->ret = ust_tcp_shutdown(k->tcb, SHUT_RD, ust_now());
+}
+
+/* A blocking connect returns before the handshake ended (EINTR, or
+ * SO_SNDTIMEO's EINPROGRESS): the program polls the socket from now on, so
+ * it must poll 0 until connected. */
+void us_op_pair(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+
+	c->ret = k && k->tcb && k->sfd < 0 ? us_relay_pair(k, !UST_TCP_SYNCHRONIZED(ust_tcp_get_state(k->tcb))) : 0;
+}
+
+/* After the program's SHUT_WR (its end of the pair is shut already): what
+ * it wrote leaves the pair at once, into TCP's ring or the relay's tail,
+ * so that the app end polls writable as Linux's socket does after SHUT_WR,
+ * whatever is still queued (relay.c, us_relay_take_tail). */
+void us_op_take_tail(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+
+	if (k && k->tcb && !k->listener)
+		us_relay_take_tail(k);
+	c->ret = 0;
+}
+
+/* What arrived after the program's SHUT_RD: the app end reads 0 (its
+ * receiving side is shut, so the pair cannot carry it), and the shim's
+ * read then takes it from TCP's ring here, as Linux's read returns what
+ * was queued after SHUT_RD (C7). */
+void us_op_read_held(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+	struct us_held_read *h = c->u.out;
+	struct iovec span[2];
+	unsigned n, i;
+	size_t done = 0, off = 0;
+
+	c->ret = 0;
+	if (!k || !k->tcb || !k->rd_shut)
+		return;
+	n = ust_tcp_rcv_spans(k->tcb, span);
+	for (i = 0; i < h->m->msg_iovlen; i++) {
+		struct iovec *to = &h->m->msg_iov[i];
+		size_t at = 0;
+		while (at < to->iov_len && off < n) {
+			size_t left = span[off].iov_len, take;
+			take = to->iov_len - at < left ? to->iov_len - at : left;
+			memcpy((char *)to->iov_base + at, span[off].iov_base, take);
+			at += take;
+			done += take;
+			span[off].iov_base = (char *)span[off].iov_base + take;
+			span[off].iov_len -= take;
+			if (!span[off].iov_len)
+				off++;
+		}
+	}
+	if (done && !(h->flags & MSG_PEEK)) {
+		ust_tcp_rcv_consumed(k->tcb, (uint32_t)done, ust_now());
+		us_mark_dirty(k); /* the window opens; the FIN passes once all is read */
+	}
+	c->ret = (long)done;
 }
 
 void us_op_getopt(struct us_call *c)

@@ -15,8 +15,10 @@
  *                calls, the data received before it is pushed, then the
  *                stack end is closed with a byte unread, which makes the
  *                kernel report POLLERR and ECONNRESET on the app end.
- * A connecting, listening or fresh socket has its app end's send buffer
- * full of filler bytes, so that it is not writable, as in TCP. */
+ * A fresh socket's app end is an unconnected AF_UNIX socket (OUT|HUP, as
+ * Linux's), paired with a stack end at listen() or connect()
+ * (us_relay_pair). A connecting or listening socket has its app end's
+ * send buffer full of filler bytes, so that it is not writable, as in TCP. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -71,10 +73,32 @@ static void set_blocked(struct us_conn *l, bool blocked)
 	}
 }
 
+/* A relay whose stack end hung up while the program, which shut both
+ * directions itself, still holds the socket: it waits on this list for
+ * the program's close (us_relay_wake). */
+static void set_parked(struct us_conn *c, bool parked)
+{
+	if (parked == c->parked)
+		return;
+	c->parked = parked;
+	if (parked)
+		LIST_INSERT(&c->st->parked, c, parked);
+	else
+		LIST_REMOVE(c, parked);
+}
+
 /* Is the connection synchronized (its control block still held)? */
 static bool synced(const struct us_conn *c)
 {
 	return c->tcb && UST_TCP_SYNCHRONIZED(ust_tcp_get_state(c->tcb));
+}
+
+/* A blocking connect() waits on the state word (shim/connect.c). The
+ * region is shared between processes: no FUTEX_PRIVATE_FLAG. */
+static void publish_state(struct us_sock *s, int state)
+{
+	if (atomic_exchange(&s->state, state) != state)
+		syscall(SYS_futex, &s->state, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 void us_publish(struct us_conn *c)
@@ -92,10 +116,7 @@ void us_publish(struct us_conn *c)
 	atomic_store(&c->sock->remote, us_pack(e.raddr, e.rport));
 	if (UST_TCP_SYNCHRONIZED(state))
 		atomic_fetch_or(&c->sock->flags, US_F_EVER_SYNCED);
-	/* A blocking connect() waits on this word (shim/connect.c). The
-	 * region is shared between processes: no FUTEX_PRIVATE_FLAG. */
-	if (atomic_exchange(&c->sock->state, state) != state)
-		syscall(SYS_futex, &c->sock->state, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	publish_state(c->sock, state);
 }
 
 void us_mark_dirty(struct us_conn *c)
@@ -154,13 +175,17 @@ void us_conn_free(struct us_conn *c, bool free_sock)
 		epoll_ctl(c->st->hup_fd, EPOLL_CTL_DEL, c->sfd, NULL);
 		REAL(close)(c->sfd);
 	}
+	us_spare_use(&c->spare_end);
+	us_spare_use(&c->spare_port);
 	c->st->conns[us_sock_idx(c->sock)] = NULL;
 	c->st->nrelays--;
 	LIST_REMOVE(c, all);
 	set_blocked(c, false);
+	set_parked(c, false);
 	if (c->dirty)
 		LIST_REMOVE(c, dirty);
 	free(c->out);
+	free(c->tail);
 	if (free_sock)
 		us_sock_free(c->sock);
 	free(c);
@@ -180,16 +205,22 @@ static bool app_closed(const struct us_conn *c)
 
 	if (!us_app_gone(c->sfd))
 		return false;
-	return !(c->shut_sent && (flags & US_F_APP_SHUT)) || (flags & US_F_APP_CLOSED);
+	if (flags & US_F_APP_CLOSED)
+		return true;
+	/* shutdown(SHUT_RDWR), or SHUT_WR after the peer's FIN passed: the
+	 * program shut both directions and holds the socket still. */
+	return !((flags & US_F_APP_SHUT) && (c->shut_sent || (flags & US_F_APP_SHUT_RD)));
 }
 
 /* Watch for the app end's hang-up, unless the stack end already reports one
  * that app_closed found ambiguous: re-armed, it would fire at once, for
- * ever. */
+ * ever. The program's close then comes through us_relay_wake (parked). */
 static void hup_rearm(struct us_conn *c)
 {
 	if (!us_app_gone(c->sfd))
 		us_hup_arm(c);
+	else
+		set_parked(c, true);
 }
 
 /* The program let go of the socket: CLOSE (or ABORT) and forget the relay.
@@ -238,6 +269,20 @@ static void rd_update(struct us_conn *c)
 		ev_io_stop(c->st->ev, &c->rd);
 }
 
+static bool tail_pending(const struct us_conn *c)
+{
+	return c->tail_off < c->tail_len;
+}
+
+/* The program closed: CLOSE now, or once the tail is in TCP's ring. */
+static void app_let_go(struct us_conn *c)
+{
+	if (tail_pending(c) && c->tcb && !c->dead)
+		c->closing = true;
+	else
+		us_conn_release(c, false);
+}
+
 /* The program shut its sending side or closed: a FIN after the data. If
  * the app end is gone too, that was the last close. */
 static void on_app_eof(struct us_conn *c)
@@ -247,13 +292,78 @@ static void on_app_eof(struct us_conn *c)
 	 * data, so this tells close (CLOSE: FIN or RST, SO_LINGER) from
 	 * shutdown (a FIN). */
 	if (app_closed(c)) {
-		us_conn_release(c, false);
+		app_let_go(c);
 		return;
 	}
-	if (synced(c))
+	if (synced(c) && !tail_pending(c))
 		ust_tcp_shutdown(c->tcb, SHUT_WR, ust_now());
 	hup_rearm(c);
 	rd_update(c);
+}
+
+/* Moves what it can of the tail into TCP's send ring; once it is all
+ * there, the FIN (or the release the program's close asked for). Returns
+ * false if c was freed. */
+static bool tail_pull(struct us_conn *c)
+{
+	struct iovec iov[2];
+	unsigned n;
+
+	while (tail_pending(c) && c->tcb && !c->dead && (n = ust_tcp_snd_spans(c->tcb, iov)) > 0) {
+		size_t done = 0;
+		for (unsigned i = 0; i < n && tail_pending(c); i++) {
+			size_t take = c->tail_len - c->tail_off;
+			if (take > iov[i].iov_len)
+				take = iov[i].iov_len;
+			memcpy(iov[i].iov_base, c->tail + c->tail_off, take);
+			c->tail_off += take;
+			done += take;
+		}
+		ust_tcp_snd_commit(c->tcb, (uint32_t)done, ust_now());
+	}
+	if (tail_pending(c) || !c->tail)
+		return true;
+	free(c->tail);
+	c->tail = NULL;
+	c->tail_len = c->tail_off = 0;
+	if (c->closing) {
+		us_conn_release(c, false);
+		return false;
+	}
+	if (c->app_eof && synced(c))
+		ust_tcp_shutdown(c->tcb, SHUT_WR, ust_now());
+	return true;
+}
+
+void us_relay_take_tail(struct us_conn *c)
+{
+	struct us_stack *st = c->st;
+	struct us_sock *s = c->sock;
+	size_t cap = c->tail_len;
+
+	conn_pull(c); /* into TCP's ring first; may read the EOF, or free c */
+	c = us_conn_of(st, s);
+	while (c && c->tcb && !c->app_eof && !c->dead && !c->filler) {
+		ssize_t r;
+		if (cap - c->tail_len < 65536) {
+			char *more = realloc(c->tail, cap + 65536);
+			if (!more)
+				return; /* the pair keeps the rest */
+			c->tail = more;
+			cap += 65536;
+		}
+		r = REAL(read)(c->sfd, c->tail + c->tail_len, cap - c->tail_len);
+		if (r > 0) {
+			c->tail_len += (size_t)r;
+		} else if (r == 0) {
+			on_app_eof(c); /* the FIN waits for the tail */
+			return;
+		} else {
+			if (errno == ECONNRESET)
+				us_conn_release(c, true);
+			return;
+		}
+	}
 }
 
 static void conn_pull(struct us_conn *c)
@@ -261,7 +371,9 @@ static void conn_pull(struct us_conn *c)
 	struct iovec iov[2];
 	unsigned n;
 
-	while (c->tcb && !c->app_eof && !c->dead && (n = ust_tcp_snd_spans(c->tcb, iov)) > 0) {
+	if (c->tail && !tail_pull(c))
+		return;
+	while (c->tcb && !c->app_eof && !c->dead && !tail_pending(c) && (n = ust_tcp_snd_spans(c->tcb, iov)) > 0) {
 		ssize_t r = REAL(readv)(c->sfd, iov, (int)n);
 		if (r > 0) {
 			ust_tcp_snd_commit(c->tcb, (uint32_t)r, ust_now());
@@ -302,7 +414,9 @@ static bool conn_push(struct us_conn *c)
 
 	if (!t || c->shut_sent)
 		return true;
-	while ((n = ust_tcp_rcv_spans(t, iov)) > 0) {
+	/* After the program's SHUT_RD what arrives stays in TCP's ring, as
+	 * Linux keeps queueing it (C7): read through us_op_read_held. */
+	while (!c->rd_shut && (n = ust_tcp_rcv_spans(t, iov)) > 0) {
 		struct msghdr m = { .msg_iov = iov, .msg_iovlen = n };
 		ssize_t r = REAL(sendmsg)(c->sfd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (r > 0) {
@@ -313,13 +427,14 @@ static bool conn_push(struct us_conn *c)
 			ev_io_start(c->st->ev, &c->wr);
 			return false;
 		}
-		/* EPIPE: the program shut its receiving side; what arrives
-		 * is read and dropped, as nobody can see it. */
+		/* EPIPE: the program shut its receiving side without
+		 * telling us (a socket another process's stack serves): what
+		 * arrives is read and dropped, as nobody can see it. */
 		ust_tcp_rcv_consumed(t, ust_tcp_rcv_queued(t), ust_now());
 		break;
 	}
 	ev_io_stop(c->st->ev, &c->wr);
-	if (ust_tcp_fin_rcvd(t) && !c->shut_sent) {
+	if (ust_tcp_fin_rcvd(t) && !c->shut_sent && !ust_tcp_rcv_queued(t)) {
 		REAL(shutdown)(c->sfd, SHUT_WR);
 		c->shut_sent = true;
 	}
@@ -344,12 +459,142 @@ struct us_conn *us_conn_new(struct us_stack *st, struct us_sock *s, int sfd)
 	c->st = st;
 	c->sock = s;
 	c->sfd = sfd;
+	c->spare_end = c->spare_port = -1;
 	ev_io_init(&c->rd, on_rd, sfd, EV_READ);
 	ev_io_init(&c->wr, on_wr, sfd, EV_WRITE);
 	st->conns[us_sock_idx(s)] = c;
 	st->nrelays++;
 	LIST_INSERT(&st->all, c, all);
+	if (sfd < 0)
+		set_parked(c, true); /* only the program's close can end it now */
 	return c;
+}
+
+static int pair_listener(struct us_stack *st);
+
+void us_spare_use(int *spare)
+{
+	if (*spare >= 0)
+		REAL(close)(*spare);
+	*spare = -1;
+}
+
+/* A number held, high if there is room: a dup of fd. */
+static int spare_of(int fd)
+{
+	int h = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, us_fd_base());
+
+	return h >= 0 ? h : REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 0);
+}
+
+int us_new_app_end(struct us_conn *c, int *app, struct stat *st)
+{
+	int fd = REAL(socket)(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), e;
+
+	if (fd < 0)
+		return -errno;
+	/* Opened with the first socket, not its first connect: the fds a
+	 * program counts after its first socket stay as counted. */
+	pair_listener(c->st);
+	c->spare_end = spare_of(fd);
+	c->spare_port = c->spare_end >= 0 ? spare_of(fd) : -1;
+	if (c->spare_port < 0 || fstat(fd, st) < 0) {
+		e = errno;
+		REAL(close)(fd);
+		return -e; /* the spares go with the relay */
+	}
+	*app = fd;
+	return 0;
+}
+
+/* The stack's pairing listener: an abstract name the kernel picks
+ * (autobind), reachable from this network namespace only. */
+static int pair_listener(struct us_stack *st)
+{
+	int fd;
+
+	if (st->pair_ready)
+		return 0;
+	fd = REAL(socket)(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	st->pair_addr.sun_family = AF_UNIX;
+	st->pair_len = sizeof(st->pair_addr);
+	if (REAL(bind)(fd, (struct sockaddr *)&st->pair_addr, sizeof(sa_family_t)) < 0 ||
+	    REAL(listen)(fd, 64) < 0 ||
+	    REAL(getsockname)(fd, (struct sockaddr *)&st->pair_addr, &st->pair_len) < 0) {
+		int e = errno;
+		REAL(close)(fd);
+		return -e;
+	}
+	st->pair_lfd = us_fd_high(fd);
+	st->pair_ready = true;
+	return 0;
+}
+
+/* The connection the app end just made: any other process may connect to
+ * the abstract name too, but only this thread of ours does, so the one
+ * whose peer has our pid is it; the others are closed. */
+static int pair_accept(struct us_stack *st)
+{
+	for (;;) {
+		struct ucred cr;
+		socklen_t len = sizeof(cr);
+		int fd = accept4(st->pair_lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			return -errno;
+		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.pid == st->pid)
+			return fd;
+		REAL(close)(fd);
+	}
+}
+
+/* Filler: the app end is not writable until connected (a listener's:
+ * never). connected() takes it out. */
+static void fill(struct us_conn *c, int app)
+{
+	int small = 1;
+
+	REAL(setsockopt)(app, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	for (;;) {
+		ssize_t w = REAL(send)(app, c->st->scratch, 2048, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w <= 0)
+			break;
+		c->filler += (uint32_t)w;
+	}
+}
+
+int us_relay_pair(struct us_conn *c, bool filler)
+{
+	struct us_stack *st = c->st;
+	struct stat sb;
+	int app, sfd, r;
+
+	if (c->sfd >= 0)
+		return 0;
+	r = pair_listener(st);
+	if (r < 0)
+		return r;
+	/* The program's number for it, which the calling thread holds
+	 * (shim/connect.c and socket.c set app_fd): no dup, no fd taken. */
+	app = c->sock->app_fd;
+	if (app < 0 || fstat(app, &sb) < 0 || sb.st_ino != c->sock->app_ino || sb.st_dev != c->sock->app_dev)
+		return -EBADF;
+	if (REAL(connect)(app, (struct sockaddr *)&st->pair_addr, st->pair_len) < 0)
+		return -errno;
+	us_spare_use(&c->spare_end); /* its number for the stack end */
+	sfd = pair_accept(st);
+	if (sfd < 0)
+		return sfd;
+	c->sfd = us_fd_high(sfd);
+	ev_io_set(&c->rd, c->sfd, EV_READ);
+	ev_io_set(&c->wr, c->sfd, EV_WRITE);
+	if (filler)
+		fill(c, app);
+	set_parked(c, false);
+	atomic_fetch_or(&c->sock->flags, US_F_PAIRED);
+	us_hup_arm(c);
+	return 0;
 }
 
 /* A new socketpair: the app end stays low (the program's number), the
@@ -422,7 +667,7 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	atomic_store(&s->state, (int)ust_tcp_get_state(ct));
 	atomic_store(&s->local, us_pack(e.laddr, e.lport));
 	atomic_store(&s->remote, us_pack(e.raddr, e.rport));
-	atomic_store(&s->flags, US_F_EVER_SYNCED);
+	atomic_store(&s->flags, US_F_EVER_SYNCED | US_F_PAIRED);
 	memset(tok, 0, sizeof(*tok));
 	tok->magic = US_TOKEN_MAGIC;
 	tok->idx = us_sock_idx(s);
@@ -602,16 +847,37 @@ static void conn_died(struct us_conn *c)
 	/* The socket's slot outlives the relay while the program holds the
 	 * socket (it reads the state and the error); whichever of us lets go
 	 * last frees it. Not "the app end is gone": after a failed blocking
-	 * connect the fd is a fresh socket (socket.c, unconnect) and still
+	 * connect the app end was never paired, and the program still
 	 * needs the slot. */
 	us_conn_free(c, atomic_fetch_or(&c->sock->flags, US_F_DETACHED) & US_F_APP_CLOSED);
+}
+
+/* A blocking connect pairs its app end only once synchronized: until then
+ * it is unconnected, so that a failure leaves it as Linux's socket after a
+ * failed connect (poll OUT|HUP), the same file. False when no stack end
+ * could be had: the connection is dropped, the program told why. */
+static bool pair_when_synced(struct us_conn *c)
+{
+	int r;
+
+	if (c->sfd >= 0 || c->listener || !synced(c))
+		return true;
+	r = us_relay_pair(c, false);
+	if (r == 0)
+		return true;
+	atomic_store(&c->sock->pending_err, -r);
+	ust_tcp_set_user(c->tcb, NULL);
+	ust_tcp_abort(c->tcb, ust_now());
+	c->tcb = NULL;
+	publish_state(c->sock, UST_TCP_CLOSED);
+	return false;
 }
 
 static void conn_pump(struct us_conn *c)
 {
 	struct ust_tcb *t = c->tcb;
 
-	if (!t)
+	if (!t || !pair_when_synced(c))
 		return;
 	/* CLOSED is published by conn_died, after the error it carries: a
 	 * blocking connect wakes on the state and takes the error at once. */
@@ -662,7 +928,7 @@ void us_on_hup(struct ev_loop *ev, ev_io *w, int revents)
 			 * ring has room for the rest). */
 			conn_pull(c);
 		} else if (app_closed(c)) {
-			us_conn_release(c, false);
+			app_let_go(c);
 		} else {
 			hup_rearm(c);
 		}
@@ -704,17 +970,28 @@ void us_relay_sync(struct us_stack *st)
 	for (struct us_conn *k = st->all, *next; k; k = next) {
 		/* conn_pull may free k, never another relay */
 		next = k->all_next;
-		if (k->tcb && !k->listener && !k->filler && !k->dead) {
+		if (k->sfd < 0) {
+			/* Never paired: nobody can use it after the program
+			 * (an exec'd image sees a plain AF_UNIX socket). */
+			us_conn_release(k, false);
+		} else if (k->tcb && !k->listener && !k->filler && !k->dead) {
 			if (!k->app_eof)
 				conn_pull(k);
 			else if (us_app_gone(k->sfd))
-				us_conn_release(k, false);
+				app_let_go(k);
 		}
 	}
 }
 
-void us_relay_wake(struct us_stack *st)
+void us_relay_wake(struct us_stack *st, bool poked)
 {
+	/* The relays parked until their program's close (shim/close.c pokes
+	 * us once it closed a shut or never-paired socket). */
+	for (struct us_conn *c = poked ? st->parked : NULL, *next; c; c = next) {
+		next = c->parked_next;
+		if (atomic_load(&c->sock->flags) & US_F_APP_CLOSED)
+			app_let_go(c);
+	}
 	/* Only the listeners stopped at their backlog: every accept()
 	 * wakes us, so this is never a walk over every connection. */
 	for (struct us_conn *c = st->blocked; c; c = c->blocked_next)

@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <ev.h>
 
@@ -31,7 +32,11 @@ struct us_conn {
 	struct us_stack *st;         /* the stack that relays it */
 	struct us_sock *sock;
 	struct ust_tcb *tcb;         /* NULL once TCP let go of it */
-	int sfd;                     /* the stack end */
+	int sfd;                     /* the stack end, or -1 until paired */
+	/* Until used, fds held for the stack end and the port reservation, so
+	 * that socket() fails when fds run out, never bind(), connect() or
+	 * listen(), as Linux's (us_spare_use); -1 once used. */
+	int spare_end, spare_port;
 	ev_io rd;                    /* the program wrote (or shut, or closed) */
 	ev_io wr;                    /* room in the pair for received bytes / tokens */
 	uint32_t filler;             /* filler bytes still queued from the app end */
@@ -41,12 +46,27 @@ struct us_conn {
 	bool shut_sent;              /* the peer's FIN passed on */
 	bool dead;                   /* TCP closed while the program held it */
 	bool dirty;
+	bool rd_shut;                /* the program shut its receiving side: what
+	                              * arrives stays in TCP's ring (us_op_read_held) */
+	bool parked;                 /* on us_stack.parked (below) */
+	bool closing;                /* the program closed: release once the tail is sent */
+	/* What the program wrote before its SHUT_WR and TCP's send ring could
+	 * not take yet, moved out of the pair so that the app end is writable
+	 * at once, as Linux's socket is after SHUT_WR (us_relay_take_tail).
+	 * At most what the pair held: the app end's send buffer. */
+	char *tail;
+	size_t tail_len, tail_off;
 	/* Lists, each with a back-pointer so that leaving is O(1): the
 	 * stack's relays, the dirty ones, the listeners stopped at their
 	 * backlog (us_stack.all, .dirty, .blocked). */
 	struct us_conn *all_next, **all_pprev;
 	struct us_conn *dirty_next, **dirty_pprev;
 	struct us_conn *blocked_next, **blocked_pprev;
+	/* No stack end yet (a socket never connected nor listening), or the
+	 * stack end hung up while the program, which shut both directions
+	 * itself, still holds the socket: its close is learnt from
+	 * US_F_APP_CLOSED when shim/close.c pokes us (us_relay_wake). */
+	struct us_conn *parked_next, **parked_pprev;
 	/* A listener's delivered connections not yet accepted (the backlog
 	 * counts them, as Linux counts its accept queue). */
 	struct { uint32_t idx, gen; } *out;
@@ -80,6 +100,14 @@ struct us_stack {
 	struct us_conn *all;
 	unsigned nrelays;            /* how many of conns[] are set */
 	struct us_conn *blocked;     /* listeners stopped at their backlog */
+	struct us_conn *parked;      /* relays waiting for the program's close (us_conn.parked) */
+	/* The listening AF_UNIX socket (abstract, autobound) an app end
+	 * connects to at connect() or listen(), to get its stack end
+	 * (us_relay_pair); opened at the first. */
+	int pair_lfd;
+	bool pair_ready;
+	struct sockaddr_un pair_addr;
+	socklen_t pair_len;
 	int app_sndbuf;              /* an AF_UNIX socket's default send buffer */
 	unsigned nblocked;           /* listeners stopped at their backlog */
 	bool keeper;                 /* this process is an exit keeper */
@@ -122,6 +150,15 @@ struct us_conn *us_conn_of(struct us_stack *st, const struct us_sock *s);
 struct us_conn *us_conn_new(struct us_stack *st, struct us_sock *s, int sfd);
 /* Forgets the relay (closes the stack end); frees s too if free_sock. */
 void us_conn_free(struct us_conn *c, bool free_sock);
+/* A fresh socket's app end: an unconnected AF_UNIX stream socket, which
+ * polls OUT|HUP as Linux's fresh TCP socket. st: its identity. */
+int us_new_app_end(struct us_conn *c, int *app, struct stat *st);
+/* Gives a held fd's number back to the kernel for what needs it now. */
+void us_spare_use(int *spare);
+/* Connects c's app end to a new stack end: at listen(), a non-blocking
+ * connect(), or once a blocking one is synchronized. With filler, the app
+ * end is not writable until connected (a listener's: never). */
+int us_relay_pair(struct us_conn *c, bool filler);
 /* A new socketpair: the app end stays low (the program's number), the
  * stack end goes high and non-blocking. st: the app end's identity. */
 int us_new_pair(int *app, int *sfd, struct stat *st);
@@ -145,8 +182,12 @@ void us_relay_after(struct ust_loop *l, ust_time now);
 void us_on_hup(struct ev_loop *ev, ev_io *w, int revents);
 /* Takes in what programs wrote and closed just now (before a hand-over). */
 void us_relay_sync(struct us_stack *st);
-/* Listeners stopped at their backlog look again (an accept() woke us). */
-void us_relay_wake(struct us_stack *st);
+/* Listeners stopped at their backlog look again (an accept() woke us);
+ * with poked (us_stack_poke: an accept or a close), the parked relays
+ * whose program closed are released too. */
+void us_relay_wake(struct us_stack *st, bool poked);
+/* After the program's SHUT_WR: everything it wrote leaves the pair now. */
+void us_relay_take_tail(struct us_conn *c);
 /* A listener hands what TCP's accept queue holds to the program, now;
  * how many it handed. */
 unsigned us_listener_deliver(struct us_conn *l);

@@ -112,6 +112,8 @@ enum us_kind {
 #define US_F_ERR_TOKEN   0x200 /* a listener's error token waits for accept() */
 #define US_F_RCVOPTS     0x400 /* SO_RCVTIMEO or SO_RCVLOWAT was set on the app end */
 #define US_F_BUSY_POLL   0x800 /* SO_BUSY_POLL was set on the app end */
+#define US_F_APP_SHUT_RD 0x8000 /* the program shut its receiving side down (shutdown) */
+#define US_F_PAIRED     0x10000 /* the app end is connected to a stack end (connect, listen, accept) */
 
 #define US_OPT_RECORD 8
 
@@ -196,12 +198,19 @@ int us_stack_start(void);
 struct us_call;
 struct us_stack;
 typedef void (*us_call_fn)(struct us_call *c);
+/* A read of what TCP kept after the program's SHUT_RD (us_op_read_held):
+ * copied into m's buffers, left queued with MSG_PEEK. */
+struct us_held_read {
+	struct msghdr *m;
+	int flags;
+};
+
 struct us_call {
 	us_call_fn fn;
 	struct us_sock *sock;
 	long ret;                    /* result: >= 0, or -errno */
 	union {
-		struct { uint32_t addr; uint16_t port; } in;
+		struct { uint32_t addr; uint16_t port; bool blocking; } in; /* blocking: connect */
 		struct { int level, name; int val; } opt;
 		struct { int how; } shut;
 		struct { unsigned first, last; } range;
@@ -237,6 +246,10 @@ void us_count(int event);
 void us_op_connect(struct us_call *c);
 void us_op_listen(struct us_call *c);
 void us_op_unlisten(struct us_call *c);
+void us_op_shutdown(struct us_call *c);   /* u.shut.how: SHUT_RD's part, or any in SYN-SENT */
+void us_op_pair(struct us_call *c);       /* a blocking connect returns early: pair now */
+void us_op_take_tail(struct us_call *c);  /* after SHUT_WR: empty the pair now */
+void us_op_read_held(struct us_call *c);  /* u.out = struct us_held_read: after SHUT_RD */
 void us_op_setopt(struct us_call *c);
 void us_op_getopt(struct us_call *c);
 void us_op_status(struct us_call *c);     /* u.out = struct ust_tcp_status */

@@ -372,10 +372,16 @@ void us_stack_forget(void)
 	 * ends and forget them (their memory is the parent's copy too). */
 	for (struct us_conn *c = us_st.all; c; c = c->all_next) {
 		REAL(close)(c->sfd);
+		REAL(close)(c->spare_end);
+		REAL(close)(c->spare_port);
 		us_st.conns[us_sock_idx(c->sock)] = NULL;
 	}
 	us_st.all = NULL;
 	us_st.blocked = NULL;
+	us_st.parked = NULL;
+	if (us_st.pair_ready)
+		REAL(close)(us_st.pair_lfd);
+	us_st.pair_ready = false;
 	us_st.nrelays = 0;
 	us_ports_forget();
 	us_st.link.pcap.f = NULL; /* another process's buffer: never flushed here */

@@ -37,14 +37,18 @@ failures = 0
 # Where ustcp knowingly differs from Linux (README.md, "Conformance"): under
 # the library (USTCP_MODE=ustcp), these checks report the difference as
 # "diff", not as a failure. Each entry is (state, what).
+POLLS = ("poll", "epoll (new)", "epoll (added at socket())")
 DEPARTURES = {
-    # An AF_UNIX socket cannot take data after its reader shut down: the
-    # library discards what arrives after SHUT_RD; Linux keeps it readable.
-    ("own SHUT_RD, then 5 bytes from the peer", "recv"),
-    # After a failed blocking connect the fd becomes an unconnected AF_UNIX
-    # socket (poll OUT|HUP as Linux); an epoll set that registered the old
-    # file before connect() no longer sees it.
-    ("blocking connect refused", "epoll (added at socket())"),
+    # Once the program shut its sending side, its end of the pair cannot
+    # send the byte that makes the kernel flag POLLERR: TCP's error is
+    # reported by recv and SO_ERROR, but poll lacks ERR.
+    (state, what) for state in ("own SHUT_WR, then the peer's RST",
+                                "own SHUT_RDWR, then 5 bytes from the peer (RST)")
+    for what in POLLS
+} | {
+    # The pair's stack end is closed when TCP lets go: IN|RDHUP besides
+    # Linux's OUT|ERR|HUP (its tcp_disconnect clears the shutdown bits).
+    ("shutdown in SYN-SENT", what) for what in POLLS
 }
 UNDER_USTCP = __import__("os").environ.get("USTCP_MODE") == "ustcp"
 
@@ -160,6 +164,23 @@ class Peer:
         k.s.connect((self.addr, self.port + 1))  # blocking
         self("%s" % state, "accept")
         return k
+
+
+def unconnected(st, k):
+    """A socket in CLOSE without an error: OUT|HUP, ENOTCONN, EPIPE."""
+    expect_ready(st, k, OUT | HUP)
+    check(st, "recv", recv(k), "ENOTCONN")
+    check(st, "send", send(k), "EPIPE")
+    check(st, "SO_ERROR", so_error(k), "0")
+
+
+def reset_read_first(st, k):
+    """After a reset: recv reports it once, then the end of file; SO_ERROR
+    has nothing left; send fails with EPIPE."""
+    check(st, "recv", recv(k), "ECONNRESET")
+    check(st, "recv again", recv(k), "0 (EOF)")
+    check(st, "SO_ERROR", so_error(k), "0")
+    check(st, "send", send(k), "EPIPE")
 
 
 def established_idle(peer):
@@ -303,10 +324,7 @@ def refused_blocking(peer):
     st = "blocking connect refused"
     k = Sock()
     check(st, "connect", errname(k.s.connect_ex((peer.addr, peer.port + 2))), "ECONNREFUSED")
-    expect_ready(st, k, OUT | HUP)
-    check(st, "recv", recv(k), "ENOTCONN")
-    check(st, "send", send(k), "EPIPE")
-    check(st, "SO_ERROR", so_error(k), "0")
+    unconnected(st, k)
     k.close()
 
 
@@ -352,14 +370,101 @@ def listener(peer):
     peer(st, "drop-conns")
 
 
-def connecting(peer):
-    st = "SYN-SENT (SYN dropped)"
+def syn_sent(peer, st):
+    """A non-blocking connect to the port whose SYNs the peer drops."""
     k = Sock()
     k.s.setblocking(False)
     check(st, "connect", errname(k.s.connect_ex((peer.addr, peer.port + 3))), "EINPROGRESS")
+    return k
+
+
+def connecting(peer):
+    st = "SYN-SENT (SYN dropped)"
+    k = syn_sent(peer, st)
     expect_ready(st, k, 0)
     check(st, "SO_ERROR", so_error(k), "0")
     check(st, "recv", recv(k), "EAGAIN")
+    k.close()
+
+
+def fresh_socket(peer):
+    st = "fresh socket, never connected"
+    k = Sock()
+    unconnected(st, k)
+    k.close()
+
+
+def bound_port_zero(peer):
+    st = "bind to port 0"
+    k = Sock()
+    k.s.bind(("0.0.0.0", 0))
+    port = k.s.getsockname()[1]
+    check(st, "getsockname port assigned", port != 0, True)
+    expect_ready(st, k, OUT | HUP)
+    k.s.listen(1)
+    check(st, "getsockname after listen", k.s.getsockname()[1], port)
+    k.close()
+
+
+def shut_wr_with_queue(peer):
+    """Readiness after SHUT_WR must not depend on what is still queued."""
+    st = "own SHUT_WR with data queued"
+    k = peer.connect(st)
+    k.s.setblocking(False)
+    sent = 0
+    while sent < 300000:
+        try:
+            sent += k.s.send(b"q" * min(65536, 300000 - sent), socket.MSG_NOSIGNAL)
+        except BlockingIOError:
+            break
+    k.s.shutdown(socket.SHUT_WR)
+    check(st, "poll at once has OUT", names(poll_mask(k.s) & OUT), "OUT")
+    check(st, "send", send(k), "EPIPE")
+    peer(st, "readeof", "ok eof %d" % sent)
+    expect_ready(st + ", all read", k, OUT)
+    k.close()
+    peer(st, "close")
+
+
+def shut_wr_then_rst(peer):
+    st = "own SHUT_WR, then the peer's RST"
+    k = peer.connect(st)
+    k.s.shutdown(socket.SHUT_WR)
+    peer(st, "readeof", "ok eof 0")
+    peer(st, "rst")
+    expect_ready(st, k, IN | OUT | ERR | HUP | RDHUP)
+    reset_read_first(st, k)
+    k.close()
+
+
+def shut_rdwr_then_data(peer):
+    st = "own SHUT_RDWR (FIN-WAIT-2)"
+    k = peer.connect(st)
+    k.s.shutdown(socket.SHUT_RDWR)
+    peer(st, "readeof", "ok eof 0")
+    expect_ready(st, k, IN | OUT | HUP | RDHUP)
+    check(st, "recv", recv(k), "0 (EOF)")
+    st = "own SHUT_RDWR, then 5 bytes from the peer (RST)"
+    peer(st, "send 5")
+    expect_ready(st, k, IN | OUT | ERR | HUP | RDHUP)
+    reset_read_first(st, k)
+    k.close()
+    peer(st, "close")
+
+
+def shutdown_connecting(peer):
+    st = "shutdown in SYN-SENT"
+    k = syn_sent(peer, st)
+    try:
+        k.s.shutdown(socket.SHUT_RDWR)
+        r = "0"
+    except OSError as e:
+        r = errname(e.errno)
+    check(st, "shutdown", r, "0")
+    expect_ready(st, k, OUT | ERR | HUP)
+    check(st, "recv", recv(k), "ECONNRESET")
+    check(st, "SO_ERROR", so_error(k), "0")
+    check(st, "send", send(k), "EPIPE")
     k.close()
 
 
@@ -368,6 +473,8 @@ CASES = [
     rst_recv_first, rst_so_error_first, rst_send_first, rst_close_wait,
     refused_so_error_first, refused_recv_first,
     refused_blocking, user_timeout, listener, connecting,
+    fresh_socket, bound_port_zero, shut_wr_with_queue, shut_wr_then_rst,
+    shut_rdwr_then_data, shutdown_connecting,
 ]
 
 

@@ -219,6 +219,8 @@ static int teardown(void **state)
 	ust_stack_destroy(&r->pst);
 	ev_loop_destroy(st->ev);
 	close(st->hup_fd);
+	if (st->pair_ready)
+		close(st->pair_lfd);
 	close(r->link[0]);
 	close(r->link[1]);
 	free(st);
@@ -237,7 +239,7 @@ static long op(struct rig *r, us_call_fn fn, struct us_sock *s, struct us_call *
 	return c->ret;
 }
 
-/* socket(): a slot and a pair; returns the app end. */
+/* socket(): a slot and an unconnected app end; returns it. */
 static int new_socket(struct rig *r, struct us_sock **sp)
 {
 	struct us_sock *s = us_sock_alloc();
@@ -644,7 +646,7 @@ static void test_listener_tokens_bounded_by_backlog(void **state)
 	assert_int_equal(take_token(lfd, &tok), -1);
 	atomic_fetch_or(&us_sock_at(tok.idx)->flags, US_F_ACCEPTED);
 	atomic_fetch_and(&ls->flags, ~US_F_BACKLOGGED);
-	us_relay_wake(r->st);
+	us_relay_wake(r->st, false);
 	assert_true(pump_until_poll(r, lfd, POLLIN) & POLLIN);
 	close(fd);
 	fd = take_token(lfd, &tok);
@@ -654,8 +656,8 @@ static void test_listener_tokens_bounded_by_backlog(void **state)
 
 /* ---- filler bytes ---- */
 
-/* A fresh socket is not writable; nor is a connecting one, until the
- * handshake ends; then it is. */
+/* A fresh socket polls OUT|HUP, as Linux's (an unconnected app end); a
+ * connecting one is not writable until the handshake ends; then it is. */
 static void test_filler_connecting_unwritable(void **state)
 {
 	struct rig *r = *state;
@@ -664,7 +666,7 @@ static void test_filler_connecting_unwritable(void **state)
 
 	peer_listen(r);
 	app = new_socket(r, &s);
-	assert_false(poll_now(app, POLLOUT) & POLLOUT);
+	assert_int_equal(poll_now(app, POLLIN | POLLOUT | POLLRDHUP), POLLOUT | POLLHUP);
 	assert_int_equal(do_connect(r, s, PEER_IP, PEER_PORT), 0);
 	ust_loop_kick(&r->st->loop, ust_now());
 	ev_run(r->st->ev, EVRUN_NOWAIT);
