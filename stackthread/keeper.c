@@ -70,19 +70,23 @@ void us_keeper_check(void)
 		us_keeper_exit();
 }
 
-/* Calls fn for every fd the stack holds: its relays' stack ends, its port
- * reservations, the packet socket, its eventfds and epoll sets, the log,
- * capture, close log and control socket, the socket region's memfd, the fds
- * libev made; and, for the
- * program's own calls, the broker's socket (a child forked later needs it
- * for a packet socket). -1 for those not open. */
+/* Calls fn for every fd the stack holds: its relays' stack ends and the
+ * fds they hold in reserve, its port reservations, the pairing listener,
+ * the packet socket, its eventfds and epoll sets, the log, capture, close
+ * log and control socket, the socket region's memfd, the fds libev made;
+ * and, for the program's own calls, the broker's socket (a child forked
+ * later needs it for a packet socket). -1 for those not open. */
 static void each_stack_fd(void (*fn)(void *ctx, int fd), void *ctx, bool with_broker)
 {
 	const char *broker = getenv("USTCP_BROKER_FD");
 
-	for (struct us_conn *c = us_st.all; c; c = c->all_next)
+	for (struct us_conn *c = us_st.all; c; c = c->all_next) {
 		fn(ctx, c->sfd);
+		fn(ctx, c->spare_end);
+		fn(ctx, c->spare_port);
+	}
 	us_ports_each_fd(fn, ctx);
+	fn(ctx, us_st.pair_ready ? us_st.pair_lfd : -1);
 	fn(ctx, us_st.link.fd);
 	fn(ctx, us_st.wake_fd);
 	fn(ctx, us_st.parent_wake_fd);
