@@ -263,6 +263,16 @@ struct ust_tcb {
 	bool keepalive;
 	bool linger_on;
 	unsigned linger_s;
+	/* The IPv4 header of what it sends (IP_TOS, IP_TTL,
+	 * IP_MTU_DISCOVER), which a listener's children inherit, as Linux's
+	 * inet_sock: the TOS byte less its ECN field (that is tcp_ecn.c's),
+	 * the TTL (0: UST_IP_TTL_DEFAULT) and the PMTU discovery mode
+	 * (UST_PMTUDISC_*: DF or not). */
+	uint8_t ip_tos, ip_ttl, ip_pmtudisc;
+	/* Linux's full socket ACKs the FIN that ends in TIME-WAIT, then
+	 * becomes a timewait socket, which sends with the default TTL and DF
+	 * (tcp_output.c, tcb_ip_hdr): that ACK is still owed. */
+	bool tw_ack_as_socket;
 	int so_error;               /* pending error, reported once (Linux's sk_err) */
 	int hard_error;             /* why it died, kept for later calls (ECONNRESET…) */
 
@@ -587,8 +597,22 @@ enum ust_tcp_opt {
 	UST_TCP_OPT_MAXSEG,
 	UST_TCP_OPT_SYNCNT,
 	UST_TCP_OPT_QUICKACK,       /* 1: ACK now and leave interactive mode; 0: delay */
+	UST_TCP_OPT_IP_TOS,         /* the TOS byte; its ECN bits are ignored */
+	UST_TCP_OPT_IP_TTL,         /* 1..255, or -1: the default */
+	UST_TCP_OPT_IP_MTU_DISCOVER, /* UST_PMTUDISC_* */
+	UST_TCP_OPT_IP_MTU,         /* read only: the path MTU; -ENOTCONN unless connected */
+};
+/* IP_MTU_DISCOVER's modes, Linux's IP_PMTUDISC_*: DF is set with WANT
+ * (the default) and DO, and clear with the others. */
+enum {
+	UST_PMTUDISC_DONT, UST_PMTUDISC_WANT, UST_PMTUDISC_DO, UST_PMTUDISC_PROBE,
+	UST_PMTUDISC_INTERFACE, UST_PMTUDISC_OMIT,
 };
 int ust_tcp_setopt(struct ust_tcb *tcb, enum ust_tcp_opt opt, int value);
+/* IP_TOS, IP_TTL and IP_MTU_DISCOVER as Linux takes them, with no control
+ * block needed: the value kept (the TOS byte less its ECN field; a TTL of
+ * -1, the default, kept as 0), or -EINVAL. */
+int ust_tcp_ip_opt_value(enum ust_tcp_opt opt, int value);
 int ust_tcp_getopt(const struct ust_tcb *tcb, enum ust_tcp_opt opt, int *value);
 /* TCP_CONGESTION: the algorithm called name from now on, 0; or -ENOENT if
  * none is called that (Linux reads the name up to a NUL, 15 bytes at most).

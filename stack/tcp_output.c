@@ -14,7 +14,7 @@ struct seg_out {
 	uint16_t sport, dport;
 	uint32_t seq, ack;
 	uint8_t flags;
-	uint8_t ecn;                 /* the IP header's ECN field (UST_ECN_*) */
+	struct ust_ip_hdr ip;        /* TOS (with the ECN field), TTL, DF */
 	uint16_t wnd;
 	const uint8_t *opts;
 	unsigned optlen;
@@ -62,7 +62,33 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 	st->ctr.event[UST_EV_TCP_SEGS_OUT]++;
 	if (o->flags & UST_TH_RST)
 		st->ctr.event[UST_EV_TCP_RST_OUT]++;
-	return ust_ip_output(st, p, o->dst, UST_IPPROTO_TCP, o->ecn, now);
+	return ust_ip_send(st, p, o->dst, UST_IPPROTO_TCP, &o->ip, now);
+}
+
+/* The IPv4 header the socket asked for (IP_TOS, IP_TTL, IP_MTU_DISCOVER),
+ * ECN field still clear. Linux's timewait socket (TIME-WAIT after the ACK
+ * of the peer's FIN, and an orphan's FIN-WAIT-2) keeps the TOS but not the
+ * TTL or the PMTU mode (measured on Linux 6.18, TTL 17 and
+ * IP_PMTUDISC_DONT: the ACK of the peer's FIN goes with TTL 17 without DF
+ * from a socket the program holds, with TTL 64 and DF from one it
+ * closed). */
+static struct ust_ip_hdr tcb_ip_hdr(struct ust_tcb *t)
+{
+	struct ust_ip_hdr h = { .tos = t->ip_tos, .ttl = UST_IP_TTL_DEFAULT, .df = true };
+
+	if (t->state == UST_TCP_TIME_WAIT && t->tw_ack_as_socket) {
+		t->tw_ack_as_socket = false;
+	} else if (t->state == UST_TCP_TIME_WAIT ||
+		   (t->state == UST_TCP_FIN_WAIT_2 && t->released)) {
+		return h;
+	}
+	if (t->ip_ttl)
+		h.ttl = t->ip_ttl;
+	/* Linux's ip_dont_fragment (no route here locks its MTU); its
+	 * SYN-ACK goes with DF whatever the listener's mode (measured). */
+	h.df = t->ip_pmtudisc == UST_PMTUDISC_WANT || t->ip_pmtudisc == UST_PMTUDISC_DO ||
+	       t->state == UST_TCP_SYN_RECEIVED;
+	return h;
 }
 
 /* The segment from a control block, with the window, options and ECN
@@ -80,7 +106,8 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 	};
 	uint32_t wnd;
 
-	o.ecn = tcp_ecn_output(t, seq, len, &o.flags);
+	o.ip = tcb_ip_hdr(t);
+	o.ip.tos |= tcp_ecn_output(t, seq, len, &o.flags);
 	o.optlen = tcp_build_opts(t, flags, now, opts);
 	if (flags & UST_TH_SYN) {
 		/* The window of a SYN is never scaled: the first window
@@ -141,6 +168,7 @@ void tcp_send_rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_
 {
 	struct seg_out o = {
 		.src = seg->dst, .dst = seg->src, .sport = seg->dport, .dport = seg->sport,
+		.ip = { .ttl = UST_IP_TTL_DEFAULT, .df = true }, /* Linux's control socket's */
 	};
 
 	if (seg->flags & UST_TH_RST)

@@ -423,6 +423,9 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	atomic_store(&s->local, us_pack(e.laddr, e.lport));
 	atomic_store(&s->remote, us_pack(e.raddr, e.rport));
 	atomic_store(&s->flags, US_F_EVER_SYNCED);
+	atomic_store(&s->ip_tos, atomic_load(&l->sock->ip_tos));
+	atomic_store(&s->ip_ttl, atomic_load(&l->sock->ip_ttl));
+	atomic_store(&s->ip_pmtudisc, atomic_load(&l->sock->ip_pmtudisc));
 	memset(tok, 0, sizeof(*tok));
 	tok->magic = US_TOKEN_MAGIC;
 	tok->idx = us_sock_idx(s);

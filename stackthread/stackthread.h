@@ -129,7 +129,11 @@ struct us_sock {
 	dev_t app_dev;               /* and its identity */
 	ino_t app_ino;
 	/* Options that only the program side keeps (Linux would echo them). */
-	_Atomic int reuseaddr, reuseport, ip_tos, ip_ttl;
+	_Atomic int reuseaddr, reuseport;
+	/* IP_TOS, IP_TTL (0: the default) and IP_MTU_DISCOVER as the engine
+	 * keeps them (ust_tcp_ip_opt_value), for getsockopt after TCP let go;
+	 * a listener's accepted connections start with its values. */
+	_Atomic int ip_tos, ip_ttl, ip_pmtudisc;
 	_Atomic int linger_on, linger_s;
 	/* Options set before connect, for a socket handed to the kernel
 	 * (a USTCP_PASSTHROUGH destination). */

@@ -353,6 +353,13 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 		INVT(t, t->pacing_next_ns <= (uint64_t)tcp->now * 1000 + 1000000000u +
 			(uint64_t)tcp_pacing_burst(t) * t->mss * 1000000000u / t->pacing_rate);
 
+	/* The IPv4 header (IP_TOS, IP_TTL, IP_MTU_DISCOVER): the ECN field
+	 * is never the program's, the mode is one of Linux's, and the ACK
+	 * owed as the socket's goes out with the FIN that led to TIME-WAIT. */
+	INVT(t, (t->ip_tos & UST_ECN_MASK) == 0);
+	INVT(t, t->ip_pmtudisc <= UST_PMTUDISC_OMIT);
+	INVT(t, !t->tw_ack_as_socket || t->state == UST_TCP_TIME_WAIT);
+
 	/* A child: its listener is alive and listening. */
 	if (t->listener) {
 		INVT(t, in_live(c, t->listener));

@@ -400,6 +400,12 @@ struct seg_spec {
 	uint32_t src, dst;
 	bool badcsum;                  /* inbound: corrupt the checksum */
 	uint8_t ecn;                   /* the IP header's ECN field: set (inbound), expected (outbound) */
+	/* Outbound, the rest of the IP header as IP_TOS, IP_TTL and
+	 * IP_MTU_DISCOVER make it: the TOS byte less its ECN field (0 unless
+	 * "tos 0xNN"), the TTL (64 unless "ttl N"), DF (unless "nodf"). */
+	uint8_t tos;
+	uint8_t ttl;                   /* 0: the default, 64 */
+	bool nodf;
 };
 
 struct icmp_spec {
@@ -805,7 +811,7 @@ static int ecn_parse(const char *s)
 }
 
 /* DIR FLAGS START:END(LEN) [ack N] [win N] [<opts>] [sport N] [dport N]
- * [src IP] [dst IP] [badcsum] [noecn|ect0|ect1|ce] */
+ * [src IP] [dst IP] [badcsum] [noecn|ect0|ect1|ce] [tos 0xNN] [ttl N] [nodf] */
 static bool parse_segment(struct parser *p, struct line *l, bool outbound)
 {
 	struct seg_spec *g = &l->seg;
@@ -853,6 +859,22 @@ static bool parse_segment(struct parser *p, struct line *l, bool outbound)
 			g->badcsum = true;
 		} else if (ecn_parse(t) >= 0) {
 			g->ecn = (uint8_t)ecn_parse(t);
+		} else if (!strcmp(t, "tos") && outbound) {
+			uint32_t v;
+			if (!next_u32(p, "tos", &v))
+				return false;
+			if (v > 255 || (v & UST_ECN_MASK))
+				return perr(p, "tos %#x: a byte without the ECN field (write that apart)", v);
+			g->tos = (uint8_t)v;
+		} else if (!strcmp(t, "ttl") && outbound) {
+			uint32_t v;
+			if (!next_u32(p, "ttl", &v))
+				return false;
+			if (v < 1 || v > 255)
+				return perr(p, "ttl %u is not 1..255", v);
+			g->ttl = (uint8_t)v;
+		} else if (!strcmp(t, "nodf") && outbound) {
+			g->nodf = true;
 		} else {
 			return perr(p, "unexpected '%s' in a segment", t);
 		}
@@ -910,6 +932,8 @@ static const struct { const char *name; enum ust_tcp_opt opt; } sockopts[] = {
 	{ "TCP_LINGER2", UST_TCP_OPT_LINGER2 },     { "SO_SNDBUF", UST_TCP_OPT_SNDBUF },
 	{ "SO_RCVBUF", UST_TCP_OPT_RCVBUF },        { "TCP_MAXSEG", UST_TCP_OPT_MAXSEG },
 	{ "TCP_SYNCNT", UST_TCP_OPT_SYNCNT },       { "TCP_QUICKACK", UST_TCP_OPT_QUICKACK },
+	{ "IP_TOS", UST_TCP_OPT_IP_TOS },           { "IP_TTL", UST_TCP_OPT_IP_TTL },
+	{ "IP_MTU_DISCOVER", UST_TCP_OPT_IP_MTU_DISCOVER }, { "IP_MTU", UST_TCP_OPT_IP_MTU },
 };
 
 static bool sockopt_by_name(const char *s, enum ust_tcp_opt *out)
@@ -1459,6 +1483,9 @@ struct wire_seg {
 	uint32_t seq, ack;
 	uint8_t flags;
 	uint8_t ecn;                   /* the IP header's ECN field */
+	uint8_t tos;                   /* the rest of the TOS byte */
+	uint8_t ttl;
+	bool df;
 	uint16_t win;
 	uint8_t opt[UST_TCP_OPT_MAX];
 	unsigned optlen;
@@ -1689,6 +1716,9 @@ static bool decode_frame(const uint8_t *buf, uint32_t len, struct wire_seg *w, c
 	w->ack = ust_get32(th + 8);
 	w->flags = th[13];
 	w->ecn = ip.tos & UST_ECN_MASK;
+	w->tos = ip.tos & (uint8_t)~UST_ECN_MASK;
+	w->ttl = ip.ttl;
+	w->df = (ip.frag & UST_IP_DF) != 0;
 	w->win = ust_get16(th + 14);
 	w->optlen = doff - UST_TCP_HLEN;
 	memcpy(w->opt, th + UST_TCP_HLEN, w->optlen);
@@ -1881,6 +1911,12 @@ static void fmt_wire(struct sbuf *b, const struct wire_seg *w, const struct view
 		sb_printf(b, " sport %u dport %u", w->sport, w->dport);
 	if (w->ecn)
 		sb_printf(b, " %s", ecn_names[w->ecn]);
+	if (w->tos)
+		sb_printf(b, " tos %#x", w->tos);
+	if (w->ttl != UST_IP_TTL_DEFAULT)
+		sb_printf(b, " ttl %u", w->ttl);
+	if (!w->df)
+		sb_printf(b, " nodf");
 	if (!w->csum_ok)
 		sb_printf(b, " (bad checksum)");
 }
@@ -2328,6 +2364,12 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 		sb_printf(why, "win: expected %u, got %u; ", g->win, w->win);
 	if (w->ecn != g->ecn)
 		sb_printf(why, "ECN field: expected %s, got %s; ", ecn_names[g->ecn], ecn_names[w->ecn]);
+	if (w->tos != g->tos)
+		sb_printf(why, "TOS: expected %#x, got %#x; ", g->tos, w->tos);
+	if (w->ttl != (g->ttl ? g->ttl : UST_IP_TTL_DEFAULT))
+		sb_printf(why, "TTL: expected %u, got %u; ", g->ttl ? g->ttl : UST_IP_TTL_DEFAULT, w->ttl);
+	if (w->df == g->nodf)
+		sb_printf(why, "DF: expected %s; ", g->nodf ? "none" : "set");
 	decode_opts(w->opt, w->optlen, &act);
 	if (g->opts.present && !opts_match(r, &g->opts, &act, f, why))
 		sb_printf(why, "; ");

@@ -1,0 +1,104 @@
+#!/usr/bin/env bats
+# Socket options and flags with Linux's observable effect (issue 14, items
+# 10, 13e, 13f), as 060-shim.bats: every body runs on the kernel's TCP
+# ([kernel], which proves the test) and under the library ([ustcp]), with
+# the same assertions. Scripts are in tests/shim/.
+
+bats_require_minimum_version 1.5.0
+
+load helpers
+load shim
+
+setup() {
+	TMP=$BATS_TEST_TMPDIR
+}
+
+teardown() {
+	shim_teardown
+}
+
+# What ipopts.py's matrix prints on Linux 6.18: the defaults (TOS 0, TTL
+# 64, IP_PMTUDISC_WANT, IP_MTU ENOTCONN unconnected), 1-byte reads, the
+# ECN bits masked off a TOS, a TOS truncated to a byte, 1-byte and empty
+# values (13e: an empty IP_TOS is 0, an empty IP_TTL is EINVAL), the TTL
+# range with -1 the default, the modes 0..5.
+IPOPTS_MATRIX="fresh tos 00000000 ttl 40000000 pmtudisc 01000000 mtu ENOTCONN
+1-byte reads: tos 00 ttl 40 ttl in 2 40
+tos 183 ok b4000000
+tos 511 ok fc000000
+tos -1 ok fc000000
+tos b')' ok 28000000
+tos b')\\x00' ok 28000000
+tos b'' ok 00000000
+ttl 0 EINVAL 40000000
+ttl 1 ok 01000000
+ttl 255 ok ff000000
+ttl 256 EINVAL ff000000
+ttl -1 ok 40000000
+ttl -2 EINVAL 40000000
+ttl 33 ok 21000000
+ttl b'\\x07' ok 07000000
+ttl b'' EINVAL 07000000
+pmtudisc 0 ok 00000000
+pmtudisc 1 ok 01000000
+pmtudisc 2 ok 02000000
+pmtudisc 3 ok 03000000
+pmtudisc 4 ok 04000000
+pmtudisc 5 ok 05000000
+pmtudisc 6 EINVAL 05000000
+pmtudisc -1 EINVAL 05000000
+pmtudisc b'\\x02' ok 02000000"
+
+# A client with TOS 0x28, TTL 33 and PMTU mode $1: what it reads back, and
+# on the wire (ipsniff.py on the peer) its header, changed to TOS 0x10 and
+# the default TTL for the second write and what follows.
+body_ip_client() {
+	local df=$2
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/ipsniff.py" sink "$PEER_ADDR" 7401 >"$TMP/wire"
+	local sink=$BG_PID
+	wait_listen "$PEER_NETNS" 7401
+	run -0 prog python3 "$SHIM_DIR/ipopts.py" client "$PEER_ADDR" 7401 "$1"
+	assert_output "$IPOPTS_MATRIX
+connected tos 28000000 ttl 21000000 pmtudisc 0${1}000000 mtu dc050000 in 1 dc in 2 dc05
+changed tos 10000000 ttl 40000000
+listener mtu ENOTCONN"
+	bg_wait "$sink"
+	run -0 cat "$TMP/wire"
+	assert_output "SYN tos=0x28 ttl=33 df=$df
+ACK tos=0x28 ttl=33 df=$df
+DATA tos=0x28 ttl=33 df=$df
+DATA tos=0x10 ttl=64 df=$df
+FIN tos=0x10 ttl=64 df=$df
+ACK tos=0x10 ttl=64 df=$df"
+}
+
+# A listener with TOS 0x48, TTL 17 and IP_PMTUDISC_DONT: the accepted
+# socket has them; the SYN-ACK goes with DF all the same; the socket still
+# held answers the peer's FIN itself (TTL 17, no DF), and reads them back
+# after TIME-WAIT began.
+body_ip_server() {
+	shim_topo_up
+	prog_bg python3 "$SHIM_DIR/ipopts.py" server "$SADDR" 7402 >"$TMP/srv"
+	local srv=$BG_PID
+	prog_wait_listen 7402
+	run -0 peer python3 "$SHIM_DIR/ipsniff.py" fetch "$SADDR" 7402
+	assert_output "SYN-ACK tos=0x48 ttl=17 df=1
+DATA tos=0x48 ttl=17 df=0
+FIN tos=0x48 ttl=17 df=0
+ACK tos=0x48 ttl=17 df=0"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv"
+	assert_output "listening
+accepted tos 48000000 ttl 11000000 pmtudisc 00000000
+closed tos 48000000 ttl 11000000 mtu dc050000"
+}
+
+@test "IP_TOS, IP_TTL, IP_MTU_DISCOVER (DONT), 1-byte values, IP_MTU: read back and on the wire [kernel]" { MODE=kernel body_ip_client 0 0; }
+@test "IP_TOS, IP_TTL, IP_MTU_DISCOVER (DONT), 1-byte values, IP_MTU: read back and on the wire [ustcp]" { MODE=ustcp body_ip_client 0 0; }
+@test "IP_MTU_DISCOVER WANT (the default's): DF [kernel]" { MODE=kernel body_ip_client 1 1; }
+@test "IP_MTU_DISCOVER WANT (the default's): DF [ustcp]" { MODE=ustcp body_ip_client 1 1; }
+@test "IP_MTU_DISCOVER PROBE: no DF [kernel]" { MODE=kernel body_ip_client 3 0; }
+@test "IP_MTU_DISCOVER PROBE: no DF [ustcp]" { MODE=ustcp body_ip_client 3 0; }
+@test "IP_TOS, IP_TTL, IP_MTU_DISCOVER of a listener: the SYN-ACK's, inherited by the accepted socket [kernel]" { MODE=kernel body_ip_server; }
+@test "IP_TOS, IP_TTL, IP_MTU_DISCOVER of a listener: the SYN-ACK's, inherited by the accepted socket [ustcp]" { MODE=ustcp body_ip_server; }
