@@ -260,6 +260,12 @@ struct ust_tcb {
 	uint32_t dsack_start, dsack_end;
 	uint32_t ofo_fin_seq;
 	bool nodelay;
+	/* Linux's TCP_NAGLE_CORK: a partial segment waits for the rest of
+	 * it, the uncork, or the probe timer (the RTO, at least 200 ms: the
+	 * persist path of tcp_output). cork is TCP_CORK; more is MSG_MORE's,
+	 * for the bytes of that call, and ends at the next ACK (Linux pushes
+	 * then without the cork) or the shim's next send without it. */
+	bool cork, more;
 	bool keepalive;
 	bool linger_on;
 	unsigned linger_s;
@@ -601,6 +607,8 @@ enum ust_tcp_opt {
 	UST_TCP_OPT_IP_TTL,         /* 1..255, or -1: the default */
 	UST_TCP_OPT_IP_MTU_DISCOVER, /* UST_PMTUDISC_* */
 	UST_TCP_OPT_IP_MTU,         /* read only: the path MTU; -ENOTCONN unless connected */
+	UST_TCP_OPT_CORK,           /* TCP_CORK: 1 holds partial segments; 0 pushes them */
+	UST_TCP_OPT_MORE,           /* MSG_MORE: 1 holds them until the next ACK; 0 pushes them */
 };
 /* IP_MTU_DISCOVER's modes, Linux's IP_PMTUDISC_*: DF is set with WANT
  * (the default) and DO, and clear with the others. */

@@ -934,6 +934,11 @@ void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time n
 	uint64_t prior_delivered = t->delivered, prior_lost = t->lost;
 	uint32_t prior_packets = t->packets_out, num_dupack = 0;
 
+	/* Linux pushes after an ACK with the socket's own Nagle state
+	 * (tcp_data_snd_check): MSG_MORE held its call's bytes only until
+	 * now. */
+	t->more = false;
+
 	if (ust_seg_len(seg))
 		a.flag |= ACK_DATA;
 	if (window_update(t, seg, now))

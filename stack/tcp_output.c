@@ -300,6 +300,10 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 	if (len == 0 && !fin)
 		return false;
 	if (!force && len < seg_max && len > 0 && !fin) {
+		/* TCP_CORK and MSG_MORE: the rest of the segment is coming
+		 * (Linux's tcp_nagle_check with TCP_NAGLE_CORK). */
+		if (t->cork || t->more)
+			return false;
 		/* Nagle (RFC 9293 §3.7.4) in Minshall's form, as Linux: a
 		 * small segment waits while another small one is
 		 * unacknowledged, unless TCP_NODELAY. Sender silly-window

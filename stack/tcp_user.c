@@ -432,6 +432,17 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 		return set_ip_opt(t, opt, v);
 	case UST_TCP_OPT_IP_MTU:
 		break;
+	case UST_TCP_OPT_CORK:
+		/* Linux's __tcp_sock_set_cork: uncorking pushes what waits. */
+		t->cork = v != 0;
+		if (!t->cork)
+			tcp_output(t, t->tcp->now);
+		return 0;
+	case UST_TCP_OPT_MORE:
+		t->more = v != 0;
+		if (!t->more)
+			tcp_output(t, t->tcp->now);
+		return 0;
 	}
 	return -ENOPROTOOPT;
 }
@@ -458,6 +469,8 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 	case UST_TCP_OPT_IP_TOS: *v = t->ip_tos; return 0;
 	case UST_TCP_OPT_IP_TTL: *v = t->ip_ttl ? t->ip_ttl : UST_IP_TTL_DEFAULT; return 0;
 	case UST_TCP_OPT_IP_MTU_DISCOVER: *v = t->ip_pmtudisc; return 0;
+	case UST_TCP_OPT_CORK: *v = t->cork; return 0;
+	case UST_TCP_OPT_MORE: *v = t->more; return 0;
 	case UST_TCP_OPT_IP_MTU:
 		/* Linux: the route's MTU once connect() chose one; the
 		 * engine keeps no path MTU of its own (tcp_stats.c). */

@@ -156,6 +156,16 @@ void us_op_setopt(struct us_call *c)
 		c->ret = 0;
 		return;
 	}
+	if (c->u.opt.name == UST_TCP_OPT_CORK || c->u.opt.name == UST_TCP_OPT_MORE) {
+		/* What the program wrote before the call is TCP's before the
+		 * cork changes, as in Linux's send queue: only later bytes
+		 * wait for the uncork, or are pushed by it. */
+		us_relay_pull(k);
+		if (!(k = call_conn(c))) {
+			c->ret = 0;
+			return;
+		}
+	}
 	c->ret = ust_tcp_setopt(k->tcb, (enum ust_tcp_opt)c->u.opt.name, c->u.opt.val);
 	us_mark_dirty(k);
 }

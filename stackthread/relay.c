@@ -702,17 +702,22 @@ void us_relay_after(struct ust_loop *l, ust_time now)
 
 /* Takes in what the program wrote and closed just before this (at exit),
  * so that its FINs are queued before the keeper takes over. */
+void us_relay_pull(struct us_conn *c)
+{
+	if (c->tcb && !c->listener && !c->filler && !c->dead) {
+		if (!c->app_eof)
+			conn_pull(c);
+		else if (us_app_gone(c->sfd))
+			us_conn_release(c, false);
+	}
+}
+
 void us_relay_sync(struct us_stack *st)
 {
 	for (struct us_conn *k = st->all, *next; k; k = next) {
-		/* conn_pull may free k, never another relay */
+		/* us_relay_pull may free k, never another relay */
 		next = k->all_next;
-		if (k->tcb && !k->listener && !k->filler && !k->dead) {
-			if (!k->app_eof)
-				conn_pull(k);
-			else if (us_app_gone(k->sfd))
-				us_conn_release(k, false);
-		}
+		us_relay_pull(k);
 	}
 }
 

@@ -144,6 +144,8 @@ void us_relay_after(struct ust_loop *l, ust_time now);
 void us_on_hup(struct ev_loop *ev, ev_io *w, int revents);
 /* Takes in what programs wrote and closed just now (before a hand-over). */
 void us_relay_sync(struct us_stack *st);
+/* The same for one relay (it may be freed: look it up again). */
+void us_relay_pull(struct us_conn *c);
 /* Listeners stopped at their backlog look again (an accept() woke us). */
 void us_relay_wake(struct us_stack *st);
 /* A listener hands what TCP's accept queue holds to the program, now;

@@ -112,6 +112,7 @@ enum us_kind {
 #define US_F_ERR_TOKEN   0x200 /* a listener's error token waits for accept() */
 #define US_F_RCVOPTS     0x400 /* SO_RCVTIMEO or SO_RCVLOWAT was set on the app end */
 #define US_F_BUSY_POLL   0x800 /* SO_BUSY_POLL was set on the app end */
+#define US_F_MORE       0x1000 /* a send with MSG_MORE: the next without it pushes */
 
 #define US_OPT_RECORD 8
 

@@ -102,3 +102,26 @@ closed tos 48000000 ttl 11000000 mtu dc050000"
 @test "IP_MTU_DISCOVER PROBE: no DF [ustcp]" { MODE=ustcp body_ip_client 3 0; }
 @test "IP_TOS, IP_TTL, IP_MTU_DISCOVER of a listener: the SYN-ACK's, inherited by the accepted socket [kernel]" { MODE=kernel body_ip_server; }
 @test "IP_TOS, IP_TTL, IP_MTU_DISCOVER of a listener: the SYN-ACK's, inherited by the accepted socket [ustcp]" { MODE=ustcp body_ip_server; }
+
+# TCP_CORK and MSG_MORE (cork.py against an echo server): a partial
+# segment waits for the probe timer (200 ms or the RTO), uncorking or a
+# send without MSG_MORE pushes it, TCP_NODELAY does not undo the cork.
+body_cork() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7403 1 </dev/null >"$TMP/srv.out"
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7403
+	run -0 prog python3 "$SHIM_DIR/cork.py" "$PEER_ADDR" 7403
+	assert_output "TCP_CORK 1
+corked 10 held
+corked 3000 held
+uncork prompt
+TCP_CORK 0
+more 10 held
+more 10 + 20 prompt
+nodelay+cork held"
+	bg_wait "$srv"
+}
+
+@test "TCP_CORK and MSG_MORE: partial segments held until uncork, the next send or 200 ms [kernel]" { MODE=kernel body_cork; }
+@test "TCP_CORK and MSG_MORE: partial segments held until uncork, the next send or 200 ms [ustcp]" { MODE=ustcp body_cork; }

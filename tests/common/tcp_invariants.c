@@ -360,6 +360,12 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	INVT(t, t->ip_pmtudisc <= UST_PMTUDISC_OMIT);
 	INVT(t, !t->tw_ack_as_socket || t->state == UST_TCP_TIME_WAIT);
 
+	/* TCP_CORK, MSG_MORE: bytes held with nothing in flight have the
+	 * probe timer to push them (Linux's 200 ms ceiling), never forever. */
+	if ((t->cork || t->more) && UST_TCP_SYNCHRONIZED(t->state) && t->state != UST_TCP_TIME_WAIT &&
+	    t->snd_max == t->snd_una && seq_lt(t->snd_nxt, t->snd_buf_seq + t->sndbuf.len))
+		INVT(t, t->timer[UST_TT_RTX] != UST_TIME_NEVER);
+
 	/* A child: its listener is alive and listening. */
 	if (t->listener) {
 		INVT(t, in_live(c, t->listener));
