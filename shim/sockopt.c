@@ -70,6 +70,7 @@ static int engine_opt(int level, int name)
 	case TCP_SYNCNT: return UST_TCP_OPT_SYNCNT;
 	case TCP_QUICKACK: return UST_TCP_OPT_QUICKACK;
 	case TCP_CORK: return UST_TCP_OPT_CORK;
+	case TCP_WINDOW_CLAMP: return UST_TCP_OPT_WINDOW_CLAMP;
 	}
 	return -1;
 }
@@ -282,8 +283,7 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 	}
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
 		return (int)us_ret(set_congestion(s, val, len));
-	if (level == IPPROTO_TCP && (name == TCP_DEFER_ACCEPT || name == TCP_NOTSENT_LOWAT ||
-				     name == TCP_WINDOW_CLAMP)) {
+	if (level == IPPROTO_TCP && (name == TCP_DEFER_ACCEPT || name == TCP_NOTSENT_LOWAT)) {
 		/* Hints about timing or placement that this stack does not
 		 * act on; Linux accepts them, so do we. */
 		return int_arg(val, len, &v) < 0 ? (int)us_ret(-EINVAL) : 0;

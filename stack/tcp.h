@@ -235,6 +235,7 @@ struct ust_tcb {
 
 	/* the receive window and the receiver's round trip (tcp_rcv.c) */
 	uint32_t rcv_wnd_clamp;     /* the largest window we offer (Linux's window_clamp) */
+	uint32_t user_wnd_clamp;    /* TCP_WINDOW_CLAMP before the first window (0: none) */
 	uint8_t rcv_scaling;        /* the window per byte of buffer, of 256 (scaling_ratio) */
 	uint32_t rcv_ssthresh;      /* the window opens up to here, growing with the data */
 	uint32_t copied_seq;        /* the next byte the reader takes */
@@ -609,6 +610,7 @@ enum ust_tcp_opt {
 	UST_TCP_OPT_IP_MTU,         /* read only: the path MTU; -ENOTCONN unless connected */
 	UST_TCP_OPT_CORK,           /* TCP_CORK: 1 holds partial segments; 0 pushes them */
 	UST_TCP_OPT_MORE,           /* MSG_MORE: 1 holds them until the next ACK; 0 pushes them */
+	UST_TCP_OPT_WINDOW_CLAMP,   /* TCP_WINDOW_CLAMP: bytes; 0 (before connect) none */
 };
 /* IP_MTU_DISCOVER's modes, Linux's IP_PMTUDISC_*: DF is set with WANT
  * (the default) and DO, and clear with the others. */

@@ -467,6 +467,8 @@ static inline bool tcp_in_pingpong_mode(const struct ust_tcb *t)
 /* SO_RCVBUF: the buffer is size bytes (as getsockopt reports it) and no
  * longer grows by itself; the largest window follows it at once. */
 void tcp_rcvbuf_set(struct ust_tcb *t, uint32_t size);
+/* TCP_WINDOW_CLAMP: 0 or -EINVAL (0 once a window was chosen). */
+int tcp_set_window_clamp(struct ust_tcb *t, int val);
 /* Out-of-order data is held beyond the window's start: give the buffer
  * room for it (Linux's tcp_rcvbuf_grow from tcp_data_queue_ofo). */
 void tcp_rcvbuf_grow(struct ust_tcb *t);

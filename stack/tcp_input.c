@@ -146,6 +146,7 @@ static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *se
 	c->ip_tos = l->ip_tos;
 	c->ip_ttl = l->ip_ttl;
 	c->ip_pmtudisc = l->ip_pmtudisc;
+	c->user_wnd_clamp = l->user_wnd_clamp;
 	c->rcv_mss = l->rcv_mss ? l->rcv_mss : (uint16_t)(tcp->st->nif.mtu - 40);
 	c->irs = seg->seq;
 	c->rcv_nxt = seg->seq + 1;

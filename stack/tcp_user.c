@@ -443,6 +443,8 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 		if (!t->more)
 			tcp_output(t, t->tcp->now);
 		return 0;
+	case UST_TCP_OPT_WINDOW_CLAMP:
+		return tcp_set_window_clamp(t, v);
 	}
 	return -ENOPROTOOPT;
 }
@@ -471,6 +473,10 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 	case UST_TCP_OPT_IP_MTU_DISCOVER: *v = t->ip_pmtudisc; return 0;
 	case UST_TCP_OPT_CORK: *v = t->cork; return 0;
 	case UST_TCP_OPT_MORE: *v = t->more; return 0;
+	/* Linux's tp->window_clamp: the user's until the first window. */
+	case UST_TCP_OPT_WINDOW_CLAMP:
+		*v = (int)(t->rcv_wnd_clamp ? t->rcv_wnd_clamp : t->user_wnd_clamp);
+		return 0;
 	case UST_TCP_OPT_IP_MTU:
 		/* Linux: the route's MTU once connect() chose one; the
 		 * engine keeps no path MTU of its own (tcp_stats.c). */

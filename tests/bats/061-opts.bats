@@ -125,3 +125,27 @@ nodelay+cork held"
 
 @test "TCP_CORK and MSG_MORE: partial segments held until uncork, the next send or 200 ms [kernel]" { MODE=kernel body_cork; }
 @test "TCP_CORK and MSG_MORE: partial segments held until uncork, the next send or 200 ms [ustcp]" { MODE=ustcp body_cork; }
+
+# TCP_WINDOW_CLAMP (wclamp.py): at least 1152, 0 only before connect; set
+# before connect, the SYN offers whole segments under it and no scale.
+body_window_clamp() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/ipsniff.py" sink "$PEER_ADDR" 7404 win >"$TMP/wire"
+	local sink=$BG_PID
+	wait_listen "$PEER_NETNS" 7404
+	run -0 prog python3 "$SHIM_DIR/wclamp.py" "$PEER_ADDR" 7404
+	assert_output "fresh 0
+set 100 ok 1152
+set 0 ok 0
+set -1 ok 1152
+set 5000 ok 5000
+connected 5000
+set 0 EINVAL 5000
+set 20000 ok 20000"
+	bg_wait "$sink"
+	run -0 head -1 "$TMP/wire"
+	assert_output "SYN tos=0x00 ttl=64 df=1 win=4380 ws=0"
+}
+
+@test "TCP_WINDOW_CLAMP: read back, 0 only before connect, the SYN's window and scale [kernel]" { MODE=kernel body_window_clamp; }
+@test "TCP_WINDOW_CLAMP: read back, 0 only before connect, the SYN's window and scale [ustcp]" { MODE=ustcp body_window_clamp; }

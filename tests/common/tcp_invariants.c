@@ -360,6 +360,9 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	INVT(t, t->ip_pmtudisc <= UST_PMTUDISC_OMIT);
 	INVT(t, !t->tw_ack_as_socket || t->state == UST_TCP_TIME_WAIT);
 
+	/* TCP_WINDOW_CLAMP is never below Linux's SOCK_MIN_RCVBUF / 2. */
+	INVT(t, t->user_wnd_clamp == 0 || t->user_wnd_clamp >= 1152);
+
 	/* TCP_CORK, MSG_MORE: bytes held with nothing in flight have the
 	 * probe timer to push them (Linux's 200 ms ceiling), never forever. */
 	if ((t->cork || t->more) && UST_TCP_SYNCHRONIZED(t->state) && t->state != UST_TCP_TIME_WAIT &&

@@ -6,6 +6,9 @@ every segment the other side sent on it.
                                   read to EOF, close
     ipsniff.py fetch ADDR PORT    connect to ADDR:PORT, read to EOF, close
 
+With a fourth argument "win", SYN and SYN-ACK lines also give the window
+and the window scale option ("win=N ws=N", ws=- without the option).
+
 A raw socket (it sees the segments that arrive, not those sent) records
 the other side's segments from the start; once that side's last ACK
 (after both FINs) arrives, or after 10 s, it prints one line per segment,
@@ -31,7 +34,20 @@ def kind(flags, payload):
     return "DATA" if payload else "ACK"
 
 
-def sniff(raw, other, lines, done):
+def syn_window(tcp):
+    """The window field and the window scale option of a SYN."""
+    opts, i, ws = tcp[20:(tcp[12] >> 4) * 4], 0, "-"
+    while i < len(opts) and opts[i] != 0:
+        if opts[i] == 1:
+            i += 1
+            continue
+        if opts[i] == 3:
+            ws = str(opts[i + 2])
+        i += max(opts[i + 1], 2)
+    return " win=%d ws=%s" % (struct.unpack("!H", tcp[14:16])[0], ws)
+
+
+def sniff(raw, other, lines, done, win):
     """Until done is set and the other side's ACK after both FINs came."""
     fins = 0
     deadline = time.monotonic() + 10
@@ -48,6 +64,8 @@ def sniff(raw, other, lines, done):
         k = kind(flags, payload)
         frag = struct.unpack("!H", b[6:8])[0]
         line = "%s tos=%#04x ttl=%d df=%d" % (k, b[1], b[8], frag >> 14 & 1)
+        if win and flags & 0x02:
+            line += syn_window(b[ihl:])
         if not lines or lines[-1] != line:
             lines.append(line)
         if k == "FIN" or k == "RST":
@@ -58,6 +76,7 @@ def sniff(raw, other, lines, done):
 
 def main():
     mode, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    win = len(sys.argv) > 4 and sys.argv[4] == "win"
     raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
     lines, done = [], threading.Event()
     if mode == "sink":
@@ -71,7 +90,7 @@ def main():
     else:
         other = addr
         s = socket.create_connection((addr, port), timeout=10)
-    t = threading.Thread(target=sniff, args=(raw, other, lines, done))
+    t = threading.Thread(target=sniff, args=(raw, other, lines, done, win))
     t.start()
     s.settimeout(10)
     while s.recv(65536):
