@@ -336,33 +336,42 @@ US_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
  * with TCP_NAGLE_CORK), so a partial segment waits for the next send, an
  * ACK, or the probe timer. The stack holds them (UST_TCP_OPT_MORE) from
  * before they enter the pair; the next write without the flag pushes
- * them once it is in the pair. AF_UNIX takes no MSG_MORE of its own. */
-static int more_pre(struct us_sock *s, int flags)
+ * them once it is in the pair. AF_UNIX takes no MSG_MORE of its own.
+ * MSG_OOB: the call's last byte is urgent (stack/tcp_urg.c); on AF_UNIX
+ * the flag would take that byte out of the stream, so the bytes go in
+ * band, held as by MSG_MORE, and the stack is told where the mark is once
+ * they are in the pair: the segment with the byte carries the pointer.
+ * Returns the flags for the app end. */
+static int send_pre(struct us_sock *s, int flags)
 {
 	struct us_call c;
 
-	if (!s || !(flags & MSG_MORE))
+	if (!s || !(flags & (MSG_MORE | MSG_OOB)))
 		return flags;
 	atomic_fetch_or(&s->flags, US_F_MORE);
 	c.u.opt.level = IPPROTO_TCP;
 	c.u.opt.name = UST_TCP_OPT_MORE;
 	c.u.opt.val = 1;
 	us_call(&c, us_op_setopt, s);
-	return flags & ~MSG_MORE;
+	return flags & ~(MSG_MORE | MSG_OOB);
 }
 
-static ssize_t more_post(struct us_sock *s, int flags, ssize_t r)
+static ssize_t send_post(struct us_sock *s, int flags, ssize_t r)
 {
 	struct us_call c;
 	int e = errno;
 
-	if (!s || (flags & MSG_MORE) || !(atomic_load(&s->flags) & US_F_MORE))
+	if (!s)
 		return r;
-	atomic_fetch_and(&s->flags, ~US_F_MORE);
-	c.u.opt.level = IPPROTO_TCP;
-	c.u.opt.name = UST_TCP_OPT_MORE;
-	c.u.opt.val = 0;
-	us_call(&c, us_op_setopt, s);
+	if ((flags & MSG_OOB) && r > 0)
+		us_call(&c, us_op_urgent, s);
+	if (!(flags & MSG_MORE) && (atomic_load(&s->flags) & US_F_MORE)) {
+		atomic_fetch_and(&s->flags, ~US_F_MORE);
+		c.u.opt.level = IPPROTO_TCP;
+		c.u.opt.name = UST_TCP_OPT_MORE;
+		c.u.opt.val = 0;
+		us_call(&c, us_op_setopt, s);
+	}
 	errno = e;
 	return r;
 }
@@ -373,7 +382,7 @@ US_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 
 	if (write_pre(fd, 0, &s))
 		return -1;
-	return more_post(s, 0, REAL(write)(fd, buf, n));
+	return send_post(s, 0, REAL(write)(fd, buf, n));
 }
 
 US_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
@@ -382,7 +391,7 @@ US_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 
 	if (write_pre(fd, 0, &s))
 		return -1;
-	return more_post(s, 0, REAL(writev)(fd, iov, cnt));
+	return send_post(s, 0, REAL(writev)(fd, iov, cnt));
 }
 
 US_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
@@ -391,7 +400,7 @@ US_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 
 	if (write_pre(fd, flags, &s))
 		return -1;
-	return more_post(s, flags, REAL(send)(fd, buf, n, more_pre(s, flags)));
+	return send_post(s, flags, REAL(send)(fd, buf, n, send_pre(s, flags)));
 }
 
 US_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa, socklen_t len)
@@ -401,7 +410,7 @@ US_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const str
 	if (write_pre(fd, flags, &s))
 		return -1;
 	if (s) /* TCP ignores a destination */
-		return more_post(s, flags, REAL(send)(fd, buf, n, more_pre(s, flags)));
+		return send_post(s, flags, REAL(send)(fd, buf, n, send_pre(s, flags)));
 	return REAL(sendto)(fd, buf, n, flags, sa, len);
 }
 
@@ -417,5 +426,5 @@ US_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 	copy = *m;
 	copy.msg_name = NULL;
 	copy.msg_namelen = 0;
-	return more_post(s, flags, REAL(sendmsg)(fd, &copy, more_pre(s, flags)));
+	return send_post(s, flags, REAL(sendmsg)(fd, &copy, send_pre(s, flags)));
 }

@@ -267,6 +267,11 @@ struct ust_tcb {
 	 * for the bytes of that call, and ends at the next ACK (Linux pushes
 	 * then without the cork) or the shim's next send without it. */
 	bool cork, more;
+	/* Urgent data (tcp_urg.c): sending, SND.UP while in urgent mode;
+	 * receiving, the sequence number of the urgent byte announced and
+	 * not yet read. */
+	bool urg_mode, rcv_urg;
+	uint32_t snd_up, rcv_urg_seq;
 	bool keepalive;
 	bool linger_on;
 	unsigned linger_s;
@@ -587,6 +592,13 @@ unsigned ust_tcp_rcv_spans(const struct ust_tcb *tcb, struct iovec iov[2]);
 void ust_tcp_rcv_consumed(struct ust_tcb *tcb, uint32_t n, ust_time now);
 unsigned ust_tcp_snd_spans(const struct ust_tcb *tcb, struct iovec iov[2]);
 void ust_tcp_snd_commit(struct ust_tcb *tcb, uint32_t n, ust_time now);
+
+/* MSG_OOB: the urgent pointer goes after the byte beyond bytes past the
+ * send ring's end (bytes on their way to it), and urgent mode pushes. */
+void ust_tcp_send_urgent(struct ust_tcb *tcb, uint32_t beyond, ust_time now);
+/* The urgent byte the peer announced, when it is among the bytes
+ * ust_tcp_rcv_spans gives: its offset there. */
+bool ust_tcp_rcv_urgent(const struct ust_tcb *tcb, uint32_t *offset);
 
 /* Takes the pending error (SO_ERROR): returns it and clears it. */
 int ust_tcp_take_error(struct ust_tcb *tcb);

@@ -316,6 +316,7 @@ static void snd_una_advance(struct ust_tcb *t, uint32_t ack)
 	t->snd_una = ack;
 	if (seq_lt(t->snd_nxt, t->snd_una))
 		t->snd_nxt = t->snd_una;
+	tcp_urg_acked(t);
 	tcp_chrono_stop(t, TCP_CHRONO_BUSY, t->tcp->now);
 }
 

@@ -5,7 +5,7 @@
  *   §3.10.7.3 SYN-SENT      syn_sent_input
  *   §3.10.7.4 the others    synchronized_input: its eight steps, one
  *             function each: step1_sequence, step2_rst, (third, security:
- *             nothing), step4_syn, step5_ack, (sixth, URG: nothing),
+ *             nothing), step4_syn, step5_ack, (sixth, URG: tcp_urg_input),
  *             step7_text, step8_fin
  *   TIME-WAIT               tcp_time_wait_input (tcp_close.c), as Linux
  *
@@ -689,8 +689,9 @@ static void synchronized_input(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_t
 	tcp_sndbuf_expand(t);
 	t->last_rcv = now;
 	t->keep_probes = 0;
-	/* Sixth, the URG bit: there is no urgent mode; urgent data is
-	 * delivered inline, as Linux does with SO_OOBINLINE. */
+	/* Sixth, the URG bit (tcp_urg.c): the urgent byte is noted, and
+	 * the relay hands it to the program out of band. */
+	tcp_urg_input(t, seg);
 	if (!step7_text(t, seg, now))
 		return;
 	step8_fin(t, seg, now);

@@ -18,6 +18,7 @@ struct seg_out {
 	uint16_t wnd;
 	const uint8_t *opts;
 	unsigned optlen;
+	uint16_t up;                 /* the urgent pointer (with UST_TH_URG) */
 	const struct ust_ring *data; /* payload from this ring… */
 	uint32_t data_off, len;      /* …at this offset */
 };
@@ -42,7 +43,7 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 	h[13] = o->flags;
 	ust_put16(h + 14, o->wnd);
 	ust_put16(h + 16, 0);
-	ust_put16(h + 18, 0);
+	ust_put16(h + 18, o->up);
 	if (o->optlen)
 		memcpy(h + UST_TCP_HLEN, o->opts, o->optlen);
 	if (o->len)
@@ -108,6 +109,7 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 
 	o.ip = tcb_ip_hdr(t);
 	o.ip.tos |= tcp_ecn_output(t, seq, len, &o.flags);
+	o.up = tcp_urg_output(t, seq, &o.flags);
 	o.optlen = tcp_build_opts(t, flags, now, opts);
 	if (flags & UST_TH_SYN) {
 		/* The window of a SYN is never scaled: the first window
@@ -299,7 +301,8 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 		fin = false;
 	if (len == 0 && !fin)
 		return false;
-	if (!force && len < seg_max && len > 0 && !fin) {
+	/* Urgent data is never held (Linux's tcp_nagle_test). */
+	if (!force && len < seg_max && len > 0 && !fin && !t->urg_mode) {
 		/* TCP_CORK and MSG_MORE: the rest of the segment is coming
 		 * (Linux's tcp_nagle_check with TCP_NAGLE_CORK). */
 		if (t->cork || t->more)

@@ -294,6 +294,18 @@ static void on_rd(struct ev_loop *ev, ev_io *w, int revents)
 
 /* Passes received bytes on; returns false while bytes remain that the pair
  * cannot take yet. */
+/* The spans cut to their first len bytes; how many spans are left. */
+static unsigned iov_cut(struct iovec iov[2], unsigned n, uint32_t len)
+{
+	if (iov[0].iov_len >= len) {
+		iov[0].iov_len = len;
+		return 1;
+	}
+	if (n == 2 && iov[0].iov_len + iov[1].iov_len > len)
+		iov[1].iov_len = len - iov[0].iov_len;
+	return n;
+}
+
 static bool conn_push(struct us_conn *c)
 {
 	struct ust_tcb *t = c->tcb;
@@ -304,7 +316,21 @@ static bool conn_push(struct us_conn *c)
 		return true;
 	while ((n = ust_tcp_rcv_spans(t, iov)) > 0) {
 		struct msghdr m = { .msg_iov = iov, .msg_iovlen = n };
-		ssize_t r = REAL(sendmsg)(c->sfd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+		int flags = MSG_DONTWAIT | MSG_NOSIGNAL;
+		uint32_t urg;
+		ssize_t r;
+
+		/* The peer's urgent byte goes as AF_UNIX's out-of-band byte,
+		 * which the app end then reads as Linux's TCP socket would
+		 * (tcp_urg.c); the bytes before it first. */
+		if (ust_tcp_rcv_urgent(t, &urg)) {
+			m.msg_iovlen = iov_cut(iov, n, urg ? urg : 1);
+			if (!urg)
+				flags |= MSG_OOB;
+		}
+		r = REAL(sendmsg)(c->sfd, &m, flags);
+		if (r < 0 && (flags & MSG_OOB) && errno == EOPNOTSUPP) /* no CONFIG_AF_UNIX_OOB */
+			r = REAL(sendmsg)(c->sfd, &m, flags & ~MSG_OOB);
 		if (r > 0) {
 			ust_tcp_rcv_consumed(t, (uint32_t)r, ust_now());
 			continue;

@@ -235,6 +235,7 @@ void us_op_connect(struct us_call *c);
 void us_op_listen(struct us_call *c);
 void us_op_unlisten(struct us_call *c);
 void us_op_setopt(struct us_call *c);
+void us_op_urgent(struct us_call *c);     /* MSG_OOB: the urgent mark after what was written */
 void us_op_getopt(struct us_call *c);
 void us_op_status(struct us_call *c);     /* u.out = struct ust_tcp_status */
 void us_op_set_cc(struct us_call *c);     /* u.out = the name, NUL-terminated (TCP_CONGESTION) */

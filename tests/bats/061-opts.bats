@@ -149,3 +149,35 @@ set 20000 ok 20000"
 
 @test "TCP_WINDOW_CLAMP: read back, 0 only before connect, the SYN's window and scale [kernel]" { MODE=kernel body_window_clamp; }
 @test "TCP_WINDOW_CLAMP: read back, 0 only before connect, the SYN's window and scale [ustcp]" { MODE=ustcp body_window_clamp; }
+
+# recv's flags and urgent data both ways (msgflags.py): MSG_PEEK, MSG_TRUNC
+# (discards), MSG_WAITALL, MSG_DONTWAIT, MSG_OOB with nothing urgent, then
+# send(MSG_OOB) (the peer reads the byte out of band) and the peer's
+# urgent byte: a read stops at the mark, SIOCATMARK, recv(MSG_OOB),
+# select's exceptional set, SO_OOBINLINE.
+body_msgflags() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/msgflags.py" peer "$PEER_ADDR" 7405 </dev/null
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7405
+	run -0 prog python3 "$SHIM_DIR/msgflags.py" client "$PEER_ADDR" 7405
+	assert_output "peek 5 b'hello'
+peek all b'hello world'
+trunc 3 3
+after trunc b'lo world'
+oob none EINVAL
+atmark 0 oobinline 0
+waitall 20
+dontwait EAGAIN
+send oob 3
+peer: oob=b'z' inband=b'xy'
+select r True x True
+atmark 0 recv b'abcX' atmark 1
+oob b'Y' then b'tail'
+inline b'12' b'345' EAGAIN
+end b''"
+	bg_wait "$srv"
+}
+
+@test "MSG_PEEK, MSG_TRUNC, MSG_WAITALL, MSG_OOB, urgent data both ways, SIOCATMARK, SO_OOBINLINE [kernel]" { MODE=kernel body_msgflags; }
+@test "MSG_PEEK, MSG_TRUNC, MSG_WAITALL, MSG_OOB, urgent data both ways, SIOCATMARK, SO_OOBINLINE [ustcp]" { MODE=ustcp body_msgflags; }

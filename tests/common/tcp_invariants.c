@@ -360,6 +360,9 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	INVT(t, t->ip_pmtudisc <= UST_PMTUDISC_OMIT);
 	INVT(t, !t->tw_ack_as_socket || t->state == UST_TCP_TIME_WAIT);
 
+	/* Urgent mode lasts until SND.UNA reaches SND.UP (tcp_urg.c). */
+	INVT(t, !t->urg_mode || seq_gt(t->snd_up, t->snd_una));
+
 	/* TCP_WINDOW_CLAMP is never below Linux's SOCK_MIN_RCVBUF / 2. */
 	INVT(t, t->user_wnd_clamp == 0 || t->user_wnd_clamp >= 1152);
 

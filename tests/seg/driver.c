@@ -406,6 +406,7 @@ struct seg_spec {
 	uint8_t tos;
 	uint8_t ttl;                   /* 0: the default, 64 */
 	bool nodf;
+	uint16_t up;                   /* "urg N": the urgent pointer, set (inbound), expected (outbound) */
 };
 
 struct icmp_spec {
@@ -419,7 +420,7 @@ enum cmd {
 	CMD_SOCKET, CMD_BIND, CMD_LISTEN, CMD_CONNECT, CMD_ACCEPT, CMD_SEND, CMD_RECV,
 	CMD_SHUTDOWN, CMD_CLOSE, CMD_ABORT, CMD_SETSOCKOPT, CMD_GETSOCKOPT, CMD_LINGER,
 	CMD_SO_ERROR, CMD_STATE, CMD_EVENTS, CMD_STATUS, CMD_RECORD, CMD_CONNS, CMD_COUNTER,
-	CMD_QUIET,
+	CMD_QUIET, CMD_URGENT, CMD_RCV_URGENT,
 };
 
 /* What follows "=" in a call line. */
@@ -462,6 +463,8 @@ static const struct cmd_def cmds[] = {
 	{ "conns", CMD_CONNS, false, 0, 0, RES_INT, "conns = N" },
 	{ "counter", CMD_COUNTER, false, 1, 1, RES_INT, "counter NAME = N" },
 	{ "quiet", CMD_QUIET, false, 0, 0, RES_NONE, "quiet" },
+	{ "urgent", CMD_URGENT, true, 1, 1, RES_NONE, "urgent H BEYOND (MSG_OOB: the mark BEYOND bytes past the queue)" },
+	{ "rcv_urgent", CMD_RCV_URGENT, true, 0, 0, RES_INT, "rcv_urgent H = OFFSET | -1" },
 };
 
 struct call {
@@ -811,7 +814,8 @@ static int ecn_parse(const char *s)
 }
 
 /* DIR FLAGS START:END(LEN) [ack N] [win N] [<opts>] [sport N] [dport N]
- * [src IP] [dst IP] [badcsum] [noecn|ect0|ect1|ce] [tos 0xNN] [ttl N] [nodf] */
+ * [src IP] [dst IP] [badcsum] [noecn|ect0|ect1|ce] [tos 0xNN] [ttl N] [nodf]
+ * [urg N] */
 static bool parse_segment(struct parser *p, struct line *l, bool outbound)
 {
 	struct seg_spec *g = &l->seg;
@@ -875,6 +879,13 @@ static bool parse_segment(struct parser *p, struct line *l, bool outbound)
 			g->ttl = (uint8_t)v;
 		} else if (!strcmp(t, "nodf") && outbound) {
 			g->nodf = true;
+		} else if (!strcmp(t, "urg")) {
+			uint32_t v;
+			if (!next_u32(p, "urg", &v))
+				return false;
+			if (v > 65535)
+				return perr(p, "urg %u does not fit 16 bits", v);
+			g->up = (uint16_t)v;
 		} else {
 			return perr(p, "unexpected '%s' in a segment", t);
 		}
@@ -1489,6 +1500,7 @@ struct wire_seg {
 	uint8_t ttl;
 	bool df;
 	uint16_t win;
+	uint16_t up;
 	uint8_t opt[UST_TCP_OPT_MAX];
 	unsigned optlen;
 	const uint8_t *data;
@@ -1722,6 +1734,7 @@ static bool decode_frame(const uint8_t *buf, uint32_t len, struct wire_seg *w, c
 	w->ttl = ip.ttl;
 	w->df = (ip.frag & UST_IP_DF) != 0;
 	w->win = ust_get16(th + 14);
+	w->up = ust_get16(th + 18);
 	w->optlen = doff - UST_TCP_HLEN;
 	memcpy(w->opt, th + UST_TCP_HLEN, w->optlen);
 	w->data = th + doff;
@@ -1913,6 +1926,8 @@ static void fmt_wire(struct sbuf *b, const struct wire_seg *w, const struct view
 		sb_printf(b, " sport %u dport %u", w->sport, w->dport);
 	if (w->ecn)
 		sb_printf(b, " %s", ecn_names[w->ecn]);
+	if (w->up)
+		sb_printf(b, " urg %u", w->up);
 	if (w->tos)
 		sb_printf(b, " tos %#x", w->tos);
 	if (w->ttl != UST_IP_TTL_DEFAULT)
@@ -2212,7 +2227,7 @@ static void exec_inbound(struct run *r, const struct line *l)
 	th[13] = g->flags;
 	ust_put16(th + 14, (uint16_t)(g->has_win ? g->win : 65535));
 	ust_put16(th + 16, 0);
-	ust_put16(th + 18, 0);
+	ust_put16(th + 18, g->up);
 	/* Payload: the peer's pattern, by relative sequence number (the SYN
 	 * takes the first one). */
 	first = g->start + !!(g->flags & UST_TH_SYN);
@@ -2366,6 +2381,8 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 		sb_printf(why, "win: expected %u, got %u; ", g->win, w->win);
 	if (w->ecn != g->ecn)
 		sb_printf(why, "ECN field: expected %s, got %s; ", ecn_names[g->ecn], ecn_names[w->ecn]);
+	if (w->up != g->up)
+		sb_printf(why, "urgent pointer: expected %u, got %u; ", g->up, w->up);
 	if (w->tos != g->tos)
 		sb_printf(why, "TOS: expected %#x, got %#x; ", g->tos, w->tos);
 	if (w->ttl != (g->ttl ? g->ttl : UST_IP_TTL_DEFAULT))
@@ -2858,6 +2875,11 @@ static void exec_call(struct run *r, const struct line *l)
 				   (unsigned)strtoul(c->arg[1], NULL, 0));
 		flush(r);
 		return;
+	case CMD_URGENT:
+		trace(r, "%s", l->text + l->body);
+		ust_tcp_send_urgent(h->tcb, (uint32_t)strtoul(c->arg[0], NULL, 0), r->now);
+		flush(r);
+		return;
 	/* Calls with a result. */
 	case CMD_SOCKET: got = call_socket(r); break;
 	case CMD_ACCEPT: got = call_accept(r, h); break;
@@ -2897,6 +2919,11 @@ static void exec_call(struct run *r, const struct line *l)
 			got = v;
 		break;
 	case CMD_SO_ERROR: got = ust_tcp_take_error(h->tcb); break;
+	case CMD_RCV_URGENT: {
+		uint32_t off;
+		got = ust_tcp_rcv_urgent(h->tcb, &off) ? (long)off : -1;
+		break;
+	}
 	case CMD_CONNS: got = r->tcp.nconns; break;
 	case CMD_COUNTER: got = call_counter(r, c->arg[0]); break;
 	}
