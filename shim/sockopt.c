@@ -71,6 +71,7 @@ static int engine_opt(int level, int name)
 	case TCP_QUICKACK: return UST_TCP_OPT_QUICKACK;
 	case TCP_CORK: return UST_TCP_OPT_CORK;
 	case TCP_WINDOW_CLAMP: return UST_TCP_OPT_WINDOW_CLAMP;
+	case TCP_DEFER_ACCEPT: return UST_TCP_OPT_DEFER_ACCEPT;
 	}
 	return -1;
 }
@@ -283,7 +284,7 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 	}
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
 		return (int)us_ret(set_congestion(s, val, len));
-	if (level == IPPROTO_TCP && (name == TCP_DEFER_ACCEPT || name == TCP_NOTSENT_LOWAT)) {
+	if (level == IPPROTO_TCP && name == TCP_NOTSENT_LOWAT) {
 		/* Hints about timing or placement that this stack does not
 		 * act on; Linux accepts them, so do we. */
 		return int_arg(val, len, &v) < 0 ? (int)us_ret(-EINVAL) : 0;

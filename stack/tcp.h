@@ -440,6 +440,11 @@ struct ust_tcb {
 
 	/* listener */
 	unsigned backlog;
+	/* TCP_DEFER_ACCEPT as SYN-ACK timeouts (Linux's rskq_defer_accept),
+	 * copied to the children; defer_acked: a child's handshake was ACKed
+	 * without data (Linux's inet_rsk(req)->acked). */
+	uint8_t defer_accept;
+	bool defer_acked;
 	unsigned acceptq_len, synq_len;
 	struct ust_tcb *acceptq_head, *acceptq_tail;
 
@@ -623,6 +628,7 @@ enum ust_tcp_opt {
 	UST_TCP_OPT_CORK,           /* TCP_CORK: 1 holds partial segments; 0 pushes them */
 	UST_TCP_OPT_MORE,           /* MSG_MORE: 1 holds them until the next ACK; 0 pushes them */
 	UST_TCP_OPT_WINDOW_CLAMP,   /* TCP_WINDOW_CLAMP: bytes; 0 (before connect) none */
+	UST_TCP_OPT_DEFER_ACCEPT,   /* TCP_DEFER_ACCEPT: seconds, read back as Linux rounds them */
 };
 /* IP_MTU_DISCOVER's modes, Linux's IP_PMTUDISC_*: DF is set with WANT
  * (the default) and DO, and clear with the others. */

@@ -147,6 +147,7 @@ static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *se
 	c->ip_ttl = l->ip_ttl;
 	c->ip_pmtudisc = l->ip_pmtudisc;
 	c->user_wnd_clamp = l->user_wnd_clamp;
+	c->defer_accept = l->defer_accept;
 	c->rcv_mss = l->rcv_mss ? l->rcv_mss : (uint16_t)(tcp->st->nif.mtu - 40);
 	c->irs = seg->seq;
 	c->rcv_nxt = seg->seq + 1;
@@ -483,6 +484,14 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	if (!seq_gt(seg->ack, t->snd_una) || seq_gt(seg->ack, t->snd_max)) {
 		tcp_drop(t->tcp, UST_DROP_TCP_BAD_ACK);
 		tcp_send_rst_reply(t->tcp, seg, now);
+		return false;
+	}
+	/* TCP_DEFER_ACCEPT: while the period lasts, an ACK without data
+	 * leaves the child waiting for data, or for the period's last
+	 * SYN-ACK (Linux's tcp_check_req, TCPDeferAcceptDrop). */
+	if (t->defer_accept && t->backoff < t->defer_accept && !seg->len && !(seg->flags & UST_TH_FIN)) {
+		t->defer_acked = true;
+		tcp_drop(t->tcp, UST_DROP_TCP_DEFER_ACCEPT);
 		return false;
 	}
 	t->snd_wnd = (uint32_t)seg->wnd << t->snd_wscale;

@@ -321,6 +321,36 @@ static void set_sndbuf(struct ust_tcb *t, int v)
 		ust_ring_resize(&t->sndbuf, t->sndbuf_cap);
 }
 
+/* TCP_DEFER_ACCEPT counts SYN-ACK timeouts, 1 s doubling up to 120 s
+ * (Linux's secs_to_retrans and retrans_to_secs): 5 s is 3 (1 + 2 + 4),
+ * which reads back as 7. */
+static uint8_t secs_to_retrans(int seconds)
+{
+	int timeout = 1, period = 1, n = 1;
+
+	if (seconds <= 0)
+		return 0;
+	while (seconds > period && n < 255) {
+		n++;
+		timeout = timeout * 2 > 120 ? 120 : timeout * 2;
+		period += timeout;
+	}
+	return (uint8_t)n;
+}
+
+static int retrans_to_secs(uint8_t n)
+{
+	int timeout = 1, period = 1;
+
+	if (!n)
+		return 0;
+	while (--n) {
+		timeout = timeout * 2 > 120 ? 120 : timeout * 2;
+		period += timeout;
+	}
+	return period;
+}
+
 int ust_tcp_ip_opt_value(enum ust_tcp_opt opt, int v)
 {
 	switch (opt) {
@@ -445,6 +475,9 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 		return 0;
 	case UST_TCP_OPT_WINDOW_CLAMP:
 		return tcp_set_window_clamp(t, v);
+	case UST_TCP_OPT_DEFER_ACCEPT:
+		t->defer_accept = secs_to_retrans(v);
+		return 0;
 	}
 	return -ENOPROTOOPT;
 }
@@ -477,6 +510,7 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 	case UST_TCP_OPT_WINDOW_CLAMP:
 		*v = (int)(t->rcv_wnd_clamp ? t->rcv_wnd_clamp : t->user_wnd_clamp);
 		return 0;
+	case UST_TCP_OPT_DEFER_ACCEPT: *v = retrans_to_secs(t->defer_accept); return 0;
 	case UST_TCP_OPT_IP_MTU:
 		/* Linux: the route's MTU once connect() chose one; the
 		 * engine keeps no path MTU of its own (tcp_stats.c). */

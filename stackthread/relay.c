@@ -484,6 +484,26 @@ static void send_error_token(struct us_conn *l, int err)
 /* Hands the oldest connection of l's accept queue to the program; false
  * when it could not (no slot, no memory, the pair full: then the writable
  * watcher is on). */
+/* The bytes an accepted connection already holds go into its pair before
+ * the token, so that they are readable when accept() returns, as on Linux
+ * (what TCP_DEFER_ACCEPT waits for). Copied, not taken: TCP lets go of
+ * them once the token is out. An urgent byte is left to conn_push. */
+static uint32_t prefill(const struct ust_tcb *ct, int sfd)
+{
+	struct iovec iov[2];
+	struct msghdr m = { .msg_iov = iov };
+	uint32_t urg;
+	ssize_t r;
+
+	if (ust_tcp_rcv_urgent(ct, &urg))
+		return 0;
+	m.msg_iovlen = ust_tcp_rcv_spans(ct, iov);
+	if (!m.msg_iovlen)
+		return 0;
+	r = REAL(sendmsg)(sfd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return r > 0 ? (uint32_t)r : 0;
+}
+
 static bool deliver_one(struct us_conn *l)
 {
 	struct ust_tcb *ct = ust_tcp_accept_peek(l->tcb);
@@ -491,6 +511,7 @@ static bool deliver_one(struct us_conn *l)
 	struct us_conn *c;
 	struct us_token tok;
 	struct stat st;
+	uint32_t pre;
 	int app, sfd, err;
 
 	/* Counted as socket() counts them; the connection waits in TCP's
@@ -508,6 +529,7 @@ static bool deliver_one(struct us_conn *l)
 		return false;
 	}
 	accepted_sock(l, s, &st, ct, &tok);
+	pre = prefill(ct, sfd);
 	if (!send_token(l->sfd, app, &tok)) {
 		REAL(close)(app);
 		REAL(close)(sfd);
@@ -525,6 +547,8 @@ static bool deliver_one(struct us_conn *l)
 	}
 	ust_tcp_accept(l->tcb, c, &err);
 	c->tcb = ct;
+	if (pre)
+		ust_tcp_rcv_consumed(ct, pre, ust_now());
 	l->out[l->nout].idx = tok.idx;
 	l->out[l->nout].gen = tok.gen;
 	l->nout++;

@@ -181,3 +181,33 @@ end b''"
 
 @test "MSG_PEEK, MSG_TRUNC, MSG_WAITALL, MSG_OOB, urgent data both ways, SIOCATMARK, SO_OOBINLINE [kernel]" { MODE=kernel body_msgflags; }
 @test "MSG_PEEK, MSG_TRUNC, MSG_WAITALL, MSG_OOB, urgent data both ways, SIOCATMARK, SO_OOBINLINE [ustcp]" { MODE=ustcp body_msgflags; }
+
+# TCP_DEFER_ACCEPT (defer.py), 5 s: accept() returns when data comes (2 s
+# here), or, without data, once the SYN-ACK sent again at the last of the
+# period's timeouts (1 + 2 + 4 s) is ACKed. The client sees the server's
+# close, which follows accept() at once.
+body_defer_accept() {
+	shim_topo_up
+	prog_bg python3 "$SHIM_DIR/defer.py" server "$SADDR" 7406 5 >"$TMP/srv"
+	local srv=$BG_PID
+	prog_wait_listen 7406
+	run -0 peer python3 "$SHIM_DIR/defer.py" client "$SADDR" 7406 "$1"
+	assert_output "server closed after $2 s"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv"
+	assert_output "set 0 reads 0
+set 1 reads 1
+set 2 reads 3
+set 3 reads 3
+set 5 reads 7
+set 8 reads 15
+set 30 reads 31
+set -1 reads 0
+listening
+readable at accept $3"
+}
+
+@test "TCP_DEFER_ACCEPT: read back as Linux rounds it; accept when data comes [kernel]" { MODE=kernel body_defer_accept 2 2 "b'data'"; }
+@test "TCP_DEFER_ACCEPT: read back as Linux rounds it; accept when data comes [ustcp]" { MODE=ustcp body_defer_accept 2 2 "b'data'"; }
+@test "TCP_DEFER_ACCEPT: no data, accept after the SYN-ACK of the period's last timeout [kernel]" { MODE=kernel body_defer_accept -1 7 "b''"; }
+@test "TCP_DEFER_ACCEPT: no data, accept after the SYN-ACK of the period's last timeout [ustcp]" { MODE=ustcp body_defer_accept -1 7 "b''"; }

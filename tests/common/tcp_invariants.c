@@ -360,6 +360,9 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	INVT(t, t->ip_pmtudisc <= UST_PMTUDISC_OMIT);
 	INVT(t, !t->tw_ack_as_socket || t->state == UST_TCP_TIME_WAIT);
 
+	/* TCP_DEFER_ACCEPT: only a deferring child was ACKed without data. */
+	INVT(t, !t->defer_acked || t->defer_accept);
+
 	/* Urgent mode lasts until SND.UNA reaches SND.UP (tcp_urg.c). */
 	INVT(t, !t->urg_mode || seq_gt(t->snd_up, t->snd_una));
 

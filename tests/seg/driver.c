@@ -946,7 +946,7 @@ static const struct { const char *name; enum ust_tcp_opt opt; } sockopts[] = {
 	{ "IP_TOS", UST_TCP_OPT_IP_TOS },           { "IP_TTL", UST_TCP_OPT_IP_TTL },
 	{ "IP_MTU_DISCOVER", UST_TCP_OPT_IP_MTU_DISCOVER }, { "IP_MTU", UST_TCP_OPT_IP_MTU },
 	{ "TCP_CORK", UST_TCP_OPT_CORK },         { "MSG_MORE", UST_TCP_OPT_MORE },
-	{ "TCP_WINDOW_CLAMP", UST_TCP_OPT_WINDOW_CLAMP },
+	{ "TCP_WINDOW_CLAMP", UST_TCP_OPT_WINDOW_CLAMP }, { "TCP_DEFER_ACCEPT", UST_TCP_OPT_DEFER_ACCEPT },
 };
 
 static bool sockopt_by_name(const char *s, enum ust_tcp_opt *out)
