@@ -196,6 +196,12 @@ static int ip_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len)
 	struct us_call c;
 	int v;
 
+	/* IP_TOS: with the ECN field of the last segment sent, as Linux's
+	 * inet->tos has it, while TCP has the connection. */
+	c.u.opt.level = IPPROTO_TCP;
+	c.u.opt.name = UST_TCP_OPT_IP_TOS;
+	if (name == IP_TOS && us_call(&c, us_op_getopt, s) == 0)
+		return ip_put_int(val, len, c.u.opt.val);
 	if (k) {
 		v = atomic_load(k);
 		return ip_put_int(val, len, name == IP_TTL && !v ? UST_IP_TTL_DEFAULT : v);

@@ -99,7 +99,7 @@ static struct ust_ip_hdr tcb_ip_hdr(struct ust_tcb *t)
 static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off, uint32_t len,
 		    ust_time now)
 {
-	uint8_t opts[UST_TCP_OPT_MAX];
+	uint8_t opts[UST_TCP_OPT_MAX], ecn;
 	struct seg_out o = {
 		.src = t->laddr, .dst = t->raddr, .sport = t->lport, .dport = t->rport,
 		.seq = seq, .flags = flags, .opts = opts, .data = &t->sndbuf,
@@ -108,7 +108,10 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 	uint32_t wnd;
 
 	o.ip = tcb_ip_hdr(t);
-	o.ip.tos |= tcp_ecn_output(t, seq, len, &o.flags);
+	ecn = tcp_ecn_output(t, seq, len, &o.flags);
+	o.ip.tos |= ecn;
+	if (!(flags & UST_TH_SYN))
+		t->ip_ecn_sent = ecn;
 	o.up = tcp_urg_output(t, seq, &o.flags);
 	o.optlen = tcp_build_opts(t, flags, now, opts);
 	if (flags & UST_TH_SYN) {

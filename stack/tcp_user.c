@@ -501,7 +501,7 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 	case UST_TCP_OPT_SYNCNT: *v = (int)t->syn_retries; return 0;
 	/* Linux's do_tcp_getsockopt: "not interactive". */
 	case UST_TCP_OPT_QUICKACK: *v = !tcp_in_pingpong_mode(t); return 0;
-	case UST_TCP_OPT_IP_TOS: *v = t->ip_tos; return 0;
+	case UST_TCP_OPT_IP_TOS: *v = t->ip_tos | t->ip_ecn_sent; return 0;
 	case UST_TCP_OPT_IP_TTL: *v = t->ip_ttl ? t->ip_ttl : UST_IP_TTL_DEFAULT; return 0;
 	case UST_TCP_OPT_IP_MTU_DISCOVER: *v = t->ip_pmtudisc; return 0;
 	case UST_TCP_OPT_CORK: *v = t->cork; return 0;

@@ -356,7 +356,8 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	/* The IPv4 header (IP_TOS, IP_TTL, IP_MTU_DISCOVER): the ECN field
 	 * is never the program's, the mode is one of Linux's, and the ACK
 	 * owed as the socket's goes out with the FIN that led to TIME-WAIT. */
-	INVT(t, (t->ip_tos & UST_ECN_MASK) == 0);
+	INVT(t, (t->ip_tos & UST_ECN_MASK) == 0 && (t->ip_ecn_sent & ~UST_ECN_MASK) == 0);
+	INVT(t, t->ip_ecn_sent == 0 || (t->ecn_flags & UST_TCP_ECN_OK));
 	INVT(t, t->ip_pmtudisc <= UST_PMTUDISC_OMIT);
 	INVT(t, !t->tw_ack_as_socket || t->state == UST_TCP_TIME_WAIT);
 
