@@ -84,6 +84,8 @@ static _Atomic int *kept(struct us_sock *s, int level, int name)
 		return &s->reuseaddr;
 	if (level == SOL_SOCKET && name == SO_REUSEPORT)
 		return &s->reuseport;
+	if (level == IPPROTO_TCP && name == TCP_NOTSENT_LOWAT)
+		return &s->notsent_lowat;
 	return NULL;
 }
 
@@ -290,11 +292,6 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 	}
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
 		return (int)us_ret(set_congestion(s, val, len));
-	if (level == IPPROTO_TCP && name == TCP_NOTSENT_LOWAT) {
-		/* Hints about timing or placement that this stack does not
-		 * act on; Linux accepts them, so do we. */
-		return int_arg(val, len, &v) < 0 ? (int)us_ret(-EINVAL) : 0;
-	}
 	return (int)us_ret(-ENOPROTOOPT);
 }
 

@@ -129,8 +129,9 @@ struct us_sock {
 	int app_fd;                  /* the app end's number when created */
 	dev_t app_dev;               /* and its identity */
 	ino_t app_ino;
-	/* Options that only the program side keeps (Linux would echo them). */
-	_Atomic int reuseaddr, reuseport;
+	/* Options that only the program side keeps (Linux would echo them;
+	 * TCP_NOTSENT_LOWAT has no effect here yet: README). */
+	_Atomic int reuseaddr, reuseport, notsent_lowat;
 	/* IP_TOS, IP_TTL (0: the default) and IP_MTU_DISCOVER as the engine
 	 * keeps them (ust_tcp_ip_opt_value), for getsockopt after TCP let go;
 	 * a listener's accepted connections start with its values. */

@@ -134,7 +134,8 @@ body_window_clamp() {
 	local sink=$BG_PID
 	wait_listen "$PEER_NETNS" 7404
 	run -0 prog python3 "$SHIM_DIR/wclamp.py" "$PEER_ADDR" 7404
-	assert_output "fresh 0
+	assert_output "notsent_lowat 0 16384 -1
+fresh 0
 set 100 ok 1152
 set 0 ok 0
 set -1 ok 1152
@@ -147,8 +148,8 @@ set 20000 ok 20000"
 	assert_output "SYN tos=0x00 ttl=64 df=1 win=4380 ws=0"
 }
 
-@test "TCP_WINDOW_CLAMP: read back, 0 only before connect, the SYN's window and scale [kernel]" { MODE=kernel body_window_clamp; }
-@test "TCP_WINDOW_CLAMP: read back, 0 only before connect, the SYN's window and scale [ustcp]" { MODE=ustcp body_window_clamp; }
+@test "TCP_WINDOW_CLAMP: read back, 0 only before connect, the SYN's window and scale; TCP_NOTSENT_LOWAT read back [kernel]" { MODE=kernel body_window_clamp; }
+@test "TCP_WINDOW_CLAMP: read back, 0 only before connect, the SYN's window and scale; TCP_NOTSENT_LOWAT read back [ustcp]" { MODE=ustcp body_window_clamp; }
 
 # recv's flags and urgent data both ways (msgflags.py): MSG_PEEK, MSG_TRUNC
 # (discards), MSG_WAITALL, MSG_DONTWAIT, MSG_OOB with nothing urgent, then

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """TCP_WINDOW_CLAMP as Linux takes it (issue 14, item 10): what it reads
-back before and after connect. ipsniff.py ... win, at the peer, shows the
-SYN's window and scale.
+back before and after connect, and TCP_NOTSENT_LOWAT's readbacks.
+ipsniff.py ... win, at the peer, shows the SYN's window and scale.
 
     wclamp.py ADDR PORT
 
@@ -30,6 +30,13 @@ def put(s, v):
 
 
 s = socket.socket()
+# TCP_NOTSENT_LOWAT reads back what was set (0 fresh), -1 too.
+n = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
+print("notsent_lowat", s.getsockopt(T, n), end=" ")
+s.setsockopt(T, n, 16384)
+print(s.getsockopt(T, n), end=" ")
+s.setsockopt(T, n, -1)
+print(s.getsockopt(T, n))
 print("fresh", get(s))
 for v in (100, 0, -1, 5000):
     print("set", v, put(s, v), get(s))
