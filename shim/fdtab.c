@@ -283,8 +283,10 @@ struct us_sock *us_sock_alloc(void)
 	atomic_store(&s->remote, 0);
 	atomic_store(&s->reuseaddr, 0);
 	atomic_store(&s->reuseport, 0);
+	atomic_store(&s->notsent_lowat, 0);
 	atomic_store(&s->ip_tos, 0);
-	atomic_store(&s->ip_ttl, 64);
+	atomic_store(&s->ip_ttl, 0);
+	atomic_store(&s->ip_pmtudisc, UST_PMTUDISC_WANT);
 	atomic_store(&s->linger_on, 0);
 	atomic_store(&s->linger_s, 0);
 	atomic_store(&s->nopts, 0);

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -350,13 +351,57 @@ US_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 
 /* ---- writing ---- */
 
+/* MSG_MORE: Linux pushes the call's bytes as under TCP_CORK (tcp_push
+ * with TCP_NAGLE_CORK), so a partial segment waits for the next send, an
+ * ACK, or the probe timer. The stack holds them (UST_TCP_OPT_MORE) from
+ * before they enter the pair; the next write without the flag pushes
+ * them once it is in the pair. AF_UNIX takes no MSG_MORE of its own.
+ * MSG_OOB: the call's last byte is urgent (stack/tcp_urg.c); on AF_UNIX
+ * the flag would take that byte out of the stream, so the bytes go in
+ * band, held as by MSG_MORE, and the stack is told where the mark is once
+ * they are in the pair: the segment with the byte carries the pointer.
+ * Returns the flags for the app end. */
+static int send_pre(struct us_sock *s, int flags)
+{
+	struct us_call c;
+
+	if (!s || !(flags & (MSG_MORE | MSG_OOB)))
+		return flags;
+	atomic_fetch_or(&s->flags, US_F_MORE);
+	c.u.opt.level = IPPROTO_TCP;
+	c.u.opt.name = UST_TCP_OPT_MORE;
+	c.u.opt.val = 1;
+	us_call(&c, us_op_setopt, s);
+	return flags & ~(MSG_MORE | MSG_OOB);
+}
+
+static ssize_t send_post(struct us_sock *s, int flags, ssize_t r)
+{
+	struct us_call c;
+	int e = errno;
+
+	if (!s)
+		return r;
+	if ((flags & MSG_OOB) && r > 0)
+		us_call(&c, us_op_urgent, s);
+	if (!(flags & MSG_MORE) && (atomic_load(&s->flags) & US_F_MORE)) {
+		atomic_fetch_and(&s->flags, ~US_F_MORE);
+		c.u.opt.level = IPPROTO_TCP;
+		c.u.opt.name = UST_TCP_OPT_MORE;
+		c.u.opt.val = 0;
+		us_call(&c, us_op_setopt, s);
+	}
+	errno = e;
+	return r;
+}
+
 US_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
 	struct us_sock *s;
 
 	if (write_pre(fd, 0, &s))
 		return -1;
-	return REAL(write)(fd, buf, n);
+	return send_post(s, 0, REAL(write)(fd, buf, n));
 }
 
 US_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
@@ -365,7 +410,7 @@ US_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 
 	if (write_pre(fd, 0, &s))
 		return -1;
-	return REAL(writev)(fd, iov, cnt);
+	return send_post(s, 0, REAL(writev)(fd, iov, cnt));
 }
 
 US_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
@@ -374,7 +419,7 @@ US_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 
 	if (write_pre(fd, flags, &s))
 		return -1;
-	return REAL(send)(fd, buf, n, flags);
+	return send_post(s, flags, REAL(send)(fd, buf, n, send_pre(s, flags)));
 }
 
 US_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa, socklen_t len)
@@ -384,7 +429,7 @@ US_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const str
 	if (write_pre(fd, flags, &s))
 		return -1;
 	if (s) /* TCP ignores a destination */
-		return REAL(send)(fd, buf, n, flags);
+		return send_post(s, flags, REAL(send)(fd, buf, n, send_pre(s, flags)));
 	return REAL(sendto)(fd, buf, n, flags, sa, len);
 }
 
@@ -395,10 +440,10 @@ US_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 
 	if (write_pre(fd, flags, &s))
 		return -1;
-	if (!s || !m->msg_name)
+	if (!s)
 		return REAL(sendmsg)(fd, m, flags);
 	copy = *m;
 	copy.msg_name = NULL;
 	copy.msg_namelen = 0;
-	return REAL(sendmsg)(fd, &copy, flags);
+	return send_post(s, flags, REAL(sendmsg)(fd, &copy, send_pre(s, flags)));
 }

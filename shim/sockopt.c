@@ -69,6 +69,9 @@ static int engine_opt(int level, int name)
 	case TCP_MAXSEG: return UST_TCP_OPT_MAXSEG;
 	case TCP_SYNCNT: return UST_TCP_OPT_SYNCNT;
 	case TCP_QUICKACK: return UST_TCP_OPT_QUICKACK;
+	case TCP_CORK: return UST_TCP_OPT_CORK;
+	case TCP_WINDOW_CLAMP: return UST_TCP_OPT_WINDOW_CLAMP;
+	case TCP_DEFER_ACCEPT: return UST_TCP_OPT_DEFER_ACCEPT;
 	}
 	return -1;
 }
@@ -81,10 +84,8 @@ static _Atomic int *kept(struct us_sock *s, int level, int name)
 		return &s->reuseaddr;
 	if (level == SOL_SOCKET && name == SO_REUSEPORT)
 		return &s->reuseport;
-	if (level == IPPROTO_IP && name == IP_TOS)
-		return &s->ip_tos;
-	if (level == IPPROTO_IP && name == IP_TTL)
-		return &s->ip_ttl;
+	if (level == IPPROTO_TCP && name == TCP_NOTSENT_LOWAT)
+		return &s->notsent_lowat;
 	return NULL;
 }
 
@@ -104,6 +105,118 @@ static int put_int(void *val, socklen_t *len, int v)
 		*len = sizeof(int);
 	memcpy(val, &v, *len);
 	return 0;
+}
+
+/* ---- IPPROTO_IP ---- */
+
+/* Linux's IPv4 option -> the engine's. -1: not an engine option. */
+static int ip_engine_opt(int name)
+{
+	switch (name) {
+	case IP_TOS: return UST_TCP_OPT_IP_TOS;
+	case IP_TTL: return UST_TCP_OPT_IP_TTL;
+	case IP_MTU_DISCOVER: return UST_TCP_OPT_IP_MTU_DISCOVER;
+	case IP_MTU: return UST_TCP_OPT_IP_MTU;
+	}
+	return -1;
+}
+
+/* The slot's copy of what the engine keeps, which getsockopt reads. */
+static _Atomic int *ip_kept(struct us_sock *s, int name)
+{
+	switch (name) {
+	case IP_TOS: return &s->ip_tos;
+	case IP_TTL: return &s->ip_ttl;
+	case IP_MTU_DISCOVER: return &s->ip_pmtudisc;
+	}
+	return NULL;
+}
+
+/* Linux's do_ip_setsockopt reads an int, or a single unsigned char when
+ * optlen is shorter (issue 14, 13e), or nothing (0) when optlen is 0. */
+static int ip_int_arg(const void *val, socklen_t len, int *v)
+{
+	unsigned char b;
+
+	*v = 0;
+	if (len && !val)
+		return -EFAULT;
+	if (len >= (socklen_t)sizeof(int)) {
+		memcpy(v, val, sizeof(int));
+	} else if (len) {
+		memcpy(&b, val, 1);
+		*v = b;
+	}
+	return 0;
+}
+
+/* And do_ip_getsockopt writes a single byte to a buffer shorter than an
+ * int when the value fits in one. */
+static int ip_put_int(void *val, socklen_t *len, int v)
+{
+	unsigned char b = (unsigned char)v;
+
+	if (!val || !len)
+		return -EFAULT;
+	if ((int)*len < 0)
+		return -EINVAL;
+	if (*len > 0 && *len < (socklen_t)sizeof(int) && v >= 0 && v <= 255) {
+		*len = 1;
+		memcpy(val, &b, 1);
+		return 0;
+	}
+	return put_int(val, len, v);
+}
+
+/* IP_TOS, IP_TTL, IP_MTU_DISCOVER: the engine puts them in the header of
+ * every segment (tcp_output.c); hints Linux accepts and this stack has no
+ * use for are taken as they are. */
+static int ip_setsockopt(struct us_sock *s, int name, const void *val, socklen_t len)
+{
+	_Atomic int *k = ip_kept(s, name);
+	struct us_call c;
+	int v, kept, r;
+
+	if ((r = ip_int_arg(val, len, &v)) < 0)
+		return r;
+	if (!k)
+		return name == IP_BIND_ADDRESS_NO_PORT || name == IP_RECVERR || name == IP_FREEBIND
+			       ? 0 : -ENOPROTOOPT;
+	kept = ust_tcp_ip_opt_value((enum ust_tcp_opt)ip_engine_opt(name), v);
+	if (kept < 0)
+		return kept;
+	atomic_store(k, kept);
+	c.u.opt.level = IPPROTO_TCP;
+	c.u.opt.name = ip_engine_opt(name);
+	c.u.opt.val = v;
+	return (int)us_call(&c, us_op_setopt, s);
+}
+
+static int ip_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len)
+{
+	_Atomic int *k = ip_kept(s, name);
+	struct us_call c;
+	int v;
+
+	/* IP_TOS: with the ECN field of the last segment sent, as Linux's
+	 * inet->tos has it, while TCP has the connection. */
+	c.u.opt.level = IPPROTO_TCP;
+	c.u.opt.name = UST_TCP_OPT_IP_TOS;
+	if (name == IP_TOS && us_call(&c, us_op_getopt, s) == 0)
+		return ip_put_int(val, len, c.u.opt.val);
+	if (k) {
+		v = atomic_load(k);
+		return ip_put_int(val, len, name == IP_TTL && !v ? UST_IP_TTL_DEFAULT : v);
+	}
+	if (name != IP_MTU)
+		return -ENOPROTOOPT;
+	/* The path MTU of a connection; none without one (Linux: no route
+	 * cached). */
+	c.u.opt.level = IPPROTO_TCP;
+	c.u.opt.name = UST_TCP_OPT_IP_MTU;
+	if (us_call(&c, us_op_getopt, s) < 0)
+		return -ENOTCONN;
+	return ip_put_int(val, len, c.u.opt.val);
 }
 
 /* Keeps what a not yet connected socket was told, for the kernel socket
@@ -151,6 +264,8 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 		c.u.opt.name = SO_LINGER;
 		return (int)us_ret(us_call(&c, us_op_setopt, s));
 	}
+	if (level == IPPROTO_IP)
+		return (int)us_ret(ip_setsockopt(s, name, val, len));
 	if ((k = kept(s, level, name))) {
 		if ((r = int_arg(val, len, &v)) < 0)
 			return (int)us_ret(r);
@@ -177,14 +292,6 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 	}
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
 		return (int)us_ret(set_congestion(s, val, len));
-	if ((level == IPPROTO_TCP && (name == TCP_CORK || name == TCP_DEFER_ACCEPT ||
-				      name == TCP_NOTSENT_LOWAT || name == TCP_WINDOW_CLAMP)) ||
-	    (level == IPPROTO_IP && (name == IP_BIND_ADDRESS_NO_PORT || name == IP_RECVERR ||
-				     name == IP_MTU_DISCOVER || name == IP_FREEBIND))) {
-		/* Hints about timing or placement that this stack does not
-		 * act on; Linux accepts them, so do we. */
-		return int_arg(val, len, &v) < 0 ? (int)us_ret(-EINVAL) : 0;
-	}
 	return (int)us_ret(-ENOPROTOOPT);
 }
 
@@ -332,6 +439,8 @@ US_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	}
 	if ((k = kept(s, level, name)))
 		return (int)us_ret(put_int(val, len, atomic_load(k)));
+	if (level == IPPROTO_IP)
+		return (int)us_ret(ip_getsockopt(s, name, val, len));
 	if (level == IPPROTO_TCP && name == TCP_INFO)
 		return (int)us_ret(tcp_info(s, val, len));
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)

@@ -261,7 +261,7 @@ static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t
 }
 
 /* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_MAX_CONNS, USTCP_CC, USTCP_ECN,
- * USTCP_BUSY_POLL,
+ * USTCP_RFC1337, USTCP_BUSY_POLL,
  * USTCP_PASSTHROUGH: TCP's settings. */
 static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
 {
@@ -303,6 +303,15 @@ static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 			return fail(err, errlen, "USTCP_ECN", v,
 				    "not 0 (never), 1 (ask and accept) or 2 (accept when asked)");
 		c->ecn = u;
+	}
+	/* Linux's net.ipv4.tcp_rfc1337: 0 (its default) lets a RST end
+	 * TIME-WAIT; 1 ignores it (RFC 1337's fix F1). */
+	v = get("USTCP_RFC1337");
+	if (v && *v) {
+		if (parse_uint(v, 0, 1, &u))
+			return fail(err, errlen, "USTCP_RFC1337", v,
+				    "not 0 (a RST ends TIME-WAIT) or 1 (TIME-WAIT ignores it)");
+		c->rfc1337 = u != 0;
 	}
 	/* As Linux's net.core.busy_read, in microseconds; a second at most
 	 * (a longer spin is a core given away, not a wait shortened). */

@@ -4,7 +4,6 @@
 
 #include "stack.h"
 
-#define UST_IP_TTL 64
 
 static inline void count_drop(struct ust_stack *st, enum ust_drop why)
 {
@@ -95,6 +94,14 @@ bool ust_ip_routable(const struct ust_stack *st, uint32_t dst)
 int ust_ip_output(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t proto, uint8_t tos,
 		  ust_time now)
 {
+	const struct ust_ip_hdr h = { .tos = tos, .ttl = UST_IP_TTL_DEFAULT, .df = true };
+
+	return ust_ip_send(st, p, dst, proto, &h, now);
+}
+
+int ust_ip_send(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t proto,
+		const struct ust_ip_hdr *h, ust_time now)
+{
 	uint32_t nexthop = route(&st->nif, dst);
 	uint8_t *hdr;
 
@@ -104,9 +111,10 @@ int ust_ip_output(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t
 		return -ENETUNREACH;
 	}
 	hdr = ust_pkt_push(p, UST_IPV4_HLEN);
-	/* DF always: we never fragment, and TCP discovers the path MTU. */
-	ust_ipv4_build_tos(hdr, st->nif.addr, dst, proto, tos, (uint16_t)p->len, st->ip_id++, UST_IP_TTL,
-			   UST_IP_DF);
+	/* We never fragment; DF unless the socket asked for none
+	 * (IP_MTU_DISCOVER), as Linux's ip_dont_fragment. */
+	ust_ipv4_build_tos(hdr, st->nif.addr, dst, proto, h->tos, (uint16_t)p->len, st->ip_id++, h->ttl,
+			   h->df ? UST_IP_DF : 0);
 	if (st->nif.l3) {
 		ust_stack_queue_frame(st, p);
 		return 0;

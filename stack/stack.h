@@ -90,6 +90,17 @@ void ust_stack_flush(struct ust_stack *st);
 int ust_ip_output(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t proto, uint8_t tos,
 		  ust_time now);
 
+/* The header fields a socket chooses (IP_TOS, IP_TTL, IP_MTU_DISCOVER):
+ * the TOS byte, ECN field included; the TTL; DF or not. ust_ip_output
+ * sends with {tos, UST_IP_TTL_DEFAULT, DF}. */
+#define UST_IP_TTL_DEFAULT 64 /* Linux's net.ipv4.ip_default_ttl */
+struct ust_ip_hdr {
+	uint8_t tos, ttl;
+	bool df;
+};
+int ust_ip_send(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t proto,
+		const struct ust_ip_hdr *h, ust_time now);
+
 /* Is there a route to dst (connect's ENETUNREACH)? */
 bool ust_ip_routable(const struct ust_stack *st, uint32_t dst);
 

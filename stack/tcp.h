@@ -235,6 +235,7 @@ struct ust_tcb {
 
 	/* the receive window and the receiver's round trip (tcp_rcv.c) */
 	uint32_t rcv_wnd_clamp;     /* the largest window we offer (Linux's window_clamp) */
+	uint32_t user_wnd_clamp;    /* TCP_WINDOW_CLAMP before the first window (0: none) */
 	uint8_t rcv_scaling;        /* the window per byte of buffer, of 256 (scaling_ratio) */
 	uint32_t rcv_ssthresh;      /* the window opens up to here, growing with the data */
 	uint32_t copied_seq;        /* the next byte the reader takes */
@@ -260,9 +261,35 @@ struct ust_tcb {
 	uint32_t dsack_start, dsack_end;
 	uint32_t ofo_fin_seq;
 	bool nodelay;
+	/* Linux's TCP_NAGLE_CORK: a partial segment waits for the rest of
+	 * it, the uncork, or the probe timer (the RTO, at least 200 ms: the
+	 * persist path of tcp_output). cork is TCP_CORK; more is MSG_MORE's,
+	 * for the bytes of that call, and ends at the next ACK (Linux pushes
+	 * then without the cork) or the shim's next send without it. */
+	bool cork, more;
+	/* Urgent data (tcp_urg.c): sending, SND.UP while in urgent mode;
+	 * receiving, the sequence number of the urgent byte announced and
+	 * not yet read. */
+	bool urg_mode, rcv_urg;
+	uint32_t snd_up, rcv_urg_seq;
 	bool keepalive;
 	bool linger_on;
 	unsigned linger_s;
+	/* The IPv4 header of what it sends (IP_TOS, IP_TTL,
+	 * IP_MTU_DISCOVER), which a listener's children inherit, as Linux's
+	 * inet_sock: the TOS byte less its ECN field (that is tcp_ecn.c's),
+	 * the TTL (0: UST_IP_TTL_DEFAULT) and the PMTU discovery mode
+	 * (UST_PMTUDISC_*: DF or not). */
+	uint8_t ip_tos, ip_ttl, ip_pmtudisc;
+	/* The ECN field of the last segment other than a SYN, which Linux
+	 * keeps in inet->tos (INET_ECN_xmit, INET_ECN_dontxmit), so that
+	 * getsockopt(IP_TOS) shows ECT(0) after new data on an ECN
+	 * connection (measured on 6.18: 0x28 set, 0x2a read back). */
+	uint8_t ip_ecn_sent;
+	/* Linux's full socket ACKs the FIN that ends in TIME-WAIT, then
+	 * becomes a timewait socket, which sends with the default TTL and DF
+	 * (tcp_output.c, tcb_ip_hdr): that ACK is still owed. */
+	bool tw_ack_as_socket;
 	int so_error;               /* pending error, reported once (Linux's sk_err) */
 	int hard_error;             /* why it died, kept for later calls (ECONNRESET…) */
 
@@ -418,6 +445,11 @@ struct ust_tcb {
 
 	/* listener */
 	unsigned backlog;
+	/* TCP_DEFER_ACCEPT as SYN-ACK timeouts (Linux's rskq_defer_accept),
+	 * copied to the children; defer_acked: a child's handshake was ACKed
+	 * without data (Linux's inet_rsk(req)->acked). */
+	uint8_t defer_accept;
+	bool defer_acked;
 	unsigned acceptq_len, synq_len;
 	struct ust_tcb *acceptq_head, *acceptq_tail;
 
@@ -571,6 +603,13 @@ void ust_tcp_rcv_consumed(struct ust_tcb *tcb, uint32_t n, ust_time now);
 unsigned ust_tcp_snd_spans(const struct ust_tcb *tcb, struct iovec iov[2]);
 void ust_tcp_snd_commit(struct ust_tcb *tcb, uint32_t n, ust_time now);
 
+/* MSG_OOB: the urgent pointer goes after the byte beyond bytes past the
+ * send ring's end (bytes on their way to it), and urgent mode pushes. */
+void ust_tcp_send_urgent(struct ust_tcb *tcb, uint32_t beyond, ust_time now);
+/* The urgent byte the peer announced, when it is among the bytes
+ * ust_tcp_rcv_spans gives: its offset there. */
+bool ust_tcp_rcv_urgent(const struct ust_tcb *tcb, uint32_t *offset);
+
 /* Takes the pending error (SO_ERROR): returns it and clears it. */
 int ust_tcp_take_error(struct ust_tcb *tcb);
 
@@ -587,8 +626,26 @@ enum ust_tcp_opt {
 	UST_TCP_OPT_MAXSEG,
 	UST_TCP_OPT_SYNCNT,
 	UST_TCP_OPT_QUICKACK,       /* 1: ACK now and leave interactive mode; 0: delay */
+	UST_TCP_OPT_IP_TOS,         /* the TOS byte; its ECN bits are ignored */
+	UST_TCP_OPT_IP_TTL,         /* 1..255, or -1: the default */
+	UST_TCP_OPT_IP_MTU_DISCOVER, /* UST_PMTUDISC_* */
+	UST_TCP_OPT_IP_MTU,         /* read only: the path MTU; -ENOTCONN unless connected */
+	UST_TCP_OPT_CORK,           /* TCP_CORK: 1 holds partial segments; 0 pushes them */
+	UST_TCP_OPT_MORE,           /* MSG_MORE: 1 holds them until the next ACK; 0 pushes them */
+	UST_TCP_OPT_WINDOW_CLAMP,   /* TCP_WINDOW_CLAMP: bytes; 0 (before connect) none */
+	UST_TCP_OPT_DEFER_ACCEPT,   /* TCP_DEFER_ACCEPT: seconds, read back as Linux rounds them */
+};
+/* IP_MTU_DISCOVER's modes, Linux's IP_PMTUDISC_*: DF is set with WANT
+ * (the default) and DO, and clear with the others. */
+enum {
+	UST_PMTUDISC_DONT, UST_PMTUDISC_WANT, UST_PMTUDISC_DO, UST_PMTUDISC_PROBE,
+	UST_PMTUDISC_INTERFACE, UST_PMTUDISC_OMIT,
 };
 int ust_tcp_setopt(struct ust_tcb *tcb, enum ust_tcp_opt opt, int value);
+/* IP_TOS, IP_TTL and IP_MTU_DISCOVER as Linux takes them, with no control
+ * block needed: the value kept (the TOS byte less its ECN field; a TTL of
+ * -1, the default, kept as 0), or -EINVAL. */
+int ust_tcp_ip_opt_value(enum ust_tcp_opt opt, int value);
 int ust_tcp_getopt(const struct ust_tcb *tcb, enum ust_tcp_opt opt, int *value);
 /* TCP_CONGESTION: the algorithm called name from now on, 0; or -ENOENT if
  * none is called that (Linux reads the name up to a NUL, 15 bytes at most).

@@ -316,6 +316,7 @@ static void snd_una_advance(struct ust_tcb *t, uint32_t ack)
 	t->snd_una = ack;
 	if (seq_lt(t->snd_nxt, t->snd_una))
 		t->snd_nxt = t->snd_una;
+	tcp_urg_acked(t);
 	tcp_chrono_stop(t, TCP_CHRONO_BUSY, t->tcp->now);
 }
 
@@ -933,6 +934,11 @@ void tcp_ack_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time n
 	};
 	uint64_t prior_delivered = t->delivered, prior_lost = t->lost;
 	uint32_t prior_packets = t->packets_out, num_dupack = 0;
+
+	/* Linux pushes after an ACK with the socket's own Nagle state
+	 * (tcp_data_snd_check): MSG_MORE held its call's bytes only until
+	 * now. */
+	t->more = false;
 
 	if (ust_seg_len(seg))
 		a.flag |= ACK_DATA;

@@ -203,13 +203,17 @@ void tcp_fin_received(struct ust_tcb *t, ust_time now)
 		tcp_set_state(t, UST_TCP_CLOSE_WAIT);
 		break;
 	case UST_TCP_FIN_WAIT_1:
-		if (tcb_fin_acked(t))
+		if (tcb_fin_acked(t)) {
 			tcp_enter_time_wait(t, now);
-		else
+			t->tw_ack_as_socket = true;
+		} else {
 			tcp_set_state(t, UST_TCP_CLOSING);
+		}
 		break;
 	case UST_TCP_FIN_WAIT_2:
 		tcp_enter_time_wait(t, now);
+		/* An orphan was Linux's timewait socket already. */
+		t->tw_ack_as_socket = !t->released;
 		break;
 	default:
 		break;

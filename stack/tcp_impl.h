@@ -467,6 +467,15 @@ static inline bool tcp_in_pingpong_mode(const struct ust_tcb *t)
 /* SO_RCVBUF: the buffer is size bytes (as getsockopt reports it) and no
  * longer grows by itself; the largest window follows it at once. */
 void tcp_rcvbuf_set(struct ust_tcb *t, uint32_t size);
+
+/* Urgent data (tcp_urg.c): the URG flag and pointer of a segment starting
+ * at seq; urgent mode ends once SND.UNA reaches SND.UP; a segment's URG
+ * announces an urgent byte (Linux's tcp_check_urg). */
+uint16_t tcp_urg_output(const struct ust_tcb *t, uint32_t seq, uint8_t *flags);
+void tcp_urg_acked(struct ust_tcb *t);
+void tcp_urg_input(struct ust_tcb *t, const struct ust_tcp_seg *seg);
+/* TCP_WINDOW_CLAMP: 0 or -EINVAL (0 once a window was chosen). */
+int tcp_set_window_clamp(struct ust_tcb *t, int val);
 /* Out-of-order data is held beyond the window's start: give the buffer
  * room for it (Linux's tcp_rcvbuf_grow from tcp_data_queue_ofo). */
 void tcp_rcvbuf_grow(struct ust_tcb *t);

@@ -5,7 +5,7 @@
  *   §3.10.7.3 SYN-SENT      syn_sent_input
  *   §3.10.7.4 the others    synchronized_input: its eight steps, one
  *             function each: step1_sequence, step2_rst, (third, security:
- *             nothing), step4_syn, step5_ack, (sixth, URG: nothing),
+ *             nothing), step4_syn, step5_ack, (sixth, URG: tcp_urg_input),
  *             step7_text, step8_fin
  *   TIME-WAIT               tcp_time_wait_input (tcp_close.c), as Linux
  *
@@ -143,6 +143,11 @@ static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *se
 	c->user_timeout = l->user_timeout;
 	c->fin_timeout_ms = l->fin_timeout_ms;
 	c->linger2_neg = l->linger2_neg;
+	c->ip_tos = l->ip_tos;
+	c->ip_ttl = l->ip_ttl;
+	c->ip_pmtudisc = l->ip_pmtudisc;
+	c->user_wnd_clamp = l->user_wnd_clamp;
+	c->defer_accept = l->defer_accept;
 	c->rcv_mss = l->rcv_mss ? l->rcv_mss : (uint16_t)(tcp->st->nif.mtu - 40);
 	c->irs = seg->seq;
 	c->rcv_nxt = seg->seq + 1;
@@ -481,6 +486,14 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 		tcp_send_rst_reply(t->tcp, seg, now);
 		return false;
 	}
+	/* TCP_DEFER_ACCEPT: while the period lasts, an ACK without data
+	 * leaves the child waiting for data, or for the period's last
+	 * SYN-ACK (Linux's tcp_check_req, TCPDeferAcceptDrop). */
+	if (t->defer_accept && t->backoff < t->defer_accept && !seg->len && !(seg->flags & UST_TH_FIN)) {
+		t->defer_acked = true;
+		tcp_drop(t->tcp, UST_DROP_TCP_DEFER_ACCEPT);
+		return false;
+	}
 	t->snd_wnd = (uint32_t)seg->wnd << t->snd_wscale;
 	t->max_snd_wnd = t->snd_wnd;
 	t->snd_wl1 = seg->seq;
@@ -685,8 +698,9 @@ static void synchronized_input(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_t
 	tcp_sndbuf_expand(t);
 	t->last_rcv = now;
 	t->keep_probes = 0;
-	/* Sixth, the URG bit: there is no urgent mode; urgent data is
-	 * delivered inline, as Linux does with SO_OOBINLINE. */
+	/* Sixth, the URG bit (tcp_urg.c): the urgent byte is noted, and
+	 * the relay hands it to the program out of band. */
+	tcp_urg_input(t, seg);
 	if (!step7_text(t, seg, now))
 		return;
 	step8_fin(t, seg, now);

@@ -14,10 +14,11 @@ struct seg_out {
 	uint16_t sport, dport;
 	uint32_t seq, ack;
 	uint8_t flags;
-	uint8_t ecn;                 /* the IP header's ECN field (UST_ECN_*) */
+	struct ust_ip_hdr ip;        /* TOS (with the ECN field), TTL, DF */
 	uint16_t wnd;
 	const uint8_t *opts;
 	unsigned optlen;
+	uint16_t up;                 /* the urgent pointer (with UST_TH_URG) */
 	const struct ust_ring *data; /* payload from this ring… */
 	uint32_t data_off, len;      /* …at this offset */
 };
@@ -42,7 +43,7 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 	h[13] = o->flags;
 	ust_put16(h + 14, o->wnd);
 	ust_put16(h + 16, 0);
-	ust_put16(h + 18, 0);
+	ust_put16(h + 18, o->up);
 	if (o->optlen)
 		memcpy(h + UST_TCP_HLEN, o->opts, o->optlen);
 	if (o->len)
@@ -62,7 +63,33 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 	st->ctr.event[UST_EV_TCP_SEGS_OUT]++;
 	if (o->flags & UST_TH_RST)
 		st->ctr.event[UST_EV_TCP_RST_OUT]++;
-	return ust_ip_output(st, p, o->dst, UST_IPPROTO_TCP, o->ecn, now);
+	return ust_ip_send(st, p, o->dst, UST_IPPROTO_TCP, &o->ip, now);
+}
+
+/* The IPv4 header the socket asked for (IP_TOS, IP_TTL, IP_MTU_DISCOVER),
+ * ECN field still clear. Linux's timewait socket (TIME-WAIT after the ACK
+ * of the peer's FIN, and an orphan's FIN-WAIT-2) keeps the TOS but not the
+ * TTL or the PMTU mode (measured on Linux 6.18, TTL 17 and
+ * IP_PMTUDISC_DONT: the ACK of the peer's FIN goes with TTL 17 without DF
+ * from a socket the program holds, with TTL 64 and DF from one it
+ * closed). */
+static struct ust_ip_hdr tcb_ip_hdr(struct ust_tcb *t)
+{
+	struct ust_ip_hdr h = { .tos = t->ip_tos, .ttl = UST_IP_TTL_DEFAULT, .df = true };
+
+	if (t->state == UST_TCP_TIME_WAIT && t->tw_ack_as_socket) {
+		t->tw_ack_as_socket = false;
+	} else if (t->state == UST_TCP_TIME_WAIT ||
+		   (t->state == UST_TCP_FIN_WAIT_2 && t->released)) {
+		return h;
+	}
+	if (t->ip_ttl)
+		h.ttl = t->ip_ttl;
+	/* Linux's ip_dont_fragment (no route here locks its MTU); its
+	 * SYN-ACK goes with DF whatever the listener's mode (measured). */
+	h.df = t->ip_pmtudisc == UST_PMTUDISC_WANT || t->ip_pmtudisc == UST_PMTUDISC_DO ||
+	       t->state == UST_TCP_SYN_RECEIVED;
+	return h;
 }
 
 /* The segment from a control block, with the window, options and ECN
@@ -72,7 +99,7 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off, uint32_t len,
 		    ust_time now)
 {
-	uint8_t opts[UST_TCP_OPT_MAX];
+	uint8_t opts[UST_TCP_OPT_MAX], ecn;
 	struct seg_out o = {
 		.src = t->laddr, .dst = t->raddr, .sport = t->lport, .dport = t->rport,
 		.seq = seq, .flags = flags, .opts = opts, .data = &t->sndbuf,
@@ -80,7 +107,12 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 	};
 	uint32_t wnd;
 
-	o.ecn = tcp_ecn_output(t, seq, len, &o.flags);
+	o.ip = tcb_ip_hdr(t);
+	ecn = tcp_ecn_output(t, seq, len, &o.flags);
+	o.ip.tos |= ecn;
+	if (!(flags & UST_TH_SYN))
+		t->ip_ecn_sent = ecn;
+	o.up = tcp_urg_output(t, seq, &o.flags);
 	o.optlen = tcp_build_opts(t, flags, now, opts);
 	if (flags & UST_TH_SYN) {
 		/* The window of a SYN is never scaled: the first window
@@ -141,6 +173,7 @@ void tcp_send_rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_
 {
 	struct seg_out o = {
 		.src = seg->dst, .dst = seg->src, .sport = seg->dport, .dport = seg->sport,
+		.ip = { .ttl = UST_IP_TTL_DEFAULT, .df = true }, /* Linux's control socket's */
 	};
 
 	if (seg->flags & UST_TH_RST)
@@ -300,7 +333,12 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 		fin = false;
 	if (len == 0 && !fin)
 		return false;
-	if (!force && len < seg_max && len > 0 && !fin) {
+	/* Urgent data is never held (Linux's tcp_nagle_test). */
+	if (!force && len < seg_max && len > 0 && !fin && !t->urg_mode) {
+		/* TCP_CORK and MSG_MORE: the rest of the segment is coming
+		 * (Linux's tcp_nagle_check with TCP_NAGLE_CORK). */
+		if (t->cork || t->more)
+			return false;
 		/* Nagle (RFC 9293 §3.7.4) in Minshall's form, as Linux: a
 		 * small segment waits while another small one is
 		 * unacknowledged, unless TCP_NODELAY. Sender silly-window

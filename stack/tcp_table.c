@@ -313,6 +313,7 @@ struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user)
 	t->keep_intvl = TCP_KEEPINTVL;
 	t->keep_cnt = TCP_KEEPCNT;
 	t->syn_retries = tcp->cfg.syn_retries;
+	t->ip_pmtudisc = UST_PMTUDISC_WANT;
 	t->heap_idx = NOT_IN_HEAP;
 	t->due = UST_TIME_NEVER;
 	for (unsigned i = 0; i < UST_TT_N; i++)

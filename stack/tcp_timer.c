@@ -71,8 +71,10 @@ ust_time tcp_rto_backed_off(const struct ust_tcb *t)
 	unsigned doublings = t->backoff;
 
 	/* Linux 6.x (tcp_syn_linear_timeouts = 4): the first four SYN
-	 * retransmissions keep the initial timeout, then it doubles. */
-	if (t->state == UST_TCP_SYN_SENT || t->state == UST_TCP_SYN_RECEIVED)
+	 * retransmissions keep the initial timeout, then it doubles. A
+	 * listener's SYN-ACK doubles from the first (its request socket's
+	 * reqsk_timeout; measured on 6.18: SYN-ACKs at 0, 1, 3, 7 s). */
+	if (t->state == UST_TCP_SYN_SENT || (t->state == UST_TCP_SYN_RECEIVED && !t->listener))
 		doublings = doublings > TCP_SYN_LINEAR ? doublings - TCP_SYN_LINEAR : 0;
 	for (unsigned i = 0; i < doublings && rto < TCP_RTO_MAX; i++)
 		rto *= 2;
@@ -207,7 +209,19 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 		 * pure doubling (tcp_model_timeout: 1 + 2 + 4 … s), whatever
 		 * the linear timeouts squeezed into it. */
 		unsigned limit = t->state == UST_TCP_SYN_SENT ? t->syn_retries : tcp->cfg.synack_retries;
-		ust_time give_up = t->rec.start + TCP_RTO_INIT * ((2ull << (limit < 20 ? limit : 20)) - 1);
+		ust_time give_up;
+		bool resend = true;
+
+		/* TCP_DEFER_ACCEPT (Linux's syn_ack_recalc): a child whose
+		 * handshake was ACKed without data lives for the deferring
+		 * period at least, and its SYN-ACK goes again only at the
+		 * period's last timeout, for a last ACK to establish it. */
+		if (t->state == UST_TCP_SYN_RECEIVED && t->defer_acked) {
+			if (limit < t->defer_accept)
+				limit = t->defer_accept;
+			resend = t->backoff + 1u >= t->defer_accept;
+		}
+		give_up = t->rec.start + TCP_RTO_INIT * ((2ull << (limit < 20 ? limit : 20)) - 1);
 		if (now >= give_up) {
 			tcp_die(t, ETIMEDOUT, UST_OUTCOME_TIMEOUT, "SYN not answered");
 			return;
@@ -215,7 +229,8 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 		tcp_rto_stats(t, now);
 		t->backoff++;
 		tcp_count(tcp, UST_EV_TCP_RTO);
-		tcp_send_syn(t, now);
+		if (resend)
+			tcp_send_syn(t, now);
 		tcp_timer_set(t, UST_TT_RTX, ust_time_min(now + tcp_rto_backed_off(t), give_up));
 		return;
 	}

@@ -323,6 +323,69 @@ static void set_sndbuf(struct ust_tcb *t, int v)
 		ust_ring_resize(&t->sndbuf, t->sndbuf_cap);
 }
 
+/* TCP_DEFER_ACCEPT counts SYN-ACK timeouts, 1 s doubling up to 120 s
+ * (Linux's secs_to_retrans and retrans_to_secs): 5 s is 3 (1 + 2 + 4),
+ * which reads back as 7. */
+static uint8_t secs_to_retrans(int seconds)
+{
+	int timeout = 1, period = 1, n = 1;
+
+	if (seconds <= 0)
+		return 0;
+	while (seconds > period && n < 255) {
+		n++;
+		timeout = timeout * 2 > 120 ? 120 : timeout * 2;
+		period += timeout;
+	}
+	return (uint8_t)n;
+}
+
+static int retrans_to_secs(uint8_t n)
+{
+	int timeout = 1, period = 1;
+
+	if (!n)
+		return 0;
+	while (--n) {
+		timeout = timeout * 2 > 120 ? 120 : timeout * 2;
+		period += timeout;
+	}
+	return period;
+}
+
+int ust_tcp_ip_opt_value(enum ust_tcp_opt opt, int v)
+{
+	switch (opt) {
+	case UST_TCP_OPT_IP_TOS:
+		/* Linux's __ip_sock_set_tos: a byte, and on a stream socket
+		 * the ECN field stays TCP's. */
+		return v & 0xff & ~UST_ECN_MASK;
+	case UST_TCP_OPT_IP_TTL:
+		if (v == -1)
+			return 0; /* the default */
+		return v >= 1 && v <= 255 ? v : -EINVAL;
+	case UST_TCP_OPT_IP_MTU_DISCOVER:
+		return v >= UST_PMTUDISC_DONT && v <= UST_PMTUDISC_OMIT ? v : -EINVAL;
+	default:
+		return -ENOPROTOOPT;
+	}
+}
+
+static int set_ip_opt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
+{
+	int kept = ust_tcp_ip_opt_value(opt, v);
+
+	if (kept < 0)
+		return kept;
+	if (opt == UST_TCP_OPT_IP_TOS)
+		t->ip_tos = (uint8_t)kept;
+	else if (opt == UST_TCP_OPT_IP_TTL)
+		t->ip_ttl = (uint8_t)kept;
+	else
+		t->ip_pmtudisc = (uint8_t)kept;
+	return 0;
+}
+
 int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 {
 	switch (opt) {
@@ -395,6 +458,28 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 	case UST_TCP_OPT_QUICKACK:
 		tcp_set_quickack(t, v, t->tcp->now);
 		return 0;
+	case UST_TCP_OPT_IP_TOS:
+	case UST_TCP_OPT_IP_TTL:
+	case UST_TCP_OPT_IP_MTU_DISCOVER:
+		return set_ip_opt(t, opt, v);
+	case UST_TCP_OPT_IP_MTU:
+		break;
+	case UST_TCP_OPT_CORK:
+		/* Linux's __tcp_sock_set_cork: uncorking pushes what waits. */
+		t->cork = v != 0;
+		if (!t->cork)
+			tcp_output(t, t->tcp->now);
+		return 0;
+	case UST_TCP_OPT_MORE:
+		t->more = v != 0;
+		if (!t->more)
+			tcp_output(t, t->tcp->now);
+		return 0;
+	case UST_TCP_OPT_WINDOW_CLAMP:
+		return tcp_set_window_clamp(t, v);
+	case UST_TCP_OPT_DEFER_ACCEPT:
+		t->defer_accept = secs_to_retrans(v);
+		return 0;
 	}
 	return -ENOPROTOOPT;
 }
@@ -418,6 +503,23 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 	case UST_TCP_OPT_SYNCNT: *v = (int)t->syn_retries; return 0;
 	/* Linux's do_tcp_getsockopt: "not interactive". */
 	case UST_TCP_OPT_QUICKACK: *v = !tcp_in_pingpong_mode(t); return 0;
+	case UST_TCP_OPT_IP_TOS: *v = t->ip_tos | t->ip_ecn_sent; return 0;
+	case UST_TCP_OPT_IP_TTL: *v = t->ip_ttl ? t->ip_ttl : UST_IP_TTL_DEFAULT; return 0;
+	case UST_TCP_OPT_IP_MTU_DISCOVER: *v = t->ip_pmtudisc; return 0;
+	case UST_TCP_OPT_CORK: *v = t->cork; return 0;
+	case UST_TCP_OPT_MORE: *v = t->more; return 0;
+	/* Linux's tp->window_clamp: the user's until the first window. */
+	case UST_TCP_OPT_WINDOW_CLAMP:
+		*v = (int)(t->rcv_wnd_clamp ? t->rcv_wnd_clamp : t->user_wnd_clamp);
+		return 0;
+	case UST_TCP_OPT_DEFER_ACCEPT: *v = retrans_to_secs(t->defer_accept); return 0;
+	case UST_TCP_OPT_IP_MTU:
+		/* Linux: the route's MTU once connect() chose one; the
+		 * engine keeps no path MTU of its own (tcp_stats.c). */
+		if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN)
+			return -ENOTCONN;
+		*v = (int)t->tcp->st->nif.mtu;
+		return 0;
 	}
 	return -ENOPROTOOPT;
 }

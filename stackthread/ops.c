@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/sockios.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -160,8 +162,38 @@ void us_op_setopt(struct us_call *c)
 		c->ret = 0;
 		return;
 	}
+	if (c->u.opt.name == UST_TCP_OPT_CORK || c->u.opt.name == UST_TCP_OPT_MORE) {
+		/* What the program wrote before the call is TCP's before the
+		 * cork changes, as in Linux's send queue: only later bytes
+		 * wait for the uncork, or are pushed by it. */
+		us_relay_pull(k);
+		if (!(k = call_conn(c))) {
+			c->ret = 0;
+			return;
+		}
+	}
 	c->ret = ust_tcp_setopt(k->tcb, (enum ust_tcp_opt)c->u.opt.name, c->u.opt.val);
 	us_mark_dirty(k);
+}
+
+/* MSG_OOB (shim/io.c): the program's bytes, all written by now, end with
+ * the urgent byte. What is still in the pair after taking in what fits
+ * (SIOCINQ on the stack end) comes before the mark too. */
+void us_op_urgent(struct us_call *c)
+{
+	struct us_conn *k = call_conn(c);
+	int inq = 0;
+
+	if (!k)
+		return;
+	us_relay_pull(k);
+	if (!(k = call_conn(c)))
+		return;
+	if (ioctl(k->sfd, SIOCINQ, &inq) < 0 || inq < 0)
+		inq = 0;
+	ust_tcp_send_urgent(k->tcb, (uint32_t)inq, ust_now());
+	us_mark_dirty(k);
+	c->ret = 0;
 }
 
 /* shutdown(SHUT_RD) on a listener: Linux stops listening (queued

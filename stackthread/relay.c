@@ -406,6 +406,18 @@ static void on_rd(struct ev_loop *ev, ev_io *w, int revents)
 
 /* Passes received bytes on; returns false while bytes remain that the pair
  * cannot take yet. */
+/* The spans cut to their first len bytes; how many spans are left. */
+static unsigned iov_cut(struct iovec iov[2], unsigned n, uint32_t len)
+{
+	if (iov[0].iov_len >= len) {
+		iov[0].iov_len = len;
+		return 1;
+	}
+	if (n == 2 && iov[0].iov_len + iov[1].iov_len > len)
+		iov[1].iov_len = len - iov[0].iov_len;
+	return n;
+}
+
 static bool conn_push(struct us_conn *c)
 {
 	struct ust_tcb *t = c->tcb;
@@ -418,7 +430,21 @@ static bool conn_push(struct us_conn *c)
 	 * Linux keeps queueing it (C7): read through us_op_read_held. */
 	while (!c->rd_shut && (n = ust_tcp_rcv_spans(t, iov)) > 0) {
 		struct msghdr m = { .msg_iov = iov, .msg_iovlen = n };
-		ssize_t r = REAL(sendmsg)(c->sfd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+		int flags = MSG_DONTWAIT | MSG_NOSIGNAL;
+		uint32_t urg;
+		ssize_t r;
+
+		/* The peer's urgent byte goes as AF_UNIX's out-of-band byte,
+		 * which the app end then reads as Linux's TCP socket would
+		 * (tcp_urg.c); the bytes before it first. */
+		if (ust_tcp_rcv_urgent(t, &urg)) {
+			m.msg_iovlen = iov_cut(iov, n, urg ? urg : 1);
+			if (!urg)
+				flags |= MSG_OOB;
+		}
+		r = REAL(sendmsg)(c->sfd, &m, flags);
+		if (r < 0 && (flags & MSG_OOB) && errno == EOPNOTSUPP) /* no CONFIG_AF_UNIX_OOB */
+			r = REAL(sendmsg)(c->sfd, &m, flags & ~MSG_OOB);
 		if (r > 0) {
 			ust_tcp_rcv_consumed(t, (uint32_t)r, ust_now());
 			continue;
@@ -668,6 +694,9 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	atomic_store(&s->local, us_pack(e.laddr, e.lport));
 	atomic_store(&s->remote, us_pack(e.raddr, e.rport));
 	atomic_store(&s->flags, US_F_EVER_SYNCED | US_F_PAIRED);
+	atomic_store(&s->ip_tos, atomic_load(&l->sock->ip_tos));
+	atomic_store(&s->ip_ttl, atomic_load(&l->sock->ip_ttl));
+	atomic_store(&s->ip_pmtudisc, atomic_load(&l->sock->ip_pmtudisc));
 	memset(tok, 0, sizeof(*tok));
 	tok->magic = US_TOKEN_MAGIC;
 	tok->idx = us_sock_idx(s);
@@ -700,6 +729,26 @@ static void send_error_token(struct us_conn *l, int err)
 /* Hands the oldest connection of l's accept queue to the program; false
  * when it could not (no slot, no memory, the pair full: then the writable
  * watcher is on). */
+/* The bytes an accepted connection already holds go into its pair before
+ * the token, so that they are readable when accept() returns, as on Linux
+ * (what TCP_DEFER_ACCEPT waits for). Copied, not taken: TCP lets go of
+ * them once the token is out. An urgent byte is left to conn_push. */
+static uint32_t prefill(const struct ust_tcb *ct, int sfd)
+{
+	struct iovec iov[2];
+	struct msghdr m = { .msg_iov = iov };
+	uint32_t urg;
+	ssize_t r;
+
+	if (ust_tcp_rcv_urgent(ct, &urg))
+		return 0;
+	m.msg_iovlen = ust_tcp_rcv_spans(ct, iov);
+	if (!m.msg_iovlen)
+		return 0;
+	r = REAL(sendmsg)(sfd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return r > 0 ? (uint32_t)r : 0;
+}
+
 static bool deliver_one(struct us_conn *l)
 {
 	struct ust_tcb *ct = ust_tcp_accept_peek(l->tcb);
@@ -707,6 +756,7 @@ static bool deliver_one(struct us_conn *l)
 	struct us_conn *c;
 	struct us_token tok;
 	struct stat st;
+	uint32_t pre;
 	int app, sfd, err;
 
 	/* Counted as socket() counts them; the connection waits in TCP's
@@ -724,6 +774,7 @@ static bool deliver_one(struct us_conn *l)
 		return false;
 	}
 	accepted_sock(l, s, &st, ct, &tok);
+	pre = prefill(ct, sfd);
 	if (!send_token(l->sfd, app, &tok)) {
 		REAL(close)(app);
 		REAL(close)(sfd);
@@ -741,6 +792,8 @@ static bool deliver_one(struct us_conn *l)
 	}
 	ust_tcp_accept(l->tcb, c, &err);
 	c->tcb = ct;
+	if (pre)
+		ust_tcp_rcv_consumed(ct, pre, ust_now());
 	l->out[l->nout].idx = tok.idx;
 	l->out[l->nout].gen = tok.gen;
 	l->nout++;
@@ -965,20 +1018,27 @@ void us_relay_after(struct ust_loop *l, ust_time now)
 
 /* Takes in what the program wrote and closed just before this (at exit),
  * so that its FINs are queued before the keeper takes over. */
+void us_relay_pull(struct us_conn *c)
+{
+	if (c->sfd >= 0 && c->tcb && !c->listener && !c->filler && !c->dead) {
+		if (!c->app_eof)
+			conn_pull(c);
+		else if (us_app_gone(c->sfd))
+			app_let_go(c);
+	}
+}
+
 void us_relay_sync(struct us_stack *st)
 {
 	for (struct us_conn *k = st->all, *next; k; k = next) {
-		/* conn_pull may free k, never another relay */
+		/* us_relay_pull may free k, never another relay */
 		next = k->all_next;
 		if (k->sfd < 0) {
 			/* Never paired: nobody can use it after the program
 			 * (an exec'd image sees a plain AF_UNIX socket). */
 			us_conn_release(k, false);
-		} else if (k->tcb && !k->listener && !k->filler && !k->dead) {
-			if (!k->app_eof)
-				conn_pull(k);
-			else if (us_app_gone(k->sfd))
-				app_let_go(k);
+		} else {
+			us_relay_pull(k);
 		}
 	}
 }

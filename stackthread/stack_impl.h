@@ -188,6 +188,8 @@ void us_relay_sync(struct us_stack *st);
 void us_relay_wake(struct us_stack *st, bool poked);
 /* After the program's SHUT_WR: everything it wrote leaves the pair now. */
 void us_relay_take_tail(struct us_conn *c);
+/* The same for one relay (it may be freed: look it up again). */
+void us_relay_pull(struct us_conn *c);
 /* A listener hands what TCP's accept queue holds to the program, now;
  * how many it handed. */
 unsigned us_listener_deliver(struct us_conn *l);

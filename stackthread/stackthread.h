@@ -114,6 +114,7 @@ enum us_kind {
 #define US_F_BUSY_POLL   0x800 /* SO_BUSY_POLL was set on the app end */
 #define US_F_APP_SHUT_RD 0x8000 /* the program shut its receiving side down (shutdown) */
 #define US_F_PAIRED     0x10000 /* the app end is connected to a stack end (connect, listen, accept) */
+#define US_F_MORE       0x1000 /* a send with MSG_MORE: the next without it pushes */
 
 #define US_OPT_RECORD 8
 
@@ -130,8 +131,13 @@ struct us_sock {
 	int app_fd;                  /* the app end's number when created */
 	dev_t app_dev;               /* and its identity */
 	ino_t app_ino;
-	/* Options that only the program side keeps (Linux would echo them). */
-	_Atomic int reuseaddr, reuseport, ip_tos, ip_ttl;
+	/* Options that only the program side keeps (Linux would echo them;
+	 * TCP_NOTSENT_LOWAT has no effect here yet: README). */
+	_Atomic int reuseaddr, reuseport, notsent_lowat;
+	/* IP_TOS, IP_TTL (0: the default) and IP_MTU_DISCOVER as the engine
+	 * keeps them (ust_tcp_ip_opt_value), for getsockopt after TCP let go;
+	 * a listener's accepted connections start with its values. */
+	_Atomic int ip_tos, ip_ttl, ip_pmtudisc;
 	_Atomic int linger_on, linger_s;
 	/* Options set before connect, for a socket handed to the kernel
 	 * (a USTCP_PASSTHROUGH destination). */
@@ -251,6 +257,7 @@ void us_op_pair(struct us_call *c);       /* a blocking connect returns early: p
 void us_op_take_tail(struct us_call *c);  /* after SHUT_WR: empty the pair now */
 void us_op_read_held(struct us_call *c);  /* u.out = struct us_held_read: after SHUT_RD */
 void us_op_setopt(struct us_call *c);
+void us_op_urgent(struct us_call *c);     /* MSG_OOB: the urgent mark after what was written */
 void us_op_getopt(struct us_call *c);
 void us_op_status(struct us_call *c);     /* u.out = struct ust_tcp_status */
 void us_op_set_cc(struct us_call *c);     /* u.out = the name, NUL-terminated (TCP_CONGESTION) */

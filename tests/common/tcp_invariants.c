@@ -353,6 +353,29 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 		INVT(t, t->pacing_next_ns <= (uint64_t)tcp->now * 1000 + 1000000000u +
 			(uint64_t)tcp_pacing_burst(t) * t->mss * 1000000000u / t->pacing_rate);
 
+	/* The IPv4 header (IP_TOS, IP_TTL, IP_MTU_DISCOVER): the ECN field
+	 * is never the program's, the mode is one of Linux's, and the ACK
+	 * owed as the socket's goes out with the FIN that led to TIME-WAIT. */
+	INVT(t, (t->ip_tos & UST_ECN_MASK) == 0 && (t->ip_ecn_sent & ~UST_ECN_MASK) == 0);
+	INVT(t, t->ip_ecn_sent == 0 || (t->ecn_flags & UST_TCP_ECN_OK));
+	INVT(t, t->ip_pmtudisc <= UST_PMTUDISC_OMIT);
+	INVT(t, !t->tw_ack_as_socket || t->state == UST_TCP_TIME_WAIT);
+
+	/* TCP_DEFER_ACCEPT: only a deferring child was ACKed without data. */
+	INVT(t, !t->defer_acked || t->defer_accept);
+
+	/* Urgent mode lasts until SND.UNA reaches SND.UP (tcp_urg.c). */
+	INVT(t, !t->urg_mode || seq_gt(t->snd_up, t->snd_una));
+
+	/* TCP_WINDOW_CLAMP is never below Linux's SOCK_MIN_RCVBUF / 2. */
+	INVT(t, t->user_wnd_clamp == 0 || t->user_wnd_clamp >= 1152);
+
+	/* TCP_CORK, MSG_MORE: bytes held with nothing in flight have the
+	 * probe timer to push them (Linux's 200 ms ceiling), never forever. */
+	if ((t->cork || t->more) && UST_TCP_SYNCHRONIZED(t->state) && t->state != UST_TCP_TIME_WAIT &&
+	    t->snd_max == t->snd_una && seq_lt(t->snd_nxt, t->snd_buf_seq + t->sndbuf.len))
+		INVT(t, t->timer[UST_TT_RTX] != UST_TIME_NEVER);
+
 	/* A child: its listener is alive and listening. */
 	if (t->listener) {
 		INVT(t, in_live(c, t->listener));

@@ -400,6 +400,13 @@ struct seg_spec {
 	uint32_t src, dst;
 	bool badcsum;                  /* inbound: corrupt the checksum */
 	uint8_t ecn;                   /* the IP header's ECN field: set (inbound), expected (outbound) */
+	/* Outbound, the rest of the IP header as IP_TOS, IP_TTL and
+	 * IP_MTU_DISCOVER make it: the TOS byte less its ECN field (0 unless
+	 * "tos 0xNN"), the TTL (64 unless "ttl N"), DF (unless "nodf"). */
+	uint8_t tos;
+	uint8_t ttl;                   /* 0: the default, 64 */
+	bool nodf;
+	uint16_t up;                   /* "urg N": the urgent pointer, set (inbound), expected (outbound) */
 };
 
 struct icmp_spec {
@@ -413,7 +420,7 @@ enum cmd {
 	CMD_SOCKET, CMD_BIND, CMD_LISTEN, CMD_CONNECT, CMD_ACCEPT, CMD_SEND, CMD_RECV,
 	CMD_SHUTDOWN, CMD_CLOSE, CMD_ABORT, CMD_SETSOCKOPT, CMD_GETSOCKOPT, CMD_LINGER,
 	CMD_SO_ERROR, CMD_STATE, CMD_EVENTS, CMD_STATUS, CMD_RECORD, CMD_CONNS, CMD_COUNTER,
-	CMD_QUIET,
+	CMD_QUIET, CMD_URGENT, CMD_RCV_URGENT,
 };
 
 /* What follows "=" in a call line. */
@@ -456,6 +463,8 @@ static const struct cmd_def cmds[] = {
 	{ "conns", CMD_CONNS, false, 0, 0, RES_INT, "conns = N" },
 	{ "counter", CMD_COUNTER, false, 1, 1, RES_INT, "counter NAME = N" },
 	{ "quiet", CMD_QUIET, false, 0, 0, RES_NONE, "quiet" },
+	{ "urgent", CMD_URGENT, true, 1, 1, RES_NONE, "urgent H BEYOND (MSG_OOB: the mark BEYOND bytes past the queue)" },
+	{ "rcv_urgent", CMD_RCV_URGENT, true, 0, 0, RES_INT, "rcv_urgent H = OFFSET | -1" },
 };
 
 struct call {
@@ -805,7 +814,8 @@ static int ecn_parse(const char *s)
 }
 
 /* DIR FLAGS START:END(LEN) [ack N] [win N] [<opts>] [sport N] [dport N]
- * [src IP] [dst IP] [badcsum] [noecn|ect0|ect1|ce] */
+ * [src IP] [dst IP] [badcsum] [noecn|ect0|ect1|ce] [tos 0xNN] [ttl N] [nodf]
+ * [urg N] */
 static bool parse_segment(struct parser *p, struct line *l, bool outbound)
 {
 	struct seg_spec *g = &l->seg;
@@ -853,6 +863,29 @@ static bool parse_segment(struct parser *p, struct line *l, bool outbound)
 			g->badcsum = true;
 		} else if (ecn_parse(t) >= 0) {
 			g->ecn = (uint8_t)ecn_parse(t);
+		} else if (!strcmp(t, "tos") && outbound) {
+			uint32_t v;
+			if (!next_u32(p, "tos", &v))
+				return false;
+			if (v > 255 || (v & UST_ECN_MASK))
+				return perr(p, "tos %#x: a byte without the ECN field (write that apart)", v);
+			g->tos = (uint8_t)v;
+		} else if (!strcmp(t, "ttl") && outbound) {
+			uint32_t v;
+			if (!next_u32(p, "ttl", &v))
+				return false;
+			if (v < 1 || v > 255)
+				return perr(p, "ttl %u is not 1..255", v);
+			g->ttl = (uint8_t)v;
+		} else if (!strcmp(t, "nodf") && outbound) {
+			g->nodf = true;
+		} else if (!strcmp(t, "urg")) {
+			uint32_t v;
+			if (!next_u32(p, "urg", &v))
+				return false;
+			if (v > 65535)
+				return perr(p, "urg %u does not fit 16 bits", v);
+			g->up = (uint16_t)v;
 		} else {
 			return perr(p, "unexpected '%s' in a segment", t);
 		}
@@ -910,6 +943,10 @@ static const struct { const char *name; enum ust_tcp_opt opt; } sockopts[] = {
 	{ "TCP_LINGER2", UST_TCP_OPT_LINGER2 },     { "SO_SNDBUF", UST_TCP_OPT_SNDBUF },
 	{ "SO_RCVBUF", UST_TCP_OPT_RCVBUF },        { "TCP_MAXSEG", UST_TCP_OPT_MAXSEG },
 	{ "TCP_SYNCNT", UST_TCP_OPT_SYNCNT },       { "TCP_QUICKACK", UST_TCP_OPT_QUICKACK },
+	{ "IP_TOS", UST_TCP_OPT_IP_TOS },           { "IP_TTL", UST_TCP_OPT_IP_TTL },
+	{ "IP_MTU_DISCOVER", UST_TCP_OPT_IP_MTU_DISCOVER }, { "IP_MTU", UST_TCP_OPT_IP_MTU },
+	{ "TCP_CORK", UST_TCP_OPT_CORK },         { "MSG_MORE", UST_TCP_OPT_MORE },
+	{ "TCP_WINDOW_CLAMP", UST_TCP_OPT_WINDOW_CLAMP }, { "TCP_DEFER_ACCEPT", UST_TCP_OPT_DEFER_ACCEPT },
 };
 
 static bool sockopt_by_name(const char *s, enum ust_tcp_opt *out)
@@ -1460,7 +1497,11 @@ struct wire_seg {
 	uint32_t seq, ack;
 	uint8_t flags;
 	uint8_t ecn;                   /* the IP header's ECN field */
+	uint8_t tos;                   /* the rest of the TOS byte */
+	uint8_t ttl;
+	bool df;
 	uint16_t win;
+	uint16_t up;
 	uint8_t opt[UST_TCP_OPT_MAX];
 	unsigned optlen;
 	const uint8_t *data;
@@ -1691,7 +1732,11 @@ static bool decode_frame(const uint8_t *buf, uint32_t len, struct wire_seg *w, c
 	w->ack = ust_get32(th + 8);
 	w->flags = th[13];
 	w->ecn = ip.tos & UST_ECN_MASK;
+	w->tos = ip.tos & (uint8_t)~UST_ECN_MASK;
+	w->ttl = ip.ttl;
+	w->df = (ip.frag & UST_IP_DF) != 0;
 	w->win = ust_get16(th + 14);
+	w->up = ust_get16(th + 18);
 	w->optlen = doff - UST_TCP_HLEN;
 	memcpy(w->opt, th + UST_TCP_HLEN, w->optlen);
 	w->data = th + doff;
@@ -1883,6 +1928,14 @@ static void fmt_wire(struct sbuf *b, const struct wire_seg *w, const struct view
 		sb_printf(b, " sport %u dport %u", w->sport, w->dport);
 	if (w->ecn)
 		sb_printf(b, " %s", ecn_names[w->ecn]);
+	if (w->up)
+		sb_printf(b, " urg %u", w->up);
+	if (w->tos)
+		sb_printf(b, " tos %#x", w->tos);
+	if (w->ttl != UST_IP_TTL_DEFAULT)
+		sb_printf(b, " ttl %u", w->ttl);
+	if (!w->df)
+		sb_printf(b, " nodf");
 	if (!w->csum_ok)
 		sb_printf(b, " (bad checksum)");
 }
@@ -2179,7 +2232,7 @@ static void exec_inbound(struct run *r, const struct line *l)
 	th[13] = g->flags;
 	ust_put16(th + 14, (uint16_t)(g->has_win ? g->win : 65535));
 	ust_put16(th + 16, 0);
-	ust_put16(th + 18, 0);
+	ust_put16(th + 18, g->up);
 	/* Payload: the peer's pattern, by relative sequence number (the SYN
 	 * takes the first one). */
 	first = g->start + !!(g->flags & UST_TH_SYN);
@@ -2333,6 +2386,14 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 		sb_printf(why, "win: expected %u, got %u; ", g->win, w->win);
 	if (w->ecn != g->ecn)
 		sb_printf(why, "ECN field: expected %s, got %s; ", ecn_names[g->ecn], ecn_names[w->ecn]);
+	if (w->up != g->up)
+		sb_printf(why, "urgent pointer: expected %u, got %u; ", g->up, w->up);
+	if (w->tos != g->tos)
+		sb_printf(why, "TOS: expected %#x, got %#x; ", g->tos, w->tos);
+	if (w->ttl != (g->ttl ? g->ttl : UST_IP_TTL_DEFAULT))
+		sb_printf(why, "TTL: expected %u, got %u; ", g->ttl ? g->ttl : UST_IP_TTL_DEFAULT, w->ttl);
+	if (w->df == g->nodf)
+		sb_printf(why, "DF: expected %s; ", g->nodf ? "none" : "set");
 	decode_opts(w->opt, w->optlen, &act);
 	if (g->opts.present && !opts_match(r, &g->opts, &act, f, why))
 		sb_printf(why, "; ");
@@ -2819,6 +2880,11 @@ static void exec_call(struct run *r, const struct line *l)
 				   (unsigned)strtoul(c->arg[1], NULL, 0));
 		flush(r);
 		return;
+	case CMD_URGENT:
+		trace(r, "%s", l->text + l->body);
+		ust_tcp_send_urgent(h->tcb, (uint32_t)strtoul(c->arg[0], NULL, 0), r->now);
+		flush(r);
+		return;
 	/* Calls with a result. */
 	case CMD_SOCKET: got = call_socket(r); break;
 	case CMD_ACCEPT: got = call_accept(r, h); break;
@@ -2858,6 +2924,11 @@ static void exec_call(struct run *r, const struct line *l)
 			got = v;
 		break;
 	case CMD_SO_ERROR: got = ust_tcp_take_error(h->tcb); break;
+	case CMD_RCV_URGENT: {
+		uint32_t off;
+		got = ust_tcp_rcv_urgent(h->tcb, &off) ? (long)off : -1;
+		break;
+	}
 	case CMD_CONNS: got = r->tcp.nconns; break;
 	case CMD_COUNTER: got = call_counter(r, c->arg[0]); break;
 	}

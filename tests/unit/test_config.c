@@ -410,6 +410,23 @@ static void test_config_ecn(void **state)
 	refuse_each("USTCP_ECN", bad, UST_ARRAY_SIZE(bad));
 }
 
+/* USTCP_RFC1337: Linux's tcp_rfc1337, 0 or 1; 0 (a RST ends TIME-WAIT)
+ * unset. */
+static void test_config_rfc1337(void **state)
+{
+	static const char *const bad[] = { "2", "-1", "yes", "1 ", "0x" };
+
+	load_ok();
+	assert_false(cfg.rfc1337);
+	env_set("USTCP_RFC1337", "1");
+	load_ok();
+	assert_true(cfg.rfc1337);
+	env_set("USTCP_RFC1337", "0");
+	load_ok();
+	assert_false(cfg.rfc1337);
+	refuse_each("USTCP_RFC1337", bad, UST_ARRAY_SIZE(bad));
+}
+
 /* USTCP_BUSY_POLL: microseconds, as Linux's net.core.busy_read; unset or
  * empty is 0 (off). */
 static void test_config_busy_poll(void **state)
@@ -700,6 +717,7 @@ int main(void)
 		T(test_config_fin_timeout),
 		T(test_config_cc),
 		T(test_config_ecn),
+		T(test_config_rfc1337),
 		T(test_config_busy_poll),
 		T(test_config_mem_valid),
 		T(test_config_mem_invalid),

@@ -1,0 +1,214 @@
+#!/usr/bin/env bats
+# Socket options and flags with Linux's observable effect (issue 14, items
+# 10, 13e, 13f), as 060-shim.bats: every body runs on the kernel's TCP
+# ([kernel], which proves the test) and under the library ([ustcp]), with
+# the same assertions. Scripts are in tests/shim/.
+
+bats_require_minimum_version 1.5.0
+
+load helpers
+load shim
+
+setup() {
+	TMP=$BATS_TEST_TMPDIR
+}
+
+teardown() {
+	shim_teardown
+}
+
+# What ipopts.py's matrix prints on Linux 6.18: the defaults (TOS 0, TTL
+# 64, IP_PMTUDISC_WANT, IP_MTU ENOTCONN unconnected), 1-byte reads, the
+# ECN bits masked off a TOS, a TOS truncated to a byte, 1-byte and empty
+# values (13e: an empty IP_TOS is 0, an empty IP_TTL is EINVAL), the TTL
+# range with -1 the default, the modes 0..5.
+IPOPTS_MATRIX="fresh tos 00000000 ttl 40000000 pmtudisc 01000000 mtu ENOTCONN
+1-byte reads: tos 00 ttl 40 ttl in 2 40
+tos 183 ok b4000000
+tos 511 ok fc000000
+tos -1 ok fc000000
+tos b')' ok 28000000
+tos b')\\x00' ok 28000000
+tos b'' ok 00000000
+ttl 0 EINVAL 40000000
+ttl 1 ok 01000000
+ttl 255 ok ff000000
+ttl 256 EINVAL ff000000
+ttl -1 ok 40000000
+ttl -2 EINVAL 40000000
+ttl 33 ok 21000000
+ttl b'\\x07' ok 07000000
+ttl b'' EINVAL 07000000
+pmtudisc 0 ok 00000000
+pmtudisc 1 ok 01000000
+pmtudisc 2 ok 02000000
+pmtudisc 3 ok 03000000
+pmtudisc 4 ok 04000000
+pmtudisc 5 ok 05000000
+pmtudisc 6 EINVAL 05000000
+pmtudisc -1 EINVAL 05000000
+pmtudisc b'\\x02' ok 02000000"
+
+# A client with TOS 0x28, TTL 33 and PMTU mode $1: what it reads back, and
+# on the wire (ipsniff.py on the peer) its header, changed to TOS 0x10 and
+# the default TTL for the second write and what follows.
+body_ip_client() {
+	local df=$2
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/ipsniff.py" sink "$PEER_ADDR" 7401 >"$TMP/wire"
+	local sink=$BG_PID
+	wait_listen "$PEER_NETNS" 7401
+	run -0 prog python3 "$SHIM_DIR/ipopts.py" client "$PEER_ADDR" 7401 "$1"
+	assert_output "$IPOPTS_MATRIX
+connected tos 28000000 ttl 21000000 pmtudisc 0${1}000000 mtu dc050000 in 1 dc in 2 dc05
+changed tos 10000000 ttl 40000000
+listener mtu ENOTCONN"
+	bg_wait "$sink"
+	run -0 cat "$TMP/wire"
+	assert_output "SYN tos=0x28 ttl=33 df=$df
+ACK tos=0x28 ttl=33 df=$df
+DATA tos=0x28 ttl=33 df=$df
+DATA tos=0x10 ttl=64 df=$df
+FIN tos=0x10 ttl=64 df=$df
+ACK tos=0x10 ttl=64 df=$df"
+}
+
+# A listener with TOS 0x48, TTL 17 and IP_PMTUDISC_DONT: the accepted
+# socket has them; the SYN-ACK goes with DF all the same; the socket still
+# held answers the peer's FIN itself (TTL 17, no DF), and reads them back
+# after TIME-WAIT began.
+body_ip_server() {
+	shim_topo_up
+	prog_bg python3 "$SHIM_DIR/ipopts.py" server "$SADDR" 7402 >"$TMP/srv"
+	local srv=$BG_PID
+	prog_wait_listen 7402
+	run -0 peer python3 "$SHIM_DIR/ipsniff.py" fetch "$SADDR" 7402
+	assert_output "SYN-ACK tos=0x48 ttl=17 df=1
+DATA tos=0x48 ttl=17 df=0
+FIN tos=0x48 ttl=17 df=0
+ACK tos=0x48 ttl=17 df=0"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv"
+	assert_output "listening
+accepted tos 48000000 ttl 11000000 pmtudisc 00000000
+closed tos 48000000 ttl 11000000 mtu dc050000"
+}
+
+@test "IP_TOS, IP_TTL, IP_MTU_DISCOVER (DONT), 1-byte values, IP_MTU: read back and on the wire [kernel]" { MODE=kernel body_ip_client 0 0; }
+@test "IP_TOS, IP_TTL, IP_MTU_DISCOVER (DONT), 1-byte values, IP_MTU: read back and on the wire [ustcp]" { MODE=ustcp body_ip_client 0 0; }
+@test "IP_MTU_DISCOVER WANT (the default's): DF [kernel]" { MODE=kernel body_ip_client 1 1; }
+@test "IP_MTU_DISCOVER WANT (the default's): DF [ustcp]" { MODE=ustcp body_ip_client 1 1; }
+@test "IP_MTU_DISCOVER PROBE: no DF [kernel]" { MODE=kernel body_ip_client 3 0; }
+@test "IP_MTU_DISCOVER PROBE: no DF [ustcp]" { MODE=ustcp body_ip_client 3 0; }
+@test "IP_TOS, IP_TTL, IP_MTU_DISCOVER of a listener: the SYN-ACK's, inherited by the accepted socket [kernel]" { MODE=kernel body_ip_server; }
+@test "IP_TOS, IP_TTL, IP_MTU_DISCOVER of a listener: the SYN-ACK's, inherited by the accepted socket [ustcp]" { MODE=ustcp body_ip_server; }
+
+# TCP_CORK and MSG_MORE (cork.py against an echo server): a partial
+# segment waits for the probe timer (200 ms or the RTO), uncorking or a
+# send without MSG_MORE pushes it, TCP_NODELAY does not undo the cork.
+body_cork() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7403 1 </dev/null >"$TMP/srv.out"
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7403
+	run -0 prog python3 "$SHIM_DIR/cork.py" "$PEER_ADDR" 7403
+	assert_output "TCP_CORK 1
+corked 10 held
+corked 3000 held
+uncork prompt
+TCP_CORK 0
+more 10 held
+more 10 + 20 prompt
+nodelay+cork held"
+	bg_wait "$srv"
+}
+
+@test "TCP_CORK and MSG_MORE: partial segments held until uncork, the next send or 200 ms [kernel]" { MODE=kernel body_cork; }
+@test "TCP_CORK and MSG_MORE: partial segments held until uncork, the next send or 200 ms [ustcp]" { MODE=ustcp body_cork; }
+
+# TCP_WINDOW_CLAMP (wclamp.py): at least 1152, 0 only before connect; set
+# before connect, the SYN offers whole segments under it and no scale.
+body_window_clamp() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/ipsniff.py" sink "$PEER_ADDR" 7404 win >"$TMP/wire"
+	local sink=$BG_PID
+	wait_listen "$PEER_NETNS" 7404
+	run -0 prog python3 "$SHIM_DIR/wclamp.py" "$PEER_ADDR" 7404
+	assert_output "notsent_lowat 0 16384 -1
+fresh 0
+set 100 ok 1152
+set 0 ok 0
+set -1 ok 1152
+set 5000 ok 5000
+connected 5000
+set 0 EINVAL 5000
+set 20000 ok 20000"
+	bg_wait "$sink"
+	run -0 head -1 "$TMP/wire"
+	assert_output "SYN tos=0x00 ttl=64 df=1 win=4380 ws=0"
+}
+
+@test "TCP_WINDOW_CLAMP: read back, 0 only before connect, the SYN's window and scale; TCP_NOTSENT_LOWAT read back [kernel]" { MODE=kernel body_window_clamp; }
+@test "TCP_WINDOW_CLAMP: read back, 0 only before connect, the SYN's window and scale; TCP_NOTSENT_LOWAT read back [ustcp]" { MODE=ustcp body_window_clamp; }
+
+# recv's flags and urgent data both ways (msgflags.py): MSG_PEEK, MSG_TRUNC
+# (discards), MSG_WAITALL, MSG_DONTWAIT, MSG_OOB with nothing urgent, then
+# send(MSG_OOB) (the peer reads the byte out of band) and the peer's
+# urgent byte: a read stops at the mark, SIOCATMARK, recv(MSG_OOB),
+# select's exceptional set, SO_OOBINLINE.
+body_msgflags() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/msgflags.py" peer "$PEER_ADDR" 7405 </dev/null
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7405
+	run -0 prog python3 "$SHIM_DIR/msgflags.py" client "$PEER_ADDR" 7405
+	assert_output "peek 5 b'hello'
+peek all b'hello world'
+trunc 3 3
+after trunc b'lo world'
+oob none EINVAL
+atmark 0 oobinline 0
+waitall 20
+dontwait EAGAIN
+send oob 3
+peer: oob=b'z' inband=b'xy'
+select r True x True
+atmark 0 recv b'abcX' atmark 1
+oob b'Y' then b'tail'
+inline b'12' b'345' EAGAIN
+end b''"
+	bg_wait "$srv"
+}
+
+@test "MSG_PEEK, MSG_TRUNC, MSG_WAITALL, MSG_OOB, urgent data both ways, SIOCATMARK, SO_OOBINLINE [kernel]" { MODE=kernel body_msgflags; }
+@test "MSG_PEEK, MSG_TRUNC, MSG_WAITALL, MSG_OOB, urgent data both ways, SIOCATMARK, SO_OOBINLINE [ustcp]" { MODE=ustcp body_msgflags; }
+
+# TCP_DEFER_ACCEPT (defer.py), 5 s: accept() returns when data comes (2 s
+# here), or, without data, once the SYN-ACK sent again at the last of the
+# period's timeouts (1 + 2 + 4 s) is ACKed. The client sees the server's
+# close, which follows accept() at once.
+body_defer_accept() {
+	shim_topo_up
+	prog_bg python3 "$SHIM_DIR/defer.py" server "$SADDR" 7406 5 >"$TMP/srv"
+	local srv=$BG_PID
+	prog_wait_listen 7406
+	run -0 peer python3 "$SHIM_DIR/defer.py" client "$SADDR" 7406 "$1"
+	assert_output "server closed after $2 s"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv"
+	assert_output "set 0 reads 0
+set 1 reads 1
+set 2 reads 3
+set 3 reads 3
+set 5 reads 7
+set 8 reads 15
+set 30 reads 31
+set -1 reads 0
+listening
+readable at accept $3"
+}
+
+@test "TCP_DEFER_ACCEPT: read back as Linux rounds it; accept when data comes [kernel]" { MODE=kernel body_defer_accept 2 2 "b'data'"; }
+@test "TCP_DEFER_ACCEPT: read back as Linux rounds it; accept when data comes [ustcp]" { MODE=ustcp body_defer_accept 2 2 "b'data'"; }
+@test "TCP_DEFER_ACCEPT: no data, accept after the SYN-ACK of the period's last timeout [kernel]" { MODE=kernel body_defer_accept -1 7 "b''"; }
+@test "TCP_DEFER_ACCEPT: no data, accept after the SYN-ACK of the period's last timeout [ustcp]" { MODE=ustcp body_defer_accept -1 7 "b''"; }
