@@ -261,7 +261,7 @@ static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t
 }
 
 /* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_MAX_CONNS, USTCP_CC, USTCP_ECN,
- * USTCP_BUSY_POLL,
+ * USTCP_SYNCOOKIES, USTCP_BUSY_POLL,
  * USTCP_PASSTHROUGH: TCP's settings. */
 static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
 {
@@ -303,6 +303,14 @@ static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 			return fail(err, errlen, "USTCP_ECN", v,
 				    "not 0 (never), 1 (ask and accept) or 2 (accept when asked)");
 		c->ecn = u;
+	}
+
+	v = get("USTCP_SYNCOOKIES");
+	if (v && *v) {
+		if (parse_uint(v, 0, 2, &u))
+			return fail(err, errlen, "USTCP_SYNCOOKIES", v,
+				    "not 0 (never), 1 (when the SYN queue is full) or 2 (always)");
+		c->syncookies = u;
 	}
 	/* As Linux's net.core.busy_read, in microseconds; a second at most
 	 * (a longer spin is a core given away, not a wait shortened). */
@@ -418,6 +426,7 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 	c->msl_ms = 30000;
 	c->fin_timeout_ms = 60000;
 	c->ecn = 2;
+	c->syncookies = 1;
 	c->log_level = UST_LOG_WARN;
 	c->passthrough[0].net = 0x7f000000;
 	c->passthrough[0].mask = 0xff000000;

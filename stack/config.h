@@ -30,6 +30,7 @@ struct ust_config {
 	unsigned max_conns;             /* USTCP_MAX_CONNS, 0: twice the fd limit */
 	char cc[16];                    /* USTCP_CC, "" for the default (cubic) */
 	unsigned ecn;                   /* USTCP_ECN: 0, 1 or 2 (the default), as Linux's tcp_ecn */
+	unsigned syncookies;            /* USTCP_SYNCOOKIES: 0, 1 (the default) or 2, as Linux's tcp_syncookies */
 	unsigned busy_poll_us;          /* USTCP_BUSY_POLL, 0: off */
 	/* USTCP_RMEM, USTCP_WMEM: min, default, max; all 0 when unset (the
 	 * engine's own, ust_tcp_default_config). */
