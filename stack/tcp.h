@@ -192,6 +192,7 @@ struct ust_tcb {
 	struct ust_tcb **pprev;
 	struct ust_tcb *listener;   /* for an embryonic or unaccepted child */
 	bool port_claimed;          /* holds a port_claim reference on lport */
+	bool from_cookie;           /* a child made by a SYN cookie's ACK: no SYN-ACK time kept */
 	struct ust_tcb *qnext;      /* accept queue / SYN queue link */
 
 	/* send sequence variables (RFC 9293 §3.3.1) */

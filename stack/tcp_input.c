@@ -321,10 +321,7 @@ static bool cookie_ack_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_tim
 	 * the unscaled first window. */
 	c->rcv_adv = c->rcv_nxt + (c->rcv_ssthresh < 65535 ? c->rcv_ssthresh : 65535);
 	c->last_ack_sent = c->rcv_nxt;
-	/* No time of the SYN-ACK was kept: the handshake's RTT is the
-	 * timestamp echo's, if any, as a retransmitted SYN-ACK's would be
-	 * (Linux's cookie request has no snt_synack). */
-	c->backoff = 1;
+	c->from_cookie = true;
 	tcp_count_segs_in(c, seg);
 	synchronized_input(c, seg, now);
 	/* Not established after all (no memory for its buffers): it times
@@ -382,17 +379,20 @@ static void syn_sent_bad_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 /* The handshake's round trip, when our SYN or SYN-ACK is acknowledged:
  * its own time unless it was resent (Karn), else the timestamp echo
  * (Linux's tcp_synack_rtt_meas, and tcp_ack_update_rtt for the SYN);
- * without either the RTO starts at 3 s (RFC 6298 §5.7, Linux's
- * tcp_init_metrics). The backoff of the handshake ends. */
+ * without either the RTO starts at 3 s after a retransmission (RFC 6298
+ * §5.7, Linux's tcp_init_metrics). A SYN cookie's SYN-ACK left no time
+ * (Linux's cookie request has no snt_synack): the echo, if any, or
+ * nothing, with the RTO at its initial second. The backoff of the
+ * handshake ends. */
 static void handshake_rtt(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
 {
 	ust_time ts_rtt = tcp_ts_rtt(t, seg, now);
 
-	if (t->backoff == 0)
+	if (t->backoff == 0 && !t->from_cookie)
 		tcp_rtt_sample(t, now - t->rtt_start);
 	else if (ts_rtt)
 		tcp_rtt_sample(t, ts_rtt);
-	else if (!t->srtt)
+	else if (!t->srtt && t->backoff)
 		t->rto = UST_SEC(3);
 	t->backoff = 0;
 }

@@ -410,6 +410,23 @@ static void test_config_ecn(void **state)
 	refuse_each("USTCP_ECN", bad, UST_ARRAY_SIZE(bad));
 }
 
+/* USTCP_SYNCOOKIES: Linux's tcp_syncookies values; 1 (when the SYN queue
+ * is full) unset. */
+static void test_config_syncookies(void **state)
+{
+	static const char *const bad[] = { "3", "-1", "on", "1 ", "2x" };
+
+	load_ok();
+	assert_int_equal(cfg.syncookies, 1);
+	env_set("USTCP_SYNCOOKIES", "0");
+	load_ok();
+	assert_int_equal(cfg.syncookies, 0);
+	env_set("USTCP_SYNCOOKIES", "2");
+	load_ok();
+	assert_int_equal(cfg.syncookies, 2);
+	refuse_each("USTCP_SYNCOOKIES", bad, UST_ARRAY_SIZE(bad));
+}
+
 /* USTCP_BUSY_POLL: microseconds, as Linux's net.core.busy_read; unset or
  * empty is 0 (off). */
 static void test_config_busy_poll(void **state)
@@ -700,6 +717,7 @@ int main(void)
 		T(test_config_fin_timeout),
 		T(test_config_cc),
 		T(test_config_ecn),
+		T(test_config_syncookies),
 		T(test_config_busy_poll),
 		T(test_config_mem_valid),
 		T(test_config_mem_invalid),
