@@ -394,37 +394,34 @@ static void test_config_cc(void **state)
 	refuse_each("USTCP_CC", bad, UST_ARRAY_SIZE(bad));
 }
 
-/* USTCP_ECN: Linux's tcp_ecn values; 2 (accept, never ask) unset. */
-static void test_config_ecn(void **state)
+/* A variable that takes a Linux sysctl's 0, 1 or 2: dflt unset, each value
+ * as written, anything else refused. */
+static void check_0_1_2(const char *name, const unsigned *field, unsigned dflt)
 {
 	static const char *const bad[] = { "3", "-1", "yes", "1 ", "2x", "01x" };
 
 	load_ok();
-	assert_int_equal(cfg.ecn, 2);
-	env_set("USTCP_ECN", "0");
-	load_ok();
-	assert_int_equal(cfg.ecn, 0);
-	env_set("USTCP_ECN", "1");
-	load_ok();
-	assert_int_equal(cfg.ecn, 1);
-	refuse_each("USTCP_ECN", bad, UST_ARRAY_SIZE(bad));
+	assert_int_equal(*field, dflt);
+	for (unsigned v = 0; v <= 2; v++) {
+		static const char *const text[] = { "0", "1", "2" };
+		env_set(name, text[v]);
+		load_ok();
+		assert_int_equal(*field, v);
+	}
+	refuse_each(name, bad, UST_ARRAY_SIZE(bad));
+}
+
+/* USTCP_ECN: Linux's tcp_ecn values; 2 (accept, never ask) unset. */
+static void test_config_ecn(void **state)
+{
+	check_0_1_2("USTCP_ECN", &cfg.ecn, 2);
 }
 
 /* USTCP_SYNCOOKIES: Linux's tcp_syncookies values; 1 (when the SYN queue
  * is full) unset. */
 static void test_config_syncookies(void **state)
 {
-	static const char *const bad[] = { "3", "-1", "on", "1 ", "2x" };
-
-	load_ok();
-	assert_int_equal(cfg.syncookies, 1);
-	env_set("USTCP_SYNCOOKIES", "0");
-	load_ok();
-	assert_int_equal(cfg.syncookies, 0);
-	env_set("USTCP_SYNCOOKIES", "2");
-	load_ok();
-	assert_int_equal(cfg.syncookies, 2);
-	refuse_each("USTCP_SYNCOOKIES", bad, UST_ARRAY_SIZE(bad));
+	check_0_1_2("USTCP_SYNCOOKIES", &cfg.syncookies, 1);
 }
 
 /* USTCP_BUSY_POLL: microseconds, as Linux's net.core.busy_read; unset or
