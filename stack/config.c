@@ -261,7 +261,7 @@ static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t
 }
 
 /* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_MAX_CONNS, USTCP_CC, USTCP_ECN,
- * USTCP_RFC1337, USTCP_BUSY_POLL,
+ * USTCP_RFC1337, USTCP_SYNCOOKIES, USTCP_BUSY_POLL,
  * USTCP_PASSTHROUGH: TCP's settings. */
 static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
 {
@@ -312,6 +312,13 @@ static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 			return fail(err, errlen, "USTCP_RFC1337", v,
 				    "not 0 (a RST ends TIME-WAIT) or 1 (TIME-WAIT ignores it)");
 		c->rfc1337 = u != 0;
+	}
+	v = get("USTCP_SYNCOOKIES");
+	if (v && *v) {
+		if (parse_uint(v, 0, 2, &u))
+			return fail(err, errlen, "USTCP_SYNCOOKIES", v,
+				    "not 0 (never), 1 (when the SYN queue is full) or 2 (always)");
+		c->syncookies = u;
 	}
 	/* As Linux's net.core.busy_read, in microseconds; a second at most
 	 * (a longer spin is a core given away, not a wait shortened). */
@@ -427,6 +434,7 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 	c->msl_ms = 30000;
 	c->fin_timeout_ms = 60000;
 	c->ecn = 2;
+	c->syncookies = 1;
 	c->log_level = UST_LOG_WARN;
 	c->passthrough[0].net = 0x7f000000;
 	c->passthrough[0].mask = 0xff000000;

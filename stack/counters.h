@@ -95,6 +95,11 @@
 	X(TCP_CE_IN,         "tcp-ce-in",         "segments that arrived marked CE (RFC 3168)") \
 	X(TCP_ECN_CWR,       "tcp-ecn-cwr",       "window reductions for a CE mark the peer echoed (CWR entered on ECE)") \
 	X(TCP_DELIVERED_CE,  "tcp-delivered-ce",  "segments delivered with ECE reported for them (TCPDeliveredCE)") \
+	X(TCP_SYNCOOKIES_SENT, "tcp-syncookies-sent", "SYN-ACKs sent with a SYN cookie (SyncookiesSent)") \
+	X(TCP_SYNCOOKIES_RECV, "tcp-syncookies-recv", "ACKs with a valid SYN cookie (SyncookiesRecv)") \
+	X(TCP_SYNCOOKIES_FAILED, "tcp-syncookies-failed", "ACKs to a listener with an invalid SYN cookie (SyncookiesFailed)") \
+	X(TCP_LISTEN_OVERFLOWS, "tcp-listen-overflows", "SYNs and cookie ACKs dropped for a full accept queue (ListenOverflows)") \
+	X(TCP_LISTEN_DROPS,  "tcp-listen-drops",  "SYNs and cookie ACKs a listener dropped: full queues, no memory (ListenDrops)") \
 	X(TCP_CONN_CEILING,  "tcp-conn-ceiling",  "sockets refused (ENFILE) and SYNs dropped: the ceiling on control blocks (USTCP_MAX_CONNS)") \
 	X(TCP_NO_MEMORY,     "tcp-no-memory",     "sockets refused (ENOBUFS) and SYNs dropped: no memory for a control block") \
 	X(SOCK_NO_FD,        "sock-no-fd",        "sockets, connects and accepted connections refused: the kernel gave no fds for the pair or the port reservation (EMFILE, ENFILE)") \

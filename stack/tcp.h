@@ -192,6 +192,7 @@ struct ust_tcb {
 	struct ust_tcb **pprev;
 	struct ust_tcb *listener;   /* for an embryonic or unaccepted child */
 	bool port_claimed;          /* holds a port_claim reference on lport */
+	bool from_cookie;           /* a child made by a SYN cookie's ACK: no SYN-ACK time kept */
 	struct ust_tcb *qnext;      /* accept queue / SYN queue link */
 
 	/* send sequence variables (RFC 9293 §3.3.1) */
@@ -451,6 +452,13 @@ struct ust_tcb {
 	uint8_t defer_accept;
 	bool defer_acked;
 	unsigned acceptq_len, synq_len;
+	/* The SYN queue's bound: the program's backlog (somaxconn-capped),
+	 * as Linux's sk_max_ack_backlog; beyond it, SYN cookies. */
+	unsigned synq_max;
+	/* When a SYN cookie was last sent (0: never): for two minutes after,
+	 * an ACK to the listener is checked for one (Linux's
+	 * tcp_synq_overflow). */
+	ust_time cookie_sent_at;
 	struct ust_tcb *acceptq_head, *acceptq_tail;
 
 	/* What TCP_INFO reports beyond the state above, counted as Linux
@@ -511,6 +519,9 @@ struct ust_tcp_config {
 	/* Linux's tcp_frto: 0 turns F-RTO (RFC 5682) off; 2, its default,
 	 * and 1 turn it on (both as the SACK-enhanced version, as Linux). */
 	unsigned frto;
+	/* Linux's tcp_syncookies: 0 never; 1 (the default) when a
+	 * listener's SYN queue is full; 2 for every SYN (tcp_syncookie.c). */
+	unsigned syncookies;
 	/* Congestion control of new connections (tcp_cc_find names them;
 	 * TCP_CONGESTION changes one); NULL: the default, cubic. */
 	const struct tcp_cc *cc;

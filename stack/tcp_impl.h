@@ -126,6 +126,9 @@ struct ust_tcb *tcp_lookup_listener(struct ust_tcp *tcp, uint16_t lport);
 /* A new block in CLOSED, or NULL: at the ceiling (tcp_at_ceiling) or out
  * of memory. */
 struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user);
+/* A zeroed block's defaults, in no table: tcp_tcb_new's, and a SYN
+ * cookie's block that lives for one SYN-ACK. */
+void tcp_tcb_init(struct ust_tcp *tcp, struct ust_tcb *t, void *user);
 /* Does the table hold cfg.max_conns blocks already? */
 bool tcp_at_ceiling(const struct ust_tcp *tcp);
 /* The first block bound to lport (chained by pnext), or NULL. */
@@ -393,6 +396,8 @@ void tcp_rto_run_over(struct ust_tcb *t, ust_time now);
 void tcp_stats_report(const struct ust_tcb *t, struct ust_tcp_status *s, ust_time now);
 
 /* tcp_isn.c */
+/* SipHash-2-4 of the 16 bytes m0, m1 under key. */
+uint64_t tcp_siphash_2w(const uint64_t key[2], uint64_t m0, uint64_t m1);
 uint32_t tcp_isn(const struct ust_tcp *tcp, uint32_t laddr, uint16_t lport, uint32_t raddr,
 		 uint16_t rport, ust_time now);
 uint32_t tcp_ts_offset(const struct ust_tcp *tcp, uint32_t laddr, uint32_t raddr);
@@ -400,6 +405,21 @@ static inline uint32_t tcp_ts_now(const struct ust_tcb *t, ust_time now)
 {
 	return (uint32_t)(now / 1000) + t->ts_offset;
 }
+
+/* tcp_syncookie.c: SYN cookies (RFC 4987 §3.6) as Linux's. */
+#define TCP_SYNCOOKIE_VALID UST_SEC(120) /* a cookie sent lately: ACKs are checked */
+/* The ISN of a cookie SYN-ACK answering syn (the peer's MSS, rounded down
+ * to Linux's table, is kept in it); *mss is the MSS kept. */
+uint32_t tcp_cookie_isn(const struct ust_tcp *tcp, const struct ust_tcp_seg *syn, ust_time now,
+			uint16_t *mss);
+/* The MSS an ACK's cookie kept (SEG.ACK - 1 for the peer's SEG.SEQ - 1),
+ * 0 when it is not one of ours or older than two minutes. */
+unsigned tcp_cookie_check(const struct ust_tcp *tcp, const struct ust_tcp_seg *ack, ust_time now);
+/* The TSval clock of a cookie SYN-ACK, before the connection's offset:
+ * the options the SYN offered in its low six bits. */
+uint32_t tcp_cookie_tsval(const struct ust_tcb *c, ust_time now);
+/* What a cookie ACK's echo (its offset taken away) says the SYN offered. */
+void tcp_cookie_ts_decode(uint32_t ecr, struct ust_tcp_opts *o, bool *ecn);
 
 /* tcp_opt.c */
 /* Bytes the SACK option adds to our next segment (0 when none is due). */
@@ -413,6 +433,9 @@ unsigned tcp_build_opts(const struct ust_tcb *t, uint8_t flags, ust_time now, ui
 void tcp_output(struct ust_tcb *t, ust_time now);
 void tcp_send_ack(struct ust_tcb *t, ust_time now);
 void tcp_send_syn(struct ust_tcb *t, ust_time now);
+/* A SYN-ACK from a block that is not kept (a SYN cookie's, Linux's
+ * request sock freed at once): no timer, nothing remembered. */
+void tcp_send_synack_stateless(struct ust_tcb *t, ust_time now);
 /* RST|ACK at SND.NXT (abort, close with unread data). */
 void tcp_send_rst(struct ust_tcb *t, ust_time now);
 /* The RST answering seg when no connection takes it (RFC 9293 §3.10.7.1). */

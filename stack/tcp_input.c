@@ -112,22 +112,10 @@ static void closed_input(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust
 
 /* ---- LISTEN (§3.10.7.2) ---- */
 
-/* A child for the listener l, from the peer's SYN: it inherits the
- * listener's options and starts its sequence space at iss (a TIME-WAIT
- * reopened, C23) or at the RFC 6528 ISN. NULL when none is left. */
-static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_time now,
-				 uint32_t iss)
+/* What a listener's child takes from its listener, and its sequence
+ * spaces: the peer's from irs (the SYN's number), ours from iss. */
+static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint32_t iss)
 {
-	struct ust_tcp *tcp = l->tcp;
-	struct ust_tcb *c = tcp_tcb_new(tcp, NULL);
-	uint16_t port = l->lport;
-
-	if (!c)
-		return NULL;
-	tcp_rehash(c, l->lport, seg->src, seg->sport);
-	/* The child's own reference on the port: it may outlive the
-	 * listener (TIME-WAIT). */
-	tcp_claim_port(c, &port, false);
 	c->listener = l;
 	c->cc = l->cc;
 	c->released = true; /* nobody holds it until accept() */
@@ -148,36 +136,221 @@ static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *se
 	c->ip_pmtudisc = l->ip_pmtudisc;
 	c->user_wnd_clamp = l->user_wnd_clamp;
 	c->defer_accept = l->defer_accept;
-	c->rcv_mss = l->rcv_mss ? l->rcv_mss : (uint16_t)(tcp->st->nif.mtu - 40);
-	c->irs = seg->seq;
-	c->rcv_nxt = seg->seq + 1;
-	c->iss = iss ? iss : tcp_isn(tcp, c->laddr, c->lport, c->raddr, c->rport, now);
-	c->snd_una = c->iss;
-	c->snd_nxt = c->iss;
-	c->snd_max = c->iss;
-	c->snd_buf_seq = c->iss + 1;
-	c->recover = c->iss;
-	c->snd_sml = c->iss;
-	c->ts_offset = tcp_ts_offset(tcp, c->laddr, c->raddr);
+	c->rcv_mss = l->rcv_mss ? l->rcv_mss : (uint16_t)(c->tcp->st->nif.mtu - 40);
+	c->irs = irs;
+	c->rcv_nxt = irs + 1;
+	c->iss = iss;
+	c->snd_una = iss;
+	c->snd_nxt = iss;
+	c->snd_max = iss;
+	c->snd_buf_seq = iss + 1;
+	c->recover = iss;
+	c->snd_sml = iss;
+	c->ts_offset = tcp_ts_offset(c->tcp, c->laddr, c->raddr);
+}
+
+/* A child for the listener l, from the peer's SYN: it starts its sequence
+ * space at iss (a TIME-WAIT reopened, C23, or a SYN cookie) or at the RFC
+ * 6528 ISN. NULL when none is left. */
+static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *syn, ust_time now,
+				 uint32_t iss)
+{
+	struct ust_tcp *tcp = l->tcp;
+	struct ust_tcb *c = tcp_tcb_new(tcp, NULL);
+	uint16_t port = l->lport;
+
+	if (!c)
+		return NULL;
+	tcp_rehash(c, l->lport, syn->src, syn->sport);
+	/* The child's own reference on the port: it may outlive the
+	 * listener (TIME-WAIT). */
+	tcp_claim_port(c, &port, false);
+	child_init(c, l, syn->seq,
+		   iss ? iss : tcp_isn(tcp, c->laddr, c->lport, c->raddr, c->rport, now));
 	return c;
 }
 
-/* "First, check for a RST: an incoming RST should be ignored. Second,
- * check for an ACK: any acknowledgment is bad ... <SEQ=SEG.ACK><CTL=RST>.
- * Third, check for a SYN": it makes a child in SYN-RECEIVED that answers
- * with <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>. "Fourth, other control or
- * text-bearing segments": dropped. */
-static void listen_input(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_time now,
-			 uint32_t iss)
+/* What the child learns from the SYN: its options, our first window, the
+ * peer's (a SYN's window is never scaled). No buffers yet: a half-open
+ * connection costs its control block only, and gets them when it is
+ * established (syn_received_ack). */
+static void child_take_syn(struct ust_tcb *c, const struct ust_tcp_seg *syn, ust_time now)
+{
+	apply_syn_options(c, syn);
+	tcp_ecn_create_request(c, syn);
+	tcp_select_initial_window(c, c->ws_ok);
+	c->snd_wnd = syn->wnd;
+	c->max_snd_wnd = syn->wnd;
+	c->snd_wl1 = syn->seq;
+	c->snd_wl2 = c->iss;
+	c->last_rcv = now;
+	c->rec.start = now;
+}
+
+/* A SYN the listener cannot take (Linux's tcp_listendrop). */
+static void listen_drop(struct ust_tcb *l, enum ust_drop why)
+{
+	tcp_drop(l->tcp, why);
+	tcp_count(l->tcp, UST_EV_TCP_LISTEN_DROPS);
+}
+
+/* The SYN queue is full (or tcp_syncookies is 2): a SYN-ACK whose ISN is
+ * a cookie, from a block that lives on this stack frame only, as Linux's
+ * request sock that tcp_conn_request frees at once. Without timestamps
+ * the cookie keeps nothing but the MSS, so the SYN-ACK offers no SACK,
+ * window scale or ECN (Linux's tcp_clear_options; measured on 6.18.44:
+ * "S. <mss 1460>"); with them, they ride in the TSval's low bits. */
+static void send_cookie_synack(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_time now)
 {
 	struct ust_tcp *tcp = l->tcp;
+	struct ust_tcp_seg syn = *seg;
+	struct ust_tcb r;
+	uint16_t mss;
+
+	if (!seg->opt.ts) {
+		syn.opt.wscale = -1;
+		syn.opt.sack_ok = false;
+		syn.flags &= (uint8_t)~(UST_TH_ECE | UST_TH_CWR);
+	}
+	memset(&r, 0, sizeof(r));
+	tcp_tcb_init(tcp, &r, NULL);
+	r.lport = l->lport;
+	r.raddr = seg->src;
+	r.rport = seg->sport;
+	child_init(&r, l, seg->seq, tcp_cookie_isn(tcp, seg, now, &mss));
+	child_take_syn(&r, &syn, now);
+	if (r.ts_ok)
+		r.ts_offset += tcp_cookie_tsval(&r, now) - (uint32_t)(now / 1000);
+	tcp_send_synack_stateless(&r, now);
+	l->cookie_sent_at = now ? now : 1;
+	tcp_count(tcp, UST_EV_TCP_SYNCOOKIES_SENT);
+}
+
+/* Linux's tcp_conn_request: with the SYN queue full (more half-open
+ * children than the backlog) a SYN gets a cookie if tcp_syncookies
+ * allows, else it is dropped; tcp_syncookies 2 gives every SYN one. A
+ * full accept queue drops the SYN either way (ListenOverflows; the peer
+ * retries). Otherwise a child in SYN-RECEIVED answers <SEQ=ISS>
+ * <ACK=RCV.NXT><CTL=SYN,ACK> and resends it as Linux (tcp_synack_retries,
+ * tcp_timer.c). Measured on 6.18.44 with listen(1) and no SYN completed:
+ * two children, then cookies (kernel_peer.py syncookie-overflow). */
+static void listen_syn(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_time now, uint32_t iss)
+{
+	struct ust_tcp *tcp = l->tcp;
+	bool want_cookie = false;
 	struct ust_tcb *c;
+
+	if ((tcp->cfg.syncookies == 2 || l->synq_len > l->synq_max) && !iss) {
+		if (!tcp->cfg.syncookies) {
+			listen_drop(l, UST_DROP_TCP_LISTEN_DROP);
+			return;
+		}
+		want_cookie = true;
+	}
+	if (l->acceptq_len > l->backlog) {
+		tcp_count(tcp, UST_EV_TCP_LISTEN_OVERFLOWS);
+		listen_drop(l, UST_DROP_TCP_LISTEN_DROP);
+		return;
+	}
+	if (want_cookie) {
+		send_cookie_synack(l, seg, now);
+		return;
+	}
+	c = child_new(l, seg, now, iss);
+	if (!c) {
+		listen_drop(l, UST_DROP_TCP_NO_TCB);
+		return;
+	}
+	l->synq_len++;
+	child_take_syn(c, seg, now);
+	tcp_set_state(c, UST_TCP_SYN_RECEIVED);
+	c->rtt_start = now;
+	tcp_send_syn(c, now);
+}
+
+static void synchronized_input(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_time now);
+static void tcp_count_segs_in(struct ust_tcb *t, const struct ust_tcp_seg *seg);
+
+/* An ACK at the listener answers a SYN cookie if one went out in the
+ * last two minutes and it checks (Linux's cookie_v4_check): the child is
+ * made from what the cookie kept, in SYN-RECEIVED, and takes the ACK (and
+ * any data with it) as a child that kept state would. False when it is no
+ * cookie: the caller resets it, as Linux's listener does (measured on
+ * 6.18.44: a forged ACK, or a cookie's with another sequence number, gets
+ * <SEQ=SEG.ACK><CTL=RST>). */
+static bool cookie_ack_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time now)
+{
+	struct ust_tcp *tcp = l->tcp;
+	struct ust_tcp_seg syn = *seg;
+	bool ecn = false;
+	struct ust_tcb *c;
+	unsigned mss;
+
+	if (!tcp->cfg.syncookies || !l->cookie_sent_at || now - l->cookie_sent_at > TCP_SYNCOOKIE_VALID ||
+	    (seg->flags & (UST_TH_SYN | UST_TH_RST)))
+		return false;
+	mss = tcp_cookie_check(tcp, seg, now);
+	if (!mss) {
+		tcp_count(tcp, UST_EV_TCP_SYNCOOKIES_FAILED);
+		return false;
+	}
+	tcp_count(tcp, UST_EV_TCP_SYNCOOKIES_RECV);
+	/* The SYN as the cookie remembers it. */
+	syn.seq = seg->seq - 1;
+	syn.flags = UST_TH_SYN;
+	syn.len = 0;
+	syn.opt.mss = (uint16_t)mss;
+	syn.opt.wscale = -1;
+	syn.opt.sack_ok = false;
+	if (seg->opt.ts)
+		tcp_cookie_ts_decode(seg->opt.ts_ecr - tcp_ts_offset(tcp, seg->dst, seg->src), &syn.opt,
+				     &ecn);
+	if (l->acceptq_len > l->backlog) {
+		tcp_count(tcp, UST_EV_TCP_LISTEN_OVERFLOWS);
+		listen_drop(l, UST_DROP_TCP_LISTEN_DROP);
+		return true;
+	}
+	c = child_new(l, &syn, now, seg->ack - 1);
+	if (!c) {
+		listen_drop(l, UST_DROP_TCP_NO_TCB);
+		return true;
+	}
+	l->synq_len++;
+	child_take_syn(c, &syn, now);
+	if (ecn && tcp->cfg.ecn)
+		c->ecn_flags = UST_TCP_ECN_OK;
+	tcp_set_state(c, UST_TCP_SYN_RECEIVED);
+	c->snd_nxt = c->iss + 1;
+	c->snd_max = c->iss + 1;
+	/* What the cookie SYN-ACK offered, as tcb_emit would have noted it:
+	 * the unscaled first window. */
+	c->rcv_adv = c->rcv_nxt + (c->rcv_ssthresh < 65535 ? c->rcv_ssthresh : 65535);
+	c->last_ack_sent = c->rcv_nxt;
+	c->from_cookie = true;
+	tcp_count_segs_in(c, seg);
+	synchronized_input(c, seg, now);
+	/* Not established after all (no memory for its buffers): it times
+	 * out as any half-open child. */
+	if (c->state == UST_TCP_SYN_RECEIVED)
+		tcp_timer_set(c, UST_TT_RTX, now + tcp_rto_backed_off(c));
+	return true;
+}
+
+/* "First, check for a RST: an incoming RST should be ignored. Second,
+ * check for an ACK: any acknowledgment is bad ... <SEQ=SEG.ACK><CTL=RST>"
+ * (unless it answers a SYN cookie). "Third, check for a SYN": listen_syn.
+ * "Fourth, other control or text-bearing segments": dropped. */
+static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time now, uint32_t iss)
+{
+	struct ust_tcp *tcp = l->tcp;
 
 	if (seg->flags & UST_TH_RST) {
 		tcp_drop(tcp, UST_DROP_TCP_LISTEN_DROP);
 		return;
 	}
 	if (seg->flags & UST_TH_ACK) {
+		if (cookie_ack_input(l, seg, now))
+			return;
 		tcp_drop(tcp, UST_DROP_TCP_LISTEN_DROP);
 		tcp_send_rst_reply(tcp, seg, now);
 		return;
@@ -187,35 +360,7 @@ static void listen_input(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_t
 		tcp_drop(tcp, UST_DROP_TCP_LISTEN_DROP);
 		return;
 	}
-	/* Linux drops the SYN while the accept queue is full (the peer
-	 * retries); the half-open queue is bounded by the backlog too. */
-	if (l->acceptq_len > l->backlog || l->synq_len > l->backlog + 16) {
-		tcp_drop(tcp, UST_DROP_TCP_LISTEN_DROP);
-		return;
-	}
-	c = child_new(l, seg, now, iss);
-	if (!c) {
-		tcp_drop(tcp, UST_DROP_TCP_NO_TCB);
-		return;
-	}
-	l->synq_len++;
-	apply_syn_options(c, seg);
-	tcp_ecn_create_request(c, seg);
-	tcp_select_initial_window(c, c->ws_ok);
-	/* The window of a SYN is never scaled. */
-	c->snd_wnd = seg->wnd;
-	c->max_snd_wnd = seg->wnd;
-	c->snd_wl1 = seg->seq;
-	c->snd_wl2 = c->iss;
-	c->last_rcv = now;
-	c->rec.start = now;
-	if (tcb_alloc_buffers(c)) {
-		tcp_finish(c, UST_OUTCOME_RESET_SENT, "out of memory");
-		return;
-	}
-	tcp_set_state(c, UST_TCP_SYN_RECEIVED);
-	c->rtt_start = now;
-	tcp_send_syn(c, now);
+	listen_syn(l, seg, now, iss);
 }
 
 /* ---- SYN-SENT (§3.10.7.3) ---- */
@@ -239,17 +384,20 @@ static void syn_sent_bad_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 /* The handshake's round trip, when our SYN or SYN-ACK is acknowledged:
  * its own time unless it was resent (Karn), else the timestamp echo
  * (Linux's tcp_synack_rtt_meas, and tcp_ack_update_rtt for the SYN);
- * without either the RTO starts at 3 s (RFC 6298 §5.7, Linux's
- * tcp_init_metrics). The backoff of the handshake ends. */
+ * without either the RTO starts at 3 s after a retransmission (RFC 6298
+ * §5.7, Linux's tcp_init_metrics). A SYN cookie's SYN-ACK left no time
+ * (Linux's cookie request has no snt_synack): the echo, if any, or
+ * nothing, with the RTO at its initial second. The backoff of the
+ * handshake ends. */
 static void handshake_rtt(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
 {
 	ust_time ts_rtt = tcp_ts_rtt(t, seg, now);
 
-	if (t->backoff == 0)
+	if (t->backoff == 0 && !t->from_cookie)
 		tcp_rtt_sample(t, now - t->rtt_start);
 	else if (ts_rtt)
 		tcp_rtt_sample(t, ts_rtt);
-	else if (!t->srtt)
+	else if (!t->srtt && t->backoff)
 		t->rto = UST_SEC(3);
 	t->backoff = 0;
 }
@@ -492,6 +640,15 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	if (t->defer_accept && t->backoff < t->defer_accept && !seg->len && !(seg->flags & UST_TH_FIN)) {
 		t->defer_acked = true;
 		tcp_drop(t->tcp, UST_DROP_TCP_DEFER_ACCEPT);
+		return false;
+	}
+	/* A passive child gets its buffers now (child_take_syn). */
+	if (tcb_alloc_buffers(t)) {
+		/* It stays half-open, without buffers, and the SYN-ACK goes
+		 * again: the ACK is taken as lost. */
+		ust_ring_free(&t->rcvbuf);
+		tcp_drop(t->tcp, UST_DROP_TCP_NO_TCB);
+		tcp_count(t->tcp, UST_EV_TCP_NO_MEMORY);
 		return false;
 	}
 	t->snd_wnd = (uint32_t)seg->wnd << t->snd_wscale;

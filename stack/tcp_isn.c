@@ -16,7 +16,7 @@ static inline uint64_t rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b
 	} while (0)
 
 /* SipHash-2-4 of two 64-bit words (16 bytes of message). */
-static uint64_t siphash_2w(const uint64_t key[2], uint64_t m0, uint64_t m1)
+uint64_t tcp_siphash_2w(const uint64_t key[2], uint64_t m0, uint64_t m1)
 {
 	uint64_t v0 = key[0] ^ 0x736f6d6570736575ull;
 	uint64_t v1 = key[1] ^ 0x646f72616e646f6dull;
@@ -36,12 +36,12 @@ static uint64_t siphash_2w(const uint64_t key[2], uint64_t m0, uint64_t m1)
 uint32_t tcp_isn(const struct ust_tcp *tcp, uint32_t laddr, uint16_t lport, uint32_t raddr,
 		 uint16_t rport, ust_time now)
 {
-	uint64_t h = siphash_2w(tcp->cfg.isn_key, (uint64_t)laddr << 32 | raddr,
+	uint64_t h = tcp_siphash_2w(tcp->cfg.isn_key, (uint64_t)laddr << 32 | raddr,
 				(uint64_t)lport << 16 | rport);
 	return (uint32_t)h + (uint32_t)(now / 4);
 }
 
 uint32_t tcp_ts_offset(const struct ust_tcp *tcp, uint32_t laddr, uint32_t raddr)
 {
-	return (uint32_t)(siphash_2w(tcp->cfg.isn_key, (uint64_t)laddr << 32 | raddr, 1) >> 32);
+	return (uint32_t)(tcp_siphash_2w(tcp->cfg.isn_key, (uint64_t)laddr << 32 | raddr, 1) >> 32);
 }

@@ -164,6 +164,11 @@ void tcp_send_syn(struct ust_tcb *t, ust_time now)
 		tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
 }
 
+void tcp_send_synack_stateless(struct ust_tcb *t, ust_time now)
+{
+	tcb_emit(t, t->iss, UST_TH_SYN | UST_TH_ACK, 0, 0, now);
+}
+
 void tcp_send_rst(struct ust_tcb *t, ust_time now)
 {
 	tcb_emit(t, t->snd_max, UST_TH_RST | UST_TH_ACK, 0, 0, now);

@@ -40,6 +40,7 @@ void ust_tcp_default_config(struct ust_tcp_config *cfg)
 	cfg->orphan_retries = 8;
 	cfg->early_retrans = 3;
 	cfg->ecn = 2;
+	cfg->syncookies = 1;
 	cfg->frto = 2;
 	cfg->isn_key[0] = 0x0123456789abcdefull;
 	cfg->isn_key[1] = 0xfedcba9876543210ull;
@@ -296,6 +297,15 @@ struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user)
 	}
 	tcp->nconns++;
 	hash_grow(tcp);
+	tcp_tcb_init(tcp, t, user);
+	/* Every block is in the table from birth (unbound ones under port
+	 * 0, which no lookup matches), so the table owns them all. */
+	tcp_hash_insert(t);
+	return t;
+}
+
+void tcp_tcb_init(struct ust_tcp *tcp, struct ust_tcb *t, void *user)
+{
 	t->tcp = tcp;
 	t->user = user;
 	t->state = UST_TCP_CLOSED;
@@ -319,10 +329,6 @@ struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user)
 	for (unsigned i = 0; i < UST_TT_N; i++)
 		t->timer[i] = UST_TIME_NEVER;
 	t->rec.start = tcp->now;
-	/* Every block is in the table from birth (unbound ones under port
-	 * 0, which no lookup matches), so the table owns them all. */
-	tcp_hash_insert(t);
-	return t;
 }
 
 void tcp_maybe_free(struct ust_tcb *t)

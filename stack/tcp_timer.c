@@ -71,9 +71,10 @@ ust_time tcp_rto_backed_off(const struct ust_tcb *t)
 	unsigned doublings = t->backoff;
 
 	/* Linux 6.x (tcp_syn_linear_timeouts = 4): the first four SYN
-	 * retransmissions keep the initial timeout, then it doubles. A
-	 * listener's SYN-ACK doubles from the first (its request socket's
-	 * reqsk_timeout; measured on 6.18: SYN-ACKs at 0, 1, 3, 7 s). */
+	 * retransmissions of a connect keep the initial timeout, then it
+	 * doubles. A listener's half-open child (Linux's request sock,
+	 * reqsk_timer_handler) doubles from the first: SYN-ACKs at 1, 3, 7,
+	 * 15 and 31 s (measured on 6.18.44, kernel_peer.py synack-retransmit). */
 	if (t->state == UST_TCP_SYN_SENT || (t->state == UST_TCP_SYN_RECEIVED && !t->listener))
 		doublings = doublings > TCP_SYN_LINEAR ? doublings - TCP_SYN_LINEAR : 0;
 	for (unsigned i = 0; i < doublings && rto < TCP_RTO_MAX; i++)

@@ -113,6 +113,7 @@ int ust_tcp_listen(struct ust_tcb *t, unsigned backlog)
 		backlog = 4096; /* Linux's somaxconn */
 	if (t->state == UST_TCP_LISTEN) {
 		t->backlog = backlog;
+		t->synq_max = backlog;
 		return 0;
 	}
 	if (t->state != UST_TCP_CLOSED || t->rec.nstates)
@@ -122,6 +123,7 @@ int ust_tcp_listen(struct ust_tcb *t, unsigned backlog)
 	if (tcp_lookup_listener(tcp, t->lport))
 		return -EADDRINUSE;
 	t->backlog = backlog;
+	t->synq_max = backlog;
 	tcp_set_state(t, UST_TCP_LISTEN);
 	return 0;
 }

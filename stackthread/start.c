@@ -226,6 +226,7 @@ static int start_tcp(void)
 	tc.fin_timeout_ms = us_st.cfg.fin_timeout_ms;
 	tc.ecn = us_st.cfg.ecn;
 	tc.rfc1337 = us_st.cfg.rfc1337;
+	tc.syncookies = us_st.cfg.syncookies;
 	tc.max_conns = us_st.cfg.max_conns ? us_st.cfg.max_conns : default_max_conns();
 	if (us_st.cfg.cc[0])
 		ust_tcp_config_cc(&tc, us_st.cfg.cc); /* checked by ust_config_load */

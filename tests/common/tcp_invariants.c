@@ -231,6 +231,16 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 		INVT(t, t->timer[UST_TT_TIMEWAIT] != UST_TIME_NEVER);
 	if (t->state == UST_TCP_LISTEN)
 		INVT(t, t->rport == 0 && t->raddr == 0 && t->lport != 0);
+	/* Listeners: the SYN queue's bound is somaxconn-capped; a cookie
+	 * was sent in the past, by a listener. */
+	INVT(t, t->synq_max <= 4096);
+	INVT(t, t->cookie_sent_at <= t->tcp->now);
+	if (t->state != UST_TCP_LISTEN)
+		INVT(t, t->cookie_sent_at == 0 && t->synq_len == 0);
+	/* A half-open child costs its control block only: buffers come when
+	 * it is established (syn_received_ack). */
+	if (t->listener && t->state == UST_TCP_SYN_RECEIVED)
+		INVT(t, !t->rcvbuf.mem && !t->sndbuf.mem);
 
 	/* Buffers. */
 	INVT(t, t->rcvbuf.len <= t->rcvbuf.cap);

@@ -1024,6 +1024,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (setup & 0x40)
 		cfg.ecn = 1; /* connect asks for ECN too */
+	if (setup & 0x80)
+		cfg.syncookies = 2; /* every SYN gets a cookie, every ACK is one */
 	cfg.event = on_event;
 	cfg.closed = on_closed;
 	cfg.ctx = &z;

@@ -1181,6 +1181,7 @@ static bool parse_config(struct parser *p, struct script_config *cfg)
 #define F(x) { #x, offsetof(struct ust_tcp_config, x), sizeof(((struct ust_tcp_config *)0)->x) }
 			F(max_conns), F(syn_retries), F(synack_retries),
 			F(retries2), F(orphan_retries), F(early_retrans), F(ecn), F(frto),
+			F(syncookies),
 #undef F
 		};
 		if (!parse_u32(v, &u))

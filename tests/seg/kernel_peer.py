@@ -682,6 +682,100 @@ def scenario_undo_partial(lab):
     p.step(p.seg(30)[1], note="all", wait=0.05, keys=keys)
 
 
+def cookie_exchange(p, sport, syn_opts, note):
+    """One SYN from sport and the SYN-ACK it gets: (seq, TSval or None)."""
+    p.sock.send(Ether(src=p.lab.mac_p, dst=p.lab.mac_k) / IP(src=ADDR_P, dst=ADDR_K) /
+                TCP(sport=sport, dport=PORT_K, flags="S", seq=PEER_ISN, window=p.win, options=syn_opts))
+    while True:
+        a = p.recv(2)
+        assert a, "no SYN-ACK"
+        if a[TCP].dport == sport:
+            break
+    print(f"# {note}: sport {sport} > {a[TCP].flags} seq {a[TCP].seq:#010x} ack {a[TCP].ack - PEER_ISN} "
+          f"win {a[TCP].window} ecn{ECN[a[IP].tos & 3]} opts {a[TCP].options}")
+    tsval = next((v[0] for k, v in a[TCP].options if k == "Timestamp"), None)
+    if tsval is not None:
+        print(f"#   TSval low 6 bits (before the per-pair offset) unknown; TSval {tsval:#010x}")
+    return a[TCP].seq, tsval
+
+
+def cookie_answers(p, sport, secs=0.5):
+    got = []
+    end = time.monotonic() + secs
+    while True:
+        a = p.recv(end - time.monotonic())
+        if a is None:
+            return got
+        if a[TCP].dport == sport:
+            print(f"#   answer: {a[TCP].flags} seq {a[TCP].seq:#010x} ack {a[TCP].ack:#010x} opts {a[TCP].options}")
+            got.append(a)
+
+
+def scenario_syncookie(lab):
+    """syncookie-*.seg: run with net.ipv4.tcp_syncookies=2 (a cookie for
+    every SYN). The SYN-ACKs for SYNs with and without timestamps, with
+    ECN; a forged ACK, a valid one with a wrong TS echo, and the valid
+    ACK that makes the connection the program accepts."""
+    p = Peer(lab, OPTS_SACK_TS)
+    enter_netns(NS_P)
+    p.sock = conf.L2socket(iface=IF_P)
+    def ack(sport, seq, ackno, opts, flags="A", payload=b""):
+        p.sock.send(Ether(src=lab.mac_p, dst=lab.mac_k) / IP(src=ADDR_P, dst=ADDR_K) /
+                    TCP(sport=sport, dport=PORT_K, flags=flags, seq=seq, ack=ackno, window=p.win,
+                        options=opts) / payload)
+    c1, ts1 = cookie_exchange(p, 41001, OPTS_SACK_TS, "mss 1460 sackOK TS wscale 7")
+    c2, _ = cookie_exchange(p, 41002, OPTS_SACK, "mss 1460 sackOK wscale 7, no TS")
+    cookie_exchange(p, 41003, [("MSS", 1300)], "mss 1300 only")
+    cookie_exchange(p, 41004, [("MSS", 1000)], "mss 1000 only")
+    cookie_exchange(p, 41005, [("MSS", 1440), ("NOP", None), ("WScale", 2)], "mss 1440 wscale 2")
+    cookie_exchange(p, 41006, [("MSS", 9000), ("SAckOK", b""), ("Timestamp", (5000, 0)), ("NOP", None), ("WScale", 14)], "mss 9000 sack TS wscale 14")
+    p.sock.send(Ether(src=lab.mac_p, dst=lab.mac_k) / IP(src=ADDR_P, dst=ADDR_K, tos=0) /
+                TCP(sport=41007, dport=PORT_K, flags="SEC", seq=PEER_ISN, window=p.win, options=OPTS_SACK_TS))
+    a = p.recv(2)
+    print(f"# ECN-setup SYN with TS: > {a[TCP].flags} opts {a[TCP].options}")
+    print("# forged ACK (no SYN sent from 41010, ack 0x12345678)")
+    ack(41010, PEER_ISN + 1, 0x12345678, [])
+    cookie_answers(p, 41010)
+    print("# ACK of 41002's cookie + 1 with a wrong sequence number (seq PEER_ISN + 5)")
+    ack(41002, PEER_ISN + 5, c2 + 1, [])
+    cookie_answers(p, 41002)
+    print("# ACK of 41002's cookie with ack off by one (cookie + 2)")
+    ack(41002, PEER_ISN + 1, c2 + 2, [])
+    cookie_answers(p, 41002)
+    print("# ACK with data of 41002's cookie (valid, no TS)")
+    ack(41002, PEER_ISN + 1, c2 + 1, [], flags="PA", payload=b"hello")
+    cookie_answers(p, 41002)
+    print("app:", lab.line())
+
+
+def scenario_syncookie_overflow(lab):
+    """syncookie-*.seg: with net.ipv4.tcp_syncookies=1 (Linux's default)
+    and the application's listen(1), SYNs that are never completed: which
+    SYN-ACKs are cookies (without timestamps a cookie SYN-ACK carries only
+    the MSS option)."""
+    p = Peer(lab, OPTS_SACK)
+    enter_netns(NS_P)
+    p.sock = conf.L2socket(iface=IF_P)
+    for i in range(1, 6):
+        cookie_exchange(p, 42000 + i, OPTS_SACK, f"SYN {i}, listen(1), none completed")
+
+
+def scenario_synack_retransmit(lab):
+    """syncookie-queue-full.seg: a half-open connection of a listener: when
+    its SYN-ACKs are resent, and when it is given up (a RST-less end: the
+    peer's late ACK then gets a RST from the listener)."""
+    p = Peer(lab, OPTS_SACK)
+    enter_netns(NS_P)
+    p.sock = conf.L2socket(iface=IF_P)
+    t0 = time.monotonic()
+    cookie_exchange(p, 43001, OPTS_SACK, "SYN at 0")
+    end = t0 + 70
+    while time.monotonic() < end:
+        a = p.recv(end - time.monotonic())
+        if a is not None and a[TCP].dport == 43001:
+            print(f"{time.monotonic() - t0:8.3f}  > {a[TCP].flags}")
+
+
 def main():
     name = sys.argv[1] if len(sys.argv) > 1 else ""
     fn = globals().get("scenario_" + name.replace("-", "_"))

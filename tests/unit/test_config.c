@@ -394,20 +394,34 @@ static void test_config_cc(void **state)
 	refuse_each("USTCP_CC", bad, UST_ARRAY_SIZE(bad));
 }
 
-/* USTCP_ECN: Linux's tcp_ecn values; 2 (accept, never ask) unset. */
-static void test_config_ecn(void **state)
+/* A variable that takes a Linux sysctl's 0, 1 or 2: dflt unset, each value
+ * as written, anything else refused. */
+static void check_0_1_2(const char *name, const unsigned *field, unsigned dflt)
 {
 	static const char *const bad[] = { "3", "-1", "yes", "1 ", "2x", "01x" };
 
 	load_ok();
-	assert_int_equal(cfg.ecn, 2);
-	env_set("USTCP_ECN", "0");
-	load_ok();
-	assert_int_equal(cfg.ecn, 0);
-	env_set("USTCP_ECN", "1");
-	load_ok();
-	assert_int_equal(cfg.ecn, 1);
-	refuse_each("USTCP_ECN", bad, UST_ARRAY_SIZE(bad));
+	assert_int_equal(*field, dflt);
+	for (unsigned v = 0; v <= 2; v++) {
+		static const char *const text[] = { "0", "1", "2" };
+		env_set(name, text[v]);
+		load_ok();
+		assert_int_equal(*field, v);
+	}
+	refuse_each(name, bad, UST_ARRAY_SIZE(bad));
+}
+
+/* USTCP_ECN: Linux's tcp_ecn values; 2 (accept, never ask) unset. */
+static void test_config_ecn(void **state)
+{
+	check_0_1_2("USTCP_ECN", &cfg.ecn, 2);
+}
+
+/* USTCP_SYNCOOKIES: Linux's tcp_syncookies values; 1 (when the SYN queue
+ * is full) unset. */
+static void test_config_syncookies(void **state)
+{
+	check_0_1_2("USTCP_SYNCOOKIES", &cfg.syncookies, 1);
 }
 
 /* USTCP_RFC1337: Linux's tcp_rfc1337, 0 or 1; 0 (a RST ends TIME-WAIT)
@@ -718,6 +732,7 @@ int main(void)
 		T(test_config_cc),
 		T(test_config_ecn),
 		T(test_config_rfc1337),
+		T(test_config_syncookies),
 		T(test_config_busy_poll),
 		T(test_config_mem_valid),
 		T(test_config_mem_invalid),

@@ -1,0 +1,101 @@
+#!/usr/bin/env bats
+# A SYN flood changes nothing (issue 13): spoofed SYNs from the peer's side
+# (build/tests/synflood, sources in 198.18.0.0/16 routed back through the
+# peer, which drops the SYN-ACKs) at a listener with a small backlog, while a
+# real client there connects, fetches a reply and closes, again and again.
+# The SYN queue stays at its bound, the listener answers with SYN cookies
+# (Linux's tcp_syncookies=1), every real connection is served, the server's
+# memory stays where it was, and it serves after the flood as before.
+#
+# Bodies run on the kernel's TCP ([kernel], which proves the test) and under
+# ustcp, as in 060-shim.bats. The flood is bounded: RATE SYNs/s for SECS s.
+
+bats_require_minimum_version 1.5.0
+
+load helpers
+load shim
+
+RATE=20000
+SECS=3
+BACKLOG=16
+REPLY=10000
+SPOOF=198.18.0.0/16
+
+# A client's "key value" output.
+val() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
+
+flood_setup() {
+	shim_topo_up
+	timeout 10 ip netns exec "$PEER_NETNS" sysctl -q -w net.ipv4.ip_forward=0
+	if [ "$MODE" = kernel ]; then
+		timeout 10 ip -n "$USTCP_NETNS" route add "$SPOOF" via "$PEER_ADDR"
+		timeout 10 ip netns exec "$USTCP_NETNS" sysctl -q -w net.ipv4.tcp_syncookies=1
+	fi
+	export USTCP_GW=$PEER_ADDR USTCP_RUN_DIR=$TMP/run
+	prog_bg /usr/bin/python3 "$SHIM_DIR/flood_server.py" "$SADDR" 9000 "$BACKLOG" "$REPLY" 50 \
+		</dev/null >"$TMP/server.out"
+	prog_wait_listen 9000
+	wait_for 10 pgrep -f "^/usr/bin/python3 $SHIM_DIR/flood_server.py $SADDR " >/dev/null
+	SPID=$(pgrep -f "^/usr/bin/python3 $SHIM_DIR/flood_server.py $SADDR " | head -n 1)
+}
+
+rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$SPID/status"; }
+
+# half_open: the server's connections in SYN-RECEIVED.
+half_open() {
+	if [ "$MODE" = kernel ]; then
+		ip netns exec "$USTCP_NETNS" ss -tanH state syn-recv | wc -l
+	else
+		USTCP_RUN_DIR=$USTCP_RUN_DIR timeout 10 "$BUILD/ustcp-stat" | grep -c '^SYN-RECV' || true
+	fi
+}
+
+# counter NAME: ustcp-stat -s's NAME, or the kernel's nstat TcpExtNAME.
+counter() {
+	if [ "$MODE" = kernel ]; then
+		ip netns exec "$USTCP_NETNS" nstat -az "TcpExt$1" | awk -v k="TcpExt$1" '$1 == k { print $2 }'
+	else
+		USTCP_RUN_DIR=$USTCP_RUN_DIR timeout 10 "$BUILD/ustcp-stat" -s | awk -v k="$2" '$1 == k { print $2 }'
+	fi
+}
+
+body_flood() {
+	flood_setup
+	peer /usr/bin/python3 "$SHIM_DIR/flood_client.py" "$SADDR" 9000 20 "$REPLY" 10 >"$TMP/before.out"
+	cat "$TMP/before.out"
+	[ "$(val "$TMP/before.out" ok)" = 20 ]
+	local rss0
+	rss0=$(rss_kb)
+	peer_bg "$BUILD/tests/synflood" "$SADDR" 9000 "$SPOOF" "$RATE" $((RATE * SECS)) "$SECS" >"$TMP/flood.out"
+	local fpid=$BG_PID
+	sleep 0.3
+	peer /usr/bin/python3 "$SHIM_DIR/flood_client.py" "$SADDR" 9000 100000 "$REPLY" $((SECS - 1)) \
+		>"$TMP/during.out"
+	local syn_recv rss1
+	syn_recv=$(half_open)
+	rss1=$(rss_kb)
+	wait "$fpid"
+	cat "$TMP/flood.out" "$TMP/during.out"
+	echo "half-open during the flood: $syn_recv; server VmRSS $rss0 -> $rss1 KiB"
+	# The flood happened, and the client was served all along.
+	[ "$(awk '{ print $2 }' "$TMP/flood.out")" -ge $((RATE * SECS / 2)) ]
+	[ "$(val "$TMP/during.out" ok)" -ge 10 ]
+	[ "$(val "$TMP/during.out" failed)" = 0 ]
+	# The SYN queue at its bound (more than the backlog: Linux keeps
+	# backlog + 1), the rest cookies.
+	[ "$syn_recv" -le $((BACKLOG + 1)) ]
+	[ "$syn_recv" -ge "$BACKLOG" ]
+	echo "cookies sent $(counter SyncookiesSent tcp-syncookies-sent), received $(counter SyncookiesRecv tcp-syncookies-recv)"
+	[ "$(counter SyncookiesSent tcp-syncookies-sent)" -ge $((RATE * SECS / 2)) ]
+	[ "$(counter SyncookiesFailed tcp-syncookies-failed)" = 0 ]
+	# The flood cost the server's process (ustcp's stack is in it) no
+	# more than 4 MiB.
+	[ "$rss1" -le $((rss0 + 4096)) ]
+	# After: served as before.
+	peer /usr/bin/python3 "$SHIM_DIR/flood_client.py" "$SADDR" 9000 20 "$REPLY" 10 >"$TMP/after.out"
+	cat "$TMP/after.out"
+	[ "$(val "$TMP/after.out" ok)" = 20 ]
+}
+
+@test "flood: spoofed SYNs, the SYN queue stays bounded, cookies serve a real client [kernel]" { MODE=kernel body_flood; }
+@test "flood: spoofed SYNs, the SYN queue stays bounded, cookies serve a real client [ustcp]" { MODE=ustcp body_flood; }
