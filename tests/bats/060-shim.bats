@@ -560,9 +560,8 @@ body_tcp_info_ended() {
 # own fds share the table and must survive; tests/progs/close_others.c).
 body_close_others() {
 	shim_topo_up
-	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7012 2 </dev/null >"$TMP/srv.out"
-	local srv=$BG_PID
-	wait_listen "$PEER_NETNS" 7012
+	peer_echo 7012 2
+	local srv=$ECHO_PID
 	run -0 prog "$BUILD/tests/close_others" "$PEER_ADDR" 7012 "$1"
 	assert_output "echo 1: ping
 echo 2: ping"
@@ -587,9 +586,8 @@ print("echo", s.makefile().read().strip())
 '
 body_exec_identity() {
 	shim_topo_up
-	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7013 1 </dev/null >"$TMP/srv.out"
-	local srv=$BG_PID
-	wait_listen "$PEER_NETNS" 7013
+	peer_echo 7013
+	local srv=$ECHO_PID
 	run -0 prog python3 -c "$EXEC_PY" "$PEER_ADDR" 7013
 	assert_output "AF_INET SOCK_STREAM 7013 2
 echo ping"

@@ -108,9 +108,8 @@ closed tos 48000000 ttl 11000000 mtu dc050000"
 # send without MSG_MORE pushes it, TCP_NODELAY does not undo the cork.
 body_cork() {
 	shim_topo_up
-	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7403 1 </dev/null >"$TMP/srv.out"
-	local srv=$BG_PID
-	wait_listen "$PEER_NETNS" 7403
+	peer_echo 7403
+	local srv=$ECHO_PID
 	run -0 prog python3 "$SHIM_DIR/cork.py" "$PEER_ADDR" 7403
 	assert_output "TCP_CORK 1
 corked 10 held

@@ -120,6 +120,15 @@ peer_http() {
 	wait_listen "$PEER_NETNS" "$1"
 }
 
+# peer_echo PORT [COUNT]: tests/shim/echo_server.py on the peer for COUNT
+# connections (1 by default), its lines in $TMP/srv.out, its pid in
+# $ECHO_PID; returns once it listens.
+peer_echo() {
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" "$1" "${2:-1}" </dev/null >"$TMP/srv.out"
+	ECHO_PID=$BG_PID
+	wait_listen "$PEER_NETNS" "$1"
+}
+
 # nc_listen_exchange: nc -l on the stack's side (port 7000) serves a kernel
 # nc client: $WWW/mid one way, $WWW/reply the other, both arrive whole.
 nc_listen_exchange() {
