@@ -112,28 +112,43 @@ setup() {
 
 teardown() {
 	host_stop
-	[ -z "${PEER_PID:-}" ] || { kill "$PEER_PID" 2>/dev/null; wait "$PEER_PID" 2>/dev/null; } || true
+	[ -z "${PEER_PID:-}" ] || {
+		pkill -TERM -P "$PEER_PID"
+		kill "$PEER_PID" 2>/dev/null
+		wait "$PEER_PID" 2>/dev/null
+	} || true
 	cap_stop
 	topo_down
 }
 
 # peer_start STEP...: the kernel peer listens on $PORT in its namespace, in
-# the background; its lines go to $TMP/peer.out.
+# the background; its lines go to $TMP/peer.out and, once it has ended, its
+# exit status to $TMP/peer.rc.
 peer_start() {
-	ip netns exec "$PEER_NETNS" timeout 30 python3 -c "$PEER_PY" "$PORT" "$@" \
-		>"$TMP/peer.out" 2>"$TMP/peer.err" 3>&- &
+	rm -f "$TMP/peer.rc"
+	{
+		ip netns exec "$PEER_NETNS" timeout 30 python3 -c "$PEER_PY" "$PORT" "$@" \
+			>"$TMP/peer.out" 2>"$TMP/peer.err" 3>&-
+		echo $? >"$TMP/peer.rc"
+	} &
 	PEER_PID=$!
 	wait_listen "$PEER_NETNS" "$PORT"
 }
 
 # peer_wait: wait for the peer to finish (bounded by its timeout) and show
-# what it printed.
+# what it printed. The tests call it under bats' `run`, a subshell, where
+# bash's `wait` cannot wait for the test shell's children (it returns 255 at
+# once while the peer still runs): so the peer's status comes from the file
+# peer_start writes when the peer has ended.
 peer_wait() {
-	local rc=0
-	wait "$PEER_PID" || rc=$?
-	PEER_PID=
+	local i
+	for ((i = 0; i < 700; i++)); do
+		[ -s "$TMP/peer.rc" ] && break
+		sleep 0.05
+	done
 	cat "$TMP/peer.out" "$TMP/peer.err"
-	return $rc
+	[ -s "$TMP/peer.rc" ] || { echo "peer still runs after 35 s"; return 124; }
+	return "$(cat "$TMP/peer.rc")"
 }
 
 # host_connect OPTIONS...: ustcp-host connects to the peer with these options.
