@@ -126,9 +126,11 @@ print("again", *ask(b"ustcp-link 1\n"))
 
 	# The launched program exits at once, but a background child of
 	# its still holds the broker's socket: the broker stays for it, then
-	# goes with it.
-	run -0 launch sh -c 'sleep 1.5 >/dev/null 2>&1 & exit 0'
+	# goes with it. The child lives until the test lets it go (30 s at most),
+	# not for a fixed time a loaded machine could use up before the check.
+	run -0 launch sh -c "(i=0; while [ ! -e $TMP/go ] && [ \$i -lt 600 ]; do sleep 0.05; i=\$((i + 1)); done) >/dev/null 2>&1 & exit 0"
 	[ -n "$(broker_pid)" ] || { echo "the broker left before the program's child" >&2; false; }
+	touch "$TMP/go"
 	no_ns_pids 10
 }
 
