@@ -209,23 +209,30 @@ l = socket.socket()
 l.bind(("0.0.0.0", 7000))
 l.listen(5)
 open(sys.argv[1], "w").close()
-for _ in range(3):
+for _ in range(6):
     c, _ = l.accept()
     c.sendall(b"from the program\n")
     c.close()' "$TMP/ready"
 	wait_file "$TMP/ready"
-	# The reservation listens in the kernel: its filter drops the SYN,
-	# so only the stack answers.
+	# The reservation listens in the kernel, locked with an MD5 key nobody
+	# knows: the kernel drops every SYN, so only the stack answers. Half
+	# the clients send TTL 255, as a neighbour would to pass IP_MINTTL.
 	run -0 in_stack ss -ltnH "sport = :7000"
 	assert_output --partial "$SADDR:7000"
-	local i
-	for i in 1 2 3; do
+	local ttl
+	for ttl in 64 64 64 255 255 255; do
 		run -0 in_peer python3 -c '
 import socket, sys
-s = socket.create_connection((sys.argv[1], 7000), timeout=10)
-print(s.makefile().readline().strip())' "$SADDR"
+s = socket.socket()
+s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, int(sys.argv[2]))
+s.settimeout(10)
+s.connect((sys.argv[1], 7000))
+print(s.makefile().readline().strip())' "$SADDR" "$ttl"
 		assert_output "from the program"
 	done
 	run -0 in_stack nstat -asz TcpPassiveOpens
 	assert_line --regexp '^TcpPassiveOpens +0 '
+	# Each TTL 255 SYN reached the reservation and was dropped there.
+	run -0 in_stack nstat -asz TcpExtTCPMD5NotFound
+	assert_line --regexp '^TcpExtTCPMD5NotFound +([3-9]|[1-9][0-9]+) '
 }
