@@ -236,3 +236,39 @@ print(s.makefile().readline().strip())' "$SADDR" "$ttl"
 	run -0 in_stack nstat -asz TcpExtTCPMD5NotFound
 	assert_line --regexp '^TcpExtTCPMD5NotFound +([3-9]|[1-9][0-9]+) '
 }
+
+@test "ustcp-stat shows another's dump without its escape sequences, and only under the pid it was asked" {
+	mkdir -m 0700 "$TMP/run"
+	export USTCP_RUN_DIR=$TMP/run
+	# A control socket answering what any local user could: a process
+	# named with an escape sequence, then a dump naming another pid.
+	/usr/bin/python3 -c '
+import os, socket, sys
+path = "%s/%d.sock" % (sys.argv[1], os.getpid())
+l = socket.socket(socket.AF_UNIX)
+l.bind(path)
+l.listen(3)
+open(sys.argv[2], "w").close()
+l.settimeout(20)
+for pid in (os.getpid(), os.getpid(), 1):
+    c, _ = l.accept()
+    c.sendall(b"ustcp 1\nprocess %d \x1b]2;owned\x07 lo\x1b[2J 10.0.0.1/8 program\n"
+              b"tcp ESTAB 0 0 10.0.0.1:\x1b[1m 10.0.0.2:80 on 5\ntcp ESTAB 0 0 10.0.0.1:99 10.0.0.2:80\x9b2J off 0\n"
+              b"counter \x1b[31mred 1\nend\n" % pid)
+    c.close()
+os.unlink(path)' "$TMP/run" "$TMP/ready" &
+	local server=$!
+	wait_file "$TMP/ready"
+	run -0 --separate-stderr timeout 10 "$STAT" -s
+	assert_line --regexp '^process [0-9]+ \(\?\]2;owned\?\) program lo\?\[2J 10\.0\.0\.1/8, 2 connections$'
+	assert_line '  ?[31mred 1'
+	[[ "$output" != *$'\e'* ]]
+	run -0 --separate-stderr timeout 10 "$STAT"
+	assert_line --index 1 --regexp '^ESTAB +0 +0 +10\.0\.0\.1:\?\[1m +10\.0\.0\.2:80 +users:\(\("\?\]2;owned\?",pid=[0-9]+\)\) timer:\(on,005ms,0\)$'
+	assert_line --index 2 --regexp '^ESTAB .* 10\.0\.0\.2:80\?2J +users:'
+	[[ "$output" != *$'\e'* && "$output" != *$'\x9b'* ]]
+	run -0 --separate-stderr timeout 10 "$STAT"
+	assert_equal "${#lines[@]}" 1 # the header alone
+	assert_regex "$stderr" "^ustcp-stat: $TMP/run/[0-9]+\.sock: not a complete ustcp dump; skipped\$"
+	wait "$server"
+}
