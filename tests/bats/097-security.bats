@@ -203,8 +203,11 @@ print(count[0])' "$USTCP_RUN_DIR/$pid.sock"
 @test "where the kernel owns the stack's address too, a listener's connection reaches the program, not the kernel" {
 	launcher_topo_up
 	stack_kernel_addr
+	# The listener stays until the test is done: once it has gone, its
+	# port is only bound, and a kernel owning the address answers the
+	# last ACKs of its connections with RST.
 	launch_bg python3 -c '
-import socket, sys
+import os, socket, sys, time
 l = socket.socket()
 l.bind(("0.0.0.0", 7000))
 l.listen(5)
@@ -212,7 +215,11 @@ open(sys.argv[1], "w").close()
 for _ in range(6):
     c, _ = l.accept()
     c.sendall(b"from the program\n")
-    c.close()' "$TMP/ready"
+    c.close()
+for _ in range(600):
+    if os.path.exists(sys.argv[2]):
+        break
+    time.sleep(0.05)' "$TMP/ready" "$TMP/exit"
 	wait_file "$TMP/ready"
 	# The reservation listens in the kernel, locked with an MD5 key nobody
 	# knows: the kernel drops every SYN, so only the stack answers. Half
@@ -235,6 +242,7 @@ print(s.makefile().readline().strip())' "$SADDR" "$ttl"
 	# Each TTL 255 SYN reached the reservation and was dropped there.
 	run -0 in_stack nstat -asz TcpExtTCPMD5NotFound
 	assert_line --regexp '^TcpExtTCPMD5NotFound +([3-9]|[1-9][0-9]+) '
+	touch "$TMP/exit"
 }
 
 @test "ustcp-stat shows another's dump without its escape sequences, and only under the pid it was asked" {
