@@ -452,7 +452,13 @@ static void retransmit_lost(struct ust_tcb *t, uint32_t *quota, ust_time now)
 			rearm = true;
 	}
 	if (rearm) {
+		/* The RTO, restarted, replaces a probe still armed: in
+		 * Linux's one timer slot tcp_xmit_retransmit_queue's
+		 * tcp_reset_xmit_timer does, and a probe is for a tail lost
+		 * in Open, not for losses being repaired. Left armed, it
+		 * would outlive the (now earlier) RTO. */
 		t->persist = false;
+		tcp_timer_stop(t, UST_TT_TLP);
 		tcp_timer_set(t, UST_TT_RTX, tcp_rtx_due(t, now));
 	}
 }

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
+#include <linux/tcp.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -121,27 +123,51 @@ bool us_port_foreign(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport)
  * Nothing may ever reach a listening reservation. Normally the kernel does
  * not own our address and nothing does; where it does (a tun device or a
  * veth configured with it as well), the reservation would complete
- * handshakes the program never sees. Two locks, both checked by Linux
- * before a listener sees a SYN (tcp_v4_rcv):
- *  - IP_MINTTL 255 (RFC 5082's check, any user may set it): segments that
- *    came over a router or from a host's default TTL (64) are dropped, so
- *    all but a neighbour crafting TTL 255 on purpose;
- *  - a socket filter that drops everything (tcp_filter), for that
- *    neighbour too, where the kernel lets this process attach one (this
- *    one refuses it to unprivileged sockets: then the first lock holds).
- * A reservation that only binds receives nothing.
+ * handshakes the program never sees. Linux checks these locks in
+ * tcp_v4_rcv before a listener sees any segment, and any user may set them:
+ *  - a TCP MD5 key (RFC 2385) for every peer: TCP_MD5SIG_EXT with prefix
+ *    length 0 and a random key nobody knows. "A segment without a
+ *    signature, or with a wrong one, MUST be dropped silently" (RFC 2385
+ *    section 2.0; Linux counts TCPMD5NotFound and TCPMD5Failure): no SYN, no
+ *    ACK a SYN cookie would need, no data is ever taken;
+ *  - IP_MINTTL 255 (RFC 5082's check), for a kernel built without
+ *    CONFIG_TCP_MD5SIG: all but a neighbour crafting TTL 255 on purpose;
+ *  - there, a socket filter that drops everything (tcp_filter), where the
+ *    kernel lets an unprivileged process attach one.
+ * 097-security.bats measures the first with scapy SYNs of TTL 255. A
+ * reservation that only binds never receives anything: no segment
+ * matches a socket that neither listens nor is connected.
  */
-bool us_port_listen(uint16_t port)
+static bool lock_md5(int fd)
+{
+	struct tcp_md5sig md5 = { .tcpm_flags = TCP_MD5SIG_FLAG_PREFIX, .tcpm_prefixlen = 0,
+				  .tcpm_keylen = TCP_MD5SIG_MAXKEYLEN };
+	struct sockaddr_in *any = (struct sockaddr_in *)&md5.tcpm_addr;
+
+	any->sin_family = AF_INET; /* 0.0.0.0/0: every peer */
+	if (getrandom(md5.tcpm_key, sizeof(md5.tcpm_key), GRND_NONBLOCK) != sizeof(md5.tcpm_key))
+		return false;
+	return REAL(setsockopt)(fd, IPPROTO_TCP, TCP_MD5SIG_EXT, &md5, sizeof(md5)) == 0;
+}
+
+static void lock_listener(int fd)
 {
 	static struct sock_filter drop_all[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
 	static const struct sock_fprog drop = { UST_ARRAY_SIZE(drop_all), drop_all };
-	int fd = ports[port].fd, ttl = 255;
+	int ttl = 255;
+
+	REAL(setsockopt)(fd, IPPROTO_IP, IP_MINTTL, &ttl, sizeof(ttl));
+	if (!lock_md5(fd))
+		REAL(setsockopt)(fd, SOL_SOCKET, SO_ATTACH_FILTER, &drop, sizeof(drop));
+}
+
+bool us_port_listen(uint16_t port)
+{
+	int fd = ports[port].fd;
 
 	if (!ports[port].refs)
 		return true;
-	if (REAL(setsockopt)(fd, IPPROTO_IP, IP_MINTTL, &ttl, sizeof(ttl)) < 0)
-		return false;
-	REAL(setsockopt)(fd, SOL_SOCKET, SO_ATTACH_FILTER, &drop, sizeof(drop));
+	lock_listener(fd);
 	return REAL(listen)(fd, 1) == 0;
 }
 

@@ -4,13 +4,8 @@
  *
  * Each stack publishes an AF_UNIX stream socket RUN_DIR/PID.sock (RUN_DIR:
  * USTCP_RUN_DIR, with the library's default); on connect it writes a dump
- * and closes (dump() in stackthread/control.c):
- *
- *   ustcp 1
- *   process PID COMM IFACE ADDR/PREFIX KIND
- *   tcp STATE RECV-Q SEND-Q LOCAL PEER TIMER MS
- *   counter NAME VALUE
- *   end
+ * and closes (dump() in stackthread/control.c; the format and its parser,
+ * which trusts none of it, in stack/dump.h).
  *
  * A socket whose connect is refused belongs to a process that died without
  * removing it: it is skipped, and removed when we may.
@@ -32,33 +27,12 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dump.h"
 #include "rundir.h"
 
 #define PROG "ustcp-stat"
 #define READ_TIMEOUT_MS 2000
 #define DUMP_MAX (64u << 20)
-
-struct conn {
-	char state[16];
-	unsigned long long rq, sq;
-	char laddr[16], lport[8], raddr[16], rport[8];
-	char timer[16];
-	long long ms;
-};
-
-struct counter {
-	char name[64];
-	unsigned long long value;
-};
-
-struct proc {
-	int pid;
-	char comm[32], iface[IFNAMSIZ + 1], addr[24], kind[16];
-	struct conn *conns;
-	size_t nconns;
-	struct counter *ctrs;
-	size_t nctrs;
-};
 
 static void warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -169,71 +143,10 @@ fail:
 	return NULL;
 }
 
-/* "a.b.c.d:port" into its halves, as ss shows them ("*" for port 0). */
-static bool split_addr(const char *s, char *addr, size_t asize, char *port, size_t psize)
-{
-	const char *colon = strrchr(s, ':');
-
-	if (!colon || (size_t)(colon - s) >= asize || strlen(colon + 1) >= psize)
-		return false;
-	memcpy(addr, s, (size_t)(colon - s));
-	addr[colon - s] = 0;
-	strcpy(port, strcmp(colon + 1, "0") == 0 ? "*" : colon + 1);
-	return true;
-}
-
-static bool parse_tcp(char *line, struct conn *c)
-{
-	char state[16], local[32], peer[32], timer[16];
-
-	if (sscanf(line, "tcp %15s %llu %llu %31s %31s %15s %lld", state, &c->rq, &c->sq, local, peer, timer,
-		   &c->ms) != 7)
-		return false;
-	strcpy(c->state, state);
-	strcpy(c->timer, timer);
-	return split_addr(local, c->laddr, sizeof(c->laddr), c->lport, sizeof(c->lport)) &&
-	       split_addr(peer, c->raddr, sizeof(c->raddr), c->rport, sizeof(c->rport));
-}
-
-/* Parses a dump; false if it is not one (or is cut short). */
-static bool parse(char *buf, struct proc *p)
-{
-	char *save = NULL, *line = strtok_r(buf, "\n", &save);
-	bool ended = false;
-
-	if (!line || strcmp(line, "ustcp 1") != 0)
-		return false;
-	while ((line = strtok_r(NULL, "\n", &save)) && !ended) {
-		if (strncmp(line, "process ", 8) == 0) {
-			if (sscanf(line, "process %d %31s %16s %23s %15s", &p->pid, p->comm, p->iface, p->addr,
-				   p->kind) < 4)
-				return false;
-		} else if (strncmp(line, "tcp ", 4) == 0) {
-			struct conn *nc = realloc(p->conns, (p->nconns + 1) * sizeof(*nc));
-			if (!nc)
-				return false;
-			p->conns = nc;
-			if (parse_tcp(line, &p->conns[p->nconns]))
-				p->nconns++;
-		} else if (strncmp(line, "counter ", 8) == 0) {
-			struct counter *nc = realloc(p->ctrs, (p->nctrs + 1) * sizeof(*nc));
-			if (!nc)
-				return false;
-			p->ctrs = nc;
-			if (sscanf(line, "counter %63s %llu", p->ctrs[p->nctrs].name, &p->ctrs[p->nctrs].value) == 2)
-				p->nctrs++;
-		} else if (strcmp(line, "end") == 0) {
-			ended = true;
-		}
-		/* Other records: a newer stack's; skipped. */
-	}
-	return ended || (line && strcmp(line, "end") == 0);
-}
-
 /* ---- collecting every process ---- */
 
 struct procs {
-	struct proc *v;
+	struct ust_dump *v;
 	size_t n;
 };
 
@@ -256,7 +169,7 @@ static bool sock_name_pid(const char *name, int *pid)
 static void collect_one(struct procs *ps, const char *dir, int pid, bool remove)
 {
 	char path[PATH_MAX];
-	struct proc p;
+	struct ust_dump p;
 	struct stat st;
 	bool stale;
 	char *buf;
@@ -273,18 +186,18 @@ static void collect_one(struct procs *ps, const char *dir, int pid, bool remove)
 	memset(&p, 0, sizeof(p));
 	p.pid = pid;
 	strcpy(p.kind, "program");
-	if (!parse(buf, &p)) {
+	/* A stack names its socket and its dump after the same pid: a dump
+	 * naming another process is not a stack's. */
+	if (!ust_dump_parse(buf, &p) || p.pid != pid) {
 		warnx("%s: not a complete ustcp dump; skipped", path);
-		free(p.conns);
-		free(p.ctrs);
+		ust_dump_free(&p);
 	} else {
-		struct proc *nv = realloc(ps->v, (ps->n + 1) * sizeof(*nv));
+		struct ust_dump *nv = realloc(ps->v, (ps->n + 1) * sizeof(*nv));
 		if (nv) {
 			ps->v = nv;
 			ps->v[ps->n++] = p;
 		} else {
-			free(p.conns);
-			free(p.ctrs);
+			ust_dump_free(&p);
 		}
 	}
 	free(buf);
@@ -332,7 +245,7 @@ static void collect_dir(struct procs *ps, const char *dir, bool remove)
 
 static int by_pid(const void *a, const void *b)
 {
-	const struct proc *x = a, *y = b;
+	const struct ust_dump *x = a, *y = b;
 
 	return (x->pid > y->pid) - (x->pid < y->pid);
 }
@@ -381,7 +294,7 @@ static void print_conns(const struct procs *ps)
 
 	for (size_t i = 0; i < ps->n; i++) {
 		for (size_t j = 0; j < ps->v[i].nconns; j++) {
-			const struct conn *c = &ps->v[i].conns[j];
+			const struct ust_dump_conn *c = &ps->v[i].conns[j];
 			w_state = max_sz(w_state, strlen(c->state));
 			w_rq = max_sz(w_rq, (size_t)snprintf(num, sizeof(num), "%llu", c->rq));
 			w_sq = max_sz(w_sq, (size_t)snprintf(num, sizeof(num), "%llu", c->sq));
@@ -395,9 +308,9 @@ static void print_conns(const struct procs *ps)
 	       (int)w_sq, "Send-Q", (int)w_la, "Local Address", (int)w_lp, "Port", (int)w_ra, "Peer Address",
 	       (int)w_rp, "Port");
 	for (size_t i = 0; i < ps->n; i++) {
-		const struct proc *p = &ps->v[i];
+		const struct ust_dump *p = &ps->v[i];
 		for (size_t j = 0; j < p->nconns; j++) {
-			const struct conn *c = &p->conns[j];
+			const struct ust_dump_conn *c = &p->conns[j];
 			char timer[64] = "";
 			if (strcmp(c->timer, "off") != 0) {
 				char d[32];
@@ -416,7 +329,7 @@ static void print_conns(const struct procs *ps)
 static void print_counters(const struct procs *ps)
 {
 	for (size_t i = 0; i < ps->n; i++) {
-		const struct proc *p = &ps->v[i];
+		const struct ust_dump *p = &ps->v[i];
 		size_t w = 0;
 
 		printf("%sprocess %d (%s) %s %s %s, %zu connection%s\n", i ? "\n" : "", p->pid, p->comm, p->kind,
@@ -496,10 +409,8 @@ int main(int argc, char **argv)
 		print_counters(&ps);
 	else
 		print_conns(&ps);
-	for (size_t i = 0; i < ps.n; i++) {
-		free(ps.v[i].conns);
-		free(ps.v[i].ctrs);
-	}
+	for (size_t i = 0; i < ps.n; i++)
+		ust_dump_free(&ps.v[i]);
 	free(ps.v);
 	return 0;
 }

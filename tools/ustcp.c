@@ -43,6 +43,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -266,12 +267,68 @@ static void broker_drop_caps(void)
 		_exit(EXIT_FAIL); /* the program's requests fail: EPIPE */
 }
 
+/* What the broker refused, for the operator: the program's processes are
+ * the only ones that reach it, and a misbehaving program cannot be trusted
+ * to count its own refusals. */
+struct broker_tally {
+	unsigned malformed; /* UST_BROKER_MALFORMED: EPROTO sent */
+	unsigned foreign;   /* UST_BROKER_FOREIGN: EPERM sent */
+	unsigned no_reply;  /* UST_BROKER_NO_REPLY: nowhere to answer */
+};
+
+static void broker_count(struct broker_tally *t, enum ust_broker_outcome out)
+{
+	if (out == UST_BROKER_MALFORMED)
+		t->malformed++;
+	else if (out == UST_BROKER_FOREIGN)
+		t->foreign++;
+	else if (out == UST_BROKER_NO_REPLY)
+		t->no_reply++;
+}
+
+/* The launcher's stderr, kept for the broker's last word only where
+ * nobody waits for it to close: a terminal, a file, a character device. A
+ * pipe or a socket is read to its end ($(ustcp ... 2>&1), ssh), and the
+ * broker lives as long as any process of the tree (a daemon's too), so
+ * there it keeps nothing and syslog has the word alone. -1: not kept. */
+static int broker_keep_stderr(void)
+{
+	struct stat sb;
+
+	if (fstat(2, &sb) < 0 || !(S_ISREG(sb.st_mode) || S_ISCHR(sb.st_mode)))
+		return -1;
+	return fcntl(2, F_DUPFD_CLOEXEC, 4);
+}
+
+/* At the broker's exit, if it refused anything: one line on the
+ * launcher's stderr (where kept) and one to syslog's authpriv facility,
+ * where sudo and sshd report what they refuse. */
+static void broker_report(int err_fd, const struct broker_tally *t, uid_t uid)
+{
+	char line[256];
+	unsigned n = t->malformed + t->foreign + t->no_reply;
+
+	if (!n)
+		return;
+	snprintf(line, sizeof(line),
+		 "the broker refused %u request%s from the program's processes "
+		 "(%u malformed, %u not from uid %u, %u with nowhere to answer)",
+		 n, n == 1 ? "" : "s", t->malformed, t->foreign, (unsigned)uid, t->no_reply);
+	if (err_fd >= 0)
+		dprintf(err_fd, PROG ": %s\n", line);
+	openlog("ustcp-broker", LOG_PID, LOG_AUTHPRIV);
+	syslog(LOG_WARNING, "%s", line);
+	closelog();
+}
+
 /* In the launcher's child: becomes the broker (a grandchild, so that it is
  * nobody's child in the program's tree: a shell's wait would collect it).
  * The child exits 0 once the broker is ready to serve, 1 if not. */
 static void __attribute__((noreturn)) broker_start(int bfd, const struct ust_config *cfg, uid_t uid)
 {
-	int null;
+	struct broker_tally tally = { 0 };
+	enum ust_broker_outcome out;
+	int null, err_fd;
 	pid_t b;
 
 	/* Detached: the terminal's signals are the program's; the broker
@@ -285,7 +342,9 @@ static void __attribute__((noreturn)) broker_start(int bfd, const struct ust_con
 	broker_drop_caps();
 	/* Nor does it hold the launcher's output: a caller reading it to the
 	 * end ($(ustcp ...)) must not wait for the broker. What it refuses,
-	 * the library reports on the program's stderr from the errno. */
+	 * the library reports on the program's stderr from the errno, and
+	 * the broker counts for broker_report. */
+	err_fd = broker_keep_stderr();
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
 		_exit(EXIT_FAIL);
@@ -296,13 +355,11 @@ static void __attribute__((noreturn)) broker_start(int bfd, const struct ust_con
 		_exit(b < 0 ? EXIT_FAIL : 0);
 	prctl(PR_SET_NAME, "ustcp-broker");
 	for (;;) {
-		switch (ust_broker_serve(3, cfg, uid)) {
-		case UST_BROKER_HANGUP:
-			_exit(0);
-		case UST_BROKER_ERROR:
-			_exit(EXIT_FAIL);
-		default:
-			break;
+		out = ust_broker_serve(3, cfg, uid);
+		broker_count(&tally, out);
+		if (out == UST_BROKER_HANGUP || out == UST_BROKER_ERROR) {
+			broker_report(err_fd, &tally, uid);
+			_exit(out == UST_BROKER_HANGUP ? 0 : EXIT_FAIL);
 		}
 	}
 }

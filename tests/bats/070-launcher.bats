@@ -151,6 +151,25 @@ print("again", *ask(b"ustcp-link 1\n"))
 	assert_line "again 0 ['AF_PACKET']"
 }
 
+@test "what the broker refused is one line on the launcher's stderr when the tree has gone" {
+	launcher_topo_up
+	# A file: nobody waits for its end, so the broker keeps it.
+	launch python3 -c "$BROKER_PY" >"$TMP/out" 2>"$TMP/err"
+	grep -qx "again 0 \['AF_PACKET'\]" "$TMP/out"
+	no_ns_pids 10
+	run -0 cat "$TMP/err"
+	assert_output "ustcp: the broker refused 4 requests from the program's processes (2 malformed, 0 not from uid 0, 2 with nowhere to answer)"
+	# Nothing refused, nothing said.
+	launch python3 -c 'import socket; socket.socket().close()' 2>"$TMP/err"
+	no_ns_pids 10
+	[ ! -s "$TMP/err" ]
+	# A pipe: the broker holds none (the caller reads it to its end while
+	# a daemon of the tree may live on), so the pipe has only the program's.
+	launch python3 -c "$BROKER_PY" 2>&1 >/dev/null | cat >"$TMP/err"
+	no_ns_pids 10
+	[ ! -s "$TMP/err" ]
+}
+
 # ---- programs ----------------------------------------------------------------------
 
 @test "a launched shell runs two programs in sequence" {

@@ -203,29 +203,80 @@ print(count[0])' "$USTCP_RUN_DIR/$pid.sock"
 @test "where the kernel owns the stack's address too, a listener's connection reaches the program, not the kernel" {
 	launcher_topo_up
 	stack_kernel_addr
+	# The listener stays until the test is done: once it has gone, its
+	# port is only bound, and a kernel owning the address answers the
+	# last ACKs of its connections with RST.
 	launch_bg python3 -c '
-import socket, sys
+import os, socket, sys, time
 l = socket.socket()
 l.bind(("0.0.0.0", 7000))
 l.listen(5)
 open(sys.argv[1], "w").close()
-for _ in range(3):
+for _ in range(6):
     c, _ = l.accept()
     c.sendall(b"from the program\n")
-    c.close()' "$TMP/ready"
+    c.close()
+for _ in range(600):
+    if os.path.exists(sys.argv[2]):
+        break
+    time.sleep(0.05)' "$TMP/ready" "$TMP/exit"
 	wait_file "$TMP/ready"
-	# The reservation listens in the kernel: its filter drops the SYN,
-	# so only the stack answers.
+	# The reservation listens in the kernel, locked with an MD5 key nobody
+	# knows: the kernel drops every SYN, so only the stack answers. Half
+	# the clients send TTL 255, as a neighbour would to pass IP_MINTTL.
 	run -0 in_stack ss -ltnH "sport = :7000"
 	assert_output --partial "$SADDR:7000"
-	local i
-	for i in 1 2 3; do
+	local ttl
+	for ttl in 64 64 64 255 255 255; do
 		run -0 in_peer python3 -c '
 import socket, sys
-s = socket.create_connection((sys.argv[1], 7000), timeout=10)
-print(s.makefile().readline().strip())' "$SADDR"
+s = socket.socket()
+s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, int(sys.argv[2]))
+s.settimeout(10)
+s.connect((sys.argv[1], 7000))
+print(s.makefile().readline().strip())' "$SADDR" "$ttl"
 		assert_output "from the program"
 	done
 	run -0 in_stack nstat -asz TcpPassiveOpens
 	assert_line --regexp '^TcpPassiveOpens +0 '
+	# Each TTL 255 SYN reached the reservation and was dropped there.
+	run -0 in_stack nstat -asz TcpExtTCPMD5NotFound
+	assert_line --regexp '^TcpExtTCPMD5NotFound +([3-9]|[1-9][0-9]+) '
+	touch "$TMP/exit"
+}
+
+@test "ustcp-stat shows another's dump without its escape sequences, and only under the pid it was asked" {
+	mkdir -m 0700 "$TMP/run"
+	export USTCP_RUN_DIR=$TMP/run
+	# A control socket answering what any local user could: a process
+	# named with an escape sequence, then a dump naming another pid.
+	/usr/bin/python3 -c '
+import os, socket, sys
+path = "%s/%d.sock" % (sys.argv[1], os.getpid())
+l = socket.socket(socket.AF_UNIX)
+l.bind(path)
+l.listen(3)
+open(sys.argv[2], "w").close()
+l.settimeout(20)
+for pid in (os.getpid(), os.getpid(), 1):
+    c, _ = l.accept()
+    c.sendall(b"ustcp 1\nprocess %d \x1b]2;owned\x07 lo\x1b[2J 10.0.0.1/8 program\n"
+              b"tcp ESTAB 0 0 10.0.0.1:\x1b[1m 10.0.0.2:80 on 5\ntcp ESTAB 0 0 10.0.0.1:99 10.0.0.2:80\x9b2J off 0\n"
+              b"counter \x1b[31mred 1\nend\n" % pid)
+    c.close()
+os.unlink(path)' "$TMP/run" "$TMP/ready" &
+	local server=$!
+	wait_file "$TMP/ready"
+	run -0 --separate-stderr timeout 10 "$STAT" -s
+	assert_line --regexp '^process [0-9]+ \(\?\]2;owned\?\) program lo\?\[2J 10\.0\.0\.1/8, 2 connections$'
+	assert_line '  ?[31mred 1'
+	[[ "$output" != *$'\e'* ]]
+	run -0 --separate-stderr timeout 10 "$STAT"
+	assert_line --index 1 --regexp '^ESTAB +0 +0 +10\.0\.0\.1:\?\[1m +10\.0\.0\.2:80 +users:\(\("\?\]2;owned\?",pid=[0-9]+\)\) timer:\(on,005ms,0\)$'
+	assert_line --index 2 --regexp '^ESTAB .* 10\.0\.0\.2:80\?2J +users:'
+	[[ "$output" != *$'\e'* && "$output" != *$'\x9b'* ]]
+	run -0 --separate-stderr timeout 10 "$STAT"
+	assert_equal "${#lines[@]}" 1 # the header alone
+	assert_regex "$stderr" "^ustcp-stat: $TMP/run/[0-9]+\.sock: not a complete ustcp dump; skipped\$"
+	wait "$server"
 }
