@@ -608,11 +608,15 @@ void ust_tcp_abort(struct ust_tcb *tcb, ust_time now);
  * two spans (read them, then report how many were taken), and the send
  * ring's free space as up to two spans (fill them, then commit). The spans
  * stay valid until the next call into TCP. snd_spans gives 0 spans when
- * SEND would not queue (not synchronized, FIN queued, error). */
+ * SEND would not queue (not synchronized, FIN queued, error, no memory);
+ * it gives the ring memory, and the commit that follows (of 0 bytes too)
+ * gives it back if the ring stays empty. */
 unsigned ust_tcp_rcv_spans(const struct ust_tcb *tcb, struct iovec iov[2]);
 void ust_tcp_rcv_consumed(struct ust_tcb *tcb, uint32_t n, ust_time now);
-unsigned ust_tcp_snd_spans(const struct ust_tcb *tcb, struct iovec iov[2]);
+unsigned ust_tcp_snd_spans(struct ust_tcb *tcb, struct iovec iov[2]);
 void ust_tcp_snd_commit(struct ust_tcb *tcb, uint32_t n, ust_time now);
+/* The bytes SEND may queue now, without giving the send ring memory. */
+uint32_t ust_tcp_snd_room(const struct ust_tcb *tcb);
 
 /* MSG_OOB: the urgent pointer goes after the byte beyond bytes past the
  * send ring's end (bytes on their way to it), and urgent mode pushes. */

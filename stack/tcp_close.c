@@ -188,6 +188,7 @@ bool tcp_fin_acked(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time no
 void tcp_fin_received(struct ust_tcb *t, ust_time now)
 {
 	ust_seqset_clear(&t->ofo);
+	tcp_rcvbuf_shed(t);
 	t->ofo_fin = false;
 	t->rcv_nxt++;
 	/* TCP_INFO's bytes_received counts RCV.NXT's advance, the FIN too

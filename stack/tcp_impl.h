@@ -481,6 +481,9 @@ void tcp_data_sent(struct ust_tcb *t, ust_time now);
  * window allows, and ACK if the window opened or a pushed segment was
  * drained (tcp_rcv_space_adjust, tcp_cleanup_rbuf). */
 void tcp_rcv_consumed(struct ust_tcb *t, uint32_t n, ust_time now);
+/* The receive ring's memory goes back when it holds nothing, in order or
+ * out of order, until data comes again (issue 13). */
+void tcp_rcvbuf_shed(struct ust_tcb *t);
 /* TCP_QUICKACK. */
 void tcp_set_quickack(struct ust_tcb *t, int val, ust_time now);
 static inline bool tcp_in_pingpong_mode(const struct ust_tcb *t)
