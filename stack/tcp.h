@@ -192,6 +192,7 @@ struct ust_tcb {
 	struct ust_tcb **pprev;
 	struct ust_tcb *listener;   /* for an embryonic or unaccepted child */
 	bool port_claimed;          /* holds a port_claim reference on lport */
+	bool reuseaddr;             /* SO_REUSEADDR when the port is claimed (port_claim's reuse) */
 	bool from_cookie;           /* a child made by a SYN cookie's ACK: no SYN-ACK time kept */
 	struct ust_tcb *qnext;      /* accept queue / SYN queue link */
 
@@ -585,6 +586,8 @@ void ust_tcp_unreachable(void *ctx, uint32_t dst, int err, ust_time now);
 struct ust_tcb *ust_tcp_create(struct ust_tcp *tcp, void *user, int *err);
 /* Claims the local port (0: an ephemeral one, now, as Linux). */
 int ust_tcp_bind(struct ust_tcb *tcb, uint16_t lport, bool reuseaddr);
+/* SO_REUSEADDR, for the port an ephemeral pick claims (connect's). */
+void ust_tcp_set_reuseaddr(struct ust_tcb *tcb, bool on);
 /* OPEN, active: sends the SYN. */
 int ust_tcp_connect(struct ust_tcb *tcb, uint32_t raddr, uint16_t rport, ust_time now);
 /* OPEN, passive. */

@@ -18,12 +18,18 @@ struct ust_tcb *ust_tcp_create(struct ust_tcp *tcp, void *user, int *err)
 	return t;
 }
 
+void ust_tcp_set_reuseaddr(struct ust_tcb *t, bool on)
+{
+	t->reuseaddr = on;
+}
+
 int ust_tcp_bind(struct ust_tcb *t, uint16_t lport, bool reuseaddr)
 {
 	struct ust_tcp *tcp = t->tcp;
 
 	if (t->lport || t->state != UST_TCP_CLOSED)
 		return -EINVAL;
+	t->reuseaddr = reuseaddr;
 	/* Port 0: Linux assigns an ephemeral port at bind (inet_csk_get_port),
 	 * so getsockname reports it at once; EADDRINUSE when none is free. */
 	if (lport == 0)
