@@ -549,10 +549,16 @@ static void cleanup_rbuf(struct ust_tcb *t, uint32_t copied, ust_time now)
 		tcp_send_ack(t, now);
 }
 
+void tcp_ring_shed(struct ust_tcb *t, struct ust_ring *r)
+{
+	if (r->cap <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT)
+		ust_ring_shed(r);
+}
+
 void tcp_rcvbuf_shed(struct ust_tcb *t)
 {
 	if (!t->ofo.n)
-		ust_ring_shed(&t->rcvbuf);
+		tcp_ring_shed(t, &t->rcvbuf);
 }
 
 void tcp_rcv_consumed(struct ust_tcb *t, uint32_t n, ust_time now)

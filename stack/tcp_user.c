@@ -307,7 +307,7 @@ void ust_tcp_snd_commit(struct ust_tcb *t, uint32_t n, ust_time now)
 		n = ust_ring_space(&t->sndbuf);
 	if (!n) {
 		/* The spans went unused: an empty ring gives its memory back. */
-		ust_ring_shed(&t->sndbuf);
+		tcp_ring_shed(t, &t->sndbuf);
 		return;
 	}
 	tcp_rate_check_app_limited(t);

@@ -247,13 +247,21 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	INVT(t, t->sndbuf.len <= t->sndbuf.cap);
 	INVT(t, t->rcvbuf.cap == 0 || t->rcvbuf.head < t->rcvbuf.cap);
 	INVT(t, t->sndbuf.cap == 0 || t->sndbuf.head < t->sndbuf.cap);
-	/* Memory only while a ring holds bytes (issue 13): an idle or
-	 * TIME-WAIT connection holds none; in the receive ring, bytes held
-	 * out of order count. */
+	/* Memory only while a ring holds bytes (issue 13), in the receive
+	 * ring bytes held out of order too; a ring grown past
+	 * TCP_RING_SHED_MAX keeps it while the connection lives, until
+	 * TIME-WAIT. So an idle connection that never had a bulk flow, and
+	 * every TIME-WAIT, hold none. */
 	INVT(t, t->rcvbuf.mem == NULL || t->rcvbuf.cap != 0);
 	INVT(t, t->sndbuf.mem == NULL || t->sndbuf.cap != 0);
-	INVT(t, (t->rcvbuf.mem != NULL) == (t->rcvbuf.len != 0 || t->ofo.n != 0));
-	INVT(t, (t->sndbuf.mem != NULL) == (t->sndbuf.len != 0));
+	if (t->rcvbuf.len || t->ofo.n)
+		INVT(t, t->rcvbuf.mem != NULL);
+	else if (t->rcvbuf.cap <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT)
+		INVT(t, t->rcvbuf.mem == NULL);
+	if (t->sndbuf.len)
+		INVT(t, t->sndbuf.mem != NULL);
+	else if (t->sndbuf.cap <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT)
+		INVT(t, t->sndbuf.mem == NULL);
 
 	/* Send sequence space. */
 	INVT(t, seq_leq(t->snd_una, t->snd_nxt));
