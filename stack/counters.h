@@ -53,6 +53,7 @@
 	X(TCP_NO_TCB,        "tcp-no-tcb",        "no control block left for a new connection") \
 	X(TCP_TIME_WAIT,     "tcp-time-wait",     "segment TIME-WAIT does not take (answered with ACK unless a RST)") \
 	X(TCP_RCV_FULL,      "tcp-rcv-full",      "data beyond the room in the receive buffer") \
+	X(TCP_RCV_NO_MEMORY, "tcp-rcv-no-memory", "data while no memory could be had for the receive buffer") \
 	X(TCP_DEFER_ACCEPT,  "tcp-defer-accept",  "a handshake's ACK without data, under TCP_DEFER_ACCEPT") \
 	X(TX_NO_ROUTE,       "tx-no-route",       "no route to the destination") \
 	X(TX_ARP_FAILED,     "tx-arp-failed",     "neighbour did not answer ARP") \

@@ -192,6 +192,7 @@ struct ust_tcb {
 	struct ust_tcb **pprev;
 	struct ust_tcb *listener;   /* for an embryonic or unaccepted child */
 	bool port_claimed;          /* holds a port_claim reference on lport */
+	bool reuseaddr;             /* SO_REUSEADDR when the port is claimed (port_claim's reuse) */
 	bool from_cookie;           /* a child made by a SYN cookie's ACK: no SYN-ACK time kept */
 	struct ust_tcb *qnext;      /* accept queue / SYN queue link */
 
@@ -585,6 +586,8 @@ void ust_tcp_unreachable(void *ctx, uint32_t dst, int err, ust_time now);
 struct ust_tcb *ust_tcp_create(struct ust_tcp *tcp, void *user, int *err);
 /* Claims the local port (0: an ephemeral one, now, as Linux). */
 int ust_tcp_bind(struct ust_tcb *tcb, uint16_t lport, bool reuseaddr);
+/* SO_REUSEADDR, for the port an ephemeral pick claims (connect's). */
+void ust_tcp_set_reuseaddr(struct ust_tcb *tcb, bool on);
 /* OPEN, active: sends the SYN. */
 int ust_tcp_connect(struct ust_tcb *tcb, uint32_t raddr, uint16_t rport, ust_time now);
 /* OPEN, passive. */
@@ -608,11 +611,15 @@ void ust_tcp_abort(struct ust_tcb *tcb, ust_time now);
  * two spans (read them, then report how many were taken), and the send
  * ring's free space as up to two spans (fill them, then commit). The spans
  * stay valid until the next call into TCP. snd_spans gives 0 spans when
- * SEND would not queue (not synchronized, FIN queued, error). */
+ * SEND would not queue (not synchronized, FIN queued, error, no memory);
+ * it gives the ring memory, and the commit that follows (of 0 bytes too)
+ * gives it back if the ring stays empty. */
 unsigned ust_tcp_rcv_spans(const struct ust_tcb *tcb, struct iovec iov[2]);
 void ust_tcp_rcv_consumed(struct ust_tcb *tcb, uint32_t n, ust_time now);
-unsigned ust_tcp_snd_spans(const struct ust_tcb *tcb, struct iovec iov[2]);
+unsigned ust_tcp_snd_spans(struct ust_tcb *tcb, struct iovec iov[2]);
 void ust_tcp_snd_commit(struct ust_tcb *tcb, uint32_t n, ust_time now);
+/* The bytes SEND may queue now, without giving the send ring memory. */
+uint32_t ust_tcp_snd_room(const struct ust_tcb *tcb);
 
 /* MSG_OOB: the urgent pointer goes after the byte beyond bytes past the
  * send ring's end (bytes on their way to it), and urgent mode pushes. */

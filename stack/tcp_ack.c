@@ -306,6 +306,7 @@ static void snd_una_advance(struct ust_tcb *t, uint32_t ack)
 	if (seq_gt(upto, t->snd_buf_seq)) {
 		uint32_t n = upto - t->snd_buf_seq;
 		ust_ring_consume(&t->sndbuf, n);
+		tcp_ring_shed(t, &t->sndbuf); /* all acknowledged: memory back until the next write */
 		t->snd_buf_seq += n;
 		t->rec.bytes_sent += n;
 		tcp_event(t, UST_TCP_EV_WRITABLE);

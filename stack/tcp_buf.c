@@ -5,14 +5,31 @@
 #include "tcp_buf.h"
 #include "tcp_seq.h"
 
-int ust_ring_init(struct ust_ring *r, uint32_t cap)
+void ust_ring_init(struct ust_ring *r, uint32_t cap)
 {
-	r->mem = cap ? malloc(cap) : NULL;
-	if (cap && !r->mem)
-		return -ENOMEM;
+	r->mem = NULL;
 	r->cap = cap;
 	r->head = r->len = 0;
+}
+
+int ust_ring_back(struct ust_ring *r)
+{
+	if (r->mem || !r->cap)
+		return 0;
+	r->mem = malloc(r->cap);
+	if (!r->mem)
+		return -ENOMEM;
+	r->head = 0;
 	return 0;
+}
+
+void ust_ring_shed(struct ust_ring *r)
+{
+	if (r->len)
+		return;
+	free(r->mem);
+	r->mem = NULL;
+	r->head = 0;
 }
 
 void ust_ring_free(struct ust_ring *r)
@@ -75,9 +92,16 @@ int ust_ring_resize_keep(struct ust_ring *r, uint32_t cap, uint32_t keep)
 		return -ENOSPC;
 	if (cap == r->cap)
 		return 0;
-	if (r->mem && cap > r->cap)
+	if (!keep) {
+		/* Nothing to keep: a ring of the new size, memory to come. */
+		ust_ring_free(r);
+		ust_ring_init(r, cap);
+		return 0;
+	}
+	if (cap > r->cap)
 		return ring_grow(r, cap, keep);
-	if (ust_ring_init(&nr, cap))
+	ust_ring_init(&nr, cap);
+	if (ust_ring_back(&nr))
 		return -ENOMEM;
 	if (keep)
 		ring_copy_out(r, r->head, nr.mem, keep);
@@ -96,6 +120,8 @@ uint32_t ust_ring_append(struct ust_ring *r, const void *src, uint32_t n)
 {
 	if (n > r->cap - r->len)
 		n = r->cap - r->len;
+	if (n && ust_ring_back(r))
+		return 0;
 	if (n) {
 		ring_copy_in(r, r->head + r->len, src, n);
 		r->len += n;

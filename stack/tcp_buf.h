@@ -10,14 +10,25 @@
 
 #include "base.h"
 
+/* A ring has its capacity from the start and its memory only while it
+ * holds bytes: ust_ring_back gives it memory before bytes go in, and
+ * ust_ring_shed takes it back once they are gone, so an idle connection
+ * holds no buffer (issue 13). */
 struct ust_ring {
-	uint8_t *mem;
+	uint8_t *mem;   /* NULL while the ring holds nothing */
 	uint32_t cap;   /* bytes */
 	uint32_t head;  /* offset of the first byte */
 	uint32_t len;   /* bytes held from head */
 };
 
-int ust_ring_init(struct ust_ring *r, uint32_t cap);
+/* A ring of cap bytes, without memory yet. */
+void ust_ring_init(struct ust_ring *r, uint32_t cap);
+/* Memory for the ring's capacity, if it has none (-ENOMEM). */
+int ust_ring_back(struct ust_ring *r);
+/* Gives the memory back when the ring holds no bytes; the caller knows
+ * that nothing is written past them (out-of-order data). */
+void ust_ring_shed(struct ust_ring *r);
+/* Memory and capacity both go. */
 void ust_ring_free(struct ust_ring *r);
 /* Change the capacity, keeping the contents (fails with -ENOSPC if they do
  * not fit). */
@@ -26,12 +37,12 @@ int ust_ring_resize(struct ust_ring *r, uint32_t cap);
  * out-of-order bytes written past the contents move with them). */
 int ust_ring_resize_keep(struct ust_ring *r, uint32_t cap, uint32_t keep);
 static inline uint32_t ust_ring_space(const struct ust_ring *r) { return r->cap - r->len; }
-/* Append up to n bytes; returns how many fit. */
+/* Append up to n bytes; returns how many fit (none without memory). */
 uint32_t ust_ring_append(struct ust_ring *r, const void *src, uint32_t n);
 /* Copy n bytes starting off bytes past head (off + n <= len). */
 void ust_ring_peek(const struct ust_ring *r, uint32_t off, void *dst, uint32_t n);
 /* Write n bytes at off bytes past head, where off + n <= cap, without
- * changing len (out-of-order data). */
+ * changing len (out-of-order data); the ring has memory (ust_ring_back). */
 void ust_ring_write_at(struct ust_ring *r, uint32_t off, const void *src, uint32_t n);
 /* Make n more bytes (already written with write_at) part of the contents. */
 static inline void ust_ring_commit(struct ust_ring *r, uint32_t n) { r->len += n; }

@@ -188,6 +188,7 @@ bool tcp_fin_acked(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time no
 void tcp_fin_received(struct ust_tcb *t, ust_time now)
 {
 	ust_seqset_clear(&t->ofo);
+	tcp_rcvbuf_shed(t);
 	t->ofo_fin = false;
 	t->rcv_nxt++;
 	/* TCP_INFO's bytes_received counts RCV.NXT's advance, the FIN too
@@ -227,6 +228,9 @@ void tcp_fin_received(struct ust_tcb *t, ust_time now)
 void tcp_enter_time_wait(struct ust_tcb *t, ust_time now)
 {
 	tcp_set_state(t, UST_TCP_TIME_WAIT);
+	/* Rings grown for a flow kept their memory until now (tcp_ring_shed). */
+	ust_ring_shed(&t->sndbuf);
+	tcp_rcvbuf_shed(t);
 	tcp_timer_stop(t, UST_TT_RTX);
 	tcp_timer_stop(t, UST_TT_KEEPALIVE);
 	tcp_timer_stop(t, UST_TT_DELACK);

@@ -481,6 +481,18 @@ void tcp_data_sent(struct ust_tcb *t, ust_time now);
  * window allows, and ACK if the window opened or a pushed segment was
  * drained (tcp_rcv_space_adjust, tcp_cleanup_rbuf). */
 void tcp_rcv_consumed(struct ust_tcb *t, uint32_t n, ust_time now);
+/* A ring that holds nothing gives its memory back (issue 13) at once while
+ * it is small: below malloc's mmap threshold (128 KiB) the free and the
+ * next malloc reuse one heap chunk, its pages already there. A ring grown
+ * for a bulk flow keeps its memory until TIME-WAIT or the end: given back
+ * at every drain, a receiving program lost 20 to 30% of its throughput
+ * (tests/bench/scale's bulk flow alone) to pages trimmed and faulted in
+ * again. */
+#define TCP_RING_SHED_MAX (128u << 10)
+void tcp_ring_shed(struct ust_tcb *t, struct ust_ring *r);
+/* The same for the receive ring, when nothing is held out of order
+ * either. */
+void tcp_rcvbuf_shed(struct ust_tcb *t);
 /* TCP_QUICKACK. */
 void tcp_set_quickack(struct ust_tcb *t, int val, ust_time now);
 static inline bool tcp_in_pingpong_mode(const struct ust_tcb *t)

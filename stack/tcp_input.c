@@ -70,14 +70,14 @@ static void apply_syn_options(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 	t->mss = (uint16_t)(mss > TCP_MIN_SND_MSS ? mss : TCP_MIN_SND_MSS);
 }
 
-/* Buffers are allocated when the connection becomes synchronized. */
-static int tcb_alloc_buffers(struct ust_tcb *t)
+/* Buffers are sized when the connection becomes synchronized; their
+ * memory comes with their first byte (tcp_buf.h). */
+static void tcb_size_buffers(struct ust_tcb *t)
 {
-	if (!t->rcvbuf.mem && ust_ring_init(&t->rcvbuf, tcp_rcvbuf_ring_size(t)))
-		return -ENOMEM;
-	if (!t->sndbuf.mem && ust_ring_init(&t->sndbuf, t->sndbuf_cap))
-		return -ENOMEM;
-	return 0;
+	if (!t->rcvbuf.cap)
+		ust_ring_init(&t->rcvbuf, tcp_rcvbuf_ring_size(t));
+	if (!t->sndbuf.cap)
+		ust_ring_init(&t->sndbuf, t->sndbuf_cap);
 }
 
 /* Tell the peer with a D-SACK that [start, end) came twice (RFC 2883). */
@@ -643,14 +643,7 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 		return false;
 	}
 	/* A passive child gets its buffers now (child_take_syn). */
-	if (tcb_alloc_buffers(t)) {
-		/* It stays half-open, without buffers, and the SYN-ACK goes
-		 * again: the ACK is taken as lost. */
-		ust_ring_free(&t->rcvbuf);
-		tcp_drop(t->tcp, UST_DROP_TCP_NO_TCB);
-		tcp_count(t->tcp, UST_EV_TCP_NO_MEMORY);
-		return false;
-	}
+	tcb_size_buffers(t);
 	t->snd_wnd = (uint32_t)seg->wnd << t->snd_wscale;
 	t->max_snd_wnd = t->snd_wnd;
 	t->snd_wl1 = seg->seq;
@@ -732,6 +725,7 @@ static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *se
 	tcp_ecn_check_ce(t, seg);
 	if (ust_seqset_add(&t->ofo, seg->seq, seg->seq + len, tcp_ofo_max(t)) < 0) {
 		tcp_drop(t->tcp, UST_DROP_TCP_OFO_FULL);
+		tcp_rcvbuf_shed(t);
 	} else {
 		tcp_count(t->tcp, UST_EV_TCP_OFO_SEGS);
 		t->stats.rcv_ooopack++;
@@ -761,6 +755,11 @@ static void receive_text(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_t
 	}
 	if (len > room - off)
 		len = room - off;
+	if (ust_ring_back(&t->rcvbuf)) {
+		/* Taken as lost: the peer sends it again. */
+		tcp_drop(t->tcp, UST_DROP_TCP_RCV_NO_MEMORY);
+		return;
+	}
 	ust_ring_write_at(&t->rcvbuf, t->rcvbuf.len + off, seg->data, len);
 	if (off == 0)
 		receive_in_order(t, seg, len, now);
@@ -808,6 +807,7 @@ static void step8_fin(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time
 			t->ofo_fin = true;
 			t->ofo_fin_seq = fin_seq;
 			ust_seqset_cut(&t->ofo, fin_seq);
+			tcp_rcvbuf_shed(t);
 			t->ack_now = true;
 		}
 	}

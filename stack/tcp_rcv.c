@@ -150,7 +150,7 @@ void tcp_sndbuf_expand(struct ust_tcb *t)
 		mem = t->tcp->cfg.wmem[2];
 	if (mem <= t->sndbuf_cap)
 		return;
-	if (t->sndbuf.mem && ust_ring_resize(&t->sndbuf, (uint32_t)mem))
+	if (t->sndbuf.cap && ust_ring_resize(&t->sndbuf, (uint32_t)mem))
 		return; /* no memory: keep what there is */
 	t->sndbuf_cap = (uint32_t)mem;
 	tcp_event(t, UST_TCP_EV_WRITABLE);
@@ -175,7 +175,7 @@ static bool rcv_set_clamp(struct ust_tcb *t, uint32_t clamp)
 	t->rcv_wnd_clamp = clamp;
 	if (t->rcv_ssthresh > clamp)
 		t->rcv_ssthresh = clamp;
-	if (clamp <= old || !t->rcvbuf.mem || tcp_rcvbuf_ring_size(t) <= t->rcvbuf.cap)
+	if (clamp <= old || !t->rcvbuf.cap || tcp_rcvbuf_ring_size(t) <= t->rcvbuf.cap)
 		return true;
 	if (ust_ring_resize_keep(&t->rcvbuf, tcp_rcvbuf_ring_size(t), rcvbuf_in_use(t)) == 0)
 		return true;
@@ -187,7 +187,7 @@ void tcp_rcvbuf_set(struct ust_tcb *t, uint32_t size)
 {
 	t->rcvbuf_cap = size;
 	t->rcvbuf_locked = true;
-	if (t->rcvbuf.mem)
+	if (t->rcvbuf.cap)
 		rcv_set_clamp(t, win_from_space(t, size));
 }
 
@@ -196,7 +196,7 @@ void tcp_rcvbuf_grow(struct ust_tcb *t)
 	uint64_t win = 2ull * t->rcvq_space;
 	uint32_t buf;
 
-	if (t->rcvbuf_locked || !t->rcvbuf.mem)
+	if (t->rcvbuf_locked || !t->rcvbuf.cap)
 		return;
 	/* Out-of-order data is part of what the sender had in flight: the
 	 * window must cover it as well as the next round trip. */
@@ -549,9 +549,22 @@ static void cleanup_rbuf(struct ust_tcb *t, uint32_t copied, ust_time now)
 		tcp_send_ack(t, now);
 }
 
+void tcp_ring_shed(struct ust_tcb *t, struct ust_ring *r)
+{
+	if (r->cap <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT)
+		ust_ring_shed(r);
+}
+
+void tcp_rcvbuf_shed(struct ust_tcb *t)
+{
+	if (!t->ofo.n)
+		tcp_ring_shed(t, &t->rcvbuf);
+}
+
 void tcp_rcv_consumed(struct ust_tcb *t, uint32_t n, ust_time now)
 {
 	t->copied_seq += n;
+	tcp_rcvbuf_shed(t);
 	if (!UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_TIME_WAIT)
 		return;
 	rcv_space_adjust(t, now);

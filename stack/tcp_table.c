@@ -238,7 +238,7 @@ int tcp_pick_ephemeral(struct ust_tcp *tcp, struct ust_tcb *t)
 	if (tcp->cfg.port_claim) {
 		/* The port table is shared: its owner picks. */
 		uint16_t p = 0;
-		int r = tcp_claim_port(t, &p, false);
+		int r = tcp_claim_port(t, &p, t->reuseaddr);
 		if (r < 0)
 			return r;
 		tcp_rehash(t, p, t->raddr, t->rport);

@@ -18,12 +18,18 @@ struct ust_tcb *ust_tcp_create(struct ust_tcp *tcp, void *user, int *err)
 	return t;
 }
 
+void ust_tcp_set_reuseaddr(struct ust_tcb *t, bool on)
+{
+	t->reuseaddr = on;
+}
+
 int ust_tcp_bind(struct ust_tcb *t, uint16_t lport, bool reuseaddr)
 {
 	struct ust_tcp *tcp = t->tcp;
 
 	if (t->lport || t->state != UST_TCP_CLOSED)
 		return -EINVAL;
+	t->reuseaddr = reuseaddr;
 	/* Port 0: Linux assigns an ephemeral port at bind (inet_csk_get_port),
 	 * so getsockname reports it at once; EADDRINUSE when none is free. */
 	if (lport == 0)
@@ -48,10 +54,12 @@ static int tcb_start(struct ust_tcb *t, ust_time now)
 	if (!t->rcv_mss)
 		t->rcv_mss = (uint16_t)(tcp->st->nif.mtu - 40);
 	tcp_select_initial_window(t, true);
-	if (!t->sndbuf.mem && ust_ring_init(&t->sndbuf, t->sndbuf_cap))
-		return -ENOBUFS;
-	if (!t->rcvbuf.mem && ust_ring_init(&t->rcvbuf, tcp_rcvbuf_ring_size(t)))
-		return -ENOBUFS;
+	/* The rings get their sizes now and their memory with their first
+	 * byte (tcp_buf.h). */
+	if (!t->sndbuf.cap)
+		ust_ring_init(&t->sndbuf, t->sndbuf_cap);
+	if (!t->rcvbuf.cap)
+		ust_ring_init(&t->rcvbuf, tcp_rcvbuf_ring_size(t));
 	t->iss = tcp_isn(tcp, t->laddr, t->lport, t->raddr, t->rport, now);
 	t->snd_una = t->snd_nxt = t->snd_max = t->iss;
 	t->snd_buf_seq = t->iss + 1;
@@ -264,15 +272,23 @@ void ust_tcp_rcv_consumed(struct ust_tcb *t, uint32_t n, ust_time now)
 	tcp_rcv_consumed(t, n, now);
 }
 
-/* The send ring's free space as up to two spans, when SEND may queue now
- * (0 spans otherwise: not synchronized, FIN queued, or an error). */
-unsigned ust_tcp_snd_spans(const struct ust_tcb *t, struct iovec iov[2])
+uint32_t ust_tcp_snd_room(const struct ust_tcb *t)
 {
-	const struct ust_ring *r = &t->sndbuf;
-	uint32_t free = ust_ring_space(r), tail;
-
 	if (!UST_TCP_SYNCHRONIZED(t->state) || t->fin_queued || t->hard_error || t->so_error ||
-	    UST_TCP_SENT_FIN(t->state) || !free)
+	    UST_TCP_SENT_FIN(t->state))
+		return 0;
+	return ust_ring_space(&t->sndbuf);
+}
+
+/* The send ring's free space as up to two spans, when SEND may queue now
+ * (0 spans otherwise: not synchronized, FIN queued, an error, or no memory
+ * for the ring, which gets its memory here). */
+unsigned ust_tcp_snd_spans(struct ust_tcb *t, struct iovec iov[2])
+{
+	struct ust_ring *r = &t->sndbuf;
+	uint32_t free = ust_tcp_snd_room(t), tail;
+
+	if (!free || ust_ring_back(r))
 		return 0;
 	tail = (r->head + r->len) % r->cap;
 	iov[0].iov_base = r->mem + tail;
@@ -289,15 +305,18 @@ void ust_tcp_snd_commit(struct ust_tcb *t, uint32_t n, ust_time now)
 	t->tcp->now = now;
 	if (n > ust_ring_space(&t->sndbuf))
 		n = ust_ring_space(&t->sndbuf);
+	if (!n) {
+		/* The spans went unused: an empty ring gives its memory back. */
+		tcp_ring_shed(t, &t->sndbuf);
+		return;
+	}
 	tcp_rate_check_app_limited(t);
 	ust_ring_commit(&t->sndbuf, n);
 	if (!ust_ring_space(&t->sndbuf))
 		t->stats.snd_nospace = true;
-	if (n) {
-		tcp_chrono_start(t, TCP_CHRONO_BUSY, now);
-		tcp_idle_restart_check(t, now);
-		tcp_output(t, now);
-	}
+	tcp_chrono_start(t, TCP_CHRONO_BUSY, now);
+	tcp_idle_restart_check(t, now);
+	tcp_output(t, now);
 }
 
 int ust_tcp_take_error(struct ust_tcb *t)
@@ -321,7 +340,7 @@ static void set_sndbuf(struct ust_tcb *t, int v)
 {
 	t->sndbuf_cap = v < 2304 ? 4608u : (uint32_t)v * 2u;
 	t->sndbuf_locked = true;
-	if (t->sndbuf.mem && t->sndbuf_cap >= t->sndbuf.len)
+	if (t->sndbuf.cap && t->sndbuf_cap >= t->sndbuf.len)
 		ust_ring_resize(&t->sndbuf, t->sndbuf_cap);
 }
 

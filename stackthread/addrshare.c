@@ -22,6 +22,18 @@
  *               connection the port was given to. A tombstone says "this
  *               4-tuple was someone's until just now": others stay quiet.
  *
+ * A second file, RUN_DIR/ports-A.B.C.D, holds the client ports: a
+ * connection's port chosen at connect() is held there, a word per port
+ * naming its owner, instead of by a kernel socket of its own: an fd and
+ * ~3.5 KiB of kernel memory less per connection (issue 13). An owner is a
+ * slot of the file's owner table, alive while an OFD lock on the slot's
+ * byte is held: the lock belongs to the open file, so a forked keeper that
+ * inherits the file keeps its ports, and a process that dies (SIGKILL too)
+ * lets them go, as its kernel sockets would. A generation per slot tells a
+ * dead owner's words from a new owner's of the same slot. (A file of its
+ * own, so that the first file's layout, which running stacks of an older
+ * ustcp map, stays as it was.)
+ *
  * The file is created once (under flock), readable and writable by its
  * owner only, and never shrinks; a stack that cannot use it keeps a secret
  * of its own and no tombstones, and says so once. */
@@ -42,6 +54,8 @@
 
 #define SHARE_MAGIC 0x75737463u /* "ustc" */
 #define SHARE_VERSION 2u
+#define PORTS_MAGIC 0x75737470u /* "ustp" */
+#define PORTS_VERSION 1u
 /* Enough for every connection that ends within TOMB_MS at the highest
  * rates seen (ab: 6,000 a second), four slots tried per 4-tuple: 1 MiB. */
 #define TOMB_SLOTS 65536u /* a power of two */
@@ -68,6 +82,19 @@ struct share_head {
 	uint64_t secret[2];
 };
 
+/* Owners: as many stacks on one address at once as there are slots; a
+ * stack that finds none free holds its ports in the kernel (ports.c). */
+#define OWNER_SLOTS 2048u
+/* A port's word: its owner's slot and generation, and whether the
+ * connection had SO_REUSEADDR (a bind with it may share the port, as
+ * Linux lets two such sockets share it while neither listens). 0: free. */
+#define OWNER_SHIFT 20
+#define OWNER_GEN_MASK ((1u << OWNER_SHIFT) - 1)
+#define OWNER_REUSE (1u << 31)
+/* Where the owner slots' lock bytes are: past the file's end (a lock
+ * needs no bytes), away from the flock that guards its creation. */
+#define OWNER_LOCK_BASE (1ll << 32)
+
 struct share {
 	struct share_head h;
 	struct tomb tomb[TOMB_SLOTS];
@@ -75,8 +102,19 @@ struct share {
 /* The layout of SHARE_VERSION 2, which other processes map. */
 _Static_assert(offsetof(struct share, tomb) == sizeof(struct share_head), "struct share's layout");
 
+/* RUN_DIR/ports-A.B.C.D (its header's secret unused). */
+struct port_share {
+	struct share_head h;
+	_Atomic uint32_t port[65536];             /* owner words */
+	_Atomic uint32_t owner_gen[OWNER_SLOTS];  /* each slot's latest generation */
+};
+_Static_assert(OWNER_SLOTS << OWNER_SHIFT <= OWNER_REUSE, "owner words");
+
 static struct share *share; /* mapped once per process; forks inherit it */
 static uint32_t share_addr;  /* the address it is for */
+static struct port_share *pshare; /* the ports file, mapped by each owner */
+static int share_fd = -1;    /* the ports file: our owner lock is its open file's */
+static uint32_t my_owner;    /* our owner word (no REUSE bit); 0: none */
 
 /* Whether RUN_DIR may hold this process's files (rundir.h): checked once,
  * and a refusal said once, since the control socket and the address share
@@ -132,26 +170,33 @@ static int share_open(const char *path)
 	return fd;
 }
 
+/* What a file is: the address share (with a secret) or the ports file. */
+struct share_kind {
+	uint32_t magic, version, size;
+	bool secret;
+};
+static const struct share_kind addr_kind = { SHARE_MAGIC, SHARE_VERSION, sizeof(struct share), true };
+static const struct share_kind ports_kind = { PORTS_MAGIC, PORTS_VERSION, sizeof(struct port_share), false };
+
 /* Under the file's lock: a new (empty) file gets its size and secret. */
-static int share_init(int fd)
+static int share_init(int fd, const struct share_kind *k)
 {
-	struct share_head head = { .magic = SHARE_MAGIC, .version = SHARE_VERSION,
-				   .size = sizeof(struct share) };
+	struct share_head head = { .magic = k->magic, .version = k->version, .size = k->size };
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (st.st_size == 0) {
-		if (getrandom(head.secret, sizeof(head.secret), 0) != sizeof(head.secret))
+		if (k->secret && getrandom(head.secret, sizeof(head.secret), 0) != sizeof(head.secret))
 			return -EIO;
-		if (ftruncate(fd, sizeof(struct share)) < 0 ||
+		if (ftruncate(fd, k->size) < 0 ||
 		    pwrite(fd, &head, sizeof(head), 0) != sizeof(head))
 			return -errno;
 		return 0;
 	}
 	if (pread(fd, &head, sizeof(head), 0) != sizeof(head) ||
-	    head.magic != SHARE_MAGIC || head.version != SHARE_VERSION ||
-	    head.size != sizeof(struct share) || st.st_size < (off_t)sizeof(struct share))
+	    head.magic != k->magic || head.version != k->version ||
+	    head.size != k->size || st.st_size < (off_t)k->size)
 		return -EPROTO;
 	return 0;
 }
@@ -168,7 +213,7 @@ static bool still_there(int fd, const char *path)
 
 /* Opens the file, initialised and locked for use; a file of another
  * layout (an older ustcp) is replaced. Returns the fd or -errno. */
-static int share_get(const char *path)
+static int share_get(const char *path, const struct share_kind *k)
 {
 	for (int tries = 0; tries < 4; tries++) {
 		int fd = share_open(path), r;
@@ -180,7 +225,7 @@ static int share_get(const char *path)
 			REAL(close)(fd);
 			return r;
 		}
-		r = still_there(fd, path) ? share_init(fd) : -EAGAIN;
+		r = still_there(fd, path) ? share_init(fd, k) : -EAGAIN;
 		if (r == -EPROTO)
 			unlink(path);
 		flock(fd, LOCK_UN);
@@ -193,6 +238,144 @@ static int share_get(const char *path)
 	return -EBUSY;
 }
 
+/* F_OFD_GETLK or F_OFD_SETLK on an owner slot's byte. */
+static int owner_lock(int cmd, short type, unsigned slot, struct flock *fl)
+{
+	*fl = (struct flock){ .l_type = type, .l_whence = SEEK_SET,
+			      .l_start = OWNER_LOCK_BASE + slot, .l_len = 1 };
+	return REAL(fcntl)(share_fd, cmd, fl);
+}
+
+/* Becomes an owner: the first slot whose lock we get, from one picked by
+ * pid so that processes rarely contend. Without one (all taken, or no
+ * OFD locks) ports stay in the kernel. */
+static void share_own(void)
+{
+	struct flock fl;
+
+	for (unsigned i = 0, base = (unsigned)getpid(); i < OWNER_SLOTS; i++) {
+		unsigned slot = (base + i) % OWNER_SLOTS;
+		uint32_t gen;
+
+		if (owner_lock(F_OFD_SETLK, F_WRLCK, slot, &fl) < 0) {
+			if (errno == EAGAIN || errno == EACCES)
+				continue;
+			return;
+		}
+		do
+			gen = (atomic_fetch_add(&pshare->owner_gen[slot], 1) + 1) & OWNER_GEN_MASK;
+		while (!gen);
+		my_owner = slot << OWNER_SHIFT | gen;
+		return;
+	}
+}
+
+/* Is the owner word w (a port's) ours or a live stack's? A slot whose
+ * generation moved on, or whose lock nobody holds, is a dead owner's. An
+ * answer we cannot get counts as alive: a port left unused is the safe
+ * mistake. */
+static bool owner_alive(uint32_t w)
+{
+	unsigned slot;
+	struct flock fl;
+
+	w &= ~OWNER_REUSE;
+	slot = w >> OWNER_SHIFT;
+	if (w == my_owner)
+		return true;
+	if (slot >= OWNER_SLOTS || (atomic_load(&pshare->owner_gen[slot]) & OWNER_GEN_MASK) != (w & OWNER_GEN_MASK))
+		return false;
+	if (owner_lock(F_OFD_GETLK, F_WRLCK, slot, &fl) < 0)
+		return true;
+	return fl.l_type != F_UNLCK;
+}
+
+bool us_share_port_take(uint16_t port, bool reuse)
+{
+	uint32_t w;
+
+	if (!pshare || !my_owner)
+		return false;
+	w = atomic_load(&pshare->port[port]);
+	if (w && owner_alive(w))
+		return false;
+	return atomic_compare_exchange_strong(&pshare->port[port], &w, my_owner | (reuse ? OWNER_REUSE : 0));
+}
+
+void us_share_port_give(uint16_t port)
+{
+	uint32_t w;
+
+	if (!pshare || !my_owner)
+		return;
+	w = atomic_load(&pshare->port[port]);
+	if ((w & ~OWNER_REUSE) == my_owner)
+		atomic_compare_exchange_strong(&pshare->port[port], &w, 0);
+}
+
+bool us_share_port_busy(uint16_t port, bool reuse)
+{
+	uint32_t w;
+
+	if (!pshare)
+		return false;
+	/* The caller's kernel bind comes before this read, and a taker's
+	 * word before its kernel probe: one of the two sees the other. */
+	atomic_thread_fence(memory_order_seq_cst);
+	w = atomic_load(&pshare->port[port]);
+	if (!w || (w & ~OWNER_REUSE) == my_owner || (reuse && (w & OWNER_REUSE)))
+		return false;
+	return owner_alive(w);
+}
+
+bool us_share_owner(void)
+{
+	return pshare && my_owner;
+}
+
+int us_share_fd(void)
+{
+	return share_fd;
+}
+
+void us_share_disown(void)
+{
+	/* Only our copy of the fd: the lock is the open file's, and whoever
+	 * else holds it (the parent, or the keeper) still owns those ports. */
+	if (share_fd >= 0)
+		REAL(close)(share_fd);
+	if (pshare)
+		munmap(pshare, sizeof(*pshare));
+	pshare = NULL;
+	share_fd = -1;
+	my_owner = 0;
+}
+
+/* RUN_DIR/ports-A.B.C.D, opened for this stack alone (an open file of its
+ * own, so an owner of its own) and mapped. Without it, client ports are
+ * held in the kernel as the others are. */
+static void ports_open(const struct ust_config *cfg)
+{
+	char path[PATH_MAX + 32];
+	uint32_t a = cfg->addr;
+	void *m;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/ports-%u.%u.%u.%u", cfg->run_dir, a >> 24,
+		 (a >> 16) & 255, (a >> 8) & 255, a & 255);
+	fd = share_get(path, &ports_kind);
+	if (fd < 0)
+		return;
+	m = mmap(NULL, sizeof(struct port_share), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		REAL(close)(fd);
+		return;
+	}
+	pshare = m;
+	share_fd = us_fd_high(fd);
+	share_own();
+}
+
 int us_share_open(const struct ust_config *cfg)
 {
 	char path[PATH_MAX + 32];
@@ -200,17 +383,20 @@ int us_share_open(const struct ust_config *cfg)
 	void *m;
 	int fd, r;
 
+	if (!us_run_dir_usable(cfg->run_dir))
+		return -EPERM; /* another user could read the secret or write the tombs */
+	/* A new stack (a forked child's, say) is a new owner of ports. */
+	us_share_disown();
+	ports_open(cfg);
 	if (share && share_addr == a)
 		return 0;
 	if (share) { /* a forked child on another address */
 		munmap(share, sizeof(struct share));
 		share = NULL;
 	}
-	if (!us_run_dir_usable(cfg->run_dir))
-		return -EPERM; /* another user could read the secret or write the tombs */
 	snprintf(path, sizeof(path), "%s/addr-%u.%u.%u.%u", cfg->run_dir, a >> 24,
 		 (a >> 16) & 255, (a >> 8) & 255, a & 255);
-	fd = share_get(path);
+	fd = share_get(path, &addr_kind);
 	if (fd < 0)
 		return fd;
 	m = mmap(NULL, sizeof(struct share), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

@@ -104,6 +104,9 @@ void us_op_connect(struct us_call *c)
 	if (c->ret < 0)
 		return;
 	us_spare_use(&k->spare_port);
+	/* A port picked now is shared with another process's bind() only if
+	 * both have SO_REUSEADDR, as Linux's. */
+	ust_tcp_set_reuseaddr(k->tcb, atomic_load(&c->sock->reuseaddr) != 0);
 	c->ret = ust_tcp_connect(k->tcb, c->u.in.addr, c->u.in.port, ust_now());
 	if (c->ret == 0)
 		atomic_fetch_or(&c->sock->flags, US_F_CONNECTING);

@@ -3,15 +3,18 @@
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <linux/tcp.h>
+#include <stdio.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "stack_impl.h"
 
-/* Our ports in the kernel's table: the reservation socket, how many
- * control blocks use it, and whether it was bound with SO_REUSEADDR. */
-static struct { int fd; unsigned refs; bool reuse; } ports[65536];
+/* Our ports: the kernel reservation socket (-1: none), how many control
+ * blocks use it, whether it was bound with SO_REUSEADDR, and whether the
+ * address share holds it (a port chosen at connect, claim_client). */
+static struct { int fd; unsigned refs; bool reuse, shared; } ports[65536];
+static uint32_t ports_addr; /* the address they are on (the last claim's) */
 
 /*
  * Every stack on the address (a shell pipeline's programs, a forking
@@ -49,24 +52,138 @@ static int reserve(uint32_t addr, uint16_t *port, bool reuse)
 	return us_fd_high(fd);
 }
 
+/* The kernel's ephemeral range (ip_local_port_range) and the ports it
+ * keeps out of it (ip_local_reserved_ports), read once: the ports a
+ * connect() may get. */
+static uint16_t eph_lo = 32768, eph_hi = 60999;
+static uint8_t eph_reserved[65536 / 8];
+
+static void read_ephemeral_range(void)
+{
+	static bool done;
+	unsigned lo, hi;
+	FILE *f;
+	int c;
+
+	if (done)
+		return;
+	done = true;
+	f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+	if (f) {
+		if (fscanf(f, "%u %u", &lo, &hi) == 2 && lo && lo <= hi && hi < 65536) {
+			eph_lo = (uint16_t)lo;
+			eph_hi = (uint16_t)hi;
+		}
+		fclose(f);
+	}
+	/* "1000,2000-2010" */
+	f = fopen("/proc/sys/net/ipv4/ip_local_reserved_ports", "re");
+	if (!f)
+		return;
+	while (fscanf(f, "%u", &lo) == 1) {
+		hi = lo;
+		if ((c = fgetc(f)) == '-' && fscanf(f, "%u", &hi) == 1)
+			c = fgetc(f);
+		for (unsigned p = lo; p <= hi && p < 65536; p++)
+			eph_reserved[p / 8] |= (uint8_t)(1u << (p % 8));
+		if (c != ',')
+			break;
+	}
+	fclose(f);
+}
+
+/* Is port free in the kernel's table? (A listener's or a bind()'s
+ * reservation, in any process, holds it there.) 0, -EADDRINUSE, or why
+ * we could not ask. */
+static int kernel_port_free(uint32_t addr, uint16_t port)
+{
+	int fd = reserve(addr, &port, false);
+
+	if (fd < 0)
+		return fd;
+	REAL(close)(fd);
+	return 0;
+}
+
+/* A port for a connection (connect() without bind, or listen()'s
+ * autobind), held in the address share rather than by a kernel socket of
+ * its own (issue 13): one fd and a kernel socket less per connection.
+ * Free means free both there and in the kernel's table, where listeners
+ * and bind()s hold theirs; a bind() checks the share after the kernel
+ * (us_port_claim), so of two racing for a port one sees the other. From a
+ * rotor over the ephemeral range, as Linux's allocator walks it; none
+ * left is connect()'s EADDRNOTAVAIL. -EOPNOTSUPP: no share or no owner
+ * slot, the kernel picks. */
+static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
+{
+	static unsigned next;
+	unsigned range;
+	int r;
+
+	if (!us_share_owner())
+		return -EOPNOTSUPP;
+	read_ephemeral_range();
+	range = (unsigned)eph_hi - eph_lo + 1;
+	if (!next)
+		next = (unsigned)getpid() * 2654435761u;
+	for (unsigned i = 0; i < range; i++) {
+		uint16_t p = (uint16_t)(eph_lo + (next + i) % range);
+
+		if (ports[p].refs || (eph_reserved[p / 8] & (1u << (p % 8))))
+			continue;
+		if (!us_share_port_take(p, reuse))
+			continue;
+		r = kernel_port_free(st->cfg.addr, p);
+		if (r < 0) {
+			us_share_port_give(p);
+			if (r == -EADDRINUSE)
+				continue;
+			return r;
+		}
+		next += i + 1;
+		*port = p;
+		ports[p].fd = -1;
+		ports[p].refs = 1;
+		ports[p].reuse = reuse;
+		ports[p].shared = true;
+		return 0;
+	}
+	return -EADDRNOTAVAIL;
+}
+
 int us_port_claim(void *ctx, uint16_t *port, bool reuse)
 {
 	struct us_stack *st = ctx;
 	int fd;
 
+	ports_addr = st->cfg.addr;
 	if (*port && ports[*port].refs) {
 		ports[*port].refs++;
 		return 0;
 	}
+	if (!*port) {
+		fd = claim_client(st, port, reuse);
+		if (fd != -EOPNOTSUPP)
+			goto out;
+	}
 	fd = reserve(st->cfg.addr, port, reuse);
+	/* A bind() to a port a connection in another process holds: Linux's
+	 * EADDRINUSE, unless both have SO_REUSEADDR. */
+	if (fd >= 0 && us_share_port_busy(*port, reuse)) {
+		REAL(close)(fd);
+		fd = -EADDRINUSE;
+	}
+	if (fd >= 0) {
+		ports[*port].fd = fd;
+		ports[*port].refs = 1;
+		ports[*port].reuse = reuse;
+		ports[*port].shared = false;
+		fd = 0;
+	}
+out:
 	if (fd == -EMFILE || fd == -ENFILE)
 		st->st.ctr.event[UST_EV_SOCK_NO_FD]++;
-	if (fd < 0)
-		return fd;
-	ports[*port].fd = fd;
-	ports[*port].refs = 1;
-	ports[*port].reuse = reuse;
-	return 0;
+	return fd < 0 ? fd : 0;
 }
 
 void us_port_release(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport)
@@ -76,8 +193,12 @@ void us_port_release(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport)
 	if (raddr)
 		us_share_bury(port, raddr, rport);
 	if (ports[port].refs && --ports[port].refs == 0) {
-		REAL(close)(ports[port].fd);
+		if (ports[port].fd >= 0)
+			REAL(close)(ports[port].fd);
+		if (ports[port].shared)
+			us_share_port_give(port);
 		ports[port].fd = -1;
+		ports[port].shared = false;
 	}
 }
 
@@ -104,6 +225,12 @@ bool us_port_foreign(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport)
 		return false;
 	if (cache[i].port == port && cache[i].until > now)
 		return true;
+	/* Another process's connection holds it in the share. */
+	if (us_share_port_busy(port, false)) {
+		cache[i].port = port;
+		cache[i].until = now + FOREIGN_TTL;
+		return true;
+	}
 	/* Held by us with SO_REUSEADDR (a listener's old children), another
 	 * process may listen there too: a probe that shares finds out. */
 	fd = reserve(st->cfg.addr, &p, ports[port].refs != 0);
@@ -164,9 +291,19 @@ static void lock_listener(int fd)
 bool us_port_listen(uint16_t port)
 {
 	int fd = ports[port].fd;
+	uint16_t p = port;
 
 	if (!ports[port].refs)
 		return true;
+	/* listen()'s autobind took the port in the share; a listener holds
+	 * it in the kernel too, so that another listener's bind fails there
+	 * as on Linux. */
+	if (fd < 0) {
+		fd = reserve(ports_addr, &p, ports[port].reuse);
+		if (fd < 0)
+			return false;
+		ports[port].fd = fd;
+	}
 	lock_listener(fd);
 	return REAL(listen)(fd, 1) == 0;
 }
@@ -174,15 +311,17 @@ bool us_port_listen(uint16_t port)
 void us_port_unlisten(uint16_t port)
 {
 	/* shutdown() takes a listening socket back to CLOSE, still bound */
-	if (ports[port].refs)
+	if (ports[port].refs && ports[port].fd >= 0)
 		REAL(shutdown)(ports[port].fd, SHUT_RDWR);
 }
 
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx)
 {
 	for (unsigned p = 1; p < 65536; p++)
-		if (ports[p].refs)
+		if (ports[p].refs && ports[p].fd >= 0)
 			fn(ctx, ports[p].fd);
+	/* The share's open file: our owner lock, so our client ports. */
+	fn(ctx, us_share_fd());
 }
 
 bool us_port_holds_fd(int fd)
@@ -190,14 +329,16 @@ bool us_port_holds_fd(int fd)
 	for (unsigned p = 1; p < 65536; p++)
 		if (ports[p].refs && ports[p].fd == fd)
 			return true;
-	return false;
+	return fd >= 0 && fd == us_share_fd();
 }
 
 void us_ports_forget(void)
 {
 	for (unsigned p = 1; p < 65536; p++) {
-		if (ports[p].refs)
+		if (ports[p].refs && ports[p].fd >= 0)
 			REAL(close)(ports[p].fd);
 		ports[p].refs = 0;
+		ports[p].shared = false;
 	}
+	us_share_disown();
 }

@@ -259,9 +259,8 @@ static void conn_pull(struct us_conn *c);
 
 static void rd_update(struct us_conn *c)
 {
-	struct iovec iov[2];
 	bool want = synced(c) && !c->app_eof && !c->dead && !c->listener && !c->filler &&
-		    ust_tcp_snd_spans(c->tcb, iov) > 0;
+		    ust_tcp_snd_room(c->tcb) > 0;
 
 	if (want && !ev_is_active(&c->rd))
 		ev_io_start(c->st->ev, &c->rd);
@@ -375,10 +374,11 @@ static void conn_pull(struct us_conn *c)
 		return;
 	while (c->tcb && !c->app_eof && !c->dead && !tail_pending(c) && (n = ust_tcp_snd_spans(c->tcb, iov)) > 0) {
 		ssize_t r = REAL(readv)(c->sfd, iov, (int)n);
-		if (r > 0) {
-			ust_tcp_snd_commit(c->tcb, (uint32_t)r, ust_now());
+
+		/* Also when nothing came: the ring's memory then goes back. */
+		ust_tcp_snd_commit(c->tcb, r > 0 ? (uint32_t)r : 0, ust_now());
+		if (r > 0)
 			continue;
-		}
 		if (r == 0) {
 			on_app_eof(c);
 			return;

@@ -224,6 +224,20 @@ bool us_share_secret(uint64_t key[2]);
 void us_share_bury(uint16_t lport, uint32_t raddr, uint16_t rport);
 /* Did another stack end that connection a moment ago? */
 bool us_share_buried(uint16_t lport, uint32_t raddr, uint16_t rport);
+/* Client ports held in the file (ports.c): are we an owner there; take port for us unless a live
+ * stack holds it (false; also without the file or an owner slot); give it
+ * back; is it held by another live stack in a way a bind (with reuse:
+ * SO_REUSEADDR) may not share? */
+bool us_share_owner(void);
+bool us_share_port_take(uint16_t port, bool reuse);
+void us_share_port_give(uint16_t port);
+bool us_share_port_busy(uint16_t port, bool reuse);
+/* The file's fd, which our owner lock lives on (-1: none): a keeper keeps
+ * it. */
+int us_share_fd(void);
+/* A forked child, or a stack forgotten after a failed exec: the ports in
+ * the file are whoever kept the open file's (the parent, the keeper). */
+void us_share_disown(void);
 
 /* control.c */
 /* TCP's closed callback: one line to USTCP_CLOSE_LOG. */

@@ -128,8 +128,8 @@ stat_run() {
 
 	# The processes exit; the client's TIME-WAIT stays, held by an exit
 	# keeper (another pid, the same name) until 2 MSL are over. Only the
-	# keeper's control socket is left (beside the address's shared file,
-	# addr-ADDRESS, which stays).
+	# keeper's control socket is left (beside the address's shared files,
+	# addr-ADDRESS and ports-ADDRESS, which stay).
 	touch "$TMP/exit"
 	local p i
 	for p in "${BG_PIDS[@]}"; do bg_wait "$p" 20; done
@@ -146,9 +146,10 @@ stat_run() {
 	refute_line --partial "pid=$pid)"
 	refute_line --partial "pid=$pid2)"
 	run -0 ls -A "$USTCP_RUN_DIR"
-	assert_equal "${#lines[@]}" 2
+	assert_equal "${#lines[@]}" 3
 	assert_line --regexp '^[0-9]+\.sock$'
 	assert_line "addr-$SADDR"
+	assert_line "ports-$SADDR"
 }
 
 @test "ustcp-stat: no stacks, just the header; stale sockets are skipped and removed; -p of nobody fails" {

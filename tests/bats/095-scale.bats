@@ -33,6 +33,10 @@ idle_run() {
 	! grep -q '^error' "$TMP/conns.out"
 	grep -qx "accepted $n eof $n rst 0" "$TMP/server.out"
 	[ "$(awk '$1 == "fds_before" { print $2 }' "$TMP/conns.out")" = "$(awk '$1 == "fds_after" { print $2 }' "$TMP/conns.out")" ]
+	# At most two fds a connection (the app end and the stack end: a
+	# client port is held in the address share, no kernel socket).
+	awk -v n="$n" '$1 == "fds_before" { b = $2 } $1 == "fds_open" { o = $2 }
+		END { exit !(o - b <= 2 * n) }' "$TMP/conns.out"
 }
 
 body_idle_many() {
@@ -42,6 +46,23 @@ body_idle_many() {
 
 @test "scale: $N idle connections open, stay up, close with FINs, fds come back [kernel]" { MODE=kernel body_idle_many; }
 @test "scale: $N idle connections open, stay up, close with FINs, fds come back [ustcp]" { MODE=ustcp body_idle_many; }
+
+# A connection's port, held in the address share under ustcp, is Linux's
+# EADDRINUSE to another process's bind(), and shared only when both
+# sockets have SO_REUSEADDR.
+body_port_share() {
+	shim_topo_up
+	peer_bg /usr/bin/python3 "$SHIM_DIR/idle_server.py" "$PEER_ADDR" 9000 2 "$TMP/server.out" 10 </dev/null
+	wait_listen "$PEER_NETNS" 9000
+	run -0 prog /usr/bin/python3 "$SHIM_DIR/port_share.py" "$PEER_ADDR" 9000
+	assert_output "conn=plain bind=plain EADDRINUSE
+conn=plain bind=reuse EADDRINUSE
+conn=reuse bind=plain EADDRINUSE
+conn=reuse bind=reuse ok"
+}
+
+@test "scale: a connection's port is EADDRINUSE to another process's bind() [kernel]" { MODE=kernel body_port_share; }
+@test "scale: a connection's port is EADDRINUSE to another process's bind() [ustcp]" { MODE=ustcp body_port_share; }
 
 # exhaust [ENV...]: the program opens connections to the peer's server until
 # one is refused, with its fd limit at 100, then shows its counters
@@ -62,7 +83,7 @@ stat_counter() {
 
 # Out of fds: socket() fails with EMFILE (the socketpair's), as the kernel's
 # socket() does, and ustcp counts it. ustcp holds fewer connections within
-# the same limit (3 fds each today, issue 13's next part).
+# the same limit (2 fds each: the app end and the stack end).
 body_exhaust_fds() {
 	shim_topo_up
 	exhaust

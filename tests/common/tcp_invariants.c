@@ -93,7 +93,7 @@ NOCOV static bool check_receiver(struct inv *c, const struct ust_tcb *t)
 	INVT(t, t->nsack_recent <= 4);
 	if (UST_TCP_SYNCHRONIZED(t->state) && t->state != UST_TCP_TIME_WAIT && t->ack_sched)
 		INVT(t, t->timer[UST_TT_DELACK] != UST_TIME_NEVER);
-	if (t->state == UST_TCP_LISTEN || t->state == UST_TCP_CLOSED || !t->rcvbuf.mem)
+	if (t->state == UST_TCP_LISTEN || t->state == UST_TCP_CLOSED || !t->rcvbuf.cap)
 		return true;
 	INVT(t, t->rcv_wscale <= TCP_MAX_WSCALE);
 	INVT(t, t->rcv_wnd_clamp <= (uint32_t)65535 << t->rcv_wscale);
@@ -103,7 +103,7 @@ NOCOV static bool check_receiver(struct inv *c, const struct ust_tcb *t)
 		INVT(t, t->rcvbuf_cap <= cfg->rmem[2] || t->rcvbuf_cap == cfg->rmem[1]);
 	if (!t->sndbuf_locked)
 		INVT(t, t->sndbuf_cap <= cfg->wmem[2] || t->sndbuf_cap == cfg->wmem[1]);
-	if (!t->sndbuf_locked && t->sndbuf.mem)
+	if (!t->sndbuf_locked && t->sndbuf.cap)
 		INVT(t, t->sndbuf.cap == t->sndbuf_cap);
 	/* Out-of-order data: its array exists only while it holds ranges,
 	 * no more ranges than the window allows. */
@@ -240,15 +240,28 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	/* A half-open child costs its control block only: buffers come when
 	 * it is established (syn_received_ack). */
 	if (t->listener && t->state == UST_TCP_SYN_RECEIVED)
-		INVT(t, !t->rcvbuf.mem && !t->sndbuf.mem);
+		INVT(t, !t->rcvbuf.cap && !t->sndbuf.cap);
 
 	/* Buffers. */
 	INVT(t, t->rcvbuf.len <= t->rcvbuf.cap);
 	INVT(t, t->sndbuf.len <= t->sndbuf.cap);
 	INVT(t, t->rcvbuf.cap == 0 || t->rcvbuf.head < t->rcvbuf.cap);
 	INVT(t, t->sndbuf.cap == 0 || t->sndbuf.head < t->sndbuf.cap);
-	INVT(t, (t->rcvbuf.mem != NULL) == (t->rcvbuf.cap != 0));
-	INVT(t, (t->sndbuf.mem != NULL) == (t->sndbuf.cap != 0));
+	/* Memory only while a ring holds bytes (issue 13), in the receive
+	 * ring bytes held out of order too; a ring grown past
+	 * TCP_RING_SHED_MAX keeps it while the connection lives, until
+	 * TIME-WAIT. So an idle connection that never had a bulk flow, and
+	 * every TIME-WAIT, hold none. */
+	INVT(t, t->rcvbuf.mem == NULL || t->rcvbuf.cap != 0);
+	INVT(t, t->sndbuf.mem == NULL || t->sndbuf.cap != 0);
+	if (t->rcvbuf.len || t->ofo.n)
+		INVT(t, t->rcvbuf.mem != NULL);
+	else if (t->rcvbuf.cap <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT)
+		INVT(t, t->rcvbuf.mem == NULL);
+	if (t->sndbuf.len)
+		INVT(t, t->sndbuf.mem != NULL);
+	else if (t->sndbuf.cap <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT)
+		INVT(t, t->sndbuf.mem == NULL);
 
 	/* Send sequence space. */
 	INVT(t, seq_leq(t->snd_una, t->snd_nxt));

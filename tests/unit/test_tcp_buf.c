@@ -65,18 +65,53 @@ static void test_ring_init_empty(void **state)
 	struct ust_ring r;
 
 	(void)state;
-	assert_int_equal(ust_ring_init(&r, 0), 0);
+	ust_ring_init(&r, 0);
 	assert_int_equal(r.cap, 0);
 	assert_int_equal(ust_ring_space(&r), 0);
 	assert_int_equal(ust_ring_append(&r, "x", 1), 0);
 	ust_ring_free(&r);
-	assert_int_equal(ust_ring_init(&r, 16), 0);
+	ust_ring_init(&r, 16);
 	assert_int_equal(r.cap, 16);
 	assert_int_equal(r.len, 0);
 	assert_int_equal(ust_ring_space(&r), 16);
 	ust_ring_free(&r);
 	assert_null(r.mem);
 	assert_int_equal(r.cap, 0);
+}
+
+/* Memory only while the ring holds bytes (issue 13): none at init, some
+ * with the first byte, given back when the last is consumed and shed, and
+ * kept while a byte remains. Capacity changes without memory stay free. */
+static void test_ring_memory_only_while_holding(void **state)
+{
+	struct ust_ring r;
+	uint8_t b[8];
+
+	(void)state;
+	fill(b, 0, sizeof(b));
+	ust_ring_init(&r, 16);
+	assert_null(r.mem);
+	assert_int_equal(ust_ring_space(&r), 16);
+	assert_int_equal(ust_ring_resize(&r, 32), 0);
+	assert_null(r.mem);
+	assert_int_equal(r.cap, 32);
+	assert_int_equal(ust_ring_append(&r, b, 8), 8);
+	assert_non_null(r.mem);
+	ust_ring_consume(&r, 7);
+	ust_ring_shed(&r);
+	assert_non_null(r.mem);          /* a byte is still held */
+	assert_holds(&r, 7, 1);
+	ust_ring_consume(&r, 1);
+	ust_ring_shed(&r);
+	assert_null(r.mem);
+	assert_int_equal(r.head, 0);
+	assert_int_equal(r.cap, 32);
+	/* Memory again for the next bytes, from the start of the ring. */
+	assert_int_equal(ust_ring_back(&r), 0);
+	assert_non_null(r.mem);
+	assert_int_equal(ust_ring_append(&r, b, 3), 3);
+	assert_holds(&r, 0, 3);
+	ust_ring_free(&r);
 }
 
 static void test_ring_append_until_full(void **state)
@@ -86,7 +121,7 @@ static void test_ring_append_until_full(void **state)
 
 	(void)state;
 	fill(b, 0, sizeof(b));
-	assert_int_equal(ust_ring_init(&r, 16), 0);
+	ust_ring_init(&r, 16);
 	assert_int_equal(ust_ring_append(&r, b, 10), 10);
 	assert_int_equal(ust_ring_space(&r), 6);
 	/* Only what fits is taken. */
@@ -111,7 +146,7 @@ static void test_ring_wrap_every_position(void **state)
 			uint32_t n, off;
 			const uint8_t *sp;
 
-			assert_int_equal(ust_ring_init(&r, cap), 0);
+			ust_ring_init(&r, cap);
 			/* Stream bytes 100.. from memory position head on. */
 			ring_load_at(&r, head, 100, len);
 			assert_holds(&r, 100, len);
@@ -121,7 +156,7 @@ static void test_ring_wrap_every_position(void **state)
 				assert_int_equal(ust_ring_append(&r, b, 1), 1);
 				assert_holds(&r, 100, len + 1);
 				ust_ring_free(&r);
-				assert_int_equal(ust_ring_init(&r, cap), 0);
+				ust_ring_init(&r, cap);
 				ring_load_at(&r, head, 100, len);
 			}
 			/* Peek every sub-range. */
@@ -160,7 +195,7 @@ static void test_ring_span_two_pieces(void **state)
 
 	(void)state;
 	(void)b;
-	assert_int_equal(ust_ring_init(&r, 10), 0);
+	ust_ring_init(&r, 10);
 	ring_load_at(&r, 7, 50, 8);      /* 3 bytes at 7..9, 5 at 0..4 */
 	sp = ust_ring_span(&r, 0, &n);
 	assert_int_equal(n, 3);
@@ -182,7 +217,7 @@ static void test_ring_write_at_then_commit(void **state)
 	uint8_t b[16];
 
 	(void)state;
-	assert_int_equal(ust_ring_init(&r, 16), 0);
+	ust_ring_init(&r, 16);
 	/* Head at 12, so the writes below wrap. */
 	ring_load_at(&r, 12, 0, 3);      /* stream 0..2 in order */
 	fill(b, 6, 4);
@@ -203,7 +238,8 @@ static int ring_setup(void **state)
 	static struct ust_ring r;
 
 	*state = &r;
-	return ust_ring_init(&r, 64);
+	ust_ring_init(&r, 64);
+	return 0;
 }
 
 static int ring_teardown(void **state)
@@ -234,7 +270,7 @@ static void test_ring_resize_keeps_contents(void **state)
 	uint8_t b[16];
 
 	(void)state;
-	assert_int_equal(ust_ring_init(&r, 8), 0);
+	ust_ring_init(&r, 8);
 	ring_load_at(&r, 6, 30, 7);      /* wrapped: 2 bytes at 6..7, 5 at 0..4 */
 	assert_int_equal(ust_ring_resize(&r, 32), 0);
 	assert_int_equal(r.cap, 32);
@@ -264,7 +300,7 @@ static void test_ring_resize_keep_out_of_order(void **state)
 	uint8_t b[16], got[16];
 
 	(void)state;
-	assert_int_equal(ust_ring_init(&r, 16), 0);
+	ust_ring_init(&r, 16);
 	ring_load_at(&r, 12, 50, 6);     /* wrapped: 4 bytes at 12..15, 2 at 0..1 */
 	fill(b, 60, 5);
 	ust_ring_write_at(&r, 10, b, 5); /* offsets 10..14: beyond len 6 */
@@ -295,7 +331,7 @@ static void test_ring_random_against_model(void **state)
 	uint32_t rng = 12345, written = 0, read = 0;
 
 	(void)state;
-	assert_int_equal(ust_ring_init(&r, 37), 0);
+	ust_ring_init(&r, 37);
 	for (int i = 0; i < 20000; i++) {
 		rng = rng * 1103515245u + 12345u;
 		uint32_t n = (rng >> 16) % 40;
@@ -481,6 +517,7 @@ int main(void)
 		cmocka_unit_test(test_ring_append_until_full),
 		cmocka_unit_test(test_ring_wrap_every_position),
 		cmocka_unit_test(test_ring_span_two_pieces),
+		cmocka_unit_test(test_ring_memory_only_while_holding),
 		cmocka_unit_test(test_ring_write_at_then_commit),
 		cmocka_unit_test_setup_teardown(test_ring_consume_all_keeps_out_of_order, ring_setup,
 						ring_teardown),
