@@ -123,13 +123,13 @@ teardown() {
 
 # peer_start STEP...: the kernel peer listens on $PORT in its namespace, in
 # the background; its lines go to $TMP/peer.out and, once it has ended, its
-# exit status to $TMP/peer.rc.
+# exit status to $TMP/peer.rc (renamed into place, so it is whole once seen).
 peer_start() {
 	rm -f "$TMP/peer.rc"
 	{
 		ip netns exec "$PEER_NETNS" timeout 30 python3 -c "$PEER_PY" "$PORT" "$@" \
 			>"$TMP/peer.out" 2>"$TMP/peer.err" 3>&-
-		echo $? >"$TMP/peer.rc"
+		echo $? >"$TMP/peer.rc.tmp" && mv "$TMP/peer.rc.tmp" "$TMP/peer.rc"
 	} &
 	PEER_PID=$!
 	wait_listen "$PEER_NETNS" "$PORT"
@@ -141,14 +141,10 @@ peer_start() {
 # once while the peer still runs): so the peer's status comes from the file
 # peer_start writes when the peer has ended.
 peer_wait() {
-	local i
-	for ((i = 0; i < 700; i++)); do
-		[ -s "$TMP/peer.rc" ] && break
-		sleep 0.05
-	done
+	local rc=124
+	wait_file "$TMP/peer.rc" 35 && rc=$(cat "$TMP/peer.rc")
 	cat "$TMP/peer.out" "$TMP/peer.err"
-	[ -s "$TMP/peer.rc" ] || { echo "peer still runs after 35 s"; return 124; }
-	return "$(cat "$TMP/peer.rc")"
+	return "$rc"
 }
 
 # host_connect OPTIONS...: ustcp-host connects to the peer with these options.

@@ -210,3 +210,14 @@ capture_start() {
 	cat "$err" >&2
 	return 1
 }
+
+# wait_file FILE [SECONDS]: wait (default 15 s) until FILE exists.
+wait_file() {
+	local i
+	for ((i = 0; i < ${2:-15} * 20; i++)); do
+		[ -e "$1" ] && return 0
+		sleep 0.05
+	done
+	echo "$1 did not appear in ${2:-15} s" >&2
+	return 1
+}

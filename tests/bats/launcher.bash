@@ -66,17 +66,6 @@ peer_http() {
 	wait_listen "$PEER_NETNS" "$1"
 }
 
-# wait_file FILE [SECONDS]: wait (default 15 s) until FILE exists.
-wait_file() {
-	local i
-	for ((i = 0; i < ${2:-15} * 20; i++)); do
-		[ -e "$1" ] && return 0
-		sleep 0.05
-	done
-	echo "$1 did not appear in ${2:-15} s" >&2
-	return 1
-}
-
 # stat_until SECONDS PATTERN [ustcp-stat options...]: run ustcp-stat until
 # its output has a line matching the extended regular expression PATTERN;
 # the last output is in $STAT_OUT and shown on failure.
