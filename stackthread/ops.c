@@ -249,6 +249,20 @@ void us_op_pair(struct us_call *c)
 	c->ret = k && k->tcb && k->sfd < 0 ? us_relay_pair(k, !UST_TCP_SYNCHRONIZED(ust_tcp_get_state(k->tcb))) : 0;
 }
 
+/* Before the program's SHUT_WR: the pair is emptied and then left alone,
+ * so that the shim's sentinel byte is the last one in it (relay.c,
+ * us_relay_hold_last). -EAGAIN when the relay cannot hold it (not
+ * connected yet, closed, or the pair could not be emptied). */
+void us_op_hold_last(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+
+	if (k && k->tcb && !k->listener && k->sfd >= 0 && !k->app_eof && !k->dead && !k->filler)
+		us_relay_hold_last(k);
+	k = us_conn_of(c->st, c->sock);
+	c->ret = k && k->hold_last ? 0 : -EAGAIN;
+}
+
 /* After the program's SHUT_WR (its end of the pair is shut already): what
  * it wrote leaves the pair at once, into TCP's ring or the relay's tail,
  * so that the app end polls writable as Linux's socket does after SHUT_WR,
@@ -258,7 +272,9 @@ void us_op_take_tail(struct us_call *c)
 	struct us_conn *k = us_conn_of(c->st, c->sock);
 
 	if (k && k->tcb && !k->listener)
-		us_relay_take_tail(k);
+		us_relay_take_tail(k, c->u.shut.sentinel);
+	else if (k)
+		k->hold_last = false;
 	c->ret = 0;
 }
 

@@ -22,10 +22,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -257,10 +259,36 @@ void us_conn_release(struct us_conn *c, bool abort)
 
 static void conn_pull(struct us_conn *c);
 
+/* The spans cut to their first len bytes; how many spans are left. */
+static unsigned iov_cut(struct iovec iov[2], unsigned n, uint32_t len)
+{
+	if (iov[0].iov_len >= len) {
+		iov[0].iov_len = len;
+		return 1;
+	}
+	if (n == 2 && iov[0].iov_len + iov[1].iov_len > len)
+		iov[1].iov_len = len - iov[0].iov_len;
+	return n;
+}
+
+/* How much of want may be read from the pair: all of it, except the
+ * sentinel, which is never data. 0 when only the sentinel is left (the EOF
+ * follows: the app end was shut before us_relay_take_tail ran). */
+static size_t pair_room(const struct us_conn *c, size_t want)
+{
+	int queued;
+
+	if (!c->sentinel)
+		return want;
+	if (ioctl(c->sfd, SIOCINQ, &queued) < 0 || queued <= 1)
+		return 0;
+	return (size_t)queued - 1 < want ? (size_t)queued - 1 : want;
+}
+
 static void rd_update(struct us_conn *c)
 {
 	struct iovec iov[2];
-	bool want = synced(c) && !c->app_eof && !c->dead && !c->listener && !c->filler &&
+	bool want = synced(c) && !c->app_eof && !c->dead && !c->listener && !c->filler && !c->hold_last &&
 		    ust_tcp_snd_spans(c->tcb, iov) > 0;
 
 	if (want && !ev_is_active(&c->rd))
@@ -335,35 +363,72 @@ static bool tail_pull(struct us_conn *c)
 	return true;
 }
 
-void us_relay_take_tail(struct us_conn *c)
+/* Reads what the pair holds into the tail (after what TCP's send ring
+ * took), until the pair is empty or, once the program shut its side, its
+ * EOF. False if c was freed or the tail could not grow. */
+static bool tail_fill(struct us_conn *c)
 {
-	struct us_stack *st = c->st;
-	struct us_sock *s = c->sock;
 	size_t cap = c->tail_len;
 
-	conn_pull(c); /* into TCP's ring first; may read the EOF, or free c */
-	c = us_conn_of(st, s);
-	while (c && c->tcb && !c->app_eof && !c->dead && !c->filler) {
+	while (c->tcb && !c->app_eof && !c->dead && !c->filler) {
+		size_t room;
 		ssize_t r;
 		if (cap - c->tail_len < 65536) {
 			char *more = realloc(c->tail, cap + 65536);
 			if (!more)
-				return; /* the pair keeps the rest */
+				return false; /* the pair keeps the rest */
 			c->tail = more;
 			cap += 65536;
 		}
-		r = REAL(read)(c->sfd, c->tail + c->tail_len, cap - c->tail_len);
+		room = pair_room(c, cap - c->tail_len);
+		if (room == 0) {
+			on_app_eof(c); /* only the sentinel is left, then the EOF */
+			return true;
+		}
+		r = REAL(read)(c->sfd, c->tail + c->tail_len, room);
 		if (r > 0) {
 			c->tail_len += (size_t)r;
 		} else if (r == 0) {
 			on_app_eof(c); /* the FIN waits for the tail */
-			return;
+			return true;
 		} else {
-			if (errno == ECONNRESET)
+			if (errno == ECONNRESET) {
 				us_conn_release(c, true);
-			return;
+				return false;
+			}
+			return true; /* EAGAIN: empty */
 		}
 	}
+	return true;
+}
+
+/* Before the program shuts its sending side: what it wrote leaves the pair
+ * now, and nothing more is read until us_relay_take_tail, so that the byte
+ * the shim sends next is the last one in the pair (the sentinel). */
+void us_relay_hold_last(struct us_conn *c)
+{
+	struct us_stack *st = c->st;
+	struct us_sock *s = c->sock;
+
+	conn_pull(c); /* may free c */
+	c = us_conn_of(st, s);
+	if (c && tail_fill(c) && (c = us_conn_of(st, s)) != NULL) {
+		c->hold_last = true;
+		rd_update(c);
+	}
+}
+
+void us_relay_take_tail(struct us_conn *c, bool sentinel)
+{
+	struct us_stack *st = c->st;
+	struct us_sock *s = c->sock;
+
+	c->hold_last = false;
+	c->sentinel = c->sentinel || sentinel;
+	conn_pull(c); /* into TCP's ring first; may read the EOF, or free c */
+	c = us_conn_of(st, s);
+	if (c)
+		tail_fill(c);
 }
 
 static void conn_pull(struct us_conn *c)
@@ -373,8 +438,16 @@ static void conn_pull(struct us_conn *c)
 
 	if (c->tail && !tail_pull(c))
 		return;
-	while (c->tcb && !c->app_eof && !c->dead && !tail_pending(c) && (n = ust_tcp_snd_spans(c->tcb, iov)) > 0) {
-		ssize_t r = REAL(readv)(c->sfd, iov, (int)n);
+	while (c->tcb && !c->app_eof && !c->dead && !c->hold_last && !tail_pending(c) &&
+	       (n = ust_tcp_snd_spans(c->tcb, iov)) > 0) {
+		size_t room = pair_room(c, iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0));
+		ssize_t r;
+		if (room == 0) {
+			on_app_eof(c);
+			return;
+		}
+		n = iov_cut(iov, n, (uint32_t)room);
+		r = REAL(readv)(c->sfd, iov, (int)n);
 		if (r > 0) {
 			ust_tcp_snd_commit(c->tcb, (uint32_t)r, ust_now());
 			continue;
@@ -406,18 +479,6 @@ static void on_rd(struct ev_loop *ev, ev_io *w, int revents)
 
 /* Passes received bytes on; returns false while bytes remain that the pair
  * cannot take yet. */
-/* The spans cut to their first len bytes; how many spans are left. */
-static unsigned iov_cut(struct iovec iov[2], unsigned n, uint32_t len)
-{
-	if (iov[0].iov_len >= len) {
-		iov[0].iov_len = len;
-		return 1;
-	}
-	if (n == 2 && iov[0].iov_len + iov[1].iov_len > len)
-		iov[1].iov_len = len - iov[0].iov_len;
-	return n;
-}
-
 static bool conn_push(struct us_conn *c)
 {
 	struct ust_tcb *t = c->tcb;
@@ -879,7 +940,11 @@ static void conn_died(struct us_conn *c)
 	}
 	if (!conn_push(c))
 		return; /* the rest when the program reads */
-	if (ust_tcp_hard_error(t) || c->filler) {
+	if (c->sentinel && !ust_tcp_hard_error(t)) {
+		/* An orderly end: the app end must not see a reset. */
+		char b;
+		REAL(recv)(c->sfd, &b, 1, MSG_DONTWAIT);
+	} else if (ust_tcp_hard_error(t) || c->filler) {
 		/* A byte the stack end never reads: closing it then makes the
 		 * kernel flag the app end with POLLERR and ECONNRESET, which
 		 * the overridden calls turn into TCP's error. */

@@ -218,7 +218,7 @@ struct us_call {
 	union {
 		struct { uint32_t addr; uint16_t port; bool blocking; } in; /* blocking: connect */
 		struct { int level, name; int val; } opt;
-		struct { int how; } shut;
+		struct { int how; bool sentinel; } shut; /* sentinel: us_op_take_tail */
 		struct { unsigned first, last; } range;
 		void *out;
 	} u;
@@ -254,7 +254,10 @@ void us_op_listen(struct us_call *c);
 void us_op_unlisten(struct us_call *c);
 void us_op_shutdown(struct us_call *c);   /* u.shut.how: SHUT_RD's part, or any in SYN-SENT */
 void us_op_pair(struct us_call *c);       /* a blocking connect returns early: pair now */
-void us_op_take_tail(struct us_call *c);  /* after SHUT_WR: empty the pair now */
+void us_op_hold_last(struct us_call *c);  /* before SHUT_WR: empty the pair, read nothing more
+                                           * (0: the shim may send the sentinel byte) */
+void us_op_take_tail(struct us_call *c);  /* after SHUT_WR: empty the pair now; u.shut.sentinel:
+                                           * the last byte is the shim's, never data */
 void us_op_read_held(struct us_call *c);  /* u.out = struct us_held_read: after SHUT_RD */
 void us_op_setopt(struct us_call *c);
 void us_op_urgent(struct us_call *c);     /* MSG_OOB: the urgent mark after what was written */
