@@ -192,6 +192,7 @@ struct ust_tcb {
 	struct ust_tcb **pprev;
 	struct ust_tcb *listener;   /* for an embryonic or unaccepted child */
 	bool port_claimed;          /* holds a port_claim reference on lport */
+	bool reuseport;             /* SO_REUSEPORT: shares lport with others that have it */
 	bool from_cookie;           /* a child made by a SYN cookie's ACK: no SYN-ACK time kept */
 	struct ust_tcb *qnext;      /* accept queue / SYN queue link */
 
@@ -585,6 +586,12 @@ void ust_tcp_unreachable(void *ctx, uint32_t dst, int err, ust_time now);
 struct ust_tcb *ust_tcp_create(struct ust_tcp *tcp, void *user, int *err);
 /* Claims the local port (0: an ephemeral one, now, as Linux). */
 int ust_tcp_bind(struct ust_tcb *tcb, uint16_t lport, bool reuseaddr);
+/* SO_REUSEPORT, before bind: sockets that all set it may bind the same
+ * port and listen there together, a group whose listeners share the
+ * connections by the 4-tuple (Linux's reuseport group, one user). */
+void ust_tcp_set_reuseport(struct ust_tcb *tcb, bool on);
+/* Does a listener of this stack remain on lport? */
+bool ust_tcp_port_listening(struct ust_tcp *tcp, uint16_t lport);
 /* OPEN, active: sends the SYN. */
 int ust_tcp_connect(struct ust_tcb *tcb, uint32_t raddr, uint16_t rport, ust_time now);
 /* OPEN, passive. */

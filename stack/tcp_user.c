@@ -28,7 +28,7 @@ int ust_tcp_bind(struct ust_tcb *t, uint16_t lport, bool reuseaddr)
 	 * so getsockname reports it at once; EADDRINUSE when none is free. */
 	if (lport == 0)
 		return tcp_pick_ephemeral(tcp, t) < 0 ? -EADDRINUSE : 0;
-	if (tcp_port_in_use(tcp, lport, t)) {
+	if (tcp_port_in_use(tcp, lport, t) && !tcp_port_shareable(tcp, lport, t)) {
 		/* SO_REUSEADDR lets a socket bind over connections that are
 		 * not listening (TIME-WAIT remnants), as in Linux. */
 		if (!reuseaddr || tcp_lookup_listener(tcp, lport))
@@ -38,6 +38,16 @@ int ust_tcp_bind(struct ust_tcb *t, uint16_t lport, bool reuseaddr)
 		return -EADDRINUSE; /* another stack on our address holds it */
 	tcp_rehash(t, lport, 0, 0);
 	return 0;
+}
+
+void ust_tcp_set_reuseport(struct ust_tcb *t, bool on)
+{
+	t->reuseport = on;
+}
+
+bool ust_tcp_port_listening(struct ust_tcp *tcp, uint16_t lport)
+{
+	return tcp_lookup_listener(tcp, lport) != NULL;
 }
 
 /* Sequence variables and buffers for a new connection. */
@@ -120,7 +130,7 @@ int ust_tcp_listen(struct ust_tcb *t, unsigned backlog)
 		return -EINVAL;
 	if (!t->lport && tcp_pick_ephemeral(tcp, t))
 		return -EADDRINUSE;
-	if (tcp_lookup_listener(tcp, t->lport))
+	if (tcp_lookup_listener(tcp, t->lport) && !tcp_port_shareable(tcp, t->lport, t))
 		return -EADDRINUSE;
 	t->backlog = backlog;
 	t->synq_max = backlog;

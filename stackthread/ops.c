@@ -84,6 +84,7 @@ void us_op_bind(struct us_call *c)
 		return;
 	}
 	us_spare_use(&k->spare_port);
+	ust_tcp_set_reuseport(k->tcb, atomic_load(&c->sock->reuseport) != 0);
 	c->ret = ust_tcp_bind(k->tcb, c->u.in.port, atomic_load(&c->sock->reuseaddr) != 0);
 	if (c->ret == 0) {
 		k->bound_addr = c->u.in.addr != 0;

@@ -249,7 +249,7 @@ void us_conn_release(struct us_conn *c, bool abort)
 		/* Its children may hold the port on (TIME-WAIT): the
 		 * reservation stops listening, so that a new listener with
 		 * SO_REUSEADDR may share it, as on Linux. */
-		if (c->listener)
+		if (c->listener && !ust_tcp_port_listening(&c->st->tcp, lport))
 			us_port_unlisten(lport);
 	}
 	us_conn_free(c, true);

@@ -1,0 +1,118 @@
+#!/usr/bin/env bats
+# Real programs that use TCP in ways a test client does not (issue 14, item
+# 12): nginx with a master, several workers and a SO_REUSEPORT listener per
+# worker; python asyncio, server and client. Each body runs twice, on the
+# kernel's TCP and under ustcp (shim.bash), with the same assertions. A
+# capture on the peer's side shows the connections on the wire; under ustcp
+# no kernel socket of the stack's namespace holds them (no_kernel_tcp), so
+# the stack carried them.
+
+bats_require_minimum_version 1.5.0
+
+load helpers
+load shim
+
+setup_file() {
+	shim_www
+}
+
+setup() {
+	TMP=$BATS_TEST_TMPDIR
+}
+
+# peer_cap_start: tcpdump on the peer's interface, TCP only, into $TMP/c.pcap.
+peer_cap_start() {
+	capture_start "$PEER_NETNS" "$PEER_IFACE" "$TMP/c.pcap" 60 tcp && CAP_PID=$CAPTURE_PID
+}
+
+# syns_from PORT: how many SYN-ACKs the stack's side sent from PORT in the
+# capture (one per connection it accepted).
+syn_acks_from() {
+	timeout 10 tcpdump -nr "$TMP/c.pcap" "src host $SADDR and src port $1 and tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack)" \
+		2>/dev/null | wc -l
+}
+
+# syns_to PORT: how many SYNs the stack's side sent to the peer's PORT.
+syns_to() {
+	timeout 10 tcpdump -nr "$TMP/c.pcap" "src host $SADDR and dst port $1 and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn" \
+		2>/dev/null | wc -l
+}
+
+# no_kernel_tcp: under ustcp, the stack's namespace has no connected kernel
+# TCP socket on its address: the library's stack served them all. (Its port
+# reservations are kernel sockets that bind, or listen for a listener's
+# port, and never connect: docs/architecture.md §6.)
+no_kernel_tcp() {
+	[ "$MODE" = ustcp ] || return 0
+	local held
+	held=$(ip netns exec "$USTCP_NETNS" ss -Htn state connected "( src $SADDR )" 2>/dev/null)
+	if [ -n "$held" ]; then
+		echo "kernel TCP sockets on $SADDR under ustcp:" >&2
+		echo "$held" >&2
+		return 1
+	fi
+}
+
+# ---- nginx: master, 2 workers, reuseport --------------------------------------
+
+# nginx as deployed: a master that opens one SO_REUSEPORT listener per worker
+# and forks two workers, each accepting on its own listener with epoll. 40
+# connections from the peer (new source ports each) must all be served, and
+# both workers must have served some: the group spreads connections over its
+# listeners as Linux's does (by the 4-tuple's hash; all 40 on one of two
+# listeners has odds 2^-39).
+body_nginx_reuseport() {
+	shim_topo_up
+	mkdir -p "$TMP/nginx"
+	cat >"$TMP/nginx.conf" <<-EOF
+		daemon off;
+		master_process on;
+		user root; # the workers read \$WWW, which only root may
+		worker_processes 2;
+		pid $TMP/nginx/nginx.pid;
+		error_log $TMP/nginx/error.log info;
+		events {
+			use epoll;
+			worker_connections 64;
+		}
+		http {
+			log_format w '\$pid \$status \$body_bytes_sent';
+			access_log $TMP/nginx/access.log w;
+			sendfile on;
+			default_type application/octet-stream;
+			client_body_temp_path $TMP/nginx/body;
+			proxy_temp_path $TMP/nginx/proxy;
+			fastcgi_temp_path $TMP/nginx/fastcgi;
+			uwsgi_temp_path $TMP/nginx/uwsgi;
+			scgi_temp_path $TMP/nginx/scgi;
+			server {
+				listen 8080 reuseport;
+				root $WWW;
+			}
+		}
+	EOF
+	prog_bg nginx -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c "$TMP/nginx.conf" </dev/null
+	local srv=$BG_PID
+	prog_wait_listen 8080 || { cat "$TMP/nginx/error.log"; return 1; }
+	peer_cap_start
+	local i
+	for ((i = 0; i < 40; i++)); do
+		peer curl -sS --fail --max-time 20 -o "$TMP/got" "http://$SADDR:8080/reply" ||
+			{ cat "$TMP/nginx/error.log"; return 1; }
+		same_file "$WWW/reply" "$TMP/got"
+	done
+	no_kernel_tcp
+	stack_cap_stop
+	kill -0 "$srv"
+	[ "$(grep -c ' 200 100000$' "$TMP/nginx/access.log")" -eq 40 ]
+	local workers
+	workers=$(awk '{ print $1 }' "$TMP/nginx/access.log" | sort -u | wc -l)
+	echo "workers that served: $workers"
+	awk '{ print $1 }' "$TMP/nginx/access.log" | sort | uniq -c
+	[ "$workers" -eq 2 ]
+	# 40 accepted, plus prog_wait_listen's probes (answered, then reset).
+	[ "$(syn_acks_from 8080)" -ge 40 ]
+}
+
+@test "nginx: master + 2 workers, a reuseport listener each, 40 connections spread [kernel]" { MODE=kernel body_nginx_reuseport; }
+@test "nginx: master + 2 workers, a reuseport listener each, 40 connections spread [ustcp]" { MODE=ustcp body_nginx_reuseport; }
