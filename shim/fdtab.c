@@ -35,6 +35,7 @@ struct region_head {
 	_Atomic unsigned hwm;        /* slots at or above this were never used */
 	_Atomic uint64_t free_top;   /* tag << 32 | (index + 1); 0: empty */
 	unsigned nslots;             /* fixed when made: an exec'd image maps as many */
+	_Atomic unsigned rpc_asked;  /* calls waiting in slots' mailboxes (calls.c) */
 };
 
 static struct region_head *head;
@@ -231,6 +232,18 @@ unsigned us_sock_idx(const struct us_sock *s)
 	return (unsigned)(s - region);
 }
 
+unsigned us_sock_hwm(void)
+{
+	unsigned n = region ? atomic_load(&head->hwm) : 0;
+
+	return n < nslots ? n : nslots;
+}
+
+_Atomic unsigned *us_rpc_asked(void)
+{
+	return region ? &head->rpc_asked : NULL;
+}
+
 /* A freed slot off the stack, or NULL. */
 static struct us_sock *pop_free(void)
 {
@@ -283,6 +296,7 @@ struct us_sock *us_sock_alloc(void)
 	atomic_store(&s->remote, 0);
 	atomic_store(&s->reuseaddr, 0);
 	atomic_store(&s->reuseport, 0);
+	atomic_store(&s->rpc, US_RPC_IDLE);
 	atomic_store(&s->notsent_lowat, 0);
 	atomic_store(&s->ip_tos, 0);
 	atomic_store(&s->ip_ttl, 0);

@@ -118,6 +118,20 @@ enum us_kind {
 
 #define US_OPT_RECORD 8
 
+/* A call's arguments and, for some, its results (struct us_call). */
+union us_call_args {
+	struct { uint32_t addr; uint16_t port; bool blocking; } in; /* blocking: connect */
+	struct { int level, name; int val; } opt;
+	struct { int how; bool sentinel; } shut; /* sentinel: us_op_take_tail */
+	struct { unsigned first, last; } range;
+	void *out;
+};
+
+/* us_sock.rpc: a call from a process whose stack does not serve the socket,
+ * to the one that does (calls.c, us_call): claimed by the asker, asked,
+ * taken by the owner's stack thread, done. */
+enum us_rpc_state { US_RPC_IDLE, US_RPC_CLAIMED, US_RPC_ASKED, US_RPC_SERVING, US_RPC_DONE };
+
 struct us_sock {
 	_Atomic uint32_t gen;        /* bumped when the slot is reused */
 	_Atomic int kind;            /* enum us_kind */
@@ -151,6 +165,13 @@ struct us_sock {
 	struct ust_tcp_status last;
 	ust_time last_at;
 	_Atomic uint32_t free_next;  /* while free: the next free slot + 1 (fdtab.c) */
+	/* The mailbox of a call another process makes on this socket (a
+	 * forked worker's setsockopt, shutdown…): one at a time, by value,
+	 * served by the owner's stack when poked (calls.c, us_rpc_serve). */
+	_Atomic uint32_t rpc;        /* enum us_rpc_state; a shared futex word */
+	int rpc_op;                  /* index in calls.c's rpc_ops */
+	long rpc_ret;
+	union us_call_args rpc_args;
 };
 
 /* The most slots a region has (the kernel's default fs.nr_open). Its
@@ -163,6 +184,10 @@ struct us_sock {
 unsigned us_sock_slots(void);
 struct us_sock *us_sock_at(unsigned idx);
 unsigned us_sock_idx(const struct us_sock *s);
+/* Slots at or above this were never used. */
+unsigned us_sock_hwm(void);
+/* How many calls wait in slots' mailboxes, all processes (us_sock.rpc). */
+_Atomic unsigned *us_rpc_asked(void);
 /* A free slot (any thread, O(1)), or NULL when all are in use. */
 struct us_sock *us_sock_alloc(void);
 void us_sock_free(struct us_sock *s);
@@ -215,13 +240,7 @@ struct us_call {
 	us_call_fn fn;
 	struct us_sock *sock;
 	long ret;                    /* result: >= 0, or -errno */
-	union {
-		struct { uint32_t addr; uint16_t port; bool blocking; } in; /* blocking: connect */
-		struct { int level, name; int val; } opt;
-		struct { int how; bool sentinel; } shut; /* sentinel: us_op_take_tail */
-		struct { unsigned first, last; } range;
-		void *out;
-	} u;
+	union us_call_args u;
 	/* private */
 	struct us_stack *st;         /* the stack that runs it (set by us_call) */
 	struct us_call *next;

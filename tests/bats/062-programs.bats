@@ -101,17 +101,43 @@ body_nginx_reuseport() {
 			{ cat "$TMP/nginx/error.log"; return 1; }
 		same_file "$WWW/reply" "$TMP/got"
 	done
+	# Keep-alive: two requests on one connection, which a worker keeps
+	# (setting TCP_NODELAY on a socket its master's stack serves).
+	peer curl -sS --fail --max-time 20 -o "$TMP/got1" -o "$TMP/got2" \
+		"http://$SADDR:8080/reply" "http://$SADDR:8080/mid"
+	same_file "$WWW/reply" "$TMP/got1"
+	same_file "$WWW/mid" "$TMP/got2"
 	no_kernel_tcp
 	stack_cap_stop
+	[ "$(syn_acks_from 8080)" -eq 41 ]
+	if grep -E '\[(alert|crit|emerg|error)\]' "$TMP/nginx/error.log"; then
+		return 1
+	fi
 	kill -0 "$srv"
-	[ "$(grep -c ' 200 100000$' "$TMP/nginx/access.log")" -eq 40 ]
+	[ "$(grep -c ' 200 100000$' "$TMP/nginx/access.log")" -eq 41 ]
 	local workers
 	workers=$(awk '{ print $1 }' "$TMP/nginx/access.log" | sort -u | wc -l)
 	echo "workers that served: $workers"
 	awk '{ print $1 }' "$TMP/nginx/access.log" | sort | uniq -c
 	[ "$workers" -eq 2 ]
-	# 40 accepted, plus prog_wait_listen's probes (answered, then reset).
-	[ "$(syn_acks_from 8080)" -ge 40 ]
+	# SIGTERM ends nginx; under ustcp an exit keeper may finish its
+	# connections, and SIGTERM ends that too, whatever handler the
+	# program had (keeper.c, become_keeper).
+	kill -TERM "$srv"
+	bg_wait "$srv" 10 || true # timeout's status, not the point here
+	local p
+	for p in $(ip netns pids "$USTCP_NETNS"); do
+		ip netns exec "$USTCP_NETNS" "$BUILD/ustcp-stat" -p "$p" || true
+		kill -TERM "$p"
+	done
+	retry 5 no_process_left
+}
+
+# no_process_left: nothing runs in the stack's namespace any more.
+no_process_left() {
+	local left
+	left=$(ip netns pids "$USTCP_NETNS")
+	[ -z "$left" ] || { ps -o pid,ppid,stat,cmd -p $left; return 1; }
 }
 
 @test "nginx: master + 2 workers, a reuseport listener each, 40 connections spread [kernel]" { MODE=kernel body_nginx_reuseport; }
