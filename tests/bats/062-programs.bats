@@ -142,3 +142,31 @@ no_process_left() {
 
 @test "nginx: master + 2 workers, a reuseport listener each, 40 connections spread [kernel]" { MODE=kernel body_nginx_reuseport; }
 @test "nginx: master + 2 workers, a reuseport listener each, 40 connections spread [ustcp]" { MODE=ustcp body_nginx_reuseport; }
+
+# ---- a connection inherited across fork ----------------------------------------
+
+# The child of the process that connected sets options on the inherited
+# socket, writes and shuts it down; the parent reads them back and the echo
+# to its end (tests/shim/forkopts.py). Under ustcp the parent's stack serves
+# the socket, and the child's calls reach it (calls.c, rpc_call).
+body_fork_opts() {
+	shim_topo_up
+	peer_echo 7300
+	prog python3 "$SHIM_DIR/forkopts.py" "$PEER_ADDR" 7300 >"$TMP/out"
+	cat "$TMP/out"
+	diff -u - "$TMP/out" <<-EOF
+		child TCP_NODELAY 1
+		child SO_KEEPALIVE 1
+		child TCP_KEEPIDLE 77
+		child TCP_USER_TIMEOUT 5000
+		child shutdown 0
+		parent TCP_NODELAY 1
+		parent TCP_KEEPIDLE 77
+		parent echoed 100000, then EOF
+	EOF
+	bg_wait "$ECHO_PID"
+	grep -q "^conn 1: echoed 100000 " "$TMP/srv.out"
+}
+
+@test "fork: the child's options and shutdown on an inherited connection reach it [kernel]" { MODE=kernel body_fork_opts; }
+@test "fork: the child's options and shutdown on an inherited connection reach it [ustcp]" { MODE=ustcp body_fork_opts; }
