@@ -288,7 +288,15 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 			atomic_fetch_or(&s->flags, US_F_RCVOPTS);
 		if (name == SO_BUSY_POLL)
 			atomic_fetch_or(&s->flags, US_F_BUSY_POLL);
-		return REAL(setsockopt)(fd, level, name, val, len); /* timeouts, low-water marks… */
+		r = REAL(setsockopt)(fd, level, name, val, len); /* timeouts, low-water marks… */
+		if (r == 0 && name == SO_RCVLOWAT && int_arg(val, len, &v) == 0) {
+			/* poll and epoll as well: the stack holds bytes back. */
+			c.u.opt.level = SOL_SOCKET;
+			c.u.opt.name = SO_RCVLOWAT;
+			c.u.opt.val = v;
+			us_call(&c, us_op_setopt, s);
+		}
+		return r;
 	}
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
 		return (int)us_ret(set_congestion(s, val, len));

@@ -753,6 +753,8 @@ const struct ust_tcb *ust_tcp_listener_of(const struct ust_tcb *tcb);
 bool ust_tcp_fin_rcvd(const struct ust_tcb *tcb);
 /* In-order bytes received and not yet read (SIOCINQ). */
 uint32_t ust_tcp_rcv_queued(const struct ust_tcb *tcb);
+/* What the receive ring can hold now (it may grow: autotuning). */
+uint32_t ust_tcp_rcv_capacity(const struct ust_tcb *tcb);
 /* Bytes in the send ring: unacknowledged and unsent. */
 uint32_t ust_tcp_snd_queued(const struct ust_tcb *tcb);
 /* Why it died (ECONNRESET…), kept after the pending error was taken. */

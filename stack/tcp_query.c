@@ -47,6 +47,11 @@ uint32_t ust_tcp_rcv_queued(const struct ust_tcb *t)
 	return t->rcvbuf.len;
 }
 
+uint32_t ust_tcp_rcv_capacity(const struct ust_tcb *t)
+{
+	return t->rcvbuf.cap;
+}
+
 uint32_t ust_tcp_snd_queued(const struct ust_tcb *t)
 {
 	return t->sndbuf.len;

@@ -163,6 +163,15 @@ void us_op_setopt(struct us_call *c)
 		c->ret = 0;
 		return;
 	}
+	if (c->u.opt.level == SOL_SOCKET && c->u.opt.name == SO_RCVLOWAT) {
+		/* The relay holds bytes back from the pair (relay.c,
+		 * below_rcvlowat); the app end's own mark, set by the shim,
+		 * makes a blocking read wait the same. */
+		k->rcvlowat = c->u.opt.val;
+		us_mark_dirty(k);
+		c->ret = 0;
+		return;
+	}
 	if (c->u.opt.name == UST_TCP_OPT_CORK || c->u.opt.name == UST_TCP_OPT_MORE) {
 		/* What the program wrote before the call is TCP's before the
 		 * cork changes, as in Linux's send queue: only later bytes

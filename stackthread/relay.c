@@ -479,6 +479,24 @@ static void on_rd(struct ev_loop *ev, ev_io *w, int revents)
 
 /* Passes received bytes on; returns false while bytes remain that the pair
  * cannot take yet. */
+/* SO_RCVLOWAT: hold what arrived while fewer bytes than the mark wait, as
+ * Linux's tcp_poll and tcp_data_ready do (tcp_stream_is_readable), unless
+ * the peer's FIN came or the connection died. Linux caps the mark at half
+ * the receive buffer (tcp_set_rcvlowat); so does this, with the ring's
+ * size, so that a full window never waits for a mark it cannot reach. */
+static bool below_rcvlowat(const struct us_conn *c)
+{
+	const struct ust_tcb *t = c->tcb;
+	uint32_t mark = (uint32_t)c->rcvlowat, queued;
+
+	if (mark <= 1 || c->dead || ust_tcp_fin_rcvd(t))
+		return false;
+	if (mark > ust_tcp_rcv_capacity(t) / 2)
+		mark = ust_tcp_rcv_capacity(t) / 2;
+	queued = ust_tcp_rcv_queued(t);
+	return queued > 0 && queued < mark;
+}
+
 static bool conn_push(struct us_conn *c)
 {
 	struct ust_tcb *t = c->tcb;
@@ -487,6 +505,10 @@ static bool conn_push(struct us_conn *c)
 
 	if (!t || c->shut_sent)
 		return true;
+	if (below_rcvlowat(c)) {
+		ev_io_stop(c->st->ev, &c->wr);
+		return true;
+	}
 	/* After the program's SHUT_RD what arrives stays in TCP's ring, as
 	 * Linux keeps queueing it (C7): read through us_op_read_held. */
 	while (!c->rd_shut && (n = ust_tcp_rcv_spans(t, iov)) > 0) {
@@ -835,7 +857,13 @@ static bool deliver_one(struct us_conn *l)
 		return false;
 	}
 	accepted_sock(l, s, &st, ct, &tok);
-	pre = prefill(ct, sfd);
+	if (l->rcvlowat > 1) {
+		/* Linux's child inherits the mark (sk_clone); its bytes wait
+		 * for it in TCP's ring (conn_push), not prefilled. */
+		REAL(setsockopt)(app, SOL_SOCKET, SO_RCVLOWAT, &l->rcvlowat, sizeof(l->rcvlowat));
+		atomic_fetch_or(&s->flags, US_F_RCVOPTS);
+	}
+	pre = l->rcvlowat > 1 ? 0 : prefill(ct, sfd);
 	if (!send_token(l->sfd, app, &tok)) {
 		REAL(close)(app);
 		REAL(close)(sfd);
@@ -853,6 +881,7 @@ static bool deliver_one(struct us_conn *l)
 	}
 	ust_tcp_accept(l->tcb, c, &err);
 	c->tcb = ct;
+	c->rcvlowat = l->rcvlowat;
 	if (pre)
 		ust_tcp_rcv_consumed(ct, pre, ust_now());
 	l->out[l->nout].idx = tok.idx;

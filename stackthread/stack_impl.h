@@ -58,6 +58,10 @@ struct us_conn {
 	 * read away before an orderly close. hold_last: it is about to be
 	 * sent, nothing is read from the pair meanwhile. */
 	bool hold_last, sentinel;
+	/* SO_RCVLOWAT: received bytes wait in TCP's ring until this many are
+	 * there (or the FIN, or the ring half full), so that the app end
+	 * polls readable when Linux's socket would (conn_push). */
+	int rcvlowat;
 	/* What the program wrote before its SHUT_WR and TCP's send ring could
 	 * not take yet, moved out of the pair so that the app end is writable
 	 * at once, as Linux's socket is after SHUT_WR (us_relay_take_tail).

@@ -170,3 +170,33 @@ body_fork_opts() {
 
 @test "fork: the child's options and shutdown on an inherited connection reach it [kernel]" { MODE=kernel body_fork_opts; }
 @test "fork: the child's options and shutdown on an inherited connection reach it [ustcp]" { MODE=ustcp body_fork_opts; }
+
+# ---- SO_RCVLOWAT --------------------------------------------------------------
+
+# poll and epoll report readable only with the low-water mark's worth of
+# bytes, or the FIN (tests/shim/rcvlowat.py); the same results on both TCPs.
+body_rcvlowat() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/rcvlowat.py" peer "$PEER_ADDR" 7310 </dev/null
+	wait_listen "$PEER_NETNS" 7310
+	prog python3 "$SHIM_DIR/rcvlowat.py" prog "$PEER_ADDR" 7310 >"$TMP/out"
+	cat "$TMP/out"
+	diff -u - "$TMP/out" <<-EOF
+		SO_RCVLOWAT 1000
+		300 of 1000: poll 0 epoll 0
+		900 of 1000: poll 0 epoll 0
+		1000 of 1000: poll 1 epoll 1
+		recv 1000
+		after reading all: poll 0 epoll 0
+		200 of 1000: poll 0 epoll 0
+		mark lowered to 150: poll 1 epoll 1
+		recv 200
+		100 of 150: poll 0 epoll 0
+		then the FIN: poll 8193 epoll 8193
+		recv 100
+		recv 0
+	EOF
+}
+
+@test "SO_RCVLOWAT: poll and epoll wait for the mark or the FIN [kernel]" { MODE=kernel body_rcvlowat; }
+@test "SO_RCVLOWAT: poll and epoll wait for the mark or the FIN [ustcp]" { MODE=ustcp body_rcvlowat; }
