@@ -270,6 +270,12 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 		if ((r = int_arg(val, len, &v)) < 0)
 			return (int)us_ret(r);
 		atomic_store(k, v);
+		if (level == IPPROTO_TCP && name == TCP_NOTSENT_LOWAT) {
+			/* The relay keeps the pair's fill by it (relay.c). */
+			c.u.opt.level = US_OPT_RELAY;
+			c.u.opt.name = TCP_NOTSENT_LOWAT;
+			us_call(&c, us_op_setopt, s);
+		}
 		return 0;
 	}
 	opt = engine_opt(level, name);

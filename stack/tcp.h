@@ -757,6 +757,8 @@ uint32_t ust_tcp_rcv_queued(const struct ust_tcb *tcb);
 uint32_t ust_tcp_rcv_capacity(const struct ust_tcb *tcb);
 /* Bytes in the send ring: unacknowledged and unsent. */
 uint32_t ust_tcp_snd_queued(const struct ust_tcb *tcb);
+/* Of those, the bytes never sent (Linux's write_seq - snd_nxt). */
+uint32_t ust_tcp_snd_notsent(const struct ust_tcb *tcb);
 /* Why it died (ECONNRESET…), kept after the pending error was taken. */
 int ust_tcp_hard_error(const struct ust_tcb *tcb);
 /* The retransmission timer is probing a zero window. */

@@ -2,6 +2,7 @@
  * connect.c, sockopt.c…), run inside us_call(): a new socket and its pair,
  * bind, connect, listen, options, status. */
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <linux/sockios.h>
@@ -160,6 +161,11 @@ void us_op_setopt(struct us_call *c)
 	if (c->u.opt.level == SOL_SOCKET && c->u.opt.name == SO_LINGER) {
 		ust_tcp_set_linger(k->tcb, atomic_load(&c->sock->linger_on) != 0,
 				   (unsigned)atomic_load(&c->sock->linger_s));
+		c->ret = 0;
+		return;
+	}
+	if (c->u.opt.level == US_OPT_RELAY && c->u.opt.name == TCP_NOTSENT_LOWAT) {
+		us_relay_notsent_lowat(k);
 		c->ret = 0;
 		return;
 	}

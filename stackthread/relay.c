@@ -285,11 +285,40 @@ static size_t pair_room(const struct us_conn *c, size_t want)
 	return (size_t)queued - 1 < want ? (size_t)queued - 1 : want;
 }
 
+/* TCP_NOTSENT_LOWAT: Linux's socket takes no more bytes, and polls
+ * unwritable, while this many are queued and not sent yet (its
+ * tcp_stream_memory_free). 0 or -1: the sysctl's default, no limit. */
+static uint32_t notsent_lowat(const struct us_conn *c)
+{
+	int v = atomic_load(&c->sock->notsent_lowat);
+
+	return v > 0 ? (uint32_t)v : 0;
+}
+
+/* The pair is read only while TCP has fewer unsent bytes than the mark:
+ * the program's writes then stay in the pair, which is kept small for
+ * such a socket (app_sndbuf_of), so the app end polls writable when
+ * Linux's would. */
+static bool notsent_full(const struct us_conn *c)
+{
+	uint32_t mark = notsent_lowat(c);
+
+	return mark && c->tcb && ust_tcp_snd_notsent(c->tcb) >= mark;
+}
+
+/* The app end's send buffer once connected: AF_UNIX's default, or the
+ * least the kernel allows (two skbs of about 2 kB) under TCP_NOTSENT_LOWAT,
+ * so that the bytes the program may leave in the pair are few. */
+static int app_sndbuf_of(const struct us_conn *c)
+{
+	return notsent_lowat(c) ? 1 : c->st->app_sndbuf;
+}
+
 static void rd_update(struct us_conn *c)
 {
 	struct iovec iov[2];
 	bool want = synced(c) && !c->app_eof && !c->dead && !c->listener && !c->filler && !c->hold_last &&
-		    ust_tcp_snd_spans(c->tcb, iov) > 0;
+		    !notsent_full(c) && ust_tcp_snd_spans(c->tcb, iov) > 0;
 
 	if (want && !ev_is_active(&c->rd))
 		ev_io_start(c->st->ev, &c->rd);
@@ -438,7 +467,7 @@ static void conn_pull(struct us_conn *c)
 
 	if (c->tail && !tail_pull(c))
 		return;
-	while (c->tcb && !c->app_eof && !c->dead && !c->hold_last && !tail_pending(c) &&
+	while (c->tcb && !c->app_eof && !c->dead && !c->hold_last && !tail_pending(c) && !notsent_full(c) &&
 	       (n = ust_tcp_snd_spans(c->tcb, iov)) > 0) {
 		size_t room = pair_room(c, iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0));
 		ssize_t r;
@@ -938,7 +967,8 @@ static void connected(struct us_conn *c)
 	int fd = app_end(c);
 
 	if (fd >= 0) {
-		REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &c->st->app_sndbuf, sizeof(c->st->app_sndbuf));
+		int size = app_sndbuf_of(c);
+		REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 		REAL(close)(fd);
 	}
 	while (c->filler) {
@@ -950,6 +980,21 @@ static void connected(struct us_conn *c)
 		c->filler -= (uint32_t)r;
 	}
 	c->filler = 0;
+}
+
+/* The program set TCP_NOTSENT_LOWAT: the app end's buffer follows (once
+ * connected: until then it holds the filler), and the pair is read or
+ * not by the new mark. */
+void us_relay_notsent_lowat(struct us_conn *c)
+{
+	if (c->sfd >= 0 && !c->filler && !c->listener && synced(c)) {
+		int fd = app_end(c), size = app_sndbuf_of(c);
+		if (fd >= 0) {
+			REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+			REAL(close)(fd);
+		}
+	}
+	us_mark_dirty(c);
 }
 
 /* TCP closed while the program holds the socket: publish why, pass on what

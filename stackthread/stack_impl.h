@@ -200,6 +200,7 @@ void us_relay_sync(struct us_stack *st);
 void us_relay_wake(struct us_stack *st, bool poked);
 /* After the program's SHUT_WR: everything it wrote leaves the pair now. */
 void us_relay_hold_last(struct us_conn *c);
+void us_relay_notsent_lowat(struct us_conn *c);
 void us_relay_take_tail(struct us_conn *c, bool sentinel);
 /* The same for one relay (it may be freed: look it up again). */
 void us_relay_pull(struct us_conn *c);

@@ -236,6 +236,10 @@ struct us_held_read {
 	int flags;
 };
 
+/* us_call_args.opt.level for what only the relay keeps (us_op_setopt):
+ * name TCP_NOTSENT_LOWAT (the value is in us_sock.notsent_lowat). */
+#define US_OPT_RELAY (-2)
+
 struct us_call {
 	us_call_fn fn;
 	struct us_sock *sock;

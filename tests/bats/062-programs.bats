@@ -200,3 +200,31 @@ body_rcvlowat() {
 
 @test "SO_RCVLOWAT: poll and epoll wait for the mark or the FIN [kernel]" { MODE=kernel body_rcvlowat; }
 @test "SO_RCVLOWAT: poll and epoll wait for the mark or the FIN [ustcp]" { MODE=ustcp body_rcvlowat; }
+
+# ---- TCP_NOTSENT_LOWAT ----------------------------------------------------------
+
+# Non-blocking writes stop, and the socket polls unwritable, once the mark's
+# worth of bytes waits unsent behind a closed window; writable again when
+# the peer reads (tests/shim/notsent.py). The same on both TCPs.
+body_notsent_lowat() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/notsent.py" peer "$PEER_ADDR" 7320 </dev/null >"$TMP/peer.out"
+	local peer_pid=$BG_PID
+	wait_listen "$PEER_NETNS" 7320
+	prog python3 "$SHIM_DIR/notsent.py" prog "$PEER_ADDR" 7320 >"$TMP/out" 2>"$TMP/err"
+	cat "$TMP/out" "$TMP/err"
+	grep -E "^(sent|unsent) " "$TMP/err" || true
+	bg_wait "$peer_pid"
+	cat "$TMP/peer.out"
+	diff -u - "$TMP/out" <<-EOF
+		writable at first: True
+		writable with the window closed: False
+		unsent bytes at least the mark: True and below the mark + 64 kB: True
+		sent less than the peer's buffer + 256 kB: True
+		writable once the peer reads: True
+	EOF
+	[ "$(cat "$TMP/peer.out")" = "peer got $(sed -n 's/^sent //p' "$TMP/err")" ]
+}
+
+@test "TCP_NOTSENT_LOWAT: writes stop and poll turns unwritable at the mark [kernel]" { MODE=kernel body_notsent_lowat; }
+@test "TCP_NOTSENT_LOWAT: writes stop and poll turns unwritable at the mark [ustcp]" { MODE=ustcp body_notsent_lowat; }
