@@ -73,10 +73,33 @@ static int tcb_start(struct ust_tcb *t, ust_time now)
 	return 0;
 }
 
+/* A connect from a bound port to a 4-tuple in TIME-WAIT: Linux's
+ * tcp_twsk_unique (a bound port: __inet_hash_connect passes no twp, so
+ * tcp_tw_reuse does not matter) lets the new connection take over if the
+ * old one used timestamps, as RFC 6191 allows: PAWS then tells the two
+ * incarnations apart. The new ISN starts beyond the old one's last
+ * sequence (snd_nxt + 65535 + 2), the peer's last TSval is carried over,
+ * and the TIME-WAIT ends. 0 (and *iss) or -EADDRNOTAVAIL. */
+static int take_over_time_wait(struct ust_tcb *tw, uint32_t *iss, uint32_t *ts_recent, ust_time *stamp)
+{
+	if (tw->state != UST_TCP_TIME_WAIT || !tw->ts_ok || !tw->ts_recent_stamp)
+		return -EADDRNOTAVAIL;
+	*iss = tw->snd_max + TCP_TW_ISN_GAP;
+	if (!*iss)
+		*iss = 1;
+	*ts_recent = tw->ts_recent;
+	*stamp = tw->ts_recent_stamp;
+	tcp_finish(tw, UST_OUTCOME_ORDERLY, "");
+	return 0;
+}
+
 int ust_tcp_connect(struct ust_tcb *t, uint32_t raddr, uint16_t rport, ust_time now)
 {
 	struct ust_tcp *tcp = t->tcp;
 	uint16_t lport = t->lport;
+	struct ust_tcb *tw;
+	uint32_t iss = 0, ts_recent = 0;
+	ust_time stamp = 0;
 	int r;
 
 	switch (t->state) {
@@ -100,13 +123,24 @@ int ust_tcp_connect(struct ust_tcb *t, uint32_t raddr, uint16_t rport, ust_time 
 		if (r)
 			return r;
 		lport = t->lport;
-	} else if (tcp_lookup(tcp, t->laddr, lport, raddr, rport)) {
-		return -EADDRNOTAVAIL;
+	} else if ((tw = tcp_lookup(tcp, t->laddr, lport, raddr, rport)) != NULL) {
+		r = take_over_time_wait(tw, &iss, &ts_recent, &stamp);
+		if (r)
+			return r;
 	}
 	tcp_rehash(t, lport, raddr, rport);
 	r = tcb_start(t, now);
 	if (r)
 		return r;
+	if (iss) {
+		t->iss = iss;
+		t->snd_una = t->snd_nxt = t->snd_max = t->iss;
+		t->snd_buf_seq = t->iss + 1;
+		t->recover = t->iss;
+		t->snd_sml = t->iss;
+		t->ts_recent = ts_recent;
+		t->ts_recent_stamp = stamp;
+	}
 	tcp_count(tcp, UST_EV_TCP_ACTIVE_OPENS);
 	tcp_set_state(t, UST_TCP_SYN_SENT);
 	t->rtt_start = now;

@@ -228,3 +228,46 @@ body_notsent_lowat() {
 
 @test "TCP_NOTSENT_LOWAT: writes stop and poll turns unwritable at the mark [kernel]" { MODE=kernel body_notsent_lowat; }
 @test "TCP_NOTSENT_LOWAT: writes stop and poll turns unwritable at the mark [ustcp]" { MODE=ustcp body_notsent_lowat; }
+
+# ---- a client port in TIME-WAIT, used again -------------------------------------
+
+# syn_line N: the Nth SYN the stack's side sent to the peer's PORT 7330, as
+# "SEQ ECR" (tcpdump -S: absolute numbers).
+syn_line() {
+	timeout 10 tcpdump -S -nr "$TMP/c.pcap" "src host $SADDR and dst port 7330 and tcp[tcpflags] == tcp-syn" 2>/dev/null |
+		sed -n "$1p" | sed -E 's/.* seq ([0-9]+),.*TS val [0-9]+ ecr ([0-9]+).*/\1 \2/'
+}
+
+# From port 40000 (SO_REUSEADDR) a connection closed first waits in
+# TIME-WAIT (tests/shim/twreuse.py). Without SO_REUSEADDR another socket
+# cannot bind the port; with it, one binds and connects to the same peer
+# (Linux's tcp_twsk_unique: the old connection had timestamps), its SYN
+# 65535 + 2 beyond the old connection's last sequence number and echoing
+# the peer's last TSval; a connection to another peer port is a new
+# 4-tuple. Item 9 of issue 14.
+body_tw_reuse() {
+	shim_topo_up
+	peer_echo 7330 2
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7331 1 </dev/null >"$TMP/srv2.out"
+	wait_listen "$PEER_NETNS" 7331
+	peer_cap_start
+	prog python3 "$SHIM_DIR/twreuse.py" "$PEER_ADDR" 7330 40000 close bind bind-reuse other >"$TMP/out"
+	cat "$TMP/out"
+	diff -u - "$TMP/out" <<-EOF
+		close: bind 0 connect 0 echo hello
+		bind: bind EADDRINUSE
+		bind-reuse: bind 0 connect 0 echo hello
+		other: bind 0 connect 0 echo hello
+	EOF
+	stack_cap_stop
+	local first second
+	first=$(syn_line 1) second=$(syn_line 2)
+	echo "SYNs (seq ecr): $first / $second"
+	# 5 bytes and the FIN after the ISN: snd_nxt is ISN + 7.
+	[ "$(( ${second% *} - ${first% *} ))" -eq $((7 + 65535 + 2)) ]
+	[ "${first#* }" -eq 0 ]
+	[ "${second#* }" -ne 0 ]
+}
+
+@test "TIME-WAIT client port: bind needs SO_REUSEADDR, the same 4-tuple is taken over (RFC 6191) [kernel]" { MODE=kernel body_tw_reuse; }
+@test "TIME-WAIT client port: bind needs SO_REUSEADDR, the same 4-tuple is taken over (RFC 6191) [ustcp]" { MODE=ustcp body_tw_reuse; }
