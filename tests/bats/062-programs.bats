@@ -25,7 +25,7 @@ peer_cap_start() {
 	capture_start "$PEER_NETNS" "$PEER_IFACE" "$TMP/c.pcap" 60 tcp && CAP_PID=$CAPTURE_PID
 }
 
-# syns_from PORT: how many SYN-ACKs the stack's side sent from PORT in the
+# syn_acks_from PORT: how many SYN-ACKs the stack's side sent from PORT in the
 # capture (one per connection it accepted).
 syn_acks_from() {
 	timeout 10 tcpdump -nr "$TMP/c.pcap" "src host $SADDR and src port $1 and tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack)" \
@@ -271,3 +271,33 @@ body_tw_reuse() {
 
 @test "TIME-WAIT client port: bind needs SO_REUSEADDR, the same 4-tuple is taken over (RFC 6191) [kernel]" { MODE=kernel body_tw_reuse; }
 @test "TIME-WAIT client port: bind needs SO_REUSEADDR, the same 4-tuple is taken over (RFC 6191) [ustcp]" { MODE=ustcp body_tw_reuse; }
+
+# ---- python asyncio -----------------------------------------------------------
+
+# One asyncio loop serves 4 connections from kernel clients and is the client
+# of 4 connections to a kernel echo server, at once (asyncio_echo.py).
+body_asyncio() {
+	shim_topo_up
+	peer_echo 7340 4
+	peer_cap_start
+	prog_bg python3 "$SHIM_DIR/asyncio_echo.py" 7341 4 "$PEER_ADDR" 7340 4 </dev/null >"$TMP/out"
+	local app=$BG_PID
+	prog_wait_listen 7341
+	peer python3 "$SHIM_DIR/echo_client.py" "$SADDR" 7341 200000 4 >"$TMP/cli.out"
+	bg_wait "$app" 60
+	cat "$TMP/out" "$TMP/cli.out"
+	[ "$(grep -c '^client [0-3]: ok 200000$' "$TMP/out")" -eq 4 ]
+	grep -q '^served 4$' "$TMP/out"
+	grep -q '^all done$' "$TMP/out"
+	[ "$(grep -c '^conn [1-4]: ok 200000 ' "$TMP/cli.out")" -eq 4 ]
+	bg_wait "$ECHO_PID"
+	[ "$(grep -c '^conn [1-4]: echoed 200000 ' "$TMP/srv.out")" -eq 4 ]
+	no_kernel_tcp
+	stack_cap_stop
+	[ "$(syns_to 7340)" -eq 4 ]
+	# 4 accepted, and prog_wait_listen's probes (answered, then reset).
+	[ "$(syn_acks_from 7341)" -ge 4 ]
+}
+
+@test "python asyncio: a loop serving 4 connections and the client of 4 more, 200 kB each [kernel]" { MODE=kernel body_asyncio; }
+@test "python asyncio: a loop serving 4 connections and the client of 4 more, 200 kB each [ustcp]" { MODE=ustcp body_asyncio; }
