@@ -301,3 +301,34 @@ body_asyncio() {
 
 @test "python asyncio: a loop serving 4 connections and the client of 4 more, 200 kB each [kernel]" { MODE=kernel body_asyncio; }
 @test "python asyncio: a loop serving 4 connections and the client of 4 more, 200 kB each [ustcp]" { MODE=ustcp body_asyncio; }
+
+# ---- redis ----------------------------------------------------------------------
+
+# redis-server (its own event loop, epoll) serves a kernel redis-cli and
+# redis-benchmark: 8 clients, 2000 SETs and GETs each kind.
+body_redis() {
+	command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null ||
+		skip "redis-server or redis-benchmark not installed (tools/install-deps)"
+	shim_topo_up
+	prog_bg redis-server --port 6390 --bind 0.0.0.0 --protected-mode no --save "" --appendonly no \
+		--dir "$TMP" --logfile "$TMP/redis.log" </dev/null
+	local srv=$BG_PID
+	prog_wait_listen 6390 || { cat "$TMP/redis.log"; return 1; }
+	peer_cap_start
+	[ "$(peer redis-cli -h "$SADDR" -p 6390 set greeting hello)" = OK ]
+	[ "$(peer redis-cli -h "$SADDR" -p 6390 get greeting)" = hello ]
+	# Its progress lines end in carriage returns.
+	peer redis-benchmark -h "$SADDR" -p 6390 -n 2000 -c 8 -q -t set,get 2>&1 | tr '\r' '\n' >"$TMP/bench.out"
+	grep -E 'requests per second' "$TMP/bench.out"
+	grep -qE '^SET: [0-9.]+ requests per second' "$TMP/bench.out"
+	grep -qE '^GET: [0-9.]+ requests per second' "$TMP/bench.out"
+	[ "$(peer redis-cli -h "$SADDR" -p 6390 dbsize)" -ge 2 ]
+	no_kernel_tcp
+	peer redis-cli -h "$SADDR" -p 6390 shutdown nosave || true
+	bg_wait "$srv" 10 || true
+	stack_cap_stop
+	[ "$(syn_acks_from 6390)" -ge 20 ]
+}
+
+@test "redis: redis-cli and redis-benchmark (8 clients) against redis-server [kernel]" { MODE=kernel body_redis; }
+@test "redis: redis-cli and redis-benchmark (8 clients) against redis-server [ustcp]" { MODE=ustcp body_redis; }
