@@ -311,5 +311,15 @@ void us_stack_exec_failed(void);
 bool us_stack_fork_prepare(void);
 void us_stack_fork_parent(void);
 void us_stack_fork_child(void);
+/* exec: the wake-up eventfd of the stack that serves the sockets the new
+ * image inherits (ours, which a keeper takes over, or the one we were
+ * forked from), made inheritable; -1 if none. The new image adopts it
+ * (USTCP_WAKE_FD) to reach that stack: us_stack_adopt_wake_fd. */
+int us_stack_wake_fd_for_exec(void);
+void us_stack_adopt_wake_fd(int fd);
+/* In a process without a stack of its own: the fd that reaches the stack
+ * serving its inherited sockets, which closing "all other fds" must spare;
+ * -1 if none. */
+int us_stack_kept_fd(void);
 
 #endif

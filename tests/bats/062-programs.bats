@@ -332,3 +332,70 @@ body_redis() {
 
 @test "redis: redis-cli and redis-benchmark (8 clients) against redis-server [kernel]" { MODE=kernel body_redis; }
 @test "redis: redis-cli and redis-benchmark (8 clients) against redis-server [ustcp]" { MODE=ustcp body_redis; }
+
+# ---- openssh --------------------------------------------------------------------
+
+# ssh_setup: host and client keys and an sshd_config in $TMP for an sshd on
+# port $1 that lets root in with the client key only.
+ssh_setup() {
+	mkdir -p /run/sshd # sshd's privilege-separation directory
+	ssh-keygen -q -t ed25519 -N '' -f "$TMP/hostkey"
+	ssh-keygen -q -t ed25519 -N '' -f "$TMP/id"
+	cp "$TMP/id.pub" "$TMP/authorized_keys"
+	cat >"$TMP/sshd_config" <<-EOF
+		Port $1
+		ListenAddress 0.0.0.0
+		HostKey $TMP/hostkey
+		AuthorizedKeysFile $TMP/authorized_keys
+		PidFile $TMP/sshd.pid
+		StrictModes no
+		UsePAM no
+		PermitRootLogin prohibit-password
+		PasswordAuthentication no
+		KbdInteractiveAuthentication no
+		LogLevel VERBOSE
+	EOF
+	SSH_OPTS=(-i "$TMP/id" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes
+		-o LogLevel=ERROR -p "$1")
+}
+
+# sshd under test (it forks a child per connection and re-executes itself
+# there, privilege separation, then the session's shell): a kernel ssh
+# client runs a command and pipes 1 MB through cat, twice.
+body_sshd() {
+	command -v /usr/sbin/sshd >/dev/null || skip "openssh-server not installed (tools/install-deps)"
+	shim_topo_up
+	ssh_setup 2222
+	prog_bg /usr/sbin/sshd -D -e -f "$TMP/sshd_config" </dev/null 2>"$TMP/sshd.log"
+	prog_wait_listen 2222 || { cat "$TMP/sshd.log"; return 1; }
+	peer_cap_start
+	local i
+	for i in 1 2; do
+		[ "$(peer ssh "${SSH_OPTS[@]}" "root@$SADDR" echo hello)" = hello ] || { cat "$TMP/sshd.log"; return 1; }
+		peer ssh "${SSH_OPTS[@]}" "root@$SADDR" cat <"$WWW/mid" >"$TMP/got"
+		same_file "$WWW/mid" "$TMP/got"
+	done
+	no_kernel_tcp
+	stack_cap_stop
+	[ "$(syn_acks_from 2222)" -ge 4 ]
+}
+
+# ssh under test against a kernel sshd: a command, 1 MB through cat.
+body_ssh_client() {
+	command -v /usr/sbin/sshd >/dev/null || skip "openssh-server not installed (tools/install-deps)"
+	shim_topo_up
+	ssh_setup 2223
+	peer_bg /usr/sbin/sshd -D -e -f "$TMP/sshd_config" </dev/null 2>"$TMP/sshd.log"
+	wait_listen "$PEER_NETNS" 2223
+	peer_cap_start
+	[ "$(prog ssh "${SSH_OPTS[@]}" "root@$PEER_ADDR" echo hello)" = hello ] || { cat "$TMP/sshd.log"; return 1; }
+	prog ssh "${SSH_OPTS[@]}" "root@$PEER_ADDR" cat <"$WWW/mid" >"$TMP/got"
+	same_file "$WWW/mid" "$TMP/got"
+	stack_cap_stop
+	[ "$(syns_to 2223)" -eq 2 ]
+}
+
+@test "openssh: sshd serves a kernel ssh client, a command and 1 MB through cat, twice [kernel]" { MODE=kernel body_sshd; }
+@test "openssh: sshd serves a kernel ssh client, a command and 1 MB through cat, twice [ustcp]" { MODE=ustcp body_sshd; }
+@test "openssh: ssh runs a command and pipes 1 MB through a kernel sshd [kernel]" { MODE=kernel body_ssh_client; }
+@test "openssh: ssh runs a command and pipes 1 MB through a kernel sshd [ustcp]" { MODE=ustcp body_ssh_client; }
