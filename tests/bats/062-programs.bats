@@ -63,34 +63,10 @@ no_kernel_tcp() {
 # listeners has odds 2^-39).
 body_nginx_reuseport() {
 	shim_topo_up
-	mkdir -p "$TMP/nginx"
-	cat >"$TMP/nginx.conf" <<-EOF
-		daemon off;
-		master_process on;
-		user root; # the workers read \$WWW, which only root may
-		worker_processes 2;
-		pid $TMP/nginx/nginx.pid;
-		error_log $TMP/nginx/error.log info;
-		events {
-			use epoll;
-			worker_connections 64;
-		}
-		http {
-			log_format w '\$pid \$status \$body_bytes_sent';
-			access_log $TMP/nginx/access.log w;
-			sendfile on;
-			default_type application/octet-stream;
-			client_body_temp_path $TMP/nginx/body;
-			proxy_temp_path $TMP/nginx/proxy;
-			fastcgi_temp_path $TMP/nginx/fastcgi;
-			uwsgi_temp_path $TMP/nginx/uwsgi;
-			scgi_temp_path $TMP/nginx/scgi;
-			server {
-				listen 8080 reuseport;
-				root $WWW;
-			}
-		}
-	EOF
+	# The workers read $WWW, which only root may.
+	nginx_conf "$TMP/nginx.conf" "master_process on; worker_processes 2; user root;" \
+		"log_format w '\$pid \$status \$body_bytes_sent'; access_log $TMP/nginx/access.log w;" \
+		"8080 reuseport"
 	prog_bg nginx -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c "$TMP/nginx.conf" </dev/null
 	local srv=$BG_PID
 	prog_wait_listen 8080 || { cat "$TMP/nginx/error.log"; return 1; }

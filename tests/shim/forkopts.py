@@ -15,6 +15,8 @@ import os
 import socket
 import sys
 
+import shimlib
+
 addr, port = sys.argv[1], int(sys.argv[2])
 s = socket.create_connection((addr, port), timeout=10)
 TCP, SOL = socket.IPPROTO_TCP, socket.SOL_SOCKET
@@ -45,12 +47,6 @@ if pid == 0:
 _, status = os.waitpid(pid, 0)
 print("parent TCP_NODELAY %d" % s.getsockopt(TCP, socket.TCP_NODELAY))
 print("parent TCP_KEEPIDLE %d" % s.getsockopt(TCP, socket.TCP_KEEPIDLE))
-got = 0
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    got += len(b)
-print("parent echoed %d, then EOF" % got)
+print("parent echoed %d, then EOF" % shimlib.read_to_eof(s))
 s.close()
 sys.exit(0 if status == 0 else 1)

@@ -18,27 +18,15 @@ import struct
 import sys
 import time
 
+import shimlib
+
 role, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 MARK = 16384
 
 if role == "peer":
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # A small window, so that it closes soon.
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
-    ls.bind((addr, port))
-    ls.listen(1)
-    ls.settimeout(30)
-    c, _ = ls.accept()
-    c.settimeout(30)
+    c = shimlib.accept_one(addr, port, rcvbuf=32768)  # a small window, soon closed
     time.sleep(2)
-    got = 0
-    while True:
-        b = c.recv(65536)
-        if not b:
-            break
-        got += len(b)
-    print("peer got", got, flush=True)
+    print("peer got", shimlib.read_to_eof(c), flush=True)
     sys.exit(0)
 
 

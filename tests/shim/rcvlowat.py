@@ -15,16 +15,12 @@ import socket
 import sys
 import time
 
+import shimlib
+
 role, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 if role == "peer":
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((addr, port))
-    ls.listen(1)
-    ls.settimeout(30)
-    c, _ = ls.accept()
-    c.settimeout(30)
+    c = shimlib.accept_one(addr, port)
     while True:
         b = c.recv(1)
         if not b or b[0] == 0:

@@ -460,21 +460,32 @@ static void shim_shut_wr(struct rig *r, struct us_sock *s, int app)
 	op(r, us_op_take_tail, s, &c);
 }
 
-/* shutdown(SHUT_WR) on the app end: a FIN after the data, and the
- * connection still receives. */
+/* An established connection on which the program wrote 4 bytes and shut
+ * its sending side as the shim does: the peer got them, then the FIN
+ * (never the sentinel). Returns the app end. */
+static int data_then_shut_wr(struct rig *r, struct us_sock **sp, struct ust_tcb **pc)
+{
+	int app = established(r, sp, pc);
+	char buf[16];
+
+	assert_int_equal(write(app, "data", 4), 4);
+	shim_shut_wr(r, *sp, app);
+	pump(r);
+	assert_int_equal(ust_tcp_receive(*pc, buf, sizeof(buf), ust_now()), 4);
+	assert_int_equal(ust_tcp_receive(*pc, buf, sizeof(buf), ust_now()), 0);
+	return app;
+}
+
+/* shutdown(SHUT_WR): a FIN after the data, and the connection still
+ * receives. */
 static void test_app_shutdown_sends_fin(void **state)
 {
 	struct rig *r = *state;
 	struct us_sock *s;
 	struct ust_tcb *pc;
-	int app = established(r, &s, &pc);
+	int app = data_then_shut_wr(r, &s, &pc);
 	char buf[16];
 
-	assert_int_equal(write(app, "data", 4), 4);
-	assert_int_equal(shutdown(app, SHUT_WR), 0);
-	pump(r);
-	assert_int_equal(ust_tcp_receive(pc, buf, sizeof(buf), ust_now()), 4);
-	assert_int_equal(ust_tcp_receive(pc, buf, sizeof(buf), ust_now()), 0);
 	assert_int_equal(atomic_load(&s->state), UST_TCP_FIN_WAIT_2);
 	peer_send(r, pc, "more");
 	assert_true(pump_until_poll(r, app, POLLIN) & POLLIN);
@@ -482,21 +493,15 @@ static void test_app_shutdown_sends_fin(void **state)
 }
 
 /* The shim's SHUT_WR, then the peer's RST (FIN-WAIT-2): the app end polls
- * ERR as Linux's socket does, and reads the reset; the peer got the data
- * and the FIN, never the sentinel. */
+ * ERR as Linux's socket does, and reads the reset. */
 static void test_shut_wr_then_rst_errors(void **state)
 {
 	struct rig *r = *state;
 	struct us_sock *s;
 	struct ust_tcb *pc;
-	int app = established(r, &s, &pc);
+	int app = data_then_shut_wr(r, &s, &pc);
 	char buf[16];
 
-	assert_int_equal(write(app, "data", 4), 4);
-	shim_shut_wr(r, s, app);
-	pump(r);
-	assert_int_equal(ust_tcp_receive(pc, buf, sizeof(buf), ust_now()), 4);
-	assert_int_equal(ust_tcp_receive(pc, buf, sizeof(buf), ust_now()), 0);
 	assert_false(poll_now(app, POLLIN) & POLLERR);
 	ust_tcp_abort(pc, ust_now());
 	ust_stack_flush(&r->pst);
