@@ -82,9 +82,16 @@ US_EXPORT int close(int fd)
  * stack thread does not share. Both, and a process without a stack, go to
  * the kernel as they are.
  */
+static int real_close_range(unsigned first, unsigned last, int flags)
+{
+	if (REAL(close_range))
+		return REAL(close_range)(first, last, flags);
+	return (int)syscall(SYS_close_range, first, last, flags);
+}
+
 US_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
-	int r;
+	int r, kept;
 
 	if (first > last || (flags & ~(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)))
 		return REAL(close_range) ? REAL(close_range)(first, last, flags)
@@ -106,11 +113,16 @@ US_EXPORT int close_range(unsigned first, unsigned last, int flags)
 		}
 		return 0;
 	}
-	if (REAL(close_range))
-		r = REAL(close_range)(first, last, flags);
-	else
-		r = (int)syscall(SYS_close_range, first, last, flags);
-	return r;
+	/* No stack here: the fd that reaches the stack serving the
+	 * inherited sockets stays (a re-executed sshd closes all others). */
+	kept = us_stack_kept_fd();
+	if (kept >= 0 && (unsigned)kept >= first && (unsigned)kept <= last) {
+		r = (unsigned)kept > first ? real_close_range(first, (unsigned)kept - 1, flags) : 0;
+		if (r == 0 && (unsigned)kept < last)
+			r = real_close_range((unsigned)kept + 1, last, flags);
+		return r;
+	}
+	return real_close_range(first, last, flags);
 }
 
 /* glibc's closefrom calls the close_range system call itself, past our

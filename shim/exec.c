@@ -22,7 +22,7 @@
 #define ENV_ROOM 4096
 #define EXEC_WITH_REGION(call, envp)                                        \
 	do {                                                                \
-		char *room_[ENV_ROOM], var_[32], **env;                     \
+		char *room_[ENV_ROOM], var_[64], **env;                     \
 		int e_;                                                     \
 		us_stack_hand_over();                                       \
 		env = us_exec_env((envp), room_, ENV_ROOM, var_);           \

@@ -35,6 +35,7 @@ struct region_head {
 	_Atomic unsigned hwm;        /* slots at or above this were never used */
 	_Atomic uint64_t free_top;   /* tag << 32 | (index + 1); 0: empty */
 	unsigned nslots;             /* fixed when made: an exec'd image maps as many */
+	_Atomic unsigned rpc_asked;  /* calls waiting in slots' mailboxes (calls.c) */
 };
 
 static struct region_head *head;
@@ -147,6 +148,17 @@ static void adopt_inherited(void)
 	free(v);
 }
 
+/* start.c's, in the library; these do nothing where fdtab.c is linked
+ * without the stack (the relay's unit test). */
+__attribute__((weak)) int us_stack_wake_fd_for_exec(void)
+{
+	return -1;
+}
+
+__attribute__((weak)) void us_stack_adopt_wake_fd(int fd)
+{
+}
+
 /* The region an exec'd image inherits, named by USTCP_REGION_FD: mapped
  * as its maker made it. The variable goes (only our exec wrappers pass it
  * on) and the fd is close-on-exec again. */
@@ -157,6 +169,10 @@ static bool map_inherited(const char *var)
 	void *p;
 
 	unsetenv("USTCP_REGION_FD");
+	if (getenv("USTCP_WAKE_FD")) {
+		us_stack_adopt_wake_fd(atoi(getenv("USTCP_WAKE_FD")));
+		unsetenv("USTCP_WAKE_FD");
+	}
 	if (fd < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.nslots == 0 ||
 	    h.nslots > US_MAX_SOCKS)
 		return false;
@@ -231,6 +247,18 @@ unsigned us_sock_idx(const struct us_sock *s)
 	return (unsigned)(s - region);
 }
 
+unsigned us_sock_hwm(void)
+{
+	unsigned n = region ? atomic_load(&head->hwm) : 0;
+
+	return n < nslots ? n : nslots;
+}
+
+_Atomic unsigned *us_rpc_asked(void)
+{
+	return region ? &head->rpc_asked : NULL;
+}
+
 /* A freed slot off the stack, or NULL. */
 static struct us_sock *pop_free(void)
 {
@@ -283,6 +311,7 @@ struct us_sock *us_sock_alloc(void)
 	atomic_store(&s->remote, 0);
 	atomic_store(&s->reuseaddr, 0);
 	atomic_store(&s->reuseport, 0);
+	atomic_store(&s->rpc, US_RPC_IDLE);
 	atomic_store(&s->notsent_lowat, 0);
 	atomic_store(&s->ip_tos, 0);
 	atomic_store(&s->ip_ttl, 0);
@@ -483,21 +512,29 @@ static void uncount_table(int delta)
 	}
 }
 
-char **us_exec_env(char *const envp[], char **room, size_t nroom, char var[32])
+char **us_exec_env(char *const envp[], char **room, size_t nroom, char var[64])
 {
 	size_t n = 0, k = 0;
+	int wake;
 
 	if (region_fd < 0)
 		return (char **)envp;
 	while (envp && envp[n])
 		n++;
-	if (n + 2 > nroom)
+	if (n + 3 > nroom)
 		return (char **)envp; /* an environment that large goes as it is */
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(envp[i], "USTCP_REGION_FD=", 16) != 0)
+		if (strncmp(envp[i], "USTCP_REGION_FD=", 16) != 0 && strncmp(envp[i], "USTCP_WAKE_FD=", 14) != 0)
 			room[k++] = envp[i];
 	snprintf(var, 32, "USTCP_REGION_FD=%d", region_fd);
 	room[k++] = var;
+	/* The stack that serves the inherited sockets, for the calls the new
+	 * image makes on them (calls.c, rpc_call). */
+	wake = us_stack_wake_fd_for_exec();
+	if (wake >= 0) {
+		snprintf(var + 32, 32, "USTCP_WAKE_FD=%d", wake);
+		room[k++] = var + 32;
+	}
 	room[k] = NULL;
 	REAL(fcntl)(region_fd, F_SETFD, 0);
 	uncount_table(-1);
@@ -506,8 +543,12 @@ char **us_exec_env(char *const envp[], char **room, size_t nroom, char var[32])
 
 void us_exec_env_failed(char **env, char *const envp[])
 {
+	int wake;
+
 	if (env == (char **)envp)
 		return;
 	REAL(fcntl)(region_fd, F_SETFD, FD_CLOEXEC);
+	if ((wake = us_stack_wake_fd_for_exec()) >= 0)
+		REAL(fcntl)(wake, F_SETFD, FD_CLOEXEC);
 	uncount_table(+1);
 }

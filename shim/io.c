@@ -135,15 +135,38 @@ static int write_pre(int fd, int flags, struct us_sock **sp)
  * request; measured, it made request and response no faster here:
  * docs/architecture.md §3.) */
 
-/* One try at the read; flags are the program's, plus MSG_DONTWAIT or not. */
+/* One try at the read; flags are the program's, plus MSG_DONTWAIT or not.
+ * The system call is the one the program made (read, readv, recvfrom or
+ * recvmsg) whenever no flag is added: a seccomp filter sees what it would
+ * see on Linux (sshd's privilege-separated child is killed for a recvmsg
+ * its read() did not ask for). */
+enum rd_kind { RD_READ, RD_READV, RD_RECV, RD_RECVMSG };
+
 struct rd_call {
 	int fd;
 	struct msghdr *m;
 	int flags;
+	enum rd_kind kind;
 };
 
 static ssize_t rd_try(const struct rd_call *rc, int extra)
 {
+	const struct iovec *iov = rc->m->msg_iov;
+
+	switch (extra || rc->m->msg_control ? RD_RECVMSG : rc->kind) {
+	case RD_READ:
+		if (!rc->flags)
+			return REAL(read)(rc->fd, iov[0].iov_base, iov[0].iov_len);
+		break;
+	case RD_READV:
+		if (!rc->flags)
+			return REAL(readv)(rc->fd, iov, (int)rc->m->msg_iovlen);
+		break;
+	case RD_RECV:
+		return REAL(recv)(rc->fd, iov[0].iov_base, iov[0].iov_len, rc->flags);
+	case RD_RECVMSG:
+		break;
+	}
 	return REAL(recvmsg)(rc->fd, rc->m, rc->flags | extra);
 }
 
@@ -245,11 +268,11 @@ static ssize_t rd_blocking(struct us_sock *s, const struct rd_call *rc)
 	return rd_held(s, rc, rd_try(rc, 0));
 }
 
-static ssize_t rd_buf(struct us_sock *s, int fd, void *buf, size_t n, int flags)
+static ssize_t rd_buf(struct us_sock *s, int fd, void *buf, size_t n, int flags, enum rd_kind kind)
 {
 	struct iovec iov = { .iov_base = buf, .iov_len = n };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct rd_call rc = { .fd = fd, .m = &m, .flags = flags };
+	struct rd_call rc = { .fd = fd, .m = &m, .flags = flags, .kind = kind };
 
 	return rd_blocking(s, &rc);
 }
@@ -270,7 +293,7 @@ US_EXPORT ssize_t read(int fd, void *buf, size_t n)
 		return -1;
 	if (!s)
 		return REAL(read)(fd, buf, n);
-	return read_post(s, rd_buf(s, fd, buf, n, 0));
+	return read_post(s, rd_buf(s, fd, buf, n, 0, RD_READ));
 }
 
 US_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
@@ -283,7 +306,7 @@ US_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	struct us_sock *s;
 
 	struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt };
-	struct rd_call rc = { .fd = fd, .m = &m };
+	struct rd_call rc = { .fd = fd, .m = &m, .kind = RD_READV };
 
 	if (read_pre(fd, &s))
 		return -1;
@@ -301,7 +324,7 @@ US_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 		return -1;
 	if (!s)
 		return REAL(recv)(fd, buf, n, flags);
-	return read_post(s, rd_buf(s, fd, buf, n, flags));
+	return read_post(s, rd_buf(s, fd, buf, n, flags, RD_RECV));
 }
 
 US_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
@@ -320,7 +343,7 @@ US_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
 	/* TCP fills in no source address. */
 	if (len)
 		*len = 0;
-	return read_post(s, rd_buf(s, fd, buf, n, flags));
+	return read_post(s, rd_buf(s, fd, buf, n, flags, RD_RECV));
 }
 
 US_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
@@ -339,7 +362,7 @@ US_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 		return -1;
 	if (!s)
 		return REAL(recvmsg)(fd, m, flags);
-	struct rd_call rc = { .fd = fd, .m = m, .flags = flags };
+	struct rd_call rc = { .fd = fd, .m = m, .flags = flags, .kind = RD_RECVMSG };
 
 	name = m->msg_name;
 	m->msg_name = NULL;

@@ -60,11 +60,12 @@ void us_fd_forked(void);
 /* In an exec'd image's constructor: map the region the old image passed
  * (USTCP_REGION_FD) and adopt the sockets it inherited. */
 void us_fd_map_inherited(void);
-/* exec: the environment to pass, envp plus USTCP_REGION_FD built in room
+/* exec: the environment to pass, envp plus USTCP_REGION_FD (and
+ * USTCP_WAKE_FD: us_stack_wake_fd_for_exec) built in room
  * (nroom pointers) and var, and the table's counts given up; envp itself
  * when there is no region (or no room). After a failed exec,
  * us_exec_env_failed undoes that. */
-char **us_exec_env(char *const envp[], char **room, size_t nroom, char var[32]);
+char **us_exec_env(char *const envp[], char **room, size_t nroom, char var[64]);
 void us_exec_env_failed(char **env, char *const envp[]);
 
 /* ---- helpers ---- */

@@ -4,6 +4,29 @@
 #include "shim.h"
 #include "tcp.h"
 
+/* The sending side: the app end shuts, so the stack reads EOF after the
+ * data and sends the FIN. First one byte more, the sentinel, which the
+ * stack never reads unless the connection ends in order: a reset then
+ * closes the stack end with it unread, and the kernel flags the app end
+ * with POLLERR, as Linux's socket after a RST in FIN-WAIT (relay.c,
+ * conn_died); a shut app end could not send that byte any more. */
+static int shut_wr(int fd, struct us_sock *s, int how)
+{
+	struct us_call c;
+	char b = 0;
+	bool sentinel = false;
+
+	if (us_call(&c, us_op_hold_last, s) == 0)
+		sentinel = REAL(send)(fd, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1;
+	int r = REAL(shutdown)(fd, how);
+	/* Linux's socket polls writable once its sending side is shut,
+	 * whatever is still queued: the stack takes everything out of the
+	 * pair now. Served by another process, the pair drains as TCP sends. */
+	c.u.shut.sentinel = sentinel && r == 0;
+	us_call(&c, us_op_take_tail, s);
+	return r;
+}
+
 /* Done on the app end: the stack reads EOF after the data (SHUT_WR) and
  * sends the FIN; SHUT_RD ends reading locally, as Linux's does, and the
  * stack keeps what arrives later for the program's reads (io.c). A
@@ -47,12 +70,5 @@ US_EXPORT int shutdown(int fd, int how)
 	if (how == SHUT_RD)
 		return REAL(shutdown)(fd, how);
 	atomic_fetch_or(&s->flags, US_F_APP_SHUT);
-	if (REAL(shutdown)(fd, how) < 0)
-		return -1;
-	/* Linux's socket polls writable once its sending side is shut,
-	 * whatever is still queued: the stack takes everything out of the
-	 * pair now. Served by another process, the pair drains as TCP sends. */
-	struct us_call c;
-	us_call(&c, us_op_take_tail, s);
-	return 0;
+	return shut_wr(fd, s, how);
 }

@@ -270,6 +270,12 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 		if ((r = int_arg(val, len, &v)) < 0)
 			return (int)us_ret(r);
 		atomic_store(k, v);
+		if (level == IPPROTO_TCP && name == TCP_NOTSENT_LOWAT) {
+			/* The relay keeps the pair's fill by it (relay.c). */
+			c.u.opt.level = US_OPT_RELAY;
+			c.u.opt.name = TCP_NOTSENT_LOWAT;
+			us_call(&c, us_op_setopt, s);
+		}
 		return 0;
 	}
 	opt = engine_opt(level, name);
@@ -288,7 +294,15 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 			atomic_fetch_or(&s->flags, US_F_RCVOPTS);
 		if (name == SO_BUSY_POLL)
 			atomic_fetch_or(&s->flags, US_F_BUSY_POLL);
-		return REAL(setsockopt)(fd, level, name, val, len); /* timeouts, low-water marks… */
+		r = REAL(setsockopt)(fd, level, name, val, len); /* timeouts, low-water marks… */
+		if (r == 0 && name == SO_RCVLOWAT && int_arg(val, len, &v) == 0) {
+			/* poll and epoll as well: the stack holds bytes back. */
+			c.u.opt.level = SOL_SOCKET;
+			c.u.opt.name = SO_RCVLOWAT;
+			c.u.opt.val = v;
+			us_call(&c, us_op_setopt, s);
+		}
+		return r;
 	}
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
 		return (int)us_ret(set_congestion(s, val, len));

@@ -193,6 +193,7 @@ struct ust_tcb {
 	struct ust_tcb *listener;   /* for an embryonic or unaccepted child */
 	bool port_claimed;          /* holds a port_claim reference on lport */
 	bool reuseaddr;             /* SO_REUSEADDR when the port is claimed (port_claim's reuse) */
+	bool reuseport;             /* SO_REUSEPORT: shares lport with others that have it */
 	bool from_cookie;           /* a child made by a SYN cookie's ACK: no SYN-ACK time kept */
 	struct ust_tcb *qnext;      /* accept queue / SYN queue link */
 
@@ -588,6 +589,12 @@ struct ust_tcb *ust_tcp_create(struct ust_tcp *tcp, void *user, int *err);
 int ust_tcp_bind(struct ust_tcb *tcb, uint16_t lport, bool reuseaddr);
 /* SO_REUSEADDR, for the port an ephemeral pick claims (connect's). */
 void ust_tcp_set_reuseaddr(struct ust_tcb *tcb, bool on);
+/* SO_REUSEPORT, before bind: sockets that all set it may bind the same
+ * port and listen there together, a group whose listeners share the
+ * connections by the 4-tuple (Linux's reuseport group, one user). */
+void ust_tcp_set_reuseport(struct ust_tcb *tcb, bool on);
+/* Does a listener of this stack remain on lport? */
+bool ust_tcp_port_listening(struct ust_tcp *tcp, uint16_t lport);
 /* OPEN, active: sends the SYN. */
 int ust_tcp_connect(struct ust_tcb *tcb, uint32_t raddr, uint16_t rport, ust_time now);
 /* OPEN, passive. */
@@ -753,8 +760,12 @@ const struct ust_tcb *ust_tcp_listener_of(const struct ust_tcb *tcb);
 bool ust_tcp_fin_rcvd(const struct ust_tcb *tcb);
 /* In-order bytes received and not yet read (SIOCINQ). */
 uint32_t ust_tcp_rcv_queued(const struct ust_tcb *tcb);
+/* What the receive ring can hold now (it may grow: autotuning). */
+uint32_t ust_tcp_rcv_capacity(const struct ust_tcb *tcb);
 /* Bytes in the send ring: unacknowledged and unsent. */
 uint32_t ust_tcp_snd_queued(const struct ust_tcb *tcb);
+/* Of those, the bytes never sent (Linux's write_seq - snd_nxt). */
+uint32_t ust_tcp_snd_notsent(const struct ust_tcb *tcb);
 /* Why it died (ECONNRESET…), kept after the pending error was taken. */
 int ust_tcp_hard_error(const struct ust_tcb *tcb);
 /* The retransmission timer is probing a zero window. */

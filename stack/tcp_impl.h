@@ -123,6 +123,12 @@ void tcp_simple_retransmit(struct ust_tcb *t, ust_time now);
 struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, uint32_t laddr, uint16_t lport,
 			   uint32_t raddr, uint16_t rport);
 struct ust_tcb *tcp_lookup_listener(struct ust_tcp *tcp, uint16_t lport);
+/* The listener on lport for a SYN from raddr:rport: in a reuseport group,
+ * one chosen by the 4-tuple's hash, so a connection always lands on the
+ * same one. */
+struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, uint32_t raddr, uint16_t rport);
+/* May t share lport with every block already on it (all SO_REUSEPORT)? */
+bool tcp_port_shareable(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *t);
 /* A new block in CLOSED, or NULL: at the ceiling (tcp_at_ceiling) or out
  * of memory. */
 struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user);

@@ -117,6 +117,7 @@ static void closed_input(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust
 static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint32_t iss)
 {
 	c->listener = l;
+	c->reuseport = l->reuseport; /* as Linux's sk_clone: binds stay shareable */
 	c->cc = l->cc;
 	c->released = true; /* nobody holds it until accept() */
 	c->rcvbuf_cap = l->rcvbuf_cap;
@@ -908,7 +909,7 @@ void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_t
 		t = NULL;
 	}
 	if (!t) {
-		l = tcp_lookup_listener(tcp, seg.dport);
+		l = tcp_select_listener(tcp, seg.dport, seg.src, seg.sport);
 		if (l)
 			listen_input(l, &seg, now, iss);
 		else

@@ -148,10 +148,12 @@ static uint8_t *put_syn_opts(const struct ust_tcb *t, bool synack, ust_time now,
 		p[2] = OPT_TS;
 		p[3] = 10;
 		ust_put32(p + 4, tcp_ts_now(t, now));
-		ust_put32(p + 8, synack ? t->ts_recent : 0);
+		/* A SYN echoes 0, or the TSval a TIME-WAIT it took over
+		 * had (Linux's tcp_syn_options sends rx_opt.ts_recent). */
+		ust_put32(p + 8, t->ts_recent);
 		p += 12;
 	} else if (ts) {
-		p = put_ts(p, tcp_ts_now(t, now), synack ? t->ts_recent : 0);
+		p = put_ts(p, tcp_ts_now(t, now), t->ts_recent);
 	} else if (sack) {
 		p[0] = OPT_NOP;
 		p[1] = OPT_NOP;

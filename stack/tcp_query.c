@@ -47,6 +47,18 @@ uint32_t ust_tcp_rcv_queued(const struct ust_tcb *t)
 	return t->rcvbuf.len;
 }
 
+uint32_t ust_tcp_rcv_capacity(const struct ust_tcb *t)
+{
+	return t->rcvbuf.cap;
+}
+
+uint32_t ust_tcp_snd_notsent(const struct ust_tcb *t)
+{
+	uint32_t end = t->snd_buf_seq + t->sndbuf.len;
+
+	return seq_lt(t->snd_nxt, end) ? end - t->snd_nxt : 0;
+}
+
 uint32_t ust_tcp_snd_queued(const struct ust_tcb *t)
 {
 	return t->sndbuf.len;

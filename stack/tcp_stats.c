@@ -107,8 +107,7 @@ void tcp_stats_report(const struct ust_tcb *t, struct ust_tcp_status *s, ust_tim
 	s->snd_wnd = t->snd_wnd;
 	s->rcv_wnd = t->rcv_adv - t->last_ack_sent;
 	/* Linux: write_seq - snd_nxt, never below 0 */
-	s->notsent = seq_lt(t->snd_nxt, t->snd_buf_seq + t->sndbuf.len)
-			     ? t->snd_buf_seq + t->sndbuf.len - t->snd_nxt : 0;
+	s->notsent = ust_tcp_snd_notsent(t);
 	s->info_pacing_rate = reported_pacing_rate(t);
 	s->max_pacing_rate = UINT64_MAX;
 	/* Linux's tcp_compute_delivery_rate: the best recent sample's

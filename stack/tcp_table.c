@@ -203,6 +203,35 @@ struct ust_tcb *tcp_lookup_listener(struct ust_tcp *tcp, uint16_t lport)
 	return NULL;
 }
 
+struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, uint32_t raddr, uint16_t rport)
+{
+	struct ust_tcb *head = tcp->hash[hash4(tcp, 0, lport, 0)], *t;
+	unsigned n = 0, pick;
+
+	for (t = head; t; t = t->hnext)
+		if (t->lport == lport && t->state == UST_TCP_LISTEN)
+			n++;
+	if (n <= 1)
+		return tcp_lookup_listener(tcp, lport);
+	/* As Linux's reuseport_select_sock: the flow's hash picks. */
+	pick = hash4(tcp, raddr, lport, rport) % n;
+	for (t = head; t; t = t->hnext)
+		if (t->lport == lport && t->state == UST_TCP_LISTEN && pick-- == 0)
+			return t;
+	return NULL;
+}
+
+bool tcp_port_shareable(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *t)
+{
+	if (!t->reuseport)
+		return false;
+	/* A walk over the port's blocks, at bind and listen only. */
+	for (const struct ust_tcb *u = tcp_port_users(tcp, lport); u; u = u->pnext)
+		if (u != t && !u->reuseport)
+			return false;
+	return true;
+}
+
 struct ust_tcb *tcp_port_users(struct ust_tcp *tcp, uint16_t lport)
 {
 	return lport ? tcp->ports[lport] : NULL;

@@ -34,7 +34,7 @@ int ust_tcp_bind(struct ust_tcb *t, uint16_t lport, bool reuseaddr)
 	 * so getsockname reports it at once; EADDRINUSE when none is free. */
 	if (lport == 0)
 		return tcp_pick_ephemeral(tcp, t) < 0 ? -EADDRINUSE : 0;
-	if (tcp_port_in_use(tcp, lport, t)) {
+	if (tcp_port_in_use(tcp, lport, t) && !tcp_port_shareable(tcp, lport, t)) {
 		/* SO_REUSEADDR lets a socket bind over connections that are
 		 * not listening (TIME-WAIT remnants), as in Linux. */
 		if (!reuseaddr || tcp_lookup_listener(tcp, lport))
@@ -44,6 +44,16 @@ int ust_tcp_bind(struct ust_tcb *t, uint16_t lport, bool reuseaddr)
 		return -EADDRINUSE; /* another stack on our address holds it */
 	tcp_rehash(t, lport, 0, 0);
 	return 0;
+}
+
+void ust_tcp_set_reuseport(struct ust_tcb *t, bool on)
+{
+	t->reuseport = on;
+}
+
+bool ust_tcp_port_listening(struct ust_tcp *tcp, uint16_t lport)
+{
+	return tcp_lookup_listener(tcp, lport) != NULL;
 }
 
 /* Sequence variables and buffers for a new connection. */
@@ -71,10 +81,33 @@ static int tcb_start(struct ust_tcb *t, ust_time now)
 	return 0;
 }
 
+/* A connect from a bound port to a 4-tuple in TIME-WAIT: Linux's
+ * tcp_twsk_unique (a bound port: __inet_hash_connect passes no twp, so
+ * tcp_tw_reuse does not matter) lets the new connection take over if the
+ * old one used timestamps, as RFC 6191 allows: PAWS then tells the two
+ * incarnations apart. The new ISN starts beyond the old one's last
+ * sequence (snd_nxt + 65535 + 2), the peer's last TSval is carried over,
+ * and the TIME-WAIT ends. 0 (and *iss) or -EADDRNOTAVAIL. */
+static int take_over_time_wait(struct ust_tcb *tw, uint32_t *iss, uint32_t *ts_recent, ust_time *stamp)
+{
+	if (tw->state != UST_TCP_TIME_WAIT || !tw->ts_ok || !tw->ts_recent_stamp)
+		return -EADDRNOTAVAIL;
+	*iss = tw->snd_max + TCP_TW_ISN_GAP;
+	if (!*iss)
+		*iss = 1;
+	*ts_recent = tw->ts_recent;
+	*stamp = tw->ts_recent_stamp;
+	tcp_finish(tw, UST_OUTCOME_ORDERLY, "");
+	return 0;
+}
+
 int ust_tcp_connect(struct ust_tcb *t, uint32_t raddr, uint16_t rport, ust_time now)
 {
 	struct ust_tcp *tcp = t->tcp;
 	uint16_t lport = t->lport;
+	struct ust_tcb *tw;
+	uint32_t iss = 0, ts_recent = 0;
+	ust_time stamp = 0;
 	int r;
 
 	switch (t->state) {
@@ -98,13 +131,24 @@ int ust_tcp_connect(struct ust_tcb *t, uint32_t raddr, uint16_t rport, ust_time 
 		if (r)
 			return r;
 		lport = t->lport;
-	} else if (tcp_lookup(tcp, t->laddr, lport, raddr, rport)) {
-		return -EADDRNOTAVAIL;
+	} else if ((tw = tcp_lookup(tcp, t->laddr, lport, raddr, rport)) != NULL) {
+		r = take_over_time_wait(tw, &iss, &ts_recent, &stamp);
+		if (r)
+			return r;
 	}
 	tcp_rehash(t, lport, raddr, rport);
 	r = tcb_start(t, now);
 	if (r)
 		return r;
+	if (iss) {
+		t->iss = iss;
+		t->snd_una = t->snd_nxt = t->snd_max = t->iss;
+		t->snd_buf_seq = t->iss + 1;
+		t->recover = t->iss;
+		t->snd_sml = t->iss;
+		t->ts_recent = ts_recent;
+		t->ts_recent_stamp = stamp;
+	}
 	tcp_count(tcp, UST_EV_TCP_ACTIVE_OPENS);
 	tcp_set_state(t, UST_TCP_SYN_SENT);
 	t->rtt_start = now;
@@ -128,7 +172,7 @@ int ust_tcp_listen(struct ust_tcb *t, unsigned backlog)
 		return -EINVAL;
 	if (!t->lport && tcp_pick_ephemeral(tcp, t))
 		return -EADDRINUSE;
-	if (tcp_lookup_listener(tcp, t->lport))
+	if (tcp_lookup_listener(tcp, t->lport) && !tcp_port_shareable(tcp, t->lport, t))
 		return -EADDRINUSE;
 	t->backlog = backlog;
 	t->synq_max = backlog;

@@ -2,8 +2,11 @@
  * (a stack of struct us_call, reversed when served), an eventfd that wakes
  * the thread, and a futex each caller waits on. */
 #include <errno.h>
+#include <limits.h>
 #include <linux/futex.h>
+#include <signal.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "stack_impl.h"
@@ -11,6 +14,115 @@
 /* What a poke adds to the wake-up eventfd, where each call adds 1: the sum
  * read tells whether a poke (an accept, a close) came. */
 #define US_POKE (1ull << 32)
+
+/* ---- calls from another process (us_sock.rpc) ----
+ *
+ * A socket inherited across fork (a pre-forked server's workers) is served
+ * by the stack of the process that made it, or its keeper (us_sock.owner).
+ * Linux lets every holder set options on it, shut it down, read its
+ * options: such a call goes by value into the socket's slot, which all the
+ * processes map, and the owner is poked through the wake-up eventfd the
+ * fork left us (parent_wake_fd). Only calls whose arguments and results
+ * are all in union us_call_args go: by index, never by pointer (an exec'd
+ * image's functions are elsewhere). */
+static const us_call_fn rpc_ops[] = {
+	us_op_setopt, us_op_getopt, us_op_shutdown, us_op_hold_last, us_op_take_tail,
+	us_op_unlisten, us_op_urgent,
+};
+
+static int rpc_op_of(us_call_fn fn)
+{
+	for (int i = 0; i < (int)(sizeof(rpc_ops) / sizeof(rpc_ops[0])); i++)
+		if (rpc_ops[i] == fn)
+			return i;
+	return -1;
+}
+
+/* The region is MAP_SHARED across processes: not a private futex. */
+static void rpc_wait(_Atomic uint32_t *w, uint32_t val, long ns)
+{
+	struct timespec ts = { 0, ns };
+
+	syscall(SYS_futex, w, FUTEX_WAIT, val, &ts, NULL, 0);
+}
+
+static void rpc_wake(_Atomic uint32_t *w)
+{
+	syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* The owner serves within a wake-up; a dead owner (no keeper) or one that
+ * does not answer in RPC_PATIENCE leaves the call unanswered: EOPNOTSUPP,
+ * as before calls went across. */
+#define RPC_PATIENCE_MS 2000
+
+static long rpc_call(struct us_call *c, int op, struct us_sock *s)
+{
+	uint64_t poke = US_POKE;
+	uint32_t v = US_RPC_IDLE;
+	_Atomic unsigned *asked = us_rpc_asked();
+	int waited = 0;
+
+	/* One call at a time per socket: the other threads' wait. */
+	while (!atomic_compare_exchange_weak(&s->rpc, &v, US_RPC_CLAIMED)) {
+		if (v != US_RPC_IDLE)
+			rpc_wait(&s->rpc, v, 10 * 1000 * 1000);
+		v = US_RPC_IDLE;
+	}
+	s->rpc_op = op;
+	s->rpc_args = c->u;
+	atomic_fetch_add(asked, 1);
+	atomic_store(&s->rpc, US_RPC_ASKED);
+	if (REAL(write)(us_st.parent_wake_fd, &poke, sizeof(poke)) < 0) {
+		/* saturated: the owner is awake anyway */
+	}
+	while ((v = atomic_load(&s->rpc)) != US_RPC_DONE) {
+		rpc_wait(&s->rpc, v, 50 * 1000 * 1000);
+		waited += 50;
+		if (v == US_RPC_ASKED && (waited >= RPC_PATIENCE_MS || kill(s->owner, 0) < 0)) {
+			uint32_t want = US_RPC_ASKED;
+			if (atomic_compare_exchange_strong(&s->rpc, &want, US_RPC_IDLE)) {
+				atomic_fetch_sub(asked, 1);
+				rpc_wake(&s->rpc);
+				return -EOPNOTSUPP;
+			}
+		}
+	}
+	c->u = s->rpc_args;
+	c->ret = s->rpc_ret;
+	atomic_store(&s->rpc, US_RPC_IDLE);
+	rpc_wake(&s->rpc);
+	return c->ret;
+}
+
+/* On the owner's stack thread, when poked: the calls asked of sockets it
+ * serves. A walk over the slots in use, only while some call waits. */
+static void rpc_serve(void)
+{
+	_Atomic unsigned *asked = us_rpc_asked();
+
+	if (!asked || atomic_load(asked) == 0)
+		return;
+	for (unsigned i = 0, n = us_sock_hwm(); i < n; i++) {
+		struct us_sock *s = us_sock_at(i);
+		uint32_t want = US_RPC_ASKED;
+		struct us_call c = { .st = &us_st, .sock = s };
+
+		if (s->owner != us_st.pid || atomic_load(&s->rpc) != US_RPC_ASKED ||
+		    !atomic_compare_exchange_strong(&s->rpc, &want, US_RPC_SERVING))
+			continue;
+		atomic_fetch_sub(asked, 1);
+		c.u = s->rpc_args;
+		if (s->rpc_op >= 0 && s->rpc_op < (int)(sizeof(rpc_ops) / sizeof(rpc_ops[0])))
+			rpc_ops[s->rpc_op](&c);
+		else
+			c.ret = -EOPNOTSUPP;
+		s->rpc_args = c.u;
+		s->rpc_ret = c.ret;
+		atomic_store(&s->rpc, US_RPC_DONE);
+		rpc_wake(&s->rpc);
+	}
+}
 
 static void run_calls(void)
 {
@@ -49,6 +161,8 @@ void us_on_wake(struct ev_loop *ev, ev_io *w, int revents)
 		/* EAGAIN: another wake-up took it */
 	}
 	run_calls();
+	if (v >= US_POKE && !us_st.handed_over)
+		rpc_serve();
 	/* Listeners an accept() may have unblocked; with a poke, relays whose
 	 * program closed them. */
 	us_relay_wake(&us_st, v >= US_POKE);
@@ -80,6 +194,13 @@ long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s)
 	if (us_on_stack_thread()) {
 		fn(c);
 		return c->ret;
+	}
+	if (s && s->owner && s->owner != getpid() && s->owner != us_st.pid) {
+		/* Served by another process's stack: by value, if it can go. */
+		int op = rpc_op_of(fn);
+		if (op < 0 || us_st.parent_wake_fd < 0 || !us_rpc_asked())
+			return -EOPNOTSUPP;
+		return rpc_call(c, op, s);
 	}
 	if (us_st.pid != getpid() || us_st.handed_over || (s && s->owner && s->owner != us_st.pid))
 		return -EOPNOTSUPP; /* served by another process's stack */

@@ -186,6 +186,11 @@ static void become_keeper(void)
 	us_st.keeper = true;
 	us_st.pid = getpid();
 	setsid(); /* out of the program's session: its terminal's signals are not ours */
+	/* SIGTERM ends a keeper: its default action, not the program's
+	 * handler, which the fork copied (nginx's only sets a flag, and the
+	 * keeper would outlive every SIGTERM). */
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	REAL(sigaction)(SIGTERM, &dfl, NULL);
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);
 	pthread_sigmask(SIG_UNBLOCK, &term, NULL);

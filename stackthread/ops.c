@@ -2,6 +2,7 @@
  * connect.c, sockopt.c…), run inside us_call(): a new socket and its pair,
  * bind, connect, listen, options, status. */
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <linux/sockios.h>
@@ -84,6 +85,7 @@ void us_op_bind(struct us_call *c)
 		return;
 	}
 	us_spare_use(&k->spare_port);
+	ust_tcp_set_reuseport(k->tcb, atomic_load(&c->sock->reuseport) != 0);
 	c->ret = ust_tcp_bind(k->tcb, c->u.in.port, atomic_load(&c->sock->reuseaddr) != 0);
 	if (c->ret == 0) {
 		k->bound_addr = c->u.in.addr != 0;
@@ -162,6 +164,20 @@ void us_op_setopt(struct us_call *c)
 	if (c->u.opt.level == SOL_SOCKET && c->u.opt.name == SO_LINGER) {
 		ust_tcp_set_linger(k->tcb, atomic_load(&c->sock->linger_on) != 0,
 				   (unsigned)atomic_load(&c->sock->linger_s));
+		c->ret = 0;
+		return;
+	}
+	if (c->u.opt.level == US_OPT_RELAY && c->u.opt.name == TCP_NOTSENT_LOWAT) {
+		us_relay_notsent_lowat(k);
+		c->ret = 0;
+		return;
+	}
+	if (c->u.opt.level == SOL_SOCKET && c->u.opt.name == SO_RCVLOWAT) {
+		/* The relay holds bytes back from the pair (relay.c,
+		 * below_rcvlowat); the app end's own mark, set by the shim,
+		 * makes a blocking read wait the same. */
+		k->rcvlowat = c->u.opt.val;
+		us_mark_dirty(k);
 		c->ret = 0;
 		return;
 	}
@@ -252,6 +268,20 @@ void us_op_pair(struct us_call *c)
 	c->ret = k && k->tcb && k->sfd < 0 ? us_relay_pair(k, !UST_TCP_SYNCHRONIZED(ust_tcp_get_state(k->tcb))) : 0;
 }
 
+/* Before the program's SHUT_WR: the pair is emptied and then left alone,
+ * so that the shim's sentinel byte is the last one in it (relay.c,
+ * us_relay_hold_last). -EAGAIN when the relay cannot hold it (not
+ * connected yet, closed, or the pair could not be emptied). */
+void us_op_hold_last(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+
+	if (k && k->tcb && !k->listener && k->sfd >= 0 && !k->app_eof && !k->dead && !k->filler)
+		us_relay_hold_last(k);
+	k = us_conn_of(c->st, c->sock);
+	c->ret = k && k->hold_last ? 0 : -EAGAIN;
+}
+
 /* After the program's SHUT_WR (its end of the pair is shut already): what
  * it wrote leaves the pair at once, into TCP's ring or the relay's tail,
  * so that the app end polls writable as Linux's socket does after SHUT_WR,
@@ -261,7 +291,9 @@ void us_op_take_tail(struct us_call *c)
 	struct us_conn *k = us_conn_of(c->st, c->sock);
 
 	if (k && k->tcb && !k->listener)
-		us_relay_take_tail(k);
+		us_relay_take_tail(k, c->u.shut.sentinel);
+	else if (k)
+		k->hold_last = false;
 	c->ret = 0;
 }
 

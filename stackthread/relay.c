@@ -22,10 +22,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -247,7 +249,7 @@ void us_conn_release(struct us_conn *c, bool abort)
 		/* Its children may hold the port on (TIME-WAIT): the
 		 * reservation stops listening, so that a new listener with
 		 * SO_REUSEADDR may share it, as on Linux. */
-		if (c->listener)
+		if (c->listener && !ust_tcp_port_listening(&c->st->tcp, lport))
 			us_port_unlisten(lport);
 	}
 	us_conn_free(c, true);
@@ -257,10 +259,65 @@ void us_conn_release(struct us_conn *c, bool abort)
 
 static void conn_pull(struct us_conn *c);
 
+/* The spans cut to their first len bytes; how many spans are left. */
+static unsigned iov_cut(struct iovec iov[2], unsigned n, uint32_t len)
+{
+	if (iov[0].iov_len >= len) {
+		iov[0].iov_len = len;
+		return 1;
+	}
+	if (n == 2 && iov[0].iov_len + iov[1].iov_len > len)
+		iov[1].iov_len = len - iov[0].iov_len;
+	return n;
+}
+
+/* How much of want may be read from the pair: all of it, except the
+ * sentinel, which is never data. 0 when only the sentinel is left (the EOF
+ * follows: the app end was shut before us_relay_take_tail ran). */
+static size_t pair_room(const struct us_conn *c, size_t want)
+{
+	int queued;
+
+	if (!c->sentinel)
+		return want;
+	if (ioctl(c->sfd, SIOCINQ, &queued) < 0 || queued <= 1)
+		return 0;
+	return (size_t)queued - 1 < want ? (size_t)queued - 1 : want;
+}
+
+/* TCP_NOTSENT_LOWAT: Linux's socket takes no more bytes, and polls
+ * unwritable, while this many are queued and not sent yet (its
+ * tcp_stream_memory_free). 0 or -1: the sysctl's default, no limit. */
+static uint32_t notsent_lowat(const struct us_conn *c)
+{
+	int v = atomic_load(&c->sock->notsent_lowat);
+
+	return v > 0 ? (uint32_t)v : 0;
+}
+
+/* The pair is read only while TCP has fewer unsent bytes than the mark:
+ * the program's writes then stay in the pair, which is kept small for
+ * such a socket (app_sndbuf_of), so the app end polls writable when
+ * Linux's would. */
+static bool notsent_full(const struct us_conn *c)
+{
+	uint32_t mark = notsent_lowat(c);
+
+	return mark && c->tcb && ust_tcp_snd_notsent(c->tcb) >= mark;
+}
+
+/* The app end's send buffer once connected: AF_UNIX's default, or the
+ * least the kernel allows (two skbs of about 2 kB) under TCP_NOTSENT_LOWAT,
+ * so that the bytes the program may leave in the pair are few. */
+static int app_sndbuf_of(const struct us_conn *c)
+{
+	return notsent_lowat(c) ? 1 : c->st->app_sndbuf;
+}
+
 static void rd_update(struct us_conn *c)
 {
-	bool want = synced(c) && !c->app_eof && !c->dead && !c->listener && !c->filler &&
-		    ust_tcp_snd_room(c->tcb) > 0;
+	bool want = synced(c) && !c->app_eof && !c->dead && !c->listener && !c->filler && !c->hold_last &&
+		    !notsent_full(c) && ust_tcp_snd_room(c->tcb) > 0;
 
 	if (want && !ev_is_active(&c->rd))
 		ev_io_start(c->st->ev, &c->rd);
@@ -334,35 +391,72 @@ static bool tail_pull(struct us_conn *c)
 	return true;
 }
 
-void us_relay_take_tail(struct us_conn *c)
+/* Reads what the pair holds into the tail (after what TCP's send ring
+ * took), until the pair is empty or, once the program shut its side, its
+ * EOF. False if c was freed or the tail could not grow. */
+static bool tail_fill(struct us_conn *c)
 {
-	struct us_stack *st = c->st;
-	struct us_sock *s = c->sock;
 	size_t cap = c->tail_len;
 
-	conn_pull(c); /* into TCP's ring first; may read the EOF, or free c */
-	c = us_conn_of(st, s);
-	while (c && c->tcb && !c->app_eof && !c->dead && !c->filler) {
+	while (c->tcb && !c->app_eof && !c->dead && !c->filler) {
+		size_t room;
 		ssize_t r;
 		if (cap - c->tail_len < 65536) {
 			char *more = realloc(c->tail, cap + 65536);
 			if (!more)
-				return; /* the pair keeps the rest */
+				return false; /* the pair keeps the rest */
 			c->tail = more;
 			cap += 65536;
 		}
-		r = REAL(read)(c->sfd, c->tail + c->tail_len, cap - c->tail_len);
+		room = pair_room(c, cap - c->tail_len);
+		if (room == 0) {
+			on_app_eof(c); /* only the sentinel is left, then the EOF */
+			return true;
+		}
+		r = REAL(read)(c->sfd, c->tail + c->tail_len, room);
 		if (r > 0) {
 			c->tail_len += (size_t)r;
 		} else if (r == 0) {
 			on_app_eof(c); /* the FIN waits for the tail */
-			return;
+			return true;
 		} else {
-			if (errno == ECONNRESET)
+			if (errno == ECONNRESET) {
 				us_conn_release(c, true);
-			return;
+				return false;
+			}
+			return true; /* EAGAIN: empty */
 		}
 	}
+	return true;
+}
+
+/* Before the program shuts its sending side: what it wrote leaves the pair
+ * now, and nothing more is read until us_relay_take_tail, so that the byte
+ * the shim sends next is the last one in the pair (the sentinel). */
+void us_relay_hold_last(struct us_conn *c)
+{
+	struct us_stack *st = c->st;
+	struct us_sock *s = c->sock;
+
+	conn_pull(c); /* may free c */
+	c = us_conn_of(st, s);
+	if (c && tail_fill(c) && (c = us_conn_of(st, s)) != NULL) {
+		c->hold_last = true;
+		rd_update(c);
+	}
+}
+
+void us_relay_take_tail(struct us_conn *c, bool sentinel)
+{
+	struct us_stack *st = c->st;
+	struct us_sock *s = c->sock;
+
+	c->hold_last = false;
+	c->sentinel = c->sentinel || sentinel;
+	conn_pull(c); /* into TCP's ring first; may read the EOF, or free c */
+	c = us_conn_of(st, s);
+	if (c)
+		tail_fill(c);
 }
 
 static void conn_pull(struct us_conn *c)
@@ -372,9 +466,17 @@ static void conn_pull(struct us_conn *c)
 
 	if (c->tail && !tail_pull(c))
 		return;
-	while (c->tcb && !c->app_eof && !c->dead && !tail_pending(c) && (n = ust_tcp_snd_spans(c->tcb, iov)) > 0) {
-		ssize_t r = REAL(readv)(c->sfd, iov, (int)n);
+	while (c->tcb && !c->app_eof && !c->dead && !c->hold_last && !tail_pending(c) && !notsent_full(c) &&
+	       (n = ust_tcp_snd_spans(c->tcb, iov)) > 0) {
+		size_t room = pair_room(c, iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0));
+		ssize_t r;
 
+		if (room == 0) {
+			on_app_eof(c);
+			return;
+		}
+		n = iov_cut(iov, n, (uint32_t)room);
+		r = REAL(readv)(c->sfd, iov, (int)n);
 		/* Also when nothing came: the ring's memory then goes back. */
 		ust_tcp_snd_commit(c->tcb, r > 0 ? (uint32_t)r : 0, ust_now());
 		if (r > 0)
@@ -406,16 +508,22 @@ static void on_rd(struct ev_loop *ev, ev_io *w, int revents)
 
 /* Passes received bytes on; returns false while bytes remain that the pair
  * cannot take yet. */
-/* The spans cut to their first len bytes; how many spans are left. */
-static unsigned iov_cut(struct iovec iov[2], unsigned n, uint32_t len)
+/* SO_RCVLOWAT: hold what arrived while fewer bytes than the mark wait, as
+ * Linux's tcp_poll and tcp_data_ready do (tcp_stream_is_readable), unless
+ * the peer's FIN came or the connection died. Linux caps the mark at half
+ * the receive buffer (tcp_set_rcvlowat); so does this, with the ring's
+ * size, so that a full window never waits for a mark it cannot reach. */
+static bool below_rcvlowat(const struct us_conn *c)
 {
-	if (iov[0].iov_len >= len) {
-		iov[0].iov_len = len;
-		return 1;
-	}
-	if (n == 2 && iov[0].iov_len + iov[1].iov_len > len)
-		iov[1].iov_len = len - iov[0].iov_len;
-	return n;
+	const struct ust_tcb *t = c->tcb;
+	uint32_t mark = (uint32_t)c->rcvlowat, queued;
+
+	if (mark <= 1 || c->dead || ust_tcp_fin_rcvd(t))
+		return false;
+	if (mark > ust_tcp_rcv_capacity(t) / 2)
+		mark = ust_tcp_rcv_capacity(t) / 2;
+	queued = ust_tcp_rcv_queued(t);
+	return queued > 0 && queued < mark;
 }
 
 static bool conn_push(struct us_conn *c)
@@ -426,6 +534,10 @@ static bool conn_push(struct us_conn *c)
 
 	if (!t || c->shut_sent)
 		return true;
+	if (below_rcvlowat(c)) {
+		ev_io_stop(c->st->ev, &c->wr);
+		return true;
+	}
 	/* After the program's SHUT_RD what arrives stays in TCP's ring, as
 	 * Linux keeps queueing it (C7): read through us_op_read_held. */
 	while (!c->rd_shut && (n = ust_tcp_rcv_spans(t, iov)) > 0) {
@@ -774,7 +886,13 @@ static bool deliver_one(struct us_conn *l)
 		return false;
 	}
 	accepted_sock(l, s, &st, ct, &tok);
-	pre = prefill(ct, sfd);
+	if (l->rcvlowat > 1) {
+		/* Linux's child inherits the mark (sk_clone); its bytes wait
+		 * for it in TCP's ring (conn_push), not prefilled. */
+		REAL(setsockopt)(app, SOL_SOCKET, SO_RCVLOWAT, &l->rcvlowat, sizeof(l->rcvlowat));
+		atomic_fetch_or(&s->flags, US_F_RCVOPTS);
+	}
+	pre = l->rcvlowat > 1 ? 0 : prefill(ct, sfd);
 	if (!send_token(l->sfd, app, &tok)) {
 		REAL(close)(app);
 		REAL(close)(sfd);
@@ -792,6 +910,7 @@ static bool deliver_one(struct us_conn *l)
 	}
 	ust_tcp_accept(l->tcb, c, &err);
 	c->tcb = ct;
+	c->rcvlowat = l->rcvlowat;
 	if (pre)
 		ust_tcp_rcv_consumed(ct, pre, ust_now());
 	l->out[l->nout].idx = tok.idx;
@@ -848,7 +967,8 @@ static void connected(struct us_conn *c)
 	int fd = app_end(c);
 
 	if (fd >= 0) {
-		REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &c->st->app_sndbuf, sizeof(c->st->app_sndbuf));
+		int size = app_sndbuf_of(c);
+		REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 		REAL(close)(fd);
 	}
 	while (c->filler) {
@@ -860,6 +980,21 @@ static void connected(struct us_conn *c)
 		c->filler -= (uint32_t)r;
 	}
 	c->filler = 0;
+}
+
+/* The program set TCP_NOTSENT_LOWAT: the app end's buffer follows (once
+ * connected: until then it holds the filler), and the pair is read or
+ * not by the new mark. */
+void us_relay_notsent_lowat(struct us_conn *c)
+{
+	if (c->sfd >= 0 && !c->filler && !c->listener && synced(c)) {
+		int fd = app_end(c), size = app_sndbuf_of(c);
+		if (fd >= 0) {
+			REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+			REAL(close)(fd);
+		}
+	}
+	us_mark_dirty(c);
 }
 
 /* TCP closed while the program holds the socket: publish why, pass on what
@@ -879,7 +1014,11 @@ static void conn_died(struct us_conn *c)
 	}
 	if (!conn_push(c))
 		return; /* the rest when the program reads */
-	if (ust_tcp_hard_error(t) || c->filler) {
+	if (c->sentinel && !ust_tcp_hard_error(t)) {
+		/* An orderly end: the app end must not see a reset. */
+		char b;
+		REAL(recv)(c->sfd, &b, 1, MSG_DONTWAIT);
+	} else if (ust_tcp_hard_error(t) || c->filler) {
 		/* A byte the stack end never reads: closing it then makes the
 		 * kernel flag the app end with POLLERR and ECONNRESET, which
 		 * the overridden calls turn into TCP's error. */

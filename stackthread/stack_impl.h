@@ -50,6 +50,18 @@ struct us_conn {
 	                              * arrives stays in TCP's ring (us_op_read_held) */
 	bool parked;                 /* on us_stack.parked (below) */
 	bool closing;                /* the program closed: release once the tail is sent */
+	/* The program's SHUT_WR put one byte after its data (shim/shutdown.c)
+	 * that the relay never passes on: while the stack end holds it, the
+	 * kernel flags the app end with POLLERR and ECONNRESET when the
+	 * stack end closes, as Linux's socket after a reset, which the app
+	 * end could not otherwise get once it cannot send (conn_died). It is
+	 * read away before an orderly close. hold_last: it is about to be
+	 * sent, nothing is read from the pair meanwhile. */
+	bool hold_last, sentinel;
+	/* SO_RCVLOWAT: received bytes wait in TCP's ring until this many are
+	 * there (or the FIN, or the ring half full), so that the app end
+	 * polls readable when Linux's socket would (conn_push). */
+	int rcvlowat;
 	/* What the program wrote before its SHUT_WR and TCP's send ring could
 	 * not take yet, moved out of the pair so that the app end is writable
 	 * at once, as Linux's socket is after SHUT_WR (us_relay_take_tail).
@@ -187,7 +199,9 @@ void us_relay_sync(struct us_stack *st);
  * whose program closed are released too. */
 void us_relay_wake(struct us_stack *st, bool poked);
 /* After the program's SHUT_WR: everything it wrote leaves the pair now. */
-void us_relay_take_tail(struct us_conn *c);
+void us_relay_hold_last(struct us_conn *c);
+void us_relay_notsent_lowat(struct us_conn *c);
+void us_relay_take_tail(struct us_conn *c, bool sentinel);
 /* The same for one relay (it may be freed: look it up again). */
 void us_relay_pull(struct us_conn *c);
 /* A listener hands what TCP's accept queue holds to the program, now;

@@ -118,6 +118,20 @@ enum us_kind {
 
 #define US_OPT_RECORD 8
 
+/* A call's arguments and, for some, its results (struct us_call). */
+union us_call_args {
+	struct { uint32_t addr; uint16_t port; bool blocking; } in; /* blocking: connect */
+	struct { int level, name; int val; } opt;
+	struct { int how; bool sentinel; } shut; /* sentinel: us_op_take_tail */
+	struct { unsigned first, last; } range;
+	void *out;
+};
+
+/* us_sock.rpc: a call from a process whose stack does not serve the socket,
+ * to the one that does (calls.c, us_call): claimed by the asker, asked,
+ * taken by the owner's stack thread, done. */
+enum us_rpc_state { US_RPC_IDLE, US_RPC_CLAIMED, US_RPC_ASKED, US_RPC_SERVING, US_RPC_DONE };
+
 struct us_sock {
 	_Atomic uint32_t gen;        /* bumped when the slot is reused */
 	_Atomic int kind;            /* enum us_kind */
@@ -151,6 +165,13 @@ struct us_sock {
 	struct ust_tcp_status last;
 	ust_time last_at;
 	_Atomic uint32_t free_next;  /* while free: the next free slot + 1 (fdtab.c) */
+	/* The mailbox of a call another process makes on this socket (a
+	 * forked worker's setsockopt, shutdown…): one at a time, by value,
+	 * served by the owner's stack when poked (calls.c, us_rpc_serve). */
+	_Atomic uint32_t rpc;        /* enum us_rpc_state; a shared futex word */
+	int rpc_op;                  /* index in calls.c's rpc_ops */
+	long rpc_ret;
+	union us_call_args rpc_args;
 };
 
 /* The most slots a region has (the kernel's default fs.nr_open). Its
@@ -163,6 +184,10 @@ struct us_sock {
 unsigned us_sock_slots(void);
 struct us_sock *us_sock_at(unsigned idx);
 unsigned us_sock_idx(const struct us_sock *s);
+/* Slots at or above this were never used. */
+unsigned us_sock_hwm(void);
+/* How many calls wait in slots' mailboxes, all processes (us_sock.rpc). */
+_Atomic unsigned *us_rpc_asked(void);
 /* A free slot (any thread, O(1)), or NULL when all are in use. */
 struct us_sock *us_sock_alloc(void);
 void us_sock_free(struct us_sock *s);
@@ -211,17 +236,15 @@ struct us_held_read {
 	int flags;
 };
 
+/* us_call_args.opt.level for what only the relay keeps (us_op_setopt):
+ * name TCP_NOTSENT_LOWAT (the value is in us_sock.notsent_lowat). */
+#define US_OPT_RELAY (-2)
+
 struct us_call {
 	us_call_fn fn;
 	struct us_sock *sock;
 	long ret;                    /* result: >= 0, or -errno */
-	union {
-		struct { uint32_t addr; uint16_t port; bool blocking; } in; /* blocking: connect */
-		struct { int level, name; int val; } opt;
-		struct { int how; } shut;
-		struct { unsigned first, last; } range;
-		void *out;
-	} u;
+	union us_call_args u;
 	/* private */
 	struct us_stack *st;         /* the stack that runs it (set by us_call) */
 	struct us_call *next;
@@ -254,7 +277,10 @@ void us_op_listen(struct us_call *c);
 void us_op_unlisten(struct us_call *c);
 void us_op_shutdown(struct us_call *c);   /* u.shut.how: SHUT_RD's part, or any in SYN-SENT */
 void us_op_pair(struct us_call *c);       /* a blocking connect returns early: pair now */
-void us_op_take_tail(struct us_call *c);  /* after SHUT_WR: empty the pair now */
+void us_op_hold_last(struct us_call *c);  /* before SHUT_WR: empty the pair, read nothing more
+                                           * (0: the shim may send the sentinel byte) */
+void us_op_take_tail(struct us_call *c);  /* after SHUT_WR: empty the pair now; u.shut.sentinel:
+                                           * the last byte is the shim's, never data */
 void us_op_read_held(struct us_call *c);  /* u.out = struct us_held_read: after SHUT_RD */
 void us_op_setopt(struct us_call *c);
 void us_op_urgent(struct us_call *c);     /* MSG_OOB: the urgent mark after what was written */
@@ -285,5 +311,15 @@ void us_stack_exec_failed(void);
 bool us_stack_fork_prepare(void);
 void us_stack_fork_parent(void);
 void us_stack_fork_child(void);
+/* exec: the wake-up eventfd of the stack that serves the sockets the new
+ * image inherits (ours, which a keeper takes over, or the one we were
+ * forked from), made inheritable; -1 if none. The new image adopts it
+ * (USTCP_WAKE_FD) to reach that stack: us_stack_adopt_wake_fd. */
+int us_stack_wake_fd_for_exec(void);
+void us_stack_adopt_wake_fd(int fd);
+/* In a process without a stack of its own: the fd that reaches the stack
+ * serving its inherited sockets, which closing "all other fds" must spare;
+ * -1 if none. */
+int us_stack_kept_fd(void);
 
 #endif

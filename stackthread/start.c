@@ -412,6 +412,27 @@ void us_stack_fork_child(void)
 	us_stack_forget();
 }
 
+int us_stack_wake_fd_for_exec(void)
+{
+	int fd = us_st.pid == getpid() && us_st.ev ? us_st.wake_fd : us_st.parent_wake_fd;
+
+	if (fd >= 0)
+		REAL(fcntl)(fd, F_SETFD, 0);
+	return fd;
+}
+
+void us_stack_adopt_wake_fd(int fd)
+{
+	if (fd < 0 || REAL(fcntl)(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return;
+	us_st.parent_wake_fd = fd;
+}
+
+int us_stack_kept_fd(void)
+{
+	return us_st.pid == getpid() ? -1 : us_st.parent_wake_fd;
+}
+
 int us_stack_start(void)
 {
 	int r;

@@ -232,32 +232,7 @@ body_iperf3_server() {
 # nginx: one process (no master), epoll, sendfile, serving $WWW on port 8080.
 body_nginx() {
 	shim_topo_up
-	mkdir -p "$TMP/nginx"
-	cat >"$TMP/nginx.conf" <<-EOF
-		daemon off;
-		master_process off;
-		worker_processes 1;
-		pid $TMP/nginx/nginx.pid;
-		error_log $TMP/nginx/error.log info;
-		events {
-			use epoll;
-			worker_connections 64;
-		}
-		http {
-			access_log off;
-			sendfile on;
-			default_type application/octet-stream;
-			client_body_temp_path $TMP/nginx/body;
-			proxy_temp_path $TMP/nginx/proxy;
-			fastcgi_temp_path $TMP/nginx/fastcgi;
-			uwsgi_temp_path $TMP/nginx/uwsgi;
-			scgi_temp_path $TMP/nginx/scgi;
-			server {
-				listen 8080;
-				root $WWW;
-			}
-		}
-	EOF
+	nginx_conf "$TMP/nginx.conf" "master_process off; worker_processes 1;" "access_log off;" 8080
 	prog_bg nginx -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c "$TMP/nginx.conf" </dev/null
 	local srv=$BG_PID
 	prog_wait_listen 8080 || { cat "$TMP/nginx/error.log"; return 1; }

@@ -155,6 +155,37 @@ socat_client_exchange() {
 	grep -q "^got 1000000 " "$TMP/peer.out"
 }
 
+# nginx_conf FILE MAIN HTTP LISTEN: an nginx.conf that serves $WWW with epoll
+# and sendfile, its files in $TMP/nginx; MAIN and HTTP are directives for
+# the main and http contexts, LISTEN the listen directive's arguments.
+nginx_conf() {
+	mkdir -p "$TMP/nginx"
+	cat >"$1" <<-EOF
+		daemon off;
+		$2
+		pid $TMP/nginx/nginx.pid;
+		error_log $TMP/nginx/error.log info;
+		events {
+			use epoll;
+			worker_connections 64;
+		}
+		http {
+			$3
+			sendfile on;
+			default_type application/octet-stream;
+			client_body_temp_path $TMP/nginx/body;
+			proxy_temp_path $TMP/nginx/proxy;
+			fastcgi_temp_path $TMP/nginx/fastcgi;
+			uwsgi_temp_path $TMP/nginx/uwsgi;
+			scgi_temp_path $TMP/nginx/scgi;
+			server {
+				listen $4;
+				root $WWW;
+			}
+		}
+	EOF
+}
+
 # same_file EXPECTED GOT: the two files are byte for byte the same (their
 # SHA-256 and sizes are shown if not).
 same_file() {

@@ -430,9 +430,15 @@ NOCOV static bool check_queues(struct inv *c, const struct ust_tcb *l)
 	}
 	if (!nacc)
 		INVT(l, l->acceptq_tail == NULL);
-	for (unsigned k = 0; k < c->nlive; k++)
-		if (c->live[k]->listener == l)
+	for (unsigned k = 0; k < c->nlive; k++) {
+		const struct ust_tcb *o = c->live[k];
+		if (o->listener == l)
 			total++;
+		/* Two listeners on one port: a reuseport group, all of
+		 * them with SO_REUSEPORT (tcp_port_shareable). */
+		if (o != l && o->state == UST_TCP_LISTEN && o->lport == l->lport)
+			INVT(l, l->reuseport && o->reuseport);
+	}
 	INVT(l, l->acceptq_len == nacc);
 	INVT(l, l->synq_len == total - nacc);
 	return true;

@@ -39,13 +39,6 @@ failures = 0
 # "diff", not as a failure. Each entry is (state, what).
 POLLS = ("poll", "epoll (new)", "epoll (added at socket())")
 DEPARTURES = {
-    # Once the program shut its sending side, its end of the pair cannot
-    # send the byte that makes the kernel flag POLLERR: TCP's error is
-    # reported by recv and SO_ERROR, but poll lacks ERR.
-    (state, what) for state in ("own SHUT_WR, then the peer's RST",
-                                "own SHUT_RDWR, then 5 bytes from the peer (RST)")
-    for what in POLLS
-} | {
     # The pair's stack end is closed when TCP lets go: IN|RDHUP besides
     # Linux's OUT|ERR|HUP (its tcp_disconnect clears the shutdown bits).
     ("shutdown in SYN-SENT", what) for what in POLLS

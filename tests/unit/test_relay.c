@@ -444,25 +444,71 @@ static void test_close_all_read_sends_fin(void **state)
 	assert_int_equal(ust_tcp_get_state(pc), UST_TCP_CLOSE_WAIT);
 }
 
-/* shutdown(SHUT_WR) on the app end: a FIN after the data, and the
- * connection still receives. */
+/* The shim's shutdown(SHUT_WR) (shim/shutdown.c): the relay empties the
+ * pair and holds, the sentinel byte, the app end shuts, the relay takes
+ * what is left but the sentinel. */
+static void shim_shut_wr(struct rig *r, struct us_sock *s, int app)
+{
+	struct us_call c;
+
+	memset(&c, 0, sizeof(c));
+	atomic_fetch_or(&s->flags, US_F_APP_SHUT);
+	assert_int_equal(op(r, us_op_hold_last, s, &c), 0);
+	assert_int_equal(send(app, "", 1, MSG_DONTWAIT), 1);
+	assert_int_equal(shutdown(app, SHUT_WR), 0);
+	c.u.shut.sentinel = true;
+	op(r, us_op_take_tail, s, &c);
+}
+
+/* An established connection on which the program wrote 4 bytes and shut
+ * its sending side as the shim does: the peer got them, then the FIN
+ * (never the sentinel). Returns the app end. */
+static int data_then_shut_wr(struct rig *r, struct us_sock **sp, struct ust_tcb **pc)
+{
+	int app = established(r, sp, pc);
+	char buf[16];
+
+	assert_int_equal(write(app, "data", 4), 4);
+	shim_shut_wr(r, *sp, app);
+	pump(r);
+	assert_int_equal(ust_tcp_receive(*pc, buf, sizeof(buf), ust_now()), 4);
+	assert_int_equal(ust_tcp_receive(*pc, buf, sizeof(buf), ust_now()), 0);
+	return app;
+}
+
+/* shutdown(SHUT_WR): a FIN after the data, and the connection still
+ * receives. */
 static void test_app_shutdown_sends_fin(void **state)
 {
 	struct rig *r = *state;
 	struct us_sock *s;
 	struct ust_tcb *pc;
-	int app = established(r, &s, &pc);
+	int app = data_then_shut_wr(r, &s, &pc);
 	char buf[16];
 
-	assert_int_equal(write(app, "data", 4), 4);
-	assert_int_equal(shutdown(app, SHUT_WR), 0);
-	pump(r);
-	assert_int_equal(ust_tcp_receive(pc, buf, sizeof(buf), ust_now()), 4);
-	assert_int_equal(ust_tcp_receive(pc, buf, sizeof(buf), ust_now()), 0);
 	assert_int_equal(atomic_load(&s->state), UST_TCP_FIN_WAIT_2);
 	peer_send(r, pc, "more");
 	assert_true(pump_until_poll(r, app, POLLIN) & POLLIN);
 	assert_int_equal(read(app, buf, sizeof(buf)), 4);
+}
+
+/* The shim's SHUT_WR, then the peer's RST (FIN-WAIT-2): the app end polls
+ * ERR as Linux's socket does, and reads the reset. */
+static void test_shut_wr_then_rst_errors(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *s;
+	struct ust_tcb *pc;
+	int app = data_then_shut_wr(r, &s, &pc);
+	char buf[16];
+
+	assert_false(poll_now(app, POLLIN) & POLLERR);
+	ust_tcp_abort(pc, ust_now());
+	ust_stack_flush(&r->pst);
+	assert_true(pump_until_poll(r, app, POLLERR) & POLLERR);
+	assert_int_equal(atomic_load(&s->pending_err), ECONNRESET);
+	assert_int_equal(read(app, buf, sizeof(buf)), -1);
+	assert_int_equal(errno, ECONNRESET);
 }
 
 /* The program shuts down (as the shim's shutdown does: US_F_APP_SHUT, then
@@ -483,16 +529,14 @@ static void both_fins_keep_socket(struct rig *r, bool ours_first)
 	r->st->tcp.cfg.msl_ms = 50;
 	assert_int_equal(write(app, "data", 4), 4);
 	if (ours_first) {
-		atomic_fetch_or(&s->flags, US_F_APP_SHUT);
-		assert_int_equal(shutdown(app, SHUT_WR), 0);
+		shim_shut_wr(r, s, app);
 		pump(r);
 	}
 	assert_int_equal(ust_tcp_shutdown(pc, SHUT_WR, ust_now()), 0);
 	ust_stack_flush(&r->pst);
 	assert_true(pump_until_poll(r, app, POLLIN | POLLRDHUP) & POLLRDHUP);
 	if (!ours_first) {
-		atomic_fetch_or(&s->flags, US_F_APP_SHUT);
-		assert_int_equal(shutdown(app, SHUT_WR), 0);
+		shim_shut_wr(r, s, app);
 		pump(r);
 	}
 	assert_true(poll_now(app, POLLIN) & POLLHUP); /* both directions shut */
@@ -518,6 +562,9 @@ static void both_fins_keep_socket(struct rig *r, bool ours_first)
 	assert_int_equal(st.stats.bytes_acked, 6);    /* SYN, 4 bytes, FIN */
 	assert_int_equal(st.stats.bytes_received, 1); /* the FIN */
 	assert_true(st.mss > 0 && st.ts_ok && st.sack_ok);
+	/* An orderly end: the sentinel was taken away, no reset shows. */
+	assert_false(poll_now(app, POLLIN) & POLLERR);
+	assert_int_equal(read(app, buf, sizeof(buf)), 0);
 	ust_tcp_close(pc, ust_now());
 }
 
@@ -702,6 +749,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close_unread_data_seen_by_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_all_read_sends_fin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_app_shutdown_sends_fin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shut_wr_then_rst_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_both_fins_ours_first_keep_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_both_fins_peers_first_keep_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_error_delivered_once, setup, teardown),

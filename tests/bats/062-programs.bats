@@ -1,0 +1,377 @@
+#!/usr/bin/env bats
+# Real programs that use TCP in ways a test client does not (issue 14, item
+# 12): nginx with a master, several workers and a SO_REUSEPORT listener per
+# worker; python asyncio, server and client. Each body runs twice, on the
+# kernel's TCP and under ustcp (shim.bash), with the same assertions. A
+# capture on the peer's side shows the connections on the wire; under ustcp
+# no kernel socket of the stack's namespace holds them (no_kernel_tcp), so
+# the stack carried them.
+
+bats_require_minimum_version 1.5.0
+
+load helpers
+load shim
+
+setup_file() {
+	shim_www
+}
+
+setup() {
+	TMP=$BATS_TEST_TMPDIR
+}
+
+# peer_cap_start: tcpdump on the peer's interface, TCP only, into $TMP/c.pcap.
+peer_cap_start() {
+	capture_start "$PEER_NETNS" "$PEER_IFACE" "$TMP/c.pcap" 60 tcp && CAP_PID=$CAPTURE_PID
+}
+
+# syn_acks_from PORT: how many SYN-ACKs the stack's side sent from PORT in the
+# capture (one per connection it accepted).
+syn_acks_from() {
+	timeout 10 tcpdump -nr "$TMP/c.pcap" "src host $SADDR and src port $1 and tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack)" \
+		2>/dev/null | wc -l
+}
+
+# syns_to PORT: how many SYNs the stack's side sent to the peer's PORT.
+syns_to() {
+	timeout 10 tcpdump -nr "$TMP/c.pcap" "src host $SADDR and dst port $1 and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn" \
+		2>/dev/null | wc -l
+}
+
+# no_kernel_tcp: under ustcp, the stack's namespace has no connected kernel
+# TCP socket on its address: the library's stack served them all. (Its port
+# reservations are kernel sockets that bind, or listen for a listener's
+# port, and never connect: docs/architecture.md §6.)
+no_kernel_tcp() {
+	[ "$MODE" = ustcp ] || return 0
+	local held
+	held=$(ip netns exec "$USTCP_NETNS" ss -Htn state connected "( src $SADDR )" 2>/dev/null)
+	if [ -n "$held" ]; then
+		echo "kernel TCP sockets on $SADDR under ustcp:" >&2
+		echo "$held" >&2
+		return 1
+	fi
+}
+
+# ---- nginx: master, 2 workers, reuseport --------------------------------------
+
+# nginx as deployed: a master that opens one SO_REUSEPORT listener per worker
+# and forks two workers, each accepting on its own listener with epoll. 40
+# connections from the peer (new source ports each) must all be served, and
+# both workers must have served some: the group spreads connections over its
+# listeners as Linux's does (by the 4-tuple's hash; all 40 on one of two
+# listeners has odds 2^-39).
+body_nginx_reuseport() {
+	shim_topo_up
+	# The workers read $WWW, which only root may.
+	nginx_conf "$TMP/nginx.conf" "master_process on; worker_processes 2; user root;" \
+		"log_format w '\$pid \$status \$body_bytes_sent'; access_log $TMP/nginx/access.log w;" \
+		"8080 reuseport"
+	prog_bg nginx -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c "$TMP/nginx.conf" </dev/null
+	local srv=$BG_PID
+	prog_wait_listen 8080 || { cat "$TMP/nginx/error.log"; return 1; }
+	peer_cap_start
+	local i
+	for ((i = 0; i < 40; i++)); do
+		peer curl -sS --fail --max-time 20 -o "$TMP/got" "http://$SADDR:8080/reply" ||
+			{ cat "$TMP/nginx/error.log"; return 1; }
+		same_file "$WWW/reply" "$TMP/got"
+	done
+	# Keep-alive: two requests on one connection, which a worker keeps
+	# (setting TCP_NODELAY on a socket its master's stack serves).
+	peer curl -sS --fail --max-time 20 -o "$TMP/got1" -o "$TMP/got2" \
+		"http://$SADDR:8080/reply" "http://$SADDR:8080/mid"
+	same_file "$WWW/reply" "$TMP/got1"
+	same_file "$WWW/mid" "$TMP/got2"
+	no_kernel_tcp
+	stack_cap_stop
+	[ "$(syn_acks_from 8080)" -eq 41 ]
+	if grep -E '\[(alert|crit|emerg|error)\]' "$TMP/nginx/error.log"; then
+		return 1
+	fi
+	kill -0 "$srv"
+	[ "$(grep -c ' 200 100000$' "$TMP/nginx/access.log")" -eq 41 ]
+	local workers
+	workers=$(awk '{ print $1 }' "$TMP/nginx/access.log" | sort -u | wc -l)
+	echo "workers that served: $workers"
+	awk '{ print $1 }' "$TMP/nginx/access.log" | sort | uniq -c
+	[ "$workers" -eq 2 ]
+	# SIGTERM ends nginx; under ustcp an exit keeper may finish its
+	# connections, and SIGTERM ends that too, whatever handler the
+	# program had (keeper.c, become_keeper).
+	kill -TERM "$srv"
+	bg_wait "$srv" 10 || true # timeout's status, not the point here
+	local p
+	for p in $(ip netns pids "$USTCP_NETNS"); do
+		ip netns exec "$USTCP_NETNS" "$BUILD/ustcp-stat" -p "$p" || true
+		kill -TERM "$p"
+	done
+	retry 5 no_process_left
+}
+
+# no_process_left: nothing runs in the stack's namespace any more.
+no_process_left() {
+	local left
+	left=$(ip netns pids "$USTCP_NETNS")
+	[ -z "$left" ] || { ps -o pid,ppid,stat,cmd -p $left; return 1; }
+}
+
+@test "nginx: master + 2 workers, a reuseport listener each, 40 connections spread [kernel]" { MODE=kernel body_nginx_reuseport; }
+@test "nginx: master + 2 workers, a reuseport listener each, 40 connections spread [ustcp]" { MODE=ustcp body_nginx_reuseport; }
+
+# ---- a connection inherited across fork ----------------------------------------
+
+# The child of the process that connected sets options on the inherited
+# socket, writes and shuts it down; the parent reads them back and the echo
+# to its end (tests/shim/forkopts.py). Under ustcp the parent's stack serves
+# the socket, and the child's calls reach it (calls.c, rpc_call).
+body_fork_opts() {
+	shim_topo_up
+	peer_echo 7300
+	prog python3 "$SHIM_DIR/forkopts.py" "$PEER_ADDR" 7300 >"$TMP/out"
+	cat "$TMP/out"
+	diff -u - "$TMP/out" <<-EOF
+		child TCP_NODELAY 1
+		child SO_KEEPALIVE 1
+		child TCP_KEEPIDLE 77
+		child TCP_USER_TIMEOUT 5000
+		child shutdown 0
+		parent TCP_NODELAY 1
+		parent TCP_KEEPIDLE 77
+		parent echoed 100000, then EOF
+	EOF
+	bg_wait "$ECHO_PID"
+	grep -q "^conn 1: echoed 100000 " "$TMP/srv.out"
+}
+
+@test "fork: the child's options and shutdown on an inherited connection reach it [kernel]" { MODE=kernel body_fork_opts; }
+@test "fork: the child's options and shutdown on an inherited connection reach it [ustcp]" { MODE=ustcp body_fork_opts; }
+
+# ---- SO_RCVLOWAT --------------------------------------------------------------
+
+# poll and epoll report readable only with the low-water mark's worth of
+# bytes, or the FIN (tests/shim/rcvlowat.py); the same results on both TCPs.
+body_rcvlowat() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/rcvlowat.py" peer "$PEER_ADDR" 7310 </dev/null
+	wait_listen "$PEER_NETNS" 7310
+	prog python3 "$SHIM_DIR/rcvlowat.py" prog "$PEER_ADDR" 7310 >"$TMP/out"
+	cat "$TMP/out"
+	diff -u - "$TMP/out" <<-EOF
+		SO_RCVLOWAT 1000
+		300 of 1000: poll 0 epoll 0
+		900 of 1000: poll 0 epoll 0
+		1000 of 1000: poll 1 epoll 1
+		recv 1000
+		after reading all: poll 0 epoll 0
+		200 of 1000: poll 0 epoll 0
+		mark lowered to 150: poll 1 epoll 1
+		recv 200
+		100 of 150: poll 0 epoll 0
+		then the FIN: poll 8193 epoll 8193
+		recv 100
+		recv 0
+	EOF
+}
+
+@test "SO_RCVLOWAT: poll and epoll wait for the mark or the FIN [kernel]" { MODE=kernel body_rcvlowat; }
+@test "SO_RCVLOWAT: poll and epoll wait for the mark or the FIN [ustcp]" { MODE=ustcp body_rcvlowat; }
+
+# ---- TCP_NOTSENT_LOWAT ----------------------------------------------------------
+
+# Non-blocking writes stop, and the socket polls unwritable, once the mark's
+# worth of bytes waits unsent behind a closed window; writable again when
+# the peer reads (tests/shim/notsent.py). The same on both TCPs.
+body_notsent_lowat() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/notsent.py" peer "$PEER_ADDR" 7320 </dev/null >"$TMP/peer.out"
+	local peer_pid=$BG_PID
+	wait_listen "$PEER_NETNS" 7320
+	prog python3 "$SHIM_DIR/notsent.py" prog "$PEER_ADDR" 7320 >"$TMP/out" 2>"$TMP/err"
+	cat "$TMP/out" "$TMP/err"
+	grep -E "^(sent|unsent) " "$TMP/err" || true
+	bg_wait "$peer_pid"
+	cat "$TMP/peer.out"
+	diff -u - "$TMP/out" <<-EOF
+		writable at first: True
+		writable with the window closed: False
+		unsent bytes at least the mark: True and below the mark + 64 kB: True
+		sent less than the peer's buffer + 256 kB: True
+		writable once the peer reads: True
+	EOF
+	[ "$(cat "$TMP/peer.out")" = "peer got $(sed -n 's/^sent //p' "$TMP/err")" ]
+}
+
+@test "TCP_NOTSENT_LOWAT: writes stop and poll turns unwritable at the mark [kernel]" { MODE=kernel body_notsent_lowat; }
+@test "TCP_NOTSENT_LOWAT: writes stop and poll turns unwritable at the mark [ustcp]" { MODE=ustcp body_notsent_lowat; }
+
+# ---- a client port in TIME-WAIT, used again -------------------------------------
+
+# syn_line N: the Nth SYN the stack's side sent to the peer's PORT 7330, as
+# "SEQ ECR" (tcpdump -S: absolute numbers).
+syn_line() {
+	timeout 10 tcpdump -S -nr "$TMP/c.pcap" "src host $SADDR and dst port 7330 and tcp[tcpflags] == tcp-syn" 2>/dev/null |
+		sed -n "$1p" | sed -E 's/.* seq ([0-9]+),.*TS val [0-9]+ ecr ([0-9]+).*/\1 \2/'
+}
+
+# From port 40000 (SO_REUSEADDR) a connection closed first waits in
+# TIME-WAIT (tests/shim/twreuse.py). Without SO_REUSEADDR another socket
+# cannot bind the port; with it, one binds and connects to the same peer
+# (Linux's tcp_twsk_unique: the old connection had timestamps), its SYN
+# 65535 + 2 beyond the old connection's last sequence number and echoing
+# the peer's last TSval; a connection to another peer port is a new
+# 4-tuple. Item 9 of issue 14.
+body_tw_reuse() {
+	shim_topo_up
+	peer_echo 7330 2
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7331 1 </dev/null >"$TMP/srv2.out"
+	wait_listen "$PEER_NETNS" 7331
+	peer_cap_start
+	prog python3 "$SHIM_DIR/twreuse.py" "$PEER_ADDR" 7330 40000 close bind bind-reuse other >"$TMP/out"
+	cat "$TMP/out"
+	diff -u - "$TMP/out" <<-EOF
+		close: bind 0 connect 0 echo hello
+		bind: bind EADDRINUSE
+		bind-reuse: bind 0 connect 0 echo hello
+		other: bind 0 connect 0 echo hello
+	EOF
+	stack_cap_stop
+	local first second
+	first=$(syn_line 1) second=$(syn_line 2)
+	echo "SYNs (seq ecr): $first / $second"
+	# 5 bytes and the FIN after the ISN: snd_nxt is ISN + 7.
+	[ "$(( ${second% *} - ${first% *} ))" -eq $((7 + 65535 + 2)) ]
+	[ "${first#* }" -eq 0 ]
+	[ "${second#* }" -ne 0 ]
+}
+
+@test "TIME-WAIT client port: bind needs SO_REUSEADDR, the same 4-tuple is taken over (RFC 6191) [kernel]" { MODE=kernel body_tw_reuse; }
+@test "TIME-WAIT client port: bind needs SO_REUSEADDR, the same 4-tuple is taken over (RFC 6191) [ustcp]" { MODE=ustcp body_tw_reuse; }
+
+# ---- python asyncio -----------------------------------------------------------
+
+# One asyncio loop serves 4 connections from kernel clients and is the client
+# of 4 connections to a kernel echo server, at once (asyncio_echo.py).
+body_asyncio() {
+	shim_topo_up
+	peer_echo 7340 4
+	peer_cap_start
+	prog_bg python3 "$SHIM_DIR/asyncio_echo.py" 7341 4 "$PEER_ADDR" 7340 4 </dev/null >"$TMP/out"
+	local app=$BG_PID
+	prog_wait_listen 7341
+	peer python3 "$SHIM_DIR/echo_client.py" "$SADDR" 7341 200000 4 >"$TMP/cli.out"
+	bg_wait "$app" 60
+	cat "$TMP/out" "$TMP/cli.out"
+	[ "$(grep -c '^client [0-3]: ok 200000$' "$TMP/out")" -eq 4 ]
+	grep -q '^served 4$' "$TMP/out"
+	grep -q '^all done$' "$TMP/out"
+	[ "$(grep -c '^conn [1-4]: ok 200000 ' "$TMP/cli.out")" -eq 4 ]
+	bg_wait "$ECHO_PID"
+	[ "$(grep -c '^conn [1-4]: echoed 200000 ' "$TMP/srv.out")" -eq 4 ]
+	no_kernel_tcp
+	stack_cap_stop
+	[ "$(syns_to 7340)" -eq 4 ]
+	# 4 accepted, and prog_wait_listen's probes (answered, then reset).
+	[ "$(syn_acks_from 7341)" -ge 4 ]
+}
+
+@test "python asyncio: a loop serving 4 connections and the client of 4 more, 200 kB each [kernel]" { MODE=kernel body_asyncio; }
+@test "python asyncio: a loop serving 4 connections and the client of 4 more, 200 kB each [ustcp]" { MODE=ustcp body_asyncio; }
+
+# ---- redis ----------------------------------------------------------------------
+
+# redis-server (its own event loop, epoll) serves a kernel redis-cli and
+# redis-benchmark: 8 clients, 2000 SETs and GETs each kind.
+body_redis() {
+	command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null ||
+		skip "redis-server or redis-benchmark not installed (tools/install-deps)"
+	shim_topo_up
+	prog_bg redis-server --port 6390 --bind 0.0.0.0 --protected-mode no --save "" --appendonly no \
+		--dir "$TMP" --logfile "$TMP/redis.log" </dev/null
+	local srv=$BG_PID
+	prog_wait_listen 6390 || { cat "$TMP/redis.log"; return 1; }
+	peer_cap_start
+	[ "$(peer redis-cli -h "$SADDR" -p 6390 set greeting hello)" = OK ]
+	[ "$(peer redis-cli -h "$SADDR" -p 6390 get greeting)" = hello ]
+	# Its progress lines end in carriage returns.
+	peer redis-benchmark -h "$SADDR" -p 6390 -n 2000 -c 8 -q -t set,get 2>&1 | tr '\r' '\n' >"$TMP/bench.out"
+	grep -E 'requests per second' "$TMP/bench.out"
+	grep -qE '^SET: [0-9.]+ requests per second' "$TMP/bench.out"
+	grep -qE '^GET: [0-9.]+ requests per second' "$TMP/bench.out"
+	[ "$(peer redis-cli -h "$SADDR" -p 6390 dbsize)" -ge 2 ]
+	no_kernel_tcp
+	peer redis-cli -h "$SADDR" -p 6390 shutdown nosave || true
+	bg_wait "$srv" 10 || true
+	stack_cap_stop
+	[ "$(syn_acks_from 6390)" -ge 20 ]
+}
+
+@test "redis: redis-cli and redis-benchmark (8 clients) against redis-server [kernel]" { MODE=kernel body_redis; }
+@test "redis: redis-cli and redis-benchmark (8 clients) against redis-server [ustcp]" { MODE=ustcp body_redis; }
+
+# ---- openssh --------------------------------------------------------------------
+
+# ssh_setup: host and client keys and an sshd_config in $TMP for an sshd on
+# port $1 that lets root in with the client key only.
+ssh_setup() {
+	mkdir -p /run/sshd # sshd's privilege-separation directory
+	ssh-keygen -q -t ed25519 -N '' -f "$TMP/hostkey"
+	ssh-keygen -q -t ed25519 -N '' -f "$TMP/id"
+	cp "$TMP/id.pub" "$TMP/authorized_keys"
+	cat >"$TMP/sshd_config" <<-EOF
+		Port $1
+		ListenAddress 0.0.0.0
+		HostKey $TMP/hostkey
+		AuthorizedKeysFile $TMP/authorized_keys
+		PidFile $TMP/sshd.pid
+		StrictModes no
+		UsePAM no
+		PermitRootLogin prohibit-password
+		PasswordAuthentication no
+		KbdInteractiveAuthentication no
+		LogLevel VERBOSE
+	EOF
+	SSH_OPTS=(-i "$TMP/id" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes
+		-o LogLevel=ERROR -p "$1")
+}
+
+# sshd under test (it forks a child per connection and re-executes itself
+# there, privilege separation, then the session's shell): a kernel ssh
+# client runs a command and pipes 1 MB through cat, twice.
+body_sshd() {
+	command -v /usr/sbin/sshd >/dev/null || skip "openssh-server not installed (tools/install-deps)"
+	shim_topo_up
+	ssh_setup 2222
+	prog_bg /usr/sbin/sshd -D -e -f "$TMP/sshd_config" </dev/null 2>"$TMP/sshd.log"
+	prog_wait_listen 2222 || { cat "$TMP/sshd.log"; return 1; }
+	peer_cap_start
+	local i
+	for i in 1 2; do
+		[ "$(peer ssh "${SSH_OPTS[@]}" "root@$SADDR" echo hello)" = hello ] || { cat "$TMP/sshd.log"; return 1; }
+		peer ssh "${SSH_OPTS[@]}" "root@$SADDR" cat <"$WWW/mid" >"$TMP/got"
+		same_file "$WWW/mid" "$TMP/got"
+	done
+	no_kernel_tcp
+	stack_cap_stop
+	[ "$(syn_acks_from 2222)" -ge 4 ]
+}
+
+# ssh under test against a kernel sshd: a command, 1 MB through cat.
+body_ssh_client() {
+	command -v /usr/sbin/sshd >/dev/null || skip "openssh-server not installed (tools/install-deps)"
+	shim_topo_up
+	ssh_setup 2223
+	peer_bg /usr/sbin/sshd -D -e -f "$TMP/sshd_config" </dev/null 2>"$TMP/sshd.log"
+	wait_listen "$PEER_NETNS" 2223
+	peer_cap_start
+	[ "$(prog ssh "${SSH_OPTS[@]}" "root@$PEER_ADDR" echo hello)" = hello ] || { cat "$TMP/sshd.log"; return 1; }
+	prog ssh "${SSH_OPTS[@]}" "root@$PEER_ADDR" cat <"$WWW/mid" >"$TMP/got"
+	same_file "$WWW/mid" "$TMP/got"
+	stack_cap_stop
+	[ "$(syns_to 2223)" -eq 2 ]
+}
+
+@test "openssh: sshd serves a kernel ssh client, a command and 1 MB through cat, twice [kernel]" { MODE=kernel body_sshd; }
+@test "openssh: sshd serves a kernel ssh client, a command and 1 MB through cat, twice [ustcp]" { MODE=ustcp body_sshd; }
+@test "openssh: ssh runs a command and pipes 1 MB through a kernel sshd [kernel]" { MODE=kernel body_ssh_client; }
+@test "openssh: ssh runs a command and pipes 1 MB through a kernel sshd [ustcp]" { MODE=ustcp body_ssh_client; }
