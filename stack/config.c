@@ -311,7 +311,7 @@ static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t
 		const char *v = buf;
 		int r;
 
-		if (len == 0 || len >= sizeof(buf))
+		if (len == 0 || len >= sizeof(buf) || (p[len] == ',' && !p[len + 1]))
 			return fail(err, errlen, "USTCP_GW", all,
 				    "not a router's IPv4 address, IPv6 address, or both separated by a comma");
 		memcpy(buf, p, len);

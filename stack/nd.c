@@ -60,8 +60,8 @@ static void nd_solicit_unicast(struct ust_stack *st, const struct ust_ip6 *src, 
 	memcpy(b + 18, st->nif.mac, UST_ETH_ALEN);
 	p->len = UST_ICMP6_HLEN + 16 + ND_OPT_LEN;
 	ust_icmp6_build(p->data, UST_ND_NEIGHBOR_SOLICIT, 0, 0, 16 + ND_OPT_LEN, src, target);
-	ust_ipv6_build(ust_pkt_push(p, UST_IPV6_HLEN), src, target, UST_IPPROTO_ICMPV6, 0, (uint16_t)p->len,
-		       UST_ND_HOP_LIMIT);
+	ust_ipv6_build(ust_pkt_push(p, UST_IPV6_HLEN), src, target, UST_IPPROTO_ICMPV6, 0,
+		       UST_ICMP6_HLEN + 16 + ND_OPT_LEN, UST_ND_HOP_LIMIT);
 	ust_eth_build(ust_pkt_push(p, UST_ETH_HLEN), mac, st->nif.mac, UST_ETHERTYPE_IPV6);
 	st->ctr.event[UST_EV_ND_NS_OUT]++;
 	ust_stack_queue_frame(st, p);

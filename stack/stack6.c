@@ -89,6 +89,7 @@ int ust_ip6_send(struct ust_stack *st, struct ust_pkt *p, const struct ust_ip6 *
 {
 	struct ust_ip6 nexthop;
 	bool mcast = ust_ip6_is_multicast(dst);
+	uint16_t payload_len;
 
 	if (!src)
 		src = ust_ip6_source(st, dst);
@@ -97,7 +98,8 @@ int ust_ip6_send(struct ust_stack *st, struct ust_pkt *p, const struct ust_ip6 *
 		ust_pkt_free(&st->pool, p);
 		return src ? -ENETUNREACH : -EADDRNOTAVAIL;
 	}
-	ust_ipv6_build(ust_pkt_push(p, UST_IPV6_HLEN), src, dst, proto, tclass, (uint16_t)p->len, hop_limit);
+	payload_len = (uint16_t)p->len;
+	ust_ipv6_build(ust_pkt_push(p, UST_IPV6_HLEN), src, dst, proto, tclass, payload_len, hop_limit);
 	if (st->nif.l3) {
 		ust_stack_queue_frame(st, p);
 		return 0;
