@@ -88,56 +88,47 @@ int ust_parse_ipv4(const char *s, uint32_t *addr)
 	return 0;
 }
 
-/* "a.b.c.d/len"; without "/len" the prefix is 32, as ip(8) takes it. */
-int ust_parse_cidr(const char *s, uint32_t *addr, unsigned *prefix)
+/* "address/len" into the address's text (in buf) and len, up to max;
+ * without "/len", max, as ip(8) takes it. */
+static int split_prefix(const char *s, char *buf, size_t size, unsigned max, unsigned *prefix)
 {
-	char buf[32];
 	const char *slash = strchr(s, '/');
 	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
 	char *end;
-	long p = 32;
+	long p = max;
 
-	if (alen >= sizeof(buf))
+	if (alen >= size)
 		return -EINVAL;
 	memcpy(buf, s, alen);
 	buf[alen] = 0;
-	if (ust_parse_ipv4(buf, addr))
-		return -EINVAL;
 	if (slash) {
 		if (slash[1] < '0' || slash[1] > '9')
 			return -EINVAL;
 		errno = 0;
 		p = strtol(slash + 1, &end, 10);
-		if (errno || *end || p < 0 || p > 32)
+		if (errno || *end || p < 0 || p > (long)max)
 			return -EINVAL;
 	}
 	*prefix = (unsigned)p;
 	return 0;
 }
 
+/* "a.b.c.d/len"; without "/len" the prefix is 32. */
+int ust_parse_cidr(const char *s, uint32_t *addr, unsigned *prefix)
+{
+	char buf[32];
+
+	if (split_prefix(s, buf, sizeof(buf), 32, prefix) || ust_parse_ipv4(buf, addr))
+		return -EINVAL;
+	return 0;
+}
+
 int ust_parse_cidr6(const char *s, struct ust_ip6 *addr, unsigned *prefix)
 {
 	char buf[64];
-	const char *slash = strchr(s, '/');
-	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-	char *end;
-	long p = 128;
 
-	if (alen >= sizeof(buf))
+	if (split_prefix(s, buf, sizeof(buf), 128, prefix) || inet_pton(AF_INET6, buf, addr->b) != 1)
 		return -EINVAL;
-	memcpy(buf, s, alen);
-	buf[alen] = 0;
-	if (inet_pton(AF_INET6, buf, addr->b) != 1)
-		return -EINVAL;
-	if (slash) {
-		if (slash[1] < '0' || slash[1] > '9')
-			return -EINVAL;
-		errno = 0;
-		p = strtol(slash + 1, &end, 10);
-		if (errno || *end || p < 0 || p > 128)
-			return -EINVAL;
-	}
-	*prefix = (unsigned)p;
 	return 0;
 }
 

@@ -15,10 +15,11 @@
 #define ND_OPT_LEN 8 /* a link-layer address option on Ethernet */
 
 /* An NS or NA for target from src to dst, with our link-layer address as
- * an option when lladdr_opt. Goes through ust_ip6_send: to a group
- * directly, to a neighbour through the cache. */
-static void nd_send(struct ust_stack *st, uint8_t type, const struct ust_ip6 *src, const struct ust_ip6 *dst,
-		    const struct ust_ip6 *target, uint32_t flags, bool lladdr_opt, ust_time now)
+ * an option when lladdr_opt: the ICMPv6 message in a fresh buffer, or NULL
+ * (counted) when the pool is empty. */
+static struct ust_pkt *nd_message(struct ust_stack *st, uint8_t type, const struct ust_ip6 *src,
+				  const struct ust_ip6 *dst, const struct ust_ip6 *target, uint32_t flags,
+				  bool lladdr_opt)
 {
 	struct ust_pkt *p = ust_pkt_alloc(&st->pool);
 	size_t len = 16 + (lladdr_opt ? ND_OPT_LEN : 0);
@@ -26,7 +27,7 @@ static void nd_send(struct ust_stack *st, uint8_t type, const struct ust_ip6 *sr
 
 	if (!p) {
 		st->ctr.drop[UST_DROP_TX_NO_BUFFER]++;
-		return;
+		return NULL;
 	}
 	b = p->data + UST_ICMP6_HLEN;
 	memcpy(b, target->b, 16);
@@ -38,7 +39,18 @@ static void nd_send(struct ust_stack *st, uint8_t type, const struct ust_ip6 *sr
 	p->len = (uint32_t)(UST_ICMP6_HLEN + len);
 	ust_icmp6_build(p->data, type, 0, flags, len, src, dst);
 	st->ctr.event[type == UST_ND_NEIGHBOR_SOLICIT ? UST_EV_ND_NS_OUT : UST_EV_ND_NA_OUT]++;
-	ust_ip6_send(st, p, src, dst, UST_IPPROTO_ICMPV6, 0, UST_ND_HOP_LIMIT, now);
+	return p;
+}
+
+/* The message through ust_ip6_send: to a group directly, to a neighbour
+ * through the cache. */
+static void nd_send(struct ust_stack *st, uint8_t type, const struct ust_ip6 *src, const struct ust_ip6 *dst,
+		    const struct ust_ip6 *target, uint32_t flags, bool lladdr_opt, ust_time now)
+{
+	struct ust_pkt *p = nd_message(st, type, src, dst, target, flags, lladdr_opt);
+
+	if (p)
+		ust_ip6_send(st, p, src, dst, UST_IPPROTO_ICMPV6, 0, UST_ND_HOP_LIMIT, now);
 }
 
 /* A solicitation to a neighbour's MAC directly: the frame is built here,
@@ -46,24 +58,14 @@ static void nd_send(struct ust_stack *st, uint8_t type, const struct ust_ip6 *sr
 static void nd_solicit_unicast(struct ust_stack *st, const struct ust_ip6 *src, const struct ust_ip6 *target,
 			       const uint8_t *mac)
 {
-	struct ust_pkt *p = ust_pkt_alloc(&st->pool);
-	uint8_t *b;
+	struct ust_pkt *p = nd_message(st, UST_ND_NEIGHBOR_SOLICIT, src, target, target, 0, true);
+	uint16_t len;
 
-	if (!p) {
-		st->ctr.drop[UST_DROP_TX_NO_BUFFER]++;
+	if (!p)
 		return;
-	}
-	b = p->data + UST_ICMP6_HLEN;
-	memcpy(b, target->b, 16);
-	b[16] = UST_ND_OPT_SOURCE_LLADDR;
-	b[17] = 1;
-	memcpy(b + 18, st->nif.mac, UST_ETH_ALEN);
-	p->len = UST_ICMP6_HLEN + 16 + ND_OPT_LEN;
-	ust_icmp6_build(p->data, UST_ND_NEIGHBOR_SOLICIT, 0, 0, 16 + ND_OPT_LEN, src, target);
-	ust_ipv6_build(ust_pkt_push(p, UST_IPV6_HLEN), src, target, UST_IPPROTO_ICMPV6, 0,
-		       UST_ICMP6_HLEN + 16 + ND_OPT_LEN, UST_ND_HOP_LIMIT);
+	len = (uint16_t)p->len;
+	ust_ipv6_build(ust_pkt_push(p, UST_IPV6_HLEN), src, target, UST_IPPROTO_ICMPV6, 0, len, UST_ND_HOP_LIMIT);
 	ust_eth_build(ust_pkt_push(p, UST_ETH_HLEN), mac, st->nif.mac, UST_ETHERTYPE_IPV6);
-	st->ctr.event[UST_EV_ND_NS_OUT]++;
 	ust_stack_queue_frame(st, p);
 }
 

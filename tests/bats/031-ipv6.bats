@@ -24,6 +24,29 @@ our_link_local() {
 	printf 'fe80::%x:%x:%x:%x\n' $((0x$a$b ^ 0x0200)) $((0x${c}ff)) $((0xfe$d)) $((0x$e$f))
 }
 
+# kernel_ipv6 on|off: give the kernel of the stack's namespace IPv6 and the
+# stack's address on the link (to run a test against the kernel first), or
+# take them away again (turning IPv6 off removes every address).
+kernel_ipv6() {
+	if [ "$1" = on ]; then
+		in_stack sysctl -q -w "net.ipv6.conf.$USTCP_IFACE.disable_ipv6=0"
+		in_stack ip addr add "$USTCP_ADDR6" dev "$USTCP_IFACE" nodad
+		# The link-local address: DAD over, as the stack's.
+		wait_for 5 sh -c "ip netns exec $USTCP_NETNS ip -6 addr show dev $USTCP_IFACE scope link |
+			grep -v tentative | grep -q inet6"
+	else
+		in_stack sysctl -q -w "net.ipv6.conf.$USTCP_IFACE.disable_ipv6=1"
+		in_peer ip -6 neigh flush dev "$PEER_IFACE"
+	fi
+}
+
+# peer_pings6 ADDR COUNT: the kernel peer pings ADDR, every one answered.
+peer_pings6() {
+	run timeout 20 ip netns exec "$PEER_NETNS" ping -6 -c "$2" -i 0.2 -W 2 "$1"
+	assert_success
+	assert_output --partial "$2 received"
+}
+
 # host_ready6: the host has been through DAD (one solicitation per address,
 # a second without an answer).
 host_ready6() {
@@ -33,16 +56,17 @@ host_ready6() {
 
 @test "ping6 from the kernel peer: DAD first, then the global and the link-local address answer" {
 	topo_up --ipv6
+	ll=$(our_link_local)
+	# The kernel first: the same addresses, the same pings.
+	kernel_ipv6 on
+	peer_pings6 "${USTCP_ADDR6%/*}" 3
+	peer_pings6 "$ll%$PEER_IFACE" 2
+	kernel_ipv6 off
 	export USTCP_PCAP=$BATS_TEST_TMPDIR/cap.pcap
 	host_start
 	host_ready6
-	ll=$(our_link_local)
-	run timeout 20 ip netns exec "$PEER_NETNS" ping -6 -c 3 -i 0.2 -W 2 "${USTCP_ADDR6%/*}"
-	assert_success
-	assert_output --partial "3 received"
-	run timeout 20 ip netns exec "$PEER_NETNS" ping -6 -c 2 -i 0.2 -W 2 "$ll%$PEER_IFACE"
-	assert_success
-	assert_output --partial "2 received"
+	peer_pings6 "${USTCP_ADDR6%/*}" 3
+	peer_pings6 "$ll%$PEER_IFACE" 2
 	mac=$(in_stack cat "/sys/class/net/$USTCP_IFACE/address")
 	run in_peer ip -6 neigh show "${USTCP_ADDR6%/*}"
 	assert_output --partial "lladdr $mac"
@@ -59,6 +83,10 @@ host_ready6() {
 
 @test "the stack pings the peer over IPv6: neighbour solicitation, queued request, replies" {
 	topo_up --ipv6
+	kernel_ipv6 on
+	run in_stack timeout 20 ping -6 -c 3 -i 0.1 -W 2 "$PEER_ADDR6"
+	assert_output --partial "3 received"
+	kernel_ipv6 off
 	export USTCP_PCAP=$BATS_TEST_TMPDIR/cap.pcap
 	run in_stack timeout 20 "$HOST" -p "$PEER_ADDR6" -c 3 -i 0.1
 	assert_success
