@@ -15,12 +15,19 @@
 
 #include "stack.h"
 
-struct ust_neigh *ust_neigh_find(struct ust_stack *st, const struct ust_ip6 *addr)
+/* Inlined where every datagram sent looks its next hop up. */
+static inline __attribute__((always_inline)) struct ust_neigh *neigh_find(struct ust_stack *st,
+									 const struct ust_ip6 *addr)
 {
 	for (unsigned i = 0; i < UST_NEIGH_MAX; i++)
 		if (st->arp.n[i].state != UST_NEIGH_FREE && ust_ip6_eq(&st->arp.n[i].addr, addr))
 			return &st->arp.n[i];
 	return NULL;
+}
+
+struct ust_neigh *ust_neigh_find(struct ust_stack *st, const struct ust_ip6 *addr)
+{
+	return neigh_find(st, addr);
 }
 
 const struct ust_neigh *ust_arp_lookup(const struct ust_stack *st, uint32_t ip)
@@ -67,6 +74,7 @@ static struct ust_neigh *neigh_alloc(struct ust_stack *st, const struct ust_ip6 
 		return NULL;
 	neigh_free(st, victim);
 	victim->addr = *addr;
+	victim->ethertype = ust_ip6_is_v4mapped(addr) ? UST_ETHERTYPE_IPV4 : UST_ETHERTYPE_IPV6;
 	return victim;
 }
 
@@ -107,7 +115,7 @@ static void neigh_request(struct ust_stack *st, struct ust_neigh *n, ust_time no
 
 	/* A STALE entry asks its neighbour directly first, as Linux's unicast
 	 * probes do; an unresolved one broadcasts (multicasts, for IPv6). */
-	if (!ust_ip6_is_v4mapped(&n->addr))
+	if (n->ethertype == UST_ETHERTYPE_IPV6)
 		ust_nd_solicit(st, &n->addr, n->state == UST_NEIGH_STALE ? n->mac : NULL);
 	else
 		arp_send(st, UST_ARP_REQUEST, n->state == UST_NEIGH_STALE ? n->mac : ust_eth_broadcast,
@@ -118,8 +126,7 @@ static void neigh_request(struct ust_stack *st, struct ust_neigh *n, ust_time no
 
 static void frame_to(struct ust_stack *st, const struct ust_neigh *n, struct ust_pkt *p)
 {
-	ust_eth_build(ust_pkt_push(p, UST_ETH_HLEN), n->mac, st->nif.mac,
-		      ust_ip6_is_v4mapped(&n->addr) ? UST_ETHERTYPE_IPV4 : UST_ETHERTYPE_IPV6);
+	ust_eth_build(ust_pkt_push(p, UST_ETH_HLEN), n->mac, st->nif.mac, n->ethertype);
 	ust_stack_queue_frame(st, p);
 }
 
@@ -150,7 +157,7 @@ void ust_arp_output(struct ust_stack *st, struct ust_pkt *p, uint32_t nexthop, u
 
 void ust_neigh_output(struct ust_stack *st, struct ust_pkt *p, const struct ust_ip6 *nexthop, ust_time now)
 {
-	struct ust_neigh *n = ust_neigh_find(st, nexthop);
+	struct ust_neigh *n = neigh_find(st, nexthop);
 
 	if (!n) {
 		n = neigh_alloc(st, nexthop);

@@ -25,6 +25,7 @@ enum ust_neigh_state {
 
 struct ust_neigh {
 	struct ust_ip6 addr;   /* an IPv4 neighbour's address mapped (::ffff:a.b.c.d) */
+	uint16_t ethertype;    /* of the datagrams to it: IPv4 or IPv6, by addr */
 	uint8_t mac[UST_ETH_ALEN];
 	uint8_t state;
 	uint8_t probes;        /* requests sent in this round */

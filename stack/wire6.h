@@ -118,11 +118,12 @@ void ust_icmp6_build(uint8_t *buf, uint8_t type, uint8_t code, uint32_t rest, si
 enum ust_drop ust_nd_parse(const struct ust_ipv6 *ip, const struct ust_icmp6 *icmp, struct ust_nd *nd);
 
 /* Address helpers (RFC 4291). */
-/* Compilers turn the fixed-size memcmp into two 8-byte compares: the
- * neighbour cache runs it for every IPv4 datagram sent too. */
+/* The neighbour cache runs it for every IPv4 datagram sent too, whose
+ * mapped addresses differ in their last four bytes only: those first.
+ * Compilers turn each fixed-size memcmp into a compare or two. */
 static inline bool ust_ip6_eq(const struct ust_ip6 *a, const struct ust_ip6 *b)
 {
-	return memcmp(a->b, b->b, 16) == 0;
+	return memcmp(a->b + 12, b->b + 12, 4) == 0 && memcmp(a->b, b->b, 12) == 0;
 }
 static inline bool ust_ip6_is_unspecified(const struct ust_ip6 *a)
 {
@@ -145,10 +146,9 @@ static inline bool ust_ip6_is_link_local(const struct ust_ip6 *a)
 }
 static inline bool ust_ip6_is_v4mapped(const struct ust_ip6 *a)
 {
-	for (unsigned i = 0; i < 10; i++)
-		if (a->b[i])
-			return false;
-	return a->b[10] == 0xff && a->b[11] == 0xff;
+	static const uint8_t head[12] = { [10] = 0xff, [11] = 0xff };
+
+	return memcmp(a->b, head, 12) == 0;
 }
 static inline struct ust_ip6 ust_ip6_from_v4(uint32_t a)
 {
