@@ -346,6 +346,85 @@ static void test_ip6_unanswered_neighbour_unreachable(void **state)
 	assert_null(ust_neigh_find(&h->st, &peer6));
 }
 
+/* NUD: an answer is trusted UST_ARP_REACHABLE; the next datagram after
+ * that still goes, and the neighbour is asked directly (to its MAC and its
+ * own address); unanswered, it is forgotten, and the next datagram asks
+ * the group again. */
+static void test_ip6_nud_probes_then_forgets(void **state)
+{
+	struct harness6 *h6 = *state;
+	struct harness *h = &h6->h;
+	struct ust_ipv6 ip;
+	struct ust_icmp6 icmp;
+	uint8_t mac[6];
+
+	ust_neigh_confirm(&h->st, ust_neigh_create(&h->st, &peer6, h->now), peer_mac, h->now);
+	h->now += UST_ARP_REACHABLE;
+	assert_int_equal(ust_icmp6_echo_request(&h->st, &peer6, 1, 1, NULL, 0, h->now), 0);
+	ust_stack_flush(&h->st);
+	icmp = expect_icmp6(h, peer_mac, &ip);
+	assert_int_equal(icmp.type, UST_ND_NEIGHBOR_SOLICIT);
+	assert_true(ust_ip6_eq(&ip.dst, &peer6));
+	assert_true(ust_ip6_eq(&ip.src, &our6));
+	assert_int_equal(ip.hop_limit, 255);
+	assert_memory_equal(icmp.data, peer6.b, 16);
+	assert_int_equal(icmp.data[16], UST_ND_OPT_SOURCE_LLADDR);
+	assert_memory_equal(icmp.data + 18, our_mac, 6);
+	assert_int_equal(expect_icmp6(h, peer_mac, &ip).type, UST_ICMP6_ECHO_REQUEST);
+	expect_nothing(h);
+	for (int i = 1; i < UST_ARP_PROBES; i++) {
+		h->now += UST_ARP_RETRANS;
+		run_timers(h);
+		assert_int_equal(expect_icmp6(h, peer_mac, &ip).type, UST_ND_NEIGHBOR_SOLICIT);
+	}
+	h->now += UST_ARP_RETRANS;
+	run_timers(h);
+	expect_nothing(h);
+	assert_null(ust_neigh_find(&h->st, &peer6));
+	/* Nothing waited: nobody is told. */
+	assert_int_equal(h6->unreach6_calls, 0);
+	assert_int_equal(ust_icmp6_echo_request(&h->st, &peer6, 1, 2, NULL, 0, h->now), 0);
+	ust_stack_flush(&h->st);
+	sn_mac(&peer6, mac);
+	assert_int_equal(expect_icmp6(h, mac, &ip).type, UST_ND_NEIGHBOR_SOLICIT);
+	expect_nothing(h);
+}
+
+/* A tun link: no link-local address, no DAD, no NDP; the datagram is the
+ * frame. */
+static void test_ip6_l3_link(void **state)
+{
+	struct harness6 *h6 = calloc(1, sizeof(*h6));
+	struct harness *h = &h6->h;
+	struct ust_netif nif = { .l3 = true, .addr = OUR_IP, .mask = MASK24, .mtu = 1500, .has_addr6 = true,
+				 .addr6 = our6, .prefix6 = 64 };
+	static const struct ust_ip6 far = { .b = { 0x20, 0x01, 0x0d, 0xb9, [15] = 1 } };
+	uint8_t f[256], m[64];
+	struct ust_ipv6 ip;
+	struct ust_icmp6 icmp;
+	size_t n;
+
+	assert_non_null(h6);
+	*state = h6;
+	assert_int_equal(ust_stack_init(&h->st, &nif, 64, capture_output, h), 0);
+	h->take = UINT_MAX;
+	h->now = UST_SEC(1000);
+	assert_true(ust_ip6_is_ours(&h->st, &our6));
+	assert_int_equal(h->st.addr6[UST_ADDR6_LINK_LOCAL].state, UST_ADDR6_NONE);
+	assert_int_equal(ust_stack_timers(&h->st, h->now), UST_TIME_NEVER);
+	n = frame6(f, our_mac, &far, &our6, 64, NULL, 0, UST_IPPROTO_ICMPV6, m,
+		   icmp6_msg(m, UST_ICMP6_ECHO_REQUEST, 7, NULL, 0, &far, &our6));
+	rx(h, f + UST_ETH_HLEN, n - UST_ETH_HLEN);
+	{
+		const struct captured *c = next_frame(h);
+		assert_int_equal(ust_ipv6_parse(c->data, c->len, &ip), UST_OK);
+		assert_int_equal(ust_icmp6_parse(&ip, &icmp), UST_OK);
+	}
+	assert_int_equal(icmp.type, UST_ICMP6_ECHO_REPLY);
+	assert_true(ust_ip6_eq(&ip.dst, &far));
+	expect_nothing(h);
+}
+
 static void test_ip6_no_route_off_link(void **state)
 {
 	struct harness6 *h6 = *state;
@@ -488,6 +567,8 @@ int main(void)
 		R(test_ip6_solicitation_answered_and_asker_learned),
 		R(test_ip6_echo_answered),
 		R(test_ip6_unanswered_neighbour_unreachable),
+		R(test_ip6_nud_probes_then_forgets),
+		cmocka_unit_test_teardown(test_ip6_l3_link, teardown6),
 		R(test_ip6_no_route_off_link),
 		R(test_ip6_extension_headers),
 		R(test_ip6_malformed_dropped_and_counted),
