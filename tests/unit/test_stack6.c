@@ -137,7 +137,8 @@ static size_t frame6(uint8_t *f, const uint8_t *eth_dst, const struct ust_ip6 *s
 static size_t icmp6_msg(uint8_t *m, uint8_t type, uint32_t rest, const uint8_t *data, size_t len,
 			const struct ust_ip6 *src, const struct ust_ip6 *dst)
 {
-	memcpy(m + UST_ICMP6_HLEN, data, len);
+	if (len)
+		memcpy(m + UST_ICMP6_HLEN, data, len);
 	ust_icmp6_build(m, type, 0, rest, len, src, dst);
 	return UST_ICMP6_HLEN + len;
 }
