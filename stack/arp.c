@@ -1,4 +1,5 @@
-/* ARP: answering, resolving, retrying.
+/* ARP, and the neighbour cache of both families: answering, resolving,
+ * retrying.
  *
  * The cache is small and scanned linearly: a host talks to a handful of
  * on-link neighbours (usually just its gateway). An entry asks up to
@@ -6,23 +7,34 @@
  * for it wait in a bounded queue; when nobody answers they are dropped and
  * the upper layer is told the host is unreachable, as Linux reports
  * EHOSTUNREACH. An answer is trusted for UST_ARP_REACHABLE; after that the
- * entry is still used but asked again, and forgotten if the asking fails. */
+ * entry is still used but asked again, and forgotten if the asking fails:
+ * NUD (RFC 4861 §7.3) reduced to what detects a dead neighbour. IPv6
+ * entries ask with neighbour solicitations (nd.c) by the same rules. */
 #include <errno.h>
 #include <string.h>
 
 #include "stack.h"
 
-static struct ust_neigh *neigh_find(struct ust_arp_table *t, uint32_t ip)
+/* Inlined where every datagram sent looks its next hop up. */
+static inline __attribute__((always_inline)) struct ust_neigh *neigh_find(struct ust_stack *st,
+									 const struct ust_ip6 *addr)
 {
 	for (unsigned i = 0; i < UST_NEIGH_MAX; i++)
-		if (t->n[i].state != UST_NEIGH_FREE && t->n[i].ip == ip)
-			return &t->n[i];
+		if (st->arp.n[i].state != UST_NEIGH_FREE && ust_ip6_eq(&st->arp.n[i].addr, addr))
+			return &st->arp.n[i];
 	return NULL;
+}
+
+struct ust_neigh *ust_neigh_find(struct ust_stack *st, const struct ust_ip6 *addr)
+{
+	return neigh_find(st, addr);
 }
 
 const struct ust_neigh *ust_arp_lookup(const struct ust_stack *st, uint32_t ip)
 {
-	return neigh_find((struct ust_arp_table *)&st->arp, ip);
+	struct ust_ip6 key = ust_ip6_from_v4(ip);
+
+	return ust_neigh_find((struct ust_stack *)st, &key);
 }
 
 static void neigh_drop_queue(struct ust_stack *st, struct ust_neigh *n, enum ust_drop why)
@@ -45,7 +57,7 @@ static void neigh_free(struct ust_stack *st, struct ust_neigh *n)
 
 /* A free entry, else the least recently used resolved one. Entries being
  * resolved are never evicted: datagrams wait in them. */
-static struct ust_neigh *neigh_alloc(struct ust_stack *st, uint32_t ip)
+static struct ust_neigh *neigh_alloc(struct ust_stack *st, const struct ust_ip6 *addr)
 {
 	struct ust_neigh *victim = NULL;
 
@@ -61,8 +73,18 @@ static struct ust_neigh *neigh_alloc(struct ust_stack *st, uint32_t ip)
 	if (!victim)
 		return NULL;
 	neigh_free(st, victim);
-	victim->ip = ip;
+	victim->addr = *addr;
+	victim->ethertype = ust_ip6_is_v4mapped(addr) ? UST_ETHERTYPE_IPV4 : UST_ETHERTYPE_IPV6;
 	return victim;
+}
+
+struct ust_neigh *ust_neigh_create(struct ust_stack *st, const struct ust_ip6 *addr, ust_time now)
+{
+	struct ust_neigh *n = neigh_alloc(st, addr);
+
+	if (n)
+		n->used = now;
+	return n;
 }
 
 static void arp_send(struct ust_stack *st, uint16_t op, const uint8_t *eth_dst,
@@ -92,22 +114,25 @@ static void neigh_request(struct ust_stack *st, struct ust_neigh *n, ust_time no
 	static const uint8_t zero[UST_ETH_ALEN];
 
 	/* A STALE entry asks its neighbour directly first, as Linux's unicast
-	 * probes do; an unresolved one broadcasts. */
-	arp_send(st, UST_ARP_REQUEST, n->state == UST_NEIGH_STALE ? n->mac : ust_eth_broadcast,
-		 zero, n->ip);
+	 * probes do; an unresolved one broadcasts (multicasts, for IPv6). */
+	if (n->ethertype == UST_ETHERTYPE_IPV6)
+		ust_nd_solicit(st, &n->addr, n->state == UST_NEIGH_STALE ? n->mac : NULL);
+	else
+		arp_send(st, UST_ARP_REQUEST, n->state == UST_NEIGH_STALE ? n->mac : ust_eth_broadcast,
+			 zero, ust_ip6_to_v4(&n->addr));
 	n->probes++;
 	n->deadline = now + UST_ARP_RETRANS;
 }
 
-static void frame_to(struct ust_stack *st, struct ust_pkt *p, const uint8_t *mac)
+static void frame_to(struct ust_stack *st, const struct ust_neigh *n, struct ust_pkt *p)
 {
-	ust_eth_build(ust_pkt_push(p, UST_ETH_HLEN), mac, st->nif.mac, UST_ETHERTYPE_IPV4);
+	ust_eth_build(ust_pkt_push(p, UST_ETH_HLEN), n->mac, st->nif.mac, n->ethertype);
 	ust_stack_queue_frame(st, p);
 }
 
 /* The neighbour answered or spoke to us: it is reachable at mac, and what
  * waited for it can go. */
-static void neigh_confirm(struct ust_stack *st, struct ust_neigh *n, const uint8_t *mac, ust_time now)
+void ust_neigh_confirm(struct ust_stack *st, struct ust_neigh *n, const uint8_t *mac, ust_time now)
 {
 	memcpy(n->mac, mac, UST_ETH_ALEN);
 	n->state = UST_NEIGH_REACHABLE;
@@ -117,7 +142,7 @@ static void neigh_confirm(struct ust_stack *st, struct ust_neigh *n, const uint8
 		struct ust_pkt *p = n->q_head;
 		n->q_head = p->next;
 		p->next = NULL;
-		frame_to(st, p, n->mac);
+		frame_to(st, n, p);
 	}
 	n->q_tail = NULL;
 	n->qlen = 0;
@@ -125,7 +150,14 @@ static void neigh_confirm(struct ust_stack *st, struct ust_neigh *n, const uint8
 
 void ust_arp_output(struct ust_stack *st, struct ust_pkt *p, uint32_t nexthop, ust_time now)
 {
-	struct ust_neigh *n = neigh_find(&st->arp, nexthop);
+	struct ust_ip6 key = ust_ip6_from_v4(nexthop);
+
+	ust_neigh_output(st, p, &key, now);
+}
+
+void ust_neigh_output(struct ust_stack *st, struct ust_pkt *p, const struct ust_ip6 *nexthop, ust_time now)
+{
+	struct ust_neigh *n = neigh_find(st, nexthop);
 
 	if (!n) {
 		n = neigh_alloc(st, nexthop);
@@ -144,7 +176,7 @@ void ust_arp_output(struct ust_stack *st, struct ust_pkt *p, uint32_t nexthop, u
 			n->probes = 0;
 			neigh_request(st, n, now);
 		}
-		frame_to(st, p, n->mac);
+		frame_to(st, n, p);
 		return;
 	}
 	/* Unresolved: park the datagram; when the queue is full the oldest
@@ -179,11 +211,11 @@ ust_time ust_arp_timers(struct ust_stack *st, ust_time now)
 				if (n->probes < UST_ARP_PROBES) {
 					neigh_request(st, n, now);
 				} else {
-					uint32_t ip = n->ip;
+					struct ust_ip6 addr = n->addr;
 					bool waited = n->state == UST_NEIGH_INCOMPLETE;
 					neigh_free(st, n);
-					if (waited && st->upper.unreachable)
-						st->upper.unreachable(st->upper.ctx, ip, EHOSTUNREACH, now);
+					if (waited)
+						ust_stack_unreachable(st, &addr, now);
 					continue;
 				}
 			}
@@ -205,6 +237,7 @@ void ust_arp_input(struct ust_stack *st, const uint8_t *buf, size_t len, ust_tim
 {
 	struct ust_arp arp;
 	struct ust_neigh *n;
+	struct ust_ip6 key;
 	enum ust_drop why = ust_arp_parse(buf, len, &arp);
 
 	if (why) {
@@ -236,10 +269,11 @@ void ust_arp_input(struct ust_stack *st, const uint8_t *buf, size_t len, ust_tim
 	}
 	/* RFC 826: merge the sender into an existing entry, whoever the
 	 * target. */
-	n = neigh_find(&st->arp, arp.spa);
+	key = ust_ip6_from_v4(arp.spa);
+	n = ust_neigh_find(st, &key);
 	if (arp.tpa != st->nif.addr) {
 		if (n)
-			neigh_confirm(st, n, arp.sha, now);
+			ust_neigh_confirm(st, n, arp.sha, now);
 		st->ctr.drop[UST_DROP_ARP_NOT_FOR_US]++;
 		return;
 	}
@@ -248,15 +282,15 @@ void ust_arp_input(struct ust_stack *st, const uint8_t *buf, size_t len, ust_tim
 		 * arp_accept=0). */
 		st->ctr.event[UST_EV_ARP_REPLIES_IN]++;
 		if (n)
-			neigh_confirm(st, n, arp.sha, now);
+			ust_neigh_confirm(st, n, arp.sha, now);
 		return;
 	}
 	/* A request for us: we will talk to the asker, so remember it, and
 	 * answer to its hardware address (not the frame's source). */
 	st->ctr.event[UST_EV_ARP_REQUESTS_IN]++;
-	if (!n && (n = neigh_alloc(st, arp.spa)))
-		n->used = now;
+	if (!n)
+		n = ust_neigh_create(st, &key, now);
 	if (n)
-		neigh_confirm(st, n, arp.sha, now);
+		ust_neigh_confirm(st, n, arp.sha, now);
 	arp_send(st, UST_ARP_REPLY, arp.sha, arp.sha, arp.spa);
 }

@@ -101,7 +101,7 @@ enum ust_broker_outcome ust_broker_serve(int bfd, const struct ust_config *cfg, 
 		out = UST_BROKER_FOREIGN;
 	} else {
 		char err[256];
-		fd = ust_link_socket(cfg->iface, cfg->addr, err, sizeof(err));
+		fd = ust_link_socket(cfg, err, sizeof(err));
 		status = fd < 0 ? -fd : 0;
 		out = fd < 0 ? UST_BROKER_FAILED : UST_BROKER_GRANTED;
 	}

@@ -1,3 +1,4 @@
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -87,31 +88,56 @@ int ust_parse_ipv4(const char *s, uint32_t *addr)
 	return 0;
 }
 
-/* "a.b.c.d/len"; without "/len" the prefix is 32, as ip(8) takes it. */
-int ust_parse_cidr(const char *s, uint32_t *addr, unsigned *prefix)
+/* "address/len" into the address's text (in buf) and len, up to max;
+ * without "/len", max, as ip(8) takes it. */
+static int split_prefix(const char *s, char *buf, size_t size, unsigned max, unsigned *prefix)
 {
-	char buf[32];
 	const char *slash = strchr(s, '/');
 	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
 	char *end;
-	long p = 32;
+	long p = max;
 
-	if (alen >= sizeof(buf))
+	if (alen >= size)
 		return -EINVAL;
 	memcpy(buf, s, alen);
 	buf[alen] = 0;
-	if (ust_parse_ipv4(buf, addr))
-		return -EINVAL;
 	if (slash) {
 		if (slash[1] < '0' || slash[1] > '9')
 			return -EINVAL;
 		errno = 0;
 		p = strtol(slash + 1, &end, 10);
-		if (errno || *end || p < 0 || p > 32)
+		if (errno || *end || p < 0 || p > (long)max)
 			return -EINVAL;
 	}
 	*prefix = (unsigned)p;
 	return 0;
+}
+
+/* "a.b.c.d/len"; without "/len" the prefix is 32. */
+int ust_parse_cidr(const char *s, uint32_t *addr, unsigned *prefix)
+{
+	char buf[32];
+
+	if (split_prefix(s, buf, sizeof(buf), 32, prefix) || ust_parse_ipv4(buf, addr))
+		return -EINVAL;
+	return 0;
+}
+
+int ust_parse_cidr6(const char *s, struct ust_ip6 *addr, unsigned *prefix)
+{
+	char buf[64];
+
+	if (split_prefix(s, buf, sizeof(buf), 128, prefix) || inet_pton(AF_INET6, buf, addr->b) != 1)
+		return -EINVAL;
+	return 0;
+}
+
+/* Addresses USTCP_ADDR6 cannot be: not a unicast one a node is given (the
+ * link-local one is derived from the MAC, as Linux derives it). */
+static bool ip6_unusable(const struct ust_ip6 *a)
+{
+	return ust_ip6_is_unspecified(a) || ust_ip6_is_loopback(a) || ust_ip6_is_multicast(a) ||
+	       ust_ip6_is_v4mapped(a) || ust_ip6_is_link_local(a);
 }
 
 int ust_parse_seconds_ms(const char *s, unsigned max_s, unsigned *ms)
@@ -227,18 +253,71 @@ static int load_link(struct ust_config *c, ust_getenv_fn get, char *err, size_t 
 			return fail(err, errlen, "USTCP_ADDR", v,
 				    "is the network or broadcast address of its prefix");
 	}
+
+	v = get("USTCP_ADDR6");
+	if (v && *v) {
+		if (ust_parse_cidr6(v, &c->addr6, &c->prefix6))
+			return fail(err, errlen, "USTCP_ADDR6", v, "not an IPv6 address/prefix (e.g. 2001:db8::2/64)");
+		if (ip6_unusable(&c->addr6))
+			return fail(err, errlen, "USTCP_ADDR6", v,
+				    "not a global or unique local unicast address (the link-local one is derived)");
+		c->has_addr6 = true;
+	}
+	return 0;
+}
+
+/* An IPv6 router for USTCP_GW: link-local (as routers announce
+ * themselves) or in USTCP_ADDR6's prefix. */
+static int load_gw6(struct ust_config *c, const char *all, const char *v, char *err, size_t errlen)
+{
+	struct ust_ip6 a;
+	unsigned prefix;
+
+	if (!c->has_addr6)
+		return fail(err, errlen, "USTCP_GW", all, "an IPv6 router needs USTCP_ADDR6");
+	if (strchr(v, '/') || ust_parse_cidr6(v, &a, &prefix) || ust_ip6_is_unspecified(&a) ||
+	    ust_ip6_is_loopback(&a) || ust_ip6_is_multicast(&a) || ust_ip6_is_v4mapped(&a))
+		return fail(err, errlen, "USTCP_GW", all, "\"%s\" is not a unicast IPv6 address", v);
+	if (!ust_ip6_is_link_local(&a) && !ust_ip6_prefix_eq(&a, &c->addr6, c->prefix6))
+		return fail(err, errlen, "USTCP_GW", all, "%s is not on the link of USTCP_ADDR6", v);
+	if (ust_ip6_eq(&a, &c->addr6))
+		return fail(err, errlen, "USTCP_GW", all, "%s is the stack's own address", v);
+	if (!ust_ip6_is_unspecified(&c->gw6))
+		return fail(err, errlen, "USTCP_GW", all, "more than one IPv6 router");
+	c->gw6 = a;
 	return 0;
 }
 
 /* USTCP_GW and USTCP_MTU: optional. */
 static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
 {
-	const char *v = get("USTCP_GW");
+	const char *all = get("USTCP_GW");
+	char buf[128];
 	uint32_t a;
 	unsigned u;
 
-	if (v && *v) {
-		if (ust_parse_ipv4(v, &a) || ip_unusable(a))
+	/* One router per family, separated by a comma. */
+	for (const char *p = all; p && *p;) {
+		size_t len = strcspn(p, ",");
+		const char *v = buf;
+		int r;
+
+		if (len == 0 || len >= sizeof(buf) || (p[len] == ',' && !p[len + 1]))
+			return fail(err, errlen, "USTCP_GW", all,
+				    "not a router's IPv4 address, IPv6 address, or both separated by a comma");
+		memcpy(buf, p, len);
+		buf[len] = 0;
+		p += len + (p[len] == ',');
+		if (strchr(v, ':')) {
+			r = load_gw6(c, all, v, err, errlen);
+			if (r)
+				return r;
+			continue;
+		}
+		if (c->gw)
+			return fail(err, errlen, "USTCP_GW", all, "more than one IPv4 router");
+		v = all; /* the messages below name the whole value */
+		if (ust_parse_ipv4(buf, &a) || ip_unusable(a))
 			return fail(err, errlen, "USTCP_GW", v, "not a unicast IPv4 address");
 		if ((a ^ c->addr) & ust_prefix_mask(c->prefix))
 			return fail(err, errlen, "USTCP_GW", v, "not on the link of USTCP_ADDR");
@@ -251,7 +330,7 @@ static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t
 		c->gw = a;
 	}
 
-	v = get("USTCP_MTU");
+	const char *v = get("USTCP_MTU");
 	if (v && *v) {
 		if (parse_uint(v, 576, 65535, &u))
 			return fail(err, errlen, "USTCP_MTU", v, "not a number from 576 to 65535");

@@ -10,6 +10,7 @@
 
 #include "base.h"
 #include "log.h"
+#include "wire6.h"
 
 #define UST_PASSTHROUGH_MAX 16
 /* Room for the one-line error of ust_config_load. */
@@ -23,7 +24,11 @@ struct ust_config {
 	char iface[IFNAMSIZ];           /* USTCP_IFACE */
 	uint32_t addr;                  /* USTCP_ADDR, host order */
 	unsigned prefix;                /*   its prefix length */
-	uint32_t gw;                    /* USTCP_GW, 0 if none */
+	uint32_t gw;                    /* USTCP_GW's IPv4 router, 0 if none */
+	bool has_addr6;                 /* USTCP_ADDR6 given: IPv6 on */
+	struct ust_ip6 addr6;           /* USTCP_ADDR6 */
+	unsigned prefix6;               /*   its prefix length */
+	struct ust_ip6 gw6;             /* USTCP_GW's IPv6 router, all zero if none */
 	unsigned mtu;                   /* USTCP_MTU, 0: the interface's */
 	unsigned msl_ms;                /* USTCP_MSL */
 	unsigned fin_timeout_ms;        /* USTCP_FIN_TIMEOUT */
@@ -55,6 +60,8 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 /* Parsers the launcher and tools share. Return 0 or -EINVAL. */
 int ust_parse_ipv4(const char *s, uint32_t *addr);
 int ust_parse_cidr(const char *s, uint32_t *addr, unsigned *prefix);
+/* "2001:db8::2/64"; without "/len" the prefix is 128, as ip(8) takes it. */
+int ust_parse_cidr6(const char *s, struct ust_ip6 *addr, unsigned *prefix);
 static inline uint32_t ust_prefix_mask(unsigned prefix)
 {
 	return prefix ? ~(uint32_t)0 << (32 - prefix) : 0;

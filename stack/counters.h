@@ -14,7 +14,7 @@
 	X(RX_OUTGOING,       "rx-outgoing",       "our own outgoing frame looped back") \
 	X(ETH_SHORT,         "eth-short",         "frame shorter than an Ethernet header") \
 	X(ETH_NOT_FOR_US,    "eth-not-for-us",    "destination MAC neither ours nor broadcast") \
-	X(ETH_TYPE,          "eth-type",          "EtherType other than ARP and IPv4") \
+	X(ETH_TYPE,          "eth-type",          "EtherType other than ARP, IPv4 and IPv6 (IPv6 too without USTCP_ADDR6)") \
 	X(ETH_VLAN,          "eth-vlan",          "VLAN-tagged frame") \
 	X(ARP_SHORT,         "arp-short",         "ARP packet truncated") \
 	X(ARP_FORMAT,        "arp-format",        "ARP not Ethernet/IPv4, or unknown opcode") \
@@ -30,9 +30,22 @@
 	X(IP_NOT_FOR_US,     "ip-not-for-us",     "destination address not ours") \
 	X(IP_BAD_SRC,        "ip-bad-src",        "source address broadcast, multicast, zero or ours") \
 	X(IP_PROTO,          "ip-proto",          "no handler for the IP protocol") \
+	X(IP6_SHORT,         "ip6-short",         "IPv6 header truncated") \
+	X(IP6_VERSION,       "ip6-version",       "IPv6 EtherType, IP version not 6") \
+	X(IP6_PAYLOAD_LEN,   "ip6-payload-len",   "payload length beyond the frame, or 0 (a jumbogram)") \
+	X(IP6_EXT_HDR,       "ip6-ext-hdr",       "extension header truncated, misplaced, with an option that says discard, or routing us on") \
+	X(IP6_FRAGMENT,      "ip6-fragment",      "IPv6 fragment (not reassembled)") \
+	X(IP6_NO_NEXT,       "ip6-no-next",       "no next header (nothing to deliver)") \
+	X(IP6_NOT_FOR_US,    "ip6-not-for-us",    "IPv6 destination neither ours (assigned, not tentative) nor a group we listen to") \
+	X(IP6_BAD_SRC,       "ip6-bad-src",       "IPv6 source multicast, loopback, IPv4-mapped, ours, or unspecified outside DAD") \
 	X(ICMP_SHORT,        "icmp-short",        "ICMP message truncated") \
 	X(ICMP_CSUM,         "icmp-csum",         "ICMP checksum wrong") \
 	X(ICMP_TYPE,         "icmp-type",         "ICMP type not handled") \
+	X(ICMP6_SHORT,       "icmp6-short",       "ICMPv6 message truncated") \
+	X(ICMP6_CSUM,        "icmp6-csum",        "ICMPv6 checksum wrong") \
+	X(ICMP6_TYPE,        "icmp6-type",        "ICMPv6 type not handled (router advertisements, redirects, ...)") \
+	X(ND_INVALID,        "nd-invalid",        "neighbour solicitation or advertisement failing RFC 4861's checks") \
+	X(ND_NOT_FOR_US,     "nd-not-for-us",     "solicitation for another target, or an advertisement nobody asked for") \
 	X(ICMP_TCP_STALE,    "icmp-tcp-stale",    "ICMP error about no connection, or a sequence number not in flight") \
 	X(TCP_SHORT,         "tcp-short",         "TCP header truncated or data offset wrong") \
 	X(TCP_CSUM,          "tcp-csum",          "TCP checksum wrong") \
@@ -56,8 +69,8 @@
 	X(TCP_RCV_NO_MEMORY, "tcp-rcv-no-memory", "data while no memory could be had for the receive buffer") \
 	X(TCP_DEFER_ACCEPT,  "tcp-defer-accept",  "a handshake's ACK without data, under TCP_DEFER_ACCEPT") \
 	X(TX_NO_ROUTE,       "tx-no-route",       "no route to the destination") \
-	X(TX_ARP_FAILED,     "tx-arp-failed",     "neighbour did not answer ARP") \
-	X(TX_ARP_QUEUE,      "tx-arp-queue",      "too many frames waiting for ARP") \
+	X(TX_ARP_FAILED,     "tx-arp-failed",     "neighbour did not answer ARP or neighbour solicitations") \
+	X(TX_ARP_QUEUE,      "tx-arp-queue",      "too many frames waiting for ARP or NDP") \
 	X(TX_NO_BUFFER,      "tx-no-buffer",      "packet buffer pool exhausted") \
 	X(TX_ERROR,          "tx-error",          "the kernel refused to send a frame")
 
@@ -77,6 +90,13 @@
 	X(ARP_CONFLICT,      "arp-conflict",      "another host claimed our address") \
 	X(ICMP_ECHO_IN,      "icmp-echo-in",      "echo requests answered") \
 	X(ICMP_ERRORS_IN,    "icmp-errors-in",    "ICMP errors received") \
+	X(ICMP6_ECHO_IN,     "icmp6-echo-in",     "ICMPv6 echo requests answered") \
+	X(ICMP6_ERRORS_IN,   "icmp6-errors-in",   "ICMPv6 errors about our datagrams received") \
+	X(ND_NS_IN,          "nd-ns-in",          "neighbour solicitations for our addresses") \
+	X(ND_NA_IN,          "nd-na-in",          "neighbour advertisements received") \
+	X(ND_NS_OUT,         "nd-ns-out",         "neighbour solicitations sent (resolution, probes, DAD)") \
+	X(ND_NA_OUT,         "nd-na-out",         "neighbour advertisements sent") \
+	X(ND_DAD_FAILED,     "nd-dad-failed",     "addresses found in use by another node (duplicate address detection)") \
 	X(TCP_SEGS_IN,       "tcp-segs-in",       "TCP segments received") \
 	X(TCP_SEGS_OUT,      "tcp-segs-out",      "TCP segments sent") \
 	X(TCP_RETRANS,       "tcp-retrans",       "segments retransmitted") \

@@ -35,35 +35,80 @@ static int link_fail(char *err, size_t errlen, int e, const char *fmt, ...)
 	return -e;
 }
 
-unsigned ust_link_filter(uint32_t addr, bool l3, struct sock_filter prog[UST_LINK_FILTER_MAX])
+/* Jump targets patched at the end of ust_link_filter. */
+#define J_ACCEPT 0xff
+#define J_DROP 0xfe
+
+/* IPv6 whose destination (at offset dst in the frame) is a: four words,
+ * each one that differs skipping to the instruction after the block. */
+static unsigned filter_ip6_dst(struct sock_filter *prog, unsigned dst, const struct ust_ip6 *a)
 {
-	/* Ethernet: IPv4 to addr, or ARP whose target address is addr. */
+	for (unsigned w = 0; w < 4; w++) {
+		uint8_t skip = (uint8_t)(6 - 2 * w);
+
+		prog[2 * w] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, dst + 4 * w);
+		prog[2 * w + 1] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ust_get32(a->b + 4 * w),
+							       w == 3 ? J_ACCEPT : 0, skip);
+	}
+	return 8;
+}
+
+unsigned ust_link_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8_t mac[UST_ETH_ALEN], bool l3,
+			 struct sock_filter prog[UST_LINK_FILTER_MAX])
+{
+	/* Ethernet: IPv4 to addr, or ARP whose target address is addr;
+	 * then, with addr6, IPv6 (its destination is at 14 + 24). */
 	static const struct sock_filter eth[] = {
 		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),                      /* 0: EtherType */
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UST_ETHERTYPE_IPV4, 0, 2), /* 1: IPv4? else 4 */
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UST_ETH_HLEN + 16),        /* 2: IPv4 destination */
 		BPF_STMT(BPF_JMP | BPF_JA, 2),                               /* 3: to 6 */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UST_ETHERTYPE_ARP, 0, 3),  /* 4: ARP? else drop */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UST_ETHERTYPE_ARP, 0, 2),  /* 4: ARP? else 7 */
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UST_ETH_HLEN + 24),        /* 5: ARP target address */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0 /* addr */, 0, 1),      /* 6: ours? */
-		BPF_STMT(BPF_RET | BPF_K, BPF_ACCEPT_LEN),                   /* 7: accept */
-		BPF_STMT(BPF_RET | BPF_K, 0),                                /* 8: drop */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0 /* addr */, J_ACCEPT, J_DROP), /* 6: ours? */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UST_ETHERTYPE_IPV6, 0, J_DROP), /* 7: IPv6? */
 	};
-	/* L3 (tun): the frame is the IPv4 datagram. */
+	/* L3 (tun): the frame is the datagram; IPv6's destination at 24. */
 	static const struct sock_filter ip[] = {
 		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),                       /* 0: version/IHL */
 		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf0),                   /* 1 */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x40, 0, 3),             /* 2: IPv4? else drop */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x40, 0, 2),             /* 2: IPv4? else 5 */
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 16),                      /* 3: destination */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0 /* addr */, 0, 1),      /* 4: ours? */
-		BPF_STMT(BPF_RET | BPF_K, BPF_ACCEPT_LEN),                   /* 5: accept */
-		BPF_STMT(BPF_RET | BPF_K, 0),                                /* 6: drop */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0 /* addr */, J_ACCEPT, J_DROP), /* 4: ours? */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x60, 0, J_DROP),        /* 5: IPv6? */
 	};
 	const struct sock_filter *src = l3 ? ip : eth;
 	unsigned n = l3 ? UST_ARRAY_SIZE(ip) : UST_ARRAY_SIZE(eth);
+	unsigned dst6 = l3 ? 24 : UST_ETH_HLEN + 24;
 
 	memcpy(prog, src, n * sizeof(*prog));
 	prog[l3 ? 4 : 6].k = addr;
+	if (!addr6) {
+		n--; /* no IPv6: what is not IPv4 or ARP is dropped */
+	} else {
+		n += filter_ip6_dst(prog + n, dst6, addr6);
+		if (!l3) {
+			static const struct ust_ip6 all_nodes = { .b = { 0xff, 0x02, [15] = 0x01 } };
+			struct ust_ip6 ll = ust_ip6_link_local(mac);
+			struct ust_ip6 sn = ust_ip6_solicited_node(addr6), sn_ll = ust_ip6_solicited_node(&ll);
+
+			n += filter_ip6_dst(prog + n, dst6, &ll);
+			n += filter_ip6_dst(prog + n, dst6, &all_nodes);
+			n += filter_ip6_dst(prog + n, dst6, &sn);
+			if (!ust_ip6_eq(&sn, &sn_ll))
+				n += filter_ip6_dst(prog + n, dst6, &sn_ll);
+		}
+	}
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0);              /* drop */
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, BPF_ACCEPT_LEN); /* accept */
+	for (unsigned i = 0; i < n; i++) {
+		if (BPF_CLASS(prog[i].code) != BPF_JMP || BPF_OP(prog[i].code) == BPF_JA)
+			continue;
+		if (prog[i].jt >= J_DROP)
+			prog[i].jt = (uint8_t)((prog[i].jt == J_ACCEPT ? n - 1 : n - 2) - (i + 1));
+		if (prog[i].jf >= J_DROP)
+			prog[i].jf = (uint8_t)((prog[i].jf == J_ACCEPT ? n - 1 : n - 2) - (i + 1));
+	}
 	return n;
 }
 
@@ -183,7 +228,7 @@ static int link_setup(struct ust_link *l, char *err, size_t errlen)
 
 /* Opens the packet socket on ifname, attaches and locks the filter for
  * addr, and binds it: fills l->fd and what link_describe finds. */
-static int link_socket(struct ust_link *l, const char *ifname, uint32_t addr, char *err, size_t errlen)
+static int link_socket(struct ust_link *l, const struct ust_config *cfg, char *err, size_t errlen)
 {
 	struct sock_filter prog[UST_LINK_FILTER_MAX];
 	struct sock_fprog fprog;
@@ -199,10 +244,11 @@ static int link_socket(struct ust_link *l, const char *ifname, uint32_t addr, ch
 		return link_fail(err, errlen, e, "cannot open a packet socket: %s%s", strerror(e),
 				 e == EPERM ? " (needs CAP_NET_RAW)" : "");
 	}
-	r = link_describe(l, ifname, err, errlen);
+	r = link_describe(l, cfg->iface, err, errlen);
 	if (r)
 		return r;
-	fprog.len = (unsigned short)ust_link_filter(addr, l->l3, prog);
+	fprog.len = (unsigned short)ust_link_filter(cfg->addr, cfg->has_addr6 ? &cfg->addr6 : NULL, l->mac, l->l3,
+						    prog);
 	fprog.filter = prog;
 	if (setsockopt(l->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
 		return link_fail(err, errlen, errno, "link: SO_ATTACH_FILTER: %s", strerror(errno));
@@ -215,14 +261,14 @@ static int link_socket(struct ust_link *l, const char *ifname, uint32_t addr, ch
 	sll.sll_protocol = htons(ETH_P_ALL);
 	sll.sll_ifindex = l->ifindex;
 	if (bind(l->fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
-		return link_fail(err, errlen, errno, "USTCP_IFACE=\"%s\": bind: %s", ifname, strerror(errno));
+		return link_fail(err, errlen, errno, "USTCP_IFACE=\"%s\": bind: %s", cfg->iface, strerror(errno));
 	return 0;
 }
 
-int ust_link_socket(const char *ifname, uint32_t addr, char *err, size_t errlen)
+int ust_link_socket(const struct ust_config *cfg, char *err, size_t errlen)
 {
 	struct ust_link l;
-	int r = link_socket(&l, ifname, addr, err, errlen);
+	int r = link_socket(&l, cfg, err, errlen);
 
 	if (r) {
 		ust_link_close(&l);
@@ -231,9 +277,9 @@ int ust_link_socket(const char *ifname, uint32_t addr, char *err, size_t errlen)
 	return l.fd;
 }
 
-int ust_link_open(struct ust_link *l, const char *ifname, uint32_t addr, char *err, size_t errlen)
+int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, size_t errlen)
 {
-	int r = link_socket(l, ifname, addr, err, errlen);
+	int r = link_socket(l, cfg, err, errlen);
 
 	if (!r)
 		r = link_setup(l, err, errlen);
@@ -270,16 +316,19 @@ void ust_link_close(struct ust_link *l)
 	l->rx_cmsg = NULL;
 }
 
-void ust_link_netif(const struct ust_link *l, uint32_t addr, unsigned prefix, uint32_t gw,
-		    unsigned mtu, struct ust_netif *nif)
+void ust_link_netif(const struct ust_link *l, const struct ust_config *cfg, struct ust_netif *nif)
 {
 	memset(nif, 0, sizeof(*nif));
 	nif->l3 = l->l3;
 	memcpy(nif->mac, l->mac, UST_ETH_ALEN);
-	nif->addr = addr;
-	nif->mask = prefix ? ~(uint32_t)0 << (32 - prefix) : 0;
-	nif->gw = gw;
-	nif->mtu = mtu ? mtu : l->mtu;
+	nif->addr = cfg->addr;
+	nif->mask = ust_prefix_mask(cfg->prefix);
+	nif->gw = cfg->gw;
+	nif->has_addr6 = cfg->has_addr6;
+	nif->addr6 = cfg->addr6;
+	nif->prefix6 = cfg->prefix6;
+	nif->gw6 = cfg->gw6;
+	nif->mtu = cfg->mtu ? cfg->mtu : l->mtu;
 	nif->tx_csum_partial = true; /* tx_plan completes what it cannot offload */
 }
 

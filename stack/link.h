@@ -2,7 +2,8 @@
  * frames, received and sent in batches.
  *
  * The socket sees only what the stack must see: a BPF filter passes ARP and
- * IPv4 for our address, nothing else. The kernel's PACKET_AUXDATA tells which
+ * IPv4 for our address and, with USTCP_ADDR6, IPv6 for our two addresses
+ * and the groups we listen to, nothing else. The kernel's PACKET_AUXDATA tells which
  * frames carry a transport checksum not yet filled in (a veth peer with
  * offloads on hands us its frames before the checksum is computed): those
  * are valid. Receive buffers hold 64 KiB GSO super-frames. Our own outgoing
@@ -16,6 +17,7 @@
 #include <net/if.h>
 #include <sys/socket.h>
 
+#include "config.h"
 #include "pcap.h"
 #include "stack.h"
 
@@ -23,7 +25,7 @@
 /* An Ethernet header, a 64 KiB IPv4 datagram, and some slack to detect
  * anything bigger as truncated. */
 #define UST_LINK_FRAME_MAX (UST_ETH_HLEN + UST_IPV4_MAXLEN + 128)
-#define UST_LINK_FILTER_MAX 16
+#define UST_LINK_FILTER_MAX 64
 /* The largest IPv4 datagram a GSO run makes: its frame stays below the
  * 65536 bytes of a device's usual gso_max_size (beyond it the kernel would
  * segment in software, which PACKET_QDISC_BYPASS does not do). */
@@ -70,29 +72,33 @@ struct ust_link {
  * (the pseudo-header sum) and PSH (the last one's) for the whole run. */
 unsigned ust_link_gso_run(struct ust_pkt *const *pkts, unsigned n, unsigned max_len, struct virtio_net_hdr *h);
 
-/* The classic BPF program for our address: ARP whose target is addr, IPv4
- * whose destination is addr (for l3, IPv4 only). Returns its length. */
-unsigned ust_link_filter(uint32_t addr, bool l3, struct sock_filter prog[UST_LINK_FILTER_MAX]);
+/* The classic BPF program for our addresses: ARP whose target is addr, IPv4
+ * whose destination is addr (for l3, IPv4 only); when addr6 is not NULL,
+ * IPv6 to addr6 and, on Ethernet, to the link-local address of mac, to
+ * all nodes (ff02::1) and to the solicited-node groups of both. Returns
+ * its length. */
+unsigned ust_link_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8_t mac[UST_ETH_ALEN], bool l3,
+			 struct sock_filter prog[UST_LINK_FILTER_MAX]);
 
-/* Opens and configures the socket on ifname for addr (ust_link_socket,
- * then the options any holder may set). On error returns -errno with one
- * line in err. Needs CAP_NET_RAW. */
-int ust_link_open(struct ust_link *l, const char *ifname, uint32_t addr, char *err, size_t errlen);
+/* Opens and configures the socket on cfg's interface for its addresses
+ * (ust_link_socket, then the options any holder may set). On error returns
+ * -errno with one line in err. Needs CAP_NET_RAW. */
+int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, size_t errlen);
 /* Only the privileged part of ust_link_open, for the launcher's broker:
- * opens the packet socket on ifname, attaches the filter for addr, locks it
+ * opens the packet socket on cfg's interface, attaches the filter for its
+ * addresses, locks it
  * (SO_LOCK_FILTER: its holder cannot detach or replace it) and binds it to
  * the interface. Returns the fd (close-on-exec, non-blocking), or -errno
  * with one line in err. Needs CAP_NET_RAW. */
-int ust_link_socket(const char *ifname, uint32_t addr, char *err, size_t errlen);
+int ust_link_socket(const struct ust_config *cfg, char *err, size_t errlen);
 /* The same on a packet socket opened (and filtered) by someone with the
  * privilege, e.g. the launcher: takes ownership of fd. */
 int ust_link_adopt(struct ust_link *l, int fd, const char *ifname, char *err, size_t errlen);
 void ust_link_close(struct ust_link *l);
 
-/* The interface's description for ust_stack_init; mtu overrides the
- * interface's when not 0. */
-void ust_link_netif(const struct ust_link *l, uint32_t addr, unsigned prefix, uint32_t gw,
-		    unsigned mtu, struct ust_netif *nif);
+/* The interface's description for ust_stack_init, with cfg's addresses,
+ * routers and MTU (when not 0, it overrides the interface's). */
+void ust_link_netif(const struct ust_link *l, const struct ust_config *cfg, struct ust_netif *nif);
 
 /* Receives up to max_batches batches (until the socket is empty) and feeds
  * each frame to st. Returns frames received, or -errno. */

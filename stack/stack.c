@@ -1,4 +1,5 @@
-/* Ethernet demultiplexing, IPv4 input and output, ICMP. */
+/* Ethernet demultiplexing, IPv4 input and output, ICMP. IPv6 is in
+ * stack6.c and nd.c. */
 #include <errno.h>
 #include <string.h>
 
@@ -18,6 +19,20 @@ int ust_stack_init(struct ust_stack *st, const struct ust_netif *nif, unsigned p
 	st->output = output;
 	st->output_ctx = output_ctx;
 	st->ip_id = (uint16_t)(nif->addr ^ (nif->addr >> 16));
+	if (nif->has_addr6) {
+		/* Both addresses go through DAD before use, from the first
+		 * call of the timers; an L3 link has no neighbours to ask
+		 * (Linux does no DAD on IFF_NOARP devices) and no link-local
+		 * address derived from a MAC. */
+		uint8_t state = nif->l3 ? UST_ADDR6_PREFERRED : UST_ADDR6_TENTATIVE;
+
+		st->addr6[UST_ADDR6_GLOBAL].a = nif->addr6;
+		st->addr6[UST_ADDR6_GLOBAL].state = state;
+		if (!nif->l3) {
+			st->addr6[UST_ADDR6_LINK_LOCAL].a = ust_ip6_link_local(nif->mac);
+			st->addr6[UST_ADDR6_LINK_LOCAL].state = state;
+		}
+	}
 	return ust_pool_init(&st->pool, pool_size, nif->mtu);
 }
 
@@ -56,7 +71,17 @@ ust_time ust_stack_timers(struct ust_stack *st, ust_time now)
 {
 	if (st->nif.l3)
 		return UST_TIME_NEVER;
-	return ust_arp_timers(st, now);
+	return ust_time_min(ust_arp_timers(st, now), ust_nd_timers(st, now));
+}
+
+void ust_stack_unreachable(struct ust_stack *st, const struct ust_ip6 *dst, ust_time now)
+{
+	if (ust_ip6_is_v4mapped(dst)) {
+		if (st->upper.unreachable)
+			st->upper.unreachable(st->upper.ctx, ust_ip6_to_v4(dst), EHOSTUNREACH, now);
+	} else if (st->upper.unreachable6) {
+		st->upper.unreachable6(st->upper.ctx, dst, EHOSTUNREACH, now);
+	}
 }
 
 /* ---- IPv4 output ---- */
@@ -243,7 +268,11 @@ void ust_stack_input(struct ust_stack *st, const uint8_t *frame, size_t len,
 	if (rxflags & UST_RX_CSUM_OK)
 		st->ctr.event[UST_EV_RX_CSUM_OFFLOADED]++;
 	if (st->nif.l3) {
-		ipv4_input(st, frame, len, rxflags, now);
+		/* A tun link's datagram says its family in its first nibble. */
+		if (len && frame[0] >> 4 == 6)
+			ust_ip6_input(st, frame, len, rxflags, now);
+		else
+			ipv4_input(st, frame, len, rxflags, now);
 		return;
 	}
 	why = ust_eth_parse(frame, len, &eth);
@@ -251,7 +280,10 @@ void ust_stack_input(struct ust_stack *st, const uint8_t *frame, size_t len,
 		count_drop(st, why);
 		return;
 	}
-	if (memcmp(eth.dst, st->nif.mac, UST_ETH_ALEN) != 0 && !ust_mac_is_broadcast(eth.dst)) {
+	/* Ours, broadcast, or an IPv6 multicast group (33:33:…): which
+	 * groups we listen to, IPv6 input decides. */
+	if (memcmp(eth.dst, st->nif.mac, UST_ETH_ALEN) != 0 && !ust_mac_is_broadcast(eth.dst) &&
+	    !(eth.type == UST_ETHERTYPE_IPV6 && eth.dst[0] == 0x33 && eth.dst[1] == 0x33)) {
 		count_drop(st, UST_DROP_ETH_NOT_FOR_US);
 		return;
 	}
@@ -262,11 +294,16 @@ void ust_stack_input(struct ust_stack *st, const uint8_t *frame, size_t len,
 	case UST_ETHERTYPE_ARP:
 		ust_arp_input(st, frame + UST_ETH_HLEN, len - UST_ETH_HLEN, now);
 		return;
+	case UST_ETHERTYPE_IPV6:
+		if (!st->nif.has_addr6)
+			break;
+		ust_ip6_input(st, frame + UST_ETH_HLEN, len - UST_ETH_HLEN, rxflags, now);
+		return;
 	case UST_ETHERTYPE_VLAN:
 		count_drop(st, UST_DROP_ETH_VLAN);
 		return;
 	default:
-		count_drop(st, UST_DROP_ETH_TYPE);
-		return;
+		break;
 	}
+	count_drop(st, UST_DROP_ETH_TYPE);
 }

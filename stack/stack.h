@@ -1,6 +1,7 @@
 /* The network layer of one ustcp stack: an interface with our own IPv4
- * address, ARP, IPv4 and ICMP. Transport protocols plug in through the
- * handlers below.
+ * address, ARP, IPv4 and ICMP; and when it is given an IPv6 address, IPv6
+ * (stack6.c), ICMPv6 and Neighbor Discovery (nd.c) beside them. Transport
+ * protocols plug in through the handlers below.
  *
  * Nothing here does I/O or reads a clock. Frames come in through
  * ust_stack_input() with the time they arrived; frames to send are handed to
@@ -13,7 +14,7 @@
 #include "base.h"
 #include "counters.h"
 #include "pkt.h"
-#include "wire.h"
+#include "wire6.h"
 
 /* Flags describing a received frame. */
 #define UST_RX_CSUM_OK 0x1 /* the kernel vouches for the transport checksum
@@ -26,6 +27,14 @@ struct ust_netif {
 	uint8_t mac[UST_ETH_ALEN];
 	uint32_t addr, mask;           /* ours; host order */
 	uint32_t gw;                   /* default gateway, 0 for on-link only */
+	/* IPv6, when has_addr6: our global (or unique local) address and its
+	 * on-link prefix, and the default router (link-local or in the
+	 * prefix; all zero for none). On Ethernet the stack also holds the
+	 * link-local address derived from mac (ust_ip6_link_local). */
+	bool has_addr6;
+	struct ust_ip6 addr6;
+	unsigned prefix6;
+	struct ust_ip6 gw6;
 	unsigned mtu;
 	/* The output completes TCP checksums (ust_pkt.csum_l4): the link
 	 * does, offloading it to the kernel where it can. */
@@ -45,6 +54,34 @@ struct ust_upper {
 	/* Datagrams to dst were dropped because it cannot be reached: err is
 	 * EHOSTUNREACH (no ARP answer). */
 	void (*unreachable)(void *ctx, uint32_t dst, int err, ust_time now);
+	/* The same four for IPv6 (no neighbour advertisement, for the last). */
+	void (*ip6_input)(void *ctx, const struct ust_ipv6 *ip, unsigned rxflags, ust_time now);
+	void (*icmp6_error)(void *ctx, const struct ust_icmp6_error *err, ust_time now);
+	void (*echo_reply6)(void *ctx, const struct ust_ip6 *from, uint32_t rest, const uint8_t *data,
+			    size_t len, ust_time now);
+	void (*unreachable6)(void *ctx, const struct ust_ip6 *dst, int err, ust_time now);
+};
+
+/* An IPv6 address of ours through duplicate address detection (RFC 4862
+ * §5.4): tentative until a solicitation for it went unanswered for a
+ * second, then ours; duplicate (and never used) if another node claimed
+ * it meanwhile. */
+enum ust_addr6_state {
+	UST_ADDR6_NONE = 0,
+	UST_ADDR6_TENTATIVE,
+	UST_ADDR6_PREFERRED,
+	UST_ADDR6_DUPLICATE,
+};
+
+#define UST_ADDR6_LINK_LOCAL 0
+#define UST_ADDR6_GLOBAL 1
+#define UST_DAD_TRANSMITS 1 /* Linux's dad_transmits */
+
+struct ust_addr6 {
+	struct ust_ip6 a;
+	uint8_t state;           /* enum ust_addr6_state */
+	uint8_t dad_sent;        /* solicitations sent for it */
+	ust_time dad_deadline;   /* next solicitation, or the end of DAD */
 };
 
 /* Sends a batch of finished frames; returns how many were taken. The frames
@@ -66,6 +103,7 @@ struct ust_stack {
 	unsigned txq_len;
 
 	uint16_t ip_id;
+	struct ust_addr6 addr6[2]; /* [UST_ADDR6_LINK_LOCAL], [UST_ADDR6_GLOBAL] */
 };
 
 int ust_stack_init(struct ust_stack *st, const struct ust_netif *nif, unsigned pool_size,
@@ -116,5 +154,50 @@ int ust_icmp_echo_request(struct ust_stack *st, uint32_t dst, uint16_t id, uint1
 
 /* Called by arp.c and ipv4 output: put a finished frame on the transmit queue. */
 void ust_stack_queue_frame(struct ust_stack *st, struct ust_pkt *p);
+/* Called by arp.c: the neighbour at dst (mapped for IPv4) did not answer. */
+void ust_stack_unreachable(struct ust_stack *st, const struct ust_ip6 *dst, ust_time now);
+
+/* ---- IPv6 (stack6.c, nd.c) ---- */
+
+/* One received IPv6 datagram (after the Ethernet header, or on an L3
+ * link). */
+void ust_ip6_input(struct ust_stack *st, const uint8_t *buf, size_t len, unsigned rxflags, ust_time now);
+
+/* IPv6 output: p holds the upper-layer header and payload; this picks our
+ * source address for dst (src NULL) or uses src, prepends the header,
+ * routes, resolves and queues. Takes ownership of p. Returns 0;
+ * -ENETUNREACH with no route; -EADDRNOTAVAIL while no address of ours fit
+ * for dst is through DAD. */
+int ust_ip6_send(struct ust_stack *st, struct ust_pkt *p, const struct ust_ip6 *src, const struct ust_ip6 *dst,
+		 uint8_t proto, uint8_t tclass, uint8_t hop_limit, ust_time now);
+
+/* Our usable (preferred) source address for dst, or NULL. */
+const struct ust_ip6 *ust_ip6_source(const struct ust_stack *st, const struct ust_ip6 *dst);
+
+/* Which of st->addr6 a is (tentative, preferred or duplicate), or -1. */
+int ust_ip6_addr_index(const struct ust_stack *st, const struct ust_ip6 *a);
+/* Is a one of our preferred addresses? */
+bool ust_ip6_is_ours(const struct ust_stack *st, const struct ust_ip6 *a);
+
+/* The largest upper-layer payload (header included) one IPv6 datagram can
+ * carry. */
+static inline unsigned ust_ip6_max_payload(const struct ust_stack *st)
+{
+	return st->nif.mtu - UST_IPV6_HLEN;
+}
+
+/* Sends an ICMPv6 echo request (the test host's ping6). Returns 0 or
+ * -errno (as ust_ip6_send; -EMSGSIZE when it would not fit). */
+int ust_icmp6_echo_request(struct ust_stack *st, const struct ust_ip6 *dst, uint16_t id, uint16_t seq,
+			   const uint8_t *data, size_t len, ust_time now);
+
+/* Neighbor Discovery: a solicitation or advertisement that arrived. */
+void ust_nd_input(struct ust_stack *st, const struct ust_ipv6 *ip, const struct ust_icmp6 *icmp, ust_time now);
+/* Asks for target's link-layer address: to its solicited-node group, or
+ * to mac directly (a probe of a known neighbour). */
+void ust_nd_solicit(struct ust_stack *st, const struct ust_ip6 *target, const uint8_t *mac);
+/* DAD's timers: solicitations for tentative addresses, and their end.
+ * Returns when it is next due. */
+ust_time ust_nd_timers(struct ust_stack *st, ust_time now);
 
 #endif

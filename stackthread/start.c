@@ -175,7 +175,7 @@ static int open_link(void)
 		if (r >= 0)
 			r = ust_link_adopt(&us_st.link, r, us_st.cfg.iface, err, sizeof(err));
 	} else {
-		r = ust_link_open(&us_st.link, us_st.cfg.iface, us_st.cfg.addr, err, sizeof(err));
+		r = ust_link_open(&us_st.link, &us_st.cfg, err, sizeof(err));
 	}
 	if (r < 0) {
 		if (r == -EPERM && !(bvar && *bvar))
@@ -328,7 +328,7 @@ static int start(void)
 			return -EINVAL;
 		}
 	}
-	ust_link_netif(&us_st.link, us_st.cfg.addr, us_st.cfg.prefix, us_st.cfg.gw, us_st.cfg.mtu, &nif);
+	ust_link_netif(&us_st.link, &us_st.cfg, &nif);
 	if (ust_stack_init(&us_st.st, &nif, 1024, ust_link_output, &us_st.link) < 0)
 		goto nomem;
 	us_st.link.ctr = &us_st.st.ctr;

@@ -8,7 +8,10 @@
  * -b); after each batch it flushes, runs the timers and flushes again, as the
  * loop does after each receive. -b 1 is a closed-loop ping flood's case,
  * where each wake-up of the loop brings one frame. The neighbour 10.9.0.1 is put in the ARP
- * cache first by an ARP request from it, so echo replies go out at once.
+ * cache first by an ARP request from it, so echo replies go out at once. The
+ * stack also holds 2001:db8::2/64, through DAD before the kinds run, and
+ * 2001:db8::1 is put in the cache by a neighbour solicitation from it, so
+ * that the IPv6 kinds compare with the IPv4 ones.
  *
  * For each kind it prints frames/s and ns/frame (CLOCK_MONOTONIC): by
  * default the best and the median of 5 rounds over about 1 s per kind (-t
@@ -47,6 +50,9 @@
 
 static const uint8_t our_mac[UST_ETH_ALEN] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x02 };
 static const uint8_t peer_mac[UST_ETH_ALEN] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 };
+static const struct ust_ip6 our6 = { .b = { 0x20, 0x01, 0x0d, 0xb8, [15] = 2 } };
+static const struct ust_ip6 peer6 = { .b = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 } };
+static const struct ust_ip6 other6 = { .b = { 0x20, 0x01, 0x0d, 0xb8, [15] = 0x77 } };
 
 enum expect { EXPECT_REPLY, EXPECT_DROP };
 
@@ -114,6 +120,26 @@ static size_t build_ip(uint8_t *f, uint32_t dst, uint8_t proto, size_t data_len,
 	return UST_ETH_HLEN + UST_IPV4_HLEN + l4_len;
 }
 
+/* An IPv6 datagram from the peer to dst carrying an ICMPv6 message of type
+ * with data_len bytes of data after its header; hop is its hop limit. */
+static size_t build_ip6(uint8_t *f, const struct ust_ip6 *dst, uint8_t type, const uint8_t *data, size_t data_len,
+			uint8_t hop)
+{
+	uint8_t *ip = f + UST_ETH_HLEN, *l4 = ip + UST_IPV6_HLEN;
+	size_t l4_len = UST_ICMP6_HLEN + data_len;
+
+	ust_eth_build(f, our_mac, peer_mac, UST_ETHERTYPE_IPV6);
+	memcpy(l4 + UST_ICMP6_HLEN, data, data_len);
+	ust_icmp6_build(l4, type, 0, type == UST_ICMP6_ECHO_REQUEST ? 0x42420001u : 0, data_len, &peer6, dst);
+	ust_ipv6_build(ip, &peer6, dst, UST_IPPROTO_ICMPV6, 0, (uint16_t)l4_len, hop);
+	return UST_ETH_HLEN + UST_IPV6_HLEN + l4_len;
+}
+
+/* The peer's solicitation for our IPv6 address, with its MAC: puts it in
+ * the neighbour cache (sent to our address, which a solicitation may be). */
+static uint8_t ns_frame[128];
+static size_t ns_len;
+
 static struct kind kinds[] = {
 	{ .name = "arp-request", .what = "ARP request for us (answered)",
 	  .expect = EXPECT_REPLY, .event = UST_EV_ARP_REQUESTS_IN },
@@ -127,6 +153,12 @@ static struct kind kinds[] = {
 	  .expect = EXPECT_DROP, .drop = UST_DROP_IP_PROTO },
 	{ .name = "ip-bad-csum", .what = "1500-byte datagram, bad IP checksum (dropped)",
 	  .expect = EXPECT_DROP, .drop = UST_DROP_IP_CSUM },
+	{ .name = "echo6-56", .what = "ICMPv6 echo request, ping -6 -s 56 (answered)",
+	  .expect = EXPECT_REPLY, .event = UST_EV_ICMP6_ECHO_IN },
+	{ .name = "echo6-1400", .what = "ICMPv6 echo request, ping -6 -s 1400 (answered)",
+	  .expect = EXPECT_REPLY, .event = UST_EV_ICMP6_ECHO_IN },
+	{ .name = "ip6-not-for-us", .what = "IPv6 for 2001:db8::77 (dropped)",
+	  .expect = EXPECT_DROP, .drop = UST_DROP_IP6_NOT_FOR_US },
 };
 
 static void build_kinds(void)
@@ -139,6 +171,20 @@ static void build_kinds(void)
 	kinds[5].len = build_ip(kinds[5].frame, OUR_IP, UST_IPPROTO_ICMP,
 				1500 - UST_IPV4_HLEN - UST_ICMP_HLEN, 5);
 	kinds[5].frame[UST_ETH_HLEN + 10] ^= 0x5a; /* spoil the header checksum */
+	{
+		uint8_t data[1400], nd[24];
+
+		for (size_t i = 0; i < sizeof(data); i++)
+			data[i] = (uint8_t)(i + 8);
+		kinds[6].len = build_ip6(kinds[6].frame, &our6, UST_ICMP6_ECHO_REQUEST, data, 56, 64);
+		kinds[7].len = build_ip6(kinds[7].frame, &our6, UST_ICMP6_ECHO_REQUEST, data, 1400, 64);
+		kinds[8].len = build_ip6(kinds[8].frame, &other6, UST_ICMP6_ECHO_REQUEST, data, 56, 64);
+		memcpy(nd, our6.b, 16);
+		nd[16] = UST_ND_OPT_SOURCE_LLADDR;
+		nd[17] = 1;
+		memcpy(nd + 18, peer_mac, UST_ETH_ALEN);
+		ns_len = build_ip6(ns_frame, &our6, UST_ND_NEIGHBOR_SOLICIT, nd, sizeof(nd), 255);
+	}
 }
 
 /* ---- the measured loop ---- */
@@ -206,6 +252,24 @@ static void refresh_neighbour(struct bench *b)
 	n = ust_arp_lookup(&b->st, PEER_IP);
 	if (!n || n->state != UST_NEIGH_REACHABLE) {
 		fprintf(stderr, "rx_loop: the ARP request did not put 10.9.0.1 in the cache\n");
+		exit(1);
+	}
+}
+
+/* DAD for our IPv6 addresses, then the peer's solicitation: 2001:db8::2
+ * is ours and 2001:db8::1 known before any kind runs. */
+static void ipv6_ready(struct bench *b)
+{
+	const struct ust_neigh *n;
+
+	ust_stack_timers(&b->st, b->now);
+	b->now += UST_SEC(1);
+	ust_stack_timers(&b->st, b->now);
+	ust_stack_input(&b->st, ns_frame, ns_len, 0, b->now);
+	ust_stack_flush(&b->st);
+	n = ust_neigh_find(&b->st, &peer6);
+	if (!ust_ip6_is_ours(&b->st, &our6) || !n || n->state != UST_NEIGH_REACHABLE) {
+		fprintf(stderr, "rx_loop: 2001:db8::2 did not pass DAD, or 2001:db8::1 is not in the cache\n");
 		exit(1);
 	}
 }
@@ -295,7 +359,8 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	static struct bench b;
-	struct ust_netif nif = { .l3 = false, .addr = OUR_IP, .mask = 0xffffff00u, .mtu = 1500 };
+	struct ust_netif nif = { .l3 = false, .addr = OUR_IP, .mask = 0xffffff00u, .mtu = 1500,
+				 .has_addr6 = true, .addr6 = our6, .prefix6 = 64 };
 	const char *only = NULL;
 	double seconds = 1.0;
 	unsigned rounds = 0; /* 0: 5, or 1 with -n */
@@ -338,6 +403,7 @@ int main(int argc, char **argv)
 	}
 	b.now = UST_SEC(1000);
 	build_kinds();
+	ipv6_ready(&b);
 	insn_open();
 
 	if (!only)

@@ -1,5 +1,7 @@
-/* libFuzzer harness for the link and network layers: Ethernet, ARP, IPv4 and
- * ICMP input, the neighbour cache and its timers, and IPv4 output.
+/* libFuzzer harness for the link and network layers: Ethernet, ARP, IPv4,
+ * ICMP, IPv6, ICMPv6 and NDP input, the neighbour cache and its timers, and
+ * IPv4 and IPv6 output. Every stack also holds 2001:db8::2/64 (and its
+ * link-local address), through DAD before the frames arrive.
  *
  * Input: the first byte chooses the set-up, the rest is what arrives.
  *
@@ -14,9 +16,12 @@
  *
  * Every input gets a fresh stack on a virtual clock. After the frames, the
  * clock runs on for five seconds so that ARP retries and failures happen.
- * Every frame the stack emits must parse back: an ARP packet from us, or an
+ * Every frame the stack emits must parse back: an ARP packet from us, an
  * IPv4 datagram from us with a right header checksum, DF, TTL 64, a length
- * that matches the frame and fits the MTU, and (for ICMP) a right checksum.
+ * that matches the frame and fits the MTU, and (for ICMP) a right checksum;
+ * or an IPv6 datagram from one of our addresses (from :: only for DAD),
+ * echo or NDP with a right checksum, hop limit 64 or (NDP) 255, to a
+ * multicast MAC only when to a group.
  * At the end every buffer must be back in the pool. Anything else aborts. */
 #include <stdint.h>
 #include <stdio.h>
@@ -72,13 +77,51 @@ static void check_ipv4(const struct ust_stack *st, const uint8_t *p, size_t len)
 	}
 }
 
+static void check_ipv6(const struct ust_stack *st, const uint8_t *p, size_t len, const uint8_t *eth_dst)
+{
+	struct ust_ipv6 ip;
+	struct ust_icmp6 icmp;
+	bool nd;
+
+	CHECK(len <= st->nif.mtu);
+	CHECK(ust_ipv6_parse(p, len, &ip) == UST_OK);
+	CHECK(UST_IPV6_HLEN + ip.payload_len == len);
+	CHECK(ip.proto == UST_IPPROTO_ICMPV6 || ip.proto == UST_IPPROTO_TCP);
+	if (ip.proto == UST_IPPROTO_ICMPV6) {
+		CHECK(ust_icmp6_parse(&ip, &icmp) == UST_OK);
+		nd = icmp.type == UST_ND_NEIGHBOR_SOLICIT || icmp.type == UST_ND_NEIGHBOR_ADVERT;
+		CHECK(nd || icmp.type == UST_ICMP6_ECHO_REPLY || icmp.type == UST_ICMP6_ECHO_REQUEST);
+		CHECK(ip.hop_limit == (nd ? 255 : 64));
+	} else {
+		nd = false;
+		CHECK(ip.hop_limit == 64);
+	}
+	if (ust_ip6_is_unspecified(&ip.src))
+		CHECK(nd && icmp.type == UST_ND_NEIGHBOR_SOLICIT && ust_ip6_is_solicited_node(&ip.dst));
+	else
+		CHECK(ust_ip6_addr_index(st, &ip.src) >= 0 && ust_ip6_is_ours(st, &ip.src));
+	CHECK(ust_ip6_addr_index(st, &ip.dst) < 0 && !ust_ip6_is_unspecified(&ip.dst));
+	if (eth_dst) {
+		uint8_t mac[6];
+		if (ust_ip6_is_multicast(&ip.dst)) {
+			ust_ip6_multicast_mac(&ip.dst, mac);
+			CHECK(memcmp(eth_dst, mac, 6) == 0);
+		} else {
+			CHECK(!ust_mac_is_multicast(eth_dst));
+		}
+	}
+}
+
 static void check_frame(const struct ust_stack *st, const uint8_t *f, size_t len)
 {
 	struct ust_eth eth;
 	struct ust_arp arp;
 
 	if (st->nif.l3) {
-		check_ipv4(st, f, len);
+		if (len && f[0] >> 4 == 6)
+			check_ipv6(st, f, len, NULL);
+		else
+			check_ipv4(st, f, len);
 		return;
 	}
 	CHECK(ust_eth_parse(f, len, &eth) == UST_OK);
@@ -96,6 +139,10 @@ static void check_frame(const struct ust_stack *st, const uint8_t *f, size_t len
 			CHECK(!ust_mac_is_multicast(eth.dst));
 		for (size_t i = UST_ETH_HLEN + UST_ARP_LEN; i < len; i++)
 			CHECK(f[i] == 0);
+		return;
+	}
+	if (eth.type == UST_ETHERTYPE_IPV6) {
+		check_ipv6(st, f + UST_ETH_HLEN, len - UST_ETH_HLEN, eth.dst);
 		return;
 	}
 	CHECK(eth.type == UST_ETHERTYPE_IPV4);
@@ -135,6 +182,53 @@ static void on_ip_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, 
 	/* A transport answers some segments. */
 	if (ip->payload_len && ip->payload[0] & 1)
 		send_to(z, ip->src);
+}
+
+/* The same for IPv6: a small segment to dst. */
+static void send6_to(struct fuzz *z, const struct ust_ip6 *dst)
+{
+	struct ust_pkt *p = ust_pkt_alloc(&z->st.pool);
+
+	if (!p)
+		return;
+	memset(p->data, 0x5a, 20);
+	p->len = 20;
+	ust_ip6_send(&z->st, p, NULL, dst, UST_IPPROTO_TCP, 0, 64, z->now);
+}
+
+static void on_ip6_input(void *ctx, const struct ust_ipv6 *ip, unsigned rxflags, ust_time now)
+{
+	struct fuzz *z = ctx;
+
+	z->sink += ust_csum_add(0, ip->payload, ip->payload_len);
+	if (ip->payload_len && ip->payload[0] & 1)
+		send6_to(z, &ip->src);
+}
+
+static void on_icmp6_error(void *ctx, const struct ust_icmp6_error *err, ust_time now)
+{
+	struct fuzz *z = ctx;
+
+	CHECK(ust_ip6_addr_index(&z->st, &err->src) >= 0);
+	z->sink += err->dst.b[15] + err->l4[0] + err->l4[7];
+}
+
+static void on_echo_reply6(void *ctx, const struct ust_ip6 *from, uint32_t rest, const uint8_t *data,
+			   size_t len, ust_time now)
+{
+	struct fuzz *z = ctx;
+
+	z->sink += ust_csum_add(0, data, len);
+}
+
+static void on_unreachable6(void *ctx, const struct ust_ip6 *dst, int err, ust_time now)
+{
+	struct fuzz *z = ctx;
+
+	if (z->resends) {
+		z->resends--;
+		send6_to(z, dst);
+	}
 }
 
 static void on_icmp_error(void *ctx, const struct ust_icmp_error *err, ust_time now)
@@ -183,7 +277,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct fuzz z;
-	struct ust_netif nif = { .addr = OUR_IP, .mtu = MTU };
+	struct ust_netif nif = { .addr = OUR_IP, .mtu = MTU, .has_addr6 = true, .prefix6 = 64,
+				 .addr6 = { .b = { 0x20, 0x01, 0x0d, 0xb8, [15] = 2 } } };
+	static const struct ust_ip6 peer6 = { .b = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 } };
 	uint8_t mode;
 	unsigned rxflags;
 
@@ -207,13 +303,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	z.st.upper.icmp_error = on_icmp_error;
 	z.st.upper.echo_reply = on_echo_reply;
 	z.st.upper.unreachable = on_unreachable;
-	if (mode & 0x10)
+	z.st.upper.icmp6_error = on_icmp6_error;
+	z.st.upper.echo_reply6 = on_echo_reply6;
+	z.st.upper.unreachable6 = on_unreachable6;
+	if (mode & 0x10) {
 		z.st.upper.ip_input = on_ip_input;
+		z.st.upper.ip6_input = on_ip6_input;
+	}
+	/* DAD: a second with nobody claiming our IPv6 addresses. */
+	run_timers(&z);
+	z.now += UST_SEC(1);
+	run_timers(&z);
 
 	if (mode & 0x20) {
 		send_to(&z, PEER_IP);
 		send_to(&z, FAR_IP);
 		send_to(&z, PEER_IP);
+		send6_to(&z, &peer6);
 		ust_stack_flush(&z.st);
 	}
 

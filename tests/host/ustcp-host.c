@@ -7,9 +7,11 @@
  *              [-C addr:port | -L port] [-I in-file] [-O out-file]
  *              [-F | -A] [-U] [-K] [-S] [-w seconds]
  *
- * Configuration is the USTCP_* environment. It answers ARP and ping; with -p
- * it pings addr itself (ICMP echo from the stack), printing each reply or
- * "host unreachable" when ARP gets no answer; it stops when every request
+ * Configuration is the USTCP_* environment. It answers ARP and ping (and,
+ * with USTCP_ADDR6, neighbour solicitations and ping6); with -p it pings
+ * addr itself (ICMP or ICMPv6 echo from the stack, by addr's family; an
+ * IPv6 one once DAD let the stack use an address), printing each reply or
+ * "host unreachable" when ARP or NDP gets no answer; it stops when every request
  * was answered, when the host is found unreachable, or -W seconds (default
  * 5) after the last request. On SIGINT/SIGTERM, at the end
  * of -d, or when the pings are done, it writes its counters to stderr (and to
@@ -71,6 +73,8 @@ struct host {
 	struct ev_loop *ev;
 
 	uint32_t ping_dst;
+	bool ping6;                        /* -p gave an IPv6 address: ping_dst6 */
+	struct ust_ip6 ping_dst6;
 	unsigned ping_count, ping_sent, ping_replies;
 	double ping_interval;
 	double ping_wait;                  /* after the last request, at most */
@@ -315,6 +319,38 @@ static void on_echo_reply(void *ctx, uint32_t from, uint32_t rest, const uint8_t
 	fflush(stdout);
 }
 
+static void on_echo_reply6(void *ctx, const struct ust_ip6 *from, uint32_t rest, const uint8_t *data,
+			   size_t len, ust_time now)
+{
+	struct host *h = host_of(ctx);
+	unsigned seq = rest & 0xffff;
+	char a[46];
+
+	if (!h->ping6 || !ust_ip6_eq(from, &h->ping_dst6) || (rest >> 16) != (unsigned)(getpid() & 0xffff) ||
+	    seq >= h->ping_sent)
+		return;
+	h->ping_replies++;
+	if (h->ping_replies == h->ping_count)
+		ev_break(h->ev, EVBREAK_ALL);
+	printf("%zu bytes from %s: icmp_seq=%u time=%.3f ms\n", len + UST_ICMP6_HLEN, ust_ip6_str(from, a), seq,
+	       (double)(now - h->ping_sent_at[seq % UST_ARRAY_SIZE(h->ping_sent_at)]) / 1000.);
+	fflush(stdout);
+}
+
+static void on_unreachable6(void *ctx, const struct ust_ip6 *dst, int err, ust_time now)
+{
+	struct host *h = host_of(ctx);
+	char a[46];
+
+	if (h->ping6 && ust_ip6_eq(dst, &h->ping_dst6)) {
+		printf("%s: %s\n", ust_ip6_str(dst, a), strerror(err));
+		fflush(stdout);
+		ev_break(h->ev, EVBREAK_ALL);
+	} else {
+		fprintf(stderr, "ustcp-host: %s: %s\n", ust_ip6_str(dst, a), strerror(err));
+	}
+}
+
 static void on_unreachable(void *ctx, uint32_t dst, int err, ust_time now)
 {
 	struct host *h = host_of(ctx);
@@ -345,11 +381,22 @@ static void on_ping_timer(struct ev_loop *ev, ev_timer *w, int revents)
 		ev_break(ev, EVBREAK_ALL);
 		return;
 	}
+	if (h->ping6 && !ust_ip6_source(&h->st, &h->ping_dst6) && h->st.addr6[UST_ADDR6_GLOBAL].state ==
+	    UST_ADDR6_TENTATIVE) {
+		/* DAD has not given us an address yet: ask again soon. */
+		ev_timer_set(w, 0.1, 0.);
+		ev_timer_start(ev, w);
+		return;
+	}
 	for (unsigned i = 0; i < sizeof(payload); i++)
 		payload[i] = (uint8_t)(i + h->ping_sent);
 	h->ping_sent_at[h->ping_sent % UST_ARRAY_SIZE(h->ping_sent_at)] = now;
-	r = ust_icmp_echo_request(&h->st, h->ping_dst, (uint16_t)getpid(), (uint16_t)h->ping_sent,
-				  payload, sizeof(payload), now);
+	if (h->ping6)
+		r = ust_icmp6_echo_request(&h->st, &h->ping_dst6, (uint16_t)getpid(), (uint16_t)h->ping_sent,
+					   payload, sizeof(payload), now);
+	else
+		r = ust_icmp_echo_request(&h->st, h->ping_dst, (uint16_t)getpid(), (uint16_t)h->ping_sent,
+					  payload, sizeof(payload), now);
 	if (r < 0) {
 		printf("ping: %s\n", strerror(-r));
 		fflush(stdout);
@@ -456,10 +503,18 @@ int main(int argc, char **argv)
 		case 'c': h.ping_count = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'd': duration = strtod(optarg, NULL); break;
 		case 'i': h.ping_interval = strtod(optarg, NULL); break;
-		case 'p':
-			if (ust_parse_ipv4(optarg, &h.ping_dst))
+		case 'p': {
+			unsigned plen;
+			if (strchr(optarg, ':')) {
+				if (ust_parse_cidr6(optarg, &h.ping_dst6, &plen) || plen != 128)
+					usage();
+				h.ping6 = true;
+				h.ping_dst = 1; /* pinging, of the other family */
+			} else if (ust_parse_ipv4(optarg, &h.ping_dst)) {
 				usage();
+			}
 			break;
+		}
 		case 'r': ready = optarg; break;
 		case 's': counters = optarg; break;
 		case 'W': h.ping_wait = strtod(optarg, NULL); break;
@@ -478,7 +533,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	ust_log_setup(h.cfg.log_level, -1);
-	r = ust_link_open(&h.link, h.cfg.iface, h.cfg.addr, err, sizeof(err));
+	r = ust_link_open(&h.link, &h.cfg, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "ustcp-host: %s\n", err);
 		return 1;
@@ -487,7 +542,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ustcp-host: USTCP_PCAP=\"%s\": %s\n", h.cfg.pcap, strerror(-r));
 		return 1;
 	}
-	ust_link_netif(&h.link, h.cfg.addr, h.cfg.prefix, h.cfg.gw, h.cfg.mtu, &nif);
+	ust_link_netif(&h.link, &h.cfg, &nif);
 	if (ust_stack_init(&h.st, &nif, 512, ust_link_output, &h.link) < 0) {
 		fprintf(stderr, "ustcp-host: out of memory\n");
 		return 1;
@@ -518,6 +573,8 @@ int main(int argc, char **argv)
 	/* ICMP hooks of the test host ride along with TCP's. */
 	h.st.upper.echo_reply = on_echo_reply;
 	h.st.upper.unreachable = on_unreachable;
+	h.st.upper.echo_reply6 = on_echo_reply6;
+	h.st.upper.unreachable6 = on_unreachable6;
 
 	h.ev = ev_default_loop(EVFLAG_AUTO);
 	ust_loop_start(&h.loop, h.ev, &h.st, &h.link, &h.tcp);

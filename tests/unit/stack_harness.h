@@ -143,13 +143,13 @@ static int setup_eth(void **state)
 	return 0;
 }
 
-static int setup_eth_gw(void **state)
+__attribute__((unused)) static int setup_eth_gw(void **state)
 {
 	*state = harness_new(false, MASK24, GW_IP, 256);
 	return 0;
 }
 
-static int setup_l3(void **state)
+__attribute__((unused)) static int setup_l3(void **state)
 {
 	*state = harness_new(true, MASK24, 0, 256);
 	return 0;
@@ -200,13 +200,13 @@ static void rx_arp(struct harness *h, uint16_t op, const uint8_t *eth_dst, const
 }
 
 /* The neighbour at ip answers our request. */
-static void rx_arp_reply(struct harness *h, const uint8_t *mac, uint32_t ip)
+__attribute__((unused)) static void rx_arp_reply(struct harness *h, const uint8_t *mac, uint32_t ip)
 {
 	rx_arp(h, UST_ARP_REPLY, our_mac, mac, ip, our_mac, OUR_IP);
 }
 
 /* The neighbour at ip asks for our address (and so becomes known). */
-static void rx_arp_request(struct harness *h, const uint8_t *mac, uint32_t ip)
+__attribute__((unused)) static void rx_arp_request(struct harness *h, const uint8_t *mac, uint32_t ip)
 {
 	rx_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, mac, ip, zero_mac, OUR_IP);
 }
@@ -284,7 +284,7 @@ static int send_marker(struct harness *h, uint32_t dst, uint32_t marker)
 	return ust_ip_output(&h->st, p, dst, UST_IPPROTO_UDP, 0, h->now);
 }
 
-static int send_marker_flush(struct harness *h, uint32_t dst, uint32_t marker)
+__attribute__((unused)) static int send_marker_flush(struct harness *h, uint32_t dst, uint32_t marker)
 {
 	int rc = send_marker(h, dst, marker);
 
@@ -327,7 +327,7 @@ static const struct captured *next_frame(struct harness *h)
 }
 
 /* The next frame is an ARP packet of op, to eth_dst, for tpa; returns it. */
-static struct ust_arp expect_arp(struct harness *h, uint16_t op, const uint8_t *eth_dst, uint32_t tpa)
+__attribute__((unused)) static struct ust_arp expect_arp(struct harness *h, uint16_t op, const uint8_t *eth_dst, uint32_t tpa)
 {
 	const struct captured *c = next_frame(h);
 	struct ust_eth eth;
@@ -380,7 +380,7 @@ static struct ust_ipv4 expect_ip(struct harness *h, const uint8_t *eth_dst, uint
 }
 
 /* The next frame carries send_marker(marker) to dst. */
-static void expect_marker(struct harness *h, const uint8_t *eth_dst, uint32_t dst, uint32_t marker)
+__attribute__((unused)) static void expect_marker(struct harness *h, const uint8_t *eth_dst, uint32_t dst, uint32_t marker)
 {
 	struct ust_ipv4 ip = expect_ip(h, eth_dst, dst, UST_IPPROTO_UDP);
 

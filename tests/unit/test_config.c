@@ -266,6 +266,64 @@ static void test_config_addr_not_unicast(void **state)
 	refuse_each("USTCP_ADDR", bad, UST_ARRAY_SIZE(bad));
 }
 
+/* ---- USTCP_ADDR6 ---- */
+
+static void test_config_addr6(void **state)
+{
+	static const uint8_t want[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 2 };
+
+	load_ok();
+	assert_false(cfg.has_addr6);
+	env_set("USTCP_ADDR6", "2001:db8::2/64");
+	load_ok();
+	assert_true(cfg.has_addr6);
+	assert_memory_equal(cfg.addr6.b, want, 16);
+	assert_int_equal(cfg.prefix6, 64);
+	/* Without a prefix, /128, as ip(8) takes it. */
+	env_set("USTCP_ADDR6", "2001:db8::2");
+	load_ok();
+	assert_int_equal(cfg.prefix6, 128);
+}
+
+static void test_config_addr6_invalid(void **state)
+{
+	/* Not addresses; not a unicast one a node is given (the link-local
+	 * one is derived, never configured). */
+	static const char *const bad[] = { "2001:db8::2/129", "2001:db8::g", "10.9.0.2", "2001:db8::2/",
+					   "::", "::1", "ff02::1", "::ffff:10.9.0.2", "fe80::2/64",
+					   "2001:db8::2 " };
+
+	refuse_each("USTCP_ADDR6", bad, UST_ARRAY_SIZE(bad));
+}
+
+/* USTCP_GW takes a router of each family, separated by a comma: an IPv6
+ * one link-local or in USTCP_ADDR6's prefix. */
+static void test_config_gw6(void **state)
+{
+	static const uint8_t want[16] = { 0xfe, 0x80, [15] = 1 };
+	static const char *const bad[] = { "fe80::1", "2001:db8::1,fe80::1", "10.9.0.1,10.9.0.3",
+					   "fe80::1,fe80::2", "2001:db9::1", "2001:db8::2", "ff02::2",
+					   "10.9.0.1,", ",10.9.0.1" };
+
+	env_set("USTCP_ADDR6", "2001:db8::2/64");
+	env_set("USTCP_GW", "10.9.0.1,fe80::1");
+	load_ok();
+	assert_int_equal(cfg.gw, IP4(10, 9, 0, 1));
+	assert_memory_equal(cfg.gw6.b, want, 16);
+	env_set("USTCP_GW", "2001:db8::1");
+	load_ok();
+	assert_int_equal(cfg.gw, 0);
+	assert_int_equal(cfg.gw6.b[15], 1);
+	for (size_t i = 0; i < UST_ARRAY_SIZE(bad); i++) {
+		env_reset(NULL);
+		/* The first needs USTCP_ADDR6 and has none. */
+		if (i)
+			env_set("USTCP_ADDR6", "2001:db8::2/64");
+		env_set("USTCP_GW", bad[i]);
+		load_fails("USTCP_GW", bad[i]);
+	}
+}
+
 /* ---- USTCP_GW ---- */
 
 static void test_config_gw_valid(void **state)
@@ -722,6 +780,9 @@ int main(void)
 		T(test_config_gw_valid),
 		T(test_config_gw_invalid),
 		T(test_config_gw_off_link),
+		T(test_config_addr6),
+		T(test_config_addr6_invalid),
+		T(test_config_gw6),
 		T(test_config_gw_own_address),
 		T(test_config_gw_broadcast_address),
 		T(test_config_mtu_valid),
