@@ -99,7 +99,14 @@ struct dump_ctx {
 
 static void dump_tcb(struct ust_tcb *t, void *arg)
 {
-	static const char *const timers[UST_TT_N] = { "on", "off", "keepalive", "timewait", "on", "off" };
+	/* As /proc/net/tcp's timer_active (tcp4_seq_show): retransmission,
+	 * RACK's reordering window and the loss probe all read "on"; delayed
+	 * ACK and pacing are not shown. */
+	static const char *const timers[UST_TT_N] = {
+		[UST_TT_RTX] = "on",	     [UST_TT_DELACK] = "off", [UST_TT_KEEPALIVE] = "keepalive",
+		[UST_TT_TIMEWAIT] = "timewait", [UST_TT_REO] = "on",   [UST_TT_PACE] = "off",
+		[UST_TT_TLP] = "on",
+	};
 	const struct dump_ctx *d = arg;
 	enum ust_tcp_state state = ust_tcp_get_state(t);
 	struct ust_tcp_status st;

@@ -324,14 +324,6 @@ void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx)
 	fn(ctx, us_share_fd());
 }
 
-bool us_port_holds_fd(int fd)
-{
-	for (unsigned p = 1; p < 65536; p++)
-		if (ports[p].refs && ports[p].fd == fd)
-			return true;
-	return fd >= 0 && fd == us_share_fd();
-}
-
 void us_ports_forget(void)
 {
 	for (unsigned p = 1; p < 65536; p++) {

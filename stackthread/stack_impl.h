@@ -218,8 +218,6 @@ bool us_port_foreign(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport);
 bool us_port_listen(uint16_t port);
 /* It stops listening (the listener closed; its children may hold on). */
 void us_port_unlisten(uint16_t port);
-/* Is fd one of the reservations? (A keeper keeps them.) */
-bool us_port_holds_fd(int fd);
 /* fn(ctx, fd) for each reservation: one pass over the ports. */
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx);
 /* A forked child's copy of the table is not its own: close and forget. */
