@@ -235,7 +235,8 @@ def client_one(addr, port, seed, rng, tally):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
             tally.done(how, 0, up // 2)
             return
-        s.sendall(data)
+        if data:  # sendall(b"") still calls send(), which meets a reset that came early
+            s.sendall(data)
         if how == "sabort":
             got = sabort_read(s, stream(seed, "d", down)[:down // 2])
         else:
