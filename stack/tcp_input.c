@@ -102,7 +102,7 @@ static void closed_input(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust
 	 * held this connection until a moment ago: the segment is its to
 	 * answer. */
 	if (tcp->cfg.port_foreign &&
-	    tcp->cfg.port_foreign(tcp->cfg.ctx, seg->dport, seg->src, seg->sport)) {
+	    tcp->cfg.port_foreign(tcp->cfg.ctx, seg->dport, &seg->src, seg->sport)) {
 		tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
 		return;
 	}
@@ -137,7 +137,11 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->ip_pmtudisc = l->ip_pmtudisc;
 	c->user_wnd_clamp = l->user_wnd_clamp;
 	c->defer_accept = l->defer_accept;
-	c->rcv_mss = l->rcv_mss ? l->rcv_mss : (uint16_t)(c->tcp->st->nif.mtu - 40);
+	c->ipv6 = l->ipv6;
+	c->v6only = l->v6only;
+	c->rcv_mss = tcp_link_mss(c);
+	if (l->rcv_mss && l->rcv_mss < c->rcv_mss)
+		c->rcv_mss = l->rcv_mss; /* TCP_MAXSEG on the listener */
 	c->irs = irs;
 	c->rcv_nxt = irs + 1;
 	c->iss = iss;
@@ -147,7 +151,7 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->snd_buf_seq = iss + 1;
 	c->recover = iss;
 	c->snd_sml = iss;
-	c->ts_offset = tcp_ts_offset(c->tcp, c->laddr, c->raddr);
+	c->ts_offset = tcp_ts_offset(c->tcp, &c->laddr, &c->raddr);
 }
 
 /* A child for the listener l, from the peer's SYN: it starts its sequence
@@ -162,12 +166,13 @@ static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *sy
 
 	if (!c)
 		return NULL;
-	tcp_rehash(c, l->lport, syn->src, syn->sport);
+	c->laddr = syn->dst;
+	tcp_rehash(c, l->lport, &syn->src, syn->sport);
 	/* The child's own reference on the port: it may outlive the
 	 * listener (TIME-WAIT). */
 	tcp_claim_port(c, &port, false);
 	child_init(c, l, syn->seq,
-		   iss ? iss : tcp_isn(tcp, c->laddr, c->lport, c->raddr, c->rport, now));
+		   iss ? iss : tcp_isn(tcp, &c->laddr, c->lport, &c->raddr, c->rport, now));
 	return c;
 }
 
@@ -216,6 +221,7 @@ static void send_cookie_synack(struct ust_tcb *l, const struct ust_tcp_seg *seg,
 	memset(&r, 0, sizeof(r));
 	tcp_tcb_init(tcp, &r, NULL);
 	r.lport = l->lport;
+	r.laddr = seg->dst;
 	r.raddr = seg->src;
 	r.rport = seg->sport;
 	child_init(&r, l, seg->seq, tcp_cookie_isn(tcp, seg, now, &mss));
@@ -304,7 +310,7 @@ static bool cookie_ack_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_tim
 	syn.opt.wscale = -1;
 	syn.opt.sack_ok = false;
 	if (seg->opt.ts)
-		tcp_cookie_ts_decode(seg->opt.ts_ecr - tcp_ts_offset(tcp, seg->dst, seg->src), &syn.opt,
+		tcp_cookie_ts_decode(seg->opt.ts_ecr - tcp_ts_offset(tcp, &seg->dst, &seg->src), &syn.opt,
 				     &ecn);
 	if (l->acceptq_len > l->backlog) {
 		tcp_count(tcp, UST_EV_TCP_LISTEN_OVERFLOWS);
@@ -882,12 +888,41 @@ static void tcp_count_segs_in(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 	tcp_ecn_count_ce(t, seg, n);
 }
 
+/* One parsed segment of either family: its connection, a listener, or
+ * nobody (§3.10.7). */
+static void segment_arrives(struct ust_tcp *tcp, struct ust_tcp_seg *seg, ust_time now)
+{
+	struct ust_tcb *t, *l;
+	uint32_t iss = 0;
+
+	tcp->now = now;
+	tcp_count(tcp, UST_EV_TCP_SEGS_IN);
+	t = tcp_lookup(tcp, &seg->dst, seg->dport, &seg->src, seg->sport);
+	if (t && t->state == UST_TCP_TIME_WAIT) {
+		iss = tcp_time_wait_input(t, seg, now);
+		if (!iss)
+			return;
+		t = NULL;
+	}
+	if (!t) {
+		l = tcp_select_listener(tcp, seg->dport, &seg->dst, &seg->src, seg->sport);
+		if (l)
+			listen_input(l, seg, now, iss);
+		else
+			closed_input(tcp, seg, now);
+		return;
+	}
+	tcp_count_segs_in(t, seg);
+	if (t->state == UST_TCP_SYN_SENT)
+		syn_sent_input(t, seg, now);
+	else
+		synchronized_input(t, seg, now);
+}
+
 void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_time now)
 {
 	struct ust_tcp *tcp = ctx;
 	struct ust_tcp_seg seg;
-	struct ust_tcb *t, *l;
-	uint32_t iss = 0;
 	enum ust_drop why;
 
 	if (ip->proto != UST_IPPROTO_TCP) {
@@ -899,26 +934,29 @@ void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_t
 		tcp_drop(tcp, why);
 		return;
 	}
-	tcp->now = now;
-	tcp_count(tcp, UST_EV_TCP_SEGS_IN);
-	t = tcp_lookup(tcp, seg.dst, seg.dport, seg.src, seg.sport);
-	if (t && t->state == UST_TCP_TIME_WAIT) {
-		iss = tcp_time_wait_input(t, &seg, now);
-		if (!iss)
-			return;
-		t = NULL;
-	}
-	if (!t) {
-		l = tcp_select_listener(tcp, seg.dport, seg.src, seg.sport);
-		if (l)
-			listen_input(l, &seg, now, iss);
-		else
-			closed_input(tcp, &seg, now);
+	segment_arrives(tcp, &seg, now);
+}
+
+void ust_tcp_input6(void *ctx, const struct ust_ipv6 *ip, unsigned rxflags, ust_time now)
+{
+	struct ust_tcp *tcp = ctx;
+	struct ust_tcp_seg seg;
+	enum ust_drop why;
+
+	if (ip->proto != UST_IPPROTO_TCP) {
+		tcp_drop(tcp, UST_DROP_IP_PROTO);
 		return;
 	}
-	tcp_count_segs_in(t, &seg);
-	if (t->state == UST_TCP_SYN_SENT)
-		syn_sent_input(t, &seg, now);
-	else
-		synchronized_input(t, &seg, now);
+	/* Groups pass the network layer (for ICMPv6); as Linux's
+	 * tcp_v6_rcv (pkt_type other than PACKET_HOST), TCP takes none. */
+	if (ust_ip6_is_multicast(&ip->dst)) {
+		tcp_drop(tcp, UST_DROP_TCP_MULTICAST);
+		return;
+	}
+	why = ust_tcp_parse6(ip, rxflags & UST_RX_CSUM_OK, &seg);
+	if (why) {
+		tcp_drop(tcp, why);
+		return;
+	}
+	segment_arrives(tcp, &seg, now);
 }

@@ -114,8 +114,9 @@ void us_publish(struct us_conn *c)
 	state = (int)ust_tcp_get_state(c->tcb);
 	/* A listener bound to INADDR_ANY (or to no address) is 0.0.0.0 to
 	 * getsockname, as Linux; its connections have ours. */
-	atomic_store(&c->sock->local, us_pack(c->listener && !c->bound_addr ? 0 : e.laddr, e.lport));
-	atomic_store(&c->sock->remote, us_pack(e.raddr, e.rport));
+	atomic_store(&c->sock->local,
+		     us_pack(c->listener && !c->bound_addr ? 0 : ust_ip6_to_v4(&e.laddr), e.lport));
+	atomic_store(&c->sock->remote, us_pack(ust_ip6_to_v4(&e.raddr), e.rport));
 	if (UST_TCP_SYNCHRONIZED(state))
 		atomic_fetch_or(&c->sock->flags, US_F_EVER_SYNCED);
 	publish_state(c->sock, state);
@@ -803,8 +804,8 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	s->app_ino = st->st_ino;
 	s->app_fd = -1; /* its number is the accepting program's */
 	atomic_store(&s->state, (int)ust_tcp_get_state(ct));
-	atomic_store(&s->local, us_pack(e.laddr, e.lport));
-	atomic_store(&s->remote, us_pack(e.raddr, e.rport));
+	atomic_store(&s->local, us_pack(ust_ip6_to_v4(&e.laddr), e.lport));
+	atomic_store(&s->remote, us_pack(ust_ip6_to_v4(&e.raddr), e.rport));
 	atomic_store(&s->flags, US_F_EVER_SYNCED | US_F_PAIRED);
 	atomic_store(&s->ip_tos, atomic_load(&l->sock->ip_tos));
 	atomic_store(&s->ip_ttl, atomic_load(&l->sock->ip_ttl));
@@ -813,9 +814,9 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	tok->magic = US_TOKEN_MAGIC;
 	tok->idx = us_sock_idx(s);
 	tok->gen = atomic_load(&s->gen);
-	tok->laddr = e.laddr;
+	tok->laddr = ust_ip6_to_v4(&e.laddr);
 	tok->lport = e.lport;
-	tok->raddr = e.raddr;
+	tok->raddr = ust_ip6_to_v4(&e.raddr);
 	tok->rport = e.rport;
 }
 
