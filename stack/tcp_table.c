@@ -18,7 +18,7 @@ static inline uint32_t addr_fold(const struct ust_ip6 *a)
 	return ust_get32(a->b + 12) ^ ust_get32(a->b) ^ ust_get32(a->b + 4) ^ (ust_get32(a->b + 8) ^ 0xffffu);
 }
 
-static unsigned hash4(const struct ust_tcp *tcp, const struct ust_ip6 *raddr, uint16_t lport, uint16_t rport)
+static inline unsigned hash4(const struct ust_tcp *tcp, const struct ust_ip6 *raddr, uint16_t lport, uint16_t rport)
 {
 	uint32_t h = addr_fold(raddr) * 0x9e3779b1u ^ ((uint32_t)lport << 16 | rport) * 0x85ebca6bu;
 	return (h ^ (h >> 15)) & (tcp->hash_size - 1);
