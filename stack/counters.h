@@ -68,7 +68,6 @@
 	X(TCP_RCV_FULL,      "tcp-rcv-full",      "data beyond the room in the receive buffer") \
 	X(TCP_RCV_NO_MEMORY, "tcp-rcv-no-memory", "data while no memory could be had for the receive buffer") \
 	X(TCP_DEFER_ACCEPT,  "tcp-defer-accept",  "a handshake's ACK without data, under TCP_DEFER_ACCEPT") \
-	X(TCP_MULTICAST,     "tcp-multicast",     "TCP segment to an IPv6 group we listen to (TCP is unicast)") \
 	X(TX_NO_ROUTE,       "tx-no-route",       "no route to the destination") \
 	X(TX_ARP_FAILED,     "tx-arp-failed",     "neighbour did not answer ARP or neighbour solicitations") \
 	X(TX_ARP_QUEUE,      "tx-arp-queue",      "too many frames waiting for ARP or NDP") \

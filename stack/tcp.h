@@ -224,6 +224,7 @@ struct ust_tcb {
 	/* negotiated options */
 	uint16_t mss;               /* largest payload we send */
 	uint16_t rcv_mss;           /* what we announced */
+	uint16_t user_mss;          /* TCP_MAXSEG set before the connection, 0: none (Linux's user_mss) */
 	uint8_t snd_wscale, rcv_wscale; /* shift for the peer's / our window */
 	bool ws_ok, ts_ok, sack_ok;
 	uint32_t ts_recent;         /* peer's latest TSval (RFC 7323) */

@@ -61,6 +61,15 @@ static inline uint16_t tcp_link_mss(const struct ust_tcb *t)
 	return (uint16_t)mss;
 }
 
+/* The MSS to announce on a connection whose family is now known: the
+ * link's, or TCP_MAXSEG's if smaller. */
+static inline uint16_t tcp_announced_mss(const struct ust_tcb *t)
+{
+	uint16_t link = tcp_link_mss(t);
+
+	return t->user_mss && t->user_mss < link ? t->user_mss : link;
+}
+
 /* Sequence number of the first data byte (after the SYN). */
 static inline uint32_t tcb_data_seq(const struct ust_tcb *t) { return t->iss + 1; }
 /* The FIN's sequence number, once CLOSE or SHUT_WR queued it. */

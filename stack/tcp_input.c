@@ -139,9 +139,8 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->defer_accept = l->defer_accept;
 	c->ipv6 = l->ipv6;
 	c->v6only = l->v6only;
-	c->rcv_mss = tcp_link_mss(c);
-	if (l->rcv_mss && l->rcv_mss < c->rcv_mss)
-		c->rcv_mss = l->rcv_mss; /* TCP_MAXSEG on the listener */
+	c->user_mss = l->user_mss;
+	c->rcv_mss = tcp_announced_mss(c);
 	c->irs = irs;
 	c->rcv_nxt = irs + 1;
 	c->iss = iss;
@@ -945,12 +944,6 @@ void ust_tcp_input6(void *ctx, const struct ust_ipv6 *ip, unsigned rxflags, ust_
 
 	if (ip->proto != UST_IPPROTO_TCP) {
 		tcp_drop(tcp, UST_DROP_IP_PROTO);
-		return;
-	}
-	/* Groups pass the network layer (for ICMPv6); as Linux's
-	 * tcp_v6_rcv (pkt_type other than PACKET_HOST), TCP takes none. */
-	if (ust_ip6_is_multicast(&ip->dst)) {
-		tcp_drop(tcp, UST_DROP_TCP_MULTICAST);
 		return;
 	}
 	why = ust_tcp_parse6(ip, rxflags & UST_RX_CSUM_OK, &seg);

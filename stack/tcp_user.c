@@ -81,8 +81,7 @@ static int tcb_start(struct ust_tcb *t, ust_time now)
 
 	/* The family is known now: a TCP_MAXSEG set before stays, within
 	 * what the link carries under this family's headers. */
-	if (!t->rcv_mss || t->rcv_mss > tcp_link_mss(t))
-		t->rcv_mss = tcp_link_mss(t);
+	t->rcv_mss = tcp_announced_mss(t);
 	tcp_select_initial_window(t, true);
 	/* The rings get their sizes now and their memory with their first
 	 * byte (tcp_buf.h). */
@@ -575,6 +574,7 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 		 * (Linux's advmss clamp). */
 		if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN) {
 			unsigned link = tcp_link_mss(t);
+			t->user_mss = (uint16_t)v;
 			t->rcv_mss = (uint16_t)((unsigned)v < link ? (unsigned)v : link);
 		}
 		return 0;
