@@ -100,8 +100,10 @@ static void closed_input(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust
 {
 	/* Another stack on our address (another process) holds the port, or
 	 * held this connection until a moment ago: the segment is its to
-	 * answer. */
-	if (tcp->cfg.port_foreign &&
+	 * answer. Not when a listener of ours is on it and did not take the
+	 * segment's family (an IPV6_V6ONLY one, an IPv4 SYN): the port is
+	 * ours, and Linux resets. */
+	if (tcp->cfg.port_foreign && !tcp_lookup_listener(tcp, seg->dport) &&
 	    tcp->cfg.port_foreign(tcp->cfg.ctx, seg->dport, &seg->src, seg->sport)) {
 		tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
 		return;

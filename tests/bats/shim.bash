@@ -17,8 +17,9 @@ LIBUSTCP=$(cd "$BUILD" 2>/dev/null && pwd || echo "$BUILD")/libustcp.so
 TMP=$BATS_TEST_TMPDIR
 
 # Library settings passed on to the program when the test sets them, besides
-# USTCP_IFACE and USTCP_ADDR (from the topology).
-SHIM_VARS=(USTCP_PCAP USTCP_CLOSE_LOG USTCP_MSL USTCP_FIN_TIMEOUT USTCP_CC USTCP_LOG USTCP_LOG_FILE
+# USTCP_IFACE and USTCP_ADDR (from the topology; USTCP_ADDR6 too with
+# ustcp-netns --ipv6).
+SHIM_VARS=(USTCP_ADDR6 USTCP_PCAP USTCP_CLOSE_LOG USTCP_MSL USTCP_FIN_TIMEOUT USTCP_CC USTCP_LOG USTCP_LOG_FILE
 	USTCP_GW USTCP_MTU USTCP_PASSTHROUGH USTCP_RUN_DIR USTCP_RMEM USTCP_WMEM USTCP_ECN USTCP_RFC1337)
 
 # shim_www: the files peers serve and programs send, in $WWW: mid (1 MB)
