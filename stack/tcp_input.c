@@ -889,13 +889,17 @@ static void tcp_count_segs_in(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 	tcp_ecn_count_ce(t, seg, n);
 }
 
-/* One parsed segment of either family: its connection, a listener, or
- * nobody (§3.10.7). */
-static void segment_arrives(struct ust_tcp *tcp, struct ust_tcp_seg *seg, ust_time now)
+/* One segment of either family, parsed (why: UST_OK) or refused: its
+ * connection, a listener, or nobody (§3.10.7). */
+static void segment_arrives(struct ust_tcp *tcp, enum ust_drop why, struct ust_tcp_seg *seg, ust_time now)
 {
 	struct ust_tcb *t, *l;
 	uint32_t iss = 0;
 
+	if (why) {
+		tcp_drop(tcp, why);
+		return;
+	}
 	tcp->now = now;
 	tcp_count(tcp, UST_EV_TCP_SEGS_IN);
 	t = tcp_lookup(tcp, &seg->dst, seg->dport, &seg->src, seg->sport);
@@ -922,36 +926,16 @@ static void segment_arrives(struct ust_tcp *tcp, struct ust_tcp_seg *seg, ust_ti
 
 void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_time now)
 {
-	struct ust_tcp *tcp = ctx;
 	struct ust_tcp_seg seg;
-	enum ust_drop why;
 
-	if (ip->proto != UST_IPPROTO_TCP) {
-		tcp_drop(tcp, UST_DROP_IP_PROTO);
-		return;
-	}
-	why = ust_tcp_parse(ip, rxflags & UST_RX_CSUM_OK, &seg);
-	if (why) {
-		tcp_drop(tcp, why);
-		return;
-	}
-	segment_arrives(tcp, &seg, now);
+	segment_arrives(ctx, ip->proto != UST_IPPROTO_TCP ? UST_DROP_IP_PROTO :
+			ust_tcp_parse(ip, rxflags & UST_RX_CSUM_OK, &seg), &seg, now);
 }
 
 void ust_tcp_input6(void *ctx, const struct ust_ipv6 *ip, unsigned rxflags, ust_time now)
 {
-	struct ust_tcp *tcp = ctx;
 	struct ust_tcp_seg seg;
-	enum ust_drop why;
 
-	if (ip->proto != UST_IPPROTO_TCP) {
-		tcp_drop(tcp, UST_DROP_IP_PROTO);
-		return;
-	}
-	why = ust_tcp_parse6(ip, rxflags & UST_RX_CSUM_OK, &seg);
-	if (why) {
-		tcp_drop(tcp, why);
-		return;
-	}
-	segment_arrives(tcp, &seg, now);
+	segment_arrives(ctx, ip->proto != UST_IPPROTO_TCP ? UST_DROP_IP_PROTO :
+			ust_tcp_parse6(ip, rxflags & UST_RX_CSUM_OK, &seg), &seg, now);
 }

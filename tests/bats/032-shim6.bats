@@ -52,14 +52,7 @@ body_curl6() {
 # arrives whole (the half-close of 060's nc test, over IPv6).
 body_nc6_halfclose() {
 	shim6_topo_up
-	peer_bg python3 "$SHIM_DIR/sinkreply.py" listen "$PEER_ADDR6" 7000 "$WWW/reply" \
-		</dev/null >"$TMP/peer.out"
-	local peer_pid=$BG_PID
-	wait_listen "$PEER_NETNS" 7000
-	prog nc -6 -N -w 30 "$PEER_ADDR6" 7000 <"$WWW/mid" >"$TMP/got"
-	check_reply "$TMP/got" "$WWW/mid" "$WWW/reply"
-	bg_wait "$peer_pid"
-	grep -q "^got 1000000 " "$TMP/peer.out"
+	nc_halfclose_exchange "$PEER_ADDR6" -6
 }
 
 # One AF_INET6 listener on [::] with IPV6_V6ONLY as the kernel's bindv6only

@@ -142,6 +142,22 @@ nc_listen_exchange() {
 	same_file "$WWW/reply" "$TMP/cgot"
 }
 
+# nc_halfclose_exchange ADDR [NC_OPTIONS...]: nc on the stack's side sends
+# $WWW/mid to a kernel peer at ADDR (sinkreply.py on port 7000), shuts its
+# side down (-N: a FIN) and reads the peer's answer until EOF: both whole.
+nc_halfclose_exchange() {
+	local addr=$1
+	shift
+	peer_bg python3 "$SHIM_DIR/sinkreply.py" listen "$addr" 7000 "$WWW/reply" \
+		</dev/null >"$TMP/peer.out"
+	local peer_pid=$BG_PID
+	wait_listen "$PEER_NETNS" 7000
+	prog nc "$@" -N -w 30 "$addr" 7000 <"$WWW/mid" >"$TMP/got"
+	check_reply "$TMP/got" "$WWW/mid" "$WWW/reply"
+	bg_wait "$peer_pid"
+	grep -q "^got 1000000 " "$TMP/peer.out"
+}
+
 # socat_client_exchange: socat on the stack's side sends $WWW/mid to a kernel
 # peer (sinkreply.py on port 7001), shuts the connection down (SHUT_WR, a
 # FIN) at its end, and reads the peer's answer until EOF: both whole.

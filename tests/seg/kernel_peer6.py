@@ -6,12 +6,13 @@ its kernel never answers), joined by a veth pair with no route out.
 
     /usr/bin/python3 tests/seg/kernel_peer6.py SCENARIO
 
+(it takes enter_netns and sh from kernel_peer.py, beside it)
+
 needs root, iproute2 and scapy (the system python3 has it). The namespaces
 (ksp6-k, ksp6-p) are removed afterwards, also on failure; every wait is
 bounded. Not part of make check: the scripts quote what it printed.
 
 Scenarios are the functions named scenario_* below."""
-import ctypes
 import json
 import os
 import select
@@ -21,6 +22,8 @@ import sys
 import time
 
 from scapy.all import ICMPv6DestUnreach, ICMPv6PacketTooBig, IPv6, TCP, Ether, conf
+
+from kernel_peer import enter_netns, sh
 
 NS_K, NS_P = "ksp6-k", "ksp6-p"
 IF_K, IF_P = "ksp6k0", "ksp6p0"
@@ -59,17 +62,6 @@ for line in sys.stdin:
     except OSError as e:
         print("error", e.errno, flush=True)
 """
-
-
-def enter_netns(ns):
-    libc = ctypes.CDLL(None, use_errno=True)
-    with open("/var/run/netns/" + ns) as f:
-        if libc.setns(f.fileno(), 0x40000000) != 0:  # CLONE_NEWNET
-            raise OSError(ctypes.get_errno(), "setns " + ns)
-
-
-def sh(*args, check=True):
-    return subprocess.run(args, check=check, capture_output=True, text=True, timeout=10)
 
 
 class Lab:
@@ -225,20 +217,22 @@ def scenario_rst(lab):
     lab.expect(0.3)
 
 
-def scenario_unreach(lab):
-    """v6-icmp6-unreach.seg: port unreachable (code 4) for the SYN."""
+def unreach(lab, code):
+    """Destination unreachable (code) for the SYN; connect's result."""
     lab.cmd_async("connect " + ADDR_P + " 3")
     syn = lab.expect(0.3)[0]
-    lab.icmp6(ICMPv6DestUnreach(code=4), syn[IPv6])
+    lab.icmp6(ICMPv6DestUnreach(code=code), syn[IPv6])
     print(f"{lab.now():8.3f}  connect -> {lab.app.stdout.readline().strip()}")
+
+
+def scenario_unreach(lab):
+    """v6-icmp6-errors.seg: port unreachable (code 4) for the SYN."""
+    unreach(lab, 4)
 
 
 def scenario_unreach_addr(lab):
-    """Address unreachable (code 3) for the SYN."""
-    lab.cmd_async("connect " + ADDR_P + " 3")
-    syn = lab.expect(0.3)[0]
-    lab.icmp6(ICMPv6DestUnreach(code=3), syn[IPv6])
-    print(f"{lab.now():8.3f}  connect -> {lab.app.stdout.readline().strip()}")
+    """v6-icmp6-errors.seg: address unreachable (code 3) for the SYN."""
+    unreach(lab, 3)
 
 
 def scenario_ptb(lab):
