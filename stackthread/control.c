@@ -33,8 +33,9 @@ static void json_str(char *out, size_t size, const char *s)
 	out[o] = 0;
 }
 
-/* "a.b.c.d:port", or "[v6]:port" as ss writes an IPv6 end (an IPv4 one
- * mapped is written as IPv4, as ss does for a dual-stack socket's). */
+/* "a.b.c.d:port", or "[v6]:port" as ss writes an IPv6 end. An IPv4 end
+ * is written as IPv4 also on a dual-stack socket, where ss writes
+ * [::ffff:a.b.c.d]: the engine does not know the socket's family here. */
 static const char *end_str(const struct ust_ip6 *a, uint16_t port, char buf[64])
 {
 	char s[48];
