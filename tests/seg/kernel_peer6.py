@@ -170,14 +170,20 @@ class Lab:
             got.append(p)
 
 
-def scenario_passive(lab):
-    """v6-passive-open.seg, v6-close-passive.seg: the SYN-ACK, then the
-    kernel closes first (FIN-WAIT-1 .. TIME-WAIT)."""
+def passive_open(lab):
+    """The kernel listens on [::]:8080; the peer's SYN, the kernel's
+    SYN-ACK, the peer's ACK; the kernel accepts."""
     lab.cmd("listen")
     lab.send("S", PEER_ISN, 0, OPTS)
     lab.expect(0.3)
     lab.send("A", PEER_ISN + 1, lab.iss + 1)
     lab.cmd("accept")
+
+
+def scenario_passive(lab):
+    """v6-passive-open-active-close.seg: the SYN-ACK, then the kernel
+    closes first (FIN-WAIT-1 .. TIME-WAIT)."""
+    passive_open(lab)
     lab.cmd("name")
     lab.cmd("close")
     lab.expect(0.3)
@@ -194,8 +200,8 @@ def scenario_passive_ts(lab):
 
 
 def scenario_active(lab):
-    """v6-active-open.seg, v6-close-remote.seg: the SYN, then the peer
-    closes first (CLOSE-WAIT, LAST-ACK)."""
+    """v6-active-open-passive-close.seg: the SYN, then the peer closes
+    first (CLOSE-WAIT, LAST-ACK)."""
     lab.cmd_async("connect " + ADDR_P + " 3")
     lab.expect(0.3)
     lab.send("SA", PEER_ISN, lab.iss + 1, OPTS)
@@ -238,11 +244,7 @@ def scenario_unreach_addr(lab):
 def scenario_ptb(lab):
     """v6-packet-too-big.seg: 2000 bytes at MSS 1440, a packet too big
     (MTU 1280) for the first segment."""
-    lab.cmd("listen")
-    lab.send("S", PEER_ISN, 0, OPTS)
-    lab.expect(0.3)
-    lab.send("A", PEER_ISN + 1, lab.iss + 1)
-    lab.cmd("accept")
+    passive_open(lab)
     lab.cmd("write 2000")
     first = lab.expect(0.1)[0]
     lab.icmp6(ICMPv6PacketTooBig(mtu=1280), first[IPv6])
