@@ -85,7 +85,10 @@ again:
 	}
 	if (atomic_fetch_and(&s->flags, ~US_F_BACKLOGGED) & US_F_BACKLOGGED)
 		us_stack_poke();
-	us_put_sockaddr(sa, len, us_pack(tok.raddr, tok.rport));
+	if (atomic_load(&s->family) == AF_INET6)
+		us_put_sockaddr6(sa, len, &tok.raddr, tok.rport);
+	else
+		us_put_sockaddr(sa, len, us_pack(ust_ip6_to_v4(&tok.raddr), tok.rport));
 	return nfd;
 }
 

@@ -12,12 +12,33 @@
 #include "shim.h"
 #include "tcp.h"
 
-/* Is dst left to the kernel? */
-static bool passthrough(uint32_t dst)
+/* Is dst (IPv4 mapped) left to the kernel? */
+static bool passthrough(const struct ust_ip6 *dst)
 {
 	const struct ust_config *cfg = us_config();
 
-	return cfg ? ust_config_passthrough(cfg, dst) : (dst >> 24) == 127;
+	if (cfg)
+		return ust_config_passthrough6(cfg, dst);
+	return ust_ip6_is_v4mapped(dst) ? dst->b[12] == 127 : ust_ip6_is_loopback(dst);
+}
+
+/* The stack starts with the program's first socket, and its IPv6
+ * addresses with it: for a second they are tentative (DAD, RFC 4862
+ * §5.4) and the engine has no source for an IPv6 peer (EADDRNOTAVAIL). On
+ * a kernel the address would have been there long before the program, so
+ * a connect that comes that early waits for DAD to end (bounded: 2 s,
+ * DAD's second and a margin), and only then fails. */
+static int connect_after_dad(struct us_call *c, struct us_sock *s)
+{
+	const struct ust_config *cfg = us_config();
+	int r = (int)us_call(c, us_op_connect, s);
+
+	for (int i = 0; i < 40 && r == -EADDRNOTAVAIL && cfg && cfg->has_addr6 && !ust_ip6_is_v4mapped(&c->u.in.addr);
+	     i++) {
+		usleep(50000);
+		r = (int)us_call(c, us_op_connect, s);
+	}
+	return r;
 }
 
 static bool nonblocking(int fd)
@@ -97,13 +118,13 @@ US_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	struct us_sock *s = us_fd_lookup(fd);
 	struct us_call c;
-	uint32_t addr;
+	struct ust_ip6 addr;
 	uint16_t port;
 	int r, st, fl;
 
 	if (!s)
 		return REAL(connect)(fd, sa, len);
-	if (us_sockaddr_in_of(sa, len, &addr, &port) == 0 && passthrough(addr) &&
+	if (us_sockaddr_of(s, sa, len, &addr, &port) == 0 && passthrough(&addr) &&
 	    atomic_load(&s->state) == UST_TCP_CLOSED && !(atomic_load(&s->flags) & US_F_CONNECTING) &&
 	    atomic_load(&s->kind) == US_CONN) {
 		r = us_to_kernel(fd, s);
@@ -111,7 +132,7 @@ US_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 			return (int)us_ret(r);
 		return REAL(connect)(fd, sa, len);
 	}
-	r = us_sockaddr_in_of(sa, len, &addr, &port);
+	r = us_sockaddr_of(s, sa, len, &addr, &port);
 	if (r < 0)
 		return (int)us_ret(r);
 	st = atomic_load(&s->state);
@@ -134,7 +155,7 @@ US_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 	c.u.in.port = port;
 	c.u.in.blocking = !nonblocking(fd);
 	s->app_fd = fd; /* the number the stack pairs (relay.c, us_relay_pair) */
-	r = (int)us_call(&c, us_op_connect, s);
+	r = connect_after_dad(&c, s);
 	if (r < 0)
 		return (int)us_ret(r);
 	if (nonblocking(fd))

@@ -13,7 +13,7 @@ US_EXPORT int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 		return REAL(getsockname)(fd, sa, len);
 	if (!sa || !len)
 		return (int)us_ret(-EFAULT);
-	us_put_sockaddr(sa, len, atomic_load(&s->local));
+	us_put_end(s, false, sa, len);
 	return 0;
 }
 
@@ -29,6 +29,6 @@ US_EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 		return (int)us_ret(-ENOTCONN);
 	if (!sa || !len)
 		return (int)us_ret(-EFAULT);
-	us_put_sockaddr(sa, len, atomic_load(&s->remote));
+	us_put_end(s, true, sa, len);
 	return 0;
 }

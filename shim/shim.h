@@ -90,6 +90,18 @@ int us_sockaddr_in_of(const struct sockaddr *sa, socklen_t len, uint32_t *addr, 
 /* Writes an AF_INET address the way the kernel does: truncated to *len,
  * with *len set to the full size. */
 void us_put_sockaddr(struct sockaddr *sa, socklen_t *len, uint64_t packed);
+/* The address a sockaddr of s's family names, IPv4 mapped: an AF_INET
+ * socket's as us_sockaddr_in_of, an AF_INET6 one's sockaddr_in6 (at least
+ * 24 bytes, -EINVAL; another family, -EAFNOSUPPORT). */
+int us_sockaddr_of(const struct us_sock *s, const struct sockaddr *sa, socklen_t len, struct ust_ip6 *addr,
+		   uint16_t *port);
+/* The same as us_put_sockaddr for an AF_INET6 socket: a sockaddr_in6, an
+ * IPv4 address mapped (::ffff:a.b.c.d), a link-local one with its link's
+ * index as the scope id. */
+void us_put_sockaddr6(struct sockaddr *sa, socklen_t *len, const struct ust_ip6 *a, uint16_t port);
+/* s's local or remote end in its family's sockaddr (getsockname,
+ * getpeername). */
+void us_put_end(const struct us_sock *s, bool remote, struct sockaddr *sa, socklen_t *len);
 /* Takes the pending error of s (SO_ERROR), clearing the kernel's on the app
  * end fd with it. */
 int us_take_error(int fd, struct us_sock *s);

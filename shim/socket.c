@@ -1,6 +1,8 @@
 /* socket, bind, listen, and the helpers the other socket calls share.
  *
- * Every AF_INET stream socket is an ustcp socket from socket() on: an
+ * Every AF_INET and AF_INET6 stream socket is an ustcp socket from
+ * socket() on (an AF_INET6 one carries IPv4 too, mapped, unless
+ * IPV6_V6ONLY, whose default is the kernel's bindv6only): an
  * AF_UNIX socket at the number the kernel would have given, unconnected
  * until listen() or connect() pairs it with the stack's end (relay.c), so
  * that an epoll or poll set holding it sees every readiness change. A
@@ -11,7 +13,10 @@
  * forgets its pair. */
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -20,9 +25,33 @@
 #include "shim.h"
 #include "tcp.h"
 
-static bool is_tcp4(int domain, int type, int protocol)
+static bool is_tcp(int domain, int type, int protocol)
 {
-	return domain == AF_INET && (type & 0xf) == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP);
+	return (domain == AF_INET || domain == AF_INET6) && (type & 0xf) == SOCK_STREAM &&
+	       (protocol == 0 || protocol == IPPROTO_TCP);
+}
+
+/* IPV6_V6ONLY's default: /proc/sys/net/ipv6/bindv6only, read once (0 when
+ * it cannot be read, as the kernel's default). */
+static int bindv6only;
+
+static void read_bindv6only(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv6/bindv6only", "re");
+
+	if (f) {
+		if (fscanf(f, "%d", &bindv6only) != 1)
+			bindv6only = 0;
+		fclose(f);
+	}
+}
+
+static int default_v6only(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, read_bindv6only);
+	return bindv6only != 0;
 }
 
 US_EXPORT int socket(int domain, int type, int protocol)
@@ -31,7 +60,7 @@ US_EXPORT int socket(int domain, int type, int protocol)
 	struct us_call c;
 	int r, fd;
 
-	if (!is_tcp4(domain, type, protocol) || (type & ~(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC))) {
+	if (!is_tcp(domain, type, protocol) || (type & ~(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC))) {
 		fd = REAL(socket)(domain, type, protocol);
 		us_fd_clear(fd);
 		return fd;
@@ -45,7 +74,9 @@ US_EXPORT int socket(int domain, int type, int protocol)
 		us_count(UST_EV_SOCK_NO_SLOT);
 		return (int)us_ret(-ENFILE);
 	}
-	c.u.opt.val = -1;
+	c.u.create.app_fd = -1;
+	c.u.create.family = domain;
+	c.u.create.v6only = domain == AF_INET6 ? default_v6only() : 0;
 	r = (int)us_call(&c, us_op_create, s);
 	if (r < 0) {
 		us_sock_free(s);
@@ -68,9 +99,13 @@ int us_to_kernel(int fd, struct us_sock *s)
 	struct timeval tv;
 	socklen_t len;
 
-	k = REAL(socket)(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	k = REAL(socket)(atomic_load(&s->family), SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (k < 0)
 		return -errno;
+	if (atomic_load(&s->family) == AF_INET6) {
+		int on = atomic_load(&s->v6only);
+		REAL(setsockopt)(k, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	}
 	if (fl >= 0 && (fl & O_NONBLOCK))
 		REAL(fcntl)(k, F_SETFL, O_NONBLOCK);
 	n = atomic_load(&s->nopts);
@@ -112,6 +147,58 @@ int us_sockaddr_in_of(const struct sockaddr *sa, socklen_t len, uint32_t *addr, 
 	return 0;
 }
 
+int us_sockaddr_of(const struct us_sock *s, const struct sockaddr *sa, socklen_t len, struct ust_ip6 *addr,
+		   uint16_t *port)
+{
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+	uint32_t a;
+	int r;
+
+	if (atomic_load(&s->family) != AF_INET6) {
+		r = us_sockaddr_in_of(sa, len, &a, port);
+		if (r == 0)
+			*addr = ust_ip6_from_v4(a);
+		return r;
+	}
+	/* Linux's inet6_bind and tcp_v6_connect: RFC 2133's 24 bytes at
+	 * least (no scope id), then the family. */
+	if (!sa || len < 24)
+		return -EINVAL;
+	if (sa->sa_family != AF_INET6)
+		return -EAFNOSUPPORT;
+	memcpy(addr->b, &in6->sin6_addr, 16);
+	*port = ntohs(in6->sin6_port);
+	return 0;
+}
+
+void us_put_sockaddr6(struct sockaddr *sa, socklen_t *len, const struct ust_ip6 *a, uint16_t port)
+{
+	const struct ust_config *cfg = us_config();
+	struct sockaddr_in6 in6;
+
+	if (!sa || !len)
+		return;
+	memset(&in6, 0, sizeof(in6));
+	in6.sin6_family = AF_INET6;
+	in6.sin6_port = htons(port);
+	memcpy(&in6.sin6_addr, a->b, 16);
+	/* A link-local address names its link, as Linux's. */
+	if (ust_ip6_is_link_local(a) && cfg)
+		in6.sin6_scope_id = if_nametoindex(cfg->iface);
+	memcpy(sa, &in6, *len < sizeof(in6) ? *len : sizeof(in6));
+	*len = sizeof(in6);
+}
+
+void us_put_end(const struct us_sock *s, bool remote, struct sockaddr *sa, socklen_t *len)
+{
+	uint64_t packed = atomic_load(remote ? &s->remote : &s->local);
+
+	if (atomic_load(&s->family) == AF_INET6)
+		us_put_sockaddr6(sa, len, remote ? &s->remote6 : &s->local6, us_port(packed));
+	else
+		us_put_sockaddr(sa, len, packed);
+}
+
 /* Writes an AF_INET address the way the kernel does: truncated to *len,
  * with *len set to the full size. */
 void us_put_sockaddr(struct sockaddr *sa, socklen_t *len, uint64_t packed)
@@ -141,30 +228,41 @@ int us_take_error(int fd, struct us_sock *s)
 
 /* ---- bind, listen ---- */
 
+/* Is a one of ours, or any? (An address that is not goes to the kernel.) */
+static bool ours_or_any(const struct ust_config *cfg, const struct ust_ip6 *a)
+{
+	if (ust_ip6_is_unspecified(a))
+		return true;
+	if (ust_ip6_is_v4mapped(a))
+		return ust_ip6_to_v4(a) == INADDR_ANY || (cfg && ust_ip6_to_v4(a) == cfg->addr);
+	return cfg && ((cfg->has_addr6 && ust_ip6_eq(a, &cfg->addr6)) || ust_ip6_is_link_local(a));
+}
+
 US_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	struct us_sock *s = us_fd_lookup(fd);
-	const struct ust_config *cfg;
 	struct us_call c;
-	uint32_t addr;
+	struct ust_ip6 addr;
 	uint16_t port;
 	int r;
 
 	if (!s)
 		return REAL(bind)(fd, sa, len);
-	cfg = us_config();
-	if (us_sockaddr_in_of(sa, len, &addr, &port) == 0 && addr != INADDR_ANY && (!cfg || addr != cfg->addr) &&
-	    atomic_load(&s->state) == UST_TCP_CLOSED && atomic_load(&s->kind) == US_CONN &&
-	    !us_port(atomic_load(&s->local))) {
+	r = us_sockaddr_of(s, sa, len, &addr, &port);
+	if (r == 0 && !ours_or_any(us_config(), &addr) && atomic_load(&s->state) == UST_TCP_CLOSED &&
+	    atomic_load(&s->kind) == US_CONN && !us_port(atomic_load(&s->local))) {
 		/* Not our address (loopback, say): the kernel's socket. */
 		r = us_to_kernel(fd, s);
 		if (r < 0)
 			return (int)us_ret(r);
 		return REAL(bind)(fd, sa, len);
 	}
-	r = us_sockaddr_in_of(sa, len, &addr, &port);
 	if (r < 0)
 		return (int)us_ret(r);
+	/* Linux's inet6_bind: an IPv4 address on a v6only socket is none it
+	 * can have. */
+	if (ust_ip6_is_v4mapped(&addr) && atomic_load(&s->family) == AF_INET6 && atomic_load(&s->v6only))
+		return (int)us_ret(-EINVAL);
 	c.u.in.addr = addr;
 	c.u.in.port = port;
 	return (int)us_ret(us_call(&c, us_op_bind, s));

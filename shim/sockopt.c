@@ -107,6 +107,36 @@ static int put_int(void *val, socklen_t *len, int v)
 	return 0;
 }
 
+/* ---- IPPROTO_IPV6 ----
+ * IPV6_V6ONLY, as Linux's ipv6_setsockopt: an int, only before the socket
+ * has a port (EINVAL after); only on an AF_INET6 socket (ENOPROTOOPT on an
+ * AF_INET one, as ip_setsockopt's). The other IPv6 options are not
+ * served yet (ENOPROTOOPT). */
+static int ip6_setsockopt(struct us_sock *s, int name, const void *val, socklen_t len)
+{
+	struct us_call c;
+	int v, r;
+
+	if (atomic_load(&s->family) != AF_INET6 || name != IPV6_V6ONLY)
+		return -ENOPROTOOPT;
+	if ((r = int_arg(val, len, &v)) < 0)
+		return r;
+	if (us_port(atomic_load(&s->local)) || atomic_load(&s->state) != UST_TCP_CLOSED)
+		return -EINVAL;
+	atomic_store(&s->v6only, v != 0);
+	c.u.opt.level = IPPROTO_IPV6;
+	c.u.opt.name = IPV6_V6ONLY;
+	c.u.opt.val = v != 0;
+	return (int)us_call(&c, us_op_setopt, s);
+}
+
+static int ip6_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len)
+{
+	if (atomic_load(&s->family) != AF_INET6 || name != IPV6_V6ONLY)
+		return -ENOPROTOOPT;
+	return put_int(val, len, atomic_load(&s->v6only));
+}
+
 /* ---- IPPROTO_IP ---- */
 
 /* Linux's IPv4 option -> the engine's. -1: not an engine option. */
@@ -266,6 +296,8 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 	}
 	if (level == IPPROTO_IP)
 		return (int)us_ret(ip_setsockopt(s, name, val, len));
+	if (level == IPPROTO_IPV6)
+		return (int)us_ret(ip6_setsockopt(s, name, val, len));
 	if ((k = kept(s, level, name))) {
 		if ((r = int_arg(val, len, &v)) < 0)
 			return (int)us_ret(r);
@@ -435,7 +467,7 @@ US_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	if (level == SOL_SOCKET) {
 		switch (name) {
 		case SO_TYPE: return (int)us_ret(put_int(val, len, SOCK_STREAM));
-		case SO_DOMAIN: return (int)us_ret(put_int(val, len, AF_INET));
+		case SO_DOMAIN: return (int)us_ret(put_int(val, len, atomic_load(&s->family)));
 		case SO_PROTOCOL: return (int)us_ret(put_int(val, len, IPPROTO_TCP));
 		case SO_ACCEPTCONN:
 			return (int)us_ret(put_int(val, len, atomic_load(&s->kind) == US_LISTENER));
@@ -455,6 +487,8 @@ US_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return (int)us_ret(put_int(val, len, atomic_load(k)));
 	if (level == IPPROTO_IP)
 		return (int)us_ret(ip_getsockopt(s, name, val, len));
+	if (level == IPPROTO_IPV6)
+		return (int)us_ret(ip6_getsockopt(s, name, val, len));
 	if (level == IPPROTO_TCP && name == TCP_INFO)
 		return (int)us_ret(tcp_info(s, val, len));
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)

@@ -195,31 +195,63 @@ static int copy_path(char *dst, size_t size, const char *v)
 	return 0;
 }
 
+/* One prefix of USTCP_PASSTHROUGH, IPv4 or (with a colon) IPv6, into its
+ * list; 0, -EINVAL or -ENOSPC. */
+static int add_passthrough(struct ust_config *c, const char *item)
+{
+	struct ust_ip6 a6;
+	uint32_t a;
+	unsigned prefix;
+
+	if (strchr(item, ':')) {
+		if (ust_parse_cidr6(item, &a6, &prefix))
+			return -EINVAL;
+		if (c->n_passthrough6 == UST_PASSTHROUGH_MAX)
+			return -ENOSPC;
+		for (unsigned i = prefix; i < 128; i++)
+			a6.b[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
+		c->passthrough6[c->n_passthrough6].net = a6;
+		c->passthrough6[c->n_passthrough6].prefix = prefix;
+		c->n_passthrough6++;
+		return 0;
+	}
+	if (ust_parse_cidr(item, &a, &prefix))
+		return -EINVAL;
+	if (c->n_passthrough == UST_PASSTHROUGH_MAX)
+		return -ENOSPC;
+	c->passthrough[c->n_passthrough].mask = ust_prefix_mask(prefix);
+	c->passthrough[c->n_passthrough].net = a & ust_prefix_mask(prefix);
+	c->n_passthrough++;
+	return 0;
+}
+
 static int load_passthrough(struct ust_config *c, const char *v, char *err, size_t errlen)
 {
 	const char *p = v;
 
 	c->n_passthrough = 0;
+	c->n_passthrough6 = 0;
 	while (*p) {
-		char item[32];
+		char item[64];
 		const char *comma = strchr(p, ',');
 		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-		uint32_t a;
-		unsigned prefix;
+		int r = -EINVAL;
 
+		/* Room for any IPv6 prefix; an IPv4 one is at most 18 bytes
+		 * (a longer one is refused as before IPv6). */
 		if (len > 0 && len < sizeof(item)) {
 			memcpy(item, p, len);
 			item[len] = 0;
+			if (strchr(item, ':') || len < 32)
+				r = add_passthrough(c, item);
 		}
-		if (len == 0 || len >= sizeof(item) || ust_parse_cidr(item, &a, &prefix))
-			return fail(err, errlen, "USTCP_PASSTHROUGH", v,
-				    "not a comma-separated list of IPv4 prefixes (e.g. 127.0.0.0/8,10.1.0.0/16)");
-		if (c->n_passthrough == UST_PASSTHROUGH_MAX)
-			return fail(err, errlen, "USTCP_PASSTHROUGH", v, "more than %d prefixes",
+		if (r == -ENOSPC)
+			return fail(err, errlen, "USTCP_PASSTHROUGH", v, "more than %d prefixes of a family",
 				    UST_PASSTHROUGH_MAX);
-		c->passthrough[c->n_passthrough].mask = ust_prefix_mask(prefix);
-		c->passthrough[c->n_passthrough].net = a & ust_prefix_mask(prefix);
-		c->n_passthrough++;
+		if (r)
+			return fail(err, errlen, "USTCP_PASSTHROUGH", v,
+				    "not a comma-separated list of IPv4 or IPv6 prefixes "
+				    "(e.g. 127.0.0.0/8,::1/128,10.1.0.0/16)");
 		p += len;
 		if (*p == ',')
 			p++;
@@ -518,6 +550,9 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 	c->passthrough[0].net = 0x7f000000;
 	c->passthrough[0].mask = 0xff000000;
 	c->n_passthrough = 1;
+	c->passthrough6[0].net.b[15] = 1; /* ::1/128 */
+	c->passthrough6[0].prefix = 128;
+	c->n_passthrough6 = 1;
 
 	if ((r = load_link(c, get, err, errlen)) || (r = load_route(c, get, err, errlen)) ||
 	    (r = load_tcp(c, get, err, errlen)) || (r = load_buffers(c, get, err, errlen)) ||
@@ -530,6 +565,16 @@ bool ust_config_passthrough(const struct ust_config *c, uint32_t dst)
 {
 	for (unsigned i = 0; i < c->n_passthrough; i++)
 		if ((dst & c->passthrough[i].mask) == c->passthrough[i].net)
+			return true;
+	return false;
+}
+
+bool ust_config_passthrough6(const struct ust_config *c, const struct ust_ip6 *dst)
+{
+	if (ust_ip6_is_v4mapped(dst))
+		return ust_config_passthrough(c, ust_ip6_to_v4(dst));
+	for (unsigned i = 0; i < c->n_passthrough6; i++)
+		if (ust_ip6_prefix_eq(dst, &c->passthrough6[i].net, c->passthrough6[i].prefix))
 			return true;
 	return false;
 }

@@ -20,6 +20,11 @@ struct ust_cidr {
 	uint32_t net, mask; /* host order */
 };
 
+struct ust_cidr6 {
+	struct ust_ip6 net;  /* host bits clear */
+	unsigned prefix;
+};
+
 struct ust_config {
 	char iface[IFNAMSIZ];           /* USTCP_IFACE */
 	uint32_t addr;                  /* USTCP_ADDR, host order */
@@ -41,8 +46,10 @@ struct ust_config {
 	/* USTCP_RMEM, USTCP_WMEM: min, default, max; all 0 when unset (the
 	 * engine's own, ust_tcp_default_config). */
 	uint32_t rmem[3], wmem[3];
-	struct ust_cidr passthrough[UST_PASSTHROUGH_MAX]; /* USTCP_PASSTHROUGH */
+	struct ust_cidr passthrough[UST_PASSTHROUGH_MAX]; /* USTCP_PASSTHROUGH, its IPv4 prefixes */
 	unsigned n_passthrough;
+	struct ust_cidr6 passthrough6[UST_PASSTHROUGH_MAX]; /* and its IPv6 ones */
+	unsigned n_passthrough6;
 	enum ust_log_level log_level;   /* USTCP_LOG */
 	char log_file[PATH_MAX];        /* USTCP_LOG_FILE, "" for stderr */
 	char pcap[PATH_MAX];            /* USTCP_PCAP, "" for off */
@@ -71,5 +78,8 @@ int ust_parse_seconds_ms(const char *s, unsigned max_s, unsigned *ms);
 
 /* Is dst one of the USTCP_PASSTHROUGH destinations? */
 bool ust_config_passthrough(const struct ust_config *c, uint32_t dst);
+/* The same for an IPv6 destination; an IPv4-mapped one is asked of the
+ * IPv4 prefixes. */
+bool ust_config_passthrough6(const struct ust_config *c, const struct ust_ip6 *dst);
 
 #endif

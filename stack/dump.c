@@ -14,7 +14,7 @@ static void printable(char *s)
 			*s = '?';
 }
 
-/* "a.b.c.d:port" into its halves, as ss shows them ("*" for port 0);
+/* "a.b.c.d:port" or "[v6]:port" into its halves, as ss shows them ("*" for port 0);
  * neither half may be empty. */
 static bool split_addr(const char *s, char *addr, size_t asize, char *port, size_t psize)
 {
@@ -30,9 +30,9 @@ static bool split_addr(const char *s, char *addr, size_t asize, char *port, size
 
 static bool parse_tcp(const char *line, struct ust_dump_conn *c)
 {
-	char local[32], peer[32];
+	char local[64], peer[64];
 
-	if (sscanf(line, "tcp %15s %llu %llu %31s %31s %15s %lld", c->state, &c->rq, &c->sq, local, peer,
+	if (sscanf(line, "tcp %15s %llu %llu %63s %63s %15s %lld", c->state, &c->rq, &c->sq, local, peer,
 		   c->timer, &c->ms) != 7 ||
 	    !split_addr(local, c->laddr, sizeof(c->laddr), c->lport, sizeof(c->lport)) ||
 	    !split_addr(peer, c->raddr, sizeof(c->raddr), c->rport, sizeof(c->rport)))

@@ -22,7 +22,7 @@
 struct ust_dump_conn {
 	char state[16];
 	unsigned long long rq, sq;
-	char laddr[16], lport[8], raddr[16], rport[8]; /* port "*" for 0, as ss */
+	char laddr[48], lport[8], raddr[48], rport[8]; /* port "*" for 0, as ss; IPv6 in brackets */
 	char timer[16];
 	long long ms;
 };

@@ -17,6 +17,7 @@
 #include "stack.h"
 #include "tcp_buf.h"
 #include "tcp_seq.h"
+#include "wire6.h"
 
 /* States in the order of RFC 9293's diagram, as BSD orders them, so that
  * checks are ranges: a state >= ESTABLISHED is synchronized, and a state >
@@ -82,7 +83,7 @@ struct ust_tcp_opts {
 
 /* A parsed segment: header fields in host order, options, payload. */
 struct ust_tcp_seg {
-	uint32_t src, dst;      /* IPv4 addresses */
+	struct ust_ip6 src, dst; /* an IPv4 segment's mapped (::ffff:a.b.c.d) */
 	uint16_t sport, dport;
 	uint32_t seq, ack;
 	uint8_t flags;          /* all eight: UST_TH_* */
@@ -99,6 +100,9 @@ struct ust_tcp_seg {
  * UST_OK or the drop reason. Malformed options make the segment invalid, as
  * in Linux only where they cannot be skipped; unknown options are skipped. */
 enum ust_drop ust_tcp_parse(const struct ust_ipv4 *ip, bool csum_ok, struct ust_tcp_seg *seg);
+/* The same for a segment over IPv6: its pseudo-header (RFC 8200 §8.1) in
+ * the checksum, the traffic class's ECN field. */
+enum ust_drop ust_tcp_parse6(const struct ust_ipv6 *ip, bool csum_ok, struct ust_tcp_seg *seg);
 /* Parses the options area alone (also used by tests). */
 enum ust_drop ust_tcp_parse_opts(const uint8_t *p, unsigned len, bool syn, struct ust_tcp_opts *o);
 
@@ -182,9 +186,14 @@ struct ust_tcb {
 	void *user;                 /* the shim's socket; NULL once released */
 	enum ust_tcp_state state;
 
-	/* identity */
-	uint32_t laddr, raddr;
+	/* identity: the addresses of either family, an IPv4 one mapped
+	 * (::ffff:a.b.c.d); a listener's raddr is ::, its laddr :: (any
+	 * address of an AF_INET6 socket), ::ffff:0.0.0.0 (any IPv4 one) or
+	 * the address it was bound to */
+	struct ust_ip6 laddr, raddr;
 	uint16_t lport, rport;
+	bool ipv6;                  /* an AF_INET6 socket's (ust_tcp_set_family) */
+	bool v6only;                /* IPV6_V6ONLY: no IPv4 through it */
 	struct ust_tcb *hnext;      /* hash chain */
 	struct ust_tcb **hprev;     /* what points at it there: O(1) removal */
 	bool hashed;
@@ -215,6 +224,7 @@ struct ust_tcb {
 	/* negotiated options */
 	uint16_t mss;               /* largest payload we send */
 	uint16_t rcv_mss;           /* what we announced */
+	uint16_t user_mss;          /* TCP_MAXSEG set before the connection, 0: none (Linux's user_mss) */
 	uint8_t snd_wscale, rcv_wscale; /* shift for the peer's / our window */
 	bool ws_ok, ts_ok, sack_ok;
 	uint32_t ts_recent;         /* peer's latest TSval (RFC 7323) */
@@ -543,8 +553,8 @@ struct ust_tcp_config {
 	 * stack's, now or until a moment ago? One that matches nothing here
 	 * is then left to that stack instead of being answered with RST. */
 	int (*port_claim)(void *ctx, uint16_t *port, bool reuse);
-	void (*port_release)(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport);
-	bool (*port_foreign)(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport);
+	void (*port_release)(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
+	bool (*port_foreign)(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 	void *ctx;
 };
 
@@ -578,6 +588,9 @@ ust_time ust_tcp_timers(struct ust_tcp *tcp, ust_time now);
 void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_time now);
 void ust_tcp_icmp_error(void *ctx, const struct ust_icmp_error *err, ust_time now);
 void ust_tcp_unreachable(void *ctx, uint32_t dst, int err, ust_time now);
+void ust_tcp_input6(void *ctx, const struct ust_ipv6 *ip, unsigned rxflags, ust_time now);
+void ust_tcp_icmp6_error(void *ctx, const struct ust_icmp6_error *err, ust_time now);
+void ust_tcp_unreachable6(void *ctx, const struct ust_ip6 *dst, int err, ust_time now);
 
 /* ---- user calls (RFC 9293 §3.9.1, in BSD-socket shape) ----
  * All return 0 or a byte count, or -errno as Linux's socket call would. */
@@ -585,6 +598,13 @@ void ust_tcp_unreachable(void *ctx, uint32_t dst, int err, ust_time now);
 /* A new control block in CLOSED, for a socket; NULL with *err -ENFILE at
  * cfg.max_conns, -ENOBUFS without memory. */
 struct ust_tcb *ust_tcp_create(struct ust_tcp *tcp, void *user, int *err);
+/* The socket's family, before bind or connect: AF_INET6 (ipv6) takes
+ * IPv6 peers, and IPv4 ones mapped unless v6only (IPV6_V6ONLY); a
+ * block is AF_INET until told. */
+void ust_tcp_set_family(struct ust_tcb *tcb, bool ipv6, bool v6only);
+/* The local address a listener takes connections to (bind with an
+ * address): NULL or the unspecified address of its family for any. */
+void ust_tcp_set_local(struct ust_tcb *tcb, const struct ust_ip6 *laddr);
 /* Claims the local port (0: an ephemeral one, now, as Linux). */
 int ust_tcp_bind(struct ust_tcb *tcb, uint16_t lport, bool reuseaddr);
 /* SO_REUSEADDR, for the port an ephemeral pick claims (connect's). */
@@ -597,6 +617,11 @@ void ust_tcp_set_reuseport(struct ust_tcb *tcb, bool on);
 bool ust_tcp_port_listening(struct ust_tcp *tcp, uint16_t lport);
 /* OPEN, active: sends the SYN. */
 int ust_tcp_connect(struct ust_tcb *tcb, uint32_t raddr, uint16_t rport, ust_time now);
+/* The same to an address of either family (IPv4 mapped): -EAFNOSUPPORT
+ * for an IPv4 one from a v6only socket or an IPv6 one from an AF_INET
+ * socket; -EADDRNOTAVAIL while no address of ours for it is through
+ * DAD; -ENETUNREACH without a route. */
+int ust_tcp_connect_to(struct ust_tcb *tcb, const struct ust_ip6 *raddr, uint16_t rport, ust_time now);
 /* OPEN, passive. */
 int ust_tcp_listen(struct ust_tcb *tcb, unsigned backlog);
 /* The oldest established connection of a listener, or NULL (-EAGAIN). */
@@ -692,7 +717,7 @@ void ust_tcp_set_linger(struct ust_tcb *tcb, bool on, unsigned seconds);
 /* STATUS */
 struct ust_tcp_status {
 	enum ust_tcp_state state;
-	uint32_t laddr, raddr;
+	struct ust_ip6 laddr, raddr; /* IPv4 mapped */
 	uint16_t lport, rport;
 	uint32_t rcv_queued;        /* readable bytes (SIOCINQ) */
 	uint32_t snd_queued;        /* unacknowledged + unsent (SIOCOUTQ) */
@@ -745,7 +770,7 @@ void ust_tcp_status(const struct ust_tcb *tcb, struct ust_tcp_status *s);
 
 enum ust_tcp_state ust_tcp_get_state(const struct ust_tcb *tcb);
 struct ust_tcp_ends {
-	uint32_t laddr, raddr;
+	struct ust_ip6 laddr, raddr; /* IPv4 mapped */
 	uint16_t lport, rport;
 };
 void ust_tcp_ends(const struct ust_tcb *tcb, struct ust_tcp_ends *e);

@@ -1,37 +1,60 @@
-/* Errors from below: ICMP about a segment we sent (RFC 9293 §3.9.2.2, RFC
- * 1122 §4.2.3.9, RFC 5927's checks), and a neighbour that never answered
- * ARP. As in Linux, hard errors end a connection that is still being set
- * up; an established one only notes them, and "fragmentation needed"
- * lowers the MSS (RFC 1191). */
+/* Errors from below: ICMP and ICMPv6 about a segment we sent (RFC 9293
+ * §3.9.2.2, RFC 1122 §4.2.3.9, RFC 5927's checks), and a neighbour that
+ * never answered ARP or neighbour solicitations. As in Linux, hard errors
+ * end a connection that is still being set up; an established one only
+ * notes them, and "fragmentation needed" or "packet too big" lowers the
+ * MSS (RFC 1191, RFC 8201). */
 #include <errno.h>
 
 #include "tcp_impl.h"
 
+/* The connection an ICMP or ICMPv6 error quotes, if what it quotes is in
+ * flight (RFC 5927 §4.1); NULL (counted) otherwise. */
+static struct ust_tcb *quoted_tcb(struct ust_tcp *tcp, const struct ust_ip6 *src, const struct ust_ip6 *dst,
+				  const uint8_t *l4)
+{
+	struct ust_tcb *t = tcp_lookup(tcp, src, ust_get16(l4), dst, ust_get16(l4 + 2));
+	uint32_t seq = ust_get32(l4 + 4);
+
+	if (!t || !seq_between(seq, t->snd_una, t->snd_max)) {
+		tcp_drop(tcp, UST_DROP_ICMP_TCP_STALE);
+		return NULL;
+	}
+	return t;
+}
+
+/* A smaller path MTU: the MSS follows it, less the headers and the
+ * timestamps, and what is in flight and no longer fits goes again. */
+static void path_mtu_lower(struct ust_tcb *t, unsigned mtu, ust_time now)
+{
+	unsigned mss = mtu - tcp_net_hlen(t) - UST_TCP_HLEN - (t->ts_ok ? 12 : 0);
+
+	if (!UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_TIME_WAIT)
+		return;
+	if (mss < t->mss) {
+		t->mss = (uint16_t)mss;
+		tcp_simple_retransmit(t, now);
+	}
+}
+
 void ust_tcp_icmp_error(void *ctx, const struct ust_icmp_error *e, ust_time now)
 {
 	struct ust_tcp *tcp = ctx;
+	struct ust_ip6 src, dst;
 	struct ust_tcb *t;
-	uint32_t seq;
 
 	if (e->proto != UST_IPPROTO_TCP)
 		return;
 	tcp->now = now;
-	t = tcp_lookup(tcp, e->src, ust_get16(e->l4), e->dst, ust_get16(e->l4 + 2));
-	seq = ust_get32(e->l4 + 4);
-	/* RFC 5927 §4.1: only for something in flight. */
-	if (!t || !seq_between(seq, t->snd_una, t->snd_max)) {
-		tcp_drop(tcp, UST_DROP_ICMP_TCP_STALE);
+	src = ust_ip6_from_v4(e->src);
+	dst = ust_ip6_from_v4(e->dst);
+	t = quoted_tcb(tcp, &src, &dst, e->l4);
+	if (!t)
 		return;
-	}
 	if (e->type == UST_ICMP_DEST_UNREACH && e->code == 4 && UST_TCP_SYNCHRONIZED(t->state) &&
 	    t->state != UST_TCP_TIME_WAIT) {
 		/* Fragmentation needed: a smaller path MTU (RFC 1191). */
-		unsigned mtu = e->mtu >= 576 ? e->mtu : 576;
-		unsigned mss = mtu - 40 - (t->ts_ok ? 12 : 0);
-		if (mss < t->mss) {
-			t->mss = (uint16_t)mss;
-			tcp_simple_retransmit(t, now);
-		}
+		path_mtu_lower(t, e->mtu >= 576 ? e->mtu : 576, now);
 		return;
 	}
 	/* Hard errors end a connection that is still being set up, as in
@@ -71,17 +94,81 @@ void ust_tcp_icmp_error(void *ctx, const struct ust_icmp_error *e, ust_time now)
 	}
 }
 
-void ust_tcp_unreachable(void *ctx, uint32_t dst, int err, ust_time now)
+void ust_tcp_icmp6_error(void *ctx, const struct ust_icmp6_error *e, ust_time now)
 {
 	struct ust_tcp *tcp = ctx;
+	struct ust_tcb *t;
 
+	if (e->proto != UST_IPPROTO_TCP)
+		return;
 	tcp->now = now;
+	t = quoted_tcb(tcp, &e->src, &e->dst, e->l4);
+	if (!t)
+		return;
+	if (e->type == UST_ICMP6_PACKET_TOO_BIG) {
+		/* RFC 8201 §4: never below the minimum link MTU, 1280. */
+		path_mtu_lower(t, e->mtu >= UST_IPV6_MIN_MTU ? e->mtu : UST_IPV6_MIN_MTU, now);
+		return;
+	}
+	/* As Linux's tcp_v6_err: a connection being set up ends on any
+	 * other error, with icmpv6_err_convert's errno; an established one
+	 * only notes it. */
+	if (t->state != UST_TCP_SYN_SENT && t->state != UST_TCP_SYN_RECEIVED)
+		return;
+	switch (e->type) {
+	case UST_ICMP6_DEST_UNREACH:
+		switch (e->code) {
+		case 0: /* no route */
+			tcp_die(t, ENETUNREACH, UST_OUTCOME_UNREACHABLE, "no route (ICMPv6)");
+			break;
+		case 1: case 5: case 6: /* prohibited, failed policy, reject route */
+			tcp_die(t, EACCES, UST_OUTCOME_UNREACHABLE, "prohibited (ICMPv6)");
+			break;
+		case 4:
+			tcp_die(t, ECONNREFUSED, UST_OUTCOME_REFUSED, "port unreachable (ICMPv6)");
+			break;
+		default: /* beyond scope, address unreachable */
+			tcp_die(t, EHOSTUNREACH, UST_OUTCOME_UNREACHABLE, "address unreachable (ICMPv6)");
+			break;
+		}
+		break;
+	case UST_ICMP6_TIME_EXCEEDED:
+		tcp_die(t, EHOSTUNREACH, UST_OUTCOME_UNREACHABLE, "time exceeded (ICMPv6)");
+		break;
+	case UST_ICMP6_PARAM_PROBLEM:
+		tcp_die(t, EPROTO, UST_OUTCOME_UNREACHABLE, "parameter problem (ICMPv6)");
+		break;
+	default:
+		break;
+	}
+}
+
+/* Every SYN-SENT to dst ends: its neighbour never answered. */
+static void neighbour_failed(struct ust_tcp *tcp, const struct ust_ip6 *dst, int err, const char *why)
+{
 	for (unsigned i = 0; i < tcp->hash_size; i++) {
 		struct ust_tcb *t = tcp->hash[i], *next;
 		for (; t; t = next) {
 			next = t->hnext;
-			if (t->raddr == dst && t->state == UST_TCP_SYN_SENT)
-				tcp_die(t, err, UST_OUTCOME_UNREACHABLE, "no ARP answer");
+			if (ust_ip6_eq(&t->raddr, dst) && t->state == UST_TCP_SYN_SENT)
+				tcp_die(t, err, UST_OUTCOME_UNREACHABLE, why);
 		}
 	}
+}
+
+void ust_tcp_unreachable(void *ctx, uint32_t dst, int err, ust_time now)
+{
+	struct ust_tcp *tcp = ctx;
+	const struct ust_ip6 a = ust_ip6_from_v4(dst);
+
+	tcp->now = now;
+	neighbour_failed(tcp, &a, err, "no ARP answer");
+}
+
+void ust_tcp_unreachable6(void *ctx, const struct ust_ip6 *dst, int err, ust_time now)
+{
+	struct ust_tcp *tcp = ctx;
+
+	tcp->now = now;
+	neighbour_failed(tcp, dst, err, "no neighbour advertisement");
 }

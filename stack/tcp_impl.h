@@ -37,6 +37,39 @@ static inline struct ust_stack *tcb_stack(const struct ust_tcb *t) { return t->t
 static inline void tcp_count(struct ust_tcp *tcp, enum ust_event e) { tcp->st->ctr.event[e]++; }
 static inline void tcp_drop(struct ust_tcp *tcp, enum ust_drop d) { tcp->st->ctr.drop[d]++; }
 
+/* The network header under a connection: IPv4's 20 bytes to a peer of
+ * that family (a dual-stack socket's mapped one too, as Linux's
+ * ipv6_mapped ops), IPv6's 40 otherwise; before there is a peer, the
+ * socket's family decides. */
+static inline unsigned tcp_net_hlen(const struct ust_tcb *t)
+{
+	if (ust_ip6_is_v4mapped(&t->raddr))
+		return UST_IPV4_HLEN;
+	return t->ipv6 ? UST_IPV6_HLEN : UST_IPV4_HLEN;
+}
+
+#define TCP_MIN_ADVMSS6 1220 /* Linux's ip6_rt_min_advmss: IPv6's 1280 less 60 */
+
+/* The largest MSS the link allows: its MTU less the headers, for IPv6
+ * never below the 1280-byte MTU every IPv6 link has (RFC 8200 §5). */
+static inline uint16_t tcp_link_mss(const struct ust_tcb *t)
+{
+	unsigned mss = t->tcp->st->nif.mtu - tcp_net_hlen(t) - UST_TCP_HLEN;
+
+	if (tcp_net_hlen(t) == UST_IPV6_HLEN && mss < TCP_MIN_ADVMSS6)
+		mss = TCP_MIN_ADVMSS6;
+	return (uint16_t)mss;
+}
+
+/* The MSS to announce on a connection whose family is now known: the
+ * link's, or TCP_MAXSEG's if smaller. */
+static inline uint16_t tcp_announced_mss(const struct ust_tcb *t)
+{
+	uint16_t link = tcp_link_mss(t);
+
+	return t->user_mss && t->user_mss < link ? t->user_mss : link;
+}
+
 /* Sequence number of the first data byte (after the SYN). */
 static inline uint32_t tcb_data_seq(const struct ust_tcb *t) { return t->iss + 1; }
 /* The FIN's sequence number, once CLOSE or SHUT_WR queued it. */
@@ -120,13 +153,14 @@ void tcp_cwnd_reduction(struct ust_tcb *t, uint32_t newly_acked_sacked, uint32_t
 void tcp_simple_retransmit(struct ust_tcb *t, ust_time now);
 
 /* tcp_table.c */
-struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, uint32_t laddr, uint16_t lport,
-			   uint32_t raddr, uint16_t rport);
+struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_t lport,
+			   const struct ust_ip6 *raddr, uint16_t rport);
 struct ust_tcb *tcp_lookup_listener(struct ust_tcp *tcp, uint16_t lport);
 /* The listener on lport for a SYN from raddr:rport: in a reuseport group,
  * one chosen by the 4-tuple's hash, so a connection always lands on the
  * same one. */
-struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, uint32_t raddr, uint16_t rport);
+struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, const struct ust_ip6 *dst,
+				    const struct ust_ip6 *raddr, uint16_t rport);
 /* May t share lport with every block already on it (all SO_REUSEPORT)? */
 bool tcp_port_shareable(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *t);
 /* A new block in CLOSED, or NULL: at the ceiling (tcp_at_ceiling) or out
@@ -142,7 +176,7 @@ struct ust_tcb *tcp_port_users(struct ust_tcp *tcp, uint16_t lport);
 void tcp_hash_insert(struct ust_tcb *t);
 void tcp_hash_remove(struct ust_tcb *t);
 /* Moves t to a new key in the table. */
-void tcp_rehash(struct ust_tcb *t, uint16_t lport, uint32_t raddr, uint16_t rport);
+void tcp_rehash(struct ust_tcb *t, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport);
 /* Takes a child out of its listener's queues. */
 void tcp_listener_forget(struct ust_tcb *listener, struct ust_tcb *child);
 /* A child finished its handshake: from the SYN queue to the accept queue. */
@@ -404,9 +438,14 @@ void tcp_stats_report(const struct ust_tcb *t, struct ust_tcp_status *s, ust_tim
 /* tcp_isn.c */
 /* SipHash-2-4 of the 16 bytes m0, m1 under key. */
 uint64_t tcp_siphash_2w(const uint64_t key[2], uint64_t m0, uint64_t m1);
-uint32_t tcp_isn(const struct ust_tcp *tcp, uint32_t laddr, uint16_t lport, uint32_t raddr,
+/* An address pair as one word for the hashes: an IPv4 pair as it always
+ * was (hi in the high half, lo in the low), an IPv6 pair through a
+ * SipHash of its own, keyed alike, so that F covers all 32 bytes (RFC
+ * 6528 §3: "at least the 4-tuple"). */
+uint64_t tcp_addr_word(const struct ust_tcp *tcp, const struct ust_ip6 *hi, const struct ust_ip6 *lo);
+uint32_t tcp_isn(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_t lport, const struct ust_ip6 *raddr,
 		 uint16_t rport, ust_time now);
-uint32_t tcp_ts_offset(const struct ust_tcp *tcp, uint32_t laddr, uint32_t raddr);
+uint32_t tcp_ts_offset(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, const struct ust_ip6 *raddr);
 static inline uint32_t tcp_ts_now(const struct ust_tcb *t, ust_time now)
 {
 	return (uint32_t)(now / 1000) + t->ts_offset;

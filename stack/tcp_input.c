@@ -100,9 +100,11 @@ static void closed_input(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust
 {
 	/* Another stack on our address (another process) holds the port, or
 	 * held this connection until a moment ago: the segment is its to
-	 * answer. */
-	if (tcp->cfg.port_foreign &&
-	    tcp->cfg.port_foreign(tcp->cfg.ctx, seg->dport, seg->src, seg->sport)) {
+	 * answer. Not when a listener of ours is on it and did not take the
+	 * segment's family (an IPV6_V6ONLY one, an IPv4 SYN): the port is
+	 * ours, and Linux resets. */
+	if (tcp->cfg.port_foreign && !tcp_lookup_listener(tcp, seg->dport) &&
+	    tcp->cfg.port_foreign(tcp->cfg.ctx, seg->dport, &seg->src, seg->sport)) {
 		tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
 		return;
 	}
@@ -137,7 +139,10 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->ip_pmtudisc = l->ip_pmtudisc;
 	c->user_wnd_clamp = l->user_wnd_clamp;
 	c->defer_accept = l->defer_accept;
-	c->rcv_mss = l->rcv_mss ? l->rcv_mss : (uint16_t)(c->tcp->st->nif.mtu - 40);
+	c->ipv6 = l->ipv6;
+	c->v6only = l->v6only;
+	c->user_mss = l->user_mss;
+	c->rcv_mss = tcp_announced_mss(c);
 	c->irs = irs;
 	c->rcv_nxt = irs + 1;
 	c->iss = iss;
@@ -147,7 +152,7 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->snd_buf_seq = iss + 1;
 	c->recover = iss;
 	c->snd_sml = iss;
-	c->ts_offset = tcp_ts_offset(c->tcp, c->laddr, c->raddr);
+	c->ts_offset = tcp_ts_offset(c->tcp, &c->laddr, &c->raddr);
 }
 
 /* A child for the listener l, from the peer's SYN: it starts its sequence
@@ -162,12 +167,13 @@ static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *sy
 
 	if (!c)
 		return NULL;
-	tcp_rehash(c, l->lport, syn->src, syn->sport);
+	c->laddr = syn->dst;
+	tcp_rehash(c, l->lport, &syn->src, syn->sport);
 	/* The child's own reference on the port: it may outlive the
 	 * listener (TIME-WAIT). */
 	tcp_claim_port(c, &port, false);
 	child_init(c, l, syn->seq,
-		   iss ? iss : tcp_isn(tcp, c->laddr, c->lport, c->raddr, c->rport, now));
+		   iss ? iss : tcp_isn(tcp, &c->laddr, c->lport, &c->raddr, c->rport, now));
 	return c;
 }
 
@@ -216,6 +222,7 @@ static void send_cookie_synack(struct ust_tcb *l, const struct ust_tcp_seg *seg,
 	memset(&r, 0, sizeof(r));
 	tcp_tcb_init(tcp, &r, NULL);
 	r.lport = l->lport;
+	r.laddr = seg->dst;
 	r.raddr = seg->src;
 	r.rport = seg->sport;
 	child_init(&r, l, seg->seq, tcp_cookie_isn(tcp, seg, now, &mss));
@@ -304,7 +311,7 @@ static bool cookie_ack_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_tim
 	syn.opt.wscale = -1;
 	syn.opt.sack_ok = false;
 	if (seg->opt.ts)
-		tcp_cookie_ts_decode(seg->opt.ts_ecr - tcp_ts_offset(tcp, seg->dst, seg->src), &syn.opt,
+		tcp_cookie_ts_decode(seg->opt.ts_ecr - tcp_ts_offset(tcp, &seg->dst, &seg->src), &syn.opt,
 				     &ecn);
 	if (l->acceptq_len > l->backlog) {
 		tcp_count(tcp, UST_EV_TCP_LISTEN_OVERFLOWS);
@@ -882,43 +889,53 @@ static void tcp_count_segs_in(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 	tcp_ecn_count_ce(t, seg, n);
 }
 
-void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_time now)
+/* One segment of either family, parsed (why: UST_OK) or refused: its
+ * connection, a listener, or nobody (§3.10.7). */
+static void segment_arrives(struct ust_tcp *tcp, enum ust_drop why, struct ust_tcp_seg *seg, ust_time now)
 {
-	struct ust_tcp *tcp = ctx;
-	struct ust_tcp_seg seg;
 	struct ust_tcb *t, *l;
 	uint32_t iss = 0;
-	enum ust_drop why;
 
-	if (ip->proto != UST_IPPROTO_TCP) {
-		tcp_drop(tcp, UST_DROP_IP_PROTO);
-		return;
-	}
-	why = ust_tcp_parse(ip, rxflags & UST_RX_CSUM_OK, &seg);
 	if (why) {
 		tcp_drop(tcp, why);
 		return;
 	}
 	tcp->now = now;
 	tcp_count(tcp, UST_EV_TCP_SEGS_IN);
-	t = tcp_lookup(tcp, seg.dst, seg.dport, seg.src, seg.sport);
+	t = tcp_lookup(tcp, &seg->dst, seg->dport, &seg->src, seg->sport);
 	if (t && t->state == UST_TCP_TIME_WAIT) {
-		iss = tcp_time_wait_input(t, &seg, now);
+		iss = tcp_time_wait_input(t, seg, now);
 		if (!iss)
 			return;
 		t = NULL;
 	}
 	if (!t) {
-		l = tcp_select_listener(tcp, seg.dport, seg.src, seg.sport);
+		l = tcp_select_listener(tcp, seg->dport, &seg->dst, &seg->src, seg->sport);
 		if (l)
-			listen_input(l, &seg, now, iss);
+			listen_input(l, seg, now, iss);
 		else
-			closed_input(tcp, &seg, now);
+			closed_input(tcp, seg, now);
 		return;
 	}
-	tcp_count_segs_in(t, &seg);
+	tcp_count_segs_in(t, seg);
 	if (t->state == UST_TCP_SYN_SENT)
-		syn_sent_input(t, &seg, now);
+		syn_sent_input(t, seg, now);
 	else
-		synchronized_input(t, &seg, now);
+		synchronized_input(t, seg, now);
+}
+
+void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_time now)
+{
+	struct ust_tcp_seg seg;
+
+	segment_arrives(ctx, ip->proto != UST_IPPROTO_TCP ? UST_DROP_IP_PROTO :
+			ust_tcp_parse(ip, rxflags & UST_RX_CSUM_OK, &seg), &seg, now);
+}
+
+void ust_tcp_input6(void *ctx, const struct ust_ipv6 *ip, unsigned rxflags, ust_time now)
+{
+	struct ust_tcp_seg seg;
+
+	segment_arrives(ctx, ip->proto != UST_IPPROTO_TCP ? UST_DROP_IP_PROTO :
+			ust_tcp_parse6(ip, rxflags & UST_RX_CSUM_OK, &seg), &seg, now);
 }

@@ -3,6 +3,8 @@
  * microseconds and F a keyed hash, here SipHash-2-4 (Aumasson and
  * Bernstein), written from its specification. The same hash, keyed on the
  * address pair, offsets each connection's timestamp clock, as Linux does. */
+#include <string.h>
+
 #include "tcp_impl.h"
 
 static inline uint64_t rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
@@ -33,15 +35,29 @@ uint64_t tcp_siphash_2w(const uint64_t key[2], uint64_t m0, uint64_t m1)
 	return v0 ^ v1 ^ v2 ^ v3;
 }
 
-uint32_t tcp_isn(const struct ust_tcp *tcp, uint32_t laddr, uint16_t lport, uint32_t raddr,
-		 uint16_t rport, ust_time now)
+uint64_t tcp_addr_word(const struct ust_tcp *tcp, const struct ust_ip6 *hi, const struct ust_ip6 *lo)
 {
-	uint64_t h = tcp_siphash_2w(tcp->cfg.isn_key, (uint64_t)laddr << 32 | raddr,
-				(uint64_t)lport << 16 | rport);
+	uint64_t h0, h1, l0, l1;
+
+	if (ust_ip6_is_v4mapped(hi) && ust_ip6_is_v4mapped(lo))
+		return (uint64_t)ust_ip6_to_v4(hi) << 32 | ust_ip6_to_v4(lo);
+	memcpy(&h0, hi->b, 8);
+	memcpy(&h1, hi->b + 8, 8);
+	memcpy(&l0, lo->b, 8);
+	memcpy(&l1, lo->b + 8, 8);
+	return tcp_siphash_2w(tcp->cfg.isn_key, h0 ^ tcp_siphash_2w(tcp->cfg.isn_key, l0, l1), h1);
+}
+
+uint32_t tcp_isn(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_t lport,
+		 const struct ust_ip6 *raddr, uint16_t rport, ust_time now)
+{
+	uint64_t h = tcp_siphash_2w(tcp->cfg.isn_key, tcp_addr_word(tcp, laddr, raddr),
+				    (uint64_t)lport << 16 | rport);
+
 	return (uint32_t)h + (uint32_t)(now / 4);
 }
 
-uint32_t tcp_ts_offset(const struct ust_tcp *tcp, uint32_t laddr, uint32_t raddr)
+uint32_t tcp_ts_offset(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, const struct ust_ip6 *raddr)
 {
-	return (uint32_t)(tcp_siphash_2w(tcp->cfg.isn_key, (uint64_t)laddr << 32 | raddr, 1) >> 32);
+	return (uint32_t)(tcp_siphash_2w(tcp->cfg.isn_key, tcp_addr_word(tcp, laddr, raddr), 1) >> 32);
 }

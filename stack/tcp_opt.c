@@ -75,36 +75,51 @@ enum ust_drop ust_tcp_parse_opts(const uint8_t *p, unsigned len, bool syn, struc
 	return UST_OK;
 }
 
-enum ust_drop ust_tcp_parse(const struct ust_ipv4 *ip, bool csum_ok, struct ust_tcp_seg *seg)
+/* The fields of a segment whose pseudo-header sums to sum (checked unless
+ * csum_ok): both families' parsers end here. */
+static enum ust_drop parse_segment(const uint8_t *p, unsigned len, uint32_t sum, bool csum_ok, uint8_t ecn,
+				   struct ust_tcp_seg *seg)
 {
-	const uint8_t *p = ip->payload;
 	unsigned hlen;
 
-	if (ip->payload_len < UST_TCP_HLEN)
+	if (len < UST_TCP_HLEN)
 		return UST_DROP_TCP_SHORT;
 	hlen = (unsigned)(p[12] >> 4) * 4;
-	if (hlen < UST_TCP_HLEN || hlen > ip->payload_len)
+	if (hlen < UST_TCP_HLEN || hlen > len)
 		return UST_DROP_TCP_SHORT;
-	if (!csum_ok) {
-		uint32_t sum = ust_csum_pseudo(ip->src, ip->dst, UST_IPPROTO_TCP, ip->payload_len);
-		if (ust_csum_fold(ust_csum_add(sum, p, ip->payload_len)) != 0)
-			return UST_DROP_TCP_CSUM;
-	}
-	seg->src = ip->src;
-	seg->dst = ip->dst;
+	if (!csum_ok && ust_csum_fold(ust_csum_add(sum, p, len)) != 0)
+		return UST_DROP_TCP_CSUM;
 	seg->sport = ust_get16(p);
 	seg->dport = ust_get16(p + 2);
 	seg->seq = ust_get32(p + 4);
 	seg->ack = ust_get32(p + 8);
 	seg->flags = p[13];
-	seg->ecn = ip->tos & UST_ECN_MASK;
+	seg->ecn = ecn & UST_ECN_MASK;
 	seg->wnd = ust_get16(p + 14);
 	seg->up = ust_get16(p + 18);
 	seg->data = p + hlen;
-	seg->len = ip->payload_len - hlen;
+	seg->len = len - hlen;
 	seg->hlen = (uint8_t)hlen;
 	return ust_tcp_parse_opts(p + UST_TCP_HLEN, hlen - UST_TCP_HLEN,
 				  seg->flags & UST_TH_SYN, &seg->opt);
+}
+
+enum ust_drop ust_tcp_parse(const struct ust_ipv4 *ip, bool csum_ok, struct ust_tcp_seg *seg)
+{
+	uint32_t sum = csum_ok ? 0 : ust_csum_pseudo(ip->src, ip->dst, UST_IPPROTO_TCP, ip->payload_len);
+
+	seg->src = ust_ip6_from_v4(ip->src);
+	seg->dst = ust_ip6_from_v4(ip->dst);
+	return parse_segment(ip->payload, ip->payload_len, sum, csum_ok, ip->tos, seg);
+}
+
+enum ust_drop ust_tcp_parse6(const struct ust_ipv6 *ip, bool csum_ok, struct ust_tcp_seg *seg)
+{
+	uint32_t sum = csum_ok ? 0 : ust_csum_pseudo6(&ip->src, &ip->dst, UST_IPPROTO_TCP, ip->payload_len);
+
+	seg->src = ip->src;
+	seg->dst = ip->dst;
+	return parse_segment(ip->payload, ip->payload_len, sum, csum_ok, ip->tclass, seg);
 }
 
 static uint8_t *put_ts(uint8_t *p, uint32_t val, uint32_t ecr)

@@ -10,7 +10,7 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now);
 
 /* One segment to put on the wire. */
 struct seg_out {
-	uint32_t src, dst;
+	struct ust_ip6 src, dst;     /* IPv4 mapped */
 	uint16_t sport, dport;
 	uint32_t seq, ack;
 	uint8_t flags;
@@ -29,6 +29,7 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 	unsigned hlen = UST_TCP_HLEN + o->optlen;
 	uint8_t *h;
 	uint32_t sum;
+	bool v4;
 
 	if (!p) {
 		st->ctr.drop[UST_DROP_TX_NO_BUFFER]++;
@@ -49,7 +50,9 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 	if (o->len)
 		ust_ring_peek(o->data, o->data_off, h + hlen, o->len);
 	p->len = hlen + o->len;
-	sum = ust_csum_pseudo(o->src, o->dst, UST_IPPROTO_TCP, (uint16_t)p->len);
+	v4 = ust_ip6_is_v4mapped(&o->dst);
+	sum = v4 ? ust_csum_pseudo(ust_ip6_to_v4(&o->src), ust_ip6_to_v4(&o->dst), UST_IPPROTO_TCP, (uint16_t)p->len)
+		 : ust_csum_pseudo6(&o->src, &o->dst, UST_IPPROTO_TCP, p->len);
 	if (st->nif.tx_csum_partial) {
 		/* The link completes it, or has the kernel do it: a segment
 		 * of a GSO run needs none of its own (the kernel sums each
@@ -63,7 +66,11 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 	st->ctr.event[UST_EV_TCP_SEGS_OUT]++;
 	if (o->flags & UST_TH_RST)
 		st->ctr.event[UST_EV_TCP_RST_OUT]++;
-	return ust_ip_send(st, p, o->dst, UST_IPPROTO_TCP, &o->ip, now);
+	if (v4)
+		return ust_ip_send(st, p, ust_ip6_to_v4(&o->dst), UST_IPPROTO_TCP, &o->ip, now);
+	/* IPv6 has no DF (nobody fragments on the way, RFC 8200 §5); the
+	 * traffic class carries the TOS byte, the hop limit the TTL. */
+	return ust_ip6_send(st, p, &o->src, &o->dst, UST_IPPROTO_TCP, o->ip.tos, o->ip.ttl, now);
 }
 
 /* The IPv4 header the socket asked for (IP_TOS, IP_TTL, IP_MTU_DISCOVER),

@@ -13,7 +13,8 @@ void ust_tcp_ends(const struct ust_tcb *t, struct ust_tcp_ends *e)
 {
 	e->laddr = t->laddr;
 	e->lport = t->lport;
-	e->raddr = t->raddr;
+	/* No peer yet: the family's any address, 0.0.0.0 for AF_INET. */
+	e->raddr = ust_ip6_is_unspecified(&t->raddr) && !t->ipv6 ? ust_ip6_from_v4(0) : t->raddr;
 	e->rport = t->rport;
 }
 

@@ -46,7 +46,7 @@ static uint32_t cookie_hash(const struct ust_tcp *tcp, const struct ust_tcp_seg 
 {
 	const uint64_t key[2] = { tcp->cfg.isn_key[0] ^ (0x636f6f6b69650000ull + c), tcp->cfg.isn_key[1] };
 
-	return (uint32_t)tcp_siphash_2w(key, (uint64_t)seg->src << 32 | seg->dst,
+	return (uint32_t)tcp_siphash_2w(key, tcp_addr_word(tcp, &seg->src, &seg->dst),
 					(uint64_t)seg->sport << 48 | (uint64_t)seg->dport << 32 | count);
 }
 

@@ -10,15 +10,29 @@
 #define EPHEMERAL_HI 60999
 #define NOT_IN_HEAP UINT32_MAX
 
-static unsigned hash4(const struct ust_tcp *tcp, uint32_t raddr, uint16_t lport, uint16_t rport)
+/* The remote address folded to 32 bits: an IPv4 one (mapped) gives its
+ * own value, as the table hashed it before IPv6, an IPv6 one the xor of
+ * its words. */
+static inline uint32_t addr_fold(const struct ust_ip6 *a)
 {
-	uint32_t h = raddr * 0x9e3779b1u ^ ((uint32_t)lport << 16 | rport) * 0x85ebca6bu;
+	return ust_get32(a->b + 12) ^ ust_get32(a->b) ^ ust_get32(a->b + 4) ^ (ust_get32(a->b + 8) ^ 0xffffu);
+}
+
+static inline unsigned hash4(const struct ust_tcp *tcp, const struct ust_ip6 *raddr, uint16_t lport, uint16_t rport)
+{
+	uint32_t h = addr_fold(raddr) * 0x9e3779b1u ^ ((uint32_t)lport << 16 | rport) * 0x85ebca6bu;
 	return (h ^ (h >> 15)) & (tcp->hash_size - 1);
 }
 
+/* Listeners hang in the bucket of raddr ::ffff:0.0.0.0 whatever their
+ * family, so that one chain holds every listener on a port. */
+static const struct ust_ip6 listen_key = { .b = { [10] = 0xff, [11] = 0xff } };
+
 static struct ust_tcb **bucket(struct ust_tcp *tcp, const struct ust_tcb *t)
 {
-	return &tcp->hash[hash4(tcp, t->raddr, t->lport, t->rport)];
+	const struct ust_ip6 *key = ust_ip6_is_unspecified(&t->raddr) ? &listen_key : &t->raddr;
+
+	return &tcp->hash[hash4(tcp, key, t->lport, t->rport)];
 }
 
 void ust_tcp_default_config(struct ust_tcp_config *cfg)
@@ -71,6 +85,9 @@ int ust_tcp_init(struct ust_tcp *tcp, struct ust_stack *st, const struct ust_tcp
 	st->upper.ip_input = ust_tcp_input;
 	st->upper.icmp_error = ust_tcp_icmp_error;
 	st->upper.unreachable = ust_tcp_unreachable;
+	st->upper.ip6_input = ust_tcp_input6;
+	st->upper.icmp6_error = ust_tcp_icmp6_error;
+	st->upper.unreachable6 = ust_tcp_unreachable6;
 	return 0;
 }
 
@@ -79,7 +96,7 @@ static void tcb_free(struct ust_tcb *t)
 	struct ust_tcp *tcp = t->tcp;
 
 	if (t->port_claimed && tcp->cfg.port_release)
-		tcp->cfg.port_release(tcp->cfg.ctx, t->lport, t->raddr, t->rport);
+		tcp->cfg.port_release(tcp->cfg.ctx, t->lport, &t->raddr, t->rport);
 	ust_ring_free(&t->sndbuf);
 	ust_ring_free(&t->rcvbuf);
 	ust_seqset_clear(&t->ofo);
@@ -157,11 +174,11 @@ void tcp_hash_insert(struct ust_tcb *t)
 	}
 }
 
-void tcp_rehash(struct ust_tcb *t, uint16_t lport, uint32_t raddr, uint16_t rport)
+void tcp_rehash(struct ust_tcb *t, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport)
 {
 	tcp_hash_remove(t);
 	t->lport = lport;
-	t->raddr = raddr;
+	t->raddr = *raddr;
 	t->rport = rport;
 	tcp_hash_insert(t);
 }
@@ -185,38 +202,56 @@ void tcp_hash_remove(struct ust_tcb *t)
 	t->hashed = false;
 }
 
-struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, uint32_t laddr, uint16_t lport,
-			   uint32_t raddr, uint16_t rport)
+struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_t lport,
+			   const struct ust_ip6 *raddr, uint16_t rport)
 {
 	for (struct ust_tcb *t = tcp->hash[hash4(tcp, raddr, lport, rport)]; t; t = t->hnext)
-		if (t->lport == lport && t->rport == rport && t->raddr == raddr &&
-		    t->state != UST_TCP_LISTEN && t->state != UST_TCP_CLOSED)
+		if (t->lport == lport && t->rport == rport && ust_ip6_eq(&t->raddr, raddr) &&
+		    ust_ip6_eq(&t->laddr, laddr) && t->state != UST_TCP_LISTEN && t->state != UST_TCP_CLOSED)
 			return t;
 	return NULL;
 }
 
 struct ust_tcb *tcp_lookup_listener(struct ust_tcp *tcp, uint16_t lport)
 {
-	for (struct ust_tcb *t = tcp->hash[hash4(tcp, 0, lport, 0)]; t; t = t->hnext)
+	for (struct ust_tcb *t = tcp->hash[hash4(tcp, &listen_key, lport, 0)]; t; t = t->hnext)
 		if (t->lport == lport && t->state == UST_TCP_LISTEN)
 			return t;
 	return NULL;
 }
 
-struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, uint32_t raddr, uint16_t rport)
+/* Does listener l take a connection to dst? As Linux's compute_score:
+ * an AF_INET socket IPv4 only, an AF_INET6 one IPv6 and, unless
+ * IPV6_V6ONLY, IPv4 mapped; then any address of the family (::, or
+ * 0.0.0.0 mapped) or the one it was bound to. */
+static bool listener_takes(const struct ust_tcb *l, const struct ust_ip6 *dst)
 {
-	struct ust_tcb *head = tcp->hash[hash4(tcp, 0, lport, 0)], *t;
+	bool v4 = ust_ip6_is_v4mapped(dst);
+
+	if (l->state != UST_TCP_LISTEN || (v4 ? l->ipv6 && l->v6only : !l->ipv6))
+		return false;
+	if (ust_ip6_is_unspecified(&l->laddr))
+		return true;
+	if (ust_ip6_is_v4mapped(&l->laddr) && ust_ip6_to_v4(&l->laddr) == 0)
+		return v4;
+	return ust_ip6_eq(&l->laddr, dst);
+}
+
+struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, const struct ust_ip6 *dst,
+				    const struct ust_ip6 *raddr, uint16_t rport)
+{
+	struct ust_tcb *head = tcp->hash[hash4(tcp, &listen_key, lport, 0)], *t, *first = NULL;
 	unsigned n = 0, pick;
 
 	for (t = head; t; t = t->hnext)
-		if (t->lport == lport && t->state == UST_TCP_LISTEN)
-			n++;
+		if (t->lport == lport && listener_takes(t, dst) && n++ == 0)
+			first = t;
 	if (n <= 1)
-		return tcp_lookup_listener(tcp, lport);
+		return first;
 	/* As Linux's reuseport_select_sock: the flow's hash picks. */
 	pick = hash4(tcp, raddr, lport, rport) % n;
 	for (t = head; t; t = t->hnext)
-		if (t->lport == lport && t->state == UST_TCP_LISTEN && pick-- == 0)
+		if (t->lport == lport && listener_takes(t, dst) && pick-- == 0)
 			return t;
 	return NULL;
 }
@@ -270,7 +305,7 @@ int tcp_pick_ephemeral(struct ust_tcp *tcp, struct ust_tcb *t)
 		int r = tcp_claim_port(t, &p, t->reuseaddr);
 		if (r < 0)
 			return r;
-		tcp_rehash(t, p, t->raddr, t->rport);
+		tcp_rehash(t, p, &t->raddr, t->rport);
 		return 0;
 	}
 
@@ -278,7 +313,7 @@ int tcp_pick_ephemeral(struct ust_tcp *tcp, struct ust_tcb *t)
 		uint16_t p = tcp->next_ephemeral;
 		tcp->next_ephemeral = p == EPHEMERAL_HI ? EPHEMERAL_LO : (uint16_t)(p + 1);
 		if (!tcp_port_in_use(tcp, p, t)) {
-			tcp_rehash(t, p, t->raddr, t->rport);
+			tcp_rehash(t, p, &t->raddr, t->rport);
 			return 0;
 		}
 	}
@@ -338,7 +373,7 @@ void tcp_tcb_init(struct ust_tcp *tcp, struct ust_tcb *t, void *user)
 	t->tcp = tcp;
 	t->user = user;
 	t->state = UST_TCP_CLOSED;
-	t->laddr = tcp->st->nif.addr;
+	t->laddr = ust_ip6_from_v4(tcp->st->nif.addr);
 	t->rcvbuf_cap = tcp->cfg.rmem[1];
 	t->sndbuf_cap = tcp->cfg.wmem[1];
 	t->rto = TCP_RTO_INIT;

@@ -14,8 +14,26 @@ struct ust_tcb *ust_tcp_create(struct ust_tcp *tcp, void *user, int *err)
 	 * ENOBUFS when the memory for one cannot. */
 	*err = t ? 0 : tcp_at_ceiling(tcp) ? -ENFILE : -ENOBUFS;
 	if (t)
-		t->rcv_mss = (uint16_t)(tcp->st->nif.mtu - 40);
+		t->rcv_mss = tcp_link_mss(t);
 	return t;
+}
+
+void ust_tcp_set_family(struct ust_tcb *t, bool ipv6, bool v6only)
+{
+	t->ipv6 = ipv6;
+	t->v6only = ipv6 && v6only;
+	ust_tcp_set_local(t, NULL);
+	t->rcv_mss = tcp_link_mss(t);
+}
+
+void ust_tcp_set_local(struct ust_tcb *t, const struct ust_ip6 *laddr)
+{
+	/* An AF_INET6 socket's any address is ::, an AF_INET one's our
+	 * IPv4 address, the only one it can have. */
+	if (laddr && !ust_ip6_is_unspecified(laddr))
+		t->laddr = *laddr;
+	else
+		t->laddr = t->ipv6 ? (struct ust_ip6){ { 0 } } : ust_ip6_from_v4(t->tcp->st->nif.addr);
 }
 
 void ust_tcp_set_reuseaddr(struct ust_tcb *t, bool on)
@@ -42,7 +60,7 @@ int ust_tcp_bind(struct ust_tcb *t, uint16_t lport, bool reuseaddr)
 	}
 	if (tcp_claim_port(t, &lport, reuseaddr) < 0)
 		return -EADDRINUSE; /* another stack on our address holds it */
-	tcp_rehash(t, lport, 0, 0);
+	tcp_rehash(t, lport, &(const struct ust_ip6){ { 0 } }, 0);
 	return 0;
 }
 
@@ -61,8 +79,9 @@ static int tcb_start(struct ust_tcb *t, ust_time now)
 {
 	struct ust_tcp *tcp = t->tcp;
 
-	if (!t->rcv_mss)
-		t->rcv_mss = (uint16_t)(tcp->st->nif.mtu - 40);
+	/* The family is known now: a TCP_MAXSEG set before stays, within
+	 * what the link carries under this family's headers. */
+	t->rcv_mss = tcp_announced_mss(t);
 	tcp_select_initial_window(t, true);
 	/* The rings get their sizes now and their memory with their first
 	 * byte (tcp_buf.h). */
@@ -70,12 +89,12 @@ static int tcb_start(struct ust_tcb *t, ust_time now)
 		ust_ring_init(&t->sndbuf, t->sndbuf_cap);
 	if (!t->rcvbuf.cap)
 		ust_ring_init(&t->rcvbuf, tcp_rcvbuf_ring_size(t));
-	t->iss = tcp_isn(tcp, t->laddr, t->lport, t->raddr, t->rport, now);
+	t->iss = tcp_isn(tcp, &t->laddr, t->lport, &t->raddr, t->rport, now);
 	t->snd_una = t->snd_nxt = t->snd_max = t->iss;
 	t->snd_buf_seq = t->iss + 1;
 	t->recover = t->iss;
 	t->snd_sml = t->iss;
-	t->ts_offset = tcp_ts_offset(tcp, t->laddr, t->raddr);
+	t->ts_offset = tcp_ts_offset(tcp, &t->laddr, &t->raddr);
 	t->mss = (uint16_t)(t->rcv_mss - 12);
 	t->rec.start = now;
 	return 0;
@@ -103,9 +122,50 @@ static int take_over_time_wait(struct ust_tcb *tw, uint32_t *iss, uint32_t *ts_r
 
 int ust_tcp_connect(struct ust_tcb *t, uint32_t raddr, uint16_t rport, ust_time now)
 {
+	const struct ust_ip6 a = ust_ip6_from_v4(raddr);
+
+	return ust_tcp_connect_to(t, &a, rport, now);
+}
+
+/* The local address a connection to raddr goes from (RFC 6724's source
+ * selection for IPv6, our one address for IPv4): 0, or as connect fails
+ * on Linux. */
+static int pick_local(struct ust_tcb *t, const struct ust_ip6 *raddr, struct ust_ip6 *laddr)
+{
+	const struct ust_stack *st = t->tcp->st;
+	const struct ust_ip6 *src;
+
+	if (ust_ip6_is_v4mapped(raddr)) {
+		/* An AF_INET6 v6only socket takes no IPv4 peer (Linux's
+		 * tcp_v6_connect: ENETUNREACH for a mapped address then). */
+		if (t->v6only)
+			return -ENETUNREACH;
+		if (!ust_ip_routable(st, ust_ip6_to_v4(raddr)))
+			return -ENETUNREACH;
+		*laddr = ust_ip6_from_v4(st->nif.addr);
+		return 0;
+	}
+	if (!t->ipv6)
+		return -EAFNOSUPPORT;
+	if (ust_ip6_is_unspecified(raddr) || ust_ip6_is_multicast(raddr))
+		return -ENETUNREACH;
+	if (!ust_ip6_is_unspecified(&t->laddr)) {
+		*laddr = t->laddr; /* bound to one of ours */
+		return 0;
+	}
+	src = ust_ip6_source(st, raddr);
+	if (!src)
+		return -EADDRNOTAVAIL;
+	*laddr = *src;
+	return 0;
+}
+
+int ust_tcp_connect_to(struct ust_tcb *t, const struct ust_ip6 *raddr, uint16_t rport, ust_time now)
+{
 	struct ust_tcp *tcp = t->tcp;
 	uint16_t lport = t->lport;
 	struct ust_tcb *tw;
+	struct ust_ip6 laddr;
 	uint32_t iss = 0, ts_recent = 0;
 	ust_time stamp = 0;
 	int r;
@@ -123,19 +183,21 @@ int ust_tcp_connect(struct ust_tcb *t, uint32_t raddr, uint16_t rport, ust_time 
 	}
 	if (t->rec.nstates)
 		return -EISCONN; /* a finished connection is not reused */
-	if (!ust_ip_routable(tcp->st, raddr))
-		return -ENETUNREACH;
+	r = pick_local(t, raddr, &laddr);
+	if (r)
+		return r;
 	tcp->now = now;
 	if (!lport) {
 		r = tcp_pick_ephemeral(tcp, t);
 		if (r)
 			return r;
 		lport = t->lport;
-	} else if ((tw = tcp_lookup(tcp, t->laddr, lport, raddr, rport)) != NULL) {
+	} else if ((tw = tcp_lookup(tcp, &laddr, lport, raddr, rport)) != NULL) {
 		r = take_over_time_wait(tw, &iss, &ts_recent, &stamp);
 		if (r)
 			return r;
 	}
+	t->laddr = laddr;
 	tcp_rehash(t, lport, raddr, rport);
 	r = tcb_start(t, now);
 	if (r)
@@ -511,7 +573,8 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 		/* The MSS we announce never exceeds what the link carries
 		 * (Linux's advmss clamp). */
 		if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN) {
-			unsigned link = t->tcp->st->nif.mtu - 40;
+			unsigned link = tcp_link_mss(t);
+			t->user_mss = (uint16_t)v;
 			t->rcv_mss = (uint16_t)((unsigned)v < link ? (unsigned)v : link);
 		}
 		return 0;

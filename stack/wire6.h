@@ -125,12 +125,14 @@ static inline bool ust_ip6_eq(const struct ust_ip6 *a, const struct ust_ip6 *b)
 {
 	return memcmp(a->b + 12, b->b + 12, 4) == 0 && memcmp(a->b, b->b, 12) == 0;
 }
+/* The TCP engine asks these of every segment and control block (IPv4
+ * ones mapped): word loads, not byte loops. */
 static inline bool ust_ip6_is_unspecified(const struct ust_ip6 *a)
 {
-	for (unsigned i = 0; i < 16; i++)
-		if (a->b[i])
-			return false;
-	return true;
+	uint64_t w[2];
+
+	memcpy(w, a->b, 16);
+	return (w[0] | w[1]) == 0;
 }
 static inline bool ust_ip6_is_loopback(const struct ust_ip6 *a)
 {
@@ -146,9 +148,12 @@ static inline bool ust_ip6_is_link_local(const struct ust_ip6 *a)
 }
 static inline bool ust_ip6_is_v4mapped(const struct ust_ip6 *a)
 {
-	static const uint8_t head[12] = { [10] = 0xff, [11] = 0xff };
+	uint64_t w0;
+	uint32_t w1;
 
-	return memcmp(a->b, head, 12) == 0;
+	memcpy(&w0, a->b, 8);
+	memcpy(&w1, a->b + 8, 4);
+	return w0 == 0 && ust_get32((const uint8_t *)&w1) == 0xffffu;
 }
 static inline struct ust_ip6 ust_ip6_from_v4(uint32_t a)
 {

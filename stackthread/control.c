@@ -33,13 +33,29 @@ static void json_str(char *out, size_t size, const char *s)
 	out[o] = 0;
 }
 
+/* "a.b.c.d:port", or "[v6]:port" as ss writes an IPv6 end. An IPv4 end
+ * is written as IPv4 also on a dual-stack socket, where ss writes
+ * [::ffff:a.b.c.d]: the engine does not know the socket's family here. */
+static const char *end_str(const struct ust_ip6 *a, uint16_t port, char buf[64])
+{
+	char s[48];
+
+	if (ust_ip6_is_v4mapped(a)) {
+		uint32_t v = ust_ip6_to_v4(a);
+		snprintf(buf, 64, "%u.%u.%u.%u:%u", v >> 24, v >> 16 & 255, v >> 8 & 255, v & 255, port);
+	} else {
+		snprintf(buf, 64, "[%s]:%u", ust_ip6_str(a, s), port);
+	}
+	return buf;
+}
+
 /* USTCP_CLOSE_LOG: one JSON line per finished connection (ustcp(7), "Close log"). */
 void us_close_log(void *ctx, const struct ust_tcb *t)
 {
 	const struct ust_tcp_record *r = ust_tcp_record(t);
 	struct ust_tcp_ends e;
 	const char *who = ust_tcp_initiator_name(r->initiator);
-	char line[1024], reason[128], states[UST_TCP_HISTORY_MAX * 16], ts[64];
+	char line[1024], reason[128], states[UST_TCP_HISTORY_MAX * 16], ts[64], local[64], remote[64];
 	struct timespec wall;
 	struct tm tm;
 	ust_time ago = ust_now() - r->end;
@@ -74,12 +90,11 @@ void us_close_log(void *ctx, const struct ust_tcb *t)
 	states[o] = 0;
 	json_str(reason, sizeof(reason), r->reason ? r->reason : "");
 	n = snprintf(line, sizeof(line),
-		     "{\"ts\":\"%s\",\"pid\":%d,\"local\":\"%u.%u.%u.%u:%u\",\"remote\":\"%u.%u.%u.%u:%u\","
+		     "{\"ts\":\"%s\",\"pid\":%d,\"local\":\"%s\",\"remote\":\"%s\","
 		     "\"outcome\":\"%s\",\"initiator\":%s%s%s,\"reason\":\"%s\",\"states\":[%s],"
 		     "\"bytes_sent\":%llu,\"bytes_received\":%llu,\"duration_ms\":%llu}\n",
-		     ts, (int)us_st.program, e.laddr >> 24, e.laddr >> 16 & 255, e.laddr >> 8 & 255,
-		     e.laddr & 255, e.lport, e.raddr >> 24, e.raddr >> 16 & 255, e.raddr >> 8 & 255,
-		     e.raddr & 255, e.rport, ust_tcp_outcome_name(r->outcome), who ? "\"" : "",
+		     ts, (int)us_st.program, end_str(&e.laddr, e.lport, local), end_str(&e.raddr, e.rport, remote),
+		     ust_tcp_outcome_name(r->outcome), who ? "\"" : "",
 		     who ? who : "null", who ? "\"" : "", reason, states,
 		     (unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_received,
 		     (unsigned long long)((r->end - r->start) / 1000u));
@@ -112,6 +127,7 @@ static void dump_tcb(struct ust_tcb *t, void *arg)
 	struct ust_tcp_status st;
 	struct ust_tcp_ends e;
 	const char *timer = "off";
+	char local[64], remote[64];
 	long long ms = 0;
 	unsigned rq, sq;
 
@@ -132,11 +148,11 @@ static void dump_tcb(struct ust_tcb *t, void *arg)
 		const struct us_conn *l = ust_tcp_user(t);
 		rq = ust_tcp_acceptq_len(t) + (l ? l->nout : 0);
 		sq = l ? l->backlog : ust_tcp_backlog(t);
-		e.laddr = l ? us_addr(atomic_load(&l->sock->local)) : e.laddr;
+		if (l && ust_ip6_is_v4mapped(&e.laddr))
+			e.laddr = ust_ip6_from_v4(us_addr(atomic_load(&l->sock->local)));
 	}
-	fprintf(d->f, "tcp %s %u %u %u.%u.%u.%u:%u %u.%u.%u.%u:%u %s %lld\n", ust_tcp_state_name(state), rq, sq,
-		e.laddr >> 24, e.laddr >> 16 & 255, e.laddr >> 8 & 255, e.laddr & 255, e.lport,
-		e.raddr >> 24, e.raddr >> 16 & 255, e.raddr >> 8 & 255, e.raddr & 255, e.rport, timer, ms);
+	fprintf(d->f, "tcp %s %u %u %s %s %s %lld\n", ust_tcp_state_name(state), rq, sq,
+		end_str(&e.laddr, e.lport, local), end_str(&e.raddr, e.rport, remote), timer, ms);
 }
 
 /* What ustcp-stat reads, one record per line (ustcp-stat(1) parses it):

@@ -2,6 +2,7 @@
  * connect.c, sockopt.c…), run inside us_call(): a new socket and its pair,
  * bind, connect, listen, options, status. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +62,11 @@ void us_op_create(struct us_call *c)
 	s->owner = st->pid;
 	s->app_dev = sb.st_dev;
 	s->app_ino = sb.st_ino;
-	s->app_fd = c->u.opt.val; /* the number it will have, or -1: the caller sets it */
+	s->app_fd = c->u.create.app_fd; /* the number it will have, or -1: the caller sets it */
+	atomic_store(&s->family, c->u.create.family == AF_INET6 ? AF_INET6 : AF_INET);
+	atomic_store(&s->v6only, c->u.create.v6only);
+	if (c->u.create.family == AF_INET6)
+		ust_tcp_set_family(k->tcb, true, c->u.create.v6only);
 	us_publish(k);
 	c->ret = app;
 }
@@ -73,6 +78,23 @@ void us_op_accept_retry(struct us_call *c)
 	c->ret = k ? us_listener_deliver(k) : 0;
 }
 
+/* ::, or 0.0.0.0 (mapped) */
+static bool addr_is_any(const struct ust_ip6 *a)
+{
+	return ust_ip6_is_unspecified(a) || (ust_ip6_is_v4mapped(a) && ust_ip6_to_v4(a) == 0);
+}
+
+/* Can a socket be bound to a: any address, our IPv4 one, or one of our
+ * IPv6 ones through DAD (Linux refuses a tentative one, EADDRNOTAVAIL)? */
+static bool bindable(const struct us_stack *st, const struct ust_ip6 *a)
+{
+	if (addr_is_any(a))
+		return true;
+	if (ust_ip6_is_v4mapped(a))
+		return ust_ip6_to_v4(a) == st->cfg.addr;
+	return ust_ip6_is_ours(&st->st, a);
+}
+
 void us_op_bind(struct us_call *c)
 {
 	struct us_stack *st = c->st;
@@ -80,7 +102,7 @@ void us_op_bind(struct us_call *c)
 
 	if (!k)
 		return;
-	if (c->u.in.addr && c->u.in.addr != st->cfg.addr) {
+	if (!bindable(st, &c->u.in.addr)) {
 		c->ret = -EADDRNOTAVAIL;
 		return;
 	}
@@ -88,8 +110,10 @@ void us_op_bind(struct us_call *c)
 	ust_tcp_set_reuseport(k->tcb, atomic_load(&c->sock->reuseport) != 0);
 	c->ret = ust_tcp_bind(k->tcb, c->u.in.port, atomic_load(&c->sock->reuseaddr) != 0);
 	if (c->ret == 0) {
-		k->bound_addr = c->u.in.addr != 0;
-		atomic_store(&c->sock->local, us_pack(c->u.in.addr, ust_tcp_local_port(k->tcb)));
+		k->bound_addr = !addr_is_any(&c->u.in.addr);
+		if (k->bound_addr)
+			ust_tcp_set_local(k->tcb, &c->u.in.addr);
+		us_sock_set_end(c->sock, false, &c->u.in.addr, ust_tcp_local_port(k->tcb));
 	}
 }
 
@@ -99,6 +123,12 @@ void us_op_connect(struct us_call *c)
 
 	if (!k)
 		return;
+	/* No IPv6 source yet (DAD): nothing is done, the shim asks again
+	 * (connect.c, connect_after_dad). */
+	if (!ust_ip6_is_v4mapped(&c->u.in.addr) && !ust_ip6_source(&c->st->st, &c->u.in.addr)) {
+		c->ret = -EADDRNOTAVAIL;
+		return;
+	}
 	/* A blocking connect pairs once synchronized (relay.c,
 	 * pair_when_synced); a non-blocking one now, with filler, so that
 	 * it polls 0 until then, as Linux's in SYN-SENT. */
@@ -109,7 +139,7 @@ void us_op_connect(struct us_call *c)
 	/* A port picked now is shared with another process's bind() only if
 	 * both have SO_REUSEADDR, as Linux's. */
 	ust_tcp_set_reuseaddr(k->tcb, atomic_load(&c->sock->reuseaddr) != 0);
-	c->ret = ust_tcp_connect(k->tcb, c->u.in.addr, c->u.in.port, ust_now());
+	c->ret = ust_tcp_connect_to(k->tcb, &c->u.in.addr, c->u.in.port, ust_now());
 	if (c->ret == 0)
 		atomic_fetch_or(&c->sock->flags, US_F_CONNECTING);
 	us_publish(k);
@@ -164,6 +194,13 @@ void us_op_setopt(struct us_call *c)
 	if (c->u.opt.level == SOL_SOCKET && c->u.opt.name == SO_LINGER) {
 		ust_tcp_set_linger(k->tcb, atomic_load(&c->sock->linger_on) != 0,
 				   (unsigned)atomic_load(&c->sock->linger_s));
+		c->ret = 0;
+		return;
+	}
+	if (c->u.opt.level == IPPROTO_IPV6 && c->u.opt.name == IPV6_V6ONLY) {
+		/* Before bind (the shim checked): the listener or connection
+		 * takes IPv4 or not. */
+		ust_tcp_set_family(k->tcb, true, c->u.opt.val != 0);
 		c->ret = 0;
 		return;
 	}

@@ -186,12 +186,22 @@ out:
 	return fd < 0 ? fd : 0;
 }
 
-void us_port_release(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport)
+/* The 32 bits a tombstone keeps of a peer's address: an IPv4 one whole,
+ * an IPv6 one folded (a collision costs at worst one segment left
+ * unanswered, as a stale "held" does). 0 for none (a listener). */
+static uint32_t tomb_addr(const struct ust_ip6 *a)
+{
+	if (ust_ip6_is_v4mapped(a))
+		return ust_ip6_to_v4(a);
+	return ust_get32(a->b) ^ ust_get32(a->b + 4) ^ ust_get32(a->b + 8) ^ ust_get32(a->b + 12);
+}
+
+void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport)
 {
 	/* The tombstone goes up before the port is free: a stack that finds
 	 * it free finds the tombstone too (us_port_foreign). */
-	if (raddr)
-		us_share_bury(port, raddr, rport);
+	if (tomb_addr(raddr))
+		us_share_bury(port, tomb_addr(raddr), rport);
 	if (ports[port].refs && --ports[port].refs == 0) {
 		if (ports[port].fd >= 0)
 			REAL(close)(ports[port].fd);
@@ -211,7 +221,7 @@ void us_port_release(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport)
 #define FOREIGN_CACHE 256
 #define FOREIGN_TTL UST_MS(500)
 
-bool us_port_foreign(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport)
+bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport)
 {
 	static struct { uint16_t port; ust_time until; } cache[FOREIGN_CACHE];
 	const struct us_stack *st = ctx;
@@ -243,7 +253,7 @@ bool us_port_foreign(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport)
 	}
 	/* Free now, but perhaps only since the owner read this very
 	 * segment: its tombstone says so. */
-	return us_share_buried(port, raddr, rport);
+	return us_share_buried(port, tomb_addr(raddr), rport);
 }
 
 /*

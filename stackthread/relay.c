@@ -113,9 +113,12 @@ void us_publish(struct us_conn *c)
 	ust_tcp_ends(c->tcb, &e);
 	state = (int)ust_tcp_get_state(c->tcb);
 	/* A listener bound to INADDR_ANY (or to no address) is 0.0.0.0 to
-	 * getsockname, as Linux; its connections have ours. */
-	atomic_store(&c->sock->local, us_pack(c->listener && !c->bound_addr ? 0 : e.laddr, e.lport));
-	atomic_store(&c->sock->remote, us_pack(e.raddr, e.rport));
+	 * getsockname, as Linux, and :: for AF_INET6; its connections have
+	 * ours. */
+	if (c->listener && !c->bound_addr)
+		e.laddr = atomic_load(&c->sock->family) == AF_INET6 ? (struct ust_ip6){ { 0 } } : ust_ip6_from_v4(0);
+	us_sock_set_end(c->sock, false, &e.laddr, e.lport);
+	us_sock_set_end(c->sock, true, &e.raddr, e.rport);
 	if (UST_TCP_SYNCHRONIZED(state))
 		atomic_fetch_or(&c->sock->flags, US_F_EVER_SYNCED);
 	publish_state(c->sock, state);
@@ -803,8 +806,10 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	s->app_ino = st->st_ino;
 	s->app_fd = -1; /* its number is the accepting program's */
 	atomic_store(&s->state, (int)ust_tcp_get_state(ct));
-	atomic_store(&s->local, us_pack(e.laddr, e.lport));
-	atomic_store(&s->remote, us_pack(e.raddr, e.rport));
+	atomic_store(&s->family, atomic_load(&l->sock->family));
+	atomic_store(&s->v6only, atomic_load(&l->sock->v6only));
+	us_sock_set_end(s, false, &e.laddr, e.lport);
+	us_sock_set_end(s, true, &e.raddr, e.rport);
 	atomic_store(&s->flags, US_F_EVER_SYNCED | US_F_PAIRED);
 	atomic_store(&s->ip_tos, atomic_load(&l->sock->ip_tos));
 	atomic_store(&s->ip_ttl, atomic_load(&l->sock->ip_ttl));

@@ -211,8 +211,8 @@ unsigned us_listener_deliver(struct us_conn *l);
 /* ports.c: the engine's port_claim, port_release and port_foreign (ctx:
  * the struct us_stack). */
 int us_port_claim(void *ctx, uint16_t *port, bool reuse);
-void us_port_release(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport);
-bool us_port_foreign(void *ctx, uint16_t port, uint32_t raddr, uint16_t rport);
+void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
+bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 /* The port's reservation listens (a listener); false if another process
  * listens there. True for a port we do not hold. */
 bool us_port_listen(uint16_t port);

@@ -120,7 +120,11 @@ enum us_kind {
 
 /* A call's arguments and, for some, its results (struct us_call). */
 union us_call_args {
-	struct { uint32_t addr; uint16_t port; bool blocking; } in; /* blocking: connect */
+	/* bind, connect: the address (IPv4 mapped); blocking: connect */
+	struct { struct ust_ip6 addr; uint16_t port; bool blocking; } in;
+	/* create: the family and IPV6_V6ONLY; app_fd the number the socket
+	 * will have, or -1 */
+	struct { int family, v6only, app_fd; } create;
 	struct { int level, name; int val; } opt;
 	struct { int how; bool sentinel; } shut; /* sentinel: us_op_take_tail */
 	struct { unsigned first, last; } range;
@@ -139,8 +143,14 @@ struct us_sock {
 	_Atomic int pending_err;     /* the error to report once (SO_ERROR) */
 	_Atomic int hard_err;        /* why it died (0 while alive or orderly) */
 	_Atomic int flags;
-	_Atomic uint64_t local;      /* address << 16 | port, host order */
+	_Atomic uint64_t local;      /* address << 16 | port, host order (an IPv4 address; 0 for IPv6) */
 	_Atomic uint64_t remote;
+	/* The addresses of either family (IPv4 mapped), written before the
+	 * word above that carries the port (us_sock_set_ends): a reader that
+	 * loaded that word reads them as they were then. */
+	struct ust_ip6 local6, remote6;
+	_Atomic int family;          /* AF_INET or AF_INET6, as socket() was asked */
+	_Atomic int v6only;          /* IPV6_V6ONLY (AF_INET6) */
 	pid_t owner;                 /* process whose stack serves it */
 	int app_fd;                  /* the app end's number when created */
 	dev_t app_dev;               /* and its identity */
@@ -202,12 +212,28 @@ static inline uint64_t us_pack(uint32_t addr, uint16_t port)
 static inline uint32_t us_addr(uint64_t v) { return (uint32_t)(v >> 16); }
 static inline uint16_t us_port(uint64_t v) { return (uint16_t)v; }
 
+/* Publishes a socket's local or remote end: the address of either family,
+ * then the packed word (its IPv4 address, 0 for an IPv6 one, and the
+ * port), whose store orders the address before it. */
+static inline void us_sock_set_end(struct us_sock *s, bool remote, const struct ust_ip6 *a, uint16_t port)
+{
+	uint32_t v4 = ust_ip6_is_v4mapped(a) ? ust_ip6_to_v4(a) : 0;
+
+	if (remote) {
+		s->remote6 = *a;
+		atomic_store(&s->remote, us_pack(v4, port));
+	} else {
+		s->local6 = *a;
+		atomic_store(&s->local, us_pack(v4, port));
+	}
+}
+
 /* The record an accepted connection's token carries on the listener's
  * pair, with the connection's app end attached (SCM_RIGHTS). */
 struct us_token {
 	uint32_t magic;
 	uint32_t idx, gen;
-	uint32_t laddr, raddr;
+	struct ust_ip6 laddr, raddr; /* IPv4 mapped */
 	uint16_t lport, rport;
 };
 #define US_TOKEN_MAGIC 0x75737463u /* "ustc" */

@@ -73,14 +73,7 @@ body_wget() {
 # answer must arrive whole after nc's own FIN.
 body_nc_halfclose() {
 	shim_topo_up
-	peer_bg python3 "$SHIM_DIR/sinkreply.py" listen "$PEER_ADDR" 7000 "$WWW/reply" \
-		</dev/null >"$TMP/peer.out"
-	local peer_pid=$BG_PID
-	wait_listen "$PEER_NETNS" 7000
-	prog nc -N -w 30 "$PEER_ADDR" 7000 <"$WWW/mid" >"$TMP/got"
-	check_reply "$TMP/got" "$WWW/mid" "$WWW/reply"
-	bg_wait "$peer_pid"
-	grep -q "^got 1000000 " "$TMP/peer.out"
+	nc_halfclose_exchange "$PEER_ADDR"
 }
 
 # nc -l serves a kernel client: each side sends a file and shuts its side

@@ -17,8 +17,9 @@ LIBUSTCP=$(cd "$BUILD" 2>/dev/null && pwd || echo "$BUILD")/libustcp.so
 TMP=$BATS_TEST_TMPDIR
 
 # Library settings passed on to the program when the test sets them, besides
-# USTCP_IFACE and USTCP_ADDR (from the topology).
-SHIM_VARS=(USTCP_PCAP USTCP_CLOSE_LOG USTCP_MSL USTCP_FIN_TIMEOUT USTCP_CC USTCP_LOG USTCP_LOG_FILE
+# USTCP_IFACE and USTCP_ADDR (from the topology; USTCP_ADDR6 too with
+# ustcp-netns --ipv6).
+SHIM_VARS=(USTCP_ADDR6 USTCP_PCAP USTCP_CLOSE_LOG USTCP_MSL USTCP_FIN_TIMEOUT USTCP_CC USTCP_LOG USTCP_LOG_FILE
 	USTCP_GW USTCP_MTU USTCP_PASSTHROUGH USTCP_RUN_DIR USTCP_RMEM USTCP_WMEM USTCP_ECN USTCP_RFC1337)
 
 # shim_www: the files peers serve and programs send, in $WWW: mid (1 MB)
@@ -139,6 +140,22 @@ nc_listen_exchange() {
 	bg_wait "$srv"
 	same_file "$WWW/mid" "$TMP/got"
 	same_file "$WWW/reply" "$TMP/cgot"
+}
+
+# nc_halfclose_exchange ADDR [NC_OPTIONS...]: nc on the stack's side sends
+# $WWW/mid to a kernel peer at ADDR (sinkreply.py on port 7000), shuts its
+# side down (-N: a FIN) and reads the peer's answer until EOF: both whole.
+nc_halfclose_exchange() {
+	local addr=$1
+	shift
+	peer_bg python3 "$SHIM_DIR/sinkreply.py" listen "$addr" 7000 "$WWW/reply" \
+		</dev/null >"$TMP/peer.out"
+	local peer_pid=$BG_PID
+	wait_listen "$PEER_NETNS" 7000
+	prog nc "$@" -N -w 30 "$addr" 7000 <"$WWW/mid" >"$TMP/got"
+	check_reply "$TMP/got" "$WWW/mid" "$WWW/reply"
+	bg_wait "$peer_pid"
+	grep -q "^got 1000000 " "$TMP/peer.out"
 }
 
 # socat_client_exchange: socat on the stack's side sends $WWW/mid to a kernel

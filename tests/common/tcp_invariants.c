@@ -230,7 +230,18 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	if (t->state == UST_TCP_TIME_WAIT)
 		INVT(t, t->timer[UST_TT_TIMEWAIT] != UST_TIME_NEVER);
 	if (t->state == UST_TCP_LISTEN)
-		INVT(t, t->rport == 0 && t->raddr == 0 && t->lport != 0);
+		INVT(t, t->rport == 0 && ust_ip6_is_unspecified(&t->raddr) && t->lport != 0);
+	/* Families: IPV6_V6ONLY only on an AF_INET6 socket; an AF_INET one
+	 * has IPv4 (mapped) ends only, a v6only one IPv6 peers only; a
+	 * connection's two ends are of one family. */
+	INVT(t, !t->v6only || t->ipv6);
+	if (!t->ipv6)
+		INVT(t, ust_ip6_is_v4mapped(&t->laddr) &&
+			(ust_ip6_is_unspecified(&t->raddr) || ust_ip6_is_v4mapped(&t->raddr)));
+	if (t->v6only)
+		INVT(t, !ust_ip6_is_v4mapped(&t->raddr));
+	if (!ust_ip6_is_unspecified(&t->raddr))
+		INVT(t, ust_ip6_is_v4mapped(&t->laddr) == ust_ip6_is_v4mapped(&t->raddr));
 	/* Listeners: the SYN queue's bound is somaxconn-capped; a cookie
 	 * was sent in the past, by a listener. */
 	INVT(t, t->synq_max <= 4096);

@@ -434,8 +434,9 @@ NOCOV static void check_frame(const uint8_t *f, size_t len)
 		 * (headroom + MTU bytes) into the next one: memory corruption
 		 * that ASan cannot see inside the pool. */
 		unsigned th = (unsigned)(ip.payload[12] >> 4) * 4;
-		const struct ust_tcb *o = tcp_lookup(&z.tcp, OUR_IP, ust_get16(ip.payload),
-						     ip.dst, ust_get16(ip.payload + 2));
+		const struct ust_ip6 ours = ust_ip6_from_v4(OUR_IP), peer = ust_ip6_from_v4(ip.dst);
+		const struct ust_tcb *o = tcp_lookup(&z.tcp, &ours, ust_get16(ip.payload),
+						     &peer, ust_get16(ip.payload + 2));
 		FAIL("a %u-byte datagram on a %u-byte MTU (TCP header %u bytes, payload %u, "
 		     "MSS %u)%s", ip.total_len, z.st.nif.mtu, th, ip.payload_len - th,
 		     o ? o->mss : 0,
@@ -473,7 +474,7 @@ NOCOV static void check_frame(const uint8_t *f, size_t len)
 		      (double)(z.now - START_TIME) / 1e6, seg.sport, seg.dport,
 		      fmt_flags(seg.flags, fb), seg.seq, seg.ack, seg.wnd, seg.len);
 	}
-	t = tcp_lookup(&z.tcp, OUR_IP, seg.sport, ip.dst, seg.dport);
+	t = tcp_lookup(&z.tcp, &seg.src, seg.sport, &seg.dst, seg.dport);
 	if (!t || (seg.flags & UST_TH_RST))
 		return;
 	if (seg.len && UST_TCP_SYNCHRONIZED(t->state) &&
@@ -603,7 +604,7 @@ static void op_segment(void)
 		if (t) {
 			sport = t->rport;
 			dport = t->lport;
-			src = t->raddr;
+			src = ust_ip6_to_v4(&t->raddr);
 			break;
 		}
 		/* fall through */
@@ -620,7 +621,10 @@ static void op_segment(void)
 		dport = rd16();
 		break;
 	}
-	t = tcp_lookup(&z.tcp, OUR_IP, dport, src, sport);
+	{
+		const struct ust_ip6 ours = ust_ip6_from_v4(OUR_IP), peer = ust_ip6_from_v4(src);
+		t = tcp_lookup(&z.tcp, &ours, dport, &peer, sport);
+	}
 
 	switch (mode & 3) {
 	case 0: seq = rd32(); break;
@@ -751,7 +755,7 @@ static void op_icmp(void)
 	int32_t delta = rds16();
 	uint16_t mtu = rd16();
 	struct ust_tcb *t = pick_conn(sel & 7);
-	uint32_t dst = t ? t->raddr : PEER_IP;
+	uint32_t dst = t ? ust_ip6_to_v4(&t->raddr) : PEER_IP;
 
 	ust_ipv4_build(q, OUR_IP, dst, UST_IPPROTO_TCP, 1500, 1, 64, UST_IP_DF);
 	ust_put16(q + UST_IPV4_HLEN, t ? t->lport : LISTEN_PORT);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include "csum.h"
@@ -37,6 +38,10 @@
 #define OUR_IP IP4(10, 9, 0, 2)
 #define PEER_IP IP4(10, 9, 0, 1)
 #define OUR_MASK 0xffffff00u
+/* With "config ipv6 1": 2001:db8::2/64, the peer 2001:db8::1 (RFC 3849's
+ * documentation prefix). */
+#define OUR_IP6 { .b = { 0x20, 0x01, 0x0d, 0xb8, [15] = 2 } }
+#define PEER_IP6 { .b = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 } }
 #define DEFAULT_MTU 1500
 #define DEFAULT_PEER_PORT 40000
 #define DEFAULT_PEER_ISN 1000000u
@@ -225,6 +230,52 @@ static bool parse_duration(const char *s, ust_time *out)
 	return true;
 }
 
+static bool parse_ip(const char *s, uint32_t *out);
+
+/* An address of either family, IPv4 held mapped (as the engine holds it):
+ * a.b.c.d, or IPv6 text, bare or in brackets. */
+static bool parse_ip_any(const char *s, struct ust_ip6 *out)
+{
+	char buf[64];
+	size_t n = strlen(s);
+	uint32_t v4;
+
+	if (parse_ip(s, &v4)) {
+		*out = ust_ip6_from_v4(v4);
+		return true;
+	}
+	if (s[0] == '[' && n > 2 && s[n - 1] == ']' && n - 2 < sizeof(buf)) {
+		memcpy(buf, s + 1, n - 2);
+		buf[n - 2] = 0;
+		s = buf;
+	}
+	return inet_pton(AF_INET6, s, out->b) == 1;
+}
+
+/* "10.9.0.1" or "2001:db8::1", as the trace writes an address. */
+static const char *fmt_ip_any(const struct ust_ip6 *a, char buf[48])
+{
+	if (ust_ip6_is_v4mapped(a))
+		return ust_ip_str(ust_ip6_to_v4(a), buf);
+	return ust_ip6_str(a, buf);
+}
+
+/* "ADDR:PORT" or "[V6]:PORT" into its halves. */
+static bool parse_endpoint(const char *s, struct ust_ip6 *a, uint32_t *port)
+{
+	char buf[TOKEN_LEN];
+	char *colon;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	colon = strrchr(buf, ':');
+	if (!colon)
+		return false;
+	*colon = 0;
+	if (buf[0] != '[' && strchr(buf, ':'))
+		return false; /* a bare IPv6 address and a port cannot be told apart */
+	return parse_ip_any(buf, a) && parse_u32(colon + 1, port) && *port <= 65535;
+}
+
 static bool parse_ip(const char *s, uint32_t *out)
 {
 	unsigned a, b, c, d;
@@ -397,7 +448,7 @@ struct seg_spec {
 	struct opt_list opts;
 	int sport, dport;              /* -1: the flow's */
 	bool has_src, has_dst;
-	uint32_t src, dst;
+	struct ust_ip6 src, dst;       /* IPv4 mapped */
 	bool badcsum;                  /* inbound: corrupt the checksum */
 	uint8_t ecn;                   /* the IP header's ECN field: set (inbound), expected (outbound) */
 	/* Outbound, the rest of the IP header as IP_TOS, IP_TTL and
@@ -410,10 +461,10 @@ struct seg_spec {
 };
 
 struct icmp_spec {
-	uint8_t type, code;
+	uint8_t type, code;            /* ICMP's; ICMPv6's when it quotes an IPv6 segment (icmp6_of) */
 	uint16_t mtu;
 	bool has_src;
-	uint32_t src;
+	struct ust_ip6 src;
 };
 
 enum cmd {
@@ -500,6 +551,8 @@ struct line {
 struct script_config {
 	struct ust_tcp_config tcp;
 	unsigned mtu;
+	bool ipv6;                     /* sockets AF_INET6, the stack and the peer at OUR_IP6, PEER_IP6 */
+	bool v6only;                   /* IPV6_V6ONLY on every socket */
 };
 
 /* A file lines were read from: the script itself (srcs[0]) or a fixture an
@@ -793,12 +846,12 @@ static bool parse_port(struct parser *p, const char *what, int *port)
 	return true;
 }
 
-static bool parse_addr_tok(struct parser *p, const char *what, uint32_t *a)
+static bool parse_addr_tok(struct parser *p, const char *what, struct ust_ip6 *a)
 {
 	const char *t = next(p);
 
-	if (!t || !parse_ip(t, a))
-		return perr(p, "%s: expected an IPv4 address", what);
+	if (!t || !parse_ip_any(t, a))
+		return perr(p, "%s: expected an IPv4 or IPv6 address", what);
 	return true;
 }
 
@@ -916,10 +969,10 @@ static bool parse_icmp(struct parser *p, struct line *l)
 		if (!t || i == UST_ARRAY_SIZE(codes))
 			return perr(p, "icmp unreach: want net, host, proto, port or admin");
 		c->code = codes[i].code;
-	} else if (t && !strcmp(t, "frag-needed")) {
+	} else if (t && (!strcmp(t, "frag-needed") || !strcmp(t, "packet-too-big"))) {
 		c->code = 4;
 		if (!accept_tok(p, "mtu") || !next_u32(p, "mtu", &mtu) || mtu > 65535)
-			return perr(p, "icmp frag-needed: want 'mtu N'");
+			return perr(p, "icmp %s: want 'mtu N'", t);
 		c->mtu = (uint16_t)mtu;
 	} else if (t && !strcmp(t, "time-exceeded")) {
 		c->type = UST_ICMP_TIME_EXCEEDED;
@@ -1016,7 +1069,6 @@ static bool parse_how(const char *s, int *how)
 static bool check_call_args(struct parser *p, struct call *c)
 {
 	uint32_t u;
-	uint32_t ip;
 	enum ust_tcp_opt o;
 	int how;
 	long long v;
@@ -1034,11 +1086,9 @@ static bool check_call_args(struct parser *p, struct call *c)
 			return perr(p, "%s: %u bytes is too many for a script", c->def->name, u);
 		return true;
 	case CMD_CONNECT: {
-		char a[TOKEN_LEN];
-		char *colon = strchr(strcpy(a, c->arg[0]), ':');
-		if (!colon || (*colon = 0, !parse_ip(a, &ip)) || !parse_u32(colon + 1, &u) ||
-		    u > 65535)
-			return perr(p, "connect: want ADDR:PORT, got '%s'", c->arg[0]);
+		struct ust_ip6 a;
+		if (!parse_endpoint(c->arg[0], &a, &u))
+			return perr(p, "connect: want ADDR:PORT or [V6]:PORT, got '%s'", c->arg[0]);
 		return true;
 	}
 	case CMD_SHUTDOWN:
@@ -1186,6 +1236,10 @@ static bool parse_config(struct parser *p, struct script_config *cfg)
 		};
 		if (!parse_u32(v, &u))
 			return perr(p, "config %s: '%s' is not a number", name, v);
+		if (!strcmp(name, "ipv6") || !strcmp(name, "v6only")) {
+			*(!strcmp(name, "ipv6") ? &cfg->ipv6 : &cfg->v6only) = u != 0;
+			goto done;
+		}
 		if (!strcmp(name, "rfc1337")) {
 			cfg->tcp.rfc1337 = u != 0;
 			goto done;
@@ -1460,6 +1514,8 @@ static bool script_load(struct script *sc, const char *path, struct sbuf *err)
  * numbers relative, keyed by the stack's port and the peer's. */
 struct flow {
 	uint16_t lport, rport;
+	bool has_peer;
+	struct ust_ip6 peer;           /* the address an inbound "src" gave it */
 	bool iss_known;
 	uint32_t iss;                  /* the stack's, learned from its SYN or SYN-ACK */
 	uint32_t peer_isn;
@@ -1493,7 +1549,7 @@ struct frame {
 struct wire_seg {
 	bool tcp;                      /* false: some other IP protocol */
 	uint8_t proto, icmp_type, icmp_code;
-	uint32_t src, dst;
+	struct ust_ip6 src, dst;       /* IPv4 mapped */
 	uint16_t sport, dport;
 	uint32_t seq, ack;
 	uint8_t flags;
@@ -1634,6 +1690,25 @@ static struct flow *flow_get(struct run *r, uint16_t lport, uint16_t rport)
 
 static uint32_t flow_iss(const struct flow *f) { return f->iss_known ? f->iss : 0; }
 
+/* The peer's address on a flow: the one a line or connect gave it, else
+ * the script's peer (10.9.0.1, or 2001:db8::1 with "config ipv6 1"). */
+static struct ust_ip6 flow_peer(const struct run *r, const struct flow *f)
+{
+	static const struct ust_ip6 peer6 = PEER_IP6;
+
+	if (f && f->has_peer)
+		return f->peer;
+	return r->sc->cfg.ipv6 ? peer6 : ust_ip6_from_v4(PEER_IP);
+}
+
+/* Our address for a peer of that family. */
+static struct ust_ip6 our_addr_for(const struct ust_ip6 *peer)
+{
+	static const struct ust_ip6 our6 = OUR_IP6;
+
+	return ust_ip6_is_v4mapped(peer) ? ust_ip6_from_v4(OUR_IP) : our6;
+}
+
 /* TSval in script space, or as sent when nothing anchors the mapping. */
 static uint32_t ts_to_script(const struct flow *f, uint32_t actual)
 {
@@ -1694,35 +1769,19 @@ static struct handle *handle_by_tcb(struct run *r, const struct ust_tcb *tcb, bo
 /* Segments on the wire                                                */
 /* ------------------------------------------------------------------ */
 
-static bool decode_frame(const uint8_t *buf, uint32_t len, struct wire_seg *w, char *why, size_t whylen)
+/* The TCP part of a decoded datagram (either family); sum is its
+ * pseudo-header's. */
+static bool decode_tcp(const uint8_t *th, unsigned len, uint32_t sum, struct wire_seg *w, char *why,
+		       size_t whylen)
 {
-	struct ust_ipv4 ip;
-	enum ust_drop d = ust_ipv4_parse(buf, len, &ip);
-	const uint8_t *th;
 	unsigned doff;
 
-	memset(w, 0, sizeof(*w));
-	if (d != UST_OK) {
-		snprintf(why, whylen, "not a valid IPv4 datagram (%s)", ust_drop_name(d));
-		return false;
-	}
-	w->proto = ip.proto;
-	w->src = ip.src;
-	w->dst = ip.dst;
-	if (ip.proto == UST_IPPROTO_ICMP) {
-		w->icmp_type = ip.payload_len ? ip.payload[0] : 0;
-		w->icmp_code = ip.payload_len > 1 ? ip.payload[1] : 0;
-		return true;
-	}
-	if (ip.proto != UST_IPPROTO_TCP)
-		return true;
-	th = ip.payload;
-	if (ip.payload_len < UST_TCP_HLEN) {
-		snprintf(why, whylen, "TCP header truncated (%u bytes)", ip.payload_len);
+	if (len < UST_TCP_HLEN) {
+		snprintf(why, whylen, "TCP header truncated (%u bytes)", len);
 		return false;
 	}
 	doff = (unsigned)(th[12] >> 4) * 4;
-	if (doff < UST_TCP_HLEN || doff > ip.payload_len) {
+	if (doff < UST_TCP_HLEN || doff > len) {
 		snprintf(why, whylen, "TCP data offset %u is wrong", doff);
 		return false;
 	}
@@ -1732,20 +1791,75 @@ static bool decode_frame(const uint8_t *buf, uint32_t len, struct wire_seg *w, c
 	w->seq = ust_get32(th + 4);
 	w->ack = ust_get32(th + 8);
 	w->flags = th[13];
-	w->ecn = ip.tos & UST_ECN_MASK;
-	w->tos = ip.tos & (uint8_t)~UST_ECN_MASK;
-	w->ttl = ip.ttl;
-	w->df = (ip.frag & UST_IP_DF) != 0;
 	w->win = ust_get16(th + 14);
 	w->up = ust_get16(th + 18);
 	w->optlen = doff - UST_TCP_HLEN;
 	memcpy(w->opt, th + UST_TCP_HLEN, w->optlen);
 	w->data = th + doff;
-	w->len = ip.payload_len - doff;
-	w->csum_ok = ust_csum_fold(ust_csum_add(ust_csum_pseudo(ip.src, ip.dst, UST_IPPROTO_TCP,
-							      ip.payload_len),
-						th, ip.payload_len)) == 0;
+	w->len = len - doff;
+	w->csum_ok = ust_csum_fold(ust_csum_add(sum, th, len)) == 0;
 	return true;
+}
+
+/* An IPv6 datagram: the traffic class stands for the TOS byte, the hop
+ * limit for the TTL, and DF always holds (nobody fragments IPv6 on the
+ * way, RFC 8200 §5), so that lines read the same over both families. */
+static bool decode_frame6(const uint8_t *buf, uint32_t len, struct wire_seg *w, char *why, size_t whylen)
+{
+	struct ust_ipv6 ip;
+	enum ust_drop d = ust_ipv6_parse(buf, len, &ip);
+
+	if (d != UST_OK) {
+		snprintf(why, whylen, "not a valid IPv6 datagram (%s)", ust_drop_name(d));
+		return false;
+	}
+	w->proto = ip.proto;
+	w->src = ip.src;
+	w->dst = ip.dst;
+	if (ip.proto == UST_IPPROTO_ICMPV6) {
+		w->icmp_type = ip.payload_len ? ip.payload[0] : 0;
+		w->icmp_code = ip.payload_len > 1 ? ip.payload[1] : 0;
+		return true;
+	}
+	if (ip.proto != UST_IPPROTO_TCP)
+		return true;
+	w->ecn = ip.tclass & UST_ECN_MASK;
+	w->tos = ip.tclass & (uint8_t)~UST_ECN_MASK;
+	w->ttl = ip.hop_limit;
+	w->df = true;
+	return decode_tcp(ip.payload, ip.payload_len,
+			  ust_csum_pseudo6(&ip.src, &ip.dst, UST_IPPROTO_TCP, ip.payload_len), w, why, whylen);
+}
+
+static bool decode_frame(const uint8_t *buf, uint32_t len, struct wire_seg *w, char *why, size_t whylen)
+{
+	struct ust_ipv4 ip;
+	enum ust_drop d;
+
+	memset(w, 0, sizeof(*w));
+	if (len && buf[0] >> 4 == 6)
+		return decode_frame6(buf, len, w, why, whylen);
+	d = ust_ipv4_parse(buf, len, &ip);
+	if (d != UST_OK) {
+		snprintf(why, whylen, "not a valid IPv4 datagram (%s)", ust_drop_name(d));
+		return false;
+	}
+	w->proto = ip.proto;
+	w->src = ust_ip6_from_v4(ip.src);
+	w->dst = ust_ip6_from_v4(ip.dst);
+	if (ip.proto == UST_IPPROTO_ICMP) {
+		w->icmp_type = ip.payload_len ? ip.payload[0] : 0;
+		w->icmp_code = ip.payload_len > 1 ? ip.payload[1] : 0;
+		return true;
+	}
+	if (ip.proto != UST_IPPROTO_TCP)
+		return true;
+	w->ecn = ip.tos & UST_ECN_MASK;
+	w->tos = ip.tos & (uint8_t)~UST_ECN_MASK;
+	w->ttl = ip.ttl;
+	w->df = (ip.frag & UST_IP_DF) != 0;
+	return decode_tcp(ip.payload, ip.payload_len,
+			  ust_csum_pseudo(ip.src, ip.dst, UST_IPPROTO_TCP, ip.payload_len), w, why, whylen);
 }
 
 /* Splits option bytes into elements; anything it cannot make sense of
@@ -2201,15 +2315,15 @@ static unsigned encode_opts(const struct opt_list *l, const struct flow *f, bool
 static void exec_inbound(struct run *r, const struct line *l)
 {
 	const struct seg_spec *g = &l->seg;
-	static uint8_t buf[UST_IPV4_HLEN + UST_TCP_HLEN + 64 + 65536];
-	uint8_t *th = buf + UST_IPV4_HLEN;
+	static uint8_t buf[UST_IPV6_HLEN + UST_TCP_HLEN + 64 + 65536];
+	uint8_t *th;
 	uint16_t lport, rport;
-	uint32_t src = g->has_src ? g->src : PEER_IP;
-	uint32_t dst = g->has_dst ? g->dst : OUR_IP;
+	struct ust_ip6 src, dst;
 	struct flow *f;
-	unsigned optlen, tcplen;
-	uint32_t first;
+	unsigned optlen, tcplen, hlen;
+	uint32_t first, sum;
 	uint16_t csum;
+	bool v4;
 
 	line_ports(r, g, &lport, &rport);
 	if (!lport) {
@@ -2223,6 +2337,16 @@ static void exec_inbound(struct run *r, const struct line *l)
 		r->cur_rport = rport;
 	}
 	f = flow_get(r, lport, rport);
+	/* The flow remembers the peer address a line gave it. */
+	if (g->has_src) {
+		f->has_peer = true;
+		f->peer = g->src;
+	}
+	src = flow_peer(r, f);
+	dst = g->has_dst ? g->dst : our_addr_for(&src);
+	v4 = ust_ip6_is_v4mapped(&src);
+	hlen = v4 ? UST_IPV4_HLEN : UST_IPV6_HLEN;
+	th = buf + hlen;
 	optlen = encode_opts(&g->opts, f, g->flags & UST_TH_ACK, th + UST_TCP_HLEN);
 	tcplen = UST_TCP_HLEN + optlen + g->len;
 	ust_put16(th, rport);
@@ -2239,15 +2363,62 @@ static void exec_inbound(struct run *r, const struct line *l)
 	first = g->start + !!(g->flags & UST_TH_SYN);
 	for (uint32_t i = 0; i < g->len; i++)
 		th[UST_TCP_HLEN + optlen + i] = in_pattern(first + i);
-	csum = ust_csum_fold(ust_csum_add(ust_csum_pseudo(src, dst, UST_IPPROTO_TCP, (uint16_t)tcplen),
-					  th, tcplen));
+	sum = v4 ? ust_csum_pseudo(ust_ip6_to_v4(&src), ust_ip6_to_v4(&dst), UST_IPPROTO_TCP, (uint16_t)tcplen)
+		 : ust_csum_pseudo6(&src, &dst, UST_IPPROTO_TCP, tcplen);
+	csum = ust_csum_fold(ust_csum_add(sum, th, tcplen));
 	if (g->badcsum)
 		csum ^= 0x5a5a;
 	ust_put16(th + 16, csum);
-	ust_ipv4_build_tos(buf, src, dst, UST_IPPROTO_TCP, g->ecn, (uint16_t)(UST_IPV4_HLEN + tcplen),
-			   r->ip_id++, 64, UST_IP_DF);
-	trace_frame(r, r->now, buf, UST_IPV4_HLEN + tcplen, false, "");
-	ust_stack_input(&r->st, buf, UST_IPV4_HLEN + tcplen, 0, r->now);
+	if (v4)
+		ust_ipv4_build_tos(buf, ust_ip6_to_v4(&src), ust_ip6_to_v4(&dst), UST_IPPROTO_TCP, g->ecn,
+				   (uint16_t)(UST_IPV4_HLEN + tcplen), r->ip_id++, 64, UST_IP_DF);
+	else
+		ust_ipv6_build(buf, &src, &dst, UST_IPPROTO_TCP, g->ecn, (uint16_t)tcplen, 64);
+	trace_frame(r, r->now, buf, hlen + tcplen, false, "");
+	ust_stack_input(&r->st, buf, hlen + tcplen, 0, r->now);
+	flush(r);
+}
+
+/* An ICMP message as ICMPv6 says it (RFC 4443 §3), for a quoted IPv6
+ * segment: unreachable net, admin, host and port are codes 0, 1, 3 and 4;
+ * an unknown protocol is a parameter problem (code 1); "fragmentation
+ * needed" is "packet too big". */
+static void icmp6_of(const struct icmp_spec *c, uint8_t *type, uint8_t *code)
+{
+	*code = 0;
+	if (c->type == UST_ICMP_TIME_EXCEEDED) {
+		*type = UST_ICMP6_TIME_EXCEEDED;
+		return;
+	}
+	switch (c->code) {
+	case 0: *type = UST_ICMP6_DEST_UNREACH; *code = 0; break;
+	case 13: *type = UST_ICMP6_DEST_UNREACH; *code = 1; break;
+	case 1: *type = UST_ICMP6_DEST_UNREACH; *code = 3; break;
+	case 3: *type = UST_ICMP6_DEST_UNREACH; *code = 4; break;
+	case 2: *type = UST_ICMP6_PARAM_PROBLEM; *code = 1; break;
+	default: *type = UST_ICMP6_PACKET_TOO_BIG; break;
+	}
+}
+
+static void exec_icmp6(struct run *r, const struct icmp_spec *c)
+{
+	static const struct ust_ip6 peer6 = PEER_IP6, our6 = OUR_IP6;
+	uint8_t buf[UST_IPV6_HLEN + UST_ICMP6_HLEN + UST_IPV6_MIN_MTU];
+	uint8_t *icmp = buf + UST_IPV6_HLEN;
+	const struct ust_ip6 *src = c->has_src ? &c->src : &peer6;
+	unsigned qlen = r->last_sent_len;
+	uint8_t type, code;
+
+	/* As much of the datagram as fits in the minimum MTU (RFC 4443
+	 * §2.4 (c)). */
+	if (qlen > UST_IPV6_MIN_MTU - UST_IPV6_HLEN - UST_ICMP6_HLEN)
+		qlen = UST_IPV6_MIN_MTU - UST_IPV6_HLEN - UST_ICMP6_HLEN;
+	memcpy(icmp + UST_ICMP6_HLEN, r->last_sent, qlen);
+	icmp6_of(c, &type, &code);
+	ust_icmp6_build(icmp, type, code, type == UST_ICMP6_PACKET_TOO_BIG ? c->mtu : 0, qlen, src, &our6);
+	ust_ipv6_build(buf, src, &our6, UST_IPPROTO_ICMPV6, 0, (uint16_t)(UST_ICMP6_HLEN + qlen), 64);
+	trace(r, "< icmp6 type %u code %u%s", type, code, c->mtu ? " (mtu given)" : "");
+	ust_stack_input(&r->st, buf, UST_IPV6_HLEN + UST_ICMP6_HLEN + qlen, 0, r->now);
 	flush(r);
 }
 
@@ -2262,6 +2433,10 @@ static void exec_icmp(struct run *r, const struct line *l)
 		fail(r, "icmp: the stack has sent no segment to quote");
 		return;
 	}
+	if (r->last_sent[0] >> 4 == 6) {
+		exec_icmp6(r, c);
+		return;
+	}
 	/* Quote the IP header and the first 8 bytes after it (RFC 792). */
 	qlen = (unsigned)(r->last_sent[0] & 0x0f) * 4 + 8;
 	if (qlen > r->last_sent_len)
@@ -2269,8 +2444,8 @@ static void exec_icmp(struct run *r, const struct line *l)
 	memcpy(icmp + UST_ICMP_HLEN, r->last_sent, qlen);
 	ust_icmp_build(icmp, c->type, c->code, c->mtu, qlen);
 	len = UST_IPV4_HLEN + UST_ICMP_HLEN + qlen;
-	ust_ipv4_build(buf, c->has_src ? c->src : PEER_IP, OUR_IP, UST_IPPROTO_ICMP, (uint16_t)len,
-		       r->ip_id++, 64, 0);
+	ust_ipv4_build(buf, c->has_src ? ust_ip6_to_v4(&c->src) : PEER_IP, OUR_IP, UST_IPPROTO_ICMP,
+		       (uint16_t)len, r->ip_id++, 64, 0);
 	trace(r, "< icmp type %u code %u%s", c->type, c->code, c->mtu ? " (mtu given)" : "");
 	ust_stack_input(&r->st, buf, len, 0, r->now);
 	flush(r);
@@ -2360,10 +2535,17 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 	f = flow_get(r, w->sport, w->dport);
 	if (!w->csum_ok)
 		sb_printf(why, "bad TCP checksum; ");
-	if (w->src != OUR_IP)
-		sb_printf(why, "source address is not ours; ");
-	if (w->dst != (g->has_dst ? g->dst : PEER_IP))
-		sb_printf(why, "destination address differs; ");
+	{
+		struct ust_ip6 peer = g->has_dst ? g->dst : flow_peer(r, f), ours = our_addr_for(&peer);
+		char eb[48], ab[48];
+
+		if (!ust_ip6_eq(&w->src, &ours))
+			sb_printf(why, "source address %s is not ours (%s); ", fmt_ip_any(&w->src, ab),
+				  fmt_ip_any(&ours, eb));
+		if (!ust_ip6_eq(&w->dst, &peer))
+			sb_printf(why, "destination address: expected %s, got %s; ", fmt_ip_any(&peer, eb),
+				  fmt_ip_any(&w->dst, ab));
+	}
 	if ((lport && w->sport != lport) || w->dport != rport)
 		sb_printf(why, "ports: expected sport %u dport %u, got sport %u dport %u; ", lport,
 			  rport, w->sport, w->dport);
@@ -2566,7 +2748,7 @@ static void field_text(const struct field *fd, const void *base, char *out, size
 		       bool *is_num)
 {
 	const char *p = (const char *)base + fd->off;
-	char ipb[16];
+	char ipb[48];
 
 	*is_num = true;
 	switch (fd->type) {
@@ -2578,9 +2760,9 @@ static void field_text(const struct field *fd, const void *base, char *out, size
 		return;
 	}
 	case FT_IP: {
-		uint32_t a;
+		struct ust_ip6 a;
 		memcpy(&a, p, sizeof(a));
-		snprintf(out, n, "%s", ust_ip_str(a, ipb));
+		snprintf(out, n, "%s", fmt_ip_any(&a, ipb));
 		*is_num = false;
 		return;
 	}
@@ -2714,6 +2896,8 @@ static long long call_socket(struct run *r)
 		return err > 0 ? -err : err ? err : -ENOMEM;
 	}
 	h->tcb = tcb;
+	if (r->sc->cfg.ipv6)
+		ust_tcp_set_family(tcb, true, r->sc->cfg.v6only);
 	return h->num;
 }
 
@@ -2737,16 +2921,17 @@ static long long call_accept(struct run *r, struct handle *listener)
 
 static long long call_connect(struct run *r, struct handle *h, const char *where)
 {
-	char a[TOKEN_LEN];
-	char *colon;
-	uint32_t ip = 0;
+	struct ust_ip6 a = { { 0 } };
+	uint32_t port = 0;
 	long long got;
 
-	snprintf(a, sizeof(a), "%s", where);
-	colon = strchr(a, ':');
-	*colon = 0;
-	parse_ip(a, &ip);
-	got = ust_tcp_connect(h->tcb, ip, (uint16_t)strtoul(colon + 1, NULL, 0), r->now);
+	parse_endpoint(where, &a, &port);
+	got = ust_tcp_connect_to(h->tcb, &a, (uint16_t)port, r->now);
+	if (ust_tcp_local_port(h->tcb)) {
+		struct flow *f = flow_get(r, ust_tcp_local_port(h->tcb), (uint16_t)port);
+		f->has_peer = true;
+		f->peer = a;
+	}
 	follow(r, h->tcb);
 	return got;
 }
@@ -2961,7 +3146,8 @@ static bool exec_record_closed(struct run *r, const struct line *l)
 
 static bool run_setup(struct run *r)
 {
-	struct ust_netif nif = { .l3 = true, .addr = OUR_IP, .mask = OUR_MASK, .mtu = r->sc->cfg.mtu };
+	struct ust_netif nif = { .l3 = true, .addr = OUR_IP, .mask = OUR_MASK, .mtu = r->sc->cfg.mtu,
+				 .has_addr6 = true, .addr6 = OUR_IP6, .prefix6 = 64 };
 	struct ust_tcp_config cfg = r->sc->cfg.tcp;
 	int err;
 

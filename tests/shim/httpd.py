@@ -8,6 +8,7 @@ Serves the files of DIR on ADDR:PORT, one thread per connection, until killed.
 """
 import functools
 import http.server
+import socket
 import sys
 
 
@@ -24,6 +25,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 def main():
     addr, port, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     http.server.ThreadingHTTPServer.allow_reuse_address = True
+    if ":" in addr:
+        http.server.ThreadingHTTPServer.address_family = socket.AF_INET6
     http.server.ThreadingHTTPServer.daemon_threads = True
     srv = http.server.ThreadingHTTPServer(
         (addr, port), functools.partial(Handler, directory=root))

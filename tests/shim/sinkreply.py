@@ -41,7 +41,7 @@ def main():
     if mode == "listen":
         addr, port, reply = sys.argv[2], int(sys.argv[3]), sys.argv[4]
         saveto = sys.argv[5] if len(sys.argv) > 5 else None
-        ls = socket.socket()
+        ls = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind((addr, port))
         ls.listen(1)

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <errno.h>
 #include <stdio.h>
+#include <arpa/inet.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -109,6 +110,15 @@ static void test_config_defaults(void **state)
 	assert_true(ust_config_passthrough(&cfg, IP4(127, 0, 0, 1)));
 	assert_true(ust_config_passthrough(&cfg, IP4(127, 255, 255, 254)));
 	assert_false(ust_config_passthrough(&cfg, IP4(10, 9, 0, 1)));
+	/* and ::1/128 for IPv6; a mapped address asks the IPv4 prefixes */
+	{
+		struct ust_ip6 lo6 = { .b = { [15] = 1 } }, other6 = { .b = { [15] = 2 } };
+		struct ust_ip6 m = ust_ip6_from_v4(IP4(127, 0, 0, 1));
+		assert_int_equal(cfg.n_passthrough6, 1);
+		assert_true(ust_config_passthrough6(&cfg, &lo6));
+		assert_false(ust_config_passthrough6(&cfg, &other6));
+		assert_true(ust_config_passthrough6(&cfg, &m));
+	}
 	assert_int_equal(cfg.log_level, UST_LOG_WARN);
 	assert_string_equal(cfg.log_file, "");
 	assert_string_equal(cfg.pcap, "");
@@ -595,6 +605,32 @@ static void test_config_passthrough_invalid(void **state)
 	refuse_each("USTCP_PASSTHROUGH", bad, UST_ARRAY_SIZE(bad));
 }
 
+/* IPv6 prefixes beside IPv4 ones, host bits cleared; the list replaces
+ * both defaults. */
+static void test_config_passthrough_ipv6(void **state)
+{
+	struct ust_ip6 a;
+
+	env_set("USTCP_PASSTHROUGH", "fd00:1::5/64,10.1.0.0/16,2001:db8::1");
+	load_ok();
+	assert_int_equal(cfg.n_passthrough, 1);
+	assert_int_equal(cfg.n_passthrough6, 2);
+	assert_int_equal(cfg.passthrough6[0].prefix, 64);
+	assert_int_equal(cfg.passthrough6[0].net.b[15], 0);
+	assert_int_equal(inet_pton(AF_INET6, "fd00:1::ffff:1", a.b), 1);
+	assert_true(ust_config_passthrough6(&cfg, &a));
+	assert_int_equal(inet_pton(AF_INET6, "fd00:2::1", a.b), 1);
+	assert_false(ust_config_passthrough6(&cfg, &a));
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8::1", a.b), 1);
+	assert_true(ust_config_passthrough6(&cfg, &a));
+	assert_int_equal(inet_pton(AF_INET6, "::1", a.b), 1);
+	assert_false(ust_config_passthrough6(&cfg, &a));
+	env_set("USTCP_PASSTHROUGH", "::1/129");
+	load_fails("USTCP_PASSTHROUGH", "::1/129");
+	env_set("USTCP_PASSTHROUGH", "fe80::1%eth0");
+	load_fails("USTCP_PASSTHROUGH", "fe80::1%eth0");
+}
+
 static void test_config_passthrough_max_entries(void **state)
 {
 	char list[UST_PASSTHROUGH_MAX * 16 + 32] = "";
@@ -801,6 +837,7 @@ int main(void)
 		T(test_config_passthrough_everything_and_nothing),
 		T(test_config_passthrough_invalid),
 		T(test_config_passthrough_max_entries),
+		T(test_config_passthrough_ipv6),
 		T(test_config_log_levels),
 		T(test_config_paths),
 		T(test_config_paths_too_long),

@@ -248,7 +248,8 @@ static int new_socket(struct rig *r, struct us_sock **sp)
 
 	assert_non_null(s);
 	memset(&c, 0, sizeof(c));
-	c.u.opt.val = -1;
+	c.u.create.app_fd = -1;
+	c.u.create.family = AF_INET;
 	fd = op(r, us_op_create, s, &c);
 	assert_true(fd >= 0);
 	s->app_fd = (int)fd;
@@ -261,7 +262,7 @@ static long do_connect(struct rig *r, struct us_sock *s, uint32_t addr, uint16_t
 	struct us_call c;
 
 	memset(&c, 0, sizeof(c));
-	c.u.in.addr = addr;
+	c.u.in.addr = ust_ip6_from_v4(addr);
 	c.u.in.port = port;
 	return op(r, us_op_connect, s, &c);
 }
@@ -660,9 +661,9 @@ static void test_listener_token_readable_and_accepted(void **state)
 	fd = take_token(lfd, &tok);
 	assert_true(fd >= 0);
 	assert_int_equal(tok.magic, US_TOKEN_MAGIC);
-	assert_int_equal(tok.laddr, OUR_IP);
+	assert_int_equal(ust_ip6_to_v4(&tok.laddr), OUR_IP);
 	assert_int_equal(tok.lport, OUR_PORT);
-	assert_int_equal(tok.raddr, PEER_IP);
+	assert_int_equal(ust_ip6_to_v4(&tok.raddr), PEER_IP);
 	cs = us_sock_at(tok.idx);
 	assert_int_equal(atomic_load(&cs->gen), tok.gen);
 	assert_int_equal(atomic_load(&cs->state), UST_TCP_ESTABLISHED);

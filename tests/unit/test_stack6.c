@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "stack.h"
+#include "tcp.h"
 
 #include "stack_harness.h"
 
@@ -347,6 +348,42 @@ static void test_ip6_unanswered_neighbour_unreachable(void **state)
 	assert_null(ust_neigh_find(&h->st, &peer6));
 }
 
+/* TCP over IPv6 to a neighbour that never answers: the SYN waits for
+ * neighbour discovery, and when it gives up the connect fails with
+ * EHOSTUNREACH, as Linux's (its SYN-SENT dies on the neighbour's failure
+ * through the ICMPv6 address unreachable it sends itself). */
+static void test_ip6_tcp_connect_neighbour_unreachable(void **state)
+{
+	struct harness6 *h6 = *state;
+	struct harness *h = &h6->h;
+	struct ust_tcp_config cfg;
+	struct ust_tcp tcp;
+	struct ust_tcb *t;
+	struct ust_ipv6 ip;
+	uint8_t mac[6];
+	int err;
+
+	ust_tcp_default_config(&cfg);
+	assert_int_equal(ust_tcp_init(&tcp, &h->st, &cfg), 0);
+	t = ust_tcp_create(&tcp, NULL, &err);
+	assert_non_null(t);
+	ust_tcp_set_family(t, true, false);
+	assert_int_equal(ust_tcp_connect_to(t, &peer6, 80, h->now), 0);
+	ust_stack_flush(&h->st);
+	sn_mac(&peer6, mac);
+	for (int i = 0; i < UST_ARP_PROBES; i++) {
+		assert_int_equal(expect_icmp6(h, mac, &ip).type, UST_ND_NEIGHBOR_SOLICIT);
+		h->now += UST_ARP_RETRANS;
+		ust_stack_timers(&h->st, h->now);
+		ust_tcp_timers(&tcp, h->now);
+		ust_stack_flush(&h->st);
+	}
+	expect_nothing(h); /* the SYN's retransmission parked with it */
+	assert_int_equal(ust_tcp_get_state(t), UST_TCP_CLOSED);
+	assert_int_equal(ust_tcp_take_error(t), EHOSTUNREACH);
+	ust_tcp_destroy(&tcp);
+}
+
 /* NUD: an answer is trusted UST_ARP_REACHABLE; the next datagram after
  * that still goes, and the neighbour is asked directly (to its MAC and its
  * own address); unanswered, it is forgotten, and the next datagram asks
@@ -568,6 +605,7 @@ int main(void)
 		R(test_ip6_solicitation_answered_and_asker_learned),
 		R(test_ip6_echo_answered),
 		R(test_ip6_unanswered_neighbour_unreachable),
+		R(test_ip6_tcp_connect_neighbour_unreachable),
 		R(test_ip6_nud_probes_then_forgets),
 		cmocka_unit_test_teardown(test_ip6_l3_link, teardown6),
 		R(test_ip6_no_route_off_link),

@@ -18,8 +18,8 @@ static struct ust_tcp_seg syn_from(uint16_t sport, uint32_t seq, uint16_t mss)
 	struct ust_tcp_seg s;
 
 	memset(&s, 0, sizeof(s));
-	s.src = 0x0a090001;
-	s.dst = 0x0a090002;
+	s.src = ust_ip6_from_v4(0x0a090001);
+	s.dst = ust_ip6_from_v4(0x0a090002);
 	s.sport = sport;
 	s.dport = 8080;
 	s.seq = seq;
@@ -74,7 +74,7 @@ static void test_cookie_bound_to_tuple_and_sequence(void **state)
 	ack.ack += 1;
 	assert_int_equal(tcp_cookie_check(&tcp, &ack, UST_SEC(1)), 0);
 	ack = ack_of(&syn, cookie);
-	ack.src ^= 1;
+	ack.src.b[15] ^= 1;
 	assert_int_equal(tcp_cookie_check(&tcp, &ack, UST_SEC(1)), 0);
 	/* Another secret: another cookie. */
 	struct ust_tcp other = tcp;
@@ -82,7 +82,7 @@ static void test_cookie_bound_to_tuple_and_sequence(void **state)
 	ack = ack_of(&syn, cookie);
 	assert_int_equal(tcp_cookie_check(&other, &ack, UST_SEC(1)), 0);
 	/* It is never the RFC 6528 ISN of the same four-tuple. */
-	assert_int_not_equal(cookie, tcp_isn(&tcp, syn.dst, syn.dport, syn.src, syn.sport, UST_SEC(1)));
+	assert_int_not_equal(cookie, tcp_isn(&tcp, &syn.dst, syn.dport, &syn.src, syn.sport, UST_SEC(1)));
 }
 
 /* Linux's MAX_SYNCOOKIE_AGE 2: the minute it was made and the next. */

@@ -1,0 +1,123 @@
+#!/usr/bin/env bats
+# AF_INET6 sockets through the shim (issue 16, third increment), against
+# kernel peers over IPv6 and IPv4: curl -6, nc -6 -N half-close, a python3
+# dual-stack server with an IPv4 and an IPv6 client (the addresses it is
+# given, as Linux gives them), IPV6_V6ONLY, nginx on [::]:8080.
+#
+# As 060-shim.bats, every body runs twice: [kernel] on the kernel's TCP (the
+# kernel of the stack's namespace gets the stack's IPv4 and IPv6 addresses),
+# which proves the test; [ustcp] with LD_PRELOAD=build/libustcp.so, where no
+# kernel owns either address and only the library's stack can answer.
+
+bats_require_minimum_version 1.5.0
+
+load helpers
+load shim
+
+setup_file() {
+	shim_www
+}
+
+setup() {
+	TMP=$BATS_TEST_TMPDIR
+}
+
+# shim6_topo_up: shim_topo_up --ipv6; on the kernel, the stack's namespace
+# gets IPv6 and the stack's IPv6 address (no DAD) as well. SADDR6 is that
+# address.
+shim6_topo_up() {
+	shim_topo_up --ipv6 || return 1
+	SADDR6=${USTCP_ADDR6%/*}
+	if [ "$MODE" = kernel ]; then
+		in_stack sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 "net.ipv6.conf.$USTCP_IFACE.disable_ipv6=0" &&
+			in_stack ip addr add "$USTCP_ADDR6" dev "$USTCP_IFACE" nodad
+	fi
+}
+
+# curl -6 fetches a file from a kernel httpd over IPv6. Under ustcp its
+# connect comes in the stack's first second, while the address is in DAD:
+# it waits for DAD rather than failing.
+body_curl6() {
+	shim6_topo_up
+	peer_bg python3 "$SHIM_DIR/httpd.py" "$PEER_ADDR6" 8000 "$WWW" </dev/null 2>"$TMP/httpd.err"
+	wait_listen "$PEER_NETNS" 8000
+	prog curl -6 -sS --fail --max-time 50 -o "$TMP/got" "http://[$PEER_ADDR6]:8000/mid"
+	same_file "$WWW/mid" "$TMP/got"
+	# The server saw the stack's IPv6 address.
+	run -0 grep -c "^httpd: $SADDR6:" "$TMP/httpd.err"
+	assert_output 1
+}
+
+# nc -6 -N: 1 MB to a kernel peer over IPv6, FIN, then the peer's answer
+# arrives whole (the half-close of 060's nc test, over IPv6).
+body_nc6_halfclose() {
+	shim6_topo_up
+	nc_halfclose_exchange "$PEER_ADDR6" -6
+}
+
+# One AF_INET6 listener on [::] with IPV6_V6ONLY as the kernel's bindv6only
+# leaves it (0): an IPv4 client arrives as ::ffff:10.9.0.1, to
+# ::ffff:10.9.0.2; an IPv6 client as itself. Both echo 1 MB.
+body_py_dualstack() {
+	shim6_topo_up
+	prog_bg python3 "$SHIM_DIR/dualstack.py" 7200 2 default >"$TMP/srv.out"
+	local srv=$BG_PID
+	prog_wait_listen 7200
+	peer python3 "$SHIM_DIR/echo_client.py" "$SADDR" 7200 1000000 >"$TMP/c4" 2>&1
+	peer python3 "$SHIM_DIR/echo_client.py" "$SADDR6" 7200 1000000 >"$TMP/c6" 2>&1
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv.out"
+	assert_line --index 0 "v6only 0"
+	assert_line --index 1 "listening ::"
+	assert_line --index 2 "peer ::ffff:$PEER_ADDR local ::ffff:$SADDR family 10 flow 0 scope 0"
+	assert_line --index 3 "peer $PEER_ADDR6 local $SADDR6 family 10 flow 0 scope 0"
+}
+
+# IPV6_V6ONLY 1: the IPv4 client is refused (no listener takes IPv4 on
+# that port), the IPv6 one served.
+body_py_v6only() {
+	shim6_topo_up
+	prog_bg python3 "$SHIM_DIR/dualstack.py" 7300 1 1 >"$TMP/srv.out"
+	local srv=$BG_PID
+	wait_for 10 grep -q "^listening" "$TMP/srv.out"
+	sleep 1.2 # under ustcp, DAD: the peer's first SYN waits for our advertisement otherwise
+	run peer python3 -c "import socket; socket.create_connection(('$SADDR', 7300), 5)"
+	assert_failure
+	assert_output --partial "Connection refused"
+	peer python3 "$SHIM_DIR/echo_client.py" "$SADDR6" 7300 1000000 >"$TMP/c6" 2>&1
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv.out"
+	assert_line --index 0 "v6only 1"
+	assert_line --index 2 "peer $PEER_ADDR6 local $SADDR6 family 10 flow 0 scope 0"
+}
+
+# nginx with listen [::]:8080 (ipv6only=off) serves a kernel curl over IPv4
+# and one over IPv6.
+body_nginx_dualstack() {
+	shim6_topo_up
+	nginx_conf "$TMP/nginx.conf" "master_process off; worker_processes 1;" "access_log off;" \
+		"[::]:8080 ipv6only=off"
+	prog_bg nginx -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c "$TMP/nginx.conf" </dev/null
+	prog_wait_listen 8080 || { cat "$TMP/nginx/error.log"; return 1; }
+	peer curl -4 -sS --fail --max-time 50 -o "$TMP/got4" "http://$SADDR:8080/mid" ||
+		{ cat "$TMP/nginx/error.log"; return 1; }
+	same_file "$WWW/mid" "$TMP/got4"
+	peer curl -6 -sS --fail --max-time 50 -o "$TMP/got6" "http://[$SADDR6]:8080/mid" ||
+		{ cat "$TMP/nginx/error.log"; return 1; }
+	same_file "$WWW/mid" "$TMP/got6"
+}
+
+@test "curl -6: GET over IPv6, the server sees our IPv6 address [kernel]" { MODE=kernel body_curl6; }
+@test "curl -6: GET over IPv6, the server sees our IPv6 address [ustcp]" { MODE=ustcp body_curl6; }
+
+@test "nc -6 -N: 1 MB, FIN, then the peer's answer arrives whole [kernel]" { MODE=kernel body_nc6_halfclose; }
+@test "nc -6 -N: 1 MB, FIN, then the peer's answer arrives whole [ustcp]" { MODE=ustcp body_nc6_halfclose; }
+
+@test "python3 [::] dual-stack server: an IPv4 client as ::ffff:a.b.c.d, an IPv6 one [kernel]" { MODE=kernel body_py_dualstack; }
+@test "python3 [::] dual-stack server: an IPv4 client as ::ffff:a.b.c.d, an IPv6 one [ustcp]" { MODE=ustcp body_py_dualstack; }
+
+@test "python3 IPV6_V6ONLY server: the IPv4 client refused, the IPv6 one served [kernel]" { MODE=kernel body_py_v6only; }
+@test "python3 IPV6_V6ONLY server: the IPv4 client refused, the IPv6 one served [ustcp]" { MODE=ustcp body_py_v6only; }
+
+@test "nginx listen [::]:8080 ipv6only=off: an IPv4 and an IPv6 kernel curl [kernel]" { MODE=kernel body_nginx_dualstack; }
+@test "nginx listen [::]:8080 ipv6only=off: an IPv4 and an IPv6 kernel curl [ustcp]" { MODE=ustcp body_nginx_dualstack; }
