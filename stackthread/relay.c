@@ -1002,6 +1002,7 @@ void us_relay_notsent_lowat(struct us_conn *c)
 static void conn_died(struct us_conn *c)
 {
 	struct ust_tcb *t = c->tcb;
+	struct ust_tcp_status last;
 	int err, fd;
 
 	if (!c->dead) {
@@ -1030,7 +1031,8 @@ static void conn_died(struct us_conn *c)
 		}
 	}
 	/* What TCP_INFO reports from now on (us_op_status). */
-	ust_tcp_status_at(t, &c->sock->last, ust_now());
+	ust_tcp_status_at(t, &last, ust_now());
+	us_slot_status_write(c->sock, &last);
 	c->sock->last_at = ust_now();
 	atomic_fetch_or(&c->sock->flags, US_F_LAST_STATUS);
 	ust_tcp_set_user(t, NULL);

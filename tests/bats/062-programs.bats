@@ -121,8 +121,9 @@ no_process_left() {
 
 # ---- a connection inherited across fork ----------------------------------------
 
-# The child of the process that connected sets options on the inherited
-# socket, writes and shuts it down; the parent reads them back and the echo
+# The child of the process that connected reads TCP_INFO, sets
+# TCP_CONGESTION and other options on the inherited socket, writes and shuts
+# it down; the parent reads them back and the echo
 # to its end (tests/shim/forkopts.py). Under ustcp the parent's stack serves
 # the socket, and the child's calls reach it (calls.c, rpc_call).
 body_fork_opts() {
@@ -131,6 +132,9 @@ body_fork_opts() {
 	prog python3 "$SHIM_DIR/forkopts.py" "$PEER_ADDR" 7300 >"$TMP/out"
 	cat "$TMP/out"
 	diff -u - "$TMP/out" <<-EOF
+		child TCP_INFO state 1 mss>0 True rtt>0 True acked 1001
+		child TCP_CONGESTION reno
+		child TCP_CONGESTION nosuch errno 2
 		child TCP_NODELAY 1
 		child SO_KEEPALIVE 1
 		child TCP_KEEPIDLE 77
@@ -138,10 +142,11 @@ body_fork_opts() {
 		child shutdown 0
 		parent TCP_NODELAY 1
 		parent TCP_KEEPIDLE 77
-		parent echoed 100000, then EOF
+		parent TCP_CONGESTION reno
+		parent echoed 100000 more, then EOF
 	EOF
 	bg_wait "$ECHO_PID"
-	grep -q "^conn 1: echoed 100000 " "$TMP/srv.out"
+	grep -q "^conn 1: echoed 101000 " "$TMP/srv.out"
 }
 
 @test "fork: the child's options and shutdown on an inherited connection reach it [kernel]" { MODE=kernel body_fork_opts; }
