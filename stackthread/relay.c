@@ -306,12 +306,67 @@ static bool notsent_full(const struct us_conn *c)
 	return mark && c->tcb && ust_tcp_snd_notsent(c->tcb) >= mark;
 }
 
-/* The app end's send buffer once connected: AF_UNIX's default, or the
- * least the kernel allows (two skbs of about 2 kB) under TCP_NOTSENT_LOWAT,
- * so that the bytes the program may leave in the pair are few. */
+/* What the pair may hold beyond the ring's free space: Linux's write
+ * checks the buffer before it copies a segment train (up to 64 kB), so
+ * its socket holds up to that much past SO_SNDBUF (27 kB measured at
+ * SO_SNDBUF 64 kB); and a pair that runs dry whenever the ring fills makes
+ * the program wait for the stack thread at every ACK (0.4 of the rate). */
+static uint32_t pair_slack(uint32_t ring_cap)
+{
+	return ring_cap / 4 < 65536 ? ring_cap / 4 : 65536;
+}
+
+/* The app end's send buffer once connected: AF_UNIX's default; the least
+ * the kernel allows (two skbs of about 2 kB) under TCP_NOTSENT_LOWAT, so
+ * that the bytes the program may leave in the pair are few; and after
+ * SO_SNDBUF, the send ring's free space. Linux's write blocks once the
+ * socket holds SO_SNDBUF (doubled) bytes, and the ring holds that many:
+ * a pair of its default size besides let a program have 150 kB more
+ * outstanding than Linux allows (issue 14, 13d). A pair sized to the
+ * ring's free space takes at once what Linux's socket would take, and
+ * nothing more once the ring is full. setsockopt doubles the value, as
+ * set_sndbuf's Linux does. */
 static int app_sndbuf_of(const struct us_conn *c)
 {
-	return notsent_lowat(c) ? 1 : c->st->app_sndbuf;
+	if (notsent_lowat(c))
+		return 1;
+	if (c->tcb && ust_tcp_sndbuf_locked(c->tcb)) {
+		uint32_t room = ust_tcp_snd_room(c->tcb), cap = room + ust_tcp_snd_queued(c->tcb);
+		int half = (int)((room + pair_slack(cap)) / 2);
+		return half > 0 ? half : 1;
+	}
+	return c->st->app_sndbuf;
+}
+
+static void set_app_sndbuf(struct us_conn *c, int size)
+{
+	int fd = app_end(c);
+
+	if (fd < 0)
+		return;
+	REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	REAL(close)(fd);
+	c->pair_sndbuf = size;
+}
+
+/* After SO_SNDBUF: the pair follows the ring's free space as reads fill
+ * it and ACKs empty it. A quarter's change at least, or the ring full or
+ * empty, so that a flow pays the four system calls of a resize (app_end,
+ * setsockopt) a few times per ring's worth, not per segment. A larger
+ * buffer wakes a writer blocked on the pair (sock_setsockopt's
+ * sk_write_space). */
+static void pair_fit(struct us_conn *c)
+{
+	int want, have = c->pair_sndbuf;
+
+	if (!c->tcb || !ust_tcp_sndbuf_locked(c->tcb) || notsent_lowat(c) || c->filler || c->app_eof)
+		return;
+	want = app_sndbuf_of(c);
+	if (want == have)
+		return;
+	if (want == 1 || have == 0 || want * 4 > have * 5 || want * 4 < have * 3 ||
+	    ust_tcp_snd_queued(c->tcb) == 0)
+		set_app_sndbuf(c, want);
 }
 
 static void rd_update(struct us_conn *c)
@@ -492,6 +547,7 @@ static void conn_pull(struct us_conn *c)
 		}
 		break; /* EAGAIN */
 	}
+	pair_fit(c);
 	rd_update(c);
 }
 
@@ -964,13 +1020,7 @@ unsigned us_listener_deliver(struct us_conn *l)
 /* The connect finished: the app end becomes writable at its normal size. */
 static void connected(struct us_conn *c)
 {
-	int fd = app_end(c);
-
-	if (fd >= 0) {
-		int size = app_sndbuf_of(c);
-		REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-		REAL(close)(fd);
-	}
+	set_app_sndbuf(c, app_sndbuf_of(c));
 	while (c->filler) {
 		ssize_t r = REAL(recv)(c->sfd, c->st->scratch,
 				       c->filler < sizeof(c->st->scratch) ? c->filler : sizeof(c->st->scratch),
@@ -987,13 +1037,8 @@ static void connected(struct us_conn *c)
  * not by the new mark. */
 void us_relay_notsent_lowat(struct us_conn *c)
 {
-	if (c->sfd >= 0 && !c->filler && !c->listener && synced(c)) {
-		int fd = app_end(c), size = app_sndbuf_of(c);
-		if (fd >= 0) {
-			REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-			REAL(close)(fd);
-		}
-	}
+	if (c->sfd >= 0 && !c->filler && !c->listener && synced(c))
+		set_app_sndbuf(c, app_sndbuf_of(c));
 	us_mark_dirty(c);
 }
 

@@ -58,6 +58,9 @@ struct us_conn {
 	 * read away before an orderly close. hold_last: it is about to be
 	 * sent, nothing is read from the pair meanwhile. */
 	bool hold_last, sentinel;
+	/* The app end's SO_SNDBUF as last set (0: AF_UNIX's default), so
+	 * that pair_fit changes it only when it should (relay.c). */
+	int pair_sndbuf;
 	/* SO_RCVLOWAT: received bytes wait in TCP's ring until this many are
 	 * there (or the FIN, or the ring half full), so that the app end
 	 * polls readable when Linux's socket would (conn_push). */

@@ -152,6 +152,33 @@ body_fork_opts() {
 @test "fork: the child's options and shutdown on an inherited connection reach it [kernel]" { MODE=kernel body_fork_opts; }
 @test "fork: the child's options and shutdown on an inherited connection reach it [ustcp]" { MODE=ustcp body_fork_opts; }
 
+# ---- SO_SNDBUF bounds what a writer has outstanding ------------------------------
+
+# SO_SNDBUF 64 kB against a peer that reads nothing (issue 14, 13d): Linux
+# takes about 142 kB in one non-blocking send and 286 kB in all (its send
+# queue, SO_SNDBUF doubled plus a segment train, and the peer's buffer);
+# a blocking send with SO_SNDTIMEO returns the same. Under ustcp the pair
+# used to hold its own 200 kB besides TCP's ring (219 kB at once, 439 kB
+# in all); it now follows the ring's free space (relay.c, pair_fit).
+body_sndbuf() {
+	shim_topo_up
+	peer_bg python3 -c 'import socket, sys, time
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 7400))
+l.listen(8)
+held = [l.accept()[0] for _ in range(2)]
+time.sleep(30)' "$PEER_ADDR"
+	wait_listen "$PEER_NETNS" 7400
+	prog python3 "$SHIM_DIR/sndbuf.py" "$PEER_ADDR" 7400 65536 >"$TMP/out"
+	cat "$TMP/out"
+	awk '/^first/ { f = $2 } /^nonblocking total/ { n = $3 } /^blocking/ { b = $2 }
+	     END { exit !(f >= 100000 && f <= 200000 && n >= 230000 && n <= 340000 && b >= 230000 && b <= 340000) }' "$TMP/out"
+}
+
+@test "SO_SNDBUF 64 kB: what a non-blocking and a blocking writer may have outstanding [kernel]" { MODE=kernel body_sndbuf; }
+@test "SO_SNDBUF 64 kB: what a non-blocking and a blocking writer may have outstanding [ustcp]" { MODE=ustcp body_sndbuf; }
+
 # ---- SO_RCVLOWAT --------------------------------------------------------------
 
 # poll and epoll report readable only with the low-water mark's worth of
