@@ -407,3 +407,46 @@ body_ssh_client() {
 @test "openssh: sshd serves a kernel ssh client, a command and 1 MB through cat, twice [ustcp]" { MODE=ustcp body_sshd; }
 @test "openssh: ssh runs a command and pipes 1 MB through a kernel sshd [kernel]" { MODE=kernel body_ssh_client; }
 @test "openssh: ssh runs a command and pipes 1 MB through a kernel sshd [ustcp]" { MODE=ustcp body_ssh_client; }
+
+# ---- splice and SCM_RIGHTS ------------------------------------------------------
+
+# splice(2) from a pipe into the socket and from the socket into a pipe
+# (tests/shim/splice.py), 200 kB each way through an echo.
+body_splice() {
+	shim_topo_up
+	peer_echo 7310
+	prog python3 "$SHIM_DIR/splice.py" "$PEER_ADDR" 7310 >"$TMP/out"
+	cat "$TMP/out"
+	diff -u - "$TMP/out" <<-EOF
+		spliced out 200000
+		spliced in 200000
+		same True
+	EOF
+	bg_wait "$ECHO_PID"
+	grep -q "^conn 1: echoed 200000 " "$TMP/srv.out"
+}
+
+@test "splice: a pipe into the socket and the socket into a pipe, 200 kB each way [kernel]" { MODE=kernel body_splice; }
+@test "splice: a pipe into the socket and the socket into a pipe, 200 kB each way [ustcp]" { MODE=ustcp body_splice; }
+
+# A connected socket passed with SCM_RIGHTS to an unrelated process, which
+# uses it after the sender has closed its copy and exited
+# (tests/shim/passfd.py).
+body_passfd() {
+	shim_topo_up
+	peer_echo 7320
+	prog_bg python3 "$SHIM_DIR/passfd.py" receive "$TMP/pass.sock" >"$TMP/recv.out" 2>"$TMP/recv.err"
+	local recv_pid=$BG_PID
+	prog python3 "$SHIM_DIR/passfd.py" send "$TMP/pass.sock" "$PEER_ADDR" 7320
+	bg_wait "$recv_pid"
+	cat "$TMP/recv.out" "$TMP/recv.err"
+	diff -u - "$TMP/recv.out" <<-EOF
+		receiver got tcp
+		receiver read 101000, then EOF
+	EOF
+	bg_wait "$ECHO_PID"
+	grep -q "^conn 1: echoed 101000 " "$TMP/srv.out"
+}
+
+@test "SCM_RIGHTS: a connected socket passed to an unrelated process, used there after the sender exits [kernel]" { MODE=kernel body_passfd; }
+@test "SCM_RIGHTS: a connected socket passed to an unrelated process, used there after the sender exits [ustcp]" { MODE=ustcp body_passfd; }
