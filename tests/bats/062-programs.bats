@@ -450,3 +450,55 @@ body_passfd() {
 
 @test "SCM_RIGHTS: a connected socket passed to an unrelated process, used there after the sender exits [kernel]" { MODE=kernel body_passfd; }
 @test "SCM_RIGHTS: a connected socket passed to an unrelated process, used there after the sender exits [ustcp]" { MODE=ustcp body_passfd; }
+
+# ---- haproxy ---------------------------------------------------------------------
+
+# haproxy in TCP mode between a kernel client and a kernel HTTP server, both
+# on the peer: it accepts and connects on the stack's side, and moves the
+# bytes with splice(2) (option splice-auto) between its two sockets. Ten
+# fetches of 1 MB, two of them at once, all whole. Skipped where haproxy is
+# missing: make deps installs it, so CI runs it.
+body_haproxy() {
+	command -v haproxy >/dev/null || skip "haproxy is not installed (make deps)"
+	shim_topo_up
+	peer_http 7330
+	cat >"$TMP/haproxy.cfg" <<-EOF
+		global
+		    maxconn 100
+		defaults
+		    mode tcp
+		    timeout connect 5s
+		    timeout client 30s
+		    timeout server 30s
+		    option splice-auto
+		frontend in
+		    bind $SADDR:7331
+		    default_backend out
+		backend out
+		    server web $PEER_ADDR:7330
+	EOF
+	prog_bg haproxy -db -f "$TMP/haproxy.cfg" </dev/null 2>"$TMP/haproxy.err"
+	local srv=$BG_PID
+	prog_wait_listen 7331 || { cat "$TMP/haproxy.err"; return 1; }
+	local i
+	for ((i = 0; i < 4; i++)); do
+		peer curl -sS --fail --max-time 20 -o "$TMP/got$i" -o "$TMP/gotb$i" \
+			"http://$SADDR:7331/mid" "http://$SADDR:7331/reply" || { cat "$TMP/haproxy.err"; return 1; }
+		same_file "$WWW/mid" "$TMP/got$i"
+		same_file "$WWW/reply" "$TMP/gotb$i"
+	done
+	peer curl -sS --fail --max-time 20 -o "$TMP/p1" "http://$SADDR:7331/mid" &
+	local c1=$!
+	peer curl -sS --fail --max-time 20 -o "$TMP/p2" "http://$SADDR:7331/mid"
+	wait "$c1"
+	same_file "$WWW/mid" "$TMP/p1"
+	same_file "$WWW/mid" "$TMP/p2"
+	no_kernel_tcp
+	kill -0 "$srv"
+	kill -TERM "$srv"
+	bg_wait "$srv" 10 || true
+	! grep -Ei "alert|emerg" "$TMP/haproxy.err"
+}
+
+@test "haproxy: TCP mode with splice between a kernel client and server, 10 fetches [kernel]" { MODE=kernel body_haproxy; }
+@test "haproxy: TCP mode with splice between a kernel client and server, 10 fetches [ustcp]" { MODE=ustcp body_haproxy; }
