@@ -502,3 +502,32 @@ body_haproxy() {
 
 @test "haproxy: TCP mode with splice between a kernel client and server, 10 fetches [kernel]" { MODE=kernel body_haproxy; }
 @test "haproxy: TCP mode with splice between a kernel client and server, 10 fetches [ustcp]" { MODE=ustcp body_haproxy; }
+
+# ---- Node.js ---------------------------------------------------------------------
+
+# Node.js (libuv: epoll, accept4, non-blocking connect) as an HTTP server
+# whose handler fetches each reply from the kernel peer (tests/shim/
+# node_http.js): 4 requests from the peer's curl, 2 on one keep-alive
+# connection. Skipped where node is missing: make deps installs it.
+body_node() {
+	command -v node >/dev/null || skip "node is not installed (make deps)"
+	shim_topo_up
+	peer_http 7340
+	prog_bg node "$SHIM_DIR/node_http.js" "$SADDR" 7341 "$PEER_ADDR" 7340 </dev/null >"$TMP/node.out"
+	local srv=$BG_PID
+	prog_wait_listen 7341 || { cat "$TMP/node.out"; return 1; }
+	peer curl -sS --fail --max-time 20 -o "$TMP/g1" -o "$TMP/g2" "http://$SADDR:7341/mid" "http://$SADDR:7341/reply"
+	peer curl -sS --fail --max-time 20 -o "$TMP/g3" "http://$SADDR:7341/mid"
+	peer curl -sS --fail --max-time 20 -o "$TMP/g4" "http://$SADDR:7341/reply"
+	same_file "$WWW/mid" "$TMP/g1"
+	same_file "$WWW/reply" "$TMP/g2"
+	same_file "$WWW/mid" "$TMP/g3"
+	same_file "$WWW/reply" "$TMP/g4"
+	no_kernel_tcp
+	bg_wait "$srv"
+	cat "$TMP/node.out"
+	[ "$(grep -c '^served ' "$TMP/node.out")" -eq 4 ]
+}
+
+@test "node: an http server whose handler fetches from the peer, 4 requests [kernel]" { MODE=kernel body_node; }
+@test "node: an http server whose handler fetches from the peer, 4 requests [ustcp]" { MODE=ustcp body_node; }
