@@ -531,3 +531,45 @@ body_node() {
 
 @test "node: an http server whose handler fetches from the peer, 4 requests [kernel]" { MODE=kernel body_node; }
 @test "node: an http server whose handler fetches from the peer, 4 requests [ustcp]" { MODE=ustcp body_node; }
+
+# ---- a postgres client -----------------------------------------------------------
+
+# psql (libpq: a non-blocking connect polled, then blocking reads) against a
+# kernel postgres on the peer, trust authentication: a query that returns
+# 100,000 rows (about 1.2 MB) and a COPY of 50,000 rows in. Skipped where
+# postgres is missing: make deps installs it.
+body_psql() {
+	local bin=/usr/lib/postgresql/15/bin
+	[ -x "$bin/initdb" ] && command -v psql >/dev/null || skip "postgresql is not installed (make deps)"
+	shim_topo_up
+	local pg=$BATS_TEST_TMPDIR/pg
+	mkdir -p "$pg" && chown postgres "$pg" && chmod 700 "$pg"
+	# postgres runs as its own user: it must reach its directory.
+	local d=$BATS_TEST_TMPDIR
+	while [ "$d" != / ] && [ "$d" != /tmp ]; do
+		chmod o+x "$d"
+		d=$(dirname "$d")
+	done
+	runuser -u postgres -- "$bin/initdb" -D "$pg/data" -A trust -U postgres >"$TMP/initdb.out" 2>&1 ||
+		{ cat "$TMP/initdb.out"; return 1; }
+	echo "host all all $SADDR/32 trust" >>"$pg/data/pg_hba.conf"
+	peer_bg runuser -u postgres -- "$bin/postgres" -D "$pg/data" -k "$pg" -h "$PEER_ADDR" -p 7350 \
+		-c fsync=off </dev/null 2>"$TMP/pg.err"
+	wait_listen "$PEER_NETNS" 7350 || { cat "$TMP/pg.err"; return 1; }
+	prog psql -h "$PEER_ADDR" -p 7350 -U postgres -At \
+		-c "select count(*), sum(length(md5(i::text))) from (select generate_series(1, 100000) i) s" \
+		>"$TMP/q1"
+	prog psql -h "$PEER_ADDR" -p 7350 -U postgres -At -c "select i, md5(i::text) from generate_series(1, 100000) i" >"$TMP/rows"
+	prog psql -h "$PEER_ADDR" -p 7350 -U postgres -At -c "create table t (i int, s text)"
+	head -50000 "$TMP/rows" | prog psql -h "$PEER_ADDR" -p 7350 -U postgres -At -c "copy t from stdin with (delimiter '|')"
+	prog psql -h "$PEER_ADDR" -p 7350 -U postgres -At -c "select count(*), sum(i) from t" >"$TMP/q2"
+	cat "$TMP/q1" "$TMP/q2"
+	[ "$(cat "$TMP/q1")" = "100000|3200000" ]
+	[ "$(wc -l <"$TMP/rows")" -eq 100000 ]
+	[ "$(sed -n 100000p "$TMP/rows")" = "100000|$(printf 100000 | md5sum | cut -c1-32)" ]
+	[ "$(cat "$TMP/q2")" = "50000|1250025000" ]
+	no_kernel_tcp
+}
+
+@test "psql: a 100,000-row query and a COPY in against a kernel postgres [kernel]" { MODE=kernel body_psql; }
+@test "psql: a 100,000-row query and a COPY in against a kernel postgres [ustcp]" { MODE=ustcp body_psql; }
