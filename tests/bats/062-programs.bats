@@ -53,6 +53,18 @@ no_kernel_tcp() {
 	fi
 }
 
+# echo_script PORT ECHOED SCRIPT: runs tests/shim/SCRIPT PEER_ADDR PORT
+# against an echo server on the peer's PORT; its output must be the lines
+# on stdin, and the server must have echoed ECHOED bytes and seen the EOF.
+echo_script() {
+	peer_echo "$1"
+	prog python3 "$SHIM_DIR/$3" "$PEER_ADDR" "$1" >"$TMP/out"
+	cat "$TMP/out"
+	diff -u - "$TMP/out"
+	bg_wait "$ECHO_PID"
+	grep -q "^conn 1: echoed $2 " "$TMP/srv.out"
+}
+
 # ---- nginx: master, 2 workers, reuseport --------------------------------------
 
 # nginx as deployed: a master that opens one SO_REUSEPORT listener per worker
@@ -128,10 +140,7 @@ no_process_left() {
 # the socket, and the child's calls reach it (calls.c, rpc_call).
 body_fork_opts() {
 	shim_topo_up
-	peer_echo 7300
-	prog python3 "$SHIM_DIR/forkopts.py" "$PEER_ADDR" 7300 >"$TMP/out"
-	cat "$TMP/out"
-	diff -u - "$TMP/out" <<-EOF
+	echo_script 7300 101000 forkopts.py <<-EOF
 		child TCP_INFO state 1 mss>0 True rtt>0 True acked 1001
 		child TCP_CONGESTION reno
 		child TCP_CONGESTION nosuch errno 2
@@ -145,8 +154,6 @@ body_fork_opts() {
 		parent TCP_CONGESTION reno
 		parent echoed 100000 more, then EOF
 	EOF
-	bg_wait "$ECHO_PID"
-	grep -q "^conn 1: echoed 101000 " "$TMP/srv.out"
 }
 
 @test "fork: the child's options and shutdown on an inherited connection reach it [kernel]" { MODE=kernel body_fork_opts; }
@@ -414,16 +421,11 @@ body_ssh_client() {
 # (tests/shim/splice.py), 200 kB each way through an echo.
 body_splice() {
 	shim_topo_up
-	peer_echo 7310
-	prog python3 "$SHIM_DIR/splice.py" "$PEER_ADDR" 7310 >"$TMP/out"
-	cat "$TMP/out"
-	diff -u - "$TMP/out" <<-EOF
+	echo_script 7310 200000 splice.py <<-EOF
 		spliced out 200000
 		spliced in 200000
 		same True
 	EOF
-	bg_wait "$ECHO_PID"
-	grep -q "^conn 1: echoed 200000 " "$TMP/srv.out"
 }
 
 @test "splice: a pipe into the socket and the socket into a pipe, 200 kB each way [kernel]" { MODE=kernel body_splice; }
