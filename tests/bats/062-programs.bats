@@ -456,8 +456,9 @@ body_passfd() {
 # ---- haproxy ---------------------------------------------------------------------
 
 # haproxy in TCP mode between a kernel client and a kernel HTTP server, both
-# on the peer: it accepts and connects on the stack's side, and moves the
-# bytes with splice(2) (option splice-auto) between its two sockets. Ten
+# on the peer: it accepts and connects on the stack's side, with option
+# splice-auto (strace: on both TCPs it calls splice a few times per run
+# and reads and writes otherwise; splice itself: body_splice). Ten
 # fetches of 1 MB, two of them at once, all whole. Skipped where haproxy is
 # missing: make deps installs it, so CI runs it.
 body_haproxy() {
