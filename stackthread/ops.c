@@ -145,6 +145,8 @@ void us_op_listen(struct us_call *c)
 		k->out = out;
 		k->backlog = backlog;
 		k->listener = true;
+		if (!k->bound_addr)
+			us_lo_listen(k, ust_tcp_local_port(k->tcb), backlog);
 		atomic_store(&c->sock->kind, US_LISTENER);
 		us_publish(k);
 		us_mark_dirty(k);
@@ -230,6 +232,7 @@ void us_op_unlisten(struct us_call *c)
 		ust_tcp_close(k->tcb, ust_now());
 		k->tcb = NULL;
 		us_port_unlisten(lport);
+		us_lo_close(k);
 	}
 	c->ret = 0;
 }

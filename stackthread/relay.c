@@ -173,6 +173,7 @@ void us_conn_free(struct us_conn *c, bool free_sock)
 {
 	ev_io_stop(c->st->ev, &c->rd);
 	ev_io_stop(c->st->ev, &c->wr);
+	us_lo_close(c);
 	if (c->sfd >= 0) {
 		epoll_ctl(c->st->hup_fd, EPOLL_CTL_DEL, c->sfd, NULL);
 		REAL(close)(c->sfd);
@@ -654,6 +655,7 @@ struct us_conn *us_conn_new(struct us_stack *st, struct us_sock *s, int sfd)
 	c->sock = s;
 	c->sfd = sfd;
 	c->spare_end = c->spare_port = -1;
+	c->lo_fd = c->lo_held = -1;
 	ev_io_init(&c->rd, on_rd, sfd, EV_READ);
 	ev_io_init(&c->wr, on_wr, sfd, EV_WRITE);
 	st->conns[us_sock_idx(s)] = c;
@@ -828,7 +830,7 @@ static unsigned outstanding(struct us_conn *l)
 
 /* Sends tok on a listener's stack end with app attached; false if it did
  * not go (a token is tiny: a short send means none went). */
-static bool send_token(int lsfd, int app, const struct us_token *tok)
+bool us_send_token(int lsfd, int app, const struct us_token *tok)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct iovec iov = { (void *)tok, sizeof(*tok) };
@@ -949,7 +951,7 @@ static bool deliver_one(struct us_conn *l)
 		atomic_fetch_or(&s->flags, US_F_RCVOPTS);
 	}
 	pre = l->rcvlowat > 1 ? 0 : prefill(ct, sfd);
-	if (!send_token(l->sfd, app, &tok)) {
+	if (!us_send_token(l->sfd, app, &tok)) {
 		REAL(close)(app);
 		REAL(close)(sfd);
 		us_sock_free(s);
@@ -987,6 +989,7 @@ static unsigned deliver(struct us_conn *l)
 	/* listen(n) lets n + 1 connections wait, as Linux's queue does. */
 	unsigned limit = l->backlog + 1, out, n = 0;
 
+	us_lo_deliver(l); /* one held for want of room goes first */
 	set_blocked(l, false);
 	outstanding(l); /* once: drops the accepted; each delivery below adds one */
 	while (l->tcb && ust_tcp_accept_peek(l->tcb) && l->nout < limit) {

@@ -221,6 +221,9 @@ struct us_token {
 /* A token with this idx carries no connection and no fd: accept() fails
  * with the errno in gen (EMFILE, ENFILE: no fds or slot for the pair). */
 #define US_TOKEN_ERROR UINT32_MAX
+/* A token with this idx carries a kernel socket accepted on loopback
+ * (stackthread/loopback.c): accept() returns it as it is. */
+#define US_TOKEN_KERNEL (UINT32_MAX - 1)
 
 /* ---- the stack thread (stackthread/) ---- */
 

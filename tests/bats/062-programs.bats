@@ -576,3 +576,34 @@ body_psql() {
 
 @test "psql: a 100,000-row query and a COPY in against a kernel postgres [kernel]" { MODE=kernel body_psql; }
 @test "psql: a 100,000-row query and a COPY in against a kernel postgres [ustcp]" { MODE=ustcp body_psql; }
+
+# ---- loopback to a listener --------------------------------------------------------
+
+# A server listening on the wildcard address serves a client on the same
+# host over loopback and the peer over the link (issue 14, item 11;
+# tests/shim/lo_server.py). Under ustcp the loopback connection comes from
+# a kernel listener the stack thread holds on 127.0.0.1 (loopback.c),
+# through the same accept queue.
+body_loopback() {
+	shim_topo_up
+	in_stack ip link set lo up
+	prog_bg python3 "$SHIM_DIR/lo_server.py" 7360 2 >"$TMP/srv"
+	local srv=$BG_PID
+	prog_wait_listen 7360
+	local ask='import socket, sys
+s = socket.create_connection((sys.argv[1], 7360), timeout=5)
+s.sendall(sys.argv[2].encode() + b"\n")
+print(s.makefile("rb").readline().decode().strip())'
+	ip netns exec "$USTCP_NETNS" timeout 10 python3 -c "$ask" 127.0.0.1 local >"$TMP/cli" 3>&-
+	peer python3 -c "$ask" "$SADDR" peer >>"$TMP/cli"
+	bg_wait "$srv"
+	cat "$TMP/cli"
+	diff -u - "$TMP/cli" <<-EOF
+		local from 127.0.0.1 to 127.0.0.1
+		peer from $PEER_ADDR to $SADDR
+	EOF
+	diff -u "$TMP/cli" "$TMP/srv"
+}
+
+@test "loopback: a wildcard listener serves a client on the same host and the peer [kernel]" { MODE=kernel body_loopback; }
+@test "loopback: a wildcard listener serves a client on the same host and the peer [ustcp]" { MODE=ustcp body_loopback; }
