@@ -997,7 +997,8 @@ static unsigned deliver(struct us_conn *l)
 			return n;
 		n++;
 	}
-	ev_io_stop(l->st->ev, &l->wr);
+	if (l->lo_held < 0)
+		ev_io_stop(l->st->ev, &l->wr); /* else: the pair's room is awaited for it */
 	/* TCP's accept queue holds what the program's cannot: together no
 	 * more than the backlog allows. While some are delivered and not yet
 	 * accepted, accept() wakes us to move the limit. */
