@@ -78,10 +78,12 @@ static bool hand_over(struct us_conn *l)
 		tok.laddr = ntohl(local.sin_addr.s_addr);
 		tok.lport = ntohs(local.sin_port);
 	}
-	if (!us_send_token(l->sfd, l->lo_held, &tok))
-		return errno != EAGAIN && errno != EWOULDBLOCK ? (REAL(close)(l->lo_held), l->lo_held = -1, true)
-							      : false;
-	REAL(close)(l->lo_held); /* the token holds it now */
+	if (!us_send_token(l->sfd, l->lo_held, &tok) && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return false;
+	/* The token holds it now; or the program's end is gone and nobody
+	 * will accept it (closed: the client sees a reset, as from a
+	 * listener that closed with connections queued). */
+	REAL(close)(l->lo_held);
 	l->lo_held = -1;
 	return true;
 }
