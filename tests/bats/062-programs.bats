@@ -503,8 +503,8 @@ body_haproxy() {
 	! grep -Ei "alert|emerg" "$TMP/haproxy.err"
 }
 
-@test "haproxy: TCP mode with splice between a kernel client and server, 10 fetches [kernel]" { MODE=kernel body_haproxy; }
-@test "haproxy: TCP mode with splice between a kernel client and server, 10 fetches [ustcp]" { MODE=ustcp body_haproxy; }
+@test "haproxy: TCP mode, option splice-auto, between a kernel client and server, 10 fetches [kernel]" { MODE=kernel body_haproxy; }
+@test "haproxy: TCP mode, option splice-auto, between a kernel client and server, 10 fetches [ustcp]" { MODE=ustcp body_haproxy; }
 
 # ---- Node.js ---------------------------------------------------------------------
 
