@@ -77,6 +77,12 @@ again:
 	}
 	if (flags & SOCK_NONBLOCK)
 		REAL(fcntl)(nfd, F_SETFL, O_NONBLOCK);
+	if (tok.idx == US_TOKEN_KERNEL) {
+		/* From loopback (stackthread/loopback.c): the kernel's own
+		 * socket, no slot. */
+		us_put_sockaddr(sa, len, us_pack(tok.raddr, tok.rport));
+		return nfd;
+	}
 	cs = us_sock_at(tok.idx);
 	if (cs && atomic_load(&cs->gen) == tok.gen) {
 		cs->app_fd = nfd;

@@ -19,13 +19,12 @@
  * looks it up (stack/tcp_cc.c) and switches the connection. */
 static int set_congestion(struct us_sock *s, const void *val, socklen_t len)
 {
-	char name[16] = { 0 };
 	struct us_call c;
 
 	if (!val)
 		return -EFAULT;
-	memcpy(name, val, len < sizeof(name) - 1 ? len : sizeof(name) - 1);
-	c.u.out = name;
+	memset(c.u.cc, 0, sizeof(c.u.cc));
+	memcpy(c.u.cc, val, len < sizeof(c.u.cc) - 1 ? len : sizeof(c.u.cc) - 1);
 	return (int)us_call(&c, us_op_set_cc, s);
 }
 
@@ -33,16 +32,16 @@ static int set_congestion(struct us_sock *s, const void *val, socklen_t len)
  * at most). */
 static int get_congestion(struct us_sock *s, void *val, socklen_t *len)
 {
-	char name[16] = { 0 };
 	struct us_call c;
+	long r;
 
 	if (!val || !len)
 		return -EFAULT;
-	c.u.out = name;
-	us_call(&c, us_op_get_cc, s);
-	if (*len > sizeof(name))
-		*len = sizeof(name);
-	memcpy(val, name, *len);
+	if ((r = us_call(&c, us_op_get_cc, s)) < 0)
+		return (int)r; /* its owner is gone */
+	if (*len > sizeof(c.u.cc))
+		*len = sizeof(c.u.cc);
+	memcpy(val, c.u.cc, *len);
 	return 0;
 }
 
@@ -434,11 +433,9 @@ static int tcp_info(struct us_sock *s, void *val, socklen_t *len)
 {
 	struct ust_linux_tcp_info ti;
 	struct ust_tcp_status st;
-	struct us_call c;
 
 	memset(&ti, 0, sizeof(ti));
-	c.u.out = &st;
-	if (us_call(&c, us_op_status, s) < 0) {
+	if (us_status(s, &st) < 0) {
 		/* Never connected, or a listener TCP let go of: only the
 		 * state is known (a connection that ended keeps its last
 		 * status, us_op_status). */
@@ -522,9 +519,7 @@ US_EXPORT int ioctl(int fd, unsigned long req, ...)
 		 * in the pair are a few at most: the stack takes them as room
 		 * opens). */
 		struct ust_tcp_status st;
-		struct us_call c;
-		c.u.out = &st;
-		if (us_call(&c, us_op_status, s) < 0)
+		if (us_status(s, &st) < 0)
 			st.snd_queued = 0;
 		if (!arg)
 			return (int)us_ret(-EFAULT);

@@ -791,6 +791,9 @@ uint32_t ust_tcp_rcv_capacity(const struct ust_tcb *tcb);
 uint32_t ust_tcp_snd_queued(const struct ust_tcb *tcb);
 /* Of those, the bytes never sent (Linux's write_seq - snd_nxt). */
 uint32_t ust_tcp_snd_notsent(const struct ust_tcb *tcb);
+/* The program set SO_SNDBUF (Linux's SOCK_SNDBUF_LOCK): the send buffer
+ * no longer grows by itself. */
+bool ust_tcp_sndbuf_locked(const struct ust_tcb *tcb);
 /* Why it died (ECONNRESET…), kept after the pending error was taken. */
 int ust_tcp_hard_error(const struct ust_tcb *tcb);
 /* The retransmission timer is probing a zero window. */

@@ -53,6 +53,11 @@ uint32_t ust_tcp_rcv_capacity(const struct ust_tcb *t)
 	return t->rcvbuf.cap;
 }
 
+bool ust_tcp_sndbuf_locked(const struct ust_tcb *t)
+{
+	return t->sndbuf_locked;
+}
+
 uint32_t ust_tcp_snd_notsent(const struct ust_tcb *t)
 {
 	uint32_t end = t->snd_buf_seq + t->sndbuf.len;

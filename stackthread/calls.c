@@ -27,7 +27,7 @@
  * image's functions are elsewhere). */
 static const us_call_fn rpc_ops[] = {
 	us_op_setopt, us_op_getopt, us_op_shutdown, us_op_hold_last, us_op_take_tail,
-	us_op_unlisten, us_op_urgent,
+	us_op_unlisten, us_op_urgent, us_op_status_to_slot, us_op_set_cc, us_op_get_cc,
 };
 
 static int rpc_op_of(us_call_fn fn)
@@ -124,6 +124,43 @@ static void rpc_serve(void)
 	}
 }
 
+/* The slot's status as the seqlock's reader: a copy no write overlapped. */
+static void slot_status_read(struct us_sock *s, struct ust_tcp_status *out)
+{
+	uint32_t before;
+
+	for (;;) {
+		before = atomic_load(&s->last_seq);
+		if (before & 1)
+			continue;
+		*out = s->last;
+		if (atomic_load(&s->last_seq) == before)
+			return;
+	}
+}
+
+long us_status(struct us_sock *s, struct ust_tcp_status *out)
+{
+	struct us_call c;
+	long r;
+
+	if (!us_sock_remote(s)) {
+		c.u.out = out;
+		return us_call(&c, us_op_status, s);
+	}
+	r = us_call(&c, us_op_status_to_slot, s);
+	if (r < 0)
+		return r;
+	if (c.u.opt.val == 1) {
+		slot_status_read(s, out);
+		/* TCP may have closed it since; then `last` is final. */
+		if (!(atomic_load(&s->flags) & US_F_LAST_STATUS))
+			return 0;
+	}
+	us_status_from_last(s, out, ust_now());
+	return 0;
+}
+
 static void run_calls(void)
 {
 	struct us_call *list = atomic_exchange(&us_st.calls, NULL), *rev = NULL;
@@ -182,6 +219,11 @@ void us_stack_poke(void)
 	}
 }
 
+bool us_sock_remote(const struct us_sock *s)
+{
+	return s->owner && s->owner != getpid() && s->owner != us_st.pid;
+}
+
 long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s)
 {
 	uint64_t one = 1;
@@ -195,7 +237,7 @@ long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s)
 		fn(c);
 		return c->ret;
 	}
-	if (s && s->owner && s->owner != getpid() && s->owner != us_st.pid) {
+	if (s && us_sock_remote(s)) {
 		/* Served by another process's stack: by value, if it can go. */
 		int op = rpc_op_of(fn);
 		if (op < 0 || us_st.parent_wake_fd < 0 || !us_rpc_asked())

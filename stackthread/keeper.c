@@ -84,6 +84,8 @@ static void each_stack_fd(void (*fn)(void *ctx, int fd), void *ctx, bool with_br
 		fn(ctx, c->sfd);
 		fn(ctx, c->spare_end);
 		fn(ctx, c->spare_port);
+		fn(ctx, c->lo_fd);
+		fn(ctx, c->lo_held);
 	}
 	us_ports_each_fd(fn, ctx);
 	fn(ctx, us_st.pair_ready ? us_st.pair_lfd : -1);

@@ -175,6 +175,8 @@ void us_op_listen(struct us_call *c)
 		k->out = out;
 		k->backlog = backlog;
 		k->listener = true;
+		if (!k->bound_addr)
+			us_lo_listen(k, ust_tcp_local_port(k->tcb), backlog);
 		atomic_store(&c->sock->kind, US_LISTENER);
 		us_publish(k);
 		us_mark_dirty(k);
@@ -267,6 +269,7 @@ void us_op_unlisten(struct us_call *c)
 		ust_tcp_close(k->tcb, ust_now());
 		k->tcb = NULL;
 		us_port_unlisten(lport);
+		us_lo_close(k);
 	}
 	c->ret = 0;
 }
@@ -383,14 +386,25 @@ void us_op_getopt(struct us_call *c)
 	c->u.opt.val = v;
 }
 
-/* The connection's status; once TCP closed it, the status it had then (as
- * Linux's TCP_INFO keeps a closed socket's counters), its "ago" times
- * still growing. */
+/* The status TCP had when it closed the connection, its "ago" times still
+ * growing (as Linux's TCP_INFO keeps a closed socket's counters). */
+void us_status_from_last(const struct us_sock *s, struct ust_tcp_status *out, ust_time now)
+{
+	ust_time since;
+
+	*out = s->last;
+	since = now - s->last_at;
+	out->since_data_sent += since;
+	out->since_data_recv += since;
+	out->since_ack_recv += since;
+}
+
+/* The connection's status; once TCP closed it, the status it had then. */
 void us_op_status(struct us_call *c)
 {
 	struct us_conn *k = us_conn_of(c->st, c->sock);
 	struct ust_tcp_status *out = c->u.out;
-	ust_time now = ust_now(), since;
+	ust_time now = ust_now();
 
 	if (k && k->tcb) {
 		ust_tcp_status_at(k->tcb, out, now);
@@ -401,12 +415,34 @@ void us_op_status(struct us_call *c)
 		c->ret = -EINVAL;
 		return;
 	}
-	*out = c->sock->last;
-	since = now - c->sock->last_at;
-	out->since_data_sent += since;
-	out->since_data_recv += since;
-	out->since_ack_recv += since;
+	us_status_from_last(c->sock, out, now);
 	c->ret = 0;
+}
+
+void us_slot_status_write(struct us_sock *s, const struct ust_tcp_status *st)
+{
+	atomic_fetch_add(&s->last_seq, 1);
+	s->last = *st;
+	atomic_fetch_add(&s->last_seq, 1);
+}
+
+/* For a process whose stack does not serve the socket: the live status
+ * goes into the slot both map (u.opt.val 1), the final one is there
+ * already (0); us_status reads it. */
+void us_op_status_to_slot(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+	struct ust_tcp_status st;
+
+	c->u.opt.val = 0;
+	c->ret = 0;
+	if (k && k->tcb) {
+		ust_tcp_status_at(k->tcb, &st, ust_now());
+		us_slot_status_write(c->sock, &st);
+		c->u.opt.val = 1;
+	} else if (!(atomic_load(&c->sock->flags) & US_F_LAST_STATUS)) {
+		c->ret = -EINVAL;
+	}
 }
 
 /* TCP_CONGESTION. A socket TCP has let go of (reset, refused) takes any
@@ -417,10 +453,10 @@ void us_op_set_cc(struct us_call *c)
 	struct us_conn *k = us_conn_of(c->st, c->sock);
 
 	if (!k || !k->tcb) {
-		c->ret = ust_tcp_cc_exists(c->u.out) ? 0 : -ENOENT;
+		c->ret = ust_tcp_cc_exists(c->u.cc) ? 0 : -ENOENT;
 		return;
 	}
-	c->ret = ust_tcp_set_cc(k->tcb, c->u.out);
+	c->ret = ust_tcp_set_cc(k->tcb, c->u.cc);
 }
 
 void us_op_get_cc(struct us_call *c)
@@ -428,6 +464,8 @@ void us_op_get_cc(struct us_call *c)
 	struct us_conn *k = us_conn_of(c->st, c->sock);
 	const char *name = k && k->tcb ? ust_tcp_cc_name(k->tcb) : ust_tcp_cc_default_name(&c->st->tcp);
 
-	snprintf(c->u.out, 16, "%s", name);
+	/* NUL-padded as Linux's tcp_congestion_ops.name, all 16 copied. */
+	memset(c->u.cc, 0, sizeof(c->u.cc));
+	snprintf(c->u.cc, sizeof(c->u.cc), "%s", name);
 	c->ret = 0;
 }

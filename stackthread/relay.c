@@ -176,6 +176,7 @@ void us_conn_free(struct us_conn *c, bool free_sock)
 {
 	ev_io_stop(c->st->ev, &c->rd);
 	ev_io_stop(c->st->ev, &c->wr);
+	us_lo_close(c);
 	if (c->sfd >= 0) {
 		epoll_ctl(c->st->hup_fd, EPOLL_CTL_DEL, c->sfd, NULL);
 		REAL(close)(c->sfd);
@@ -309,12 +310,67 @@ static bool notsent_full(const struct us_conn *c)
 	return mark && c->tcb && ust_tcp_snd_notsent(c->tcb) >= mark;
 }
 
-/* The app end's send buffer once connected: AF_UNIX's default, or the
- * least the kernel allows (two skbs of about 2 kB) under TCP_NOTSENT_LOWAT,
- * so that the bytes the program may leave in the pair are few. */
+/* What the pair may hold beyond the ring's free space: Linux's write
+ * checks the buffer before it copies a segment train (up to 64 kB), so
+ * its socket holds up to that much past SO_SNDBUF (27 kB measured at
+ * SO_SNDBUF 64 kB); and a pair that runs dry whenever the ring fills makes
+ * the program wait for the stack thread at every ACK (0.4 of the rate). */
+static uint32_t pair_slack(uint32_t ring_cap)
+{
+	return ring_cap / 4 < 65536 ? ring_cap / 4 : 65536;
+}
+
+/* The app end's send buffer once connected: AF_UNIX's default; the least
+ * the kernel allows (two skbs of about 2 kB) under TCP_NOTSENT_LOWAT, so
+ * that the bytes the program may leave in the pair are few; and after
+ * SO_SNDBUF, the send ring's free space. Linux's write blocks once the
+ * socket holds SO_SNDBUF (doubled) bytes, and the ring holds that many:
+ * a pair of its default size besides let a program have 150 kB more
+ * outstanding than Linux allows (issue 14, 13d). A pair sized to the
+ * ring's free space takes at once what Linux's socket would take, and
+ * nothing more once the ring is full. setsockopt doubles the value, as
+ * set_sndbuf's Linux does. */
 static int app_sndbuf_of(const struct us_conn *c)
 {
-	return notsent_lowat(c) ? 1 : c->st->app_sndbuf;
+	if (notsent_lowat(c))
+		return 1;
+	if (c->tcb && ust_tcp_sndbuf_locked(c->tcb)) {
+		uint32_t room = ust_tcp_snd_room(c->tcb), cap = room + ust_tcp_snd_queued(c->tcb);
+		int half = (int)((room + pair_slack(cap)) / 2);
+		return half > 0 ? half : 1;
+	}
+	return c->st->app_sndbuf;
+}
+
+static void set_app_sndbuf(struct us_conn *c, int size)
+{
+	int fd = app_end(c);
+
+	if (fd < 0)
+		return;
+	REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	REAL(close)(fd);
+	c->pair_sndbuf = size;
+}
+
+/* After SO_SNDBUF: the pair follows the ring's free space as reads fill
+ * it and ACKs empty it. A quarter's change at least, or the ring full or
+ * empty, so that a flow pays the four system calls of a resize (app_end,
+ * setsockopt) a few times per ring's worth, not per segment. A larger
+ * buffer wakes a writer blocked on the pair (sock_setsockopt's
+ * sk_write_space). */
+static void pair_fit(struct us_conn *c)
+{
+	int want, have = c->pair_sndbuf;
+
+	if (!c->tcb || !ust_tcp_sndbuf_locked(c->tcb) || notsent_lowat(c) || c->filler || c->app_eof)
+		return;
+	want = app_sndbuf_of(c);
+	if (want == have)
+		return;
+	if (want == 1 || have == 0 || want * 4 > have * 5 || want * 4 < have * 3 ||
+	    ust_tcp_snd_queued(c->tcb) == 0)
+		set_app_sndbuf(c, want);
 }
 
 static void rd_update(struct us_conn *c)
@@ -495,6 +551,7 @@ static void conn_pull(struct us_conn *c)
 		}
 		break; /* EAGAIN */
 	}
+	pair_fit(c);
 	rd_update(c);
 }
 
@@ -601,6 +658,7 @@ struct us_conn *us_conn_new(struct us_stack *st, struct us_sock *s, int sfd)
 	c->sock = s;
 	c->sfd = sfd;
 	c->spare_end = c->spare_port = -1;
+	c->lo_fd = c->lo_held = -1;
 	ev_io_init(&c->rd, on_rd, sfd, EV_READ);
 	ev_io_init(&c->wr, on_wr, sfd, EV_WRITE);
 	st->conns[us_sock_idx(s)] = c;
@@ -775,7 +833,7 @@ static unsigned outstanding(struct us_conn *l)
 
 /* Sends tok on a listener's stack end with app attached; false if it did
  * not go (a token is tiny: a short send means none went). */
-static bool send_token(int lsfd, int app, const struct us_token *tok)
+bool us_send_token(int lsfd, int app, const struct us_token *tok)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct iovec iov = { (void *)tok, sizeof(*tok) };
@@ -898,7 +956,7 @@ static bool deliver_one(struct us_conn *l)
 		atomic_fetch_or(&s->flags, US_F_RCVOPTS);
 	}
 	pre = l->rcvlowat > 1 ? 0 : prefill(ct, sfd);
-	if (!send_token(l->sfd, app, &tok)) {
+	if (!us_send_token(l->sfd, app, &tok)) {
 		REAL(close)(app);
 		REAL(close)(sfd);
 		us_sock_free(s);
@@ -936,6 +994,7 @@ static unsigned deliver(struct us_conn *l)
 	/* listen(n) lets n + 1 connections wait, as Linux's queue does. */
 	unsigned limit = l->backlog + 1, out, n = 0;
 
+	us_lo_deliver(l); /* one held for want of room goes first */
 	set_blocked(l, false);
 	outstanding(l); /* once: drops the accepted; each delivery below adds one */
 	while (l->tcb && ust_tcp_accept_peek(l->tcb) && l->nout < limit) {
@@ -943,7 +1002,8 @@ static unsigned deliver(struct us_conn *l)
 			return n;
 		n++;
 	}
-	ev_io_stop(l->st->ev, &l->wr);
+	if (l->lo_held < 0)
+		ev_io_stop(l->st->ev, &l->wr); /* else: the pair's room is awaited for it */
 	/* TCP's accept queue holds what the program's cannot: together no
 	 * more than the backlog allows. While some are delivered and not yet
 	 * accepted, accept() wakes us to move the limit. */
@@ -969,13 +1029,7 @@ unsigned us_listener_deliver(struct us_conn *l)
 /* The connect finished: the app end becomes writable at its normal size. */
 static void connected(struct us_conn *c)
 {
-	int fd = app_end(c);
-
-	if (fd >= 0) {
-		int size = app_sndbuf_of(c);
-		REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-		REAL(close)(fd);
-	}
+	set_app_sndbuf(c, app_sndbuf_of(c));
 	while (c->filler) {
 		ssize_t r = REAL(recv)(c->sfd, c->st->scratch,
 				       c->filler < sizeof(c->st->scratch) ? c->filler : sizeof(c->st->scratch),
@@ -992,13 +1046,8 @@ static void connected(struct us_conn *c)
  * not by the new mark. */
 void us_relay_notsent_lowat(struct us_conn *c)
 {
-	if (c->sfd >= 0 && !c->filler && !c->listener && synced(c)) {
-		int fd = app_end(c), size = app_sndbuf_of(c);
-		if (fd >= 0) {
-			REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-			REAL(close)(fd);
-		}
-	}
+	if (c->sfd >= 0 && !c->filler && !c->listener && synced(c))
+		set_app_sndbuf(c, app_sndbuf_of(c));
 	us_mark_dirty(c);
 }
 
@@ -1007,6 +1056,7 @@ void us_relay_notsent_lowat(struct us_conn *c)
 static void conn_died(struct us_conn *c)
 {
 	struct ust_tcb *t = c->tcb;
+	struct ust_tcp_status last;
 	int err, fd;
 
 	if (!c->dead) {
@@ -1035,7 +1085,8 @@ static void conn_died(struct us_conn *c)
 		}
 	}
 	/* What TCP_INFO reports from now on (us_op_status). */
-	ust_tcp_status_at(t, &c->sock->last, ust_now());
+	ust_tcp_status_at(t, &last, ust_now());
+	us_slot_status_write(c->sock, &last);
 	c->sock->last_at = ust_now();
 	atomic_fetch_or(&c->sock->flags, US_F_LAST_STATUS);
 	ust_tcp_set_user(t, NULL);

@@ -39,6 +39,11 @@ struct us_conn {
 	int spare_end, spare_port;
 	ev_io rd;                    /* the program wrote (or shut, or closed) */
 	ev_io wr;                    /* room in the pair for received bytes / tokens */
+	/* A wildcard listener's kernel listener on loopback, and the
+	 * connection accepted there that the pair had no room for yet
+	 * (loopback.c); -1 without. */
+	int lo_fd, lo_held;
+	ev_io lo_io;
 	uint32_t filler;             /* filler bytes still queued from the app end */
 	bool listener;
 	bool bound_addr;             /* bind() named our address (not INADDR_ANY) */
@@ -58,6 +63,9 @@ struct us_conn {
 	 * read away before an orderly close. hold_last: it is about to be
 	 * sent, nothing is read from the pair meanwhile. */
 	bool hold_last, sentinel;
+	/* The app end's SO_SNDBUF as last set (0: AF_UNIX's default), so
+	 * that pair_fit changes it only when it should (relay.c). */
+	int pair_sndbuf;
 	/* SO_RCVLOWAT: received bytes wait in TCP's ring until this many are
 	 * there (or the FIN, or the ring half full), so that the app end
 	 * polls readable when Linux's socket would (conn_push). */
@@ -162,6 +170,13 @@ struct us_conn *us_conn_of(struct us_stack *st, const struct us_sock *s);
 struct us_conn *us_conn_new(struct us_stack *st, struct us_sock *s, int sfd);
 /* Forgets the relay (closes the stack end); frees s too if free_sock. */
 void us_conn_free(struct us_conn *c, bool free_sock);
+/* Sends a token on a listener's stack end with fd attached; false if it
+ * did not go (relay.c). */
+bool us_send_token(int lsfd, int fd, const struct us_token *tok);
+/* Loopback connections to a wildcard listener (loopback.c). */
+void us_lo_listen(struct us_conn *l, uint16_t port, unsigned backlog);
+void us_lo_deliver(struct us_conn *l);
+void us_lo_close(struct us_conn *l);
 /* A fresh socket's app end: an unconnected AF_UNIX stream socket, which
  * polls OUT|HUP as Linux's fresh TCP socket. st: its identity. */
 int us_new_app_end(struct us_conn *c, int *app, struct stat *st);

@@ -128,6 +128,8 @@ union us_call_args {
 	struct { int level, name; int val; } opt;
 	struct { int how; bool sentinel; } shut; /* sentinel: us_op_take_tail */
 	struct { unsigned first, last; } range;
+	char cc[16]; /* TCP_CONGESTION's name, NUL-terminated: by value, so it
+		      * crosses to another process's stack (calls.c) */
 	void *out;
 };
 
@@ -174,6 +176,11 @@ struct us_sock {
 	 * stack thread before the flag; read-only after. */
 	struct ust_tcp_status last;
 	ust_time last_at;
+	/* Odd while the owner's stack thread writes `last`: it also holds a
+	 * live status asked for by another process (TCP_INFO across fork,
+	 * us_op_status_to_slot), which that process copies as a seqlock's
+	 * reader (us_status). */
+	_Atomic uint32_t last_seq;
 	_Atomic uint32_t free_next;  /* while free: the next free slot + 1 (fdtab.c) */
 	/* The mailbox of a call another process makes on this socket (a
 	 * forked worker's setsockopt, shutdown…): one at a time, by value,
@@ -240,6 +247,9 @@ struct us_token {
 /* A token with this idx carries no connection and no fd: accept() fails
  * with the errno in gen (EMFILE, ENFILE: no fds or slot for the pair). */
 #define US_TOKEN_ERROR UINT32_MAX
+/* A token with this idx carries a kernel socket accepted on loopback
+ * (stackthread/loopback.c): accept() returns it as it is. */
+#define US_TOKEN_KERNEL (UINT32_MAX - 1)
 
 /* ---- the stack thread (stackthread/) ---- */
 
@@ -280,6 +290,9 @@ struct us_call {
  * lock: the queue is lock-free, the wait is a futex. -EOPNOTSUPP for a
  * socket another process's stack serves. */
 long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s);
+/* Is the socket served by another process's stack (inherited across fork,
+ * or held by a keeper)? Then us_call goes through its slot's mailbox. */
+bool us_sock_remote(const struct us_sock *s);
 
 /* close_range(first, last, 0) that spares the stack's own fds, done on
  * the stack thread (keeper.c): 0, -ENOMEM, or -EOPNOTSUPP when no stack
@@ -312,8 +325,17 @@ void us_op_setopt(struct us_call *c);
 void us_op_urgent(struct us_call *c);     /* MSG_OOB: the urgent mark after what was written */
 void us_op_getopt(struct us_call *c);
 void us_op_status(struct us_call *c);     /* u.out = struct ust_tcp_status */
-void us_op_set_cc(struct us_call *c);     /* u.out = the name, NUL-terminated (TCP_CONGESTION) */
-void us_op_get_cc(struct us_call *c);     /* u.out = 16 bytes for the name */
+void us_op_status_to_slot(struct us_call *c); /* the same into us_sock.last, for another process */
+void us_op_set_cc(struct us_call *c);     /* u.cc = the name (TCP_CONGESTION) */
+void us_op_get_cc(struct us_call *c);     /* u.cc = the name back */
+/* The connection's status (TCP_INFO, SIOCOUTQ) wherever its stack runs:
+ * this process's, or the owner's through the slot (calls.c). -EINVAL:
+ * TCP never had it, or let go without a status. */
+long us_status(struct us_sock *s, struct ust_tcp_status *out);
+/* Writes `last` as the seqlock's writer (stack thread of the owner). */
+void us_slot_status_write(struct us_sock *s, const struct ust_tcp_status *st);
+/* `last` once TCP closed it, its "ago" times grown to now (ops.c). */
+void us_status_from_last(const struct us_sock *s, struct ust_tcp_status *out, ust_time now);
 
 /* fd placement (start.c): is the calling thread the stack thread (or the
  * one starting it)? Its fds go above the program's range, and an fd libev
