@@ -136,6 +136,7 @@ struct us_sock {
 	_Atomic uint32_t gen;        /* bumped when the slot is reused */
 	_Atomic int kind;            /* enum us_kind */
 	_Atomic int state;           /* enum ust_tcp_state, mirrored */
+	_Atomic int state_waiters;   /* threads in a futex wait on state: woken only then */
 	_Atomic int pending_err;     /* the error to report once (SO_ERROR) */
 	_Atomic int hard_err;        /* why it died (0 while alive or orderly) */
 	_Atomic int flags;
