@@ -28,7 +28,6 @@ static bool is_tcp4(int domain, int type, int protocol)
 US_EXPORT int socket(int domain, int type, int protocol)
 {
 	struct us_sock *s;
-	struct us_call c;
 	int r, fd;
 
 	if (!is_tcp4(domain, type, protocol) || (type & ~(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC))) {
@@ -45,8 +44,7 @@ US_EXPORT int socket(int domain, int type, int protocol)
 		us_count(UST_EV_SOCK_NO_SLOT);
 		return (int)us_ret(-ENFILE);
 	}
-	c.u.opt.val = -1;
-	r = (int)us_call(&c, us_op_create, s);
+	r = (int)us_sock_create(s);
 	if (r < 0) {
 		us_sock_free(s);
 		return (int)us_ret(r);

@@ -640,24 +640,32 @@ static int spare_of(int fd)
 	return h >= 0 ? h : REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 0);
 }
 
-int us_new_app_end(struct us_conn *c, int *app, struct stat *st)
+int us_app_end_fds(int *app, int *spare_end, int *spare_port, struct stat *st)
 {
 	int fd = REAL(socket)(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), e;
 
+	*spare_end = *spare_port = -1;
 	if (fd < 0)
 		return -errno;
-	/* Opened with the first socket, not its first connect: the fds a
-	 * program counts after its first socket stay as counted. */
-	pair_listener(c->st);
-	c->spare_end = spare_of(fd);
-	c->spare_port = c->spare_end >= 0 ? spare_of(fd) : -1;
-	if (c->spare_port < 0 || fstat(fd, st) < 0) {
+	*spare_end = spare_of(fd);
+	*spare_port = *spare_end >= 0 ? spare_of(fd) : -1;
+	if (*spare_port < 0 || fstat(fd, st) < 0) {
 		e = errno;
 		REAL(close)(fd);
-		return -e; /* the spares go with the relay */
+		us_spare_use(spare_end);
+		us_spare_use(spare_port);
+		return -e;
 	}
 	*app = fd;
 	return 0;
+}
+
+int us_new_app_end(struct us_conn *c, int *app, struct stat *st)
+{
+	/* Opened with the first socket, not its first connect: the fds a
+	 * program counts after its first socket stay as counted. */
+	pair_listener(c->st);
+	return us_app_end_fds(app, &c->spare_end, &c->spare_port, st);
 }
 
 /* The stack's pairing listener: an abstract name the kernel picks
@@ -1211,6 +1219,8 @@ void us_relay_pull(struct us_conn *c)
 
 void us_relay_sync(struct us_stack *st)
 {
+	/* The sockets not yet adopted are the program's too. */
+	us_adopt_news(st);
 	for (struct us_conn *k = st->all, *next; k; k = next) {
 		/* us_relay_pull may free k, never another relay */
 		next = k->all_next;
