@@ -1138,7 +1138,13 @@ static void conn_pump(struct us_conn *c)
 	if (c->filler && UST_TCP_SYNCHRONIZED(ust_tcp_get_state(t)))
 		connected(c);
 	conn_push(c);
-	conn_pull(c);
+	/* While rd watches the pair (level-triggered), what the program
+	 * wrote is read by on_rd: a read here would say EAGAIN. Only its
+	 * watch may need to change (TCP's ring filled, say). */
+	if (ev_is_active(&c->rd) && !c->tail && c->tcb)
+		rd_update(c);
+	else
+		conn_pull(c);
 }
 
 static void on_wr(struct ev_loop *ev, ev_io *w, int revents)
