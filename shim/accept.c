@@ -75,8 +75,10 @@ again:
 			REAL(close)(nfd);
 		return (int)us_ret(-ECONNABORTED);
 	}
-	if (flags & SOCK_NONBLOCK)
-		REAL(fcntl)(nfd, F_SETFL, O_NONBLOCK);
+	/* The stack made it non-blocking (relay.c, us_new_pair); the
+	 * kernel's accept4 gives a blocking file unless asked. */
+	if (!(flags & SOCK_NONBLOCK))
+		REAL(fcntl)(nfd, F_SETFL, 0);
 	cs = us_sock_at(tok.idx);
 	if (cs && atomic_load(&cs->gen) == tok.gen) {
 		cs->app_fd = nfd;

@@ -786,12 +786,15 @@ int us_relay_pair(struct us_conn *c, bool filler)
 }
 
 /* A new socketpair: the app end stays low (the program's number), the
- * stack end goes high. */
+ * stack end goes high. Both ends are made non-blocking (the stack thread
+ * never blocks): the accepted app end is the program's file only once
+ * accept4 received it, which sets its O_NONBLOCK as the program asked
+ * (a server that asks for SOCK_NONBLOCK, as most do, pays no fcntl). */
 int us_new_pair(int *app, int *sfd, struct stat *st)
 {
 	int sv[2];
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
 		return -errno;
 	if (fstat(sv[0], st) < 0) {
 		int e = errno;
@@ -801,7 +804,6 @@ int us_new_pair(int *app, int *sfd, struct stat *st)
 	}
 	*app = sv[0];
 	*sfd = us_fd_high(sv[1]);
-	REAL(fcntl)(*sfd, F_SETFL, O_NONBLOCK); /* the stack thread never blocks */
 	return 0;
 }
 
