@@ -75,15 +75,13 @@ again:
 			REAL(close)(nfd);
 		return (int)us_ret(-ECONNABORTED);
 	}
-	if (flags & SOCK_NONBLOCK)
-		REAL(fcntl)(nfd, F_SETFL, O_NONBLOCK);
-	if (tok.idx == US_TOKEN_KERNEL) {
-		/* From loopback (stackthread/loopback.c): the kernel's own
-		 * socket, no slot. */
-		us_put_sockaddr(sa, len, us_pack(tok.raddr, tok.rport));
-		return nfd;
-	}
-	cs = us_sock_at(tok.idx);
+	/* The stack made it non-blocking (relay.c, us_new_pair); the
+	 * kernel's accept4 gives a blocking file unless asked. */
+	if (!(flags & SOCK_NONBLOCK))
+		REAL(fcntl)(nfd, F_SETFL, 0);
+	/* A token from loopback (stackthread/loopback.c) carries the kernel's
+	 * own socket: no slot. */
+	cs = tok.idx == US_TOKEN_KERNEL ? NULL : us_sock_at(tok.idx);
 	if (cs && atomic_load(&cs->gen) == tok.gen) {
 		cs->app_fd = nfd;
 		atomic_fetch_or(&cs->flags, US_F_ACCEPTED);

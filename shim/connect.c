@@ -93,18 +93,28 @@ static int wait_connected(int fd, struct us_sock *s)
 		timeout = &ts;
 	}
 	for (;;) {
-		int st = atomic_load(&s->state);
+		int st, r;
+
+		/* Counted before the state is read: the stack thread wakes
+		 * only counted waiters (relay.c, publish_state). */
+		atomic_fetch_add(&s->state_waiters, 1);
+		st = atomic_load(&s->state);
 		if (UST_TCP_SYNCHRONIZED(st)) {
 			/* The stack thread is taking the filler out right now:
 			 * return once the socket takes data. */
 			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			atomic_fetch_sub(&s->state_waiters, 1);
 			while (poll(&p, 1, 1000) < 0 && errno == EINTR)
 				;
 			return 0;
 		}
-		if (st == UST_TCP_CLOSED)
+		if (st == UST_TCP_CLOSED) {
+			atomic_fetch_sub(&s->state_waiters, 1);
 			return connect_failed(fd, s);
-		if (syscall(SYS_futex, &s->state, FUTEX_WAIT, st, timeout, NULL, 0) < 0) {
+		}
+		r = (int)syscall(SYS_futex, &s->state, FUTEX_WAIT, st, timeout, NULL, 0);
+		atomic_fetch_sub(&s->state_waiters, 1);
+		if (r < 0) {
 			if (errno == EINTR)
 				return returns_early(s, -EINTR);
 			if (errno == ETIMEDOUT)

@@ -10,6 +10,7 @@
  * fds without the table: not counted.) */
 static void atfork_prepare(void)
 {
+	us_news_flush();
 	if (us_stack_fork_prepare())
 		us_fd_inherited();
 }
@@ -17,6 +18,7 @@ static void atfork_prepare(void)
 static void atfork_child(void)
 {
 	us_fd_forked();
+	us_news_forget();
 	us_stack_fork_child();
 }
 

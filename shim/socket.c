@@ -57,7 +57,6 @@ static int default_v6only(void)
 US_EXPORT int socket(int domain, int type, int protocol)
 {
 	struct us_sock *s;
-	struct us_call c;
 	int r, fd;
 
 	if (!is_tcp(domain, type, protocol) || (type & ~(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC))) {
@@ -74,10 +73,7 @@ US_EXPORT int socket(int domain, int type, int protocol)
 		us_count(UST_EV_SOCK_NO_SLOT);
 		return (int)us_ret(-ENFILE);
 	}
-	c.u.create.app_fd = -1;
-	c.u.create.family = domain;
-	c.u.create.v6only = domain == AF_INET6 ? default_v6only() : 0;
-	r = (int)us_call(&c, us_op_create, s);
+	r = (int)us_sock_create(s, domain, domain == AF_INET6 ? default_v6only() : 0);
 	if (r < 0) {
 		us_sock_free(s);
 		return (int)us_ret(r);

@@ -12,11 +12,61 @@ void ust_ring_init(struct ust_ring *r, uint32_t cap)
 	r->head = r->len = 0;
 }
 
+/* Rings shed lately, kept for the next ring of the same capacity: a short
+ * connection backs and sheds its rings once each, and malloc gave the
+ * memory back to the kernel at every free (glibc trims a thread's arena:
+ * an madvise, then page faults when the next ring touches it again,
+ * almost one each per connection). At most RING_CACHE, per thread (each
+ * engine runs on one; several in one thread share them), of at most
+ * RING_CACHE_CAP bytes each (grown rings go back to malloc): 2 MiB. */
+#define RING_CACHE 8
+#define RING_CACHE_CAP (256u * 1024)
+
+static __thread struct {
+	uint8_t *mem[RING_CACHE];
+	uint32_t cap[RING_CACHE];
+	unsigned n;
+} ring_cache;
+
+static uint8_t *ring_mem_get(uint32_t cap)
+{
+	for (unsigned i = ring_cache.n; i-- > 0;) {
+		uint8_t *m = ring_cache.mem[i];
+		if (ring_cache.cap[i] != cap)
+			continue;
+		ring_cache.n--;
+		ring_cache.mem[i] = ring_cache.mem[ring_cache.n];
+		ring_cache.cap[i] = ring_cache.cap[ring_cache.n];
+		return m;
+	}
+	return malloc(cap);
+}
+
+static void ring_mem_put(uint8_t *mem, uint32_t cap)
+{
+	if (!mem)
+		return;
+	if (cap > RING_CACHE_CAP) {
+		free(mem);
+		return;
+	}
+	if (ring_cache.n == RING_CACHE) {
+		/* The oldest goes: the newest is the likeliest asked for. */
+		free(ring_cache.mem[0]);
+		memmove(&ring_cache.mem[0], &ring_cache.mem[1], sizeof(ring_cache.mem[0]) * (RING_CACHE - 1));
+		memmove(&ring_cache.cap[0], &ring_cache.cap[1], sizeof(ring_cache.cap[0]) * (RING_CACHE - 1));
+		ring_cache.n--;
+	}
+	ring_cache.mem[ring_cache.n] = mem;
+	ring_cache.cap[ring_cache.n] = cap;
+	ring_cache.n++;
+}
+
 int ust_ring_back(struct ust_ring *r)
 {
 	if (r->mem || !r->cap)
 		return 0;
-	r->mem = malloc(r->cap);
+	r->mem = ring_mem_get(r->cap);
 	if (!r->mem)
 		return -ENOMEM;
 	r->head = 0;
@@ -27,14 +77,14 @@ void ust_ring_shed(struct ust_ring *r)
 {
 	if (r->len)
 		return;
-	free(r->mem);
+	ring_mem_put(r->mem, r->cap);
 	r->mem = NULL;
 	r->head = 0;
 }
 
 void ust_ring_free(struct ust_ring *r)
 {
-	free(r->mem);
+	ring_mem_put(r->mem, r->cap);
 	r->mem = NULL;
 	r->cap = r->head = r->len = 0;
 }

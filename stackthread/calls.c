@@ -165,6 +165,14 @@ static void run_calls(void)
 {
 	struct us_call *list = atomic_exchange(&us_st.calls, NULL), *rev = NULL;
 
+	/* The sockets made before these calls were, first: a call on one
+	 * needs its relay. Taken after the calls, so that every socket a
+	 * call names is in (us_sock_create pushed it before socket()
+	 * returned). A keeper adopts none: they belong to threads that are
+	 * not here. */
+	if (!us_st.keeper)
+		us_adopt_news(&us_st);
+	atomic_store_explicit(&us_st.nconns_seen, us_st.tcp.nconns, memory_order_relaxed);
 	/* The queue is a stack: reverse it to serve in arrival order. */
 	while (list) {
 		struct us_call *next = list->next;
@@ -255,6 +263,85 @@ long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s)
 	while (!atomic_load(&c->done))
 		syscall(SYS_futex, &c->done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
 	return c->ret;
+}
+
+/* Sockets made without a round trip that may wait unadopted before
+ * socket() wakes the stack thread: each holds two spare fds until then. */
+#define NEWS_WAKE 16
+
+/* Connections the engine may make between two looks at its count (the SYNs
+ * of one receive batch, accepted children): this near the ceiling,
+ * socket() asks the stack thread, which knows. */
+#define NEWS_MARGIN 256
+
+/* May socket() make the app end on this thread? Not before the stack has
+ * its pairing listener (the first socket makes it), not on the stack
+ * thread or in a process the stack is not serving, not near the ceiling. */
+static bool create_here(struct us_stack *st)
+{
+	unsigned max = st->tcp.cfg.max_conns;
+
+	if (!st->pair_ready || st->pid != getpid() || st->handed_over || st->keeper || us_on_stack_thread())
+		return false;
+	return !max || atomic_load(&st->nconns_seen) + atomic_load(&st->news_waiting) + NEWS_MARGIN < max;
+}
+
+long us_sock_create(struct us_sock *s, int family, int v6only)
+{
+	struct us_stack *st = &us_st;
+	struct us_call c;
+	struct stat sb;
+	uint64_t one = 1;
+	int app;
+
+	/* A refusal (no fds) is the stack thread's to make and count. */
+	if (!create_here(st) || us_app_end_fds(&app, &s->new_spare_end, &s->new_spare_port, &sb) < 0) {
+		c.u.create.app_fd = -1;
+		c.u.create.family = family;
+		c.u.create.v6only = v6only;
+		return us_call(&c, us_op_create, s);
+	}
+	/* Read by adopt() for the control block, and by the shim's calls. */
+	atomic_store(&s->family, family == AF_INET6 ? AF_INET6 : AF_INET);
+	atomic_store(&s->v6only, family == AF_INET6 && v6only);
+	s->owner = st->pid;
+	s->app_dev = sb.st_dev;
+	s->app_ino = sb.st_ino;
+	s->app_fd = -1; /* the caller sets it */
+	/* Every call made after this returns is served after the adoption:
+	 * run_calls adopts first (us_adopt_news). */
+	s->new_next = atomic_load(&st->news);
+	while (!atomic_compare_exchange_weak(&st->news, &s->new_next, s))
+		;
+	if (atomic_fetch_add(&st->news_waiting, 1) + 1 >= NEWS_WAKE &&
+	    REAL(write)(st->wake_fd, &one, sizeof(one)) < 0) {
+		/* saturated: the thread is awake anyway */
+	}
+	return app;
+}
+
+static void op_nothing(struct us_call *c)
+{
+	c->ret = 0;
+}
+
+void us_news_flush(void)
+{
+	struct us_call c;
+
+	if (atomic_load(&us_st.news) && us_st.pid == getpid() && !us_st.handed_over)
+		us_call(&c, op_nothing, NULL);
+}
+
+void us_news_forget(void)
+{
+	struct us_sock *s = atomic_exchange(&us_st.news, NULL);
+
+	for (; s; s = s->new_next) {
+		us_spare_use(&s->new_spare_end);
+		us_spare_use(&s->new_spare_port);
+	}
+	atomic_store(&us_st.news_waiting, 0);
 }
 
 /* A refusal the shim saw (no slot, no fd for an accepted connection) is

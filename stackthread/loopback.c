@@ -73,9 +73,9 @@ static bool hand_over(struct us_conn *l)
 
 	if (getpeername(l->lo_held, (struct sockaddr *)&peer, &plen) == 0 &&
 	    getsockname(l->lo_held, (struct sockaddr *)&local, &llen) == 0) {
-		tok.raddr = ntohl(peer.sin_addr.s_addr);
+		tok.raddr = ust_ip6_from_v4(ntohl(peer.sin_addr.s_addr));
 		tok.rport = ntohs(peer.sin_port);
-		tok.laddr = ntohl(local.sin_addr.s_addr);
+		tok.laddr = ust_ip6_from_v4(ntohl(local.sin_addr.s_addr));
 		tok.lport = ntohs(local.sin_port);
 	}
 	if (!us_send_token(l->sfd, l->lo_held, &tok) && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -97,7 +97,7 @@ void us_lo_deliver(struct us_conn *l)
 		return;
 	for (;;) {
 		if (l->lo_held < 0) {
-			int fd = REAL(accept4)(l->lo_fd, NULL, NULL, SOCK_CLOEXEC);
+			int fd = REAL(accept4)(l->lo_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 			if (fd < 0)
 				break; /* EAGAIN: none waits */
 			l->lo_held = fd;

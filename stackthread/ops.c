@@ -71,6 +71,72 @@ void us_op_create(struct us_call *c)
 	c->ret = app;
 }
 
+/* A socket the stack could not adopt (the ceiling reached since socket()
+ * looked, no memory) is dead from the start: SO_ERROR reports why, calls
+ * that need TCP fail with EINVAL as on a socket whose connection is gone,
+ * and the program's close frees the slot (US_F_DETACHED). */
+static void adopt_failed(struct us_sock *s, int err)
+{
+	atomic_store(&s->hard_err, -err);
+	atomic_store(&s->pending_err, -err);
+	if (atomic_fetch_or(&s->flags, US_F_DETACHED) & US_F_APP_CLOSED)
+		us_sock_free(s);
+}
+
+/* The stack thread takes s: a relay with no stack end yet, its spares, a
+ * control block, as us_op_create makes them. 0 or -errno (counted for
+ * ustcp-stat -s), its spares closed. */
+static int adopt(struct us_stack *st, struct us_sock *s)
+{
+	struct us_conn *k = us_conn_new(st, s, -1);
+	int r;
+
+	if (!k) {
+		us_spare_use(&s->new_spare_end);
+		us_spare_use(&s->new_spare_port);
+		st->st.ctr.event[UST_EV_TCP_NO_MEMORY]++;
+		return -ENOBUFS;
+	}
+	k->spare_end = s->new_spare_end;
+	k->spare_port = s->new_spare_port;
+	k->tcb = ust_tcp_create(&st->tcp, k, &r);
+	if (!k->tcb) {
+		us_conn_free(k, false); /* and the spares */
+		return r;
+	}
+	if (atomic_load(&s->family) == AF_INET6)
+		ust_tcp_set_family(k->tcb, true, atomic_load(&s->v6only));
+	us_publish(k);
+	return 0;
+}
+
+void us_adopt_news(struct us_stack *st)
+{
+	struct us_sock *list = atomic_exchange(&st->news, NULL), *rev = NULL;
+	unsigned n = 0;
+
+	if (!list)
+		return;
+	/* A stack, like the calls: reversed to adopt in creation order. */
+	while (list) {
+		struct us_sock *next = list->new_next;
+		list->new_next = rev;
+		rev = list;
+		list = next;
+		n++;
+	}
+	while (rev) {
+		struct us_sock *s = rev;
+		int r;
+		rev = rev->new_next;
+		r = adopt(st, s);
+		if (r < 0)
+			adopt_failed(s, r);
+	}
+	atomic_fetch_sub(&st->news_waiting, n);
+	atomic_store_explicit(&st->nconns_seen, st->tcp.nconns, memory_order_relaxed);
+}
+
 void us_op_accept_retry(struct us_call *c)
 {
 	struct us_conn *k = us_conn_of(c->st, c->sock);
@@ -175,7 +241,10 @@ void us_op_listen(struct us_call *c)
 		k->out = out;
 		k->backlog = backlog;
 		k->listener = true;
-		if (!k->bound_addr)
+		/* IPv4 loopback only: an IPV6_V6ONLY listener would not take
+		 * it on Linux, and ::1 has no kernel listener next to ours yet
+		 * (issue 16). */
+		if (!k->bound_addr && !(atomic_load(&k->sock->family) == AF_INET6 && atomic_load(&k->sock->v6only)))
 			us_lo_listen(k, ust_tcp_local_port(k->tcb), backlog);
 		atomic_store(&c->sock->kind, US_LISTENER);
 		us_publish(k);

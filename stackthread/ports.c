@@ -30,7 +30,7 @@ static uint32_t ports_addr; /* the address they are on (the last claim's) */
  * reservations that do not listen: other processes' TIME-WAIT remnants. A
  * listener's reservation listens in the kernel (us_port_listen), so that
  * no other process binds there, as Linux refuses a second listener. */
-static int reserve(uint32_t addr, uint16_t *port, bool reuse)
+static int reserve_low(uint32_t addr, uint16_t *port, bool reuse)
 {
 	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(*port),
 				  .sin_addr.s_addr = htonl(addr) };
@@ -43,13 +43,20 @@ static int reserve(uint32_t addr, uint16_t *port, bool reuse)
 	if (reuse)
 		REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (REAL(bind)(fd, (struct sockaddr *)&in, sizeof(in)) < 0 ||
-	    REAL(getsockname)(fd, (struct sockaddr *)&in, &len) < 0) {
+	    (!*port && REAL(getsockname)(fd, (struct sockaddr *)&in, &len) < 0)) {
 		e = errno;
 		REAL(close)(fd);
 		return e == EADDRINUSE ? -EADDRINUSE : -EADDRNOTAVAIL;
 	}
 	*port = ntohs(in.sin_port);
-	return us_fd_high(fd);
+	return fd;
+}
+
+static int reserve(uint32_t addr, uint16_t *port, bool reuse)
+{
+	int fd = reserve_low(addr, port, reuse);
+
+	return fd < 0 ? fd : us_fd_high(fd);
 }
 
 /* The kernel's ephemeral range (ip_local_port_range) and the ports it
@@ -97,7 +104,9 @@ static void read_ephemeral_range(void)
  * we could not ask. */
 static int kernel_port_free(uint32_t addr, uint16_t port)
 {
-	int fd = reserve(addr, &port, false);
+	/* Closed at once: it may stay low (no dup above the program's
+	 * range), a connection's probe being four system calls, not seven. */
+	int fd = reserve_low(addr, &port, false);
 
 	if (fd < 0)
 		return fd;

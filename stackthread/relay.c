@@ -96,10 +96,14 @@ static bool synced(const struct us_conn *c)
 }
 
 /* A blocking connect() waits on the state word (shim/connect.c). The
- * region is shared between processes: no FUTEX_PRIVATE_FLAG. */
+ * region is shared between processes: no FUTEX_PRIVATE_FLAG. Only a
+ * waiter is woken: a state changes four or five times a connection, and
+ * most connections have no thread waiting. The waiter counts itself before
+ * it reads the state, we read the count after the exchange (both
+ * sequentially consistent), so one of us sees the other's write. */
 static void publish_state(struct us_sock *s, int state)
 {
-	if (atomic_exchange(&s->state, state) != state)
+	if (atomic_exchange(&s->state, state) != state && atomic_load(&s->state_waiters) > 0)
 		syscall(SYS_futex, &s->state, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
@@ -156,13 +160,24 @@ static int app_end(struct us_conn *c)
 	return fd;
 }
 
-/* One-shot HUP watch: epoll reports only POLLHUP/POLLERR for events 0. */
+/* One-shot HUP watch: epoll reports only POLLHUP/POLLERR for events 0.
+ * Re-armed (MOD) on a stack end already in the set. */
 void us_hup_arm(struct us_conn *c)
 {
 	struct epoll_event e = { .events = EPOLLONESHOT, .data.ptr = c };
 
 	if (epoll_ctl(c->st->hup_fd, EPOLL_CTL_MOD, c->sfd, &e) < 0)
 		epoll_ctl(c->st->hup_fd, EPOLL_CTL_ADD, c->sfd, &e);
+}
+
+/* The same for a stack end just made, which no set holds yet: one
+ * epoll_ctl, where us_hup_arm's MOD would fail first (a connection each). */
+static void hup_watch_new(struct us_conn *c)
+{
+	struct epoll_event e = { .events = EPOLLONESHOT, .data.ptr = c };
+
+	if (epoll_ctl(c->st->hup_fd, EPOLL_CTL_ADD, c->sfd, &e) < 0)
+		us_hup_arm(c);
 }
 
 bool us_app_gone(int sfd)
@@ -686,24 +701,32 @@ static int spare_of(int fd)
 	return h >= 0 ? h : REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 0);
 }
 
-int us_new_app_end(struct us_conn *c, int *app, struct stat *st)
+int us_app_end_fds(int *app, int *spare_end, int *spare_port, struct stat *st)
 {
 	int fd = REAL(socket)(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), e;
 
+	*spare_end = *spare_port = -1;
 	if (fd < 0)
 		return -errno;
-	/* Opened with the first socket, not its first connect: the fds a
-	 * program counts after its first socket stay as counted. */
-	pair_listener(c->st);
-	c->spare_end = spare_of(fd);
-	c->spare_port = c->spare_end >= 0 ? spare_of(fd) : -1;
-	if (c->spare_port < 0 || fstat(fd, st) < 0) {
+	*spare_end = spare_of(fd);
+	*spare_port = *spare_end >= 0 ? spare_of(fd) : -1;
+	if (*spare_port < 0 || fstat(fd, st) < 0) {
 		e = errno;
 		REAL(close)(fd);
-		return -e; /* the spares go with the relay */
+		us_spare_use(spare_end);
+		us_spare_use(spare_port);
+		return -e;
 	}
 	*app = fd;
 	return 0;
+}
+
+int us_new_app_end(struct us_conn *c, int *app, struct stat *st)
+{
+	/* Opened with the first socket, not its first connect: the fds a
+	 * program counts after its first socket stay as counted. */
+	pair_listener(c->st);
+	return us_app_end_fds(app, &c->spare_end, &c->spare_port, st);
 }
 
 /* The stack's pairing listener: an abstract name the kernel picks
@@ -739,7 +762,10 @@ static int pair_accept(struct us_stack *st)
 	for (;;) {
 		struct ucred cr;
 		socklen_t len = sizeof(cr);
-		int fd = accept4(st->pair_lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		/* The kernel's accept4: the shim's would first ask whether
+		 * the listener is one of the program's sockets (two system
+		 * calls a connection). */
+		int fd = REAL(accept4)(st->pair_lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0)
 			return -errno;
 		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.pid == st->pid)
@@ -755,12 +781,31 @@ static void fill(struct us_conn *c, int app)
 	int small = 1;
 
 	REAL(setsockopt)(app, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	/* One send larger than the least buffer holds: AF_UNIX queues skbs
+	 * until the buffer is full and returns the count (a short write),
+	 * where 2048-byte sends took three system calls to reach EAGAIN. */
 	for (;;) {
-		ssize_t w = REAL(send)(app, c->st->scratch, 2048, MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t w = REAL(send)(app, c->st->scratch, 16384, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w <= 0)
 			break;
 		c->filler += (uint32_t)w;
+		if (w < 16384)
+			break;
 	}
+}
+
+/* The stack end goes high, to the number the spare held (one dup3 that
+ * replaces it, rather than a close, a dup and a close). */
+static int stack_end_number(struct us_conn *c, int sfd)
+{
+	if (c->spare_end < 0 || sfd >= us_fd_base())
+		return us_fd_high(sfd);
+	if (REAL(dup3)(sfd, c->spare_end, O_CLOEXEC) < 0)
+		return us_fd_high(sfd);
+	REAL(close)(sfd);
+	sfd = c->spare_end;
+	c->spare_end = -1;
+	return sfd;
 }
 
 int us_relay_pair(struct us_conn *c, bool filler)
@@ -781,28 +826,36 @@ int us_relay_pair(struct us_conn *c, bool filler)
 		return -EBADF;
 	if (REAL(connect)(app, (struct sockaddr *)&st->pair_addr, st->pair_len) < 0)
 		return -errno;
-	us_spare_use(&c->spare_end); /* its number for the stack end */
 	sfd = pair_accept(st);
+	if ((sfd == -EMFILE || sfd == -ENFILE) && c->spare_end >= 0) {
+		/* The spare kept a number for it: the connection waits in
+		 * the listener's queue until an accept has one. */
+		us_spare_use(&c->spare_end);
+		sfd = pair_accept(st);
+	}
 	if (sfd < 0)
 		return sfd;
-	c->sfd = us_fd_high(sfd);
+	c->sfd = stack_end_number(c, sfd);
 	ev_io_set(&c->rd, c->sfd, EV_READ);
 	ev_io_set(&c->wr, c->sfd, EV_WRITE);
 	if (filler)
 		fill(c, app);
 	set_parked(c, false);
 	atomic_fetch_or(&c->sock->flags, US_F_PAIRED);
-	us_hup_arm(c);
+	hup_watch_new(c);
 	return 0;
 }
 
 /* A new socketpair: the app end stays low (the program's number), the
- * stack end goes high. */
+ * stack end goes high. Both ends are made non-blocking (the stack thread
+ * never blocks): the accepted app end is the program's file only once
+ * accept4 received it, which sets its O_NONBLOCK as the program asked
+ * (a server that asks for SOCK_NONBLOCK, as most do, pays no fcntl). */
 int us_new_pair(int *app, int *sfd, struct stat *st)
 {
 	int sv[2];
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
 		return -errno;
 	if (fstat(sv[0], st) < 0) {
 		int e = errno;
@@ -812,7 +865,6 @@ int us_new_pair(int *app, int *sfd, struct stat *st)
 	}
 	*app = sv[0];
 	*sfd = us_fd_high(sv[1]);
-	REAL(fcntl)(*sfd, F_SETFL, O_NONBLOCK); /* the stack thread never blocks */
 	return 0;
 }
 
@@ -980,7 +1032,7 @@ static bool deliver_one(struct us_conn *l)
 	l->out[l->nout].gen = tok.gen;
 	l->nout++;
 	us_publish(c);
-	us_hup_arm(c);
+	hup_watch_new(c);
 	us_mark_dirty(c);
 	return true;
 }
@@ -1144,7 +1196,13 @@ static void conn_pump(struct us_conn *c)
 	if (c->filler && UST_TCP_SYNCHRONIZED(ust_tcp_get_state(t)))
 		connected(c);
 	conn_push(c);
-	conn_pull(c);
+	/* While rd watches the pair (level-triggered), what the program
+	 * wrote is read by on_rd: a read here would say EAGAIN. Only its
+	 * watch may need to change (TCP's ring filled, say). */
+	if (ev_is_active(&c->rd) && !c->tail && c->tcb)
+		rd_update(c);
+	else
+		conn_pull(c);
 }
 
 static void on_wr(struct ev_loop *ev, ev_io *w, int revents)
@@ -1225,6 +1283,8 @@ void us_relay_pull(struct us_conn *c)
 
 void us_relay_sync(struct us_stack *st)
 {
+	/* The sockets not yet adopted are the program's too. */
+	us_adopt_news(st);
 	for (struct us_conn *k = st->all, *next; k; k = next) {
 		/* us_relay_pull may free k, never another relay */
 		next = k->all_next;

@@ -113,6 +113,13 @@ struct us_stack {
 	int hup_fd;                  /* epoll set: stack ends whose app end may be gone */
 	ev_io hup;
 	struct us_call *_Atomic calls;
+	/* Sockets socket() made on the program's thread, waiting to be
+	 * adopted before the next call is served (us_sock_create); how many;
+	 * the engine's connection count when they were last adopted (the
+	 * program's thread compares it with the ceiling). */
+	struct us_sock *_Atomic news;
+	_Atomic unsigned news_waiting;
+	_Atomic unsigned nconns_seen;
 	struct us_conn *dirty;
 	/* The relays by slot index (us_sock_slots() entries, allocated at the
 	 * first; address space until used), and all of them in a list. */
@@ -180,6 +187,12 @@ void us_lo_close(struct us_conn *l);
 /* A fresh socket's app end: an unconnected AF_UNIX stream socket, which
  * polls OUT|HUP as Linux's fresh TCP socket. st: its identity. */
 int us_new_app_end(struct us_conn *c, int *app, struct stat *st);
+/* The app end and its two spares, on any thread (relay.c); 0 or -errno
+ * with nothing left open. */
+int us_app_end_fds(int *app, int *spare_end, int *spare_port, struct stat *st);
+/* The sockets us_sock_create queued (ops.c), on the stack thread: each gets
+ * its relay and control block, in the order they were made. */
+void us_adopt_news(struct us_stack *st);
 /* Gives a held fd's number back to the kernel for what needs it now. */
 void us_spare_use(int *spare);
 /* Connects c's app end to a new stack end: at listen(), a non-blocking

@@ -142,6 +142,7 @@ struct us_sock {
 	_Atomic uint32_t gen;        /* bumped when the slot is reused */
 	_Atomic int kind;            /* enum us_kind */
 	_Atomic int state;           /* enum ust_tcp_state, mirrored */
+	_Atomic int state_waiters;   /* threads in a futex wait on state: woken only then */
 	_Atomic int pending_err;     /* the error to report once (SO_ERROR) */
 	_Atomic int hard_err;        /* why it died (0 while alive or orderly) */
 	_Atomic int flags;
@@ -182,6 +183,12 @@ struct us_sock {
 	 * reader (us_status). */
 	_Atomic uint32_t last_seq;
 	_Atomic uint32_t free_next;  /* while free: the next free slot + 1 (fdtab.c) */
+	/* A socket socket() made on the program's thread, queued for the
+	 * stack thread to adopt (us_sock_create): the numbers its spares
+	 * hold, the next socket in the queue. Written before the push, read
+	 * by the stack thread after it; the owner process's pointers only. */
+	int new_spare_end, new_spare_port;
+	struct us_sock *new_next;
 	/* The mailbox of a call another process makes on this socket (a
 	 * forked worker's setsockopt, shutdown…): one at a time, by value,
 	 * served by the owner's stack when poked (calls.c, us_rpc_serve). */
@@ -302,8 +309,22 @@ int us_stack_close_range(unsigned first, unsigned last);
 /* Wakes the stack thread (after an accept() freed backlog room). */
 void us_stack_poke(void);
 
+/* socket()'s work (ops.c): s's app end, its number, or -errno. Far from
+ * the ceiling on connections (USTCP_MAX_CONNS) the app end is made on the
+ * calling thread and the stack thread adopts the socket later, before it
+ * serves any call made after this returns: no round trip. Otherwise, or
+ * when that fails, us_op_create through us_call, which refuses and counts
+ * exactly as before. */
+long us_sock_create(struct us_sock *s, int family, int v6only);
+/* Before a fork: the sockets not yet adopted are, so that the child's copy
+ * of the stack holds none (calls.c). */
+void us_news_flush(void);
+/* In a forked child: the copies of their spares are closed; the parent's
+ * stack adopts them. */
+void us_news_forget(void);
+
 /* The stack-thread side of each call (ops.c), run inside us_call. */
-void us_op_create(struct us_call *c);     /* new socket: c->ret = app fd; u.opt.val = the fd number it
+void us_op_create(struct us_call *c);     /* new socket: c->ret = app fd; u.create: family, v6only, the fd number it
                                             * will have, or -1 (socket() sets app_fd itself) */
 void us_op_bind(struct us_call *c);
 void us_op_accept_retry(struct us_call *c); /* a listener delivers again (an error token was
