@@ -2,7 +2,9 @@
 # AF_INET6 sockets through the shim (issue 16, third increment), against
 # kernel peers over IPv6 and IPv4: curl -6, nc -6 -N half-close, a python3
 # dual-stack server with an IPv4 and an IPv6 client (the addresses it is
-# given, as Linux gives them), IPV6_V6ONLY, nginx on [::]:8080.
+# given, as Linux gives them), IPV6_V6ONLY, nginx on [::]:8080; a neighbour
+# that never answers (EHOSTUNREACH), packet too big (the MSS and the
+# segments on the wire).
 #
 # As 060-shim.bats, every body runs twice: [kernel] on the kernel's TCP (the
 # kernel of the stack's namespace gets the stack's IPv4 and IPv6 addresses),
@@ -22,11 +24,11 @@ setup() {
 	TMP=$BATS_TEST_TMPDIR
 }
 
-# shim6_topo_up: shim_topo_up --ipv6; on the kernel, the stack's namespace
-# gets IPv6 and the stack's IPv6 address (no DAD) as well. SADDR6 is that
-# address.
+# shim6_topo_up [ustcp-netns options]: shim_topo_up --ipv6; on the kernel,
+# the stack's namespace gets IPv6 and the stack's IPv6 address (no DAD) as
+# well. SADDR6 is that address.
 shim6_topo_up() {
-	shim_topo_up --ipv6 || return 1
+	shim_topo_up --ipv6 "$@" || return 1
 	SADDR6=${USTCP_ADDR6%/*}
 	if [ "$MODE" = kernel ]; then
 		in_stack sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 "net.ipv6.conf.$USTCP_IFACE.disable_ipv6=0" &&
@@ -107,6 +109,48 @@ body_nginx_dualstack() {
 	same_file "$WWW/mid" "$TMP/got6"
 }
 
+# connect() to an address of the link that no neighbour answers for:
+# neighbour discovery gives up after three solicitations a second apart
+# (mcast_solicit 3, retrans_time 1 s) and the connect fails with
+# EHOSTUNREACH, as Linux's ip6_link_failure makes it. Under ustcp DAD's
+# second comes first.
+body_ndp_fails() {
+	shim6_topo_up
+	local nobody=${SADDR6%:*}:99
+	run -0 prog python3 -c "
+import errno, socket, time
+s = socket.socket(socket.AF_INET6)
+s.settimeout(30)
+t = time.monotonic()
+try:
+    s.connect(('$nobody', 7500))
+    print('connected')
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno), round(time.monotonic() - t))
+"
+	read -r err secs <<<"$output"
+	[ "$err" = EHOSTUNREACH ] || { echo "connect: $output (want EHOSTUNREACH)" >&2; return 1; }
+	((secs >= 2 && secs <= 6)) || { echo "EHOSTUNREACH after $secs s (want 3, 4 under ustcp)" >&2; return 1; }
+}
+
+# Packet too big (RFC 8201): the peer takes 100 kB at MTU 1500, then
+# sends an ICMPv6 packet too big for MTU 1280 quoting the connection, then
+# "P"; the 100 kB after it leave in datagrams of 1280 bytes at most, and
+# TCP_MAXSEG goes from 1428 to 1208 (1280 less 40, 20 and the 12 of the
+# timestamps). No offloads, so that frames on the veth are the segments.
+body_packet_too_big() {
+	shim6_topo_up --no-offload
+	peer_bg python3 "$SHIM_DIR/pmtu6.py" peer "$PEER_ADDR6" 7600 "$PEER_IFACE" >"$TMP/peer.out" 2>&1
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7600
+	run -0 prog python3 "$SHIM_DIR/pmtu6.py" send "$PEER_ADDR6" 7600
+	assert_line --index 0 "mss 1428"
+	assert_line --index 1 "mss 1208"
+	bg_wait "$srv" || { cat "$TMP/peer.out" >&2; return 1; }
+	run -0 cat "$TMP/peer.out"
+	assert_output "wire before=1500 after=1280"
+}
+
 @test "curl -6: GET over IPv6, the server sees our IPv6 address [kernel]" { MODE=kernel body_curl6; }
 @test "curl -6: GET over IPv6, the server sees our IPv6 address [ustcp]" { MODE=ustcp body_curl6; }
 
@@ -121,3 +165,9 @@ body_nginx_dualstack() {
 
 @test "nginx listen [::]:8080 ipv6only=off: an IPv4 and an IPv6 kernel curl [kernel]" { MODE=kernel body_nginx_dualstack; }
 @test "nginx listen [::]:8080 ipv6only=off: an IPv4 and an IPv6 kernel curl [ustcp]" { MODE=ustcp body_nginx_dualstack; }
+
+@test "connect() to a neighbour that never answers: EHOSTUNREACH after NDP's 3 s [kernel]" { MODE=kernel body_ndp_fails; }
+@test "connect() to a neighbour that never answers: EHOSTUNREACH after NDP's 3 s [ustcp]" { MODE=ustcp body_ndp_fails; }
+
+@test "packet too big: TCP_MAXSEG 1428 -> 1208, datagrams of 1280 bytes at most after it [kernel]" { MODE=kernel body_packet_too_big; }
+@test "packet too big: TCP_MAXSEG 1428 -> 1208, datagrams of 1280 bytes at most after it [ustcp]" { MODE=ustcp body_packet_too_big; }
