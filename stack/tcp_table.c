@@ -256,13 +256,53 @@ struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, const s
 	return NULL;
 }
 
+/* The families of the datagrams a block on its port would take: its own;
+ * an AF_INET6 one's IPv4 too unless IPV6_V6ONLY or bound to an IPv6
+ * address; an AF_INET6 one bound to an IPv4-mapped address, IPv4 only. */
+#define PORT_V4 1u
+#define PORT_V6 2u
+static unsigned port_families(const struct ust_tcb *t)
+{
+	if (!t->ipv6 || ust_ip6_is_v4mapped(&t->laddr))
+		return PORT_V4;
+	if (t->v6only || !ust_ip6_is_unspecified(&t->laddr))
+		return PORT_V6;
+	return PORT_V4 | PORT_V6;
+}
+
+bool tcp_ports_overlap(const struct ust_tcb *a, const struct ust_tcb *b)
+{
+	unsigned both = port_families(a) & port_families(b);
+
+	if (both & PORT_V4)
+		return true; /* a stack has one IPv4 address */
+	/* IPv6: one of them on ::, or both on one address (Linux's
+	 * ipv6_rcv_saddr_equal). */
+	return both && (ust_ip6_is_unspecified(&a->laddr) || ust_ip6_is_unspecified(&b->laddr) ||
+			ust_ip6_eq(&a->laddr, &b->laddr));
+}
+
+const struct ust_tcb *tcp_port_conflict(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *t,
+					bool listeners)
+{
+	/* The port's first two users answer most binds (tcp_port_in_use);
+	 * a walk over the port's blocks only where it is in use, at bind
+	 * and listen. */
+	if (!tcp_port_in_use(tcp, lport, t))
+		return NULL;
+	for (const struct ust_tcb *u = tcp_port_users(tcp, lport); u; u = u->pnext)
+		if (u != t && (!listeners || u->state == UST_TCP_LISTEN) && tcp_ports_overlap(u, t))
+			return u;
+	return NULL;
+}
+
 bool tcp_port_shareable(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *t)
 {
 	if (!t->reuseport)
 		return false;
 	/* A walk over the port's blocks, at bind and listen only. */
 	for (const struct ust_tcb *u = tcp_port_users(tcp, lport); u; u = u->pnext)
-		if (u != t && !u->reuseport)
+		if (u != t && !u->reuseport && tcp_ports_overlap(u, t))
 			return false;
 	return true;
 }

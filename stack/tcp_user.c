@@ -52,10 +52,12 @@ int ust_tcp_bind(struct ust_tcb *t, uint16_t lport, bool reuseaddr)
 	 * so getsockname reports it at once; EADDRINUSE when none is free. */
 	if (lport == 0)
 		return tcp_pick_ephemeral(tcp, t) < 0 ? -EADDRINUSE : 0;
-	if (tcp_port_in_use(tcp, lport, t) && !tcp_port_shareable(tcp, lport, t)) {
+	/* One port space per family: an AF_INET socket and an IPV6_V6ONLY
+	 * one share a port, a dual-stack one on :: conflicts with both. */
+	if (tcp_port_conflict(tcp, lport, t, false) && !tcp_port_shareable(tcp, lport, t)) {
 		/* SO_REUSEADDR lets a socket bind over connections that are
 		 * not listening (TIME-WAIT remnants), as in Linux. */
-		if (!reuseaddr || tcp_lookup_listener(tcp, lport))
+		if (!reuseaddr || tcp_port_conflict(tcp, lport, t, true))
 			return -EADDRINUSE;
 	}
 	if (tcp_claim_port(t, &lport, reuseaddr) < 0)
@@ -234,7 +236,7 @@ int ust_tcp_listen(struct ust_tcb *t, unsigned backlog)
 		return -EINVAL;
 	if (!t->lport && tcp_pick_ephemeral(tcp, t))
 		return -EADDRINUSE;
-	if (tcp_lookup_listener(tcp, t->lport) && !tcp_port_shareable(tcp, t->lport, t))
+	if (tcp_port_conflict(tcp, t->lport, t, true) && !tcp_port_shareable(tcp, t->lport, t))
 		return -EADDRINUSE;
 	t->backlog = backlog;
 	t->synq_max = backlog;

@@ -171,3 +171,33 @@ body_packet_too_big() {
 
 @test "packet too big: TCP_MAXSEG 1428 -> 1208, datagrams of 1280 bytes at most after it [kernel]" { MODE=kernel body_packet_too_big; }
 @test "packet too big: TCP_MAXSEG 1428 -> 1208, datagrams of 1280 bytes at most after it [ustcp]" { MODE=ustcp body_packet_too_big; }
+
+# One port space per family (port_family.py): an AF_INET and an
+# IPV6_V6ONLY listener share port 7700, each taking its own family's
+# client; a dual-stack bind conflicts with either, and a dual-stack
+# listener on 7701 keeps both out.
+body_port_per_family() {
+	shim6_topo_up
+	prog_bg python3 "$SHIM_DIR/port_family.py" 7700 >"$TMP/srv.out"
+	local srv=$BG_PID
+	wait_for 10 grep -q "^listening" "$TMP/srv.out"
+	prog_wait_listen 7700
+	[ "$MODE" = kernel ] || sleep 1.2 # DAD: the peer's first SYN waits for our advertisement otherwise
+	run -0 peer python3 -c "import socket; print(socket.create_connection(('$SADDR', 7700), 10).recv(100).decode(), end='')"
+	assert_output "served by inet"
+	run -0 peer python3 -c "import socket; print(socket.create_connection(('$SADDR6', 7700), 10).recv(100).decode(), end='')"
+	assert_output "served by inet6"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv.out"
+	assert_line --index 0 "bind inet 7700 0"
+	assert_line --index 1 "bind inet6-v6only 7700 0"
+	assert_line --index 2 "bind inet6-dual 7700 EADDRINUSE"
+	assert_line --index 3 "bind inet6-dual 7701 0"
+	assert_line --index 4 "bind inet 7701 EADDRINUSE"
+	assert_line --index 5 "bind inet6-v6only 7701 EADDRINUSE"
+	assert_line --index 7 "inet-listener peer $PEER_ADDR"
+	assert_line --index 8 "inet6-listener peer $PEER_ADDR6"
+}
+
+@test "one port space per family: AF_INET and IPV6_V6ONLY listeners share a port, a dual-stack one conflicts [kernel]" { MODE=kernel body_port_per_family; }
+@test "one port space per family: AF_INET and IPV6_V6ONLY listeners share a port, a dual-stack one conflicts [ustcp]" { MODE=ustcp body_port_per_family; }

@@ -493,7 +493,7 @@ struct cmd_def {
 };
 
 static const struct cmd_def cmds[] = {
-	{ "socket", CMD_SOCKET, false, 0, 0, RES_HANDLE, "socket = H" },
+	{ "socket", CMD_SOCKET, false, 0, 1, RES_HANDLE, "socket [AF_INET|AF_INET6|AF_INET6_V6ONLY] = H" },
 	{ "bind", CMD_BIND, true, 1, 1, RES_INT, "bind H PORT = R" },
 	{ "listen", CMD_LISTEN, true, 1, 1, RES_INT, "listen H BACKLOG = R" },
 	{ "connect", CMD_CONNECT, true, 1, 1, RES_INT, "connect H ADDR:PORT = R" },
@@ -2882,12 +2882,22 @@ static void exec_record(struct run *r, const struct call *c, struct handle *h)
 
 /* ---- calls that return a value ---- */
 
-static long long call_socket(struct run *r)
+/* socket [FAMILY]: AF_INET, AF_INET6 (dual-stack), AF_INET6_V6ONLY; by
+ * default as the config says (ipv6, v6only). */
+static long long call_socket(struct run *r, const struct call *c)
 {
-	struct handle *h = handle_new(r);
+	struct handle *h;
 	struct ust_tcb *tcb;
+	bool ipv6 = r->sc->cfg.ipv6, v6only = r->sc->cfg.v6only;
 	int err = 0;
 
+	if (c->nargs) {
+		ipv6 = strncmp(c->arg[0], "AF_INET6", 8) == 0;
+		v6only = !strcmp(c->arg[0], "AF_INET6_V6ONLY");
+		if (strcmp(c->arg[0], "AF_INET") && strcmp(c->arg[0], "AF_INET6") && !v6only)
+			fail(r, "socket: unknown family %s", c->arg[0]);
+	}
+	h = handle_new(r);
 	if (!h)
 		return -EMFILE;
 	tcb = ust_tcp_create(&r->tcp, h, &err);
@@ -2896,8 +2906,8 @@ static long long call_socket(struct run *r)
 		return err > 0 ? -err : err ? err : -ENOMEM;
 	}
 	h->tcb = tcb;
-	if (r->sc->cfg.ipv6)
-		ust_tcp_set_family(tcb, true, r->sc->cfg.v6only);
+	if (ipv6)
+		ust_tcp_set_family(tcb, true, v6only);
 	return h->num;
 }
 
@@ -3072,7 +3082,7 @@ static void exec_call(struct run *r, const struct line *l)
 		flush(r);
 		return;
 	/* Calls with a result. */
-	case CMD_SOCKET: got = call_socket(r); break;
+	case CMD_SOCKET: got = call_socket(r, c); break;
 	case CMD_ACCEPT: got = call_accept(r, h); break;
 	case CMD_CONNECT: got = call_connect(r, h, c->arg[0]); break;
 	case CMD_SEND: got = call_send(r, h, (uint32_t)strtoul(c->arg[0], NULL, 0)); break;
