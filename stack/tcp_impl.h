@@ -455,6 +455,11 @@ uint64_t tcp_addr_word(const struct ust_tcp *tcp, const struct ust_ip6 *hi, cons
 uint32_t tcp_isn(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_t lport, const struct ust_ip6 *raddr,
 		 uint16_t rport, ust_time now);
 uint32_t tcp_ts_offset(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, const struct ust_ip6 *raddr);
+/* The IPv6 flow label of a 4-tuple (RFC 6437 §3: "a hash of the 5-tuple"
+ * keyed so that it reveals nothing), as Linux's auto flow labels give
+ * every segment of a connection one label: 20 bits, possibly 0. */
+uint32_t tcp_flow_label(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_t lport,
+			const struct ust_ip6 *raddr, uint16_t rport);
 static inline uint32_t tcp_ts_now(const struct ust_tcb *t, ust_time now)
 {
 	return (uint32_t)(now / 1000) + t->ts_offset;

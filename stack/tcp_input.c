@@ -137,6 +137,9 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->ip_tos = l->ip_tos;
 	c->ip_ttl = l->ip_ttl;
 	c->ip_pmtudisc = l->ip_pmtudisc;
+	c->ip6_tclass = l->ip6_tclass;
+	c->ip6_hops = l->ip6_hops;
+	c->ip6_pmtudisc = l->ip6_pmtudisc;
 	c->user_wnd_clamp = l->user_wnd_clamp;
 	c->defer_accept = l->defer_accept;
 	c->ipv6 = l->ipv6;

@@ -428,6 +428,8 @@ void tcp_tcb_init(struct ust_tcp *tcp, struct ust_tcb *t, void *user)
 	t->keep_cnt = TCP_KEEPCNT;
 	t->syn_retries = tcp->cfg.syn_retries;
 	t->ip_pmtudisc = UST_PMTUDISC_WANT;
+	t->ip6_pmtudisc = UST_PMTUDISC_WANT;
+	t->ip6_hops = UST_TCP_HOPS_DEFAULT;
 	t->heap_idx = NOT_IN_HEAP;
 	t->due = UST_TIME_NEVER;
 	for (unsigned i = 0; i < UST_TT_N; i++)

@@ -201,3 +201,63 @@ body_port_per_family() {
 
 @test "one port space per family: AF_INET and IPV6_V6ONLY listeners share a port, a dual-stack one conflicts [kernel]" { MODE=kernel body_port_per_family; }
 @test "one port space per family: AF_INET and IPV6_V6ONLY listeners share a port, a dual-stack one conflicts [ustcp]" { MODE=ustcp body_port_per_family; }
+
+# IPv6's socket options (ip6opts.py) as Linux takes them, and what they
+# put on the wire (ip6wire.py, a packet socket on the peer): every
+# segment of the server's three connections carries IPV6_TCLASS 0x28 and
+# IPV6_UNICAST_HOPS 17, not IP_TOS (IPv4-mapped traffic's), and one flow
+# label of its own, not 0 (auto flow labels).
+body_ip6_options() {
+	shim6_topo_up
+	prog_bg python3 "$SHIM_DIR/ip6opts.py" 7800 3 >"$TMP/srv.out"
+	local srv=$BG_PID
+	wait_for 10 grep -q "^listening" "$TMP/srv.out"
+	[ "$MODE" = kernel ] || sleep 1.2 # DAD: the peer's first SYN waits for our advertisement otherwise
+	run -0 peer python3 "$SHIM_DIR/ip6wire.py" "$SADDR6" 7800 "$PEER_IFACE" 3
+	assert_line "conn 0 class 0x28 hlim 17 labels 1"
+	assert_line "conn 1 class 0x28 hlim 17 labels 1"
+	assert_line "conn 2 class 0x28 hlim 17 labels 1"
+	assert_line "zero labels 0"
+	assert_line "distinct labels 3"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv.out"
+	assert_output - <<'OUT'
+default tclass 0 hops 64 pmtud 1 mtu ENOTCONN
+set TCLASS 256 EINVAL
+set TCLASS -2 EINVAL
+set HOPS 256 EINVAL
+set HOPS -2 EINVAL
+set PMTUD 6 EINVAL
+set MTU 1279 EINVAL
+set MTU 1280 0
+set TCLASS 43 0
+tclass 0x28
+set HOPS 0 0
+hops 0
+set HOPS -1 0
+hops 64
+listening
+child tclass 0x28 hops 17 pmtud 1 mtu 1500
+OUT
+}
+
+# Packet too big with an MTU below IPv6's minimum (1280) is dropped, as
+# Linux's tcp_v6_err has done since 5.14: the MSS and the segments stay.
+body_packet_too_big_below_minimum() {
+	shim6_topo_up --no-offload
+	peer_bg python3 "$SHIM_DIR/pmtu6.py" peer "$PEER_ADDR6" 7601 "$PEER_IFACE" 1000 >"$TMP/peer.out" 2>&1
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7601
+	run -0 prog python3 "$SHIM_DIR/pmtu6.py" send "$PEER_ADDR6" 7601
+	assert_line --index 0 "mss 1428"
+	assert_line --index 1 "mss 1428"
+	bg_wait "$srv" || { cat "$TMP/peer.out" >&2; return 1; }
+	run -0 cat "$TMP/peer.out"
+	assert_output "wire before=1500 after=1500"
+}
+
+@test "IPV6_TCLASS, IPV6_UNICAST_HOPS, IPV6_MTU_DISCOVER, IPV6_MTU; one flow label per connection on the wire [kernel]" { MODE=kernel body_ip6_options; }
+@test "IPV6_TCLASS, IPV6_UNICAST_HOPS, IPV6_MTU_DISCOVER, IPV6_MTU; one flow label per connection on the wire [ustcp]" { MODE=ustcp body_ip6_options; }
+
+@test "packet too big below 1280 is dropped: TCP_MAXSEG and the segments stay [kernel]" { MODE=kernel body_packet_too_big_below_minimum; }
+@test "packet too big below 1280 is dropped: TCP_MAXSEG and the segments stay [ustcp]" { MODE=ustcp body_packet_too_big_below_minimum; }

@@ -1000,6 +1000,8 @@ static const struct { const char *name; enum ust_tcp_opt opt; } sockopts[] = {
 	{ "IP_MTU_DISCOVER", UST_TCP_OPT_IP_MTU_DISCOVER }, { "IP_MTU", UST_TCP_OPT_IP_MTU },
 	{ "TCP_CORK", UST_TCP_OPT_CORK },         { "MSG_MORE", UST_TCP_OPT_MORE },
 	{ "TCP_WINDOW_CLAMP", UST_TCP_OPT_WINDOW_CLAMP }, { "TCP_DEFER_ACCEPT", UST_TCP_OPT_DEFER_ACCEPT },
+	{ "IPV6_TCLASS", UST_TCP_OPT_IPV6_TCLASS }, { "IPV6_UNICAST_HOPS", UST_TCP_OPT_IPV6_UNICAST_HOPS },
+	{ "IPV6_MTU_DISCOVER", UST_TCP_OPT_IPV6_MTU_DISCOVER }, { "IPV6_MTU", UST_TCP_OPT_IP_MTU },
 };
 
 static bool sockopt_by_name(const char *s, enum ust_tcp_opt *out)
@@ -1522,6 +1524,10 @@ struct flow {
 	/* The stack's TSval clock, mapped into script space: actual0 <-> script0. */
 	bool ts_anchored;
 	uint32_t ts_script0, ts_actual0;
+	/* IPv6: the flow label of the stack's first segment, which every
+	 * later one must carry (Linux's auto flow labels, one a connection). */
+	bool label_known;
+	uint32_t label;
 };
 
 /* What "socket = 3" hands out. Handles are never freed during a script, so
@@ -1557,6 +1563,8 @@ struct wire_seg {
 	uint8_t tos;                   /* the rest of the TOS byte */
 	uint8_t ttl;
 	bool df;
+	bool v6;
+	uint32_t flow;                 /* IPv6's flow label */
 	uint16_t win;
 	uint16_t up;
 	uint8_t opt[UST_TCP_OPT_MAX];
@@ -1827,6 +1835,8 @@ static bool decode_frame6(const uint8_t *buf, uint32_t len, struct wire_seg *w, 
 	w->tos = ip.tclass & (uint8_t)~UST_ECN_MASK;
 	w->ttl = ip.hop_limit;
 	w->df = true;
+	w->v6 = true;
+	w->flow = ip.flow;
 	return decode_tcp(ip.payload, ip.payload_len,
 			  ust_csum_pseudo6(&ip.src, &ip.dst, UST_IPPROTO_TCP, ip.payload_len), w, why, whylen);
 }
@@ -2577,6 +2587,8 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 		sb_printf(why, "TTL: expected %u, got %u; ", g->ttl ? g->ttl : UST_IP_TTL_DEFAULT, w->ttl);
 	if (w->df == g->nodf)
 		sb_printf(why, "DF: expected %s; ", g->nodf ? "none" : "set");
+	if (w->v6 && f->label_known && w->flow != f->label)
+		sb_printf(why, "flow label %#x, where this connection's is %#x; ", w->flow, f->label);
 	decode_opts(w->opt, w->optlen, &act);
 	if (g->opts.present && !opts_match(r, &g->opts, &act, f, why))
 		sb_printf(why, "; ");
@@ -2594,6 +2606,10 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 		return false;
 	}
 	ts_anchor(f, &g->opts, &act);
+	if (w->v6 && !f->label_known) {
+		f->label_known = true;
+		f->label = w->flow;
+	}
 	return true;
 }
 

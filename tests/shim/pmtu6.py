@@ -6,11 +6,12 @@ MSS and the segments it puts on the wire before and after one.
                                   "mss N" (TCP_MAXSEG), send 100000 bytes,
                                   wait for the peer's "P", send 100000
                                   more, print "mss N" again, FIN, read to EOF
-    pmtu6.py peer ADDR PORT IFACE the kernel peer: accept one connection on
+    pmtu6.py peer ADDR PORT IFACE [MTU]
+                                  the kernel peer: accept one connection on
                                   [ADDR]:PORT, read the first 100000 bytes,
-                                  send an ICMPv6 packet too big (MTU 1280)
-                                  quoting the connection at the sender's
-                                  snd_nxt, then "P"; read to EOF
+                                  send an ICMPv6 packet too big (MTU 1280,
+                                  or MTU) quoting the connection at the
+                                  sender's snd_nxt, then "P"; read to EOF
 
 The peer watches IFACE with a packet socket (the topology has no
 offloads, so frames are segments as sent) and prints "wire before=N
@@ -88,7 +89,7 @@ class Wire(threading.Thread):
                 self.fin.set()
 
 
-def too_big(wire, addr, port):
+def too_big(wire, addr, port, mtu):
     """ICMPv6 packet too big from us to the sender, quoting a segment of
     the connection at its snd_nxt (everything before is acknowledged):
     as much of it as fits in the minimum MTU (RFC 4443 §3.2)."""
@@ -97,13 +98,13 @@ def too_big(wire, addr, port):
     tcp = wire.sport + struct.pack("!HIIBBHHH", port, seq, 0, 5 << 4, 0x10, 65535, 0, 0)
     ip = struct.pack("!IHBB", 6 << 28, 1400, 6, 64) + wire.src + socket.inet_pton(socket.AF_INET6, addr)
     quote = (ip + tcp).ljust(40 + quoted_len, b"\0")
-    icmp = struct.pack("!BBHI", 2, 0, 0, MTU) + quote  # the kernel sums raw ICMPv6
+    icmp = struct.pack("!BBHI", 2, 0, 0, mtu) + quote  # the kernel sums raw ICMPv6
     raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
     raw.sendto(icmp, (socket.inet_ntop(socket.AF_INET6, wire.src), 0))
     raw.close()
 
 
-def peer(addr, port, iface):
+def peer(addr, port, iface, mtu):
     wire = Wire(iface, port)
     wire.start()
     c = shimlib.accept_one(addr, port)
@@ -118,7 +119,7 @@ def peer(addr, port, iface):
         time.sleep(0.01)
     if wire.isn is None:
         sys.exit("no SYN seen on " + iface)
-    too_big(wire, addr, port)
+    too_big(wire, addr, port, mtu)
     c.sendall(b"P")
     shimlib.read_to_eof(c)
     c.close()
@@ -132,7 +133,7 @@ def main():
     if sys.argv[1] == "send":
         send(sys.argv[2], int(sys.argv[3]))
     else:
-        peer(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        peer(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]) if len(sys.argv) > 5 else MTU)
 
 
 if __name__ == "__main__":
