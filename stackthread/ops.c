@@ -246,10 +246,7 @@ void us_op_listen(struct us_call *c)
 		k->out = out;
 		k->backlog = backlog;
 		k->listener = true;
-		/* IPv4 loopback only: an IPV6_V6ONLY listener would not take
-		 * it on Linux, and ::1 has no kernel listener next to ours yet
-		 * (issue 16). */
-		if (!k->bound_addr && !(atomic_load(&k->sock->family) == AF_INET6 && atomic_load(&k->sock->v6only)))
+		if (!k->bound_addr)
 			us_lo_listen(k, ust_tcp_local_port(k->tcb), backlog);
 		atomic_store(&c->sock->kind, US_LISTENER);
 		us_publish(k);

@@ -673,7 +673,7 @@ struct us_conn *us_conn_new(struct us_stack *st, struct us_sock *s, int sfd)
 	c->sock = s;
 	c->sfd = sfd;
 	c->spare_end = c->spare_port = -1;
-	c->lo_fd = c->lo_held = -1;
+	c->lo_fd = c->lo6_fd = c->lo_held = -1;
 	ev_io_init(&c->rd, on_rd, sfd, EV_READ);
 	ev_io_init(&c->wr, on_wr, sfd, EV_WRITE);
 	st->conns[us_sock_idx(s)] = c;

@@ -39,11 +39,11 @@ struct us_conn {
 	int spare_end, spare_port;
 	ev_io rd;                    /* the program wrote (or shut, or closed) */
 	ev_io wr;                    /* room in the pair for received bytes / tokens */
-	/* A wildcard listener's kernel listener on loopback, and the
-	 * connection accepted there that the pair had no room for yet
-	 * (loopback.c); -1 without. */
-	int lo_fd, lo_held;
-	ev_io lo_io;
+	/* A wildcard listener's kernel listeners on loopback, 127.0.0.1
+	 * and ::1 (as its family takes them), and the connection accepted
+	 * there that the pair had no room for yet (loopback.c); -1 without. */
+	int lo_fd, lo6_fd, lo_held;
+	ev_io lo_io, lo6_io;
 	uint32_t filler;             /* filler bytes still queued from the app end */
 	bool listener;
 	bool bound_addr;             /* bind() named our address (not INADDR_ANY) */

@@ -261,3 +261,38 @@ body_packet_too_big_below_minimum() {
 
 @test "packet too big below 1280 is dropped: TCP_MAXSEG and the segments stay [kernel]" { MODE=kernel body_packet_too_big_below_minimum; }
 @test "packet too big below 1280 is dropped: TCP_MAXSEG and the segments stay [ustcp]" { MODE=ustcp body_packet_too_big_below_minimum; }
+
+# A dual-stack server on [::] serves clients on the same host over ::1 and
+# 127.0.0.1 as well as the peer over IPv6 and IPv4 (062's loopback test
+# for AF_INET6): under ustcp the loopback connections come from the kernel
+# listeners the stack thread holds on ::1 and 127.0.0.1 (loopback.c).
+# The stack's namespace gets IPv6 on lo (ustcp-netns leaves it off).
+body_loopback6() {
+	shim6_topo_up
+	in_stack sysctl -q -w net.ipv6.conf.lo.disable_ipv6=0
+	in_stack ip link set lo up
+	prog_bg python3 "$SHIM_DIR/lo_server.py" 7370 4 :: >"$TMP/srv"
+	local srv=$BG_PID
+	prog_wait_listen 7370
+	[ "$MODE" = kernel ] || sleep 1.2 # DAD: the peer's first SYN waits for our advertisement otherwise
+	local ask='import socket, sys
+s = socket.create_connection((sys.argv[1], 7370), timeout=5)
+s.sendall(sys.argv[2].encode() + b"\n")
+print(s.makefile("rb").readline().decode().strip())'
+	ip netns exec "$USTCP_NETNS" timeout 10 python3 -c "$ask" ::1 local6 >"$TMP/cli" 3>&-
+	ip netns exec "$USTCP_NETNS" timeout 10 python3 -c "$ask" 127.0.0.1 local4 >>"$TMP/cli" 3>&-
+	peer python3 -c "$ask" "$SADDR6" peer6 >>"$TMP/cli"
+	peer python3 -c "$ask" "$SADDR" peer4 >>"$TMP/cli"
+	bg_wait "$srv"
+	cat "$TMP/cli"
+	diff -u - "$TMP/cli" <<-EOF2
+		local6 from ::1 to ::1
+		local4 from ::ffff:127.0.0.1 to ::ffff:127.0.0.1
+		peer6 from $PEER_ADDR6 to $SADDR6
+		peer4 from ::ffff:$PEER_ADDR to ::ffff:$SADDR
+	EOF2
+	diff -u "$TMP/cli" "$TMP/srv"
+}
+
+@test "loopback: a [::] listener serves ::1 and 127.0.0.1 clients on the same host and the peer over both families [kernel]" { MODE=kernel body_loopback6; }
+@test "loopback: a [::] listener serves ::1 and 127.0.0.1 clients on the same host and the peer over both families [ustcp]" { MODE=ustcp body_loopback6; }
