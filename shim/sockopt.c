@@ -106,6 +106,22 @@ static int put_int(void *val, socklen_t *len, int v)
 	return 0;
 }
 
+/* An IP option the engine keeps (ust_tcp_ip_opt_value checks it as
+ * Linux does): the slot's copy k for getsockopt, then the engine's. */
+static int engine_ip_set(struct us_sock *s, _Atomic int *k, int opt, int v)
+{
+	struct us_call c;
+	int kept = ust_tcp_ip_opt_value((enum ust_tcp_opt)opt, v);
+
+	if (kept < 0)
+		return kept;
+	atomic_store(k, kept);
+	c.u.opt.level = IPPROTO_TCP;
+	c.u.opt.name = opt;
+	c.u.opt.val = v;
+	return (int)us_call(&c, us_op_setopt, s);
+}
+
 /* ---- IPPROTO_IPV6 ----
  * As Linux's do_ipv6_setsockopt, each an int (EINVAL when shorter), only
  * on an AF_INET6 socket (ENOPROTOOPT on an AF_INET one, as
@@ -141,7 +157,7 @@ static int ip6_setsockopt(struct us_sock *s, int name, const void *val, socklen_
 {
 	_Atomic int *k = ip6_kept(s, name);
 	struct us_call c;
-	int v, r, kept;
+	int v, r;
 
 	if (atomic_load(&s->family) != AF_INET6 || (!k && name != IPV6_V6ONLY && name != IPV6_MTU))
 		return -ENOPROTOOPT;
@@ -149,16 +165,8 @@ static int ip6_setsockopt(struct us_sock *s, int name, const void *val, socklen_
 		return r;
 	if (name == IPV6_MTU)
 		return v && v < UST_IPV6_MIN_MTU ? -EINVAL : 0;
-	if (k) {
-		kept = ust_tcp_ip_opt_value((enum ust_tcp_opt)ip6_engine_opt(name), v);
-		if (kept < 0)
-			return kept;
-		atomic_store(k, kept);
-		c.u.opt.level = IPPROTO_TCP;
-		c.u.opt.name = ip6_engine_opt(name);
-		c.u.opt.val = v;
-		return (int)us_call(&c, us_op_setopt, s);
-	}
+	if (k)
+		return engine_ip_set(s, k, ip6_engine_opt(name), v);
 	if (us_port(atomic_load(&s->local)) || atomic_load(&s->state) != UST_TCP_CLOSED)
 		return -EINVAL;
 	atomic_store(&s->v6only, v != 0);
@@ -270,22 +278,14 @@ static int ip_put_int(void *val, socklen_t *len, int v)
 static int ip_setsockopt(struct us_sock *s, int name, const void *val, socklen_t len)
 {
 	_Atomic int *k = ip_kept(s, name);
-	struct us_call c;
-	int v, kept, r;
+	int v, r;
 
 	if ((r = ip_int_arg(val, len, &v)) < 0)
 		return r;
 	if (!k)
 		return name == IP_BIND_ADDRESS_NO_PORT || name == IP_RECVERR || name == IP_FREEBIND
 			       ? 0 : -ENOPROTOOPT;
-	kept = ust_tcp_ip_opt_value((enum ust_tcp_opt)ip_engine_opt(name), v);
-	if (kept < 0)
-		return kept;
-	atomic_store(k, kept);
-	c.u.opt.level = IPPROTO_TCP;
-	c.u.opt.name = ip_engine_opt(name);
-	c.u.opt.val = v;
-	return (int)us_call(&c, us_op_setopt, s);
+	return engine_ip_set(s, k, ip_engine_opt(name), v);
 }
 
 static int ip_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len)

@@ -134,21 +134,24 @@ except OSError as e:
 }
 
 # Packet too big (RFC 8201): the peer takes 100 kB at MTU 1500, then
-# sends an ICMPv6 packet too big for MTU 1280 quoting the connection, then
-# "P"; the 100 kB after it leave in datagrams of 1280 bytes at most, and
-# TCP_MAXSEG goes from 1428 to 1208 (1280 less 40, 20 and the 12 of the
-# timestamps). No offloads, so that frames on the veth are the segments.
+# sends an ICMPv6 packet too big for MTU (1280) quoting the connection,
+# then "P"; the 100 kB after it leave in datagrams of 1280 bytes at most,
+# and TCP_MAXSEG goes from 1428 to 1208 (1280 less 40, 20 and the 12 of
+# the timestamps). One below IPv6's minimum (1000) is dropped, as Linux's
+# tcp_v6_err has done since 5.14: the MSS and the datagrams stay. No
+# offloads, so that frames on the veth are the segments.
+# body_packet_too_big MTU MSS_AFTER WIRE_AFTER
 body_packet_too_big() {
 	shim6_topo_up --no-offload
-	peer_bg python3 "$SHIM_DIR/pmtu6.py" peer "$PEER_ADDR6" 7600 "$PEER_IFACE" >"$TMP/peer.out" 2>&1
+	peer_bg python3 "$SHIM_DIR/pmtu6.py" peer "$PEER_ADDR6" 7600 "$PEER_IFACE" "$1" >"$TMP/peer.out" 2>&1
 	local srv=$BG_PID
 	wait_listen "$PEER_NETNS" 7600
 	run -0 prog python3 "$SHIM_DIR/pmtu6.py" send "$PEER_ADDR6" 7600
 	assert_line --index 0 "mss 1428"
-	assert_line --index 1 "mss 1208"
+	assert_line --index 1 "mss $2"
 	bg_wait "$srv" || { cat "$TMP/peer.out" >&2; return 1; }
 	run -0 cat "$TMP/peer.out"
-	assert_output "wire before=1500 after=1280"
+	assert_output "wire before=1500 after=$3"
 }
 
 @test "curl -6: GET over IPv6, the server sees our IPv6 address [kernel]" { MODE=kernel body_curl6; }
@@ -169,8 +172,11 @@ body_packet_too_big() {
 @test "connect() to a neighbour that never answers: EHOSTUNREACH after NDP's 3 s [kernel]" { MODE=kernel body_ndp_fails; }
 @test "connect() to a neighbour that never answers: EHOSTUNREACH after NDP's 3 s [ustcp]" { MODE=ustcp body_ndp_fails; }
 
-@test "packet too big: TCP_MAXSEG 1428 -> 1208, datagrams of 1280 bytes at most after it [kernel]" { MODE=kernel body_packet_too_big; }
-@test "packet too big: TCP_MAXSEG 1428 -> 1208, datagrams of 1280 bytes at most after it [ustcp]" { MODE=ustcp body_packet_too_big; }
+@test "packet too big: TCP_MAXSEG 1428 -> 1208, datagrams of 1280 bytes at most after it [kernel]" { MODE=kernel body_packet_too_big 1280 1208 1280; }
+@test "packet too big: TCP_MAXSEG 1428 -> 1208, datagrams of 1280 bytes at most after it [ustcp]" { MODE=ustcp body_packet_too_big 1280 1208 1280; }
+
+@test "packet too big below 1280 is dropped: TCP_MAXSEG and the segments stay [kernel]" { MODE=kernel body_packet_too_big 1000 1428 1500; }
+@test "packet too big below 1280 is dropped: TCP_MAXSEG and the segments stay [ustcp]" { MODE=ustcp body_packet_too_big 1000 1428 1500; }
 
 # One port space per family (port_family.py): an AF_INET and an
 # IPV6_V6ONLY listener share port 7700, each taking its own family's
@@ -241,26 +247,8 @@ child tclass 0x28 hops 17 pmtud 1 mtu 1500
 OUT
 }
 
-# Packet too big with an MTU below IPv6's minimum (1280) is dropped, as
-# Linux's tcp_v6_err has done since 5.14: the MSS and the segments stay.
-body_packet_too_big_below_minimum() {
-	shim6_topo_up --no-offload
-	peer_bg python3 "$SHIM_DIR/pmtu6.py" peer "$PEER_ADDR6" 7601 "$PEER_IFACE" 1000 >"$TMP/peer.out" 2>&1
-	local srv=$BG_PID
-	wait_listen "$PEER_NETNS" 7601
-	run -0 prog python3 "$SHIM_DIR/pmtu6.py" send "$PEER_ADDR6" 7601
-	assert_line --index 0 "mss 1428"
-	assert_line --index 1 "mss 1428"
-	bg_wait "$srv" || { cat "$TMP/peer.out" >&2; return 1; }
-	run -0 cat "$TMP/peer.out"
-	assert_output "wire before=1500 after=1500"
-}
-
 @test "IPV6_TCLASS, IPV6_UNICAST_HOPS, IPV6_MTU_DISCOVER, IPV6_MTU; one flow label per connection on the wire [kernel]" { MODE=kernel body_ip6_options; }
 @test "IPV6_TCLASS, IPV6_UNICAST_HOPS, IPV6_MTU_DISCOVER, IPV6_MTU; one flow label per connection on the wire [ustcp]" { MODE=ustcp body_ip6_options; }
-
-@test "packet too big below 1280 is dropped: TCP_MAXSEG and the segments stay [kernel]" { MODE=kernel body_packet_too_big_below_minimum; }
-@test "packet too big below 1280 is dropped: TCP_MAXSEG and the segments stay [ustcp]" { MODE=ustcp body_packet_too_big_below_minimum; }
 
 # A dual-stack server on [::] serves clients on the same host over ::1 and
 # 127.0.0.1 as well as the peer over IPv6 and IPv4 (062's loopback test
@@ -275,14 +263,10 @@ body_loopback6() {
 	local srv=$BG_PID
 	prog_wait_listen 7370
 	[ "$MODE" = kernel ] || sleep 1.2 # DAD: the peer's first SYN waits for our advertisement otherwise
-	local ask='import socket, sys
-s = socket.create_connection((sys.argv[1], 7370), timeout=5)
-s.sendall(sys.argv[2].encode() + b"\n")
-print(s.makefile("rb").readline().decode().strip())'
-	ip netns exec "$USTCP_NETNS" timeout 10 python3 -c "$ask" ::1 local6 >"$TMP/cli" 3>&-
-	ip netns exec "$USTCP_NETNS" timeout 10 python3 -c "$ask" 127.0.0.1 local4 >>"$TMP/cli" 3>&-
-	peer python3 -c "$ask" "$SADDR6" peer6 >>"$TMP/cli"
-	peer python3 -c "$ask" "$SADDR" peer4 >>"$TMP/cli"
+	lo_ask stack ::1 7370 local6 >"$TMP/cli"
+	lo_ask stack 127.0.0.1 7370 local4 >>"$TMP/cli"
+	lo_ask peer "$SADDR6" 7370 peer6 >>"$TMP/cli"
+	lo_ask peer "$SADDR" 7370 peer4 >>"$TMP/cli"
 	bg_wait "$srv"
 	cat "$TMP/cli"
 	diff -u - "$TMP/cli" <<-EOF2
