@@ -561,13 +561,15 @@ struct ust_tcp_config {
 	 * processes); all three may be NULL (one stack owns the address).
 	 * port_claim takes a reference on *port, choosing one when it is 0,
 	 * sharing it with remnants of other stacks (TIME-WAIT) if reuse
-	 * (SO_REUSEADDR); 0 or -EADDRINUSE/-EADDRNOTAVAIL. port_release
+	 * (SO_REUSEADDR), for the families whose datagrams the block takes
+	 * (UST_TCP_PORT_V4, UST_TCP_PORT_V6: each has a port space of its
+	 * own, as on Linux); 0 or -EADDRINUSE/-EADDRNOTAVAIL. port_release
 	 * drops one, for a control block that talked to raddr:rport (0:0
 	 * for a listener).
 	 * port_foreign: is this segment from raddr:rport to our port another
 	 * stack's, now or until a moment ago? One that matches nothing here
 	 * is then left to that stack instead of being answered with RST. */
-	int (*port_claim)(void *ctx, uint16_t *port, bool reuse);
+	int (*port_claim)(void *ctx, uint16_t *port, bool reuse, unsigned families);
 	void (*port_release)(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 	bool (*port_foreign)(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 	void *ctx;
@@ -628,6 +630,12 @@ void ust_tcp_set_reuseaddr(struct ust_tcb *tcb, bool on);
  * port and listen there together, a group whose listeners share the
  * connections by the 4-tuple (Linux's reuseport group, one user). */
 void ust_tcp_set_reuseport(struct ust_tcb *tcb, bool on);
+/* The families whose datagrams a block on its port takes: its own; an
+ * AF_INET6 one's IPv4 too unless IPV6_V6ONLY or bound to an IPv6
+ * address; one bound to an IPv4-mapped address, IPv4 only. */
+#define UST_TCP_PORT_V4 1u
+#define UST_TCP_PORT_V6 2u
+unsigned ust_tcp_port_families(const struct ust_tcb *tcb);
 /* Does a listener of this stack remain on lport? */
 bool ust_tcp_port_listening(struct ust_tcp *tcp, uint16_t lport);
 /* OPEN, active: sends the SYN. */

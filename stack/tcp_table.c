@@ -256,25 +256,20 @@ struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, const s
 	return NULL;
 }
 
-/* The families of the datagrams a block on its port would take: its own;
- * an AF_INET6 one's IPv4 too unless IPV6_V6ONLY or bound to an IPv6
- * address; an AF_INET6 one bound to an IPv4-mapped address, IPv4 only. */
-#define PORT_V4 1u
-#define PORT_V6 2u
-static unsigned port_families(const struct ust_tcb *t)
+unsigned ust_tcp_port_families(const struct ust_tcb *t)
 {
 	if (!t->ipv6 || ust_ip6_is_v4mapped(&t->laddr))
-		return PORT_V4;
+		return UST_TCP_PORT_V4;
 	if (t->v6only || !ust_ip6_is_unspecified(&t->laddr))
-		return PORT_V6;
-	return PORT_V4 | PORT_V6;
+		return UST_TCP_PORT_V6;
+	return UST_TCP_PORT_V4 | UST_TCP_PORT_V6;
 }
 
 bool tcp_ports_overlap(const struct ust_tcb *a, const struct ust_tcb *b)
 {
-	unsigned both = port_families(a) & port_families(b);
+	unsigned both = ust_tcp_port_families(a) & ust_tcp_port_families(b);
 
-	if (both & PORT_V4)
+	if (both & UST_TCP_PORT_V4)
 		return true; /* a stack has one IPv4 address */
 	/* IPv6: one of them on ::, or both on one address (Linux's
 	 * ipv6_rcv_saddr_equal). */
@@ -329,7 +324,7 @@ int tcp_claim_port(struct ust_tcb *t, uint16_t *port, bool reuse)
 
 	if (!tcp->cfg.port_claim || t->port_claimed)
 		return 0;
-	r = tcp->cfg.port_claim(tcp->cfg.ctx, port, reuse);
+	r = tcp->cfg.port_claim(tcp->cfg.ctx, port, reuse, ust_tcp_port_families(t));
 	if (r == 0)
 		t->port_claimed = true;
 	return r;

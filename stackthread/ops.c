@@ -225,7 +225,8 @@ void us_op_listen(struct us_call *c)
 	if (!k)
 		return;
 	lport = ust_tcp_local_port(k->tcb);
-	if (lport && ust_tcp_get_state(k->tcb) == UST_TCP_CLOSED && !us_port_listen(lport)) {
+	if (lport && ust_tcp_get_state(k->tcb) == UST_TCP_CLOSED &&
+	    !us_port_listen(lport, ust_tcp_port_families(k->tcb))) {
 		c->ret = -EADDRINUSE; /* another process listens there */
 		return;
 	}
@@ -235,7 +236,7 @@ void us_op_listen(struct us_call *c)
 	us_spare_use(&k->spare_port);
 	c->ret = ust_tcp_listen(k->tcb, (unsigned)(c->u.opt.val < 0 ? 0 : c->u.opt.val));
 	if (c->ret == 0)
-		us_port_listen(ust_tcp_local_port(k->tcb)); /* an ephemeral one: fresh, free */
+		us_port_listen(ust_tcp_local_port(k->tcb), ust_tcp_port_families(k->tcb)); /* an ephemeral one: fresh, free */
 	if (c->ret == 0) {
 		unsigned backlog = ust_tcp_backlog(k->tcb); /* clamped like somaxconn */
 		void *out = realloc(k->out, sizeof(*k->out) * (backlog + 1));

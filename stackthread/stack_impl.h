@@ -238,13 +238,14 @@ unsigned us_listener_deliver(struct us_conn *l);
 
 /* ports.c: the engine's port_claim, port_release and port_foreign (ctx:
  * the struct us_stack). */
-int us_port_claim(void *ctx, uint16_t *port, bool reuse);
+int us_port_claim(void *ctx, uint16_t *port, bool reuse, unsigned families);
 void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
-/* The port's reservation listens (a listener); false if another process
- * listens there. True for a port we do not hold. */
-bool us_port_listen(uint16_t port);
-/* It stops listening (the listener closed; its children may hold on). */
+/* The port's reservations for these families (UST_TCP_PORT_*) listen (a
+ * listener); false if another process listens there. True for a port we
+ * do not hold. */
+bool us_port_listen(uint16_t port, unsigned families);
+/* They stop listening (the listener closed; its children may hold on). */
 void us_port_unlisten(uint16_t port);
 /* fn(ctx, fd) for each reservation: one pass over the ports. */
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx);

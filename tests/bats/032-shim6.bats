@@ -208,6 +208,45 @@ body_port_per_family() {
 @test "one port space per family: AF_INET and IPV6_V6ONLY listeners share a port, a dual-stack one conflicts [kernel]" { MODE=kernel body_port_per_family; }
 @test "one port space per family: AF_INET and IPV6_V6ONLY listeners share a port, a dual-stack one conflicts [ustcp]" { MODE=ustcp body_port_per_family; }
 
+# The same across processes (bind_listen.py, one listener each): under
+# ustcp each family's port is held by a kernel reservation of its own
+# (ports.c), and a stack whose listener does not take a segment's family
+# leaves it to the process that holds that family's port.
+body_port_per_family_processes() {
+	shim6_topo_up
+	local pids=() out
+	prog_bg python3 "$SHIM_DIR/bind_listen.py" inet 7710 20 >"$TMP/a"
+	pids+=("$BG_PID")
+	wait_for 10 grep -q . "$TMP/a"
+	prog_bg python3 "$SHIM_DIR/bind_listen.py" v6only 7710 20 >"$TMP/b"
+	pids+=("$BG_PID")
+	wait_for 10 grep -q . "$TMP/b"
+	prog_bg python3 "$SHIM_DIR/bind_listen.py" dual 7711 20 >"$TMP/c"
+	pids+=("$BG_PID")
+	wait_for 10 grep -q . "$TMP/c"
+	run -0 prog python3 "$SHIM_DIR/bind_listen.py" dual 7710 0
+	assert_output "dual 7710 EADDRINUSE"
+	run -0 prog python3 "$SHIM_DIR/bind_listen.py" inet 7711 0
+	assert_output "inet 7711 EADDRINUSE"
+	run -0 prog python3 "$SHIM_DIR/bind_listen.py" v6only 7711 0
+	assert_output "v6only 7711 EADDRINUSE"
+	[ "$MODE" = kernel ] || sleep 1.2 # DAD: the peer's first SYN waits for our advertisement otherwise
+	run -0 peer python3 -c "import socket; print(socket.create_connection(('$SADDR', 7710), 10).recv(100).decode(), end='')"
+	assert_output "served by inet"
+	run -0 peer python3 -c "import socket; print(socket.create_connection(('$SADDR6', 7710), 10).recv(100).decode(), end='')"
+	assert_output "served by v6only"
+	run -0 peer python3 -c "import socket; print(socket.create_connection(('$SADDR', 7711), 10).recv(100).decode(), end='')"
+	assert_output "served by dual"
+	for out in "${pids[@]}"; do bg_wait "$out"; done
+	run -0 cat "$TMP/a" "$TMP/b" "$TMP/c"
+	assert_output "inet 7710 0
+v6only 7710 0
+dual 7711 0"
+}
+
+@test "one port space per family across processes: AF_INET and IPV6_V6ONLY listeners in two, a dual-stack one in a third [kernel]" { MODE=kernel body_port_per_family_processes; }
+@test "one port space per family across processes: AF_INET and IPV6_V6ONLY listeners in two, a dual-stack one in a third [ustcp]" { MODE=ustcp body_port_per_family_processes; }
+
 # IPv6's socket options (ip6opts.py) as Linux takes them, and what they
 # put on the wire (ip6wire.py, a packet socket on the peer): every
 # segment of the server's three connections carries IPV6_TCLASS 0x28 and
