@@ -138,15 +138,17 @@ except OSError as e:
 # then "P"; the 100 kB after it leave in datagrams of 1280 bytes at most,
 # and TCP_MAXSEG goes from 1428 to 1208 (1280 less 40, 20 and the 12 of
 # the timestamps). One below IPv6's minimum (1000) is dropped, as Linux's
-# tcp_v6_err has done since 5.14: the MSS and the datagrams stay. No
-# offloads, so that frames on the veth are the segments.
-# body_packet_too_big MTU MSS_AFTER WIRE_AFTER
+# tcp_v6_err has done since 5.14: the MSS and the datagrams stay; and so
+# is any to a sender whose IPV6_MTU_DISCOVER is INTERFACE (4) or OMIT (5)
+# (ip6_sk_accept_pmtu; DONT, 0, still takes it: measured). No offloads, so
+# that frames on the veth are the segments.
+# body_packet_too_big MTU MSS_AFTER WIRE_AFTER [IPV6_MTU_DISCOVER]
 body_packet_too_big() {
 	shim6_topo_up --no-offload
 	peer_bg python3 "$SHIM_DIR/pmtu6.py" peer "$PEER_ADDR6" 7600 "$PEER_IFACE" "$1" >"$TMP/peer.out" 2>&1
 	local srv=$BG_PID
 	wait_listen "$PEER_NETNS" 7600
-	run -0 prog python3 "$SHIM_DIR/pmtu6.py" send "$PEER_ADDR6" 7600
+	run -0 prog python3 "$SHIM_DIR/pmtu6.py" send "$PEER_ADDR6" 7600 ${4:+"$4"}
 	assert_line --index 0 "mss 1428"
 	assert_line --index 1 "mss $2"
 	bg_wait "$srv" || { cat "$TMP/peer.out" >&2; return 1; }
@@ -177,6 +179,9 @@ body_packet_too_big() {
 
 @test "packet too big below 1280 is dropped: TCP_MAXSEG and the segments stay [kernel]" { MODE=kernel body_packet_too_big 1000 1428 1500; }
 @test "packet too big below 1280 is dropped: TCP_MAXSEG and the segments stay [ustcp]" { MODE=ustcp body_packet_too_big 1000 1428 1500; }
+
+@test "IPV6_MTU_DISCOVER INTERFACE: packet too big is ignored [kernel]" { MODE=kernel body_packet_too_big 1280 1428 1500 4; }
+@test "IPV6_MTU_DISCOVER INTERFACE: packet too big is ignored [ustcp]" { MODE=ustcp body_packet_too_big 1280 1428 1500 4; }
 
 # One port space per family (port_family.py): an AF_INET and an
 # IPV6_V6ONLY listener share port 7700, each taking its own family's

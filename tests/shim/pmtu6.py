@@ -2,7 +2,9 @@
 """Packet too big over IPv6 (RFC 8201), for 032-shim6.bats: the sender's
 MSS and the segments it puts on the wire before and after one.
 
-    pmtu6.py send ADDR PORT       the program: connect to [ADDR]:PORT, print
+    pmtu6.py send ADDR PORT [MODE]
+                                  the program (IPV6_MTU_DISCOVER MODE, if
+                                  given): connect to [ADDR]:PORT, print
                                   "mss N" (TCP_MAXSEG), send 100000 bytes,
                                   wait for the peer's "P", send 100000
                                   more, print "mss N" again, FIN, read to EOF
@@ -29,12 +31,17 @@ import time
 import shimlib
 
 ETH_P_IPV6 = 0x86DD
+IPV6_MTU_DISCOVER = 23  # Python does not name it
 PART = 100000
 MTU = 1280
 
 
-def send(addr, port):
-    s = socket.create_connection((addr, port), timeout=30)
+def send(addr, port, mode):
+    s = socket.socket(socket.AF_INET6)
+    if mode is not None:
+        s.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, mode)
+    s.settimeout(30)
+    s.connect((addr, port))
     print("mss", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG), flush=True)
     s.sendall(b"a" * PART)
     if s.recv(1) != b"P":
@@ -131,7 +138,7 @@ def peer(addr, port, iface, mtu):
 
 def main():
     if sys.argv[1] == "send":
-        send(sys.argv[2], int(sys.argv[3]))
+        send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else None)
     else:
         peer(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]) if len(sys.argv) > 5 else MTU)
 
