@@ -395,6 +395,26 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	INVT(t, t->ip_pmtudisc <= UST_PMTUDISC_OMIT);
 	INVT(t, !t->tw_ack_as_socket || t->state == UST_TCP_TIME_WAIT);
 
+	/* Its IPv6 twin (IPV6_TCLASS, IPV6_UNICAST_HOPS,
+	 * IPV6_MTU_DISCOVER): the same rules, a hop limit of 0..255 or the
+	 * default. The flow label, once made, is the 4-tuple's and only an
+	 * IPv6 connection's (tcb_flow_label). A path MTU that ICMP left is
+	 * below the link's, at least the family's minimum, and bounds the
+	 * MSS. */
+	INVT(t, (t->ip6_tclass & UST_ECN_MASK) == 0);
+	INVT(t, t->ip6_hops <= 255 || t->ip6_hops == UST_TCP_HOPS_DEFAULT);
+	INVT(t, t->ip6_pmtudisc <= UST_PMTUDISC_OMIT);
+	if (t->flow_label & UST_TCP_FLOW_SET) {
+		INVT(t, !ust_ip6_is_v4mapped(&t->raddr));
+		INVT(t, (t->flow_label & ~(UST_TCP_FLOW_SET | UST_IPV6_FLOW_MASK)) == 0);
+		INVT(t, (t->flow_label & UST_IPV6_FLOW_MASK) ==
+				tcp_flow_label(tcp, &t->laddr, t->lport, &t->raddr, t->rport));
+	}
+	if (t->pmtu) {
+		INVT(t, t->pmtu < tcp->st->nif.mtu && t->pmtu >= (t->ipv6 && !ust_ip6_is_v4mapped(&t->raddr) ? 1280 : 576));
+		INVT(t, t->mss + tcp_net_hlen(t) + UST_TCP_HLEN <= t->pmtu);
+	}
+
 	/* TCP_DEFER_ACCEPT: only a deferring child was ACKed without data. */
 	INVT(t, !t->defer_acked || t->defer_accept);
 
