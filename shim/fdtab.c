@@ -316,6 +316,9 @@ struct us_sock *us_sock_alloc(void)
 	atomic_store(&s->ip_tos, 0);
 	atomic_store(&s->ip_ttl, 0);
 	atomic_store(&s->ip_pmtudisc, UST_PMTUDISC_WANT);
+	atomic_store(&s->ip6_tclass, 0);
+	atomic_store(&s->ip6_hops, UST_TCP_HOPS_DEFAULT);
+	atomic_store(&s->ip6_pmtudisc, UST_PMTUDISC_WANT);
 	atomic_store(&s->linger_on, 0);
 	atomic_store(&s->linger_s, 0);
 	atomic_store(&s->nopts, 0);

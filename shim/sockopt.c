@@ -106,20 +106,67 @@ static int put_int(void *val, socklen_t *len, int v)
 	return 0;
 }
 
+/* An IP option the engine keeps (ust_tcp_ip_opt_value checks it as
+ * Linux does): the slot's copy k for getsockopt, then the engine's. */
+static int engine_ip_set(struct us_sock *s, _Atomic int *k, int opt, int v)
+{
+	struct us_call c;
+	int kept = ust_tcp_ip_opt_value((enum ust_tcp_opt)opt, v);
+
+	if (kept < 0)
+		return kept;
+	atomic_store(k, kept);
+	c.u.opt.level = IPPROTO_TCP;
+	c.u.opt.name = opt;
+	c.u.opt.val = v;
+	return (int)us_call(&c, us_op_setopt, s);
+}
+
 /* ---- IPPROTO_IPV6 ----
- * IPV6_V6ONLY, as Linux's ipv6_setsockopt: an int, only before the socket
- * has a port (EINVAL after); only on an AF_INET6 socket (ENOPROTOOPT on an
- * AF_INET one, as ip_setsockopt's). The other IPv6 options are not
- * served yet (ENOPROTOOPT). */
+ * As Linux's do_ipv6_setsockopt, each an int (EINVAL when shorter), only
+ * on an AF_INET6 socket (ENOPROTOOPT on an AF_INET one, as
+ * ip_setsockopt's): IPV6_V6ONLY, only before the socket has a port
+ * (EINVAL after); IPV6_TCLASS, IPV6_UNICAST_HOPS and IPV6_MTU_DISCOVER,
+ * which the engine puts in what it sends over IPv6 (tcp_output.c);
+ * IPV6_MTU, 0 or 1280 at least, which TCP has no use for (its segments
+ * follow the path MTU), read back as the path MTU. The other IPv6
+ * options are not served (ENOPROTOOPT). */
+
+/* Linux's IPv6 option -> the engine's. -1: not an engine option. */
+static int ip6_engine_opt(int name)
+{
+	switch (name) {
+	case IPV6_TCLASS: return UST_TCP_OPT_IPV6_TCLASS;
+	case IPV6_UNICAST_HOPS: return UST_TCP_OPT_IPV6_UNICAST_HOPS;
+	case IPV6_MTU_DISCOVER: return UST_TCP_OPT_IPV6_MTU_DISCOVER;
+	}
+	return -1;
+}
+
+static _Atomic int *ip6_kept(struct us_sock *s, int name)
+{
+	switch (name) {
+	case IPV6_TCLASS: return &s->ip6_tclass;
+	case IPV6_UNICAST_HOPS: return &s->ip6_hops;
+	case IPV6_MTU_DISCOVER: return &s->ip6_pmtudisc;
+	}
+	return NULL;
+}
+
 static int ip6_setsockopt(struct us_sock *s, int name, const void *val, socklen_t len)
 {
+	_Atomic int *k = ip6_kept(s, name);
 	struct us_call c;
 	int v, r;
 
-	if (atomic_load(&s->family) != AF_INET6 || name != IPV6_V6ONLY)
+	if (atomic_load(&s->family) != AF_INET6 || (!k && name != IPV6_V6ONLY && name != IPV6_MTU))
 		return -ENOPROTOOPT;
 	if ((r = int_arg(val, len, &v)) < 0)
 		return r;
+	if (name == IPV6_MTU)
+		return v && v < UST_IPV6_MIN_MTU ? -EINVAL : 0;
+	if (k)
+		return engine_ip_set(s, k, ip6_engine_opt(name), v);
 	if (us_port(atomic_load(&s->local)) || atomic_load(&s->state) != UST_TCP_CLOSED)
 		return -EINVAL;
 	atomic_store(&s->v6only, v != 0);
@@ -131,9 +178,37 @@ static int ip6_setsockopt(struct us_sock *s, int name, const void *val, socklen_
 
 static int ip6_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len)
 {
-	if (atomic_load(&s->family) != AF_INET6 || name != IPV6_V6ONLY)
+	_Atomic int *k = ip6_kept(s, name);
+	struct us_call c;
+	int v;
+
+	if (atomic_load(&s->family) != AF_INET6)
 		return -ENOPROTOOPT;
-	return put_int(val, len, atomic_load(&s->v6only));
+	switch (name) {
+	case IPV6_V6ONLY:
+		return put_int(val, len, atomic_load(&s->v6only));
+	case IPV6_MTU:
+		/* The path MTU of a connection; none without one (Linux: no
+		 * route cached). */
+		c.u.opt.level = IPPROTO_TCP;
+		c.u.opt.name = UST_TCP_OPT_IP_MTU;
+		if (us_call(&c, us_op_getopt, s) < 0)
+			return -ENOTCONN;
+		return put_int(val, len, c.u.opt.val);
+	case IPV6_TCLASS:
+		/* With the ECN field of the last segment sent, as Linux's
+		 * np->tclass has it, while TCP has the connection. */
+		c.u.opt.level = IPPROTO_TCP;
+		c.u.opt.name = UST_TCP_OPT_IPV6_TCLASS;
+		if (us_call(&c, us_op_getopt, s) == 0)
+			return put_int(val, len, c.u.opt.val);
+		break;
+	}
+	if (!k)
+		return -ENOPROTOOPT;
+	v = atomic_load(k);
+	return put_int(val, len, name == IPV6_UNICAST_HOPS && v == UST_TCP_HOPS_DEFAULT ? UST_IPV6_HOP_LIMIT_DEFAULT
+											    : v);
 }
 
 /* ---- IPPROTO_IP ---- */
@@ -203,22 +278,14 @@ static int ip_put_int(void *val, socklen_t *len, int v)
 static int ip_setsockopt(struct us_sock *s, int name, const void *val, socklen_t len)
 {
 	_Atomic int *k = ip_kept(s, name);
-	struct us_call c;
-	int v, kept, r;
+	int v, r;
 
 	if ((r = ip_int_arg(val, len, &v)) < 0)
 		return r;
 	if (!k)
 		return name == IP_BIND_ADDRESS_NO_PORT || name == IP_RECVERR || name == IP_FREEBIND
 			       ? 0 : -ENOPROTOOPT;
-	kept = ust_tcp_ip_opt_value((enum ust_tcp_opt)ip_engine_opt(name), v);
-	if (kept < 0)
-		return kept;
-	atomic_store(k, kept);
-	c.u.opt.level = IPPROTO_TCP;
-	c.u.opt.name = ip_engine_opt(name);
-	c.u.opt.val = v;
-	return (int)us_call(&c, us_op_setopt, s);
+	return engine_ip_set(s, k, ip_engine_opt(name), v);
 }
 
 static int ip_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len)

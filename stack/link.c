@@ -425,64 +425,122 @@ int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned
 #define TCP_F_PSH 0x08
 #define TCP_F_ACK 0x10
 
-/* A TCP segment with data over IPv4 without options, as the stack builds
- * them, in an Ethernet frame. */
+/* A TCP segment with data, as the stack builds them, in an Ethernet frame:
+ * over IPv4 without options, or over IPv6 with no extension header. */
 struct gso_seg {
 	const uint8_t *ip, *th;
+	bool v6;
+	unsigned iphl;     /* 20 or 40 */
 	unsigned thl;      /* TCP header with options */
 	unsigned payload;
 	uint32_t seq;
 	uint8_t flags;
 };
 
+/* IPv4 without options, TCP, not a fragment; the length says the frame's
+ * last byte is the segment's (a padded frame has no data to speak of). */
+static bool gso_ip4_parse(const uint8_t *ip, size_t len, struct gso_seg *g)
+{
+	if (ip[0] != 0x45 || ip[9] != 6 || (ust_get16(ip + 6) & 0x3fff) || ust_get16(ip + 2) != len)
+		return false;
+	g->v6 = false;
+	g->iphl = 20;
+	return true;
+}
+
+/* IPv6 whose next header is TCP (what emit sends), its payload the rest
+ * of the frame. */
+static bool gso_ip6_parse(const uint8_t *ip, size_t len, struct gso_seg *g)
+{
+	if ((ip[0] >> 4) != 6 || ip[6] != 6 || UST_IPV6_HLEN + (size_t)ust_get16(ip + 4) != len)
+		return false;
+	g->v6 = true;
+	g->iphl = UST_IPV6_HLEN;
+	return true;
+}
+
 static bool gso_seg_parse(const struct ust_pkt *p, struct gso_seg *g)
 {
 	const uint8_t *ip = p->data + UST_ETH_HLEN;
-	unsigned tot;
+	size_t len = p->len - UST_ETH_HLEN;
+	uint16_t type;
 
-	if (p->len < UST_ETH_HLEN + 40 || ust_get16(p->data + 12) != UST_ETHERTYPE_IPV4)
+	if (p->len < UST_ETH_HLEN + 40)
 		return false;
-	/* IPv4 without options, TCP, not a fragment. */
-	if (ip[0] != 0x45 || ip[9] != 6 || (ust_get16(ip + 6) & 0x3fff))
+	type = ust_get16(p->data + 12);
+	if (type == UST_ETHERTYPE_IPV4 ? !gso_ip4_parse(ip, len, g)
+	    : type != UST_ETHERTYPE_IPV6 || len < UST_IPV6_HLEN + 20 || !gso_ip6_parse(ip, len, g))
 		return false;
-	tot = ust_get16(ip + 2);
-	if (tot != p->len - UST_ETH_HLEN)
-		return false; /* padded: no data to speak of */
 	g->ip = ip;
-	g->th = ip + 20;
+	g->th = ip + g->iphl;
 	g->thl = (g->th[12] >> 4) * 4u;
-	if (g->thl < 20 || 20 + g->thl >= tot)
+	if (g->thl < 20 || g->iphl + g->thl >= len)
 		return false;
-	g->payload = tot - 20 - g->thl;
+	g->payload = (unsigned)len - g->iphl - g->thl;
 	g->seq = ust_get32(g->th + 4);
 	g->flags = g->th[13];
 	return true;
 }
 
-/* Does b follow a in the same run: the same Ethernet, IPv4 and TCP headers
+/* Do two datagrams of a run have the same IP header but for what GSO
+ * rewrites in each segment? IPv4: all but the length, identification and
+ * checksum. IPv6: all but the payload length (the traffic class's ECN
+ * field and the flow label included). */
+static bool gso_ip_same(const struct gso_seg *a, const struct gso_seg *b)
+{
+	if (a->v6)
+		return memcmp(a->ip, b->ip, 4) == 0 &&       /* version, traffic class, flow label */
+		       memcmp(a->ip + 6, b->ip + 6, 34) == 0; /* next header, hop limit, addresses */
+	return memcmp(a->ip, b->ip, 2) == 0 &&                /* version, header length, TOS */
+	       memcmp(a->ip + 6, b->ip + 6, 4) == 0 &&        /* DF, TTL, protocol */
+	       memcmp(a->ip + 12, b->ip + 12, 8) == 0;        /* addresses */
+}
+
+/* Does b follow a in the same run: the same Ethernet, IP and TCP headers
  * (options included: one run is built in one flush, with one timestamp)
  * but for what GSO rewrites in each segment, and the next sequence
  * number? */
 static bool gso_seg_follows(const struct ust_pkt *pa, const struct gso_seg *a, const struct ust_pkt *pb,
 			    const struct gso_seg *b)
 {
-	return b->thl == a->thl && b->seq == a->seq + a->payload &&
-	       memcmp(pa->data, pb->data, UST_ETH_HLEN) == 0 &&
-	       memcmp(a->ip, b->ip, 2) == 0 &&            /* version, header length, TOS */
-	       memcmp(a->ip + 6, b->ip + 6, 4) == 0 &&    /* DF, TTL, protocol */
-	       memcmp(a->ip + 12, b->ip + 12, 8) == 0 &&  /* addresses */
+	return b->v6 == a->v6 && b->thl == a->thl && b->seq == a->seq + a->payload &&
+	       memcmp(pa->data, pb->data, UST_ETH_HLEN) == 0 && gso_ip_same(a, b) &&
 	       memcmp(a->th, b->th, 4) == 0 &&            /* ports */
 	       memcmp(a->th + 8, b->th + 8, 5) == 0 &&    /* ACK number, data offset */
 	       memcmp(a->th + 14, b->th + 14, 2) == 0 &&  /* window */
 	       memcmp(a->th + 18, b->th + 18, a->thl - 18) == 0; /* urgent pointer, options */
 }
 
+/* The head speaks for the run of data bytes after its TCP header: its IP
+ * length (and IPv4's header checksum), and in its TCP checksum field the
+ * pseudo-header's sum, which the kernel moves to each segment's length
+ * and completes (CHECKSUM_PARTIAL). */
+static void gso_head_rewrite(const struct gso_seg *head, unsigned data)
+{
+	uint8_t *ip = (uint8_t *)head->ip, *th = (uint8_t *)head->th;
+	uint16_t tcp_len = (uint16_t)(head->thl + data);
+	uint32_t sum;
+
+	if (head->v6) {
+		struct ust_ip6 src, dst;
+
+		memcpy(src.b, ip + 8, 16);
+		memcpy(dst.b, ip + 24, 16);
+		ust_put16(ip + 4, tcp_len);
+		sum = ust_csum_pseudo6(&src, &dst, 6, tcp_len);
+	} else {
+		ust_put16(ip + 2, (uint16_t)(20 + tcp_len));
+		ust_put16(ip + 10, 0);
+		ust_put16(ip + 10, ust_csum_fold(ust_csum_add(0, ip, 20)));
+		sum = ust_csum_pseudo(ust_get32(ip + 12), ust_get32(ip + 16), 6, tcp_len);
+	}
+	ust_put16(th + 16, (uint16_t)~ust_csum_fold(sum));
+}
+
 unsigned ust_link_gso_run(struct ust_pkt *const *pkts, unsigned n, unsigned max_len, struct virtio_net_hdr *h)
 {
 	struct gso_seg head, prev, cur;
 	unsigned run = 1, data;
-	uint8_t *ip, *th;
-	uint16_t len;
 
 	if (n < 2 || !gso_seg_parse(pkts[0], &head) || head.flags != TCP_F_ACK)
 		return 1;
@@ -493,7 +551,7 @@ unsigned ust_link_gso_run(struct ust_pkt *const *pkts, unsigned n, unsigned max_
 	 * FIN), which it keeps for the last. */
 	while (run < n && prev.flags == TCP_F_ACK && prev.payload == head.payload &&
 	       gso_seg_parse(pkts[run], &cur) && (cur.flags & ~TCP_F_PSH) == TCP_F_ACK &&
-	       cur.payload <= head.payload && 20 + head.thl + data + cur.payload <= max_len &&
+	       cur.payload <= head.payload && head.iphl + head.thl + data + cur.payload <= max_len &&
 	       gso_seg_follows(pkts[run - 1], &prev, pkts[run], &cur)) {
 		data += cur.payload;
 		prev = cur;
@@ -501,28 +559,50 @@ unsigned ust_link_gso_run(struct ust_pkt *const *pkts, unsigned n, unsigned max_
 	}
 	if (run == 1)
 		return 1;
-	/* The head speaks for the run: its IPv4 length and checksum, and in
-	 * its TCP checksum field the pseudo-header's sum, which the kernel
-	 * moves to each segment's length and completes (CHECKSUM_PARTIAL). */
-	ip = pkts[0]->data + UST_ETH_HLEN;
-	th = ip + 20;
 	/* GSO gives the last segment the head's PSH and clears it in the
 	 * others: the head carries the last one's. */
-	th[13] |= prev.flags & TCP_F_PSH;
-	len = (uint16_t)(20 + head.thl + data);
-	ust_put16(ip + 2, len);
-	ust_put16(ip + 10, 0);
-	ust_put16(ip + 10, ust_csum_fold(ust_csum_add(0, ip, 20)));
-	ust_put16(th + 16, (uint16_t)~ust_csum_fold(ust_csum_pseudo(ust_get32(ip + 12), ust_get32(ip + 16), 6,
-								     (uint16_t)(head.thl + data))));
+	((uint8_t *)head.th)[13] |= prev.flags & TCP_F_PSH;
+	gso_head_rewrite(&head, data);
 	memset(h, 0, sizeof(*h));
 	h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-	h->gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
-	h->hdr_len = (uint16_t)(UST_ETH_HLEN + 20 + head.thl);
+	/* tcp6_gso_segment cuts IPv6 as tcp4_gso_segment does IPv4: the
+	 * payload length of each, the flow label and traffic class copied. */
+	h->gso_type = head.v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
+	h->hdr_len = (uint16_t)(UST_ETH_HLEN + head.iphl + head.thl);
 	h->gso_size = (uint16_t)head.payload;
-	h->csum_start = UST_ETH_HLEN + 20;
+	h->csum_start = (uint16_t)(UST_ETH_HLEN + head.iphl);
 	h->csum_offset = 16;
 	return run;
+}
+
+/* What a run's head has of its own (ust_link_gso_run rewrites it), kept
+ * should the kernel refuse the run (gso_refused): its IP length, IPv4
+ * header checksum, TCP checksum and flags. */
+static void gso_head_save(const struct ust_pkt *p, uint16_t saved[4])
+{
+	const uint8_t *ip = p->data + UST_ETH_HLEN;
+	bool v6 = ust_get16(p->data + 12) == UST_ETHERTYPE_IPV6;
+	const uint8_t *th = ip + (v6 ? UST_IPV6_HLEN : 20);
+
+	if (p->len < (size_t)(th - p->data) + 20)
+		return; /* too short to start a run: nothing rewritten */
+	saved[0] = ust_get16(ip + (v6 ? 4 : 2));
+	saved[1] = v6 ? 0 : ust_get16(ip + 10);
+	saved[2] = ust_get16(th + 16);
+	saved[3] = th[13];
+}
+
+static void gso_head_restore(struct ust_pkt *p, const uint16_t saved[4])
+{
+	uint8_t *ip = p->data + UST_ETH_HLEN;
+	bool v6 = ust_get16(p->data + 12) == UST_ETHERTYPE_IPV6;
+	uint8_t *th = ip + (v6 ? UST_IPV6_HLEN : 20);
+
+	ust_put16(ip + (v6 ? 4 : 2), saved[0]);
+	if (!v6)
+		ust_put16(ip + 10, saved[1]);
+	ust_put16(th + 16, saved[2]);
+	th[13] = (uint8_t)saved[3];
 }
 
 /* A frame that leaves alone with a partial TCP checksum: the kernel
@@ -556,16 +636,10 @@ static unsigned tx_plan(struct ust_link *l, struct ust_pkt *const *pkts, unsigne
 		mh->msg_namelen = sizeof(l->tx_addr);
 		if (l->vnet) {
 			struct virtio_net_hdr *h = &l->tx_vnet[nmsg];
-			uint8_t *ip = pkts[i]->data + UST_ETH_HLEN;
 
 			memset(h, 0, sizeof(*h));
 			if (l->gso && pkts[i]->len >= UST_ETH_HLEN + 40) {
-				/* What the run rewrites, should the kernel
-				 * refuse it (gso_refused). */
-				l->tx_head[nmsg][0] = ust_get16(ip + 2);
-				l->tx_head[nmsg][1] = ust_get16(ip + 10);
-				l->tx_head[nmsg][2] = ust_get16(ip + 36);
-				l->tx_head[nmsg][3] = ip[33];
+				gso_head_save(pkts[i], l->tx_head[nmsg]);
 				run = ust_link_gso_run(pkts + i, n - i, UST_LINK_GSO_MAX, h);
 			}
 			if (run == 1)
@@ -596,15 +670,9 @@ static void gso_refused(struct ust_link *l, struct ust_pkt *const *pkts, unsigne
 {
 	unsigned p = 0;
 
-	for (unsigned m = 0; m < nmsg; p += l->tx_frames[m], m++) {
-		uint8_t *ip = pkts[p]->data + UST_ETH_HLEN;
-		if (m < from_msg || l->tx_frames[m] < 2)
-			continue;
-		ust_put16(ip + 2, l->tx_head[m][0]);
-		ust_put16(ip + 10, l->tx_head[m][1]);
-		ust_put16(ip + 36, l->tx_head[m][2]);
-		ip[33] = (uint8_t)l->tx_head[m][3];
-	}
+	for (unsigned m = 0; m < nmsg; p += l->tx_frames[m], m++)
+		if (m >= from_msg && l->tx_frames[m] > 1)
+			gso_head_restore(pkts[p], l->tx_head[m]);
 	l->gso = false;
 	ust_log(UST_LOG_INFO, "link %s: the kernel refused a GSO frame (%s): one frame per segment from now on",
 		l->ifname, strerror(errno));

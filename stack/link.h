@@ -26,7 +26,7 @@
  * anything bigger as truncated. */
 #define UST_LINK_FRAME_MAX (UST_ETH_HLEN + UST_IPV4_MAXLEN + 128)
 #define UST_LINK_FILTER_MAX 64
-/* The largest IPv4 datagram a GSO run makes: its frame stays below the
+/* The largest IP datagram a GSO run makes: its frame stays below the
  * 65536 bytes of a device's usual gso_max_size (beyond it the kernel would
  * segment in software, which PACKET_QDISC_BYPASS does not do). */
 #define UST_LINK_GSO_MAX 64000
@@ -58,18 +58,20 @@ struct ust_link {
 	struct iovec tx_iov[2 * UST_TXQ_MAX];      /* a vnet header per message, a span per frame */
 	struct virtio_net_hdr tx_vnet[UST_TXQ_MAX];
 	unsigned tx_frames[UST_TXQ_MAX];           /* the stack's frames in each message */
-	uint16_t tx_head[UST_TXQ_MAX][4];          /* a GSO head's own IPv4 length, checksums, TCP flags */
+	uint16_t tx_head[UST_TXQ_MAX][4];          /* a GSO head's own IP length, checksums, TCP flags */
 	struct sockaddr_ll tx_addr;
 };
 
 /* How many of the n Ethernet frames from pkts[0] can leave as one GSO frame
- * (TCP over IPv4, at most max_len bytes of IPv4 datagram): consecutive
- * segments of one connection, in sequence, with the same headers but for
- * the sequence number (and the IPv4 length, identification and checksum),
- * each carrying gso_size bytes but the last, none with a flag but ACK
- * except PSH on the last. 1 when pkts[0] goes alone. When more, fills h,
- * and rewrites pkts[0]'s IPv4 length and checksum, its TCP checksum field
- * (the pseudo-header sum) and PSH (the last one's) for the whole run. */
+ * (TCP over IPv4 or IPv6, at most max_len bytes of IP datagram):
+ * consecutive segments of one connection, in sequence, with the same
+ * headers but for the sequence number (and the IPv4 length,
+ * identification and checksum, or the IPv6 payload length), each carrying
+ * gso_size bytes but the last, none with a flag but ACK except PSH on the
+ * last. 1 when pkts[0] goes alone. When more, fills h (GSO_TCPV4 or
+ * GSO_TCPV6), and rewrites pkts[0]'s IP length (and IPv4 checksum), its
+ * TCP checksum field (the pseudo-header sum) and PSH (the last one's) for
+ * the whole run. */
 unsigned ust_link_gso_run(struct ust_pkt *const *pkts, unsigned n, unsigned max_len, struct virtio_net_hdr *h);
 
 /* The classic BPF program for our addresses: ARP whose target is addr, IPv4

@@ -50,7 +50,7 @@ static void nd_send(struct ust_stack *st, uint8_t type, const struct ust_ip6 *sr
 	struct ust_pkt *p = nd_message(st, type, src, dst, target, flags, lladdr_opt);
 
 	if (p)
-		ust_ip6_send(st, p, src, dst, UST_IPPROTO_ICMPV6, 0, UST_ND_HOP_LIMIT, now);
+		ust_ip6_send(st, p, src, dst, UST_IPPROTO_ICMPV6, 0, UST_ND_HOP_LIMIT, 0, now);
 }
 
 /* A solicitation to a neighbour's MAC directly: the frame is built here,

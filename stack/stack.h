@@ -169,7 +169,7 @@ void ust_ip6_input(struct ust_stack *st, const uint8_t *buf, size_t len, unsigne
  * -ENETUNREACH with no route; -EADDRNOTAVAIL while no address of ours fit
  * for dst is through DAD. */
 int ust_ip6_send(struct ust_stack *st, struct ust_pkt *p, const struct ust_ip6 *src, const struct ust_ip6 *dst,
-		 uint8_t proto, uint8_t tclass, uint8_t hop_limit, ust_time now);
+		 uint8_t proto, uint8_t tclass, uint8_t hop_limit, uint32_t flow, ust_time now);
 
 /* Our usable (preferred) source address for dst, or NULL. */
 const struct ust_ip6 *ust_ip6_source(const struct ust_stack *st, const struct ust_ip6 *dst);

@@ -85,8 +85,9 @@ static bool route6(const struct ust_stack *st, const struct ust_ip6 *dst, struct
 }
 
 int ust_ip6_send(struct ust_stack *st, struct ust_pkt *p, const struct ust_ip6 *src, const struct ust_ip6 *dst,
-		 uint8_t proto, uint8_t tclass, uint8_t hop_limit, ust_time now)
+		 uint8_t proto, uint8_t tclass, uint8_t hop_limit, uint32_t flow, ust_time now)
 {
+	uint8_t *h;
 	struct ust_ip6 nexthop;
 	bool mcast = ust_ip6_is_multicast(dst);
 	uint16_t payload_len;
@@ -99,7 +100,9 @@ int ust_ip6_send(struct ust_stack *st, struct ust_pkt *p, const struct ust_ip6 *
 		return src ? -ENETUNREACH : -EADDRNOTAVAIL;
 	}
 	payload_len = (uint16_t)p->len;
-	ust_ipv6_build(ust_pkt_push(p, UST_IPV6_HLEN), src, dst, proto, tclass, payload_len, hop_limit);
+	h = ust_pkt_push(p, UST_IPV6_HLEN);
+	ust_ipv6_build(h, src, dst, proto, tclass, payload_len, hop_limit);
+	ust_put32(h, ust_get32(h) | (flow & UST_IPV6_FLOW_MASK));
 	if (st->nif.l3) {
 		ust_stack_queue_frame(st, p);
 		return 0;
@@ -140,7 +143,7 @@ static int icmp6_send(struct ust_stack *st, const struct ust_ip6 *src, const str
 		memcpy(p->data + UST_ICMP6_HLEN, data, len);
 	p->len = (uint32_t)(UST_ICMP6_HLEN + len);
 	ust_icmp6_build(p->data, type, 0, rest, len, src, dst);
-	return ust_ip6_send(st, p, src, dst, UST_IPPROTO_ICMPV6, 0, UST_IPV6_HOP_LIMIT_DEFAULT, now);
+	return ust_ip6_send(st, p, src, dst, UST_IPPROTO_ICMPV6, 0, UST_IPV6_HOP_LIMIT_DEFAULT, 0, now);
 }
 
 int ust_icmp6_echo_request(struct ust_stack *st, const struct ust_ip6 *dst, uint16_t id, uint16_t seq,

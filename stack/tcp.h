@@ -294,6 +294,21 @@ struct ust_tcb {
 	 * the TTL (0: UST_IP_TTL_DEFAULT) and the PMTU discovery mode
 	 * (UST_PMTUDISC_*: DF or not). */
 	uint8_t ip_tos, ip_ttl, ip_pmtudisc;
+	/* The same for what it sends over IPv6 (IPV6_TCLASS,
+	 * IPV6_UNICAST_HOPS, IPV6_MTU_DISCOVER), Linux's ipv6_pinfo: an
+	 * AF_INET6 socket's IPv4-mapped connections go by the IPv4 ones. The
+	 * traffic class less its ECN field, the hop limit
+	 * (UST_TCP_HOPS_DEFAULT: the link's, 64), the PMTU mode. */
+	uint8_t ip6_tclass, ip6_pmtudisc;
+	uint16_t ip6_hops;
+	/* The IPv6 flow label of every segment (RFC 6437): a keyed hash of
+	 * the 4-tuple, as Linux's auto flow labels (net.ipv6.auto_flowlabels
+	 * 1), made at the first segment (tcb_flow_label); with
+	 * UST_TCP_FLOW_SET once made. */
+	uint32_t flow_label;
+	/* The path MTU that packet too big or fragmentation needed left
+	 * (IP_MTU, IPV6_MTU); 0: the link's. */
+	uint16_t pmtu;
 	/* The ECN field of the last segment other than a SYN, which Linux
 	 * keeps in inet->tos (INET_ECN_xmit, INET_ECN_dontxmit), so that
 	 * getsockopt(IP_TOS) shows ECT(0) after new data on an ECN
@@ -546,13 +561,15 @@ struct ust_tcp_config {
 	 * processes); all three may be NULL (one stack owns the address).
 	 * port_claim takes a reference on *port, choosing one when it is 0,
 	 * sharing it with remnants of other stacks (TIME-WAIT) if reuse
-	 * (SO_REUSEADDR); 0 or -EADDRINUSE/-EADDRNOTAVAIL. port_release
+	 * (SO_REUSEADDR), for the families whose datagrams the block takes
+	 * (UST_TCP_PORT_V4, UST_TCP_PORT_V6: each has a port space of its
+	 * own, as on Linux); 0 or -EADDRINUSE/-EADDRNOTAVAIL. port_release
 	 * drops one, for a control block that talked to raddr:rport (0:0
 	 * for a listener).
 	 * port_foreign: is this segment from raddr:rport to our port another
 	 * stack's, now or until a moment ago? One that matches nothing here
 	 * is then left to that stack instead of being answered with RST. */
-	int (*port_claim)(void *ctx, uint16_t *port, bool reuse);
+	int (*port_claim)(void *ctx, uint16_t *port, bool reuse, unsigned families);
 	void (*port_release)(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 	bool (*port_foreign)(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 	void *ctx;
@@ -613,6 +630,12 @@ void ust_tcp_set_reuseaddr(struct ust_tcb *tcb, bool on);
  * port and listen there together, a group whose listeners share the
  * connections by the 4-tuple (Linux's reuseport group, one user). */
 void ust_tcp_set_reuseport(struct ust_tcb *tcb, bool on);
+/* The families whose datagrams a block on its port takes: its own; an
+ * AF_INET6 one's IPv4 too unless IPV6_V6ONLY or bound to an IPv6
+ * address; one bound to an IPv4-mapped address, IPv4 only. */
+#define UST_TCP_PORT_V4 1u
+#define UST_TCP_PORT_V6 2u
+unsigned ust_tcp_port_families(const struct ust_tcb *tcb);
 /* Does a listener of this stack remain on lport? */
 bool ust_tcp_port_listening(struct ust_tcp *tcp, uint16_t lport);
 /* OPEN, active: sends the SYN. */
@@ -680,6 +703,9 @@ enum ust_tcp_opt {
 	UST_TCP_OPT_IP_TTL,         /* 1..255, or -1: the default */
 	UST_TCP_OPT_IP_MTU_DISCOVER, /* UST_PMTUDISC_* */
 	UST_TCP_OPT_IP_MTU,         /* read only: the path MTU; -ENOTCONN unless connected */
+	UST_TCP_OPT_IPV6_TCLASS,    /* -1..255 (-1: 0); its ECN bits are ignored */
+	UST_TCP_OPT_IPV6_UNICAST_HOPS, /* 0..255, or -1: the default */
+	UST_TCP_OPT_IPV6_MTU_DISCOVER, /* UST_PMTUDISC_* (Linux's IPV6_PMTUDISC_* are the same) */
 	UST_TCP_OPT_CORK,           /* TCP_CORK: 1 holds partial segments; 0 pushes them */
 	UST_TCP_OPT_MORE,           /* MSG_MORE: 1 holds them until the next ACK; 0 pushes them */
 	UST_TCP_OPT_WINDOW_CLAMP,   /* TCP_WINDOW_CLAMP: bytes; 0 (before connect) none */
@@ -692,9 +718,12 @@ enum {
 	UST_PMTUDISC_INTERFACE, UST_PMTUDISC_OMIT,
 };
 int ust_tcp_setopt(struct ust_tcb *tcb, enum ust_tcp_opt opt, int value);
-/* IP_TOS, IP_TTL and IP_MTU_DISCOVER as Linux takes them, with no control
- * block needed: the value kept (the TOS byte less its ECN field; a TTL of
- * -1, the default, kept as 0), or -EINVAL. */
+/* IP_TOS, IP_TTL, IP_MTU_DISCOVER and their IPv6 twins as Linux takes
+ * them, with no control block needed: the value kept (the TOS byte or
+ * traffic class less its ECN field; a TTL of -1, the default, kept as 0;
+ * a hop limit of -1 as UST_TCP_HOPS_DEFAULT), or -EINVAL. */
+#define UST_TCP_HOPS_DEFAULT 0x100
+#define UST_TCP_FLOW_SET 0x80000000u
 int ust_tcp_ip_opt_value(enum ust_tcp_opt opt, int value);
 int ust_tcp_getopt(const struct ust_tcb *tcb, enum ust_tcp_opt opt, int *value);
 /* TCP_CONGESTION: the algorithm called name from now on, 0; or -ENOENT if

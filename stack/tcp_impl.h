@@ -161,8 +161,17 @@ struct ust_tcb *tcp_lookup_listener(struct ust_tcp *tcp, uint16_t lport);
  * same one. */
 struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, const struct ust_ip6 *dst,
 				    const struct ust_ip6 *raddr, uint16_t rport);
-/* May t share lport with every block already on it (all SO_REUSEPORT)? */
+/* May t share lport with every block already on it whose traffic its own
+ * would overlap (all SO_REUSEPORT)? */
 bool tcp_port_shareable(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *t);
+/* Would a and b, on one port, take datagrams of one family to one address
+ * (Linux's inet_rcv_saddr_equal)? An AF_INET block and an IPV6_V6ONLY
+ * one never do; a dual-stack one on :: overlaps both. */
+bool tcp_ports_overlap(const struct ust_tcb *a, const struct ust_tcb *b);
+/* A block on lport other than t (a listener, with listeners) that t
+ * overlaps, or NULL: one port space per family, as Linux's. */
+const struct ust_tcb *tcp_port_conflict(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *t,
+					bool listeners);
 /* A new block in CLOSED, or NULL: at the ceiling (tcp_at_ceiling) or out
  * of memory. */
 struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user);
@@ -446,6 +455,11 @@ uint64_t tcp_addr_word(const struct ust_tcp *tcp, const struct ust_ip6 *hi, cons
 uint32_t tcp_isn(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_t lport, const struct ust_ip6 *raddr,
 		 uint16_t rport, ust_time now);
 uint32_t tcp_ts_offset(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, const struct ust_ip6 *raddr);
+/* The IPv6 flow label of a 4-tuple (RFC 6437 §3: "a hash of the 5-tuple"
+ * keyed so that it reveals nothing), as Linux's auto flow labels give
+ * every segment of a connection one label: 20 bits, possibly 0. */
+uint32_t tcp_flow_label(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_t lport,
+			const struct ust_ip6 *raddr, uint16_t rport);
 static inline uint32_t tcp_ts_now(const struct ust_tcb *t, ust_time now)
 {
 	return (uint32_t)(now / 1000) + t->ts_offset;

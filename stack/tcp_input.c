@@ -100,11 +100,11 @@ static void closed_input(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust
 {
 	/* Another stack on our address (another process) holds the port, or
 	 * held this connection until a moment ago: the segment is its to
-	 * answer. Not when a listener of ours is on it and did not take the
-	 * segment's family (an IPV6_V6ONLY one, an IPv4 SYN): the port is
-	 * ours, and Linux resets. */
-	if (tcp->cfg.port_foreign && !tcp_lookup_listener(tcp, seg->dport) &&
-	    tcp->cfg.port_foreign(tcp->cfg.ctx, seg->dport, &seg->src, seg->sport)) {
+	 * answer. Ports are one space per family: a listener of ours that
+	 * did not take the segment's family (an IPV6_V6ONLY one, an IPv4
+	 * SYN) leaves that family's space to others, and port_foreign asks
+	 * in the segment's; where nobody holds it, Linux resets. */
+	if (tcp->cfg.port_foreign && tcp->cfg.port_foreign(tcp->cfg.ctx, seg->dport, &seg->src, seg->sport)) {
 		tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
 		return;
 	}
@@ -137,6 +137,9 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->ip_tos = l->ip_tos;
 	c->ip_ttl = l->ip_ttl;
 	c->ip_pmtudisc = l->ip_pmtudisc;
+	c->ip6_tclass = l->ip6_tclass;
+	c->ip6_hops = l->ip6_hops;
+	c->ip6_pmtudisc = l->ip6_pmtudisc;
 	c->user_wnd_clamp = l->user_wnd_clamp;
 	c->defer_accept = l->defer_accept;
 	c->ipv6 = l->ipv6;

@@ -57,6 +57,15 @@ uint32_t tcp_isn(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_
 	return (uint32_t)h + (uint32_t)(now / 4);
 }
 
+uint32_t tcp_flow_label(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_t lport,
+			const struct ust_ip6 *raddr, uint16_t rport)
+{
+	uint64_t h = tcp_siphash_2w(tcp->cfg.isn_key, tcp_addr_word(tcp, laddr, raddr),
+				    (uint64_t)2 << 32 | (uint64_t)lport << 16 | rport);
+
+	return (uint32_t)(h >> 40) & UST_IPV6_FLOW_MASK;
+}
+
 uint32_t tcp_ts_offset(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, const struct ust_ip6 *raddr)
 {
 	return (uint32_t)(tcp_siphash_2w(tcp->cfg.isn_key, tcp_addr_word(tcp, laddr, raddr), 1) >> 32);

@@ -15,6 +15,8 @@ struct seg_out {
 	uint32_t seq, ack;
 	uint8_t flags;
 	struct ust_ip_hdr ip;        /* TOS (with the ECN field), TTL, DF */
+	uint8_t tclass, hops;        /* over IPv6: the traffic class (with the ECN field), hop limit */
+	uint32_t flow;               /* and the flow label */
 	uint16_t wnd;
 	const uint8_t *opts;
 	unsigned optlen;
@@ -68,35 +70,47 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 		st->ctr.event[UST_EV_TCP_RST_OUT]++;
 	if (v4)
 		return ust_ip_send(st, p, ust_ip6_to_v4(&o->dst), UST_IPPROTO_TCP, &o->ip, now);
-	/* IPv6 has no DF (nobody fragments on the way, RFC 8200 §5); the
-	 * traffic class carries the TOS byte, the hop limit the TTL. */
-	return ust_ip6_send(st, p, &o->src, &o->dst, UST_IPPROTO_TCP, o->ip.tos, o->ip.ttl, now);
+	/* IPv6 has no DF (nobody fragments on the way, RFC 8200 §5). */
+	return ust_ip6_send(st, p, &o->src, &o->dst, UST_IPPROTO_TCP, o->tclass, o->hops, o->flow, now);
 }
 
-/* The IPv4 header the socket asked for (IP_TOS, IP_TTL, IP_MTU_DISCOVER),
- * ECN field still clear. Linux's timewait socket (TIME-WAIT after the ACK
- * of the peer's FIN, and an orphan's FIN-WAIT-2) keeps the TOS but not the
- * TTL or the PMTU mode (measured on Linux 6.18, TTL 17 and
- * IP_PMTUDISC_DONT: the ACK of the peer's FIN goes with TTL 17 without DF
- * from a socket the program holds, with TTL 64 and DF from one it
- * closed). */
-static struct ust_ip_hdr tcb_ip_hdr(struct ust_tcb *t)
+/* The connection's flow label, made once (tcp_flow_label). */
+static uint32_t tcb_flow_label(struct ust_tcb *t)
 {
-	struct ust_ip_hdr h = { .tos = t->ip_tos, .ttl = UST_IP_TTL_DEFAULT, .df = true };
+	if (!(t->flow_label & UST_TCP_FLOW_SET))
+		t->flow_label = UST_TCP_FLOW_SET | tcp_flow_label(t->tcp, &t->laddr, t->lport, &t->raddr, t->rport);
+	return t->flow_label & UST_IPV6_FLOW_MASK;
+}
 
+/* The IP header the socket asked for (IP_TOS, IP_TTL, IP_MTU_DISCOVER;
+ * over IPv6 IPV6_TCLASS, IPV6_UNICAST_HOPS and the flow label), ECN field
+ * still clear. Linux's timewait socket (TIME-WAIT after the ACK of the
+ * peer's FIN, and an orphan's FIN-WAIT-2) keeps the TOS (tw_tos,
+ * tw_tclass) and the flow label (tw_txhash) but not the TTL, hop limit or
+ * PMTU mode (measured on Linux 6.18, TTL 17 and IP_PMTUDISC_DONT: the ACK
+ * of the peer's FIN goes with TTL 17 without DF from a socket the program
+ * holds, with TTL 64 and DF from one it closed). */
+static void tcb_ip_hdr(struct ust_tcb *t, struct seg_out *o)
+{
+	o->ip = (struct ust_ip_hdr){ .tos = t->ip_tos, .ttl = UST_IP_TTL_DEFAULT, .df = true };
+	o->tclass = t->ip6_tclass;
+	o->hops = UST_IPV6_HOP_LIMIT_DEFAULT;
+	if (!ust_ip6_is_v4mapped(&t->raddr))
+		o->flow = tcb_flow_label(t);
 	if (t->state == UST_TCP_TIME_WAIT && t->tw_ack_as_socket) {
 		t->tw_ack_as_socket = false;
 	} else if (t->state == UST_TCP_TIME_WAIT ||
 		   (t->state == UST_TCP_FIN_WAIT_2 && t->released)) {
-		return h;
+		return;
 	}
 	if (t->ip_ttl)
-		h.ttl = t->ip_ttl;
+		o->ip.ttl = t->ip_ttl;
+	if (t->ip6_hops != UST_TCP_HOPS_DEFAULT)
+		o->hops = (uint8_t)t->ip6_hops;
 	/* Linux's ip_dont_fragment (no route here locks its MTU); its
 	 * SYN-ACK goes with DF whatever the listener's mode (measured). */
-	h.df = t->ip_pmtudisc == UST_PMTUDISC_WANT || t->ip_pmtudisc == UST_PMTUDISC_DO ||
-	       t->state == UST_TCP_SYN_RECEIVED;
-	return h;
+	o->ip.df = t->ip_pmtudisc == UST_PMTUDISC_WANT || t->ip_pmtudisc == UST_PMTUDISC_DO ||
+		   t->state == UST_TCP_SYN_RECEIVED;
 }
 
 /* The segment from a control block, with the window, options and ECN
@@ -114,9 +128,10 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 	};
 	uint32_t wnd;
 
-	o.ip = tcb_ip_hdr(t);
+	tcb_ip_hdr(t, &o);
 	ecn = tcp_ecn_output(t, seq, len, &o.flags);
 	o.ip.tos |= ecn;
+	o.tclass |= ecn;
 	if (!(flags & UST_TH_SYN))
 		t->ip_ecn_sent = ecn;
 	o.up = tcp_urg_output(t, seq, &o.flags);
@@ -186,6 +201,11 @@ void tcp_send_rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_
 	struct seg_out o = {
 		.src = seg->dst, .dst = seg->src, .sport = seg->dport, .dport = seg->sport,
 		.ip = { .ttl = UST_IP_TTL_DEFAULT, .df = true }, /* Linux's control socket's */
+		.hops = UST_IPV6_HOP_LIMIT_DEFAULT,
+		/* Linux's control socket labels its answer with the
+		 * flow's hash too (ip6_make_flowlabel). */
+		.flow = ust_ip6_is_v4mapped(&seg->src) ? 0 : tcp_flow_label(tcp, &seg->dst, seg->dport, &seg->src,
+									    seg->sport),
 	};
 
 	if (seg->flags & UST_TH_RST)

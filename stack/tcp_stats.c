@@ -97,10 +97,9 @@ void tcp_stats_report(const struct ust_tcb *t, struct ust_tcp_status *s, ust_tim
 	s->rcv_seg_mss = t->rcv_seg_mss;
 	/* Linux's advmss: what we announced, less the timestamps' room */
 	s->advmss = t->rcv_mss - (t->ts_ok ? 12u : 0u);
-	/* Linux's icsk_pmtu_cookie; the engine keeps no path MTU of its
-	 * own (an ICMP "fragmentation needed" lowers t->mss only), so the
-	 * link's. */
-	s->pmtu = tcb_stack(t)->nif.mtu;
+	/* Linux's icsk_pmtu_cookie: the link's, or what packet too big or
+	 * fragmentation needed left (path_mtu_lower). */
+	s->pmtu = t->pmtu ? t->pmtu : tcb_stack(t)->nif.mtu;
 	s->rcv_ssthresh = t->rcv_ssthresh;
 	s->rcv_space = t->rcvq_space;
 	s->rcv_rtt = t->rcv_rtt;

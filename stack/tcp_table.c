@@ -256,13 +256,48 @@ struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, const s
 	return NULL;
 }
 
+unsigned ust_tcp_port_families(const struct ust_tcb *t)
+{
+	if (!t->ipv6 || ust_ip6_is_v4mapped(&t->laddr))
+		return UST_TCP_PORT_V4;
+	if (t->v6only || !ust_ip6_is_unspecified(&t->laddr))
+		return UST_TCP_PORT_V6;
+	return UST_TCP_PORT_V4 | UST_TCP_PORT_V6;
+}
+
+bool tcp_ports_overlap(const struct ust_tcb *a, const struct ust_tcb *b)
+{
+	unsigned both = ust_tcp_port_families(a) & ust_tcp_port_families(b);
+
+	if (both & UST_TCP_PORT_V4)
+		return true; /* a stack has one IPv4 address */
+	/* IPv6: one of them on ::, or both on one address (Linux's
+	 * ipv6_rcv_saddr_equal). */
+	return both && (ust_ip6_is_unspecified(&a->laddr) || ust_ip6_is_unspecified(&b->laddr) ||
+			ust_ip6_eq(&a->laddr, &b->laddr));
+}
+
+const struct ust_tcb *tcp_port_conflict(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *t,
+					bool listeners)
+{
+	/* The port's first two users answer most binds (tcp_port_in_use);
+	 * a walk over the port's blocks only where it is in use, at bind
+	 * and listen. */
+	if (!tcp_port_in_use(tcp, lport, t))
+		return NULL;
+	for (const struct ust_tcb *u = tcp_port_users(tcp, lport); u; u = u->pnext)
+		if (u != t && (!listeners || u->state == UST_TCP_LISTEN) && tcp_ports_overlap(u, t))
+			return u;
+	return NULL;
+}
+
 bool tcp_port_shareable(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *t)
 {
 	if (!t->reuseport)
 		return false;
 	/* A walk over the port's blocks, at bind and listen only. */
 	for (const struct ust_tcb *u = tcp_port_users(tcp, lport); u; u = u->pnext)
-		if (u != t && !u->reuseport)
+		if (u != t && !u->reuseport && tcp_ports_overlap(u, t))
 			return false;
 	return true;
 }
@@ -289,7 +324,7 @@ int tcp_claim_port(struct ust_tcb *t, uint16_t *port, bool reuse)
 
 	if (!tcp->cfg.port_claim || t->port_claimed)
 		return 0;
-	r = tcp->cfg.port_claim(tcp->cfg.ctx, port, reuse);
+	r = tcp->cfg.port_claim(tcp->cfg.ctx, port, reuse, ust_tcp_port_families(t));
 	if (r == 0)
 		t->port_claimed = true;
 	return r;
@@ -388,6 +423,8 @@ void tcp_tcb_init(struct ust_tcp *tcp, struct ust_tcb *t, void *user)
 	t->keep_cnt = TCP_KEEPCNT;
 	t->syn_retries = tcp->cfg.syn_retries;
 	t->ip_pmtudisc = UST_PMTUDISC_WANT;
+	t->ip6_pmtudisc = UST_PMTUDISC_WANT;
+	t->ip6_hops = UST_TCP_HOPS_DEFAULT;
 	t->heap_idx = NOT_IN_HEAP;
 	t->due = UST_TIME_NEVER;
 	for (unsigned i = 0; i < UST_TT_N; i++)

@@ -52,10 +52,12 @@ int ust_tcp_bind(struct ust_tcb *t, uint16_t lport, bool reuseaddr)
 	 * so getsockname reports it at once; EADDRINUSE when none is free. */
 	if (lport == 0)
 		return tcp_pick_ephemeral(tcp, t) < 0 ? -EADDRINUSE : 0;
-	if (tcp_port_in_use(tcp, lport, t) && !tcp_port_shareable(tcp, lport, t)) {
+	/* One port space per family: an AF_INET socket and an IPV6_V6ONLY
+	 * one share a port, a dual-stack one on :: conflicts with both. */
+	if (tcp_port_conflict(tcp, lport, t, false) && !tcp_port_shareable(tcp, lport, t)) {
 		/* SO_REUSEADDR lets a socket bind over connections that are
 		 * not listening (TIME-WAIT remnants), as in Linux. */
-		if (!reuseaddr || tcp_lookup_listener(tcp, lport))
+		if (!reuseaddr || tcp_port_conflict(tcp, lport, t, true))
 			return -EADDRINUSE;
 	}
 	if (tcp_claim_port(t, &lport, reuseaddr) < 0)
@@ -234,7 +236,7 @@ int ust_tcp_listen(struct ust_tcb *t, unsigned backlog)
 		return -EINVAL;
 	if (!t->lport && tcp_pick_ephemeral(tcp, t))
 		return -EADDRINUSE;
-	if (tcp_lookup_listener(tcp, t->lport) && !tcp_port_shareable(tcp, t->lport, t))
+	if (tcp_port_conflict(tcp, t->lport, t, true) && !tcp_port_shareable(tcp, t->lport, t))
 		return -EADDRINUSE;
 	t->backlog = backlog;
 	t->synq_max = backlog;
@@ -492,7 +494,19 @@ int ust_tcp_ip_opt_value(enum ust_tcp_opt opt, int v)
 			return 0; /* the default */
 		return v >= 1 && v <= 255 ? v : -EINVAL;
 	case UST_TCP_OPT_IP_MTU_DISCOVER:
+	case UST_TCP_OPT_IPV6_MTU_DISCOVER:
 		return v >= UST_PMTUDISC_DONT && v <= UST_PMTUDISC_OMIT ? v : -EINVAL;
+	case UST_TCP_OPT_IPV6_TCLASS:
+		/* Linux's do_ipv6_setsockopt: -1 is RFC 3542's default, 0;
+		 * on a stream socket the ECN field stays TCP's. */
+		if (v < -1 || v > 255)
+			return -EINVAL;
+		return v == -1 ? 0 : v & ~UST_ECN_MASK;
+	case UST_TCP_OPT_IPV6_UNICAST_HOPS:
+		/* 0 is a hop limit like any other there; -1 the route's. */
+		if (v < -1 || v > 255)
+			return -EINVAL;
+		return v == -1 ? UST_TCP_HOPS_DEFAULT : v;
 	default:
 		return -ENOPROTOOPT;
 	}
@@ -504,12 +518,14 @@ static int set_ip_opt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 
 	if (kept < 0)
 		return kept;
-	if (opt == UST_TCP_OPT_IP_TOS)
-		t->ip_tos = (uint8_t)kept;
-	else if (opt == UST_TCP_OPT_IP_TTL)
-		t->ip_ttl = (uint8_t)kept;
-	else
-		t->ip_pmtudisc = (uint8_t)kept;
+	switch (opt) {
+	case UST_TCP_OPT_IP_TOS: t->ip_tos = (uint8_t)kept; break;
+	case UST_TCP_OPT_IP_TTL: t->ip_ttl = (uint8_t)kept; break;
+	case UST_TCP_OPT_IPV6_TCLASS: t->ip6_tclass = (uint8_t)kept; break;
+	case UST_TCP_OPT_IPV6_UNICAST_HOPS: t->ip6_hops = (uint16_t)kept; break;
+	case UST_TCP_OPT_IPV6_MTU_DISCOVER: t->ip6_pmtudisc = (uint8_t)kept; break;
+	default: t->ip_pmtudisc = (uint8_t)kept; break;
+	}
 	return 0;
 }
 
@@ -589,6 +605,9 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 	case UST_TCP_OPT_IP_TOS:
 	case UST_TCP_OPT_IP_TTL:
 	case UST_TCP_OPT_IP_MTU_DISCOVER:
+	case UST_TCP_OPT_IPV6_TCLASS:
+	case UST_TCP_OPT_IPV6_UNICAST_HOPS:
+	case UST_TCP_OPT_IPV6_MTU_DISCOVER:
 		return set_ip_opt(t, opt, v);
 	case UST_TCP_OPT_IP_MTU:
 		break;
@@ -634,6 +653,12 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 	case UST_TCP_OPT_IP_TOS: *v = t->ip_tos | t->ip_ecn_sent; return 0;
 	case UST_TCP_OPT_IP_TTL: *v = t->ip_ttl ? t->ip_ttl : UST_IP_TTL_DEFAULT; return 0;
 	case UST_TCP_OPT_IP_MTU_DISCOVER: *v = t->ip_pmtudisc; return 0;
+	/* Linux's np->tclass takes the ECN field as inet->tos does. */
+	case UST_TCP_OPT_IPV6_TCLASS: *v = t->ip6_tclass | t->ip_ecn_sent; return 0;
+	case UST_TCP_OPT_IPV6_UNICAST_HOPS:
+		*v = t->ip6_hops == UST_TCP_HOPS_DEFAULT ? UST_IPV6_HOP_LIMIT_DEFAULT : t->ip6_hops;
+		return 0;
+	case UST_TCP_OPT_IPV6_MTU_DISCOVER: *v = t->ip6_pmtudisc; return 0;
 	case UST_TCP_OPT_CORK: *v = t->cork; return 0;
 	case UST_TCP_OPT_MORE: *v = t->more; return 0;
 	/* Linux's tp->window_clamp: the user's until the first window. */
@@ -642,11 +667,11 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 		return 0;
 	case UST_TCP_OPT_DEFER_ACCEPT: *v = retrans_to_secs(t->defer_accept); return 0;
 	case UST_TCP_OPT_IP_MTU:
-		/* Linux: the route's MTU once connect() chose one; the
-		 * engine keeps no path MTU of its own (tcp_stats.c). */
+		/* Linux: the route's MTU once connect() chose one, lowered
+		 * by packet too big or fragmentation needed (path_mtu_lower). */
 		if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN)
 			return -ENOTCONN;
-		*v = (int)t->tcp->st->nif.mtu;
+		*v = t->pmtu ? t->pmtu : (int)t->tcp->st->nif.mtu;
 		return 0;
 	}
 	return -ENOPROTOOPT;

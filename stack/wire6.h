@@ -22,6 +22,7 @@
 #define UST_IPPROTO_NONE 59
 #define UST_IPPROTO_DSTOPTS 60
 #define UST_IPV6_HOP_LIMIT_DEFAULT 64   /* Linux's net.ipv6.conf.*.hop_limit */
+#define UST_IPV6_FLOW_MASK 0xfffffu     /* the flow label's 20 bits */
 #define UST_ND_HOP_LIMIT 255            /* RFC 4861 §6.1: NDP is never forwarded */
 
 #define UST_ICMP6_HLEN 8

@@ -85,6 +85,7 @@ static void each_stack_fd(void (*fn)(void *ctx, int fd), void *ctx, bool with_br
 		fn(ctx, c->spare_end);
 		fn(ctx, c->spare_port);
 		fn(ctx, c->lo_fd);
+		fn(ctx, c->lo6_fd);
 		fn(ctx, c->lo_held);
 	}
 	us_ports_each_fd(fn, ctx);

@@ -2,9 +2,11 @@
  * machine itself over loopback (issue 14, item 11), as Linux's does.
  *
  * The stack answers only what the link brings: a client on the same host
- * that connects to 127.0.0.1 would be refused (no kernel listener there).
- * So next to the stack's listener the stack thread holds a kernel listener
- * on 127.0.0.1 and the same port, accepts what comes to it, and passes
+ * that connects to 127.0.0.1 or ::1 would be refused (no kernel listener
+ * there). So next to the stack's listener the stack thread holds kernel
+ * listeners on loopback and the same port, as the listener's family takes
+ * them on Linux (an AF_INET one 127.0.0.1, an AF_INET6 one ::1 and, unless
+ * IPV6_V6ONLY, 127.0.0.1 too), accepts what comes to them, and passes
  * each kernel connection to the program through the listener's own pair,
  * as a token like the stack's connections (US_TOKEN_KERNEL, the accepted
  * kernel socket attached): one accept queue, one readiness, and the
@@ -20,36 +22,68 @@
 
 static void on_lo_accept(struct ev_loop *ev, ev_io *w, int revents);
 
-/* After listen() on INADDR_ANY: a kernel listener on 127.0.0.1:port with
- * the program's backlog. None if the kernel will not have it (the port is
- * another loopback server's: Linux's listen would have failed there too,
- * which the stack cannot know; the stack's listener stays). */
-void us_lo_listen(struct us_conn *l, uint16_t port, unsigned backlog)
+/* A kernel listener on a ("a loopback address and the port") with the
+ * program's backlog, its watcher started; -1 if the kernel will not have
+ * it (the port is another loopback server's: Linux's listen would have
+ * failed there too, which the stack cannot know; no ::1 where IPv6 is off:
+ * Linux's listener would not see it either). */
+static int lo_open(struct us_conn *l, ev_io *w, const struct sockaddr *a, socklen_t alen, unsigned backlog)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int one = 1, fd;
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+	int one = 1, v6only, fd = REAL(socket)(a->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 
-	if (l->lo_fd >= 0 || !port)
-		return;
-	fd = REAL(socket)(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-	if (fd < 0)
-		return;
-	fd = us_fd_high(fd);
-	if (fd < 0)
-		return;
+	if (fd < 0 || (fd = us_fd_high(fd)) < 0)
+		return -1;
 	REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* A SO_REUSEPORT group's members each get one, and the kernel
 	 * spreads loopback connections over them as Linux would. */
 	if (atomic_load(&l->sock->reuseport))
 		REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (REAL(bind)(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || REAL(listen)(fd, (int)backlog) < 0) {
-		REAL(close)(fd);
-		return;
+	if (a->sa_family == AF_INET6) {
+		v6only = !IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr);
+		REAL(setsockopt)(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
 	}
-	l->lo_fd = fd;
-	ev_io_init(&l->lo_io, on_lo_accept, fd, EV_READ);
-	ev_io_start(l->st->ev, &l->lo_io);
+	if (REAL(bind)(fd, a, alen) < 0 || REAL(listen)(fd, (int)backlog) < 0) {
+		REAL(close)(fd);
+		return -1;
+	}
+	ev_io_init(w, on_lo_accept, fd, EV_READ);
+	w->data = l;
+	ev_io_start(l->st->ev, w);
+	return fd;
+}
+
+/* After listen() on the wildcard address: the kernel listeners on
+ * loopback that Linux's listener of this family would stand for. An
+ * AF_INET6 listener's IPv4 connections are AF_INET6 sockets with mapped
+ * addresses on Linux: its 127.0.0.1 listener is one too, on
+ * ::ffff:127.0.0.1, so that what accept() returns is the same. */
+void us_lo_listen(struct us_conn *l, uint16_t port, unsigned backlog)
+{
+	bool inet6 = atomic_load(&l->sock->family) == AF_INET6;
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in6 m6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+
+	if (!port)
+		return;
+	m6.sin6_addr.s6_addr[10] = m6.sin6_addr.s6_addr[11] = 0xff; /* ::ffff:127.0.0.1 */
+	memcpy(&m6.sin6_addr.s6_addr[12], &a4.sin_addr, 4);
+	if (l->lo_fd < 0 && !(inet6 && atomic_load(&l->sock->v6only)))
+		l->lo_fd = inet6 ? lo_open(l, &l->lo_io, (struct sockaddr *)&m6, sizeof(m6), backlog)
+				 : lo_open(l, &l->lo_io, (struct sockaddr *)&a4, sizeof(a4), backlog);
+	if (l->lo6_fd < 0 && inet6)
+		l->lo6_fd = lo_open(l, &l->lo6_io, (struct sockaddr *)&a6, sizeof(a6), backlog);
+}
+
+static void lo_close_one(struct us_conn *l, int *fd, ev_io *w)
+{
+	if (*fd < 0)
+		return;
+	ev_io_stop(l->st->ev, w);
+	REAL(close)(*fd);
+	*fd = -1;
 }
 
 void us_lo_close(struct us_conn *l)
@@ -57,26 +91,36 @@ void us_lo_close(struct us_conn *l)
 	if (l->lo_held >= 0)
 		REAL(close)(l->lo_held); /* accepted, never handed over: reset */
 	l->lo_held = -1;
-	if (l->lo_fd < 0)
-		return;
-	ev_io_stop(l->st->ev, &l->lo_io);
-	REAL(close)(l->lo_fd);
-	l->lo_fd = -1;
+	lo_close_one(l, &l->lo_fd, &l->lo_io);
+	lo_close_one(l, &l->lo6_fd, &l->lo6_io);
+}
+
+/* An end of a kernel connection as the token carries it (IPv4 mapped). */
+static void lo_end(const struct sockaddr_storage *ss, struct ust_ip6 *addr, uint16_t *port)
+{
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
+
+	if (ss->ss_family == AF_INET6) {
+		memcpy(addr->b, &a6->sin6_addr, 16);
+		*port = ntohs(a6->sin6_port);
+	} else {
+		*addr = ust_ip6_from_v4(ntohl(a4->sin_addr.s_addr));
+		*port = ntohs(a4->sin_port);
+	}
 }
 
 /* Hands the held kernel connection over; false while the pair is full. */
 static bool hand_over(struct us_conn *l)
 {
-	struct sockaddr_in peer, local;
+	struct sockaddr_storage peer, local;
 	socklen_t plen = sizeof(peer), llen = sizeof(local);
 	struct us_token tok = { .magic = US_TOKEN_MAGIC, .idx = US_TOKEN_KERNEL };
 
 	if (getpeername(l->lo_held, (struct sockaddr *)&peer, &plen) == 0 &&
 	    getsockname(l->lo_held, (struct sockaddr *)&local, &llen) == 0) {
-		tok.raddr = ust_ip6_from_v4(ntohl(peer.sin_addr.s_addr));
-		tok.rport = ntohs(peer.sin_port);
-		tok.laddr = ust_ip6_from_v4(ntohl(local.sin_addr.s_addr));
-		tok.lport = ntohs(local.sin_port);
+		lo_end(&peer, &tok.raddr, &tok.rport);
+		lo_end(&local, &tok.laddr, &tok.lport);
 	}
 	if (!us_send_token(l->sfd, l->lo_held, &tok) && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return false;
@@ -93,26 +137,34 @@ static bool hand_over(struct us_conn *l)
  * leaves the rest in the kernel's backlog, which bounds them as Linux's. */
 void us_lo_deliver(struct us_conn *l)
 {
-	if (l->lo_fd < 0)
+	if (l->lo_fd < 0 && l->lo6_fd < 0)
 		return;
 	for (;;) {
 		if (l->lo_held < 0) {
-			int fd = REAL(accept4)(l->lo_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			int fd = l->lo_fd < 0 ? -1 : REAL(accept4)(l->lo_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (fd < 0 && l->lo6_fd >= 0)
+				fd = REAL(accept4)(l->lo6_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 			if (fd < 0)
 				break; /* EAGAIN: none waits */
 			l->lo_held = fd;
 		}
 		if (!hand_over(l)) {
 			/* Again once the pair has room (l->wr, then deliver). */
-			ev_io_stop(l->st->ev, &l->lo_io);
+			if (l->lo_fd >= 0)
+				ev_io_stop(l->st->ev, &l->lo_io);
+			if (l->lo6_fd >= 0)
+				ev_io_stop(l->st->ev, &l->lo6_io);
 			ev_io_start(l->st->ev, &l->wr);
 			return;
 		}
 	}
-	ev_io_start(l->st->ev, &l->lo_io);
+	if (l->lo_fd >= 0)
+		ev_io_start(l->st->ev, &l->lo_io);
+	if (l->lo6_fd >= 0)
+		ev_io_start(l->st->ev, &l->lo6_io);
 }
 
 static void on_lo_accept(struct ev_loop *ev, ev_io *w, int revents)
 {
-	us_lo_deliver(ust_container_of(w, struct us_conn, lo_io));
+	us_lo_deliver(w->data); /* lo_io or lo6_io of this listener */
 }

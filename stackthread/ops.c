@@ -174,12 +174,17 @@ void us_op_bind(struct us_call *c)
 	}
 	us_spare_use(&k->spare_port);
 	ust_tcp_set_reuseport(k->tcb, atomic_load(&c->sock->reuseport) != 0);
+	/* The address first: which port space the bind is in depends on it
+	 * (a dual-stack socket bound to an IPv6 address takes no IPv4). A
+	 * socket bound already keeps its own (the bind fails, EINVAL). */
+	if (ust_tcp_local_port(k->tcb) == 0 && !addr_is_any(&c->u.in.addr))
+		ust_tcp_set_local(k->tcb, &c->u.in.addr);
 	c->ret = ust_tcp_bind(k->tcb, c->u.in.port, atomic_load(&c->sock->reuseaddr) != 0);
 	if (c->ret == 0) {
 		k->bound_addr = !addr_is_any(&c->u.in.addr);
-		if (k->bound_addr)
-			ust_tcp_set_local(k->tcb, &c->u.in.addr);
 		us_sock_set_end(c->sock, false, &c->u.in.addr, ust_tcp_local_port(k->tcb));
+	} else if (!k->bound_addr && ust_tcp_local_port(k->tcb) == 0) {
+		ust_tcp_set_local(k->tcb, NULL);
 	}
 }
 
@@ -220,7 +225,8 @@ void us_op_listen(struct us_call *c)
 	if (!k)
 		return;
 	lport = ust_tcp_local_port(k->tcb);
-	if (lport && ust_tcp_get_state(k->tcb) == UST_TCP_CLOSED && !us_port_listen(lport)) {
+	if (lport && ust_tcp_get_state(k->tcb) == UST_TCP_CLOSED &&
+	    !us_port_listen(lport, ust_tcp_port_families(k->tcb))) {
 		c->ret = -EADDRINUSE; /* another process listens there */
 		return;
 	}
@@ -230,7 +236,7 @@ void us_op_listen(struct us_call *c)
 	us_spare_use(&k->spare_port);
 	c->ret = ust_tcp_listen(k->tcb, (unsigned)(c->u.opt.val < 0 ? 0 : c->u.opt.val));
 	if (c->ret == 0)
-		us_port_listen(ust_tcp_local_port(k->tcb)); /* an ephemeral one: fresh, free */
+		us_port_listen(ust_tcp_local_port(k->tcb), ust_tcp_port_families(k->tcb)); /* an ephemeral one: fresh, free */
 	if (c->ret == 0) {
 		unsigned backlog = ust_tcp_backlog(k->tcb); /* clamped like somaxconn */
 		void *out = realloc(k->out, sizeof(*k->out) * (backlog + 1));
@@ -241,10 +247,7 @@ void us_op_listen(struct us_call *c)
 		k->out = out;
 		k->backlog = backlog;
 		k->listener = true;
-		/* IPv4 loopback only: an IPV6_V6ONLY listener would not take
-		 * it on Linux, and ::1 has no kernel listener next to ours yet
-		 * (issue 16). */
-		if (!k->bound_addr && !(atomic_load(&k->sock->family) == AF_INET6 && atomic_load(&k->sock->v6only)))
+		if (!k->bound_addr)
 			us_lo_listen(k, ust_tcp_local_port(k->tcb), backlog);
 		atomic_store(&c->sock->kind, US_LISTENER);
 		us_publish(k);

@@ -10,11 +10,21 @@
 
 #include "stack_impl.h"
 
-/* Our ports: the kernel reservation socket (-1: none), how many control
- * blocks use it, whether it was bound with SO_REUSEADDR, and whether the
- * address share holds it (a port chosen at connect, claim_client). */
-static struct { int fd; unsigned refs; bool reuse, shared; } ports[65536];
-static uint32_t ports_addr; /* the address they are on (the last claim's) */
+/* Our ports: the kernel reservation sockets, one per family (F4, F6; -1:
+ * none), how many control blocks use the port, whether it was bound with
+ * SO_REUSEADDR, and whether the address share holds it (a port chosen at
+ * connect, claim_client). Each family has a port space of its own, as on
+ * Linux: an AF_INET socket's port is held by an AF_INET reservation on
+ * our IPv4 address, an IPV6_V6ONLY one's by an AF_INET6 one (v6only) on
+ * our IPv6 address, a dual-stack one's by both. A reservation is made for
+ * the first user of the port that needs its family and closed with the
+ * port's last user. */
+enum { F4, F6 };
+static struct { int fd[2]; unsigned refs; bool reuse, shared; } ports[65536];
+/* The addresses they are on (the last claim's stack's). */
+static uint32_t ports_addr;
+static struct ust_ip6 ports_addr6;
+static bool ports_has6;
 
 /*
  * Every stack on the address (a shell pipeline's programs, a forking
@@ -30,33 +40,51 @@ static uint32_t ports_addr; /* the address they are on (the last claim's) */
  * reservations that do not listen: other processes' TIME-WAIT remnants. A
  * listener's reservation listens in the kernel (us_port_listen), so that
  * no other process binds there, as Linux refuses a second listener. */
-static int reserve_low(uint32_t addr, uint16_t *port, bool reuse)
+static int reserve_low(int f, uint16_t *port, bool reuse)
 {
 	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(*port),
-				  .sin_addr.s_addr = htonl(addr) };
-	socklen_t len = sizeof(in);
-	int fd = REAL(socket)(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, e;
+				  .sin_addr.s_addr = htonl(ports_addr) };
+	struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(*port) };
+	struct sockaddr *a = f == F6 ? (struct sockaddr *)&in6 : (struct sockaddr *)&in;
+	socklen_t len = f == F6 ? sizeof(in6) : sizeof(in);
+	int fd = REAL(socket)(a->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, e;
 
 	if (fd < 0)
 		return -errno;
-	REAL(setsockopt)(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+	memcpy(&in6.sin6_addr, ports_addr6.b, 16);
+	REAL(setsockopt)(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one)); /* IPv6's bind honours it too */
+	if (f == F6)
+		REAL(setsockopt)(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)); /* IPv4 is F4's */
 	if (reuse)
 		REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (REAL(bind)(fd, (struct sockaddr *)&in, sizeof(in)) < 0 ||
-	    (!*port && REAL(getsockname)(fd, (struct sockaddr *)&in, &len) < 0)) {
+	if (REAL(bind)(fd, a, len) < 0 || (!*port && REAL(getsockname)(fd, a, &len) < 0)) {
 		e = errno;
 		REAL(close)(fd);
 		return e == EADDRINUSE ? -EADDRINUSE : -EADDRNOTAVAIL;
 	}
-	*port = ntohs(in.sin_port);
+	*port = ntohs(f == F6 ? in6.sin6_port : in.sin_port);
 	return fd;
 }
 
-static int reserve(uint32_t addr, uint16_t *port, bool reuse)
+static int reserve(int f, uint16_t *port, bool reuse)
 {
-	int fd = reserve_low(addr, port, reuse);
+	int fd = reserve_low(f, port, reuse);
 
 	return fd < 0 ? fd : us_fd_high(fd);
+}
+
+/* Our families among UST_TCP_PORT_* (no IPv6 reservation without an IPv6
+ * address: no IPv6 datagram can reach us). */
+static bool wants(unsigned families, int f)
+{
+	return f == F4 ? (families & UST_TCP_PORT_V4) : (families & UST_TCP_PORT_V6) && ports_has6;
+}
+
+static void note_addrs(const struct us_stack *st)
+{
+	ports_addr = st->cfg.addr;
+	ports_addr6 = st->cfg.addr6;
+	ports_has6 = st->cfg.has_addr6;
 }
 
 /* The kernel's ephemeral range (ip_local_port_range) and the ports it
@@ -102,15 +130,22 @@ static void read_ephemeral_range(void)
 /* Is port free in the kernel's table? (A listener's or a bind()'s
  * reservation, in any process, holds it there.) 0, -EADDRINUSE, or why
  * we could not ask. */
-static int kernel_port_free(uint32_t addr, uint16_t port)
+static int kernel_port_free(uint16_t port)
 {
 	/* Closed at once: it may stay low (no dup above the program's
-	 * range), a connection's probe being four system calls, not seven. */
-	int fd = reserve_low(addr, &port, false);
+	 * range), a connection's probe being four system calls, not seven.
+	 * Both families: a client port must be free in both spaces, as it
+	 * serves an AF_INET6 socket's connection of either. */
+	for (int f = F4; f <= F6; f++) {
+		int fd;
 
-	if (fd < 0)
-		return fd;
-	REAL(close)(fd);
+		if (!wants(UST_TCP_PORT_V4 | UST_TCP_PORT_V6, f))
+			continue;
+		fd = reserve_low(f, &port, false);
+		if (fd < 0)
+			return fd;
+		REAL(close)(fd);
+	}
 	return 0;
 }
 
@@ -142,7 +177,7 @@ static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
 			continue;
 		if (!us_share_port_take(p, reuse))
 			continue;
-		r = kernel_port_free(st->cfg.addr, p);
+		r = kernel_port_free(p);
 		if (r < 0) {
 			us_share_port_give(p);
 			if (r == -EADDRINUSE)
@@ -151,7 +186,7 @@ static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
 		}
 		next += i + 1;
 		*port = p;
-		ports[p].fd = -1;
+		ports[p].fd[F4] = ports[p].fd[F6] = -1;
 		ports[p].refs = 1;
 		ports[p].reuse = reuse;
 		ports[p].shared = true;
@@ -160,35 +195,74 @@ static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
 	return -EADDRNOTAVAIL;
 }
 
-int us_port_claim(void *ctx, uint16_t *port, bool reuse)
+/* The reservations port lacks for families (none for a port the share
+ * holds: it was free in both spaces when taken); all or none are made. */
+static int reserve_families(uint16_t port, bool reuse, unsigned families)
+{
+	int made[2] = { -1, -1 };
+
+	for (int f = F4; f <= F6; f++) {
+		uint16_t p = port;
+
+		if (!wants(families, f) || ports[port].fd[f] >= 0 || (ports[port].refs && ports[port].shared))
+			continue;
+		made[f] = reserve(f, &p, reuse);
+		if (made[f] < 0) {
+			int e = made[f];
+			if (f == F6 && made[F4] >= 0)
+				REAL(close)(made[F4]);
+			return e;
+		}
+	}
+	for (int f = F4; f <= F6; f++)
+		if (made[f] >= 0)
+			ports[port].fd[f] = made[f];
+	return 0;
+}
+
+int us_port_claim(void *ctx, uint16_t *port, bool reuse, unsigned families)
 {
 	struct us_stack *st = ctx;
 	int fd;
 
-	ports_addr = st->cfg.addr;
+	note_addrs(st);
 	if (*port && ports[*port].refs) {
-		ports[*port].refs++;
-		return 0;
+		/* Another family's user may need its reservation yet (an
+		 * AF_INET socket on the port, now an IPV6_V6ONLY one). */
+		fd = reserve_families(*port, ports[*port].reuse, families);
+		if (fd == 0)
+			ports[*port].refs++;
+		goto out;
 	}
 	if (!*port) {
 		fd = claim_client(st, port, reuse);
 		if (fd != -EOPNOTSUPP)
 			goto out;
+		/* No share: the kernel picks, in the first family's space. */
+		fd = reserve(wants(families, F4) ? F4 : F6, port, reuse);
+		if (fd < 0)
+			goto out;
+		ports[*port].fd[wants(families, F4) ? F4 : F6] = fd;
+		ports[*port].fd[wants(families, F4) ? F6 : F4] = -1;
+	} else {
+		ports[*port].fd[F4] = ports[*port].fd[F6] = -1;
 	}
-	fd = reserve(st->cfg.addr, port, reuse);
+	ports[*port].shared = false;
+	fd = reserve_families(*port, reuse, families);
 	/* A bind() to a port a connection in another process holds: Linux's
 	 * EADDRINUSE, unless both have SO_REUSEADDR. */
-	if (fd >= 0 && us_share_port_busy(*port, reuse)) {
-		REAL(close)(fd);
+	if (fd == 0 && us_share_port_busy(*port, reuse))
 		fd = -EADDRINUSE;
+	if (fd < 0) {
+		/* Nobody else uses the port here: what this call made goes. */
+		for (int f = F4; f <= F6; f++)
+			if (ports[*port].fd[f] >= 0)
+				REAL(close)(ports[*port].fd[f]);
+		ports[*port].fd[F4] = ports[*port].fd[F6] = -1;
+		goto out;
 	}
-	if (fd >= 0) {
-		ports[*port].fd = fd;
-		ports[*port].refs = 1;
-		ports[*port].reuse = reuse;
-		ports[*port].shared = false;
-		fd = 0;
-	}
+	ports[*port].refs = 1;
+	ports[*port].reuse = reuse;
 out:
 	if (fd == -EMFILE || fd == -ENFILE)
 		st->st.ctr.event[UST_EV_SOCK_NO_FD]++;
@@ -212,11 +286,12 @@ void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	if (tomb_addr(raddr))
 		us_share_bury(port, tomb_addr(raddr), rport);
 	if (ports[port].refs && --ports[port].refs == 0) {
-		if (ports[port].fd >= 0)
-			REAL(close)(ports[port].fd);
+		for (int f = F4; f <= F6; f++)
+			if (ports[port].fd[f] >= 0)
+				REAL(close)(ports[port].fd[f]);
 		if (ports[port].shared)
 			us_share_port_give(port);
-		ports[port].fd = -1;
+		ports[port].fd[F4] = ports[port].fd[F6] = -1;
 		ports[port].shared = false;
 	}
 }
@@ -237,10 +312,14 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	unsigned i = port % FOREIGN_CACHE;
 	ust_time now = ust_now();
 	uint16_t p = port;
-	int fd;
+	int fd, f;
 
-	/* Held by us alone (no SO_REUSEADDR): nothing else can be there. */
-	if (ports[port].refs && !ports[port].reuse)
+	note_addrs(st);
+	f = ust_ip6_is_v4mapped(raddr) || !ports_has6 ? F4 : F6;
+	/* Held by us alone in the segment's family's space (no
+	 * SO_REUSEADDR; a client port the share gave us was free in both):
+	 * nothing else can be there. */
+	if (ports[port].refs && !ports[port].reuse && (ports[port].fd[f] >= 0 || ports[port].shared))
 		return false;
 	if (cache[i].port == port && cache[i].until > now)
 		return true;
@@ -251,8 +330,9 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 		return true;
 	}
 	/* Held by us with SO_REUSEADDR (a listener's old children), another
-	 * process may listen there too: a probe that shares finds out. */
-	fd = reserve(st->cfg.addr, &p, ports[port].refs != 0);
+	 * process may listen there too: a probe that shares finds out, in
+	 * the segment's family's space. */
+	fd = reserve(f, &p, ports[port].refs != 0);
 	if (fd >= 0)
 		REAL(close)(fd);
 	if (fd == -EADDRINUSE) {
@@ -284,61 +364,73 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
  * reservation that only binds never receives anything: no segment
  * matches a socket that neither listens nor is connected.
  */
-static bool lock_md5(int fd)
+static bool lock_md5(int fd, int f)
 {
 	struct tcp_md5sig md5 = { .tcpm_flags = TCP_MD5SIG_FLAG_PREFIX, .tcpm_prefixlen = 0,
 				  .tcpm_keylen = TCP_MD5SIG_MAXKEYLEN };
-	struct sockaddr_in *any = (struct sockaddr_in *)&md5.tcpm_addr;
 
-	any->sin_family = AF_INET; /* 0.0.0.0/0: every peer */
+	/* 0.0.0.0/0 or ::/0: every peer */
+	md5.tcpm_addr.ss_family = f == F6 ? AF_INET6 : AF_INET;
 	if (getrandom(md5.tcpm_key, sizeof(md5.tcpm_key), GRND_NONBLOCK) != sizeof(md5.tcpm_key))
 		return false;
 	return REAL(setsockopt)(fd, IPPROTO_TCP, TCP_MD5SIG_EXT, &md5, sizeof(md5)) == 0;
 }
 
-static void lock_listener(int fd)
+static void lock_listener(int fd, int f)
 {
 	static struct sock_filter drop_all[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
 	static const struct sock_fprog drop = { UST_ARRAY_SIZE(drop_all), drop_all };
 	int ttl = 255;
 
-	REAL(setsockopt)(fd, IPPROTO_IP, IP_MINTTL, &ttl, sizeof(ttl));
-	if (!lock_md5(fd))
+	/* IPV6_MINHOPCOUNT is IP_MINTTL's twin (tcp_v6_rcv checks it). */
+	if (f == F6)
+		REAL(setsockopt)(fd, IPPROTO_IPV6, IPV6_MINHOPCOUNT, &ttl, sizeof(ttl));
+	else
+		REAL(setsockopt)(fd, IPPROTO_IP, IP_MINTTL, &ttl, sizeof(ttl));
+	if (!lock_md5(fd, f))
 		REAL(setsockopt)(fd, SOL_SOCKET, SO_ATTACH_FILTER, &drop, sizeof(drop));
 }
 
-bool us_port_listen(uint16_t port)
+bool us_port_listen(uint16_t port, unsigned families)
 {
-	int fd = ports[port].fd;
-	uint16_t p = port;
-
 	if (!ports[port].refs)
 		return true;
-	/* listen()'s autobind took the port in the share; a listener holds
-	 * it in the kernel too, so that another listener's bind fails there
-	 * as on Linux. */
-	if (fd < 0) {
-		fd = reserve(ports_addr, &p, ports[port].reuse);
-		if (fd < 0)
+	for (int f = F4; f <= F6; f++) {
+		int fd = ports[port].fd[f];
+		uint16_t p = port;
+
+		if (!wants(families, f))
+			continue;
+		/* listen()'s autobind took the port in the share; a listener
+		 * holds it in the kernel too, so that another listener's
+		 * bind fails there as on Linux. */
+		if (fd < 0) {
+			fd = reserve(f, &p, ports[port].reuse);
+			if (fd < 0)
+				return false;
+			ports[port].fd[f] = fd;
+		}
+		lock_listener(fd, f);
+		if (REAL(listen)(fd, 1) < 0)
 			return false;
-		ports[port].fd = fd;
 	}
-	lock_listener(fd);
-	return REAL(listen)(fd, 1) == 0;
+	return true;
 }
 
 void us_port_unlisten(uint16_t port)
 {
 	/* shutdown() takes a listening socket back to CLOSE, still bound */
-	if (ports[port].refs && ports[port].fd >= 0)
-		REAL(shutdown)(ports[port].fd, SHUT_RDWR);
+	for (int f = F4; f <= F6; f++)
+		if (ports[port].refs && ports[port].fd[f] >= 0)
+			REAL(shutdown)(ports[port].fd[f], SHUT_RDWR);
 }
 
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx)
 {
 	for (unsigned p = 1; p < 65536; p++)
-		if (ports[p].refs && ports[p].fd >= 0)
-			fn(ctx, ports[p].fd);
+		for (int f = F4; f <= F6; f++)
+			if (ports[p].refs && ports[p].fd[f] >= 0)
+				fn(ctx, ports[p].fd[f]);
 	/* The share's open file: our owner lock, so our client ports. */
 	fn(ctx, us_share_fd());
 }
@@ -346,8 +438,9 @@ void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx)
 void us_ports_forget(void)
 {
 	for (unsigned p = 1; p < 65536; p++) {
-		if (ports[p].refs && ports[p].fd >= 0)
-			REAL(close)(ports[p].fd);
+		for (int f = F4; f <= F6; f++)
+			if (ports[p].refs && ports[p].fd[f] >= 0)
+				REAL(close)(ports[p].fd[f]);
 		ports[p].refs = 0;
 		ports[p].shared = false;
 	}

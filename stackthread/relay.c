@@ -673,7 +673,7 @@ struct us_conn *us_conn_new(struct us_stack *st, struct us_sock *s, int sfd)
 	c->sock = s;
 	c->sfd = sfd;
 	c->spare_end = c->spare_port = -1;
-	c->lo_fd = c->lo_held = -1;
+	c->lo_fd = c->lo6_fd = c->lo_held = -1;
 	ev_io_init(&c->rd, on_rd, sfd, EV_READ);
 	ev_io_init(&c->wr, on_wr, sfd, EV_WRITE);
 	st->conns[us_sock_idx(s)] = c;
@@ -924,6 +924,9 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	atomic_store(&s->ip_tos, atomic_load(&l->sock->ip_tos));
 	atomic_store(&s->ip_ttl, atomic_load(&l->sock->ip_ttl));
 	atomic_store(&s->ip_pmtudisc, atomic_load(&l->sock->ip_pmtudisc));
+	atomic_store(&s->ip6_tclass, atomic_load(&l->sock->ip6_tclass));
+	atomic_store(&s->ip6_hops, atomic_load(&l->sock->ip6_hops));
+	atomic_store(&s->ip6_pmtudisc, atomic_load(&l->sock->ip6_pmtudisc));
 	memset(tok, 0, sizeof(*tok));
 	tok->magic = US_TOKEN_MAGIC;
 	tok->idx = us_sock_idx(s);

@@ -39,11 +39,11 @@ struct us_conn {
 	int spare_end, spare_port;
 	ev_io rd;                    /* the program wrote (or shut, or closed) */
 	ev_io wr;                    /* room in the pair for received bytes / tokens */
-	/* A wildcard listener's kernel listener on loopback, and the
-	 * connection accepted there that the pair had no room for yet
-	 * (loopback.c); -1 without. */
-	int lo_fd, lo_held;
-	ev_io lo_io;
+	/* A wildcard listener's kernel listeners on loopback, 127.0.0.1
+	 * and ::1 (as its family takes them), and the connection accepted
+	 * there that the pair had no room for yet (loopback.c); -1 without. */
+	int lo_fd, lo6_fd, lo_held;
+	ev_io lo_io, lo6_io;
 	uint32_t filler;             /* filler bytes still queued from the app end */
 	bool listener;
 	bool bound_addr;             /* bind() named our address (not INADDR_ANY) */
@@ -238,13 +238,14 @@ unsigned us_listener_deliver(struct us_conn *l);
 
 /* ports.c: the engine's port_claim, port_release and port_foreign (ctx:
  * the struct us_stack). */
-int us_port_claim(void *ctx, uint16_t *port, bool reuse);
+int us_port_claim(void *ctx, uint16_t *port, bool reuse, unsigned families);
 void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
-/* The port's reservation listens (a listener); false if another process
- * listens there. True for a port we do not hold. */
-bool us_port_listen(uint16_t port);
-/* It stops listening (the listener closed; its children may hold on). */
+/* The port's reservations for these families (UST_TCP_PORT_*) listen (a
+ * listener); false if another process listens there. True for a port we
+ * do not hold. */
+bool us_port_listen(uint16_t port, unsigned families);
+/* They stop listening (the listener closed; its children may hold on). */
 void us_port_unlisten(uint16_t port);
 /* fn(ctx, fd) for each reservation: one pass over the ports. */
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx);

@@ -165,6 +165,9 @@ struct us_sock {
 	 * keeps them (ust_tcp_ip_opt_value), for getsockopt after TCP let go;
 	 * a listener's accepted connections start with its values. */
 	_Atomic int ip_tos, ip_ttl, ip_pmtudisc;
+	/* IPV6_TCLASS, IPV6_UNICAST_HOPS (UST_TCP_HOPS_DEFAULT: the
+	 * default) and IPV6_MTU_DISCOVER, the same way. */
+	_Atomic int ip6_tclass, ip6_hops, ip6_pmtudisc;
 	_Atomic int linger_on, linger_s;
 	/* Options set before connect, for a socket handed to the kernel
 	 * (a USTCP_PASSTHROUGH destination). */

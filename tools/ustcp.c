@@ -1,11 +1,12 @@
 /*
  * ustcp: run a program on the ustcp stack with least privilege.
  *
- *   ustcp [-i iface] [-a addr/len] [-g gw] [-u user] [--pcap file]
- *         [--close-log file] [--] command [args...]
+ *   ustcp [-i iface] [-a addr/len] [-A addr6/len] [-g gw] [-u user]
+ *         [--pcap file] [--close-log file] [--] command [args...]
  *
- * The options override USTCP_IFACE, USTCP_ADDR, USTCP_GW, USTCP_PCAP and
- * USTCP_CLOSE_LOG; the result is checked with ust_config_load before
+ * The options override USTCP_IFACE, USTCP_ADDR, USTCP_ADDR6, USTCP_GW,
+ * USTCP_PCAP and USTCP_CLOSE_LOG; the result is checked with
+ * ust_config_load before
  * anything runs. The launcher needs CAP_NET_RAW (root, or the file
  * capability cap_net_raw). It splits in two:
  *
@@ -76,8 +77,8 @@ static void die(int status, const char *fmt, ...)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: " PROG " [-h] [-a addr/len] [-g gw] [-i iface] [-u user] [--close-log file]\n"
-		   "             [--pcap file] [--] command [arg ...]\n");
+	fprintf(f, "usage: " PROG " [-h] [-A addr6/len] [-a addr/len] [-g gw] [-i iface] [-u user]\n"
+		   "             [--close-log file] [--pcap file] [--] command [arg ...]\n");
 }
 
 /* ---- options ---- */
@@ -85,7 +86,7 @@ static void usage(FILE *f)
 struct opts {
 	const char *user;
 	/* Which variable each option set, to name the option in errors. */
-	const char *set_by[5];
+	const char *set_by[6];
 };
 
 static const struct {
@@ -93,7 +94,7 @@ static const struct {
 	const char *opt;
 } option_vars[] = {
 	{ "USTCP_IFACE", "-i" },    { "USTCP_ADDR", "-a" },      { "USTCP_GW", "-g" },
-	{ "USTCP_PCAP", "--pcap" }, { "USTCP_CLOSE_LOG", "--close-log" },
+	{ "USTCP_PCAP", "--pcap" }, { "USTCP_CLOSE_LOG", "--close-log" }, { "USTCP_ADDR6", "-A" },
 };
 
 /* A file option: relative names are taken from the launcher's directory,
@@ -119,6 +120,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ "iface", required_argument, NULL, 'i' },
 		{ "addr", required_argument, NULL, 'a' },
+		{ "addr6", required_argument, NULL, 'A' },
 		{ "gw", required_argument, NULL, 'g' },
 		{ "user", required_argument, NULL, 'u' },
 		{ "pcap", required_argument, NULL, OPT_PCAP },
@@ -129,7 +131,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 	memset(o, 0, sizeof(*o));
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:ha:g:i:u:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:hA:a:g:i:u:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
@@ -141,6 +143,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'a':
 			setenv("USTCP_ADDR", optarg, 1);
 			o->set_by[1] = "-a";
+			break;
+		case 'A':
+			setenv("USTCP_ADDR6", optarg, 1);
+			o->set_by[5] = "-A";
 			break;
 		case 'g':
 			setenv("USTCP_GW", optarg, 1);

@@ -2,7 +2,9 @@
 # AF_INET6 sockets through the shim (issue 16, third increment), against
 # kernel peers over IPv6 and IPv4: curl -6, nc -6 -N half-close, a python3
 # dual-stack server with an IPv4 and an IPv6 client (the addresses it is
-# given, as Linux gives them), IPV6_V6ONLY, nginx on [::]:8080.
+# given, as Linux gives them), IPV6_V6ONLY, nginx on [::]:8080; a neighbour
+# that never answers (EHOSTUNREACH), packet too big (the MSS and the
+# segments on the wire).
 #
 # As 060-shim.bats, every body runs twice: [kernel] on the kernel's TCP (the
 # kernel of the stack's namespace gets the stack's IPv4 and IPv6 addresses),
@@ -22,11 +24,11 @@ setup() {
 	TMP=$BATS_TEST_TMPDIR
 }
 
-# shim6_topo_up: shim_topo_up --ipv6; on the kernel, the stack's namespace
-# gets IPv6 and the stack's IPv6 address (no DAD) as well. SADDR6 is that
-# address.
+# shim6_topo_up [ustcp-netns options]: shim_topo_up --ipv6; on the kernel,
+# the stack's namespace gets IPv6 and the stack's IPv6 address (no DAD) as
+# well. SADDR6 is that address.
 shim6_topo_up() {
-	shim_topo_up --ipv6 || return 1
+	shim_topo_up --ipv6 "$@" || return 1
 	SADDR6=${USTCP_ADDR6%/*}
 	if [ "$MODE" = kernel ]; then
 		in_stack sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 "net.ipv6.conf.$USTCP_IFACE.disable_ipv6=0" &&
@@ -107,6 +109,53 @@ body_nginx_dualstack() {
 	same_file "$WWW/mid" "$TMP/got6"
 }
 
+# connect() to an address of the link that no neighbour answers for:
+# neighbour discovery gives up after three solicitations a second apart
+# (mcast_solicit 3, retrans_time 1 s) and the connect fails with
+# EHOSTUNREACH, as Linux's ip6_link_failure makes it. Under ustcp DAD's
+# second comes first.
+body_ndp_fails() {
+	shim6_topo_up
+	local nobody=${SADDR6%:*}:99
+	run -0 prog python3 -c "
+import errno, socket, time
+s = socket.socket(socket.AF_INET6)
+s.settimeout(30)
+t = time.monotonic()
+try:
+    s.connect(('$nobody', 7500))
+    print('connected')
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno), round(time.monotonic() - t))
+"
+	read -r err secs <<<"$output"
+	[ "$err" = EHOSTUNREACH ] || { echo "connect: $output (want EHOSTUNREACH)" >&2; return 1; }
+	((secs >= 2 && secs <= 6)) || { echo "EHOSTUNREACH after $secs s (want 3, 4 under ustcp)" >&2; return 1; }
+}
+
+# Packet too big (RFC 8201): the peer takes 100 kB at MTU 1500, then
+# sends an ICMPv6 packet too big for MTU (1280) quoting the connection,
+# then "P"; the 100 kB after it leave in datagrams of 1280 bytes at most,
+# and TCP_MAXSEG goes from 1428 to 1208 (1280 less 40, 20 and the 12 of
+# the timestamps). One below IPv6's minimum (1000) is dropped, as Linux's
+# tcp_v6_err has done since 5.14: the MSS and the datagrams stay; and so
+# is any to a sender whose IPV6_MTU_DISCOVER is INTERFACE (4) or OMIT (5)
+# (ip6_sk_accept_pmtu; DONT, 0, still takes it: measured). No offloads, so
+# that frames on the veth are the segments.
+# body_packet_too_big MTU MSS_AFTER WIRE_AFTER [IPV6_MTU_DISCOVER]
+body_packet_too_big() {
+	shim6_topo_up --no-offload
+	peer_bg python3 "$SHIM_DIR/pmtu6.py" peer "$PEER_ADDR6" 7600 "$PEER_IFACE" "$1" >"$TMP/peer.out" 2>&1
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7600
+	run -0 prog python3 "$SHIM_DIR/pmtu6.py" send "$PEER_ADDR6" 7600 ${4:+"$4"}
+	assert_line --index 0 "mss 1428"
+	assert_line --index 1 "mss $2"
+	bg_wait "$srv" || { cat "$TMP/peer.out" >&2; return 1; }
+	run -0 cat "$TMP/peer.out"
+	assert_output "wire before=1500 after=$3"
+}
+
 @test "curl -6: GET over IPv6, the server sees our IPv6 address [kernel]" { MODE=kernel body_curl6; }
 @test "curl -6: GET over IPv6, the server sees our IPv6 address [ustcp]" { MODE=ustcp body_curl6; }
 
@@ -121,3 +170,157 @@ body_nginx_dualstack() {
 
 @test "nginx listen [::]:8080 ipv6only=off: an IPv4 and an IPv6 kernel curl [kernel]" { MODE=kernel body_nginx_dualstack; }
 @test "nginx listen [::]:8080 ipv6only=off: an IPv4 and an IPv6 kernel curl [ustcp]" { MODE=ustcp body_nginx_dualstack; }
+
+@test "connect() to a neighbour that never answers: EHOSTUNREACH after NDP's 3 s [kernel]" { MODE=kernel body_ndp_fails; }
+@test "connect() to a neighbour that never answers: EHOSTUNREACH after NDP's 3 s [ustcp]" { MODE=ustcp body_ndp_fails; }
+
+@test "packet too big: TCP_MAXSEG 1428 -> 1208, datagrams of 1280 bytes at most after it [kernel]" { MODE=kernel body_packet_too_big 1280 1208 1280; }
+@test "packet too big: TCP_MAXSEG 1428 -> 1208, datagrams of 1280 bytes at most after it [ustcp]" { MODE=ustcp body_packet_too_big 1280 1208 1280; }
+
+@test "packet too big below 1280 is dropped: TCP_MAXSEG and the segments stay [kernel]" { MODE=kernel body_packet_too_big 1000 1428 1500; }
+@test "packet too big below 1280 is dropped: TCP_MAXSEG and the segments stay [ustcp]" { MODE=ustcp body_packet_too_big 1000 1428 1500; }
+
+@test "IPV6_MTU_DISCOVER INTERFACE: packet too big is ignored [kernel]" { MODE=kernel body_packet_too_big 1280 1428 1500 4; }
+@test "IPV6_MTU_DISCOVER INTERFACE: packet too big is ignored [ustcp]" { MODE=ustcp body_packet_too_big 1280 1428 1500 4; }
+
+# One port space per family (port_family.py): an AF_INET and an
+# IPV6_V6ONLY listener share port 7700, each taking its own family's
+# client; a dual-stack bind conflicts with either, and a dual-stack
+# listener on 7701 keeps both out.
+body_port_per_family() {
+	shim6_topo_up
+	prog_bg python3 "$SHIM_DIR/port_family.py" 7700 >"$TMP/srv.out"
+	local srv=$BG_PID
+	wait_for 10 grep -q "^listening" "$TMP/srv.out"
+	prog_wait_listen 7700
+	[ "$MODE" = kernel ] || sleep 1.2 # DAD: the peer's first SYN waits for our advertisement otherwise
+	run -0 peer python3 -c "import socket; print(socket.create_connection(('$SADDR', 7700), 10).recv(100).decode(), end='')"
+	assert_output "served by inet"
+	run -0 peer python3 -c "import socket; print(socket.create_connection(('$SADDR6', 7700), 10).recv(100).decode(), end='')"
+	assert_output "served by inet6"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv.out"
+	assert_line --index 0 "bind inet 7700 0"
+	assert_line --index 1 "bind inet6-v6only 7700 0"
+	assert_line --index 2 "bind inet6-dual 7700 EADDRINUSE"
+	assert_line --index 3 "bind inet6-dual 7701 0"
+	assert_line --index 4 "bind inet 7701 EADDRINUSE"
+	assert_line --index 5 "bind inet6-v6only 7701 EADDRINUSE"
+	assert_line --index 7 "inet-listener peer $PEER_ADDR"
+	assert_line --index 8 "inet6-listener peer $PEER_ADDR6"
+}
+
+@test "one port space per family: AF_INET and IPV6_V6ONLY listeners share a port, a dual-stack one conflicts [kernel]" { MODE=kernel body_port_per_family; }
+@test "one port space per family: AF_INET and IPV6_V6ONLY listeners share a port, a dual-stack one conflicts [ustcp]" { MODE=ustcp body_port_per_family; }
+
+# The same across processes (bind_listen.py, one listener each): under
+# ustcp each family's port is held by a kernel reservation of its own
+# (ports.c), and a stack whose listener does not take a segment's family
+# leaves it to the process that holds that family's port.
+body_port_per_family_processes() {
+	shim6_topo_up
+	local pids=() out
+	prog_bg python3 "$SHIM_DIR/bind_listen.py" inet 7710 20 >"$TMP/a"
+	pids+=("$BG_PID")
+	wait_for 10 grep -q . "$TMP/a"
+	prog_bg python3 "$SHIM_DIR/bind_listen.py" v6only 7710 20 >"$TMP/b"
+	pids+=("$BG_PID")
+	wait_for 10 grep -q . "$TMP/b"
+	prog_bg python3 "$SHIM_DIR/bind_listen.py" dual 7711 20 >"$TMP/c"
+	pids+=("$BG_PID")
+	wait_for 10 grep -q . "$TMP/c"
+	run -0 prog python3 "$SHIM_DIR/bind_listen.py" dual 7710 0
+	assert_output "dual 7710 EADDRINUSE"
+	run -0 prog python3 "$SHIM_DIR/bind_listen.py" inet 7711 0
+	assert_output "inet 7711 EADDRINUSE"
+	run -0 prog python3 "$SHIM_DIR/bind_listen.py" v6only 7711 0
+	assert_output "v6only 7711 EADDRINUSE"
+	[ "$MODE" = kernel ] || sleep 1.2 # DAD: the peer's first SYN waits for our advertisement otherwise
+	run -0 peer python3 -c "import socket; print(socket.create_connection(('$SADDR', 7710), 10).recv(100).decode(), end='')"
+	assert_output "served by inet"
+	run -0 peer python3 -c "import socket; print(socket.create_connection(('$SADDR6', 7710), 10).recv(100).decode(), end='')"
+	assert_output "served by v6only"
+	run -0 peer python3 -c "import socket; print(socket.create_connection(('$SADDR', 7711), 10).recv(100).decode(), end='')"
+	assert_output "served by dual"
+	for out in "${pids[@]}"; do bg_wait "$out"; done
+	run -0 cat "$TMP/a" "$TMP/b" "$TMP/c"
+	assert_output "inet 7710 0
+v6only 7710 0
+dual 7711 0"
+}
+
+@test "one port space per family across processes: AF_INET and IPV6_V6ONLY listeners in two, a dual-stack one in a third [kernel]" { MODE=kernel body_port_per_family_processes; }
+@test "one port space per family across processes: AF_INET and IPV6_V6ONLY listeners in two, a dual-stack one in a third [ustcp]" { MODE=ustcp body_port_per_family_processes; }
+
+# IPv6's socket options (ip6opts.py) as Linux takes them, and what they
+# put on the wire (ip6wire.py, a packet socket on the peer): every
+# segment of the server's three connections carries IPV6_TCLASS 0x28 and
+# IPV6_UNICAST_HOPS 17, not IP_TOS (IPv4-mapped traffic's), and one flow
+# label of its own, not 0 (auto flow labels).
+body_ip6_options() {
+	shim6_topo_up
+	prog_bg python3 "$SHIM_DIR/ip6opts.py" 7800 3 >"$TMP/srv.out"
+	local srv=$BG_PID
+	wait_for 10 grep -q "^listening" "$TMP/srv.out"
+	[ "$MODE" = kernel ] || sleep 1.2 # DAD: the peer's first SYN waits for our advertisement otherwise
+	run -0 peer python3 "$SHIM_DIR/ip6wire.py" "$SADDR6" 7800 "$PEER_IFACE" 3
+	assert_line "conn 0 class 0x28 hlim 17 labels 1"
+	assert_line "conn 1 class 0x28 hlim 17 labels 1"
+	assert_line "conn 2 class 0x28 hlim 17 labels 1"
+	assert_line "zero labels 0"
+	assert_line "distinct labels 3"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv.out"
+	assert_output - <<'OUT'
+default tclass 0 hops 64 pmtud 1 mtu ENOTCONN
+set TCLASS 256 EINVAL
+set TCLASS -2 EINVAL
+set HOPS 256 EINVAL
+set HOPS -2 EINVAL
+set PMTUD 6 EINVAL
+set MTU 1279 EINVAL
+set MTU 1280 0
+set TCLASS 43 0
+tclass 0x28
+set HOPS 0 0
+hops 0
+set HOPS -1 0
+hops 64
+listening
+child tclass 0x28 hops 17 pmtud 1 mtu 1500
+OUT
+}
+
+@test "IPV6_TCLASS, IPV6_UNICAST_HOPS, IPV6_MTU_DISCOVER, IPV6_MTU; one flow label per connection on the wire [kernel]" { MODE=kernel body_ip6_options; }
+@test "IPV6_TCLASS, IPV6_UNICAST_HOPS, IPV6_MTU_DISCOVER, IPV6_MTU; one flow label per connection on the wire [ustcp]" { MODE=ustcp body_ip6_options; }
+
+# A dual-stack server on [::] serves clients on the same host over ::1 and
+# 127.0.0.1 as well as the peer over IPv6 and IPv4 (062's loopback test
+# for AF_INET6): under ustcp the loopback connections come from the kernel
+# listeners the stack thread holds on ::1 and 127.0.0.1 (loopback.c).
+# The stack's namespace gets IPv6 on lo (ustcp-netns leaves it off).
+body_loopback6() {
+	shim6_topo_up
+	in_stack sysctl -q -w net.ipv6.conf.lo.disable_ipv6=0
+	in_stack ip link set lo up
+	prog_bg python3 "$SHIM_DIR/lo_server.py" 7370 4 :: >"$TMP/srv"
+	local srv=$BG_PID
+	prog_wait_listen 7370
+	[ "$MODE" = kernel ] || sleep 1.2 # DAD: the peer's first SYN waits for our advertisement otherwise
+	lo_ask stack ::1 7370 local6 >"$TMP/cli"
+	lo_ask stack 127.0.0.1 7370 local4 >>"$TMP/cli"
+	lo_ask peer "$SADDR6" 7370 peer6 >>"$TMP/cli"
+	lo_ask peer "$SADDR" 7370 peer4 >>"$TMP/cli"
+	bg_wait "$srv"
+	cat "$TMP/cli"
+	diff -u - "$TMP/cli" <<-EOF2
+		local6 from ::1 to ::1
+		local4 from ::ffff:127.0.0.1 to ::ffff:127.0.0.1
+		peer6 from $PEER_ADDR6 to $SADDR6
+		peer4 from ::ffff:$PEER_ADDR to ::ffff:$SADDR
+	EOF2
+	diff -u "$TMP/cli" "$TMP/srv"
+}
+
+@test "loopback: a [::] listener serves ::1 and 127.0.0.1 clients on the same host and the peer over both families [kernel]" { MODE=kernel body_loopback6; }
+@test "loopback: a [::] listener serves ::1 and 127.0.0.1 clients on the same host and the peer over both families [ustcp]" { MODE=ustcp body_loopback6; }

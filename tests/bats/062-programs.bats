@@ -590,12 +590,8 @@ body_loopback() {
 	prog_bg python3 "$SHIM_DIR/lo_server.py" 7360 2 >"$TMP/srv"
 	local srv=$BG_PID
 	prog_wait_listen 7360
-	local ask='import socket, sys
-s = socket.create_connection((sys.argv[1], 7360), timeout=5)
-s.sendall(sys.argv[2].encode() + b"\n")
-print(s.makefile("rb").readline().decode().strip())'
-	ip netns exec "$USTCP_NETNS" timeout 10 python3 -c "$ask" 127.0.0.1 local >"$TMP/cli" 3>&-
-	peer python3 -c "$ask" "$SADDR" peer >>"$TMP/cli"
+	lo_ask stack 127.0.0.1 7360 local >"$TMP/cli"
+	lo_ask peer "$SADDR" 7360 peer >>"$TMP/cli"
 	bg_wait "$srv"
 	cat "$TMP/cli"
 	diff -u - "$TMP/cli" <<-EOF

@@ -243,6 +243,26 @@ os.write(1, ('%s packet sockets %d\\n' % (me.rsplit('/', 1)[1], n)).encode())
 	assert_line 200000
 }
 
+# -A sets USTCP_ADDR6 (here in no environment before it), and the broker's
+# socket passes IPv6 for it: neighbour discovery, DAD and a curl -6 through
+# the stack, which the server sees coming from that address.
+@test "-A gives the stack an IPv6 address the broker's filter passes: curl -6" {
+	launcher_topo_up --ipv6
+	local addr6=$USTCP_ADDR6
+	unset USTCP_ADDR6
+	mkdir -p "$TMP/www"
+	head -c 200000 /dev/urandom >"$TMP/www/file"
+	peer_bg python3 -m http.server --bind "$PEER_ADDR6" --directory "$TMP/www" 8000 \
+		</dev/null >/dev/null 2>"$TMP/httpd.err"
+	wait_listen "$PEER_NETNS" 8000
+	run -0 launch -A "$addr6" sh -c "echo \"addr6 \$USTCP_ADDR6\";
+		curl -6 -sS --max-time 20 -o $TMP/got http://[$PEER_ADDR6]:8000/file"
+	assert_line "addr6 $addr6"
+	cmp "$TMP/www/file" "$TMP/got"
+	run -0 grep -c "^${addr6%/*} - - .*\"GET /file" "$TMP/httpd.err"
+	assert_output 1
+}
+
 # ---- errors ------------------------------------------------------------------------
 
 # one_line STATUS PATTERN CMD...: CMD exits with STATUS and writes exactly
@@ -262,6 +282,7 @@ one_line() {
 	launcher_topo_up
 	one_line 2 '^ustcp: option -a: USTCP_ADDR="10\.9\.0\.300/24": ' launch -a 10.9.0.300/24 true
 	one_line 2 '^ustcp: option -g: USTCP_GW="10\.1\.1\.1": not on the link' launch -g 10.1.1.1 true
+	one_line 2 '^ustcp: option -A: USTCP_ADDR6="fe80::2/64": not a global' launch -A fe80::2/64 true
 	one_line 2 '^ustcp: option -i: USTCP_IFACE="a b": ' launch -i "a b" true
 	one_line 2 '^ustcp: unknown option -x' launch -x true
 	one_line 2 '^ustcp: unknown option --bogus' launch --bogus true

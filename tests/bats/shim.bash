@@ -114,6 +114,19 @@ prog_wait_listen() {
 	timeout 15 ip netns exec "$PEER_NETNS" python3 "$SHIM_DIR/synprobe.py" "$SADDR" "$1" 10 3>&-
 }
 
+# lo_ask stack|peer ADDR PORT NAME: a kernel client in the stack's
+# namespace (beside the program, so over loopback for a loopback ADDR) or
+# in the peer's sends NAME to tests/shim/lo_server.py and prints its
+# one-line answer.
+lo_ask() {
+	local ns=$USTCP_NETNS ask='import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+s.sendall(sys.argv[3].encode() + b"\n")
+print(s.makefile("rb").readline().decode().strip())'
+	[ "$1" = peer ] && ns=$PEER_NETNS
+	ip netns exec "$ns" timeout 10 python3 -c "$ask" "$2" "$3" "$4" 3>&-
+}
+
 # peer_http PORT: the kernel peer serves $WWW over HTTP/1.1 (keep-alive) on
 # $PEER_ADDR:PORT.
 peer_http() {

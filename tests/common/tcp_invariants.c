@@ -395,6 +395,26 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	INVT(t, t->ip_pmtudisc <= UST_PMTUDISC_OMIT);
 	INVT(t, !t->tw_ack_as_socket || t->state == UST_TCP_TIME_WAIT);
 
+	/* Its IPv6 twin (IPV6_TCLASS, IPV6_UNICAST_HOPS,
+	 * IPV6_MTU_DISCOVER): the same rules, a hop limit of 0..255 or the
+	 * default. The flow label, once made, is the 4-tuple's and only an
+	 * IPv6 connection's (tcb_flow_label). A path MTU that ICMP left is
+	 * below the link's, at least the family's minimum, and bounds the
+	 * MSS. */
+	INVT(t, (t->ip6_tclass & UST_ECN_MASK) == 0);
+	INVT(t, t->ip6_hops <= 255 || t->ip6_hops == UST_TCP_HOPS_DEFAULT);
+	INVT(t, t->ip6_pmtudisc <= UST_PMTUDISC_OMIT);
+	if (t->flow_label & UST_TCP_FLOW_SET) {
+		INVT(t, !ust_ip6_is_v4mapped(&t->raddr));
+		INVT(t, (t->flow_label & ~(UST_TCP_FLOW_SET | UST_IPV6_FLOW_MASK)) == 0);
+		INVT(t, (t->flow_label & UST_IPV6_FLOW_MASK) ==
+				tcp_flow_label(tcp, &t->laddr, t->lport, &t->raddr, t->rport));
+	}
+	if (t->pmtu) {
+		INVT(t, t->pmtu < tcp->st->nif.mtu && t->pmtu >= (t->ipv6 && !ust_ip6_is_v4mapped(&t->raddr) ? 1280 : 576));
+		INVT(t, t->mss + tcp_net_hlen(t) + UST_TCP_HLEN <= t->pmtu);
+	}
+
 	/* TCP_DEFER_ACCEPT: only a deferring child was ACKed without data. */
 	INVT(t, !t->defer_acked || t->defer_accept);
 
@@ -420,6 +440,21 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 
 /* Listeners: the accept queue holds established children of this
  * listener, and the accept queue and the SYN queue add up. */
+
+/* Would two listeners on one port both take some datagram? Each takes
+ * IPv4 (an AF_INET one; an AF_INET6 one on :: without IPV6_V6ONLY, or on
+ * a mapped address) and/or IPv6 (an AF_INET6 one not on a mapped
+ * address: on ::, or on one address of ours). */
+NOCOV static bool listeners_overlap(const struct ust_tcb *a, const struct ust_tcb *b)
+{
+	bool a_any = ust_ip6_is_unspecified(&a->laddr), b_any = ust_ip6_is_unspecified(&b->laddr);
+	bool a4 = !a->ipv6 || ust_ip6_is_v4mapped(&a->laddr) || (a_any && !a->v6only);
+	bool b4 = !b->ipv6 || ust_ip6_is_v4mapped(&b->laddr) || (b_any && !b->v6only);
+	bool a6 = a->ipv6 && !ust_ip6_is_v4mapped(&a->laddr);
+	bool b6 = b->ipv6 && !ust_ip6_is_v4mapped(&b->laddr);
+
+	return (a4 && b4) || (a6 && b6 && (a_any || b_any || memcmp(&a->laddr, &b->laddr, sizeof(a->laddr)) == 0));
+}
 NOCOV static bool check_queues(struct inv *c, const struct ust_tcb *l)
 {
 	unsigned nacc = 0, total = 0;
@@ -445,9 +480,11 @@ NOCOV static bool check_queues(struct inv *c, const struct ust_tcb *l)
 		const struct ust_tcb *o = c->live[k];
 		if (o->listener == l)
 			total++;
-		/* Two listeners on one port: a reuseport group, all of
-		 * them with SO_REUSEPORT (tcp_port_shareable). */
-		if (o != l && o->state == UST_TCP_LISTEN && o->lport == l->lport)
+		/* Two listeners on one port that would take one
+		 * datagram: a reuseport group, all of them with
+		 * SO_REUSEPORT (tcp_port_shareable). An AF_INET listener
+		 * and an IPV6_V6ONLY one share a port without it. */
+		if (o != l && o->state == UST_TCP_LISTEN && o->lport == l->lport && listeners_overlap(l, o))
 			INVT(l, l->reuseport && o->reuseport);
 	}
 	INVT(l, l->acceptq_len == nacc);

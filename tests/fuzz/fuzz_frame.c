@@ -193,7 +193,7 @@ static void send6_to(struct fuzz *z, const struct ust_ip6 *dst)
 		return;
 	memset(p->data, 0x5a, 20);
 	p->len = 20;
-	ust_ip6_send(&z->st, p, NULL, dst, UST_IPPROTO_TCP, 0, 64, z->now);
+	ust_ip6_send(&z->st, p, NULL, dst, UST_IPPROTO_TCP, 0, 64, 0, z->now);
 }
 
 static void on_ip6_input(void *ctx, const struct ust_ipv6 *ip, unsigned rxflags, ust_time now)

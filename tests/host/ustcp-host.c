@@ -20,8 +20,11 @@
  * counters to the -s file at once (whole: a temporary file renamed) and goes
  * on, so that a test can wait for a counter instead of sleeping.
  *
- * TCP: with -C it connects to addr:port, with -L it accepts one connection
- * on port. Then, in this order:
+ * TCP: with -C it connects to addr:port (an IPv6 peer as [addr]:port, from
+ * an AF_INET6 block, once DAD let the stack use an address: the connect is
+ * made on the loop's turn that ends DAD, so a timed transfer waits no
+ * more than DAD), with -L it accepts one connection on port. Then, in
+ * this order:
  *   1. with -K, it waits for the peer's FIN (keeping the connection open in
  *      CLOSE-WAIT) before going on;
  *   2. it sends the contents of -I (if given);
@@ -86,6 +89,9 @@ struct host {
 	/* TCP */
 	struct ust_tcp tcp;
 	struct ust_tcb *listener, *conn;
+	struct ust_ip6 peer;       /* -C's address (IPv4 mapped) and port */
+	uint16_t peer_port;
+	bool connect_after_dad;    /* -C to an IPv6 peer while our address is tentative */
 	unsigned pending;          /* events since the last pump */
 	int in_fd, out_fd;
 	bool in_done, out_done, closed;
@@ -235,6 +241,17 @@ static void release(struct host *h, ust_time now)
 	ust_tcp_close(h->conn, now); /* the block lives on (TIME-WAIT…) until CLOSED */
 }
 
+/* -C: the SYN, unless DAD still holds every address of ours that could
+ * be its source (then it waits for a later turn of the loop). */
+static int host_connect(struct host *h, ust_time now)
+{
+	int r = ust_tcp_connect_to(h->conn, &h->peer, h->peer_port, now);
+
+	h->connect_after_dad = r == -EADDRNOTAVAIL && !ust_ip6_is_v4mapped(&h->peer) &&
+			       h->st.addr6[UST_ADDR6_GLOBAL].state == UST_ADDR6_TENTATIVE;
+	return h->connect_after_dad ? 0 : r;
+}
+
 /* The host's side of the connection: the steps in the comment on top. */
 static void pump(struct ust_loop *l, ust_time now)
 {
@@ -242,6 +259,14 @@ static void pump(struct ust_loop *l, ust_time now)
 	struct ust_tcp_status s;
 	int err;
 
+	if (h->connect_after_dad && (err = host_connect(h, now)) < 0) {
+		fprintf(stderr, "ustcp-host: connect: %s\n", strerror(-err));
+		h->status = 1;
+		ev_break(h->ev, EVBREAK_ALL);
+		return;
+	}
+	if (h->connect_after_dad)
+		return; /* no connection to read from yet */
 	if (!h->conn && h->listener && (h->pending & UST_TCP_EV_ACCEPT)) {
 		h->conn = ust_tcp_accept(h->listener, h, &err);
 		if (h->conn) {
@@ -595,17 +620,28 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		if (connect_to) {
-			char a[32];
+			char a[64];
 			const char *colon = strrchr(connect_to, ':');
+			bool v6 = connect_to[0] == '[';
+			size_t alen = colon ? (size_t)(colon - connect_to) : 0;
 			uint32_t addr;
-			if (!colon || (size_t)(colon - connect_to) >= sizeof(a))
+			unsigned plen;
+			if (!colon || alen >= sizeof(a) || (v6 && (alen < 3 || colon[-1] != ']')))
 				usage();
-			memcpy(a, connect_to, (size_t)(colon - connect_to));
-			a[colon - connect_to] = 0;
-			if (ust_parse_ipv4(a, &addr))
-				usage();
-			r = ust_tcp_connect(t, addr, (uint16_t)atoi(colon + 1), ust_now());
+			memcpy(a, connect_to + v6, alen - 2 * v6);
+			a[alen - 2 * v6] = 0;
+			if (v6) {
+				if (ust_parse_cidr6(a, &h.peer, &plen) || plen != 128)
+					usage();
+				ust_tcp_set_family(t, true, false);
+			} else {
+				if (ust_parse_ipv4(a, &addr))
+					usage();
+				h.peer = ust_ip6_from_v4(addr);
+			}
+			h.peer_port = (uint16_t)atoi(colon + 1);
 			h.conn = t;
+			r = host_connect(&h, ust_now());
 		} else {
 			r = ust_tcp_bind(t, (uint16_t)listen_port, true);
 			if (!r)

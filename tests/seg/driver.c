@@ -493,7 +493,7 @@ struct cmd_def {
 };
 
 static const struct cmd_def cmds[] = {
-	{ "socket", CMD_SOCKET, false, 0, 0, RES_HANDLE, "socket = H" },
+	{ "socket", CMD_SOCKET, false, 0, 1, RES_HANDLE, "socket [AF_INET|AF_INET6|AF_INET6_V6ONLY] = H" },
 	{ "bind", CMD_BIND, true, 1, 1, RES_INT, "bind H PORT = R" },
 	{ "listen", CMD_LISTEN, true, 1, 1, RES_INT, "listen H BACKLOG = R" },
 	{ "connect", CMD_CONNECT, true, 1, 1, RES_INT, "connect H ADDR:PORT = R" },
@@ -1000,6 +1000,8 @@ static const struct { const char *name; enum ust_tcp_opt opt; } sockopts[] = {
 	{ "IP_MTU_DISCOVER", UST_TCP_OPT_IP_MTU_DISCOVER }, { "IP_MTU", UST_TCP_OPT_IP_MTU },
 	{ "TCP_CORK", UST_TCP_OPT_CORK },         { "MSG_MORE", UST_TCP_OPT_MORE },
 	{ "TCP_WINDOW_CLAMP", UST_TCP_OPT_WINDOW_CLAMP }, { "TCP_DEFER_ACCEPT", UST_TCP_OPT_DEFER_ACCEPT },
+	{ "IPV6_TCLASS", UST_TCP_OPT_IPV6_TCLASS }, { "IPV6_UNICAST_HOPS", UST_TCP_OPT_IPV6_UNICAST_HOPS },
+	{ "IPV6_MTU_DISCOVER", UST_TCP_OPT_IPV6_MTU_DISCOVER }, { "IPV6_MTU", UST_TCP_OPT_IP_MTU },
 };
 
 static bool sockopt_by_name(const char *s, enum ust_tcp_opt *out)
@@ -1522,6 +1524,10 @@ struct flow {
 	/* The stack's TSval clock, mapped into script space: actual0 <-> script0. */
 	bool ts_anchored;
 	uint32_t ts_script0, ts_actual0;
+	/* IPv6: the flow label of the stack's first segment, which every
+	 * later one must carry (Linux's auto flow labels, one a connection). */
+	bool label_known;
+	uint32_t label;
 };
 
 /* What "socket = 3" hands out. Handles are never freed during a script, so
@@ -1557,6 +1563,8 @@ struct wire_seg {
 	uint8_t tos;                   /* the rest of the TOS byte */
 	uint8_t ttl;
 	bool df;
+	bool v6;
+	uint32_t flow;                 /* IPv6's flow label */
 	uint16_t win;
 	uint16_t up;
 	uint8_t opt[UST_TCP_OPT_MAX];
@@ -1827,6 +1835,8 @@ static bool decode_frame6(const uint8_t *buf, uint32_t len, struct wire_seg *w, 
 	w->tos = ip.tclass & (uint8_t)~UST_ECN_MASK;
 	w->ttl = ip.hop_limit;
 	w->df = true;
+	w->v6 = true;
+	w->flow = ip.flow;
 	return decode_tcp(ip.payload, ip.payload_len,
 			  ust_csum_pseudo6(&ip.src, &ip.dst, UST_IPPROTO_TCP, ip.payload_len), w, why, whylen);
 }
@@ -2577,6 +2587,8 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 		sb_printf(why, "TTL: expected %u, got %u; ", g->ttl ? g->ttl : UST_IP_TTL_DEFAULT, w->ttl);
 	if (w->df == g->nodf)
 		sb_printf(why, "DF: expected %s; ", g->nodf ? "none" : "set");
+	if (w->v6 && f->label_known && w->flow != f->label)
+		sb_printf(why, "flow label %#x, where this connection's is %#x; ", w->flow, f->label);
 	decode_opts(w->opt, w->optlen, &act);
 	if (g->opts.present && !opts_match(r, &g->opts, &act, f, why))
 		sb_printf(why, "; ");
@@ -2594,6 +2606,10 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 		return false;
 	}
 	ts_anchor(f, &g->opts, &act);
+	if (w->v6 && !f->label_known) {
+		f->label_known = true;
+		f->label = w->flow;
+	}
 	return true;
 }
 
@@ -2882,12 +2898,22 @@ static void exec_record(struct run *r, const struct call *c, struct handle *h)
 
 /* ---- calls that return a value ---- */
 
-static long long call_socket(struct run *r)
+/* socket [FAMILY]: AF_INET, AF_INET6 (dual-stack), AF_INET6_V6ONLY; by
+ * default as the config says (ipv6, v6only). */
+static long long call_socket(struct run *r, const struct call *c)
 {
-	struct handle *h = handle_new(r);
+	struct handle *h;
 	struct ust_tcb *tcb;
+	bool ipv6 = r->sc->cfg.ipv6, v6only = r->sc->cfg.v6only;
 	int err = 0;
 
+	if (c->nargs) {
+		ipv6 = strncmp(c->arg[0], "AF_INET6", 8) == 0;
+		v6only = !strcmp(c->arg[0], "AF_INET6_V6ONLY");
+		if (strcmp(c->arg[0], "AF_INET") && strcmp(c->arg[0], "AF_INET6") && !v6only)
+			fail(r, "socket: unknown family %s", c->arg[0]);
+	}
+	h = handle_new(r);
 	if (!h)
 		return -EMFILE;
 	tcb = ust_tcp_create(&r->tcp, h, &err);
@@ -2896,8 +2922,8 @@ static long long call_socket(struct run *r)
 		return err > 0 ? -err : err ? err : -ENOMEM;
 	}
 	h->tcb = tcb;
-	if (r->sc->cfg.ipv6)
-		ust_tcp_set_family(tcb, true, r->sc->cfg.v6only);
+	if (ipv6)
+		ust_tcp_set_family(tcb, true, v6only);
 	return h->num;
 }
 
@@ -3072,7 +3098,7 @@ static void exec_call(struct run *r, const struct line *l)
 		flush(r);
 		return;
 	/* Calls with a result. */
-	case CMD_SOCKET: got = call_socket(r); break;
+	case CMD_SOCKET: got = call_socket(r, c); break;
 	case CMD_ACCEPT: got = call_accept(r, h); break;
 	case CMD_CONNECT: got = call_connect(r, h, c->arg[0]); break;
 	case CMD_SEND: got = call_send(r, h, (uint32_t)strtoul(c->arg[0], NULL, 0)); break;

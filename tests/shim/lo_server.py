@@ -2,9 +2,11 @@
 """A server on the wildcard address that a client on the same host reaches
 over loopback, as well as the peer over the link (issue 14, item 11).
 
-    lo_server.py PORT N
+    lo_server.py PORT N [::]
 
-Listens on 0.0.0.0:PORT and serves N connections one by one (epoll waits
+Listens on 0.0.0.0:PORT (with "::", on [::]:PORT, an AF_INET6 socket with
+IPV6_V6ONLY as the kernel's bindv6only leaves it) and serves N
+connections one by one (epoll waits
 for the listener first, as event loops do): reads a line, answers "NAME
 from ADDR to ADDR" with its peer's and its own address (no ports) and
 closes. Prints the same lines; exits after N.
@@ -14,9 +16,10 @@ import socket
 import sys
 
 port, n = int(sys.argv[1]), int(sys.argv[2])
-ls = socket.socket()
+any_addr = sys.argv[3] if len(sys.argv) > 3 else "0.0.0.0"
+ls = socket.socket(socket.AF_INET6 if ":" in any_addr else socket.AF_INET)
 ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("0.0.0.0", port))
+ls.bind((any_addr, port))
 ls.listen(8)
 ep = select.epoll()
 ep.register(ls.fileno(), select.EPOLLIN)

@@ -6,8 +6,8 @@ import socket
 def accept_one(addr, port, rcvbuf=None, timeout=30):
     """Listens on addr:port (SO_REUSEADDR; SO_RCVBUF before listen, so that
     the accepted socket gets it) and returns the first connection, both
-    with timeout."""
-    ls = socket.socket()
+    with timeout. An address with a colon is IPv6's."""
+    ls = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if rcvbuf:
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)

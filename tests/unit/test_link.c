@@ -1,14 +1,15 @@
 /* The link's GSO runs (ust_link_gso_run, stack/link.c): which consecutive
- * frames may leave as one TCP/IPv4 GSO frame, and that the kernel's
- * segmentation of the frame it gets gives back the very segments the stack
- * built. The kernel's side is modelled here as Linux does it (tcp_gso_segment
- * and the checksum completion of CHECKSUM_PARTIAL): each segment gets the
- * head's headers with its own sequence number, IPv4 length and checksum,
- * PSH only on the last, and a TCP checksum that starts from the head's
- * field adjusted by the segment's length. The stack builds its segments
- * with the TCP checksum partial (the pseudo-header's sum only, csum_l4);
- * the segments they are compared with carry the full checksum, computed
- * here. */
+ * frames may leave as one TCP/IPv4 or TCP/IPv6 GSO frame, and that the
+ * kernel's segmentation of the frame it gets gives back the very segments
+ * the stack built. The kernel's side is modelled here as Linux does it
+ * (tcp_gso_segment, inet_gso_segment or ipv6_gso_segment, and the checksum
+ * completion of CHECKSUM_PARTIAL): each segment gets the head's headers
+ * with its own sequence number, IP length (and IPv4 checksum), PSH only on
+ * the last, and a TCP checksum that starts from the head's field adjusted
+ * by the segment's length. The stack builds its segments with the TCP
+ * checksum partial (the pseudo-header's sum only, csum_l4); the segments
+ * they are compared with carry the full checksum, computed here. Every
+ * test runs twice: over IPv4, then over IPv6 (the group's setup). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -23,7 +24,15 @@
 
 #define MSS 1448
 #define THL 32 /* TCP header with the timestamps option */
-#define HDRS (UST_ETH_HLEN + 20 + THL)
+#define HDRS_MAX (UST_ETH_HLEN + UST_IPV6_HLEN + THL)
+
+/* The family of every frame the tests build (the group's setup). */
+static bool v6;
+static unsigned iphl; /* 20 or 40 */
+#define HDRS (UST_ETH_HLEN + iphl + THL)
+
+static const struct ust_ip6 src6 = { { 0x20, 0x01, 0x0d, 0xb8, [15] = 2 } };
+static const struct ust_ip6 dst6 = { { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 } };
 
 static const uint8_t dst_mac[6] = { 0x02, 0, 0, 0, 0, 1 }, src_mac[6] = { 0x02, 0, 0, 0, 0, 2 };
 
@@ -36,23 +45,9 @@ struct seg {
 
 static uint8_t pat(uint32_t seq) { return (uint8_t)(seq * 13 + 5); }
 
-/* One frame as the stack builds it for the link, with this IPv4 TOS byte
- * (its low bits are the ECN field), its TCP checksum partial (tcp_output
- * with tx_csum_partial), or (partial false) as it leaves the kernel, every
- * checksum complete. */
-static struct ust_pkt *frame(const struct seg *s, uint8_t tos, bool partial)
+/* The IPv4 header of a segment with this TOS byte. */
+static uint32_t ip4_header(uint8_t *ip, const struct seg *s, uint8_t tos)
 {
-	struct ust_pkt *p = calloc(1, sizeof(*p) + HDRS + MSS);
-	uint8_t *f, *ip, *th;
-	uint32_t sum;
-
-	assert_non_null(p);
-	f = p->data = p->buf;
-	p->len = HDRS + s->payload;
-	memcpy(f, dst_mac, 6);
-	memcpy(f + 6, src_mac, 6);
-	ust_put16(f + 12, UST_ETHERTYPE_IPV4);
-	ip = f + UST_ETH_HLEN;
 	ip[0] = 0x45;
 	ip[1] = tos;
 	ust_put16(ip + 2, (uint16_t)(20 + THL + s->payload));
@@ -63,7 +58,41 @@ static struct ust_pkt *frame(const struct seg *s, uint8_t tos, bool partial)
 	ust_put32(ip + 12, 0x0a090002);
 	ust_put32(ip + 16, 0x0a090001);
 	ust_put16(ip + 10, ust_csum_fold(ust_csum_add(0, ip, 20)));
-	th = ip + 20;
+	return ust_csum_pseudo(0x0a090002, 0x0a090001, 6, (uint16_t)(THL + s->payload));
+}
+
+/* The IPv6 header of a segment with this traffic class and a flow label
+ * (which GSO copies to every segment as it does the rest). */
+static uint32_t ip6_header(uint8_t *ip, const struct seg *s, uint8_t tclass)
+{
+	ust_put32(ip, 6u << 28 | (uint32_t)tclass << 20 | 0x5a5a5);
+	ust_put16(ip + 4, (uint16_t)(THL + s->payload));
+	ip[6] = 6;
+	ip[7] = 64;
+	memcpy(ip + 8, src6.b, 16);
+	memcpy(ip + 24, dst6.b, 16);
+	return ust_csum_pseudo6(&src6, &dst6, 6, THL + s->payload);
+}
+
+/* One frame as the stack builds it for the link, with this IPv4 TOS byte
+ * or IPv6 traffic class (its low bits are the ECN field), its TCP checksum
+ * partial (tcp_output with tx_csum_partial), or (partial false) as it
+ * leaves the kernel, every checksum complete. */
+static struct ust_pkt *frame(const struct seg *s, uint8_t tos, bool partial)
+{
+	struct ust_pkt *p = calloc(1, sizeof(*p) + HDRS_MAX + MSS);
+	uint8_t *f, *ip, *th;
+	uint32_t sum;
+
+	assert_non_null(p);
+	f = p->data = p->buf;
+	p->len = HDRS + s->payload;
+	memcpy(f, dst_mac, 6);
+	memcpy(f + 6, src_mac, 6);
+	ust_put16(f + 12, v6 ? UST_ETHERTYPE_IPV6 : UST_ETHERTYPE_IPV4);
+	ip = f + UST_ETH_HLEN;
+	sum = v6 ? ip6_header(ip, s, tos) : ip4_header(ip, s, tos);
+	th = ip + iphl;
 	ust_put16(th, s->sport);
 	ust_put16(th + 2, 5201);
 	ust_put32(th + 4, s->seq);
@@ -79,7 +108,6 @@ static struct ust_pkt *frame(const struct seg *s, uint8_t tos, bool partial)
 	ust_put32(th + 28, 654321);
 	for (unsigned i = 0; i < s->payload; i++)
 		th[THL + i] = pat(s->seq + i);
-	sum = ust_csum_pseudo(0x0a090002, 0x0a090001, 6, (uint16_t)(THL + s->payload));
 	if (partial) {
 		ust_put16(th + 16, (uint16_t)~ust_csum_fold(sum));
 		p->csum_l4 = th;
@@ -118,15 +146,15 @@ static uint16_t oc_add(uint16_t a, uint16_t b)
 static void assert_segment(struct ust_pkt *const *run, unsigned n, const struct virtio_net_hdr *h, unsigned k,
 			   const struct ust_pkt *want)
 {
-	uint8_t seg[HDRS + MSS], *ip = seg + UST_ETH_HLEN, *th = ip + 20;
+	uint8_t seg[HDRS_MAX + MSS], *ip = seg + UST_ETH_HLEN, *th = ip + iphl;
 	const uint8_t *head = run[0]->data;
-	uint32_t seq = ust_get32(head + UST_ETH_HLEN + 24), sum;
+	uint32_t seq = ust_get32(head + UST_ETH_HLEN + iphl + 4), sum;
 	unsigned len = want->len - h->hdr_len, total = 0;
 	uint16_t field;
 
-	assert_int_equal(h->gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
+	assert_int_equal(h->gso_type, v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4);
 	assert_int_equal(h->flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
-	assert_int_equal(h->csum_start, UST_ETH_HLEN + 20);
+	assert_int_equal(h->csum_start, UST_ETH_HLEN + iphl);
 	assert_int_equal(h->csum_offset, 16);
 	assert_int_equal(h->hdr_len, HDRS);
 	for (unsigned i = 0; i < n; i++)
@@ -135,11 +163,16 @@ static void assert_segment(struct ust_pkt *const *run, unsigned n, const struct 
 	for (unsigned i = 0; i < k; i++)
 		seq += run[i]->len - h->hdr_len;
 	memcpy(seg + h->hdr_len, run[k]->data + h->hdr_len, len);
-	/* inet_gso_segment: the length and checksum of each datagram. */
-	ust_put16(ip + 2, (uint16_t)(20 + THL + len));
-	memcpy(ip + 4, want->data + UST_ETH_HLEN + 4, 2);
-	ust_put16(ip + 10, 0);
-	ust_put16(ip + 10, ust_csum_fold(ust_csum_add(0, ip, 20)));
+	if (v6) {
+		/* ipv6_gso_segment: the payload length of each datagram. */
+		ust_put16(ip + 4, (uint16_t)(THL + len));
+	} else {
+		/* inet_gso_segment: the length and checksum of each datagram. */
+		ust_put16(ip + 2, (uint16_t)(20 + THL + len));
+		memcpy(ip + 4, want->data + UST_ETH_HLEN + 4, 2);
+		ust_put16(ip + 10, 0);
+		ust_put16(ip + 10, ust_csum_fold(ust_csum_add(0, ip, 20)));
+	}
 	/* tcp_gso_segment: the sequence number, PSH (and FIN) only on the
 	 * last, and the pseudo-header's sum moved from the whole length to
 	 * the segment's. */
@@ -175,7 +208,8 @@ static void assert_run_tos(const struct seg *s, const uint8_t *tos, unsigned n, 
 	assert_int_equal(ust_link_gso_run(p, n, max_len, &h), want);
 	if (want > 1) {
 		assert_int_equal(h.gso_size, s[0].payload);
-		assert_int_equal(ust_csum_fold(ust_csum_add(0, p[0]->data + UST_ETH_HLEN, 20)), 0);
+		if (!v6)
+			assert_int_equal(ust_csum_fold(ust_csum_add(0, p[0]->data + UST_ETH_HLEN, 20)), 0);
 		for (unsigned k = 0; k < want; k++)
 			assert_segment(p, want, &h, k, o[k]);
 	} else {
@@ -233,7 +267,7 @@ static void test_gso_run_ends(void **state)
 	assert_run(shorter, 3, UST_IPV4_MAXLEN, 2, false);
 	assert_run(gap, 3, UST_IPV4_MAXLEN, 2, false);
 	assert_run(other, 3, UST_IPV4_MAXLEN, 2, false);
-	assert_run(many, 4, 20 + THL + 3 * MSS, 3, false); /* room for three segments, not four */
+	assert_run(many, 4, iphl + THL + 3 * MSS, 3, false); /* room for three segments, not four */
 }
 
 /* What never starts a run, and is left as it was: a pushed head, a head
@@ -270,6 +304,58 @@ static void test_gso_run_keeps_ecn(void **state)
 	assert_run_tos(ece, ect0, 2, UST_IPV4_MAXLEN, 1, false);
 }
 
+/* A frame of the other family ends a run, even with the next sequence
+ * number (a dual-stack socket's connections are of one family each, but
+ * two of them may be flushed together). */
+static void test_gso_run_one_family(void **state)
+{
+	struct seg s[3] = { { 1, MSS, 0x10, 1 }, { 1 + MSS, MSS, 0x10, 1 }, { 1 + 2 * MSS, MSS, 0x10, 1 } };
+	struct ust_pkt *p[3];
+	struct virtio_net_hdr h;
+
+	p[0] = frame(&s[0], 0, true);
+	p[1] = frame(&s[1], 0, true);
+	v6 = !v6;
+	iphl = v6 ? UST_IPV6_HLEN : 20;
+	p[2] = frame(&s[2], 0, true);
+	v6 = !v6;
+	iphl = v6 ? UST_IPV6_HLEN : 20;
+	assert_int_equal(ust_link_gso_run(p, 3, UST_IPV4_MAXLEN, &h), 2);
+	free_frames(p, 3);
+}
+
+/* IPv4 with options, or IPv6 with an extension header before TCP (emit
+ * sends neither), is left alone. */
+static void test_gso_run_no_options(void **state)
+{
+	struct seg s[2] = { { 1, MSS, 0x10, 1 }, { 1 + MSS, MSS, 0x10, 1 } };
+	struct ust_pkt *p[2], *o[2];
+	struct virtio_net_hdr h;
+
+	frames(s, NULL, 2, p, o);
+	if (v6)
+		p[0]->data[UST_ETH_HLEN + 6] = 0; /* next header: hop-by-hop options */
+	else
+		p[0]->data[UST_ETH_HLEN] = 0x46;  /* a header of 24 bytes */
+	assert_int_equal(ust_link_gso_run(p, 2, UST_IPV4_MAXLEN, &h), 1);
+	free_frames(p, 2);
+	free_frames(o, 2);
+}
+
+static int over_ipv4(void **state)
+{
+	v6 = false;
+	iphl = 20;
+	return 0;
+}
+
+static int over_ipv6(void **state)
+{
+	v6 = true;
+	iphl = UST_IPV6_HLEN;
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -278,7 +364,10 @@ int main(void)
 		cmocka_unit_test(test_gso_run_ends),
 		cmocka_unit_test(test_gso_run_leaves_others_alone),
 		cmocka_unit_test(test_gso_run_keeps_ecn),
+		cmocka_unit_test(test_gso_run_one_family),
+		cmocka_unit_test(test_gso_run_no_options),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("gso over IPv4", tests, over_ipv4, NULL) |
+	       cmocka_run_group_tests_name("gso over IPv6", tests, over_ipv6, NULL);
 }
