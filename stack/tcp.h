@@ -555,6 +555,16 @@ struct ust_tcp_config {
 	int (*port_claim)(void *ctx, uint16_t *port, bool reuse);
 	void (*port_release)(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 	bool (*port_foreign)(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
+	/* An SO_REUSEPORT group that spans stacks (listeners of other
+	 * processes on our address in it too): of the whole group's
+	 * listeners on lport, which takes the flow from raddr:rport? The
+	 * index among our nlocal listeners, or -1 when another stack's
+	 * does. *shared says whether another stack holds the port in the
+	 * group at all (false: the group is ours alone and the answer means
+	 * nothing). Every stack must answer alike for a flow: hash it with
+	 * ust_tcp_flow_hash. May be NULL. */
+	int (*reuseport_pick)(void *ctx, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport,
+			      unsigned nlocal, bool *shared);
 	void *ctx;
 };
 
@@ -615,6 +625,12 @@ void ust_tcp_set_reuseaddr(struct ust_tcb *tcb, bool on);
 void ust_tcp_set_reuseport(struct ust_tcb *tcb, bool on);
 /* Does a listener of this stack remain on lport? */
 bool ust_tcp_port_listening(struct ust_tcp *tcp, uint16_t lport);
+/* How many of this stack's SO_REUSEPORT listeners are on lport. */
+unsigned ust_tcp_port_group_size(struct ust_tcp *tcp, uint16_t lport);
+/* A flow's hash, keyed by cfg.isn_key: the same in every stack that
+ * shares the secret (reuseport_pick). */
+uint32_t ust_tcp_flow_hash(const struct ust_tcp *tcp, const struct ust_ip6 *raddr, uint16_t lport,
+			   uint16_t rport);
 /* OPEN, active: sends the SYN. */
 int ust_tcp_connect(struct ust_tcb *tcb, uint32_t raddr, uint16_t rport, ust_time now);
 /* The same to an address of either family (IPv4 mapped): -EAFNOSUPPORT

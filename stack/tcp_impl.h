@@ -158,9 +158,13 @@ struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, const struct ust_ip6 *laddr, uin
 struct ust_tcb *tcp_lookup_listener(struct ust_tcp *tcp, uint16_t lport);
 /* The listener on lport for a SYN from raddr:rport: in a reuseport group,
  * one chosen by the 4-tuple's hash, so a connection always lands on the
- * same one. */
+ * same one. *group: 0 when the group is this stack's alone, 1 when other
+ * stacks' listeners share it and ours was chosen, -1 when theirs was (the
+ * result is then NULL: the segment is another process's to answer). */
 struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, const struct ust_ip6 *dst,
-				    const struct ust_ip6 *raddr, uint16_t rport);
+				    const struct ust_ip6 *raddr, uint16_t rport, int *group);
+/* How many SO_REUSEPORT listeners of ours are on lport. */
+unsigned tcp_port_group_size(struct ust_tcp *tcp, uint16_t lport);
 /* May t share lport with every block already on it (all SO_REUSEPORT)? */
 bool tcp_port_shareable(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *t);
 /* A new block in CLOSED, or NULL: at the ceiling (tcp_at_ceiling) or out

@@ -347,8 +347,12 @@ static bool cookie_ack_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_tim
 /* "First, check for a RST: an incoming RST should be ignored. Second,
  * check for an ACK: any acknowledgment is bad ... <SEQ=SEG.ACK><CTL=RST>"
  * (unless it answers a SYN cookie). "Third, check for a SYN": listen_syn.
- * "Fourth, other control or text-bearing segments": dropped. */
-static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time now, uint32_t iss)
+ * "Fourth, other control or text-bearing segments": dropped.
+ * In a group shared with other processes (shared), an ACK that is no
+ * cookie of ours may belong to a connection another stack accepted,
+ * perhaps when the group's members were others and the hash chose
+ * differently: it is left alone rather than reset. */
+static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time now, uint32_t iss, bool shared)
 {
 	struct ust_tcp *tcp = l->tcp;
 
@@ -359,6 +363,10 @@ static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time no
 	if (seg->flags & UST_TH_ACK) {
 		if (cookie_ack_input(l, seg, now))
 			return;
+		if (shared) {
+			tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
+			return;
+		}
 		tcp_drop(tcp, UST_DROP_TCP_LISTEN_DROP);
 		tcp_send_rst_reply(tcp, seg, now);
 		return;
@@ -895,6 +903,7 @@ static void segment_arrives(struct ust_tcp *tcp, enum ust_drop why, struct ust_t
 {
 	struct ust_tcb *t, *l;
 	uint32_t iss = 0;
+	int group;
 
 	if (why) {
 		tcp_drop(tcp, why);
@@ -910,9 +919,12 @@ static void segment_arrives(struct ust_tcp *tcp, enum ust_drop why, struct ust_t
 		t = NULL;
 	}
 	if (!t) {
-		l = tcp_select_listener(tcp, seg->dport, &seg->dst, &seg->src, seg->sport);
+		l = tcp_select_listener(tcp, seg->dport, &seg->dst, &seg->src, seg->sport, &group);
 		if (l)
-			listen_input(l, seg, now, iss);
+			listen_input(l, seg, now, iss, group > 0);
+		else if (group < 0)
+			/* Another process's listener in the group takes it. */
+			tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
 		else
 			closed_input(tcp, seg, now);
 		return;

@@ -237,23 +237,49 @@ static bool listener_takes(const struct ust_tcb *l, const struct ust_ip6 *dst)
 	return ust_ip6_eq(&l->laddr, dst);
 }
 
+/* The nth (from 0) of our listeners on lport that take dst. */
+static struct ust_tcb *nth_listener(struct ust_tcb *head, uint16_t lport, const struct ust_ip6 *dst, unsigned n)
+{
+	for (struct ust_tcb *t = head; t; t = t->hnext)
+		if (t->lport == lport && listener_takes(t, dst) && n-- == 0)
+			return t;
+	return NULL;
+}
+
 struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, const struct ust_ip6 *dst,
-				    const struct ust_ip6 *raddr, uint16_t rport)
+				    const struct ust_ip6 *raddr, uint16_t rport, int *group)
 {
 	struct ust_tcb *head = tcp->hash[hash4(tcp, &listen_key, lport, 0)], *t, *first = NULL;
-	unsigned n = 0, pick;
+	unsigned n = 0;
+	bool shared = false;
+	int pick;
 
+	*group = 0;
 	for (t = head; t; t = t->hnext)
 		if (t->lport == lport && listener_takes(t, dst) && n++ == 0)
 			first = t;
+	/* Listeners of other processes may be in the group too: the group
+	 * as a whole chooses, each stack the same way (issue 14). */
+	if (first && first->reuseport && tcp->cfg.reuseport_pick) {
+		pick = tcp->cfg.reuseport_pick(tcp->cfg.ctx, lport, raddr, rport, n, &shared);
+		if (shared) {
+			*group = pick < 0 ? -1 : 1;
+			return pick < 0 ? NULL : nth_listener(head, lport, dst, (unsigned)pick % n);
+		}
+	}
 	if (n <= 1)
 		return first;
 	/* As Linux's reuseport_select_sock: the flow's hash picks. */
-	pick = hash4(tcp, raddr, lport, rport) % n;
-	for (t = head; t; t = t->hnext)
-		if (t->lport == lport && listener_takes(t, dst) && pick-- == 0)
-			return t;
-	return NULL;
+	return nth_listener(head, lport, dst, hash4(tcp, raddr, lport, rport) % n);
+}
+
+unsigned tcp_port_group_size(struct ust_tcp *tcp, uint16_t lport)
+{
+	unsigned n = 0;
+
+	for (const struct ust_tcb *t = tcp->hash[hash4(tcp, &listen_key, lport, 0)]; t; t = t->hnext)
+		n += t->lport == lport && t->state == UST_TCP_LISTEN && t->reuseport;
+	return n;
 }
 
 bool tcp_port_shareable(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *t)

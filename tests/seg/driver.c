@@ -553,6 +553,7 @@ struct script_config {
 	unsigned mtu;
 	bool ipv6;                     /* sockets AF_INET6, the stack and the peer at OUR_IP6, PEER_IP6 */
 	bool v6only;                   /* IPV6_V6ONLY on every socket */
+	unsigned reuseport_others;     /* listeners other processes have in our SO_REUSEPORT groups */
 };
 
 /* A file lines were read from: the script itself (srcs[0]) or a fixture an
@@ -1096,9 +1097,12 @@ static bool check_call_args(struct parser *p, struct call *c)
 		       perr(p, "shutdown: want SHUT_RD, SHUT_WR or SHUT_RDWR");
 	case CMD_SETSOCKOPT:
 	case CMD_GETSOCKOPT:
-		/* TCP_CONGESTION takes a name (ust_tcp_set_cc). */
+		/* TCP_CONGESTION takes a name (ust_tcp_set_cc); SO_REUSEPORT,
+		 * before bind, is ust_tcp_set_reuseport. */
 		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "TCP_CONGESTION"))
 			return true;
+		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "SO_REUSEPORT"))
+			return parse_int(c->arg[1], &v) || perr(p, "setsockopt: '%s' is not a number", c->arg[1]);
 		if (c->def->cmd == CMD_SETSOCKOPT && !parse_int(c->arg[1], &v))
 			return perr(p, "setsockopt: '%s' is not a number", c->arg[1]);
 		return sockopt_by_name(c->arg[0], &o) ||
@@ -1238,6 +1242,10 @@ static bool parse_config(struct parser *p, struct script_config *cfg)
 			return perr(p, "config %s: '%s' is not a number", name, v);
 		if (!strcmp(name, "ipv6") || !strcmp(name, "v6only")) {
 			*(!strcmp(name, "ipv6") ? &cfg->ipv6 : &cfg->v6only) = u != 0;
+			goto done;
+		}
+		if (!strcmp(name, "reuseport_others")) {
+			cfg->reuseport_others = u;
 			goto done;
 		}
 		if (!strcmp(name, "rfc1337")) {
@@ -3102,6 +3110,11 @@ static void exec_call(struct run *r, const struct line *l)
 			flush(r);
 			break;
 		}
+		if (!strcmp(c->arg[0], "SO_REUSEPORT")) {
+			ust_tcp_set_reuseport(h->tcb, strtol(c->arg[1], NULL, 0) != 0);
+			got = 0;
+			break;
+		}
 		got = ust_tcp_setopt(h->tcb, opt, (int)strtol(c->arg[1], NULL, 0));
 		break;
 	case CMD_GETSOCKOPT:
@@ -3144,6 +3157,23 @@ static bool exec_record_closed(struct run *r, const struct line *l)
 /* A whole script                                                      */
 /* ------------------------------------------------------------------ */
 
+/* The engine's reuseport_pick under "config reuseport_others N": other
+ * processes hold N listeners in each of our SO_REUSEPORT groups. The
+ * group is our nlocal listeners, then theirs, and the peer's port stands
+ * for the flow's hash, so that a script chooses who takes a flow: from
+ * port P, listener P mod (nlocal + N). */
+static int script_reuseport_pick(void *ctx, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport,
+				 unsigned nlocal, bool *shared)
+{
+	const struct run *r = ctx;
+	unsigned others = r->sc->cfg.reuseport_others, pick = rport % (nlocal + others);
+
+	(void)lport;
+	(void)raddr;
+	*shared = others != 0;
+	return pick < nlocal ? (int)pick : -1;
+}
+
 static bool run_setup(struct run *r)
 {
 	struct ust_netif nif = { .l3 = true, .addr = OUR_IP, .mask = OUR_MASK, .mtu = r->sc->cfg.mtu,
@@ -3162,6 +3192,7 @@ static bool run_setup(struct run *r)
 	}
 	cfg.event = on_event;
 	cfg.closed = on_closed;
+	cfg.reuseport_pick = script_reuseport_pick;
 	cfg.ctx = r;
 	err = ust_tcp_init(&r->tcp, &r->st, &cfg);
 	if (err) {
