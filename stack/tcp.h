@@ -545,14 +545,15 @@ struct ust_tcp_config {
 	/* Ports shared with other stacks on the same address (other
 	 * processes); all three may be NULL (one stack owns the address).
 	 * port_claim takes a reference on *port, choosing one when it is 0,
-	 * sharing it with remnants of other stacks (TIME-WAIT) if reuse
-	 * (SO_REUSEADDR); 0 or -EADDRINUSE/-EADDRNOTAVAIL. port_release
+	 * sharing it with remnants of other stacks (TIME-WAIT) if how has
+	 * UST_PORT_REUSEADDR (SO_REUSEADDR), with other stacks' SO_REUSEPORT
+	 * sockets if UST_PORT_REUSEPORT; 0 or -EADDRINUSE/-EADDRNOTAVAIL. port_release
 	 * drops one, for a control block that talked to raddr:rport (0:0
 	 * for a listener).
 	 * port_foreign: is this segment from raddr:rport to our port another
 	 * stack's, now or until a moment ago? One that matches nothing here
 	 * is then left to that stack instead of being answered with RST. */
-	int (*port_claim)(void *ctx, uint16_t *port, bool reuse);
+	int (*port_claim)(void *ctx, uint16_t *port, unsigned how);
 	void (*port_release)(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 	bool (*port_foreign)(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 	/* An SO_REUSEPORT group that spans stacks (listeners of other
@@ -567,6 +568,10 @@ struct ust_tcp_config {
 			      unsigned nlocal, bool *shared);
 	void *ctx;
 };
+
+/* port_claim's how. */
+#define UST_PORT_REUSEADDR 1u
+#define UST_PORT_REUSEPORT 2u
 
 /* The 4-tuple table's first size; it doubles whenever it holds more
  * blocks than buckets, so chains stay about one block long. */

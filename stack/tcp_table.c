@@ -315,7 +315,8 @@ int tcp_claim_port(struct ust_tcb *t, uint16_t *port, bool reuse)
 
 	if (!tcp->cfg.port_claim || t->port_claimed)
 		return 0;
-	r = tcp->cfg.port_claim(tcp->cfg.ctx, port, reuse);
+	r = tcp->cfg.port_claim(tcp->cfg.ctx, port, (reuse ? UST_PORT_REUSEADDR : 0) |
+							    (t->reuseport ? UST_PORT_REUSEPORT : 0));
 	if (r == 0)
 		t->port_claimed = true;
 	return r;

@@ -34,8 +34,15 @@
  * own, so that the first file's layout, which running stacks of an older
  * ustcp map, stays as it was.)
  *
- * The file is created once (under flock), readable and writable by its
- * owner only, and never shrinks; a stack that cannot use it keeps a secret
+ * A third, RUN_DIR/groups-A.B.C.D, holds the SO_REUSEPORT groups that
+ * span processes (issue 14): an entry per stack and port, naming the
+ * stack as its ports' owner (so it dies with the owner lock) and how many
+ * listeners it has in the port's group. Every stack reads every SYN for
+ * the address; each reads the port's entries and the flow's hash picks
+ * one listener of the whole group (us_port_group_pick), the same for all.
+ *
+ * The files are created once (under flock), readable and writable by their
+ * owner only, and never shrink; a stack that cannot use it keeps a secret
  * of its own and no tombstones, and says so once. */
 #include <errno.h>
 #include <fcntl.h>
@@ -110,11 +117,28 @@ struct port_share {
 };
 _Static_assert(OWNER_SLOTS << OWNER_SHIFT <= OWNER_REUSE, "owner words");
 
+/* RUN_DIR/groups-A.B.C.D: a member word per stack and port in an
+ * SO_REUSEPORT group, in a window of GROUP_WAYS slots from the port's own.
+ * A word: the port (16 bits), the stack's listeners in the group (16;
+ * 0 for a stack whose listeners closed while their connections live on:
+ * the port is still shared), and its owner word (32). 0: empty. 64
+ * processes per port, and far more ports than any machine's groups. */
+#define GROUPS_MAGIC 0x75737467u /* "ustg" */
+#define GROUPS_VERSION 1u
+#define GROUP_SLOTS 16384u /* a power of two */
+#define GROUP_WAYS 64u
+
+struct group_share {
+	struct share_head h;
+	_Atomic uint64_t member[GROUP_SLOTS];
+};
+
 static struct share *share; /* mapped once per process; forks inherit it */
 static uint32_t share_addr;  /* the address it is for */
 static struct port_share *pshare; /* the ports file, mapped by each owner */
 static int share_fd = -1;    /* the ports file: our owner lock is its open file's */
 static uint32_t my_owner;    /* our owner word (no REUSE bit); 0: none */
+static struct group_share *gshare; /* the groups file, mapped with the ports file */
 
 /* Whether RUN_DIR may hold this process's files (rundir.h): checked once,
  * and a refusal said once, since the control socket and the address share
@@ -177,6 +201,7 @@ struct share_kind {
 };
 static const struct share_kind addr_kind = { SHARE_MAGIC, SHARE_VERSION, sizeof(struct share), true };
 static const struct share_kind ports_kind = { PORTS_MAGIC, PORTS_VERSION, sizeof(struct port_share), false };
+static const struct share_kind groups_kind = { GROUPS_MAGIC, GROUPS_VERSION, sizeof(struct group_share), false };
 
 /* Under the file's lock: a new (empty) file gets its size and secret. */
 static int share_init(int fd, const struct share_kind *k)
@@ -346,9 +371,32 @@ void us_share_disown(void)
 		REAL(close)(share_fd);
 	if (pshare)
 		munmap(pshare, sizeof(*pshare));
+	if (gshare)
+		munmap(gshare, sizeof(*gshare));
 	pshare = NULL;
+	gshare = NULL;
 	share_fd = -1;
 	my_owner = 0;
+}
+
+/* RUN_DIR/groups-A.B.C.D, mapped (its fd closed: the owner lock lives
+ * on the ports file). Without it, SO_REUSEPORT groups span one stack. */
+static void groups_open(const struct ust_config *cfg)
+{
+	char path[PATH_MAX + 32];
+	uint32_t a = cfg->addr;
+	void *m;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/groups-%u.%u.%u.%u", cfg->run_dir, a >> 24,
+		 (a >> 16) & 255, (a >> 8) & 255, a & 255);
+	fd = share_get(path, &groups_kind);
+	if (fd < 0)
+		return;
+	m = mmap(NULL, sizeof(struct group_share), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	REAL(close)(fd);
+	if (m != MAP_FAILED)
+		gshare = m;
 }
 
 /* RUN_DIR/ports-A.B.C.D, opened for this stack alone (an open file of its
@@ -374,6 +422,8 @@ static void ports_open(const struct ust_config *cfg)
 	pshare = m;
 	share_fd = us_fd_high(fd);
 	share_own();
+	if (my_owner)
+		groups_open(cfg);
 }
 
 int us_share_open(const struct ust_config *cfg)
@@ -467,4 +517,89 @@ bool us_share_buried(uint16_t lport, uint32_t raddr, uint16_t rport)
 		return (int32_t)((uint32_t)(word >> 32) - now) > 0 && (uint32_t)word != (uint32_t)getpid();
 	}
 	return false;
+}
+
+/* ---- SO_REUSEPORT groups across processes ---- */
+
+static uint64_t group_word(uint16_t port, unsigned listeners, uint32_t owner)
+{
+	return (uint64_t)port << 48 | (uint64_t)(listeners & 0xffff) << 32 | owner;
+}
+
+static unsigned group_base(uint16_t port)
+{
+	return (unsigned)(((uint64_t)port * 0x9e3779b97f4a7c15ull) >> 40) & (GROUP_SLOTS - 1);
+}
+
+static _Atomic uint64_t *group_slot(uint16_t port, unsigned i)
+{
+	return &gshare->member[(group_base(port) + i) & (GROUP_SLOTS - 1)];
+}
+
+bool us_share_groups(void)
+{
+	return gshare && my_owner;
+}
+
+bool us_share_group_set(uint16_t port, unsigned listeners)
+{
+	uint64_t want = group_word(port, listeners, my_owner), w;
+
+	if (!us_share_groups())
+		return false;
+	/* Our entry, if we have one: only we write it. */
+	for (unsigned i = 0; i < GROUP_WAYS; i++) {
+		_Atomic uint64_t *m = group_slot(port, i);
+
+		w = atomic_load(m);
+		if ((uint16_t)(w >> 48) == port && (uint32_t)w == my_owner) {
+			atomic_store(m, want);
+			return true;
+		}
+	}
+	/* Else an empty slot in the window, or a dead stack's. */
+	for (unsigned i = 0; i < GROUP_WAYS; i++) {
+		_Atomic uint64_t *m = group_slot(port, i);
+
+		w = atomic_load(m);
+		if ((w == 0 || !owner_alive((uint32_t)w)) && atomic_compare_exchange_strong(m, &w, want))
+			return true;
+	}
+	return false;
+}
+
+void us_share_group_leave(uint16_t port)
+{
+	if (!us_share_groups())
+		return;
+	for (unsigned i = 0; i < GROUP_WAYS; i++) {
+		_Atomic uint64_t *m = group_slot(port, i);
+		uint64_t w = atomic_load(m);
+
+		if ((uint16_t)(w >> 48) == port && (uint32_t)w == my_owner)
+			atomic_compare_exchange_strong(m, &w, 0);
+	}
+}
+
+unsigned us_share_group_members(uint16_t port, struct us_group_member *out, unsigned max)
+{
+	unsigned n = 0;
+
+	if (!us_share_groups())
+		return 0;
+	for (unsigned i = 0; i < GROUP_WAYS && n < max; i++) {
+		uint64_t w = atomic_load(group_slot(port, i));
+		struct us_group_member m = { .owner = (uint32_t)w, .listeners = (uint16_t)(w >> 32),
+					     .self = (uint32_t)w == my_owner };
+		unsigned j;
+
+		if (!w || (uint16_t)(w >> 48) != port || (!m.self && !owner_alive(m.owner)))
+			continue;
+		/* In owner order, so that every stack sees one list. */
+		for (j = n; j > 0 && out[j - 1].owner > m.owner; j--)
+			out[j] = out[j - 1];
+		out[j] = m;
+		n++;
+	}
+	return n;
 }

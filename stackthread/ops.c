@@ -220,7 +220,8 @@ void us_op_listen(struct us_call *c)
 	if (!k)
 		return;
 	lport = ust_tcp_local_port(k->tcb);
-	if (lport && ust_tcp_get_state(k->tcb) == UST_TCP_CLOSED && !us_port_listen(lport)) {
+	if (lport && ust_tcp_get_state(k->tcb) == UST_TCP_CLOSED &&
+	    (!us_port_listen(lport) || !us_port_group_join(k->st, lport))) {
 		c->ret = -EADDRINUSE; /* another process listens there */
 		return;
 	}
@@ -231,6 +232,7 @@ void us_op_listen(struct us_call *c)
 	c->ret = ust_tcp_listen(k->tcb, (unsigned)(c->u.opt.val < 0 ? 0 : c->u.opt.val));
 	if (c->ret == 0)
 		us_port_listen(ust_tcp_local_port(k->tcb)); /* an ephemeral one: fresh, free */
+	us_port_group_update(k->st, ust_tcp_local_port(k->tcb));
 	if (c->ret == 0) {
 		unsigned backlog = ust_tcp_backlog(k->tcb); /* clamped like somaxconn */
 		void *out = realloc(k->out, sizeof(*k->out) * (backlog + 1));
@@ -338,6 +340,7 @@ void us_op_unlisten(struct us_call *c)
 		ust_tcp_close(k->tcb, ust_now());
 		k->tcb = NULL;
 		us_port_unlisten(lport);
+		us_port_group_update(k->st, lport);
 		us_lo_close(k);
 	}
 	c->ret = 0;

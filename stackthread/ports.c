@@ -11,9 +11,12 @@
 #include "stack_impl.h"
 
 /* Our ports: the kernel reservation socket (-1: none), how many control
- * blocks use it, whether it was bound with SO_REUSEADDR, and whether the
- * address share holds it (a port chosen at connect, claim_client). */
-static struct { int fd; unsigned refs; bool reuse, shared; } ports[65536];
+ * blocks use it, whether it was bound with SO_REUSEADDR, and with
+ * SO_REUSEPORT (so that other processes' SO_REUSEPORT sockets may bind and
+ * listen there as well, by the kernel's own rules), whether the address
+ * share holds it (a port chosen at connect, claim_client), and whether we
+ * have an entry in its SO_REUSEPORT group (us_port_group_update). */
+static struct { int fd; unsigned refs; bool reuse, reuseport, shared, grouped; } ports[65536];
 static uint32_t ports_addr; /* the address they are on (the last claim's) */
 
 /*
@@ -30,7 +33,7 @@ static uint32_t ports_addr; /* the address they are on (the last claim's) */
  * reservations that do not listen: other processes' TIME-WAIT remnants. A
  * listener's reservation listens in the kernel (us_port_listen), so that
  * no other process binds there, as Linux refuses a second listener. */
-static int reserve_low(uint32_t addr, uint16_t *port, bool reuse)
+static int reserve_low(uint32_t addr, uint16_t *port, bool reuse, bool reuseport)
 {
 	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(*port),
 				  .sin_addr.s_addr = htonl(addr) };
@@ -42,6 +45,8 @@ static int reserve_low(uint32_t addr, uint16_t *port, bool reuse)
 	REAL(setsockopt)(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
 	if (reuse)
 		REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport)
+		REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (REAL(bind)(fd, (struct sockaddr *)&in, sizeof(in)) < 0 ||
 	    (!*port && REAL(getsockname)(fd, (struct sockaddr *)&in, &len) < 0)) {
 		e = errno;
@@ -52,9 +57,9 @@ static int reserve_low(uint32_t addr, uint16_t *port, bool reuse)
 	return fd;
 }
 
-static int reserve(uint32_t addr, uint16_t *port, bool reuse)
+static int reserve(uint32_t addr, uint16_t *port, bool reuse, bool reuseport)
 {
-	int fd = reserve_low(addr, port, reuse);
+	int fd = reserve_low(addr, port, reuse, reuseport);
 
 	return fd < 0 ? fd : us_fd_high(fd);
 }
@@ -106,7 +111,7 @@ static int kernel_port_free(uint32_t addr, uint16_t port)
 {
 	/* Closed at once: it may stay low (no dup above the program's
 	 * range), a connection's probe being four system calls, not seven. */
-	int fd = reserve_low(addr, &port, false);
+	int fd = reserve_low(addr, &port, false, false);
 
 	if (fd < 0)
 		return fd;
@@ -154,15 +159,21 @@ static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
 		ports[p].fd = -1;
 		ports[p].refs = 1;
 		ports[p].reuse = reuse;
+		ports[p].reuseport = false;
 		ports[p].shared = true;
 		return 0;
 	}
 	return -EADDRNOTAVAIL;
 }
 
-int us_port_claim(void *ctx, uint16_t *port, bool reuse)
+int us_port_claim(void *ctx, uint16_t *port, unsigned how)
 {
 	struct us_stack *st = ctx;
+	bool reuse = how & UST_PORT_REUSEADDR;
+	/* Only where the groups file lets the stacks agree on who answers
+	 * a SYN: otherwise a group spans this stack, and another process's
+	 * listener finds the port held, as before. */
+	bool reuseport = (how & UST_PORT_REUSEPORT) && us_share_groups();
 	int fd;
 
 	ports_addr = st->cfg.addr;
@@ -175,7 +186,7 @@ int us_port_claim(void *ctx, uint16_t *port, bool reuse)
 		if (fd != -EOPNOTSUPP)
 			goto out;
 	}
-	fd = reserve(st->cfg.addr, port, reuse);
+	fd = reserve(st->cfg.addr, port, reuse, reuseport);
 	/* A bind() to a port a connection in another process holds: Linux's
 	 * EADDRINUSE, unless both have SO_REUSEADDR. */
 	if (fd >= 0 && us_share_port_busy(*port, reuse)) {
@@ -186,6 +197,7 @@ int us_port_claim(void *ctx, uint16_t *port, bool reuse)
 		ports[*port].fd = fd;
 		ports[*port].refs = 1;
 		ports[*port].reuse = reuse;
+		ports[*port].reuseport = reuseport;
 		ports[*port].shared = false;
 		fd = 0;
 	}
@@ -212,12 +224,16 @@ void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	if (tomb_addr(raddr))
 		us_share_bury(port, tomb_addr(raddr), rport);
 	if (ports[port].refs && --ports[port].refs == 0) {
+		/* Out of the group before the port is free. */
+		if (ports[port].grouped)
+			us_share_group_leave(port);
 		if (ports[port].fd >= 0)
 			REAL(close)(ports[port].fd);
 		if (ports[port].shared)
 			us_share_port_give(port);
 		ports[port].fd = -1;
 		ports[port].shared = false;
+		ports[port].grouped = false;
 	}
 }
 
@@ -252,7 +268,7 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	}
 	/* Held by us with SO_REUSEADDR (a listener's old children), another
 	 * process may listen there too: a probe that shares finds out. */
-	fd = reserve(st->cfg.addr, &p, ports[port].refs != 0);
+	fd = reserve(st->cfg.addr, &p, ports[port].refs != 0, false);
 	if (fd >= 0)
 		REAL(close)(fd);
 	if (fd == -EADDRINUSE) {
@@ -318,7 +334,7 @@ bool us_port_listen(uint16_t port)
 	 * it in the kernel too, so that another listener's bind fails there
 	 * as on Linux. */
 	if (fd < 0) {
-		fd = reserve(ports_addr, &p, ports[port].reuse);
+		fd = reserve(ports_addr, &p, ports[port].reuse, ports[port].reuseport);
 		if (fd < 0)
 			return false;
 		ports[port].fd = fd;
@@ -332,6 +348,66 @@ void us_port_unlisten(uint16_t port)
 	/* shutdown() takes a listening socket back to CLOSE, still bound */
 	if (ports[port].refs && ports[port].fd >= 0)
 		REAL(shutdown)(ports[port].fd, SHUT_RDWR);
+}
+
+/*
+ * SO_REUSEPORT groups across processes (issue 14). Each member of a group
+ * holds its own listening reservation with SO_REUSEPORT, so the kernel
+ * applies Linux's rules to who may join (every socket with the option,
+ * one user); the groups file lists the members and their listeners. Every
+ * stack reads every SYN for the address, and each decides alone, and
+ * alike, whether it is its own: as Linux's reuseport_select_sock, the
+ * flow's hash scaled to the group's listeners (reciprocal_scale), counted
+ * over the members in one order. A member whose listeners closed stays
+ * listed with none while its connections last (in its keeper, after an
+ * exit), so the others know the port is still shared and reset none of
+ * its segments; one that dies (SIGKILL) leaves with its owner lock.
+ */
+static bool group_set(uint16_t port, unsigned listeners)
+{
+	if (!port || !ports[port].refs || !ports[port].reuseport || (!listeners && !ports[port].grouped))
+		return true;
+	if (!us_share_group_set(port, listeners))
+		return false;
+	ports[port].grouped = true;
+	return true;
+}
+
+bool us_port_group_join(struct us_stack *st, uint16_t port)
+{
+	return group_set(port, ust_tcp_port_group_size(&st->tcp, port) + 1);
+}
+
+void us_port_group_update(struct us_stack *st, uint16_t port)
+{
+	/* Fewer listeners, or as many as joined: the entry is there. */
+	group_set(port, ust_tcp_port_group_size(&st->tcp, port));
+}
+
+int us_port_group_pick(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport, unsigned nlocal,
+		       bool *shared)
+{
+	struct us_stack *st = ctx;
+	struct us_group_member m[US_GROUP_MAX];
+	unsigned n, total = 0, pick;
+
+	*shared = false;
+	if (!ports[port].grouped)
+		return 0;
+	n = us_share_group_members(port, m, US_GROUP_MAX);
+	for (unsigned i = 0; i < n; i++) {
+		*shared |= !m[i].self;
+		total += m[i].listeners;
+	}
+	if (!*shared || !total)
+		return 0;
+	pick = (unsigned)(((uint64_t)ust_tcp_flow_hash(&st->tcp, raddr, port, rport) * total) >> 32);
+	for (unsigned i = 0; i < n; i++) {
+		if (pick < m[i].listeners)
+			return m[i].self ? (int)(pick % (nlocal ? nlocal : 1)) : -1;
+		pick -= m[i].listeners;
+	}
+	return -1;
 }
 
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx)
@@ -350,6 +426,7 @@ void us_ports_forget(void)
 			REAL(close)(ports[p].fd);
 		ports[p].refs = 0;
 		ports[p].shared = false;
+		ports[p].grouped = false; /* the parent's entries, not ours */
 	}
 	us_share_disown();
 }

@@ -270,6 +270,8 @@ void us_conn_release(struct us_conn *c, bool abort)
 		 * SO_REUSEADDR may share it, as on Linux. */
 		if (c->listener && !ust_tcp_port_listening(&c->st->tcp, lport))
 			us_port_unlisten(lport);
+		if (c->listener)
+			us_port_group_update(c->st, lport);
 	}
 	us_conn_free(c, true);
 }
