@@ -360,6 +360,12 @@ struct ust_tcb {
 	 * their departure times (Linux's tcp_wstamp_ns, earliest departure
 	 * time), each burst moving the next one on by its length at the rate. */
 	uint64_t pacing_rate;       /* bytes per second; 0: no pacing */
+	/* SO_MAX_PACING_RATE (bytes per second; UINT64_MAX: none) caps the
+	 * rate of every algorithm; once set, a flow no algorithm paces is
+	 * paced at Linux's rate for it (tcp_update_pacing_rate), as Linux's
+	 * sk_pacing_status turns SK_PACING_NEEDED for good. */
+	uint64_t max_pacing_rate;
+	bool pacing_needed;
 	uint64_t pacing_next_ns;    /* the next burst's departure time, ns of the stack's clock */
 	uint64_t pacing_credit_ns;  /* how late the current burst left: what it may make up */
 
@@ -732,6 +738,11 @@ bool ust_tcp_cc_exists(const char *name);
 int ust_tcp_config_cc(struct ust_tcp_config *cfg, const char *name);
 /* The name of the layer's default algorithm (a socket TCP let go of). */
 const char *ust_tcp_cc_default_name(const struct ust_tcp *tcp);
+/* SO_MAX_PACING_RATE, bytes per second (UINT64_MAX: no cap), as Linux's
+ * sock_setsockopt: the pacing rate of every algorithm is capped by it,
+ * and a flow no algorithm paces is paced from then on. */
+void ust_tcp_set_max_pacing_rate(struct ust_tcb *tcb, uint64_t rate);
+uint64_t ust_tcp_max_pacing_rate(const struct ust_tcb *tcb);
 /* SO_LINGER */
 void ust_tcp_set_linger(struct ust_tcb *tcb, bool on, unsigned seconds);
 

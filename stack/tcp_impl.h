@@ -438,6 +438,12 @@ void tcp_rto_stats(struct ust_tcb *t, ust_time now);
 void tcp_rto_run_over(struct ust_tcb *t, ust_time now);
 /* Fills the tcp_info part of a status (tcp_get_info's units). */
 void tcp_stats_report(const struct ust_tcb *t, struct ust_tcp_status *s, ust_time now);
+/* Linux's sk_pacing_rate for a flow no algorithm paces (tcp_stats.c). */
+uint64_t tcp_cwnd_pacing_rate(const struct ust_tcb *t);
+/* After an ACK, for an algorithm that does not pace itself: once
+ * SO_MAX_PACING_RATE asked for pacing, the rate follows the window
+ * (tcp_output.c, Linux's tcp_update_pacing_rate). */
+void tcp_update_pacing_rate(struct ust_tcb *t);
 
 /* tcp_isn.c */
 /* SipHash-2-4 of the 16 bytes m0, m1 under key. */

@@ -121,6 +121,8 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->listener = l;
 	c->reuseport = l->reuseport; /* as Linux's sk_clone: binds stay shareable */
 	c->cc = l->cc;
+	c->max_pacing_rate = l->max_pacing_rate; /* sk_clone copies the sock */
+	c->pacing_needed = l->pacing_needed;
 	c->released = true; /* nobody holds it until accept() */
 	c->rcvbuf_cap = l->rcvbuf_cap;
 	c->sndbuf_cap = l->sndbuf_cap;

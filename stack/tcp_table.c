@@ -404,6 +404,7 @@ void tcp_tcb_init(struct ust_tcp *tcp, struct ust_tcb *t, void *user)
 	t->rcvbuf_cap = tcp->cfg.rmem[1];
 	t->sndbuf_cap = tcp->cfg.wmem[1];
 	t->rto = TCP_RTO_INIT;
+	t->max_pacing_rate = UINT64_MAX;
 	t->cc = tcp->cfg.cc;
 	t->snd_cwnd = TCP_INIT_CWND;
 	t->snd_ssthresh = TCP_INFINITE_SSTHRESH;

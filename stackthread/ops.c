@@ -282,6 +282,12 @@ void us_op_setopt(struct us_call *c)
 		c->ret = 0;
 		return;
 	}
+	if (c->u.opt.level == SOL_SOCKET && c->u.opt.name == SO_MAX_PACING_RATE) {
+		ust_tcp_set_max_pacing_rate(k->tcb, c->u.opt.wide);
+		us_mark_dirty(k);
+		c->ret = 0;
+		return;
+	}
 	if (c->u.opt.level == SOL_SOCKET && c->u.opt.name == SO_RCVLOWAT) {
 		/* The relay holds bytes back from the pair (relay.c,
 		 * below_rcvlowat); the app end's own mark, set by the shim,

@@ -1009,6 +1009,11 @@ static bool deliver_one(struct us_conn *l)
 		REAL(setsockopt)(app, SOL_SOCKET, SO_RCVLOWAT, &l->rcvlowat, sizeof(l->rcvlowat));
 		atomic_fetch_or(&s->flags, US_F_RCVOPTS);
 	}
+	if (ust_tcp_max_pacing_rate(ct) != UINT64_MAX) {
+		/* The child's cap (sk_clone), read back as Linux's. */
+		uint64_t cap = ust_tcp_max_pacing_rate(ct);
+		REAL(setsockopt)(app, SOL_SOCKET, SO_MAX_PACING_RATE, &cap, sizeof(cap));
+	}
 	pre = l->rcvlowat > 1 ? 0 : prefill(ct, sfd);
 	if (!us_send_token(l->sfd, app, &tok)) {
 		REAL(close)(app);

@@ -1098,11 +1098,17 @@ static bool check_call_args(struct parser *p, struct call *c)
 	case CMD_SETSOCKOPT:
 	case CMD_GETSOCKOPT:
 		/* TCP_CONGESTION takes a name (ust_tcp_set_cc); SO_REUSEPORT,
-		 * before bind, is ust_tcp_set_reuseport. */
+		 * before bind, is ust_tcp_set_reuseport; SO_MAX_PACING_RATE
+		 * (bytes per second, 64 bits) ust_tcp_set_max_pacing_rate. */
 		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "TCP_CONGESTION"))
 			return true;
 		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "SO_REUSEPORT"))
 			return parse_int(c->arg[1], &v) || perr(p, "setsockopt: '%s' is not a number", c->arg[1]);
+		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "SO_MAX_PACING_RATE")) {
+			uint64_t rate;
+			return parse_u64(c->arg[1], UINT64_MAX, &rate) ||
+			       perr(p, "setsockopt: '%s' is not a rate", c->arg[1]);
+		}
 		if (c->def->cmd == CMD_SETSOCKOPT && !parse_int(c->arg[1], &v))
 			return perr(p, "setsockopt: '%s' is not a number", c->arg[1]);
 		return sockopt_by_name(c->arg[0], &o) ||
@@ -2732,7 +2738,8 @@ static const struct field {
 	SF(sacked_out, FT_U32), SF(lost_out, FT_U32), SF(retrans_out, FT_U32),
 	SF(reordering, FT_U32), SF(reord_seen, FT_U32), SF(dsacks, FT_U32),
 	SF(delivered, FT_U64), SF(ecn_ok, FT_BOOL), SF(ecn_seen, FT_BOOL),
-	SF(min_rtt, FT_DUR),   SF(pacing_rate, FT_U64),
+	SF(min_rtt, FT_DUR),   SF(pacing_rate, FT_U64), SF(info_pacing_rate, FT_U64),
+	SF(max_pacing_rate, FT_U64),
 	SF(notsent, FT_U32),   SF(snd_wnd, FT_U32),   SF(rcv_wnd, FT_U32),
 	SF(since_data_sent, FT_DUR), SF(since_data_recv, FT_DUR), SF(since_ack_recv, FT_DUR),
 	SF(busy_time, FT_DUR), SF(rwnd_limited, FT_DUR), SF(sndbuf_limited, FT_DUR),
@@ -3112,6 +3119,13 @@ static void exec_call(struct run *r, const struct line *l)
 		}
 		if (!strcmp(c->arg[0], "SO_REUSEPORT")) {
 			ust_tcp_set_reuseport(h->tcb, strtol(c->arg[1], NULL, 0) != 0);
+			got = 0;
+			break;
+		}
+		if (!strcmp(c->arg[0], "SO_MAX_PACING_RATE")) {
+			r->tcp.now = r->now;
+			ust_tcp_set_max_pacing_rate(h->tcb, strtoull(c->arg[1], NULL, 0));
+			flush(r);
 			got = 0;
 			break;
 		}
