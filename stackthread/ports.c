@@ -193,12 +193,20 @@ int us_port_claim(void *ctx, uint16_t *port, unsigned how)
 		REAL(close)(fd);
 		fd = -EADDRINUSE;
 	}
+	/* A port other processes may bind too is listed in its group from
+	 * the start, listeners or not: a listener there must know that a
+	 * segment no connection of its matches may be another's. */
+	if (fd >= 0 && reuseport && !us_share_group_set(*port, 0)) {
+		REAL(close)(fd);
+		fd = -EADDRINUSE;
+	}
 	if (fd >= 0) {
 		ports[*port].fd = fd;
 		ports[*port].refs = 1;
 		ports[*port].reuse = reuse;
 		ports[*port].reuseport = reuseport;
 		ports[*port].shared = false;
+		ports[*port].grouped = reuseport;
 		fd = 0;
 	}
 out:
@@ -255,8 +263,9 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	uint16_t p = port;
 	int fd;
 
-	/* Held by us alone (no SO_REUSEADDR): nothing else can be there. */
-	if (ports[port].refs && !ports[port].reuse)
+	/* Held by us alone (no SO_REUSEADDR, no SO_REUSEPORT): nothing else
+	 * can be there. */
+	if (ports[port].refs && !ports[port].reuse && !ports[port].reuseport)
 		return false;
 	if (cache[i].port == port && cache[i].until > now)
 		return true;
@@ -358,14 +367,18 @@ void us_port_unlisten(uint16_t port)
  * stack reads every SYN for the address, and each decides alone, and
  * alike, whether it is its own: as Linux's reuseport_select_sock, the
  * flow's hash scaled to the group's listeners (reciprocal_scale), counted
- * over the members in one order. A member whose listeners closed stays
- * listed with none while its connections last (in its keeper, after an
- * exit), so the others know the port is still shared and reset none of
- * its segments; one that dies (SIGKILL) leaves with its owner lock.
+ * over the members in one order. A stack is listed from its bind with
+ * SO_REUSEPORT (us_port_claim) until the port's last user here lets go
+ * (us_port_release), with as many listeners as it has: one whose
+ * listeners closed, or that never listened (a client bound with the
+ * option), stays listed with none while its connections last (in its
+ * keeper, after an exit), so the others know the port is still shared
+ * and reset none of its segments; one that dies (SIGKILL) leaves with its
+ * owner lock.
  */
 static bool group_set(uint16_t port, unsigned listeners)
 {
-	if (!port || !ports[port].refs || !ports[port].reuseport || (!listeners && !ports[port].grouped))
+	if (!port || !ports[port].refs || !ports[port].reuseport)
 		return true;
 	if (!us_share_group_set(port, listeners))
 		return false;
