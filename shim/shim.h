@@ -29,6 +29,7 @@
 #ifndef USTCP_SHIM_H
 #define USTCP_SHIM_H
 
+#include <sys/epoll.h>
 #include "../stackthread/stackthread.h"
 
 #define US_EXPORT __attribute__((visibility("default")))
@@ -80,6 +81,17 @@ static inline long us_ret(long r)
 	}
 	return r;
 }
+
+/* fdplace.c: the program's epoll registrations of fd's file (in the
+ * instances it made through libc, at most max), to be made again for the
+ * file that takes fd's number (us_to_kernel): an epoll set forgets a file
+ * that closes. */
+struct us_epoll_reg {
+	int epfd;
+	struct epoll_event ev;
+};
+unsigned us_epoll_regs(int fd, struct us_epoll_reg *out, unsigned max);
+void us_epoll_readd(int fd, struct us_epoll_reg *regs, unsigned n);
 
 /* socket.c */
 /* Gives fd back to the kernel: a kernel TCP socket takes its number, with
