@@ -379,83 +379,72 @@ void us_share_disown(void)
 	my_owner = 0;
 }
 
-/* RUN_DIR/groups-A.B.C.D, mapped (its fd closed: the owner lock lives
- * on the ports file). Without it, SO_REUSEPORT groups span one stack. */
-static void groups_open(const struct ust_config *cfg)
+/* RUN_DIR/NAME-A.B.C.D of kind k, opened (created the first time) and
+ * mapped at *map: 0, or -errno without it. Its fd stays open in *fd if fd
+ * is given, else it is closed (the mapping holds the file). */
+static int share_map(const struct ust_config *cfg, const char *name, const struct share_kind *k, void **map,
+		     int *fd)
 {
 	char path[PATH_MAX + 32];
 	uint32_t a = cfg->addr;
 	void *m;
-	int fd;
+	int f, r;
 
-	snprintf(path, sizeof(path), "%s/groups-%u.%u.%u.%u", cfg->run_dir, a >> 24,
+	snprintf(path, sizeof(path), "%s/%s-%u.%u.%u.%u", cfg->run_dir, name, a >> 24,
 		 (a >> 16) & 255, (a >> 8) & 255, a & 255);
-	fd = share_get(path, &groups_kind);
-	if (fd < 0)
-		return;
-	m = mmap(NULL, sizeof(struct group_share), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	REAL(close)(fd);
-	if (m != MAP_FAILED)
-		gshare = m;
+	f = share_get(path, k);
+	if (f < 0)
+		return f;
+	m = mmap(NULL, k->size, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+	r = m == MAP_FAILED ? -errno : 0;
+	if (r < 0 || !fd)
+		REAL(close)(f);
+	else
+		*fd = f;
+	if (r == 0)
+		*map = m;
+	return r;
 }
 
 /* RUN_DIR/ports-A.B.C.D, opened for this stack alone (an open file of its
  * own, so an owner of its own) and mapped. Without it, client ports are
- * held in the kernel as the others are. */
+ * held in the kernel as the others are. With an owner slot, the groups
+ * file too (its fd closed: the owner lock lives on the ports file);
+ * without it, SO_REUSEPORT groups span one stack. */
 static void ports_open(const struct ust_config *cfg)
 {
-	char path[PATH_MAX + 32];
-	uint32_t a = cfg->addr;
 	void *m;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/ports-%u.%u.%u.%u", cfg->run_dir, a >> 24,
-		 (a >> 16) & 255, (a >> 8) & 255, a & 255);
-	fd = share_get(path, &ports_kind);
-	if (fd < 0)
+	if (share_map(cfg, "ports", &ports_kind, &m, &fd) < 0)
 		return;
-	m = mmap(NULL, sizeof(struct port_share), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED) {
-		REAL(close)(fd);
-		return;
-	}
 	pshare = m;
 	share_fd = us_fd_high(fd);
 	share_own();
-	if (my_owner)
-		groups_open(cfg);
+	if (my_owner && share_map(cfg, "groups", &groups_kind, &m, NULL) == 0)
+		gshare = m;
 }
 
 int us_share_open(const struct ust_config *cfg)
 {
-	char path[PATH_MAX + 32];
-	uint32_t a = cfg->addr;
 	void *m;
-	int fd, r;
+	int r;
 
 	if (!us_run_dir_usable(cfg->run_dir))
 		return -EPERM; /* another user could read the secret or write the tombs */
 	/* A new stack (a forked child's, say) is a new owner of ports. */
 	us_share_disown();
 	ports_open(cfg);
-	if (share && share_addr == a)
+	if (share && share_addr == cfg->addr)
 		return 0;
 	if (share) { /* a forked child on another address */
 		munmap(share, sizeof(struct share));
 		share = NULL;
 	}
-	snprintf(path, sizeof(path), "%s/addr-%u.%u.%u.%u", cfg->run_dir, a >> 24,
-		 (a >> 16) & 255, (a >> 8) & 255, a & 255);
-	fd = share_get(path, &addr_kind);
-	if (fd < 0)
-		return fd;
-	m = mmap(NULL, sizeof(struct share), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	r = m == MAP_FAILED ? -errno : 0;
-	REAL(close)(fd);
-	if (r < 0)
+	if ((r = share_map(cfg, "addr", &addr_kind, &m, NULL)) < 0)
 		return r;
 	share = m;
-	share_addr = a;
+	share_addr = cfg->addr;
 	return 0;
 }
 

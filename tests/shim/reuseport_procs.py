@@ -78,13 +78,8 @@ def bind_third(addr, port):
 def ask(addr, port, what=b"name\n"):
     c = socket.create_connection((addr, port), timeout=10)
     c.sendall(what)
-    got = b""
-    while not got.endswith(b"\n"):
-        more = c.recv(16)
-        if not more:
-            break
-        got += more
-    return c, got.decode().strip()
+    with c.makefile("rb") as f:
+        return c, f.readline().decode().strip()
 
 
 def names(addr, port, n):
