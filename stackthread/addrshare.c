@@ -138,7 +138,9 @@ static uint32_t share_addr;  /* the address it is for */
 static struct port_share *pshare; /* the ports file, mapped by each owner */
 static int share_fd = -1;    /* the ports file: our owner lock is its open file's */
 static uint32_t my_owner;    /* our owner word (no REUSE bit); 0: none */
-static struct group_share *gshare; /* the groups file, mapped with the ports file */
+static struct group_share *gshare; /* the groups file, mapped at the first SO_REUSEPORT bind */
+static const struct ust_config *share_cfg; /* where the files are (the stack's, for ever) */
+static bool groups_tried;
 
 /* Whether RUN_DIR may hold this process's files (rundir.h): checked once,
  * and a refusal said once, since the control socket and the address share
@@ -375,6 +377,7 @@ void us_share_disown(void)
 		munmap(gshare, sizeof(*gshare));
 	pshare = NULL;
 	gshare = NULL;
+	groups_tried = false;
 	share_fd = -1;
 	my_owner = 0;
 }
@@ -408,21 +411,18 @@ static int share_map(const struct ust_config *cfg, const char *name, const struc
 
 /* RUN_DIR/ports-A.B.C.D, opened for this stack alone (an open file of its
  * own, so an owner of its own) and mapped. Without it, client ports are
- * held in the kernel as the others are. With an owner slot, the groups
- * file too (its fd closed: the owner lock lives on the ports file);
- * without it, SO_REUSEPORT groups span one stack. */
+ * held in the kernel as the others are. */
 static void ports_open(const struct ust_config *cfg)
 {
 	void *m;
 	int fd;
 
+	share_cfg = cfg;
 	if (share_map(cfg, "ports", &ports_kind, &m, &fd) < 0)
 		return;
 	pshare = m;
 	share_fd = us_fd_high(fd);
 	share_own();
-	if (my_owner && share_map(cfg, "groups", &groups_kind, &m, NULL) == 0)
-		gshare = m;
 }
 
 int us_share_open(const struct ust_config *cfg)
@@ -525,9 +525,22 @@ static _Atomic uint64_t *group_slot(uint16_t port, unsigned i)
 	return &gshare->member[(group_base(port) + i) & (GROUP_SLOTS - 1)];
 }
 
+/* The groups file needs an owner slot (its entries name their owner) and
+ * is mapped when first wanted, so that a program that never binds with
+ * SO_REUSEPORT never opens it (its fd closed: the owner lock lives on the
+ * ports file). Without it, SO_REUSEPORT groups span one stack. */
 bool us_share_groups(void)
 {
-	return gshare && my_owner;
+	void *m;
+
+	if (!pshare || !my_owner)
+		return false;
+	if (!gshare && !groups_tried) {
+		groups_tried = true;
+		if (share_map(share_cfg, "groups", &groups_kind, &m, NULL) == 0)
+			gshare = m;
+	}
+	return gshare != NULL;
 }
 
 bool us_share_group_set(uint16_t port, unsigned listeners)
