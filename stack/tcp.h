@@ -572,6 +572,12 @@ struct ust_tcp_config {
 	 * ust_tcp_flow_hash. May be NULL. */
 	int (*reuseport_pick)(void *ctx, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport,
 			      unsigned nlocal, bool *shared);
+	/* Has another stack on our address taken the 4-tuple lport <->
+	 * raddr:rport over a moment ago (a connect from the same bound port
+	 * in another process)? A TIME-WAIT of ours on it then ends, as
+	 * Linux's does when tcp_twsk_unique gives its 4-tuple to a new
+	 * socket. May be NULL. */
+	bool (*tuple_taken)(void *ctx, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport);
 	void *ctx;
 };
 

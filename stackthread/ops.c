@@ -186,6 +186,7 @@ void us_op_bind(struct us_call *c)
 void us_op_connect(struct us_call *c)
 {
 	struct us_conn *k = call_conn(c);
+	uint16_t bound;
 
 	if (!k)
 		return;
@@ -205,9 +206,14 @@ void us_op_connect(struct us_call *c)
 	/* A port picked now is shared with another process's bind() only if
 	 * both have SO_REUSEADDR, as Linux's. */
 	ust_tcp_set_reuseaddr(k->tcb, atomic_load(&c->sock->reuseaddr) != 0);
+	bound = ust_tcp_local_port(k->tcb);
 	c->ret = ust_tcp_connect_to(k->tcb, &c->u.in.addr, c->u.in.port, ust_now());
 	if (c->ret == 0)
 		atomic_fetch_or(&c->sock->flags, US_F_CONNECTING);
+	/* From a port bound with SO_REUSEADDR: perhaps another stack's
+	 * TIME-WAIT's, which must let go (us_port_tuple_claim). */
+	if (c->ret == 0 && bound && atomic_load(&c->sock->reuseaddr))
+		us_port_tuple_claim(bound, &c->u.in.addr, c->u.in.port);
 	us_publish(k);
 	us_mark_dirty(k);
 }

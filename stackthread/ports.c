@@ -290,6 +290,22 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	return us_share_buried(port, tomb_addr(raddr), rport);
 }
 
+/* A connect from a port the program bound with SO_REUSEADDR may take over
+ * a 4-tuple another stack holds in TIME-WAIT (a keeper's): the claim, a
+ * tombstone of ours, tells that stack so (us_tuple_taken) when the new
+ * connection's first segment reaches it too. */
+void us_port_tuple_claim(uint16_t port, const struct ust_ip6 *raddr, uint16_t rport)
+{
+	if (tomb_addr(raddr))
+		us_share_bury(port, tomb_addr(raddr), rport);
+}
+
+bool us_tuple_taken(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport)
+{
+	(void)ctx;
+	return us_share_buried(port, tomb_addr(raddr), rport);
+}
+
 /*
  * Nothing may ever reach a listening reservation. Normally the kernel does
  * not own our address and nothing does; where it does (a tun device or a

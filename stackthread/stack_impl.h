@@ -252,6 +252,10 @@ void us_port_unlisten(uint16_t port);
  * (after a listen, or a listener's close). */
 bool us_port_group_join(struct us_stack *st, uint16_t port);
 void us_port_group_update(struct us_stack *st, uint16_t port);
+/* A connect from a bound port took lport <-> raddr:rport: any other
+ * stack's TIME-WAIT on it is to end (the engine's tuple_taken there). */
+void us_port_tuple_claim(uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
+bool us_tuple_taken(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 /* The engine's reuseport_pick. */
 int us_port_group_pick(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport, unsigned nlocal,
 		       bool *shared);

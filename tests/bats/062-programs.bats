@@ -287,6 +287,30 @@ body_tw_reuse() {
 @test "TIME-WAIT client port: bind needs SO_REUSEADDR, the same 4-tuple is taken over (RFC 6191) [kernel]" { MODE=kernel body_tw_reuse; }
 @test "TIME-WAIT client port: bind needs SO_REUSEADDR, the same 4-tuple is taken over (RFC 6191) [ustcp]" { MODE=ustcp body_tw_reuse; }
 
+# The same takeover by another process (under ustcp the TIME-WAIT is then
+# in the first process's exit keeper, another stack): the echo works, and
+# once the new SYN left, nothing the stack's side sends on the 4-tuple
+# answers for the old connection (tests/shim/tw_old_answers.py): on Linux
+# the TIME-WAIT is gone, under ustcp it ends at the new connection's first
+# segment, told by the taker's claim (issue 14).
+body_tw_reuse_procs() {
+	shim_topo_up
+	peer_echo 7330 2
+	peer_cap_start
+	prog python3 "$SHIM_DIR/twreuse.py" "$PEER_ADDR" 7330 40000 close >"$TMP/out"
+	prog python3 "$SHIM_DIR/twreuse.py" "$PEER_ADDR" 7330 40000 bind-reuse >>"$TMP/out"
+	cat "$TMP/out"
+	diff -u - "$TMP/out" <<-EOF
+		close: bind 0 connect 0 echo hello
+		bind-reuse: bind 0 connect 0 echo hello
+	EOF
+	stack_cap_stop
+	[ "$(/usr/bin/python3 "$SHIM_DIR/tw_old_answers.py" "$TMP/c.pcap" "$SADDR" 7330)" -eq 0 ]
+}
+
+@test "TIME-WAIT client port taken over by another process: the old TIME-WAIT answers nothing after [kernel]" { MODE=kernel body_tw_reuse_procs; }
+@test "TIME-WAIT client port taken over by another process: the old TIME-WAIT answers nothing after [ustcp]" { MODE=ustcp body_tw_reuse_procs; }
+
 # ---- python asyncio -----------------------------------------------------------
 
 # One asyncio loop serves 4 connections from kernel clients and is the client

@@ -471,7 +471,7 @@ enum cmd {
 	CMD_SOCKET, CMD_BIND, CMD_LISTEN, CMD_CONNECT, CMD_ACCEPT, CMD_SEND, CMD_RECV,
 	CMD_SHUTDOWN, CMD_CLOSE, CMD_ABORT, CMD_SETSOCKOPT, CMD_GETSOCKOPT, CMD_LINGER,
 	CMD_SO_ERROR, CMD_STATE, CMD_EVENTS, CMD_STATUS, CMD_RECORD, CMD_CONNS, CMD_COUNTER,
-	CMD_QUIET, CMD_URGENT, CMD_RCV_URGENT,
+	CMD_QUIET, CMD_URGENT, CMD_RCV_URGENT, CMD_TAKEN,
 };
 
 /* What follows "=" in a call line. */
@@ -514,6 +514,8 @@ static const struct cmd_def cmds[] = {
 	{ "conns", CMD_CONNS, false, 0, 0, RES_INT, "conns = N" },
 	{ "counter", CMD_COUNTER, false, 1, 1, RES_INT, "counter NAME = N" },
 	{ "quiet", CMD_QUIET, false, 0, 0, RES_NONE, "quiet" },
+	{ "taken_elsewhere", CMD_TAKEN, false, 0, 0, RES_NONE,
+	  "taken_elsewhere (another stack took every 4-tuple over: tuple_taken)" },
 	{ "urgent", CMD_URGENT, true, 1, 1, RES_NONE, "urgent H BEYOND (MSG_OOB: the mark BEYOND bytes past the queue)" },
 	{ "rcv_urgent", CMD_RCV_URGENT, true, 0, 0, RES_INT, "rcv_urgent H = OFFSET | -1" },
 };
@@ -1591,6 +1593,7 @@ struct run {
 	struct ust_stack st;
 	struct ust_tcp tcp;
 	bool tcp_up, destroying;
+	bool taken_elsewhere;          /* tuple_taken says yes from now on */
 
 	struct flow flows[MAX_FLOWS];
 	unsigned nflows;
@@ -3057,7 +3060,10 @@ static void exec_call(struct run *r, const struct line *l)
 	case CMD_EVENTS:
 	case CMD_STATUS:
 	case CMD_RECORD:
+	case CMD_TAKEN:
 	case CMD_QUIET:
+		if (c->def->cmd == CMD_TAKEN)
+			r->taken_elsewhere = true;
 		trace(r, "%s", l->text + l->body);
 		if (c->def->cmd == CMD_STATE)
 			check_state(r, c, h);
@@ -3188,6 +3194,18 @@ static int script_reuseport_pick(void *ctx, uint16_t lport, const struct ust_ip6
 	return pick < nlocal ? (int)pick : -1;
 }
 
+/* The engine's tuple_taken: after a "taken_elsewhere" line, another
+ * stack took every 4-tuple over. */
+static bool script_tuple_taken(void *ctx, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport)
+{
+	const struct run *r = ctx;
+
+	(void)lport;
+	(void)raddr;
+	(void)rport;
+	return r->taken_elsewhere;
+}
+
 static bool run_setup(struct run *r)
 {
 	struct ust_netif nif = { .l3 = true, .addr = OUR_IP, .mask = OUR_MASK, .mtu = r->sc->cfg.mtu,
@@ -3207,6 +3225,7 @@ static bool run_setup(struct run *r)
 	cfg.event = on_event;
 	cfg.closed = on_closed;
 	cfg.reuseport_pick = script_reuseport_pick;
+	cfg.tuple_taken = script_tuple_taken;
 	cfg.ctx = r;
 	err = ust_tcp_init(&r->tcp, &r->st, &cfg);
 	if (err) {
