@@ -203,6 +203,7 @@ struct ust_tcb {
 	bool port_claimed;          /* holds a port_claim reference on lport */
 	bool reuseaddr;             /* SO_REUSEADDR when the port is claimed (port_claim's reuse) */
 	bool reuseport;             /* SO_REUSEPORT: shares lport with others that have it */
+	bool group_shared;          /* a child of a group other stacks share (reuseport_pick) */
 	bool from_cookie;           /* a child made by a SYN cookie's ACK: no SYN-ACK time kept */
 	struct ust_tcb *qnext;      /* accept queue / SYN queue link */
 

@@ -244,7 +244,7 @@ static void send_cookie_synack(struct ust_tcb *l, const struct ust_tcp_seg *seg,
  * <ACK=RCV.NXT><CTL=SYN,ACK> and resends it as Linux (tcp_synack_retries,
  * tcp_timer.c). Measured on 6.18.44 with listen(1) and no SYN completed:
  * two children, then cookies (kernel_peer.py syncookie-overflow). */
-static void listen_syn(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_time now, uint32_t iss)
+static void listen_syn(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_time now, uint32_t iss, bool shared)
 {
 	struct ust_tcp *tcp = l->tcp;
 	bool want_cookie = false;
@@ -273,6 +273,7 @@ static void listen_syn(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_tim
 	}
 	l->synq_len++;
 	child_take_syn(c, seg, now);
+	c->group_shared = shared;
 	tcp_set_state(c, UST_TCP_SYN_RECEIVED);
 	c->rtt_start = now;
 	tcp_send_syn(c, now);
@@ -378,7 +379,7 @@ static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time no
 		tcp_drop(tcp, UST_DROP_TCP_LISTEN_DROP);
 		return;
 	}
-	listen_syn(l, seg, now, iss);
+	listen_syn(l, seg, now, iss, shared);
 }
 
 /* ---- SYN-SENT (§3.10.7.3) ---- */
@@ -648,6 +649,14 @@ static bool step4_syn(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time
 static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
 {
 	if (!seq_gt(seg->ack, t->snd_una) || seq_gt(seg->ack, t->snd_max)) {
+		/* In a group other stacks share, two may have answered one SYN
+		 * (a member joined or left as it came): the peer took the other
+		 * SYN-ACK, and a reset from here would end that connection. */
+		if (t->group_shared) {
+			tcp_drop(t->tcp, UST_DROP_TCP_FOREIGN);
+			tcp_finish(t, UST_OUTCOME_RESET_RECEIVED, "the peer took another stack's SYN-ACK");
+			return false;
+		}
 		tcp_drop(t->tcp, UST_DROP_TCP_BAD_ACK);
 		tcp_send_rst_reply(t->tcp, seg, now);
 		return false;
