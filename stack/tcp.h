@@ -570,9 +570,12 @@ struct ust_tcp_config {
 	 * does. *shared says whether another stack holds the port in the
 	 * group at all (false: the group is ours alone and the answer means
 	 * nothing). Every stack must answer alike for a flow: hash it with
-	 * ust_tcp_flow_hash. May be NULL. */
+	 * ust_tcp_flow_hash. Without exact (a segment that is neither a SYN
+	 * nor an answer to a SYN cookie of ours), only *shared matters, and
+	 * may be had cheaper (no question to the kernel per member): the
+	 * answer is then -1. May be NULL. */
 	int (*reuseport_pick)(void *ctx, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport,
-			      unsigned nlocal, bool *shared);
+			      unsigned nlocal, bool exact, bool *shared);
 	/* Has another stack on our address taken the 4-tuple lport <->
 	 * raddr:rport over a moment ago (a connect from the same bound port
 	 * in another process)? A TIME-WAIT of ours on it then ends, as

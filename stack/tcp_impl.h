@@ -162,7 +162,7 @@ struct ust_tcb *tcp_lookup_listener(struct ust_tcp *tcp, uint16_t lport);
  * stacks' listeners share it and ours was chosen, -1 when theirs was (the
  * result is then NULL: the segment is another process's to answer). */
 struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, const struct ust_ip6 *dst,
-				    const struct ust_ip6 *raddr, uint16_t rport, int *group);
+				    const struct ust_ip6 *raddr, uint16_t rport, bool syn, int *group);
 /* How many SO_REUSEPORT listeners of ours are on lport. */
 unsigned tcp_port_group_size(struct ust_tcp *tcp, uint16_t lport);
 /* May t share lport with every block already on it (all SO_REUSEPORT)? */

@@ -930,7 +930,8 @@ static void segment_arrives(struct ust_tcp *tcp, enum ust_drop why, struct ust_t
 		t = NULL;
 	}
 	if (!t) {
-		l = tcp_select_listener(tcp, seg->dport, &seg->dst, &seg->src, seg->sport, &group);
+		l = tcp_select_listener(tcp, seg->dport, &seg->dst, &seg->src, seg->sport,
+					(seg->flags & (UST_TH_SYN | UST_TH_ACK)) == UST_TH_SYN, &group);
 		if (l)
 			listen_input(l, seg, now, iss, group > 0);
 		else if (group < 0)

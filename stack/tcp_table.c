@@ -247,21 +247,28 @@ static struct ust_tcb *nth_listener(struct ust_tcb *head, uint16_t lport, const 
 }
 
 struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, const struct ust_ip6 *dst,
-				    const struct ust_ip6 *raddr, uint16_t rport, int *group)
+				    const struct ust_ip6 *raddr, uint16_t rport, bool syn, int *group)
 {
 	struct ust_tcb *head = tcp->hash[hash4(tcp, &listen_key, lport, 0)], *t, *first = NULL;
 	unsigned n = 0;
-	bool shared = false;
+	bool shared = false, exact = syn;
 	int pick;
 
 	*group = 0;
-	for (t = head; t; t = t->hnext)
-		if (t->lport == lport && listener_takes(t, dst) && n++ == 0)
+	for (t = head; t; t = t->hnext) {
+		if (t->lport != lport || !listener_takes(t, dst))
+			continue;
+		if (n++ == 0)
 			first = t;
+		exact |= t->cookie_sent_at && tcp->now - t->cookie_sent_at <= TCP_SYNCOOKIE_VALID;
+	}
 	/* Listeners of other processes may be in the group too: the group
-	 * as a whole chooses, each stack the same way (issue 14). */
+	 * as a whole chooses, each stack the same way (issue 14). Which
+	 * listener matters only for a SYN, or an ACK that may answer one of
+	 * our SYN cookies; any other segment here is left to the group when
+	 * it is shared, whoever the hash picks (segment_arrives). */
 	if (first && first->reuseport && tcp->cfg.reuseport_pick) {
-		pick = tcp->cfg.reuseport_pick(tcp->cfg.ctx, lport, raddr, rport, n, &shared);
+		pick = tcp->cfg.reuseport_pick(tcp->cfg.ctx, lport, raddr, rport, n, exact, &shared);
 		if (shared) {
 			*group = pick < 0 ? -1 : 1;
 			return pick < 0 ? NULL : nth_listener(head, lport, dst, (unsigned)pick % n);

@@ -583,6 +583,21 @@ void us_share_group_leave(uint16_t port)
 	}
 }
 
+bool us_share_group_others(uint16_t port)
+{
+	if (!us_share_groups())
+		return false;
+	for (unsigned i = 0; i < GROUP_WAYS; i++) {
+		uint64_t w = atomic_load(group_slot(port, i));
+		uint32_t owner = (uint32_t)w;
+
+		if (w && (uint16_t)(w >> 48) == port && owner != my_owner && (owner >> OWNER_SHIFT) < OWNER_SLOTS &&
+		    (atomic_load(&pshare->owner_gen[owner >> OWNER_SHIFT]) & OWNER_GEN_MASK) == (owner & OWNER_GEN_MASK))
+			return true;
+	}
+	return false;
+}
+
 unsigned us_share_group_members(uint16_t port, struct us_group_member *out, unsigned max)
 {
 	unsigned n = 0;

@@ -414,7 +414,7 @@ void us_port_group_update(struct us_stack *st, uint16_t port)
 }
 
 int us_port_group_pick(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport, unsigned nlocal,
-		       bool *shared)
+		       bool exact, bool *shared)
 {
 	struct us_stack *st = ctx;
 	struct us_group_member m[US_GROUP_MAX];
@@ -423,6 +423,12 @@ int us_port_group_pick(void *ctx, uint16_t port, const struct ust_ip6 *raddr, ui
 	*shared = false;
 	if (!ports[port].grouped)
 		return 0;
+	/* Another member's data, ACKs, FINs: no F_OFD_GETLK per member for
+	 * each of them. */
+	if (!exact) {
+		*shared = us_share_group_others(port);
+		return -1;
+	}
 	n = us_share_group_members(port, m, US_GROUP_MAX);
 	for (unsigned i = 0; i < n; i++) {
 		*shared |= !m[i].self;

@@ -258,7 +258,7 @@ void us_port_tuple_claim(uint16_t port, const struct ust_ip6 *raddr, uint16_t rp
 bool us_tuple_taken(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 /* The engine's reuseport_pick. */
 int us_port_group_pick(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport, unsigned nlocal,
-		       bool *shared);
+		       bool exact, bool *shared);
 /* fn(ctx, fd) for each reservation: one pass over the ports. */
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx);
 /* A forked child's copy of the table is not its own: close and forget. */
@@ -307,6 +307,10 @@ bool us_share_groups(void);
 bool us_share_group_set(uint16_t port, unsigned listeners);
 void us_share_group_leave(uint16_t port);
 unsigned us_share_group_members(uint16_t port, struct us_group_member *out, unsigned max);
+/* Does another stack hold port in its group? From the entries' owner
+ * generations alone: a dead owner whose slot nobody took since still
+ * counts (the safe mistake: a segment left unanswered). */
+bool us_share_group_others(uint16_t port);
 
 /* control.c */
 /* TCP's closed callback: one line to USTCP_CLOSE_LOG. */

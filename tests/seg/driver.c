@@ -3183,7 +3183,7 @@ static bool exec_record_closed(struct run *r, const struct line *l)
  * for the flow's hash, so that a script chooses who takes a flow: from
  * port P, listener P mod (nlocal + N). */
 static int script_reuseport_pick(void *ctx, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport,
-				 unsigned nlocal, bool *shared)
+				 unsigned nlocal, bool exact, bool *shared)
 {
 	const struct run *r = ctx;
 	unsigned others = r->sc->cfg.reuseport_others, pick = rport % (nlocal + others);
@@ -3191,7 +3191,7 @@ static int script_reuseport_pick(void *ctx, uint16_t lport, const struct ust_ip6
 	(void)lport;
 	(void)raddr;
 	*shared = others != 0;
-	return pick < nlocal ? (int)pick : -1;
+	return exact && pick < nlocal ? (int)pick : -1;
 }
 
 /* The engine's tuple_taken: after a "taken_elsewhere" line, another
