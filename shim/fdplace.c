@@ -91,6 +91,11 @@ unsigned us_epoll_regs(int fd, struct us_epoll_reg *out, unsigned max)
 				n += regs_in(epfd, fd, st.st_ino, out + n, max - n);
 		}
 	}
+	/* Out of the sets now: the old file may live on elsewhere (the
+	 * stack's side holds it a while), and would go on reporting its
+	 * own events under fd's number beside the new file's. */
+	for (unsigned i = 0; i < n; i++)
+		epoll_ctl(out[i].epfd, EPOLL_CTL_DEL, fd, NULL);
 	return n;
 }
 

@@ -83,9 +83,10 @@ static inline long us_ret(long r)
 }
 
 /* fdplace.c: the program's epoll registrations of fd's file (in the
- * instances it made through libc, at most max), to be made again for the
- * file that takes fd's number (us_to_kernel): an epoll set forgets a file
- * that closes. */
+ * instances it made through libc, at most max), taken out of their sets,
+ * to be made again for the file that takes fd's number (us_to_kernel; or
+ * for the same file if that fails): a set forgets a file that closes, and
+ * one that does not close would report for the number beside the new. */
 struct us_epoll_reg {
 	int epfd;
 	struct epoll_event ev;

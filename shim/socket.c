@@ -125,6 +125,7 @@ int us_to_kernel(int fd, struct us_sock *s)
 		int e = errno;
 		REAL(close)(k);
 		us_fd_set(fd, s);
+		us_epoll_readd(fd, regs, nregs);
 		return -e;
 	}
 	REAL(close)(k);
