@@ -29,6 +29,7 @@
 #ifndef USTCP_SHIM_H
 #define USTCP_SHIM_H
 
+#include <sys/epoll.h>
 #include "../stackthread/stackthread.h"
 
 #define US_EXPORT __attribute__((visibility("default")))
@@ -80,6 +81,18 @@ static inline long us_ret(long r)
 	}
 	return r;
 }
+
+/* fdplace.c: the program's epoll registrations of fd's file (in the
+ * instances it made through libc, at most max), taken out of their sets,
+ * to be made again for the file that takes fd's number (us_to_kernel; or
+ * for the same file if that fails): a set forgets a file that closes, and
+ * one that does not close would report for the number beside the new. */
+struct us_epoll_reg {
+	int epfd;
+	struct epoll_event ev;
+};
+unsigned us_epoll_regs(int fd, struct us_epoll_reg *out, unsigned max);
+void us_epoll_readd(int fd, struct us_epoll_reg *regs, unsigned n);
 
 /* socket.c */
 /* Gives fd back to the kernel: a kernel TCP socket takes its number, with

@@ -92,6 +92,8 @@ US_EXPORT int socket(int domain, int type, int protocol)
 int us_to_kernel(int fd, struct us_sock *s)
 {
 	int fl = REAL(fcntl)(fd, F_GETFL), fdfl = REAL(fcntl)(fd, F_GETFD), k, n, refs;
+	struct us_epoll_reg regs[16];
+	unsigned nregs;
 	struct timeval tv;
 	socklen_t len;
 
@@ -114,15 +116,20 @@ int us_to_kernel(int fd, struct us_sock *s)
 	len = sizeof(tv);
 	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0)
 		REAL(setsockopt)(k, SOL_SOCKET, SO_SNDTIMEO, &tv, len);
+	/* Epoll sets that watch the app end: the kernel socket takes its
+	 * place in them, as the same file would have stayed there on Linux. */
+	nregs = us_epoll_regs(fd, regs, UST_ARRAY_SIZE(regs));
 	refs = us_fd_clear(fd);
 	/* The app end goes; the stack frees its side (close.c). */
 	if (REAL(dup3)(k, fd, fdfl >= 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
 		int e = errno;
 		REAL(close)(k);
 		us_fd_set(fd, s);
+		us_epoll_readd(fd, regs, nregs);
 		return -e;
 	}
 	REAL(close)(k);
+	us_epoll_readd(fd, regs, nregs);
 	if (refs == 0)
 		us_sock_let_go(s);
 	return 0;

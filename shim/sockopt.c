@@ -45,6 +45,25 @@ static int get_congestion(struct us_sock *s, void *val, socklen_t *len)
 	return 0;
 }
 
+/* SO_MAX_PACING_RATE, once the app end took it (and kept it for
+ * getsockopt): the engine caps and paces by it. As Linux's
+ * sock_setsockopt reads it: 32 bits, ~0U for no cap, or 64 when given. */
+static long set_max_pacing_rate(struct us_sock *s, const void *val, socklen_t len)
+{
+	struct us_call c = { 0 };
+	uint32_t v32;
+	uint64_t rate;
+
+	memcpy(&v32, val, sizeof(v32)); /* the kernel checked len >= 4 */
+	rate = v32 == UINT32_MAX ? UINT64_MAX : v32;
+	if (len >= sizeof(rate))
+		memcpy(&rate, val, sizeof(rate));
+	c.u.opt.level = SOL_SOCKET;
+	c.u.opt.name = SO_MAX_PACING_RATE;
+	c.u.opt.wide = rate;
+	return us_call(&c, us_op_setopt, s);
+}
+
 /* Linux's TCP option -> the engine's. -1: not an engine option. */
 static int engine_opt(int level, int name)
 {
@@ -393,6 +412,8 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 		if (name == SO_BUSY_POLL)
 			atomic_fetch_or(&s->flags, US_F_BUSY_POLL);
 		r = REAL(setsockopt)(fd, level, name, val, len); /* timeouts, low-water marks… */
+		if (r == 0 && name == SO_MAX_PACING_RATE)
+			return (int)us_ret(set_max_pacing_rate(s, val, len));
 		if (r == 0 && name == SO_RCVLOWAT && int_arg(val, len, &v) == 0) {
 			/* poll and epoll as well: the stack holds bytes back. */
 			c.u.opt.level = SOL_SOCKET;

@@ -203,6 +203,7 @@ struct ust_tcb {
 	bool port_claimed;          /* holds a port_claim reference on lport */
 	bool reuseaddr;             /* SO_REUSEADDR when the port is claimed (port_claim's reuse) */
 	bool reuseport;             /* SO_REUSEPORT: shares lport with others that have it */
+	bool group_shared;          /* a child of a group other stacks share (reuseport_pick) */
 	bool from_cookie;           /* a child made by a SYN cookie's ACK: no SYN-ACK time kept */
 	struct ust_tcb *qnext;      /* accept queue / SYN queue link */
 
@@ -375,6 +376,12 @@ struct ust_tcb {
 	 * their departure times (Linux's tcp_wstamp_ns, earliest departure
 	 * time), each burst moving the next one on by its length at the rate. */
 	uint64_t pacing_rate;       /* bytes per second; 0: no pacing */
+	/* SO_MAX_PACING_RATE (bytes per second; UINT64_MAX: none) caps the
+	 * rate of every algorithm; once set, a flow no algorithm paces is
+	 * paced at Linux's rate for it (tcp_update_pacing_rate), as Linux's
+	 * sk_pacing_status turns SK_PACING_NEEDED for good. */
+	uint64_t max_pacing_rate;
+	bool pacing_needed;
 	uint64_t pacing_next_ns;    /* the next burst's departure time, ns of the stack's clock */
 	uint64_t pacing_credit_ns;  /* how late the current burst left: what it may make up */
 
@@ -560,20 +567,44 @@ struct ust_tcp_config {
 	/* Ports shared with other stacks on the same address (other
 	 * processes); all three may be NULL (one stack owns the address).
 	 * port_claim takes a reference on *port, choosing one when it is 0,
-	 * sharing it with remnants of other stacks (TIME-WAIT) if reuse
-	 * (SO_REUSEADDR), for the families whose datagrams the block takes
-	 * (UST_TCP_PORT_V4, UST_TCP_PORT_V6: each has a port space of its
-	 * own, as on Linux); 0 or -EADDRINUSE/-EADDRNOTAVAIL. port_release
+	 * sharing it with remnants of other stacks (TIME-WAIT) if how has
+	 * UST_PORT_REUSEADDR (SO_REUSEADDR), with other stacks' SO_REUSEPORT
+	 * sockets if UST_PORT_REUSEPORT, for the families whose datagrams the
+	 * block takes (UST_TCP_PORT_V4, UST_TCP_PORT_V6: each has a port space
+	 * of its own, as on Linux); 0 or -EADDRINUSE/-EADDRNOTAVAIL. port_release
 	 * drops one, for a control block that talked to raddr:rport (0:0
 	 * for a listener).
 	 * port_foreign: is this segment from raddr:rport to our port another
 	 * stack's, now or until a moment ago? One that matches nothing here
 	 * is then left to that stack instead of being answered with RST. */
-	int (*port_claim)(void *ctx, uint16_t *port, bool reuse, unsigned families);
+	int (*port_claim)(void *ctx, uint16_t *port, unsigned how, unsigned families);
 	void (*port_release)(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 	bool (*port_foreign)(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
+	/* An SO_REUSEPORT group that spans stacks (listeners of other
+	 * processes on our address in it too): of the whole group's
+	 * listeners on lport, which takes the flow from raddr:rport? The
+	 * index among our nlocal listeners, or -1 when another stack's
+	 * does. *shared says whether another stack holds the port in the
+	 * group at all (false: the group is ours alone and the answer means
+	 * nothing). Every stack must answer alike for a flow: hash it with
+	 * ust_tcp_flow_hash. Without exact (a segment that is neither a SYN
+	 * nor an answer to a SYN cookie of ours), only *shared matters, and
+	 * may be had cheaper (no question to the kernel per member): the
+	 * answer is then -1. May be NULL. */
+	int (*reuseport_pick)(void *ctx, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport,
+			      unsigned nlocal, bool exact, bool *shared);
+	/* Has another stack on our address taken the 4-tuple lport <->
+	 * raddr:rport over a moment ago (a connect from the same bound port
+	 * in another process)? A TIME-WAIT of ours on it then ends, as
+	 * Linux's does when tcp_twsk_unique gives its 4-tuple to a new
+	 * socket. May be NULL. */
+	bool (*tuple_taken)(void *ctx, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport);
 	void *ctx;
 };
+
+/* port_claim's how. */
+#define UST_PORT_REUSEADDR 1u
+#define UST_PORT_REUSEPORT 2u
 
 /* The 4-tuple table's first size; it doubles whenever it holds more
  * blocks than buckets, so chains stay about one block long. */
@@ -638,6 +669,12 @@ void ust_tcp_set_reuseport(struct ust_tcb *tcb, bool on);
 unsigned ust_tcp_port_families(const struct ust_tcb *tcb);
 /* Does a listener of this stack remain on lport? */
 bool ust_tcp_port_listening(struct ust_tcp *tcp, uint16_t lport);
+/* How many of this stack's SO_REUSEPORT listeners are on lport. */
+unsigned ust_tcp_port_group_size(struct ust_tcp *tcp, uint16_t lport);
+/* A flow's hash, keyed by cfg.isn_key: the same in every stack that
+ * shares the secret (reuseport_pick). */
+uint32_t ust_tcp_flow_hash(const struct ust_tcp *tcp, const struct ust_ip6 *raddr, uint16_t lport,
+			   uint16_t rport);
 /* OPEN, active: sends the SYN. */
 int ust_tcp_connect(struct ust_tcb *tcb, uint32_t raddr, uint16_t rport, ust_time now);
 /* The same to an address of either family (IPv4 mapped): -EAFNOSUPPORT
@@ -740,6 +777,11 @@ bool ust_tcp_cc_exists(const char *name);
 int ust_tcp_config_cc(struct ust_tcp_config *cfg, const char *name);
 /* The name of the layer's default algorithm (a socket TCP let go of). */
 const char *ust_tcp_cc_default_name(const struct ust_tcp *tcp);
+/* SO_MAX_PACING_RATE, bytes per second (UINT64_MAX: no cap), as Linux's
+ * sock_setsockopt: the pacing rate of every algorithm is capped by it,
+ * and a flow no algorithm paces is paced from then on. */
+void ust_tcp_set_max_pacing_rate(struct ust_tcb *tcb, uint64_t rate);
+uint64_t ust_tcp_max_pacing_rate(const struct ust_tcb *tcb);
 /* SO_LINGER */
 void ust_tcp_set_linger(struct ust_tcb *tcb, bool on, unsigned seconds);
 

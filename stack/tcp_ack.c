@@ -911,6 +911,7 @@ static void cong_control(struct ust_tcb *t, const struct tcp_rate_sample *rs, in
 		t->cc->cong_avoid(t, rs->acked_sacked, now);
 		t->snd_cwnd_stamp = now;
 	}
+	tcp_update_pacing_rate(t);
 }
 
 /* TCP_INFO's delivered_ce: the segments an ACK with ECE delivered

@@ -33,7 +33,9 @@ static inline uint64_t bbr_pacing_rate(const struct ust_tcb *t, uint64_t bw, uin
 
 	rate = (rate * gain) >> BBR_SCALE;
 	rate *= 1000000u / 100 * (100 - BBR_PACING_MARGIN_PERCENT);
-	return rate >> BW_SCALE;
+	rate >>= BW_SCALE;
+	/* SO_MAX_PACING_RATE, as Linux's bbr_bw_to_pacing_rate. */
+	return rate < t->max_pacing_rate ? rate : t->max_pacing_rate;
 }
 
 /* bw in bytes per second, as Linux's get_info reports it (no margin). */

@@ -116,6 +116,9 @@ void tcp_init_transfer(struct ust_tcb *t, ust_time now)
 	t->lsndtime = now;
 	t->cc->init(t);
 	tcp_rto_run_over(t, now); /* SYN timeouts end with the handshake */
+	/* The handshake's ACK, as any, sets the rate (tcp_ack's
+	 * tcp_cong_control). */
+	tcp_update_pacing_rate(t);
 }
 
 /* Linux's tcp_current_ssthresh: outside a reduction, remember three

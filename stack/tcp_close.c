@@ -260,8 +260,19 @@ void tcp_time_wait_over(struct ust_tcb *t)
  * Returns the ISN for a new connection, or 0 when the segment is done. */
 uint32_t tcp_time_wait_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
 {
+	const struct ust_tcp_config *cfg = &t->tcp->cfg;
 	ust_time tw = 2 * UST_MS(t->tcp->cfg.msl_ms);
 	bool paws = t->ts_ok && seg->opt.ts && seq_lt(seg->opt.ts_val + 1, t->ts_recent);
+
+	/* Another process took the 4-tuple over (its connect from our port,
+	 * RFC 6191 by tcp_twsk_unique's rule): the segment is its new
+	 * connection's, and on Linux this TIME-WAIT would be gone. It ends
+	 * quietly rather than answer for the old connection. */
+	if (cfg->tuple_taken && cfg->tuple_taken(cfg->ctx, t->lport, &t->raddr, t->rport)) {
+		tcp_drop(t->tcp, UST_DROP_TCP_FOREIGN);
+		tcp_finish(t, UST_OUTCOME_ORDERLY, "");
+		return 0;
+	}
 
 	if (!paws && seg->seq == t->rcv_nxt && (ust_seg_len(seg) == 0 || (seg->flags & UST_TH_RST))) {
 		if (!(seg->flags & UST_TH_RST))

@@ -158,9 +158,13 @@ struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, const struct ust_ip6 *laddr, uin
 struct ust_tcb *tcp_lookup_listener(struct ust_tcp *tcp, uint16_t lport);
 /* The listener on lport for a SYN from raddr:rport: in a reuseport group,
  * one chosen by the 4-tuple's hash, so a connection always lands on the
- * same one. */
+ * same one. *group: 0 when the group is this stack's alone, 1 when other
+ * stacks' listeners share it and ours was chosen, -1 when theirs was (the
+ * result is then NULL: the segment is another process's to answer). */
 struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, const struct ust_ip6 *dst,
-				    const struct ust_ip6 *raddr, uint16_t rport);
+				    const struct ust_ip6 *raddr, uint16_t rport, bool syn, int *group);
+/* How many SO_REUSEPORT listeners of ours are on lport. */
+unsigned tcp_port_group_size(struct ust_tcp *tcp, uint16_t lport);
 /* May t share lport with every block already on it whose traffic its own
  * would overlap (all SO_REUSEPORT)? */
 bool tcp_port_shareable(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *t);
@@ -443,6 +447,12 @@ void tcp_rto_stats(struct ust_tcb *t, ust_time now);
 void tcp_rto_run_over(struct ust_tcb *t, ust_time now);
 /* Fills the tcp_info part of a status (tcp_get_info's units). */
 void tcp_stats_report(const struct ust_tcb *t, struct ust_tcp_status *s, ust_time now);
+/* Linux's sk_pacing_rate for a flow no algorithm paces (tcp_stats.c). */
+uint64_t tcp_cwnd_pacing_rate(const struct ust_tcb *t);
+/* After an ACK, for an algorithm that does not pace itself: once
+ * SO_MAX_PACING_RATE asked for pacing, the rate follows the window
+ * (tcp_output.c, Linux's tcp_update_pacing_rate). */
+void tcp_update_pacing_rate(struct ust_tcb *t);
 
 /* tcp_isn.c */
 /* SipHash-2-4 of the 16 bytes m0, m1 under key. */

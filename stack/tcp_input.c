@@ -121,6 +121,8 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->listener = l;
 	c->reuseport = l->reuseport; /* as Linux's sk_clone: binds stay shareable */
 	c->cc = l->cc;
+	c->max_pacing_rate = l->max_pacing_rate; /* sk_clone copies the sock */
+	c->pacing_needed = l->pacing_needed;
 	c->released = true; /* nobody holds it until accept() */
 	c->rcvbuf_cap = l->rcvbuf_cap;
 	c->sndbuf_cap = l->sndbuf_cap;
@@ -245,7 +247,7 @@ static void send_cookie_synack(struct ust_tcb *l, const struct ust_tcp_seg *seg,
  * <ACK=RCV.NXT><CTL=SYN,ACK> and resends it as Linux (tcp_synack_retries,
  * tcp_timer.c). Measured on 6.18.44 with listen(1) and no SYN completed:
  * two children, then cookies (kernel_peer.py syncookie-overflow). */
-static void listen_syn(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_time now, uint32_t iss)
+static void listen_syn(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_time now, uint32_t iss, bool shared)
 {
 	struct ust_tcp *tcp = l->tcp;
 	bool want_cookie = false;
@@ -274,6 +276,7 @@ static void listen_syn(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_tim
 	}
 	l->synq_len++;
 	child_take_syn(c, seg, now);
+	c->group_shared = shared;
 	tcp_set_state(c, UST_TCP_SYN_RECEIVED);
 	c->rtt_start = now;
 	tcp_send_syn(c, now);
@@ -350,8 +353,12 @@ static bool cookie_ack_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_tim
 /* "First, check for a RST: an incoming RST should be ignored. Second,
  * check for an ACK: any acknowledgment is bad ... <SEQ=SEG.ACK><CTL=RST>"
  * (unless it answers a SYN cookie). "Third, check for a SYN": listen_syn.
- * "Fourth, other control or text-bearing segments": dropped. */
-static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time now, uint32_t iss)
+ * "Fourth, other control or text-bearing segments": dropped.
+ * In a group shared with other processes (shared), an ACK that is no
+ * cookie of ours may belong to a connection another stack accepted,
+ * perhaps when the group's members were others and the hash chose
+ * differently: it is left alone rather than reset. */
+static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time now, uint32_t iss, bool shared)
 {
 	struct ust_tcp *tcp = l->tcp;
 
@@ -362,6 +369,10 @@ static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time no
 	if (seg->flags & UST_TH_ACK) {
 		if (cookie_ack_input(l, seg, now))
 			return;
+		if (shared) {
+			tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
+			return;
+		}
 		tcp_drop(tcp, UST_DROP_TCP_LISTEN_DROP);
 		tcp_send_rst_reply(tcp, seg, now);
 		return;
@@ -371,7 +382,7 @@ static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time no
 		tcp_drop(tcp, UST_DROP_TCP_LISTEN_DROP);
 		return;
 	}
-	listen_syn(l, seg, now, iss);
+	listen_syn(l, seg, now, iss, shared);
 }
 
 /* ---- SYN-SENT (§3.10.7.3) ---- */
@@ -641,6 +652,14 @@ static bool step4_syn(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time
 static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
 {
 	if (!seq_gt(seg->ack, t->snd_una) || seq_gt(seg->ack, t->snd_max)) {
+		/* In a group other stacks share, two may have answered one SYN
+		 * (a member joined or left as it came): the peer took the other
+		 * SYN-ACK, and a reset from here would end that connection. */
+		if (t->group_shared) {
+			tcp_drop(t->tcp, UST_DROP_TCP_FOREIGN);
+			tcp_finish(t, UST_OUTCOME_RESET_RECEIVED, "the peer took another stack's SYN-ACK");
+			return false;
+		}
 		tcp_drop(t->tcp, UST_DROP_TCP_BAD_ACK);
 		tcp_send_rst_reply(t->tcp, seg, now);
 		return false;
@@ -898,6 +917,7 @@ static void segment_arrives(struct ust_tcp *tcp, enum ust_drop why, struct ust_t
 {
 	struct ust_tcb *t, *l;
 	uint32_t iss = 0;
+	int group;
 
 	if (why) {
 		tcp_drop(tcp, why);
@@ -913,9 +933,13 @@ static void segment_arrives(struct ust_tcp *tcp, enum ust_drop why, struct ust_t
 		t = NULL;
 	}
 	if (!t) {
-		l = tcp_select_listener(tcp, seg->dport, &seg->dst, &seg->src, seg->sport);
+		l = tcp_select_listener(tcp, seg->dport, &seg->dst, &seg->src, seg->sport,
+					(seg->flags & (UST_TH_SYN | UST_TH_ACK)) == UST_TH_SYN, &group);
 		if (l)
-			listen_input(l, seg, now, iss);
+			listen_input(l, seg, now, iss, group > 0);
+		else if (group < 0)
+			/* Another process's listener in the group takes it. */
+			tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
 		else
 			closed_input(tcp, seg, now);
 		return;

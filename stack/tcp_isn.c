@@ -70,3 +70,17 @@ uint32_t tcp_ts_offset(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, c
 {
 	return (uint32_t)(tcp_siphash_2w(tcp->cfg.isn_key, tcp_addr_word(tcp, laddr, raddr), 1) >> 32);
 }
+
+/* A flow's hash for choosing among an SO_REUSEPORT group's listeners, as
+ * Linux's inet_ehashfn (a keyed hash of the 4-tuple) feeds
+ * reuseport_select_sock. Keyed by the secret every stack on the address
+ * shares, so that each computes the same one; the constant 2 keeps it
+ * apart from the ISN's and the timestamp offset's hashes. */
+uint32_t ust_tcp_flow_hash(const struct ust_tcp *tcp, const struct ust_ip6 *raddr, uint16_t lport,
+			   uint16_t rport)
+{
+	uint64_t h = tcp_siphash_2w(tcp->cfg.isn_key, tcp_addr_word(tcp, raddr, raddr),
+				    2ull << 32 | (uint64_t)lport << 16 | rport);
+
+	return (uint32_t)(h >> 32);
+}

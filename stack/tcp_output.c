@@ -244,6 +244,39 @@ static void rtx_arm(struct ust_tcb *t, ust_time now)
 
 /* ---- pacing (Linux's internal pacing, without the fq qdisc) ---- */
 
+void tcp_update_pacing_rate(struct ust_tcb *t)
+{
+	uint64_t rate;
+
+	if (!t->pacing_needed || t->cc->cong_control)
+		return;
+	rate = tcp_cwnd_pacing_rate(t);
+	/* ~0 paces nothing (Linux's tcp_update_skb_after_send). */
+	t->pacing_rate = rate == UINT64_MAX ? 0 : rate;
+}
+
+/* "if (ulval != ~0UL) cmpxchg(&sk->sk_pacing_status, SK_PACING_NONE,
+ * SK_PACING_NEEDED); ... if (ulval < pacing_rate) sk_pacing_rate = ulval"
+ * (sock_setsockopt, SO_MAX_PACING_RATE). Linux paces such a flow in TCP
+ * itself (tcp_needs_internal_pacing) where no fq qdisc does. */
+void ust_tcp_set_max_pacing_rate(struct ust_tcb *t, uint64_t rate)
+{
+	t->max_pacing_rate = rate;
+	if (rate != UINT64_MAX)
+		t->pacing_needed = true;
+	if (t->cc->cong_control) {
+		if (t->pacing_rate > rate)
+			t->pacing_rate = rate;
+		return;
+	}
+	tcp_update_pacing_rate(t);
+}
+
+uint64_t ust_tcp_max_pacing_rate(const struct ust_tcb *t)
+{
+	return t->max_pacing_rate;
+}
+
 /* Linux's tcp_tso_autosize: a burst carries about 1 ms of data at the
  * pacing rate (sk_pacing_shift 10), at least 2 segments (tcp_min_tso_segs),
  * because the stack's loop wakes at millisecond granularity (epoll), as

@@ -59,17 +59,22 @@ void tcp_rto_run_over(struct ust_tcb *t, ust_time now)
 
 /* Linux sets sk_pacing_rate on every ACK, paced or not: 200% of cwnd per
  * SRTT in slow start (below half ssthresh), 120% after
- * (tcp_pacing_ss_ratio, tcp_pacing_ca_ratio). */
-static uint64_t reported_pacing_rate(const struct ust_tcb *t)
+ * (tcp_pacing_ss_ratio, tcp_pacing_ca_ratio), capped by
+ * SO_MAX_PACING_RATE (tcp_update_pacing_rate). */
+uint64_t tcp_cwnd_pacing_rate(const struct ust_tcb *t)
 {
 	uint64_t segs = t->snd_cwnd > t->packets_out ? t->snd_cwnd : t->packets_out;
 	uint64_t ratio = t->snd_cwnd < t->snd_ssthresh / 2 ? 200 : 120;
+	uint64_t rate = UINT64_MAX; /* Linux's ~0: not set yet */
 
-	if (t->pacing_rate)
-		return t->pacing_rate;
-	if (!t->srtt)
-		return UINT64_MAX; /* Linux's ~0: not set yet */
-	return (uint64_t)t->mss * segs * ratio * 10000u / (uint64_t)t->srtt;
+	if (t->srtt)
+		rate = (uint64_t)t->mss * segs * ratio * 10000u / (uint64_t)t->srtt;
+	return rate < t->max_pacing_rate ? rate : t->max_pacing_rate;
+}
+
+static uint64_t reported_pacing_rate(const struct ust_tcb *t)
+{
+	return t->pacing_rate ? t->pacing_rate : tcp_cwnd_pacing_rate(t);
 }
 
 static ust_time ago(ust_time now, ust_time then)
@@ -108,7 +113,7 @@ void tcp_stats_report(const struct ust_tcb *t, struct ust_tcp_status *s, ust_tim
 	/* Linux: write_seq - snd_nxt, never below 0 */
 	s->notsent = ust_tcp_snd_notsent(t);
 	s->info_pacing_rate = reported_pacing_rate(t);
-	s->max_pacing_rate = UINT64_MAX;
+	s->max_pacing_rate = t->max_pacing_rate;
 	/* Linux's tcp_compute_delivery_rate: the best recent sample's
 	 * segments in bytes per second. */
 	s->delivery_rate = t->rate_interval

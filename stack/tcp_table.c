@@ -237,23 +237,56 @@ static bool listener_takes(const struct ust_tcb *l, const struct ust_ip6 *dst)
 	return ust_ip6_eq(&l->laddr, dst);
 }
 
+/* The nth (from 0) of our listeners on lport that take dst. */
+static struct ust_tcb *nth_listener(struct ust_tcb *head, uint16_t lport, const struct ust_ip6 *dst, unsigned n)
+{
+	for (struct ust_tcb *t = head; t; t = t->hnext)
+		if (t->lport == lport && listener_takes(t, dst) && n-- == 0)
+			return t;
+	return NULL;
+}
+
 struct ust_tcb *tcp_select_listener(struct ust_tcp *tcp, uint16_t lport, const struct ust_ip6 *dst,
-				    const struct ust_ip6 *raddr, uint16_t rport)
+				    const struct ust_ip6 *raddr, uint16_t rport, bool syn, int *group)
 {
 	struct ust_tcb *head = tcp->hash[hash4(tcp, &listen_key, lport, 0)], *t, *first = NULL;
-	unsigned n = 0, pick;
+	unsigned n = 0;
+	bool shared = false, exact = syn;
+	int pick;
 
-	for (t = head; t; t = t->hnext)
-		if (t->lport == lport && listener_takes(t, dst) && n++ == 0)
+	*group = 0;
+	for (t = head; t; t = t->hnext) {
+		if (t->lport != lport || !listener_takes(t, dst))
+			continue;
+		if (n++ == 0)
 			first = t;
+		exact |= t->cookie_sent_at && tcp->now - t->cookie_sent_at <= TCP_SYNCOOKIE_VALID;
+	}
+	/* Listeners of other processes may be in the group too: the group
+	 * as a whole chooses, each stack the same way (issue 14). Which
+	 * listener matters only for a SYN, or an ACK that may answer one of
+	 * our SYN cookies; any other segment here is left to the group when
+	 * it is shared, whoever the hash picks (segment_arrives). */
+	if (first && first->reuseport && tcp->cfg.reuseport_pick) {
+		pick = tcp->cfg.reuseport_pick(tcp->cfg.ctx, lport, raddr, rport, n, exact, &shared);
+		if (shared) {
+			*group = pick < 0 ? -1 : 1;
+			return pick < 0 ? NULL : nth_listener(head, lport, dst, (unsigned)pick % n);
+		}
+	}
 	if (n <= 1)
 		return first;
 	/* As Linux's reuseport_select_sock: the flow's hash picks. */
-	pick = hash4(tcp, raddr, lport, rport) % n;
-	for (t = head; t; t = t->hnext)
-		if (t->lport == lport && listener_takes(t, dst) && pick-- == 0)
-			return t;
-	return NULL;
+	return nth_listener(head, lport, dst, hash4(tcp, raddr, lport, rport) % n);
+}
+
+unsigned tcp_port_group_size(struct ust_tcp *tcp, uint16_t lport)
+{
+	unsigned n = 0;
+
+	for (const struct ust_tcb *t = tcp->hash[hash4(tcp, &listen_key, lport, 0)]; t; t = t->hnext)
+		n += t->lport == lport && t->state == UST_TCP_LISTEN && t->reuseport;
+	return n;
 }
 
 unsigned ust_tcp_port_families(const struct ust_tcb *t)
@@ -324,7 +357,9 @@ int tcp_claim_port(struct ust_tcb *t, uint16_t *port, bool reuse)
 
 	if (!tcp->cfg.port_claim || t->port_claimed)
 		return 0;
-	r = tcp->cfg.port_claim(tcp->cfg.ctx, port, reuse, ust_tcp_port_families(t));
+	r = tcp->cfg.port_claim(tcp->cfg.ctx, port,
+				(reuse ? UST_PORT_REUSEADDR : 0) | (t->reuseport ? UST_PORT_REUSEPORT : 0),
+				ust_tcp_port_families(t));
 	if (r == 0)
 		t->port_claimed = true;
 	return r;
@@ -412,6 +447,7 @@ void tcp_tcb_init(struct ust_tcp *tcp, struct ust_tcb *t, void *user)
 	t->rcvbuf_cap = tcp->cfg.rmem[1];
 	t->sndbuf_cap = tcp->cfg.wmem[1];
 	t->rto = TCP_RTO_INIT;
+	t->max_pacing_rate = UINT64_MAX;
 	t->cc = tcp->cfg.cc;
 	t->snd_cwnd = TCP_INIT_CWND;
 	t->snd_ssthresh = TCP_INFINITE_SSTHRESH;

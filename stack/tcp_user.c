@@ -76,6 +76,11 @@ bool ust_tcp_port_listening(struct ust_tcp *tcp, uint16_t lport)
 	return tcp_lookup_listener(tcp, lport) != NULL;
 }
 
+unsigned ust_tcp_port_group_size(struct ust_tcp *tcp, uint16_t lport)
+{
+	return tcp_port_group_size(tcp, lport);
+}
+
 /* Sequence variables and buffers for a new connection. */
 static int tcb_start(struct ust_tcb *t, ust_time now)
 {

@@ -34,8 +34,15 @@
  * own, so that the first file's layout, which running stacks of an older
  * ustcp map, stays as it was.)
  *
- * The file is created once (under flock), readable and writable by its
- * owner only, and never shrinks; a stack that cannot use it keeps a secret
+ * A third, RUN_DIR/groups-A.B.C.D, holds the SO_REUSEPORT groups that
+ * span processes (issue 14): an entry per stack and port, naming the
+ * stack as its ports' owner (so it dies with the owner lock) and how many
+ * listeners it has in the port's group. Every stack reads every SYN for
+ * the address; each reads the port's entries and the flow's hash picks
+ * one listener of the whole group (us_port_group_pick), the same for all.
+ *
+ * The files are created once (under flock), readable and writable by their
+ * owner only, and never shrink; a stack that cannot use it keeps a secret
  * of its own and no tombstones, and says so once. */
 #include <errno.h>
 #include <fcntl.h>
@@ -110,11 +117,30 @@ struct port_share {
 };
 _Static_assert(OWNER_SLOTS << OWNER_SHIFT <= OWNER_REUSE, "owner words");
 
+/* RUN_DIR/groups-A.B.C.D: a member word per stack and port in an
+ * SO_REUSEPORT group, in a window of GROUP_WAYS slots from the port's own.
+ * A word: the port (16 bits), the stack's listeners in the group (16;
+ * 0 for a stack whose listeners closed while their connections live on:
+ * the port is still shared), and its owner word (32). 0: empty. 64
+ * processes per port, and far more ports than any machine's groups. */
+#define GROUPS_MAGIC 0x75737467u /* "ustg" */
+#define GROUPS_VERSION 1u
+#define GROUP_SLOTS 16384u /* a power of two */
+#define GROUP_WAYS 64u
+
+struct group_share {
+	struct share_head h;
+	_Atomic uint64_t member[GROUP_SLOTS];
+};
+
 static struct share *share; /* mapped once per process; forks inherit it */
 static uint32_t share_addr;  /* the address it is for */
 static struct port_share *pshare; /* the ports file, mapped by each owner */
 static int share_fd = -1;    /* the ports file: our owner lock is its open file's */
 static uint32_t my_owner;    /* our owner word (no REUSE bit); 0: none */
+static struct group_share *gshare; /* the groups file, mapped at the first SO_REUSEPORT bind */
+static const struct ust_config *share_cfg; /* where the files are (the stack's, for ever) */
+static bool groups_tried;
 
 /* Whether RUN_DIR may hold this process's files (rundir.h): checked once,
  * and a refusal said once, since the control socket and the address share
@@ -177,6 +203,7 @@ struct share_kind {
 };
 static const struct share_kind addr_kind = { SHARE_MAGIC, SHARE_VERSION, sizeof(struct share), true };
 static const struct share_kind ports_kind = { PORTS_MAGIC, PORTS_VERSION, sizeof(struct port_share), false };
+static const struct share_kind groups_kind = { GROUPS_MAGIC, GROUPS_VERSION, sizeof(struct group_share), false };
 
 /* Under the file's lock: a new (empty) file gets its size and secret. */
 static int share_init(int fd, const struct share_kind *k)
@@ -346,9 +373,40 @@ void us_share_disown(void)
 		REAL(close)(share_fd);
 	if (pshare)
 		munmap(pshare, sizeof(*pshare));
+	if (gshare)
+		munmap(gshare, sizeof(*gshare));
 	pshare = NULL;
+	gshare = NULL;
+	groups_tried = false;
 	share_fd = -1;
 	my_owner = 0;
+}
+
+/* RUN_DIR/NAME-A.B.C.D of kind k, opened (created the first time) and
+ * mapped at *map: 0, or -errno without it. Its fd stays open in *fd if fd
+ * is given, else it is closed (the mapping holds the file). */
+static int share_map(const struct ust_config *cfg, const char *name, const struct share_kind *k, void **map,
+		     int *fd)
+{
+	char path[PATH_MAX + 32];
+	uint32_t a = cfg->addr;
+	void *m;
+	int f, r;
+
+	snprintf(path, sizeof(path), "%s/%s-%u.%u.%u.%u", cfg->run_dir, name, a >> 24,
+		 (a >> 16) & 255, (a >> 8) & 255, a & 255);
+	f = share_get(path, k);
+	if (f < 0)
+		return f;
+	m = mmap(NULL, k->size, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+	r = m == MAP_FAILED ? -errno : 0;
+	if (r < 0 || !fd)
+		REAL(close)(f);
+	else
+		*fd = f;
+	if (r == 0)
+		*map = m;
+	return r;
 }
 
 /* RUN_DIR/ports-A.B.C.D, opened for this stack alone (an open file of its
@@ -356,21 +414,12 @@ void us_share_disown(void)
  * held in the kernel as the others are. */
 static void ports_open(const struct ust_config *cfg)
 {
-	char path[PATH_MAX + 32];
-	uint32_t a = cfg->addr;
 	void *m;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/ports-%u.%u.%u.%u", cfg->run_dir, a >> 24,
-		 (a >> 16) & 255, (a >> 8) & 255, a & 255);
-	fd = share_get(path, &ports_kind);
-	if (fd < 0)
+	share_cfg = cfg;
+	if (share_map(cfg, "ports", &ports_kind, &m, &fd) < 0)
 		return;
-	m = mmap(NULL, sizeof(struct port_share), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED) {
-		REAL(close)(fd);
-		return;
-	}
 	pshare = m;
 	share_fd = us_fd_high(fd);
 	share_own();
@@ -378,34 +427,24 @@ static void ports_open(const struct ust_config *cfg)
 
 int us_share_open(const struct ust_config *cfg)
 {
-	char path[PATH_MAX + 32];
-	uint32_t a = cfg->addr;
 	void *m;
-	int fd, r;
+	int r;
 
 	if (!us_run_dir_usable(cfg->run_dir))
 		return -EPERM; /* another user could read the secret or write the tombs */
 	/* A new stack (a forked child's, say) is a new owner of ports. */
 	us_share_disown();
 	ports_open(cfg);
-	if (share && share_addr == a)
+	if (share && share_addr == cfg->addr)
 		return 0;
 	if (share) { /* a forked child on another address */
 		munmap(share, sizeof(struct share));
 		share = NULL;
 	}
-	snprintf(path, sizeof(path), "%s/addr-%u.%u.%u.%u", cfg->run_dir, a >> 24,
-		 (a >> 16) & 255, (a >> 8) & 255, a & 255);
-	fd = share_get(path, &addr_kind);
-	if (fd < 0)
-		return fd;
-	m = mmap(NULL, sizeof(struct share), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	r = m == MAP_FAILED ? -errno : 0;
-	REAL(close)(fd);
-	if (r < 0)
+	if ((r = share_map(cfg, "addr", &addr_kind, &m, NULL)) < 0)
 		return r;
 	share = m;
-	share_addr = a;
+	share_addr = cfg->addr;
 	return 0;
 }
 
@@ -467,4 +506,117 @@ bool us_share_buried(uint16_t lport, uint32_t raddr, uint16_t rport)
 		return (int32_t)((uint32_t)(word >> 32) - now) > 0 && (uint32_t)word != (uint32_t)getpid();
 	}
 	return false;
+}
+
+/* ---- SO_REUSEPORT groups across processes ---- */
+
+static uint64_t group_word(uint16_t port, unsigned listeners, uint32_t owner)
+{
+	return (uint64_t)port << 48 | (uint64_t)(listeners & 0xffff) << 32 | owner;
+}
+
+static unsigned group_base(uint16_t port)
+{
+	return (unsigned)(((uint64_t)port * 0x9e3779b97f4a7c15ull) >> 40) & (GROUP_SLOTS - 1);
+}
+
+static _Atomic uint64_t *group_slot(uint16_t port, unsigned i)
+{
+	return &gshare->member[(group_base(port) + i) & (GROUP_SLOTS - 1)];
+}
+
+/* The groups file needs an owner slot (its entries name their owner) and
+ * is mapped when first wanted, so that a program that never binds with
+ * SO_REUSEPORT never opens it (its fd closed: the owner lock lives on the
+ * ports file). Without it, SO_REUSEPORT groups span one stack. */
+bool us_share_groups(void)
+{
+	void *m;
+
+	if (!pshare || !my_owner)
+		return false;
+	if (!gshare && !groups_tried) {
+		groups_tried = true;
+		if (share_map(share_cfg, "groups", &groups_kind, &m, NULL) == 0)
+			gshare = m;
+	}
+	return gshare != NULL;
+}
+
+bool us_share_group_set(uint16_t port, unsigned listeners)
+{
+	uint64_t want = group_word(port, listeners, my_owner), w;
+
+	if (!us_share_groups())
+		return false;
+	/* Our entry, if we have one: only we write it. */
+	for (unsigned i = 0; i < GROUP_WAYS; i++) {
+		_Atomic uint64_t *m = group_slot(port, i);
+
+		w = atomic_load(m);
+		if ((uint16_t)(w >> 48) == port && (uint32_t)w == my_owner) {
+			atomic_store(m, want);
+			return true;
+		}
+	}
+	/* Else an empty slot in the window, or a dead stack's. */
+	for (unsigned i = 0; i < GROUP_WAYS; i++) {
+		_Atomic uint64_t *m = group_slot(port, i);
+
+		w = atomic_load(m);
+		if ((w == 0 || !owner_alive((uint32_t)w)) && atomic_compare_exchange_strong(m, &w, want))
+			return true;
+	}
+	return false;
+}
+
+void us_share_group_leave(uint16_t port)
+{
+	if (!us_share_groups())
+		return;
+	for (unsigned i = 0; i < GROUP_WAYS; i++) {
+		_Atomic uint64_t *m = group_slot(port, i);
+		uint64_t w = atomic_load(m);
+
+		if ((uint16_t)(w >> 48) == port && (uint32_t)w == my_owner)
+			atomic_compare_exchange_strong(m, &w, 0);
+	}
+}
+
+bool us_share_group_others(uint16_t port)
+{
+	if (!us_share_groups())
+		return false;
+	for (unsigned i = 0; i < GROUP_WAYS; i++) {
+		uint64_t w = atomic_load(group_slot(port, i));
+		uint32_t owner = (uint32_t)w;
+
+		if (w && (uint16_t)(w >> 48) == port && owner != my_owner && (owner >> OWNER_SHIFT) < OWNER_SLOTS &&
+		    (atomic_load(&pshare->owner_gen[owner >> OWNER_SHIFT]) & OWNER_GEN_MASK) == (owner & OWNER_GEN_MASK))
+			return true;
+	}
+	return false;
+}
+
+unsigned us_share_group_members(uint16_t port, struct us_group_member *out, unsigned max)
+{
+	unsigned n = 0;
+
+	if (!us_share_groups())
+		return 0;
+	for (unsigned i = 0; i < GROUP_WAYS && n < max; i++) {
+		uint64_t w = atomic_load(group_slot(port, i));
+		struct us_group_member m = { .owner = (uint32_t)w, .listeners = (uint16_t)(w >> 32),
+					     .self = (uint32_t)w == my_owner };
+		unsigned j;
+
+		if (!w || (uint16_t)(w >> 48) != port || (!m.self && !owner_alive(m.owner)))
+			continue;
+		/* In owner order, so that every stack sees one list. */
+		for (j = n; j > 0 && out[j - 1].owner > m.owner; j--)
+			out[j] = out[j - 1];
+		out[j] = m;
+		n++;
+	}
+	return n;
 }

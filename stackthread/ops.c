@@ -191,6 +191,7 @@ void us_op_bind(struct us_call *c)
 void us_op_connect(struct us_call *c)
 {
 	struct us_conn *k = call_conn(c);
+	uint16_t bound;
 
 	if (!k)
 		return;
@@ -210,9 +211,14 @@ void us_op_connect(struct us_call *c)
 	/* A port picked now is shared with another process's bind() only if
 	 * both have SO_REUSEADDR, as Linux's. */
 	ust_tcp_set_reuseaddr(k->tcb, atomic_load(&c->sock->reuseaddr) != 0);
+	bound = ust_tcp_local_port(k->tcb);
 	c->ret = ust_tcp_connect_to(k->tcb, &c->u.in.addr, c->u.in.port, ust_now());
 	if (c->ret == 0)
 		atomic_fetch_or(&c->sock->flags, US_F_CONNECTING);
+	/* From a port bound with SO_REUSEADDR: perhaps another stack's
+	 * TIME-WAIT's, which must let go (us_port_tuple_claim). */
+	if (c->ret == 0 && bound && atomic_load(&c->sock->reuseaddr))
+		us_port_tuple_claim(bound, &c->u.in.addr, c->u.in.port);
 	us_publish(k);
 	us_mark_dirty(k);
 }
@@ -226,7 +232,7 @@ void us_op_listen(struct us_call *c)
 		return;
 	lport = ust_tcp_local_port(k->tcb);
 	if (lport && ust_tcp_get_state(k->tcb) == UST_TCP_CLOSED &&
-	    !us_port_listen(lport, ust_tcp_port_families(k->tcb))) {
+	    (!us_port_listen(lport, ust_tcp_port_families(k->tcb)) || !us_port_group_join(k->st, lport))) {
 		c->ret = -EADDRINUSE; /* another process listens there */
 		return;
 	}
@@ -237,6 +243,7 @@ void us_op_listen(struct us_call *c)
 	c->ret = ust_tcp_listen(k->tcb, (unsigned)(c->u.opt.val < 0 ? 0 : c->u.opt.val));
 	if (c->ret == 0)
 		us_port_listen(ust_tcp_local_port(k->tcb), ust_tcp_port_families(k->tcb)); /* an ephemeral one: fresh, free */
+	us_port_group_update(k->st, ust_tcp_local_port(k->tcb));
 	if (c->ret == 0) {
 		unsigned backlog = ust_tcp_backlog(k->tcb); /* clamped like somaxconn */
 		void *out = realloc(k->out, sizeof(*k->out) * (backlog + 1));
@@ -280,6 +287,12 @@ void us_op_setopt(struct us_call *c)
 	}
 	if (c->u.opt.level == US_OPT_RELAY && c->u.opt.name == TCP_NOTSENT_LOWAT) {
 		us_relay_notsent_lowat(k);
+		c->ret = 0;
+		return;
+	}
+	if (c->u.opt.level == SOL_SOCKET && c->u.opt.name == SO_MAX_PACING_RATE) {
+		ust_tcp_set_max_pacing_rate(k->tcb, c->u.opt.wide);
+		us_mark_dirty(k);
 		c->ret = 0;
 		return;
 	}
@@ -341,6 +354,7 @@ void us_op_unlisten(struct us_call *c)
 		ust_tcp_close(k->tcb, ust_now());
 		k->tcb = NULL;
 		us_port_unlisten(lport);
+		us_port_group_update(k->st, lport);
 		us_lo_close(k);
 	}
 	c->ret = 0;

@@ -12,15 +12,18 @@
 
 /* Our ports: the kernel reservation sockets, one per family (F4, F6; -1:
  * none), how many control blocks use the port, whether it was bound with
- * SO_REUSEADDR, and whether the address share holds it (a port chosen at
- * connect, claim_client). Each family has a port space of its own, as on
- * Linux: an AF_INET socket's port is held by an AF_INET reservation on
- * our IPv4 address, an IPV6_V6ONLY one's by an AF_INET6 one (v6only) on
+ * SO_REUSEADDR, and with SO_REUSEPORT (so that other processes'
+ * SO_REUSEPORT sockets may bind and listen there as well, by the kernel's
+ * own rules), whether the address share holds it (a port chosen at
+ * connect, claim_client), and whether we have an entry in its SO_REUSEPORT
+ * group (us_port_group_update). Each family has a port space of its own,
+ * as on Linux: an AF_INET socket's port is held by an AF_INET reservation
+ * on our IPv4 address, an IPV6_V6ONLY one's by an AF_INET6 one (v6only) on
  * our IPv6 address, a dual-stack one's by both. A reservation is made for
  * the first user of the port that needs its family and closed with the
  * port's last user. */
 enum { F4, F6 };
-static struct { int fd[2]; unsigned refs; bool reuse, shared; } ports[65536];
+static struct { int fd[2]; unsigned refs; bool reuse, reuseport, shared, grouped; } ports[65536];
 /* The addresses they are on (the last claim's stack's). */
 static uint32_t ports_addr;
 static struct ust_ip6 ports_addr6;
@@ -40,7 +43,7 @@ static bool ports_has6;
  * reservations that do not listen: other processes' TIME-WAIT remnants. A
  * listener's reservation listens in the kernel (us_port_listen), so that
  * no other process binds there, as Linux refuses a second listener. */
-static int reserve_low(int f, uint16_t *port, bool reuse)
+static int reserve_low(int f, uint16_t *port, bool reuse, bool reuseport)
 {
 	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(*port),
 				  .sin_addr.s_addr = htonl(ports_addr) };
@@ -57,6 +60,8 @@ static int reserve_low(int f, uint16_t *port, bool reuse)
 		REAL(setsockopt)(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)); /* IPv4 is F4's */
 	if (reuse)
 		REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport)
+		REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (REAL(bind)(fd, a, len) < 0 || (!*port && REAL(getsockname)(fd, a, &len) < 0)) {
 		e = errno;
 		REAL(close)(fd);
@@ -66,9 +71,9 @@ static int reserve_low(int f, uint16_t *port, bool reuse)
 	return fd;
 }
 
-static int reserve(int f, uint16_t *port, bool reuse)
+static int reserve(int f, uint16_t *port, bool reuse, bool reuseport)
 {
-	int fd = reserve_low(f, port, reuse);
+	int fd = reserve_low(f, port, reuse, reuseport);
 
 	return fd < 0 ? fd : us_fd_high(fd);
 }
@@ -141,7 +146,7 @@ static int kernel_port_free(uint16_t port)
 
 		if (!wants(UST_TCP_PORT_V4 | UST_TCP_PORT_V6, f))
 			continue;
-		fd = reserve_low(f, &port, false);
+		fd = reserve_low(f, &port, false, false);
 		if (fd < 0)
 			return fd;
 		REAL(close)(fd);
@@ -189,6 +194,7 @@ static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
 		ports[p].fd[F4] = ports[p].fd[F6] = -1;
 		ports[p].refs = 1;
 		ports[p].reuse = reuse;
+		ports[p].reuseport = false;
 		ports[p].shared = true;
 		return 0;
 	}
@@ -197,7 +203,7 @@ static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
 
 /* The reservations port lacks for families (none for a port the share
  * holds: it was free in both spaces when taken); all or none are made. */
-static int reserve_families(uint16_t port, bool reuse, unsigned families)
+static int reserve_families(uint16_t port, bool reuse, bool reuseport, unsigned families)
 {
 	int made[2] = { -1, -1 };
 
@@ -206,7 +212,7 @@ static int reserve_families(uint16_t port, bool reuse, unsigned families)
 
 		if (!wants(families, f) || ports[port].fd[f] >= 0 || (ports[port].refs && ports[port].shared))
 			continue;
-		made[f] = reserve(f, &p, reuse);
+		made[f] = reserve(f, &p, reuse, reuseport);
 		if (made[f] < 0) {
 			int e = made[f];
 			if (f == F6 && made[F4] >= 0)
@@ -220,16 +226,21 @@ static int reserve_families(uint16_t port, bool reuse, unsigned families)
 	return 0;
 }
 
-int us_port_claim(void *ctx, uint16_t *port, bool reuse, unsigned families)
+int us_port_claim(void *ctx, uint16_t *port, unsigned how, unsigned families)
 {
 	struct us_stack *st = ctx;
+	bool reuse = how & UST_PORT_REUSEADDR;
+	/* Only where the groups file lets the stacks agree on who answers
+	 * a SYN: otherwise a group spans this stack, and another process's
+	 * listener finds the port held, as before. */
+	bool reuseport = (how & UST_PORT_REUSEPORT) && us_share_groups();
 	int fd;
 
 	note_addrs(st);
 	if (*port && ports[*port].refs) {
 		/* Another family's user may need its reservation yet (an
 		 * AF_INET socket on the port, now an IPV6_V6ONLY one). */
-		fd = reserve_families(*port, ports[*port].reuse, families);
+		fd = reserve_families(*port, ports[*port].reuse, ports[*port].reuseport, families);
 		if (fd == 0)
 			ports[*port].refs++;
 		goto out;
@@ -239,7 +250,7 @@ int us_port_claim(void *ctx, uint16_t *port, bool reuse, unsigned families)
 		if (fd != -EOPNOTSUPP)
 			goto out;
 		/* No share: the kernel picks, in the first family's space. */
-		fd = reserve(wants(families, F4) ? F4 : F6, port, reuse);
+		fd = reserve(wants(families, F4) ? F4 : F6, port, reuse, reuseport);
 		if (fd < 0)
 			goto out;
 		ports[*port].fd[wants(families, F4) ? F4 : F6] = fd;
@@ -248,7 +259,7 @@ int us_port_claim(void *ctx, uint16_t *port, bool reuse, unsigned families)
 		ports[*port].fd[F4] = ports[*port].fd[F6] = -1;
 	}
 	ports[*port].shared = false;
-	fd = reserve_families(*port, reuse, families);
+	fd = reserve_families(*port, reuse, reuseport, families);
 	/* A bind() to a port a connection in another process holds: Linux's
 	 * EADDRINUSE, unless both have SO_REUSEADDR. */
 	if (fd == 0 && us_share_port_busy(*port, reuse))
@@ -261,8 +272,21 @@ int us_port_claim(void *ctx, uint16_t *port, bool reuse, unsigned families)
 		ports[*port].fd[F4] = ports[*port].fd[F6] = -1;
 		goto out;
 	}
+	/* A port other processes may bind too is listed in its group from
+	 * the start, listeners or not: a listener there must know that a
+	 * segment no connection of its matches may be another's. */
+	if (reuseport && !us_share_group_set(*port, 0)) {
+		for (int f = F4; f <= F6; f++)
+			if (ports[*port].fd[f] >= 0)
+				REAL(close)(ports[*port].fd[f]);
+		ports[*port].fd[F4] = ports[*port].fd[F6] = -1;
+		fd = -EADDRINUSE;
+		goto out;
+	}
 	ports[*port].refs = 1;
 	ports[*port].reuse = reuse;
+	ports[*port].reuseport = reuseport;
+	ports[*port].grouped = reuseport;
 out:
 	if (fd == -EMFILE || fd == -ENFILE)
 		st->st.ctr.event[UST_EV_SOCK_NO_FD]++;
@@ -286,6 +310,9 @@ void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	if (tomb_addr(raddr))
 		us_share_bury(port, tomb_addr(raddr), rport);
 	if (ports[port].refs && --ports[port].refs == 0) {
+		/* Out of the group before the port is free. */
+		if (ports[port].grouped)
+			us_share_group_leave(port);
 		for (int f = F4; f <= F6; f++)
 			if (ports[port].fd[f] >= 0)
 				REAL(close)(ports[port].fd[f]);
@@ -293,6 +320,7 @@ void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 			us_share_port_give(port);
 		ports[port].fd[F4] = ports[port].fd[F6] = -1;
 		ports[port].shared = false;
+		ports[port].grouped = false;
 	}
 }
 
@@ -317,9 +345,10 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	note_addrs(st);
 	f = ust_ip6_is_v4mapped(raddr) || !ports_has6 ? F4 : F6;
 	/* Held by us alone in the segment's family's space (no
-	 * SO_REUSEADDR; a client port the share gave us was free in both):
+	 * SO_REUSEADDR, no SO_REUSEPORT; a client port the share gave us was
+	 * free in both):
 	 * nothing else can be there. */
-	if (ports[port].refs && !ports[port].reuse && (ports[port].fd[f] >= 0 || ports[port].shared))
+	if (ports[port].refs && !ports[port].reuse && !ports[port].reuseport && (ports[port].fd[f] >= 0 || ports[port].shared))
 		return false;
 	if (cache[i].port == port && cache[i].until > now)
 		return true;
@@ -332,7 +361,7 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	/* Held by us with SO_REUSEADDR (a listener's old children), another
 	 * process may listen there too: a probe that shares finds out, in
 	 * the segment's family's space. */
-	fd = reserve(f, &p, ports[port].refs != 0);
+	fd = reserve(f, &p, ports[port].refs != 0, false);
 	if (fd >= 0)
 		REAL(close)(fd);
 	if (fd == -EADDRINUSE) {
@@ -342,6 +371,22 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	}
 	/* Free now, but perhaps only since the owner read this very
 	 * segment: its tombstone says so. */
+	return us_share_buried(port, tomb_addr(raddr), rport);
+}
+
+/* A connect from a port the program bound with SO_REUSEADDR may take over
+ * a 4-tuple another stack holds in TIME-WAIT (a keeper's): the claim, a
+ * tombstone of ours, tells that stack so (us_tuple_taken) when the new
+ * connection's first segment reaches it too. */
+void us_port_tuple_claim(uint16_t port, const struct ust_ip6 *raddr, uint16_t rport)
+{
+	if (tomb_addr(raddr))
+		us_share_bury(port, tomb_addr(raddr), rport);
+}
+
+bool us_tuple_taken(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport)
+{
+	(void)ctx;
 	return us_share_buried(port, tomb_addr(raddr), rport);
 }
 
@@ -405,7 +450,7 @@ bool us_port_listen(uint16_t port, unsigned families)
 		 * holds it in the kernel too, so that another listener's
 		 * bind fails there as on Linux. */
 		if (fd < 0) {
-			fd = reserve(f, &p, ports[port].reuse);
+			fd = reserve(f, &p, ports[port].reuse, ports[port].reuseport);
 			if (fd < 0)
 				return false;
 			ports[port].fd[f] = fd;
@@ -423,6 +468,76 @@ void us_port_unlisten(uint16_t port)
 	for (int f = F4; f <= F6; f++)
 		if (ports[port].refs && ports[port].fd[f] >= 0)
 			REAL(shutdown)(ports[port].fd[f], SHUT_RDWR);
+}
+
+/*
+ * SO_REUSEPORT groups across processes (issue 14). Each member of a group
+ * holds its own listening reservation with SO_REUSEPORT, so the kernel
+ * applies Linux's rules to who may join (every socket with the option,
+ * one user); the groups file lists the members and their listeners. Every
+ * stack reads every SYN for the address, and each decides alone, and
+ * alike, whether it is its own: as Linux's reuseport_select_sock, the
+ * flow's hash scaled to the group's listeners (reciprocal_scale), counted
+ * over the members in one order. A stack is listed from its bind with
+ * SO_REUSEPORT (us_port_claim) until the port's last user here lets go
+ * (us_port_release), with as many listeners as it has: one whose
+ * listeners closed, or that never listened (a client bound with the
+ * option), stays listed with none while its connections last (in its
+ * keeper, after an exit), so the others know the port is still shared
+ * and reset none of its segments; one that dies (SIGKILL) leaves with its
+ * owner lock.
+ */
+static bool group_set(uint16_t port, unsigned listeners)
+{
+	if (!port || !ports[port].refs || !ports[port].reuseport)
+		return true;
+	if (!us_share_group_set(port, listeners))
+		return false;
+	ports[port].grouped = true;
+	return true;
+}
+
+bool us_port_group_join(struct us_stack *st, uint16_t port)
+{
+	return group_set(port, ust_tcp_port_group_size(&st->tcp, port) + 1);
+}
+
+void us_port_group_update(struct us_stack *st, uint16_t port)
+{
+	/* Fewer listeners, or as many as joined: the entry is there. */
+	group_set(port, ust_tcp_port_group_size(&st->tcp, port));
+}
+
+int us_port_group_pick(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport, unsigned nlocal,
+		       bool exact, bool *shared)
+{
+	struct us_stack *st = ctx;
+	struct us_group_member m[US_GROUP_MAX];
+	unsigned n, total = 0, pick;
+
+	*shared = false;
+	if (!ports[port].grouped)
+		return 0;
+	/* Another member's data, ACKs, FINs: no F_OFD_GETLK per member for
+	 * each of them. */
+	if (!exact) {
+		*shared = us_share_group_others(port);
+		return -1;
+	}
+	n = us_share_group_members(port, m, US_GROUP_MAX);
+	for (unsigned i = 0; i < n; i++) {
+		*shared |= !m[i].self;
+		total += m[i].listeners;
+	}
+	if (!*shared || !total)
+		return 0;
+	pick = (unsigned)(((uint64_t)ust_tcp_flow_hash(&st->tcp, raddr, port, rport) * total) >> 32);
+	for (unsigned i = 0; i < n; i++) {
+		if (pick < m[i].listeners)
+			return m[i].self ? (int)(pick % (nlocal ? nlocal : 1)) : -1;
+		pick -= m[i].listeners;
+	}
+	return -1;
 }
 
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx)
@@ -443,6 +558,7 @@ void us_ports_forget(void)
 				REAL(close)(ports[p].fd[f]);
 		ports[p].refs = 0;
 		ports[p].shared = false;
+		ports[p].grouped = false; /* the parent's entries, not ours */
 	}
 	us_share_disown();
 }

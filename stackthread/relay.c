@@ -270,6 +270,8 @@ void us_conn_release(struct us_conn *c, bool abort)
 		 * SO_REUSEADDR may share it, as on Linux. */
 		if (c->listener && !ust_tcp_port_listening(&c->st->tcp, lport))
 			us_port_unlisten(lport);
+		if (c->listener)
+			us_port_group_update(c->st, lport);
 	}
 	us_conn_free(c, true);
 }
@@ -1009,6 +1011,11 @@ static bool deliver_one(struct us_conn *l)
 		 * for it in TCP's ring (conn_push), not prefilled. */
 		REAL(setsockopt)(app, SOL_SOCKET, SO_RCVLOWAT, &l->rcvlowat, sizeof(l->rcvlowat));
 		atomic_fetch_or(&s->flags, US_F_RCVOPTS);
+	}
+	if (ust_tcp_max_pacing_rate(ct) != UINT64_MAX) {
+		/* The child's cap (sk_clone), read back as Linux's. */
+		uint64_t cap = ust_tcp_max_pacing_rate(ct);
+		REAL(setsockopt)(app, SOL_SOCKET, SO_MAX_PACING_RATE, &cap, sizeof(cap));
 	}
 	pre = l->rcvlowat > 1 ? 0 : prefill(ct, sfd);
 	if (!us_send_token(l->sfd, app, &tok)) {

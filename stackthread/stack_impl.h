@@ -238,7 +238,7 @@ unsigned us_listener_deliver(struct us_conn *l);
 
 /* ports.c: the engine's port_claim, port_release and port_foreign (ctx:
  * the struct us_stack). */
-int us_port_claim(void *ctx, uint16_t *port, bool reuse, unsigned families);
+int us_port_claim(void *ctx, uint16_t *port, unsigned how, unsigned families);
 void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 /* The port's reservations for these families (UST_TCP_PORT_*) listen (a
@@ -247,6 +247,19 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 bool us_port_listen(uint16_t port, unsigned families);
 /* They stop listening (the listener closed; its children may hold on). */
 void us_port_unlisten(uint16_t port);
+/* Our entry in port's SO_REUSEPORT group across processes: join it with
+ * one listener more, before a listen (false: the groups file has no room
+ * for us there, listen's EADDRINUSE); then it follows our listeners there
+ * (after a listen, or a listener's close). */
+bool us_port_group_join(struct us_stack *st, uint16_t port);
+void us_port_group_update(struct us_stack *st, uint16_t port);
+/* A connect from a bound port took lport <-> raddr:rport: any other
+ * stack's TIME-WAIT on it is to end (the engine's tuple_taken there). */
+void us_port_tuple_claim(uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
+bool us_tuple_taken(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
+/* The engine's reuseport_pick. */
+int us_port_group_pick(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport, unsigned nlocal,
+		       bool exact, bool *shared);
 /* fn(ctx, fd) for each reservation: one pass over the ports. */
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx);
 /* A forked child's copy of the table is not its own: close and forget. */
@@ -279,6 +292,26 @@ int us_share_fd(void);
 /* A forked child, or a stack forgotten after a failed exec: the ports in
  * the file are whoever kept the open file's (the parent, the keeper). */
 void us_share_disown(void);
+/* SO_REUSEPORT groups that span processes (RUN_DIR/groups-A.B.C.D): can
+ * we be in one (the file and an owner slot)? Our entry for port, with our
+ * listeners in its group (0: none left, but connections are, so the port
+ * is still shared); false when the port's window is full. Our entry
+ * gone. The port's live members, ourselves included, in one order for
+ * every stack; how many. */
+struct us_group_member {
+	uint32_t owner;
+	uint16_t listeners;
+	bool self;
+};
+#define US_GROUP_MAX 64
+bool us_share_groups(void);
+bool us_share_group_set(uint16_t port, unsigned listeners);
+void us_share_group_leave(uint16_t port);
+unsigned us_share_group_members(uint16_t port, struct us_group_member *out, unsigned max);
+/* Does another stack hold port in its group? From the entries' owner
+ * generations alone: a dead owner whose slot nobody took since still
+ * counts (the safe mistake: a segment left unanswered). */
+bool us_share_group_others(uint16_t port);
 
 /* control.c */
 /* TCP's closed callback: one line to USTCP_CLOSE_LOG. */

@@ -125,7 +125,8 @@ union us_call_args {
 	/* create: the family and IPV6_V6ONLY; app_fd the number the socket
 	 * will have, or -1 */
 	struct { int family, v6only, app_fd; } create;
-	struct { int level, name; int val; } opt;
+	/* wide: SO_MAX_PACING_RATE's 64 bits */
+	struct { int level, name; int val; uint64_t wide; } opt;
 	struct { int how; bool sentinel; } shut; /* sentinel: us_op_take_tail */
 	struct { unsigned first, last; } range;
 	char cc[16]; /* TCP_CONGESTION's name, NUL-terminated: by value, so it

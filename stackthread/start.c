@@ -247,6 +247,8 @@ static int start_tcp(void)
 	tc.port_claim = us_port_claim;
 	tc.port_release = us_port_release;
 	tc.port_foreign = us_port_foreign;
+	tc.reuseport_pick = us_port_group_pick;
+	tc.tuple_taken = us_tuple_taken;
 	tc.ctx = &us_st;
 	return ust_tcp_init(&us_st.tcp, &us_st.st, &tc) < 0 ? -ENOMEM : 0;
 }

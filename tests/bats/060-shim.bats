@@ -598,3 +598,20 @@ echo ping"
 @test "closefrom over every other fd: a kept connection and a new one work [ustcp]" { MODE=ustcp body_close_others from; }
 @test "exec: the new image sees its inherited connection as TCP and talks on it [kernel]" { MODE=kernel body_exec_identity; }
 @test "exec: the new image sees its inherited connection as TCP and talks on it [ustcp]" { MODE=ustcp body_exec_identity; }
+
+# An epoll set that registered a socket before connect() to 127.0.0.1 (a
+# USTCP_PASSTHROUGH address) or bind() to it goes on watching it: under
+# ustcp the kernel socket that takes the number is registered again in
+# the program's epoll sets (shim/fdplace.c, us_epoll_regs). Issue 14.
+body_epoll_handover() {
+	shim_topo_up
+	prog python3 "$SHIM_DIR/epoll_handover.py" >"$TMP/out"
+	cat "$TMP/out"
+	diff -u - "$TMP/out" <<-EOF
+		connect to 127.0.0.1: writable True, readable True
+		bind 127.0.0.1, then connect: writable True, readable True
+	EOF
+}
+
+@test "epoll: a set made before connect or bind to 127.0.0.1 still watches the socket [kernel]" { MODE=kernel body_epoll_handover; }
+@test "epoll: a set made before connect or bind to 127.0.0.1 still watches the socket [ustcp]" { MODE=ustcp body_epoll_handover; }

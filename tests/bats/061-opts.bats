@@ -211,3 +211,28 @@ readable at accept $3"
 @test "TCP_DEFER_ACCEPT: read back as Linux rounds it; accept when data comes [ustcp]" { MODE=ustcp body_defer_accept 2 2 "b'data'"; }
 @test "TCP_DEFER_ACCEPT: no data, accept after the SYN-ACK of the period's last timeout [kernel]" { MODE=kernel body_defer_accept -1 7 "b''"; }
 @test "TCP_DEFER_ACCEPT: no data, accept after the SYN-ACK of the period's last timeout [ustcp]" { MODE=ustcp body_defer_accept -1 7 "b''"; }
+
+# ---- SO_MAX_PACING_RATE -----------------------------------------------------------
+
+# A sender capped at 500 kB/s sends 1 MB to a kernel sink, with CUBIC and
+# with BBR (tests/shim/maxpacing.py): Linux caps the pacing rate of every
+# algorithm and, without an fq qdisc, paces in TCP itself (issue 14); the
+# cap reads back and TCP_INFO reports it. The same on both TCPs.
+body_max_pacing() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/maxpacing.py" peer "$PEER_ADDR" 7340 </dev/null
+	wait_listen "$PEER_NETNS" 7340
+	local cc
+	for cc in cubic bbr; do
+		prog python3 "$SHIM_DIR/maxpacing.py" prog "$PEER_ADDR" 7340 "$cc" 500000 >"$TMP/out"
+		cat "$TMP/out"
+		diff -u - "$TMP/out" <<-EOF
+			getsockopt: 500000
+			TCP_INFO max_pacing_rate: 500000, pacing_rate within it: True
+			1000000 bytes took 1.6 to 3 s: True
+		EOF
+	done
+}
+
+@test "SO_MAX_PACING_RATE: read back, in TCP_INFO, and the rate on the wire, CUBIC and BBR [kernel]" { MODE=kernel body_max_pacing; }
+@test "SO_MAX_PACING_RATE: read back, in TCP_INFO, and the rate on the wire, CUBIC and BBR [ustcp]" { MODE=ustcp body_max_pacing; }

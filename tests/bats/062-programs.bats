@@ -287,6 +287,30 @@ body_tw_reuse() {
 @test "TIME-WAIT client port: bind needs SO_REUSEADDR, the same 4-tuple is taken over (RFC 6191) [kernel]" { MODE=kernel body_tw_reuse; }
 @test "TIME-WAIT client port: bind needs SO_REUSEADDR, the same 4-tuple is taken over (RFC 6191) [ustcp]" { MODE=ustcp body_tw_reuse; }
 
+# The same takeover by another process (under ustcp the TIME-WAIT is then
+# in the first process's exit keeper, another stack): the echo works, and
+# once the new SYN left, nothing the stack's side sends on the 4-tuple
+# answers for the old connection (tests/shim/tw_old_answers.py): on Linux
+# the TIME-WAIT is gone, under ustcp it ends at the new connection's first
+# segment, told by the taker's claim (issue 14).
+body_tw_reuse_procs() {
+	shim_topo_up
+	peer_echo 7330 2
+	peer_cap_start
+	prog python3 "$SHIM_DIR/twreuse.py" "$PEER_ADDR" 7330 40000 close >"$TMP/out"
+	prog python3 "$SHIM_DIR/twreuse.py" "$PEER_ADDR" 7330 40000 bind-reuse >>"$TMP/out"
+	cat "$TMP/out"
+	diff -u - "$TMP/out" <<-EOF
+		close: bind 0 connect 0 echo hello
+		bind-reuse: bind 0 connect 0 echo hello
+	EOF
+	stack_cap_stop
+	[ "$(/usr/bin/python3 "$SHIM_DIR/tw_old_answers.py" "$TMP/c.pcap" "$SADDR" 7330)" -eq 0 ]
+}
+
+@test "TIME-WAIT client port taken over by another process: the old TIME-WAIT answers nothing after [kernel]" { MODE=kernel body_tw_reuse_procs; }
+@test "TIME-WAIT client port taken over by another process: the old TIME-WAIT answers nothing after [ustcp]" { MODE=ustcp body_tw_reuse_procs; }
+
 # ---- python asyncio -----------------------------------------------------------
 
 # One asyncio loop serves 4 connections from kernel clients and is the client
@@ -603,3 +627,37 @@ body_loopback() {
 
 @test "loopback: a wildcard listener serves a client on the same host and the peer [kernel]" { MODE=kernel body_loopback; }
 @test "loopback: a wildcard listener serves a client on the same host and the peer [ustcp]" { MODE=ustcp body_loopback; }
+
+# ---- SO_REUSEPORT across processes ----------------------------------------------
+
+# Two servers started apart (each its own process, under ustcp each with a
+# stack of its own) bind one port with SO_REUSEPORT (issue 14): both take
+# connections, spread by the 4-tuple's hash; a third socket without the
+# option gets EADDRINUSE; once one closes its listener the other takes
+# every new connection while the first's held connection lives on (no
+# stack resets it), and after it exits too (tests/shim/reuseport_procs.py).
+body_reuseport_procs() {
+	shim_topo_up
+	mkdir "$TMP/ctl"
+	prog_bg python3 "$SHIM_DIR/reuseport_procs.py" server A "$SADDR" 7500 "$TMP/ctl" </dev/null
+	wait_file "$TMP/ctl/A.ready"
+	prog_bg python3 "$SHIM_DIR/reuseport_procs.py" server B "$SADDR" 7500 "$TMP/ctl" </dev/null
+	local srv_b=$BG_PID
+	wait_file "$TMP/ctl/B.ready"
+	[ "$(prog python3 "$SHIM_DIR/reuseport_procs.py" bind "$SADDR" 7500)" = EADDRINUSE ]
+	peer python3 "$SHIM_DIR/reuseport_procs.py" client "$SADDR" 7500 "$TMP/ctl" >"$TMP/out"
+	cat "$TMP/out"
+	diff -u - "$TMP/out" <<-EOF
+		20 connections answered: True, by both: True
+		a connection held by A: True
+		A closed its listener: True
+		then 20 connections, all B's: True
+		A's held connection still echoes: 'A ping'
+		A exited, then 10 connections, all B's: True
+	EOF
+	bg_wait "$srv_b" 10
+	no_kernel_tcp
+}
+
+@test "SO_REUSEPORT: two servers started apart share a port; one leaves, the other takes all [kernel]" { MODE=kernel body_reuseport_procs; }
+@test "SO_REUSEPORT: two servers started apart share a port; one leaves, the other takes all [ustcp]" { MODE=ustcp body_reuseport_procs; }

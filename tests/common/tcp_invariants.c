@@ -386,6 +386,13 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	if (t->pacing_rate)
 		INVT(t, t->pacing_next_ns <= (uint64_t)tcp->now * 1000 + 1000000000u +
 			(uint64_t)tcp_pacing_burst(t) * t->mss * 1000000000u / t->pacing_rate);
+	/* SO_MAX_PACING_RATE caps every algorithm's rate, and a cap once
+	 * set has asked for pacing for good (SK_PACING_NEEDED). */
+	INVT(t, t->pacing_rate <= t->max_pacing_rate);
+	INVT(t, t->max_pacing_rate == UINT64_MAX || t->pacing_needed);
+	/* A child of a group other stacks share came from an SO_REUSEPORT
+	 * listener. */
+	INVT(t, !t->group_shared || t->reuseport);
 
 	/* The IPv4 header (IP_TOS, IP_TTL, IP_MTU_DISCOVER): the ECN field
 	 * is never the program's, the mode is one of Linux's, and the ACK

@@ -471,7 +471,7 @@ enum cmd {
 	CMD_SOCKET, CMD_BIND, CMD_LISTEN, CMD_CONNECT, CMD_ACCEPT, CMD_SEND, CMD_RECV,
 	CMD_SHUTDOWN, CMD_CLOSE, CMD_ABORT, CMD_SETSOCKOPT, CMD_GETSOCKOPT, CMD_LINGER,
 	CMD_SO_ERROR, CMD_STATE, CMD_EVENTS, CMD_STATUS, CMD_RECORD, CMD_CONNS, CMD_COUNTER,
-	CMD_QUIET, CMD_URGENT, CMD_RCV_URGENT,
+	CMD_QUIET, CMD_URGENT, CMD_RCV_URGENT, CMD_TAKEN,
 };
 
 /* What follows "=" in a call line. */
@@ -514,6 +514,8 @@ static const struct cmd_def cmds[] = {
 	{ "conns", CMD_CONNS, false, 0, 0, RES_INT, "conns = N" },
 	{ "counter", CMD_COUNTER, false, 1, 1, RES_INT, "counter NAME = N" },
 	{ "quiet", CMD_QUIET, false, 0, 0, RES_NONE, "quiet" },
+	{ "taken_elsewhere", CMD_TAKEN, false, 0, 0, RES_NONE,
+	  "taken_elsewhere (another stack took every 4-tuple over: tuple_taken)" },
 	{ "urgent", CMD_URGENT, true, 1, 1, RES_NONE, "urgent H BEYOND (MSG_OOB: the mark BEYOND bytes past the queue)" },
 	{ "rcv_urgent", CMD_RCV_URGENT, true, 0, 0, RES_INT, "rcv_urgent H = OFFSET | -1" },
 };
@@ -553,6 +555,7 @@ struct script_config {
 	unsigned mtu;
 	bool ipv6;                     /* sockets AF_INET6, the stack and the peer at OUR_IP6, PEER_IP6 */
 	bool v6only;                   /* IPV6_V6ONLY on every socket */
+	unsigned reuseport_others;     /* listeners other processes have in our SO_REUSEPORT groups */
 };
 
 /* A file lines were read from: the script itself (srcs[0]) or a fixture an
@@ -1098,9 +1101,18 @@ static bool check_call_args(struct parser *p, struct call *c)
 		       perr(p, "shutdown: want SHUT_RD, SHUT_WR or SHUT_RDWR");
 	case CMD_SETSOCKOPT:
 	case CMD_GETSOCKOPT:
-		/* TCP_CONGESTION takes a name (ust_tcp_set_cc). */
+		/* TCP_CONGESTION takes a name (ust_tcp_set_cc); SO_REUSEPORT,
+		 * before bind, is ust_tcp_set_reuseport; SO_MAX_PACING_RATE
+		 * (bytes per second, 64 bits) ust_tcp_set_max_pacing_rate. */
 		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "TCP_CONGESTION"))
 			return true;
+		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "SO_REUSEPORT"))
+			return parse_int(c->arg[1], &v) || perr(p, "setsockopt: '%s' is not a number", c->arg[1]);
+		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "SO_MAX_PACING_RATE")) {
+			uint64_t rate;
+			return parse_u64(c->arg[1], UINT64_MAX, &rate) ||
+			       perr(p, "setsockopt: '%s' is not a rate", c->arg[1]);
+		}
 		if (c->def->cmd == CMD_SETSOCKOPT && !parse_int(c->arg[1], &v))
 			return perr(p, "setsockopt: '%s' is not a number", c->arg[1]);
 		return sockopt_by_name(c->arg[0], &o) ||
@@ -1240,6 +1252,10 @@ static bool parse_config(struct parser *p, struct script_config *cfg)
 			return perr(p, "config %s: '%s' is not a number", name, v);
 		if (!strcmp(name, "ipv6") || !strcmp(name, "v6only")) {
 			*(!strcmp(name, "ipv6") ? &cfg->ipv6 : &cfg->v6only) = u != 0;
+			goto done;
+		}
+		if (!strcmp(name, "reuseport_others")) {
+			cfg->reuseport_others = u;
 			goto done;
 		}
 		if (!strcmp(name, "rfc1337")) {
@@ -1585,6 +1601,7 @@ struct run {
 	struct ust_stack st;
 	struct ust_tcp tcp;
 	bool tcp_up, destroying;
+	bool taken_elsewhere;          /* tuple_taken says yes from now on */
 
 	struct flow flows[MAX_FLOWS];
 	unsigned nflows;
@@ -2740,7 +2757,8 @@ static const struct field {
 	SF(sacked_out, FT_U32), SF(lost_out, FT_U32), SF(retrans_out, FT_U32),
 	SF(reordering, FT_U32), SF(reord_seen, FT_U32), SF(dsacks, FT_U32),
 	SF(delivered, FT_U64), SF(ecn_ok, FT_BOOL), SF(ecn_seen, FT_BOOL),
-	SF(min_rtt, FT_DUR),   SF(pacing_rate, FT_U64),
+	SF(min_rtt, FT_DUR),   SF(pacing_rate, FT_U64), SF(info_pacing_rate, FT_U64),
+	SF(max_pacing_rate, FT_U64),
 	SF(notsent, FT_U32),   SF(snd_wnd, FT_U32),   SF(rcv_wnd, FT_U32),
 	SF(since_data_sent, FT_DUR), SF(since_data_recv, FT_DUR), SF(since_ack_recv, FT_DUR),
 	SF(busy_time, FT_DUR), SF(rwnd_limited, FT_DUR), SF(sndbuf_limited, FT_DUR),
@@ -3068,7 +3086,10 @@ static void exec_call(struct run *r, const struct line *l)
 	case CMD_EVENTS:
 	case CMD_STATUS:
 	case CMD_RECORD:
+	case CMD_TAKEN:
 	case CMD_QUIET:
+		if (c->def->cmd == CMD_TAKEN)
+			r->taken_elsewhere = true;
 		trace(r, "%s", l->text + l->body);
 		if (c->def->cmd == CMD_STATE)
 			check_state(r, c, h);
@@ -3128,6 +3149,18 @@ static void exec_call(struct run *r, const struct line *l)
 			flush(r);
 			break;
 		}
+		if (!strcmp(c->arg[0], "SO_REUSEPORT")) {
+			ust_tcp_set_reuseport(h->tcb, strtol(c->arg[1], NULL, 0) != 0);
+			got = 0;
+			break;
+		}
+		if (!strcmp(c->arg[0], "SO_MAX_PACING_RATE")) {
+			r->tcp.now = r->now;
+			ust_tcp_set_max_pacing_rate(h->tcb, strtoull(c->arg[1], NULL, 0));
+			flush(r);
+			got = 0;
+			break;
+		}
 		got = ust_tcp_setopt(h->tcb, opt, (int)strtol(c->arg[1], NULL, 0));
 		break;
 	case CMD_GETSOCKOPT:
@@ -3170,6 +3203,35 @@ static bool exec_record_closed(struct run *r, const struct line *l)
 /* A whole script                                                      */
 /* ------------------------------------------------------------------ */
 
+/* The engine's reuseport_pick under "config reuseport_others N": other
+ * processes hold N listeners in each of our SO_REUSEPORT groups. The
+ * group is our nlocal listeners, then theirs, and the peer's port stands
+ * for the flow's hash, so that a script chooses who takes a flow: from
+ * port P, listener P mod (nlocal + N). */
+static int script_reuseport_pick(void *ctx, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport,
+				 unsigned nlocal, bool exact, bool *shared)
+{
+	const struct run *r = ctx;
+	unsigned others = r->sc->cfg.reuseport_others, pick = rport % (nlocal + others);
+
+	(void)lport;
+	(void)raddr;
+	*shared = others != 0;
+	return exact && pick < nlocal ? (int)pick : -1;
+}
+
+/* The engine's tuple_taken: after a "taken_elsewhere" line, another
+ * stack took every 4-tuple over. */
+static bool script_tuple_taken(void *ctx, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport)
+{
+	const struct run *r = ctx;
+
+	(void)lport;
+	(void)raddr;
+	(void)rport;
+	return r->taken_elsewhere;
+}
+
 static bool run_setup(struct run *r)
 {
 	struct ust_netif nif = { .l3 = true, .addr = OUR_IP, .mask = OUR_MASK, .mtu = r->sc->cfg.mtu,
@@ -3188,6 +3250,8 @@ static bool run_setup(struct run *r)
 	}
 	cfg.event = on_event;
 	cfg.closed = on_closed;
+	cfg.reuseport_pick = script_reuseport_pick;
+	cfg.tuple_taken = script_tuple_taken;
 	cfg.ctx = r;
 	err = ust_tcp_init(&r->tcp, &r->st, &cfg);
 	if (err) {

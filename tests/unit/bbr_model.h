@@ -61,6 +61,7 @@ static void flow_init(struct flow *f, const struct tcp_cc *cc, ust_time rtt, ust
 	f->t.snd_cwnd = TCP_INIT_CWND;
 	f->t.snd_ssthresh = TCP_INFINITE_SSTHRESH;
 	f->t.snd_cwnd_clamp = 1u << 20;
+	f->t.max_pacing_rate = UINT64_MAX; /* no SO_MAX_PACING_RATE (tcp_tcb_init's) */
 	f->t.srtt = rtt; /* the handshake's sample */
 	f->t.iss = 12345;
 	f->rtt = rtt;

@@ -16,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <signal.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -739,6 +742,73 @@ static void test_filler_listener_unwritable(void **state)
 	assert_false(poll_now(lfd, POLLOUT) & POLLOUT);
 }
 
+/* ---- SO_REUSEPORT groups across processes (addrshare.c) ---- */
+
+static unsigned group_of(uint16_t port, struct us_group_member *m)
+{
+	return us_share_group_members(port, m, US_GROUP_MAX);
+}
+
+/* Two stacks on one address list themselves in a port's group: each sees
+ * both, in one order (by owner), itself flagged, with its listeners; a
+ * stack killed by SIGKILL is out of every group at once (its owner lock
+ * went with it), and one that leaves is out. */
+static void test_reuseport_group_members_across_stacks(void **state)
+{
+	char dir[] = "/tmp/ustcp-group-XXXXXX", path[PATH_MAX + 40];
+	struct us_group_member m[US_GROUP_MAX];
+	struct ust_config cfg = { .addr = OUR_IP };
+	int sync[2];
+	char b = 0;
+	pid_t child;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(cfg.run_dir, sizeof(cfg.run_dir), "%s", dir);
+	assert_int_equal(us_share_open(&cfg), 0);
+	assert_true(us_share_groups());
+	assert_int_equal(pipe(sync), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		/* Another process's stack: an owner of its own. */
+		if (us_share_open(&cfg) == 0 && us_share_groups() && us_share_group_set(7500, 2))
+			b = 1;
+		(void)!write(sync[1], &b, 1);
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(read(sync[0], &b, 1), 1);
+	assert_int_equal(b, 1);
+	assert_true(us_share_group_set(7500, 1));
+	assert_true(us_share_group_set(7501, 0)); /* a port of ours alone */
+	assert_int_equal(group_of(7500, m), 2);
+	assert_true(m[0].owner < m[1].owner);
+	assert_true(m[0].self != m[1].self);
+	assert_int_equal(m[m[0].self ? 0 : 1].listeners, 1);
+	assert_int_equal(m[m[0].self ? 1 : 0].listeners, 2);
+	assert_int_equal(group_of(7501, m), 1);
+	/* Fewer listeners: the same entry. */
+	assert_true(us_share_group_set(7500, 0));
+	assert_int_equal(group_of(7500, m), 2);
+	kill(child, SIGKILL);
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	assert_int_equal(group_of(7500, m), 1);
+	assert_true(m[0].self);
+	us_share_group_leave(7500);
+	assert_int_equal(group_of(7500, m), 0);
+	us_share_group_leave(7501);
+	us_share_disown();
+	close(sync[0]);
+	close(sync[1]);
+	for (const char *const *f = (const char *const[]){ "addr", "ports", "groups", NULL }; *f; f++) {
+		snprintf(path, sizeof(path), "%s/%s-%u.%u.%u.%u", dir, *f, OUR_IP >> 24, (OUR_IP >> 16) & 255,
+			 (OUR_IP >> 8) & 255, OUR_IP & 255);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -758,6 +828,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_listener_tokens_bounded_by_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filler_connecting_unwritable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filler_listener_unwritable, setup, teardown),
+		cmocka_unit_test(test_reuseport_group_members_across_stacks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
