@@ -31,7 +31,10 @@ static bool passthrough(const struct ust_ip6 *dst)
 static int connect_after_dad(struct us_call *c, struct us_sock *s)
 {
 	const struct ust_config *cfg = us_config();
-	int r = (int)us_call(c, us_op_connect, s);
+	int r;
+
+	us_steer_settle(); /* the claims of our client ports (a bind()'s too) */
+	r = (int)us_call(c, us_op_connect, s);
 
 	for (int i = 0; i < 40 && r == -EADDRNOTAVAIL && cfg && cfg->has_addr6 && !ust_ip6_is_v4mapped(&c->u.in.addr);
 	     i++) {

@@ -114,23 +114,16 @@ static int kernel_port_free(uint32_t addr, uint16_t port)
 	return 0;
 }
 
-/* A port for a connection (connect() without bind, or listen()'s
- * autobind), held in the address share rather than by a kernel socket of
- * its own (issue 13): one fd and a kernel socket less per connection.
- * Free means free both there and in the kernel's table, where listeners
- * and bind()s hold theirs; a bind() checks the share after the kernel
- * (us_port_claim), so of two racing for a port one sees the other. From a
- * rotor over the ephemeral range, as Linux's allocator walks it; none
- * left is connect()'s EADDRNOTAVAIL. -EOPNOTSUPP: no share or no owner
- * slot, the kernel picks. */
-static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
+/* The next port free both in the address share and in the kernel's
+ * table, taken in the share for us (with reuse: SO_REUSEADDR's mark), from
+ * a rotor over the ephemeral range, as Linux's allocator walks it. 0 or
+ * -errno: -EADDRNOTAVAIL when none is left. */
+static int take_free_port(uint32_t addr, uint16_t *port, bool reuse)
 {
 	static unsigned next;
 	unsigned range;
 	int r;
 
-	if (!us_share_owner())
-		return -EOPNOTSUPP;
 	read_ephemeral_range();
 	range = (unsigned)eph_hi - eph_lo + 1;
 	if (!next)
@@ -142,7 +135,7 @@ static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
 			continue;
 		if (!us_share_port_take(p, reuse))
 			continue;
-		r = kernel_port_free(st->cfg.addr, p);
+		r = kernel_port_free(addr, p);
 		if (r < 0) {
 			us_share_port_give(p);
 			if (r == -EADDRINUSE)
@@ -151,13 +144,132 @@ static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
 		}
 		next += i + 1;
 		*port = p;
-		ports[p].fd = -1;
-		ports[p].refs = 1;
-		ports[p].reuse = reuse;
-		ports[p].shared = true;
 		return 0;
 	}
 	return -EADDRNOTAVAIL;
+}
+
+/*
+ * Steering by port (steer.c): a client port's frames reach this process
+ * only once the launcher's broker steers the port here, which costs a
+ * round trip to the broker. So ports are taken ahead, POOL_BATCH at a time
+ * (consecutive as the rotor walks, one range of the group's program),
+ * claimed in one message, and handed to connections once the claim is
+ * answered. A port a connection lets go stays in the pool while it has
+ * room: it is still ours and still steered here.
+ */
+#define POOL_MAX 64
+#define POOL_BATCH 32
+
+static struct { uint16_t port; uint32_t seq; } pool[POOL_MAX];
+static unsigned npool;
+static uint32_t pool_filling; /* the claim under way (0: none) */
+
+void us_ports_steer_fill(uint32_t addr)
+{
+	uint16_t got[POOL_BATCH];
+	unsigned n = 0;
+	uint32_t seq;
+
+	if (!us_steer_on() || !us_share_owner() || (pool_filling && !us_steer_done(pool_filling)) ||
+	    npool + POOL_BATCH > POOL_MAX)
+		return;
+	while (n < POOL_BATCH && take_free_port(addr, &got[n], false) == 0)
+		n++;
+	if (!n)
+		return;
+	seq = us_steer_claim_shared(got, n);
+	if (!seq) {
+		for (unsigned i = 0; i < n; i++)
+			us_share_port_give(got[i]);
+		return;
+	}
+	pool_filling = seq;
+	for (unsigned i = 0; i < n; i++)
+		pool[npool++] = (typeof(pool[0])){ got[i], seq };
+}
+
+void us_ports_refused(uint32_t seq)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < npool; i++) {
+		if (pool[i].seq == seq)
+			us_share_port_give(pool[i].port);
+		else
+			pool[k++] = pool[i];
+	}
+	npool = k;
+}
+
+/* A pool port whose claim was answered (seq 0: a port let go, steered
+ * here long since), for a connection; the pool refilled when it runs
+ * low. */
+static bool pool_take(uint16_t *port, bool reuse)
+{
+	for (unsigned i = 0; i < npool; i++) {
+		if (pool[i].seq && !us_steer_done(pool[i].seq))
+			continue;
+		*port = pool[i].port;
+		pool[i] = pool[--npool];
+		us_share_port_mark(*port, reuse);
+		if (npool <= POOL_MAX - POOL_BATCH)
+			us_ports_steer_fill(ports_addr);
+		return true;
+	}
+	us_ports_steer_fill(ports_addr);
+	return false;
+}
+
+/* A client port let go: back into the pool if it has room. */
+static bool pool_put(uint16_t port)
+{
+	if (!us_steer_on() || npool == POOL_MAX)
+		return false;
+	pool[npool++] = (typeof(pool[0])){ port, 0 };
+	return true;
+}
+
+/* A bind() to a port of the pool: the bind has it now. */
+static void pool_remove(uint16_t port)
+{
+	for (unsigned i = 0; i < npool; i++) {
+		if (pool[i].port == port) {
+			pool[i] = pool[--npool];
+			return;
+		}
+	}
+}
+
+/* A port for a connection (connect() without bind, or listen()'s
+ * autobind), held in the address share rather than by a kernel socket of
+ * its own (issue 13): one fd and a kernel socket less per connection.
+ * Free means free both there and in the kernel's table, where listeners
+ * and bind()s hold theirs; a bind() checks the share after the kernel
+ * (us_port_claim), so of two racing for a port one sees the other. None
+ * left is connect()'s EADDRNOTAVAIL. -EOPNOTSUPP: no share or no owner
+ * slot, the kernel picks. Steered, from the pool; a port taken here when
+ * the pool has none ready is claimed alone, and its first frames may
+ * reach the stack that answers for the address before the broker
+ * answers (dropped there as another's: the peer sends again). */
+static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
+{
+	int r;
+
+	if (!us_share_owner())
+		return -EOPNOTSUPP;
+	if (!(us_steer_on() && pool_take(port, reuse))) {
+		r = take_free_port(st->cfg.addr, port, reuse);
+		if (r < 0)
+			return r;
+		if (us_steer_on())
+			us_steer_claim_shared(port, 1);
+	}
+	ports[*port].fd = -1;
+	ports[*port].refs = 1;
+	ports[*port].reuse = reuse;
+	ports[*port].shared = true;
+	return 0;
 }
 
 int us_port_claim(void *ctx, uint16_t *port, bool reuse)
@@ -176,6 +288,8 @@ int us_port_claim(void *ctx, uint16_t *port, bool reuse)
 			goto out;
 	}
 	fd = reserve(st->cfg.addr, port, reuse);
+	if (fd >= 0)
+		pool_remove(*port);
 	/* A bind() to a port a connection in another process holds: Linux's
 	 * EADDRINUSE, unless both have SO_REUSEADDR. */
 	if (fd >= 0 && us_share_port_busy(*port, reuse)) {
@@ -187,6 +301,9 @@ int us_port_claim(void *ctx, uint16_t *port, bool reuse)
 		ports[*port].refs = 1;
 		ports[*port].reuse = reuse;
 		ports[*port].shared = false;
+		/* Its frames are steered here on the reservation's proof. */
+		if (us_steer_on())
+			us_steer_claim_bound(*port, fd);
 		fd = 0;
 	}
 out:
@@ -212,10 +329,14 @@ void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	if (tomb_addr(raddr))
 		us_share_bury(port, tomb_addr(raddr), rport);
 	if (ports[port].refs && --ports[port].refs == 0) {
+		bool kept = ports[port].shared && ports[port].fd < 0 && pool_put(port);
+
 		if (ports[port].fd >= 0)
 			REAL(close)(ports[port].fd);
-		if (ports[port].shared)
+		if (ports[port].shared && !kept)
 			us_share_port_give(port);
+		if (!kept && us_steer_on())
+			us_steer_release(port);
 		ports[port].fd = -1;
 		ports[port].shared = false;
 	}
@@ -351,5 +472,7 @@ void us_ports_forget(void)
 		ports[p].refs = 0;
 		ports[p].shared = false;
 	}
+	npool = 0;
+	pool_filling = 0;
 	us_share_disown();
 }

@@ -26,6 +26,7 @@
 #include "loop.h"
 #include "stackthread.h"
 #include "stack.h"
+#include "steer.h"
 #include "tcp.h"
 
 struct us_conn {
@@ -250,6 +251,11 @@ void us_port_unlisten(uint16_t port);
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx);
 /* A forked child's copy of the table is not its own: close and forget. */
 void us_ports_forget(void);
+/* Steering: takes client ports ahead and claims them (a pool), at start and
+ * whenever the pool runs low. */
+void us_ports_steer_fill(uint32_t addr);
+/* The broker refused the claim seq: its ports go back. */
+void us_ports_refused(uint32_t seq);
 
 /* addrshare.c: what the stacks on one address share (RUN_DIR/addr-A.B.C.D). */
 /* Maps the file, creating it the first time; 0 or -errno (then the stack
@@ -269,6 +275,10 @@ bool us_share_buried(uint16_t lport, uint32_t raddr, uint16_t rport);
  * back; is it held by another live stack in a way a bind (with reuse:
  * SO_REUSEADDR) may not share? */
 bool us_share_owner(void);
+/* Our owner word (0: none), which our client ports' words hold. */
+uint32_t us_share_owner_word(void);
+/* Sets or clears the SO_REUSEADDR mark of a port we hold in the file. */
+void us_share_port_mark(uint16_t port, bool reuse);
 bool us_share_port_take(uint16_t port, bool reuse);
 void us_share_port_give(uint16_t port);
 bool us_share_port_busy(uint16_t port, bool reuse);
@@ -278,6 +288,22 @@ int us_share_fd(void);
 /* A forked child, or a stack forgotten after a failed exec: the ports in
  * the file are whoever kept the open file's (the parent, the keeper). */
 void us_share_disown(void);
+
+/* steer.c: steering by port (stack/steer.h), the stack's side. */
+/* Starts with the channel the broker kept (start.c, after the loop). */
+void us_steer_start(int chan, struct ev_loop *ev, struct ust_counters *ctr);
+bool us_steer_on(void);
+int us_steer_fd(void);
+/* Was the claim seq answered? */
+bool us_steer_done(uint32_t seq);
+/* Claims ports held in the ports file, or a port held by the kernel
+ * reservation fd; returns the claim's seq, 0 if it could not be sent. */
+uint32_t us_steer_claim_shared(const uint16_t *ports, unsigned n);
+uint32_t us_steer_claim_bound(uint16_t port, int fd);
+/* The port is no longer ours. */
+void us_steer_release(uint16_t port);
+/* A forked child's copy of the channel is not its own. */
+void us_steer_forget(void);
 
 /* control.c */
 /* TCP's closed callback: one line to USTCP_CLOSE_LOG. */
