@@ -428,6 +428,20 @@ static void steer_finish(struct ust_broker *b, struct round *rd)
 	}
 }
 
+/* A packet socket the broker hands out that is not a member of its
+ * group joins a group of its own (with a fresh id), because a socket in a
+ * group can join no other and can no longer be bound elsewhere: a program
+ * that held one out of any group could rebind it to every frame and join
+ * a steering group (its id is any member's to read), taking a place in the
+ * array that a broker gave another member. Where the kernel has no such
+ * groups, there is no group to join either. */
+static void fanout_alone(int fd)
+{
+	int val = (PACKET_FANOUT_LB | PACKET_FANOUT_FLAG_UNIQUEID | PACKET_FANOUT_FLAG_IGNORE_OUTGOING) << 16;
+
+	(void)setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val));
+}
+
 /* A granted request: the packet socket fd goes to the client, as a
  * member of the group with its ARP socket when the broker steers and has
  * room (the reply socket then stays, as the member's channel). Returns
@@ -437,13 +451,16 @@ static bool grant(struct ust_broker *b, int reply, int fd)
 	char err[256];
 	int arp = b->own >= 0 ? ust_link_arp_socket(b->cfg, err, sizeof(err)) : -1;
 
-	if (arp >= 0 && steer_join(b, fd, reply)) {
-		answer(reply, 0, fd, arp);
+	if (arp >= 0) {
+		fanout_alone(arp);
+		if (steer_join(b, fd, reply)) {
+			answer(reply, 0, fd, arp);
+			close(arp);
+			return true;
+		}
 		close(arp);
-		return true;
 	}
-	if (arp >= 0)
-		close(arp);
+	fanout_alone(fd);
 	answer(reply, 0, fd, -1);
 	return false;
 }
