@@ -1,5 +1,6 @@
 /* Ports shared with the other processes on our address. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <linux/tcp.h>
@@ -152,41 +153,89 @@ static int take_free_port(uint32_t addr, uint16_t *port, bool reuse)
 /*
  * Steering by port (steer.c): a client port's frames reach this process
  * only once the launcher's broker steers the port here, which costs a
- * round trip to the broker. So ports are taken ahead, POOL_BATCH at a time
- * (consecutive as the rotor walks, one range of the group's program),
- * claimed in one message, and handed to connections once the claim is
- * answered. A port a connection lets go stays in the pool while it has
- * room: it is still ours and still steered here.
+ * round trip to the broker. So ports are taken ahead as a lease: the free
+ * ports of one aligned block of LEASE (64), claimed in one message and
+ * handed to connections once the claim is answered. Every steered process
+ * taking whole blocks keeps the group's program to one range a block: the
+ * whole ephemeral range is some 440 blocks, within its room (steer.h). A
+ * port a connection lets go stays in the pool while it has room: it is
+ * still ours and still steered here. The first lease is taken at the
+ * first connect() (us_op_steer_lease), not at start: a server that never
+ * connects holds none.
  */
-#define POOL_MAX 64
-#define POOL_BATCH 32
+#define LEASE 64u
+#define LEASE_MIN 32u      /* a block with fewer free ports is passed over */
+#define POOL_MAX (2 * LEASE)
+#define POOL_LOW 8u        /* a new lease is claimed below this */
 
 static struct { uint16_t port; uint32_t seq; } pool[POOL_MAX];
 static unsigned npool;
-static uint32_t pool_filling; /* the claim under way (0: none) */
+static uint32_t pool_filling;   /* the lease's claim under way (0: none) */
+static _Atomic bool pool_primed; /* a lease was claimed (program threads read it) */
+
+/* The free ports of the next aligned block of LEASE with at least
+ * LEASE_MIN of them, taken in the share: how many, in got. Blocks from a
+ * rotor, as take_free_port walks ports. 0: none left. */
+static unsigned take_lease(uint32_t addr, uint16_t got[LEASE])
+{
+	static unsigned next;
+	unsigned first, nblocks;
+
+	read_ephemeral_range();
+	first = (eph_lo + LEASE - 1) / LEASE;
+	nblocks = (eph_hi + 1u) / LEASE > first ? (eph_hi + 1u) / LEASE - first : 0;
+	if (!next)
+		next = (unsigned)getpid() * 2654435761u;
+	for (unsigned i = 0; i < nblocks; i++) {
+		unsigned blk = first + (next + i) % nblocks, n = 0;
+
+		for (unsigned p = blk * LEASE; p < (blk + 1) * LEASE; p++) {
+			if (ports[p].refs || (eph_reserved[p / 8] & (1u << (p % 8))) ||
+			    !us_share_port_take((uint16_t)p, false))
+				continue;
+			if (kernel_port_free(addr, (uint16_t)p) < 0) {
+				us_share_port_give((uint16_t)p);
+				continue;
+			}
+			got[n++] = (uint16_t)p;
+		}
+		if (n >= LEASE_MIN) {
+			next += i + 1;
+			return n;
+		}
+		while (n)
+			us_share_port_give(got[--n]);
+	}
+	return 0;
+}
 
 void us_ports_steer_fill(uint32_t addr)
 {
-	uint16_t got[POOL_BATCH];
-	unsigned n = 0;
+	uint16_t got[LEASE];
+	unsigned n;
 	uint32_t seq;
 
 	if (!us_steer_on() || !us_share_owner() || (pool_filling && !us_steer_done(pool_filling)) ||
-	    npool + POOL_BATCH > POOL_MAX)
+	    npool >= POOL_LOW)
 		return;
-	while (n < POOL_BATCH && take_free_port(addr, &got[n], false) == 0)
-		n++;
+	n = take_lease(addr, got);
 	if (!n)
 		return;
 	seq = us_steer_claim_shared(got, n);
 	if (!seq) {
-		for (unsigned i = 0; i < n; i++)
-			us_share_port_give(got[i]);
+		while (n)
+			us_share_port_give(got[--n]);
 		return;
 	}
 	pool_filling = seq;
+	atomic_store(&pool_primed, true);
 	for (unsigned i = 0; i < n; i++)
 		pool[npool++] = (typeof(pool[0])){ got[i], seq };
+}
+
+bool us_ports_steer_primed(void)
+{
+	return atomic_load(&pool_primed);
 }
 
 void us_ports_refused(uint32_t seq)
@@ -213,7 +262,7 @@ static bool pool_take(uint16_t *port, bool reuse)
 		*port = pool[i].port;
 		pool[i] = pool[--npool];
 		us_share_port_mark(*port, reuse);
-		if (npool <= POOL_MAX - POOL_BATCH)
+		if (npool < POOL_LOW)
 			us_ports_steer_fill(ports_addr);
 		return true;
 	}
@@ -474,5 +523,6 @@ void us_ports_forget(void)
 	}
 	npool = 0;
 	pool_filling = 0;
+	atomic_store(&pool_primed, false);
 	us_share_disown();
 }

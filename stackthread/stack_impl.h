@@ -251,9 +251,12 @@ void us_port_unlisten(uint16_t port);
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx);
 /* A forked child's copy of the table is not its own: close and forget. */
 void us_ports_forget(void);
-/* Steering: takes client ports ahead and claims them (a pool), at start and
- * whenever the pool runs low. */
+/* Steering: takes a lease of client ports ahead and claims it, when the
+ * pool runs low (at the first connect, us_op_steer_lease, then as it
+ * empties). */
 void us_ports_steer_fill(uint32_t addr);
+/* Was a lease claimed since the stack started? (Any thread.) */
+bool us_ports_steer_primed(void);
 /* The broker refused the claim seq: its ports go back. */
 void us_ports_refused(uint32_t seq);
 

@@ -303,11 +303,8 @@ static int start_loop(void)
 	ust_loop_start(&us_st.loop, us_st.ev, &us_st.st, &us_st.link, &us_st.tcp);
 	us_st.loop.after = after_loop;
 	if (steer_chan >= 0) {
-		/* Client ports claimed now: the first connect() waits for
-		 * the answer (us_steer_settle), not for a claim of its own. */
 		us_steer_start(steer_chan, us_st.ev, &us_st.st.ctr);
 		steer_chan = -1;
-		us_ports_steer_fill(us_st.cfg.addr);
 	}
 	us_st.loop.busy_poll_us = us_st.cfg.busy_poll_us;
 	us_ctl_open();

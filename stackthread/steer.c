@@ -140,6 +140,11 @@ void us_steer_release(uint16_t port)
 	steer_send(&m, -1);
 }
 
+bool us_steer_needs_lease(void)
+{
+	return steer.chan >= 0 && !us_ports_steer_primed();
+}
+
 void us_steer_settle(void)
 {
 	uint32_t want = atomic_load(&steer.want), done;
