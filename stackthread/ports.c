@@ -279,12 +279,14 @@ static bool pool_put(uint16_t port)
 	return true;
 }
 
-/* A bind() to a port of the pool: the bind has it now. */
+/* A bind() to a port of the pool: the bind holds it now, in the kernel's
+ * table; the share's word goes. */
 static void pool_remove(uint16_t port)
 {
 	for (unsigned i = 0; i < npool; i++) {
 		if (pool[i].port == port) {
 			pool[i] = pool[--npool];
+			us_share_port_give(port);
 			return;
 		}
 	}
