@@ -300,9 +300,8 @@ static void pool_remove(uint16_t port)
  * (us_port_claim), so of two racing for a port one sees the other. None
  * left is connect()'s EADDRNOTAVAIL. -EOPNOTSUPP: no share or no owner
  * slot, the kernel picks. Steered, from the pool; a port taken here when
- * the pool has none ready is claimed alone, and its first frames may
- * reach the stack that answers for the address before the broker
- * answers (dropped there as another's: the peer sends again). */
+ * the pool has none ready is claimed alone, its frames held until the
+ * broker answers (us_steer_hold). */
 static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
 {
 	int r;
@@ -314,7 +313,7 @@ static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
 		if (r < 0)
 			return r;
 		if (us_steer_on())
-			us_steer_claim_shared(port, 1);
+			us_steer_hold(*port, us_steer_claim_shared(port, 1));
 	}
 	ports[*port].fd = -1;
 	ports[*port].refs = 1;
@@ -354,7 +353,7 @@ int us_port_claim(void *ctx, uint16_t *port, bool reuse)
 		ports[*port].shared = false;
 		/* Its frames are steered here on the reservation's proof. */
 		if (us_steer_on())
-			us_steer_claim_bound(*port, fd);
+			us_steer_hold(*port, us_steer_claim_bound(*port, fd));
 		fd = 0;
 	}
 out:

@@ -294,7 +294,11 @@ void us_share_disown(void);
 
 /* steer.c: steering by port (stack/steer.h), the stack's side. */
 /* Starts with the channel the broker kept (start.c, after the loop). */
-void us_steer_start(int chan, struct ev_loop *ev, struct ust_counters *ctr);
+void us_steer_start(int chan, struct ev_loop *ev, struct ust_counters *ctr, struct ust_link *link);
+/* The stack's output function (ctx: the link): frames from a port whose
+ * claim is not answered yet are held until it is (us_steer_hold). */
+unsigned us_steer_output(void *ctx, struct ust_pkt *const *pkts, unsigned n);
+void us_steer_hold(uint16_t port, uint32_t seq);
 bool us_steer_on(void);
 int us_steer_fd(void);
 /* Was the claim seq answered? */

@@ -303,7 +303,7 @@ static int start_loop(void)
 	ust_loop_start(&us_st.loop, us_st.ev, &us_st.st, &us_st.link, &us_st.tcp);
 	us_st.loop.after = after_loop;
 	if (steer_chan >= 0) {
-		us_steer_start(steer_chan, us_st.ev, &us_st.st.ctr);
+		us_steer_start(steer_chan, us_st.ev, &us_st.st.ctr, &us_st.link);
 		steer_chan = -1;
 	}
 	us_st.loop.busy_poll_us = us_st.cfg.busy_poll_us;
@@ -358,7 +358,7 @@ static int start(void)
 		}
 	}
 	ust_link_netif(&us_st.link, &us_st.cfg, &nif);
-	if (ust_stack_init(&us_st.st, &nif, 1024, ust_link_output, &us_st.link) < 0)
+	if (ust_stack_init(&us_st.st, &nif, 1024, us_steer_output, &us_st.link) < 0)
 		goto nomem;
 	us_st.link.ctr = &us_st.st.ctr;
 	if (start_tcp() < 0 || start_loop() < 0)
