@@ -327,37 +327,44 @@ struct round {
 	bool dirty;
 };
 
-/* One message from member s, with the fd it carried (-1: none). */
-static void steer_message(struct ust_broker *b, unsigned s, const struct ust_steer_msg *m, int fd,
-			  struct round *rd)
+int ust_broker_check(const struct ust_broker *b, const struct ust_steer_msg *m, size_t len, int fd)
 {
-	bool claim = m->op == UST_STEER_CLAIM_SHARED || m->op == UST_STEER_CLAIM_BOUND;
-	int status = 0;
-
-	if (m->n > UST_STEER_PORTS_MAX || (claim && rd->nans == UST_ARRAY_SIZE(rd->ans)))
-		return;
+	if (len < offsetof(struct ust_steer_msg, port) || m->n > UST_STEER_PORTS_MAX ||
+	    len < offsetof(struct ust_steer_msg, port) + m->n * sizeof(uint16_t))
+		return EPROTO;
 	for (uint32_t i = 0; i < m->n; i++)
 		if (!m->port[i])
-			status = EINVAL;
-	if (status)
-		;
-	else if (m->op == UST_STEER_RELEASE) {
-		for (uint32_t i = 0; i < m->n; i++) {
+			return EINVAL;
+	switch (m->op) {
+	case UST_STEER_RELEASE:
+		return 0;
+	case UST_STEER_CLAIM_BOUND:
+		return fd >= 0 && m->n == 1 && proof_bound(b, fd, m->port[0]) ? 0 : EPERM;
+	case UST_STEER_CLAIM_SHARED:
+		return fd >= 0 && proof_shared(b, fd, m) ? 0 : EPERM;
+	default:
+		return EPROTO;
+	}
+}
+
+/* One message of len bytes from member s, with the fd it carried (-1:
+ * none). A claim is answered, whatever its fate; a release is not. */
+static void steer_message(struct ust_broker *b, unsigned s, const struct ust_steer_msg *m, size_t len, int fd,
+			  struct round *rd)
+{
+	int status = ust_broker_check(b, m, len, fd);
+
+	if (len >= offsetof(struct ust_steer_msg, port) && m->op == UST_STEER_RELEASE) {
+		for (uint32_t i = 0; !status && i < m->n; i++) {
 			if (b->owner[m->port[i]] == s) {
 				b->owner[m->port[i]] = 0;
 				rd->dirty = true;
 			}
 		}
 		return;
-	} else if (m->op == UST_STEER_CLAIM_BOUND) {
-		if (fd < 0 || m->n != 1 || !proof_bound(b, fd, m->port[0]))
-			status = EPERM;
-	} else if (m->op == UST_STEER_CLAIM_SHARED) {
-		if (fd < 0 || !proof_shared(b, fd, m))
-			status = EPERM;
-	} else {
-		return;
 	}
+	if (len < offsetof(struct ust_steer_msg, port) || rd->nans == UST_ARRAY_SIZE(rd->ans))
+		return;
 	rd->ans[rd->nans].slot = s;
 	rd->ans[rd->nans].a = (struct ust_steer_answer){ m->seq, status };
 	rd->nans++;
@@ -394,11 +401,8 @@ static bool steer_read(struct ust_broker *b, unsigned s, struct round *rd)
 		if (n == 0 && mh.msg_controllen == 0)
 			return false;
 		take_cmsgs(&mh, &rq);
-		if ((size_t)n >= offsetof(struct ust_steer_msg, port) && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-			if ((size_t)n < offsetof(struct ust_steer_msg, port) + m.n * sizeof(uint16_t))
-				m.n = UST_STEER_PORTS_MAX + 1; /* cut short: refused */
-			steer_message(b, s, &m, rq.reply, rd);
-		}
+		if (!(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+			steer_message(b, s, &m, (size_t)n, rq.reply, rd);
 		if (rq.reply >= 0)
 			close(rq.reply);
 	}

@@ -75,6 +75,13 @@ struct ust_broker {
 	unsigned refused;      /* claims refused: no proof, or no room */
 };
 
+/* What a member's message of len bytes, with the fd it carried (-1:
+ * none), deserves: 0, or the errno its claim is refused with (EPROTO
+ * malformed, EINVAL port 0, EPERM no proof). Reads the fd's socket or file
+ * and may take the ports file's owner lock on it (broker.c,
+ * proof_shared); keeps nothing. */
+int ust_broker_check(const struct ust_broker *b, const struct ust_steer_msg *m, size_t len, int fd);
+
 /* Sets b up for cfg's programs of uid, with a steering group where the
  * interface takes one (b->own >= 0 then). */
 void ust_broker_init(struct ust_broker *b, const struct ust_config *cfg, uid_t uid);
