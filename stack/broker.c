@@ -226,18 +226,21 @@ static void steer_moved(struct ust_broker *b, unsigned s, unsigned idx)
 }
 
 /* Member s is gone: no process holds its channel, so none should hold its
- * socket but the broker. Its ports and the last member's go to the broker
- * first; then the broker's dup goes, the kernel moves the last member
- * into its place, and the program follows. If the socket is still open
- * (a process kept it and let the channel go), the member stays in the
- * array, a zombie the program never names, until it closes. */
+ * socket but the broker. Its ports go to the broker's member, and the last
+ * member's to s's place; then the broker's dup goes, and the kernel moves
+ * the last member into that place. Between the two system calls the last
+ * member's frames reach s's socket, which nobody reads: lost, never
+ * another's. If the socket is still open (a process kept it and let the
+ * channel go), the member stays in the array, a zombie the program never
+ * names, until it closes. */
 static void steer_leave(struct ust_broker *b, unsigned s)
 {
-	unsigned last = b->by_idx[b->n - 1];
+	unsigned idx = b->m[s].idx, last = b->by_idx[b->n - 1];
 	struct stat st;
 	ino_t ino = fstat(b->m[s].sock, &st) == 0 ? st.st_ino : 0;
 
-	b->m[s].leaving = b->m[last].leaving = true;
+	b->m[s].leaving = true;
+	b->m[last].idx = idx;
 	steer_apply(b);
 	close(b->m[s].sock);
 	close(b->m[s].chan);
@@ -248,11 +251,11 @@ static void steer_leave(struct ust_broker *b, unsigned s)
 	if (ino && packet_socket_open(ino)) {
 		b->m[s].zombie = ino;
 		b->zombies++;
-		b->m[last].leaving = last == s;
+		b->m[last].idx = b->n - 1;
 		steer_apply(b);
 		return;
 	}
-	steer_moved(b, s, b->m[s].idx);
+	steer_moved(b, s, idx);
 }
 
 /* Zombies whose socket closed since: the kernel moved the last member
