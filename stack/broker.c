@@ -87,6 +87,8 @@ static void answer(int reply, int status, int fd, int arp)
  * are none of its business (each member's own PACKET_IGNORE_OUTGOING does
  * not count once it is in a group: the group's hook is the one called). */
 #define GROUP_TYPE (PACKET_FANOUT_CBPF | PACKET_FANOUT_FLAG_IGNORE_OUTGOING)
+/* How often the broker looks whether a zombie's socket closed (ms). */
+#define ZOMBIE_LOOK_MS 5
 
 /* Is a packet socket of inode ino still open in our namespace? (A member
  * whose channel hung up while some process kept its socket: the kernel
@@ -260,7 +262,8 @@ static void steer_leave(struct ust_broker *b, unsigned s)
 
 /* Zombies whose socket closed since: the kernel moved the last member
  * into their place meanwhile (its frames went to the broker: its place
- * was past the array's end, which the kernel's modulo wraps to 0). */
+ * was past the array's end, which the kernel's modulo wraps to 0), at
+ * most ZOMBIE_LOOK_MS ago. */
 static void steer_zombies(struct ust_broker *b)
 {
 	for (unsigned s = 1; b->zombies && s < UST_BROKER_MEMBERS; s++) {
@@ -559,7 +562,10 @@ enum ust_broker_outcome ust_broker_step(struct ust_broker *b, int bfd)
 	}
 	if (!np && !b->zombies)
 		return UST_BROKER_HANGUP;
-	if (poll(p, np, b->zombies ? 1000 : -1) < 0)
+	/* A zombie is most often a socket whose last holder is closing it
+	 * this very moment (a process's exit closes its fds in order, the
+	 * channel perhaps first): look again soon. */
+	if (poll(p, np, b->zombies ? ZOMBIE_LOOK_MS : -1) < 0)
 		return errno == EINTR ? UST_BROKER_IDLE : UST_BROKER_ERROR;
 	steer_zombies(b);
 	rd.nundo = rd.nans = 0;

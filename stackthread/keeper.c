@@ -266,7 +266,7 @@ static struct {
 	 * holds the channel: the closer holds it with the socket), sorted
 	 * with the pidfd; -1 for none. */
 	int keep[4];
-	int pidfd;
+	int pidfd, chan;
 	char stack[16384] __attribute__((aligned(16)));
 } closer;
 
@@ -291,9 +291,13 @@ static int closer_main(void *arg)
 	}
 	syscall(SYS_close_range, from, ~0u, 0);
 	syscall(SYS_ppoll, &p, 1, NULL, NULL, 0);
+	/* The channel last: its hang-up tells the broker that no process
+	 * holds the packet socket any more. */
 	for (unsigned i = 0; i < 4; i++)
-		if (closer.keep[i] >= 0 && closer.keep[i] != closer.pidfd)
+		if (closer.keep[i] >= 0 && closer.keep[i] != closer.pidfd && closer.keep[i] != closer.chan)
 			syscall(SYS_close, closer.keep[i]);
+	if (closer.chan >= 0)
+		syscall(SYS_close, closer.chan);
 	syscall(SYS_exit, 0);
 	return 0;
 }
@@ -315,7 +319,7 @@ static void close_link_after_exit(void)
 	closer.pidfd = pidfd;
 	closer.keep[0] = us_st.link.fd;
 	closer.keep[1] = us_st.link.arp_fd;
-	closer.keep[2] = us_steer_fd();
+	closer.keep[2] = closer.chan = us_steer_fd();
 	closer.keep[3] = pidfd;
 	for (unsigned i = 1; i < 4; i++) /* sorted, -1s first */
 		for (unsigned j = i; j > 0 && closer.keep[j - 1] > closer.keep[j]; j--) {
