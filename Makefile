@@ -116,7 +116,7 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(STACK_LI
 # objects (and the shim's libc table and socket slots) built as the tests
 # are, sanitizers included, linked in beside the stack.
 RELAY_TEST_OBJ := $(addprefix $(BUILD)/unit/,stackthread/relay.o stackthread/ops.o stackthread/loopback.o stackthread/ports.o \
-                  stackthread/addrshare.o stackthread/fds.o shim/real.o shim/fdtab.o)
+                  stackthread/addrshare.o stackthread/fds.o stackthread/steer.o shim/real.o shim/fdtab.o)
 $(BUILD)/unit/%.o: %.c $(wildcard stackthread/*.h) $(wildcard shim/*.h) $(wildcard stack/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<

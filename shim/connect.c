@@ -31,7 +31,16 @@ static bool passthrough(const struct ust_ip6 *dst)
 static int connect_after_dad(struct us_call *c, struct us_sock *s)
 {
 	const struct ust_config *cfg = us_config();
-	int r = (int)us_call(c, us_op_connect, s);
+	int r;
+
+	/* Steering by port: our client ports' frames reach us once the
+	 * broker answered their claim (a bind()'s too). */
+	if (us_steer_needs_lease()) {
+		struct us_call lease;
+		us_call(&lease, us_op_steer_lease, NULL);
+	}
+	us_steer_settle();
+	r = (int)us_call(c, us_op_connect, s);
 
 	for (int i = 0; i < 40 && r == -EADDRNOTAVAIL && cfg && cfg->has_addr6 && !ust_ip6_is_v4mapped(&c->u.in.addr);
 	     i++) {

@@ -275,10 +275,15 @@ US_EXPORT int listen(int fd, int backlog)
 {
 	struct us_sock *s = us_fd_lookup(fd);
 	struct us_call c;
+	long r;
 
 	if (!s)
 		return REAL(listen)(fd, backlog);
 	c.u.opt.val = backlog;
 	s->app_fd = fd; /* the number the stack pairs (relay.c, us_relay_pair) */
-	return (int)us_ret(us_call(&c, us_op_listen, s));
+	r = us_call(&c, us_op_listen, s);
+	/* A peer's SYN may come as soon as listen() returns: the port's
+	 * claim (a bind()'s or the autobind's) is answered by then. */
+	us_steer_settle();
+	return (int)us_ret(r);
 }

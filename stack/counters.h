@@ -126,7 +126,10 @@
 	X(TCP_NO_MEMORY,     "tcp-no-memory",     "sockets refused (ENOBUFS) and SYNs dropped: no memory for a control block") \
 	X(SOCK_NO_FD,        "sock-no-fd",        "sockets, connects and accepted connections refused: the kernel gave no fds for the pair or the port reservation (EMFILE, ENFILE)") \
 	X(SOCK_NO_SLOT,      "sock-no-slot",      "sockets and accepted connections refused (ENFILE): every shared socket slot in use") \
-	X(CTL_REFUSED,       "ctl-refused",       "control socket callers refused: neither this process's user nor root")
+	X(CTL_REFUSED,       "ctl-refused",       "control socket callers refused: neither this process's user nor root") \
+	X(STEER_CLAIMS,      "steer-claims",      "claims of ports sent to the launcher's broker (steering by port): client ports in batches, bound ones one by one") \
+	X(STEER_REFUSED,     "steer-refused",     "claims of ports the broker refused: no proof, or no room in the group's program") \
+	X(STEER_UNSENT,      "steer-unsent",      "claims and releases that could not be sent to the broker (its channel full or gone)")
 
 #define UST_X_DROP(e, name, desc) UST_DROP_##e,
 #define UST_X_EVENT(e, name, desc) UST_EV_##e,

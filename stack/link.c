@@ -227,8 +227,10 @@ static int link_setup(struct ust_link *l, char *err, size_t errlen)
 }
 
 /* Opens the packet socket on ifname, attaches and locks the filter for
- * addr, and binds it: fills l->fd and what link_describe finds. */
-static int link_socket(struct ust_link *l, const struct ust_config *cfg, char *err, size_t errlen)
+ * addr, and binds it for frames of type proto (ETH_P_ALL, or ETH_P_ARP for
+ * a steered stack's ARP socket): fills l->fd and what link_describe
+ * finds. */
+static int link_socket(struct ust_link *l, const struct ust_config *cfg, uint16_t proto, char *err, size_t errlen)
 {
 	struct sock_filter prog[UST_LINK_FILTER_MAX];
 	struct sock_fprog fprog;
@@ -236,6 +238,7 @@ static int link_socket(struct ust_link *l, const struct ust_config *cfg, char *e
 	int one = 1, r;
 
 	memset(l, 0, sizeof(*l));
+	l->arp_fd = -1;
 	/* Protocol 0: the socket receives nothing until bind(), so no frame
 	 * slips in before the filter is attached. */
 	l->fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -258,17 +261,17 @@ static int link_socket(struct ust_link *l, const struct ust_config *cfg, char *e
 		return link_fail(err, errlen, errno, "link: SO_LOCK_FILTER: %s", strerror(errno));
 	memset(&sll, 0, sizeof(sll));
 	sll.sll_family = AF_PACKET;
-	sll.sll_protocol = htons(ETH_P_ALL);
+	sll.sll_protocol = htons(proto);
 	sll.sll_ifindex = l->ifindex;
 	if (bind(l->fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
 		return link_fail(err, errlen, errno, "USTCP_IFACE=\"%s\": bind: %s", cfg->iface, strerror(errno));
 	return 0;
 }
 
-int ust_link_socket(const struct ust_config *cfg, char *err, size_t errlen)
+static int link_socket_fd(const struct ust_config *cfg, uint16_t proto, char *err, size_t errlen)
 {
 	struct ust_link l;
-	int r = link_socket(&l, cfg, err, errlen);
+	int r = link_socket(&l, cfg, proto, err, errlen);
 
 	if (r) {
 		ust_link_close(&l);
@@ -277,9 +280,19 @@ int ust_link_socket(const struct ust_config *cfg, char *err, size_t errlen)
 	return l.fd;
 }
 
+int ust_link_socket(const struct ust_config *cfg, char *err, size_t errlen)
+{
+	return link_socket_fd(cfg, ETH_P_ALL, err, errlen);
+}
+
+int ust_link_arp_socket(const struct ust_config *cfg, char *err, size_t errlen)
+{
+	return link_socket_fd(cfg, ETH_P_ARP, err, errlen);
+}
+
 int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, size_t errlen)
 {
-	int r = link_socket(l, cfg, err, errlen);
+	int r = link_socket(l, cfg, ETH_P_ALL, err, errlen);
 
 	if (!r)
 		r = link_setup(l, err, errlen);
@@ -294,6 +307,7 @@ int ust_link_adopt(struct ust_link *l, int fd, const char *ifname, char *err, si
 
 	memset(l, 0, sizeof(*l));
 	l->fd = fd;
+	l->arp_fd = -1;
 	r = link_describe(l, ifname, err, errlen);
 	if (!r)
 		r = link_setup(l, err, errlen);
@@ -302,11 +316,31 @@ int ust_link_adopt(struct ust_link *l, int fd, const char *ifname, char *err, si
 	return r;
 }
 
+int ust_link_adopt_arp(struct ust_link *l, int fd)
+{
+	int one = 1;
+
+	/* Read by the same code as the link's frames: the same header in
+	 * front (PACKET_VNET_HDR), the same word on checksums. */
+	if (setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0 ||
+	    (l->vnet && setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0)) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	set_opt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
+	l->arp_fd = fd;
+	return 0;
+}
+
 void ust_link_close(struct ust_link *l)
 {
 	if (l->fd >= 0)
 		close(l->fd);
 	l->fd = -1;
+	if (l->arp_fd >= 0)
+		close(l->arp_fd);
+	l->arp_fd = -1;
 	ust_pcap_close(&l->pcap);
 	free(l->rx_mem);
 	free(l->rx_addr);
@@ -353,7 +387,9 @@ static unsigned rx_flags(struct msghdr *mh, bool *vlan)
 	return flags;
 }
 
-int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches)
+/* Receives from fd (the link's socket or its ARP socket) into the link's
+ * buffers. */
+static int link_rx(struct ust_link *l, int fd, struct ust_stack *st, ust_time now, unsigned max_batches)
 {
 	int total = 0;
 
@@ -370,7 +406,7 @@ int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned
 			mh->msg_controllen = sizeof(l->rx_cmsg[i]);
 			mh->msg_flags = 0;
 		}
-		n = recvmmsg(l->fd, l->rx_msg, UST_LINK_BATCH, MSG_DONTWAIT, NULL);
+		n = recvmmsg(fd, l->rx_msg, UST_LINK_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
@@ -418,6 +454,16 @@ int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned
 			break;
 	}
 	return total;
+}
+
+int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches)
+{
+	return link_rx(l, l->fd, st, now, max_batches);
+}
+
+int ust_link_rx_arp(struct ust_link *l, struct ust_stack *st, ust_time now)
+{
+	return l->arp_fd < 0 ? 0 : link_rx(l, l->arp_fd, st, now, 1);
 }
 
 /* ---- GSO: a run of TCP segments as one frame ---- */

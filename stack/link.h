@@ -33,6 +33,11 @@
 
 struct ust_link {
 	int fd;
+	/* In a steering group (steer.h), ARP comes on a socket of its own
+	 * (bound to ETH_P_ARP, filtered and locked as fd): the group gives
+	 * each frame to one member, and every stack's neighbour cache needs
+	 * the replies. -1: none, fd takes ARP. */
+	int arp_fd;
 	int ifindex;
 	char ifname[IFNAMSIZ];
 	bool l3;
@@ -93,9 +98,15 @@ int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, s
  * the interface. Returns the fd (close-on-exec, non-blocking), or -errno
  * with one line in err. Needs CAP_NET_RAW. */
 int ust_link_socket(const struct ust_config *cfg, char *err, size_t errlen);
+/* ust_link_socket's socket bound for ARP alone (ETH_P_ARP): a steered
+ * stack's second socket (struct ust_link, arp_fd). */
+int ust_link_arp_socket(const struct ust_config *cfg, char *err, size_t errlen);
 /* The same on a packet socket opened (and filtered) by someone with the
  * privilege, e.g. the launcher: takes ownership of fd. */
 int ust_link_adopt(struct ust_link *l, int fd, const char *ifname, char *err, size_t errlen);
+/* Takes fd, from ust_link_arp_socket, as l's ARP socket (after
+ * ust_link_adopt), with the options ours to set. 0 or -errno (fd closed). */
+int ust_link_adopt_arp(struct ust_link *l, int fd);
 void ust_link_close(struct ust_link *l);
 
 /* The interface's description for ust_stack_init, with cfg's addresses,
@@ -105,6 +116,8 @@ void ust_link_netif(const struct ust_link *l, const struct ust_config *cfg, stru
 /* Receives up to max_batches batches (until the socket is empty) and feeds
  * each frame to st. Returns frames received, or -errno. */
 int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches);
+/* The same for the ARP socket (one batch); 0 without one. */
+int ust_link_rx_arp(struct ust_link *l, struct ust_stack *st, ust_time now);
 
 /* The stack's output function: ctx is the link. */
 unsigned ust_link_output(void *ctx, struct ust_pkt *const *pkts, unsigned n);

@@ -59,6 +59,14 @@ static void on_rx(struct ev_loop *ev, ev_io *w, int revents)
 	ust_loop_kick(l, now);
 }
 
+static void on_arp(struct ev_loop *ev, ev_io *w, int revents)
+{
+	struct ust_loop *l = ust_container_of(w, struct ust_loop, arp);
+
+	ust_link_rx_arp(l->link, l->st, ust_now());
+	ust_loop_kick(l, ust_now());
+}
+
 static void on_timer(struct ev_loop *ev, ev_timer *w, int revents)
 {
 	struct ust_loop *l = ust_container_of(w, struct ust_loop, timer);
@@ -144,12 +152,17 @@ void ust_loop_start(struct ust_loop *l, struct ev_loop *ev, struct ust_stack *st
 	ev_set_priority(&l->rx, EV_MAXPRI);
 	ev_timer_init(&l->timer, on_timer, 0., 0.);
 	ev_io_start(ev, &l->rx);
+	ev_io_init(&l->arp, on_arp, link->arp_fd, EV_READ);
+	ev_set_priority(&l->arp, EV_MAXPRI);
+	if (link->arp_fd >= 0)
+		ev_io_start(ev, &l->arp);
 	ust_loop_kick(l, ust_now());
 }
 
 void ust_loop_stop(struct ust_loop *l)
 {
 	ev_io_stop(l->ev, &l->rx);
+	ev_io_stop(l->ev, &l->arp);
 	ev_timer_stop(l->ev, &l->timer);
 	ust_stack_flush(l->st);
 }

@@ -14,6 +14,7 @@
 struct ust_loop {
 	struct ev_loop *ev;
 	ev_io rx;
+	ev_io arp;                  /* the link's ARP socket, when it has one */
 	ev_timer timer;
 	ust_time timer_due;
 	struct ust_stack *st;

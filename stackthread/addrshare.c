@@ -56,13 +56,12 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "portshare.h"
 #include "rundir.h"
 #include "stack_impl.h"
 
 #define SHARE_MAGIC 0x75737463u /* "ustc" */
 #define SHARE_VERSION 2u
-#define PORTS_MAGIC 0x75737470u /* "ustp" */
-#define PORTS_VERSION 1u
 /* Enough for every connection that ends within TOMB_MS at the highest
  * rates seen (ab: 6,000 a second), four slots tried per 4-tuple: 1 MiB. */
 #define TOMB_SLOTS 65536u /* a power of two */
@@ -81,41 +80,17 @@ struct tomb {
 	_Atomic uint64_t word; /* until_ms << 32 | pid */
 };
 
-/* The file's header, read and written on its own: a whole struct share
- * is 1 MiB, too much for a program thread's stack (and its zeroing alone
- * took a quarter of a one-shot program's start-up). */
-struct share_head {
-	uint32_t magic, version, size, reserved;
-	uint64_t secret[2];
-};
-
-/* Owners: as many stacks on one address at once as there are slots; a
- * stack that finds none free holds its ports in the kernel (ports.c). */
-#define OWNER_SLOTS 2048u
-/* A port's word: its owner's slot and generation, and whether the
- * connection had SO_REUSEADDR (a bind with it may share the port, as
- * Linux lets two such sockets share it while neither listens). 0: free. */
-#define OWNER_SHIFT 20
-#define OWNER_GEN_MASK ((1u << OWNER_SHIFT) - 1)
-#define OWNER_REUSE (1u << 31)
-/* Where the owner slots' lock bytes are: past the file's end (a lock
- * needs no bytes), away from the flock that guards its creation. */
-#define OWNER_LOCK_BASE (1ll << 32)
-
+/* The header (struct ust_share_head, portshare.h) is read and written on
+ * its own: a whole struct share is 1 MiB, too much for a program thread's
+ * stack (and its zeroing alone took a quarter of a one-shot program's
+ * start-up). The ports file's layout is in portshare.h too: the
+ * launcher's broker reads it. */
 struct share {
-	struct share_head h;
+	struct ust_share_head h;
 	struct tomb tomb[TOMB_SLOTS];
 };
 /* The layout of SHARE_VERSION 2, which other processes map. */
-_Static_assert(offsetof(struct share, tomb) == sizeof(struct share_head), "struct share's layout");
-
-/* RUN_DIR/ports-A.B.C.D (its header's secret unused). */
-struct port_share {
-	struct share_head h;
-	_Atomic uint32_t port[65536];             /* owner words */
-	_Atomic uint32_t owner_gen[OWNER_SLOTS];  /* each slot's latest generation */
-};
-_Static_assert(OWNER_SLOTS << OWNER_SHIFT <= OWNER_REUSE, "owner words");
+_Static_assert(offsetof(struct share, tomb) == sizeof(struct ust_share_head), "struct share's layout");
 
 /* RUN_DIR/groups-A.B.C.D: a member word per stack and port in an
  * SO_REUSEPORT group, in a window of GROUP_WAYS slots from the port's own.
@@ -129,13 +104,13 @@ _Static_assert(OWNER_SLOTS << OWNER_SHIFT <= OWNER_REUSE, "owner words");
 #define GROUP_WAYS 64u
 
 struct group_share {
-	struct share_head h;
+	struct ust_share_head h;
 	_Atomic uint64_t member[GROUP_SLOTS];
 };
 
 static struct share *share; /* mapped once per process; forks inherit it */
 static uint32_t share_addr;  /* the address it is for */
-static struct port_share *pshare; /* the ports file, mapped by each owner */
+static struct ust_port_share *pshare; /* the ports file, mapped by each owner */
 static int share_fd = -1;    /* the ports file: our owner lock is its open file's */
 static uint32_t my_owner;    /* our owner word (no REUSE bit); 0: none */
 static struct group_share *gshare; /* the groups file, mapped at the first SO_REUSEPORT bind */
@@ -202,13 +177,13 @@ struct share_kind {
 	bool secret;
 };
 static const struct share_kind addr_kind = { SHARE_MAGIC, SHARE_VERSION, sizeof(struct share), true };
-static const struct share_kind ports_kind = { PORTS_MAGIC, PORTS_VERSION, sizeof(struct port_share), false };
+static const struct share_kind ports_kind = { UST_PORTS_MAGIC, UST_PORTS_VERSION, sizeof(struct ust_port_share), false };
 static const struct share_kind groups_kind = { GROUPS_MAGIC, GROUPS_VERSION, sizeof(struct group_share), false };
 
 /* Under the file's lock: a new (empty) file gets its size and secret. */
 static int share_init(int fd, const struct share_kind *k)
 {
-	struct share_head head = { .magic = k->magic, .version = k->version, .size = k->size };
+	struct ust_share_head head = { .magic = k->magic, .version = k->version, .size = k->size };
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
@@ -269,7 +244,7 @@ static int share_get(const char *path, const struct share_kind *k)
 static int owner_lock(int cmd, short type, unsigned slot, struct flock *fl)
 {
 	*fl = (struct flock){ .l_type = type, .l_whence = SEEK_SET,
-			      .l_start = OWNER_LOCK_BASE + slot, .l_len = 1 };
+			      .l_start = UST_OWNER_LOCK_BASE + slot, .l_len = 1 };
 	return REAL(fcntl)(share_fd, cmd, fl);
 }
 
@@ -280,8 +255,8 @@ static void share_own(void)
 {
 	struct flock fl;
 
-	for (unsigned i = 0, base = (unsigned)getpid(); i < OWNER_SLOTS; i++) {
-		unsigned slot = (base + i) % OWNER_SLOTS;
+	for (unsigned i = 0, base = (unsigned)getpid(); i < UST_OWNER_SLOTS; i++) {
+		unsigned slot = (base + i) % UST_OWNER_SLOTS;
 		uint32_t gen;
 
 		if (owner_lock(F_OFD_SETLK, F_WRLCK, slot, &fl) < 0) {
@@ -290,9 +265,9 @@ static void share_own(void)
 			return;
 		}
 		do
-			gen = (atomic_fetch_add(&pshare->owner_gen[slot], 1) + 1) & OWNER_GEN_MASK;
+			gen = (atomic_fetch_add(&pshare->owner_gen[slot], 1) + 1) & UST_OWNER_GEN_MASK;
 		while (!gen);
-		my_owner = slot << OWNER_SHIFT | gen;
+		my_owner = slot << UST_OWNER_SHIFT | gen;
 		return;
 	}
 }
@@ -306,11 +281,11 @@ static bool owner_alive(uint32_t w)
 	unsigned slot;
 	struct flock fl;
 
-	w &= ~OWNER_REUSE;
-	slot = w >> OWNER_SHIFT;
+	w &= ~UST_OWNER_REUSE;
+	slot = w >> UST_OWNER_SHIFT;
 	if (w == my_owner)
 		return true;
-	if (slot >= OWNER_SLOTS || (atomic_load(&pshare->owner_gen[slot]) & OWNER_GEN_MASK) != (w & OWNER_GEN_MASK))
+	if (slot >= UST_OWNER_SLOTS || (atomic_load(&pshare->owner_gen[slot]) & UST_OWNER_GEN_MASK) != (w & UST_OWNER_GEN_MASK))
 		return false;
 	if (owner_lock(F_OFD_GETLK, F_WRLCK, slot, &fl) < 0)
 		return true;
@@ -326,7 +301,7 @@ bool us_share_port_take(uint16_t port, bool reuse)
 	w = atomic_load(&pshare->port[port]);
 	if (w && owner_alive(w))
 		return false;
-	return atomic_compare_exchange_strong(&pshare->port[port], &w, my_owner | (reuse ? OWNER_REUSE : 0));
+	return atomic_compare_exchange_strong(&pshare->port[port], &w, my_owner | (reuse ? UST_OWNER_REUSE : 0));
 }
 
 void us_share_port_give(uint16_t port)
@@ -336,7 +311,7 @@ void us_share_port_give(uint16_t port)
 	if (!pshare || !my_owner)
 		return;
 	w = atomic_load(&pshare->port[port]);
-	if ((w & ~OWNER_REUSE) == my_owner)
+	if ((w & ~UST_OWNER_REUSE) == my_owner)
 		atomic_compare_exchange_strong(&pshare->port[port], &w, 0);
 }
 
@@ -350,7 +325,7 @@ bool us_share_port_busy(uint16_t port, bool reuse)
 	 * word before its kernel probe: one of the two sees the other. */
 	atomic_thread_fence(memory_order_seq_cst);
 	w = atomic_load(&pshare->port[port]);
-	if (!w || (w & ~OWNER_REUSE) == my_owner || (reuse && (w & OWNER_REUSE)))
+	if (!w || (w & ~UST_OWNER_REUSE) == my_owner || (reuse && (w & UST_OWNER_REUSE)))
 		return false;
 	return owner_alive(w);
 }
@@ -358,6 +333,22 @@ bool us_share_port_busy(uint16_t port, bool reuse)
 bool us_share_owner(void)
 {
 	return pshare && my_owner;
+}
+
+uint32_t us_share_owner_word(void)
+{
+	return pshare ? my_owner : 0;
+}
+
+void us_share_port_mark(uint16_t port, bool reuse)
+{
+	uint32_t w;
+
+	if (!pshare || !my_owner)
+		return;
+	w = atomic_load(&pshare->port[port]);
+	if ((w & ~UST_OWNER_REUSE) == my_owner)
+		atomic_compare_exchange_strong(&pshare->port[port], &w, my_owner | (reuse ? UST_OWNER_REUSE : 0));
 }
 
 int us_share_fd(void)
@@ -591,8 +582,8 @@ bool us_share_group_others(uint16_t port)
 		uint64_t w = atomic_load(group_slot(port, i));
 		uint32_t owner = (uint32_t)w;
 
-		if (w && (uint16_t)(w >> 48) == port && owner != my_owner && (owner >> OWNER_SHIFT) < OWNER_SLOTS &&
-		    (atomic_load(&pshare->owner_gen[owner >> OWNER_SHIFT]) & OWNER_GEN_MASK) == (owner & OWNER_GEN_MASK))
+		if (w && (uint16_t)(w >> 48) == port && owner != my_owner && (owner >> UST_OWNER_SHIFT) < UST_OWNER_SLOTS &&
+		    (atomic_load(&pshare->owner_gen[owner >> UST_OWNER_SHIFT]) & UST_OWNER_GEN_MASK) == (owner & UST_OWNER_GEN_MASK))
 			return true;
 	}
 	return false;

@@ -91,6 +91,8 @@ static void each_stack_fd(void (*fn)(void *ctx, int fd), void *ctx, bool with_br
 	us_ports_each_fd(fn, ctx);
 	fn(ctx, us_st.pair_ready ? us_st.pair_lfd : -1);
 	fn(ctx, us_st.link.fd);
+	fn(ctx, us_st.link.arp_fd);
+	fn(ctx, us_steer_fd());
 	fn(ctx, us_st.wake_fd);
 	fn(ctx, us_st.parent_wake_fd);
 	fn(ctx, us_st.hup_fd);
@@ -260,7 +262,12 @@ static void op_hand_over(struct us_call *c)
  * waits until every thread of the program has exited, and then drops the
  * last reference itself. Nobody waits for it; its parent is gone by then. */
 static struct {
-	int link, pidfd;
+	/* The packet socket, and a steered stack's ARP socket and channel
+	 * to the broker (the broker lets the member go when no process
+	 * holds the channel: the closer holds it with the socket), sorted
+	 * with the pidfd; -1 for none. */
+	int keep[4];
+	int pidfd, chan;
 	char stack[16384] __attribute__((aligned(16)));
 } closer;
 
@@ -271,19 +278,27 @@ static struct {
 static int closer_main(void *arg)
 {
 	struct pollfd p = { .fd = closer.pidfd, .events = POLLIN };
-	int lo = closer.link < closer.pidfd ? closer.link : closer.pidfd;
-	int hi = closer.link < closer.pidfd ? closer.pidfd : closer.link;
+	int from = 0;
 
 	syscall(SYS_prctl, PR_SET_NAME, "ustcp-closer", 0, 0, 0);
 	/* The program's other files are not ours to hold: a reader of its
 	 * output waits for the last writer to close. */
-	if (lo > 0)
-		syscall(SYS_close_range, 0, lo - 1, 0);
-	if (hi > lo + 1)
-		syscall(SYS_close_range, lo + 1, hi - 1, 0);
-	syscall(SYS_close_range, hi + 1, ~0u, 0);
+	for (unsigned i = 0; i < 4; i++) {
+		if (closer.keep[i] < 0)
+			continue;
+		if (closer.keep[i] > from)
+			syscall(SYS_close_range, from, closer.keep[i] - 1, 0);
+		from = closer.keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0u, 0);
 	syscall(SYS_ppoll, &p, 1, NULL, NULL, 0);
-	syscall(SYS_close, closer.link);
+	/* The channel last: its hang-up tells the broker that no process
+	 * holds the packet socket any more. */
+	for (unsigned i = 0; i < 4; i++)
+		if (closer.keep[i] >= 0 && closer.keep[i] != closer.pidfd && closer.keep[i] != closer.chan)
+			syscall(SYS_close, closer.keep[i]);
+	if (closer.chan >= 0)
+		syscall(SYS_close, closer.chan);
 	syscall(SYS_exit, 0);
 	return 0;
 }
@@ -302,8 +317,17 @@ static void close_link_after_exit(void)
 	if (pidfd < 0)
 		return;
 	started = true;
-	closer.link = us_st.link.fd;
 	closer.pidfd = pidfd;
+	closer.keep[0] = us_st.link.fd;
+	closer.keep[1] = us_st.link.arp_fd;
+	closer.keep[2] = closer.chan = us_steer_fd();
+	closer.keep[3] = pidfd;
+	for (unsigned i = 1; i < 4; i++) /* sorted, -1s first */
+		for (unsigned j = i; j > 0 && closer.keep[j - 1] > closer.keep[j]; j--) {
+			int t = closer.keep[j];
+			closer.keep[j] = closer.keep[j - 1];
+			closer.keep[j - 1] = t;
+		}
 	/* No exit signal: the program is not told, and wait() does not see
 	 * it. */
 	if (clone(closer_main, closer.stack + sizeof(closer.stack), CLONE_VM | CLONE_UNTRACED, NULL) < 0)

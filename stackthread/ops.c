@@ -387,6 +387,14 @@ void us_op_shutdown(struct us_call *c)
 /* A blocking connect returns before the handshake ended (EINTR, or
  * SO_SNDTIMEO's EINPROGRESS): the program polls the socket from now on, so
  * it must poll 0 until connected. */
+/* Steering by port: the first connect() takes a lease of client ports,
+ * whose claim us_steer_settle then waits for (ports.c). */
+void us_op_steer_lease(struct us_call *c)
+{
+	us_ports_steer_fill(c->st);
+	c->ret = 0;
+}
+
 void us_op_pair(struct us_call *c)
 {
 	struct us_conn *k = us_conn_of(c->st, c->sock);

@@ -1,5 +1,6 @@
 /* Ports shared with the other processes on our address. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <linux/tcp.h>
@@ -154,23 +155,16 @@ static int kernel_port_free(uint16_t port)
 	return 0;
 }
 
-/* A port for a connection (connect() without bind, or listen()'s
- * autobind), held in the address share rather than by a kernel socket of
- * its own (issue 13): one fd and a kernel socket less per connection.
- * Free means free both there and in the kernel's table, where listeners
- * and bind()s hold theirs; a bind() checks the share after the kernel
- * (us_port_claim), so of two racing for a port one sees the other. From a
- * rotor over the ephemeral range, as Linux's allocator walks it; none
- * left is connect()'s EADDRNOTAVAIL. -EOPNOTSUPP: no share or no owner
- * slot, the kernel picks. */
-static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
+/* The next port free both in the address share and in the kernel's
+ * table, taken in the share for us (with reuse: SO_REUSEADDR's mark), from
+ * a rotor over the ephemeral range, as Linux's allocator walks it. 0 or
+ * -errno: -EADDRNOTAVAIL when none is left. */
+static int take_free_port(uint16_t *port, bool reuse)
 {
 	static unsigned next;
 	unsigned range;
 	int r;
 
-	if (!us_share_owner())
-		return -EOPNOTSUPP;
 	read_ephemeral_range();
 	range = (unsigned)eph_hi - eph_lo + 1;
 	if (!next)
@@ -191,15 +185,185 @@ static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
 		}
 		next += i + 1;
 		*port = p;
-		ports[p].fd[F4] = ports[p].fd[F6] = -1;
-		ports[p].refs = 1;
-		ports[p].reuse = reuse;
-		ports[p].reuseport = false;
-		ports[p].shared = true;
 		return 0;
 	}
 	return -EADDRNOTAVAIL;
 }
+
+/*
+ * Steering by port (steer.c): a client port's frames reach this process
+ * only once the launcher's broker steers the port here, which costs a
+ * round trip to the broker. So ports are taken ahead as a lease: the free
+ * ports of one aligned block of LEASE (64), claimed in one message and
+ * handed to connections once the claim is answered. Every steered process
+ * taking whole blocks keeps the group's program to one range a block: the
+ * whole ephemeral range is some 440 blocks, within its room (steer.h). A
+ * port a connection lets go stays in the pool while it has room: it is
+ * still ours and still steered here. The first lease is taken at the
+ * first connect() (us_op_steer_lease), not at start: a server that never
+ * connects holds none.
+ */
+#define LEASE 64u
+#define LEASE_MIN 32u      /* a block with fewer free ports is passed over */
+#define POOL_MAX (2 * LEASE)
+#define POOL_LOW 8u        /* a new lease is claimed below this */
+
+static struct { uint16_t port; uint32_t seq; } pool[POOL_MAX];
+static unsigned npool;
+static uint32_t pool_filling;   /* the lease's claim under way (0: none) */
+static _Atomic bool pool_primed; /* a lease was claimed (program threads read it) */
+
+/* The free ports of the next aligned block of LEASE with at least
+ * LEASE_MIN of them, taken in the share: how many, in got. Blocks from a
+ * rotor, as take_free_port walks ports. 0: none left. */
+static unsigned take_lease(uint16_t got[LEASE])
+{
+	static unsigned next;
+	unsigned first, nblocks;
+
+	read_ephemeral_range();
+	first = (eph_lo + LEASE - 1) / LEASE;
+	nblocks = (eph_hi + 1u) / LEASE > first ? (eph_hi + 1u) / LEASE - first : 0;
+	if (!next)
+		next = (unsigned)getpid() * 2654435761u;
+	for (unsigned i = 0; i < nblocks; i++) {
+		unsigned blk = first + (next + i) % nblocks, n = 0;
+
+		for (unsigned p = blk * LEASE; p < (blk + 1) * LEASE; p++) {
+			if (ports[p].refs || (eph_reserved[p / 8] & (1u << (p % 8))) ||
+			    !us_share_port_take((uint16_t)p, false))
+				continue;
+			if (kernel_port_free((uint16_t)p) < 0) {
+				us_share_port_give((uint16_t)p);
+				continue;
+			}
+			got[n++] = (uint16_t)p;
+		}
+		if (n >= LEASE_MIN) {
+			next += i + 1;
+			return n;
+		}
+		while (n)
+			us_share_port_give(got[--n]);
+	}
+	return 0;
+}
+
+void us_ports_steer_fill(const struct us_stack *st)
+{
+	uint16_t got[LEASE];
+	unsigned n;
+	uint32_t seq;
+
+	if (!us_steer_on() || !us_share_owner() || (pool_filling && !us_steer_done(pool_filling)) ||
+	    npool >= POOL_LOW)
+		return;
+	note_addrs(st); /* kernel_port_free's */
+	n = take_lease(got);
+	if (!n)
+		return;
+	seq = us_steer_claim_shared(got, n);
+	if (!seq) {
+		while (n)
+			us_share_port_give(got[--n]);
+		return;
+	}
+	pool_filling = seq;
+	atomic_store(&pool_primed, true);
+	for (unsigned i = 0; i < n; i++)
+		pool[npool++] = (typeof(pool[0])){ got[i], seq };
+}
+
+bool us_ports_steer_primed(void)
+{
+	return atomic_load(&pool_primed);
+}
+
+void us_ports_refused(uint32_t seq)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < npool; i++) {
+		if (pool[i].seq == seq)
+			us_share_port_give(pool[i].port);
+		else
+			pool[k++] = pool[i];
+	}
+	npool = k;
+}
+
+/* A pool port whose claim was answered (seq 0: a port let go, steered
+ * here long since), for a connection; the pool refilled when it runs
+ * low. */
+static bool pool_take(const struct us_stack *st, uint16_t *port, bool reuse)
+{
+	for (unsigned i = 0; i < npool; i++) {
+		if (pool[i].seq && !us_steer_done(pool[i].seq))
+			continue;
+		*port = pool[i].port;
+		pool[i] = pool[--npool];
+		us_share_port_mark(*port, reuse);
+		if (npool < POOL_LOW)
+			us_ports_steer_fill(st);
+		return true;
+	}
+	us_ports_steer_fill(st);
+	return false;
+}
+
+/* A client port let go: back into the pool if it has room. */
+static bool pool_put(uint16_t port)
+{
+	if (!us_steer_on() || npool == POOL_MAX)
+		return false;
+	pool[npool++] = (typeof(pool[0])){ port, 0 };
+	return true;
+}
+
+/* A bind() to a port of the pool: the bind holds it now, in the kernel's
+ * table; the share's word goes. */
+static void pool_remove(uint16_t port)
+{
+	for (unsigned i = 0; i < npool; i++) {
+		if (pool[i].port == port) {
+			pool[i] = pool[--npool];
+			us_share_port_give(port);
+			return;
+		}
+	}
+}
+
+/* A port for a connection (connect() without bind, or listen()'s
+ * autobind), held in the address share rather than by a kernel socket of
+ * its own (issue 13): one fd and a kernel socket less per connection.
+ * Free means free both there and in the kernel's table, where listeners
+ * and bind()s hold theirs; a bind() checks the share after the kernel
+ * (us_port_claim), so of two racing for a port one sees the other. None
+ * left is connect()'s EADDRNOTAVAIL. -EOPNOTSUPP: no share or no owner
+ * slot, the kernel picks. Steered, from the pool; a port taken here when
+ * the pool has none ready is claimed alone, its frames held until the
+ * broker answers (us_steer_hold). */
+static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
+{
+	int r;
+
+	if (!us_share_owner())
+		return -EOPNOTSUPP;
+	if (!(us_steer_on() && pool_take(st, port, reuse))) {
+		r = take_free_port(port, reuse);
+		if (r < 0)
+			return r;
+		if (us_steer_on())
+			us_steer_hold(*port, us_steer_claim_shared(port, 1));
+	}
+	ports[*port].fd[F4] = ports[*port].fd[F6] = -1;
+	ports[*port].refs = 1;
+	ports[*port].reuse = reuse;
+	ports[*port].reuseport = false;
+	ports[*port].shared = true;
+	return 0;
+}
+
 
 /* The reservations port lacks for families (none for a port the share
  * holds: it was free in both spaces when taken); all or none are made. */
@@ -260,6 +424,8 @@ int us_port_claim(void *ctx, uint16_t *port, unsigned how, unsigned families)
 	}
 	ports[*port].shared = false;
 	fd = reserve_families(*port, reuse, reuseport, families);
+	if (fd == 0)
+		pool_remove(*port);
 	/* A bind() to a port a connection in another process holds: Linux's
 	 * EADDRINUSE, unless both have SO_REUSEADDR. */
 	if (fd == 0 && us_share_port_busy(*port, reuse))
@@ -287,6 +453,10 @@ int us_port_claim(void *ctx, uint16_t *port, unsigned how, unsigned families)
 	ports[*port].reuse = reuse;
 	ports[*port].reuseport = reuseport;
 	ports[*port].grouped = reuseport;
+	/* Its frames are steered here on the reservation's proof (IPv4's:
+	 * the broker steers IPv4 only). */
+	if (us_steer_on() && ports[*port].fd[F4] >= 0)
+		us_steer_hold(*port, us_steer_claim_bound(*port, ports[*port].fd[F4]));
 out:
 	if (fd == -EMFILE || fd == -ENFILE)
 		st->st.ctr.event[UST_EV_SOCK_NO_FD]++;
@@ -310,14 +480,18 @@ void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	if (tomb_addr(raddr))
 		us_share_bury(port, tomb_addr(raddr), rport);
 	if (ports[port].refs && --ports[port].refs == 0) {
+		bool kept = ports[port].shared && ports[port].fd[F4] < 0 && ports[port].fd[F6] < 0 && pool_put(port);
+
 		/* Out of the group before the port is free. */
 		if (ports[port].grouped)
 			us_share_group_leave(port);
 		for (int f = F4; f <= F6; f++)
 			if (ports[port].fd[f] >= 0)
 				REAL(close)(ports[port].fd[f]);
-		if (ports[port].shared)
+		if (ports[port].shared && !kept)
 			us_share_port_give(port);
+		if (!kept && us_steer_on())
+			us_steer_release(port);
 		ports[port].fd[F4] = ports[port].fd[F6] = -1;
 		ports[port].shared = false;
 		ports[port].grouped = false;
@@ -560,5 +734,8 @@ void us_ports_forget(void)
 		ports[p].shared = false;
 		ports[p].grouped = false; /* the parent's entries, not ours */
 	}
+	npool = 0;
+	pool_filling = 0;
+	atomic_store(&pool_primed, false);
 	us_share_disown();
 }

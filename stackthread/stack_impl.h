@@ -26,6 +26,7 @@
 #include "loop.h"
 #include "stackthread.h"
 #include "stack.h"
+#include "steer.h"
 #include "tcp.h"
 
 struct us_conn {
@@ -264,6 +265,14 @@ int us_port_group_pick(void *ctx, uint16_t port, const struct ust_ip6 *raddr, ui
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx);
 /* A forked child's copy of the table is not its own: close and forget. */
 void us_ports_forget(void);
+/* Steering: takes a lease of client ports ahead and claims it, when the
+ * pool runs low (at the first connect, us_op_steer_lease, then as it
+ * empties). */
+void us_ports_steer_fill(const struct us_stack *st);
+/* Was a lease claimed since the stack started? (Any thread.) */
+bool us_ports_steer_primed(void);
+/* The broker refused the claim seq: its ports go back. */
+void us_ports_refused(uint32_t seq);
 
 /* addrshare.c: what the stacks on one address share (RUN_DIR/addr-A.B.C.D). */
 /* Maps the file, creating it the first time; 0 or -errno (then the stack
@@ -283,6 +292,10 @@ bool us_share_buried(uint16_t lport, uint32_t raddr, uint16_t rport);
  * back; is it held by another live stack in a way a bind (with reuse:
  * SO_REUSEADDR) may not share? */
 bool us_share_owner(void);
+/* Our owner word (0: none), which our client ports' words hold. */
+uint32_t us_share_owner_word(void);
+/* Sets or clears the SO_REUSEADDR mark of a port we hold in the file. */
+void us_share_port_mark(uint16_t port, bool reuse);
 bool us_share_port_take(uint16_t port, bool reuse);
 void us_share_port_give(uint16_t port);
 bool us_share_port_busy(uint16_t port, bool reuse);
@@ -312,6 +325,26 @@ unsigned us_share_group_members(uint16_t port, struct us_group_member *out, unsi
  * generations alone: a dead owner whose slot nobody took since still
  * counts (the safe mistake: a segment left unanswered). */
 bool us_share_group_others(uint16_t port);
+
+/* steer.c: steering by port (stack/steer.h), the stack's side. */
+/* Starts with the channel the broker kept (start.c, after the loop). */
+void us_steer_start(int chan, struct ev_loop *ev, struct ust_counters *ctr, struct ust_link *link);
+/* The stack's output function (ctx: the link): frames from a port whose
+ * claim is not answered yet are held until it is (us_steer_hold). */
+unsigned us_steer_output(void *ctx, struct ust_pkt *const *pkts, unsigned n);
+void us_steer_hold(uint16_t port, uint32_t seq);
+bool us_steer_on(void);
+int us_steer_fd(void);
+/* Was the claim seq answered? */
+bool us_steer_done(uint32_t seq);
+/* Claims ports held in the ports file, or a port held by the kernel
+ * reservation fd; returns the claim's seq, 0 if it could not be sent. */
+uint32_t us_steer_claim_shared(const uint16_t *ports, unsigned n);
+uint32_t us_steer_claim_bound(uint16_t port, int fd);
+/* The port is no longer ours. */
+void us_steer_release(uint16_t port);
+/* A forked child's copy of the channel is not its own. */
+void us_steer_forget(void);
 
 /* control.c */
 /* TCP's closed callback: one line to USTCP_CLOSE_LOG. */

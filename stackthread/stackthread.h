@@ -338,6 +338,15 @@ void us_op_accept_retry(struct us_call *c); /* a listener delivers again (an err
 void us_count(int event);
 void us_op_connect(struct us_call *c);
 void us_op_listen(struct us_call *c);
+/* Steering by port (steer.c): on a program thread, waits (1 s at most)
+ * until the launcher's broker answered every claim of ports this stack
+ * sent, so that the frames of its ports reach it: before a connect's SYN
+ * leaves, after a listen. At once when nothing is outstanding. */
+void us_steer_settle(void);
+/* Whether this stack is steered and has no lease of client ports yet
+ * (ports.c): then a connect() asks for one first (us_op_steer_lease). */
+bool us_steer_needs_lease(void);
+void us_op_steer_lease(struct us_call *c);
 void us_op_unlisten(struct us_call *c);
 void us_op_shutdown(struct us_call *c);   /* u.shut.how: SHUT_RD's part, or any in SYN-SENT */
 void us_op_pair(struct us_call *c);       /* a blocking connect returns early: pair now */

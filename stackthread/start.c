@@ -101,12 +101,17 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
+/* The broker's steering channel until the loop starts (steer.c). */
+static int steer_chan = -1;
+
 /* Asks the launcher's broker (ustcp(1)) for a packet socket: a request on
  * the inherited SOCK_SEQPACKET socket USTCP_BROKER_FD carrying our
  * credentials and one end of a fresh pair, on which the broker answers
  * with an int (0, or an errno) and, on success, the socket it opened,
- * filtered for our address and locked. */
-static int broker_link(int broker, char *err, size_t errlen)
+ * filtered for our address and locked. A broker that steers frames by
+ * port (stack/steer.h) sends an ARP socket too (*arp), and keeps the
+ * pair's other end: ours is then the member's channel (steer_chan). */
+static int broker_link(int broker, int *arp, char *err, size_t errlen)
 {
 	static const char req[] = UST_BROKER_REQUEST;
 	struct ucred cred = { getpid(), getuid(), getgid() };
@@ -143,20 +148,32 @@ static int broker_link(int broker, char *err, size_t errlen)
 	 * hanging the program's socket() forever. */
 	p.fd = sv[0];
 	p.events = POLLIN;
+	*arp = -1;
 	if (poll(&p, 1, 5000) == 1) {
-		char rbuf[CMSG_SPACE(sizeof(int))];
+		char rbuf[CMSG_SPACE(2 * sizeof(int))];
 		struct iovec riov = { &status, sizeof(status) };
 		struct msghdr rm = { .msg_iov = &riov, .msg_iovlen = 1, .msg_control = rbuf,
 				     .msg_controllen = sizeof(rbuf) };
 		if (REAL(recvmsg)(sv[0], &rm, MSG_CMSG_CLOEXEC) == (ssize_t)sizeof(status)) {
-			for (cm = CMSG_FIRSTHDR(&rm); cm; cm = CMSG_NXTHDR(&rm, cm))
-				if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-					memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+			for (cm = CMSG_FIRSTHDR(&rm); cm; cm = CMSG_NXTHDR(&rm, cm)) {
+				if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+					continue;
+				memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+				if (cm->cmsg_len >= CMSG_LEN(2 * sizeof(int)))
+					memcpy(arp, CMSG_DATA(cm) + sizeof(int), sizeof(int));
+			}
 		}
 	}
-	REAL(close)(sv[0]);
-	if (status == 0 && fd >= 0)
+	if (status == 0 && fd >= 0) {
+		if (*arp >= 0)
+			steer_chan = us_fd_high(sv[0]);
+		else
+			REAL(close)(sv[0]);
 		return fd;
+	}
+	REAL(close)(sv[0]);
+	if (*arp >= 0)
+		REAL(close)(*arp);
 	if (fd >= 0)
 		REAL(close)(fd);
 	snprintf(err, errlen, "the ustcp broker refused a packet socket: %s", strerror(status ? status : EIO));
@@ -167,13 +184,21 @@ static int open_link(void)
 {
 	char err[256];
 	const char *bvar = getenv("USTCP_BROKER_FD");
-	int r;
+	int r, arp = -1;
 
 	if (bvar && *bvar) {
 		/* Launched by ustcp(1): its broker holds the privilege. */
-		r = broker_link(atoi(bvar), err, sizeof(err));
+		r = broker_link(atoi(bvar), &arp, err, sizeof(err));
 		if (r >= 0)
 			r = ust_link_adopt(&us_st.link, r, us_st.cfg.iface, err, sizeof(err));
+		if (r >= 0 && arp >= 0 && (r = ust_link_adopt_arp(&us_st.link, us_fd_high(arp))) < 0) {
+			snprintf(err, sizeof(err), "link: the ARP socket: %s", strerror(-r));
+			ust_link_close(&us_st.link);
+		}
+		if (r < 0 && steer_chan >= 0) {
+			REAL(close)(steer_chan);
+			steer_chan = -1;
+		}
 	} else {
 		r = ust_link_open(&us_st.link, &us_st.cfg, err, sizeof(err));
 	}
@@ -279,6 +304,10 @@ static int start_loop(void)
 	ev_io_start(us_st.ev, &us_st.hup);
 	ust_loop_start(&us_st.loop, us_st.ev, &us_st.st, &us_st.link, &us_st.tcp);
 	us_st.loop.after = after_loop;
+	if (steer_chan >= 0) {
+		us_steer_start(steer_chan, us_st.ev, &us_st.st.ctr, &us_st.link);
+		steer_chan = -1;
+	}
 	us_st.loop.busy_poll_us = us_st.cfg.busy_poll_us;
 	us_ctl_open();
 	/* Once a second: a program whose threads all ended (pthread_exit in
@@ -331,7 +360,7 @@ static int start(void)
 		}
 	}
 	ust_link_netif(&us_st.link, &us_st.cfg, &nif);
-	if (ust_stack_init(&us_st.st, &nif, 1024, ust_link_output, &us_st.link) < 0)
+	if (ust_stack_init(&us_st.st, &nif, 1024, us_steer_output, &us_st.link) < 0)
 		goto nomem;
 	us_st.link.ctr = &us_st.st.ctr;
 	if (start_tcp() < 0 || start_loop() < 0)
@@ -367,6 +396,10 @@ void us_stack_forget(void)
 	if (!us_st.pid)
 		return;
 	REAL(close)(us_st.link.fd);
+	if (us_st.link.arp_fd >= 0)
+		REAL(close)(us_st.link.arp_fd);
+	us_st.link.arp_fd = -1;
+	us_steer_forget();
 	REAL(close)(us_st.wake_fd);
 	REAL(close)(us_st.hup_fd);
 	us_ctl_close(false);

@@ -309,17 +309,21 @@ static int broker_keep_stderr(void)
 /* At the broker's exit, if it refused anything: one line on the
  * launcher's stderr (where kept) and one to syslog's authpriv facility,
  * where sudo and sshd report what they refuse. */
-static void broker_report(int err_fd, const struct broker_tally *t, uid_t uid)
+static void broker_report(int err_fd, const struct broker_tally *t, uid_t uid, unsigned claims)
 {
-	char line[256];
+	char line[320], more[64] = "";
 	unsigned n = t->malformed + t->foreign + t->no_reply;
 
-	if (!n)
+	if (!n && !claims)
 		return;
+	/* A claim of a port (steering, stack/steer.h) without its proof, or
+	 * that the group's program had no room for. */
+	if (claims)
+		snprintf(more, sizeof(more), ", and %u claim%s of ports", claims, claims == 1 ? "" : "s");
 	snprintf(line, sizeof(line),
 		 "the broker refused %u request%s from the program's processes "
-		 "(%u malformed, %u not from uid %u, %u with nowhere to answer)",
-		 n, n == 1 ? "" : "s", t->malformed, t->foreign, (unsigned)uid, t->no_reply);
+		 "(%u malformed, %u not from uid %u, %u with nowhere to answer)%s",
+		 n, n == 1 ? "" : "s", t->malformed, t->foreign, (unsigned)uid, t->no_reply, more);
 	if (err_fd >= 0)
 		dprintf(err_fd, PROG ": %s\n", line);
 	openlog("ustcp-broker", LOG_PID, LOG_AUTHPRIV);
@@ -332,6 +336,7 @@ static void broker_report(int err_fd, const struct broker_tally *t, uid_t uid)
  * The child exits 0 once the broker is ready to serve, 1 if not. */
 static void __attribute__((noreturn)) broker_start(int bfd, const struct ust_config *cfg, uid_t uid)
 {
+	static struct ust_broker broker;
 	struct broker_tally tally = { 0 };
 	enum ust_broker_outcome out;
 	int null, err_fd;
@@ -360,11 +365,13 @@ static void __attribute__((noreturn)) broker_start(int bfd, const struct ust_con
 	if (b != 0)
 		_exit(b < 0 ? EXIT_FAIL : 0);
 	prctl(PR_SET_NAME, "ustcp-broker");
+	/* The steering group, where the interface takes one. */
+	ust_broker_init(&broker, cfg, uid);
 	for (;;) {
-		out = ust_broker_serve(3, cfg, uid);
+		out = ust_broker_step(&broker, 3);
 		broker_count(&tally, out);
 		if (out == UST_BROKER_HANGUP || out == UST_BROKER_ERROR) {
-			broker_report(err_fd, &tally, uid);
+			broker_report(err_fd, &tally, uid, broker.refused);
 			_exit(out == UST_BROKER_HANGUP ? 0 : EXIT_FAIL);
 		}
 	}

@@ -17,8 +17,11 @@ setup() {
 CAPS_CMD='grep -E "^Cap(Inh|Prm|Eff|Bnd|Amb):" /proc/self/status | tr -d "\t" | tr ":" " "'
 
 # A python3 program (stdlib only) that starts the stack with one TCP socket,
-# then finds the packet socket the broker gave it among its fds and tries to
-# detach the filter and to attach a pass-all one in its place.
+# then finds the packet sockets the broker gave it among its fds (the link's
+# and, steering by port, the ARP socket) and tries to detach the filter and
+# to attach a pass-all one in its place; to replace a fanout group's
+# program, join another group, or bind the socket elsewhere (each socket is
+# in a group, the broker's or one of its own: stack/broker.c, fanout_alone).
 FILTER_PY='
 import ctypes, errno, os, socket
 s = socket.socket()  # starts the stack: the broker hands over a packet socket
@@ -46,6 +49,17 @@ for name in sorted(os.listdir("/proc/self/fd"), key=int):
     print("detach", "ok" if r == 0 else errno.errorcode[ctypes.get_errno()])
     r = libc.setsockopt(fd, socket.SOL_SOCKET, 26, ctypes.byref(prog), ctypes.sizeof(prog))  # SO_ATTACH_FILTER
     print("attach", "ok" if r == 0 else errno.errorcode[ctypes.get_errno()])
+    r = libc.setsockopt(fd, 263, 22, ctypes.byref(prog), ctypes.sizeof(prog))  # PACKET_FANOUT_DATA
+    print("fanout data", "ok" if r == 0 else "refused")
+    grp = ctypes.c_int(4321)  # PACKET_FANOUT: group 4321, hash
+    r = libc.setsockopt(fd, 263, 18, ctypes.byref(grp), 4)
+    print("fanout join", "ok" if r == 0 else "refused")
+    try:
+        s2 = socket.socket(fileno=os.dup(fd))
+        s2.bind((os.environ["USTCP_IFACE"], 3))  # ETH_P_ALL
+        print("rebind ok")
+    except OSError:
+        print("rebind refused")
 print("packet sockets", found)
 '
 
@@ -137,25 +151,30 @@ print("again", *ask(b"ustcp-link 1\n"))
 @test "the program cannot remove or replace the locked filter" {
 	launcher_topo_up
 	run -0 launch python3 -c "$FILTER_PY"
-	assert_line "packet sockets 1"
+	assert_line "packet sockets 2"
 	assert_line "detach EPERM"
 	assert_line "attach EPERM"
+	assert_line "fanout data refused"
+	assert_line "fanout join refused"
+	assert_line "rebind refused"
+	refute_line --partial " ok"
 }
 
 @test "the broker answers its protocol: a packet socket, or an errno for a bad request" {
 	launcher_topo_up
 	run -0 launch python3 -c "$BROKER_PY"
-	assert_line "good 0 ['AF_PACKET']"
+	# Steering by port: the link's socket and the ARP socket.
+	assert_line "good 0 ['AF_PACKET', 'AF_PACKET']"
 	assert_line "bad EPROTO []"
 	assert_line "long EPROTO []"
-	assert_line "again 0 ['AF_PACKET']"
+	assert_line "again 0 ['AF_PACKET', 'AF_PACKET']"
 }
 
 @test "what the broker refused is one line on the launcher's stderr when the tree has gone" {
 	launcher_topo_up
 	# A file: nobody waits for its end, so the broker keeps it.
 	launch python3 -c "$BROKER_PY" >"$TMP/out" 2>"$TMP/err"
-	grep -qx "again 0 \['AF_PACKET'\]" "$TMP/out"
+	grep -qx "again 0 \['AF_PACKET', 'AF_PACKET'\]" "$TMP/out"
 	no_ns_pids 10
 	run -0 cat "$TMP/err"
 	assert_output "ustcp: the broker refused 4 requests from the program's processes (2 malformed, 0 not from uid 0, 2 with nowhere to answer)"
@@ -216,8 +235,8 @@ for name in os.listdir('/proc/self/fd'):
 os.write(1, ('%s packet sockets %d\\n' % (me.rsplit('/', 1)[1], n)).encode())
 "
 	run -0 launch sh -c "python3 -c \"\$0\" $TMP/one $TMP/two & python3 -c \"\$0\" $TMP/two $TMP/one & wait %1 && wait %2" "$py"
-	assert_line "one packet sockets 1"
-	assert_line "two packet sockets 1"
+	assert_line "one packet sockets 2"
+	assert_line "two packet sockets 2"
 }
 
 @test "a launched shell runs two TCP programs in parallel" {

@@ -7,10 +7,14 @@
 # stays in the group while any dup of its socket is open; and its last
 # close moves the last member into its place.
 
+bats_require_minimum_version 1.5.0
+
 load helpers
+load launcher
 
 teardown() {
 	[ -z "${SYN_PID:-}" ] || { kill "$SYN_PID" 2>/dev/null; wait "$SYN_PID" 2>/dev/null; }
+	bg_end_all
 	topo_down
 }
 
@@ -39,4 +43,104 @@ while time.monotonic() < end:
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "$(grep -c '^ok' <<<"$output")" -eq 5 ]
+}
+
+# ---- steering as built: programs under one launcher share one group ----------
+
+STEER_PY=$BATS_TEST_DIRNAME/../shim/steer_progs.py
+
+# stat_counter PID NAME: one counter of a launched process (ustcp-stat -s).
+stat_counter() {
+	USTCP_RUN_DIR=$USTCP_RUN_DIR timeout 10 "$STAT" -s -p "$1" |
+		awk -v n="$2" '$1 == n { v = $2 } END { print v + 0 }'
+}
+
+@test "steering: a bulk flow's frames reach its process alone, not one holding another connection [ustcp]" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	TMP=$BATS_TEST_TMPDIR
+	launcher_topo_up
+	local mb=40
+	peer_bg /usr/bin/python3 -c '
+import socket, sys
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 9300)); l.listen(4)
+for n in (1, int(sys.argv[2])):
+    c, _ = l.accept()
+    for _ in range(n):
+        c.sendall(bytes(1 << 20))
+    c.close()' "$PEER_ADDR" "$mb" </dev/null
+	wait_listen "$PEER_NETNS" 9300
+	# The holder's connection gets 1 MiB and stays; the bulk flow's 40 MiB
+	# go to another process of the same launcher.
+	cat >"$TMP/run.sh" <<-EOF
+		python3 $STEER_PY hold $PEER_ADDR 9300 $TMP/holder $TMP/stop &
+		while [ ! -s $TMP/holder ]; do sleep 0.05; done
+		python3 $STEER_PY bulk $PEER_ADDR 9300 >$TMP/bulk
+		touch $TMP/bulk.done
+		wait
+	EOF
+	launch_bg sh "$TMP/run.sh"
+	local bg=$BG_PID
+	wait_file "$TMP/bulk.done" 40
+	run -0 cat "$TMP/bulk"
+	assert_output "bulk $((mb << 20))"
+	local pid frames foreign
+	pid=$(cat "$TMP/holder")
+	frames=$(stat_counter "$pid" rx-frames)
+	foreign=$(stat_counter "$pid" tcp-foreign)
+	touch "$TMP/stop"
+	bg_wait "$bg" 20
+	echo "holder: rx-frames $frames, tcp-foreign $foreign"
+	# Its handshake, its 1 MiB (GSO frames) and its end: not the bulk
+	# flow's 640 or more frames.
+	[ "$frames" -lt 100 ]
+	[ "$foreign" -eq 0 ]
+}
+
+@test "steering: a forking server's children, a client churning through its pool of ports, a closed port refused [ustcp]" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	TMP=$BATS_TEST_TMPDIR
+	launcher_topo_up
+	peer_bg /usr/bin/python3 "$BATS_TEST_DIRNAME/../shim/echo_server.py" "$PEER_ADDR" 9400 200 \
+		</dev/null >"$TMP/echo.out"
+	wait_listen "$PEER_NETNS" 9400
+	cat >"$TMP/run.sh" <<-EOF
+		python3 $STEER_PY fork-server $SADDR 7000 20 $TMP/ready >$TMP/server &
+		python3 $STEER_PY churn $PEER_ADDR 9400 200 >$TMP/churn
+		wait
+	EOF
+	launch_bg sh "$TMP/run.sh"
+	local bg=$BG_PID
+	wait_file "$TMP/ready" 20
+	# 20 connections to the server, each served by a child (whose socket
+	# the parent's stack serves, as after any fork: the listener's port
+	# is steered there); then a port nobody holds: the stack that
+	# answers for the address resets the SYN.
+	run -0 in_peer timeout 60 /usr/bin/python3 -c '
+import socket, sys
+for i in range(20):
+    s = socket.create_connection((sys.argv[1], 7000), timeout=10)
+    s.sendall(b"x" * 5000)
+    s.shutdown(socket.SHUT_WR)
+    got = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+    assert got == b"x" * 5000, (i, len(got))
+    s.close()
+try:
+    socket.create_connection((sys.argv[1], 7999), timeout=5)
+    print("7999 connected")
+except ConnectionRefusedError:
+    print("7999 refused")
+print("peer OK")' "$SADDR"
+	assert_line "7999 refused"
+	assert_line "peer OK"
+	bg_wait "$bg" 60
+	run -0 cat "$TMP/server" "$TMP/churn"
+	assert_line "fork-server served 20 failed 0"
+	assert_line "churn OK"
 }

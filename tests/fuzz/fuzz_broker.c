@@ -19,7 +19,17 @@
  * interface). Checked: the outcome is the one the message deserves, the
  * first reply socket (if it is a SEQPACKET pair) gets exactly the status
  * that outcome sends and never an fd, and every fd the broker was given is
- * closed by it (none leaks: the process's fd count is back where it was). */
+ * closed by it (none leaks: the process's fd count is back where it was).
+ *
+ * With bit 3 of byte 0 set, the input is instead a message on a member's
+ * channel (steering by port, stack/steer.h), which the broker checks with
+ * ust_broker_check: byte 1 the proof that comes with it (mod 4: none, a
+ * kernel TCP socket bound to the address and port 40000, the ports file,
+ * /dev/null), the rest the message (struct ust_steer_msg, cut anywhere).
+ * The ports file is the harness's: ports 1000 to 1063 held by owner slot
+ * 5, generation 1. Checked: the verdict is one of the four, a claim
+ * without its proof is never granted, the right proofs are, and nothing
+ * leaks. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +40,10 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "portshare.h"
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/stat.h>
 
 #define MAX_FDS 15
 #define MAX_DATA 200
@@ -76,6 +90,107 @@ static int make_fd(unsigned kind, int *keep)
 	}
 }
 
+#define FUZZ_OWNER (5u << UST_OWNER_SHIFT | 1u)
+
+static char ports_path[64];
+
+static void ports_file_remove(void)
+{
+	unlink(ports_path);
+}
+
+/* The harness's ports file (see above), made once (and removed at exit);
+ * a fresh open file description of it each time, as a stack's own. */
+static int ports_file(void)
+{
+	char *path = ports_path;
+
+	if (!path[0]) {
+		struct ust_share_head h = { .magic = UST_PORTS_MAGIC, .version = UST_PORTS_VERSION,
+					    .size = sizeof(struct ust_port_share) };
+		uint32_t gen = 1, w = FUZZ_OWNER;
+		int fd;
+
+		snprintf(path, sizeof(ports_path), "/tmp/fuzz-broker-ports-%d", (int)getpid());
+		atexit(ports_file_remove);
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || ftruncate(fd, sizeof(struct ust_port_share)) < 0 ||
+		    pwrite(fd, &h, sizeof(h), 0) != sizeof(h) ||
+		    pwrite(fd, &gen, sizeof(gen), (off_t)offsetof(struct ust_port_share, owner_gen[5])) != sizeof(gen))
+			abort();
+		for (unsigned p = 1000; p < 1064; p++)
+			if (pwrite(fd, &w, sizeof(w), (off_t)offsetof(struct ust_port_share, port[p])) != sizeof(w))
+				abort();
+		close(fd);
+	}
+	return open(path, O_RDWR | O_CLOEXEC);
+}
+
+/* A reservation as a stack makes one: our address (IP_FREEBIND), port
+ * 40000. */
+static int bound_socket(uint32_t addr)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(40000), .sin_addr.s_addr = htonl(addr) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		abort();
+	setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&in, sizeof(in)) < 0)
+		abort();
+	return fd;
+}
+
+static int fuzz_claim(const struct ust_config *cfg, const uint8_t *data, size_t size, unsigned before)
+{
+	struct ust_broker *b = calloc(1, sizeof(*b));
+	struct ust_steer_msg m;
+	unsigned kind = size ? data[0] % 4 : 0;
+	size_t len = size > 1 ? size - 1 : 0;
+	int fd = -1, r;
+	bool ports_ok = true;
+
+	if (!b)
+		abort();
+	b->cfg = cfg;
+	b->uid = getuid();
+	b->own = -1;
+	if (len > sizeof(m))
+		len = sizeof(m);
+	memset(&m, 0, sizeof(m));
+	memcpy(&m, data + 1, len);
+	if (kind == 1)
+		fd = bound_socket(cfg->addr);
+	else if (kind == 2)
+		fd = ports_file();
+	else if (kind == 3)
+		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	r = ust_broker_check(b, &m, len, fd);
+	if (r != 0 && r != EPROTO && r != EINVAL && r != EPERM)
+		abort();
+	/* What it deserved, where the harness can tell. */
+	if (len >= offsetof(struct ust_steer_msg, port) && m.n <= UST_STEER_PORTS_MAX &&
+	    len >= offsetof(struct ust_steer_msg, port) + m.n * sizeof(uint16_t)) {
+		for (uint32_t i = 0; i < m.n; i++)
+			ports_ok = ports_ok && m.port[i] >= 1000 && m.port[i] < 1064;
+		if (m.op == UST_STEER_CLAIM_BOUND && r == 0 && !(kind == 1 && m.n == 1 && m.port[0] == 40000))
+			abort(); /* a bound port granted without its reservation */
+		if (m.op == UST_STEER_CLAIM_BOUND && kind == 1 && m.n == 1 && m.port[0] == 40000 && r != 0)
+			abort();
+		if (m.op == UST_STEER_CLAIM_SHARED && r == 0 && !(kind == 2 && m.owner == FUZZ_OWNER && ports_ok))
+			abort(); /* client ports granted without the owner's proof */
+		if (m.op == UST_STEER_CLAIM_SHARED && kind == 2 && m.owner == FUZZ_OWNER && ports_ok && r != 0)
+			abort();
+	}
+	if (fd >= 0)
+		close(fd);
+	free(b);
+	if (open_fds() != before)
+		abort();
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -95,6 +210,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct cmsghdr *c;
 	enum ust_broker_outcome out, want;
 	bool right_text, right_user = !(mode & 2), with_cred = mode & 1;
+
+	if (mode & 8)
+		return fuzz_claim(&cfg, data + 1, size ? size - 1 : 0, before);
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, bsv) < 0)
 		abort();

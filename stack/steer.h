@@ -1,0 +1,81 @@
+/* Steering frames by port (docs/architecture.md §6): the processes a
+ * launcher's broker serves on one address share one PACKET_FANOUT group,
+ * whose classic BPF program sends each frame to the member that holds its
+ * TCP port. What the broker and the library share: the group's program
+ * (ust_steer_program) and the messages on a member's channel.
+ *
+ * The channel is the SOCK_SEQPACKET pair a process sent with its request
+ * for a packet socket: the broker keeps its end while any process holds the
+ * other (the stack, its keeper, its closer), and the hang-up tells it the
+ * member is gone. On it the stack claims ports, each with its proof:
+ *
+ *   UST_STEER_CLAIM_SHARED  client ports held in RUN_DIR/ports-A.B.C.D: the
+ *                           ports file's open file description, whose OFD
+ *                           lock on the owner slot makes the stack that
+ *                           owner, comes with SCM_RIGHTS; every port's word
+ *                           must name the owner.
+ *   UST_STEER_CLAIM_BOUND   a port held in the kernel's table (a bind(), a
+ *                           listener): the reservation socket comes with
+ *                           SCM_RIGHTS, bound to our address and that port.
+ *   UST_STEER_RELEASE       ports no longer ours (no proof, no answer).
+ *
+ * A claim is answered with struct ust_steer_answer, after the group's
+ * program has been rewritten: from then on the ports' frames reach the
+ * claimer, and no other member. */
+#ifndef USTCP_STEER_H
+#define USTCP_STEER_H
+
+#include <linux/filter.h>
+#include <stdint.h>
+
+#include "base.h"
+
+enum ust_steer_op {
+	UST_STEER_CLAIM_SHARED = 1,
+	UST_STEER_CLAIM_BOUND = 2,
+	UST_STEER_RELEASE = 3,
+};
+
+#define UST_STEER_PORTS_MAX 64
+
+struct ust_steer_msg {
+	uint32_t op;    /* enum ust_steer_op */
+	uint32_t seq;   /* echoed by the answer */
+	uint32_t owner; /* CLAIM_SHARED: the owner word the ports' words name */
+	uint32_t n;     /* ports in port[] */
+	uint16_t port[UST_STEER_PORTS_MAX];
+};
+
+struct ust_steer_answer {
+	uint32_t seq;
+	int32_t status; /* 0, or the errno of the refusal */
+};
+
+/* The member every frame no stack may have goes to: the broker's own, whose
+ * filter drops everything (ARP, which each stack reads on a socket of its
+ * own; frames of a port whose member is leaving). */
+#define UST_STEER_BROKER 0u
+
+/* One run of ports steered to one member (its index in the kernel's
+ * array of the group's members). */
+struct ust_steer_range {
+	uint16_t lo, hi;
+	uint16_t member;
+};
+
+/* Room for the program: BPF_MAXINSNS (4096) less the header, at six
+ * instructions a range (a leaf of four, a node of two). */
+#define UST_STEER_RANGES_MAX 640
+#define UST_STEER_PROG_MAX 4096
+
+/* The group's program for n ranges (sorted, disjoint): the member that
+ * holds a frame's port, seen from the IP header as the fanout hook sees
+ * frames: IPv4 TCP by its destination port, an ICMP error about TCP by the
+ * quoted segment's source port; ARP to UST_STEER_BROKER; everything else
+ * (IPv4 fragments after the first, other protocols, ports nobody holds) to
+ * dflt, the stack that answers for the address (RST, echo). Returns its
+ * length, or 0 if n exceeds UST_STEER_RANGES_MAX. */
+unsigned ust_steer_program(const struct ust_steer_range *r, unsigned n, unsigned dflt,
+			   struct sock_filter prog[UST_STEER_PROG_MAX]);
+
+#endif

@@ -1,0 +1,101 @@
+#!/usr/bin/python3
+"""Programs for tests/bats/099-steering.bats, run under the launcher (one
+broker, so one steering group for all of them). Standard library only.
+
+  steer_progs.py hold ADDR PORT PIDFILE STOPFILE
+      connects to ADDR:PORT, writes its pid to PIDFILE once connected, and
+      holds the connection until STOPFILE exists (40 s at most).
+  steer_progs.py bulk ADDR PORT
+      connects, reads to the end, prints "bulk BYTES".
+  steer_progs.py fork-server ADDR PORT N READYFILE
+      listens on ADDR:PORT, writes READYFILE, accepts N connections, and
+      serves each in a child of its own (a stack of its own, a member of
+      the group): the child echoes what it reads until the peer's end.
+  steer_progs.py churn ADDR PORT N
+      N connections one after the other (more than a pool of client ports
+      holds), each sending 1000 bytes that the peer echoes; prints
+      "churn OK" or the first failure.
+"""
+import os
+import socket
+import sys
+import time
+
+
+def hold(addr, port, pidfile, stopfile):
+    s = socket.create_connection((addr, int(port)), timeout=10)
+    with open(pidfile + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(pidfile + ".tmp", pidfile)
+    end = time.monotonic() + 40
+    while time.monotonic() < end and not os.path.exists(stopfile):
+        time.sleep(0.05)
+    s.close()
+
+
+def bulk(addr, port):
+    s = socket.create_connection((addr, int(port)), timeout=20)
+    n = 0
+    while True:
+        b = s.recv(1 << 16)
+        if not b:
+            break
+        n += len(b)
+    s.close()
+    print("bulk", n, flush=True)
+
+
+def fork_server(addr, port, n, readyfile):
+    l = socket.socket()
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind((addr, int(port)))
+    l.listen(64)
+    l.settimeout(30)
+    open(readyfile, "w").close()
+    kids = []
+    for _ in range(int(n)):
+        c, _ = l.accept()
+        pid = os.fork()
+        if pid == 0:
+            l.close()
+            c.settimeout(20)
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                c.sendall(b)
+            c.close()
+            os._exit(0)
+        c.close()
+        kids.append(pid)
+    bad = 0
+    for pid in kids:
+        _, st = os.waitpid(pid, 0)
+        bad += st != 0
+    print("fork-server served", len(kids), "failed", bad, flush=True)
+
+
+def churn(addr, port, n):
+    data = bytes(range(250)) * 4
+    for i in range(int(n)):
+        try:
+            s = socket.create_connection((addr, int(port)), timeout=10)
+            s.sendall(data)
+            got = b""
+            while len(got) < len(data):
+                b = s.recv(65536)
+                if not b:
+                    break
+                got += b
+            s.close()
+        except OSError as e:
+            print("churn failed at", i, e, flush=True)
+            return
+        if got != data:
+            print("churn failed at", i, "echo", len(got), flush=True)
+            return
+    print("churn OK", flush=True)
+
+
+if __name__ == "__main__":
+    {"hold": hold, "bulk": bulk, "fork-server": fork_server, "churn": churn}[sys.argv[1]](*sys.argv[2:])

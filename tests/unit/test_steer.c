@@ -1,0 +1,218 @@
+/* The steering group's program (ust_steer_program, stack/steer.c), run here
+ * by an interpreter of the classic BPF instructions it uses, as the
+ * kernel's fanout hook runs it: over the frame from its IP header, with the
+ * EtherType as the ancillary protocol. A frame goes to the member that
+ * holds its TCP port (an ICMP error's quoted source port), ARP to the
+ * broker, anything else to the default member. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "steer.h"
+
+#define DFLT 1u
+
+/* Runs prog over pkt (the IP header on) with the skb's protocol proto: the
+ * RET value reached. A load beyond the packet ends it with 0, as the
+ * kernel's does. */
+static unsigned bpf_run(const struct sock_filter *prog, unsigned n, const uint8_t *pkt, size_t len, uint16_t proto)
+{
+	uint32_t a = 0, x = 0;
+
+	for (unsigned pc = 0; pc < n; pc++) {
+		const struct sock_filter *i = &prog[pc];
+		uint32_t k = i->k;
+
+		switch (i->code) {
+		case BPF_LD | BPF_W | BPF_ABS:
+			assert_int_equal(k, (uint32_t)(SKF_AD_OFF + SKF_AD_PROTOCOL));
+			a = proto;
+			break;
+		case BPF_LD | BPF_H | BPF_ABS:
+		case BPF_LD | BPF_H | BPF_IND:
+			if (BPF_MODE(i->code) == BPF_IND)
+				k += x;
+			if (k + 2 > len)
+				return 0;
+			a = ust_get16(pkt + k);
+			break;
+		case BPF_LD | BPF_B | BPF_ABS:
+		case BPF_LD | BPF_B | BPF_IND:
+			if (BPF_MODE(i->code) == BPF_IND)
+				k += x;
+			if (k + 1 > len)
+				return 0;
+			a = pkt[k];
+			break;
+		case BPF_LDX | BPF_B | BPF_MSH:
+			if (k + 1 > len)
+				return 0;
+			x = 4u * (pkt[k] & 0xf);
+			break;
+		case BPF_ALU | BPF_AND | BPF_K:
+			a &= k;
+			break;
+		case BPF_ALU | BPF_LSH | BPF_K:
+			a <<= k;
+			break;
+		case BPF_ALU | BPF_ADD | BPF_X:
+			a += x;
+			break;
+		case BPF_MISC | BPF_TAX:
+			x = a;
+			break;
+		case BPF_JMP | BPF_JA:
+			pc += k;
+			break;
+		case BPF_JMP | BPF_JEQ | BPF_K:
+			pc += a == k ? i->jt : i->jf;
+			break;
+		case BPF_JMP | BPF_JGT | BPF_K:
+			pc += a > k ? i->jt : i->jf;
+			break;
+		case BPF_JMP | BPF_JGE | BPF_K:
+			pc += a >= k ? i->jt : i->jf;
+			break;
+		case BPF_JMP | BPF_JSET | BPF_K:
+			pc += (a & k) ? i->jt : i->jf;
+			break;
+		case BPF_RET | BPF_K:
+			return k;
+		default:
+			fail_msg("instruction %#x not expected", i->code);
+		}
+		assert_true(pc + 1 < n || (pc + 1 == n && i->code == (BPF_RET | BPF_K)));
+	}
+	fail_msg("ran off the end of the program");
+	return 0;
+}
+
+/* An IPv4 TCP segment to dport (IP header of ihl words). */
+static size_t tcp_frame(uint8_t *f, uint16_t dport, unsigned ihl)
+{
+	memset(f, 0, 120);
+	f[0] = (uint8_t)(0x40 | ihl);
+	f[9] = 6;
+	ust_put16(f + 4 * ihl, 40000);
+	ust_put16(f + 4 * ihl + 2, dport);
+	return 4 * ihl + 20;
+}
+
+/* An ICMP error of type about a TCP segment we sent from sport (the
+ * quoted header of qihl words). */
+static size_t icmp_frame(uint8_t *f, uint8_t type, uint16_t sport, unsigned qihl)
+{
+	uint8_t *q = f + 28;
+
+	memset(f, 0, 120);
+	f[0] = 0x45;
+	f[9] = 1;
+	f[20] = type;
+	q[0] = (uint8_t)(0x40 | qihl);
+	q[9] = 6;
+	ust_put16(q + 4 * qihl, sport);
+	ust_put16(q + 4 * qihl + 2, 80);
+	return 28 + 4 * qihl + 8;
+}
+
+static unsigned steer_tcp(const struct sock_filter *prog, unsigned n, uint16_t port)
+{
+	uint8_t f[120];
+
+	return bpf_run(prog, n, f, tcp_frame(f, port, 5), 0x0800);
+}
+
+static void test_steer_ports_to_members(void **state)
+{
+	static const struct ust_steer_range r[] = {
+		{ 80, 80, 2 }, { 1000, 1063, 3 }, { 1064, 1064, 4 }, { 40000, 40031, 5 }, { 65535, 65535, 6 },
+	};
+	struct sock_filter prog[UST_STEER_PROG_MAX];
+	unsigned n = ust_steer_program(r, UST_ARRAY_SIZE(r), DFLT, prog);
+	uint8_t f[120];
+
+	assert_true(n > 0 && n <= UST_STEER_PROG_MAX);
+	assert_int_equal(steer_tcp(prog, n, 80), 2);
+	assert_int_equal(steer_tcp(prog, n, 79), DFLT);
+	assert_int_equal(steer_tcp(prog, n, 81), DFLT);
+	assert_int_equal(steer_tcp(prog, n, 1000), 3);
+	assert_int_equal(steer_tcp(prog, n, 1031), 3);
+	assert_int_equal(steer_tcp(prog, n, 1063), 3);
+	assert_int_equal(steer_tcp(prog, n, 1064), 4);
+	assert_int_equal(steer_tcp(prog, n, 1065), DFLT);
+	assert_int_equal(steer_tcp(prog, n, 40031), 5);
+	assert_int_equal(steer_tcp(prog, n, 65535), 6);
+	assert_int_equal(steer_tcp(prog, n, 1), DFLT);
+	/* IP options move the TCP header. */
+	assert_int_equal(bpf_run(prog, n, f, tcp_frame(f, 1064, 8), 0x0800), 4);
+	/* An ICMP error about our segment from port 40001: that port's. */
+	assert_int_equal(bpf_run(prog, n, f, icmp_frame(f, 3, 40001, 5), 0x0800), 5);
+	assert_int_equal(bpf_run(prog, n, f, icmp_frame(f, 11, 80, 6), 0x0800), 2);
+	assert_int_equal(bpf_run(prog, n, f, icmp_frame(f, 12, 1000, 5), 0x0800), 3);
+	/* An echo request (type 8): the default member answers. */
+	assert_int_equal(bpf_run(prog, n, f, icmp_frame(f, 8, 40001, 5), 0x0800), DFLT);
+}
+
+static void test_steer_others_to_default_arp_to_broker(void **state)
+{
+	static const struct ust_steer_range r[] = { { 80, 80, 2 } };
+	struct sock_filter prog[UST_STEER_PROG_MAX];
+	unsigned n = ust_steer_program(r, 1, DFLT, prog);
+	uint8_t f[120];
+	size_t len = tcp_frame(f, 80, 5);
+
+	assert_int_equal(bpf_run(prog, n, f, len, 0x0806), UST_STEER_BROKER);
+	assert_int_equal(bpf_run(prog, n, f, len, 0x86dd), DFLT);
+	/* A fragment after the first carries no TCP header. */
+	ust_put16(f + 6, 0x0010);
+	assert_int_equal(bpf_run(prog, n, f, len, 0x0800), DFLT);
+	ust_put16(f + 6, 0x4000); /* DF alone: a whole datagram */
+	assert_int_equal(bpf_run(prog, n, f, len, 0x0800), 2);
+	f[9] = 17; /* UDP */
+	assert_int_equal(bpf_run(prog, n, f, len, 0x0800), DFLT);
+	/* No ranges: everything IPv4 to the default. */
+	n = ust_steer_program(r, 0, DFLT, prog);
+	f[9] = 6;
+	assert_int_equal(bpf_run(prog, n, f, len, 0x0800), DFLT);
+	assert_int_equal(bpf_run(prog, n, f, len, 0x0806), UST_STEER_BROKER);
+}
+
+/* As many ranges as fit: every port of each reaches its member, every
+ * port between two reaches the default, and the program stays within
+ * BPF_MAXINSNS. One more does not fit. */
+static void test_steer_many_ranges(void **state)
+{
+	static struct ust_steer_range r[UST_STEER_RANGES_MAX + 1];
+	static struct sock_filter prog[UST_STEER_PROG_MAX];
+	unsigned n;
+
+	for (unsigned i = 0; i <= UST_STEER_RANGES_MAX; i++)
+		r[i] = (struct ust_steer_range){ (uint16_t)(1024 + 64 * i), (uint16_t)(1024 + 64 * i + 31),
+						 (uint16_t)(2 + i % 1000) };
+	n = ust_steer_program(r, UST_STEER_RANGES_MAX, DFLT, prog);
+	assert_true(n > 0 && n <= UST_STEER_PROG_MAX);
+	for (unsigned i = 0; i < UST_STEER_RANGES_MAX; i++) {
+		assert_int_equal(steer_tcp(prog, n, r[i].lo), r[i].member);
+		assert_int_equal(steer_tcp(prog, n, (uint16_t)(r[i].lo + 17)), r[i].member);
+		assert_int_equal(steer_tcp(prog, n, r[i].hi), r[i].member);
+		assert_int_equal(steer_tcp(prog, n, (uint16_t)(r[i].hi + 1)), DFLT);
+		assert_int_equal(steer_tcp(prog, n, (uint16_t)(r[i].lo - 1)), DFLT);
+	}
+	assert_int_equal(ust_steer_program(r, UST_STEER_RANGES_MAX + 1, DFLT, prog), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_steer_ports_to_members),
+		cmocka_unit_test(test_steer_others_to_default_arp_to_broker),
+		cmocka_unit_test(test_steer_many_ranges),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
