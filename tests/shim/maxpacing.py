@@ -57,7 +57,10 @@ def prog(addr, port, cc, rate):
     s.recv(1)
     took = time.monotonic() - start
     print("%s: %d bytes at %d B/s took %.2f s" % (cc, len(data), rate, took), file=sys.stderr)
-    print("%d bytes took 1.6 to 3 s: %s" % (len(data), 1.6 <= took <= 3.0))
+    # The cap holds (never faster than 0.8 of 2 s); the upper bound only
+    # catches a stall: a loaded machine paces late (3.5 s seen in a run
+    # beside CI), and speed is the benchmarks' business, not a test's.
+    print("%d bytes took 1.6 to 10 s: %s" % (len(data), 1.6 <= took <= 10.0))
     s.close()
 
 
