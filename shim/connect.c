@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -48,6 +49,12 @@ static int connect_after_dad(struct us_call *c, struct us_sock *s)
 		r = (int)us_call(c, us_op_connect, s);
 	}
 	return r;
+}
+
+/* :: or 0.0.0.0 (mapped) */
+static bool addr_is_any(const struct ust_ip6 *a)
+{
+	return ust_ip6_is_unspecified(a) || (ust_ip6_is_v4mapped(a) && ust_ip6_to_v4(a) == 0);
 }
 
 static bool nonblocking(int fd)
@@ -133,6 +140,85 @@ static int wait_connected(int fd, struct us_sock *s)
 	}
 }
 
+/* Linux's socket, after a failed connect, is disconnected (tcp_disconnect,
+ * from __inet_stream_connect once it reported the failure): it polls
+ * OUT|HUP, and a later connect() is a new attempt, from the address and
+ * port bind() gave it (SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK). Ours was
+ * a relay and a control block that are gone, and an app end that a
+ * non-blocking connect paired with a stack end now closed: nothing
+ * returns an AF_UNIX socket to the unconnected state. So a fresh socket
+ * takes the number, as us_to_kernel's kernel socket does: the file
+ * flags, the timeouts, the options set before connect (the first
+ * US_OPT_RECORD), the bind and the epoll registrations go over; a dup of
+ * the old number, or an epoll set us_epoll_regs cannot see, keeps the
+ * old file. 0 or -errno (the old socket stays). */
+static int renew(int fd, struct us_sock *s)
+{
+	int fl = REAL(fcntl)(fd, F_GETFL), fdfl = REAL(fcntl)(fd, F_GETFD), k, refs, n;
+	struct us_epoll_reg regs[16];
+	struct { int level, name; socklen_t len; char val[16]; } opts[US_OPT_RECORD];
+	struct us_sock *s2;
+	struct timeval tv[2];
+	socklen_t tvlen[2] = { sizeof(tv[0]), sizeof(tv[1]) };
+	int fflags = atomic_load(&s->flags), bport = atomic_load(&s->bound_port);
+	struct ust_ip6 baddr = s->bound6;
+	unsigned nregs;
+
+	k = us_socket_new(atomic_load(&s->family), atomic_load(&s->v6only), &s2);
+	if (k < 0)
+		return k;
+	n = atomic_load(&s->nopts);
+	if (n > US_OPT_RECORD)
+		n = US_OPT_RECORD;
+	memcpy(opts, s->opts, sizeof(opts[0]) * (size_t)n);
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_RCVTIMEO, &tv[0], &tvlen[0]) < 0)
+		tvlen[0] = 0;
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv[1], &tvlen[1]) < 0)
+		tvlen[1] = 0;
+	nregs = us_epoll_regs(fd, regs, UST_ARRAY_SIZE(regs));
+	refs = us_fd_clear(fd);
+	if (REAL(dup3)(k, fd, fdfl >= 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+		int e = errno;
+		REAL(close)(k);
+		us_fd_set(fd, s);
+		us_epoll_readd(fd, regs, nregs);
+		us_fd_set(k, s2);
+		us_fd_clear(k);
+		us_sock_let_go(s2);
+		return -e;
+	}
+	REAL(close)(k);
+	s2->app_fd = fd;
+	us_fd_set(fd, s2);
+	if (fl >= 0)
+		REAL(fcntl)(fd, F_SETFL, fl);
+	if (tvlen[0])
+		REAL(setsockopt)(fd, SOL_SOCKET, SO_RCVTIMEO, &tv[0], tvlen[0]);
+	if (tvlen[1])
+		REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv[1], tvlen[1]);
+	us_epoll_readd(fd, regs, nregs);
+	if (refs == 0)
+		us_sock_let_go(s);
+	/* Through the overridden call: each reaches the new control block
+	 * and is recorded again. */
+	for (int i = 0; i < n; i++)
+		setsockopt(fd, opts[i].level, opts[i].name, opts[i].val, opts[i].len);
+	if ((fflags & US_F_BOUND) && (bport || !addr_is_any(&baddr))) {
+		struct us_call c;
+		int r;
+
+		c.u.in.addr = baddr;
+		c.u.in.port = (uint16_t)bport;
+		r = (int)us_call(&c, us_op_bind, s2);
+		if (r < 0)
+			return r;
+		s2->bound6 = baddr;
+		atomic_store(&s2->bound_port, bport);
+		atomic_fetch_or(&s2->flags, US_F_BOUND);
+	}
+	return 0;
+}
+
 US_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	struct us_sock *s = us_fd_lookup(fd);
@@ -162,11 +248,24 @@ US_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 		return (int)us_ret(nonblocking(fd) ? -EALREADY : wait_connected(fd, s));
 	if (UST_TCP_SYNCHRONIZED(st))
 		return (int)us_ret(-EISCONN);
-	if (fl & US_F_CONNECTING) {
-		/* It failed: report the error once; a new attempt needs a new
-		 * socket (Linux would allow reconnecting). */
+	if (fl & US_F_EVER_SYNCED)
+		return (int)us_ret(-EISCONN); /* Linux's socket stays SS_CONNECTED after a reset */
+	if ((fl & (US_F_CONNECTING | US_F_CONNECT_DONE)) == US_F_CONNECTING) {
+		/* A non-blocking connect that failed: as Linux's
+		 * __inet_stream_connect, the error if SO_ERROR did not take
+		 * it, else ECONNABORTED, and the socket is disconnected: the
+		 * next connect is a new attempt. */
 		r = us_take_error(fd, s);
+		renew(fd, s);
 		return (int)us_ret(r ? -r : -ECONNABORTED);
+	}
+	if (fl & US_F_CONNECT_DONE) {
+		/* A blocking connect that reported its failure: a new
+		 * attempt, on a fresh socket under the same number. */
+		r = renew(fd, s);
+		if (r < 0)
+			return (int)us_ret(r);
+		return connect(fd, sa, len);
 	}
 	if (port == 0)
 		return (int)us_ret(-ECONNREFUSED);

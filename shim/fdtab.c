@@ -321,6 +321,7 @@ struct us_sock *us_sock_alloc(void)
 	atomic_store(&s->ip6_pmtudisc, UST_PMTUDISC_WANT);
 	atomic_store(&s->linger_on, 0);
 	atomic_store(&s->linger_s, 0);
+	atomic_store(&s->bound_port, 0);
 	atomic_store(&s->nopts, 0);
 	atomic_store(&s->fdrefs, 0);
 	s->owner = 0;

@@ -41,6 +41,9 @@ void us_fd_set(int fd, struct us_sock *s);
 /* Returns how many entries (all processes) still name the socket fd
  * named, or -1 if it named none. */
 int us_fd_clear(int fd);
+/* socket.c: a new ustcp socket of this family in a slot of its own (*sp):
+ * its app end's number (close-on-exec, blocking), or -errno. */
+int us_socket_new(int domain, int v6only, struct us_sock **sp);
 /* No fd of s is left in any process (us_fd_clear gave 0): frees a slot
  * the stack let go of, or tells the stack (close.c). Signal-safe. */
 void us_sock_let_go(struct us_sock *s);

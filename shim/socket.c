@@ -54,6 +54,26 @@ static int default_v6only(void)
 	return bindv6only != 0;
 }
 
+/* A new ustcp socket (shim.h). */
+int us_socket_new(int domain, int v6only, struct us_sock **sp)
+{
+	struct us_sock *s = us_sock_alloc();
+	int r;
+
+	if (!s) {
+		/* As the kernel's socket() when no socket inode can be had. */
+		us_count(UST_EV_SOCK_NO_SLOT);
+		return -ENFILE;
+	}
+	r = (int)us_sock_create(s, domain, v6only);
+	if (r < 0) {
+		us_sock_free(s);
+		return r;
+	}
+	*sp = s;
+	return r;
+}
+
 US_EXPORT int socket(int domain, int type, int protocol)
 {
 	struct us_sock *s;
@@ -67,17 +87,9 @@ US_EXPORT int socket(int domain, int type, int protocol)
 	r = us_stack_start();
 	if (r < 0)
 		return (int)us_ret(r);
-	s = us_sock_alloc();
-	if (!s) {
-		/* As the kernel's socket() when no socket inode can be had. */
-		us_count(UST_EV_SOCK_NO_SLOT);
-		return (int)us_ret(-ENFILE);
-	}
-	r = (int)us_sock_create(s, domain, domain == AF_INET6 ? default_v6only() : 0);
-	if (r < 0) {
-		us_sock_free(s);
+	r = us_socket_new(domain, domain == AF_INET6 ? default_v6only() : 0, &s);
+	if (r < 0)
 		return (int)us_ret(r);
-	}
 	fd = r; /* the lowest free number, as the kernel's socket() */
 	s->app_fd = fd;
 	if (type & SOCK_NONBLOCK)
@@ -268,7 +280,14 @@ US_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 		return (int)us_ret(-EINVAL);
 	c.u.in.addr = addr;
 	c.u.in.port = port;
-	return (int)us_ret(us_call(&c, us_op_bind, s));
+	r = (int)us_call(&c, us_op_bind, s);
+	if (r == 0) {
+		/* Kept for a connect after a failed one (connect.c, renew). */
+		s->bound6 = addr;
+		atomic_store(&s->bound_port, port);
+		atomic_fetch_or(&s->flags, US_F_BOUND);
+	}
+	return (int)us_ret(r);
 }
 
 US_EXPORT int listen(int fd, int backlog)

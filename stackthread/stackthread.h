@@ -115,6 +115,7 @@ enum us_kind {
 #define US_F_APP_SHUT_RD 0x8000 /* the program shut its receiving side down (shutdown) */
 #define US_F_PAIRED     0x10000 /* the app end is connected to a stack end (connect, listen, accept) */
 #define US_F_MORE       0x1000 /* a send with MSG_MORE: the next without it pushes */
+#define US_F_BOUND      0x2000 /* bind() succeeded: bound6, bound_port (connect.c, renew) */
 
 #define US_OPT_RECORD 8
 
@@ -170,6 +171,11 @@ struct us_sock {
 	 * default) and IPV6_MTU_DISCOVER, the same way. */
 	_Atomic int ip6_tclass, ip6_hops, ip6_pmtudisc;
 	_Atomic int linger_on, linger_s;
+	/* What bind() was given (US_F_BOUND): an address not the wildcard,
+	 * and a port not 0, stay the socket's after a failed connect, as
+	 * Linux's SOCK_BINDADDR_LOCK and SOCK_BINDPORT_LOCK (connect.c). */
+	struct ust_ip6 bound6;
+	_Atomic int bound_port;
 	/* Options set before connect, for a socket handed to the kernel
 	 * (a USTCP_PASSTHROUGH destination). */
 	_Atomic int fdrefs;          /* fd-table entries naming it, all processes */

@@ -311,6 +311,32 @@ body_tw_reuse_procs() {
 @test "TIME-WAIT client port taken over by another process: the old TIME-WAIT answers nothing after [kernel]" { MODE=kernel body_tw_reuse_procs; }
 @test "TIME-WAIT client port taken over by another process: the old TIME-WAIT answers nothing after [ustcp]" { MODE=ustcp body_tw_reuse_procs; }
 
+# connect() again after a failed one (tests/shim/reconnect.py): Linux's
+# socket is disconnected once the failure was reported, so a blocking
+# connect refused twice then connects, from its bound port if it had one;
+# a non-blocking one reports the error (or ECONNABORTED once SO_ERROR took
+# it), polls OUT|HUP, in the epoll set it was in too, then connects; one
+# that was reset after connecting gives EISCONN. Issue 14; the lines below
+# are what Linux 6.18 gave.
+body_reconnect() {
+	shim_topo_up
+	peer_echo 7350 4
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7352 1 rst </dev/null >"$TMP/srv2.out"
+	wait_listen "$PEER_NETNS" 7352
+	prog python3 "$SHIM_DIR/reconnect.py" "$PEER_ADDR" 7350 41000 >"$TMP/out"
+	cat "$TMP/out"
+	diff -u - "$TMP/out" <<-EOF
+		blocking: ECONNREFUSED ECONNREFUSED ok peer-port 7350 nodelay True echo hello
+		bound: ECONNREFUSED poll OUT|HUP then ok from-bound-port True echo hello
+		nonblocking SO_ERROR first: EINPROGRESS ECONNREFUSED ECONNABORTED poll OUT|HUP epoll OUT|HUP then EINPROGRESS OUT peer-port 7350 epoll OUT echo hello
+		nonblocking error not taken: EINPROGRESS ECONNREFUSED then EINPROGRESS OUT echo hello
+		reset: ok hello ECONNRESET connect EISCONN
+	EOF
+}
+
+@test "connect after a failed connect: a new attempt, as Linux's disconnected socket [kernel]" { MODE=kernel body_reconnect; }
+@test "connect after a failed connect: a new attempt, as Linux's disconnected socket [ustcp]" { MODE=ustcp body_reconnect; }
+
 # ---- python asyncio -----------------------------------------------------------
 
 # One asyncio loop serves 4 connections from kernel clients and is the client
