@@ -4,10 +4,14 @@
  * and tell the stack they are its own (a keeper keeps them). On any other
  * thread they are libc's, and the program's epoll instances are noted, so
  * that a socket given to the kernel keeps its registrations
- * (us_epoll_regs). */
+ * (us_epoll_regs); those made otherwise are found by a walk over the
+ * open numbers. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/eventfd.h>
@@ -74,6 +78,40 @@ static unsigned regs_in(int epfd, int fd, ino_t ino, struct us_epoll_reg *out, u
 	return n;
 }
 
+static bool hinted(int epfd)
+{
+	return epfd >= 0 && epfd < EPOLL_HINTS && (atomic_load(&epoll_hint[epfd / 64]) >> (epfd % 64) & 1);
+}
+
+/* The epoll instances the hints do not know: made by a direct system call
+ * (syscall(SYS_epoll_create1), a runtime of its own), inherited across
+ * exec, received with SCM_RIGHTS. Every open number is looked at, from
+ * /proc/self/fd: fstat first (an anonymous inode has no file type), and
+ * readlink only for those. A set in another process stays out of reach. */
+static unsigned regs_unhinted(int fd, ino_t ino, struct us_epoll_reg *out, unsigned max)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	unsigned n = 0;
+
+	if (!d)
+		return 0;
+	while (n < max && (e = readdir(d))) {
+		struct stat st;
+		char *end;
+		long epfd = strtol(e->d_name, &end, 10);
+
+		if (*end || end == e->d_name || epfd == dirfd(d) || epfd == fd || hinted((int)epfd))
+			continue;
+		if (fstat((int)epfd, &st) < 0 || (st.st_mode & S_IFMT) != 0)
+			continue;
+		if (is_epoll((int)epfd))
+			n += regs_in((int)epfd, fd, ino, out + n, max - n);
+	}
+	closedir(d);
+	return n;
+}
+
 unsigned us_epoll_regs(int fd, struct us_epoll_reg *out, unsigned max)
 {
 	struct stat st;
@@ -91,6 +129,7 @@ unsigned us_epoll_regs(int fd, struct us_epoll_reg *out, unsigned max)
 				n += regs_in(epfd, fd, st.st_ino, out + n, max - n);
 		}
 	}
+	n += regs_unhinted(fd, st.st_ino, out + n, max - n);
 	/* Out of the sets now: the old file may live on elsewhere (the
 	 * stack's side holds it a while), and would go on reporting its
 	 * own events under fd's number beside the new file's. */
