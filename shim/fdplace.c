@@ -4,13 +4,14 @@
  * and tell the stack they are its own (a keeper keeps them). On any other
  * thread they are libc's, and the program's epoll instances are noted, so
  * that a socket given to the kernel keeps its registrations
- * (us_epoll_regs); those made otherwise are found by a walk over the
- * open numbers. */
-#include <dirent.h>
+ * (us_epoll_regs). Those libc did not make are noted where they come
+ * in: inherited across exec (fdtab.c, adopt_inherited) or received with
+ * SCM_RIGHTS (io.c); one made by a direct system call is not seen
+ * (README: finding it would take a look at every open number at each
+ * hand-over). */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
@@ -26,14 +27,19 @@
 #define EPOLL_HINTS 65536
 static _Atomic uint64_t epoll_hint[EPOLL_HINTS / 64];
 
+static void hint(int fd)
+{
+	if (fd >= 0 && fd < EPOLL_HINTS)
+		atomic_fetch_or(&epoll_hint[fd / 64], 1ull << (fd % 64));
+}
+
 US_EXPORT int epoll_create1(int flags)
 {
 	int fd = REAL(epoll_create1)(flags);
 
 	if (us_on_stack_thread())
 		return us_stack_own_fd(fd);
-	if (fd >= 0 && fd < EPOLL_HINTS)
-		atomic_fetch_or(&epoll_hint[fd / 64], 1ull << (fd % 64));
+	hint(fd);
 	return fd;
 }
 
@@ -49,6 +55,29 @@ static bool is_epoll(int epfd)
 		return false;
 	target[n] = 0;
 	return !strcmp(target, "anon_inode:[eventpoll]");
+}
+
+void us_epoll_note(int fd)
+{
+	struct stat st;
+
+	/* An anonymous inode has no file type; only those are looked at. */
+	if (fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == 0 && is_epoll(fd))
+		hint(fd);
+}
+
+void us_epoll_note_rights(const struct msghdr *m)
+{
+	for (struct cmsghdr *c = m->msg_controllen ? CMSG_FIRSTHDR(m) : NULL; c; c = CMSG_NXTHDR((struct msghdr *)m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+			us_epoll_note(fd);
+		}
+	}
 }
 
 /* epfd's registrations of fd's file (ino), from its fdinfo: "tfd: %8d
@@ -78,40 +107,6 @@ static unsigned regs_in(int epfd, int fd, ino_t ino, struct us_epoll_reg *out, u
 	return n;
 }
 
-static bool hinted(int epfd)
-{
-	return epfd >= 0 && epfd < EPOLL_HINTS && (atomic_load(&epoll_hint[epfd / 64]) >> (epfd % 64) & 1);
-}
-
-/* The epoll instances the hints do not know: made by a direct system call
- * (syscall(SYS_epoll_create1), a runtime of its own), inherited across
- * exec, received with SCM_RIGHTS. Every open number is looked at, from
- * /proc/self/fd: fstat first (an anonymous inode has no file type), and
- * readlink only for those. A set in another process stays out of reach. */
-static unsigned regs_unhinted(int fd, ino_t ino, struct us_epoll_reg *out, unsigned max)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	unsigned n = 0;
-
-	if (!d)
-		return 0;
-	while (n < max && (e = readdir(d))) {
-		struct stat st;
-		char *end;
-		long epfd = strtol(e->d_name, &end, 10);
-
-		if (*end || end == e->d_name || epfd == dirfd(d) || epfd == fd || hinted((int)epfd))
-			continue;
-		if (fstat((int)epfd, &st) < 0 || (st.st_mode & S_IFMT) != 0)
-			continue;
-		if (is_epoll((int)epfd))
-			n += regs_in((int)epfd, fd, ino, out + n, max - n);
-	}
-	closedir(d);
-	return n;
-}
-
 unsigned us_epoll_regs(int fd, struct us_epoll_reg *out, unsigned max)
 {
 	struct stat st;
@@ -129,7 +124,6 @@ unsigned us_epoll_regs(int fd, struct us_epoll_reg *out, unsigned max)
 				n += regs_in(epfd, fd, st.st_ino, out + n, max - n);
 		}
 	}
-	n += regs_unhinted(fd, st.st_ino, out + n, max - n);
 	/* Out of the sets now: the old file may live on elsewhere (the
 	 * stack's side holds it a while), and would go on reporting its
 	 * own events under fd's number beside the new file's. */

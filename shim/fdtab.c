@@ -100,7 +100,8 @@ static void set_entry(int fd, struct us_sock *s);
 /* The sockets an exec'd image inherited: the open fds that are app ends
  * of the region's live slots (found by inode through one pass over the
  * slots, kept in a sorted array), entered in the new table and counted
- * (the old image's entries were uncounted before the exec). */
+ * (the old image's entries were uncounted before the exec). The same
+ * pass notes the epoll sets it inherited (fdplace.c). */
 struct ino_slot {
 	dev_t dev;
 	ino_t ino;
@@ -129,23 +130,35 @@ static void adopt_inherited(void)
 		if (atomic_load(&region[i].kind) != US_FREE && region[i].app_ino)
 			v[n++] = (struct ino_slot){ region[i].app_dev, region[i].app_ino, i };
 	qsort(v, n, sizeof(*v), by_ino);
-	d = n ? opendir("/proc/self/fd") : NULL;
+	/* Also without sockets: the epoll sets it inherited. */
+	d = opendir("/proc/self/fd");
 	while (d && (e = readdir(d))) {
 		struct stat st;
 		struct ino_slot key, *hit;
 		int fd = atoi(e->d_name);
 
-		if (e->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		if (e->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) < 0)
+			continue;
+		if ((st.st_mode & S_IFMT) == 0) {
+			us_epoll_note(fd); /* an inherited epoll set (fdplace.c) */
+			continue;
+		}
+		if (!S_ISSOCK(st.st_mode))
 			continue;
 		key.dev = st.st_dev;
 		key.ino = st.st_ino;
-		hit = bsearch(&key, v, n, sizeof(*v), by_ino);
+		hit = n ? bsearch(&key, v, n, sizeof(*v), by_ino) : NULL;
 		if (hit && fd >= 0 && (unsigned)fd < nfds)
 			set_entry(fd, &region[hit->idx]); /* inside map_region: not us_fd_set */
 	}
 	if (d)
 		closedir(d);
 	free(v);
+}
+
+/* fdplace.c's, in the library. */
+__attribute__((weak)) void us_epoll_note(int fd)
+{
 }
 
 /* start.c's, in the library; these do nothing where fdtab.c is linked

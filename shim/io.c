@@ -360,8 +360,12 @@ US_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 
 	if (read_pre(fd, &s))
 		return -1;
-	if (!s)
-		return REAL(recvmsg)(fd, m, flags);
+	if (!s) {
+		r = REAL(recvmsg)(fd, m, flags);
+		if (r >= 0 && m->msg_controllen)
+			us_epoll_note_rights(m); /* an epoll set passed in */
+		return r;
+	}
 	struct rd_call rc = { .fd = fd, .m = m, .flags = flags, .kind = RD_RECVMSG };
 
 	name = m->msg_name;

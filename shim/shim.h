@@ -95,6 +95,11 @@ struct us_epoll_reg {
 	struct epoll_event ev;
 };
 unsigned us_epoll_regs(int fd, struct us_epoll_reg *out, unsigned max);
+/* Notes fd if it is an epoll instance libc's epoll_create1 did not make
+ * here (inherited across exec); the same for each fd a message carried
+ * (SCM_RIGHTS). */
+void us_epoll_note(int fd);
+void us_epoll_note_rights(const struct msghdr *m);
 void us_epoll_readd(int fd, struct us_epoll_reg *regs, unsigned n);
 
 /* socket.c */

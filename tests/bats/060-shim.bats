@@ -602,17 +602,18 @@ echo ping"
 # An epoll set that registered a socket before connect() to 127.0.0.1 (a
 # USTCP_PASSTHROUGH address) or bind() to it goes on watching it: under
 # ustcp the kernel socket that takes the number is registered again in
-# the program's epoll sets (shim/fdplace.c, us_epoll_regs), also in one
-# made and filled by direct system calls. Issue 14.
+# the program's epoll sets (shim/fdplace.c, us_epoll_regs): those it made,
+# one another image made and passed with SCM_RIGHTS, one inherited across
+# exec. Issue 14.
 body_epoll_handover() {
 	shim_topo_up
 	prog python3 "$SHIM_DIR/epoll_handover.py" >"$TMP/out"
 	cat "$TMP/out"
 	diff -u - "$TMP/out" <<-EOF
-		connect, a set made by syscall(): writable True, readable True
-		bind, then connect, a set made by syscall(): writable True, readable True
+		a set received with SCM_RIGHTS: writable True, readable True
 		connect to 127.0.0.1: writable True, readable True
 		bind 127.0.0.1, then connect: writable True, readable True
+		a set inherited across exec: writable True, readable True
 	EOF
 }
 

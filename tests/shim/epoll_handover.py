@@ -9,42 +9,19 @@ under the same number (the shim's us_to_kernel); on Linux it is the same
 file all along, and an epoll set that watched it goes on watching. A
 kernel listener on 127.0.0.1 (the kernel's in both modes) takes the
 connections. Prints, for each way, whether the set reports the socket
-writable once connected and readable once the other side writes; the first
-two ways with a set made and filled by direct system calls, which the
-library finds only by looking at every open number.
+writable once connected and readable once the other side writes. The
+sets: made here by libc's epoll_create1 (the library notes those), one
+another image made and sent with SCM_RIGHTS, one inherited across exec.
 """
-import ctypes
+import os
 import select
 import socket
-import struct
-
-libc = ctypes.CDLL(None, use_errno=True)
-SYS_EPOLL_CREATE1, SYS_EPOLL_CTL = 291, 233  # x86_64
+import sys
 
 
-class RawEpoll:
-    """An epoll set made and filled by direct system calls, as a runtime
-    that bypasses libc (Go's) makes it: the library never sees it made."""
-
-    def __init__(self):
-        self.fd = libc.syscall(SYS_EPOLL_CREATE1, 0)
-        assert self.fd >= 0
-        self.ep = select.epoll.fromfd(self.fd)  # only for poll() and close()
-
-    def register(self, fd, events):
-        ev = ctypes.create_string_buffer(struct.pack("=IQ", events, fd), 12)
-        assert libc.syscall(SYS_EPOLL_CTL, self.fd, 1, fd, ev) == 0
-
-    def poll(self, timeout):
-        return self.ep.poll(timeout)
-
-    def close(self):
-        self.ep.close()
-
-
-def watched(bind_first, lst, raw=False):
+def watched(bind_first, lst, ep=None):
     c = socket.socket()
-    ep = RawEpoll() if raw else select.epoll()
+    ep = ep or select.epoll()
     ep.register(c.fileno(), select.EPOLLOUT | select.EPOLLIN)
     if bind_first:
         c.bind(("127.0.0.1", 0))
@@ -63,18 +40,45 @@ def watched(bind_first, lst, raw=False):
     return out, got
 
 
+def say(way, out, got):
+    print("%s: writable %s, readable %s" % (way, out, got), flush=True)
+
+
+def received_epoll():
+    """An epoll set another image made (libc's epoll_create1 there, not
+    here), received with SCM_RIGHTS."""
+    a, b = socket.socketpair()
+    b.set_inheritable(True)
+    pid = os.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, __file__, "send-epoll", str(b.fileno())])
+    b.close()
+    _, fds, _, _ = socket.recv_fds(a, 10, 1)
+    os.waitpid(pid, 0)
+    a.close()
+    return select.epoll.fromfd(fds[0])
+
+
 def main():
+    if sys.argv[1:2] == ["send-epoll"]:
+        ep = select.epoll()
+        socket.send_fds(socket.socket(fileno=int(sys.argv[2])), [b"e"], [ep.fileno()])
+        return
     lst = socket.socket()
     lst.bind(("127.0.0.1", 0))
     lst.listen(4)
-    # The sets made by syscall() first: at a number where libc's
-    # epoll_create1 made none before (the library notes those numbers).
-    for way, bind_first, raw in (("connect, a set made by syscall()", False, True),
-                                 ("bind, then connect, a set made by syscall()", True, True),
-                                 ("connect to 127.0.0.1", False, False),
-                                 ("bind 127.0.0.1, then connect", True, False)):
-        out, got = watched(bind_first, lst, raw)
-        print("%s: writable %s, readable %s" % (way, out, got))
+    if sys.argv[1:2] == ["exec-child"]:
+        # The set the image before the exec made.
+        say("a set inherited across exec", *watched(False, lst, select.epoll.fromfd(int(sys.argv[2]))))
+        return
+    # First: at a number where libc's epoll_create1 made no set here.
+    say("a set received with SCM_RIGHTS", *watched(False, lst, received_epoll()))
+    for way, bind_first in (("connect to 127.0.0.1", False), ("bind 127.0.0.1, then connect", True)):
+        say(way, *watched(bind_first, lst))
+    # Last: a set for the image exec makes.
+    ep = select.epoll()
+    os.set_inheritable(ep.fileno(), True)
+    os.execv(sys.executable, [sys.executable, __file__, "exec-child", str(ep.fileno())])
 
 
 main()
