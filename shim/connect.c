@@ -64,11 +64,14 @@ static bool nonblocking(int fd)
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-/* A blocking connect failed: connect() reports the error, so it is no
- * longer pending, and Linux's poll then lacks POLLERR. The stack closes its
- * end just after it published CLOSED; once the app end shows the hang-up
- * (bounded: 1 s), the kernel's error that came with it is taken too. The
- * file stays the same, so an epoll set that registered it keeps it. */
+
+static int renew(int fd, struct us_sock *s);
+
+/* A blocking connect failed: connect() reports the error, and Linux's
+ * socket is disconnected then (OUT|HUP, no error; a later connect is a new
+ * attempt): renewed (renew), once the stack closed its end (bounded: 1 s).
+ * If it cannot be, the old one stays, failed (US_F_CONNECT_DONE: the next
+ * connect tries again). */
 static int connect_failed(int fd, struct us_sock *s)
 {
 	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
@@ -78,18 +81,8 @@ static int connect_failed(int fd, struct us_sock *s)
 		;
 	err = us_take_error(fd, s);
 	atomic_fetch_or(&s->flags, US_F_CONNECT_DONE);
+	renew(fd, s);
 	return -(err ? err : ECONNREFUSED);
-}
-
-/* A blocking connect pairs its app end only once connected (relay.c); one
- * that returns before that leaves the handshake going on, and the program
- * polls for its end: the app end must poll 0 until then. */
-static int returns_early(struct us_sock *s, int err)
-{
-	struct us_call c;
-
-	us_call(&c, us_op_pair, s);
-	return err;
 }
 
 /* A blocking connect waits for the socket's state to leave SYN-SENT: a
@@ -132,9 +125,9 @@ static int wait_connected(int fd, struct us_sock *s)
 		atomic_fetch_sub(&s->state_waiters, 1);
 		if (r < 0) {
 			if (errno == EINTR)
-				return returns_early(s, -EINTR);
+				return -EINTR; /* the handshake goes on; the app end polls 0 until it ends */
 			if (errno == ETIMEDOUT)
-				return returns_early(s, -EINPROGRESS);
+				return -EINPROGRESS;
 			/* EAGAIN: it changed meanwhile */
 		}
 	}

@@ -201,10 +201,10 @@ void us_op_connect(struct us_call *c)
 		c->ret = -EADDRNOTAVAIL;
 		return;
 	}
-	/* A blocking connect pairs once synchronized (relay.c,
-	 * pair_when_synced); a non-blocking one now, with filler, so that
-	 * it polls 0 until then, as Linux's in SYN-SENT. */
-	c->ret = c->u.in.blocking ? 0 : us_relay_pair(k, true);
+	/* Paired now, with filler, so that it polls 0 until synchronized,
+	 * as Linux's in SYN-SENT (another thread may poll a blocking
+	 * connect's socket). A failed one is then renewed (shim/connect.c). */
+	c->ret = us_relay_pair(k, true);
 	if (c->ret < 0)
 		return;
 	us_spare_use(&k->spare_port);
@@ -393,13 +393,6 @@ void us_op_steer_lease(struct us_call *c)
 {
 	us_ports_steer_fill(c->st);
 	c->ret = 0;
-}
-
-void us_op_pair(struct us_call *c)
-{
-	struct us_conn *k = us_conn_of(c->st, c->sock);
-
-	c->ret = k && k->tcb && k->sfd < 0 ? us_relay_pair(k, !UST_TCP_SYNCHRONIZED(ust_tcp_get_state(k->tcb))) : 0;
 }
 
 /* Before the program's SHUT_WR: the pair is emptied and then left alone,

@@ -1156,38 +1156,17 @@ static void conn_died(struct us_conn *c)
 	c->tcb = NULL;
 	/* The socket's slot outlives the relay while the program holds the
 	 * socket (it reads the state and the error); whichever of us lets go
-	 * last frees it. Not "the app end is gone": after a failed blocking
-	 * connect the app end was never paired, and the program still
-	 * needs the slot. */
+	 * last frees it. Not "the app end is gone": the program reads the
+	 * state and the error from the slot until it closes the socket (or
+	 * a failed connect renews it, shim/connect.c). */
 	us_conn_free(c, atomic_fetch_or(&c->sock->flags, US_F_DETACHED) & US_F_APP_CLOSED);
-}
-
-/* A blocking connect pairs its app end only once synchronized: until then
- * it is unconnected, so that a failure leaves it as Linux's socket after a
- * failed connect (poll OUT|HUP), the same file. False when no stack end
- * could be had: the connection is dropped, the program told why. */
-static bool pair_when_synced(struct us_conn *c)
-{
-	int r;
-
-	if (c->sfd >= 0 || c->listener || !synced(c))
-		return true;
-	r = us_relay_pair(c, false);
-	if (r == 0)
-		return true;
-	atomic_store(&c->sock->pending_err, -r);
-	ust_tcp_set_user(c->tcb, NULL);
-	ust_tcp_abort(c->tcb, ust_now());
-	c->tcb = NULL;
-	publish_state(c->sock, UST_TCP_CLOSED);
-	return false;
 }
 
 static void conn_pump(struct us_conn *c)
 {
 	struct ust_tcb *t = c->tcb;
 
-	if (!t || !pair_when_synced(c))
+	if (!t)
 		return;
 	/* CLOSED is published by conn_died, after the error it carries: a
 	 * blocking connect wakes on the state and takes the error at once. */

@@ -355,7 +355,6 @@ bool us_steer_needs_lease(void);
 void us_op_steer_lease(struct us_call *c);
 void us_op_unlisten(struct us_call *c);
 void us_op_shutdown(struct us_call *c);   /* u.shut.how: SHUT_RD's part, or any in SYN-SENT */
-void us_op_pair(struct us_call *c);       /* a blocking connect returns early: pair now */
 void us_op_hold_last(struct us_call *c);  /* before SHUT_WR: empty the pair, read nothing more
                                            * (0: the shim may send the sentinel byte) */
 void us_op_take_tail(struct us_call *c);  /* after SHUT_WR: empty the pair now; u.shut.sentinel:

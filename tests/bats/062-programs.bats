@@ -316,26 +316,28 @@ body_tw_reuse_procs() {
 # connect refused twice then connects, from its bound port if it had one;
 # a non-blocking one reports the error (or ECONNABORTED once SO_ERROR took
 # it), polls OUT|HUP, in the epoll set it was in too, then connects; one
-# that was reset after connecting gives EISCONN. Issue 14; the lines below
-# are what Linux 6.18 gave.
+# that was reset after connecting gives EISCONN. Another thread polling
+# while a blocking connect waits sees 0 (SYN-SENT). Issue 14; the lines
+# below are what Linux 6.18 gave.
 body_reconnect() {
 	shim_topo_up
 	peer_echo 7350 4
 	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7352 1 rst </dev/null >"$TMP/srv2.out"
 	wait_listen "$PEER_NETNS" 7352
-	prog python3 "$SHIM_DIR/reconnect.py" "$PEER_ADDR" 7350 41000 >"$TMP/out"
+	prog python3 "$SHIM_DIR/reconnect.py" "$PEER_ADDR" 7350 41000 "${PEER_ADDR%.*}.99" >"$TMP/out"
 	cat "$TMP/out"
 	diff -u - "$TMP/out" <<-EOF
 		blocking: ECONNREFUSED ECONNREFUSED ok peer-port 7350 nodelay True echo hello
 		bound: ECONNREFUSED poll OUT|HUP then ok from-bound-port True echo hello
 		nonblocking SO_ERROR first: EINPROGRESS ECONNREFUSED ECONNABORTED poll OUT|HUP epoll OUT|HUP then EINPROGRESS OUT peer-port 7350 epoll OUT echo hello
 		nonblocking error not taken: EINPROGRESS ECONNREFUSED then EINPROGRESS OUT echo hello
+		polled during a blocking connect: 0 connect EHOSTUNREACH
 		reset: ok hello ECONNRESET connect EISCONN
 	EOF
 }
 
-@test "connect after a failed connect: a new attempt, as Linux's disconnected socket [kernel]" { MODE=kernel body_reconnect; }
-@test "connect after a failed connect: a new attempt, as Linux's disconnected socket [ustcp]" { MODE=ustcp body_reconnect; }
+@test "connect after a failed connect: a new attempt, as Linux's disconnected socket; polled in SYN-SENT: 0 [kernel]" { MODE=kernel body_reconnect; }
+@test "connect after a failed connect: a new attempt, as Linux's disconnected socket; polled in SYN-SENT: 0 [ustcp]" { MODE=ustcp body_reconnect; }
 
 # ---- python asyncio -----------------------------------------------------------
 

@@ -4,20 +4,22 @@
 reported the failure, so it polls OUT|HUP and a later connect() is a new
 attempt, from the port bind() gave it.
 
-    reconnect.py PEER_ADDR PORT BOUND_PORT
+    reconnect.py PEER_ADDR PORT BOUND_PORT SILENT_ADDR
 
 An echo server (echo_server.py) listens on PEER_ADDR:PORT for 4
 connections; nothing listens on PORT+1; one on PORT+2 aborts (RST) at the
-end of its one connection. BOUND_PORT is free on this side. One line per
+end of its one connection. BOUND_PORT is free on this side; nothing
+answers ARP for SILENT_ADDR. One line per
 case, the results in order; the caller compares them with the kernel's.
 """
 import errno
 import select
 import socket
 import sys
+import threading
 import time
 
-peer, port, bport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+peer, port, bport, silent = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 OK, REFUSED, RST = (peer, port), (peer, port + 1), (peer, port + 2)
 NAMES = [(select.POLLIN, "IN"), (select.POLLOUT, "OUT"), (select.POLLERR, "ERR"),
          (select.POLLHUP, "HUP"), (select.POLLRDHUP, "RDHUP")]
@@ -101,6 +103,19 @@ c = conn(s, OK)
 ready = poll(s, 5000)
 s.setblocking(True)
 line("nonblocking error not taken:", a, b, "then", c, ready, "echo", echo(s))
+s.close()
+
+# Another thread polls while a blocking connect waits (for a neighbour
+# that never answers ARP): Linux's SYN-SENT socket polls 0; the connect
+# fails with EHOSTUNREACH.
+s = socket.socket()
+res = []
+t = threading.Thread(target=lambda: res.append(conn(s, (silent, port))))
+t.start()
+time.sleep(0.5)
+during = poll(s)
+t.join(30)
+line("polled during a blocking connect:", during, "connect", *res)
 s.close()
 
 # A connection that was established and reset is still connected to
