@@ -157,6 +157,10 @@ static int renew(int fd, struct us_sock *s)
 	struct ust_ip6 baddr = s->bound6;
 	unsigned nregs;
 
+	/* Our stack (the socket may be another process's, after fork). */
+	k = us_stack_start();
+	if (k < 0)
+		return k;
 	k = us_socket_new(atomic_load(&s->family), atomic_load(&s->v6only), &s2);
 	if (k < 0)
 		return k;
