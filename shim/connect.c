@@ -147,15 +147,11 @@ static int wait_connected(int fd, struct us_sock *s)
  * old file. 0 or -errno (the old socket stays). */
 static int renew(int fd, struct us_sock *s)
 {
-	int fl = REAL(fcntl)(fd, F_GETFL), fdfl = REAL(fcntl)(fd, F_GETFD), k, refs, n;
-	struct us_epoll_reg regs[16];
+	int fl = REAL(fcntl)(fd, F_GETFL), k, refs, n;
 	struct { int level, name; socklen_t len; char val[16]; } opts[US_OPT_RECORD];
 	struct us_sock *s2;
-	struct timeval tv[2];
-	socklen_t tvlen[2] = { sizeof(tv[0]), sizeof(tv[1]) };
 	int fflags = atomic_load(&s->flags), bport = atomic_load(&s->bound_port);
 	struct ust_ip6 baddr = s->bound6;
-	unsigned nregs;
 
 	/* Our stack (the socket may be another process's, after fork). */
 	k = us_stack_start();
@@ -168,32 +164,15 @@ static int renew(int fd, struct us_sock *s)
 	if (n > US_OPT_RECORD)
 		n = US_OPT_RECORD;
 	memcpy(opts, s->opts, sizeof(opts[0]) * (size_t)n);
-	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_RCVTIMEO, &tv[0], &tvlen[0]) < 0)
-		tvlen[0] = 0;
-	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv[1], &tvlen[1]) < 0)
-		tvlen[1] = 0;
-	nregs = us_epoll_regs(fd, regs, UST_ARRAY_SIZE(regs));
-	refs = us_fd_clear(fd);
-	if (REAL(dup3)(k, fd, fdfl >= 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
-		int e = errno;
-		REAL(close)(k);
-		us_fd_set(fd, s);
-		us_epoll_readd(fd, regs, nregs);
-		us_fd_set(k, s2);
-		us_fd_clear(k);
-		us_sock_let_go(s2);
-		return -e;
+	refs = us_fd_replace(fd, s, k);
+	if (refs < 0) {
+		us_sock_let_go(s2); /* its app end closed, in no table */
+		return refs;
 	}
-	REAL(close)(k);
 	s2->app_fd = fd;
 	us_fd_set(fd, s2);
 	if (fl >= 0)
 		REAL(fcntl)(fd, F_SETFL, fl);
-	if (tvlen[0])
-		REAL(setsockopt)(fd, SOL_SOCKET, SO_RCVTIMEO, &tv[0], tvlen[0]);
-	if (tvlen[1])
-		REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv[1], tvlen[1]);
-	us_epoll_readd(fd, regs, nregs);
 	if (refs == 0)
 		us_sock_let_go(s);
 	/* Through the overridden call: each reaches the new control block

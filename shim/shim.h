@@ -44,6 +44,11 @@ int us_fd_clear(int fd);
 /* socket.c: a new ustcp socket of this family in a slot of its own (*sp):
  * its app end's number (close-on-exec, blocking), or -errno. */
 int us_socket_new(int domain, int v6only, struct us_sock **sp);
+/* Puts the file k at fd's number in place of s's app end: the timeouts
+ * set on the app end and the epoll registrations go over, and k is
+ * closed. How many fd-table entries (all processes) still name s, or
+ * -errno (fd unchanged). */
+int us_fd_replace(int fd, struct us_sock *s, int k);
 /* No fd of s is left in any process (us_fd_clear gave 0): frees a slot
  * the stack let go of, or tells the stack (close.c). Signal-safe. */
 void us_sock_let_go(struct us_sock *s);

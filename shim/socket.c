@@ -100,14 +100,43 @@ US_EXPORT int socket(int domain, int type, int protocol)
 	return fd;
 }
 
+/* Puts k at fd's number in place of s's app end (shim.h). */
+int us_fd_replace(int fd, struct us_sock *s, int k)
+{
+	int fdfl = REAL(fcntl)(fd, F_GETFD), refs;
+	struct us_epoll_reg regs[16];
+	struct timeval tv;
+	socklen_t len;
+	unsigned nregs;
+
+	/* Timeouts were applied to the app end. */
+	len = sizeof(tv);
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0)
+		REAL(setsockopt)(k, SOL_SOCKET, SO_RCVTIMEO, &tv, len);
+	len = sizeof(tv);
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0)
+		REAL(setsockopt)(k, SOL_SOCKET, SO_SNDTIMEO, &tv, len);
+	/* Epoll sets that watch the app end: k takes its place in them, as
+	 * the same file would have stayed there on Linux. */
+	nregs = us_epoll_regs(fd, regs, UST_ARRAY_SIZE(regs));
+	refs = us_fd_clear(fd);
+	/* The app end goes; the stack frees its side (close.c). */
+	if (REAL(dup3)(k, fd, fdfl >= 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+		int e = errno;
+		REAL(close)(k);
+		us_fd_set(fd, s);
+		us_epoll_readd(fd, regs, nregs);
+		return -e;
+	}
+	REAL(close)(k);
+	us_epoll_readd(fd, regs, nregs);
+	return refs;
+}
+
 /* Gives fd back to the kernel (shim.h). */
 int us_to_kernel(int fd, struct us_sock *s)
 {
-	int fl = REAL(fcntl)(fd, F_GETFL), fdfl = REAL(fcntl)(fd, F_GETFD), k, n, refs;
-	struct us_epoll_reg regs[16];
-	unsigned nregs;
-	struct timeval tv;
-	socklen_t len;
+	int fl = REAL(fcntl)(fd, F_GETFL), k, n, refs;
 
 	k = REAL(socket)(atomic_load(&s->family), SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (k < 0)
@@ -121,27 +150,9 @@ int us_to_kernel(int fd, struct us_sock *s)
 	n = atomic_load(&s->nopts);
 	for (int i = 0; i < n && i < US_OPT_RECORD; i++)
 		REAL(setsockopt)(k, s->opts[i].level, s->opts[i].name, s->opts[i].val, s->opts[i].len);
-	/* Timeouts were applied to the app end. */
-	len = sizeof(tv);
-	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0)
-		REAL(setsockopt)(k, SOL_SOCKET, SO_RCVTIMEO, &tv, len);
-	len = sizeof(tv);
-	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0)
-		REAL(setsockopt)(k, SOL_SOCKET, SO_SNDTIMEO, &tv, len);
-	/* Epoll sets that watch the app end: the kernel socket takes its
-	 * place in them, as the same file would have stayed there on Linux. */
-	nregs = us_epoll_regs(fd, regs, UST_ARRAY_SIZE(regs));
-	refs = us_fd_clear(fd);
-	/* The app end goes; the stack frees its side (close.c). */
-	if (REAL(dup3)(k, fd, fdfl >= 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
-		int e = errno;
-		REAL(close)(k);
-		us_fd_set(fd, s);
-		us_epoll_readd(fd, regs, nregs);
-		return -e;
-	}
-	REAL(close)(k);
-	us_epoll_readd(fd, regs, nregs);
+	refs = us_fd_replace(fd, s, k);
+	if (refs < 0)
+		return refs;
 	if (refs == 0)
 		us_sock_let_go(s);
 	return 0;
