@@ -242,6 +242,86 @@ body_keeper_time_wait() {
 	MODE=ustcp body_keeper_time_wait
 }
 
+# ---- a keeper reads only its ports' frames (issue 13) -----------------------------
+
+# A program writes 1 MB, closes and exits: its exit keeper (root preloads
+# the library here, no launcher steers frames) holds the connection. The
+# kernel peer reads to the end, arms an nftables rule that drops every pure
+# ACK from the stack's address to its port 7000, and closes: the keeper
+# ACKs the peer's FIN (dropped), and is in TIME-WAIT; the peer retransmits
+# its FIN. Meanwhile a second program on the address sends 40 MB to another
+# sink: the keeper's rx-frames grow by a handful at most (the peer's FIN
+# again, ARP), where it used to read every frame of the transfer. Then the
+# rule goes: the keeper ACKs the next retransmitted FIN, and the peer's
+# connection leaves LAST-ACK.
+@test "an exit keeper reads only its ports' frames: a bulk transfer beside it, a retransmitted FIN ACKed in TIME-WAIT [ustcp]" {
+	MODE=ustcp
+	export USTCP_MSL=30 # TIME-WAIT outlasts the test
+	shim_topo_up
+	timeout 10 ip netns exec "$PEER_NETNS" nft -f - <<-EOF
+		table ip ut_kf {
+			set armed { type ipv4_addr; }
+			chain input {
+				type filter hook input priority 0; policy accept;
+				ip saddr @armed tcp dport 7000 tcp flags == ack counter drop
+			}
+		}
+	EOF
+	head -c 40000000 /dev/urandom >"$TMP/bulk"
+	peer_cap_start
+	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 1 60 \
+		"nft add element ip ut_kf armed { $SADDR }" </dev/null >"$TMP/sink.out"
+	local sink=$BG_PID
+	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7001 1 60 </dev/null >"$TMP/bulk.out"
+	local bulk_sink=$BG_PID
+	wait_listen "$PEER_NETNS" 7000
+	wait_listen "$PEER_NETNS" 7001
+	prog python3 "$LT_DIR/send_exit.py" close "$PEER_ADDR" 7000 "$WWW/mid" "$TMP/pid"
+	local pid lport
+	read -r pid <"$TMP/pid"
+	bg_wait "$sink" 30
+	sink_check "$TMP/sink.out" 1 "$WWW/mid"
+	lport=$(awk '$1 == "conn" { n = split($3, a, ":"); print a[n] }' "$TMP/sink.out")
+
+	# TIME-WAIT, held by the keeper, whose filter narrowed (on its tick).
+	local me="${SADDR//./\\.}:$lport" peer="${PEER_ADDR//./\\.}:7000" line kpid
+	TW_RE="^TIME-WAIT +0 +0 +$me +$peer +users:"
+	line=$(retry 10 tw_line)
+	echo "ustcp-stat: $line"
+	[[ $line =~ pid=([0-9]+) ]]
+	kpid=${BASH_REMATCH[1]}
+	[ "$kpid" != "$pid" ]
+	retry 10 test "$(stat_counter "$kpid" link-filters)" -ge 1
+
+	local before after
+	before=$(stat_counter "$kpid" rx-frames)
+	prog python3 "$LT_DIR/send_exit.py" close "$PEER_ADDR" 7001 "$TMP/bulk"
+	bg_wait "$bulk_sink" 60
+	sink_check "$TMP/bulk.out" 1 "$TMP/bulk"
+	after=$(stat_counter "$kpid" rx-frames)
+	echo "keeper $kpid: rx-frames $before before the 40 MB transfer, $after after"
+	[ $((after - before)) -le 10 ]
+
+	# The keeper still ACKs the peer's FIN: the peer's side closes.
+	timeout 10 ip netns exec "$PEER_NETNS" nft delete element ip ut_kf armed "{ $SADDR }"
+	local i closing=1
+	for ((i = 0; i < 400; i++)); do
+		closing=$(timeout 5 ip netns exec "$PEER_NETNS" ss -Htan state last-ack '( sport = :7000 )' | grep -c . || true)
+		[ "$closing" -eq 0 ] && break
+		sleep 0.1
+	done
+	timeout 10 ip netns exec "$PEER_NETNS" nft list chain ip ut_kf input
+	pcap_segs "$CAP" "$SADDR" "port 7000" >"$TMP/segs"
+	grep -E '^(P F|I \. seq=- ack=2 )|^. R' "$TMP/segs" | head -n 30
+	[ "$closing" -eq 0 ]
+	# The peer's FIN more than once, the keeper's ACK after the last one.
+	[ "$(grep -c '^P F' "$TMP/segs")" -ge 2 ]
+	[ "$(grep -E '^(P F|I \. seq=- ack=2 len=0$)' "$TMP/segs" | tail -n 1 | cut -c1)" = I ]
+	run ! grep -E '^. R' "$TMP/segs"
+	run -0 timeout 10 "$STAT"
+	assert_line --regexp "^TIME-WAIT +0 +0 +$me +$peer +users:\(\(\"python3[.0-9]*\",pid=$kpid\)\)"
+}
+
 # ---- curl x 20, twice -------------------------------------------------------------
 
 # curl_batch TAG: 20 curls at once on the stack's address, each fetching

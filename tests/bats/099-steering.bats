@@ -49,11 +49,6 @@ while time.monotonic() < end:
 
 STEER_PY=$BATS_TEST_DIRNAME/../shim/steer_progs.py
 
-# stat_counter PID NAME: one counter of a launched process (ustcp-stat -s).
-stat_counter() {
-	USTCP_RUN_DIR=$USTCP_RUN_DIR timeout 10 "$STAT" -s -p "$1" |
-		awk -v n="$2" '$1 == n { v = $2 } END { print v + 0 }'
-}
 
 @test "steering: a bulk flow's frames reach its process alone, not one holding another connection [ustcp]" {
 	[ "$(id -u)" = 0 ] || skip "needs root"

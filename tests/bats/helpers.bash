@@ -173,6 +173,13 @@ bg_end_all() {
 	BG_PIDS=()
 }
 
+# stat_counter PID NAME: one counter of a stack's process (ustcp-stat -s),
+# 0 if it has none.
+stat_counter() {
+	USTCP_RUN_DIR=$USTCP_RUN_DIR timeout 10 "${STAT:-$BUILD/ustcp-stat}" -s -p "$1" |
+		awk -v n="$2" '$1 == n { v = $2 } END { print v + 0 }'
+}
+
 # peer_drop_one_ack_setup: in the peer's namespace, an nftables rule that
 # drops one pure ACK from an address once that address is added to the set
 # "armed" (`nft add element ip ut_tw armed { ADDR }`), and nothing after:
