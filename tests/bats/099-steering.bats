@@ -139,3 +139,47 @@ print("peer OK")' "$SADDR"
 	assert_line "fork-server served 20 failed 0"
 	assert_line "churn OK"
 }
+
+# Under the launcher an exit keeper keeps its member's place in the group
+# and its ports' claims (its socket's filter stays the broker's, locked:
+# docs/architecture.md §5): the peer's FIN, retransmitted because the
+# keeper's first ACK of it was dropped, still reaches the keeper, which
+# ACKs it again in TIME-WAIT.
+@test "steering: an exit keeper still gets its ports' frames: a retransmitted FIN ACKed in TIME-WAIT [ustcp]" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	TMP=$BATS_TEST_TMPDIR
+	export USTCP_MSL=10
+	launcher_topo_up
+	peer_drop_one_ack_setup
+	capture_start "$PEER_NETNS" "$PEER_IFACE" "$TMP/peer.pcap" 120 tcp
+	head -c 1000000 /dev/urandom >"$TMP/mid"
+	local lt=$BATS_TEST_DIRNAME/../lifetime
+	peer_bg python3 "$lt/sink.py" "$PEER_ADDR" 7000 1 60 \
+		"nft add element ip ut_tw armed { $SADDR }" </dev/null >"$TMP/sink.out"
+	local sink=$BG_PID
+	wait_listen "$PEER_NETNS" 7000
+	launch python3 "$lt/send_exit.py" close "$PEER_ADDR" 7000 "$TMP/mid" "$TMP/pid"
+	bg_wait "$sink" 30
+	cat "$TMP/sink.out"
+	grep -q ' 1000000 .* eof$' "$TMP/sink.out"
+	local i fin=0 acks=0 pid kpid
+	read -r pid <"$TMP/pid"
+	for ((i = 0; i < 100; i++)); do
+		pcap_segs "$TMP/peer.pcap" "$SADDR" >"$TMP/segs"
+		fin=$(grep -c '^P F' "$TMP/segs" || true)
+		acks=$(grep -cE '^I \. seq=- ack=2 len=0$' "$TMP/segs" || true)
+		[ "$fin" -ge 2 ] && [ "$acks" -ge 2 ] && break
+		sleep 0.1
+	done
+	grep -E '^(P F|I F|I \. seq=- ack=2 )|^. R' "$TMP/segs"
+	timeout 10 ip netns exec "$PEER_NETNS" nft list chain ip ut_tw input | grep -q "counter packets 1 "
+	[ "$fin" -eq 2 ]
+	[ "$acks" -eq 2 ]
+	run ! grep -E '^. R' "$TMP/segs"
+	# Held by the keeper, whose filter was not touched.
+	stat_until 10 "^TIME-WAIT .*:7000 +users:"
+	[[ $STAT_OUT =~ pid=([0-9]+) ]]
+	kpid=${BASH_REMATCH[1]}
+	[ "$kpid" != "$pid" ]
+	[ "$(stat_counter "$kpid" link-filters)" -eq 0 ]
+}
