@@ -15,85 +15,17 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "bpf_run.h"
+
 #include "link.h"
 
 #define OUR_IP 0x0a090002u
 static const uint8_t our_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x02 };
 static const struct ust_ip6 our6 = { .b = { 0x20, 0x01, 0x0d, 0xb8, [15] = 2 } };
 
-/* Runs prog over pkt: the value of the RET it reaches (0: dropped). Loads
- * beyond the packet drop it, as in the kernel. */
 static unsigned bpf_run(const struct sock_filter *prog, unsigned n, const uint8_t *pkt, size_t len)
 {
-	uint32_t a = 0, x = 0;
-
-	for (unsigned pc = 0; pc < n; pc++) {
-		const struct sock_filter *i = &prog[pc];
-		uint32_t k = i->k;
-
-		switch (i->code) {
-		case BPF_LD | BPF_W | BPF_ABS:
-			if (k + 4 > len)
-				return 0;
-			a = ust_get32(pkt + k);
-			break;
-		case BPF_LD | BPF_H | BPF_IND:
-			k += x;
-			/* fall through */
-		case BPF_LD | BPF_H | BPF_ABS:
-			if (k + 2 > len)
-				return 0;
-			a = ust_get16(pkt + k);
-			break;
-		case BPF_LD | BPF_B | BPF_IND:
-			k += x;
-			/* fall through */
-		case BPF_LD | BPF_B | BPF_ABS:
-			if (k + 1 > len)
-				return 0;
-			a = pkt[k];
-			break;
-		case BPF_LDX | BPF_B | BPF_MSH:
-			if (k + 1 > len)
-				return 0;
-			x = 4u * (pkt[k] & 0xf);
-			break;
-		case BPF_ALU | BPF_AND | BPF_K:
-			a &= k;
-			break;
-		case BPF_ALU | BPF_LSH | BPF_K:
-			a <<= k;
-			break;
-		case BPF_ALU | BPF_ADD | BPF_X:
-			a += x;
-			break;
-		case BPF_MISC | BPF_TAX:
-			x = a;
-			break;
-		case BPF_JMP | BPF_JA:
-			pc += k;
-			break;
-		case BPF_JMP | BPF_JEQ | BPF_K:
-			pc += a == k ? i->jt : i->jf;
-			break;
-		case BPF_JMP | BPF_JGT | BPF_K:
-			pc += a > k ? i->jt : i->jf;
-			break;
-		case BPF_JMP | BPF_JGE | BPF_K:
-			pc += a >= k ? i->jt : i->jf;
-			break;
-		case BPF_JMP | BPF_JSET | BPF_K:
-			pc += (a & k) ? i->jt : i->jf;
-			break;
-		case BPF_RET | BPF_K:
-			return i->k;
-		default:
-			fail_msg("instruction %#x not expected", i->code);
-		}
-		assert_true(pc + 1 < n || (pc + 1 == n && i->code == (BPF_RET | BPF_K)));
-	}
-	fail_msg("ran off the end of the program");
-	return 0;
+	return bpf_run_proto(prog, n, pkt, len, 0);
 }
 
 /* An Ethernet frame of type with, for IPv4, dst at 30 and, for IPv6, dst
