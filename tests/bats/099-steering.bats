@@ -162,19 +162,12 @@ print("peer OK")' "$SADDR"
 	bg_wait "$sink" 30
 	cat "$TMP/sink.out"
 	grep -q ' 1000000 .* eof$' "$TMP/sink.out"
-	local i fin=0 acks=0 pid kpid
+	local pid kpid
 	read -r pid <"$TMP/pid"
-	for ((i = 0; i < 100; i++)); do
-		pcap_segs "$TMP/peer.pcap" "$SADDR" >"$TMP/segs"
-		fin=$(grep -c '^P F' "$TMP/segs" || true)
-		acks=$(grep -cE '^I \. seq=- ack=2 len=0$' "$TMP/segs" || true)
-		[ "$fin" -ge 2 ] && [ "$acks" -ge 2 ] && break
-		sleep 0.1
-	done
-	grep -E '^(P F|I F|I \. seq=- ack=2 )|^. R' "$TMP/segs"
+	peer_fin_acked "$TMP/peer.pcap" 2
 	timeout 10 ip netns exec "$PEER_NETNS" nft list chain ip ut_tw input | grep -q "counter packets 1 "
-	[ "$fin" -eq 2 ]
-	[ "$acks" -eq 2 ]
+	[ "$FIN" -eq 2 ]
+	[ "$ACKS" -eq 2 ]
 	run ! grep -E '^. R' "$TMP/segs"
 	# Held by the keeper, whose filter was not touched.
 	stat_until 10 "^TIME-WAIT .*:7000 +users:"

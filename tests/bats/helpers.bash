@@ -198,6 +198,23 @@ peer_drop_one_ack_setup() {
 	EOF
 }
 
+# peer_fin_acked PCAP N: wait (10 s at most) until the peer's capture PCAP
+# shows its FIN N times and the stack's ACK of it (ack=2, no data) N times,
+# then print those (and any RST). FIN and ACKS are the counts, $TMP/segs
+# the capture's segments (pcap_segs, SADDR's side "I").
+peer_fin_acked() {
+	local i
+	FIN=0 ACKS=0
+	for ((i = 0; i < 100; i++)); do
+		pcap_segs "$1" "$SADDR" >"$TMP/segs"
+		FIN=$(grep -c '^P F' "$TMP/segs" || true)
+		ACKS=$(grep -cE '^I \. seq=- ack=2 len=0$' "$TMP/segs" || true)
+		[ "$FIN" -ge "$2" ] && [ "$ACKS" -ge "$2" ] && break
+		sleep 0.1
+	done
+	grep -E '^(P F|I F|I \. seq=- ack=2 )|^. R' "$TMP/segs" || true
+}
+
 # capture_start NETNS IFACE PCAP SECONDS FILTER: tcpdump (headers, 128
 # bytes, written as they come) on IFACE in NETNS for at most SECONDS, in the
 # background; returns once it listens. Its pid is CAPTURE_PID (also in
