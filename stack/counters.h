@@ -129,7 +129,8 @@
 	X(CTL_REFUSED,       "ctl-refused",       "control socket callers refused: neither this process's user nor root") \
 	X(STEER_CLAIMS,      "steer-claims",      "claims of ports sent to the launcher's broker (steering by port): client ports in batches, bound ones one by one") \
 	X(STEER_REFUSED,     "steer-refused",     "claims of ports the broker refused: no proof, or no room in the group's program") \
-	X(STEER_UNSENT,      "steer-unsent",      "claims and releases that could not be sent to the broker (its channel full or gone)")
+	X(STEER_UNSENT,      "steer-unsent",      "claims and releases that could not be sent to the broker (its channel full or gone)") \
+	X(LINK_FILTERS,      "link-filters",      "filters set on the packet socket for the ports an exit keeper still holds (without the launcher's steering)")
 
 #define UST_X_DROP(e, name, desc) UST_DROP_##e,
 #define UST_X_EVENT(e, name, desc) UST_EV_##e,

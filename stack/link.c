@@ -15,6 +15,7 @@
 #include "csum.h"
 #include "link.h"
 #include "log.h"
+#include "steer.h"
 
 #ifndef ARPHRD_RAWIP
 #define ARPHRD_RAWIP 519
@@ -110,6 +111,67 @@ unsigned ust_link_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8
 			prog[i].jf = (uint8_t)((prog[i].jf == J_ACCEPT ? n - 1 : n - 2) - (i + 1));
 	}
 	return n;
+}
+
+unsigned ust_link_port_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8_t mac[UST_ETH_ALEN], bool l3,
+			      const struct ust_steer_range *r, unsigned nr,
+			      struct sock_filter prog[UST_LINK_PORT_FILTER_MAX])
+{
+	/* ust_link_filter's last instruction accepts: what it accepts goes
+	 * on from there instead, to the frame's ports. e: the IP header's
+	 * offset. Labels: TCP4 22, V6 24, TCP6 35, ACCEPT 37, DROP 38,
+	 * SEARCH 39. */
+	const uint32_t e = l3 ? 0 : UST_ETH_HLEN;
+	const struct sock_filter head[] = {
+		l3 ? (struct sock_filter)BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0)             /* 0: version */
+		   : (struct sock_filter)BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),           /*    EtherType */
+		l3 ? (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf0)         /* 1 */
+		   : (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UST_ETHERTYPE_ARP, 35, 0), /* ARP */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, l3 ? 0x40 : UST_ETHERTYPE_IPV4, 0, 21), /* 2: IPv4, else V6 */
+		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, e + 6),                   /* 3: flags, fragment offset */
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x1fff, 33, 0),         /* 4: a later fragment: DROP */
+		BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, e),                      /* 5: X = IP header length */
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, e + 9),                   /* 6: protocol */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 14, 0),               /* 7: TCP4 */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 29),               /* 8: ICMP, else DROP */
+		BPF_STMT(BPF_LD | BPF_B | BPF_IND, e),                       /* 9: ICMP type */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 3, 2, 0),                /* 10: unreachable */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 11, 1, 0),               /* 11: time exceeded */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 12, 0, 25),              /* 12: parameter problem */
+		BPF_STMT(BPF_LD | BPF_B | BPF_IND, e + 8 + 9),               /* 13: the quoted protocol */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 0, 23),               /* 14: TCP, else DROP */
+		BPF_STMT(BPF_LD | BPF_B | BPF_IND, e + 8),                   /* 15: the quoted header's length */
+		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf),                    /* 16 */
+		BPF_STMT(BPF_ALU | BPF_LSH | BPF_K, 2),                      /* 17 */
+		BPF_STMT(BPF_ALU | BPF_ADD | BPF_X, 0),                      /* 18 */
+		BPF_STMT(BPF_MISC | BPF_TAX, 0),                             /* 19 */
+		BPF_STMT(BPF_LD | BPF_H | BPF_IND, e + 8),                   /* 20: the quoted source port */
+		BPF_STMT(BPF_JMP | BPF_JA, 17),                              /* 21: SEARCH */
+		BPF_STMT(BPF_LD | BPF_H | BPF_IND, e + 2),                   /* 22: TCP4: destination port */
+		BPF_STMT(BPF_JMP | BPF_JA, 15),                              /* 23: SEARCH */
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, e + 6),                   /* 24: V6: next header */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 9, 0),                /* 25: TCP6 */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 58, 0, 11),              /* 26: ICMPv6, else DROP */
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, e + 40),                  /* 27: ICMPv6 type */
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 133, 0, 1),              /* 28: 133 to 137: */
+		BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 137, 8, 7),              /* 29: NDP: ACCEPT */
+		BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 4, 7, 0),                /* 30: 1 to 4: an error */
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, e + 40 + 8 + 6),          /* 31: the quoted next header */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 0, 5),                /* 32: TCP, else DROP */
+		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, e + 40 + 8 + 40),         /* 33: the quoted source port */
+		BPF_STMT(BPF_JMP | BPF_JA, 4),                               /* 34: SEARCH */
+		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, e + 40 + 2),              /* 35: TCP6: destination port */
+		BPF_STMT(BPF_JMP | BPF_JA, 2),                               /* 36: SEARCH */
+		BPF_STMT(BPF_RET | BPF_K, BPF_ACCEPT_LEN),                   /* 37: ACCEPT */
+		BPF_STMT(BPF_RET | BPF_K, 0),                                /* 38: DROP */
+	};
+	unsigned n = ust_link_filter(addr, addr6, mac, l3, prog) - 1;
+
+	if (nr > UST_LINK_PORT_RANGES_MAX)
+		return 0;
+	memcpy(prog + n, head, sizeof(head));
+	n += UST_ARRAY_SIZE(head);
+	return n + ust_steer_search(prog + n, r, nr, BPF_ACCEPT_LEN, 0);
 }
 
 /* Reads what the stack needs to know about the interface. */
@@ -226,11 +288,12 @@ static int link_setup(struct ust_link *l, char *err, size_t errlen)
 	return 0;
 }
 
-/* Opens the packet socket on ifname, attaches and locks the filter for
- * addr, and binds it for frames of type proto (ETH_P_ALL, or ETH_P_ARP for
- * a steered stack's ARP socket): fills l->fd and what link_describe
- * finds. */
-static int link_socket(struct ust_link *l, const struct ust_config *cfg, uint16_t proto, char *err, size_t errlen)
+/* Opens the packet socket on ifname, attaches the filter for addr (and
+ * locks it, with lock), and binds it for frames of type proto (ETH_P_ALL,
+ * or ETH_P_ARP for a steered stack's ARP socket): fills l->fd and what
+ * link_describe finds. */
+static int link_socket(struct ust_link *l, const struct ust_config *cfg, uint16_t proto, bool lock, char *err,
+		       size_t errlen)
 {
 	struct sock_filter prog[UST_LINK_FILTER_MAX];
 	struct sock_fprog fprog;
@@ -257,7 +320,7 @@ static int link_socket(struct ust_link *l, const struct ust_config *cfg, uint16_
 		return link_fail(err, errlen, errno, "link: SO_ATTACH_FILTER: %s", strerror(errno));
 	/* Whoever holds the socket later (an unprivileged program, given it
 	 * by the launcher's broker) cannot widen what it sees. */
-	if (setsockopt(l->fd, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof(one)) < 0)
+	if (lock && setsockopt(l->fd, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof(one)) < 0)
 		return link_fail(err, errlen, errno, "link: SO_LOCK_FILTER: %s", strerror(errno));
 	memset(&sll, 0, sizeof(sll));
 	sll.sll_family = AF_PACKET;
@@ -271,7 +334,7 @@ static int link_socket(struct ust_link *l, const struct ust_config *cfg, uint16_
 static int link_socket_fd(const struct ust_config *cfg, uint16_t proto, char *err, size_t errlen)
 {
 	struct ust_link l;
-	int r = link_socket(&l, cfg, proto, err, errlen);
+	int r = link_socket(&l, cfg, proto, true, err, errlen);
 
 	if (r) {
 		ust_link_close(&l);
@@ -292,10 +355,17 @@ int ust_link_arp_socket(const struct ust_config *cfg, char *err, size_t errlen)
 
 int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, size_t errlen)
 {
-	int r = link_socket(l, cfg, ETH_P_ALL, err, errlen);
+	/* Not locked: the process that opens its own packet socket has the
+	 * privilege to open another without a filter, so the lock would keep
+	 * nothing from it; unlocked, the stack may narrow the filter to its
+	 * ports (ust_link_set_filter: an exit keeper's, docs/architecture.md
+	 * §5). */
+	int r = link_socket(l, cfg, ETH_P_ALL, false, err, errlen);
 
-	if (!r)
+	if (!r) {
+		l->filter_own = true;
 		r = link_setup(l, err, errlen);
+	}
 	if (r)
 		ust_link_close(l);
 	return r;
@@ -330,6 +400,19 @@ int ust_link_adopt_arp(struct ust_link *l, int fd)
 	}
 	set_opt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
 	l->arp_fd = fd;
+	return 0;
+}
+
+int ust_link_set_filter(struct ust_link *l, const struct sock_filter *prog, unsigned len)
+{
+	struct sock_fprog fprog = { .len = (unsigned short)len, .filter = (struct sock_filter *)prog };
+
+	if (!l->filter_own)
+		return -EPERM;
+	/* The kernel swaps the program in at once (the old one is freed
+	 * after an RCU grace period, without waiting for it). */
+	if (setsockopt(l->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
+		return -errno;
 	return 0;
 }
 

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "pcap.h"
 #include "stack.h"
+#include "steer.h"
 
 #define UST_LINK_BATCH 32
 /* An Ethernet header, a 64 KiB IPv4 datagram, and some slack to detect
@@ -39,6 +40,9 @@ struct ust_link {
 	 * the replies. -1: none, fd takes ARP. */
 	int arp_fd;
 	int ifindex;
+	/* The stack opened the socket itself (ust_link_open), and its filter
+	 * is not locked: ust_link_set_filter may replace it. */
+	bool filter_own;
 	char ifname[IFNAMSIZ];
 	bool l3;
 	unsigned mtu;
@@ -87,8 +91,29 @@ unsigned ust_link_gso_run(struct ust_pkt *const *pkts, unsigned n, unsigned max_
 unsigned ust_link_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8_t mac[UST_ETH_ALEN], bool l3,
 			 struct sock_filter prog[UST_LINK_FILTER_MAX]);
 
+/* At most this many ranges of ports in ust_link_port_filter, whose
+ * program stays well within the kernel's BPF_MAXINSNS and the socket
+ * memory (net.core.optmem_max) a filter is charged to. */
+#define UST_LINK_PORT_RANGES_MAX 128
+#define UST_LINK_PORT_FILTER_MAX (UST_LINK_FILTER_MAX + 40 + 6 * UST_LINK_PORT_RANGES_MAX)
+
+/* ust_link_filter's program narrowed to the TCP ports in r[0..nr) (sorted,
+ * disjoint; ust_steer_ranges makes them): of what it passes, ARP (which
+ * that filter passes only for addr), TCP over IPv4 or IPv6 whose
+ * destination port is in a range, an ICMP or ICMPv6 error quoting a TCP
+ * segment whose source port is in a range, and neighbour discovery
+ * (ICMPv6 types 133 to 137); nothing else (no later IPv4 fragment, no
+ * IPv6 extension header, no echo). An exit keeper's filter: only the
+ * connections it finishes, and the neighbours it may be the last process
+ * to answer. Returns its length, or 0 if nr exceeds
+ * UST_LINK_PORT_RANGES_MAX. */
+unsigned ust_link_port_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8_t mac[UST_ETH_ALEN], bool l3,
+			      const struct ust_steer_range *r, unsigned nr,
+			      struct sock_filter prog[UST_LINK_PORT_FILTER_MAX]);
+
 /* Opens and configures the socket on cfg's interface for its addresses
- * (ust_link_socket, then the options any holder may set). On error returns
+ * (what ust_link_socket does, but the filter is not locked: see
+ * filter_own; then the options any holder may set). On error returns
  * -errno with one line in err. Needs CAP_NET_RAW. */
 int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, size_t errlen);
 /* Only the privileged part of ust_link_open, for the launcher's broker:
@@ -107,6 +132,10 @@ int ust_link_adopt(struct ust_link *l, int fd, const char *ifname, char *err, si
 /* Takes fd, from ust_link_arp_socket, as l's ARP socket (after
  * ust_link_adopt), with the options ours to set. 0 or -errno (fd closed). */
 int ust_link_adopt_arp(struct ust_link *l, int fd);
+/* Replaces the socket's filter with prog (ust_link_port_filter's, say):
+ * 0, -EPERM when the filter is not the stack's own (filter_own: the
+ * broker's is locked), or the kernel's -errno. */
+int ust_link_set_filter(struct ust_link *l, const struct sock_filter *prog, unsigned len);
 void ust_link_close(struct ust_link *l);
 
 /* The interface's description for ust_stack_init, with cfg's addresses,

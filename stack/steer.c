@@ -6,30 +6,77 @@
 #define INS(c, k) ((struct sock_filter)BPF_STMT((c), (k)))
 #define JMP(c, k, t, f) ((struct sock_filter)BPF_JUMP((c), (k), (t), (f)))
 
-/* A leaf: the port (in A) in r's range goes to r's member, any other to
- * dflt (the ranges around r were ruled out by the nodes above). */
-static unsigned leaf(struct sock_filter *p, const struct ust_steer_range *r, unsigned dflt)
+/* A leaf: the port (in A) in r's range gets hit (UST_STEER_TO_MEMBER:
+ * r's member), any other miss (the ranges around r were ruled out by the
+ * nodes above). */
+static unsigned leaf(struct sock_filter *p, const struct ust_steer_range *r, uint32_t hit, uint32_t miss)
 {
 	p[0] = JMP(BPF_JMP | BPF_JGT | BPF_K, r->hi, 2, 0);
 	p[1] = JMP(BPF_JMP | BPF_JGE | BPF_K, r->lo, 0, 1);
-	p[2] = INS(BPF_RET | BPF_K, r->member);
-	p[3] = INS(BPF_RET | BPF_K, dflt);
+	p[2] = INS(BPF_RET | BPF_K, hit == UST_STEER_TO_MEMBER ? r->member : hit);
+	p[3] = INS(BPF_RET | BPF_K, miss);
 	return 4;
 }
 
 /* A binary search over r[0..n): a node sends ports above its left half's
  * last range to the right half, which a BPF_JA reaches (a conditional
  * jump's 8 bits would not span a large left half). */
-static unsigned search(struct sock_filter *p, const struct ust_steer_range *r, unsigned n, unsigned dflt)
+static unsigned search(struct sock_filter *p, const struct ust_steer_range *r, unsigned n, uint32_t hit,
+		       uint32_t miss)
 {
 	unsigned half = n / 2, left;
 
 	if (n == 1)
-		return leaf(p, r, dflt);
+		return leaf(p, r, hit, miss);
 	p[0] = JMP(BPF_JMP | BPF_JGT | BPF_K, r[half - 1].hi, 0, 1);
-	left = search(p + 2, r, half, dflt);
+	left = search(p + 2, r, half, hit, miss);
 	p[1] = INS(BPF_JMP | BPF_JA, left);
-	return 2 + left + search(p + 2 + left, r + half, n - half, dflt);
+	return 2 + left + search(p + 2 + left, r + half, n - half, hit, miss);
+}
+
+unsigned ust_steer_search(struct sock_filter *p, const struct ust_steer_range *r, unsigned n, uint32_t hit,
+			  uint32_t miss)
+{
+	if (!n) {
+		p[0] = INS(BPF_RET | BPF_K, miss);
+		return 1;
+	}
+	return search(p, r, n, hit, miss);
+}
+
+/* The runs of ports set in bits, each run stretched over gaps of at most
+ * gap ports not set to the next: how many, written to r unless NULL. */
+static unsigned port_runs(const uint64_t bits[1024], unsigned gap, struct ust_steer_range *r)
+{
+	unsigned n = 0, lo = 0, hi = 0;
+
+	for (unsigned w = 0; w < 1024; w++) {
+		for (uint64_t v = bits[w]; v; v &= v - 1) {
+			unsigned p = w * 64 + (unsigned)__builtin_ctzll(v);
+
+			if (n && p - hi - 1 <= gap) {
+				hi = p;
+				continue;
+			}
+			if (n && r)
+				r[n - 1] = (struct ust_steer_range){ (uint16_t)lo, (uint16_t)hi, 0 };
+			lo = hi = p;
+			n++;
+		}
+	}
+	if (n && r)
+		r[n - 1] = (struct ust_steer_range){ (uint16_t)lo, (uint16_t)hi, 0 };
+	return n;
+}
+
+unsigned ust_steer_ranges(const uint64_t bits[1024], struct ust_steer_range *r, unsigned max)
+{
+	unsigned gap = 0;
+
+	/* Gaps of 0, 1, 3, 7 … 65535 ports: at the last, one range. */
+	while (port_runs(bits, gap, NULL) > max && gap < 65535)
+		gap = gap * 2 + 1;
+	return port_runs(bits, gap, r);
 }
 
 unsigned ust_steer_program(const struct ust_steer_range *r, unsigned n, unsigned dflt,
@@ -73,9 +120,5 @@ unsigned ust_steer_program(const struct ust_steer_range *r, unsigned n, unsigned
 		return 0;
 	for (unsigned i = 0; i < len; i++)
 		prog[i] = head[i];
-	if (!n) {
-		prog[len] = INS(BPF_RET | BPF_K, dflt);
-		return len + 1;
-	}
-	return len + search(prog + len, r, n, dflt);
+	return len + ust_steer_search(prog + len, r, n, UST_STEER_TO_MEMBER, dflt);
 }

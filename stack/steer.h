@@ -78,4 +78,21 @@ struct ust_steer_range {
 unsigned ust_steer_program(const struct ust_steer_range *r, unsigned n, unsigned dflt,
 			   struct sock_filter prog[UST_STEER_PROG_MAX]);
 
+/* What a port in a range gets, in ust_steer_search: the range's member. */
+#define UST_STEER_TO_MEMBER UINT32_MAX
+
+/* A binary search of the port in A over r[0..n) (sorted, disjoint) at p,
+ * which any filter may end with: a port in a range returns hit (or, for
+ * UST_STEER_TO_MEMBER, the range's member), any other miss. Returns its
+ * length: 6n - 2 instructions, 1 (return miss) for none. */
+unsigned ust_steer_search(struct sock_filter *p, const struct ust_steer_range *r, unsigned n, uint32_t hit,
+			  uint32_t miss);
+
+/* The ports set in bits (bit p of word p / 64: port p) as at most max
+ * ranges (max >= 1), sorted and disjoint, members 0: runs of ports, with
+ * the shortest gaps between them filled (gaps of 0, 1, 3, 7 … ports, the
+ * least that fits) when there are more runs than that. Every port set is
+ * in a range; a filled gap lets a few others in too. Returns how many. */
+unsigned ust_steer_ranges(const uint64_t bits[1024], struct ust_steer_range *r, unsigned max);
+
 #endif

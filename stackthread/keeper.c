@@ -205,6 +205,7 @@ static void become_keeper(void)
 		c->sock->owner = us_st.pid; /* forked children see who serves them */
 	ev_loop_fork(us_st.ev);
 	us_ctl_open();
+	us_keeper_filter();
 	ust_log(UST_LOG_INFO, "exit keeper %d finishes the connections of the program", (int)getpid());
 }
 
@@ -345,13 +346,15 @@ static void op_exit(struct us_call *c)
 }
 
 /* Once a second. A keeper exits when its work is done or its interface
- * is gone. A program whose threads all ended (pthread_exit in main) would
- * be kept alive by this thread alone: hand over and exit as glibc would. */
+ * is gone, and narrows its filter to the ports left (kfilter.c). A
+ * program whose threads all ended (pthread_exit in main) would be kept
+ * alive by this thread alone: hand over and exit as glibc would. */
 void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents)
 {
 	if (us_st.keeper) {
 		if (!work_left() || !if_nametoindex(us_st.link.ifname))
 			us_keeper_exit();
+		us_keeper_filter();
 		return;
 	}
 	if (only_us_left()) {

@@ -9,6 +9,7 @@
  *   addrshare.c the secret and tombstones the stacks on one address share
  *   control.c   the close log and the control socket for ustcp-stat
  *   keeper.c    the exit keeper: at exit, exec, _exit, or the last thread
+ *   kfilter.c   the keeper's filter: only the frames of its ports
  * All of it belongs to the stack thread (and to a keeper, which is a copy
  * of it) unless a comment says otherwise. It reads TCP through the
  * engine's calls (stack/tcp.h), never through a control block's fields. */
@@ -367,5 +368,10 @@ void us_at_exit(void);
 void us_keeper_exit(void) __attribute__((noreturn));
 /* In a keeper: exit at once if nothing is left to finish. */
 void us_keeper_check(void);
+
+/* kfilter.c */
+/* In a keeper on a socket of its own, with no relay left: narrows the
+ * link's filter to the ports it still holds, if they changed. */
+void us_keeper_filter(void);
 
 #endif

@@ -177,6 +177,28 @@ tw_line() {
 	timeout 10 "$STAT" | grep -E "$TW_RE"
 }
 
+# exit_to_keeper SINK: send_exit.py sends /mid to the sink (pid SINK) on the
+# peer's port 7000, closes and exits; once the sink has it all, the
+# program's exit keeper holds the connection in TIME-WAIT. Sets PID (the
+# program's), KPID (the keeper's: not PID), ME and PEER (the two ends as
+# regular expressions) and TW_LINE (ustcp-stat's line).
+exit_to_keeper() {
+	local lport
+	prog python3 "$LT_DIR/send_exit.py" close "$PEER_ADDR" 7000 "$WWW/mid" "$TMP/pid"
+	read -r PID <"$TMP/pid"
+	bg_wait "$1" 30
+	cat "$TMP/sink.out"
+	sink_check "$TMP/sink.out" 1 "$WWW/mid"
+	lport=$(awk '$1 == "conn" { n = split($3, a, ":"); print a[n] }' "$TMP/sink.out")
+	ME="${SADDR//./\\.}:$lport" PEER="${PEER_ADDR//./\\.}:7000"
+	TW_RE="^TIME-WAIT +0 +0 +$ME +$PEER +users:"
+	TW_LINE=$(retry 10 tw_line)
+	echo "ustcp-stat: $TW_LINE"
+	[[ $TW_LINE =~ pid=([0-9]+) ]] || return 1
+	KPID=${BASH_REMATCH[1]}
+	[ "$KPID" != "$PID" ]
+}
+
 # A program writes 1 MB, closes and exits; the kernel peer reads to the end,
 # then arms an nftables rule in its namespace that drops the stack's next
 # pure ACK once (as 050-close.bats does for C19), and closes. The stack's ACK
@@ -192,42 +214,21 @@ body_keeper_time_wait() {
 		"nft add element ip ut_tw armed { $SADDR }" </dev/null >"$TMP/sink.out"
 	local sink=$BG_PID
 	wait_listen "$PEER_NETNS" 7000
-	prog python3 "$LT_DIR/send_exit.py" close "$PEER_ADDR" 7000 "$WWW/mid" "$TMP/pid"
-	local t_exit=$SECONDS pid lport
-	read -r pid <"$TMP/pid"
-	bg_wait "$sink" 30
-	cat "$TMP/sink.out"
-	sink_check "$TMP/sink.out" 1 "$WWW/mid"
-	lport=$(awk '$1 == "conn" { n = split($3, a, ":"); print a[n] }' "$TMP/sink.out")
-
+	local t_exit=$SECONDS
+	exit_to_keeper "$sink"
 	# TIME-WAIT, under another pid: the keeper's.
-	local me="${SADDR//./\\.}:$lport" peer="${PEER_ADDR//./\\.}:7000" line kpid
-	TW_RE="^TIME-WAIT +0 +0 +$me +$peer +users:"
-	line=$(retry 10 tw_line)
-	echo "ustcp-stat: $line"
-	[[ $line =~ pid=([0-9]+) ]]
-	kpid=${BASH_REMATCH[1]}
-	[ "$kpid" != "$pid" ]
-	[[ $line =~ timer:\(timewait,(1[0-9]|20|[1-9])sec,0\)$ ]]
+	[[ $TW_LINE =~ timer:\(timewait,(1[0-9]|20|[1-9])sec,0\)$ ]]
 	# The program is gone.
-	run ! kill -0 "$pid"
+	run ! kill -0 "$PID"
 
 	# The peer's FIN twice, ACKed twice, from the keeper; no RST.
-	local fin=0 acks=0 i
-	for ((i = 0; i < 100; i++)); do
-		pcap_segs "$CAP" "$SADDR" >"$TMP/segs"
-		fin=$(grep -c '^P F' "$TMP/segs" || true)
-		acks=$(grep -cE '^I \. seq=- ack=2 len=0$' "$TMP/segs" || true)
-		[ "$fin" -ge 2 ] && [ "$acks" -ge 2 ] && break
-		sleep 0.1
-	done
-	grep -E '^(P F|I F|I \. seq=- ack=2 )|^. R' "$TMP/segs"
+	peer_fin_acked "$CAP" 2
 	local nft
 	nft=$(timeout 10 ip netns exec "$PEER_NETNS" nft list chain ip ut_tw input)
 	echo "$nft"
 	grep -q "counter packets 1 " <<<"$nft"
-	[ "$fin" -eq 2 ]
-	[ "$acks" -eq 2 ]
+	[ "$FIN" -eq 2 ]
+	[ "$ACKS" -eq 2 ]
 	run ! grep -E '^. R' "$TMP/segs"
 	# The stack's FIN came first (the program closed), all data before it.
 	grep -qE '^I F[^ ]* .* fin=1000001$' "$TMP/segs"
@@ -235,11 +236,79 @@ body_keeper_time_wait() {
 	# Still in TIME-WAIT, still the keeper, well within its 20 s.
 	[ $((SECONDS - t_exit)) -lt 15 ]
 	run -0 timeout 10 "$STAT"
-	assert_line --regexp "^TIME-WAIT +0 +0 +$me +$peer +users:\(\(\"python3[.0-9]*\",pid=$kpid\)\)"
+	assert_line --regexp "^TIME-WAIT +0 +0 +$ME +$PEER +users:\(\(\"python3[.0-9]*\",pid=$KPID\)\)"
 }
 
 @test "after exit, the keeper holds TIME-WAIT (ustcp-stat) and ACKs a retransmitted FIN again [ustcp]" {
 	MODE=ustcp body_keeper_time_wait
+}
+
+# ---- a keeper reads only its ports' frames (issue 13) -----------------------------
+
+# A program writes 1 MB, closes and exits: its exit keeper (root preloads
+# the library here, no launcher steers frames) holds the connection. The
+# kernel peer reads to the end, arms an nftables rule that drops every pure
+# ACK from the stack's address to its port 7000, and closes: the keeper
+# ACKs the peer's FIN (dropped), and is in TIME-WAIT; the peer retransmits
+# its FIN. Meanwhile a second program on the address sends 40 MB to another
+# sink: the keeper's rx-frames grow by a handful at most (the peer's FIN
+# again, ARP), where it used to read every frame of the transfer. Then the
+# rule goes: the keeper ACKs the next retransmitted FIN, and the peer's
+# connection leaves LAST-ACK.
+@test "an exit keeper reads only its ports' frames: a bulk transfer beside it, a retransmitted FIN ACKed in TIME-WAIT [ustcp]" {
+	MODE=ustcp
+	export USTCP_MSL=30 # TIME-WAIT outlasts the test
+	shim_topo_up
+	timeout 10 ip netns exec "$PEER_NETNS" nft -f - <<-EOF
+		table ip ut_kf {
+			set armed { type ipv4_addr; }
+			chain input {
+				type filter hook input priority 0; policy accept;
+				ip saddr @armed tcp dport 7000 tcp flags == ack counter drop
+			}
+		}
+	EOF
+	head -c 40000000 /dev/urandom >"$TMP/bulk"
+	peer_cap_start
+	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 1 60 \
+		"nft add element ip ut_kf armed { $SADDR }" </dev/null >"$TMP/sink.out"
+	local sink=$BG_PID
+	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7001 1 60 </dev/null >"$TMP/bulk.out"
+	local bulk_sink=$BG_PID
+	wait_listen "$PEER_NETNS" 7000
+	wait_listen "$PEER_NETNS" 7001
+	# TIME-WAIT, held by the keeper, whose filter narrowed (on its tick).
+	exit_to_keeper "$sink"
+	local kpid=$KPID
+	retry 10 test "$(stat_counter "$kpid" link-filters)" -ge 1
+
+	local before after
+	before=$(stat_counter "$kpid" rx-frames)
+	prog python3 "$LT_DIR/send_exit.py" close "$PEER_ADDR" 7001 "$TMP/bulk"
+	bg_wait "$bulk_sink" 60
+	sink_check "$TMP/bulk.out" 1 "$TMP/bulk"
+	after=$(stat_counter "$kpid" rx-frames)
+	echo "keeper $kpid: rx-frames $before before the 40 MB transfer, $after after"
+	[ $((after - before)) -le 10 ]
+
+	# The keeper still ACKs the peer's FIN: the peer's side closes.
+	timeout 10 ip netns exec "$PEER_NETNS" nft delete element ip ut_kf armed "{ $SADDR }"
+	local i closing=1
+	for ((i = 0; i < 400; i++)); do
+		closing=$(timeout 5 ip netns exec "$PEER_NETNS" ss -Htan state last-ack '( sport = :7000 )' | grep -c . || true)
+		[ "$closing" -eq 0 ] && break
+		sleep 0.1
+	done
+	timeout 10 ip netns exec "$PEER_NETNS" nft list chain ip ut_kf input
+	pcap_segs "$CAP" "$SADDR" "port 7000" >"$TMP/segs"
+	grep -E '^(P F|I \. seq=- ack=2 )|^. R' "$TMP/segs" | head -n 30
+	[ "$closing" -eq 0 ]
+	# The peer's FIN more than once, the keeper's ACK after the last one.
+	[ "$(grep -c '^P F' "$TMP/segs")" -ge 2 ]
+	[ "$(grep -E '^(P F|I \. seq=- ack=2 len=0$)' "$TMP/segs" | tail -n 1 | cut -c1)" = I ]
+	run ! grep -E '^. R' "$TMP/segs"
+	run -0 timeout 10 "$STAT"
+	assert_line --regexp "^TIME-WAIT +0 +0 +$ME +$PEER +users:\(\(\"python3[.0-9]*\",pid=$kpid\)\)"
 }
 
 # ---- curl x 20, twice -------------------------------------------------------------

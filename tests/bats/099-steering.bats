@@ -49,11 +49,6 @@ while time.monotonic() < end:
 
 STEER_PY=$BATS_TEST_DIRNAME/../shim/steer_progs.py
 
-# stat_counter PID NAME: one counter of a launched process (ustcp-stat -s).
-stat_counter() {
-	USTCP_RUN_DIR=$USTCP_RUN_DIR timeout 10 "$STAT" -s -p "$1" |
-		awk -v n="$2" '$1 == n { v = $2 } END { print v + 0 }'
-}
 
 @test "steering: a bulk flow's frames reach its process alone, not one holding another connection [ustcp]" {
 	[ "$(id -u)" = 0 ] || skip "needs root"
@@ -143,4 +138,41 @@ print("peer OK")' "$SADDR"
 	run -0 cat "$TMP/server" "$TMP/churn"
 	assert_line "fork-server served 20 failed 0"
 	assert_line "churn OK"
+}
+
+# Under the launcher an exit keeper keeps its member's place in the group
+# and its ports' claims (its socket's filter stays the broker's, locked:
+# docs/architecture.md §5): the peer's FIN, retransmitted because the
+# keeper's first ACK of it was dropped, still reaches the keeper, which
+# ACKs it again in TIME-WAIT.
+@test "steering: an exit keeper still gets its ports' frames: a retransmitted FIN ACKed in TIME-WAIT [ustcp]" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	TMP=$BATS_TEST_TMPDIR
+	export USTCP_MSL=10
+	launcher_topo_up
+	peer_drop_one_ack_setup
+	capture_start "$PEER_NETNS" "$PEER_IFACE" "$TMP/peer.pcap" 120 tcp
+	head -c 1000000 /dev/urandom >"$TMP/mid"
+	local lt=$BATS_TEST_DIRNAME/../lifetime
+	peer_bg python3 "$lt/sink.py" "$PEER_ADDR" 7000 1 60 \
+		"nft add element ip ut_tw armed { $SADDR }" </dev/null >"$TMP/sink.out"
+	local sink=$BG_PID
+	wait_listen "$PEER_NETNS" 7000
+	launch python3 "$lt/send_exit.py" close "$PEER_ADDR" 7000 "$TMP/mid" "$TMP/pid"
+	bg_wait "$sink" 30
+	cat "$TMP/sink.out"
+	grep -q ' 1000000 .* eof$' "$TMP/sink.out"
+	local pid kpid
+	read -r pid <"$TMP/pid"
+	peer_fin_acked "$TMP/peer.pcap" 2
+	timeout 10 ip netns exec "$PEER_NETNS" nft list chain ip ut_tw input | grep -q "counter packets 1 "
+	[ "$FIN" -eq 2 ]
+	[ "$ACKS" -eq 2 ]
+	run ! grep -E '^. R' "$TMP/segs"
+	# Held by the keeper, whose filter was not touched.
+	stat_until 10 "^TIME-WAIT .*:7000 +users:"
+	[[ $STAT_OUT =~ pid=([0-9]+) ]]
+	kpid=${BASH_REMATCH[1]}
+	[ "$kpid" != "$pid" ]
+	[ "$(stat_counter "$kpid" link-filters)" -eq 0 ]
 }

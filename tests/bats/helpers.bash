@@ -173,6 +173,13 @@ bg_end_all() {
 	BG_PIDS=()
 }
 
+# stat_counter PID NAME: one counter of a stack's process (ustcp-stat -s),
+# 0 if it has none.
+stat_counter() {
+	USTCP_RUN_DIR=$USTCP_RUN_DIR timeout 10 "${STAT:-$BUILD/ustcp-stat}" -s -p "$1" |
+		awk -v n="$2" '$1 == n { v = $2 } END { print v + 0 }'
+}
+
 # peer_drop_one_ack_setup: in the peer's namespace, an nftables rule that
 # drops one pure ACK from an address once that address is added to the set
 # "armed" (`nft add element ip ut_tw armed { ADDR }`), and nothing after:
@@ -189,6 +196,23 @@ peer_drop_one_ack_setup() {
 			}
 		}
 	EOF
+}
+
+# peer_fin_acked PCAP N: wait (10 s at most) until the peer's capture PCAP
+# shows its FIN N times and the stack's ACK of it (ack=2, no data) N times,
+# then print those (and any RST). FIN and ACKS are the counts, $TMP/segs
+# the capture's segments (pcap_segs, SADDR's side "I").
+peer_fin_acked() {
+	local i
+	FIN=0 ACKS=0
+	for ((i = 0; i < 100; i++)); do
+		pcap_segs "$1" "$SADDR" >"$TMP/segs"
+		FIN=$(grep -c '^P F' "$TMP/segs" || true)
+		ACKS=$(grep -cE '^I \. seq=- ack=2 len=0$' "$TMP/segs" || true)
+		[ "$FIN" -ge "$2" ] && [ "$ACKS" -ge "$2" ] && break
+		sleep 0.1
+	done
+	grep -E '^(P F|I F|I \. seq=- ack=2 )|^. R' "$TMP/segs" || true
 }
 
 # capture_start NETNS IFACE PCAP SECONDS FILTER: tcpdump (headers, 128

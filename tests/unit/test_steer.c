@@ -13,83 +13,15 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "bpf_run.h"
+
 #include "steer.h"
 
 #define DFLT 1u
 
-/* Runs prog over pkt (the IP header on) with the skb's protocol proto: the
- * RET value reached. A load beyond the packet ends it with 0, as the
- * kernel's does. */
 static unsigned bpf_run(const struct sock_filter *prog, unsigned n, const uint8_t *pkt, size_t len, uint16_t proto)
 {
-	uint32_t a = 0, x = 0;
-
-	for (unsigned pc = 0; pc < n; pc++) {
-		const struct sock_filter *i = &prog[pc];
-		uint32_t k = i->k;
-
-		switch (i->code) {
-		case BPF_LD | BPF_W | BPF_ABS:
-			assert_int_equal(k, (uint32_t)(SKF_AD_OFF + SKF_AD_PROTOCOL));
-			a = proto;
-			break;
-		case BPF_LD | BPF_H | BPF_ABS:
-		case BPF_LD | BPF_H | BPF_IND:
-			if (BPF_MODE(i->code) == BPF_IND)
-				k += x;
-			if (k + 2 > len)
-				return 0;
-			a = ust_get16(pkt + k);
-			break;
-		case BPF_LD | BPF_B | BPF_ABS:
-		case BPF_LD | BPF_B | BPF_IND:
-			if (BPF_MODE(i->code) == BPF_IND)
-				k += x;
-			if (k + 1 > len)
-				return 0;
-			a = pkt[k];
-			break;
-		case BPF_LDX | BPF_B | BPF_MSH:
-			if (k + 1 > len)
-				return 0;
-			x = 4u * (pkt[k] & 0xf);
-			break;
-		case BPF_ALU | BPF_AND | BPF_K:
-			a &= k;
-			break;
-		case BPF_ALU | BPF_LSH | BPF_K:
-			a <<= k;
-			break;
-		case BPF_ALU | BPF_ADD | BPF_X:
-			a += x;
-			break;
-		case BPF_MISC | BPF_TAX:
-			x = a;
-			break;
-		case BPF_JMP | BPF_JA:
-			pc += k;
-			break;
-		case BPF_JMP | BPF_JEQ | BPF_K:
-			pc += a == k ? i->jt : i->jf;
-			break;
-		case BPF_JMP | BPF_JGT | BPF_K:
-			pc += a > k ? i->jt : i->jf;
-			break;
-		case BPF_JMP | BPF_JGE | BPF_K:
-			pc += a >= k ? i->jt : i->jf;
-			break;
-		case BPF_JMP | BPF_JSET | BPF_K:
-			pc += (a & k) ? i->jt : i->jf;
-			break;
-		case BPF_RET | BPF_K:
-			return k;
-		default:
-			fail_msg("instruction %#x not expected", i->code);
-		}
-		assert_true(pc + 1 < n || (pc + 1 == n && i->code == (BPF_RET | BPF_K)));
-	}
-	fail_msg("ran off the end of the program");
-	return 0;
+	return bpf_run_proto(prog, n, pkt, len, proto);
 }
 
 /* An IPv4 TCP segment to dport (IP header of ihl words). */
