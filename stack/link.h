@@ -50,7 +50,9 @@ struct ust_link {
 	 * virtio_net_hdr, and runs of TCP segments leave as one GSO frame
 	 * (ust_link_gso_run) that the kernel, or the device, cuts up. */
 	bool vnet;
-	bool gso;                 /* runs go as GSO frames (off after a refusal, or with a capture) */
+	/* Runs of each family go as GSO frames: as the device's TSO and
+	 * TSO6 say (device_tso); off after a refusal, or with a capture. */
+	bool gso4, gso6;
 
 	uint8_t *rx_mem;          /* UST_LINK_BATCH buffers of UST_LINK_FRAME_MAX */
 	struct mmsghdr rx_msg[UST_LINK_BATCH];
