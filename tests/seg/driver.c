@@ -463,6 +463,12 @@ struct seg_spec {
 	 * "tos 0xNN"), the TTL (64 unless "ttl N"), DF (unless "nodf"). */
 	uint8_t tos;
 	uint8_t ttl;                   /* 0: the default, 64 */
+	/* IPv6's flow label. Inbound: "label N" (0 unless written).
+	 * Outbound: "label same" or "label new" against the connection's
+	 * last; unless written, the same, or a new one on a segment that
+	 * sends again what was sent before (a retransmission, a SYN again). */
+	enum { LABEL_ANY, LABEL_SAME, LABEL_NEW } label;
+	uint32_t flow;
 	bool nodf;
 	uint16_t up;                   /* "urg N": the urgent pointer, set (inbound), expected (outbound) */
 };
@@ -944,6 +950,17 @@ static bool parse_segment(struct parser *p, struct line *l, bool outbound)
 			g->ttl = (uint8_t)v;
 		} else if (!strcmp(t, "nodf") && outbound) {
 			g->nodf = true;
+		} else if (!strcmp(t, "label")) {
+			const char *v = next(p);
+			if (outbound && v && (!strcmp(v, "same") || !strcmp(v, "new"))) {
+				g->label = !strcmp(v, "same") ? LABEL_SAME : LABEL_NEW;
+			} else {
+				uint64_t fl;
+				if (outbound || !v || !parse_u64(v, UST_IPV6_FLOW_MASK, &fl))
+					return perr(p, outbound ? "label: want same or new"
+								: "label: want a 20-bit flow label");
+				g->flow = (uint32_t)fl;
+			}
 		} else if (!strcmp(t, "urg")) {
 			uint32_t v;
 			if (!next_u32(p, "urg", &v))
@@ -1616,6 +1633,9 @@ struct flow {
 	 * later one must carry (Linux's auto flow labels, one a connection). */
 	bool label_known;
 	uint32_t label;
+	/* and the end of what it sent (absolute), to tell a retransmission */
+	bool sent_known;
+	uint32_t sent_end;
 };
 
 /* What "socket = 3" hands out. Handles are never freed during a script, so
@@ -2249,9 +2269,15 @@ static void on_closed(void *ctx, const struct ust_tcb *tcb)
 {
 	struct run *r = ctx;
 	struct handle *h;
+	struct flow *f;
 
 	if (r->destroying)
 		return;
+	/* Its flow label ends with it: a RST for its 4-tuple from no
+	 * connection carries the 4-tuple's own, as Linux's control socket. */
+	f = flow_find(r, tcb->lport, tcb->rport);
+	if (f)
+		f->label_known = f->sent_known = false;
 	h = handle_by_tcb(r, tcb, true);
 	if (!h)
 		return;
@@ -2472,7 +2498,10 @@ static void exec_inbound(struct run *r, const struct line *l)
 		ust_ipv4_build_tos(buf, ust_ip6_to_v4(&src), ust_ip6_to_v4(&dst), UST_IPPROTO_TCP, g->ecn,
 				   (uint16_t)(UST_IPV4_HLEN + tcplen), r->ip_id++, 64, UST_IP_DF);
 	else
+	{
 		ust_ipv6_build(buf, &src, &dst, UST_IPPROTO_TCP, g->ecn, (uint16_t)tcplen, 64);
+		ust_put32(buf, ust_get32(buf) | g->flow);
+	}
 	trace_frame(r, r->now, buf, hlen + tcplen, false, "");
 	ust_stack_input(&r->st, buf, hlen + tcplen, 0, r->now);
 	flush(r);
@@ -2676,8 +2705,16 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 		sb_printf(why, "TTL: expected %u, got %u; ", g->ttl ? g->ttl : UST_IP_TTL_DEFAULT, w->ttl);
 	if (w->df == g->nodf)
 		sb_printf(why, "DF: expected %s; ", g->nodf ? "none" : "set");
-	if (w->v6 && f->label_known && w->flow != f->label)
-		sb_printf(why, "flow label %#x, where this connection's is %#x; ", w->flow, f->label);
+	if (w->v6 && f->label_known) {
+		/* Sends again what it sent before: a new label may come
+		 * (after a timeout; Linux's sk_rethink_txhash). */
+		bool again = ((w->flags & UST_TH_SYN) || w->len || (w->flags & UST_TH_FIN)) && f->sent_known &&
+			     seq_lt(w->seq, f->sent_end);
+		if (g->label == LABEL_NEW && w->flow == f->label)
+			sb_printf(why, "flow label %#x, where a new one was expected; ", w->flow);
+		else if (w->flow != f->label && (g->label == LABEL_SAME || (g->label == LABEL_ANY && !again)))
+			sb_printf(why, "flow label %#x, where this connection's is %#x; ", w->flow, f->label);
+	}
 	decode_opts(w->opt, w->optlen, &act);
 	if (g->opts.present && !opts_match(r, &g->opts, &act, f, why))
 		sb_printf(why, "; ");
@@ -2695,9 +2732,13 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 		return false;
 	}
 	ts_anchor(f, &g->opts, &act);
-	if (w->v6 && !f->label_known) {
+	if (w->v6) {
+		uint32_t end = w->seq + w->len + !!(w->flags & UST_TH_SYN) + !!(w->flags & UST_TH_FIN);
 		f->label_known = true;
 		f->label = w->flow;
+		if (!f->sent_known || seq_gt(end, f->sent_end))
+			f->sent_end = end;
+		f->sent_known = true;
 	}
 	return true;
 }
@@ -3056,7 +3097,7 @@ static long long call_connect(struct run *r, struct handle *h, const char *where
 		struct flow *f = flow_get(r, ust_tcp_local_port(h->tcb), (uint16_t)port);
 		f->has_peer = true;
 		f->peer = a;
-		f->label_known = false; /* a new connection, perhaps to another host */
+		f->label_known = f->sent_known = false; /* a new connection, perhaps to another host */
 	}
 	follow(r, h->tcb);
 	return got;
