@@ -265,13 +265,32 @@ static int link_setup(struct ust_link *l, char *err, size_t errlen)
 	return 0;
 }
 
+/* A steered stack's neighbour socket with an IPv6 address sees ARP and
+ * neighbour discovery (ICMPv6 types 133 to 137 right after the fixed
+ * header, as RFC 4861 sends them), nothing else, before the address
+ * filter: the steering group gives those frames to no member (every stack
+ * needs them, as each learns its neighbours and answers for the address). */
+static const struct sock_filter neigh_prefix[] = {
+	BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),                        /* 0: EtherType */
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UST_ETHERTYPE_ARP, 7, 0),    /* 1: ARP: to 9 */
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UST_ETHERTYPE_IPV6, 0, 5),   /* 2: else drop */
+	BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UST_ETH_HLEN + 6),           /* 3: next header */
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 58, 0, 3),                  /* 4: ICMPv6, else drop */
+	BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UST_ETH_HLEN + 40),          /* 5: its type */
+	BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 133, 0, 1),                 /* 6: below 133: drop */
+	BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 137, 0, 1),                 /* 7: 133..137: to 9 */
+	BPF_STMT(BPF_RET | BPF_K, 0),                                   /* 8: drop */
+};
+
 /* Opens the packet socket on ifname, attaches and locks the filter for
  * addr, and binds it for frames of type proto (ETH_P_ALL, or ETH_P_ARP for
- * a steered stack's ARP socket): fills l->fd and what link_describe
- * finds. */
-static int link_socket(struct ust_link *l, const struct ust_config *cfg, uint16_t proto, char *err, size_t errlen)
+ * a steered stack's ARP socket; with neigh, ETH_P_ALL behind
+ * neigh_prefix): fills l->fd and what link_describe finds. */
+static int link_socket(struct ust_link *l, const struct ust_config *cfg, uint16_t proto, bool neigh, char *err,
+		       size_t errlen)
 {
-	struct sock_filter prog[UST_LINK_FILTER_MAX];
+	struct sock_filter prog[UST_ARRAY_SIZE(neigh_prefix) + UST_LINK_FILTER_MAX];
+	unsigned pre = neigh ? UST_ARRAY_SIZE(neigh_prefix) : 0;
 	struct sock_fprog fprog;
 	struct sockaddr_ll sll;
 	int one = 1, r;
@@ -289,9 +308,13 @@ static int link_socket(struct ust_link *l, const struct ust_config *cfg, uint16_
 	r = link_describe(l, cfg->iface, err, errlen);
 	if (r)
 		return r;
-	fprog.len = (unsigned short)ust_link_filter(cfg->addr, cfg->has_addr6 ? &cfg->addr6 : NULL, l->mac, l->l3,
-						    prog);
+	memcpy(prog, neigh_prefix, pre * sizeof(prog[0]));
+	fprog.len = (unsigned short)(pre + ust_link_filter(cfg->addr, cfg->has_addr6 ? &cfg->addr6 : NULL, l->mac,
+							   l->l3, prog + pre));
 	fprog.filter = prog;
+	/* A socket bound to every frame sees those the kernel sends too. */
+	if (neigh)
+		set_opt(l->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
 	if (setsockopt(l->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
 		return link_fail(err, errlen, errno, "link: SO_ATTACH_FILTER: %s", strerror(errno));
 	/* Whoever holds the socket later (an unprivileged program, given it
@@ -307,10 +330,10 @@ static int link_socket(struct ust_link *l, const struct ust_config *cfg, uint16_
 	return 0;
 }
 
-static int link_socket_fd(const struct ust_config *cfg, uint16_t proto, char *err, size_t errlen)
+static int link_socket_fd(const struct ust_config *cfg, uint16_t proto, bool neigh, char *err, size_t errlen)
 {
 	struct ust_link l;
-	int r = link_socket(&l, cfg, proto, err, errlen);
+	int r = link_socket(&l, cfg, proto, neigh, err, errlen);
 
 	if (r) {
 		ust_link_close(&l);
@@ -321,17 +344,19 @@ static int link_socket_fd(const struct ust_config *cfg, uint16_t proto, char *er
 
 int ust_link_socket(const struct ust_config *cfg, char *err, size_t errlen)
 {
-	return link_socket_fd(cfg, ETH_P_ALL, err, errlen);
+	return link_socket_fd(cfg, ETH_P_ALL, false, err, errlen);
 }
 
 int ust_link_arp_socket(const struct ust_config *cfg, char *err, size_t errlen)
 {
-	return link_socket_fd(cfg, ETH_P_ARP, err, errlen);
+	if (cfg->has_addr6)
+		return link_socket_fd(cfg, ETH_P_ALL, true, err, errlen);
+	return link_socket_fd(cfg, ETH_P_ARP, false, err, errlen);
 }
 
 int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, size_t errlen)
 {
-	int r = link_socket(l, cfg, ETH_P_ALL, err, errlen);
+	int r = link_socket(l, cfg, ETH_P_ALL, false, err, errlen);
 
 	if (!r)
 		r = link_setup(l, err, errlen);

@@ -100,8 +100,10 @@ int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, s
  * the interface. Returns the fd (close-on-exec, non-blocking), or -errno
  * with one line in err. Needs CAP_NET_RAW. */
 int ust_link_socket(const struct ust_config *cfg, char *err, size_t errlen);
-/* ust_link_socket's socket bound for ARP alone (ETH_P_ARP): a steered
- * stack's second socket (struct ust_link, arp_fd). */
+/* ust_link_socket's socket bound for ARP alone (ETH_P_ARP), and with an
+ * IPv6 address for ARP and neighbour discovery alone (a filter in front of
+ * the address's): a steered stack's second socket (struct ust_link,
+ * arp_fd), for the frames the steering group gives no member. */
 int ust_link_arp_socket(const struct ust_config *cfg, char *err, size_t errlen);
 /* The same on a packet socket opened (and filtered) by someone with the
  * privilege, e.g. the launcher: takes ownership of fd. */
