@@ -202,8 +202,8 @@ for n in (1, int(sys.argv[2])):
 	launcher_topo_up --ipv6
 	local saddr6=${USTCP_ADDR6%/*}
 	cat >"$TMP/run.sh" <<-EOF
-		python3 $STEER_PY serve 4 $SADDR 7000 5 $TMP/ready4 >$TMP/s4 &
-		python3 $STEER_PY serve 6 :: 7000 5 $TMP/ready6 >$TMP/s6 &
+		python3 $STEER_PY serve 4 $SADDR 7000 5 $TMP/ready4 $TMP/stop >$TMP/s4 &
+		python3 $STEER_PY serve 6 :: 7000 5 $TMP/ready6 $TMP/stop >$TMP/s6 &
 		wait
 	EOF
 	launch_bg -A "$USTCP_ADDR6" sh "$TMP/run.sh"
@@ -246,6 +246,19 @@ except ConnectionRefusedError:
 	[[ $l6 =~ ^$saddr6\ 6/[0-9]+$ ]]
 	[ "${l4##*/}" != "${l6##*/}" ]
 	assert_line "7999 refused"
+	# Each received its own connections' frames only: the peer sends 4 or
+	# 5 a connection, 5 connections each, 46 frames for each when every
+	# process sees all of them (measured unsteered on main); none of the
+	# other's segments dropped as another's either.
+	local f4 f6 r4 r6
+	f4=$(stat_counter "${l4##*/}" tcp-foreign)
+	f6=$(stat_counter "${l6##*/}" tcp-foreign)
+	r4=$(stat_counter "${l4##*/}" rx-frames)
+	r6=$(stat_counter "${l6##*/}" rx-frames)
+	touch "$TMP/stop"
+	echo "tcp-foreign: IPv4 server $f4, IPv6 server $f6; rx-frames $r4, $r6"
+	[ "$r4" -lt 36 ] && [ "$r6" -lt 36 ]
+	[ "$f4" -eq 0 ] && [ "$f6" -eq 0 ]
 	bg_wait "$bg" 30
 	run -0 cat "$TMP/s4" "$TMP/s6"
 	assert_line "served 4 5"

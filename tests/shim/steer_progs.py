@@ -15,10 +15,11 @@ broker, so one steering group for all of them). Standard library only.
       N connections one after the other (more than a pool of client ports
       holds), each sending 1000 bytes that the peer echoes; prints
       "churn OK" or the first failure.
-  steer_progs.py serve FAMILY ADDR PORT N READYFILE
+  steer_progs.py serve FAMILY ADDR PORT N READYFILE STOPFILE
       an AF_INET (FAMILY 4) or IPV6_V6ONLY AF_INET6 (6) listener on
       ADDR:PORT; writes READYFILE, then answers N connections with
-      "FAMILY PID\n" each; prints "served FAMILY N".
+      "FAMILY PID\n" each; prints "served FAMILY N" and waits for
+      STOPFILE (30 s at most) before it exits.
 """
 import os
 import socket
@@ -101,7 +102,7 @@ def churn(addr, port, n):
     print("churn OK", flush=True)
 
 
-def serve(family, addr, port, n, readyfile):
+def serve(family, addr, port, n, readyfile, stopfile):
     l = socket.socket(socket.AF_INET6 if family == "6" else socket.AF_INET)
     if family == "6":
         l.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -115,6 +116,9 @@ def serve(family, addr, port, n, readyfile):
         c.sendall(("%s %d\n" % (family, os.getpid())).encode())
         c.close()
     print("served", family, n, flush=True)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and not os.path.exists(stopfile):
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":
