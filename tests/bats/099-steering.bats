@@ -257,8 +257,10 @@ except ConnectionRefusedError:
 	r6=$(stat_counter "${l6##*/}" rx-frames)
 	touch "$TMP/stop"
 	echo "tcp-foreign: IPv4 server $f4, IPv6 server $f6; rx-frames $r4, $r6"
-	[ "$r4" -lt 36 ] && [ "$r6" -lt 36 ]
-	[ "$f4" -eq 0 ] && [ "$f6" -eq 0 ]
+	[ "$r4" -lt 36 ]
+	[ "$r6" -lt 36 ]
+	[ "$f4" -eq 0 ]
+	[ "$f6" -eq 0 ]
 	bg_wait "$bg" 30
 	run -0 cat "$TMP/s4" "$TMP/s6"
 	assert_line "served 4 5"
