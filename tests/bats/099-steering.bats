@@ -55,32 +55,33 @@ stat_counter() {
 		awk -v n="$2" '$1 == n { v = $2 } END { print v + 0 }'
 }
 
-@test "steering: a bulk flow's frames reach its process alone, not one holding another connection [ustcp]" {
-	[ "$(id -u)" = 0 ] || skip "needs root"
-	TMP=$BATS_TEST_TMPDIR
-	launcher_topo_up
-	local mb=40
+# bulk_beside_holder ADDR [LAUNCHER OPTIONS...]: a process of the launcher
+# holds a connection to the peer at ADDR (1 MiB received) while another
+# receives 40 MiB from it; the holder must get its own frames alone (its
+# handshake, its 1 MiB in GSO frames, its end: not the bulk flow's 640 or
+# more frames).
+bulk_beside_holder() {
+	local addr=$1 mb=40
+	shift
 	peer_bg /usr/bin/python3 -c '
 import socket, sys
-l = socket.socket()
+l = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind((sys.argv[1], 9300)); l.listen(4)
 for n in (1, int(sys.argv[2])):
     c, _ = l.accept()
     for _ in range(n):
         c.sendall(bytes(1 << 20))
-    c.close()' "$PEER_ADDR" "$mb" </dev/null
+    c.close()' "$addr" "$mb" </dev/null
 	wait_listen "$PEER_NETNS" 9300
-	# The holder's connection gets 1 MiB and stays; the bulk flow's 40 MiB
-	# go to another process of the same launcher.
 	cat >"$TMP/run.sh" <<-EOF
-		python3 $STEER_PY hold $PEER_ADDR 9300 $TMP/holder $TMP/stop &
+		python3 $STEER_PY hold $addr 9300 $TMP/holder $TMP/stop &
 		while [ ! -s $TMP/holder ]; do sleep 0.05; done
-		python3 $STEER_PY bulk $PEER_ADDR 9300 >$TMP/bulk
+		python3 $STEER_PY bulk $addr 9300 >$TMP/bulk
 		touch $TMP/bulk.done
 		wait
 	EOF
-	launch_bg sh "$TMP/run.sh"
+	launch_bg "$@" sh "$TMP/run.sh"
 	local bg=$BG_PID
 	wait_file "$TMP/bulk.done" 40
 	run -0 cat "$TMP/bulk"
@@ -92,10 +93,15 @@ for n in (1, int(sys.argv[2])):
 	touch "$TMP/stop"
 	bg_wait "$bg" 20
 	echo "holder: rx-frames $frames, tcp-foreign $foreign"
-	# Its handshake, its 1 MiB (GSO frames) and its end: not the bulk
-	# flow's 640 or more frames.
 	[ "$frames" -lt 100 ]
 	[ "$foreign" -eq 0 ]
+}
+
+@test "steering: a bulk flow's frames reach its process alone, not one holding another connection [ustcp]" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	TMP=$BATS_TEST_TMPDIR
+	launcher_topo_up
+	bulk_beside_holder "$PEER_ADDR"
 }
 
 @test "steering: a forking server's children, a client churning through its pool of ports, a closed port refused [ustcp]" {
@@ -147,7 +153,7 @@ print("peer OK")' "$SADDR"
 
 # ---- over IPv6 (issue 16): the launcher with an IPv6 address (-A) -----------
 
-# The bulk test's over IPv6: the holder's and the bulk flow's connections
+# The bulk test over IPv6: the holder's and the bulk flow's connections
 # go to [PEER_ADDR6] (client ports, claimed for both families), each stack
 # finds the peer by neighbour discovery on its own neighbour socket (the
 # group gives NDP to no member), and the bulk flow's frames reach its
@@ -156,39 +162,7 @@ print("peer OK")' "$SADDR"
 	[ "$(id -u)" = 0 ] || skip "needs root"
 	TMP=$BATS_TEST_TMPDIR
 	launcher_topo_up --ipv6
-	local mb=40
-	peer_bg /usr/bin/python3 -c '
-import socket, sys
-l = socket.socket(socket.AF_INET6)
-l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind((sys.argv[1], 9300)); l.listen(4)
-for n in (1, int(sys.argv[2])):
-    c, _ = l.accept()
-    for _ in range(n):
-        c.sendall(bytes(1 << 20))
-    c.close()' "$PEER_ADDR6" "$mb" </dev/null
-	wait_listen "$PEER_NETNS" 9300
-	cat >"$TMP/run.sh" <<-EOF
-		python3 $STEER_PY hold $PEER_ADDR6 9300 $TMP/holder $TMP/stop &
-		while [ ! -s $TMP/holder ]; do sleep 0.05; done
-		python3 $STEER_PY bulk $PEER_ADDR6 9300 >$TMP/bulk
-		touch $TMP/bulk.done
-		wait
-	EOF
-	launch_bg -A "$USTCP_ADDR6" sh "$TMP/run.sh"
-	local bg=$BG_PID
-	wait_file "$TMP/bulk.done" 40
-	run -0 cat "$TMP/bulk"
-	assert_output "bulk $((mb << 20))"
-	local pid frames foreign
-	pid=$(cat "$TMP/holder")
-	frames=$(stat_counter "$pid" rx-frames)
-	foreign=$(stat_counter "$pid" tcp-foreign)
-	touch "$TMP/stop"
-	bg_wait "$bg" 20
-	echo "holder: rx-frames $frames, tcp-foreign $foreign"
-	[ "$frames" -lt 100 ]
-	[ "$foreign" -eq 0 ]
+	bulk_beside_holder "$PEER_ADDR6" -A "$USTCP_ADDR6"
 }
 
 # One port, two processes, one family each (Linux's port spaces are apart:
