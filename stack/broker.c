@@ -119,24 +119,29 @@ static bool steer_apply(struct ust_broker *b)
 	static struct ust_steer_range r[UST_STEER_RANGES_MAX + 1];
 	static struct sock_filter prog[UST_STEER_PROG_MAX];
 	struct sock_fprog fp = { .filter = prog };
-	unsigned n = 0;
+	unsigned n = 0, n4 = 0;
 
-	for (unsigned p = 1; p < 65536; p++) {
-		unsigned s = b->owner[p];
-		uint16_t idx;
+	/* Each family's ranges, IPv4's first. */
+	for (unsigned f = 0; f < 2; f++) {
+		for (unsigned p = 1; p < 65536; p++) {
+			unsigned s = b->owner[f * UST_BROKER_V6 + p];
+			uint16_t idx;
 
-		if (!s || b->m[s].leaving)
-			continue;
-		idx = (uint16_t)b->m[s].idx;
-		if (n && r[n - 1].member == idx && r[n - 1].hi == p - 1) {
-			r[n - 1].hi = (uint16_t)p;
-			continue;
+			if (!s || b->m[s].leaving)
+				continue;
+			idx = (uint16_t)b->m[s].idx;
+			if (n > n4 && r[n - 1].member == idx && r[n - 1].hi == p - 1) {
+				r[n - 1].hi = (uint16_t)p;
+				continue;
+			}
+			if (n == UST_STEER_RANGES_MAX)
+				return false;
+			r[n++] = (struct ust_steer_range){ (uint16_t)p, (uint16_t)p, idx };
 		}
-		if (n == UST_STEER_RANGES_MAX)
-			return false;
-		r[n++] = (struct ust_steer_range){ (uint16_t)p, (uint16_t)p, idx };
+		if (!f)
+			n4 = n;
 	}
-	fp.len = (unsigned short)ust_steer_program(r, n, b->n > 1 ? 1 : UST_STEER_BROKER, prog);
+	fp.len = (unsigned short)ust_steer_program(r, n4, r + n4, n - n4, b->n > 1 ? 1 : UST_STEER_BROKER, prog);
 	return fp.len && setsockopt(b->own, SOL_PACKET, PACKET_FANOUT_DATA, &fp, sizeof(fp)) == 0;
 }
 
@@ -174,12 +179,7 @@ void ust_broker_init(struct ust_broker *b, const struct ust_config *cfg, uid_t u
 	b->own = -1;
 	for (unsigned s = 0; s < UST_BROKER_MEMBERS; s++)
 		b->m[s].sock = b->m[s].chan = -1;
-	/* IPv4 on Ethernet alone: the program reads IPv4, and an IPv6
-	 * address's neighbour discovery would need every stack to see its
-	 * replies, as ARP's (not built). */
-	if (cfg->has_addr6)
-		return;
-	b->owner = calloc(65536, sizeof(*b->owner));
+	b->owner = calloc(2 * UST_BROKER_V6, sizeof(*b->owner));
 	if (!b->owner)
 		return;
 	b->own = steer_own_member(cfg, &b->group);
@@ -247,7 +247,7 @@ static void steer_leave(struct ust_broker *b, unsigned s)
 	close(b->m[s].sock);
 	close(b->m[s].chan);
 	b->m[s].sock = b->m[s].chan = -1;
-	for (unsigned p = 1; p < 65536; p++)
+	for (unsigned p = 1; p < 2 * UST_BROKER_V6; p++)
 		if (b->owner[p] == s)
 			b->owner[p] = 0;
 	if (ino && packet_socket_open(ino)) {
@@ -279,17 +279,25 @@ static void steer_zombies(struct ust_broker *b)
 /* Is fd a kernel TCP socket bound to our address and port (a
  * reservation, stackthread/ports.c)? Holding one is holding the port in
  * the kernel's table. */
-static bool proof_bound(const struct ust_broker *b, int fd, uint16_t port)
+static bool proof_bound(const struct ust_broker *b, int fd, uint16_t port, bool *v6)
 {
-	struct sockaddr_in in;
-	socklen_t len = sizeof(int), alen = sizeof(in);
+	struct sockaddr_in6 sa;
+	struct sockaddr_in *in = (struct sockaddr_in *)&sa;
+	socklen_t len = sizeof(int), alen = sizeof(sa);
 	int domain = 0, proto = 0;
 
-	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_INET &&
-	       getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 && proto == IPPROTO_TCP &&
-	       getsockname(fd, (struct sockaddr *)&in, &alen) == 0 && alen >= sizeof(in) &&
-	       in.sin_family == AF_INET && ntohl(in.sin_addr.s_addr) == b->cfg->addr &&
-	       ntohs(in.sin_port) == port;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 || proto != IPPROTO_TCP ||
+	    getsockname(fd, (struct sockaddr *)&sa, &alen) < 0)
+		return false;
+	/* An IPv6 reservation (an IPV6_V6ONLY socket on our IPv6 address)
+	 * holds the port in IPv6's space. */
+	*v6 = domain == AF_INET6;
+	if (domain == AF_INET6)
+		return b->cfg->has_addr6 && alen >= sizeof(sa) && sa.sin6_family == AF_INET6 &&
+		       !memcmp(&sa.sin6_addr, b->cfg->addr6.b, 16) && ntohs(sa.sin6_port) == port;
+	return domain == AF_INET && alen >= sizeof(*in) && in->sin_family == AF_INET &&
+	       ntohl(in->sin_addr.s_addr) == b->cfg->addr && ntohs(in->sin_port) == port;
 }
 
 /* Is fd an open file description of the program's ports file that holds
@@ -326,15 +334,19 @@ static bool proof_shared(const struct ust_broker *b, int fd, const struct ust_st
 /* What a round of members' messages changed, to undo if the program
  * cannot take it, and the answers that go once it does. */
 struct round {
-	struct { uint16_t port, was; } undo[UST_STEER_PORTS_MAX * 64];
+	struct { uint32_t port; uint16_t was; } undo[UST_STEER_PORTS_MAX * 64 * 2]; /* port: an owner[] index */
 	unsigned nundo;
 	struct { unsigned slot; struct ust_steer_answer a; } ans[64];
 	unsigned nans;
 	bool dirty;
 };
 
-int ust_broker_check(const struct ust_broker *b, const struct ust_steer_msg *m, size_t len, int fd)
+int ust_broker_check(const struct ust_broker *b, const struct ust_steer_msg *m, size_t len, int fd,
+		     unsigned *families)
 {
+	bool v6 = false;
+
+	*families = 3; /* client ports: either family's connections */
 	if (len < offsetof(struct ust_steer_msg, port) || m->n > UST_STEER_PORTS_MAX ||
 	    len < offsetof(struct ust_steer_msg, port) + m->n * sizeof(uint16_t))
 		return EPROTO;
@@ -345,7 +357,10 @@ int ust_broker_check(const struct ust_broker *b, const struct ust_steer_msg *m, 
 	case UST_STEER_RELEASE:
 		return 0;
 	case UST_STEER_CLAIM_BOUND:
-		return fd >= 0 && m->n == 1 && proof_bound(b, fd, m->port[0]) ? 0 : EPERM;
+		if (fd < 0 || m->n != 1 || !proof_bound(b, fd, m->port[0], &v6))
+			return EPERM;
+		*families = v6 ? 2 : 1;
+		return 0;
 	case UST_STEER_CLAIM_SHARED:
 		return fd >= 0 && proof_shared(b, fd, m) ? 0 : EPERM;
 	default:
@@ -358,13 +373,19 @@ int ust_broker_check(const struct ust_broker *b, const struct ust_steer_msg *m, 
 static void steer_message(struct ust_broker *b, unsigned s, const struct ust_steer_msg *m, size_t len, int fd,
 			  struct round *rd)
 {
-	int status = ust_broker_check(b, m, len, fd);
+	unsigned families = 0;
+	int status = ust_broker_check(b, m, len, fd, &families);
 
+	/* A release lets the port go in both families: a stack releases a
+	 * port with its last user. */
 	if (len >= offsetof(struct ust_steer_msg, port) && m->op == UST_STEER_RELEASE) {
 		for (uint32_t i = 0; !status && i < m->n; i++) {
-			if (b->owner[m->port[i]] == s) {
-				b->owner[m->port[i]] = 0;
-				rd->dirty = true;
+			for (unsigned f = 0; f < 2; f++) {
+				uint16_t *o = &b->owner[f * UST_BROKER_V6 + m->port[i]];
+				if (*o == s) {
+					*o = 0;
+					rd->dirty = true;
+				}
 			}
 		}
 		return;
@@ -379,9 +400,14 @@ static void steer_message(struct ust_broker *b, unsigned s, const struct ust_ste
 		return;
 	}
 	for (uint32_t i = 0; i < m->n; i++) {
-		rd->undo[rd->nundo].port = m->port[i];
-		rd->undo[rd->nundo++].was = b->owner[m->port[i]];
-		b->owner[m->port[i]] = (uint16_t)s;
+		for (unsigned f = 0; f < 2; f++) {
+			unsigned k = f * UST_BROKER_V6 + m->port[i];
+			if (!(families & (1u << f)))
+				continue;
+			rd->undo[rd->nundo].port = k;
+			rd->undo[rd->nundo++].was = b->owner[k];
+			b->owner[k] = (uint16_t)s;
+		}
 	}
 	rd->dirty = true;
 }

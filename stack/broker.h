@@ -59,6 +59,9 @@ struct ust_broker_member {
 	ino_t zombie;  /* gone, but its socket still open somewhere: its inode */
 };
 
+/* Where IPv6's ports start in ust_broker's owner[]. */
+#define UST_BROKER_V6 65536u
+
 /* A broker's state: its configuration and, when it steers, the group. */
 struct ust_broker {
 	const struct ust_config *cfg;
@@ -70,7 +73,8 @@ struct ust_broker {
 	/* Slots 1..UST_BROKER_MEMBERS-1 (0: nobody); by_idx: a place's slot. */
 	struct ust_broker_member m[UST_BROKER_MEMBERS];
 	uint16_t by_idx[UST_BROKER_MEMBERS];
-	uint16_t *owner;       /* 65536: the slot each port is steered to, 0 none */
+	uint16_t *owner;       /* 2 x 65536: the slot each port is steered to, 0 none:
+				  IPv4's ports, then IPv6's (UST_BROKER_V6) */
 	unsigned zombies;      /* members with zombie set */
 	unsigned refused;      /* claims refused: no proof, or no room */
 };
@@ -79,8 +83,11 @@ struct ust_broker {
  * none), deserves: 0, or the errno its claim is refused with (EPROTO
  * malformed, EINVAL port 0, EPERM no proof). Reads the fd's socket or file
  * and may take the ports file's owner lock on it (broker.c,
- * proof_shared); keeps nothing. */
-int ust_broker_check(const struct ust_broker *b, const struct ust_steer_msg *m, size_t len, int fd);
+ * proof_shared); keeps nothing. A granted claim's families (bit 0 IPv4,
+ * bit 1 IPv6) go to *families: a bound port's are its reservation's, a
+ * client port's both. */
+int ust_broker_check(const struct ust_broker *b, const struct ust_steer_msg *m, size_t len, int fd,
+		     unsigned *families);
 
 /* Sets b up for cfg's programs of uid, with a steering group where the
  * interface takes one (b->own >= 0 then). */

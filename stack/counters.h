@@ -103,6 +103,8 @@
 	X(TCP_RETRANS,       "tcp-retrans",       "segments retransmitted") \
 	X(TCP_FAST_RETRANS,  "tcp-fast-retrans",  "fast retransmits") \
 	X(TCP_RTO,           "tcp-rto",           "retransmission timeouts") \
+	X(TCP_TIMEOUT_REHASH, "tcp-timeout-rehash", "IPv6 flow labels changed by a retransmission timeout (TCPTimeoutRehash)") \
+	X(TCP_DUP_DATA_REHASH, "tcp-dup-data-rehash", "IPv6 flow labels changed by data received again under a new label (TCPDuplicateDataRehash)") \
 	X(TCP_LOSS_PROBES,   "tcp-loss-probes",   "tail loss probes sent (TCPLossProbes)") \
 	X(TCP_LOSS_PROBE_RECOVERY, "tcp-loss-probe-recovery", "tail losses a probe repaired (TCPLossProbeRecovery)") \
 	X(TCP_UNDO,          "tcp-undo",          "recoveries found spurious and undone (TCPFullUndo, TCPPartialUndo, TCPDSACKUndo)") \

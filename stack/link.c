@@ -223,20 +223,59 @@ static void set_opt(int fd, int level, int name, int val, const char *what)
 		ust_log(UST_LOG_INFO, "link: %s not available: %s", what, strerror(errno));
 }
 
-/* Does the device take TCP segments bigger than its MTU (TSO, with the
- * scatter-gather and checksumming it needs)? A GSO frame sent to one that
- * does not is dropped: PACKET_QDISC_BYPASS sends without the software GSO
- * that the queueing path would do (__dev_direct_xmit drops what
- * validation had to change). ETHTOOL_GTSO needs no privilege. */
-static bool device_tso(const struct ust_link *l)
+static int ethtool(const struct ust_link *l, void *cmd)
 {
-	struct ethtool_value v = { .cmd = ETHTOOL_GTSO };
 	struct ifreq ifr;
 
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", l->ifname);
-	ifr.ifr_data = (char *)&v;
-	return ioctl(l->fd, SIOCETHTOOL, &ifr) == 0 && v.data;
+	ifr.ifr_data = cmd;
+	return ioctl(l->fd, SIOCETHTOOL, &ifr);
+}
+
+/* Does the device take TCP segments of each family bigger than its MTU
+ * (TSO and TSO6, which the kernel keeps on only with the scatter-gather
+ * and checksumming they need)? A GSO frame sent to one that does not is
+ * dropped: PACKET_QDISC_BYPASS sends without the software GSO that the
+ * queueing path would do (__dev_direct_xmit drops what validation had to
+ * change). ETHTOOL_GTSO answers for both at once (NETIF_F_ALL_TSO), so the
+ * features go by their names, as "ethtool -k" reads them: the active bits
+ * of "tx-tcp-segmentation" and "tx-tcp6-segmentation". No privilege
+ * needed. */
+static void device_tso(struct ust_link *l)
+{
+	struct {
+		struct ethtool_sset_info hdr;
+		uint32_t len;
+	} info = { .hdr = { .cmd = ETHTOOL_GSSET_INFO, .sset_mask = 1ull << ETH_SS_FEATURES } };
+	struct ethtool_gstrings *names = NULL;
+	struct ethtool_gfeatures *feat = NULL;
+	uint32_t n, blocks;
+
+	l->gso4 = l->gso6 = false;
+	if (ethtool(l, &info) < 0 || !(info.hdr.sset_mask & (1ull << ETH_SS_FEATURES)))
+		return;
+	n = info.len;
+	blocks = (n + 31) / 32;
+	names = calloc(1, sizeof(*names) + (size_t)n * ETH_GSTRING_LEN);
+	feat = calloc(1, sizeof(*feat) + blocks * sizeof(feat->features[0]));
+	if (!names || !feat)
+		goto out;
+	*names = (struct ethtool_gstrings){ .cmd = ETHTOOL_GSTRINGS, .string_set = ETH_SS_FEATURES, .len = n };
+	*feat = (struct ethtool_gfeatures){ .cmd = ETHTOOL_GFEATURES, .size = blocks };
+	if (ethtool(l, names) < 0 || ethtool(l, feat) < 0)
+		goto out;
+	for (uint32_t i = 0; i < n && i < feat->size * 32; i++) {
+		const char *name = (const char *)names->data + (size_t)i * ETH_GSTRING_LEN;
+		bool on = feat->features[i / 32].active & (1u << (i % 32));
+		if (!strncmp(name, "tx-tcp-segmentation", ETH_GSTRING_LEN))
+			l->gso4 = on;
+		else if (!strncmp(name, "tx-tcp6-segmentation", ETH_GSTRING_LEN))
+			l->gso6 = on;
+	}
+out:
+	free(names);
+	free(feat);
 }
 
 /* Options that are ours to set whoever opened the socket. */
@@ -256,7 +295,7 @@ static int link_setup(struct ust_link *l, char *err, size_t errlen)
 	 * sends. Not on a tun link, whose frames are datagrams. */
 	if (!l->l3 && setsockopt(l->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0) {
 		l->vnet = true;
-		l->gso = device_tso(l);
+		device_tso(l);
 	} else if (!l->l3) {
 		ust_log(UST_LOG_INFO, "link: PACKET_VNET_HDR not available (%s): one frame per segment",
 			strerror(errno));
@@ -288,14 +327,32 @@ static int link_setup(struct ust_link *l, char *err, size_t errlen)
 	return 0;
 }
 
+/* A steered stack's neighbour socket with an IPv6 address sees ARP and
+ * neighbour discovery (ICMPv6 types 133 to 137 right after the fixed
+ * header, as RFC 4861 sends them), nothing else, before the address
+ * filter: the steering group gives those frames to no member (every stack
+ * needs them, as each learns its neighbours and answers for the address). */
+static const struct sock_filter neigh_prefix[] = {
+	BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),                        /* 0: EtherType */
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UST_ETHERTYPE_ARP, 7, 0),    /* 1: ARP: to 9 */
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UST_ETHERTYPE_IPV6, 0, 5),   /* 2: else drop */
+	BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UST_ETH_HLEN + 6),           /* 3: next header */
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 58, 0, 3),                  /* 4: ICMPv6, else drop */
+	BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UST_ETH_HLEN + 40),          /* 5: its type */
+	BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 133, 0, 1),                 /* 6: below 133: drop */
+	BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 137, 0, 1),                 /* 7: 133..137: to 9 */
+	BPF_STMT(BPF_RET | BPF_K, 0),                                   /* 8: drop */
+};
+
 /* Opens the packet socket on ifname, attaches the filter for addr (and
  * locks it, with lock), and binds it for frames of type proto (ETH_P_ALL,
- * or ETH_P_ARP for a steered stack's ARP socket): fills l->fd and what
- * link_describe finds. */
-static int link_socket(struct ust_link *l, const struct ust_config *cfg, uint16_t proto, bool lock, char *err,
-		       size_t errlen)
+ * or ETH_P_ARP for a steered stack's ARP socket; with neigh, ETH_P_ALL
+ * behind neigh_prefix): fills l->fd and what link_describe finds. */
+static int link_socket(struct ust_link *l, const struct ust_config *cfg, uint16_t proto, bool neigh, bool lock,
+		       char *err, size_t errlen)
 {
-	struct sock_filter prog[UST_LINK_FILTER_MAX];
+	struct sock_filter prog[UST_ARRAY_SIZE(neigh_prefix) + UST_LINK_FILTER_MAX];
+	unsigned pre = neigh ? UST_ARRAY_SIZE(neigh_prefix) : 0;
 	struct sock_fprog fprog;
 	struct sockaddr_ll sll;
 	int one = 1, r;
@@ -313,9 +370,13 @@ static int link_socket(struct ust_link *l, const struct ust_config *cfg, uint16_
 	r = link_describe(l, cfg->iface, err, errlen);
 	if (r)
 		return r;
-	fprog.len = (unsigned short)ust_link_filter(cfg->addr, cfg->has_addr6 ? &cfg->addr6 : NULL, l->mac, l->l3,
-						    prog);
+	memcpy(prog, neigh_prefix, pre * sizeof(prog[0]));
+	fprog.len = (unsigned short)(pre + ust_link_filter(cfg->addr, cfg->has_addr6 ? &cfg->addr6 : NULL, l->mac,
+							   l->l3, prog + pre));
 	fprog.filter = prog;
+	/* A socket bound to every frame sees those the kernel sends too. */
+	if (neigh)
+		set_opt(l->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
 	if (setsockopt(l->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
 		return link_fail(err, errlen, errno, "link: SO_ATTACH_FILTER: %s", strerror(errno));
 	/* Whoever holds the socket later (an unprivileged program, given it
@@ -331,10 +392,10 @@ static int link_socket(struct ust_link *l, const struct ust_config *cfg, uint16_
 	return 0;
 }
 
-static int link_socket_fd(const struct ust_config *cfg, uint16_t proto, char *err, size_t errlen)
+static int link_socket_fd(const struct ust_config *cfg, uint16_t proto, bool neigh, char *err, size_t errlen)
 {
 	struct ust_link l;
-	int r = link_socket(&l, cfg, proto, true, err, errlen);
+	int r = link_socket(&l, cfg, proto, neigh, true, err, errlen);
 
 	if (r) {
 		ust_link_close(&l);
@@ -345,12 +406,14 @@ static int link_socket_fd(const struct ust_config *cfg, uint16_t proto, char *er
 
 int ust_link_socket(const struct ust_config *cfg, char *err, size_t errlen)
 {
-	return link_socket_fd(cfg, ETH_P_ALL, err, errlen);
+	return link_socket_fd(cfg, ETH_P_ALL, false, err, errlen);
 }
 
 int ust_link_arp_socket(const struct ust_config *cfg, char *err, size_t errlen)
 {
-	return link_socket_fd(cfg, ETH_P_ARP, err, errlen);
+	if (cfg->has_addr6)
+		return link_socket_fd(cfg, ETH_P_ALL, true, err, errlen);
+	return link_socket_fd(cfg, ETH_P_ARP, false, err, errlen);
 }
 
 int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, size_t errlen)
@@ -360,7 +423,7 @@ int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, s
 	 * nothing from it; unlocked, the stack may narrow the filter to its
 	 * ports (ust_link_set_filter: an exit keeper's, docs/architecture.md
 	 * §5). */
-	int r = link_socket(l, cfg, ETH_P_ALL, false, err, errlen);
+	int r = link_socket(l, cfg, ETH_P_ALL, false, false, err, errlen);
 
 	if (!r) {
 		l->filter_own = true;
@@ -750,6 +813,17 @@ static void csum_alone(const struct ust_link *l, struct ust_pkt *p, struct virti
 	h->csum_offset = 16;
 }
 
+/* May this frame head a GSO run: is GSO on for its family? */
+static bool link_gso(const struct ust_link *l, const struct ust_pkt *p)
+{
+	uint16_t type;
+
+	if (p->len < UST_ETH_HLEN)
+		return false;
+	type = (uint16_t)(p->data[12] << 8 | p->data[13]);
+	return type == UST_ETHERTYPE_IPV6 ? l->gso6 : type == UST_ETHERTYPE_IPV4 && l->gso4;
+}
+
 /* The messages for pkts: one per frame, or per GSO run; returns how many. */
 static unsigned tx_plan(struct ust_link *l, struct ust_pkt *const *pkts, unsigned n)
 {
@@ -767,7 +841,7 @@ static unsigned tx_plan(struct ust_link *l, struct ust_pkt *const *pkts, unsigne
 			struct virtio_net_hdr *h = &l->tx_vnet[nmsg];
 
 			memset(h, 0, sizeof(*h));
-			if (l->gso && pkts[i]->len >= UST_ETH_HLEN + 40) {
+			if (link_gso(l, pkts[i]) && pkts[i]->len >= UST_ETH_HLEN + 40) {
 				gso_head_save(pkts[i], l->tx_head[nmsg]);
 				run = ust_link_gso_run(pkts + i, n - i, UST_LINK_GSO_MAX, h);
 			}
@@ -794,17 +868,25 @@ static unsigned tx_plan(struct ust_link *l, struct ust_pkt *const *pkts, unsigne
  * ENOBUFS when the device would not take it (its TSO switched off, a
  * smaller gso_max_size: __dev_direct_xmit drops it; or, once, a full
  * device queue). The heads of the runs not sent get their own headers
- * back, and from now on every frame goes alone, as before GSO. */
+ * back, and from now on every frame of the refused run's family goes
+ * alone, as before GSO; the other family's runs go on (a device may have
+ * TSO for IPv4 and not for IPv6). */
 static void gso_refused(struct ust_link *l, struct ust_pkt *const *pkts, unsigned from_msg, unsigned nmsg)
 {
 	unsigned p = 0;
+	bool v6 = false;
 
-	for (unsigned m = 0; m < nmsg; p += l->tx_frames[m], m++)
+	for (unsigned m = 0; m < nmsg; p += l->tx_frames[m], m++) {
+		if (m == from_msg)
+			v6 = pkts[p]->data[12] == (UST_ETHERTYPE_IPV6 >> 8) &&
+			     pkts[p]->data[13] == (UST_ETHERTYPE_IPV6 & 0xff);
 		if (m >= from_msg && l->tx_frames[m] > 1)
 			gso_head_restore(pkts[p], l->tx_head[m]);
-	l->gso = false;
-	ust_log(UST_LOG_INFO, "link %s: the kernel refused a GSO frame (%s): one frame per segment from now on",
-		l->ifname, strerror(errno));
+	}
+	*(v6 ? &l->gso6 : &l->gso4) = false;
+	ust_log(UST_LOG_INFO,
+		"link %s: the kernel refused an IPv%c GSO frame (%s): one IPv%c frame per segment from now on",
+		l->ifname, v6 ? '6' : '4', strerror(errno), v6 ? '6' : '4');
 }
 
 unsigned ust_link_output(void *ctx, struct ust_pkt *const *pkts, unsigned n)
@@ -814,7 +896,7 @@ unsigned ust_link_output(void *ctx, struct ust_pkt *const *pkts, unsigned n)
 
 	/* A capture shows the frames as TCP built them: no runs then. */
 	if (l->pcap.f)
-		l->gso = false;
+		l->gso4 = l->gso6 = false;
 	nmsg = tx_plan(l, pkts, n);
 	while (m < nmsg) {
 		int r = sendmmsg(l->fd, l->tx_msg + m, nmsg - m, MSG_DONTWAIT);

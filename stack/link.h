@@ -54,7 +54,9 @@ struct ust_link {
 	 * virtio_net_hdr, and runs of TCP segments leave as one GSO frame
 	 * (ust_link_gso_run) that the kernel, or the device, cuts up. */
 	bool vnet;
-	bool gso;                 /* runs go as GSO frames (off after a refusal, or with a capture) */
+	/* Runs of each family go as GSO frames: as the device's TSO and
+	 * TSO6 say (device_tso); off after a refusal, or with a capture. */
+	bool gso4, gso6;
 
 	uint8_t *rx_mem;          /* UST_LINK_BATCH buffers of UST_LINK_FRAME_MAX */
 	struct mmsghdr rx_msg[UST_LINK_BATCH];
@@ -123,8 +125,10 @@ int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, s
  * the interface. Returns the fd (close-on-exec, non-blocking), or -errno
  * with one line in err. Needs CAP_NET_RAW. */
 int ust_link_socket(const struct ust_config *cfg, char *err, size_t errlen);
-/* ust_link_socket's socket bound for ARP alone (ETH_P_ARP): a steered
- * stack's second socket (struct ust_link, arp_fd). */
+/* ust_link_socket's socket bound for ARP alone (ETH_P_ARP), and with an
+ * IPv6 address for ARP and neighbour discovery alone (a filter in front of
+ * the address's): a steered stack's second socket (struct ust_link,
+ * arp_fd), for the frames the steering group gives no member. */
 int ust_link_arp_socket(const struct ust_config *cfg, char *err, size_t errlen);
 /* The same on a packet socket opened (and filtered) by someone with the
  * privilege, e.g. the launcher: takes ownership of fd. */

@@ -79,46 +79,99 @@ unsigned ust_steer_ranges(const uint64_t bits[1024], struct ust_steer_range *r, 
 	return port_runs(bits, gap, r);
 }
 
-unsigned ust_steer_program(const struct ust_steer_range *r, unsigned n, unsigned dflt,
-			   struct sock_filter prog[UST_STEER_PROG_MAX])
+/* The head as a tiny assembler writes it: jumps name labels, resolved
+ * once every instruction's place is known. */
+enum label { NEXT, L_V4, L_V4Q, L_V4TCP, L_V6, L_V6TCP, L_DFLT, L_BROKER, L_S4, L_S6, L_N };
+
+struct ins {
+	uint16_t code;
+	uint32_t k;
+	uint8_t jt, jf;       /* enum label; NEXT: the next instruction */
+	uint8_t at;           /* the label this instruction carries, or NEXT */
+};
+
+unsigned ust_steer_program(const struct ust_steer_range *r4, unsigned n4, const struct ust_steer_range *r6,
+			   unsigned n6, unsigned dflt, struct sock_filter prog[UST_STEER_PROG_MAX])
 {
 	/* The frame from its IP header: the fanout hook runs before
 	 * packet_rcv pushes the link header back. The EtherType is the
-	 * skb's protocol, an ancillary load. Labels: DFLT 24, BROKER 25,
-	 * SEARCH 26. */
-	const struct sock_filter head[] = {
-		INS(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_PROTOCOL)), /* 0 */
-		JMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_ARP, 23, 0),  /* 1: ARP: the broker */
-		JMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, 21),   /* 2: not IPv4: dflt */
-		INS(BPF_LD | BPF_H | BPF_ABS, 6),                  /* 3: flags, fragment offset */
-		JMP(BPF_JMP | BPF_JSET | BPF_K, 0x1fff, 19, 0),    /* 4: a later fragment: dflt */
-		INS(BPF_LDX | BPF_B | BPF_MSH, 0),                 /* 5: X = IP header length */
-		INS(BPF_LD | BPF_B | BPF_ABS, 9),                  /* 6: protocol */
-		JMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 14, 0),          /* 7: TCP: 22 */
-		JMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 15),          /* 8: ICMP, else dflt */
-		INS(BPF_LD | BPF_B | BPF_IND, 0),                  /* 9: ICMP type */
-		JMP(BPF_JMP | BPF_JEQ | BPF_K, 3, 2, 0),           /* 10: unreachable */
-		JMP(BPF_JMP | BPF_JEQ | BPF_K, 11, 1, 0),          /* 11: time exceeded */
-		JMP(BPF_JMP | BPF_JEQ | BPF_K, 12, 0, 11),         /* 12: parameter problem, else dflt */
-		INS(BPF_LD | BPF_B | BPF_IND, 8 + 9),              /* 13: the quoted protocol */
-		JMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 0, 9),           /* 14: TCP, else dflt */
-		INS(BPF_LD | BPF_B | BPF_IND, 8),                  /* 15: the quoted header's length */
-		INS(BPF_ALU | BPF_AND | BPF_K, 0xf),               /* 16 */
-		INS(BPF_ALU | BPF_LSH | BPF_K, 2),                 /* 17 */
-		INS(BPF_ALU | BPF_ADD | BPF_X, 0),                 /* 18 */
-		INS(BPF_MISC | BPF_TAX, 0),                        /* 19 */
-		INS(BPF_LD | BPF_H | BPF_IND, 8),                  /* 20: the quoted source port: ours */
-		INS(BPF_JMP | BPF_JA, 4),                          /* 21: to SEARCH */
-		INS(BPF_LD | BPF_H | BPF_IND, 2),                  /* 22: TCP destination port */
-		INS(BPF_JMP | BPF_JA, 2),                          /* 23: to SEARCH */
-		INS(BPF_RET | BPF_K, dflt),                        /* 24: DFLT */
-		INS(BPF_RET | BPF_K, UST_STEER_BROKER),            /* 25: BROKER */
+	 * skb's protocol, an ancillary load. */
+#define I(c, k) { (c), (k), NEXT, NEXT, NEXT }
+#define J(c, k, t, f) { (c), (k), (t), (f), NEXT }
+#define AT(l, c, k) { (c), (k), NEXT, NEXT, (l) }
+#define ATJ(l, c, k, t, f) { (c), (k), (t), (f), (l) }
+	static const struct ins head[] = {
+		I(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_PROTOCOL)),
+		J(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_ARP, L_BROKER, NEXT),   /* every stack reads ARP apart */
+		J(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IPV6, L_V6, NEXT),
+		J(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, NEXT, L_DFLT),
+		/* IPv4 */
+		AT(L_V4, BPF_LD | BPF_H | BPF_ABS, 6),                      /* flags, fragment offset */
+		J(BPF_JMP | BPF_JSET | BPF_K, 0x1fff, L_DFLT, NEXT),        /* a later fragment */
+		I(BPF_LDX | BPF_B | BPF_MSH, 0),                            /* X = IP header length */
+		I(BPF_LD | BPF_B | BPF_ABS, 9),                             /* protocol */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 6, L_V4TCP, NEXT),
+		J(BPF_JMP | BPF_JEQ | BPF_K, 1, NEXT, L_DFLT),              /* ICMP */
+		I(BPF_LD | BPF_B | BPF_IND, 0),                             /* its type */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 3, L_V4Q, NEXT),               /* unreachable */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 11, L_V4Q, NEXT),              /* time exceeded */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 12, NEXT, L_DFLT),             /* parameter problem */
+		AT(L_V4Q, BPF_LD | BPF_B | BPF_IND, 8 + 9),                 /* the quoted protocol */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 6, NEXT, L_DFLT),
+		I(BPF_LD | BPF_B | BPF_IND, 8),                             /* the quoted header's length */
+		I(BPF_ALU | BPF_AND | BPF_K, 0xf),
+		I(BPF_ALU | BPF_LSH | BPF_K, 2),
+		I(BPF_ALU | BPF_ADD | BPF_X, 0),
+		I(BPF_MISC | BPF_TAX, 0),
+		I(BPF_LD | BPF_H | BPF_IND, 8),                             /* the quoted source port: ours */
+		J(BPF_JMP | BPF_JA, L_S4, NEXT, NEXT),
+		AT(L_V4TCP, BPF_LD | BPF_H | BPF_IND, 2),                   /* TCP destination port */
+		J(BPF_JMP | BPF_JA, L_S4, NEXT, NEXT),
+		/* IPv6: the upper-layer header right after the fixed one
+		 * (extension headers first: the default member). */
+		AT(L_V6, BPF_LD | BPF_B | BPF_ABS, 6),                      /* next header */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 6, L_V6TCP, NEXT),
+		J(BPF_JMP | BPF_JEQ | BPF_K, 58, NEXT, L_DFLT),             /* ICMPv6 */
+		I(BPF_LD | BPF_B | BPF_ABS, 40),                            /* its type */
+		J(BPF_JMP | BPF_JGT | BPF_K, 137, L_DFLT, NEXT),
+		J(BPF_JMP | BPF_JGE | BPF_K, 133, L_BROKER, NEXT),          /* neighbour discovery: read apart */
+		J(BPF_JMP | BPF_JGT | BPF_K, 4, L_DFLT, NEXT),              /* errors are 1..4 */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 0, L_DFLT, NEXT),
+		I(BPF_LD | BPF_B | BPF_ABS, 48 + 6),                        /* the quoted next header */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 6, NEXT, L_DFLT),
+		I(BPF_LD | BPF_H | BPF_ABS, 48 + 40),                       /* the quoted source port: ours */
+		J(BPF_JMP | BPF_JA, L_S6, NEXT, NEXT),
+		AT(L_V6TCP, BPF_LD | BPF_H | BPF_ABS, 40 + 2),              /* TCP destination port */
+		J(BPF_JMP | BPF_JA, L_S6, NEXT, NEXT),
+		AT(L_DFLT, BPF_RET | BPF_K, 0),                             /* k: dflt */
+		AT(L_BROKER, BPF_RET | BPF_K, UST_STEER_BROKER),
 	};
-	unsigned len = UST_ARRAY_SIZE(head);
+#undef I
+#undef J
+#undef AT
+#undef ATJ
+	const unsigned len = UST_ARRAY_SIZE(head);
+	unsigned at[L_N] = { 0 }, s4;
 
-	if (n > UST_STEER_RANGES_MAX)
+	if (n4 + n6 > UST_STEER_RANGES_MAX)
 		return 0;
 	for (unsigned i = 0; i < len; i++)
-		prog[i] = head[i];
-	return len + ust_steer_search(prog + len, r, n, UST_STEER_TO_MEMBER, dflt);
+		if (head[i].at != NEXT)
+			at[head[i].at] = i;
+	/* Each family's search after the head: its ranges, or dflt alone. */
+	at[L_S4] = len;
+	s4 = ust_steer_search(prog + len, r4, n4, UST_STEER_TO_MEMBER, dflt);
+	at[L_S6] = len + s4;
+	for (unsigned i = 0; i < len; i++) {
+		const struct ins *h = &head[i];
+		if (h->code == (BPF_JMP | BPF_JA)) {
+			prog[i] = INS(h->code, at[h->k] - (i + 1));
+		} else if (BPF_CLASS(h->code) == BPF_JMP) {
+			unsigned t = h->jt == NEXT ? i + 1 : at[h->jt], f = h->jf == NEXT ? i + 1 : at[h->jf];
+			prog[i] = JMP(h->code, h->k, (uint8_t)(t - (i + 1)), (uint8_t)(f - (i + 1)));
+		} else {
+			prog[i] = INS(h->code, i == at[L_DFLT] ? dflt : h->k);
+		}
+	}
+	return len + s4 + ust_steer_search(prog + len + s4, r6, n6, UST_STEER_TO_MEMBER, dflt);
 }

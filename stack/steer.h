@@ -52,8 +52,9 @@ struct ust_steer_answer {
 };
 
 /* The member every frame no stack may have goes to: the broker's own, whose
- * filter drops everything (ARP, which each stack reads on a socket of its
- * own; frames of a port whose member is leaving). */
+ * filter drops everything (ARP and neighbour discovery, which each stack
+ * reads on a socket of its own; frames of a port whose member is
+ * leaving). */
 #define UST_STEER_BROKER 0u
 
 /* One run of ports steered to one member (its index in the kernel's
@@ -68,15 +69,19 @@ struct ust_steer_range {
 #define UST_STEER_RANGES_MAX 640
 #define UST_STEER_PROG_MAX 4096
 
-/* The group's program for n ranges (sorted, disjoint): the member that
- * holds a frame's port, seen from the IP header as the fanout hook sees
- * frames: IPv4 TCP by its destination port, an ICMP error about TCP by the
- * quoted segment's source port; ARP to UST_STEER_BROKER; everything else
- * (IPv4 fragments after the first, other protocols, ports nobody holds) to
- * dflt, the stack that answers for the address (RST, echo). Returns its
- * length, or 0 if n exceeds UST_STEER_RANGES_MAX. */
-unsigned ust_steer_program(const struct ust_steer_range *r, unsigned n, unsigned dflt,
-			   struct sock_filter prog[UST_STEER_PROG_MAX]);
+/* The group's program for each family's ranges (sorted, disjoint; a
+ * port's IPv4 and IPv6 frames may go to different members, as the
+ * families' port spaces are apart): the member that holds a frame's port,
+ * seen from the IP header as the fanout hook sees frames: TCP by its
+ * destination port, an ICMP or ICMPv6 error about TCP by the quoted
+ * segment's source port; ARP and IPv6 neighbour discovery (ICMPv6 types
+ * 133 to 137) to UST_STEER_BROKER; everything else (IPv4 fragments after
+ * the first, IPv6 extension headers before TCP, other protocols, ports
+ * nobody holds) to dflt, the stack that answers for the address (RST,
+ * echo). Returns its length, or 0 if n4 + n6 exceeds
+ * UST_STEER_RANGES_MAX. */
+unsigned ust_steer_program(const struct ust_steer_range *r4, unsigned n4, const struct ust_steer_range *r6,
+			   unsigned n6, unsigned dflt, struct sock_filter prog[UST_STEER_PROG_MAX]);
 
 /* What a port in a range gets, in ust_steer_search: the range's member. */
 #define UST_STEER_TO_MEMBER UINT32_MAX

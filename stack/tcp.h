@@ -88,6 +88,7 @@ struct ust_tcp_seg {
 	uint32_t seq, ack;
 	uint8_t flags;          /* all eight: UST_TH_* */
 	uint8_t ecn;            /* the IP header's ECN field (UST_ECN_*) */
+	uint32_t flow;          /* IPv6's flow label; 0 over IPv4 */
 	uint16_t wnd;           /* as on the wire, not scaled */
 	uint16_t up;
 	struct ust_tcp_opts opt;
@@ -305,8 +306,12 @@ struct ust_tcb {
 	/* The IPv6 flow label of every segment (RFC 6437): a keyed hash of
 	 * the 4-tuple, as Linux's auto flow labels (net.ipv6.auto_flowlabels
 	 * 1), made at the first segment (tcb_flow_label); with
-	 * UST_TCP_FLOW_SET once made. */
-	uint32_t flow_label;
+	 * UST_TCP_FLOW_SET once made. A new one after a retransmission
+	 * timeout, or the peer's data again under another label
+	 * (tcp_flow_relabel: Linux's sk_rethink_txhash, which picks another
+	 * path through routers that hash the label). lrcv_flow: the label of
+	 * the peer's last data (Linux's lrcv_flowlabel). */
+	uint32_t flow_label, lrcv_flow;
 	/* The path MTU that packet too big or fragmentation needed left
 	 * (IP_MTU, IPV6_MTU); 0: the link's. */
 	uint16_t pmtu;

@@ -108,7 +108,7 @@ bool tcp_data_after_close(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_
 	    !(seg->len || (seg->flags & UST_TH_FIN)) || !seq_gt(seg->seq + seg->len, t->rcv_nxt))
 		return false;
 	tcp_drop(t->tcp, UST_DROP_TCP_AFTER_CLOSE);
-	tcp_send_rst_reply(t->tcp, seg, now);
+	tcp_send_rst_reply_tcb(t, seg, now);
 	tcp_die(t, ECONNRESET, UST_OUTCOME_RESET_SENT, "data received after close");
 	return true;
 }
@@ -157,7 +157,7 @@ bool tcp_fin_acked(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time no
 		if (!t->released)
 			return true;
 		if (t->linger2_neg) {
-			tcp_send_rst_reply(t->tcp, seg, now);
+			tcp_send_rst_reply_tcb(t, seg, now);
 			tcp_finish(t, UST_OUTCOME_RESET_SENT, "TCP_LINGER2 < 0");
 			return false;
 		}

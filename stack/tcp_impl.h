@@ -470,6 +470,11 @@ uint32_t tcp_ts_offset(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, c
  * every segment of a connection one label: 20 bits, possibly 0. */
 uint32_t tcp_flow_label(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_t lport,
 			const struct ust_ip6 *raddr, uint16_t rport);
+/* Another label for an IPv6 connection whose label is made (Linux's
+ * sk_rethink_txhash, whose new hash is random: here a keyed hash of the
+ * old label, never the same), counted as event ev; false (nothing done)
+ * over IPv4 or before the first segment. */
+bool tcp_flow_relabel(struct ust_tcb *t, enum ust_event ev);
 static inline uint32_t tcp_ts_now(const struct ust_tcb *t, ust_time now)
 {
 	return (uint32_t)(now / 1000) + t->ts_offset;
@@ -509,6 +514,8 @@ void tcp_send_synack_stateless(struct ust_tcb *t, ust_time now);
 void tcp_send_rst(struct ust_tcb *t, ust_time now);
 /* The RST answering seg when no connection takes it (RFC 9293 §3.10.7.1). */
 void tcp_send_rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_time now);
+/* The same for a segment a connection took, under its IPv6 flow label. */
+void tcp_send_rst_reply_tcb(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now);
 void tcp_send_probe(struct ust_tcb *t, ust_time now);
 /* Persist timer with a window too small to fill: send what fits (min of
  * window and MSS) regardless of silly-window rules. Returns whether it did. */

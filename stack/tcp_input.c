@@ -398,7 +398,7 @@ static void syn_sent_bad_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 {
 	tcp_drop(t->tcp, UST_DROP_TCP_SYN_SENT_BAD);
 	if (!(seg->flags & UST_TH_RST))
-		tcp_send_rst_reply(t->tcp, seg, now);
+		tcp_send_rst_reply_tcb(t, seg, now);
 	if (t->backoff == 0)
 		tcp_timer_set(t, UST_TT_RTX, now + TCP_SYN_QUICK_RTX);
 }
@@ -538,6 +538,15 @@ static void seq_unacceptable(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	if (seg->len && seq_lt(seg->seq, t->rcv_nxt)) {
 		set_dsack(t, seg->seq, seq_min(seg->seq + seg->len, t->rcv_nxt));
 		tcp_enter_quickack_mode(t, TCP_MAX_QUICKACKS);
+		/* Data we had, under another label than the peer's last: it
+		 * timed out, so perhaps our ACKs are lost on the way: they
+		 * try another path, unless we time out ourselves (Linux's
+		 * tcp_rcv_spurious_retrans; kernel_peer6.py dup-data). */
+		if (seq_leq(seg->seq + seg->len, t->rcv_nxt) && !ust_ip6_is_v4mapped(&seg->src)) {
+			if (t->ca_state != TCP_CA_LOSS && seg->flow != t->lrcv_flow)
+				tcp_flow_relabel(t, UST_EV_TCP_DUP_DATA_REHASH);
+			t->lrcv_flow = seg->flow;
+		}
 	}
 	tcp_send_ack(t, now);
 }
@@ -735,6 +744,7 @@ static void receive_in_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 		end = ust_seqset_pull(&t->ofo, end);
 	ust_ring_commit(&t->rcvbuf, end - was);
 	t->rcv_nxt = end;
+	t->lrcv_flow = seg->flow;
 	t->rec.bytes_received += end - was;
 	t->stats.bytes_received += end - was;
 	ust_seqset_trim(&t->ofo, t->rcv_nxt);
@@ -752,6 +762,7 @@ static void receive_in_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
  * holding it first (RFC 2018 §4). */
 static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, uint32_t len)
 {
+	t->lrcv_flow = seg->flow;
 	tcp_ecn_check_ce(t, seg);
 	if (ust_seqset_add(&t->ofo, seg->seq, seg->seq + len, tcp_ofo_max(t)) < 0) {
 		tcp_drop(t->tcp, UST_DROP_TCP_OFO_FULL);
@@ -858,8 +869,13 @@ static bool syn_received_syn(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_tim
 	    (seg->flags & UST_TH_RST))
 		return true;
 	if (!(seg->flags & UST_TH_ACK)) {
-		if (oow_answer_allowed(t, now))
+		if (oow_answer_allowed(t, now)) {
+			/* A listener's child answers under a new label
+			 * (Linux's tcp_rtx_synack). */
+			if (t->listener)
+				tcp_flow_relabel(t, UST_EV_TCP_TIMEOUT_REHASH);
 			tcp_send_syn(t, now);
+		}
 		return false;
 	}
 	if (!t->listener && seg->len == 0 && seg->ack == t->snd_nxt) {

@@ -66,6 +66,20 @@ uint32_t tcp_flow_label(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, 
 	return (uint32_t)(h >> 40) & UST_IPV6_FLOW_MASK;
 }
 
+bool tcp_flow_relabel(struct ust_tcb *t, enum ust_event ev)
+{
+	uint32_t old = t->flow_label & UST_IPV6_FLOW_MASK, label;
+
+	if (!(t->flow_label & UST_TCP_FLOW_SET) || ust_ip6_is_v4mapped(&t->raddr))
+		return false;
+	label = (uint32_t)(tcp_siphash_2w(t->tcp->cfg.isn_key, old, 3ull << 32) >> 40) & UST_IPV6_FLOW_MASK;
+	if (label == old)
+		label ^= 1;
+	t->flow_label = UST_TCP_FLOW_SET | label;
+	tcp_count(t->tcp, ev);
+	return true;
+}
+
 uint32_t tcp_ts_offset(const struct ust_tcp *tcp, const struct ust_ip6 *laddr, const struct ust_ip6 *raddr)
 {
 	return (uint32_t)(tcp_siphash_2w(tcp->cfg.isn_key, tcp_addr_word(tcp, laddr, raddr), 1) >> 32);

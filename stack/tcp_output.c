@@ -196,16 +196,13 @@ void tcp_send_rst(struct ust_tcb *t, ust_time now)
 	tcb_emit(t, t->snd_max, UST_TH_RST | UST_TH_ACK, 0, 0, now);
 }
 
-void tcp_send_rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_time now)
+static void rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, uint32_t flow, ust_time now)
 {
 	struct seg_out o = {
 		.src = seg->dst, .dst = seg->src, .sport = seg->dport, .dport = seg->sport,
 		.ip = { .ttl = UST_IP_TTL_DEFAULT, .df = true }, /* Linux's control socket's */
 		.hops = UST_IPV6_HOP_LIMIT_DEFAULT,
-		/* Linux's control socket labels its answer with the
-		 * flow's hash too (ip6_make_flowlabel). */
-		.flow = ust_ip6_is_v4mapped(&seg->src) ? 0 : tcp_flow_label(tcp, &seg->dst, seg->dport, &seg->src,
-									    seg->sport),
+		.flow = flow,
 	};
 
 	if (seg->flags & UST_TH_RST)
@@ -219,6 +216,24 @@ void tcp_send_rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_
 		o.flags = UST_TH_RST | UST_TH_ACK;
 	}
 	emit(tcp->st, &o, now);
+}
+
+/* Linux's control socket labels its answer with the flow's hash
+ * (ip6_make_flowlabel); one for a connection's segment, with the
+ * connection's label (tcp_v6_send_reset: sk_txhash). */
+void tcp_send_rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_time now)
+{
+	rst_reply(tcp, seg,
+		  ust_ip6_is_v4mapped(&seg->src) ? 0 : tcp_flow_label(tcp, &seg->dst, seg->dport, &seg->src, seg->sport),
+		  now);
+}
+
+void tcp_send_rst_reply_tcb(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
+{
+	if (ust_ip6_is_v4mapped(&seg->src))
+		rst_reply(t->tcp, seg, 0, now);
+	else
+		rst_reply(t->tcp, seg, tcb_flow_label(t), now);
 }
 
 bool tcp_push_window(struct ust_tcb *t, ust_time now)

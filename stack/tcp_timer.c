@@ -230,8 +230,14 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 		tcp_rto_stats(t, now);
 		t->backoff++;
 		tcp_count(tcp, UST_EV_TCP_RTO);
-		if (resend)
+		/* Each SYN or SYN-ACK again under a new IPv6 flow label
+		 * (Linux: tcp_write_timeout's sk_rethink_txhash for the SYN,
+		 * tcp_rtx_synack's new txhash for the SYN-ACK; measured,
+		 * kernel_peer6.py syn-rto and synack-rto). */
+		if (resend) {
+			tcp_flow_relabel(t, UST_EV_TCP_TIMEOUT_REHASH);
 			tcp_send_syn(t, now);
+		}
 		tcp_timer_set(t, UST_TT_RTX, ust_time_min(now + tcp_rto_backed_off(t), give_up));
 		return;
 	}
@@ -246,6 +252,11 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 	}
 	tcp_count(tcp, UST_EV_TCP_RTO);
 	tcp_rto_stats(t, now);
+	/* Another path, perhaps: a new IPv6 flow label from this
+	 * retransmission on (Linux's tcp_write_timeout, sk_rethink_txhash;
+	 * not for a tail loss probe or a fast retransmission: measured,
+	 * kernel_peer6.py rto and fast-rtx). */
+	tcp_flow_relabel(t, UST_EV_TCP_TIMEOUT_REHASH);
 	/* A probe the timeout overtook is forgotten (Linux's
 	 * tcp_retransmit_timer). */
 	t->tlp_active = false;

@@ -390,8 +390,25 @@ static int reserve_families(uint16_t port, bool reuse, bool reuseport, unsigned 
 	return 0;
 }
 
+/* The port's frames are steered here on each reservation's proof that
+ * was not there before (had: the reservations then), in that
+ * reservation's family (a dual-stack socket's both); the broker answers
+ * in order, so the last claim's answer says all are in place. */
+static void steer_bound(uint16_t port, const int had[2])
+{
+	uint32_t seq = 0;
+
+	if (!us_steer_on())
+		return;
+	for (int f = F4; f <= F6; f++)
+		if (ports[port].fd[f] >= 0 && had[f] < 0)
+			seq = us_steer_claim_bound(port, ports[port].fd[f]);
+	us_steer_hold(port, seq);
+}
+
 int us_port_claim(void *ctx, uint16_t *port, unsigned how, unsigned families)
 {
+	static const int none[2] = { -1, -1 };
 	struct us_stack *st = ctx;
 	bool reuse = how & UST_PORT_REUSEADDR;
 	/* Only where the groups file lets the stacks agree on who answers
@@ -404,9 +421,12 @@ int us_port_claim(void *ctx, uint16_t *port, unsigned how, unsigned families)
 	if (*port && ports[*port].refs) {
 		/* Another family's user may need its reservation yet (an
 		 * AF_INET socket on the port, now an IPV6_V6ONLY one). */
+		const int had[2] = { ports[*port].fd[F4], ports[*port].fd[F6] };
 		fd = reserve_families(*port, ports[*port].reuse, ports[*port].reuseport, families);
-		if (fd == 0)
+		if (fd == 0) {
 			ports[*port].refs++;
+			steer_bound(*port, had);
+		}
 		goto out;
 	}
 	if (!*port) {
@@ -453,10 +473,7 @@ int us_port_claim(void *ctx, uint16_t *port, unsigned how, unsigned families)
 	ports[*port].reuse = reuse;
 	ports[*port].reuseport = reuseport;
 	ports[*port].grouped = reuseport;
-	/* Its frames are steered here on the reservation's proof (IPv4's:
-	 * the broker steers IPv4 only). */
-	if (us_steer_on() && ports[*port].fd[F4] >= 0)
-		us_steer_hold(*port, us_steer_claim_bound(*port, ports[*port].fd[F4]));
+	steer_bound(*port, none);
 out:
 	if (fd == -EMFILE || fd == -ENFILE)
 		st->st.ctr.event[UST_EV_SOCK_NO_FD]++;

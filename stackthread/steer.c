@@ -101,16 +101,21 @@ void us_steer_hold(uint16_t port, uint32_t seq)
 		steer.holding[steer.nholding++] = (typeof(steer.holding[0])){ port, seq };
 }
 
-/* The claim a frame waits for: an IPv4 TCP segment from a port held. 0:
- * none. */
+/* The claim a frame waits for: a TCP segment from a port held, over IPv4
+ * or IPv6 (which the stack sends without extension headers). 0: none. */
 static uint32_t frame_waits(const struct ust_pkt *p)
 {
 	const uint8_t *ip = p->data + UST_ETH_HLEN;
 	unsigned ihl;
 
-	if (p->len < UST_ETH_HLEN + 20 || ust_get16(p->data + 12) != UST_ETHERTYPE_IPV4 || ip[9] != 6)
+	if (p->len < UST_ETH_HLEN + 20)
 		return 0;
-	ihl = (ip[0] & 0xfu) * 4u;
+	if (ust_get16(p->data + 12) == UST_ETHERTYPE_IPV6 && ip[6] == 6)
+		ihl = 40;
+	else if (ust_get16(p->data + 12) == UST_ETHERTYPE_IPV4 && ip[9] == 6)
+		ihl = (ip[0] & 0xfu) * 4u;
+	else
+		return 0;
 	if (p->len < UST_ETH_HLEN + ihl + 2)
 		return 0;
 	for (unsigned i = 0; i < steer.nholding; i++)

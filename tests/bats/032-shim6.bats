@@ -156,6 +156,51 @@ body_packet_too_big() {
 	assert_output "wire before=1500 after=$3"
 }
 
+# A device with TSO for IPv4 but not for IPv6 (tx-tcp6-segmentation off on
+# the stack's veth): the stack sends IPv6 segments one frame each and still
+# sends IPv4 runs as GSO frames, from one process over one link, IPv6
+# first. (A GSO frame the device cannot take is dropped by the kernel: a
+# link that tried one, or went by ETHTOOL_GTSO, which answers for both
+# families, turned GSO off for both.) Only under ustcp: the counter is the
+# stack's.
+body_gso_per_family() {
+	shim6_topo_up
+	in_stack ethtool -K "$USTCP_IFACE" tx-tcp6-segmentation off >/dev/null
+	run -0 in_stack ethtool -k "$USTCP_IFACE"
+	assert_line --regexp "^\s*tx-tcp6-segmentation: off$"
+	assert_line --regexp "^\s*tx-tcp-segmentation: on$"
+	export USTCP_RUN_DIR=$TMP/run
+	mkdir -p "$USTCP_RUN_DIR"
+	local py=$SHIM_DIR/gso_families.py bytes=4000000
+	peer_bg python3 "$py" peer "$PEER_ADDR" "$PEER_ADDR6" 7700 >"$TMP/peer.out" 2>&1
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7700
+	prog_bg python3 "$py" send "$PEER_ADDR6" "$PEER_ADDR" 7700 "$bytes" "$TMP"
+	local prg=$BG_PID gso6 gso4
+	wait_file "$TMP/v6.done" 30
+	gso6=$(stat_gso "$(cat "$TMP/v6.done")")
+	touch "$TMP/go4"
+	wait_file "$TMP/v4.done" 30
+	gso4=$(stat_gso "$(cat "$TMP/v4.done")")
+	touch "$TMP/stop"
+	bg_wait "$prg" 20
+	bg_wait "$srv" 20 || { cat "$TMP/peer.out" >&2; return 1; }
+	run -0 cat "$TMP/peer.out"
+	assert_line --index 0 "got v6 $bytes"
+	assert_line --index 1 "got v4 $bytes"
+	echo "tx-gso after IPv6: $gso6, after IPv4: $gso4"
+	[ "$gso6" -eq 0 ]
+	[ "$gso4" -gt 0 ]
+}
+
+# stat_gso PID: the stack's tx-gso counter (ustcp-stat -s).
+stat_gso() {
+	USTCP_RUN_DIR=$USTCP_RUN_DIR timeout 10 "$BUILD/ustcp-stat" -s -p "$1" |
+		awk '$1 == "tx-gso" { v = $2 } END { print v + 0 }'
+}
+
+@test "a device with TSO but not TSO6: IPv6 segments go alone, IPv4 runs still as GSO frames [ustcp]" { MODE=ustcp body_gso_per_family; }
+
 @test "curl -6: GET over IPv6, the server sees our IPv6 address [kernel]" { MODE=kernel body_curl6; }
 @test "curl -6: GET over IPv6, the server sees our IPv6 address [ustcp]" { MODE=ustcp body_curl6; }
 

@@ -113,7 +113,7 @@ pcap_segs() {
 			v -= isn
 			return v < 0 ? v + 4294967296 : v
 		}
-		/ IP / {
+		/ IP6? / {
 			who = index($3, me) == 1 ? "I" : "P"
 			other = who == "I" ? "P" : "I"
 			flags = field("Flags \\[[^]]*\\]", 7); sub(/\]$/, "", flags)
@@ -186,13 +186,16 @@ stat_counter() {
 # the way to lose our final ACK exactly once (C19). Removed with the
 # namespace.
 peer_drop_one_ack_setup() {
+	# With 6: the same for IPv6 (table ip6 ut_tw, IPv6 addresses).
+	local t=ip a=ipv4_addr
+	[ "${1:-4}" = 4 ] || t=ip6 a=ipv6_addr
 	timeout 10 ip netns exec "$PEER_NETNS" nft -f - <<-EOF
-		table ip ut_tw {
-			set armed { type ipv4_addr; }
-			set dropped { type ipv4_addr; flags dynamic; }
+		table $t ut_tw {
+			set armed { type $a; }
+			set dropped { type $a; flags dynamic; }
 			chain input {
 				type filter hook input priority 0; policy accept;
-				ip saddr @armed tcp flags == ack ip saddr != @dropped add @dropped { ip saddr } counter drop
+				$t saddr @armed tcp flags == ack $t saddr != @dropped add @dropped { $t saddr } counter drop
 			}
 		}
 	EOF

@@ -404,8 +404,8 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 
 	/* Its IPv6 twin (IPV6_TCLASS, IPV6_UNICAST_HOPS,
 	 * IPV6_MTU_DISCOVER): the same rules, a hop limit of 0..255 or the
-	 * default. The flow label, once made, is the 4-tuple's and only an
-	 * IPv6 connection's (tcb_flow_label). A path MTU that ICMP left is
+	 * default. The flow label, once made, is only an IPv6 connection's
+	 * (tcb_flow_label; tcp_flow_relabel changes it). A path MTU that ICMP left is
 	 * below the link's, at least the family's minimum, and bounds the
 	 * MSS. */
 	INVT(t, (t->ip6_tclass & UST_ECN_MASK) == 0);
@@ -414,9 +414,8 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	if (t->flow_label & UST_TCP_FLOW_SET) {
 		INVT(t, !ust_ip6_is_v4mapped(&t->raddr));
 		INVT(t, (t->flow_label & ~(UST_TCP_FLOW_SET | UST_IPV6_FLOW_MASK)) == 0);
-		INVT(t, (t->flow_label & UST_IPV6_FLOW_MASK) ==
-				tcp_flow_label(tcp, &t->laddr, t->lport, &t->raddr, t->rport));
 	}
+	INVT(t, (t->lrcv_flow & ~UST_IPV6_FLOW_MASK) == 0);
 	if (t->pmtu) {
 		INVT(t, t->pmtu < tcp->st->nif.mtu && t->pmtu >= (t->ipv6 && !ust_ip6_is_v4mapped(&t->raddr) ? 1280 : 576));
 		INVT(t, t->mss + tcp_net_hlen(t) + UST_TCP_HLEN <= t->pmtu);

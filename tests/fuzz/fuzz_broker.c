@@ -166,7 +166,8 @@ static int fuzz_claim(const struct ust_config *cfg, const uint8_t *data, size_t 
 		fd = ports_file();
 	else if (kind == 3)
 		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	r = ust_broker_check(b, &m, len, fd);
+	unsigned families;
+	r = ust_broker_check(b, &m, len, fd, &families);
 	if (r != 0 && r != EPROTO && r != EINVAL && r != EPERM)
 		abort();
 	/* What it deserved, where the harness can tell. */

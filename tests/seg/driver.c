@@ -1,6 +1,6 @@
 /* Scripted segment tests: a packetdrill-like driver on a virtual clock.
  *
- *   seg-run [-v] [--tolerance_usecs=N] FILE.seg...
+ *   seg-run [-v] [--tolerance_usecs=N] [--family=4|6] FILE.seg...
  *
  * Each script runs against a fresh stack in L3 mode (bare IPv4 frames, no
  * ARP) whose output is captured. The driver reads the whole script first
@@ -58,6 +58,8 @@
 
 static bool verbose;
 static long cli_tolerance = -1;
+/* --family=6: an IPv4 script runs over IPv6 (see map6_script). */
+static bool map6;
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
@@ -242,6 +244,11 @@ static bool parse_ip_any(const char *s, struct ust_ip6 *out)
 
 	if (parse_ip(s, &v4)) {
 		*out = ust_ip6_from_v4(v4);
+		/* --family=6: the script's subnet, 10.9.0.X, is 2001:db8::X. */
+		if (map6 && (v4 & OUR_MASK) == (OUR_IP & OUR_MASK)) {
+			*out = (struct ust_ip6)PEER_IP6;
+			out->b[15] = (uint8_t)v4;
+		}
 		return true;
 	}
 	if (s[0] == '[' && n > 2 && s[n - 1] == ']' && n - 2 < sizeof(buf)) {
@@ -456,6 +463,12 @@ struct seg_spec {
 	 * "tos 0xNN"), the TTL (64 unless "ttl N"), DF (unless "nodf"). */
 	uint8_t tos;
 	uint8_t ttl;                   /* 0: the default, 64 */
+	/* IPv6's flow label. Inbound: "label N" (0 unless written).
+	 * Outbound: "label same" or "label new" against the connection's
+	 * last; unless written, the same, or a new one on a segment that
+	 * sends again what was sent before (a retransmission, a SYN again). */
+	enum { LABEL_ANY, LABEL_SAME, LABEL_NEW } label;
+	uint32_t flow;
 	bool nodf;
 	uint16_t up;                   /* "urg N": the urgent pointer, set (inbound), expected (outbound) */
 };
@@ -576,6 +589,8 @@ struct script {
 	struct src *srcs;
 	unsigned nsrcs;
 	struct script_config cfg;
+	bool native6;                  /* --family=6 and the script says "config ipv6" itself */
+	char only4[160];               /* "family 4 WHY": why it runs over IPv4 only */
 };
 
 /* ------------------------------------------------------------------ */
@@ -935,6 +950,17 @@ static bool parse_segment(struct parser *p, struct line *l, bool outbound)
 			g->ttl = (uint8_t)v;
 		} else if (!strcmp(t, "nodf") && outbound) {
 			g->nodf = true;
+		} else if (!strcmp(t, "label")) {
+			const char *v = next(p);
+			if (outbound && v && (!strcmp(v, "same") || !strcmp(v, "new"))) {
+				g->label = !strcmp(v, "same") ? LABEL_SAME : LABEL_NEW;
+			} else {
+				uint64_t fl;
+				if (outbound || !v || !parse_u64(v, UST_IPV6_FLOW_MASK, &fl))
+					return perr(p, outbound ? "label: want same or new"
+								: "label: want a 20-bit flow label");
+				g->flow = (uint32_t)fl;
+			}
 		} else if (!strcmp(t, "urg")) {
 			uint32_t v;
 			if (!next_u32(p, "urg", &v))
@@ -976,6 +1002,9 @@ static bool parse_icmp(struct parser *p, struct line *l)
 		c->code = 4;
 		if (!accept_tok(p, "mtu") || !next_u32(p, "mtu", &mtu) || mtu > 65535)
 			return perr(p, "icmp %s: want 'mtu N'", t);
+		/* --family=6: the same MSS, so a path MTU 20 bytes more. */
+		if (map6)
+			mtu += UST_IPV6_HLEN - UST_IPV4_HLEN;
 		c->mtu = (uint16_t)mtu;
 	} else if (t && !strcmp(t, "time-exceeded")) {
 		c->type = UST_ICMP_TIME_EXCEEDED;
@@ -1009,6 +1038,16 @@ static const struct { const char *name; enum ust_tcp_opt opt; } sockopts[] = {
 
 static bool sockopt_by_name(const char *s, enum ust_tcp_opt *out)
 {
+	/* --family=6: the IPv4 options' IPv6 twins (an AF_INET6 socket's
+	 * IP_TOS and IP_TTL act on IPv4-mapped traffic only, as Linux's). */
+	static const char *const twins[][2] = {
+		{ "IP_TOS", "IPV6_TCLASS" }, { "IP_TTL", "IPV6_UNICAST_HOPS" },
+		{ "IP_MTU_DISCOVER", "IPV6_MTU_DISCOVER" }, { "IP_MTU", "IPV6_MTU" },
+	};
+
+	for (size_t i = 0; map6 && i < UST_ARRAY_SIZE(twins); i++)
+		if (!strcmp(twins[i][0], s))
+			s = twins[i][1];
 	for (size_t i = 0; i < UST_ARRAY_SIZE(sockopts); i++)
 		if (!strcmp(sockopts[i].name, s)) {
 			*out = sockopts[i].opt;
@@ -1429,6 +1468,7 @@ static bool load_file(struct parser *p, unsigned src, int depth)
 	FILE *f = fopen(sc->srcs[src].path, "r");
 	char buf[1024];
 	bool ok = true;
+	unsigned first;
 
 	p->path = sc->srcs[src].path;
 	p->lineno = 0;
@@ -1462,6 +1502,29 @@ static bool load_file(struct parser *p, unsigned src, int depth)
 				break;
 			continue;
 		}
+		/* "family 4 WHY": an IPv4-only script, which --family=6 skips
+		 * saying why. */
+		if (!strcmp(p->tk.t[0], "family")) {
+			if (p->tk.n < 3 || strcmp(p->tk.t[1], "4")) {
+				ok = perr(p, "family: want 'family 4 REASON'");
+				break;
+			}
+			snprintf(sc->only4, sizeof(sc->only4), "%s", buf + strspn(buf, " \t") + 9);
+			sc->only4[strcspn(sc->only4, "\r\n")] = 0;
+			continue;
+		}
+		/* "v4: LINE" and "v6: LINE": a line for one family only, where
+		 * the families differ (an ICMP code's errno); v6 is --family=6. */
+		first = 0;
+		if (!strcmp(p->tk.t[0], "v4:") || !strcmp(p->tk.t[0], "v6:")) {
+			if ((p->tk.t[0][1] == '6') != map6)
+				continue;
+			if (p->tk.n < 2) {
+				ok = perr(p, "nothing after %s", p->tk.t[0]);
+				break;
+			}
+			first = 1;
+		}
 		if (sc->nlines == sc->cap) {
 			sc->cap = sc->cap ? sc->cap * 2 : 64;
 			sc->lines = realloc(sc->lines, sc->cap * sizeof(*sc->lines));
@@ -1479,12 +1542,17 @@ static bool load_file(struct parser *p, unsigned src, int depth)
 			char *s = buf;
 			while (*s == ' ' || *s == '\t')
 				s++;
+			if (first) {
+				s += 3;
+				while (*s == ' ' || *s == '\t')
+					s++;
+			}
 			size_t n = strlen(s);
 			while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
 				s[--n] = 0;
 			snprintf(l->text, sizeof(l->text), "%.255s", s);
 		}
-		p->pos = 0;
+		p->pos = first;
 		l->body = 0;
 		if (!parse_line(p, l)) {
 			ok = false;
@@ -1508,6 +1576,23 @@ static bool load_file(struct parser *p, unsigned src, int depth)
 	return ok;
 }
 
+/* --family=6 runs an IPv4 script over IPv6: every socket AF_INET6
+ * (dual-stack, or v6only with "config v6only 1"), 10.9.0.X read as
+ * 2001:db8::X wherever the script names an address, the IP options by their
+ * IPv6 twins, and the link MTU, and every MTU an ICMP message gives, 20 bytes
+ * larger, so that the MSS (MTU less 60 bytes of headers over IPv6, 40 over
+ * IPv4) and with it every segment's size stay as the script wrote them. A
+ * script that says "config ipv6" already is IPv6 and is not run again. */
+static void map6_script(struct script *sc)
+{
+	if (sc->cfg.ipv6) {
+		sc->native6 = true;
+		return;
+	}
+	sc->cfg.ipv6 = true;
+	sc->cfg.mtu += UST_IPV6_HLEN - UST_IPV4_HLEN;
+}
+
 static bool script_load(struct script *sc, const char *path, struct sbuf *err)
 {
 	struct parser p = { .sc = sc, .err = err };
@@ -1521,7 +1606,11 @@ static bool script_load(struct script *sc, const char *path, struct sbuf *err)
 	sc->cfg.tcp.isn_key[1] = 0xfedcba9876543210ull;
 	sc->cfg.mtu = DEFAULT_MTU;
 	src_add(sc, xstrdup(sc->name), xstrdup(path), 0, 0);
-	return load_file(&p, 0, 0);
+	if (!load_file(&p, 0, 0))
+		return false;
+	if (map6)
+		map6_script(sc);
+	return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1544,6 +1633,9 @@ struct flow {
 	 * later one must carry (Linux's auto flow labels, one a connection). */
 	bool label_known;
 	uint32_t label;
+	/* and the end of what it sent (absolute), to tell a retransmission */
+	bool sent_known;
+	uint32_t sent_end;
 };
 
 /* What "socket = 3" hands out. Handles are never freed during a script, so
@@ -2177,9 +2269,15 @@ static void on_closed(void *ctx, const struct ust_tcb *tcb)
 {
 	struct run *r = ctx;
 	struct handle *h;
+	struct flow *f;
 
 	if (r->destroying)
 		return;
+	/* Its flow label ends with it: a RST for its 4-tuple from no
+	 * connection carries the 4-tuple's own, as Linux's control socket. */
+	f = flow_find(r, tcb->lport, tcb->rport);
+	if (f)
+		f->label_known = f->sent_known = false;
 	h = handle_by_tcb(r, tcb, true);
 	if (!h)
 		return;
@@ -2400,7 +2498,10 @@ static void exec_inbound(struct run *r, const struct line *l)
 		ust_ipv4_build_tos(buf, ust_ip6_to_v4(&src), ust_ip6_to_v4(&dst), UST_IPPROTO_TCP, g->ecn,
 				   (uint16_t)(UST_IPV4_HLEN + tcplen), r->ip_id++, 64, UST_IP_DF);
 	else
+	{
 		ust_ipv6_build(buf, &src, &dst, UST_IPPROTO_TCP, g->ecn, (uint16_t)tcplen, 64);
+		ust_put32(buf, ust_get32(buf) | g->flow);
+	}
 	trace_frame(r, r->now, buf, hlen + tcplen, false, "");
 	ust_stack_input(&r->st, buf, hlen + tcplen, 0, r->now);
 	flush(r);
@@ -2604,8 +2705,16 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 		sb_printf(why, "TTL: expected %u, got %u; ", g->ttl ? g->ttl : UST_IP_TTL_DEFAULT, w->ttl);
 	if (w->df == g->nodf)
 		sb_printf(why, "DF: expected %s; ", g->nodf ? "none" : "set");
-	if (w->v6 && f->label_known && w->flow != f->label)
-		sb_printf(why, "flow label %#x, where this connection's is %#x; ", w->flow, f->label);
+	if (w->v6 && f->label_known) {
+		/* Sends again what it sent before: a new label may come
+		 * (after a timeout; Linux's sk_rethink_txhash). */
+		bool again = ((w->flags & UST_TH_SYN) || w->len || (w->flags & UST_TH_FIN)) && f->sent_known &&
+			     seq_lt(w->seq, f->sent_end);
+		if (g->label == LABEL_NEW && w->flow == f->label)
+			sb_printf(why, "flow label %#x, where a new one was expected; ", w->flow);
+		else if (w->flow != f->label && (g->label == LABEL_SAME || (g->label == LABEL_ANY && !again)))
+			sb_printf(why, "flow label %#x, where this connection's is %#x; ", w->flow, f->label);
+	}
 	decode_opts(w->opt, w->optlen, &act);
 	if (g->opts.present && !opts_match(r, &g->opts, &act, f, why))
 		sb_printf(why, "; ");
@@ -2623,9 +2732,13 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 		return false;
 	}
 	ts_anchor(f, &g->opts, &act);
-	if (w->v6 && !f->label_known) {
+	if (w->v6) {
+		uint32_t end = w->seq + w->len + !!(w->flags & UST_TH_SYN) + !!(w->flags & UST_TH_FIN);
 		f->label_known = true;
 		f->label = w->flow;
+		if (!f->sent_known || seq_gt(end, f->sent_end))
+			f->sent_end = end;
+		f->sent_known = true;
 	}
 	return true;
 }
@@ -2875,6 +2988,15 @@ static void exec_status(struct run *r, const struct call *c, struct handle *h)
 			fail(r, "status %s is %s, expected %s", fd->name, got, c->words);
 		return;
 	}
+	if (fd->type == FT_IP) {
+		/* As an address, so that --family=6 reads 10.9.0.X mapped. */
+		struct ust_ip6 a;
+		char ipb[48];
+		if (parse_ip_any(c->words, &a) && strcmp(got, fmt_ip_any(&a, ipb)))
+			fail(r, "status %s is %s, expected %s", fd->name, got, ipb);
+		if (parse_ip_any(c->words, &a))
+			return;
+	}
 	if (strcmp(got, c->words))
 		fail(r, "status %s is %s, expected %s", fd->name, got, c->words);
 }
@@ -2975,6 +3097,7 @@ static long long call_connect(struct run *r, struct handle *h, const char *where
 		struct flow *f = flow_get(r, ust_tcp_local_port(h->tcb), (uint16_t)port);
 		f->has_peer = true;
 		f->peer = a;
+		f->label_known = f->sent_known = false; /* a new connection, perhaps to another host */
 	}
 	follow(r, h->tcb);
 	return got;
@@ -3384,7 +3507,7 @@ static void run_lines(struct run *r)
 		fail_unexpected(r, "after the last line");
 }
 
-static bool run_script(const char *path, struct sbuf *out)
+static bool run_script(const char *path, struct sbuf *out, bool *skipped)
 {
 	struct script sc = { 0 };
 	struct run *r;
@@ -3393,6 +3516,12 @@ static bool run_script(const char *path, struct sbuf *out)
 	if (!script_load(&sc, path, out)) {
 		script_free(&sc);
 		return false;
+	}
+	*skipped = sc.native6 || (map6 && sc.only4[0]);
+	if (*skipped) {
+		sb_printf(out, "%s", sc.native6 ? "an IPv6 script already" : sc.only4);
+		script_free(&sc);
+		return true;
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->sc = &sc;
@@ -3410,7 +3539,7 @@ static bool run_script(const char *path, struct sbuf *out)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: seg-run [-v] [--tolerance_usecs=N] FILE.seg...\n");
+	fprintf(stderr, "usage: seg-run [-v] [--tolerance_usecs=N] [--family=4|6] FILE.seg...\n");
 	exit(2);
 }
 
@@ -3425,6 +3554,10 @@ int main(int argc, char **argv)
 			verbose = true;
 		else if (!strncmp(a, "--tolerance_usecs=", 18) && parse_u64(a + 18, LONG_MAX, &v))
 			cli_tolerance = (long)v;
+		else if (!strcmp(a, "--family=6"))
+			map6 = true;
+		else if (!strcmp(a, "--family=4"))
+			map6 = false;
 		else if (!strcmp(a, "--"))
 		{
 			first++;
@@ -3443,7 +3576,7 @@ int main(int argc, char **argv)
 		const char *base = strrchr(path, '/');
 		char name[256];
 		struct sbuf diag = { 0 };
-		bool ok;
+		bool ok, skipped = false;
 		size_t n;
 
 		snprintf(name, sizeof(name), "%s", base ? base + 1 : path);
@@ -3452,8 +3585,14 @@ int main(int argc, char **argv)
 			name[n - 4] = 0;
 		if (verbose)
 			printf("# %s\n", path);
-		ok = run_script(path, &diag);
-		printf("%s %d - %s\n", ok ? "ok" : "not ok", i + 1, name);
+		ok = run_script(path, &diag, &skipped);
+		if (skipped) {
+			/* The reason on the TAP line itself. */
+			printf("ok %d - %s%s # SKIP %s\n", i + 1, map6 ? "v6 " : "", name, sb_str(&diag));
+			sb_free(&diag);
+			continue;
+		}
+		printf("%s %d - %s%s\n", ok ? "ok" : "not ok", i + 1, map6 ? "v6 " : "", name);
 		/* Diagnostics, one "# " line each. */
 		for (char *s = diag.s, *e; s && *s; s = e) {
 			e = strchr(s, '\n');

@@ -120,11 +120,11 @@ class Lab:
     def now(self):
         return time.monotonic() - self.t0
 
-    def send(self, flags, seq, ack, opts=(), payload=b"", sport=PORT_P, dport=PORT_K, tc=0):
+    def send(self, flags, seq, ack, opts=(), payload=b"", sport=PORT_P, dport=PORT_K, tc=0, fl=0):
         rel = (seq - PEER_ISN) & 0xffffffff
         print(f"{self.now():8.3f}  < {flags.replace('A', '.')} {rel}:{rel + len(payload)}({len(payload)})"
               f" ack {(ack - self.iss) & 0xffffffff} {list(opts) if opts else ''}")
-        self.sock.send(Ether(src=self.mac_p, dst=self.mac_k) / IPv6(src=ADDR_P, dst=ADDR_K, tc=tc) /
+        self.sock.send(Ether(src=self.mac_p, dst=self.mac_k) / IPv6(src=ADDR_P, dst=ADDR_K, tc=tc, fl=fl) /
                        TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack, window=65535,
                            options=list(opts)) / payload)
 
@@ -249,6 +249,63 @@ def scenario_ptb(lab):
     first = lab.expect(0.1)[0]
     lab.icmp6(ICMPv6PacketTooBig(mtu=1280), first[IPv6])
     lab.expect(0.5)
+
+
+def scenario_rto(lab):
+    """v6-flowlabel-rto.seg: 1000 bytes never acknowledged: the original
+    and its retransmissions on timeout, each with its flow label; then the
+    ACK, and 1000 bytes more."""
+    passive_open(lab)
+    lab.cmd("write 1000")
+    lab.expect(1.8)
+    lab.send("A", PEER_ISN + 1, lab.iss + 1001)
+    lab.cmd("write 1000")
+    lab.expect(0.1)
+    lab.send("A", PEER_ISN + 1, lab.iss + 2001)
+    lab.expect(0.1)
+
+
+def scenario_fast_rtx(lab):
+    """v6-flowlabel-rto.seg: three duplicate ACKs make a fast
+    retransmission, not a timeout: its flow label."""
+    passive_open(lab)
+    lab.cmd("write 5000")
+    lab.expect(0.1)
+    for sack in (2440, 3880, 5000):
+        lab.send("A", PEER_ISN + 1, lab.iss + 1, [("SAck", (lab.iss + 1441, lab.iss + 1 + sack))])
+    lab.expect(0.1)
+    lab.send("A", PEER_ISN + 1, lab.iss + 5001)
+    lab.expect(0.1)
+
+
+def scenario_syn_rto(lab):
+    """v6-flowlabel-rto.seg: a SYN never answered, retransmitted."""
+    lab.cmd_async("connect " + ADDR_P + " 4")
+    lab.expect(3.5)
+
+
+def scenario_synack_rto(lab):
+    """v6-flowlabel-rto.seg: a SYN-ACK never acknowledged, retransmitted."""
+    lab.cmd("listen")
+    lab.send("S", PEER_ISN, 0, OPTS)
+    lab.expect(3.5)
+
+
+def scenario_dup_data(lab):
+    """v6-flowlabel-rto.seg: the peer's data twice with one flow label,
+    then again with another (as after its RTO): the kernel's D-SACKs."""
+    passive_open(lab)
+    data = bytes(100)
+    lab.send("PA", PEER_ISN + 1, lab.iss + 1, payload=data, fl=0x11111)
+    lab.expect(0.3)
+    lab.send("PA", PEER_ISN + 1, lab.iss + 1, payload=data, fl=0x11111)
+    lab.expect(0.1)
+    lab.send("PA", PEER_ISN + 1, lab.iss + 1, payload=data, fl=0x22222)
+    lab.expect(0.1)
+    lab.send("PA", PEER_ISN + 1, lab.iss + 1, payload=data, fl=0x22222)
+    lab.expect(0.1)
+    lab.cmd("write 100")
+    lab.expect(0.1)
 
 
 def main():

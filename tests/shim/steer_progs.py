@@ -15,6 +15,11 @@ broker, so one steering group for all of them). Standard library only.
       N connections one after the other (more than a pool of client ports
       holds), each sending 1000 bytes that the peer echoes; prints
       "churn OK" or the first failure.
+  steer_progs.py serve FAMILY ADDR PORT N READYFILE STOPFILE
+      an AF_INET (FAMILY 4) or IPV6_V6ONLY AF_INET6 (6) listener on
+      ADDR:PORT; writes READYFILE, then answers N connections with
+      "FAMILY PID\n" each; prints "served FAMILY N" and waits for
+      STOPFILE (30 s at most) before it exits.
 """
 import os
 import socket
@@ -97,5 +102,25 @@ def churn(addr, port, n):
     print("churn OK", flush=True)
 
 
+def serve(family, addr, port, n, readyfile, stopfile):
+    l = socket.socket(socket.AF_INET6 if family == "6" else socket.AF_INET)
+    if family == "6":
+        l.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind((addr, int(port)))
+    l.listen(16)
+    l.settimeout(30)
+    open(readyfile, "w").close()
+    for _ in range(int(n)):
+        c, _ = l.accept()
+        c.sendall(("%s %d\n" % (family, os.getpid())).encode())
+        c.close()
+    print("served", family, n, flush=True)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and not os.path.exists(stopfile):
+        time.sleep(0.05)
+
+
 if __name__ == "__main__":
-    {"hold": hold, "bulk": bulk, "fork-server": fork_server, "churn": churn}[sys.argv[1]](*sys.argv[2:])
+    {"hold": hold, "bulk": bulk, "fork-server": fork_server, "churn": churn,
+     "serve": serve}[sys.argv[1]](*sys.argv[2:])

@@ -59,13 +59,47 @@ static unsigned steer_tcp(const struct sock_filter *prog, unsigned n, uint16_t p
 	return bpf_run(prog, n, f, tcp_frame(f, port, 5), 0x0800);
 }
 
+/* An IPv6 TCP segment to dport (next header nh: 6, or an extension
+ * header's). */
+static size_t tcp6_frame(uint8_t *f, uint16_t dport, uint8_t nh)
+{
+	memset(f, 0, 120);
+	f[0] = 0x60;
+	f[6] = nh;
+	ust_put16(f + 40, 40000);
+	ust_put16(f + 42, dport);
+	return 60;
+}
+
+/* An ICMPv6 message of type; for an error (1..4), about a TCP segment we
+ * sent from sport. */
+static size_t icmp6_frame(uint8_t *f, uint8_t type, uint16_t sport)
+{
+	memset(f, 0, 120);
+	f[0] = 0x60;
+	f[6] = 58;
+	f[40] = type;
+	f[48] = 0x60;
+	f[48 + 6] = 6;
+	ust_put16(f + 88, sport);
+	ust_put16(f + 90, 80);
+	return 96;
+}
+
+static unsigned steer_tcp6(const struct sock_filter *prog, unsigned n, uint16_t port)
+{
+	uint8_t f[120];
+
+	return bpf_run(prog, n, f, tcp6_frame(f, port, 6), 0x86dd);
+}
+
 static void test_steer_ports_to_members(void **state)
 {
 	static const struct ust_steer_range r[] = {
 		{ 80, 80, 2 }, { 1000, 1063, 3 }, { 1064, 1064, 4 }, { 40000, 40031, 5 }, { 65535, 65535, 6 },
 	};
 	struct sock_filter prog[UST_STEER_PROG_MAX];
-	unsigned n = ust_steer_program(r, UST_ARRAY_SIZE(r), DFLT, prog);
+	unsigned n = ust_steer_program(r, UST_ARRAY_SIZE(r), NULL, 0, DFLT, prog);
 	uint8_t f[120];
 
 	assert_true(n > 0 && n <= UST_STEER_PROG_MAX);
@@ -94,12 +128,11 @@ static void test_steer_others_to_default_arp_to_broker(void **state)
 {
 	static const struct ust_steer_range r[] = { { 80, 80, 2 } };
 	struct sock_filter prog[UST_STEER_PROG_MAX];
-	unsigned n = ust_steer_program(r, 1, DFLT, prog);
+	unsigned n = ust_steer_program(r, 1, NULL, 0, DFLT, prog);
 	uint8_t f[120];
 	size_t len = tcp_frame(f, 80, 5);
 
 	assert_int_equal(bpf_run(prog, n, f, len, 0x0806), UST_STEER_BROKER);
-	assert_int_equal(bpf_run(prog, n, f, len, 0x86dd), DFLT);
 	/* A fragment after the first carries no TCP header. */
 	ust_put16(f + 6, 0x0010);
 	assert_int_equal(bpf_run(prog, n, f, len, 0x0800), DFLT);
@@ -108,7 +141,7 @@ static void test_steer_others_to_default_arp_to_broker(void **state)
 	f[9] = 17; /* UDP */
 	assert_int_equal(bpf_run(prog, n, f, len, 0x0800), DFLT);
 	/* No ranges: everything IPv4 to the default. */
-	n = ust_steer_program(r, 0, DFLT, prog);
+	n = ust_steer_program(r, 0, NULL, 0, DFLT, prog);
 	f[9] = 6;
 	assert_int_equal(bpf_run(prog, n, f, len, 0x0800), DFLT);
 	assert_int_equal(bpf_run(prog, n, f, len, 0x0806), UST_STEER_BROKER);
@@ -126,16 +159,58 @@ static void test_steer_many_ranges(void **state)
 	for (unsigned i = 0; i <= UST_STEER_RANGES_MAX; i++)
 		r[i] = (struct ust_steer_range){ (uint16_t)(1024 + 64 * i), (uint16_t)(1024 + 64 * i + 31),
 						 (uint16_t)(2 + i % 1000) };
-	n = ust_steer_program(r, UST_STEER_RANGES_MAX, DFLT, prog);
+	n = ust_steer_program(r, UST_STEER_RANGES_MAX / 2, r + UST_STEER_RANGES_MAX / 2,
+			      UST_STEER_RANGES_MAX - UST_STEER_RANGES_MAX / 2, DFLT, prog);
 	assert_true(n > 0 && n <= UST_STEER_PROG_MAX);
 	for (unsigned i = 0; i < UST_STEER_RANGES_MAX; i++) {
-		assert_int_equal(steer_tcp(prog, n, r[i].lo), r[i].member);
-		assert_int_equal(steer_tcp(prog, n, (uint16_t)(r[i].lo + 17)), r[i].member);
-		assert_int_equal(steer_tcp(prog, n, r[i].hi), r[i].member);
-		assert_int_equal(steer_tcp(prog, n, (uint16_t)(r[i].hi + 1)), DFLT);
-		assert_int_equal(steer_tcp(prog, n, (uint16_t)(r[i].lo - 1)), DFLT);
+		unsigned (*steer)(const struct sock_filter *, unsigned, uint16_t) =
+			i < UST_STEER_RANGES_MAX / 2 ? steer_tcp : steer_tcp6;
+		assert_int_equal(steer(prog, n, r[i].lo), r[i].member);
+		assert_int_equal(steer(prog, n, (uint16_t)(r[i].lo + 17)), r[i].member);
+		assert_int_equal(steer(prog, n, r[i].hi), r[i].member);
+		assert_int_equal(steer(prog, n, (uint16_t)(r[i].hi + 1)), DFLT);
+		assert_int_equal(steer(prog, n, (uint16_t)(r[i].lo - 1)), DFLT);
 	}
-	assert_int_equal(ust_steer_program(r, UST_STEER_RANGES_MAX + 1, DFLT, prog), 0);
+	assert_int_equal(ust_steer_program(r, UST_STEER_RANGES_MAX, r, 1, DFLT, prog), 0);
+}
+
+/* Each family has its table: a port's IPv6 frames may go elsewhere than
+ * its IPv4 ones (per-family port spaces); an ICMPv6 error by the quoted
+ * source port; neighbour discovery (133..137) to the broker, as ARP;
+ * echo, other ICMPv6, extension headers before TCP to the default. */
+static void test_steer_ipv6(void **state)
+{
+	static const struct ust_steer_range r4[] = { { 80, 80, 2 }, { 8080, 8080, 3 } };
+	static const struct ust_steer_range r6[] = { { 80, 80, 4 }, { 443, 443, 5 } };
+	struct sock_filter prog[UST_STEER_PROG_MAX];
+	unsigned n = ust_steer_program(r4, 2, r6, 2, DFLT, prog);
+	uint8_t f[120];
+
+	assert_true(n > 0);
+	assert_int_equal(steer_tcp(prog, n, 80), 2);
+	assert_int_equal(steer_tcp(prog, n, 8080), 3);
+	assert_int_equal(steer_tcp(prog, n, 443), DFLT);
+	assert_int_equal(steer_tcp6(prog, n, 80), 4);
+	assert_int_equal(steer_tcp6(prog, n, 443), 5);
+	assert_int_equal(steer_tcp6(prog, n, 8080), DFLT);
+	assert_int_equal(bpf_run(prog, n, f, tcp6_frame(f, 443, 0), 0x86dd), DFLT); /* hop-by-hop first */
+	for (uint8_t t = 1; t <= 4; t++)
+		assert_int_equal(bpf_run(prog, n, f, icmp6_frame(f, t, 443), 0x86dd), 5);
+	for (uint8_t t = 133; t <= 137; t++)
+		assert_int_equal(bpf_run(prog, n, f, icmp6_frame(f, t, 443), 0x86dd), UST_STEER_BROKER);
+	assert_int_equal(bpf_run(prog, n, f, icmp6_frame(f, 128, 443), 0x86dd), DFLT); /* echo */
+	assert_int_equal(bpf_run(prog, n, f, icmp6_frame(f, 0, 443), 0x86dd), DFLT);
+	assert_int_equal(bpf_run(prog, n, f, icmp6_frame(f, 138, 443), 0x86dd), DFLT);
+	/* An error about UDP: the default. */
+	icmp6_frame(f, 1, 443);
+	f[48 + 6] = 17;
+	assert_int_equal(bpf_run(prog, n, f, 96, 0x86dd), DFLT);
+	/* No IPv6 ranges: every IPv6 segment to the default, IPv4 still
+	 * steered. */
+	n = ust_steer_program(r4, 2, NULL, 0, DFLT, prog);
+	assert_int_equal(steer_tcp6(prog, n, 80), DFLT);
+	assert_int_equal(steer_tcp(prog, n, 80), 2);
+	assert_int_equal(bpf_run(prog, n, f, icmp6_frame(f, 135, 443), 0x86dd), UST_STEER_BROKER);
 }
 
 int main(void)
@@ -144,6 +219,7 @@ int main(void)
 		cmocka_unit_test(test_steer_ports_to_members),
 		cmocka_unit_test(test_steer_others_to_default_arp_to_broker),
 		cmocka_unit_test(test_steer_many_ranges),
+		cmocka_unit_test(test_steer_ipv6),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,1 @@
+050-close.bats
