@@ -535,7 +535,15 @@ void us_relay_take_tail(struct us_conn *c, bool sentinel)
 		tail_fill(c);
 }
 
-static void conn_pull(struct us_conn *c)
+/* Reads what the program wrote into TCP's send ring. With short_ends
+ * (on_rd, the stack end's level-triggered watch) a read that came back
+ * short ends it: AF_UNIX's stream read stops short only on an empty queue
+ * (or at a mark: an out-of-band byte, a writer's other credentials), and
+ * anything written since, or the EOF, makes rd fire again; the read that
+ * would say EAGAIN is a system call per message saved. A close right after
+ * the write is still taken in the same turn: us_on_hup reads on to the
+ * EOF. */
+static void conn_pull_to(struct us_conn *c, bool short_ends)
 {
 	struct iovec iov[2];
 	unsigned n;
@@ -555,6 +563,8 @@ static void conn_pull(struct us_conn *c)
 		r = REAL(readv)(c->sfd, iov, (int)n);
 		/* Also when nothing came: the ring's memory then goes back. */
 		ust_tcp_snd_commit(c->tcb, r > 0 ? (uint32_t)r : 0, ust_now());
+		if (r > 0 && short_ends && (size_t)r < iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0))
+			break;
 		if (r > 0)
 			continue;
 		if (r == 0) {
@@ -572,12 +582,17 @@ static void conn_pull(struct us_conn *c)
 	rd_update(c);
 }
 
+static void conn_pull(struct us_conn *c)
+{
+	conn_pull_to(c, false);
+}
+
 static void on_rd(struct ev_loop *ev, ev_io *w, int revents)
 {
 	struct us_conn *c = ust_container_of(w, struct us_conn, rd);
 	struct us_stack *st = c->st; /* conn_pull may free c */
 
-	conn_pull(c);
+	conn_pull_to(c, true);
 	ust_loop_kick(&st->loop, ust_now());
 }
 
