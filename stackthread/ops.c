@@ -201,12 +201,11 @@ void us_op_connect(struct us_call *c)
 		c->ret = -EADDRNOTAVAIL;
 		return;
 	}
-	/* A blocking connect pairs once synchronized (relay.c,
-	 * pair_when_synced); a non-blocking one now, with filler, so that
-	 * it polls 0 until then, as Linux's in SYN-SENT. */
-	c->ret = c->u.in.blocking ? 0 : us_relay_pair(k, true);
-	if (c->ret < 0)
-		return;
+	/* The app end is paired once synchronized (relay.c,
+	 * pair_when_synced), or, for a non-blocking connect the answer to
+	 * whose SYN is not here yet, with filler when this call ends
+	 * (us_relay_connect_look), so that it polls 0 until then, as
+	 * Linux's in SYN-SENT. */
 	us_spare_use(&k->spare_port);
 	/* A port picked now is shared with another process's bind() only if
 	 * both have SO_REUSEADDR, as Linux's. */
@@ -221,6 +220,8 @@ void us_op_connect(struct us_call *c)
 		us_port_tuple_claim(bound, &c->u.in.addr, c->u.in.port);
 	us_publish(k);
 	us_mark_dirty(k);
+	if (c->ret == 0)
+		c->ret = us_relay_connect_look(k, !c->u.in.blocking);
 }
 
 void us_op_listen(struct us_call *c)

@@ -860,6 +860,58 @@ int us_relay_pair(struct us_conn *c, bool filler)
 	set_parked(c, false);
 	atomic_fetch_or(&c->sock->flags, US_F_PAIRED);
 	hup_watch_new(c);
+	/* Synchronized, without filler: nothing can be in the pair yet
+	 * (the app end was unconnected), so rd watches it rather than a
+	 * read that would say EAGAIN. */
+	if (!filler && c->tcb)
+		rd_update(c);
+	return 0;
+}
+
+/*
+ * connect(): the SYN goes out before the caller wakes, and one look (one
+ * receive batch, not waiting) takes an answer already there. A peer on the
+ * same host (a veth, as the benchmarks have) answers within the send, so
+ * the connection is established before connect() returns, as Linux's is
+ * there: the app end is paired without filler, and the program finds it
+ * writable at once instead of sleeping in poll until this thread wakes it
+ * (two switches, and the filler's four system calls: setsockopt, send,
+ * and at the answer the SO_SNDBUF's restoring and the filler's recv). A
+ * peer farther away costs one receive that finds nothing; a non-blocking
+ * connect is then paired with filler, as before. While it looks, conn_pump
+ * leaves this relay alone (looking): a refusal read in the look is acted
+ * on once paired, so that the program sees it as before (POLLERR).
+ */
+int us_relay_connect_look(struct us_conn *c, bool pair)
+{
+	struct us_stack *st = c->st;
+	struct ust_loop *l = &st->loop;
+	struct us_sock *s = c->sock;
+	int r;
+
+	c->looking = pair;
+	ust_loop_kick(l, ust_now());
+	if (ust_link_rx(l->link, l->st, ust_now(), 1) > 0)
+		ust_loop_kick(l, ust_now());
+	if (!pair || (c = us_conn_of(st, s)) == NULL)
+		return 0;
+	c->looking = false;
+	if (!c->tcb)
+		return 0;
+	/* ESTABLISHED before the app end is writable (conn_pump's order). */
+	us_publish(c);
+	r = us_relay_pair(c, !synced(c));
+	if (r < 0) {
+		/* The SYN went: abandon it (ABORT in SYN-SENT sends nothing;
+		 * a SYN-ACK is answered with RST). */
+		ust_tcp_set_user(c->tcb, NULL);
+		ust_tcp_abort(c->tcb, ust_now());
+		c->tcb = NULL;
+		publish_state(s, UST_TCP_CLOSED);
+		return r;
+	}
+	us_mark_dirty(c);
+	ust_loop_kick(l, ust_now());
 	return 0;
 }
 
@@ -1116,6 +1168,9 @@ static void connected(struct us_conn *c)
 		c->filler -= (uint32_t)r;
 	}
 	c->filler = 0;
+	/* The filler kept the program from writing: rd watches rather than
+	 * a read that would say EAGAIN (conn_pump). */
+	rd_update(c);
 }
 
 /* The program set TCP_NOTSENT_LOWAT: the app end's buffer follows (once
@@ -1202,7 +1257,7 @@ static void conn_pump(struct us_conn *c)
 {
 	struct ust_tcb *t = c->tcb;
 
-	if (!t || !pair_when_synced(c))
+	if (!t || c->looking || !pair_when_synced(c))
 		return;
 	/* CLOSED is published by conn_died, after the error it carries: a
 	 * blocking connect wakes on the state and takes the error at once. */

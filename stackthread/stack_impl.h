@@ -46,6 +46,7 @@ struct us_conn {
 	int lo_fd, lo6_fd, lo_held;
 	ev_io lo_io, lo6_io;
 	uint32_t filler;             /* filler bytes still queued from the app end */
+	bool looking;                /* us_relay_connect_look: conn_pump waits */
 	bool listener;
 	bool bound_addr;             /* bind() named our address (not INADDR_ANY) */
 	bool app_eof;                /* the program will send nothing more */
@@ -203,6 +204,10 @@ void us_spare_use(int *spare);
  * connect(), or once a blocking one is synchronized. With filler, the app
  * end is not writable until connected (a listener's: never). */
 int us_relay_pair(struct us_conn *c, bool filler);
+/* connect()'s SYN goes out now, and one look for the answer before the
+ * caller wakes; with pair, the app end is then paired (with filler if the
+ * answer has not come). 0 or -errno. */
+int us_relay_connect_look(struct us_conn *c, bool pair);
 /* A new socketpair: the app end stays low (the program's number), the
  * stack end goes high and non-blocking. st: the app end's identity. */
 int us_new_pair(int *app, int *sfd, struct stat *st);
