@@ -187,6 +187,14 @@ bool us_app_gone(int sfd)
 	return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
 }
 
+/* The same for a relay: without a poll once its hang-up watch reported
+ * the hang-up (it lasts: both directions of the pair stay shut), as at
+ * every close. */
+static bool app_gone(struct us_conn *c)
+{
+	return c->hup_seen || (c->hup_seen = us_app_gone(c->sfd));
+}
+
 void us_conn_free(struct us_conn *c, bool free_sock)
 {
 	ev_io_stop(c->st->ev, &c->rd);
@@ -220,11 +228,11 @@ void us_conn_free(struct us_conn *c, bool free_sock)
  * out, TCP ends it on its own in bounded time (LAST-ACK, CLOSING or
  * TIME-WAIT), and conn_died frees it. A close of the last fd the shim saw
  * (US_F_APP_CLOSED) settles it. */
-static bool app_closed(const struct us_conn *c)
+static bool app_closed(struct us_conn *c)
 {
 	int flags = atomic_load(&c->sock->flags);
 
-	if (!us_app_gone(c->sfd))
+	if (!app_gone(c))
 		return false;
 	if (flags & US_F_APP_CLOSED)
 		return true;
@@ -238,7 +246,7 @@ static bool app_closed(const struct us_conn *c)
  * ever. The program's close then comes through us_relay_wake (parked). */
 static void hup_rearm(struct us_conn *c)
 {
-	if (!us_app_gone(c->sfd))
+	if (!app_gone(c))
 		us_hup_arm(c);
 	else
 		set_parked(c, true);
@@ -1303,6 +1311,8 @@ void us_on_hup(struct ev_loop *ev, ev_io *w, int revents)
 
 	for (int i = 0; i < n; i++) {
 		struct us_conn *c = e[i].data.ptr;
+		if (e[i].events & EPOLLHUP)
+			c->hup_seen = true;
 		if (c->dead) {
 			us_mark_dirty(c); /* pushing fails now: finish dying */
 		} else if (c->listener || c->filler || !synced(c)) {
@@ -1356,7 +1366,7 @@ void us_relay_pull(struct us_conn *c)
 	if (c->sfd >= 0 && c->tcb && !c->listener && !c->filler && !c->dead) {
 		if (!c->app_eof)
 			conn_pull(c);
-		else if (us_app_gone(c->sfd))
+		else if (app_gone(c))
 			app_let_go(c);
 	}
 }

@@ -47,6 +47,7 @@ struct us_conn {
 	ev_io lo_io, lo6_io;
 	uint32_t filler;             /* filler bytes still queued from the app end */
 	bool looking;                /* us_relay_connect_look: conn_pump waits */
+	bool hup_seen;               /* the stack end reported POLLHUP (for good) */
 	bool listener;
 	bool bound_addr;             /* bind() named our address (not INADDR_ANY) */
 	bool app_eof;                /* the program will send nothing more */
