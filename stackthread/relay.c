@@ -871,8 +871,10 @@ int us_relay_pair(struct us_conn *c, bool filler)
 	/* Synchronized, without filler: nothing can be in the pair yet
 	 * (the app end was unconnected), so rd watches it rather than a
 	 * read that would say EAGAIN. */
-	if (!filler && c->tcb)
+	if (!filler && c->tcb) {
+		pair_fit(c); /* SO_SNDBUF's, as conn_pull's end would */
 		rd_update(c);
+	}
 	return 0;
 }
 
@@ -1147,11 +1149,31 @@ static unsigned deliver(struct us_conn *l)
 	out = l->nout;
 	if (l->tcb)
 		ust_tcp_set_backlog(l->tcb, out + 1 < limit ? limit - out - 1 : 0);
-	if (out) {
+	/* Only when connections wait for one to be accepted (the limit
+	 * reached, or TCP holding some): below it, TCP's share is set again
+	 * when it would refuse one (us_on_backlog_full), and an accept()
+	 * wakes no one (a write, the stack thread's wake-up and its read,
+	 * per connection). */
+	if (out >= limit || (l->tcb && ust_tcp_accept_peek(l->tcb))) {
 		set_blocked(l, true);
 		atomic_fetch_or(&l->sock->flags, US_F_BACKLOGGED);
 	}
 	return n;
+}
+
+/* TCP would refuse a connection by the backlog deliver() gave it: the
+ * program may have accepted some since (without waking us), so count
+ * again, as Linux's queue would when the SYN comes. */
+void us_on_backlog_full(void *ctx, struct ust_tcb *t)
+{
+	struct us_conn *l = ust_tcp_user(t);
+	unsigned limit, out;
+
+	if (!l || !l->listener)
+		return;
+	limit = l->backlog + 1;
+	out = outstanding(l);
+	ust_tcp_set_backlog(t, out + 1 < limit ? limit - out - 1 : 0);
 }
 
 unsigned us_listener_deliver(struct us_conn *l)
@@ -1178,6 +1200,7 @@ static void connected(struct us_conn *c)
 	c->filler = 0;
 	/* The filler kept the program from writing: rd watches rather than
 	 * a read that would say EAGAIN (conn_pump). */
+	pair_fit(c);
 	rd_update(c);
 }
 

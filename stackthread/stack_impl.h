@@ -227,6 +227,8 @@ void us_on_tcp_event(void *ctx, struct ust_tcb *t, unsigned events);
 /* The loop's after hook (on the us_stack's loop): acts on what TCP
  * reported. */
 void us_relay_after(struct ust_loop *l, ust_time now);
+/* TCP's backlog callback: a listener's share counted again. */
+void us_on_backlog_full(void *ctx, struct ust_tcb *t);
 /* The one-shot epoll set of stack ends that may have hung up (the watcher
  * is the us_stack's hup). */
 void us_on_hup(struct ev_loop *ev, ev_io *w, int revents);

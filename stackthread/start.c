@@ -269,6 +269,7 @@ static int start_tcp(void)
 	}
 	tc.event = us_on_tcp_event;
 	tc.closed = us_close_log;
+	tc.backlog_full = us_on_backlog_full;
 	tc.port_claim = us_port_claim;
 	tc.port_release = us_port_release;
 	tc.port_foreign = us_port_foreign;
