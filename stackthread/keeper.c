@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -189,34 +190,54 @@ static void keeper_close_fds(void)
 		REAL(close)(null);
 }
 
-/* How the program ended, for the close log: a signal's name, read from
- * the zombie's exit code (field 52 of its stat) before its parent reaps
- * it; "" for an exit, or when the parent was first. */
-static void note_death(void)
+/* PIDFD_GET_INFO (Linux 6.13; the exit code since 6.15), for headers
+ * older than that: the first version of its structure, 64 bytes. */
+struct pidfd_info0 {
+	uint64_t mask, cgroupid;
+	uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	int32_t exit_code;
+};
+#define PIDFD_INFO_EXIT_ (1ull << 3)
+#define PIDFD_GET_INFO_ _IOWR(0xFF, 11, struct pidfd_info0)
+
+/* The program's wait status: from its zombie's stat (field 52) while its
+ * parent has not reaped it, else from its pidfd, which keeps it once it
+ * is reaped. -1 if neither says. */
+static int program_status(void)
 {
+	struct pidfd_info0 info = { .mask = PIDFD_INFO_EXIT_ };
 	char path[64], buf[1024], *p;
-	int fd, field = 2, code;
-	ssize_t len;
+	int fd, field = 2;
+	ssize_t len = -1;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)us_st.program);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	len = REAL(read)(fd, buf, sizeof(buf) - 1);
-	REAL(close)(fd);
-	if (len <= 0)
-		return;
-	buf[len] = 0;
-	if (!(p = strrchr(buf, ')')))
-		return;
-	for (; *p && field < 52; p++)
-		if (*p == ' ')
-			field++;
-	if (field < 52 || !*p)
-		return;
-	code = atoi(p);
-	if (WIFSIGNALED(code) && sigabbrev_np(WTERMSIG(code)))
-		snprintf(us_st.death, sizeof(us_st.death), "killed by SIG%s", sigabbrev_np(WTERMSIG(code)));
+	if (fd >= 0) {
+		len = REAL(read)(fd, buf, sizeof(buf) - 1);
+		REAL(close)(fd);
+	}
+	if (len > 0) {
+		buf[len] = 0;
+		for (p = strrchr(buf, ')'); p && *p && field < 52; p++)
+			if (*p == ' ')
+				field++;
+		if (p && field == 52 && *p)
+			return atoi(p);
+	}
+	if (us_st.program_fd >= 0 && ioctl(us_st.program_fd, PIDFD_GET_INFO_, &info) == 0 &&
+	    (info.mask & PIDFD_INFO_EXIT_))
+		return info.exit_code;
+	return -1;
+}
+
+/* How the program ended, for the close log and the keeper's log line: a
+ * signal's name; "" for an exit. */
+static void note_death(void)
+{
+	int status = program_status();
+
+	if (status >= 0 && WIFSIGNALED(status) && sigabbrev_np(WTERMSIG(status)))
+		snprintf(us_st.death, sizeof(us_st.death), "killed by SIG%s", sigabbrev_np(WTERMSIG(status)));
 }
 
 /* This task, alone with the stack (the guardian once the program is gone,
