@@ -220,27 +220,13 @@ closed_by() {
 	MODE=ustcp body_exit_runs segv 20
 }
 
-# send_exit.py forkkill: the parent exits at once, the child (holding the
-# inherited connection) writes 1 MB and SIGKILLs itself. 5 runs.
-body_fork_kill() {
-	export USTCP_MSL=0.5
-	shim_topo_up --impair "delay 25ms"
-	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 5 120 </dev/null >"$TMP/sink.out"
-	local sink=$BG_PID i
-	wait_listen "$PEER_NETNS" 7000
-	for ((i = 0; i < 5; i++)); do
-		prog python3 "$LT_DIR/send_exit.py" forkkill "$PEER_ADDR" 7000 "$WWW/mid" </dev/null
-	done
-	bg_wait "$sink" 60 || { cat "$TMP/sink.out"; return 1; }
-	cat "$TMP/sink.out"
-	sink_check "$TMP/sink.out" 5 "$WWW/mid"
-}
-
+# send_exit.py forkkill: as fork (below), but the child (holding the
+# inherited connection) SIGKILLs itself after writing 1 MB.
 @test "fork after connect, the parent exits, the child sends 1 MB and is SIGKILLed: all bytes and a FIN [kernel]" {
-	MODE=kernel body_fork_kill
+	MODE=kernel body_fork_after_connect forkkill
 }
 @test "fork after connect, the parent exits, the child sends 1 MB and is SIGKILLed: all bytes and a FIN [ustcp]" {
-	MODE=ustcp body_fork_kill
+	MODE=ustcp body_fork_after_connect forkkill
 }
 
 # killed.py unread: the peer sends 1000 bytes, the program reads none and
@@ -303,26 +289,19 @@ body_kill_listener() {
 	export USTCP_MSL=10 USTCP_CLOSE_LOG=$TMP/close.log
 	shim_topo_up --impair "delay 50ms"
 	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 1 60 </dev/null >"$TMP/sink.out"
-	local sink=$BG_PID pid lport st=0
+	local sink=$BG_PID pid st=0
 	wait_listen "$PEER_NETNS" 7000
 	prog python3 "$LT_DIR/send_exit.py" kill "$PEER_ADDR" 7000 "$WWW/mid" "$TMP/pid" || st=$?
 	[ "$st" -eq 137 ]
 	read -r pid <"$TMP/pid"
 	bg_wait "$sink" 30
 	sink_check "$TMP/sink.out" 1 "$WWW/mid"
-	lport=$(awk '$1 == "conn" { n = split($3, a, ":"); print a[n] }' "$TMP/sink.out")
-	local me="${SADDR//./\\.}:$lport" peer="${PEER_ADDR//./\\.}:7000" line kpid
-	TW_RE="^TIME-WAIT +0 +0 +$me +$peer +users:"
-	line=$(retry 10 tw_line)
-	echo "ustcp-stat: $line"
-	[[ $line =~ pid=([0-9]+) ]]
-	kpid=${BASH_REMATCH[1]}
-	[ "$kpid" != "$pid" ]
+	keeper_tw "$pid"
 	run ! kill -0 "$pid"
 	# -s: the keeper's summary; SIGTERM ends it.
-	run -0 timeout 10 "$STAT" -s -p "$kpid"
-	assert_line --regexp "^process $kpid \(.*\) .*keeper"
-	kill -TERM "$kpid"
+	run -0 timeout 10 "$STAT" -s -p "$KPID"
+	assert_line --regexp "^process $KPID \(.*\) .*keeper"
+	kill -TERM "$KPID"
 }
 
 # ---- the keeper's TIME-WAIT -----------------------------------------------------
@@ -330,6 +309,21 @@ body_kill_listener() {
 # tw_line: ustcp-stat's line matching $TW_RE.
 tw_line() {
 	timeout 10 "$STAT" | grep -E "$TW_RE"
+}
+
+# keeper_tw PID: the sink's one connection (in $TMP/sink.out) is in
+# TIME-WAIT on ustcp-stat, under another pid than PID (the program's): the
+# keeper's, KPID; its line is LINE, ME and PEER_RE its ends as regexps.
+keeper_tw() {
+	local lport
+	lport=$(awk '$1 == "conn" { n = split($3, a, ":"); print a[n] }' "$TMP/sink.out")
+	ME="${SADDR//./\\.}:$lport" PEER_RE="${PEER_ADDR//./\\.}:7000"
+	TW_RE="^TIME-WAIT +0 +0 +$ME +$PEER_RE +users:"
+	LINE=$(retry 10 tw_line)
+	echo "ustcp-stat: $LINE"
+	[[ $LINE =~ pid=([0-9]+) ]]
+	KPID=${BASH_REMATCH[1]}
+	[ "$KPID" != "$1" ]
 }
 
 # A program writes 1 MB, closes and exits; the kernel peer reads to the end,
@@ -348,21 +342,15 @@ body_keeper_time_wait() {
 	local sink=$BG_PID
 	wait_listen "$PEER_NETNS" 7000
 	prog python3 "$LT_DIR/send_exit.py" close "$PEER_ADDR" 7000 "$WWW/mid" "$TMP/pid"
-	local t_exit=$SECONDS pid lport
+	local t_exit=$SECONDS pid
 	read -r pid <"$TMP/pid"
 	bg_wait "$sink" 30
 	cat "$TMP/sink.out"
 	sink_check "$TMP/sink.out" 1 "$WWW/mid"
-	lport=$(awk '$1 == "conn" { n = split($3, a, ":"); print a[n] }' "$TMP/sink.out")
 
 	# TIME-WAIT, under another pid: the keeper's.
-	local me="${SADDR//./\\.}:$lport" peer="${PEER_ADDR//./\\.}:7000" line kpid
-	TW_RE="^TIME-WAIT +0 +0 +$me +$peer +users:"
-	line=$(retry 10 tw_line)
-	echo "ustcp-stat: $line"
-	[[ $line =~ pid=([0-9]+) ]]
-	kpid=${BASH_REMATCH[1]}
-	[ "$kpid" != "$pid" ]
+	keeper_tw "$pid"
+	local kpid=$KPID line=$LINE
 	[[ $line =~ timer:\(timewait,(1[0-9]|20|[1-9])sec,0\)$ ]]
 	# The program is gone.
 	run ! kill -0 "$pid"
@@ -390,7 +378,7 @@ body_keeper_time_wait() {
 	# Still in TIME-WAIT, still the keeper, well within its 20 s.
 	[ $((SECONDS - t_exit)) -lt 15 ]
 	run -0 timeout 10 "$STAT"
-	assert_line --regexp "^TIME-WAIT +0 +0 +$me +$peer +users:\(\(\"python3[.0-9]*\",pid=$kpid\)\)"
+	assert_line --regexp "^TIME-WAIT +0 +0 +$ME +$PEER_RE +users:\(\(\"python3[.0-9]*\",pid=$kpid\)\)"
 }
 
 @test "after exit, the keeper holds TIME-WAIT (ustcp-stat) and ACKs a retransmitted FIN again [ustcp]" {
@@ -477,15 +465,17 @@ body_forking_server() {
 
 # send_exit.py fork: connect, fork; the parent exits at once (its copy of the
 # socket open); the child waits until its parent is gone, then writes 1 MB,
-# closes and exits. 5 runs, 25 ms each way.
+# closes and exits. 5 runs, 25 ms each way. With forkkill, the child
+# SIGKILLs itself instead of closing.
 body_fork_after_connect() {
+	local how=${1:-fork}
 	export USTCP_MSL=0.5
 	shim_topo_up --impair "delay 25ms"
 	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 5 120 </dev/null >"$TMP/sink.out"
 	local sink=$BG_PID i
 	wait_listen "$PEER_NETNS" 7000
 	for ((i = 0; i < 5; i++)); do
-		prog python3 "$LT_DIR/send_exit.py" fork "$PEER_ADDR" 7000 "$WWW/mid" </dev/null
+		prog python3 "$LT_DIR/send_exit.py" "$how" "$PEER_ADDR" 7000 "$WWW/mid" </dev/null
 	done
 	bg_wait "$sink" 60 || { cat "$TMP/sink.out"; return 1; }
 	cat "$TMP/sink.out"
