@@ -278,7 +278,7 @@ static void become_keeper(bool forked)
 }
 
 /* The guardian's end, and a keeper's: the control socket goes, the
- * capture is flushed; the program's files close before the packet socket
+ * frames queued and the capture are flushed; the program's files close before the packet socket
  * (its last close waits for an RCU grace period, packet_release: a reader
  * of the program's output must not wait for it), and a steered stack's
  * channel to the broker last (its hang-up tells the broker that no
@@ -289,6 +289,9 @@ void us_keeper_exit(void)
 
 	if (us_st.ctl_path[0])
 		unlink(us_st.ctl_path);
+	/* The loop's after hook (us_keeper_check) runs before its flush:
+	 * the last segments (a RST for unread data) go first. */
+	ust_stack_flush(&us_st.st);
 	ust_pcap_flush(&us_st.link.pcap);
 	if (!us_st.keeper)
 		us_close_all_but_stack(0, ~0u, false);
