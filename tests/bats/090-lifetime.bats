@@ -245,7 +245,7 @@ body_kill_unread() {
 	if [ "$MODE" = ustcp ]; then
 		retry 20 grep -q . "$TMP/close.log"
 		cat "$TMP/close.log"
-		grep -q '"outcome":"reset".*"reason":"killed by SIGKILL' "$TMP/close.log"
+		grep -q '"outcome":"reset-sent".*"reason":"killed by SIGKILL: aborted by the user"' "$TMP/close.log"
 	fi
 }
 
