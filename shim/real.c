@@ -45,7 +45,6 @@ static void bind_all(void)
 	real.bsd_signal = maybe("bsd_signal");
 	real.sigset = maybe("sigset");
 	real.siginterrupt = maybe("siginterrupt");
-	real.exit_ = must("_exit");
 }
 
 const struct us_real *us_real(void)

@@ -190,11 +190,12 @@ static void run_calls(void)
 		c->fn(c);
 		atomic_store(&c->done, 1);
 		syscall(SYS_futex, &c->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-		/* A keeper serves our connections now: not one more event may
-		 * be taken here (a hang-up read by us would be lost to it)
-		 * while the process finishes exiting or exec'ing. */
-		while (us_st.handed_over)
-			pause();
+		/* A keeper serves our connections now (or nothing is left
+		 * before an exec): not one more event may be taken here (a
+		 * hang-up read by us would be lost to it). The guardian
+		 * leaves; the program's image goes on to its exec. */
+		if (us_st.handed_over)
+			syscall(SYS_exit, 0);
 	}
 }
 

@@ -55,7 +55,7 @@ void us_close_log(void *ctx, const struct ust_tcb *t)
 	const struct ust_tcp_record *r = ust_tcp_record(t);
 	struct ust_tcp_ends e;
 	const char *who = ust_tcp_initiator_name(r->initiator);
-	char line[1024], reason[128], states[UST_TCP_HISTORY_MAX * 16], ts[64], local[64], remote[64];
+	char line[1024], cause[128], reason[128], states[UST_TCP_HISTORY_MAX * 16], ts[64], local[64], remote[64];
 	struct timespec wall;
 	struct tm tm;
 	ust_time ago = ust_now() - r->end;
@@ -88,7 +88,10 @@ void us_close_log(void *ctx, const struct ust_tcb *t)
 		o += (size_t)snprintf(states + o, sizeof(states) - o, "%s\"%s\"", i ? "," : "",
 				      ust_tcp_state_name((enum ust_tcp_state)r->states[i]));
 	states[o] = 0;
-	json_str(reason, sizeof(reason), r->reason ? r->reason : "");
+	/* A killed program's connections: the signal, before TCP's own. */
+	snprintf(cause, sizeof(cause), "%s%s%s", us_st.death, us_st.death[0] && r->reason && r->reason[0] ? ": " : "",
+		 r->reason ? r->reason : "");
+	json_str(reason, sizeof(reason), cause);
 	n = snprintf(line, sizeof(line),
 		     "{\"ts\":\"%s\",\"pid\":%d,\"local\":\"%s\",\"remote\":\"%s\","
 		     "\"outcome\":\"%s\",\"initiator\":%s%s%s,\"reason\":\"%s\",\"states\":[%s],"
@@ -172,7 +175,7 @@ static void dump(FILE *f)
 			comm[strcspn(comm, "\n ")] = 0;
 		fclose(cf);
 	}
-	fprintf(f, "ustcp 1\nprocess %d %s %s %u.%u.%u.%u/%u %s\n", (int)getpid(), comm, us_st.cfg.iface,
+	fprintf(f, "ustcp 1\nprocess %d %s %s %u.%u.%u.%u/%u %s\n", (int)us_st.pid, comm, us_st.cfg.iface,
 		us_st.cfg.addr >> 24, us_st.cfg.addr >> 16 & 255, us_st.cfg.addr >> 8 & 255, us_st.cfg.addr & 255, us_st.cfg.prefix,
 		us_st.keeper ? "keeper" : "program");
 	ust_tcp_each(&us_st.tcp, dump_tcb, &d);

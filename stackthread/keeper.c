@@ -1,6 +1,9 @@
-/* The exit keeper: connections outlive the process that made them, as in
- * the kernel. At exit, before exec or _exit, or when only the stack thread
- * is left, the stack thread forks an exit keeper that finishes them. */
+/* The keeper: connections outlive the program that made them, as in the
+ * kernel. The guardian (start.c) runs the stack apart from the program's
+ * thread group; when the program is gone, however it ended (exit, _exit,
+ * a signal, a crash), the guardian becomes the keeper that finishes its
+ * connections. Before an exec, the guardian forks a keeper instead (the
+ * new image keeps the pid). */
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -10,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -43,17 +48,19 @@ static int stat_fields(const char *path, char *state, int *threads)
 	return 0;
 }
 
-/* Is this thread all that is left of the program? After pthread_exit in
- * main the leader stays a zombie (and counted) until the last thread ends. */
-static bool only_us_left(void)
+/* Is the parked stack thread all that is left of the program? After
+ * pthread_exit in main the leader stays a zombie (and counted) until the
+ * last thread ends. */
+static bool only_parked_left(void)
 {
 	char path[64], state;
 	int threads, leader_threads;
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)getpid());
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)us_st.program, (int)us_st.program);
 	if (stat_fields(path, &state, &leader_threads) < 0 || state != 'Z')
 		return false;
-	return stat_fields("/proc/self/stat", &state, &threads) == 0 && threads == 2;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)us_st.program);
+	return stat_fields(path, &state, &threads) == 0 && threads == 2;
 }
 
 
@@ -96,6 +103,7 @@ static void each_stack_fd(void (*fn)(void *ctx, int fd), void *ctx, bool with_br
 	fn(ctx, us_st.wake_fd);
 	fn(ctx, us_st.parent_wake_fd);
 	fn(ctx, us_st.hup_fd);
+	fn(ctx, us_st.program_fd);
 	fn(ctx, us_st.close_log_fd);
 	fn(ctx, us_st.ctl_fd);
 	fn(ctx, us_st.link.pcap.f ? fileno(us_st.link.pcap.f) : -1);
@@ -182,15 +190,67 @@ static void keeper_close_fds(void)
 		REAL(close)(null);
 }
 
-/* The child side of the hand-over: this thread, alone in a new process,
- * goes on running the loop until every connection is CLOSED. */
-static void become_keeper(void)
+/* PIDFD_GET_INFO (Linux 6.13; the exit code since 6.15), for headers
+ * older than that: the first version of its structure, 64 bytes. */
+struct pidfd_info0 {
+	uint64_t mask, cgroupid;
+	uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	int32_t exit_code;
+};
+#define PIDFD_INFO_EXIT_ (1ull << 3)
+#define PIDFD_GET_INFO_ _IOWR(0xFF, 11, struct pidfd_info0)
+
+/* The program's wait status: from its zombie's stat (field 52) while its
+ * parent has not reaped it, else from its pidfd, which keeps it once it
+ * is reaped. -1 if neither says. */
+static int program_status(void)
+{
+	struct pidfd_info0 info = { .mask = PIDFD_INFO_EXIT_ };
+	char path[64], buf[1024], *p;
+	int fd, field = 2;
+	ssize_t len = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)us_st.program);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		len = REAL(read)(fd, buf, sizeof(buf) - 1);
+		REAL(close)(fd);
+	}
+	if (len > 0) {
+		buf[len] = 0;
+		for (p = strrchr(buf, ')'); p && *p && field < 52; p++)
+			if (*p == ' ')
+				field++;
+		if (p && field == 52 && *p)
+			return atoi(p);
+	}
+	if (us_st.program_fd >= 0 && ioctl(us_st.program_fd, PIDFD_GET_INFO_, &info) == 0 &&
+	    (info.mask & PIDFD_INFO_EXIT_))
+		return info.exit_code;
+	return -1;
+}
+
+/* How the program ended, for the close log and the keeper's log line: a
+ * signal's name; "" for an exit. */
+static void note_death(void)
+{
+	int status = program_status();
+
+	if (status >= 0 && WIFSIGNALED(status) && sigabbrev_np(WTERMSIG(status)))
+		snprintf(us_st.death, sizeof(us_st.death), "killed by SIG%s", sigabbrev_np(WTERMSIG(status)));
+}
+
+/* This task, alone with the stack (the guardian once the program is gone,
+ * or a keeper forked before an exec), goes on running the loop until
+ * every connection is CLOSED. */
+static void become_keeper(bool forked)
 {
 	sigset_t term;
 
 	us_st.keeper = true;
 	us_st.pid = getpid();
-	setsid(); /* out of the program's session: its terminal's signals are not ours */
+	if (forked)
+		setsid(); /* out of the program's session: its terminal's signals are not ours */
 	/* SIGTERM ends a keeper: its default action, not the program's
 	 * handler, which the fork copied (nginx's only sets a flag, and the
 	 * keeper would outlive every SIGTERM). */
@@ -199,46 +259,96 @@ static void become_keeper(void)
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);
 	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
-	us_ctl_close(true); /* the program's: it removes it */
+	if (us_st.program_fd >= 0) {
+		ev_io_stop(us_st.ev, &us_st.program_gone);
+		REAL(close)(us_st.program_fd);
+		us_st.program_fd = -1;
+	}
+	if (!forked && us_st.ctl_path[0])
+		unlink(us_st.ctl_path); /* the program's, which is gone */
+	us_ctl_close(true); /* after a fork, the program's: it removes it */
 	keeper_close_fds();
 	for (struct us_conn *c = us_st.all; c; c = c->all_next)
 		c->sock->owner = us_st.pid; /* forked children see who serves them */
-	ev_loop_fork(us_st.ev);
+	if (forked)
+		ev_loop_fork(us_st.ev);
 	us_ctl_open();
 	us_keeper_filter();
-	ust_log(UST_LOG_INFO, "exit keeper %d finishes the connections of the program", (int)getpid());
+	ust_log(UST_LOG_INFO, "keeper %d finishes the connections of program %d%s%s", (int)getpid(),
+		(int)us_st.program, us_st.death[0] ? ", " : "", us_st.death);
 }
 
+/* The guardian's end, and a keeper's: the control socket goes, the
+ * frames queued and the capture are flushed; the program's files close
+ * before the packet socket (its last close waits for an RCU grace period,
+ * packet_release: a reader of the program's output must not wait for
+ * it), and a steered stack's channel to the broker last (its hang-up
+ * tells the broker that no process holds the socket any more). */
 void us_keeper_exit(void)
 {
+	int chan = us_steer_fd();
+
 	if (us_st.ctl_path[0])
 		unlink(us_st.ctl_path);
+	/* The loop's after hook (us_keeper_check) runs before its flush:
+	 * the last segments (a RST for unread data) go first. */
+	ust_stack_flush(&us_st.st);
 	ust_pcap_flush(&us_st.link.pcap);
+	if (!us_st.keeper)
+		us_close_all_but_stack(0, ~0u, false);
+	REAL(close)(us_st.link.fd);
+	if (us_st.link.arp_fd >= 0)
+		REAL(close)(us_st.link.arp_fd);
+	if (chan >= 0)
+		REAL(close)(chan);
 	_exit(0);
 }
 
-/* Hands every connection to a keeper: fork from this thread (the child is
- * a copy of the stack at this instant, with this thread as its only one)
- * and stop serving here. Returns 0 if nothing needs a keeper. */
+/* The program is gone: exit, _exit, a last pthread_exit, a signal, a
+ * crash. Everything it wrote is in the stack ends, and the stack is
+ * consistent (no turn of the loop ran in the program). The guardian
+ * takes in its last writes and closes, then becomes its keeper, in this
+ * one call; with nothing to finish, it leaves at once. */
+void us_on_program_gone(struct ev_loop *ev, ev_io *w, int revents)
+{
+	if (us_st.keeper || !us_st.guardian)
+		return;
+	note_death();
+	us_adopt_news(&us_st);
+	us_relay_sync(&us_st);
+	if (!work_left())
+		us_keeper_exit();
+	become_keeper(false);
+}
+
+/* Hands every connection to a keeper before an exec: fork from the
+ * guardian (the child is a copy of the stack at this instant, with the
+ * loop its only task), and stop serving here: the guardian then leaves,
+ * with a keeper or without (the new image has the same pid, so nothing
+ * else would tell it the old one is gone). Returns 1 with a keeper, 0
+ * with nothing to keep. */
 static int hand_over(void)
 {
 	pid_t pid;
 
 	us_relay_sync(&us_st);
-	if (!work_left())
+	if (!work_left()) {
+		us_st.handed_over = true;
+		ust_loop_break(&us_st.loop);
 		return 0;
+	}
 	ust_stack_flush(&us_st.st);
 	ust_pcap_flush(&us_st.link.pcap);
 	us_st.forking_keeper = true;
 	pid = fork();
 	us_st.forking_keeper = false;
 	if (pid < 0) {
-		ust_log(UST_LOG_ERROR, "no exit keeper (fork: %s): connections die with the process",
+		ust_log(UST_LOG_ERROR, "no exit keeper (fork: %s): connections die with the image",
 			strerror(errno));
 		return -errno;
 	}
 	if (pid == 0) {
-		become_keeper();
+		become_keeper(true);
 		return 1;
 	}
 	us_st.handed_over = true;
@@ -251,104 +361,33 @@ static void op_hand_over(struct us_call *c)
 	c->ret = hand_over();
 }
 
-/* ---- the packet socket's last close, after the program ---- */
-
-/* Dropping the last reference to a packet socket waits for an RCU grace
- * period (packet_release() calls synchronize_net()): 10 to 30 ms on this
- * kind of machine, which the kernel would spend inside the program's exit,
- * before its parent sees it end (a one-shot curl took twice the kernel's
- * wall time, most of it there). When no keeper holds the socket, a closer
- * holds it instead: a clone that shares our memory (nothing is copied but
- * the fd table), keeps only the packet socket and a pidfd of the program,
- * waits until every thread of the program has exited, and then drops the
- * last reference itself. Nobody waits for it; its parent is gone by then. */
-static struct {
-	/* The packet socket, and a steered stack's ARP socket and channel
-	 * to the broker (the broker lets the member go when no process
-	 * holds the channel: the closer holds it with the socket), sorted
-	 * with the pidfd; -1 for none. */
-	int keep[4];
-	int pidfd, chan;
-	char stack[16384] __attribute__((aligned(16)));
-} closer;
-
-/* The closer's whole life. Only system calls: it shares the program's
- * memory, and the program's threads run on until they exit. Every signal
- * is blocked (inherited from the stack thread), so ppoll ends only when
- * the program is gone. */
-static int closer_main(void *arg)
+/* pthread_exit in main left only the parked thread: it ends the program
+ * with exit(0), as glibc's last thread does, and runs the atexit
+ * handlers on the TLS the guardian borrows. Until the program is gone,
+ * the guardian serves nothing (calls get EOPNOTSUPP, as after a
+ * hand-over) and makes system calls only; then it adopts. */
+static void leave_with_the_program(void)
 {
-	struct pollfd p = { .fd = closer.pidfd, .events = POLLIN };
-	int from = 0;
+	struct pollfd p = { .fd = us_st.program_fd, .events = POLLIN };
+	struct timespec ms10 = { 0, 10 * 1000 * 1000 };
 
-	syscall(SYS_prctl, PR_SET_NAME, "ustcp-closer", 0, 0, 0);
-	/* The program's other files are not ours to hold: a reader of its
-	 * output waits for the last writer to close. */
-	for (unsigned i = 0; i < 4; i++) {
-		if (closer.keep[i] < 0)
-			continue;
-		if (closer.keep[i] > from)
-			syscall(SYS_close_range, from, closer.keep[i] - 1, 0);
-		from = closer.keep[i] + 1;
-	}
-	syscall(SYS_close_range, from, ~0u, 0);
-	syscall(SYS_ppoll, &p, 1, NULL, NULL, 0);
-	/* The channel last: its hang-up tells the broker that no process
-	 * holds the packet socket any more. */
-	for (unsigned i = 0; i < 4; i++)
-		if (closer.keep[i] >= 0 && closer.keep[i] != closer.pidfd && closer.keep[i] != closer.chan)
-			syscall(SYS_close, closer.keep[i]);
-	if (closer.chan >= 0)
-		syscall(SYS_close, closer.chan);
-	syscall(SYS_exit, 0);
-	return 0;
-}
-
-/* Starts the closer, if the link is ours alone (no keeper) and this is
- * the program's exit. Without pidfds (Linux < 5.3) the exit waits, as
- * before. */
-static void close_link_after_exit(void)
-{
-	static bool started; /* an atexit handler after ours may call _exit */
-	int pidfd;
-
-	if (started)
-		return;
-	pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-	if (pidfd < 0)
-		return;
-	started = true;
-	closer.pidfd = pidfd;
-	closer.keep[0] = us_st.link.fd;
-	closer.keep[1] = us_st.link.arp_fd;
-	closer.keep[2] = closer.chan = us_steer_fd();
-	closer.keep[3] = pidfd;
-	for (unsigned i = 1; i < 4; i++) /* sorted, -1s first */
-		for (unsigned j = i; j > 0 && closer.keep[j - 1] > closer.keep[j]; j--) {
-			int t = closer.keep[j];
-			closer.keep[j] = closer.keep[j - 1];
-			closer.keep[j - 1] = t;
-		}
-	/* No exit signal: the program is not told, and wait() does not see
-	 * it. */
-	if (clone(closer_main, closer.stack + sizeof(closer.stack), CLONE_VM | CLONE_UNTRACED, NULL) < 0)
-		ust_log(UST_LOG_DEBUG, "no closer (clone: %s): the exit waits for the packet socket", strerror(errno));
-	REAL(close)(pidfd);
-}
-
-/* The program exits: the connections go to a keeper, or, with none left,
- * the packet socket to a closer. */
-static void op_exit(struct us_call *c)
-{
-	c->ret = hand_over();
-	if (c->ret <= 0)
-		close_link_after_exit();
+	us_st.handed_over = true;
+	us_parked_exit();
+	if (us_st.program_fd >= 0)
+		while (syscall(SYS_ppoll, &p, 1, NULL, NULL, 0) != 1)
+			;
+	else
+		while (syscall(SYS_getppid) == us_st.program)
+			syscall(SYS_nanosleep, &ms10, NULL);
+	us_st.handed_over = false;
+	us_on_program_gone(us_st.ev, &us_st.program_gone, 0);
 }
 
 /* Once a second. A keeper exits when its work is done or its interface
- * is gone, and narrows its filter to the ports left (kfilter.c). A
- * program whose threads all ended (pthread_exit in main) would be kept
- * alive by this thread alone: hand over and exit as glibc would. */
+ * is gone, and narrows its filter to the ports left (kfilter.c). The
+ * guardian without a pidfd looks whether the program is gone (it has
+ * another parent then); a program whose threads all ended (pthread_exit
+ * in main) is kept alive by the parked thread alone. */
 void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents)
 {
 	if (us_st.keeper) {
@@ -357,46 +396,25 @@ void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents)
 		us_keeper_filter();
 		return;
 	}
-	if (only_us_left()) {
-		hand_over();
-		if (!us_st.keeper)
-			exit(0);
-	}
-}
-
-/* At exit (return from main, exit()): the connections go to a keeper and
- * the process exits at once, as it would on the kernel's TCP. */
-void us_at_exit(void)
-{
-	struct us_call c;
-
-	if (us_st.pid != getpid() || !us_st.ev || us_st.keeper || us_st.handed_over)
+	if (!us_st.guardian || us_st.handed_over)
 		return;
-	us_call(&c, op_exit, NULL);
-	if (us_st.ctl_path[0])
-		unlink(us_st.ctl_path);
+	if (us_st.program_fd < 0 && getppid() != us_st.program)
+		us_on_program_gone(ev, &us_st.program_gone, 0);
+	else if (only_parked_left())
+		leave_with_the_program();
 }
 
-/* ---- exec, _exit (shim/exec.c, shim/exit.c) ---- */
+/* ---- exec (shim/exec.c) ---- */
 
-/* exec ends the stack thread with the old image, and _exit skips atexit:
- * either way the connections go to a keeper first. (exec keeps its wait
- * for the packet socket: the closer knows when a process is gone, not when
- * its exec has closed the socket.) */
+/* exec ends the stack thread with the old image, and the new one keeps
+ * the pid: the connections go to a keeper first. (exec keeps its wait for
+ * the packet socket, which is close-on-exec.) */
 void us_stack_hand_over(void)
 {
 	struct us_call c;
 
 	if (us_st.pid == getpid() && us_st.ev && !us_st.keeper && !us_st.handed_over)
 		us_call(&c, op_hand_over, NULL);
-}
-
-void us_stack_exit(void)
-{
-	struct us_call c;
-
-	if (us_st.pid == getpid() && us_st.ev && !us_st.keeper && !us_st.handed_over)
-		us_call(&c, op_exit, NULL);
 }
 
 /* After a failed exec the process goes on without its old stack (a keeper

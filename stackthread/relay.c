@@ -781,7 +781,9 @@ static int pair_listener(struct us_stack *st)
 
 /* The connection the app end just made: any other process may connect to
  * the abstract name too, but only this thread of ours does, so the one
- * whose peer has our pid is it; the others are closed. */
+ * whose peer has our pid (the program's, or the guardian's, which makes
+ * a listener's and an accepted connection's pairs) is it; the others are
+ * closed. */
 static int pair_accept(struct us_stack *st)
 {
 	for (;;) {
@@ -793,7 +795,7 @@ static int pair_accept(struct us_stack *st)
 		int fd = REAL(accept4)(st->pair_lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0)
 			return -errno;
-		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.pid == st->pid)
+		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && (cr.pid == st->pid || cr.pid == getpid()))
 			return fd;
 		REAL(close)(fd);
 	}

@@ -144,6 +144,13 @@ struct us_stack {
 	bool keeper;                 /* this process is an exit keeper */
 	bool forking_keeper;         /* the fork under way makes a keeper */
 	bool handed_over;            /* a keeper took our connections: serve nothing */
+	/* The guardian (start.c): the task that runs the loop, apart from
+	 * the program's thread group, and the pidfd that tells it the
+	 * program is gone (-1 without one: the tick asks getppid). */
+	bool guardian;
+	int program_fd;
+	ev_io program_gone;
+	char death[32];              /* how the program ended: "killed by SIGKILL", or "" */
 	ev_timer tick;               /* once a second: keeper's end, last thread */
 	int own_fds[8];              /* fds libev made on the stack thread */
 	unsigned n_own_fds;
@@ -374,7 +381,12 @@ void us_ctl_close(bool in_loop);
  * -ENOMEM. */
 int us_close_all_but_stack(unsigned first, unsigned last, bool keep_broker);
 void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents);
-void us_at_exit(void);
+/* The program is gone (its pidfd, or the tick): the guardian adopts its
+ * connections and becomes its keeper, or exits with nothing left. */
+void us_on_program_gone(struct ev_loop *ev, ev_io *w, int revents);
+/* The parked stack thread (start.c): let it end the program with exit(0)
+ * (pthread_exit in main left only it). */
+void us_parked_exit(void);
 /* A keeper's end: remove its control socket, flush the capture, _exit. */
 void us_keeper_exit(void) __attribute__((noreturn));
 /* In a keeper: exit at once if nothing is left to finish. */

@@ -78,7 +78,6 @@ struct us_real {
 	int (*execvp)(const char *, char *const[]);
 	int (*execvpe)(const char *, char *const[], char *const[]);
 	int (*fexecve)(int, char *const[], char *const[]);
-	void (*exit_)(int) __attribute__((noreturn));  /* _exit */
 };
 
 /* Binds every entry once (dlsym RTLD_NEXT under pthread_once); safe to call
@@ -383,13 +382,11 @@ void us_status_from_last(const struct us_sock *s, struct ust_tcp_status *out, us
 bool us_on_stack_thread(void);
 int us_stack_own_fd(int fd);
 
-/* Lifetime (keeper.c). Before the image goes (exec, _exit): a keeper takes
- * every connection over, now; at _exit, with nothing for a keeper, a closer
- * takes the packet socket's last close out of the exit. After an exec that
- * failed: the process goes on without its old stack, and a new socket
- * starts a new one. */
+/* Lifetime (keeper.c). Before exec: a keeper takes every connection
+ * over, now (any other end of the program is the guardian's to see).
+ * After an exec that failed: the process goes on without its old stack,
+ * and a new socket starts a new one. */
 void us_stack_hand_over(void);
-void us_stack_exit(void);
 void us_stack_exec_failed(void);
 
 /* fork (start.c), for the shim's pthread_atfork handlers. prepare takes

@@ -7,10 +7,12 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -25,7 +27,7 @@
 #include "stack_impl.h"
 
 struct us_stack us_st = { .lock = PTHREAD_MUTEX_INITIALIZER, .close_log_fd = -1, .ctl_fd = -1,
-			  .parent_wake_fd = -1 };
+			  .parent_wake_fd = -1, .program_fd = -1 };
 
 /* Set on the stack thread (and while it starts): its fds go high. */
 static __thread bool in_stack;
@@ -92,12 +94,87 @@ static int getrandom_key(uint64_t key[2])
 	return getrandom(key, 2 * sizeof(uint64_t), GRND_NONBLOCK) == 2 * sizeof(uint64_t) ? 0 : -1;
 }
 
-static void *thread_main(void *arg)
+/* ---- the guardian ----
+ *
+ * The loop does not run on a thread of the program: a signal that kills
+ * the program's thread group (SIGKILL, a crash, abort) would stop it at
+ * any instruction, in the middle of a turn. The stack thread clones a
+ * guardian instead: a task of its own process (no CLONE_THREAD) that
+ * shares the memory, the fd table and the working directory, and no
+ * signal handlers; it has no exit signal, so the program's wait() never
+ * sees it. The guardian runs the loop with the stack thread's TLS (no
+ * CLONE_SETTLS), and the stack thread parks for good so that the two
+ * never use it at once. When the program is gone, however it ended, the
+ * guardian holds everything the stack needs, in a consistent state, and
+ * becomes the keeper (keeper.c, us_on_program_gone). */
+
+#define GUARD_STACK (8u << 20) /* as a thread's; touched pages only */
+
+enum { PARK_PARKED, PARK_EXIT };
+
+static struct {
+	_Atomic uint32_t word;  /* the parked thread: PARK_* */
+	_Atomic int started;    /* the stack thread's answer: 1, or -errno */
+} guard;
+
+static int guardian_main(void *arg)
 {
-	in_stack = true;
+	/* Out of the program's process group and session: a kill of the
+	 * group, or the terminal's signals, end the program and leave its
+	 * connections to us, as the kernel keeps a killed process's. */
+	setsid();
 	ust_loop_run(&us_st.loop);
+	/* The loop ends in a keeper that is done, or after an exec's
+	 * hand-over (a forked keeper serves). */
 	if (us_st.keeper)
 		us_keeper_exit();
+	syscall(SYS_exit, 0);
+	return 0;
+}
+
+/* The stack thread parks here, with every signal blocked: its TLS is the
+ * guardian's. FUTEX_WAIT with all its arguments (no timeout). */
+static void park(void)
+{
+	for (;;) {
+		uint32_t v = atomic_load(&guard.word);
+
+		if (v == PARK_EXIT)
+			exit(0);
+		syscall(SYS_futex, &guard.word, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
+	}
+}
+
+void us_parked_exit(void)
+{
+	atomic_store(&guard.word, PARK_EXIT);
+	syscall(SYS_futex, &guard.word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void *thread_main(void *arg)
+{
+	void *stk = mmap(NULL, GUARD_STACK, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	int r;
+
+	in_stack = true;
+	us_st.guardian = true;
+	r = stk == MAP_FAILED ? -ENOMEM : 0;
+	if (!r) {
+		mprotect(stk, 4096, PROT_NONE); /* a guard page */
+		if (clone(guardian_main, (char *)stk + GUARD_STACK,
+			  CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_UNTRACED, NULL) < 0)
+			r = -errno;
+	}
+	atomic_store(&guard.started, r < 0 ? r : 1);
+	syscall(SYS_futex, &guard.started, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	if (r < 0) {
+		us_st.guardian = false;
+		if (stk != MAP_FAILED)
+			munmap(stk, GUARD_STACK);
+		return NULL;
+	}
+	park();
 	return NULL;
 }
 
@@ -311,6 +388,14 @@ static int start_loop(void)
 	}
 	us_st.loop.busy_poll_us = us_st.cfg.busy_poll_us;
 	us_ctl_open();
+	/* The program's end, which the guardian waits for (Linux 5.3; the
+	 * tick asks getppid() without it). */
+	us_st.program_fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (us_st.program_fd >= 0) {
+		us_st.program_fd = us_fd_high(us_st.program_fd);
+		ev_io_init(&us_st.program_gone, us_on_program_gone, us_st.program_fd, EV_READ);
+		ev_io_start(us_st.ev, &us_st.program_gone);
+	}
 	/* Once a second: a program whose threads all ended (pthread_exit in
 	 * main) hands over; a keeper looks for its interface. */
 	ev_timer_init(&us_st.tick, us_on_tick, 1., 1.);
@@ -318,7 +403,8 @@ static int start_loop(void)
 	return 0;
 }
 
-/* The thread itself, which takes no signals: they are the program's. */
+/* The thread, which takes no signals (they are the program's), and
+ * through it the guardian, which inherits its mask. */
 static int spawn_thread(void)
 {
 	pthread_t th;
@@ -336,6 +422,12 @@ static int spawn_thread(void)
 	if (r) {
 		ust_log(UST_LOG_ERROR, "cannot start the stack thread: %s", strerror(r));
 		return -r;
+	}
+	while (!(r = atomic_load(&guard.started)))
+		syscall(SYS_futex, &guard.started, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	if (r < 0) {
+		ust_log(UST_LOG_ERROR, "cannot start the stack's guardian: %s", strerror(-r));
+		return r;
 	}
 	return 0;
 }
@@ -369,7 +461,6 @@ static int start(void)
 	r = spawn_thread();
 	if (r < 0)
 		return r;
-	atexit(us_at_exit);
 	ust_log(UST_LOG_INFO, "stack on %s, %u.%u.%u.%u/%u", us_st.cfg.iface, us_st.cfg.addr >> 24,
 		us_st.cfg.addr >> 16 & 255, us_st.cfg.addr >> 8 & 255, us_st.cfg.addr & 255, us_st.cfg.prefix);
 	return 0;
@@ -403,6 +494,10 @@ void us_stack_forget(void)
 	us_steer_forget();
 	REAL(close)(us_st.wake_fd);
 	REAL(close)(us_st.hup_fd);
+	if (us_st.program_fd >= 0)
+		REAL(close)(us_st.program_fd);
+	us_st.program_fd = -1;
+	us_st.guardian = false;
 	us_ctl_close(false);
 	for (unsigned i = 0; i < us_st.n_own_fds; i++)
 		REAL(close)(us_st.own_fds[i]);

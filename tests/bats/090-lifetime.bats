@@ -118,8 +118,15 @@ until_time_waits() {
 # that delays every frame 50 ms; 10 programs at a time share the address.
 # USTCP_MSL=0.5: the keepers' TIME-WAITs last 1 s.
 body_exit_runs() {
-	local how=$1 runs=100 batch=10 b i p fails=0 t0
+	local how=$1 runs=${2:-100} batch=10 b i p fails=0 t0 want=0 st
+	# A killed program's status, as bash reports it (timeout passes the
+	# signal on).
+	case $how in
+	kill) want=137 ;;
+	segv) want=139 ;;
+	esac
 	export USTCP_MSL=0.5
+	[ "$MODE" = ustcp ] && export USTCP_CLOSE_LOG=$TMP/close.log
 	# A relay queue long enough for ten transfers in flight over 50 ms (its
 	# default, 1000 frames, drops under this load and slows a sanitizer
 	# build past the sink's time).
@@ -137,7 +144,9 @@ body_exit_runs() {
 			pids+=("$!")
 		done
 		for p in "${pids[@]}"; do
-			wait "$p" || fails=$((fails + 1))
+			st=0
+			wait "$p" || st=$?
+			[ "$st" -eq "$want" ] || fails=$((fails + 1))
 		done
 	done
 	local rc=0
@@ -154,6 +163,27 @@ body_exit_runs() {
 	[ "$fails" -eq 0 ]
 	[ "$rc" -eq 0 ]
 	[ "$RSTS" -eq 0 ]
+	# Each killed program's connection in the close log, under the
+	# program's pid, named by its signal (once its keeper's TIME-WAIT
+	# ended: 1 s).
+	if [ "$MODE" = ustcp ] && [ "$want" -ne 0 ]; then
+		local sig=SIGKILL n
+		[ "$how" = segv ] && sig=SIGSEGV
+		n=$(retry 20 closed_by "$sig" "$runs")
+		echo "close log: $n lines say \"killed by $sig\""
+		[ "$n" -eq "$runs" ]
+		# Under the programs' pids (one each), not a keeper's.
+		[ "$(grep -o '"pid":[0-9]*' "$TMP/close.log" | sort -u | wc -l)" -eq "$runs" ]
+	fi
+}
+
+# closed_by SIG N: the number of close-log lines whose reason is "killed by
+# SIG"; fails (for retry) while fewer than N.
+closed_by() {
+	local n
+	n=$(grep -c "\"reason\":\"killed by $1\"" "$TMP/close.log" 2>/dev/null || true)
+	echo "${n:-0}"
+	[ "${n:-0}" -ge "$2" ]
 }
 
 @test "100 x (connect, 1 MB, close, exit at once), 10 at a time, 50 ms each way: all bytes and a FIN [kernel]" {
@@ -168,6 +198,110 @@ body_exit_runs() {
 }
 @test "100 x (connect, 1 MB, exit without close), 10 at a time, 50 ms each way: all bytes and a FIN [ustcp]" {
 	MODE=ustcp body_exit_runs noclose
+}
+
+# ---- killed programs (issue 15) --------------------------------------------------
+
+# As above, but the program SIGKILLs itself once its 1 MB is written, the
+# socket still open: Linux delivers every byte and a FIN, and so does the
+# guardian that becomes its keeper.
+@test "100 x (connect, 1 MB, SIGKILL), 10 at a time, 50 ms each way: all bytes and a FIN [kernel]" {
+	MODE=kernel body_exit_runs kill
+}
+@test "100 x (connect, 1 MB, SIGKILL), 10 at a time, 50 ms each way: all bytes and a FIN [ustcp]" {
+	MODE=ustcp body_exit_runs kill
+}
+
+# A crash: the program raises SIGSEGV after writing 1 MB.
+@test "20 x (connect, 1 MB, SIGSEGV), 10 at a time, 50 ms each way: all bytes and a FIN [kernel]" {
+	MODE=kernel body_exit_runs segv 20
+}
+@test "20 x (connect, 1 MB, SIGSEGV), 10 at a time, 50 ms each way: all bytes and a FIN [ustcp]" {
+	MODE=ustcp body_exit_runs segv 20
+}
+
+# send_exit.py forkkill: as fork (below), but the child (holding the
+# inherited connection) SIGKILLs itself after writing 1 MB.
+@test "fork after connect, the parent exits, the child sends 1 MB and is SIGKILLed: all bytes and a FIN [kernel]" {
+	MODE=kernel body_fork_after_connect forkkill
+}
+@test "fork after connect, the parent exits, the child sends 1 MB and is SIGKILLed: all bytes and a FIN [ustcp]" {
+	MODE=ustcp body_fork_after_connect forkkill
+}
+
+# killed.py unread: the peer sends 1000 bytes, the program reads none and
+# SIGKILLs itself: the peer gets a RST, as from a close with unread data.
+body_kill_unread() {
+	shim_topo_up --impair "delay 25ms"
+	[ "$MODE" = ustcp ] && export USTCP_CLOSE_LOG=$TMP/close.log
+	peer_bg python3 "$LT_DIR/rst_peer.py" serve "$PEER_ADDR" 7000 </dev/null >"$TMP/peer.out"
+	local peer_pid=$BG_PID st=0
+	wait_listen "$PEER_NETNS" 7000
+	prog python3 "$LT_DIR/killed.py" unread "$PEER_ADDR" 7000 </dev/null || st=$?
+	[ "$st" -eq 137 ]
+	bg_wait "$peer_pid" 40
+	cat "$TMP/peer.out"
+	[ "$(cat "$TMP/peer.out")" = reset ]
+	if [ "$MODE" = ustcp ]; then
+		retry 20 grep -q . "$TMP/close.log"
+		cat "$TMP/close.log"
+		grep -q '"outcome":"reset-sent".*"reason":"killed by SIGKILL: aborted by the user"' "$TMP/close.log"
+	fi
+}
+
+@test "SIGKILL with unread received data: the peer gets a RST [kernel]" {
+	MODE=kernel body_kill_unread
+}
+@test "SIGKILL with unread received data: the peer gets a RST [ustcp]" {
+	MODE=ustcp body_kill_unread
+}
+
+# killed.py listen: 3 peers connect to a listener that accepts none; the
+# listener's process is SIGKILLed: each of them gets a RST.
+body_kill_listener() {
+	shim_topo_up --impair "delay 25ms"
+	prog_bg python3 "$LT_DIR/killed.py" listen "$SADDR" 7300 "$TMP/ready" </dev/null
+	local pid
+	retry 50 test -s "$TMP/ready"
+	read -r pid <"$TMP/ready"
+	prog_wait_listen 7300
+	peer_bg python3 "$LT_DIR/rst_peer.py" connect "$SADDR" 7300 3 </dev/null >"$TMP/peer.out"
+	local peer_pid=$BG_PID
+	retry 50 grep -q '^connected 3$' "$TMP/peer.out"
+	kill -KILL "$pid"
+	bg_wait "$peer_pid" 40
+	cat "$TMP/peer.out"
+	[ "$(grep -c '^reset$' "$TMP/peer.out")" -eq 3 ]
+}
+
+@test "SIGKILL of a listener with 3 connections queued: each peer gets a RST [kernel]" {
+	MODE=kernel body_kill_listener
+}
+@test "SIGKILL of a listener with 3 connections queued: each peer gets a RST [ustcp]" {
+	MODE=ustcp body_kill_listener
+}
+
+# After a SIGKILL the keeper holds the connection: ustcp-stat shows it under
+# the keeper's pid (the guardian's, not the program's), in TIME-WAIT for
+# 2 x USTCP_MSL = 20 s. (The close log's lines: the runs above.)
+@test "after SIGKILL, ustcp-stat shows the connection under its keeper [ustcp]" {
+	MODE=ustcp
+	export USTCP_MSL=10 USTCP_CLOSE_LOG=$TMP/close.log
+	shim_topo_up --impair "delay 50ms"
+	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 1 60 </dev/null >"$TMP/sink.out"
+	local sink=$BG_PID pid st=0
+	wait_listen "$PEER_NETNS" 7000
+	prog python3 "$LT_DIR/send_exit.py" kill "$PEER_ADDR" 7000 "$WWW/mid" "$TMP/pid" || st=$?
+	[ "$st" -eq 137 ]
+	read -r pid <"$TMP/pid"
+	bg_wait "$sink" 30
+	sink_check "$TMP/sink.out" 1 "$WWW/mid"
+	keeper_tw "$pid"
+	run ! kill -0 "$pid"
+	# -s: the keeper's summary; SIGTERM ends it.
+	run -0 timeout 10 "$STAT" -s -p "$KPID"
+	assert_line --regexp "^process $KPID \(.*\) .*keeper"
+	kill -TERM "$KPID"
 }
 
 # ---- the keeper's TIME-WAIT -----------------------------------------------------
@@ -197,6 +331,21 @@ exit_to_keeper() {
 	[[ $TW_LINE =~ pid=([0-9]+) ]] || return 1
 	KPID=${BASH_REMATCH[1]}
 	[ "$KPID" != "$PID" ]
+}
+
+# keeper_tw PID: the sink's one connection (in $TMP/sink.out) is in
+# TIME-WAIT on ustcp-stat, under another pid than PID (the program's): the
+# keeper's, KPID; its line is LINE, ME and PEER_RE its ends as regexps.
+keeper_tw() {
+	local lport
+	lport=$(awk '$1 == "conn" { n = split($3, a, ":"); print a[n] }' "$TMP/sink.out")
+	ME="${SADDR//./\\.}:$lport" PEER_RE="${PEER_ADDR//./\\.}:7000"
+	TW_RE="^TIME-WAIT +0 +0 +$ME +$PEER_RE +users:"
+	LINE=$(retry 10 tw_line)
+	echo "ustcp-stat: $LINE"
+	[[ $LINE =~ pid=([0-9]+) ]]
+	KPID=${BASH_REMATCH[1]}
+	[ "$KPID" != "$1" ]
 }
 
 # A program writes 1 MB, closes and exits; the kernel peer reads to the end,
@@ -391,15 +540,17 @@ body_forking_server() {
 
 # send_exit.py fork: connect, fork; the parent exits at once (its copy of the
 # socket open); the child waits until its parent is gone, then writes 1 MB,
-# closes and exits. 5 runs, 25 ms each way.
+# closes and exits. 5 runs, 25 ms each way. With forkkill, the child
+# SIGKILLs itself instead of closing.
 body_fork_after_connect() {
+	local how=${1:-fork}
 	export USTCP_MSL=0.5
 	shim_topo_up --impair "delay 25ms"
 	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 5 120 </dev/null >"$TMP/sink.out"
 	local sink=$BG_PID i
 	wait_listen "$PEER_NETNS" 7000
 	for ((i = 0; i < 5; i++)); do
-		prog python3 "$LT_DIR/send_exit.py" fork "$PEER_ADDR" 7000 "$WWW/mid" </dev/null
+		prog python3 "$LT_DIR/send_exit.py" "$how" "$PEER_ADDR" 7000 "$WWW/mid" </dev/null
 	done
 	bg_wait "$sink" 60 || { cat "$TMP/sink.out"; return 1; }
 	cat "$TMP/sink.out"

@@ -10,11 +10,17 @@ MODE noclose: sys.exit(0) with the socket still open: its fd is detached from
 MODE fork:    fork after connect; the parent exits at once (sys.exit, the
               socket still open); the child waits until its parent is gone,
               then sends the file, closes and exits.
+MODE kill:    send the file, then SIGKILL itself, the socket still open.
+MODE segv:    the same with SIGSEGV (no core file).
+MODE forkkill: as fork, but the child SIGKILLs itself after sending, the
+              socket still open.
 
 With PIDFILE, the pid of the process that exits first is written there
 (the program's pid, to tell it from an exit keeper's).
 """
 import os
+import resource
+import signal
 import socket
 import sys
 import time
@@ -34,7 +40,7 @@ def main():
         with open(pidfile + ".tmp", "w") as f:
             f.write("%d\n" % os.getpid())
         os.rename(pidfile + ".tmp", pidfile)
-    if mode == "fork":
+    if mode in ("fork", "forkkill"):
         parent = os.getpid()
         if os.fork() != 0:
             KEEP = s.detach()
@@ -47,10 +53,17 @@ def main():
             sys.stderr.write("send_exit.py: the parent is still there\n")
             os._exit(1)
         s.sendall(data)
+        if mode == "forkkill":
+            os.kill(os.getpid(), signal.SIGKILL)
         s.close()
         sys.exit(0)
     s.sendall(data)
-    if mode == "close":
+    if mode == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif mode == "segv":
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif mode == "close":
         s.close()
     elif mode == "noclose":
         KEEP = s.detach()
