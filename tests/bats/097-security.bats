@@ -193,7 +193,13 @@ print(count[0])' "$USTCP_RUN_DIR/$pid.sock"
 	wait_file "$TMP/ready"
 	local pid
 	pid=$(sock_pid "$USTCP_RUN_DIR")
-	kill -KILL "$pid"
+	# The program's guardian (a child of its stack thread) would take
+	# over and remove the socket: both die at once, as under the OOM
+	# killer, so that the socket is left.
+	local guardian
+	guardian=$(cat /proc/"$pid"/task/*/children)
+	[ -n "$guardian" ]
+	kill -KILL $guardian "$pid" # the guardian first: it must not see the program go
 	wait_for 10 eval '! kill -0 '"$pid"' 2>/dev/null'
 	[ -S "$USTCP_RUN_DIR/$pid.sock" ]
 	run -0 launch python3 -c 'import socket; socket.socket().close()'
