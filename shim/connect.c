@@ -252,7 +252,7 @@ US_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 	r = connect_after_dad(&c, s);
 	if (r < 0)
 		return (int)us_ret(r);
-	if (nonblocking(fd))
+	if (!c.u.in.blocking) /* as it was asked: one fcntl less */
 		return (int)us_ret(-EINPROGRESS);
 	return (int)us_ret(wait_connected(fd, s));
 }

@@ -604,6 +604,11 @@ struct ust_tcp_config {
 	 * Linux's does when tcp_twsk_unique gives its 4-tuple to a new
 	 * socket. May be NULL. */
 	bool (*tuple_taken)(void *ctx, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport);
+	/* A listener's accept queue is at the backlog last set
+	 * (ust_tcp_set_backlog) as a SYN or a cookie's ACK comes: the user
+	 * may set it again, from what it knows now, before the segment is
+	 * dropped. May be NULL. */
+	void (*backlog_full)(void *ctx, struct ust_tcb *listener);
 	void *ctx;
 };
 

@@ -260,6 +260,8 @@ static void listen_syn(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_tim
 		}
 		want_cookie = true;
 	}
+	if (l->acceptq_len > l->backlog && tcp->cfg.backlog_full)
+		tcp->cfg.backlog_full(tcp->cfg.ctx, l);
 	if (l->acceptq_len > l->backlog) {
 		tcp_count(tcp, UST_EV_TCP_LISTEN_OVERFLOWS);
 		listen_drop(l, UST_DROP_TCP_LISTEN_DROP);
@@ -319,6 +321,8 @@ static bool cookie_ack_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_tim
 	if (seg->opt.ts)
 		tcp_cookie_ts_decode(seg->opt.ts_ecr - tcp_ts_offset(tcp, &seg->dst, &seg->src), &syn.opt,
 				     &ecn);
+	if (l->acceptq_len > l->backlog && tcp->cfg.backlog_full)
+		tcp->cfg.backlog_full(tcp->cfg.ctx, l);
 	if (l->acceptq_len > l->backlog) {
 		tcp_count(tcp, UST_EV_TCP_LISTEN_OVERFLOWS);
 		listen_drop(l, UST_DROP_TCP_LISTEN_DROP);

@@ -230,7 +230,7 @@ void us_stack_poke(void)
 
 bool us_sock_remote(const struct us_sock *s)
 {
-	return s->owner && s->owner != getpid() && s->owner != us_st.pid;
+	return s->owner && s->owner != us_pid() && s->owner != us_st.pid;
 }
 
 long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s)
@@ -253,7 +253,7 @@ long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s)
 			return -EOPNOTSUPP;
 		return rpc_call(c, op, s);
 	}
-	if (us_st.pid != getpid() || us_st.handed_over || (s && s->owner && s->owner != us_st.pid))
+	if (us_st.pid != us_pid() || us_st.handed_over || (s && s->owner && s->owner != us_st.pid))
 		return -EOPNOTSUPP; /* served by another process's stack */
 	c->next = atomic_load(&us_st.calls);
 	while (!atomic_compare_exchange_weak(&us_st.calls, &c->next, c))
@@ -282,7 +282,7 @@ static bool create_here(struct us_stack *st)
 {
 	unsigned max = st->tcp.cfg.max_conns;
 
-	if (!st->pair_ready || st->pid != getpid() || st->handed_over || st->keeper || us_on_stack_thread())
+	if (!st->pair_ready || st->pid != us_pid() || st->handed_over || st->keeper || us_on_stack_thread())
 		return false;
 	return !max || atomic_load(&st->nconns_seen) + atomic_load(&st->news_waiting) + NEWS_MARGIN < max;
 }
@@ -330,7 +330,7 @@ void us_news_flush(void)
 {
 	struct us_call c;
 
-	if (atomic_load(&us_st.news) && us_st.pid == getpid() && !us_st.handed_over)
+	if (atomic_load(&us_st.news) && us_st.pid == us_pid() && !us_st.handed_over)
 		us_call(&c, op_nothing, NULL);
 }
 

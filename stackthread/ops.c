@@ -201,12 +201,11 @@ void us_op_connect(struct us_call *c)
 		c->ret = -EADDRNOTAVAIL;
 		return;
 	}
-	/* Paired now, with filler, so that it polls 0 until synchronized,
-	 * as Linux's in SYN-SENT (another thread may poll a blocking
-	 * connect's socket). A failed one is then renewed (shim/connect.c). */
-	c->ret = us_relay_pair(k, true);
-	if (c->ret < 0)
-		return;
+	/* The app end is paired as the call ends (us_relay_connect_look):
+	 * without filler when the look found the connection synchronized,
+	 * else with filler, so that it polls 0 until synchronized, as Linux's
+	 * in SYN-SENT (another thread may poll a blocking connect's socket).
+	 * A failed one is then renewed (shim/connect.c). */
 	us_spare_use(&k->spare_port);
 	/* A port picked now is shared with another process's bind() only if
 	 * both have SO_REUSEADDR, as Linux's. */
@@ -221,6 +220,8 @@ void us_op_connect(struct us_call *c)
 		us_port_tuple_claim(bound, &c->u.in.addr, c->u.in.port);
 	us_publish(k);
 	us_mark_dirty(k);
+	if (c->ret == 0)
+		c->ret = us_relay_connect_look(k);
 }
 
 void us_op_listen(struct us_call *c)

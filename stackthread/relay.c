@@ -187,6 +187,14 @@ bool us_app_gone(int sfd)
 	return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
 }
 
+/* The same for a relay: without a poll once its hang-up watch reported
+ * the hang-up (it lasts: both directions of the pair stay shut), as at
+ * every close. */
+static bool app_gone(struct us_conn *c)
+{
+	return c->hup_seen || (c->hup_seen = us_app_gone(c->sfd));
+}
+
 void us_conn_free(struct us_conn *c, bool free_sock)
 {
 	ev_io_stop(c->st->ev, &c->rd);
@@ -220,11 +228,11 @@ void us_conn_free(struct us_conn *c, bool free_sock)
  * out, TCP ends it on its own in bounded time (LAST-ACK, CLOSING or
  * TIME-WAIT), and conn_died frees it. A close of the last fd the shim saw
  * (US_F_APP_CLOSED) settles it. */
-static bool app_closed(const struct us_conn *c)
+static bool app_closed(struct us_conn *c)
 {
 	int flags = atomic_load(&c->sock->flags);
 
-	if (!us_app_gone(c->sfd))
+	if (!app_gone(c))
 		return false;
 	if (flags & US_F_APP_CLOSED)
 		return true;
@@ -238,7 +246,7 @@ static bool app_closed(const struct us_conn *c)
  * ever. The program's close then comes through us_relay_wake (parked). */
 static void hup_rearm(struct us_conn *c)
 {
-	if (!us_app_gone(c->sfd))
+	if (!app_gone(c))
 		us_hup_arm(c);
 	else
 		set_parked(c, true);
@@ -535,7 +543,15 @@ void us_relay_take_tail(struct us_conn *c, bool sentinel)
 		tail_fill(c);
 }
 
-static void conn_pull(struct us_conn *c)
+/* Reads what the program wrote into TCP's send ring. With short_ends
+ * (on_rd, the stack end's level-triggered watch) a read that came back
+ * short ends it: AF_UNIX's stream read stops short only on an empty queue
+ * (or at a mark: an out-of-band byte, a writer's other credentials), and
+ * anything written since, or the EOF, makes rd fire again; the read that
+ * would say EAGAIN is a system call per message saved. A close right after
+ * the write is still taken in the same turn: us_on_hup reads on to the
+ * EOF. */
+static void conn_pull_to(struct us_conn *c, bool short_ends)
 {
 	struct iovec iov[2];
 	unsigned n;
@@ -555,6 +571,8 @@ static void conn_pull(struct us_conn *c)
 		r = REAL(readv)(c->sfd, iov, (int)n);
 		/* Also when nothing came: the ring's memory then goes back. */
 		ust_tcp_snd_commit(c->tcb, r > 0 ? (uint32_t)r : 0, ust_now());
+		if (r > 0 && short_ends && (size_t)r < iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0))
+			break;
 		if (r > 0)
 			continue;
 		if (r == 0) {
@@ -572,12 +590,17 @@ static void conn_pull(struct us_conn *c)
 	rd_update(c);
 }
 
+static void conn_pull(struct us_conn *c)
+{
+	conn_pull_to(c, false);
+}
+
 static void on_rd(struct ev_loop *ev, ev_io *w, int revents)
 {
 	struct us_conn *c = ust_container_of(w, struct us_conn, rd);
 	struct us_stack *st = c->st; /* conn_pull may free c */
 
-	conn_pull(c);
+	conn_pull_to(c, true);
 	ust_loop_kick(&st->loop, ust_now());
 }
 
@@ -847,6 +870,61 @@ int us_relay_pair(struct us_conn *c, bool filler)
 	set_parked(c, false);
 	atomic_fetch_or(&c->sock->flags, US_F_PAIRED);
 	hup_watch_new(c);
+	/* Synchronized, without filler: nothing can be in the pair yet
+	 * (the app end was unconnected), so rd watches it rather than a
+	 * read that would say EAGAIN. */
+	if (!filler && c->tcb) {
+		pair_fit(c); /* SO_SNDBUF's, as conn_pull's end would */
+		rd_update(c);
+	}
+	return 0;
+}
+
+/*
+ * connect(): the SYN goes out before the caller wakes, and one look (one
+ * receive batch, not waiting) takes an answer already there. A peer on the
+ * same host (a veth, as the benchmarks have) answers within the send, so
+ * the connection is established before connect() returns, as Linux's is
+ * there: the app end is paired without filler, and the program finds it
+ * writable at once instead of sleeping in poll until this thread wakes it
+ * (two switches, and the filler's four system calls: setsockopt, send,
+ * and at the answer the SO_SNDBUF's restoring and the filler's recv). A
+ * peer farther away costs one receive that finds nothing; the connect,
+ * blocking or not, is then paired with filler, so that it polls 0 in
+ * SYN-SENT, to another thread too, as Linux's. While it looks, conn_pump
+ * leaves this relay alone (looking): a refusal read in the look is acted
+ * on once paired, so that the program sees it as before (POLLERR).
+ */
+int us_relay_connect_look(struct us_conn *c)
+{
+	struct us_stack *st = c->st;
+	struct ust_loop *l = &st->loop;
+	struct us_sock *s = c->sock;
+	int r;
+
+	c->looking = true;
+	ust_loop_kick(l, ust_now());
+	if (ust_link_rx(l->link, l->st, ust_now(), 1) > 0)
+		ust_loop_kick(l, ust_now());
+	if ((c = us_conn_of(st, s)) == NULL)
+		return 0;
+	c->looking = false;
+	if (!c->tcb)
+		return 0;
+	/* ESTABLISHED before the app end is writable (conn_pump's order). */
+	us_publish(c);
+	r = us_relay_pair(c, !synced(c));
+	if (r < 0) {
+		/* The SYN went: abandon it (ABORT in SYN-SENT sends nothing;
+		 * a SYN-ACK is answered with RST). */
+		ust_tcp_set_user(c->tcb, NULL);
+		ust_tcp_abort(c->tcb, ust_now());
+		c->tcb = NULL;
+		publish_state(s, UST_TCP_CLOSED);
+		return r;
+	}
+	us_mark_dirty(c);
+	ust_loop_kick(l, ust_now());
 	return 0;
 }
 
@@ -1074,11 +1152,31 @@ static unsigned deliver(struct us_conn *l)
 	out = l->nout;
 	if (l->tcb)
 		ust_tcp_set_backlog(l->tcb, out + 1 < limit ? limit - out - 1 : 0);
-	if (out) {
+	/* Only when connections wait for one to be accepted (the limit
+	 * reached, or TCP holding some): below it, TCP's share is set again
+	 * when it would refuse one (us_on_backlog_full), and an accept()
+	 * wakes no one (a write, the stack thread's wake-up and its read,
+	 * per connection). */
+	if (out >= limit || (l->tcb && ust_tcp_accept_peek(l->tcb))) {
 		set_blocked(l, true);
 		atomic_fetch_or(&l->sock->flags, US_F_BACKLOGGED);
 	}
 	return n;
+}
+
+/* TCP would refuse a connection by the backlog deliver() gave it: the
+ * program may have accepted some since (without waking us), so count
+ * again, as Linux's queue would when the SYN comes. */
+void us_on_backlog_full(void *ctx, struct ust_tcb *t)
+{
+	struct us_conn *l = ust_tcp_user(t);
+	unsigned limit, out;
+
+	if (!l || !l->listener)
+		return;
+	limit = l->backlog + 1;
+	out = outstanding(l);
+	ust_tcp_set_backlog(t, out + 1 < limit ? limit - out - 1 : 0);
 }
 
 unsigned us_listener_deliver(struct us_conn *l)
@@ -1103,6 +1201,10 @@ static void connected(struct us_conn *c)
 		c->filler -= (uint32_t)r;
 	}
 	c->filler = 0;
+	/* The filler kept the program from writing: rd watches rather than
+	 * a read that would say EAGAIN (conn_pump). */
+	pair_fit(c);
+	rd_update(c);
 }
 
 /* The program set TCP_NOTSENT_LOWAT: the app end's buffer follows (once
@@ -1168,7 +1270,7 @@ static void conn_pump(struct us_conn *c)
 {
 	struct ust_tcb *t = c->tcb;
 
-	if (!t)
+	if (!t || c->looking)
 		return;
 	/* CLOSED is published by conn_died, after the error it carries: a
 	 * blocking connect wakes on the state and takes the error at once. */
@@ -1214,6 +1316,8 @@ void us_on_hup(struct ev_loop *ev, ev_io *w, int revents)
 
 	for (int i = 0; i < n; i++) {
 		struct us_conn *c = e[i].data.ptr;
+		if (e[i].events & EPOLLHUP)
+			c->hup_seen = true;
 		if (c->dead) {
 			us_mark_dirty(c); /* pushing fails now: finish dying */
 		} else if (c->listener || c->filler || !synced(c)) {
@@ -1267,7 +1371,7 @@ void us_relay_pull(struct us_conn *c)
 	if (c->sfd >= 0 && c->tcb && !c->listener && !c->filler && !c->dead) {
 		if (!c->app_eof)
 			conn_pull(c);
-		else if (us_app_gone(c->sfd))
+		else if (app_gone(c))
 			app_let_go(c);
 	}
 }

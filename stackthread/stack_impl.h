@@ -47,6 +47,8 @@ struct us_conn {
 	int lo_fd, lo6_fd, lo_held;
 	ev_io lo_io, lo6_io;
 	uint32_t filler;             /* filler bytes still queued from the app end */
+	bool looking;                /* us_relay_connect_look: conn_pump waits */
+	bool hup_seen;               /* the stack end reported POLLHUP (for good) */
 	bool listener;
 	bool bound_addr;             /* bind() named our address (not INADDR_ANY) */
 	bool app_eof;                /* the program will send nothing more */
@@ -174,6 +176,9 @@ void us_stack_forget(void);
 int us_fd_base(void);
 /* Moves fd there (closing the low one); fd itself when there is no room. */
 int us_fd_high(int fd);
+/* getpid() without a system call, right in any child but a vfork one
+ * (fds.c). */
+pid_t us_pid(void);
 
 /* calls.c: the wake-up eventfd's watcher runs the queued calls. */
 void us_on_wake(struct ev_loop *ev, ev_io *w, int revents);
@@ -208,6 +213,10 @@ void us_spare_use(int *spare);
  * connect(), or once a blocking one is synchronized. With filler, the app
  * end is not writable until connected (a listener's: never). */
 int us_relay_pair(struct us_conn *c, bool filler);
+/* connect()'s SYN goes out now, and one look for the answer before the
+ * caller wakes; with pair, the app end is then paired (with filler if the
+ * answer has not come). 0 or -errno. */
+int us_relay_connect_look(struct us_conn *c);
 /* A new socketpair: the app end stays low (the program's number), the
  * stack end goes high and non-blocking. st: the app end's identity. */
 int us_new_pair(int *app, int *sfd, struct stat *st);
@@ -226,6 +235,8 @@ void us_on_tcp_event(void *ctx, struct ust_tcb *t, unsigned events);
 /* The loop's after hook (on the us_stack's loop): acts on what TCP
  * reported. */
 void us_relay_after(struct ust_loop *l, ust_time now);
+/* TCP's backlog callback: a listener's share counted again. */
+void us_on_backlog_full(void *ctx, struct ust_tcb *t);
 /* The one-shot epoll set of stack ends that may have hung up (the watcher
  * is the us_stack's hup). */
 void us_on_hup(struct ev_loop *ev, ev_io *w, int revents);

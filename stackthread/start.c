@@ -346,6 +346,7 @@ static int start_tcp(void)
 	}
 	tc.event = us_on_tcp_event;
 	tc.closed = us_close_log;
+	tc.backlog_full = us_on_backlog_full;
 	tc.port_claim = us_port_claim;
 	tc.port_release = us_port_release;
 	tc.port_foreign = us_port_foreign;
@@ -567,10 +568,10 @@ int us_stack_start(void)
 {
 	int r;
 
-	if (us_st.pid == getpid())
+	if (us_st.pid == us_pid())
 		return 0;
 	pthread_mutex_lock(&us_st.lock);
-	if (us_st.pid == getpid()) {
+	if (us_st.pid == us_pid()) {
 		r = 0;
 	} else if (us_st.start_err) {
 		r = us_st.start_err;
@@ -579,7 +580,7 @@ int us_stack_start(void)
 		if (r < 0)
 			us_st.start_err = r;
 		else
-			us_st.pid = us_st.program = getpid();
+			us_st.pid = us_st.program = us_pid();
 	}
 	pthread_mutex_unlock(&us_st.lock);
 	return r;

@@ -169,6 +169,7 @@ static void start_ours(struct rig *r)
 	start_stack(r, &st->st, OUR_IP, our_output);
 	ust_tcp_default_config(&tc);
 	tc.event = us_on_tcp_event;
+	tc.backlog_full = us_on_backlog_full;
 	tc.ctx = st;
 	assert_int_equal(ust_tcp_init(&st->tcp, &st->st, &tc), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, probe), 0);
@@ -705,6 +706,30 @@ static void test_listener_tokens_bounded_by_backlog(void **state)
 	close(fd);
 }
 
+/* Below the backlog an accept() wakes no one (no US_F_BACKLOGGED): with
+ * listen(1), three connections in turn, each accepted without a wake-up,
+ * are all delivered. */
+static void test_listener_accept_below_backlog_no_wake(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *ls;
+	struct us_token tok;
+	int lfd = new_socket(r, &ls);
+
+	listen_on(r, ls, 1);
+	for (int i = 0; i < 3; i++) {
+		int fd;
+
+		peer_connect(r);
+		assert_true(pump_until_poll(r, lfd, POLLIN) & POLLIN);
+		fd = take_token(lfd, &tok);
+		assert_true(fd >= 0);
+		assert_false(atomic_load(&ls->flags) & US_F_BACKLOGGED);
+		atomic_fetch_or(&us_sock_at(tok.idx)->flags, US_F_ACCEPTED);
+		close(fd);
+	}
+}
+
 /* ---- filler bytes ---- */
 
 /* A fresh socket polls OUT|HUP, as Linux's (an unconnected app end); a
@@ -826,6 +851,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pending_error_delivered_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listener_token_readable_and_accepted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listener_tokens_bounded_by_backlog, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listener_accept_below_backlog_no_wake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filler_connecting_unwritable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filler_listener_unwritable, setup, teardown),
 		cmocka_unit_test(test_reuseport_group_members_across_stacks),
