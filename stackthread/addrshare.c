@@ -451,7 +451,7 @@ void us_share_bury(uint16_t lport, uint32_t raddr, uint16_t rport)
 {
 	uint64_t key = tomb_key(lport, raddr, rport);
 	uint32_t now = now_ms();
-	uint64_t word = (uint64_t)(now + TOMB_MS) << 32 | (uint32_t)us_pid();
+	uint64_t word = (uint64_t)(now + TOMB_MS) << 32 | (uint32_t)getpid();
 	unsigned base = tomb_slot(key), pick = base;
 
 	if (!share)
@@ -494,7 +494,7 @@ bool us_share_buried(uint16_t lport, uint32_t raddr, uint16_t rport)
 			continue;
 		word = atomic_load(&share->tomb[s].word);
 		/* Our own: a late duplicate gets the RST Linux would send. */
-		return (int32_t)((uint32_t)(word >> 32) - now) > 0 && (uint32_t)word != (uint32_t)us_pid();
+		return (int32_t)((uint32_t)(word >> 32) - now) > 0 && (uint32_t)word != (uint32_t)getpid();
 	}
 	return false;
 }

@@ -176,9 +176,6 @@ void us_stack_forget(void);
 int us_fd_base(void);
 /* Moves fd there (closing the low one); fd itself when there is no room. */
 int us_fd_high(int fd);
-/* getpid() without a system call, right in any child but a vfork one
- * (fds.c). */
-pid_t us_pid(void);
 
 /* calls.c: the wake-up eventfd's watcher runs the queued calls. */
 void us_on_wake(struct ev_loop *ev, ev_io *w, int revents);

@@ -568,10 +568,10 @@ int us_stack_start(void)
 {
 	int r;
 
-	if (us_st.pid == us_pid())
+	if (us_st.pid == getpid())
 		return 0;
 	pthread_mutex_lock(&us_st.lock);
-	if (us_st.pid == us_pid()) {
+	if (us_st.pid == getpid()) {
 		r = 0;
 	} else if (us_st.start_err) {
 		r = us_st.start_err;
@@ -580,7 +580,7 @@ int us_stack_start(void)
 		if (r < 0)
 			us_st.start_err = r;
 		else
-			us_st.pid = us_st.program = us_pid();
+			us_st.pid = us_st.program = getpid();
 	}
 	pthread_mutex_unlock(&us_st.lock);
 	return r;
