@@ -167,6 +167,11 @@ body_fork_opts() {
 # a blocking send with SO_SNDTIMEO returns the same. Under ustcp the pair
 # used to hold its own 200 kB besides TCP's ring (219 kB at once, 439 kB
 # in all); it now follows the ring's free space (relay.c, pair_fit).
+# The first send's own size is checked on the kernel only: under ustcp the
+# stack thread drains the pair into TCP's ring while that one send() is
+# still copying, so it may take up to pair + ring (219-256 kB seen on two
+# busy CPUs, 1 run in 3) before the pair shrinks to the ring's free space;
+# what a program can rely on, the total outstanding, is checked on both.
 body_sndbuf() {
 	shim_topo_up
 	peer_bg python3 -c 'import socket, sys, time
@@ -179,8 +184,10 @@ time.sleep(30)' "$PEER_ADDR"
 	wait_listen "$PEER_NETNS" 7400
 	prog python3 "$SHIM_DIR/sndbuf.py" "$PEER_ADDR" 7400 65536 >"$TMP/out"
 	cat "$TMP/out"
-	awk '/^first/ { f = $2 } /^nonblocking total/ { n = $3 } /^blocking/ { b = $2 }
-	     END { exit !(f >= 100000 && f <= 200000 && n >= 230000 && n <= 340000 && b >= 230000 && b <= 340000) }' "$TMP/out"
+	local fmax=200000
+	[ "$MODE" = kernel ] || fmax=340000
+	awk -v fmax=$fmax '/^first/ { f = $2 } /^nonblocking total/ { n = $3 } /^blocking/ { b = $2 }
+	     END { exit !(f >= 100000 && f <= fmax && f <= n && n >= 230000 && n <= 340000 && b >= 230000 && b <= 340000) }' "$TMP/out"
 }
 
 @test "SO_SNDBUF 64 kB: what a non-blocking and a blocking writer may have outstanding [kernel]" { MODE=kernel body_sndbuf; }
