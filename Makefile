@@ -154,13 +154,13 @@ $(HOST_BIN): tests/host/ustcp-host.c $(STACK_LIB) | $(BUILD)/tests
 # check and demo work on a fresh machine: they install what is missing first.
 check: deps
 	$(MAKE) all
-	tests/run $(BUILD)
+	USTCP_SAN=$(SAN) tests/run $(BUILD)
 
 check-unit: all
 	tests/run $(BUILD) unit
 
 check-bats: all
-	tests/run $(BUILD) bats
+	USTCP_SAN=$(SAN) tests/run $(BUILD) bats
 
 FUZZ_SECONDS ?= 30
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
