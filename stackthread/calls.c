@@ -195,7 +195,7 @@ static void run_calls(void)
 		 * hang-up read by us would be lost to it). The guardian
 		 * leaves; the program's image goes on to its exec. */
 		if (us_st.handed_over)
-			syscall(SYS_exit, 0);
+			us_guardian_leave();
 	}
 }
 

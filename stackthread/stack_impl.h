@@ -384,6 +384,10 @@ void us_on_program_gone(struct ev_loop *ev, ev_io *w, int revents);
 /* The parked stack thread (start.c): let it end the program with exit(0)
  * (pthread_exit in main left only it). */
 void us_parked_exit(void);
+/* The guardian's end when it stops serving without becoming a keeper
+ * (after an exec's hand-over): the parked thread ends too once the
+ * guardian has exited (start.c). */
+_Noreturn void us_guardian_leave(void);
 /* A keeper's end: remove its control socket, flush the capture, _exit. */
 void us_keeper_exit(void) __attribute__((noreturn));
 /* In a keeper: exit at once if nothing is left to finish. */

@@ -110,12 +110,28 @@ static int getrandom_key(uint64_t key[2])
 
 #define GUARD_STACK (8u << 20) /* as a thread's; touched pages only */
 
-enum { PARK_PARKED, PARK_EXIT };
+/* What the parked thread waits for: PARK_EXIT ends the program (the last
+ * thread left after pthread_exit in main, keeper.c), PARK_LEAVE ends the
+ * thread alone once the guardian has stopped serving without becoming a
+ * keeper (after an exec's hand-over: if the exec fails, the process goes
+ * on and a later socket starts a new stack, with no thread left behind). */
+enum { PARK_PARKED, PARK_EXIT, PARK_LEAVE };
 
-static struct {
-	_Atomic uint32_t word;  /* the parked thread: PARK_* */
-	_Atomic int started;    /* the stack thread's answer: 1, or -errno */
-} guard;
+/* One per stack thread, on its own stack: it lives as long as the thread
+ * parks, which is as long as the guardian may use it. */
+struct guard {
+	_Atomic uint32_t word; /* PARK_* */
+	_Atomic pid_t tid;     /* the guardian's; 0 once it has exited */
+	char *stack;           /* the guardian's stack */
+};
+
+/* The current stack thread's, for us_parked_exit (called by its guardian). */
+static struct guard *_Atomic parked_guard;
+
+static void futex_wake(_Atomic uint32_t *w)
+{
+	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
 
 static int guardian_main(void *arg)
 {
@@ -128,53 +144,92 @@ static int guardian_main(void *arg)
 	 * hand-over (a forked keeper serves). */
 	if (us_st.keeper)
 		us_keeper_exit();
-	syscall(SYS_exit, 0);
+	us_guardian_leave();
 	return 0;
 }
 
-/* The stack thread parks here, with every signal blocked: its TLS is the
- * guardian's. FUTEX_WAIT with all its arguments (no timeout). */
-static void park(void)
+_Noreturn void us_guardian_leave(void)
 {
+	struct guard *g = atomic_load(&parked_guard);
+
+	/* The thread ends once we have exited (CLONE_CHILD_CLEARTID): its
+	 * TLS, which we borrow, goes with it. */
+	if (g) {
+		atomic_store(&g->word, PARK_LEAVE);
+		futex_wake(&g->word);
+	}
+	syscall(SYS_exit, 0);
+	__builtin_unreachable();
+}
+
+/* The stack thread parks here, with every signal blocked: its TLS is the
+ * guardian's. FUTEX_WAIT with all its arguments (no timeout). Returns once
+ * the guardian has left for good. */
+static void park(struct guard *g)
+{
+	struct guard *self = g;
+	pid_t t;
+
 	for (;;) {
-		uint32_t v = atomic_load(&guard.word);
+		uint32_t v = atomic_load(&g->word);
 
 		if (v == PARK_EXIT)
 			exit(0);
-		syscall(SYS_futex, &guard.word, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
+		if (v == PARK_LEAVE)
+			break;
+		syscall(SYS_futex, &g->word, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
 	}
+	/* The kernel clears tid and wakes it (a shared futex) as the guardian
+	 * exits; only then are its stack and our TLS no longer in use. */
+	while ((t = atomic_load(&g->tid)) != 0)
+		syscall(SYS_futex, &g->tid, FUTEX_WAIT, t, NULL, NULL, 0);
+	munmap(g->stack, GUARD_STACK);
+	atomic_compare_exchange_strong(&parked_guard, &self, NULL);
 }
 
 void us_parked_exit(void)
 {
-	atomic_store(&guard.word, PARK_EXIT);
-	syscall(SYS_futex, &guard.word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	struct guard *g = atomic_load(&parked_guard);
+
+	if (!g)
+		return;
+	atomic_store(&g->word, PARK_EXIT);
+	futex_wake(&g->word);
 }
 
 static void *thread_main(void *arg)
 {
-	void *stk = mmap(NULL, GUARD_STACK, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	_Atomic int *started = arg; /* the starter's, until we answer */
+	struct guard g = { .word = PARK_PARKED };
 	int r;
 
+	g.stack = mmap(NULL, GUARD_STACK, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 	in_stack = true;
 	us_st.guardian = true;
-	r = stk == MAP_FAILED ? -ENOMEM : 0;
+	r = g.stack == MAP_FAILED ? -ENOMEM : 0;
 	if (!r) {
-		mprotect(stk, 4096, PROT_NONE); /* a guard page */
-		if (clone(guardian_main, (char *)stk + GUARD_STACK,
-			  CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_UNTRACED, NULL) < 0)
+		mprotect(g.stack, 4096, PROT_NONE); /* a guard page */
+		atomic_store(&parked_guard, &g);
+		if (clone(guardian_main, g.stack + GUARD_STACK,
+			  CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_UNTRACED | CLONE_PARENT_SETTID |
+				  CLONE_CHILD_CLEARTID,
+			  NULL, &g.tid, NULL, &g.tid) < 0)
 			r = -errno;
 	}
-	atomic_store(&guard.started, r < 0 ? r : 1);
-	syscall(SYS_futex, &guard.started, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	if (r < 0) {
 		us_st.guardian = false;
-		if (stk != MAP_FAILED)
-			munmap(stk, GUARD_STACK);
-		return NULL;
+		atomic_store(&parked_guard, NULL);
+		if (g.stack != MAP_FAILED)
+			munmap(g.stack, GUARD_STACK);
 	}
-	park();
+	/* The starter's word: after the store it may be gone, and the wake
+	 * touches no memory. */
+	atomic_store(started, r < 0 ? r : 1);
+	syscall(SYS_futex, started, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	if (r < 0)
+		return NULL;
+	park(&g);
 	return NULL;
 }
 
@@ -410,21 +465,22 @@ static int spawn_thread(void)
 	pthread_t th;
 	pthread_attr_t attr;
 	sigset_t all, old;
+	_Atomic int started = 0; /* the thread's answer: 1, or -errno */
 	int r;
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	r = pthread_create(&th, &attr, thread_main, NULL);
+	r = pthread_create(&th, &attr, thread_main, (void *)&started);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r) {
 		ust_log(UST_LOG_ERROR, "cannot start the stack thread: %s", strerror(r));
 		return -r;
 	}
-	while (!(r = atomic_load(&guard.started)))
-		syscall(SYS_futex, &guard.started, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	while (!(r = atomic_load(&started)))
+		syscall(SYS_futex, &started, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
 	if (r < 0) {
 		ust_log(UST_LOG_ERROR, "cannot start the stack's guardian: %s", strerror(-r));
 		return r;

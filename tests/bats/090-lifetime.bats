@@ -612,6 +612,32 @@ body_exit_ways() {
 	MODE=ustcp body_exit_ways
 }
 
+# An exec that fails leaves the process as it was: three failed execs, each
+# followed by a new connection, and the first connection's bytes after
+# them, all arrive whole with a FIN, and the process ends with as many
+# threads as before the first (under ustcp: each exec's hand-over used to
+# leave the old stack thread parked for good).
+body_exec_fails() {
+	export USTCP_MSL=0.5
+	shim_topo_up
+	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 4 60 </dev/null >"$TMP/sink.out"
+	local sink=$BG_PID
+	wait_listen "$PEER_NETNS" 7000
+	prog python3 "$LT_DIR/send_exit.py" execfail "$PEER_ADDR" 7000 "$WWW/mid" </dev/null >"$TMP/out"
+	cat "$TMP/out"
+	bg_wait "$sink" 60 || { cat "$TMP/sink.out"; return 1; }
+	sink_check "$TMP/sink.out" 4 "$WWW/mid"
+	read -r _ before after <"$TMP/out"
+	[ "$after" -eq "$before" ]
+}
+
+@test "three failed execs: the connections go on, new ones work, no thread is left behind [kernel]" {
+	MODE=kernel body_exec_fails
+}
+@test "three failed execs: the connections go on, new ones work, no thread is left behind [ustcp]" {
+	MODE=ustcp body_exec_fails
+}
+
 # ---- exec -----------------------------------------------------------------------------
 
 # bash opens the connection (exec 3<>/dev/tcp/...: socket and connect, on the

@@ -14,6 +14,12 @@ MODE kill:    send the file, then SIGKILL itself, the socket still open.
 MODE segv:    the same with SIGSEGV (no core file).
 MODE forkkill: as fork, but the child SIGKILLs itself after sending, the
               socket still open.
+MODE execfail: three times, an exec that fails (no such file) and then a
+              new connection that sends the file and closes; then the
+              first socket sends it and closes. Prints "threads N M": the
+              process's threads before the first exec and at the end
+              (equal on Linux; under ustcp a failed exec must leave no
+              thread behind).
 
 With PIDFILE, the pid of the process that exits first is written there
 (the program's pid, to tell it from an exit keeper's).
@@ -56,6 +62,20 @@ def main():
         if mode == "forkkill":
             os.kill(os.getpid(), signal.SIGKILL)
         s.close()
+        sys.exit(0)
+    if mode == "execfail":
+        before = len(os.listdir("/proc/self/task"))
+        for _ in range(3):
+            try:
+                os.execv("/nonexistent/ustcp-no-such-program", ["x"])
+            except FileNotFoundError:
+                pass
+            t = socket.create_connection((addr, port), timeout=30)
+            t.sendall(data)
+            t.close()
+        s.sendall(data)
+        s.close()
+        print("threads %d %d" % (before, len(os.listdir("/proc/self/task"))))
         sys.exit(0)
     s.sendall(data)
     if mode == "kill":
