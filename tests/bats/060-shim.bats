@@ -267,14 +267,17 @@ body_pcap() {
 
 # A blocking connect() to an address nobody answers (ARP fails after about
 # 3 s), interrupted by SIGALRM after 1 s: EINTR without SA_RESTART; with it,
-# the wait goes on to the real outcome, as the kernel's connect does.
+# the wait goes on to the real outcome, as the kernel's connect does. The
+# second attempt may meet the first one's unresolved neighbour entry with
+# a probe or two already sent: the kernel's then fails after 1.9 s (seen
+# under load), so its bound starts at 1 s.
 body_connect_eintr() {
 	shim_topo_up
 	local nobody=${PEER_ADDR%.*}.77
 	run -0 prog "$BUILD/tests/connect_eintr" "$nobody" 9
 	assert_output --regexp '^connect=-1 EINTR after 1\.[0-2] s$'
 	run -0 prog "$BUILD/tests/connect_eintr" "$nobody" 9 restart
-	assert_output --regexp '^connect=-1 EHOSTUNREACH after [2-4]\.[0-9] s$'
+	assert_output --regexp '^connect=-1 EHOSTUNREACH after [1-4]\.[0-9] s$'
 }
 
 # ---- a listener's shutdown, a reset seen through another fd number -------------------
