@@ -261,17 +261,19 @@ body_port_per_family() {
 # The same across processes (bind_listen.py, one listener each): under
 # ustcp each family's port is held by a kernel reservation of its own
 # (ports.c), and a stack whose listener does not take a segment's family
-# leaves it to the process that holds that family's port.
+# leaves it to the process that holds that family's port. Each listener
+# waits up to 60 s for its client and leaves once served: under load, the
+# four programs before the first client took more than 20 s.
 body_port_per_family_processes() {
 	shim6_topo_up
 	local pids=() out
-	prog_bg python3 "$SHIM_DIR/bind_listen.py" inet 7710 20 >"$TMP/a"
+	prog_bg python3 "$SHIM_DIR/bind_listen.py" inet 7710 60 >"$TMP/a"
 	pids+=("$BG_PID")
 	wait_for 10 grep -q . "$TMP/a"
-	prog_bg python3 "$SHIM_DIR/bind_listen.py" v6only 7710 20 >"$TMP/b"
+	prog_bg python3 "$SHIM_DIR/bind_listen.py" v6only 7710 60 >"$TMP/b"
 	pids+=("$BG_PID")
 	wait_for 10 grep -q . "$TMP/b"
-	prog_bg python3 "$SHIM_DIR/bind_listen.py" dual 7711 20 >"$TMP/c"
+	prog_bg python3 "$SHIM_DIR/bind_listen.py" dual 7711 60 >"$TMP/c"
 	pids+=("$BG_PID")
 	wait_for 10 grep -q . "$TMP/c"
 	run -0 prog python3 "$SHIM_DIR/bind_listen.py" dual 7710 0
