@@ -45,7 +45,7 @@ wait("exit")
 # The peer, on the kernel: accept; read to the client's FIN; on
 # "peer-close", close.
 PEER_PY=$COMMON_PY'
-l = socket.socket()
+l = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind((sys.argv[1], int(sys.argv[2])))
 l.listen(1)
@@ -150,6 +150,39 @@ stat_run() {
 	assert_line --regexp '^[0-9]+\.sock$'
 	assert_line "addr-$SADDR"
 	assert_line "ports-$SADDR"
+}
+
+# Over IPv6 (the launcher's -A): the ends as ss prints them, [address]:port;
+# after the program's exit its keeper holds the IPv6 TIME-WAIT.
+@test "ustcp-stat over IPv6: ESTAB, FIN-WAIT-2, TIME-WAIT as [address]:port, the TIME-WAIT kept after exit" {
+	launcher_topo_up --ipv6
+	export STEP_DIR=$TMP
+	peer_bg python3 -c "$PEER_PY" "$PEER_ADDR6" 7100 </dev/null
+	wait_listen "$PEER_NETNS" 7100
+	launch_bg -A "$USTCP_ADDR6" python3 -c "$CLIENT_PY" "$PEER_ADDR6" 7100 </dev/null
+	wait_file "$TMP/connected"
+	local pid lport me peer proc
+	read -r pid lport <"$TMP/connected"
+	me="\\[${USTCP_ADDR6%/*}\\]:$lport"
+	peer="\\[$PEER_ADDR6\\]:7100"
+	proc="users:\\(\\(\"python3[.0-9]*\",pid=$pid\\)\\)"
+	stat_until 10 "^ESTAB +0 +0 +$me +$peer +$proc"
+	touch "$TMP/shut"
+	wait_file "$TMP/shut-done"
+	stat_until 10 "^FIN-WAIT-2 +0 +0 +$me +$peer +$proc"
+	touch "$TMP/peer-close"
+	wait_file "$TMP/peer-closed"
+	stat_until 10 "^TIME-WAIT +0 +0 +$me +$peer +$proc timer:\\(timewait,[1-6][0-9]sec,0\\)$"
+	run -0 stat_run -s
+	# (The process line names the IPv4 address only.)
+	assert_line --regexp "^process $pid \\(python3[.0-9]*\\) program $USTCP_IFACE $USTCP_ADDR, 1 connection$"
+	assert_line --regexp '^  tcp-active-opens +1$'
+	touch "$TMP/exit"
+	local p
+	for p in "${BG_PIDS[@]}"; do bg_wait "$p" 20; done
+	stat_until 10 "^TIME-WAIT +0 +0 +$me +$peer +users:\\(\\(\"python3[.0-9]*\",pid=[0-9]+\\)\\) timer:\\(timewait,"
+	# The keeper's, not the program's.
+	! grep -q "pid=$pid)" <<<"$STAT_OUT"
 }
 
 @test "ustcp-stat: no stacks, just the header; stale sockets are skipped and removed; -p of nobody fails" {
