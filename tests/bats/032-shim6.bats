@@ -26,18 +26,6 @@ setup() {
 	TMP=$BATS_TEST_TMPDIR
 }
 
-# shim6_topo_up [ustcp-netns options]: shim_topo_up --ipv6; on the kernel,
-# the stack's namespace gets IPv6 and the stack's IPv6 address (no DAD) as
-# well. SADDR6 is that address.
-shim6_topo_up() {
-	shim_topo_up --ipv6 "$@" || return 1
-	SADDR6=${USTCP_ADDR6%/*}
-	if [ "$MODE" = kernel ]; then
-		in_stack sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 "net.ipv6.conf.$USTCP_IFACE.disable_ipv6=0" &&
-			in_stack ip addr add "$USTCP_ADDR6" dev "$USTCP_IFACE" nodad
-	fi
-}
-
 # curl -6 fetches a file from a kernel httpd over IPv6. Under ustcp its
 # connect comes in the stack's first second, while the address is in DAD:
 # it waits for DAD rather than failing.

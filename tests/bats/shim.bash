@@ -53,6 +53,18 @@ shim_topo_up() {
 	SADDR=${USTCP_ADDR%/*}
 }
 
+# shim6_topo_up [ustcp-netns options]: shim_topo_up --ipv6; on the kernel,
+# the stack's namespace gets IPv6 and the stack's IPv6 address (no DAD) as
+# well. SADDR6 is that address.
+shim6_topo_up() {
+	shim_topo_up --ipv6 "$@" || return 1
+	SADDR6=${USTCP_ADDR6%/*}
+	if [ "$MODE" = kernel ]; then
+		in_stack sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 "net.ipv6.conf.$USTCP_IFACE.disable_ipv6=0" &&
+			in_stack ip addr add "$USTCP_ADDR6" dev "$USTCP_IFACE" nodad
+	fi
+}
+
 # prog_cmd CMD...: set PROG_CMD to the command line that runs CMD in the
 # stack's namespace for this MODE, under timeout (PROG_TIMEOUT, 60 s).
 prog_cmd() {
