@@ -251,6 +251,50 @@ print(s.makefile().readline().strip())' "$SADDR" "$ttl"
 	touch "$TMP/exit"
 }
 
+# The same over IPv6: a dual-stack listener launched with -A, the kernel of
+# the stack's namespace owning both addresses; IPv6 clients with hop limits
+# 64 and 255 (IPV6_MINHOPCOUNT's counterpart of IP_MINTTL).
+@test "over IPv6, where the kernel owns the stack's address too, a listener's connection reaches the program, not the kernel" {
+	launcher_topo_up --ipv6
+	stack_kernel_addr
+	stack_kernel_addr6
+	launch_bg -A "$USTCP_ADDR6" python3 -c '
+import os, socket, sys, time
+l = socket.socket(socket.AF_INET6)
+l.bind(("::", 7000))
+l.listen(5)
+open(sys.argv[1], "w").close()
+for _ in range(6):
+    c, _ = l.accept()
+    c.sendall(b"from the program\n")
+    c.close()
+for _ in range(600):
+    if os.path.exists(sys.argv[2]):
+        break
+    time.sleep(0.05)' "$TMP/ready" "$TMP/exit"
+	wait_file "$TMP/ready"
+	sleep 1.2 # DAD: the stack answers for its IPv6 address after it
+	run -0 in_stack ss -ltnH "sport = :7000"
+	assert_output --partial ":7000"
+	local hops
+	for hops in 64 64 64 255 255 255; do
+		run -0 in_peer python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, int(sys.argv[2]))
+s.settimeout(10)
+s.connect((sys.argv[1], 7000))
+print(s.makefile().readline().strip())' "${USTCP_ADDR6%/*}" "$hops"
+		assert_output "from the program"
+	done
+	run -0 in_stack nstat -asz TcpPassiveOpens
+	assert_line --regexp '^TcpPassiveOpens +0 '
+	# Each hop limit 255 SYN reached the reservation and was dropped there.
+	run -0 in_stack nstat -asz TcpExtTCPMD5NotFound
+	assert_line --regexp '^TcpExtTCPMD5NotFound +([3-9]|[1-9][0-9]+) '
+	touch "$TMP/exit"
+}
+
 @test "ustcp-stat shows another's dump without its escape sequences, and only under the pid it was asked" {
 	mkdir -m 0700 "$TMP/run"
 	export USTCP_RUN_DIR=$TMP/run
