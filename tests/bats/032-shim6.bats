@@ -215,17 +215,17 @@ body_socat6_server() {
 
 body_py6_threads() {
 	shim6_topo_up
-	py_threads_exchange "$PEER_ADDR6"
+	py_echo_exchange "$PEER_ADDR6" 7005 8
 }
 
 body_iperf3_6_client() {
 	shim6_topo_up
-	iperf3_client_exchange "$PEER_ADDR6"
+	iperf3_exchange client "$PEER_ADDR6"
 }
 
 body_iperf3_6_server() {
 	shim6_topo_up
-	iperf3_server_exchange "$SADDR6"
+	iperf3_exchange server "$SADDR6"
 }
 
 @test "a device with TSO but not TSO6: IPv6 segments go alone, IPv4 runs still as GSO frames [ustcp]" { MODE=ustcp body_gso_per_family; }

@@ -103,17 +103,7 @@ body_socat_server() {
 
 body_py_client() {
 	shim_topo_up
-	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7003 1 </dev/null >"$TMP/srv.out"
-	local srv=$BG_PID
-	wait_listen "$PEER_NETNS" 7003
-	local crc=0 src=0
-	prog python3 "$SHIM_DIR/echo_client.py" "$PEER_ADDR" 7003 1000000 1 >"$TMP/cli.out" || crc=$?
-	bg_wait "$srv" || src=$?
-	cat "$TMP/cli.out" "$TMP/srv.out"
-	[ "$crc" -eq 0 ]
-	[ "$src" -eq 0 ]
-	grep -q "^conn 1: ok 1000000 " "$TMP/cli.out"
-	grep -q "^conn 1: echoed 1000000 " "$TMP/srv.out"
+	py_echo_exchange "$PEER_ADDR" 7003 1
 }
 
 body_py_server() {
@@ -134,7 +124,7 @@ body_py_server() {
 # Eight threads, a connection each, 1 MB each way, at the same time.
 body_py_threads() {
 	shim_topo_up
-	py_threads_exchange "$PEER_ADDR"
+	py_echo_exchange "$PEER_ADDR" 7005 8
 }
 
 # poll and epoll revents, recv, send and SO_ERROR in every state of C48 (and
@@ -159,12 +149,12 @@ body_pollmatrix() {
 
 body_iperf3_client() {
 	shim_topo_up
-	iperf3_client_exchange "$PEER_ADDR"
+	iperf3_exchange client "$PEER_ADDR"
 }
 
 body_iperf3_server() {
 	shim_topo_up
-	iperf3_server_exchange "$SADDR"
+	iperf3_exchange server "$SADDR"
 }
 
 # ---- nginx ------------------------------------------------------------------------

@@ -63,6 +63,18 @@ sink_summary() {
 		END { printf "%d eof, %d reset, %d other; %d bytes in all", n["eof"], n["reset"], n["other"], b }' "$1"
 }
 
+# family_topo_up 4|6 [ustcp-netns options...]: shim_topo_up, or
+# shim6_topo_up for 6; PEER is the peer's address in that family.
+family_topo_up() {
+	local fam=$1
+	shift
+	if [ "$fam" = 6 ]; then
+		shim6_topo_up "$@" && PEER=$PEER_ADDR6
+	else
+		shim_topo_up "$@" && PEER=$PEER_ADDR
+	fi
+}
+
 # rst_cap_start: tcpdump in the peer's namespace keeps every RST, either way.
 rst_cap_start() {
 	RST_CAP=$TMP/rst.pcap
@@ -132,13 +144,8 @@ body_exit_runs() {
 	# A relay queue long enough for ten transfers in flight over 50 ms (its
 	# default, 1000 frames, drops under this load and slows a sanitizer
 	# build past the sink's time).
-	if [ "$fam" = 6 ]; then
-		shim6_topo_up --impair "delay 50ms limit 20000"
-		peer=$PEER_ADDR6
-	else
-		shim_topo_up --impair "delay 50ms limit 20000"
-		peer=$PEER_ADDR
-	fi
+	family_topo_up "$fam" --impair "delay 50ms limit 20000"
+	peer=$PEER
 	rst_cap_start
 	PROG_TIMEOUT=400 peer_bg python3 "$LT_DIR/sink.py" "$peer" 7000 "$runs" 400 </dev/null >"$TMP/sink.out"
 	local sink=$BG_PID
@@ -566,15 +573,10 @@ body_forking_server() {
 # closes and exits. 5 runs, 25 ms each way. With forkkill, the child
 # SIGKILLs itself instead of closing.
 body_fork_after_connect() {
-	local how=${1:-fork} fam=${2:-4} peer=$PEER_ADDR
+	local how=${1:-fork} fam=${2:-4} peer
 	export USTCP_MSL=0.5
-	if [ "$fam" = 6 ]; then
-		shim6_topo_up --impair "delay 25ms"
-		peer=$PEER_ADDR6
-	else
-		shim_topo_up --impair "delay 25ms"
-		peer=$PEER_ADDR
-	fi
+	family_topo_up "$fam" --impair "delay 25ms"
+	peer=$PEER
 	peer_bg python3 "$LT_DIR/sink.py" "$peer" 7000 5 120 </dev/null >"$TMP/sink.out"
 	local sink=$BG_PID i
 	wait_listen "$PEER_NETNS" 7000

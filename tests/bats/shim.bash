@@ -364,54 +364,46 @@ socat_server_exchange() {
 	same_file "$WWW/mid" "$TMP/srv.got"
 }
 
-# py_threads_exchange PEER: python3's echo client, 8 threads with a
-# connection each, 1 MB echoed each by the kernel peer at PEER (either family).
-py_threads_exchange() {
-	peer_bg python3 "$SHIM_DIR/echo_server.py" "$1" 7005 8 </dev/null >"$TMP/srv.out"
+# py_echo_exchange PEER PORT COUNT: python3's echo client, COUNT threads
+# with a connection each, 1 MB echoed each by the kernel peer at PEER (either
+# family) on PORT.
+py_echo_exchange() {
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$1" "$2" "$3" </dev/null >"$TMP/srv.out"
 	local srv=$BG_PID
-	wait_listen "$PEER_NETNS" 7005
+	wait_listen "$PEER_NETNS" "$2"
 	local crc=0 src=0
-	prog python3 "$SHIM_DIR/echo_client.py" "$1" 7005 1000000 8 >"$TMP/cli.out" || crc=$?
+	prog python3 "$SHIM_DIR/echo_client.py" "$1" "$2" 1000000 "$3" >"$TMP/cli.out" || crc=$?
 	bg_wait "$srv" || src=$?
 	cat "$TMP/cli.out" "$TMP/srv.out"
 	[ "$crc" -eq 0 ]
 	[ "$src" -eq 0 ]
-	[ "$(grep -c '^conn [1-8]: ok 1000000 ' "$TMP/cli.out")" -eq 8 ]
-	[ "$(grep -c '^conn [1-8]: echoed 1000000 ' "$TMP/srv.out")" -eq 8 ]
+	[ "$(grep -c "^conn [0-9]*: ok 1000000 " "$TMP/cli.out")" -eq "$3" ]
+	[ "$(grep -c "^conn [0-9]*: echoed 1000000 " "$TMP/srv.out")" -eq "$3" ]
 }
 
-# iperf3_client_exchange PEER: iperf3 -c against a kernel iperf3 -s bound to
-# PEER, 5 s.
-iperf3_client_exchange() {
-	peer_bg iperf3 -s -1 -B "$1" -p 5201 </dev/null >"$TMP/srv.out" 2>&1
-	local srv=$BG_PID
-	wait_listen "$PEER_NETNS" 5201
-	local crc=0 src=0
-	prog iperf3 -c "$1" -p 5201 -t 5 -J >"$TMP/cli.json" || crc=$?
-	bg_wait "$srv" 20 || src=$?
-	if [ "$crc" -ne 0 ] || [ "$src" -ne 0 ] ||
-		! iperf_ok "$TMP/cli.json" "iperf3 client [$MODE] -> kernel server $1, 5 s"; then
-		echo "iperf3 client exit status $crc, server $src; the server said:"
-		cat "$TMP/srv.out"
-		return 1
+# iperf3_exchange client|server ADDR: iperf3 on the stack's side as the
+# client of a kernel iperf3 -s bound to the peer's ADDR, or as the server
+# for a kernel iperf3 -c to the stack's ADDR; 5 s. The server is bound to an
+# IPv4 ADDR; for an IPv6 one it listens on [::] (dual-stack), where
+# prog_wait_listen's IPv4 probe finds it.
+iperf3_exchange() {
+	local bind=(-B "$2") srv crc=0 src=0 label
+	if [ "$1" = client ]; then
+		peer_bg iperf3 -s -1 "${bind[@]}" -p 5201 </dev/null >"$TMP/srv.out" 2>&1
+		srv=$BG_PID
+		wait_listen "$PEER_NETNS" 5201
+		prog iperf3 -c "$2" -p 5201 -t 5 -J >"$TMP/cli.json" || crc=$?
+		label="iperf3 client [$MODE] -> kernel server $2, 5 s"
+	else
+		[[ $2 != *:* ]] || bind=()
+		prog_bg iperf3 -s -1 "${bind[@]}" -p 5202 </dev/null >"$TMP/srv.out" 2>&1
+		srv=$BG_PID
+		prog_wait_listen 5202
+		peer iperf3 -c "$2" -p 5202 -t 5 -J >"$TMP/cli.json" || crc=$?
+		label="kernel client -> iperf3 server [$MODE] $2, 5 s"
 	fi
-}
-
-# iperf3_server_exchange ADDR: iperf3 -s on the stack's side, a kernel
-# iperf3 -c to the stack's ADDR, 5 s. The server is bound to an IPv4 ADDR;
-# for an IPv6 one it listens on [::] (dual-stack), where prog_wait_listen's
-# IPv4 probe finds it.
-iperf3_server_exchange() {
-	local bind=(-B "$1")
-	[[ $1 != *:* ]] || bind=()
-	prog_bg iperf3 -s -1 "${bind[@]}" -p 5202 </dev/null >"$TMP/srv.out" 2>&1
-	local srv=$BG_PID
-	prog_wait_listen 5202
-	local crc=0 src=0
-	peer iperf3 -c "$1" -p 5202 -t 5 -J >"$TMP/cli.json" || crc=$?
 	bg_wait "$srv" 20 || src=$?
-	if [ "$crc" -ne 0 ] || [ "$src" -ne 0 ] ||
-		! iperf_ok "$TMP/cli.json" "kernel client -> iperf3 server [$MODE] $1, 5 s"; then
+	if [ "$crc" -ne 0 ] || [ "$src" -ne 0 ] || ! iperf_ok "$TMP/cli.json" "$label"; then
 		echo "iperf3 client exit status $crc, server $src; the server said:"
 		cat "$TMP/srv.out"
 		return 1
