@@ -140,13 +140,14 @@ pings_lost() {
 # peer's through loss, duplication, reordering and delay, over IPv4 or IPv6;
 # every impairment happened both ways, and the data arrived whole.
 tcp_through_relay() {
-	local rules="loss 2% duplicate 1% reorder 5% delay 2ms" listen=TCP-LISTEN:5001 to="TCP:$PEER_ADDR:5001"
+	local rules="loss 2% duplicate 1% reorder 5% delay 2ms" listen to
 	if [ "$1" = 6 ]; then
 		topo6_up "$rules"
 		listen=TCP6-LISTEN:5001 to="TCP6:[$PEER_ADDR6]:5001"
 	else
 		topo_up --impair "$rules"
 		stack_kernel_addr
+		listen=TCP-LISTEN:5001 to="TCP:$PEER_ADDR:5001"
 	fi
 	local in=$BATS_TEST_TMPDIR/in out=$BATS_TEST_TMPDIR/out
 	timeout 10 head -c 10M /dev/urandom >"$in"
