@@ -686,16 +686,34 @@ static size_t l3_offset(const unsigned char *f, size_t len, uint16_t *type)
 	return off;
 }
 
+/* Where the checksum field of a transport header sits, or 0 for a protocol
+ * whose checksum it does not complete. */
+static size_t csum_field(uint8_t proto)
+{
+	return proto == IPPROTO_TCP ? 16 : proto == IPPROTO_UDP ? 6 : proto == IPPROTO_ICMPV6 ? 2 : 0;
+}
+
+/* Store the checksum over the pseudo-header's sum and the transport bytes. */
+static void csum_store(unsigned char *l4, size_t l4len, size_t off, uint8_t proto, uint32_t pseudo)
+{
+	uint16_t c;
+
+	put16(l4 + off, 0);
+	c = ust_csum_fold(ust_csum_add(pseudo, l4, l4len));
+	if (proto == IPPROTO_UDP && c == 0)
+		c = 0xffff;
+	put16(l4 + off, c);
+}
+
 /*
  * Fill in the TCP or UDP checksum of an IPv4 packet that the sender left to
  * the hardware (CHECKSUM_PARTIAL: the field holds only the pseudo-header sum).
  * Returns false when the packet is not one it knows how to complete.
  */
-static bool complete_csum(unsigned char *ip, size_t len)
+static bool complete_csum4(unsigned char *ip, size_t len)
 {
 	size_t ihl, tot, l4len, off;
 	uint8_t proto;
-	uint16_t c;
 
 	if (len < 20 || ip[0] >> 4 != 4)
 		return false;
@@ -704,44 +722,96 @@ static bool complete_csum(unsigned char *ip, size_t len)
 	if (ihl < 20 || tot < ihl || tot > len || (get16(ip + 6) & 0x3fff))
 		return false;
 	proto = ip[9];
-	if (proto == IPPROTO_TCP)
-		off = 16;
-	else if (proto == IPPROTO_UDP)
-		off = 6;
-	else
-		return false;
+	off = csum_field(proto);
 	l4len = tot - ihl;
-	if (l4len < off + 2)
+	if (proto == IPPROTO_ICMPV6 || !off || l4len < off + 2)
 		return false;
-	put16(ip + ihl + off, 0);
-	c = ust_csum_fold(ust_csum_add(ust_csum_pseudo(get32(ip + 12), get32(ip + 16), proto,
-	    (uint16_t)l4len), ip + ihl, l4len));
-	if (proto == IPPROTO_UDP && c == 0)
-		c = 0xffff;
-	put16(ip + ihl + off, c);
+	csum_store(ip + ihl, l4len, off, proto,
+	    ust_csum_pseudo(get32(ip + 12), get32(ip + 16), proto, (uint16_t)l4len));
 	return true;
 }
 
 /*
- * Flip one random bit past the headers nobody checks: after the Ethernet
- * header, or after the IP header of a tun packet, so that the IP header or
- * transport checksum catches it. Returns false if there is nothing to flip.
+ * The same for IPv6 (the kernel of a namespace leaves TCP's and UDP's
+ * checksums partial over IPv6 as over IPv4, and so does the stack through its
+ * virtio-net header). The hop-by-hop, routing and destination options headers
+ * are stepped over as the kernel's csum_start would; a fragment is not
+ * completed (the sender never leaves one partial).
+ */
+static bool complete_csum6(unsigned char *ip, size_t len)
+{
+	size_t at = 40, end, off;
+	uint8_t proto, tail[8];
+	uint32_t l4len, pseudo;
+
+	if (len < 40 || ip[0] >> 4 != 6)
+		return false;
+	end = 40 + (size_t)get16(ip + 4);
+	if (end > len)
+		return false;
+	proto = ip[6];
+	while (proto == 0 || proto == 43 || proto == 60) {
+		if (at + 8 > end)
+			return false;
+		proto = ip[at];
+		at += ((size_t)ip[at + 1] + 1) * 8;
+	}
+	off = csum_field(proto);
+	if (!off || at > end || end - at < off + 2)
+		return false;
+	l4len = (uint32_t)(end - at);
+	tail[0] = (uint8_t)(l4len >> 24);
+	tail[1] = (uint8_t)(l4len >> 16);
+	tail[2] = (uint8_t)(l4len >> 8);
+	tail[3] = (uint8_t)l4len;
+	tail[4] = tail[5] = tail[6] = 0;
+	tail[7] = proto;
+	pseudo = ust_csum_add(ust_csum_add(0, ip + 8, 32), tail, 8);
+	csum_store(ip + at, l4len, off, proto, pseudo);
+	return true;
+}
+
+/*
+ * Where the IP packet of a frame starts and its version (4, 6, or 0 for
+ * neither): after the Ethernet header (and a VLAN tag), or at once on a tun
+ * device.
+ */
+static size_t ip_offset(bool tun, const unsigned char *f, size_t len, int *version)
+{
+	uint16_t type = 0;
+	size_t off = tun ? 0 : l3_offset(f, len, &type);
+
+	*version = 0;
+	if (off >= len)
+		return len;
+	if (tun ? f[0] >> 4 == 4 : type == ETH_P_IP && f[off] >> 4 == 4)
+		*version = 4;
+	else if (tun ? f[0] >> 4 == 6 : type == ETH_P_IPV6 && f[off] >> 4 == 6)
+		*version = 6;
+	return off;
+}
+
+/*
+ * Flip one random bit past the headers nobody checks, so that a checksum
+ * catches it: past the Ethernet header, where IPv4's header checksum covers
+ * the header and TCP's (or UDP's, ICMP's) the rest; past the IPv6 header,
+ * which has no checksum of its own (a flipped bit in its traffic class, flow
+ * label or hop limit would go through unseen), so that the transport checksum
+ * catches it. On a tun device an IPv4 packet is hit past its header too.
+ * Returns false if there is nothing to flip.
  */
 static bool corrupt_frame(struct dir *d, unsigned char *f, size_t len)
 {
-	size_t start = 0;
+	int version;
+	size_t start = ip_offset(d->out->tun, f, len, &version);
 	uint64_t bit;
 
-	if (d->out->tun) {
-		if (len >= 20 && f[0] >> 4 == 4)
-			start = (size_t)(f[0] & 15) * 4;
-		else if (len >= 40 && f[0] >> 4 == 6)
-			start = 40;
-	} else {
-		uint16_t type = 0;
-
-		start = l3_offset(f, len, &type);
-	}
+	if (version == 6)
+		start += 40;
+	else if (version == 4 && d->out->tun && len >= 20)
+		start = (size_t)(f[0] & 15) * 4;
+	else if (d->out->tun)
+		start = 0;
 	if (start >= len)
 		return false;
 	bit = rng_below(&d->rng, (uint64_t)(len - start) * 8);
@@ -751,24 +821,27 @@ static bool corrupt_frame(struct dir *d, unsigned char *f, size_t len)
 
 /*
  * Congestion Experienced instead of a drop, as an AQM router with ECN does
- * (RFC 3168 §5): an IPv4 packet whose ECN field is ECT(0) or ECT(1) gets CE,
- * and its header checksum follows. A Not-ECT packet (or one already CE, or
- * not IPv4) is left as it is. A GSO frame is marked as a whole. Returns
- * whether it marked.
+ * (RFC 3168 §5): a packet whose ECN field is ECT(0) or ECT(1) gets CE -- in
+ * IPv4's TOS byte, whose header checksum follows, or in the low two bits of
+ * IPv6's traffic class (RFC 3168 §9.3; no checksum covers it). A Not-ECT
+ * packet (or one already CE, or neither IPv4 nor IPv6) is left as it is. A GSO
+ * frame is marked as a whole. Returns whether it marked.
  */
 static bool mark_ce(struct dir *d, unsigned char *f, size_t len)
 {
-	unsigned char *ip = f;
-	size_t ihl;
-	uint16_t type = ETH_P_IP;
+	int version;
+	size_t off = ip_offset(d->in->tun, f, len, &version), ihl;
+	unsigned char *ip = f + off;
 
-	if (!d->in->tun) {
-		size_t off = l3_offset(f, len, &type);
-
-		ip += off;
-		len -= off < len ? off : len;
+	len -= off;
+	if (version == 6) {
+		/* Traffic class: the low nibble of byte 0, the high of byte 1. */
+		if (len < 40 || (ip[1] & 0x30) == 0 || (ip[1] & 0x30) == 0x30)
+			return false;
+		ip[1] |= 0x30;
+		return true;
 	}
-	if (type != ETH_P_IP || len < 20 || ip[0] >> 4 != 4)
+	if (version != 4 || len < 20)
 		return false;
 	ihl = (size_t)(ip[0] & 15) * 4;
 	if (ihl < 20 || ihl > len)
@@ -994,7 +1067,9 @@ static void handle_frame(struct dir *d, unsigned char *data, size_t len,
 		size_t off = l3_offset(data, len, &type);
 
 		if (type == ETH_P_IP)
-			complete_csum(data + off, len - off);
+			complete_csum4(data + off, len - off);
+		else if (type == ETH_P_IPV6)
+			complete_csum6(data + off, len - off);
 	}
 	if (aux && (aux->tp_status & TP_STATUS_VLAN_VALID) && len >= 12) {
 		/* The kernel took the 802.1Q tag out: put it back. */

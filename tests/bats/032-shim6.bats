@@ -1,8 +1,10 @@
 #!/usr/bin/env bats
 # AF_INET6 sockets through the shim (issue 16, third increment), against
-# kernel peers over IPv6 and IPv4: curl -6, nc -6 -N half-close, a python3
-# dual-stack server with an IPv4 and an IPv6 client (the addresses it is
-# given, as Linux gives them), IPV6_V6ONLY, nginx on [::]:8080; a neighbour
+# kernel peers over IPv6 and IPv4: curl -6, wget -6, nc -6 -N half-close,
+# socat as client and TCP6-LISTEN server, python3 with 8 threads, iperf3 -6
+# both ways, a python3 dual-stack server with an IPv4 and an IPv6 client (the
+# addresses it is given, as Linux gives them), IPV6_V6ONLY, nginx on
+# [::]:8080; a neighbour
 # that never answers (EHOSTUNREACH), packet too big (the MSS and the
 # segments on the wire).
 #
@@ -22,18 +24,6 @@ setup_file() {
 
 setup() {
 	TMP=$BATS_TEST_TMPDIR
-}
-
-# shim6_topo_up [ustcp-netns options]: shim_topo_up --ipv6; on the kernel,
-# the stack's namespace gets IPv6 and the stack's IPv6 address (no DAD) as
-# well. SADDR6 is that address.
-shim6_topo_up() {
-	shim_topo_up --ipv6 "$@" || return 1
-	SADDR6=${USTCP_ADDR6%/*}
-	if [ "$MODE" = kernel ]; then
-		in_stack sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 "net.ipv6.conf.$USTCP_IFACE.disable_ipv6=0" &&
-			in_stack ip addr add "$USTCP_ADDR6" dev "$USTCP_IFACE" nodad
-	fi
 }
 
 # curl -6 fetches a file from a kernel httpd over IPv6. Under ustcp its
@@ -197,6 +187,45 @@ body_gso_per_family() {
 stat_gso() {
 	USTCP_RUN_DIR=$USTCP_RUN_DIR timeout 10 "$BUILD/ustcp-stat" -s -p "$1" |
 		awk '$1 == "tx-gso" { v = $2 } END { print v + 0 }'
+}
+
+# The programs of 060-shim.bats's rows over IPv6: wget -6, socat as client
+# and server, python3's 8 threads, iperf3 both ways.
+body_wget6() {
+	shim6_topo_up
+	peer_bg python3 "$SHIM_DIR/httpd.py" "$PEER_ADDR6" 8000 "$WWW" </dev/null 2>"$TMP/httpd.err"
+	wait_listen "$PEER_NETNS" 8000
+	prog wget -6 -q --tries=1 --timeout=50 -O "$TMP/got" "http://[$PEER_ADDR6]:8000/mid"
+	same_file "$WWW/mid" "$TMP/got"
+	run -0 grep -c "^httpd: $SADDR6:" "$TMP/httpd.err"
+	assert_output 1
+}
+
+body_socat6_client() {
+	shim6_topo_up
+	socat_client_exchange "$PEER_ADDR6"
+}
+
+# TCP6-LISTEN on [::]: the kernel client comes over IPv6, and the server's
+# end is the stack's IPv6 address.
+body_socat6_server() {
+	shim6_topo_up
+	socat_server_exchange TCP6 "[$SADDR6]"
+}
+
+body_py6_threads() {
+	shim6_topo_up
+	py_echo_exchange "$PEER_ADDR6" 7005 8
+}
+
+body_iperf3_6_client() {
+	shim6_topo_up
+	iperf3_exchange client "$PEER_ADDR6"
+}
+
+body_iperf3_6_server() {
+	shim6_topo_up
+	iperf3_exchange server "$SADDR6"
 }
 
 @test "a device with TSO but not TSO6: IPv6 segments go alone, IPv4 runs still as GSO frames [ustcp]" { MODE=ustcp body_gso_per_family; }
@@ -371,3 +400,21 @@ body_loopback6() {
 
 @test "loopback: a [::] listener serves ::1 and 127.0.0.1 clients on the same host and the peer over both families [kernel]" { MODE=kernel body_loopback6; }
 @test "loopback: a [::] listener serves ::1 and 127.0.0.1 clients on the same host and the peer over both families [ustcp]" { MODE=ustcp body_loopback6; }
+
+@test "wget -6: 1 MB GET over IPv6, sha256 [kernel]" { MODE=kernel body_wget6; }
+@test "wget -6: 1 MB GET over IPv6, sha256 [ustcp]" { MODE=ustcp body_wget6; }
+
+@test "socat client over IPv6: shut-down half-close, answer whole [kernel]" { MODE=kernel body_socat6_client; }
+@test "socat client over IPv6: shut-down half-close, answer whole [ustcp]" { MODE=ustcp body_socat6_client; }
+
+@test "socat server TCP6-LISTEN: an IPv6 client, half-close both ways [kernel]" { MODE=kernel body_socat6_server; }
+@test "socat server TCP6-LISTEN: an IPv6 client, half-close both ways [ustcp]" { MODE=ustcp body_socat6_server; }
+
+@test "python3 over IPv6: 8 threads, a connection each, 1 MB echoed each [kernel]" { MODE=kernel body_py6_threads; }
+@test "python3 over IPv6: 8 threads, a connection each, 1 MB echoed each [ustcp]" { MODE=ustcp body_py6_threads; }
+
+@test "iperf3 -6: client against a kernel server, 5 s [kernel]" { MODE=kernel body_iperf3_6_client; }
+@test "iperf3 -6: client against a kernel server, 5 s [ustcp]" { MODE=ustcp body_iperf3_6_client; }
+
+@test "iperf3 -6: server for a kernel client, 5 s [kernel]" { MODE=kernel body_iperf3_6_server; }
+@test "iperf3 -6: server for a kernel client, 5 s [ustcp]" { MODE=ustcp body_iperf3_6_server; }

@@ -29,27 +29,38 @@ teardown() {
 	transfer recv 100000000 --no-offload
 }
 
-@test "20 MB from the stack through loss, reordering, duplication and delay" {
+# impaired_send / impaired_recv FAMILY: 20 MB from or to the stack through
+# loss, reordering, duplication and delay, over IPv4 or IPv6.
+impaired_send() {
 	export USTCP_PCAP=$BATS_TEST_TMPDIR/cap.pcap
-	transfer send 20000000 --impair "loss 2% reorder 5% duplicate 1% delay 5ms"
+	TRANSFER_FAMILY=$1 transfer send 20000000 --impair "loss 2% reorder 5% duplicate 1% delay 5ms"
+	local peer=$PEER_ADDR
+	[ "$1" = 4 ] || peer=$PEER_ADDR6
 	assert_repaired send
 	[ "$(host_counter tcp-fast-retrans)" -gt 0 ]
 	# The capture shows the peer's SACK blocks and our retransmissions:
 	# some data segment went out more than once.
 	timeout 60 tcpdump -nr "$USTCP_PCAP" 2>/dev/null >"$BATS_TEST_TMPDIR/cap.txt"
-	grep -q "${PEER_ADDR}.5001 > .*sack [0-9]" "$BATS_TEST_TMPDIR/cap.txt"
-	[ "$(grep -oE "> ${PEER_ADDR}.5001: Flags \[[^]]*\], seq [0-9]+:[0-9]+" "$BATS_TEST_TMPDIR/cap.txt" |
+	grep -q "${peer}.5001 > .*sack [0-9]" "$BATS_TEST_TMPDIR/cap.txt"
+	[ "$(grep -oE "> ${peer}.5001: Flags \[[^]]*\], seq [0-9]+:[0-9]+" "$BATS_TEST_TMPDIR/cap.txt" |
 		awk '{print $NF}' | sort | uniq -d | wc -l)" -gt 0 ]
 }
 
-@test "20 MB to the stack through loss, reordering, duplication and delay" {
+impaired_recv() {
 	export USTCP_PCAP=$BATS_TEST_TMPDIR/cap.pcap
-	transfer recv 20000000 --impair "loss 2% reorder 5% duplicate 1% delay 5ms"
+	TRANSFER_FAMILY=$1 transfer recv 20000000 --impair "loss 2% reorder 5% duplicate 1% delay 5ms"
+	local peer=$PEER_ADDR
+	[ "$1" = 4 ] || peer=$PEER_ADDR6
 	# Out-of-order segments were held and reassembled, and our ACKs told
 	# the sender with SACK blocks what we held.
 	assert_repaired recv
-	timeout 60 tcpdump -nr "$USTCP_PCAP" 2>/dev/null | grep -q "> ${PEER_ADDR}.5001: .*sack [0-9]"
+	timeout 60 tcpdump -nr "$USTCP_PCAP" 2>/dev/null | grep -q "> ${peer}.5001: .*sack [0-9]"
 }
+
+@test "20 MB from the stack through loss, reordering, duplication and delay" { impaired_send 4; }
+@test "20 MB to the stack through loss, reordering, duplication and delay" { impaired_recv 4; }
+@test "over IPv6: 20 MB from the stack through loss, reordering, duplication and delay" { impaired_send 6; }
+@test "over IPv6: 20 MB to the stack through loss, reordering, duplication and delay" { impaired_recv 6; }
 
 @test "the stack accepts a kernel client (passive open) and both close in order" {
 	topo_up

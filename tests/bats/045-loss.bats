@@ -56,3 +56,17 @@ MIXED="loss 3% reorder 5% duplicate 1% corrupt 1% delay 5ms"
 	USTCP_CC=bbr3 transfer send 2000000 --seed 12 --impair "$MIXED"
 	assert_repaired send
 }
+# Over IPv6 (issue 16): the same engine; one algorithm each way through the
+# mixed impairments, and the 10% loss both ways.
+@test "over IPv6: cubic: 2 MB from the stack through loss, reordering, duplication and corruption" {
+	USTCP_CC=cubic TRANSFER_FAMILY=6 transfer send 2000000 --seed 12 --impair "$MIXED"
+	assert_repaired send
+}
+@test "over IPv6: cubic: 2 MB to the stack through loss, reordering, duplication and corruption" {
+	USTCP_CC=cubic TRANSFER_FAMILY=6 transfer recv 2000000 --seed 12 --impair "$MIXED"
+	assert_repaired recv
+}
+@test "over IPv6: reno: 1 MB from the stack through 10% loss both ways" {
+	USTCP_CC=reno TRANSFER_FAMILY=6 transfer send 1000000 --seed 12 --impair "loss 10%"
+	assert_repaired send
+}

@@ -116,16 +116,24 @@ body_ecn_off() {
 # The stack (ustcp-host, USTCP_ECN=1) sends 20 MB to a kernel receiver
 # (tcp_ecn=2) through ustcp-impair marking CE on 1% of the ECT frames each
 # way instead of dropping them: the data arrives whole, and the ECE ACKs
-# deliver segments (ECN was negotiated).
+# deliver segments (ECN was negotiated). FAMILY 6: over IPv6, where the ECN
+# field is the traffic class's (net.ipv4.tcp_ecn is the kernel's setting for
+# both families).
 through_ce() {
-	local cc=$1 src=$TMP/src got=$TMP/got
-	topo_up --seed 7 --impair "ce 1%"
+	local cc=$1 fam=${2:-4} src=$TMP/src got=$TMP/got to
+	if [ "$fam" = 6 ]; then
+		topo_up --ipv6 --seed 7 --impair "ce 1%"
+		to="[$PEER_ADDR6]:5001"
+	else
+		topo_up --seed 7 --impair "ce 1%"
+		to="$PEER_ADDR:5001"
+	fi
 	timeout 10 ip netns exec "$PEER_NETNS" sysctl -q -w net.ipv4.tcp_ecn=2
 	head -c 20000000 /dev/urandom >"$src"
-	ip netns exec "$PEER_NETNS" timeout 120 nc -l -p 5001 >"$got" 3>&- &
+	ip netns exec "$PEER_NETNS" timeout 120 nc -"$fam" -l -p 5001 >"$got" 3>&- &
 	wait_listen "$PEER_NETNS" 5001
 	USTCP_ECN=1 USTCP_CC=$cc USTCP_MSL=0.5 run ip netns exec "$USTCP_NETNS" timeout 120 "$HOST" \
-		-C "$PEER_ADDR:5001" -I "$src" -s "$TMP/counters"
+		-C "$to" -I "$src" -s "$TMP/counters"
 	wait
 	echo "# $cc: tcp-ecn-cwr $(host_counter tcp-ecn-cwr) tcp-delivered-ce $(host_counter tcp-delivered-ce)" \
 		"tcp-retrans $(host_counter tcp-retrans) tcp-loss-probes $(host_counter tcp-loss-probes)" >&3
@@ -159,6 +167,11 @@ reduced_not_recovered() {
 # and sends CWR, but the window is BBR's, as in Linux's BBR.
 @test "20 MB through CE marks: bbr delivers whole" {
 	through_ce bbr
+}
+
+@test "over IPv6, 20 MB through CE marks in the traffic class: cubic reduces its window, recovers from nothing" {
+	through_ce cubic 6
+	reduced_not_recovered
 }
 
 @test "ECN answered: a kernel client with tcp_ecn=1, nc -l on tcp_ecn=2 [kernel]" { MODE=kernel body_ecn_answered; }

@@ -96,31 +96,14 @@ body_socat_client() {
 # answers after the client's FIN; socat's FIN follows the answer.
 body_socat_server() {
 	shim_topo_up
-	prog_bg socat -t 5 "TCP4-LISTEN:7002,reuseaddr,shut-down" \
-		"EXEC:python3 $SHIM_DIR/sinkreply.py stdio $WWW/reply $TMP/srv.got" </dev/null 2>"$TMP/socat.err"
-	local srv=$BG_PID
-	prog_wait_listen 7002
-	peer socat -t 5 STDIO "TCP4:$SADDR:7002,shut-down" <"$WWW/mid" >"$TMP/got"
-	check_reply "$TMP/got" "$WWW/mid" "$WWW/reply"
-	bg_wait "$srv" || { cat "$TMP/socat.err"; return 1; }
-	same_file "$WWW/mid" "$TMP/srv.got"
+	socat_server_exchange TCP4 "$SADDR"
 }
 
 # ---- python3 -------------------------------------------------------------------
 
 body_py_client() {
 	shim_topo_up
-	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7003 1 </dev/null >"$TMP/srv.out"
-	local srv=$BG_PID
-	wait_listen "$PEER_NETNS" 7003
-	local crc=0 src=0
-	prog python3 "$SHIM_DIR/echo_client.py" "$PEER_ADDR" 7003 1000000 1 >"$TMP/cli.out" || crc=$?
-	bg_wait "$srv" || src=$?
-	cat "$TMP/cli.out" "$TMP/srv.out"
-	[ "$crc" -eq 0 ]
-	[ "$src" -eq 0 ]
-	grep -q "^conn 1: ok 1000000 " "$TMP/cli.out"
-	grep -q "^conn 1: echoed 1000000 " "$TMP/srv.out"
+	py_echo_exchange "$PEER_ADDR" 7003 1
 }
 
 body_py_server() {
@@ -141,17 +124,7 @@ body_py_server() {
 # Eight threads, a connection each, 1 MB each way, at the same time.
 body_py_threads() {
 	shim_topo_up
-	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7005 8 </dev/null >"$TMP/srv.out"
-	local srv=$BG_PID
-	wait_listen "$PEER_NETNS" 7005
-	local crc=0 src=0
-	prog python3 "$SHIM_DIR/echo_client.py" "$PEER_ADDR" 7005 1000000 8 >"$TMP/cli.out" || crc=$?
-	bg_wait "$srv" || src=$?
-	cat "$TMP/cli.out" "$TMP/srv.out"
-	[ "$crc" -eq 0 ]
-	[ "$src" -eq 0 ]
-	[ "$(grep -c '^conn [1-8]: ok 1000000 ' "$TMP/cli.out")" -eq 8 ]
-	[ "$(grep -c '^conn [1-8]: echoed 1000000 ' "$TMP/srv.out")" -eq 8 ]
+	py_echo_exchange "$PEER_ADDR" 7005 8
 }
 
 # poll and epoll revents, recv, send and SO_ERROR in every state of C48 (and
@@ -174,50 +147,14 @@ body_pollmatrix() {
 
 # ---- iperf3 ---------------------------------------------------------------------
 
-# iperf_ok JSON LABEL: a clean iperf3 run that moved data; its throughput goes
-# to the TAP stream as a comment.
-iperf_ok() {
-	jq -e '.error == null and .end.sum_sent.bytes > 0 and .end.sum_received.bytes > 0' "$1" >/dev/null || {
-		echo "iperf3 failed or moved nothing:"
-		cat "$1"
-		return 1
-	}
-	local bps
-	bps=$(jq '.end.sum_received.bits_per_second' "$1")
-	printf '# %s: %.0f Mbit/s, %s bytes received, %s retransmits\n' "$2" "$(jq -n "$bps / 1e6")" \
-		"$(jq '.end.sum_received.bytes' "$1")" "$(jq '.end.sum_sent.retransmits // "?"' "$1")" >&3
-}
-
 body_iperf3_client() {
 	shim_topo_up
-	peer_bg iperf3 -s -1 -B "$PEER_ADDR" -p 5201 </dev/null >"$TMP/srv.out" 2>&1
-	local srv=$BG_PID
-	wait_listen "$PEER_NETNS" 5201
-	local crc=0 src=0
-	prog iperf3 -c "$PEER_ADDR" -p 5201 -t 5 -J >"$TMP/cli.json" || crc=$?
-	bg_wait "$srv" 20 || src=$?
-	if [ "$crc" -ne 0 ] || [ "$src" -ne 0 ] ||
-		! iperf_ok "$TMP/cli.json" "iperf3 client [$MODE] -> kernel server, 5 s"; then
-		echo "iperf3 client exit status $crc, server $src; the server said:"
-		cat "$TMP/srv.out"
-		return 1
-	fi
+	iperf3_exchange client "$PEER_ADDR"
 }
 
 body_iperf3_server() {
 	shim_topo_up
-	prog_bg iperf3 -s -1 -B "$SADDR" -p 5202 </dev/null >"$TMP/srv.out" 2>&1
-	local srv=$BG_PID
-	prog_wait_listen 5202
-	local crc=0 src=0
-	peer iperf3 -c "$SADDR" -p 5202 -t 5 -J >"$TMP/cli.json" || crc=$?
-	bg_wait "$srv" 20 || src=$?
-	if [ "$crc" -ne 0 ] || [ "$src" -ne 0 ] ||
-		! iperf_ok "$TMP/cli.json" "kernel client -> iperf3 server [$MODE], 5 s"; then
-		echo "iperf3 client exit status $crc, server $src; the server said:"
-		cat "$TMP/srv.out"
-		return 1
-	fi
+	iperf3_exchange server "$SADDR"
 }
 
 # ---- nginx ------------------------------------------------------------------------

@@ -45,7 +45,7 @@ wait("exit")
 # The peer, on the kernel: accept; read to the client's FIN; on
 # "peer-close", close.
 PEER_PY=$COMMON_PY'
-l = socket.socket()
+l = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind((sys.argv[1], int(sys.argv[2])))
 l.listen(1)
@@ -71,15 +71,37 @@ stat_run() {
 	USTCP_RUN_DIR=$USTCP_RUN_DIR timeout 10 "$STAT" "$@"
 }
 
+# start_pair PEER [LAUNCH_OPTIONS...]: the kernel peer listening at PEER
+# (either family) and the launched client connected to it; PID and LPORT are
+# the client's.
+start_pair() {
+	local peer=$1
+	shift
+	peer_bg python3 -c "$PEER_PY" "$peer" 7100 </dev/null
+	wait_listen "$PEER_NETNS" 7100
+	launch_bg "$@" python3 -c "$CLIENT_PY" "$peer" 7100 </dev/null
+	wait_file "$TMP/connected"
+	read -r PID LPORT <"$TMP/connected"
+}
+
+# to_time_wait ME PEER PROC: our FIN, ACKed, the peer has not closed
+# (FIN-WAIT-2); then the peer's FIN: TIME-WAIT, 2 MSL (60 s) on its timer,
+# while the program still holds the socket. ME, PEER and PROC are the
+# patterns of ustcp-stat's columns.
+to_time_wait() {
+	touch "$TMP/shut"
+	wait_file "$TMP/shut-done"
+	stat_until 10 "^FIN-WAIT-2 +0 +0 +$1 +$2 +$3"
+	touch "$TMP/peer-close"
+	wait_file "$TMP/peer-closed"
+	stat_until 10 "^TIME-WAIT +0 +0 +$1 +$2 +$3 timer:\(timewait,[1-6][0-9]sec,0\)$"
+}
+
 @test "ustcp-stat shows ESTAB, FIN-WAIT-2 and TIME-WAIT at the right moments" {
 	launcher_topo_up
 	export STEP_DIR=$TMP
-	peer_bg python3 -c "$PEER_PY" "$PEER_ADDR" 7100 </dev/null
-	wait_listen "$PEER_NETNS" 7100
-	launch_bg python3 -c "$CLIENT_PY" "$PEER_ADDR" 7100 </dev/null
-	wait_file "$TMP/connected"
-	local pid lport me peer proc
-	read -r pid lport <"$TMP/connected"
+	start_pair "$PEER_ADDR"
+	local pid=$PID lport=$LPORT me peer proc
 	me="${SADDR//./\\.}:$lport"
 	peer="${PEER_ADDR//./\\.}:7100"
 	proc="users:\(\(\"python3[.0-9]*\",pid=$pid\)\)"
@@ -90,16 +112,7 @@ stat_run() {
 	assert_equal "$(head -n 1 <<<"$STAT_OUT" | tr -s ' ')" \
 		"State Recv-Q Send-Q Local Address:Port Peer Address:Port Process"
 
-	# Our FIN, ACKed; the peer has not closed.
-	touch "$TMP/shut"
-	wait_file "$TMP/shut-done"
-	stat_until 10 "^FIN-WAIT-2 +0 +0 +$me +$peer +$proc"
-
-	# The peer's FIN: TIME-WAIT, 2 MSL (60 s) on its timer, while the
-	# program still holds the socket.
-	touch "$TMP/peer-close"
-	wait_file "$TMP/peer-closed"
-	stat_until 10 "^TIME-WAIT +0 +0 +$me +$peer +$proc timer:\(timewait,[1-6][0-9]sec,0\)$"
+	to_time_wait "$me" "$peer" "$proc"
 
 	# The counters of that process.
 	run -0 stat_run -s
@@ -150,6 +163,30 @@ stat_run() {
 	assert_line --regexp '^[0-9]+\.sock$'
 	assert_line "addr-$SADDR"
 	assert_line "ports-$SADDR"
+}
+
+# Over IPv6 (the launcher's -A): the ends as ss prints them, [address]:port;
+# after the program's exit its keeper holds the IPv6 TIME-WAIT.
+@test "ustcp-stat over IPv6: ESTAB, FIN-WAIT-2, TIME-WAIT as [address]:port, the TIME-WAIT kept after exit" {
+	launcher_topo_up --ipv6
+	export STEP_DIR=$TMP
+	start_pair "$PEER_ADDR6" -A "$USTCP_ADDR6"
+	local pid=$PID lport=$LPORT me peer proc
+	me="\\[${USTCP_ADDR6%/*}\\]:$lport"
+	peer="\\[$PEER_ADDR6\\]:7100"
+	proc="users:\\(\\(\"python3[.0-9]*\",pid=$pid\\)\\)"
+	stat_until 10 "^ESTAB +0 +0 +$me +$peer +$proc"
+	to_time_wait "$me" "$peer" "$proc"
+	run -0 stat_run -s
+	# (The process line names the IPv4 address only.)
+	assert_line --regexp "^process $pid \\(python3[.0-9]*\\) program $USTCP_IFACE $USTCP_ADDR, 1 connection$"
+	assert_line --regexp '^  tcp-active-opens +1$'
+	touch "$TMP/exit"
+	local p
+	for p in "${BG_PIDS[@]}"; do bg_wait "$p" 20; done
+	stat_until 10 "^TIME-WAIT +0 +0 +$me +$peer +users:\\(\\(\"python3[.0-9]*\",pid=[0-9]+\\)\\) timer:\\(timewait,"
+	# The keeper's, not the program's.
+	! grep -q "pid=$pid)" <<<"$STAT_OUT"
 }
 
 @test "ustcp-stat: no stacks, just the header; stale sockets are skipped and removed; -p of nobody fails" {

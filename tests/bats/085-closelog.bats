@@ -27,7 +27,7 @@ check_lines() {
 		sleep 0.05
 	done
 	run -0 python3 - "$LOG" "$1" <<-'EOF'
-		import json, sys
+		import json, os, sys
 		lines = open(sys.argv[1]).read().splitlines()
 		assert len(lines) == int(sys.argv[2]), "%d lines, want %s" % (len(lines), sys.argv[2])
 		states = {"SYN-SENT", "SYN-RECV", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSING",
@@ -41,7 +41,9 @@ check_lines() {
 		    assert isinstance(r["pid"], int) and r["pid"] > 0
 		    for k in ("local", "remote"):
 		        a, p = r[k].rsplit(":", 1)
-		        assert a.count(".") == 3 and 0 < int(p) < 65536, r[k]
+		        # a.b.c.d:port, or [IPv6]:port
+		        v6 = a.startswith("[") and a.endswith("]") and a.count(":") >= 2
+		        assert (v6 or a.count(".") == 3) and 0 < int(p) < 65536, r[k]
 		    assert r["outcome"] in ("orderly", "reset-received", "reset-sent", "timeout",
 		                            "refused", "unreachable"), r["outcome"]
 		    assert r["initiator"] in ("local", "remote", "simultaneous", None), r["initiator"]
@@ -50,6 +52,9 @@ check_lines() {
 		    for k in ("bytes_sent", "bytes_received", "duration_ms"):
 		        assert isinstance(r[k], int) and r[k] >= 0, (k, r[k])
 		    print(r["outcome"], r["initiator"], r["remote"], ",".join(r["states"]))
+		    if os.environ.get("LOCAL_WANT"):
+		        a = r["local"].rsplit(":", 1)[0]
+		        assert a == os.environ["LOCAL_WANT"], "local %s, want %s" % (a, os.environ["LOCAL_WANT"])
 	EOF
 }
 
@@ -117,4 +122,23 @@ s.close()
 		for i in 1 2 3 4; do curl -sS -o /dev/null http://$PEER_ADDR:8000/f & done; wait"
 	check_lines 4
 	assert_equal "$(grep -c '^orderly local ' <<<"$output")" 4
+}
+
+# Over IPv6 (the launcher's -A): the ends as [address]:port, ours the stack's
+# IPv6 address; an orderly close, then a refused connect.
+@test "close log over IPv6: curl -6's orderly close and a refused connect, the ends as [address]:port" {
+	topo_down
+	launcher_topo_up --ipv6
+	mkdir -p "$TMP/www"
+	head -c 100000 /dev/urandom >"$TMP/www/f"
+	peer_bg python3 "$BATS_TEST_DIRNAME/../shim/httpd.py" "$PEER_ADDR6" 8000 "$TMP/www" 2>/dev/null </dev/null
+	wait_listen "$PEER_NETNS" 8000
+	run -0 launch -A "$USTCP_ADDR6" --close-log "$LOG" -- \
+		curl -6 -sS --max-time 20 -o /dev/null "http://[$PEER_ADDR6]:8000/f"
+	LOCAL_WANT="[${USTCP_ADDR6%/*}]" check_lines 1
+	assert_output "orderly local [$PEER_ADDR6]:8000 SYN-SENT,ESTAB,FIN-WAIT-1,FIN-WAIT-2,TIME-WAIT,CLOSED"
+	run -7 launch -A "$USTCP_ADDR6" --close-log "$LOG" -- \
+		curl -6 -sS --max-time 20 -o /dev/null "http://[$PEER_ADDR6]:8009/"
+	LOCAL_WANT="[${USTCP_ADDR6%/*}]" check_lines 2
+	assert_line --index 1 "refused None [$PEER_ADDR6]:8009 SYN-SENT,CLOSED"
 }

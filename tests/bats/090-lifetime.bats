@@ -64,10 +64,24 @@ sink_summary() {
 		END { printf "%d eof, %d reset, %d other; %d bytes in all", n["eof"], n["reset"], n["other"], b }' "$1"
 }
 
+# family_topo_up 4|6 [ustcp-netns options...]: shim_topo_up, or
+# shim6_topo_up for 6; PEER is the peer's address in that family.
+family_topo_up() {
+	local fam=$1
+	shift
+	if [ "$fam" = 6 ]; then
+		shim6_topo_up "$@" && PEER=$PEER_ADDR6
+	else
+		shim_topo_up "$@" && PEER=$PEER_ADDR
+	fi
+}
+
 # rst_cap_start: tcpdump in the peer's namespace keeps every RST, either way.
 rst_cap_start() {
 	RST_CAP=$TMP/rst.pcap
-	capture_start "$PEER_NETNS" "$PEER_IFACE" "$RST_CAP" 600 'tcp[tcpflags] & tcp-rst != 0' &&
+	# IPv4's, or IPv6's (no extension header: TCP's flags at byte 53).
+	capture_start "$PEER_NETNS" "$PEER_IFACE" "$RST_CAP" 600 \
+		'(tcp[tcpflags] & tcp-rst != 0) or (ip6 and ip6[6] == 6 and ip6[53] & 4 != 0)' &&
 		RST_PID=$CAPTURE_PID
 }
 
@@ -141,7 +155,7 @@ lifetime_runs() {
 # runs: lifetime_runs FULL (100 by default). USTCP_MSL=0.5: the keepers'
 # TIME-WAITs last 1 s.
 body_exit_runs() {
-	local how=$1 runs batch=10 b i p fails=0 t0 want=0 st
+	local how=$1 runs fam=${3:-4} batch=10 b i p fails=0 t0 want=0 st peer
 	runs=$(lifetime_runs "${2:-100}")
 	# A killed program's status, as bash reports it (timeout passes the
 	# signal on).
@@ -154,12 +168,13 @@ body_exit_runs() {
 	# A relay queue long enough for ten transfers in flight over 50 ms (its
 	# default, 1000 frames, drops under this load and slows a sanitizer
 	# build past the sink's time).
-	shim_topo_up --impair "delay 50ms limit 20000"
+	family_topo_up "$fam" --impair "delay 50ms limit 20000"
+	peer=$PEER
 	rst_cap_start
-	PROG_TIMEOUT=400 peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 "$runs" 400 </dev/null >"$TMP/sink.out"
+	PROG_TIMEOUT=400 peer_bg python3 "$LT_DIR/sink.py" "$peer" 7000 "$runs" 400 </dev/null >"$TMP/sink.out"
 	local sink=$BG_PID
 	wait_listen "$PEER_NETNS" 7000
-	prog_cmd python3 "$LT_DIR/send_exit.py" "$how" "$PEER_ADDR" 7000 "$WWW/mid"
+	prog_cmd python3 "$LT_DIR/send_exit.py" "$how" "$peer" 7000 "$WWW/mid"
 	t0=$SECONDS
 	for ((b = 0; b < runs / batch; b++)); do
 		local pids=()
@@ -251,6 +266,21 @@ closed_by() {
 }
 @test "fork after connect, the parent exits, the child sends 1 MB and is SIGKILLed: all bytes and a FIN [ustcp]" {
 	MODE=ustcp body_fork_after_connect forkkill
+}
+
+# Over IPv6 (issue 16): the guardian keeps a killed program's IPv6
+# connections as it keeps IPv4's.
+@test "over IPv6: 20 x (connect, 1 MB, SIGKILL), 10 at a time, 50 ms each way: all bytes and a FIN [kernel]" {
+	MODE=kernel body_exit_runs kill 20 6
+}
+@test "over IPv6: 20 x (connect, 1 MB, SIGKILL), 10 at a time, 50 ms each way: all bytes and a FIN [ustcp]" {
+	MODE=ustcp body_exit_runs kill 20 6
+}
+@test "over IPv6: fork after connect, the parent exits, the child sends 1 MB and is SIGKILLed: all bytes and a FIN [kernel]" {
+	MODE=kernel body_fork_after_connect forkkill 6
+}
+@test "over IPv6: fork after connect, the parent exits, the child sends 1 MB and is SIGKILLed: all bytes and a FIN [ustcp]" {
+	MODE=ustcp body_fork_after_connect forkkill 6
 }
 
 # killed.py unread: the peer sends 1000 bytes, the program reads none and
@@ -567,14 +597,15 @@ body_forking_server() {
 # closes and exits. 5 runs, 25 ms each way. With forkkill, the child
 # SIGKILLs itself instead of closing.
 body_fork_after_connect() {
-	local how=${1:-fork}
+	local how=${1:-fork} fam=${2:-4} peer
 	export USTCP_MSL=0.5
-	shim_topo_up --impair "delay 25ms"
-	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 5 120 </dev/null >"$TMP/sink.out"
+	family_topo_up "$fam" --impair "delay 25ms"
+	peer=$PEER
+	peer_bg python3 "$LT_DIR/sink.py" "$peer" 7000 5 120 </dev/null >"$TMP/sink.out"
 	local sink=$BG_PID i
 	wait_listen "$PEER_NETNS" 7000
 	for ((i = 0; i < 5; i++)); do
-		prog python3 "$LT_DIR/send_exit.py" "$how" "$PEER_ADDR" 7000 "$WWW/mid" </dev/null
+		prog python3 "$LT_DIR/send_exit.py" "$how" "$peer" 7000 "$WWW/mid" </dev/null
 	done
 	bg_wait "$sink" 60 || { cat "$TMP/sink.out"; return 1; }
 	cat "$TMP/sink.out"

@@ -206,16 +206,29 @@ print(count[0])' "$USTCP_RUN_DIR/$pid.sock"
 	[ ! -e "$USTCP_RUN_DIR/$pid.sock" ]
 }
 
-@test "where the kernel owns the stack's address too, a listener's connection reaches the program, not the kernel" {
-	launcher_topo_up
-	stack_kernel_addr
-	# The listener stays until the test is done: once it has gone, its
-	# port is only bound, and a kernel owning the address answers the
-	# last ACKs of its connections with RST.
-	launch_bg python3 -c '
+# kernel_owns_addr FAMILY: the kernel of the stack's namespace owns the
+# stack's address too; a launched listener (AF_INET, or with FAMILY 6 an
+# AF_INET6 dual-stack one, the launcher given -A) serves six clients of the
+# peer over that family. The listener stays until the test is done: once it
+# has gone, its port is only bound, and a kernel owning the address answers
+# the last ACKs of its connections with RST.
+kernel_owns_addr() {
+	local fam=$1 opts=() af=AF_INET any=0.0.0.0 addr=$SADDR hops=IP_TTL level=IPPROTO_IP
+	if [ "$fam" = 6 ]; then
+		launcher_topo_up --ipv6
+		stack_kernel_addr
+		stack_kernel_addr6
+		opts=(-A "$USTCP_ADDR6") af=AF_INET6 any=:: addr=${USTCP_ADDR6%/*}
+		hops=IPV6_UNICAST_HOPS level=IPPROTO_IPV6
+	else
+		launcher_topo_up
+		stack_kernel_addr
+		addr=$SADDR
+	fi
+	launch_bg "${opts[@]}" python3 -c '
 import os, socket, sys, time
-l = socket.socket()
-l.bind(("0.0.0.0", 7000))
+l = socket.socket(getattr(socket, sys.argv[3]))
+l.bind((sys.argv[4], 7000))
 l.listen(5)
 open(sys.argv[1], "w").close()
 for _ in range(6):
@@ -225,22 +238,25 @@ for _ in range(6):
 for _ in range(600):
     if os.path.exists(sys.argv[2]):
         break
-    time.sleep(0.05)' "$TMP/ready" "$TMP/exit"
+    time.sleep(0.05)' "$TMP/ready" "$TMP/exit" "$af" "$any"
 	wait_file "$TMP/ready"
+	[ "$fam" = 4 ] || sleep 1.2 # DAD: the stack answers for its IPv6 address after it
 	# The reservation listens in the kernel, locked with an MD5 key nobody
 	# knows: the kernel drops every SYN, so only the stack answers. Half
-	# the clients send TTL 255, as a neighbour would to pass IP_MINTTL.
+	# the clients send TTL (hop limit) 255, as a neighbour would to pass
+	# IP_MINTTL (IPV6_MINHOPCOUNT).
 	run -0 in_stack ss -ltnH "sport = :7000"
-	assert_output --partial "$SADDR:7000"
+	assert_output --partial ":7000"
+	[ "$fam" = 6 ] || assert_output --partial "$SADDR:7000"
 	local ttl
 	for ttl in 64 64 64 255 255 255; do
 		run -0 in_peer python3 -c '
 import socket, sys
-s = socket.socket()
-s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, int(sys.argv[2]))
+s = socket.socket(getattr(socket, sys.argv[3]))
+s.setsockopt(getattr(socket, sys.argv[5]), getattr(socket, sys.argv[4]), int(sys.argv[2]))
 s.settimeout(10)
 s.connect((sys.argv[1], 7000))
-print(s.makefile().readline().strip())' "$SADDR" "$ttl"
+print(s.makefile().readline().strip())' "$addr" "$ttl" "$af" "$hops" "$level"
 		assert_output "from the program"
 	done
 	run -0 in_stack nstat -asz TcpPassiveOpens
@@ -249,6 +265,14 @@ print(s.makefile().readline().strip())' "$SADDR" "$ttl"
 	run -0 in_stack nstat -asz TcpExtTCPMD5NotFound
 	assert_line --regexp '^TcpExtTCPMD5NotFound +([3-9]|[1-9][0-9]+) '
 	touch "$TMP/exit"
+}
+
+@test "where the kernel owns the stack's address too, a listener's connection reaches the program, not the kernel" {
+	kernel_owns_addr 4
+}
+
+@test "over IPv6, where the kernel owns the stack's address too, a listener's connection reaches the program, not the kernel" {
+	kernel_owns_addr 6
 }
 
 @test "ustcp-stat shows another's dump without its escape sequences, and only under the pid it was asked" {

@@ -43,6 +43,16 @@ stack_kernel_addr() {
 			net.ipv4.conf.all.arp_ignore=0 "net.ipv4.conf.$USTCP_IFACE.arp_ignore=0" >/dev/null
 }
 
+# stack_kernel_addr6: the same for IPv6 (a topology up with --ipv6): the
+# kernel of the stack's namespace gets IPv6 on the stack's interface, the
+# stack's IPv6 address (no DAD: usable at once) and no link-local address
+# (addr_gen_mode 1: no DAD, router solicitation or MLD from one).
+stack_kernel_addr6() {
+	timeout 10 ip netns exec "$USTCP_NETNS" sysctl -q -w \
+		"net.ipv6.conf.$USTCP_IFACE.addr_gen_mode=1" "net.ipv6.conf.$USTCP_IFACE.disable_ipv6=0" >/dev/null &&
+		timeout 10 ip -n "$USTCP_NETNS" addr add "$USTCP_ADDR6" dev "$USTCP_IFACE" nodad
+}
+
 # static_neigh: permanent neighbour entries on both sides of an Ethernet
 # topology, so that no ARP frame adds to (or is lost from) the frames a relay
 # sees.
@@ -53,6 +63,12 @@ static_neigh() {
 	timeout 10 ip -n "$USTCP_NETNS" neigh replace "$PEER_ADDR" lladdr "$pmac" \
 		dev "$USTCP_IFACE" nud permanent &&
 		timeout 10 ip -n "$PEER_NETNS" neigh replace "${USTCP_ADDR%/*}" lladdr "$smac" \
+			dev "$PEER_IFACE" nud permanent || return 1
+	# With --ipv6, the IPv6 addresses too (no neighbour solicitation).
+	[ -n "${USTCP_ADDR6:-}" ] || return 0
+	timeout 10 ip -n "$USTCP_NETNS" neigh replace "$PEER_ADDR6" lladdr "$pmac" \
+		dev "$USTCP_IFACE" nud permanent &&
+		timeout 10 ip -n "$PEER_NETNS" neigh replace "${USTCP_ADDR6%/*}" lladdr "$smac" \
 			dev "$PEER_IFACE" nud permanent
 }
 

@@ -54,23 +54,31 @@ host_counter() {
 # the options, then DIRECTION "send" has the stack send SIZE random bytes to
 # a kernel nc, "recv" the kernel send them to the stack. USTCP_CC in the
 # environment picks the stack's congestion control (USTCP_CC=bbr transfer
-# ...). Checks both sides' sha256 and an orderly close; every side runs
-# under a timeout, so a stall fails instead of hanging.
+# ...). TRANSFER_FAMILY=6 in the environment: over IPv6 (the topology with
+# --ipv6, the host given USTCP_ADDR6, nc -6). Checks both sides' sha256 and
+# an orderly close; every side runs under a timeout, so a stall fails
+# instead of hanging.
 transfer() {
-	local dir=$1 size=$2
+	local dir=$1 size=$2 fam=-4 to
 	shift 2
-	topo_up "$@"
+	if [ "${TRANSFER_FAMILY:-4}" = 6 ]; then
+		topo_up --ipv6 "$@"
+		fam=-6 to="[$PEER_ADDR6]:5001"
+	else
+		topo_up "$@"
+		to="$PEER_ADDR:5001"
+	fi
 	local src=$BATS_TEST_TMPDIR/src got=$BATS_TEST_TMPDIR/got
 	head -c "$size" /dev/urandom >"$src"
 	if [ "$dir" = send ]; then
-		ip netns exec "$PEER_NETNS" timeout 150 nc -l -p 5001 >"$got" 3>&- &
+		ip netns exec "$PEER_NETNS" timeout 150 nc $fam -l -p 5001 >"$got" 3>&- &
 		wait_listen "$PEER_NETNS" 5001
-		run ip netns exec "$USTCP_NETNS" timeout 150 "$HOST" -C "$PEER_ADDR:5001" -I "$src" \
+		run ip netns exec "$USTCP_NETNS" timeout 150 "$HOST" -C "$to" -I "$src" \
 			-s "$BATS_TEST_TMPDIR/counters"
 	else
-		ip netns exec "$PEER_NETNS" timeout 150 nc -N -l -p 5001 <"$src" 3>&- &
+		ip netns exec "$PEER_NETNS" timeout 150 nc $fam -N -l -p 5001 <"$src" 3>&- &
 		wait_listen "$PEER_NETNS" 5001
-		run ip netns exec "$USTCP_NETNS" timeout 150 "$HOST" -C "$PEER_ADDR:5001" -O "$got" \
+		run ip netns exec "$USTCP_NETNS" timeout 150 "$HOST" -C "$to" -O "$got" \
 			-s "$BATS_TEST_TMPDIR/counters"
 	fi
 	wait

@@ -53,6 +53,18 @@ shim_topo_up() {
 	SADDR=${USTCP_ADDR%/*}
 }
 
+# shim6_topo_up [ustcp-netns options]: shim_topo_up --ipv6; on the kernel,
+# the stack's namespace gets IPv6 and the stack's IPv6 address (no DAD) as
+# well. SADDR6 is that address.
+shim6_topo_up() {
+	shim_topo_up --ipv6 "$@" || return 1
+	SADDR6=${USTCP_ADDR6%/*}
+	if [ "$MODE" = kernel ]; then
+		in_stack sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 "net.ipv6.conf.$USTCP_IFACE.disable_ipv6=0" &&
+			in_stack ip addr add "$USTCP_ADDR6" dev "$USTCP_IFACE" nodad
+	fi
+}
+
 # prog_cmd CMD...: set PROG_CMD to the command line that runs CMD in the
 # stack's namespace for this MODE, under timeout (PROG_TIMEOUT, 60 s).
 prog_cmd() {
@@ -175,11 +187,14 @@ nc_halfclose_exchange() {
 # peer (sinkreply.py on port 7001), shuts the connection down (SHUT_WR, a
 # FIN) at its end, and reads the peer's answer until EOF: both whole.
 socat_client_exchange() {
-	peer_bg python3 "$SHIM_DIR/sinkreply.py" listen "$PEER_ADDR" 7001 "$WWW/reply" \
+	local addr=${1:-$PEER_ADDR} to
+	to="TCP4:$addr:7001"
+	[[ $addr != *:* ]] || to="TCP6:[$addr]:7001"
+	peer_bg python3 "$SHIM_DIR/sinkreply.py" listen "$addr" 7001 "$WWW/reply" \
 		</dev/null >"$TMP/peer.out"
 	local peer_pid=$BG_PID
 	wait_listen "$PEER_NETNS" 7001
-	prog socat -t 5 STDIO "TCP4:$PEER_ADDR:7001,shut-down" <"$WWW/mid" >"$TMP/got"
+	prog socat -t 5 STDIO "$to,shut-down" <"$WWW/mid" >"$TMP/got"
 	check_reply "$TMP/got" "$WWW/mid" "$WWW/reply"
 	bg_wait "$peer_pid"
 	grep -q "^got 1000000 " "$TMP/peer.out"
@@ -317,4 +332,80 @@ shim_teardown() {
 
 teardown() {
 	shim_teardown
+}
+
+# iperf_ok JSON LABEL: a clean iperf3 run that moved data; its throughput goes
+# to the TAP stream as a comment.
+iperf_ok() {
+	jq -e '.error == null and .end.sum_sent.bytes > 0 and .end.sum_received.bytes > 0' "$1" >/dev/null || {
+		echo "iperf3 failed or moved nothing:"
+		cat "$1"
+		return 1
+	}
+	local bps
+	bps=$(jq '.end.sum_received.bits_per_second' "$1")
+	printf '# %s: %.0f Mbit/s, %s bytes received, %s retransmits\n' "$2" "$(jq -n "$bps / 1e6")" \
+		"$(jq '.end.sum_received.bytes' "$1")" "$(jq '.end.sum_sent.retransmits // "?"' "$1")" >&3
+}
+
+# socat_server_exchange TCP4|TCP6 ADDR: socat as the server (TCP4-LISTEN, or
+# TCP6-LISTEN on [::], which takes IPv4 too) hands the connection to
+# sinkreply.py (stdio), which answers after the kernel client's FIN; socat's
+# FIN follows the answer. ADDR is the stack's address the client connects
+# to (IPv6 in brackets).
+socat_server_exchange() {
+	prog_bg socat -t 5 "$1-LISTEN:7002,reuseaddr,shut-down" \
+		"EXEC:python3 $SHIM_DIR/sinkreply.py stdio $WWW/reply $TMP/srv.got" </dev/null 2>"$TMP/socat.err"
+	local srv=$BG_PID
+	prog_wait_listen 7002
+	peer socat -t 5 STDIO "$1:$2:7002,shut-down" <"$WWW/mid" >"$TMP/got"
+	check_reply "$TMP/got" "$WWW/mid" "$WWW/reply"
+	bg_wait "$srv" || { cat "$TMP/socat.err"; return 1; }
+	same_file "$WWW/mid" "$TMP/srv.got"
+}
+
+# py_echo_exchange PEER PORT COUNT: python3's echo client, COUNT threads
+# with a connection each, 1 MB echoed each by the kernel peer at PEER (either
+# family) on PORT.
+py_echo_exchange() {
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$1" "$2" "$3" </dev/null >"$TMP/srv.out"
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" "$2"
+	local crc=0 src=0
+	prog python3 "$SHIM_DIR/echo_client.py" "$1" "$2" 1000000 "$3" >"$TMP/cli.out" || crc=$?
+	bg_wait "$srv" || src=$?
+	cat "$TMP/cli.out" "$TMP/srv.out"
+	[ "$crc" -eq 0 ]
+	[ "$src" -eq 0 ]
+	[ "$(grep -c "^conn [0-9]*: ok 1000000 " "$TMP/cli.out")" -eq "$3" ]
+	[ "$(grep -c "^conn [0-9]*: echoed 1000000 " "$TMP/srv.out")" -eq "$3" ]
+}
+
+# iperf3_exchange client|server ADDR: iperf3 on the stack's side as the
+# client of a kernel iperf3 -s bound to the peer's ADDR, or as the server
+# for a kernel iperf3 -c to the stack's ADDR; 5 s. The server is bound to an
+# IPv4 ADDR; for an IPv6 one it listens on [::] (dual-stack), where
+# prog_wait_listen's IPv4 probe finds it.
+iperf3_exchange() {
+	local bind=(-B "$2") srv crc=0 src=0 label
+	if [ "$1" = client ]; then
+		peer_bg iperf3 -s -1 "${bind[@]}" -p 5201 </dev/null >"$TMP/srv.out" 2>&1
+		srv=$BG_PID
+		wait_listen "$PEER_NETNS" 5201
+		prog iperf3 -c "$2" -p 5201 -t 5 -J >"$TMP/cli.json" || crc=$?
+		label="iperf3 client [$MODE] -> kernel server $2, 5 s"
+	else
+		[[ $2 != *:* ]] || bind=()
+		prog_bg iperf3 -s -1 "${bind[@]}" -p 5202 </dev/null >"$TMP/srv.out" 2>&1
+		srv=$BG_PID
+		prog_wait_listen 5202
+		peer iperf3 -c "$2" -p 5202 -t 5 -J >"$TMP/cli.json" || crc=$?
+		label="kernel client -> iperf3 server [$MODE] $2, 5 s"
+	fi
+	bg_wait "$srv" 20 || src=$?
+	if [ "$crc" -ne 0 ] || [ "$src" -ne 0 ] || ! iperf_ok "$TMP/cli.json" "$label"; then
+		echo "iperf3 client exit status $crc, server $src; the server said:"
+		cat "$TMP/srv.out"
+		return 1
+	fi
 }

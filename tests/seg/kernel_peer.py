@@ -7,6 +7,11 @@ kernel sends, with its time and relative sequence numbers, and the sender's
 TCP_INFO where the scenario asks for it.
 
     /usr/bin/python3 tests/seg/kernel_peer.py SCENARIO
+    KERNEL_PEER_FAMILY=6 /usr/bin/python3 tests/seg/kernel_peer.py SCENARIO
+
+(the second over IPv6: 2001:db8::1 and ::2, an MSS of 1440, the ECN field
+in the traffic class; the same scenarios, as seg-run --family=6 runs the
+scripts)
 
 needs root, iproute2, ethtool and scapy (the system python3 has it). The
 namespaces (ksp-k, ksp-p) are removed afterwards, also on failure; every
@@ -24,11 +29,23 @@ import subprocess
 import sys
 import time
 
-from scapy.all import Ether, IP, TCP, conf
+from scapy.all import Ether, IP, IPv6, TCP, conf
 
 NS_K, NS_P = "ksp-k", "ksp-p"
 IF_K, IF_P = "kspk0", "kspp0"
-ADDR_K, ADDR_P = "10.199.0.1", "10.199.0.2"
+SIX = os.environ.get("KERNEL_PEER_FAMILY", "4") == "6"
+ADDR_K, ADDR_P = ("2001:db8::1", "2001:db8::2") if SIX else ("10.199.0.1", "10.199.0.2")
+L3 = IPv6 if SIX else IP
+
+
+def l3(tos=0):
+    """The peer's IP header to the kernel, with this ECN field (and DSCP)."""
+    return IPv6(src=ADDR_P, dst=ADDR_K, tc=tos) if SIX else IP(src=ADDR_P, dst=ADDR_K, tos=tos)
+
+
+def tos_of(p):
+    """The TOS byte or traffic class of a packet from the kernel."""
+    return p[IPv6].tc if SIX else p[IP].tos
 PORT_K, PORT_P = 8080, 40000
 PEER_ISN = 1000000
 
@@ -36,9 +53,11 @@ PEER_ISN = 1000000
 APP = r"""
 import json, socket, struct, sys
 cc = sys.argv[1]
-l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+six = sys.argv[2] == "6"
+l = socket.socket(socket.AF_INET6 if six else socket.AF_INET)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
-l.bind(("0.0.0.0", 8080)); l.listen(1)
+l.bind(("::" if six else "0.0.0.0", 8080)); l.listen(1)
 print("listening", flush=True)
 s, _ = l.accept()
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -91,7 +110,12 @@ class Lab:
         sh("ip", "netns", "add", NS_K)
         sh("ip", "netns", "add", NS_P)
         sh("ip", "-n", NS_K, "link", "add", IF_K, "type", "veth", "peer", "name", IF_P, "netns", NS_P)
-        sh("ip", "-n", NS_K, "addr", "add", ADDR_K + "/24", "dev", IF_K)
+        for ns, i in ((NS_K, IF_K), (NS_P, IF_P)):
+            # No DAD: the address is there at once, and no frame but the
+            # scenario's (as kernel_peer6.py).
+            sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"net.ipv6.conf.{i}.accept_dad=0")
+        sh("ip", "-n", NS_K, "addr", "add", ADDR_K + ("/64" if SIX else "/24"), "dev", IF_K,
+           *(("nodad",) if SIX else ()))
         for ns, i in ((NS_K, IF_K), (NS_P, IF_P)):
             sh("ip", "-n", ns, "link", "set", i, "up")
             sh("ip", "-n", ns, "link", "set", "lo", "up")
@@ -104,7 +128,8 @@ class Lab:
         sh("ip", "-n", NS_K, "neigh", "add", ADDR_P, "lladdr", self.mac_p, "dev", IF_K, "nud", "permanent")
         for kv in self.sysctls:
             sh("ip", "netns", "exec", NS_K, "sysctl", "-q", "-w", kv)
-        self.app = subprocess.Popen(["ip", "netns", "exec", NS_K, "/usr/bin/python3", "-c", APP, self.cc],
+        self.app = subprocess.Popen(["ip", "netns", "exec", NS_K, "/usr/bin/python3", "-c", APP, self.cc,
+                                     "6" if SIX else "4"],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.line() == "listening"
         return self
@@ -170,8 +195,7 @@ class Peer:
         return time.monotonic() - self.t0
 
     def send(self, flags, seq, ack, opts=None, payload=b"", tos=0):
-        pkt = (Ether(src=self.lab.mac_p, dst=self.lab.mac_k) /
-               IP(src=ADDR_P, dst=ADDR_K, tos=tos) /
+        pkt = (Ether(src=self.lab.mac_p, dst=self.lab.mac_k) / l3(tos) /
                TCP(sport=PORT_P, dport=PORT_K, flags=flags, seq=seq, ack=ack, window=self.win,
                    options=opts if opts is not None else self.opts_now()) / payload)
         self.sock.send(pkt)
@@ -200,7 +224,7 @@ class Peer:
             if not r:
                 return None
             p = self.sock.recv()
-            if p is None or not p.haslayer(TCP) or p[IP].src != ADDR_K:
+            if p is None or not p.haslayer(TCP) or p[L3].src != ADDR_K:
                 continue
             for k, v in p[TCP].options:
                 if k == "Timestamp":
@@ -218,7 +242,7 @@ class Peer:
         self.iss = p[TCP].seq
         if syn != "S" or tos:
             print(f"   0.000  < {syn.replace('A', '.')} 0:0(0){ECN[tos & 3]}")
-            print(f"   0.000  > {str(p[TCP].flags).replace('A', '.')} 0:0(0){ECN[p[IP].tos & 3]}")
+            print(f"   0.000  > {str(p[TCP].flags).replace('A', '.')} 0:0(0){ECN[tos_of(p) & 3]}")
         time.sleep(RTT)  # the handshake's RTT: the kernel's RTO is 300 ms, as in the scripts
         self.send("A", PEER_ISN + 1, self.iss + 1)
         assert self.lab.line() == "accepted"
@@ -230,7 +254,7 @@ class Peer:
         n = len(t.payload)
         fl = str(t.flags).replace("A", ".")
         print(f"{self.now():8.3f}  > {fl} {rel}:{rel + n}({n}) ack {(t.ack - PEER_ISN) & 0xffffffff}"
-              f"{ECN[p[IP].tos & 3]}")
+              f"{ECN[tos_of(p) & 3]}")
         return rel, n
 
     def collect(self, count, timeout=3.0):
@@ -298,7 +322,7 @@ class Peer:
         time.sleep(RTT)
 
 
-MSS = 1460
+MSS = 1440 if SIX else 1460  # the kernel's own over a 1500-byte MTU
 RTT = 0.1
 ECN = ("", " ect1", " ect0", " ce")  # the IP header's ECN field, as the scripts write it
 OPTS_SACK = [("MSS", MSS), ("SAckOK", b""), ("NOP", None), ("WScale", 7)]
@@ -684,7 +708,7 @@ def scenario_undo_partial(lab):
 
 def cookie_exchange(p, sport, syn_opts, note):
     """One SYN from sport and the SYN-ACK it gets: (seq, TSval or None)."""
-    p.sock.send(Ether(src=p.lab.mac_p, dst=p.lab.mac_k) / IP(src=ADDR_P, dst=ADDR_K) /
+    p.sock.send(Ether(src=p.lab.mac_p, dst=p.lab.mac_k) / l3() /
                 TCP(sport=sport, dport=PORT_K, flags="S", seq=PEER_ISN, window=p.win, options=syn_opts))
     while True:
         a = p.recv(2)
@@ -692,7 +716,7 @@ def cookie_exchange(p, sport, syn_opts, note):
         if a[TCP].dport == sport:
             break
     print(f"# {note}: sport {sport} > {a[TCP].flags} seq {a[TCP].seq:#010x} ack {a[TCP].ack - PEER_ISN} "
-          f"win {a[TCP].window} ecn{ECN[a[IP].tos & 3]} opts {a[TCP].options}")
+          f"win {a[TCP].window} ecn{ECN[tos_of(a) & 3]} opts {a[TCP].options}")
     tsval = next((v[0] for k, v in a[TCP].options if k == "Timestamp"), None)
     if tsval is not None:
         print(f"#   TSval low 6 bits (before the per-pair offset) unknown; TSval {tsval:#010x}")
@@ -720,7 +744,7 @@ def scenario_syncookie(lab):
     enter_netns(NS_P)
     p.sock = conf.L2socket(iface=IF_P)
     def ack(sport, seq, ackno, opts, flags="A", payload=b""):
-        p.sock.send(Ether(src=lab.mac_p, dst=lab.mac_k) / IP(src=ADDR_P, dst=ADDR_K) /
+        p.sock.send(Ether(src=lab.mac_p, dst=lab.mac_k) / l3() /
                     TCP(sport=sport, dport=PORT_K, flags=flags, seq=seq, ack=ackno, window=p.win,
                         options=opts) / payload)
     c1, ts1 = cookie_exchange(p, 41001, OPTS_SACK_TS, "mss 1460 sackOK TS wscale 7")
@@ -729,7 +753,7 @@ def scenario_syncookie(lab):
     cookie_exchange(p, 41004, [("MSS", 1000)], "mss 1000 only")
     cookie_exchange(p, 41005, [("MSS", 1440), ("NOP", None), ("WScale", 2)], "mss 1440 wscale 2")
     cookie_exchange(p, 41006, [("MSS", 9000), ("SAckOK", b""), ("Timestamp", (5000, 0)), ("NOP", None), ("WScale", 14)], "mss 9000 sack TS wscale 14")
-    p.sock.send(Ether(src=lab.mac_p, dst=lab.mac_k) / IP(src=ADDR_P, dst=ADDR_K, tos=0) /
+    p.sock.send(Ether(src=lab.mac_p, dst=lab.mac_k) / l3() /
                 TCP(sport=41007, dport=PORT_K, flags="SEC", seq=PEER_ISN, window=p.win, options=OPTS_SACK_TS))
     a = p.recv(2)
     print(f"# ECN-setup SYN with TS: > {a[TCP].flags} opts {a[TCP].options}")
@@ -785,7 +809,7 @@ def main():
     # The scripts about the probe run with Linux's default (3).
     sysctls = (() if name.startswith("tlp") else NO_TLP) + tuple(sys.argv[2:])
     with Lab(sysctls=sysctls) as lab:
-        print(f"# {name}: Linux {os.uname().release}, reno, sysctls {' '.join(sysctls)}")
+        print(f"# {name}: Linux {os.uname().release}, reno, IPv{6 if SIX else 4}, sysctls {' '.join(sysctls)}")
         fn(lab)
 
 
