@@ -27,7 +27,7 @@
  * image's functions are elsewhere). */
 static const us_call_fn rpc_ops[] = {
 	us_op_setopt, us_op_getopt, us_op_shutdown, us_op_hold_last, us_op_take_tail,
-	us_op_unlisten, us_op_urgent, us_op_status_to_slot, us_op_set_cc, us_op_get_cc,
+	us_op_unlisten, us_op_urgent, us_op_status_to_slot, us_op_set_cc, us_op_get_cc, us_op_hand_on,
 };
 
 static int rpc_op_of(us_call_fn fn)

@@ -57,6 +57,8 @@ struct us_conn {
 	                              * arrives stays in TCP's ring (us_op_read_held) */
 	bool parked;                 /* on us_stack.parked (below) */
 	bool closing;                /* the program closed: release once the tail is sent */
+	bool exec_kept;              /* never paired, held for the image an exec made
+				      * (us_relay_sync) */
 	/* The program's SHUT_WR put one byte after its data (shim/shutdown.c)
 	 * that the relay never passes on: while the stack end holds it, the
 	 * kernel flags the app end with POLLERR and ECONNRESET when the
@@ -220,6 +222,9 @@ void us_mark_dirty(struct us_conn *c);
 bool us_app_gone(int sfd);
 /* The program let go: CLOSE (or ABORT) and forget the relay. */
 void us_conn_release(struct us_conn *c, bool abort);
+/* As us_conn_release, but the slot stays: the process that takes the
+ * socket over frees it (us_op_hand_on). */
+void us_conn_hand_on(struct us_conn *c);
 /* TCP's event callback: notes the connection for us_relay_after (ctx is
  * unused: the control block's user is its connection). */
 void us_on_tcp_event(void *ctx, struct ust_tcb *t, unsigned events);
@@ -229,8 +234,9 @@ void us_relay_after(struct ust_loop *l, ust_time now);
 /* The one-shot epoll set of stack ends that may have hung up (the watcher
  * is the us_stack's hup). */
 void us_on_hup(struct ev_loop *ev, ev_io *w, int revents);
-/* Takes in what programs wrote and closed just now (before a hand-over). */
-void us_relay_sync(struct us_stack *st);
+/* Takes in what programs wrote and closed just now (before a hand-over);
+ * with exec, the never-paired sockets the new image inherits stay. */
+void us_relay_sync(struct us_stack *st, bool exec);
 /* Listeners stopped at their backlog look again (an accept() woke us);
  * with poked (us_stack_poke: an accept or a close), the parked relays
  * whose program closed are released too. */

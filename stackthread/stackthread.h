@@ -366,6 +366,9 @@ void us_op_status(struct us_call *c);     /* u.out = struct ust_tcp_status */
 void us_op_status_to_slot(struct us_call *c); /* the same into us_sock.last, for another process */
 void us_op_set_cc(struct us_call *c);     /* u.cc = the name (TCP_CONGESTION) */
 void us_op_get_cc(struct us_call *c);     /* u.cc = the name back */
+void us_op_hand_on(struct us_call *c);    /* a never-paired socket's control block and relay go, its
+                                           * bind with them; the slot stays, the caller's to free
+                                           * (-EBUSY: paired since) */
 /* The connection's status (TCP_INFO, SIOCOUTQ) wherever its stack runs:
  * this process's, or the owner's through the slot (calls.c). -EINVAL:
  * TCP never had it, or let go without a status. */
