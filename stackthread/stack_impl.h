@@ -148,6 +148,8 @@ struct us_stack {
 	 * the program's thread group, and the pidfd that tells it the
 	 * program is gone (-1 without one: the tick asks getppid). */
 	bool guardian;
+	int wake_name_fd; /* us_wake_addr's socket: pokes from unrelated holders */
+	ev_io wake_name;
 	int program_fd;
 	ev_io program_gone;
 	char death[32];              /* how the program ended: "killed by SIGKILL", or "" */
@@ -379,6 +381,7 @@ void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents);
 /* The program is gone (its pidfd, or the tick): the guardian adopts its
  * connections and becomes its keeper, or exits with nothing left. */
 void us_on_program_gone(struct ev_loop *ev, ev_io *w, int revents);
+void us_on_wake_name(struct ev_loop *ev, ev_io *w, int revents);
 /* The parked stack thread (start.c): let it end the program with exit(0)
  * (pthread_exit in main left only it). */
 void us_parked_exit(void);

@@ -489,13 +489,15 @@ body_splice() {
 body_passfd() {
 	shim_topo_up
 	peer_echo 7320
-	prog_bg python3 "$SHIM_DIR/passfd.py" receive "$TMP/pass.sock" >"$TMP/recv.out" 2>"$TMP/recv.err"
+	prog_bg python3 "$SHIM_DIR/passfd.py" receive "$TMP/pass.sock" 7320 >"$TMP/recv.out" 2>"$TMP/recv.err"
 	local recv_pid=$BG_PID
 	prog python3 "$SHIM_DIR/passfd.py" send "$TMP/pass.sock" "$PEER_ADDR" 7320
 	bg_wait "$recv_pid"
 	cat "$TMP/recv.out" "$TMP/recv.err"
 	diff -u - "$TMP/recv.out" <<-EOF
 		receiver got tcp
+		receiver's socket: AF_INET 2 1 6, peer port 7320, local port bound True
+		receiver's options: nodelay 1, then 0; keepidle 77; TCP_INFO 280 bytes, state 1
 		receiver read 101000, then EOF
 	EOF
 	bg_wait "$ECHO_PID"
