@@ -274,6 +274,10 @@ void us_port_group_update(struct us_stack *st, uint16_t port);
  * stack's TIME-WAIT on it is to end (the engine's tuple_taken there). */
 void us_port_tuple_claim(uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 bool us_tuple_taken(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
+/* The engine's tuple_hold and group_stray (a group's connections in the
+ * groups file, addrshare.c). */
+void us_port_tuple_hold(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
+bool us_port_group_stray(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 /* The engine's reuseport_pick. */
 int us_port_group_pick(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport, unsigned nlocal,
 		       bool exact, bool *shared);
@@ -341,6 +345,12 @@ unsigned us_share_group_members(uint16_t port, struct us_group_member *out, unsi
  * generations alone: a dead owner whose slot nobody took since still
  * counts (the safe mistake: a segment left unanswered). */
 bool us_share_group_others(uint16_t port);
+/* The members' connections on group ports (addrshare.c): noted as a
+ * listener's child is made, let go as its control block goes; free: no
+ * live stack holds the 4-tuple, and every one was noted. */
+void us_share_tuple_hold(uint16_t lport, uint32_t raddr, uint16_t rport);
+void us_share_tuple_let_go(uint16_t lport, uint32_t raddr, uint16_t rport);
+bool us_share_tuple_free(uint16_t lport, uint32_t raddr, uint16_t rport);
 
 /* steer.c: steering by port (stack/steer.h), the stack's side. */
 /* Starts with the channel the broker kept (start.c, after the loop). */

@@ -351,6 +351,8 @@ static int start_tcp(void)
 	tc.port_foreign = us_port_foreign;
 	tc.reuseport_pick = us_port_group_pick;
 	tc.tuple_taken = us_tuple_taken;
+	tc.tuple_hold = us_port_tuple_hold;
+	tc.group_stray = us_port_group_stray;
 	tc.ctx = &us_st;
 	return ust_tcp_init(&us_st.tcp, &us_st.st, &tc) < 0 ? -ENOMEM : 0;
 }

@@ -665,7 +665,9 @@ body_loopback() {
 # connections, spread by the 4-tuple's hash; a third socket without the
 # option gets EADDRINUSE; once one closes its listener the other takes
 # every new connection while the first's held connection lives on (no
-# stack resets it), and after it exits too (tests/shim/reuseport_procs.py).
+# stack resets it), and after it exits too; a bare ACK that no member's
+# connection holds is reset once, by the group, both before and after
+# the first closed its listener (tests/shim/reuseport_procs.py).
 body_reuseport_procs() {
 	shim_topo_up
 	mkdir "$TMP/ctl"
@@ -680,8 +682,10 @@ body_reuseport_procs() {
 	diff -u - "$TMP/out" <<-EOF
 		20 connections answered: True, by both: True
 		a connection held by A: True
+		10 stray ACKs, each reset once: True
 		A closed its listener: True
 		then 20 connections, all B's: True
+		10 stray ACKs, each reset once: True
 		A's held connection still echoes: 'A ping'
 		A exited, then 10 connections, all B's: True
 	EOF

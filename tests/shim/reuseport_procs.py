@@ -17,14 +17,19 @@ errno's name (Linux: EADDRINUSE) or "ok".
 The client, with servers A and B ready, prints what a program could see:
   - 20 connections (new source ports each) are all answered, by both
     servers (Linux spreads a group's connections by the 4-tuple's hash);
-  - it holds one connection to A; A closes its listener: 20 more are all
-    B's, and A's held connection still echoes (nobody reset it);
+  - it holds one connection to A; 10 bare ACKs from source ports nobody
+    connected from are each reset once (by one member: the group answers
+    for a 4-tuple no member holds);
+  - A closes its listener: 20 more are all B's, 10 stray ACKs are each
+    reset once again, and A's held connection still echoes (nobody reset
+    it);
   - A exits: 10 more are all B's.
 """
 import errno
 import os
 import select
 import socket
+import struct
 import sys
 import time
 
@@ -102,6 +107,48 @@ def wait_file(path):
     return False
 
 
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def stray_acks(addr, port, n):
+    """n bare ACKs from source ports nobody connected from: how many
+    RSTs came back for each (Linux: 1)."""
+    rs = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.connect((addr, port))
+    src = u.getsockname()[0]
+    u.close()
+    counts = []
+    for i in range(n):
+        sport = 41000 + (os.getpid() * 7 + i * 13) % 20000
+        seq, ack = struct.unpack("!II", os.urandom(8))
+        hdr = struct.pack("!HHIIBBHHH", sport, port, seq, ack, 5 << 4, 0x10, 65535, 0, 0)
+        pseudo = socket.inet_aton(src) + socket.inet_aton(addr) + struct.pack("!BBH", 0, 6, len(hdr))
+        c = csum(pseudo + hdr)
+        rs.sendto(hdr[:16] + struct.pack("!H", c) + hdr[18:], (addr, 0))
+        got, until = 0, time.monotonic() + 0.4
+        while True:
+            left = until - time.monotonic()
+            if left <= 0 or not select.select([rs], [], [], left)[0]:
+                break
+            pkt, (frm, _) = rs.recvfrom(65535)
+            ihl = (pkt[0] & 0x0F) * 4
+            if frm != addr or len(pkt) < ihl + 20:
+                continue
+            sp, dp = struct.unpack("!HH", pkt[ihl:ihl + 4])
+            if sp == port and dp == sport and pkt[ihl + 13] & 0x04:
+                got += 1
+        counts.append(got)
+    rs.close()
+    return counts
+
+
 def client(addr, port, ctl):
     got = names(addr, port, 20)
     print("20 connections answered: %s, by both: %s" % (
@@ -115,12 +162,20 @@ def client(addr, port, ctl):
             break
         c.close()
     print("a connection held by A: %s" % (held is not None))
+    counts = stray_acks(addr, port, 10)
+    print("10 stray ACKs, each reset once: %s" % (counts == [1] * 10))
+    if counts != [1] * 10:
+        print("RSTs per stray ACK:", counts, file=sys.stderr)
     open(os.path.join(ctl, "A.unlisten"), "w").close()
     print("A closed its listener: %s" % wait_file(os.path.join(ctl, "A.unlistened")))
     got = names(addr, port, 20)
     print("then 20 connections, all B's: %s" % (got == ["B"] * 20))
     if got != ["B"] * 20:
         print(got, file=sys.stderr)
+    counts = stray_acks(addr, port, 10)
+    print("10 stray ACKs, each reset once: %s" % (counts == [1] * 10))
+    if counts != [1] * 10:
+        print("RSTs per stray ACK:", counts, file=sys.stderr)
     echo = ""
     if held:
         held.sendall(b"ping\n")
