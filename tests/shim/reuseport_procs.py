@@ -33,6 +33,8 @@ import struct
 import sys
 import time
 
+import shimlib
+
 
 def server(name, addr, port, ctl):
     lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -107,44 +109,18 @@ def wait_file(path):
     return False
 
 
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
 def stray_acks(addr, port, n):
     """n bare ACKs from source ports nobody connected from: how many
     RSTs came back for each (Linux: 1)."""
     rs = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.connect((addr, port))
-    src = u.getsockname()[0]
-    u.close()
+    src = shimlib.route_source(addr, port)
     counts = []
     for i in range(n):
         sport = 41000 + (os.getpid() * 7 + i * 13) % 20000
         seq, ack = struct.unpack("!II", os.urandom(8))
-        hdr = struct.pack("!HHIIBBHHH", sport, port, seq, ack, 5 << 4, 0x10, 65535, 0, 0)
-        pseudo = socket.inet_aton(src) + socket.inet_aton(addr) + struct.pack("!BBH", 0, 6, len(hdr))
-        c = csum(pseudo + hdr)
-        rs.sendto(hdr[:16] + struct.pack("!H", c) + hdr[18:], (addr, 0))
-        got, until = 0, time.monotonic() + 0.4
-        while True:
-            left = until - time.monotonic()
-            if left <= 0 or not select.select([rs], [], [], left)[0]:
-                break
-            pkt, (frm, _) = rs.recvfrom(65535)
-            ihl = (pkt[0] & 0x0F) * 4
-            if frm != addr or len(pkt) < ihl + 20:
-                continue
-            sp, dp = struct.unpack("!HH", pkt[ihl:ihl + 4])
-            if sp == port and dp == sport and pkt[ihl + 13] & 0x04:
-                got += 1
-        counts.append(got)
+        rs.sendto(shimlib.tcp_segment(src, addr, sport, port, seq, ack, 0x10), (addr, 0))
+        replies = shimlib.raw_replies(rs, addr, port, sport, time.monotonic() + 0.4)
+        counts.append(sum(1 for flags, _ in replies if flags & 0x04))
     rs.close()
     return counts
 
