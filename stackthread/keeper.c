@@ -241,9 +241,6 @@ static void note_death(void)
 		snprintf(us_st.death, sizeof(us_st.death), "killed by SIG%s", sigabbrev_np(WTERMSIG(status)));
 }
 
-/* This task, alone with the stack (the guardian once the program is gone,
- * or a keeper forked before an exec), goes on running the loop until
- * every connection is CLOSED. */
 /* Does the keeper hold a never-paired socket for the image an exec made
  * (us_relay_sync)? */
 static bool holds_exec_kept(void)
@@ -273,6 +270,9 @@ static void let_exec_kept_go(void)
 	}
 }
 
+/* This task, alone with the stack (the guardian once the program is gone,
+ * or a keeper forked before an exec), goes on running the loop until
+ * every connection is CLOSED. */
 static void become_keeper(bool forked)
 {
 	sigset_t term;

@@ -1287,7 +1287,7 @@ void us_relay_pull(struct us_conn *c)
  * program closed it, nor if the number it was made or last paired under
  * is still its app end and close-on-exec (a dup elsewhere is not looked
  * for: such a socket is kept, and let go with the process at the latest,
- * us_keeper_orphans_gone). */
+ * keeper.c, let_exec_kept_go). */
 static bool kept_across_exec(const struct us_conn *c)
 {
 	const struct us_sock *s = c->sock;
