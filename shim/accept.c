@@ -81,14 +81,14 @@ again:
 		REAL(fcntl)(nfd, F_SETFL, 0);
 	/* A token from loopback (stackthread/loopback.c) carries the kernel's
 	 * own socket: no slot. */
-	cs = tok.idx == US_TOKEN_KERNEL ? NULL : us_sock_at(tok.idx);
+	cs = tok.idx == US_TOKEN_KERNEL ? NULL : us_sock_at_of(s, tok.idx);
 	if (cs && atomic_load(&cs->gen) == tok.gen) {
 		cs->app_fd = nfd;
 		atomic_fetch_or(&cs->flags, US_F_ACCEPTED);
 		us_fd_set(nfd, cs);
 	}
 	if (atomic_fetch_and(&s->flags, ~US_F_BACKLOGGED) & US_F_BACKLOGGED)
-		us_stack_poke();
+		us_sock_poke_owner(s);
 	if (atomic_load(&s->family) == AF_INET6)
 		us_put_sockaddr6(sa, len, &tok.raddr, tok.rport);
 	else

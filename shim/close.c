@@ -23,7 +23,7 @@ void us_sock_let_go(struct us_sock *s)
 	if (flags & US_F_DETACHED)
 		us_sock_free(s);
 	else if ((flags & US_F_APP_SHUT) || !(flags & US_F_PAIRED))
-		us_stack_poke(); /* its relay waits parked for this close (relay.c) */
+		us_sock_poke_owner(s); /* its relay waits parked for this close (relay.c) */
 }
 
 /* The program is done with this number of s. A socket the stack already

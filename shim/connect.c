@@ -65,7 +65,7 @@ static bool nonblocking(int fd)
 }
 
 
-static int renew(int fd, struct us_sock *s);
+static int renew(int fd, struct us_sock *s, bool take_over);
 
 /* A blocking connect failed: connect() reports the error, and Linux's
  * socket is disconnected then (OUT|HUP, no error; a later connect is a new
@@ -81,7 +81,7 @@ static int connect_failed(int fd, struct us_sock *s)
 		;
 	err = us_take_error(fd, s);
 	atomic_fetch_or(&s->flags, US_F_CONNECT_DONE);
-	renew(fd, s);
+	renew(fd, s, false);
 	return -(err ? err : ECONNREFUSED);
 }
 
@@ -144,14 +144,22 @@ static int wait_connected(int fd, struct us_sock *s)
  * flags, the timeouts, the options set before connect (the first
  * US_OPT_RECORD), the bind and the epoll registrations go over; a dup of
  * the old number, or an epoll set us_epoll_regs cannot see, keeps the
- * old file. 0 or -errno (the old socket stays). */
-static int renew(int fd, struct us_sock *s)
+ * old file. 0 or -errno (the old socket stays).
+ *
+ * take_over (us_take_over): s is another stack's, never paired, and this
+ * fd its only holder; it keeps its bind, the port it got included (a
+ * bind to port 0 has one), which the other stack lets go just before
+ * ours takes it (us_op_hand_on). */
+static int renew(int fd, struct us_sock *s, bool take_over)
 {
 	int fl = REAL(fcntl)(fd, F_GETFL), k, refs, n;
 	struct { int level, name; socklen_t len; char val[16]; } opts[US_OPT_RECORD];
 	struct us_sock *s2;
 	int fflags = atomic_load(&s->flags), bport = atomic_load(&s->bound_port);
 	struct ust_ip6 baddr = s->bound6;
+
+	if (take_over && (fflags & US_F_BOUND))
+		bport = us_port(atomic_load(&s->local));
 
 	/* Our stack (the socket may be another process's, after fork). */
 	k = us_stack_start();
@@ -173,8 +181,19 @@ static int renew(int fd, struct us_sock *s)
 	us_fd_set(fd, s2);
 	if (fl >= 0)
 		REAL(fcntl)(fd, F_SETFL, fl);
-	if (refs == 0)
+	if (refs == 0 && take_over) {
+		/* Its stack lets the bind go now, and the slot is ours to
+		 * free; if it cannot be asked, it learns of the close as
+		 * any (us_sock_let_go) and the bind below may find the port
+		 * still held. */
+		struct us_call c;
+		if (us_call(&c, us_op_hand_on, s) == 0)
+			us_sock_free(s);
+		else
+			us_sock_let_go(s);
+	} else if (refs == 0) {
 		us_sock_let_go(s);
+	}
 	/* Through the overridden call: each reaches the new control block
 	 * and is recorded again. */
 	for (int i = 0; i < n; i++)
@@ -195,6 +214,22 @@ static int renew(int fd, struct us_sock *s)
 	return 0;
 }
 
+int us_take_over(int fd, struct us_sock **sp)
+{
+	struct us_sock *s = *sp;
+	int r;
+
+	if (!us_sock_remote(s) || atomic_load(&s->kind) != US_CONN || atomic_load(&s->state) != UST_TCP_CLOSED ||
+	    (atomic_load(&s->flags) & (US_F_PAIRED | US_F_CONNECTING | US_F_EVER_SYNCED)) ||
+	    atomic_load(&s->fdrefs) != 1)
+		return 0;
+	r = renew(fd, s, true);
+	if (r < 0)
+		return r;
+	*sp = us_fd_lookup(fd);
+	return *sp ? 0 : -EBADF;
+}
+
 US_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	struct us_sock *s = us_fd_lookup(fd);
@@ -205,6 +240,9 @@ US_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 
 	if (!s)
 		return REAL(connect)(fd, sa, len);
+	r = us_take_over(fd, &s);
+	if (r < 0)
+		return (int)us_ret(r);
 	if (us_sockaddr_of(s, sa, len, &addr, &port) == 0 && passthrough(&addr) &&
 	    atomic_load(&s->state) == UST_TCP_CLOSED && !(atomic_load(&s->flags) & US_F_CONNECTING) &&
 	    atomic_load(&s->kind) == US_CONN) {
@@ -232,13 +270,13 @@ US_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 		 * it, else ECONNABORTED, and the socket is disconnected: the
 		 * next connect is a new attempt. */
 		r = us_take_error(fd, s);
-		renew(fd, s);
+		renew(fd, s, false);
 		return (int)us_ret(r ? -r : -ECONNABORTED);
 	}
 	if (fl & US_F_CONNECT_DONE) {
 		/* A blocking connect that reported its failure: a new
 		 * attempt, on a fresh socket under the same number. */
-		r = renew(fd, s);
+		r = renew(fd, s, false);
 		if (r < 0)
 			return (int)us_ret(r);
 		return connect(fd, sa, len);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include "fdbase.h"
 #include "shim.h"
@@ -49,6 +51,25 @@ static _Atomic uint64_t *fdtab;
 static unsigned nfds;
 static unsigned nslots;
 static pthread_once_t region_once = PTHREAD_ONCE_INIT;
+
+/* The regions of stacks this process is not related to, mapped when one of
+ * their sockets arrived with SCM_RIGHTS (us_fd_lookup, foreign_lookup):
+ * fd-table entries name their slots by the region's number (1 up, bits
+ * REGION_SHIFT on; 0 is ours), and calls on them go to that stack through
+ * its wake-up name (us_wake_addr). Never unmapped: a socket's slot stays
+ * named while any fd of ours may name it. */
+#define FOREIGN_MAX 8
+#define REGION_SHIFT 24 /* slot indexes are below US_MAX_SOCKS, 2^20 */
+struct foreign_region {
+	struct region_head *head;
+	struct us_sock *slots;
+	unsigned nslots;
+	dev_t dev; /* the memfd's, which names the stack's wake-up socket */
+	ino_t ino;
+};
+static struct foreign_region foreign[FOREIGN_MAX];
+static _Atomic unsigned nforeign;
+static pthread_mutex_t foreign_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* How many fds the program may ever have: the hard limit on them (the
  * soft one may be raised up to it later), at least 4096, at most
@@ -286,14 +307,19 @@ static struct us_sock *pop_free(void)
 	return NULL;
 }
 
-static void push_free(struct us_sock *s)
+static void push_free_to(struct region_head *h, struct us_sock *base, struct us_sock *s)
 {
-	uint64_t top = atomic_load(&head->free_top);
+	uint64_t top = atomic_load(&h->free_top);
 
 	do {
 		atomic_store(&s->free_next, (uint32_t)top);
-	} while (!atomic_compare_exchange_weak(&head->free_top, &top,
-					       ((top >> 32) + 1) << 32 | (us_sock_idx(s) + 1)));
+	} while (!atomic_compare_exchange_weak(&h->free_top, &top,
+					       ((top >> 32) + 1) << 32 | ((unsigned)(s - base) + 1)));
+}
+
+static void push_free(struct us_sock *s)
+{
+	push_free_to(head, region, s);
 }
 
 /* O(1): a freed slot, else the next never used one. */
@@ -344,11 +370,18 @@ struct us_sock *us_sock_alloc(void)
 	return s;
 }
 
+static int foreign_of(const struct us_sock *s);
+
 void us_sock_free(struct us_sock *s)
 {
+	int r = foreign_of(s);
+
 	atomic_fetch_add(&s->gen, 1);
 	atomic_store(&s->kind, US_FREE);
-	push_free(s);
+	if (r > 0)
+		push_free_to(foreign[r - 1].head, foreign[r - 1].slots, s);
+	else
+		push_free(s);
 }
 
 /* ---- the fd table ---- */
@@ -366,9 +399,25 @@ static bool have_fdtab(void)
 	return fdtab != NULL;
 }
 
+/* The region s is in: 0 ours, r > 0 foreign[r - 1], -1 none. */
+static int foreign_of(const struct us_sock *s)
+{
+	unsigned n = atomic_load(&nforeign);
+
+	if (region && s >= region && s < region + nslots)
+		return 0;
+	for (unsigned r = 0; r < n; r++)
+		if (s >= foreign[r].slots && s < foreign[r].slots + foreign[r].nslots)
+			return (int)r + 1;
+	return -1;
+}
+
 static uint64_t entry(const struct us_sock *s)
 {
-	return (uint64_t)atomic_load(&s->gen) << 32 | (us_sock_idx(s) + 1);
+	int r = foreign_of(s);
+	unsigned idx = r > 0 ? (unsigned)(s - foreign[r - 1].slots) : us_sock_idx(s);
+
+	return (uint64_t)atomic_load(&s->gen) << 32 | (uint64_t)(r > 0 ? r : 0) << REGION_SHIFT | (idx + 1);
 }
 
 /* An entry that says "not an app end": the fd's inode (its low 32 bits),
@@ -382,9 +431,18 @@ static struct us_sock *named(uint64_t e)
 {
 	struct us_sock *s;
 
+	unsigned r, idx;
+
 	if (!e || (e & NOT_OURS))
 		return NULL;
-	s = us_sock_at((unsigned)(e & 0xffffffffu) - 1);
+	r = (unsigned)(e >> REGION_SHIFT) & 0xff;
+	idx = (unsigned)(e & ((1u << REGION_SHIFT) - 1)) - 1;
+	if (r == 0)
+		s = us_sock_at(idx);
+	else if (r <= atomic_load(&nforeign) && idx < foreign[r - 1].nslots)
+		s = &foreign[r - 1].slots[idx];
+	else
+		s = NULL;
 	if (!s || atomic_load(&s->gen) != (uint32_t)(e >> 32) || atomic_load(&s->kind) == US_FREE)
 		return NULL;
 	return s;
@@ -463,6 +521,183 @@ static bool maybe_app_end(int fd, struct stat *st)
 	       REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
 }
 
+/* ---- another stack's sockets (SCM_RIGHTS) ---- */
+
+socklen_t us_wake_addr(struct sockaddr_un *sun, dev_t dev, ino_t ino)
+{
+	int n;
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, "ustcp-wake-%llx-%llx", (unsigned long long)dev,
+		     (unsigned long long)ino);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+bool us_region_id(dev_t *dev, ino_t *ino)
+{
+	struct stat st;
+
+	if (!have_region() || region_fd < 0 || fstat(region_fd, &st) < 0)
+		return false;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return true;
+}
+
+/* A slot of region (h, slots, n) whose app end is (dev, ino), or NULL. */
+static struct us_sock *slot_by_inode(struct region_head *h, struct us_sock *slots, unsigned n, dev_t dev, ino_t ino)
+{
+	unsigned top = atomic_load(&h->hwm);
+
+	for (unsigned i = 0; i < top && i < n; i++) {
+		struct us_sock *s = &slots[i];
+		if (atomic_load(&s->kind) != US_FREE && s->app_ino == ino && s->app_dev == dev)
+			return s;
+	}
+	return NULL;
+}
+
+/* The socket region of process pid, opened through /proc (the kernel
+ * lets the same user, where the process is dumpable) and mapped, or -1. */
+static int foreign_map(pid_t pid)
+{
+	char dir[64], path[64 + 256 + 2], link[64];
+	struct region_head h;
+	struct foreign_region *f;
+	struct stat st, own;
+	struct dirent *e;
+	DIR *d;
+	int fd = -1;
+	unsigned n = atomic_load(&nforeign);
+	void *p;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	if (!(d = opendir(dir)))
+		return -1;
+	while (fd < 0 && (e = readdir(d))) {
+		ssize_t l;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		l = readlink(path, link, sizeof(link) - 1);
+		if (l <= 0)
+			continue;
+		link[l] = 0;
+		if (strncmp(link, "/memfd:ustcp-sockets", 20) == 0)
+			fd = open(path, O_RDWR | O_CLOEXEC);
+	}
+	closedir(d);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.nslots == 0 ||
+	    h.nslots > US_MAX_SOCKS || (off_t)region_size(h.nslots) > st.st_size) {
+		REAL(close)(fd);
+		return -1;
+	}
+	for (unsigned r = 0; r < n; r++)
+		if (foreign[r].dev == st.st_dev && foreign[r].ino == st.st_ino) {
+			REAL(close)(fd);
+			return (int)r;
+		}
+	/* Ours (a process that shares it) was searched already. */
+	if (n >= FOREIGN_MAX || (region_fd >= 0 && fstat(region_fd, &own) == 0 && own.st_ino == st.st_ino &&
+				 own.st_dev == st.st_dev)) {
+		REAL(close)(fd);
+		return -1;
+	}
+	p = mmap(NULL, region_size(h.nslots), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	REAL(close)(fd);
+	if (p == MAP_FAILED)
+		return -1;
+	f = &foreign[n];
+	f->head = p;
+	f->slots = (struct us_sock *)((char *)p + 4096);
+	f->nslots = h.nslots;
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	atomic_store(&nforeign, n + 1);
+	return (int)n;
+}
+
+/* An app end of another process's stack, which this process is not
+ * related to (SCM_RIGHTS): its pair was made by that stack, so the
+ * kernel's peer credentials name the process (the guardian's pid, or the
+ * program's: they share one fd table), whose region holds the slot. */
+static struct us_sock *foreign_lookup(int fd, const struct stat *st)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	struct us_sock *s = NULL;
+	int r;
+
+	static pid_t none[16]; /* peers found without a region lately (most AF_UNIX peers) */
+	static unsigned nnone;
+	bool seen = false;
+
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || cr.pid <= 0 || cr.pid == getpid())
+		return NULL;
+	pthread_mutex_lock(&foreign_lock);
+	for (unsigned i = 0; !s && i < atomic_load(&nforeign); i++)
+		s = slot_by_inode(foreign[i].head, foreign[i].slots, foreign[i].nslots, st->st_dev, st->st_ino);
+	for (unsigned i = 0; !s && i < 16; i++)
+		seen = seen || none[i] == cr.pid;
+	if (!s && !seen) {
+		r = foreign_map(cr.pid);
+		if (r >= 0)
+			s = slot_by_inode(foreign[r].head, foreign[r].slots, foreign[r].nslots, st->st_dev, st->st_ino);
+		else
+			none[nnone++ % 16] = cr.pid;
+	}
+	pthread_mutex_unlock(&foreign_lock);
+	return s;
+}
+
+bool us_sock_foreign(const struct us_sock *s)
+{
+	return foreign_of(s) > 0;
+}
+
+_Atomic unsigned *us_rpc_asked_of(const struct us_sock *s)
+{
+	int r = foreign_of(s);
+
+	return r > 0 ? &foreign[r - 1].head->rpc_asked : us_rpc_asked();
+}
+
+bool us_foreign_poke(const struct us_sock *s)
+{
+	static int poke_fd = -1;
+	struct sockaddr_un sun;
+	socklen_t len;
+	int r = foreign_of(s), fd;
+
+	if (r <= 0)
+		return false;
+	fd = atomic_load((_Atomic int *)&poke_fd);
+	if (fd < 0) {
+		int mine = REAL(socket)(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), none = -1;
+		if (mine < 0)
+			return true;
+		mine = high_fd(mine);
+		if (!atomic_compare_exchange_strong((_Atomic int *)&poke_fd, &none, mine))
+			REAL(close)(mine);
+		fd = atomic_load((_Atomic int *)&poke_fd);
+	}
+	len = us_wake_addr(&sun, foreign[r - 1].dev, foreign[r - 1].ino);
+	if (REAL(sendto)(fd, "", 0, MSG_DONTWAIT, (struct sockaddr *)&sun, len) < 0) {
+		/* the stack is gone, or its socket full: it is awake */
+	}
+	return true;
+}
+
+struct us_sock *us_sock_at_of(const struct us_sock *ref, unsigned idx)
+{
+	int r = foreign_of(ref);
+
+	if (r > 0)
+		return idx < foreign[r - 1].nslots ? &foreign[r - 1].slots[idx] : NULL;
+	return us_sock_at(idx);
+}
+
 struct us_sock *us_fd_lookup(int fd)
 {
 	struct us_sock *s = us_fd_get(fd);
@@ -470,17 +705,17 @@ struct us_sock *us_fd_lookup(int fd)
 	struct stat st;
 	unsigned top;
 
-	if (s || !region || !maybe_app_end(fd, &st))
+	if (s || !maybe_app_end(fd, &st))
 		return s;
 	mark = NOT_OURS | (uint32_t)st.st_ino;
-	e = fd >= 0 && (unsigned)fd < nfds ? atomic_load(&fdtab[fd]) : 0;
+	e = region && fd >= 0 && (unsigned)fd < nfds ? atomic_load(&fdtab[fd]) : 0;
 	if (e == mark)
 		return NULL; /* this inode was looked for before */
 	/* An app end that came by a way the table did not see (F_DUPFD,
 	 * SCM_RIGHTS, inheritance, or an fd above the table): found by its
 	 * inode, once; the table knows it from then on, and knows as well
 	 * an AF_UNIX socket of the program's own that is none of ours. */
-	top = atomic_load(&head->hwm);
+	top = region ? atomic_load(&head->hwm) : 0;
 	for (unsigned i = 0; i < top && i < nslots; i++) {
 		s = &region[i];
 		if (atomic_load(&s->kind) != US_FREE && s->app_ino == st.st_ino && s->app_dev == st.st_dev) {
@@ -488,6 +723,22 @@ struct us_sock *us_fd_lookup(int fd)
 			return s;
 		}
 	}
+	/* Another stack's: the table is made for it in a process that has
+	 * none yet (it never made a TCP socket). */
+	s = foreign_lookup(fd, &st);
+	if (s && have_fdtab()) {
+		us_fd_set(fd, s);
+		/* The sender's close may have counted the last entry before
+		 * ours (it closes its copy as soon as it sent it): the
+		 * socket is held again, so that only a close of ours (with
+		 * the app end's hang-up) ends it. If TCP let go meanwhile
+		 * (US_F_DETACHED), our close frees the slot. */
+		if (atomic_load(&s->flags) & US_F_PAIRED)
+			atomic_fetch_and(&s->flags, ~US_F_APP_CLOSED);
+		return s;
+	}
+	if (!region)
+		return NULL;
 	if (fd >= 0 && (unsigned)fd < nfds) {
 		raise_top(fd); /* so that close() clears the mark */
 		atomic_compare_exchange_strong(&fdtab[fd], &e, mark);

@@ -107,6 +107,15 @@ void us_epoll_note(int fd);
 void us_epoll_note_rights(const struct msghdr *m);
 void us_epoll_readd(int fd, struct us_epoll_reg *regs, unsigned n);
 
+/* connect.c */
+/* A socket another process's stack holds but never paired, and that fd
+ * alone names (one an exec'd image inherited: the keeper holds its bind
+ * and options, stackthread/relay.c us_relay_sync) becomes a socket of
+ * this process's stack under the same number, with its options and bind,
+ * before bind, listen or connect act on it; *sp is then the new one.
+ * Any other socket is left as it is. 0 or -errno. */
+int us_take_over(int fd, struct us_sock **sp);
+
 /* socket.c */
 /* Gives fd back to the kernel: a kernel TCP socket takes its number, with
  * its file flags and the options set so far. 0 or -errno. */

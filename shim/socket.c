@@ -274,6 +274,9 @@ US_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 
 	if (!s)
 		return REAL(bind)(fd, sa, len);
+	r = us_take_over(fd, &s);
+	if (r < 0)
+		return (int)us_ret(r);
 	r = us_sockaddr_of(s, sa, len, &addr, &port);
 	if (r == 0 && !ours_or_any(us_config(), &addr) && atomic_load(&s->state) == UST_TCP_CLOSED &&
 	    atomic_load(&s->kind) == US_CONN && !us_port(atomic_load(&s->local))) {
@@ -309,6 +312,9 @@ US_EXPORT int listen(int fd, int backlog)
 
 	if (!s)
 		return REAL(listen)(fd, backlog);
+	r = us_take_over(fd, &s);
+	if (r < 0)
+		return (int)us_ret(r);
 	c.u.opt.val = backlog;
 	s->app_fd = fd; /* the number the stack pairs (relay.c, us_relay_pair) */
 	r = us_call(&c, us_op_listen, s);

@@ -609,6 +609,17 @@ struct ust_tcp_config {
 	 * may set it again, from what it knows now, before the segment is
 	 * dropped. May be NULL. */
 	void (*backlog_full)(void *ctx, struct ust_tcb *listener);
+	/* A group that spans stacks, and a segment that matches no
+	 * connection here and is no SYN: tuple_hold notes each connection a
+	 * listener of ours with SO_REUSEPORT makes (before its SYN-ACK
+	 * leaves; port_release lets it go), so that every stack may know
+	 * the group's connections; group_stray says whether this stack
+	 * answers such a segment with RST, as Linux's one table would: no
+	 * stack holds its 4-tuple, and the group picks us to answer (one
+	 * stack does). Both may be NULL (never reset: the segment may be
+	 * another stack's). */
+	void (*tuple_hold)(void *ctx, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport);
+	bool (*group_stray)(void *ctx, uint16_t lport, const struct ust_ip6 *raddr, uint16_t rport);
 	void *ctx;
 };
 

@@ -179,6 +179,8 @@ static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *sy
 	tcp_claim_port(c, &port, false);
 	child_init(c, l, syn->seq,
 		   iss ? iss : tcp_isn(tcp, &c->laddr, c->lport, &c->raddr, c->rport, now));
+	if (l->reuseport && tcp->cfg.tuple_hold)
+		tcp->cfg.tuple_hold(tcp->cfg.ctx, c->lport, &c->raddr, c->rport);
 	return c;
 }
 
@@ -361,7 +363,15 @@ static bool cookie_ack_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_tim
  * In a group shared with other processes (shared), an ACK that is no
  * cookie of ours may belong to a connection another stack accepted,
  * perhaps when the group's members were others and the hash chose
- * differently: it is left alone rather than reset. */
+ * differently: it is reset only when no stack of the group holds its
+ * 4-tuple (group_stray), else left alone. */
+/* A segment no stack of the group holds, which the group picked us to
+ * answer (tcp.h, group_stray). */
+static bool group_stray(struct ust_tcp *tcp, const struct ust_tcp_seg *seg)
+{
+	return tcp->cfg.group_stray && tcp->cfg.group_stray(tcp->cfg.ctx, seg->dport, &seg->src, seg->sport);
+}
+
 static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time now, uint32_t iss, bool shared)
 {
 	struct ust_tcp *tcp = l->tcp;
@@ -373,7 +383,7 @@ static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time no
 	if (seg->flags & UST_TH_ACK) {
 		if (cookie_ack_input(l, seg, now))
 			return;
-		if (shared) {
+		if (shared && !group_stray(tcp, seg)) {
 			tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
 			return;
 		}
@@ -957,7 +967,12 @@ static void segment_arrives(struct ust_tcp *tcp, enum ust_drop why, struct ust_t
 					(seg->flags & (UST_TH_SYN | UST_TH_ACK)) == UST_TH_SYN, &group);
 		if (l)
 			listen_input(l, seg, now, iss, group > 0);
-		else if (group < 0)
+		else if (group < 0 && (seg->flags & (UST_TH_SYN | UST_TH_ACK)) != UST_TH_SYN &&
+			 !(seg->flags & UST_TH_RST) && group_stray(tcp, seg)) {
+			/* Nobody's: the group answers it once, as Linux. */
+			tcp_drop(tcp, UST_DROP_TCP_NO_SOCKET);
+			tcp_send_rst_reply(tcp, seg, now);
+		} else if (group < 0)
 			/* Another process's listener in the group takes it. */
 			tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
 		else

@@ -99,13 +99,28 @@ _Static_assert(offsetof(struct share, tomb) == sizeof(struct ust_share_head), "s
  * the port is still shared), and its owner word (32). 0: empty. 64
  * processes per port, and far more ports than any machine's groups. */
 #define GROUPS_MAGIC 0x75737467u /* "ustg" */
-#define GROUPS_VERSION 1u
+#define GROUPS_VERSION 2u
 #define GROUP_SLOTS 16384u /* a power of two */
 #define GROUP_WAYS 64u
+
+/* Beside them, the members' connections on their groups' ports (issue 14):
+ * a 4-tuple's key (tomb_key: the peer's address folded to 32 bits for
+ * IPv6) and its owner word, in a window of TUPLE_WAYS slots from the
+ * key's hash. A stack writes one as its listener's child is made (before
+ * its SYN-ACK leaves) and clears it as the child's control block goes;
+ * a dead owner's are free. A segment that matches no connection on such
+ * a port is reset only when no live entry holds its 4-tuple and the
+ * table never overflowed (tuple_full: then nobody resets on any port,
+ * as before). */
+#define TUPLE_SLOTS 65536u /* a power of two */
+#define TUPLE_WAYS 32u
 
 struct group_share {
 	struct ust_share_head h;
 	_Atomic uint64_t member[GROUP_SLOTS];
+	_Atomic uint64_t tuple[TUPLE_SLOTS];
+	_Atomic uint32_t tuple_owner[TUPLE_SLOTS];
+	_Atomic uint32_t tuple_full;
 };
 
 static struct share *share; /* mapped once per process; forks inherit it */
@@ -610,4 +625,71 @@ unsigned us_share_group_members(uint16_t port, struct us_group_member *out, unsi
 		n++;
 	}
 	return n;
+}
+
+/* ---- the group members' connections ---- */
+
+static _Atomic uint64_t *tuple_at(uint64_t key, unsigned i, _Atomic uint32_t **owner)
+{
+	unsigned s = ((unsigned)((key * 0x9e3779b97f4a7c15ull) >> 40) + i) & (TUPLE_SLOTS - 1);
+
+	*owner = &gshare->tuple_owner[s];
+	return &gshare->tuple[s];
+}
+
+void us_share_tuple_hold(uint16_t lport, uint32_t raddr, uint16_t rport)
+{
+	uint64_t key = tomb_key(lport, raddr, rport);
+	_Atomic uint32_t *o;
+
+	if (!us_share_groups())
+		return;
+	/* An empty slot first; a dead owner's only when the window has
+	 * none (each costs an F_OFD_GETLK). The key goes in after the
+	 * claim: readers match the key, then ask whether its owner lives. */
+	for (int pass = 0; pass < 2; pass++)
+		for (unsigned i = 0; i < TUPLE_WAYS; i++) {
+			_Atomic uint64_t *k = tuple_at(key, i, &o);
+			uint32_t w = atomic_load(o);
+			if ((pass == 0 && w != 0) || (pass == 1 && (w == 0 || owner_alive(w))))
+				continue;
+			if (atomic_compare_exchange_strong(o, &w, my_owner)) {
+				atomic_store(k, key);
+				return;
+			}
+		}
+	atomic_store(&gshare->tuple_full, 1);
+}
+
+void us_share_tuple_let_go(uint16_t lport, uint32_t raddr, uint16_t rport)
+{
+	uint64_t key = tomb_key(lport, raddr, rport);
+	_Atomic uint32_t *o;
+
+	if (!gshare)
+		return;
+	for (unsigned i = 0; i < TUPLE_WAYS; i++) {
+		_Atomic uint64_t *k = tuple_at(key, i, &o);
+		if (atomic_load(k) == key && atomic_load(o) == my_owner) {
+			atomic_store(k, 0);
+			atomic_store(o, 0);
+			return;
+		}
+	}
+}
+
+bool us_share_tuple_free(uint16_t lport, uint32_t raddr, uint16_t rport)
+{
+	uint64_t key = tomb_key(lport, raddr, rport);
+	_Atomic uint32_t *o;
+
+	if (!us_share_groups() || atomic_load(&gshare->tuple_full))
+		return false;
+	for (unsigned i = 0; i < TUPLE_WAYS; i++) {
+		_Atomic uint64_t *k = tuple_at(key, i, &o);
+		uint32_t w = atomic_load(o);
+		if (atomic_load(k) == key && w && owner_alive(w))
+			return false;
+	}
+	return true;
 }

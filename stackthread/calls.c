@@ -27,7 +27,7 @@
  * image's functions are elsewhere). */
 static const us_call_fn rpc_ops[] = {
 	us_op_setopt, us_op_getopt, us_op_shutdown, us_op_hold_last, us_op_take_tail,
-	us_op_unlisten, us_op_urgent, us_op_status_to_slot, us_op_set_cc, us_op_get_cc,
+	us_op_unlisten, us_op_urgent, us_op_status_to_slot, us_op_set_cc, us_op_get_cc, us_op_hand_on,
 };
 
 static int rpc_op_of(us_call_fn fn)
@@ -60,7 +60,7 @@ static long rpc_call(struct us_call *c, int op, struct us_sock *s)
 {
 	uint64_t poke = US_POKE;
 	uint32_t v = US_RPC_IDLE;
-	_Atomic unsigned *asked = us_rpc_asked();
+	_Atomic unsigned *asked = us_rpc_asked_of(s);
 	int waited = 0;
 
 	/* One call at a time per socket: the other threads' wait. */
@@ -73,7 +73,7 @@ static long rpc_call(struct us_call *c, int op, struct us_sock *s)
 	s->rpc_args = c->u;
 	atomic_fetch_add(asked, 1);
 	atomic_store(&s->rpc, US_RPC_ASKED);
-	if (REAL(write)(us_st.parent_wake_fd, &poke, sizeof(poke)) < 0) {
+	if (!us_foreign_poke(s) && REAL(write)(us_st.parent_wake_fd, &poke, sizeof(poke)) < 0) {
 		/* saturated: the owner is awake anyway */
 	}
 	while ((v = atomic_load(&s->rpc)) != US_RPC_DONE) {
@@ -215,6 +215,30 @@ void us_on_wake(struct ev_loop *ev, ev_io *w, int revents)
 	ust_loop_kick(&us_st.loop, ust_now());
 }
 
+/* A datagram on the wake-up name (us_wake_addr): a process that holds one
+ * of our sockets without sharing our eventfd (it came with SCM_RIGHTS)
+ * asks a call of it, accepted a connection, or closed it; served as the
+ * eventfd's poke. */
+void us_on_wake_name(struct ev_loop *ev, ev_io *w, int revents)
+{
+	char b[16];
+	int n = 0;
+
+	while (n++ < 64 && REAL(recv)(us_st.wake_name_fd, b, sizeof(b), MSG_DONTWAIT) >= 0)
+		;
+	if (us_st.handed_over)
+		return;
+	rpc_serve();
+	us_relay_wake(&us_st, true);
+	ust_loop_kick(&us_st.loop, ust_now());
+}
+
+void us_sock_poke_owner(const struct us_sock *s)
+{
+	if (!us_foreign_poke(s))
+		us_stack_poke();
+}
+
 void us_stack_poke(void)
 {
 	uint64_t poke = US_POKE;
@@ -260,7 +284,7 @@ long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s)
 	if (s && sock_remote(s, me)) {
 		/* Served by another process's stack: by value, if it can go. */
 		int op = rpc_op_of(fn);
-		if (op < 0 || us_st.parent_wake_fd < 0 || !us_rpc_asked())
+		if (op < 0 || (!us_sock_foreign(s) && (us_st.parent_wake_fd < 0 || !us_rpc_asked())))
 			return -EOPNOTSUPP;
 		return rpc_call(c, op, s);
 	}

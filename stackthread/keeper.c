@@ -102,6 +102,7 @@ static void each_stack_fd(void (*fn)(void *ctx, int fd), void *ctx, bool with_br
 	fn(ctx, us_steer_fd());
 	fn(ctx, us_st.wake_fd);
 	fn(ctx, us_st.parent_wake_fd);
+	fn(ctx, us_st.wake_name_fd);
 	fn(ctx, us_st.hup_fd);
 	fn(ctx, us_st.program_fd);
 	fn(ctx, us_st.close_log_fd);
@@ -240,6 +241,35 @@ static void note_death(void)
 		snprintf(us_st.death, sizeof(us_st.death), "killed by SIG%s", sigabbrev_np(WTERMSIG(status)));
 }
 
+/* Does the keeper hold a never-paired socket for the image an exec made
+ * (us_relay_sync)? */
+static bool holds_exec_kept(void)
+{
+	for (struct us_conn *c = us_st.all; c; c = c->all_next)
+		if (c->exec_kept)
+			return true;
+	return false;
+}
+
+/* The image an exec made is gone (its pid's pidfd, or the pid itself
+ * without pidfds): the never-paired sockets it did not take over or close
+ * go with it, as its exit would have closed them. A process it forked
+ * that still holds one finds it AF_UNIX from then on (the slot is freed);
+ * its own connections are its own stack's. */
+static void let_exec_kept_go(void)
+{
+	for (struct us_conn *c = us_st.all, *next; c; c = next) {
+		next = c->all_next;
+		if (c->exec_kept && c->sfd < 0)
+			us_conn_release(c, false);
+	}
+	if (us_st.program_fd >= 0) {
+		ev_io_stop(us_st.ev, &us_st.program_gone);
+		REAL(close)(us_st.program_fd);
+		us_st.program_fd = -1;
+	}
+}
+
 /* This task, alone with the stack (the guardian once the program is gone,
  * or a keeper forked before an exec), goes on running the loop until
  * every connection is CLOSED. */
@@ -259,7 +289,9 @@ static void become_keeper(bool forked)
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);
 	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
-	if (us_st.program_fd >= 0) {
+	/* After an exec the pid's pidfd tells when the new image is gone,
+	 * which the sockets kept for it wait for. */
+	if (us_st.program_fd >= 0 && !(forked && holds_exec_kept())) {
 		ev_io_stop(us_st.ev, &us_st.program_gone);
 		REAL(close)(us_st.program_fd);
 		us_st.program_fd = -1;
@@ -311,11 +343,16 @@ void us_keeper_exit(void)
  * one call; with nothing to finish, it leaves at once. */
 void us_on_program_gone(struct ev_loop *ev, ev_io *w, int revents)
 {
-	if (us_st.keeper || !us_st.guardian)
+	if (us_st.keeper) {
+		let_exec_kept_go();
+		us_keeper_check();
+		return;
+	}
+	if (!us_st.guardian)
 		return;
 	note_death();
 	us_adopt_news(&us_st);
-	us_relay_sync(&us_st);
+	us_relay_sync(&us_st, false);
 	if (!work_left())
 		us_keeper_exit();
 	become_keeper(false);
@@ -331,7 +368,7 @@ static int hand_over(void)
 {
 	pid_t pid;
 
-	us_relay_sync(&us_st);
+	us_relay_sync(&us_st, true);
 	if (!work_left()) {
 		us_st.handed_over = true;
 		ust_loop_break(&us_st.loop);
@@ -391,6 +428,8 @@ static void leave_with_the_program(void)
 void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents)
 {
 	if (us_st.keeper) {
+		if (us_st.program_fd < 0 && holds_exec_kept() && kill(us_st.program, 0) < 0 && errno == ESRCH)
+			let_exec_kept_go();
 		if (!work_left() || !if_nametoindex(us_st.link.ifname))
 			us_keeper_exit();
 		us_keeper_filter();

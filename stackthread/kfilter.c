@@ -8,7 +8,9 @@
  * their ports only shrinks. So the filter may lag behind by a tick and
  * never miss a frame the keeper needs. While a relay is left (a forked
  * child holding a socket, which may still bind, connect or listen through
- * the keeper) the keeper keeps the address's whole filter. */
+ * the keeper) the keeper keeps the address's whole filter. A socket kept
+ * for an exec'd image (relay.c, us_relay_sync) is no such relay: the image
+ * connects or listens through a socket of its own stack. */
 #include <string.h>
 
 #include "log.h"
@@ -27,6 +29,15 @@ static void note_port(struct ust_tcb *t, void *arg)
 		ports[p / 64] |= 1ull << (p % 64);
 }
 
+/* Is a relay left through which a port may still be taken here? */
+static bool relays_may_claim(void)
+{
+	for (struct us_conn *c = us_st.all; c; c = c->all_next)
+		if (!c->exec_kept)
+			return true;
+	return false;
+}
+
 void us_keeper_filter(void)
 {
 	static uint64_t ports[1024];
@@ -35,7 +46,7 @@ void us_keeper_filter(void)
 	unsigned n, len;
 	int e;
 
-	if (!us_st.keeper || !us_st.link.filter_own || us_st.nrelays || failed)
+	if (!us_st.keeper || !us_st.link.filter_own || failed || relays_may_claim())
 		return;
 	memset(ports, 0, sizeof(ports));
 	ust_tcp_each(&us_st.tcp, note_port, ports);

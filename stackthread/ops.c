@@ -557,3 +557,18 @@ void us_op_get_cc(struct us_call *c)
 	snprintf(c->u.cc, sizeof(c->u.cc), "%s", name);
 	c->ret = 0;
 }
+
+/* Asked by the process that takes over a socket this stack holds but never
+ * paired (an exec'd image, shim/connect.c us_renew): the port it is bound
+ * to must be free before that process binds it again in its own stack. */
+void us_op_hand_on(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+
+	if (!k || k->sfd >= 0 || k->listener) {
+		c->ret = -EBUSY;
+		return;
+	}
+	us_conn_hand_on(k);
+	c->ret = 0;
+}

@@ -490,8 +490,16 @@ static uint32_t tomb_addr(const struct ust_ip6 *a)
 	return ust_get32(a->b) ^ ust_get32(a->b + 4) ^ ust_get32(a->b + 8) ^ ust_get32(a->b + 12);
 }
 
+void us_port_tuple_hold(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport)
+{
+	if (ports[port].grouped)
+		us_share_tuple_hold(port, tomb_addr(raddr), rport);
+}
+
 void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport)
 {
+	if (ports[port].grouped && tomb_addr(raddr))
+		us_share_tuple_let_go(port, tomb_addr(raddr), rport);
 	/* The tombstone goes up before the port is free: a stack that finds
 	 * it free finds the tombstone too (us_port_foreign). */
 	if (tomb_addr(raddr))
@@ -729,6 +737,34 @@ int us_port_group_pick(void *ctx, uint16_t port, const struct ust_ip6 *raddr, ui
 		pick -= m[i].listeners;
 	}
 	return -1;
+}
+
+bool us_port_group_stray(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport)
+{
+	struct us_stack *st = ctx;
+	struct us_group_member m[US_GROUP_MAX];
+	unsigned n, total = 0, pick;
+
+	if (!ports[port].grouped || !us_share_tuple_free(port, tomb_addr(raddr), rport) ||
+	    us_share_buried(port, tomb_addr(raddr), rport))
+		return false;
+	/* One stack answers: the one the flow's hash picks among the
+	 * group's listeners, as for a SYN; with none left, the first
+	 * member in owner order. */
+	n = us_share_group_members(port, m, US_GROUP_MAX);
+	for (unsigned i = 0; i < n; i++)
+		total += m[i].listeners;
+	if (!n)
+		return false;
+	if (!total)
+		return m[0].self;
+	pick = (unsigned)(((uint64_t)ust_tcp_flow_hash(&st->tcp, raddr, port, rport) * total) >> 32);
+	for (unsigned i = 0; i < n; i++) {
+		if (pick < m[i].listeners)
+			return m[i].self;
+		pick -= m[i].listeners;
+	}
+	return false;
 }
 
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx)

@@ -254,7 +254,7 @@ static void hup_rearm(struct us_conn *c)
 
 /* The program let go of the socket: CLOSE (or ABORT) and forget the relay.
  * TCP keeps the control block until CLOSED (an orphan). */
-void us_conn_release(struct us_conn *c, bool abort)
+static void release_tcb(struct us_conn *c, bool abort)
 {
 	struct ust_tcb *t = c->tcb;
 	ust_time now = ust_now();
@@ -281,7 +281,18 @@ void us_conn_release(struct us_conn *c, bool abort)
 		if (c->listener)
 			us_port_group_update(c->st, lport);
 	}
+}
+
+void us_conn_release(struct us_conn *c, bool abort)
+{
+	release_tcb(c, abort);
 	us_conn_free(c, true);
+}
+
+void us_conn_hand_on(struct us_conn *c)
+{
+	release_tcb(c, false);
+	us_conn_free(c, false);
 }
 
 /* ---- app -> TCP ---- */
@@ -1376,16 +1387,40 @@ void us_relay_pull(struct us_conn *c)
 	}
 }
 
-void us_relay_sync(struct us_stack *st)
+/* Does the image an exec makes get this never-paired socket? Not if the
+ * program closed it, nor if the number it was made or last paired under
+ * is still its app end and close-on-exec (a dup elsewhere is not looked
+ * for: such a socket is kept, and let go with the process at the latest,
+ * keeper.c, let_exec_kept_go). */
+static bool kept_across_exec(const struct us_conn *c)
+{
+	const struct us_sock *s = c->sock;
+	struct stat sb;
+	int fl;
+
+	if (atomic_load(&s->flags) & US_F_APP_CLOSED)
+		return false;
+	if (s->app_fd < 0 || fstat(s->app_fd, &sb) < 0 || sb.st_ino != s->app_ino || sb.st_dev != s->app_dev)
+		return true;
+	fl = REAL(fcntl)(s->app_fd, F_GETFD);
+	return fl < 0 || !(fl & FD_CLOEXEC);
+}
+
+void us_relay_sync(struct us_stack *st, bool exec)
 {
 	/* The sockets not yet adopted are the program's too. */
 	us_adopt_news(st);
 	for (struct us_conn *k = st->all, *next; k; k = next) {
 		/* us_relay_pull may free k, never another relay */
 		next = k->all_next;
-		if (k->sfd < 0) {
-			/* Never paired: nobody can use it after the program
-			 * (an exec'd image sees a plain AF_UNIX socket). */
+		if (k->sfd < 0 && exec && kept_across_exec(k)) {
+			/* Never paired, and the new image inherits it: the
+			 * keeper holds its bind and options until that image
+			 * connects or listens through it (shim/connect.c,
+			 * us_renew takes it over), closes it, or ends. */
+			k->exec_kept = true;
+		} else if (k->sfd < 0) {
+			/* Never paired: nobody can use it after the program. */
 			us_conn_release(k, false);
 		} else {
 			us_relay_pull(k);

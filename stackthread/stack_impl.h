@@ -59,6 +59,8 @@ struct us_conn {
 	                              * arrives stays in TCP's ring (us_op_read_held) */
 	bool parked;                 /* on us_stack.parked (below) */
 	bool closing;                /* the program closed: release once the tail is sent */
+	bool exec_kept;              /* never paired, held for the image an exec made
+				      * (us_relay_sync) */
 	/* The program's SHUT_WR put one byte after its data (shim/shutdown.c)
 	 * that the relay never passes on: while the stack end holds it, the
 	 * kernel flags the app end with POLLERR and ECONNRESET when the
@@ -148,6 +150,8 @@ struct us_stack {
 	 * the program's thread group, and the pidfd that tells it the
 	 * program is gone (-1 without one: the tick asks getppid). */
 	bool guardian;
+	int wake_name_fd; /* us_wake_addr's socket: pokes from unrelated holders */
+	ev_io wake_name;
 	int program_fd;
 	ev_io program_gone;
 	char death[32];              /* how the program ended: "killed by SIGKILL", or "" */
@@ -226,6 +230,9 @@ void us_mark_dirty(struct us_conn *c);
 bool us_app_gone(int sfd);
 /* The program let go: CLOSE (or ABORT) and forget the relay. */
 void us_conn_release(struct us_conn *c, bool abort);
+/* As us_conn_release, but the slot stays: the process that takes the
+ * socket over frees it (us_op_hand_on). */
+void us_conn_hand_on(struct us_conn *c);
 /* TCP's event callback: notes the connection for us_relay_after (ctx is
  * unused: the control block's user is its connection). */
 void us_on_tcp_event(void *ctx, struct ust_tcb *t, unsigned events);
@@ -237,8 +244,9 @@ void us_on_backlog_full(void *ctx, struct ust_tcb *t);
 /* The one-shot epoll set of stack ends that may have hung up (the watcher
  * is the us_stack's hup). */
 void us_on_hup(struct ev_loop *ev, ev_io *w, int revents);
-/* Takes in what programs wrote and closed just now (before a hand-over). */
-void us_relay_sync(struct us_stack *st);
+/* Takes in what programs wrote and closed just now (before a hand-over);
+ * with exec, the never-paired sockets the new image inherits stay. */
+void us_relay_sync(struct us_stack *st, bool exec);
 /* Listeners stopped at their backlog look again (an accept() woke us);
  * with poked (us_stack_poke: an accept or a close), the parked relays
  * whose program closed are released too. */
@@ -274,6 +282,10 @@ void us_port_group_update(struct us_stack *st, uint16_t port);
  * stack's TIME-WAIT on it is to end (the engine's tuple_taken there). */
 void us_port_tuple_claim(uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 bool us_tuple_taken(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
+/* The engine's tuple_hold and group_stray (a group's connections in the
+ * groups file, addrshare.c). */
+void us_port_tuple_hold(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
+bool us_port_group_stray(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 /* The engine's reuseport_pick. */
 int us_port_group_pick(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport, unsigned nlocal,
 		       bool exact, bool *shared);
@@ -341,6 +353,12 @@ unsigned us_share_group_members(uint16_t port, struct us_group_member *out, unsi
  * generations alone: a dead owner whose slot nobody took since still
  * counts (the safe mistake: a segment left unanswered). */
 bool us_share_group_others(uint16_t port);
+/* The members' connections on group ports (addrshare.c): noted as a
+ * listener's child is made, let go as its control block goes; free: no
+ * live stack holds the 4-tuple, and every one was noted. */
+void us_share_tuple_hold(uint16_t lport, uint32_t raddr, uint16_t rport);
+void us_share_tuple_let_go(uint16_t lport, uint32_t raddr, uint16_t rport);
+bool us_share_tuple_free(uint16_t lport, uint32_t raddr, uint16_t rport);
 
 /* steer.c: steering by port (stack/steer.h), the stack's side. */
 /* Starts with the channel the broker kept (start.c, after the loop). */
@@ -381,6 +399,7 @@ void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents);
 /* The program is gone (its pidfd, or the tick): the guardian adopts its
  * connections and becomes its keeper, or exits with nothing left. */
 void us_on_program_gone(struct ev_loop *ev, ev_io *w, int revents);
+void us_on_wake_name(struct ev_loop *ev, ev_io *w, int revents);
 /* The parked stack thread (start.c): let it end the program with exit(0)
  * (pthread_exit in main left only it). */
 void us_parked_exit(void);

@@ -226,6 +226,21 @@ struct us_sock *us_sock_alloc(void);
 void us_sock_free(struct us_sock *s);
 /* The memfd behind the region (exec passes it on), -1 before it is mapped. */
 int us_region_fd(void);
+/* Sockets of another stack's region, mapped when they arrived with
+ * SCM_RIGHTS from a process this one is not related to (fdtab.c,
+ * us_fd_lookup): is s one; the mailbox count of s's region; a poke of
+ * the stack that serves s through its wake-up name (false: s is of our
+ * region, poke parent_wake_fd); slot idx of ref's region. */
+bool us_sock_foreign(const struct us_sock *s);
+_Atomic unsigned *us_rpc_asked_of(const struct us_sock *s);
+bool us_foreign_poke(const struct us_sock *s);
+struct us_sock *us_sock_at_of(const struct us_sock *ref, unsigned idx);
+/* The wake-up name of the stack whose region is the memfd (dev, ino):
+ * an abstract datagram socket a poke (any datagram) reaches; and our
+ * region's identity. */
+struct sockaddr_un;
+socklen_t us_wake_addr(struct sockaddr_un *sun, dev_t dev, ino_t ino);
+bool us_region_id(dev_t *dev, ino_t *ino);
 
 /* us_sock.local and .remote: an address and port in one word. */
 static inline uint64_t us_pack(uint32_t addr, uint16_t port)
@@ -317,6 +332,9 @@ int us_stack_close_range(unsigned first, unsigned last);
 
 /* Wakes the stack thread (after an accept() freed backlog room). */
 void us_stack_poke(void);
+/* The same for the stack that serves s, which may be an unrelated
+ * process's (us_sock_foreign). */
+void us_sock_poke_owner(const struct us_sock *s);
 
 /* socket()'s work (ops.c): s's app end, its number, or -errno. Far from
  * the ceiling on connections (USTCP_MAX_CONNS) the app end is made on the
@@ -366,6 +384,9 @@ void us_op_status(struct us_call *c);     /* u.out = struct ust_tcp_status */
 void us_op_status_to_slot(struct us_call *c); /* the same into us_sock.last, for another process */
 void us_op_set_cc(struct us_call *c);     /* u.cc = the name (TCP_CONGESTION) */
 void us_op_get_cc(struct us_call *c);     /* u.cc = the name back */
+void us_op_hand_on(struct us_call *c);    /* a never-paired socket's control block and relay go, its
+                                           * bind with them; the slot stays, the caller's to free
+                                           * (-EBUSY: paired since) */
 /* The connection's status (TCP_INFO, SIOCOUTQ) wherever its stack runs:
  * this process's, or the owner's through the slot (calls.c). -EINVAL:
  * TCP never had it, or let go without a status. */

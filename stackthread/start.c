@@ -27,7 +27,7 @@
 #include "stack_impl.h"
 
 struct us_stack us_st = { .lock = PTHREAD_MUTEX_INITIALIZER, .close_log_fd = -1, .ctl_fd = -1,
-			  .parent_wake_fd = -1, .program_fd = -1 };
+			  .parent_wake_fd = -1, .program_fd = -1, .wake_name_fd = -1 };
 
 /* Set on the stack thread (and while it starts): its fds go high. */
 static __thread bool in_stack;
@@ -407,12 +407,44 @@ static int start_tcp(void)
 	tc.port_foreign = us_port_foreign;
 	tc.reuseport_pick = us_port_group_pick;
 	tc.tuple_taken = us_tuple_taken;
+	tc.tuple_hold = us_port_tuple_hold;
+	tc.group_stray = us_port_group_stray;
 	tc.ctx = &us_st;
 	return ust_tcp_init(&us_st.tcp, &us_st.st, &tc) < 0 ? -ENOMEM : 0;
 }
 
 /* The loop and its watchers: wake-ups, hang-ups, the link, the control
  * socket, the tick. */
+/* The wake-up name (calls.c, us_on_wake_name), named after the socket
+ * region: a process that received one of our sockets with SCM_RIGHTS maps
+ * the region and pokes us there (shim/fdtab.c). Abstract, so it lives in
+ * this network namespace; a datagram carries nothing but the poke, so
+ * anyone may send one. Without it such a process's calls get EOPNOTSUPP
+ * after RPC_PATIENCE_MS. */
+static void open_wake_name(void)
+{
+	struct sockaddr_un sun;
+	socklen_t len;
+	dev_t dev;
+	ino_t ino;
+	int fd;
+
+	us_st.wake_name_fd = -1;
+	if (!us_region_id(&dev, &ino))
+		return;
+	fd = REAL(socket)(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return;
+	len = us_wake_addr(&sun, dev, ino);
+	if (REAL(bind)(fd, (struct sockaddr *)&sun, len) < 0) {
+		REAL(close)(fd);
+		return;
+	}
+	us_st.wake_name_fd = us_fd_high(fd);
+	ev_io_init(&us_st.wake_name, us_on_wake_name, us_st.wake_name_fd, EV_READ);
+	ev_io_start(us_st.ev, &us_st.wake_name);
+}
+
 static int start_loop(void)
 {
 	socklen_t len = sizeof(us_st.app_sndbuf);
@@ -443,6 +475,7 @@ static int start_loop(void)
 	}
 	us_st.loop.busy_poll_us = us_st.cfg.busy_poll_us;
 	us_ctl_open();
+	open_wake_name();
 	/* The program's end, which the guardian waits for (Linux 5.3; the
 	 * tick asks getppid() without it). */
 	us_st.program_fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
@@ -550,6 +583,9 @@ void us_stack_forget(void)
 	us_steer_forget();
 	REAL(close)(us_st.wake_fd);
 	REAL(close)(us_st.hup_fd);
+	if (us_st.wake_name_fd >= 0)
+		REAL(close)(us_st.wake_name_fd);
+	us_st.wake_name_fd = -1;
 	if (us_st.program_fd >= 0)
 		REAL(close)(us_st.program_fd);
 	us_st.program_fd = -1;

@@ -502,6 +502,52 @@ echo ping"
 	bg_wait "$srv"
 }
 
+# exec keeps a socket that is neither connected nor listening too (issue
+# 14): its family, options and bound port in the new image, which then
+# connects from that port, or listens on it and accepts
+# (tests/shim/exec_unconnected.py).
+body_exec_unconnected() {
+	shim_topo_up
+	peer_echo 7014 2
+	local srv=$ECHO_PID
+	local how
+	for how in bind nobind; do
+		run -0 prog python3 "$SHIM_DIR/exec_unconnected.py" client "$PEER_ADDR" 7014 $how
+		assert_output "new image: AF_INET 2 1 6
+options: nodelay 1 keepalive True reuseaddr True
+bound port kept: True
+connected from the bound port: True peer 7014
+echo ping"
+	done
+	bg_wait "$srv"
+	prog_bg python3 "$SHIM_DIR/exec_unconnected.py" server "$SADDR" 7015 >"$TMP/srv2.out"
+	srv=$BG_PID
+	prog_wait_listen 7015
+	run -0 peer python3 -c 'import socket, sys
+s = socket.create_connection((sys.argv[1], 7015), timeout=10)
+s.sendall(b"hello\n")
+print(s.makefile().readline().strip())' "$SADDR"
+	assert_output hello
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv2.out"
+	assert_output "new image: AF_INET 2 1 6
+options: nodelay 1 keepalive True reuseaddr True
+bound port kept: True
+listening True
+accepted: local port True"
+	# The inherited bind holds its port in the new image, the
+	# close-on-exec one's is free; once the image ended, so is the first.
+	run -0 prog python3 "$SHIM_DIR/exec_unconnected.py" ports "$SADDR" 7016
+	assert_output "new image: AF_INET 2 1 6
+options: nodelay 1 keepalive True reuseaddr False
+bound port kept: True
+inherited port EADDRINUSE close-on-exec port free"
+	run -0 prog python3 -c 'import socket, sys
+socket.socket().bind((sys.argv[1], 7016))
+print("free after the image")' "$SADDR"
+	assert_output "free after the image"
+}
+
 @test "iperf3: client against a kernel server, 5 s [kernel]" { MODE=kernel body_iperf3_client; }
 @test "iperf3: client against a kernel server, 5 s [ustcp]" { MODE=ustcp body_iperf3_client; }
 
@@ -538,6 +584,8 @@ echo ping"
 @test "closefrom over every other fd: a kept connection and a new one work [ustcp]" { MODE=ustcp body_close_others from; }
 @test "exec: the new image sees its inherited connection as TCP and talks on it [kernel]" { MODE=kernel body_exec_identity; }
 @test "exec: the new image sees its inherited connection as TCP and talks on it [ustcp]" { MODE=ustcp body_exec_identity; }
+@test "exec: a bound, unconnected socket keeps its identity, then connects or listens [kernel]" { MODE=kernel body_exec_unconnected; }
+@test "exec: a bound, unconnected socket keeps its identity, then connects or listens [ustcp]" { MODE=ustcp body_exec_unconnected; }
 
 # An epoll set that registered a socket before connect() to 127.0.0.1 (a
 # USTCP_PASSTHROUGH address) or bind() to it goes on watching it: under

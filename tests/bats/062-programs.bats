@@ -496,13 +496,15 @@ body_splice() {
 body_passfd() {
 	shim_topo_up
 	peer_echo 7320
-	prog_bg python3 "$SHIM_DIR/passfd.py" receive "$TMP/pass.sock" >"$TMP/recv.out" 2>"$TMP/recv.err"
+	prog_bg python3 "$SHIM_DIR/passfd.py" receive "$TMP/pass.sock" 7320 >"$TMP/recv.out" 2>"$TMP/recv.err"
 	local recv_pid=$BG_PID
 	prog python3 "$SHIM_DIR/passfd.py" send "$TMP/pass.sock" "$PEER_ADDR" 7320
 	bg_wait "$recv_pid"
 	cat "$TMP/recv.out" "$TMP/recv.err"
 	diff -u - "$TMP/recv.out" <<-EOF
 		receiver got tcp
+		receiver's socket: AF_INET 2 1 6, peer port 7320, local port bound True
+		receiver's options: nodelay 1, then 0; keepidle 77; TCP_INFO 280 bytes, state 1
 		receiver read 101000, then EOF
 	EOF
 	bg_wait "$ECHO_PID"
@@ -670,7 +672,9 @@ body_loopback() {
 # connections, spread by the 4-tuple's hash; a third socket without the
 # option gets EADDRINUSE; once one closes its listener the other takes
 # every new connection while the first's held connection lives on (no
-# stack resets it), and after it exits too (tests/shim/reuseport_procs.py).
+# stack resets it), and after it exits too; a bare ACK that no member's
+# connection holds is reset once, by the group, both before and after
+# the first closed its listener (tests/shim/reuseport_procs.py).
 body_reuseport_procs() {
 	shim_topo_up
 	mkdir "$TMP/ctl"
@@ -685,8 +689,10 @@ body_reuseport_procs() {
 	diff -u - "$TMP/out" <<-EOF
 		20 connections answered: True, by both: True
 		a connection held by A: True
+		10 stray ACKs, each reset once: True
 		A closed its listener: True
 		then 20 connections, all B's: True
+		10 stray ACKs, each reset once: True
 		A's held connection still echoes: 'A ping'
 		A exited, then 10 connections, all B's: True
 	EOF

@@ -2,12 +2,14 @@
 """A connected TCP socket passed to another process with SCM_RIGHTS
 (issue 14, item 12).
 
-    passfd.py receive UNIX_PATH      (start first; it listens on the path)
+    passfd.py receive UNIX_PATH PEER_PORT  (start first; it listens on the path)
     passfd.py send UNIX_PATH PEER_ADDR PORT
 
 The sender connects to an echo server (echo_server.py), writes 1000 bytes,
 passes the socket over an AF_UNIX connection to the receiver, closes its
-own copy and exits. The receiver, an unrelated process, writes 100,000
+own copy and exits. The receiver, an unrelated process, prints what the
+socket is (family, SO_DOMAIN/SO_TYPE/SO_PROTOCOL, the peer's port: PEER_PORT
+is the echo server's), reads and sets options, reads TCP_INFO, writes 100,000
 bytes, shuts its sending side down, reads
 the whole echo to the peer's EOF and closes. Each prints its lines; the
 same on the kernel's TCP and under ustcp.
@@ -21,7 +23,7 @@ import time
 import shimlib
 
 
-def receive(path):
+def receive(path, port):
     ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     ls.bind(path)
     ls.listen(1)
@@ -35,9 +37,19 @@ def receive(path):
     s = socket.socket(fileno=fds[0])
     s.settimeout(20)
     print("receiver got %s" % msg.decode(), flush=True)
-    # Under ustcp an unrelated process cannot tell the socket is TCP yet
-    # (docs/architecture.md): its identity goes to stderr, not compared.
-    print("receiver's socket: family %d, peer %r" % (s.family, s.getpeername()), file=sys.stderr)
+    # What the socket is here: the sender's TCP socket, with the option
+    # it set, options that take and read back, and TCP_INFO.
+    S = socket.SOL_SOCKET
+    print("receiver's socket: %s %d %d %d, peer port %d, local port bound %s" % (
+        s.family.name, s.getsockopt(S, socket.SO_DOMAIN), s.getsockopt(S, socket.SO_TYPE),
+        s.getsockopt(S, socket.SO_PROTOCOL), s.getpeername()[1], s.getsockname()[1] > 0), flush=True)
+    nodelay = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 77)
+    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 280)
+    print("receiver's options: nodelay %d, then %d; keepidle %d; TCP_INFO %d bytes, state %d" % (
+        nodelay, s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+        s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE), len(info), info[0]), flush=True)
     s.sendall(b"r" * 100000)
     s.shutdown(socket.SHUT_WR)
     print("receiver read %d, then EOF" % shimlib.read_to_eof(s), flush=True)
@@ -46,6 +58,7 @@ def receive(path):
 
 def send(path, addr, port):
     s = socket.create_connection((addr, port), timeout=20)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s.sendall(b"s" * 1000)
     u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     for _ in range(100):
@@ -61,6 +74,6 @@ def send(path, addr, port):
 
 
 if sys.argv[1] == "receive":
-    receive(sys.argv[2])
+    receive(sys.argv[2], int(sys.argv[3]))
 else:
     send(sys.argv[2], sys.argv[3], int(sys.argv[4]))

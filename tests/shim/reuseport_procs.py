@@ -17,16 +17,23 @@ errno's name (Linux: EADDRINUSE) or "ok".
 The client, with servers A and B ready, prints what a program could see:
   - 20 connections (new source ports each) are all answered, by both
     servers (Linux spreads a group's connections by the 4-tuple's hash);
-  - it holds one connection to A; A closes its listener: 20 more are all
-    B's, and A's held connection still echoes (nobody reset it);
+  - it holds one connection to A; 10 bare ACKs from source ports nobody
+    connected from are each reset once (by one member: the group answers
+    for a 4-tuple no member holds);
+  - A closes its listener: 20 more are all B's, 10 stray ACKs are each
+    reset once again, and A's held connection still echoes (nobody reset
+    it);
   - A exits: 10 more are all B's.
 """
 import errno
 import os
 import select
 import socket
+import struct
 import sys
 import time
+
+import shimlib
 
 
 def server(name, addr, port, ctl):
@@ -102,6 +109,22 @@ def wait_file(path):
     return False
 
 
+def stray_acks(addr, port, n):
+    """n bare ACKs from source ports nobody connected from: how many
+    RSTs came back for each (Linux: 1)."""
+    rs = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    src = shimlib.route_source(addr, port)
+    counts = []
+    for i in range(n):
+        sport = 41000 + (os.getpid() * 7 + i * 13) % 20000
+        seq, ack = struct.unpack("!II", os.urandom(8))
+        rs.sendto(shimlib.tcp_segment(src, addr, sport, port, seq, ack, 0x10), (addr, 0))
+        replies = shimlib.raw_replies(rs, addr, port, sport, time.monotonic() + 0.4)
+        counts.append(sum(1 for flags, _ in replies if flags & 0x04))
+    rs.close()
+    return counts
+
+
 def client(addr, port, ctl):
     got = names(addr, port, 20)
     print("20 connections answered: %s, by both: %s" % (
@@ -115,12 +138,20 @@ def client(addr, port, ctl):
             break
         c.close()
     print("a connection held by A: %s" % (held is not None))
+    counts = stray_acks(addr, port, 10)
+    print("10 stray ACKs, each reset once: %s" % (counts == [1] * 10))
+    if counts != [1] * 10:
+        print("RSTs per stray ACK:", counts, file=sys.stderr)
     open(os.path.join(ctl, "A.unlisten"), "w").close()
     print("A closed its listener: %s" % wait_file(os.path.join(ctl, "A.unlistened")))
     got = names(addr, port, 20)
     print("then 20 connections, all B's: %s" % (got == ["B"] * 20))
     if got != ["B"] * 20:
         print(got, file=sys.stderr)
+    counts = stray_acks(addr, port, 10)
+    print("10 stray ACKs, each reset once: %s" % (counts == [1] * 10))
+    if counts != [1] * 10:
+        print("RSTs per stray ACK:", counts, file=sys.stderr)
     echo = ""
     if held:
         held.sendall(b"ping\n")

@@ -1,6 +1,9 @@
 """Pieces the shim tests' peers and programs share (import shimlib: the
 script's own directory is on Python's path)."""
+import select
 import socket
+import struct
+import time
 
 
 def accept_one(addr, port, rcvbuf=None, timeout=30):
@@ -28,3 +31,47 @@ def read_to_eof(s):
         if not b:
             return got
         got += len(b)
+
+
+def csum(data):
+    """The Internet checksum of data."""
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def route_source(dst, port):
+    """The source address the route to dst gives (a throw-away UDP
+    socket's)."""
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.connect((dst, port))
+    src = u.getsockname()[0]
+    u.close()
+    return src
+
+
+def tcp_segment(src, dst, sport, dport, seq, ack, flags):
+    """A bare TCP header (no options, window 65535) from src:sport to
+    dst:dport, its checksum filled in, for a raw IPPROTO_TCP socket."""
+    hdr = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(hdr))
+    return hdr[:16] + struct.pack("!H", csum(pseudo + hdr)) + hdr[18:]
+
+
+def raw_replies(rs, dst, dport, sport, until):
+    """The segments from dst:dport to our sport that the raw socket rs
+    reads until time.monotonic() reaches until: (flags, ack) each."""
+    while True:
+        left = until - time.monotonic()
+        if left <= 0 or not select.select([rs], [], [], left)[0]:
+            return
+        pkt, (frm, _) = rs.recvfrom(65535)
+        ihl = (pkt[0] & 0x0F) * 4
+        if frm != dst or len(pkt) < ihl + 20:
+            continue
+        sp, dp, _, ack, _, flags = struct.unpack("!HHIIBB", pkt[ihl:ihl + 14])
+        if sp == dport and dp == sport:
+            yield flags, ack

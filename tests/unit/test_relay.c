@@ -834,6 +834,60 @@ static void test_reuseport_group_members_across_stacks(void **state)
 	rmdir(dir);
 }
 
+/* The group's connections in the groups file (issue 14): a 4-tuple
+ * another live stack holds is not free; ours is not either, until we let
+ * it go; a SIGKILLed holder's is free at once; other tuples are free. */
+static void test_reuseport_group_tuples(void **state)
+{
+	char dir[] = "/tmp/ustcp-tuple-XXXXXX", path[PATH_MAX + 40];
+	struct ust_config cfg = { .addr = OUR_IP };
+	int sync[2];
+	char b = 0;
+	pid_t child;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(cfg.run_dir, sizeof(cfg.run_dir), "%s", dir);
+	assert_int_equal(us_share_open(&cfg), 0);
+	assert_true(us_share_groups());
+	assert_int_equal(pipe(sync), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		if (us_share_open(&cfg) == 0 && us_share_groups()) {
+			us_share_tuple_hold(7500, PEER_IP, 40000);
+			b = 1;
+		}
+		(void)!write(sync[1], &b, 1);
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(read(sync[0], &b, 1), 1);
+	assert_int_equal(b, 1);
+	assert_false(us_share_tuple_free(7500, PEER_IP, 40000)); /* the other stack's */
+	assert_true(us_share_tuple_free(7500, PEER_IP, 40001));
+	assert_true(us_share_tuple_free(7501, PEER_IP, 40000));
+	us_share_tuple_hold(7500, PEER_IP, 40002);
+	assert_false(us_share_tuple_free(7500, PEER_IP, 40002)); /* ours */
+	us_share_tuple_let_go(7500, PEER_IP, 40002);
+	assert_true(us_share_tuple_free(7500, PEER_IP, 40002));
+	/* Another's entry is not ours to let go. */
+	us_share_tuple_let_go(7500, PEER_IP, 40000);
+	assert_false(us_share_tuple_free(7500, PEER_IP, 40000));
+	kill(child, SIGKILL);
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	assert_true(us_share_tuple_free(7500, PEER_IP, 40000));
+	us_share_disown();
+	close(sync[0]);
+	close(sync[1]);
+	for (const char *const *f = (const char *const[]){ "addr", "ports", "groups", NULL }; *f; f++) {
+		snprintf(path, sizeof(path), "%s/%s-%u.%u.%u.%u", dir, *f, OUR_IP >> 24, (OUR_IP >> 16) & 255,
+			 (OUR_IP >> 8) & 255, OUR_IP & 255);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -855,6 +909,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_filler_connecting_unwritable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filler_listener_unwritable, setup, teardown),
 		cmocka_unit_test(test_reuseport_group_members_across_stacks),
+		cmocka_unit_test(test_reuseport_group_tuples),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
