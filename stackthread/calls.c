@@ -5,6 +5,8 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -219,14 +221,41 @@ void us_on_wake(struct ev_loop *ev, ev_io *w, int revents)
  * of our sockets without sharing our eventfd (it came with SCM_RIGHTS)
  * asks a call of it, accepted a connection, or closed it; served as the
  * eventfd's poke. */
+/* The name is abstract, so anyone in the network namespace may send to
+ * it: only a poke from our user or root (the kernel's SCM_CREDENTIALS,
+ * SO_PASSCRED) makes us serve; others are read, dropped and counted as
+ * the control socket's strangers are (ctl-refused), so a flood costs a
+ * read per datagram and nothing more. */
 void us_on_wake_name(struct ev_loop *ev, ev_io *w, int revents)
 {
-	char b[16];
+	char b[16], cbuf[CMSG_SPACE(sizeof(struct ucred))];
+	bool ours = false;
 	int n = 0;
 
-	while (n++ < 64 && REAL(recv)(us_st.wake_name_fd, b, sizeof(b), MSG_DONTWAIT) >= 0)
-		;
-	if (us_st.handed_over)
+	while (n++ < 64) {
+		struct iovec iov = { b, sizeof(b) };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				    .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *cm;
+		bool ok = false;
+
+		if (REAL(recvmsg)(us_st.wake_name_fd, &m, MSG_DONTWAIT) < 0)
+			break;
+		for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
+			struct ucred cr;
+
+			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_CREDENTIALS ||
+			    cm->cmsg_len < CMSG_LEN(sizeof(cr)))
+				continue;
+			memcpy(&cr, CMSG_DATA(cm), sizeof(cr));
+			ok = cr.uid == 0 || cr.uid == geteuid();
+		}
+		if (ok)
+			ours = true;
+		else
+			us_st.st.ctr.event[UST_EV_CTL_REFUSED]++;
+	}
+	if (us_st.handed_over || !ours)
 		return;
 	rpc_serve();
 	us_relay_wake(&us_st, true);

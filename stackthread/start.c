@@ -435,6 +435,11 @@ static void open_wake_name(void)
 	fd = REAL(socket)(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return;
+	/* Each poke carries its sender's credentials (us_on_wake_name). */
+	if (REAL(setsockopt)(fd, SOL_SOCKET, SO_PASSCRED, &(int){ 1 }, sizeof(int)) < 0) {
+		REAL(close)(fd);
+		return;
+	}
 	len = us_wake_addr(&sun, dev, ino);
 	if (REAL(bind)(fd, (struct sockaddr *)&sun, len) < 0) {
 		REAL(close)(fd);

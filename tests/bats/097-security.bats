@@ -149,6 +149,39 @@ print("got %d bytes" % len(s.recv(65536)))' "$USTCP_RUN_DIR/$pid.sock"
 	touch "$TMP/exit"
 }
 
+# The stack's wake-up name (an abstract datagram socket through which an
+# unrelated process holding one of its sockets by SCM_RIGHTS calls it) is
+# reachable by anyone in the namespace: another user's datagrams are read,
+# dropped and counted, and make the stack serve nothing.
+@test "another user's pokes at a stack's wake-up name are refused and counted" {
+	launcher_topo_up
+	launch_bg python3 -c "$IDLE_PY" "$TMP/ready" "$TMP/exit"
+	wait_file "$TMP/ready"
+	local pid name
+	pid=$(sock_pid "$USTCP_RUN_DIR")
+	name=$(in_stack grep -o '@ustcp-wake-[0-9a-f-]*' /proc/net/unix | head -n 1)
+	[ -n "$name" ]
+	run -0 in_stack setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sent = 0
+for _ in range(500):
+    try:
+        s.sendto(b"x", "\0" + sys.argv[1][1:])
+        sent += 1
+    except BlockingIOError:
+        pass
+print("sent %d" % sent)' "$name"
+	assert_output "sent 500"
+	wait_for 10 stat_counter_is "$pid" ctl-refused 500
+	touch "$TMP/exit"
+}
+
+# stat_counter_is PID NAME N: ustcp-stat -s says NAME is N for PID.
+stat_counter_is() {
+	"$STAT" -s -p "$1" | grep -qE "^ +$2 +$3\$"
+}
+
 @test "a flood of control requests is answered at a bounded pace while the program transfers" {
 	launcher_topo_up
 	peer_http 8000 60000000
