@@ -220,15 +220,15 @@ void us_on_wake(struct ev_loop *ev, ev_io *w, int revents)
 /* A datagram on the wake-up name (us_wake_addr): a process that holds one
  * of our sockets without sharing our eventfd (it came with SCM_RIGHTS)
  * asks a call of it, accepted a connection, or closed it; served as the
- * eventfd's poke. */
-/* The name is abstract, so anyone in the network namespace may send to
- * it: only a poke from our user or root (the kernel's SCM_CREDENTIALS,
- * SO_PASSCRED) makes us serve; others are read, dropped and counted as
- * the control socket's strangers are (ctl-refused), so a flood costs a
- * read per datagram and nothing more. */
+ * eventfd's poke. The name is abstract, so anyone in the network
+ * namespace may send to it: only a poke from our user or root (the
+ * kernel's SCM_CREDENTIALS, SO_PASSCRED) makes us serve; others are read,
+ * dropped and counted as the control socket's strangers are
+ * (ctl-refused), so a flood costs a read per datagram and nothing more. */
 void us_on_wake_name(struct ev_loop *ev, ev_io *w, int revents)
 {
 	char b[16], cbuf[CMSG_SPACE(sizeof(struct ucred))];
+	uid_t self = geteuid();
 	bool ours = false;
 	int n = 0;
 
@@ -248,7 +248,7 @@ void us_on_wake_name(struct ev_loop *ev, ev_io *w, int revents)
 			    cm->cmsg_len < CMSG_LEN(sizeof(cr)))
 				continue;
 			memcpy(&cr, CMSG_DATA(cm), sizeof(cr));
-			ok = cr.uid == 0 || cr.uid == geteuid();
+			ok = us_uid_trusted(cr.uid, self);
 		}
 		if (ok)
 			ours = true;

@@ -242,6 +242,13 @@ struct sockaddr_un;
 socklen_t us_wake_addr(struct sockaddr_un *sun, dev_t dev, ino_t ino);
 bool us_region_id(dev_t *dev, ino_t *ino);
 
+/* Who may ask this stack for work or for its dump (the control socket,
+ * the wake-up name): its own user and root, as for any per-user daemon. */
+static inline bool us_uid_trusted(uid_t uid, uid_t self)
+{
+	return uid == 0 || uid == self;
+}
+
 /* us_sock.local and .remote: an address and port in one word. */
 static inline uint64_t us_pack(uint32_t addr, uint16_t port)
 {

@@ -774,37 +774,76 @@ static unsigned group_of(uint16_t port, struct us_group_member *m)
 	return us_share_group_members(port, m, US_GROUP_MAX);
 }
 
+/* Two stacks on one address, in a run directory of their own: this
+ * process's and a child's. The child opens its share, joins the groups
+ * file, does its part (child_part: true when done) and waits to be killed;
+ * two_stacks_open returns once it has. */
+struct two_stacks {
+	char dir[32];
+	struct ust_config cfg;
+	int sync[2];
+	pid_t child;
+};
+
+static void two_stacks_open(struct two_stacks *t, bool (*child_part)(void))
+{
+	char b = 0;
+
+	snprintf(t->dir, sizeof(t->dir), "/tmp/ustcp-group-XXXXXX");
+	assert_non_null(mkdtemp(t->dir));
+	t->cfg = (struct ust_config){ .addr = OUR_IP };
+	snprintf(t->cfg.run_dir, sizeof(t->cfg.run_dir), "%s", t->dir);
+	assert_int_equal(us_share_open(&t->cfg), 0);
+	assert_true(us_share_groups());
+	assert_int_equal(pipe(t->sync), 0);
+	t->child = fork();
+	assert_true(t->child >= 0);
+	if (t->child == 0) {
+		if (us_share_open(&t->cfg) == 0 && us_share_groups() && child_part())
+			b = 1;
+		(void)!write(t->sync[1], &b, 1);
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(read(t->sync[0], &b, 1), 1);
+	assert_int_equal(b, 1);
+}
+
+/* The child is killed (SIGKILL, as a test does to see its entries go) and
+ * everything two_stacks_open made is removed. */
+static void two_stacks_close(struct two_stacks *t)
+{
+	char path[PATH_MAX + 40];
+
+	if (kill(t->child, SIGKILL) == 0)
+		waitpid(t->child, NULL, 0);
+	us_share_disown();
+	close(t->sync[0]);
+	close(t->sync[1]);
+	for (const char *const *f = (const char *const[]){ "addr", "ports", "groups", NULL }; *f; f++) {
+		snprintf(path, sizeof(path), "%s/%s-%u.%u.%u.%u", t->dir, *f, OUR_IP >> 24, (OUR_IP >> 16) & 255,
+			 (OUR_IP >> 8) & 255, OUR_IP & 255);
+		unlink(path);
+	}
+	rmdir(t->dir);
+}
+
+static bool child_listens_twice_on_7500(void)
+{
+	return us_share_group_set(7500, 2);
+}
+
 /* Two stacks on one address list themselves in a port's group: each sees
  * both, in one order (by owner), itself flagged, with its listeners; a
  * stack killed by SIGKILL is out of every group at once (its owner lock
  * went with it), and one that leaves is out. */
 static void test_reuseport_group_members_across_stacks(void **state)
 {
-	char dir[] = "/tmp/ustcp-group-XXXXXX", path[PATH_MAX + 40];
 	struct us_group_member m[US_GROUP_MAX];
-	struct ust_config cfg = { .addr = OUR_IP };
-	int sync[2];
-	char b = 0;
-	pid_t child;
+	struct two_stacks t;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	snprintf(cfg.run_dir, sizeof(cfg.run_dir), "%s", dir);
-	assert_int_equal(us_share_open(&cfg), 0);
-	assert_true(us_share_groups());
-	assert_int_equal(pipe(sync), 0);
-	child = fork();
-	assert_true(child >= 0);
-	if (child == 0) {
-		/* Another process's stack: an owner of its own. */
-		if (us_share_open(&cfg) == 0 && us_share_groups() && us_share_group_set(7500, 2))
-			b = 1;
-		(void)!write(sync[1], &b, 1);
-		pause();
-		_exit(0);
-	}
-	assert_int_equal(read(sync[0], &b, 1), 1);
-	assert_int_equal(b, 1);
+	two_stacks_open(&t, child_listens_twice_on_7500);
 	assert_true(us_share_group_set(7500, 1));
 	assert_true(us_share_group_set(7501, 0)); /* a port of ours alone */
 	assert_int_equal(group_of(7500, m), 2);
@@ -816,22 +855,20 @@ static void test_reuseport_group_members_across_stacks(void **state)
 	/* Fewer listeners: the same entry. */
 	assert_true(us_share_group_set(7500, 0));
 	assert_int_equal(group_of(7500, m), 2);
-	kill(child, SIGKILL);
-	assert_int_equal(waitpid(child, NULL, 0), child);
+	kill(t.child, SIGKILL);
+	assert_int_equal(waitpid(t.child, NULL, 0), t.child);
 	assert_int_equal(group_of(7500, m), 1);
 	assert_true(m[0].self);
 	us_share_group_leave(7500);
 	assert_int_equal(group_of(7500, m), 0);
 	us_share_group_leave(7501);
-	us_share_disown();
-	close(sync[0]);
-	close(sync[1]);
-	for (const char *const *f = (const char *const[]){ "addr", "ports", "groups", NULL }; *f; f++) {
-		snprintf(path, sizeof(path), "%s/%s-%u.%u.%u.%u", dir, *f, OUR_IP >> 24, (OUR_IP >> 16) & 255,
-			 (OUR_IP >> 8) & 255, OUR_IP & 255);
-		unlink(path);
-	}
-	rmdir(dir);
+	two_stacks_close(&t);
+}
+
+static bool child_holds_a_tuple(void)
+{
+	us_share_tuple_hold(7500, PEER_IP, 40000);
+	return true;
 }
 
 /* The group's connections in the groups file (issue 14): a 4-tuple
@@ -839,31 +876,10 @@ static void test_reuseport_group_members_across_stacks(void **state)
  * it go; a SIGKILLed holder's is free at once; other tuples are free. */
 static void test_reuseport_group_tuples(void **state)
 {
-	char dir[] = "/tmp/ustcp-tuple-XXXXXX", path[PATH_MAX + 40];
-	struct ust_config cfg = { .addr = OUR_IP };
-	int sync[2];
-	char b = 0;
-	pid_t child;
+	struct two_stacks t;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	snprintf(cfg.run_dir, sizeof(cfg.run_dir), "%s", dir);
-	assert_int_equal(us_share_open(&cfg), 0);
-	assert_true(us_share_groups());
-	assert_int_equal(pipe(sync), 0);
-	child = fork();
-	assert_true(child >= 0);
-	if (child == 0) {
-		if (us_share_open(&cfg) == 0 && us_share_groups()) {
-			us_share_tuple_hold(7500, PEER_IP, 40000);
-			b = 1;
-		}
-		(void)!write(sync[1], &b, 1);
-		pause();
-		_exit(0);
-	}
-	assert_int_equal(read(sync[0], &b, 1), 1);
-	assert_int_equal(b, 1);
+	two_stacks_open(&t, child_holds_a_tuple);
 	assert_false(us_share_tuple_free(7500, PEER_IP, 40000)); /* the other stack's */
 	assert_true(us_share_tuple_free(7500, PEER_IP, 40001));
 	assert_true(us_share_tuple_free(7501, PEER_IP, 40000));
@@ -874,18 +890,10 @@ static void test_reuseport_group_tuples(void **state)
 	/* Another's entry is not ours to let go. */
 	us_share_tuple_let_go(7500, PEER_IP, 40000);
 	assert_false(us_share_tuple_free(7500, PEER_IP, 40000));
-	kill(child, SIGKILL);
-	assert_int_equal(waitpid(child, NULL, 0), child);
+	kill(t.child, SIGKILL);
+	assert_int_equal(waitpid(t.child, NULL, 0), t.child);
 	assert_true(us_share_tuple_free(7500, PEER_IP, 40000));
-	us_share_disown();
-	close(sync[0]);
-	close(sync[1]);
-	for (const char *const *f = (const char *const[]){ "addr", "ports", "groups", NULL }; *f; f++) {
-		snprintf(path, sizeof(path), "%s/%s-%u.%u.%u.%u", dir, *f, OUR_IP >> 24, (OUR_IP >> 16) & 255,
-			 (OUR_IP >> 8) & 255, OUR_IP & 255);
-		unlink(path);
-	}
-	rmdir(dir);
+	two_stacks_close(&t);
 }
 
 int main(void)
