@@ -102,6 +102,8 @@
 	X(TCP_SEGS_OUT,      "tcp-segs-out",      "TCP segments sent") \
 	X(TCP_RETRANS,       "tcp-retrans",       "segments retransmitted") \
 	X(TCP_FAST_RETRANS,  "tcp-fast-retrans",  "fast retransmits") \
+	X(TCP_RECOVERY_RETRANS, "tcp-recovery-retrans", "segments found lost and sent again outside a timeout's recovery (TCPFastRetrans)") \
+	X(TCP_SLOW_START_RETRANS, "tcp-slow-start-retrans", "segments found lost and sent again after a timeout (TCPSlowStartRetrans)") \
 	X(TCP_RTO,           "tcp-rto",           "retransmission timeouts") \
 	X(TCP_TIMEOUT_REHASH, "tcp-timeout-rehash", "IPv6 flow labels changed by a retransmission timeout (TCPTimeoutRehash)") \
 	X(TCP_DUP_DATA_REHASH, "tcp-dup-data-rehash", "IPv6 flow labels changed by data received again under a new label (TCPDuplicateDataRehash)") \

@@ -522,6 +522,10 @@ static void retransmit_lost(struct ust_tcb *t, uint32_t *quota, ust_time now)
 			continue;
 		if (!retransmit(t, i, TCP_SENT_RETRANS | TCP_SENT_EVER_RETRANS, now))
 			break;
+		/* Which repair sent it (tcp-retrans counts every kind, the
+		 * probes too): Linux's TCPSlowStartRetrans and TCPFastRetrans. */
+		tcp_count(t->tcp, t->ca_state == TCP_CA_LOSS ? UST_EV_TCP_SLOW_START_RETRANS
+							     : UST_EV_TCP_RECOVERY_RETRANS);
 		--*quota;
 		if (i == 0)
 			rearm = true;

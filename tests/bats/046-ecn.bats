@@ -136,7 +136,10 @@ through_ce() {
 		-C "$to" -I "$src" -s "$TMP/counters"
 	wait
 	echo "# $cc: tcp-ecn-cwr $(host_counter tcp-ecn-cwr) tcp-delivered-ce $(host_counter tcp-delivered-ce)" \
-		"tcp-retrans $(host_counter tcp-retrans) tcp-loss-probes $(host_counter tcp-loss-probes)" >&3
+		"tcp-retrans $(host_counter tcp-retrans) tcp-loss-probes $(host_counter tcp-loss-probes)" \
+		"tcp-recovery-retrans $(host_counter tcp-recovery-retrans)" \
+		"tcp-slow-start-retrans $(host_counter tcp-slow-start-retrans)" \
+		"tcp-fast-retrans $(host_counter tcp-fast-retrans) tcp-rto $(host_counter tcp-rto)" >&3
 	assert_success
 	assert_output --partial "outcome=orderly"
 	same_file "$src" "$got"
