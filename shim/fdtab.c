@@ -759,6 +759,19 @@ void us_fd_map_inherited(void)
 		have_region();
 }
 
+/* Another thread may be in foreign_lookup when one forks: the lock is
+ * taken across fork(), so that the child's copy is never held by a
+ * thread it does not have. */
+void us_fd_fork_lock(void)
+{
+	pthread_mutex_lock(&foreign_lock);
+}
+
+void us_fd_fork_unlock(void)
+{
+	pthread_mutex_unlock(&foreign_lock);
+}
+
 void us_fd_forked(void)
 {
 	table_pid = getpid();

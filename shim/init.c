@@ -7,16 +7,25 @@
  * with the start-up lock taken. The child's fd table will name our sockets
  * too: counted before the fork, so that the parent closing its copy right
  * after cannot look like the last close. (A keeper closes the program's
- * fds without the table: not counted.) */
+ * fds without the table: not counted.) The lock on other processes'
+ * regions (SCM_RIGHTS) is held across the fork, taken last. */
 static void atfork_prepare(void)
 {
 	us_news_flush();
 	if (us_stack_fork_prepare())
 		us_fd_inherited();
+	us_fd_fork_lock();
+}
+
+static void atfork_parent(void)
+{
+	us_fd_fork_unlock();
+	us_stack_fork_parent();
 }
 
 static void atfork_child(void)
 {
+	us_fd_fork_unlock();
 	us_fd_forked();
 	us_news_forget();
 	us_stack_fork_child();
@@ -29,6 +38,6 @@ static void atfork_child(void)
 __attribute__((constructor)) static void shim_init(void)
 {
 	us_real();
-	pthread_atfork(atfork_prepare, us_stack_fork_parent, atfork_child);
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	us_fd_map_inherited();
 }

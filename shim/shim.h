@@ -66,6 +66,8 @@ unsigned us_fd_top(void);
 struct us_sock *us_fd_lookup(int fd);
 /* A child forked through fork(): its copy of the table counts. */
 void us_fd_forked(void);
+void us_fd_fork_lock(void);   /* held across fork(): the foreign regions' lock */
+void us_fd_fork_unlock(void);
 /* In an exec'd image's constructor: map the region the old image passed
  * (USTCP_REGION_FD) and adopt the sockets it inherited. */
 void us_fd_map_inherited(void);
