@@ -514,6 +514,47 @@ body_passfd() {
 @test "SCM_RIGHTS: a connected socket passed to an unrelated process, used there after the sender exits [kernel]" { MODE=kernel body_passfd; }
 @test "SCM_RIGHTS: a connected socket passed to an unrelated process, used there after the sender exits [ustcp]" { MODE=ustcp body_passfd; }
 
+# A listening socket passed with SCM_RIGHTS to an unrelated process, which
+# accepts three kernel clients on it while the sender (which closed its
+# copy) waits, as a supervisor handing its listener to a worker does
+# (THEN wait), or after the sender has exited (exit).
+body_passfd_listener() {
+	local then=$1
+	shim_topo_up
+	prog_bg python3 "$SHIM_DIR/passfd.py" accept "$TMP/pass.sock" 3 >"$TMP/recv.out" 2>"$TMP/recv.err"
+	local recv_pid=$BG_PID
+	prog_bg python3 "$SHIM_DIR/passfd.py" listen "$TMP/pass.sock" 7330 "$then" >"$TMP/send.out" 2>"$TMP/send.err"
+	local send_pid=$BG_PID
+	retry 50 grep -q "^receiver got" "$TMP/recv.out"
+	local i
+	for i in 1 2 3; do
+		peer python3 -c 'import socket, sys
+s = socket.create_connection((sys.argv[1], 7330), timeout=10)
+s.sendall(b"x" * int(sys.argv[2])); s.shutdown(socket.SHUT_WR)
+print(s.recv(100).decode())' "$SADDR" "$((i * 1000))" >>"$TMP/peer.out"
+	done
+	bg_wait "$recv_pid"
+	bg_wait "$send_pid"
+	cat "$TMP/recv.out" "$TMP/recv.err" "$TMP/send.out" "$TMP/send.err" "$TMP/peer.out"
+	diff -u - "$TMP/recv.out" <<-EOF
+		receiver got listener: listening 1, port 7330
+		accepted one: 1000 bytes, then EOF
+		accepted one: 2000 bytes, then EOF
+		accepted one: 3000 bytes, then EOF
+	EOF
+	diff -u - "$TMP/peer.out" <<-EOF
+		got 1000
+		got 2000
+		got 3000
+	EOF
+	[ "$then" = exit ] || grep -q "^sender told done" "$TMP/send.out"
+}
+
+@test "SCM_RIGHTS: a listening socket passed to an unrelated process accepts there [kernel]" { MODE=kernel body_passfd_listener wait; }
+@test "SCM_RIGHTS: a listening socket passed to an unrelated process accepts there [ustcp]" { MODE=ustcp body_passfd_listener wait; }
+@test "SCM_RIGHTS: a listening socket passed to an unrelated process accepts there after the sender exits [kernel]" { MODE=kernel body_passfd_listener exit; }
+@test "SCM_RIGHTS: a listening socket passed to an unrelated process accepts there after the sender exits [ustcp]" { MODE=ustcp body_passfd_listener exit; }
+
 # ---- haproxy ---------------------------------------------------------------------
 
 # haproxy in TCP mode between a kernel client and a kernel HTTP server, both

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """A connected TCP socket passed to another process with SCM_RIGHTS
-(issue 14, item 12).
+(issue 14, item 12), and a listening one.
 
     passfd.py receive UNIX_PATH PEER_PORT  (start first; it listens on the path)
     passfd.py send UNIX_PATH PEER_ADDR PORT
+    passfd.py accept UNIX_PATH COUNT       (start first, as receive)
+    passfd.py listen UNIX_PATH PORT wait|exit
 
 The sender connects to an echo server (echo_server.py), writes 1000 bytes,
 passes the socket over an AF_UNIX connection to the receiver, closes its
@@ -23,7 +25,9 @@ import time
 import shimlib
 
 
-def receive(path, port):
+def take_fd(path):
+    """Accepts one connection on the AF_UNIX path and returns the message and
+    the fd that came with it."""
     ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     ls.bind(path)
     ls.listen(1)
@@ -34,9 +38,14 @@ def receive(path, port):
     for level, kind, raw in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(raw[:fds.itemsize])
-    s = socket.socket(fileno=fds[0])
+    return msg.decode(), fds[0], u
+
+
+def receive(path, port):
+    msg, fd, _ = take_fd(path)
+    s = socket.socket(fileno=fd)
     s.settimeout(20)
-    print("receiver got %s" % msg.decode(), flush=True)
+    print("receiver got %s" % msg, flush=True)
     # What the socket is here: the sender's TCP socket, with the option
     # it set, options that take and read back, and TCP_INFO.
     S = socket.SOL_SOCKET
@@ -73,7 +82,59 @@ def send(path, addr, port):
     print("sender passed it and closed its copy", flush=True)
 
 
+def accept(path, count):
+    """The listening socket's receiver: accepts COUNT connections on it, one
+    at a time; each brings N bytes and the peer's FIN, and gets "got N"
+    back before it is closed. Then tells the sender it may go."""
+    msg, fd, u = take_fd(path)
+    ls = socket.socket(fileno=fd)
+    ls.settimeout(20)
+    print("receiver got %s: listening %d, port %d" % (
+        msg, ls.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN), ls.getsockname()[1]), flush=True)
+    for _ in range(count):
+        c, _ = ls.accept()
+        c.settimeout(20)
+        n = shimlib.read_to_eof(c)
+        c.sendall(b"got %d" % n)
+        c.close()
+        print("accepted one: %d bytes, then EOF" % n, flush=True)
+    ls.close()
+    try:
+        u.sendall(b"done")
+    except OSError:
+        pass  # a sender that did not wait
+    u.close()
+
+
+def listen(path, port, then):
+    """Listens on PORT, passes the listening socket, closes its own copy,
+    and stays until the receiver is done (THEN "wait": as a supervisor that
+    hands its listeners to a worker does) or exits at once ("exit")."""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", port))
+    ls.listen(8)
+    u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    for _ in range(100):
+        try:
+            u.connect(path)
+            break
+        except OSError:
+            time.sleep(0.1)
+    u.sendmsg([b"listener"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [ls.fileno()]))])
+    ls.close()
+    print("sender passed the listener and closed its copy", flush=True)
+    if then == "exit":
+        return
+    u.settimeout(60)
+    print("sender told %s" % u.recv(16).decode(), flush=True)
+
+
 if sys.argv[1] == "receive":
     receive(sys.argv[2], int(sys.argv[3]))
+elif sys.argv[1] == "accept":
+    accept(sys.argv[2], int(sys.argv[3]))
+elif sys.argv[1] == "listen":
+    listen(sys.argv[2], int(sys.argv[3]), sys.argv[4])
 else:
     send(sys.argv[2], sys.argv[3], int(sys.argv[4]))
