@@ -50,12 +50,14 @@ static bool parse_process(const char *line, struct ust_dump *d)
 {
 	/* Cleaned even when the line is refused: d never holds another's
 	 * escape sequence, whatever its caller does with it. */
-	int n = sscanf(line, "process %d %31s %16s %23s %15s", &d->pid, d->comm, d->iface, d->addr, d->kind);
+	int n = sscanf(line, "process %d %31s %16s %23s %15s %47s", &d->pid, d->comm, d->iface, d->addr, d->kind,
+		       d->addr6);
 
 	printable(d->comm);
 	printable(d->iface);
 	printable(d->addr);
 	printable(d->kind);
+	printable(d->addr6);
 	return n >= 4;
 }
 

@@ -35,6 +35,7 @@ struct ust_dump_counter {
 struct ust_dump {
 	int pid;
 	char comm[32], iface[IFNAMSIZ + 1], addr[24], kind[16];
+	char addr6[48]; /* "ADDR6/PREFIX6", empty if the stack has no IPv6 address */
 	struct ust_dump_conn *conns; /* malloc'd: ust_dump_free */
 	size_t nconns;
 	struct ust_dump_counter *ctrs;

@@ -41,11 +41,16 @@ void tcp_send_challenge_ack(struct ust_tcb *t, ust_time now)
 }
 
 /* What the SYN or SYN-ACK says about the peer: window scaling, SACK and
- * timestamps need both sides (RFC 7323 §2.2); the MSS it takes. */
+ * timestamps need both sides (RFC 7323 §2.2); the MSS it takes. Without
+ * an MSS option, 536 (RFC 9293 §3.7.1) over IPv4 and over IPv6 1220, what
+ * IPv6's 1280-byte MTU carries (Linux's mss_clamp for both ends of an IPv6
+ * connection, tcp_request_sock_ipv6_ops and tcp_v6_connect). */
 static void apply_syn_options(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 {
 	const struct ust_tcp_opts *o = &seg->opt;
-	unsigned mss = o->mss ? o->mss : TCP_MSS_DEFAULT;
+	unsigned mss = o->mss                            ? o->mss
+		       : ust_ip6_is_v4mapped(&seg->src) ? TCP_MSS_DEFAULT
+							: TCP_MIN_ADVMSS6;
 
 	t->ws_ok = o->wscale >= 0;
 	t->snd_wscale = t->ws_ok ? (uint8_t)o->wscale : 0;

@@ -8,7 +8,8 @@
  *     H(addrs, ports, 0) + SEQ + (count << 24) + ((H(addrs, ports, count) + data) & 0xffffff)
  *
  * with SEQ the peer's ISN, count the minutes of the clock, data the index
- * of the peer's MSS in Linux's table (536, 1300, 1440, 1460) and H the
+ * of the peer's MSS in Linux's table (536, 1300, 1440, 1460; over IPv6
+ * net/ipv6/syncookies.c's 1220, 1420, 1440, 8940) and H the
  * keyed hash of tcp_isn.c (SipHash-2-4) under the RFC 6528 secret, tweaked
  * so cookies and ISNs never share a value. A cookie is good for the minute
  * it was made and the next (Linux's MAX_SYNCOOKIE_AGE 2).
@@ -29,8 +30,18 @@
 #define TS_OPT_ECN (1u << 5)
 #define TSBITS 6
 
-/* Linux's msstab: "the most common MSS values seen", highest last. */
+/* Linux's msstab: "the most common MSS values seen", highest last; and
+ * IPv6's, the MTUs 1280 (IPv6's least), 1480, 1500 and 9000 less 60. */
 static const uint16_t msstab[] = { 536, 1300, 1440, 1460 };
+static const uint16_t msstab6[] = { 1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60 };
+#define MSSTAB_SIZE UST_ARRAY_SIZE(msstab)
+_Static_assert(UST_ARRAY_SIZE(msstab6) == MSSTAB_SIZE, "one index, either table");
+
+/* The table of the segment's family. */
+static const uint16_t *mss_table(const struct ust_tcp_seg *seg)
+{
+	return ust_ip6_is_v4mapped(&seg->src) ? msstab : msstab6;
+}
 
 /* The cookie clock: minutes (Linux's tcp_cookie_time, jiffies / 60 s). */
 static uint32_t cookie_time(ust_time now)
@@ -53,13 +64,16 @@ static uint32_t cookie_hash(const struct ust_tcp *tcp, const struct ust_tcp_seg 
 uint32_t tcp_cookie_isn(const struct ust_tcp *tcp, const struct ust_tcp_seg *syn, ust_time now,
 			uint16_t *mss)
 {
+	const uint16_t *tab = mss_table(syn);
 	unsigned peer_mss = syn->opt.mss ? syn->opt.mss : TCP_MSS_DEFAULT;
 	uint32_t count = cookie_time(now), idx;
 
-	for (idx = UST_ARRAY_SIZE(msstab) - 1; idx; idx--)
-		if (peer_mss >= msstab[idx])
+	/* Below the table's least: its least, as Linux's (an IPv6 peer's
+	 * MSS is at least 1220 anyway). */
+	for (idx = MSSTAB_SIZE - 1; idx; idx--)
+		if (peer_mss >= tab[idx])
 			break;
-	*mss = msstab[idx];
+	*mss = tab[idx];
 	return cookie_hash(tcp, syn, 0, 0) + syn->seq + (count << COOKIEBITS) +
 	       ((cookie_hash(tcp, syn, count, 1) + idx) & COOKIEMASK);
 }
@@ -73,7 +87,7 @@ unsigned tcp_cookie_check(const struct ust_tcp *tcp, const struct ust_tcp_seg *a
 	if (diff >= MAX_SYNCOOKIE_AGE)
 		return 0;
 	idx = (cookie - cookie_hash(tcp, ack, count - diff, 1)) & COOKIEMASK;
-	return idx < UST_ARRAY_SIZE(msstab) ? msstab[idx] : 0;
+	return idx < MSSTAB_SIZE ? mss_table(ack)[idx] : 0;
 }
 
 /* Linux's cookie_init_timestamp: the clock with its low bits replaced,

@@ -160,7 +160,7 @@ static void dump_tcb(struct ust_tcb *t, void *arg)
 
 /* What ustcp-stat reads, one record per line (ustcp-stat(1) parses it):
  *   ustcp 1
- *   process PID COMM IFACE ADDR/PREFIX program
+ *   process PID COMM IFACE ADDR/PREFIX program [ADDR6/PREFIX6]
  *   tcp STATE RECV-Q SEND-Q LOCAL PEER TIMER MS     (STATE and TIMER as ss)
  *   counter NAME VALUE
  *   end */
@@ -175,9 +175,17 @@ static void dump(FILE *f)
 			comm[strcspn(comm, "\n ")] = 0;
 		fclose(cf);
 	}
-	fprintf(f, "ustcp 1\nprocess %d %s %s %u.%u.%u.%u/%u %s\n", (int)us_st.pid, comm, us_st.cfg.iface,
+	fprintf(f, "ustcp 1\nprocess %d %s %s %u.%u.%u.%u/%u %s", (int)us_st.pid, comm, us_st.cfg.iface,
 		us_st.cfg.addr >> 24, us_st.cfg.addr >> 16 & 255, us_st.cfg.addr >> 8 & 255, us_st.cfg.addr & 255, us_st.cfg.prefix,
 		us_st.keeper ? "keeper" : "program");
+	/* The IPv6 address last: an older ustcp-stat reads the line's first
+	 * five fields and ignores the rest. */
+	if (us_st.cfg.has_addr6) {
+		char a6[48];
+
+		fprintf(f, " %s/%u", ust_ip6_str(&us_st.cfg.addr6, a6), us_st.cfg.prefix6);
+	}
+	fputc('\n', f);
 	ust_tcp_each(&us_st.tcp, dump_tcb, &d);
 	for (unsigned i = 0; i < UST_EVENT_MAX; i++)
 		fprintf(f, "counter %s %llu\n", ust_event_name((enum ust_event)i),

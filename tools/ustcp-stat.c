@@ -332,8 +332,8 @@ static void print_counters(const struct procs *ps)
 		const struct ust_dump *p = &ps->v[i];
 		size_t w = 0;
 
-		printf("%sprocess %d (%s) %s %s %s, %zu connection%s\n", i ? "\n" : "", p->pid, p->comm, p->kind,
-		       p->iface, p->addr, p->nconns, p->nconns == 1 ? "" : "s");
+		printf("%sprocess %d (%s) %s %s %s%s%s, %zu connection%s\n", i ? "\n" : "", p->pid, p->comm, p->kind,
+		       p->iface, p->addr, p->addr6[0] ? " " : "", p->addr6, p->nconns, p->nconns == 1 ? "" : "s");
 		for (size_t j = 0; j < p->nctrs; j++)
 			w = max_sz(w, strlen(p->ctrs[j].name));
 		for (size_t j = 0; j < p->nctrs; j++)

@@ -97,6 +97,40 @@ host_ready6() {
 	[ "$(grep -c "$PEER_ADDR6 > ${USTCP_ADDR6%/*}: ICMP6, echo reply" <<<"$output")" -eq 3 ]
 }
 
+# A tun link (ustcp-netns --tun --ipv6) carries bare IPv6 datagrams: no
+# Ethernet header, no neighbour discovery, no DAD, no link-local address of
+# the stack's. Pings both ways, the kernel of the stack's namespace first.
+@test "ping6 over a tun interface both ways: no NDP, no DAD, raw-IP pcap" {
+	topo_up --tun --ipv6
+	kernel_ipv6 on
+	peer_pings6 "${USTCP_ADDR6%/*}" 3
+	run in_stack timeout 20 ping -6 -c 3 -i 0.1 -W 2 "$PEER_ADDR6"
+	assert_output --partial "3 received"
+	kernel_ipv6 off
+	export USTCP_PCAP=$BATS_TEST_TMPDIR/in.pcap
+	host_start
+	# At once: no DAD to wait for.
+	peer_pings6 "${USTCP_ADDR6%/*}" 3
+	host_stop
+	[ "$(host_counter icmp6-echo-in)" -eq 3 ]
+	[ "$(host_counter nd-ns-out)" -eq 0 ]
+	[ "$(host_counter nd-na-out)" -eq 0 ]
+	export USTCP_PCAP=$BATS_TEST_TMPDIR/out.pcap
+	run in_stack timeout 20 "$HOST" -p "$PEER_ADDR6" -c 3 -i 0.1
+	assert_success
+	assert_output --partial "3 packets transmitted, 3 received"
+	local f
+	for f in in out; do
+		run --separate-stderr timeout 10 tcpdump -nr "$BATS_TEST_TMPDIR/$f.pcap"
+		[[ $stderr == *"link-type RAW"* ]] || fail "$f.pcap: $stderr"
+		refute_output --partial "neighbor"
+		refute_output --partial "fe80::"
+		[ "$(grep -c "ICMP6, echo reply" <<<"$output")" -eq 3 ]
+		[ "$(grep -c "ICMP6, echo request" <<<"$output")" -eq 3 ]
+	done
+	[ "$(grep -c "^.* IP6 $PEER_ADDR6 > ${USTCP_ADDR6%/*}: ICMP6, echo reply" <<<"$output")" -eq 3 ]
+}
+
 @test "an unanswered IPv6 neighbour is reported unreachable after three solicitations" {
 	topo_up --ipv6
 	export USTCP_PCAP=$BATS_TEST_TMPDIR/cap.pcap

@@ -228,7 +228,28 @@ body_iperf3_6_server() {
 	iperf3_exchange server "$SADDR6"
 }
 
+# TCP over IPv6 on a tun link (ustcp-netns --tun --ipv6: no Ethernet, no
+# NDP): the stack's side as python3's echo client (two connections, 1 MB
+# echoed each) and as socat's TCP6-LISTEN server for a kernel client. Under
+# ustcp the capture shows raw IPv6 TCP and not one neighbour message.
+body_tun6() {
+	shim6_topo_up --tun
+	[ "$MODE" = kernel ] || export USTCP_PCAP=$TMP/cap.pcap
+	py_echo_exchange "$PEER_ADDR6" 7610 2
+	socat_server_exchange TCP6 "[$SADDR6]"
+	[ "$MODE" = ustcp ] || return 0
+	run --separate-stderr timeout 10 tcpdump -nr "$USTCP_PCAP"
+	[[ $stderr == *"link-type RAW"* ]] || fail "$stderr"
+	refute_output --partial "neighbor"
+	# Two echo connections and socat's, each seen both ways.
+	[ "$(grep -c "IP6 $SADDR6\.[0-9]* > $PEER_ADDR6\.7610: Flags \[S\]" <<<"$output")" -eq 2 ]
+	[ "$(grep -c "IP6 $PEER_ADDR6\.[0-9]* > $SADDR6\.7002: Flags \[S\]" <<<"$output")" -eq 1 ]
+}
+
 @test "a device with TSO but not TSO6: IPv6 segments go alone, IPv4 runs still as GSO frames [ustcp]" { MODE=ustcp body_gso_per_family; }
+
+@test "tun link: TCP over IPv6 both ways, 1 MB each, no NDP [kernel]" { MODE=kernel body_tun6; }
+@test "tun link: TCP over IPv6 both ways, 1 MB each, no NDP [ustcp]" { MODE=ustcp body_tun6; }
 
 @test "curl -6: GET over IPv6, the server sees our IPv6 address [kernel]" { MODE=kernel body_curl6; }
 @test "curl -6: GET over IPv6, the server sees our IPv6 address [ustcp]" { MODE=ustcp body_curl6; }

@@ -178,8 +178,8 @@ to_time_wait() {
 	stat_until 10 "^ESTAB +0 +0 +$me +$peer +$proc"
 	to_time_wait "$me" "$peer" "$proc"
 	run -0 stat_run -s
-	# (The process line names the IPv4 address only.)
-	assert_line --regexp "^process $pid \\(python3[.0-9]*\\) program $USTCP_IFACE $USTCP_ADDR, 1 connection$"
+	# The process line names the IPv6 address beside the IPv4 one.
+	assert_line --regexp "^process $pid \\(python3[.0-9]*\\) program $USTCP_IFACE $USTCP_ADDR $USTCP_ADDR6, 1 connection$"
 	assert_line --regexp '^  tcp-active-opens +1$'
 	touch "$TMP/exit"
 	local p

@@ -9,6 +9,10 @@
 #
 # Bodies run on the kernel's TCP ([kernel], which proves the test) and under
 # ustcp, as in 060-shim.bats. The flood is bounded: RATE SYNs/s for SECS s.
+#
+# The IPv6 twins (issue 16) flood the stack's IPv6 address from SPOOF6, a
+# /64 of the test's own ULA /48 (ustcp-netns's fd00:A:B::/48) that no link
+# holds, routed back through the peer, which forwards nothing.
 
 bats_require_minimum_version 1.5.0
 
@@ -24,19 +28,38 @@ SPOOF=198.18.0.0/16
 # A client's "key value" output.
 val() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 
+# flood_setup [6]: the topology (IPv6 too with 6), the route back for the
+# spoofed sources through the peer, and the server on ADDR, the address the
+# flood and the client aim at.
 flood_setup() {
-	shim_topo_up
-	timeout 10 ip netns exec "$PEER_NETNS" sysctl -q -w net.ipv4.ip_forward=0
+	local spoof gw
+	if [ "${1:-}" = 6 ]; then
+		shim6_topo_up
+		ADDR=$SADDR6
+		# fd00:A:B:0:1::/64 is the link; fd00:A:B:ff::/64 nobody's.
+		SPOOF6=$(awk -F: '{ printf "%s:%s:%s:ff::/64", $1, $2, $3 }' <<<"$SADDR6")
+		spoof=$SPOOF6 gw=$PEER_ADDR6
+		timeout 10 ip netns exec "$PEER_NETNS" sysctl -q -w net.ipv6.conf.all.forwarding=0
+		export USTCP_GW=$PEER_ADDR,$PEER_ADDR6
+	else
+		shim_topo_up
+		ADDR=$SADDR
+		spoof=$SPOOF gw=$PEER_ADDR
+		timeout 10 ip netns exec "$PEER_NETNS" sysctl -q -w net.ipv4.ip_forward=0
+		export USTCP_GW=$PEER_ADDR
+	fi
+	FLOOD_SRC=$spoof
 	if [ "$MODE" = kernel ]; then
-		timeout 10 ip -n "$USTCP_NETNS" route add "$SPOOF" via "$PEER_ADDR"
+		timeout 10 ip -n "$USTCP_NETNS" route add "$spoof" via "$gw"
+		# (One switch for both families, as Linux's.)
 		timeout 10 ip netns exec "$USTCP_NETNS" sysctl -q -w net.ipv4.tcp_syncookies=1
 	fi
-	export USTCP_GW=$PEER_ADDR USTCP_RUN_DIR=$TMP/run
-	prog_bg /usr/bin/python3 "$SHIM_DIR/flood_server.py" "$SADDR" 9000 "$BACKLOG" "$REPLY" 50 \
+	export USTCP_RUN_DIR=$TMP/run
+	prog_bg /usr/bin/python3 "$SHIM_DIR/flood_server.py" "$ADDR" 9000 "$BACKLOG" "$REPLY" 50 \
 		</dev/null >"$TMP/server.out"
-	prog_wait_listen 9000
-	wait_for 10 pgrep -f "^/usr/bin/python3 $SHIM_DIR/flood_server.py $SADDR " >/dev/null
-	SPID=$(pgrep -f "^/usr/bin/python3 $SHIM_DIR/flood_server.py $SADDR " | head -n 1)
+	prog_wait_listen 9000 "$ADDR"
+	wait_for 10 pgrep -f "^/usr/bin/python3 $SHIM_DIR/flood_server.py $ADDR " >/dev/null
+	SPID=$(pgrep -f "^/usr/bin/python3 $SHIM_DIR/flood_server.py $ADDR " | head -n 1)
 }
 
 rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$SPID/status"; }
@@ -59,17 +82,18 @@ counter() {
 	fi
 }
 
+# body_flood [6]: over IPv4, or IPv6 with 6.
 body_flood() {
-	flood_setup
-	peer /usr/bin/python3 "$SHIM_DIR/flood_client.py" "$SADDR" 9000 20 "$REPLY" 10 >"$TMP/before.out"
+	flood_setup "${1:-}"
+	peer /usr/bin/python3 "$SHIM_DIR/flood_client.py" "$ADDR" 9000 20 "$REPLY" 10 >"$TMP/before.out"
 	cat "$TMP/before.out"
 	[ "$(val "$TMP/before.out" ok)" = 20 ]
 	local rss0
 	rss0=$(rss_kb)
-	peer_bg "$BUILD/tests/synflood" "$SADDR" 9000 "$SPOOF" "$RATE" $((RATE * SECS)) "$SECS" >"$TMP/flood.out"
+	peer_bg "$BUILD/tests/synflood" "$ADDR" 9000 "$FLOOD_SRC" "$RATE" $((RATE * SECS)) "$SECS" >"$TMP/flood.out"
 	local fpid=$BG_PID
 	sleep 0.3
-	peer /usr/bin/python3 "$SHIM_DIR/flood_client.py" "$SADDR" 9000 100000 "$REPLY" $((SECS - 1)) \
+	peer /usr/bin/python3 "$SHIM_DIR/flood_client.py" "$ADDR" 9000 100000 "$REPLY" $((SECS - 1)) \
 		>"$TMP/during.out"
 	local syn_recv rss1
 	syn_recv=$(half_open)
@@ -92,10 +116,12 @@ body_flood() {
 	# more than 4 MiB.
 	[ "$rss1" -le $((rss0 + 4096)) ]
 	# After: served as before.
-	peer /usr/bin/python3 "$SHIM_DIR/flood_client.py" "$SADDR" 9000 20 "$REPLY" 10 >"$TMP/after.out"
+	peer /usr/bin/python3 "$SHIM_DIR/flood_client.py" "$ADDR" 9000 20 "$REPLY" 10 >"$TMP/after.out"
 	cat "$TMP/after.out"
 	[ "$(val "$TMP/after.out" ok)" = 20 ]
 }
 
 @test "flood: spoofed SYNs, the SYN queue stays bounded, cookies serve a real client [kernel]" { MODE=kernel body_flood; }
 @test "flood: spoofed SYNs, the SYN queue stays bounded, cookies serve a real client [ustcp]" { MODE=ustcp body_flood; }
+@test "flood over IPv6: spoofed SYNs, the SYN queue stays bounded, cookies serve a real client [kernel]" { MODE=kernel body_flood 6; }
+@test "flood over IPv6: spoofed SYNs, the SYN queue stays bounded, cookies serve a real client [ustcp]" { MODE=ustcp body_flood 6; }

@@ -114,16 +114,17 @@ peer_bg() {
 }
 
 
-# prog_wait_listen PORT: wait (bounded) until a server on the stack's side
-# listens on PORT. A server under ustcp has no kernel socket for `ss` to see,
-# so a bare SYN from the peer's side asks (synprobe.py: the half-open
-# connection is reset, nothing reaches accept()). In kernel mode wait_listen
-# comes first, which also proves the probe.
+# prog_wait_listen PORT [ADDR]: wait (bounded) until a server on the stack's
+# side listens on PORT (at ADDR, IPv4 or IPv6; SADDR by default). A server
+# under ustcp has no kernel socket for `ss` to see, so a bare SYN from the
+# peer's side asks (synprobe.py: the half-open connection is reset, nothing
+# reaches accept()). In kernel mode wait_listen comes first, which also
+# proves the probe.
 prog_wait_listen() {
 	if [ "$MODE" = kernel ]; then
 		wait_listen "$USTCP_NETNS" "$1" || return 1
 	fi
-	timeout 15 ip netns exec "$PEER_NETNS" python3 "$SHIM_DIR/synprobe.py" "$SADDR" "$1" 10 3>&-
+	timeout 15 ip netns exec "$PEER_NETNS" python3 "$SHIM_DIR/synprobe.py" "${2:-$SADDR}" "$1" 10 3>&-
 }
 
 # lo_ask stack|peer ADDR PORT NAME: a kernel client in the stack's

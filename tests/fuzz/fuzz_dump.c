@@ -33,6 +33,7 @@ static void check_dump(const struct ust_dump *d)
 	CHECK(d->iface);
 	CHECK(d->addr);
 	CHECK(d->kind);
+	CHECK(d->addr6);
 	if ((d->nconns && !d->conns) || (d->nctrs && !d->ctrs))
 		abort();
 	for (size_t i = 0; i < d->nconns; i++) {

@@ -772,6 +772,26 @@ def scenario_syncookie(lab):
     print("app:", lab.line())
 
 
+def scenario_syncookie_mss(lab):
+    """syncookie-mss*.seg (v6-syncookie-mss.seg over IPv6): run with
+    net.ipv4.tcp_syncookies=2. A SYN offering only mss COOKIE_MSS (from
+    the environment, 1300 by default; 0: no option at all); its cookie's
+    ACK makes the connection; the MSS the kernel then sends with (TCP_INFO
+    snd_mss): what the cookie kept, Linux's table rounding. Without the
+    sysctl, the same through a kept child: the MSS taken as it is."""
+    mss = int(os.environ.get("COOKIE_MSS", "1300"))
+    opts = [("MSS", mss)] if mss else []
+    p = Peer(lab, opts, win=65535)
+    enter_netns(NS_P)
+    p.sock = conf.L2socket(iface=IF_P)
+    c, _ = cookie_exchange(p, 41101, opts, f"mss {mss} only" if mss else "no options")
+    p.sock.send(Ether(src=lab.mac_p, dst=lab.mac_k) / l3() /
+                TCP(sport=41101, dport=PORT_K, flags="A", seq=PEER_ISN + 1, ack=c + 1, window=p.win))
+    print("app:", lab.line())
+    info = lab.info()
+    print(f"# after the cookie's ACK: snd_mss {info['snd_mss']} advmss {info['advmss']}")
+
+
 def scenario_syncookie_overflow(lab):
     """syncookie-*.seg: with net.ipv4.tcp_syncookies=1 (Linux's default)
     and the application's listen(1), SYNs that are never completed: which

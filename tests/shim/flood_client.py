@@ -3,6 +3,7 @@
 
     flood_client.py ADDR PORT N REPLY_BYTES [SECONDS]
 
+(ADDR IPv4 or IPv6.)
 Opens N connections one after the other to ADDR:PORT (flood_server.py),
 each: connect, one line, the whole reply (REPLY_BYTES, checked), close
 (the client closes first: the server waits for it).
@@ -31,7 +32,7 @@ def main():
     end = time.monotonic() + secs
     while tried < n and time.monotonic() < end:
         tried += 1
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_STREAM)
         s.settimeout(10)
         t0 = time.monotonic()
         try:

@@ -3,12 +3,13 @@
 
     flood_server.py ADDR PORT BACKLOG REPLY_BYTES SECONDS
 
-Listens on ADDR:PORT with BACKLOG, accepts connections one at a time, reads
+Listens on ADDR:PORT (IPv4 or IPv6) with BACKLOG, accepts connections one at a time, reads
 one line from each, answers REPLY_BYTES bytes ((i * 7 + 1) & 0xff), waits
 for the client's end (EOF) and closes: the client closes first, so TIME-WAIT
 is the client's and the server's memory is the flood's and its queues'
 alone. Writes "served N" to stdout after SECONDS, or at SIGTERM, and exits.
 """
+import errno
 import signal
 import socket
 import sys
@@ -19,9 +20,20 @@ def main():
     addr, port, backlog, size, secs = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
                                        int(sys.argv[4]), float(sys.argv[5]))
     reply = bytes((i * 7 + 1) & 0xff for i in range(size))
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((addr, port))
+    # A fresh IPv6 address is tentative while DAD runs (a second): bind
+    # fails with EADDRNOTAVAIL then, on ustcp as on Linux. Tried for 5 s.
+    for _ in range(50):
+        try:
+            ls.bind((addr, port))
+            break
+        except OSError as e:
+            if e.errno != errno.EADDRNOTAVAIL:
+                raise
+            time.sleep(0.1)
+    else:
+        ls.bind((addr, port))
     ls.listen(backlog)
     ls.settimeout(0.2)
     served = 0

@@ -43,10 +43,15 @@ def csum(data):
     return ~s & 0xFFFF
 
 
+def family(addr):
+    """AF_INET6 for an IPv6 address, AF_INET for an IPv4 one."""
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
 def route_source(dst, port):
     """The source address the route to dst gives (a throw-away UDP
     socket's)."""
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u = socket.socket(family(dst), socket.SOCK_DGRAM)
     u.connect((dst, port))
     src = u.getsockname()[0]
     u.close()
@@ -55,9 +60,15 @@ def route_source(dst, port):
 
 def tcp_segment(src, dst, sport, dport, seq, ack, flags):
     """A bare TCP header (no options, window 65535) from src:sport to
-    dst:dport, its checksum filled in, for a raw IPPROTO_TCP socket."""
+    dst:dport, its checksum filled in (IPv4's or IPv6's pseudo-header), for
+    a raw IPPROTO_TCP socket."""
     hdr = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0)
-    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(hdr))
+    fam = family(dst)
+    if fam == socket.AF_INET6:
+        pseudo = (socket.inet_pton(fam, src) + socket.inet_pton(fam, dst) +
+                  struct.pack("!IxxxB", len(hdr), 6))
+    else:
+        pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(hdr))
     return hdr[:16] + struct.pack("!H", csum(pseudo + hdr)) + hdr[18:]
 
 
@@ -68,8 +79,10 @@ def raw_replies(rs, dst, dport, sport, until):
         left = until - time.monotonic()
         if left <= 0 or not select.select([rs], [], [], left)[0]:
             return
-        pkt, (frm, _) = rs.recvfrom(65535)
-        ihl = (pkt[0] & 0x0F) * 4
+        pkt, frm = rs.recvfrom(65535)
+        frm = frm[0]
+        # An IPv4 raw socket reads the IP header; an IPv6 one does not.
+        ihl = (pkt[0] & 0x0F) * 4 if rs.family == socket.AF_INET else 0
         if frm != dst or len(pkt) < ihl + 20:
             continue
         sp, dp, _, ack, _, flags = struct.unpack("!HHIIBB", pkt[ihl:ihl + 14])

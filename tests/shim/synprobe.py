@@ -3,6 +3,7 @@
 
     synprobe.py ADDR PORT [SECONDS]
 
+(ADDR IPv4 or IPv6.)
 Sends a bare SYN from a raw socket every 0.2 s until a SYN-ACK comes back
 (exit 0) or SECONDS (default 10) pass (exit 1). The local kernel knows nothing
 of the probe's port and answers the SYN-ACK with a RST, which sends the
@@ -23,7 +24,7 @@ import shimlib
 def main():
     dst, port = sys.argv[1], int(sys.argv[2])
     limit = float(sys.argv[3]) if len(sys.argv) > 3 else 10.0
-    rs = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    rs = socket.socket(shimlib.family(dst), socket.SOCK_RAW, socket.IPPROTO_TCP)
     src = shimlib.route_source(dst, port)
     sport = 20000 + os.getpid() % 20000
     seq = struct.unpack("!I", os.urandom(4))[0]
@@ -40,7 +41,7 @@ def main():
                 return 0
             if flags & 0x04:
                 last = "RST (nothing listens)"
-    print("synprobe: nothing listens on %s:%d after %g s: %s" % (dst, port, limit, last),
+    print("synprobe: nothing listens on %s port %d after %g s: %s" % (dst, port, limit, last),
           file=sys.stderr)
     return 1
 
