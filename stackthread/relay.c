@@ -1264,7 +1264,7 @@ static void conn_died(struct us_conn *c)
 	/* What TCP_INFO reports from now on (us_op_status). */
 	ust_tcp_status_at(t, &last, ust_now());
 	us_slot_status_write(c->sock, &last);
-	c->sock->last_at = ust_now();
+	us_sock_last(c->sock)->at = ust_now();
 	atomic_fetch_or(&c->sock->flags, US_F_LAST_STATUS);
 	ust_tcp_set_user(t, NULL);
 	ust_tcp_close(t, ust_now()); /* CLOSED: frees it */
