@@ -47,6 +47,7 @@ static int region_fd = -1;       /* the memfd behind it */
  * A vfork child's copy of the table is not counted. */
 static pid_t table_pid;
 static struct us_sock *region;
+static struct us_last *lasts;    /* after the slots, one per slot */
 static _Atomic uint64_t *fdtab;
 static unsigned nfds;
 static unsigned nslots;
@@ -99,9 +100,10 @@ static bool map_fdtab(void)
 	return true;
 }
 
+/* The head's page, the slots, then their final statuses (us_sock_last). */
 static size_t region_size(unsigned n)
 {
-	return sizeof(struct us_sock) * n + 4096;
+	return (sizeof(struct us_sock) + sizeof(struct us_last)) * n + 4096;
 }
 
 /* The memfd, above the program's range (fcntl's own F_DUPFD_CLOEXEC: the
@@ -221,6 +223,7 @@ static bool map_inherited(const char *var)
 	head = p;
 	nslots = h.nslots;
 	region = (struct us_sock *)((char *)p + 4096);
+	lasts = (struct us_last *)(region + nslots);
 	adopt_inherited();
 	return true;
 }
@@ -258,6 +261,7 @@ static void map_region(void)
 	head->nslots = n;
 	nslots = n;
 	region = (struct us_sock *)((char *)p + 4096);
+	lasts = (struct us_last *)(region + nslots);
 }
 
 static bool have_region(void)
@@ -279,6 +283,11 @@ struct us_sock *us_sock_at(unsigned idx)
 unsigned us_sock_idx(const struct us_sock *s)
 {
 	return (unsigned)(s - region);
+}
+
+struct us_last *us_sock_last(const struct us_sock *s)
+{
+	return &lasts[s - region];
 }
 
 unsigned us_sock_hwm(void)

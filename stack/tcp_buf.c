@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "tcp_buf.h"
 #include "tcp_seq.h"
@@ -12,13 +13,64 @@ void ust_ring_init(struct ust_ring *r, uint32_t cap)
 	r->head = r->len = 0;
 }
 
+/* Rings of RING_MAP bytes or more are mapped here, not malloc'd. glibc maps
+ * such a block itself (its mmap threshold starts at 128 KiB), but when one
+ * is freed it raises that threshold to the block's size and its trim
+ * threshold to twice that, for the whole process: after the first ring
+ * that grew to a megabyte was freed, no arena was trimmed any more, the
+ * program's included, and the next large rings came out of the stack
+ * thread's arena and fragmented it (issue 13: a server under ustcp kept
+ * 1.7 MiB of free memory in each of its threads' arenas, where the same
+ * program on the kernel's TCP gave it back). Mapped here, the program's
+ * malloc behaves as it would without us. */
+#define RING_MAP (128u * 1024)
+
+static uint8_t *mem_alloc(uint32_t cap)
+{
+	void *p;
+
+	if (cap < RING_MAP)
+		return malloc(cap);
+	p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void mem_free(uint8_t *mem, uint32_t cap)
+{
+	if (cap < RING_MAP)
+		free(mem);
+	else if (mem)
+		munmap(mem, cap);
+}
+
+/* The bytes [0, min(old, cap)) keep their offsets. */
+static uint8_t *mem_resize(uint8_t *mem, uint32_t old, uint32_t cap)
+{
+	uint8_t *n;
+
+	if (!mem)
+		return mem_alloc(cap);
+	if (old < RING_MAP && cap < RING_MAP)
+		return realloc(mem, cap);
+	if (old >= RING_MAP && cap >= RING_MAP) {
+		void *p = mremap(mem, old, cap, MREMAP_MAYMOVE); /* pages move, not bytes */
+		return p == MAP_FAILED ? NULL : p;
+	}
+	n = mem_alloc(cap);
+	if (!n)
+		return NULL;
+	memcpy(n, mem, old < cap ? old : cap);
+	mem_free(mem, old);
+	return n;
+}
+
 /* Rings shed lately, kept for the next ring of the same capacity: a short
  * connection backs and sheds its rings once each, and malloc gave the
  * memory back to the kernel at every free (glibc trims a thread's arena:
  * an madvise, then page faults when the next ring touches it again,
  * almost one each per connection). At most RING_CACHE, per thread (each
  * engine runs on one; several in one thread share them), of at most
- * RING_CACHE_CAP bytes each (grown rings go back to malloc): 2 MiB. */
+ * RING_CACHE_CAP bytes each (larger ones go back at once): 2 MiB. */
 #define RING_CACHE 8
 #define RING_CACHE_CAP (256u * 1024)
 
@@ -39,7 +91,7 @@ static uint8_t *ring_mem_get(uint32_t cap)
 		ring_cache.cap[i] = ring_cache.cap[ring_cache.n];
 		return m;
 	}
-	return malloc(cap);
+	return mem_alloc(cap);
 }
 
 static void ring_mem_put(uint8_t *mem, uint32_t cap)
@@ -47,12 +99,12 @@ static void ring_mem_put(uint8_t *mem, uint32_t cap)
 	if (!mem)
 		return;
 	if (cap > RING_CACHE_CAP) {
-		free(mem);
+		mem_free(mem, cap);
 		return;
 	}
 	if (ring_cache.n == RING_CACHE) {
 		/* The oldest goes: the newest is the likeliest asked for. */
-		free(ring_cache.mem[0]);
+		mem_free(ring_cache.mem[0], ring_cache.cap[0]);
 		memmove(&ring_cache.mem[0], &ring_cache.mem[1], sizeof(ring_cache.mem[0]) * (RING_CACHE - 1));
 		memmove(&ring_cache.cap[0], &ring_cache.cap[1], sizeof(ring_cache.cap[0]) * (RING_CACHE - 1));
 		ring_cache.n--;
@@ -111,15 +163,15 @@ static void ring_copy_in(struct ust_ring *r, uint32_t pos, const uint8_t *src, u
 	memcpy(r->mem, src + first, n - first);
 }
 
-/* Growing in place: realloc keeps every byte at its offset (and for a
- * large ring moves pages rather than bytes), so only what wrapped past the
- * old end moves, to follow on after it. */
+/* Growing in place: realloc or mremap keeps every byte at its offset (and
+ * for a large ring moves pages rather than bytes), so only what wrapped
+ * past the old end moves, to follow on after it. */
 static int ring_grow(struct ust_ring *r, uint32_t cap, uint32_t keep)
 {
 	uint32_t old = r->cap;
 	uint32_t wrapped = r->head + keep > old ? r->head + keep - old : 0;
 	uint32_t fits = cap - old < wrapped ? cap - old : wrapped;
-	uint8_t *mem = realloc(r->mem, cap);
+	uint8_t *mem = mem_resize(r->mem, old, cap);
 
 	if (!mem)
 		return -ENOMEM;

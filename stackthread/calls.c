@@ -129,14 +129,15 @@ static void rpc_serve(void)
 /* The slot's status as the seqlock's reader: a copy no write overlapped. */
 static void slot_status_read(struct us_sock *s, struct ust_tcp_status *out)
 {
+	struct us_last *l = us_sock_last(s);
 	uint32_t before;
 
 	for (;;) {
-		before = atomic_load(&s->last_seq);
+		before = atomic_load(&l->seq);
 		if (before & 1)
 			continue;
-		*out = s->last;
-		if (atomic_load(&s->last_seq) == before)
+		*out = l->st;
+		if (atomic_load(&l->seq) == before)
 			return;
 	}
 }

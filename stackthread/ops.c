@@ -478,10 +478,11 @@ void us_op_getopt(struct us_call *c)
  * growing (as Linux's TCP_INFO keeps a closed socket's counters). */
 void us_status_from_last(const struct us_sock *s, struct ust_tcp_status *out, ust_time now)
 {
+	const struct us_last *l = us_sock_last(s);
 	ust_time since;
 
-	*out = s->last;
-	since = now - s->last_at;
+	*out = l->st;
+	since = now - l->at;
 	out->since_data_sent += since;
 	out->since_data_recv += since;
 	out->since_ack_recv += since;
@@ -509,9 +510,11 @@ void us_op_status(struct us_call *c)
 
 void us_slot_status_write(struct us_sock *s, const struct ust_tcp_status *st)
 {
-	atomic_fetch_add(&s->last_seq, 1);
-	s->last = *st;
-	atomic_fetch_add(&s->last_seq, 1);
+	struct us_last *l = us_sock_last(s);
+
+	atomic_fetch_add(&l->seq, 1);
+	l->st = *st;
+	atomic_fetch_add(&l->seq, 1);
 }
 
 /* For a process whose stack does not serve the socket: the live status

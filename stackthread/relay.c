@@ -833,13 +833,18 @@ static void fill(struct us_conn *c, int app)
 }
 
 /* The stack end goes high, to the number the spare held (one dup3 that
- * replaces it, rather than a close, a dup and a close). */
+ * replaces it, rather than a close, a dup and a close). The spare goes in
+ * every case: it is a dup of the app end, and one left open past the
+ * pairing keeps the app end's file alive after the program's close, so
+ * the stack end never hangs up and the connection never ends (the peer
+ * never sees a FIN). An accept lands high when the program's half of the
+ * fd table is full, as it is near the fd limit. */
 static int stack_end_number(struct us_conn *c, int sfd)
 {
-	if (c->spare_end < 0 || sfd >= us_fd_base())
+	if (c->spare_end < 0 || sfd >= us_fd_base() || REAL(dup3)(sfd, c->spare_end, O_CLOEXEC) < 0) {
+		us_spare_use(&c->spare_end);
 		return us_fd_high(sfd);
-	if (REAL(dup3)(sfd, c->spare_end, O_CLOEXEC) < 0)
-		return us_fd_high(sfd);
+	}
 	REAL(close)(sfd);
 	sfd = c->spare_end;
 	c->spare_end = -1;
@@ -1264,7 +1269,7 @@ static void conn_died(struct us_conn *c)
 	/* What TCP_INFO reports from now on (us_op_status). */
 	ust_tcp_status_at(t, &last, ust_now());
 	us_slot_status_write(c->sock, &last);
-	c->sock->last_at = ust_now();
+	us_sock_last(c->sock)->at = ust_now();
 	atomic_fetch_or(&c->sock->flags, US_F_LAST_STATUS);
 	ust_tcp_set_user(t, NULL);
 	ust_tcp_close(t, ust_now()); /* CLOSED: frees it */

@@ -180,17 +180,6 @@ struct us_sock {
 	_Atomic int fdrefs;          /* fd-table entries naming it, all processes */
 	_Atomic int nopts;
 	struct { int level, name; socklen_t len; char val[16]; } opts[US_OPT_RECORD];
-	/* The connection's status when TCP closed it (US_F_LAST_STATUS), and
-	 * when: Linux's TCP_INFO on a socket whose connection is gone still
-	 * reports its counters, with the state CLOSE. Written once by the
-	 * stack thread before the flag; read-only after. */
-	struct ust_tcp_status last;
-	ust_time last_at;
-	/* Odd while the owner's stack thread writes `last`: it also holds a
-	 * live status asked for by another process (TCP_INFO across fork,
-	 * us_op_status_to_slot), which that process copies as a seqlock's
-	 * reader (us_status). */
-	_Atomic uint32_t last_seq;
 	_Atomic uint32_t free_next;  /* while free: the next free slot + 1 (fdtab.c) */
 	/* A socket socket() made on the program's thread, queued for the
 	 * stack thread to adopt (us_sock_create): the numbers its spares
@@ -207,6 +196,25 @@ struct us_sock {
 	union us_call_args rpc_args;
 };
 
+/* A slot's final status (us_sock_last), beside the slots in the region
+ * rather than in them: more than half a slot's size, written only when
+ * TCP closes a connection the program still holds or another process
+ * asks for a live status, so an idle connection never touches its page
+ * (issue 13: the region's pages are memory each socket costs). */
+struct us_last {
+	/* Odd while the owner's stack thread writes `st`: it also holds a
+	 * live status asked for by another process (TCP_INFO across fork,
+	 * us_op_status_to_slot), which that process copies as a seqlock's
+	 * reader (us_status). */
+	_Atomic uint32_t seq;
+	/* The connection's status when TCP closed it (US_F_LAST_STATUS), and
+	 * when: Linux's TCP_INFO on a socket whose connection is gone still
+	 * reports its counters, with the state CLOSE. Written once by the
+	 * stack thread before the flag; read-only after. */
+	ust_time at;
+	struct ust_tcp_status st;
+};
+
 /* The most slots a region has (the kernel's default fs.nr_open). Its
  * size is the hard limit on fds when it is mapped, between 4096 and this:
  * each socket needs an fd, so the kernel's EMFILE comes first. */
@@ -217,6 +225,8 @@ struct us_sock {
 unsigned us_sock_slots(void);
 struct us_sock *us_sock_at(unsigned idx);
 unsigned us_sock_idx(const struct us_sock *s);
+/* The slot's final status, in the same region. */
+struct us_last *us_sock_last(const struct us_sock *s);
 /* Slots at or above this were never used. */
 unsigned us_sock_hwm(void);
 /* How many calls wait in slots' mailboxes, all processes (us_sock.rpc). */

@@ -96,6 +96,45 @@ body_exhaust_fds() {
 @test "scale: out of fds, socket() fails with EMFILE and the process recovers [kernel]" { MODE=kernel body_exhaust_fds; }
 @test "scale: out of fds, socket() fails with EMFILE and the process recovers [ustcp]" { MODE=ustcp body_exhaust_fds; }
 
+# peer_open PORT: connections to the peer's PORT that have not ended there
+# (established, or the FIN not yet read).
+peer_open() {
+	in_peer ss -tnH state established state close-wait "sport = :$1" | grep -q .
+}
+
+# Out of fds with the program's half of the fd table full (fdbase.c: the
+# stack's own fds go above half the limit): 40 fds held low, then
+# connections until socket() fails with EMFILE, then all closed. Every
+# peer must see its FIN and the fds come back. The last connections'
+# stack ends are then accepted above the half, as at the scale bench's
+# 10,000 (a hard limit of 20000), where a spare held past the pairing (a
+# dup of the app end, relay.c stack_end_number) kept the app end open
+# after the program's close: no hang-up, no FIN, two fds left.
+body_exhaust_eof() {
+	local server opened
+	shim_topo_up
+	peer_bg /usr/bin/python3 "$SHIM_DIR/idle_server.py" "$PEER_ADDR" 9000 1000000 "$TMP/server.out" 90 </dev/null
+	server=$BG_PID
+	wait_listen "$PEER_NETNS" 9000
+	USTCP_MSL=0.5 PROG_TIMEOUT=60 prog bash -c "ulimit -n 200 && for i in \$(seq 40); do exec {fd}</dev/null; done &&
+		exec /usr/bin/python3 '$SHIM_DIR/idle_conns.py' '$PEER_ADDR' 9000 1000" >"$TMP/conns.out"
+	cat "$TMP/conns.out"
+	grep -qx "error socket:EMFILE" "$TMP/conns.out"
+	opened=$(awk '$1 == "opened" { print $2 }' "$TMP/conns.out")
+	[ "$opened" -gt 40 ]
+	# The server learns the count now: it writes what it saw once every
+	# connection ended there (or in 10 s, when one never does).
+	wait_for 10 eval '! peer_open 9000' || true
+	kill -TERM "$server"
+	wait_for 10 test -s "$TMP/server.out"
+	cat "$TMP/server.out"
+	grep -qx "accepted $opened eof $opened rst 0" "$TMP/server.out"
+	[ "$(awk '$1 == "fds_before" { print $2 }' "$TMP/conns.out")" = "$(awk '$1 == "fds_after" { print $2 }' "$TMP/conns.out")" ]
+}
+
+@test "scale: out of fds with the low half full, every connection closes with a FIN, no fd left [kernel]" { MODE=kernel body_exhaust_eof; }
+@test "scale: out of fds with the low half full, every connection closes with a FIN, no fd left [ustcp]" { MODE=ustcp body_exhaust_eof; }
+
 # At the ceiling on connections (USTCP_MAX_CONNS): socket() fails with
 # ENFILE, as the kernel's socket() when no socket can be had, counted as
 # tcp-conn-ceiling; the fds were not the limit.

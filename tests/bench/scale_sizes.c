@@ -34,6 +34,9 @@ int main(void)
 	printf("struct_ust_tcb %zu\n", sizeof(struct ust_tcb));
 	printf("struct_us_conn %zu\n", sizeof(struct us_conn));
 	printf("struct_us_sock %zu\n", sizeof(struct us_sock));
+	/* Beside the slot, touched only once TCP closed a connection the
+	 * program still holds (or another process asked for its status). */
+	printf("struct_us_last %zu\n", sizeof(struct us_last));
 	/* One pointer each in the 4-tuple table (at one block per bucket),
 	 * the timer heap, the stack's conns[] and the shim's fd table (two
 	 * fds: app end and stack end). */

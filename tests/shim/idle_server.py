@@ -6,12 +6,14 @@ Listens on ADDR:PORT (and the COUNT - 1 ports after it: one client address
 has at most one connection per local port to each of them; backlog 4096),
 accepts connections and reads from each
 until EOF. Writes "accepted A eof E rst R" to OUT when N connections have
-ended (EOF or reset), or after SECONDS (default 120) in any case, then exits.
+ended (EOF or reset), or after SECONDS (default 120), or on SIGTERM (what it
+counted by then: for a caller that learns N only afterwards), then exits.
 The fd limit is raised to the hard limit first.
 """
 import os
 import resource
 import selectors
+import signal
 import socket
 import sys
 import time
@@ -35,7 +37,9 @@ def main():
         listeners.add(ls)
     accepted = eof = rst = 0
     end = time.monotonic() + limit
-    while eof + rst < n and time.monotonic() < end:
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    while eof + rst < n and time.monotonic() < end and not stop:
         for key, _ in sel.select(timeout=0.5):
             if key.fileobj in listeners:
                 ls = key.fileobj

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -292,6 +294,87 @@ static void test_ring_resize_keeps_contents(void **state)
 	ust_ring_free(&r);
 }
 
+/* The ring holds stream bytes [from, from + len), however many. */
+static void assert_holds_big(const struct ust_ring *r, uint32_t from, uint32_t len)
+{
+	uint8_t *got = malloc(len);
+
+	assert_non_null(got);
+	assert_int_equal(r->len, len);
+	ust_ring_peek(r, 0, got, len);
+	for (uint32_t i = 0; i < len; i++)
+		if (got[i] != pat(from + i))
+			fail_msg("byte %u of %u: %u, not %u", i, len, got[i], pat(from + i));
+	free(got);
+}
+
+/* Rings of 128 KiB and more are mapped (tcp_buf.c, RING_MAP), smaller ones
+ * malloc'd: a wrapped ring keeps its bytes in order across every kind of
+ * resize, from malloc to a mapping, mapping to mapping (mremap), and back. */
+static void test_ring_large_resize_keeps_contents(void **state)
+{
+	struct ust_ring r;
+	uint32_t head = 60 << 10, len = 80 << 10, from = 5;
+	uint8_t *b = malloc(1 << 20);
+
+	(void)state;
+	assert_non_null(b);
+	ust_ring_init(&r, 96 << 10);
+	memset(b, 0xee, head);
+	assert_int_equal(ust_ring_append(&r, b, head), head);
+	fill(b, from, len);
+	assert_int_equal(ust_ring_append(&r, b, 36 << 10), 36 << 10);
+	ust_ring_consume(&r, head);
+	assert_int_equal(ust_ring_append(&r, b + (36 << 10), len - (36 << 10)), len - (36 << 10));
+	assert_int_equal(r.head, head); /* wrapped: 36 KiB at the end, 44 at the start */
+	assert_int_equal(ust_ring_resize(&r, 200 << 10), 0);   /* malloc to mapped */
+	assert_holds_big(&r, from, len);
+	fill(b, from + len, 100 << 10);
+	assert_int_equal(ust_ring_append(&r, b, 100 << 10), 100 << 10);
+	len += 100 << 10;
+	assert_holds_big(&r, from, len);
+	assert_int_equal(ust_ring_resize(&r, 1 << 20), 0);     /* mapped to mapped */
+	assert_holds_big(&r, from, len);
+	assert_int_equal(ust_ring_resize(&r, 190 << 10), 0);   /* smaller, mapped */
+	assert_holds_big(&r, from, len);
+	ust_ring_consume(&r, 100 << 10);
+	from += 100 << 10;
+	len -= 100 << 10;
+	assert_int_equal(ust_ring_resize(&r, 100 << 10), 0);   /* mapped to malloc */
+	assert_holds_big(&r, from, len);
+	ust_ring_free(&r);
+	free(b);
+}
+
+/* Freeing a large ring leaves malloc's thresholds as they were. glibc
+ * raises its mmap threshold (and its trim threshold, to twice that) to the
+ * size of any mapped block freed: once a ring that grew to 2 MiB had gone
+ * through free(), no arena of the program was trimmed any more (issue 13).
+ * Afterwards a 512 KiB malloc is still a mapping of its own. */
+#ifndef __SANITIZE_ADDRESS__
+static void test_ring_large_free_leaves_malloc_alone(void **state)
+{
+	struct ust_ring r;
+	struct mallinfo2 before, after;
+	uint8_t b[4096];
+	void *p;
+
+	(void)state;
+	ust_ring_init(&r, 1 << 20);
+	fill(b, 0, sizeof(b));
+	assert_int_equal(ust_ring_append(&r, b, sizeof(b)), sizeof(b));
+	assert_int_equal(ust_ring_resize(&r, 2 << 20), 0);
+	assert_holds(&r, 0, sizeof(b));
+	ust_ring_free(&r);
+	before = mallinfo2();
+	p = malloc(512 << 10);
+	after = mallinfo2();
+	assert_non_null(p);
+	assert_int_equal(after.hblks, before.hblks + 1);
+	free(p);
+}
+#endif
+
 /* Growing the receive ring keeps out-of-order bytes written past the
  * contents, at the same offsets from the head. */
 static void test_ring_resize_keep_out_of_order(void **state)
@@ -521,7 +604,11 @@ int main(void)
 		cmocka_unit_test(test_ring_write_at_then_commit),
 		cmocka_unit_test_setup_teardown(test_ring_consume_all_keeps_out_of_order, ring_setup,
 						ring_teardown),
+#ifndef __SANITIZE_ADDRESS__ /* the sanitizer's allocator is not glibc's */
+		cmocka_unit_test(test_ring_large_free_leaves_malloc_alone),
+#endif
 		cmocka_unit_test(test_ring_resize_keeps_contents),
+		cmocka_unit_test(test_ring_large_resize_keeps_contents),
 		cmocka_unit_test(test_ring_resize_keep_out_of_order),
 		cmocka_unit_test(test_ring_random_against_model),
 		cmocka_unit_test(test_seqset_add_merge),
