@@ -285,8 +285,17 @@ unsigned us_sock_idx(const struct us_sock *s)
 	return (unsigned)(s - region);
 }
 
+static int foreign_of(const struct us_sock *s);
+
+/* A foreign region's statuses follow its slots as ours do. */
 struct us_last *us_sock_last(const struct us_sock *s)
 {
+	int r = foreign_of(s);
+
+	if (r > 0) {
+		const struct foreign_region *f = &foreign[r - 1];
+		return (struct us_last *)(f->slots + f->nslots) + (s - f->slots);
+	}
 	return &lasts[s - region];
 }
 
@@ -378,8 +387,6 @@ struct us_sock *us_sock_alloc(void)
 	s->app_ino = 0;
 	return s;
 }
-
-static int foreign_of(const struct us_sock *s);
 
 void us_sock_free(struct us_sock *s)
 {

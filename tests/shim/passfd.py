@@ -65,10 +65,9 @@ def receive(path, port):
     s.close()
 
 
-def send(path, addr, port):
-    s = socket.create_connection((addr, port), timeout=20)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    s.sendall(b"s" * 1000)
+def pass_fd(path, msg, fd):
+    """Connects to the receiver's AF_UNIX path (it may not listen yet) and
+    sends MSG with FD; returns the connection."""
     u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     for _ in range(100):
         try:
@@ -76,7 +75,15 @@ def send(path, addr, port):
             break
         except OSError:
             time.sleep(0.1)
-    u.sendmsg([b"tcp"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [s.fileno()]))])
+    u.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+    return u
+
+
+def send(path, addr, port):
+    s = socket.create_connection((addr, port), timeout=20)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.sendall(b"s" * 1000)
+    u = pass_fd(path, b"tcp", s.fileno())
     s.close()
     u.close()
     print("sender passed it and closed its copy", flush=True)
@@ -114,14 +121,7 @@ def listen(path, port, then):
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("0.0.0.0", port))
     ls.listen(8)
-    u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    for _ in range(100):
-        try:
-            u.connect(path)
-            break
-        except OSError:
-            time.sleep(0.1)
-    u.sendmsg([b"listener"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [ls.fileno()]))])
+    u = pass_fd(path, b"listener", ls.fileno())
     ls.close()
     print("sender passed the listener and closed its copy", flush=True)
     if then == "exit":
