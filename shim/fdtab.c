@@ -36,9 +36,23 @@
 struct region_head {
 	_Atomic unsigned hwm;        /* slots at or above this were never used */
 	_Atomic uint64_t free_top;   /* tag << 32 | (index + 1); 0: empty */
-	unsigned nslots;             /* fixed when made: an exec'd image maps as many */
+	unsigned no_slots;           /* 0: see below */
 	_Atomic unsigned rpc_asked;  /* calls waiting in slots' mailboxes (calls.c) */
+	/* The layout the maker used. An exec'd image or an SCM_RIGHTS
+	 * receiver may run another build of the library (replaced on disk,
+	 * nginx's binary upgrade): it maps the region only if it lays it out
+	 * alike, else it reads slots at the wrong stride and writes over
+	 * sockets the maker's keeper still serves. Builds before the stamp
+	 * read their slot count where no_slots is, and refuse a count of 0. */
+	uint32_t magic;              /* REGION_MAGIC */
+	uint32_t slot_size, last_size;
+	unsigned nslots;             /* fixed when made: an exec'd image maps as many */
 };
+
+/* "ustR", and its layout's version: raise it when a field of us_sock or
+ * us_last changes meaning without changing either size. */
+#define REGION_MAGIC 0x75737452u
+#define REGION_VERSION 1u
 
 static struct region_head *head;
 static int region_fd = -1;       /* the memfd behind it */
@@ -195,9 +209,22 @@ __attribute__((weak)) void us_stack_adopt_wake_fd(int fd)
 {
 }
 
+/* Whether the memfd fd holds a region this build lays out as its maker
+ * did, whole; its head in *h. */
+static bool region_usable(int fd, struct region_head *h)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && pread(fd, h, sizeof(*h), 0) == (ssize_t)sizeof(*h) &&
+	       h->magic == REGION_MAGIC + REGION_VERSION && h->slot_size == sizeof(struct us_sock) &&
+	       h->last_size == sizeof(struct us_last) && h->no_slots == 0 && h->nslots != 0 &&
+	       h->nslots <= US_MAX_SOCKS && (off_t)region_size(h->nslots) <= st.st_size;
+}
+
 /* The region an exec'd image inherits, named by USTCP_REGION_FD: mapped
  * as its maker made it. The variable goes (only our exec wrappers pass it
- * on) and the fd is close-on-exec again. */
+ * on) and the fd is close-on-exec again. A region this build cannot use
+ * is closed: the sockets it named stay the AF_UNIX ends they are. */
 static bool map_inherited(const char *var)
 {
 	int fd = atoi(var);
@@ -209,13 +236,17 @@ static bool map_inherited(const char *var)
 		us_stack_adopt_wake_fd(atoi(getenv("USTCP_WAKE_FD")));
 		unsetenv("USTCP_WAKE_FD");
 	}
-	if (fd < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.nslots == 0 ||
-	    h.nslots > US_MAX_SOCKS)
+	if (fd < 0)
 		return false;
+	if (!region_usable(fd, &h)) {
+		REAL(close)(fd);
+		return false;
+	}
 	p = mmap(NULL, region_size(h.nslots), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
 	if (p == MAP_FAILED || !map_fdtab()) {
 		if (p != MAP_FAILED)
 			munmap(p, region_size(h.nslots));
+		REAL(close)(fd);
 		return false;
 	}
 	REAL(fcntl)(fd, F_SETFD, FD_CLOEXEC);
@@ -258,6 +289,9 @@ static void map_region(void)
 	}
 	region_fd = high_fd(fd);
 	head = p;
+	head->magic = REGION_MAGIC + REGION_VERSION;
+	head->slot_size = sizeof(struct us_sock);
+	head->last_size = sizeof(struct us_last);
 	head->nslots = n;
 	nslots = n;
 	region = (struct us_sock *)((char *)p + 4096);
@@ -604,8 +638,7 @@ static int foreign_map(pid_t pid)
 	closedir(d);
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.nslots == 0 ||
-	    h.nslots > US_MAX_SOCKS || (off_t)region_size(h.nslots) > st.st_size) {
+	if (!region_usable(fd, &h) || fstat(fd, &st) < 0) {
 		REAL(close)(fd);
 		return -1;
 	}

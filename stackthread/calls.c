@@ -137,7 +137,10 @@ static void slot_status_read(struct us_sock *s, struct ust_tcp_status *out)
 		if (before & 1)
 			continue;
 		*out = l->st;
-		if (atomic_load(&l->seq) == before)
+		/* The copy's loads before the check's (a plain copy may
+		 * otherwise be done after it where loads reorder, as on arm64). */
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&l->seq, memory_order_relaxed) == before)
 			return;
 	}
 }

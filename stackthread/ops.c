@@ -512,9 +512,11 @@ void us_slot_status_write(struct us_sock *s, const struct ust_tcp_status *st)
 {
 	struct us_last *l = us_sock_last(s);
 
-	atomic_fetch_add(&l->seq, 1);
+	atomic_fetch_add_explicit(&l->seq, 1, memory_order_relaxed);
+	/* The odd count seen before any of the copy's stores. */
+	atomic_thread_fence(memory_order_release);
 	l->st = *st;
-	atomic_fetch_add(&l->seq, 1);
+	atomic_fetch_add_explicit(&l->seq, 1, memory_order_release);
 }
 
 /* For a process whose stack does not serve the socket: the live status

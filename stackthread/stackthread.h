@@ -106,7 +106,7 @@ enum us_kind {
 #define US_F_DETACHED     0x10 /* the stack let go (TCP closed); the slot is the program's */
 #define US_F_APP_CLOSED   0x20 /* the program closed an fd of it */
 #define US_F_BACKLOGGED   0x40 /* a listener full to its backlog: accept() wakes the stack */
-#define US_F_LAST_STATUS  0x80 /* TCP closed: us_sock.last holds its final status */
+#define US_F_LAST_STATUS  0x80 /* TCP closed: us_sock_last() holds its final status */
 #define US_F_APP_SHUT    0x100 /* the program shut its sending side down (shutdown) */
 #define US_F_ERR_TOKEN   0x200 /* a listener's error token waits for accept() */
 #define US_F_RCVOPTS     0x400 /* SO_RCVTIMEO or SO_RCVLOWAT was set on the app end */
@@ -398,7 +398,7 @@ void us_op_setopt(struct us_call *c);
 void us_op_urgent(struct us_call *c);     /* MSG_OOB: the urgent mark after what was written */
 void us_op_getopt(struct us_call *c);
 void us_op_status(struct us_call *c);     /* u.out = struct ust_tcp_status */
-void us_op_status_to_slot(struct us_call *c); /* the same into us_sock.last, for another process */
+void us_op_status_to_slot(struct us_call *c); /* the same into us_sock_last(), for another process */
 void us_op_set_cc(struct us_call *c);     /* u.cc = the name (TCP_CONGESTION) */
 void us_op_get_cc(struct us_call *c);     /* u.cc = the name back */
 void us_op_hand_on(struct us_call *c);    /* a never-paired socket's control block and relay go, its

@@ -719,6 +719,50 @@ body_exec() {
 	MODE=ustcp body_exec "$EXEC_PY"
 }
 
+# An exec'd image handed a socket region it cannot lay out as its maker
+# did (USTCP_REGION_FD naming a region of another build: here the layout
+# before the region had a stamp, 944-byte slots) refuses it and closes it,
+# rather than reading slots at the wrong stride; its own sockets work.
+# (ustcp only: the kernel has no such region.)
+@test "exec with a socket region of another build's layout: refused and closed, the new image's sockets work [ustcp]" {
+	MODE=ustcp
+	shim_topo_up
+	peer_echo 7002
+	prog python3 -c '
+import os, socket, struct, sys
+fd = os.memfd_create("ustcp-sockets", 0)
+# hwm, free_top, nslots 16, rpc_asked; 16 slots of 944 bytes after the page
+os.write(fd, struct.pack("=IxxxxQII", 0, 0, 16, 0))
+os.ftruncate(fd, 4096 + 16 * 944)
+os.environ["USTCP_REGION_FD"] = str(fd)
+child = """
+import os, socket, sys
+fd = int(sys.argv[1])
+try:
+    os.fstat(fd)
+    print("region fd open")
+except OSError:
+    print("region fd closed")
+s = socket.create_connection((sys.argv[2], 7002), timeout=10)
+s.sendall(b"x" * 1000)
+s.shutdown(socket.SHUT_WR)
+n = 0
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    n += len(b)
+print("echoed", n)
+"""
+os.execv(sys.executable, [sys.executable, "-c", child, str(fd), sys.argv[1]])
+' "$PEER_ADDR" >"$TMP/out"
+	cat "$TMP/out"
+	diff -u - "$TMP/out" <<-EOF
+		region fd closed
+		echoed 1000
+	EOF
+}
+
 # ---- signals ------------------------------------------------------------------------------
 
 # The peer sends one byte 1.5 s after accepting, then waits for the end.
