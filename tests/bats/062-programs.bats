@@ -555,6 +555,29 @@ print(s.recv(100).decode())' "$SADDR" "$((i * 1000))" >>"$TMP/peer.out"
 @test "SCM_RIGHTS: a listening socket passed to an unrelated process accepts there after the sender exits [kernel]" { MODE=kernel body_passfd_listener exit; }
 @test "SCM_RIGHTS: a listening socket passed to an unrelated process accepts there after the sender exits [ustcp]" { MODE=ustcp body_passfd_listener exit; }
 
+# A sender that passes a plain AF_UNIX socket before it has a stack, and
+# from the same pid a TCP socket 2.5 s later: the receiver, which looked
+# the sender up once and found no stack, knows the second for TCP (its
+# pair's peer credentials name the guardian, which the receiver has not
+# looked up before).
+body_passfd_late() {
+	shim_topo_up
+	peer_echo 7321
+	prog_bg python3 "$SHIM_DIR/passfd.py" late-receive "$TMP/pass.sock" >"$TMP/recv.out" 2>"$TMP/recv.err"
+	local recv_pid=$BG_PID
+	prog python3 "$SHIM_DIR/passfd.py" late-send "$TMP/pass.sock" "$PEER_ADDR" 7321
+	bg_wait "$recv_pid"
+	cat "$TMP/recv.out" "$TMP/recv.err"
+	diff -u - "$TMP/recv.out" <<-EOF
+		first (plain): AF_UNIX
+		second (tcp): AF_INET, peer port 7321
+		second read 1000, then EOF
+	EOF
+}
+
+@test "SCM_RIGHTS: a plain AF_UNIX socket first, a TCP socket of the sender's later stack second [kernel]" { MODE=kernel body_passfd_late; }
+@test "SCM_RIGHTS: a plain AF_UNIX socket first, a TCP socket of the sender's later stack second [ustcp]" { MODE=ustcp body_passfd_late; }
+
 # ---- haproxy ---------------------------------------------------------------------
 
 # haproxy in TCP mode between a kernel client and a kernel HTTP server, both

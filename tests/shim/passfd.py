@@ -6,6 +6,12 @@
     passfd.py send UNIX_PATH PEER_ADDR PORT
     passfd.py accept UNIX_PATH COUNT       (start first, as receive)
     passfd.py listen UNIX_PATH PORT wait|exit
+    passfd.py late-receive UNIX_PATH       (start first, as receive)
+    passfd.py late-send UNIX_PATH PEER_ADDR PORT
+
+late-send passes a plain AF_UNIX socket first (as a process with no stack
+yet), then, 2.5 s later and from the same pid, a TCP socket connected to
+the echo server; late-receive says what each is and uses the second.
 
 The sender connects to an echo server (echo_server.py), writes 1000 bytes,
 passes the socket over an AF_UNIX connection to the receiver, closes its
@@ -130,10 +136,62 @@ def listen(path, port, then):
     print("sender told %s" % u.recv(16).decode(), flush=True)
 
 
+def late_receive(path):
+    msg, fd, u = take_fd(path)
+    a = socket.socket(fileno=fd)
+    print("first (%s): %s" % (msg, a.family.name), flush=True)
+    fds = array.array("i")
+    u.settimeout(20)
+    msg, anc, _, _ = u.recvmsg(16, socket.CMSG_SPACE(fds.itemsize))
+    for level, kind, raw in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(raw[:fds.itemsize])
+    s = socket.socket(fileno=fds[0])
+    s.settimeout(20)
+    print("second (%s): %s, peer port %d" % (msg.decode(), s.family.name, s.getpeername()[1]), flush=True)
+    s.sendall(b"r" * 1000)
+    s.shutdown(socket.SHUT_WR)
+    print("second read %d, then EOF" % shimlib.read_to_eof(s), flush=True)
+    s.close()
+
+
+def late_send(path, addr, port):
+    """Passes the plain socket as a process without the library (none of
+    its calls made a stack yet: under ustcp it execs itself without
+    LD_PRELOAD first), then execs itself with it, the same pid, for the
+    TCP socket (late_send_tcp)."""
+    preload = os.environ.pop("LD_PRELOAD", None)
+    if preload is not None:
+        os.environ["PASSFD_PRELOAD"] = preload
+        os.execv(sys.executable, [sys.executable] + sys.argv)
+    a, b = socket.socketpair()
+    u = pass_fd(path, b"plain", a.fileno())
+    time.sleep(2.5)
+    u.set_inheritable(True)
+    preload = os.environ.pop("PASSFD_PRELOAD", None)
+    if preload is not None:
+        os.environ["LD_PRELOAD"] = preload
+    os.execv(sys.executable, [sys.executable, sys.argv[0], "late-send-tcp", str(u.fileno()), addr, str(port)])
+
+
+def late_send_tcp(ufd, addr, port):
+    u = socket.socket(fileno=ufd)
+    s = socket.create_connection((addr, port), timeout=20)
+    u.sendmsg([b"tcp"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [s.fileno()]))])
+    s.close()
+    u.close()
+
+
 if sys.argv[1] == "receive":
     receive(sys.argv[2], int(sys.argv[3]))
 elif sys.argv[1] == "accept":
     accept(sys.argv[2], int(sys.argv[3]))
+elif sys.argv[1] == "late-receive":
+    late_receive(sys.argv[2])
+elif sys.argv[1] == "late-send":
+    late_send(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+elif sys.argv[1] == "late-send-tcp":
+    late_send_tcp(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
 elif sys.argv[1] == "listen":
     listen(sys.argv[2], int(sys.argv[3]), sys.argv[4])
 else:
