@@ -139,7 +139,8 @@ through_ce() {
 		"tcp-retrans $(host_counter tcp-retrans) tcp-loss-probes $(host_counter tcp-loss-probes)" \
 		"tcp-recovery-retrans $(host_counter tcp-recovery-retrans)" \
 		"tcp-slow-start-retrans $(host_counter tcp-slow-start-retrans)" \
-		"tcp-fast-retrans $(host_counter tcp-fast-retrans) tcp-rto $(host_counter tcp-rto)" >&3
+		"tcp-fast-retrans $(host_counter tcp-fast-retrans) tcp-rto $(host_counter tcp-rto)" \
+		"tcp-loss-undo $(host_counter tcp-loss-undo) tcp-spurious-rto $(host_counter tcp-spurious-rto)" >&3
 	assert_success
 	assert_output --partial "outcome=orderly"
 	same_file "$src" "$got"
@@ -147,13 +148,18 @@ through_ce() {
 }
 
 # reduced_not_recovered: the transfer's echoes reduced the window, and
-# nothing was recovered: no fast retransmission, no timeout, no
-# retransmission but a tail loss probe's.
+# no mark was taken for a loss: no fast retransmission, and no segment
+# resent as lost outside a timeout (tcp-recovery-retrans). A timeout is
+# not asserted: nothing is lost here, but the relay is a process, and on a
+# loaded host one descheduled past the RTO (200 ms) holds every ACK that
+# long; the stack's timeout then is the path's doing, not the marks' (seen
+# in a local CI run at load 5: tcp-rto 1, its one segment in
+# tcp-slow-start-retrans, 0 frames lost by the relay). A tail
+# loss probe may go for the same reason.
 reduced_not_recovered() {
 	[ "$(host_counter tcp-ecn-cwr)" -gt 0 ]
 	[ "$(host_counter tcp-fast-retrans)" -eq 0 ]
-	[ "$(host_counter tcp-rto)" -eq 0 ]
-	[ "$(host_counter tcp-retrans)" -le "$(host_counter tcp-loss-probes)" ]
+	[ "$(host_counter tcp-recovery-retrans)" -eq 0 ]
 }
 
 @test "20 MB through CE marks: reno reduces its window, recovers from nothing" {

@@ -693,13 +693,16 @@ while True:
     sys.stdout.buffer.write(b)
 "'
 
+# body_exec SCRIPT [FAMILY]: FAMILY 6 over IPv6.
 body_exec() {
-	shim_topo_up --impair "delay 25ms"
-	peer_bg python3 "$SHIM_DIR/sinkreply.py" listen "$PEER_ADDR" 7001 "$WWW/reply" \
+	local fam=${2:-4} peer
+	family_topo_up "$fam" --impair "delay 25ms"
+	peer=$PEER
+	peer_bg python3 "$SHIM_DIR/sinkreply.py" listen "$peer" 7001 "$WWW/reply" \
 		</dev/null >"$TMP/peer.out"
 	local peer_pid=$BG_PID
 	wait_listen "$PEER_NETNS" 7001
-	prog bash -c "$1" "$PEER_ADDR" 7001 <"$WWW/mid" >"$TMP/got"
+	prog bash -c "$1" "$peer" 7001 <"$WWW/mid" >"$TMP/got"
 	check_reply "$TMP/got" "$WWW/mid" "$WWW/reply"
 	bg_wait "$peer_pid"
 	grep -q "^got 1000000 " "$TMP/peer.out"
@@ -717,6 +720,12 @@ body_exec() {
 }
 @test "bash exec 3<>/dev/tcp, then exec python3 on fd 3: 1 MB out, half-close, answer whole [ustcp]" {
 	MODE=ustcp body_exec "$EXEC_PY"
+}
+@test "over IPv6: bash exec 3<>/dev/tcp, then exec python3 on fd 3: 1 MB out, half-close, answer whole [kernel]" {
+	MODE=kernel body_exec "$EXEC_PY" 6
+}
+@test "over IPv6: bash exec 3<>/dev/tcp, then exec python3 on fd 3: 1 MB out, half-close, answer whole [ustcp]" {
+	MODE=ustcp body_exec "$EXEC_PY" 6
 }
 
 # An exec'd image handed a socket region it cannot lay out as its maker
