@@ -210,15 +210,13 @@ __attribute__((weak)) void us_stack_adopt_wake_fd(int fd)
 }
 
 /* Whether the memfd fd holds a region this build lays out as its maker
- * did, whole; its head in *h. */
-static bool region_usable(int fd, struct region_head *h)
+ * did, whole; its head in *h, the file's status in *st. */
+static bool region_usable(int fd, struct region_head *h, struct stat *st)
 {
-	struct stat st;
-
-	return fstat(fd, &st) == 0 && pread(fd, h, sizeof(*h), 0) == (ssize_t)sizeof(*h) &&
+	return fstat(fd, st) == 0 && pread(fd, h, sizeof(*h), 0) == (ssize_t)sizeof(*h) &&
 	       h->magic == REGION_MAGIC + REGION_VERSION && h->slot_size == sizeof(struct us_sock) &&
 	       h->last_size == sizeof(struct us_last) && h->no_slots == 0 && h->nslots != 0 &&
-	       h->nslots <= US_MAX_SOCKS && (off_t)region_size(h->nslots) <= st.st_size;
+	       h->nslots <= US_MAX_SOCKS && (off_t)region_size(h->nslots) <= st->st_size;
 }
 
 /* The region an exec'd image inherits, named by USTCP_REGION_FD: mapped
@@ -229,6 +227,7 @@ static bool map_inherited(const char *var)
 {
 	int fd = atoi(var);
 	struct region_head h;
+	struct stat st;
 	void *p;
 
 	unsetenv("USTCP_REGION_FD");
@@ -238,7 +237,7 @@ static bool map_inherited(const char *var)
 	}
 	if (fd < 0)
 		return false;
-	if (!region_usable(fd, &h)) {
+	if (!region_usable(fd, &h, &st)) {
 		REAL(close)(fd);
 		return false;
 	}
@@ -638,7 +637,7 @@ static int foreign_map(pid_t pid)
 	closedir(d);
 	if (fd < 0)
 		return -1;
-	if (!region_usable(fd, &h) || fstat(fd, &st) < 0) {
+	if (!region_usable(fd, &h, &st)) {
 		REAL(close)(fd);
 		return -1;
 	}
