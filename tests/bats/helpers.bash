@@ -12,8 +12,17 @@ BG_PIDS=() # background processes, see run_bg
 # topo_up [ustcp-netns options...]: create a topology named after this test and
 # export what ustcp-netns printed (USTCP_IFACE, USTCP_ADDR, USTCP_NETNS,
 # PEER_NETNS, PEER_ADDR, ...).
+#
+# Unless the test chose one, USTCP_RUN_DIR becomes the test's own: the run
+# directory holds what the stacks on one address share (keyed by the address
+# alone: ports, ISN secret, tombstones, groups), and test files run in
+# parallel (tests/run) with the same addresses in other namespaces.
 topo_up() {
 	TOPO=ut$$${BATS_TEST_NUMBER}
+	if [ -z "${USTCP_RUN_DIR:-}" ]; then
+		export USTCP_RUN_DIR=$BATS_TEST_TMPDIR/run
+	fi
+	mkdir -p "$USTCP_RUN_DIR"
 	local line
 	line=$(timeout 30 "$NETNS" up "$TOPO" "$@") || return 1
 	# shellcheck disable=SC2163
