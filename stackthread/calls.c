@@ -126,25 +126,6 @@ static void rpc_serve(void)
 	}
 }
 
-/* The slot's status as the seqlock's reader: a copy no write overlapped. */
-static void slot_status_read(struct us_sock *s, struct ust_tcp_status *out)
-{
-	struct us_last *l = us_sock_last(s);
-	uint32_t before;
-
-	for (;;) {
-		before = atomic_load(&l->seq);
-		if (before & 1)
-			continue;
-		*out = l->st;
-		/* The copy's loads before the check's (a plain copy may
-		 * otherwise be done after it where loads reorder, as on arm64). */
-		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&l->seq, memory_order_relaxed) == before)
-			return;
-	}
-}
-
 long us_status(struct us_sock *s, struct ust_tcp_status *out)
 {
 	struct us_call c;
@@ -158,7 +139,7 @@ long us_status(struct us_sock *s, struct ust_tcp_status *out)
 	if (r < 0)
 		return r;
 	if (c.u.opt.val == 1) {
-		slot_status_read(s, out);
+		us_last_read(us_sock_last(s), out);
 		/* TCP may have closed it since; then `last` is final. */
 		if (!(atomic_load(&s->flags) & US_F_LAST_STATUS))
 			return 0;

@@ -2,6 +2,7 @@
  * connect.c, sockopt.c…), run inside us_call(): a new socket and its pair,
  * bind, connect, listen, options, status. */
 #include <errno.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -517,6 +518,52 @@ void us_slot_status_write(struct us_sock *s, const struct ust_tcp_status *st)
 	atomic_thread_fence(memory_order_release);
 	l->st = *st;
 	atomic_fetch_add_explicit(&l->seq, 1, memory_order_release);
+}
+
+/* How long a reader waits on a write that does not end: its writer, the
+ * owner's stack, was killed in the middle of it (the OOM killer takes the
+ * guardian too). A live writer's copy takes well under a microsecond. */
+#define STATUS_WRITER_GONE_US 100000
+
+/* A slot's status as the seqlock's reader (us_status, in a process other
+ * than the writer's): a copy no write overlapped or, when the count stays
+ * odd past STATUS_WRITER_GONE_US, the copy as it is (some fields of the
+ * dead writer's last status, others of the one before: numbers, no
+ * pointers) rather than a getsockopt that never returns. */
+void us_last_read(struct us_last *l, struct ust_tcp_status *out)
+{
+	uint32_t before, stuck = 0, odd = 0;
+	ust_time since = 0;
+
+	for (;;) {
+		before = atomic_load(&l->seq);
+		if (before & 1) {
+			if (before != stuck) { /* a new write: its own wait */
+				stuck = before;
+				odd = 0;
+				since = 0;
+			}
+			/* Yield now and then; look at the clock seldom. */
+			if (++odd % 64 == 0) {
+				ust_time now = ust_now();
+
+				if (!since)
+					since = now;
+				else if (now - since > STATUS_WRITER_GONE_US) {
+					*out = l->st;
+					return;
+				}
+				sched_yield();
+			}
+			continue;
+		}
+		*out = l->st;
+		/* The copy's loads before the check's (a plain copy may
+		 * otherwise be done after it where loads reorder, as on arm64). */
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&l->seq, memory_order_relaxed) == before)
+			return;
+	}
 }
 
 /* For a process whose stack does not serve the socket: the live status

@@ -410,6 +410,7 @@ void us_op_hand_on(struct us_call *c);    /* a never-paired socket's control blo
 long us_status(struct us_sock *s, struct ust_tcp_status *out);
 /* Writes `last` as the seqlock's writer (stack thread of the owner). */
 void us_slot_status_write(struct us_sock *s, const struct ust_tcp_status *st);
+void us_last_read(struct us_last *l, struct ust_tcp_status *out); /* the seqlock's reader, bounded */
 /* `last` once TCP closed it, its "ago" times grown to now (ops.c). */
 void us_status_from_last(const struct us_sock *s, struct ust_tcp_status *out, ust_time now);
 

@@ -837,6 +837,34 @@ static bool child_listens_twice_on_7500(void)
  * both, in one order (by owner), itself flagged, with its listeners; a
  * stack killed by SIGKILL is out of every group at once (its owner lock
  * went with it), and one that leaves is out. */
+/* The status a process reads from a slot another process's stack writes
+ * (TCP_INFO across fork): a whole copy; and when the writer was killed in
+ * the middle of a write (the count left odd for good), the copy as it is,
+ * after a bounded wait instead of none. */
+static void test_last_read_writer_killed(void **state)
+{
+	struct us_last l;
+	struct ust_tcp_status out;
+	ust_time t0, waited;
+
+	memset(&l, 0, sizeof(l));
+	l.st.cwnd = 42;
+	atomic_store(&l.seq, 2); /* a write done */
+	us_last_read(&l, &out);
+	assert_int_equal(out.cwnd, 42);
+
+	l.st.cwnd = 43;
+	atomic_store(&l.seq, 3); /* a write begun, its writer gone */
+	t0 = ust_now();
+	us_last_read(&l, &out);
+	waited = ust_now() - t0;
+	assert_int_equal(out.cwnd, 43);
+	/* 100 ms of waiting, then the copy; the upper bound only catches a
+	 * wait that no longer ends (the test runner's timeout would too). */
+	assert_true(waited >= 100000);
+	assert_true(waited < 30000000);
+}
+
 static void test_reuseport_group_members_across_stacks(void **state)
 {
 	struct us_group_member m[US_GROUP_MAX];
@@ -916,6 +944,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_listener_accept_below_backlog_no_wake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filler_connecting_unwritable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filler_listener_unwritable, setup, teardown),
+		cmocka_unit_test(test_last_read_writer_killed),
 		cmocka_unit_test(test_reuseport_group_members_across_stacks),
 		cmocka_unit_test(test_reuseport_group_tuples),
 	};
