@@ -794,7 +794,8 @@ static int pair_listener(struct us_stack *st)
  * the abstract name too, but only this thread of ours does, so the one
  * whose peer has our pid (the program's, or the guardian's, which makes
  * a listener's and an accepted connection's pairs) is it; the others are
- * closed. */
+ * closed, and so are ours that a failed pairing left before it
+ * (pair_stale). */
 static int pair_accept(struct us_stack *st)
 {
 	for (;;) {
@@ -806,8 +807,11 @@ static int pair_accept(struct us_stack *st)
 		int fd = REAL(accept4)(st->pair_lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0)
 			return -errno;
-		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && (cr.pid == st->pid || cr.pid == getpid()))
-			return fd;
+		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && (cr.pid == st->pid || cr.pid == getpid())) {
+			if (!st->pair_stale)
+				return fd;
+			st->pair_stale--;
+		}
 		REAL(close)(fd);
 	}
 }
@@ -876,8 +880,12 @@ int us_relay_pair(struct us_conn *c, bool filler)
 		us_spare_use(&c->spare_end);
 		sfd = pair_accept(st);
 	}
-	if (sfd < 0)
+	if (sfd < 0) {
+		/* The app end's connection waits in the queue: the next
+		 * pairing's accept must not take it for its own. */
+		st->pair_stale++;
 		return sfd;
+	}
 	c->sfd = stack_end_number(c, sfd);
 	ev_io_set(&c->rd, c->sfd, EV_READ);
 	ev_io_set(&c->wr, c->sfd, EV_WRITE);

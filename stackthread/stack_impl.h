@@ -139,6 +139,12 @@ struct us_stack {
 	 * (us_relay_pair); opened at the first. */
 	int pair_lfd;
 	bool pair_ready;
+	/* Connections a pairing left in that listener's queue: its app end
+	 * connected and no accept found a number for the stack end (EMFILE
+	 * once more after the spare went: another thread of the program took
+	 * it). The queue is first in, first out: the next accepts close
+	 * them, so that none becomes another socket's stack end. */
+	unsigned pair_stale;
 	struct sockaddr_un pair_addr;
 	socklen_t pair_len;
 	int app_sndbuf;              /* an AF_UNIX socket's default send buffer */

@@ -837,6 +837,49 @@ static bool child_listens_twice_on_7500(void)
  * both, in one order (by owner), itself flagged, with its listeners; a
  * stack killed by SIGKILL is out of every group at once (its owner lock
  * went with it), and one that leaves is out. */
+/* libc's accept4 as a process out of fds sees it (the shim's table of
+ * libc's functions is where the stack calls it). */
+static int accept4_emfile(int fd, struct sockaddr *a, socklen_t *alen, int flags)
+{
+	errno = EMFILE;
+	return -1;
+}
+
+/* A pairing whose accept finds no fd, also after the spare went (another
+ * thread of the program took the number in between), leaves its app end's
+ * connection in the pairing listener's queue; the next socket's pairing
+ * must get its own stack end, not that one. Before pair_stale it got the
+ * old one: B's bytes went into a pair nobody read. */
+static void test_pair_failed_leaves_nothing_for_the_next(void **state)
+{
+	struct rig *r = *state;
+	struct us_real *real = (struct us_real *)us_real();
+	int (*accept4_was)(int, struct sockaddr *, socklen_t *, int) = real->accept4;
+	struct ust_tcb *pl = peer_listen(r), *pc;
+	struct us_sock *a, *b;
+	char buf[16];
+	long rc;
+	int app, err;
+
+	new_socket(r, &a);
+	real->accept4 = accept4_emfile;
+	rc = do_connect(r, a, PEER_IP, PEER_PORT);
+	real->accept4 = accept4_was;
+	assert_int_equal(rc, -EMFILE);
+	pump(r);
+
+	app = new_socket(r, &b);
+	assert_int_equal(do_connect(r, b, PEER_IP, PEER_PORT), 0);
+	pump_until_poll(r, app, POLLOUT);
+	pump(r);
+	pc = ust_tcp_accept(pl, NULL, &err);
+	assert_non_null(pc);
+	assert_int_equal(write(app, "mine", 4), 4);
+	pump(r);
+	assert_int_equal(ust_tcp_receive(pc, buf, sizeof(buf), ust_now()), 4);
+	assert_memory_equal(buf, "mine", 4);
+}
+
 /* The status a process reads from a slot another process's stack writes
  * (TCP_INFO across fork): a whole copy; and when the writer was killed in
  * the middle of a write (the count left odd for good), the copy as it is,
@@ -944,6 +987,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_listener_accept_below_backlog_no_wake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filler_connecting_unwritable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filler_listener_unwritable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pair_failed_leaves_nothing_for_the_next, setup, teardown),
 		cmocka_unit_test(test_last_read_writer_killed),
 		cmocka_unit_test(test_reuseport_group_members_across_stacks),
 		cmocka_unit_test(test_reuseport_group_tuples),
