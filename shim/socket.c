@@ -92,6 +92,8 @@ US_EXPORT int socket(int domain, int type, int protocol)
 		return (int)us_ret(r);
 	fd = r; /* the lowest free number, as the kernel's socket() */
 	s->app_fd = fd;
+	if (domain == AF_INET6)
+		us_ip6_socket_init(s);
 	if (type & SOCK_NONBLOCK)
 		REAL(fcntl)(fd, F_SETFL, O_NONBLOCK);
 	if (!(type & SOCK_CLOEXEC))

@@ -632,6 +632,18 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 	case UST_TCP_OPT_DEFER_ACCEPT:
 		t->defer_accept = secs_to_retrans(v);
 		return 0;
+	case UST_TCP_OPT_IPV6_FLOWLABEL:
+		/* From the next segment on, as Linux's np->autoflowlabel. */
+		if (v)
+			t->flow_label &= ~UST_TCP_FLOW_OFF;
+		else
+			t->flow_label |= UST_TCP_FLOW_OFF;
+		return 0;
+	case UST_TCP_OPT_IPV6_MINHOPCOUNT:
+		if (v < 0 || v > 255)
+			return -EINVAL;
+		t->min_hops = (uint8_t)v;
+		return 0;
 	}
 	return -ENOPROTOOPT;
 }
@@ -671,6 +683,8 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 		*v = (int)(t->rcv_wnd_clamp ? t->rcv_wnd_clamp : t->user_wnd_clamp);
 		return 0;
 	case UST_TCP_OPT_DEFER_ACCEPT: *v = retrans_to_secs(t->defer_accept); return 0;
+	case UST_TCP_OPT_IPV6_FLOWLABEL: *v = !(t->flow_label & UST_TCP_FLOW_OFF); return 0;
+	case UST_TCP_OPT_IPV6_MINHOPCOUNT: *v = t->min_hops; return 0;
 	case UST_TCP_OPT_IP_MTU:
 		/* Linux: the route's MTU once connect() chose one, lowered
 		 * by packet too big or fragmentation needed (path_mtu_lower). */
