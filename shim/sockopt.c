@@ -7,7 +7,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -263,13 +262,7 @@ static int auto_flowlabels = 1;
 
 static void read_auto_flowlabels(void)
 {
-	FILE *f = fopen("/proc/sys/net/ipv6/auto_flowlabels", "re");
-
-	if (f) {
-		if (fscanf(f, "%d", &auto_flowlabels) != 1)
-			auto_flowlabels = 1;
-		fclose(f);
-	}
+	auto_flowlabels = us_sysctl_int("/proc/sys/net/ipv6/auto_flowlabels", 1);
 }
 
 static int flowlabels_sysctl(void)
