@@ -220,7 +220,9 @@ static int ip6_hdr_index(int name)
 	return -1;
 }
 
-/* A fresh kernel AF_INET6 TCP socket, for one call. */
+/* A fresh kernel AF_INET6 TCP socket, for one call. It needs a free
+ * descriptor for that time: a program at RLIMIT_NOFILE gets EMFILE where
+ * Linux would have answered. */
 static int probe_open(void)
 {
 	int k = REAL(socket)(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
