@@ -319,6 +319,11 @@ struct ust_tcb {
 	/* The path MTU that packet too big or fragmentation needed left
 	 * (IP_MTU, IPV6_MTU); 0: the link's. */
 	uint16_t pmtu;
+	/* A new TOS or traffic class dropped the socket's route, as Linux's
+	 * sk_dst_reset in __ip_sock_set_tos and IPV6_TCLASS: until the next
+	 * segment goes out (tcb_ip_hdr) IP_MTU and IPV6_MTU have no path to
+	 * read (ENOTCONN; measured on 6.18, ip6matrix.py connected). */
+	bool route_reset;
 	/* The ECN field of the last segment other than a SYN, which Linux
 	 * keeps in inet->tos (INET_ECN_xmit, INET_ECN_dontxmit), so that
 	 * getsockopt(IP_TOS) shows ECT(0) after new data on an ECN

@@ -95,6 +95,7 @@ static uint32_t tcb_flow_label(struct ust_tcb *t)
 static void tcb_ip_hdr(struct ust_tcb *t, struct seg_out *o)
 {
 	o->ip = (struct ust_ip_hdr){ .tos = t->ip_tos, .ttl = UST_IP_TTL_DEFAULT, .df = true };
+	t->route_reset = false; /* routed again */
 	o->tclass = t->ip6_tclass;
 	o->hops = UST_IPV6_HOP_LIMIT_DEFAULT;
 	if (!ust_ip6_is_v4mapped(&t->raddr))
