@@ -320,8 +320,10 @@ body_ip6_label_wire() {
 	bg_wait "$cap" 10 || true
 	# Per connection (our port): its flow labels, 0 for none.
 	timeout 10 tcpdump -v -nr "$TMP/c.pcap" "src host $SADDR6" 2>/dev/null |
-		awk -v a="$SADDR6" '/^[0-9].* IP6 / { l = 0; if (match($0, /flowlabel 0x[0-9a-f]+/)) l = substr($0, RSTART + 10, RLENGTH - 10) + 0; lab = l }
-			$1 ~ "^" a "\\." { n = split($1, f, "."); print f[n], (lab == "0" ? 0 : "L") }' | sort -u >"$TMP/labels"
+		awk -v a="$SADDR6" '/ IP6 / && index($0, ") " a ".") {
+			l = 0; if (match($0, /flowlabel 0x[0-9a-f]+/)) l = 1
+			s = substr($0, index($0, ") " a ".") + length(a) + 3); split(s, f, " ")
+			print f[1], (l ? "L" : 0) }' | sort -u >"$TMP/labels"
 	cat "$TMP/out" "$TMP/labels"
 	local name port rest want
 	while read -r name port rest; do
