@@ -409,6 +409,10 @@ struct us_sock *us_sock_alloc(void)
 	atomic_store(&s->ip6_tclass, 0);
 	atomic_store(&s->ip6_hops, UST_TCP_HOPS_DEFAULT);
 	atomic_store(&s->ip6_pmtudisc, UST_PMTUDISC_WANT);
+	atomic_store(&s->ip6.set, 0);
+	for (int i = 0; i < 4; i++)
+		atomic_store(&s->ip6.hdr_len[i], 0);
+	memset(s->ip6.pktinfo, 0, sizeof(s->ip6.pktinfo));
 	atomic_store(&s->linger_on, 0);
 	atomic_store(&s->linger_s, 0);
 	atomic_store(&s->bound_port, 0);

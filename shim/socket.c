@@ -31,19 +31,27 @@ static bool is_tcp(int domain, int type, int protocol)
 	       (protocol == 0 || protocol == IPPROTO_TCP);
 }
 
+/* A sysctl's number (shim.h). */
+int us_sysctl_int(const char *path, int dflt)
+{
+	FILE *f = fopen(path, "re");
+	int v;
+
+	if (!f)
+		return dflt;
+	if (fscanf(f, "%d", &v) != 1)
+		v = dflt;
+	fclose(f);
+	return v;
+}
+
 /* IPV6_V6ONLY's default: /proc/sys/net/ipv6/bindv6only, read once (0 when
  * it cannot be read, as the kernel's default). */
 static int bindv6only;
 
 static void read_bindv6only(void)
 {
-	FILE *f = fopen("/proc/sys/net/ipv6/bindv6only", "re");
-
-	if (f) {
-		if (fscanf(f, "%d", &bindv6only) != 1)
-			bindv6only = 0;
-		fclose(f);
-	}
+	bindv6only = us_sysctl_int("/proc/sys/net/ipv6/bindv6only", 0);
 }
 
 static int default_v6only(void)
@@ -92,6 +100,8 @@ US_EXPORT int socket(int domain, int type, int protocol)
 		return (int)us_ret(r);
 	fd = r; /* the lowest free number, as the kernel's socket() */
 	s->app_fd = fd;
+	if (domain == AF_INET6)
+		us_ip6_socket_init(s);
 	if (type & SOCK_NONBLOCK)
 		REAL(fcntl)(fd, F_SETFL, O_NONBLOCK);
 	if (!(type & SOCK_CLOEXEC))

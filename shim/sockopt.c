@@ -6,6 +6,7 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -142,14 +143,272 @@ static int engine_ip_set(struct us_sock *s, _Atomic int *k, int opt, int v)
 }
 
 /* ---- IPPROTO_IPV6 ----
- * As Linux's do_ipv6_setsockopt, each an int (EINVAL when shorter), only
- * on an AF_INET6 socket (ENOPROTOOPT on an AF_INET one, as
- * ip_setsockopt's): IPV6_V6ONLY, only before the socket has a port
- * (EINVAL after); IPV6_TCLASS, IPV6_UNICAST_HOPS and IPV6_MTU_DISCOVER,
- * which the engine puts in what it sends over IPv6 (tcp_output.c);
- * IPV6_MTU, 0 or 1280 at least, which TCP has no use for (its segments
- * follow the path MTU), read back as the path MTU. The other IPv6
- * options are not served (ENOPROTOOPT). */
+ * Every option Linux's do_ipv6_setsockopt and do_ipv6_getsockopt know on
+ * an AF_INET6 TCP socket (ENOPROTOOPT on an AF_INET one, as
+ * ip_setsockopt's), in four kinds:
+ *  - the engine's: IPV6_TCLASS, IPV6_UNICAST_HOPS and IPV6_MTU_DISCOVER
+ *    go in what it sends (tcp_output.c); IPV6_MTU takes 0 or 1280 and
+ *    more, which TCP has no use for (its segments follow the path MTU),
+ *    and reads the path MTU back, as IPV6_PATHMTU; IPV6_V6ONLY only
+ *    before the socket has a port;
+ *  - the kept ones (ip6_kept_names): a kernel socket made for the call
+ *    (probe_open) checks the value as Linux does, capabilities and
+ *    devices included, and reads back what Linux would keep, which the
+ *    slot remembers (struct us_ip6_opts); before any set the kernel's
+ *    default is read the same way (net.ipv6.auto_flowlabels' for
+ *    IPV6_AUTOFLOWLABEL). Of those IPV6_AUTOFLOWLABEL and
+ *    IPV6_MINHOPCOUNT go to the engine as well (the flow label sent, the
+ *    hop limit under which a segment is dropped); IPV6_FREEBIND and
+ *    IPV6_TRANSPARENT have theirs on a socket bound to an address not the
+ *    stack's, which the kernel takes (us_to_kernel replays them); the
+ *    others ask for ancillary data TCP gives only through
+ *    IPV6_2292PKTOPTIONS (below), or are for datagrams and multicast;
+ *  - the sticky extension headers (IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS,
+ *    IPV6_RTHDR, IPV6_DSTOPTS, all four at once by IPV6_2292PKTOPTIONS),
+ *    checked by the kernel socket and read back, but not sent: the
+ *    engine's IPv6 header has no room for extension headers (CAVEATS);
+ *  - the rest, whose answer is the kernel's for any TCP socket: options
+ *    of raw or datagram sockets (EPROTO, ENOPROTOOPT), netfilter's
+ *    (IP6T_SO_*), and the kernel's checks of multicast and anycast
+ *    groups, flow label leases (IPV6_FLOWLABEL_MGR) and IPsec policies.
+ *    What the kernel accepts among those (a group joined, a label
+ *    leased, a policy) would need the stack to receive for the group or
+ *    send under the label or policy: it fails with EOPNOTSUPP (CAVEATS). */
+
+#ifndef IPV6_FLOWINFO
+#define IPV6_FLOWINFO 11
+#endif
+#ifndef IPV6_FLOWINFO_SEND
+#define IPV6_FLOWINFO_SEND 33
+#endif
+#ifndef IPV6_FLOWLABEL_MGR
+#define IPV6_FLOWLABEL_MGR 32
+#endif
+#ifndef IPV6_AUTOFLOWLABEL
+#define IPV6_AUTOFLOWLABEL 70
+#endif
+#ifndef IPV6_MINHOPCOUNT
+#define IPV6_MINHOPCOUNT 73
+#endif
+
+/* Kept as Linux reads them back (us_ip6_opts.kept[i]). */
+static const uint8_t ip6_kept_names[US_IP6_KEPT] = {
+	IPV6_2292PKTINFO, IPV6_2292HOPOPTS, IPV6_2292DSTOPTS, IPV6_2292RTHDR, IPV6_2292HOPLIMIT,
+	IPV6_FLOWINFO, IPV6_MULTICAST_LOOP, IPV6_RECVERR, IPV6_MULTICAST_ALL, IPV6_ROUTER_ALERT_ISOLATE,
+	IPV6_RECVERR_RFC4884, IPV6_FLOWINFO_SEND, IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVHOPOPTS,
+	IPV6_RECVRTHDR, IPV6_RECVDSTOPTS, IPV6_RECVPATHMTU, IPV6_DONTFRAG, IPV6_RECVTCLASS,
+	IPV6_AUTOFLOWLABEL, IPV6_ADDR_PREFERENCES, IPV6_MINHOPCOUNT, IPV6_RECVORIGDSTADDR,
+	IPV6_TRANSPARENT, IPV6_UNICAST_IF, IPV6_RECVFRAGSIZE, IPV6_FREEBIND,
+};
+
+static int ip6_kept_index(int name)
+{
+	for (int i = 0; i < US_IP6_KEPT; i++)
+		if (ip6_kept_names[i] == name)
+			return i;
+	return -1;
+}
+
+/* The sticky headers' slots (us_ip6_opts.hdr). */
+static const int ip6_hdr_names[4] = { IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_RTHDR, IPV6_DSTOPTS };
+
+static int ip6_hdr_index(int name)
+{
+	for (int i = 0; i < 4; i++)
+		if (ip6_hdr_names[i] == name)
+			return i;
+	return -1;
+}
+
+/* A fresh kernel AF_INET6 TCP socket, for one call. It needs a free
+ * descriptor for that time: a program at RLIMIT_NOFILE gets EMFILE where
+ * Linux would have answered. */
+static int probe_open(void)
+{
+	int k = REAL(socket)(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	return k < 0 ? -errno : k;
+}
+
+static int probe_close(int k, int r)
+{
+	REAL(close)(k);
+	return r;
+}
+
+static int probe_set(int k, int name, const void *val, socklen_t len)
+{
+	return REAL(setsockopt)(k, IPPROTO_IPV6, name, val, len) < 0 ? -errno : 0;
+}
+
+static int probe_get(int k, int name, void *val, socklen_t *len)
+{
+	return REAL(getsockopt)(k, IPPROTO_IPV6, name, val, len) < 0 ? -errno : 0;
+}
+
+/* Linux's do_ipv6_setsockopt reads an int when optlen has room for one,
+ * and takes 0 otherwise, or for a NULL pointer. */
+static int ip6_int_arg(const void *val, socklen_t len)
+{
+	int v = 0;
+
+	if (val && len >= (socklen_t)sizeof(int))
+		memcpy(&v, val, sizeof(v));
+	return v;
+}
+
+/* net.ipv6.auto_flowlabels, read once: 1 (Linux's default) labels every
+ * flow unless IPV6_AUTOFLOWLABEL says 0; 2 only when it says 1; 3 always;
+ * 0 never. */
+static int auto_flowlabels = 1;
+
+static void read_auto_flowlabels(void)
+{
+	auto_flowlabels = us_sysctl_int("/proc/sys/net/ipv6/auto_flowlabels", 1);
+}
+
+static int flowlabels_sysctl(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, read_auto_flowlabels);
+	return auto_flowlabels;
+}
+
+/* Whether an AF_INET6 socket's segments carry a flow label, from its
+ * IPV6_AUTOFLOWLABEL (on, off, or -1: never set), as Linux's
+ * ip6_make_flowlabel. */
+static int flowlabel_on(int autolabel)
+{
+	int a = flowlabels_sysctl();
+
+	if (a == 3)
+		return 1;
+	if (autolabel < 0)
+		return a == 1;
+	return a != 0 && autolabel;
+}
+
+/* A new AF_INET6 socket whose segments go without a label by default
+ * (net.ipv6.auto_flowlabels 0 or 2): the engine labels unless told. */
+void us_ip6_socket_init(struct us_sock *s)
+{
+	struct us_call c;
+
+	if (flowlabel_on(-1))
+		return;
+	c.u.opt.level = IPPROTO_TCP;
+	c.u.opt.name = UST_TCP_OPT_IPV6_FLOWLABEL;
+	c.u.opt.val = 0;
+	us_call(&c, us_op_setopt, s);
+}
+
+/* What a kept option's new value does besides being read back. */
+static int ip6_kept_effect(struct us_sock *s, int name, int v)
+{
+	struct us_call c;
+
+	c.u.opt.level = IPPROTO_TCP;
+	if (name == IPV6_AUTOFLOWLABEL) {
+		c.u.opt.name = UST_TCP_OPT_IPV6_FLOWLABEL;
+		c.u.opt.val = flowlabel_on(v);
+	} else if (name == IPV6_MINHOPCOUNT) {
+		c.u.opt.name = UST_TCP_OPT_IPV6_MINHOPCOUNT;
+		c.u.opt.val = v;
+	} else {
+		return 0;
+	}
+	return (int)us_call(&c, us_op_setopt, s);
+}
+
+/* A kept option: the kernel socket, given the value kept so far (some
+ * merge, as IPV6_ADDR_PREFERENCES), takes the new one or says why not,
+ * and reads back what to keep. */
+static int ip6_kept_set(struct us_sock *s, int i, const void *val, socklen_t len)
+{
+	int name = ip6_kept_names[i], k = probe_open(), v, r;
+	socklen_t vlen = sizeof(v);
+
+	if (k < 0)
+		return k;
+	if (atomic_load(&s->ip6.set) & (1u << i)) {
+		v = atomic_load(&s->ip6.kept[i]);
+		probe_set(k, name, &v, sizeof(v));
+	}
+	if ((r = probe_set(k, name, val, len)) < 0 || (r = probe_get(k, name, &v, &vlen)) < 0)
+		return probe_close(k, r);
+	probe_close(k, 0);
+	atomic_store(&s->ip6.kept[i], v);
+	atomic_fetch_or(&s->ip6.set, 1u << i);
+	return ip6_kept_effect(s, name, v);
+}
+
+/* The sticky headers a kernel socket k holds, as this socket's (all four:
+ * IPV6_2292PKTOPTIONS replaces them all, as Linux's np->opt). */
+static int ip6_hdrs_take(struct us_sock *s, int k, int first, int last)
+{
+	uint8_t buf[US_IP6_HDR_MAX * 2];
+	socklen_t n[4];
+
+	for (int i = first; i <= last; i++) {
+		n[i] = sizeof(buf);
+		if (probe_get(k, ip6_hdr_names[i], buf, &n[i]) < 0)
+			n[i] = 0;
+		if (n[i] > US_IP6_HDR_MAX)
+			return -ENOBUFS; /* kept in the slot, US_IP6_HDR_MAX at most */
+	}
+	for (int i = first; i <= last; i++) {
+		n[i] = sizeof(buf);
+		if (probe_get(k, ip6_hdr_names[i], buf, &n[i]) < 0)
+			n[i] = 0;
+		memcpy(s->ip6.hdr[i], buf, n[i]);
+		atomic_store(&s->ip6.hdr_len[i], (uint16_t)n[i]);
+	}
+	return 0;
+}
+
+/* Options whose acceptance would need the stack to do what it does not:
+ * receive for a multicast or anycast group, send under a leased flow
+ * label or an IPsec policy. */
+static bool ip6_unserved(int name, socklen_t len)
+{
+	switch (name) {
+	case IPV6_IPSEC_POLICY:
+	case IPV6_XFRM_POLICY:
+		return len > 0; /* none (0 bytes) is what the socket has */
+	case IPV6_JOIN_ANYCAST:
+	case IPV6_LEAVE_ANYCAST:
+	case IPV6_FLOWLABEL_MGR:
+	case MCAST_JOIN_GROUP:
+	case MCAST_BLOCK_SOURCE:
+	case MCAST_UNBLOCK_SOURCE:
+	case MCAST_LEAVE_GROUP:
+	case MCAST_JOIN_SOURCE_GROUP:
+	case MCAST_LEAVE_SOURCE_GROUP:
+	case MCAST_MSFILTER:
+		return true;
+	}
+	return false;
+}
+
+/* The rest of setsockopt: the kernel socket's answer. */
+static int ip6_probe_set(struct us_sock *s, int name, const void *val, socklen_t len)
+{
+	int k = probe_open(), h = ip6_hdr_index(name), r;
+
+	if (k < 0)
+		return k;
+	r = probe_set(k, name, val, len);
+	if (r == 0 && h >= 0)
+		r = ip6_hdrs_take(s, k, h, h);
+	else if (r == 0 && name == IPV6_2292PKTOPTIONS)
+		r = ip6_hdrs_take(s, k, 0, 3);
+	else if (r == 0 && name == IPV6_PKTINFO)
+		memcpy(s->ip6.pktinfo, val, sizeof(s->ip6.pktinfo)); /* 20 bytes at least: checked */
+	else if (r == 0 && ip6_unserved(name, len))
+		r = -EOPNOTSUPP;
+	return probe_close(k, r);
+}
 
 /* Linux's IPv6 option -> the engine's. -1: not an engine option. */
 static int ip6_engine_opt(int name)
@@ -162,7 +421,7 @@ static int ip6_engine_opt(int name)
 	return -1;
 }
 
-static _Atomic int *ip6_kept(struct us_sock *s, int name)
+static _Atomic int *ip6_engine_kept(struct us_sock *s, int name)
 {
 	switch (name) {
 	case IPV6_TCLASS: return &s->ip6_tclass;
@@ -174,14 +433,18 @@ static _Atomic int *ip6_kept(struct us_sock *s, int name)
 
 static int ip6_setsockopt(struct us_sock *s, int name, const void *val, socklen_t len)
 {
-	_Atomic int *k = ip6_kept(s, name);
+	_Atomic int *k = ip6_engine_kept(s, name);
+	int v = ip6_int_arg(val, len), i;
 	struct us_call c;
-	int v, r;
 
-	if (atomic_load(&s->family) != AF_INET6 || (!k && name != IPV6_V6ONLY && name != IPV6_MTU))
+	if (atomic_load(&s->family) != AF_INET6)
 		return -ENOPROTOOPT;
-	if ((r = int_arg(val, len, &v)) < 0)
-		return r;
+	if ((i = ip6_kept_index(name)) >= 0)
+		return ip6_kept_set(s, i, val, len);
+	if (!k && name != IPV6_V6ONLY && name != IPV6_MTU)
+		return ip6_probe_set(s, name, val, len);
+	if (len < (socklen_t)sizeof(int))
+		return -EINVAL;
 	if (name == IPV6_MTU)
 		return v && v < UST_IPV6_MIN_MTU ? -EINVAL : 0;
 	if (k)
@@ -195,25 +458,125 @@ static int ip6_setsockopt(struct us_sock *s, int name, const void *val, socklen_
 	return (int)us_call(&c, us_op_setopt, s);
 }
 
+/* Control messages into a buffer as Linux's put_cmsg: a header that does
+ * not fit ends them, a message that does not is cut short. */
+struct cmsg_out {
+	uint8_t *p;
+	socklen_t left;
+};
+
+static void put_cmsg6(struct cmsg_out *m, int type, const void *data, size_t dlen)
+{
+	struct cmsghdr h = { .cmsg_len = CMSG_LEN(dlen), .cmsg_level = IPPROTO_IPV6, .cmsg_type = type };
+	size_t space = CMSG_SPACE(dlen);
+
+	if (m->left < sizeof(h))
+		return;
+	if (m->left < h.cmsg_len)
+		h.cmsg_len = m->left;
+	memcpy(m->p, &h, sizeof(h));
+	memcpy(m->p + sizeof(h), data, h.cmsg_len - sizeof(h));
+	if (space > m->left)
+		space = m->left;
+	m->p += space;
+	m->left -= (socklen_t)space;
+}
+
+static bool ip6_kept_on(struct us_sock *s, int name)
+{
+	int i = ip6_kept_index(name);
+
+	return (atomic_load(&s->ip6.set) & (1u << i)) && atomic_load(&s->ip6.kept[i]);
+}
+
+/* IPV6_2292PKTOPTIONS on a TCP socket: what Linux's do_ipv6_getsockopt
+ * writes when it holds no received segment's options: the IPV6_PKTINFO
+ * set, the multicast hop limit (1) and the traffic class and flow label of
+ * nothing received (0). Linux keeps the options of the last segment
+ * received in order once a receive option is on, and reads those: the
+ * engine does not keep them for the socket (CAVEATS). */
+static int ip6_pktoptions(struct us_sock *s, void *val, socklen_t *len)
+{
+	struct cmsg_out m = { val, 0 };
+	int one = 1, zero = 0;
+	uint32_t flowinfo = 0;
+
+	if (!val || !len)
+		return -EFAULT;
+	m.left = *len;
+	if (ip6_kept_on(s, IPV6_RECVPKTINFO))
+		put_cmsg6(&m, IPV6_PKTINFO, s->ip6.pktinfo, sizeof(s->ip6.pktinfo));
+	if (ip6_kept_on(s, IPV6_RECVHOPLIMIT))
+		put_cmsg6(&m, IPV6_HOPLIMIT, &one, sizeof(one));
+	if (ip6_kept_on(s, IPV6_RECVTCLASS))
+		put_cmsg6(&m, IPV6_TCLASS, &zero, sizeof(zero));
+	if (ip6_kept_on(s, IPV6_2292PKTINFO))
+		put_cmsg6(&m, IPV6_2292PKTINFO, s->ip6.pktinfo, sizeof(s->ip6.pktinfo));
+	if (ip6_kept_on(s, IPV6_2292HOPLIMIT))
+		put_cmsg6(&m, IPV6_2292HOPLIMIT, &one, sizeof(one));
+	if (ip6_kept_on(s, IPV6_FLOWINFO))
+		put_cmsg6(&m, IPV6_FLOWINFO, &flowinfo, sizeof(flowinfo));
+	*len -= m.left;
+	return 0;
+}
+
+/* The path MTU of a connection (IPV6_MTU, IPV6_PATHMTU); -ENOTCONN
+ * without one (Linux: no route cached). */
+static int ip6_path_mtu(struct us_sock *s)
+{
+	struct us_call c;
+
+	c.u.opt.level = IPPROTO_TCP;
+	c.u.opt.name = UST_TCP_OPT_IP_MTU;
+	if (us_call(&c, us_op_getopt, s) < 0)
+		return -ENOTCONN;
+	return c.u.opt.val;
+}
+
 static int ip6_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len)
 {
-	_Atomic int *k = ip6_kept(s, name);
+	_Atomic int *k = ip6_engine_kept(s, name);
+	struct ip6_mtuinfo mi;
 	struct us_call c;
-	int v;
+	int v, i, r;
 
 	if (atomic_load(&s->family) != AF_INET6)
 		return -ENOPROTOOPT;
+	if (!val || !len)
+		return -EFAULT;
+	i = ip6_kept_index(name);
+	if (i >= 0 && (atomic_load(&s->ip6.set) & (1u << i)))
+		return put_int(val, len, atomic_load(&s->ip6.kept[i]));
+	if ((i = ip6_hdr_index(name)) >= 0) {
+		if (*len > atomic_load(&s->ip6.hdr_len[i]))
+			*len = atomic_load(&s->ip6.hdr_len[i]);
+		memcpy(val, s->ip6.hdr[i], *len);
+		return 0;
+	}
 	switch (name) {
 	case IPV6_V6ONLY:
 		return put_int(val, len, atomic_load(&s->v6only));
-	case IPV6_MTU:
-		/* The path MTU of a connection; none without one (Linux: no
-		 * route cached). */
-		c.u.opt.level = IPPROTO_TCP;
-		c.u.opt.name = UST_TCP_OPT_IP_MTU;
-		if (us_call(&c, us_op_getopt, s) < 0)
+	case IPV6_ADDRFORM:
+		/* Linux reads the family of an established socket. */
+		if (atomic_load(&s->state) != UST_TCP_ESTABLISHED)
 			return -ENOTCONN;
-		return put_int(val, len, c.u.opt.val);
+		return put_int(val, len, AF_INET6);
+	case IPV6_MTU:
+		if ((v = ip6_path_mtu(s)) < 0)
+			return v;
+		return put_int(val, len, v);
+	case IPV6_PATHMTU:
+		if (*len < (socklen_t)sizeof(mi))
+			return -EINVAL;
+		if ((v = ip6_path_mtu(s)) < 0)
+			return v;
+		memset(&mi, 0, sizeof(mi));
+		mi.ip6m_mtu = (uint32_t)v;
+		*len = sizeof(mi);
+		memcpy(val, &mi, sizeof(mi));
+		return 0;
+	case IPV6_2292PKTOPTIONS:
+		return ip6_pktoptions(s, val, len);
 	case IPV6_TCLASS:
 		/* With the ECN field of the last segment sent, as Linux's
 		 * np->tclass has it, while TCP has the connection. */
@@ -223,11 +586,15 @@ static int ip6_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len
 			return put_int(val, len, c.u.opt.val);
 		break;
 	}
-	if (!k)
-		return -ENOPROTOOPT;
-	v = atomic_load(k);
-	return put_int(val, len, name == IPV6_UNICAST_HOPS && v == UST_TCP_HOPS_DEFAULT ? UST_IPV6_HOP_LIMIT_DEFAULT
-											    : v);
+	if (k) {
+		v = atomic_load(k);
+		return put_int(val, len, name == IPV6_UNICAST_HOPS && v == UST_TCP_HOPS_DEFAULT
+							 ? UST_IPV6_HOP_LIMIT_DEFAULT : v);
+	}
+	/* A kept option never set, and the rest: the kernel's default. */
+	if ((r = probe_open()) < 0)
+		return r;
+	return probe_close(r, probe_get(r, name, val, len));
 }
 
 /* ---- IPPROTO_IP ---- */

@@ -52,6 +52,7 @@
 	X(TCP_CSUM,          "tcp-csum",          "TCP checksum wrong") \
 	X(TCP_FLAGS,         "tcp-flags",         "impossible flag combination") \
 	X(TCP_NO_SOCKET,     "tcp-no-socket",     "no connection or listener (answered with RST)") \
+	X(TCP_MINHOPCOUNT,   "tcp-minhopcount",   "IPv6 segment under its socket's IPV6_MINHOPCOUNT") \
 	X(TCP_FOREIGN,       "tcp-foreign",       "for a port another process on our address holds") \
 	X(TCP_LISTEN_DROP,   "tcp-listen-drop",   "listener's queues full or segment invalid for LISTEN") \
 	X(TCP_SYN_SENT_BAD,  "tcp-syn-sent-bad",  "unacceptable segment in SYN-SENT") \

@@ -89,6 +89,7 @@ struct ust_tcp_seg {
 	uint8_t flags;          /* all eight: UST_TH_* */
 	uint8_t ecn;            /* the IP header's ECN field (UST_ECN_*) */
 	uint32_t flow;          /* IPv6's flow label; 0 over IPv4 */
+	uint8_t hops;           /* the hop limit (IPv6) or TTL (IPv4) it came with */
 	uint16_t wnd;           /* as on the wire, not scaled */
 	uint16_t up;
 	struct ust_tcp_opts opt;
@@ -312,9 +313,17 @@ struct ust_tcb {
 	 * path through routers that hash the label). lrcv_flow: the label of
 	 * the peer's last data (Linux's lrcv_flowlabel). */
 	uint32_t flow_label, lrcv_flow;
+	/* IPV6_MINHOPCOUNT (RFC 5082's check): a segment over IPv6 with a
+	 * smaller hop limit is dropped, as Linux's tcp_v6_rcv; 0: none. */
+	uint8_t min_hops;
 	/* The path MTU that packet too big or fragmentation needed left
 	 * (IP_MTU, IPV6_MTU); 0: the link's. */
 	uint16_t pmtu;
+	/* A new TOS or traffic class dropped the socket's route, as Linux's
+	 * sk_dst_reset in __ip_sock_set_tos and IPV6_TCLASS: until the next
+	 * segment goes out (tcb_ip_hdr) IP_MTU and IPV6_MTU have no path to
+	 * read (ENOTCONN; measured on 6.18, ip6matrix.py connected). */
+	bool route_reset;
 	/* The ECN field of the last segment other than a SYN, which Linux
 	 * keeps in inet->tos (INET_ECN_xmit, INET_ECN_dontxmit), so that
 	 * getsockopt(IP_TOS) shows ECT(0) after new data on an ECN
@@ -768,6 +777,8 @@ enum ust_tcp_opt {
 	UST_TCP_OPT_MORE,           /* MSG_MORE: 1 holds them until the next ACK; 0 pushes them */
 	UST_TCP_OPT_WINDOW_CLAMP,   /* TCP_WINDOW_CLAMP: bytes; 0 (before connect) none */
 	UST_TCP_OPT_DEFER_ACCEPT,   /* TCP_DEFER_ACCEPT: seconds, read back as Linux rounds them */
+	UST_TCP_OPT_IPV6_FLOWLABEL, /* 1: the automatic flow label (the default); 0: label 0 */
+	UST_TCP_OPT_IPV6_MINHOPCOUNT, /* IPV6_MINHOPCOUNT: 0..255; a segment under it is dropped */
 };
 /* IP_MTU_DISCOVER's modes, Linux's IP_PMTUDISC_*: DF is set with WANT
  * (the default) and DO, and clear with the others. */
@@ -782,6 +793,9 @@ int ust_tcp_setopt(struct ust_tcb *tcb, enum ust_tcp_opt opt, int value);
  * a hop limit of -1 as UST_TCP_HOPS_DEFAULT), or -EINVAL. */
 #define UST_TCP_HOPS_DEFAULT 0x100
 #define UST_TCP_FLOW_SET 0x80000000u
+/* In flow_label too: IPV6_AUTOFLOWLABEL 0, every segment goes with label 0
+ * (Linux's ip6_make_flowlabel without autolabel). */
+#define UST_TCP_FLOW_OFF 0x40000000u
 int ust_tcp_ip_opt_value(enum ust_tcp_opt opt, int value);
 int ust_tcp_getopt(const struct ust_tcb *tcb, enum ust_tcp_opt opt, int *value);
 /* TCP_CONGESTION: the algorithm called name from now on, 0; or -ENOENT if

@@ -147,6 +147,8 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->ip6_tclass = l->ip6_tclass;
 	c->ip6_hops = l->ip6_hops;
 	c->ip6_pmtudisc = l->ip6_pmtudisc;
+	c->flow_label = l->flow_label & UST_TCP_FLOW_OFF;
+	c->min_hops = l->min_hops;
 	c->user_wnd_clamp = l->user_wnd_clamp;
 	c->defer_accept = l->defer_accept;
 	c->ipv6 = l->ipv6;
@@ -381,6 +383,10 @@ static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time no
 {
 	struct ust_tcp *tcp = l->tcp;
 
+	if (seg->hops < l->min_hops && !ust_ip6_is_v4mapped(&seg->src)) {
+		tcp_drop(tcp, UST_DROP_TCP_MINHOPCOUNT); /* as a connection's */
+		return;
+	}
 	if (seg->flags & UST_TH_RST) {
 		tcp_drop(tcp, UST_DROP_TCP_LISTEN_DROP);
 		return;
@@ -982,6 +988,11 @@ static void segment_arrives(struct ust_tcp *tcp, enum ust_drop why, struct ust_t
 			tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
 		else
 			closed_input(tcp, seg, now);
+		return;
+	}
+	if (seg->hops < t->min_hops && !ust_ip6_is_v4mapped(&seg->src)) {
+		/* Linux's tcp_v6_rcv: under IPV6_MINHOPCOUNT (RFC 5082). */
+		tcp_drop(tcp, UST_DROP_TCP_MINHOPCOUNT);
 		return;
 	}
 	tcp_count_segs_in(t, seg);

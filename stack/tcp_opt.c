@@ -111,6 +111,7 @@ enum ust_drop ust_tcp_parse(const struct ust_ipv4 *ip, bool csum_ok, struct ust_
 	seg->src = ust_ip6_from_v4(ip->src);
 	seg->dst = ust_ip6_from_v4(ip->dst);
 	seg->flow = 0;
+	seg->hops = ip->ttl;
 	return parse_segment(ip->payload, ip->payload_len, sum, csum_ok, ip->tos, seg);
 }
 
@@ -121,6 +122,7 @@ enum ust_drop ust_tcp_parse6(const struct ust_ipv6 *ip, bool csum_ok, struct ust
 	seg->src = ip->src;
 	seg->dst = ip->dst;
 	seg->flow = ip->flow & UST_IPV6_FLOW_MASK;
+	seg->hops = ip->hop_limit;
 	return parse_segment(ip->payload, ip->payload_len, sum, csum_ok, ip->tclass, seg);
 }
 

@@ -77,8 +77,10 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 /* The connection's flow label, made once (tcp_flow_label). */
 static uint32_t tcb_flow_label(struct ust_tcb *t)
 {
+	if (t->flow_label & UST_TCP_FLOW_OFF)
+		return 0;
 	if (!(t->flow_label & UST_TCP_FLOW_SET))
-		t->flow_label = UST_TCP_FLOW_SET | tcp_flow_label(t->tcp, &t->laddr, t->lport, &t->raddr, t->rport);
+		t->flow_label |= UST_TCP_FLOW_SET | tcp_flow_label(t->tcp, &t->laddr, t->lport, &t->raddr, t->rport);
 	return t->flow_label & UST_IPV6_FLOW_MASK;
 }
 
@@ -93,6 +95,7 @@ static uint32_t tcb_flow_label(struct ust_tcb *t)
 static void tcb_ip_hdr(struct ust_tcb *t, struct seg_out *o)
 {
 	o->ip = (struct ust_ip_hdr){ .tos = t->ip_tos, .ttl = UST_IP_TTL_DEFAULT, .df = true };
+	t->route_reset = false; /* routed again */
 	o->tclass = t->ip6_tclass;
 	o->hops = UST_IPV6_HOP_LIMIT_DEFAULT;
 	if (!ust_ip6_is_v4mapped(&t->raddr))

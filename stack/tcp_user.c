@@ -523,6 +523,8 @@ static int set_ip_opt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 
 	if (kept < 0)
 		return kept;
+	if ((opt == UST_TCP_OPT_IP_TOS && kept != t->ip_tos) || (opt == UST_TCP_OPT_IPV6_TCLASS && kept != t->ip6_tclass))
+		t->route_reset = true;
 	switch (opt) {
 	case UST_TCP_OPT_IP_TOS: t->ip_tos = (uint8_t)kept; break;
 	case UST_TCP_OPT_IP_TTL: t->ip_ttl = (uint8_t)kept; break;
@@ -632,6 +634,18 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 	case UST_TCP_OPT_DEFER_ACCEPT:
 		t->defer_accept = secs_to_retrans(v);
 		return 0;
+	case UST_TCP_OPT_IPV6_FLOWLABEL:
+		/* From the next segment on, as Linux's np->autoflowlabel. */
+		if (v)
+			t->flow_label &= ~UST_TCP_FLOW_OFF;
+		else
+			t->flow_label |= UST_TCP_FLOW_OFF;
+		return 0;
+	case UST_TCP_OPT_IPV6_MINHOPCOUNT:
+		if (v < 0 || v > 255)
+			return -EINVAL;
+		t->min_hops = (uint8_t)v;
+		return 0;
 	}
 	return -ENOPROTOOPT;
 }
@@ -671,10 +685,12 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 		*v = (int)(t->rcv_wnd_clamp ? t->rcv_wnd_clamp : t->user_wnd_clamp);
 		return 0;
 	case UST_TCP_OPT_DEFER_ACCEPT: *v = retrans_to_secs(t->defer_accept); return 0;
+	case UST_TCP_OPT_IPV6_FLOWLABEL: *v = !(t->flow_label & UST_TCP_FLOW_OFF); return 0;
+	case UST_TCP_OPT_IPV6_MINHOPCOUNT: *v = t->min_hops; return 0;
 	case UST_TCP_OPT_IP_MTU:
 		/* Linux: the route's MTU once connect() chose one, lowered
 		 * by packet too big or fragmentation needed (path_mtu_lower). */
-		if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN)
+		if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN || t->route_reset)
 			return -ENOTCONN;
 		*v = t->pmtu ? t->pmtu : (int)t->tcp->st->nif.mtu;
 		return 0;

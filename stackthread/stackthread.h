@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -118,6 +119,36 @@ enum us_kind {
 
 #define US_OPT_RECORD 8
 
+/* The IPPROTO_IPV6 options that only the program side keeps
+ * (shim/sockopt.c), Linux's ipv6_pinfo less what the engine has: the
+ * value each of US_IP6_KEPT options reads back (bit i of set: kept[i]
+ * was set; the kernel's default otherwise), the sticky extension headers
+ * (IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_RTHDR, IPV6_DSTOPTS; hdr_len 0:
+ * none), which the stack does not send (man ustcp.7, CAVEATS), up to
+ * US_IP6_HDR_MAX bytes each, and IPV6_PKTINFO's address and interface.
+ * Written by program threads only; an accepted socket starts with its
+ * listener's, as Linux's tcp_v6_syn_recv_sock copies ipv6_pinfo. */
+#define US_IP6_KEPT 28
+#define US_IP6_HDR_MAX 64
+struct us_ip6_opts {
+	_Atomic uint32_t set;
+	_Atomic int kept[US_IP6_KEPT];
+	_Atomic uint16_t hdr_len[4];
+	uint8_t hdr[4][US_IP6_HDR_MAX];
+	uint8_t pktinfo[20];         /* struct in6_pktinfo */
+};
+
+static inline void us_ip6_opts_copy(struct us_ip6_opts *to, struct us_ip6_opts *from)
+{
+	atomic_store(&to->set, atomic_load(&from->set));
+	for (int i = 0; i < US_IP6_KEPT; i++)
+		atomic_store(&to->kept[i], atomic_load(&from->kept[i]));
+	for (int i = 0; i < 4; i++)
+		atomic_store(&to->hdr_len[i], atomic_load(&from->hdr_len[i]));
+	memcpy(to->hdr, from->hdr, sizeof(to->hdr));
+	memcpy(to->pktinfo, from->pktinfo, sizeof(to->pktinfo));
+}
+
 /* A call's arguments and, for some, its results (struct us_call). */
 union us_call_args {
 	/* bind, connect: the address (IPv4 mapped); blocking: connect */
@@ -169,6 +200,7 @@ struct us_sock {
 	/* IPV6_TCLASS, IPV6_UNICAST_HOPS (UST_TCP_HOPS_DEFAULT: the
 	 * default) and IPV6_MTU_DISCOVER, the same way. */
 	_Atomic int ip6_tclass, ip6_hops, ip6_pmtudisc;
+	struct us_ip6_opts ip6;
 	_Atomic int linger_on, linger_s;
 	/* What bind() was given (US_F_BOUND): an address not the wildcard,
 	 * and a port not 0, stay the socket's after a failed connect, as

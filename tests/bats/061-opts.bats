@@ -236,3 +236,114 @@ body_max_pacing() {
 
 @test "SO_MAX_PACING_RATE: read back, in TCP_INFO, and the rate on the wire, CUBIC and BBR [kernel]" { MODE=kernel body_max_pacing; }
 @test "SO_MAX_PACING_RATE: read back, in TCP_INFO, and the rate on the wire, CUBIC and BBR [ustcp]" { MODE=ustcp body_max_pacing; }
+
+# ---- IPPROTO_IPV6 (issue 14) -------------------------------------------------------
+
+# Every IPPROTO_IPV6 option number, 1 to 80, on a fresh AF_INET6 socket
+# (tests/shim/ip6matrix.py: the default, read whole and in 1 and 4 bytes,
+# then ints in and out of range, 1 byte, none, a NULL pointer, 8, 20 and
+# 32 bytes, flow label requests and group requests, each read back; the
+# ancillary data IPV6_2292PKTOPTIONS gives with every receive option on).
+# Under the library the output is the kernel's of the same namespace line
+# for line; both are checked for facts of Linux 6.18 as well, so that a
+# matrix printing nothing cannot pass.
+body_ip6_matrix() {
+	shim6_topo_up
+	in_stack timeout 60 python3 "$SHIM_DIR/ip6matrix.py" fresh >"$TMP/kernel"
+	prog python3 "$SHIM_DIR/ip6matrix.py" fresh >"$TMP/out"
+	diff -u "$TMP/kernel" "$TMP/out"
+	assert_equal "$(wc -l <"$TMP/out")" 2008
+	# Facts of Linux 6.18, each a line of the matrix: the hop limit's
+	# default 64 and -1, a flag that takes 0 and 1 only, ADDRFORM gone
+	# from setsockopt, a hop-by-hop header taken and read back where a
+	# routing header of type 0 is refused, auto flow labels on by default,
+	# address preferences merged, IPV6_UNICAST_IF in network order,
+	# RFC 2292 ancillary data from the socket's own state.
+	cat >"$TMP/facts" <<'OUT'
+16 default 40000000 len1 40 len4 40000000
+16 -1 ok 40000000
+1 2 ENOPROTOOPT ENOTCONN
+31 2 EINVAL 00000000
+54 b0000010400000000 ok 0000010400000000
+57 b0000010400000000 EINVAL -
+70 default 01000000 len1 01 len4 01000000
+70 0 ok 00000000
+72 default 00050000 len1 00 len4 00050000
+72 2 ok 02040000
+73 -1 EINVAL 02000000
+76 16777216 ok 00000001
+pktoptions all 36/41/50:0000000000000000000000000000000000000000 20/41/52:01000000 20/41/67:00000000 36/41/2:0000000000000000000000000000000000000000 20/41/8:01000000 20/41/11:00000000
+OUT
+	run -0 grep -Fxc -f "$TMP/facts" "$TMP/out"
+	assert_output "$(wc -l <"$TMP/facts")"
+}
+
+@test "IPPROTO_IPV6 options 1..80 on a fresh socket: the kernel's answers, defaults and values read back [kernel]" { MODE=kernel body_ip6_matrix; }
+@test "IPPROTO_IPV6 options 1..80 on a fresh socket: the kernel's answers, defaults and values read back [ustcp]" { MODE=ustcp body_ip6_matrix; }
+
+# The same on a socket connected over IPv6 (the defaults, IPV6_V6ONLY
+# refused once bound, IPV6_MTU and IPV6_PATHMTU the path's), and
+# IPV6_ADDRFORM on one connected to an IPv4-mapped address.
+body_ip6_matrix_connected() {
+	shim6_topo_up
+	peer_bg python3 "$SHIM_DIR/echo_server.py" :: 7820 2
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7820
+	[ "$MODE" = kernel ] || sleep 1.2 # DAD, as body_ip6_options
+	run -0 prog python3 "$SHIM_DIR/ip6matrix.py" connected "$PEER_ADDR6" 7820 "$PEER_ADDR"
+	printf '%s\n' "$output" >"$TMP/out"
+	diff -u - "$TMP/out" <"$BATS_TEST_DIRNAME/061-ip6-connected.out"
+	bg_wait "$srv"
+}
+
+@test "IPPROTO_IPV6 options on a connected socket, IPV6_ADDRFORM on an IPv4-mapped one [kernel]" { MODE=kernel body_ip6_matrix_connected; }
+@test "IPPROTO_IPV6 options on a connected socket, IPV6_ADDRFORM on an IPv4-mapped one [ustcp]" { MODE=ustcp body_ip6_matrix_connected; }
+
+# IPV6_AUTOFLOWLABEL and IPV6_MINHOPCOUNT on the wire (ip6label.py
+# against an echo server on the peer, tcpdump there): a flow label per
+# connection by default (net.ipv6.auto_flowlabels 1), none with
+# IPV6_AUTOFLOWLABEL 0, set before connect or in the middle; a
+# connection whose IPV6_MINHOPCOUNT is over the peer's hop limit (64)
+# never sees the SYN-ACK.
+body_ip6_label_wire() {
+	shim6_topo_up
+	capture_start "$PEER_NETNS" "$PEER_IFACE" "$TMP/c.pcap" 60 "ip6 and tcp port 7821"
+	local cap=$CAPTURE_PID
+	peer_bg python3 "$SHIM_DIR/echo_server.py" :: 7821 4
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7821
+	[ "$MODE" = kernel ] || sleep 1.2 # DAD, as body_ip6_options
+	run -0 prog python3 "$SHIM_DIR/ip6label.py" "$PEER_ADDR6" 7821
+	printf '%s\n' "$output" >"$TMP/out"
+	bg_wait "$srv"
+	kill -INT "$cap"
+	bg_wait "$cap" 10 || true
+	# Per connection (our port): its flow labels, 0 for none.
+	timeout 10 tcpdump -v -nr "$TMP/c.pcap" "src host $SADDR6" 2>/dev/null |
+		awk -v a="$SADDR6" '/ IP6 / && index($0, ") " a ".") {
+			l = 0; if (match($0, /flowlabel 0x[0-9a-f]+/)) l = 1
+			s = substr($0, index($0, ") " a ".") + length(a) + 3); split(s, f, " ")
+			print f[1], (l ? "L" : 0) }' | sort -u >"$TMP/labels"
+	cat "$TMP/out" "$TMP/labels"
+	local name port rest want
+	while read -r name port rest; do
+		case $name in
+		auto | minok) want="$port L" ;;
+		nolabel) want="$port 0" ;;
+		relabel) want=$(printf '%s 0\n%s L' "$port" "$port") ;;
+		*) continue ;;
+		esac
+		assert_equal "$(grep "^$port " "$TMP/labels")" "$want"
+	done <"$TMP/out"
+	run -0 sed -E 's/ [0-9]+ ok/ ok/' "$TMP/out"
+	assert_output - <<'OUT'
+auto ok autoflowlabel 1
+nolabel ok autoflowlabel 0
+relabel ok autoflowlabel 0
+minhops timeout
+minok ok autoflowlabel 1
+OUT
+}
+
+@test "IPV6_AUTOFLOWLABEL: a label per connection by default, none when 0; IPV6_MINHOPCOUNT drops what comes under it [kernel]" { MODE=kernel body_ip6_label_wire; }
+@test "IPV6_AUTOFLOWLABEL: a label per connection by default, none when 0; IPV6_MINHOPCOUNT drops what comes under it [ustcp]" { MODE=ustcp body_ip6_label_wire; }

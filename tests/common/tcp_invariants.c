@@ -413,7 +413,7 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	INVT(t, t->ip6_pmtudisc <= UST_PMTUDISC_OMIT);
 	if (t->flow_label & UST_TCP_FLOW_SET) {
 		INVT(t, !ust_ip6_is_v4mapped(&t->raddr));
-		INVT(t, (t->flow_label & ~(UST_TCP_FLOW_SET | UST_IPV6_FLOW_MASK)) == 0);
+		INVT(t, (t->flow_label & ~(UST_TCP_FLOW_SET | UST_TCP_FLOW_OFF | UST_IPV6_FLOW_MASK)) == 0);
 	}
 	INVT(t, (t->lrcv_flow & ~UST_IPV6_FLOW_MASK) == 0);
 	if (t->pmtu) {

@@ -462,12 +462,13 @@ struct seg_spec {
 	 * IP_MTU_DISCOVER make it: the TOS byte less its ECN field (0 unless
 	 * "tos 0xNN"), the TTL (64 unless "ttl N"), DF (unless "nodf"). */
 	uint8_t tos;
-	uint8_t ttl;                   /* 0: the default, 64 */
+	uint8_t ttl;                   /* 0: the default, 64; inbound, the TTL or hop limit it comes with */
 	/* IPv6's flow label. Inbound: "label N" (0 unless written).
 	 * Outbound: "label same" or "label new" against the connection's
 	 * last; unless written, the same, or a new one on a segment that
-	 * sends again what was sent before (a retransmission, a SYN again). */
-	enum { LABEL_ANY, LABEL_SAME, LABEL_NEW } label;
+	 * sends again what was sent before (a retransmission, a SYN again);
+	 * "label none": 0 (IPV6_AUTOFLOWLABEL 0). */
+	enum { LABEL_ANY, LABEL_SAME, LABEL_NEW, LABEL_NONE } label;
 	uint32_t flow;
 	bool nodf;
 	uint16_t up;                   /* "urg N": the urgent pointer, set (inbound), expected (outbound) */
@@ -941,7 +942,7 @@ static bool parse_segment(struct parser *p, struct line *l, bool outbound)
 			if (v > 255 || (v & UST_ECN_MASK))
 				return perr(p, "tos %#x: a byte without the ECN field (write that apart)", v);
 			g->tos = (uint8_t)v;
-		} else if (!strcmp(t, "ttl") && outbound) {
+		} else if (!strcmp(t, "ttl")) {
 			uint32_t v;
 			if (!next_u32(p, "ttl", &v))
 				return false;
@@ -952,12 +953,14 @@ static bool parse_segment(struct parser *p, struct line *l, bool outbound)
 			g->nodf = true;
 		} else if (!strcmp(t, "label")) {
 			const char *v = next(p);
-			if (outbound && v && (!strcmp(v, "same") || !strcmp(v, "new"))) {
+			if (outbound && v && !strcmp(v, "none")) {
+				g->label = LABEL_NONE;
+			} else if (outbound && v && (!strcmp(v, "same") || !strcmp(v, "new"))) {
 				g->label = !strcmp(v, "same") ? LABEL_SAME : LABEL_NEW;
 			} else {
 				uint64_t fl;
 				if (outbound || !v || !parse_u64(v, UST_IPV6_FLOW_MASK, &fl))
-					return perr(p, outbound ? "label: want same or new"
+					return perr(p, outbound ? "label: want same, new or none"
 								: "label: want a 20-bit flow label");
 				g->flow = (uint32_t)fl;
 			}
@@ -1034,6 +1037,7 @@ static const struct { const char *name; enum ust_tcp_opt opt; } sockopts[] = {
 	{ "TCP_WINDOW_CLAMP", UST_TCP_OPT_WINDOW_CLAMP }, { "TCP_DEFER_ACCEPT", UST_TCP_OPT_DEFER_ACCEPT },
 	{ "IPV6_TCLASS", UST_TCP_OPT_IPV6_TCLASS }, { "IPV6_UNICAST_HOPS", UST_TCP_OPT_IPV6_UNICAST_HOPS },
 	{ "IPV6_MTU_DISCOVER", UST_TCP_OPT_IPV6_MTU_DISCOVER }, { "IPV6_MTU", UST_TCP_OPT_IP_MTU },
+	{ "IPV6_AUTOFLOWLABEL", UST_TCP_OPT_IPV6_FLOWLABEL }, { "IPV6_MINHOPCOUNT", UST_TCP_OPT_IPV6_MINHOPCOUNT },
 };
 
 static bool sockopt_by_name(const char *s, enum ust_tcp_opt *out)
@@ -2496,10 +2500,10 @@ static void exec_inbound(struct run *r, const struct line *l)
 	ust_put16(th + 16, csum);
 	if (v4)
 		ust_ipv4_build_tos(buf, ust_ip6_to_v4(&src), ust_ip6_to_v4(&dst), UST_IPPROTO_TCP, g->ecn,
-				   (uint16_t)(UST_IPV4_HLEN + tcplen), r->ip_id++, 64, UST_IP_DF);
+				   (uint16_t)(UST_IPV4_HLEN + tcplen), r->ip_id++, g->ttl ? g->ttl : 64, UST_IP_DF);
 	else
 	{
-		ust_ipv6_build(buf, &src, &dst, UST_IPPROTO_TCP, g->ecn, (uint16_t)tcplen, 64);
+		ust_ipv6_build(buf, &src, &dst, UST_IPPROTO_TCP, g->ecn, (uint16_t)tcplen, g->ttl ? g->ttl : 64);
 		ust_put32(buf, ust_get32(buf) | g->flow);
 	}
 	trace_frame(r, r->now, buf, hlen + tcplen, false, "");
@@ -2705,7 +2709,10 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 		sb_printf(why, "TTL: expected %u, got %u; ", g->ttl ? g->ttl : UST_IP_TTL_DEFAULT, w->ttl);
 	if (w->df == g->nodf)
 		sb_printf(why, "DF: expected %s; ", g->nodf ? "none" : "set");
-	if (w->v6 && f->label_known) {
+	if (w->v6 && g->label == LABEL_NONE) {
+		if (w->flow)
+			sb_printf(why, "flow label %#x, where none was expected; ", w->flow);
+	} else if (w->v6 && f->label_known) {
 		/* Sends again what it sent before: a new label may come
 		 * (after a timeout; Linux's sk_rethink_txhash). */
 		bool again = ((w->flags & UST_TH_SYN) || w->len || (w->flags & UST_TH_FIN)) && f->sent_known &&
