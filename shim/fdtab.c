@@ -47,12 +47,13 @@ struct region_head {
 	uint32_t magic;              /* REGION_MAGIC */
 	uint32_t slot_size, last_size;
 	unsigned nslots;             /* fixed when made: an exec'd image maps as many */
+	uint32_t ip6_size;           /* sizeof(struct us_ip6_opts) (version 2) */
 };
 
 /* "ustR", and its layout's version: raise it when a field of us_sock or
  * us_last changes meaning without changing either size. */
 #define REGION_MAGIC 0x75737452u
-#define REGION_VERSION 1u
+#define REGION_VERSION 2u
 
 static struct region_head *head;
 static int region_fd = -1;       /* the memfd behind it */
@@ -62,6 +63,7 @@ static int region_fd = -1;       /* the memfd behind it */
 static pid_t table_pid;
 static struct us_sock *region;
 static struct us_last *lasts;    /* after the slots, one per slot */
+static struct us_ip6_opts *ip6s; /* after those, one per slot (us_sock_ip6) */
 static _Atomic uint64_t *fdtab;
 static unsigned nfds;
 static unsigned nslots;
@@ -114,10 +116,11 @@ static bool map_fdtab(void)
 	return true;
 }
 
-/* The head's page, the slots, then their final statuses (us_sock_last). */
+/* The head's page, the slots, their final statuses (us_sock_last), then
+ * their IPv6 options (us_sock_ip6). */
 static size_t region_size(unsigned n)
 {
-	return (sizeof(struct us_sock) + sizeof(struct us_last)) * n + 4096;
+	return (sizeof(struct us_sock) + sizeof(struct us_last) + sizeof(struct us_ip6_opts)) * n + 4096;
 }
 
 /* The memfd, above the program's range (fcntl's own F_DUPFD_CLOEXEC: the
@@ -215,7 +218,8 @@ static bool region_usable(int fd, struct region_head *h, struct stat *st)
 {
 	return fstat(fd, st) == 0 && pread(fd, h, sizeof(*h), 0) == (ssize_t)sizeof(*h) &&
 	       h->magic == REGION_MAGIC + REGION_VERSION && h->slot_size == sizeof(struct us_sock) &&
-	       h->last_size == sizeof(struct us_last) && h->no_slots == 0 && h->nslots != 0 &&
+	       h->last_size == sizeof(struct us_last) && h->ip6_size == sizeof(struct us_ip6_opts) &&
+	       h->no_slots == 0 && h->nslots != 0 &&
 	       h->nslots <= US_MAX_SOCKS && (off_t)region_size(h->nslots) <= st->st_size;
 }
 
@@ -254,6 +258,7 @@ static bool map_inherited(const char *var)
 	nslots = h.nslots;
 	region = (struct us_sock *)((char *)p + 4096);
 	lasts = (struct us_last *)(region + nslots);
+	ip6s = (struct us_ip6_opts *)(lasts + nslots);
 	adopt_inherited();
 	return true;
 }
@@ -291,10 +296,12 @@ static void map_region(void)
 	head->magic = REGION_MAGIC + REGION_VERSION;
 	head->slot_size = sizeof(struct us_sock);
 	head->last_size = sizeof(struct us_last);
+	head->ip6_size = sizeof(struct us_ip6_opts);
 	head->nslots = n;
 	nslots = n;
 	region = (struct us_sock *)((char *)p + 4096);
 	lasts = (struct us_last *)(region + nslots);
+	ip6s = (struct us_ip6_opts *)(lasts + nslots);
 }
 
 static bool have_region(void)
@@ -330,6 +337,27 @@ struct us_last *us_sock_last(const struct us_sock *s)
 		return (struct us_last *)(f->slots + f->nslots) + (s - f->slots);
 	}
 	return &lasts[s - region];
+}
+
+struct us_ip6_opts *us_sock_ip6_w(struct us_sock *s)
+{
+	int r = foreign_of(s);
+
+	atomic_store(&s->ip6_dirty, 1);
+	if (r > 0) {
+		const struct foreign_region *f = &foreign[r - 1];
+		return (struct us_ip6_opts *)((struct us_last *)(f->slots + f->nslots) + f->nslots) + (s - f->slots);
+	}
+	return &ip6s[s - region];
+}
+
+struct us_ip6_opts *us_sock_ip6(const struct us_sock *s)
+{
+	static struct us_ip6_opts none; /* never written */
+
+	if (!atomic_load(&s->ip6_dirty))
+		return &none;
+	return us_sock_ip6_w((struct us_sock *)s);
 }
 
 unsigned us_sock_hwm(void)
@@ -409,10 +437,15 @@ struct us_sock *us_sock_alloc(void)
 	atomic_store(&s->ip6_tclass, 0);
 	atomic_store(&s->ip6_hops, UST_TCP_HOPS_DEFAULT);
 	atomic_store(&s->ip6_pmtudisc, UST_PMTUDISC_WANT);
-	atomic_store(&s->ip6.set, 0);
-	for (int i = 0; i < 4; i++)
-		atomic_store(&s->ip6.hdr_len[i], 0);
-	memset(s->ip6.pktinfo, 0, sizeof(s->ip6.pktinfo));
+	if (atomic_load(&s->ip6_dirty)) {
+		struct us_ip6_opts *o = us_sock_ip6_w(s);
+
+		atomic_store(&o->set, 0);
+		for (int i = 0; i < 4; i++)
+			atomic_store(&o->hdr_len[i], 0);
+		memset(o->pktinfo, 0, sizeof(o->pktinfo));
+		atomic_store(&s->ip6_dirty, 0);
+	}
 	atomic_store(&s->linger_on, 0);
 	atomic_store(&s->linger_s, 0);
 	atomic_store(&s->bound_port, 0);

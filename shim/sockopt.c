@@ -328,18 +328,20 @@ static int ip6_kept_set(struct us_sock *s, int i, const void *val, socklen_t len
 {
 	int name = ip6_kept_names[i], k = probe_open(), v, r;
 	socklen_t vlen = sizeof(v);
+	struct us_ip6_opts *o = us_sock_ip6(s);
 
 	if (k < 0)
 		return k;
-	if (atomic_load(&s->ip6.set) & (1u << i)) {
-		v = atomic_load(&s->ip6.kept[i]);
+	if (atomic_load(&o->set) & (1u << i)) {
+		v = atomic_load(&o->kept[i]);
 		probe_set(k, name, &v, sizeof(v));
 	}
 	if ((r = probe_set(k, name, val, len)) < 0 || (r = probe_get(k, name, &v, &vlen)) < 0)
 		return probe_close(k, r);
 	probe_close(k, 0);
-	atomic_store(&s->ip6.kept[i], v);
-	atomic_fetch_or(&s->ip6.set, 1u << i);
+	o = us_sock_ip6_w(s);
+	atomic_store(&o->kept[i], v);
+	atomic_fetch_or(&o->set, 1u << i);
 	return ip6_kept_effect(s, name, v);
 }
 
@@ -349,6 +351,7 @@ static int ip6_hdrs_take(struct us_sock *s, int k, int first, int last)
 {
 	uint8_t buf[US_IP6_HDR_MAX * 2];
 	socklen_t n[4];
+	struct us_ip6_opts *o;
 
 	for (int i = first; i <= last; i++) {
 		n[i] = sizeof(buf);
@@ -357,12 +360,13 @@ static int ip6_hdrs_take(struct us_sock *s, int k, int first, int last)
 		if (n[i] > US_IP6_HDR_MAX)
 			return -ENOBUFS; /* kept in the slot, US_IP6_HDR_MAX at most */
 	}
+	o = us_sock_ip6_w(s);
 	for (int i = first; i <= last; i++) {
 		n[i] = sizeof(buf);
 		if (probe_get(k, ip6_hdr_names[i], buf, &n[i]) < 0)
 			n[i] = 0;
-		memcpy(s->ip6.hdr[i], buf, n[i]);
-		atomic_store(&s->ip6.hdr_len[i], (uint16_t)n[i]);
+		memcpy(o->hdr[i], buf, n[i]);
+		atomic_store(&o->hdr_len[i], (uint16_t)n[i]);
 	}
 	return 0;
 }
@@ -404,7 +408,7 @@ static int ip6_probe_set(struct us_sock *s, int name, const void *val, socklen_t
 	else if (r == 0 && name == IPV6_2292PKTOPTIONS)
 		r = ip6_hdrs_take(s, k, 0, 3);
 	else if (r == 0 && name == IPV6_PKTINFO)
-		memcpy(s->ip6.pktinfo, val, sizeof(s->ip6.pktinfo)); /* 20 bytes at least: checked */
+		memcpy(us_sock_ip6_w(s)->pktinfo, val, sizeof(((struct us_ip6_opts *)0)->pktinfo)); /* 20 bytes at least: checked */
 	else if (r == 0 && ip6_unserved(name, len))
 		r = -EOPNOTSUPP;
 	return probe_close(k, r);
@@ -485,8 +489,9 @@ static void put_cmsg6(struct cmsg_out *m, int type, const void *data, size_t dle
 static bool ip6_kept_on(struct us_sock *s, int name)
 {
 	int i = ip6_kept_index(name);
+	const struct us_ip6_opts *o = us_sock_ip6(s);
 
-	return (atomic_load(&s->ip6.set) & (1u << i)) && atomic_load(&s->ip6.kept[i]);
+	return (atomic_load(&o->set) & (1u << i)) && atomic_load(&o->kept[i]);
 }
 
 /* IPV6_2292PKTOPTIONS on a TCP socket: what Linux's do_ipv6_getsockopt
@@ -505,13 +510,13 @@ static int ip6_pktoptions(struct us_sock *s, void *val, socklen_t *len)
 		return -EFAULT;
 	m.left = *len;
 	if (ip6_kept_on(s, IPV6_RECVPKTINFO))
-		put_cmsg6(&m, IPV6_PKTINFO, s->ip6.pktinfo, sizeof(s->ip6.pktinfo));
+		put_cmsg6(&m, IPV6_PKTINFO, us_sock_ip6(s)->pktinfo, sizeof(us_sock_ip6(s)->pktinfo));
 	if (ip6_kept_on(s, IPV6_RECVHOPLIMIT))
 		put_cmsg6(&m, IPV6_HOPLIMIT, &one, sizeof(one));
 	if (ip6_kept_on(s, IPV6_RECVTCLASS))
 		put_cmsg6(&m, IPV6_TCLASS, &zero, sizeof(zero));
 	if (ip6_kept_on(s, IPV6_2292PKTINFO))
-		put_cmsg6(&m, IPV6_2292PKTINFO, s->ip6.pktinfo, sizeof(s->ip6.pktinfo));
+		put_cmsg6(&m, IPV6_2292PKTINFO, us_sock_ip6(s)->pktinfo, sizeof(us_sock_ip6(s)->pktinfo));
 	if (ip6_kept_on(s, IPV6_2292HOPLIMIT))
 		put_cmsg6(&m, IPV6_2292HOPLIMIT, &one, sizeof(one));
 	if (ip6_kept_on(s, IPV6_FLOWINFO))
@@ -536,6 +541,7 @@ static int ip6_path_mtu(struct us_sock *s)
 static int ip6_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len)
 {
 	_Atomic int *k = ip6_engine_kept(s, name);
+	const struct us_ip6_opts *o = us_sock_ip6(s);
 	struct ip6_mtuinfo mi;
 	struct us_call c;
 	int v, i, r;
@@ -545,12 +551,12 @@ static int ip6_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len
 	if (!val || !len)
 		return -EFAULT;
 	i = ip6_kept_index(name);
-	if (i >= 0 && (atomic_load(&s->ip6.set) & (1u << i)))
-		return put_int(val, len, atomic_load(&s->ip6.kept[i]));
+	if (i >= 0 && (atomic_load(&o->set) & (1u << i)))
+		return put_int(val, len, atomic_load(&o->kept[i]));
 	if ((i = ip6_hdr_index(name)) >= 0) {
-		if (*len > atomic_load(&s->ip6.hdr_len[i]))
-			*len = atomic_load(&s->ip6.hdr_len[i]);
-		memcpy(val, s->ip6.hdr[i], *len);
+		if (*len > atomic_load(&o->hdr_len[i]))
+			*len = atomic_load(&o->hdr_len[i]);
+		memcpy(val, o->hdr[i], *len);
 		return 0;
 	}
 	switch (name) {

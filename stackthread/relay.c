@@ -1033,7 +1033,8 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	atomic_store(&s->ip6_tclass, atomic_load(&l->sock->ip6_tclass));
 	atomic_store(&s->ip6_hops, atomic_load(&l->sock->ip6_hops));
 	atomic_store(&s->ip6_pmtudisc, atomic_load(&l->sock->ip6_pmtudisc));
-	us_ip6_opts_copy(&s->ip6, &l->sock->ip6);
+	if (atomic_load(&l->sock->ip6_dirty))
+		us_ip6_opts_copy(us_sock_ip6_w(s), us_sock_ip6(l->sock));
 	memset(tok, 0, sizeof(*tok));
 	tok->magic = US_TOKEN_MAGIC;
 	tok->idx = us_sock_idx(s);

@@ -127,7 +127,10 @@ enum us_kind {
  * none), which the stack does not send (man ustcp.7, CAVEATS), up to
  * US_IP6_HDR_MAX bytes each, and IPV6_PKTINFO's address and interface.
  * Written by program threads only; an accepted socket starts with its
- * listener's, as Linux's tcp_v6_syn_recv_sock copies ipv6_pinfo. */
+ * listener's, as Linux's tcp_v6_syn_recv_sock copies ipv6_pinfo. Kept
+ * apart from struct us_sock (us_sock_ip6: 400 bytes that most sockets
+ * never use, which in the slot would cost every connection that much
+ * memory). */
 #define US_IP6_KEPT 28
 #define US_IP6_HDR_MAX 64
 struct us_ip6_opts {
@@ -200,7 +203,10 @@ struct us_sock {
 	/* IPV6_TCLASS, IPV6_UNICAST_HOPS (UST_TCP_HOPS_DEFAULT: the
 	 * default) and IPV6_MTU_DISCOVER, the same way. */
 	_Atomic int ip6_tclass, ip6_hops, ip6_pmtudisc;
-	struct us_ip6_opts ip6;
+	/* The slot's us_sock_ip6() entry was written (us_sock_ip6_w): the
+	 * next alloc clears it. A socket that never sets one of those IPv6
+	 * options leaves its entry untouched: no page for it. */
+	_Atomic int ip6_dirty;
 	_Atomic int linger_on, linger_s;
 	/* What bind() was given (US_F_BOUND): an address not the wildcard,
 	 * and a port not 0, stay the socket's after a failed connect, as
@@ -259,6 +265,11 @@ struct us_sock *us_sock_at(unsigned idx);
 unsigned us_sock_idx(const struct us_sock *s);
 /* The slot's final status, in the same region. */
 struct us_last *us_sock_last(const struct us_sock *s);
+/* A slot's IPv6 options (struct us_ip6_opts), beside the slots and their
+ * final statuses: to read (all zero, the defaults, while the slot never
+ * wrote one), and to write (marks the slot's entry dirty first). */
+struct us_ip6_opts *us_sock_ip6(const struct us_sock *s);
+struct us_ip6_opts *us_sock_ip6_w(struct us_sock *s);
 /* Slots at or above this were never used. */
 unsigned us_sock_hwm(void);
 /* How many calls wait in slots' mailboxes, all processes (us_sock.rpc). */

@@ -299,6 +299,35 @@ body_ip6_matrix_connected() {
 @test "IPPROTO_IPV6 options on a connected socket, IPV6_ADDRFORM on an IPv4-mapped one [kernel]" { MODE=kernel body_ip6_matrix_connected; }
 @test "IPPROTO_IPV6 options on a connected socket, IPV6_ADDRFORM on an IPv4-mapped one [ustcp]" { MODE=ustcp body_ip6_matrix_connected; }
 
+# What a socket keeps of those options (tests/shim/ip6inherit.py): nothing
+# after it closed (under ustcp the next socket may take the same slot), and
+# an accepted socket starts with its listener's (Linux's
+# tcp_v6_syn_recv_sock copies them, the sticky headers too).
+body_ip6_inherit() {
+	shim6_topo_up
+	prog_bg python3 "$SHIM_DIR/ip6inherit.py" :: 7830 "$TMP/ready" >"$TMP/out"
+	local srv=$BG_PID
+	wait_file "$TMP/ready" 20
+	[ "$MODE" = kernel ] || sleep 1.2 # DAD: the peer's first SYN waits for our advertisement otherwise
+	run -0 in_peer timeout 20 python3 -c '
+import socket, sys
+socket.create_connection((sys.argv[1], 7830), timeout=10).close()' "$SADDR6"
+	bg_wait "$srv" 20
+	diff -u - "$TMP/out" <<-EOF
+		fresh 0: recvpktinfo 00000000 recvtclass 00000000 hopopts -
+		set 0: recvpktinfo 01000000 recvtclass 01000000 hopopts 0000010400000000
+		fresh 1: recvpktinfo 00000000 recvtclass 00000000 hopopts -
+		set 1: recvpktinfo 01000000 recvtclass 01000000 hopopts 0000010400000000
+		fresh 2: recvpktinfo 00000000 recvtclass 00000000 hopopts -
+		set 2: recvpktinfo 01000000 recvtclass 01000000 hopopts 0000010400000000
+		accepted: recvpktinfo 01000000 recvtclass 01000000 hopopts 0000010400000000
+		after: recvpktinfo 00000000 recvtclass 00000000 hopopts -
+	EOF
+}
+
+@test "IPPROTO_IPV6 options: none left for the next socket, an accepted socket has its listener's [kernel]" { MODE=kernel body_ip6_inherit; }
+@test "IPPROTO_IPV6 options: none left for the next socket, an accepted socket has its listener's [ustcp]" { MODE=ustcp body_ip6_inherit; }
+
 # IPV6_AUTOFLOWLABEL and IPV6_MINHOPCOUNT on the wire (ip6label.py
 # against an echo server on the peer, tcpdump there): a flow label per
 # connection by default (net.ipv6.auto_flowlabels 1), none with
