@@ -256,6 +256,27 @@ no_seg() {
 	fi
 }
 
+# no_abort: no segment of the close is a RST. One RST is allowed, and only
+# from the peer: its answer to our second ACK of its FIN when it sent that
+# FIN twice (a tail loss probe or a retransmission, our first ACK having come
+# later than its timer on a loaded machine). Our first ACK ended its LAST-ACK,
+# our TIME-WAIT ACKs the FIN again as RFC 9293 and Linux's TIME-WAIT do, and
+# the peer, with no connection left, answers that with a RST; Linux in our
+# place is answered the same. Nothing is aborted by it: both FINs and every
+# byte have been delivered.
+no_abort() {
+	if awk '
+		$1 == "I" && index($2, "F") { ifin = 1 }
+		$1 == "P" && index($2, "F") { pfin++ }
+		index($2, "R") { if ($1 == "P" && ifin && pfin >= 2 && !late) late = 1; else bad = 1 }
+		END { exit bad }' "$TMP/segs"; then
+		return 0
+	fi
+	echo "a RST that ends a connection in:" >&2
+	cat -n "$TMP/segs" >&2
+	return 1
+}
+
 # ---- the tests ---------------------------------------------------------------
 
 @test "active close: our FIN, the peer's ACK, the peer's FIN, our final ACK (C1)" {
@@ -272,7 +293,7 @@ no_seg() {
 	in_order '^I F[^ ]* .* fin=1001$' '^P \. seq=- ack=1002 len=0$' '^P F\. seq=1 ack=1002 .* fin=1$' \
 		'^I \. seq=- ack=2 len=0$'
 	[ "$(segs '^I F')" -eq 1 ] # nothing lost here: the FIN went once
-	no_seg '^. R'
+	no_abort
 	host_closed orderly local SYN-SENT,ESTAB,FIN-WAIT-1,FIN-WAIT-2,TIME-WAIT,CLOSED
 }
 
@@ -292,7 +313,7 @@ no_seg() {
 	in_order '^P F[^ ]* .* fin=1001$' '^I \. seq=- ack=1002 len=0$' '^I F\. seq=1 ack=1002 .* fin=1$' \
 		'^P \. seq=- ack=2 len=0$'
 	[ "$(segs '^I F')" -eq 1 ]
-	no_seg '^. R'
+	no_abort
 	host_closed orderly remote SYN-SENT,ESTAB,CLOSE-WAIT,LAST-ACK,CLOSED
 }
 
@@ -315,7 +336,7 @@ no_seg() {
 	in_order '^I F[^ ]* .* fin=1001$' '^P [^ ]* seq=(-|1) ack=1002 ' \
 		'^P F[^ ]* .* fin=1000001$' '^I \. seq=- ack=1000002 len=0$'
 	[ "$(awk '$1 == "P" && $5 != "len=0"' "$TMP/segs" | head -n 1 | grep -c 'ack=1002')" -eq 1 ]
-	no_seg '^. R'
+	no_abort
 	host_closed orderly local SYN-SENT,ESTAB,FIN-WAIT-1,FIN-WAIT-2,TIME-WAIT,CLOSED
 }
 
@@ -337,7 +358,7 @@ no_seg() {
 		'^I F[^ ]* .* fin=1000001$' '^P \. seq=- ack=1000002 len=0$'
 	# No byte of ours went before the peer's FIN.
 	[ "$(awk '$1 == "I" && $5 != "len=0"' "$TMP/segs" | grep -vc 'ack=1002')" -eq 0 ]
-	no_seg '^. R'
+	no_abort
 	host_closed orderly remote SYN-SENT,ESTAB,CLOSE-WAIT,LAST-ACK,CLOSED
 }
 
@@ -357,7 +378,7 @@ no_seg() {
 	# the other FIN. Then each side ACKs the other's FIN.
 	in_order '^P F\. seq=1 ack=1 len=0 fin=1$' '^I \. seq=- ack=2 len=0$'
 	in_order '^I F\. seq=1 ack=1 len=0 fin=1$' '^P \. seq=- ack=2 len=0$'
-	no_seg '^. R'
+	no_abort
 	host_closed orderly simultaneous SYN-SENT,ESTAB,FIN-WAIT-1,CLOSING,TIME-WAIT,CLOSED
 }
 
@@ -483,6 +504,6 @@ no_seg() {
 	in_order '^I F\. seq=1 ack=1 .* fin=1$' '^P F\. seq=1 ack=2 .* fin=1$' '^I \. seq=- ack=2 len=0$' \
 		'^P F\. seq=1 ack=2 .* fin=1$' '^I \. seq=- ack=2 len=0$'
 	[ "$(segs '^P F')" -eq 2 ]
-	no_seg '^. R'
+	no_abort
 	host_closed orderly local SYN-SENT,ESTAB,FIN-WAIT-1,FIN-WAIT-2,TIME-WAIT,CLOSED
 }
