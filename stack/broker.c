@@ -50,21 +50,19 @@ static void take_cmsgs(struct msghdr *m, struct request *rq)
 	}
 }
 
-/* The answer: status, and with 0 the packet socket (and, for a steered
- * stack, its ARP socket: arp >= 0). Never waits: a client whose socket is
- * full or gone loses its answer. */
-static void answer(int reply, int status, int fd, int arp)
+/* Sends len bytes of msg on sock with nfd (at most 2) of fds
+ * (SCM_RIGHTS). Never waits: a client whose socket is full or gone loses
+ * the message. */
+static void send_fds(int sock, const void *msg, size_t len, const int *fds, size_t nfd)
 {
 	union {
 		char b[CMSG_SPACE(2 * sizeof(int))];
 		struct cmsghdr align;
 	} rbuf;
-	struct iovec riov = { &status, sizeof(status) };
+	struct iovec riov = { (void *)msg, len };
 	struct msghdr rm = { .msg_iov = &riov, .msg_iovlen = 1 };
-	int fds[2] = { fd, arp };
-	size_t nfd = arp >= 0 ? 2 : 1;
 
-	if (fd >= 0) {
+	if (nfd) {
 		struct cmsghdr *c;
 		memset(&rbuf, 0, sizeof(rbuf));
 		rm.msg_control = rbuf.b;
@@ -75,7 +73,16 @@ static void answer(int reply, int status, int fd, int arp)
 		c->cmsg_len = CMSG_LEN(nfd * sizeof(int));
 		memcpy(CMSG_DATA(c), fds, nfd * sizeof(int));
 	}
-	(void)sendmsg(reply, &rm, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)sendmsg(sock, &rm, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* The answer to a request: status, and with 0 the packet socket (and, for
+ * a steered stack, its ARP socket: arp >= 0). */
+static void answer(int reply, int status, int fd, int arp)
+{
+	int fds[2] = { fd, arp };
+
+	send_fds(reply, &status, sizeof(status), fds, fd < 0 ? 0 : arp >= 0 ? 2 : 1);
 }
 
 /* ---- the steering group ---- */
@@ -127,9 +134,9 @@ static bool steer_apply(struct ust_broker *b)
 			unsigned s = b->owner[f * UST_BROKER_V6 + p];
 			uint16_t idx;
 
-			if (!s || b->m[s].leaving)
+			if (!s || (s != UST_BROKER_GROUPED && b->m[s].leaving))
 				continue;
-			idx = (uint16_t)b->m[s].idx;
+			idx = (uint16_t)(s == UST_BROKER_GROUPED ? UST_STEER_BROKER : b->m[s].idx);
 			if (n > n4 && r[n - 1].member == idx && r[n - 1].hi == p - 1) {
 				r[n - 1].hi = (uint16_t)p;
 				continue;
@@ -227,6 +234,35 @@ static void steer_moved(struct ust_broker *b, unsigned s, unsigned idx)
 	steer_apply(b);
 }
 
+/* Does a member other than s read owner[] index k as a group's? */
+static bool group_read_elsewhere(const struct ust_broker *b, unsigned s, uint32_t k)
+{
+	for (unsigned t = 1; t < UST_BROKER_MEMBERS; t++)
+		for (unsigned i = 0; t != s && i < b->m[t].ngroup; i++)
+			if (b->m[t].group[i] == k)
+				return true;
+	return false;
+}
+
+/* Member s reads group port k no more (its release, its end): the port
+ * stays the group's while another member reads it, and is nobody's after
+ * the last. Returns whether the table changed. */
+static bool group_drop(struct ust_broker *b, unsigned s, uint32_t k)
+{
+	struct ust_broker_member *m = &b->m[s];
+
+	for (unsigned i = 0; i < m->ngroup; i++) {
+		if (m->group[i] != k)
+			continue;
+		m->group[i] = m->group[--m->ngroup];
+		if (b->owner[k] != UST_BROKER_GROUPED || group_read_elsewhere(b, s, k))
+			return false;
+		b->owner[k] = 0;
+		return true;
+	}
+	return false;
+}
+
 /* Member s is gone: no process holds its channel, so none should hold its
  * socket but the broker. Its ports go to the broker's member, and the last
  * member's to s's place; then the broker's dup goes, and the kernel moves
@@ -250,6 +286,9 @@ static void steer_leave(struct ust_broker *b, unsigned s)
 	for (unsigned p = 1; p < 2 * UST_BROKER_V6; p++)
 		if (b->owner[p] == s)
 			b->owner[p] = 0;
+	/* Its group ports' sockets went with its processes. */
+	while (b->m[s].ngroup)
+		group_drop(b, s, b->m[s].group[b->m[s].ngroup - 1]);
 	if (ino && packet_socket_open(ino)) {
 		b->m[s].zombie = ino;
 		b->zombies++;
@@ -276,18 +315,35 @@ static void steer_zombies(struct ust_broker *b)
 
 /* ---- claims ---- */
 
+/* A packet socket the broker hands out that is not a member of its
+ * group joins a group of its own (with a fresh id), because a socket in a
+ * group can join no other and can no longer be bound elsewhere: a program
+ * that held one out of any group could rebind it to every frame and join
+ * a steering group (its id is any member's to read), taking a place in the
+ * array that a broker gave another member. Where the kernel has no such
+ * groups, there is no group to join either. */
+static void fanout_alone(int fd)
+{
+	int val = (PACKET_FANOUT_LB | PACKET_FANOUT_FLAG_UNIQUEID | PACKET_FANOUT_FLAG_IGNORE_OUTGOING) << 16;
+
+	(void)setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val));
+}
+
 /* Is fd a kernel TCP socket bound to our address and port (a
- * reservation, stackthread/ports.c)? Holding one is holding the port in
- * the kernel's table. */
-static bool proof_bound(const struct ust_broker *b, int fd, uint16_t port, bool *v6)
+ * reservation, stackthread/ports.c), and with group, with SO_REUSEPORT?
+ * Holding one is holding the port in the kernel's table; with the option,
+ * sharing it with any socket of the user's that has it too, as Linux lets
+ * a SO_REUSEPORT group's members. */
+static bool proof_bound(const struct ust_broker *b, int fd, uint16_t port, bool group, bool *v6)
 {
 	struct sockaddr_in6 sa;
 	struct sockaddr_in *in = (struct sockaddr_in *)&sa;
 	socklen_t len = sizeof(int), alen = sizeof(sa);
-	int domain = 0, proto = 0;
+	int domain = 0, proto = 0, reuseport = 0;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
 	    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 || proto != IPPROTO_TCP ||
+	    (group && (getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len) < 0 || !reuseport)) ||
 	    getsockname(fd, (struct sockaddr *)&sa, &alen) < 0)
 		return false;
 	/* An IPv6 reservation (an IPV6_V6ONLY socket on our IPv6 address)
@@ -334,9 +390,12 @@ static bool proof_shared(const struct ust_broker *b, int fd, const struct ust_st
 /* What a round of members' messages changed, to undo if the program
  * cannot take it, and the answers that go once it does. */
 struct round {
-	struct { uint32_t port; uint16_t was; } undo[UST_STEER_PORTS_MAX * 64 * 2]; /* port: an owner[] index */
+	/* port: an owner[] index; group_of: the member whose list of group
+	 * ports it joined last (0: none) */
+	struct { uint32_t port; uint16_t was, group_of; } undo[UST_STEER_PORTS_MAX * 64 * 2];
 	unsigned nundo;
-	struct { unsigned slot; struct ust_steer_answer a; } ans[64];
+	/* fd: a group port's socket for the answer (-1: none) */
+	struct { unsigned slot; struct ust_steer_answer a; int fd; } ans[64];
 	unsigned nans;
 	bool dirty;
 };
@@ -357,7 +416,8 @@ int ust_broker_check(const struct ust_broker *b, const struct ust_steer_msg *m, 
 	case UST_STEER_RELEASE:
 		return 0;
 	case UST_STEER_CLAIM_BOUND:
-		if (fd < 0 || m->n != 1 || !proof_bound(b, fd, m->port[0], &v6))
+	case UST_STEER_CLAIM_GROUP:
+		if (fd < 0 || m->n != 1 || !proof_bound(b, fd, m->port[0], m->op == UST_STEER_CLAIM_GROUP, &v6))
 			return EPERM;
 		*families = v6 ? 2 : 1;
 		return 0;
@@ -366,6 +426,44 @@ int ust_broker_check(const struct ust_broker *b, const struct ust_steer_msg *m, 
 	default:
 		return EPROTO;
 	}
+}
+
+/* Member s's granted claim msg of a port, in IPv6's space with v6, as a
+ * SO_REUSEPORT group's: the port goes to no member, and the answer carries
+ * a socket that reads its frames, unless s reads them already. */
+static void steer_group_claim(struct ust_broker *b, unsigned s, const struct ust_steer_msg *msg, bool v6,
+			      struct round *rd)
+{
+	struct ust_broker_member *m = &b->m[s];
+	uint16_t port = msg->port[0];
+	unsigned k = (v6 ? UST_BROKER_V6 : 0) + port, a = rd->nans++;
+	char err[256];
+
+	rd->ans[a].slot = s;
+	rd->ans[a].a = (struct ust_steer_answer){ .seq = msg->seq };
+	rd->ans[a].fd = -1;
+	for (unsigned i = 0; i < m->ngroup; i++)
+		if (m->group[i] == k)
+			return;
+	if (m->ngroup == UST_STEER_GROUP_PORTS) {
+		rd->ans[a].a.status = ENOBUFS;
+		b->refused++;
+		return;
+	}
+	rd->ans[a].fd = ust_link_group_socket(b->cfg, port, v6, err, sizeof(err));
+	if (rd->ans[a].fd < 0) {
+		rd->ans[a].a.status = -rd->ans[a].fd;
+		rd->ans[a].fd = -1;
+		b->refused++;
+		return;
+	}
+	fanout_alone(rd->ans[a].fd);
+	rd->ans[a].a.group_port = port;
+	rd->ans[a].a.group_v6 = v6;
+	m->group[m->ngroup++] = k;
+	rd->undo[rd->nundo++] = (typeof(rd->undo[0])){ .port = k, .was = b->owner[k], .group_of = (uint16_t)s };
+	b->owner[k] = UST_BROKER_GROUPED;
+	rd->dirty = true;
 }
 
 /* One message of len bytes from member s, with the fd it carried (-1:
@@ -377,23 +475,29 @@ static void steer_message(struct ust_broker *b, unsigned s, const struct ust_ste
 	int status = ust_broker_check(b, m, len, fd, &families);
 
 	/* A release lets the port go in both families: a stack releases a
-	 * port with its last user. */
+	 * port with its last user (and closes its socket for a group's). */
 	if (len >= offsetof(struct ust_steer_msg, port) && m->op == UST_STEER_RELEASE) {
 		for (uint32_t i = 0; !status && i < m->n; i++) {
 			for (unsigned f = 0; f < 2; f++) {
-				uint16_t *o = &b->owner[f * UST_BROKER_V6 + m->port[i]];
-				if (*o == s) {
-					*o = 0;
+				unsigned k = f * UST_BROKER_V6 + m->port[i];
+				if (b->owner[k] == s) {
+					b->owner[k] = 0;
 					rd->dirty = true;
 				}
+				rd->dirty |= group_drop(b, s, k);
 			}
 		}
 		return;
 	}
 	if (len < offsetof(struct ust_steer_msg, port) || rd->nans == UST_ARRAY_SIZE(rd->ans))
 		return;
+	if (!status && m->op == UST_STEER_CLAIM_GROUP) {
+		steer_group_claim(b, s, m, families == 2, rd);
+		return;
+	}
 	rd->ans[rd->nans].slot = s;
-	rd->ans[rd->nans].a = (struct ust_steer_answer){ m->seq, status };
+	rd->ans[rd->nans].a = (struct ust_steer_answer){ .seq = m->seq, .status = status };
+	rd->ans[rd->nans].fd = -1;
 	rd->nans++;
 	if (status) {
 		b->refused++;
@@ -402,10 +506,15 @@ static void steer_message(struct ust_broker *b, unsigned s, const struct ust_ste
 	for (uint32_t i = 0; i < m->n; i++) {
 		for (unsigned f = 0; f < 2; f++) {
 			unsigned k = f * UST_BROKER_V6 + m->port[i];
-			if (!(families & (1u << f)))
+			/* A group's port stays the group's: a claim of it
+			 * with another proof (a client port, SO_REUSEADDR's
+			 * leeway) comes from a member, which reads it
+			 * already, or from a stack the kernel let bind
+			 * beside the group, which Linux would not give the
+			 * group's SYNs either. */
+			if (!(families & (1u << f)) || b->owner[k] == UST_BROKER_GROUPED)
 				continue;
-			rd->undo[rd->nundo].port = k;
-			rd->undo[rd->nundo++].was = b->owner[k];
+			rd->undo[rd->nundo++] = (typeof(rd->undo[0])){ .port = k, .was = b->owner[k] };
 			b->owner[k] = (uint16_t)s;
 		}
 	}
@@ -447,35 +556,31 @@ static bool steer_read(struct ust_broker *b, unsigned s, struct round *rd)
 static void steer_finish(struct ust_broker *b, struct round *rd)
 {
 	if (rd->dirty && !steer_apply(b)) {
-		for (unsigned i = rd->nundo; i-- > 0;)
+		for (unsigned i = rd->nundo; i-- > 0;) {
 			b->owner[rd->undo[i].port] = rd->undo[i].was;
+			/* Its list's last, as the undo goes backwards. */
+			if (rd->undo[i].group_of)
+				b->m[rd->undo[i].group_of].ngroup--;
+		}
 		for (unsigned i = 0; i < rd->nans; i++) {
 			if (!rd->ans[i].a.status) {
 				rd->ans[i].a.status = ENOBUFS;
+				rd->ans[i].a.group_port = rd->ans[i].a.group_v6 = 0;
 				b->refused++;
 			}
+			if (rd->ans[i].fd >= 0)
+				close(rd->ans[i].fd);
+			rd->ans[i].fd = -1;
 		}
 		steer_apply(b);
 	}
 	for (unsigned i = 0; i < rd->nans; i++) {
 		int chan = b->m[rd->ans[i].slot].chan;
 		if (chan >= 0)
-			(void)send(chan, &rd->ans[i].a, sizeof(rd->ans[i].a), MSG_DONTWAIT | MSG_NOSIGNAL);
+			send_fds(chan, &rd->ans[i].a, sizeof(rd->ans[i].a), &rd->ans[i].fd, rd->ans[i].fd >= 0);
+		if (rd->ans[i].fd >= 0)
+			close(rd->ans[i].fd);
 	}
-}
-
-/* A packet socket the broker hands out that is not a member of its
- * group joins a group of its own (with a fresh id), because a socket in a
- * group can join no other and can no longer be bound elsewhere: a program
- * that held one out of any group could rebind it to every frame and join
- * a steering group (its id is any member's to read), taking a place in the
- * array that a broker gave another member. Where the kernel has no such
- * groups, there is no group to join either. */
-static void fanout_alone(int fd)
-{
-	int val = (PACKET_FANOUT_LB | PACKET_FANOUT_FLAG_UNIQUEID | PACKET_FANOUT_FLAG_IGNORE_OUTGOING) << 16;
-
-	(void)setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val));
 }
 
 /* A granted request: the packet socket fd goes to the client, as a

@@ -50,6 +50,10 @@ enum ust_broker_outcome ust_broker_serve(int bfd, const struct ust_config *cfg, 
 
 /* Members of one steering group, the broker's own included. */
 #define UST_BROKER_MEMBERS 1024u
+/* owner[]'s word for a SO_REUSEPORT group's port: the program gives its
+ * frames to no member (UST_STEER_BROKER); each member of the group reads
+ * them on its own socket. */
+#define UST_BROKER_GROUPED 0xffffu
 
 struct ust_broker_member {
 	int sock;      /* a dup of the member's packet socket; -1: slot free */
@@ -57,6 +61,10 @@ struct ust_broker_member {
 	unsigned idx;  /* its place in the kernel's array of the group */
 	bool leaving;  /* its ports steered to the broker for now */
 	ino_t zombie;  /* gone, but its socket still open somewhere: its inode */
+	/* The group ports it reads (owner[] indexes), each on the socket
+	 * its claim's answer carried. */
+	uint32_t group[UST_STEER_GROUP_PORTS];
+	unsigned ngroup;
 };
 
 /* Where IPv6's ports start in ust_broker's owner[]. */
@@ -73,8 +81,9 @@ struct ust_broker {
 	/* Slots 1..UST_BROKER_MEMBERS-1 (0: nobody); by_idx: a place's slot. */
 	struct ust_broker_member m[UST_BROKER_MEMBERS];
 	uint16_t by_idx[UST_BROKER_MEMBERS];
-	uint16_t *owner;       /* 2 x 65536: the slot each port is steered to, 0 none:
-				  IPv4's ports, then IPv6's (UST_BROKER_V6) */
+	uint16_t *owner;       /* 2 x 65536: the slot each port is steered to, 0 none,
+				  UST_BROKER_GROUPED a group's: IPv4's ports, then
+				  IPv6's (UST_BROKER_V6) */
 	unsigned zombies;      /* members with zombie set */
 	unsigned refused;      /* claims refused: no proof, or no room */
 };
@@ -84,8 +93,8 @@ struct ust_broker {
  * malformed, EINVAL port 0, EPERM no proof). Reads the fd's socket or file
  * and may take the ports file's owner lock on it (broker.c,
  * proof_shared); keeps nothing. A granted claim's families (bit 0 IPv4,
- * bit 1 IPv6) go to *families: a bound port's are its reservation's, a
- * client port's both. */
+ * bit 1 IPv6) go to *families: a bound port's or a group's are its
+ * reservation's, a client port's both. */
 int ust_broker_check(const struct ust_broker *b, const struct ust_steer_msg *m, size_t len, int fd,
 		     unsigned *families);
 

@@ -135,6 +135,7 @@
 	X(STEER_CLAIMS,      "steer-claims",      "claims of ports sent to the launcher's broker (steering by port): client ports in batches, bound ones one by one") \
 	X(STEER_REFUSED,     "steer-refused",     "claims of ports the broker refused: no proof, or no room in the group's program") \
 	X(STEER_UNSENT,      "steer-unsent",      "claims and releases that could not be sent to the broker (its channel full or gone)") \
+	X(STEER_GROUP_SOCKS, "steer-group-socks", "SO_REUSEPORT group ports read on a socket of their own from the broker (every member reads the port; one per port and family)") \
 	X(LINK_FILTERS,      "link-filters",      "filters set on the packet socket for the ports an exit keeper still holds (without the launcher's steering)")
 
 #define UST_X_DROP(e, name, desc) UST_DROP_##e,

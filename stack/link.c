@@ -344,15 +344,60 @@ static const struct sock_filter neigh_prefix[] = {
 	BPF_STMT(BPF_RET | BPF_K, 0),                                   /* 8: drop */
 };
 
-/* Opens the packet socket on ifname, attaches the filter for addr (and
- * locks it, with lock), and binds it for frames of type proto (ETH_P_ALL,
- * or ETH_P_ARP for a steered stack's ARP socket; with neigh, ETH_P_ALL
- * behind neigh_prefix): fills l->fd and what link_describe finds. */
-static int link_socket(struct ust_link *l, const struct ust_config *cfg, uint16_t proto, bool neigh, bool lock,
-		       char *err, size_t errlen)
+/* A SO_REUSEPORT group member's socket (ust_link_group_socket) sees one
+ * family's frames, and no neighbour's (which its ARP socket reads), before
+ * the port's filter: IPv4 ... */
+static const struct sock_filter group4_prefix[] = {
+	BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),                        /* 0: EtherType */
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UST_ETHERTYPE_IPV4, 1, 0),   /* 1: IPv4: to 3 */
+	BPF_STMT(BPF_RET | BPF_K, 0),                                   /* 2: drop */
+};
+
+/* ... or IPv6 but neighbour discovery (ICMPv6 types 133 to 137). */
+static const struct sock_filter group6_prefix[] = {
+	BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),                        /* 0: EtherType */
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UST_ETHERTYPE_IPV6, 0, 5),   /* 1: else drop */
+	BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UST_ETH_HLEN + 6),           /* 2: next header */
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 58, 0, 4),                  /* 3: not ICMPv6: to 8 */
+	BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UST_ETH_HLEN + 40),          /* 4: its type */
+	BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 133, 0, 2),                 /* 5: below 133: to 8 */
+	BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 137, 1, 0),                 /* 6: above 137: to 8 */
+	BPF_STMT(BPF_RET | BPF_K, 0),                                   /* 7: drop */
+};
+
+unsigned ust_link_group_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8_t mac[UST_ETH_ALEN],
+			       uint16_t port, bool v6, struct sock_filter prog[UST_LINK_GROUP_FILTER_MAX])
 {
-	struct sock_filter prog[UST_ARRAY_SIZE(neigh_prefix) + UST_LINK_FILTER_MAX];
-	unsigned pre = neigh ? UST_ARRAY_SIZE(neigh_prefix) : 0;
+	const struct ust_steer_range one_port = { port, port, 0 };
+	const struct sock_filter *prefix = v6 ? group6_prefix : group4_prefix;
+	unsigned pre = v6 ? UST_ARRAY_SIZE(group6_prefix) : UST_ARRAY_SIZE(group4_prefix);
+
+	_Static_assert(UST_ARRAY_SIZE(group6_prefix) <= UST_LINK_GROUP_FILTER_MAX - UST_LINK_PORT_FILTER_MAX,
+		       "room for the prefix");
+	memcpy(prog, prefix, pre * sizeof(prog[0]));
+	return pre + ust_link_port_filter(addr, addr6, mac, false, &one_port, 1, prog + pre);
+}
+
+/* What a packet socket of link_socket's reads: frames of type proto
+ * (ETH_P_ALL, or ETH_P_ARP for a steered stack's ARP socket) that pass
+ * the address's filter, behind neigh_prefix (neigh) or, with a port, the
+ * port's filter behind group4_prefix or group6_prefix (v6); the filter
+ * locked (lock). */
+struct link_want {
+	uint16_t proto;
+	bool neigh, lock;
+	uint16_t port;
+	bool v6;
+};
+
+/* Opens the packet socket on ifname, attaches the filter want says and
+ * binds it: fills l->fd and what link_describe finds. */
+static int link_socket(struct ust_link *l, const struct ust_config *cfg, const struct link_want *want, char *err,
+		       size_t errlen)
+{
+	struct sock_filter prog[UST_LINK_GROUP_FILTER_MAX];
+	const struct ust_ip6 *a6 = cfg->has_addr6 ? &cfg->addr6 : NULL;
+	unsigned pre = want->neigh ? UST_ARRAY_SIZE(neigh_prefix) : 0;
 	struct sock_fprog fprog;
 	struct sockaddr_ll sll;
 	int one = 1, r;
@@ -370,32 +415,38 @@ static int link_socket(struct ust_link *l, const struct ust_config *cfg, uint16_
 	r = link_describe(l, cfg->iface, err, errlen);
 	if (r)
 		return r;
-	memcpy(prog, neigh_prefix, pre * sizeof(prog[0]));
-	fprog.len = (unsigned short)(pre + ust_link_filter(cfg->addr, cfg->has_addr6 ? &cfg->addr6 : NULL, l->mac,
-							   l->l3, prog + pre));
+	if (want->port) {
+		/* Steering is for Ethernet alone (broker.h). */
+		if (l->l3)
+			return link_fail(err, errlen, EOPNOTSUPP, "link: a port's own socket needs Ethernet");
+		fprog.len = (unsigned short)ust_link_group_filter(cfg->addr, a6, l->mac, want->port, want->v6, prog);
+	} else {
+		memcpy(prog, neigh_prefix, pre * sizeof(prog[0]));
+		fprog.len = (unsigned short)(pre + ust_link_filter(cfg->addr, a6, l->mac, l->l3, prog + pre));
+	}
 	fprog.filter = prog;
 	/* A socket bound to every frame sees those the kernel sends too. */
-	if (neigh)
+	if (want->neigh || want->port)
 		set_opt(l->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
 	if (setsockopt(l->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
 		return link_fail(err, errlen, errno, "link: SO_ATTACH_FILTER: %s", strerror(errno));
 	/* Whoever holds the socket later (an unprivileged program, given it
 	 * by the launcher's broker) cannot widen what it sees. */
-	if (lock && setsockopt(l->fd, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof(one)) < 0)
+	if (want->lock && setsockopt(l->fd, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof(one)) < 0)
 		return link_fail(err, errlen, errno, "link: SO_LOCK_FILTER: %s", strerror(errno));
 	memset(&sll, 0, sizeof(sll));
 	sll.sll_family = AF_PACKET;
-	sll.sll_protocol = htons(proto);
+	sll.sll_protocol = htons(want->proto);
 	sll.sll_ifindex = l->ifindex;
 	if (bind(l->fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
 		return link_fail(err, errlen, errno, "USTCP_IFACE=\"%s\": bind: %s", cfg->iface, strerror(errno));
 	return 0;
 }
 
-static int link_socket_fd(const struct ust_config *cfg, uint16_t proto, bool neigh, char *err, size_t errlen)
+static int link_socket_fd(const struct ust_config *cfg, const struct link_want *want, char *err, size_t errlen)
 {
 	struct ust_link l;
-	int r = link_socket(&l, cfg, proto, neigh, true, err, errlen);
+	int r = link_socket(&l, cfg, want, err, errlen);
 
 	if (r) {
 		ust_link_close(&l);
@@ -406,14 +457,23 @@ static int link_socket_fd(const struct ust_config *cfg, uint16_t proto, bool nei
 
 int ust_link_socket(const struct ust_config *cfg, char *err, size_t errlen)
 {
-	return link_socket_fd(cfg, ETH_P_ALL, false, err, errlen);
+	return link_socket_fd(cfg, &(struct link_want){ .proto = ETH_P_ALL, .lock = true }, err, errlen);
 }
 
 int ust_link_arp_socket(const struct ust_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->has_addr6)
-		return link_socket_fd(cfg, ETH_P_ALL, true, err, errlen);
-	return link_socket_fd(cfg, ETH_P_ARP, false, err, errlen);
+		return link_socket_fd(cfg, &(struct link_want){ .proto = ETH_P_ALL, .neigh = true, .lock = true }, err,
+				      errlen);
+	return link_socket_fd(cfg, &(struct link_want){ .proto = ETH_P_ARP, .lock = true }, err, errlen);
+}
+
+int ust_link_group_socket(const struct ust_config *cfg, uint16_t port, bool v6, char *err, size_t errlen)
+{
+	if (!port || (v6 && !cfg->has_addr6))
+		return link_fail(err, errlen, EINVAL, "link: no such port to read");
+	return link_socket_fd(cfg, &(struct link_want){ .proto = ETH_P_ALL, .lock = true, .port = port, .v6 = v6 },
+			      err, errlen);
 }
 
 int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, size_t errlen)
@@ -423,7 +483,7 @@ int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, s
 	 * nothing from it; unlocked, the stack may narrow the filter to its
 	 * ports (ust_link_set_filter: an exit keeper's, docs/architecture.md
 	 * §5). */
-	int r = link_socket(l, cfg, ETH_P_ALL, false, false, err, errlen);
+	int r = link_socket(l, cfg, &(struct link_want){ .proto = ETH_P_ALL }, err, errlen);
 
 	if (!r) {
 		l->filter_own = true;
@@ -449,7 +509,7 @@ int ust_link_adopt(struct ust_link *l, int fd, const char *ifname, char *err, si
 	return r;
 }
 
-int ust_link_adopt_arp(struct ust_link *l, int fd)
+int ust_link_adopt_extra(const struct ust_link *l, int fd)
 {
 	int one = 1;
 
@@ -462,8 +522,16 @@ int ust_link_adopt_arp(struct ust_link *l, int fd)
 		return -e;
 	}
 	set_opt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
-	l->arp_fd = fd;
 	return 0;
+}
+
+int ust_link_adopt_arp(struct ust_link *l, int fd)
+{
+	int r = ust_link_adopt_extra(l, fd);
+
+	if (!r)
+		l->arp_fd = fd;
+	return r;
 }
 
 int ust_link_set_filter(struct ust_link *l, const struct sock_filter *prog, unsigned len)
@@ -610,6 +678,11 @@ int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned
 int ust_link_rx_arp(struct ust_link *l, struct ust_stack *st, ust_time now)
 {
 	return l->arp_fd < 0 ? 0 : link_rx(l, l->arp_fd, st, now, 1);
+}
+
+int ust_link_rx_fd(struct ust_link *l, int fd, struct ust_stack *st, ust_time now, unsigned max_batches)
+{
+	return link_rx(l, fd, st, now, max_batches);
 }
 
 /* ---- GSO: a run of TCP segments as one frame ---- */

@@ -113,6 +113,14 @@ unsigned ust_link_port_filter(uint32_t addr, const struct ust_ip6 *addr6, const 
 			      const struct ust_steer_range *r, unsigned nr,
 			      struct sock_filter prog[UST_LINK_PORT_FILTER_MAX]);
 
+/* A SO_REUSEPORT group member's own socket's program (Ethernet): of
+ * ust_link_port_filter's for port alone, one family's frames (IPv6 with
+ * v6, else IPv4), without ARP and neighbour discovery. Returns its
+ * length. */
+#define UST_LINK_GROUP_FILTER_MAX (UST_LINK_PORT_FILTER_MAX + 8)
+unsigned ust_link_group_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8_t mac[UST_ETH_ALEN],
+			       uint16_t port, bool v6, struct sock_filter prog[UST_LINK_GROUP_FILTER_MAX]);
+
 /* Opens and configures the socket on cfg's interface for its addresses
  * (what ust_link_socket does, but the filter is not locked: see
  * filter_own; then the options any holder may set). On error returns
@@ -130,12 +138,23 @@ int ust_link_socket(const struct ust_config *cfg, char *err, size_t errlen);
  * the address's): a steered stack's second socket (struct ust_link,
  * arp_fd), for the frames the steering group gives no member. */
 int ust_link_arp_socket(const struct ust_config *cfg, char *err, size_t errlen);
+/* ust_link_socket's socket narrowed to one TCP port of one family (IPv6
+ * with v6, else IPv4), without ARP and neighbour discovery: a stack's
+ * socket for a port its process shares with others in a SO_REUSEPORT
+ * group, which the steering group's program cannot give to more than one
+ * member (broker.h). Its filter is ust_link_group_filter's. Ethernet
+ * only. Returns the fd, or -errno with one line in err. Needs
+ * CAP_NET_RAW. */
+int ust_link_group_socket(const struct ust_config *cfg, uint16_t port, bool v6, char *err, size_t errlen);
 /* The same on a packet socket opened (and filtered) by someone with the
  * privilege, e.g. the launcher: takes ownership of fd. */
 int ust_link_adopt(struct ust_link *l, int fd, const char *ifname, char *err, size_t errlen);
 /* Takes fd, from ust_link_arp_socket, as l's ARP socket (after
  * ust_link_adopt), with the options ours to set. 0 or -errno (fd closed). */
 int ust_link_adopt_arp(struct ust_link *l, int fd);
+/* Sets those options on fd, another packet socket read with l's
+ * (ust_link_group_socket's): 0 or -errno (fd closed). */
+int ust_link_adopt_extra(const struct ust_link *l, int fd);
 /* Replaces the socket's filter with prog (ust_link_port_filter's, say):
  * 0, -EPERM when the filter is not the stack's own (filter_own: the
  * broker's is locked), or the kernel's -errno. */
@@ -151,6 +170,8 @@ void ust_link_netif(const struct ust_link *l, const struct ust_config *cfg, stru
 int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches);
 /* The same for the ARP socket (one batch); 0 without one. */
 int ust_link_rx_arp(struct ust_link *l, struct ust_stack *st, ust_time now);
+/* The same for fd, a socket adopted with ust_link_adopt_extra. */
+int ust_link_rx_fd(struct ust_link *l, int fd, struct ust_stack *st, ust_time now, unsigned max_batches);
 
 /* The stack's output function: ctx is the link. */
 unsigned ust_link_output(void *ctx, struct ust_pkt *const *pkts, unsigned n);

@@ -17,11 +17,25 @@
  *   UST_STEER_CLAIM_BOUND   a port held in the kernel's table (a bind(), a
  *                           listener): the reservation socket comes with
  *                           SCM_RIGHTS, bound to our address and that port.
+ *   UST_STEER_CLAIM_GROUP   a port of a SO_REUSEPORT group that may span
+ *                           processes: the reservation socket, bound to our
+ *                           address and that port with SO_REUSEPORT, comes
+ *                           with SCM_RIGHTS. The group's program can give a
+ *                           frame to one member only, and every member of a
+ *                           SO_REUSEPORT group must see every SYN for the
+ *                           port (each decides alone whether it is its own:
+ *                           stackthread/ports.c). So the port goes to no
+ *                           member, and the answer carries a packet socket
+ *                           of the claimer's own that reads that port's
+ *                           frames (ust_link_group_socket, its filter
+ *                           locked, in no fanout group), as a stack without
+ *                           steering reads them all.
  *   UST_STEER_RELEASE       ports no longer ours (no proof, no answer).
  *
  * A claim is answered with struct ust_steer_answer, after the group's
  * program has been rewritten: from then on the ports' frames reach the
- * claimer, and no other member. */
+ * claimer, and no other member (a group's port: every member, each on the
+ * socket its answer carried). */
 #ifndef USTCP_STEER_H
 #define USTCP_STEER_H
 
@@ -34,9 +48,13 @@ enum ust_steer_op {
 	UST_STEER_CLAIM_SHARED = 1,
 	UST_STEER_CLAIM_BOUND = 2,
 	UST_STEER_RELEASE = 3,
+	UST_STEER_CLAIM_GROUP = 4,
 };
 
 #define UST_STEER_PORTS_MAX 64
+/* Ports (of either family) one member may read as a SO_REUSEPORT
+ * group's, each on a socket of its own (UST_STEER_CLAIM_GROUP). */
+#define UST_STEER_GROUP_PORTS 64u
 
 struct ust_steer_msg {
 	uint32_t op;    /* enum ust_steer_op */
@@ -49,6 +67,11 @@ struct ust_steer_msg {
 struct ust_steer_answer {
 	uint32_t seq;
 	int32_t status; /* 0, or the errno of the refusal */
+	/* A granted CLAIM_GROUP whose answer carries the port's socket
+	 * (SCM_RIGHTS): the port, and 1 for IPv6's (0 IPv4's). None (port
+	 * 0) when the claimer reads the port already. */
+	uint16_t group_port;
+	uint16_t group_v6;
 };
 
 /* The member every frame no stack may have goes to: the broker's own, whose

@@ -393,16 +393,20 @@ static int reserve_families(uint16_t port, bool reuse, bool reuseport, unsigned 
 /* The port's frames are steered here on each reservation's proof that
  * was not there before (had: the reservations then), in that
  * reservation's family (a dual-stack socket's both); the broker answers
- * in order, so the last claim's answer says all are in place. */
+ * in order, so the last claim's answer says all are in place. A port of a
+ * SO_REUSEPORT group is claimed as the group's: every member reads it. */
 static void steer_bound(uint16_t port, const int had[2])
 {
 	uint32_t seq = 0;
 
 	if (!us_steer_on())
 		return;
-	for (int f = F4; f <= F6; f++)
-		if (ports[port].fd[f] >= 0 && had[f] < 0)
-			seq = us_steer_claim_bound(port, ports[port].fd[f]);
+	for (int f = F4; f <= F6; f++) {
+		int fd = ports[port].fd[f];
+
+		if (fd >= 0 && had[f] < 0)
+			seq = ports[port].reuseport ? us_steer_claim_group(port, fd) : us_steer_claim_bound(port, fd);
+	}
 	us_steer_hold(port, seq);
 }
 

@@ -368,7 +368,7 @@ bool us_share_tuple_free(uint16_t lport, uint32_t raddr, uint16_t rport);
 
 /* steer.c: steering by port (stack/steer.h), the stack's side. */
 /* Starts with the channel the broker kept (start.c, after the loop). */
-void us_steer_start(int chan, struct ev_loop *ev, struct ust_counters *ctr, struct ust_link *link);
+void us_steer_start(int chan, struct ust_loop *loop, struct ust_counters *ctr, struct ust_link *link);
 /* The stack's output function (ctx: the link): frames from a port whose
  * claim is not answered yet are held until it is (us_steer_hold). */
 unsigned us_steer_output(void *ctx, struct ust_pkt *const *pkts, unsigned n);
@@ -381,8 +381,14 @@ bool us_steer_done(uint32_t seq);
  * reservation fd; returns the claim's seq, 0 if it could not be sent. */
 uint32_t us_steer_claim_shared(const uint16_t *ports, unsigned n);
 uint32_t us_steer_claim_bound(uint16_t port, int fd);
-/* The port is no longer ours. */
+/* Claims a port of a SO_REUSEPORT group, held by the kernel reservation
+ * fd (bound with SO_REUSEPORT): its answer brings a socket for the port's
+ * frames. Returns the claim's seq, 0 if it could not be sent. */
+uint32_t us_steer_claim_group(uint16_t port, int fd);
+/* The port is no longer ours (nor its sockets, a group port's). */
 void us_steer_release(uint16_t port);
+/* Calls fn for the channel and the group ports' sockets. */
+void us_steer_each_fd(void (*fn)(void *ctx, int fd), void *ctx);
 /* A forked child's copy of the channel is not its own. */
 void us_steer_forget(void);
 

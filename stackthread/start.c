@@ -475,7 +475,7 @@ static int start_loop(void)
 	ust_loop_start(&us_st.loop, us_st.ev, &us_st.st, &us_st.link, &us_st.tcp);
 	us_st.loop.after = after_loop;
 	if (steer_chan >= 0) {
-		us_steer_start(steer_chan, us_st.ev, &us_st.st.ctr, &us_st.link);
+		us_steer_start(steer_chan, &us_st.loop, &us_st.st.ctr, &us_st.link);
 		steer_chan = -1;
 	}
 	us_st.loop.busy_poll_us = us_st.cfg.busy_poll_us;

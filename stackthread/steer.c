@@ -11,7 +11,15 @@
  * bind()'s kernel reservation made within a connect) has its frames held
  * until the answer comes (us_steer_output): a SYN that left before would
  * have its SYN-ACK go to another stack, which drops it as another's, and
- * the connect would wait for the peer's retransmission. */
+ * the connect would wait for the peer's retransmission.
+ *
+ * A port of a SO_REUSEPORT group (one that other processes may join) is
+ * claimed as the group's: its frames go to no member of the fanout group,
+ * and the answer brings a packet socket that reads that port alone, one
+ * per port and family, which the loop watches beside the link's. Every
+ * member of the group reads every frame of the port, as stacks without
+ * steering do, and each takes the SYNs the flow's hash gives it
+ * (ports.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -43,6 +51,9 @@ static struct {
 	uint32_t sent;                /* the last claim's seq (stack thread) */
 	_Atomic uint32_t want;        /* sent, for program threads */
 	_Atomic uint32_t done;        /* the last seq answered; a private futex */
+	struct ust_loop *loop;        /* the stack's, which reads the group sockets too */
+	/* The group ports' sockets (w.fd; port 0: a free slot). */
+	struct { ev_io w; uint16_t port; bool v6; } group[UST_STEER_GROUP_PORTS];
 } steer = { .chan = -1 };
 
 bool us_steer_on(void)
@@ -151,6 +162,71 @@ unsigned us_steer_output(void *ctx, struct ust_pkt *const *pkts, unsigned n)
 	return n - np - lost + (np ? ust_link_output(ctx, pass, np) : 0);
 }
 
+/* Frames of a group port: read as the link's are. */
+static void on_group(struct ev_loop *ev, ev_io *w, int revents)
+{
+	ust_time now = ust_now();
+
+	ust_link_rx_fd(steer.link, w->fd, steer.loop->st, now, 8);
+	ust_loop_kick(steer.loop, now);
+}
+
+/* The socket fd the broker sent for a's group port: watched from now on.
+ * The broker sends one per port and family until it is released. */
+static void group_adopt(const struct ust_steer_answer *a, int fd)
+{
+	unsigned i;
+
+	for (i = 0; i < UST_STEER_GROUP_PORTS && steer.group[i].port; i++)
+		;
+	if (i == UST_STEER_GROUP_PORTS || !a->group_port) {
+		REAL(close)(fd);
+		fd = -1;
+	}
+	/* Not to happen (the broker bounds them as we do, and sends one
+	 * per port and family); if it did, the port's SYNs would reach the
+	 * group's other members alone. */
+	if (fd < 0 || ust_link_adopt_extra(steer.link, (fd = us_fd_high(fd))) < 0) {
+		ust_log(UST_LOG_WARN, "cannot read port %u of a SO_REUSEPORT group on the socket the broker sent",
+			a->group_port);
+		return;
+	}
+	steer.ctr->event[UST_EV_STEER_GROUP_SOCKS]++;
+	steer.group[i].port = a->group_port;
+	steer.group[i].v6 = a->group_v6;
+	ev_io_init(&steer.group[i].w, on_group, fd, EV_READ);
+	ev_set_priority(&steer.group[i].w, EV_MAXPRI); /* as the link's (loop.c) */
+	ev_io_start(steer.loop->ev, &steer.group[i].w);
+}
+
+/* Reads one answer, and the socket a group claim's brings: its length
+ * (0 at the end of the channel, -1 none waiting). */
+static ssize_t answer_read(struct ust_steer_answer *a)
+{
+	union {
+		char b[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = { a, sizeof(*a) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+			     .msg_controllen = sizeof(cbuf.b) };
+	ssize_t n = REAL(recvmsg)(steer.chan, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (i == 0 && n == (ssize_t)sizeof(*a) && !a->status)
+				group_adopt(a, fd);
+			else
+				REAL(close)(fd);
+		}
+	}
+	return n;
+}
+
 /* The broker's answers, in the order of the claims. A refusal is said
  * once: its ports' frames go to whichever stack answers for the address,
  * which drops them as another's (tcp-foreign). */
@@ -159,7 +235,7 @@ static void on_answer(struct ev_loop *ev, ev_io *w, int revents)
 	struct ust_steer_answer a;
 	ssize_t n;
 
-	while ((n = recv(steer.chan, &a, sizeof(a), MSG_DONTWAIT)) == (ssize_t)sizeof(a)) {
+	while ((n = answer_read(&a)) == (ssize_t)sizeof(a)) {
 		if (a.status) {
 			steer.ctr->event[UST_EV_STEER_REFUSED]++;
 			us_ports_refused(a.seq);
@@ -177,11 +253,14 @@ static void on_answer(struct ev_loop *ev, ev_io *w, int revents)
 	syscall(SYS_futex, &steer.done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-void us_steer_start(int chan, struct ev_loop *ev, struct ust_counters *ctr, struct ust_link *link)
+void us_steer_start(int chan, struct ust_loop *loop, struct ust_counters *ctr, struct ust_link *link)
 {
+	struct ev_loop *ev = loop->ev;
+
 	steer.chan = chan;
 	steer.ctr = ctr;
 	steer.link = link;
+	steer.loop = loop;
 	fcntl(chan, F_SETFL, O_NONBLOCK);
 	ev_io_init(&steer.w, on_answer, chan, EV_READ);
 	ev_io_start(ev, &steer.w);
@@ -241,11 +320,35 @@ uint32_t us_steer_claim_bound(uint16_t port, int fd)
 	return steer_send(&m, fd);
 }
 
+uint32_t us_steer_claim_group(uint16_t port, int fd)
+{
+	struct ust_steer_msg m = { .op = UST_STEER_CLAIM_GROUP, .n = 1, .port = { port } };
+
+	return steer_send(&m, fd);
+}
+
 void us_steer_release(uint16_t port)
 {
 	struct ust_steer_msg m = { .op = UST_STEER_RELEASE, .n = 1, .port = { port } };
 
 	steer_send(&m, -1);
+	/* A group port's sockets, both families': the broker forgets them
+	 * at the release. */
+	for (unsigned i = 0; i < UST_STEER_GROUP_PORTS; i++) {
+		if (steer.group[i].port != port)
+			continue;
+		ev_io_stop(steer.loop->ev, &steer.group[i].w);
+		REAL(close)(steer.group[i].w.fd);
+		steer.group[i].port = 0;
+	}
+}
+
+void us_steer_each_fd(void (*fn)(void *ctx, int fd), void *ctx)
+{
+	fn(ctx, steer.chan);
+	for (unsigned i = 0; i < UST_STEER_GROUP_PORTS; i++)
+		if (steer.group[i].port)
+			fn(ctx, steer.group[i].w.fd);
 }
 
 bool us_steer_needs_lease(void)
@@ -289,6 +392,11 @@ void us_steer_forget(void)
 	if (steer.chan >= 0)
 		REAL(close)(steer.chan);
 	steer.chan = -1;
+	for (unsigned i = 0; i < UST_STEER_GROUP_PORTS; i++) {
+		if (steer.group[i].port)
+			REAL(close)(steer.group[i].w.fd);
+		steer.group[i].port = 0;
+	}
 	steer.sent = 0;
 	/* The held copies are the parent's memory too: its to send. */
 	steer.nheld = steer.nholding = 0;

@@ -750,16 +750,7 @@ body_reuseport_procs() {
 	[ "$(prog python3 "$SHIM_DIR/reuseport_procs.py" bind "$SADDR" 7500)" = EADDRINUSE ]
 	peer python3 "$SHIM_DIR/reuseport_procs.py" client "$SADDR" 7500 "$TMP/ctl" >"$TMP/out"
 	cat "$TMP/out"
-	diff -u - "$TMP/out" <<-EOF
-		20 connections answered: True, by both: True
-		a connection held by A: True
-		10 stray ACKs, each reset once: True
-		A closed its listener: True
-		then 20 connections, all B's: True
-		10 stray ACKs, each reset once: True
-		A's held connection still echoes: 'A ping'
-		A exited, then 10 connections, all B's: True
-	EOF
+	diff -u "$BATS_TEST_DIRNAME/062-reuseport-procs.out" "$TMP/out"
 	bg_wait "$srv_b" 10
 	no_kernel_tcp
 }

@@ -183,6 +183,56 @@ print("peer OK")' "$SADDR"
 	[ "$(stat_counter "$kpid" link-filters)" -eq 0 ]
 }
 
+# SO_REUSEPORT across two processes of one launcher (062's test, with
+# frames steered by port): the group's port goes to no member of the
+# fanout group, and each member reads it on a socket of its own from the
+# broker (steer.h, UST_STEER_CLAIM_GROUP), so its SYNs reach every member
+# and the flow's hash picks one listener, the same for all; a bare ACK
+# that no member's connection holds is reset once; after one member
+# closes its listener the other takes every connection while the first's
+# held connection lives on. (Before the group claim, the broker steered
+# the port to the last member to claim it, and the other's connections
+# timed out.)
+# reuseport_two_procs ADDR [LAUNCHER_ARGS...]: that test on ADDR. Each
+# server's stack read the port on a socket from the broker
+# (steer-group-socks), counted while both live.
+reuseport_two_procs() {
+	local addr=$1 rp=$BATS_TEST_DIRNAME/../shim/reuseport_procs.py
+	shift
+	mkdir "$TMP/ctl"
+	cat >"$TMP/run.sh" <<-EOF
+		python3 $rp server A $addr 7500 $TMP/ctl </dev/null &
+		echo \$! >$TMP/pids
+		while [ ! -e $TMP/ctl/A.ready ]; do sleep 0.05; done
+		python3 $rp server B $addr 7500 $TMP/ctl </dev/null &
+		echo \$! >>$TMP/pids
+		while [ ! -e $TMP/ctl/B.ready ]; do sleep 0.05; done
+		python3 $rp bind $addr 7500 >$TMP/bind
+		touch $TMP/all.ready
+		wait
+	EOF
+	launch_bg "$@" sh "$TMP/run.sh"
+	local bg=$BG_PID pid
+	wait_file "$TMP/all.ready" 30
+	run -0 cat "$TMP/bind"
+	assert_output EADDRINUSE
+	for pid in $(cat "$TMP/pids"); do
+		[ "$(stat_counter "$pid" steer-group-socks)" -eq 1 ]
+	done
+	in_peer timeout 120 python3 "$rp" client "$addr" 7500 "$TMP/ctl" >"$TMP/out" 2>"$TMP/err" ||
+		{ cat "$TMP/out" "$TMP/err"; return 1; }
+	cat "$TMP/out" "$TMP/err" # the spread, on stderr
+	diff -u "$BATS_TEST_DIRNAME/062-reuseport-procs.out" "$TMP/out"
+	bg_wait "$bg" 60
+}
+
+@test "steering: SO_REUSEPORT servers in two processes share a port; one leaves, the other takes all; strays reset once [ustcp]" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	TMP=$BATS_TEST_TMPDIR
+	launcher_topo_up
+	reuseport_two_procs "$SADDR"
+}
+
 # ---- over IPv6 (issue 16): the launcher with an IPv6 address (-A) -----------
 
 # The bulk test over IPv6: the holder's and the bulk flow's connections
@@ -271,4 +321,13 @@ except ConnectionRefusedError:
 	run -0 cat "$TMP/s4" "$TMP/s6"
 	assert_line "served 4 5"
 	assert_line "served 6 5"
+}
+
+# The SO_REUSEPORT group test over IPv6: the port's sockets from the
+# broker read IPv6's frames of the port (group6_prefix in stack/link.c).
+@test "steering over IPv6: SO_REUSEPORT servers in two processes share a port; one leaves, the other takes all [ustcp]" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	TMP=$BATS_TEST_TMPDIR
+	launcher_topo_up --ipv6
+	reuseport_two_procs "${USTCP_ADDR6%/*}" -A "$USTCP_ADDR6"
 }

@@ -23,9 +23,10 @@
  *
  * With bit 3 of byte 0 set, the input is instead a message on a member's
  * channel (steering by port, stack/steer.h), which the broker checks with
- * ust_broker_check: byte 1 the proof that comes with it (mod 4: none, a
+ * ust_broker_check: byte 1 the proof that comes with it (mod 5: none, a
  * kernel TCP socket bound to the address and port 40000, the ports file,
- * /dev/null), the rest the message (struct ust_steer_msg, cut anywhere).
+ * /dev/null, that socket with SO_REUSEPORT), the rest the message (struct
+ * ust_steer_msg, cut anywhere).
  * The ports file is the harness's: ports 1000 to 1063 held by owner slot
  * 5, generation 1. Checked: the verdict is one of the four, a claim
  * without its proof is never granted, the right proofs are, and nothing
@@ -127,8 +128,8 @@ static int ports_file(void)
 }
 
 /* A reservation as a stack makes one: our address (IP_FREEBIND), port
- * 40000. */
-static int bound_socket(uint32_t addr)
+ * 40000; with reuseport, a SO_REUSEPORT group member's. */
+static int bound_socket(uint32_t addr, bool reuseport)
 {
 	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(40000), .sin_addr.s_addr = htonl(addr) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
@@ -137,6 +138,8 @@ static int bound_socket(uint32_t addr)
 		abort();
 	setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&in, sizeof(in)) < 0)
 		abort();
 	return fd;
@@ -146,7 +149,7 @@ static int fuzz_claim(const struct ust_config *cfg, const uint8_t *data, size_t 
 {
 	struct ust_broker *b = calloc(1, sizeof(*b));
 	struct ust_steer_msg m;
-	unsigned kind = size ? data[0] % 4 : 0;
+	unsigned kind = size ? data[0] % 5 : 0;
 	size_t len = size > 1 ? size - 1 : 0;
 	int fd = -1, r;
 	bool ports_ok = true;
@@ -160,8 +163,8 @@ static int fuzz_claim(const struct ust_config *cfg, const uint8_t *data, size_t 
 		len = sizeof(m);
 	memset(&m, 0, sizeof(m));
 	memcpy(&m, data + 1, len);
-	if (kind == 1)
-		fd = bound_socket(cfg->addr);
+	if (kind == 1 || kind == 4)
+		fd = bound_socket(cfg->addr, kind == 4);
 	else if (kind == 2)
 		fd = ports_file();
 	else if (kind == 3)
@@ -175,9 +178,13 @@ static int fuzz_claim(const struct ust_config *cfg, const uint8_t *data, size_t 
 	    len >= offsetof(struct ust_steer_msg, port) + m.n * sizeof(uint16_t)) {
 		for (uint32_t i = 0; i < m.n; i++)
 			ports_ok = ports_ok && m.port[i] >= 1000 && m.port[i] < 1064;
-		if (m.op == UST_STEER_CLAIM_BOUND && r == 0 && !(kind == 1 && m.n == 1 && m.port[0] == 40000))
+		if (m.op == UST_STEER_CLAIM_BOUND && r == 0 && !((kind == 1 || kind == 4) && m.n == 1 && m.port[0] == 40000))
 			abort(); /* a bound port granted without its reservation */
-		if (m.op == UST_STEER_CLAIM_BOUND && kind == 1 && m.n == 1 && m.port[0] == 40000 && r != 0)
+		if (m.op == UST_STEER_CLAIM_BOUND && (kind == 1 || kind == 4) && m.n == 1 && m.port[0] == 40000 && r != 0)
+			abort();
+		if (m.op == UST_STEER_CLAIM_GROUP && r == 0 && !(kind == 4 && m.n == 1 && m.port[0] == 40000))
+			abort(); /* a group's port granted without a SO_REUSEPORT reservation */
+		if (m.op == UST_STEER_CLAIM_GROUP && kind == 4 && m.n == 1 && m.port[0] == 40000 && r != 0)
 			abort();
 		if (m.op == UST_STEER_CLAIM_SHARED && r == 0 && !(kind == 2 && m.owner == FUZZ_OWNER && ports_ok))
 			abort(); /* client ports granted without the owner's proof */

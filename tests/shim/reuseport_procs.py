@@ -36,10 +36,25 @@ import time
 import shimlib
 
 
+def bind_tentative(s, addr, port):
+    """bind(), again while the address is tentative: a new IPv6 address
+    is until duplicate address detection ends (a second), and bind()
+    refuses it until then (EADDRNOTAVAIL), as Linux does."""
+    for _ in range(60):
+        try:
+            s.bind((addr, port))
+            return
+        except OSError as e:
+            if e.errno != errno.EADDRNOTAVAIL:
+                raise
+            time.sleep(0.05)
+    s.bind((addr, port))
+
+
 def server(name, addr, port, ctl):
-    lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lst = socket.socket(shimlib.family(addr), socket.SOCK_STREAM)
     lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    lst.bind((addr, port))
+    bind_tentative(lst, addr, port)
     lst.listen(64)
     open(os.path.join(ctl, name + ".ready"), "w").close()
     held = []
@@ -72,9 +87,9 @@ def server(name, addr, port, ctl):
 
 
 def bind_third(addr, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(shimlib.family(addr), socket.SOCK_STREAM)
     try:
-        s.bind((addr, port))
+        bind_tentative(s, addr, port)
         print("ok")
     except OSError as e:
         print(errno.errorcode.get(e.errno, str(e.errno)))
@@ -112,7 +127,7 @@ def wait_file(path):
 def stray_acks(addr, port, n):
     """n bare ACKs from source ports nobody connected from: how many
     RSTs came back for each (Linux: 1)."""
-    rs = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    rs = socket.socket(shimlib.family(addr), socket.SOCK_RAW, socket.IPPROTO_TCP)
     src = shimlib.route_source(addr, port)
     counts = []
     for i in range(n):

@@ -46,7 +46,7 @@ static size_t eth_frame(uint8_t *f, uint16_t type, uint32_t dst4, const struct u
 	return 80;
 }
 
-static struct sock_filter kprog[UST_LINK_PORT_FILTER_MAX];
+static struct sock_filter kprog[UST_LINK_GROUP_FILTER_MAX];
 static unsigned kn;
 
 static bool passes(const struct sock_filter *prog, unsigned n, uint16_t type, uint32_t dst4,
@@ -366,6 +366,39 @@ static void test_port_filter_ipv6(void **state)
 	assert_true(passes(kprog, kn, UST_ETHERTYPE_ARP, OUR_IP, NULL));
 }
 
+/* A SO_REUSEPORT group member's own socket (ust_link_group_filter): its
+ * port in its family, errors about it, nothing else; no ARP, no neighbour
+ * discovery (the neighbour socket's). */
+static void test_group_filter(void **state)
+{
+	struct ust_ip6 sn = ust_ip6_solicited_node(&our6);
+
+	ip_at = UST_ETH_HLEN;
+	kn = ust_link_group_filter(OUR_IP, &our6, our_mac, 7500, false, kprog);
+	assert_true(kn > 0 && kn <= UST_LINK_GROUP_FILTER_MAX);
+	assert_int_equal(tcp4(OUR_IP, 7500, 5, 0), ACCEPT);
+	assert_int_equal(tcp4(OUR_IP, 7500, 7, 0), ACCEPT);
+	assert_int_equal(icmp4(3, 6, 7500, 5), ACCEPT);
+	assert_int_equal(tcp4(OUR_IP, 7499, 5, 0), 0);
+	assert_int_equal(tcp4(OUR_IP, 7501, 5, 0), 0);
+	assert_int_equal(tcp4(OUR_IP + 1, 7500, 5, 0), 0);
+	assert_int_equal(icmp4(3, 6, 80, 5), 0);
+	assert_false(passes(kprog, kn, UST_ETHERTYPE_ARP, OUR_IP, NULL));
+	assert_int_equal(tcp6(&our6, 7500), 0); /* the other family */
+	assert_int_equal(icmp6(&sn, 135, 0, 0), 0);
+
+	kn = ust_link_group_filter(OUR_IP, &our6, our_mac, 7500, true, kprog);
+	assert_true(kn > 0 && kn <= UST_LINK_GROUP_FILTER_MAX);
+	assert_int_equal(tcp6(&our6, 7500), ACCEPT);
+	assert_int_equal(icmp6(&our6, 2, 6, 7500), ACCEPT); /* packet too big */
+	assert_int_equal(tcp6(&our6, 7501), 0);
+	for (uint8_t t = 133; t <= 137; t++)
+		assert_int_equal(icmp6(&sn, t, 0, 0), 0);
+	assert_int_equal(icmp6(&our6, 128, 6, 7500), 0);
+	assert_int_equal(tcp4(OUR_IP, 7500, 5, 0), 0); /* the other family */
+	assert_false(passes(kprog, kn, UST_ETHERTYPE_ARP, OUR_IP, NULL));
+}
+
 static void test_port_filter_l3(void **state)
 {
 	keeper_prog(&our6, true, kranges, 2);
@@ -417,6 +450,7 @@ int main(void)
 		cmocka_unit_test(test_port_filter_ipv4),
 		cmocka_unit_test(test_port_filter_ipv6),
 		cmocka_unit_test(test_port_filter_l3),
+		cmocka_unit_test(test_group_filter),
 		cmocka_unit_test(test_port_filter_bounds),
 	};
 
