@@ -99,6 +99,7 @@
 	X(ND_NS_OUT,         "nd-ns-out",         "neighbour solicitations sent (resolution, probes, DAD)") \
 	X(ND_NA_OUT,         "nd-na-out",         "neighbour advertisements sent") \
 	X(ND_DAD_FAILED,     "nd-dad-failed",     "addresses found in use by another node (duplicate address detection)") \
+	X(ND_DAD_SHARED,     "nd-dad-shared",     "addresses taken without duplicate address detection: another live stack on the address checked them") \
 	X(TCP_SEGS_IN,       "tcp-segs-in",       "TCP segments received") \
 	X(TCP_SEGS_OUT,      "tcp-segs-out",      "TCP segments sent") \
 	X(TCP_RETRANS,       "tcp-retrans",       "segments retransmitted") \

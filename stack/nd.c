@@ -127,6 +127,18 @@ ust_time ust_nd_timers(struct ust_stack *st, ust_time now)
 	return next;
 }
 
+bool ust_nd_addr_checked(struct ust_stack *st, const struct ust_ip6 *a)
+{
+	int i = ust_ip6_addr_index(st, a);
+
+	/* Before our first solicitation only: once DAD began, it ends. */
+	if (i < 0 || st->addr6[i].state != UST_ADDR6_TENTATIVE || st->addr6[i].dad_sent)
+		return false;
+	st->addr6[i].state = UST_ADDR6_PREFERRED;
+	st->ctr.event[UST_EV_ND_DAD_SHARED]++;
+	return true;
+}
+
 /* RFC 4861 §7.2.3-7.2.4, for a solicitation of one of our addresses. */
 static void ns_input(struct ust_stack *st, const struct ust_ipv6 *ip, const struct ust_nd *nd,
 		     struct ust_addr6 *a, ust_time now)

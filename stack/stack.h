@@ -199,5 +199,10 @@ void ust_nd_solicit(struct ust_stack *st, const struct ust_ip6 *target, const ui
 /* DAD's timers: solicitations for tentative addresses, and their end.
  * Returns when it is next due. */
 ust_time ust_nd_timers(struct ust_stack *st, ust_time now);
+/* Another stack of this node (one on the same address, which the link
+ * sees as one host) checked a and holds it: a tentative a is taken as
+ * preferred now, without DAD of its own (counted nd-dad-shared). Returns
+ * whether it was. */
+bool ust_nd_addr_checked(struct ust_stack *st, const struct ust_ip6 *a);
 
 #endif

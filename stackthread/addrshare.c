@@ -41,6 +41,12 @@
  * the address; each reads the port's entries and the flow's hash picks
  * one listener of the whole group (us_port_group_pick), the same for all.
  *
+ * After the tombstones, the IPv6 addresses a live stack on the address
+ * has checked (DAD passed): a new stack takes them as its own at once, as
+ * a second program on a kernel finds its addresses configured, instead of
+ * spending a second of its start on DAD (RFC 4862 §5.4: the node checks
+ * an address once; the stacks on one address are one node to the link).
+ *
  * The files are created once (under flock), readable and writable by their
  * owner only, and never shrink; a stack that cannot use it keeps a secret
  * of its own and no tombstones, and says so once. */
@@ -61,7 +67,7 @@
 #include "stack_impl.h"
 
 #define SHARE_MAGIC 0x75737463u /* "ustc" */
-#define SHARE_VERSION 2u
+#define SHARE_VERSION 3u
 /* Enough for every connection that ends within TOMB_MS at the highest
  * rates seen (ab: 6,000 a second), four slots tried per 4-tuple: 1 MiB. */
 #define TOMB_SLOTS 65536u /* a power of two */
@@ -80,6 +86,17 @@ struct tomb {
 	_Atomic uint64_t word; /* until_ms << 32 | pid */
 };
 
+/* An IPv6 address a live stack checked: its owner word (the ports
+ * file's), written last; 0 empty, DAD_WRITING while the address is
+ * written. A record is live while its owner is (owner_alive). */
+#define DAD_SLOTS 8u
+#define DAD_WRITING UINT32_MAX
+struct dad_record {
+	_Atomic uint32_t owner;
+	uint32_t reserved;
+	uint8_t addr[16];
+};
+
 /* The header (struct ust_share_head, portshare.h) is read and written on
  * its own: a whole struct share is 1 MiB, too much for a program thread's
  * stack (and its zeroing alone took a quarter of a one-shot program's
@@ -88,8 +105,9 @@ struct tomb {
 struct share {
 	struct ust_share_head h;
 	struct tomb tomb[TOMB_SLOTS];
+	struct dad_record dad[DAD_SLOTS];
 };
-/* The layout of SHARE_VERSION 2, which other processes map. */
+/* The layout of SHARE_VERSION 3, which other processes map. */
 _Static_assert(offsetof(struct share, tomb) == sizeof(struct ust_share_head), "struct share's layout");
 
 /* RUN_DIR/groups-A.B.C.D: a member word per stack and port in an
@@ -452,6 +470,45 @@ int us_share_open(const struct ust_config *cfg)
 	share = m;
 	share_addr = cfg->addr;
 	return 0;
+}
+
+bool us_share_dad_passed(const struct ust_ip6 *a)
+{
+	if (!share || !pshare)
+		return false;
+	for (unsigned i = 0; i < DAD_SLOTS; i++) {
+		uint32_t w = atomic_load(&share->dad[i].owner);
+		uint8_t addr[16];
+
+		if (!w || w == DAD_WRITING)
+			continue;
+		memcpy(addr, share->dad[i].addr, sizeof(addr));
+		/* A record is rewritten only after its owner died, and an
+		 * owner word is never used twice: the same word, alive after
+		 * the read, means the address read was its. */
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load(&share->dad[i].owner) == w && !memcmp(addr, a->b, sizeof(addr)) && owner_alive(w))
+			return true;
+	}
+	return false;
+}
+
+void us_share_dad_note(const struct ust_ip6 *a)
+{
+	if (!share || !my_owner || us_share_dad_passed(a))
+		return;
+	for (unsigned i = 0; i < DAD_SLOTS; i++) {
+		uint32_t w = atomic_load(&share->dad[i].owner);
+
+		if (w == DAD_WRITING || (w && owner_alive(w)) ||
+		    !atomic_compare_exchange_strong(&share->dad[i].owner, &w, DAD_WRITING))
+			continue;
+		memcpy(share->dad[i].addr, a->b, sizeof(share->dad[i].addr));
+		atomic_store(&share->dad[i].owner, my_owner);
+		return;
+	}
+	/* All taken by live stacks on other IPv6 addresses: the next
+	 * stack on this one checks it itself. */
 }
 
 bool us_share_secret(uint64_t key[2])

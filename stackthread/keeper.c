@@ -427,6 +427,7 @@ static void leave_with_the_program(void)
  * in main) is kept alive by the parked thread alone. */
 void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents)
 {
+	us_dad_note(true);
 	if (us_st.keeper) {
 		if (us_st.program_fd < 0 && holds_exec_kept() && kill(us_st.program, 0) < 0 && errno == ESRCH)
 			let_exec_kept_go();

@@ -362,6 +362,13 @@ bool us_share_group_others(uint16_t port);
 /* The members' connections on group ports (addrshare.c): noted as a
  * listener's child is made, let go as its control block goes; free: no
  * live stack holds the 4-tuple, and every one was noted. */
+/* IPv6 addresses checked by a live stack on the address (DAD passed):
+ * is a one? Note a as checked by us (after our DAD passed). */
+bool us_share_dad_passed(const struct ust_ip6 *a);
+void us_share_dad_note(const struct ust_ip6 *a);
+/* start.c: notes our preferred IPv6 addresses in the share, once each
+ * (again: each time, so that a record outlives a checker that ended). */
+void us_dad_note(bool again);
 void us_share_tuple_hold(uint16_t lport, uint32_t raddr, uint16_t rport);
 void us_share_tuple_let_go(uint16_t lport, uint32_t raddr, uint16_t rport);
 bool us_share_tuple_free(uint16_t lport, uint32_t raddr, uint16_t rport);

@@ -348,11 +348,43 @@ static int open_link(void)
 
 /* The loop's after hook: the relay acts on what TCP reported; a keeper
  * then looks whether anything is left to finish. */
+/* IPv6 addresses and DAD across the stacks on one address (addrshare.c):
+ * those a live stack checked are ours at once (before the loop sends a
+ * solicitation); one we hold is noted for the next stack as DAD passes,
+ * and again each tick, so that a record lives while any stack holding
+ * the address does (a record names one owner; the checker may end
+ * first). */
+static bool dad_noted[2];
+
+static void dad_adopt(void)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		const struct ust_addr6 *a = &us_st.st.addr6[i];
+
+		dad_noted[i] = false;
+		if (a->state == UST_ADDR6_TENTATIVE && us_share_dad_passed(&a->a))
+			ust_nd_addr_checked(&us_st.st, &a->a);
+	}
+}
+
+void us_dad_note(bool again)
+{
+	for (unsigned i = 0; i < 2 && !us_st.st.nif.l3; i++) {
+		const struct ust_addr6 *a = &us_st.st.addr6[i];
+
+		if (a->state == UST_ADDR6_PREFERRED && (again || !dad_noted[i])) {
+			dad_noted[i] = true;
+			us_share_dad_note(&a->a);
+		}
+	}
+}
+
 static void after_loop(struct ust_loop *l, ust_time now)
 {
 	us_relay_after(l, now);
 	if (us_st.keeper)
 		us_keeper_check();
+	us_dad_note(false);
 }
 
 /* The ceiling on control blocks when USTCP_MAX_CONNS does not set one:
@@ -550,7 +582,10 @@ static int start(void)
 	if (ust_stack_init(&us_st.st, &nif, 1024, us_steer_output, &us_st.link) < 0)
 		goto nomem;
 	us_st.link.ctr = &us_st.st.ctr;
-	if (start_tcp() < 0 || start_loop() < 0)
+	if (start_tcp() < 0)
+		goto nomem;
+	dad_adopt();
+	if (start_loop() < 0)
 		goto nomem;
 	r = spawn_thread();
 	if (r < 0)

@@ -40,6 +40,49 @@ body_curl6() {
 	assert_output 1
 }
 
+# A second program on the address takes its IPv6 address at once: a
+# server already holds it (its bind waited out DAD), so a bind() to the
+# address right at the start succeeds, as on a kernel where the address
+# was configured before either program, and curl -6 runs without waiting
+# for DAD. Under ustcp the second stack took the address from the share
+# (addrshare.c, nd-dad-shared); without it the bind fails (EADDRNOTAVAIL)
+# for the stack's first second.
+body_second_program_dad() {
+	shim6_topo_up
+	peer_bg python3 "$SHIM_DIR/httpd.py" "$PEER_ADDR6" 8000 "$WWW" </dev/null 2>"$TMP/httpd.err"
+	wait_listen "$PEER_NETNS" 8000
+	prog_bg python3 -c '
+import errno, os, socket, sys, time
+s = socket.socket(socket.AF_INET6)
+for _ in range(60):
+    try:
+        s.bind((sys.argv[1], 7650))
+        break
+    except OSError as e:
+        if e.errno != errno.EADDRNOTAVAIL:
+            raise
+        time.sleep(0.05)
+s.listen(1)
+open(sys.argv[2] + "/ready", "w").close()
+while not os.path.exists(sys.argv[2] + "/stop"):
+    time.sleep(0.05)' "$SADDR6" "$TMP" </dev/null
+	local srv=$BG_PID
+	wait_file "$TMP/ready" 10
+	run -0 prog sh -c 'python3 -c "
+import errno, socket, sys
+s = socket.socket(socket.AF_INET6)
+try:
+    s.bind((sys.argv[1], 0))
+    print(\"bound at once\")
+except OSError as e:
+    print(errno.errorcode[e.errno])" "$1" && curl -6 -sS --fail --max-time 50 -o "$2/got" "http://[$3]:8000/mid"' \
+		sh "$SADDR6" "$TMP" "$PEER_ADDR6"
+	assert_output "bound at once"
+	same_file "$WWW/mid" "$TMP/got"
+	touch "$TMP/stop"
+	bg_wait "$srv" 10
+}
+
 # nc -6 -N: 1 MB to a kernel peer over IPv6, FIN, then the peer's answer
 # arrives whole (the half-close of 060's nc test, over IPv6).
 body_nc6_halfclose() {
@@ -253,6 +296,9 @@ body_tun6() {
 
 @test "curl -6: GET over IPv6, the server sees our IPv6 address [kernel]" { MODE=kernel body_curl6; }
 @test "curl -6: GET over IPv6, the server sees our IPv6 address [ustcp]" { MODE=ustcp body_curl6; }
+
+@test "a second program on the address binds its IPv6 address at once and connects without DAD [kernel]" { MODE=kernel body_second_program_dad; }
+@test "a second program on the address binds its IPv6 address at once and connects without DAD [ustcp]" { MODE=ustcp body_second_program_dad; }
 
 @test "nc -6 -N: 1 MB, FIN, then the peer's answer arrives whole [kernel]" { MODE=kernel body_nc6_halfclose; }
 @test "nc -6 -N: 1 MB, FIN, then the peer's answer arrives whole [ustcp]" { MODE=ustcp body_nc6_halfclose; }
