@@ -47,6 +47,7 @@
 	X(ND_INVALID,        "nd-invalid",        "neighbour solicitation or advertisement failing RFC 4861's checks") \
 	X(ND_NOT_FOR_US,     "nd-not-for-us",     "solicitation for another target, or an advertisement nobody asked for") \
 	X(ICMP_TCP_STALE,    "icmp-tcp-stale",    "ICMP error about no connection, or a sequence number not in flight") \
+	X(ECHO_OTHERS,       "echo-others",       "echo requests (ICMP, ICMPv6) left to the stack that answers for our address (several processes on it answer as one host)") \
 	X(ICMP6_PTB_IGNORED, "icmp6-ptb-ignored", "ICMPv6 packet too big below 1280, or to a socket whose IPV6_MTU_DISCOVER ignores it") \
 	X(TCP_SHORT,         "tcp-short",         "TCP header truncated or data offset wrong") \
 	X(TCP_CSUM,          "tcp-csum",          "TCP checksum wrong") \

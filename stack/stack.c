@@ -188,6 +188,10 @@ static void icmp_input(struct ust_stack *st, const struct ust_ipv4 *ip, ust_time
 	}
 	switch (icmp.type) {
 	case UST_ICMP_ECHO_REQUEST:
+		if (st->answers && !st->answers(st->answers_ctx)) {
+			count_drop(st, UST_DROP_ECHO_OTHERS);
+			break;
+		}
 		st->ctr.event[UST_EV_ICMP_ECHO_IN]++;
 		icmp_send(st, ip->src, UST_ICMP_ECHO_REPLY, icmp.rest, icmp.data, icmp.data_len, now);
 		return;

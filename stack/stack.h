@@ -104,6 +104,12 @@ struct ust_stack {
 
 	uint16_t ip_id;
 	struct ust_addr6 addr6[2]; /* [UST_ADDR6_LINK_LOCAL], [UST_ADDR6_GLOBAL] */
+
+	/* Whether this stack answers an echo request: asked per request
+	 * (answers_ctx), always when NULL. Several processes' stacks on one
+	 * address answer as one host (stackthread's us_answers_for_address). */
+	bool (*answers)(void *ctx);
+	void *answers_ctx;
 };
 
 int ust_stack_init(struct ust_stack *st, const struct ust_netif *nif, unsigned pool_size,

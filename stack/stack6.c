@@ -191,6 +191,10 @@ static void icmp6_input(struct ust_stack *st, const struct ust_ipv6 *ip, bool mc
 	case UST_ICMP6_ECHO_REQUEST:
 		/* Linux answers echo to a group too (icmpv6 echo_ignore_multicast
 		 * is 0), from the address it would use towards the asker. */
+		if (st->answers && !st->answers(st->answers_ctx)) {
+			count_drop(st, UST_DROP_ECHO_OTHERS);
+			return;
+		}
 		st->ctr.event[UST_EV_ICMP6_ECHO_IN]++;
 		icmp6_send(st, mcast ? NULL : &ip->dst, &ip->src, UST_ICMP6_ECHO_REPLY, icmp.rest, icmp.data,
 			   icmp.data_len, now);

@@ -46,6 +46,10 @@
  * a second program on a kernel finds its addresses configured, instead of
  * spending a second of its start on DAD (RFC 4862 §5.4: the node checks
  * an address once; the stacks on one address are one node to the link).
+ * And the stack that answers for the address: one host answers a ping
+ * once, and a segment for a port nobody holds with one RST, so of the
+ * stacks that read every frame for the address one does (the answerer,
+ * elected: the first to find none alive takes the word).
  *
  * The files are created once (under flock), readable and writable by their
  * owner only, and never shrink; a stack that cannot use it keeps a secret
@@ -106,6 +110,7 @@ struct share {
 	struct ust_share_head h;
 	struct tomb tomb[TOMB_SLOTS];
 	struct dad_record dad[DAD_SLOTS];
+	_Atomic uint32_t answerer; /* its owner word; 0 none */
 };
 /* The layout of SHARE_VERSION 3, which other processes map. */
 _Static_assert(offsetof(struct share, tomb) == sizeof(struct ust_share_head), "struct share's layout");
@@ -509,6 +514,41 @@ void us_share_dad_note(const struct ust_ip6 *a)
 	}
 	/* All taken by live stacks on other IPv6 addresses: the next
 	 * stack on this one checks it itself. */
+}
+
+/* How long another answerer found alive is taken to live on without
+ * asking again: the kernel is asked (F_OFD_GETLK) at most this often, and
+ * an answerer that died answers nothing for at most this long. */
+#define ANSWERER_LOOK UST_MS(100)
+
+bool us_share_answerer(bool may)
+{
+	static uint32_t seen;   /* another answerer, found alive */
+	static ust_time seen_at;
+	uint32_t w;
+	ust_time now;
+
+	if (!share || !my_owner)
+		return may; /* no share, no election: as before, each answers */
+	w = atomic_load(&share->answerer);
+	if (!may) {
+		if (w == my_owner)
+			atomic_compare_exchange_strong(&share->answerer, &w, 0);
+		return false;
+	}
+	if (w == my_owner)
+		return true;
+	now = ust_now();
+	if (w && w == seen && now - seen_at < ANSWERER_LOOK)
+		return false;
+	if (!w || !owner_alive(w)) {
+		if (atomic_compare_exchange_strong(&share->answerer, &w, my_owner))
+			return true;
+		/* Another took it meanwhile (w is its word now). */
+	}
+	seen = w;
+	seen_at = now;
+	return false;
 }
 
 bool us_share_secret(uint64_t key[2])

@@ -64,6 +64,9 @@ void us_keeper_filter(void)
 	}
 	memcpy(applied, ports, sizeof(ports));
 	narrowed = true;
+	/* Echo requests and segments for ports nobody holds no longer reach
+	 * us: another stack on the address answers them, or none. */
+	us_ports_answer_never();
 	us_st.st.ctr.event[UST_EV_LINK_FILTERS]++;
 	ust_log(UST_LOG_DEBUG, "exit keeper: the link takes the frames of %u ranges of ports", n);
 }

@@ -536,6 +536,23 @@ void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 #define FOREIGN_CACHE 256
 #define FOREIGN_TTL UST_MS(500)
 
+/* A keeper whose filter no longer takes what nobody holds (kfilter.c). */
+static bool answers_never;
+
+void us_ports_answer_never(void)
+{
+	answers_never = true;
+	us_share_answerer(false);
+}
+
+bool us_answers_for_address(void *ctx)
+{
+	(void)ctx;
+	if (us_steer_on())
+		return true;
+	return us_share_answerer(!answers_never);
+}
+
 bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport)
 {
 	static struct { uint16_t port; ust_time until; } cache[FOREIGN_CACHE];
@@ -574,7 +591,12 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	}
 	/* Free now, but perhaps only since the owner read this very
 	 * segment: its tombstone says so. */
-	return us_share_buried(port, tomb_addr(raddr), rport);
+	if (us_share_buried(port, tomb_addr(raddr), rport))
+		return true;
+	/* Nobody's: Linux resets it, once. Every unsteered stack on the
+	 * address reads it; the one that answers for the address resets it
+	 * (the others count it as another's). */
+	return !us_answers_for_address(ctx);
 }
 
 /* A connect from a port the program bound with SO_REUSEADDR may take over
@@ -793,6 +815,7 @@ void us_ports_forget(void)
 	}
 	npool = 0;
 	pool_filling = 0;
+	answers_never = false;
 	atomic_store(&pool_primed, false);
 	us_share_disown();
 }

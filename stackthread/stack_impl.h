@@ -365,6 +365,18 @@ bool us_share_group_others(uint16_t port);
 /* IPv6 addresses checked by a live stack on the address (DAD passed):
  * is a one? Note a as checked by us (after our DAD passed). */
 bool us_share_dad_passed(const struct ust_ip6 *a);
+/* Is this stack the one that answers for the address (echo requests,
+ * segments for ports nobody holds)? With may false it is not, and lets
+ * the role go if it had it. Without a share, may. */
+bool us_share_answerer(bool may);
+/* ports.c: whether this stack answers what reaches it for the address
+ * as a whole (ctx unused): a steered stack always (the broker gave it
+ * the frame, and no other), an unsteered one if it is the answerer; a
+ * keeper whose filter no longer takes such frames never. */
+bool us_answers_for_address(void *ctx);
+/* ports.c: this stack (a keeper that narrowed its filter) answers for the
+ * address no more. */
+void us_ports_answer_never(void);
 void us_share_dad_note(const struct ust_ip6 *a);
 /* start.c: notes our preferred IPv6 addresses in the share, once each
  * (again: each time, so that a record outlives a checker that ended). */

@@ -582,6 +582,7 @@ static int start(void)
 	if (ust_stack_init(&us_st.st, &nif, 1024, us_steer_output, &us_st.link) < 0)
 		goto nomem;
 	us_st.link.ctr = &us_st.st.ctr;
+	us_st.st.answers = us_answers_for_address;
 	if (start_tcp() < 0)
 		goto nomem;
 	dad_adopt();

@@ -729,6 +729,37 @@ body_loopback() {
 @test "loopback: a wildcard listener serves a client on the same host and the peer [kernel]" { MODE=kernel body_loopback; }
 @test "loopback: a wildcard listener serves a client on the same host and the peer [ustcp]" { MODE=ustcp body_loopback; }
 
+# ---- several programs on one address --------------------------------------------
+
+# Two programs on the address, each with its own stack (no launcher: each
+# reads every frame for the address) answer the peer as one host, as the
+# kernel does: a ping is answered once (no duplicates), and a bare ACK to
+# a port nobody holds gets one RST (tests/shim/one_host.py). Under ustcp
+# the stack that answers for the address does (the answerer, elected in
+# the address share: addrshare.c); the other counts echo-others and
+# tcp-foreign.
+body_one_host() {
+	shim_topo_up
+	mkdir "$TMP/ctl"
+	prog_bg python3 "$SHIM_DIR/one_host.py" hold "$SADDR" 7660 "$TMP/ctl" </dev/null
+	local a=$BG_PID
+	prog_bg python3 "$SHIM_DIR/one_host.py" hold "$SADDR" 7661 "$TMP/ctl" </dev/null
+	local b=$BG_PID
+	wait_file "$TMP/ctl/7660.ready"
+	wait_file "$TMP/ctl/7661.ready"
+	run -0 peer ping -c 5 -i 0.2 -W 2 "$SADDR"
+	assert_output --partial "5 packets transmitted, 5 received, 0% packet loss"
+	refute_output --partial "DUP!"
+	run -0 peer python3 "$SHIM_DIR/one_host.py" ask "$SADDR" 7999 5
+	assert_output "RSTs per bare ACK: 1 1 1 1 1"
+	touch "$TMP/ctl/stop"
+	bg_wait "$a" 10
+	bg_wait "$b" 10
+}
+
+@test "two programs on one address answer as one host: a ping once, a stray ACK with one RST [kernel]" { MODE=kernel body_one_host; }
+@test "two programs on one address answer as one host: a ping once, a stray ACK with one RST [ustcp]" { MODE=ustcp body_one_host; }
+
 # ---- SO_REUSEPORT across processes ----------------------------------------------
 
 # Two servers started apart (each its own process, under ustcp each with a
