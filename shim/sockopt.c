@@ -349,23 +349,21 @@ static int ip6_kept_set(struct us_sock *s, int i, const void *val, socklen_t len
  * IPV6_2292PKTOPTIONS replaces them all, as Linux's np->opt). */
 static int ip6_hdrs_take(struct us_sock *s, int k, int first, int last)
 {
-	uint8_t buf[US_IP6_HDR_MAX * 2];
+	/* Each header read once; none kept unless all fit. */
+	uint8_t buf[4][US_IP6_HDR_MAX * 2];
 	socklen_t n[4];
 	struct us_ip6_opts *o;
 
 	for (int i = first; i <= last; i++) {
-		n[i] = sizeof(buf);
-		if (probe_get(k, ip6_hdr_names[i], buf, &n[i]) < 0)
+		n[i] = sizeof(buf[i]);
+		if (probe_get(k, ip6_hdr_names[i], buf[i], &n[i]) < 0)
 			n[i] = 0;
 		if (n[i] > US_IP6_HDR_MAX)
 			return -ENOBUFS; /* kept in the slot, US_IP6_HDR_MAX at most */
 	}
 	o = us_sock_ip6_w(s);
 	for (int i = first; i <= last; i++) {
-		n[i] = sizeof(buf);
-		if (probe_get(k, ip6_hdr_names[i], buf, &n[i]) < 0)
-			n[i] = 0;
-		memcpy(o->hdr[i], buf, n[i]);
+		memcpy(o->hdr[i], buf[i], n[i]);
 		atomic_store(&o->hdr_len[i], (uint16_t)n[i]);
 	}
 	return 0;
