@@ -244,23 +244,27 @@ static bool group_read_elsewhere(const struct ust_broker *b, unsigned s, uint32_
 	return false;
 }
 
+/* Takes k off m's list of group ports; false if it was not there. */
+static bool group_remove(struct ust_broker_member *m, uint32_t k)
+{
+	for (unsigned i = 0; i < m->ngroup; i++) {
+		if (m->group[i] == k) {
+			m->group[i] = m->group[--m->ngroup];
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Member s reads group port k no more (its release, its end): the port
  * stays the group's while another member reads it, and is nobody's after
  * the last. Returns whether the table changed. */
 static bool group_drop(struct ust_broker *b, unsigned s, uint32_t k)
 {
-	struct ust_broker_member *m = &b->m[s];
-
-	for (unsigned i = 0; i < m->ngroup; i++) {
-		if (m->group[i] != k)
-			continue;
-		m->group[i] = m->group[--m->ngroup];
-		if (b->owner[k] != UST_BROKER_GROUPED || group_read_elsewhere(b, s, k))
-			return false;
-		b->owner[k] = 0;
-		return true;
-	}
-	return false;
+	if (!group_remove(&b->m[s], k) || b->owner[k] != UST_BROKER_GROUPED || group_read_elsewhere(b, s, k))
+		return false;
+	b->owner[k] = 0;
+	return true;
 }
 
 /* Member s is gone: no process holds its channel, so none should hold its
@@ -391,7 +395,7 @@ static bool proof_shared(const struct ust_broker *b, int fd, const struct ust_st
  * cannot take it, and the answers that go once it does. */
 struct round {
 	/* port: an owner[] index; group_of: the member whose list of group
-	 * ports it joined last (0: none) */
+	 * ports it joined (0: none) */
 	struct { uint32_t port; uint16_t was, group_of; } undo[UST_STEER_PORTS_MAX * 64 * 2];
 	unsigned nundo;
 	/* fd: a group port's socket for the answer (-1: none) */
@@ -558,9 +562,8 @@ static void steer_finish(struct ust_broker *b, struct round *rd)
 	if (rd->dirty && !steer_apply(b)) {
 		for (unsigned i = rd->nundo; i-- > 0;) {
 			b->owner[rd->undo[i].port] = rd->undo[i].was;
-			/* Its list's last, as the undo goes backwards. */
 			if (rd->undo[i].group_of)
-				b->m[rd->undo[i].group_of].ngroup--;
+				group_remove(&b->m[rd->undo[i].group_of], rd->undo[i].port);
 		}
 		for (unsigned i = 0; i < rd->nans; i++) {
 			if (!rd->ans[i].a.status) {

@@ -112,8 +112,10 @@ struct share {
 	struct dad_record dad[DAD_SLOTS];
 	_Atomic uint32_t answerer; /* its owner word; 0 none */
 };
-/* The layout of SHARE_VERSION 3, which other processes map. */
+/* The layout of SHARE_VERSION 3, which other processes map (a change is a
+ * new version; 065-churn.bats checks the file's size). */
 _Static_assert(offsetof(struct share, tomb) == sizeof(struct ust_share_head), "struct share's layout");
+_Static_assert(sizeof(struct share) == 1048808, "struct share's size: version 3's");
 
 /* RUN_DIR/groups-A.B.C.D: a member word per stack and port in an
  * SO_REUSEPORT group, in a window of GROUP_WAYS slots from the port's own.

@@ -570,6 +570,14 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	 * nothing else can be there. */
 	if (ports[port].refs && !ports[port].reuse && !ports[port].reuseport && (ports[port].fd[f] >= 0 || ports[port].shared))
 		return false;
+	/* Not ours at all: Linux resets a segment for a port nobody holds,
+	 * once. Every unsteered stack on the address reads it, and the one
+	 * that answers for the address alone looks further (the others count
+	 * it as another's, and make no probe: theirs would hold the port in
+	 * the kernel for a moment, and the answerer's probe would take it for
+	 * another's and let the segment go unanswered). */
+	if (!ports[port].refs && !us_answers_for_address(ctx))
+		return true;
 	if (cache[i].port == port && cache[i].until > now)
 		return true;
 	/* Another process's connection holds it in the share. */
@@ -591,12 +599,7 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	}
 	/* Free now, but perhaps only since the owner read this very
 	 * segment: its tombstone says so. */
-	if (us_share_buried(port, tomb_addr(raddr), rport))
-		return true;
-	/* Nobody's: Linux resets it, once. Every unsteered stack on the
-	 * address reads it; the one that answers for the address resets it
-	 * (the others count it as another's). */
-	return !us_answers_for_address(ctx);
+	return us_share_buried(port, tomb_addr(raddr), rport);
 }
 
 /* A connect from a port the program bound with SO_REUSEADDR may take over
