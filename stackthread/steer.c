@@ -53,7 +53,7 @@ static struct {
 	_Atomic uint32_t done;        /* the last seq answered; a private futex */
 	struct ust_loop *loop;        /* the stack's, which reads the group sockets too */
 	/* The group ports' sockets (w.fd; port 0: a free slot). */
-	struct { ev_io w; uint16_t port; bool v6; } group[UST_STEER_GROUP_PORTS];
+	struct { ev_io w; uint16_t port; } group[UST_STEER_GROUP_PORTS];
 } steer = { .chan = -1 };
 
 bool us_steer_on(void)
@@ -193,7 +193,6 @@ static void group_adopt(const struct ust_steer_answer *a, int fd)
 	}
 	steer.ctr->event[UST_EV_STEER_GROUP_SOCKS]++;
 	steer.group[i].port = a->group_port;
-	steer.group[i].v6 = a->group_v6;
 	ev_io_init(&steer.group[i].w, on_group, fd, EV_READ);
 	ev_set_priority(&steer.group[i].w, EV_MAXPRI); /* as the link's (loop.c) */
 	ev_io_start(steer.loop->ev, &steer.group[i].w);

@@ -11,7 +11,6 @@ stack answers for the address).
 """
 import os
 import socket
-import struct
 import sys
 import time
 
@@ -29,26 +28,7 @@ def hold(addr, port, ctl):
 
 
 def ask(addr, port, n):
-    rs = socket.socket(shimlib.family(addr), socket.SOCK_RAW, socket.IPPROTO_TCP)
-    src = shimlib.route_source(addr, port)
-    counts = []
-    for i in range(n):
-        sport = 10000 + (os.getpid() * 7 + i * 13) % 20000  # not ephemeral
-        seq, ack = struct.unpack("!II", os.urandom(8))
-        rs.sendto(shimlib.tcp_segment(src, addr, sport, port, seq, ack, 0x10), (addr, 0))
-        # The first RST within 3 s (a loaded machine answers late), then
-        # any other within 0.4 s of it (a second stack's would come about
-        # as soon).
-        rsts = 0
-        for flags, _ in shimlib.raw_replies(rs, addr, port, sport, time.monotonic() + 3):
-            if flags & 0x04:
-                rsts = 1
-                break
-        if rsts:
-            later = shimlib.raw_replies(rs, addr, port, sport, time.monotonic() + 0.4)
-            rsts += sum(1 for flags, _ in later if flags & 0x04)
-        counts.append(rsts)
-    rs.close()
+    counts = shimlib.stray_ack_rsts(addr, port, n)
     print("RSTs per bare ACK:", " ".join(map(str, counts)))
 
 

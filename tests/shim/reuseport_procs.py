@@ -29,7 +29,6 @@ import errno
 import os
 import select
 import socket
-import struct
 import sys
 import time
 
@@ -124,39 +123,6 @@ def wait_file(path):
     return False
 
 
-def stray_acks(addr, port, n):
-    """n bare ACKs from source ports nobody connected from: how many
-    RSTs came back for each (Linux: 1)."""
-    rs = socket.socket(shimlib.family(addr), socket.SOCK_RAW, socket.IPPROTO_TCP)
-    src = shimlib.route_source(addr, port)
-    counts = []
-    for i in range(n):
-        # Below the peer's ephemeral range (32768-60999): a source port
-        # one of the earlier connections used would find its 4-tuple in
-        # the server's TIME-WAIT, which answers with an ACK, not a RST,
-        # on Linux as under ustcp (the 0 RSTs of a CI run, 2026-12-05).
-        sport = 10000 + (os.getpid() * 7 + i * 13) % 20000
-        seq, ack = struct.unpack("!II", os.urandom(8))
-        rs.sendto(shimlib.tcp_segment(src, addr, sport, port, seq, ack, 0x10), (addr, 0))
-        start = time.monotonic()
-        replies = shimlib.raw_replies(rs, addr, port, sport, start + 0.4)
-        rsts = sum(1 for flags, _ in replies if flags & 0x04)
-        if not rsts:
-            # A loaded machine (a CI running two test files at once) may
-            # answer later: wait up to 3 s for the first RST, then 0.4 s
-            # more for a second one that must not come.
-            for flags, _ in shimlib.raw_replies(rs, addr, port, sport, start + 3):
-                if flags & 0x04:
-                    rsts = 1
-                    break
-            if rsts:
-                later = shimlib.raw_replies(rs, addr, port, sport, time.monotonic() + 0.4)
-                rsts += sum(1 for flags, _ in later if flags & 0x04)
-        counts.append(rsts)
-    rs.close()
-    return counts
-
-
 def client(addr, port, ctl):
     got = names(addr, port, 20)
     print("20 connections answered: %s, by both: %s" % (
@@ -170,7 +136,7 @@ def client(addr, port, ctl):
             break
         c.close()
     print("a connection held by A: %s" % (held is not None))
-    counts = stray_acks(addr, port, 10)
+    counts = shimlib.stray_ack_rsts(addr, port, 10)
     print("10 stray ACKs, each reset once: %s" % (counts == [1] * 10))
     if counts != [1] * 10:
         print("RSTs per stray ACK:", counts, file=sys.stderr)
@@ -180,7 +146,7 @@ def client(addr, port, ctl):
     print("then 20 connections, all B's: %s" % (got == ["B"] * 20))
     if got != ["B"] * 20:
         print(got, file=sys.stderr)
-    counts = stray_acks(addr, port, 10)
+    counts = shimlib.stray_ack_rsts(addr, port, 10)
     print("10 stray ACKs, each reset once: %s" % (counts == [1] * 10))
     if counts != [1] * 10:
         print("RSTs per stray ACK:", counts, file=sys.stderr)

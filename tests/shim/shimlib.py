@@ -1,5 +1,6 @@
 """Pieces the shim tests' peers and programs share (import shimlib: the
 script's own directory is on Python's path)."""
+import os
 import select
 import socket
 import struct
@@ -88,3 +89,34 @@ def raw_replies(rs, dst, dport, sport, until):
         sp, dp, _, ack, _, flags = struct.unpack("!HHIIBB", pkt[ihl:ihl + 14])
         if sp == dport and dp == sport:
             yield flags, ack
+
+
+def stray_ack_rsts(addr, port, n):
+    """Sends n bare ACKs to addr:port from source ports nobody connected
+    from and returns how many RSTs came back for each (a host answers
+    each with one)."""
+    rs = socket.socket(family(addr), socket.SOCK_RAW, socket.IPPROTO_TCP)
+    src = route_source(addr, port)
+    counts = []
+    for i in range(n):
+        # Below the peer's ephemeral range (32768-60999): a source port
+        # one of the earlier connections used would find its 4-tuple in
+        # the server's TIME-WAIT, which answers with an ACK, not a RST,
+        # on Linux as under ustcp (the 0 RSTs of a CI run, 2026-12-05).
+        sport = 10000 + (os.getpid() * 7 + i * 13) % 20000
+        seq, ack = struct.unpack("!II", os.urandom(8))
+        rs.sendto(tcp_segment(src, addr, sport, port, seq, ack, 0x10), (addr, 0))
+        # The first RST within 3 s (a loaded machine, a CI running two
+        # test files at once, answers late), then any other within 0.4 s
+        # of it (a second stack's would come about as soon).
+        rsts = 0
+        for flags, _ in raw_replies(rs, addr, port, sport, time.monotonic() + 3):
+            if flags & 0x04:
+                rsts = 1
+                break
+        if rsts:
+            later = raw_replies(rs, addr, port, sport, time.monotonic() + 0.4)
+            rsts += sum(1 for flags, _ in later if flags & 0x04)
+        counts.append(rsts)
+    rs.close()
+    return counts
