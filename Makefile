@@ -105,8 +105,9 @@ $(BUILD)/ustcp: tools/ustcp.c $(STACK_LIB) | $(BUILD)/tools
 $(BUILD)/ustcp-netns: tools/ustcp-netns | $(BUILD)/tools
 	install -m 755 $< $@
 
-# The engine's tables at scale, under the invariant checker.
-$(BUILD)/tests/test_tcp_table: tests/unit/test_tcp_table.c $(wildcard tests/unit/*.h) $(TCP_INV) $(STACK_LIB) | $(BUILD)/tests
+# The engine's tables at scale, and its connections to itself, under the
+# invariant checker.
+$(BUILD)/tests/test_tcp_table $(BUILD)/tests/test_tcp_loop: $(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(TCP_INV) $(STACK_LIB) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/common $(LDFLAGS) -o $@ $< tests/common/tcp_invariants.c $(STACK_LIB) $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(STACK_LIB) | $(BUILD)/tests
@@ -163,21 +164,26 @@ check-bats: all
 	USTCP_SAN=$(SAN) tests/run $(BUILD) bats
 
 FUZZ_SECONDS ?= 30
+FUZZ_JOBS ?= 2
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-$(BUILD)/fuzz/fuzz_tcp: $(TCP_INV)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(STACK_SRC) $(wildcard stack/*.h) | $(BUILD)/fuzz
-	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DUST_CHECK_STATES -Istack -Itests/common \
-	    -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) -lev
+# The stack is compiled once for all harnesses (instrumented for coverage,
+# not linked with libFuzzer's main), each harness then linked with it.
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -DUST_CHECK_STATES -Istack -Itests/common \
+    -Wno-gnu-variable-sized-type-not-at-end
+FUZZ_OBJ := $(STACK_SRC:stack/%.c=$(BUILD)/fuzz/obj/%.o)
+$(BUILD)/fuzz/obj/%.o: stack/%.c $(wildcard stack/*.h) | $(BUILD)/fuzz
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+$(BUILD)/fuzz/obj/tcp_invariants.o: $(TCP_INV) | $(BUILD)/fuzz
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+$(BUILD)/fuzz/fuzz_tcp: $(BUILD)/fuzz/obj/tcp_invariants.o
+.SECONDARY: $(FUZZ_OBJ) $(BUILD)/fuzz/obj/tcp_invariants.o
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ) | $(BUILD)/fuzz
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(filter %.o,$^) -lev
 fuzz: $(FUZZ_BIN)
-	@for f in $(FUZZ_BIN); do \
-	    n=$${f##*/}; seeds=tests/fuzz/seeds-$${n#fuzz_}; \
-	    [ -d $$seeds ] || seeds=tests/fuzz/seeds; \
-	    mkdir -p $(BUILD)/fuzz/corpus-$$n; \
-	    echo "fuzz: $$f for $(FUZZ_SECONDS) s, seeds from $$seeds"; \
-	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ \
-	        $(BUILD)/fuzz/corpus-$$n $$seeds || exit 1; \
-	done
+	tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_BIN)
 
 demo: deps
 	$(MAKE) all
