@@ -55,6 +55,7 @@
 	X(TCP_NO_SOCKET,     "tcp-no-socket",     "no connection or listener (answered with RST)") \
 	X(TCP_MINHOPCOUNT,   "tcp-minhopcount",   "IPv6 segment under its socket's IPV6_MINHOPCOUNT") \
 	X(TCP_FOREIGN,       "tcp-foreign",       "for a port another process on our address holds") \
+	X(LOOPED_UNSENT,     "looped-unsent",     "datagrams to our address not passed to another process's stack on it (its queue full, gone, or no room)") \
 	X(TCP_LISTEN_DROP,   "tcp-listen-drop",   "listener's queues full or segment invalid for LISTEN") \
 	X(TCP_SYN_SENT_BAD,  "tcp-syn-sent-bad",  "unacceptable segment in SYN-SENT") \
 	X(TCP_OUT_OF_WINDOW, "tcp-out-of-window", "sequence number outside the receive window") \
@@ -86,6 +87,9 @@
 	X(TX_BYTES,          "tx-bytes",          "bytes sent") \
 	X(TX_BATCHES,        "tx-batches",        "send calls") \
 	X(TX_GSO,            "tx-gso",            "runs of TCP segments sent as one GSO frame") \
+	X(LOOPED,            "looped",            "datagrams to our own address, taken back in without the link") \
+	X(LOOPED_OUT,        "looped-out",        "of those, passed to another process's stack on the address (one count per stack)") \
+	X(LOOPED_IN,         "looped-in",         "datagrams to our address another process's stack passed to us") \
 	X(ARP_REQUESTS_IN,   "arp-requests-in",   "ARP requests for our address") \
 	X(ARP_REPLIES_IN,    "arp-replies-in",    "ARP replies received") \
 	X(ARP_REQUESTS_OUT,  "arp-requests-out",  "ARP requests sent") \

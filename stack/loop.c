@@ -8,6 +8,8 @@
 /* Batches per readiness callback: enough to drain a burst, few enough that
  * timers and other watchers are not starved under load. */
 #define RX_BATCHES_PER_WAKEUP 8
+/* Turns of datagrams to our own address per kick (ust_loop_kick). */
+#define LOOP_TURNS_PER_KICK 16
 
 ust_time ust_now(void)
 {
@@ -31,19 +33,33 @@ static void arm_timer(struct ust_loop *l, ust_time due, ust_time now)
 
 void ust_loop_kick(struct ust_loop *l, ust_time now)
 {
-	ust_time due = ust_stack_timers(l->st, now);
+	ust_time due;
 
 	l->kicks++;
-	if (l->tcp)
-		due = ust_time_min(due, ust_tcp_timers(l->tcp, now));
-	if (l->after)
-		l->after(l, now);
-	ust_stack_flush(l->st);
-	/* What the user side did may have set timers. */
-	if (l->tcp)
-		due = ust_time_min(due, ust_tcp_timers(l->tcp, now));
+	for (unsigned turn = 0;; turn++) {
+		due = ust_stack_timers(l->st, now);
+		if (l->tcp)
+			due = ust_time_min(due, ust_tcp_timers(l->tcp, now));
+		if (l->after)
+			l->after(l, now);
+		ust_stack_flush(l->st);
+		/* What the user side did may have set timers. */
+		if (l->tcp)
+			due = ust_time_min(due, ust_tcp_timers(l->tcp, now));
+		ust_stack_flush(l->st);
+		/* Datagrams to our own address, and the answers they draw, a
+		 * turn each (a connection to ourselves: its SYN, SYN-ACK and
+		 * ACK are three turns), a bounded number of turns per kick;
+		 * the timer brings the next kick at once for the rest. */
+		if (!ust_stack_loop_pending(l->st))
+			break;
+		if (turn == LOOP_TURNS_PER_KICK) {
+			due = now;
+			break;
+		}
+		ust_stack_loop(l->st, now);
+	}
 	arm_timer(l, due, now);
-	ust_stack_flush(l->st);
 }
 
 static void on_rx(struct ev_loop *ev, ev_io *w, int revents)

@@ -19,6 +19,7 @@ int ust_stack_init(struct ust_stack *st, const struct ust_netif *nif, unsigned p
 	st->output = output;
 	st->output_ctx = output_ctx;
 	st->ip_id = (uint16_t)(nif->addr ^ (nif->addr >> 16));
+	st->loop_tail = &st->loop_head;
 	if (nif->has_addr6) {
 		/* Both addresses go through DAD before use, from the first
 		 * call of the timers; an L3 link has no neighbours to ask
@@ -42,6 +43,12 @@ void ust_stack_destroy(struct ust_stack *st)
 	for (unsigned i = 0; i < st->txq_len; i++)
 		ust_pkt_free(&st->pool, st->txq[i]);
 	st->txq_len = 0;
+	while (st->loop_head) {
+		struct ust_pkt *p = st->loop_head;
+		st->loop_head = p->next;
+		ust_pkt_free(&st->pool, p);
+	}
+	st->loop_tail = &st->loop_head;
 	ust_pool_destroy(&st->pool);
 }
 
@@ -65,6 +72,48 @@ void ust_stack_queue_frame(struct ust_stack *st, struct ust_pkt *p)
 	if (st->txq_len == UST_TXQ_MAX)
 		ust_stack_flush(st);
 	st->txq[st->txq_len++] = p;
+}
+
+void ust_stack_loop_queue(struct ust_stack *st, struct ust_pkt *p)
+{
+	st->ctr.event[UST_EV_LOOPED]++;
+	p->next = NULL;
+	*st->loop_tail = p;
+	st->loop_tail = &p->next;
+}
+
+static void ipv4_input(struct ust_stack *st, const uint8_t *buf, size_t len, unsigned rxflags,
+		       ust_time now);
+
+bool ust_stack_loop(struct ust_stack *st, ust_time now)
+{
+	struct ust_pkt *p = st->loop_head;
+
+	st->loop_head = NULL;
+	st->loop_tail = &st->loop_head;
+	while (p) {
+		struct ust_pkt *next = p->next;
+
+		st->loop_foreign = false;
+		ust_stack_input_looped(st, p->data, p->len, now);
+		/* (Its TCP checksum may be left partial: the other stack
+		 * trusts it as we do.) */
+		if (st->loop_foreign && st->loop_away)
+			st->loop_away(st->loop_away_ctx, p->data, p->len);
+		ust_pkt_free(&st->pool, p);
+		p = next;
+	}
+	return st->loop_head != NULL;
+}
+
+void ust_stack_input_looped(struct ust_stack *st, const uint8_t *dgram, size_t len, ust_time now)
+{
+	unsigned flags = UST_RX_CSUM_OK | UST_RX_LOOPED;
+
+	if (len && dgram[0] >> 4 == 6)
+		ust_ip6_input(st, dgram, len, flags, now);
+	else
+		ipv4_input(st, dgram, len, flags, now);
 }
 
 ust_time ust_stack_timers(struct ust_stack *st, ust_time now)
@@ -104,7 +153,9 @@ static bool ip_subnet_bcast(const struct ust_netif *nif, uint32_t a)
  * interface routes everything it is given). */
 static uint32_t route(const struct ust_netif *nif, uint32_t dst)
 {
-	if (ip_martian(dst) || ip_subnet_bcast(nif, dst) || dst == nif->addr)
+	if (dst == nif->addr)
+		return dst; /* looped (ust_stack_loop) */
+	if (ip_martian(dst) || ip_subnet_bcast(nif, dst))
 		return 0;
 	if (((dst ^ nif->addr) & nif->mask) == 0 || (nif->l3 && !nif->gw))
 		return dst;
@@ -140,6 +191,10 @@ int ust_ip_send(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t p
 	 * (IP_MTU_DISCOVER), as Linux's ip_dont_fragment. */
 	ust_ipv4_build_tos(hdr, st->nif.addr, dst, proto, h->tos, (uint16_t)p->len, st->ip_id++, h->ttl,
 			   h->df ? UST_IP_DF : 0);
+	if (dst == st->nif.addr) {
+		ust_stack_loop_queue(st, p);
+		return 0;
+	}
 	if (st->nif.l3) {
 		ust_stack_queue_frame(st, p);
 		return 0;
@@ -244,7 +299,8 @@ static void ipv4_input(struct ust_stack *st, const uint8_t *buf, size_t len, uns
 		count_drop(st, UST_DROP_IP_NOT_FOR_US);
 		return;
 	}
-	if (!src_acceptable(&st->nif, ip.src)) {
+	/* (Our own address is a source only of what we looped.) */
+	if (!src_acceptable(&st->nif, ip.src) && !(rxflags & UST_RX_LOOPED && ip.src == st->nif.addr)) {
 		count_drop(st, UST_DROP_IP_BAD_SRC);
 		return;
 	}

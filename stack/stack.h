@@ -19,6 +19,7 @@
 /* Flags describing a received frame. */
 #define UST_RX_CSUM_OK 0x1 /* the kernel vouches for the transport checksum
 			    * (PACKET_AUXDATA: not filled in yet, or verified) */
+#define UST_RX_LOOPED 0x2  /* we sent it to our own address (ust_stack_loop) */
 
 struct ust_stack;
 
@@ -101,6 +102,14 @@ struct ust_stack {
 	void *output_ctx;
 	struct ust_pkt *txq[UST_TXQ_MAX]; /* frames ready for the link */
 	unsigned txq_len;
+	/* Datagrams to our own address (no link header), oldest first, for
+	 * ust_stack_loop to take in. One that is another stack's (another
+	 * process's on our address: TCP found its port theirs and set
+	 * loop_foreign) goes to them through loop_away; NULL: dropped. */
+	struct ust_pkt *loop_head, **loop_tail;
+	bool loop_foreign;
+	void (*loop_away)(void *ctx, const uint8_t *dgram, size_t len);
+	void *loop_away_ctx;
 
 	uint16_t ip_id;
 	struct ust_addr6 addr6[2]; /* [UST_ADDR6_LINK_LOCAL], [UST_ADDR6_GLOBAL] */
@@ -119,6 +128,22 @@ void ust_stack_destroy(struct ust_stack *st);
 /* One received frame (Ethernet, or IPv4 on an L3 interface). */
 void ust_stack_input(struct ust_stack *st, const uint8_t *frame, size_t len,
 		     unsigned rxflags, ust_time now);
+
+/* A datagram to one of our own addresses (a program connecting to its own
+ * address) never reaches the link: it is queued, IP header and all, and
+ * taken in by this call as if it had arrived (UST_RX_LOOPED, its checksum
+ * trusted), as Linux takes such a datagram through its loopback device.
+ * Only what was queued before the call is taken in: what the answers
+ * queue waits for the next call, so that a driver bounds each turn's work
+ * and input never nests in output. Returns whether more is queued. */
+bool ust_stack_loop(struct ust_stack *st, ust_time now);
+/* A datagram another stack on our address looped to us (loop_away): taken
+ * in as one of ours, never passed on. */
+void ust_stack_input_looped(struct ust_stack *st, const uint8_t *dgram, size_t len, ust_time now);
+static inline bool ust_stack_loop_pending(const struct ust_stack *st)
+{
+	return st->loop_head != NULL;
+}
 
 /* Runs due timers; returns the time the next one is due, or UST_TIME_NEVER. */
 ust_time ust_stack_timers(struct ust_stack *st, ust_time now);
@@ -160,6 +185,8 @@ int ust_icmp_echo_request(struct ust_stack *st, uint32_t dst, uint16_t id, uint1
 
 /* Called by arp.c and ipv4 output: put a finished frame on the transmit queue. */
 void ust_stack_queue_frame(struct ust_stack *st, struct ust_pkt *p);
+/* Queues a datagram to our own address (no link header) for ust_stack_loop. */
+void ust_stack_loop_queue(struct ust_stack *st, struct ust_pkt *p);
 /* Called by arp.c: the neighbour at dst (mapped for IPv4) did not answer. */
 void ust_stack_unreachable(struct ust_stack *st, const struct ust_ip6 *dst, ust_time now);
 

@@ -94,7 +94,10 @@ int ust_ip6_send(struct ust_stack *st, struct ust_pkt *p, const struct ust_ip6 *
 
 	if (!src)
 		src = ust_ip6_source(st, dst);
-	if (!src || (!mcast && !route6(st, dst, &nexthop))) {
+	/* Our own address: looped (ust_stack_loop), no route needed. */
+	bool looped = src && !mcast && ust_ip6_is_ours(st, dst);
+
+	if (!src || (!mcast && !looped && !route6(st, dst, &nexthop))) {
 		count_drop(st, UST_DROP_TX_NO_ROUTE);
 		ust_pkt_free(&st->pool, p);
 		return src ? -ENETUNREACH : -EADDRNOTAVAIL;
@@ -103,6 +106,10 @@ int ust_ip6_send(struct ust_stack *st, struct ust_pkt *p, const struct ust_ip6 *
 	h = ust_pkt_push(p, UST_IPV6_HLEN);
 	ust_ipv6_build(h, src, dst, proto, tclass, payload_len, hop_limit);
 	ust_put32(h, ust_get32(h) | (flow & UST_IPV6_FLOW_MASK));
+	if (looped) {
+		ust_stack_loop_queue(st, p);
+		return 0;
+	}
 	if (st->nif.l3) {
 		ust_stack_queue_frame(st, p);
 		return 0;
@@ -250,7 +257,8 @@ void ust_ip6_input(struct ust_stack *st, const uint8_t *buf, size_t len, unsigne
 	/* Linux's ip6_rcv_core refuses a multicast or loopback source and an
 	 * IPv4-mapped one (RFC 4291 §2.5.5.2); ours would be a loop. */
 	if (ust_ip6_is_multicast(&ip.src) || ust_ip6_is_loopback(&ip.src) || ust_ip6_is_v4mapped(&ip.src) ||
-	    ust_ip6_addr_index(st, &ip.src) >= 0 || (ust_ip6_is_unspecified(&ip.src) && ip.proto != UST_IPPROTO_ICMPV6)) {
+	    (ust_ip6_addr_index(st, &ip.src) >= 0 && !(rxflags & UST_RX_LOOPED)) ||
+	    (ust_ip6_is_unspecified(&ip.src) && ip.proto != UST_IPPROTO_ICMPV6)) {
 		count_drop(st, UST_DROP_IP6_BAD_SRC);
 		return;
 	}

@@ -269,7 +269,7 @@ uint32_t tcp_time_wait_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	 * connection's, and on Linux this TIME-WAIT would be gone. It ends
 	 * quietly rather than answer for the old connection. */
 	if (cfg->tuple_taken && cfg->tuple_taken(cfg->ctx, t->lport, &t->raddr, t->rport)) {
-		tcp_drop(t->tcp, UST_DROP_TCP_FOREIGN);
+		tcp_drop_foreign(t->tcp);
 		tcp_finish(t, UST_OUTCOME_ORDERLY, "");
 		return 0;
 	}

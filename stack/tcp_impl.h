@@ -36,6 +36,13 @@
 static inline struct ust_stack *tcb_stack(const struct ust_tcb *t) { return t->tcp->st; }
 static inline void tcp_count(struct ust_tcp *tcp, enum ust_event e) { tcp->st->ctr.event[e]++; }
 static inline void tcp_drop(struct ust_tcp *tcp, enum ust_drop d) { tcp->st->ctr.drop[d]++; }
+/* The segment is another stack's on our address (another process's): one
+ * we looped to ourselves goes to the others (ust_stack_loop). */
+static inline void tcp_drop_foreign(struct ust_tcp *tcp)
+{
+	tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
+	tcp->st->loop_foreign = true;
+}
 
 /* The network header under a connection: IPv4's 20 bytes to a peer of
  * that family (a dual-stack socket's mapped one too, as Linux's

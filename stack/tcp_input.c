@@ -110,7 +110,7 @@ static void closed_input(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust
 	 * SYN) leaves that family's space to others, and port_foreign asks
 	 * in the segment's; where nobody holds it, Linux resets. */
 	if (tcp->cfg.port_foreign && tcp->cfg.port_foreign(tcp->cfg.ctx, seg->dport, &seg->src, seg->sport)) {
-		tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
+		tcp_drop_foreign(tcp);
 		return;
 	}
 	tcp_drop(tcp, UST_DROP_TCP_NO_SOCKET);
@@ -395,7 +395,7 @@ static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time no
 		if (cookie_ack_input(l, seg, now))
 			return;
 		if (shared && !group_stray(tcp, seg)) {
-			tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
+			tcp_drop_foreign(tcp);
 			return;
 		}
 		tcp_drop(tcp, UST_DROP_TCP_LISTEN_DROP);
@@ -690,7 +690,7 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 		 * (a member joined or left as it came): the peer took the other
 		 * SYN-ACK, and a reset from here would end that connection. */
 		if (t->group_shared) {
-			tcp_drop(t->tcp, UST_DROP_TCP_FOREIGN);
+			tcp_drop_foreign(t->tcp);
 			tcp_finish(t, UST_OUTCOME_RESET_RECEIVED, "the peer took another stack's SYN-ACK");
 			return false;
 		}
@@ -985,7 +985,7 @@ static void segment_arrives(struct ust_tcp *tcp, enum ust_drop why, struct ust_t
 			tcp_send_rst_reply(tcp, seg, now);
 		} else if (group < 0)
 			/* Another process's listener in the group takes it. */
-			tcp_drop(tcp, UST_DROP_TCP_FOREIGN);
+			tcp_drop_foreign(tcp);
 		else
 			closed_input(tcp, seg, now);
 		return;

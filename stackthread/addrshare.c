@@ -332,6 +332,40 @@ static bool owner_alive(uint32_t w)
 	return fl.l_type != F_UNLCK;
 }
 
+unsigned us_share_owners(unsigned *slots, unsigned max)
+{
+	/* Ranges of slots still to look in. A query reports one lock in its
+	 * range that is not this open file's (ours is not), not the first:
+	 * the range splits around it. One query per owner and per gap. */
+	struct { unsigned from, to; } todo[2 * 64 + 2];
+	unsigned n = 0, ntodo = 1;
+
+	if (!pshare || !my_owner)
+		return 0;
+	todo[0].from = 0;
+	todo[0].to = UST_OWNER_SLOTS;
+	while (ntodo && n < max) {
+		unsigned from = todo[--ntodo].from, to = todo[ntodo].to, slot;
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+				    .l_start = UST_OWNER_LOCK_BASE + from, .l_len = to - from };
+
+		if (from >= to || REAL(fcntl)(share_fd, F_OFD_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
+			continue;
+		if (fl.l_start < UST_OWNER_LOCK_BASE + from || fl.l_start >= UST_OWNER_LOCK_BASE + to)
+			continue; /* not an owner's lock */
+		slot = (unsigned)(fl.l_start - UST_OWNER_LOCK_BASE);
+		if (slot != my_owner >> UST_OWNER_SHIFT)
+			slots[n++] = slot;
+		if (ntodo + 2 > sizeof(todo) / sizeof(todo[0]))
+			break;
+		todo[ntodo].from = from;
+		todo[ntodo++].to = slot;
+		todo[ntodo].from = slot + 1;
+		todo[ntodo++].to = to;
+	}
+	return n;
+}
+
 bool us_share_port_take(uint16_t port, bool reuse)
 {
 	uint32_t w;

@@ -100,6 +100,7 @@ static void each_stack_fd(void (*fn)(void *ctx, int fd), void *ctx, bool with_br
 	fn(ctx, us_st.link.fd);
 	fn(ctx, us_st.link.arp_fd);
 	us_steer_each_fd(fn, ctx);
+	us_looped_each_fd(fn, ctx);
 	fn(ctx, us_st.wake_fd);
 	fn(ctx, us_st.parent_wake_fd);
 	fn(ctx, us_st.wake_name_fd);

@@ -328,6 +328,9 @@ bool us_share_buried(uint16_t lport, uint32_t raddr, uint16_t rport);
 bool us_share_owner(void);
 /* Our owner word (0: none), which our client ports' words hold. */
 uint32_t us_share_owner_word(void);
+/* The owner slots of the other live stacks on our address, up to max (64
+ * at most): their owner locks. */
+unsigned us_share_owners(unsigned *slots, unsigned max);
 /* Sets or clears the SO_REUSEADDR mark of a port we hold in the file. */
 void us_share_port_mark(uint16_t port, bool reuse);
 bool us_share_port_take(uint16_t port, bool reuse);
@@ -410,6 +413,13 @@ void us_steer_release(uint16_t port);
 void us_steer_each_fd(void (*fn)(void *ctx, int fd), void *ctx);
 /* A forked child's copy of the channel is not its own. */
 void us_steer_forget(void);
+
+/* looped.c: datagrams to our address that another process's stack on it
+ * must take. After the loop and the address share are up: */
+void us_looped_open(void);
+void us_looped_each_fd(void (*fn)(void *ctx, int fd), void *ctx);
+/* A forked child's copies are not its own. */
+void us_looped_forget(void);
 
 /* control.c */
 /* TCP's closed callback: one line to USTCP_CLOSE_LOG. */

@@ -513,6 +513,7 @@ static int start_loop(void)
 	us_st.loop.busy_poll_us = us_st.cfg.busy_poll_us;
 	us_ctl_open();
 	open_wake_name();
+	us_looped_open();
 	/* The program's end, which the guardian waits for (Linux 5.3; the
 	 * tick asks getppid() without it). */
 	us_st.program_fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
@@ -622,6 +623,7 @@ void us_stack_forget(void)
 		REAL(close)(us_st.link.arp_fd);
 	us_st.link.arp_fd = -1;
 	us_steer_forget();
+	us_looped_forget();
 	REAL(close)(us_st.wake_fd);
 	REAL(close)(us_st.hup_fd);
 	if (us_st.wake_name_fd >= 0)

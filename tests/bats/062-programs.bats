@@ -729,6 +729,59 @@ body_loopback() {
 @test "loopback: a wildcard listener serves a client on the same host and the peer [kernel]" { MODE=kernel body_loopback; }
 @test "loopback: a wildcard listener serves a client on the same host and the peer [ustcp]" { MODE=ustcp body_loopback; }
 
+# Connections from the host to its own address (issue 14, item 11;
+# tests/shim/own_address.py): a program connected to its own listener,
+# to a port nobody holds, to itself, closing with unread data; and two
+# programs on the address, one the other's client. Under ustcp such
+# datagrams never reach the link: the stack takes them back in
+# (ust_stack_loop), and passes those for another process's port to its
+# stack (stackthread/looped.c); the capture on the link shows none of
+# them, as Linux's loopback device keeps them off it.
+body_own_address() {
+	local a
+	if [ "$1" = 6 ]; then
+		shim6_topo_up
+		a=$SADDR6
+	else
+		shim_topo_up
+		a=$SADDR
+	fi
+	in_stack ip link set lo up
+	stack_cap_start "$TMP/link.pcap"
+	prog python3 "$SHIM_DIR/own_address.py" one "$a" 7370 >"$TMP/one"
+	cat "$TMP/one"
+	diff -u - "$TMP/one" <<-EOF
+		client: to $a:7370
+		client from the address: True
+		server: from the client's address and port: True
+		1 MB each way, half-closed in turn, whole: True
+		a port nobody holds: ECONNREFUSED
+		connected to itself: to itself True, reads b'hello me', then b''
+		close with unread data: the client reads ECONNRESET
+	EOF
+	mkdir "$TMP/ctl"
+	prog_bg python3 "$SHIM_DIR/own_address.py" serve "$a" 7380 "$TMP/ctl"
+	local srv=$BG_PID
+	wait_file "$TMP/ctl/ready" 30
+	prog python3 "$SHIM_DIR/own_address.py" client "$a" 7380 >"$TMP/two"
+	bg_wait "$srv"
+	cat "$TMP/two"
+	diff -u - "$TMP/two" <<-EOF
+		server: to $a:7380
+		1 MB to the server, whole: True
+		the server saw the client's address and port: True
+		a port nobody holds: ECONNREFUSED
+	EOF
+	stack_cap_stop
+	run -0 timeout 10 tcpdump -nr "$TMP/link.pcap"
+	refute_output --partial "$a."
+}
+
+@test "own address: a program is its own client, and another program's on the address [kernel]" { MODE=kernel body_own_address 4; }
+@test "own address: a program is its own client, and another program's on the address [ustcp]" { MODE=ustcp body_own_address 4; }
+@test "own address over IPv6: a program is its own client, and another program's on the address [kernel]" { MODE=kernel body_own_address 6; }
+@test "own address over IPv6: a program is its own client, and another program's on the address [ustcp]" { MODE=ustcp body_own_address 6; }
+
 # ---- several programs on one address --------------------------------------------
 
 # Two programs on the address, each with its own stack (no launcher: each
