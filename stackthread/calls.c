@@ -3,6 +3,7 @@
  * the thread, and a futex each caller waits on. */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <string.h>
@@ -280,6 +281,25 @@ bool us_sock_remote(const struct us_sock *s)
 	return sock_remote(s, getpid());
 }
 
+/* How long a caller looks for the stack thread's answer before it sleeps
+ * on the futex (issue 18): the thread wakes, serves the call (a connect's
+ * SYN and the peer's answer on a host's veth included) and answers within
+ * tens of microseconds, and a caller that slept pays a wake-up of its own
+ * on top, as long again between two CPUs. */
+#define CALL_SPIN_US 60
+
+static void call_spin(struct us_call *c)
+{
+	ust_time end;
+
+	/* Not where this thread has one CPU: the stack thread needs it. */
+	if (!ust_may_spin())
+		return;
+	end = ust_now() + CALL_SPIN_US;
+	while (!atomic_load_explicit(&c->done, memory_order_acquire) && ust_now() < end)
+		sched_yield(); /* as the reads' spin (shim/io.c) */
+}
+
 long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s)
 {
 	uint64_t one = 1;
@@ -310,6 +330,7 @@ long us_call(struct us_call *c, us_call_fn fn, struct us_sock *s)
 	if (REAL(write)(us_st.wake_fd, &one, sizeof(one)) < 0) {
 		/* the counter is saturated: the thread is awake anyway */
 	}
+	call_spin(c);
 	while (!atomic_load(&c->done))
 		syscall(SYS_futex, &c->done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
 	return c->ret;
