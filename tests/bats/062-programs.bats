@@ -131,6 +131,59 @@ no_process_left() {
 @test "nginx: master + 2 workers, a reuseport listener each, 40 connections spread [kernel]" { MODE=kernel body_nginx_reuseport; }
 @test "nginx: master + 2 workers, a reuseport listener each, 40 connections spread [ustcp]" { MODE=ustcp body_nginx_reuseport; }
 
+# ---- pre-forked workers on one listener ----------------------------------------
+
+# Workers forked after listen() each block in accept() on the listener they
+# share (Apache's prefork, gunicorn's sync workers; issue 14, item 12):
+# 400 connections from the peer, 8 at a time, are all answered, by every
+# worker (tests/shim/prefork.py). Under ustcp the listener is the parent's
+# stack's, and each worker's accept takes a connection from its queue
+# through the slot they share. Then nginx, a master and two workers on one
+# listener without reuseport (each worker's epoll on the inherited socket):
+# 1000 requests from ab, 8 at a time, all served, by both workers.
+body_prefork() {
+	shim_topo_up
+	mkdir "$TMP/ctl"
+	prog_bg python3 "$SHIM_DIR/prefork.py" serve "$SADDR" 7410 4 "$TMP/ctl" </dev/null
+	local srv=$BG_PID
+	wait_file "$TMP/ctl/ready"
+	peer python3 "$SHIM_DIR/prefork.py" ask "$SADDR" 7410 400 8 >"$TMP/out"
+	touch "$TMP/ctl/stop"
+	bg_wait "$srv" 20
+	cat "$TMP/out"
+	diff -u - "$TMP/out" <<-EOF
+		400 connections answered by a worker: True
+		workers that answered: 4
+	EOF
+
+	nginx_conf "$TMP/nginx.conf" "master_process on; worker_processes 2; user root;" \
+		"log_format w '\$pid \$status \$body_bytes_sent'; access_log $TMP/nginx/access.log w;" \
+		"8080"
+	prog_bg nginx -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c "$TMP/nginx.conf" </dev/null
+	srv=$BG_PID
+	prog_wait_listen 8080 || { cat "$TMP/nginx/error.log"; return 1; }
+	run -0 peer ab -q -n 1000 -c 8 "http://$SADDR:8080/reply"
+	echo "$output" | grep -E "Complete|Failed|Non-2xx"
+	assert_line --regexp "^Complete requests: +1000$"
+	assert_line --regexp "^Failed requests: +0$"
+	[ "$(grep -c ' 200 100000$' "$TMP/nginx/access.log")" -eq 1000 ]
+	awk '{ print $1 }' "$TMP/nginx/access.log" | sort | uniq -c
+	[ "$(awk '{ print $1 }' "$TMP/nginx/access.log" | sort -u | wc -l)" -eq 2 ]
+	if grep -E '\[(alert|crit|emerg|error)\]' "$TMP/nginx/error.log"; then
+		return 1
+	fi
+	kill -TERM "$srv"
+	bg_wait "$srv" 10 || true
+	local p
+	for p in $(ip netns pids "$USTCP_NETNS"); do
+		kill -TERM "$p" # an exit keeper of a worker's last connections
+	done
+	retry 5 no_process_left
+}
+
+@test "pre-forked workers: 4 python workers and nginx's 2 accept on one inherited listener under load [kernel]" { MODE=kernel body_prefork; }
+@test "pre-forked workers: 4 python workers and nginx's 2 accept on one inherited listener under load [ustcp]" { MODE=ustcp body_prefork; }
+
 # ---- a connection inherited across fork ----------------------------------------
 
 # The child of the process that connected reads TCP_INFO, sets
