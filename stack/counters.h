@@ -55,7 +55,7 @@
 	X(TCP_NO_SOCKET,     "tcp-no-socket",     "no connection or listener (answered with RST)") \
 	X(TCP_MINHOPCOUNT,   "tcp-minhopcount",   "IPv6 segment under its socket's IPV6_MINHOPCOUNT") \
 	X(TCP_FOREIGN,       "tcp-foreign",       "for a port another process on our address holds") \
-	X(LOOPED_UNSENT,     "looped-unsent",     "datagrams to our address not passed to another process's stack on it (its queue full, gone, or no room)") \
+	X(LOOPED_UNSENT,     "looped-unsent",     "datagrams to our address not passed to another process's stack on it (its queue full, gone, no stack left on the address, or no room)") \
 	X(TCP_LISTEN_DROP,   "tcp-listen-drop",   "listener's queues full or segment invalid for LISTEN") \
 	X(TCP_SYN_SENT_BAD,  "tcp-syn-sent-bad",  "unacceptable segment in SYN-SENT") \
 	X(TCP_OUT_OF_WINDOW, "tcp-out-of-window", "sequence number outside the receive window") \

@@ -193,6 +193,8 @@ static void away(void *ctx, const uint8_t *dgram, size_t len)
 				out_close(i);
 		}
 	}
+	if (!lp.npeers) /* the stack that held the port is gone */
+		us_st.st.ctr.drop[UST_DROP_LOOPED_UNSENT]++;
 	for (unsigned j = 0; j < lp.npeers; j++) {
 		int fd = out_fd(lp.peers[j]);
 
@@ -241,8 +243,8 @@ void us_looped_open(void)
 void us_looped_each_fd(void (*fn)(void *ctx, int fd), void *ctx)
 {
 	fn(ctx, lp.lfd);
-	for (unsigned i = 0; i < LOOP_PEERS; i++)
-		if (lp.lfd >= 0)
+	if (lp.lfd >= 0)
+		for (unsigned i = 0; i < LOOP_PEERS; i++)
 			fn(ctx, lp.in[i].fd);
 	for (unsigned i = 0; i < lp.nout; i++)
 		fn(ctx, lp.out[i].fd);
