@@ -68,6 +68,10 @@ US_EXPORT int close(int fd)
 		forget(fd, s);
 	} else {
 		us_fd_clear(fd); /* a stale entry */
+		if (us_stack_guards_fd(fd)) {
+			errno = EBADF; /* not the program's to close */
+			return -1;
+		}
 	}
 	return REAL(close)(fd);
 }

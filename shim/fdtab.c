@@ -123,8 +123,9 @@ static size_t region_size(unsigned n)
 	return (sizeof(struct us_sock) + sizeof(struct us_last) + sizeof(struct us_ip6_opts)) * n + 4096;
 }
 
-/* The memfd, above the program's range (fcntl's own F_DUPFD_CLOEXEC: the
- * stack's us_fd_high is the stack thread's). */
+/* The memfd, above the program's range and marked as the stack's, so that
+ * close() leaves it (fcntl's own F_DUPFD_CLOEXEC: the stack's us_fd_high
+ * is the stack thread's). */
 static int high_fd(int fd)
 {
 	int h = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, ust_fd_high_base());
@@ -132,6 +133,7 @@ static int high_fd(int fd)
 	if (h < 0)
 		return fd;
 	REAL(close)(fd);
+	us_fd_mark(h);
 	return h;
 }
 

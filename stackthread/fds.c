@@ -1,10 +1,25 @@
 /* The stack's own fds go above the program's range, out of its way: a
  * program that counts on socket() or open() giving the lowest free number,
- * or that closes every fd from 3 up, never meets them. */
+ * or that closes every fd from 3 up, never meets them.
+ *
+ * Each number placed there is also marked, for close() (shim/close.c): a
+ * program that closes every number up to its limit one by one (an old-style
+ * daemon) must find the stack's fds absent, as they would be on Linux, and
+ * not end its stack. A mark is a hint: the stack closes its fds without
+ * clearing it (REAL(close), in many places), so close() asks the stack
+ * thread whether the fd is still its own before refusing the close, and
+ * clears a mark that no longer holds. A mark is set by whoever makes the
+ * number (the stack thread, or a program thread making a socket's spares)
+ * and read by any thread: atomic bits. */
 #include <fcntl.h>
 
 #include "fdbase.h"
 #include "stack_impl.h"
+
+/* Up to the kernel's default ceiling on fd numbers (fs.nr_open): 128 kB of
+ * bss, touched only where the stack's numbers are. */
+#define MARKED_FDS (1u << 20)
+static _Atomic uint64_t marks[MARKED_FDS / 64];
 
 int us_fd_base(void)
 {
@@ -15,13 +30,44 @@ int us_fd_base(void)
 	return base;
 }
 
+void us_fd_mark(int fd)
+{
+	if (fd >= 0 && (unsigned)fd < MARKED_FDS)
+		atomic_fetch_or(&marks[fd / 64], 1ull << (fd % 64));
+}
+
+bool us_fd_marked(int fd)
+{
+	return fd >= 0 && (unsigned)fd < MARKED_FDS &&
+	       (atomic_load_explicit(&marks[fd / 64], memory_order_relaxed) & (1ull << (fd % 64)));
+}
+
+void us_fd_unmark(int fd)
+{
+	if (fd >= 0 && (unsigned)fd < MARKED_FDS)
+		atomic_fetch_and(&marks[fd / 64], ~(1ull << (fd % 64)));
+}
+
+int us_fd_dup_high(int fd)
+{
+	int h = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, us_fd_base());
+
+	if (h >= 0)
+		us_fd_mark(h);
+	return h;
+}
+
 int us_fd_high(int fd)
 {
 	int h;
 
-	if (fd < 0 || fd >= us_fd_base())
+	if (fd < 0)
 		return fd;
-	h = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, us_fd_base());
+	if (fd >= us_fd_base()) {
+		us_fd_mark(fd);
+		return fd;
+	}
+	h = us_fd_dup_high(fd);
 	if (h < 0)
 		return fd; /* the upper half is full: keep the low number */
 	REAL(close)(fd);

@@ -177,6 +177,39 @@ int us_stack_close_range(unsigned first, unsigned last)
 	return (int)us_call(&c, op_close_range, NULL);
 }
 
+struct holds {
+	int fd;
+	bool found;
+};
+
+static void holds_one(void *ctx, int fd)
+{
+	struct holds *h = ctx;
+
+	h->found |= fd == h->fd;
+}
+
+static void op_holds_fd(struct us_call *c)
+{
+	struct holds h = { .fd = c->u.range.first };
+
+	each_stack_fd(holds_one, &h, true);
+	c->ret = h.found;
+}
+
+bool us_stack_guards_fd(int fd)
+{
+	struct us_call c;
+
+	if (!us_fd_marked(fd) || us_on_stack_thread())
+		return false;
+	c.u.range.first = (unsigned)fd;
+	if (us_call(&c, op_holds_fd, NULL) == 1)
+		return true;
+	us_fd_unmark(fd); /* closed since, or a number another stack's */
+	return false;
+}
+
 /* In the keeper: everything the program had open goes, except what the
  * stack needs (a test runner's pipes must see their end). Standard fds stay
  * valid for anything that writes to them. */

@@ -150,7 +150,7 @@ static int app_end(struct us_conn *c)
 	 * would drop the program's record locks on it. */
 	if (fstat(fd, &st) < 0 || st.st_ino != c->sock->app_ino || st.st_dev != c->sock->app_dev)
 		return -1;
-	fd = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, us_fd_base());
+	fd = us_fd_dup_high(fd);
 	if (fd < 0)
 		return -1;
 	if (fstat(fd, &st) < 0 || st.st_ino != c->sock->app_ino || st.st_dev != c->sock->app_dev) {
@@ -732,7 +732,7 @@ void us_spare_use(int *spare)
 /* A number held, high if there is room: a dup of fd. */
 static int spare_of(int fd)
 {
-	int h = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, us_fd_base());
+	int h = us_fd_dup_high(fd);
 
 	return h >= 0 ? h : REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 0);
 }

@@ -184,8 +184,11 @@ void us_stack_forget(void);
 /* Where the stack's fds go: this and above (half the fd limit, at most
  * 32768), out of the program's way. */
 int us_fd_base(void);
-/* Moves fd there (closing the low one); fd itself when there is no room. */
+/* Moves fd there (closing the low one) and marks it; fd itself when there
+ * is no room. */
 int us_fd_high(int fd);
+/* A marked copy of fd there (F_DUPFD_CLOEXEC), or -1 with errno. */
+int us_fd_dup_high(int fd);
 
 /* calls.c: the wake-up eventfd's watcher runs the queued calls. */
 void us_on_wake(struct ev_loop *ev, ev_io *w, int revents);

@@ -390,6 +390,16 @@ bool us_sock_remote(const struct us_sock *s);
  * runs in this process (its fds are then nobody's: close them all). */
 int us_stack_close_range(unsigned first, unsigned last);
 
+/* Is fd one of the stack's own (its packet socket, a relay's stack end,
+ * an eventfd…)? Then close() leaves it and fails with EBADF, as if the
+ * number were not open, as on Linux (shim/close.c). Only numbers the stack
+ * marked (fds.c) cost a call; false on the stack thread itself. */
+bool us_stack_guards_fd(int fd);
+/* The marks: which numbers may be the stack's (a hint, fds.c). */
+void us_fd_mark(int fd);
+bool us_fd_marked(int fd);
+void us_fd_unmark(int fd);
+
 /* Wakes the stack thread (after an accept() freed backlog room). */
 void us_stack_poke(void);
 /* The same for the stack that serves s, which may be an unrelated

@@ -319,7 +319,9 @@ static int open_link(void)
 	int r, arp = -1;
 
 	if (bvar && *bvar) {
-		/* Launched by ustcp(1): its broker holds the privilege. */
+		/* Launched by ustcp(1): its broker holds the privilege. The
+		 * socket to it is the stack's too (each_stack_fd, keeper.c). */
+		us_fd_mark(atoi(bvar));
 		r = broker_link(atoi(bvar), &arp, err, sizeof(err));
 		if (r >= 0)
 			r = ust_link_adopt(&us_st.link, r, us_st.cfg.iface, err, sizeof(err));
@@ -674,7 +676,7 @@ void us_stack_fork_child(void)
 	pthread_mutex_unlock(&us_st.lock);
 	if (us_st.forking_keeper || !us_st.pid)
 		return;
-	us_st.parent_wake_fd = REAL(fcntl)(us_st.wake_fd, F_DUPFD_CLOEXEC, us_fd_base());
+	us_st.parent_wake_fd = us_fd_dup_high(us_st.wake_fd);
 	us_stack_forget();
 }
 
