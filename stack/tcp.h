@@ -174,6 +174,7 @@ enum ust_tcp_timer {
 	UST_TT_REO,        /* RACK's reordering window (Linux's ICSK_TIME_REO_TIMEOUT) */
 	UST_TT_PACE,       /* pacing: the next burst's departure time (Linux's pacing hrtimer) */
 	UST_TT_TLP,        /* the tail loss probe (RFC 8985 §7, Linux's ICSK_TIME_LOSS_PROBE) */
+	UST_TT_SHED,       /* a grown ring, empty for a while, gives its memory back (no Linux twin) */
 	UST_TT_N
 };
 
@@ -489,6 +490,7 @@ struct ust_tcb {
 
 	/* timers: absolute deadlines, UST_TIME_NEVER when off */
 	ust_time timer[UST_TT_N];
+	ust_time ring_drained;      /* when a grown ring last held nothing (UST_TT_SHED) */
 	ust_time due;               /* min of timer[], the key in the heap */
 	unsigned heap_idx;
 
@@ -862,6 +864,7 @@ struct ust_tcp_status {
 	ust_time busy_time, rwnd_limited, sndbuf_limited; /* µs */
 	struct tcp_stats stats;
 	bool eof;                   /* the peer's FIN has been received */
+	uint32_t ring_mem;          /* bytes of memory the two rings hold now */
 	int timer;                  /* the running timer (enum ust_tcp_timer) or -1 */
 	ust_time timer_due;
 };

@@ -47,6 +47,9 @@ void tcp_finish(struct ust_tcb *t, enum ust_tcp_outcome outcome, const char *rea
 		tcp_timer_stop(t, (enum ust_tcp_timer)i);
 	tcp_sb_clear(t); /* nothing will be sent again */
 	tcp_set_state(t, UST_TCP_CLOSED);
+	/* Grown rings waiting out UST_TT_SHED: an empty one goes now. */
+	ust_ring_shed(&t->sndbuf);
+	tcp_rcvbuf_shed(t);
 	if (tcp->cfg.closed)
 		tcp->cfg.closed(tcp->cfg.ctx, t);
 	tcp_event(t, UST_TCP_EV_CLOSED);
@@ -231,6 +234,7 @@ void tcp_enter_time_wait(struct ust_tcb *t, ust_time now)
 	/* Rings grown for a flow kept their memory until now (tcp_ring_shed). */
 	ust_ring_shed(&t->sndbuf);
 	tcp_rcvbuf_shed(t);
+	tcp_timer_stop(t, UST_TT_SHED);
 	tcp_timer_stop(t, UST_TT_RTX);
 	tcp_timer_stop(t, UST_TT_KEEPALIVE);
 	tcp_timer_stop(t, UST_TT_DELACK);

@@ -567,12 +567,17 @@ void tcp_rcv_consumed(struct ust_tcb *t, uint32_t n, ust_time now);
 /* A ring that holds nothing gives its memory back (issue 13) at once while
  * it is small: below malloc's mmap threshold (128 KiB) the free and the
  * next malloc reuse one heap chunk, its pages already there. A ring grown
- * for a bulk flow keeps its memory until TIME-WAIT or the end: given back
- * at every drain, a receiving program lost 20 to 30% of its throughput
+ * for a bulk flow keeps its memory while the flow lasts: given back at
+ * every drain, a receiving program lost 20 to 30% of its throughput
  * (tests/bench/scale's bulk flow alone) to pages trimmed and faulted in
- * again. */
+ * again. It goes once it has held nothing for TCP_RING_SHED_IDLE
+ * (UST_TT_SHED), or at TIME-WAIT or the end: an idle connection that once
+ * received fast holds no more than one that never did. */
 #define TCP_RING_SHED_MAX (128u << 10)
+#define TCP_RING_SHED_IDLE UST_SEC(1)
 void tcp_ring_shed(struct ust_tcb *t, struct ust_ring *r);
+/* UST_TT_SHED: the grown rings that held nothing since then go. */
+void tcp_rings_idle(struct ust_tcb *t, ust_time now);
 /* The same for the receive ring, when nothing is held out of order
  * either. */
 void tcp_rcvbuf_shed(struct ust_tcb *t);

@@ -551,8 +551,30 @@ static void cleanup_rbuf(struct ust_tcb *t, uint32_t copied, ust_time now)
 
 void tcp_ring_shed(struct ust_tcb *t, struct ust_ring *r)
 {
-	if (r->cap <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT)
+	if (r->len || !r->mem)
+		return;
+	if (r->cap <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT || t->state == UST_TCP_CLOSED) {
 		ust_ring_shed(r);
+		return;
+	}
+	/* Grown, and drained now: it goes once it stays so (tcp_rings_idle). */
+	t->ring_drained = t->tcp->now;
+	if (t->timer[UST_TT_SHED] == UST_TIME_NEVER)
+		tcp_timer_set(t, UST_TT_SHED, t->ring_drained + TCP_RING_SHED_IDLE);
+}
+
+void tcp_rings_idle(struct ust_tcb *t, ust_time now)
+{
+	/* Drained again since the timer was set: the flow goes on. */
+	if (now - t->ring_drained < TCP_RING_SHED_IDLE) {
+		tcp_timer_set(t, UST_TT_SHED, t->ring_drained + TCP_RING_SHED_IDLE);
+		return;
+	}
+	/* A ring that took bytes since it drained holds them still, or
+	 * drained once more (above). */
+	ust_ring_shed(&t->sndbuf);
+	if (!t->ofo.n)
+		ust_ring_shed(&t->rcvbuf);
 }
 
 void tcp_rcvbuf_shed(struct ust_tcb *t)

@@ -319,6 +319,11 @@ static void on_tlp(struct ust_tcb *t, ust_time now)
 		tcp_send_loss_probe(t, now);
 }
 
+static void on_shed(struct ust_tcb *t, ust_time now)
+{
+	tcp_rings_idle(t, now);
+}
+
 /* A paced burst's departure time has come. */
 static void on_pace(struct ust_tcb *t, ust_time now)
 {
@@ -333,6 +338,7 @@ static void (*const handlers[UST_TT_N])(struct ust_tcb *, ust_time) = {
 	[UST_TT_REO] = on_reo,
 	[UST_TT_PACE] = on_pace,
 	[UST_TT_TLP] = on_tlp,
+	[UST_TT_SHED] = on_shed,
 };
 
 /* The order due timers are handled in: a probe due with the RTO goes
@@ -340,6 +346,7 @@ static void (*const handlers[UST_TT_N])(struct ust_tcb *, ust_time) = {
  * fires and the RTO counts afresh from it. */
 static const enum ust_tcp_timer order[UST_TT_N] = {
 	UST_TT_TLP, UST_TT_RTX, UST_TT_DELACK, UST_TT_KEEPALIVE, UST_TT_TIMEWAIT, UST_TT_REO, UST_TT_PACE,
+	UST_TT_SHED,
 };
 
 void tcp_timer_fire(struct ust_tcb *t, ust_time now)

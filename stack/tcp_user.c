@@ -738,9 +738,14 @@ void ust_tcp_status_at(const struct ust_tcb *t, struct ust_tcp_status *s, ust_ti
 	s->total_retrans = t->total_retrans;
 	tcp_stats_report(t, s, now);
 	s->eof = t->fin_rcvd;
+	s->ring_mem = (t->rcvbuf.mem ? t->rcvbuf.cap : 0) + (t->sndbuf.mem ? t->sndbuf.cap : 0);
+	/* The earliest of the timers a program could see on Linux: the
+	 * rings' shedding is ours alone. */
 	s->timer = -1;
-	s->timer_due = t->due;
+	s->timer_due = UST_TIME_NEVER;
 	for (unsigned i = 0; i < UST_TT_N; i++)
-		if (t->timer[i] == t->due && t->due != UST_TIME_NEVER)
+		if (i != UST_TT_SHED && t->timer[i] != UST_TIME_NEVER && t->timer[i] <= s->timer_due) {
+			s->timer_due = t->timer[i];
 			s->timer = (int)i;
+		}
 }

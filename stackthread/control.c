@@ -123,7 +123,7 @@ static void dump_tcb(struct ust_tcb *t, void *arg)
 	static const char *const timers[UST_TT_N] = {
 		[UST_TT_RTX] = "on",	     [UST_TT_DELACK] = "off", [UST_TT_KEEPALIVE] = "keepalive",
 		[UST_TT_TIMEWAIT] = "timewait", [UST_TT_REO] = "on",   [UST_TT_PACE] = "off",
-		[UST_TT_TLP] = "on",
+		[UST_TT_TLP] = "on",	     [UST_TT_SHED] = "off",
 	};
 	const struct dump_ctx *d = arg;
 	enum ust_tcp_state state = ust_tcp_get_state(t);

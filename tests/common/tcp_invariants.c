@@ -260,19 +260,25 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	INVT(t, t->sndbuf.cap == 0 || t->sndbuf.head < t->sndbuf.cap);
 	/* Memory only while a ring holds bytes (issue 13), in the receive
 	 * ring bytes held out of order too; a ring grown past
-	 * TCP_RING_SHED_MAX keeps it while the connection lives, until
-	 * TIME-WAIT. So an idle connection that never had a bulk flow, and
-	 * every TIME-WAIT, hold none. */
+	 * TCP_RING_SHED_MAX keeps it while a flow lasts, with UST_TT_SHED
+	 * set to take it once the ring stays empty, and at TIME-WAIT or the
+	 * end. So an idle connection, and every TIME-WAIT, hold none. */
 	INVT(t, t->rcvbuf.mem == NULL || t->rcvbuf.cap != 0);
 	INVT(t, t->sndbuf.mem == NULL || t->sndbuf.cap != 0);
 	if (t->rcvbuf.len || t->ofo.n)
 		INVT(t, t->rcvbuf.mem != NULL);
-	else if (t->rcvbuf.cap <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT)
+	else if (t->rcvbuf.cap <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT ||
+		 t->state == UST_TCP_CLOSED)
 		INVT(t, t->rcvbuf.mem == NULL);
+	else if (t->rcvbuf.mem)
+		INVT(t, t->timer[UST_TT_SHED] != UST_TIME_NEVER);
 	if (t->sndbuf.len)
 		INVT(t, t->sndbuf.mem != NULL);
-	else if (t->sndbuf.cap <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT)
+	else if (t->sndbuf.cap <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT ||
+		 t->state == UST_TCP_CLOSED)
 		INVT(t, t->sndbuf.mem == NULL);
+	else if (t->sndbuf.mem)
+		INVT(t, t->timer[UST_TT_SHED] != UST_TIME_NEVER);
 
 	/* Send sequence space. */
 	INVT(t, seq_leq(t->snd_una, t->snd_nxt));

@@ -2882,7 +2882,7 @@ static const struct field {
 	SF(notsent, FT_U32),   SF(snd_wnd, FT_U32),   SF(rcv_wnd, FT_U32),
 	SF(since_data_sent, FT_DUR), SF(since_data_recv, FT_DUR), SF(since_ack_recv, FT_DUR),
 	SF(busy_time, FT_DUR), SF(rwnd_limited, FT_DUR), SF(sndbuf_limited, FT_DUR),
-	SF(delivery_rate, FT_U64),
+	SF(delivery_rate, FT_U64), SF(ring_mem, FT_U32),
 #define SS(x, t) { #x, offsetof(struct ust_tcp_status, stats.x), t }
 	SS(bytes_acked, FT_U64), SS(bytes_received, FT_U64), SS(bytes_sent, FT_U64),
 	SS(bytes_retrans, FT_U64), SS(segs_in, FT_U32), SS(segs_out, FT_U32),
@@ -2894,7 +2894,7 @@ static const struct field {
 };
 
 static const char *const timer_names[UST_TT_N] = { "RTX", "DELACK", "KEEPALIVE", "TIMEWAIT",
-								  "REO", "PACE", "TLP" };
+								  "REO", "PACE", "TLP", "SHED" };
 
 /* Reads a status field as the script writes it. Durations compare as
  * numbers of microseconds, so "200ms" and "200000" are the same. */
