@@ -69,7 +69,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 ALL := $(STACK_LIB) $(SHIM_LIB) $(TOOLS) $(SCRIPTS) $(UNIT_BIN) $(HOST_BIN) $(PROG_BIN) \
        $(if $(wildcard tests/seg/driver.c),$(SEG_BIN)) $(BENCH_BIN)
 
-.PHONY: all check check-unit check-bats fuzz bench demo deps install clean
+.PHONY: all check check-unit check-bats check-twins fuzz bench demo deps install clean
 all: $(ALL)
 
 $(BUILD)/lib/shim/%.o: shim/%.c $(wildcard shim/*.h) stackthread/stackthread.h $(wildcard stack/*.h) | $(BUILD)/lib/shim
@@ -162,6 +162,13 @@ check-unit: all
 
 check-bats: all
 	USTCP_SAN=$(SAN) tests/run $(BUILD) bats
+
+# The Bats tests' kernel twins alone: each [ustcp] test's expectations,
+# checked against Linux's own TCP. Run them when a test is added or changed
+# (make check leaves them out: tests/run).
+check-twins: deps
+	$(MAKE) all
+	USTCP_TWINS=only tests/run $(BUILD) bats
 
 FUZZ_SECONDS ?= 30
 FUZZ_JOBS ?= 2

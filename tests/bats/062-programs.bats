@@ -619,7 +619,7 @@ body_passfd_late() {
 	prog_bg python3 "$SHIM_DIR/passfd.py" late-receive "$TMP/pass.sock" >"$TMP/recv.out" 2>"$TMP/recv.err"
 	local recv_pid=$BG_PID
 	prog python3 "$SHIM_DIR/passfd.py" late-send "$TMP/pass.sock" "$PEER_ADDR" 7321
-	bg_wait "$recv_pid"
+	bg_wait "$recv_pid" || { cat "$TMP/recv.out" "$TMP/recv.err"; return 1; }
 	cat "$TMP/recv.out" "$TMP/recv.err"
 	diff -u - "$TMP/recv.out" <<-EOF
 		first (plain): AF_UNIX
