@@ -3,7 +3,9 @@
  * reference to an app end goes (by close, exit, close_range, dup2 over it),
  * the stack end hangs up and the stack thread closes the connection. So a
  * close needs no word with the stack thread and is safe in a signal
- * handler. */
+ * handler, but for one of the numbers the stack marked as perhaps its own
+ * (stackthread/fds.c), which the stack thread closes or refuses: that
+ * close waits for the stack thread, as any call does. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -67,11 +69,18 @@ US_EXPORT int close(int fd)
 			linger_wait(fd, s);
 		forget(fd, s);
 	} else {
+		long r;
+
 		us_fd_clear(fd); /* a stale entry */
-		if (us_stack_guards_fd(fd)) {
-			errno = EBADF; /* not the program's to close */
+		if (!us_fd_marked(fd))
+			return REAL(close)(fd);
+		/* Perhaps the library's own: not the program's to close. */
+		r = us_shim_owns_fd(fd) ? -EBADF : us_stack_close_marked(fd);
+		if (r < 0) {
+			errno = (int)-r;
 			return -1;
 		}
+		return 0;
 	}
 	return REAL(close)(fd);
 }

@@ -256,6 +256,7 @@ static bool map_inherited(const char *var)
 	}
 	REAL(fcntl)(fd, F_SETFD, FD_CLOEXEC);
 	region_fd = fd;
+	us_fd_mark(fd);
 	head = p;
 	nslots = h.nslots;
 	region = (struct us_sock *)((char *)p + 4096);
@@ -750,9 +751,11 @@ _Atomic unsigned *us_rpc_asked_of(const struct us_sock *s)
 	return r > 0 ? &foreign[r - 1].head->rpc_asked : us_rpc_asked();
 }
 
+/* The socket us_foreign_poke sends its pokes from, made at the first. */
+static int poke_fd = -1;
+
 bool us_foreign_poke(const struct us_sock *s)
 {
-	static int poke_fd = -1;
 	struct sockaddr_un sun;
 	socklen_t len;
 	int r = foreign_of(s), fd;
@@ -838,6 +841,26 @@ struct us_sock *us_fd_lookup(int fd)
 int us_region_fd(void)
 {
 	return region_fd;
+}
+
+/* The launcher's broker socket (USTCP_BROKER_FD), read once: the program
+ * never opened it, and a child forked later needs it. */
+static int broker_fd(void)
+{
+	static _Atomic int fd = -2;
+	int v = atomic_load(&fd);
+
+	if (v == -2) {
+		const char *b = getenv("USTCP_BROKER_FD");
+		v = b && *b ? atoi(b) : -1;
+		atomic_store(&fd, v);
+	}
+	return v;
+}
+
+bool us_shim_owns_fd(int fd)
+{
+	return fd >= 0 && (fd == region_fd || fd == atomic_load((_Atomic int *)&poke_fd) || fd == broker_fd());
 }
 
 void us_fd_map_inherited(void)

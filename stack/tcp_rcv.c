@@ -565,8 +565,9 @@ void tcp_ring_shed(struct ust_tcb *t, struct ust_ring *r)
 
 void tcp_rings_idle(struct ust_tcb *t, ust_time now)
 {
-	/* Drained again since the timer was set: the flow goes on. */
-	if (now - t->ring_drained < TCP_RING_SHED_IDLE) {
+	/* Drained again since the timer was set: the flow goes on. (A
+	 * drain may be stamped a little after this turn's now.) */
+	if (t->ring_drained + TCP_RING_SHED_IDLE > now) {
 		tcp_timer_set(t, UST_TT_SHED, t->ring_drained + TCP_RING_SHED_IDLE);
 		return;
 	}

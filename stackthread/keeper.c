@@ -189,25 +189,35 @@ static void holds_one(void *ctx, int fd)
 	h->found |= fd == h->fd;
 }
 
-static void op_holds_fd(struct us_call *c)
+static long close_unmarked(int fd)
 {
-	struct holds h = { .fd = c->u.range.first };
-
-	each_stack_fd(holds_one, &h, true);
-	c->ret = h.found;
+	us_fd_unmark(fd);
+	return REAL(close)(fd) == 0 ? 0 : -errno;
 }
 
-bool us_stack_guards_fd(int fd)
+static void op_close_marked(struct us_call *c)
+{
+	struct holds h = { .fd = (int)c->u.range.first };
+
+	each_stack_fd(holds_one, &h, true);
+	/* Not held: the stack closed it since (the mark is only a hint). */
+	c->ret = h.found ? -EBADF : close_unmarked(h.fd);
+}
+
+long us_stack_close_marked(int fd)
 {
 	struct us_call c;
+	long r;
 
-	if (!us_fd_marked(fd) || us_on_stack_thread())
-		return false;
+	if (us_on_stack_thread())
+		return close_unmarked(fd);
 	c.u.range.first = (unsigned)fd;
-	if (us_call(&c, op_holds_fd, NULL) == 1)
-		return true;
-	us_fd_unmark(fd); /* closed since, or a number another stack's */
-	return false;
+	r = us_call(&c, op_close_marked, NULL);
+	if (r != -EOPNOTSUPP)
+		return r;
+	if (fd == us_stack_kept_fd())
+		return -EBADF;
+	return REAL(close)(fd) == 0 ? 0 : -errno;
 }
 
 /* In the keeper: everything the program had open goes, except what the

@@ -575,6 +575,8 @@ static void conn_pull_to(struct us_conn *c, bool short_ends)
 		ssize_t r;
 
 		if (room == 0) {
+			/* The spans go unused: an empty ring's memory goes back. */
+			ust_tcp_snd_commit(c->tcb, 0, ust_now());
 			on_app_eof(c);
 			return;
 		}

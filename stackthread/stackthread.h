@@ -279,6 +279,10 @@ struct us_sock *us_sock_alloc(void);
 void us_sock_free(struct us_sock *s);
 /* The memfd behind the region (exec passes it on), -1 before it is mapped. */
 int us_region_fd(void);
+/* Is fd one the library itself holds without a stack's say: the region's
+ * memfd, the socket foreign pokes go from, the launcher's broker socket?
+ * close() leaves them (EBADF), stack or none. */
+bool us_shim_owns_fd(int fd);
 /* Sockets of another stack's region, mapped when they arrived with
  * SCM_RIGHTS from a process this one is not related to (fdtab.c,
  * us_fd_lookup): is s one; the mailbox count of s's region; a poke of
@@ -390,11 +394,17 @@ bool us_sock_remote(const struct us_sock *s);
  * runs in this process (its fds are then nobody's: close them all). */
 int us_stack_close_range(unsigned first, unsigned last);
 
-/* Is fd one of the stack's own (its packet socket, a relay's stack end,
- * an eventfd…)? Then close() leaves it and fails with EBADF, as if the
- * number were not open, as on Linux (shim/close.c). Only numbers the stack
- * marked (fds.c) cost a call; false on the stack thread itself. */
-bool us_stack_guards_fd(int fd);
+/* close() of a number the library marked (fds.c) and the program does not
+ * hold as a socket: on the stack thread, which knows its own fds, -EBADF if
+ * fd is one of the stack's (its packet socket, a relay's stack end, an
+ * eventfd…), as if the number were not open, as on Linux; otherwise the
+ * mark goes and fd is closed there (0 or -errno), so that the stack cannot
+ * take the number between the look and the close. In a process no stack
+ * serves, the fd that reaches the stack serving its inherited sockets
+ * stays (-EBADF, as close_range spares it), and any other is closed here,
+ * its mark kept (a vfork child shares the parent's marks). Called on the
+ * stack thread itself (libev closing its own), it closes. */
+long us_stack_close_marked(int fd);
 /* The marks: which numbers may be the stack's (a hint, fds.c). */
 void us_fd_mark(int fd);
 bool us_fd_marked(int fd);

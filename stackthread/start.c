@@ -694,6 +694,7 @@ void us_stack_adopt_wake_fd(int fd)
 	if (fd < 0 || REAL(fcntl)(fd, F_SETFD, FD_CLOEXEC) < 0)
 		return;
 	us_st.parent_wake_fd = fd;
+	us_fd_mark(fd);
 }
 
 int us_stack_kept_fd(void)

@@ -18,7 +18,7 @@ teardown() {
 	topo_down
 }
 
-@test "steering: the kernel's fanout groups behave as the design needs [kernel]" {
+@test "steering: the kernel's fanout groups behave as the design needs (a fact of Linux, no twin)" {
 	[ "$(id -u)" = 0 ] || skip "needs root"
 	topo_up
 	static_neigh
