@@ -72,10 +72,13 @@ US_EXPORT int close(int fd)
 		long r;
 
 		us_fd_clear(fd); /* a stale entry */
+		if (us_shim_owns_fd(fd)) {
+			errno = EBADF; /* the library's own: not the program's to close */
+			return -1;
+		}
 		if (!us_fd_marked(fd))
 			return REAL(close)(fd);
-		/* Perhaps the library's own: not the program's to close. */
-		r = us_shim_owns_fd(fd) ? -EBADF : us_stack_close_marked(fd);
+		r = us_stack_close_marked(fd); /* perhaps the stack's */
 		if (r < 0) {
 			errno = (int)-r;
 			return -1;

@@ -123,9 +123,8 @@ static size_t region_size(unsigned n)
 	return (sizeof(struct us_sock) + sizeof(struct us_last) + sizeof(struct us_ip6_opts)) * n + 4096;
 }
 
-/* The memfd, above the program's range and marked as the stack's, so that
- * close() leaves it (fcntl's own F_DUPFD_CLOEXEC: the stack's us_fd_high
- * is the stack thread's). */
+/* The memfd, above the program's range (fcntl's own F_DUPFD_CLOEXEC: the
+ * stack's us_fd_high is the stack thread's). */
 static int high_fd(int fd)
 {
 	int h = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, ust_fd_high_base());
@@ -133,7 +132,6 @@ static int high_fd(int fd)
 	if (h < 0)
 		return fd;
 	REAL(close)(fd);
-	us_fd_mark(h);
 	return h;
 }
 
@@ -256,7 +254,6 @@ static bool map_inherited(const char *var)
 	}
 	REAL(fcntl)(fd, F_SETFD, FD_CLOEXEC);
 	region_fd = fd;
-	us_fd_mark(fd);
 	head = p;
 	nslots = h.nslots;
 	region = (struct us_sock *)((char *)p + 4096);

@@ -6,9 +6,11 @@
  * program that closes every number up to its limit one by one (an old-style
  * daemon) must find the stack's fds absent, as they would be on Linux, and
  * not end its stack. A mark is a hint: the stack closes its fds without
- * clearing it (REAL(close), in many places), so close() asks the stack
- * thread whether the fd is still its own before refusing the close, and
- * clears a mark that no longer holds. A mark is set by whoever makes the
+ * clearing it (REAL(close), in many places), so close() hands a marked
+ * number to the stack thread, which refuses to close one of its own and
+ * otherwise clears the mark and closes it (us_stack_close_marked). The
+ * shim's own fds, which no stack answers for, are not marked: close()
+ * knows them (us_shim_owns_fd). A mark is set by whoever makes the
  * number (the stack thread, or a program thread making a socket's spares)
  * and read by any thread: atomic bits. */
 #include <fcntl.h>

@@ -281,7 +281,7 @@ void us_sock_free(struct us_sock *s);
 int us_region_fd(void);
 /* Is fd one the library itself holds without a stack's say: the region's
  * memfd, the socket foreign pokes go from, the launcher's broker socket?
- * close() leaves them (EBADF), stack or none. */
+ * close() leaves them (EBADF), stack or none, marked or not. */
 bool us_shim_owns_fd(int fd);
 /* Sockets of another stack's region, mapped when they arrived with
  * SCM_RIGHTS from a process this one is not related to (fdtab.c,

@@ -319,9 +319,7 @@ static int open_link(void)
 	int r, arp = -1;
 
 	if (bvar && *bvar) {
-		/* Launched by ustcp(1): its broker holds the privilege. The
-		 * socket to it is the stack's too (each_stack_fd, keeper.c). */
-		us_fd_mark(atoi(bvar));
+		/* Launched by ustcp(1): its broker holds the privilege. */
 		r = broker_link(atoi(bvar), &arp, err, sizeof(err));
 		if (r >= 0)
 			r = ust_link_adopt(&us_st.link, r, us_st.cfg.iface, err, sizeof(err));
