@@ -222,7 +222,9 @@ long us_stack_close_marked(int fd)
 
 /* In the keeper: everything the program had open goes, except what the
  * stack needs (a test runner's pipes must see their end). Standard fds stay
- * valid for anything that writes to them. */
+ * valid for anything that writes to them; stderr is the log file when
+ * there is one (USTCP_LOG_FILE), so that what a keeper says as it dies (a
+ * sanitizer's report, an abort's message) is not lost. */
 static void keeper_close_fds(void)
 {
 	int null;
@@ -230,7 +232,7 @@ static void keeper_close_fds(void)
 	us_close_all_but_stack(0, ~0u, false);
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	for (int fd = 0; fd < 3 && null >= 0; fd++)
-		REAL(dup2)(null, fd);
+		REAL(dup2)(fd == 2 && ust_log_fd() >= 0 ? ust_log_fd() : null, fd);
 	if (null > 2)
 		REAL(close)(null);
 }
@@ -384,7 +386,14 @@ void us_keeper_exit(void)
  * crash. Everything it wrote is in the stack ends, and the stack is
  * consistent (no turn of the loop ran in the program). The guardian
  * takes in its last writes and closes, then becomes its keeper, in this
- * one call; with nothing to finish, it leaves at once. */
+ * one call; with nothing to finish, it leaves at once.
+ *
+ * This is no callback of the loop's own, which flush the frames TCP
+ * queued and arm the timer it set: the kick at the end does both. Without
+ * it, what the sync took in (a forked child's first bytes, written as its
+ * parent died) was sent by TCP into the frame batch and stayed there, its
+ * loss probe never armed: no ACK, no timer, the child blocked on a full
+ * pair for good (090 "fork after connect…", 1 run in 40). */
 void us_on_program_gone(struct ev_loop *ev, ev_io *w, int revents)
 {
 	if (us_st.keeper) {
@@ -400,6 +409,7 @@ void us_on_program_gone(struct ev_loop *ev, ev_io *w, int revents)
 	if (!work_left())
 		us_keeper_exit();
 	become_keeper(false);
+	ust_loop_kick(&us_st.loop, ust_now());
 }
 
 /* Hands every connection to a keeper before an exec: fork from the

@@ -627,6 +627,18 @@ body_forking_server() {
 	MODE=ustcp body_forking_server
 }
 
+# What a failed fork-after-connect run leaves to read: the processes left
+# in the namespace, the stacks' log and the close log.
+fork_after_connect_diag() {
+	echo "# processes in the stack's namespace:"
+	ip netns pids "$USTCP_NETNS" | xargs -r ps -o pid,ppid,stat,etime,args -p
+	[ "$MODE" = ustcp ] || return 0
+	echo "# the stacks' log:"
+	cat "$TMP/stack.log" 2>&1 || true
+	echo "# the close log:"
+	cat "$TMP/close.log" 2>&1 || true
+}
+
 # send_exit.py fork: connect, fork; the parent exits at once (its copy of the
 # socket open); the child waits until its parent is gone, then writes 1 MB,
 # closes and exits. 5 runs, 25 ms each way. With forkkill, the child
@@ -636,13 +648,17 @@ body_fork_after_connect() {
 	export USTCP_MSL=0.5
 	family_topo_up "$fam" --impair "delay 25ms"
 	peer=$PEER
+	# What the stacks and keepers said, for a failure to show (a
+	# keeper's stderr goes to the log file too: keeper.c).
+	export USTCP_LOG=info USTCP_LOG_FILE=$TMP/stack.log USTCP_CLOSE_LOG=$TMP/close.log
 	peer_bg python3 "$LT_DIR/sink.py" "$peer" 7000 5 120 </dev/null >"$TMP/sink.out"
 	local sink=$BG_PID i
 	wait_listen "$PEER_NETNS" 7000
 	for ((i = 0; i < 5; i++)); do
-		prog python3 "$LT_DIR/send_exit.py" "$how" "$peer" 7000 "$WWW/mid" </dev/null
+		prog python3 "$LT_DIR/send_exit.py" "$how" "$peer" 7000 "$WWW/mid" </dev/null ||
+			{ fork_after_connect_diag; return 1; }
 	done
-	bg_wait "$sink" 60 || { cat "$TMP/sink.out"; return 1; }
+	bg_wait "$sink" 60 || { cat "$TMP/sink.out"; fork_after_connect_diag; return 1; }
 	cat "$TMP/sink.out"
 	sink_check "$TMP/sink.out" 5 "$WWW/mid"
 }
