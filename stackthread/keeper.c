@@ -393,7 +393,7 @@ void us_keeper_exit(void)
  * it, what the sync took in (a forked child's first bytes, written as its
  * parent died) was sent by TCP into the frame batch and stayed there, its
  * loss probe never armed: no ACK, no timer, the child blocked on a full
- * pair for good (090 "fork after connect…", 1 run in 40). */
+ * pair for good (090 "fork after connect…", about 1 run in 25 under load). */
 void us_on_program_gone(struct ev_loop *ev, ev_io *w, int revents)
 {
 	if (us_st.keeper) {
