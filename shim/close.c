@@ -17,12 +17,22 @@
 #include "shim.h"
 #include "tcp.h"
 
-/* No fd of s is left in any process (shim.h). */
+/* No fd of s is left in any process (shim.h). The mark goes on only while
+ * no entry names s: a process that enters s meanwhile (a receiver of
+ * SCM_RIGHTS, as the sender closes its copy) holds it, and its own close
+ * lets go. A second let-go of the same close (two closers that both saw
+ * 0) finds the mark on and does nothing, so the slot is freed once. */
 void us_sock_let_go(struct us_sock *s)
 {
-	int flags = atomic_fetch_or(&s->flags, US_F_APP_CLOSED);
+	unsigned life = atomic_load(&s->life);
+	int flags;
 
-	if (flags & US_F_DETACHED)
+	do {
+		if ((life & US_LIFE_REFS) || (life & US_L_APP_CLOSED))
+			return;
+	} while (!atomic_compare_exchange_weak(&s->life, &life, life | US_L_APP_CLOSED));
+	flags = atomic_load(&s->flags);
+	if (life & US_L_DETACHED)
 		us_sock_free(s);
 	else if ((flags & US_F_APP_SHUT) || !(flags & US_F_PAIRED))
 		us_sock_poke_owner(s); /* its relay waits parked for this close (relay.c) */

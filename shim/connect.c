@@ -221,7 +221,7 @@ int us_take_over(int fd, struct us_sock **sp)
 
 	if (!us_sock_remote(s) || atomic_load(&s->kind) != US_CONN || atomic_load(&s->state) != UST_TCP_CLOSED ||
 	    (atomic_load(&s->flags) & (US_F_PAIRED | US_F_CONNECTING | US_F_EVER_SYNCED)) ||
-	    atomic_load(&s->fdrefs) != 1)
+	    (atomic_load(&s->life) & US_LIFE_REFS) != 1)
 		return 0;
 	r = renew(fd, s, true);
 	if (r < 0)

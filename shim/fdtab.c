@@ -53,11 +53,11 @@ struct region_head {
 /* "ustR", and its layout's version: raise it when a field of us_sock or
  * us_last changes meaning without changing either size. */
 #define REGION_MAGIC 0x75737452u
-#define REGION_VERSION 2u
+#define REGION_VERSION 3u
 
 static struct region_head *head;
 static int region_fd = -1;       /* the memfd behind it */
-/* The process whose table counts in us_sock.fdrefs: the one that mapped
+/* The process whose table counts in us_sock.life: the one that mapped
  * the region, or a child forked through fork() (atfork counts its copy).
  * A vfork child's copy of the table is not counted. */
 static pid_t table_pid;
@@ -450,7 +450,7 @@ struct us_sock *us_sock_alloc(void)
 	atomic_store(&s->linger_s, 0);
 	atomic_store(&s->bound_port, 0);
 	atomic_store(&s->nopts, 0);
-	atomic_store(&s->fdrefs, 0);
+	atomic_store(&s->life, 0);
 	s->owner = 0;
 	s->app_fd = -1;
 	s->app_dev = 0;
@@ -543,18 +543,25 @@ static void raise_top(int fd)
 		;
 }
 
-/* Entries count as references on their socket (us_sock.fdrefs), in every
+/* Entries count as references on their socket (US_LIFE_REFS), in every
  * process: the slot of a socket TCP is done with is freed when the last of
- * them goes. */
+ * them goes. An entry made after the last close (a process that received
+ * the socket over SCM_RIGHTS as its sender closed its copy) takes the
+ * close back in the same step: the socket is held again, and only a close
+ * of the new holder (with the app end's hang-up) ends it. If the stack
+ * acted on that close already, it is too late: the slot may be gone. */
 static void set_entry(int fd, struct us_sock *s)
 {
+	unsigned life = atomic_load(&s->life);
 	struct us_sock *old;
 
 	raise_top(fd);
-	atomic_fetch_add(&s->fdrefs, 1);
+	while (!atomic_compare_exchange_weak(&s->life, &life,
+					     (life & US_LIFE_REFS) ? life + 1 : (life + 1) & ~US_L_APP_CLOSED))
+		;
 	old = named(atomic_exchange(&fdtab[fd], entry(s)));
 	if (old)
-		atomic_fetch_sub(&old->fdrefs, 1);
+		atomic_fetch_sub(&old->life, 1);
 }
 
 void us_fd_set(int fd, struct us_sock *s)
@@ -570,7 +577,7 @@ int us_fd_clear(int fd)
 	if (fd < 0 || !fdtab || (unsigned)fd >= atomic_load(&fd_top))
 		return -1;
 	old = named(atomic_exchange(&fdtab[fd], 0));
-	return old ? atomic_fetch_sub(&old->fdrefs, 1) - 1 : -1;
+	return old ? (int)((atomic_fetch_sub(&old->life, 1) - 1) & US_LIFE_REFS) : -1;
 }
 
 void us_fd_inherited(void)
@@ -580,7 +587,7 @@ void us_fd_inherited(void)
 	for (unsigned fd = 0; fdtab && fd < top; fd++) {
 		struct us_sock *s = named(atomic_load(&fdtab[fd]));
 		if (s)
-			atomic_fetch_add(&s->fdrefs, 1);
+			atomic_fetch_add(&s->life, 1);
 	}
 }
 
@@ -814,14 +821,9 @@ struct us_sock *us_fd_lookup(int fd)
 	 * none yet (it never made a TCP socket). */
 	s = foreign_lookup(fd, &st);
 	if (s && have_fdtab()) {
+		/* The sender closes its copy as soon as it sent it: its
+		 * close and our entry are ordered in set_entry. */
 		us_fd_set(fd, s);
-		/* The sender's close may have counted the last entry before
-		 * ours (it closes its copy as soon as it sent it): the
-		 * socket is held again, so that only a close of ours (with
-		 * the app end's hang-up) ends it. If TCP let go meanwhile
-		 * (US_F_DETACHED), our close frees the slot. */
-		if (atomic_load(&s->flags) & US_F_PAIRED)
-			atomic_fetch_and(&s->flags, ~US_F_APP_CLOSED);
 		return s;
 	}
 	if (!region)
@@ -896,7 +898,7 @@ static void uncount_table(int delta)
 	for (unsigned fd = 0; fdtab && fd < top; fd++) {
 		struct us_sock *s = named(atomic_load(&fdtab[fd]));
 		if (s)
-			atomic_fetch_add(&s->fdrefs, delta);
+			atomic_fetch_add(&s->life, (unsigned)delta);
 	}
 }
 

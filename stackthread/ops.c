@@ -75,12 +75,12 @@ void us_op_create(struct us_call *c)
 /* A socket the stack could not adopt (the ceiling reached since socket()
  * looked, no memory) is dead from the start: SO_ERROR reports why, calls
  * that need TCP fail with EINVAL as on a socket whose connection is gone,
- * and the program's close frees the slot (US_F_DETACHED). */
+ * and the program's close frees the slot (us_sock_detach). */
 static void adopt_failed(struct us_sock *s, int err)
 {
 	atomic_store(&s->hard_err, -err);
 	atomic_store(&s->pending_err, -err);
-	if (atomic_fetch_or(&s->flags, US_F_DETACHED) & US_F_APP_CLOSED)
+	if (us_sock_detach(s))
 		us_sock_free(s);
 }
 

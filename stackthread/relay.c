@@ -227,14 +227,14 @@ void us_conn_free(struct us_conn *c, bool free_sock)
  * error), as on Linux. Such a connection is not released: both FINs are
  * out, TCP ends it on its own in bounded time (LAST-ACK, CLOSING or
  * TIME-WAIT), and conn_died frees it. A close of the last fd the shim saw
- * (US_F_APP_CLOSED) settles it. */
+ * (us_sock_app_closed) settles it. */
 static bool app_closed(struct us_conn *c)
 {
 	int flags = atomic_load(&c->sock->flags);
 
 	if (!app_gone(c))
 		return false;
-	if (flags & US_F_APP_CLOSED)
+	if (us_sock_app_closed(c->sock))
 		return true;
 	/* shutdown(SHUT_RDWR), or SHUT_WR after the peer's FIN passed: the
 	 * program shut both directions and holds the socket still. */
@@ -1291,7 +1291,7 @@ static void conn_died(struct us_conn *c)
 	 * last frees it. Not "the app end is gone": the program reads the
 	 * state and the error from the slot until it closes the socket (or
 	 * a failed connect renews it, shim/connect.c). */
-	us_conn_free(c, atomic_fetch_or(&c->sock->flags, US_F_DETACHED) & US_F_APP_CLOSED);
+	us_conn_free(c, us_sock_detach(c->sock));
 }
 
 static void conn_pump(struct us_conn *c)
@@ -1415,7 +1415,7 @@ static bool kept_across_exec(const struct us_conn *c)
 	struct stat sb;
 	int fl;
 
-	if (atomic_load(&s->flags) & US_F_APP_CLOSED)
+	if (us_sock_app_closed(s))
 		return false;
 	if (s->app_fd < 0 || fstat(s->app_fd, &sb) < 0 || sb.st_ino != s->app_ino || sb.st_dev != s->app_dev)
 		return true;
@@ -1451,7 +1451,7 @@ void us_relay_wake(struct us_stack *st, bool poked)
 	 * us once it closed a shut or never-paired socket). */
 	for (struct us_conn *c = poked ? st->parked : NULL, *next; c; c = next) {
 		next = c->parked_next;
-		if (atomic_load(&c->sock->flags) & US_F_APP_CLOSED)
+		if (us_sock_app_closed(c->sock))
 			app_let_go(c);
 	}
 	/* Only the listeners stopped at their backlog: every accept()

@@ -91,7 +91,7 @@ struct us_conn {
 	/* No stack end yet (a socket never connected nor listening), or the
 	 * stack end hung up while the program, which shut both directions
 	 * itself, still holds the socket: its close is learnt from
-	 * US_F_APP_CLOSED when shim/close.c pokes us (us_relay_wake). */
+	 * us_sock_app_closed when shim/close.c pokes us (us_relay_wake). */
 	struct us_conn *parked_next, **parked_pprev;
 	/* A listener's delivered connections not yet accepted (the backlog
 	 * counts them, as Linux counts its accept queue). */

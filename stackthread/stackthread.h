@@ -104,8 +104,6 @@ enum us_kind {
 #define US_F_CONNECTING   0x02 /* connect() was called */
 #define US_F_CONNECT_DONE 0x04 /* a blocking connect reported its failure */
 #define US_F_EVER_SYNCED  0x08 /* reached ESTABLISHED once */
-#define US_F_DETACHED     0x10 /* the stack let go (TCP closed); the slot is the program's */
-#define US_F_APP_CLOSED   0x20 /* the program closed an fd of it */
 #define US_F_BACKLOGGED   0x40 /* a listener full to its backlog: accept() wakes the stack */
 #define US_F_LAST_STATUS  0x80 /* TCP closed: us_sock_last() holds its final status */
 #define US_F_APP_SHUT    0x100 /* the program shut its sending side down (shutdown) */
@@ -116,6 +114,11 @@ enum us_kind {
 #define US_F_PAIRED     0x10000 /* the app end is connected to a stack end (connect, listen, accept) */
 #define US_F_MORE       0x1000 /* a send with MSG_MORE: the next without it pushes */
 #define US_F_BOUND      0x2000 /* bind() succeeded: bound6, bound_port (connect.c, renew) */
+
+/* us_sock.life */
+#define US_LIFE_REFS    0x0fffffffu /* fd-table entries naming the socket, all processes */
+#define US_L_DETACHED   0x10000000u /* the stack let go (TCP closed); the slot is the program's */
+#define US_L_APP_CLOSED 0x20000000u /* the program's close took the last entry */
 
 #define US_OPT_RECORD 8
 
@@ -215,7 +218,12 @@ struct us_sock {
 	_Atomic int bound_port;
 	/* Options set before connect, for a socket handed to the kernel
 	 * (a USTCP_PASSTHROUGH destination). */
-	_Atomic int fdrefs;          /* fd-table entries naming it, all processes */
+	/* The socket's life: how many fd-table entries name it, in every
+	 * process (US_LIFE_REFS), and which side let go of it (US_L_*). One
+	 * word, so that the close that counts the last entry and a process
+	 * entering the socket again (SCM_RIGHTS) are ordered: see
+	 * us_sock_let_go (shim/close.c) and docs/architecture.md §4. */
+	_Atomic unsigned life;
 	_Atomic int nopts;
 	struct { int level, name; socklen_t len; char val[16]; } opts[US_OPT_RECORD];
 	_Atomic uint32_t free_next;  /* while free: the next free slot + 1 (fdtab.c) */
@@ -233,6 +241,20 @@ struct us_sock {
 	long rpc_ret;
 	union us_call_args rpc_args;
 };
+
+/* The stack lets go of s (TCP closed): true when the program's last close
+ * came first, and the caller frees the slot; otherwise that close will
+ * (us_sock_let_go). */
+static inline bool us_sock_detach(struct us_sock *s)
+{
+	return atomic_fetch_or(&s->life, US_L_DETACHED) & US_L_APP_CLOSED;
+}
+
+/* Has the program's last close taken s (and no process entered it since)? */
+static inline bool us_sock_app_closed(const struct us_sock *s)
+{
+	return atomic_load(&s->life) & US_L_APP_CLOSED;
+}
 
 /* A slot's final status (us_sock_last), beside the slots in the region
  * rather than in them: more than half a slot's size, written only when

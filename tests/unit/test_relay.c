@@ -383,7 +383,7 @@ static void test_hup_peer_rst_errors(void **state)
 	assert_int_equal(atomic_load(&s->state), UST_TCP_CLOSED);
 	assert_int_equal(atomic_load(&s->pending_err), ECONNRESET);
 	assert_int_equal(atomic_load(&s->hard_err), ECONNRESET);
-	assert_true(atomic_load(&s->flags) & US_F_DETACHED);
+	assert_true(atomic_load(&s->life) & US_L_DETACHED);
 	assert_int_equal(read(app, buf, sizeof(buf)), -1);
 	assert_int_equal(errno, ECONNRESET);
 }
