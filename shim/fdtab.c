@@ -543,6 +543,19 @@ static void raise_top(int fd)
 		;
 }
 
+/* One entry fewer names s: how many are left. Never below 0: an entry
+ * uncounted twice would otherwise borrow from the bits above the count. */
+static int life_drop(struct us_sock *s)
+{
+	unsigned life = atomic_load(&s->life);
+
+	do {
+		if (!(life & US_LIFE_REFS))
+			return 0;
+	} while (!atomic_compare_exchange_weak(&s->life, &life, life - 1));
+	return (int)((life - 1) & US_LIFE_REFS);
+}
+
 /* Entries count as references on their socket (US_LIFE_REFS), in every
  * process: the slot of a socket TCP is done with is freed when the last of
  * them goes. An entry made after the last close (a process that received
@@ -561,7 +574,7 @@ static void set_entry(int fd, struct us_sock *s)
 		;
 	old = named(atomic_exchange(&fdtab[fd], entry(s)));
 	if (old)
-		atomic_fetch_sub(&old->life, 1);
+		life_drop(old);
 }
 
 void us_fd_set(int fd, struct us_sock *s)
@@ -577,7 +590,7 @@ int us_fd_clear(int fd)
 	if (fd < 0 || !fdtab || (unsigned)fd >= atomic_load(&fd_top))
 		return -1;
 	old = named(atomic_exchange(&fdtab[fd], 0));
-	return old ? (int)((atomic_fetch_sub(&old->life, 1) - 1) & US_LIFE_REFS) : -1;
+	return old ? life_drop(old) : -1;
 }
 
 void us_fd_inherited(void)
@@ -897,8 +910,10 @@ static void uncount_table(int delta)
 		return;
 	for (unsigned fd = 0; fdtab && fd < top; fd++) {
 		struct us_sock *s = named(atomic_load(&fdtab[fd]));
-		if (s)
-			atomic_fetch_add(&s->life, (unsigned)delta);
+		if (s && delta < 0)
+			life_drop(s);
+		else if (s)
+			atomic_fetch_add(&s->life, 1);
 	}
 }
 
