@@ -1393,13 +1393,21 @@ void us_relay_after(struct ust_loop *l, ust_time now)
 /* ---- all connections ---- */
 
 /* Takes in what the program wrote and closed just before this (at exit),
- * so that its FINs are queued before the keeper takes over. */
+ * so that its FINs are queued before the keeper takes over. A stack end
+ * that hung up is let go only if that was a close (app_closed), as when
+ * its hang-up is seen (us_on_hup): after a shutdown both ways another
+ * process may hold the socket still (a forked child, or a receiver of
+ * SCM_RIGHTS that shut its sending side and now reads the peer's answer
+ * and FIN), and a release here closed the stack end under it with the
+ * shutdown's sentinel byte unread: the receiver's next read failed with
+ * ECONNRESET (062 "SCM_RIGHTS: a plain AF_UNIX socket first…", when the
+ * sender's end came after the whole exchange). */
 void us_relay_pull(struct us_conn *c)
 {
 	if (c->sfd >= 0 && c->tcb && !c->listener && !c->filler && !c->dead) {
 		if (!c->app_eof)
 			conn_pull(c);
-		else if (app_gone(c))
+		else if (app_closed(c))
 			app_let_go(c);
 	}
 }

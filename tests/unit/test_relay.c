@@ -583,6 +583,34 @@ static void test_both_fins_peers_first_keep_socket(void **state)
 	both_fins_keep_socket(*state, false);
 }
 
+/* The process whose stack serves a socket ends while another holds it (a
+ * forked child, a receiver of SCM_RIGHTS) that shut its sending side, and
+ * the peer's FIN came: the stack end polls HUP. The hand-over's pull
+ * (us_relay_sync) takes that for a shutdown, not a close, as us_on_hup
+ * does: the relay stays, and the stack end is not closed under the holder
+ * with the shutdown's sentinel unread (its next read would fail with
+ * ECONNRESET). */
+static void test_hand_over_keeps_a_shut_socket(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *s;
+	struct ust_tcb *pc;
+	int app = established(r, &s, &pc);
+	char buf[16];
+
+	shim_shut_wr(r, s, app);
+	pump(r);
+	assert_int_equal(ust_tcp_shutdown(pc, SHUT_WR, ust_now()), 0);
+	ust_stack_flush(&r->pst);
+	assert_true(pump_until_poll(r, app, POLLIN | POLLRDHUP) & POLLRDHUP);
+	assert_true(poll_now(app, POLLIN) & POLLHUP);
+	us_relay_sync(r->st, false);
+	assert_non_null(us_conn_of(r->st, s));
+	assert_false(poll_now(app, POLLIN) & POLLERR);
+	assert_int_equal(read(app, buf, sizeof(buf)), 0);
+	ust_tcp_close(pc, ust_now());
+}
+
 /* ---- pending error ---- */
 
 /* A refused connect: the error is published once (SO_ERROR takes it and
@@ -981,6 +1009,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shut_wr_then_rst_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_both_fins_ours_first_keep_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_both_fins_peers_first_keep_socket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hand_over_keeps_a_shut_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_error_delivered_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listener_token_readable_and_accepted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listener_tokens_bounded_by_backlog, setup, teardown),
