@@ -559,15 +559,23 @@ static int spawn_thread(void)
 	return 0;
 }
 
+/* What the start-up's steps cost, for the log at debug level: a one-shot
+ * program pays all of it before its first connect (issue 18). */
+enum { T_CONFIG, T_LINK, T_ENGINE, T_LOOP, T_THREADS, T_STEPS };
+
 static int start(void)
 {
 	struct ust_netif nif;
-	const struct ust_config *cfg = us_config();
+	ust_time t[T_STEPS + 1];
+	const struct ust_config *cfg;
 	int r;
 
+	t[0] = ust_now();
+	cfg = us_config();
 	if (!cfg)
 		return -errno;
 	us_st.cfg = *cfg;
+	t[T_CONFIG + 1] = ust_now();
 	r = open_link();
 	if (r < 0)
 		return r;
@@ -579,6 +587,7 @@ static int start(void)
 			return -EINVAL;
 		}
 	}
+	t[T_LINK + 1] = ust_now();
 	ust_link_netif(&us_st.link, &us_st.cfg, &nif);
 	if (ust_stack_init(&us_st.st, &nif, 1024, us_steer_output, &us_st.link) < 0)
 		goto nomem;
@@ -587,13 +596,21 @@ static int start(void)
 	if (start_tcp() < 0)
 		goto nomem;
 	dad_adopt();
+	t[T_ENGINE + 1] = ust_now();
 	if (start_loop() < 0)
 		goto nomem;
+	t[T_LOOP + 1] = ust_now();
 	r = spawn_thread();
 	if (r < 0)
 		return r;
+	t[T_THREADS + 1] = ust_now();
 	ust_log(UST_LOG_INFO, "stack on %s, %u.%u.%u.%u/%u", us_st.cfg.iface, us_st.cfg.addr >> 24,
 		us_st.cfg.addr >> 16 & 255, us_st.cfg.addr >> 8 & 255, us_st.cfg.addr & 255, us_st.cfg.prefix);
+	ust_log(UST_LOG_DEBUG,
+		"start-up took %llu us: configuration %llu, link %llu, engine %llu, loop %llu, threads %llu",
+		(unsigned long long)(t[T_STEPS] - t[0]), (unsigned long long)(t[T_CONFIG + 1] - t[T_CONFIG]),
+		(unsigned long long)(t[T_LINK + 1] - t[T_LINK]), (unsigned long long)(t[T_ENGINE + 1] - t[T_ENGINE]),
+		(unsigned long long)(t[T_LOOP + 1] - t[T_LOOP]), (unsigned long long)(t[T_THREADS + 1] - t[T_THREADS]));
 	return 0;
 nomem:
 	ust_log(UST_LOG_ERROR, "out of memory starting the stack");
