@@ -47,6 +47,26 @@ static void forget(int fd, struct us_sock *s)
 	us_sock_let_go(s);
 }
 
+/* The program ended (stackthread/keeper.c): its fds close with it, as the
+ * kernel's exit closes them. Each entry of its table goes, and a socket no
+ * process names any more is let go as by close(), so that the relay takes
+ * a shut socket's hang-up for the close it now is; one that another
+ * process still names (a forked child, a receiver of SCM_RIGHTS) stays
+ * held. Run by the guardian once every thread of the program is gone:
+ * nothing else uses the table then. */
+void us_fd_close_all(pid_t program)
+{
+	unsigned top = us_fd_top();
+
+	if (!us_fd_table_of(program))
+		return;
+	for (unsigned fd = 0; fd < top; fd++) {
+		struct us_sock *s = us_fd_get((int)fd);
+		if (s)
+			forget((int)fd, s);
+	}
+}
+
 /* SO_LINGER {1, N}: close() waits until the FIN is acknowledged, at most N
  * seconds (C28). The FIN goes now (SHUT_WR on the app end); with unread
  * data there is no wait: the close resets the connection. */

@@ -563,15 +563,23 @@ static int life_drop(struct us_sock *s)
  * close back in the same step: the socket is held again, and only a close
  * of the new holder (with the app end's hang-up) ends it. If the stack
  * acted on that close already, it is too late: the slot may be gone. */
-static void set_entry(int fd, struct us_sock *s)
+/* One entry more names s; at 0 it takes a close mark back in the same
+ * step (set_entry, below), also when a failed exec counts its table again. */
+static void life_add(struct us_sock *s)
 {
 	unsigned life = atomic_load(&s->life);
-	struct us_sock *old;
 
-	raise_top(fd);
 	while (!atomic_compare_exchange_weak(&s->life, &life,
 					     (life & US_LIFE_REFS) ? life + 1 : (life + 1) & ~US_L_APP_CLOSED))
 		;
+}
+
+static void set_entry(int fd, struct us_sock *s)
+{
+	struct us_sock *old;
+
+	raise_top(fd);
+	life_add(s);
 	old = named(atomic_exchange(&fdtab[fd], entry(s)));
 	if (old)
 		life_drop(old);
@@ -600,8 +608,13 @@ void us_fd_inherited(void)
 	for (unsigned fd = 0; fdtab && fd < top; fd++) {
 		struct us_sock *s = named(atomic_load(&fdtab[fd]));
 		if (s)
-			atomic_fetch_add(&s->life, 1);
+			life_add(s);
 	}
+}
+
+bool us_fd_table_of(pid_t pid)
+{
+	return fdtab && table_pid == pid;
 }
 
 unsigned us_fd_top(void)
@@ -913,7 +926,7 @@ static void uncount_table(int delta)
 		if (s && delta < 0)
 			life_drop(s);
 		else if (s)
-			atomic_fetch_add(&s->life, 1);
+			life_add(s);
 	}
 }
 

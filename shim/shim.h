@@ -41,6 +41,8 @@ void us_fd_set(int fd, struct us_sock *s);
 /* Returns how many entries (all processes) still name the socket fd
  * named, or -1 if it named none. */
 int us_fd_clear(int fd);
+/* Is the fd table this process's copy counted for pid (fdtab.c)? */
+bool us_fd_table_of(pid_t pid);
 /* socket.c: a new ustcp socket of this family in a slot of its own (*sp):
  * its app end's number (close-on-exec, blocking), or -errno. */
 int us_socket_new(int domain, int v6only, struct us_sock **sp);

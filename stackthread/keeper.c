@@ -405,6 +405,7 @@ void us_on_program_gone(struct ev_loop *ev, ev_io *w, int revents)
 		return;
 	note_death();
 	us_adopt_news(&us_st);
+	us_fd_close_all(us_st.program);
 	us_relay_sync(&us_st, false);
 	if (!work_left())
 		us_keeper_exit();

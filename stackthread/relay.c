@@ -1398,18 +1398,29 @@ void us_relay_after(struct ust_loop *l, ust_time now)
  * its hang-up is seen (us_on_hup): after a shutdown both ways another
  * process may hold the socket still (a forked child, or a receiver of
  * SCM_RIGHTS that shut its sending side and now reads the peer's answer
- * and FIN), and a release here closed the stack end under it with the
- * shutdown's sentinel byte unread: the receiver's next read failed with
- * ECONNRESET (062 "SCM_RIGHTS: a plain AF_UNIX socket first…", when the
- * sender's end came after the whole exchange). */
-void us_relay_pull(struct us_conn *c)
+ * and FIN). Until 2026-12-05 a hang-up was enough, and the relay of such
+ * a socket was released under its holder, the stack end closed with the
+ * shutdown's sentinel unread: the holder's next read failed with
+ * ECONNRESET (062 "SCM_RIGHTS: a plain AF_UNIX socket first…"). At the
+ * program's end its own fds were let go just before (us_fd_close_all), so
+ * a socket only it held counts as closed. Before an exec the old image's
+ * table is not let go here (the exec wrapper uncounts it, and the new
+ * image counts what it inherits): a hang-up is taken for a close, as
+ * before, and a socket shut both ways that the new image inherits is
+ * released under it (a known limit). */
+static void relay_pull(struct us_conn *c, bool exec)
 {
 	if (c->sfd >= 0 && c->tcb && !c->listener && !c->filler && !c->dead) {
 		if (!c->app_eof)
 			conn_pull(c);
-		else if (app_closed(c))
+		else if (exec ? app_gone(c) : app_closed(c))
 			app_let_go(c);
 	}
+}
+
+void us_relay_pull(struct us_conn *c)
+{
+	relay_pull(c, false);
 }
 
 /* Does the image an exec makes get this never-paired socket? Not if the
@@ -1448,7 +1459,7 @@ void us_relay_sync(struct us_stack *st, bool exec)
 			/* Never paired: nobody can use it after the program. */
 			us_conn_release(k, false);
 		} else {
-			us_relay_pull(k);
+			relay_pull(k, exec);
 		}
 	}
 }

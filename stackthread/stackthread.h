@@ -430,6 +430,8 @@ long us_stack_close_marked(int fd);
 /* The marks: which numbers may be the stack's (a hint, fds.c). */
 void us_fd_mark(int fd);
 bool us_fd_marked(int fd);
+/* The program ended: its fd table's entries go, as its fds did (shim/close.c). */
+void us_fd_close_all(pid_t program);
 void us_fd_unmark(int fd);
 
 /* Wakes the stack thread (after an accept() freed backlog room). */

@@ -481,6 +481,39 @@ body_keeper_time_wait() {
 	MODE=ustcp body_keeper_time_wait
 }
 
+# A program shuts its socket down both ways and exits without closing it;
+# the peer reads and never closes. Its fds close with it, as the kernel's
+# exit closes them: the connection becomes an orphan in FIN-WAIT-2, which
+# USTCP_FIN_TIMEOUT ends as Linux's tcp_fin_timeout ends one, and the
+# keeper leaves. Taken for a socket some other process still held (a relay
+# parked after SHUT_RDWR), it stayed in FIN-WAIT-2 with its keeper for good.
+@test "shutdown both ways, exit without close, a peer that never closes: the orphan ends at USTCP_FIN_TIMEOUT, the keeper leaves [ustcp]" {
+	MODE=ustcp
+	shim_topo_up
+	export USTCP_FIN_TIMEOUT=2 USTCP_CLOSE_LOG=$TMP/close.log
+	peer_bg python3 -c '
+import socket, sys, time
+l = socket.create_server((sys.argv[1], 7010))
+c, _ = l.accept()
+while c.recv(65536):
+    pass
+time.sleep(60)' "$PEER_ADDR" </dev/null
+	local peer=$BG_PID
+	wait_listen "$PEER_NETNS" 7010
+	prog python3 -c '
+import os, socket, sys
+s = socket.create_connection((sys.argv[1], 7010))
+s.sendall(b"x" * 1000)
+s.shutdown(socket.SHUT_RDWR)
+os._exit(0)' "$PEER_ADDR" </dev/null
+	# The keeper serves FIN-WAIT-2 for 2 s, then leaves: nothing is left
+	# in the stack's namespace.
+	wait_for 15 eval '[ -z "$(ip netns pids "$USTCP_NETNS")" ]'
+	kill "$peer" 2>/dev/null || true
+	cat "$TMP/close.log"
+	grep -q '"FIN-WAIT-2","CLOSED"\]' "$TMP/close.log"
+}
+
 # ---- a keeper reads only its ports' frames (issue 13) -----------------------------
 
 # A program writes 1 MB, closes and exits: its exit keeper (root preloads

@@ -589,7 +589,9 @@ static void test_both_fins_peers_first_keep_socket(void **state)
  * (us_relay_sync) takes that for a shutdown, not a close, as us_on_hup
  * does: the relay stays, and the stack end is not closed under the holder
  * with the shutdown's sentinel unread (its next read would fail with
- * ECONNRESET). */
+ * ECONNRESET). (The socket is in no fd table of this test: nobody let
+ * go of it. A program that held it alone has its entries let go first,
+ * keeper.c; 090 "shutdown both ways, exit without close…".) */
 static void test_hand_over_keeps_a_shut_socket(void **state)
 {
 	struct rig *r = *state;
