@@ -1404,10 +1404,11 @@ void us_relay_after(struct ust_loop *l, ust_time now)
  * ECONNRESET (062 "SCM_RIGHTS: a plain AF_UNIX socket first…"). At the
  * program's end its own fds were let go just before (us_fd_close_all), so
  * a socket only it held counts as closed. Before an exec the old image's
- * table is not let go here (the exec wrapper uncounts it, and the new
- * image counts what it inherits): a hang-up is taken for a close, as
- * before, and a socket shut both ways that the new image inherits is
- * released under it (a known limit). */
+ * entries are still counted (the exec wrapper uncounts them after the
+ * hand-over, and the new image counts what it inherits): a hang-up is
+ * taken for a close, as before, and a socket shut both ways is released
+ * even when the new image or another process still holds it (a known
+ * limit, docs/architecture.md §3). */
 static void relay_pull(struct us_conn *c, bool exec)
 {
 	if (c->sfd >= 0 && c->tcb && !c->listener && !c->filler && !c->dead) {
