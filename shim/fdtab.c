@@ -556,15 +556,8 @@ static int life_drop(struct us_sock *s)
 	return (int)((life - 1) & US_LIFE_REFS);
 }
 
-/* Entries count as references on their socket (US_LIFE_REFS), in every
- * process: the slot of a socket TCP is done with is freed when the last of
- * them goes. An entry made after the last close (a process that received
- * the socket over SCM_RIGHTS as its sender closed its copy) takes the
- * close back in the same step: the socket is held again, and only a close
- * of the new holder (with the app end's hang-up) ends it. If the stack
- * acted on that close already, it is too late: the slot may be gone. */
 /* One entry more names s; at 0 it takes a close mark back in the same
- * step (set_entry, below), also when a failed exec counts its table again. */
+ * step (as in set_entry), also when a failed exec counts its table again. */
 static void life_add(struct us_sock *s)
 {
 	unsigned life = atomic_load(&s->life);
@@ -574,6 +567,13 @@ static void life_add(struct us_sock *s)
 		;
 }
 
+/* Entries count as references on their socket (US_LIFE_REFS), in every
+ * process: the slot of a socket TCP is done with is freed when the last of
+ * them goes. An entry made after the last close (a process that received
+ * the socket over SCM_RIGHTS as its sender closed its copy) takes the
+ * close back in the same step: the socket is held again, and only a close
+ * of the new holder (with the app end's hang-up) ends it. If the stack
+ * acted on that close already, it is too late: the slot may be gone. */
 static void set_entry(int fd, struct us_sock *s)
 {
 	struct us_sock *old;

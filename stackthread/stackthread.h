@@ -216,14 +216,14 @@ struct us_sock {
 	 * Linux's SOCK_BINDADDR_LOCK and SOCK_BINDPORT_LOCK (connect.c). */
 	struct ust_ip6 bound6;
 	_Atomic int bound_port;
-	/* Options set before connect, for a socket handed to the kernel
-	 * (a USTCP_PASSTHROUGH destination). */
 	/* The socket's life: how many fd-table entries name it, in every
 	 * process (US_LIFE_REFS), and which side let go of it (US_L_*). One
 	 * word, so that the close that counts the last entry and a process
 	 * entering the socket again (SCM_RIGHTS) are ordered: see
 	 * us_sock_let_go (shim/close.c) and docs/architecture.md §4. */
 	_Atomic unsigned life;
+	/* Options set before connect, for a socket handed to the kernel
+	 * (a USTCP_PASSTHROUGH destination). */
 	_Atomic int nopts;
 	struct { int level, name; socklen_t len; char val[16]; } opts[US_OPT_RECORD];
 	_Atomic uint32_t free_next;  /* while free: the next free slot + 1 (fdtab.c) */
