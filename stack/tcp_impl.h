@@ -599,9 +599,11 @@ void tcp_urg_acked(struct ust_tcb *t);
 void tcp_urg_input(struct ust_tcb *t, const struct ust_tcp_seg *seg);
 /* TCP_WINDOW_CLAMP: 0 or -EINVAL (0 once a window was chosen). */
 int tcp_set_window_clamp(struct ust_tcb *t, int val);
-/* Out-of-order data is held beyond the window's start: give the buffer
- * room for it (Linux's tcp_rcvbuf_grow from tcp_data_queue_ofo). */
-void tcp_rcvbuf_grow(struct ust_tcb *t);
+/* The receive buffer for a reader that took space bytes in a round trip
+ * (rcvq_space becomes space), and for the out-of-order data held beyond
+ * the window's start (Linux's tcp_rcvbuf_grow, from tcp_rcv_space_adjust
+ * and, with the space unchanged, from tcp_data_queue_ofo). */
+void tcp_rcvbuf_grow(struct ust_tcb *t, uint32_t space);
 /* The send buffer grows with cwnd, to twice what a window of segments
  * takes in Linux's memory (tcp_sndbuf_expand); never shrinks, nothing
  * when SO_SNDBUF was set. Called when the handshake completes and when an

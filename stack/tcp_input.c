@@ -796,7 +796,7 @@ static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *se
 		tcp_count(t->tcp, UST_EV_TCP_OFO_SEGS);
 		t->stats.rcv_ooopack++;
 		tcp_sack_note(t, seg->seq);
-		tcp_rcvbuf_grow(t);
+		tcp_rcvbuf_grow(t, t->rcvq_space);
 	}
 	t->ack_now = true;
 }
