@@ -10,7 +10,7 @@ void ust_ring_init(struct ust_ring *r, uint32_t cap)
 {
 	r->mem = NULL;
 	r->cap = cap;
-	r->head = r->len = 0;
+	r->size = r->head = r->len = 0;
 }
 
 /* Rings of RING_MAP bytes or more are mapped here, not malloc'd. glibc maps
@@ -25,102 +25,134 @@ void ust_ring_init(struct ust_ring *r, uint32_t cap)
  * malloc behaves as it would without us. */
 #define RING_MAP (128u * 1024)
 
-static uint8_t *mem_alloc(uint32_t cap)
+static uint8_t *mem_alloc(uint32_t size)
 {
 	void *p;
 
-	if (cap < RING_MAP)
-		return malloc(cap);
-	p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (size < RING_MAP)
+		return malloc(size);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
 }
 
-static void mem_free(uint8_t *mem, uint32_t cap)
+static void mem_free(uint8_t *mem, uint32_t size)
 {
-	if (cap < RING_MAP)
+	if (size < RING_MAP)
 		free(mem);
 	else if (mem)
-		munmap(mem, cap);
+		munmap(mem, size);
 }
 
-/* The bytes [0, min(old, cap)) keep their offsets. */
-static uint8_t *mem_resize(uint8_t *mem, uint32_t old, uint32_t cap)
+/* The bytes [0, min(old, size)) keep their offsets. */
+static uint8_t *mem_resize(uint8_t *mem, uint32_t old, uint32_t size)
 {
 	uint8_t *n;
 
 	if (!mem)
-		return mem_alloc(cap);
-	if (old < RING_MAP && cap < RING_MAP)
-		return realloc(mem, cap);
-	if (old >= RING_MAP && cap >= RING_MAP) {
-		void *p = mremap(mem, old, cap, MREMAP_MAYMOVE); /* pages move, not bytes */
+		return mem_alloc(size);
+	if (old < RING_MAP && size < RING_MAP)
+		return realloc(mem, size);
+	if (old >= RING_MAP && size >= RING_MAP) {
+		void *p = mremap(mem, old, size, MREMAP_MAYMOVE); /* pages move, not bytes */
 		return p == MAP_FAILED ? NULL : p;
 	}
-	n = mem_alloc(cap);
+	n = mem_alloc(size);
 	if (!n)
 		return NULL;
-	memcpy(n, mem, old < cap ? old : cap);
+	memcpy(n, mem, old < size ? old : size);
 	mem_free(mem, old);
 	return n;
 }
 
-/* Rings shed lately, kept for the next ring of the same capacity: a short
- * connection backs and sheds its rings once each, and malloc gave the
- * memory back to the kernel at every free (glibc trims a thread's arena:
- * an madvise, then page faults when the next ring touches it again,
- * almost one each per connection). At most RING_CACHE, per thread (each
- * engine runs on one; several in one thread share them), of at most
- * RING_CACHE_CAP bytes each (larger ones go back at once): 2 MiB. */
+/* Ring memory given back lately, kept for the next ring that needs as
+ * much: a short connection backs and sheds its rings once each, and a
+ * new flow's rings double through the same sizes as the last one's did.
+ * Given back to malloc or the kernel instead, every free was followed by
+ * page faults when the next ring touched the memory again (glibc trims a
+ * thread's arena with an madvise; a mapping goes whole): almost one each
+ * per connection for small rings, and for a ring that grew, one per page
+ * it grew by. At most RING_CACHE blocks of at most RING_CACHE_MAX bytes,
+ * RING_CACHE_BYTES in all, per thread (each engine runs on one; several
+ * in one thread share them); the oldest go first. */
 #define RING_CACHE 8
-#define RING_CACHE_CAP (256u * 1024)
+#define RING_CACHE_MAX (1024u * 1024)
+#define RING_CACHE_BYTES (2048u * 1024)
 
 static __thread struct {
 	uint8_t *mem[RING_CACHE];
-	uint32_t cap[RING_CACHE];
+	uint32_t size[RING_CACHE];
 	unsigned n;
+	uint32_t bytes;
 } ring_cache;
 
-static uint8_t *ring_mem_get(uint32_t cap)
+/* A cached block of exactly size bytes, or NULL. */
+static uint8_t *cache_take(uint32_t size)
 {
 	for (unsigned i = ring_cache.n; i-- > 0;) {
 		uint8_t *m = ring_cache.mem[i];
-		if (ring_cache.cap[i] != cap)
+		if (ring_cache.size[i] != size)
 			continue;
 		ring_cache.n--;
-		ring_cache.mem[i] = ring_cache.mem[ring_cache.n];
-		ring_cache.cap[i] = ring_cache.cap[ring_cache.n];
+		ring_cache.bytes -= size;
+		memmove(&ring_cache.mem[i], &ring_cache.mem[i + 1], sizeof(ring_cache.mem[0]) * (ring_cache.n - i));
+		memmove(&ring_cache.size[i], &ring_cache.size[i + 1], sizeof(ring_cache.size[0]) * (ring_cache.n - i));
 		return m;
 	}
-	return mem_alloc(cap);
+	return NULL;
 }
 
-static void ring_mem_put(uint8_t *mem, uint32_t cap)
+static uint8_t *ring_mem_get(uint32_t size)
+{
+	uint8_t *m = cache_take(size);
+
+	return m ? m : mem_alloc(size);
+}
+
+static void ring_mem_put(uint8_t *mem, uint32_t size)
 {
 	if (!mem)
 		return;
-	if (cap > RING_CACHE_CAP) {
-		mem_free(mem, cap);
+	if (size > RING_CACHE_MAX) {
+		mem_free(mem, size);
 		return;
 	}
-	if (ring_cache.n == RING_CACHE) {
-		/* The oldest goes: the newest is the likeliest asked for. */
-		mem_free(ring_cache.mem[0], ring_cache.cap[0]);
-		memmove(&ring_cache.mem[0], &ring_cache.mem[1], sizeof(ring_cache.mem[0]) * (RING_CACHE - 1));
-		memmove(&ring_cache.cap[0], &ring_cache.cap[1], sizeof(ring_cache.cap[0]) * (RING_CACHE - 1));
+	/* The oldest go: the newest are the likeliest asked for. */
+	while (ring_cache.n && (ring_cache.n == RING_CACHE || ring_cache.bytes + size > RING_CACHE_BYTES)) {
+		mem_free(ring_cache.mem[0], ring_cache.size[0]);
+		ring_cache.bytes -= ring_cache.size[0];
 		ring_cache.n--;
+		memmove(&ring_cache.mem[0], &ring_cache.mem[1], sizeof(ring_cache.mem[0]) * ring_cache.n);
+		memmove(&ring_cache.size[0], &ring_cache.size[1], sizeof(ring_cache.size[0]) * ring_cache.n);
 	}
 	ring_cache.mem[ring_cache.n] = mem;
-	ring_cache.cap[ring_cache.n] = cap;
+	ring_cache.size[ring_cache.n] = size;
 	ring_cache.n++;
+	ring_cache.bytes += size;
+}
+
+/* Larger memory with the bytes [0, old) at their offsets: a cached block
+ * if one is there (its pages were written before), else grown in place. */
+static uint8_t *ring_mem_grow(uint8_t *mem, uint32_t old, uint32_t size)
+{
+	uint8_t *n = cache_take(size);
+
+	if (!n)
+		return mem_resize(mem, old, size);
+	memcpy(n, mem, old);
+	ring_mem_put(mem, old);
+	return n;
 }
 
 int ust_ring_back(struct ust_ring *r)
 {
 	if (r->mem || !r->cap)
 		return 0;
-	r->mem = ring_mem_get(r->cap);
-	if (!r->mem)
+	r->size = r->cap < UST_RING_FIRST ? r->cap : UST_RING_FIRST;
+	r->mem = ring_mem_get(r->size);
+	if (!r->mem) {
+		r->size = 0;
 		return -ENOMEM;
+	}
 	r->head = 0;
 	return 0;
 }
@@ -129,26 +161,26 @@ void ust_ring_shed(struct ust_ring *r)
 {
 	if (r->len)
 		return;
-	ring_mem_put(r->mem, r->cap);
+	ring_mem_put(r->mem, r->size);
 	r->mem = NULL;
-	r->head = 0;
+	r->size = r->head = 0;
 }
 
 void ust_ring_free(struct ust_ring *r)
 {
-	ring_mem_put(r->mem, r->cap);
+	ring_mem_put(r->mem, r->size);
 	r->mem = NULL;
-	r->cap = r->head = r->len = 0;
+	r->cap = r->size = r->head = r->len = 0;
 }
 
-/* Copies between the ring at position pos (mod cap) and a flat buffer, in
+/* Copies between the ring at position pos (mod size) and a flat buffer, in
  * at most two pieces. */
 static void ring_copy_out(const struct ust_ring *r, uint32_t pos, uint8_t *dst, uint32_t n)
 {
 	uint32_t first;
 
-	pos %= r->cap;
-	first = r->cap - pos < n ? r->cap - pos : n;
+	pos %= r->size;
+	first = r->size - pos < n ? r->size - pos : n;
 	memcpy(dst, r->mem + pos, first);
 	memcpy(dst + first, r->mem, n - first);
 }
@@ -157,31 +189,51 @@ static void ring_copy_in(struct ust_ring *r, uint32_t pos, const uint8_t *src, u
 {
 	uint32_t first;
 
-	pos %= r->cap;
-	first = r->cap - pos < n ? r->cap - pos : n;
+	pos %= r->size;
+	first = r->size - pos < n ? r->size - pos : n;
 	memcpy(r->mem + pos, src, first);
 	memcpy(r->mem, src + first, n - first);
 }
 
-/* Growing in place: realloc or mremap keeps every byte at its offset (and
- * for a large ring moves pages rather than bytes), so only what wrapped
- * past the old end moves, to follow on after it. */
-static int ring_grow(struct ust_ring *r, uint32_t cap, uint32_t keep)
+/* Growing the memory in place keeps every byte at its offset (realloc or
+ * mremap; a large ring's pages move, not its bytes), so only the bytes
+ * that wrapped past the old end move, to follow on after it: the first
+ * keep bytes from the head are kept. */
+static int ring_grow(struct ust_ring *r, uint32_t size, uint32_t keep)
 {
-	uint32_t old = r->cap;
+	uint32_t old = r->size;
 	uint32_t wrapped = r->head + keep > old ? r->head + keep - old : 0;
-	uint32_t fits = cap - old < wrapped ? cap - old : wrapped;
-	uint8_t *mem = mem_resize(r->mem, old, cap);
+	uint32_t fits = size - old < wrapped ? size - old : wrapped;
+	uint8_t *mem = ring_mem_grow(r->mem, old, size);
 
 	if (!mem)
 		return -ENOMEM;
 	r->mem = mem;
-	r->cap = cap;
+	r->size = size;
 	/* The wrapped bytes [0, wrapped) belong at old, old + 1, …: as many
 	 * as fit before the new end go there, the rest to the start. */
 	memcpy(mem + old, mem, fits);
 	memmove(mem, mem + fits, wrapped - fits);
 	return 0;
+}
+
+int ust_ring_reserve(struct ust_ring *r, uint32_t n)
+{
+	uint32_t size;
+
+	if (n > r->cap)
+		return -ENOSPC;
+	if (ust_ring_back(r))
+		return -ENOMEM;
+	if (n <= r->size)
+		return 0;
+	/* Doubling, so that a flow's growth copies each byte a bounded
+	 * number of times; the capacity is the last step. */
+	for (size = r->size; size < n;)
+		size = size > r->cap / 2 ? r->cap : size * 2;
+	/* Everything in the memory is kept: the bytes held, and any written
+	 * past them (out-of-order data), whose extent the ring does not know. */
+	return ring_grow(r, size, r->size);
 }
 
 int ust_ring_resize_keep(struct ust_ring *r, uint32_t cap, uint32_t keep)
@@ -192,21 +244,22 @@ int ust_ring_resize_keep(struct ust_ring *r, uint32_t cap, uint32_t keep)
 		keep = r->len;
 	if (cap < keep || keep > r->cap)
 		return -ENOSPC;
-	if (cap == r->cap)
+	/* The memory follows what the ring holds, not its capacity: only a
+	 * capacity below the memory it has takes other memory. */
+	if (cap >= r->size) {
+		r->cap = cap;
 		return 0;
+	}
 	if (!keep) {
-		/* Nothing to keep: a ring of the new size, memory to come. */
+		/* Nothing to keep: memory to come, of the new capacity. */
 		ust_ring_free(r);
 		ust_ring_init(r, cap);
 		return 0;
 	}
-	if (cap > r->cap)
-		return ring_grow(r, cap, keep);
 	ust_ring_init(&nr, cap);
-	if (ust_ring_back(&nr))
+	if (ust_ring_reserve(&nr, keep))
 		return -ENOMEM;
-	if (keep)
-		ring_copy_out(r, r->head, nr.mem, keep);
+	ring_copy_out(r, r->head, nr.mem, keep);
 	nr.len = r->len;
 	ust_ring_free(r);
 	*r = nr;
@@ -222,12 +275,10 @@ uint32_t ust_ring_append(struct ust_ring *r, const void *src, uint32_t n)
 {
 	if (n > r->cap - r->len)
 		n = r->cap - r->len;
-	if (n && ust_ring_back(r))
+	if (!n || ust_ring_reserve(r, r->len + n))
 		return 0;
-	if (n) {
-		ring_copy_in(r, r->head + r->len, src, n);
-		r->len += n;
-	}
+	ring_copy_in(r, r->head + r->len, src, n);
+	r->len += n;
 	return n;
 }
 
@@ -248,16 +299,16 @@ void ust_ring_consume(struct ust_ring *r, uint32_t n)
 	/* The head moves on even when the ring empties: bytes written beyond
 	 * len (out-of-order data) keep their places. */
 	r->len -= n;
-	if (r->cap)
-		r->head = (r->head + n) % r->cap;
+	if (r->size)
+		r->head = (r->head + n) % r->size;
 }
 
 const uint8_t *ust_ring_span(const struct ust_ring *r, uint32_t off, uint32_t *n)
 {
-	uint32_t pos = (r->head + off) % (r->cap ? r->cap : 1);
+	uint32_t pos = (r->head + off) % (r->size ? r->size : 1);
 	uint32_t avail = r->len - off;
 
-	*n = r->cap - pos < avail ? r->cap - pos : avail;
+	*n = r->size - pos < avail ? r->size - pos : avail;
 	return r->mem + pos;
 }
 

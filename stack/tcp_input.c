@@ -821,7 +821,7 @@ static void receive_text(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_t
 	}
 	if (len > room - off)
 		len = room - off;
-	if (ust_ring_back(&t->rcvbuf)) {
+	if (ust_ring_reserve(&t->rcvbuf, t->rcvbuf.len + off + len)) {
 		/* Taken as lost: the peer sends it again. */
 		tcp_drop(t->tcp, UST_DROP_TCP_RCV_NO_MEMORY);
 		return;

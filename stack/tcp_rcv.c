@@ -561,11 +561,15 @@ void tcp_ring_shed(struct ust_tcb *t, struct ust_ring *r)
 {
 	if (r->len || !r->mem)
 		return;
-	if (r->cap <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT || t->state == UST_TCP_CLOSED) {
+	if (r->size <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT || t->state == UST_TCP_CLOSED) {
 		ust_ring_shed(r);
 		return;
 	}
-	/* Grown, and drained now: it goes once it stays so (tcp_rings_idle). */
+	/* Grown, and drained now: it goes once it stays so (tcp_rings_idle).
+	 * Meanwhile what comes next is written from its start again, in
+	 * pages written before, not on around the ring into pages that may
+	 * never have been (tcp_buf.h: a page fault each). */
+	ust_ring_rewind(r);
 	t->ring_drained = t->tcp->now;
 	if (t->timer[UST_TT_SHED] == UST_TIME_NEVER)
 		tcp_timer_set(t, UST_TT_SHED, t->ring_drained + TCP_RING_SHED_IDLE);

@@ -403,9 +403,18 @@ unsigned ust_tcp_snd_spans(struct ust_tcb *t, struct iovec iov[2])
 
 	if (!free || ust_ring_back(r))
 		return 0;
-	tail = (r->head + r->len) % r->cap;
+	/* The memory grows with what the program writes, doubling at most
+	 * per call (tcp_buf.h): a pull reads into what there is, and the
+	 * next call has more while the program keeps writing. */
+	if (r->len + free > r->size && r->size < r->cap)
+		ust_ring_reserve(r, r->len + free < 2 * r->size ? r->len + free : 2 * r->size);
+	if (free > r->size - r->len)
+		free = r->size - r->len;
+	if (!free)
+		return 0;
+	tail = (r->head + r->len) % r->size;
 	iov[0].iov_base = r->mem + tail;
-	iov[0].iov_len = r->cap - tail < free ? r->cap - tail : free;
+	iov[0].iov_len = r->size - tail < free ? r->size - tail : free;
 	if (iov[0].iov_len == free)
 		return 1;
 	iov[1].iov_base = r->mem;
@@ -738,7 +747,7 @@ void ust_tcp_status_at(const struct ust_tcb *t, struct ust_tcp_status *s, ust_ti
 	s->total_retrans = t->total_retrans;
 	tcp_stats_report(t, s, now);
 	s->eof = t->fin_rcvd;
-	s->ring_mem = (t->rcvbuf.mem ? t->rcvbuf.cap : 0) + (t->sndbuf.mem ? t->sndbuf.cap : 0);
+	s->ring_mem = t->rcvbuf.size + t->sndbuf.size;
 	/* The earliest of the timers a program could see on Linux: the
 	 * rings' shedding is ours alone. */
 	s->timer = -1;

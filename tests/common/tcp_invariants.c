@@ -256,25 +256,31 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	/* Buffers. */
 	INVT(t, t->rcvbuf.len <= t->rcvbuf.cap);
 	INVT(t, t->sndbuf.len <= t->sndbuf.cap);
-	INVT(t, t->rcvbuf.cap == 0 || t->rcvbuf.head < t->rcvbuf.cap);
-	INVT(t, t->sndbuf.cap == 0 || t->sndbuf.head < t->sndbuf.cap);
+	/* Memory (size) is the positions' modulus, at most the capacity,
+	 * and enough for what the ring holds (tcp_buf.h). */
+	INVT(t, t->rcvbuf.size <= t->rcvbuf.cap && t->sndbuf.size <= t->sndbuf.cap);
+	INVT(t, (t->rcvbuf.mem == NULL) == (t->rcvbuf.size == 0));
+	INVT(t, (t->sndbuf.mem == NULL) == (t->sndbuf.size == 0));
+	INVT(t, t->rcvbuf.size == 0 || t->rcvbuf.head < t->rcvbuf.size);
+	INVT(t, t->sndbuf.size == 0 || t->sndbuf.head < t->sndbuf.size);
+	INVT(t, t->rcvbuf.len <= t->rcvbuf.size && t->sndbuf.len <= t->sndbuf.size);
+	if (t->ofo.n)
+		INVT(t, ust_seqset_last_end(&t->ofo) - t->rcv_nxt <= t->rcvbuf.size);
 	/* Memory only while a ring holds bytes (issue 13), in the receive
-	 * ring bytes held out of order too; a ring grown past
-	 * TCP_RING_SHED_MAX keeps it while a flow lasts, with UST_TT_SHED
-	 * set to take it once the ring stays empty, and at TIME-WAIT or the
-	 * end. So an idle connection, and every TIME-WAIT, hold none. */
-	INVT(t, t->rcvbuf.mem == NULL || t->rcvbuf.cap != 0);
-	INVT(t, t->sndbuf.mem == NULL || t->sndbuf.cap != 0);
+	 * ring bytes held out of order too; more than TCP_RING_SHED_MAX of it
+	 * is kept while a flow lasts, with UST_TT_SHED set to take it once
+	 * the ring stays empty, and at TIME-WAIT or the end. So an idle
+	 * connection, and every TIME-WAIT, hold none. */
 	if (t->rcvbuf.len || t->ofo.n)
 		INVT(t, t->rcvbuf.mem != NULL);
-	else if (t->rcvbuf.cap <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT ||
+	else if (t->rcvbuf.size <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT ||
 		 t->state == UST_TCP_CLOSED)
 		INVT(t, t->rcvbuf.mem == NULL);
 	else if (t->rcvbuf.mem)
 		INVT(t, t->timer[UST_TT_SHED] != UST_TIME_NEVER);
 	if (t->sndbuf.len)
 		INVT(t, t->sndbuf.mem != NULL);
-	else if (t->sndbuf.cap <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT ||
+	else if (t->sndbuf.size <= TCP_RING_SHED_MAX || t->state == UST_TCP_TIME_WAIT ||
 		 t->state == UST_TCP_CLOSED)
 		INVT(t, t->sndbuf.mem == NULL);
 	else if (t->sndbuf.mem)

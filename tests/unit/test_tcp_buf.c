@@ -14,6 +14,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <cmocka.h>
 
 #include "tcp_buf.h"
@@ -308,9 +309,12 @@ static void assert_holds_big(const struct ust_ring *r, uint32_t from, uint32_t l
 	free(got);
 }
 
-/* Rings of 128 KiB and more are mapped (tcp_buf.c, RING_MAP), smaller ones
- * malloc'd: a wrapped ring keeps its bytes in order across every kind of
- * resize, from malloc to a mapping, mapping to mapping (mremap), and back. */
+/* A ring's memory is not its capacity: it starts at UST_RING_FIRST and
+ * doubles, up to the capacity, as the bytes held need it; a capacity
+ * change moves no memory unless the capacity falls below it. Memory of
+ * 128 KiB and more is mapped (tcp_buf.c, RING_MAP), less is malloc'd: a
+ * wrapped ring keeps its bytes in order through every kind of growth,
+ * from malloc to a mapping, mapping to mapping (mremap), and back. */
 static void test_ring_large_resize_keeps_contents(void **state)
 {
 	struct ust_ring r;
@@ -320,52 +324,96 @@ static void test_ring_large_resize_keeps_contents(void **state)
 	(void)state;
 	assert_non_null(b);
 	ust_ring_init(&r, 96 << 10);
+	assert_int_equal(r.size, 0);
 	memset(b, 0xee, head);
 	assert_int_equal(ust_ring_append(&r, b, head), head);
+	assert_int_equal(r.size, UST_RING_FIRST);
 	fill(b, from, len);
 	assert_int_equal(ust_ring_append(&r, b, 36 << 10), 36 << 10);
+	assert_int_equal(r.size, 96 << 10);                    /* doubled, up to the capacity */
 	ust_ring_consume(&r, head);
 	assert_int_equal(ust_ring_append(&r, b + (36 << 10), len - (36 << 10)), len - (36 << 10));
 	assert_int_equal(r.head, head); /* wrapped: 36 KiB at the end, 44 at the start */
-	assert_int_equal(ust_ring_resize(&r, 200 << 10), 0);   /* malloc to mapped */
+	assert_int_equal(ust_ring_resize(&r, 200 << 10), 0);   /* the capacity alone */
+	assert_int_equal(r.size, 96 << 10);
 	assert_holds_big(&r, from, len);
 	fill(b, from + len, 100 << 10);
 	assert_int_equal(ust_ring_append(&r, b, 100 << 10), 100 << 10);
+	assert_int_equal(r.size, 192 << 10);                   /* malloc to mapped, wrapped */
 	len += 100 << 10;
 	assert_holds_big(&r, from, len);
-	assert_int_equal(ust_ring_resize(&r, 1 << 20), 0);     /* mapped to mapped */
+	assert_int_equal(ust_ring_resize(&r, 1 << 20), 0);
+	fill(b, from + len, 200 << 10);
+	assert_int_equal(ust_ring_append(&r, b, 200 << 10), 200 << 10);
+	assert_int_equal(r.size, 384 << 10);                   /* mapped to mapped */
+	len += 200 << 10;
 	assert_holds_big(&r, from, len);
-	assert_int_equal(ust_ring_resize(&r, 190 << 10), 0);   /* smaller, mapped */
+	ust_ring_consume(&r, 200 << 10);
+	from += 200 << 10;
+	len -= 200 << 10;
+	assert_int_equal(ust_ring_resize(&r, 190 << 10), 0);   /* below the memory: new memory */
+	assert_int_equal(r.size, 190 << 10);
 	assert_holds_big(&r, from, len);
 	ust_ring_consume(&r, 100 << 10);
 	from += 100 << 10;
 	len -= 100 << 10;
 	assert_int_equal(ust_ring_resize(&r, 100 << 10), 0);   /* mapped to malloc */
+	assert_int_equal(r.size, 100 << 10);
 	assert_holds_big(&r, from, len);
 	ust_ring_free(&r);
 	free(b);
+}
+
+/* A ring that empties without being shed writes its next bytes from its
+ * start again (ust_ring_rewind), where its memory was written before; a
+ * ring with out-of-order bytes past its contents is not rewound (the
+ * caller knows, and does not ask). */
+static void test_ring_rewind(void **state)
+{
+	struct ust_ring r;
+	uint8_t b[64];
+
+	(void)state;
+	ust_ring_init(&r, 64);
+	fill(b, 0, 40);
+	assert_int_equal(ust_ring_append(&r, b, 40), 40);
+	ust_ring_consume(&r, 30);
+	ust_ring_rewind(&r);                 /* not empty: nothing moves */
+	assert_int_equal(r.head, 30);
+	assert_holds(&r, 30, 10);
+	ust_ring_consume(&r, 10);
+	ust_ring_rewind(&r);
+	assert_int_equal(r.head, 0);
+	fill(b, 40, 50);
+	assert_int_equal(ust_ring_append(&r, b, 50), 50);
+	assert_holds(&r, 40, 50);
+	ust_ring_free(&r);
 }
 
 /* Freeing a large ring leaves malloc's thresholds as they were. glibc
  * raises its mmap threshold (and its trim threshold, to twice that) to the
  * size of any mapped block freed: once a ring that grew to 2 MiB had gone
  * through free(), no arena of the program was trimmed any more (issue 13).
- * Afterwards a 512 KiB malloc is still a mapping of its own. */
+ * Afterwards a 512 KiB malloc is still a mapping of its own. (A ring's
+ * memory of more than 1 MiB is not kept for the next ring: it goes at
+ * once, which is what this test needs.) */
 #ifndef __SANITIZE_ADDRESS__
 static void test_ring_large_free_leaves_malloc_alone(void **state)
 {
 	struct ust_ring r;
 	struct mallinfo2 before, after;
-	uint8_t b[4096];
+	/* Not malloc'd: freeing it would raise the thresholds itself. */
+	uint8_t *b = mmap(NULL, 1536 << 10, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	void *p;
 
 	(void)state;
-	ust_ring_init(&r, 1 << 20);
-	fill(b, 0, sizeof(b));
-	assert_int_equal(ust_ring_append(&r, b, sizeof(b)), sizeof(b));
-	assert_int_equal(ust_ring_resize(&r, 2 << 20), 0);
-	assert_holds(&r, 0, sizeof(b));
+	assert_true(b != MAP_FAILED);
+	ust_ring_init(&r, 2 << 20);
+	fill(b, 0, 1536 << 10);
+	assert_int_equal(ust_ring_append(&r, b, 1536 << 10), 1536 << 10);
+	assert_int_equal(r.size, 2 << 20);
 	ust_ring_free(&r);
+	munmap(b, 1536 << 10);
 	before = mallinfo2();
 	p = malloc(512 << 10);
 	after = mallinfo2();
@@ -609,6 +657,7 @@ int main(void)
 #endif
 		cmocka_unit_test(test_ring_resize_keeps_contents),
 		cmocka_unit_test(test_ring_large_resize_keeps_contents),
+		cmocka_unit_test(test_ring_rewind),
 		cmocka_unit_test(test_ring_resize_keep_out_of_order),
 		cmocka_unit_test(test_ring_random_against_model),
 		cmocka_unit_test(test_seqset_add_merge),
