@@ -29,9 +29,10 @@
  * lets the window reach USTCP_RMEM's maximum, or the buffer the program
  * set with SO_RCVBUF (tcp_select_initial_window). While the reader keeps
  * up, the buffer grows to twice what it read in a round trip of the
- * receiver's own estimate (tcp_rcv_space_adjust, dynamic right-sizing),
- * up to the maximum; the ring is reallocated larger, never smaller, as
- * Linux's sk_rcvbuf never shrinks. The send buffer grows with cwnd in the
+ * receiver's own estimate, and twice more by as much as that grew
+ * (tcp_rcv_space_adjust and tcp_rcvbuf_grow, dynamic right-sizing), up to
+ * the maximum; the ring's capacity follows, never smaller, as Linux's
+ * sk_rcvbuf never shrinks (its memory follows what it holds, tcp_buf.h). The send buffer grows with cwnd in the
  * same way (tcp_sndbuf_expand). SO_RCVBUF and SO_SNDBUF stop the growth
  * (Linux's SOCK_RCVBUF_LOCK, SOCK_SNDBUF_LOCK). */
 #include <errno.h>
