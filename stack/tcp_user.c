@@ -406,8 +406,10 @@ unsigned ust_tcp_snd_spans(struct ust_tcb *t, struct iovec iov[2])
 	/* The memory grows with what the program writes, doubling at most
 	 * per call (tcp_buf.h): a pull reads into what there is, and the
 	 * next call has more while the program keeps writing. */
-	if (r->len + free > r->size && r->size < r->cap)
-		ust_ring_reserve(r, r->len + free < 2 * r->size ? r->len + free : 2 * r->size);
+	if (r->len + free > r->size && r->size < r->cap) {
+		uint64_t want = (uint64_t)r->len + free; /* at most the capacity */
+		ust_ring_reserve(r, (uint32_t)(want < 2ull * r->size ? want : 2ull * r->size));
+	}
 	if (free > r->size - r->len)
 		free = r->size - r->len;
 	if (!free)
