@@ -32,9 +32,10 @@
  * receiver's own estimate, and twice more by as much as that grew
  * (tcp_rcv_space_adjust and tcp_rcvbuf_grow, dynamic right-sizing), up to
  * the maximum; the ring's capacity follows, never smaller, as Linux's
- * sk_rcvbuf never shrinks (its memory follows what it holds, tcp_buf.h). The send buffer grows with cwnd in the
- * same way (tcp_sndbuf_expand). SO_RCVBUF and SO_SNDBUF stop the growth
- * (Linux's SOCK_RCVBUF_LOCK, SOCK_SNDBUF_LOCK). */
+ * sk_rcvbuf never shrinks (its memory follows what it holds, tcp_buf.h).
+ * The send buffer grows with cwnd in the same way (tcp_sndbuf_expand).
+ * SO_RCVBUF and SO_SNDBUF stop the growth (Linux's SOCK_RCVBUF_LOCK,
+ * SOCK_SNDBUF_LOCK). */
 #include <errno.h>
 #include <string.h>
 
