@@ -304,12 +304,17 @@ static int load_gw6(struct ust_config *c, const char *all, const char *v, char *
 {
 	struct ust_ip6 a;
 	unsigned prefix;
+	char q[128];
 
 	if (!c->has_addr6)
 		return fail(err, errlen, "USTCP_GW", all, "an IPv6 router needs USTCP_ADDR6");
 	if (strchr(v, '/') || ust_parse_cidr6(v, &a, &prefix) || ust_ip6_is_unspecified(&a) ||
-	    ust_ip6_is_loopback(&a) || ust_ip6_is_multicast(&a) || ust_ip6_is_v4mapped(&a))
-		return fail(err, errlen, "USTCP_GW", all, "\"%s\" is not a unicast IPv6 address", v);
+	    ust_ip6_is_loopback(&a) || ust_ip6_is_multicast(&a) || ust_ip6_is_v4mapped(&a)) {
+		/* The part as it came, escaped like the whole value before it
+		 * (found by fuzz_config: a vertical tab went into the line). */
+		quote(q, sizeof(q), v);
+		return fail(err, errlen, "USTCP_GW", all, "\"%s\" is not a unicast IPv6 address", q);
+	}
 	if (!ust_ip6_is_link_local(&a) && !ust_ip6_prefix_eq(&a, &c->addr6, c->prefix6))
 		return fail(err, errlen, "USTCP_GW", all, "%s is not on the link of USTCP_ADDR6", v);
 	if (ust_ip6_eq(&a, &c->addr6))

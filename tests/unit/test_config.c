@@ -740,6 +740,22 @@ static void test_config_error_value_with_newline_is_one_line(void **state)
 		fail_msg("error is more than one line: %s", err);
 }
 
+/* No control character reaches the error line, also where a message names
+ * a part of the value (an IPv6 router in USTCP_GW, found by fuzz_config:
+ * the part went in unescaped). */
+static void test_config_error_part_of_value_is_escaped(void **state)
+{
+	env_set("USTCP_ADDR6", "2001:db8::2/64");
+	env_set("USTCP_GW", "10.9.0.1,fe80::\v\t1");
+	memset(err, 0, sizeof(err));
+	assert_int_equal(ust_config_load(&cfg, fake_getenv, err, sizeof(err)), -EINVAL);
+	for (const char *p = err; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			fail_msg("a control character (0x%02x) in the error: %s", (unsigned char)*p, err);
+	if (!strstr(err, "\"fe80::\\x0b\\x091\" is not a unicast IPv6 address"))
+		fail_msg("the part is not quoted as the value is: %s", err);
+}
+
 /* ---- the shared parsers ---- */
 
 static void test_config_parse_ipv4(void **state)
@@ -844,6 +860,7 @@ int main(void)
 		T(test_config_run_dir_relative),
 		T(test_config_error_truncated_to_buffer),
 		T(test_config_error_value_with_newline_is_one_line),
+		T(test_config_error_part_of_value_is_escaped),
 		T(test_config_parse_ipv4),
 		T(test_config_parse_cidr),
 		T(test_config_parse_seconds_ms),
