@@ -565,9 +565,9 @@ void tcp_data_sent(struct ust_tcb *t, ust_time now);
  * drained (tcp_rcv_space_adjust, tcp_cleanup_rbuf). */
 void tcp_rcv_consumed(struct ust_tcb *t, uint32_t n, ust_time now);
 /* A ring that holds nothing gives its memory back (issue 13) at once while
- * it is small: below malloc's mmap threshold (128 KiB) the free and the
- * next malloc reuse one heap chunk, its pages already there. A ring grown
- * for a bulk flow keeps its memory while the flow lasts: given back at
+ * that memory is small (tcp_buf.c keeps it for the next ring, its pages
+ * already there). A ring whose memory grew for a bulk flow whose reader
+ * fell behind keeps it while the flow lasts: given back at
  * every drain, a receiving program lost 20 to 30% of its throughput
  * (tests/bench/scale's bulk flow alone) to pages trimmed and faulted in
  * again. It goes once it has held nothing for TCP_RING_SHED_IDLE
