@@ -59,6 +59,7 @@ struct ust_link {
 	bool gso4, gso6;
 
 	uint8_t *rx_mem;          /* UST_LINK_BATCH buffers of UST_LINK_FRAME_MAX */
+	bool rx_hot;              /* rx_mem in huge pages (link.c, rx_buffers_hot) */
 	struct mmsghdr rx_msg[UST_LINK_BATCH];
 	struct iovec rx_iov[2 * UST_LINK_BATCH];   /* [vnet header,] frame */
 	struct virtio_net_hdr rx_vnet[UST_LINK_BATCH];

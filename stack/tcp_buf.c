@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "hotmem.h"
 #include "tcp_buf.h"
 #include "tcp_seq.h"
 
@@ -22,17 +23,119 @@ void ust_ring_init(struct ust_ring *r, uint32_t cap)
  * thread's arena and fragmented it (issue 13: a server under ustcp kept
  * 1.7 MiB of free memory in each of its threads' arenas, where the same
  * program on the kernel's TCP gave it back). Mapped here, the program's
- * malloc behaves as it would without us. */
+ * malloc behaves as it would without us.
+ *
+ * A ring only grows past UST_RING_FIRST when a flow's bytes pile up
+ * faster than the program or the peer takes them: it is about to be
+ * written through at line rate, and its mapping is in huge pages
+ * (hotmem.h), up to HOT_BYTES of them per thread at a time, those the
+ * ring cache keeps included; rings beyond that are mapped in ordinary
+ * pages. With the link's receive buffers (link.c), this halved a curl's
+ * transfer of 1 MB (tests/bench/README.md, "huge pages"). The cost is
+ * memory: a ring of 128 KiB in a huge page holds 2 MiB while it lives,
+ * HOT_BYTES per thread at most. Rings are made and freed on their
+ * engine's thread, whose table says which are hot. */
 #define RING_MAP (128u * 1024)
+#define HOT_BYTES (8u * 1024 * 1024)
+#define HOT_RINGS (HOT_BYTES / UST_HOT_PAGE)
 
-static uint8_t *mem_alloc(uint32_t size)
+static __thread struct {
+	uint8_t *mem[HOT_RINGS];
+	size_t map[HOT_RINGS]; /* its mapping's bytes: whole huge pages */
+	unsigned n;
+	size_t bytes;          /* their maps, all told */
+} hot;
+
+/* The hot ring at mem, or -1 for one in ordinary pages. */
+static int hot_find(const uint8_t *mem)
+{
+	for (unsigned i = 0; i < hot.n; i++)
+		if (hot.mem[i] == mem)
+			return (int)i;
+	return -1;
+}
+
+static void hot_note(uint8_t *mem, size_t map)
+{
+	hot.mem[hot.n] = mem;
+	hot.map[hot.n++] = map;
+	hot.bytes += map;
+}
+
+static void hot_forget(int i)
+{
+	hot.bytes -= hot.map[i];
+	hot.n--;
+	hot.mem[i] = hot.mem[hot.n];
+	hot.map[i] = hot.map[hot.n];
+}
+
+static bool hot_room(size_t more)
+{
+	return hot.n < HOT_RINGS && hot.bytes + ust_hot_len(more) <= HOT_BYTES;
+}
+
+/* The memory a block of size bytes at mem holds, at most: a hot one's
+ * mapping is resident whole once written. */
+static uint32_t footprint(const uint8_t *mem, uint32_t size)
+{
+	int i = size >= RING_MAP ? hot_find(mem) : -1;
+
+	return i < 0 ? size : (uint32_t)hot.map[i];
+}
+
+static uint8_t *map_alloc(uint32_t size)
 {
 	void *p;
 
-	if (size < RING_MAP)
-		return malloc(size);
+	if (hot_room(size) && (p = ust_hot_map(size))) {
+		hot_note(p, ust_hot_len(size));
+		return p;
+	}
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
+}
+
+static void map_free(uint8_t *mem, uint32_t size)
+{
+	int i = hot_find(mem);
+
+	if (i < 0) {
+		munmap(mem, size);
+		return;
+	}
+	ust_hot_unmap(mem, hot.map[i]);
+	hot_forget(i);
+}
+
+/* Mapped memory of old bytes grown to size, pages moved rather than bytes:
+ * within a hot ring's huge pages it stays where it is; beyond them it
+ * moves to more, while the budget lasts, or to ordinary pages. */
+static uint8_t *map_grow(uint8_t *mem, uint32_t old, uint32_t size)
+{
+	int i = hot_find(mem);
+	size_t had = i < 0 ? old : hot.map[i];
+	void *p;
+
+	if (i >= 0 && size <= had)
+		return mem;
+	if (i >= 0)
+		hot_forget(i);
+	if (hot_room(size) && (p = ust_hot_remap(mem, had, size))) {
+		hot_note(p, ust_hot_len(size));
+		return p;
+	}
+	p = mremap(mem, had, size, MREMAP_MAYMOVE);
+	if (p != MAP_FAILED)
+		return p;
+	if (i >= 0)
+		hot_note(mem, had); /* still there, still hot */
+	return NULL;
+}
+
+static uint8_t *mem_alloc(uint32_t size)
+{
+	return size < RING_MAP ? malloc(size) : map_alloc(size);
 }
 
 static void mem_free(uint8_t *mem, uint32_t size)
@@ -40,7 +143,7 @@ static void mem_free(uint8_t *mem, uint32_t size)
 	if (size < RING_MAP)
 		free(mem);
 	else if (mem)
-		munmap(mem, size);
+		map_free(mem, size);
 }
 
 /* The bytes [0, min(old, size)) keep their offsets. */
@@ -52,10 +155,8 @@ static uint8_t *mem_resize(uint8_t *mem, uint32_t old, uint32_t size)
 		return mem_alloc(size);
 	if (old < RING_MAP && size < RING_MAP)
 		return realloc(mem, size);
-	if (old >= RING_MAP && size >= RING_MAP) {
-		void *p = mremap(mem, old, size, MREMAP_MAYMOVE); /* pages move, not bytes */
-		return p == MAP_FAILED ? NULL : p;
-	}
+	if (old >= RING_MAP && size > old)
+		return map_grow(mem, old, size);
 	n = mem_alloc(size);
 	if (!n)
 		return NULL;
@@ -71,31 +172,50 @@ static uint8_t *mem_resize(uint8_t *mem, uint32_t old, uint32_t size)
  * page faults when the next ring touched the memory again (glibc trims a
  * thread's arena with an madvise; a mapping goes whole): almost one each
  * per connection for small rings, and for a ring that grew, one per page
- * it grew by. At most RING_CACHE blocks of at most RING_CACHE_MAX bytes,
- * RING_CACHE_BYTES in all, per thread (each engine runs on one; several
- * in one thread share them); the oldest go first. */
+ * it grew by. At most RING_CACHE blocks holding at most RING_CACHE_MAX
+ * bytes each, RING_CACHE_BYTES in all (a hot block counts its huge pages),
+ * per thread (each engine runs on one; several in one thread share them);
+ * the oldest go first. A hot block serves any ring of RING_MAP bytes or
+ * more that its mapping holds, and such a ring grows in it without moving. */
 #define RING_CACHE 8
-#define RING_CACHE_MAX (1024u * 1024)
-#define RING_CACHE_BYTES (2048u * 1024)
+#define RING_CACHE_MAX (2048u * 1024)
+#define RING_CACHE_BYTES (4096u * 1024)
 
 static __thread struct {
 	uint8_t *mem[RING_CACHE];
 	uint32_t size[RING_CACHE];
 	unsigned n;
-	uint32_t bytes;
+	uint32_t bytes; /* their footprints */
 } ring_cache;
 
-/* A cached block of exactly size bytes, or NULL. */
+static void cache_drop(unsigned i)
+{
+	ring_cache.n--;
+	ring_cache.bytes -= footprint(ring_cache.mem[i], ring_cache.size[i]);
+	memmove(&ring_cache.mem[i], &ring_cache.mem[i + 1], sizeof(ring_cache.mem[0]) * (ring_cache.n - i));
+	memmove(&ring_cache.size[i], &ring_cache.size[i + 1], sizeof(ring_cache.size[0]) * (ring_cache.n - i));
+}
+
+static void cache_evict_oldest(void)
+{
+	uint8_t *mem = ring_cache.mem[0];
+	uint32_t size = ring_cache.size[0];
+
+	cache_drop(0); /* while the block is still known as hot */
+	mem_free(mem, size);
+}
+
+/* A cached block for size bytes (of exactly that size, or a hot one that
+ * holds it), or NULL. */
 static uint8_t *cache_take(uint32_t size)
 {
 	for (unsigned i = ring_cache.n; i-- > 0;) {
 		uint8_t *m = ring_cache.mem[i];
-		if (ring_cache.size[i] != size)
+		uint32_t had = ring_cache.size[i];
+		int h = had >= RING_MAP && size >= RING_MAP ? hot_find(m) : -1;
+		if (had != size && (h < 0 || hot.map[h] < size))
 			continue;
-		ring_cache.n--;
-		ring_cache.bytes -= size;
-		memmove(&ring_cache.mem[i], &ring_cache.mem[i + 1], sizeof(ring_cache.mem[0]) * (ring_cache.n - i));
-		memmove(&ring_cache.size[i], &ring_cache.size[i + 1], sizeof(ring_cache.size[0]) * (ring_cache.n - i));
+		cache_drop(i);
 		return m;
 	}
 	return NULL;
@@ -110,32 +230,40 @@ static uint8_t *ring_mem_get(uint32_t size)
 
 static void ring_mem_put(uint8_t *mem, uint32_t size)
 {
+	uint32_t holds;
+
 	if (!mem)
 		return;
-	if (size > RING_CACHE_MAX) {
+	holds = footprint(mem, size);
+	if (holds > RING_CACHE_MAX) {
 		mem_free(mem, size);
 		return;
 	}
 	/* The oldest go: the newest are the likeliest asked for. */
-	while (ring_cache.n && (ring_cache.n == RING_CACHE || ring_cache.bytes + size > RING_CACHE_BYTES)) {
-		mem_free(ring_cache.mem[0], ring_cache.size[0]);
-		ring_cache.bytes -= ring_cache.size[0];
-		ring_cache.n--;
-		memmove(&ring_cache.mem[0], &ring_cache.mem[1], sizeof(ring_cache.mem[0]) * ring_cache.n);
-		memmove(&ring_cache.size[0], &ring_cache.size[1], sizeof(ring_cache.size[0]) * ring_cache.n);
-	}
+	while (ring_cache.n && (ring_cache.n == RING_CACHE || ring_cache.bytes + holds > RING_CACHE_BYTES))
+		cache_evict_oldest();
 	ring_cache.mem[ring_cache.n] = mem;
 	ring_cache.size[ring_cache.n] = size;
 	ring_cache.n++;
-	ring_cache.bytes += size;
+	ring_cache.bytes += holds;
 }
 
-/* Larger memory with the bytes [0, old) at their offsets: a cached block
- * if one is there (its pages were written before), else grown in place. */
+void ust_ring_cache_flush(void)
+{
+	while (ring_cache.n)
+		cache_evict_oldest();
+}
+
+/* Larger memory with the bytes [0, old) at their offsets: where it is, if
+ * it is hot and holds size; else a cached block if one is there (its pages
+ * were written before); else grown in place. */
 static uint8_t *ring_mem_grow(uint8_t *mem, uint32_t old, uint32_t size)
 {
-	uint8_t *n = cache_take(size);
+	uint8_t *n;
 
+	if (old >= RING_MAP && footprint(mem, old) >= size)
+		return mem;
+	n = cache_take(size);
 	if (!n)
 		return mem_resize(mem, old, size);
 	memcpy(n, mem, old);

@@ -54,6 +54,9 @@ static inline void ust_ring_rewind(struct ust_ring *r)
 }
 /* Memory and capacity both go. */
 void ust_ring_free(struct ust_ring *r);
+/* The memory that rings of the calling thread gave back and that is kept
+ * for the next ones (tcp_buf.c) goes back to the system. */
+void ust_ring_cache_flush(void);
 /* Change the capacity, keeping the contents (fails with -ENOSPC if they do
  * not fit). */
 int ust_ring_resize(struct ust_ring *r, uint32_t cap);

@@ -107,22 +107,55 @@ for i in range(5): s.sendto(b"x" * 100, (sys.argv[1], 9))' "${USTCP_ADDR%/*}"
 	[ "$(host_counter 'drop ip-proto')" -ge 5 ]
 }
 
-@test "a 64 KiB GSO super-frame from the veth peer is received whole" {
-	topo_up
-	host_start
-	# One UDP GSO send of 60000 bytes (UDP_SEGMENT): veth hands it over
-	# unsegmented, as one frame of about 60 KB.
-	run timeout 10 ip netns exec "$PEER_NETNS" python3 -c '
+# gso_frame_from_peer: one UDP GSO send of 60000 bytes (UDP_SEGMENT) from
+# the peer to the stack: veth hands it over unsegmented, as one frame of
+# about 60 KB.
+gso_frame_from_peer() {
+	timeout 10 ip netns exec "$PEER_NETNS" python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.IPPROTO_UDP, 103, 1400)  # UDP_SEGMENT
 s.sendto(b"y" * 60000, (sys.argv[1], 9))' "${USTCP_ADDR%/*}"
+}
+
+@test "a 64 KiB GSO super-frame from the veth peer is received whole" {
+	topo_up
+	host_start
+	run gso_frame_from_peer
 	assert_success
 	wait_for 5 host_counter_reached rx-bytes 60000
 	host_stop
 	[ "$(host_counter 'drop rx-truncated')" -eq 0 ]
 	[ "$(host_counter rx-bytes)" -ge 60000 ]
 	[ "$(host_counter rx-frames)" -le 3 ]
+}
+
+# huge_maps PID: the sizes (KiB) of PID's mappings advised for huge pages
+# (MADV_HUGEPAGE: "hg" among their VmFlags), one a line.
+huge_maps() {
+	awk '/^[0-9a-f]+-[0-9a-f]+ / { size = 0 } /^Size:/ { size = $2 } /^VmFlags:/ && / hg/ { print size }' \
+		"/proc/$1/smaps"
+}
+
+@test "the receive buffers move to huge pages with the first coalesced frame, not before" {
+	[ -d /sys/kernel/mm/transparent_hugepage ] || skip "this kernel has no transparent huge pages"
+	topo_up
+	host_start
+	local pid
+	pid=$(cat "$BATS_TEST_TMPDIR/host.ready")
+	ping_from_peer
+	run huge_maps "$pid"
+	assert_success
+	assert_output ""
+	# A frame larger than the MTU (as GRO makes them): the 32 buffers of
+	# 64 KiB go to two huge pages.
+	run gso_frame_from_peer
+	assert_success
+	wait_for 5 host_counter_reached rx-bytes 60000
+	run huge_maps "$pid"
+	assert_success
+	assert_output "4096"
+	ping_from_peer
 }
 
 # (Frames too short to hold our address never pass the socket's filter;

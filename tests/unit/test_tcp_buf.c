@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <errno.h>
 #include <malloc.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -364,6 +366,90 @@ static void test_ring_large_resize_keeps_contents(void **state)
 	free(b);
 }
 
+/* Whether the mapping that holds p is advised for huge pages
+ * (MADV_HUGEPAGE: "hg" among its VmFlags in /proc/self/smaps). */
+static bool huge_advised(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false, hg = false;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) { /* a mapping's first line */
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+			continue;
+		}
+		if (in && strncmp(line, "VmFlags:", 8) == 0) {
+			hg = strstr(line, " hg") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return hg;
+}
+
+#define HUGE_PAGE (2u << 20)
+
+/* A ring that grows past its first 64 KiB is written through at line
+ * rate: its memory is in huge pages (hotmem.h), aligned and advised, and
+ * grows in them without moving until it needs more, then moves whole
+ * (pages, not bytes) to more, keeping its bytes. At most 8 MiB of such
+ * memory per thread: a ring beyond that is in ordinary pages; memory given
+ * back is kept for the next large ring, which gets the same huge pages. */
+static void test_ring_large_in_huge_pages(void **state)
+{
+	struct ust_ring a, b, c, d, e;
+	uint32_t len = 3 << 20, from = 11;
+	uint8_t *big = malloc(len), *at;
+
+	(void)state;
+	assert_non_null(big);
+	ust_ring_cache_flush();
+	ust_ring_init(&a, 4 << 20);
+	fill(big, from, len);
+	assert_int_equal(ust_ring_append(&a, big, 200 << 10), 200 << 10);
+	assert_int_equal(a.size, 256 << 10);
+	assert_int_equal((uintptr_t)a.mem % HUGE_PAGE, 0);
+	assert_true(huge_advised(a.mem));
+	at = a.mem;
+	assert_int_equal(ust_ring_append(&a, big + (200 << 10), (1536 - 200) << 10), (1536 - 200) << 10);
+	assert_int_equal(a.size, 2 << 20);
+	assert_ptr_equal(a.mem, at);                            /* grew where it was */
+	assert_int_equal(ust_ring_append(&a, big + (1536 << 10), len - (1536 << 10)), len - (1536 << 10));
+	assert_int_equal(a.size, 4 << 20);                      /* moved to two huge pages */
+	assert_int_equal((uintptr_t)a.mem % HUGE_PAGE, 0);
+	assert_true(huge_advised(a.mem) && huge_advised(a.mem + HUGE_PAGE));
+	assert_holds_big(&a, from, len);
+
+	/* 4 MiB in a; b and c take 2 MiB each; d is past the 8. */
+	ust_ring_init(&b, 1 << 20);
+	ust_ring_init(&c, 1 << 20);
+	ust_ring_init(&d, 1 << 20);
+	assert_int_equal(ust_ring_append(&b, big, 200 << 10), 200 << 10);
+	assert_int_equal(ust_ring_append(&c, big, 200 << 10), 200 << 10);
+	assert_int_equal(ust_ring_append(&d, big, 200 << 10), 200 << 10);
+	assert_true(huge_advised(b.mem) && huge_advised(c.mem));
+	assert_false(huge_advised(d.mem));
+	assert_holds_big(&d, from, 200 << 10);
+
+	/* b's huge page, given back, serves the next large ring. */
+	at = b.mem;
+	ust_ring_free(&b);
+	ust_ring_init(&e, 1 << 20);
+	assert_int_equal(ust_ring_append(&e, big, 150 << 10), 150 << 10);
+	assert_ptr_equal(e.mem, at);
+	assert_int_equal(e.size, 256 << 10);
+	assert_holds_big(&e, from, 150 << 10);
+	ust_ring_free(&a);
+	ust_ring_free(&c);
+	ust_ring_free(&d);
+	ust_ring_free(&e);
+	ust_ring_cache_flush();
+	free(big);
+}
+
 /* A ring that empties without being shed writes its next bytes from its
  * start again (ust_ring_rewind), where its memory was written before; a
  * ring with out-of-order bytes past its contents is not rewound (the
@@ -658,6 +744,7 @@ int main(void)
 		cmocka_unit_test(test_ring_resize_keeps_contents),
 		cmocka_unit_test(test_ring_large_resize_keeps_contents),
 		cmocka_unit_test(test_ring_rewind),
+		cmocka_unit_test(test_ring_large_in_huge_pages),
 		cmocka_unit_test(test_ring_resize_keep_out_of_order),
 		cmocka_unit_test(test_ring_random_against_model),
 		cmocka_unit_test(test_seqset_add_merge),
