@@ -116,11 +116,14 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(STACK_LI
 # The relay's unit test drives stackthread/'s relay in one process: those
 # objects (and the shim's libc table and socket slots) built as the tests
 # are, sanitizers included, linked in beside the stack.
-RELAY_TEST_OBJ := $(addprefix $(BUILD)/unit/,stackthread/relay.o stackthread/ops.o stackthread/loopback.o stackthread/ports.o \
+RELAY_TEST_OBJ := $(addprefix $(BUILD)/unit/,stackthread/relay.o stackthread/io.o stackthread/ops.o stackthread/loopback.o stackthread/ports.o \
                   stackthread/addrshare.o stackthread/fds.o stackthread/steer.o shim/real.o shim/fdtab.o)
 $(BUILD)/unit/%.o: %.c $(wildcard stackthread/*.h) $(wildcard shim/*.h) $(wildcard stack/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/test_io: tests/unit/test_io.c $(BUILD)/unit/stackthread/io.o | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/unit/stackthread/io.o $(LDLIBS) -lcmocka -lev
 
 $(BUILD)/tests/test_relay: tests/unit/test_relay.c $(RELAY_TEST_OBJ) $(STACK_LIB) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(RELAY_TEST_OBJ) $(STACK_LIB) $(LDLIBS) -lcmocka -lev -ldl -lpthread

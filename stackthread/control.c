@@ -310,7 +310,7 @@ void us_ctl_open(void)
 	fd = REAL(socket)(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;
-	fd = us_fd_high(fd);
+	fd = us_fd_fixed(fd);
 	/* Connecting needs write permission on the file: 0600 leaves the
 	 * owner (and root). Before the chmod the umask's mode holds for an
 	 * instant; on_ctl's credential check covers that instant. */

@@ -32,6 +32,16 @@ int us_fd_base(void)
 	return base;
 }
 
+/* The fds libev watches (io.c says why they must be few and low): from the
+ * first number select() cannot use (FD_SETSIZE), or the high base if the
+ * fd limit puts that lower. */
+#define FIXED_BASE 1024
+
+int us_fd_fixed_base(void)
+{
+	return us_fd_base() < FIXED_BASE ? us_fd_base() : FIXED_BASE;
+}
+
 void us_fd_mark(int fd)
 {
 	if (fd >= 0 && (unsigned)fd < MARKED_FDS)
@@ -59,19 +69,31 @@ int us_fd_dup_high(int fd)
 	return h;
 }
 
-int us_fd_high(int fd)
+/* fd moved to base or above (unless it is there already), marked. */
+static int fd_move(int fd, int base)
 {
 	int h;
 
 	if (fd < 0)
 		return fd;
-	if (fd >= us_fd_base()) {
+	if (fd >= base) {
 		us_fd_mark(fd);
 		return fd;
 	}
-	h = us_fd_dup_high(fd);
+	h = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, base);
 	if (h < 0)
-		return fd; /* the upper half is full: keep the low number */
+		return fd; /* no room up there: keep the low number */
+	us_fd_mark(h);
 	REAL(close)(fd);
 	return h;
+}
+
+int us_fd_high(int fd)
+{
+	return fd_move(fd, us_fd_base());
+}
+
+int us_fd_fixed(int fd)
+{
+	return fd_move(fd, us_fd_fixed_base());
 }

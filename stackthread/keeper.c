@@ -105,6 +105,7 @@ static void each_stack_fd(void (*fn)(void *ctx, int fd), void *ctx, bool with_br
 	fn(ctx, us_st.parent_wake_fd);
 	fn(ctx, us_st.wake_name_fd);
 	fn(ctx, us_st.hup_fd);
+	fn(ctx, us_st.io_fd);
 	fn(ctx, us_st.program_fd);
 	fn(ctx, us_st.close_log_fd);
 	fn(ctx, us_st.ctl_fd);

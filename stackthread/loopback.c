@@ -20,14 +20,15 @@
 
 #include "stack_impl.h"
 
-static void on_lo_accept(struct ev_loop *ev, ev_io *w, int revents);
+static void on_lo_accept(struct us_io *w);
+static void on_lo6_accept(struct us_io *w);
 
 /* A kernel listener on a ("a loopback address and the port") with the
  * program's backlog, its watcher started; -1 if the kernel will not have
  * it (the port is another loopback server's: Linux's listen would have
  * failed there too, which the stack cannot know; no ::1 where IPv6 is off:
  * Linux's listener would not see it either). */
-static int lo_open(struct us_conn *l, ev_io *w, const struct sockaddr *a, socklen_t alen, unsigned backlog)
+static int lo_open(struct us_conn *l, struct us_io *w, const struct sockaddr *a, socklen_t alen, unsigned backlog)
 {
 	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
 	int one = 1, v6only, fd = REAL(socket)(a->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
@@ -47,9 +48,8 @@ static int lo_open(struct us_conn *l, ev_io *w, const struct sockaddr *a, sockle
 		REAL(close)(fd);
 		return -1;
 	}
-	ev_io_init(w, on_lo_accept, fd, EV_READ);
-	w->data = l;
-	ev_io_start(l->st->ev, w);
+	us_io_init(w, l->st->io_fd, fd, w == &l->lo_io ? on_lo_accept : on_lo6_accept, NULL);
+	us_io_start(w, US_IO_IN);
 	return fd;
 }
 
@@ -77,11 +77,11 @@ void us_lo_listen(struct us_conn *l, uint16_t port, unsigned backlog)
 		l->lo6_fd = lo_open(l, &l->lo6_io, (struct sockaddr *)&a6, sizeof(a6), backlog);
 }
 
-static void lo_close_one(struct us_conn *l, int *fd, ev_io *w)
+static void lo_close_one(int *fd, struct us_io *w)
 {
 	if (*fd < 0)
 		return;
-	ev_io_stop(l->st->ev, w);
+	us_io_forget(w);
 	REAL(close)(*fd);
 	*fd = -1;
 }
@@ -91,8 +91,8 @@ void us_lo_close(struct us_conn *l)
 	if (l->lo_held >= 0)
 		REAL(close)(l->lo_held); /* accepted, never handed over: reset */
 	l->lo_held = -1;
-	lo_close_one(l, &l->lo_fd, &l->lo_io);
-	lo_close_one(l, &l->lo6_fd, &l->lo6_io);
+	lo_close_one(&l->lo_fd, &l->lo_io);
+	lo_close_one(&l->lo6_fd, &l->lo6_io);
 }
 
 /* An end of a kernel connection as the token carries it (IPv4 mapped). */
@@ -149,22 +149,28 @@ void us_lo_deliver(struct us_conn *l)
 			l->lo_held = fd;
 		}
 		if (!hand_over(l)) {
-			/* Again once the pair has room (l->wr, then deliver). */
+			/* Again once the pair has room (l->io's out, then
+			 * deliver). */
 			if (l->lo_fd >= 0)
-				ev_io_stop(l->st->ev, &l->lo_io);
+				us_io_stop(&l->lo_io, US_IO_IN);
 			if (l->lo6_fd >= 0)
-				ev_io_stop(l->st->ev, &l->lo6_io);
-			ev_io_start(l->st->ev, &l->wr);
+				us_io_stop(&l->lo6_io, US_IO_IN);
+			us_io_start(&l->io, US_IO_OUT);
 			return;
 		}
 	}
 	if (l->lo_fd >= 0)
-		ev_io_start(l->st->ev, &l->lo_io);
+		us_io_start(&l->lo_io, US_IO_IN);
 	if (l->lo6_fd >= 0)
-		ev_io_start(l->st->ev, &l->lo6_io);
+		us_io_start(&l->lo6_io, US_IO_IN);
 }
 
-static void on_lo_accept(struct ev_loop *ev, ev_io *w, int revents)
+static void on_lo_accept(struct us_io *w)
 {
-	us_lo_deliver(w->data); /* lo_io or lo6_io of this listener */
+	us_lo_deliver(ust_container_of(w, struct us_conn, lo_io));
+}
+
+static void on_lo6_accept(struct us_io *w)
+{
+	us_lo_deliver(ust_container_of(w, struct us_conn, lo6_io));
 }

@@ -112,7 +112,7 @@ static void on_accept(struct ev_loop *ev, ev_io *w, int revents)
 			REAL(close)(fd);
 			continue;
 		}
-		if (i == LOOP_PEERS || (fd = us_fd_high(fd)) < 0) {
+		if (i == LOOP_PEERS || (fd = us_fd_fixed(fd)) < 0) {
 			us_st.st.ctr.drop[UST_DROP_LOOPED_UNSENT]++;
 			if (fd >= 0)
 				REAL(close)(fd);
@@ -227,7 +227,7 @@ void us_looped_open(void)
 		return;
 	len = loop_name(&sun, lp.slot);
 	if (REAL(bind)(fd, (struct sockaddr *)&sun, len) < 0 || REAL(listen)(fd, LOOP_PEERS) < 0 ||
-	    (fd = us_fd_high(fd)) < 0) {
+	    (fd = us_fd_fixed(fd)) < 0) {
 		ust_log(UST_LOG_WARN, "no connections between this process and others on its address: %s",
 			strerror(errno));
 		if (fd >= 0)

@@ -195,10 +195,18 @@ static bool app_gone(struct us_conn *c)
 	return c->hup_seen || (c->hup_seen = us_app_gone(c->sfd));
 }
 
+/* The hang-up set's report being dispatched (us_on_hup): a relay freed
+ * meanwhile is taken out of what is left of it. */
+#define HUP_BATCH 64
+static struct epoll_event hup_batch[HUP_BATCH];
+static int hup_n, hup_next;
+
 void us_conn_free(struct us_conn *c, bool free_sock)
 {
-	ev_io_stop(c->st->ev, &c->rd);
-	ev_io_stop(c->st->ev, &c->wr);
+	for (int i = hup_next; i < hup_n; i++)
+		if (hup_batch[i].data.ptr == c)
+			hup_batch[i].data.ptr = NULL;
+	us_io_forget(&c->io);
 	us_lo_close(c);
 	if (c->sfd >= 0) {
 		epoll_ctl(c->st->hup_fd, EPOLL_CTL_DEL, c->sfd, NULL);
@@ -414,10 +422,10 @@ static void rd_update(struct us_conn *c)
 	bool want = synced(c) && !c->app_eof && !c->dead && !c->listener && !c->filler && !c->hold_last &&
 		    !notsent_full(c) && ust_tcp_snd_room(c->tcb) > 0;
 
-	if (want && !ev_is_active(&c->rd))
-		ev_io_start(c->st->ev, &c->rd);
-	else if (!want && ev_is_active(&c->rd))
-		ev_io_stop(c->st->ev, &c->rd);
+	if (want)
+		us_io_start(&c->io, US_IO_IN);
+	else
+		us_io_stop(&c->io, US_IO_IN);
 }
 
 static bool tail_pending(const struct us_conn *c)
@@ -608,9 +616,9 @@ static void conn_pull(struct us_conn *c)
 	conn_pull_to(c, false);
 }
 
-static void on_rd(struct ev_loop *ev, ev_io *w, int revents)
+static void on_rd(struct us_io *w)
 {
-	struct us_conn *c = ust_container_of(w, struct us_conn, rd);
+	struct us_conn *c = ust_container_of(w, struct us_conn, io);
 	struct us_stack *st = c->st; /* conn_pull may free c */
 
 	conn_pull_to(c, true);
@@ -648,7 +656,7 @@ static bool conn_push(struct us_conn *c)
 	if (!t || c->shut_sent)
 		return true;
 	if (below_rcvlowat(c)) {
-		ev_io_stop(c->st->ev, &c->wr);
+		us_io_stop(&c->io, US_IO_OUT);
 		return true;
 	}
 	/* After the program's SHUT_RD what arrives stays in TCP's ring, as
@@ -675,7 +683,7 @@ static bool conn_push(struct us_conn *c)
 			continue;
 		}
 		if (r < 0 && errno == EAGAIN) {
-			ev_io_start(c->st->ev, &c->wr);
+			us_io_start(&c->io, US_IO_OUT);
 			return false;
 		}
 		/* EPIPE: the program shut its receiving side without
@@ -684,7 +692,7 @@ static bool conn_push(struct us_conn *c)
 		ust_tcp_rcv_consumed(t, ust_tcp_rcv_queued(t), ust_now());
 		break;
 	}
-	ev_io_stop(c->st->ev, &c->wr);
+	us_io_stop(&c->io, US_IO_OUT);
 	if (ust_tcp_fin_rcvd(t) && !c->shut_sent && !ust_tcp_rcv_queued(t)) {
 		REAL(shutdown)(c->sfd, SHUT_WR);
 		c->shut_sent = true;
@@ -694,7 +702,7 @@ static bool conn_push(struct us_conn *c)
 
 /* ---- listeners ---- */
 
-static void on_wr(struct ev_loop *ev, ev_io *w, int revents);
+static void on_wr(struct us_io *w);
 
 struct us_conn *us_conn_new(struct us_stack *st, struct us_sock *s, int sfd)
 {
@@ -712,8 +720,7 @@ struct us_conn *us_conn_new(struct us_stack *st, struct us_sock *s, int sfd)
 	c->sfd = sfd;
 	c->spare_end = c->spare_port = -1;
 	c->lo_fd = c->lo6_fd = c->lo_held = -1;
-	ev_io_init(&c->rd, on_rd, sfd, EV_READ);
-	ev_io_init(&c->wr, on_wr, sfd, EV_WRITE);
+	us_io_init(&c->io, st->io_fd, sfd, on_rd, on_wr);
 	st->conns[us_sock_idx(s)] = c;
 	st->nrelays++;
 	LIST_INSERT(&st->all, c, all);
@@ -889,8 +896,7 @@ int us_relay_pair(struct us_conn *c, bool filler)
 		return sfd;
 	}
 	c->sfd = stack_end_number(c, sfd);
-	ev_io_set(&c->rd, c->sfd, EV_READ);
-	ev_io_set(&c->wr, c->sfd, EV_WRITE);
+	us_io_set_fd(&c->io, c->sfd);
 	if (filler)
 		fill(c, app);
 	set_parked(c, false);
@@ -1131,7 +1137,7 @@ static bool deliver_one(struct us_conn *l)
 		REAL(close)(sfd);
 		us_sock_free(s);
 		if (errno == EAGAIN)
-			ev_io_start(l->st->ev, &l->wr);
+			us_io_start(&l->io, US_IO_OUT);
 		return false;
 	}
 	REAL(close)(app); /* the token holds it now */
@@ -1173,7 +1179,7 @@ static unsigned deliver(struct us_conn *l)
 		n++;
 	}
 	if (l->lo_held < 0)
-		ev_io_stop(l->st->ev, &l->wr); /* else: the pair's room is awaited for it */
+		us_io_stop(&l->io, US_IO_OUT); /* else: the pair's room is awaited for it */
 	/* TCP's accept queue holds what the program's cannot: together no
 	 * more than the backlog allows. While some are delivered and not yet
 	 * accepted, accept() wakes us to move the limit. */
@@ -1259,7 +1265,7 @@ static void conn_died(struct us_conn *c)
 		atomic_store(&c->sock->hard_err, ust_tcp_hard_error(t));
 		atomic_store(&c->sock->pending_err, err);
 		us_publish(c);
-		ev_io_stop(c->st->ev, &c->rd);
+		us_io_stop(&c->io, US_IO_IN);
 	}
 	if (!conn_push(c))
 		return; /* the rest when the program reads */
@@ -1320,17 +1326,17 @@ static void conn_pump(struct us_conn *c)
 	/* While rd watches the pair (level-triggered), what the program
 	 * wrote is read by on_rd: a read here would say EAGAIN. Only its
 	 * watch may need to change (TCP's ring filled, say). */
-	if (ev_is_active(&c->rd) && !c->tail && c->tcb)
+	if (us_io_active(&c->io, US_IO_IN) && !c->tail && c->tcb)
 		rd_update(c);
 	else
 		conn_pull(c);
 }
 
-static void on_wr(struct ev_loop *ev, ev_io *w, int revents)
+static void on_wr(struct us_io *w)
 {
-	struct us_conn *c = ust_container_of(w, struct us_conn, wr);
+	struct us_conn *c = ust_container_of(w, struct us_conn, io);
 
-	ev_io_stop(c->st->ev, &c->wr);
+	us_io_stop(&c->io, US_IO_OUT);
 	us_mark_dirty(c);
 	ust_loop_kick(&c->st->loop, ust_now());
 }
@@ -1339,11 +1345,14 @@ static void on_wr(struct ev_loop *ev, ev_io *w, int revents)
 void us_on_hup(struct ev_loop *ev, ev_io *w, int revents)
 {
 	struct us_stack *st = ust_container_of(w, struct us_stack, hup);
-	struct epoll_event e[64];
-	int n = epoll_wait(st->hup_fd, e, 64, 0);
+	struct epoll_event *e = hup_batch;
 
-	for (int i = 0; i < n; i++) {
+	hup_n = epoll_wait(st->hup_fd, e, HUP_BATCH, 0);
+	for (hup_next = 0; hup_next < hup_n;) {
+		int i = hup_next++;
 		struct us_conn *c = e[i].data.ptr;
+		if (!c)
+			continue; /* freed by an earlier entry's work (us_conn_free) */
 		if (e[i].events & EPOLLHUP)
 			c->hup_seen = true;
 		if (c->dead) {
@@ -1362,6 +1371,7 @@ void us_on_hup(struct ev_loop *ev, ev_io *w, int revents)
 			hup_rearm(c);
 		}
 	}
+	hup_n = hup_next = 0;
 	ust_loop_kick(&st->loop, ust_now());
 }
 

@@ -30,6 +30,35 @@
 #include "steer.h"
 #include "tcp.h"
 
+/* io.c: a watcher of one of the stack's per-connection fds, in the
+ * stack's io set (io_fd) rather than libev's table. */
+#define US_IO_IN 1u
+#define US_IO_OUT 2u
+struct us_io {
+	int set;                     /* the epoll set (us_stack.io_fd) */
+	int fd;
+	uint8_t want;                /* the directions waited for */
+	uint8_t reg;                 /* those the set holds fd for */
+	bool in_set;
+	void (*on_in)(struct us_io *w);
+	void (*on_out)(struct us_io *w);
+};
+
+void us_io_init(struct us_io *w, int set, int fd, void (*on_in)(struct us_io *), void (*on_out)(struct us_io *));
+/* fd changed; the watcher is out of the set (forgotten) if it was in. */
+void us_io_set_fd(struct us_io *w, int fd);
+void us_io_start(struct us_io *w, unsigned dirs);
+void us_io_stop(struct us_io *w, unsigned dirs);
+static inline bool us_io_active(const struct us_io *w, unsigned dirs)
+{
+	return (w->want & dirs) != 0;
+}
+/* Out of the set, nothing more dispatched to it: before its fd closes or
+ * its memory goes. */
+void us_io_forget(struct us_io *w);
+/* libev's watcher of the set: dispatches what it reports. */
+void us_on_io(struct ev_loop *ev, ev_io *w, int revents);
+
 struct us_conn {
 	struct us_stack *st;         /* the stack that relays it */
 	struct us_sock *sock;
@@ -39,13 +68,14 @@ struct us_conn {
 	 * that socket() fails when fds run out, never bind(), connect() or
 	 * listen(), as Linux's (us_spare_use); -1 once used. */
 	int spare_end, spare_port;
-	ev_io rd;                    /* the program wrote (or shut, or closed) */
-	ev_io wr;                    /* room in the pair for received bytes / tokens */
+	/* On the stack end: in, the program wrote (or shut, or closed); out,
+	 * room in the pair for received bytes / tokens. */
+	struct us_io io;
 	/* A wildcard listener's kernel listeners on loopback, 127.0.0.1
 	 * and ::1 (as its family takes them), and the connection accepted
 	 * there that the pair had no room for yet (loopback.c); -1 without. */
 	int lo_fd, lo6_fd, lo_held;
-	ev_io lo_io, lo6_io;
+	struct us_io lo_io, lo6_io;
 	uint32_t filler;             /* filler bytes still queued from the app end */
 	bool looking;                /* us_relay_connect_look: conn_pump waits */
 	bool hup_seen;               /* the stack end reported POLLHUP (for good) */
@@ -118,6 +148,8 @@ struct us_stack {
 	ev_io wake;
 	int hup_fd;                  /* epoll set: stack ends whose app end may be gone */
 	ev_io hup;
+	int io_fd;                   /* epoll set: the watchers of io.c */
+	ev_io io;
 	struct us_call *_Atomic calls;
 	/* Sockets socket() made on the program's thread, waiting to be
 	 * adopted before the next call is served (us_sock_create); how many;
@@ -189,6 +221,10 @@ int us_fd_base(void);
 int us_fd_high(int fd);
 /* A marked copy of fd there (F_DUPFD_CLOEXEC), or -1 with errno. */
 int us_fd_dup_high(int fd);
+/* Where the few fds libev watches go (io.c): 1024, the first number
+ * select() cannot use, or us_fd_base() if lower; and the same move there. */
+int us_fd_fixed_base(void);
+int us_fd_fixed(int fd);
 
 /* calls.c: the wake-up eventfd's watcher runs the queued calls. */
 void us_on_wake(struct ev_loop *ev, ev_io *w, int revents);

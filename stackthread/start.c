@@ -32,11 +32,12 @@ struct us_stack us_st = { .lock = PTHREAD_MUTEX_INITIALIZER, .close_log_fd = -1,
 /* Set on the stack thread (and while it starts): its fds go high. */
 static __thread bool in_stack;
 
-/* An fd libev made for itself on the stack thread (shim/fdplace.c): moved
- * high and remembered, so that a keeper knows to keep it. */
+/* An fd libev made for itself on the stack thread (shim/fdplace.c), or the
+ * stack's eventfd or epoll sets: moved to the fixed base (io.c) and
+ * remembered, so that a keeper knows to keep it. */
 int us_stack_own_fd(int fd)
 {
-	fd = us_fd_high(fd);
+	fd = us_fd_fixed(fd);
 	if (fd >= 0 && us_st.n_own_fds < sizeof(us_st.own_fds) / sizeof(us_st.own_fds[0]))
 		us_st.own_fds[us_st.n_own_fds++] = fd;
 	return fd;
@@ -298,7 +299,7 @@ static int broker_link(int broker, int *arp, char *err, size_t errlen)
 	}
 	if (status == 0 && fd >= 0) {
 		if (*arp >= 0)
-			steer_chan = us_fd_high(sv[0]);
+			steer_chan = us_fd_fixed(sv[0]);
 		else
 			REAL(close)(sv[0]);
 		return fd;
@@ -323,7 +324,7 @@ static int open_link(void)
 		r = broker_link(atoi(bvar), &arp, err, sizeof(err));
 		if (r >= 0)
 			r = ust_link_adopt(&us_st.link, r, us_st.cfg.iface, err, sizeof(err));
-		if (r >= 0 && arp >= 0 && (r = ust_link_adopt_arp(&us_st.link, us_fd_high(arp))) < 0) {
+		if (r >= 0 && arp >= 0 && (r = ust_link_adopt_arp(&us_st.link, us_fd_fixed(arp))) < 0) {
 			snprintf(err, sizeof(err), "link: the ARP socket: %s", strerror(-r));
 			ust_link_close(&us_st.link);
 		}
@@ -342,7 +343,7 @@ static int open_link(void)
 			ust_log(UST_LOG_ERROR, "%s", err);
 		return r;
 	}
-	us_st.link.fd = us_fd_high(us_st.link.fd);
+	us_st.link.fd = us_fd_fixed(us_st.link.fd);
 	return 0;
 }
 
@@ -477,7 +478,7 @@ static void open_wake_name(void)
 		REAL(close)(fd);
 		return;
 	}
-	us_st.wake_name_fd = us_fd_high(fd);
+	us_st.wake_name_fd = us_fd_fixed(fd);
 	ev_io_init(&us_st.wake_name, us_on_wake_name, us_st.wake_name_fd, EV_READ);
 	ev_io_start(us_st.ev, &us_st.wake_name);
 }
@@ -497,13 +498,16 @@ static int start_loop(void)
 	us_st.ev = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
 	us_st.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	us_st.hup_fd = epoll_create1(EPOLL_CLOEXEC);
+	us_st.io_fd = epoll_create1(EPOLL_CLOEXEC);
 	in_stack = false;
-	if (!us_st.ev || us_st.wake_fd < 0 || us_st.hup_fd < 0)
+	if (!us_st.ev || us_st.wake_fd < 0 || us_st.hup_fd < 0 || us_st.io_fd < 0)
 		return -ENOMEM;
 	ev_io_init(&us_st.wake, us_on_wake, us_st.wake_fd, EV_READ);
 	ev_io_start(us_st.ev, &us_st.wake);
 	ev_io_init(&us_st.hup, us_on_hup, us_st.hup_fd, EV_READ);
 	ev_io_start(us_st.ev, &us_st.hup);
+	ev_io_init(&us_st.io, us_on_io, us_st.io_fd, EV_READ);
+	ev_io_start(us_st.ev, &us_st.io);
 	ust_loop_start(&us_st.loop, us_st.ev, &us_st.st, &us_st.link, &us_st.tcp);
 	us_st.loop.after = after_loop;
 	if (steer_chan >= 0) {
@@ -518,7 +522,7 @@ static int start_loop(void)
 	 * tick asks getppid() without it). */
 	us_st.program_fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
 	if (us_st.program_fd >= 0) {
-		us_st.program_fd = us_fd_high(us_st.program_fd);
+		us_st.program_fd = us_fd_fixed(us_st.program_fd);
 		ev_io_init(&us_st.program_gone, us_on_program_gone, us_st.program_fd, EV_READ);
 		ev_io_start(us_st.ev, &us_st.program_gone);
 	}
@@ -643,6 +647,7 @@ void us_stack_forget(void)
 	us_looped_forget();
 	REAL(close)(us_st.wake_fd);
 	REAL(close)(us_st.hup_fd);
+	REAL(close)(us_st.io_fd);
 	if (us_st.wake_name_fd >= 0)
 		REAL(close)(us_st.wake_name_fd);
 	us_st.wake_name_fd = -1;

@@ -186,7 +186,7 @@ static void group_adopt(const struct ust_steer_answer *a, int fd)
 	/* Not to happen (the broker bounds them as we do, and sends one
 	 * per port and family); if it did, the port's SYNs would reach the
 	 * group's other members alone. */
-	if (fd < 0 || ust_link_adopt_extra(steer.link, (fd = us_fd_high(fd))) < 0) {
+	if (fd < 0 || ust_link_adopt_extra(steer.link, (fd = us_fd_fixed(fd))) < 0) {
 		ust_log(UST_LOG_WARN, "cannot read port %u of a SO_REUSEPORT group on the socket the broker sent",
 			a->group_port);
 		return;

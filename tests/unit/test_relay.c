@@ -179,10 +179,13 @@ static void start_ours(struct rig *r)
 	close(probe[1]);
 	st->ev = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
 	st->hup_fd = epoll_create1(EPOLL_CLOEXEC);
+	st->io_fd = epoll_create1(EPOLL_CLOEXEC);
 	assert_non_null(st->ev);
-	assert_true(st->hup_fd >= 0);
+	assert_true(st->hup_fd >= 0 && st->io_fd >= 0);
 	ev_io_init(&st->hup, us_on_hup, st->hup_fd, EV_READ);
 	ev_io_start(st->ev, &st->hup);
+	ev_io_init(&st->io, us_on_io, st->io_fd, EV_READ);
+	ev_io_start(st->ev, &st->io);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->link), 0);
 	st->link.fd = r->link[0];
 	ust_loop_start(&st->loop, st->ev, &st->st, &st->link, &st->tcp);
@@ -217,12 +220,14 @@ static int teardown(void **state)
 	st->conns = NULL;
 	ust_loop_stop(&st->loop);
 	ev_io_stop(st->ev, &st->hup);
+	ev_io_stop(st->ev, &st->io);
 	ust_tcp_destroy(&st->tcp);
 	ust_stack_destroy(&st->st);
 	ust_tcp_destroy(&r->ptcp);
 	ust_stack_destroy(&r->pst);
 	ev_loop_destroy(st->ev);
 	close(st->hup_fd);
+	close(st->io_fd);
 	if (st->pair_ready)
 		close(st->pair_lfd);
 	close(r->link[0]);
@@ -422,8 +427,8 @@ static void test_close_unread_data_seen_by_reader(void **state)
 	peer_send(r, pc, "unread");
 	pump_until_poll(r, app, POLLIN);
 	close(app);
-	assert_true(ev_is_active(&c->rd));
-	ev_invoke(r->st->ev, &c->rd, EV_READ);
+	assert_true(us_io_active(&c->io, US_IO_IN));
+	c->io.on_in(&c->io);
 	assert_null(us_conn_of(r->st, s));
 	pump(r);
 	assert_int_equal(r->rst_from_us, 1);
