@@ -1,6 +1,6 @@
 /* Watchers of the fds the stack holds per connection or per listener: the
- * stack ends of the pairs, the kernel listeners beside a listener on
- * loopback, the looped connections. They are in an epoll set of their
+ * stack ends of the pairs and the kernel listeners beside a listener on
+ * loopback, as many as the program makes. They are in an epoll set of their
  * own (the stack's io_fd), which libev watches as one fd (us_on_io).
  *
  * Why not libev's own ev_io: libev keeps a table indexed by fd number, and
@@ -9,9 +9,10 @@
  * of 20,000 (32,768 above 65,536): 0.7 to 1.0 ms of every program's
  * start-up on the VM this was measured on, where each page written for the
  * first time costs a fault of about 11 us. The fds libev still watches
- * (the link, the wake-ups, the sets, the control socket) are few and sit
- * at the fixed base (us_fd_fixed, fds.c), just above the numbers select()
- * can use.
+ * (the link, the wake-ups, the sets, the control socket, and the looped
+ * connections and steering groups' sockets, 64 each at most, which keep
+ * libev's top priority as the link's) are few and sit at the fixed base
+ * (us_fd_fixed, fds.c), just above the numbers select() can use.
  *
  * The semantics are libev's: a watcher waits for its fd to be readable
  * (US_IO_IN) or writable (US_IO_OUT), or both, until stopped; a hang-up or
@@ -24,6 +25,7 @@
  * the set holds it: us_io_forget takes it out first, and drops whatever
  * the set reported for it that is still to be dispatched in this turn
  * (its memory may go next). Used on the stack thread only. */
+#include <errno.h>
 #include <sys/epoll.h>
 
 #include "stack_impl.h"
@@ -73,7 +75,8 @@ static void io_sync(struct us_io *w)
 	}
 	/* Not in the set yet (or its entry went with a file closed
 	 * behind our back, which MOD reports as ENOENT). */
-	w->in_set = epoll_ctl(w->set, EPOLL_CTL_ADD, w->fd, &e) == 0;
+	w->in_set = epoll_ctl(w->set, EPOLL_CTL_ADD, w->fd, &e) == 0 ||
+		    (errno == EEXIST && epoll_ctl(w->set, EPOLL_CTL_MOD, w->fd, &e) == 0);
 	w->reg = w->in_set ? w->want : 0;
 }
 
@@ -96,7 +99,9 @@ void us_io_forget(struct us_io *w)
 		epoll_ctl(w->set, EPOLL_CTL_DEL, w->fd, NULL);
 	w->in_set = false;
 	w->reg = 0;
-	for (int i = batch_next; i < batch_n; i++)
+	/* From the entry being dispatched on: its own callback may forget
+	 * (and free) the watcher it runs for. */
+	for (int i = batch_next > 0 ? batch_next - 1 : 0; i < batch_n; i++)
 		if (batch[i].data.ptr == w)
 			batch[i].data.ptr = NULL;
 }

@@ -656,8 +656,14 @@ void us_stack_forget(void)
 	us_st.program_fd = -1;
 	us_st.guardian = false;
 	us_ctl_close(false);
-	for (unsigned i = 0; i < us_st.n_own_fds; i++)
-		REAL(close)(us_st.own_fds[i]);
+	/* The eventfd and the sets are among them too when the stack made
+	 * them (start_loop): closed once, above (another thread may take a
+	 * number freed twice). */
+	for (unsigned i = 0; i < us_st.n_own_fds; i++) {
+		int fd = us_st.own_fds[i];
+		if (fd != us_st.wake_fd && fd != us_st.hup_fd && fd != us_st.io_fd)
+			REAL(close)(fd);
+	}
 	/* The relays are the parent's: close our copies of their stack
 	 * ends and forget them (their memory is the parent's copy too). */
 	for (struct us_conn *c = us_st.all; c; c = c->all_next) {

@@ -197,6 +197,32 @@ static void test_forgotten_in_the_same_turn(void **state)
 	assert_int_equal(ins, 3);
 }
 
+/* The watcher's memory taken, in its own callback, by a new watcher that
+ * waits for output on another fd, as when a relay ends in on_rd and the
+ * next connection's lands where it was. */
+static void forget_self(struct us_io *w)
+{
+	int other = w->fd == wa.fd ? wb.fd : wa.fd;
+
+	us_io_forget(w);
+	us_io_init(w, w->set, other, count_in, count_out);
+	w->want = US_IO_OUT; /* as started, but not in the set yet */
+}
+
+/* A callback that forgets its own watcher (and frees it) ends the report:
+ * the other direction reported with it does not run on that memory. */
+static void test_forgotten_by_its_own_callback(void **state)
+{
+	struct rig *r = *state;
+
+	assert_int_equal(write(r->a[1], "x", 1), 1);
+	us_io_start(&wa, US_IO_IN | US_IO_OUT);
+	then = forget_self;
+	turn(r);
+	assert_int_equal(ins, 1);
+	assert_int_equal(outs, 0);
+}
+
 /* A watcher whose fd is not known yet (-1) waits for nothing until it gets
  * one; the new fd starts out of the set. */
 static void test_fd_set_later(void **state)
@@ -224,6 +250,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hangup_is_both, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stopped_by_the_first_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forgotten_in_the_same_turn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forgotten_by_its_own_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd_set_later, setup, teardown),
 	};
 

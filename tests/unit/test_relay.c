@@ -1002,6 +1002,38 @@ static void test_reuseport_group_tuples(void **state)
 	two_stacks_close(&t);
 }
 
+/* The relay ends inside its own input callback while the same report of
+ * the io set also asks for output: the program closed its socket with
+ * unread data (ECONNRESET on the pull frees the relay) while received
+ * bytes waited for room in the pair. Nothing may run on the freed relay
+ * (io.c: us_io_forget clears the entry being dispatched; the sanitizer
+ * build reports the use after free without it). */
+static void test_relay_freed_in_its_input_callback(void **state)
+{
+	struct rig *r = *state;
+	struct us_sock *s;
+	struct ust_tcb *pc;
+	int app = established(r, &s, &pc);
+	struct us_conn *c = us_conn_of(r->st, s);
+	static char big[65536];
+
+	for (int i = 0; i < 400 && !us_io_active(&c->io, US_IO_OUT); i++) {
+		ust_tcp_send(pc, big, sizeof(big), ust_now());
+		ust_stack_flush(&r->pst);
+		round_trip(r);
+	}
+	assert_true(us_io_active(&c->io, US_IO_OUT)); /* the pair is full */
+	assert_int_equal(write(app, "x", 1), 1);
+	round_trip(r);
+	c = us_conn_of(r->st, s);
+	assert_non_null(c);
+	assert_true(us_io_active(&c->io, US_IO_IN) && us_io_active(&c->io, US_IO_OUT));
+	close(app);
+	us_on_io(r->st->ev, &r->st->io, 0);
+	assert_null(us_conn_of(r->st, s));
+	ust_tcp_close(pc, ust_now());
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1027,6 +1059,7 @@ int main(void)
 		cmocka_unit_test(test_last_read_writer_killed),
 		cmocka_unit_test(test_reuseport_group_members_across_stacks),
 		cmocka_unit_test(test_reuseport_group_tuples),
+		cmocka_unit_test_setup_teardown(test_relay_freed_in_its_input_callback, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
