@@ -670,6 +670,12 @@ void us_stack_forget(void)
 		REAL(close)(c->sfd);
 		REAL(close)(c->spare_end);
 		REAL(close)(c->spare_port);
+		/* A listener's kernel listeners on loopback too: a copy kept
+		 * here would go on completing handshakes on 127.0.0.1 after
+		 * the listener's close. */
+		REAL(close)(c->lo_fd);
+		REAL(close)(c->lo6_fd);
+		REAL(close)(c->lo_held);
 		us_st.conns[us_sock_idx(c->sock)] = NULL;
 	}
 	us_st.all = NULL;

@@ -782,6 +782,20 @@ body_loopback() {
 @test "loopback: a wildcard listener serves a client on the same host and the peer [kernel]" { MODE=kernel body_loopback; }
 @test "loopback: a wildcard listener serves a client on the same host and the peer [ustcp]" { MODE=ustcp body_loopback; }
 
+# A forked child that closed its copy of a wildcard listener holds none of
+# the stack's kernel listeners on loopback (us_stack_forget): once the
+# parent closes the listener, 127.0.0.1 refuses, as on Linux.
+body_loopback_fork_close() {
+	shim_topo_up
+	in_stack ip link set lo up
+	run prog python3 "$SHIM_DIR/lo_fork_close.py" 7361
+	assert_success
+	assert_output "refused"
+}
+
+@test "loopback: after a forked child closed its copy, the listener's close leaves 127.0.0.1 refusing [kernel]" { MODE=kernel body_loopback_fork_close; }
+@test "loopback: after a forked child closed its copy, the listener's close leaves 127.0.0.1 refusing [ustcp]" { MODE=ustcp body_loopback_fork_close; }
+
 # Connections from the host to its own address (issue 14, item 11;
 # tests/shim/own_address.py): a program connected to its own listener,
 # to a port nobody holds, to itself, closing with unread data; and two
