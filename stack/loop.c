@@ -165,11 +165,11 @@ void ust_loop_start(struct ust_loop *l, struct ev_loop *ev, struct ust_stack *st
 	 * for data whose ACK is already waiting in the socket, and answer the
 	 * peer's next segment for a connection that ended with that ACK with
 	 * a RST. */
-	ev_set_priority(&l->rx, EV_MAXPRI);
+	ev_set_priority(&l->rx, UST_LOOP_PRI_FRAMES);
 	ev_timer_init(&l->timer, on_timer, 0., 0.);
 	ev_io_start(ev, &l->rx);
 	ev_io_init(&l->arp, on_arp, link->arp_fd, EV_READ);
-	ev_set_priority(&l->arp, EV_MAXPRI);
+	ev_set_priority(&l->arp, UST_LOOP_PRI_FRAMES);
 	if (link->arp_fd >= 0)
 		ev_io_start(ev, &l->arp);
 	ust_loop_kick(l, ust_now());

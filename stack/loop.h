@@ -11,6 +11,13 @@
 #include "stack.h"
 #include "tcp.h"
 
+/* libev priorities: the frames' watchers (the link's, and those of frames
+ * from other stacks on the address) above everything but the program's
+ * hang-ups (stackthread/start.c), which must be seen before a frame read
+ * in the same turn. */
+#define UST_LOOP_PRI_HANGUP EV_MAXPRI
+#define UST_LOOP_PRI_FRAMES (EV_MAXPRI - 1)
+
 struct ust_loop {
 	struct ev_loop *ev;
 	ev_io rx;

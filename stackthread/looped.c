@@ -121,7 +121,7 @@ static void on_accept(struct ev_loop *ev, ev_io *w, int revents)
 		lp.in[i].fd = fd;
 		ev_io_init(&lp.in[i].w, on_in, fd, EV_READ);
 		lp.in[i].w.data = (void *)(uintptr_t)i;
-		ev_set_priority(&lp.in[i].w, EV_MAXPRI); /* as the link's (loop.c) */
+		ev_set_priority(&lp.in[i].w, UST_LOOP_PRI_FRAMES); /* as the link's (loop.c) */
 		ev_io_start(us_st.ev, &lp.in[i].w);
 	}
 }

@@ -504,7 +504,15 @@ static int start_loop(void)
 		return -ENOMEM;
 	ev_io_init(&us_st.wake, us_on_wake, us_st.wake_fd, EV_READ);
 	ev_io_start(us_st.ev, &us_st.wake);
+	/* Hang-ups first, before the frames (UST_LOOP_PRI_FRAMES, loop.h):
+	 * a listener the program closed before a SYN
+	 * arrived must be gone when the SYN is read, as Linux's close()
+	 * takes it out at once. Read after the SYN, it answered it and then
+	 * reset the connection as the listener went (a SO_REUSEPORT group's
+	 * other member should have had it; seen when the stack thread woke
+	 * late, under load). */
 	ev_io_init(&us_st.hup, us_on_hup, us_st.hup_fd, EV_READ);
+	ev_set_priority(&us_st.hup, UST_LOOP_PRI_HANGUP);
 	ev_io_start(us_st.ev, &us_st.hup);
 	ev_io_init(&us_st.io, us_on_io, us_st.io_fd, EV_READ);
 	ev_io_start(us_st.ev, &us_st.io);

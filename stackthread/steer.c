@@ -194,7 +194,7 @@ static void group_adopt(const struct ust_steer_answer *a, int fd)
 	steer.ctr->event[UST_EV_STEER_GROUP_SOCKS]++;
 	steer.group[i].port = a->group_port;
 	ev_io_init(&steer.group[i].w, on_group, fd, EV_READ);
-	ev_set_priority(&steer.group[i].w, EV_MAXPRI); /* as the link's (loop.c) */
+	ev_set_priority(&steer.group[i].w, UST_LOOP_PRI_FRAMES); /* as the link's (loop.c) */
 	ev_io_start(steer.loop->ev, &steer.group[i].w);
 }
 
