@@ -108,17 +108,16 @@ static void map_free(uint8_t *mem, uint32_t size)
 	hot_forget(i);
 }
 
-/* Mapped memory of old bytes grown to size, pages moved rather than bytes:
- * within a hot ring's huge pages it stays where it is; beyond them it
- * moves to more, while the budget lasts, or to ordinary pages. */
+/* Mapped memory of old bytes grown to size beyond what its mapping holds
+ * (a hot ring grows inside its huge pages without coming here:
+ * ring_mem_grow), pages moved rather than bytes: to more huge pages while
+ * the budget lasts, else to ordinary pages. */
 static uint8_t *map_grow(uint8_t *mem, uint32_t old, uint32_t size)
 {
 	int i = hot_find(mem);
 	size_t had = i < 0 ? old : hot.map[i];
 	void *p;
 
-	if (i >= 0 && size <= had)
-		return mem;
 	if (i >= 0)
 		hot_forget(i);
 	if (hot_room(size) && (p = ust_hot_remap(mem, had, size))) {

@@ -60,13 +60,19 @@ void us_fd_unmark(int fd)
 		atomic_fetch_and(&marks[fd / 64], ~(1ull << (fd % 64)));
 }
 
-int us_fd_dup_high(int fd)
+/* A marked copy of fd at base or above. */
+static int dup_at(int fd, int base)
 {
-	int h = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, us_fd_base());
+	int h = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, base);
 
 	if (h >= 0)
 		us_fd_mark(h);
 	return h;
+}
+
+int us_fd_dup_high(int fd)
+{
+	return dup_at(fd, us_fd_base());
 }
 
 /* fd moved to base or above (unless it is there already), marked. */
@@ -80,10 +86,9 @@ static int fd_move(int fd, int base)
 		us_fd_mark(fd);
 		return fd;
 	}
-	h = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, base);
+	h = dup_at(fd, base);
 	if (h < 0)
 		return fd; /* no room up there: keep the low number */
-	us_fd_mark(h);
 	REAL(close)(fd);
 	return h;
 }

@@ -505,9 +505,8 @@ static int start_loop(void)
 	ev_io_init(&us_st.wake, us_on_wake, us_st.wake_fd, EV_READ);
 	ev_io_start(us_st.ev, &us_st.wake);
 	/* Hang-ups first, before the frames (UST_LOOP_PRI_FRAMES, loop.h):
-	 * a listener the program closed before a SYN
-	 * arrived must be gone when the SYN is read, as Linux's close()
-	 * takes it out at once. Read after the SYN, it answered it and then
+	 * a listener the program closed before a SYN arrived must be gone
+	 * when the SYN is read, as Linux's close() takes it out at once. Read after the SYN, it answered it and then
 	 * reset the connection as the listener went (a SO_REUSEPORT group's
 	 * other member should have had it; seen when the stack thread woke
 	 * late, under load). */
