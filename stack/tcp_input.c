@@ -181,11 +181,16 @@ static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *sy
 		return NULL;
 	c->laddr = syn->dst;
 	tcp_rehash(c, l->lport, &syn->src, syn->sport);
-	/* The child's own reference on the port: it may outlive the
-	 * listener (TIME-WAIT). */
-	tcp_claim_port(c, &port, false);
 	child_init(c, l, syn->seq,
 		   iss ? iss : tcp_isn(tcp, &c->laddr, c->lport, &c->raddr, c->rport, now));
+	/* The child's own reference on the port: it may outlive the
+	 * listener (TIME-WAIT). After child_init, which gives it the
+	 * listener's family: the claim holds the port in the families the
+	 * child takes (ust_tcp_port_families), and an IPv6 child claimed
+	 * as an AF_INET one held the IPv4 port, or failed to where another
+	 * process held that, leaving its own IPv6 port unheld once its
+	 * listener closed (other stacks on the address then reset it). */
+	tcp_claim_port(c, &port, false);
 	if (l->reuseport && tcp->cfg.tuple_hold)
 		tcp->cfg.tuple_hold(tcp->cfg.ctx, c->lport, &c->raddr, c->rport);
 	return c;

@@ -395,6 +395,51 @@ dual 7711 0"
 @test "one port space per family across processes: AF_INET and IPV6_V6ONLY listeners in two, a dual-stack one in a third [kernel]" { MODE=kernel body_port_per_family_processes; }
 @test "one port space per family across processes: AF_INET and IPV6_V6ONLY listeners in two, a dual-stack one in a third [ustcp]" { MODE=ustcp body_port_per_family_processes; }
 
+# A listener's connection holds the port in its listener's families once
+# the listener is gone, as a Linux socket stays in its port's bind bucket:
+# an IPV6_V6ONLY server's connection keeps IPv6 listeners off the port
+# and leaves IPv4 to others, beside another process's AF_INET listener on
+# the port (7712) and alone (7713). Under ustcp the connection's claim is
+# what holds it (ports.c); one made in the wrong family held IPv4 and,
+# where another process had IPv4, nothing, and the other stacks on the
+# address then reset the connection's segments (a flake of the test
+# above: its v6only server exits as it serves).
+body_child_holds_family() {
+	shim6_topo_up
+	local a h p port
+	prog_bg python3 "$SHIM_DIR/bind_listen.py" inet 7712 60 >"$TMP/a"
+	a=$BG_PID
+	wait_for 10 grep -q . "$TMP/a"
+	[ "$MODE" = kernel ] || sleep 1.2 # DAD: the peer's first SYN waits for our advertisement otherwise
+	for port in 7712 7713; do
+		prog_bg python3 "$SHIM_DIR/child_outlives_listener.py" v6only $port "$TMP/go$port" >"$TMP/h$port"
+		h=$BG_PID
+		wait_for 10 grep -q listening "$TMP/h$port"
+		peer_bg python3 -c "import socket; print(socket.create_connection(('$SADDR6', $port), 10).recv(100).decode(), end='')" >"$TMP/p$port"
+		p=$BG_PID
+		wait_for 10 grep -q holding "$TMP/h$port"
+		run -0 prog python3 "$SHIM_DIR/bind_listen.py" v6only $port 0
+		assert_output "v6only $port EADDRINUSE"
+		run -0 prog python3 "$SHIM_DIR/bind_listen.py" dual $port 0
+		assert_output "dual $port EADDRINUSE"
+		if [ $port = 7713 ]; then
+			run -0 prog python3 "$SHIM_DIR/bind_listen.py" inet $port 0
+			assert_output "inet $port 0"
+		fi
+		touch "$TMP/go$port"
+		bg_wait "$p"
+		bg_wait "$h"
+		run -0 cat "$TMP/p$port"
+		assert_output "bye"
+	done
+	run -0 peer python3 -c "import socket; print(socket.create_connection(('$SADDR', 7712), 10).recv(100).decode(), end='')"
+	assert_output "served by inet"
+	bg_wait "$a"
+}
+
+@test "a v6only listener's connection holds the IPv6 port past its listener, and only that [kernel]" { MODE=kernel body_child_holds_family; }
+@test "a v6only listener's connection holds the IPv6 port past its listener, and only that [ustcp]" { MODE=ustcp body_child_holds_family; }
+
 # IPv6's socket options (ip6opts.py) as Linux takes them, and what they
 # put on the wire (ip6wire.py, a packet socket on the peer): every
 # segment of the server's three connections carries IPV6_TCLASS 0x28 and
