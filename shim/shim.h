@@ -49,8 +49,6 @@ int us_socket_new(int domain, int v6only, struct us_sock **sp);
 /* A new AF_INET6 socket's IPv6 state the engine needs told (sockopt.c):
  * no flow label when net.ipv6.auto_flowlabels gives none by default. */
 void us_ip6_socket_init(struct us_sock *s);
-/* The number in the sysctl file at path, or dflt when it cannot be read. */
-int us_sysctl_int(const char *path, int dflt);
 /* Puts the file k at fd's number in place of s's app end: the timeouts
  * set on the app end and the epoll registrations go over, and k is
  * closed. How many fd-table entries (all processes) still name s, or

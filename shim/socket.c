@@ -23,6 +23,7 @@
 
 #include "counters.h"
 #include "shim.h"
+#include "sysctl.h"
 #include "tcp.h"
 
 static bool is_tcp(int domain, int type, int protocol)
@@ -31,27 +32,13 @@ static bool is_tcp(int domain, int type, int protocol)
 	       (protocol == 0 || protocol == IPPROTO_TCP);
 }
 
-/* A sysctl's number (shim.h). */
-int us_sysctl_int(const char *path, int dflt)
-{
-	FILE *f = fopen(path, "re");
-	int v;
-
-	if (!f)
-		return dflt;
-	if (fscanf(f, "%d", &v) != 1)
-		v = dflt;
-	fclose(f);
-	return v;
-}
-
 /* IPV6_V6ONLY's default: /proc/sys/net/ipv6/bindv6only, read once (0 when
  * it cannot be read, as the kernel's default). */
 static int bindv6only;
 
 static void read_bindv6only(void)
 {
-	bindv6only = us_sysctl_int("/proc/sys/net/ipv6/bindv6only", 0);
+	bindv6only = ust_sysctl_int("/proc/sys/net/ipv6/bindv6only", 0);
 }
 
 static int default_v6only(void)

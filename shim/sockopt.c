@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 
 #include "shim.h"
+#include "sysctl.h"
 #include "tcp.h"
 #include "tcp_info.h"
 
@@ -264,7 +265,7 @@ static int auto_flowlabels = 1;
 
 static void read_auto_flowlabels(void)
 {
-	auto_flowlabels = us_sysctl_int("/proc/sys/net/ipv6/auto_flowlabels", 1);
+	auto_flowlabels = ust_sysctl_int("/proc/sys/net/ipv6/auto_flowlabels", 1);
 }
 
 static int flowlabels_sysctl(void)

@@ -5,11 +5,13 @@
 #include <netinet/in.h>
 #include <linux/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "stack_impl.h"
+#include "sysctl.h"
 
 /* Our ports: the kernel reservation sockets, one per family (F4, F6; -1:
  * none), how many control blocks use the port, whether it was bound with
@@ -102,35 +104,39 @@ static uint8_t eph_reserved[65536 / 8];
 static void read_ephemeral_range(void)
 {
 	static bool done;
-	unsigned lo, hi;
-	FILE *f;
-	int c;
+	static char buf[65536]; /* the list of ranges; pages touched as read */
+	char *p, *end;
+	unsigned long lo, hi;
 
 	if (done)
 		return;
 	done = true;
-	f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
-	if (f) {
-		if (fscanf(f, "%u %u", &lo, &hi) == 2 && lo && lo <= hi && hi < 65536) {
+	if (ust_sysctl_read("/proc/sys/net/ipv4/ip_local_port_range", buf, sizeof(buf)) > 0) {
+		lo = strtoul(buf, &end, 10);
+		hi = strtoul(end, &p, 10);
+		if (p != end && lo && lo <= hi && hi < 65536) {
 			eph_lo = (uint16_t)lo;
 			eph_hi = (uint16_t)hi;
 		}
-		fclose(f);
 	}
 	/* "1000,2000-2010" */
-	f = fopen("/proc/sys/net/ipv4/ip_local_reserved_ports", "re");
-	if (!f)
+	if (ust_sysctl_read("/proc/sys/net/ipv4/ip_local_reserved_ports", buf, sizeof(buf)) <= 0)
 		return;
-	while (fscanf(f, "%u", &lo) == 1) {
-		hi = lo;
-		if ((c = fgetc(f)) == '-' && fscanf(f, "%u", &hi) == 1)
-			c = fgetc(f);
-		for (unsigned p = lo; p <= hi && p < 65536; p++)
-			eph_reserved[p / 8] |= (uint8_t)(1u << (p % 8));
-		if (c != ',')
+	for (p = buf;; p = end + 1) {
+		lo = hi = strtoul(p, &end, 10);
+		if (end == p)
+			break;
+		if (*end == '-') {
+			p = end + 1;
+			hi = strtoul(p, &end, 10);
+			if (end == p)
+				break;
+		}
+		for (unsigned long q = lo; q <= hi && q < 65536; q++)
+			eph_reserved[q / 8] |= (uint8_t)(1u << (q % 8));
+		if (*end != ',')
 			break;
 	}
-	fclose(f);
 }
 
 /* Is port free in the kernel's table? (A listener's or a bind()'s

@@ -64,6 +64,35 @@ conn=reuse bind=reuse ok"
 @test "scale: a connection's port is EADDRINUSE to another process's bind() [kernel]" { MODE=kernel body_port_share; }
 @test "scale: a connection's port is EADDRINUSE to another process's bind() [ustcp]" { MODE=ustcp body_port_share; }
 
+# connect() takes its port from net.ipv4.ip_local_port_range and never one
+# of net.ipv4.ip_local_reserved_ports, as Linux's allocator (ports.c reads
+# both files, the list's ranges included): of ten ports with five of them
+# reserved, five connections to one server get the other five, and a
+# sixth fails with EADDRNOTAVAIL.
+body_port_range() {
+	shim_topo_up
+	in_stack sysctl -q -w net.ipv4.ip_local_port_range="40000 40009" \
+		net.ipv4.ip_local_reserved_ports="40000-40002,40003,40005"
+	peer_bg /usr/bin/python3 "$SHIM_DIR/idle_server.py" "$PEER_ADDR" 9000 5 "$TMP/server.out" 10 </dev/null
+	wait_listen "$PEER_NETNS" 9000
+	run -0 prog /usr/bin/python3 -c "
+import errno, socket
+held = []
+for i in range(6):
+    s = socket.socket()
+    try:
+        s.connect(('$PEER_ADDR', 9000))
+        held.append(s)
+    except OSError as e:
+        print('connect', errno.errorcode[e.errno])
+print(*sorted(s.getsockname()[1] for s in held))"
+	assert_output "connect EADDRNOTAVAIL
+40004 40006 40007 40008 40009"
+}
+
+@test "scale: connect() ports come from ip_local_port_range, never ip_local_reserved_ports [kernel]" { MODE=kernel body_port_range; }
+@test "scale: connect() ports come from ip_local_port_range, never ip_local_reserved_ports [ustcp]" { MODE=ustcp body_port_range; }
+
 # exhaust [ENV...]: the program opens connections to the peer's server until
 # one is refused, with its fd limit at 100, then shows its counters
 # (ustcp-stat -s) and opens one more once it has closed the rest.
