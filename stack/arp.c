@@ -134,6 +134,8 @@ static void frame_to(struct ust_stack *st, const struct ust_neigh *n, struct ust
  * waited for it can go. */
 void ust_neigh_confirm(struct ust_stack *st, struct ust_neigh *n, const uint8_t *mac, ust_time now)
 {
+	if (st->neigh_note)
+		st->neigh_note(st->neigh_ctx, &n->addr, mac);
 	memcpy(n->mac, mac, UST_ETH_ALEN);
 	n->state = UST_NEIGH_REACHABLE;
 	n->probes = 0;
@@ -160,14 +162,29 @@ void ust_neigh_output(struct ust_stack *st, struct ust_pkt *p, const struct ust_
 	struct ust_neigh *n = neigh_find(st, nexthop);
 
 	if (!n) {
+		uint8_t mac[UST_ETH_ALEN];
+		ust_time age;
+
 		n = neigh_alloc(st, nexthop);
 		if (!n) {
 			st->ctr.drop[UST_DROP_TX_ARP_QUEUE]++;
 			ust_pkt_free(&st->pool, p);
 			return;
 		}
-		n->state = UST_NEIGH_INCOMPLETE;
-		neigh_request(st, n, now);
+		/* Another stack on our address confirmed it lately: trusted
+		 * for what is left of its reachable time, as one host's
+		 * neighbour table would be. */
+		if (st->neigh_recall && st->neigh_recall(st->neigh_ctx, nexthop, mac, &age) &&
+		    age < UST_ARP_REACHABLE) {
+			memcpy(n->mac, mac, UST_ETH_ALEN);
+			n->state = UST_NEIGH_REACHABLE;
+			n->probes = 0;
+			n->deadline = now + (UST_ARP_REACHABLE - age);
+			st->ctr.event[UST_EV_NEIGH_SHARED]++;
+		} else {
+			n->state = UST_NEIGH_INCOMPLETE;
+			neigh_request(st, n, now);
+		}
 	}
 	n->used = now;
 	if (n->state == UST_NEIGH_REACHABLE || n->state == UST_NEIGH_STALE) {

@@ -119,6 +119,15 @@ struct ust_stack {
 	 * address answer as one host (stackthread's us_answers_for_address). */
 	bool (*answers)(void *ctx);
 	void *answers_ctx;
+
+	/* The neighbour cache of the other stacks on our address (several
+	 * processes' stacks are one host's): recall gives addr's link address
+	 * and how long ago it was confirmed, if another stack knows it; note
+	 * tells them one this stack confirmed. NULL: this stack's own cache
+	 * only. */
+	bool (*neigh_recall)(void *ctx, const struct ust_ip6 *addr, uint8_t mac[UST_ETH_ALEN], ust_time *age);
+	void (*neigh_note)(void *ctx, const struct ust_ip6 *addr, const uint8_t mac[UST_ETH_ALEN]);
+	void *neigh_ctx;
 };
 
 int ust_stack_init(struct ust_stack *st, const struct ust_netif *nif, unsigned pool_size,

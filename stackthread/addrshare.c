@@ -46,6 +46,11 @@
  * a second program on a kernel finds its addresses configured, instead of
  * spending a second of its start on DAD (RFC 4862 §5.4: the node checks
  * an address once; the stacks on one address are one node to the link).
+ * And the neighbours a stack resolved (version 4): a new stack's first
+ * datagram to a neighbour another stack confirmed within ARP's reachable
+ * time goes at once, as a program on a kernel finds the neighbour table
+ * filled, instead of waiting for an ARP or ND exchange of its own (whose
+ * answer every other stack and keeper on the address reads as well).
  * And the stack that answers for the address: one host answers a ping
  * once, and a segment for a port nobody holds with one RST, so of the
  * stacks that read every frame for the address one does (the answerer,
@@ -71,7 +76,7 @@
 #include "stack_impl.h"
 
 #define SHARE_MAGIC 0x75737463u /* "ustc" */
-#define SHARE_VERSION 3u
+#define SHARE_VERSION 4u
 /* Enough for every connection that ends within TOMB_MS at the highest
  * rates seen (ab: 6,000 a second), four slots tried per 4-tuple: 1 MiB. */
 #define TOMB_SLOTS 65536u /* a power of two */
@@ -106,16 +111,38 @@ struct dad_record {
  * stack (and its zeroing alone took a quarter of a one-shot program's
  * start-up). The ports file's layout is in portshare.h too: the
  * launcher's broker reads it. */
+/* A neighbour a stack on the address resolved: its address (IPv4
+ * mapped) and link address, when it last confirmed them (ms, mod 2^32;
+ * 0: empty), and the link address of the stack's own interface: the run
+ * directory is the user's, not the network namespace's, and the same
+ * address on another interface (another namespace, or a veth made again
+ * since) is another link, whose neighbours are others. Written under a
+ * sequence word, odd while a writer is at it: a reader that sees it odd,
+ * or changed after reading, found nothing (the record is a cache; a miss
+ * costs one ARP or ND exchange). */
+#define NEIGH_SLOTS 64u /* a power of two */
+#define NEIGH_WAYS 4u
+struct neigh_record {
+	_Atomic uint32_t seq;
+	_Atomic uint32_t when_ms;
+	_Atomic uint32_t addr[4];
+	_Atomic uint32_t mac[2]; /* six bytes, then two zero */
+	_Atomic uint32_t own[2]; /* ours, the same way */
+};
+
 struct share {
 	struct ust_share_head h;
 	struct tomb tomb[TOMB_SLOTS];
 	struct dad_record dad[DAD_SLOTS];
 	_Atomic uint32_t answerer; /* its owner word; 0 none */
+	uint32_t reserved;
+	struct neigh_record neigh[NEIGH_SLOTS]; /* version 4 */
 };
-/* The layout of SHARE_VERSION 3, which other processes map (a change is a
+/* The layout of SHARE_VERSION 4, which other processes map (a change is a
  * new version; 065-churn.bats checks the file's size). */
 _Static_assert(offsetof(struct share, tomb) == sizeof(struct ust_share_head), "struct share's layout");
-_Static_assert(sizeof(struct share) == 1048808, "struct share's size: version 3's");
+_Static_assert(offsetof(struct share, neigh) == 1048808, "struct share's layout: version 3's fields first");
+_Static_assert(sizeof(struct share) == 1048808 + NEIGH_SLOTS * 40, "struct share's size: version 4's");
 
 /* RUN_DIR/groups-A.B.C.D: a member word per stack and port in an
  * SO_REUSEPORT group, in a window of GROUP_WAYS slots from the port's own.
@@ -825,4 +852,113 @@ bool us_share_tuple_free(uint16_t lport, uint32_t raddr, uint16_t rport)
 			return false;
 	}
 	return true;
+}
+
+/* ---- neighbours ---- */
+
+static unsigned neigh_slot(const struct ust_ip6 *a)
+{
+	uint64_t k = (uint64_t)ust_get32(a->b + 8) << 32 ^ ust_get32(a->b + 12) ^ (uint64_t)ust_get32(a->b) << 16 ^
+		     ust_get32(a->b + 4);
+
+	return (unsigned)((k * 0x9e3779b97f4a7c15ull) >> 40) & (NEIGH_SLOTS - 1);
+}
+
+/* Reads record r whole (addr: the neighbour's address and our link
+ * address, as stored), or says it could not (being written, or empty). */
+static bool neigh_read(struct neigh_record *r, uint32_t addr[6], uint8_t mac[UST_ETH_ALEN], uint32_t *when)
+{
+	uint32_t seq = atomic_load_explicit(&r->seq, memory_order_acquire), m[2];
+
+	if (seq & 1)
+		return false;
+	for (unsigned i = 0; i < 4; i++)
+		addr[i] = atomic_load_explicit(&r->addr[i], memory_order_relaxed);
+	addr[4] = atomic_load_explicit(&r->own[0], memory_order_relaxed);
+	addr[5] = atomic_load_explicit(&r->own[1], memory_order_relaxed);
+	m[0] = atomic_load_explicit(&r->mac[0], memory_order_relaxed);
+	m[1] = atomic_load_explicit(&r->mac[1], memory_order_relaxed);
+	*when = atomic_load_explicit(&r->when_ms, memory_order_relaxed);
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load_explicit(&r->seq, memory_order_relaxed) != seq || !*when)
+		return false;
+	memcpy(mac, m, UST_ETH_ALEN);
+	return true;
+}
+
+/* A record's key as neigh_read gives it: the address, then our link
+ * address and two zero bytes. */
+static void neigh_key(uint32_t key[6], const struct ust_ip6 *a, const uint8_t *own)
+{
+	memset(key, 0, 6 * sizeof(uint32_t));
+	memcpy(key, a->b, 16);
+	memcpy(key + 4, own, UST_ETH_ALEN);
+}
+
+bool us_share_neigh_recall(void *ctx, const struct ust_ip6 *a, uint8_t mac[UST_ETH_ALEN], ust_time *age)
+{
+	unsigned base = neigh_slot(a);
+	uint32_t now = now_ms(), key[6];
+
+	if (!share)
+		return false;
+	neigh_key(key, a, ctx);
+	for (unsigned i = 0; i < NEIGH_WAYS; i++) {
+		struct neigh_record *r = &share->neigh[(base + i) & (NEIGH_SLOTS - 1)];
+		uint32_t addr[6], when;
+
+		if (neigh_read(r, addr, mac, &when) && !memcmp(addr, key, sizeof(key))) {
+			*age = UST_MS(now - when);
+			return true;
+		}
+	}
+	return false;
+}
+
+void us_share_neigh_note(void *ctx, const struct ust_ip6 *a, const uint8_t mac[UST_ETH_ALEN])
+{
+	unsigned base = neigh_slot(a), pick = base;
+	uint32_t now = now_ms() | 1, oldest = 0, m[2] = { 0, 0 }, key[6];
+	struct neigh_record *r;
+	uint32_t seq;
+
+	if (!share)
+		return;
+	neigh_key(key, a, ctx);
+	/* The address's own record, else an empty one, else the oldest. */
+	for (unsigned i = 0; i < NEIGH_WAYS; i++) {
+		unsigned s = (base + i) & (NEIGH_SLOTS - 1);
+		uint32_t addr[6], when;
+		uint8_t old[UST_ETH_ALEN];
+
+		if (!neigh_read(&share->neigh[s], addr, old, &when)) {
+			if (!atomic_load(&share->neigh[s].when_ms)) {
+				pick = s;
+				oldest = UINT32_MAX;
+			}
+			continue;
+		}
+		if (!memcmp(addr, key, sizeof(key))) {
+			pick = s;
+			break;
+		}
+		if (now - when > oldest) {
+			oldest = now - when;
+			pick = s;
+		}
+	}
+	r = &share->neigh[pick];
+	/* One writer at a time; one that finds another at it lets it be. */
+	seq = atomic_load(&r->seq);
+	if ((seq & 1) || !atomic_compare_exchange_strong(&r->seq, &seq, seq + 1))
+		return;
+	memcpy(m, mac, UST_ETH_ALEN);
+	for (unsigned i = 0; i < 4; i++)
+		atomic_store_explicit(&r->addr[i], key[i], memory_order_relaxed);
+	atomic_store_explicit(&r->own[0], key[4], memory_order_relaxed);
+	atomic_store_explicit(&r->own[1], key[5], memory_order_relaxed);
+	atomic_store_explicit(&r->mac[0], m[0], memory_order_relaxed);
+	atomic_store_explicit(&r->mac[1], m[1], memory_order_relaxed);
+	atomic_store_explicit(&r->when_ms, now, memory_order_relaxed);
+	atomic_store_explicit(&r->seq, seq + 2, memory_order_release);
 }

@@ -420,6 +420,12 @@ bool us_answers_for_address(void *ctx);
  * address no more. */
 void us_ports_answer_never(void);
 void us_share_dad_note(const struct ust_ip6 *a);
+/* The neighbours the stacks on the address resolved (the share's
+ * records; ctx: our interface's link address): a's link address and how
+ * long ago a stack on our link confirmed it, if any did; a confirmed one,
+ * for the others. */
+bool us_share_neigh_recall(void *ctx, const struct ust_ip6 *a, uint8_t mac[UST_ETH_ALEN], ust_time *age);
+void us_share_neigh_note(void *ctx, const struct ust_ip6 *a, const uint8_t mac[UST_ETH_ALEN]);
 /* start.c: notes our preferred IPv6 addresses in the share, once each
  * (again: each time, so that a record outlives a checker that ended). */
 void us_dad_note(bool again);

@@ -604,6 +604,9 @@ static int start(void)
 		goto nomem;
 	us_st.link.ctr = &us_st.st.ctr;
 	us_st.st.answers = us_answers_for_address;
+	us_st.st.neigh_recall = us_share_neigh_recall;
+	us_st.st.neigh_note = us_share_neigh_note;
+	us_st.st.neigh_ctx = us_st.st.nif.mac;
 	if (start_tcp() < 0)
 		goto nomem;
 	dad_adopt();

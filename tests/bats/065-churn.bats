@@ -116,9 +116,10 @@ body_curl_500() {
 
 # The address's secret is one file for every process, its owner's alone,
 # and a file that anyone else could read is not trusted. Its size is the
-# layout's (stackthread/addrshare.c, struct share, version 3): a 32-byte
-# header, 65536 tombstones of 16 bytes, 8 DAD records of 24 and the
-# answerer's word, 1048808 bytes.
+# layout's (stackthread/addrshare.c, struct share, version 4): a 32-byte
+# header, 65536 tombstones of 16 bytes, 8 DAD records of 24, the
+# answerer's word and one reserved, 64 neighbour records of 40: 1051368
+# bytes.
 @test "churn: the address's secret file is the owner's only, and shared [ustcp]" {
 	MODE=ustcp
 	shim_topo_up
@@ -127,7 +128,7 @@ body_curl_500() {
 	prog curl -sS --fail -o /dev/null "http://$PEER_ADDR:8080/"
 	local f=$USTCP_RUN_DIR/addr-$SADDR
 	run -0 stat -c '%a %U %s' "$f"
-	assert_output "600 root 1048808"
+	assert_output "600 root 1051368"
 	# The header and secret (the first 32 bytes) stay for the next process.
 	local secret
 	secret=$(head -c 32 "$f" | sha256sum)
@@ -138,3 +139,29 @@ body_curl_500() {
 	run -0 cat "$TMP/err"
 	assert_output --partial "addr-*: Operation not permitted (initial sequence numbers are this process's own"
 }
+
+# Programs on the address resolve a neighbour once between them, as
+# programs on a kernel share its neighbour table (addrshare.c's neighbour
+# records): three curls one after the other put one ARP request on the
+# wire (the kernel's may put none: its table may know the peer already).
+# Without the records each process asked for itself, and every other stack
+# and keeper on the address read the answer.
+body_neigh_shared() {
+	shim_topo_up
+	peer_nginx
+	capture_start "$PEER_NETNS" "$PEER_IFACE" "$TMP/arp.pcap" 30 arp
+	local i n
+	for i in 1 2 3; do
+		prog curl -sS --fail -o /dev/null "http://$PEER_ADDR:8080/"
+	done
+	sleep 0.3
+	kill "$CAPTURE_PID"
+	wait "$CAPTURE_PID" || true
+	n=$(tcpdump -nn -r "$TMP/arp.pcap" 2>/dev/null | grep -c "Request who-has $PEER_ADDR tell $SADDR" || true)
+	echo "ARP requests for the peer: $n"
+	[ "$n" -le 1 ]
+	[ "$MODE" = kernel ] || [ "$n" = 1 ]
+}
+
+@test "churn: three programs one after the other ask for the peer's link address once between them [kernel]" { MODE=kernel body_neigh_shared; }
+@test "churn: three programs one after the other ask for the peer's link address once between them [ustcp]" { MODE=ustcp body_neigh_shared; }

@@ -265,6 +265,90 @@ static void test_arp_resolve_broadcasts_request_and_parks(void **state)
 	assert_int_equal(h->st.ctr.event[UST_EV_ARP_REQUESTS_OUT], 1);
 }
 
+/* The other stacks on our address, as the address share stands in for
+ * them (stack.h, neigh_recall and neigh_note): one record. */
+static struct {
+	bool known;
+	struct ust_ip6 addr;
+	uint8_t mac[6];
+	ust_time age;
+	unsigned notes;
+} others;
+
+static bool others_recall(void *ctx, const struct ust_ip6 *addr, uint8_t mac[6], ust_time *age)
+{
+	(void)ctx;
+	if (!others.known || !ust_ip6_eq(addr, &others.addr))
+		return false;
+	memcpy(mac, others.mac, 6);
+	*age = others.age;
+	return true;
+}
+
+static void others_note(void *ctx, const struct ust_ip6 *addr, const uint8_t mac[6])
+{
+	(void)ctx;
+	others.known = true;
+	others.addr = *addr;
+	memcpy(others.mac, mac, 6);
+	others.age = 0;
+	others.notes++;
+}
+
+static void others_join(struct harness *h, const uint8_t *mac, ust_time age)
+{
+	memset(&others, 0, sizeof(others));
+	others.known = true;
+	others.addr = ust_ip6_from_v4(PEER_IP);
+	memcpy(others.mac, mac, 6);
+	others.age = age;
+	h->st.neigh_recall = others_recall;
+	h->st.neigh_note = others_note;
+}
+
+/* A neighbour another stack on the address confirmed 10 s ago: the first
+ * datagram goes to it at once, no request, and the entry is trusted for
+ * the 20 s left of its reachable time, then asked again directly. */
+static void test_arp_shared_neighbour_used_without_asking(void **state)
+{
+	struct harness *h = *state;
+	const struct ust_neigh *n;
+
+	others_join(h, peer_mac, UST_SEC(10));
+	assert_int_equal(send_marker_flush(h, PEER_IP, 1), 0);
+	expect_marker(h, peer_mac, PEER_IP, 1);
+	expect_nothing(h);
+	n = ust_arp_lookup(&h->st, PEER_IP);
+	assert_int_equal(n->state, UST_NEIGH_REACHABLE);
+	assert_int_equal(n->deadline, h->now + UST_SEC(20));
+	assert_int_equal(h->st.ctr.event[UST_EV_NEIGH_SHARED], 1);
+	assert_int_equal(h->st.ctr.event[UST_EV_ARP_REQUESTS_OUT], 0);
+	h->now += UST_SEC(20);
+	assert_int_equal(send_marker_flush(h, PEER_IP, 2), 0);
+	expect_arp(h, UST_ARP_REQUEST, peer_mac, PEER_IP); /* STALE: unicast */
+	expect_marker(h, peer_mac, PEER_IP, 2);
+	expect_nothing(h);
+}
+
+/* One confirmed 30 s ago or more is not trusted: asked as if unknown;
+ * the answer is told to the others. */
+static void test_arp_shared_neighbour_too_old_asked(void **state)
+{
+	struct harness *h = *state;
+
+	others_join(h, zero_mac, UST_ARP_REACHABLE);
+	assert_int_equal(send_marker_flush(h, PEER_IP, 1), 0);
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, PEER_IP);
+	expect_nothing(h);
+	rx_arp_reply(h, peer_mac, PEER_IP);
+	expect_marker(h, peer_mac, PEER_IP, 1);
+	expect_nothing(h);
+	assert_int_equal(others.notes, 1);
+	assert_memory_equal(others.mac, peer_mac, 6);
+	assert_int_equal(others.age, 0);
+	assert_int_equal(h->st.ctr.event[UST_EV_NEIGH_SHARED], 0);
+}
+
 static void test_arp_resolve_reply_sends_parked_in_order(void **state)
 {
 	struct harness *h = *state;
@@ -637,6 +721,8 @@ int main(void)
 		E(test_arp_not_for_our_mac_dropped),
 		E(test_arp_pool_exhausted_no_reply),
 		E(test_arp_resolve_broadcasts_request_and_parks),
+		E(test_arp_shared_neighbour_used_without_asking),
+		E(test_arp_shared_neighbour_too_old_asked),
 		E(test_arp_resolve_reply_sends_parked_in_order),
 		E(test_arp_resolve_request_from_target_sends_parked),
 		E(test_arp_resolve_gratuitous_from_target_sends_parked),
