@@ -136,6 +136,11 @@ void ust_neigh_confirm(struct ust_stack *st, struct ust_neigh *n, const uint8_t 
 {
 	if (st->neigh_note)
 		st->neigh_note(st->neigh_ctx, &n->addr, mac);
+	ust_neigh_learn(st, n, mac, now);
+}
+
+void ust_neigh_learn(struct ust_stack *st, struct ust_neigh *n, const uint8_t *mac, ust_time now)
+{
 	memcpy(n->mac, mac, UST_ETH_ALEN);
 	n->state = UST_NEIGH_REACHABLE;
 	n->probes = 0;

@@ -52,8 +52,11 @@ struct ust_neigh *ust_neigh_find(struct ust_stack *st, const struct ust_ip6 *add
  * or NULL when every entry is waiting for an answer. */
 struct ust_neigh *ust_neigh_create(struct ust_stack *st, const struct ust_ip6 *addr, ust_time now);
 /* The neighbour answered or spoke to us: reachable at mac; what waited
- * for it goes. */
+ * for it goes; the other stacks on our address are told (neigh_note). */
 void ust_neigh_confirm(struct ust_stack *st, struct ust_neigh *n, const uint8_t *mac, ust_time now);
+/* The same, this stack alone: for what is to be checked again (an
+ * unsolicited advertisement), which the others must not trust. */
+void ust_neigh_learn(struct ust_stack *st, struct ust_neigh *n, const uint8_t *mac, ust_time now);
 ust_time ust_arp_timers(struct ust_stack *st, ust_time now);
 void ust_arp_flush(struct ust_stack *st);
 /* The cache entry for ip, or NULL (for tests and ustcp-stat). */

@@ -191,9 +191,11 @@ static void na_input(struct ust_stack *st, const struct ust_nd *nd, ust_time now
 			ust_neigh_confirm(st, n, n->mac, now);
 		return;
 	}
-	/* Unsolicited: a new address overrides ours, to be checked again. */
+	/* Unsolicited: a new address overrides ours, to be checked again;
+	 * what the other stacks on our address were told of it no longer
+	 * holds (RFC 4861 §7.2.5: STALE, not REACHABLE). */
 	if (n->state == UST_NEIGH_INCOMPLETE) {
-		ust_neigh_confirm(st, n, nd->lladdr, now);
+		ust_neigh_learn(st, n, nd->lladdr, now);
 		n->state = UST_NEIGH_STALE;
 		n->deadline = now;
 	} else if (nd->has_lladdr && (nd->flags & UST_ND_NA_OVERRIDE) &&
@@ -202,7 +204,11 @@ static void na_input(struct ust_stack *st, const struct ust_nd *nd, ust_time now
 		n->state = UST_NEIGH_STALE;
 		n->probes = 0;
 		n->deadline = now;
+	} else {
+		return;
 	}
+	if (st->neigh_note)
+		st->neigh_note(st->neigh_ctx, &n->addr, NULL);
 }
 
 void ust_nd_input(struct ust_stack *st, const struct ust_ipv6 *ip, const struct ust_icmp6 *icmp, ust_time now)

@@ -123,8 +123,9 @@ struct ust_stack {
 	/* The neighbour cache of the other stacks on our address (several
 	 * processes' stacks are one host's): recall gives addr's link address
 	 * and how long ago it was confirmed, if another stack knows it; note
-	 * tells them one this stack confirmed. NULL: this stack's own cache
-	 * only. */
+	 * tells them one this stack confirmed (mac NULL: one that changed,
+	 * to be checked again, which they must forget). NULL: this stack's
+	 * own cache only. */
 	bool (*neigh_recall)(void *ctx, const struct ust_ip6 *addr, uint8_t mac[UST_ETH_ALEN], ust_time *age);
 	void (*neigh_note)(void *ctx, const struct ust_ip6 *addr, const uint8_t mac[UST_ETH_ALEN]);
 	void *neigh_ctx;

@@ -106,11 +106,6 @@ struct dad_record {
 	uint8_t addr[16];
 };
 
-/* The header (struct ust_share_head, portshare.h) is read and written on
- * its own: a whole struct share is 1 MiB, too much for a program thread's
- * stack (and its zeroing alone took a quarter of a one-shot program's
- * start-up). The ports file's layout is in portshare.h too: the
- * launcher's broker reads it. */
 /* A neighbour a stack on the address resolved: its address (IPv4
  * mapped) and link address, when it last confirmed them (ms, mod 2^32;
  * 0: empty), and the link address of the stack's own interface: the run
@@ -130,6 +125,11 @@ struct neigh_record {
 	_Atomic uint32_t own[2]; /* ours, the same way */
 };
 
+/* The header (struct ust_share_head, portshare.h) is read and written on
+ * its own: a whole struct share is 1 MiB, too much for a program thread's
+ * stack (and its zeroing alone took a quarter of a one-shot program's
+ * start-up). The ports file's layout is in portshare.h too: the
+ * launcher's broker reads it. */
 struct share {
 	struct ust_share_head h;
 	struct tomb tomb[TOMB_SLOTS];
@@ -899,66 +899,83 @@ bool us_share_neigh_recall(void *ctx, const struct ust_ip6 *a, uint8_t mac[UST_E
 {
 	unsigned base = neigh_slot(a);
 	uint32_t now = now_ms(), key[6];
+	bool found = false;
 
 	if (!share)
 		return false;
 	neigh_key(key, a, ctx);
+	/* The newest, should two records hold the address (two writers at
+	 * once, one of them in a record that was busy). */
 	for (unsigned i = 0; i < NEIGH_WAYS; i++) {
 		struct neigh_record *r = &share->neigh[(base + i) & (NEIGH_SLOTS - 1)];
 		uint32_t addr[6], when;
+		uint8_t m[UST_ETH_ALEN];
+		int32_t ago;
 
-		if (neigh_read(r, addr, mac, &when) && !memcmp(addr, key, sizeof(key))) {
-			*age = UST_MS(now - when);
-			return true;
+		if (!neigh_read(r, addr, m, &when) || memcmp(addr, key, sizeof(key)))
+			continue;
+		ago = (int32_t)(now - when); /* below 0 within a writer's millisecond */
+		if (!found || UST_MS(ago > 0 ? ago : 0) < *age) {
+			*age = UST_MS(ago > 0 ? ago : 0);
+			memcpy(mac, m, UST_ETH_ALEN);
+			found = true;
 		}
 	}
-	return false;
+	return found;
 }
 
 void us_share_neigh_note(void *ctx, const struct ust_ip6 *a, const uint8_t mac[UST_ETH_ALEN])
 {
-	unsigned base = neigh_slot(a), pick = base;
+	unsigned base = neigh_slot(a), pick = NEIGH_SLOTS;
 	uint32_t now = now_ms() | 1, oldest = 0, m[2] = { 0, 0 }, key[6];
+	bool own = false;
 	struct neigh_record *r;
 	uint32_t seq;
 
 	if (!share)
 		return;
 	neigh_key(key, a, ctx);
-	/* The address's own record, else an empty one, else the oldest. */
-	for (unsigned i = 0; i < NEIGH_WAYS; i++) {
+	/* The address's own record, else an empty one, else the oldest. A
+	 * record left odd by a writer that died is neither: that way is lost
+	 * until the file is made again, a miss at worst. */
+	for (unsigned i = 0; i < NEIGH_WAYS && !own; i++) {
 		unsigned s = (base + i) & (NEIGH_SLOTS - 1);
+		struct neigh_record *x = &share->neigh[s];
 		uint32_t addr[6], when;
 		uint8_t old[UST_ETH_ALEN];
 
-		if (!neigh_read(&share->neigh[s], addr, old, &when)) {
-			if (!atomic_load(&share->neigh[s].when_ms)) {
+		if (neigh_read(x, addr, old, &when)) {
+			if (!memcmp(addr, key, sizeof(key))) {
 				pick = s;
-				oldest = UINT32_MAX;
+				own = true;
+			} else if (oldest != UINT32_MAX && now - when >= oldest) {
+				oldest = now - when;
+				pick = s;
 			}
-			continue;
-		}
-		if (!memcmp(addr, key, sizeof(key))) {
+		} else if (!(atomic_load(&x->seq) & 1) && !atomic_load(&x->when_ms)) {
 			pick = s;
-			break;
-		}
-		if (now - when > oldest) {
-			oldest = now - when;
-			pick = s;
+			oldest = UINT32_MAX;
 		}
 	}
+	/* Forgetting (mac NULL): only the address's own record. */
+	if (pick == NEIGH_SLOTS || (!mac && !own))
+		return;
 	r = &share->neigh[pick];
 	/* One writer at a time; one that finds another at it lets it be. */
 	seq = atomic_load(&r->seq);
 	if ((seq & 1) || !atomic_compare_exchange_strong(&r->seq, &seq, seq + 1))
 		return;
-	memcpy(m, mac, UST_ETH_ALEN);
+	/* The odd word before any field (a seqlock's writer): a reader that
+	 * sees a new field sees the odd word too, and retries. */
+	atomic_thread_fence(memory_order_release);
+	if (mac)
+		memcpy(m, mac, UST_ETH_ALEN);
 	for (unsigned i = 0; i < 4; i++)
 		atomic_store_explicit(&r->addr[i], key[i], memory_order_relaxed);
 	atomic_store_explicit(&r->own[0], key[4], memory_order_relaxed);
 	atomic_store_explicit(&r->own[1], key[5], memory_order_relaxed);
 	atomic_store_explicit(&r->mac[0], m[0], memory_order_relaxed);
 	atomic_store_explicit(&r->mac[1], m[1], memory_order_relaxed);
-	atomic_store_explicit(&r->when_ms, now, memory_order_relaxed);
+	atomic_store_explicit(&r->when_ms, mac ? now : 0, memory_order_relaxed);
 	atomic_store_explicit(&r->seq, seq + 2, memory_order_release);
 }

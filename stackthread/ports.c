@@ -107,6 +107,7 @@ static void read_ephemeral_range(void)
 	static char buf[65536]; /* the list of ranges; pages touched as read */
 	char *p, *end;
 	unsigned long lo, hi;
+	int n;
 
 	if (done)
 		return;
@@ -119,8 +120,12 @@ static void read_ephemeral_range(void)
 			eph_hi = (uint16_t)hi;
 		}
 	}
-	/* "1000,2000-2010" */
-	if (ust_sysctl_read("/proc/sys/net/ipv4/ip_local_reserved_ports", buf, sizeof(buf)) <= 0)
+	/* "1000,2000-2010"; of a list longer than buf (some 190 kB at
+	 * worst, every other port), the entries that fit. */
+	n = ust_sysctl_read("/proc/sys/net/ipv4/ip_local_reserved_ports", buf, sizeof(buf));
+	if (n == -EFBIG && (p = strrchr(buf, ',')) != NULL)
+		*p = 0;
+	else if (n <= 0)
 		return;
 	for (p = buf;; p = end + 1) {
 		lo = hi = strtoul(p, &end, 10);

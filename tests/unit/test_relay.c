@@ -980,6 +980,60 @@ static bool child_holds_a_tuple(void)
 /* The group's connections in the groups file (issue 14): a 4-tuple
  * another live stack holds is not free; ours is not either, until we let
  * it go; a SIGKILLed holder's is free at once; other tuples are free. */
+/* The neighbours the stacks on an address resolved (addrshare.c's
+ * records): what another process noted is ours to recall, only on the
+ * same link (our own link address is part of the key), the newest of
+ * two, and gone once its changer says so. */
+static const uint8_t link_a[6] = { 2, 0, 0, 0, 0, 0xa }, link_b[6] = { 2, 0, 0, 0, 0, 0xb };
+static const uint8_t peer_mac1[6] = { 2, 0, 0, 0, 1, 1 }, peer_mac2[6] = { 2, 0, 0, 0, 1, 2 };
+
+static bool child_notes_the_peer(void)
+{
+	struct ust_ip6 peer = ust_ip6_from_v4(PEER_IP);
+
+	us_share_neigh_note((void *)link_a, &peer, peer_mac1);
+	return true;
+}
+
+static void test_neighbours_across_stacks(void **state)
+{
+	struct ust_ip6 peer = ust_ip6_from_v4(PEER_IP), other = ust_ip6_from_v4(PEER_IP + 1);
+	struct two_stacks t;
+	uint8_t mac[6];
+	ust_time age;
+
+	(void)state;
+	two_stacks_open(&t, child_notes_the_peer);
+	assert_true(us_share_neigh_recall((void *)link_a, &peer, mac, &age));
+	assert_memory_equal(mac, peer_mac1, 6);
+	assert_true(age < UST_SEC(5));
+	assert_false(us_share_neigh_recall((void *)link_b, &peer, mac, &age)); /* another link */
+	assert_false(us_share_neigh_recall((void *)link_a, &other, mac, &age));
+	/* Ours, newer, replaces it; a change forgets it. */
+	us_share_neigh_note((void *)link_a, &peer, peer_mac2);
+	assert_true(us_share_neigh_recall((void *)link_a, &peer, mac, &age));
+	assert_memory_equal(mac, peer_mac2, 6);
+	us_share_neigh_note((void *)link_a, &peer, NULL);
+	assert_false(us_share_neigh_recall((void *)link_a, &peer, mac, &age));
+	/* Forgetting what nobody noted writes nothing. */
+	us_share_neigh_note((void *)link_a, &other, NULL);
+	assert_false(us_share_neigh_recall((void *)link_a, &other, mac, &age));
+	/* More addresses than a window holds: each is still recalled or
+	 * asked again, never another's link address. */
+	for (uint32_t k = 0; k < 200; k++) {
+		struct ust_ip6 a = ust_ip6_from_v4(PEER_IP + 10 + k);
+		uint8_t m[6] = { 2, 0, 0, 1, (uint8_t)(k >> 8), (uint8_t)k };
+		us_share_neigh_note((void *)link_a, &a, m);
+	}
+	for (uint32_t k = 0; k < 200; k++) {
+		struct ust_ip6 a = ust_ip6_from_v4(PEER_IP + 10 + k);
+		uint8_t m[6] = { 2, 0, 0, 1, (uint8_t)(k >> 8), (uint8_t)k };
+		if (us_share_neigh_recall((void *)link_a, &a, mac, &age))
+			assert_memory_equal(mac, m, 6);
+	}
+	two_stacks_close(&t);
+}
+
 static void test_reuseport_group_tuples(void **state)
 {
 	struct two_stacks t;
@@ -1059,6 +1113,7 @@ int main(void)
 		cmocka_unit_test(test_last_read_writer_killed),
 		cmocka_unit_test(test_reuseport_group_members_across_stacks),
 		cmocka_unit_test(test_reuseport_group_tuples),
+		cmocka_unit_test(test_neighbours_across_stacks),
 		cmocka_unit_test_setup_teardown(test_relay_freed_in_its_input_callback, setup, teardown),
 	};
 

@@ -323,6 +323,55 @@ static void test_ip6_echo_answered(void **state)
 	assert_int_equal(h->st.ctr.event[UST_EV_ICMP6_ECHO_IN], 1);
 }
 
+/* What the other stacks on our address are told (stack.h's neigh_note):
+ * a neighbour a solicited advertisement confirmed, and, when an
+ * unsolicited one overrides its link address (to be checked again, STALE),
+ * that the old one no longer holds. */
+static struct {
+	unsigned notes, forgets;
+	uint8_t mac[6];
+} told;
+
+static void told_note(void *ctx, const struct ust_ip6 *addr, const uint8_t mac[6])
+{
+	(void)ctx;
+	(void)addr;
+	if (mac) {
+		told.notes++;
+		memcpy(told.mac, mac, 6);
+	} else {
+		told.forgets++;
+	}
+}
+
+static void test_ip6_override_forgets_shared_neighbour(void **state)
+{
+	static const uint8_t new_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x09 };
+	struct harness6 *h6 = *state;
+	struct harness *h = &h6->h;
+	uint8_t f[256], m[64], b[32], mac[6];
+	struct ust_ipv6 ip;
+
+	memset(&told, 0, sizeof(told));
+	h->st.neigh_note = told_note;
+	rx_echo6(h, &our6, NULL, 0);
+	sn_mac(&peer6, mac);
+	assert_int_equal(expect_icmp6(h, mac, &ip).type, UST_ND_NEIGHBOR_SOLICIT);
+	rx(h, f, frame6(f, our_mac, &peer6, &our6, 255, NULL, 0, UST_IPPROTO_ICMPV6, m,
+			icmp6_msg(m, UST_ND_NEIGHBOR_ADVERT, UST_ND_NA_SOLICITED | UST_ND_NA_OVERRIDE, b,
+				  nd_body(b, &peer6, UST_ND_OPT_TARGET_LLADDR, peer_mac), &peer6, &our6)));
+	assert_int_equal(expect_icmp6(h, peer_mac, &ip).type, UST_ICMP6_ECHO_REPLY);
+	assert_int_equal(told.notes, 1);
+	assert_memory_equal(told.mac, peer_mac, 6);
+	assert_int_equal(told.forgets, 0);
+	rx(h, f, frame6(f, our_mac, &peer6, &our6, 255, NULL, 0, UST_IPPROTO_ICMPV6, m,
+			icmp6_msg(m, UST_ND_NEIGHBOR_ADVERT, UST_ND_NA_OVERRIDE, b,
+				  nd_body(b, &peer6, UST_ND_OPT_TARGET_LLADDR, new_mac), &peer6, &our6)));
+	assert_int_equal(told.notes, 1);
+	assert_int_equal(told.forgets, 1);
+	expect_nothing(h);
+}
+
 /* ---- resolving ---- */
 
 static void test_ip6_unanswered_neighbour_unreachable(void **state)
@@ -604,6 +653,7 @@ int main(void)
 		T(test_ip6_dad_conflict_by_solicit),
 		R(test_ip6_solicitation_answered_and_asker_learned),
 		R(test_ip6_echo_answered),
+		R(test_ip6_override_forgets_shared_neighbour),
 		R(test_ip6_unanswered_neighbour_unreachable),
 		R(test_ip6_tcp_connect_neighbour_unreachable),
 		R(test_ip6_nud_probes_then_forgets),
