@@ -181,10 +181,8 @@ void ust_neigh_output(struct ust_stack *st, struct ust_pkt *p, const struct ust_
 		 * neighbour table would be. */
 		if (st->neigh_recall && st->neigh_recall(st->neigh_ctx, nexthop, mac, &age) &&
 		    age < UST_ARP_REACHABLE) {
-			memcpy(n->mac, mac, UST_ETH_ALEN);
-			n->state = UST_NEIGH_REACHABLE;
-			n->probes = 0;
-			n->deadline = now + (UST_ARP_REACHABLE - age);
+			ust_neigh_learn(st, n, mac, now);
+			n->deadline -= age;
 			st->ctr.event[UST_EV_NEIGH_SHARED]++;
 		} else {
 			n->state = UST_NEIGH_INCOMPLETE;

@@ -914,9 +914,11 @@ bool us_share_neigh_recall(void *ctx, const struct ust_ip6 *a, uint8_t mac[UST_E
 
 		if (!neigh_read(r, addr, m, &when) || memcmp(addr, key, sizeof(key)))
 			continue;
-		ago = (int32_t)(now - when); /* below 0 within a writer's millisecond */
-		if (!found || UST_MS(ago > 0 ? ago : 0) < *age) {
-			*age = UST_MS(ago > 0 ? ago : 0);
+		ago = (int32_t)(now - when);
+		if (ago < 0)
+			ago = 0; /* within a writer's millisecond */
+		if (!found || UST_MS(ago) < *age) {
+			*age = UST_MS(ago);
 			memcpy(mac, m, UST_ETH_ALEN);
 			found = true;
 		}
