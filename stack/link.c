@@ -254,6 +254,7 @@ static void device_tso(struct ust_link *l)
 	uint32_t n, blocks;
 
 	l->gso4 = l->gso6 = false;
+	l->tso_asked = true;
 	if (ethtool(l, &info) < 0 || !(info.hdr.sset_mask & (1ull << ETH_SS_FEATURES)))
 		return;
 	n = info.len;
@@ -325,7 +326,7 @@ static int link_setup(struct ust_link *l, char *err, size_t errlen)
 	 * sends. Not on a tun link, whose frames are datagrams. */
 	if (!l->l3 && setsockopt(l->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0) {
 		l->vnet = true;
-		device_tso(l);
+		l->gso4 = l->gso6 = l->tso_asked = false; /* device_tso, at the first possible run */
 	} else if (!l->l3) {
 		ust_log(UST_LOG_INFO, "link: PACKET_VNET_HDR not available (%s): one frame per segment",
 			strerror(errno));
@@ -951,6 +952,8 @@ static unsigned tx_plan(struct ust_link *l, struct ust_pkt *const *pkts, unsigne
 			struct virtio_net_hdr *h = &l->tx_vnet[nmsg];
 
 			memset(h, 0, sizeof(*h));
+			if (!l->tso_asked && n - i > 1)
+				device_tso(l);
 			if (link_gso(l, pkts[i]) && pkts[i]->len >= UST_ETH_HLEN + 40) {
 				gso_head_save(pkts[i], l->tx_head[nmsg]);
 				run = ust_link_gso_run(pkts + i, n - i, UST_LINK_GSO_MAX, h);
@@ -1005,8 +1008,10 @@ unsigned ust_link_output(void *ctx, struct ust_pkt *const *pkts, unsigned n)
 	unsigned nmsg, m = 0, done = 0;
 
 	/* A capture shows the frames as TCP built them: no runs then. */
-	if (l->pcap.f)
+	if (l->pcap.f) {
 		l->gso4 = l->gso6 = false;
+		l->tso_asked = true;
+	}
 	nmsg = tx_plan(l, pkts, n);
 	while (m < nmsg) {
 		int r = sendmmsg(l->fd, l->tx_msg + m, nmsg - m, MSG_DONTWAIT);

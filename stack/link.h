@@ -55,8 +55,13 @@ struct ust_link {
 	 * (ust_link_gso_run) that the kernel, or the device, cuts up. */
 	bool vnet;
 	/* Runs of each family go as GSO frames: as the device's TSO and
-	 * TSO6 say (device_tso); off after a refusal, or with a capture. */
+	 * TSO6 say (device_tso); off after a refusal, or with a capture.
+	 * The device is asked at the first batch that could hold a run
+	 * (tso_asked), not at start-up: its three ethtool calls allocate
+	 * and free kernel memory, 50 to 200 us that a one-shot program
+	 * which never sends two segments at once does not need to pay. */
 	bool gso4, gso6;
+	bool tso_asked;
 
 	uint8_t *rx_mem;          /* UST_LINK_BATCH buffers of UST_LINK_FRAME_MAX */
 	bool rx_hot;              /* rx_mem in huge pages (link.c, rx_buffers_hot) */

@@ -62,13 +62,13 @@ void us_close_log(void *ctx, const struct ust_tcb *t)
 	int n;
 	size_t o = 0;
 
-	if (!us_st.cfg.close_log[0])
+	if (!us_st.cfg->close_log[0] || us_st.close_log_off)
 		return;
 	if (us_st.close_log_fd < 0) {
-		int fd = open(us_st.cfg.close_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		int fd = open(us_st.cfg->close_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 		if (fd < 0) {
-			ust_log(UST_LOG_ERROR, "USTCP_CLOSE_LOG=\"%s\": %s", us_st.cfg.close_log, strerror(errno));
-			us_st.cfg.close_log[0] = 0;
+			ust_log(UST_LOG_ERROR, "USTCP_CLOSE_LOG=\"%s\": %s", us_st.cfg->close_log, strerror(errno));
+			us_st.close_log_off = true;
 			return;
 		}
 		us_st.close_log_fd = us_fd_high(fd);
@@ -175,15 +175,15 @@ static void dump(FILE *f)
 			comm[strcspn(comm, "\n ")] = 0;
 		fclose(cf);
 	}
-	fprintf(f, "ustcp 1\nprocess %d %s %s %u.%u.%u.%u/%u %s", (int)us_st.pid, comm, us_st.cfg.iface,
-		us_st.cfg.addr >> 24, us_st.cfg.addr >> 16 & 255, us_st.cfg.addr >> 8 & 255, us_st.cfg.addr & 255, us_st.cfg.prefix,
+	fprintf(f, "ustcp 1\nprocess %d %s %s %u.%u.%u.%u/%u %s", (int)us_st.pid, comm, us_st.cfg->iface,
+		us_st.cfg->addr >> 24, us_st.cfg->addr >> 16 & 255, us_st.cfg->addr >> 8 & 255, us_st.cfg->addr & 255, us_st.cfg->prefix,
 		us_st.keeper ? "keeper" : "program");
 	/* The IPv6 address last: an older ustcp-stat reads the line's first
 	 * five fields and ignores the rest. */
-	if (us_st.cfg.has_addr6) {
+	if (us_st.cfg->has_addr6) {
 		char a6[48];
 
-		fprintf(f, " %s/%u", ust_ip6_str(&us_st.cfg.addr6, a6), us_st.cfg.prefix6);
+		fprintf(f, " %s/%u", ust_ip6_str(&us_st.cfg->addr6, a6), us_st.cfg->prefix6);
 	}
 	fputc('\n', f);
 	ust_tcp_each(&us_st.tcp, dump_tcb, &d);
@@ -270,7 +270,7 @@ static void on_ctl_rested(struct ev_loop *ev, ev_timer *w, int revents)
  * dead. Once per start, over one directory of our own. */
 static void remove_stale_sockets(void)
 {
-	DIR *d = opendir(us_st.cfg.run_dir);
+	DIR *d = opendir(us_st.cfg->run_dir);
 	struct dirent *e;
 
 	if (!d)
@@ -284,7 +284,7 @@ static void remove_stale_sockets(void)
 		if (end == e->d_name || strcmp(end, ".sock") != 0 || pid <= 0 || pid > INT_MAX ||
 		    pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", us_st.cfg.run_dir, e->d_name);
+		snprintf(path, sizeof(path), "%s/%s", us_st.cfg->run_dir, e->d_name);
 		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == geteuid())
 			unlink(path);
 	}
@@ -299,9 +299,9 @@ void us_ctl_open(void)
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int fd, r;
 
-	if (!us_run_dir_usable(us_st.cfg.run_dir))
+	if (!us_run_dir_usable(us_st.cfg->run_dir))
 		return;
-	if ((size_t)snprintf(us_st.ctl_path, sizeof(us_st.ctl_path), "%s/%d.sock", us_st.cfg.run_dir,
+	if ((size_t)snprintf(us_st.ctl_path, sizeof(us_st.ctl_path), "%s/%d.sock", us_st.cfg->run_dir,
 			     (int)getpid()) >= sizeof(sun.sun_path))
 		return;
 	remove_stale_sockets();

@@ -53,7 +53,7 @@ void us_keeper_filter(void)
 	if (narrowed && memcmp(ports, applied, sizeof(ports)) == 0)
 		return;
 	n = ust_steer_ranges(ports, r, UST_LINK_PORT_RANGES_MAX);
-	len = ust_link_port_filter(us_st.cfg.addr, us_st.cfg.has_addr6 ? &us_st.cfg.addr6 : NULL, us_st.link.mac,
+	len = ust_link_port_filter(us_st.cfg->addr, us_st.cfg->has_addr6 ? &us_st.cfg->addr6 : NULL, us_st.link.mac,
 				   us_st.link.l3, r, n, prog);
 	e = ust_link_set_filter(&us_st.link, prog, len);
 	if (e < 0) {

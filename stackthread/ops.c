@@ -158,7 +158,7 @@ static bool bindable(const struct us_stack *st, const struct ust_ip6 *a)
 	if (addr_is_any(a))
 		return true;
 	if (ust_ip6_is_v4mapped(a))
-		return ust_ip6_to_v4(a) == st->cfg.addr;
+		return ust_ip6_to_v4(a) == st->cfg->addr;
 	return ust_ip6_is_ours(&st->st, a);
 }
 

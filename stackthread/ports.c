@@ -110,9 +110,9 @@ static bool wants(unsigned families, int f)
 
 static void note_addrs(const struct us_stack *st)
 {
-	ports_addr = st->cfg.addr;
-	ports_addr6 = st->cfg.addr6;
-	ports_has6 = st->cfg.has_addr6;
+	ports_addr = st->cfg->addr;
+	ports_addr6 = st->cfg->addr6;
+	ports_has6 = st->cfg->has_addr6;
 }
 
 /* The kernel's ephemeral range (ip_local_port_range) and the ports it

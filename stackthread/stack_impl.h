@@ -137,7 +137,9 @@ struct us_stack {
 	pid_t pid;                   /* the process whose thread runs */
 	pid_t program;               /* the program's pid (a keeper keeps it for the close log) */
 	int start_err;               /* memoised failure, -errno */
-	struct ust_config cfg;
+	/* The process's configuration (start.c, us_config), read once: a
+	 * pointer, not a copy, so that start-up touches its 17 KiB once. */
+	const struct ust_config *cfg;
 	struct ust_stack st;
 	struct ust_link link;
 	struct ust_tcp tcp;
@@ -197,6 +199,7 @@ struct us_stack {
 	int own_fds[8];              /* fds libev made on the stack thread */
 	unsigned n_own_fds;
 	int close_log_fd;
+	bool close_log_off;          /* it would not open: no more tries */
 	int ctl_fd;                  /* ustcp-stat's way in: RUN_DIR/PID.sock */
 	ev_io ctl;
 	ev_timer ctl_rest;            /* the control socket's pause between callers */

@@ -323,7 +323,7 @@ static int open_link(void)
 		/* Launched by ustcp(1): its broker holds the privilege. */
 		r = broker_link(atoi(bvar), &arp, err, sizeof(err));
 		if (r >= 0)
-			r = ust_link_adopt(&us_st.link, r, us_st.cfg.iface, err, sizeof(err));
+			r = ust_link_adopt(&us_st.link, r, us_st.cfg->iface, err, sizeof(err));
 		if (r >= 0 && arp >= 0 && (r = ust_link_adopt_arp(&us_st.link, us_fd_fixed(arp))) < 0) {
 			snprintf(err, sizeof(err), "link: the ARP socket: %s", strerror(-r));
 			ust_link_close(&us_st.link);
@@ -333,7 +333,7 @@ static int open_link(void)
 			steer_chan = -1;
 		}
 	} else {
-		r = ust_link_open(&us_st.link, &us_st.cfg, err, sizeof(err));
+		r = ust_link_open(&us_st.link, us_st.cfg, err, sizeof(err));
 	}
 	if (r < 0) {
 		if (r == -EPERM && !(bvar && *bvar))
@@ -412,22 +412,22 @@ static int start_tcp(void)
 	int r;
 
 	ust_tcp_default_config(&tc);
-	tc.msl_ms = us_st.cfg.msl_ms;
-	tc.fin_timeout_ms = us_st.cfg.fin_timeout_ms;
-	tc.ecn = us_st.cfg.ecn;
-	tc.rfc1337 = us_st.cfg.rfc1337;
-	tc.syncookies = us_st.cfg.syncookies;
-	tc.max_conns = us_st.cfg.max_conns ? us_st.cfg.max_conns : default_max_conns();
-	if (us_st.cfg.cc[0])
-		ust_tcp_config_cc(&tc, us_st.cfg.cc); /* checked by ust_config_load */
-	if (us_st.cfg.rmem[2])
-		memcpy(tc.rmem, us_st.cfg.rmem, sizeof(tc.rmem));
-	if (us_st.cfg.wmem[2])
-		memcpy(tc.wmem, us_st.cfg.wmem, sizeof(tc.wmem));
-	r = us_run_dir_usable(us_st.cfg.run_dir) ? us_share_open(&us_st.cfg) : 0; /* refusal said */
+	tc.msl_ms = us_st.cfg->msl_ms;
+	tc.fin_timeout_ms = us_st.cfg->fin_timeout_ms;
+	tc.ecn = us_st.cfg->ecn;
+	tc.rfc1337 = us_st.cfg->rfc1337;
+	tc.syncookies = us_st.cfg->syncookies;
+	tc.max_conns = us_st.cfg->max_conns ? us_st.cfg->max_conns : default_max_conns();
+	if (us_st.cfg->cc[0])
+		ust_tcp_config_cc(&tc, us_st.cfg->cc); /* checked by ust_config_load */
+	if (us_st.cfg->rmem[2])
+		memcpy(tc.rmem, us_st.cfg->rmem, sizeof(tc.rmem));
+	if (us_st.cfg->wmem[2])
+		memcpy(tc.wmem, us_st.cfg->wmem, sizeof(tc.wmem));
+	r = us_run_dir_usable(us_st.cfg->run_dir) ? us_share_open(us_st.cfg) : 0; /* refusal said */
 	if (r < 0)
 		ust_log(UST_LOG_WARN, "%s/addr-*: %s (initial sequence numbers are this process's own: "
-			"a peer's TIME-WAIT may delay new connections)", us_st.cfg.run_dir, strerror(-r));
+			"a peer's TIME-WAIT may delay new connections)", us_st.cfg->run_dir, strerror(-r));
 	if (!us_share_secret(tc.isn_key) && getrandom_key(tc.isn_key) < 0) {
 		tc.isn_key[0] = ((uint64_t)getpid() << 32) ^ (uint64_t)ust_now();
 		tc.isn_key[1] = (uint64_t)ust_now() * 0x9e3779b97f4a7c15ull;
@@ -521,7 +521,7 @@ static int start_loop(void)
 		us_steer_start(steer_chan, &us_st.loop, &us_st.st.ctr, &us_st.link);
 		steer_chan = -1;
 	}
-	us_st.loop.busy_poll_us = us_st.cfg.busy_poll_us;
+	us_st.loop.busy_poll_us = us_st.cfg->busy_poll_us;
 	us_ctl_open();
 	open_wake_name();
 	us_looped_open();
@@ -585,21 +585,21 @@ static int start(void)
 	cfg = us_config();
 	if (!cfg)
 		return -errno;
-	us_st.cfg = *cfg;
+	us_st.cfg = cfg;
 	t[T_CONFIG + 1] = ust_now();
 	r = open_link();
 	if (r < 0)
 		return r;
-	if (us_st.cfg.pcap[0]) {
-		int fd = open(us_st.cfg.pcap, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (us_st.cfg->pcap[0]) {
+		int fd = open(us_st.cfg->pcap, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 		if (fd < 0 || (r = ust_pcap_adopt(&us_st.link.pcap, us_fd_high(fd), us_st.link.l3)) < 0) {
-			ust_log(UST_LOG_ERROR, "USTCP_PCAP=\"%s\": %s", us_st.cfg.pcap, strerror(errno));
+			ust_log(UST_LOG_ERROR, "USTCP_PCAP=\"%s\": %s", us_st.cfg->pcap, strerror(errno));
 			ust_link_close(&us_st.link);
 			return -EINVAL;
 		}
 	}
 	t[T_LINK + 1] = ust_now();
-	ust_link_netif(&us_st.link, &us_st.cfg, &nif);
+	ust_link_netif(&us_st.link, us_st.cfg, &nif);
 	if (ust_stack_init(&us_st.st, &nif, 1024, us_steer_output, &us_st.link) < 0)
 		goto nomem;
 	us_st.link.ctr = &us_st.st.ctr;
@@ -618,8 +618,8 @@ static int start(void)
 	if (r < 0)
 		return r;
 	t[T_THREADS + 1] = ust_now();
-	ust_log(UST_LOG_INFO, "stack on %s, %u.%u.%u.%u/%u", us_st.cfg.iface, us_st.cfg.addr >> 24,
-		us_st.cfg.addr >> 16 & 255, us_st.cfg.addr >> 8 & 255, us_st.cfg.addr & 255, us_st.cfg.prefix);
+	ust_log(UST_LOG_INFO, "stack on %s, %u.%u.%u.%u/%u", us_st.cfg->iface, us_st.cfg->addr >> 24,
+		us_st.cfg->addr >> 16 & 255, us_st.cfg->addr >> 8 & 255, us_st.cfg->addr & 255, us_st.cfg->prefix);
 	ust_log(UST_LOG_DEBUG,
 		"start-up took %llu us: configuration %llu, link %llu, engine %llu, loop %llu, threads %llu",
 		(unsigned long long)(t[T_STEPS] - t[0]), (unsigned long long)(t[T_CONFIG + 1] - t[T_CONFIG]),

@@ -45,6 +45,7 @@ struct queue {
 
 struct rig {
 	struct us_stack *st;       /* the relay under test and its engine */
+	struct ust_config cfg;     /* st's configuration: our address */
 	int link[2];               /* its link's fd: never readable */
 	struct ust_stack pst;      /* the peer: an engine on a stack of its own */
 	struct ust_tcp ptcp;
@@ -164,7 +165,8 @@ static void start_ours(struct rig *r)
 	int probe[2];
 
 	st->pid = st->program = getpid();
-	st->cfg.addr = OUR_IP;
+	r->cfg = (struct ust_config){ .addr = OUR_IP };
+	st->cfg = &r->cfg;
 	st->wake_fd = st->parent_wake_fd = st->close_log_fd = st->ctl_fd = -1;
 	start_stack(r, &st->st, OUR_IP, our_output);
 	ust_tcp_default_config(&tc);
