@@ -302,11 +302,30 @@ static void rx_buffers_hot(struct ust_link *l)
 {
 	uint8_t *mem = ust_hot_map(RX_MEM);
 
-	l->rx_hot = true; /* once: a refusal is not asked again */
+	l->rx_heat_asked = true; /* once: a refusal is not asked again */
 	if (!mem)
 		return;
 	free(l->rx_mem);
 	l->rx_mem = mem;
+	l->rx_hot = true;
+	rx_buffers_at(l, mem);
+}
+
+/* An exit keeper's receive buffers: a curl's keeper held 2 MiB of huge
+ * page here through its 60 s of TIME-WAIT, half of all the anonymous
+ * memory it kept of the program (the rest is the program's own). A frame
+ * now touches a page of ordinary memory per buffer it lands in; a
+ * coalesced one heats them again, as at start-up (a keeper may still
+ * serve a forked child's connection, whose data streams in). */
+void ust_link_cool(struct ust_link *l)
+{
+	uint8_t *mem;
+
+	if (!l->rx_hot || !(mem = malloc(RX_MEM)))
+		return;
+	ust_hot_unmap(l->rx_mem, RX_MEM);
+	l->rx_mem = mem;
+	l->rx_hot = l->rx_heat_asked = false;
 	rx_buffers_at(l, mem);
 }
 
@@ -340,7 +359,7 @@ static int link_setup(struct ust_link *l, char *err, size_t errlen)
 		set_opt(l->fd, SOL_SOCKET, SO_SNDBUF, bufsize, "SO_SNDBUF");
 
 	l->rx_mem = malloc(RX_MEM);
-	l->rx_hot = false;
+	l->rx_hot = l->rx_heat_asked = false;
 	l->rx_addr = calloc(UST_LINK_BATCH, sizeof(*l->rx_addr));
 	l->rx_cmsg = calloc(UST_LINK_BATCH, sizeof(*l->rx_cmsg));
 	if (!l->rx_mem || !l->rx_addr || !l->rx_cmsg)
@@ -699,7 +718,7 @@ static int link_rx(struct ust_link *l, int fd, struct ust_stack *st, ust_time no
 			coalesced |= len > UST_ETH_HLEN + l->mtu;
 			ust_stack_input(st, frame, len, flags, now);
 		}
-		if (coalesced && !l->rx_hot)
+		if (coalesced && !l->rx_heat_asked)
 			rx_buffers_hot(l);
 		total += n;
 		if (n < UST_LINK_BATCH)

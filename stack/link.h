@@ -65,6 +65,7 @@ struct ust_link {
 
 	uint8_t *rx_mem;          /* UST_LINK_BATCH buffers of UST_LINK_FRAME_MAX */
 	bool rx_hot;              /* rx_mem in huge pages (link.c, rx_buffers_hot) */
+	bool rx_heat_asked;       /* rx_buffers_hot tried: not again, until ust_link_cool */
 	struct mmsghdr rx_msg[UST_LINK_BATCH];
 	struct iovec rx_iov[2 * UST_LINK_BATCH];   /* [vnet header,] frame */
 	struct virtio_net_hdr rx_vnet[UST_LINK_BATCH];
@@ -165,6 +166,11 @@ int ust_link_adopt_extra(const struct ust_link *l, int fd);
  * 0, -EPERM when the filter is not the stack's own (filter_own: the
  * broker's is locked), or the kernel's -errno. */
 int ust_link_set_filter(struct ust_link *l, const struct sock_filter *prog, unsigned len);
+/* The receive buffers back in ordinary pages, until coalesced frames
+ * come again: for a stack that expects mostly ACKs and FINs from now on
+ * (an exit keeper), which would otherwise hold their huge pages for as
+ * long as it lives. */
+void ust_link_cool(struct ust_link *l);
 void ust_link_close(struct ust_link *l);
 
 /* The interface's description for ust_stack_init, with cfg's addresses,

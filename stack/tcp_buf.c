@@ -185,6 +185,7 @@ static __thread struct {
 	uint32_t size[RING_CACHE];
 	unsigned n;
 	uint32_t bytes; /* their footprints */
+	bool off;       /* ust_ring_cache_off: every block goes back at once */
 } ring_cache;
 
 static void cache_drop(unsigned i)
@@ -234,7 +235,7 @@ static void ring_mem_put(uint8_t *mem, uint32_t size)
 	if (!mem)
 		return;
 	holds = footprint(mem, size);
-	if (holds > RING_CACHE_MAX) {
+	if (holds > RING_CACHE_MAX || ring_cache.off) {
 		mem_free(mem, size);
 		return;
 	}
@@ -251,6 +252,12 @@ void ust_ring_cache_flush(void)
 {
 	while (ring_cache.n)
 		cache_evict_oldest();
+}
+
+void ust_ring_cache_off(void)
+{
+	ust_ring_cache_flush();
+	ring_cache.off = true;
 }
 
 /* Larger memory with the bytes [0, old) at their offsets: where it is, if

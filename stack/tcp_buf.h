@@ -57,6 +57,10 @@ void ust_ring_free(struct ust_ring *r);
 /* The memory that rings of the calling thread gave back and that is kept
  * for the next ones (tcp_buf.c) goes back to the system. */
 void ust_ring_cache_flush(void);
+/* The same, and from now on this thread keeps none: for a stack whose
+ * flows only end (an exit keeper), which would hold the cache as long as
+ * it lives, a minute for a TIME-WAIT. */
+void ust_ring_cache_off(void);
 /* Change the capacity, keeping the contents (fails with -ENOSPC if they do
  * not fit). */
 int ust_ring_resize(struct ust_ring *r, uint32_t cap);

@@ -353,6 +353,10 @@ static void become_keeper(bool forked)
 		ev_loop_fork(us_st.ev);
 	us_ctl_open();
 	us_keeper_filter();
+	/* What a keeper holds it may hold for a minute (TIME-WAIT): the
+	 * memory the program's flows streamed through goes back now. */
+	ust_link_cool(&us_st.link);
+	ust_ring_cache_off();
 	ust_log(UST_LOG_INFO, "keeper %d finishes the connections of program %d%s%s", (int)getpid(),
 		(int)us_st.program, us_st.death[0] ? ", " : "", us_st.death);
 }

@@ -481,6 +481,52 @@ body_keeper_time_wait() {
 	MODE=ustcp body_keeper_time_wait
 }
 
+# A program downloads 8 MB (the veth passes the peer's 64 kB GSO frames:
+# the stack's receive buffers and its rings move to huge pages), closes
+# first and exits: its exit keeper holds the TIME-WAIT. The keeper gives
+# the huge pages back at birth, where it used to hold them (2 MiB of
+# receive buffers, a cached ring) for all of its TIME-WAIT, half of the
+# anonymous memory a curl's keeper kept. Only under ustcp: the memory is
+# the stack's.
+@test "an exit keeper holds no huge page of the program's download through its TIME-WAIT [ustcp]" {
+	[ -d /sys/kernel/mm/transparent_hugepage ] || skip "this kernel has no transparent huge pages"
+	MODE=ustcp
+	export USTCP_MSL=10
+	shim_topo_up
+	peer_bg python3 -c '
+import socket, sys
+l = socket.create_server((sys.argv[1], 7000))
+c, _ = l.accept()
+c.sendall(bytes(8 << 20))
+while c.recv(65536):
+    pass
+c.close()' "$PEER_ADDR" </dev/null
+	local peer=$BG_PID
+	wait_listen "$PEER_NETNS" 7000
+	prog python3 -c '
+import os, socket, sys
+s = socket.create_connection((sys.argv[1], 7000))
+n = 0
+while n < 8 << 20:
+    n += len(s.recv(1 << 20))
+huge = [l.split()[1] for l in open("/proc/self/smaps_rollup") if l.startswith("AnonHugePages:")][0]
+open(sys.argv[2], "w").write(huge + "\n")
+s.close()
+os._exit(0)' "$PEER_ADDR" "$TMP/huge" </dev/null
+	bg_wait "$peer" 20
+	echo "the program's huge pages before it closed: $(cat "$TMP/huge") kB"
+	[ "$(cat "$TMP/huge")" -gt 0 ] || skip "no huge page was given to the program"
+	TW_RE="^TIME-WAIT +0 +0 +${SADDR//./\\.}:[0-9]+ +${PEER_ADDR//./\\.}:7000 +users:"
+	local line kpid
+	line=$(retry 10 tw_line)
+	echo "ustcp-stat: $line"
+	[[ $line =~ pid=([0-9]+) ]]
+	kpid=${BASH_REMATCH[1]}
+	run -0 grep -E "^(AnonHugePages|Anonymous):" "/proc/$kpid/smaps_rollup"
+	echo "the keeper's: $output"
+	assert_line --regexp "^AnonHugePages: +0 kB$"
+}
+
 # A program shuts its socket down both ways and exits without closing it;
 # the peer reads and never closes. Its fds close with it, as the kernel's
 # exit closes them: the connection becomes an orphan in FIN-WAIT-2, which
