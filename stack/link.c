@@ -606,6 +606,11 @@ void ust_link_close(struct ust_link *l)
 		close(l->arp_fd);
 	l->arp_fd = -1;
 	ust_pcap_close(&l->pcap);
+	ust_link_free_buffers(l);
+}
+
+void ust_link_free_buffers(struct ust_link *l)
+{
 	if (l->rx_hot)
 		ust_hot_unmap(l->rx_mem, RX_MEM);
 	else
@@ -615,6 +620,7 @@ void ust_link_close(struct ust_link *l)
 	l->rx_mem = NULL;
 	l->rx_addr = NULL;
 	l->rx_cmsg = NULL;
+	l->rx_hot = l->rx_heat_asked = false;
 }
 
 void ust_link_netif(const struct ust_link *l, const struct ust_config *cfg, struct ust_netif *nif)
@@ -954,6 +960,14 @@ static bool link_gso(const struct ust_link *l, const struct ust_pkt *p)
 	return type == UST_ETHERTYPE_IPV6 ? l->gso6 : type == UST_ETHERTYPE_IPV4 && l->gso4;
 }
 
+/* Does p carry TCP data, as a GSO run's segments do? (Not a pure ACK.) */
+static bool tcp_data(const struct ust_pkt *p)
+{
+	struct gso_seg g;
+
+	return gso_seg_parse(p, &g);
+}
+
 /* The messages for pkts: one per frame, or per GSO run; returns how many. */
 static unsigned tx_plan(struct ust_link *l, struct ust_pkt *const *pkts, unsigned n)
 {
@@ -971,7 +985,7 @@ static unsigned tx_plan(struct ust_link *l, struct ust_pkt *const *pkts, unsigne
 			struct virtio_net_hdr *h = &l->tx_vnet[nmsg];
 
 			memset(h, 0, sizeof(*h));
-			if (!l->tso_asked && n - i > 1)
+			if (!l->tso_asked && n - i > 1 && tcp_data(pkts[i]) && tcp_data(pkts[i + 1]))
 				device_tso(l);
 			if (link_gso(l, pkts[i]) && pkts[i]->len >= UST_ETH_HLEN + 40) {
 				gso_head_save(pkts[i], l->tx_head[nmsg]);

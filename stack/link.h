@@ -57,9 +57,13 @@ struct ust_link {
 	/* Runs of each family go as GSO frames: as the device's TSO and
 	 * TSO6 say (device_tso); off after a refusal, or with a capture.
 	 * The device is asked at the first batch that could hold a run
-	 * (tso_asked), not at start-up: its three ethtool calls allocate
-	 * and free kernel memory, 50 to 200 us that a one-shot program
-	 * which never sends two segments at once does not need to pay. */
+	 * (tso_asked: two segments with data in a row), not at start-up:
+	 * its three ethtool calls allocate and free kernel memory, 50 to
+	 * 200 us that a one-shot program which never sends two segments at
+	 * once does not need to pay. The price: they take the kernel's
+	 * rtnl lock, which device changes elsewhere may hold for
+	 * milliseconds, now in a bulk sender's first burst, where it was
+	 * in every program's first socket(). */
 	bool gso4, gso6;
 	bool tso_asked;
 
@@ -172,6 +176,10 @@ int ust_link_set_filter(struct ust_link *l, const struct sock_filter *prog, unsi
  * long as it lives. */
 void ust_link_cool(struct ust_link *l);
 void ust_link_close(struct ust_link *l);
+/* The receive buffers freed (ust_link_close does it too): by a forked
+ * child forgetting its parent's stack, whose copy it would otherwise keep,
+ * a huge page copied at the parent's first write after the fork. */
+void ust_link_free_buffers(struct ust_link *l);
 
 /* The interface's description for ust_stack_init, with cfg's addresses,
  * routers and MTU (when not 0, it overrides the interface's). */

@@ -697,6 +697,7 @@ void us_stack_forget(void)
 	us_st.nrelays = 0;
 	us_ports_forget();
 	us_st.link.pcap.f = NULL; /* another process's buffer: never flushed here */
+	us_st.close_log_off = false; /* a new stack tries its close log again */
 	us_st.pid = 0;
 	us_st.start_err = 0;
 	us_st.ev = NULL;
@@ -720,6 +721,14 @@ void us_stack_fork_child(void)
 		return;
 	us_st.parent_wake_fd = us_fd_dup_high(us_st.wake_fd);
 	us_stack_forget();
+	/* The parent's receive buffers: the child's copy would stay (a huge
+	 * page copied at the parent's first write) for the child's life, and
+	 * its own keeper's. No thread of the child uses them: fork copied
+	 * only the caller. (After a failed exec they stay: the guardian may
+	 * be ending its last turn in them. And the stack thread's cache of
+	 * ring memory stays in the child, in that thread's TLS, which no
+	 * thread of the child can reach.) */
+	ust_link_free_buffers(&us_st.link);
 }
 
 int us_stack_wake_fd_for_exec(void)
