@@ -176,13 +176,16 @@ static void run_calls(void)
 		if (us_st.keeper)
 			continue;
 		c->fn(c);
-		atomic_store(&c->done, 1);
-		syscall(SYS_futex, &c->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 		/* A keeper serves our connections now (or nothing is left
 		 * before an exec): not one more event may be taken here (a
 		 * hang-up read by us would be lost to it). The guardian
-		 * leaves; the program's image goes on to its exec. */
-		if (us_st.handed_over)
+		 * leaves; the program's image goes on to its exec. Decided
+		 * before the caller wakes: after an exec that failed, it
+		 * forgets this stack (us_stack_forget) while we leave. */
+		bool leave = us_st.handed_over;
+		atomic_store(&c->done, 1);
+		syscall(SYS_futex, &c->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+		if (leave)
 			us_guardian_leave();
 	}
 }

@@ -126,8 +126,13 @@ struct guard {
 	char *stack;           /* the guardian's stack */
 };
 
-/* The current stack thread's, for us_parked_exit (called by its guardian). */
-static struct guard *_Atomic parked_guard;
+/* This stack thread's, for us_guardian_leave and us_parked_exit: called
+ * by its guardian, which borrows the thread's TLS. Not a global: after an
+ * exec that failed, the program may start a new stack thread (and park a
+ * new guard) before the old guardian has left; through a global the old
+ * guardian woke the new thread's guard, and its own thread stayed parked
+ * for good (090 "three failed execs…", one run in a few hundred). */
+static __thread struct guard *parked_guard;
 
 static void futex_wake(_Atomic uint32_t *w)
 {
@@ -151,7 +156,7 @@ static int guardian_main(void *arg)
 
 _Noreturn void us_guardian_leave(void)
 {
-	struct guard *g = atomic_load(&parked_guard);
+	struct guard *g = parked_guard;
 
 	/* The thread ends once we have exited (CLONE_CHILD_CLEARTID): its
 	 * TLS, which we borrow, goes with it. */
@@ -168,7 +173,6 @@ _Noreturn void us_guardian_leave(void)
  * the guardian has left for good. */
 static void park(struct guard *g)
 {
-	struct guard *self = g;
 	pid_t t;
 
 	for (;;) {
@@ -185,12 +189,12 @@ static void park(struct guard *g)
 	while ((t = atomic_load(&g->tid)) != 0)
 		syscall(SYS_futex, &g->tid, FUTEX_WAIT, t, NULL, NULL, 0);
 	munmap(g->stack, GUARD_STACK);
-	atomic_compare_exchange_strong(&parked_guard, &self, NULL);
+	parked_guard = NULL;
 }
 
 void us_parked_exit(void)
 {
-	struct guard *g = atomic_load(&parked_guard);
+	struct guard *g = parked_guard;
 
 	if (!g)
 		return;
@@ -211,7 +215,7 @@ static void *thread_main(void *arg)
 	r = g.stack == MAP_FAILED ? -ENOMEM : 0;
 	if (!r) {
 		mprotect(g.stack, 4096, PROT_NONE); /* a guard page */
-		atomic_store(&parked_guard, &g);
+		parked_guard = &g;
 		if (clone(guardian_main, g.stack + GUARD_STACK,
 			  CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_UNTRACED | CLONE_PARENT_SETTID |
 				  CLONE_CHILD_CLEARTID,
@@ -220,7 +224,7 @@ static void *thread_main(void *arg)
 	}
 	if (r < 0) {
 		us_st.guardian = false;
-		atomic_store(&parked_guard, NULL);
+		parked_guard = NULL;
 		if (g.stack != MAP_FAILED)
 			munmap(g.stack, GUARD_STACK);
 	}
