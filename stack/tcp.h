@@ -920,6 +920,53 @@ void ust_tcp_set_backlog(struct ust_tcb *listener, unsigned backlog);
 unsigned ust_tcp_acceptq_len(const struct ust_tcb *listener);
 struct ust_tcb *ust_tcp_accept_peek(const struct ust_tcb *listener);
 
+/* ---- a TIME-WAIT handed to another stack on the address ----
+ *
+ * An exit keeper whose connections are all in TIME-WAIT hands them to one
+ * keeper on the address, and leaves (issue 13: one process per address
+ * waits out the TIME-WAITs of programs that exited, not one per program).
+ * What goes over is what TIME-WAIT answers from (tcp_time_wait_input, the
+ * ACK of tcp_output.c) and the close record, as plain data. Times are on
+ * the host's monotonic clock, which every stack reads; timestamps and
+ * ISNs keep growing across the hand-over because the stacks on one
+ * address share their secret (addrshare.c). */
+struct ust_tcp_tw {
+	struct ust_ip6 laddr, raddr;
+	uint16_t lport, rport;
+	uint8_t ipv6, v6only, reuseaddr, reuseport, port_claimed;
+	uint32_t iss, snd_una, snd_nxt, snd_max, snd_buf_seq;
+	uint32_t irs, rcv_nxt, rcv_adv, last_ack_sent;
+	uint16_t mss;
+	uint32_t rcv_wnd_clamp, rcv_ssthresh;
+	uint16_t rcv_mss, rcv_seg_mss;
+	uint8_t rcv_wscale, ws_ok, ts_ok, sack_ok, ecn_flags, tw_ack_as_socket;
+	uint32_t ts_recent, ts_offset;
+	ust_time ts_recent_stamp;
+	uint8_t ip_tos, ip_ttl, ip_pmtudisc, ip6_tclass, ip6_pmtudisc, min_hops;
+	uint16_t ip6_hops;
+	uint32_t flow_label;
+	ust_time deadline;          /* when 2 MSL are over */
+	/* the record, its reason "" (a TIME-WAIT ends in order) */
+	uint8_t initiator, nstates;
+	uint8_t states[UST_TCP_HISTORY_MAX];
+	uint64_t bytes_sent, bytes_received;
+	ust_time start;
+};
+
+/* Fills *tw from a connection in TIME-WAIT that the user let go of;
+ * -EINVAL for any other. The connection is not changed. */
+int ust_tcp_tw_export(const struct ust_tcb *tcb, struct ust_tcp_tw *tw);
+/* Ends an exported connection here without a word: no segment, no
+ * record, no event. Its port goes back through port_release (the taker
+ * holds its own claim by then). */
+void ust_tcp_tw_forget(struct ust_tcb *tcb);
+/* Makes the TIME-WAIT another stack exported, released (no user) and
+ * with tw->port_claimed's claim on its port, which the caller has taken
+ * already (the engine gives it back through port_release at the end).
+ * NULL with *err: -EADDRINUSE when this stack has the 4-tuple, -EINVAL
+ * for a state no TIME-WAIT has, or what a new block fails with. */
+struct ust_tcb *ust_tcp_tw_adopt(struct ust_tcp *tcp, const struct ust_tcp_tw *tw, ust_time now, int *err);
+
 /* Every control block: how many, and each in turn (fn may not free any). */
 unsigned ust_tcp_count(const struct ust_tcp *tcp);
 void ust_tcp_each(struct ust_tcp *tcp, void (*fn)(struct ust_tcb *tcb, void *arg), void *arg);

@@ -485,7 +485,7 @@ enum cmd {
 	CMD_SOCKET, CMD_BIND, CMD_LISTEN, CMD_CONNECT, CMD_ACCEPT, CMD_SEND, CMD_RECV,
 	CMD_SHUTDOWN, CMD_CLOSE, CMD_ABORT, CMD_SETSOCKOPT, CMD_GETSOCKOPT, CMD_LINGER,
 	CMD_SO_ERROR, CMD_STATE, CMD_EVENTS, CMD_STATUS, CMD_RECORD, CMD_CONNS, CMD_COUNTER,
-	CMD_QUIET, CMD_URGENT, CMD_RCV_URGENT, CMD_TAKEN,
+	CMD_QUIET, CMD_URGENT, CMD_RCV_URGENT, CMD_TAKEN, CMD_HANDOFF,
 };
 
 /* What follows "=" in a call line. */
@@ -532,6 +532,8 @@ static const struct cmd_def cmds[] = {
 	  "taken_elsewhere (another stack took every 4-tuple over: tuple_taken)" },
 	{ "urgent", CMD_URGENT, true, 1, 1, RES_NONE, "urgent H BEYOND (MSG_OOB: the mark BEYOND bytes past the queue)" },
 	{ "rcv_urgent", CMD_RCV_URGENT, true, 0, 0, RES_INT, "rcv_urgent H = OFFSET | -1" },
+	{ "handoff", CMD_HANDOFF, false, 0, 0, RES_NONE,
+	  "handoff (each closed socket's TIME-WAIT exported, forgotten and adopted, as by another stack)" },
 };
 
 struct call {
@@ -3193,6 +3195,26 @@ static void trace_call(struct run *r, const struct call *c, long long got)
 	sb_free(&b);
 }
 
+/* "handoff": every closed socket's TIME-WAIT goes the way an exit keeper
+ * hands it to another stack on the address (ust_tcp_tw_export, _forget,
+ * _adopt); the script goes on with the adopted block under the same
+ * handle. Nothing may be sent meanwhile. */
+static void handoff(struct run *r)
+{
+	for (unsigned i = 0; i < r->nhandles; i++) {
+		struct handle *h = &r->handles[i];
+		struct ust_tcp_tw tw;
+		int err;
+
+		if (!h->tcb || !h->released || ust_tcp_tw_export(h->tcb, &tw) < 0)
+			continue;
+		ust_tcp_tw_forget(h->tcb);
+		h->tcb = ust_tcp_tw_adopt(&r->tcp, &tw, r->now, &err);
+		if (!h->tcb)
+			fail(r, "handoff: %d was not adopted: %s", h->num, strerror(-err));
+	}
+}
+
 /* One call line: run it, then compare its result. */
 static void exec_call(struct run *r, const struct line *l)
 {
@@ -3218,9 +3240,12 @@ static void exec_call(struct run *r, const struct line *l)
 	case CMD_RECORD:
 	case CMD_TAKEN:
 	case CMD_QUIET:
+	case CMD_HANDOFF:
 		if (c->def->cmd == CMD_TAKEN)
 			r->taken_elsewhere = true;
 		trace(r, "%s", l->text + l->body);
+		if (c->def->cmd == CMD_HANDOFF)
+			handoff(r);
 		if (c->def->cmd == CMD_STATE)
 			check_state(r, c, h);
 		else if (c->def->cmd == CMD_EVENTS)

@@ -168,12 +168,88 @@ static void test_table_ceiling_enfile(void **state)
 	table_free(x);
 }
 
+/* A TIME-WAIT as another stack on the address exported it. */
+static struct ust_tcp_tw tw_made(uint16_t lport, ust_time deadline)
+{
+	struct ust_tcp_tw tw = {
+		.laddr = ust_ip6_from_v4(OUR_IP), .raddr = ust_ip6_from_v4(PEER_IP),
+		.lport = lport, .rport = 80, .port_claimed = 0,
+		.iss = 1000, .snd_una = 1002, .snd_nxt = 1002, .snd_max = 1002, .snd_buf_seq = 1001,
+		.irs = 5000, .rcv_nxt = 5002, .rcv_adv = 5002 + 65536, .last_ack_sent = 5002,
+		.rcv_wnd_clamp = 65536, .rcv_ssthresh = 65536, .rcv_mss = 1460, .rcv_seg_mss = 1460,
+		.mss = 1460, .rcv_wscale = 7, .ws_ok = 1, .sack_ok = 1,
+		.deadline = deadline, .initiator = UST_INIT_LOCAL, .nstates = 5,
+		.states = { UST_TCP_SYN_SENT, UST_TCP_ESTABLISHED, UST_TCP_FIN_WAIT_1, UST_TCP_FIN_WAIT_2,
+			    UST_TCP_TIME_WAIT },
+		.bytes_sent = 1000,
+	};
+	return tw;
+}
+
+/* MANY TIME-WAITs handed over from another stack (stack/tcp_tw.c):
+ * each adopted as a released TIME-WAIT under its 4-tuple, a second of the
+ * same 4-tuple refused (EADDRINUSE), nonsense refused (EINVAL), the
+ * ceiling's ENFILE as for a socket; a block that is no TIME-WAIT is not
+ * exported; each ends at its own deadline, and an exported one forgotten
+ * leaves no block behind. */
+static void test_table_tw_adopt(void **state)
+{
+	struct table_test *x = table_new(MANY);
+	ust_time now = x->h->now;
+	struct ust_tcp_tw tw;
+	int err;
+
+	(void)state;
+	for (unsigned i = 0; i < MANY; i++) {
+		tw = tw_made((uint16_t)(20000 + i), now + UST_SEC(1) + i * UST_MS(1));
+		x->t[i] = ust_tcp_tw_adopt(&x->tcp, &tw, now, &err);
+		assert_non_null(x->t[i]);
+		assert_int_equal(err, 0);
+		assert_int_equal(ust_tcp_get_state(x->t[i]), UST_TCP_TIME_WAIT);
+		if (i % 500 == 0)
+			check(x);
+	}
+	check(x);
+	tw = tw_made(20000, now + UST_SEC(1));
+	assert_null(ust_tcp_tw_adopt(&x->tcp, &tw, now, &err));
+	assert_int_equal(err, -EADDRINUSE);
+	tw = tw_made(1, now + UST_SEC(1));
+	tw.rcv_wscale = 15;
+	assert_null(ust_tcp_tw_adopt(&x->tcp, &tw, now, &err));
+	assert_int_equal(err, -EINVAL);
+	tw = tw_made(1, now + UST_SEC(1));
+	assert_null(ust_tcp_tw_adopt(&x->tcp, &tw, now, &err));
+	assert_int_equal(err, -ENFILE);
+	/* Out again: an export equals what came in. */
+	assert_int_equal(ust_tcp_tw_export(x->t[7], &tw), 0);
+	assert_int_equal(tw.lport, 20007);
+	assert_int_equal(tw.rcv_nxt, 5002);
+	assert_int_equal(tw.deadline, now + UST_SEC(1) + 7 * UST_MS(1));
+	assert_int_equal(tw.nstates, 5);
+	ust_tcp_tw_forget(x->t[7]);
+	assert_int_equal(ust_tcp_count(&x->tcp), MANY - 1);
+	check(x);
+	/* Halfway through the deadlines, half are gone. */
+	ust_tcp_timers(&x->tcp, now + UST_SEC(1) + (MANY / 2) * UST_MS(1));
+	check(x);
+	assert_in_range(ust_tcp_count(&x->tcp), MANY / 2 - 2, MANY / 2);
+	ust_tcp_timers(&x->tcp, now + UST_SEC(1) + MANY * UST_MS(1));
+	check(x);
+	assert_int_equal(ust_tcp_count(&x->tcp), 0);
+	/* A block that is no released TIME-WAIT stays where it is. */
+	x->t[0] = new_block(x);
+	assert_int_equal(ust_tcp_tw_export(x->t[0], &tw), -EINVAL);
+	ust_tcp_close(x->t[0], now);
+	table_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table_grows_listeners),
 		cmocka_unit_test(test_table_grows_timers),
 		cmocka_unit_test(test_table_ceiling_enfile),
+		cmocka_unit_test(test_table_tw_adopt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
