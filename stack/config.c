@@ -377,7 +377,7 @@ static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t
 }
 
 /* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_MAX_CONNS, USTCP_CC, USTCP_ECN,
- * USTCP_RFC1337, USTCP_SYNCOOKIES, USTCP_BUSY_POLL,
+ * USTCP_RFC1337, USTCP_TW_COLLECT, USTCP_SYNCOOKIES, USTCP_BUSY_POLL,
  * USTCP_PASSTHROUGH: TCP's settings. */
 static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
 {
@@ -428,6 +428,16 @@ static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 			return fail(err, errlen, "USTCP_RFC1337", v,
 				    "not 0 (a RST ends TIME-WAIT) or 1 (TIME-WAIT ignores it)");
 		c->rfc1337 = u != 0;
+	}
+	/* 1 (the default): an exit keeper left with TIME-WAITs only hands
+	 * them to the address's collector (stackthread/twcollect.c); 0:
+	 * each keeper waits its own out. */
+	v = get("USTCP_TW_COLLECT");
+	if (v && *v) {
+		if (parse_uint(v, 0, 1, &u))
+			return fail(err, errlen, "USTCP_TW_COLLECT", v,
+				    "not 0 (each exit keeper waits out its TIME-WAITs) or 1 (one keeper per address does)");
+		c->tw_collect = u != 0;
 	}
 	v = get("USTCP_SYNCOOKIES");
 	if (v && *v) {
@@ -551,6 +561,7 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 	c->fin_timeout_ms = 60000;
 	c->ecn = 2;
 	c->syncookies = 1;
+	c->tw_collect = true;
 	c->log_level = UST_LOG_WARN;
 	c->passthrough[0].net = 0x7f000000;
 	c->passthrough[0].mask = 0xff000000;

@@ -42,6 +42,7 @@ struct ust_config {
 	unsigned ecn;                   /* USTCP_ECN: 0, 1 or 2 (the default), as Linux's tcp_ecn */
 	bool rfc1337;                   /* USTCP_RFC1337: ignore RST in TIME-WAIT, as Linux's tcp_rfc1337 */
 	unsigned syncookies;            /* USTCP_SYNCOOKIES: 0, 1 (the default) or 2, as Linux's tcp_syncookies */
+	bool tw_collect;                /* USTCP_TW_COLLECT: exit keepers hand TIME-WAITs to one per address (default) */
 	unsigned busy_poll_us;          /* USTCP_BUSY_POLL, 0: off */
 	/* USTCP_RMEM, USTCP_WMEM: min, default, max; all 0 when unset (the
 	 * engine's own, ust_tcp_default_config). */

@@ -538,6 +538,9 @@ struct ust_tcb {
 	} stats;
 
 	struct ust_tcp_record rec;
+	/* The stack thread's mark, which the engine only keeps: the program
+	 * a TIME-WAIT handed over from another stack came from (0: none). */
+	uint32_t tag;
 	uint32_t fin_timeout_ms;    /* TCP_LINGER2 for this connection; 0 = default */
 	bool linger2_neg;
 };
@@ -909,6 +912,9 @@ int ust_tcp_hard_error(const struct ust_tcb *tcb);
 bool ust_tcp_persisting(const struct ust_tcb *tcb);
 /* The connection's record (close log); final once it reached CLOSED. */
 const struct ust_tcp_record *ust_tcp_record(const struct ust_tcb *tcb);
+/* The stack thread's mark (tcb->tag). */
+uint32_t ust_tcp_tag(const struct ust_tcb *tcb);
+void ust_tcp_set_tag(struct ust_tcb *tcb, uint32_t tag);
 /* Reached CLOSED after living (not a block that never opened). */
 bool ust_tcp_finished(const struct ust_tcb *tcb);
 
@@ -960,12 +966,18 @@ int ust_tcp_tw_export(const struct ust_tcb *tcb, struct ust_tcp_tw *tw);
  * record, no event. Its port goes back through port_release (the taker
  * holds its own claim by then). */
 void ust_tcp_tw_forget(struct ust_tcb *tcb);
+/* The block of a 4-tuple that is neither a listener nor CLOSED. */
+struct ust_tcb *ust_tcp_find(struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_t lport,
+			     const struct ust_ip6 *raddr, uint16_t rport);
 /* Makes the TIME-WAIT another stack exported, released (no user) and
  * with tw->port_claimed's claim on its port, which the caller has taken
  * already (the engine gives it back through port_release at the end).
  * NULL with *err: -EADDRINUSE when this stack has the 4-tuple, -EINVAL
  * for a state no TIME-WAIT has, or what a new block fails with. */
 struct ust_tcb *ust_tcp_tw_adopt(struct ust_tcp *tcp, const struct ust_tcp_tw *tw, ust_time now, int *err);
+/* A block adopted without a claim holds one on its port from now on (the
+ * caller took it after the block was had: nothing to undo if it was not). */
+void ust_tcp_tw_claimed(struct ust_tcb *tcb);
 
 /* Every control block: how many, and each in turn (fn may not free any). */
 unsigned ust_tcp_count(const struct ust_tcp *tcp);

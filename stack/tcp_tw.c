@@ -39,12 +39,33 @@ int ust_tcp_tw_export(const struct ust_tcb *t, struct ust_tcp_tw *tw)
 	return 0;
 }
 
+uint32_t ust_tcp_tag(const struct ust_tcb *t)
+{
+	return t->tag;
+}
+
+void ust_tcp_set_tag(struct ust_tcb *t, uint32_t tag)
+{
+	t->tag = tag;
+}
+
+struct ust_tcb *ust_tcp_find(struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_t lport,
+			     const struct ust_ip6 *raddr, uint16_t rport)
+{
+	return tcp_lookup(tcp, laddr, lport, raddr, rport);
+}
+
 void ust_tcp_tw_forget(struct ust_tcb *t)
 {
 	/* Straight to CLOSED, past tcp_set_state's record and tcp_finish's
 	 * close callback and event: the connection lives on elsewhere. */
 	t->state = UST_TCP_CLOSED;
 	tcp_maybe_free(t);
+}
+
+void ust_tcp_tw_claimed(struct ust_tcb *t)
+{
+	t->port_claimed = true;
 }
 
 struct ust_tcb *ust_tcp_tw_adopt(struct ust_tcp *tcp, const struct ust_tcp_tw *tw, ust_time now, int *err)

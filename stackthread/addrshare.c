@@ -405,6 +405,20 @@ bool us_share_port_take(uint16_t port, bool reuse)
 	return atomic_compare_exchange_strong(&pshare->port[port], &w, my_owner | (reuse ? UST_OWNER_REUSE : 0));
 }
 
+bool us_share_port_adopt(uint16_t port, uint32_t from, bool reuse)
+{
+	uint32_t mark = reuse ? UST_OWNER_REUSE : 0, w = from | mark;
+
+	if (!pshare || !my_owner || !from)
+		return false;
+	return atomic_compare_exchange_strong(&pshare->port[port], &w, my_owner | mark);
+}
+
+bool us_share_port_ours(uint16_t port)
+{
+	return pshare && my_owner && (atomic_load(&pshare->port[port]) & ~UST_OWNER_REUSE) == my_owner;
+}
+
 void us_share_port_give(uint16_t port)
 {
 	uint32_t w;

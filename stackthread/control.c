@@ -49,6 +49,22 @@ static const char *end_str(const struct ust_ip6 *a, uint16_t port, char buf[64])
 	return buf;
 }
 
+int us_close_log_fd(void)
+{
+	if (!us_st.cfg->close_log[0] || us_st.close_log_off)
+		return -1;
+	if (us_st.close_log_fd < 0) {
+		int fd = open(us_st.cfg->close_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			ust_log(UST_LOG_ERROR, "USTCP_CLOSE_LOG=\"%s\": %s", us_st.cfg->close_log, strerror(errno));
+			us_st.close_log_off = true;
+			return -1;
+		}
+		us_st.close_log_fd = us_fd_high(fd);
+	}
+	return us_st.close_log_fd;
+}
+
 /* USTCP_CLOSE_LOG: one JSON line per finished connection (ustcp(7), "Close log"). */
 void us_close_log(void *ctx, const struct ust_tcb *t)
 {
@@ -59,20 +75,23 @@ void us_close_log(void *ctx, const struct ust_tcb *t)
 	struct timespec wall;
 	struct tm tm;
 	ust_time ago = ust_now() - r->end;
-	int n;
+	int n, fd;
 	size_t o = 0;
+	pid_t pid = us_st.program;
+	const char *death = us_st.death;
 
-	if (!us_st.cfg->close_log[0] || us_st.close_log_off)
+	/* A TIME-WAIT handed over from another keeper: its program's line,
+	 * in its close log. */
+	if (ust_tcp_tag(t)) {
+		fd = us_twc_origin(ust_tcp_tag(t), &pid, &death);
+		if (fd >= 0)
+			goto write;
+		us_twc_origin_put(ust_tcp_tag(t));
 		return;
-	if (us_st.close_log_fd < 0) {
-		int fd = open(us_st.cfg->close_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		if (fd < 0) {
-			ust_log(UST_LOG_ERROR, "USTCP_CLOSE_LOG=\"%s\": %s", us_st.cfg->close_log, strerror(errno));
-			us_st.close_log_off = true;
-			return;
-		}
-		us_st.close_log_fd = us_fd_high(fd);
 	}
+	if ((fd = us_close_log_fd()) < 0)
+		return;
+write:
 	ust_tcp_ends(t, &e);
 	clock_gettime(CLOCK_REALTIME, &wall);
 	wall.tv_sec -= (time_t)(ago / 1000000u);
@@ -89,20 +108,22 @@ void us_close_log(void *ctx, const struct ust_tcb *t)
 				      ust_tcp_state_name((enum ust_tcp_state)r->states[i]));
 	states[o] = 0;
 	/* A killed program's connections: the signal, before TCP's own. */
-	snprintf(cause, sizeof(cause), "%s%s%s", us_st.death, us_st.death[0] && r->reason && r->reason[0] ? ": " : "",
+	snprintf(cause, sizeof(cause), "%s%s%s", death, death[0] && r->reason && r->reason[0] ? ": " : "",
 		 r->reason ? r->reason : "");
 	json_str(reason, sizeof(reason), cause);
 	n = snprintf(line, sizeof(line),
 		     "{\"ts\":\"%s\",\"pid\":%d,\"local\":\"%s\",\"remote\":\"%s\","
 		     "\"outcome\":\"%s\",\"initiator\":%s%s%s,\"reason\":\"%s\",\"states\":[%s],"
 		     "\"bytes_sent\":%llu,\"bytes_received\":%llu,\"duration_ms\":%llu}\n",
-		     ts, (int)us_st.program, end_str(&e.laddr, e.lport, local), end_str(&e.raddr, e.rport, remote),
+		     ts, (int)pid, end_str(&e.laddr, e.lport, local), end_str(&e.raddr, e.rport, remote),
 		     ust_tcp_outcome_name(r->outcome), who ? "\"" : "",
 		     who ? who : "null", who ? "\"" : "", reason, states,
 		     (unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_received,
 		     (unsigned long long)((r->end - r->start) / 1000u));
-	if (n > 0 && REAL(write)(us_st.close_log_fd, line, (size_t)n) < 0)
+	if (n > 0 && REAL(write)(fd, line, (size_t)n) < 0)
 		ust_log(UST_LOG_WARN, "close log: %s", strerror(errno));
+	if (ust_tcp_tag(t))
+		us_twc_origin_put(ust_tcp_tag(t));
 }
 
 

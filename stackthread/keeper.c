@@ -71,6 +71,25 @@ static bool work_left(void)
 	return ust_tcp_count(&us_st.tcp) || us_st.nrelays;
 }
 
+static void tw_only(struct ust_tcb *t, void *arg)
+{
+	bool *only = arg;
+
+	*only &= ust_tcp_get_state(t) == UST_TCP_TIME_WAIT;
+}
+
+static bool holds_exec_kept(void);
+
+bool us_keeper_tw_only(void)
+{
+	bool only = ust_tcp_count(&us_st.tcp) != 0;
+
+	if (!us_st.keeper || us_st.nrelays || us_st.program_fd >= 0 || holds_exec_kept())
+		return false;
+	ust_tcp_each(&us_st.tcp, tw_only, &only);
+	return only;
+}
+
 void us_keeper_check(void)
 {
 	if (!work_left())
@@ -359,6 +378,7 @@ static void become_keeper(bool forked)
 	ust_ring_cache_off();
 	ust_log(UST_LOG_INFO, "keeper %d finishes the connections of program %d%s%s", (int)getpid(),
 		(int)us_st.program, us_st.death[0] ? ", " : "", us_st.death);
+	us_twc_check();
 }
 
 /* The guardian's end, and a keeper's: the control socket goes, the
@@ -373,6 +393,7 @@ void us_keeper_exit(void)
 
 	if (us_st.ctl_path[0])
 		unlink(us_st.ctl_path);
+	us_twc_leave();
 	/* The loop's after hook (us_keeper_check) runs before its flush:
 	 * the last segments (a RST for unread data) go first. */
 	ust_stack_flush(&us_st.st);
@@ -494,6 +515,7 @@ void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents)
 		if (!work_left() || !if_nametoindex(us_st.link.ifname))
 			us_keeper_exit();
 		us_keeper_filter();
+		us_twc_check();
 		return;
 	}
 	if (!us_st.guardian || us_st.handed_over)

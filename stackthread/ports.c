@@ -27,6 +27,8 @@
  * port's last user. */
 enum { F4, F6 };
 static struct { int fd[2]; unsigned refs; bool reuse, reuseport, shared, grouped; } ports[65536];
+/* A TIME-WAIT's release while it goes to the collector (us_port_handing). */
+static bool handing;
 /* The ports with users (refs > 0), a bit each: walks over what a stack
  * holds (its fds at a keeper's birth, a fork child's forgetting) read
  * 8 KiB, not the 1 MiB table, whose pages a fresh process or a fork
@@ -536,11 +538,17 @@ void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	if (ports[port].grouped && tomb_addr(raddr))
 		us_share_tuple_let_go(port, tomb_addr(raddr), rport);
 	/* The tombstone goes up before the port is free: a stack that finds
-	 * it free finds the tombstone too (us_port_foreign). */
-	if (tomb_addr(raddr))
+	 * it free finds the tombstone too (us_port_foreign). None for a
+	 * TIME-WAIT handed to the collector, whose TIME-WAIT would read it
+	 * as its 4-tuple taken over by another process (us_tuple_taken). */
+	if (tomb_addr(raddr) && !handing)
 		us_share_bury(port, tomb_addr(raddr), rport);
 	if (ports[port].refs && --ports[port].refs == 0) {
-		bool kept = ports[port].shared && ports[port].fd[F4] < 0 && ports[port].fd[F6] < 0 && pool_put(port);
+		/* A word a collector took over (twcollect.c) is not ours to
+		 * keep in the pool; giving it and the broker's release touch
+		 * only what is still ours. */
+		bool kept = ports[port].shared && ports[port].fd[F4] < 0 && ports[port].fd[F6] < 0 &&
+			    us_share_port_ours(port) && pool_put(port);
 
 		/* Out of the group before the port is free. */
 		if (ports[port].grouped)
@@ -557,6 +565,64 @@ void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 		ports[port].grouped = false;
 		held[port / 64] &= ~(1ull << (port % 64));
 	}
+}
+
+/* ---- TIME-WAITs handed to the address's collector (twcollect.c) ---- */
+
+bool us_port_describe(uint16_t port, struct us_port_desc *d)
+{
+	if (!ports[port].refs || ports[port].grouped)
+		return false;
+	*d = (struct us_port_desc){ .shared = ports[port].shared, .reuse = ports[port].reuse,
+				    .reuseport = ports[port].reuseport,
+				    .fd = { ports[port].fd[F4], ports[port].fd[F6] } };
+	return true;
+}
+
+void us_port_handing(bool on)
+{
+	handing = on;
+}
+
+int us_port_adopt(struct us_stack *st, uint16_t port, const struct us_port_desc *d, uint32_t from)
+{
+	int had[2] = { ports[port].fd[F4], ports[port].fd[F6] };
+
+	note_addrs(st);
+	if (ports[port].refs) {
+		/* Ours already (another TIME-WAIT came on it): one user more,
+		 * with a reservation of a family it lacked. */
+		if (ports[port].shared != d->shared)
+			return -EADDRINUSE;
+		for (int f = F4; f <= F6; f++)
+			if (ports[port].fd[f] < 0 && d->fd[f] >= 0)
+				ports[port].fd[f] = us_fd_dup_high(d->fd[f]);
+		ports[port].refs++;
+		steer_bound(port, had);
+		return 0;
+	}
+	if (d->shared) {
+		/* Its word goes from the giver's owner to us, unless it is
+		 * someone else's by now. */
+		if (!us_share_port_adopt(port, from, d->reuse))
+			return -EADDRINUSE;
+		ports[port].fd[F4] = ports[port].fd[F6] = -1;
+		if (us_steer_on())
+			us_steer_claim_shared(&port, 1);
+	} else {
+		for (int f = F4; f <= F6; f++)
+			ports[port].fd[f] = d->fd[f] >= 0 ? us_fd_dup_high(d->fd[f]) : -1;
+		if (ports[port].fd[F4] < 0 && ports[port].fd[F6] < 0)
+			return -EBADF;
+	}
+	hold(port);
+	ports[port].reuse = d->reuse;
+	ports[port].reuseport = d->reuseport;
+	ports[port].shared = d->shared;
+	ports[port].grouped = false;
+	if (!d->shared)
+		steer_bound(port, (const int[2]){ -1, -1 });
+	return 0;
 }
 
 /* Asked for segments that match nothing here. "Held" answers are

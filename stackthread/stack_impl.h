@@ -337,6 +337,23 @@ bool us_port_group_stray(void *ctx, uint16_t port, const struct ust_ip6 *raddr, 
 /* The engine's reuseport_pick. */
 int us_port_group_pick(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport, unsigned nlocal,
 		       bool exact, bool *shared);
+/* A port a TIME-WAIT goes to the address's collector with (twcollect.c):
+ * held in the address share (a client port) or by kernel reservations
+ * (fd, -1 for a family without one), and its flags. */
+struct us_port_desc {
+	bool shared, reuse, reuseport;
+	int fd[2];
+};
+/* The giver's: how we hold port (false: not at all, or as a SO_REUSEPORT
+ * group's, which stays with its group); and, around the forgetting of a
+ * TIME-WAIT the collector took, that its release buries no tombstone
+ * (the collector's TIME-WAIT would take it for its 4-tuple taken over). */
+bool us_port_describe(uint16_t port, struct us_port_desc *d);
+void us_port_handing(bool on);
+/* The collector's: one more user of port as d describes it (the fds are
+ * the giver's, duplicated here), its share word taken over from owner
+ * word from; 0, or -errno (the port is someone else's now). */
+int us_port_adopt(struct us_stack *st, uint16_t port, const struct us_port_desc *d, uint32_t from);
 /* fn(ctx, fd) for each reservation: one pass over the ports. */
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx);
 /* A forked child's copy of the table is not its own: close and forget. */
@@ -376,6 +393,11 @@ unsigned us_share_owners(unsigned *slots, unsigned max);
 /* Sets or clears the SO_REUSEADDR mark of a port we hold in the file. */
 void us_share_port_mark(uint16_t port, bool reuse);
 bool us_share_port_take(uint16_t port, bool reuse);
+/* Takes port over from the owner whose word is from (marked with
+ * SO_REUSEADDR as reuse): false if its word is no longer that. */
+bool us_share_port_adopt(uint16_t port, uint32_t from, bool reuse);
+/* Is port's word ours? */
+bool us_share_port_ours(uint16_t port);
 void us_share_port_give(uint16_t port);
 bool us_share_port_busy(uint16_t port, bool reuse);
 /* The file's fd, which our owner lock lives on (-1: none): a keeper keeps
@@ -472,6 +494,8 @@ void us_looped_forget(void);
 /* control.c */
 /* TCP's closed callback: one line to USTCP_CLOSE_LOG. */
 void us_close_log(void *ctx, const struct ust_tcb *t);
+/* The close log's fd, opened at the first call; -1 without one. */
+int us_close_log_fd(void);
 /* Publishes RUN_DIR/PID.sock for ustcp-stat. */
 void us_ctl_open(void);
 /* Closes it without removing the file (it is another process's);
@@ -500,6 +524,22 @@ _Noreturn void us_guardian_leave(void);
 void us_keeper_exit(void) __attribute__((noreturn));
 /* In a keeper: exit at once if nothing is left to finish. */
 void us_keeper_check(void);
+
+/* Is the keeper left with TIME-WAITs alone, which it may hand to the
+ * address's collector: no relay, nothing kept for an exec'd image? */
+bool us_keeper_tw_only(void);
+
+/* twcollect.c: one keeper per address waits out the TIME-WAITs of the
+ * programs that exited. Once a second in a keeper: collects, or hands its
+ * TIME-WAITs to the collector, or nothing. */
+void us_twc_check(void);
+/* A collector's end: its socket goes. */
+void us_twc_leave(void);
+/* A handed-over TIME-WAIT's program (tag: ust_tcp_tag): its pid, how it
+ * died, and its close log's fd (-1: none), for the line at the end; put
+ * once that line is written. */
+int us_twc_origin(uint32_t tag, pid_t *pid, const char **death);
+void us_twc_origin_put(uint32_t tag);
 
 /* kfilter.c */
 /* In a keeper on a socket of its own, with no relay left: narrows the

@@ -141,8 +141,10 @@ to_time_wait() {
 
 	# The processes exit; the client's TIME-WAIT stays, held by an exit
 	# keeper (another pid, the same name) until 2 MSL are over. Only the
-	# keeper's control socket is left (beside the address's shared files,
-	# addr-ADDRESS and ports-ADDRESS, which stay).
+	# keeper's control socket is left, and as it holds TIME-WAITs alone,
+	# the address's collector's socket and lock (stackthread/twcollect.c;
+	# beside the address's shared files, addr-ADDRESS and ports-ADDRESS,
+	# which stay, as the lock does).
 	touch "$TMP/exit"
 	local p i
 	for p in "${BG_PIDS[@]}"; do bg_wait "$p" 20; done
@@ -150,7 +152,7 @@ to_time_wait() {
 	# child could still hold it); that keeper leaves as soon as it sees the
 	# listener's last holder gone.
 	for ((i = 0; i < 100; i++)); do
-		[ "$(ls -A "$USTCP_RUN_DIR" | grep -c '\.sock$')" -le 1 ] && break
+		[ "$(ls -A "$USTCP_RUN_DIR" | grep -cE '^[0-9]+\.sock$')" -le 1 ] && break
 		sleep 0.05
 	done
 	run -0 stat_run
@@ -159,10 +161,12 @@ to_time_wait() {
 	refute_line --partial "pid=$pid)"
 	refute_line --partial "pid=$pid2)"
 	run -0 ls -A "$USTCP_RUN_DIR"
-	assert_equal "${#lines[@]}" 3
+	assert_equal "${#lines[@]}" 5
 	assert_line --regexp '^[0-9]+\.sock$'
 	assert_line "addr-$SADDR"
 	assert_line "ports-$SADDR"
+	assert_line --regexp "^tw-${SADDR//./\\.}-[0-9a-f]{12}-[0-9]+\.lock$"
+	assert_line --regexp "^tw-${SADDR//./\\.}-[0-9a-f]{12}-[0-9]+\.sock$"
 }
 
 # Over IPv6 (the launcher's -A): the ends as ss prints them, [address]:port;

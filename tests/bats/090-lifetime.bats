@@ -481,6 +481,104 @@ body_keeper_time_wait() {
 	MODE=ustcp body_keeper_time_wait
 }
 
+# tw_holders: ustcp-stat's TIME-WAIT lines; HOLDERS the distinct pids that
+# hold them, NTW how many there are.
+tw_holders() {
+	timeout 10 "$STAT" >"$TMP/stat.out" || return 1
+	NTW=$(grep -c '^TIME-WAIT ' "$TMP/stat.out" || true)
+	HOLDERS=$(grep '^TIME-WAIT ' "$TMP/stat.out" | grep -oE 'pid=[0-9]+' | sort -u | tr '\n' ' ')
+}
+
+# tw_held N K: ustcp-stat shows N TIME-WAITs, held by K processes, and K
+# stacks are left on the address (their control sockets).
+tw_held() {
+	local socks
+	tw_holders && [ "$NTW" -eq "$1" ] && [ "$(wc -w <<<"$HOLDERS")" -eq "$2" ] || return 1
+	socks=$(find "$USTCP_RUN_DIR" -maxdepth 1 -name '[0-9]*.sock' | wc -l)
+	[ "$socks" -eq "$2" ]
+}
+
+# programs_to_time_wait N: N programs, one after the other, each send /mid
+# to the peer's sink on port 7000, close first and exit, leaving their
+# connections in TIME-WAIT with their keepers; all bytes and a FIN each.
+# PIDS: the programs' pids.
+programs_to_time_wait() {
+	local sink i p
+	shim_topo_up
+	peer_bg python3 "$LT_DIR/sink.py" "$PEER_ADDR" 7000 "$1" 60 </dev/null >"$TMP/sink.out"
+	sink=$BG_PID
+	wait_listen "$PEER_NETNS" 7000
+	PIDS=()
+	for ((i = 0; i < $1; i++)); do
+		prog python3 "$LT_DIR/send_exit.py" close "$PEER_ADDR" 7000 "$WWW/mid" "$TMP/pid$i" </dev/null
+		read -r p <"$TMP/pid$i"
+		PIDS+=("$p")
+	done
+	bg_wait "$sink" 30
+	cat "$TMP/sink.out"
+	sink_check "$TMP/sink.out" "$1" "$WWW/mid"
+}
+
+# Exit keepers hand their TIME-WAITs to one keeper per address (its
+# collector, stackthread/twcollect.c): four programs send 1 MB each and
+# exit; within a tick or two, the four TIME-WAITs are on ustcp-stat under
+# one pid (the first program's keeper collects) and the other keepers are
+# gone. The collector answers for a TIME-WAIT it took (a FIN from the peer's
+# port, out of sequence, gets an ACK); when the TIME-WAITs end, each
+# connection's close log line names its own program, and the collector
+# leaves too.
+@test "exit keepers hand their TIME-WAITs to one keeper per address, which answers for them and logs each under its program [ustcp]" {
+	MODE=ustcp
+	export USTCP_MSL=4 USTCP_CLOSE_LOG=$TMP/close.log
+	local p lport
+	programs_to_time_wait 4
+	retry 5 tw_held 4 1 || { cat "$TMP/stat.out"; return 1; }
+	cat "$TMP/stat.out"
+	local collector=${HOLDERS#pid=}
+	# The last program's connection, now the collector's.
+	lport=$(awk '$1 == "conn" { n = split($3, a, ":"); p = a[n] } END { print p }' "$TMP/sink.out")
+	run peer_fin_answers "$SADDR" 7000 "$lport"
+	echo "$output"
+	assert_line "$lport A"
+	# Each line under its program's pid, once, in order through TIME-WAIT.
+	wait_for 15 eval '[ "$(grep -c "" "$TMP/close.log" 2>/dev/null)" -ge 4 ]'
+	cat "$TMP/close.log"
+	for p in "${PIDS[@]}"; do
+		[ "$(grep -c "\"pid\":$p,.*\"outcome\":\"orderly\",.*\"TIME-WAIT\",\"CLOSED\"" "$TMP/close.log")" -eq 1 ]
+	done
+	[ "$(grep -c "" "$TMP/close.log")" -eq 4 ]
+	wait_for 5 eval '! kill -0 "$collector" 2>/dev/null'
+}
+
+# A collector that cannot take a TIME-WAIT (at its USTCP_MAX_CONNS) leaves
+# it whole with its keeper: two programs, two holders, and the second's
+# TIME-WAIT still answers a FIN from the peer's port with an ACK (it used
+# to be left with its port given up and a tombstone that ended it
+# quietly).
+@test "a TIME-WAIT the collector cannot take stays whole with its keeper [ustcp]" {
+	MODE=ustcp
+	export USTCP_MSL=4 USTCP_MAX_CONNS=1
+	local lport
+	programs_to_time_wait 2
+	retry 5 tw_held 2 2 || { cat "$TMP/stat.out"; return 1; }
+	sleep 1.5 # a tick more: the second keeper tried again
+	lport=$(awk '$1 == "conn" { n = split($3, a, ":"); p = a[n] } END { print p }' "$TMP/sink.out")
+	run peer_fin_answers "$SADDR" 7000 "$lport"
+	echo "$output"
+	assert_line "$lport A"
+}
+
+# USTCP_TW_COLLECT=0: each exit keeper waits out its own TIME-WAIT.
+@test "with USTCP_TW_COLLECT=0 each exit keeper waits out its own TIME-WAITs [ustcp]" {
+	MODE=ustcp
+	export USTCP_MSL=4 USTCP_TW_COLLECT=0
+	programs_to_time_wait 2
+	retry 5 tw_held 2 2 || { cat "$TMP/stat.out"; return 1; }
+	# Still two holders two ticks later.
+	sleep 2
+	tw_held 2 2 || { cat "$TMP/stat.out"; return 1; }
+}
+
 # A program downloads 8 MB (the veth passes the peer's 64 kB GSO frames:
 # the stack's receive buffers and its rings move to huge pages), closes
 # first and exits: its exit keeper holds the TIME-WAIT. The keeper gives

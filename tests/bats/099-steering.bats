@@ -233,6 +233,53 @@ reuseport_two_procs() {
 	reuseport_two_procs "$SADDR"
 }
 
+# Exit keepers of separate launchers (three brokers, three fanout groups)
+# hand their TIME-WAITs to one collector (stackthread/twcollect.c), whose
+# broker steers the ports to it: three client runs, each closing first
+# and leaving a TIME-WAIT, then one holder on ustcp-stat and one launcher
+# left; a FIN from the peer's port to each of the three TIME-WAITs (a
+# segment out of sequence) is answered with an ACK.
+@test "steering: the TIME-WAITs of three launchers' programs go to one collector, which gets their frames [ustcp]" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	TMP=$BATS_TEST_TMPDIR
+	export USTCP_MSL=10
+	launcher_topo_up
+	peer_bg /usr/bin/python3 -c '
+import socket, sys
+l = socket.create_server((sys.argv[1], 9400))
+for _ in range(3):
+    c, _ = l.accept()
+    while c.recv(65536):
+        pass
+    c.close()' "$PEER_ADDR" </dev/null
+	local peer=$BG_PID i lport ports
+	wait_listen "$PEER_NETNS" 9400
+	for ((i = 0; i < 3; i++)); do
+		launch python3 -c '
+import socket, sys
+s = socket.create_connection((sys.argv[1], 9400))
+s.sendall(b"x" * 1000)
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+s.close()' "$PEER_ADDR" </dev/null
+	done
+	bg_wait "$peer" 20
+	for ((i = 0; i < 50; i++)); do
+		STAT_OUT=$(timeout 10 "$STAT")
+		[ "$(grep -c '^TIME-WAIT' <<<"$STAT_OUT")" -eq 3 ] &&
+			[ "$(grep '^TIME-WAIT' <<<"$STAT_OUT" | grep -oE 'pid=[0-9]+' | sort -u | wc -l)" -eq 1 ] && break
+		sleep 0.1
+	done
+	echo "$STAT_OUT"
+	[ "$(grep '^TIME-WAIT' <<<"$STAT_OUT" | grep -oE 'pid=[0-9]+' | sort -u | wc -l)" -eq 1 ]
+	[ "$(grep -c '^TIME-WAIT' <<<"$STAT_OUT")" -eq 3 ]
+	pgrep -fa "$LAUNCHER " || true
+	ports=$(awk '$1 == "TIME-WAIT" { n = split($4, a, ":"); print a[n] }' <<<"$STAT_OUT")
+	run peer_fin_answers "$SADDR" 9400 $ports
+	echo "$output"
+	[ "$(grep -cE '^[0-9]+ A$' <<<"$output")" -eq 3 ]
+}
+
 # ---- over IPv6 (issue 16): the launcher with an IPv6 address (-A) -----------
 
 # The bulk test over IPv6: the holder's and the bulk flow's connections

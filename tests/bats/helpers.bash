@@ -243,6 +243,26 @@ peer_fin_acked() {
 	grep -E '^(P F|I F|I \. seq=- ack=2 )|^. R' "$TMP/segs" || true
 }
 
+# peer_fin_answers SADDR PORT LPORT...: from the peer's namespace, a FIN
+# from PORT (out of sequence, scapy) to each LPORT of SADDR; prints "LPORT
+# FLAGS" for the first segment that comes back from there within 3 s, or
+# "LPORT none". A TIME-WAIT answers with an ACK ("A").
+peer_fin_answers() {
+	timeout 60 ip netns exec "$PEER_NETNS" /usr/bin/python3 - "$PEER_ADDR" "$PEER_IFACE" "$@" <<-'PY'
+		import sys, time
+		from scapy.all import IP, TCP, AsyncSniffer, send
+		src, ifname, dst, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+		for lport in map(int, sys.argv[5:]):
+		    sn = AsyncSniffer(iface=ifname, filter="tcp and src host %s and src port %d" % (dst, lport),
+		                      count=1, timeout=3)
+		    sn.start()
+		    time.sleep(0.3)
+		    send(IP(src=src, dst=dst) / TCP(sport=port, dport=lport, flags="FA", seq=12345, ack=1), verbose=False)
+		    sn.join()
+		    print(lport, sn.results[0][TCP].flags if sn.results else "none")
+	PY
+}
+
 # capture_start NETNS IFACE PCAP SECONDS FILTER: tcpdump (headers, 128
 # bytes, written as they come) on IFACE in NETNS for at most SECONDS, in the
 # background; returns once it listens. Its pid is CAPTURE_PID (also in

@@ -509,6 +509,23 @@ static void test_config_rfc1337(void **state)
 	refuse_each("USTCP_RFC1337", bad, UST_ARRAY_SIZE(bad));
 }
 
+/* USTCP_TW_COLLECT: 0 or 1; 1 (keepers hand TIME-WAITs to the
+ * address's collector) unset. */
+static void test_config_tw_collect(void **state)
+{
+	static const char *const bad[] = { "2", "-1", "no", "1 ", "0x" };
+
+	load_ok();
+	assert_true(cfg.tw_collect);
+	env_set("USTCP_TW_COLLECT", "0");
+	load_ok();
+	assert_false(cfg.tw_collect);
+	env_set("USTCP_TW_COLLECT", "1");
+	load_ok();
+	assert_true(cfg.tw_collect);
+	refuse_each("USTCP_TW_COLLECT", bad, UST_ARRAY_SIZE(bad));
+}
+
 /* USTCP_BUSY_POLL: microseconds, as Linux's net.core.busy_read; unset or
  * empty is 0 (off). */
 static void test_config_busy_poll(void **state)
@@ -845,6 +862,7 @@ int main(void)
 		T(test_config_cc),
 		T(test_config_ecn),
 		T(test_config_rfc1337),
+		T(test_config_tw_collect),
 		T(test_config_syncookies),
 		T(test_config_busy_poll),
 		T(test_config_mem_valid),
