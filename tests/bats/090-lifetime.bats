@@ -568,6 +568,39 @@ programs_to_time_wait() {
 	assert_line "$lport A"
 }
 
+# One-shot clients in parallel, as a shell's background jobs or a build's
+# fetches: four loops of 25 curls, each leaving a TIME-WAIT (4 s) as its
+# program exits, their keepers handing them over at once or a tick later
+# (up to eight givers at a time, the collector's own TIME-WAITs ending
+# while others come). Every fetch whole; one close log line per
+# connection, each under its own program's pid, orderly through
+# TIME-WAIT; and in the end no process left.
+@test "parallel one-shot clients: every connection's TIME-WAIT ends in order under its own program, whoever held it [ustcp]" {
+	MODE=ustcp
+	export USTCP_MSL=2 USTCP_CLOSE_LOG=$TMP/close.log
+	shim_topo_up
+	peer_bg python3 "$LT_DIR/http_wait_close.py" "$PEER_ADDR" 8080 120 </dev/null
+	wait_listen "$PEER_NETNS" 8080
+	local j loops=()
+	for ((j = 0; j < 4; j++)); do
+		(
+			for ((i = 0; i < 25; i++)); do
+				prog curl -sS -o /dev/null -w '%{http_code} %{size_download}\n' \
+					"http://$PEER_ADDR:8080/" </dev/null
+			done >"$TMP/codes.$j"
+		) &
+		loops+=($!)
+	done
+	for j in "${loops[@]}"; do wait "$j"; done
+	cat "$TMP"/codes.* | sort | uniq -c
+	[ "$(cat "$TMP"/codes.* | grep -c '^200 100$')" -eq 100 ]
+	wait_for 30 eval '[ "$(grep -c "" "$TMP/close.log" 2>/dev/null)" -ge 100 ]'
+	[ "$(grep -c "" "$TMP/close.log")" -eq 100 ]
+	[ "$(grep -c '"outcome":"orderly".*"TIME-WAIT","CLOSED"' "$TMP/close.log")" -eq 100 ]
+	[ "$(grep -oE '"pid":[0-9]+' "$TMP/close.log" | sort -u | wc -l)" -eq 100 ]
+	wait_for 10 eval '[ -z "$(find "$USTCP_RUN_DIR" -maxdepth 1 -name "[0-9]*.sock")" ]'
+}
+
 # USTCP_TW_COLLECT=0: each exit keeper waits out its own TIME-WAIT.
 @test "with USTCP_TW_COLLECT=0 each exit keeper waits out its own TIME-WAITs [ustcp]" {
 	MODE=ustcp
