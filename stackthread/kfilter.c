@@ -16,7 +16,9 @@
 #include "log.h"
 #include "stack_impl.h"
 
-/* The ports the filter passes now; narrowed once it was set. */
+/* The ports the filter passes now; narrowed once it was set. A keeper's
+ * ports only shrink, but the address's collector (twcollect.c) takes
+ * more: the filter follows them on the tick it takes them. */
 static uint64_t applied[1024];
 static bool narrowed, failed;
 
@@ -57,8 +59,16 @@ void us_keeper_filter(void)
 				   us_st.link.l3, r, n, prog);
 	e = ust_link_set_filter(&us_st.link, prog, len);
 	if (e < 0) {
-		/* The address's whole filter stays: more to read, nothing lost. */
+		/* The address's whole filter, put back if an earlier narrowing
+		 * had replaced it (a collector's ports grow): more to read,
+		 * nothing lost. */
 		ust_log(UST_LOG_INFO, "exit keeper: cannot narrow the link's filter to its ports: %s", strerror(-e));
+		if (narrowed) {
+			len = ust_link_filter(us_st.cfg->addr, us_st.cfg->has_addr6 ? &us_st.cfg->addr6 : NULL,
+					      us_st.link.mac, us_st.link.l3, prog);
+			if (ust_link_set_filter(&us_st.link, prog, len) < 0)
+				ust_log(UST_LOG_WARN, "exit keeper: the link's filter stays narrowed to its old ports");
+		}
 		failed = true;
 		return;
 	}

@@ -243,6 +243,19 @@ static int take_free_port(uint16_t *port, bool reuse)
 
 static struct { uint16_t port; uint32_t seq; } pool[POOL_MAX];
 static unsigned npool;
+/* A stack that makes no more connections (the address's collector):
+ * its pool went back, and ports it lets go are not kept. */
+static bool pool_drained;
+
+void us_ports_pool_drain(void)
+{
+	pool_drained = true;
+	while (npool) {
+		uint16_t port = pool[--npool].port;
+		us_share_port_give(port);
+		us_steer_release(port);
+	}
+}
 static uint32_t pool_filling;   /* the lease's claim under way (0: none) */
 static _Atomic bool pool_primed; /* a lease was claimed (program threads read it) */
 
@@ -347,7 +360,7 @@ static bool pool_take(const struct us_stack *st, uint16_t *port, bool reuse)
 /* A client port let go: back into the pool if it has room. */
 static bool pool_put(uint16_t port)
 {
-	if (!us_steer_on() || npool == POOL_MAX)
+	if (!us_steer_on() || npool == POOL_MAX || pool_drained)
 		return false;
 	pool[npool++] = (typeof(pool[0])){ port, 0 };
 	return true;
@@ -575,7 +588,7 @@ bool us_port_describe(uint16_t port, struct us_port_desc *d)
 		return false;
 	*d = (struct us_port_desc){ .shared = ports[port].shared, .reuse = ports[port].reuse,
 				    .reuseport = ports[port].reuseport,
-				    .fd = { ports[port].fd[F4], ports[port].fd[F6] } };
+				    .fd = { ports[port].fd[F4], ports[port].fd[F6] }, .refs = ports[port].refs };
 	return true;
 }
 

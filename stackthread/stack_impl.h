@@ -343,6 +343,7 @@ int us_port_group_pick(void *ctx, uint16_t port, const struct ust_ip6 *raddr, ui
 struct us_port_desc {
 	bool shared, reuse, reuseport;
 	int fd[2];
+	unsigned refs;                /* our users of it (the giver's) */
 };
 /* The giver's: how we hold port (false: not at all, or as a SO_REUSEPORT
  * group's, which stays with its group); and, around the forgetting of a
@@ -358,6 +359,9 @@ int us_port_adopt(struct us_stack *st, uint16_t port, const struct us_port_desc 
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx);
 /* A forked child's copy of the table is not its own: close and forget. */
 void us_ports_forget(void);
+/* The address's collector makes no connections: the steering pool's
+ * ports go back, and none is kept from now on. */
+void us_ports_pool_drain(void);
 /* Steering: takes a lease of client ports ahead and claims it, when the
  * pool runs low (at the first connect, us_op_steer_lease, then as it
  * empties). */

@@ -15,9 +15,10 @@
  *   RUN_DIR/tw-A.B.C.D-MAC-MSL.sock   where it takes batches
  *                                     (SOCK_SEQPACKET, mode 0600)
  *
- * named by the address and the interface's link address (the run
- * directory is the user's, not the network namespace's: the same address
- * on another link is another host), and by what TIME-WAIT reads from the
+ * named by the address (and a hash of the IPv6 one, "-6HASH", with
+ * USTCP_ADDR6) and the interface's link address (the run directory is
+ * the user's, not the network namespace's: the same address on another
+ * link is another host), and by what TIME-WAIT reads from the
  * configuration (USTCP_MSL in ms, "-rfc1337" with USTCP_RFC1337=1): a
  * program's TIME-WAIT keeps its own settings. Steered or not, launched by one
  * launcher or another: a port's frames reach the collector by its own
@@ -47,10 +48,8 @@
  * again). Not handed over: a TIME-WAIT that ends within TWC_WAIT and a
  * second (both would write its close log line), a port of a SO_REUSEPORT
  * group (its group decides who answers there), and anything while the
- * keeper holds more than TIME-WAITs. Left as it is: a client port with
- * several TIME-WAITs (SO_REUSEADDR, other peers) of which only some went
- * over is the collector's in the share, which gives it back when its own
- * end, while the giver may still hold the others. */
+ * keeper holds more than TIME-WAITs, and a port whose TIME-WAITs do not
+ * all fit in one batch (gather_ports). */
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -155,11 +154,17 @@ static bool make_names(void)
 {
 	const struct ust_config *cfg = us_st.cfg;
 	const uint8_t *m = us_st.link.mac;
-	char name[PATH_MAX + 64];
+	char name[PATH_MAX + 64], six[16] = "";
+	uint32_t h = 2166136261u; /* FNV-1a of the IPv6 address: short enough for sun_path */
 	int n;
 
-	snprintf(name, sizeof(name), "%s/tw-%u.%u.%u.%u-%02x%02x%02x%02x%02x%02x-%u%s", cfg->run_dir, cfg->addr >> 24,
-		 cfg->addr >> 16 & 255, cfg->addr >> 8 & 255, cfg->addr & 255, m[0], m[1], m[2], m[3], m[4], m[5],
+	if (cfg->has_addr6) {
+		for (unsigned i = 0; i < sizeof(cfg->addr6.b); i++)
+			h = (h ^ cfg->addr6.b[i]) * 16777619u;
+		snprintf(six, sizeof(six), "-6%08x", h);
+	}
+	snprintf(name, sizeof(name), "%s/tw-%u.%u.%u.%u%s-%02x%02x%02x%02x%02x%02x-%u%s", cfg->run_dir, cfg->addr >> 24,
+		 cfg->addr >> 16 & 255, cfg->addr >> 8 & 255, cfg->addr & 255, six, m[0], m[1], m[2], m[3], m[4], m[5],
 		 cfg->msl_ms, cfg->rfc1337 ? "-rfc1337" : "");
 	n = snprintf(twc.sock, sizeof(twc.sock), "%s.sock", name);
 	if (n < 0 || (size_t)n >= sizeof(twc.sock))
@@ -200,7 +205,10 @@ static int log_get(int fd)
 	struct stat st;
 	int free_slot = -1;
 
-	if (fstat(fd, &st) < 0)
+	/* A regular file only: the stack thread writes its lines with a
+	 * plain write, which a FIFO or a terminal nobody reads would block,
+	 * and with it every TIME-WAIT on the address. */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return -1;
 	for (unsigned i = 0; i < TWC_LOGS; i++) {
 		if (twc.logs[i].refs && twc.logs[i].dev == st.st_dev && twc.logs[i].ino == st.st_ino) {
@@ -283,7 +291,10 @@ static void take_batch(struct twc_batch *b, const int *fds, struct twc_answer *a
 		struct ust_tcb *t;
 		int err;
 
-		if (!addr_ours(&e->tw.laddr) || !e->tw.lport)
+		/* Not one that ended at the giver while the batch came (its
+		 * tombstone says so). */
+		if (!addr_ours(&e->tw.laddr) || !e->tw.lport ||
+		    us_tuple_taken(&us_st, e->tw.lport, &e->tw.raddr, e->tw.rport))
 			continue;
 		for (int f = 0; f < 2; f++)
 			d.fd[f] = e->fd[f] >= (h->log ? 1 : 0) && (unsigned)e->fd[f] < h->nfds ? fds[e->fd[f]] : -1;
@@ -411,6 +422,7 @@ static bool collect(void)
 	for (unsigned i = 0; i < TWC_PENDING; i++)
 		twc.pending[i].fd = -1;
 	twc.listen_fd = us_fd_fixed(fd); /* libev's table grows to the highest fd it watches */
+	us_ports_pool_drain(); /* ports we may hold for long: none idle */
 	ev_io_init(&twc.listen_w, on_giver, twc.listen_fd, EV_READ);
 	ev_io_start(us_st.ev, &twc.listen_w);
 	ust_log(UST_LOG_INFO, "keeper %d collects the address's TIME-WAITs", (int)getpid());
@@ -471,9 +483,14 @@ static void on_answer(struct ev_loop *ev, ev_io *w, int revents)
 	us_keeper_check();
 }
 
+/* What a batch is made from: every TIME-WAIT that may go, with how its
+ * port is held, up to TWC_CANDIDATES. */
+#define TWC_CANDIDATES (4 * TWC_BATCH)
 struct gather {
 	struct twc_batch *b;
 	ust_time now;
+	struct { struct ust_tcp_tw tw; struct us_port_desc d; } c[TWC_CANDIDATES];
+	unsigned nc;
 	int fds[TWC_FDS];
 	unsigned nfds;
 };
@@ -493,27 +510,57 @@ static int fd_index(struct gather *g, int fd)
 static void gather_one(struct ust_tcb *t, void *arg)
 {
 	struct gather *g = arg;
-	struct twc_entry *e = &g->b->e[g->b->h.n];
-	struct us_port_desc d;
-	unsigned had = g->nfds;
 
 	/* One that ends before its answer could come stays: both would
 	 * write its close log line. */
-	if (g->b->h.n == TWC_BATCH || ust_tcp_tw_export(t, &e->tw) < 0 || !e->tw.port_claimed ||
-	    e->tw.deadline < g->now + TWC_WAIT + UST_SEC(1) || !us_port_describe(e->tw.lport, &d))
+	if (g->nc == TWC_CANDIDATES || ust_tcp_tw_export(t, &g->c[g->nc].tw) < 0 || !g->c[g->nc].tw.port_claimed ||
+	    g->c[g->nc].tw.deadline < g->now + TWC_WAIT + UST_SEC(1) ||
+	    !us_port_describe(g->c[g->nc].tw.lport, &g->c[g->nc].d))
 		return;
-	e->shared = d.shared;
-	e->reuse = d.reuse;
-	e->reuseport = d.reuseport;
-	for (int f = 0; f < 2; f++) {
-		int k = d.fd[f] >= 0 ? fd_index(g, d.fd[f]) : -1;
-		if (d.fd[f] >= 0 && k < 0) {
-			g->nfds = had; /* no room for its fds: it waits for the next batch */
-			return;
+	g->nc++;
+}
+
+/* The batch: whole ports only. Once the collector holds a port, a
+ * segment for a 4-tuple of it that it has no TIME-WAIT for is its to
+ * reset (the port is no other process's), so every TIME-WAIT of a port
+ * goes in one batch or none does (a port with more than a batch's stays
+ * with its keeper). */
+static void gather_ports(struct gather *g)
+{
+	struct twc_batch *b = g->b;
+
+	for (unsigned i = 0; i < g->nc; i++) {
+		uint16_t port = g->c[i].tw.lport;
+		unsigned n = 0, had = g->nfds;
+		int k[2];
+		bool seen = false;
+
+		for (unsigned j = 0; j < g->nc; j++) {
+			seen |= j < i && g->c[j].tw.lport == port;
+			n += g->c[j].tw.lport == port;
 		}
-		e->fd[f] = (int8_t)k;
+		if (seen || n != g->c[i].d.refs || b->h.n + n > TWC_BATCH)
+			continue;
+		k[0] = g->c[i].d.fd[0] >= 0 ? fd_index(g, g->c[i].d.fd[0]) : -1;
+		k[1] = g->c[i].d.fd[1] >= 0 ? fd_index(g, g->c[i].d.fd[1]) : -1;
+		if ((g->c[i].d.fd[0] >= 0 && k[0] < 0) || (g->c[i].d.fd[1] >= 0 && k[1] < 0)) {
+			g->nfds = had; /* no room for its fds: it waits for another batch */
+			continue;
+		}
+		for (unsigned j = i; j < g->nc; j++) {
+			struct twc_entry *e = &b->e[b->h.n];
+
+			if (g->c[j].tw.lport != port)
+				continue;
+			e->tw = g->c[j].tw;
+			e->shared = g->c[j].d.shared;
+			e->reuse = g->c[j].d.reuse;
+			e->reuseport = g->c[j].d.reuseport;
+			e->fd[0] = (int8_t)k[0];
+			e->fd[1] = (int8_t)k[1];
+			b->h.n++;
+		}
 	}
-	g->b->h.n++;
 }
 
 /* Our connections and the program's close log go to a process of our
@@ -531,14 +578,18 @@ static bool collector_trusted(int fd)
 static void give(void)
 {
 	struct twc_batch *b = &twc.out;
-	struct gather g = { .b = b, .now = ust_now() };
+	static struct gather gs;
+	struct gather *g = &gs;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	char cbuf[CMSG_SPACE(TWC_FDS * sizeof(int))];
 	struct iovec iov;
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
 	int log_fd = us_close_log_fd(), fd;
+	struct stat st;
 
-	memset(&b->h, 0, sizeof(b->h));
+	g->b = b;
+	g->now = ust_now();
+	g->nc = g->nfds = 0;
 	b->h = (struct twc_head){ .magic = TWC_MAGIC, .version = TWC_VERSION, .entry_size = sizeof(b->e[0]),
 				  .pid = us_st.program, .owner = us_share_owner_word(), .addr = us_st.cfg->addr,
 				  .addr6 = us_st.cfg->addr6, .has6 = us_st.cfg->has_addr6,
@@ -547,24 +598,29 @@ static void give(void)
 	memcpy(b->h.iface, us_st.link.ifname, sizeof(b->h.iface));
 	memcpy(b->h.death, us_st.death, sizeof(b->h.death));
 	if (log_fd >= 0) {
+		/* A close log the collector would not take (log_get): our
+		 * TIME-WAITs stay ours. */
+		if (fstat(log_fd, &st) < 0 || !S_ISREG(st.st_mode))
+			return;
 		b->h.log = 1;
-		fd_index(&g, log_fd);
+		fd_index(g, log_fd);
 	}
-	ust_tcp_each(&us_st.tcp, gather_one, &g);
+	ust_tcp_each(&us_st.tcp, gather_one, g);
+	gather_ports(g);
 	if (!b->h.n)
 		return;
-	b->h.nfds = g.nfds;
+	b->h.nfds = g->nfds;
 	iov = (struct iovec){ b, sizeof(b->h) + b->h.n * sizeof(b->e[0]) };
-	if (g.nfds) {
+	if (g->nfds) {
 		struct cmsghdr *c;
 
 		m.msg_control = cbuf;
-		m.msg_controllen = CMSG_SPACE(g.nfds * sizeof(int));
+		m.msg_controllen = CMSG_SPACE(g->nfds * sizeof(int));
 		c = CMSG_FIRSTHDR(&m);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(g.nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), g.fds, g.nfds * sizeof(int));
+		c->cmsg_len = CMSG_LEN(g->nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), g->fds, g->nfds * sizeof(int));
 	}
 	strcpy(sun.sun_path, twc.sock);
 	fd = REAL(socket)(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -601,6 +601,45 @@ programs_to_time_wait() {
 	wait_for 10 eval '[ -z "$(find "$USTCP_RUN_DIR" -maxdepth 1 -name "[0-9]*.sock")" ]'
 }
 
+# A server's port with more TIME-WAITs than a batch holds (70 > 64) stays
+# with its keeper whole: the collector takes a port with all its
+# TIME-WAITs or not at all, since once it holds the port it would reset a
+# 4-tuple of it that it has no TIME-WAIT for. A collector is there (a
+# client's keeper); the server closes 70 connections first and exits; a
+# FIN from the peer to three of them gets each an ACK, not a RST.
+@test "a server port with more TIME-WAITs than a batch stays whole with its keeper [ustcp]" {
+	MODE=ustcp
+	export USTCP_MSL=10
+	programs_to_time_wait 1
+	retry 5 tw_held 1 1 || { cat "$TMP/stat.out"; return 1; }
+	prog_bg python3 -c '
+import socket, sys
+l = socket.create_server((sys.argv[1], 7100))
+open(sys.argv[2], "w").close()
+for _ in range(70):
+    c, _ = l.accept()
+    c.recv(1)
+    c.close()' "$SADDR" "$TMP/listening" </dev/null
+	local srv=$BG_PID tuples
+	wait_for 10 test -e "$TMP/listening"
+	in_peer timeout 60 python3 -c '
+import socket, sys
+for _ in range(70):
+    s = socket.create_connection((sys.argv[1], 7100))
+    s.sendall(b"x")
+    s.recv(1)
+    print(s.getsockname()[1])
+    s.close()' "$SADDR" >"$TMP/peer_ports"
+	bg_wait "$srv" 20
+	retry 5 tw_held 71 2 || { cat "$TMP/stat.out"; return 1; }
+	sleep 2 # two ticks: the server's keeper would have handed them by now
+	tw_held 71 2 || { cat "$TMP/stat.out"; return 1; }
+	tuples=$(sed -n '1p;35p;70p' "$TMP/peer_ports" | sed 's/$/:7100/')
+	run peer_fin_answers "$SADDR" 0 $tuples
+	echo "$output"
+	[ "$(grep -cE '^[0-9]+:7100 A$' <<<"$output")" -eq 3 ]
+}
+
 # USTCP_TW_COLLECT=0: each exit keeper waits out its own TIME-WAIT.
 @test "with USTCP_TW_COLLECT=0 each exit keeper waits out its own TIME-WAITs [ustcp]" {
 	MODE=ustcp

@@ -245,21 +245,24 @@ peer_fin_acked() {
 
 # peer_fin_answers SADDR PORT LPORT...: from the peer's namespace, a FIN
 # from PORT (out of sequence, scapy) to each LPORT of SADDR; prints "LPORT
-# FLAGS" for the first segment that comes back from there within 3 s, or
-# "LPORT none". A TIME-WAIT answers with an ACK ("A").
+# FLAGS" for the first segment that comes back from that 4-tuple within
+# 3 s, or "LPORT none". A TIME-WAIT answers with an ACK ("A"). PORT 0:
+# each LPORT is PEERPORT:LPORT instead (one 4-tuple each, the line
+# "PEERPORT:LPORT FLAGS").
 peer_fin_answers() {
-	timeout 60 ip netns exec "$PEER_NETNS" /usr/bin/python3 - "$PEER_ADDR" "$PEER_IFACE" "$@" <<-'PY'
+	timeout 120 ip netns exec "$PEER_NETNS" /usr/bin/python3 - "$PEER_ADDR" "$PEER_IFACE" "$@" <<-'PY'
 		import sys, time
 		from scapy.all import IP, TCP, AsyncSniffer, send
 		src, ifname, dst, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-		for lport in map(int, sys.argv[5:]):
-		    sn = AsyncSniffer(iface=ifname, filter="tcp and src host %s and src port %d" % (dst, lport),
-		                      count=1, timeout=3)
+		for a in sys.argv[5:]:
+		    pport, lport = (int(x) for x in a.split(":")) if port == 0 else (port, int(a))
+		    sn = AsyncSniffer(iface=ifname, count=1, timeout=3,
+		                      filter="tcp and src host %s and src port %d and dst port %d" % (dst, lport, pport))
 		    sn.start()
 		    time.sleep(0.3)
-		    send(IP(src=src, dst=dst) / TCP(sport=port, dport=lport, flags="FA", seq=12345, ack=1), verbose=False)
+		    send(IP(src=src, dst=dst) / TCP(sport=pport, dport=lport, flags="FA", seq=12345, ack=1), verbose=False)
 		    sn.join()
-		    print(lport, sn.results[0][TCP].flags if sn.results else "none")
+		    print(a, sn.results[0][TCP].flags if sn.results else "none")
 	PY
 }
 
