@@ -143,7 +143,9 @@
 	X(STEER_UNSENT,      "steer-unsent",      "claims and releases that could not be sent to the broker (its channel full or gone)") \
 	X(STEER_GROUP_SOCKS, "steer-group-socks", "SO_REUSEPORT group ports read on a socket of their own from the broker (every member reads the port; one per port and family)") \
 	X(LINK_FILTERS,      "link-filters",      "filters set on the packet socket for the ports an exit keeper still holds (without the launcher's steering)") \
-	X(NEIGH_SHARED,      "neigh-shared",      "neighbours taken from another stack on the address (resolved within the reachable time), without asking")
+	X(NEIGH_SHARED,      "neigh-shared",      "neighbours taken from another stack on the address (resolved within the reachable time), without asking") \
+	X(TW_TAKEN,          "tw-taken",          "TIME-WAITs taken from exit keepers, as the address's collector") \
+	X(TW_HANDED,         "tw-handed",         "TIME-WAITs handed to the address's collector by this exit keeper")
 
 #define UST_X_DROP(e, name, desc) UST_DROP_##e,
 #define UST_X_EVENT(e, name, desc) UST_EV_##e,

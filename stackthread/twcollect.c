@@ -323,6 +323,7 @@ static void take_batch(struct twc_batch *b, const int *fds, struct twc_answer *a
 		a->taken[i] = 1;
 		taken++;
 	}
+	us_st.st.ctr.event[UST_EV_TW_TAKEN] += taken;
 	if (!taken)
 		log_put(twc.origins[tag - 1].log);
 	else
@@ -479,6 +480,7 @@ static void on_answer(struct ev_loop *ev, ev_io *w, int revents)
 		us_port_handing(false);
 		handed++;
 	}
+	us_st.st.ctr.event[UST_EV_TW_HANDED] += handed;
 	ust_log(UST_LOG_INFO, "keeper %d handed %u TIME-WAITs to the address's collector", (int)getpid(), handed);
 	us_keeper_check();
 }

@@ -535,6 +535,8 @@ programs_to_time_wait() {
 	retry 5 tw_held 4 1 || { cat "$TMP/stat.out"; return 1; }
 	cat "$TMP/stat.out"
 	local collector=${HOLDERS#pid=}
+	collector=${collector% }
+	[ "$(stat_counter "$collector" tw-taken)" -eq 3 ]
 	# The last program's connection, now the collector's.
 	lport=$(awk '$1 == "conn" { n = split($3, a, ":"); p = a[n] } END { print p }' "$TMP/sink.out")
 	run peer_fin_answers "$SADDR" 7000 "$lport"
