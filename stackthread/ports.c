@@ -26,7 +26,7 @@
  * the first user of the port that needs its family and closed with the
  * port's last user. */
 enum { F4, F6 };
-static struct { int fd[2]; unsigned refs; bool reuse, reuseport, shared, grouped; } ports[65536];
+static struct { int fd[2]; unsigned refs; bool reuse, reuseport, shared, grouped, quiet; } ports[65536];
 /* A TIME-WAIT's release while it goes to the collector (us_port_handing). */
 static bool handing;
 /* The ports with users (refs > 0), a bit each: walks over what a stack
@@ -576,6 +576,7 @@ void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 		ports[port].fd[F4] = ports[port].fd[F6] = -1;
 		ports[port].shared = false;
 		ports[port].grouped = false;
+		ports[port].quiet = false;
 		held[port / 64] &= ~(1ull << (port % 64));
 	}
 }
@@ -595,6 +596,12 @@ bool us_port_describe(uint16_t port, struct us_port_desc *d)
 void us_port_handing(bool on)
 {
 	handing = on;
+}
+
+void us_port_quiet(uint16_t port, bool on)
+{
+	if (ports[port].refs)
+		ports[port].quiet = on;
 }
 
 int us_port_adopt(struct us_stack *st, uint16_t port, const struct us_port_desc *d, uint32_t from)
@@ -675,6 +682,10 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 
 	note_addrs(st);
 	f = ust_ip6_is_v4mapped(raddr) || !ports_has6 ? F4 : F6;
+	/* A port whose TIME-WAITs come to us in more than one batch: until
+	 * the last, the giver holds some of its 4-tuples (us_port_quiet). */
+	if (ports[port].quiet)
+		return true;
 	/* Held by us alone in the segment's family's space (no
 	 * SO_REUSEADDR, no SO_REUSEPORT; a client port the share gave us was
 	 * free in both):

@@ -355,6 +355,10 @@ void us_port_handing(bool on);
  * the giver's, duplicated here), its share word taken over from owner
  * word from; 0, or -errno (the port is someone else's now). */
 int us_port_adopt(struct us_stack *st, uint16_t port, const struct us_port_desc *d, uint32_t from);
+/* The collector's, for a port whose TIME-WAITs come in more than one
+ * batch: until the last, a segment of it that matches none of ours may be
+ * the giver's, and gets no RST from us (us_port_foreign). */
+void us_port_quiet(uint16_t port, bool on);
 /* fn(ctx, fd) for each reservation: one pass over the ports. */
 void us_ports_each_fd(void (*fn)(void *ctx, int fd), void *ctx);
 /* A forked child's copy of the table is not its own: close and forget. */

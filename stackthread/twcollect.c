@@ -48,8 +48,8 @@
  * again). Not handed over: a TIME-WAIT that ends within TWC_WAIT and a
  * second (both would write its close log line), a port of a SO_REUSEPORT
  * group (its group decides who answers there), and anything while the
- * keeper holds more than TIME-WAITs, and a port whose TIME-WAITs do not
- * all fit in one batch (gather_ports). */
+ * keeper holds more than TIME-WAITs, and a port some of whose TIME-WAITs
+ * end within that time (all of a port's go, or none: gather_ports). */
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -91,6 +91,7 @@ struct twc_head {
 struct twc_entry {
 	struct ust_tcp_tw tw;
 	uint8_t shared, reuse, reuseport;
+	uint8_t more;             /* the giver has more of this port's TIME-WAITs, for later batches */
 	int8_t fd[2];             /* the port's reservations among the fds; -1: none */
 };
 
@@ -318,6 +319,7 @@ static void take_batch(struct twc_batch *b, const int *fds, struct twc_answer *a
 			continue;
 		}
 		ust_tcp_tw_claimed(t);
+		us_port_quiet(e->tw.lport, e->more);
 		ust_tcp_set_tag(t, tag);
 		twc.origins[tag - 1].refs++;
 		a->taken[i] = 1;
@@ -455,6 +457,8 @@ static void give_up(void)
 	close_fd(&twc.send_fd);
 }
 
+static void give(void);
+
 static void on_answer(struct ev_loop *ev, ev_io *w, int revents)
 {
 	struct twc_answer a;
@@ -483,6 +487,9 @@ static void on_answer(struct ev_loop *ev, ev_io *w, int revents)
 	us_st.st.ctr.event[UST_EV_TW_HANDED] += handed;
 	ust_log(UST_LOG_INFO, "keeper %d handed %u TIME-WAITs to the address's collector", (int)getpid(), handed);
 	us_keeper_check();
+	/* The rest of a port too large for one batch, say: at once. */
+	if (handed)
+		give();
 }
 
 /* What a batch is made from: every TIME-WAIT that may go, with how its
@@ -493,6 +500,7 @@ struct gather {
 	ust_time now;
 	struct { struct ust_tcp_tw tw; struct us_port_desc d; } c[TWC_CANDIDATES];
 	unsigned nc;
+	bool capped;              /* there were more than TWC_CANDIDATES */
 	int fds[TWC_FDS];
 	unsigned nfds;
 };
@@ -515,18 +523,23 @@ static void gather_one(struct ust_tcb *t, void *arg)
 
 	/* One that ends before its answer could come stays: both would
 	 * write its close log line. */
-	if (g->nc == TWC_CANDIDATES || ust_tcp_tw_export(t, &g->c[g->nc].tw) < 0 || !g->c[g->nc].tw.port_claimed ||
+	if (g->nc == TWC_CANDIDATES) {
+		g->capped = true;
+		return;
+	}
+	if (ust_tcp_tw_export(t, &g->c[g->nc].tw) < 0 || !g->c[g->nc].tw.port_claimed ||
 	    g->c[g->nc].tw.deadline < g->now + TWC_WAIT + UST_SEC(1) ||
 	    !us_port_describe(g->c[g->nc].tw.lport, &g->c[g->nc].d))
 		return;
 	g->nc++;
 }
 
-/* The batch: whole ports only. Once the collector holds a port, a
- * segment for a 4-tuple of it that it has no TIME-WAIT for is its to
- * reset (the port is no other process's), so every TIME-WAIT of a port
- * goes in one batch or none does (a port with more than a batch's stays
- * with its keeper). */
+/* The batch: whole ports. Once the collector holds a port, a segment for
+ * a 4-tuple of it that it has no TIME-WAIT for is its to reset (the port
+ * is no other process's), so every TIME-WAIT of a port goes in one batch,
+ * or none does; a port with more than a batch holds goes alone, a batch
+ * at a time, its entries marked "more" until the last (the collector
+ * stays quiet on it meanwhile, us_port_quiet). */
 static void gather_ports(struct gather *g)
 {
 	struct twc_batch *b = g->b;
@@ -541,7 +554,12 @@ static void gather_ports(struct gather *g)
 			seen |= j < i && g->c[j].tw.lport == port;
 			n += g->c[j].tw.lport == port;
 		}
-		if (seen || n != g->c[i].d.refs || b->h.n + n > TWC_BATCH)
+		/* Not all of its TIME-WAITs may go (one ends soon): none; all
+		 * we saw, when there were too many to see them all: alone,
+		 * and more to come. */
+		bool whole = n == g->c[i].d.refs;
+
+		if (seen || (!whole && !(g->capped && !b->h.n)) || (b->h.n + n > TWC_BATCH && b->h.n))
 			continue;
 		k[0] = g->c[i].d.fd[0] >= 0 ? fd_index(g, g->c[i].d.fd[0]) : -1;
 		k[1] = g->c[i].d.fd[1] >= 0 ? fd_index(g, g->c[i].d.fd[1]) : -1;
@@ -549,11 +567,12 @@ static void gather_ports(struct gather *g)
 			g->nfds = had; /* no room for its fds: it waits for another batch */
 			continue;
 		}
-		for (unsigned j = i; j < g->nc; j++) {
+		for (unsigned j = i; j < g->nc && b->h.n < TWC_BATCH; j++) {
 			struct twc_entry *e = &b->e[b->h.n];
 
 			if (g->c[j].tw.lport != port)
 				continue;
+			e->more = !whole || n > TWC_BATCH;
 			e->tw = g->c[j].tw;
 			e->shared = g->c[j].d.shared;
 			e->reuse = g->c[j].d.reuse;
@@ -592,6 +611,7 @@ static void give(void)
 	g->b = b;
 	g->now = ust_now();
 	g->nc = g->nfds = 0;
+	g->capped = false;
 	b->h = (struct twc_head){ .magic = TWC_MAGIC, .version = TWC_VERSION, .entry_size = sizeof(b->e[0]),
 				  .pid = us_st.program, .owner = us_share_owner_word(), .addr = us_st.cfg->addr,
 				  .addr6 = us_st.cfg->addr6, .has6 = us_st.cfg->has_addr6,
