@@ -12,29 +12,31 @@
 
 #include "tcp_impl.h"
 
+/* What goes over: the block's fields of the same name in struct
+ * ust_tcp_tw, and the record's. One list, so that export and adoption
+ * cannot disagree. */
+#define TW_FIELDS(X)                                                                      \
+	X(laddr) X(ipv6) X(v6only) X(reuseaddr) X(reuseport) X(port_claimed)             \
+	X(iss) X(snd_una) X(snd_nxt) X(snd_max) X(snd_buf_seq) X(mss)                    \
+	X(irs) X(rcv_nxt) X(rcv_adv) X(last_ack_sent) X(rcv_wnd_clamp) X(rcv_ssthresh)   \
+	X(rcv_mss) X(rcv_seg_mss) X(rcv_wscale) X(ws_ok) X(ts_ok) X(sack_ok)             \
+	X(ecn_flags) X(tw_ack_as_socket) X(ts_recent) X(ts_offset) X(ts_recent_stamp)    \
+	X(ip_tos) X(ip_ttl) X(ip_pmtudisc) X(ip6_tclass) X(ip6_pmtudisc) X(min_hops)     \
+	X(ip6_hops) X(flow_label)
+#define TW_RECORD(X) X(initiator) X(nstates) X(bytes_sent) X(bytes_received) X(start)
+
 int ust_tcp_tw_export(const struct ust_tcb *t, struct ust_tcp_tw *tw)
 {
 	if (t->state != UST_TCP_TIME_WAIT || !t->released)
 		return -EINVAL;
-	*tw = (struct ust_tcp_tw){
-		.laddr = t->laddr, .raddr = t->raddr, .lport = t->lport, .rport = t->rport,
-		.ipv6 = t->ipv6, .v6only = t->v6only, .reuseaddr = t->reuseaddr,
-		.reuseport = t->reuseport, .port_claimed = t->port_claimed,
-		.iss = t->iss, .snd_una = t->snd_una, .snd_nxt = t->snd_nxt, .snd_max = t->snd_max,
-		.snd_buf_seq = t->snd_buf_seq, .mss = t->mss, .irs = t->irs, .rcv_nxt = t->rcv_nxt, .rcv_adv = t->rcv_adv, .last_ack_sent = t->last_ack_sent,
-		.rcv_wnd_clamp = t->rcv_wnd_clamp, .rcv_ssthresh = t->rcv_ssthresh,
-		.rcv_mss = t->rcv_mss, .rcv_seg_mss = t->rcv_seg_mss, .rcv_wscale = t->rcv_wscale,
-		.ws_ok = t->ws_ok, .ts_ok = t->ts_ok, .sack_ok = t->sack_ok, .ecn_flags = t->ecn_flags,
-		.tw_ack_as_socket = t->tw_ack_as_socket,
-		.ts_recent = t->ts_recent, .ts_offset = t->ts_offset, .ts_recent_stamp = t->ts_recent_stamp,
-		.ip_tos = t->ip_tos, .ip_ttl = t->ip_ttl, .ip_pmtudisc = t->ip_pmtudisc,
-		.ip6_tclass = t->ip6_tclass, .ip6_pmtudisc = t->ip6_pmtudisc, .min_hops = t->min_hops,
-		.ip6_hops = t->ip6_hops, .flow_label = t->flow_label,
-		.deadline = t->timer[UST_TT_TIMEWAIT],
-		.initiator = (uint8_t)t->rec.initiator, .nstates = t->rec.nstates,
-		.bytes_sent = t->rec.bytes_sent, .bytes_received = t->rec.bytes_received,
-		.start = t->rec.start,
-	};
+	*tw = (struct ust_tcp_tw){ .raddr = t->raddr, .lport = t->lport, .rport = t->rport,
+				   .deadline = t->timer[UST_TT_TIMEWAIT] };
+#define OUT(f) tw->f = t->f;
+#define OUT_REC(f) tw->f = t->rec.f;
+	TW_FIELDS(OUT)
+	TW_RECORD(OUT_REC)
+#undef OUT
+#undef OUT_REC
 	memcpy(tw->states, t->rec.states, sizeof(tw->states));
 	return 0;
 }
@@ -89,50 +91,14 @@ struct ust_tcb *ust_tcp_tw_adopt(struct ust_tcp *tcp, const struct ust_tcp_tw *t
 	}
 	t->released = true;
 	t->fin_queued = t->fin_rcvd = true; /* both FINs are behind it */
-	t->ipv6 = tw->ipv6;
-	t->v6only = tw->v6only;
-	t->laddr = tw->laddr;
-	t->reuseaddr = tw->reuseaddr;
-	t->reuseport = tw->reuseport;
-	t->port_claimed = tw->port_claimed;
-	t->iss = tw->iss;
-	t->snd_una = tw->snd_una;
-	t->snd_nxt = tw->snd_nxt;
-	t->snd_max = tw->snd_max;
-	t->snd_buf_seq = tw->snd_buf_seq;
-	t->mss = tw->mss;
-	t->irs = tw->irs;
-	t->rcv_nxt = tw->rcv_nxt;
-	t->copied_seq = tw->rcv_nxt;
-	t->rcv_adv = tw->rcv_adv;
-	t->last_ack_sent = tw->last_ack_sent;
-	t->rcv_wnd_clamp = tw->rcv_wnd_clamp;
-	t->rcv_ssthresh = tw->rcv_ssthresh;
-	t->rcv_mss = tw->rcv_mss;
-	t->rcv_seg_mss = tw->rcv_seg_mss;
-	t->rcv_wscale = tw->rcv_wscale;
-	t->ws_ok = tw->ws_ok;
-	t->ts_ok = tw->ts_ok;
-	t->sack_ok = tw->sack_ok;
-	t->ecn_flags = tw->ecn_flags;
-	t->tw_ack_as_socket = tw->tw_ack_as_socket;
-	t->ts_recent = tw->ts_recent;
-	t->ts_offset = tw->ts_offset;
-	t->ts_recent_stamp = tw->ts_recent_stamp;
-	t->ip_tos = tw->ip_tos;
-	t->ip_ttl = tw->ip_ttl;
-	t->ip_pmtudisc = tw->ip_pmtudisc;
-	t->ip6_tclass = tw->ip6_tclass;
-	t->ip6_pmtudisc = tw->ip6_pmtudisc;
-	t->min_hops = tw->min_hops;
-	t->ip6_hops = tw->ip6_hops;
-	t->flow_label = tw->flow_label;
-	t->rec.initiator = (enum ust_tcp_initiator)tw->initiator;
-	t->rec.nstates = tw->nstates;
+#define IN(f) t->f = tw->f;
+#define IN_REC(f) t->rec.f = tw->f;
+	TW_FIELDS(IN)
+	TW_RECORD(IN_REC)
+#undef IN
+#undef IN_REC
 	memcpy(t->rec.states, tw->states, sizeof(t->rec.states));
-	t->rec.bytes_sent = tw->bytes_sent;
-	t->rec.bytes_received = tw->bytes_received;
-	t->rec.start = tw->start;
+	t->copied_seq = tw->rcv_nxt;
 	/* TIME-WAIT as it was: the record's history has it already. */
 	t->state = UST_TCP_TIME_WAIT;
 	tcp_rehash(t, tw->lport, &tw->raddr, tw->rport);
