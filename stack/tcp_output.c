@@ -6,7 +6,10 @@
 #include "csum.h"
 #include "tcp_impl.h"
 
-static bool output_one(struct ust_tcb *t, bool force, ust_time now);
+/* How output_one may send a segment (see there). */
+enum out_mode { OUT_RULES, OUT_WINDOW_PROBE, OUT_LOSS_PROBE };
+
+static bool output_one(struct ust_tcb *t, enum out_mode mode, ust_time now);
 
 /* One segment to put on the wire. */
 struct seg_out {
@@ -241,7 +244,7 @@ void tcp_send_rst_reply_tcb(struct ust_tcb *t, const struct ust_tcp_seg *seg, us
 
 bool tcp_push_window(struct ust_tcb *t, ust_time now)
 {
-	return t->snd_wnd && output_one(t, true, now);
+	return t->snd_wnd && output_one(t, OUT_WINDOW_PROBE, now);
 }
 
 void tcp_send_probe(struct ust_tcb *t, ust_time now)
@@ -385,9 +388,13 @@ static void data_sent(struct ust_tcb *t, uint32_t len, ust_time now)
 
 /* Sends one new segment at SND.NXT if the rules allow; returns whether it
  * did. cwnd counts segments in flight (Linux's tcp_cwnd_test), the peer's
- * window bytes; a forced one (the persist timer pushing into a window too
- * small for the rules) ignores Nagle and silly-window avoidance. */
-static bool output_one(struct ust_tcb *t, bool force, ust_time now)
+ * window bytes. A window probe (the persist timer pushing into a window
+ * too small for the rules) ignores Nagle and silly-window avoidance and
+ * sets PSH (Linux's tcp_write_wakeup); a loss probe ignores Nagle and
+ * cwnd: the flight of a cwnd-limited sender fills cwnd, and the probe
+ * must go all the same (Linux's tcp_write_xmit with push_one == 2, "force
+ * out a loss probe pkt"). */
+static bool output_one(struct ust_tcb *t, enum out_mode mode, ust_time now)
 {
 	uint32_t off, avail, usable, len, seg_max;
 	bool fin, idle = !t->packets_out, quiet = !tcp_packets_in_flight(t);
@@ -400,7 +407,7 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 		off = t->sndbuf.len;
 	}
 	avail = t->sndbuf.len - off;
-	if (tcp_packets_in_flight(t) >= t->snd_cwnd)
+	if (mode != OUT_LOSS_PROBE && tcp_packets_in_flight(t) >= t->snd_cwnd)
 		return false;
 	usable = seq_lt(t->snd_nxt, t->snd_una + t->snd_wnd) ? t->snd_una + t->snd_wnd - t->snd_nxt : 0;
 	/* t->mss already leaves room for timestamps; SACK blocks in this
@@ -417,7 +424,7 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 	if (len == 0 && !fin)
 		return false;
 	/* Urgent data is never held (Linux's tcp_nagle_test). */
-	if (!force && len < seg_max && len > 0 && !fin && !t->urg_mode) {
+	if (mode == OUT_RULES && len < seg_max && len > 0 && !fin && !t->urg_mode) {
 		/* TCP_CORK and MSG_MORE: the rest of the segment is coming
 		 * (Linux's tcp_nagle_check with TCP_NAGLE_CORK). */
 		if (t->cork || t->more)
@@ -434,7 +441,7 @@ static bool output_one(struct ust_tcb *t, bool force, ust_time now)
 	}
 	if (fin)
 		flags |= UST_TH_FIN;
-	if (len && (off + len == t->sndbuf.len || force))
+	if (len && (off + len == t->sndbuf.len || mode == OUT_WINDOW_PROBE))
 		flags |= UST_TH_PSH;
 	r = tcp_sb_append(t, t->snd_nxt, t->snd_nxt + len + (fin ? 1 : 0));
 	if (!r)
@@ -547,7 +554,8 @@ static void retransmit_lost(struct ust_tcb *t, uint32_t *quota, ust_time now)
 
 /* The probe timeout (RFC 8985 §7.3, Linux's tcp_send_loss_probe): new
  * data if there is some and the peer's window takes a segment of it
- * (cwnd permitting, Nagle aside), else the last segment again. One probe
+ * (beyond cwnd if need be: a sender that fills cwnd has its tail lost as
+ * often as any), else the last segment again. One probe
  * per episode: while one is out, the RTO stays the only timer. The RTO
  * counts afresh from the probe. A probe of the last segment does not mark
  * it lost: in flight it counts once (Linux counts it twice, in
@@ -564,7 +572,7 @@ void tcp_send_loss_probe(struct ust_tcb *t, ust_time now)
 	if (seq_lt(t->snd_nxt, data_end)) {
 		uint32_t seg_end = t->snd_nxt + (data_end - t->snd_nxt < seg_max ? data_end - t->snd_nxt : seg_max);
 		if (seq_leq(seg_end, t->snd_una + t->snd_wnd)) {
-			output_one(t, true, now);
+			output_one(t, OUT_LOSS_PROBE, now);
 			if (t->packets_out > prior)
 				goto sent;
 			return;
@@ -632,7 +640,7 @@ static bool frto_new_data(struct ust_tcb *t, ust_time now)
 	t->frto_new_data = false;
 	if (pacing_ready(t, now)) {
 		uint32_t quota = t->pacing_rate ? pacing_quota(t) : UINT32_MAX;
-		while (quota && output_one(t, false, now)) {
+		while (quota && output_one(t, OUT_RULES, now)) {
 			quota--;
 			sent = true;
 		}
@@ -654,7 +662,7 @@ static bool transmit(struct ust_tcb *t, ust_time now)
 	while (anything_to_send(t) && pacing_ready(t, now)) {
 		uint32_t quota = t->pacing_rate ? pacing_quota(t) : UINT32_MAX;
 		retransmit_lost(t, &quota, now);
-		while (quota && output_one(t, false, now)) {
+		while (quota && output_one(t, OUT_RULES, now)) {
 			quota--;
 			sent = true;
 		}

@@ -488,6 +488,22 @@ def scenario_tlp(lab):
     p.step(seg(30)[1], note="all", wait=0.05, keys=keys)
 
 
+def scenario_tlp_cwnd(lab):
+    """tlp-cwnd.seg (tcp_early_retrans=3): a probe while the flight fills
+    cwnd and more data waits. Twenty segments written, ten go (the initial
+    window); every ACK of them is lost. The probe is new data, segment 11,
+    sent beyond cwnd (tcp_write_xmit's push_one == 2); its ACK covers all
+    eleven."""
+    keys = INFO + ("rto",)
+    p = Peer(lab, OPTS_SACK)
+    p.connect()
+    p.lab.cmd("w %d" % (20 * p.mss))
+    p.collect(10)
+    p.quiet(0.25)
+    p.info(*keys)
+    p.step(seg(11)[1], note="1..11: only the ACKs were lost", wait=0.05, keys=keys)
+
+
 ECN_INFO = ("ca_state", "snd_cwnd", "snd_ssthresh", "unacked", "total_retrans", "delivered",
             "delivered_ce", "received_ce")
 
