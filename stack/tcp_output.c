@@ -572,7 +572,10 @@ void tcp_send_loss_probe(struct ust_tcb *t, ust_time now)
 	if (seq_lt(t->snd_nxt, data_end)) {
 		uint32_t seg_end = t->snd_nxt + (data_end - t->snd_nxt < seg_max ? data_end - t->snd_nxt : seg_max);
 		if (seq_leq(seg_end, t->snd_una + t->snd_wnd)) {
-			output_one(t, OUT_LOSS_PROBE, now);
+			/* Pacing still holds it: no probe, the pacing timer
+			 * sends (Linux's tcp_write_xmit checks pacing first). */
+			if (pacing_ready(t, now))
+				output_one(t, OUT_LOSS_PROBE, now);
 			if (t->packets_out > prior)
 				goto sent;
 			return;
