@@ -10,6 +10,7 @@
 enum out_mode { OUT_RULES, OUT_WINDOW_PROBE, OUT_LOSS_PROBE };
 
 static bool output_one(struct ust_tcb *t, enum out_mode mode, ust_time now);
+static void cwnd_validate(struct ust_tcb *t, bool sent, ust_time now);
 
 /* One segment to put on the wire. */
 struct seg_out {
@@ -553,9 +554,9 @@ static void retransmit_lost(struct ust_tcb *t, uint32_t *quota, ust_time now)
 }
 
 /* The probe timeout (RFC 8985 §7.3, Linux's tcp_send_loss_probe): new
- * data if there is some and the peer's window takes a segment of it
- * (beyond cwnd if need be: a sender that fills cwnd has its tail lost as
- * often as any), else the last segment again. One probe
+ * data (or the FIN alone) if there is some and the peer's window takes a
+ * segment of it (beyond cwnd if need be: a sender that fills cwnd has its
+ * tail lost as often as any), else the last segment again. One probe
  * per episode: while one is out, the RTO stays the only timer. The RTO
  * counts afresh from the probe. A probe of the last segment does not mark
  * it lost: in flight it counts once (Linux counts it twice, in
@@ -564,20 +565,28 @@ void tcp_send_loss_probe(struct ust_tcb *t, ust_time now)
 {
 	uint32_t prior = t->packets_out, seg_max = t->mss - tcp_sack_opt_len(t), last, len;
 	uint32_t data_end = t->snd_buf_seq + t->sndbuf.len;
+	/* Only the FIN unsent (Linux's FIN-only skb is tcp_send_head, and
+	 * waits for cwnd as data does since 6.10): it is the probe, and
+	 * needs its sequence number in the window (tcp_snd_wnd_test on
+	 * end_seq). Measured, tests/seg/tlp-cwnd-fin.seg. */
+	bool fin_only = t->fin_queued && t->snd_nxt == data_end && UST_TCP_SENT_FIN(t->state);
 	struct tcp_sent *r;
 
 	if (t->tlp_active)
 		return;
 	t->tlp_retrans = false;
-	if (seq_lt(t->snd_nxt, data_end)) {
+	if (seq_lt(t->snd_nxt, data_end) || fin_only) {
 		uint32_t seg_end = t->snd_nxt + (data_end - t->snd_nxt < seg_max ? data_end - t->snd_nxt : seg_max);
-		if (seq_leq(seg_end, t->snd_una + t->snd_wnd)) {
-			/* Pacing still holds it: no probe, the pacing timer
-			 * sends (Linux's tcp_write_xmit checks pacing first). */
+		if (seq_leq(seg_end + (fin_only ? 1 : 0), t->snd_una + t->snd_wnd)) {
+			/* Pacing still holds it: no probe this episode, the
+			 * RTO stays armed (Linux's tcp_write_xmit checks
+			 * pacing first, and its probe re-arms the RTO). */
 			if (pacing_ready(t, now))
 				output_one(t, OUT_LOSS_PROBE, now);
-			if (t->packets_out > prior)
+			if (t->packets_out > prior) {
+				cwnd_validate(t, true, now);
 				goto sent;
+			}
 			return;
 		}
 	}

@@ -81,6 +81,9 @@ for line in sys.stdin:
         b = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 512)
         v = struct.unpack(fmt, b[:struct.calcsize(fmt)])
         print(json.dumps(dict(zip(names, v))), flush=True)
+    elif cmd[0] == "s":
+        s.shutdown(socket.SHUT_WR)
+        print("shut", flush=True)
     elif cmd[0] == "q":
         break
 """
@@ -502,6 +505,21 @@ def scenario_tlp_cwnd(lab):
     p.quiet(0.25)
     p.info(*keys)
     p.step(seg(11)[1], note="1..11: only the ACKs were lost", wait=0.05, keys=keys)
+
+
+def scenario_tlp_cwnd_fin(lab):
+    """tlp-cwnd-fin.seg: ten segments fill cwnd, then shutdown(SHUT_WR):
+    the FIN waits for cwnd. Every ACK is lost. What is the probe?"""
+    keys = INFO + ("rto",)
+    p = Peer(lab, OPTS_SACK)
+    p.connect()
+    p.lab.cmd("w %d" % (10 * p.mss))
+    p.collect(10)
+    p.lab.cmd("s")
+    p.info(*keys)
+    p.quiet(0.25)
+    p.info(*keys)
+    p.step(seg(10)[1] + 1, note="all and the FIN", wait=0.05, keys=keys)
 
 
 ECN_INFO = ("ca_state", "snd_cwnd", "snd_ssthresh", "unacked", "total_retrans", "delivered",
