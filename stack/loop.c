@@ -110,21 +110,22 @@ bool ust_may_spin(void)
  * all (measured with the fastpath bench, program and stack pinned to CPU 0:
  * p50 8.3 us without spinning, 11.0 us with; the yield does not hand the
  * CPU over soon enough). An idle stack sleeps: each wake-up buys one spin. */
-static void busy_spin(struct ust_loop *l)
+static void busy_spin(struct ust_loop *l, unsigned us)
 {
 	unsigned seen = l->kicks;
-	ust_time end = ust_now() + l->busy_poll_us;
+	ust_time end = ust_now() + us;
 
 	if (!ust_may_spin())
 		return;
 
 	while (l->running) {
 		ust_time now;
+		l->linger = false;
 		ev_run(l->ev, EVRUN_NOWAIT);
 		now = ust_now();
 		if (l->kicks != seen) {
 			seen = l->kicks;
-			end = now + l->busy_poll_us;
+			end = now + us;
 		} else if (now >= end) {
 			return;
 		}
@@ -132,15 +133,21 @@ static void busy_spin(struct ust_loop *l)
 	}
 }
 
+/* Lingering: a program that makes one call often makes another right
+ * after it (socket, its options, connect: six in a curl), and each found
+ * the thread asleep again, a wake-up apart (10 to 40 us here). The spin
+ * after a call takes the next one without it. */
 void ust_loop_run(struct ust_loop *l)
 {
 	l->running = true;
-	if (!l->busy_poll_us) {
-		ev_run(l->ev, 0);
-		return;
+	while (l->running && ev_run(l->ev, EVRUN_ONCE)) {
+		unsigned us = l->busy_poll_us;
+		if (l->linger && us < UST_LOOP_LINGER_US)
+			us = UST_LOOP_LINGER_US;
+		l->linger = false;
+		if (us)
+			busy_spin(l, us);
 	}
-	while (l->running && ev_run(l->ev, EVRUN_ONCE))
-		busy_spin(l);
 }
 
 void ust_loop_break(struct ust_loop *l)

@@ -35,9 +35,16 @@ struct ust_loop {
 	/* Busy polling (USTCP_BUSY_POLL): how long after the last work to
 	 * keep looking for more without sleeping; 0 when off. */
 	unsigned busy_poll_us;
+	/* Set by a callback that served the program's calls: look again for
+	 * UST_LOOP_LINGER_US before sleeping, busy polling or not. */
+	bool linger;
 	unsigned kicks;             /* ust_loop_kick calls: work was done */
 	bool running;               /* ust_loop_run until ust_loop_break */
 };
+
+/* How long a loop asked to linger (l->linger) keeps looking for work
+ * without sleeping. */
+#define UST_LOOP_LINGER_US 50
 
 /* The monotonic clock the stack runs on, in microseconds. */
 ust_time ust_now(void);

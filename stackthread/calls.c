@@ -198,6 +198,7 @@ void us_on_wake(struct ev_loop *ev, ev_io *w, int revents)
 		/* EAGAIN: another wake-up took it */
 	}
 	run_calls();
+	us_st.loop.linger = true;
 	if (v >= US_POKE && !us_st.handed_over)
 		rpc_serve();
 	/* Listeners an accept() may have unblocked; with a poke, relays whose
