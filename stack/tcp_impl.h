@@ -546,6 +546,7 @@ uint32_t tcp_rcv_window(const struct ust_tcb *t);
  * ato, enter quick-ACK mode at the start and after idle (Linux's
  * tcp_event_data_recv). */
 void tcp_rcv_data(struct ust_tcb *t, const struct ust_tcp_seg *seg, uint32_t len, ust_time now);
+void tcp_rcv_ofo_data(struct ust_tcb *t, uint32_t len);
 /* ACK every segment for a while (up to max_quickacks ACKs) and leave
  * interactive mode: something (a retransmission reaching us, a CE mark)
  * says the peer waits for ACKs. */

@@ -802,6 +802,7 @@ static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *se
 		t->stats.rcv_ooopack++;
 		tcp_sack_note(t, seg->seq);
 		tcp_rcvbuf_grow(t, t->rcvq_space);
+		tcp_rcv_ofo_data(t, len);
 	}
 	t->ack_now = true;
 }

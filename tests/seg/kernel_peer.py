@@ -522,6 +522,40 @@ def scenario_tlp_cwnd_fin(lab):
     p.step(seg(10)[1] + 1, note="all and the FIN", wait=0.05, keys=keys)
 
 
+def scenario_ofo_window(lab):
+    """ofo-window.seg: the receiver's window for out-of-order data. The
+    peer's first segment arrives, the second is lost, the next twelve come
+    beyond the hole; every ACK the kernel sends is printed with its window
+    (scaled by our wscale 7 as sent, in the segment's units). Then the
+    hole is filled."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect()
+    mss = p.mss
+
+    def send_seg(i, note):
+        a, b = seg(i)
+        print(f"{p.now():8.3f}  < . {a}:{b}({mss}) ack 1   # {note}")
+        p.send("A", PEER_ISN + a, p.iss + 1, payload=bytes(mss))
+        end = time.monotonic() + 0.05
+        while True:
+            q = p.recv(end - time.monotonic())
+            if q is None:
+                break
+            sack = [o for o in q[TCP].options if o[0] == "SAck"]
+            sk = ""
+            if sack:
+                v = sack[0][1]
+                sk = " sack " + " ".join(f"{(v[j] - PEER_ISN) & 0xffffffff}:{(v[j + 1] - PEER_ISN) & 0xffffffff}"
+                                         for j in range(0, len(v), 2))
+            print(f"{p.now():8.3f}  > . ack {(q[TCP].ack - PEER_ISN) & 0xffffffff} win {q[TCP].window}{sk}")
+
+    send_seg(1, "in order")
+    for i in range(3, 15):
+        send_seg(i, "beyond the hole")
+    send_seg(2, "the hole")
+    p.info("rcv_ssthresh", "rcv_space", "rcv_wnd")
+
+
 ECN_INFO = ("ca_state", "snd_cwnd", "snd_ssthresh", "unacked", "total_retrans", "delivered",
             "delivered_ce", "received_ce")
 
