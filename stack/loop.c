@@ -110,7 +110,7 @@ bool ust_may_spin(void)
  * all (measured with the fastpath bench, program and stack pinned to CPU 0:
  * p50 8.3 us without spinning, 11.0 us with; the yield does not hand the
  * CPU over soon enough). An idle stack sleeps: each wake-up buys one spin. */
-static void busy_spin(struct ust_loop *l, unsigned us)
+static void busy_spin(struct ust_loop *l, unsigned us, bool calls_only)
 {
 	unsigned seen = l->kicks;
 	ust_time end = ust_now() + us;
@@ -123,7 +123,7 @@ static void busy_spin(struct ust_loop *l, unsigned us)
 		l->linger = false;
 		ev_run(l->ev, EVRUN_NOWAIT);
 		now = ust_now();
-		if (l->kicks != seen) {
+		if (calls_only ? l->linger : l->kicks != seen) {
 			seen = l->kicks;
 			end = now + us;
 		} else if (now >= end) {
@@ -135,18 +135,20 @@ static void busy_spin(struct ust_loop *l, unsigned us)
 
 /* Lingering: a program that makes one call often makes another right
  * after it (socket, its options, connect: six in a curl), and each found
- * the thread asleep again, a wake-up apart (10 to 40 us here). The spin
- * after a call takes the next one without it. */
+ * the thread asleep again, a wake-up apart (10 to 40 us here). Without
+ * busy polling, the spin after a wake-up that served calls takes the next
+ * one without it; only another call extends it (frames, timers and pokes
+ * do not: a flow is not busy-polled for a call made before it). */
 void ust_loop_run(struct ust_loop *l)
 {
 	l->running = true;
 	while (l->running && ev_run(l->ev, EVRUN_ONCE)) {
-		unsigned us = l->busy_poll_us;
-		if (l->linger && us < UST_LOOP_LINGER_US)
-			us = UST_LOOP_LINGER_US;
+		bool linger = l->linger;
 		l->linger = false;
-		if (us)
-			busy_spin(l, us);
+		if (l->busy_poll_us)
+			busy_spin(l, l->busy_poll_us, false);
+		else if (linger)
+			busy_spin(l, UST_LOOP_LINGER_US, true);
 	}
 }
 

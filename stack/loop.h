@@ -35,8 +35,9 @@ struct ust_loop {
 	/* Busy polling (USTCP_BUSY_POLL): how long after the last work to
 	 * keep looking for more without sleeping; 0 when off. */
 	unsigned busy_poll_us;
-	/* Set by a callback that served the program's calls: look again for
-	 * UST_LOOP_LINGER_US before sleeping, busy polling or not. */
+	/* Set by a callback that served the program's calls: without busy
+	 * polling, look again for UST_LOOP_LINGER_US before sleeping, as
+	 * long as calls keep coming (ust_loop_run). */
 	bool linger;
 	unsigned kicks;             /* ust_loop_kick calls: work was done */
 	bool running;               /* ust_loop_run until ust_loop_break */

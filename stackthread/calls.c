@@ -149,9 +149,11 @@ long us_status(struct us_sock *s, struct ust_tcp_status *out)
 	return 0;
 }
 
-static void run_calls(void)
+/* Serves the program's calls queued so far; returns how many. */
+static unsigned run_calls(void)
 {
 	struct us_call *list = atomic_exchange(&us_st.calls, NULL), *rev = NULL;
+	unsigned served = 0;
 
 	/* The sockets made before these calls were, first: a call on one
 	 * needs its relay. Taken after the calls, so that every socket a
@@ -176,6 +178,7 @@ static void run_calls(void)
 		if (us_st.keeper)
 			continue;
 		c->fn(c);
+		served++;
 		/* A keeper serves our connections now (or nothing is left
 		 * before an exec): not one more event may be taken here (a
 		 * hang-up read by us would be lost to it). The guardian
@@ -188,6 +191,7 @@ static void run_calls(void)
 		if (leave)
 			us_guardian_leave();
 	}
+	return served;
 }
 
 void us_on_wake(struct ev_loop *ev, ev_io *w, int revents)
@@ -197,8 +201,10 @@ void us_on_wake(struct ev_loop *ev, ev_io *w, int revents)
 	if (REAL(read)(us_st.wake_fd, &v, sizeof(v)) < 0) {
 		/* EAGAIN: another wake-up took it */
 	}
-	run_calls();
-	us_st.loop.linger = true;
+	/* The program's calls come in bursts: look for the next before
+	 * sleeping (ust_loop_run). Not for pokes alone. */
+	if (run_calls())
+		us_st.loop.linger = true;
 	if (v >= US_POKE && !us_st.handed_over)
 		rpc_serve();
 	/* Listeners an accept() may have unblocked; with a poke, relays whose
