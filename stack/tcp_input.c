@@ -792,6 +792,11 @@ static void receive_in_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
  * holding it first (RFC 2018 §4). */
 static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, uint32_t len)
 {
+	int at = ust_seqset_find(&t->ofo, seg->seq);
+	/* All of it held already: nothing new for the window to grow by
+	 * (Linux's "All the bits are present. Drop."). */
+	bool dup = at >= 0 && seq_leq(seg->seq + len, t->ofo.r[at].end);
+
 	t->lrcv_flow = seg->flow;
 	tcp_ecn_check_ce(t, seg);
 	if (ust_seqset_add(&t->ofo, seg->seq, seg->seq + len, tcp_ofo_max(t)) < 0) {
@@ -802,7 +807,10 @@ static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *se
 		t->stats.rcv_ooopack++;
 		tcp_sack_note(t, seg->seq);
 		tcp_rcvbuf_grow(t, t->rcvq_space);
-		tcp_rcv_ofo_data(t, len);
+		if (dup)
+			set_dsack(t, seg->seq, seg->seq + len); /* tcp_dsack_set, as Linux */
+		else
+			tcp_rcv_ofo_data(t, len);
 	}
 	t->ack_now = true;
 }

@@ -392,16 +392,19 @@ static void grow_window(struct ust_tcb *t, uint32_t len)
 	t->ack_quick |= 1;
 }
 
-/* Out-of-order data was kept: with SACK the window grows for it as for
- * in-order data (Linux's tcp_data_queue_ofo: "For non sack flows, do not
- * grow window to force DUPACK and trigger fast retransmit"). Without
- * this, a sender that does not slow down on loss (BBR) found our window
- * growing only as holes filled (tests/seg/ofo-window.seg). Linux stops
+/* Out-of-order data was kept, some of it new: with SACK the window grows
+ * for it as for in-order data (Linux's tcp_data_queue_ofo: "For non sack
+ * flows, do not grow window to force DUPACK and trigger fast
+ * retransmit"). Without this, a sender that does not slow down on loss
+ * (BBR) found our window growing only as holes filled
+ * (tests/seg/ofo-window.seg). Linux stops
  * the growth where the held segments' memory fills the buffer; ours at
  * the clamp less what is unread in order. */
 void tcp_rcv_ofo_data(struct ust_tcb *t, uint32_t len)
 {
-	if (t->sack_ok && len >= 128)
+	/* No least length here: Linux's 128-byte test is on the in-order
+	 * path only (tcp_event_data_recv). */
+	if (t->sack_ok)
 		grow_window(t, len);
 }
 

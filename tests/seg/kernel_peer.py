@@ -552,6 +552,7 @@ def scenario_ofo_window(lab):
     send_seg(1, "in order")
     for i in range(3, 15):
         send_seg(i, "beyond the hole")
+    send_seg(4, "held already")
     send_seg(2, "the hole")
     p.info("rcv_ssthresh", "rcv_space", "rcv_wnd")
 
