@@ -1,6 +1,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,7 +377,7 @@ static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t
 	return 0;
 }
 
-/* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_MAX_CONNS, USTCP_CC, USTCP_ECN,
+/* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_MAX_CONNS, USTCP_MAX_TW, USTCP_CC, USTCP_ECN,
  * USTCP_RFC1337, USTCP_TW_COLLECT, USTCP_SYNCOOKIES, USTCP_BUSY_POLL,
  * USTCP_PASSTHROUGH: TCP's settings. */
 static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
@@ -404,6 +405,13 @@ static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 		if (parse_uint(v, 1, 1u << 24, &u))
 			return fail(err, errlen, "USTCP_MAX_CONNS", v, "not a number from 1 to 16777216");
 		c->max_conns = u;
+	}
+
+	v = get("USTCP_MAX_TW");
+	if (v && *v) {
+		if (parse_uint(v, 0, 1u << 24, &u))
+			return fail(err, errlen, "USTCP_MAX_TW", v, "not a number from 0 to 16777216");
+		c->max_tw = u;
 	}
 
 	v = get("USTCP_CC");
@@ -559,6 +567,7 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 	memset(c, 0, sizeof(*c));
 	c->msl_ms = 30000;
 	c->fin_timeout_ms = 60000;
+	c->max_tw = UINT_MAX;
 	c->ecn = 2;
 	c->syncookies = 1;
 	c->tw_collect = true;

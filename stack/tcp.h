@@ -553,11 +553,17 @@ struct ust_tcp_config {
 	/* Buffer sizes as Linux's tcp_rmem and tcp_wmem: the smallest, the
 	 * size a connection starts with, the most it grows to. */
 	uint32_t rmem[3], wmem[3];
-	/* The ceiling on control blocks, listeners and orphans included
-	 * (0: none). Tables grow up to it; a socket beyond it gets ENFILE
-	 * and a SYN is dropped (tcp-no-tcb). The shim sets it from the fd
-	 * limit (USTCP_MAX_CONNS). */
+	/* The ceiling on control blocks, listeners and orphans included,
+	 * TIME-WAITs not (0: none). Tables grow up to it; a socket beyond it
+	 * gets ENFILE and a SYN is dropped (tcp-no-tcb). The shim sets it
+	 * from the fd limit (USTCP_MAX_CONNS). */
 	unsigned max_conns;
+	/* TIME-WAITs held at once, apart from the ceiling, as Linux's
+	 * tcp_max_tw_buckets (UINT_MAX, the default: no bound; 0: none
+	 * held). A connection that would go beyond it ends where TIME-WAIT
+	 * would begin, as Linux's does (its ACK of the peer's FIN still
+	 * goes), counted tcp-tw-overflow. */
+	unsigned max_tw;
 	unsigned syn_retries;       /* Linux tcp_syn_retries: 6 */
 	unsigned synack_retries;    /* Linux tcp_synack_retries: 5 */
 	unsigned retries2;          /* Linux tcp_retries2: 15 */
@@ -655,6 +661,7 @@ struct ust_tcp {
 	struct ust_tcb **heap;                /* timers: min-heap on tcb->due */
 	unsigned heap_len, heap_cap;          /* heap_cap >= nconns */
 	unsigned nconns;
+	unsigned ntw;                         /* of them in TIME-WAIT (tcb_store_state) */
 	uint16_t next_ephemeral;
 	ust_time now;                         /* of the call being processed */
 	ust_time challenge_window;            /* global challenge-ACK budget (RFC 5961) */
@@ -973,7 +980,8 @@ struct ust_tcb *ust_tcp_find(struct ust_tcp *tcp, const struct ust_ip6 *laddr, u
  * with tw->port_claimed's claim on its port, which the caller has taken
  * already (the engine gives it back through port_release at the end).
  * NULL with *err: -EADDRINUSE when this stack has the 4-tuple, -EINVAL
- * for a state no TIME-WAIT has, or what a new block fails with. */
+ * for a state no TIME-WAIT has, -ENFILE with cfg.max_tw TIME-WAITs held,
+ * or what a new block fails with. */
 struct ust_tcb *ust_tcp_tw_adopt(struct ust_tcp *tcp, const struct ust_tcp_tw *tw, ust_time now, int *err);
 /* A block adopted without a claim holds one on its port from now on (the
  * caller took it after the block was had: nothing to undo if it was not). */

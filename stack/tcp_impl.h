@@ -99,6 +99,14 @@ static inline uint32_t tcp_rcvbuf_ring_size(const struct ust_tcb *t)
 /* tcp_state.c: every state change goes through here; it feeds the record
  * and, with UST_CHECK_STATES, refuses a change the state diagram lacks. */
 void tcp_set_state(struct ust_tcb *t, enum ust_tcp_state s);
+/* Stores t->state and keeps the count of TIME-WAITs (tcp->ntw): every
+ * write of a block's state, tcp_set_state's and the hand-over's
+ * (tcp_tw.c), goes through here. */
+static inline void tcb_store_state(struct ust_tcb *t, enum ust_tcp_state s)
+{
+	t->tcp->ntw += (s == UST_TCP_TIME_WAIT) - (t->state == UST_TCP_TIME_WAIT);
+	t->state = s;
+}
 void tcp_event(struct ust_tcb *t, unsigned events);
 /* Marks the connection dead with err for the user (reported once). */
 void tcp_set_error(struct ust_tcb *t, int err);
@@ -189,7 +197,8 @@ struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user);
 /* A zeroed block's defaults, in no table: tcp_tcb_new's, and a SYN
  * cookie's block that lives for one SYN-ACK. */
 void tcp_tcb_init(struct ust_tcp *tcp, struct ust_tcb *t, void *user);
-/* Does the table hold cfg.max_conns blocks already? */
+/* Does the table hold cfg.max_conns blocks already, TIME-WAITs aside
+ * (they have a bound of their own, cfg.max_tw)? */
 bool tcp_at_ceiling(const struct ust_tcp *tcp);
 /* The first block bound to lport (chained by pnext), or NULL. */
 struct ust_tcb *tcp_port_users(struct ust_tcp *tcp, uint16_t lport);

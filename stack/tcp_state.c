@@ -94,7 +94,7 @@ void tcp_set_state(struct ust_tcb *t, enum ust_tcp_state s)
 	if (ust_log_enabled(UST_LOG_DEBUG))
 		ust_log(UST_LOG_DEBUG, "tcp %u->%u state=%s=>%s", t->lport, t->rport,
 			ust_tcp_state_name(old), ust_tcp_state_name(s));
-	t->state = s;
+	tcb_store_state(t, s);
 	/* A listener is not a connection: it leaves no record. */
 	if (s == UST_TCP_LISTEN || old == UST_TCP_LISTEN)
 		return;

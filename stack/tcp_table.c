@@ -1,6 +1,7 @@
 /* Control blocks: allocation, the 4-tuple table, local ports, and the heap
  * that orders their timers. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +49,7 @@ void ust_tcp_default_config(struct ust_tcp_config *cfg)
 	cfg->wmem[1] = 16384;
 	cfg->wmem[2] = 4194304;
 	cfg->max_conns = 0; /* none: the shim and the tests set one */
+	cfg->max_tw = UINT_MAX; /* none: the shim sets Linux's */
 	cfg->syn_retries = 6;
 	cfg->synack_retries = 5;
 	cfg->retries2 = 15;
@@ -101,6 +103,7 @@ static void tcb_free(struct ust_tcb *t)
 	ust_ring_free(&t->rcvbuf);
 	ust_seqset_clear(&t->ofo);
 	tcp_sb_clear(t);
+	tcb_store_state(t, UST_TCP_CLOSED); /* ust_tcp_destroy frees TIME-WAITs too */
 	t->tcp->nconns--;
 	free(t);
 }
@@ -394,7 +397,7 @@ int tcp_pick_ephemeral(struct ust_tcp *tcp, struct ust_tcb *t)
 
 bool tcp_at_ceiling(const struct ust_tcp *tcp)
 {
-	return tcp->cfg.max_conns && tcp->nconns >= tcp->cfg.max_conns;
+	return tcp->cfg.max_conns && tcp->nconns - tcp->ntw >= tcp->cfg.max_conns;
 }
 
 /* Room in the timer heap for one more block, taken before the block

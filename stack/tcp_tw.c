@@ -61,7 +61,7 @@ void ust_tcp_tw_forget(struct ust_tcb *t)
 {
 	/* Straight to CLOSED, past tcp_set_state's record and tcp_finish's
 	 * close callback and event: the connection lives on elsewhere. */
-	t->state = UST_TCP_CLOSED;
+	tcb_store_state(t, UST_TCP_CLOSED);
 	tcp_maybe_free(t);
 }
 
@@ -84,6 +84,12 @@ struct ust_tcb *ust_tcp_tw_adopt(struct ust_tcp *tcp, const struct ust_tcp_tw *t
 		*err = -EADDRINUSE;
 		return NULL;
 	}
+	/* Held within the bound on TIME-WAITs, not the ceiling on blocks
+	 * (the giver keeps what is refused). */
+	if (tcp->ntw >= tcp->cfg.max_tw) {
+		*err = -ENFILE;
+		return NULL;
+	}
 	t = tcp_tcb_new(tcp, NULL);
 	if (!t) {
 		*err = tcp_at_ceiling(tcp) ? -ENFILE : -ENOBUFS;
@@ -100,7 +106,7 @@ struct ust_tcb *ust_tcp_tw_adopt(struct ust_tcp *tcp, const struct ust_tcp_tw *t
 	memcpy(t->rec.states, tw->states, sizeof(t->rec.states));
 	t->copied_seq = tw->rcv_nxt;
 	/* TIME-WAIT as it was: the record's history has it already. */
-	t->state = UST_TCP_TIME_WAIT;
+	tcb_store_state(t, UST_TCP_TIME_WAIT);
 	tcp_rehash(t, tw->lport, &tw->raddr, tw->rport);
 	tcp_timer_set(t, UST_TT_TIMEWAIT, tw->deadline > now ? tw->deadline : now);
 	return t;

@@ -5,6 +5,7 @@
  * the loop) and settles what a fork leaves of it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
@@ -25,6 +26,7 @@
 #include "broker.h"
 #include "log.h"
 #include "stack_impl.h"
+#include "sysctl.h"
 
 struct us_stack us_st = { .lock = PTHREAD_MUTEX_INITIALIZER, .close_log_fd = -1, .ctl_fd = -1,
 			  .parent_wake_fd = -1, .program_fd = -1, .wake_name_fd = -1 };
@@ -145,6 +147,12 @@ static int guardian_main(void *arg)
 	 * group, or the terminal's signals, end the program and leave its
 	 * connections to us, as the kernel keeps a killed process's. */
 	setsid();
+	/* The bound on TIME-WAITs is the namespace's, as Linux's
+	 * tcp_max_tw_buckets (per namespace there, per process here), unless
+	 * USTCP_MAX_TW set one: read here, not in the start-up the program
+	 * waits for (a first read of /proc/sys takes 30 to 50 us). */
+	if (us_st.cfg->max_tw == UINT_MAX)
+		us_st.tcp.cfg.max_tw = (unsigned)ust_sysctl_int("/proc/sys/net/ipv4/tcp_max_tw_buckets", INT_MAX);
 	ust_loop_run(&us_st.loop);
 	/* The loop ends in a keeper that is done, or after an exec's
 	 * hand-over (a forked keeper serves). */
@@ -422,6 +430,7 @@ static int start_tcp(void)
 	tc.rfc1337 = us_st.cfg->rfc1337;
 	tc.syncookies = us_st.cfg->syncookies;
 	tc.max_conns = us_st.cfg->max_conns ? us_st.cfg->max_conns : default_max_conns();
+	tc.max_tw = us_st.cfg->max_tw; /* UINT_MAX, none, until guardian_main reads Linux's */
 	if (us_st.cfg->cc[0])
 		ust_tcp_config_cc(&tc, us_st.cfg->cc); /* checked by ust_config_load */
 	if (us_st.cfg->rmem[2])

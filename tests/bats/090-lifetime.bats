@@ -552,14 +552,14 @@ programs_to_time_wait() {
 	wait_for 5 eval '! kill -0 "$collector" 2>/dev/null'
 }
 
-# A collector that cannot take a TIME-WAIT (at its USTCP_MAX_CONNS) leaves
+# A collector that cannot take a TIME-WAIT (at its USTCP_MAX_TW) leaves
 # it whole with its keeper: two programs, two holders, and the second's
 # TIME-WAIT still answers a FIN from the peer's port with an ACK (it used
 # to be left with its port given up and a tombstone that ended it
 # quietly).
 @test "a TIME-WAIT the collector cannot take stays whole with its keeper [ustcp]" {
 	MODE=ustcp
-	export USTCP_MSL=4 USTCP_MAX_CONNS=1
+	export USTCP_MSL=4 USTCP_MAX_TW=1
 	local lport
 	programs_to_time_wait 2
 	retry 5 tw_held 2 2 || { cat "$TMP/stat.out"; return 1; }

@@ -202,3 +202,55 @@ time.sleep(30)" </dev/null
 
 @test "scale: a server out of fds gets EMFILE from accept(), then the next connection [kernel]" { MODE=kernel body_accept_exhaust; }
 @test "scale: a server out of fds gets EMFILE from accept(), then the next connection [ustcp]" { MODE=ustcp body_accept_exhaust; }
+
+# A server that closes first holds a TIME-WAIT for each connection. They
+# do not take room from sockets (USTCP_MAX_CONNS=20 below; before, the 20th
+# filled the ceiling and every later SYN was dropped, so a busy server
+# stopped accepting after twice its fd limit of connections in a minute),
+# and they have Linux's bound of their own: the namespace's
+# net.ipv4.tcp_max_tw_buckets (50 here), beyond which a connection ends
+# where its TIME-WAIT would begin, counted (Linux's TCPTimeWaitOverflow,
+# ustcp's tcp-tw-overflow). 200 connections, one after the other: each
+# served at once (a dropped SYN costs its client a second), 50 TIME-WAITs
+# held, 150 not.
+body_tw_bound() {
+	local report
+	shim_topo_up
+	in_stack sysctl -q -w net.ipv4.tcp_max_tw_buckets=50
+	if [ "$MODE" = ustcp ]; then
+		export USTCP_RUN_DIR=$TMP/run
+		report="s=\$(env -u LD_PRELOAD USTCP_RUN_DIR=$USTCP_RUN_DIR '$BUILD/ustcp-stat');
+			echo tw \$(grep -c '^TIME-WAIT' <<<\"\$s\");
+			env -u LD_PRELOAD USTCP_RUN_DIR=$USTCP_RUN_DIR '$BUILD/ustcp-stat' -s |
+				awk '\$1 == \"tcp-tw-overflow\" { print \"overflow\", \$2 }'"
+	else
+		report="echo tw \$(ss -tanH state time-wait | wc -l);
+			nstat -az TcpExtTCPTimeWaitOverflow | awk '\$1 == \"TcpExtTCPTimeWaitOverflow\" { print \"overflow\", \$2 }'"
+	fi
+	USTCP_MAX_CONNS=20 PROG_TIMEOUT=80 prog_bg /usr/bin/python3 "$SHIM_DIR/tw_server.py" 9000 200 \
+		"$TMP/client.done" "$TMP/server.out" "$report" </dev/null
+	prog_wait_listen 9000
+	PROG_TIMEOUT=60 peer /usr/bin/python3 -c "
+import socket, time
+slowest, ok = 0.0, 0
+for _ in range(200):
+    t = time.monotonic()
+    s = socket.create_connection(('$SADDR', 9000), timeout=10)
+    slowest = max(slowest, time.monotonic() - t)
+    while s.recv(100):
+        pass
+    s.close()
+    ok += 1
+print('clients', ok, 'slowest %.3f' % slowest)" >"$TMP/client.out"
+	touch "$TMP/client.done"
+	wait_for 40 test -s "$TMP/server.out"
+	cat "$TMP/client.out" "$TMP/server.out"
+	grep -q '^clients 200 ' "$TMP/client.out"
+	awk '$1 == "clients" { exit !($4 < 0.9) }' "$TMP/client.out"
+	grep -qx 'served 200' "$TMP/server.out"
+	grep -qx 'tw 50' "$TMP/server.out"
+	grep -qx 'overflow 150' "$TMP/server.out"
+}
+
+@test "scale: a server's TIME-WAITs take no room from sockets, and beyond tcp_max_tw_buckets none is held [kernel]" { MODE=kernel body_tw_bound; }
+@test "scale: a server's TIME-WAITs take no room from sockets, and beyond tcp_max_tw_buckets none is held [ustcp]" { MODE=ustcp body_tw_bound; }

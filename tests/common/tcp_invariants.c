@@ -514,6 +514,8 @@ NOCOV static bool collect(struct inv *c)
 {
 	const struct ust_tcp *tcp = c->tcp;
 
+	unsigned ntw = 0;
+
 	c->nlive = 0;
 	for (unsigned i = 0; i < tcp->hash_size; i++) {
 		for (const struct ust_tcb *t = tcp->hash[i]; t; t = t->hnext) {
@@ -521,13 +523,19 @@ NOCOV static bool collect(struct inv *c)
 				return broken(c, "the table holds more blocks than nconns (%u), or a loop",
 					      tcp->nconns);
 			c->live[c->nlive++] = t;
+			ntw += t->state == UST_TCP_TIME_WAIT;
 		}
 	}
 	if (c->nlive != tcp->nconns)
 		return broken(c, "the table holds %u blocks, nconns says %u", c->nlive, tcp->nconns);
-	if (tcp->cfg.max_conns && tcp->nconns > tcp->cfg.max_conns)
-		return broken(c, "%u blocks, above the ceiling max_conns %u", tcp->nconns,
-			      tcp->cfg.max_conns);
+	if (ntw != tcp->ntw)
+		return broken(c, "the table holds %u TIME-WAITs, ntw says %u", ntw, tcp->ntw);
+	/* TIME-WAITs have a bound of their own (cfg.max_tw), which a
+	 * connection may pass for the moment until the timers run
+	 * (tcp_enter_time_wait). */
+	if (tcp->cfg.max_conns && tcp->nconns - tcp->ntw > tcp->cfg.max_conns)
+		return broken(c, "%u blocks but TIME-WAITs, above the ceiling max_conns %u",
+			      tcp->nconns - tcp->ntw, tcp->cfg.max_conns);
 	/* Every block has its slot in the timer heap before it needs one. */
 	if (tcp->heap_cap < tcp->nconns)
 		return broken(c, "the timer heap has room for %u blocks, nconns is %u", tcp->heap_cap,

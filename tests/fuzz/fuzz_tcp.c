@@ -11,7 +11,7 @@
  *                 bit 1 rfc1337 (RST ignored in TIME-WAIT)
  *                 bit 2 a pool of 8 packet buffers, not 256
  *                 bit 3 MSL 0.5 s (TIME-WAIT 1 s), FIN timeout 2 s
- *                 bit 4 max_conns 6
+ *                 bit 4 max_conns 6, max_tw 2
  *                 bit 5 orphan_retries 0, retries2 3
  *
  * Then operations until the input ends, each an opcode byte (mod 16) and
@@ -1019,9 +1019,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cfg.msl_ms = 500;
 		cfg.fin_timeout_ms = 2000;
 	}
-	/* A ceiling always: the invariant checker holds 4096 blocks; a small
-	 * one makes sockets and SYNs meet it. */
-	cfg.max_conns = setup & 0x10 ? 6 : 4096;
+	/* A ceiling and a bound on TIME-WAITs always: the invariant checker
+	 * holds 4096 blocks; small ones make sockets and SYNs meet the
+	 * ceiling and closes the bound. */
+	cfg.max_conns = setup & 0x10 ? 6 : 2048;
+	cfg.max_tw = setup & 0x10 ? 2 : 2000;
 	if (setup & 0x20) {
 		cfg.orphan_retries = 0;
 		cfg.retries2 = 3;

@@ -1288,7 +1288,7 @@ static bool parse_config(struct parser *p, struct script_config *cfg)
 		/* Plain numbers: field offset and width in struct ust_tcp_config. */
 		static const struct { const char *n; size_t off, size; } nums[] = {
 #define F(x) { #x, offsetof(struct ust_tcp_config, x), sizeof(((struct ust_tcp_config *)0)->x) }
-			F(max_conns), F(syn_retries), F(synack_retries),
+			F(max_conns), F(max_tw), F(syn_retries), F(synack_retries),
 			F(retries2), F(orphan_retries), F(early_retrans), F(ecn), F(frto),
 			F(syncookies),
 #undef F

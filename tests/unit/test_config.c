@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <arpa/inet.h>
 #include <string.h>
@@ -442,6 +443,23 @@ static void test_config_fin_timeout(void **state)
 	refuse_each("USTCP_FIN_TIMEOUT", bad, UST_ARRAY_SIZE(bad));
 }
 
+/* USTCP_MAX_TW: Linux's tcp_max_tw_buckets, 0 (no TIME-WAIT held) to
+ * 2^24; unset, UINT_MAX (the namespace's, read by the stack at start). */
+static void test_config_max_tw(void **state)
+{
+	static const char *const bad[] = { "-1", "16777217", "many", "10 ", "1e3" };
+
+	load_ok();
+	assert_int_equal(cfg.max_tw, UINT_MAX);
+	env_set("USTCP_MAX_TW", "0");
+	load_ok();
+	assert_int_equal(cfg.max_tw, 0);
+	env_set("USTCP_MAX_TW", "131072");
+	load_ok();
+	assert_int_equal(cfg.max_tw, 131072);
+	refuse_each("USTCP_MAX_TW", bad, UST_ARRAY_SIZE(bad));
+}
+
 /* USTCP_CC: the algorithms TCP_CONGESTION knows, by their whole name. */
 static void test_config_cc(void **state)
 {
@@ -859,6 +877,7 @@ int main(void)
 		T(test_config_msl_valid),
 		T(test_config_msl_invalid),
 		T(test_config_fin_timeout),
+		T(test_config_max_tw),
 		T(test_config_cc),
 		T(test_config_ecn),
 		T(test_config_rfc1337),

@@ -186,21 +186,23 @@ static struct ust_tcp_tw tw_made(uint16_t lport, ust_time deadline)
 	return tw;
 }
 
-/* MANY TIME-WAITs handed over from another stack (stack/tcp_tw.c):
+/* MANY - 1 TIME-WAITs handed over from another stack (stack/tcp_tw.c):
  * each adopted as a released TIME-WAIT under its 4-tuple, a second of the
- * same 4-tuple refused (EADDRINUSE), nonsense refused (EINVAL), the
- * ceiling's ENFILE as for a socket; a block that is no TIME-WAIT is not
- * exported; each ends at its own deadline, and an exported one forgotten
- * leaves no block behind. */
+ * same 4-tuple refused (EADDRINUSE), nonsense refused (EINVAL), one beyond
+ * the bound on TIME-WAITs refused with ENFILE, while the ceiling on blocks
+ * (one) still has room for a socket: TIME-WAITs are not counted there; a
+ * block that is no TIME-WAIT is not exported; each ends at its own
+ * deadline, and an exported one forgotten leaves no block behind. */
 static void test_table_tw_adopt(void **state)
 {
-	struct table_test *x = table_new(MANY);
+	struct table_test *x = table_new(1);
 	ust_time now = x->h->now;
 	struct ust_tcp_tw tw;
 	int err;
 
 	(void)state;
-	for (unsigned i = 0; i < MANY; i++) {
+	x->tcp.cfg.max_tw = MANY - 1;
+	for (unsigned i = 0; i < MANY - 1; i++) {
 		tw = tw_made((uint16_t)(20000 + i), now + UST_SEC(1) + i * UST_MS(1));
 		x->t[i] = ust_tcp_tw_adopt(&x->tcp, &tw, now, &err);
 		assert_non_null(x->t[i]);
@@ -220,6 +222,9 @@ static void test_table_tw_adopt(void **state)
 	tw = tw_made(1, now + UST_SEC(1));
 	assert_null(ust_tcp_tw_adopt(&x->tcp, &tw, now, &err));
 	assert_int_equal(err, -ENFILE);
+	x->t[MANY - 1] = new_block(x);
+	check(x);
+	ust_tcp_close(x->t[MANY - 1], now);
 	/* Out again: an export equals what came in. */
 	assert_int_equal(ust_tcp_tw_export(x->t[7], &tw), 0);
 	assert_int_equal(tw.lport, 20007);
@@ -227,7 +232,7 @@ static void test_table_tw_adopt(void **state)
 	assert_int_equal(tw.deadline, now + UST_SEC(1) + 7 * UST_MS(1));
 	assert_int_equal(tw.nstates, 5);
 	ust_tcp_tw_forget(x->t[7]);
-	assert_int_equal(ust_tcp_count(&x->tcp), MANY - 1);
+	assert_int_equal(ust_tcp_count(&x->tcp), MANY - 2);
 	check(x);
 	/* Halfway through the deadlines, half are gone. */
 	ust_tcp_timers(&x->tcp, now + UST_SEC(1) + (MANY / 2) * UST_MS(1));
