@@ -105,6 +105,12 @@ $(BUILD)/ustcp: tools/ustcp.c $(STACK_LIB) | $(BUILD)/tools
 $(BUILD)/ustcp-netns: tools/ustcp-netns | $(BUILD)/tools
 	install -m 755 $< $@
 
+# The control-block invariants, checked by the segment driver after every
+# script line, by the TCP fuzzer after every operation and by the table
+# tests below (defined before the first rule that names it: make expands a
+# rule's prerequisites as it reads the rule).
+TCP_INV := tests/common/tcp_invariants.c tests/common/tcp_invariants.h
+
 # The engine's tables at scale, and its connections to itself, under the
 # invariant checker.
 $(BUILD)/tests/test_tcp_table $(BUILD)/tests/test_tcp_loop: $(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(TCP_INV) $(STACK_LIB) | $(BUILD)/tests
@@ -127,10 +133,6 @@ $(BUILD)/tests/test_io: tests/unit/test_io.c $(BUILD)/unit/stackthread/io.o | $(
 
 $(BUILD)/tests/test_relay: tests/unit/test_relay.c $(RELAY_TEST_OBJ) $(STACK_LIB) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(RELAY_TEST_OBJ) $(STACK_LIB) $(LDLIBS) -lcmocka -lev -ldl -lpthread
-
-# The control-block invariants, checked by the segment driver after every
-# script line and by the TCP fuzzer after every operation.
-TCP_INV := tests/common/tcp_invariants.c tests/common/tcp_invariants.h
 
 $(SEG_BIN): tests/seg/driver.c $(TCP_INV) $(STACK_LIB) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/common $(LDFLAGS) -o $@ $< tests/common/tcp_invariants.c \

@@ -493,6 +493,7 @@ struct ust_tcb {
 	ust_time ring_drained;      /* when a grown ring last held nothing (UST_TT_SHED) */
 	ust_time due;               /* min of timer[], the key in the heap */
 	unsigned heap_idx;
+	unsigned tw_pidx;           /* its place + 1 in tcp->twpending; 0: not there */
 
 	/* listener */
 	unsigned backlog;
@@ -661,7 +662,16 @@ struct ust_tcp {
 	struct ust_tcb **heap;                /* timers: min-heap on tcb->due */
 	unsigned heap_len, heap_cap;          /* heap_cap >= nconns */
 	unsigned nconns;
-	unsigned ntw;                         /* of them in TIME-WAIT (tcb_store_state) */
+	unsigned ntw;                         /* TIME-WAITs: blocks (tcb_store_state) and records */
+	/* TIME-WAITs kept compact (tcp_twrec.c): records by 4-tuple and by
+	 * local port, a heap of their deadlines (as long as ntwrec), all
+	 * made at the first record; and the blocks that entered TIME-WAIT
+	 * or were let go of in it since the last sweep (a NULL for one
+	 * freed meanwhile). */
+	struct tcp_twrec **twhash, **twports, **twheap;
+	unsigned twhash_size, ntwrec, twheap_cap;
+	struct ust_tcb **twpending;
+	unsigned npending, pending_cap;
 	uint16_t next_ephemeral;
 	ust_time now;                         /* of the call being processed */
 	ust_time challenge_window;            /* global challenge-ACK budget (RFC 5961) */
@@ -987,7 +997,9 @@ struct ust_tcb *ust_tcp_tw_adopt(struct ust_tcp *tcp, const struct ust_tcp_tw *t
  * caller took it after the block was had: nothing to undo if it was not). */
 void ust_tcp_tw_claimed(struct ust_tcb *tcb);
 
-/* Every control block: how many, and each in turn (fn may not free any). */
+/* Every connection: how many, and each in turn (fn may not free any). A
+ * TIME-WAIT kept compact (tcp_twrec.c) comes as a copy made into a block
+ * for the call: fn reads it, and keeps no pointer to it. */
 unsigned ust_tcp_count(const struct ust_tcp *tcp);
 void ust_tcp_each(struct ust_tcp *tcp, void (*fn)(struct ust_tcb *tcb, void *arg), void *arg);
 

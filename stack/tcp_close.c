@@ -373,6 +373,8 @@ static void let_go(struct ust_tcb *t, ust_time now)
 	t->tcp->now = now;
 	t->released = true;
 	t->user = NULL;
+	if (t->state == UST_TCP_TIME_WAIT)
+		tcp_twrec_pending(t); /* to be kept compact */
 }
 
 /* ABORT (RFC 9293 §3.10.5): any state -> CLOSED with a RST, as Linux's

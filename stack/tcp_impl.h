@@ -96,6 +96,40 @@ static inline uint32_t tcp_rcvbuf_ring_size(const struct ust_tcb *t)
 	return t->rcv_wnd_clamp + ((uint32_t)1 << t->rcv_wscale);
 }
 
+/* tcp_twrec.c: TIME-WAITs kept compact, as records of what TIME-WAIT
+ * reads. A block in TIME-WAIT is noted (tcp_twrec_pending: on entering
+ * it, and when the program lets go of it there) and becomes a record at
+ * the next run of the timers (tcp_twrec_sweep) once nothing else holds
+ * it. A record becomes a block again whenever one is needed:
+ * tcp_twrec_find for a 4-tuple (tcp_lookup), tcp_twrec_port for a port's
+ * users, tcp_twrec_due for the deadlines. */
+struct tcp_twrec {
+	struct tcp_twrec *hnext, **hprev; /* the 4-tuple's chain in twhash */
+	struct tcp_twrec *pnext, **pprev; /* the local port's in twports */
+	unsigned heap_idx;                /* in twheap, by tw.deadline */
+	uint32_t tag;                     /* the block's (ust_tcp_set_tag) */
+	ust_time last_challenge;          /* its last out-of-window answer (RFC 5961 §7's limit) */
+	struct ust_tcp_tw tw;
+};
+void tcp_twrec_pending(struct ust_tcb *t);
+void tcp_twrec_unpend(struct ust_tcb *t);
+void tcp_twrec_sweep(struct ust_tcp *tcp);
+struct ust_tcb *tcp_twrec_find(struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_t lport,
+			       const struct ust_ip6 *raddr, uint16_t rport);
+bool tcp_twrec_port_used(const struct ust_tcp *tcp, uint16_t lport);
+void tcp_twrec_port(struct ust_tcp *tcp, uint16_t lport);
+void tcp_twrec_due(struct ust_tcp *tcp, ust_time now);
+ust_time tcp_twrec_next(const struct ust_tcp *tcp);
+/* Calls fn for a copy of each record made into a block on the stack, which
+ * lives for the call (ust_tcp_each). */
+void tcp_twrec_each(struct ust_tcp *tcp, void (*fn)(struct ust_tcb *t, void *arg), void *arg);
+void tcp_twrec_destroy(struct ust_tcp *tcp);
+/* The hash of a 4-tuple's remote end and ports, before the mask. */
+uint32_t tcp_tuple_hash(const struct ust_ip6 *raddr, uint16_t lport, uint16_t rport);
+/* tcp_tw.c: a block from what a TIME-WAIT's export holds (adoption and
+ * tcp_twrec.c's records). */
+void tcp_tw_fill(struct ust_tcb *t, const struct ust_tcp_tw *tw);
+
 /* tcp_state.c: every state change goes through here; it feeds the record
  * and, with UST_CHECK_STATES, refuses a change the state diagram lacks. */
 void tcp_set_state(struct ust_tcb *t, enum ust_tcp_state s);
@@ -106,6 +140,8 @@ static inline void tcb_store_state(struct ust_tcb *t, enum ust_tcp_state s)
 {
 	t->tcp->ntw += (s == UST_TCP_TIME_WAIT) - (t->state == UST_TCP_TIME_WAIT);
 	t->state = s;
+	if (s == UST_TCP_TIME_WAIT)
+		tcp_twrec_pending(t);
 }
 void tcp_event(struct ust_tcb *t, unsigned events);
 /* Marks the connection dead with err for the user (reported once). */
@@ -194,6 +230,12 @@ const struct ust_tcb *tcp_port_conflict(struct ust_tcp *tcp, uint16_t lport, con
 /* A new block in CLOSED, or NULL: at the ceiling (tcp_at_ceiling) or out
  * of memory. */
 struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user);
+/* The same past the ceiling: a TIME-WAIT's record made a block again. */
+struct ust_tcb *tcp_tcb_new_unbounded(struct ust_tcp *tcp, void *user);
+/* Frees t's memory and takes it out of the tables and the heap, and
+ * nothing more: no port released, no state or count changed (a block
+ * that becomes a record, tcp_twrec.c; tcb_free for the rest). */
+void tcp_tcb_discard(struct ust_tcb *t);
 /* A zeroed block's defaults, in no table: tcp_tcb_new's, and a SYN
  * cookie's block that lives for one SYN-ACK. */
 void tcp_tcb_init(struct ust_tcp *tcp, struct ust_tcb *t, void *user);

@@ -116,7 +116,7 @@ struct ust_tcb *ust_tcp_accept_peek(const struct ust_tcb *l)
 
 unsigned ust_tcp_count(const struct ust_tcp *tcp)
 {
-	return tcp->nconns;
+	return tcp->nconns + tcp->ntwrec;
 }
 
 void ust_tcp_each(struct ust_tcp *tcp, void (*fn)(struct ust_tcb *t, void *arg), void *arg)
@@ -127,4 +127,5 @@ void ust_tcp_each(struct ust_tcp *tcp, void (*fn)(struct ust_tcb *t, void *arg),
 			fn(t, arg);
 		}
 	}
+	tcp_twrec_each(tcp, fn, arg);
 }

@@ -19,10 +19,15 @@ static inline uint32_t addr_fold(const struct ust_ip6 *a)
 	return ust_get32(a->b + 12) ^ ust_get32(a->b) ^ ust_get32(a->b + 4) ^ (ust_get32(a->b + 8) ^ 0xffffu);
 }
 
-static inline unsigned hash4(const struct ust_tcp *tcp, const struct ust_ip6 *raddr, uint16_t lport, uint16_t rport)
+uint32_t tcp_tuple_hash(const struct ust_ip6 *raddr, uint16_t lport, uint16_t rport)
 {
 	uint32_t h = addr_fold(raddr) * 0x9e3779b1u ^ ((uint32_t)lport << 16 | rport) * 0x85ebca6bu;
-	return (h ^ (h >> 15)) & (tcp->hash_size - 1);
+	return h ^ (h >> 15);
+}
+
+static inline unsigned hash4(const struct ust_tcp *tcp, const struct ust_ip6 *raddr, uint16_t lport, uint16_t rport)
+{
+	return tcp_tuple_hash(raddr, lport, rport) & (tcp->hash_size - 1);
 }
 
 /* Listeners hang in the bucket of raddr ::ffff:0.0.0.0 whatever their
@@ -93,23 +98,33 @@ int ust_tcp_init(struct ust_tcp *tcp, struct ust_stack *st, const struct ust_tcp
 	return 0;
 }
 
+void tcp_tcb_discard(struct ust_tcb *t)
+{
+	tcp_hash_remove(t);
+	for (unsigned i = 0; i < UST_TT_N; i++)
+		tcp_timer_stop(t, (enum ust_tcp_timer)i);
+	tcp_twrec_unpend(t);
+	ust_ring_free(&t->sndbuf);
+	ust_ring_free(&t->rcvbuf);
+	ust_seqset_clear(&t->ofo);
+	tcp_sb_clear(t);
+	t->tcp->nconns--;
+	free(t);
+}
+
 static void tcb_free(struct ust_tcb *t)
 {
 	struct ust_tcp *tcp = t->tcp;
 
 	if (t->port_claimed && tcp->cfg.port_release)
 		tcp->cfg.port_release(tcp->cfg.ctx, t->lport, &t->raddr, t->rport);
-	ust_ring_free(&t->sndbuf);
-	ust_ring_free(&t->rcvbuf);
-	ust_seqset_clear(&t->ofo);
-	tcp_sb_clear(t);
 	tcb_store_state(t, UST_TCP_CLOSED); /* ust_tcp_destroy frees TIME-WAITs too */
-	t->tcp->nconns--;
-	free(t);
+	tcp_tcb_discard(t);
 }
 
 void ust_tcp_destroy(struct ust_tcp *tcp)
 {
+	tcp_twrec_destroy(tcp);
 	for (unsigned i = 0; tcp->hash && i < tcp->hash_size; i++) {
 		while (tcp->hash[i]) {
 			struct ust_tcb *t = tcp->hash[i];
@@ -120,8 +135,9 @@ void ust_tcp_destroy(struct ust_tcp *tcp)
 	free(tcp->hash);
 	free(tcp->ports);
 	free(tcp->heap);
-	tcp->hash = tcp->ports = tcp->heap = NULL;
-	tcp->hash_size = tcp->heap_len = tcp->heap_cap = 0;
+	free(tcp->twpending);
+	tcp->hash = tcp->ports = tcp->heap = tcp->twpending = NULL;
+	tcp->hash_size = tcp->heap_len = tcp->heap_cap = tcp->npending = tcp->pending_cap = 0;
 }
 
 /* ---- the table ---- */
@@ -212,7 +228,7 @@ struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, const struct ust_ip6 *laddr, uin
 		if (t->lport == lport && t->rport == rport && ust_ip6_eq(&t->raddr, raddr) &&
 		    ust_ip6_eq(&t->laddr, laddr) && t->state != UST_TCP_LISTEN && t->state != UST_TCP_CLOSED)
 			return t;
-	return NULL;
+	return tcp->ntwrec ? tcp_twrec_find(tcp, laddr, lport, raddr, rport) : NULL;
 }
 
 struct ust_tcb *tcp_lookup_listener(struct ust_tcp *tcp, uint16_t lport)
@@ -340,17 +356,23 @@ bool tcp_port_shareable(struct ust_tcp *tcp, uint16_t lport, const struct ust_tc
 
 struct ust_tcb *tcp_port_users(struct ust_tcp *tcp, uint16_t lport)
 {
-	return lport ? tcp->ports[lport] : NULL;
+	if (!lport)
+		return NULL;
+	/* The port's TIME-WAITs kept as records are blocks for the walk. */
+	if (tcp->ntwrec)
+		tcp_twrec_port(tcp, lport);
+	return tcp->ports[lport];
 }
 
 bool tcp_port_in_use(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *except)
 {
-	const struct ust_tcb *t = tcp_port_users(tcp, lport);
+	const struct ust_tcb *t = lport ? tcp->ports[lport] : NULL;
 
-	/* At most two reads: the port's first user, or the one after it. */
+	/* At most two reads: the port's first user, or the one after it,
+	 * and the port's first record. */
 	if (t == except && t)
 		t = t->pnext;
-	return t != NULL;
+	return t != NULL || tcp_twrec_port_used(tcp, lport);
 }
 
 int tcp_claim_port(struct ust_tcb *t, uint16_t *port, bool reuse)
@@ -397,7 +419,8 @@ int tcp_pick_ephemeral(struct ust_tcp *tcp, struct ust_tcb *t)
 
 bool tcp_at_ceiling(const struct ust_tcp *tcp)
 {
-	return tcp->cfg.max_conns && tcp->nconns - tcp->ntw >= tcp->cfg.max_conns;
+	/* Blocks but those in TIME-WAIT (records are no blocks). */
+	return tcp->cfg.max_conns && tcp->nconns - (tcp->ntw - tcp->ntwrec) >= tcp->cfg.max_conns;
 }
 
 /* Room in the timer heap for one more block, taken before the block
@@ -421,13 +444,17 @@ static bool heap_reserve(struct ust_tcp *tcp)
 
 struct ust_tcb *tcp_tcb_new(struct ust_tcp *tcp, void *user)
 {
-	struct ust_tcb *t;
-
 	if (tcp_at_ceiling(tcp)) {
 		tcp_count(tcp, UST_EV_TCP_CONN_CEILING);
 		return NULL;
 	}
-	t = heap_reserve(tcp) ? calloc(1, sizeof(*t)) : NULL;
+	return tcp_tcb_new_unbounded(tcp, user);
+}
+
+struct ust_tcb *tcp_tcb_new_unbounded(struct ust_tcp *tcp, void *user)
+{
+	struct ust_tcb *t = heap_reserve(tcp) ? calloc(1, sizeof(*t)) : NULL;
+
 	if (!t) {
 		tcp_count(tcp, UST_EV_TCP_NO_MEMORY);
 		return NULL;
@@ -475,9 +502,6 @@ void tcp_maybe_free(struct ust_tcb *t)
 {
 	if (t->state != UST_TCP_CLOSED || !t->released)
 		return;
-	tcp_hash_remove(t);
-	for (unsigned i = 0; i < UST_TT_N; i++)
-		tcp_timer_stop(t, (enum ust_tcp_timer)i);
 	if (t->listener)
 		tcp_listener_forget(t->listener, t);
 	tcb_free(t);
@@ -562,7 +586,12 @@ void tcp_timer_set(struct ust_tcb *t, enum ust_tcp_timer which, ust_time due)
 ust_time ust_tcp_timers(struct ust_tcp *tcp, ust_time now)
 {
 	tcp->now = now;
+	/* Records whose 2 MSL are over become blocks, which end below. */
+	if (tcp->ntwrec)
+		tcp_twrec_due(tcp, now);
 	while (tcp->heap_len && tcp->heap[0]->due <= now)
 		tcp_timer_fire(tcp->heap[0], now);
-	return tcp->heap_len ? tcp->heap[0]->due : UST_TIME_NEVER;
+	if (tcp->npending)
+		tcp_twrec_sweep(tcp);
+	return ust_time_min(tcp->heap_len ? tcp->heap[0]->due : UST_TIME_NEVER, tcp_twrec_next(tcp));
 }

@@ -95,6 +95,16 @@ struct ust_tcb *ust_tcp_tw_adopt(struct ust_tcp *tcp, const struct ust_tcp_tw *t
 		*err = tcp_at_ceiling(tcp) ? -ENFILE : -ENOBUFS;
 		return NULL;
 	}
+	tcp_tw_fill(t, tw);
+	/* TIME-WAIT as it was: the record's history has it already. */
+	tcb_store_state(t, UST_TCP_TIME_WAIT);
+	tcp_rehash(t, tw->lport, &tw->raddr, tw->rport);
+	tcp_timer_set(t, UST_TT_TIMEWAIT, tw->deadline > now ? tw->deadline : now);
+	return t;
+}
+
+void tcp_tw_fill(struct ust_tcb *t, const struct ust_tcp_tw *tw)
+{
 	t->released = true;
 	t->fin_queued = t->fin_rcvd = true; /* both FINs are behind it */
 #define IN(f) t->f = tw->f;
@@ -105,9 +115,7 @@ struct ust_tcb *ust_tcp_tw_adopt(struct ust_tcp *tcp, const struct ust_tcp_tw *t
 #undef IN_REC
 	memcpy(t->rec.states, tw->states, sizeof(t->rec.states));
 	t->copied_seq = tw->rcv_nxt;
-	/* TIME-WAIT as it was: the record's history has it already. */
-	tcb_store_state(t, UST_TCP_TIME_WAIT);
-	tcp_rehash(t, tw->lport, &tw->raddr, tw->rport);
-	tcp_timer_set(t, UST_TT_TIMEWAIT, tw->deadline > now ? tw->deadline : now);
-	return t;
+	t->lport = tw->lport;
+	t->raddr = tw->raddr;
+	t->rport = tw->rport;
 }

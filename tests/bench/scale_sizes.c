@@ -8,6 +8,7 @@
 
 #include "../../stackthread/stack_impl.h"
 #include "tcp.h"
+#include "tcp_impl.h"
 
 static unsigned drop_output(void *ctx, struct ust_pkt *const *pkts, unsigned n)
 {
@@ -41,6 +42,11 @@ int main(void)
 	 * the timer heap, the stack's conns[] and the shim's fd table (two
 	 * fds: app end and stack end). */
 	printf("table_entries %zu\n", 4 * sizeof(void *) + 2 * sizeof(uint64_t));
+	/* A TIME-WAIT the program let go of, kept as a record
+	 * (stack/tcp_twrec.c), and its entries: the 4-tuple table and the
+	 * heap of deadlines. */
+	printf("struct_tcp_twrec %zu\n", sizeof(struct tcp_twrec));
+	printf("twrec_entries %zu\n", 2 * sizeof(void *));
 	printf("sndbuf_ring %u\n", t->sndbuf.cap);
 	printf("rcvbuf_ring %u\n", t->rcvbuf.cap);
 	ust_tcp_abort(t, UST_SEC(1));

@@ -459,6 +459,42 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 /* Listeners: the accept queue holds established children of this
  * listener, and the accept queue and the SYN queue add up. */
 
+
+/* The TIME-WAITs kept as records (stack/tcp_twrec.c): each in its
+ * 4-tuple's bucket and its port's chain, linked both ways, in the heap at
+ * its place, no deadline before its parent's, and as many as ntwrec. */
+NOCOV static bool check_twrecs(struct inv *c)
+{
+	const struct ust_tcp *tcp = c->tcp;
+	unsigned n = 0;
+
+	for (unsigned i = 0; tcp->ntwrec && i < tcp->twhash_size; i++) {
+		struct tcp_twrec *const *prev = &tcp->twhash[i];
+		for (const struct tcp_twrec *r = tcp->twhash[i]; r; prev = &r->hnext, r = r->hnext) {
+			const struct tcp_twrec *p;
+			if (++n > tcp->ntwrec)
+				return broken(c, "more TIME-WAIT records in the table than ntwrec (%u), or a loop",
+					      tcp->ntwrec);
+			if (r->hprev != prev)
+				return broken(c, "record %u->%u: its hprev is not what points at it", r->tw.lport,
+					      r->tw.rport);
+			if (r->heap_idx >= tcp->ntwrec || tcp->twheap[r->heap_idx] != r)
+				return broken(c, "record %u->%u: not at its place %u in the heap", r->tw.lport,
+					      r->tw.rport, r->heap_idx);
+			if (r->heap_idx && tcp->twheap[(r->heap_idx - 1) / 2]->tw.deadline > r->tw.deadline)
+				return broken(c, "record %u->%u: due before its parent in the heap", r->tw.lport,
+					      r->tw.rport);
+			for (p = tcp->twports[r->tw.lport]; p && p != r; p = p->pnext)
+				;
+			if (!p || *r->pprev != r)
+				return broken(c, "record %u->%u: not on its port's chain", r->tw.lport, r->tw.rport);
+		}
+	}
+	if (n != tcp->ntwrec)
+		return broken(c, "%u TIME-WAIT records in the table, ntwrec says %u", n, tcp->ntwrec);
+	return true;
+}
+
 /* Would two listeners on one port both take some datagram? Each takes
  * IPv4 (an AF_INET one; an AF_INET6 one on :: without IPV6_V6ONLY, or on
  * a mapped address) and/or IPv6 (an AF_INET6 one not on a mapped
@@ -528,14 +564,17 @@ NOCOV static bool collect(struct inv *c)
 	}
 	if (c->nlive != tcp->nconns)
 		return broken(c, "the table holds %u blocks, nconns says %u", c->nlive, tcp->nconns);
-	if (ntw != tcp->ntw)
-		return broken(c, "the table holds %u TIME-WAITs, ntw says %u", ntw, tcp->ntw);
+	if (ntw + tcp->ntwrec != tcp->ntw)
+		return broken(c, "the table holds %u TIME-WAITs and %u records, ntw says %u", ntw, tcp->ntwrec,
+			      tcp->ntw);
+	if (!check_twrecs(c))
+		return false;
 	/* TIME-WAITs have a bound of their own (cfg.max_tw), which a
 	 * connection may pass for the moment until the timers run
 	 * (tcp_enter_time_wait). */
-	if (tcp->cfg.max_conns && tcp->nconns - tcp->ntw > tcp->cfg.max_conns)
-		return broken(c, "%u blocks but TIME-WAITs, above the ceiling max_conns %u",
-			      tcp->nconns - tcp->ntw, tcp->cfg.max_conns);
+	if (tcp->cfg.max_conns && tcp->nconns - ntw > tcp->cfg.max_conns)
+		return broken(c, "%u blocks but TIME-WAITs, above the ceiling max_conns %u", tcp->nconns - ntw,
+			      tcp->cfg.max_conns);
 	/* Every block has its slot in the timer heap before it needs one. */
 	if (tcp->heap_cap < tcp->nconns)
 		return broken(c, "the timer heap has room for %u blocks, nconns is %u", tcp->heap_cap,

@@ -136,6 +136,9 @@ static void on_tcp_event(void *ctx, struct ust_tcb *tcb, unsigned events)
 	h->pending |= events;
 }
 
+/* The mark of the one connection (ust_tcp_set_tag). */
+#define HOST_TAG 1u
+
 static void on_tcp_closed(void *ctx, const struct ust_tcb *t)
 {
 	struct host *h = ctx;
@@ -143,7 +146,9 @@ static void on_tcp_closed(void *ctx, const struct ust_tcb *t)
 	const char *who = ust_tcp_initiator_name(r->initiator);
 	char states[UST_TCP_HISTORY_MAX * 12] = "";
 
-	if (t != h->conn)
+	/* By its tag, not its address: a TIME-WAIT the engine kept as a
+	 * record is another block by the time it ends (tcp_twrec.c). */
+	if (ust_tcp_tag(t) != HOST_TAG)
 		return;
 	for (unsigned i = 0; i < r->nstates; i++) {
 		if (i)
@@ -270,6 +275,7 @@ static void pump(struct ust_loop *l, ust_time now)
 	if (!h->conn && h->listener && (h->pending & UST_TCP_EV_ACCEPT)) {
 		h->conn = ust_tcp_accept(h->listener, h, &err);
 		if (h->conn) {
+			ust_tcp_set_tag(h->conn, HOST_TAG);
 			ust_tcp_close(h->listener, now); /* one connection */
 			h->listener = NULL;
 		}
@@ -641,6 +647,7 @@ int main(int argc, char **argv)
 			}
 			h.peer_port = (uint16_t)atoi(colon + 1);
 			h.conn = t;
+			ust_tcp_set_tag(t, HOST_TAG);
 			r = host_connect(&h, ust_now());
 		} else {
 			r = ust_tcp_bind(t, (uint16_t)listen_port, true);

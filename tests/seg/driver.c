@@ -3329,7 +3329,7 @@ static void exec_call(struct run *r, const struct line *l)
 		got = ust_tcp_rcv_urgent(h->tcb, &off) ? (long)off : -1;
 		break;
 	}
-	case CMD_CONNS: got = r->tcp.nconns; break;
+	case CMD_CONNS: got = ust_tcp_count(&r->tcp); break;
 	case CMD_COUNTER: got = call_counter(r, c->arg[0]); break;
 	}
 	trace_call(r, c, got);
