@@ -7,10 +7,15 @@
  * aborts', the 4-tuple table's buckets and the timer heap's room at the
  * end, and the engine's memory per connection (VmRSS).
  *
- *   scale_engine [-n N] [-b BYTES]
+ *   scale_engine [-n N] [-b BYTES] [-c]
  *
  * N defaults to 100000; -b sets every buffer size (tcp_rmem and tcp_wmem's
- * three) to BYTES, to tell the buffers' memory from the rest. */
+ * three) to BYTES, to tell the buffers' memory from the rest. With -c the
+ * connections end in TIME-WAIT instead (our close, the peer's ACK and FIN,
+ * our ACK): the heap's bytes in use per connection while open and per
+ * TIME-WAIT (malloc's count: RSS keeps what the blocks freed), then the
+ * wall time of their ends, 2 MSL later. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +35,8 @@
 static struct ust_stack st;
 static uint32_t synack_seq;   /* the last SYN-ACK's sequence number */
 static unsigned synacks;
+static uint32_t fin_seq;      /* the last FIN's */
+static unsigned fins;
 
 static unsigned read_output(void *ctx, struct ust_pkt *const *pkts, unsigned n)
 {
@@ -38,6 +45,10 @@ static unsigned read_output(void *ctx, struct ust_pkt *const *pkts, unsigned n)
 		if (pkts[i]->len >= UST_IPV4_HLEN + 20 && (tcp[13] & 0x12) == 0x12) {
 			synack_seq = ust_get32(tcp + 4);
 			synacks++;
+		}
+		if (pkts[i]->len >= UST_IPV4_HLEN + 20 && (tcp[13] & 0x01)) {
+			fin_seq = ust_get32(tcp + 4);
+			fins++;
 		}
 	}
 	return n;
@@ -94,6 +105,41 @@ static long rss_kb(void)
 	return rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* -c: every connection closes first and ends in TIME-WAIT; the heap's
+ * bytes per connection open and per TIME-WAIT, and their ends. */
+static int time_waits(struct ust_tcp *tcp, struct ust_tcb *l, struct ust_tcb **conns, unsigned opened,
+		      ust_time now, size_t heap0)
+{
+	double t0;
+	unsigned i;
+
+	printf("engine_heap_per_conn_b %.0f\n", opened ? (double)(mallinfo2().uordblks - heap0) / opened : 0.0);
+	for (i = 0; i < opened; i++) {
+		unsigned before = fins;
+
+		now += 10;
+		ust_tcp_close(conns[i], now);
+		ust_stack_flush(&st);
+		if (fins == before)
+			break;
+		segment_in(0x0a010001u + i / 60000, (uint16_t)(1024 + i % 60000), 1001, fin_seq + 1, 0x11, now);
+	}
+	ust_tcp_timers(tcp, now); /* the sweep: records */
+	printf("engine_time_waits %u\n", tcp->ntw);
+	printf("engine_tw_records %u\n", tcp->ntwrec);
+	printf("engine_heap_per_time_wait_b %.0f\n",
+	       opened ? (double)(mallinfo2().uordblks - heap0) / opened : 0.0);
+	t0 = mono_ms();
+	ust_tcp_timers(tcp, now + UST_SEC(61));
+	printf("engine_time_wait_end_s %.3f\n", (mono_ms() - t0) / 1e3);
+	printf("engine_left %u\n", ust_tcp_count(tcp));
+	ust_tcp_close(l, now);
+	ust_tcp_destroy(tcp);
+	ust_stack_destroy(&st);
+	free(conns);
+	return i == opened ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct ust_netif nif = { .l3 = true, .addr = OUR_ADDR, .mask = 0xff000000u, .mtu = 1500 };
@@ -101,16 +147,20 @@ int main(int argc, char **argv)
 	struct ust_tcp_config cfg;
 	struct ust_tcb *l, **conns;
 	unsigned n = 100000, opened = 0, bufsize = 0;
+	bool tw = false;
+	size_t heap0;
 	ust_time now = UST_SEC(1);
 	double t0, t_first = 0, t_mark = 0, t_last = 0, t_open, t_abort;
 	long rss0;
 	int err, opt;
 
-	while ((opt = getopt(argc, argv, "n:b:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:b:c")) != -1) {
 		if (opt == 'n')
 			n = (unsigned)strtoul(optarg, NULL, 0);
 		else if (opt == 'b')
 			bufsize = (unsigned)strtoul(optarg, NULL, 0);
+		else if (opt == 'c')
+			tw = true;
 		else
 			return 2;
 	}
@@ -126,6 +176,7 @@ int main(int argc, char **argv)
 	if (!l || ust_tcp_bind(l, OUR_PORT, false) < 0 || ust_tcp_listen(l, 128) < 0)
 		return 1;
 	rss0 = rss_kb();
+	heap0 = mallinfo2().uordblks;
 	t0 = t_mark = mono_ms();
 	for (unsigned i = 0; i < n; i++) {
 		/* on-link peers 10.1.0.1, 10.1.0.2, ...: one per 60000 ports */
@@ -161,6 +212,8 @@ int main(int argc, char **argv)
 	printf("engine_rss_per_conn_kb %.2f\n", opened ? (double)(rss_kb() - rss0) / opened : 0.0);
 	printf("engine_hash_buckets %u\n", tcp.hash_size);
 	printf("engine_heap_room %u\n", tcp.heap_cap);
+	if (tw)
+		return time_waits(&tcp, l, conns, opened, now, heap0);
 	t0 = mono_ms();
 	for (unsigned i = 0; i < opened; i++) {
 		now += 10;
