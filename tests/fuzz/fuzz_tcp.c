@@ -129,8 +129,13 @@
 
 /* What the harness remembers of one connection (by control block, from
  * its first window to CLOSED). */
+/* A connection by its ports and ISN, not its block's address: a
+ * TIME-WAIT kept as a record is another block each time it is made one
+ * (stack/tcp_twrec.c), and a new connection may get a freed block's. */
 struct flow {
-	const struct ust_tcb *tcb;   /* NULL: free */
+	bool live;                   /* false: free */
+	uint16_t lport, rport;
+	uint32_t iss;
 	bool used;
 	uint32_t edge;               /* right edge of the latest window sent */
 };
@@ -345,20 +350,39 @@ NOCOV static void on_closed(void *ctx, const struct ust_tcb *t)
 
 /* ---- output ---- */
 
+NOCOV static bool flow_is(const struct flow *f, const struct ust_tcb *t)
+{
+	return f->live && f->lport == t->lport && f->rport == t->rport && f->iss == t->iss;
+}
+
 NOCOV static struct flow *flow_of(const struct ust_tcb *t)
 {
 	struct flow *f, *free = NULL;
 
 	for (unsigned i = 0; i < NFLOWS; i++) {
 		f = &z.flows[i];
-		if (f->tcb == t)
+		if (flow_is(f, t))
 			return f;
-		if (!f->tcb && !free)
+		if (!f->live && !free)
 			free = f;
 	}
 	f = free ? free : &z.flows[t->iss % NFLOWS];
-	*f = (struct flow){ .tcb = t };
+	*f = (struct flow){ .live = true, .lport = t->lport, .rport = t->rport, .iss = t->iss };
 	return f;
+}
+
+/* The block of a 4-tuple as tcp_lookup finds it, but never a TIME-WAIT
+ * record made a block for the asking: that would change the tables
+ * under whatever is sending the frame. */
+NOCOV static struct ust_tcb *block_of(const struct ust_ip6 *laddr, uint16_t lport, const struct ust_ip6 *raddr,
+				      uint16_t rport)
+{
+	for (struct ust_tcb *t = z.tcp.hash[tcp_tuple_hash(raddr, lport, rport) & (z.tcp.hash_size - 1)]; t;
+	     t = t->hnext)
+		if (t->lport == lport && t->rport == rport && ust_ip6_eq(&t->raddr, raddr) &&
+		    ust_ip6_eq(&t->laddr, laddr) && t->state != UST_TCP_LISTEN && t->state != UST_TCP_CLOSED)
+			return t;
+	return NULL;
 }
 
 /* A connection ends: a new one may get the same block and 4-tuple (and,
@@ -366,8 +390,8 @@ NOCOV static struct flow *flow_of(const struct ust_tcb *t)
 NOCOV static void flow_forget(const struct ust_tcb *t)
 {
 	for (unsigned i = 0; i < NFLOWS; i++)
-		if (z.flows[i].tcb == t)
-			z.flows[i].tcb = NULL;
+		if (flow_is(&z.flows[i], t))
+			z.flows[i].live = false;
 }
 
 /* Our options: each one whole, and only where it belongs. */
@@ -474,7 +498,7 @@ NOCOV static void check_frame(const uint8_t *f, size_t len)
 		      (double)(z.now - START_TIME) / 1e6, seg.sport, seg.dport,
 		      fmt_flags(seg.flags, fb), seg.seq, seg.ack, seg.wnd, seg.len);
 	}
-	t = tcp_lookup(&z.tcp, &seg.src, seg.sport, &seg.dst, seg.dport);
+	t = block_of(&seg.src, seg.sport, &seg.dst, seg.dport);
 	if (!t || (seg.flags & UST_TH_RST))
 		return;
 	if (seg.len && UST_TCP_SYNCHRONIZED(t->state) &&

@@ -1880,12 +1880,26 @@ static struct handle *handle_new(struct run *r)
 /* The live handle whose connection is tcb (newest first). */
 static struct handle *handle_by_tcb(struct run *r, const struct ust_tcb *tcb, bool released_too)
 {
+	uint32_t tag = ust_tcp_tag(tcb);
+
+	/* A connection let go of may have been kept as a record and made a
+	 * block again (stack/tcp_twrec.c): another address, the same tag. */
+	if (released_too && tag && tag <= r->nhandles)
+		return &r->handles[tag - 1];
 	for (unsigned i = r->nhandles; i-- > 0;) {
 		struct handle *h = &r->handles[i];
 		if (h->tcb == tcb && (released_too || !h->released))
 			return h;
 	}
 	return NULL;
+}
+
+/* Marks tcb as h's: its tag is h's place + 1 (handle_by_tcb). */
+static void handle_set_tcb(struct run *r, struct handle *h, struct ust_tcb *tcb)
+{
+	h->tcb = tcb;
+	if (tcb)
+		ust_tcp_set_tag(tcb, (uint32_t)(h - r->handles) + 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -3070,7 +3084,7 @@ static long long call_socket(struct run *r, const struct call *c)
 		r->nhandles--;
 		return err > 0 ? -err : err ? err : -ENOMEM;
 	}
-	h->tcb = tcb;
+	handle_set_tcb(r, h, tcb);
 	if (ipv6)
 		ust_tcp_set_family(tcb, true, v6only);
 	return h->num;
@@ -3089,7 +3103,7 @@ static long long call_accept(struct run *r, struct handle *listener)
 		r->nhandles--;
 		return err > 0 ? -err : err ? err : -EAGAIN;
 	}
-	h->tcb = tcb;
+	handle_set_tcb(r, h, tcb);
 	follow(r, tcb);
 	return h->num;
 }
@@ -3199,19 +3213,44 @@ static void trace_call(struct run *r, const struct call *c, long long got)
  * hands it to another stack on the address (ust_tcp_tw_export, _forget,
  * _adopt); the script goes on with the adopted block under the same
  * handle. Nothing may be sent meanwhile. */
+struct tag_ends {
+	uint32_t tag;
+	bool found;
+	struct ust_tcp_ends e;
+};
+
+static void ends_of_tag(struct ust_tcb *t, void *arg)
+{
+	struct tag_ends *te = arg;
+
+	if (ust_tcp_tag(t) == te->tag) {
+		ust_tcp_ends(t, &te->e);
+		te->found = true;
+	}
+}
+
 static void handoff(struct run *r)
 {
 	for (unsigned i = 0; i < r->nhandles; i++) {
 		struct handle *h = &r->handles[i];
+		struct tag_ends te = { .tag = i + 1 };
 		struct ust_tcp_tw tw;
+		struct ust_tcb *t;
 		int err;
 
-		if (!h->tcb || !h->released || ust_tcp_tw_export(h->tcb, &tw) < 0)
+		/* A closed socket's block may be a record by now: found by
+		 * its tag, then by its 4-tuple, which makes it a block. */
+		if (!h->released || h->have_record)
 			continue;
-		ust_tcp_tw_forget(h->tcb);
-		h->tcb = ust_tcp_tw_adopt(&r->tcp, &tw, r->now, &err);
+		ust_tcp_each(&r->tcp, ends_of_tag, &te);
+		t = te.found ? ust_tcp_find(&r->tcp, &te.e.laddr, te.e.lport, &te.e.raddr, te.e.rport) : NULL;
+		if (!t || ust_tcp_tw_export(t, &tw) < 0)
+			continue;
+		ust_tcp_tw_forget(t);
+		handle_set_tcb(r, h, ust_tcp_tw_adopt(&r->tcp, &tw, r->now, &err));
 		if (!h->tcb)
 			fail(r, "handoff: %d was not adopted: %s", h->num, strerror(-err));
+		h->tcb = NULL;
 	}
 }
 
@@ -3260,6 +3299,7 @@ static void exec_call(struct run *r, const struct line *l)
 		h->released = true;
 		trace(r, "%s", l->text + l->body);
 		ust_tcp_abort(h->tcb, r->now);
+		h->tcb = NULL; /* the engine's from now on: found by its tag */
 		flush(r);
 		return;
 	case CMD_LINGER:
@@ -3296,6 +3336,7 @@ static void exec_call(struct run *r, const struct line *l)
 	case CMD_CLOSE:
 		h->released = true;   /* before: the stack may free it inside */
 		got = ust_tcp_close(h->tcb, r->now);
+		h->tcb = NULL;        /* the engine's from now on: found by its tag */
 		break;
 	case CMD_SETSOCKOPT:
 		if (!strcmp(c->arg[0], "TCP_CONGESTION")) {
