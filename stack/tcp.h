@@ -334,6 +334,9 @@ struct ust_tcb {
 	 * becomes a timewait socket, which sends with the default TTL and DF
 	 * (tcp_output.c, tcb_ip_hdr): that ACK is still owed. */
 	bool tw_ack_as_socket;
+	/* It entered TIME-WAIT beyond cfg.max_tw: it ends at the next run of
+	 * the timers, and no segment restarts its 2 MSL meanwhile. */
+	bool tw_overflow;
 	int so_error;               /* pending error, reported once (Linux's sk_err) */
 	int hard_error;             /* why it died, kept for later calls (ECONNRESET…) */
 
@@ -1001,6 +1004,8 @@ void ust_tcp_tw_claimed(struct ust_tcb *tcb);
  * TIME-WAIT kept compact (tcp_twrec.c) comes as a copy made into a block
  * for the call: fn reads it, and keeps no pointer to it. */
 unsigned ust_tcp_count(const struct ust_tcp *tcp);
+/* Of them, those the ceiling counts (cfg.max_conns): all but TIME-WAITs. */
+unsigned ust_tcp_socket_count(const struct ust_tcp *tcp);
 void ust_tcp_each(struct ust_tcp *tcp, void (*fn)(struct ust_tcb *tcb, void *arg), void *arg);
 
 #endif

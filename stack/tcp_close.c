@@ -249,9 +249,19 @@ void tcp_enter_time_wait(struct ust_tcb *t, ust_time now)
 	tcp_timer_stop(t, UST_TT_KEEPALIVE);
 	tcp_timer_stop(t, UST_TT_DELACK);
 	tcp_timer_stop(t, UST_TT_PACE);
+	t->tw_overflow = overflow;
 	if (overflow)
 		tcp_count(t->tcp, UST_EV_TCP_TW_OVERFLOW);
 	tcp_timer_set(t, UST_TT_TIMEWAIT, overflow ? now : now + 2 * UST_MS(t->tcp->cfg.msl_ms));
+}
+
+/* A segment restarts the 2 MSL, unless the connection is beyond the
+ * bound on TIME-WAITs and ends at the next run of the timers: two
+ * segments in one receive batch would have kept it for good. */
+static void tw_restart(struct ust_tcb *t, ust_time due)
+{
+	if (!t->tw_overflow)
+		tcp_timer_set(t, UST_TT_TIMEWAIT, due);
 }
 
 /* TIME-WAIT -> CLOSED when 2 MSL have passed (C20). */
@@ -292,7 +302,7 @@ uint32_t tcp_time_wait_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 
 	if (!paws && seg->seq == t->rcv_nxt && (ust_seg_len(seg) == 0 || (seg->flags & UST_TH_RST))) {
 		if (!(seg->flags & UST_TH_RST))
-			tcp_timer_set(t, UST_TT_TIMEWAIT, now + tw);
+			tw_restart(t, now + tw);
 		else if (!t->tcp->cfg.rfc1337)
 			tcp_finish(t, UST_OUTCOME_ORDERLY, "");
 		else
@@ -310,7 +320,7 @@ uint32_t tcp_time_wait_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	if (seg->flags & UST_TH_RST)
 		return 0;
 	if (paws || (seg->flags & UST_TH_ACK))
-		tcp_timer_set(t, UST_TT_TIMEWAIT, now + tw);
+		tw_restart(t, now + tw);
 	if (seg->len || (seg->flags & UST_TH_FIN))
 		tcp_send_ack(t, now);
 	else
@@ -417,8 +427,9 @@ static void close_listener(struct ust_tcb *t, ust_time now)
 		ust_tcp_abort(c, now);
 	}
 	/* Its half-open children share its port: only that port's chain
-	 * is read, not the whole table. */
-	for (struct ust_tcb *c = tcp_port_users(t->tcp, t->lport), *next; c; c = next) {
+	 * is read, not the whole table (nor its TIME-WAITs kept as records,
+	 * which are no one's children). */
+	for (struct ust_tcb *c = t->tcp->ports[t->lport], *next; c; c = next) {
 		next = c->pnext;
 		if (c->listener == t) {
 			tcp_listener_forget(t, c);

@@ -101,8 +101,9 @@ static inline uint32_t tcp_rcvbuf_ring_size(const struct ust_tcb *t)
  * it, and when the program lets go of it there) and becomes a record at
  * the next run of the timers (tcp_twrec_sweep) once nothing else holds
  * it. A record becomes a block again whenever one is needed:
- * tcp_twrec_find for a 4-tuple (tcp_lookup), tcp_twrec_port for a port's
- * users, tcp_twrec_due for the deadlines. */
+ * tcp_twrec_find for a 4-tuple (tcp_lookup), tcp_twrec_due for the
+ * deadlines; a port's users (the bind rules) are read on the records as
+ * they are. */
 struct tcp_twrec {
 	struct tcp_twrec *hnext, **hprev; /* the 4-tuple's chain in twhash */
 	struct tcp_twrec *pnext, **pprev; /* the local port's in twports */
@@ -117,7 +118,12 @@ void tcp_twrec_sweep(struct ust_tcp *tcp);
 struct ust_tcb *tcp_twrec_find(struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_t lport,
 			       const struct ust_ip6 *raddr, uint16_t rport);
 bool tcp_twrec_port_used(const struct ust_tcp *tcp, uint16_t lport);
-void tcp_twrec_port(struct ust_tcp *tcp, uint16_t lport);
+/* A record on lport whose addresses overlap t's (tcp_ports_overlap), and,
+ * with unshared, one without SO_REUSEPORT: the bind rules' walk, made on
+ * the records as they are. Returns a block that stands for it (not to be
+ * kept), or NULL. */
+const struct ust_tcb *tcp_twrec_port_conflict(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *t,
+					      bool unshared);
 void tcp_twrec_due(struct ust_tcp *tcp, ust_time now);
 ust_time tcp_twrec_next(const struct ust_tcp *tcp);
 /* Calls fn for a copy of each record made into a block on the stack, which

@@ -119,6 +119,11 @@ unsigned ust_tcp_count(const struct ust_tcp *tcp)
 	return tcp->nconns + tcp->ntwrec;
 }
 
+unsigned ust_tcp_socket_count(const struct ust_tcp *tcp)
+{
+	return tcp->nconns - (tcp->ntw - tcp->ntwrec);
+}
+
 void ust_tcp_each(struct ust_tcp *tcp, void (*fn)(struct ust_tcb *t, void *arg), void *arg)
 {
 	for (unsigned i = 0; i < tcp->hash_size; i++) {

@@ -340,7 +340,8 @@ const struct ust_tcb *tcp_port_conflict(struct ust_tcp *tcp, uint16_t lport, con
 	for (const struct ust_tcb *u = tcp_port_users(tcp, lport); u; u = u->pnext)
 		if (u != t && (!listeners || u->state == UST_TCP_LISTEN) && tcp_ports_overlap(u, t))
 			return u;
-	return NULL;
+	/* A TIME-WAIT kept as a record is no listener. */
+	return listeners ? NULL : tcp_twrec_port_conflict(tcp, lport, t, false);
 }
 
 bool tcp_port_shareable(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *t)
@@ -351,22 +352,17 @@ bool tcp_port_shareable(struct ust_tcp *tcp, uint16_t lport, const struct ust_tc
 	for (const struct ust_tcb *u = tcp_port_users(tcp, lport); u; u = u->pnext)
 		if (u != t && !u->reuseport && tcp_ports_overlap(u, t))
 			return false;
-	return true;
+	return !tcp_twrec_port_conflict(tcp, lport, t, true);
 }
 
 struct ust_tcb *tcp_port_users(struct ust_tcp *tcp, uint16_t lport)
 {
-	if (!lport)
-		return NULL;
-	/* The port's TIME-WAITs kept as records are blocks for the walk. */
-	if (tcp->ntwrec)
-		tcp_twrec_port(tcp, lport);
-	return tcp->ports[lport];
+	return lport ? tcp->ports[lport] : NULL;
 }
 
 bool tcp_port_in_use(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *except)
 {
-	const struct ust_tcb *t = lport ? tcp->ports[lport] : NULL;
+	const struct ust_tcb *t = tcp_port_users(tcp, lport);
 
 	/* At most two reads: the port's first user, or the one after it,
 	 * and the port's first record. */
@@ -419,8 +415,7 @@ int tcp_pick_ephemeral(struct ust_tcp *tcp, struct ust_tcb *t)
 
 bool tcp_at_ceiling(const struct ust_tcp *tcp)
 {
-	/* Blocks but those in TIME-WAIT (records are no blocks). */
-	return tcp->cfg.max_conns && tcp->nconns - (tcp->ntw - tcp->ntwrec) >= tcp->cfg.max_conns;
+	return tcp->cfg.max_conns && ust_tcp_socket_count(tcp) >= tcp->cfg.max_conns;
 }
 
 /* Room in the timer heap for one more block, taken before the block

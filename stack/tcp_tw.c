@@ -90,9 +90,9 @@ struct ust_tcb *ust_tcp_tw_adopt(struct ust_tcp *tcp, const struct ust_tcp_tw *t
 		*err = -ENFILE;
 		return NULL;
 	}
-	t = tcp_tcb_new(tcp, NULL);
+	t = tcp_tcb_new_unbounded(tcp, NULL);
 	if (!t) {
-		*err = tcp_at_ceiling(tcp) ? -ENFILE : -ENOBUFS;
+		*err = -ENOBUFS;
 		return NULL;
 	}
 	tcp_tw_fill(t, tw);

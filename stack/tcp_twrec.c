@@ -235,14 +235,20 @@ void tcp_twrec_sweep(struct ust_tcp *tcp)
 {
 	unsigned n = tcp->npending;
 
+	/* Kept, in place: a released TIME-WAIT not compactable yet (an ACK
+	 * still owed, a timer due now), for the next sweep. */
 	tcp->npending = 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct ust_tcb *t = tcp->twpending[i];
 		if (!t)
 			continue;
 		t->tw_pidx = 0;
-		if (compactable(t, tcp->now))
+		if (compactable(t, tcp->now)) {
 			compact(t);
+		} else if (t->state == UST_TCP_TIME_WAIT && t->released && !t->tw_overflow) {
+			tcp->twpending[tcp->npending++] = t;
+			t->tw_pidx = tcp->npending;
+		}
 	}
 }
 
@@ -261,23 +267,57 @@ bool tcp_twrec_port_used(const struct ust_tcp *tcp, uint16_t lport)
 	return tcp->ntwrec && lport && tcp->twports[lport];
 }
 
-void tcp_twrec_port(struct ust_tcp *tcp, uint16_t lport)
+/* A copy of r made into the block *t on the caller's stack: for reading,
+ * never for the tables (its state is not counted). */
+static void copy_out(struct ust_tcp *tcp, const struct tcp_twrec *r, struct ust_tcb *t)
 {
-	while (tcp_twrec_port_used(tcp, lport))
-		if (!hydrate(tcp, tcp->twports[lport]))
-			return;
+	memset(t, 0, sizeof(*t));
+	tcp_tcb_init(tcp, t, NULL);
+	tcp_tw_fill(t, &r->tw);
+	t->state = UST_TCP_TIME_WAIT;
+	t->tag = r->tag;
+	t->last_challenge = r->last_challenge;
+	t->timer[UST_TT_TIMEWAIT] = t->due = r->tw.deadline;
+}
+
+const struct ust_tcb *tcp_twrec_port_conflict(struct ust_tcp *tcp, uint16_t lport, const struct ust_tcb *t,
+					      bool unshared)
+{
+	static struct ust_tcb u; /* the stack thread's alone, as the engine */
+
+	for (const struct tcp_twrec *r = tcp_twrec_port_used(tcp, lport) ? tcp->twports[lport] : NULL; r;
+	     r = r->pnext) {
+		if (unshared && r->tw.reuseport)
+			continue;
+		copy_out(tcp, r, &u);
+		if (tcp_ports_overlap(&u, t))
+			return &u;
+	}
+	return NULL;
 }
 
 void tcp_twrec_due(struct ust_tcp *tcp, ust_time now)
 {
 	while (tcp->ntwrec && tcp->twheap[0]->tw.deadline <= now) {
 		struct tcp_twrec *r = tcp->twheap[0];
+		struct ust_tcb t;
+
 		if (hydrate(tcp, r))
 			continue;
-		/* No memory for the block its end needs: it ends without
-		 * one (no close record), rather than be tried again at once
-		 * for as long as memory lacks. */
+		/* No memory for the block its end needs: it ends as a copy
+		 * on the stack, its close record written as tcp_finish
+		 * writes one, rather than be tried again at once for as
+		 * long as memory lacks. */
 		remove_rec(tcp, r);
+		copy_out(tcp, r, &t);
+		t.rec.outcome = UST_OUTCOME_ORDERLY;
+		t.rec.reason = "";
+		t.rec.end = now;
+		t.rec.states[t.rec.nstates < UST_TCP_HISTORY_MAX ? t.rec.nstates++ : UST_TCP_HISTORY_MAX - 1] =
+			UST_TCP_CLOSED;
+		t.state = UST_TCP_CLOSED;
+		if (tcp->cfg.closed)
+			tcp->cfg.closed(tcp->cfg.ctx, &t);
 		if (r->tw.port_claimed && tcp->cfg.port_release)
 			tcp->cfg.port_release(tcp->cfg.ctx, r->tw.lport, &r->tw.raddr, r->tw.rport);
 		free(r);
@@ -295,13 +335,7 @@ void tcp_twrec_each(struct ust_tcp *tcp, void (*fn)(struct ust_tcb *t, void *arg
 
 	for (unsigned i = 0; tcp->ntwrec && i < tcp->twhash_size; i++) {
 		for (struct tcp_twrec *r = tcp->twhash[i]; r; r = r->hnext) {
-			memset(&t, 0, sizeof(t));
-			tcp_tcb_init(tcp, &t, NULL);
-			tcp_tw_fill(&t, &r->tw);
-			t.state = UST_TCP_TIME_WAIT; /* a copy: not counted */
-			t.tag = r->tag;
-			t.last_challenge = r->last_challenge;
-			t.timer[UST_TT_TIMEWAIT] = t.due = r->tw.deadline;
+			copy_out(tcp, r, &t);
 			fn(&t, arg);
 		}
 	}

@@ -162,7 +162,7 @@ static unsigned run_calls(void)
 	 * not here. */
 	if (!us_st.keeper)
 		us_adopt_news(&us_st);
-	atomic_store_explicit(&us_st.nconns_seen, us_st.tcp.nconns, memory_order_relaxed);
+	atomic_store_explicit(&us_st.nconns_seen, ust_tcp_socket_count(&us_st.tcp), memory_order_relaxed);
 	/* The queue is a stack: reverse it to serve in arrival order. */
 	while (list) {
 		struct us_call *next = list->next;

@@ -135,7 +135,7 @@ void us_adopt_news(struct us_stack *st)
 			adopt_failed(s, r);
 	}
 	atomic_fetch_sub(&st->news_waiting, n);
-	atomic_store_explicit(&st->nconns_seen, st->tcp.nconns, memory_order_relaxed);
+	atomic_store_explicit(&st->nconns_seen, ust_tcp_socket_count(&st->tcp), memory_order_relaxed);
 }
 
 void us_op_accept_retry(struct us_call *c)

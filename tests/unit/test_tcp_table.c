@@ -248,6 +248,37 @@ static void test_table_tw_adopt(void **state)
 	table_free(x);
 }
 
+/* A port whose only user is a TIME-WAIT kept as a record: a bind without
+ * SO_REUSEADDR finds it in use and one with it does not, as Linux's bind
+ * beside a timewait socket; the bind rules read the records where they
+ * are (none is made a block again), and a lookup of its 4-tuple does. */
+static void test_table_tw_record_bind(void **state)
+{
+	struct table_test *x = table_new(16);
+	ust_time now = x->h->now;
+	struct ust_tcp_tw tw = tw_made(20000, now + UST_SEC(60));
+	struct ust_ip6 ours = ust_ip6_from_v4(OUR_IP), peer = ust_ip6_from_v4(PEER_IP);
+	int err;
+
+	(void)state;
+	assert_non_null(ust_tcp_tw_adopt(&x->tcp, &tw, now, &err));
+	ust_tcp_timers(&x->tcp, now); /* the sweep: a record */
+	assert_int_equal(x->tcp.ntwrec, 1);
+	check(x);
+	x->t[0] = new_block(x);
+	assert_int_equal(ust_tcp_bind(x->t[0], 20000, false), -EADDRINUSE);
+	assert_int_equal(x->tcp.ntwrec, 1);
+	assert_int_equal(ust_tcp_bind(x->t[0], 20000, true), 0);
+	assert_int_equal(x->tcp.ntwrec, 1);
+	check(x);
+	assert_non_null(ust_tcp_find(&x->tcp, &ours, 20000, &peer, 80));
+	assert_int_equal(x->tcp.ntwrec, 0);
+	assert_int_equal(ust_tcp_count(&x->tcp), 2);
+	check(x);
+	ust_tcp_close(x->t[0], now);
+	table_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -255,6 +286,7 @@ int main(void)
 		cmocka_unit_test(test_table_grows_timers),
 		cmocka_unit_test(test_table_ceiling_enfile),
 		cmocka_unit_test(test_table_tw_adopt),
+		cmocka_unit_test(test_table_tw_record_bind),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
