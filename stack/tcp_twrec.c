@@ -6,11 +6,11 @@
  * of their deadlines), as Linux keeps an inet_timewait_sock in place of
  * the socket. A record becomes a block again whenever one is needed: a
  * lookup of its 4-tuple (a segment, an ICMP error, a connect() or an
- * adoption of that 4-tuple: tcp_lookup), a walk of its port's users
- * (tcp_port_users: bind, listen, a listener's close), and its deadline
+ * adoption of that 4-tuple: tcp_lookup) and its deadline
  * (ust_tcp_timers). So the engine's TIME-WAIT code keeps one shape, the
  * block's, and the block goes back to a record at the next sweep if it is
- * still in TIME-WAIT. */
+ * still in TIME-WAIT. The bind rules read a port's records where they are
+ * (tcp_twrec_port_conflict): a server's TIME-WAITs are all on its port. */
 #include <stdlib.h>
 #include <string.h>
 
