@@ -549,6 +549,25 @@ int ust_seqset_add(struct ust_seqset *s, uint32_t start, uint32_t end, unsigned 
 	return at < 0 ? -ENOSPC : at;
 }
 
+bool ust_seqset_overlap(const struct ust_seqset *s, uint32_t start, uint32_t end, struct ust_range *part)
+{
+	unsigned lo = 0, hi = s->n;
+
+	/* The first range that ends after start. */
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+		if (seq_leq(s->r[mid].end, start))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == s->n || !seq_lt(s->r[lo].start, end))
+		return false;
+	part->start = seq_gt(s->r[lo].start, start) ? s->r[lo].start : start;
+	part->end = seq_lt(s->r[lo].end, end) ? s->r[lo].end : end;
+	return true;
+}
+
 int ust_seqset_find(const struct ust_seqset *s, uint32_t seq)
 {
 	unsigned lo = 0, hi = s->n;

@@ -103,6 +103,9 @@ struct ust_seqset {
  * new range and the set has max already; -ENOMEM. An empty range is not
  * added (-EINVAL). */
 int ust_seqset_add(struct ust_seqset *s, uint32_t start, uint32_t end, unsigned max);
+/* The lowest part of [start, end) that the set holds, in *part: false
+ * when it holds none of it (a binary search). */
+bool ust_seqset_overlap(const struct ust_seqset *s, uint32_t start, uint32_t end, struct ust_range *part);
 /* The index of the range holding seq, or -1 (a binary search). */
 int ust_seqset_find(const struct ust_seqset *s, uint32_t seq);
 /* Removes everything below seq. */

@@ -557,6 +557,40 @@ def scenario_ofo_window(lab):
     p.info("rcv_ssthresh", "rcv_space", "rcv_wnd")
 
 
+def scenario_ofo_overlap(lab):
+    """ofo-overlap.seg: D-SACK for a segment that partly overlaps data held
+    beyond a hole: one that runs past the end of a held range, one that
+    starts before one, one that covers parts of two ranges with a gap
+    between them. Every ACK is printed with its SACK blocks."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect()
+
+    def send(a, b, note):
+        print(f"{p.now():8.3f}  < . {a}:{b}({b - a}) ack 1   # {note}")
+        p.send("A", PEER_ISN + a, p.iss + 1, payload=bytes(b - a))
+        end = time.monotonic() + 0.05
+        while True:
+            q = p.recv(end - time.monotonic())
+            if q is None:
+                break
+            sack = [o for o in q[TCP].options if o[0] == "SAck"]
+            sk = ""
+            if sack:
+                v = sack[0][1]
+                sk = " sack " + " ".join(f"{(v[j] - PEER_ISN) & 0xffffffff}:{(v[j + 1] - PEER_ISN) & 0xffffffff}"
+                                         for j in range(0, len(v), 2))
+            print(f"{p.now():8.3f}  > . ack {(q[TCP].ack - PEER_ISN) & 0xffffffff} win {q[TCP].window}{sk}")
+
+    send(1, 1461, "in order")
+    send(2921, 4381, "beyond the hole")
+    send(3651, 5111, "past the held range's end")
+    send(2191, 3651, "before its start")
+    send(6001, 6301, "a second range")
+    send(6601, 6901, "a third")
+    send(6201, 6701, "over parts of the second and the third")
+    send(1461, 2191, "the hole")
+
+
 ECN_INFO = ("ca_state", "snd_cwnd", "snd_ssthresh", "unacked", "total_retrans", "delivered",
             "delivered_ce", "received_ce")
 
