@@ -379,7 +379,7 @@ static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t
 
 /* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_MAX_CONNS, USTCP_MAX_TW, USTCP_CC, USTCP_ECN,
  * USTCP_RFC1337, USTCP_TW_COLLECT, USTCP_SYNCOOKIES, USTCP_BUSY_POLL,
- * USTCP_PASSTHROUGH: TCP's settings. */
+ * USTCP_CALL_SPIN, USTCP_PASSTHROUGH: TCP's settings. */
 static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
 {
 	const char *v = get("USTCP_MSL");
@@ -462,6 +462,14 @@ static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 			return fail(err, errlen, "USTCP_BUSY_POLL", v,
 				    "not a number of microseconds from 0 to 1000000 (e.g. 50)");
 		c->busy_poll_us = u;
+	}
+
+	v = get("USTCP_CALL_SPIN");
+	if (v && *v) {
+		if (parse_uint(v, 0, 1000000, &u))
+			return fail(err, errlen, "USTCP_CALL_SPIN", v,
+				    "not a number of microseconds from 0 to 1000000 (e.g. 50, or 0 for none)");
+		c->call_spin_us = u;
 	}
 
 	v = get("USTCP_PASSTHROUGH");
@@ -568,6 +576,7 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 	c->msl_ms = 30000;
 	c->fin_timeout_ms = 60000;
 	c->max_tw = UINT_MAX;
+	c->call_spin_us = UST_CALL_SPIN_DEFAULT;
 	c->ecn = 2;
 	c->syncookies = 1;
 	c->tw_collect = true;

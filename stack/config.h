@@ -25,6 +25,11 @@ struct ust_cidr6 {
 	unsigned prefix;
 };
 
+/* USTCP_CALL_SPIN's default, microseconds: how long the stack thread
+ * looks for the program's next call after serving one (stack/loop.c,
+ * ust_loop_run's linger). */
+#define UST_CALL_SPIN_DEFAULT 50
+
 struct ust_config {
 	char iface[IFNAMSIZ];           /* USTCP_IFACE */
 	uint32_t addr;                  /* USTCP_ADDR, host order */
@@ -45,6 +50,7 @@ struct ust_config {
 	unsigned syncookies;            /* USTCP_SYNCOOKIES: 0, 1 (the default) or 2, as Linux's tcp_syncookies */
 	bool tw_collect;                /* USTCP_TW_COLLECT: exit keepers hand TIME-WAITs to one per address (default) */
 	unsigned busy_poll_us;          /* USTCP_BUSY_POLL, 0: off */
+	unsigned call_spin_us;          /* USTCP_CALL_SPIN: the stack thread's look for the next call, 0: none */
 	/* USTCP_RMEM, USTCP_WMEM: min, default, max; all 0 when unset (the
 	 * engine's own, ust_tcp_default_config). */
 	uint32_t rmem[3], wmem[3];

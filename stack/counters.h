@@ -135,6 +135,7 @@
 	X(TCP_LISTEN_DROPS,  "tcp-listen-drops",  "SYNs and cookie ACKs a listener dropped: full queues, no memory (ListenDrops)") \
 	X(TCP_CONN_CEILING,  "tcp-conn-ceiling",  "sockets refused (ENFILE) and SYNs dropped: the ceiling on control blocks (USTCP_MAX_CONNS)") \
 	X(TCP_NO_MEMORY,     "tcp-no-memory",     "sockets refused (ENOBUFS) and SYNs dropped: no memory for a control block") \
+	X(LOOP_SPINS,        "loop-spins",        "times the stack thread looked for work without sleeping: after served calls (USTCP_CALL_SPIN) or any wake-up (USTCP_BUSY_POLL)") \
 	X(TCP_TW_OVERFLOW,   "tcp-tw-overflow",   "connections closed without TIME-WAIT: as many held as the bound allows (Linux's TCPTimeWaitOverflow)") \
 	X(SOCK_NO_FD,        "sock-no-fd",        "sockets, connects and accepted connections refused: the kernel gave no fds for the pair or the port reservation (EMFILE, ENFILE)") \
 	X(SOCK_NO_SLOT,      "sock-no-slot",      "sockets and accepted connections refused (ENFILE): every shared socket slot in use") \

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "config.h"
 #include "loop.h"
 
 /* Batches per readiness callback: enough to drain a burst, few enough that
@@ -117,6 +118,7 @@ static void busy_spin(struct ust_loop *l, unsigned us, bool calls_only)
 
 	if (!ust_may_spin())
 		return;
+	l->st->ctr.event[UST_EV_LOOP_SPINS]++;
 
 	while (l->running) {
 		ust_time now;
@@ -147,8 +149,8 @@ void ust_loop_run(struct ust_loop *l)
 		l->linger = false;
 		if (l->busy_poll_us)
 			busy_spin(l, l->busy_poll_us, false);
-		else if (linger)
-			busy_spin(l, UST_LOOP_LINGER_US, true);
+		else if (linger && l->linger_us)
+			busy_spin(l, l->linger_us, true);
 	}
 }
 
@@ -166,6 +168,7 @@ void ust_loop_start(struct ust_loop *l, struct ev_loop *ev, struct ust_stack *st
 	l->link = link;
 	l->tcp = tcp;
 	l->timer_due = UST_TIME_NEVER;
+	l->linger_us = UST_CALL_SPIN_DEFAULT;
 	ev_io_init(&l->rx, on_rx, link->fd, EV_READ);
 	/* Frames that arrived before a timer fell due are handled before
 	 * it: libev runs the pending watchers of one priority in reverse

@@ -36,16 +36,16 @@ struct ust_loop {
 	 * keep looking for more without sleeping; 0 when off. */
 	unsigned busy_poll_us;
 	/* Set by a callback that served the program's calls: without busy
-	 * polling, look again for UST_LOOP_LINGER_US before sleeping, as
-	 * long as calls keep coming (ust_loop_run). */
+	 * polling, look again for linger_us before sleeping, as long as
+	 * calls keep coming (ust_loop_run); linger_us 0: never
+	 * (USTCP_CALL_SPIN; ust_loop_start sets config.h's
+	 * UST_CALL_SPIN_DEFAULT). */
 	bool linger;
+	unsigned linger_us;
 	unsigned kicks;             /* ust_loop_kick calls: work was done */
 	bool running;               /* ust_loop_run until ust_loop_break */
 };
 
-/* How long a loop asked to linger (l->linger) keeps looking for work
- * without sleeping. */
-#define UST_LOOP_LINGER_US 50
 
 /* The monotonic clock the stack runs on, in microseconds. */
 ust_time ust_now(void);

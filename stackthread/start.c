@@ -535,6 +535,7 @@ static int start_loop(void)
 		steer_chan = -1;
 	}
 	us_st.loop.busy_poll_us = us_st.cfg->busy_poll_us;
+	us_st.loop.linger_us = us_st.cfg->call_spin_us;
 	us_ctl_open();
 	open_wake_name();
 	us_looped_open();

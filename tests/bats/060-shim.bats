@@ -617,3 +617,34 @@ body_epoll_handover() {
 
 @test "epoll: a set made before connect or bind to 127.0.0.1 still watches the socket [kernel]" { MODE=kernel body_epoll_handover; }
 @test "epoll: a set made before connect or bind to 127.0.0.1 still watches the socket [ustcp]" { MODE=ustcp body_epoll_handover; }
+
+# After serving the program's calls the stack thread looks for the next
+# one without sleeping (USTCP_CALL_SPIN, 50 us by default; counted as
+# loop-spins), where it may run on another CPU; USTCP_CALL_SPIN=0 turns
+# that off, for a program whose CPU time a quota counts. Twenty
+# setsockopt calls, each a call to the stack thread, then the program's
+# own counters.
+call_spin_run() {
+	prog env "$@" python3 -c "
+import os, socket, subprocess
+s = socket.socket()
+for i in range(20):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536 + i)
+env = {k: v for k, v in os.environ.items() if k != 'LD_PRELOAD'}
+out = subprocess.run(['$BUILD/ustcp-stat', '-s', '-p', str(os.getpid())], env=env,
+                     capture_output=True, text=True).stdout
+print(' '.join(l.split()[1] for l in out.splitlines() if l.split()[:1] == ['loop-spins']))" >"$TMP/out"
+	cat "$TMP/out"
+	read -r SPINS <"$TMP/out"
+}
+
+@test "after the program's calls the stack thread spins (loop-spins); USTCP_CALL_SPIN=0 turns it off [ustcp]" {
+	[ "$(nproc)" -ge 2 ] || skip "the stack thread spins only where it may run on another CPU"
+	MODE=ustcp
+	shim_topo_up
+	export USTCP_RUN_DIR=$TMP/run
+	call_spin_run
+	[ "$SPINS" -ge 1 ]
+	call_spin_run USTCP_CALL_SPIN=0
+	[ "$SPINS" -eq 0 ]
+}

@@ -460,6 +460,22 @@ static void test_config_max_tw(void **state)
 	refuse_each("USTCP_MAX_TW", bad, UST_ARRAY_SIZE(bad));
 }
 
+/* USTCP_CALL_SPIN: microseconds, 0 (none) to 10^6; 50 unset. */
+static void test_config_call_spin(void **state)
+{
+	static const char *const bad[] = { "-1", "1000001", "50us", " 50", "x" };
+
+	load_ok();
+	assert_int_equal(cfg.call_spin_us, 50);
+	env_set("USTCP_CALL_SPIN", "0");
+	load_ok();
+	assert_int_equal(cfg.call_spin_us, 0);
+	env_set("USTCP_CALL_SPIN", "200");
+	load_ok();
+	assert_int_equal(cfg.call_spin_us, 200);
+	refuse_each("USTCP_CALL_SPIN", bad, UST_ARRAY_SIZE(bad));
+}
+
 /* USTCP_CC: the algorithms TCP_CONGESTION knows, by their whole name. */
 static void test_config_cc(void **state)
 {
@@ -878,6 +894,7 @@ int main(void)
 		T(test_config_msl_invalid),
 		T(test_config_fin_timeout),
 		T(test_config_max_tw),
+		T(test_config_call_spin),
 		T(test_config_cc),
 		T(test_config_ecn),
 		T(test_config_rfc1337),
