@@ -304,7 +304,11 @@ uint32_t tcp_time_wait_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 		if (!(seg->flags & UST_TH_RST))
 			tw_restart(t, now + tw);
 		else if (!t->tcp->cfg.rfc1337)
-			tcp_finish(t, UST_OUTCOME_ORDERLY, "");
+			/* Orderly, both FINs behind it, but said: a peer that
+			 * answers a late duplicate ACK with a RST ends it
+			 * early (RFC 1337's assassination), which a count of
+			 * TIME-WAITs otherwise shows only as one fewer. */
+			tcp_finish(t, UST_OUTCOME_ORDERLY, "TIME-WAIT ended by the peer's RST");
 		else
 			tcp_drop(t->tcp, UST_DROP_TCP_TIME_WAIT);
 		return 0;
