@@ -433,7 +433,7 @@ static void close_listener(struct ust_tcb *t, ust_time now)
 	/* Its half-open children share its port: only that port's chain
 	 * is read, not the whole table (nor its TIME-WAITs kept as records,
 	 * which are no one's children). */
-	for (struct ust_tcb *c = t->tcp->ports[t->lport], *next; c; c = next) {
+	for (struct ust_tcb *c = tcp_port_users(t->tcp, t->lport), *next; c; c = next) {
 		next = c->pnext;
 		if (c->listener == t) {
 			tcp_listener_forget(t, c);

@@ -132,9 +132,12 @@ void tcp_twrec_each(struct ust_tcp *tcp, void (*fn)(struct ust_tcb *t, void *arg
 void tcp_twrec_destroy(struct ust_tcp *tcp);
 /* The hash of a 4-tuple's remote end and ports, before the mask. */
 uint32_t tcp_tuple_hash(const struct ust_ip6 *raddr, uint16_t lport, uint16_t rport);
-/* tcp_tw.c: a block from what a TIME-WAIT's export holds (adoption and
- * tcp_twrec.c's records). */
+/* tcp_tw.c: a block's fields from what a TIME-WAIT's export holds; and a
+ * new block in TIME-WAIT from it, in the table, its 2 MSL running to
+ * tw->deadline (not before now), or NULL without memory (adoption, and
+ * tcp_twrec.c's records made blocks again). */
 void tcp_tw_fill(struct ust_tcb *t, const struct ust_tcp_tw *tw);
+struct ust_tcb *tcp_tw_block(struct ust_tcp *tcp, const struct ust_tcp_tw *tw, ust_time now);
 
 /* tcp_state.c: every state change goes through here; it feeds the record
  * and, with UST_CHECK_STATES, refuses a change the state diagram lacks. */

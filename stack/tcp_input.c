@@ -792,10 +792,6 @@ static void receive_in_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
  * holding it first (RFC 2018 §4). */
 static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, uint32_t len)
 {
-	int at = ust_seqset_find(&t->ofo, seg->seq);
-	/* All of it held already: nothing new for the window to grow by
-	 * (Linux's "All the bits are present. Drop."). */
-	bool dup = at >= 0 && seq_leq(seg->seq + len, t->ofo.r[at].end);
 	/* What of it came twice: the lowest part held already, as Linux's
 	 * tcp_data_queue_ofo reports it (tcp_dsack_set for the first
 	 * overlap; an overlap with a later range, beyond a gap, does not
@@ -803,6 +799,9 @@ static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *se
 	 * 3651:5111 over a held 2921:4381 is D-SACKed 3651:4381. */
 	struct ust_range twice;
 	bool overlap = ust_seqset_overlap(&t->ofo, seg->seq, seg->seq + len, &twice);
+	/* All of it held already: nothing new for the window to grow by
+	 * (Linux's "All the bits are present. Drop."). */
+	bool dup = overlap && twice.start == seg->seq && twice.end == seg->seq + len;
 
 	t->lrcv_flow = seg->flow;
 	tcp_ecn_check_ce(t, seg);

@@ -90,11 +90,18 @@ struct ust_tcb *ust_tcp_tw_adopt(struct ust_tcp *tcp, const struct ust_tcp_tw *t
 		*err = -ENFILE;
 		return NULL;
 	}
-	t = tcp_tcb_new_unbounded(tcp, NULL);
-	if (!t) {
+	t = tcp_tw_block(tcp, tw, now);
+	if (!t)
 		*err = -ENOBUFS;
+	return t;
+}
+
+struct ust_tcb *tcp_tw_block(struct ust_tcp *tcp, const struct ust_tcp_tw *tw, ust_time now)
+{
+	struct ust_tcb *t = tcp_tcb_new_unbounded(tcp, NULL);
+
+	if (!t)
 		return NULL;
-	}
 	tcp_tw_fill(t, tw);
 	/* TIME-WAIT as it was: the record's history has it already. */
 	tcb_store_state(t, UST_TCP_TIME_WAIT);

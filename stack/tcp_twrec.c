@@ -188,17 +188,13 @@ static void compact(struct ust_tcb *t)
  * record stays). */
 static struct ust_tcb *hydrate(struct ust_tcp *tcp, struct tcp_twrec *r)
 {
-	struct ust_tcb *t = tcp_tcb_new_unbounded(tcp, NULL);
+	struct ust_tcb *t = tcp_tw_block(tcp, &r->tw, tcp->now);
 
 	if (!t)
 		return NULL;
-	remove_rec(tcp, r);
-	tcp_tw_fill(t, &r->tw);
 	t->tag = r->tag;
 	t->last_challenge = r->last_challenge;
-	tcb_store_state(t, UST_TCP_TIME_WAIT);
-	tcp_rehash(t, r->tw.lport, &r->tw.raddr, r->tw.rport);
-	tcp_timer_set(t, UST_TT_TIMEWAIT, r->tw.deadline);
+	remove_rec(tcp, r);
 	free(r);
 	return t;
 }

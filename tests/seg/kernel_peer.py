@@ -522,6 +522,26 @@ def scenario_tlp_cwnd_fin(lab):
     p.step(seg(10)[1] + 1, note="all and the FIN", wait=0.05, keys=keys)
 
 
+def data_and_acks(p, a, b, note):
+    """Sends the peer's bytes a:b (relative sequence numbers) and prints
+    every ACK the kernel sends within 50 ms, with its window and SACK
+    blocks (relative)."""
+    print(f"{p.now():8.3f}  < . {a}:{b}({b - a}) ack 1   # {note}")
+    p.send("A", PEER_ISN + a, p.iss + 1, payload=bytes(b - a))
+    end = time.monotonic() + 0.05
+    while True:
+        q = p.recv(end - time.monotonic())
+        if q is None:
+            break
+        sack = [o for o in q[TCP].options if o[0] == "SAck"]
+        sk = ""
+        if sack:
+            v = sack[0][1]
+            sk = " sack " + " ".join(f"{(v[j] - PEER_ISN) & 0xffffffff}:{(v[j + 1] - PEER_ISN) & 0xffffffff}"
+                                     for j in range(0, len(v), 2))
+        print(f"{p.now():8.3f}  > . ack {(q[TCP].ack - PEER_ISN) & 0xffffffff} win {q[TCP].window}{sk}")
+
+
 def scenario_ofo_window(lab):
     """ofo-window.seg: the receiver's window for out-of-order data. The
     peer's first segment arrives, the second is lost, the next twelve come
@@ -530,24 +550,9 @@ def scenario_ofo_window(lab):
     hole is filled."""
     p = Peer(lab, OPTS_SACK)
     p.connect()
-    mss = p.mss
 
     def send_seg(i, note):
-        a, b = seg(i)
-        print(f"{p.now():8.3f}  < . {a}:{b}({mss}) ack 1   # {note}")
-        p.send("A", PEER_ISN + a, p.iss + 1, payload=bytes(mss))
-        end = time.monotonic() + 0.05
-        while True:
-            q = p.recv(end - time.monotonic())
-            if q is None:
-                break
-            sack = [o for o in q[TCP].options if o[0] == "SAck"]
-            sk = ""
-            if sack:
-                v = sack[0][1]
-                sk = " sack " + " ".join(f"{(v[j] - PEER_ISN) & 0xffffffff}:{(v[j + 1] - PEER_ISN) & 0xffffffff}"
-                                         for j in range(0, len(v), 2))
-            print(f"{p.now():8.3f}  > . ack {(q[TCP].ack - PEER_ISN) & 0xffffffff} win {q[TCP].window}{sk}")
+        data_and_acks(p, *seg(i), note)
 
     send_seg(1, "in order")
     for i in range(3, 15):
@@ -564,31 +569,11 @@ def scenario_ofo_overlap(lab):
     between them. Every ACK is printed with its SACK blocks."""
     p = Peer(lab, OPTS_SACK)
     p.connect()
-
-    def send(a, b, note):
-        print(f"{p.now():8.3f}  < . {a}:{b}({b - a}) ack 1   # {note}")
-        p.send("A", PEER_ISN + a, p.iss + 1, payload=bytes(b - a))
-        end = time.monotonic() + 0.05
-        while True:
-            q = p.recv(end - time.monotonic())
-            if q is None:
-                break
-            sack = [o for o in q[TCP].options if o[0] == "SAck"]
-            sk = ""
-            if sack:
-                v = sack[0][1]
-                sk = " sack " + " ".join(f"{(v[j] - PEER_ISN) & 0xffffffff}:{(v[j + 1] - PEER_ISN) & 0xffffffff}"
-                                         for j in range(0, len(v), 2))
-            print(f"{p.now():8.3f}  > . ack {(q[TCP].ack - PEER_ISN) & 0xffffffff} win {q[TCP].window}{sk}")
-
-    send(1, 1461, "in order")
-    send(2921, 4381, "beyond the hole")
-    send(3651, 5111, "past the held range's end")
-    send(2191, 3651, "before its start")
-    send(6001, 6301, "a second range")
-    send(6601, 6901, "a third")
-    send(6201, 6701, "over parts of the second and the third")
-    send(1461, 2191, "the hole")
+    for a, b, note in ((1, 1461, "in order"), (2921, 4381, "beyond the hole"),
+                       (3651, 5111, "past the held range's end"), (2191, 3651, "before its start"),
+                       (6001, 6301, "a second range"), (6601, 6901, "a third"),
+                       (6201, 6701, "over parts of the second and the third"), (1461, 2191, "the hole")):
+        data_and_acks(p, a, b, note)
 
 
 ECN_INFO = ("ca_state", "snd_cwnd", "snd_ssthresh", "unacked", "total_retrans", "delivered",

@@ -727,6 +727,37 @@ static void test_seqset_find_trim_pull(void **state)
 	assert_null(s.r);
 }
 
+/* overlap: the lowest part of a range the set holds, for D-SACK. Ranges
+ * [10,20) [30,40) [50,60). */
+static void test_seqset_overlap(void **state)
+{
+	struct ust_seqset s = { 0 };
+	struct ust_range p;
+
+	(void)state;
+	for (uint32_t i = 0; i < 3; i++)
+		ust_seqset_add(&s, 10 + 20 * i, 20 + 20 * i, 100);
+	assert_false(ust_seqset_overlap(&s, 0, 10, &p));   /* touches, no overlap */
+	assert_false(ust_seqset_overlap(&s, 20, 30, &p));  /* the gap whole */
+	assert_false(ust_seqset_overlap(&s, 60, 70, &p));  /* past the last */
+	assert_true(ust_seqset_overlap(&s, 12, 18, &p));   /* inside one */
+	assert_int_equal(p.start, 12);
+	assert_int_equal(p.end, 18);
+	assert_true(ust_seqset_overlap(&s, 15, 35, &p));   /* over two: the lower */
+	assert_int_equal(p.start, 15);
+	assert_int_equal(p.end, 20);
+	assert_true(ust_seqset_overlap(&s, 25, 55, &p));   /* from a gap */
+	assert_int_equal(p.start, 30);
+	assert_int_equal(p.end, 40);
+	ust_seqset_clear(&s);
+	/* Across the wrap of the sequence space. */
+	ust_seqset_add(&s, 0xfffffff0u, 0x10, 100);
+	assert_true(ust_seqset_overlap(&s, 0xffffffe0u, 0xfffffff8u, &p));
+	assert_int_equal(p.start, 0xfffffff0u);
+	assert_int_equal(p.end, 0xfffffff8u);
+	ust_seqset_clear(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -752,6 +783,7 @@ int main(void)
 		cmocka_unit_test(test_seqset_grows),
 		cmocka_unit_test(test_seqset_bounded),
 		cmocka_unit_test(test_seqset_find_trim_pull),
+		cmocka_unit_test(test_seqset_overlap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
