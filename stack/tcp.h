@@ -226,7 +226,8 @@ struct ust_tcb {
 	uint32_t irs;               /* initial receive sequence number */
 
 	/* negotiated options */
-	uint16_t mss;               /* largest payload we send */
+	uint16_t mss;               /* largest payload we send: mss_path, bound to half a tiny window */
+	uint16_t mss_path;          /* what the peer's MSS, the path's MTU and our options allow */
 	uint16_t rcv_mss;           /* what we announced */
 	uint16_t user_mss;          /* TCP_MAXSEG set before the connection, 0: none (Linux's user_mss) */
 	uint8_t snd_wscale, rcv_wscale; /* shift for the peer's / our window */

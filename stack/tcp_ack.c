@@ -818,8 +818,10 @@ static bool window_update(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_
 		t->snd_wnd = (uint32_t)seg->wnd << t->snd_wscale;
 		t->snd_wl1 = seg->seq;
 		t->snd_wl2 = seg->ack;
-		if (t->snd_wnd > t->max_snd_wnd)
+		if (t->snd_wnd > t->max_snd_wnd) {
 			t->max_snd_wnd = t->snd_wnd;
+			tcp_sync_mss(t);
+		}
 		if (t->snd_wnd && t->persist) {
 			t->persist = false;
 			t->backoff = 0;

@@ -31,8 +31,9 @@ static void path_mtu_lower(struct ust_tcb *t, unsigned mtu, ust_time now)
 
 	if (!UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_TIME_WAIT)
 		return;
-	if (mss < t->mss) {
-		t->mss = (uint16_t)mss;
+	if (mss < t->mss_path) {
+		t->mss_path = (uint16_t)mss;
+		tcp_sync_mss(t);
 		t->pmtu = (uint16_t)mtu;
 		tcp_simple_retransmit(t, now);
 	}

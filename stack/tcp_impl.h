@@ -211,6 +211,9 @@ void tcp_cwnd_reduction(struct ust_tcb *t, uint32_t newly_acked_sacked, uint32_t
 /* The path MTU shrank below segments in flight: they are lost, and go
  * again cut to the new size (Linux's tcp_simple_retransmit). */
 void tcp_simple_retransmit(struct ust_tcb *t, ust_time now);
+/* The segment size from mss_path and the largest window the peer offered
+ * (tcp_input.c): call it when either changes. */
+void tcp_sync_mss(struct ust_tcb *t);
 
 /* tcp_table.c */
 struct ust_tcb *tcp_lookup(struct ust_tcp *tcp, const struct ust_ip6 *laddr, uint16_t lport,

@@ -72,7 +72,24 @@ static void apply_syn_options(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 		mss = mss > 12 ? mss - 12 : 0;
 	/* A tiny or zero MSS from the peer is raised to Linux's floor
 	 * (TCP_MIN_SND_MSS, 48): never a segment of nothing. */
-	t->mss = (uint16_t)(mss > TCP_MIN_SND_MSS ? mss : TCP_MIN_SND_MSS);
+	t->mss_path = (uint16_t)(mss > TCP_MIN_SND_MSS ? mss : TCP_MIN_SND_MSS);
+	tcp_sync_mss(t);
+}
+
+/* A peer with a tiny window gets segments of half the largest window it
+ * offered, so that two are in flight where one full segment would leave
+ * it a lone one to delay its ACK for (Linux's tcp_sync_mss with
+ * tcp_bound_to_half_wnd; the whole window up to 536 bytes, never below
+ * 68 bytes with the header and its options). Measured on Linux,
+ * tests/seg/fin-window.seg. */
+void tcp_sync_mss(struct ust_tcb *t)
+{
+	uint32_t cutoff = t->max_snd_wnd > TCP_MSS_DEFAULT ? t->max_snd_wnd / 2 : t->max_snd_wnd;
+	uint32_t floor = 68 - UST_TCP_HLEN - (t->ts_ok ? 12 : 0);
+
+	t->mss = t->mss_path;
+	if (cutoff && t->mss > cutoff)
+		t->mss = (uint16_t)(cutoff > floor ? cutoff : floor);
 }
 
 /* Buffers are sized when the connection becomes synchronized; their
@@ -207,6 +224,7 @@ static void child_take_syn(struct ust_tcb *c, const struct ust_tcp_seg *syn, ust
 	tcp_select_initial_window(c, c->ws_ok);
 	c->snd_wnd = syn->wnd;
 	c->max_snd_wnd = syn->wnd;
+	tcp_sync_mss(c);
 	c->snd_wl1 = syn->seq;
 	c->snd_wl2 = c->iss;
 	c->last_rcv = now;
@@ -511,6 +529,7 @@ static void syn_sent_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust
 	tcp_ecn_rcv_syn(t, seg);
 	t->snd_wnd = seg->wnd;
 	t->max_snd_wnd = seg->wnd;
+	tcp_sync_mss(t);
 	t->snd_wl1 = seg->seq;
 	t->snd_wl2 = seg->ack;
 	t->last_rcv = now;
@@ -715,6 +734,7 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	tcb_size_buffers(t);
 	t->snd_wnd = (uint32_t)seg->wnd << t->snd_wscale;
 	t->max_snd_wnd = t->snd_wnd;
+	tcp_sync_mss(t);
 	t->snd_wl1 = seg->seq;
 	t->snd_wl2 = seg->ack;
 	handshake_rtt(t, seg, now);

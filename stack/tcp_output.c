@@ -419,8 +419,14 @@ static bool output_one(struct ust_tcb *t, enum out_mode mode, ust_time now)
 		len = usable;
 	fin = t->fin_queued && off + len == t->sndbuf.len && seq_leq(t->snd_nxt, tcb_fin_seq(t)) &&
 	      UST_TCP_SENT_FIN(t->state);
-	/* The FIN needs no window, but waits its turn behind the data. */
-	if (fin && avail > len)
+	/* The FIN waits its turn behind the data, and for room in the
+	 * peer's window for its sequence number, as data does (RFC 9293
+	 * §3.8.6.2.1; Linux's tcp_snd_wnd_test counts it): data that fills
+	 * the window exactly goes without it. (Linux holds that data back
+	 * too where the FIN came while it was unsent, in the same skb; a
+	 * FIN that came later waits alone, as here. Measured,
+	 * tests/seg/fin-window.seg.) */
+	if (fin && (avail > len || !seq_lt(t->snd_nxt + len, t->snd_una + t->snd_wnd)))
 		fin = false;
 	if (len == 0 && !fin)
 		return false;
@@ -726,11 +732,13 @@ void tcp_output(struct ust_tcb *t, ust_time now)
 		 * tcp_write_xmit, "one loss probe per tail loss episode"). */
 		if (sent)
 			tcp_tlp_schedule(t, false, now);
-		/* Data waits, nothing is in flight, and the peer's window is
-		 * shut or too small to send into: the persist timer will
-		 * probe it, or push what fits (Linux's tcp_write_wakeup). */
-		if (t->snd_max == t->snd_una && t->sndbuf.len > t->snd_nxt - t->snd_buf_seq &&
-		    t->timer[UST_TT_RTX] == UST_TIME_NEVER) {
+		/* Data or the FIN waits, nothing is in flight, and the
+		 * peer's window is shut or too small to send into: the
+		 * persist timer will probe it, or push what fits (Linux's
+		 * tcp_write_wakeup). */
+		if (t->snd_max == t->snd_una && t->timer[UST_TT_RTX] == UST_TIME_NEVER &&
+		    (t->sndbuf.len > t->snd_nxt - t->snd_buf_seq ||
+		     (t->fin_queued && seq_leq(t->snd_nxt, tcb_fin_seq(t))))) {
 			t->persist = true;
 			tcp_timer_set(t, UST_TT_RTX, now + tcp_rto_backed_off(t));
 		}

@@ -522,6 +522,29 @@ def scenario_tlp_cwnd_fin(lab):
     p.step(seg(10)[1] + 1, note="all and the FIN", wait=0.05, keys=keys)
 
 
+def scenario_fin_window(lab):
+    """fin-window.seg: does the FIN need room in the peer's window? One
+    segment's data goes into a window one segment wide, the program shuts
+    its side (the FIN would be one beyond the window), the peer ACKs with
+    the window still that wide; later the window opens by one byte."""
+    keys = ("state", "unacked", "probes", "backoff", "snd_wnd")
+    p = Peer(lab, OPTS_SACK, win=12)  # 12 << 7 = 1536: one 1460-byte segment fits
+    p.connect()
+    p.lab.cmd("w %d" % (p.mss + 76))  # 1536 bytes: exactly the window
+    p.collect(2, timeout=0.3)
+    p.lab.cmd("s")
+    p.quiet(0.2)
+    p.info(*keys)
+    p.win = 0
+    p.ack(seg(1)[0] + 1536, note="all the data, window 0")
+    p.answers(1.0)
+    p.info(*keys)
+    p.win = 12
+    p.ack(seg(1)[0] + 1536, note="the window opens")
+    p.quiet(0.2)
+    p.info(*keys)
+
+
 def data_and_acks(p, a, b, note):
     """Sends the peer's bytes a:b (relative sequence numbers) and prints
     every ACK the kernel sends within 50 ms, with its window and SACK
@@ -863,13 +886,14 @@ def scenario_syncookie(lab):
 def scenario_syncookie_mss(lab):
     """syncookie-mss*.seg (v6-syncookie-mss.seg over IPv6): run with
     net.ipv4.tcp_syncookies=2. A SYN offering only mss COOKIE_MSS (from
-    the environment, 1300 by default; 0: no option at all); its cookie's
+    the environment, 1300 by default; 0: no option at all; the window
+    from COOKIE_WIN, 65535 by default); its cookie's
     ACK makes the connection; the MSS the kernel then sends with (TCP_INFO
     snd_mss): what the cookie kept, Linux's table rounding. Without the
     sysctl, the same through a kept child: the MSS taken as it is."""
     mss = int(os.environ.get("COOKIE_MSS", "1300"))
     opts = [("MSS", mss)] if mss else []
-    p = Peer(lab, opts, win=65535)
+    p = Peer(lab, opts, win=int(os.environ.get("COOKIE_WIN", "65535")))
     enter_netns(NS_P)
     p.sock = conf.L2socket(iface=IF_P)
     c, _ = cookie_exchange(p, 41101, opts, f"mss {mss} only" if mss else "no options")
