@@ -47,7 +47,7 @@ struct region_head {
 	uint32_t magic;              /* REGION_MAGIC */
 	uint32_t slot_size, last_size;
 	unsigned nslots;             /* fixed when made: an exec'd image maps as many */
-	uint32_t ip6_size;           /* sizeof(struct us_ip6_opts) (version 2) */
+	uint32_t ipopts_size;        /* sizeof(struct us_ip_opts) (version 2) */
 };
 
 /* "ustR", and its layout's version: raise it when a field of us_sock or
@@ -63,7 +63,7 @@ static int region_fd = -1;       /* the memfd behind it */
 static pid_t table_pid;
 static struct us_sock *region;
 static struct us_last *lasts;    /* after the slots, one per slot */
-static struct us_ip6_opts *ip6s; /* after those, one per slot (us_sock_ip6) */
+static struct us_ip_opts *ipopts; /* after those, one per slot (us_sock_ipopts) */
 static _Atomic uint64_t *fdtab;
 static unsigned nfds;
 static unsigned nslots;
@@ -117,10 +117,10 @@ static bool map_fdtab(void)
 }
 
 /* The head's page, the slots, their final statuses (us_sock_last), then
- * their IPv6 options (us_sock_ip6). */
+ * their IP options (us_sock_ipopts). */
 static size_t region_size(unsigned n)
 {
-	return (sizeof(struct us_sock) + sizeof(struct us_last) + sizeof(struct us_ip6_opts)) * n + 4096;
+	return (sizeof(struct us_sock) + sizeof(struct us_last) + sizeof(struct us_ip_opts)) * n + 4096;
 }
 
 /* The memfd, above the program's range (fcntl's own F_DUPFD_CLOEXEC: the
@@ -218,7 +218,7 @@ static bool region_usable(int fd, struct region_head *h, struct stat *st)
 {
 	return fstat(fd, st) == 0 && pread(fd, h, sizeof(*h), 0) == (ssize_t)sizeof(*h) &&
 	       h->magic == REGION_MAGIC + REGION_VERSION && h->slot_size == sizeof(struct us_sock) &&
-	       h->last_size == sizeof(struct us_last) && h->ip6_size == sizeof(struct us_ip6_opts) &&
+	       h->last_size == sizeof(struct us_last) && h->ipopts_size == sizeof(struct us_ip_opts) &&
 	       h->no_slots == 0 && h->nslots != 0 &&
 	       h->nslots <= US_MAX_SOCKS && (off_t)region_size(h->nslots) <= st->st_size;
 }
@@ -258,7 +258,7 @@ static bool map_inherited(const char *var)
 	nslots = h.nslots;
 	region = (struct us_sock *)((char *)p + 4096);
 	lasts = (struct us_last *)(region + nslots);
-	ip6s = (struct us_ip6_opts *)(lasts + nslots);
+	ipopts = (struct us_ip_opts *)(lasts + nslots);
 	adopt_inherited();
 	return true;
 }
@@ -296,12 +296,12 @@ static void map_region(void)
 	head->magic = REGION_MAGIC + REGION_VERSION;
 	head->slot_size = sizeof(struct us_sock);
 	head->last_size = sizeof(struct us_last);
-	head->ip6_size = sizeof(struct us_ip6_opts);
+	head->ipopts_size = sizeof(struct us_ip_opts);
 	head->nslots = n;
 	nslots = n;
 	region = (struct us_sock *)((char *)p + 4096);
 	lasts = (struct us_last *)(region + nslots);
-	ip6s = (struct us_ip6_opts *)(lasts + nslots);
+	ipopts = (struct us_ip_opts *)(lasts + nslots);
 }
 
 static bool have_region(void)
@@ -339,25 +339,25 @@ struct us_last *us_sock_last(const struct us_sock *s)
 	return &lasts[s - region];
 }
 
-struct us_ip6_opts *us_sock_ip6_w(struct us_sock *s)
+struct us_ip_opts *us_sock_ipopts_w(struct us_sock *s)
 {
 	int r = foreign_of(s);
 
-	atomic_store(&s->ip6_dirty, 1);
+	atomic_store(&s->ipopts_dirty, 1);
 	if (r > 0) {
 		const struct foreign_region *f = &foreign[r - 1];
-		return (struct us_ip6_opts *)((struct us_last *)(f->slots + f->nslots) + f->nslots) + (s - f->slots);
+		return (struct us_ip_opts *)((struct us_last *)(f->slots + f->nslots) + f->nslots) + (s - f->slots);
 	}
-	return &ip6s[s - region];
+	return &ipopts[s - region];
 }
 
-struct us_ip6_opts *us_sock_ip6(const struct us_sock *s)
+struct us_ip_opts *us_sock_ipopts(const struct us_sock *s)
 {
-	static struct us_ip6_opts none; /* never written */
+	static struct us_ip_opts none; /* never written */
 
-	if (!atomic_load(&s->ip6_dirty))
+	if (!atomic_load(&s->ipopts_dirty))
 		return &none;
-	return us_sock_ip6_w((struct us_sock *)s);
+	return us_sock_ipopts_w((struct us_sock *)s);
 }
 
 unsigned us_sock_hwm(void)
@@ -437,14 +437,16 @@ struct us_sock *us_sock_alloc(void)
 	atomic_store(&s->ip6_tclass, 0);
 	atomic_store(&s->ip6_hops, UST_TCP_HOPS_DEFAULT);
 	atomic_store(&s->ip6_pmtudisc, UST_PMTUDISC_WANT);
-	if (atomic_load(&s->ip6_dirty)) {
-		struct us_ip6_opts *o = us_sock_ip6_w(s);
+	if (atomic_load(&s->ipopts_dirty)) {
+		struct us_ip_opts *o = us_sock_ipopts_w(s);
 
 		atomic_store(&o->set, 0);
+		atomic_store(&o->set4, 0);
+		atomic_store(&o->ip_opts_len, 0);
 		for (int i = 0; i < 4; i++)
 			atomic_store(&o->hdr_len[i], 0);
 		memset(o->pktinfo, 0, sizeof(o->pktinfo));
-		atomic_store(&s->ip6_dirty, 0);
+		atomic_store(&s->ipopts_dirty, 0);
 	}
 	atomic_store(&s->linger_on, 0);
 	atomic_store(&s->linger_s, 0);

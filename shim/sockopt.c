@@ -155,7 +155,7 @@ static int engine_ip_set(struct us_sock *s, _Atomic int *k, int opt, int v)
  *  - the kept ones (ip6_kept_names): a kernel socket made for the call
  *    (probe_open) checks the value as Linux does, capabilities and
  *    devices included, and reads back what Linux would keep, which the
- *    slot remembers (struct us_ip6_opts); before any set the kernel's
+ *    slot remembers (struct us_ip_opts); before any set the kernel's
  *    default is read the same way (net.ipv6.auto_flowlabels' for
  *    IPV6_AUTOFLOWLABEL). Of those IPV6_AUTOFLOWLABEL and
  *    IPV6_MINHOPCOUNT go to the engine as well (the flow label sent, the
@@ -192,7 +192,7 @@ static int engine_ip_set(struct us_sock *s, _Atomic int *k, int opt, int v)
 #define IPV6_MINHOPCOUNT 73
 #endif
 
-/* Kept as Linux reads them back (us_ip6_opts.kept[i]). */
+/* Kept as Linux reads them back (us_ip_opts.kept[i]). */
 static const uint8_t ip6_kept_names[US_IP6_KEPT] = {
 	IPV6_2292PKTINFO, IPV6_2292HOPOPTS, IPV6_2292DSTOPTS, IPV6_2292RTHDR, IPV6_2292HOPLIMIT,
 	IPV6_FLOWINFO, IPV6_MULTICAST_LOOP, IPV6_RECVERR, IPV6_MULTICAST_ALL, IPV6_ROUTER_ALERT_ISOLATE,
@@ -210,7 +210,7 @@ static int ip6_kept_index(int name)
 	return -1;
 }
 
-/* The sticky headers' slots (us_ip6_opts.hdr). */
+/* The sticky headers' slots (us_ip_opts.hdr). */
 static const int ip6_hdr_names[4] = { IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_RTHDR, IPV6_DSTOPTS };
 
 static int ip6_hdr_index(int name)
@@ -221,12 +221,12 @@ static int ip6_hdr_index(int name)
 	return -1;
 }
 
-/* A fresh kernel AF_INET6 TCP socket, for one call. It needs a free
+/* A fresh kernel TCP socket of the family, for one call. It needs a free
  * descriptor for that time: a program at RLIMIT_NOFILE gets EMFILE where
  * Linux would have answered. */
-static int probe_open(void)
+static int probe_open(int family)
 {
-	int k = REAL(socket)(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int k = REAL(socket)(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	return k < 0 ? -errno : k;
 }
@@ -237,14 +237,14 @@ static int probe_close(int k, int r)
 	return r;
 }
 
-static int probe_set(int k, int name, const void *val, socklen_t len)
+static int probe_set(int k, int level, int name, const void *val, socklen_t len)
 {
-	return REAL(setsockopt)(k, IPPROTO_IPV6, name, val, len) < 0 ? -errno : 0;
+	return REAL(setsockopt)(k, level, name, val, len) < 0 ? -errno : 0;
 }
 
-static int probe_get(int k, int name, void *val, socklen_t *len)
+static int probe_get(int k, int level, int name, void *val, socklen_t *len)
 {
-	return REAL(getsockopt)(k, IPPROTO_IPV6, name, val, len) < 0 ? -errno : 0;
+	return REAL(getsockopt)(k, level, name, val, len) < 0 ? -errno : 0;
 }
 
 /* Linux's do_ipv6_setsockopt reads an int when optlen has room for one,
@@ -322,28 +322,39 @@ static int ip6_kept_effect(struct us_sock *s, int name, int v)
 	return (int)us_call(&c, us_op_setopt, s);
 }
 
-/* A kept option: the kernel socket, given the value kept so far (some
- * merge, as IPV6_ADDR_PREFERENCES), takes the new one or says why not,
- * and reads back what to keep. */
-static int ip6_kept_set(struct us_sock *s, int i, const void *val, socklen_t len)
+/* A kept option (IPv6's if level is IPPROTO_IPV6, else IPv4's, slot i of
+ * its table): a kernel socket of the socket's family, given the value
+ * kept so far (some merge, as IPV6_ADDR_PREFERENCES), takes the new one
+ * or says why not, and reads back what to keep. Returns the value kept,
+ * or -errno. */
+static int kept_set(struct us_sock *s, int level, int name, int i, const void *val, socklen_t len, int *kept)
 {
-	int name = ip6_kept_names[i], k = probe_open(), v, r;
+	bool six = level == IPPROTO_IPV6;
+	int k = probe_open(atomic_load(&s->family)), v, r;
 	socklen_t vlen = sizeof(v);
-	struct us_ip6_opts *o = us_sock_ip6(s);
+	struct us_ip_opts *o = us_sock_ipopts(s);
 
 	if (k < 0)
 		return k;
-	if (atomic_load(&o->set) & (1u << i)) {
-		v = atomic_load(&o->kept[i]);
-		probe_set(k, name, &v, sizeof(v));
+	if (atomic_load(six ? &o->set : &o->set4) & (1u << i)) {
+		v = atomic_load(six ? &o->kept[i] : &o->kept4[i]);
+		probe_set(k, level, name, &v, sizeof(v));
 	}
-	if ((r = probe_set(k, name, val, len)) < 0 || (r = probe_get(k, name, &v, &vlen)) < 0)
+	if ((r = probe_set(k, level, name, val, len)) < 0 || (r = probe_get(k, level, name, &v, &vlen)) < 0)
 		return probe_close(k, r);
 	probe_close(k, 0);
-	o = us_sock_ip6_w(s);
-	atomic_store(&o->kept[i], v);
-	atomic_fetch_or(&o->set, 1u << i);
-	return ip6_kept_effect(s, name, v);
+	o = us_sock_ipopts_w(s);
+	atomic_store(six ? &o->kept[i] : &o->kept4[i], v);
+	atomic_fetch_or(six ? &o->set : &o->set4, 1u << i);
+	*kept = v;
+	return 0;
+}
+
+static int ip6_kept_set(struct us_sock *s, int i, const void *val, socklen_t len)
+{
+	int v, r = kept_set(s, IPPROTO_IPV6, ip6_kept_names[i], i, val, len, &v);
+
+	return r < 0 ? r : ip6_kept_effect(s, ip6_kept_names[i], v);
 }
 
 /* The sticky headers a kernel socket k holds, as this socket's (all four:
@@ -353,16 +364,16 @@ static int ip6_hdrs_take(struct us_sock *s, int k, int first, int last)
 	/* Each header read once; none kept unless all fit. */
 	uint8_t buf[4][US_IP6_HDR_MAX * 2];
 	socklen_t n[4];
-	struct us_ip6_opts *o;
+	struct us_ip_opts *o;
 
 	for (int i = first; i <= last; i++) {
 		n[i] = sizeof(buf[i]);
-		if (probe_get(k, ip6_hdr_names[i], buf[i], &n[i]) < 0)
+		if (probe_get(k, IPPROTO_IPV6, ip6_hdr_names[i], buf[i], &n[i]) < 0)
 			n[i] = 0;
 		if (n[i] > US_IP6_HDR_MAX)
 			return -ENOBUFS; /* kept in the slot, US_IP6_HDR_MAX at most */
 	}
-	o = us_sock_ip6_w(s);
+	o = us_sock_ipopts_w(s);
 	for (int i = first; i <= last; i++) {
 		memcpy(o->hdr[i], buf[i], n[i]);
 		atomic_store(&o->hdr_len[i], (uint16_t)n[i]);
@@ -397,17 +408,17 @@ static bool ip6_unserved(int name, socklen_t len)
 /* The rest of setsockopt: the kernel socket's answer. */
 static int ip6_probe_set(struct us_sock *s, int name, const void *val, socklen_t len)
 {
-	int k = probe_open(), h = ip6_hdr_index(name), r;
+	int k = probe_open(AF_INET6), h = ip6_hdr_index(name), r;
 
 	if (k < 0)
 		return k;
-	r = probe_set(k, name, val, len);
+	r = probe_set(k, IPPROTO_IPV6, name, val, len);
 	if (r == 0 && h >= 0)
 		r = ip6_hdrs_take(s, k, h, h);
 	else if (r == 0 && name == IPV6_2292PKTOPTIONS)
 		r = ip6_hdrs_take(s, k, 0, 3);
 	else if (r == 0 && name == IPV6_PKTINFO)
-		memcpy(us_sock_ip6_w(s)->pktinfo, val, sizeof(((struct us_ip6_opts *)0)->pktinfo)); /* 20 bytes at least: checked */
+		memcpy(us_sock_ipopts_w(s)->pktinfo, val, sizeof(((struct us_ip_opts *)0)->pktinfo)); /* 20 bytes at least: checked */
 	else if (r == 0 && ip6_unserved(name, len))
 		r = -EOPNOTSUPP;
 	return probe_close(k, r);
@@ -468,9 +479,9 @@ struct cmsg_out {
 	socklen_t left;
 };
 
-static void put_cmsg6(struct cmsg_out *m, int type, const void *data, size_t dlen)
+static void put_cmsg(struct cmsg_out *m, int level, int type, const void *data, size_t dlen)
 {
-	struct cmsghdr h = { .cmsg_len = CMSG_LEN(dlen), .cmsg_level = IPPROTO_IPV6, .cmsg_type = type };
+	struct cmsghdr h = { .cmsg_len = CMSG_LEN(dlen), .cmsg_level = level, .cmsg_type = type };
 	size_t space = CMSG_SPACE(dlen);
 
 	if (m->left < sizeof(h))
@@ -488,7 +499,7 @@ static void put_cmsg6(struct cmsg_out *m, int type, const void *data, size_t dle
 static bool ip6_kept_on(struct us_sock *s, int name)
 {
 	int i = ip6_kept_index(name);
-	const struct us_ip6_opts *o = us_sock_ip6(s);
+	const struct us_ip_opts *o = us_sock_ipopts(s);
 
 	return (atomic_load(&o->set) & (1u << i)) && atomic_load(&o->kept[i]);
 }
@@ -509,17 +520,17 @@ static int ip6_pktoptions(struct us_sock *s, void *val, socklen_t *len)
 		return -EFAULT;
 	m.left = *len;
 	if (ip6_kept_on(s, IPV6_RECVPKTINFO))
-		put_cmsg6(&m, IPV6_PKTINFO, us_sock_ip6(s)->pktinfo, sizeof(us_sock_ip6(s)->pktinfo));
+		put_cmsg(&m, IPPROTO_IPV6, IPV6_PKTINFO, us_sock_ipopts(s)->pktinfo, sizeof(us_sock_ipopts(s)->pktinfo));
 	if (ip6_kept_on(s, IPV6_RECVHOPLIMIT))
-		put_cmsg6(&m, IPV6_HOPLIMIT, &one, sizeof(one));
+		put_cmsg(&m, IPPROTO_IPV6, IPV6_HOPLIMIT, &one, sizeof(one));
 	if (ip6_kept_on(s, IPV6_RECVTCLASS))
-		put_cmsg6(&m, IPV6_TCLASS, &zero, sizeof(zero));
+		put_cmsg(&m, IPPROTO_IPV6, IPV6_TCLASS, &zero, sizeof(zero));
 	if (ip6_kept_on(s, IPV6_2292PKTINFO))
-		put_cmsg6(&m, IPV6_2292PKTINFO, us_sock_ip6(s)->pktinfo, sizeof(us_sock_ip6(s)->pktinfo));
+		put_cmsg(&m, IPPROTO_IPV6, IPV6_2292PKTINFO, us_sock_ipopts(s)->pktinfo, sizeof(us_sock_ipopts(s)->pktinfo));
 	if (ip6_kept_on(s, IPV6_2292HOPLIMIT))
-		put_cmsg6(&m, IPV6_2292HOPLIMIT, &one, sizeof(one));
+		put_cmsg(&m, IPPROTO_IPV6, IPV6_2292HOPLIMIT, &one, sizeof(one));
 	if (ip6_kept_on(s, IPV6_FLOWINFO))
-		put_cmsg6(&m, IPV6_FLOWINFO, &flowinfo, sizeof(flowinfo));
+		put_cmsg(&m, IPPROTO_IPV6, IPV6_FLOWINFO, &flowinfo, sizeof(flowinfo));
 	*len -= m.left;
 	return 0;
 }
@@ -540,7 +551,7 @@ static int ip6_path_mtu(struct us_sock *s)
 static int ip6_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len)
 {
 	_Atomic int *k = ip6_engine_kept(s, name);
-	const struct us_ip6_opts *o = us_sock_ip6(s);
+	const struct us_ip_opts *o = us_sock_ipopts(s);
 	struct ip6_mtuinfo mi;
 	struct us_call c;
 	int v, i, r;
@@ -597,12 +608,111 @@ static int ip6_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len
 							 ? UST_IPV6_HOP_LIMIT_DEFAULT : v);
 	}
 	/* A kept option never set, and the rest: the kernel's default. */
-	if ((r = probe_open()) < 0)
+	if ((r = probe_open(AF_INET6)) < 0)
 		return r;
-	return probe_close(r, probe_get(r, name, val, len));
+	return probe_close(r, probe_get(r, IPPROTO_IPV6, name, val, len));
 }
 
-/* ---- IPPROTO_IP ---- */
+/* ---- IPPROTO_IP ----
+ * Every option Linux's do_ip_setsockopt and do_ip_getsockopt know on a TCP
+ * socket (of either family, as Linux's), in the same kinds as IPv6's:
+ *  - the engine's: IP_TOS, IP_TTL and IP_MTU_DISCOVER go in what it sends
+ *    (tcp_output.c); IP_MTU reads the path MTU; IP_PROTOCOL reads what
+ *    Linux's inet_num holds for TCP, the local port;
+ *  - the kept ones (ip4_kept_names): checked and read back through a
+ *    kernel socket as IPv6's, kept in the slot (us_ip_opts.kept4). Of
+ *    those IP_MINTTL goes to the engine as well (the TTL under which a
+ *    segment is dropped, RFC 5082); IP_FREEBIND and IP_TRANSPARENT have
+ *    theirs on a socket bound to an address not the stack's, which the
+ *    kernel takes (us_to_kernel replays them); IP_BIND_ADDRESS_NO_PORT and
+ *    IP_LOCAL_PORT_RANGE, which on Linux defer or narrow the choice of a
+ *    port, are read back but do not change the stack's (CAVEATS);
+ *    IP_RECVERR does not make ICMP errors hard ones (CAVEATS); the others
+ *    ask for ancillary data that TCP gives only through IP_PKTOPTIONS
+ *    (below), or are for datagrams and multicast;
+ *  - IP_OPTIONS: checked by a kernel socket and read back as it keeps
+ *    them, but not sent: the engine's IPv4 header has no room for options
+ *    (CAVEATS), as IPv6's sticky headers;
+ *  - the group and policy options the kernel accepts fail with
+ *    EOPNOTSUPP (receiving for a group, sending under a policy:
+ *    ip4_unserved);
+ *  - the rest, whose answer is the kernel's for any TCP socket. */
+#ifndef IP_CHECKSUM
+#define IP_CHECKSUM 23
+#endif
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+#ifndef IP_RECVFRAGSIZE
+#define IP_RECVFRAGSIZE 25
+#endif
+#ifndef IP_RECVERR_RFC4884
+#define IP_RECVERR_RFC4884 26
+#endif
+#ifndef IP_MULTICAST_ALL
+#define IP_MULTICAST_ALL 49
+#endif
+#ifndef IP_UNICAST_IF
+#define IP_UNICAST_IF 50
+#endif
+#ifndef IP_LOCAL_PORT_RANGE
+#define IP_LOCAL_PORT_RANGE 51
+#endif
+#ifndef IP_PROTOCOL
+#define IP_PROTOCOL 52
+#endif
+
+/* Kept as Linux reads them back (us_ip_opts.kept4[i]). */
+static const uint8_t ip4_kept_names[US_IP4_KEPT] = {
+	IP_RECVOPTS, IP_RETOPTS, IP_PKTINFO, IP_RECVERR, IP_RECVTTL, IP_RECVTOS, IP_FREEBIND,
+	IP_PASSSEC, IP_TRANSPARENT, IP_RECVORIGDSTADDR, IP_MINTTL, IP_CHECKSUM,
+	IP_BIND_ADDRESS_NO_PORT, IP_RECVFRAGSIZE, IP_RECVERR_RFC4884, IP_MULTICAST_IF,
+	IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_MULTICAST_ALL, IP_UNICAST_IF, IP_LOCAL_PORT_RANGE,
+};
+
+static int ip4_kept_index(int name)
+{
+	for (int i = 0; i < US_IP4_KEPT; i++)
+		if (ip4_kept_names[i] == name)
+			return i;
+	return -1;
+}
+
+/* A kept IPv4 option's value, or dflt while the socket never set it. */
+static int ip4_kept_value(const struct us_sock *s, int name, int dflt)
+{
+	const struct us_ip_opts *o = us_sock_ipopts(s);
+	int i = ip4_kept_index(name);
+
+	return atomic_load(&o->set4) & (1u << i) ? atomic_load(&o->kept4[i]) : dflt;
+}
+
+/* What the kernel accepts and the stack could not honour: groups to
+ * receive for, IPsec policies. */
+static bool ip4_unserved(int name, socklen_t len)
+{
+	switch (name) {
+	case IP_IPSEC_POLICY:
+	case IP_XFRM_POLICY:
+		return len > 0;
+	case IP_ADD_MEMBERSHIP:
+	case IP_DROP_MEMBERSHIP:
+	case IP_ADD_SOURCE_MEMBERSHIP:
+	case IP_DROP_SOURCE_MEMBERSHIP:
+	case IP_BLOCK_SOURCE:
+	case IP_UNBLOCK_SOURCE:
+	case IP_MSFILTER:
+	case MCAST_JOIN_GROUP:
+	case MCAST_BLOCK_SOURCE:
+	case MCAST_UNBLOCK_SOURCE:
+	case MCAST_LEAVE_GROUP:
+	case MCAST_JOIN_SOURCE_GROUP:
+	case MCAST_LEAVE_SOURCE_GROUP:
+	case MCAST_MSFILTER:
+		return true;
+	}
+	return false;
+}
 
 /* Linux's IPv4 option -> the engine's. -1: not an engine option. */
 static int ip_engine_opt(int name)
@@ -666,24 +776,86 @@ static int ip_put_int(void *val, socklen_t *len, int v)
 /* IP_TOS, IP_TTL, IP_MTU_DISCOVER: the engine puts them in the header of
  * every segment (tcp_output.c); hints Linux accepts and this stack has no
  * use for are taken as they are. */
+/* The IP options a kernel socket k took, as this socket's. */
+static int ip4_options_take(struct us_sock *s, int k)
+{
+	uint8_t buf[40];
+	socklen_t n = sizeof(buf);
+	struct us_ip_opts *o;
+	int r;
+
+	if ((r = probe_get(k, IPPROTO_IP, IP_OPTIONS, buf, &n)) < 0)
+		return r;
+	o = us_sock_ipopts_w(s);
+	memcpy(o->ip_opts, buf, n);
+	atomic_store(&o->ip_opts_len, (uint8_t)n);
+	return 0;
+}
+
 static int ip_setsockopt(struct us_sock *s, int name, const void *val, socklen_t len)
 {
 	_Atomic int *k = ip_kept(s, name);
-	int v, r;
+	struct us_call c;
+	int v, r, i, p;
 
+	if ((i = ip4_kept_index(name)) >= 0) {
+		if ((r = kept_set(s, IPPROTO_IP, name, i, val, len, &v)) < 0 || name != IP_MINTTL)
+			return r;
+		c.u.opt.level = IPPROTO_TCP;
+		c.u.opt.name = UST_TCP_OPT_IP_MINTTL;
+		c.u.opt.val = v;
+		return (int)us_call(&c, us_op_setopt, s);
+	}
+	if (!k && name != IP_MTU) {
+		/* The kernel's answer (IP_HDRINCL, IP_NODEFRAG, a malformed
+		 * IP_OPTIONS...), then what the stack cannot serve. */
+		if ((p = probe_open(atomic_load(&s->family))) < 0)
+			return p;
+		r = probe_set(p, IPPROTO_IP, name, val, len);
+		if (r == 0 && name == IP_OPTIONS)
+			r = ip4_options_take(s, p);
+		else if (r == 0 && ip4_unserved(name, len))
+			r = -EOPNOTSUPP;
+		return probe_close(p, r);
+	}
+	if (!k)
+		return -ENOPROTOOPT; /* IP_MTU: read only, as Linux's */
 	if ((r = ip_int_arg(val, len, &v)) < 0)
 		return r;
-	if (!k)
-		return name == IP_BIND_ADDRESS_NO_PORT || name == IP_RECVERR || name == IP_FREEBIND
-			       ? 0 : -ENOPROTOOPT;
 	return engine_ip_set(s, k, ip_engine_opt(name), v);
+}
+
+/* IP_PKTOPTIONS on a TCP socket, as Linux's do_ip_getsockopt writes it:
+ * IP_PKTINFO with the local address (and the IP_MULTICAST_IF index, 0),
+ * IP_TTL with the multicast TTL, IP_TOS with the TOS of the peer's SYN
+ * (rcv_tos; 0 here: the engine does not keep it, CAVEATS), each if its
+ * receive option is on. */
+static int ip_pktoptions(struct us_sock *s, void *val, socklen_t *len)
+{
+	struct cmsg_out m = { val, *len };
+	uint64_t local = atomic_load(&s->local);
+	struct in_pktinfo pi;
+	int ttl = ip4_kept_value(s, IP_MULTICAST_TTL, 1), tos = 0;
+
+	/* Linux's inet_rcv_saddr: the address bound or connected from, none
+	 * before a port. */
+	memset(&pi, 0, sizeof(pi));
+	pi.ipi_addr.s_addr = pi.ipi_spec_dst.s_addr = us_port(local) ? htonl(us_addr(local)) : 0;
+	if (ip4_kept_value(s, IP_PKTINFO, 0))
+		put_cmsg(&m, IPPROTO_IP, IP_PKTINFO, &pi, sizeof(pi));
+	if (ip4_kept_value(s, IP_RECVTTL, 0))
+		put_cmsg(&m, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl));
+	if (ip4_kept_value(s, IP_RECVTOS, 0))
+		put_cmsg(&m, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+	*len -= m.left;
+	return 0;
 }
 
 static int ip_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len)
 {
 	_Atomic int *k = ip_kept(s, name);
 	struct us_call c;
-	int v;
+	int v, i;
 
 	/* IP_TOS: with the ECN field of the last segment sent, as Linux's
 	 * inet->tos has it, while TCP has the connection. */
@@ -695,8 +867,38 @@ static int ip_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len)
 		v = atomic_load(k);
 		return ip_put_int(val, len, name == IP_TTL && !v ? UST_IP_TTL_DEFAULT : v);
 	}
-	if (name != IP_MTU)
-		return -ENOPROTOOPT;
+	if (!val || !len)
+		return -EFAULT;
+	if ((i = ip4_kept_index(name)) >= 0 && (atomic_load(&us_sock_ipopts(s)->set4) & (1u << i))) {
+		v = atomic_load(&us_sock_ipopts(s)->kept4[i]);
+		if (name != IP_MULTICAST_IF)
+			return ip_put_int(val, len, v);
+		/* A struct in_addr. */
+		if (*len > (socklen_t)sizeof(v))
+			*len = sizeof(v);
+		memcpy(val, &v, *len);
+		return 0;
+	}
+	switch (name) {
+	case IP_PROTOCOL:
+		/* Linux's inet_num: for TCP, the local port. */
+		return ip_put_int(val, len, us_port(atomic_load(&s->local)));
+	case IP_OPTIONS:
+		if (*len > atomic_load(&us_sock_ipopts(s)->ip_opts_len))
+			*len = atomic_load(&us_sock_ipopts(s)->ip_opts_len);
+		memcpy(val, us_sock_ipopts(s)->ip_opts, *len);
+		return 0;
+	case IP_PKTOPTIONS:
+		return ip_pktoptions(s, val, len);
+	case IP_MTU:
+		break;
+	default:
+		/* A kept option never set, and the rest: the kernel's
+		 * default. */
+		if ((i = probe_open(atomic_load(&s->family))) < 0)
+			return i;
+		return probe_close(i, probe_get(i, IPPROTO_IP, name, val, len));
+	}
 	/* The path MTU of a connection; none without one (Linux: no route
 	 * cached). */
 	c.u.opt.level = IPPROTO_TCP;

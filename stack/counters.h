@@ -54,6 +54,7 @@
 	X(TCP_FLAGS,         "tcp-flags",         "impossible flag combination") \
 	X(TCP_NO_SOCKET,     "tcp-no-socket",     "no connection or listener (answered with RST)") \
 	X(TCP_MINHOPCOUNT,   "tcp-minhopcount",   "IPv6 segment under its socket's IPV6_MINHOPCOUNT") \
+	X(TCP_MINTTL,        "tcp-minttl",        "IPv4 segment under its socket's IP_MINTTL") \
 	X(TCP_FOREIGN,       "tcp-foreign",       "for a port another process on our address holds") \
 	X(LOOPED_UNSENT,     "looped-unsent",     "datagrams to our address not passed to another process's stack on it (its queue full, gone, no stack left on the address, or no room)") \
 	X(TCP_LISTEN_DROP,   "tcp-listen-drop",   "listener's queues full or segment invalid for LISTEN") \

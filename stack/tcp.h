@@ -318,6 +318,7 @@ struct ust_tcb {
 	/* IPV6_MINHOPCOUNT (RFC 5082's check): a segment over IPv6 with a
 	 * smaller hop limit is dropped, as Linux's tcp_v6_rcv; 0: none. */
 	uint8_t min_hops;
+	uint8_t min_ttl;            /* IP_MINTTL (RFC 5082), as min_hops for IPv4 */
 	/* The path MTU that packet too big or fragmentation needed left
 	 * (IP_MTU, IPV6_MTU); 0: the link's. */
 	uint16_t pmtu;
@@ -805,6 +806,7 @@ enum ust_tcp_opt {
 	UST_TCP_OPT_DEFER_ACCEPT,   /* TCP_DEFER_ACCEPT: seconds, read back as Linux rounds them */
 	UST_TCP_OPT_IPV6_FLOWLABEL, /* 1: the automatic flow label (the default); 0: label 0 */
 	UST_TCP_OPT_IPV6_MINHOPCOUNT, /* IPV6_MINHOPCOUNT: 0..255; a segment under it is dropped */
+	UST_TCP_OPT_IP_MINTTL,      /* IP_MINTTL: 0..255; an IPv4 segment with a lower TTL is dropped */
 };
 /* IP_MTU_DISCOVER's modes, Linux's IP_PMTUDISC_*: DF is set with WANT
  * (the default) and DO, and clear with the others. */

@@ -166,6 +166,7 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->ip6_pmtudisc = l->ip6_pmtudisc;
 	c->flow_label = l->flow_label & UST_TCP_FLOW_OFF;
 	c->min_hops = l->min_hops;
+	c->min_ttl = l->min_ttl;
 	c->user_wnd_clamp = l->user_wnd_clamp;
 	c->defer_accept = l->defer_accept;
 	c->ipv6 = l->ipv6;
@@ -402,14 +403,25 @@ static bool group_stray(struct ust_tcp *tcp, const struct ust_tcp_seg *seg)
 	return tcp->cfg.group_stray && tcp->cfg.group_stray(tcp->cfg.ctx, seg->dport, &seg->src, seg->sport);
 }
 
+/* RFC 5082's check, as Linux's tcp_v4_rcv and tcp_v6_rcv make it: a
+ * segment whose TTL is under the socket's IP_MINTTL (IPv4), or whose hop
+ * limit is under its IPV6_MINHOPCOUNT (IPv6), is dropped and counted. */
+static bool under_min_hops(const struct ust_tcb *t, const struct ust_tcp_seg *seg)
+{
+	bool v4 = ust_ip6_is_v4mapped(&seg->src);
+
+	if (seg->hops >= (v4 ? t->min_ttl : t->min_hops))
+		return false;
+	tcp_drop(t->tcp, v4 ? UST_DROP_TCP_MINTTL : UST_DROP_TCP_MINHOPCOUNT);
+	return true;
+}
+
 static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time now, uint32_t iss, bool shared)
 {
 	struct ust_tcp *tcp = l->tcp;
 
-	if (seg->hops < l->min_hops && !ust_ip6_is_v4mapped(&seg->src)) {
-		tcp_drop(tcp, UST_DROP_TCP_MINHOPCOUNT); /* as a connection's */
-		return;
-	}
+	if (under_min_hops(l, seg))
+		return; /* as a connection's */
 	if (seg->flags & UST_TH_RST) {
 		tcp_drop(tcp, UST_DROP_TCP_LISTEN_DROP);
 		return;
@@ -1030,11 +1042,8 @@ static void segment_arrives(struct ust_tcp *tcp, enum ust_drop why, struct ust_t
 			closed_input(tcp, seg, now);
 		return;
 	}
-	if (seg->hops < t->min_hops && !ust_ip6_is_v4mapped(&seg->src)) {
-		/* Linux's tcp_v6_rcv: under IPV6_MINHOPCOUNT (RFC 5082). */
-		tcp_drop(tcp, UST_DROP_TCP_MINHOPCOUNT);
+	if (under_min_hops(t, seg))
 		return;
-	}
 	tcp_count_segs_in(t, seg);
 	if (t->state == UST_TCP_SYN_SENT)
 		syn_sent_input(t, seg, now);

@@ -653,9 +653,13 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 			t->flow_label |= UST_TCP_FLOW_OFF;
 		return 0;
 	case UST_TCP_OPT_IPV6_MINHOPCOUNT:
+	case UST_TCP_OPT_IP_MINTTL:
 		if (v < 0 || v > 255)
 			return -EINVAL;
-		t->min_hops = (uint8_t)v;
+		if (opt == UST_TCP_OPT_IP_MINTTL)
+			t->min_ttl = (uint8_t)v;
+		else
+			t->min_hops = (uint8_t)v;
 		return 0;
 	}
 	return -ENOPROTOOPT;
@@ -698,6 +702,7 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 	case UST_TCP_OPT_DEFER_ACCEPT: *v = retrans_to_secs(t->defer_accept); return 0;
 	case UST_TCP_OPT_IPV6_FLOWLABEL: *v = !(t->flow_label & UST_TCP_FLOW_OFF); return 0;
 	case UST_TCP_OPT_IPV6_MINHOPCOUNT: *v = t->min_hops; return 0;
+	case UST_TCP_OPT_IP_MINTTL: *v = t->min_ttl; return 0;
 	case UST_TCP_OPT_IP_MTU:
 		/* Linux: the route's MTU once connect() chose one, lowered
 		 * by packet too big or fragmentation needed (path_mtu_lower). */

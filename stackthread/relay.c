@@ -1041,8 +1041,8 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	atomic_store(&s->ip6_tclass, atomic_load(&l->sock->ip6_tclass));
 	atomic_store(&s->ip6_hops, atomic_load(&l->sock->ip6_hops));
 	atomic_store(&s->ip6_pmtudisc, atomic_load(&l->sock->ip6_pmtudisc));
-	if (atomic_load(&l->sock->ip6_dirty))
-		us_ip6_opts_copy(us_sock_ip6_w(s), us_sock_ip6(l->sock));
+	if (atomic_load(&l->sock->ipopts_dirty))
+		us_ip_opts_copy(us_sock_ipopts_w(s), us_sock_ipopts(l->sock));
 	memset(tok, 0, sizeof(*tok));
 	tok->magic = US_TOKEN_MAGIC;
 	tok->idx = us_sock_idx(s);

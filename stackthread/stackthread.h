@@ -122,33 +122,44 @@ enum us_kind {
 
 #define US_OPT_RECORD 8
 
-/* The IPPROTO_IPV6 options that only the program side keeps
- * (shim/sockopt.c), Linux's ipv6_pinfo less what the engine has: the
- * value each of US_IP6_KEPT options reads back (bit i of set: kept[i]
- * was set; the kernel's default otherwise), the sticky extension headers
- * (IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_RTHDR, IPV6_DSTOPTS; hdr_len 0:
- * none), which the stack does not send (man ustcp.7, CAVEATS), up to
- * US_IP6_HDR_MAX bytes each, and IPV6_PKTINFO's address and interface.
- * Written by program threads only; an accepted socket starts with its
- * listener's, as Linux's tcp_v6_syn_recv_sock copies ipv6_pinfo. Kept
- * apart from struct us_sock (us_sock_ip6: 400 bytes that most sockets
- * never use, which in the slot would cost every connection that much
- * memory). */
+/* The IPPROTO_IPV6 and IPPROTO_IP options that only the program side
+ * keeps (shim/sockopt.c), Linux's ipv6_pinfo and inet_sock less what the
+ * engine has: the value each of US_IP6_KEPT IPv6 options reads back (bit
+ * i of set: kept[i] was set; the kernel's default otherwise), the sticky
+ * extension headers (IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_RTHDR,
+ * IPV6_DSTOPTS; hdr_len 0: none), which the stack does not send (man
+ * ustcp.7, CAVEATS), up to US_IP6_HDR_MAX bytes each, IPV6_PKTINFO's
+ * address and interface, and the same for US_IP4_KEPT IPv4 options (set4,
+ * kept4) and IP_OPTIONS (ip_opts: not sent either). Written by program threads only; an accepted socket starts with
+ * its listener's, as Linux's syn_recv_sock copies ipv6_pinfo and
+ * inet_sock. Kept apart from struct us_sock (us_sock_ipopts: 500 bytes
+ * that most sockets never use, which in the slot would cost every
+ * connection that much memory). */
 #define US_IP6_KEPT 28
 #define US_IP6_HDR_MAX 64
-struct us_ip6_opts {
+#define US_IP4_KEPT 21
+struct us_ip_opts {
 	_Atomic uint32_t set;
 	_Atomic int kept[US_IP6_KEPT];
+	_Atomic uint32_t set4;
+	_Atomic int kept4[US_IP4_KEPT];
+	_Atomic uint8_t ip_opts_len;
+	uint8_t ip_opts[40];         /* as Linux's getsockopt reads them back */
 	_Atomic uint16_t hdr_len[4];
 	uint8_t hdr[4][US_IP6_HDR_MAX];
 	uint8_t pktinfo[20];         /* struct in6_pktinfo */
 };
 
-static inline void us_ip6_opts_copy(struct us_ip6_opts *to, struct us_ip6_opts *from)
+static inline void us_ip_opts_copy(struct us_ip_opts *to, struct us_ip_opts *from)
 {
 	atomic_store(&to->set, atomic_load(&from->set));
 	for (int i = 0; i < US_IP6_KEPT; i++)
 		atomic_store(&to->kept[i], atomic_load(&from->kept[i]));
+	atomic_store(&to->set4, atomic_load(&from->set4));
+	atomic_store(&to->ip_opts_len, atomic_load(&from->ip_opts_len));
+	memcpy(to->ip_opts, from->ip_opts, sizeof(to->ip_opts));
+	for (int i = 0; i < US_IP4_KEPT; i++)
+		atomic_store(&to->kept4[i], atomic_load(&from->kept4[i]));
 	for (int i = 0; i < 4; i++)
 		atomic_store(&to->hdr_len[i], atomic_load(&from->hdr_len[i]));
 	memcpy(to->hdr, from->hdr, sizeof(to->hdr));
@@ -206,10 +217,10 @@ struct us_sock {
 	/* IPV6_TCLASS, IPV6_UNICAST_HOPS (UST_TCP_HOPS_DEFAULT: the
 	 * default) and IPV6_MTU_DISCOVER, the same way. */
 	_Atomic int ip6_tclass, ip6_hops, ip6_pmtudisc;
-	/* The slot's us_sock_ip6() entry was written (us_sock_ip6_w): the
-	 * next alloc clears it. A socket that never sets one of those IPv6
+	/* The slot's us_sock_ipopts() entry was written (us_sock_ipopts_w):
+	 * the next alloc clears it. A socket that never sets one of those
 	 * options leaves its entry untouched: no page for it. */
-	_Atomic int ip6_dirty;
+	_Atomic int ipopts_dirty;
 	_Atomic int linger_on, linger_s;
 	/* What bind() was given (US_F_BOUND): an address not the wildcard,
 	 * and a port not 0, stay the socket's after a failed connect, as
@@ -287,11 +298,11 @@ struct us_sock *us_sock_at(unsigned idx);
 unsigned us_sock_idx(const struct us_sock *s);
 /* The slot's final status, in the same region. */
 struct us_last *us_sock_last(const struct us_sock *s);
-/* A slot's IPv6 options (struct us_ip6_opts), beside the slots and their
+/* A slot's IPv6 options (struct us_ip_opts), beside the slots and their
  * final statuses: to read (all zero, the defaults, while the slot never
  * wrote one), and to write (marks the slot's entry dirty first). */
-struct us_ip6_opts *us_sock_ip6(const struct us_sock *s);
-struct us_ip6_opts *us_sock_ip6_w(struct us_sock *s);
+struct us_ip_opts *us_sock_ipopts(const struct us_sock *s);
+struct us_ip_opts *us_sock_ipopts_w(struct us_sock *s);
 /* Slots at or above this were never used. */
 unsigned us_sock_hwm(void);
 /* How many calls wait in slots' mailboxes, all processes (us_sock.rpc). */

@@ -237,6 +237,73 @@ body_max_pacing() {
 @test "SO_MAX_PACING_RATE: read back, in TCP_INFO, and the rate on the wire, CUBIC and BBR [kernel]" { MODE=kernel body_max_pacing; }
 @test "SO_MAX_PACING_RATE: read back, in TCP_INFO, and the rate on the wire, CUBIC and BBR [ustcp]" { MODE=ustcp body_max_pacing; }
 
+# ---- IPPROTO_IP beyond TOS, TTL and PMTU (issue 14) ------------------------------
+
+# Every IPPROTO_IP option number, 1 to 80, on a fresh TCP socket of each
+# family (tests/shim/ip4matrix.py: the default, read whole and in 1 and 4
+# bytes, then ints in and out of range, 1 byte, none, a NULL pointer, 8,
+# 12 and 40 bytes, IP options, a group request, each read back; the
+# ancillary data IP_PKTOPTIONS gives with the receive options on;
+# IP_PROTOCOL once bound). Under the library the output is the kernel's of
+# the same namespace line for line; both are checked for facts of Linux
+# 6.18 too, so that a matrix printing nothing cannot pass.
+body_ip4_matrix() {
+	shim_topo_up
+	in_stack timeout 60 python3 "$SHIM_DIR/ip4matrix.py" fresh >"$TMP/kernel"
+	prog python3 "$SHIM_DIR/ip4matrix.py" fresh >"$TMP/out"
+	diff -u "$TMP/kernel" "$TMP/out"
+	assert_equal "$(wc -l <"$TMP/out")" 2725
+	# Facts of Linux 6.18, each a line of the matrix: IP options kept as
+	# given (a NOP padded to 4 bytes), IP_RECVERR, IP_FREEBIND and
+	# IP_BIND_ADDRESS_NO_PORT flags, IP_MINTTL's range, IP_MULTICAST_TTL
+	# refused on TCP with 1 its default, IP_PROTOCOL read only, IP_TOS
+	# without its ECN bits on an AF_INET6 socket; the control messages of
+	# IP_PKTOPTIONS (IP_PKTINFO, IP_TTL 1, IP_TOS 0), cut at 20 bytes.
+	cat >"$TMP/facts" <<'OUT'
+2 4 1 ok 01000000
+2 4 b01010100 ok 01010100
+2 11 256 ok 01000000
+2 15 255 ok 01000000
+2 21 255 ok ff000000
+2 21 256 EINVAL ff000000
+2 24 1 ok 01000000
+2 33 default 01000000 len1 01 len4 01000000
+2 33 1 EINVAL 01000000
+2 52 1 ENOPROTOOPT 00000000
+10 1 1 ok 00000000
+pktoptions all 28/0/8:000000000000000000000000 20/0/2:01000000 20/0/1:00000000
+pktoptions 20 20/0/8:00000000
+protocol bound True
+OUT
+	run -0 grep -Fxc -f "$TMP/facts" "$TMP/out"
+	assert_output "$(wc -l <"$TMP/facts")"
+}
+
+@test "IPPROTO_IP options 1..80 on a fresh socket of each family: the kernel's answers, defaults and values read back [kernel]" { MODE=kernel body_ip4_matrix; }
+@test "IPPROTO_IP options 1..80 on a fresh socket of each family: the kernel's answers, defaults and values read back [ustcp]" { MODE=ustcp body_ip4_matrix; }
+
+# IP_MINTTL on the wire (RFC 5082; ip4matrix.py wire against an echo
+# server on the peer, whose TTL is 64): 255 before connect drops the
+# SYN-ACK (the connect times out), 64 connects, 255 in the middle drops
+# the echo's reply until 0 lets its retransmission in.
+body_ip4_minttl_wire() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7832 2
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7832
+	run -0 prog python3 "$SHIM_DIR/ip4matrix.py" wire "$PEER_ADDR" 7832
+	assert_output - <<'OUT'
+minttl 255: timeout
+minttl 64: b'hi' 40000000
+mid 255: nothing
+mid 0: b'hi'
+OUT
+	bg_wait "$srv"
+}
+
+@test "IP_MINTTL: what comes under it is dropped, before connect and in the middle [kernel]" { MODE=kernel body_ip4_minttl_wire; }
+@test "IP_MINTTL: what comes under it is dropped, before connect and in the middle [ustcp]" { MODE=ustcp body_ip4_minttl_wire; }
+
 # ---- IPPROTO_IPV6 (issue 14) -------------------------------------------------------
 
 # Every IPPROTO_IPV6 option number, 1 to 80, on a fresh AF_INET6 socket

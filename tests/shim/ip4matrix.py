@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Every IPPROTO_IP option number on a TCP socket of each family, for
+061-opts.bats: what getsockopt reads by default, what setsockopt answers
+for a few values (ints in and out of range, 1 byte, none, a NULL
+pointer, 8, 12 and 40 bytes, a group request) and what getsockopt reads
+after each, on a fresh socket per option; then the ancillary data
+IP_PKTOPTIONS gives with the receive options on, and IP_PROTOCOL (the
+local port) once bound. The bats test runs it on the kernel and under
+the library and compares the two outputs line by line.
+
+    ip4matrix.py fresh
+    ip4matrix.py wire ADDR PORT   (an echo server there, 2 connections)
+
+"wire" tries IP_MINTTL against the peer's TTL (64): 255 before connect
+(the SYN-ACK is dropped: the connect times out), 64 (connects), and 255
+in the middle of a connection (the echo's reply is dropped until it is
+set back to 0, then its retransmission arrives).
+"""
+import ctypes
+import errno
+import socket
+import struct
+import sys
+
+OPTS = list(range(1, 81))
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def err(e):
+    return errno.errorcode.get(e.errno, str(e.errno))
+
+
+def get(s, opt, buflen=64, level=socket.IPPROTO_IP):
+    """getsockopt into a zeroed buffer, through the C library, as a
+    program calls it."""
+    buf = ctypes.create_string_buffer(buflen)
+    n = ctypes.c_uint32(buflen)
+    if LIBC.getsockopt(s.fileno(), level, opt, buf, ctypes.byref(n)) < 0:
+        return errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
+    return buf.raw[:n.value].hex() or "-"
+
+
+def put(s, opt, v):
+    try:
+        if v is None:
+            s.setsockopt(socket.IPPROTO_IP, opt, None, 4)
+        else:
+            s.setsockopt(socket.IPPROTO_IP, opt, v)
+        return "ok"
+    except OSError as e:
+        return err(e)
+
+
+MREQ = socket.inet_aton("224.0.0.1") + bytes(4)  # struct ip_mreq, any interface
+VALUES = [1, 0, 2, -1, 255, 256, 0x10001, 0x7fff0400, b"\x01", b"", None, bytes(8), bytes(12), bytes(40),
+          b"\x01\x01\x01\x00", MREQ]
+
+
+def show(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, int):
+        return str(v)
+    return "b" + (v.hex() or "-")
+
+
+def matrix(family):
+    for opt in OPTS:
+        s = socket.socket(family, socket.SOCK_STREAM)
+        print(family, opt, "default", get(s, opt), "len1", get(s, opt, 1), "len4", get(s, opt, 4), flush=True)
+        for v in VALUES:
+            print(family, opt, show(v), put(s, opt, v), get(s, opt), flush=True)
+        s.close()
+
+
+def cmsgs(s, buflen):
+    """IP_PKTOPTIONS's control messages, less the padding."""
+    raw = get(s, 9, buflen)
+    if raw == "-" or not all(c in "0123456789abcdef" for c in raw):
+        return raw
+    b, out = bytes.fromhex(raw), []
+    while len(b) >= 16:
+        ln, lvl, typ = struct.unpack("=QII", b[:16])
+        out.append("%d/%d/%d:%s" % (ln, lvl, typ, b[16:ln].hex()))
+        b = b[(ln + 7) & ~7:]
+    return " ".join(out) + (" +" + b.hex() if b else "")
+
+
+def pktoptions():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    print("pktoptions none", cmsgs(s, 256))
+    for opt in (8, 12, 13):  # IP_PKTINFO, IP_RECVTTL, IP_RECVTOS
+        s.setsockopt(socket.IPPROTO_IP, opt, 1)
+    print("pktoptions all", cmsgs(s, 512))
+    print("pktoptions 20", cmsgs(s, 20))
+    s.bind(("0.0.0.0", 0))
+    print("pktoptions bound", cmsgs(s, 512))
+    print("protocol bound", get(s, 52) == struct.pack("=i", s.getsockname()[1]).hex())
+    s.close()
+
+
+IP_MINTTL = 21
+
+
+def wire(addr, port):
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c.setsockopt(socket.IPPROTO_IP, IP_MINTTL, 255)
+    c.settimeout(2)
+    try:
+        c.connect((addr, port))
+        print("minttl 255: connected", flush=True)
+    except socket.timeout:
+        print("minttl 255: timeout", flush=True)
+    c.close()
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c.setsockopt(socket.IPPROTO_IP, IP_MINTTL, 64)
+    c.settimeout(10)
+    c.connect((addr, port))
+    c.sendall(b"hi")
+    print("minttl 64:", c.recv(2), get(c, IP_MINTTL), flush=True)
+    c.close()
+    c = socket.create_connection((addr, port), timeout=10)
+    c.setsockopt(socket.IPPROTO_IP, IP_MINTTL, 255)
+    c.sendall(b"hi")
+    c.settimeout(1)
+    try:
+        print("mid 255:", c.recv(2), flush=True)
+    except socket.timeout:
+        print("mid 255: nothing", flush=True)
+    c.setsockopt(socket.IPPROTO_IP, IP_MINTTL, 0)
+    c.settimeout(10)
+    print("mid 0:", c.recv(2), flush=True)
+    c.close()
+
+
+def main():
+    if sys.argv[1] == "fresh":
+        matrix(socket.AF_INET)
+        matrix(socket.AF_INET6)
+        pktoptions()
+    else:
+        wire(sys.argv[2], int(sys.argv[3]))
+
+
+if __name__ == "__main__":
+    main()
