@@ -425,8 +425,13 @@ struct us_sock *us_sock_alloc(void)
 	atomic_store(&s->pending_err, 0);
 	atomic_store(&s->hard_err, 0);
 	atomic_store(&s->flags, 0);
+	/* No address, no port, for either family, until the stack thread
+	 * publishes the socket's (getsockname reads the slot, and a socket
+	 * made on the program's thread is adopted later). */
 	atomic_store(&s->local, 0);
 	atomic_store(&s->remote, 0);
+	memset(&s->local6, 0, sizeof(s->local6));
+	memset(&s->remote6, 0, sizeof(s->remote6));
 	atomic_store(&s->reuseaddr, 0);
 	atomic_store(&s->reuseport, 0);
 	atomic_store(&s->rpc, US_RPC_IDLE);

@@ -116,10 +116,12 @@ void us_publish(struct us_conn *c)
 		return;
 	ust_tcp_ends(c->tcb, &e);
 	state = (int)ust_tcp_get_state(c->tcb);
-	/* A listener bound to INADDR_ANY (or to no address) is 0.0.0.0 to
-	 * getsockname, as Linux, and :: for AF_INET6; its connections have
-	 * ours. */
-	if (c->listener && !c->bound_addr)
+	/* A listener, or a socket never connected, bound to INADDR_ANY (or
+	 * to no address) is 0.0.0.0 to getsockname, as Linux's
+	 * inet_rcv_saddr until connect chooses the source, and :: for
+	 * AF_INET6; a listener's connections have ours. */
+	if (!c->bound_addr && (c->listener || (state == UST_TCP_CLOSED &&
+					       !(atomic_load(&c->sock->flags) & US_F_EVER_SYNCED))))
 		e.laddr = atomic_load(&c->sock->family) == AF_INET6 ? (struct ust_ip6){ { 0 } } : ust_ip6_from_v4(0);
 	us_sock_set_end(c->sock, false, &e.laddr, e.lport);
 	us_sock_set_end(c->sock, true, &e.raddr, e.rport);

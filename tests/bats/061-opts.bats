@@ -244,7 +244,7 @@ body_max_pacing() {
 # bytes, then ints in and out of range, 1 byte, none, a NULL pointer, 8,
 # 12 and 40 bytes, IP options, a group request, each read back; the
 # ancillary data IP_PKTOPTIONS gives with the receive options on;
-# IP_PROTOCOL once bound). Under the library the output is the kernel's of
+# IP_PROTOCOL once bound; getsockname before a connect). Under the library the output is the kernel's of
 # the same namespace line for line; both are checked for facts of Linux
 # 6.18 too, so that a matrix printing nothing cannot pass.
 body_ip4_matrix() {
@@ -252,13 +252,14 @@ body_ip4_matrix() {
 	in_stack timeout 60 python3 "$SHIM_DIR/ip4matrix.py" fresh >"$TMP/kernel"
 	prog python3 "$SHIM_DIR/ip4matrix.py" fresh >"$TMP/out"
 	diff -u "$TMP/kernel" "$TMP/out"
-	assert_equal "$(wc -l <"$TMP/out")" 2725
+	assert_equal "$(wc -l <"$TMP/out")" 2729
 	# Facts of Linux 6.18, each a line of the matrix: IP options kept as
 	# given (a NOP padded to 4 bytes), IP_RECVERR, IP_FREEBIND and
 	# IP_BIND_ADDRESS_NO_PORT flags, IP_MINTTL's range, IP_MULTICAST_TTL
 	# refused on TCP with 1 its default, IP_PROTOCOL read only, IP_TOS
 	# without its ECN bits on an AF_INET6 socket; the control messages of
-	# IP_PKTOPTIONS (IP_PKTINFO, IP_TTL 1, IP_TOS 0), cut at 20 bytes.
+	# IP_PKTOPTIONS (IP_PKTINFO, IP_TTL 1, IP_TOS 0), cut at 20 bytes; no
+	# address to getsockname before a connect (ustcp gave its own).
 	cat >"$TMP/facts" <<'OUT'
 2 4 1 ok 01000000
 2 4 b01010100 ok 01010100
@@ -274,6 +275,10 @@ body_ip4_matrix() {
 pktoptions all 28/0/8:000000000000000000000000 20/0/2:01000000 20/0/1:00000000
 pktoptions 20 20/0/8:00000000
 protocol bound True
+name 2 fresh ('0.0.0.0', 0)
+name 2 bound 0.0.0.0 True
+name 10 fresh ('::', 0)
+name 10 bound :: True
 OUT
 	run -0 grep -Fxc -f "$TMP/facts" "$TMP/out"
 	assert_output "$(wc -l <"$TMP/facts")"

@@ -5,7 +5,8 @@ for a few values (ints in and out of range, 1 byte, none, a NULL
 pointer, 8, 12 and 40 bytes, a group request) and what getsockopt reads
 after each, on a fresh socket per option; then the ancillary data
 IP_PKTOPTIONS gives with the receive options on, and IP_PROTOCOL (the
-local port) once bound. The bats test runs it on the kernel and under
+local port) once bound; getsockname of a socket not yet connected. The
+bats test runs it on the kernel and under
 the library and compares the two outputs line by line.
 
     ip4matrix.py fresh
@@ -133,11 +134,24 @@ def wire(addr, port):
     c.close()
 
 
+def names():
+    """getsockname of a socket never connected: no address until a
+    connect chooses one (Linux's inet_rcv_saddr), a port once bound."""
+    for family, any_addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        print("name", family, "fresh", s.getsockname()[:2])
+        s.bind((any_addr, 0))
+        a = s.getsockname()
+        print("name", family, "bound", a[0], a[1] > 0)
+        s.close()
+
+
 def main():
     if sys.argv[1] == "fresh":
         matrix(socket.AF_INET)
         matrix(socket.AF_INET6)
         pktoptions()
+        names()
     else:
         wire(sys.argv[2], int(sys.argv[3]))
 
