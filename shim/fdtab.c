@@ -436,6 +436,7 @@ struct us_sock *us_sock_alloc(void)
 	atomic_store(&s->reuseport, 0);
 	atomic_store(&s->rpc, US_RPC_IDLE);
 	atomic_store(&s->notsent_lowat, 0);
+	atomic_store(&s->fastopen_qlen, 0);
 	atomic_store(&s->ip_tos, 0);
 	atomic_store(&s->ip_ttl, 0);
 	atomic_store(&s->ip_pmtudisc, UST_PMTUDISC_WANT);

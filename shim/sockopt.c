@@ -3,11 +3,15 @@
  * TCP's (SO_TYPE, SO_DOMAIN…), timeouts and low-water marks stay with the
  * app end where the kernel enforces them. */
 #include <errno.h>
+#include <limits.h>
+#include <linux/net_tstamp.h>
+#include <linux/sock_diag.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -116,6 +120,7 @@ static int int_arg(const void *val, socklen_t len, int *v)
 	memcpy(v, val, sizeof(int));
 	return 0;
 }
+
 
 static int put_int(void *val, socklen_t *len, int v)
 {
@@ -613,6 +618,124 @@ static int ip6_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len
 	return probe_close(r, probe_get(r, IPPROTO_IPV6, name, val, len));
 }
 
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76
+#endif
+
+/* A sysctl read once (these do not change under a running program in
+ * any way it could tell from Linux's). */
+struct sysctl_once {
+	pthread_once_t once;
+	const char *path;
+	int dflt, val;
+};
+
+static struct sysctl_once wmem_max = { PTHREAD_ONCE_INIT, "/proc/sys/net/core/wmem_max", 212992, 0 };
+static struct sysctl_once rmem_max = { PTHREAD_ONCE_INIT, "/proc/sys/net/core/rmem_max", 212992, 0 };
+static struct sysctl_once tcp_rmem2 = { PTHREAD_ONCE_INIT, "/proc/sys/net/ipv4/tcp_rmem", 131072, 0 };
+static struct sysctl_once somaxconn = { PTHREAD_ONCE_INIT, "/proc/sys/net/core/somaxconn", 4096, 0 };
+static struct sysctl_once *reading;
+static pthread_mutex_t reading_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void read_sysctl(void)
+{
+	char buf[64];
+	const char *p;
+	long v;
+
+	reading->val = reading->dflt;
+	if (ust_sysctl_read(reading->path, buf, sizeof(buf)) <= 0)
+		return;
+	p = buf;
+	/* tcp_rmem: min, default, max; the max. */
+	if (reading == &tcp_rmem2)
+		for (int i = 0; i < 2 && p; i++)
+			p = strpbrk(p + strspn(p, " \t"), " \t");
+	if (p && (v = strtol(p, NULL, 10)) > 0 && v <= INT_MAX)
+		reading->val = (int)v;
+}
+
+static int sysctl_value(struct sysctl_once *o)
+{
+	pthread_mutex_lock(&reading_lock);
+	reading = o;
+	pthread_once(&o->once, read_sysctl);
+	pthread_mutex_unlock(&reading_lock);
+	return o->val;
+}
+
+/* SOL_SOCKET options whose value the app end (an AF_UNIX socket) would
+ * take, keep or refuse otherwise than Linux's sock_setsockopt does for
+ * TCP. Returns 1 for any other option, 0 or -errno for these, with the
+ * value to go on with in *v (SO_SNDBUF, SO_RCVBUF, SO_RCVLOWAT). */
+static int sol_set_check(int fd, struct us_sock *s, int name, const void *val, socklen_t len, int *v)
+{
+	int r, k, flags;
+
+	switch (name) {
+	case SO_PASSCRED:
+	case SO_PASSSEC:
+	case SO_PASSPIDFD:
+		/* Credentials and security labels ride on AF_UNIX and
+		 * netlink messages only (Linux 6.18: EOPNOTSUPP, once the
+		 * value is an int). */
+		return (r = int_arg(val, len, v)) < 0 ? r : -EOPNOTSUPP;
+	case SO_SNDBUF:
+	case SO_RCVBUF:
+		/* Read unsigned, and capped by net.core.wmem_max and
+		 * rmem_max: -1 is the largest allowed. */
+		if ((r = int_arg(val, len, v)) < 0)
+			return r;
+		k = sysctl_value(name == SO_SNDBUF ? &wmem_max : &rmem_max);
+		if ((unsigned)*v > (unsigned)k)
+			*v = k;
+		return 0;
+	case SO_SNDBUFFORCE:
+	case SO_RCVBUFFORCE:
+		/* Beyond those caps, with CAP_NET_ADMIN: a kernel socket asks
+		 * for it. No negative value. */
+		if ((r = int_arg(val, len, v)) < 0)
+			return r;
+		if ((k = probe_open(atomic_load(&s->family))) < 0)
+			return k;
+		if ((r = probe_close(k, probe_set(k, SOL_SOCKET, name, val, len))) < 0)
+			return r;
+		if (*v < 0)
+			*v = 0;
+		return 0;
+	case SO_RCVLOWAT:
+		/* tcp_set_rcvlowat: a negative one is INT_MAX, and none is
+		 * over half of tcp_rmem's largest buffer. */
+		if ((r = int_arg(val, len, v)) < 0)
+			return r;
+		if (*v < 0)
+			*v = INT_MAX;
+		k = sysctl_value(&tcp_rmem2) / 2;
+		if (*v > k)
+			*v = k;
+		return 0;
+	case SO_TIMESTAMPING_OLD:
+	case SO_TIMESTAMPING_NEW:
+		/* SOF_TIMESTAMPING_OPT_ID counts bytes from the next one
+		 * sent: a TCP socket that sends nothing yet (closed,
+		 * listening) cannot take it (sock_set_timestamping). */
+		if ((r = int_arg(val, len, v)) < 0)
+			return 1; /* the app end says what is wrong */
+		flags = 0;
+		if (*v & SOF_TIMESTAMPING_OPT_ID) {
+			int st = atomic_load(&s->state);
+			socklen_t fl = sizeof(flags);
+			if (REAL(getsockopt)(fd, SOL_SOCKET, name, &flags, &fl) < 0)
+				flags = 0;
+			if (!(flags & SOF_TIMESTAMPING_OPT_ID) &&
+			    (st == UST_TCP_CLOSED || st == UST_TCP_LISTEN || atomic_load(&s->kind) == US_LISTENER))
+				return -EINVAL;
+		}
+		return 1;
+	}
+	return 1;
+}
+
 /* ---- IPPROTO_IP ----
  * Every option Linux's do_ip_setsockopt and do_ip_getsockopt know on a TCP
  * socket (of either family, as Linux's), in the same kinds as IPv6's:
@@ -908,6 +1031,56 @@ static int ip_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len)
 	return ip_put_int(val, len, c.u.opt.val);
 }
 
+/* TCP options Linux keeps with no effect on this stack's segments:
+ * TCP_THIN_DUPACK (obsolete: taken, read as 0), and TCP_FASTOPEN, the
+ * queue length of a listener's Fast Open requests, which read back as
+ * Linux caps them (net.core.somaxconn); like Linux with its default
+ * net.ipv4.tcp_fastopen (1: clients only), the stack never takes data
+ * from a SYN (CAVEATS). */
+static int tcp_kept_set(struct us_sock *s, int name, const void *val, socklen_t len)
+{
+	int v, r, st = atomic_load(&s->state);
+
+	if ((r = int_arg(val, len, &v)) < 0)
+		return r;
+	if (name == TCP_THIN_DUPACK)
+		return v < 0 || v > 1 ? -EINVAL : 0;
+	if (v < 0 || (st != UST_TCP_CLOSED && st != UST_TCP_LISTEN))
+		return -EINVAL;
+	atomic_store(&s->fastopen_qlen, v < sysctl_value(&somaxconn) ? v : sysctl_value(&somaxconn));
+	return 0;
+}
+
+/* SO_MEMINFO as Linux's sk_get_meminfo fills it for TCP: the bytes
+ * waiting to be read, the receive buffer, the bytes queued to send, the
+ * send buffer, and nothing in the other counters (reservations, option
+ * memory, backlog, drops), which are the kernel's own. */
+static int sol_meminfo(struct us_sock *s, void *val, socklen_t *len)
+{
+	uint32_t mem[SK_MEMINFO_VARS] = { 0 };
+	struct ust_tcp_status st;
+	struct us_call c;
+
+	if (!val || !len)
+		return -EFAULT;
+	if (us_status(s, &st) == 0) {
+		mem[SK_MEMINFO_RMEM_ALLOC] = (uint32_t)st.rcv_queued;
+		mem[SK_MEMINFO_WMEM_QUEUED] = (uint32_t)st.snd_queued;
+	}
+	c.u.opt.level = IPPROTO_TCP;
+	c.u.opt.name = UST_TCP_OPT_RCVBUF;
+	if (us_call(&c, us_op_getopt, s) == 0)
+		mem[SK_MEMINFO_RCVBUF] = (uint32_t)c.u.opt.val;
+	c.u.opt.level = IPPROTO_TCP;
+	c.u.opt.name = UST_TCP_OPT_SNDBUF;
+	if (us_call(&c, us_op_getopt, s) == 0)
+		mem[SK_MEMINFO_SNDBUF] = (uint32_t)c.u.opt.val;
+	if (*len > (socklen_t)sizeof(mem))
+		*len = sizeof(mem);
+	memcpy(val, mem, *len);
+	return 0;
+}
+
 /* Keeps what a not yet connected socket was told, for the kernel socket
  * that replaces it if it turns out to go to a USTCP_PASSTHROUGH address. */
 static void record(struct us_sock *s, int level, int name, const void *val, socklen_t len)
@@ -957,10 +1130,19 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 		return (int)us_ret(ip_setsockopt(s, name, val, len));
 	if (level == IPPROTO_IPV6)
 		return (int)us_ret(ip6_setsockopt(s, name, val, len));
+	if (level == SOL_SOCKET && (r = sol_set_check(fd, s, name, val, len, &v)) <= 0) {
+		if (r < 0)
+			return (int)us_ret(r);
+		val = &v; /* what Linux would take of it */
+		len = sizeof(v);
+	}
+	if (level == IPPROTO_TCP && (name == TCP_THIN_DUPACK || name == TCP_FASTOPEN))
+		return (int)us_ret(tcp_kept_set(s, name, val, len));
 	if ((k = kept(s, level, name))) {
 		if ((r = int_arg(val, len, &v)) < 0)
 			return (int)us_ret(r);
-		atomic_store(k, v);
+		/* SO_REUSEADDR and SO_REUSEPORT read back 0 or 1. */
+		atomic_store(k, level == SOL_SOCKET ? v != 0 : v);
 		if (level == IPPROTO_TCP && name == TCP_NOTSENT_LOWAT) {
 			/* The relay keeps the pair's fill by it (relay.c). */
 			c.u.opt.level = US_OPT_RELAY;
@@ -1131,6 +1313,15 @@ US_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		case SO_ACCEPTCONN:
 			return (int)us_ret(put_int(val, len, atomic_load(&s->kind) == US_LISTENER));
 		case SO_ERROR: return (int)us_ret(put_int(val, len, us_take_error(fd, s)));
+		case SO_PASSCRED:
+		case SO_PASSSEC:
+		case SO_PASSPIDFD:
+			return (int)us_ret(-EOPNOTSUPP); /* as their setsockopt */
+		case SO_SNDBUFFORCE:
+		case SO_RCVBUFFORCE:
+			return (int)us_ret(-ENOPROTOOPT); /* set only */
+		case SO_MEMINFO:
+			return (int)us_ret(sol_meminfo(s, val, len));
 		case SO_LINGER: {
 			struct linger lg = { atomic_load(&s->linger_on), atomic_load(&s->linger_s) };
 			if (!val || !len)
@@ -1152,6 +1343,10 @@ US_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return (int)us_ret(tcp_info(s, val, len));
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
 		return (int)us_ret(get_congestion(s, val, len));
+	if (level == IPPROTO_TCP && name == TCP_THIN_DUPACK)
+		return (int)us_ret(put_int(val, len, 0));
+	if (level == IPPROTO_TCP && name == TCP_FASTOPEN)
+		return (int)us_ret(put_int(val, len, atomic_load(&s->fastopen_qlen)));
 	opt = engine_opt(level, name);
 	if (opt >= 0) {
 		c.u.opt.level = IPPROTO_TCP;

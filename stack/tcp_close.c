@@ -334,14 +334,19 @@ uint32_t tcp_time_wait_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 
 /* ---- orphans ---- */
 
-/* How long an orphan waits in FIN-WAIT-2 for the peer's FIN (TCP_LINGER2,
- * else USTCP_FIN_TIMEOUT), never less than 3.5 RTO (Linux's
- * tcp_fin_time). */
+/* How long an orphan waits in FIN-WAIT-2 for the peer's FIN: T, its
+ * TCP_LINGER2 (else USTCP_FIN_TIMEOUT), never less than 3.5 RTO (Linux's
+ * tcp_fin_time). Above 60 s (TCP_TIMEWAIT_LEN) Linux waits T - 60 s on
+ * the keepalive timer, then hands the orphan to a FIN-WAIT-2 timewait
+ * socket for T - 60 s more (tcp_rcv_state_process, tcp_keepalive_timer):
+ * 2T - 120 s in all, 80 s for a TCP_LINGER2 of 100. */
 ust_time tcp_fin_wait2_timeout(const struct ust_tcb *t)
 {
 	ust_time tmo = UST_MS(t->fin_timeout_ms ? t->fin_timeout_ms : t->tcp->cfg.fin_timeout_ms);
 
-	return tmo > t->rto * 7 / 2 ? tmo : t->rto * 7 / 2;
+	if (tmo < t->rto * 7 / 2)
+		tmo = t->rto * 7 / 2;
+	return tmo > UST_MS(60000) ? 2 * (tmo - UST_MS(60000)) : tmo;
 }
 
 /* FIN-WAIT-2 -> CLOSED for an orphan whose peer never sent its FIN:

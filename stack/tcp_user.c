@@ -585,10 +585,10 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 		return 0;
 	case UST_TCP_OPT_LINGER2:
 		/* Linux: < 0 resets orphans reaching FIN-WAIT-2; 0 means the
-		 * default; above tcp_fin_timeout, the default. */
+		 * default (tcp_fin_timeout); at most TCP_FIN_TIMEOUT_MAX,
+		 * 120 s (measured on 6.18: 121 and 255 read back 120). */
 		t->linger2_neg = v < 0;
-		t->fin_timeout_ms = v > 0 && (unsigned)v * 1000u <= t->tcp->cfg.fin_timeout_ms
-					    ? (unsigned)v * 1000u : 0;
+		t->fin_timeout_ms = v > 0 ? (unsigned)(v < 120 ? v : 120) * 1000u : 0;
 		return 0;
 	case UST_TCP_OPT_SNDBUF:
 		set_sndbuf(t, v);
@@ -602,14 +602,15 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 		tcp_rcvbuf_set(t, v < 1152 ? 2304u : (uint32_t)v * 2u);
 		return 0;
 	case UST_TCP_OPT_MAXSEG:
-		if (v < 88 || v > 65495)
+		/* 0 takes a value set before back (Linux's user_mss 0). */
+		if (v && (v < 88 || v > 65495))
 			return -EINVAL;
 		/* The MSS we announce never exceeds what the link carries
 		 * (Linux's advmss clamp). */
 		if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN) {
 			unsigned link = tcp_link_mss(t);
 			t->user_mss = (uint16_t)v;
-			t->rcv_mss = (uint16_t)((unsigned)v < link ? (unsigned)v : link);
+			t->rcv_mss = (uint16_t)(v && (unsigned)v < link ? (unsigned)v : link);
 		}
 		return 0;
 	case UST_TCP_OPT_SYNCNT:
@@ -680,7 +681,14 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 		return 0;
 	case UST_TCP_OPT_SNDBUF: *v = (int)t->sndbuf_cap; return 0;
 	case UST_TCP_OPT_RCVBUF: *v = (int)t->rcvbuf_cap; return 0;
-	case UST_TCP_OPT_MAXSEG: *v = UST_TCP_SYNCHRONIZED(t->state) ? t->mss : t->rcv_mss; return 0;
+	case UST_TCP_OPT_MAXSEG:
+		/* Linux's mss_cache, 536 (TCP_MSS_DEFAULT) until connect()
+		 * sizes it, or the value set (user_mss) before then. */
+		if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN)
+			*v = t->user_mss ? t->user_mss : TCP_MSS_DEFAULT;
+		else
+			*v = UST_TCP_SYNCHRONIZED(t->state) ? t->mss : t->rcv_mss;
+		return 0;
 	case UST_TCP_OPT_SYNCNT: *v = (int)t->syn_retries; return 0;
 	/* Linux's do_tcp_getsockopt: "not interactive". */
 	case UST_TCP_OPT_QUICKACK: *v = !tcp_in_pingpong_mode(t); return 0;

@@ -210,6 +210,7 @@ struct us_sock {
 	/* Options that only the program side keeps (Linux would echo them;
 	 * TCP_NOTSENT_LOWAT has no effect here yet: README). */
 	_Atomic int reuseaddr, reuseport, notsent_lowat;
+	_Atomic int fastopen_qlen;   /* TCP_FASTOPEN's queue length, read back (shim/sockopt.c) */
 	/* IP_TOS, IP_TTL (0: the default) and IP_MTU_DISCOVER as the engine
 	 * keeps them (ust_tcp_ip_opt_value), for getsockopt after TCP let go;
 	 * a listener's accepted connections start with its values. */

@@ -309,6 +309,44 @@ OUT
 @test "IP_MINTTL: what comes under it is dropped, before connect and in the middle [kernel]" { MODE=kernel body_ip4_minttl_wire; }
 @test "IP_MINTTL: what comes under it is dropped, before connect and in the middle [ustcp]" { MODE=ustcp body_ip4_minttl_wire; }
 
+# ---- SOL_SOCKET and IPPROTO_TCP values as Linux takes them (issue 14) ----------
+
+# SOL_SOCKET options 1..79 and the IPPROTO_TCP options ustcp takes, on a
+# fresh socket of each family (tests/shim/optmatrix.py: the default, then
+# ints in and out of range, -1, 1 and 8 bytes, each read back), the same
+# under the library as on the kernel of the same namespace, line for line.
+# Before: the app end (an AF_UNIX socket) took SO_PASSCRED and the like,
+# SO_REUSEADDR read back 255, SO_SNDBUF -1 was the smallest buffer, not
+# the largest, and TCP_MAXSEG read 1460 before connect, not 536. Facts of
+# Linux 6.18 too, so that a matrix printing nothing cannot pass.
+body_opt_matrix() {
+	shim_topo_up
+	in_stack timeout 60 python3 "$SHIM_DIR/optmatrix.py" >"$TMP/kernel"
+	prog python3 "$SHIM_DIR/optmatrix.py" >"$TMP/out"
+	diff -u "$TMP/kernel" "$TMP/out"
+	assert_equal "$(wc -l <"$TMP/out")" 1700
+	# SO_REUSEADDR a boolean; SO_PASSCRED refused on TCP; SO_RCVLOWAT -1
+	# at half of tcp_rmem's largest; SO_SNDBUFFORCE write only; TCP_MAXSEG
+	# 536 before connect, 0 taken; TCP_LINGER2 at most 120; TCP_THIN_DUPACK
+	# 0 or 1, read as 0; TCP_FASTOPEN's queue length read back.
+	cat >"$TMP/facts" <<'OUT'
+2 1 2 2 ok 01000000
+2 1 16 1 ENOTSUP ENOTSUP
+2 1 18 -1 ok 00000001
+2 1 32 1 ok ENOPROTOOPT
+2 6 2 default 18020000
+2 6 2 0 ok 18020000
+2 6 8 255 ok 78000000
+2 6 17 2 EINVAL 00000000
+2 6 23 255 ok ff000000
+OUT
+	run -0 grep -Fxc -f "$TMP/facts" "$TMP/out"
+	assert_output "$(wc -l <"$TMP/facts")"
+}
+
+@test "SOL_SOCKET and IPPROTO_TCP options on a fresh socket of each family: the kernel's answers and values read back [kernel]" { MODE=kernel body_opt_matrix; }
+@test "SOL_SOCKET and IPPROTO_TCP options on a fresh socket of each family: the kernel's answers and values read back [ustcp]" { MODE=ustcp body_opt_matrix; }
+
 # ---- IPPROTO_IPV6 (issue 14) -------------------------------------------------------
 
 # Every IPPROTO_IPV6 option number, 1 to 80, on a fresh AF_INET6 socket
