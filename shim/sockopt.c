@@ -386,6 +386,22 @@ static int ip6_hdrs_take(struct us_sock *s, int k, int first, int last)
 	return 0;
 }
 
+/* The group options both families share (MCAST_*, RFC 3678). */
+static bool mcast_group_opt(int name)
+{
+	switch (name) {
+	case MCAST_JOIN_GROUP:
+	case MCAST_BLOCK_SOURCE:
+	case MCAST_UNBLOCK_SOURCE:
+	case MCAST_LEAVE_GROUP:
+	case MCAST_JOIN_SOURCE_GROUP:
+	case MCAST_LEAVE_SOURCE_GROUP:
+	case MCAST_MSFILTER:
+		return true;
+	}
+	return false;
+}
+
 /* Options whose acceptance would need the stack to do what it does not:
  * receive for a multicast or anycast group, send under a leased flow
  * label or an IPsec policy. */
@@ -398,16 +414,9 @@ static bool ip6_unserved(int name, socklen_t len)
 	case IPV6_JOIN_ANYCAST:
 	case IPV6_LEAVE_ANYCAST:
 	case IPV6_FLOWLABEL_MGR:
-	case MCAST_JOIN_GROUP:
-	case MCAST_BLOCK_SOURCE:
-	case MCAST_UNBLOCK_SOURCE:
-	case MCAST_LEAVE_GROUP:
-	case MCAST_JOIN_SOURCE_GROUP:
-	case MCAST_LEAVE_SOURCE_GROUP:
-	case MCAST_MSFILTER:
 		return true;
 	}
-	return false;
+	return mcast_group_opt(name);
 }
 
 /* The rest of setsockopt: the kernel socket's answer. */
@@ -825,16 +834,9 @@ static bool ip4_unserved(int name, socklen_t len)
 	case IP_BLOCK_SOURCE:
 	case IP_UNBLOCK_SOURCE:
 	case IP_MSFILTER:
-	case MCAST_JOIN_GROUP:
-	case MCAST_BLOCK_SOURCE:
-	case MCAST_UNBLOCK_SOURCE:
-	case MCAST_LEAVE_GROUP:
-	case MCAST_JOIN_SOURCE_GROUP:
-	case MCAST_LEAVE_SOURCE_GROUP:
-	case MCAST_MSFILTER:
 		return true;
 	}
-	return false;
+	return mcast_group_opt(name);
 }
 
 /* Linux's IPv4 option -> the engine's. -1: not an engine option. */
