@@ -204,6 +204,7 @@ static int renew(int fd, struct us_sock *s, bool take_over)
 
 		c.u.in.addr = baddr;
 		c.u.in.port = (uint16_t)bport;
+		c.u.in.noport = us_bind_no_port(s2);
 		r = (int)us_call(&c, us_op_bind, s2);
 		if (r < 0)
 			return r;

@@ -144,6 +144,9 @@ void us_put_sockaddr6(struct sockaddr *sa, socklen_t *len, const struct ust_ip6 
 /* s's local or remote end in its family's sockaddr (getsockname,
  * getpeername). */
 void us_put_end(const struct us_sock *s, bool remote, struct sockaddr *sa, socklen_t *len);
+/* Whether s has IP_BIND_ADDRESS_NO_PORT on (sockopt.c): a bind to port 0
+ * takes its address alone. */
+bool us_bind_no_port(const struct us_sock *s);
 /* Takes the pending error of s (SO_ERROR), clearing the kernel's on the app
  * end fd with it. */
 int us_take_error(int fd, struct us_sock *s);

@@ -291,6 +291,7 @@ US_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 		return (int)us_ret(-EINVAL);
 	c.u.in.addr = addr;
 	c.u.in.port = port;
+	c.u.in.noport = us_bind_no_port(s);
 	r = (int)us_call(&c, us_op_bind, s);
 	if (r == 0) {
 		/* Kept for a connect after a failed one (connect.c, renew). */

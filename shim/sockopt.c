@@ -756,9 +756,10 @@ static int sol_set_check(int fd, struct us_sock *s, int name, const void *val, s
  *    those IP_MINTTL goes to the engine as well (the TTL under which a
  *    segment is dropped, RFC 5082); IP_FREEBIND and IP_TRANSPARENT have
  *    theirs on a socket bound to an address not the stack's, which the
- *    kernel takes (us_to_kernel replays them); IP_BIND_ADDRESS_NO_PORT and
- *    IP_LOCAL_PORT_RANGE, which on Linux defer or narrow the choice of a
- *    port, are read back but do not change the stack's (CAVEATS);
+ *    kernel takes (us_to_kernel replays them); IP_BIND_ADDRESS_NO_PORT
+ *    makes a bind to port 0 take the address alone (us_bind_no_port,
+ *    us_op_bind); IP_LOCAL_PORT_RANGE, which on Linux narrows the choice
+ *    of a port, is read back but does not change the stack's (CAVEATS);
  *    IP_RECVERR does not make ICMP errors hard ones (CAVEATS); the others
  *    ask for ancillary data that TCP gives only through IP_PKTOPTIONS
  *    (below), or are for datagrams and multicast;
@@ -817,6 +818,11 @@ static int ip4_kept_value(const struct us_sock *s, int name, int dflt)
 	int i = ip4_kept_index(name);
 
 	return atomic_load(&o->set4) & (1u << i) ? atomic_load(&o->kept4[i]) : dflt;
+}
+
+bool us_bind_no_port(const struct us_sock *s)
+{
+	return ip4_kept_value(s, IP_BIND_ADDRESS_NO_PORT, 0) != 0;
 }
 
 /* What the kernel accepts and the stack could not honour: groups to

@@ -173,13 +173,22 @@ void us_op_bind(struct us_call *c)
 		c->ret = -EADDRNOTAVAIL;
 		return;
 	}
-	us_spare_use(&k->spare_port);
 	ust_tcp_set_reuseport(k->tcb, atomic_load(&c->sock->reuseport) != 0);
 	/* The address first: which port space the bind is in depends on it
 	 * (a dual-stack socket bound to an IPv6 address takes no IPv4). A
 	 * socket bound already keeps its own (the bind fails, EINVAL). */
 	if (ust_tcp_local_port(k->tcb) == 0 && !addr_is_any(&c->u.in.addr))
 		ust_tcp_set_local(k->tcb, &c->u.in.addr);
+	if (c->u.in.noport && c->u.in.port == 0 && ust_tcp_local_port(k->tcb) == 0) {
+		/* IP_BIND_ADDRESS_NO_PORT: the address now, a port when
+		 * connect() knows the peer (Linux's inet_bind): none is
+		 * reserved meanwhile, getsockname reads port 0. */
+		k->bound_addr = !addr_is_any(&c->u.in.addr);
+		us_sock_set_end(c->sock, false, &c->u.in.addr, 0);
+		c->ret = 0;
+		return;
+	}
+	us_spare_use(&k->spare_port);
 	c->ret = ust_tcp_bind(k->tcb, c->u.in.port, atomic_load(&c->sock->reuseaddr) != 0);
 	if (c->ret == 0) {
 		k->bound_addr = !addr_is_any(&c->u.in.addr);

@@ -168,8 +168,9 @@ static inline void us_ip_opts_copy(struct us_ip_opts *to, struct us_ip_opts *fro
 
 /* A call's arguments and, for some, its results (struct us_call). */
 union us_call_args {
-	/* bind, connect: the address (IPv4 mapped); blocking: connect */
-	struct { struct ust_ip6 addr; uint16_t port; bool blocking; } in;
+	/* bind, connect: the address (IPv4 mapped); blocking: connect; noport:
+	 * a bind to port 0 under IP_BIND_ADDRESS_NO_PORT */
+	struct { struct ust_ip6 addr; uint16_t port; bool blocking, noport; } in;
 	/* create: the family and IPV6_V6ONLY; app_fd the number the socket
 	 * will have, or -1 */
 	struct { int family, v6only, app_fd; } create;

@@ -290,24 +290,27 @@ OUT
 # IP_MINTTL on the wire (RFC 5082; ip4matrix.py wire against an echo
 # server on the peer, whose TTL is 64): 255 before connect drops the
 # SYN-ACK (the connect times out), 64 connects, 255 in the middle drops
-# the echo's reply until 0 lets its retransmission in.
+# the echo's reply until 0 lets its retransmission in. Then
+# IP_BIND_ADDRESS_NO_PORT: bound to our address, port 0 until connect.
 body_ip4_minttl_wire() {
 	shim_topo_up
-	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7832 2
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7832 3
 	local srv=$BG_PID
 	wait_listen "$PEER_NETNS" 7832
-	run -0 prog python3 "$SHIM_DIR/ip4matrix.py" wire "$PEER_ADDR" 7832
+	run -0 prog python3 "$SHIM_DIR/ip4matrix.py" wire "$PEER_ADDR" 7832 "$SADDR"
 	assert_output - <<'OUT'
 minttl 255: timeout
 minttl 64: b'hi' 40000000
 mid 255: nothing
 mid 0: b'hi'
+noport bound: True
+noport connected: True True b'np'
 OUT
 	bg_wait "$srv"
 }
 
-@test "IP_MINTTL: what comes under it is dropped, before connect and in the middle [kernel]" { MODE=kernel body_ip4_minttl_wire; }
-@test "IP_MINTTL: what comes under it is dropped, before connect and in the middle [ustcp]" { MODE=ustcp body_ip4_minttl_wire; }
+@test "IP_MINTTL: what comes under it is dropped, before connect and in the middle; IP_BIND_ADDRESS_NO_PORT [kernel]" { MODE=kernel body_ip4_minttl_wire; }
+@test "IP_MINTTL: what comes under it is dropped, before connect and in the middle; IP_BIND_ADDRESS_NO_PORT [ustcp]" { MODE=ustcp body_ip4_minttl_wire; }
 
 # ---- SOL_SOCKET and IPPROTO_TCP values as Linux takes them (issue 14) ----------
 

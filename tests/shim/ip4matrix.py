@@ -10,12 +10,14 @@ bats test runs it on the kernel and under
 the library and compares the two outputs line by line.
 
     ip4matrix.py fresh
-    ip4matrix.py wire ADDR PORT   (an echo server there, 2 connections)
+    ip4matrix.py wire ADDR PORT OURS  (an echo server there, 3 connections;
+                                       OURS: our address)
 
 "wire" tries IP_MINTTL against the peer's TTL (64): 255 before connect
 (the SYN-ACK is dropped: the connect times out), 64 (connects), and 255
 in the middle of a connection (the echo's reply is dropped until it is
-set back to 0, then its retransmission arrives).
+set back to 0, then its retransmission arrives); then IP_BIND_ADDRESS_NO_PORT
+(a bind to OURS:0 has no port until connect).
 """
 import ctypes
 import errno
@@ -134,6 +136,19 @@ def wire(addr, port):
     c.close()
 
 
+def noport(addr, port, ours):
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c.setsockopt(socket.IPPROTO_IP, 24, 1)  # IP_BIND_ADDRESS_NO_PORT
+    c.bind((ours, 0))
+    print("noport bound:", c.getsockname() == (ours, 0), flush=True)
+    c.settimeout(10)
+    c.connect((addr, port))
+    a = c.getsockname()
+    c.sendall(b"np")
+    print("noport connected:", a[0] == ours, a[1] > 0, c.recv(2), flush=True)
+    c.close()
+
+
 def names():
     """getsockname of a socket never connected: no address until a
     connect chooses one (Linux's inet_rcv_saddr), a port once bound."""
@@ -154,6 +169,7 @@ def main():
         names()
     else:
         wire(sys.argv[2], int(sys.argv[3]))
+        noport(sys.argv[2], int(sys.argv[3]), sys.argv[4])
 
 
 if __name__ == "__main__":
