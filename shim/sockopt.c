@@ -1219,6 +1219,18 @@ static void fill_tcp_info(struct ust_linux_tcp_info *ti, const struct ust_tcp_st
 	const struct tcp_stats *c = &st->stats;
 
 	ti->tcpi_state = linux_state((int)st->state);
+	if (st->state == UST_TCP_LISTEN) {
+		/* A listener's, as Linux's: the pacing rates, reordering and
+		 * cwnd, then the connections ready for accept() in unacked
+		 * and the backlog in sacked, and nothing else. */
+		ti->tcpi_pacing_rate = st->info_pacing_rate;
+		ti->tcpi_max_pacing_rate = st->max_pacing_rate;
+		ti->tcpi_reordering = st->reordering;
+		ti->tcpi_snd_cwnd = st->cwnd;
+		ti->tcpi_unacked = st->acceptq;
+		ti->tcpi_sacked = st->backlog_max;
+		return;
+	}
 	ti->tcpi_ca_state = (uint8_t)st->ca_state;
 	ti->tcpi_retransmits = (uint8_t)st->retransmits;
 	ti->tcpi_backoff = (uint8_t)st->backoff;
@@ -1244,7 +1256,8 @@ static void fill_tcp_info(struct ust_linux_tcp_info *ti, const struct ust_tcp_st
 	ti->tcpi_pmtu = st->pmtu;
 	ti->tcpi_rcv_ssthresh = st->rcv_ssthresh;
 	ti->tcpi_rtt = (uint32_t)st->srtt;
-	ti->tcpi_rttvar = (uint32_t)st->rttvar;
+	/* Without a sample, Linux's initial mdev_us (1 s) >> 2. */
+	ti->tcpi_rttvar = st->srtt ? (uint32_t)st->rttvar : 250000u;
 	ti->tcpi_snd_ssthresh = st->ssthresh;
 	ti->tcpi_snd_cwnd = st->cwnd;
 	ti->tcpi_advmss = st->advmss;
@@ -1259,7 +1272,7 @@ static void fill_tcp_info(struct ust_linux_tcp_info *ti, const struct ust_tcp_st
 	ti->tcpi_segs_out = c->segs_out;
 	ti->tcpi_segs_in = c->segs_in;
 	ti->tcpi_notsent_bytes = st->notsent;
-	ti->tcpi_min_rtt = (uint32_t)st->min_rtt;
+	ti->tcpi_min_rtt = st->min_rtt ? (uint32_t)st->min_rtt : UINT32_MAX; /* none: ~0U */
 	ti->tcpi_data_segs_in = c->data_segs_in;
 	ti->tcpi_data_segs_out = c->data_segs_out;
 	ti->tcpi_delivery_rate = st->delivery_rate;

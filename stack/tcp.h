@@ -854,6 +854,10 @@ struct ust_tcp_status {
 	struct ust_ip6 laddr, raddr; /* IPv4 mapped */
 	uint16_t lport, rport;
 	uint32_t rcv_queued;        /* readable bytes (SIOCINQ) */
+	/* A listener's: connections ready for accept() (the engine's accept
+	 * queue; a relay adds those it delivered and the program did not yet
+	 * take), and its backlog (Linux's sk_ack_backlog, sk_max_ack_backlog) */
+	uint32_t acceptq, backlog_max;
 	uint32_t snd_queued;        /* unacknowledged + unsent (SIOCOUTQ) */
 	uint32_t snd_space;
 	ust_time srtt, rttvar, rto;

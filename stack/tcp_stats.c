@@ -119,6 +119,18 @@ void tcp_stats_report(const struct ust_tcb *t, struct ust_tcp_status *s, ust_tim
 	s->delivery_rate = t->rate_interval
 				   ? t->rate_delivered * t->mss * 1000000u / (uint64_t)t->rate_interval : 0;
 	s->delivery_rate_app_limited = t->rate_app_limited;
+	if (t->state == UST_TCP_LISTEN) {
+		s->acceptq = t->acceptq_len;
+		s->backlog_max = t->synq_max;
+	}
+	if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN) {
+		/* Before connect(), as Linux's tcp_get_info reads a socket no
+		 * route was looked up for: mss_cache 536 (or TCP_MAXSEG's),
+		 * no path MTU, no MSS announced yet. */
+		s->mss = t->user_mss ? t->user_mss : TCP_MSS_DEFAULT;
+		s->pmtu = 0;
+		s->advmss = 0;
+	}
 	for (unsigned i = 0; i < 3; i++)
 		chrono[i] = st->chrono_stat[i];
 	if (st->chrono_type != TCP_CHRONO_UNSPEC)

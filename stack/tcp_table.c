@@ -478,6 +478,7 @@ void tcp_tcb_init(struct ust_tcp *tcp, struct ust_tcb *t, void *user)
 	t->snd_ssthresh = TCP_INFINITE_SSTHRESH;
 	t->snd_cwnd_clamp = UINT32_MAX;
 	t->reordering = TCP_REORDERING;
+	t->rate_app_limited = true; /* no sample yet: as Linux's tcp_init_sock */
 	t->rack.reo_wnd_steps = 1;
 	t->keep_idle = TCP_KEEPIDLE;
 	t->keep_intvl = TCP_KEEPINTVL;

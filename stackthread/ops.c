@@ -507,6 +507,8 @@ void us_op_status(struct us_call *c)
 
 	if (k && k->tcb) {
 		ust_tcp_status_at(k->tcb, out, now);
+		if (k->listener)
+			out->acceptq += us_relay_outstanding(k);
 		c->ret = 0;
 		return;
 	}

@@ -985,7 +985,7 @@ int us_new_pair(int *app, int *sfd, struct stat *st)
 }
 
 /* How many delivered connections still wait for accept(). */
-static unsigned outstanding(struct us_conn *l)
+unsigned us_relay_outstanding(struct us_conn *l)
 {
 	unsigned n = 0;
 
@@ -1174,7 +1174,7 @@ static unsigned deliver(struct us_conn *l)
 
 	us_lo_deliver(l); /* one held for want of room goes first */
 	set_blocked(l, false);
-	outstanding(l); /* once: drops the accepted; each delivery below adds one */
+	us_relay_outstanding(l); /* once: drops the accepted; each delivery below adds one */
 	while (l->tcb && ust_tcp_accept_peek(l->tcb) && l->nout < limit) {
 		if (!deliver_one(l))
 			return n;
@@ -1211,7 +1211,7 @@ void us_on_backlog_full(void *ctx, struct ust_tcb *t)
 	if (!l || !l->listener)
 		return;
 	limit = l->backlog + 1;
-	out = outstanding(l);
+	out = us_relay_outstanding(l);
 	ust_tcp_set_backlog(t, out + 1 < limit ? limit - out - 1 : 0);
 }
 

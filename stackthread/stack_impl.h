@@ -287,6 +287,9 @@ void us_on_tcp_event(void *ctx, struct ust_tcb *t, unsigned events);
 /* The loop's after hook (on the us_stack's loop): acts on what TCP
  * reported. */
 void us_relay_after(struct ust_loop *l, ust_time now);
+/* A listener's connections delivered to the program and not yet accepted
+ * (the list of them shortened to those). */
+unsigned us_relay_outstanding(struct us_conn *l);
 /* TCP's backlog callback: a listener's share counted again. */
 void us_on_backlog_full(void *ctx, struct ust_tcb *t);
 /* The one-shot epoll set of stack ends that may have hung up (the watcher

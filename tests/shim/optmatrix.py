@@ -2,10 +2,11 @@
 """SOL_SOCKET and IPPROTO_TCP options on a fresh TCP socket of each
 family, for 061-opts.bats: the default, then a few values (ints in and
 out of range, -1, 1 byte, 8 bytes) and what getsockopt reads after each,
-a fresh socket per option. The bats test runs it on the kernel and under
+a fresh socket per option; first TCP_INFO of a fresh and of a listening
+socket. The bats test runs it on the kernel and under
 the library and compares the outputs line by line.
 
-    optmatrix.py
+    optmatrix.py [ADDR]   (ADDR: our address, for a listener's queue)
 
 Options whose value is the socket's own identity (SO_COOKIE, the
 incoming CPU and NAPI id) are left out; so are those ustcp does not take
@@ -14,6 +15,9 @@ incoming CPU and NAPI id) are left out; so are those ustcp does not take
 import ctypes
 import errno
 import socket
+import struct
+import sys
+import time
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 SOL = [o for o in range(1, 80) if o not in (
@@ -40,7 +44,47 @@ def put(s, level, opt, v):
         return errno.errorcode.get(e.errno, str(e.errno))
 
 
+# Linux 6.18's struct tcp_info, as tcpinfo.py reads it.
+INFO = struct.Struct("8B24I4Q6I4Q2I2Q4I2I2H2I")
+AGO = (17, 18, 19, 20)  # last_data_sent .. last_ack_recv: the clock's
+
+
+def info(s):
+    """TCP_INFO, its times since the last segment masked (never any)."""
+    v = list(INFO.unpack(s.getsockopt(socket.IPPROTO_TCP, 11, 512)[:INFO.size]))
+    for i in AGO:
+        v[i] = "t" if v[i] else 0
+    return " ".join(map(str, v))
+
+
+def queue(addr):
+    """A listener's TCP_INFO with connections waiting for accept():
+    unacked counts them, sacked is the backlog."""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind((addr, 0))
+    ls.listen(7)
+    cs = [socket.create_connection(ls.getsockname(), timeout=10) for _ in range(2)]
+    time.sleep(0.2)
+    v = INFO.unpack(ls.getsockopt(socket.IPPROTO_TCP, 11, 512)[:INFO.size])
+    print("listener waiting", v[12], v[13], flush=True)
+    ls.accept()[0].close()
+    v = INFO.unpack(ls.getsockopt(socket.IPPROTO_TCP, 11, 512)[:INFO.size])
+    print("listener after accept", v[12], v[13], flush=True)
+    for c in cs:
+        c.close()
+    ls.close()
+
+
 def main():
+    if len(sys.argv) > 1:
+        queue(sys.argv[1])
+    for family, anyaddr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        print(family, "tcp_info fresh", info(s))
+        s.bind((anyaddr, 0))
+        s.listen()
+        print(family, "tcp_info listening", info(s))
+        s.close()
     for family in (socket.AF_INET, socket.AF_INET6):
         for level, opts in ((socket.SOL_SOCKET, SOL), (socket.IPPROTO_TCP, TCP)):
             for opt in opts:
