@@ -632,45 +632,31 @@ static int ip6_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len
 #endif
 
 /* A sysctl read once (these do not change under a running program in
- * any way it could tell from Linux's). */
+ * any way it could tell from Linux's). No lock: two threads may both read
+ * the file the first time, and store the same value; a lock held across
+ * the read would be held for good in a child forked meanwhile. val is 0
+ * until read, never after (dflt and what is taken are positive). */
 struct sysctl_once {
-	pthread_once_t once;
 	const char *path;
-	int dflt, val;
+	int dflt;
+	_Atomic int val;
 };
 
-static struct sysctl_once wmem_max = { PTHREAD_ONCE_INIT, "/proc/sys/net/core/wmem_max", 212992, 0 };
-static struct sysctl_once rmem_max = { PTHREAD_ONCE_INIT, "/proc/sys/net/core/rmem_max", 212992, 0 };
-static struct sysctl_once tcp_rmem2 = { PTHREAD_ONCE_INIT, "/proc/sys/net/ipv4/tcp_rmem", 131072, 0 };
-static struct sysctl_once somaxconn = { PTHREAD_ONCE_INIT, "/proc/sys/net/core/somaxconn", 4096, 0 };
-static struct sysctl_once *reading;
-static pthread_mutex_t reading_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void read_sysctl(void)
-{
-	char buf[64];
-	const char *p;
-	long v;
-
-	reading->val = reading->dflt;
-	if (ust_sysctl_read(reading->path, buf, sizeof(buf)) <= 0)
-		return;
-	p = buf;
-	/* tcp_rmem: min, default, max; the max. */
-	if (reading == &tcp_rmem2)
-		for (int i = 0; i < 2 && p; i++)
-			p = strpbrk(p + strspn(p, " \t"), " \t");
-	if (p && (v = strtol(p, NULL, 10)) > 0 && v <= INT_MAX)
-		reading->val = (int)v;
-}
+static struct sysctl_once wmem_max = { "/proc/sys/net/core/wmem_max", 212992, 0 };
+static struct sysctl_once rmem_max = { "/proc/sys/net/core/rmem_max", 212992, 0 };
+static struct sysctl_once somaxconn = { "/proc/sys/net/core/somaxconn", 4096, 0 };
 
 static int sysctl_value(struct sysctl_once *o)
 {
-	pthread_mutex_lock(&reading_lock);
-	reading = o;
-	pthread_once(&o->once, read_sysctl);
-	pthread_mutex_unlock(&reading_lock);
-	return o->val;
+	int v = atomic_load(&o->val);
+
+	if (!v) {
+		v = ust_sysctl_int(o->path, o->dflt);
+		if (v <= 0)
+			v = o->dflt;
+		atomic_store(&o->val, v);
+	}
+	return v;
 }
 
 /* SOL_SOCKET options whose value the app end (an AF_UNIX socket) would
@@ -712,17 +698,20 @@ static int sol_set_check(int fd, struct us_sock *s, int name, const void *val, s
 		if (*v < 0)
 			*v = 0;
 		return 0;
-	case SO_RCVLOWAT:
-		/* tcp_set_rcvlowat: a negative one is INT_MAX, and none is
-		 * over half of tcp_rmem's largest buffer. */
+	case SO_RCVLOWAT: {
+		/* The engine caps it as tcp_set_rcvlowat does (and may grow
+		 * the buffer); the app end takes the mark it kept. */
+		struct us_call c;
 		if ((r = int_arg(val, len, v)) < 0)
 			return r;
-		if (*v < 0)
-			*v = INT_MAX;
-		k = sysctl_value(&tcp_rmem2) / 2;
-		if (*v > k)
-			*v = k;
+		c.u.opt.level = SOL_SOCKET;
+		c.u.opt.name = SO_RCVLOWAT;
+		c.u.opt.val = *v;
+		if ((r = (int)us_call(&c, us_op_setopt, s)) < 0)
+			return r;
+		*v = c.u.opt.val;
 		return 0;
+	}
 	case SO_TIMESTAMPING_OLD:
 	case SO_TIMESTAMPING_NEW:
 		/* SOF_TIMESTAMPING_OPT_ID counts bytes from the next one
@@ -968,10 +957,11 @@ static int ip_pktoptions(struct us_sock *s, void *val, socklen_t *len)
 	struct in_pktinfo pi;
 	int ttl = ip4_kept_value(s, IP_MULTICAST_TTL, 1), tos = 0;
 
-	/* Linux's inet_rcv_saddr: the address bound or connected from, none
-	 * before a port. */
+	/* Linux's inet_rcv_saddr: the address bound (with
+	 * IP_BIND_ADDRESS_NO_PORT too, port 0) or connected from; the slot
+	 * has none before (us_publish). */
 	memset(&pi, 0, sizeof(pi));
-	pi.ipi_addr.s_addr = pi.ipi_spec_dst.s_addr = us_port(local) ? htonl(us_addr(local)) : 0;
+	pi.ipi_addr.s_addr = pi.ipi_spec_dst.s_addr = htonl(us_addr(local));
 	if (ip4_kept_value(s, IP_PKTINFO, 0))
 		put_cmsg(&m, IPPROTO_IP, IP_PKTINFO, &pi, sizeof(pi));
 	if (ip4_kept_value(s, IP_RECVTTL, 0))
@@ -1178,13 +1168,6 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 		r = REAL(setsockopt)(fd, level, name, val, len); /* timeouts, low-water marks… */
 		if (r == 0 && name == SO_MAX_PACING_RATE)
 			return (int)us_ret(set_max_pacing_rate(s, val, len));
-		if (r == 0 && name == SO_RCVLOWAT && int_arg(val, len, &v) == 0) {
-			/* poll and epoll as well: the stack holds bytes back. */
-			c.u.opt.level = SOL_SOCKET;
-			c.u.opt.name = SO_RCVLOWAT;
-			c.u.opt.val = v;
-			us_call(&c, us_op_setopt, s);
-		}
 		return r;
 	}
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)

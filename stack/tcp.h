@@ -815,6 +815,11 @@ enum {
 	UST_PMTUDISC_INTERFACE, UST_PMTUDISC_OMIT,
 };
 int ust_tcp_setopt(struct ust_tcb *tcb, enum ust_tcp_opt opt, int value);
+/* SO_RCVLOWAT as Linux's tcp_set_rcvlowat takes it: the mark to keep
+ * (none above half the receive buffer the program set, or else half of
+ * tcp_rmem's largest, a negative one the largest; 0 is 1), the buffer
+ * grown to hold it when the program did not set one. */
+int ust_tcp_set_rcvlowat(struct ust_tcb *tcb, int value);
 /* IP_TOS, IP_TTL, IP_MTU_DISCOVER and their IPv6 twins as Linux takes
  * them, with no control block needed: the value kept (the TOS byte or
  * traffic class less its ECN field; a TTL of -1, the default, kept as 0;

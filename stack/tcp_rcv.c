@@ -59,14 +59,22 @@
 #define TCP_DEFAULT_SCALING_RATIO 128
 #define TCP_MEASURED_SCALING_RATIO 255
 
+/* The ratio, the default one before the handshake sets it (a buffer
+ * option on a socket not yet connected: Linux's tcp_init_sock sets it at
+ * once). */
+static unsigned scaling(const struct ust_tcb *t)
+{
+	return t->rcv_scaling ? t->rcv_scaling : TCP_DEFAULT_SCALING_RATIO;
+}
+
 static uint32_t win_from_space(const struct ust_tcb *t, uint32_t space)
 {
-	return (uint32_t)(((uint64_t)space * t->rcv_scaling) >> 8);
+	return (uint32_t)(((uint64_t)space * scaling(t)) >> 8);
 }
 
 static uint32_t space_from_win(const struct ust_tcb *t, uint64_t win)
 {
-	uint64_t space = (win << 8) / t->rcv_scaling;
+	uint64_t space = (win << 8) / scaling(t);
 
 	return space > UINT32_MAX ? UINT32_MAX : (uint32_t)space;
 }
@@ -183,6 +191,18 @@ static bool rcv_set_clamp(struct ust_tcb *t, uint32_t clamp)
 		return true;
 	t->rcv_wnd_clamp = old;
 	return false;
+}
+
+int ust_tcp_set_rcvlowat(struct ust_tcb *t, int v)
+{
+	uint32_t cap = (t->rcvbuf_locked ? t->rcvbuf_cap : t->tcp->cfg.rmem[2]) / 2, space;
+
+	if (v < 0 || (uint32_t)v > cap)
+		v = (int)cap;
+	if (!t->rcvbuf_locked && (space = space_from_win(t, (uint32_t)v)) > t->rcvbuf_cap &&
+	    (!t->rcvbuf.cap || rcv_set_clamp(t, win_from_space(t, space))))
+		t->rcvbuf_cap = space;
+	return v ? v : 1;
 }
 
 void tcp_rcvbuf_set(struct ust_tcb *t, uint32_t size)

@@ -123,11 +123,13 @@ void tcp_stats_report(const struct ust_tcb *t, struct ust_tcp_status *s, ust_tim
 		s->acceptq = t->acceptq_len;
 		s->backlog_max = t->synq_max;
 	}
-	if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN) {
+	if (t->state == UST_TCP_LISTEN || (t->state == UST_TCP_CLOSED && !t->rec.nstates)) {
 		/* Before connect(), as Linux's tcp_get_info reads a socket no
-		 * route was looked up for: mss_cache 536 (or TCP_MAXSEG's),
-		 * no path MTU, no MSS announced yet. */
-		s->mss = t->user_mss ? t->user_mss : TCP_MSS_DEFAULT;
+		 * route was looked up for: mss_cache 536 (TCP_MAXSEG does not
+		 * change it: measured on 6.18, 536 after TCP_MAXSEG 1000), no
+		 * path MTU, no MSS announced yet. A connection TCP closed
+		 * keeps its own (the final status, relay.c conn_died). */
+		s->mss = TCP_MSS_DEFAULT;
 		s->pmtu = 0;
 		s->advmss = 0;
 	}

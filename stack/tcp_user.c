@@ -1,6 +1,7 @@
 /* The user calls (RFC 9293 §3.9.1), shaped as the BSD socket calls a
  * program makes, with Linux's results. */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -462,6 +463,9 @@ void ust_tcp_set_linger(struct ust_tcb *t, bool on, unsigned seconds)
  * follows where it can (it cannot drop queued bytes). */
 static void set_sndbuf(struct ust_tcb *t, int v)
 {
+	/* Linux: "ensure val * 2 fits into an int" (INT_MAX / 2). */
+	if (v > INT_MAX / 2)
+		v = INT_MAX / 2;
 	t->sndbuf_cap = v < 2304 ? 4608u : (uint32_t)v * 2u;
 	t->sndbuf_locked = true;
 	if (t->sndbuf.cap && t->sndbuf_cap >= t->sndbuf.len)
@@ -599,11 +603,14 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 		 * the largest window follows it: the ring grows for a larger
 		 * one, and a smaller one closes in as the reader frees space
 		 * (the right edge we advertised stays, so the ring does). */
+		if (v > INT_MAX / 2)
+			v = INT_MAX / 2; /* as SO_SNDBUF's */
 		tcp_rcvbuf_set(t, v < 1152 ? 2304u : (uint32_t)v * 2u);
 		return 0;
 	case UST_TCP_OPT_MAXSEG:
 		/* 0 takes a value set before back (Linux's user_mss 0). */
-		if (v && (v < 88 || v > 65495))
+		/* Linux: TCP_MIN_MSS to MAX_TCP_WINDOW (32767). */
+		if (v && (v < 88 || v > 32767))
 			return -EINVAL;
 		/* The MSS we announce never exceeds what the link carries
 		 * (Linux's advmss clamp). */
@@ -684,10 +691,12 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 	case UST_TCP_OPT_MAXSEG:
 		/* Linux's mss_cache, 536 (TCP_MSS_DEFAULT) until connect()
 		 * sizes it, or the value set (user_mss) before then. */
-		if (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN)
-			*v = t->user_mss ? t->user_mss : TCP_MSS_DEFAULT;
+		if (t->user_mss && (t->state == UST_TCP_CLOSED || t->state == UST_TCP_LISTEN))
+			*v = t->user_mss;
+		else if (t->state == UST_TCP_LISTEN || (t->state == UST_TCP_CLOSED && !t->rec.nstates))
+			*v = TCP_MSS_DEFAULT;
 		else
-			*v = UST_TCP_SYNCHRONIZED(t->state) ? t->mss : t->rcv_mss;
+			*v = UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_CLOSED ? t->mss : t->rcv_mss;
 		return 0;
 	case UST_TCP_OPT_SYNCNT: *v = (int)t->syn_retries; return 0;
 	/* Linux's do_tcp_getsockopt: "not interactive". */

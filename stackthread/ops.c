@@ -311,7 +311,7 @@ void us_op_setopt(struct us_call *c)
 		/* The relay holds bytes back from the pair (relay.c,
 		 * below_rcvlowat); the app end's own mark, set by the shim,
 		 * makes a blocking read wait the same. */
-		k->rcvlowat = c->u.opt.val;
+		k->rcvlowat = c->u.opt.val = ust_tcp_set_rcvlowat(k->tcb, c->u.opt.val);
 		us_mark_dirty(k);
 		c->ret = 0;
 		return;

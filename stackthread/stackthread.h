@@ -130,11 +130,12 @@ enum us_kind {
  * IPV6_DSTOPTS; hdr_len 0: none), which the stack does not send (man
  * ustcp.7, CAVEATS), up to US_IP6_HDR_MAX bytes each, IPV6_PKTINFO's
  * address and interface, and the same for US_IP4_KEPT IPv4 options (set4,
- * kept4) and IP_OPTIONS (ip_opts: not sent either). Written by program threads only; an accepted socket starts with
- * its listener's, as Linux's syn_recv_sock copies ipv6_pinfo and
- * inet_sock. Kept apart from struct us_sock (us_sock_ipopts: 500 bytes
- * that most sockets never use, which in the slot would cost every
- * connection that much memory). */
+ * kept4) and IP_OPTIONS (ip_opts: not sent either). Written by program
+ * threads, but for an accepted socket, which the stack thread gives its
+ * listener's before the program can see it (relay.c), as Linux's
+ * syn_recv_sock copies ipv6_pinfo and inet_sock. Kept apart from struct
+ * us_sock (us_sock_ipopts: 532 bytes that most sockets never use, which
+ * in the slot would cost every connection that much memory). */
 #define US_IP6_KEPT 28
 #define US_IP6_HDR_MAX 64
 #define US_IP4_KEPT 21

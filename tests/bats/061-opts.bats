@@ -331,7 +331,7 @@ body_opt_matrix() {
 	# The kernel's run had no address of its own here in ustcp's mode:
 	# the listener's lines are checked as facts below.
 	grep -v '^listener ' "$TMP/out" | diff -u "$TMP/kernel" -
-	assert_equal "$(wc -l <"$TMP/out")" 1706
+	assert_equal "$(wc -l <"$TMP/out")" 1710
 	# SO_REUSEADDR a boolean; SO_PASSCRED refused on TCP; SO_RCVLOWAT -1
 	# at half of tcp_rmem's largest; SO_SNDBUFFORCE write only; TCP_MAXSEG
 	# 536 before connect, 0 taken; TCP_LINGER2 at most 120; TCP_THIN_DUPACK
@@ -348,6 +348,7 @@ body_opt_matrix() {
 2 6 23 255 ok ff000000
 listener waiting 2 7
 listener after accept 1 7
+rcvlowat 4096 100000 4096 8192
 2 tcp_info fresh 7 0 0 0 0 0 0 1 1000000 0 536 0 0 0 0 0 0 t 0 t t 0 0 0 250000 2147483647 10 0 3 0 0 0 18446744073709551615 18446744073709551615 0 0 0 0 0 4294967295 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
 OUT
 	run -0 grep -Fxc -f "$TMP/facts" "$TMP/out"

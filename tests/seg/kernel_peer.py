@@ -523,12 +523,12 @@ def scenario_tlp_cwnd_fin(lab):
 
 
 def scenario_fin_window(lab):
-    """fin-window.seg: does the FIN need room in the peer's window? One
-    segment's data goes into a window one segment wide, the program shuts
-    its side (the FIN would be one beyond the window), the peer ACKs with
-    the window still that wide; later the window opens by one byte."""
+    """fin-window.seg: does the FIN need room in the peer's window? 1536
+    bytes (two half-window segments of 768) fill a 1536-byte window, the
+    program shuts its side (the FIN would be one beyond the window), the
+    peer ACKs all of it with window 0; later the window opens again."""
     keys = ("state", "unacked", "probes", "backoff", "snd_wnd")
-    p = Peer(lab, OPTS_SACK, win=12)  # 12 << 7 = 1536: one 1460-byte segment fits
+    p = Peer(lab, OPTS_SACK, win=12)  # 12 << 7 = 1536: segments of half of it, 768
     p.connect()
     p.lab.cmd("w %d" % (p.mss + 76))  # 1536 bytes: exactly the window
     p.collect(2, timeout=0.3)

@@ -75,9 +75,24 @@ def queue(addr):
     ls.close()
 
 
+def lowat():
+    """SO_RCVLOWAT against the receive buffer: capped at half of one the
+    program set, else at half of tcp_rmem's largest, when the buffer
+    grows to hold it (tcp_set_rcvlowat)."""
+    for rcvbuf, mark in ((4096, 100000), (None, 1000000), (None, 0), (None, -1)):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, mark)
+        print("rcvlowat", rcvbuf, mark, s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT),
+              s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), flush=True)
+        s.close()
+
+
 def main():
     if len(sys.argv) > 1:
         queue(sys.argv[1])
+    lowat()
     for family, anyaddr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
         s = socket.socket(family, socket.SOCK_STREAM)
         print(family, "tcp_info fresh", info(s))
