@@ -585,6 +585,23 @@ def scenario_ofo_window(lab):
     p.info("rcv_ssthresh", "rcv_space", "rcv_wnd")
 
 
+def scenario_ack_after_loss(lab):
+    """The receiver's ACKs around a loss (for the ACK rate under loss,
+    issue 12): twenty in-order segments (past quick-ACK at the start),
+    then a hole with eight segments beyond it, the hole filled, and
+    twenty in-order segments again. Every ACK the kernel sends is printed:
+    which segments get one of their own."""
+    p = Peer(lab, OPTS_SACK)
+    p.connect()
+    for i in range(1, 21):
+        data_and_acks(p, *seg(i), "in order")
+    for i in range(22, 30):
+        data_and_acks(p, *seg(i), "beyond the hole")
+    data_and_acks(p, *seg(21), "the hole")
+    for i in range(30, 50):
+        data_and_acks(p, *seg(i), "in order again")
+
+
 def scenario_ofo_overlap(lab):
     """ofo-overlap.seg: D-SACK for a segment that partly overlaps data held
     beyond a hole: one that runs past the end of a held range, one that
