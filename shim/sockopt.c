@@ -3,7 +3,6 @@
  * TCP's (SO_TYPE, SO_DOMAIN…), timeouts and low-water marks stay with the
  * app end where the kernel enforces them. */
 #include <errno.h>
-#include <limits.h>
 #include <linux/net_tstamp.h>
 #include <linux/sock_diag.h>
 #include <linux/sockios.h>
@@ -11,7 +10,6 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -120,7 +118,6 @@ static int int_arg(const void *val, socklen_t len, int *v)
 	memcpy(v, val, sizeof(int));
 	return 0;
 }
-
 
 static int put_int(void *val, socklen_t *len, int v)
 {
@@ -330,8 +327,8 @@ static int ip6_kept_effect(struct us_sock *s, int name, int v)
 /* A kept option (IPv6's if level is IPPROTO_IPV6, else IPv4's, slot i of
  * its table): a kernel socket of the socket's family, given the value
  * kept so far (some merge, as IPV6_ADDR_PREFERENCES), takes the new one
- * or says why not, and reads back what to keep. Returns the value kept,
- * or -errno. */
+ * or says why not, and reads back what to keep, into *kept. 0 or
+ * -errno. */
 static int kept_set(struct us_sock *s, int level, int name, int i, const void *val, socklen_t len, int *kept)
 {
 	bool six = level == IPPROTO_IPV6;
@@ -893,9 +890,6 @@ static int ip_put_int(void *val, socklen_t *len, int v)
 	return put_int(val, len, v);
 }
 
-/* IP_TOS, IP_TTL, IP_MTU_DISCOVER: the engine puts them in the header of
- * every segment (tcp_output.c); hints Linux accepts and this stack has no
- * use for are taken as they are. */
 /* The IP options a kernel socket k took, as this socket's. */
 static int ip4_options_take(struct us_sock *s, int k)
 {
@@ -912,6 +906,10 @@ static int ip4_options_take(struct us_sock *s, int k)
 	return 0;
 }
 
+/* The kept options (IP_MINTTL to the engine as well), the rest through a
+ * kernel socket (IP_OPTIONS kept, what cannot be served refused), then
+ * IP_TOS, IP_TTL, IP_MTU_DISCOVER, which the engine puts in the header of
+ * every segment (tcp_output.c). */
 static int ip_setsockopt(struct us_sock *s, int name, const void *val, socklen_t len)
 {
 	_Atomic int *k = ip_kept(s, name);

@@ -301,7 +301,7 @@ struct us_sock *us_sock_at(unsigned idx);
 unsigned us_sock_idx(const struct us_sock *s);
 /* The slot's final status, in the same region. */
 struct us_last *us_sock_last(const struct us_sock *s);
-/* A slot's IPv6 options (struct us_ip_opts), beside the slots and their
+/* A slot's IP options (struct us_ip_opts), beside the slots and their
  * final statuses: to read (all zero, the defaults, while the slot never
  * wrote one), and to write (marks the slot's entry dirty first). */
 struct us_ip_opts *us_sock_ipopts(const struct us_sock *s);

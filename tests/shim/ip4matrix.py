@@ -19,28 +19,20 @@ in the middle of a connection (the echo's reply is dropped until it is
 set back to 0, then its retransmission arrives); then IP_BIND_ADDRESS_NO_PORT
 (a bind to OURS:0 has no port until connect).
 """
-import ctypes
 import errno
 import socket
 import struct
 import sys
 
+from shimlib import cmsg_list, sockopt_hex
+
 OPTS = list(range(1, 81))
-LIBC = ctypes.CDLL(None, use_errno=True)
-
-
 def err(e):
     return errno.errorcode.get(e.errno, str(e.errno))
 
 
 def get(s, opt, buflen=64, level=socket.IPPROTO_IP):
-    """getsockopt into a zeroed buffer, through the C library, as a
-    program calls it."""
-    buf = ctypes.create_string_buffer(buflen)
-    n = ctypes.c_uint32(buflen)
-    if LIBC.getsockopt(s.fileno(), level, opt, buf, ctypes.byref(n)) < 0:
-        return errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
-    return buf.raw[:n.value].hex() or "-"
+    return sockopt_hex(s, level, opt, buflen)
 
 
 def put(s, opt, v):
@@ -77,16 +69,8 @@ def matrix(family):
 
 
 def cmsgs(s, buflen):
-    """IP_PKTOPTIONS's control messages, less the padding."""
-    raw = get(s, 9, buflen)
-    if raw == "-" or not all(c in "0123456789abcdef" for c in raw):
-        return raw
-    b, out = bytes.fromhex(raw), []
-    while len(b) >= 16:
-        ln, lvl, typ = struct.unpack("=QII", b[:16])
-        out.append("%d/%d/%d:%s" % (ln, lvl, typ, b[16:ln].hex()))
-        b = b[(ln + 7) & ~7:]
-    return " ".join(out) + (" +" + b.hex() if b else "")
+    """IP_PKTOPTIONS's control messages."""
+    return cmsg_list(get(s, 9, buflen))
 
 
 def pktoptions():

@@ -13,11 +13,12 @@ the library and compares the two outputs line by line.
 to [ADDR6]:PORT, and tries IPV6_ADDRFORM there and on one connected to
 the IPv4-mapped ADDR4.
 """
-import ctypes
 import errno
 import socket
 import struct
 import sys
+
+from shimlib import cmsg_list, sockopt_hex
 
 OPTS = list(range(1, 81))
 # in6_flowlabel_req: dst, label, action, share, flags, expires, linger
@@ -28,31 +29,13 @@ def err(e):
     return errno.errorcode.get(e.errno, str(e.errno))
 
 
-LIBC = ctypes.CDLL(None, use_errno=True)
-
-
 def get(s, opt, buflen=64, level=socket.IPPROTO_IPV6):
-    """getsockopt into a zeroed buffer (Python's own is not: some options
-    read it), through the C library, as a program calls it."""
-    buf = ctypes.create_string_buffer(buflen)
-    n = ctypes.c_uint32(buflen)
-    if LIBC.getsockopt(s.fileno(), level, opt, buf, ctypes.byref(n)) < 0:
-        return errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
-    return buf.raw[:n.value].hex() or "-"
+    return sockopt_hex(s, level, opt, buflen)
 
 
 def cmsgs(s, buflen):
-    """IPV6_2292PKTOPTIONS's control messages, less the padding Linux
-    leaves as it was in the buffer."""
-    raw = get(s, 6, buflen)
-    if raw == "-" or not all(c in "0123456789abcdef" for c in raw):
-        return raw
-    b, out = bytes.fromhex(raw), []
-    while len(b) >= 16:
-        ln, lvl, typ = struct.unpack("=QII", b[:16])
-        out.append("%d/%d/%d:%s" % (ln, lvl, typ, b[16:ln].hex()))
-        b = b[(ln + 7) & ~7:]
-    return " ".join(out) + (" +" + b.hex() if b else "")
+    """IPV6_2292PKTOPTIONS's control messages."""
+    return cmsg_list(get(s, 6, buflen))
 
 
 def put(s, opt, v):

@@ -12,14 +12,14 @@ Options whose value is the socket's own identity (SO_COOKIE, the
 incoming CPU and NAPI id) are left out; so are those ustcp does not take
 (listed in 061-opts.bats and the manual's CAVEATS).
 """
-import ctypes
 import errno
 import socket
 import struct
 import sys
 import time
 
-LIBC = ctypes.CDLL(None, use_errno=True)
+from shimlib import sockopt_hex
+
 SOL = [o for o in range(1, 80) if o not in (
     49, 56, 57,           # SO_INCOMING_CPU, SO_INCOMING_NAPI_ID, SO_COOKIE: the socket's own
     60, 74,               # SO_ZEROCOPY, SO_TXREHASH: not taken (CAVEATS)
@@ -29,11 +29,7 @@ VALUES = [1, 0, 2, 255, 4096, 1 << 30, -1, b"\x01", bytes(8)]
 
 
 def get(s, level, opt, buflen=64):
-    buf = ctypes.create_string_buffer(buflen)
-    n = ctypes.c_uint32(buflen)
-    if LIBC.getsockopt(s.fileno(), level, opt, buf, ctypes.byref(n)) < 0:
-        return errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
-    return buf.raw[:n.value].hex() or "-"
+    return sockopt_hex(s, level, opt, buflen)
 
 
 def put(s, level, opt, v):

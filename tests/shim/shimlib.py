@@ -1,10 +1,39 @@
 """Pieces the shim tests' peers and programs share (import shimlib: the
 script's own directory is on Python's path)."""
+import ctypes
+import errno
 import os
 import select
 import socket
 import struct
 import time
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def sockopt_hex(s, level, opt, buflen=64):
+    """getsockopt into a zeroed buffer (Python's own is not: some options
+    read it), through the C library, as a program calls it: the bytes in
+    hex ("-" for none), or the errno's name."""
+    buf = ctypes.create_string_buffer(buflen)
+    n = ctypes.c_uint32(buflen)
+    if LIBC.getsockopt(s.fileno(), level, opt, buf, ctypes.byref(n)) < 0:
+        return errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
+    return buf.raw[:n.value].hex() or "-"
+
+
+def cmsg_list(raw):
+    """Control messages a getsockopt wrote (IP_PKTOPTIONS,
+    IPV6_2292PKTOPTIONS), as sockopt_hex gave them: "len/level/type:data"
+    each, less the padding Linux leaves as it was in the buffer."""
+    if raw == "-" or not all(c in "0123456789abcdef" for c in raw):
+        return raw
+    b, out = bytes.fromhex(raw), []
+    while len(b) >= 16:
+        ln, lvl, typ = struct.unpack("=QII", b[:16])
+        out.append("%d/%d/%d:%s" % (ln, lvl, typ, b[16:ln].hex()))
+        b = b[(ln + 7) & ~7:]
+    return " ".join(out) + (" +" + b.hex() if b else "")
 
 
 def accept_one(addr, port, rcvbuf=None, timeout=30):
