@@ -126,6 +126,7 @@
 	X(TCP_ACTIVE_OPENS,  "tcp-active-opens",  "connect calls") \
 	X(TCP_PASSIVE_OPENS, "tcp-passive-opens", "connections accepted from listeners") \
 	X(TCP_OFO_SEGS,      "tcp-ofo-segs",      "out-of-order segments held") \
+	X(TCP_ACK_COMPRESSED, "tcp-ack-compressed", "ACKs for data out of order not sent: held back and sent as one (TCPAckCompressed)") \
 	X(TCP_CE_IN,         "tcp-ce-in",         "segments that arrived marked CE (RFC 3168)") \
 	X(TCP_ECN_CWR,       "tcp-ecn-cwr",       "window reductions for a CE mark the peer echoed (CWR entered on ECE)") \
 	X(TCP_DELIVERED_CE,  "tcp-delivered-ce",  "segments delivered with ECE reported for them (TCPDeliveredCE)") \

@@ -175,6 +175,7 @@ enum ust_tcp_timer {
 	UST_TT_PACE,       /* pacing: the next burst's departure time (Linux's pacing hrtimer) */
 	UST_TT_TLP,        /* the tail loss probe (RFC 8985 §7, Linux's ICSK_TIME_LOSS_PROBE) */
 	UST_TT_SHED,       /* a grown ring, empty for a while, gives its memory back (no Linux twin) */
+	UST_TT_SACK,       /* compressed SACKs go out (Linux's compressed_ack_timer) */
 	UST_TT_N
 };
 
@@ -477,6 +478,9 @@ struct ust_tcb {
 	uint8_t ack_pushed;         /* UST_ACK_PUSHED, UST_ACK_PUSHED2 since our last ACK */
 	uint8_t ack_quick;          /* ACKs still to send at once (quick-ACK mode) */
 	uint8_t ack_pingpong;       /* replies sent soon after data: interactive when >= 1 */
+	uint8_t ack_compressed;     /* ACKs held back for data out of order (compressed_ack) */
+	uint8_t ack_dup_count;      /* ACKs sent at once for the same RCV.NXT (dup_ack_counter) */
+	uint32_t ack_compressed_nxt; /* the RCV.NXT they were for (compressed_ack_rcv_nxt) */
 	ust_time ack_ato;           /* the delayed-ACK timeout, adapted; 0 until data came */
 	ust_time ack_lrcvtime;      /* when in-order data last came */
 	uint16_t rcv_seg_mss;       /* the peer's segment size as seen (icsk_ack.rcv_mss) */

@@ -248,6 +248,7 @@ void tcp_enter_time_wait(struct ust_tcb *t, ust_time now)
 	tcp_timer_stop(t, UST_TT_RTX);
 	tcp_timer_stop(t, UST_TT_KEEPALIVE);
 	tcp_timer_stop(t, UST_TT_DELACK);
+	tcp_timer_stop(t, UST_TT_SACK);
 	tcp_timer_stop(t, UST_TT_PACE);
 	t->tw_overflow = overflow;
 	if (overflow)

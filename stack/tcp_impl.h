@@ -15,6 +15,12 @@
 #define TCP_MAX_QUICKACKS 16        /* Linux TCP_MAX_QUICKACKS */
 #define TCP_ECN_QUICKACKS 2         /* quick ACKs for a CE mark (Linux's tcp_data_ecn_check) */
 #define TCP_PINGPONG_THRESH 1       /* Linux tcp_pingpong_thresh */
+/* SACK compression (Linux's tcp_comp_sack_*, their defaults): ACKs for
+ * data held out of order, after the first three, wait up to 5% of the
+ * round trip, at most the delay, at most this many of them. */
+#define TCP_COMP_SACK_NR 44         /* tcp_comp_sack_nr */
+#define TCP_COMP_SACK_DELAY 1000    /* tcp_comp_sack_delay_ns, in µs */
+#define TCP_COMP_SACK_SLACK 100     /* tcp_comp_sack_slack_ns: how late it may fire, in µs */
 #define UST_ACK_PUSHED 1            /* a small or pushed segment since our ACK (ICSK_ACK_PUSHED) */
 #define UST_ACK_PUSHED2 2           /* two of them (ICSK_ACK_PUSHED2) */
 #define TCP_INIT_CWND 10            /* Linux TCP_INIT_CWND: the first round trip's segments */
@@ -35,6 +41,7 @@
 
 static inline struct ust_stack *tcb_stack(const struct ust_tcb *t) { return t->tcp->st; }
 static inline void tcp_count(struct ust_tcp *tcp, enum ust_event e) { tcp->st->ctr.event[e]++; }
+static inline void tcp_count_n(struct ust_tcp *tcp, enum ust_event e, unsigned n) { tcp->st->ctr.event[e] += n; }
 static inline void tcp_drop(struct ust_tcp *tcp, enum ust_drop d) { tcp->st->ctr.drop[d]++; }
 /* The segment is another stack's on our address (another process's): one
  * we looped to ourselves goes to the others (ust_stack_loop). */
@@ -619,6 +626,12 @@ void tcp_enter_quickack_mode(struct ust_tcb *t, unsigned max_quickacks);
 void tcp_ack_snd_check(struct ust_tcb *t, ust_time now);
 /* The delayed-ACK timer fired. */
 void tcp_delack_timeout(struct ust_tcb *t, ust_time now);
+/* UST_TT_SACK: the ACKs held back for data out of order go as one. */
+void tcp_sack_compress_timeout(struct ust_tcb *t, ust_time now);
+/* New data out of order will be reported in the SACK block at index slot
+ * of those sent lately: past the first two, the ACKs held back go first
+ * (a lost ACK must not leave the older blocks unheard). */
+void tcp_sack_compress_flush(struct ust_tcb *t, unsigned slot, ust_time now);
 /* An ACK is going out: it settles what was owed (tcp_event_ack_sent). */
 void tcp_ack_sent(struct ust_tcb *t);
 /* A segment with data is going out: a reply soon after data makes the
@@ -675,6 +688,9 @@ void tcp_rcvbuf_grow(struct ust_tcb *t, uint32_t space);
 void tcp_sndbuf_expand(struct ust_tcb *t);
 /* Out-of-order data: a new range came (seq in it), for the SACK blocks. */
 void tcp_sack_note(struct ust_tcb *t, uint32_t seq);
+/* Which of the blocks reported lately data [seq, end) out of order
+ * extends (0 first), or how many there are when it starts a new one. */
+unsigned tcp_sack_slot(const struct ust_tcb *t, uint32_t seq, uint32_t end);
 /* The out-of-order ranges reported lately, as indices into t->ofo, newest
  * first, each once; returns how many. */
 unsigned tcp_sack_recent(const struct ust_tcb *t, int idx[4]);

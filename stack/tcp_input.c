@@ -820,9 +820,11 @@ static void receive_in_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 /* Text beyond a gap: "segments with higher beginning sequence numbers may
  * be held for later processing" (RFC 9293). It is kept where it belongs
  * in the ring, its range remembered (as many ranges as tcp_ofo_max), the
- * buffer given room for it, and ACKed at once with SACK blocks, the block
- * holding it first (RFC 2018 §4). */
-static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, uint32_t len)
+ * buffer given room for it, and ACKed with SACK blocks, the block holding
+ * it first (RFC 2018 §4): at once, or with others beyond the same hole
+ * once the sender has had three (tcp_rcv.c's SACK compression). */
+static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, uint32_t len,
+				 ust_time now)
 {
 	/* What of it came twice: the lowest part held already, as Linux's
 	 * tcp_data_queue_ofo reports it (tcp_dsack_set for the first
@@ -835,22 +837,37 @@ static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *se
 	 * (Linux's "All the bits are present. Drop."). */
 	bool dup = overlap && twice.start == seg->seq && twice.end == seg->seq + len;
 
+	/* The block it will be reported in, and whether that one exists. */
+	unsigned slot = tcp_sack_slot(t, seg->seq, seg->seq + len);
+	bool extends = slot < t->nsack_recent;
+
 	t->lrcv_flow = seg->flow;
 	tcp_ecn_check_ce(t, seg);
+	/* An ACK is owed, sent at once unless SACK compression holds it
+	 * back (tcp_ack_snd_check). ACKs held back go now if this data
+	 * starts a block past the first two; the one sent settles what is
+	 * owed, so the new block waits for the next ACK (as in Linux:
+	 * kernel_peer.py sack-compress). */
+	t->ack_sched = true;
+	if (!extends)
+		tcp_sack_compress_flush(t, slot, now);
 	if (ust_seqset_add(&t->ofo, seg->seq, seg->seq + len, tcp_ofo_max(t)) < 0) {
 		tcp_drop(t->tcp, UST_DROP_TCP_OFO_FULL);
 		tcp_rcvbuf_shed(t);
-	} else {
-		tcp_count(t->tcp, UST_EV_TCP_OFO_SEGS);
-		t->stats.rcv_ooopack++;
-		tcp_sack_note(t, seg->seq);
-		tcp_rcvbuf_grow(t, t->rcvq_space);
-		if (overlap)
-			set_dsack(t, twice.start, twice.end);
-		if (!dup)
-			tcp_rcv_ofo_data(t, len);
+		return;
 	}
-	t->ack_now = true;
+	tcp_count(t->tcp, UST_EV_TCP_OFO_SEGS);
+	t->stats.rcv_ooopack++;
+	tcp_rcvbuf_grow(t, t->rcvq_space);
+	if (overlap)
+		set_dsack(t, twice.start, twice.end);
+	/* Data extending a block past the first two: the ACKs held back go
+	 * now, with the block grown where it was. */
+	if (extends)
+		tcp_sack_compress_flush(t, slot, now);
+	tcp_sack_note(t, seg->seq);
+	if (!dup)
+		tcp_rcv_ofo_data(t, len);
 }
 
 /* The text of an acceptable segment into the receive buffer, at its place
@@ -882,7 +899,7 @@ static void receive_text(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_t
 	if (off == 0)
 		receive_in_order(t, seg, len, now);
 	else
-		receive_out_of_order(t, seg, len);
+		receive_out_of_order(t, seg, len, now);
 }
 
 /* Seventh, process the segment text: in ESTABLISHED and FIN-WAIT-1/2

@@ -490,6 +490,39 @@ static void send_delayed_ack(struct ust_tcb *t, ust_time now)
 	tcp_timer_set(t, UST_TT_DELACK, due);
 }
 
+/* With data held out of order: the first three ACKs for the same RCV.NXT
+ * go at once (the sender's duplicate-ACK threshold), later ones wait for
+ * 5% of the round trip, so that a train beyond a hole draws one ACK with
+ * the SACK blocks for all of it instead of one per segment (Linux's SACK
+ * compression, __tcp_ack_snd_check; measured against Linux's receiver at
+ * 5% loss: ours sent 1.8 times as many SACKs). Whether it held this one
+ * back. */
+static bool sack_compress(struct ust_tcb *t, ust_time now)
+{
+	ust_time rtt, delay;
+
+	if (!t->sack_ok || t->ack_compressed >= TCP_COMP_SACK_NR)
+		return false;
+	if (t->ack_compressed_nxt != t->rcv_nxt) {
+		t->ack_compressed_nxt = t->rcv_nxt;
+		t->ack_dup_count = 0;
+	}
+	if (t->ack_dup_count < TCP_REORDERING) {
+		t->ack_dup_count++;
+		return false;
+	}
+	t->ack_compressed++;
+	if (t->timer[UST_TT_SACK] != UST_TIME_NEVER)
+		return true;
+	/* The receiver's round trip, or the sender's where shorter. */
+	rtt = t->rcv_rtt;
+	if (t->srtt && t->srtt < rtt)
+		rtt = t->srtt;
+	delay = rtt / 20 < TCP_COMP_SACK_DELAY ? rtt / 20 : TCP_COMP_SACK_DELAY;
+	tcp_timer_set(t, UST_TT_SACK, now + delay);
+	return true;
+}
+
 void tcp_ack_snd_check(struct ust_tcb *t, ust_time now)
 {
 	if (!t->ack_sched && !t->ack_now)
@@ -503,7 +536,29 @@ void tcp_ack_snd_check(struct ust_tcb *t, ust_time now)
 		tcp_send_ack(t, now);
 		return;
 	}
-	send_delayed_ack(t, now);
+	if (!t->ofo.n) {
+		send_delayed_ack(t, now);
+		return;
+	}
+	if (!sack_compress(t, now))
+		tcp_send_ack(t, now);
+}
+
+void tcp_sack_compress_timeout(struct ust_tcb *t, ust_time now)
+{
+	if (!t->ack_compressed)
+		return;
+	/* This one goes: it is not counted as held back. */
+	t->ack_compressed--;
+	tcp_send_ack(t, now);
+}
+
+void tcp_sack_compress_flush(struct ust_tcb *t, unsigned slot, ust_time now)
+{
+	/* Linux's TCP_SACK_BLOCKS_EXPECTED: an ACK with timestamps has room
+	 * for three blocks, and ACKs get lost. */
+	if (slot >= 2 && t->ack_compressed)
+		tcp_sack_compress_timeout(t, now);
 }
 
 void tcp_delack_timeout(struct ust_tcb *t, ust_time now)
@@ -543,6 +598,12 @@ void tcp_ack_sent(struct ust_tcb *t)
 	t->ack_now = false;
 	t->ack_pushed = 0;
 	tcp_timer_stop(t, UST_TT_DELACK);
+	/* The ACKs held back for data out of order: this one said it all. */
+	if (t->ack_compressed) {
+		tcp_count_n(t->tcp, UST_EV_TCP_ACK_COMPRESSED, t->ack_compressed);
+		t->ack_compressed = 0;
+		tcp_timer_stop(t, UST_TT_SACK);
+	}
 }
 
 void tcp_data_sent(struct ust_tcb *t, ust_time now)
@@ -763,6 +824,19 @@ static unsigned sack_ranges(const struct ust_tcb *t, const uint32_t *seqs, unsig
 unsigned tcp_sack_recent(const struct ust_tcb *t, int idx[4])
 {
 	return sack_ranges(t, t->sack_recent, t->nsack_recent, idx);
+}
+
+unsigned tcp_sack_slot(const struct ust_tcb *t, uint32_t seq, uint32_t end)
+{
+	unsigned i;
+
+	/* As Linux's tcp_sack_extend: a block it overlaps or touches. */
+	for (i = 0; i < t->nsack_recent; i++) {
+		int j = ust_seqset_find(&t->ofo, t->sack_recent[i]);
+		if (j >= 0 && !seq_gt(seq, t->ofo.r[j].end) && !seq_gt(t->ofo.r[j].start, end))
+			break;
+	}
+	return i;
 }
 
 void tcp_sack_note(struct ust_tcb *t, uint32_t seq)

@@ -319,6 +319,12 @@ static void on_tlp(struct ust_tcb *t, ust_time now)
 		tcp_send_loss_probe(t, now);
 }
 
+static void on_sack(struct ust_tcb *t, ust_time now)
+{
+	if (UST_TCP_SYNCHRONIZED(t->state))
+		tcp_sack_compress_timeout(t, now);
+}
+
 static void on_shed(struct ust_tcb *t, ust_time now)
 {
 	tcp_rings_idle(t, now);
@@ -339,14 +345,15 @@ static void (*const handlers[UST_TT_N])(struct ust_tcb *, ust_time) = {
 	[UST_TT_PACE] = on_pace,
 	[UST_TT_TLP] = on_tlp,
 	[UST_TT_SHED] = on_shed,
+	[UST_TT_SACK] = on_sack,
 };
 
 /* The order due timers are handled in: a probe due with the RTO goes
  * first, as in Linux, where the probe holds the RTO's slot until it
  * fires and the RTO counts afresh from it. */
 static const enum ust_tcp_timer order[UST_TT_N] = {
-	UST_TT_TLP, UST_TT_RTX, UST_TT_DELACK, UST_TT_KEEPALIVE, UST_TT_TIMEWAIT, UST_TT_REO, UST_TT_PACE,
-	UST_TT_SHED,
+	UST_TT_TLP, UST_TT_RTX, UST_TT_DELACK, UST_TT_SACK, UST_TT_KEEPALIVE, UST_TT_TIMEWAIT, UST_TT_REO,
+	UST_TT_PACE, UST_TT_SHED,
 };
 
 void tcp_timer_fire(struct ust_tcb *t, ust_time now)

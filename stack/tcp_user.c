@@ -773,11 +773,12 @@ void ust_tcp_status_at(const struct ust_tcb *t, struct ust_tcp_status *s, ust_ti
 	s->eof = t->fin_rcvd;
 	s->ring_mem = t->rcvbuf.size + t->sndbuf.size;
 	/* The earliest of the timers a program could see on Linux: the
-	 * rings' shedding is ours alone. */
+	 * rings' shedding is ours alone; compressed SACKs are an hrtimer of
+	 * their own there, never shown. */
 	s->timer = -1;
 	s->timer_due = UST_TIME_NEVER;
 	for (unsigned i = 0; i < UST_TT_N; i++)
-		if (i != UST_TT_SHED && t->timer[i] != UST_TIME_NEVER && t->timer[i] <= s->timer_due) {
+		if (i != UST_TT_SHED && i != UST_TT_SACK && t->timer[i] != UST_TIME_NEVER && t->timer[i] <= s->timer_due) {
 			s->timer_due = t->timer[i];
 			s->timer = (int)i;
 		}

@@ -140,11 +140,11 @@ static void dump_tcb(struct ust_tcb *t, void *arg)
 {
 	/* As /proc/net/tcp's timer_active (tcp4_seq_show): retransmission,
 	 * RACK's reordering window and the loss probe all read "on"; delayed
-	 * ACK and pacing are not shown. */
+	 * ACK, compressed SACKs and pacing are not shown. */
 	static const char *const timers[UST_TT_N] = {
 		[UST_TT_RTX] = "on",	     [UST_TT_DELACK] = "off", [UST_TT_KEEPALIVE] = "keepalive",
 		[UST_TT_TIMEWAIT] = "timewait", [UST_TT_REO] = "on",   [UST_TT_PACE] = "off",
-		[UST_TT_TLP] = "on",	     [UST_TT_SHED] = "off",
+		[UST_TT_TLP] = "on",	     [UST_TT_SHED] = "off",   [UST_TT_SACK] = "off",
 	};
 	const struct dump_ctx *d = arg;
 	enum ust_tcp_state state = ust_tcp_get_state(t);

@@ -91,8 +91,14 @@ NOCOV static bool check_receiver(struct inv *c, const struct ust_tcb *t)
 	INVT(t, t->ack_ato <= TCP_RTO_MAX);
 	INVT(t, (t->ack_pushed & ~(UST_ACK_PUSHED | UST_ACK_PUSHED2)) == 0);
 	INVT(t, t->nsack_recent <= 4);
+	INVT(t, t->ack_compressed <= TCP_COMP_SACK_NR);
+	INVT(t, t->ack_dup_count <= TCP_REORDERING);
+	/* ACKs held back for data out of order have their timer, and
+	 * nothing else owed can wait on it: they are ACKs owed. */
+	if (t->ack_compressed)
+		INVT(t, t->timer[UST_TT_SACK] != UST_TIME_NEVER && t->ack_sched);
 	if (UST_TCP_SYNCHRONIZED(t->state) && t->state != UST_TCP_TIME_WAIT && t->ack_sched)
-		INVT(t, t->timer[UST_TT_DELACK] != UST_TIME_NEVER);
+		INVT(t, t->timer[UST_TT_DELACK] != UST_TIME_NEVER || t->ack_compressed);
 	if (t->state == UST_TCP_LISTEN || t->state == UST_TCP_CLOSED || !t->rcvbuf.cap)
 		return true;
 	INVT(t, t->rcv_wscale <= TCP_MAX_WSCALE);
@@ -313,7 +319,8 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 	}
 	/* No stall: data or a FIN in flight, or waiting to be sent for the
 	 * first time, has the retransmission (or persist) timer running; an
-	 * ACK we owe has the delayed-ACK timer running. */
+	 * ACK we owe has the delayed-ACK timer running (or, for data out of
+	 * order, that of compressed SACKs: check_receiver). */
 	if (UST_TCP_SYNCHRONIZED(t->state) && t->state != UST_TCP_TIME_WAIT) {
 		uint32_t data_end = t->snd_buf_seq + t->sndbuf.len;
 		bool in_flight = t->snd_una != t->snd_max;

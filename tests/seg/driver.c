@@ -2910,7 +2910,7 @@ static const struct field {
 };
 
 static const char *const timer_names[UST_TT_N] = { "RTX", "DELACK", "KEEPALIVE", "TIMEWAIT",
-								  "REO", "PACE", "TLP", "SHED" };
+								  "REO", "PACE", "TLP", "SHED", "SACK" };
 
 /* Reads a status field as the script writes it. Durations compare as
  * numbers of microseconds, so "200ms" and "200000" are the same. */

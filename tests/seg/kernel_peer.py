@@ -545,13 +545,10 @@ def scenario_fin_window(lab):
     p.info(*keys)
 
 
-def data_and_acks(p, a, b, note):
-    """Sends the peer's bytes a:b (relative sequence numbers) and prints
-    every ACK the kernel sends within 50 ms, with its window and SACK
+def print_acks(p, secs):
+    """Every ACK the kernel sends within secs, with its window and SACK
     blocks (relative)."""
-    print(f"{p.now():8.3f}  < . {a}:{b}({b - a}) ack 1   # {note}")
-    p.send("A", PEER_ISN + a, p.iss + 1, payload=bytes(b - a))
-    end = time.monotonic() + 0.05
+    end = time.monotonic() + secs
     while True:
         q = p.recv(end - time.monotonic())
         if q is None:
@@ -563,6 +560,14 @@ def data_and_acks(p, a, b, note):
             sk = " sack " + " ".join(f"{(v[j] - PEER_ISN) & 0xffffffff}:{(v[j + 1] - PEER_ISN) & 0xffffffff}"
                                      for j in range(0, len(v), 2))
         print(f"{p.now():8.3f}  > . ack {(q[TCP].ack - PEER_ISN) & 0xffffffff} win {q[TCP].window}{sk}")
+
+
+def data_and_acks(p, a, b, note):
+    """Sends the peer's bytes a:b (relative sequence numbers) and prints
+    every ACK the kernel sends within 50 ms."""
+    print(f"{p.now():8.3f}  < . {a}:{b}({b - a}) ack 1   # {note}")
+    p.send("A", PEER_ISN + a, p.iss + 1, payload=bytes(b - a))
+    print_acks(p, 0.05)
 
 
 def scenario_ofo_window(lab):
@@ -600,6 +605,58 @@ def scenario_ack_after_loss(lab):
     data_and_acks(p, *seg(21), "the hole")
     for i in range(30, 50):
         data_and_acks(p, *seg(i), "in order again")
+
+
+def scenario_sack_compress(lab):
+    """sack-compress.seg: SACK compression. With timestamps, two full
+    segments 100 ms apart give the receiver its round trip; then trains of
+    segments beyond holes, sent back to back (built first, then written
+    out within about a millisecond): which draw an ACK at once, which are
+    held back and for how long, and which blocks the held ACK carries,
+    also when a segment extends the third block while ACKs are held."""
+    opts = OPTS_SACK + [("NOP", None), ("NOP", None), ("Timestamp", (1000, 0))]
+    p = Peer(lab, opts)
+    p.connect()
+    m = p.mss
+
+    def rel(i):
+        return 1 + i * m
+
+    def train(ranges, note):
+        pkts = []
+        for a, b in ranges:
+            print(f"{p.now():8.3f}  < . {a}:{b}({b - a}) ack 1   # {note}")
+            pkts.append(bytes(Ether(src=lab.mac_p, dst=lab.mac_k) / l3() /
+                              TCP(sport=PORT_P, dport=PORT_K, flags="A", seq=PEER_ISN + a,
+                                  ack=p.iss + 1, window=p.win, options=p.opts_now()) /
+                              bytes(b - a)))
+        for x in pkts:
+            p.sock.send(x)
+        print_acks(p, 0.05)
+        p.info("rcv_ssthresh", "rcv_space", "rcv_wnd", "rcv_rtt")
+
+    # Past quick-ACK mode (16 ACKs at the start), the receiver's round
+    # trip measured from the echoes.
+    for i in range(20):
+        train([(rel(i), rel(i + 1))], "in order")
+        time.sleep(RTT / 5)
+    # A hole at 20; six segments beyond it.
+    train([(rel(i), rel(i + 1)) for i in range(21, 27)], "beyond the hole")
+    train([(rel(20), rel(21))], "the hole")
+    time.sleep(RTT)
+    # Holes at 27, 29, 31: three blocks, a segment extending the first
+    # (held), then one extending the third while it is held.
+    train([(rel(28), rel(29)), (rel(30), rel(31)), (rel(32), rel(33)), (rel(33), rel(34)),
+           (rel(29), rel(29) + 100)], "three blocks, then the third again")
+    train([(rel(27), rel(28)), (rel(29) + 100, rel(30)), (rel(31), rel(32))], "the holes")
+    time.sleep(RTT)
+    # Holes at 34, 36, 38: three blocks, a segment extending the first
+    # (held), then one starting a fourth block while it is held, then one
+    # more beyond.
+    train([(rel(35), rel(36)), (rel(37), rel(38)), (rel(39), rel(40)), (rel(40), rel(41)),
+           (rel(42), rel(43)), (rel(43), rel(44))], "three blocks, then a fourth")
+    train([(rel(34), rel(35)), (rel(36), rel(37)), (rel(38), rel(39)), (rel(41), rel(42))],
+          "the holes")
 
 
 def scenario_ofo_overlap(lab):
