@@ -360,6 +360,15 @@ struct us_ip_opts *us_sock_ipopts(const struct us_sock *s)
 	return us_sock_ipopts_w((struct us_sock *)s);
 }
 
+uint32_t us_sock_port_range(const struct us_sock *s)
+{
+	const struct us_ip_opts *o = us_sock_ipopts(s);
+
+	if (!(atomic_load(&o->set4) & (1u << US_IP4_KEPT_PORT_RANGE)))
+		return 0;
+	return (uint32_t)atomic_load(&o->kept4[US_IP4_KEPT_PORT_RANGE]);
+}
+
 unsigned us_sock_hwm(void)
 {
 	unsigned n = region ? atomic_load(&head->hwm) : 0;

@@ -744,8 +744,9 @@ static int sol_set_check(int fd, struct us_sock *s, int name, const void *val, s
  *    theirs on a socket bound to an address not the stack's, which the
  *    kernel takes (us_to_kernel replays them); IP_BIND_ADDRESS_NO_PORT
  *    makes a bind to port 0 take the address alone (us_bind_no_port,
- *    us_op_bind); IP_LOCAL_PORT_RANGE, which on Linux narrows the choice
- *    of a port, is read back but does not change the stack's (CAVEATS);
+ *    us_op_bind); IP_LOCAL_PORT_RANGE narrows the ports a bind to port 0,
+ *    a connect or a listen may be given (us_sock_port_range, ports.c's
+ *    claim_bounds);
  *    IP_RECVERR does not make ICMP errors hard ones (CAVEATS); the others
  *    ask for ancillary data that TCP gives only through IP_PKTOPTIONS
  *    (below), or are for datagrams and multicast;
@@ -786,7 +787,8 @@ static const uint8_t ip4_kept_names[US_IP4_KEPT] = {
 	IP_RECVOPTS, IP_RETOPTS, IP_PKTINFO, IP_RECVERR, IP_RECVTTL, IP_RECVTOS, IP_FREEBIND,
 	IP_PASSSEC, IP_TRANSPARENT, IP_RECVORIGDSTADDR, IP_MINTTL, IP_CHECKSUM,
 	IP_BIND_ADDRESS_NO_PORT, IP_RECVFRAGSIZE, IP_RECVERR_RFC4884, IP_MULTICAST_IF,
-	IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_MULTICAST_ALL, IP_UNICAST_IF, IP_LOCAL_PORT_RANGE,
+	IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_MULTICAST_ALL, IP_UNICAST_IF,
+	[US_IP4_KEPT_PORT_RANGE] = IP_LOCAL_PORT_RANGE, /* read by the stack thread (fdtab.c) */
 };
 
 static int ip4_kept_index(int name)

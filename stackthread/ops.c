@@ -189,7 +189,9 @@ void us_op_bind(struct us_call *c)
 		return;
 	}
 	us_spare_use(&k->spare_port);
+	us_ports_range(us_sock_port_range(c->sock));
 	c->ret = ust_tcp_bind(k->tcb, c->u.in.port, atomic_load(&c->sock->reuseaddr) != 0);
+	us_ports_range(0);
 	if (c->ret == 0) {
 		k->bound_addr = !addr_is_any(&c->u.in.addr);
 		us_sock_set_end(c->sock, false, &c->u.in.addr, ust_tcp_local_port(k->tcb));
@@ -221,7 +223,9 @@ void us_op_connect(struct us_call *c)
 	 * both have SO_REUSEADDR, as Linux's. */
 	ust_tcp_set_reuseaddr(k->tcb, atomic_load(&c->sock->reuseaddr) != 0);
 	bound = ust_tcp_local_port(k->tcb);
+	us_ports_range(us_sock_port_range(c->sock));
 	c->ret = ust_tcp_connect_to(k->tcb, &c->u.in.addr, c->u.in.port, ust_now());
+	us_ports_range(0);
 	if (c->ret == 0)
 		atomic_fetch_or(&c->sock->flags, US_F_CONNECTING);
 	/* From a port bound with SO_REUSEADDR: perhaps another stack's
@@ -251,7 +255,9 @@ void us_op_listen(struct us_call *c)
 	if (c->ret < 0)
 		return;
 	us_spare_use(&k->spare_port);
+	us_ports_range(us_sock_port_range(c->sock));
 	c->ret = ust_tcp_listen(k->tcb, (unsigned)(c->u.opt.val < 0 ? 0 : c->u.opt.val));
+	us_ports_range(0);
 	if (c->ret == 0)
 		us_port_listen(ust_tcp_local_port(k->tcb), ust_tcp_port_families(k->tcb)); /* an ephemeral one: fresh, free */
 	us_port_group_update(k->st, ust_tcp_local_port(k->tcb));

@@ -13,6 +13,10 @@
 #include "stack_impl.h"
 #include "sysctl.h"
 
+#ifndef IP_LOCAL_PORT_RANGE
+#define IP_LOCAL_PORT_RANGE 51
+#endif
+
 /* Our ports: the kernel reservation sockets, one per family (F4, F6; -1:
  * none), how many control blocks use the port, whether it was bound with
  * SO_REUSEADDR, and with SO_REUSEPORT (so that other processes'
@@ -63,7 +67,13 @@ static bool ports_has6;
  * kernel's allocator chooses ephemeral ones, and a segment matching nothing
  * here is answered with RST only if no process holds its port. */
 
-/* A kernel socket bound to our address and *port (0: the kernel picks).
+/* The socket's IP_LOCAL_PORT_RANGE for the claim under way (us_ports_range):
+ * its low port in the low 16 bits, its high one in the high 16, 0 for
+ * either bound unset. */
+static uint32_t claim_range;
+
+/* A kernel socket bound to our address and *port (0: the kernel picks, in
+ * claim_range if set).
  * With reuse (the program's SO_REUSEADDR) it may share the port with
  * reservations that do not listen: other processes' TIME-WAIT remnants. A
  * listener's reservation listens in the kernel (us_port_listen), so that
@@ -87,6 +97,8 @@ static int reserve_low(int f, uint16_t *port, bool reuse, bool reuseport)
 		REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (reuseport)
 		REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (!*port && claim_range) /* the kernel picks: in the socket's range */
+		REAL(setsockopt)(fd, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &claim_range, sizeof(claim_range));
 	if (REAL(bind)(fd, a, len) < 0 || (!*port && REAL(getsockname)(fd, a, &len) < 0)) {
 		e = errno;
 		REAL(close)(fd);
@@ -188,22 +200,45 @@ static int kernel_port_free(uint16_t port)
 	return 0;
 }
 
+void us_ports_range(uint32_t range)
+{
+	claim_range = range;
+}
+
+/* The ports the claim may take: the namespace's ephemeral range, each
+ * bound narrowed by the socket's where that falls inside (Linux's
+ * inet_sk_get_local_port_range, in its order: the high bound is tested
+ * against the low one as narrowed). */
+static void claim_bounds(unsigned *lo, unsigned *hi)
+{
+	unsigned sk_lo = claim_range & 0xffff, sk_hi = claim_range >> 16;
+
+	read_ephemeral_range();
+	*lo = eph_lo;
+	*hi = eph_hi;
+	if (*lo <= sk_lo && sk_lo <= *hi)
+		*lo = sk_lo;
+	if (*lo <= sk_hi && sk_hi <= *hi)
+		*hi = sk_hi;
+}
+
 /* The next port free both in the address share and in the kernel's
  * table, taken in the share for us (with reuse: SO_REUSEADDR's mark), from
- * a rotor over the ephemeral range, as Linux's allocator walks it. 0 or
- * -errno: -EADDRNOTAVAIL when none is left. */
+ * a rotor over the ephemeral range (narrowed by IP_LOCAL_PORT_RANGE), as
+ * Linux's allocator walks it. 0 or -errno: -EADDRNOTAVAIL when none is
+ * left. */
 static int take_free_port(uint16_t *port, bool reuse)
 {
 	static unsigned next;
-	unsigned range;
+	unsigned lo, hi, range;
 	int r;
 
-	read_ephemeral_range();
-	range = (unsigned)eph_hi - eph_lo + 1;
+	claim_bounds(&lo, &hi);
+	range = hi - lo + 1;
 	if (!next)
 		next = (unsigned)getpid() * 2654435761u;
 	for (unsigned i = 0; i < range; i++) {
-		uint16_t p = (uint16_t)(eph_lo + (next + i) % range);
+		uint16_t p = (uint16_t)(lo + (next + i) % range);
 
 		if (ports[p].refs || (eph_reserved[p / 8] & (1u << (p % 8))))
 			continue;
@@ -395,7 +430,9 @@ static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
 
 	if (!us_share_owner())
 		return -EOPNOTSUPP;
-	if (!(us_steer_on() && pool_take(st, port, reuse))) {
+	/* The pool's ports are a block of the whole range: a socket with a
+	 * range of its own takes one alone. */
+	if (!(us_steer_on() && !claim_range && pool_take(st, port, reuse))) {
 		r = take_free_port(port, reuse);
 		if (r < 0)
 			return r;

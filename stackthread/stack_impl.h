@@ -315,6 +315,10 @@ unsigned us_listener_deliver(struct us_conn *l);
 /* ports.c: the engine's port_claim, port_release and port_foreign (ctx:
  * the struct us_stack). */
 int us_port_claim(void *ctx, uint16_t *port, unsigned how, unsigned families);
+/* The IP_LOCAL_PORT_RANGE of the socket a bind, connect or listen of the
+ * stack thread serves (0: none), for the claims it makes: set before the
+ * engine's call, 0 after (us_op_bind, us_op_connect, us_op_listen). */
+void us_ports_range(uint32_t range);
 void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint16_t rport);
 /* The port's reservations for these families (UST_TCP_PORT_*) listen (a

@@ -139,6 +139,7 @@ enum us_kind {
 #define US_IP6_KEPT 28
 #define US_IP6_HDR_MAX 64
 #define US_IP4_KEPT 21
+#define US_IP4_KEPT_PORT_RANGE 20 /* IP_LOCAL_PORT_RANGE's index in kept4 */
 struct us_ip_opts {
 	_Atomic uint32_t set;
 	_Atomic int kept[US_IP6_KEPT];
@@ -306,6 +307,9 @@ struct us_last *us_sock_last(const struct us_sock *s);
  * wrote one), and to write (marks the slot's entry dirty first). */
 struct us_ip_opts *us_sock_ipopts(const struct us_sock *s);
 struct us_ip_opts *us_sock_ipopts_w(struct us_sock *s);
+/* The socket's IP_LOCAL_PORT_RANGE as set (low port | high port << 16),
+ * 0 while never set. */
+uint32_t us_sock_port_range(const struct us_sock *s);
 /* Slots at or above this were never used. */
 unsigned us_sock_hwm(void);
 /* How many calls wait in slots' mailboxes, all processes (us_sock.rpc). */

@@ -312,6 +312,44 @@ OUT
 @test "IP_MINTTL: what comes under it is dropped, before connect and in the middle; IP_BIND_ADDRESS_NO_PORT [kernel]" { MODE=kernel body_ip4_minttl_wire; }
 @test "IP_MINTTL: what comes under it is dropped, before connect and in the middle; IP_BIND_ADDRESS_NO_PORT [ustcp]" { MODE=ustcp body_ip4_minttl_wire; }
 
+# IP_LOCAL_PORT_RANGE (Linux 6.3): the ports a connect, a bind to port 0 and
+# a listen's own choice take are the namespace's ephemeral range narrowed
+# by the socket's; ten ports for ten connections to one peer leave none for
+# an eleventh (EADDRNOTAVAIL); a bound outside the namespace's range counts
+# for nothing; an AF_INET6 socket's too; a low bound above the high one is
+# EINVAL. Before, ustcp read the option back but chose from the whole
+# range. The peer's server takes the connections and holds them.
+body_ip4_port_range() {
+	shim_topo_up
+	peer_bg python3 -c '
+import socket, sys, time
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 7833))
+l.listen(64)
+l.settimeout(20)
+held = [l.accept() for _ in range(13)]
+time.sleep(1)
+' "$PEER_ADDR"
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7833
+	run -0 prog python3 "$SHIM_DIR/ip4matrix.py" portrange "$PEER_ADDR" 7833 "$SADDR"
+	assert_output - <<'OUT'
+range connect 10 EADDRNOTAVAIL
+range ports True
+range bind True
+range listen 42000
+range low outside True
+range high alone True
+range v6 True
+range lo > hi EINVAL
+OUT
+	bg_wait "$srv"
+}
+
+@test "IP_LOCAL_PORT_RANGE: connect, bind to port 0 and listen take ports in the socket's range [kernel]" { MODE=kernel body_ip4_port_range; }
+@test "IP_LOCAL_PORT_RANGE: connect, bind to port 0 and listen take ports in the socket's range [ustcp]" { MODE=ustcp body_ip4_port_range; }
+
 # ---- SOL_SOCKET and IPPROTO_TCP values as Linux takes them (issue 14) ----------
 
 # SOL_SOCKET options 1..79 and the IPPROTO_TCP options ustcp takes, on a

@@ -12,6 +12,8 @@ the library and compares the two outputs line by line.
     ip4matrix.py fresh
     ip4matrix.py wire ADDR PORT OURS  (an echo server there, 3 connections;
                                        OURS: our address)
+    ip4matrix.py portrange ADDR PORT OURS  (a server there that takes 13
+                                            connections and holds them)
 
 "wire" tries IP_MINTTL against the peer's TTL (64): 255 before connect
 (the SYN-ACK is dropped: the connect times out), 64 (connects), and 255
@@ -133,6 +135,60 @@ def noport(addr, port, ours):
     c.close()
 
 
+def portrange(addr, port, ours):
+    """IP_LOCAL_PORT_RANGE: the ports a connect, a bind to port 0 and a
+    listen's own choice may take, as the namespace's ephemeral range
+    narrowed by the socket's (each bound where it falls inside)."""
+    R = 51  # IP_LOCAL_PORT_RANGE
+
+    def rng(lo, hi):
+        return struct.pack("I", lo | hi << 16)
+
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        eph_lo, eph_hi = (int(x) for x in f.read().split())
+    # ten ports for ten connections to one peer: the eleventh finds none
+    cs = []
+    for i in range(11):
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.setsockopt(socket.IPPROTO_IP, R, rng(40000, 40009))
+        c.settimeout(10)
+        try:
+            c.connect((addr, port))
+            cs.append(c)
+        except OSError as e:
+            print("range connect", i, err(e), flush=True)
+            c.close()
+    print("range ports", sorted(c.getsockname()[1] for c in cs) == list(range(40000, 40010)), flush=True)
+    b = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    b.setsockopt(socket.IPPROTO_IP, R, rng(41000, 41004))
+    b.bind((ours, 0))
+    print("range bind", 41000 <= b.getsockname()[1] <= 41004, flush=True)
+    l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    l.setsockopt(socket.IPPROTO_IP, R, rng(42000, 42000))
+    l.listen(1)
+    print("range listen", l.getsockname()[1], flush=True)
+    def connected(family, lo, hi, to):
+        c = socket.socket(family, socket.SOCK_STREAM)
+        c.setsockopt(socket.IPPROTO_IP, R, rng(lo, hi))
+        c.settimeout(10)
+        c.connect((to, port))
+        cs.append(c)
+        return c.getsockname()[1]
+
+    # a low bound under the namespace's range counts for nothing
+    p = connected(socket.AF_INET, 1000, eph_lo + 20, addr)
+    print("range low outside", eph_lo <= p <= eph_lo + 20, flush=True)
+    # the high bound alone
+    p = connected(socket.AF_INET, 0, eph_lo + 40, addr)
+    print("range high alone", eph_lo <= p <= eph_lo + 40, flush=True)
+    # an AF_INET6 socket's connect to an IPv4 peer
+    p = connected(socket.AF_INET6, 44000, 44001, "::ffff:" + addr)
+    print("range v6", p in (44000, 44001), flush=True)
+    print("range lo > hi", put(socket.socket(), R, rng(45001, 45000)), flush=True)
+    for c in cs + [b, l]:
+        c.close()
+
+
 def names():
     """getsockname of a socket never connected: no address until a
     connect chooses one (Linux's inet_rcv_saddr), a port once bound."""
@@ -151,6 +207,8 @@ def main():
         matrix(socket.AF_INET6)
         pktoptions()
         names()
+    elif sys.argv[1] == "portrange":
+        portrange(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     else:
         wire(sys.argv[2], int(sys.argv[3]))
         noport(sys.argv[2], int(sys.argv[3]), sys.argv[4])
