@@ -141,6 +141,23 @@ static void futex_wake(_Atomic uint32_t *w)
 	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+/* Without USTCP_CC, new connections run the algorithm the kernel's would
+ * in this network namespace (net.ipv4.tcp_congestion_control, which a
+ * namespace takes from the initial one), where the engine has it: reno,
+ * cubic or bbr (BBRv1, the one Linux calls bbr). Any other leaves CUBIC,
+ * Linux's own default. Read before the loop runs: every connection is
+ * made by the loop, after. */
+static void namespace_cc(struct ust_tcp_config *tc)
+{
+	char name[32];
+
+	if (ust_sysctl_read("/proc/sys/net/ipv4/tcp_congestion_control", name, sizeof(name)) <= 0)
+		return;
+	name[strcspn(name, "\n")] = 0;
+	if (strcmp(name, "bbr3") != 0) /* ours alone: Linux has no such name */
+		(void)ust_tcp_config_cc(tc, name);
+}
+
 static int guardian_main(void *arg)
 {
 	/* Out of the program's process group and session: a kill of the
@@ -153,6 +170,8 @@ static int guardian_main(void *arg)
 	 * waits for (a first read of /proc/sys takes 30 to 50 us). */
 	if (us_st.cfg->max_tw == UINT_MAX)
 		us_st.tcp.cfg.max_tw = (unsigned)ust_sysctl_int("/proc/sys/net/ipv4/tcp_max_tw_buckets", INT_MAX);
+	if (!us_st.cfg->cc[0])
+		namespace_cc(&us_st.tcp.cfg);
 	ust_loop_run(&us_st.loop);
 	/* The loop ends in a keeper that is done, or after an exec's
 	 * hand-over (a forked keeper serves). */
