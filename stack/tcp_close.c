@@ -45,6 +45,7 @@ void tcp_finish(struct ust_tcb *t, enum ust_tcp_outcome outcome, const char *rea
 	t->rec.end = tcp->now;
 	for (unsigned i = 0; i < UST_TT_N; i++)
 		tcp_timer_stop(t, (enum ust_tcp_timer)i);
+	t->ack_compressed = 0; /* no ACK will go for them */
 	tcp_sb_clear(t); /* nothing will be sent again */
 	tcp_set_state(t, UST_TCP_CLOSED);
 	/* Grown rings waiting out UST_TT_SHED: an empty one goes now. */
@@ -249,6 +250,7 @@ void tcp_enter_time_wait(struct ust_tcb *t, ust_time now)
 	tcp_timer_stop(t, UST_TT_KEEPALIVE);
 	tcp_timer_stop(t, UST_TT_DELACK);
 	tcp_timer_stop(t, UST_TT_SACK);
+	t->ack_compressed = 0; /* TIME-WAIT ACKs what comes on its own terms */
 	tcp_timer_stop(t, UST_TT_PACE);
 	t->tw_overflow = overflow;
 	if (overflow)

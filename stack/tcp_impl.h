@@ -20,7 +20,7 @@
  * round trip, at most the delay, at most this many of them. */
 #define TCP_COMP_SACK_NR 44         /* tcp_comp_sack_nr */
 #define TCP_COMP_SACK_DELAY 1000    /* tcp_comp_sack_delay_ns, in µs */
-#define TCP_COMP_SACK_SLACK 100     /* tcp_comp_sack_slack_ns: how late it may fire, in µs */
+#define TCP_FASTRETRANS_THRESH 3    /* Linux's: the ACKs at once before any is held */
 #define UST_ACK_PUSHED 1            /* a small or pushed segment since our ACK (ICSK_ACK_PUSHED) */
 #define UST_ACK_PUSHED2 2           /* two of them (ICSK_ACK_PUSHED2) */
 #define TCP_INIT_CWND 10            /* Linux TCP_INIT_CWND: the first round trip's segments */
@@ -628,9 +628,11 @@ void tcp_ack_snd_check(struct ust_tcb *t, ust_time now);
 void tcp_delack_timeout(struct ust_tcb *t, ust_time now);
 /* UST_TT_SACK: the ACKs held back for data out of order go as one. */
 void tcp_sack_compress_timeout(struct ust_tcb *t, ust_time now);
-/* New data out of order will be reported in the SACK block at index slot
- * of those sent lately: past the first two, the ACKs held back go first
- * (a lost ACK must not leave the older blocks unheard). */
+/* New data out of order is reported in the SACK block at index slot of
+ * those sent lately (the count of blocks, for a new one): past the first
+ * two, the ACKs held back go now (a lost ACK must not leave the older
+ * blocks unheard), before a new block is added, after an old one was
+ * extended in place (tcp_input.c, receive_out_of_order). */
 void tcp_sack_compress_flush(struct ust_tcb *t, unsigned slot, ust_time now);
 /* An ACK is going out: it settles what was owed (tcp_event_ack_sent). */
 void tcp_ack_sent(struct ust_tcb *t);
@@ -689,8 +691,9 @@ void tcp_sndbuf_expand(struct ust_tcb *t);
 /* Out-of-order data: a new range came (seq in it), for the SACK blocks. */
 void tcp_sack_note(struct ust_tcb *t, uint32_t seq);
 /* Which of the blocks reported lately data [seq, end) out of order
- * extends (0 first), or how many there are when it starts a new one. */
-unsigned tcp_sack_slot(const struct ust_tcb *t, uint32_t seq, uint32_t end);
+ * extends (0 first; *extends), or how many there are when it starts a new
+ * one. */
+unsigned tcp_sack_slot(const struct ust_tcb *t, uint32_t seq, uint32_t end, bool *extends);
 /* The out-of-order ranges reported lately, as indices into t->ofo, newest
  * first, each once; returns how many. */
 unsigned tcp_sack_recent(const struct ust_tcb *t, int idx[4]);

@@ -812,7 +812,10 @@ static void receive_in_order(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	ust_seqset_trim(&t->ofo, t->rcv_nxt);
 	tcp_rcv_data(t, seg, len, now);
 	tcp_ecn_check_ce(t, seg);
-	if (held)
+	/* Every gap filled: an ACK at once (Linux's ICSK_ACK_NOW). Part of
+	 * them: the first of three at once for the new RCV.NXT, through SACK
+	 * compression (tcp_ack_snd_check), as Linux's. */
+	if (held && !t->ofo.n)
 		t->ack_now = true;
 	tcp_event(t, UST_TCP_EV_READABLE);
 }
@@ -838,8 +841,8 @@ static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *se
 	bool dup = overlap && twice.start == seg->seq && twice.end == seg->seq + len;
 
 	/* The block it will be reported in, and whether that one exists. */
-	unsigned slot = tcp_sack_slot(t, seg->seq, seg->seq + len);
-	bool extends = slot < t->nsack_recent;
+	bool extends;
+	unsigned slot = tcp_sack_slot(t, seg->seq, seg->seq + len, &extends);
 
 	t->lrcv_flow = seg->flow;
 	tcp_ecn_check_ce(t, seg);
@@ -852,6 +855,9 @@ static void receive_out_of_order(struct ust_tcb *t, const struct ust_tcp_seg *se
 	if (!extends)
 		tcp_sack_compress_flush(t, slot, now);
 	if (ust_seqset_add(&t->ofo, seg->seq, seg->seq + len, tcp_ofo_max(t)) < 0) {
+		/* Linux schedules no ACK for a segment it has no memory for;
+		 * ours stays owed (it was sent at once before SACK
+		 * compression): the sender hears that nothing moved. */
 		tcp_drop(t->tcp, UST_DROP_TCP_OFO_FULL);
 		tcp_rcvbuf_shed(t);
 		return;

@@ -495,7 +495,7 @@ static void send_delayed_ack(struct ust_tcb *t, ust_time now)
  * 5% of the round trip, so that a train beyond a hole draws one ACK with
  * the SACK blocks for all of it instead of one per segment (Linux's SACK
  * compression, __tcp_ack_snd_check; measured against Linux's receiver at
- * 5% loss: ours sent 1.8 times as many SACKs). Whether it held this one
+ * 5% loss: ours sent 1.7 times as many SACKs). Whether it held this one
  * back. */
 static bool sack_compress(struct ust_tcb *t, ust_time now)
 {
@@ -507,7 +507,7 @@ static bool sack_compress(struct ust_tcb *t, ust_time now)
 		t->ack_compressed_nxt = t->rcv_nxt;
 		t->ack_dup_count = 0;
 	}
-	if (t->ack_dup_count < TCP_REORDERING) {
+	if (t->ack_dup_count < TCP_FASTRETRANS_THRESH) {
 		t->ack_dup_count++;
 		return false;
 	}
@@ -519,6 +519,11 @@ static bool sack_compress(struct ust_tcb *t, ust_time now)
 	if (t->srtt && t->srtt < rtt)
 		rtt = t->srtt;
 	delay = rtt / 20 < TCP_COMP_SACK_DELAY ? rtt / 20 : TCP_COMP_SACK_DELAY;
+	/* Linux's hrtimer fires within microseconds; the loop's timers at
+	 * epoll's millisecond: a shorter delay is this batch of frames's
+	 * end (the loop's turn runs what is due), not a millisecond. */
+	if (delay < TCP_COMP_SACK_DELAY)
+		delay = 0;
 	tcp_timer_set(t, UST_TT_SACK, now + delay);
 	return true;
 }
@@ -598,12 +603,14 @@ void tcp_ack_sent(struct ust_tcb *t)
 	t->ack_now = false;
 	t->ack_pushed = 0;
 	tcp_timer_stop(t, UST_TT_DELACK);
-	/* The ACKs held back for data out of order: this one said it all. */
+	/* The ACKs held back for data out of order: this one said it all.
+	 * (The timer too: a flush of one held ACK counted it off first.) */
 	if (t->ack_compressed) {
 		tcp_count_n(t->tcp, UST_EV_TCP_ACK_COMPRESSED, t->ack_compressed);
 		t->ack_compressed = 0;
-		tcp_timer_stop(t, UST_TT_SACK);
 	}
+	if (t->timer[UST_TT_SACK] != UST_TIME_NEVER)
+		tcp_timer_stop(t, UST_TT_SACK);
 }
 
 void tcp_data_sent(struct ust_tcb *t, ust_time now)
@@ -826,17 +833,25 @@ unsigned tcp_sack_recent(const struct ust_tcb *t, int idx[4])
 	return sack_ranges(t, t->sack_recent, t->nsack_recent, idx);
 }
 
-unsigned tcp_sack_slot(const struct ust_tcb *t, uint32_t seq, uint32_t end)
+unsigned tcp_sack_slot(const struct ust_tcb *t, uint32_t seq, uint32_t end, bool *extends)
 {
-	unsigned i;
+	unsigned live = 0;
 
-	/* As Linux's tcp_sack_extend: a block it overlaps or touches. */
-	for (i = 0; i < t->nsack_recent; i++) {
+	/* As Linux's tcp_sack_extend: a block it overlaps or touches. The
+	 * ranges gone since (now in order) are not blocks any more, as
+	 * Linux's tcp_sack_remove drops them. */
+	*extends = false;
+	for (unsigned i = 0; i < t->nsack_recent; i++) {
 		int j = ust_seqset_find(&t->ofo, t->sack_recent[i]);
-		if (j >= 0 && !seq_gt(seq, t->ofo.r[j].end) && !seq_gt(t->ofo.r[j].start, end))
+		if (j < 0)
+			continue;
+		if (!seq_gt(seq, t->ofo.r[j].end) && !seq_gt(t->ofo.r[j].start, end)) {
+			*extends = true;
 			break;
+		}
+		live++;
 	}
-	return i;
+	return live;
 }
 
 void tcp_sack_note(struct ust_tcb *t, uint32_t seq)

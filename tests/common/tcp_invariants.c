@@ -92,7 +92,7 @@ NOCOV static bool check_receiver(struct inv *c, const struct ust_tcb *t)
 	INVT(t, (t->ack_pushed & ~(UST_ACK_PUSHED | UST_ACK_PUSHED2)) == 0);
 	INVT(t, t->nsack_recent <= 4);
 	INVT(t, t->ack_compressed <= TCP_COMP_SACK_NR);
-	INVT(t, t->ack_dup_count <= TCP_REORDERING);
+	INVT(t, t->ack_dup_count <= TCP_FASTRETRANS_THRESH);
 	/* ACKs held back for data out of order have their timer, and
 	 * nothing else owed can wait on it: they are ACKs owed. */
 	if (t->ack_compressed)

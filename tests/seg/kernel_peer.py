@@ -608,8 +608,9 @@ def scenario_ack_after_loss(lab):
 
 
 def scenario_sack_compress(lab):
-    """sack-compress.seg: SACK compression. With timestamps, two full
-    segments 100 ms apart give the receiver its round trip; then trains of
+    """sack-compress.seg: SACK compression. With timestamps, twenty full
+    segments about 70 ms apart (past quick-ACK mode) give the receiver its
+    round trip; then trains of
     segments beyond holes, sent back to back (built first, then written
     out within about a millisecond): which draw an ACK at once, which are
     held back and for how long, and which blocks the held ACK carries,
