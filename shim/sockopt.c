@@ -746,10 +746,9 @@ static int sol_set_check(int fd, struct us_sock *s, int name, const void *val, s
  *    makes a bind to port 0 take the address alone (us_bind_no_port,
  *    us_op_bind); IP_LOCAL_PORT_RANGE narrows the ports a bind to port 0,
  *    a connect or a listen may be given (us_sock_port_range, ports.c's
- *    claim_bounds);
- *    IP_RECVERR does not make ICMP errors hard ones (CAVEATS); the others
- *    ask for ancillary data that TCP gives only through IP_PKTOPTIONS
- *    (below), or are for datagrams and multicast;
+ *    claim_bounds); IP_RECVERR does not make ICMP errors hard ones
+ *    (CAVEATS); the others ask for ancillary data that TCP gives only
+ *    through IP_PKTOPTIONS (below), or are for datagrams and multicast;
  *  - IP_OPTIONS: checked by a kernel socket and read back as it keeps
  *    them, but not sent: the engine's IPv4 header has no room for options
  *    (CAVEATS), as IPv6's sticky headers;
@@ -775,9 +774,6 @@ static int sol_set_check(int fd, struct us_sock *s, int name, const void *val, s
 #ifndef IP_UNICAST_IF
 #define IP_UNICAST_IF 50
 #endif
-#ifndef IP_LOCAL_PORT_RANGE
-#define IP_LOCAL_PORT_RANGE 51
-#endif
 #ifndef IP_PROTOCOL
 #define IP_PROTOCOL 52
 #endif
@@ -790,6 +786,9 @@ static const uint8_t ip4_kept_names[US_IP4_KEPT] = {
 	IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_MULTICAST_ALL, IP_UNICAST_IF,
 	[US_IP4_KEPT_PORT_RANGE] = IP_LOCAL_PORT_RANGE, /* read by the stack thread (fdtab.c) */
 };
+
+/* The stack thread reads IP_LOCAL_PORT_RANGE by its index (fdtab.c). */
+_Static_assert(US_IP4_KEPT_PORT_RANGE == US_IP4_KEPT - 1, "IP_LOCAL_PORT_RANGE is the last kept option");
 
 static int ip4_kept_index(int name)
 {

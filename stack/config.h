@@ -44,7 +44,7 @@ struct ust_config {
 	unsigned fin_timeout_ms;        /* USTCP_FIN_TIMEOUT */
 	unsigned max_conns;             /* USTCP_MAX_CONNS, 0: twice the fd limit */
 	unsigned max_tw;                /* USTCP_MAX_TW, UINT_MAX: the namespace's tcp_max_tw_buckets */
-	char cc[16];                    /* USTCP_CC, "" for the namespace's (namespace_cc) */
+	char cc[16];                    /* USTCP_CC, "" for the namespace's, else cubic (namespace_cc) */
 	unsigned ecn;                   /* USTCP_ECN: 0, 1 or 2 (the default), as Linux's tcp_ecn */
 	bool rfc1337;                   /* USTCP_RFC1337: ignore RST in TIME-WAIT, as Linux's tcp_rfc1337 */
 	unsigned syncookies;            /* USTCP_SYNCOOKIES: 0, 1 (the default) or 2, as Linux's tcp_syncookies */

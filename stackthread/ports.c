@@ -13,10 +13,6 @@
 #include "stack_impl.h"
 #include "sysctl.h"
 
-#ifndef IP_LOCAL_PORT_RANGE
-#define IP_LOCAL_PORT_RANGE 51
-#endif
-
 /* Our ports: the kernel reservation sockets, one per family (F4, F6; -1:
  * none), how many control blocks use the port, whether it was bound with
  * SO_REUSEADDR, and with SO_REUSEPORT (so that other processes'
@@ -378,8 +374,11 @@ void us_ports_refused(uint32_t seq)
  * low. */
 static bool pool_take(const struct us_stack *st, uint16_t *port, bool reuse)
 {
+	unsigned lo, hi;
+
+	claim_bounds(&lo, &hi); /* a socket's IP_LOCAL_PORT_RANGE */
 	for (unsigned i = 0; i < npool; i++) {
-		if (pool[i].seq && !us_steer_done(pool[i].seq))
+		if ((pool[i].seq && !us_steer_done(pool[i].seq)) || pool[i].port < lo || pool[i].port > hi)
 			continue;
 		*port = pool[i].port;
 		pool[i] = pool[--npool];
@@ -430,9 +429,7 @@ static int claim_client(struct us_stack *st, uint16_t *port, bool reuse)
 
 	if (!us_share_owner())
 		return -EOPNOTSUPP;
-	/* The pool's ports are a block of the whole range: a socket with a
-	 * range of its own takes one alone. */
-	if (!(us_steer_on() && !claim_range && pool_take(st, port, reuse))) {
+	if (!(us_steer_on() && pool_take(st, port, reuse))) {
 		r = take_free_port(port, reuse);
 		if (r < 0)
 			return r;

@@ -140,6 +140,9 @@ enum us_kind {
 #define US_IP6_HDR_MAX 64
 #define US_IP4_KEPT 21
 #define US_IP4_KEPT_PORT_RANGE 20 /* IP_LOCAL_PORT_RANGE's index in kept4 */
+#ifndef IP_LOCAL_PORT_RANGE
+#define IP_LOCAL_PORT_RANGE 51     /* Linux 6.3; older C libraries lack it */
+#endif
 struct us_ip_opts {
 	_Atomic uint32_t set;
 	_Atomic int kept[US_IP6_KEPT];
