@@ -514,16 +514,15 @@ static bool sack_compress(struct ust_tcb *t, ust_time now)
 	t->ack_compressed++;
 	if (t->timer[UST_TT_SACK] != UST_TIME_NEVER)
 		return true;
-	/* The receiver's round trip, or the sender's where shorter. */
+	/* 5% of the receiver's round trip, or the sender's where shorter,
+	 * at most the cap. Linux's hrtimer fires within microseconds, the
+	 * loop's timers at epoll's millisecond: a delay under the cap is this
+	 * batch of frames's end (the loop's turn runs what is due), so the
+	 * delay is the cap or nothing. */
 	rtt = t->rcv_rtt;
 	if (t->srtt && t->srtt < rtt)
 		rtt = t->srtt;
-	delay = rtt / 20 < TCP_COMP_SACK_DELAY ? rtt / 20 : TCP_COMP_SACK_DELAY;
-	/* Linux's hrtimer fires within microseconds; the loop's timers at
-	 * epoll's millisecond: a shorter delay is this batch of frames's
-	 * end (the loop's turn runs what is due), not a millisecond. */
-	if (delay < TCP_COMP_SACK_DELAY)
-		delay = 0;
+	delay = rtt / 20 >= TCP_COMP_SACK_DELAY ? TCP_COMP_SACK_DELAY : 0;
 	tcp_timer_set(t, UST_TT_SACK, now + delay);
 	return true;
 }
