@@ -379,10 +379,13 @@ static void pacing_sent(struct ust_tcb *t, uint32_t len)
 }
 
 /* Data left (tcb_emit noted when, for idle restarts): during a
- * reduction PRR counts it; the pacing clock moves on by its length. */
-static void data_sent(struct ust_tcb *t, uint32_t len, ust_time now)
+ * reduction PRR counts it, unless it is a tail loss probe's resending
+ * (Linux adds to prr_out in tcp_write_xmit and tcp_xmit_retransmit_queue,
+ * not in tcp_send_loss_probe's __tcp_retransmit_skb: tests/seg/tlp-cwr.seg);
+ * the pacing clock moves on by its length. */
+static void data_sent(struct ust_tcb *t, uint32_t len, bool prr)
 {
-	if (tcp_in_cwnd_reduction(t))
+	if (prr && tcp_in_cwnd_reduction(t))
 		t->prr_out++;
 	pacing_sent(t, len);
 }
@@ -465,7 +468,7 @@ static bool output_one(struct ust_tcb *t, enum out_mode mode, ust_time now)
 	r = tcp_sb_at(t, t->packets_out - 1);
 	r->xmit_time = now;
 	tcp_rate_sent(t, r, idle, now);
-	data_sent(t, len, now);
+	data_sent(t, len, true);
 	if (len < seg_max)
 		t->snd_sml = t->snd_nxt + len; /* end of the latest small segment */
 	t->snd_nxt += len + (fin ? 1 : 0);
@@ -519,7 +522,7 @@ static bool retransmit(struct ust_tcb *t, uint32_t i, uint8_t mark, ust_time now
 	tcp_sb_set(t, r, mark);
 	r->xmit_time = now;
 	tcp_rate_sent(t, r, false, now);
-	data_sent(t, len, now);
+	data_sent(t, len, mark & TCP_SENT_RETRANS);
 	return true;
 }
 
@@ -565,8 +568,10 @@ static void retransmit_lost(struct ust_tcb *t, uint32_t *quota, ust_time now)
  * tail lost as often as any), else the last segment again. One probe
  * per episode: while one is out, the RTO stays the only timer. The RTO
  * counts afresh from the probe. A probe of the last segment does not mark
- * it lost: in flight it counts once (Linux counts it twice, in
- * retrans_out too), and RACK finds it lost like any segment. */
+ * it lost: in flight it counts once, and not toward PRR (as Linux's
+ * __tcp_retransmit_skb, which leaves retrans_out and prr_out alone:
+ * measured, tests/seg/tlp-cwr.seg), and RACK finds it lost like any
+ * segment. */
 void tcp_send_loss_probe(struct ust_tcb *t, ust_time now)
 {
 	uint32_t prior = t->packets_out, seg_max = t->mss - tcp_sack_opt_len(t), last, len;

@@ -522,6 +522,34 @@ def scenario_tlp_cwnd_fin(lab):
     p.step(seg(10)[1] + 1, note="all and the FIN", wait=0.05, keys=keys)
 
 
+def scenario_tlp_cwr(lab):
+    """tlp-cwr.seg (tcp_early_retrans=3): a probe during CWR, and what PRR
+    lets go after it. No window scaling, so that the peer's window can end
+    exactly at a segment. cwnd 20, the window ends at 30: twenty go, ten
+    more wait. ECE with the ACK of 12 (the window still ends at 30): CWR,
+    nothing can go. The probe is the last segment again (the window holds
+    the new data back). Then the ACK of 14 opens the window: how many new
+    segments PRR lets go shows whether the probe counted as sent in the
+    reduction (prr_out)."""
+    keys = INFO + ("rto",)
+    p = Peer(lab, [("MSS", MSS), ("SAckOK", b"")], win=65535)
+    p.connect(syn="SEC")
+    p.burst(10, 10)
+    p.win = 20 * MSS
+    p.step(seg(10)[1], note="the first flight; the window ends at 30", keys=keys)
+    p.lab.cmd("w %d" % (40 * MSS))
+    p.collect(20)
+    time.sleep(RTT)
+    p.win = 18 * MSS
+    p.ack(seg(12)[1], flags="AE", note="ECE for 11..12; the window still ends at 30")
+    p.answers(0.02)
+    p.info(*keys)
+    p.collect(1, timeout=0.5)
+    p.info(*keys)
+    p.win = 65535
+    p.step(seg(14)[1], note="13..14; the window opens", keys=keys)
+
+
 def scenario_fin_window(lab):
     """fin-window.seg: does the FIN need room in the peer's window? 1536
     bytes (two half-window segments of 768) fill a 1536-byte window, the
