@@ -14,6 +14,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -352,9 +355,56 @@ US_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int
 	return recvfrom(fd, buf, n < buflen ? n : buflen, flags, sa, len);
 }
 
+/* TCP_INQ: the bytes left to read after a read, as Linux's tcp_inq_hint
+ * counts them (rcv_nxt - copied_seq): the peer's FIN among them once it
+ * came, so one more than the data then, and 1 when no data is left. Here:
+ * what the app end holds, and the FIN once TCP has it (the mirrored state),
+ * or, once TCP is closed, once the stack shut its end of the pair (after
+ * the last byte; a program's own SHUT_RD shuts the app end's reading, which
+ * says nothing of a FIN). Bytes TCP holds because the pair is full are not
+ * counted; the pair's own are many then, and "more to read" is what a
+ * reader asks. */
+static int inq_hint(int fd, struct us_sock *s)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	int inq = 0, st = atomic_load(&s->state);
+	bool fin = UST_TCP_RCVD_FIN(st);
+
+	if (REAL(ioctl)(fd, FIONREAD, &inq) < 0 || inq < 0)
+		inq = 0;
+	if (!fin && st == UST_TCP_CLOSED && !(atomic_load(&s->flags) & US_F_APP_SHUT_RD))
+		fin = poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
+	return inq + fin;
+}
+
+/* Linux's put_cmsg of TCP_CM_INQ after what the app end's recvmsg put in
+ * the control buffer (cap bytes in all): cut to the room left, with
+ * MSG_CTRUNC, and none without room for a header. */
+static void put_inq(struct msghdr *m, size_t cap, int inq)
+{
+	size_t used = m->msg_control ? m->msg_controllen : 0, left = cap > used ? cap - used : 0;
+	size_t n = CMSG_LEN(sizeof(inq));
+	struct cmsghdr h = { .cmsg_level = SOL_TCP, .cmsg_type = TCP_CM_INQ };
+	char *at = (char *)m->msg_control + used;
+
+	if (!m->msg_control || left < sizeof(h)) {
+		m->msg_flags |= MSG_CTRUNC;
+		return;
+	}
+	if (left < n) {
+		m->msg_flags |= MSG_CTRUNC;
+		n = left;
+	}
+	h.cmsg_len = n;
+	memcpy(at, &h, sizeof(h));
+	memcpy(at + CMSG_LEN(0), &inq, n - CMSG_LEN(0));
+	m->msg_controllen = used + (CMSG_SPACE(sizeof(inq)) < left ? CMSG_SPACE(sizeof(inq)) : left);
+}
+
 US_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
 	struct us_sock *s;
+	size_t cap = m->msg_controllen;
 	void *name;
 	ssize_t r;
 
@@ -370,10 +420,12 @@ US_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 
 	name = m->msg_name;
 	m->msg_name = NULL;
-	r = rd_blocking(s, &rc);
+	r = read_post(s, rd_blocking(s, &rc));
 	m->msg_name = name;
 	m->msg_namelen = 0;
-	return read_post(s, r);
+	if (r >= 0 && (atomic_load(&s->flags) & US_F_INQ) && !(flags & MSG_ERRQUEUE))
+		put_inq(m, cap, inq_hint(fd, s));
+	return r;
 }
 
 /* ---- writing ---- */

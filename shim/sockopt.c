@@ -1135,6 +1135,19 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 	}
 	if (level == IPPROTO_TCP && (name == TCP_THIN_DUPACK || name == TCP_FASTOPEN))
 		return (int)us_ret(tcp_kept_set(s, name, val, len));
+	if (level == IPPROTO_TCP && name == TCP_INQ) {
+		/* The slot's flag, which recvmsg reads (io.c) and an accepted
+		 * socket takes from its listener (sk_clone). */
+		if ((r = int_arg(val, len, &v)) < 0)
+			return (int)us_ret(r);
+		if (v < 0 || v > 1)
+			return (int)us_ret(-EINVAL);
+		if (v)
+			atomic_fetch_or(&s->flags, US_F_INQ);
+		else
+			atomic_fetch_and(&s->flags, ~US_F_INQ);
+		return 0;
+	}
 	if ((k = kept(s, level, name))) {
 		if ((r = int_arg(val, len, &v)) < 0)
 			return (int)us_ret(r);
@@ -1350,6 +1363,8 @@ US_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return (int)us_ret(put_int(val, len, 0));
 	if (level == IPPROTO_TCP && name == TCP_FASTOPEN)
 		return (int)us_ret(put_int(val, len, atomic_load(&s->fastopen_qlen)));
+	if (level == IPPROTO_TCP && name == TCP_INQ)
+		return (int)us_ret(put_int(val, len, !!(atomic_load(&s->flags) & US_F_INQ)));
 	opt = engine_opt(level, name);
 	if (opt >= 0) {
 		c.u.opt.level = IPPROTO_TCP;

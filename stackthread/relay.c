@@ -1036,7 +1036,7 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	atomic_store(&s->v6only, atomic_load(&l->sock->v6only));
 	us_sock_set_end(s, false, &e.laddr, e.lport);
 	us_sock_set_end(s, true, &e.raddr, e.rport);
-	atomic_store(&s->flags, US_F_EVER_SYNCED | US_F_PAIRED);
+	atomic_store(&s->flags, US_F_EVER_SYNCED | US_F_PAIRED | (atomic_load(&l->sock->flags) & US_F_INQ));
 	atomic_store(&s->ip_tos, atomic_load(&l->sock->ip_tos));
 	atomic_store(&s->ip_ttl, atomic_load(&l->sock->ip_ttl));
 	atomic_store(&s->ip_pmtudisc, atomic_load(&l->sock->ip_pmtudisc));

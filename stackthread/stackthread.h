@@ -112,6 +112,7 @@ enum us_kind {
 #define US_F_BUSY_POLL   0x800 /* SO_BUSY_POLL was set on the app end */
 #define US_F_APP_SHUT_RD 0x8000 /* the program shut its receiving side down (shutdown) */
 #define US_F_PAIRED     0x10000 /* the app end is connected to a stack end (connect, listen, accept) */
+#define US_F_INQ        0x20000 /* TCP_INQ: reads by recvmsg get TCP_CM_INQ (inherited by accepted sockets) */
 #define US_F_MORE       0x1000 /* a send with MSG_MORE: the next without it pushes */
 #define US_F_BOUND      0x2000 /* bind() succeeded: bound6, bound_port (connect.c, renew) */
 

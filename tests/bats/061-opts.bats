@@ -182,6 +182,37 @@ end b''"
 @test "MSG_PEEK, MSG_TRUNC, MSG_WAITALL, MSG_OOB, urgent data both ways, SIOCATMARK, SO_OOBINLINE [kernel]" { MODE=kernel body_msgflags; }
 @test "MSG_PEEK, MSG_TRUNC, MSG_WAITALL, MSG_OOB, urgent data both ways, SIOCATMARK, SO_OOBINLINE [ustcp]" { MODE=ustcp body_msgflags; }
 
+# TCP_INQ (inq.py): set on the listener, the accepted socket has it; each
+# recvmsg's TCP_CM_INQ is what is left to read, one more once the FIN came
+# (Linux's tcp_inq_hint counts it), 1 at the end; a short control buffer
+# gets the message cut and MSG_CTRUNC, none MSG_CTRUNC alone.
+body_inq() {
+	shim_topo_up
+	prog_bg python3 "$SHIM_DIR/inq.py" server "$SADDR" 7407 >"$TMP/srv"
+	local srv=$BG_PID
+	prog_wait_listen 7407
+	run -0 peer python3 "$SHIM_DIR/inq.py" client "$SADDR" 7407
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv"
+	assert_output "fresh 0
+set 2 EINVAL
+set -1 EINVAL
+listener 1
+accepted 1
+peek 100 [tcp/36=3000] ctrunc=0
+read 1000 [tcp/36=2000] ctrunc=0
+no buffer 500 [] ctrunc=1
+short buffer 500 [tcp/36=e803] ctrunc=1
+header only 10 [tcp/36=] ctrunc=1
+after FIN 490 [tcp/36=501] ctrunc=0
+the rest 500 [tcp/36=1] ctrunc=0
+end 0 [tcp/36=1] ctrunc=0
+off 0 [] ctrunc=0"
+}
+
+@test "TCP_INQ: inherited from the listener; TCP_CM_INQ counts what is left and the FIN; cut to a short buffer [kernel]" { MODE=kernel body_inq; }
+@test "TCP_INQ: inherited from the listener; TCP_CM_INQ counts what is left and the FIN; cut to a short buffer [ustcp]" { MODE=ustcp body_inq; }
+
 # TCP_DEFER_ACCEPT (defer.py), 5 s: accept() returns when data comes (2 s
 # here), or, without data, once the SYN-ACK sent again at the last of the
 # period's timeouts (1 + 2 + 4 s) is ACKed. The client sees the server's
@@ -369,11 +400,12 @@ body_opt_matrix() {
 	# The kernel's run had no address of its own here in ustcp's mode:
 	# the listener's lines are checked as facts below.
 	grep -v '^listener ' "$TMP/out" | diff -u "$TMP/kernel" -
-	assert_equal "$(wc -l <"$TMP/out")" 1710
+	assert_equal "$(wc -l <"$TMP/out")" 1730
 	# SO_REUSEADDR a boolean; SO_PASSCRED refused on TCP; SO_RCVLOWAT -1
 	# at half of tcp_rmem's largest; SO_SNDBUFFORCE write only; TCP_MAXSEG
 	# 536 before connect, 0 taken; TCP_LINGER2 at most 120; TCP_THIN_DUPACK
-	# 0 or 1, read as 0; TCP_FASTOPEN's queue length read back.
+	# 0 or 1, read as 0; TCP_FASTOPEN's queue length read back; TCP_INQ
+	# 0 or 1.
 	cat >"$TMP/facts" <<'OUT'
 2 1 2 2 ok 01000000
 2 1 16 1 ENOTSUP ENOTSUP
@@ -384,6 +416,8 @@ body_opt_matrix() {
 2 6 8 255 ok 78000000
 2 6 17 2 EINVAL 00000000
 2 6 23 255 ok ff000000
+2 6 36 1 ok 01000000
+2 6 36 2 EINVAL 00000000
 listener waiting 2 7
 listener after accept 1 7
 rcvlowat 4096 100000 4096 8192
