@@ -49,6 +49,23 @@ static int get_congestion(struct us_sock *s, void *val, socklen_t *len)
 	return 0;
 }
 
+/* TCP_CC_INFO: the algorithm's model as Linux's get_info gives it (BBR's
+ * 20 bytes, nothing for Reno and CUBIC), cut to the length asked for. */
+static int get_cc_info(struct us_sock *s, void *val, socklen_t *len)
+{
+	struct us_call c;
+	long r;
+
+	if (!val || !len)
+		return -EFAULT;
+	if ((r = us_call(&c, us_op_cc_info, s)) < 0)
+		return (int)r;
+	if (*len > c.u.ccinfo.len)
+		*len = c.u.ccinfo.len;
+	memcpy(val, c.u.ccinfo.v, *len);
+	return 0;
+}
+
 /* SO_MAX_PACING_RATE, once the app end took it (and kept it for
  * getsockopt): the engine caps and paces by it. As Linux's
  * sock_setsockopt reads it: 32 bits, ~0U for no cap, or 64 when given. */
@@ -1184,6 +1201,11 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 	}
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
 		return (int)us_ret(set_congestion(s, val, len));
+	/* Linux's do_tcp_setsockopt checks the length before it looks at
+	 * the option (only TCP_CONGESTION, TCP_ULP and the Fast Open key come
+	 * first). */
+	if (level == IPPROTO_TCP && len < (socklen_t)sizeof(int) && name != TCP_ULP && name != TCP_FASTOPEN_KEY)
+		return (int)us_ret(-EINVAL);
 	return (int)us_ret(-ENOPROTOOPT);
 }
 
@@ -1359,6 +1381,8 @@ US_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return (int)us_ret(tcp_info(s, val, len));
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
 		return (int)us_ret(get_congestion(s, val, len));
+	if (level == IPPROTO_TCP && name == TCP_CC_INFO)
+		return (int)us_ret(get_cc_info(s, val, len));
 	if (level == IPPROTO_TCP && name == TCP_THIN_DUPACK)
 		return (int)us_ret(put_int(val, len, 0));
 	if (level == IPPROTO_TCP && name == TCP_FASTOPEN)

@@ -627,6 +627,14 @@ void us_op_get_cc(struct us_call *c)
 	c->ret = 0;
 }
 
+void us_op_cc_info(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+
+	c->u.ccinfo.len = (uint32_t)ust_tcp_cc_info(&c->st->tcp, k ? k->tcb : NULL, c->u.ccinfo.v);
+	c->ret = 0;
+}
+
 /* Asked by the process that takes over a socket this stack holds but never
  * paired (an exec'd image, shim/connect.c us_renew): the port it is bound
  * to must be free before that process binds it again in its own stack. */

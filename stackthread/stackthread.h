@@ -186,6 +186,7 @@ union us_call_args {
 	struct { unsigned first, last; } range;
 	char cc[16]; /* TCP_CONGESTION's name, NUL-terminated: by value, so it
 		      * crosses to another process's stack (calls.c) */
+	struct { uint32_t len, v[5]; } ccinfo; /* TCP_CC_INFO (ust_tcp_cc_info), by value too */
 	void *out;
 };
 
@@ -510,6 +511,7 @@ void us_op_status(struct us_call *c);     /* u.out = struct ust_tcp_status */
 void us_op_status_to_slot(struct us_call *c); /* the same into us_sock_last(), for another process */
 void us_op_set_cc(struct us_call *c);     /* u.cc = the name (TCP_CONGESTION) */
 void us_op_get_cc(struct us_call *c);     /* u.cc = the name back */
+void us_op_cc_info(struct us_call *c);    /* u.ccinfo = TCP_CC_INFO */
 void us_op_hand_on(struct us_call *c);    /* a never-paired socket's control block and relay go, its
                                            * bind with them; the slot stays, the caller's to free
                                            * (-EBUSY: paired since) */

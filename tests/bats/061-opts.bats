@@ -213,6 +213,29 @@ off 0 [] ctrunc=0"
 @test "TCP_INQ: inherited from the listener; TCP_CM_INQ counts what is left and the FIN; cut to a short buffer [kernel]" { MODE=kernel body_inq; }
 @test "TCP_INQ: inherited from the listener; TCP_CM_INQ counts what is left and the FIN; cut to a short buffer [ustcp]" { MODE=ustcp body_inq; }
 
+# TCP_CC_INFO (ccinfo.py): nothing for Reno and CUBIC; BBR's 20 bytes,
+# zeros before the handshake (a fresh socket, a listener), its model once
+# connected (a bandwidth, a minimum RTT, gains of Linux's BBR); not settable.
+body_cc_info() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/ccinfo.py" sink "$PEER_ADDR" 7408 </dev/null
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7408
+	run -0 prog python3 "$SHIM_DIR/ccinfo.py" client "$PEER_ADDR" 7408
+	assert_output "reno fresh -
+cubic fresh -
+bbr fresh 0000000000000000000000000000000000000000
+bbr listener 0000000000000000000000000000000000000000
+set ENOPROTOOPT
+bbr connected 20 bytes; bandwidth > 0 ; min RTT 1 us .. 1 s ; gains Linux's
+cut to 8 True
+cubic connected -"
+	bg_wait "$srv"
+}
+
+@test "TCP_CC_INFO: nothing for Reno and CUBIC, BBR's model (zeros before the handshake) [kernel]" { MODE=kernel body_cc_info; }
+@test "TCP_CC_INFO: nothing for Reno and CUBIC, BBR's model (zeros before the handshake) [ustcp]" { MODE=ustcp body_cc_info; }
+
 # TCP_DEFER_ACCEPT (defer.py), 5 s: accept() returns when data comes (2 s
 # here), or, without data, once the SYN-ACK sent again at the last of the
 # period's timeouts (1 + 2 + 4 s) is ACKed. The client sees the server's
@@ -400,12 +423,13 @@ body_opt_matrix() {
 	# The kernel's run had no address of its own here in ustcp's mode:
 	# the listener's lines are checked as facts below.
 	grep -v '^listener ' "$TMP/out" | diff -u "$TMP/kernel" -
-	assert_equal "$(wc -l <"$TMP/out")" 1730
+	assert_equal "$(wc -l <"$TMP/out")" 1750
 	# SO_REUSEADDR a boolean; SO_PASSCRED refused on TCP; SO_RCVLOWAT -1
 	# at half of tcp_rmem's largest; SO_SNDBUFFORCE write only; TCP_MAXSEG
 	# 536 before connect, 0 taken; TCP_LINGER2 at most 120; TCP_THIN_DUPACK
 	# 0 or 1, read as 0; TCP_FASTOPEN's queue length read back; TCP_INQ
-	# 0 or 1.
+	# 0 or 1. (TCP_CC_INFO's lines depend on the namespace's algorithm:
+	# the kernel's alone say what they must be.)
 	cat >"$TMP/facts" <<'OUT'
 2 1 2 2 ok 01000000
 2 1 16 1 ENOTSUP ENOTSUP
