@@ -111,6 +111,7 @@ static int engine_opt(int level, int name)
 	case TCP_CORK: return UST_TCP_OPT_CORK;
 	case TCP_WINDOW_CLAMP: return UST_TCP_OPT_WINDOW_CLAMP;
 	case TCP_DEFER_ACCEPT: return UST_TCP_OPT_DEFER_ACCEPT;
+	case TCP_THIN_LINEAR_TIMEOUTS: return UST_TCP_OPT_THIN_LINEAR_TIMEOUTS;
 	}
 	return -1;
 }

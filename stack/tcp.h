@@ -320,6 +320,7 @@ struct ust_tcb {
 	 * smaller hop limit is dropped, as Linux's tcp_v6_rcv; 0: none. */
 	uint8_t min_hops;
 	uint8_t min_ttl;            /* IP_MINTTL (RFC 5082), as min_hops for IPv4 */
+	bool thin_lto;              /* TCP_THIN_LINEAR_TIMEOUTS (Linux's tp->thin_lto) */
 	/* The path MTU that packet too big or fragmentation needed left
 	 * (IP_MTU, IPV6_MTU); 0: the link's. */
 	uint16_t pmtu;
@@ -577,6 +578,9 @@ struct ust_tcp_config {
 	unsigned syn_retries;       /* Linux tcp_syn_retries: 6 */
 	unsigned synack_retries;    /* Linux tcp_synack_retries: 5 */
 	unsigned retries2;          /* Linux tcp_retries2: 15 */
+	/* Linux's tcp_thin_linear_timeouts (0, its default): every connection
+	 * as if it had set TCP_THIN_LINEAR_TIMEOUTS. */
+	bool thin_linear_timeouts;
 	unsigned orphan_retries;    /* Linux tcp_orphan_retries 0 means 8 */
 	bool rfc1337;               /* ignore RST in TIME-WAIT (Linux default: no) */
 	/* Linux's tcp_early_retrans: 3 (its default) or 4 sends tail loss
@@ -811,6 +815,7 @@ enum ust_tcp_opt {
 	UST_TCP_OPT_IPV6_FLOWLABEL, /* 1: the automatic flow label (the default); 0: label 0 */
 	UST_TCP_OPT_IPV6_MINHOPCOUNT, /* IPV6_MINHOPCOUNT: 0..255; a segment under it is dropped */
 	UST_TCP_OPT_IP_MINTTL,      /* IP_MINTTL: 0..255; an IPv4 segment with a lower TTL is dropped */
+	UST_TCP_OPT_THIN_LINEAR_TIMEOUTS, /* 0 or 1: a thin stream's first timeouts do not back off */
 };
 /* IP_MTU_DISCOVER's modes, Linux's IP_PMTUDISC_*: DF is set with WANT
  * (the default) and DO, and clear with the others. */

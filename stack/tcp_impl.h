@@ -33,6 +33,7 @@
 #define TCP_KEEPINTVL UST_SEC(75)
 #define TCP_KEEPCNT 9
 #define TCP_SYN_LINEAR 4            /* Linux tcp_syn_linear_timeouts */
+#define TCP_THIN_LINEAR_RETRIES 6   /* Linux: timeouts a thin stream takes unbacked off */
 /* A SYN answered with an ACK of something else (a peer's TIME-WAIT) is
  * sent again this soon after our RST, once: Linux's TCP_TIMEOUT_MIN, two
  * jiffies (8 ms at HZ=250, measured on 6.18). */

@@ -167,6 +167,7 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->flow_label = l->flow_label & UST_TCP_FLOW_OFF;
 	c->min_hops = l->min_hops;
 	c->min_ttl = l->min_ttl;
+	c->thin_lto = l->thin_lto;
 	c->user_wnd_clamp = l->user_wnd_clamp;
 	c->defer_accept = l->defer_accept;
 	c->ipv6 = l->ipv6;

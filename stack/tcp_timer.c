@@ -118,6 +118,19 @@ static ust_time model_timeout(unsigned n)
 	return ((2ull << thresh) - 1) * TCP_RTO_MIN + (ust_time)(n - thresh) * TCP_RTO_MAX;
 }
 
+/* A thin stream (fewer than four segments out, past the initial slow
+ * start: it cannot count on duplicate ACKs) with linear timeouts asked for
+ * (TCP_THIN_LINEAR_TIMEOUTS, or net.ipv4.tcp_thin_linear_timeouts): its
+ * first six timeouts keep the RTO as the estimator has it, the backoff
+ * starts from the seventh (Linux's tcp_retransmit_timer; its time to give
+ * up stays tcp_retries2's model, so it retransmits more often within it). */
+static bool thin_linear(const struct ust_tcb *t)
+{
+	return t->state == UST_TCP_ESTABLISHED && (t->thin_lto || t->tcp->cfg.thin_linear_timeouts) &&
+	       t->packets_out < 4 && t->snd_ssthresh < TCP_INFINITE_SSTHRESH &&
+	       t->rto_count <= TCP_THIN_LINEAR_RETRIES;
+}
+
 /* Has the connection retransmitted long enough to give up? Time since the
  * first unanswered retransmission decides: TCP_USER_TIMEOUT if set, else
  * the model time of tcp_retries2 (tcp_orphan_retries for orphans). */
@@ -263,7 +276,10 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 	tcp_timer_stop(t, UST_TT_TLP);
 	enter_loss(t, now);
 	t->rto_count++;
-	t->backoff++;
+	if (thin_linear(t))
+		t->backoff = 0;
+	else
+		t->backoff++;
 	tcp_output(t, now);
 	tcp_timer_set(t, UST_TT_RTX, tcp_rtx_due(t, now));
 }

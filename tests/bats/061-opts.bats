@@ -423,7 +423,7 @@ body_opt_matrix() {
 	# The kernel's run had no address of its own here in ustcp's mode:
 	# the listener's lines are checked as facts below.
 	grep -v '^listener ' "$TMP/out" | diff -u "$TMP/kernel" -
-	assert_equal "$(wc -l <"$TMP/out")" 1750
+	assert_equal "$(wc -l <"$TMP/out")" 1770
 	# SO_REUSEADDR a boolean; SO_PASSCRED refused on TCP; SO_RCVLOWAT -1
 	# at half of tcp_rmem's largest; SO_SNDBUFFORCE write only; TCP_MAXSEG
 	# 536 before connect, 0 taken; TCP_LINGER2 at most 120; TCP_THIN_DUPACK

@@ -1040,6 +1040,7 @@ static const struct { const char *name; enum ust_tcp_opt opt; } sockopts[] = {
 	{ "IPV6_TCLASS", UST_TCP_OPT_IPV6_TCLASS }, { "IPV6_UNICAST_HOPS", UST_TCP_OPT_IPV6_UNICAST_HOPS },
 	{ "IPV6_MTU_DISCOVER", UST_TCP_OPT_IPV6_MTU_DISCOVER }, { "IPV6_MTU", UST_TCP_OPT_IP_MTU },
 	{ "IPV6_AUTOFLOWLABEL", UST_TCP_OPT_IPV6_FLOWLABEL }, { "IPV6_MINHOPCOUNT", UST_TCP_OPT_IPV6_MINHOPCOUNT },
+	{ "TCP_THIN_LINEAR_TIMEOUTS", UST_TCP_OPT_THIN_LINEAR_TIMEOUTS },
 };
 
 static bool sockopt_by_name(const char *s, enum ust_tcp_opt *out)

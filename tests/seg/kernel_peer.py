@@ -84,6 +84,9 @@ for line in sys.stdin:
     elif cmd[0] == "s":
         s.shutdown(socket.SHUT_WR)
         print("shut", flush=True)
+    elif cmd[0] == "o":
+        s.setsockopt(int(cmd[1]), int(cmd[2]), int(cmd[3]))
+        print("set", flush=True)
     elif cmd[0] == "q":
         break
 """
@@ -548,6 +551,25 @@ def scenario_tlp_cwr(lab):
     p.info(*keys)
     p.win = 65535
     p.step(seg(14)[1], note="13..14; the window opens", keys=keys)
+
+
+def scenario_thin_lto(lab):
+    """thin-linear-timeouts.seg: TCP_THIN_LINEAR_TIMEOUTS on an
+    established connection, no SACK (no probe), two segments written and
+    never acknowledged: when the kernel sends them again (the first of
+    them), and its backoff and RTO as TCP_INFO reads them."""
+    keys = ("ca_state", "snd_cwnd", "snd_ssthresh", "retransmits", "backoff", "rto", "total_retrans")
+    p = Peer(lab, OPTS_NOSACK)
+    p.connect()
+    p.burst(10, 10)
+    p.step(seg(10)[1], note="the first flight", keys=keys)
+    print("app:", p.lab.cmd("o 6 16 1"))  # IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS
+    p.lab.cmd("w %d" % (2 * MSS))
+    p.collect(2)
+    end = time.monotonic() + 7
+    while time.monotonic() < end:
+        if p.collect(1, timeout=end - time.monotonic()):
+            p.info(*keys)
 
 
 def scenario_fin_window(lab):
