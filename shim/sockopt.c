@@ -93,6 +93,7 @@ static int engine_opt(int level, int name)
 		case SO_KEEPALIVE: return UST_TCP_OPT_KEEPALIVE;
 		case SO_SNDBUF: case SO_SNDBUFFORCE: return UST_TCP_OPT_SNDBUF;
 		case SO_RCVBUF: case SO_RCVBUFFORCE: return UST_TCP_OPT_RCVBUF;
+		case SO_TXREHASH: return UST_TCP_OPT_TXREHASH;
 		}
 		return -1;
 	}

@@ -321,6 +321,7 @@ struct ust_tcb {
 	uint8_t min_hops;
 	uint8_t min_ttl;            /* IP_MINTTL (RFC 5082), as min_hops for IPv4 */
 	bool thin_lto;              /* TCP_THIN_LINEAR_TIMEOUTS (Linux's tp->thin_lto) */
+	bool txrehash;              /* SO_TXREHASH (Linux's sk_txrehash): relabel after a timeout */
 	/* The path MTU that packet too big or fragmentation needed left
 	 * (IP_MTU, IPV6_MTU); 0: the link's. */
 	uint16_t pmtu;
@@ -581,6 +582,9 @@ struct ust_tcp_config {
 	/* Linux's tcp_thin_linear_timeouts (0, its default): every connection
 	 * as if it had set TCP_THIN_LINEAR_TIMEOUTS. */
 	bool thin_linear_timeouts;
+	/* Linux's net.core.txrehash (1, its default): a new IPv6 flow label
+	 * after a timeout, for SO_TXREHASH -1 and new sockets. */
+	bool txrehash;
 	unsigned orphan_retries;    /* Linux tcp_orphan_retries 0 means 8 */
 	bool rfc1337;               /* ignore RST in TIME-WAIT (Linux default: no) */
 	/* Linux's tcp_early_retrans: 3 (its default) or 4 sends tail loss
@@ -816,6 +820,7 @@ enum ust_tcp_opt {
 	UST_TCP_OPT_IPV6_MINHOPCOUNT, /* IPV6_MINHOPCOUNT: 0..255; a segment under it is dropped */
 	UST_TCP_OPT_IP_MINTTL,      /* IP_MINTTL: 0..255; an IPv4 segment with a lower TTL is dropped */
 	UST_TCP_OPT_THIN_LINEAR_TIMEOUTS, /* 0 or 1: a thin stream's first timeouts do not back off */
+	UST_TCP_OPT_TXREHASH,       /* SO_TXREHASH: 0 or 1, -1 the namespace's; 0 keeps the flow label */
 };
 /* IP_MTU_DISCOVER's modes, Linux's IP_PMTUDISC_*: DF is set with WANT
  * (the default) and DO, and clear with the others. */

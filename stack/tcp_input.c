@@ -168,6 +168,7 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->min_hops = l->min_hops;
 	c->min_ttl = l->min_ttl;
 	c->thin_lto = l->thin_lto;
+	c->txrehash = l->txrehash;
 	c->user_wnd_clamp = l->user_wnd_clamp;
 	c->defer_accept = l->defer_accept;
 	c->ipv6 = l->ipv6;

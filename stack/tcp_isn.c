@@ -70,7 +70,7 @@ bool tcp_flow_relabel(struct ust_tcb *t, enum ust_event ev)
 {
 	uint32_t old = t->flow_label & UST_IPV6_FLOW_MASK, label;
 
-	if (!(t->flow_label & UST_TCP_FLOW_SET) || (t->flow_label & UST_TCP_FLOW_OFF) ||
+	if (!t->txrehash || !(t->flow_label & UST_TCP_FLOW_SET) || (t->flow_label & UST_TCP_FLOW_OFF) ||
 	    ust_ip6_is_v4mapped(&t->raddr))
 		return false;
 	label = (uint32_t)(tcp_siphash_2w(t->tcp->cfg.isn_key, old, 3ull << 32) >> 40) & UST_IPV6_FLOW_MASK;

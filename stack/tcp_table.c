@@ -58,6 +58,7 @@ void ust_tcp_default_config(struct ust_tcp_config *cfg)
 	cfg->syn_retries = 6;
 	cfg->synack_retries = 5;
 	cfg->retries2 = 15;
+	cfg->txrehash = true;
 	cfg->orphan_retries = 8;
 	cfg->early_retrans = 3;
 	cfg->ecn = 2;
@@ -484,6 +485,7 @@ void tcp_tcb_init(struct ust_tcp *tcp, struct ust_tcb *t, void *user)
 	t->keep_intvl = TCP_KEEPINTVL;
 	t->keep_cnt = TCP_KEEPCNT;
 	t->syn_retries = tcp->cfg.syn_retries;
+	t->txrehash = tcp->cfg.txrehash;
 	t->ip_pmtudisc = UST_PMTUDISC_WANT;
 	t->ip6_pmtudisc = UST_PMTUDISC_WANT;
 	t->ip6_hops = UST_TCP_HOPS_DEFAULT;

@@ -681,6 +681,11 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 			return -EINVAL;
 		t->thin_lto = v;
 		return 0;
+	case UST_TCP_OPT_TXREHASH:
+		if (v < -1 || v > 1)
+			return -EINVAL;
+		t->txrehash = v < 0 ? t->tcp->cfg.txrehash : v;
+		return 0;
 	}
 	return -ENOPROTOOPT;
 }
@@ -733,6 +738,7 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 	case UST_TCP_OPT_IPV6_MINHOPCOUNT: *v = t->min_hops; return 0;
 	case UST_TCP_OPT_IP_MINTTL: *v = t->min_ttl; return 0;
 	case UST_TCP_OPT_THIN_LINEAR_TIMEOUTS: *v = t->thin_lto; return 0;
+	case UST_TCP_OPT_TXREHASH: *v = t->txrehash; return 0;
 	case UST_TCP_OPT_IP_MTU:
 		/* Linux: the route's MTU once connect() chose one, lowered
 		 * by packet too big or fragmentation needed (path_mtu_lower). */

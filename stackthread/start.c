@@ -171,6 +171,7 @@ static int guardian_main(void *arg)
 	if (us_st.cfg->max_tw == UINT_MAX)
 		us_st.tcp.cfg.max_tw = (unsigned)ust_sysctl_int("/proc/sys/net/ipv4/tcp_max_tw_buckets", INT_MAX);
 	us_st.tcp.cfg.thin_linear_timeouts = ust_sysctl_int("/proc/sys/net/ipv4/tcp_thin_linear_timeouts", 0) != 0;
+	us_st.tcp.cfg.txrehash = ust_sysctl_int("/proc/sys/net/core/txrehash", 1) != 0;
 	if (!us_st.cfg->cc[0])
 		namespace_cc(&us_st.tcp.cfg);
 	ust_loop_run(&us_st.loop);

@@ -423,18 +423,19 @@ body_opt_matrix() {
 	# The kernel's run had no address of its own here in ustcp's mode:
 	# the listener's lines are checked as facts below.
 	grep -v '^listener ' "$TMP/out" | diff -u "$TMP/kernel" -
-	assert_equal "$(wc -l <"$TMP/out")" 1770
+	assert_equal "$(wc -l <"$TMP/out")" 1790
 	# SO_REUSEADDR a boolean; SO_PASSCRED refused on TCP; SO_RCVLOWAT -1
 	# at half of tcp_rmem's largest; SO_SNDBUFFORCE write only; TCP_MAXSEG
 	# 536 before connect, 0 taken; TCP_LINGER2 at most 120; TCP_THIN_DUPACK
 	# 0 or 1, read as 0; TCP_FASTOPEN's queue length read back; TCP_INQ
-	# 0 or 1. (TCP_CC_INFO's lines depend on the namespace's algorithm:
+	# 0 or 1; SO_TXREHASH -1 the namespace's 1. (TCP_CC_INFO's lines depend on the namespace's algorithm:
 	# the kernel's alone say what they must be.)
 	cat >"$TMP/facts" <<'OUT'
 2 1 2 2 ok 01000000
 2 1 16 1 ENOTSUP ENOTSUP
 2 1 18 -1 ok 00000001
 2 1 32 1 ok ENOPROTOOPT
+2 1 74 -1 ok 01000000
 2 6 2 default 18020000
 2 6 2 0 ok 18020000
 2 6 8 255 ok 78000000

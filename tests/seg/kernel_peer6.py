@@ -55,6 +55,8 @@ for line in sys.stdin:
             s.sendall(bytes((i * 11 + 5) & 0xff for i in range(int(c[1])))); print("ok", flush=True)
         elif c[0] == "close":
             s.close(); print("ok", flush=True)
+        elif c[0] == "txrehash":  # SO_TXREHASH on the connection, else the listener
+            (s or l).setsockopt(socket.SOL_SOCKET, 74, int(c[1])); print("ok", flush=True)
         elif c[0] == "name":
             print("name", s.getsockname()[0], s.getpeername()[0], flush=True)
         elif c[0] == "q":
@@ -263,6 +265,26 @@ def scenario_rto(lab):
     lab.expect(0.1)
     lab.send("A", PEER_ISN + 1, lab.iss + 2001)
     lab.expect(0.1)
+
+
+def scenario_rto_norehash(lab):
+    """v6-txrehash.seg: as rto, with SO_TXREHASH 0 on the accepted
+    socket."""
+    passive_open(lab)
+    lab.cmd("txrehash 0")
+    lab.cmd("write 1000")
+    lab.expect(1.8)
+    lab.send("A", PEER_ISN + 1, lab.iss + 1001)
+    lab.expect(0.1)
+
+
+def scenario_synack_norehash(lab):
+    """v6-txrehash.seg: as synack-rto, with SO_TXREHASH 0 on the
+    listener."""
+    lab.cmd("listen")
+    lab.cmd("txrehash 0")
+    lab.send("S", PEER_ISN, 0, OPTS)
+    lab.expect(3.5)
 
 
 def scenario_fast_rtx(lab):
