@@ -49,6 +49,32 @@ static int get_congestion(struct us_sock *s, void *val, socklen_t *len)
 	return 0;
 }
 
+/* TCP_SAVED_SYN: the headers the stack kept in the slot at accept, once,
+ * as Linux's (EINVAL, and the length they need, for a shorter buffer;
+ * length 0 when there are none). */
+static int get_saved_syn(struct us_sock *s, void *val, socklen_t *len)
+{
+	struct us_ip_opts *o = us_sock_ipopts(s);
+	unsigned n = atomic_load(&o->saved_syn_len);
+
+	if (!len)
+		return -EFAULT;
+	if (!n) {
+		*len = 0;
+		return 0;
+	}
+	if (*len < n) {
+		*len = n;
+		return -EINVAL;
+	}
+	if (!val)
+		return -EFAULT;
+	memcpy(val, o->saved_syn, n);
+	*len = n;
+	atomic_store(&o->saved_syn_len, 0);
+	return 0;
+}
+
 /* TCP_CC_INFO: the algorithm's model as Linux's get_info gives it (BBR's
  * 20 bytes, nothing for Reno and CUBIC), cut to the length asked for. */
 static int get_cc_info(struct us_sock *s, void *val, socklen_t *len)
@@ -113,6 +139,7 @@ static int engine_opt(int level, int name)
 	case TCP_WINDOW_CLAMP: return UST_TCP_OPT_WINDOW_CLAMP;
 	case TCP_DEFER_ACCEPT: return UST_TCP_OPT_DEFER_ACCEPT;
 	case TCP_THIN_LINEAR_TIMEOUTS: return UST_TCP_OPT_THIN_LINEAR_TIMEOUTS;
+	case TCP_SAVE_SYN: return UST_TCP_OPT_SAVE_SYN;
 	}
 	return -1;
 }
@@ -1385,6 +1412,8 @@ US_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return (int)us_ret(get_congestion(s, val, len));
 	if (level == IPPROTO_TCP && name == TCP_CC_INFO)
 		return (int)us_ret(get_cc_info(s, val, len));
+	if (level == IPPROTO_TCP && name == TCP_SAVED_SYN)
+		return (int)us_ret(get_saved_syn(s, val, len));
 	if (level == IPPROTO_TCP && name == TCP_THIN_DUPACK)
 		return (int)us_ret(put_int(val, len, 0));
 	if (level == IPPROTO_TCP && name == TCP_FASTOPEN)

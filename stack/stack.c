@@ -349,7 +349,7 @@ void ust_stack_input(struct ust_stack *st, const uint8_t *frame, size_t len,
 	}
 	switch (eth.type) {
 	case UST_ETHERTYPE_IPV4:
-		ipv4_input(st, frame + UST_ETH_HLEN, len - UST_ETH_HLEN, rxflags, now);
+		ipv4_input(st, frame + UST_ETH_HLEN, len - UST_ETH_HLEN, rxflags | UST_RX_ETH, now);
 		return;
 	case UST_ETHERTYPE_ARP:
 		ust_arp_input(st, frame + UST_ETH_HLEN, len - UST_ETH_HLEN, now);
@@ -357,7 +357,7 @@ void ust_stack_input(struct ust_stack *st, const uint8_t *frame, size_t len,
 	case UST_ETHERTYPE_IPV6:
 		if (!st->nif.has_addr6)
 			break;
-		ust_ip6_input(st, frame + UST_ETH_HLEN, len - UST_ETH_HLEN, rxflags, now);
+		ust_ip6_input(st, frame + UST_ETH_HLEN, len - UST_ETH_HLEN, rxflags | UST_RX_ETH, now);
 		return;
 	case UST_ETHERTYPE_VLAN:
 		count_drop(st, UST_DROP_ETH_VLAN);

@@ -20,6 +20,7 @@
 #define UST_RX_CSUM_OK 0x1 /* the kernel vouches for the transport checksum
 			    * (PACKET_AUXDATA: not filled in yet, or verified) */
 #define UST_RX_LOOPED 0x2  /* we sent it to our own address (ust_stack_loop) */
+#define UST_RX_ETH 0x4     /* an Ethernet header (UST_ETH_HLEN) precedes the datagram */
 
 struct ust_stack;
 

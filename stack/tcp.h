@@ -96,6 +96,12 @@ struct ust_tcp_seg {
 	const uint8_t *data;
 	uint32_t len;           /* payload bytes */
 	uint8_t hlen;           /* header bytes, options included */
+	/* Where the headers below it start, for TCP_SAVE_SYN: the IP header
+	 * (IPv6's with its extension headers) of net_len bytes, and the link
+	 * header of mac_len bytes (0: none, or not known) before it. */
+	const uint8_t *net;
+	uint16_t net_len;
+	uint8_t mac_len;
 };
 
 /* Parses and validates a TCP segment (checksum unless csum_ok). Returns
@@ -322,6 +328,11 @@ struct ust_tcb {
 	uint8_t min_ttl;            /* IP_MINTTL (RFC 5082), as min_hops for IPv4 */
 	bool thin_lto;              /* TCP_THIN_LINEAR_TIMEOUTS (Linux's tp->thin_lto) */
 	bool txrehash;              /* SO_TXREHASH (Linux's sk_txrehash): relabel after a timeout */
+	/* TCP_SAVE_SYN (0, 1, 2), and a child's SYN headers it kept for
+	 * TCP_SAVED_SYN (malloc'd, freed once read or with the block). */
+	uint8_t save_syn;
+	uint16_t saved_syn_len;
+	uint8_t *saved_syn;
 	/* The path MTU that packet too big or fragmentation needed left
 	 * (IP_MTU, IPV6_MTU); 0: the link's. */
 	uint16_t pmtu;
@@ -821,6 +832,7 @@ enum ust_tcp_opt {
 	UST_TCP_OPT_IP_MINTTL,      /* IP_MINTTL: 0..255; an IPv4 segment with a lower TTL is dropped */
 	UST_TCP_OPT_THIN_LINEAR_TIMEOUTS, /* 0 or 1: a thin stream's first timeouts do not back off */
 	UST_TCP_OPT_TXREHASH,       /* SO_TXREHASH: 0 or 1, -1 the namespace's; 0 keeps the flow label */
+	UST_TCP_OPT_SAVE_SYN,       /* TCP_SAVE_SYN: 1 keeps a child's SYN headers, 2 with the link's too */
 };
 /* IP_MTU_DISCOVER's modes, Linux's IP_PMTUDISC_*: DF is set with WANT
  * (the default) and DO, and clear with the others. */
@@ -829,6 +841,12 @@ enum {
 	UST_PMTUDISC_INTERFACE, UST_PMTUDISC_OMIT,
 };
 int ust_tcp_setopt(struct ust_tcb *tcb, enum ust_tcp_opt opt, int value);
+/* TCP_SAVED_SYN as Linux's getsockopt: the headers of the SYN that made
+ * this connection (its listener had TCP_SAVE_SYN; not for a SYN cookie's),
+ * once: copied to buf and let go (0, *len their length) when *len holds
+ * them; -EINVAL with *len their length when it does not; 0 with *len 0
+ * when there are none. */
+int ust_tcp_saved_syn(struct ust_tcb *tcb, void *buf, unsigned *len);
 /* SO_RCVLOWAT as Linux's tcp_set_rcvlowat takes it: the mark to keep
  * (none above half the receive buffer the program set, or else half of
  * tcp_rmem's largest, a negative one the largest; 0 is 1), the buffer

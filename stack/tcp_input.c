@@ -15,6 +15,7 @@
  * in a way a program or peer can see, Linux is followed and the comment
  * says so. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tcp_impl.h"
@@ -169,6 +170,7 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->min_ttl = l->min_ttl;
 	c->thin_lto = l->thin_lto;
 	c->txrehash = l->txrehash;
+	c->save_syn = l->save_syn;
 	c->user_wnd_clamp = l->user_wnd_clamp;
 	c->defer_accept = l->defer_accept;
 	c->ipv6 = l->ipv6;
@@ -214,6 +216,20 @@ static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *sy
 	if (l->reuseport && tcp->cfg.tuple_hold)
 		tcp->cfg.tuple_hold(tcp->cfg.ctx, c->lport, &c->raddr, c->rport);
 	return c;
+}
+
+/* TCP_SAVE_SYN (Linux's tcp_reqsk_record_syn): the SYN's IP and TCP
+ * headers, after the link's header for 2 (none on a link without one),
+ * for TCP_SAVED_SYN. */
+static void save_syn(struct ust_tcb *c, const struct ust_tcp_seg *syn)
+{
+	unsigned mac = c->save_syn == 2 ? syn->mac_len : 0;
+	size_t len = mac + syn->net_len + syn->hlen;
+
+	if (!c->save_syn || !syn->net || len > UINT16_MAX || !(c->saved_syn = malloc(len)))
+		return;
+	memcpy(c->saved_syn, syn->net - mac, len);
+	c->saved_syn_len = (uint16_t)len;
 }
 
 /* What the child learns from the SYN: its options, our first window, the
@@ -313,6 +329,7 @@ static void listen_syn(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_tim
 	}
 	l->synq_len++;
 	child_take_syn(c, seg, now);
+	save_syn(c, seg); /* not a cookie's: its SYN is gone (Linux records none either) */
 	c->group_shared = shared;
 	tcp_set_state(c, UST_TCP_SYN_RECEIVED);
 	c->rtt_start = now;
@@ -1079,15 +1096,19 @@ static void segment_arrives(struct ust_tcp *tcp, enum ust_drop why, struct ust_t
 void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_time now)
 {
 	struct ust_tcp_seg seg;
+	enum ust_drop why = ip->proto != UST_IPPROTO_TCP ? UST_DROP_IP_PROTO
+							 : ust_tcp_parse(ip, rxflags & UST_RX_CSUM_OK, &seg);
 
-	segment_arrives(ctx, ip->proto != UST_IPPROTO_TCP ? UST_DROP_IP_PROTO :
-			ust_tcp_parse(ip, rxflags & UST_RX_CSUM_OK, &seg), &seg, now);
+	seg.mac_len = rxflags & UST_RX_ETH ? UST_ETH_HLEN : 0;
+	segment_arrives(ctx, why, &seg, now);
 }
 
 void ust_tcp_input6(void *ctx, const struct ust_ipv6 *ip, unsigned rxflags, ust_time now)
 {
 	struct ust_tcp_seg seg;
+	enum ust_drop why = ip->proto != UST_IPPROTO_TCP ? UST_DROP_IP_PROTO
+							 : ust_tcp_parse6(ip, rxflags & UST_RX_CSUM_OK, &seg);
 
-	segment_arrives(ctx, ip->proto != UST_IPPROTO_TCP ? UST_DROP_IP_PROTO :
-			ust_tcp_parse6(ip, rxflags & UST_RX_CSUM_OK, &seg), &seg, now);
+	seg.mac_len = rxflags & UST_RX_ETH ? UST_ETH_HLEN : 0;
+	segment_arrives(ctx, why, &seg, now);
 }

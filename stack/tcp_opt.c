@@ -112,6 +112,9 @@ enum ust_drop ust_tcp_parse(const struct ust_ipv4 *ip, bool csum_ok, struct ust_
 	seg->dst = ust_ip6_from_v4(ip->dst);
 	seg->flow = 0;
 	seg->hops = ip->ttl;
+	seg->net = ip->payload - ip->hlen;
+	seg->net_len = ip->hlen;
+	seg->mac_len = 0;
 	return parse_segment(ip->payload, ip->payload_len, sum, csum_ok, ip->tos, seg);
 }
 
@@ -123,6 +126,9 @@ enum ust_drop ust_tcp_parse6(const struct ust_ipv6 *ip, bool csum_ok, struct ust
 	seg->dst = ip->dst;
 	seg->flow = ip->flow & UST_IPV6_FLOW_MASK;
 	seg->hops = ip->hop_limit;
+	seg->net = ip->hdr;
+	seg->net_len = ip->hdr ? (uint16_t)(ip->payload - ip->hdr) : 0;
+	seg->mac_len = 0;
 	return parse_segment(ip->payload, ip->payload_len, sum, csum_ok, ip->tclass, seg);
 }
 

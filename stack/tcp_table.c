@@ -109,6 +109,7 @@ void tcp_tcb_discard(struct ust_tcb *t)
 	ust_ring_free(&t->rcvbuf);
 	ust_seqset_clear(&t->ofo);
 	tcp_sb_clear(t);
+	free(t->saved_syn);
 	t->tcp->nconns--;
 	free(t);
 }

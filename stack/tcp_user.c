@@ -2,6 +2,7 @@
  * program makes, with Linux's results. */
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -686,8 +687,31 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 			return -EINVAL;
 		t->txrehash = v < 0 ? t->tcp->cfg.txrehash : v;
 		return 0;
+	case UST_TCP_OPT_SAVE_SYN:
+		if (v < 0 || v > 2)
+			return -EINVAL;
+		t->save_syn = (uint8_t)v;
+		return 0;
 	}
 	return -ENOPROTOOPT;
+}
+
+int ust_tcp_saved_syn(struct ust_tcb *t, void *buf, unsigned *len)
+{
+	if (!t->saved_syn) {
+		*len = 0;
+		return 0;
+	}
+	if (*len < t->saved_syn_len) {
+		*len = t->saved_syn_len;
+		return -EINVAL;
+	}
+	memcpy(buf, t->saved_syn, t->saved_syn_len);
+	*len = t->saved_syn_len;
+	free(t->saved_syn);
+	t->saved_syn = NULL;
+	t->saved_syn_len = 0;
+	return 0;
 }
 
 int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
@@ -739,6 +763,7 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 	case UST_TCP_OPT_IP_MINTTL: *v = t->min_ttl; return 0;
 	case UST_TCP_OPT_THIN_LINEAR_TIMEOUTS: *v = t->thin_lto; return 0;
 	case UST_TCP_OPT_TXREHASH: *v = t->txrehash; return 0;
+	case UST_TCP_OPT_SAVE_SYN: *v = t->save_syn; return 0;
 	case UST_TCP_OPT_IP_MTU:
 		/* Linux: the route's MTU once connect() chose one, lowered
 		 * by packet too big or fragmentation needed (path_mtu_lower). */

@@ -115,6 +115,7 @@ enum ust_drop ust_ipv6_parse(const uint8_t *buf, size_t len, struct ust_ipv6 *ip
 	if (next == UST_IPPROTO_NONE)
 		return UST_DROP_IP6_NO_NEXT;
 	ip->proto = next;
+	ip->hdr = buf;
 	ip->payload = buf + off;
 	ip->payload_len = (uint16_t)(len - off);
 	return UST_OK;

@@ -56,6 +56,7 @@ struct ust_ipv6 {
 	uint8_t hop_limit;
 	uint8_t proto;             /* the upper-layer header, after the extension headers */
 	struct ust_ip6 src, dst;
+	const uint8_t *hdr;        /* the fixed header, where the datagram starts */
 	const uint8_t *payload;    /* the upper-layer header and what follows */
 	uint16_t payload_len;
 };

@@ -1055,6 +1055,23 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	tok->rport = e.rport;
 }
 
+/* TCP_SAVED_SYN: the SYN's headers move from TCP to the accepted socket's
+ * slot, where any process that holds it reads them (shim/sockopt.c).
+ * Longer than the slot's room (IPv6 extension headers), they stay with
+ * TCP, which lets them go with the connection: nothing to read. */
+static void keep_saved_syn(struct ust_tcb *ct, struct us_sock *s)
+{
+	uint8_t buf[US_SAVED_SYN_MAX];
+	unsigned len = sizeof(buf);
+	struct us_ip_opts *o;
+
+	if (ust_tcp_saved_syn(ct, buf, &len) < 0 || !len)
+		return;
+	o = us_sock_ipopts_w(s);
+	memcpy(o->saved_syn, buf, len);
+	atomic_store(&o->saved_syn_len, (uint16_t)len);
+}
+
 /* No fds (or slot) for an accepted connection's pair: the program's
  * accept() fails with the kernel's EMFILE or ENFILE while the connection
  * waits in TCP's accept queue, and the listener stays readable, as Linux's.
@@ -1122,6 +1139,7 @@ static bool deliver_one(struct us_conn *l)
 		return false;
 	}
 	accepted_sock(l, s, &st, ct, &tok);
+	keep_saved_syn(ct, s);
 	if (l->rcvlowat > 1) {
 		/* Linux's child inherits the mark (sk_clone); its bytes wait
 		 * for it in TCP's ring (conn_push), not prefilled. */

@@ -139,6 +139,7 @@ enum us_kind {
  * in the slot would cost every connection that much memory). */
 #define US_IP6_KEPT 28
 #define US_IP6_HDR_MAX 64
+#define US_SAVED_SYN_MAX 256 /* TCP_SAVED_SYN: link, IP and TCP headers (IPv4's at most 134) */
 #define US_IP4_KEPT 21
 #define US_IP4_KEPT_PORT_RANGE 20 /* IP_LOCAL_PORT_RANGE's index in kept4 */
 #ifndef IP_LOCAL_PORT_RANGE
@@ -154,6 +155,11 @@ struct us_ip_opts {
 	_Atomic uint16_t hdr_len[4];
 	uint8_t hdr[4][US_IP6_HDR_MAX];
 	uint8_t pktinfo[20];         /* struct in6_pktinfo */
+	/* TCP_SAVED_SYN: an accepted socket's SYN headers, until read once
+	 * (relay.c keeps them here, so that any process holding it reads
+	 * them); never copied from a listener. */
+	_Atomic uint16_t saved_syn_len;
+	uint8_t saved_syn[US_SAVED_SYN_MAX];
 };
 
 static inline void us_ip_opts_copy(struct us_ip_opts *to, struct us_ip_opts *from)

@@ -236,6 +236,33 @@ cubic connected -"
 @test "TCP_CC_INFO: nothing for Reno and CUBIC, BBR's model (zeros before the handshake) [kernel]" { MODE=kernel body_cc_info; }
 @test "TCP_CC_INFO: nothing for Reno and CUBIC, BBR's model (zeros before the handshake) [ustcp]" { MODE=ustcp body_cc_info; }
 
+# TCP_SAVE_SYN (savesyn.py): the accepted socket gives its SYN's headers
+# once (EINVAL to a short buffer), the link's first with 2; not settable.
+body_save_syn() {
+	shim_topo_up
+	prog_bg python3 "$SHIM_DIR/savesyn.py" server "$SADDR" 7409 >"$TMP/srv"
+	local srv=$BG_PID
+	prog_wait_listen 7409
+	run -0 peer python3 "$SHIM_DIR/savesyn.py" client "$SADDR" 7409
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv"
+	assert_output "fresh 0
+set 3 EINVAL
+set saved ENOPROTOOPT
+listener 1 saved 0
+accepted 1
+short EINVAL
+ip v4 hl 20 len 60 ttl 64 proto 6 src $PEER_ADDR dst $SADDR; tcp dport 7409 hl 40 flags 0x2 win 64240 options 2,4,8,1,3 total 60
+again 0
+accepted 2
+short EINVAL
+link 14 type 0800; ip v4 hl 20 len 60 ttl 64 proto 6 src $PEER_ADDR dst $SADDR; tcp dport 7409 hl 40 flags 0x2 win 64240 options 2,4,8,1,3 total 74
+again 0"
+}
+
+@test "TCP_SAVE_SYN: the accepted socket's TCP_SAVED_SYN, once, with the link's header for 2 [kernel]" { MODE=kernel body_save_syn; }
+@test "TCP_SAVE_SYN: the accepted socket's TCP_SAVED_SYN, once, with the link's header for 2 [ustcp]" { MODE=ustcp body_save_syn; }
+
 # TCP_DEFER_ACCEPT (defer.py), 5 s: accept() returns when data comes (2 s
 # here), or, without data, once the SYN-ACK sent again at the last of the
 # period's timeouts (1 + 2 + 4 s) is ACKed. The client sees the server's
@@ -423,7 +450,7 @@ body_opt_matrix() {
 	# The kernel's run had no address of its own here in ustcp's mode:
 	# the listener's lines are checked as facts below.
 	grep -v '^listener ' "$TMP/out" | diff -u "$TMP/kernel" -
-	assert_equal "$(wc -l <"$TMP/out")" 1790
+	assert_equal "$(wc -l <"$TMP/out")" 1830
 	# SO_REUSEADDR a boolean; SO_PASSCRED refused on TCP; SO_RCVLOWAT -1
 	# at half of tcp_rmem's largest; SO_SNDBUFFORCE write only; TCP_MAXSEG
 	# 536 before connect, 0 taken; TCP_LINGER2 at most 120; TCP_THIN_DUPACK

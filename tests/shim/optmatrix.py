@@ -24,7 +24,7 @@ SOL = [o for o in range(1, 80) if o not in (
     49, 56, 57,           # SO_INCOMING_CPU, SO_INCOMING_NAPI_ID, SO_COOKIE: the socket's own
     60,                   # SO_ZEROCOPY: not taken (CAVEATS)
     17, 59, 31, 39)]      # SO_PEERCRED, SO_PEERGROUPS, SO_PEERSEC, SO_PEERNAME: of a peer
-TCP = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 16, 17, 18, 23, 25, 26, 36]
+TCP = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 16, 17, 18, 23, 25, 26, 27, 28, 36]
 VALUES = [1, 0, 2, 255, 4096, 1 << 30, -1, b"\x01", bytes(8)]
 
 

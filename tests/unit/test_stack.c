@@ -491,7 +491,7 @@ static void test_stack_ip_input_to_upper(void **state)
 	ust_stack_flush(&h->st);
 	expect_nothing(h);
 	assert_int_equal(h->ip_calls, 1);
-	assert_int_equal(h->ip_rxflags, UST_RX_CSUM_OK);
+	assert_int_equal(h->ip_rxflags, UST_RX_CSUM_OK | UST_RX_ETH); /* a link header before it */
 	assert_int_equal(h->ip_last.src, PEER_IP);
 	assert_int_equal(h->ip_last.dst, OUR_IP);
 	assert_int_equal(h->ip_last.proto, UST_IPPROTO_TCP);
