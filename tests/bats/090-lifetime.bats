@@ -353,8 +353,11 @@ body_kill_unread() {
 	MODE=ustcp body_kill_unread
 }
 
-# killed.py listen: 3 peers connect to a listener that accepts none; the
-# listener's process is SIGKILLed: each of them gets a RST.
+# killed.py listen: 3 peers connect to a listener that accepts none; once
+# the three wait in its queue (their ACKs arrived: under the sanitizer
+# build one had not, and a half-open connection goes quietly with its
+# listener, C30), the listener's process is SIGKILLed: each of them gets a
+# RST.
 body_kill_listener() {
 	shim_topo_up --impair "delay 25ms"
 	prog_bg python3 "$LT_DIR/killed.py" listen "$SADDR" 7300 "$TMP/ready" </dev/null
@@ -365,6 +368,7 @@ body_kill_listener() {
 	peer_bg python3 "$LT_DIR/rst_peer.py" connect "$SADDR" 7300 3 </dev/null >"$TMP/peer.out"
 	local peer_pid=$BG_PID
 	retry 50 grep -q '^connected 3$' "$TMP/peer.out"
+	retry 50 test -e "$TMP/ready.queued"
 	kill -KILL "$pid"
 	bg_wait "$peer_pid" 40
 	cat "$TMP/peer.out"

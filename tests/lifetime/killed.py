@@ -9,11 +9,15 @@ unread: connect to ADDR:PORT, wait until data has come (the peer sends
         RST, as for a close with unread data.
 listen: listen on ADDR:PORT (backlog 16), write READYFILE, and wait to be
         killed, accepting nothing: the connections in its queue get a RST.
+        Once three connections wait in the queue (TCP_INFO's unacked of a
+        listener: the peer's connect returns at the SYN-ACK, its ACK may
+        still be on its way), it writes READYFILE.queued.
 """
 import os
 import select
 import signal
 import socket
+import struct
 import sys
 import time
 
@@ -34,6 +38,13 @@ def main():
         with open(sys.argv[4] + ".tmp", "w") as f:
             f.write("%d\n" % os.getpid())
         os.rename(sys.argv[4] + ".tmp", sys.argv[4])
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+            if struct.unpack_from("I", info, 24)[0] >= 3:  # tcpi_unacked
+                open(sys.argv[4] + ".queued", "w").close()
+                break
+            time.sleep(0.01)
         time.sleep(120)
         sys.exit("killed.py: not killed in 120 s")
     else:
