@@ -249,6 +249,7 @@ body_save_syn() {
 	assert_output "fresh 0
 set 3 EINVAL
 set saved ENOPROTOOPT
+listening
 listener 1 saved 0
 accepted 1
 short EINVAL
@@ -262,6 +263,24 @@ again 0"
 
 @test "TCP_SAVE_SYN: the accepted socket's TCP_SAVED_SYN, once, with the link's header for 2 [kernel]" { MODE=kernel body_save_syn; }
 @test "TCP_SAVE_SYN: the accepted socket's TCP_SAVED_SYN, once, with the link's header for 2 [ustcp]" { MODE=ustcp body_save_syn; }
+
+# The same over IPv6: the fixed header (no extension headers here).
+body_save_syn6() {
+	shim6_topo_up
+	prog_bg python3 "$SHIM_DIR/savesyn.py" server :: 7410 >"$TMP/srv"
+	local srv=$BG_PID
+	retry 20 grep -q listening "$TMP/srv"
+	[ "$MODE" = kernel ] || sleep 1.2 # DAD: the peer's first SYN waits for our advertisement otherwise
+	run -0 peer python3 "$SHIM_DIR/savesyn.py" client "$SADDR6" 7410
+	bg_wait "$srv"
+	run -0 grep -c "ip v6 plen 40 next 6 hops 64 src $PEER_ADDR6 dst $SADDR6; tcp dport 7410 hl 40 flags 0x2" "$TMP/srv"
+	assert_output 2
+	run -0 grep -c "^link 14 type 86dd; ip v6 .* total 94$" "$TMP/srv"
+	assert_output 1
+}
+
+@test "TCP_SAVE_SYN over IPv6: the fixed header and the TCP header, with the link's for 2 [kernel]" { MODE=kernel body_save_syn6; }
+@test "TCP_SAVE_SYN over IPv6: the fixed header and the TCP header, with the link's for 2 [ustcp]" { MODE=ustcp body_save_syn6; }
 
 # TCP_DEFER_ACCEPT (defer.py), 5 s: accept() returns when data comes (2 s
 # here), or, without data, once the SYN-ACK sent again at the last of the

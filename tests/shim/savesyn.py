@@ -7,6 +7,8 @@ link's header comes first.
     savesyn.py server ADDR PORT   the program: prints what it reads
     savesyn.py client ADDR PORT   the kernel peer: two connections
 
+(an IPv6 ADDR, or :: for the server: over IPv6)
+
 The headers are the peer kernel's SYN, the same for both runs but for
 what varies per connection (ports, sequence numbers, timestamps, the IP
 ID and checksums): what is printed is the rest.
@@ -32,9 +34,15 @@ def describe(h, mac):
     if mac:
         out.append(f"link {len(h[:14])} type {h[12:14].hex()}")
         h = h[14:]
-    ihl = (h[0] & 15) * 4
-    out.append(f"ip v{h[0] >> 4} hl {ihl} len {struct.unpack('!H', h[2:4])[0]} ttl {h[8]} proto {h[9]}"
-               f" src {socket.inet_ntoa(h[12:16])} dst {socket.inet_ntoa(h[16:20])}")
+    if h[0] >> 4 == 6:
+        ihl = 40
+        out.append(f"ip v6 plen {struct.unpack('!H', h[4:6])[0]} next {h[6]} hops {h[7]}"
+                   f" src {socket.inet_ntop(socket.AF_INET6, h[8:24])}"
+                   f" dst {socket.inet_ntop(socket.AF_INET6, h[24:40])}")
+    else:
+        ihl = (h[0] & 15) * 4
+        out.append(f"ip v{h[0] >> 4} hl {ihl} len {struct.unpack('!H', h[2:4])[0]} ttl {h[8]} proto {h[9]}"
+                   f" src {socket.inet_ntoa(h[12:16])} dst {socket.inet_ntoa(h[16:20])}")
     t = h[ihl:]
     thl = (t[12] >> 4) * 4
     kinds, i = [], 20
@@ -49,7 +57,7 @@ def describe(h, mac):
 
 
 def server(addr, port):
-    l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    l = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_STREAM)
     l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     print("fresh", l.getsockopt(socket.IPPROTO_TCP, TCP_SAVE_SYN))
     print("set 3", attempt(lambda: l.setsockopt(socket.IPPROTO_TCP, TCP_SAVE_SYN, 3)))
@@ -57,6 +65,7 @@ def server(addr, port):
     l.setsockopt(socket.IPPROTO_TCP, TCP_SAVE_SYN, 1)
     l.bind((addr, port))
     l.listen(2)
+    print("listening", flush=True)
     print("listener", l.getsockopt(socket.IPPROTO_TCP, TCP_SAVE_SYN),
           "saved", len(l.getsockopt(socket.IPPROTO_TCP, TCP_SAVED_SYN, 512)))
     for mac in (False, True):
