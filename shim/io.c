@@ -359,11 +359,13 @@ US_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int
  * counts them (rcv_nxt - copied_seq): the peer's FIN among them once it
  * came, so one more than the data then, and 1 when no data is left. Here:
  * what the app end holds, and the FIN once TCP has it (the mirrored state),
- * or, once TCP is closed, once the stack shut its end of the pair (after
- * the last byte; a program's own SHUT_RD shuts the app end's reading, which
- * says nothing of a FIN). Bytes TCP holds because the pair is full are not
- * counted; the pair's own are many then, and "more to read" is what a
- * reader asks. */
+ * or, once TCP is closed in order (not reset or timed out: Linux's SOCK_DONE
+ * is tcp_fin's alone), once the stack shut its end of the pair after the
+ * last byte (a program's own SHUT_RD shuts the app end's reading, which
+ * says nothing of a FIN). Not counted: bytes TCP holds outside the pair,
+ * because the pair is full (its own are many then, and "more to read" is
+ * what a reader asks), below SO_RCVLOWAT's mark, or after the program's
+ * SHUT_RD (ustcp(7), CAVEATS). */
 static int inq_hint(int fd, struct us_sock *s)
 {
 	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
@@ -372,7 +374,8 @@ static int inq_hint(int fd, struct us_sock *s)
 
 	if (REAL(ioctl)(fd, FIONREAD, &inq) < 0 || inq < 0)
 		inq = 0;
-	if (!fin && st == UST_TCP_CLOSED && !(atomic_load(&s->flags) & US_F_APP_SHUT_RD))
+	if (!fin && st == UST_TCP_CLOSED && !atomic_load(&s->hard_err) &&
+	    !(atomic_load(&s->flags) & US_F_APP_SHUT_RD))
 		fin = poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
 	return inq + fin;
 }
@@ -404,7 +407,7 @@ static void put_inq(struct msghdr *m, size_t cap, int inq)
 US_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
 	struct us_sock *s;
-	size_t cap = m->msg_controllen;
+	size_t cap;
 	void *name;
 	ssize_t r;
 
@@ -418,6 +421,7 @@ US_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	}
 	struct rd_call rc = { .fd = fd, .m = m, .flags = flags, .kind = RD_RECVMSG };
 
+	cap = m->msg_controllen;
 	name = m->msg_name;
 	m->msg_name = NULL;
 	r = read_post(s, rd_blocking(s, &rc));

@@ -70,8 +70,11 @@ static int get_saved_syn(struct us_sock *s, void *val, socklen_t *len)
 	if (!val)
 		return -EFAULT;
 	memcpy(val, o->saved_syn, n);
+	/* Once: of two readers at a time, one gets them (Linux's socket
+	 * lock), the other none. */
+	if (!atomic_compare_exchange_strong(&o->saved_syn_len, &(uint16_t){ (uint16_t)n }, 0))
+		n = 0;
 	*len = n;
-	atomic_store(&o->saved_syn_len, 0);
 	return 0;
 }
 
@@ -82,13 +85,16 @@ static int get_cc_info(struct us_sock *s, void *val, socklen_t *len)
 	struct us_call c;
 	long r;
 
-	if (!val || !len)
+	if (!len)
 		return -EFAULT;
 	if ((r = us_call(&c, us_op_cc_info, s)) < 0)
 		return (int)r;
 	if (*len > c.u.ccinfo.len)
 		*len = c.u.ccinfo.len;
-	memcpy(val, c.u.ccinfo.v, *len);
+	if (*len && !val)
+		return -EFAULT;
+	if (*len)
+		memcpy(val, c.u.ccinfo.v, *len);
 	return 0;
 }
 

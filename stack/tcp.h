@@ -102,6 +102,7 @@ struct ust_tcp_seg {
 	const uint8_t *net;
 	uint16_t net_len;
 	uint8_t mac_len;
+	bool looped;            /* from our own address (Linux's lo: a zeroed link header) */
 };
 
 /* Parses and validates a TCP segment (checksum unless csum_ok). Returns
@@ -841,12 +842,12 @@ enum {
 	UST_PMTUDISC_INTERFACE, UST_PMTUDISC_OMIT,
 };
 int ust_tcp_setopt(struct ust_tcb *tcb, enum ust_tcp_opt opt, int value);
-/* TCP_SAVED_SYN as Linux's getsockopt: the headers of the SYN that made
- * this connection (its listener had TCP_SAVE_SYN; not for a SYN cookie's),
- * once: copied to buf and let go (0, *len their length) when *len holds
- * them; -EINVAL with *len their length when it does not; 0 with *len 0
- * when there are none. */
-int ust_tcp_saved_syn(struct ust_tcb *tcb, void *buf, unsigned *len);
+/* TCP_SAVED_SYN: the headers of the SYN that made this connection (its
+ * listener had TCP_SAVE_SYN; none for a SYN cookie's), *len bytes, or NULL;
+ * and letting them go once they are read elsewhere (Linux's getsockopt
+ * frees them). */
+const uint8_t *ust_tcp_saved_syn(const struct ust_tcb *tcb, unsigned *len);
+void ust_tcp_saved_syn_drop(struct ust_tcb *tcb);
 /* SO_RCVLOWAT as Linux's tcp_set_rcvlowat takes it: the mark to keep
  * (none above half the receive buffer the program set, or else half of
  * tcp_rmem's largest, a negative one the largest; 0 is 1), the buffer

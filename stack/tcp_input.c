@@ -219,16 +219,25 @@ static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *sy
 }
 
 /* TCP_SAVE_SYN (Linux's tcp_reqsk_record_syn): the SYN's IP and TCP
- * headers, after the link's header for 2 (none on a link without one),
- * for TCP_SAVED_SYN. */
+ * headers, after the link's header for 2 (none on a link without one; a
+ * SYN from our own address has the zeroed one of Linux's lo), for
+ * TCP_SAVED_SYN. */
 static void save_syn(struct ust_tcb *c, const struct ust_tcp_seg *syn)
 {
-	unsigned mac = c->save_syn == 2 ? syn->mac_len : 0;
+	bool lo = c->save_syn == 2 && syn->looped;
+	unsigned mac = c->save_syn != 2 ? 0 : lo ? UST_ETH_HLEN : syn->mac_len;
 	size_t len = mac + syn->net_len + syn->hlen;
 
 	if (!c->save_syn || !syn->net || len > UINT16_MAX || !(c->saved_syn = malloc(len)))
 		return;
-	memcpy(c->saved_syn, syn->net - mac, len);
+	if (lo) {
+		memset(c->saved_syn, 0, UST_ETH_HLEN - 2);
+		ust_put16(c->saved_syn + UST_ETH_HLEN - 2, syn->net[0] >> 4 == 6 ? UST_ETHERTYPE_IPV6
+										 : UST_ETHERTYPE_IPV4);
+		memcpy(c->saved_syn + UST_ETH_HLEN, syn->net, len - UST_ETH_HLEN);
+	} else {
+		memcpy(c->saved_syn, syn->net - mac, len);
+	}
 	c->saved_syn_len = (uint16_t)len;
 }
 
@@ -1100,6 +1109,7 @@ void ust_tcp_input(void *ctx, const struct ust_ipv4 *ip, unsigned rxflags, ust_t
 							 : ust_tcp_parse(ip, rxflags & UST_RX_CSUM_OK, &seg);
 
 	seg.mac_len = rxflags & UST_RX_ETH ? UST_ETH_HLEN : 0;
+	seg.looped = rxflags & UST_RX_LOOPED;
 	segment_arrives(ctx, why, &seg, now);
 }
 
@@ -1110,5 +1120,6 @@ void ust_tcp_input6(void *ctx, const struct ust_ipv6 *ip, unsigned rxflags, ust_
 							 : ust_tcp_parse6(ip, rxflags & UST_RX_CSUM_OK, &seg);
 
 	seg.mac_len = rxflags & UST_RX_ETH ? UST_ETH_HLEN : 0;
+	seg.looped = rxflags & UST_RX_LOOPED;
 	segment_arrives(ctx, why, &seg, now);
 }

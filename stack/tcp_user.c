@@ -696,22 +696,17 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 	return -ENOPROTOOPT;
 }
 
-int ust_tcp_saved_syn(struct ust_tcb *t, void *buf, unsigned *len)
+const uint8_t *ust_tcp_saved_syn(const struct ust_tcb *t, unsigned *len)
 {
-	if (!t->saved_syn) {
-		*len = 0;
-		return 0;
-	}
-	if (*len < t->saved_syn_len) {
-		*len = t->saved_syn_len;
-		return -EINVAL;
-	}
-	memcpy(buf, t->saved_syn, t->saved_syn_len);
 	*len = t->saved_syn_len;
+	return t->saved_syn;
+}
+
+void ust_tcp_saved_syn_drop(struct ust_tcb *t)
+{
 	free(t->saved_syn);
 	t->saved_syn = NULL;
 	t->saved_syn_len = 0;
-	return 0;
 }
 
 int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)

@@ -1055,20 +1055,22 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	tok->rport = e.rport;
 }
 
-/* TCP_SAVED_SYN: the SYN's headers move from TCP to the accepted socket's
- * slot, where any process that holds it reads them (shim/sockopt.c).
- * Longer than the slot's room (IPv6 extension headers), they stay with
- * TCP, which lets them go with the connection: nothing to read. */
-static void keep_saved_syn(struct ust_tcb *ct, struct us_sock *s)
+/* TCP_SAVED_SYN: the SYN's headers go to the accepted socket's slot, where
+ * any process that holds it reads them (shim/sockopt.c), before its token
+ * leaves; TCP lets its copy go once the connection is the program's
+ * (deliver_one: a token that could not leave takes the slot with it, and
+ * the next one gets them again). Longer than the slot's room (IPv6
+ * extension headers), nothing is there to read. */
+static void keep_saved_syn(const struct ust_tcb *ct, struct us_sock *s)
 {
-	uint8_t buf[US_SAVED_SYN_MAX];
-	unsigned len = sizeof(buf);
+	unsigned len;
+	const uint8_t *h = ust_tcp_saved_syn(ct, &len);
 	struct us_ip_opts *o;
 
-	if (ust_tcp_saved_syn(ct, buf, &len) < 0 || !len)
+	if (!h || len > US_SAVED_SYN_MAX)
 		return;
 	o = us_sock_ipopts_w(s);
-	memcpy(o->saved_syn, buf, len);
+	memcpy(o->saved_syn, h, len);
 	atomic_store(&o->saved_syn_len, (uint16_t)len);
 }
 
@@ -1168,6 +1170,7 @@ static bool deliver_one(struct us_conn *l)
 		return false;
 	}
 	ust_tcp_accept(l->tcb, c, &err);
+	ust_tcp_saved_syn_drop(ct); /* the slot has them (keep_saved_syn) */
 	c->tcb = ct;
 	c->rcvlowat = l->rcvlowat;
 	if (pre)

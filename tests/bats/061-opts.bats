@@ -264,6 +264,17 @@ again 0"
 @test "TCP_SAVE_SYN: the accepted socket's TCP_SAVED_SYN, once, with the link's header for 2 [kernel]" { MODE=kernel body_save_syn; }
 @test "TCP_SAVE_SYN: the accepted socket's TCP_SAVED_SYN, once, with the link's header for 2 [ustcp]" { MODE=ustcp body_save_syn; }
 
+# A SYN from the program's own address, as Linux's through lo: a zeroed
+# link header for 2.
+body_save_syn_self() {
+	shim_topo_up
+	run -0 prog python3 "$SHIM_DIR/savesyn.py" self "$SADDR" 7411
+	assert_output --regexp "^link 000000000000000000000000 link 14 type 0800; ip v4 hl 20 len 60 ttl 64 proto 6 src $SADDR dst $SADDR; tcp dport 7411 hl 40 flags 0x2 win [0-9]+ options 2,4,8,1,3 total 74\$"
+}
+
+@test "TCP_SAVE_SYN 2 of a SYN from the program's own address: a zeroed link header, as lo's [kernel]" { MODE=kernel body_save_syn_self; }
+@test "TCP_SAVE_SYN 2 of a SYN from the program's own address: a zeroed link header, as lo's [ustcp]" { MODE=ustcp body_save_syn_self; }
+
 # The same over IPv6: the fixed header (no extension headers here).
 body_save_syn6() {
 	shim6_topo_up

@@ -6,6 +6,8 @@ link's header comes first.
 
     savesyn.py server ADDR PORT   the program: prints what it reads
     savesyn.py client ADDR PORT   the kernel peer: two connections
+    savesyn.py self ADDR PORT     the program is its own client (Linux's lo:
+                                  a zeroed link header for 2)
 
 (an IPv6 ADDR, or :: for the server: over IPv6)
 
@@ -80,6 +82,19 @@ def server(addr, port):
     l.close()
 
 
+def own(addr, port):
+    l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    l.setsockopt(socket.IPPROTO_TCP, TCP_SAVE_SYN, 2)
+    l.bind((addr, port))
+    l.listen(1)
+    s = socket.create_connection((addr, port), timeout=10)
+    c, _ = l.accept()
+    h = c.getsockopt(socket.IPPROTO_TCP, TCP_SAVED_SYN, 512)
+    print("link", h[:12].hex(), describe(h, True))
+    s.close()
+    c.close()
+
+
 def client(addr, port):
     for _ in range(2):
         s = socket.create_connection((addr, port), timeout=10)
@@ -88,4 +103,4 @@ def client(addr, port):
 
 
 if __name__ == "__main__":
-    {"server": server, "client": client}[sys.argv[1]](sys.argv[2], int(sys.argv[3]))
+    {"server": server, "client": client, "self": own}[sys.argv[1]](sys.argv[2], int(sys.argv[3]))
