@@ -102,6 +102,13 @@ static int write_pre(int fd, int flags, struct us_sock **sp)
 	*sp = s;
 	if (!s)
 		return 0;
+	/* Fast Open on the client's side: the stack keeps no cookies, so it
+	 * answers as Linux does with net.ipv4.tcp_fastopen's client bit off,
+	 * before anything else (tcp_sendmsg_fastopen), in any state. */
+	if (flags & MSG_FASTOPEN) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
 	if (atomic_load(&s->pending_err))
 		e = us_take_error(fd, s);
 	if (!e && unconnected(s))

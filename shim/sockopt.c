@@ -1187,6 +1187,14 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 	}
 	if (level == IPPROTO_TCP && (name == TCP_THIN_DUPACK || name == TCP_FASTOPEN))
 		return (int)us_ret(tcp_kept_set(s, name, val, len));
+	if (level == IPPROTO_TCP && name == TCP_FASTOPEN_CONNECT) {
+		/* As Linux with net.ipv4.tcp_fastopen's client bit off (the
+		 * stack keeps no Fast Open cookies; MSG_FASTOPEN in io.c):
+		 * the value checked, then refused. */
+		if ((r = int_arg(val, len, &v)) < 0)
+			return (int)us_ret(r);
+		return (int)us_ret(v < 0 || v > 1 ? -EINVAL : -EOPNOTSUPP);
+	}
 	if (level == IPPROTO_TCP && name == TCP_INQ) {
 		/* The slot's flag, which recvmsg reads (io.c) and an accepted
 		 * socket takes from its listener (sk_clone). */
@@ -1426,6 +1434,8 @@ US_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return (int)us_ret(put_int(val, len, atomic_load(&s->fastopen_qlen)));
 	if (level == IPPROTO_TCP && name == TCP_INQ)
 		return (int)us_ret(put_int(val, len, !!(atomic_load(&s->flags) & US_F_INQ)));
+	if (level == IPPROTO_TCP && name == TCP_FASTOPEN_CONNECT)
+		return (int)us_ret(put_int(val, len, 0));
 	opt = engine_opt(level, name);
 	if (opt >= 0) {
 		c.u.opt.level = IPPROTO_TCP;

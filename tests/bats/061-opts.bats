@@ -293,6 +293,31 @@ body_save_syn6() {
 @test "TCP_SAVE_SYN over IPv6: the fixed header and the TCP header, with the link's for 2 [kernel]" { MODE=kernel body_save_syn6; }
 @test "TCP_SAVE_SYN over IPv6: the fixed header and the TCP header, with the link's for 2 [ustcp]" { MODE=ustcp body_save_syn6; }
 
+# Fast Open on the client's side (fastopen.py): the stack keeps no
+# cookies and answers as Linux with net.ipv4.tcp_fastopen's client bit
+# off, which the kernel's run gets from the namespace's sysctl; the peer
+# is ccinfo.py's sink.
+body_fastopen_client() {
+	shim_topo_up
+	in_stack sysctl -qw net.ipv4.tcp_fastopen=0
+	peer_bg python3 "$SHIM_DIR/ccinfo.py" sink "$PEER_ADDR" 7412 </dev/null
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7412
+	run -0 prog python3 "$SHIM_DIR/fastopen.py" "$PEER_ADDR" 7412
+	assert_output "sendto ENOTSUP
+sendto nonblocking ENOTSUP
+send unconnected ENOTSUP
+connect option 0 EINVAL ENOTSUP EINVAL
+connected sendto ENOTSUP
+connected sendmsg ENOTSUP
+send 3
+answer b'ok'"
+	bg_wait "$srv"
+}
+
+@test "MSG_FASTOPEN and TCP_FASTOPEN_CONNECT as Linux with the client's Fast Open off: EOPNOTSUPP, no SIGPIPE [kernel]" { MODE=kernel body_fastopen_client; }
+@test "MSG_FASTOPEN and TCP_FASTOPEN_CONNECT as Linux with the client's Fast Open off: EOPNOTSUPP, no SIGPIPE [ustcp]" { MODE=ustcp body_fastopen_client; }
+
 # TCP_DEFER_ACCEPT (defer.py), 5 s: accept() returns when data comes (2 s
 # here), or, without data, once the SYN-ACK sent again at the last of the
 # period's timeouts (1 + 2 + 4 s) is ACKed. The client sees the server's
