@@ -7,22 +7,16 @@ zeros before the handshake, the model's own once connected.
     ccinfo.py sink ADDR PORT     the kernel peer: reads until EOF, answers "ok"
     ccinfo.py client ADDR PORT   the program: prints what it reads
 """
-import errno
 import socket
 import struct
 import sys
+
+from shimlib import attempt
 
 TCP_CC_INFO = 26
 # Linux's BBR (tcp_bbr.c): the gains, 256 = 1.0.
 HIGH_GAIN = 256 * 2885 // 1000 + 1
 GAINS = {HIGH_GAIN, 256 * 1000 // 2885, 256 * 5 // 4, 256 * 3 // 4, 256, 2 * 256}
-
-
-def attempt(f):
-    try:
-        return f()
-    except OSError as e:
-        return errno.errorcode[e.errno]
 
 
 def cc_info(s, n=64):

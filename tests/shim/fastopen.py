@@ -7,19 +7,13 @@ MSG_FASTOPEN fails with EOPNOTSUPP in any state, before anything else
 
     fastopen.py ADDR PORT   the program; ccinfo.py sink listens there
 """
-import errno
 import socket
 import sys
 
+from shimlib import attempt
+
 MSG_FASTOPEN = 0x20000000
 TCP_FASTOPEN_CONNECT = 30
-
-
-def attempt(f):
-    try:
-        return f()
-    except OSError as e:
-        return errno.errorcode[e.errno]
 
 
 def main(addr, port):

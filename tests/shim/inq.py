@@ -9,21 +9,15 @@ without one.
     inq.py client ADDR PORT   the kernel peer: 3000 bytes, then its FIN
                               when the server's byte comes
 """
-import errno
 import socket
 import sys
 import time
 
+from shimlib import attempt
+
 TCP_INQ = 36
 FULL = socket.CMSG_SPACE(4)
 HEADER = socket.CMSG_LEN(0)
-
-
-def attempt(f):
-    try:
-        return f()
-    except OSError as e:
-        return errno.errorcode[e.errno]
 
 
 def read(c, n, anc, flags=0):

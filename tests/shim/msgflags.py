@@ -11,7 +11,6 @@ with no urgent data (EINVAL), SIOCATMARK, SO_OOBINLINE; send(MSG_OOB)
 peer's urgent byte (a read stops at the mark, SIOCATMARK, recv(MSG_OOB),
 select's exceptional set), and with SO_OOBINLINE in band.
 """
-import errno
 import fcntl
 import select
 import socket
@@ -19,14 +18,9 @@ import struct
 import sys
 import time
 
+from shimlib import attempt
+
 SIOCATMARK = 0x8905
-
-
-def attempt(f):
-    try:
-        return f()
-    except OSError as e:
-        return errno.errorcode[e.errno]
 
 
 def atmark(s):

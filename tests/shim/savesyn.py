@@ -15,19 +15,13 @@ The headers are the peer kernel's SYN, the same for both runs but for
 what varies per connection (ports, sequence numbers, timestamps, the IP
 ID and checksums): what is printed is the rest.
 """
-import errno
 import socket
 import struct
 import sys
 
+from shimlib import attempt
+
 TCP_SAVE_SYN, TCP_SAVED_SYN = 27, 28
-
-
-def attempt(f):
-    try:
-        return f()
-    except OSError as e:
-        return errno.errorcode[e.errno]
 
 
 def describe(h, mac):

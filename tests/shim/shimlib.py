@@ -11,6 +11,14 @@ import time
 LIBC = ctypes.CDLL(None, use_errno=True)
 
 
+def attempt(f):
+    """f()'s result, or the name of the errno it failed with."""
+    try:
+        return f()
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+
 def sockopt_hex(s, level, opt, buflen=64):
     """getsockopt into a zeroed buffer (Python's own is not: some options
     read it), through the C library, as a program calls it: the bytes in
