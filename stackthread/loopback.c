@@ -14,6 +14,7 @@
  * the kernel's (it has no slot), exactly as Linux's loopback connection. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +23,57 @@
 
 static void on_lo_accept(struct us_io *w);
 static void on_lo6_accept(struct us_io *w);
+
+/* Linux's child has its listener's options (sk_clone), over loopback as
+ * over the link: what the engine keeps of the listener, given to a kernel
+ * socket of loopback. Those of the connection go to each one as it is
+ * handed over (so what was set after listen() counts too, as for the
+ * stack's own children); those of the handshake (TCP_SAVE_SYN,
+ * TCP_DEFER_ACCEPT) to the kernel listener when it opens. Each only when
+ * it is not the engine's default, which a kernel socket has of its own
+ * (its namespace's sysctls). */
+static const struct lo_opt {
+	enum ust_tcp_opt opt;
+	int level, name, dflt;
+	bool handshake;
+} lo_opts[] = {
+	{ UST_TCP_OPT_NODELAY, IPPROTO_TCP, TCP_NODELAY, 0, false },
+	{ UST_TCP_OPT_KEEPALIVE, SOL_SOCKET, SO_KEEPALIVE, 0, false },
+	{ UST_TCP_OPT_KEEPIDLE, IPPROTO_TCP, TCP_KEEPIDLE, 7200, false },
+	{ UST_TCP_OPT_KEEPINTVL, IPPROTO_TCP, TCP_KEEPINTVL, 75, false },
+	{ UST_TCP_OPT_KEEPCNT, IPPROTO_TCP, TCP_KEEPCNT, 9, false },
+	{ UST_TCP_OPT_USER_TIMEOUT, IPPROTO_TCP, TCP_USER_TIMEOUT, 0, false },
+	{ UST_TCP_OPT_THIN_LINEAR_TIMEOUTS, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, 0, false },
+	{ UST_TCP_OPT_TXREHASH, SOL_SOCKET, SO_TXREHASH, 1, false },
+	{ UST_TCP_OPT_IP_TOS, IPPROTO_IP, IP_TOS, 0, false },
+	{ UST_TCP_OPT_IP_TTL, IPPROTO_IP, IP_TTL, UST_IP_TTL_DEFAULT, false },
+	{ UST_TCP_OPT_SAVE_SYN, IPPROTO_TCP, TCP_SAVE_SYN, 0, true },
+	{ UST_TCP_OPT_DEFER_ACCEPT, IPPROTO_TCP, TCP_DEFER_ACCEPT, 0, true },
+};
+
+static void lo_inherit(const struct us_conn *l, int fd, bool handshake)
+{
+	int v, one = 1;
+
+	if (!l->tcb)
+		return;
+	for (size_t i = 0; i < sizeof(lo_opts) / sizeof(lo_opts[0]); i++) {
+		const struct lo_opt *o = &lo_opts[i];
+		if (o->handshake == handshake && ust_tcp_getopt(l->tcb, o->opt, &v) == 0 && v != o->dflt)
+			REAL(setsockopt)(fd, o->level, o->name, &v, sizeof(v));
+	}
+	if (handshake)
+		return;
+	/* A name the kernel lacks (bbr3) leaves the kernel's default. */
+	REAL(setsockopt)(fd, IPPROTO_TCP, TCP_CONGESTION, ust_tcp_cc_name(l->tcb),
+			 (socklen_t)strlen(ust_tcp_cc_name(l->tcb)));
+	if (atomic_load(&l->sock->flags) & US_F_INQ)
+		REAL(setsockopt)(fd, IPPROTO_TCP, TCP_INQ, &one, sizeof(one));
+	if (atomic_load(&l->sock->linger_on)) {
+		struct linger lg = { 1, atomic_load(&l->sock->linger_s) };
+		REAL(setsockopt)(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+}
 
 /* A kernel listener on a ("a loopback address and the port") with the
  * program's backlog, its watcher started; -1 if the kernel will not have
@@ -44,6 +96,7 @@ static int lo_open(struct us_conn *l, struct us_io *w, const struct sockaddr *a,
 		v6only = !IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr);
 		REAL(setsockopt)(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
 	}
+	lo_inherit(l, fd, true);
 	if (REAL(bind)(fd, a, alen) < 0 || REAL(listen)(fd, (int)backlog) < 0) {
 		REAL(close)(fd);
 		return -1;
@@ -117,6 +170,7 @@ static bool hand_over(struct us_conn *l)
 	socklen_t plen = sizeof(peer), llen = sizeof(local);
 	struct us_token tok = { .magic = US_TOKEN_MAGIC, .idx = US_TOKEN_KERNEL };
 
+	lo_inherit(l, l->lo_held, false);
 	if (getpeername(l->lo_held, (struct sockaddr *)&peer, &plen) == 0 &&
 	    getsockname(l->lo_held, (struct sockaddr *)&local, &llen) == 0) {
 		lo_end(&peer, &tok.raddr, &tok.rport);

@@ -763,24 +763,32 @@ body_psql() {
 # a kernel listener the stack thread holds on 127.0.0.1 (loopback.c),
 # through the same accept queue.
 body_loopback() {
+	local port=${1:-7360} opts=${2:-} tail=${3:-}
 	shim_topo_up
 	in_stack ip link set lo up
-	prog_bg python3 "$SHIM_DIR/lo_server.py" 7360 2 >"$TMP/srv"
+	prog_bg python3 "$SHIM_DIR/lo_server.py" "$port" 2 $opts >"$TMP/srv"
 	local srv=$BG_PID
-	prog_wait_listen 7360
-	lo_ask stack 127.0.0.1 7360 local >"$TMP/cli"
-	lo_ask peer "$SADDR" 7360 peer >>"$TMP/cli"
+	prog_wait_listen "$port"
+	lo_ask stack 127.0.0.1 "$port" local >"$TMP/cli"
+	lo_ask peer "$SADDR" "$port" peer >>"$TMP/cli"
 	bg_wait "$srv"
 	cat "$TMP/cli"
 	diff -u - "$TMP/cli" <<-EOF
-		local from 127.0.0.1 to 127.0.0.1
-		peer from $PEER_ADDR to $SADDR
+		local from 127.0.0.1 to 127.0.0.1$tail
+		peer from $PEER_ADDR to $SADDR$tail
 	EOF
 	diff -u "$TMP/cli" "$TMP/srv"
 }
 
 @test "loopback: a wildcard listener serves a client on the same host and the peer [kernel]" { MODE=kernel body_loopback; }
 @test "loopback: a wildcard listener serves a client on the same host and the peer [ustcp]" { MODE=ustcp body_loopback; }
+
+# The same with options on the listener, set before listen() (and
+# TCP_KEEPCNT after it): both connections, the loopback one a kernel socket
+# under ustcp, read them as a child of that listener, as on Linux.
+LO_OPTS=" opts 1 1 77 11 5000 1 1 0 32 33 4 reno"
+@test "loopback: the listener's options, set before and after listen(), reach its loopback connections too [kernel]" { MODE=kernel body_loopback 7361 --opts "$LO_OPTS"; }
+@test "loopback: the listener's options, set before and after listen(), reach its loopback connections too [ustcp]" { MODE=ustcp body_loopback 7361 --opts "$LO_OPTS"; }
 
 # A forked child that closed its copy of a wildcard listener holds none of
 # the stack's kernel listeners on loopback (us_stack_forget): once the
