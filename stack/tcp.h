@@ -968,6 +968,9 @@ void *ust_tcp_user(const struct ust_tcb *tcb);
 void ust_tcp_set_user(struct ust_tcb *tcb, void *user);
 /* The listener an embryonic or not yet accepted child hangs on, or NULL. */
 const struct ust_tcb *ust_tcp_listener_of(const struct ust_tcb *tcb);
+/* A listener's half-open children (SYN-RECEIVED), which its close lets go
+ * quietly (C30). */
+unsigned ust_tcp_half_open(const struct ust_tcb *listener);
 /* The peer's FIN is in sequence: nothing follows the queued bytes. */
 bool ust_tcp_fin_rcvd(const struct ust_tcb *tcb);
 /* In-order bytes received and not yet read (SIOCINQ). */

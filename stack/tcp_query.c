@@ -38,6 +38,11 @@ const struct ust_tcb *ust_tcp_listener_of(const struct ust_tcb *t)
 	return t->listener;
 }
 
+unsigned ust_tcp_half_open(const struct ust_tcb *l)
+{
+	return l->synq_len;
+}
+
 bool ust_tcp_fin_rcvd(const struct ust_tcb *t)
 {
 	return t->fin_rcvd;

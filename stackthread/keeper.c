@@ -68,7 +68,7 @@ static bool only_parked_left(void)
  * socket some other process (a forked child) still holds. */
 static bool work_left(void)
 {
-	return ust_tcp_count(&us_st.tcp) || us_st.nrelays;
+	return ust_tcp_count(&us_st.tcp) || us_st.nrelays || ust_now() < us_st.answer_until;
 }
 
 static void tw_only(struct ust_tcb *t, void *arg)

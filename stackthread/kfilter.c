@@ -48,7 +48,8 @@ void us_keeper_filter(void)
 	unsigned n, len;
 	int e;
 
-	if (!us_st.keeper || !us_st.link.filter_own || failed || relays_may_claim())
+	if (!us_st.keeper || !us_st.link.filter_own || failed || relays_may_claim() ||
+	    ust_now() < us_st.answer_until)
 		return;
 	memset(ports, 0, sizeof(ports));
 	ust_tcp_each(&us_st.tcp, note_port, ports);

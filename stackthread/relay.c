@@ -277,6 +277,8 @@ static void release_tcb(struct us_conn *c, bool abort)
 				  (atomic_load(&c->sock->flags) & (US_F_ACCEPTED | US_F_CONNECTING)) == 0 &&
 				  UST_TCP_SYNCHRONIZED(ust_tcp_get_state(t));
 		uint16_t lport = ust_tcp_local_port(t);
+		if (c->listener && ust_tcp_half_open(t))
+			c->st->answer_until = now + US_HALF_OPEN_ANSWER;
 		ust_tcp_set_user(t, NULL);
 		if (abort || unaccepted)
 			ust_tcp_abort(t, now);

@@ -132,6 +132,12 @@ struct us_conn {
 
 /* The stack of this process: one thread's, except the start-up fields
  * (under lock) and the call queue. */
+/* How long a process keeps answering for the address after a listener
+ * let half-open children go (us_stack.answer_until): their ACKs are a
+ * round trip away, or a SYN-ACK timeout (1 s, then 2) for a peer that
+ * lost ours; Linux answers them with RST whenever they come. */
+#define US_HALF_OPEN_ANSWER UST_SEC(3)
+
 struct us_stack {
 	pthread_mutex_t lock;        /* start-up only */
 	pid_t pid;                   /* the process whose thread runs */
@@ -195,6 +201,11 @@ struct us_stack {
 	int program_fd;
 	ev_io program_gone;
 	char death[32];              /* how the program ended: "killed by SIGKILL", or "" */
+	/* A listener let its half-open children go (C30): until then a
+	 * keeper stays, with the address's whole filter, so that their late
+	 * ACKs find the "no connection" RST that Linux's kernel gives them
+	 * (relay.c release_tcb). */
+	ust_time answer_until;
 	ev_timer tick;               /* once a second: keeper's end, last thread */
 	int own_fds[8];              /* fds libev made on the stack thread */
 	unsigned n_own_fds;

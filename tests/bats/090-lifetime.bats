@@ -354,12 +354,17 @@ body_kill_unread() {
 }
 
 # killed.py listen: 3 peers connect to a listener that accepts none; once
-# the three wait in its queue (their ACKs arrived: under the sanitizer
-# build one had not, and a half-open connection goes quietly with its
-# listener, C30), the listener's process is SIGKILLed: each of them gets a
-# RST.
+# the three wait in its queue (their ACKs arrived), or at once, as soon as
+# the peers' connects returned (their ACKs, 300 ms away then, have not: a
+# half-open connection goes quietly with its listener, C30, and Linux
+# answers its late ACK with RST; under ustcp the keeper stays a few
+# seconds for that, US_HALF_OPEN_ANSWER), the listener's process is
+# SIGKILLed: each of them gets a RST.
+# body_kill_listener queued|now
 body_kill_listener() {
-	shim_topo_up --impair "delay 25ms"
+	local delay=25ms
+	[ "$1" = now ] && delay=300ms
+	shim_topo_up --impair "delay $delay"
 	prog_bg python3 "$LT_DIR/killed.py" listen "$SADDR" 7300 "$TMP/ready" </dev/null
 	local pid
 	retry 50 test -s "$TMP/ready"
@@ -368,7 +373,7 @@ body_kill_listener() {
 	peer_bg python3 "$LT_DIR/rst_peer.py" connect "$SADDR" 7300 3 </dev/null >"$TMP/peer.out"
 	local peer_pid=$BG_PID
 	retry 50 grep -q '^connected 3$' "$TMP/peer.out"
-	retry 50 test -e "$TMP/ready.queued"
+	[ "$1" = now ] || retry 50 test -e "$TMP/ready.queued"
 	kill -KILL "$pid"
 	bg_wait "$peer_pid" 40
 	cat "$TMP/peer.out"
@@ -376,10 +381,16 @@ body_kill_listener() {
 }
 
 @test "SIGKILL of a listener with 3 connections queued: each peer gets a RST [kernel]" {
-	MODE=kernel body_kill_listener
+	MODE=kernel body_kill_listener queued
 }
 @test "SIGKILL of a listener with 3 connections queued: each peer gets a RST [ustcp]" {
-	MODE=ustcp body_kill_listener
+	MODE=ustcp body_kill_listener queued
+}
+@test "SIGKILL of a listener as its 3 peers' ACKs are on their way: each peer gets a RST [kernel]" {
+	MODE=kernel body_kill_listener now
+}
+@test "SIGKILL of a listener as its 3 peers' ACKs are on their way: each peer gets a RST [ustcp]" {
+	MODE=ustcp body_kill_listener now
 }
 
 # After a SIGKILL the keeper holds the connection: ustcp-stat shows it under
