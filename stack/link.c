@@ -251,6 +251,16 @@ static int ethtool(const struct ust_link *l, void *cmd)
  * Measured, iperf3 at MTU 1500 with tso/gso/gro/tx off on the veth
  * (tests/bench/README.md, "Software GSO"): 1.44 and 1.52 Gbit/s one frame a
  * segment, 2.92 and 2.66 with runs. */
+/* Sends through the queueing path from now on, where the kernel's
+ * software GSO cuts what the device cannot (device_tso); false if the
+ * bypass stays. */
+static bool leave_bypass(struct ust_link *l)
+{
+	if (l->bypass && setsockopt(l->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &(int){ 0 }, sizeof(int)) == 0)
+		l->bypass = false;
+	return !l->bypass;
+}
+
 static void device_tso(struct ust_link *l)
 {
 	struct {
@@ -286,8 +296,7 @@ static void device_tso(struct ust_link *l)
 out:
 	free(names);
 	free(feat);
-	if ((!l->gso4 || !l->gso6) &&
-	    setsockopt(l->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &(int){ 0 }, sizeof(int)) == 0) {
+	if ((!l->gso4 || !l->gso6) && leave_bypass(l)) {
 		ust_log(UST_LOG_INFO, "link %s: TSO%s off: the kernel's GSO segments our runs (no queueing bypass)",
 			l->ifname, l->gso4 ? "6" : l->gso6 ? "" : " and TSO6");
 		l->gso4 = l->gso6 = true;
@@ -352,7 +361,9 @@ static int link_setup(struct ust_link *l, char *err, size_t errlen)
 	/* Without it (kernels before 4.20) outgoing frames are recognised by
 	 * their packet type in ust_link_rx. */
 	set_opt(l->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
-	set_opt(l->fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS");
+	l->bypass = setsockopt(l->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) == 0;
+	if (!l->bypass)
+		ust_log(UST_LOG_INFO, "link: PACKET_QDISC_BYPASS not available: %s", strerror(errno));
 	/* A virtio_net_hdr in front of every frame: what lets a run of TCP
 	 * segments leave in one system call and one sk_buff, segmented by
 	 * the device (TSO) or by the kernel's GSO, as the kernel's own TCP
@@ -1024,25 +1035,31 @@ static unsigned tx_plan(struct ust_link *l, struct ust_pkt *const *pkts, unsigne
 	return nmsg;
 }
 
-/* The kernel refused a GSO frame: EINVAL from virtio_net_hdr_to_skb, or
- * ENOBUFS when the device would not take it (its TSO switched off, a
- * smaller gso_max_size: __dev_direct_xmit drops it; or, once, a full
- * device queue). The heads of the runs not sent get their own headers
- * back, and from now on every frame of the refused run's family goes
- * alone, as before GSO; the other family's runs go on (a device may have
- * TSO for IPv4 and not for IPv6). */
+/* The heads of the runs not sent (from from_msg on) get their own headers
+ * back, to go again. */
+static void gso_heads_restore(struct ust_link *l, struct ust_pkt *const *pkts, unsigned from_msg, unsigned nmsg)
+{
+	unsigned p = 0;
+
+	for (unsigned m = 0; m < nmsg; p += l->tx_frames[m], m++)
+		if (m >= from_msg && l->tx_frames[m] > 1)
+			gso_head_restore(pkts[p], l->tx_head[m]);
+}
+
+/* The kernel refused a GSO frame: EINVAL from virtio_net_hdr_to_skb (a
+ * header it will not take), or ENOBUFS on the bypass that the queueing
+ * path could not be taken instead of (below). From now on every frame of
+ * the refused run's family goes alone, as before GSO; the other family's
+ * runs go on. */
 static void gso_refused(struct ust_link *l, struct ust_pkt *const *pkts, unsigned from_msg, unsigned nmsg)
 {
 	unsigned p = 0;
 	bool v6 = false;
 
-	for (unsigned m = 0; m < nmsg; p += l->tx_frames[m], m++) {
-		if (m == from_msg)
-			v6 = pkts[p]->data[12] == (UST_ETHERTYPE_IPV6 >> 8) &&
-			     pkts[p]->data[13] == (UST_ETHERTYPE_IPV6 & 0xff);
-		if (m >= from_msg && l->tx_frames[m] > 1)
-			gso_head_restore(pkts[p], l->tx_head[m]);
-	}
+	for (unsigned m = 0; m < from_msg; m++)
+		p += l->tx_frames[m];
+	v6 = pkts[p]->data[12] == (UST_ETHERTYPE_IPV6 >> 8) && pkts[p]->data[13] == (UST_ETHERTYPE_IPV6 & 0xff);
+	gso_heads_restore(l, pkts, from_msg, nmsg);
 	*(v6 ? &l->gso6 : &l->gso4) = false;
 	ust_log(UST_LOG_INFO,
 		"link %s: the kernel refused an IPv%c GSO frame (%s): one IPv%c frame per segment from now on",
@@ -1063,16 +1080,31 @@ unsigned ust_link_output(void *ctx, struct ust_pkt *const *pkts, unsigned n)
 	while (m < nmsg) {
 		int r = sendmmsg(l->fd, l->tx_msg + m, nmsg - m, MSG_DONTWAIT);
 		if (r < 0) {
-			if (errno == EINTR)
+			int e = errno;
+
+			if (e == EINTR)
 				continue;
-			if (l->tx_frames[m] > 1 && (errno == EINVAL || errno == ENOBUFS)) {
+			/* A run the device would not take on the bypass (its
+			 * TSO switched off since device_tso asked, a smaller
+			 * gso_max_size: __dev_direct_xmit drops it, ENOBUFS):
+			 * the queueing path's software GSO cuts it. Off the
+			 * bypass, ENOBUFS is a full queue, a loss (the run's
+			 * first segments may have gone), as for any frame. */
+			if (l->tx_frames[m] > 1 && e == ENOBUFS && l->bypass && leave_bypass(l)) {
+				ust_log(UST_LOG_INFO, "link %s: a GSO frame refused on the bypass: the kernel's GSO "
+					"segments our runs from now on", l->ifname);
+				gso_heads_restore(l, pkts, m, nmsg);
+				return done + ust_link_output(l, pkts + done, n - done);
+			}
+			if (l->tx_frames[m] > 1 && (e == EINVAL || (e == ENOBUFS && l->bypass))) {
+				errno = e;
 				gso_refused(l, pkts, m, nmsg);
 				return done + ust_link_output(l, pkts + done, n - done);
 			}
 			/* EAGAIN/ENOBUFS: the device is full; what is left is
 			 * lost like a frame dropped on the wire. */
 			if (ust_log_enabled(UST_LOG_DEBUG))
-				ust_log(UST_LOG_DEBUG, "link: sendmmsg: %s", strerror(errno));
+				ust_log(UST_LOG_DEBUG, "link: sendmmsg: %s", strerror(e));
 			break;
 		}
 		l->ctr->event[UST_EV_TX_BATCHES]++;

@@ -66,6 +66,9 @@ struct ust_link {
 	 * in every program's first socket(). */
 	bool gso4, gso6;
 	bool tso_asked;
+	/* PACKET_QDISC_BYPASS is on: frames skip the queueing path, and its
+	 * software GSO (device_tso leaves it where a family lacks TSO). */
+	bool bypass;
 
 	uint8_t *rx_mem;          /* UST_LINK_BATCH buffers of UST_LINK_FRAME_MAX */
 	bool rx_hot;              /* rx_mem in huge pages (link.c, rx_buffers_hot) */

@@ -667,14 +667,15 @@ void us_share_bury(uint16_t lport, uint32_t raddr, uint16_t rport)
 	atomic_store(&share->tomb[pick].word, word);
 }
 
-bool us_share_buried(uint16_t lport, uint32_t raddr, uint16_t rport)
+/* The live tombstone of this 4-tuple: its burier's pid, or 0. */
+static uint32_t tomb_of(uint16_t lport, uint32_t raddr, uint16_t rport)
 {
 	uint64_t key = tomb_key(lport, raddr, rport);
 	unsigned base = tomb_slot(key);
 	uint32_t now = now_ms();
 
 	if (!share)
-		return false;
+		return 0;
 	for (unsigned i = 0; i < TOMB_WAYS; i++) {
 		unsigned s = (base + i) & (TOMB_SLOTS - 1);
 		uint64_t word;
@@ -682,10 +683,24 @@ bool us_share_buried(uint16_t lport, uint32_t raddr, uint16_t rport)
 		if (atomic_load(&share->tomb[s].key) != key)
 			continue;
 		word = atomic_load(&share->tomb[s].word);
-		/* Our own: a late duplicate gets the RST Linux would send. */
-		return (int32_t)((uint32_t)(word >> 32) - now) > 0 && (uint32_t)word != (uint32_t)getpid();
+		return (int32_t)((uint32_t)(word >> 32) - now) > 0 ? (uint32_t)word : 0;
 	}
-	return false;
+	return 0;
+}
+
+bool us_share_buried(uint16_t lport, uint32_t raddr, uint16_t rport)
+{
+	uint32_t pid = tomb_of(lport, raddr, rport);
+
+	/* Our own: a late duplicate gets the RST Linux would send. */
+	return pid && pid != (uint32_t)getpid();
+}
+
+bool us_share_buried_ours(uint16_t lport, uint32_t raddr, uint16_t rport)
+{
+	uint32_t pid = tomb_of(lport, raddr, rport);
+
+	return pid && pid == (uint32_t)getpid();
 }
 
 /* ---- SO_REUSEPORT groups across processes ---- */

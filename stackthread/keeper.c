@@ -64,11 +64,25 @@ static bool only_parked_left(void)
 }
 
 
+/* A listener let half-open children go a moment ago: their late
+ * segments are to be answered a while (us_stack.answer_until). */
+static bool answering(void)
+{
+	return ust_now() < us_st.answer_until;
+}
+
 /* Anything left that TCP must finish: a connection not yet CLOSED, or a
  * socket some other process (a forked child) still holds. */
+static bool tcp_work_left(void)
+{
+	return ust_tcp_count(&us_st.tcp) || us_st.nrelays;
+}
+
+/* What keeps a keeper (or the guardian of a program that is gone): the
+ * above, or late segments to answer. */
 static bool work_left(void)
 {
-	return ust_tcp_count(&us_st.tcp) || us_st.nrelays || ust_now() < us_st.answer_until;
+	return tcp_work_left() || answering();
 }
 
 static void tw_only(struct ust_tcb *t, void *arg)
@@ -84,7 +98,7 @@ bool us_keeper_tw_only(void)
 {
 	bool only = ust_tcp_count(&us_st.tcp) != 0;
 
-	if (!us_st.keeper || us_st.nrelays || us_st.program_fd >= 0 || holds_exec_kept())
+	if (!us_st.keeper || us_st.nrelays || us_st.program_fd >= 0 || holds_exec_kept() || answering())
 		return false;
 	ust_tcp_each(&us_st.tcp, tw_only, &only);
 	return only;
@@ -450,7 +464,10 @@ static int hand_over(void)
 	pid_t pid;
 
 	us_relay_sync(&us_st, true);
-	if (!work_left()) {
+	/* Not answering(): a keeper forked for it alone, another pid, would
+	 * find the tombstones not its own and answer nothing (ports.c
+	 * us_port_foreign). */
+	if (!tcp_work_left()) {
 		us_st.handed_over = true;
 		ust_loop_break(&us_st.loop);
 		return 0;

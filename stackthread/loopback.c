@@ -28,10 +28,11 @@ static void on_lo6_accept(struct us_io *w);
  * over the link: what the engine keeps of the listener, given to a kernel
  * socket of loopback. Those of the connection go to each one as it is
  * handed over (so what was set after listen() counts too, as for the
- * stack's own children); those of the handshake (TCP_SAVE_SYN,
- * TCP_DEFER_ACCEPT) to the kernel listener when it opens. Each only when
- * it is not the engine's default, which a kernel socket has of its own
- * (its namespace's sysctls). */
+ * stack's own children), each only when it is not the engine's default,
+ * which a kernel socket has of its own (its namespace's sysctls); those of
+ * the handshake (TCP_SAVE_SYN, TCP_DEFER_ACCEPT) to the kernel listener
+ * when it opens and whenever the program sets an option on the listener
+ * (us_lo_options). */
 static const struct lo_opt {
 	enum ust_tcp_opt opt;
 	int level, name, dflt;
@@ -59,14 +60,19 @@ static void lo_inherit(const struct us_conn *l, int fd, bool handshake)
 		return;
 	for (size_t i = 0; i < sizeof(lo_opts) / sizeof(lo_opts[0]); i++) {
 		const struct lo_opt *o = &lo_opts[i];
-		if (o->handshake == handshake && ust_tcp_getopt(l->tcb, o->opt, &v) == 0 && v != o->dflt)
+		if (o->handshake == handshake && ust_tcp_getopt(l->tcb, o->opt, &v) == 0 &&
+		    (handshake || v != o->dflt)) /* the kernel listener is ours: its values all */
 			REAL(setsockopt)(fd, o->level, o->name, &v, sizeof(v));
 	}
 	if (handshake)
 		return;
-	/* A name the kernel lacks (bbr3) leaves the kernel's default. */
-	REAL(setsockopt)(fd, IPPROTO_TCP, TCP_CONGESTION, ust_tcp_cc_name(l->tcb),
-			 (socklen_t)strlen(ust_tcp_cc_name(l->tcb)));
+	/* The algorithm the program chose: the stack's default stands for
+	 * the namespace's (or for CUBIC where the engine lacks that one),
+	 * which the kernel socket has of its own. A name the kernel lacks
+	 * (bbr3) leaves it so. */
+	if (strcmp(ust_tcp_cc_name(l->tcb), ust_tcp_cc_default_name(&l->st->tcp)) != 0)
+		REAL(setsockopt)(fd, IPPROTO_TCP, TCP_CONGESTION, ust_tcp_cc_name(l->tcb),
+				 (socklen_t)strlen(ust_tcp_cc_name(l->tcb)));
 	if (atomic_load(&l->sock->flags) & US_F_INQ)
 		REAL(setsockopt)(fd, IPPROTO_TCP, TCP_INQ, &one, sizeof(one));
 	if (atomic_load(&l->sock->linger_on)) {
@@ -128,6 +134,14 @@ void us_lo_listen(struct us_conn *l, uint16_t port, unsigned backlog)
 				 : lo_open(l, &l->lo_io, (struct sockaddr *)&a4, sizeof(a4), backlog);
 	if (l->lo6_fd < 0 && inet6)
 		l->lo6_fd = lo_open(l, &l->lo6_io, (struct sockaddr *)&a6, sizeof(a6), backlog);
+}
+
+void us_lo_options(struct us_conn *l)
+{
+	if (l->lo_fd >= 0)
+		lo_inherit(l, l->lo_fd, true);
+	if (l->lo6_fd >= 0)
+		lo_inherit(l, l->lo6_fd, true);
 }
 
 static void lo_close_one(int *fd, struct us_io *w)

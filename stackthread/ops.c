@@ -333,6 +333,11 @@ void us_op_setopt(struct us_call *c)
 		}
 	}
 	c->ret = ust_tcp_setopt(k->tcb, (enum ust_tcp_opt)c->u.opt.name, c->u.opt.val);
+	/* A listener's kernel listeners on loopback take what acts on the
+	 * handshake now (nginx sets TCP_DEFER_ACCEPT after listen()); the
+	 * rest its connections take as they are handed over. */
+	if (c->ret == 0 && k->listener)
+		us_lo_options(k);
 	us_mark_dirty(k);
 }
 

@@ -731,9 +731,13 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	 * that answers for the address alone looks further (the others count
 	 * it as another's, and make no probe: theirs would hold the port in
 	 * the kernel for a moment, and the answerer's probe would take it for
-	 * another's and let the segment go unanswered). */
+	 * another's and let the segment go unanswered), unless the 4-tuple
+	 * was ours a moment ago (our tombstone, which the answerer takes for
+	 * another's): a late segment of it, such as the ACK of a half-open
+	 * child its listener let go (us_stack.answer_until), is ours to
+	 * reset. */
 	if (!ports[port].refs && !us_answers_for_address(ctx))
-		return true;
+		return !us_share_buried_ours(port, tomb_addr(raddr), rport);
 	if (cache[i].port == port && cache[i].until > now)
 		return true;
 	/* Another process's connection holds it in the share. */

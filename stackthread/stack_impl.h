@@ -258,6 +258,9 @@ bool us_send_token(int lsfd, int fd, const struct us_token *tok);
 void us_lo_listen(struct us_conn *l, uint16_t port, unsigned backlog);
 void us_lo_deliver(struct us_conn *l);
 void us_lo_close(struct us_conn *l);
+/* The listener's options that act on the handshake, again to its kernel
+ * listeners on loopback (after a setsockopt). */
+void us_lo_options(struct us_conn *l);
 /* A fresh socket's app end: an unconnected AF_UNIX stream socket, which
  * polls OUT|HUP as Linux's fresh TCP socket. st: its identity. */
 int us_new_app_end(struct us_conn *c, int *app, struct stat *st);
@@ -406,6 +409,9 @@ bool us_share_secret(uint64_t key[2]);
 void us_share_bury(uint16_t lport, uint32_t raddr, uint16_t rport);
 /* Did another stack end that connection a moment ago? */
 bool us_share_buried(uint16_t lport, uint32_t raddr, uint16_t rport);
+/* A live tombstone of ours for the 4-tuple: its late segments are ours to
+ * answer (with RST), answerer for the address or not. */
+bool us_share_buried_ours(uint16_t lport, uint32_t raddr, uint16_t rport);
 /* Client ports held in the file (ports.c): are we an owner there; take port for us unless a live
  * stack holds it (false; also without the file or an owner slot); give it
  * back; is it held by another live stack in a way a bind (with reuse:

@@ -700,6 +700,7 @@ void us_stack_forget(void)
 		REAL(close)(us_st.program_fd);
 	us_st.program_fd = -1;
 	us_st.guardian = false;
+	us_st.answer_until = 0; /* the half-open children were the parent's */
 	us_ctl_close(false);
 	/* The eventfd and the sets are among them too when the stack made
 	 * them (start_loop): closed once, above (another thread may take a
