@@ -234,6 +234,16 @@ static int ethtool(const struct ust_link *l, void *cmd)
 	return ioctl(l->fd, SIOCETHTOOL, &ifr);
 }
 
+/* Sends through the queueing path from now on, where the kernel's
+ * software GSO cuts what the device cannot (device_tso); false if the
+ * bypass stays. */
+static bool leave_bypass(struct ust_link *l)
+{
+	if (l->bypass && setsockopt(l->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &(int){ 0 }, sizeof(int)) == 0)
+		l->bypass = false;
+	return !l->bypass;
+}
+
 /* Does the device take TCP segments of each family bigger than its MTU
  * (TSO and TSO6, which the kernel keeps on only with the scatter-gather
  * and checksumming they need)? ETHTOOL_GTSO answers for both at once
@@ -251,16 +261,6 @@ static int ethtool(const struct ust_link *l, void *cmd)
  * Measured, iperf3 at MTU 1500 with tso/gso/gro/tx off on the veth
  * (tests/bench/README.md, "Software GSO"): 1.44 and 1.52 Gbit/s one frame a
  * segment, 2.92 and 2.66 with runs. */
-/* Sends through the queueing path from now on, where the kernel's
- * software GSO cuts what the device cannot (device_tso); false if the
- * bypass stays. */
-static bool leave_bypass(struct ust_link *l)
-{
-	if (l->bypass && setsockopt(l->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &(int){ 0 }, sizeof(int)) == 0)
-		l->bypass = false;
-	return !l->bypass;
-}
-
 static void device_tso(struct ust_link *l)
 {
 	struct {
