@@ -372,7 +372,7 @@ US_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int
  * says nothing of a FIN). Not counted: bytes TCP holds outside the pair,
  * because the pair is full (its own are many then, and "more to read" is
  * what a reader asks), below SO_RCVLOWAT's mark, or after the program's
- * SHUT_RD (ustcp(7), CAVEATS). */
+ * SHUT_RD (ustcp(7), "Socket options"). */
 static int inq_hint(int fd, struct us_sock *s)
 {
 	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
