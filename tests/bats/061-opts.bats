@@ -182,18 +182,25 @@ end b''"
 @test "MSG_PEEK, MSG_TRUNC, MSG_WAITALL, MSG_OOB, urgent data both ways, SIOCATMARK, SO_OOBINLINE [kernel]" { MODE=kernel body_msgflags; }
 @test "MSG_PEEK, MSG_TRUNC, MSG_WAITALL, MSG_OOB, urgent data both ways, SIOCATMARK, SO_OOBINLINE [ustcp]" { MODE=ustcp body_msgflags; }
 
+# run_server_with_peer SCRIPT PORT: SCRIPT's "server" as the program on
+# our address and PORT, its "client" in the peer; $output is what the
+# server printed.
+run_server_with_peer() {
+	prog_bg python3 "$SHIM_DIR/$1" server "$SADDR" "$2" >"$TMP/srv"
+	local srv=$BG_PID
+	prog_wait_listen "$2"
+	run -0 peer python3 "$SHIM_DIR/$1" client "$SADDR" "$2"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv"
+}
+
 # TCP_INQ (inq.py): set on the listener, the accepted socket has it; each
 # recvmsg's TCP_CM_INQ is what is left to read, one more once the FIN came
 # (Linux's tcp_inq_hint counts it), 1 at the end; a short control buffer
 # gets the message cut and MSG_CTRUNC, none MSG_CTRUNC alone.
 body_inq() {
 	shim_topo_up
-	prog_bg python3 "$SHIM_DIR/inq.py" server "$SADDR" 7407 >"$TMP/srv"
-	local srv=$BG_PID
-	prog_wait_listen 7407
-	run -0 peer python3 "$SHIM_DIR/inq.py" client "$SADDR" 7407
-	bg_wait "$srv"
-	run -0 cat "$TMP/srv"
+	run_server_with_peer inq.py 7407
 	assert_output "fresh 0
 set 2 EINVAL
 set -1 EINVAL
@@ -240,12 +247,7 @@ cubic connected -"
 # once (EINVAL to a short buffer), the link's first with 2; not settable.
 body_save_syn() {
 	shim_topo_up
-	prog_bg python3 "$SHIM_DIR/savesyn.py" server "$SADDR" 7409 >"$TMP/srv"
-	local srv=$BG_PID
-	prog_wait_listen 7409
-	run -0 peer python3 "$SHIM_DIR/savesyn.py" client "$SADDR" 7409
-	bg_wait "$srv"
-	run -0 cat "$TMP/srv"
+	run_server_with_peer savesyn.py 7409
 	assert_output "fresh 0
 set 3 EINVAL
 set saved ENOPROTOOPT
