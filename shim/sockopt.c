@@ -1252,7 +1252,9 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 	return (int)us_ret(-ENOPROTOOPT);
 }
 
-/* Linux's TCP_INFO state numbers. */
+/* Linux's TCP_INFO state numbers. TIME-WAIT is CLOSE: Linux hands it to a
+ * mini-socket (tcp_time_wait) and closes the program's (tcp_done), which
+ * keeps its counters; ss shows the mini-socket, as ustcp-stat ours. */
 static uint8_t linux_state(int st)
 {
 	static const uint8_t map[UST_TCP_NSTATES] = {
@@ -1261,7 +1263,7 @@ static uint8_t linux_state(int st)
 		[UST_TCP_ESTABLISHED] = TCP_ESTABLISHED, [UST_TCP_CLOSE_WAIT] = TCP_CLOSE_WAIT,
 		[UST_TCP_FIN_WAIT_1] = TCP_FIN_WAIT1, [UST_TCP_CLOSING] = TCP_CLOSING,
 		[UST_TCP_LAST_ACK] = TCP_LAST_ACK, [UST_TCP_FIN_WAIT_2] = TCP_FIN_WAIT2,
-		[UST_TCP_TIME_WAIT] = TCP_TIME_WAIT,
+		[UST_TCP_TIME_WAIT] = TCP_CLOSE,
 	};
 	return st >= 0 && st < UST_TCP_NSTATES ? map[st] : TCP_CLOSE;
 }

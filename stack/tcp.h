@@ -876,18 +876,21 @@ bool ust_tcp_cc_exists(const char *name);
 /* USTCP_CC: the algorithm of new connections; -ENOENT if none is called
  * name. */
 int ust_tcp_config_cc(struct ust_tcp_config *cfg, const char *name);
-/* The name of the layer's default algorithm (a socket TCP let go of). */
+/* The name of the layer's default algorithm, new connections'. */
 const char *ust_tcp_cc_default_name(const struct ust_tcp *tcp);
 /* TCP_CC_INFO as Linux's getsockopt fills it (union tcp_cc_info): for
  * BBR, struct tcp_bbr_info (the bandwidth in bytes per second as its low
  * and high 32 bits, the minimum RTT in µs, the pacing and cwnd gains with
  * 256 = 1.0); for an algorithm without get_info (Reno, CUBIC), nothing.
- * tcb NULL: a socket TCP let go of, under the layer's default algorithm.
  * A model not started yet (before the handshake) reads as zeros, as a
  * Linux socket's. Returns the length in bytes. */
 #define UST_TCP_CC_INFO_WORDS 5
-size_t ust_tcp_cc_info(const struct ust_tcp *tcp, const struct ust_tcb *tcb,
-		       uint32_t out[UST_TCP_CC_INFO_WORDS]);
+size_t ust_tcp_cc_info(const struct ust_tcb *tcb, uint32_t out[UST_TCP_CC_INFO_WORDS]);
+/* The same for the algorithm called name on a socket TCP let go of and
+ * switched to it since (Linux's tcp_reinit_congestion_control zeroes the
+ * model and starts nothing on a closed socket): zeros, or nothing; 0 for
+ * a name no algorithm has. */
+size_t ust_tcp_cc_info_unstarted(const char *name, uint32_t out[UST_TCP_CC_INFO_WORDS]);
 /* SO_MAX_PACING_RATE, bytes per second (UINT64_MAX: no cap), as Linux's
  * sock_setsockopt: the pacing rate of every algorithm is capped by it,
  * and a flow no algorithm paces is paced from then on. */

@@ -272,20 +272,29 @@ const char *ust_tcp_cc_default_name(const struct ust_tcp *tcp)
 	return tcp->cfg.cc->name;
 }
 
-size_t ust_tcp_cc_info(const struct ust_tcp *tcp, const struct ust_tcb *t, uint32_t out[UST_TCP_CC_INFO_WORDS])
+size_t ust_tcp_cc_info(const struct ust_tcb *t, uint32_t out[UST_TCP_CC_INFO_WORDS])
 {
-	const struct tcp_cc *cc = t ? t->cc : tcp->cfg.cc;
 	struct tcp_bbr_info i;
 
-	if (!cc->get_info)
+	if (!t->cc->get_info)
 		return 0;
 	memset(out, 0, UST_TCP_CC_INFO_WORDS * sizeof(out[0]));
-	if (t && cc->get_info(t, &i)) {
+	if (t->cc->get_info(t, &i)) {
 		out[0] = (uint32_t)i.bw;
 		out[1] = (uint32_t)(i.bw >> 32);
 		out[2] = i.min_rtt;
 		out[3] = i.pacing_gain;
 		out[4] = i.cwnd_gain;
 	}
+	return UST_TCP_CC_INFO_WORDS * sizeof(out[0]);
+}
+
+size_t ust_tcp_cc_info_unstarted(const char *name, uint32_t out[UST_TCP_CC_INFO_WORDS])
+{
+	const struct tcp_cc *cc = tcp_cc_find(name);
+
+	if (!cc || !cc->get_info)
+		return 0;
+	memset(out, 0, UST_TCP_CC_INFO_WORDS * sizeof(out[0]));
 	return UST_TCP_CC_INFO_WORDS * sizeof(out[0]);
 }

@@ -607,24 +607,42 @@ void us_op_status_to_slot(struct us_call *c)
 	}
 }
 
-/* TCP_CONGESTION. A socket TCP has let go of (reset, refused) takes any
- * name an algorithm has, as Linux's closed socket does, and reads back
- * the default. */
+/* What a socket TCP let go of keeps for TCP_CONGESTION and TCP_CC_INFO
+ * (conn_died), or NULL: none was connected (a listener, a socket never
+ * used), whose answers are the default algorithm's. */
+static struct us_last *let_go(const struct us_call *c)
+{
+	return atomic_load(&c->sock->flags) & US_F_LAST_STATUS ? us_sock_last(c->sock) : NULL;
+}
+
+/* TCP_CONGESTION. A socket TCP let go of takes any name an algorithm has
+ * and keeps it, as Linux's closed socket does, its model zeroed when the
+ * name changes (tcp_reinit_congestion_control). */
 void us_op_set_cc(struct us_call *c)
 {
 	struct us_conn *k = us_conn_of(c->st, c->sock);
+	struct us_last *l;
 
-	if (!k || !k->tcb) {
-		c->ret = ust_tcp_cc_exists(c->u.cc) ? 0 : -ENOENT;
+	if (k && k->tcb) {
+		c->ret = ust_tcp_set_cc(k->tcb, c->u.cc);
 		return;
 	}
-	c->ret = ust_tcp_set_cc(k->tcb, c->u.cc);
+	if (!ust_tcp_cc_exists(c->u.cc)) {
+		c->ret = -ENOENT;
+		return;
+	}
+	if ((l = let_go(c)) != NULL && strcmp(l->cc, c->u.cc) != 0) {
+		snprintf(l->cc, sizeof(l->cc), "%s", c->u.cc);
+		l->ccinfo_len = (uint32_t)ust_tcp_cc_info_unstarted(l->cc, l->ccinfo);
+	}
+	c->ret = 0;
 }
 
 void us_op_get_cc(struct us_call *c)
 {
 	struct us_conn *k = us_conn_of(c->st, c->sock);
-	const char *name = k && k->tcb ? ust_tcp_cc_name(k->tcb) : ust_tcp_cc_default_name(&c->st->tcp);
+	struct us_last *l = let_go(c);
+	const char *name = k && k->tcb ? ust_tcp_cc_name(k->tcb) : l ? l->cc : ust_tcp_cc_default_name(&c->st->tcp);
 
 	/* NUL-padded as Linux's tcp_congestion_ops.name, all 16 copied. */
 	memset(c->u.cc, 0, sizeof(c->u.cc));
@@ -635,8 +653,17 @@ void us_op_get_cc(struct us_call *c)
 void us_op_cc_info(struct us_call *c)
 {
 	struct us_conn *k = us_conn_of(c->st, c->sock);
+	struct us_last *l;
 
-	c->u.ccinfo.len = (uint32_t)ust_tcp_cc_info(&c->st->tcp, k ? k->tcb : NULL, c->u.ccinfo.v);
+	if (k && k->tcb) {
+		c->u.ccinfo.len = (uint32_t)ust_tcp_cc_info(k->tcb, c->u.ccinfo.v);
+	} else if ((l = let_go(c)) != NULL) {
+		c->u.ccinfo.len = l->ccinfo_len;
+		memcpy(c->u.ccinfo.v, l->ccinfo, sizeof(l->ccinfo));
+	} else {
+		c->u.ccinfo.len = (uint32_t)ust_tcp_cc_info_unstarted(ust_tcp_cc_default_name(&c->st->tcp),
+								      c->u.ccinfo.v);
+	}
 	c->ret = 0;
 }
 

@@ -1282,6 +1282,7 @@ static void conn_died(struct us_conn *c)
 {
 	struct ust_tcb *t = c->tcb;
 	struct ust_tcp_status last;
+	struct us_last *l;
 	int err, fd;
 
 	if (!c->dead) {
@@ -1312,7 +1313,10 @@ static void conn_died(struct us_conn *c)
 	/* What TCP_INFO reports from now on (us_op_status). */
 	ust_tcp_status_at(t, &last, ust_now());
 	us_slot_status_write(c->sock, &last);
-	us_sock_last(c->sock)->at = ust_now();
+	l = us_sock_last(c->sock);
+	l->at = ust_now();
+	snprintf(l->cc, sizeof(l->cc), "%s", ust_tcp_cc_name(t));
+	l->ccinfo_len = (uint32_t)ust_tcp_cc_info(t, l->ccinfo);
 	atomic_fetch_or(&c->sock->flags, US_F_LAST_STATUS);
 	ust_tcp_set_user(t, NULL);
 	ust_tcp_close(t, ust_now()); /* CLOSED: frees it */

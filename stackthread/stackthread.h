@@ -192,7 +192,7 @@ union us_call_args {
 	struct { unsigned first, last; } range;
 	char cc[16]; /* TCP_CONGESTION's name, NUL-terminated: by value, so it
 		      * crosses to another process's stack (calls.c) */
-	struct { uint32_t len, v[5]; } ccinfo; /* TCP_CC_INFO (ust_tcp_cc_info), by value too */
+	struct { uint32_t len, v[UST_TCP_CC_INFO_WORDS]; } ccinfo; /* TCP_CC_INFO (ust_tcp_cc_info), by value too */
 	void *out;
 };
 
@@ -299,6 +299,13 @@ struct us_last {
 	 * stack thread before the flag; read-only after. */
 	ust_time at;
 	struct ust_tcp_status st;
+	/* TCP_CONGESTION and TCP_CC_INFO from then on: the algorithm's name
+	 * (the connection's, or the one set since: Linux's closed socket
+	 * keeps its ca_ops) and its model when TCP let go (zeros once
+	 * switched to another, ust_tcp_cc_info_unstarted). Only the owner's
+	 * stack thread reads and writes them (ops.c), outside the seqlock. */
+	char cc[16];
+	uint32_t ccinfo_len, ccinfo[UST_TCP_CC_INFO_WORDS];
 };
 
 /* The most slots a region has (the kernel's default fs.nr_open). Its

@@ -223,12 +223,16 @@ off 0 [] ctrunc=0"
 # TCP_CC_INFO (ccinfo.py): nothing for Reno and CUBIC; BBR's 20 bytes,
 # zeros before the handshake (a fresh socket, a listener), its model once
 # connected (a bandwidth, a minimum RTT, gains of Linux's BBR); not settable.
+# Once the connection is gone (TCP_INFO's state CLOSE in TIME-WAIT, as
+# Linux's; 1 s here) and after, the socket keeps its algorithm and model
+# until switched (measured on Linux 6.18: zeros for BBR set again).
 body_cc_info() {
+	export USTCP_MSL=0.5
 	shim_topo_up
 	peer_bg python3 "$SHIM_DIR/ccinfo.py" sink "$PEER_ADDR" 7408 </dev/null
 	local srv=$BG_PID
 	wait_listen "$PEER_NETNS" 7408
-	run -0 prog python3 "$SHIM_DIR/ccinfo.py" client "$PEER_ADDR" 7408
+	run -0 prog python3 "$SHIM_DIR/ccinfo.py" client "$PEER_ADDR" 7408 1.5
 	assert_output "reno fresh -
 cubic fresh -
 bbr fresh 0000000000000000000000000000000000000000
@@ -236,7 +240,10 @@ bbr listener 0000000000000000000000000000000000000000
 set ENOPROTOOPT
 bbr connected 20 bytes; bandwidth > 0 ; min RTT 1 us .. 1 s ; gains Linux's
 cut to 8 True
-cubic connected -"
+state 7
+after 1.5 s: kept True b'bbr'
+cubic - b'cubic'
+bbr again 0000000000000000000000000000000000000000"
 	bg_wait "$srv"
 }
 
