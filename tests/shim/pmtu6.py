@@ -31,7 +31,10 @@ import time
 import shimlib
 
 ETH_P_IPV6 = 0x86DD
-IPV6_MTU_DISCOVER = 23  # Python does not name it
+IPV6_MTU_DISCOVER = 23  # Python does not name these
+SO_RCVBUFFORCE = 33
+SOL_PACKET = 263
+PACKET_STATISTICS = 6
 PART = 100000
 MTU = 1280
 
@@ -61,6 +64,10 @@ class Wire(threading.Thread):
     def __init__(self, iface, port):
         super().__init__(daemon=True)
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IPV6))
+        # Room for both parts' frames (~140 of 1514 bytes) should this
+        # thread fall behind: a packet socket drops what overflows it,
+        # and a part missed would read as no datagram (drops() says).
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
         self.sock.bind((iface, ETH_P_IPV6))
         self.sock.settimeout(0.05)
         self.port = port
@@ -94,6 +101,10 @@ class Wire(threading.Thread):
                 self.largest[part] = max(self.largest[part], 40 + plen)
             if flags & 0x01:
                 self.fin.set()
+
+    def drops(self):
+        """Frames the packet socket dropped since the last call."""
+        return struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))[1]
 
 
 def too_big(wire, addr, port, mtu):
@@ -133,6 +144,9 @@ def peer(addr, port, iface, mtu):
     wire.fin.wait(5)
     wire.stop.set()
     wire.join()
+    dropped = wire.drops()
+    if dropped:
+        print("wire: the capture dropped %d frames" % dropped, flush=True)
     print("wire before=%d after=%d" % tuple(wire.largest), flush=True)
 
 
