@@ -379,7 +379,8 @@ static int load_route(struct ust_config *c, ust_getenv_fn get, char *err, size_t
 
 /* USTCP_MSL, USTCP_FIN_TIMEOUT, USTCP_MAX_CONNS, USTCP_MAX_TW, USTCP_CC, USTCP_ECN,
  * USTCP_RFC1337, USTCP_TW_COLLECT, USTCP_SYNCOOKIES, USTCP_BUSY_POLL,
- * USTCP_CALL_SPIN, USTCP_PASSTHROUGH: TCP's settings. */
+ * USTCP_CALL_SPIN, USTCP_RX_RING, USTCP_PASSTHROUGH: TCP's settings (and
+ * the link's receive ring). */
 static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t errlen)
 {
 	const char *v = get("USTCP_MSL");
@@ -470,6 +471,15 @@ static int load_tcp(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 			return fail(err, errlen, "USTCP_CALL_SPIN", v,
 				    "not a number of microseconds from 0 to 1000000 (e.g. 50, or 0 for none)");
 		c->call_spin_us = u;
+	}
+
+	/* Whole blocks of the ring (link.c, RING_BLOCK), 1 GiB at most. */
+	v = get("USTCP_RX_RING");
+	if (v && *v) {
+		if (parse_uint(v, 0, 1u << 20, &u) || u % 128)
+			return fail(err, errlen, "USTCP_RX_RING", v,
+				    "not a number of KiB from 0 to 1048576 in steps of 128 (e.g. 4096, or 0 for none)");
+		c->rx_ring_kib = u;
 	}
 
 	v = get("USTCP_PASSTHROUGH");
@@ -577,6 +587,7 @@ int ust_config_load(struct ust_config *c, ust_getenv_fn get, char *err, size_t e
 	c->fin_timeout_ms = 60000;
 	c->max_tw = UINT_MAX;
 	c->call_spin_us = UST_CALL_SPIN_DEFAULT;
+	c->rx_ring_kib = UST_RX_RING_DEFAULT;
 	c->ecn = 2;
 	c->syncookies = 1;
 	c->tw_collect = true;

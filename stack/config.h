@@ -29,6 +29,8 @@ struct ust_cidr6 {
  * looks for the program's next call after serving one (stack/loop.c,
  * ust_loop_run's linger). */
 #define UST_CALL_SPIN_DEFAULT 50
+/* USTCP_RX_RING's default, KiB: at MTU 1500, 2592 slots of 1600 bytes. */
+#define UST_RX_RING_DEFAULT 4096
 
 struct ust_config {
 	char iface[IFNAMSIZ];           /* USTCP_IFACE */
@@ -51,6 +53,7 @@ struct ust_config {
 	bool tw_collect;                /* USTCP_TW_COLLECT: exit keepers hand TIME-WAITs to one per address (default) */
 	unsigned busy_poll_us;          /* USTCP_BUSY_POLL, 0: off */
 	unsigned call_spin_us;          /* USTCP_CALL_SPIN: the stack thread's look for the next call, 0: none */
+	unsigned rx_ring_kib;           /* USTCP_RX_RING: the link's receive ring, KiB, 0: none */
 	/* USTCP_RMEM, USTCP_WMEM: min, default, max; all 0 when unset (the
 	 * engine's own, ust_tcp_default_config). */
 	uint32_t rmem[3], wmem[3];

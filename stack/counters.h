@@ -83,6 +83,7 @@
 	X(RX_FRAMES,         "rx-frames",         "frames received") \
 	X(RX_BYTES,          "rx-bytes",          "bytes received") \
 	X(RX_BATCHES,        "rx-batches",        "receive calls that returned frames") \
+	X(RX_RING,           "rx-ring",           "frames taken from the receive ring, without a call") \
 	X(RX_CSUM_OFFLOADED, "rx-csum-offloaded", "frames whose transport checksum the kernel vouched for") \
 	X(TX_FRAMES,         "tx-frames",         "frames sent") \
 	X(TX_BYTES,          "tx-bytes",          "bytes sent") \

@@ -10,6 +10,7 @@
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "csum.h"
@@ -334,16 +335,23 @@ static void rx_buffers_hot(struct ust_link *l)
 	rx_buffers_at(l, mem);
 }
 
+static unsigned ring_ready(const struct ust_link *l);
+static void ring_stop(struct ust_link *l, bool own);
+
 /* An exit keeper's receive buffers: a curl's keeper held 2 MiB of huge
  * page here through its 60 s of TIME-WAIT, half of all the anonymous
  * memory it kept of the program (the rest is the program's own). A frame
  * now touches a page of ordinary memory per buffer it lands in; a
  * coalesced one heats them again, as at start-up (a keeper may still
- * serve a forked child's connection, whose data streams in). */
+ * serve a forked child's connection, whose data streams in). Its ring
+ * goes too, now if empty, else once it is (ring_rx). */
 void ust_link_cool(struct ust_link *l)
 {
 	uint8_t *mem;
 
+	l->ring_cool = true;
+	if (l->ring && !ring_ready(l))
+		ring_stop(l, true);
 	if (!l->rx_hot || !(mem = malloc(RX_MEM)))
 		return;
 	ust_hot_unmap(l->rx_mem, RX_MEM);
@@ -562,6 +570,7 @@ int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, s
 
 	if (!r) {
 		l->filter_own = true;
+		l->ring_bytes = (size_t)cfg->rx_ring_kib << 10;
 		r = link_setup(l, err, errlen);
 	}
 	if (r)
@@ -636,6 +645,7 @@ void ust_link_close(struct ust_link *l)
 
 void ust_link_free_buffers(struct ust_link *l)
 {
+	ring_stop(l, false);
 	if (l->rx_hot)
 		ust_hot_unmap(l->rx_mem, RX_MEM);
 	else
@@ -685,81 +695,284 @@ static unsigned rx_flags(struct msghdr *mh, bool *vlan)
 	return flags;
 }
 
-/* Receives from fd (the link's socket or its ARP socket) into the link's
- * buffers. */
-static int link_rx(struct ust_link *l, int fd, struct ust_stack *st, ust_time now, unsigned max_batches)
+/* One frame as the kernel gave it, from a receive call or the ring: to
+ * the capture and the stack, unless it is ours going out or tagged. */
+static void rx_frame(struct ust_link *l, struct ust_stack *st, const uint8_t *frame, size_t len, unsigned flags,
+		     bool vlan, unsigned char pkttype, ust_time now)
 {
-	int total = 0;
-	bool coalesced = false;
+	if (pkttype == PACKET_OUTGOING) {
+		st->ctr.drop[UST_DROP_RX_OUTGOING]++;
+		return;
+	}
+	ust_pcap_write(&l->pcap, frame, len);
+	if (vlan) {
+		st->ctr.drop[UST_DROP_ETH_VLAN]++;
+		return;
+	}
+	if (len > UST_ETH_HLEN + l->mtu && !l->rx_heat_asked)
+		l->rx_coalesced = true;
+	ust_stack_input(st, frame, len, flags, now);
+}
 
-	for (unsigned b = 0; b < max_batches; b++) {
-		int n;
+/* One receive call from fd (the link's socket or its ARP socket) into the
+ * link's buffers, of at most vlen frames, each fed to the stack. Returns
+ * the frames received, or -errno (-EAGAIN: none waiting). */
+static int rx_batch(struct ust_link *l, int fd, struct ust_stack *st, ust_time now, unsigned vlen)
+{
+	int n;
 
-		for (unsigned i = 0; i < UST_LINK_BATCH; i++) {
-			struct msghdr *mh = &l->rx_msg[i].msg_hdr;
-			mh->msg_name = &l->rx_addr[i];
-			mh->msg_namelen = sizeof(l->rx_addr[i]);
-			mh->msg_iov = &l->rx_iov[l->vnet ? 2 * i : 2 * i + 1];
-			mh->msg_iovlen = l->vnet ? 2 : 1;
-			mh->msg_control = l->rx_cmsg[i];
-			mh->msg_controllen = sizeof(l->rx_cmsg[i]);
-			mh->msg_flags = 0;
-		}
-		n = recvmmsg(fd, l->rx_msg, UST_LINK_BATCH, MSG_DONTWAIT, NULL);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				break;
-			if (errno == EINVAL && l->vnet) {
-				/* A frame the kernel could not describe in a
-				 * virtio_net_hdr (a GSO type it has no word
-				 * for): it is gone; the next ones are not. */
-				st->ctr.drop[UST_DROP_RX_VNET]++;
-				continue;
-			}
-			return total ? total : -errno;
-		}
-		st->ctr.event[UST_EV_RX_BATCHES]++;
-		for (int i = 0; i < n; i++) {
-			struct msghdr *mh = &l->rx_msg[i].msg_hdr;
-			const uint8_t *frame = l->rx_iov[2 * i + 1].iov_base;
-			size_t len = l->rx_msg[i].msg_len;
-			bool vlan;
-			unsigned flags = rx_flags(mh, &vlan);
+	for (unsigned i = 0; i < vlen; i++) {
+		struct msghdr *mh = &l->rx_msg[i].msg_hdr;
+		mh->msg_name = &l->rx_addr[i];
+		mh->msg_namelen = sizeof(l->rx_addr[i]);
+		mh->msg_iov = &l->rx_iov[l->vnet ? 2 * i : 2 * i + 1];
+		mh->msg_iovlen = l->vnet ? 2 : 1;
+		mh->msg_control = l->rx_cmsg[i];
+		mh->msg_controllen = sizeof(l->rx_cmsg[i]);
+		mh->msg_flags = 0;
+	}
+	n = recvmmsg(fd, l->rx_msg, vlen, MSG_DONTWAIT, NULL);
+	if (n < 0)
+		return -errno;
+	st->ctr.event[UST_EV_RX_BATCHES]++;
+	for (int i = 0; i < n; i++) {
+		struct msghdr *mh = &l->rx_msg[i].msg_hdr;
+		size_t len = l->rx_msg[i].msg_len;
+		bool vlan;
+		unsigned flags = rx_flags(mh, &vlan);
 
-			if (l->vnet) {
-				if (len < sizeof(struct virtio_net_hdr)) {
-					st->ctr.drop[UST_DROP_RX_TRUNCATED]++;
-					continue;
-				}
-				len -= sizeof(struct virtio_net_hdr);
-			}
-			if (mh->msg_flags & MSG_TRUNC) {
+		if (l->vnet) {
+			if (len < sizeof(struct virtio_net_hdr)) {
 				st->ctr.drop[UST_DROP_RX_TRUNCATED]++;
 				continue;
 			}
-			if (l->rx_addr[i].sll_pkttype == PACKET_OUTGOING) {
-				st->ctr.drop[UST_DROP_RX_OUTGOING]++;
-				continue;
-			}
-			ust_pcap_write(&l->pcap, frame, len);
-			if (vlan) {
-				st->ctr.drop[UST_DROP_ETH_VLAN]++;
-				continue;
-			}
-			coalesced |= len > UST_ETH_HLEN + l->mtu;
-			ust_stack_input(st, frame, len, flags, now);
+			len -= sizeof(struct virtio_net_hdr);
 		}
-		if (coalesced && !l->rx_heat_asked)
-			rx_buffers_hot(l);
+		if (mh->msg_flags & MSG_TRUNC) {
+			st->ctr.drop[UST_DROP_RX_TRUNCATED]++;
+			continue;
+		}
+		rx_frame(l, st, l->rx_iov[2 * i + 1].iov_base, len, flags, vlan, l->rx_addr[i].sll_pkttype, now);
+	}
+	return n;
+}
+
+/* Between two batches, when no frame is in the buffers: a coalesced
+ * frame came, so the buffers move to huge pages. */
+static void rx_batch_done(struct ust_link *l)
+{
+	if (l->rx_coalesced && !l->rx_heat_asked)
+		rx_buffers_hot(l);
+	l->rx_coalesced = false;
+}
+
+/* ---- the receive ring (PACKET_RX_RING, TPACKET_V2) ----
+ *
+ * Once frames stream in, the kernel writes each into a slot of a ring it
+ * shares with us, in the softirq that delivers it (with a veth peer, on
+ * the sender's CPU), and the stack thread takes them without a system
+ * call: recvmmsg was 43% of its CPU receiving at MTU 1500
+ * (tests/bench/README.md, "The receive ring"). A slot holds a frame of
+ * the link's MTU; a longer one (the kernel coalesced segments: GRO) is
+ * queued to the socket whole as without a ring (PACKET_COPY_THRESH), its
+ * slot marked TP_STATUS_COPY, and received by a call in its turn. Slots
+ * are taken in order and given back after their batch, so that a frame
+ * lives as long as one in the receive buffers. Version 2, not 3: a
+ * version 3 block is handed over when full or when its timer (a
+ * millisecond at least) fires, and an ACK that waits for it is a
+ * millisecond late. */
+
+/* The first frame's place in a slot (the kernel's netoff, at most): the
+ * slot's header and its sockaddr_ll, aligned, then the virtio_net_hdr. */
+#define RING_NETOFF(vnet) (TPACKET_ALIGN(TPACKET2_HDRLEN + 16) + ((vnet) ? sizeof(struct virtio_net_hdr) : 0))
+#define RING_BLOCK (128u << 10)
+
+static struct tpacket2_hdr *ring_slot(const struct ust_link *l, unsigned i)
+{
+	unsigned per_block = RING_BLOCK / l->ring_frame;
+
+	return (struct tpacket2_hdr *)(l->ring + (size_t)(i / per_block) * RING_BLOCK +
+				       (size_t)(i % per_block) * l->ring_frame);
+}
+
+/* The ring gone from our memory and, own (not a parent's socket after a
+ * fork), from the socket: frames the kernel delivers meanwhile are lost,
+ * as on any reconfiguration (a segment TCP sends again). The kernel keeps
+ * a ring another process still maps (a keeper forked before an exec, its
+ * guardian not yet gone) and goes on filling it: then it is mapped again
+ * and kept. */
+static void ring_stop(struct ust_link *l, bool own)
+{
+	struct tpacket_req req = { 0 };
+
+	if (!l->ring)
+		return;
+	munmap(l->ring, l->ring_len);
+	l->ring = NULL;
+	if (!own || setsockopt(l->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) == 0)
+		return;
+	l->ring_cool = false;
+	l->ring = mmap(NULL, l->ring_len, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
+	if (l->ring == MAP_FAILED) {
+		l->ring = NULL;
+		ust_log(UST_LOG_ERROR, "link %s: the receive ring, which another process holds, cannot be mapped "
+			"again (%s): its frames are lost", l->ifname, strerror(errno));
+	}
+}
+
+static int ring_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches);
+
+/* Maps the ring (once: a refusal is not asked again) and takes what is
+ * waiting: first the frames queued before it, then its own. */
+static int ring_start(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches)
+{
+	int v = TPACKET_V2, one = 1, total = 0, n;
+	unsigned frame = TPACKET_ALIGN(RING_NETOFF(l->vnet) + l->mtu + 4); /* a VLAN tag */
+	struct tpacket_req req;
+
+	l->ring_asked = true;
+	if (frame > RING_BLOCK || l->ring_bytes < RING_BLOCK)
+		return 0;
+	req.tp_block_size = RING_BLOCK;
+	req.tp_block_nr = l->ring_bytes / RING_BLOCK;
+	req.tp_frame_size = frame;
+	req.tp_frame_nr = req.tp_block_nr * (RING_BLOCK / frame);
+	if (setsockopt(l->fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0 ||
+	    setsockopt(l->fd, SOL_PACKET, PACKET_COPY_THRESH, &one, sizeof(one)) < 0 ||
+	    setsockopt(l->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0) {
+		ust_log(UST_LOG_INFO, "link %s: no receive ring (%s): a call per batch", l->ifname, strerror(errno));
+		return 0;
+	}
+	l->ring_len = (size_t)req.tp_block_size * req.tp_block_nr;
+	l->ring = mmap(NULL, l->ring_len, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
+	if (l->ring == MAP_FAILED) {
+		struct tpacket_req none = { 0 };
+
+		ust_log(UST_LOG_INFO, "link %s: no receive ring (mmap: %s): a call per batch", l->ifname,
+			strerror(errno));
+		l->ring = NULL;
+		setsockopt(l->fd, SOL_PACKET, PACKET_RX_RING, &none, sizeof(none));
+		return 0;
+	}
+	l->ring_frame = frame;
+	l->ring_frames = req.tp_frame_nr;
+	l->ring_head = 0;
+	/* Queued before the ring: older than any in it. (A coalesced frame
+	 * the kernel queues meanwhile for a slot may be taken here, before
+	 * its turn: reordered, not lost.) */
+	while ((n = rx_batch(l, l->fd, st, now, UST_LINK_BATCH)) > 0) {
+		rx_batch_done(l);
+		total += n;
+	}
+	return total + ring_rx(l, st, now, max_batches);
+}
+
+/* The slots from head on that the kernel filled: up to a batch's worth. */
+static unsigned ring_ready(const struct ust_link *l)
+{
+	unsigned n = 0;
+
+	while (n < UST_LINK_BATCH &&
+	       (__atomic_load_n(&ring_slot(l, (l->ring_head + n) % l->ring_frames)->tp_status, __ATOMIC_ACQUIRE) &
+		TP_STATUS_USER))
+		n++;
+	return n;
+}
+
+/* Slot i's frame to the stack, or, marked TP_STATUS_COPY, the frames
+ * queued for it and the marked slots after it, by one call. Returns the
+ * slots it took. */
+static unsigned ring_take(struct ust_link *l, struct ust_stack *st, unsigned i, unsigned n, ust_time now)
+{
+	struct tpacket2_hdr *h = ring_slot(l, (l->ring_head + i) % l->ring_frames);
+	const struct sockaddr_ll *sll = (const void *)((uint8_t *)h + TPACKET_ALIGN(sizeof(*h)));
+	unsigned status = h->tp_status;
+
+	if (status & TP_STATUS_COPY) {
+		unsigned k = 1;
+
+		while (i + k < n && (ring_slot(l, (l->ring_head + i + k) % l->ring_frames)->tp_status & TP_STATUS_COPY))
+			k++;
+		/* Fewer when ring_start took some already. */
+		if (rx_batch(l, l->fd, st, now, k) == -EINVAL && l->vnet)
+			st->ctr.drop[UST_DROP_RX_VNET]++;
+		return k;
+	}
+	st->ctr.event[UST_EV_RX_RING]++;
+	if (h->tp_snaplen < h->tp_len) {
+		/* Longer than a slot, and the socket's buffer full. */
+		st->ctr.drop[UST_DROP_RX_TRUNCATED]++;
+		return 1;
+	}
+	rx_frame(l, st, (uint8_t *)h + h->tp_mac, h->tp_snaplen,
+		 status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) ? UST_RX_CSUM_OK : 0,
+		 (status & TP_STATUS_VLAN_VALID) != 0, sll->sll_pkttype, now);
+	return 1;
+}
+
+/* Takes the ring's frames by batches of UST_LINK_BATCH, each batch's
+ * slots given back together once the stack is done with them. */
+static int ring_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches)
+{
+	int total = 0;
+
+	for (unsigned b = 0; b < max_batches; b++) {
+		unsigned n = ring_ready(l);
+
+		if (!n)
+			break;
+		for (unsigned i = 0; i < n;)
+			i += ring_take(l, st, i, n, now);
+		rx_batch_done(l);
+		for (unsigned i = 0; i < n; i++)
+			__atomic_store_n(&ring_slot(l, (l->ring_head + i) % l->ring_frames)->tp_status, TP_STATUS_KERNEL,
+					 __ATOMIC_RELEASE);
+		l->ring_head = (l->ring_head + n) % l->ring_frames;
+		total += (int)n;
+		if (n < UST_LINK_BATCH)
+			break;
+	}
+	if (l->ring_cool && !ring_ready(l))
+		ring_stop(l, true);
+	return total;
+}
+
+/* Receives from fd by calls of UST_LINK_BATCH frames, until it is empty
+ * or max_batches were taken. */
+static int link_rx(struct ust_link *l, int fd, struct ust_stack *st, ust_time now, unsigned max_batches)
+{
+	int total = 0;
+
+	for (unsigned b = 0; b < max_batches; b++) {
+		int n = rx_batch(l, fd, st, now, UST_LINK_BATCH);
+
+		if (n == -EAGAIN || n == -EINTR)
+			break;
+		if (n == -EINVAL && l->vnet) {
+			/* A frame the kernel could not describe in a
+			 * virtio_net_hdr (a GSO type it has no word for):
+			 * it is gone; the next ones are not. */
+			st->ctr.drop[UST_DROP_RX_VNET]++;
+			continue;
+		}
+		if (n < 0)
+			return total ? total : n;
+		rx_batch_done(l);
 		total += n;
 		if (n < UST_LINK_BATCH)
 			break;
+		/* A full batch: frames stream in, and the ring takes them
+		 * from now on without a call per batch. */
+		if (fd == l->fd && !l->ring_asked && l->ring_bytes)
+			return total + ring_start(l, st, now, max_batches - b - 1);
 	}
 	return total;
 }
 
 int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches)
 {
+	if (l->ring)
+		return ring_rx(l, st, now, max_batches);
 	return link_rx(l, l->fd, st, now, max_batches);
 }
 

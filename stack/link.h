@@ -73,6 +73,17 @@ struct ust_link {
 	uint8_t *rx_mem;          /* UST_LINK_BATCH buffers of UST_LINK_FRAME_MAX */
 	bool rx_hot;              /* rx_mem in huge pages (link.c, rx_buffers_hot) */
 	bool rx_heat_asked;       /* rx_buffers_hot tried: not again, until ust_link_cool */
+	bool rx_coalesced;        /* this batch had a frame longer than the MTU */
+
+	/* The receive ring (link.c, ring_start), mapped at the first full
+	 * batch of fd: ring_bytes of it (USTCP_RX_RING; 0: never), slots of
+	 * ring_frame bytes, ring_frames of them, the next to take at
+	 * ring_head. NULL until then, or after a refusal (ring_asked). An
+	 * exit keeper lets it go once it is empty (ring_cool). */
+	uint8_t *ring;
+	size_t ring_len, ring_bytes;
+	unsigned ring_frame, ring_frames, ring_head;
+	bool ring_asked, ring_cool;
 	struct mmsghdr rx_msg[UST_LINK_BATCH];
 	struct iovec rx_iov[2 * UST_LINK_BATCH];   /* [vnet header,] frame */
 	struct virtio_net_hdr rx_vnet[UST_LINK_BATCH];
@@ -174,14 +185,15 @@ int ust_link_adopt_extra(const struct ust_link *l, int fd);
  * broker's is locked), or the kernel's -errno. */
 int ust_link_set_filter(struct ust_link *l, const struct sock_filter *prog, unsigned len);
 /* The receive buffers back in ordinary pages, until coalesced frames
- * come again: for a stack that expects mostly ACKs and FINs from now on
- * (an exit keeper), which would otherwise hold their huge pages for as
- * long as it lives. */
+ * come again, and the receive ring unmapped once empty: for a stack that
+ * expects mostly ACKs and FINs from now on (an exit keeper), which would
+ * otherwise hold their memory for as long as it lives. */
 void ust_link_cool(struct ust_link *l);
 void ust_link_close(struct ust_link *l);
-/* The receive buffers freed (ust_link_close does it too): by a forked
- * child forgetting its parent's stack, whose copy it would otherwise keep,
- * a huge page copied at the parent's first write after the fork. */
+/* The receive buffers freed and the ring unmapped (ust_link_close does
+ * it too): by a forked child forgetting its parent's stack, whose copy it
+ * would otherwise keep, a huge page copied at the parent's first write
+ * after the fork (the ring stays the parent's: only our mapping goes). */
 void ust_link_free_buffers(struct ust_link *l);
 
 /* The interface's description for ust_stack_init, with cfg's addresses,

@@ -377,6 +377,7 @@ static int open_link(void)
 		return r;
 	}
 	us_st.link.fd = us_fd_fixed(us_st.link.fd);
+	us_st.link.ring_bytes = (size_t)us_st.cfg->rx_ring_kib << 10; /* ust_link_adopt's too */
 	return 0;
 }
 
