@@ -29,6 +29,7 @@ our_link_local() {
 # take them away again (turning IPv6 off removes every address).
 kernel_ipv6() {
 	if [ "$1" = on ]; then
+		kernel_unspared
 		in_stack sysctl -q -w "net.ipv6.conf.$USTCP_IFACE.disable_ipv6=0"
 		in_stack ip addr add "$USTCP_ADDR6" dev "$USTCP_IFACE" nodad
 		# The link-local address: DAD over, as the stack's.

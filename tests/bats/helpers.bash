@@ -42,12 +42,20 @@ in_peer() { ip netns exec "$PEER_NETNS" "$@"; }
 
 # ---- topologies with a relay (ustcp-netns --impair / --tun) ----------------
 
+# kernel_unspared: the kernel of the stack's namespace sees frames to the
+# stack's addresses again (ustcp-netns's ingress rule, spare_kernel, drops
+# them before it): for a test that gives it one of them.
+kernel_unspared() {
+	timeout 10 ip netns exec "$USTCP_NETNS" nft delete table netdev ustcp_netns 2>/dev/null || true
+}
+
 # stack_kernel_addr: give the kernel of the stack's namespace the stack's
 # address and let it answer ARP, so that two kernels talk through the
 # topology. Only for tests of the topology itself: under ustcp the stack owns
 # that address and no kernel does.
 stack_kernel_addr() {
-	timeout 10 ip -n "$USTCP_NETNS" addr add "$USTCP_ADDR" dev "$USTCP_IFACE" &&
+	kernel_unspared &&
+		timeout 10 ip -n "$USTCP_NETNS" addr add "$USTCP_ADDR" dev "$USTCP_IFACE" &&
 		timeout 10 ip netns exec "$USTCP_NETNS" sysctl -q -w \
 			net.ipv4.conf.all.arp_ignore=0 "net.ipv4.conf.$USTCP_IFACE.arp_ignore=0" >/dev/null
 }
@@ -57,7 +65,8 @@ stack_kernel_addr() {
 # stack's IPv6 address (no DAD: usable at once) and no link-local address
 # (addr_gen_mode 1: no DAD, router solicitation or MLD from one).
 stack_kernel_addr6() {
-	timeout 10 ip netns exec "$USTCP_NETNS" sysctl -q -w \
+	kernel_unspared &&
+		timeout 10 ip netns exec "$USTCP_NETNS" sysctl -q -w \
 		"net.ipv6.conf.$USTCP_IFACE.addr_gen_mode=1" "net.ipv6.conf.$USTCP_IFACE.disable_ipv6=0" >/dev/null &&
 		timeout 10 ip -n "$USTCP_NETNS" addr add "$USTCP_ADDR6" dev "$USTCP_IFACE" nodad
 }
