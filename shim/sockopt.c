@@ -1080,6 +1080,61 @@ static int ip_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len)
 	return ip_put_int(val, len, c.u.opt.val);
 }
 
+static uint8_t linux_state(int st);
+
+/* The repair options (TCP_REPAIR and those that need its mode, for
+ * checkpoint and restore), as Linux answers a process without
+ * CAP_NET_ADMIN, which a program under ustcp(1) is: the stack has no
+ * repair mode, so TCP_REPAIR is refused and the rest answer as outside
+ * the mode (tcp_can_repair_sock, do_tcp_setsockopt; measured on Linux
+ * 6.18 as an unprivileged user). 1: not one of them. */
+static int repair_set(const struct us_sock *s, int name)
+{
+	switch (name) {
+	case TCP_REPAIR:
+	case TCP_REPAIR_QUEUE:
+	case TCP_REPAIR_WINDOW:
+	case TCP_TIMESTAMP: /* its offset, set in the mode */
+		return -EPERM;
+	case TCP_REPAIR_OPTIONS:
+		return -EINVAL;
+	case TCP_QUEUE_SEQ:
+		/* No queue chosen: EINVAL, once the socket is closed. */
+		return linux_state(atomic_load(&s->state)) == TCP_CLOSE ? -EINVAL : -EPERM;
+	}
+	return 1;
+}
+
+/* Their reading: TCP_REPAIR is 0, the others need the mode (the window's
+ * length is checked first). 1: not one of them. */
+static int repair_get(int name, void *val, socklen_t *len)
+{
+	switch (name) {
+	case TCP_REPAIR:
+		return put_int(val, len, 0);
+	case TCP_REPAIR_QUEUE:
+	case TCP_QUEUE_SEQ:
+		return -EINVAL;
+	case TCP_REPAIR_WINDOW:
+		if (!len)
+			return -EFAULT;
+		return *len == sizeof(struct tcp_repair_window) ? -EPERM : -EINVAL;
+	}
+	return 1;
+}
+
+/* TCP_TIMESTAMP: the connection's TSval clock (ms), as the stack sends
+ * it. */
+static int get_ts_clock(struct us_sock *s, void *val, socklen_t *len)
+{
+	struct us_call c;
+	long r;
+
+	if ((r = us_call(&c, us_op_ts_clock, s)) < 0)
+		return (int)r;
+	return put_int(val, len, c.u.opt.val);
+}
+
 /* TCP options Linux keeps with no effect on this stack's segments:
  * TCP_THIN_DUPACK (obsolete: taken, read as 0), and TCP_FASTOPEN, the
  * queue length of a listener's Fast Open requests, which read back as
@@ -1249,6 +1304,8 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 	 * first). */
 	if (level == IPPROTO_TCP && len < (socklen_t)sizeof(int) && name != TCP_ULP && name != TCP_FASTOPEN_KEY)
 		return (int)us_ret(-EINVAL);
+	if (level == IPPROTO_TCP && (r = repair_set(s, name)) <= 0)
+		return (int)us_ret(r);
 	return (int)us_ret(-ENOPROTOOPT);
 }
 
@@ -1438,6 +1495,10 @@ US_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return (int)us_ret(put_int(val, len, !!(atomic_load(&s->flags) & US_F_INQ)));
 	if (level == IPPROTO_TCP && name == TCP_FASTOPEN_CONNECT)
 		return (int)us_ret(put_int(val, len, 0));
+	if (level == IPPROTO_TCP && name == TCP_TIMESTAMP)
+		return (int)us_ret(get_ts_clock(s, val, len));
+	if (level == IPPROTO_TCP && (r = repair_get(name, val, len)) <= 0)
+		return (int)us_ret(r);
 	opt = engine_opt(level, name);
 	if (opt >= 0) {
 		c.u.opt.level = IPPROTO_TCP;

@@ -864,6 +864,9 @@ int ust_tcp_set_rcvlowat(struct ust_tcb *tcb, int value);
 #define UST_TCP_FLOW_OFF 0x40000000u
 int ust_tcp_ip_opt_value(enum ust_tcp_opt opt, int value);
 int ust_tcp_getopt(const struct ust_tcb *tcb, enum ust_tcp_opt opt, int *value);
+/* TCP_TIMESTAMP as Linux's getsockopt reads it: the connection's TSval
+ * clock at now, in ms, its offset included (0 before a connect). */
+uint32_t ust_tcp_ts_clock(const struct ust_tcb *tcb, ust_time now);
 /* TCP_CONGESTION: the algorithm called name from now on, 0; or -ENOENT if
  * none is called that (Linux reads the name up to a NUL, 15 bytes at most).
  * The new algorithm starts afresh (its init) once the connection is

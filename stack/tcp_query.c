@@ -90,6 +90,11 @@ const struct ust_tcp_record *ust_tcp_record(const struct ust_tcb *t)
 	return &t->rec;
 }
 
+uint32_t ust_tcp_ts_clock(const struct ust_tcb *t, ust_time now)
+{
+	return tcp_ts_now(t, now);
+}
+
 bool ust_tcp_finished(const struct ust_tcb *t)
 {
 	return t->state == UST_TCP_CLOSED && t->rec.nstates;

@@ -32,6 +32,7 @@ static const us_call_fn rpc_ops[] = {
 	us_op_setopt, us_op_getopt, us_op_shutdown, us_op_hold_last, us_op_take_tail,
 	us_op_unlisten, us_op_urgent, us_op_status_to_slot, us_op_set_cc, us_op_get_cc, us_op_hand_on,
 	us_op_cc_info,
+	us_op_ts_clock,
 };
 
 static int rpc_op_of(us_call_fn fn)

@@ -667,6 +667,21 @@ void us_op_cc_info(struct us_call *c)
 	c->ret = 0;
 }
 
+/* TCP_TIMESTAMP: the connection's clock, or once TCP let go the clock
+ * with the offset the connection had; a socket never connected has none. */
+void us_op_ts_clock(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+	struct us_last *l;
+	ust_time now = ust_now();
+
+	if (k && k->tcb)
+		c->u.opt.val = (int)ust_tcp_ts_clock(k->tcb, now);
+	else
+		c->u.opt.val = (int)((uint32_t)(now / 1000) + ((l = let_go(c)) ? l->ts_offset : 0));
+	c->ret = 0;
+}
+
 /* Asked by the process that takes over a socket this stack holds but never
  * paired (an exec'd image, shim/connect.c us_renew): the port it is bound
  * to must be free before that process binds it again in its own stack. */

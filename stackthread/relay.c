@@ -1317,6 +1317,7 @@ static void conn_died(struct us_conn *c)
 	l->at = ust_now();
 	snprintf(l->cc, sizeof(l->cc), "%s", ust_tcp_cc_name(t));
 	l->ccinfo_len = (uint32_t)ust_tcp_cc_info(t, l->ccinfo);
+	l->ts_offset = ust_tcp_ts_clock(t, 0); /* the clock at 0: its offset */
 	atomic_fetch_or(&c->sock->flags, US_F_LAST_STATUS);
 	ust_tcp_set_user(t, NULL);
 	ust_tcp_close(t, ust_now()); /* CLOSED: frees it */

@@ -306,6 +306,7 @@ struct us_last {
 	 * stack thread reads and writes them (ops.c), outside the seqlock. */
 	char cc[16];
 	uint32_t ccinfo_len, ccinfo[UST_TCP_CC_INFO_WORDS];
+	uint32_t ts_offset; /* TCP_TIMESTAMP's clock's, as Linux's closed socket keeps tsoffset */
 };
 
 /* The most slots a region has (the kernel's default fs.nr_open). Its
@@ -525,6 +526,7 @@ void us_op_status_to_slot(struct us_call *c); /* the same into us_sock_last(), f
 void us_op_set_cc(struct us_call *c);     /* u.cc = the name (TCP_CONGESTION) */
 void us_op_get_cc(struct us_call *c);     /* u.cc = the name back */
 void us_op_cc_info(struct us_call *c);    /* u.ccinfo = TCP_CC_INFO */
+void us_op_ts_clock(struct us_call *c);   /* u.opt.val = TCP_TIMESTAMP's clock */
 void us_op_hand_on(struct us_call *c);    /* a never-paired socket's control block and relay go, its
                                            * bind with them; the slot stays, the caller's to free
                                            * (-EBUSY: paired since) */

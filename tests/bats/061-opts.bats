@@ -250,6 +250,44 @@ bbr again 0000000000000000000000000000000000000000"
 @test "TCP_CC_INFO: nothing for Reno and CUBIC, BBR's model (zeros before the handshake) [kernel]" { MODE=kernel body_cc_info; }
 @test "TCP_CC_INFO: nothing for Reno and CUBIC, BBR's model (zeros before the handshake) [ustcp]" { MODE=ustcp body_cc_info; }
 
+# The repair options and TCP_TIMESTAMP (repairopts.py), the program
+# without CAP_NET_ADMIN (the bounding set, inherited across exec; the
+# stack's CAP_NET_RAW stays): Linux refuses TCP_REPAIR to it and answers
+# the options that need the mode as outside it; TCP_TIMESTAMP reads the
+# TSval clock (CLOCK_MONOTONIC's ms before a connect).
+body_repair_opts() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7410 7 </dev/null
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7410
+	run -0 prog setpriv --bounding-set=-net_admin /usr/bin/python3 "$SHIM_DIR/repairopts.py" "$PEER_ADDR" 7410
+	assert_output "fresh REPAIR get 0 set EPERM set EPERM set EPERM
+fresh REPAIR_QUEUE get EINVAL set EPERM set EPERM set EPERM
+fresh QUEUE_SEQ get EINVAL set EINVAL set EINVAL set EINVAL
+fresh REPAIR_OPTIONS get ENOPROTOOPT set EINVAL set EINVAL set EINVAL
+fresh TIMESTAMP set EPERM set EPERM set EPERM
+fresh REPAIR_WINDOW get EINVAL get20 EPERM set EPERM set EPERM set EPERM
+fresh TIMESTAMP CLOCK_MONOTONIC True ticks 200 ms True
+listener REPAIR get 0 set EPERM set EPERM set EPERM
+listener REPAIR_QUEUE get EINVAL set EPERM set EPERM set EPERM
+listener QUEUE_SEQ get EINVAL set EPERM set EPERM set EPERM
+listener REPAIR_OPTIONS get ENOPROTOOPT set EINVAL set EINVAL set EINVAL
+listener TIMESTAMP set EPERM set EPERM set EPERM
+listener REPAIR_WINDOW get EINVAL get20 EPERM set EPERM set EPERM set EPERM
+listener TIMESTAMP CLOCK_MONOTONIC True ticks 200 ms True
+connected REPAIR get 0 set EPERM set EPERM set EPERM
+connected REPAIR_QUEUE get EINVAL set EPERM set EPERM set EPERM
+connected QUEUE_SEQ get EINVAL set EPERM set EPERM set EPERM
+connected REPAIR_OPTIONS get ENOPROTOOPT set EINVAL set EINVAL set EINVAL
+connected TIMESTAMP set EPERM set EPERM set EPERM
+connected REPAIR_WINDOW get EINVAL get20 EPERM set EPERM set EPERM set EPERM
+connected TIMESTAMP ticks 200 ms True"
+	bg_wait "$srv"
+}
+
+@test "TCP_REPAIR and the options of its mode refused as to a program without CAP_NET_ADMIN; TCP_TIMESTAMP's clock [kernel]" { MODE=kernel body_repair_opts; }
+@test "TCP_REPAIR and the options of its mode refused as to a program without CAP_NET_ADMIN; TCP_TIMESTAMP's clock [ustcp]" { MODE=ustcp body_repair_opts; }
+
 # TCP_SAVE_SYN (savesyn.py): the accepted socket gives its SYN's headers
 # once (EINVAL to a short buffer), the link's first with 2; not settable.
 body_save_syn() {
