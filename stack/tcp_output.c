@@ -176,9 +176,25 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 	return emit(tcb_stack(t), &o, now);
 }
 
+/* The sequence number of a segment without data (an ACK, a RST) that
+ * would start at seq (Linux's tcp_acceptable_seq): seq while it lies
+ * within the peer's window, or beyond it by less than a unit of our own
+ * window scale (Linux's test); else the window's right edge. A peer
+ * whose window shrank below what is in flight drops a segment that
+ * starts beyond it, its ACK with it (tcp_sequence), and a connection
+ * whose ACKs all go unheard stalls: both sides wait. */
+static uint32_t acceptable_seq(const struct ust_tcb *t, uint32_t seq)
+{
+	uint32_t end = t->snd_una + t->snd_wnd;
+
+	if (!seq_gt(seq, end) || (t->ws_ok && seq - end < (1u << t->rcv_wscale)))
+		return seq;
+	return end;
+}
+
 void tcp_send_ack(struct ust_tcb *t, ust_time now)
 {
-	tcb_emit(t, t->snd_nxt, UST_TH_ACK, 0, 0, now);
+	tcb_emit(t, acceptable_seq(t, t->snd_nxt), UST_TH_ACK, 0, 0, now);
 }
 
 void tcp_send_syn(struct ust_tcb *t, ust_time now)
@@ -200,7 +216,7 @@ void tcp_send_synack_stateless(struct ust_tcb *t, ust_time now)
 
 void tcp_send_rst(struct ust_tcb *t, ust_time now)
 {
-	tcb_emit(t, t->snd_max, UST_TH_RST | UST_TH_ACK, 0, 0, now);
+	tcb_emit(t, acceptable_seq(t, t->snd_max), UST_TH_RST | UST_TH_ACK, 0, 0, now);
 }
 
 static void rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, uint32_t flow, ust_time now)
@@ -478,8 +494,11 @@ static bool output_one(struct ust_tcb *t, enum out_mode mode, ust_time now)
 	return true;
 }
 
-/* Sends record i again (Linux's tcp_retransmit_skb): not beyond the
- * peer's window unless it is the first, cut to the segment size of now.
+/* Sends record i again (Linux's __tcp_retransmit_skb): not beyond the
+ * peer's window unless it is the first, cut to the segment size of now
+ * and to what the window has room for (the first whole, as a probe of a
+ * closed window): a peer whose window shrank drops a segment that ends
+ * beyond it while it holds unread data (Linux 6.x's tcp_sequence).
  * mark: the flags it gets, TCP_SENT_RETRANS (a retransmission in flight
  * for a lost segment) and TCP_SENT_EVER_RETRANS (Karn, undo), or only the
  * latter for a tail loss probe, which resends a segment not known lost. */
@@ -488,10 +507,13 @@ static bool retransmit(struct ust_tcb *t, uint32_t i, uint8_t mark, ust_time now
 	uint32_t seg_max = t->mss - tcp_sack_opt_len(t), data_end = t->snd_buf_seq + t->sndbuf.len;
 	uint8_t flags = UST_TH_ACK;
 	struct tcp_sent *r = tcp_sb_at(t, i);
+	int32_t room = (int32_t)(t->snd_una + t->snd_wnd - r->start);
 	uint32_t len;
 
-	if (!seq_lt(r->start, t->snd_una + t->snd_wnd) && r->start != t->snd_una)
+	if (room <= 0 && r->start != t->snd_una)
 		return false;
+	if (room > 0 && (uint32_t)room < seg_max)
+		seg_max = (uint32_t)room;
 	if (tcp_sent_len(r) > seg_max) {
 		if (!tcp_sb_split(t, i, r->start + seg_max))
 			return false;

@@ -553,6 +553,24 @@ def scenario_tlp_cwr(lab):
     p.step(seg(14)[1], note="13..14; the window opens", keys=keys)
 
 
+def scenario_shrunk_window(lab):
+    """shrunk-window.seg: the peer's window shrinks below what is in
+    flight (ten segments out; the ACK of two says the window ends 512
+    bytes further). Where the kernel's ACK of the peer's data starts
+    (tcp_acceptable_seq), and how much of the first unacknowledged
+    segment its RTO sends again (__tcp_retransmit_skb's avail_wnd)."""
+    p = Peer(lab, OPTS_SACK_TS, win=65535)
+    p.connect()
+    p.burst(10, 10)
+    p.win = 4  # 4 << 7 = 512 bytes beyond the ACK
+    p.ack(p.seg(2)[1], note="window 512: it ends 512 bytes past 2")
+    p.answers(0.05)
+    p.data(100, ack=p.seg(2)[1], note="the peer's data")
+    p.answers(0.05)
+    p.collect(1, timeout=1.0)
+    p.info("rto", "unacked", "retrans", "total_retrans")
+
+
 def scenario_thin_lto(lab):
     """thin-linear-timeouts.seg: TCP_THIN_LINEAR_TIMEOUTS on an
     established connection, no SACK (no probe), two segments written and
