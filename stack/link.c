@@ -349,7 +349,7 @@ void ust_link_cool(struct ust_link *l)
 {
 	uint8_t *mem;
 
-	l->ring_cool = true;
+	l->ring_cool = l->ring_asked = true;
 	if (l->ring && !ring_ready(l))
 		ring_stop(l, true);
 	if (!l->rx_hot || !(mem = malloc(RX_MEM)))
@@ -822,17 +822,52 @@ static void ring_stop(struct ust_link *l, bool own)
 
 static int ring_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches);
 
+/* Every frame queued to the socket, until none is left (a frame the
+ * kernel could not describe is dropped and counted, and so is a
+ * receive error left pending by an earlier call): the frames queued
+ * before the ring, or any a run of marked slots did not take. Bounded:
+ * the socket's buffer holds at most a few thousand. */
+static int ring_drain(struct ust_link *l, struct ust_stack *st, ust_time now)
+{
+	int total = 0;
+
+	for (unsigned tries = 0; tries < 4096; tries++) {
+		int n = rx_batch(l, l->fd, st, now, UST_LINK_BATCH);
+
+		if (n == -EINVAL && l->vnet) {
+			st->ctr.drop[UST_DROP_RX_VNET]++;
+			continue;
+		}
+		if (n <= 0)
+			break;
+		rx_batch_done(l);
+		total += n;
+	}
+	return total;
+}
+
 /* Maps the ring (once: a refusal is not asked again) and takes what is
- * waiting: first the frames queued before it, then its own. */
+ * waiting: first the frames queued before it, then its own. While the
+ * kernel swaps the socket's receive function, frames delivered are lost
+ * (segments TCP sends again), once. */
 static int ring_start(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches)
 {
-	int v = TPACKET_V2, one = 1, total = 0, n;
+	int v = TPACKET_V2, one = 1, total, fanout = 0;
 	unsigned frame = TPACKET_ALIGN(RING_NETOFF(l->vnet) + l->mtu + 4); /* a VLAN tag */
+	socklen_t flen = sizeof(fanout);
 	struct tpacket_req req;
 
 	l->ring_asked = true;
 	if (frame > RING_BLOCK || l->ring_bytes < RING_BLOCK)
 		return 0;
+	/* Not in a steering group (PACKET_FANOUT): setting a ring takes
+	 * the socket out of the group and puts it back last, and the
+	 * group's program, which picks members by their place, would then
+	 * hand this process another's frames. */
+	if (getsockopt(l->fd, SOL_PACKET, PACKET_FANOUT, &fanout, &flen) == 0 && fanout) {
+		ust_log(UST_LOG_INFO, "link %s: no receive ring in a steering group", l->ifname);
+		return 0;
+	}
 	req.tp_block_size = RING_BLOCK;
 	req.tp_block_nr = l->ring_bytes / RING_BLOCK;
 	req.tp_frame_size = frame;
@@ -860,10 +895,7 @@ static int ring_start(struct ust_link *l, struct ust_stack *st, ust_time now, un
 	/* Queued before the ring: older than any in it. (A coalesced frame
 	 * the kernel queues meanwhile for a slot may be taken here, before
 	 * its turn: reordered, not lost.) */
-	while ((n = rx_batch(l, l->fd, st, now, UST_LINK_BATCH)) > 0) {
-		rx_batch_done(l);
-		total += n;
-	}
+	total = ring_drain(l, st, now);
 	return total + ring_rx(l, st, now, max_batches);
 }
 
@@ -872,7 +904,7 @@ static unsigned ring_ready(const struct ust_link *l)
 {
 	unsigned n = 0;
 
-	while (n < UST_LINK_BATCH &&
+	while (n < UST_LINK_BATCH && n < l->ring_frames &&
 	       (__atomic_load_n(&ring_slot(l, (l->ring_head + n) % l->ring_frames)->tp_status, __ATOMIC_ACQUIRE) &
 		TP_STATUS_USER))
 		n++;
@@ -893,9 +925,11 @@ static unsigned ring_take(struct ust_link *l, struct ust_stack *st, unsigned i, 
 
 		while (i + k < n && (ring_slot(l, (l->ring_head + i + k) % l->ring_frames)->tp_status & TP_STATUS_COPY))
 			k++;
-		/* Fewer when ring_start took some already. */
-		if (rx_batch(l, l->fd, st, now, k) == -EINVAL && l->vnet)
-			st->ctr.drop[UST_DROP_RX_VNET]++;
+		/* Fewer when ring_start took some already, or one could not
+		 * be received: then the queue may hold frames no slot
+		 * stands for, which ring_rx drains. */
+		if (rx_batch(l, l->fd, st, now, k) != (int)k)
+			l->ring_drain = true;
 		return k;
 	}
 	st->ctr.event[UST_EV_RX_RING]++;
@@ -931,6 +965,13 @@ static int ring_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsig
 		total += (int)n;
 		if (n < UST_LINK_BATCH)
 			break;
+	}
+	/* Woken with nothing in the ring, the socket's queue holds frames
+	 * (or an error): left there they would keep it readable, and this
+	 * thread spinning. */
+	if (!total || l->ring_drain) {
+		l->ring_drain = false;
+		total += ring_drain(l, st, now);
 	}
 	if (l->ring_cool && !ring_ready(l))
 		ring_stop(l, true);

@@ -84,6 +84,7 @@ struct ust_link {
 	size_t ring_len, ring_bytes;
 	unsigned ring_frame, ring_frames, ring_head;
 	bool ring_asked, ring_cool;
+	bool ring_drain;          /* the socket's queue may hold frames no slot stands for */
 	struct mmsghdr rx_msg[UST_LINK_BATCH];
 	struct iovec rx_iov[2 * UST_LINK_BATCH];   /* [vnet header,] frame */
 	struct virtio_net_hdr rx_vnet[UST_LINK_BATCH];
