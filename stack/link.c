@@ -780,7 +780,8 @@ static void rx_batch_done(struct ust_link *l)
  * lives as long as one in the receive buffers. Version 2, not 3: a
  * version 3 block is handed over when full or when its timer (a
  * millisecond at least) fires, and an ACK that waits for it is a
- * millisecond late. */
+ * millisecond late. Taken up only with USTCP_RX_RING (config.h says why
+ * not by default), and never by a steering group's member. */
 
 /* The first frame's place in a slot (the kernel's netoff, at most): the
  * slot's header and its sockaddr_ll, aligned, then the virtio_net_hdr. */
