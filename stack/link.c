@@ -823,28 +823,20 @@ static void ring_stop(struct ust_link *l, bool own)
 
 static int ring_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches);
 
-/* Every frame queued to the socket, until none is left (a frame the
- * kernel could not describe is dropped and counted, and so is a
- * receive error left pending by an earlier call): the frames queued
- * before the ring, or any a run of marked slots did not take. Bounded:
- * the socket's buffer holds at most a few thousand. */
+static int link_rx(struct ust_link *l, int fd, struct ust_stack *st, ust_time now, unsigned max_batches);
+
+/* Every frame queued to the socket, by link_rx's calls until one finds
+ * the queue short of a batch (a frame the kernel could not describe, or a
+ * receive error an earlier call left pending, is counted and passed): the
+ * frames queued before the ring, or any a run of marked slots did not
+ * take. Bounded: the socket's buffer holds a few thousand at most. */
+#define RING_DRAIN_BATCHES 128
+
 static int ring_drain(struct ust_link *l, struct ust_stack *st, ust_time now)
 {
-	int total = 0;
+	int n = link_rx(l, l->fd, st, now, RING_DRAIN_BATCHES);
 
-	for (unsigned tries = 0; tries < 4096; tries++) {
-		int n = rx_batch(l, l->fd, st, now, UST_LINK_BATCH);
-
-		if (n == -EINVAL && l->vnet) {
-			st->ctr.drop[UST_DROP_RX_VNET]++;
-			continue;
-		}
-		if (n <= 0)
-			break;
-		rx_batch_done(l);
-		total += n;
-	}
-	return total;
+	return n > 0 ? n : 0;
 }
 
 /* Maps the ring (once: a refusal is not asked again) and takes what is

@@ -295,8 +295,9 @@ struct us_last {
 	_Atomic uint32_t seq;
 	/* The connection's status when TCP closed it (US_F_LAST_STATUS), and
 	 * when: Linux's TCP_INFO on a socket whose connection is gone still
-	 * reports its counters, with the state CLOSE. Written once by the
-	 * stack thread before the flag; read-only after. */
+	 * reports its counters, with the state CLOSE. `at` and `st` are
+	 * written once by the stack thread before the flag; read-only
+	 * after. */
 	ust_time at;
 	struct ust_tcp_status st;
 	/* TCP_CONGESTION and TCP_CC_INFO from then on: the algorithm's name
