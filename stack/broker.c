@@ -398,8 +398,9 @@ struct round {
 	 * ports it joined (0: none) */
 	struct { uint32_t port; uint16_t was, group_of; } undo[UST_STEER_PORTS_MAX * 64 * 2];
 	unsigned nundo;
-	/* fd: a group port's socket for the answer (-1: none) */
-	struct { unsigned slot; struct ust_steer_answer a; int fd; } ans[64];
+	/* fd: a group port's socket for the answer (-1: none); done: a
+	 * ring, granted whatever becomes of the round's program */
+	struct { unsigned slot; struct ust_steer_answer a; int fd; bool done; } ans[64];
 	unsigned nans;
 	bool dirty;
 };
@@ -427,6 +428,9 @@ int ust_broker_check(const struct ust_broker *b, const struct ust_steer_msg *m, 
 		return 0;
 	case UST_STEER_CLAIM_SHARED:
 		return fd >= 0 && proof_shared(b, fd, m) ? 0 : EPERM;
+	case UST_STEER_RING:
+		/* USTCP_RX_RING's bounds (config.c) */
+		return m->n == 1 && m->owner && m->owner <= 1u << 20 && m->owner % 128 == 0 ? 0 : EINVAL;
 	default:
 		return EPROTO;
 	}
@@ -446,6 +450,7 @@ static void steer_group_claim(struct ust_broker *b, unsigned s, const struct ust
 	rd->ans[a].slot = s;
 	rd->ans[a].a = (struct ust_steer_answer){ .seq = msg->seq };
 	rd->ans[a].fd = -1;
+	rd->ans[a].done = false;
 	for (unsigned i = 0; i < m->ngroup; i++)
 		if (m->group[i] == k)
 			return;
@@ -468,6 +473,26 @@ static void steer_group_claim(struct ust_broker *b, unsigned s, const struct ust
 	rd->undo[rd->nundo++] = (typeof(rd->undo[0])){ .port = k, .was = b->owner[k], .group_of = (uint16_t)s };
 	b->owner[k] = UST_BROKER_GROUPED;
 	rd->dirty = true;
+}
+
+/* Member s's receive ring of kib KiB for a link of mtu, set on its
+ * socket: the kernel takes the socket out of the group, moving the last
+ * member into its place, and puts it back last (packet_set_ring), as a
+ * leaving member and a joining one. The round's program steers by the new
+ * places before the answer goes. 0, or the kernel's errno (a refusal
+ * before it moved the socket). */
+static int steer_ring(struct ust_broker *b, unsigned s, unsigned mtu, unsigned kib)
+{
+	unsigned idx = b->m[s].idx, last = b->by_idx[b->n - 1];
+	int e = ust_link_ring_set(b->m[s].sock, mtu, kib);
+
+	if (e)
+		return e;
+	b->m[last].idx = idx;
+	b->by_idx[idx] = (uint16_t)last;
+	b->m[s].idx = b->n - 1;
+	b->by_idx[b->n - 1] = (uint16_t)s;
+	return 0;
 }
 
 /* One message of len bytes from member s, with the fd it carried (-1:
@@ -499,14 +524,21 @@ static void steer_message(struct ust_broker *b, unsigned s, const struct ust_ste
 		steer_group_claim(b, s, m, families == 2, rd);
 		return;
 	}
+	if (!status && m->op == UST_STEER_RING) {
+		status = steer_ring(b, s, m->port[0], m->owner);
+		rd->dirty |= !status;
+	}
 	rd->ans[rd->nans].slot = s;
 	rd->ans[rd->nans].a = (struct ust_steer_answer){ .seq = m->seq, .status = status };
 	rd->ans[rd->nans].fd = -1;
+	rd->ans[rd->nans].done = m->op == UST_STEER_RING;
 	rd->nans++;
 	if (status) {
 		b->refused++;
 		return;
 	}
+	if (m->op == UST_STEER_RING)
+		return;
 	for (uint32_t i = 0; i < m->n; i++) {
 		for (unsigned f = 0; f < 2; f++) {
 			unsigned k = f * UST_BROKER_V6 + m->port[i];
@@ -566,7 +598,7 @@ static void steer_finish(struct ust_broker *b, struct round *rd)
 				group_remove(&b->m[rd->undo[i].group_of], rd->undo[i].port);
 		}
 		for (unsigned i = 0; i < rd->nans; i++) {
-			if (!rd->ans[i].a.status) {
+			if (!rd->ans[i].a.status && !rd->ans[i].done) {
 				rd->ans[i].a.status = ENOBUFS;
 				rd->ans[i].a.group_port = rd->ans[i].a.group_v6 = 0;
 				b->refused++;

@@ -29,13 +29,10 @@ struct ust_cidr6 {
  * looks for the program's next call after serving one (stack/loop.c,
  * ust_loop_run's linger). */
 #define UST_CALL_SPIN_DEFAULT 50
-/* USTCP_RX_RING's default, KiB: none. The ring is taken up by choice
- * (4096: at MTU 1500, 2592 slots of 1600 bytes) until two hazards are
- * dealt with (link.c, ring_start; docs/architecture.md §9e): Linux 6.18
- * leaves a version 2 ring stuck, every frame after dropped, when a frame
- * it cannot describe in a virtio_net_hdr comes; and a steering group's
- * member (a program under ustcp(1)) cannot take one. */
-#define UST_RX_RING_DEFAULT 0
+/* USTCP_RX_RING's default, KiB: at MTU 1500, 2592 slots of 1600 bytes,
+ * mapped once frames stream in (link.c, ring_start; docs/architecture.md
+ * §9e). A steering group's member (a program under ustcp(1)) takes none. */
+#define UST_RX_RING_DEFAULT 4096
 
 struct ust_config {
 	char iface[IFNAMSIZ];           /* USTCP_IFACE */

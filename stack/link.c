@@ -38,9 +38,12 @@ static int link_fail(char *err, size_t errlen, int e, const char *fmt, ...)
 	return -e;
 }
 
-/* Jump targets patched at the end of ust_link_filter. */
+/* Jump targets patched at the end of ust_link_filter: the protocol
+ * checks of IPv4 and IPv6, and the last two instructions. */
 #define J_ACCEPT 0xff
 #define J_DROP 0xfe
+#define J_PROTO4 0xfd
+#define J_PROTO6 0xfc
 
 /* IPv6 whose destination (at offset dst in the frame) is a: four words,
  * each one that differs skipping to the instruction after the block. */
@@ -51,9 +54,39 @@ static unsigned filter_ip6_dst(struct sock_filter *prog, unsigned dst, const str
 
 		prog[2 * w] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, dst + 4 * w);
 		prog[2 * w + 1] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ust_get32(a->b + 4 * w),
-							       w == 3 ? J_ACCEPT : 0, skip);
+							       w == 3 ? J_PROTO6 : 0, skip);
 	}
 	return 8;
+}
+
+/* The protocols a frame to our address may carry: the stack's (TCP, ICMP,
+ * ICMPv6 and IPv6's extension headers, which it walks). The kernel can
+ * describe every GSO frame of TCP in a virtio_net_hdr; one it cannot
+ * (SCTP's, or a UDP or GRE tunnel's around SCTP) leaves the receive ring
+ * stuck (link.c, "the receive ring"): none is let in. */
+static unsigned filter_protocols(struct sock_filter *prog, unsigned off, const uint8_t *protos, unsigned n)
+{
+	prog[0] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_B | BPF_ABS, off);
+	for (unsigned i = 0; i < n; i++)
+		prog[1 + i] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, protos[i], J_ACCEPT,
+							   i + 1 < n ? 0 : J_DROP);
+	return 1 + n;
+}
+
+/* A jump's offset from instruction i to the place a label stands for, in
+ * a program of n instructions; an offset already is one. */
+static uint8_t filter_target(uint8_t j, unsigned i, unsigned n, unsigned proto4, unsigned proto6)
+{
+	unsigned to;
+
+	switch (j) {
+	case J_ACCEPT: to = n - 1; break;
+	case J_DROP: to = n - 2; break;
+	case J_PROTO4: to = proto4; break;
+	case J_PROTO6: to = proto6; break;
+	default: return j;
+	}
+	return (uint8_t)(to - (i + 1));
 }
 
 unsigned ust_link_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8_t mac[UST_ETH_ALEN], bool l3,
@@ -65,7 +98,7 @@ unsigned ust_link_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8
 		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),                      /* 0: EtherType */
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UST_ETHERTYPE_IPV4, 0, 2), /* 1: IPv4? else 4 */
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UST_ETH_HLEN + 16),        /* 2: IPv4 destination */
-		BPF_STMT(BPF_JMP | BPF_JA, 2),                               /* 3: to 6 */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0 /* addr */, J_PROTO4, J_DROP), /* 3: ours? */
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UST_ETHERTYPE_ARP, 0, 2),  /* 4: ARP? else 7 */
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UST_ETH_HLEN + 24),        /* 5: ARP target address */
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0 /* addr */, J_ACCEPT, J_DROP), /* 6: ours? */
@@ -77,17 +110,23 @@ unsigned ust_link_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8
 		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf0),                   /* 1 */
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x40, 0, 2),             /* 2: IPv4? else 5 */
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 16),                      /* 3: destination */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0 /* addr */, J_ACCEPT, J_DROP), /* 4: ours? */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0 /* addr */, J_PROTO4, J_DROP), /* 4: ours? */
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x60, 0, J_DROP),        /* 5: IPv6? */
 	};
+	static const uint8_t protos4[] = { UST_IPPROTO_TCP, UST_IPPROTO_ICMP };
+	static const uint8_t protos6[] = { UST_IPPROTO_TCP, UST_IPPROTO_ICMPV6, UST_IPPROTO_HOPOPTS,
+					   UST_IPPROTO_ROUTING, UST_IPPROTO_DSTOPTS, UST_IPPROTO_FRAGMENT };
 	const struct sock_filter *src = l3 ? ip : eth;
 	unsigned n = l3 ? UST_ARRAY_SIZE(ip) : UST_ARRAY_SIZE(eth);
-	unsigned dst6 = l3 ? 24 : UST_ETH_HLEN + 24;
+	unsigned e = l3 ? 0 : UST_ETH_HLEN, dst6 = e + 24, proto4, proto6 = 0;
 
 	memcpy(prog, src, n * sizeof(*prog));
-	prog[l3 ? 4 : 6].k = addr;
+	prog[l3 ? 4 : 3].k = addr;
+	if (!l3)
+		prog[6].k = addr;
 	if (!addr6) {
 		n--; /* no IPv6: what is not IPv4 or ARP is dropped */
+		prog[l3 ? 2 : 4].jf = J_DROP;
 	} else {
 		n += filter_ip6_dst(prog + n, dst6, addr6);
 		if (!l3) {
@@ -101,16 +140,19 @@ unsigned ust_link_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8
 			if (!ust_ip6_eq(&sn, &sn_ll))
 				n += filter_ip6_dst(prog + n, dst6, &sn_ll);
 		}
+		prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0); /* no destination of ours */
+		proto6 = n;
+		n += filter_protocols(prog + n, e + 6, protos6, UST_ARRAY_SIZE(protos6));
 	}
+	proto4 = n;
+	n += filter_protocols(prog + n, e + 9, protos4, UST_ARRAY_SIZE(protos4));
 	prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0);              /* drop */
 	prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, BPF_ACCEPT_LEN); /* accept */
 	for (unsigned i = 0; i < n; i++) {
 		if (BPF_CLASS(prog[i].code) != BPF_JMP || BPF_OP(prog[i].code) == BPF_JA)
 			continue;
-		if (prog[i].jt >= J_DROP)
-			prog[i].jt = (uint8_t)((prog[i].jt == J_ACCEPT ? n - 1 : n - 2) - (i + 1));
-		if (prog[i].jf >= J_DROP)
-			prog[i].jf = (uint8_t)((prog[i].jf == J_ACCEPT ? n - 1 : n - 2) - (i + 1));
+		prog[i].jt = filter_target(prog[i].jt, i, n, proto4, proto6);
+		prog[i].jf = filter_target(prog[i].jf, i, n, proto4, proto6);
 	}
 	return n;
 }
@@ -349,8 +391,11 @@ void ust_link_cool(struct ust_link *l)
 {
 	uint8_t *mem;
 
-	l->ring_cool = l->ring_asked = true;
-	if (l->ring && !ring_ready(l))
+	/* (A steering group member's stays: taking it off would move the
+	 * socket in the group, which only the broker may do.) */
+	l->ring_asked = true;
+	l->ring_cool = !l->ring_steered;
+	if (l->ring_cool && l->ring && !ring_ready(l))
 		ring_stop(l, true);
 	if (!l->rx_hot || !(mem = malloc(RX_MEM)))
 		return;
@@ -780,8 +825,14 @@ static void rx_batch_done(struct ust_link *l)
  * lives as long as one in the receive buffers. Version 2, not 3: a
  * version 3 block is handed over when full or when its timer (a
  * millisecond at least) fires, and an ACK that waits for it is a
- * millisecond late. Taken up only with USTCP_RX_RING (config.h says why
- * not by default), and never by a steering group's member. */
+ * millisecond late. In a steering group, the broker sets it (ring_start).
+ * None with USTCP_RX_RING=0.
+ *
+ * Linux 6.18's tpacket_rcv, when it cannot describe a frame in a
+ * virtio_net_hdr (a GSO type the header has no word for), keeps the
+ * slot's owner bit set and does not advance its head: every later frame
+ * is dropped, and the stack is deaf. The socket's filter lets in only
+ * protocols whose GSO frames it can describe (ust_link_filter). */
 
 /* The first frame's place in a slot (the kernel's netoff, at most): the
  * slot's header and its sockaddr_ll, aligned, then the virtio_net_hdr. */
@@ -839,57 +890,119 @@ static int ring_drain(struct ust_link *l, struct ust_stack *st, ust_time now)
 	return n > 0 ? n : 0;
 }
 
-/* Maps the ring (once: a refusal is not asked again) and takes what is
- * waiting: first the frames queued before it, then its own. While the
- * kernel swaps the socket's receive function, frames delivered are lost
- * (segments TCP sends again), once. */
-static int ring_start(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches)
+/* The ring's shape for a link of mtu, kib KiB, whose frames follow a
+ * virtio_net_hdr with vnet: whole blocks, each of slots that hold a frame
+ * of the MTU with a VLAN tag. False when no slot fits a block, or not
+ * one block fits. */
+static bool ring_geometry(unsigned mtu, bool vnet, unsigned kib, struct tpacket_req *req)
 {
-	int v = TPACKET_V2, one = 1, total, fanout = 0;
-	unsigned frame = TPACKET_ALIGN(RING_NETOFF(l->vnet) + l->mtu + 4); /* a VLAN tag */
-	socklen_t flen = sizeof(fanout);
+	unsigned frame = TPACKET_ALIGN(RING_NETOFF(vnet) + mtu + 4);
+	size_t bytes = (size_t)kib << 10;
+
+	if (frame > RING_BLOCK || bytes < RING_BLOCK)
+		return false;
+	req->tp_block_size = RING_BLOCK;
+	req->tp_block_nr = (unsigned)(bytes / RING_BLOCK);
+	req->tp_frame_size = frame;
+	req->tp_frame_nr = req->tp_block_nr * (RING_BLOCK / frame);
+	return true;
+}
+
+int ust_link_ring_set(int fd, unsigned mtu, unsigned kib)
+{
+	int v = TPACKET_V2, one = 1, vnet = 0;
+	socklen_t vlen = sizeof(vnet);
 	struct tpacket_req req;
 
-	l->ring_asked = true;
-	if (frame > RING_BLOCK || l->ring_bytes < RING_BLOCK)
-		return 0;
-	/* Not in a steering group (PACKET_FANOUT): setting a ring takes
-	 * the socket out of the group and puts it back last, and the
-	 * group's program, which picks members by their place, would then
-	 * hand this process another's frames. */
-	if (getsockopt(l->fd, SOL_PACKET, PACKET_FANOUT, &fanout, &flen) == 0 && fanout) {
-		ust_log(UST_LOG_INFO, "link %s: no receive ring in a steering group", l->ifname);
-		return 0;
-	}
-	req.tp_block_size = RING_BLOCK;
-	req.tp_block_nr = l->ring_bytes / RING_BLOCK;
-	req.tp_frame_size = frame;
-	req.tp_frame_nr = req.tp_block_nr * (RING_BLOCK / frame);
-	if (setsockopt(l->fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0 ||
-	    setsockopt(l->fd, SOL_PACKET, PACKET_COPY_THRESH, &one, sizeof(one)) < 0 ||
-	    setsockopt(l->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0) {
-		ust_log(UST_LOG_INFO, "link %s: no receive ring (%s): a call per batch", l->ifname, strerror(errno));
-		return 0;
-	}
-	l->ring_len = (size_t)req.tp_block_size * req.tp_block_nr;
-	l->ring = mmap(NULL, l->ring_len, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
-	if (l->ring == MAP_FAILED) {
-		struct tpacket_req none = { 0 };
+	if (getsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &vnet, &vlen) < 0)
+		return errno;
+	if (!ring_geometry(mtu, vnet, kib, &req))
+		return EINVAL;
+	if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0 ||
+	    setsockopt(fd, SOL_PACKET, PACKET_COPY_THRESH, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
+		return errno;
+	return 0;
+}
 
-		ust_log(UST_LOG_INFO, "link %s: no receive ring (mmap: %s): a call per batch", l->ifname,
-			strerror(errno));
-		l->ring = NULL;
-		setsockopt(l->fd, SOL_PACKET, PACKET_RX_RING, &none, sizeof(none));
-		return 0;
+/* The ring the socket has, in our memory: false if it cannot be mapped
+ * (then ring_unmapped, and ust_link_rx tries again: the kernel fills
+ * the ring meanwhile, and only taking it off would let frames come by
+ * calls, which a steering group's member may not do itself). */
+static bool ring_map(struct ust_link *l)
+{
+	struct tpacket_req req;
+	void *ring;
+
+	if (!ring_geometry(l->mtu, l->vnet, (unsigned)(l->ring_bytes >> 10), &req))
+		return false;
+	ring = mmap(NULL, (size_t)req.tp_block_size * req.tp_block_nr, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
+	if (ring == MAP_FAILED) {
+		if (!l->ring_unmapped)
+			ust_log(UST_LOG_ERROR, "link %s: the receive ring cannot be mapped (%s): its frames are lost "
+				"until it is", l->ifname, strerror(errno));
+		l->ring_unmapped = true;
+		return false;
 	}
-	l->ring_frame = frame;
+	l->ring_unmapped = false;
+	l->ring = ring;
+	l->ring_len = (size_t)req.tp_block_size * req.tp_block_nr;
+	l->ring_frame = req.tp_frame_size;
 	l->ring_frames = req.tp_frame_nr;
 	l->ring_head = 0;
+	return true;
+}
+
+/* Sets the ring on the socket (once: a refusal is not asked again), maps
+ * it and takes what is waiting: first the frames queued before it, then
+ * its own. While the kernel swaps the socket's receive function, frames
+ * delivered are lost (segments TCP sends again), once. In a steering
+ * group (PACKET_FANOUT) the broker is asked to set it: setting a ring
+ * takes the socket out of the group and puts it back last, and the
+ * group's program, which picks members by their place, must learn it. */
+static int ring_start(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches)
+{
+	int fanout = 0, e;
+	socklen_t flen = sizeof(fanout);
+	struct tpacket_req req;
+	unsigned kib = (unsigned)(l->ring_bytes >> 10);
+
+	l->ring_asked = true;
+	if (!ring_geometry(l->mtu, l->vnet, kib, &req))
+		return 0;
+	if (getsockopt(l->fd, SOL_PACKET, PACKET_FANOUT, &fanout, &flen) == 0 && fanout) {
+		if (l->ring_ask)
+			l->ring_ask(l->mtu, kib);
+		else
+			ust_log(UST_LOG_INFO, "link %s: no receive ring in a steering group without its broker",
+				l->ifname);
+		return 0;
+	}
+	e = ust_link_ring_set(l->fd, l->mtu, kib);
+	if (e) {
+		ust_log(UST_LOG_INFO, "link %s: no receive ring (%s): a call per batch", l->ifname, strerror(e));
+		return 0;
+	}
+	if (!ring_map(l))
+		return 0;
 	/* Queued before the ring: older than any in it. (A coalesced frame
 	 * the kernel queues meanwhile for a slot may be taken here, before
 	 * its turn: reordered, not lost.) */
-	total = ring_drain(l, st, now);
-	return total + ring_rx(l, st, now, max_batches);
+	return ring_drain(l, st, now) + ring_rx(l, st, now, max_batches);
+}
+
+void ust_link_ring_granted(struct ust_link *l, int status)
+{
+	if (status) {
+		ust_log(UST_LOG_INFO, "link %s: no receive ring (the broker: %s): a call per batch", l->ifname,
+			strerror(status));
+		return;
+	}
+	l->ring_steered = true;
+	/* Frames queued before the ring, and received by calls until this
+	 * answer: ring_rx drains what is left of them. */
+	l->ring_drain = true;
+	ring_map(l);
 }
 
 /* The slots from head on that the kernel filled: up to a batch's worth. */
@@ -1005,6 +1118,8 @@ static int link_rx(struct ust_link *l, int fd, struct ust_stack *st, ust_time no
 
 int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches)
 {
+	if (l->ring_unmapped)
+		ring_map(l);
 	if (l->ring)
 		return ring_rx(l, st, now, max_batches);
 	return link_rx(l, l->fd, st, now, max_batches);

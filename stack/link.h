@@ -26,7 +26,7 @@
 /* An Ethernet header, a 64 KiB IPv4 datagram, and some slack to detect
  * anything bigger as truncated. */
 #define UST_LINK_FRAME_MAX (UST_ETH_HLEN + UST_IPV4_MAXLEN + 128)
-#define UST_LINK_FILTER_MAX 64
+#define UST_LINK_FILTER_MAX 80
 /* The largest IP datagram a GSO run makes: its frame stays below the
  * 65536 bytes of a device's usual gso_max_size (beyond it the kernel would
  * segment in software, which PACKET_QDISC_BYPASS does not do). */
@@ -85,6 +85,13 @@ struct ust_link {
 	unsigned ring_frame, ring_frames, ring_head;
 	bool ring_asked, ring_cool;
 	bool ring_drain;          /* the socket's queue may hold frames no slot stands for */
+	/* In a steering group the broker sets the ring (only it may move a
+	 * member in the group, which setting a ring does): ring_ask sends
+	 * it the request (stackthread/steer.c), whose answer comes to
+	 * ust_link_ring_granted; ring_steered: it did. */
+	void (*ring_ask)(unsigned mtu, unsigned kib);
+	bool ring_steered;
+	bool ring_unmapped;       /* set on the socket, not yet mapped (ring_map failed) */
 	struct mmsghdr rx_msg[UST_LINK_BATCH];
 	struct iovec rx_iov[2 * UST_LINK_BATCH];   /* [vnet header,] frame */
 	struct virtio_net_hdr rx_vnet[UST_LINK_BATCH];
@@ -190,6 +197,14 @@ int ust_link_set_filter(struct ust_link *l, const struct sock_filter *prog, unsi
  * expects mostly ACKs and FINs from now on (an exit keeper), which would
  * otherwise hold their memory for as long as it lives. */
 void ust_link_cool(struct ust_link *l);
+/* Sets a receive ring of kib KiB on fd, a packet socket of a link of mtu
+ * (its PACKET_VNET_HDR as it is): what ring_start does on the link's own
+ * socket, and the broker on a steering group member's (UST_STEER_RING).
+ * 0, or the errno of the refusal. */
+int ust_link_ring_set(int fd, unsigned mtu, unsigned kib);
+/* The broker's answer to ring_ask: status 0, the ring is on the socket,
+ * and is mapped here; else the link goes on receiving by calls. */
+void ust_link_ring_granted(struct ust_link *l, int status);
 void ust_link_close(struct ust_link *l);
 /* The receive buffers freed and the ring unmapped (ust_link_close does
  * it too): by a forked child forgetting its parent's stack, whose copy it

@@ -54,14 +54,9 @@ while time.monotonic() < end:
 STEER_PY=$BATS_TEST_DIRNAME/../shim/steer_progs.py
 
 
-# bulk_beside_holder ADDR [LAUNCHER OPTIONS...]: a process of the launcher
-# holds a connection to the peer at ADDR (1 MiB received) while another
-# receives 40 MiB from it; the holder must get its own frames alone (its
-# handshake, its 1 MiB in GSO frames, its end: not the bulk flow's 640 or
-# more frames).
-bulk_beside_holder() {
-	local addr=$1 mb=40
-	shift
+# peer_sends ADDR MB: the peer listens at ADDR:9300, sends 1 MiB to the
+# first connection and MB MiB to the second, closing each.
+peer_sends() {
 	peer_bg /usr/bin/python3 -c '
 import socket, sys
 l = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
@@ -73,6 +68,17 @@ for n in (1, int(sys.argv[2])):
         c.sendall(bytes(1 << 20))
     c.close()' "$addr" "$mb" </dev/null
 	wait_listen "$PEER_NETNS" 9300
+}
+
+# bulk_beside_holder ADDR [LAUNCHER OPTIONS...]: a process of the launcher
+# holds a connection to the peer at ADDR (1 MiB received) while another
+# receives 40 MiB from it; the holder must get its own frames alone (its
+# handshake, its 1 MiB in GSO frames, its end: not the bulk flow's 640 or
+# more frames).
+bulk_beside_holder() {
+	local addr=$1 mb=40
+	shift
+	peer_sends "$addr" "$mb"
 	cat >"$TMP/run.sh" <<-EOF
 		python3 $STEER_PY hold $addr 9300 $TMP/holder $TMP/stop &
 		while [ ! -s $TMP/holder ]; do sleep 0.05; done
@@ -101,6 +107,45 @@ for n in (1, int(sys.argv[2])):
 	TMP=$BATS_TEST_TMPDIR
 	launcher_topo_up
 	bulk_beside_holder "$PEER_ADDR"
+}
+
+# The receive ring of a launched program is set by the broker (stack/link.c,
+# ring_start): the kernel moves the socket to the group's last place,
+# and the last member into its own. Here the bulk receiver joined first
+# and the holder last: after the swap each must still get its own frames
+# alone (a wrong place would give the holder the bulk flow's frames and
+# stall it).
+@test "steering: a program's receive ring moves it in the group, and each process still gets its own frames [ustcp]" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	TMP=$BATS_TEST_TMPDIR
+	launcher_topo_up --no-offload
+	local mb=40
+	peer_sends "$PEER_ADDR" "$mb"
+	cat >"$TMP/run.sh" <<-EOF
+		python3 $STEER_PY bulk-after $PEER_ADDR 9300 $TMP/bulk.pid $TMP/go $TMP/stop >$TMP/bulk &
+		while [ ! -s $TMP/bulk.pid ]; do sleep 0.05; done
+		python3 $STEER_PY hold $PEER_ADDR 9300 $TMP/holder $TMP/stop &
+		while [ ! -s $TMP/holder ]; do sleep 0.05; done
+		touch $TMP/go
+		wait
+	EOF
+	launch_bg sh "$TMP/run.sh"
+	local bg=$BG_PID
+	wait_for 40 grep -q bulk "$TMP/bulk"
+	run -0 cat "$TMP/bulk"
+	assert_output "bulk $((mb << 20))"
+	local bulk holder frames ring hframes hforeign foreign
+	bulk=$(cat "$TMP/bulk.pid") holder=$(cat "$TMP/holder")
+	frames=$(stat_counter "$bulk" rx-frames) ring=$(stat_counter "$bulk" rx-ring)
+	foreign=$(stat_counter "$bulk" tcp-foreign)
+	hframes=$(stat_counter "$holder" rx-frames) hforeign=$(stat_counter "$holder" tcp-foreign)
+	touch "$TMP/stop"
+	bg_wait "$bg" 20
+	echo "bulk: rx-frames $frames, rx-ring $ring, tcp-foreign $foreign; holder: rx-frames $hframes, tcp-foreign $hforeign"
+	((ring > frames / 2))
+	[ "$foreign" -eq 0 ]
+	[ "$hframes" -lt 2000 ]
+	[ "$hforeign" -eq 0 ]
 }
 
 @test "steering: a forking server's children, a client churning through its pool of ports, a closed port refused [ustcp]" {

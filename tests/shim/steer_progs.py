@@ -7,6 +7,10 @@ broker, so one steering group for all of them). Standard library only.
       holds the connection until STOPFILE exists (40 s at most).
   steer_progs.py bulk ADDR PORT
       connects, reads to the end, prints "bulk BYTES".
+  steer_progs.py bulk-after ADDR PORT PIDFILE GOFILE STOPFILE
+      makes its socket (its stack joins the group) and writes its pid to
+      PIDFILE; once GOFILE exists connects, reads to the end, prints
+      "bulk BYTES", and waits for STOPFILE (40 s at most) before it exits.
   steer_progs.py fork-server ADDR PORT N READYFILE
       listens on ADDR:PORT, writes READYFILE, accepts N connections, and
       serves each in a child of its own (a stack of its own, a member of
@@ -32,14 +36,17 @@ def hold(addr, port, pidfile, stopfile):
     with open(pidfile + ".tmp", "w") as f:
         f.write(str(os.getpid()))
     os.rename(pidfile + ".tmp", pidfile)
-    end = time.monotonic() + 40
-    while time.monotonic() < end and not os.path.exists(stopfile):
-        time.sleep(0.05)
+    wait_for(stopfile, 40)
     s.close()
 
 
-def bulk(addr, port):
-    s = socket.create_connection((addr, int(port)), timeout=20)
+def wait_for(path, seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not os.path.exists(path):
+        time.sleep(0.05)
+
+
+def read_all(s):
     n = 0
     while True:
         b = s.recv(1 << 16)
@@ -48,6 +55,22 @@ def bulk(addr, port):
         n += len(b)
     s.close()
     print("bulk", n, flush=True)
+
+
+def bulk(addr, port):
+    read_all(socket.create_connection((addr, int(port)), timeout=20))
+
+
+def bulk_after(addr, port, pidfile, gofile, stopfile):
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
+    with open(pidfile + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(pidfile + ".tmp", pidfile)
+    wait_for(gofile, 40)
+    s.settimeout(20)
+    s.connect((addr, int(port)))
+    read_all(s)
+    wait_for(stopfile, 40)
 
 
 def fork_server(addr, port, n, readyfile):
@@ -122,5 +145,5 @@ def serve(family, addr, port, n, readyfile, stopfile):
 
 
 if __name__ == "__main__":
-    {"hold": hold, "bulk": bulk, "fork-server": fork_server, "churn": churn,
+    {"hold": hold, "bulk": bulk, "bulk-after": bulk_after, "fork-server": fork_server, "churn": churn,
      "serve": serve}[sys.argv[1]](*sys.argv[2:])

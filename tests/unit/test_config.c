@@ -476,17 +476,17 @@ static void test_config_call_spin(void **state)
 	refuse_each("USTCP_CALL_SPIN", bad, UST_ARRAY_SIZE(bad));
 }
 
-/* USTCP_RX_RING: KiB in whole blocks of 128, 0 (none) to 1 GiB; 0
+/* USTCP_RX_RING: KiB in whole blocks of 128, 0 (none) to 1 GiB; 4096
  * unset. */
 static void test_config_rx_ring(void **state)
 {
 	static const char *const bad[] = { "-128", "100", "1048704", "4M", " 4096", "x" };
 
 	load_ok();
-	assert_int_equal(cfg.rx_ring_kib, 0);
-	env_set("USTCP_RX_RING", "4096");
-	load_ok();
 	assert_int_equal(cfg.rx_ring_kib, 4096);
+	env_set("USTCP_RX_RING", "0");
+	load_ok();
+	assert_int_equal(cfg.rx_ring_kib, 0);
 	env_set("USTCP_RX_RING", "256");
 	load_ok();
 	assert_int_equal(cfg.rx_ring_kib, 256);

@@ -2,7 +2,8 @@
  * small interpreter of the classic BPF instructions it uses, as the kernel
  * runs it: what passes is ARP for our address, IPv4 to it, and with an IPv6
  * address IPv6 to it, to the link-local address of our MAC, to all nodes
- * and to the solicited-node groups of both; nothing else. And an exit
+ * and to the solicited-node groups of both, each of a protocol the stack
+ * walks (TCP, ICMP, ICMPv6, IPv6's extension headers); nothing else. And an exit
  * keeper's (ust_link_port_filter): of those, TCP to its ports, ICMP and
  * ICMPv6 errors about them, ARP and neighbour discovery; the ranges of
  * ports it is given (ust_steer_ranges, stack/steer.c). */
@@ -28,22 +29,31 @@ static unsigned bpf_run(const struct sock_filter *prog, unsigned n, const uint8_
 	return bpf_run_proto(prog, n, pkt, len, 0);
 }
 
-/* An Ethernet frame of type with, for IPv4, dst at 30 and, for IPv6, dst
- * at 38; for ARP the target address at 38; for other types nothing. */
-static size_t eth_frame(uint8_t *f, uint16_t type, uint32_t dst4, const struct ust_ip6 *dst6)
+/* An Ethernet frame of type with, for IPv4, dst at 30 and the protocol
+ * at 23, and, for IPv6, dst at 38 and the next header at 20; for ARP the
+ * target address at 38; for other types nothing. */
+static size_t eth_frame_proto(uint8_t *f, uint16_t type, uint32_t dst4, const struct ust_ip6 *dst6, uint8_t proto)
 {
 	memset(f, 0, 80);
 	ust_eth_build(f, our_mac, our_mac, type);
 	if (type == UST_ETHERTYPE_IPV4) {
 		f[14] = 0x45;
+		f[23] = proto;
 		ust_put32(f + 30, dst4);
 	} else if (type == UST_ETHERTYPE_ARP) {
 		ust_put32(f + 38, dst4);
 	} else if (type == UST_ETHERTYPE_IPV6) {
 		f[14] = 0x60;
+		f[20] = proto;
 		memcpy(f + 38, dst6->b, 16);
 	}
 	return 80;
+}
+
+/* The same, carrying TCP. */
+static size_t eth_frame(uint8_t *f, uint16_t type, uint32_t dst4, const struct ust_ip6 *dst6)
+{
+	return eth_frame_proto(f, type, dst4, dst6, UST_IPPROTO_TCP);
 }
 
 static struct sock_filter kprog[UST_LINK_GROUP_FILTER_MAX];
@@ -99,6 +109,48 @@ static void test_filter_ipv6(void **state)
 	assert_false(passes(prog, n, UST_ETHERTYPE_ARP, ust_get32(our6.b), NULL));
 }
 
+/* What the stack takes passes; other protocols do not, whose GSO frames
+ * the kernel may not describe (SCTP's, a tunnel's around SCTP), and
+ * would leave the receive ring stuck. Also on a tun link. */
+static void test_filter_protocols(void **state)
+{
+	static const uint8_t pass4[] = { 6, 1 }, drop4[] = { 17, 132, 47, 4, 41, 50, 0, 58 };
+	static const uint8_t pass6[] = { 6, 58, 0, 43, 60, 44 }, drop6[] = { 17, 132, 47, 4, 41, 50, 1, 59 };
+	struct sock_filter prog[UST_LINK_FILTER_MAX];
+	unsigned n = ust_link_filter(OUR_IP, &our6, our_mac, false, prog), n4;
+	uint8_t f[80], d[60];
+
+	for (unsigned i = 0; i < sizeof(pass4); i++)
+		assert_true(bpf_run(prog, n, f, eth_frame_proto(f, UST_ETHERTYPE_IPV4, OUR_IP, NULL, pass4[i])));
+	for (unsigned i = 0; i < sizeof(drop4); i++)
+		assert_false(bpf_run(prog, n, f, eth_frame_proto(f, UST_ETHERTYPE_IPV4, OUR_IP, NULL, drop4[i])));
+	for (unsigned i = 0; i < sizeof(pass6); i++)
+		assert_true(bpf_run(prog, n, f, eth_frame_proto(f, UST_ETHERTYPE_IPV6, 0, &our6, pass6[i])));
+	for (unsigned i = 0; i < sizeof(drop6); i++)
+		assert_false(bpf_run(prog, n, f, eth_frame_proto(f, UST_ETHERTYPE_IPV6, 0, &our6, drop6[i])));
+	/* IPv4 only: the same for IPv4. */
+	n4 = ust_link_filter(OUR_IP, NULL, our_mac, false, prog);
+	assert_true(bpf_run(prog, n4, f, eth_frame_proto(f, UST_ETHERTYPE_IPV4, OUR_IP, NULL, 1)));
+	assert_false(bpf_run(prog, n4, f, eth_frame_proto(f, UST_ETHERTYPE_IPV4, OUR_IP, NULL, 17)));
+	assert_false(bpf_run(prog, n4, f, eth_frame_proto(f, UST_ETHERTYPE_IPV4, OUR_IP, NULL, 132)));
+	/* tun: the protocol at 9, the next header at 6. */
+	n = ust_link_filter(OUR_IP, &our6, our_mac, true, prog);
+	memset(d, 0, sizeof(d));
+	d[0] = 0x45;
+	ust_put32(d + 16, OUR_IP);
+	d[9] = UST_IPPROTO_ICMP;
+	assert_true(bpf_run(prog, n, d, sizeof(d)));
+	d[9] = 132;
+	assert_false(bpf_run(prog, n, d, sizeof(d)));
+	memset(d, 0, sizeof(d));
+	d[0] = 0x60;
+	memcpy(d + 24, our6.b, 16);
+	d[6] = UST_IPPROTO_HOPOPTS;
+	assert_true(bpf_run(prog, n, d, sizeof(d)));
+	d[6] = 132;
+	assert_false(bpf_run(prog, n, d, sizeof(d)));
+}
+
 static void test_filter_l3(void **state)
 {
 	static const struct ust_ip6 other = { .b = { 0x20, 0x01, 0x0d, 0xb8, [15] = 3 } };
@@ -106,9 +158,11 @@ static void test_filter_l3(void **state)
 	uint8_t d[60] = { 0x45 };
 	unsigned n4 = ust_link_filter(OUR_IP, NULL, our_mac, true, prog);
 
+	d[9] = UST_IPPROTO_TCP;
 	ust_put32(d + 16, OUR_IP);
 	assert_true(bpf_run(prog, n4, d, sizeof(d)) != 0);
 	d[0] = 0x60;
+	d[6] = UST_IPPROTO_TCP;
 	memcpy(d + 24, our6.b, 16);
 	assert_int_equal(bpf_run(prog, n4, d, sizeof(d)), 0);
 	{
@@ -445,6 +499,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_filter_ipv4_only),
 		cmocka_unit_test(test_filter_ipv6),
+		cmocka_unit_test(test_filter_protocols),
 		cmocka_unit_test(test_filter_l3),
 		cmocka_unit_test(test_ranges),
 		cmocka_unit_test(test_port_filter_ipv4),
