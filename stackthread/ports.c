@@ -733,11 +733,16 @@ bool us_port_foreign(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	 * the kernel for a moment, and the answerer's probe would take it for
 	 * another's and let the segment go unanswered), unless the 4-tuple
 	 * was ours a moment ago (our tombstone, which the answerer takes for
-	 * another's): a late segment of it, such as the ACK of a half-open
-	 * child its listener let go (us_stack.answer_until), is ours to
-	 * reset. */
+	 * another's) and nobody took the port since: a late segment of it,
+	 * such as the ACK of a half-open child its listener let go
+	 * (us_stack.answer_until), is ours to reset. Another stack that
+	 * took the port in the tombstone's seconds may have connected to
+	 * the same peer's port (every client of one server does): that
+	 * 4-tuple's segments are its connection's, and a RST from us reset
+	 * it (the soak's clients, a burst of ECONNRESET whenever one's walk
+	 * through the port range followed another's releases). */
 	if (!ports[port].refs && !us_answers_for_address(ctx))
-		return !us_share_buried_ours(port, tomb_addr(raddr), rport);
+		return !us_share_buried_ours(port, tomb_addr(raddr), rport) || us_share_port_busy(port, false);
 	if (cache[i].port == port && cache[i].until > now)
 		return true;
 	/* Another process's connection holds it in the share. */

@@ -888,6 +888,50 @@ body_one_host() {
 @test "two programs on one address answer as one host: a ping once, a stray ACK with one RST [kernel]" { MODE=kernel body_one_host; }
 @test "two programs on one address answer as one host: a ping once, a stray ACK with one RST [ustcp]" { MODE=ustcp body_one_host; }
 
+# Two programs on the address churn connections to one peer's port from a
+# range of 16 client ports, so that each often takes a port the other has
+# just let go, and connects from it to the same peer's port: the same
+# 4-tuple. The server closes first (its TIME-WAIT takes the new SYN, RFC
+# 6191), so no client port waits. Under ustcp the stack that let the port
+# go keeps a tombstone of the 4-tuple for 3 s (addrshare.c), and until
+# 2026-12-07 reset the segments of the other's new connection on it as a
+# late segment of its own (us_port_foreign): a burst of ECONNRESET.
+body_port_reuse_procs() {
+	shim_topo_up
+	ip netns exec "$USTCP_NETNS" sysctl -q -w net.ipv4.ip_local_port_range="40000 40015"
+	peer_bg /usr/bin/python3 -c '
+import socket, sys, threading
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 7670))
+l.listen(64)
+def serve(c):
+    got = b""
+    while len(got) < 1000:
+        b = c.recv(1000 - len(got))
+        if not b:
+            break
+        got += b
+    c.sendall(got)
+    c.close()
+for _ in range(int(sys.argv[2])):
+    c, _ = l.accept()
+    threading.Thread(target=serve, args=(c,)).start()' "$PEER_ADDR" 300 </dev/null
+	wait_listen "$PEER_NETNS" 7670
+	prog_bg python3 "$SHIM_DIR/steer_progs.py" churn "$PEER_ADDR" 7670 150 eof </dev/null >"$TMP/a"
+	local a=$BG_PID
+	prog_bg python3 "$SHIM_DIR/steer_progs.py" churn "$PEER_ADDR" 7670 150 eof </dev/null >"$TMP/b"
+	local b=$BG_PID
+	bg_wait "$a" 60
+	bg_wait "$b" 60
+	run -0 cat "$TMP/a" "$TMP/b"
+	assert_output "churn OK
+churn OK"
+}
+
+@test "two programs churn connections from a few client ports to one peer port: none reset by the other [kernel]" { MODE=kernel body_port_reuse_procs; }
+@test "two programs churn connections from a few client ports to one peer port: none reset by the other [ustcp]" { MODE=ustcp body_port_reuse_procs; }
+
 # ---- SO_REUSEPORT across processes ----------------------------------------------
 
 # Two servers started apart (each its own process, under ustcp each with a

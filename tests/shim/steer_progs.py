@@ -15,10 +15,11 @@ broker, so one steering group for all of them). Standard library only.
       listens on ADDR:PORT, writes READYFILE, accepts N connections, and
       serves each in a child of its own (a stack of its own, a member of
       the group): the child echoes what it reads until the peer's end.
-  steer_progs.py churn ADDR PORT N
+  steer_progs.py churn ADDR PORT N [eof]
       N connections one after the other (more than a pool of client ports
-      holds), each sending 1000 bytes that the peer echoes; prints
-      "churn OK" or the first failure.
+      holds), each sending 1000 bytes that the peer echoes; with eof, each
+      then waits for the peer's end before it closes (no TIME-WAIT here);
+      prints "churn OK" or the first failure.
   steer_progs.py serve FAMILY ADDR PORT N READYFILE STOPFILE
       an AF_INET (FAMILY 4) or IPV6_V6ONLY AF_INET6 (6) listener on
       ADDR:PORT; writes READYFILE, then answers N connections with
@@ -103,7 +104,7 @@ def fork_server(addr, port, n, readyfile):
     print("fork-server served", len(kids), "failed", bad, flush=True)
 
 
-def churn(addr, port, n):
+def churn(addr, port, n, end="close"):
     data = bytes(range(250)) * 4
     for i in range(int(n)):
         try:
@@ -115,6 +116,9 @@ def churn(addr, port, n):
                 if not b:
                     break
                 got += b
+            if end == "eof":
+                while s.recv(65536):
+                    pass
             s.close()
         except OSError as e:
             print("churn failed at", i, e, flush=True)
