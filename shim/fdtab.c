@@ -446,6 +446,9 @@ struct us_sock *us_sock_alloc(void)
 	atomic_store(&s->rpc, US_RPC_IDLE);
 	atomic_store(&s->notsent_lowat, 0);
 	atomic_store(&s->fastopen_qlen, 0);
+	atomic_store(&s->tx_delay, 0);
+	atomic_store(&s->fastopen_no_cookie, 0);
+	atomic_store(&s->fastopen_key_len, 0);
 	atomic_store(&s->ip_tos, 0);
 	atomic_store(&s->ip_ttl, 0);
 	atomic_store(&s->ip_pmtudisc, UST_PMTUDISC_WANT);

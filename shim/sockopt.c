@@ -1155,6 +1155,82 @@ static int tcp_kept_set(struct us_sock *s, int name, const void *val, socklen_t 
 	return 0;
 }
 
+/* TCP options whose only effect a program can see on this stack is what
+ * getsockopt reads back, measured on Linux 6.18 (tests/shim/tcpmisc.py):
+ *  - TCP_ULP: no upper layer is ever attached, as on a kernel without the
+ *    tls module (ENOENT; OpenSSL and the others then stay in user space);
+ *  - TCP_FASTOPEN_KEY: 16 bytes, or 32 (with a backup key); used by a
+ *    Fast Open server, which net.ipv4.tcp_fastopen's default of 1 is not;
+ *  - TCP_FASTOPEN_NO_COOKIE: 0 or 1, before the connection only; used by a
+ *    Fast Open client, which the stack is not (TCP_FASTOPEN_CONNECT);
+ *  - TCP_TX_DELAY: microseconds added to each segment's departure time,
+ *    which only the fq qdisc honours; a packet socket's frames bypass it. */
+static int tcp_misc_set(struct us_sock *s, int name, const void *val, socklen_t len)
+{
+	int v, r, st = atomic_load(&s->state);
+
+	switch (name) {
+	case TCP_ULP:
+		if (len < 1)
+			return -EINVAL;
+		return val ? -ENOENT : -EFAULT;
+	case TCP_FASTOPEN_KEY:
+		if (len != 16 && len != 32)
+			return -EINVAL;
+		if (!val)
+			return -EFAULT;
+		atomic_store(&s->fastopen_key_len, 0);
+		memcpy(s->fastopen_key, val, len);
+		atomic_store(&s->fastopen_key_len, (int)len);
+		return 0;
+	case TCP_FASTOPEN_NO_COOKIE:
+		if ((r = int_arg(val, len, &v)) < 0)
+			return r;
+		if (v < 0 || v > 1 || (st != UST_TCP_CLOSED && st != UST_TCP_LISTEN))
+			return -EINVAL;
+		atomic_store(&s->fastopen_no_cookie, v);
+		return 0;
+	default: /* TCP_TX_DELAY */
+		if ((r = int_arg(val, len, &v)) < 0)
+			return r;
+		if (v < 0)
+			return -EINVAL;
+		atomic_store(&s->tx_delay, v);
+		return 0;
+	}
+}
+
+static int tcp_misc_get(struct us_sock *s, int name, void *val, socklen_t *len)
+{
+	int n;
+
+	switch (name) {
+	case TCP_ULP:
+		if (!len)
+			return -EFAULT;
+		*len = 0; /* none attached */
+		return 0;
+	case TCP_FASTOPEN_KEY:
+		if (!val || !len)
+			return -EFAULT;
+		n = atomic_load(&s->fastopen_key_len);
+		if (*len > (socklen_t)n)
+			*len = (socklen_t)n;
+		memcpy(val, s->fastopen_key, *len);
+		return 0;
+	case TCP_FASTOPEN_NO_COOKIE:
+		return put_int(val, len, atomic_load(&s->fastopen_no_cookie));
+	default: /* TCP_TX_DELAY */
+		return put_int(val, len, atomic_load(&s->tx_delay));
+	}
+}
+
+static bool tcp_misc(int level, int name)
+{
+	return level == IPPROTO_TCP && (name == TCP_ULP || name == TCP_FASTOPEN_KEY ||
+					name == TCP_FASTOPEN_NO_COOKIE || name == TCP_TX_DELAY);
+}
+
 /* SO_MEMINFO as Linux's sk_get_meminfo fills it for TCP: the bytes
  * waiting to be read, the receive buffer, the bytes queued to send, the
  * send buffer, and nothing in the other counters (reservations, option
@@ -1242,6 +1318,8 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 	}
 	if (level == IPPROTO_TCP && (name == TCP_THIN_DUPACK || name == TCP_FASTOPEN))
 		return (int)us_ret(tcp_kept_set(s, name, val, len));
+	if (tcp_misc(level, name))
+		return (int)us_ret(tcp_misc_set(s, name, val, len));
 	if (level == IPPROTO_TCP && name == TCP_FASTOPEN_CONNECT) {
 		/* As Linux with net.ipv4.tcp_fastopen's client bit off (the
 		 * stack keeps no Fast Open cookies; MSG_FASTOPEN in io.c):
@@ -1495,6 +1573,8 @@ US_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return (int)us_ret(put_int(val, len, !!(atomic_load(&s->flags) & US_F_INQ)));
 	if (level == IPPROTO_TCP && name == TCP_FASTOPEN_CONNECT)
 		return (int)us_ret(put_int(val, len, 0));
+	if (tcp_misc(level, name))
+		return (int)us_ret(tcp_misc_get(s, name, val, len));
 	if (level == IPPROTO_TCP && name == TCP_TIMESTAMP)
 		return (int)us_ret(get_ts_clock(s, val, len));
 	if (level == IPPROTO_TCP && (r = repair_get(name, val, len)) <= 0)

@@ -1045,6 +1045,8 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	atomic_store(&s->ip6_tclass, atomic_load(&l->sock->ip6_tclass));
 	atomic_store(&s->ip6_hops, atomic_load(&l->sock->ip6_hops));
 	atomic_store(&s->ip6_pmtudisc, atomic_load(&l->sock->ip6_pmtudisc));
+	atomic_store(&s->tx_delay, atomic_load(&l->sock->tx_delay));
+	atomic_store(&s->fastopen_no_cookie, atomic_load(&l->sock->fastopen_no_cookie));
 	if (atomic_load(&l->sock->ipopts_dirty))
 		us_ip_opts_copy(us_sock_ipopts_w(s), us_sock_ipopts(l->sock));
 	memset(tok, 0, sizeof(*tok));

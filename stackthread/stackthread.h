@@ -225,6 +225,12 @@ struct us_sock {
 	 * TCP_NOTSENT_LOWAT has no effect here yet: README). */
 	_Atomic int reuseaddr, reuseport, notsent_lowat;
 	_Atomic int fastopen_qlen;   /* TCP_FASTOPEN's queue length, read back (shim/sockopt.c) */
+	/* TCP_TX_DELAY and TCP_FASTOPEN_NO_COOKIE, read back (a listener's
+	 * accepted connections start with its values), and the socket's
+	 * TCP_FASTOPEN_KEY: fastopen_key_len bytes (0, 16 or 32), published
+	 * by that length (shim/sockopt.c, tcp_misc_set). */
+	_Atomic int tx_delay, fastopen_no_cookie, fastopen_key_len;
+	uint8_t fastopen_key[32];
 	/* IP_TOS, IP_TTL (0: the default) and IP_MTU_DISCOVER as the engine
 	 * keeps them (ust_tcp_ip_opt_value), for getsockopt after TCP let go;
 	 * a listener's accepted connections start with its values. */

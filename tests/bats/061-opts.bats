@@ -288,6 +288,30 @@ connected TIMESTAMP ticks 200 ms True"
 @test "TCP_REPAIR and the options of its mode refused as to a program without CAP_NET_ADMIN; TCP_TIMESTAMP's clock [kernel]" { MODE=kernel body_repair_opts; }
 @test "TCP_REPAIR and the options of its mode refused as to a program without CAP_NET_ADMIN; TCP_TIMESTAMP's clock [ustcp]" { MODE=ustcp body_repair_opts; }
 
+# TCP_ULP, the Fast Open key and no-cookie options and TCP_TX_DELAY
+# (tcpmisc.py): what each set and get answers in each
+# state, and what an accepted connection starts with, as Linux 6.18 (no
+# tls module: ENOENT for any upper layer).
+body_tcp_misc() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7420 1 </dev/null
+	local srv=$BG_PID
+	wait_listen "$PEER_NETNS" 7420
+	run -0 prog /usr/bin/python3 "$SHIM_DIR/tcpmisc.py" "$PEER_ADDR" 7420 "$SADDR"
+	local each="ULP get b''; ULP set tls ENOENT; ULP set empty EINVAL; FOKEY get b''; FOKEY set 15 EINVAL; \
+FOKEY set 16 ok; FOKEY get b'0123456789abcdef'; FOKEY get 8 b'01234567'; FOKEY set 32 ok; \
+FOKEY get 40 b'0123456789abcdefGHIJKLMNOPQRSTUV'"
+	local rest="TXD get 0; TXD set -1 EINVAL; TXD set 1000 ok; TXD get 1000"
+	assert_output "fresh $each; NOCOOKIE get 0; NOCOOKIE set 2 EINVAL; NOCOOKIE set 1 ok; NOCOOKIE get 1; $rest
+listener $each; NOCOOKIE get 0; NOCOOKIE set 2 EINVAL; NOCOOKIE set 1 ok; NOCOOKIE get 1; $rest
+connected $each; NOCOOKIE get 0; NOCOOKIE set 2 EINVAL; NOCOOKIE set 1 EINVAL; NOCOOKIE get 0; $rest
+accepted TXD get 777; NOCOOKIE get 1; FOKEY get b''"
+	bg_wait "$srv"
+}
+
+@test "TCP_ULP, TCP_FASTOPEN_KEY, TCP_FASTOPEN_NO_COOKIE, TCP_TX_DELAY as Linux answers them [kernel]" { MODE=kernel body_tcp_misc; }
+@test "TCP_ULP, TCP_FASTOPEN_KEY, TCP_FASTOPEN_NO_COOKIE, TCP_TX_DELAY as Linux answers them [ustcp]" { MODE=ustcp body_tcp_misc; }
+
 # TCP_SAVE_SYN (savesyn.py): the accepted socket gives its SYN's headers
 # once (EINVAL to a short buffer), the link's first with 2; not settable.
 body_save_syn() {
