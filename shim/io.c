@@ -373,7 +373,7 @@ US_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int
  * because the pair is full (its own are many then, and "more to read" is
  * what a reader asks), below SO_RCVLOWAT's mark, or after the program's
  * SHUT_RD (ustcp(7), "Socket options"). */
-static int inq_hint(int fd, struct us_sock *s)
+int us_inq_hint(int fd, struct us_sock *s)
 {
 	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
 	int inq = 0, st = atomic_load(&s->state);
@@ -435,7 +435,7 @@ US_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	m->msg_name = name;
 	m->msg_namelen = 0;
 	if (r >= 0 && (atomic_load(&s->flags) & US_F_INQ) && !(flags & MSG_ERRQUEUE))
-		put_inq(m, cap, inq_hint(fd, s));
+		put_inq(m, cap, us_inq_hint(fd, s));
 	return r;
 }
 

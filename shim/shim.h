@@ -150,6 +150,9 @@ bool us_bind_no_port(const struct us_sock *s);
 /* Takes the pending error of s (SO_ERROR), clearing the kernel's on the app
  * end fd with it. */
 int us_take_error(int fd, struct us_sock *s);
+/* Linux's tcp_inq_hint: the bytes the app end holds, and 1 for the peer's
+ * FIN once it came (shim/io.c, TCP_INQ's). */
+int us_inq_hint(int fd, struct us_sock *s);
 
 /* signal.c: would the kernel restart recv(2) after whichever handler
  * runs? Decided from every handler installed. */

@@ -1225,6 +1225,95 @@ static int tcp_misc_get(struct us_sock *s, int name, void *val, socklen_t *len)
 	}
 }
 
+/* TCP_ZEROCOPY_RECEIVE as Linux's tcp_zerocopy_receive answers where no
+ * received byte can be mapped: ours cannot (the socket is an AF_UNIX
+ * pair's end, and mmap() of it fails with ENODEV), so it takes the paths
+ * that map nothing. What the app end holds (Linux's tcp_inq) is read
+ * into the copy buffer when it fits there (receive_fallback_to_copy),
+ * else the reader is told to read it (recv_skip_hint) while it is less
+ * than a page; a page or more would need the mapping (EINVAL, as Linux
+ * for an address that is not one). */
+static int zc_receive(int fd, struct us_sock *s, struct ust_linux_zc *zc)
+{
+	int32_t copybuf_len = zc->copybuf_len;
+	int inq = 0, st = atomic_load(&s->state);
+	ssize_t n;
+
+	zc->copybuf_len = 0;
+	zc->msg_flags = 0;
+	if (zc->address & 4095)
+		return -EINVAL;
+	if (st == UST_TCP_LISTEN)
+		return -ENOTCONN;
+	if (st != UST_TCP_SYN_SENT && st != UST_TCP_SYN_RECEIVED && (REAL(ioctl)(fd, FIONREAD, &inq) < 0 || inq < 0))
+		inq = 0;
+	if (inq && inq <= copybuf_len) {
+		zc->length = 0;
+		zc->recv_skip_hint = 0;
+		n = REAL(recv)(fd, (void *)(uintptr_t)zc->copybuf_address, (size_t)inq, MSG_DONTWAIT);
+		if (n < 0)
+			return -errno;
+		zc->copybuf_len = (int32_t)n;
+		return 0;
+	}
+	if (inq < 4096) {
+		zc->length = 0;
+		zc->recv_skip_hint = (uint32_t)inq;
+		/* Nothing, and the peer's FIN came (SOCK_DONE). */
+		return !inq && us_inq_hint(fd, s) > 0 ? -EIO : 0;
+	}
+	return -EINVAL;
+}
+
+/* The option's getsockopt around it, as Linux's do_tcp_getsockopt: the
+ * request (at least to its length field; beyond the struct, zeros), and
+ * back the fields the caller's length reaches: the socket's error and
+ * the bytes to read (tcp_inq_hint) at their exact ends only. */
+static int zc_get(int fd, struct us_sock *s, void *val, socklen_t *len)
+{
+#define ZC_END(f) (offsetof(struct ust_linux_zc, f) + sizeof(((struct ust_linux_zc *)0)->f))
+	struct ust_linux_zc zc;
+	size_t n;
+	bool sk_err;
+	int err;
+
+	if (!len)
+		return -EFAULT;
+	if ((int)*len < (int)ZC_END(length))
+		return -EINVAL;
+	if (!val)
+		return -EFAULT;
+	n = *len;
+	if (n > sizeof(zc)) {
+		for (size_t i = sizeof(zc); i < n; i++)
+			if (((const uint8_t *)val)[i])
+				return -EINVAL;
+		n = sizeof(zc);
+		*len = (socklen_t)n;
+	}
+	memset(&zc, 0, sizeof(zc));
+	memcpy(&zc, val, n);
+	if (zc.reserved || (zc.msg_flags & ~(uint32_t)UST_TCP_CMSG_TS))
+		return -EINVAL;
+	err = zc_receive(fd, s, &zc);
+	/* Linux's labels: at msg_flags' end or beyond, the timestamps'
+	 * messages (none here: TCP_CMSG_TS adds nothing), then the error,
+	 * then inq; at the exact end of a field from err to msg_controllen,
+	 * the error and inq; at inq's, inq; else neither. */
+	sk_err = n >= ZC_END(msg_flags) || n == ZC_END(err) || n == ZC_END(copybuf_address) ||
+		 n == ZC_END(copybuf_len) || n == ZC_END(flags) || n == ZC_END(msg_control) ||
+		 n == ZC_END(msg_controllen);
+	if (err)
+		return err;
+	if (sk_err)
+		zc.err = -us_take_error(fd, s);
+	if (sk_err || n == ZC_END(inq))
+		zc.inq = (uint32_t)us_inq_hint(fd, s);
+	memcpy(val, &zc, n);
+	return 0;
+#undef ZC_END
+}
+
 static bool tcp_misc(int level, int name)
 {
 	return level == IPPROTO_TCP && (name == TCP_ULP || name == TCP_FASTOPEN_KEY ||
@@ -1575,6 +1664,8 @@ US_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return (int)us_ret(put_int(val, len, 0));
 	if (tcp_misc(level, name))
 		return (int)us_ret(tcp_misc_get(s, name, val, len));
+	if (level == IPPROTO_TCP && name == TCP_ZEROCOPY_RECEIVE)
+		return (int)us_ret(zc_get(fd, s, val, len));
 	if (level == IPPROTO_TCP && name == TCP_TIMESTAMP)
 		return (int)us_ret(get_ts_clock(s, val, len));
 	if (level == IPPROTO_TCP && (r = repair_get(name, val, len)) <= 0)

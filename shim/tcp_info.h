@@ -135,4 +135,22 @@ UST_TCPI_AT(tcpi_accecn_opt_seen, 278);
 _Static_assert(sizeof(struct ust_linux_tcp_info) == 280, "Linux 6.18's struct tcp_info");
 #undef UST_TCPI_AT
 
+/* Linux's struct tcp_zerocopy_receive (include/uapi/linux/tcp.h), 64
+ * bytes in 6.18, and its msg_flags' one valid bit (TCP_CMSG_TS). */
+struct ust_linux_zc {
+	uint64_t address;
+	uint32_t length;
+	uint32_t recv_skip_hint;
+	uint32_t inq;
+	int32_t err;
+	uint64_t copybuf_address;
+	int32_t copybuf_len;
+	uint32_t flags;
+	uint64_t msg_control;
+	uint64_t msg_controllen;
+	uint32_t msg_flags;
+	uint32_t reserved;
+};
+#define UST_TCP_CMSG_TS 2
+
 #endif

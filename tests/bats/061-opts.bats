@@ -294,7 +294,7 @@ connected TIMESTAMP ticks 200 ms True"
 # tls module: ENOENT for any upper layer).
 body_tcp_misc() {
 	shim_topo_up
-	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7420 1 </dev/null
+	peer_bg python3 "$SHIM_DIR/echo_server.py" "$PEER_ADDR" 7420 2 </dev/null
 	local srv=$BG_PID
 	wait_listen "$PEER_NETNS" 7420
 	run -0 prog /usr/bin/python3 "$SHIM_DIR/tcpmisc.py" "$PEER_ADDR" 7420 "$SADDR"
@@ -305,12 +305,18 @@ FOKEY get 40 b'0123456789abcdefGHIJKLMNOPQRSTUV'"
 	assert_output "fresh $each; NOCOOKIE get 0; NOCOOKIE set 2 EINVAL; NOCOOKIE set 1 ok; NOCOOKIE get 1; $rest
 listener $each; NOCOOKIE get 0; NOCOOKIE set 2 EINVAL; NOCOOKIE set 1 ok; NOCOOKIE get 1; $rest
 connected $each; NOCOOKIE get 0; NOCOOKIE set 2 EINVAL; NOCOOKIE set 1 EINVAL; NOCOOKIE get 0; $rest
-accepted TXD get 777; NOCOOKIE get 1; FOKEY get b''"
+accepted TXD get 777; NOCOOKIE get 1; FOKEY get b''
+zerocopy none: len 64 length 0 skip 0 inq 0 err 0 copied 0; \
+5: len 64 length 0 skip 5 inq 5 err 0 copied 0; 5 len 20: len 20 length 0 skip 5 inq 5 err 0 copied 0; \
+5 len 16: len 16 length 0 skip 5 inq 0 err 0 copied 0; 5 len 11: EINVAL; 5 address 1: EINVAL; \
+5 copybuf 4: len 64 length 0 skip 5 inq 5 err 0 copied 0; \
+5 copybuf 100: len 64 length 0 skip 0 inq 0 err 0 copied 5 hello; \
+after: len 64 length 0 skip 0 inq 0 err 0 copied 0; 5000: EINVAL; eof: EIO"
 	bg_wait "$srv"
 }
 
-@test "TCP_ULP, TCP_FASTOPEN_KEY, TCP_FASTOPEN_NO_COOKIE, TCP_TX_DELAY as Linux answers them [kernel]" { MODE=kernel body_tcp_misc; }
-@test "TCP_ULP, TCP_FASTOPEN_KEY, TCP_FASTOPEN_NO_COOKIE, TCP_TX_DELAY as Linux answers them [ustcp]" { MODE=ustcp body_tcp_misc; }
+@test "TCP_ULP, TCP_FASTOPEN_KEY, TCP_FASTOPEN_NO_COOKIE, TCP_TX_DELAY, TCP_ZEROCOPY_RECEIVE as Linux answers them [kernel]" { MODE=kernel body_tcp_misc; }
+@test "TCP_ULP, TCP_FASTOPEN_KEY, TCP_FASTOPEN_NO_COOKIE, TCP_TX_DELAY, TCP_ZEROCOPY_RECEIVE as Linux answers them [ustcp]" { MODE=ustcp body_tcp_misc; }
 
 # TCP_SAVE_SYN (savesyn.py): the accepted socket gives its SYN's headers
 # once (EINVAL to a short buffer), the link's first with 2; not settable.
