@@ -587,8 +587,12 @@ void us_port_release(void *ctx, uint16_t port, const struct ust_ip6 *raddr, uint
 	/* The tombstone goes up before the port is free: a stack that finds
 	 * it free finds the tombstone too (us_port_foreign). None for a
 	 * TIME-WAIT handed to the collector, whose TIME-WAIT would read it
-	 * as its 4-tuple taken over by another process (us_tuple_taken). */
-	if (tomb_addr(raddr) && !handing)
+	 * as its 4-tuple taken over by another process (us_tuple_taken);
+	 * none over another stack's live one either: that stack took the
+	 * 4-tuple over (a connect from a port bound with SO_REUSEADDR, whose
+	 * claim ended our TIME-WAIT), and ours would make its connection's
+	 * segments, which still reach us, late ones of ours to reset. */
+	if (tomb_addr(raddr) && !handing && !us_share_buried(port, tomb_addr(raddr), rport))
 		us_share_bury(port, tomb_addr(raddr), rport);
 	if (ports[port].refs && --ports[port].refs == 0) {
 		/* A word a collector took over (twcollect.c) is not ours to
