@@ -1190,10 +1190,10 @@ static int tcp_misc_set(struct us_sock *s, int name, const void *val, socklen_t 
 			return -EINVAL;
 		atomic_store(&s->fastopen_no_cookie, v);
 		return 0;
-	default: /* TCP_TX_DELAY */
+	default: /* TCP_TX_DELAY: under 2^28 us, as Linux */
 		if ((r = int_arg(val, len, &v)) < 0)
 			return r;
-		if (v < 0)
+		if (v < 0 || v >= 1 << 28)
 			return -EINVAL;
 		atomic_store(&s->tx_delay, v);
 		return 0;
@@ -1211,12 +1211,15 @@ static int tcp_misc_get(struct us_sock *s, int name, void *val, socklen_t *len)
 		*len = 0; /* none attached */
 		return 0;
 	case TCP_FASTOPEN_KEY:
-		if (!val || !len)
+		if (!len)
 			return -EFAULT;
 		n = atomic_load(&s->fastopen_key_len);
 		if (*len > (socklen_t)n)
 			*len = (socklen_t)n;
-		memcpy(val, s->fastopen_key, *len);
+		if (*len && !val)
+			return -EFAULT;
+		if (*len)
+			memcpy(val, s->fastopen_key, *len);
 		return 0;
 	case TCP_FASTOPEN_NO_COOKIE:
 		return put_int(val, len, atomic_load(&s->fastopen_no_cookie));
@@ -1237,11 +1240,12 @@ static int zc_receive(int fd, struct us_sock *s, struct ust_linux_zc *zc)
 {
 	int32_t copybuf_len = zc->copybuf_len;
 	int inq = 0, st = atomic_load(&s->state);
+	long page = sysconf(_SC_PAGESIZE);
 	ssize_t n;
 
 	zc->copybuf_len = 0;
 	zc->msg_flags = 0;
-	if (zc->address & 4095)
+	if (zc->address & (uint64_t)(page - 1))
 		return -EINVAL;
 	if (st == UST_TCP_LISTEN)
 		return -ENOTCONN;
@@ -1256,7 +1260,7 @@ static int zc_receive(int fd, struct us_sock *s, struct ust_linux_zc *zc)
 		zc->copybuf_len = (int32_t)n;
 		return 0;
 	}
-	if (inq < 4096) {
+	if (inq < page) {
 		zc->length = 0;
 		zc->recv_skip_hint = (uint32_t)inq;
 		/* Nothing, and the peer's FIN came (SOCK_DONE). */

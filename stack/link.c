@@ -937,6 +937,10 @@ static bool ring_map(struct ust_link *l)
 	if (!ring_geometry(l->mtu, l->vnet, (unsigned)(l->ring_bytes >> 10), &req))
 		return false;
 	ring = mmap(NULL, (size_t)req.tp_block_size * req.tp_block_nr, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
+	if (ring == MAP_FAILED && errno == EINVAL) {
+		l->ring_unmapped = false; /* none on the socket (a broker gone before it set one) */
+		return false;
+	}
 	if (ring == MAP_FAILED) {
 		if (!l->ring_unmapped)
 			ust_log(UST_LOG_ERROR, "link %s: the receive ring cannot be mapped (%s): its frames are lost "
@@ -999,6 +1003,7 @@ void ust_link_ring_granted(struct ust_link *l, int status)
 		return;
 	}
 	l->ring_steered = true;
+	l->ring_cool = false; /* a keeper's too: see ust_link_cool */
 	/* Frames queued before the ring, and received by calls until this
 	 * answer: ring_rx drains what is left of them. */
 	l->ring_drain = true;
@@ -1079,7 +1084,7 @@ static int ring_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsig
 		l->ring_drain = false;
 		total += ring_drain(l, st, now);
 	}
-	if (l->ring_cool && !ring_ready(l))
+	if (l->ring_cool && !l->ring_steered && !ring_ready(l))
 		ring_stop(l, true);
 	return total;
 }

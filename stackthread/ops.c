@@ -228,9 +228,12 @@ void us_op_connect(struct us_call *c)
 	us_ports_range(0);
 	if (c->ret == 0)
 		atomic_fetch_or(&c->sock->flags, US_F_CONNECTING);
-	/* From a port bound with SO_REUSEADDR: perhaps another stack's
-	 * TIME-WAIT's, which must let go (us_port_tuple_claim). */
-	if (c->ret == 0 && bound && atomic_load(&c->sock->reuseaddr))
+	/* From a bound port: perhaps another stack's TIME-WAIT's (with
+	 * SO_REUSEADDR), which must let go, or a 4-tuple another stack
+	 * ended moments ago and keeps a tombstone of, which must not take
+	 * our segments for its late ones (us_port_foreign): a bound port
+	 * has no word in the ports file that would tell it. */
+	if (c->ret == 0 && bound)
 		us_port_tuple_claim(bound, &c->u.in.addr, c->u.in.port);
 	us_publish(k);
 	us_mark_dirty(k);

@@ -248,9 +248,15 @@ static void on_answer(struct ev_loop *ev, ev_io *w, int revents)
 		atomic_store(&steer.done, a.seq);
 	}
 	if (n == 0) {
-		/* The broker is gone: the group keeps its last program. */
+		/* The broker is gone: the group keeps its last program. It
+		 * may have set the ring it never answered for: a ring on the
+		 * socket that nobody reads would take every frame. */
 		ev_io_stop(ev, w);
 		atomic_store(&steer.done, steer.sent);
+		if (steer.ring) {
+			steer.ring = 0;
+			ust_link_ring_granted(steer.link, 0);
+		}
 	}
 	release_held();
 	syscall(SYS_futex, &steer.done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
@@ -413,6 +419,7 @@ void us_steer_forget(void)
 		steer.group[i].port = 0;
 	}
 	steer.sent = 0;
+	steer.ring = 0; /* the parent's request, answered to it */
 	/* The held copies are the parent's memory too: its to send. */
 	steer.nheld = steer.nholding = 0;
 	atomic_store(&steer.want, 0);

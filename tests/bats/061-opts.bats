@@ -301,7 +301,7 @@ body_tcp_misc() {
 	local each="ULP get b''; ULP set tls ENOENT; ULP set empty EINVAL; FOKEY get b''; FOKEY set 15 EINVAL; \
 FOKEY set 16 ok; FOKEY get b'0123456789abcdef'; FOKEY get 8 b'01234567'; FOKEY set 32 ok; \
 FOKEY get 40 b'0123456789abcdefGHIJKLMNOPQRSTUV'"
-	local rest="TXD get 0; TXD set -1 EINVAL; TXD set 1000 ok; TXD get 1000"
+	local rest="TXD get 0; TXD set -1 EINVAL; TXD set 2^28 EINVAL; TXD set 1000 ok; TXD get 1000"
 	assert_output "fresh $each; NOCOOKIE get 0; NOCOOKIE set 2 EINVAL; NOCOOKIE set 1 ok; NOCOOKIE get 1; $rest
 listener $each; NOCOOKIE get 0; NOCOOKIE set 2 EINVAL; NOCOOKIE set 1 ok; NOCOOKIE get 1; $rest
 connected $each; NOCOOKIE get 0; NOCOOKIE set 2 EINVAL; NOCOOKIE set 1 EINVAL; NOCOOKIE get 0; $rest

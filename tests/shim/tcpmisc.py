@@ -47,6 +47,7 @@ def steps(s):
         ("NOCOOKIE get", lambda: s.getsockopt(T, NOCOOKIE)),
         ("TXD get", lambda: s.getsockopt(T, TXD)),
         ("TXD set -1", lambda: s.setsockopt(T, TXD, -1)),
+        ("TXD set 2^28", lambda: s.setsockopt(T, TXD, 1 << 28)),
         ("TXD set 1000", lambda: s.setsockopt(T, TXD, 1000)),
         ("TXD get", lambda: s.getsockopt(T, TXD)),
     ]
