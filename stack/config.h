@@ -31,7 +31,8 @@ struct ust_cidr6 {
 #define UST_CALL_SPIN_DEFAULT 50
 /* USTCP_RX_RING's default, KiB: at MTU 1500, 2592 slots of 1600 bytes,
  * mapped once frames stream in (link.c, ring_start; docs/architecture.md
- * §9e). A steering group's member (a program under ustcp(1)) takes none. */
+ * §9e); a steering group's member's (a program under ustcp(1)) is set by
+ * the broker. */
 #define UST_RX_RING_DEFAULT 4096
 
 struct ust_config {
