@@ -32,6 +32,59 @@ static int set_congestion(struct us_sock *s, const void *val, socklen_t len)
 	return (int)us_call(&c, us_op_set_cc, s);
 }
 
+/* TCP_MD5SIG and TCP_MD5SIG_EXT, as Linux's tcp_v4_parse_md5_keys and
+ * tcp_v6_parse_md5_keys read struct tcp_md5sig: the address of the
+ * socket's family (an IPv4 one mapped on an AF_INET6 socket, kept as an
+ * IPv4 key), its prefix only with TCP_MD5SIG_EXT and its flag, a key of
+ * at most 80 bytes, none to delete. An interface index is an L3 master
+ * device's (a VRF's) on Linux; the stack has none: EINVAL, as Linux
+ * answers any other device. */
+static long set_md5(struct us_sock *s, int name, const void *val, socklen_t len)
+{
+	struct ust_linux_md5sig cmd;
+	struct us_call c;
+	struct ust_tcp_md5_key *k = &c.u.md5;
+	bool ext = name == TCP_MD5SIG_EXT;
+	unsigned max;
+
+	if (len < sizeof(cmd))
+		return -EINVAL;
+	if (!val)
+		return -EFAULT;
+	memcpy(&cmd, val, sizeof(cmd));
+	memset(k, 0, sizeof(*k));
+	if (atomic_load(&s->family) == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&cmd.addr;
+
+		if (sin->sin_family != AF_INET)
+			return -EINVAL;
+		k->v4 = true;
+		k->addr = ust_ip6_from_v4(ntohl(sin->sin_addr.s_addr));
+	} else {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&cmd.addr;
+
+		if (sin6->sin6_family != AF_INET6)
+			return -EINVAL;
+		k->v4 = IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr);
+		memcpy(k->addr.b, &sin6->sin6_addr, sizeof(k->addr.b));
+	}
+	max = k->v4 ? 32 : 128;
+	k->prefixlen = (uint8_t)max;
+	if (ext && (cmd.flags & UST_LINUX_MD5SIG_FLAG_PREFIX)) {
+		if (cmd.prefixlen > max)
+			return -EINVAL;
+		k->prefixlen = cmd.prefixlen;
+	}
+	if (ext && cmd.ifindex && (cmd.flags & UST_LINUX_MD5SIG_FLAG_IFINDEX))
+		return -EINVAL;
+	k->ifindex_flag = cmd.flags & UST_LINUX_MD5SIG_FLAG_IFINDEX;
+	if (cmd.keylen > UST_TCP_MD5_KEYLEN_MAX) /* none (0) deletes */
+		return -EINVAL;
+	k->keylen = (uint8_t)cmd.keylen;
+	memcpy(k->key, cmd.key, k->keylen);
+	return us_call(&c, us_op_md5, s);
+}
+
 /* Its name back, as many bytes as asked for (Linux's TCP_CA_NAME_MAX, 16,
  * at most). */
 static int get_congestion(struct us_sock *s, void *val, socklen_t *len)
@@ -1475,6 +1528,8 @@ US_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
 	 * first). */
 	if (level == IPPROTO_TCP && len < (socklen_t)sizeof(int) && name != TCP_ULP && name != TCP_FASTOPEN_KEY)
 		return (int)us_ret(-EINVAL);
+	if (level == IPPROTO_TCP && (name == TCP_MD5SIG || name == TCP_MD5SIG_EXT))
+		return (int)us_ret(set_md5(s, name, val, len));
 	if (level == IPPROTO_TCP && (r = repair_set(s, name)) <= 0)
 		return (int)us_ret(r);
 	return (int)us_ret(-ENOPROTOOPT);

@@ -135,6 +135,19 @@ UST_TCPI_AT(tcpi_accecn_opt_seen, 278);
 _Static_assert(sizeof(struct ust_linux_tcp_info) == 280, "Linux 6.18's struct tcp_info");
 #undef UST_TCPI_AT
 
+/* Linux's struct tcp_md5sig (include/uapi/linux/tcp.h), 216 bytes: glibc's
+ * has no name for the ifindex, nor for its flag. */
+struct ust_linux_md5sig {
+	struct sockaddr_storage addr;
+	uint8_t flags;
+	uint8_t prefixlen;
+	uint16_t keylen;
+	int32_t ifindex;
+	uint8_t key[80];
+};
+#define UST_LINUX_MD5SIG_FLAG_PREFIX 0x1
+#define UST_LINUX_MD5SIG_FLAG_IFINDEX 0x2
+
 /* Linux's struct tcp_zerocopy_receive (include/uapi/linux/tcp.h), 64
  * bytes in 6.18, and its msg_flags' one valid bit (TCP_CMSG_TS). */
 struct ust_linux_zc {

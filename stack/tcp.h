@@ -58,6 +58,12 @@ struct ust_tcp_opts {
 	uint32_t ts_val, ts_ecr;
 	uint8_t nsack;          /* SACK blocks */
 	struct { uint32_t start, end; } sack[4];
+	/* An MD5 signature option (RFC 2385): where its digest starts,
+	 * counted from the TCP header's first byte; 0: none. md5_bad: one
+	 * of a length other than 18, or two of them (Linux drops the
+	 * segment, tcp_parse_auth_options). */
+	uint8_t md5;
+	bool md5_bad;
 };
 
 #define UST_TCP_HLEN 20
@@ -159,6 +165,7 @@ const char *ust_tcp_initiator_name(enum ust_tcp_initiator i); /* NULL for none *
 /* ---- control block ---- */
 
 struct ust_tcp;
+struct tcp_md5;
 struct tcp_cc;
 struct tcp_sent;
 
@@ -334,6 +341,9 @@ struct ust_tcb {
 	uint8_t save_syn;
 	uint16_t saved_syn_len;
 	uint8_t *saved_syn;
+	/* TCP_MD5SIG's keys (tcp_md5.c); NULL: none. A listener's child
+	 * and a connection's TIME-WAIT keep the peer's. */
+	struct tcp_md5 *md5;
 	/* The path MTU that packet too big or fragmentation needed left
 	 * (IP_MTU, IPV6_MTU); 0: the link's. */
 	uint16_t pmtu;
@@ -842,6 +852,31 @@ enum {
 	UST_PMTUDISC_INTERFACE, UST_PMTUDISC_OMIT,
 };
 int ust_tcp_setopt(struct ust_tcb *tcb, enum ust_tcp_opt opt, int value);
+/* TCP_MD5SIG and TCP_MD5SIG_EXT (RFC 2385), as Linux keeps the keys: one
+ * per peer address and prefix, of either family, the longest prefix
+ * matching the peer signs and checks its segments (the newest of equals).
+ * Every segment to or from a peer with a key carries the signature; one
+ * without it, with a wrong one, or with one where no key is, is dropped
+ * and counted (tcp-md5-*). Keys may be set in any state; a connection's
+ * segments go by the keys of the moment. */
+#define UST_TCP_MD5_KEYLEN_MAX 80
+/* Keys on one socket, at most: Linux's bound is the socket's option
+ * memory (net.core.optmem_max, 128 KiB by default, 136 bytes a key), 963
+ * keys with its default (measured on 6.18: the 964th is ENOMEM). */
+#define UST_TCP_MD5_KEYS_MAX 963
+struct ust_tcp_md5_key {
+	struct ust_ip6 addr;        /* the peer's, IPv4 mapped */
+	bool v4;                    /* an IPv4 key: for IPv4 peers only, its prefix of 32 bits */
+	uint8_t prefixlen;          /* 0..32 (v4) or 0..128 */
+	bool ifindex_flag;          /* TCP_MD5SIG_FLAG_IFINDEX with index 0: a key of its own */
+	uint8_t keylen;             /* 1..80; 0 in ust_tcp_md5_set: delete */
+	uint8_t key[UST_TCP_MD5_KEYLEN_MAX];
+};
+/* Adds the key, replaces the one of the same address, prefix and flag, or
+ * with keylen 0 deletes that one: 0, -ENOENT (nothing to delete), -ENOMEM. */
+int ust_tcp_md5_set(struct ust_tcb *tcb, const struct ust_tcp_md5_key *key);
+/* The keys, oldest first: *n of them (NULL, 0: none). */
+const struct ust_tcp_md5_key *ust_tcp_md5_keys(const struct ust_tcb *tcb, unsigned *n);
 /* TCP_SAVED_SYN: the headers of the SYN that made this connection (its
  * listener had TCP_SAVE_SYN; none for a SYN cookie's), *len bytes, or NULL;
  * and letting them go once they are read elsewhere (Linux's getsockopt
@@ -1044,7 +1079,8 @@ struct ust_tcp_tw {
 };
 
 /* Fills *tw from a connection in TIME-WAIT that the user let go of;
- * -EINVAL for any other. The connection is not changed. */
+ * -EINVAL for any other, and for one with a TCP MD5 key (the key stays
+ * with its stack). The connection is not changed. */
 int ust_tcp_tw_export(const struct ust_tcb *tcb, struct ust_tcp_tw *tw);
 /* Ends an exported connection here without a word: no segment, no
  * record, no event. Its port goes back through port_release (the taker

@@ -573,12 +573,44 @@ uint32_t tcp_cookie_tsval(const struct ust_tcb *c, ust_time now);
 /* What a cookie ACK's echo (its offset taken away) says the SYN offered. */
 void tcp_cookie_ts_decode(uint32_t ecr, struct ust_tcp_opts *o, bool *ecn);
 
+/* tcp_md5.c: TCP MD5 signatures (RFC 2385). */
+struct tcp_md5 {
+	unsigned n, cap;
+	struct ust_tcp_md5_key k[];  /* oldest first */
+};
+#define TCP_MD5_OPT_LEN 20        /* NOP, NOP, the option's 18 bytes */
+/* The key for peer among t's (a listener's for a SYN's source), or NULL. */
+const struct ust_tcp_md5_key *tcp_md5_lookup(const struct ust_tcb *t, const struct ust_ip6 *peer);
+/* The key that signs t's segments to its peer, or NULL. */
+const struct ust_tcp_md5_key *tcp_md5_peer(const struct ust_tcb *t);
+/* A child c (its raddr set) takes its listener's key for the peer, for
+ * that address alone; false without memory for it. */
+bool tcp_md5_inherit(struct ust_tcb *c, const struct ust_tcb *l);
+void tcp_md5_free(struct ust_tcb *t);
+/* Writes the option, digest zeroed, and returns what follows it. */
+uint8_t *tcp_md5_put_opt(uint8_t *p);
+/* Fills in the digest of a segment (TCP header at th, tcp_len bytes with
+ * the data) whose options hold the option (tcp_build_opts). */
+void tcp_md5_sign(const struct ust_tcp_md5_key *k, const struct ust_ip6 *src, const struct ust_ip6 *dst,
+		  uint8_t *th, unsigned tcp_len);
+/* Is seg, to the connection or listener t, signed as t's keys ask
+ * (Linux's tcp_inbound_hash)? If not it is dropped and counted. */
+bool tcp_md5_inbound(struct ust_tcb *t, const struct ust_tcp_seg *seg);
+/* For a RST answering seg, which no connection takes: the key to sign it
+ * with, or NULL; *answer false when no RST may go (a signed segment
+ * nobody can check, tcp_md5.c). */
+const struct ust_tcp_md5_key *tcp_md5_rst_key(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, bool *answer);
+
 /* tcp_opt.c */
-/* Bytes the SACK option adds to our next segment (0 when none is due). */
-unsigned tcp_sack_opt_len(const struct ust_tcb *t);
-/* Writes the options of a segment we send; returns their length (a
+/* Bytes the options add to our next segment beyond those t->mss allows
+ * for (the timestamps): the SACK option when one is due, and a signature
+ * (Linux's tcp_current_mss takes those off at each send). */
+unsigned tcp_opt_extra_len(const struct ust_tcb *t);
+/* Writes the options of a segment we send, signed with md5 (NULL: not
+ * signed; ts_first: after the timestamps); returns their length (a
  * multiple of 4). */
-unsigned tcp_build_opts(const struct ust_tcb *t, uint8_t flags, ust_time now, uint8_t *p);
+unsigned tcp_build_opts(const struct ust_tcb *t, const struct ust_tcp_md5_key *md5, bool ts_first, uint8_t flags,
+			ust_time now, uint8_t *p);
 
 /* tcp_output.c */
 /* Sends what the window, Nagle and the buffers allow, and the FIN. */
@@ -590,9 +622,14 @@ void tcp_send_syn(struct ust_tcb *t, ust_time now);
 void tcp_send_synack_stateless(struct ust_tcb *t, ust_time now);
 /* RST|ACK at SND.NXT (abort, close with unread data). */
 void tcp_send_rst(struct ust_tcb *t, ust_time now);
-/* The RST answering seg when no connection takes it (RFC 9293 §3.10.7.1). */
+/* The RST answering seg when no connection takes it (RFC 9293 §3.10.7.1);
+ * none for a signed segment nobody can check (tcp_md5_rst_key). */
 void tcp_send_rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_time now);
-/* The same for a segment a connection took, under its IPv6 flow label. */
+/* The same from a listener or its half-open child, signed with its key
+ * for the peer. */
+void tcp_send_rst_reply_listener(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_time now);
+/* The same for a segment a connection took, under its IPv6 flow label
+ * and signed with its key. */
 void tcp_send_rst_reply_tcb(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now);
 void tcp_send_probe(struct ust_tcb *t, ust_time now);
 /* Persist timer with a window too small to fill: send what fits (min of

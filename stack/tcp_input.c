@@ -65,6 +65,11 @@ static void apply_syn_options(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 	}
 	t->sack_ok = o->sack_ok;
 	t->ts_ok = o->ts;
+	/* A signed SYN-ACK has no room for timestamps beside SACK blocks:
+	 * it offers SACK alone (tcp_synack_options; not a cookie's, whose
+	 * timestamps keep the options). */
+	if (t->ts_ok && t->sack_ok && t->listener && !t->from_cookie && tcp_md5_peer(t))
+		t->ts_ok = false;
 	if (t->ts_ok)
 		t->ts_recent = o->ts_val;
 	if (mss > t->rcv_mss)
@@ -205,6 +210,10 @@ static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *sy
 	tcp_rehash(c, l->lport, &syn->src, syn->sport);
 	child_init(c, l, syn->seq,
 		   iss ? iss : tcp_isn(tcp, &c->laddr, c->lport, &c->raddr, c->rport, now));
+	if (!tcp_md5_inherit(c, l)) {
+		tcp_tcb_discard(c);
+		return NULL;
+	}
 	/* The child's own reference on the port: it may outlive the
 	 * listener (TIME-WAIT). After child_init, which gives it the
 	 * listener's family: the claim holds the port in the families the
@@ -291,10 +300,14 @@ static void send_cookie_synack(struct ust_tcb *l, const struct ust_tcp_seg *seg,
 	r.raddr = seg->src;
 	r.rport = seg->sport;
 	child_init(&r, l, seg->seq, tcp_cookie_isn(tcp, seg, now, &mss));
+	r.from_cookie = true;
+	if (!tcp_md5_inherit(&r, l))
+		return; /* no memory: as a SYN dropped, the peer sends again */
 	child_take_syn(&r, &syn, now);
 	if (r.ts_ok)
 		r.ts_offset += tcp_cookie_tsval(&r, now) - (uint32_t)(now / 1000);
 	tcp_send_synack_stateless(&r, now);
+	tcp_md5_free(&r);
 	l->cookie_sent_at = now ? now : 1;
 	tcp_count(tcp, UST_EV_TCP_SYNCOOKIES_SENT);
 }
@@ -395,6 +408,7 @@ static bool cookie_ack_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_tim
 		return true;
 	}
 	l->synq_len++;
+	c->from_cookie = true;
 	child_take_syn(c, &syn, now);
 	if (ecn && tcp->cfg.ecn)
 		c->ecn_flags = UST_TCP_ECN_OK;
@@ -405,7 +419,6 @@ static bool cookie_ack_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_tim
 	 * the unscaled first window. */
 	c->rcv_adv = c->rcv_nxt + (c->rcv_ssthresh < 65535 ? c->rcv_ssthresh : 65535);
 	c->last_ack_sent = c->rcv_nxt;
-	c->from_cookie = true;
 	tcp_count_segs_in(c, seg);
 	synchronized_input(c, seg, now);
 	/* Not established after all (no memory for its buffers): it times
@@ -448,7 +461,7 @@ static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time no
 {
 	struct ust_tcp *tcp = l->tcp;
 
-	if (under_min_hops(l, seg))
+	if (under_min_hops(l, seg) || !tcp_md5_inbound(l, seg))
 		return; /* as a connection's */
 	if (seg->flags & UST_TH_RST) {
 		tcp_drop(tcp, UST_DROP_TCP_LISTEN_DROP);
@@ -462,7 +475,7 @@ static void listen_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_time no
 			return;
 		}
 		tcp_drop(tcp, UST_DROP_TCP_LISTEN_DROP);
-		tcp_send_rst_reply(tcp, seg, now);
+		tcp_send_rst_reply_listener(l, seg, now);
 		return;
 	}
 	/* A SYN with FIN is dropped too, as Linux. */
@@ -759,7 +772,7 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 			return false;
 		}
 		tcp_drop(t->tcp, UST_DROP_TCP_BAD_ACK);
-		tcp_send_rst_reply(t->tcp, seg, now);
+		tcp_send_rst_reply_listener(t, seg, now);
 		return false;
 	}
 	/* TCP_DEFER_ACCEPT: while the period lasts, an ACK without data
@@ -1093,7 +1106,7 @@ static void segment_arrives(struct ust_tcp *tcp, enum ust_drop why, struct ust_t
 			closed_input(tcp, seg, now);
 		return;
 	}
-	if (under_min_hops(t, seg))
+	if (under_min_hops(t, seg) || !tcp_md5_inbound(t, seg))
 		return;
 	tcp_count_segs_in(t, seg);
 	if (t->state == UST_TCP_SYN_SENT)

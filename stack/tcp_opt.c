@@ -12,6 +12,7 @@
 #define OPT_SACK_PERM 4
 #define OPT_SACK 5
 #define OPT_TS 8
+#define OPT_MD5 19
 
 /* As Linux's tcp_parse_options: an option whose length is below 2 or runs
  * past the header ends the parsing, and what was read stands; the segment
@@ -66,6 +67,13 @@ enum ust_drop ust_tcp_parse_opts(const uint8_t *p, unsigned len, bool syn, struc
 					o->sack[k].end = ust_get32(p + i + 6 + 8 * k);
 				}
 			}
+			break;
+		case OPT_MD5:
+			/* Its digest, where tcp_md5.c reads it. */
+			if (size != 18 || o->md5)
+				o->md5_bad = true;
+			else
+				o->md5 = (uint8_t)(UST_TCP_HLEN + i + 2);
 			break;
 		default:
 			break;
@@ -143,24 +151,37 @@ static uint8_t *put_ts(uint8_t *p, uint32_t val, uint32_t ecr)
 	return p + 12;
 }
 
-unsigned tcp_sack_opt_len(const struct ust_tcb *t)
+/* SACK blocks that fit beside the other options: 40 bytes less 20 for a
+ * signature and 12 for timestamps, 4 for the option's head, 8 a block
+ * (Linux's tcp_established_options: 4, 3 with timestamps, 2 with a
+ * signature, none with both). */
+static unsigned sack_room(const struct ust_tcb *t, bool md5)
 {
-	unsigned n;
+	return (UST_TCP_OPT_MAX - 4 - (md5 ? TCP_MD5_OPT_LEN : 0) - (t->ts_ok ? 12u : 0u)) / 8;
+}
+
+unsigned tcp_opt_extra_len(const struct ust_tcb *t)
+{
+	bool md5 = tcp_md5_peer(t) != NULL;
+	unsigned n, room;
 
 	if (!t->sack_ok || !(t->ofo.n || t->ofo_fin || t->dsack))
-		return 0;
+		return md5 ? TCP_MD5_OPT_LEN : 0;
+	room = sack_room(t, md5);
 	n = (t->ofo.n < 4 ? t->ofo.n : 4) + t->ofo_fin + t->dsack;
-	if (n > (t->ts_ok ? 3u : 4u))
-		n = t->ts_ok ? 3u : 4u;
-	return 4 + 8 * n;
+	if (n > room)
+		n = room;
+	return (md5 ? TCP_MD5_OPT_LEN : 0) + (n ? 4 + 8 * n : 0);
 }
 
 /* A SYN's or SYN-ACK's options, in the order Linux uses: mss, sackOK, TS,
- * nop, wscale. A SYN-ACK echoes only what the SYN offered. */
-static uint8_t *put_syn_opts(const struct ust_tcb *t, bool synack, ust_time now, uint8_t *p)
+ * nop, wscale. A SYN-ACK echoes only what the SYN offered. A SYN with a
+ * signature offers no timestamps (tcp_syn_options); a SYN-ACK's were
+ * settled by apply_syn_options. */
+static uint8_t *put_syn_opts(const struct ust_tcb *t, bool synack, bool md5, ust_time now, uint8_t *p)
 {
 	bool sack = synack ? t->sack_ok : true;
-	bool ts = synack ? t->ts_ok : true;
+	bool ts = synack ? t->ts_ok : !md5;
 	bool ws = synack ? t->ws_ok : true;
 
 	p[0] = OPT_MSS;
@@ -249,20 +270,29 @@ static unsigned sack_blocks(const struct ust_tcb *t, struct ust_range *r, unsign
 	return n;
 }
 
-unsigned tcp_build_opts(const struct ust_tcb *t, uint8_t flags, ust_time now, uint8_t *p)
+unsigned tcp_build_opts(const struct ust_tcb *t, const struct ust_tcp_md5_key *md5, bool ts_first, uint8_t flags,
+			ust_time now, uint8_t *p)
 {
 	uint8_t *start = p;
 	struct ust_range r[4];
 	unsigned n;
 
+	/* The signature first (tcp_options_write), but after the
+	 * timestamps in what a timewait or request socket sends
+	 * (tcp_v4_send_ack). */
+	if (md5 && !ts_first)
+		p = tcp_md5_put_opt(p);
 	if (flags & UST_TH_SYN)
-		return (unsigned)(put_syn_opts(t, flags & UST_TH_ACK, now, p) - start);
+		return (unsigned)(put_syn_opts(t, flags & UST_TH_ACK, md5, now, p) - start);
 	if (t->ts_ok)
 		p = put_ts(p, tcp_ts_now(t, now), t->ts_recent);
-	/* Three SACK blocks fit beside timestamps. A RST carries none. */
-	if (!t->sack_ok || !(t->ofo.n || t->ofo_fin || t->dsack) || (flags & UST_TH_RST))
+	if (md5 && ts_first)
+		p = tcp_md5_put_opt(p);
+	/* A RST carries no SACK blocks. */
+	if (!t->sack_ok || !(t->ofo.n || t->ofo_fin || t->dsack) || (flags & UST_TH_RST) ||
+	    !(n = sack_room(t, md5)))
 		return (unsigned)(p - start);
-	n = sack_blocks(t, r, t->ts_ok ? 3 : 4);
+	n = sack_blocks(t, r, n < 4 ? n : 4);
 	p[0] = OPT_NOP;
 	p[1] = OPT_NOP;
 	p[2] = OPT_SACK;

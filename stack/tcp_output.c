@@ -27,6 +27,7 @@ struct seg_out {
 	uint16_t up;                 /* the urgent pointer (with UST_TH_URG) */
 	const struct ust_ring *data; /* payload from this ring… */
 	uint32_t data_off, len;      /* …at this offset */
+	const struct ust_tcp_md5_key *md5; /* signed with it (the options hold its place) */
 };
 
 static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
@@ -56,6 +57,8 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 	if (o->len)
 		ust_ring_peek(o->data, o->data_off, h + hlen, o->len);
 	p->len = hlen + o->len;
+	if (o->md5)
+		tcp_md5_sign(o->md5, &o->src, &o->dst, h, p->len);
 	v4 = ust_ip6_is_v4mapped(&o->dst);
 	sum = v4 ? ust_csum_pseudo(ust_ip6_to_v4(&o->src), ust_ip6_to_v4(&o->dst), UST_IPPROTO_TCP, (uint16_t)p->len)
 		 : ust_csum_pseudo6(&o->src, &o->dst, UST_IPPROTO_TCP, p->len);
@@ -131,8 +134,13 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 	struct seg_out o = {
 		.src = t->laddr, .dst = t->raddr, .sport = t->lport, .dport = t->rport,
 		.seq = seq, .flags = flags, .opts = opts, .data = &t->sndbuf,
-		.data_off = off, .len = len,
+		.data_off = off, .len = len, .md5 = tcp_md5_peer(t),
 	};
+	/* What Linux sends from a timewait socket or a request socket
+	 * (tcp_v4_send_ack) has its signature after the timestamps. */
+	bool ts_first = !(flags & UST_TH_SYN) &&
+			((t->state == UST_TCP_TIME_WAIT && !t->tw_ack_as_socket) ||
+			 (t->state == UST_TCP_FIN_WAIT_2 && t->released) || t->state == UST_TCP_SYN_RECEIVED);
 	uint32_t wnd;
 
 	tcb_ip_hdr(t, &o);
@@ -142,7 +150,7 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 	if (!(flags & UST_TH_SYN))
 		t->ip_ecn_sent = ecn;
 	o.up = tcp_urg_output(t, seq, &o.flags);
-	o.optlen = tcp_build_opts(t, flags, now, opts);
+	o.optlen = tcp_build_opts(t, o.md5, ts_first, flags, now, opts);
 	if (flags & UST_TH_SYN) {
 		/* The window of a SYN is never scaled: the first window
 		 * (tcp_select_initial_window), at most 64 KiB. */
@@ -219,17 +227,26 @@ void tcp_send_rst(struct ust_tcb *t, ust_time now)
 	tcb_emit(t, acceptable_seq(t, t->snd_max), UST_TH_RST | UST_TH_ACK, 0, 0, now);
 }
 
-static void rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, uint32_t flow, ust_time now)
+/* A RST signed with md5 carries that option alone (tcp_v4_send_reset). */
+static void rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, uint32_t flow,
+		      const struct ust_tcp_md5_key *md5, ust_time now)
 {
+	uint8_t opts[TCP_MD5_OPT_LEN];
 	struct seg_out o = {
 		.src = seg->dst, .dst = seg->src, .sport = seg->dport, .dport = seg->sport,
 		.ip = { .ttl = UST_IP_TTL_DEFAULT, .df = true }, /* Linux's control socket's */
 		.hops = UST_IPV6_HOP_LIMIT_DEFAULT,
 		.flow = flow,
+		.md5 = md5,
 	};
 
 	if (seg->flags & UST_TH_RST)
 		return; /* never answer a RST */
+	if (md5) {
+		tcp_md5_put_opt(opts);
+		o.opts = opts;
+		o.optlen = sizeof(opts);
+	}
 	if (seg->flags & UST_TH_ACK) {
 		o.seq = seg->ack;
 		o.flags = UST_TH_RST;
@@ -244,19 +261,37 @@ static void rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, uint32
 /* Linux's control socket labels its answer with the flow's hash
  * (ip6_make_flowlabel); one for a connection's segment, with the
  * connection's label (tcp_v6_send_reset: sk_txhash). */
-void tcp_send_rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_time now)
+static uint32_t seg_flow_label(struct ust_tcp *tcp, const struct ust_tcp_seg *seg)
 {
-	rst_reply(tcp, seg,
-		  ust_ip6_is_v4mapped(&seg->src) ? 0 : tcp_flow_label(tcp, &seg->dst, seg->dport, &seg->src, seg->sport),
-		  now);
+	return ust_ip6_is_v4mapped(&seg->src) ? 0 : tcp_flow_label(tcp, &seg->dst, seg->dport, &seg->src, seg->sport);
 }
 
+void tcp_send_rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, ust_time now)
+{
+	bool answer;
+	const struct ust_tcp_md5_key *md5 = tcp_md5_rst_key(tcp, seg, &answer);
+
+	if (answer)
+		rst_reply(tcp, seg, seg_flow_label(tcp, seg), md5, now);
+}
+
+/* A listener's answer, or its half-open child's (Linux's request sock
+ * answers through its listener): signed with the key for the peer. */
+void tcp_send_rst_reply_listener(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_time now)
+{
+	rst_reply(l->tcp, seg, seg_flow_label(l->tcp, seg), tcp_md5_lookup(l, &seg->src), now);
+}
+
+/* Signed with the connection's key for the peer, as Linux's reset from a
+ * full socket. */
 void tcp_send_rst_reply_tcb(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
 {
+	const struct ust_tcp_md5_key *md5 = tcp_md5_lookup(t, &seg->src);
+
 	if (ust_ip6_is_v4mapped(&seg->src))
-		rst_reply(t->tcp, seg, 0, now);
+		rst_reply(t->tcp, seg, 0, md5, now);
 	else
-		rst_reply(t->tcp, seg, tcb_flow_label(t), now);
+		rst_reply(t->tcp, seg, tcb_flow_label(t), md5, now);
 }
 
 bool tcp_push_window(struct ust_tcb *t, ust_time now)
@@ -432,7 +467,7 @@ static bool output_one(struct ust_tcb *t, enum out_mode mode, ust_time now)
 	usable = seq_lt(t->snd_nxt, t->snd_una + t->snd_wnd) ? t->snd_una + t->snd_wnd - t->snd_nxt : 0;
 	/* t->mss already leaves room for timestamps; SACK blocks in this
 	 * segment take theirs from the payload, as Linux's tcp_current_mss. */
-	seg_max = t->mss - tcp_sack_opt_len(t);
+	seg_max = t->mss - tcp_opt_extra_len(t);
 	len = avail < seg_max ? avail : seg_max;
 	if (len > usable)
 		len = usable;
@@ -504,7 +539,7 @@ static bool output_one(struct ust_tcb *t, enum out_mode mode, ust_time now)
  * latter for a tail loss probe, which resends a segment not known lost. */
 static bool retransmit(struct ust_tcb *t, uint32_t i, uint8_t mark, ust_time now)
 {
-	uint32_t seg_max = t->mss - tcp_sack_opt_len(t), data_end = t->snd_buf_seq + t->sndbuf.len;
+	uint32_t seg_max = t->mss - tcp_opt_extra_len(t), data_end = t->snd_buf_seq + t->sndbuf.len;
 	uint8_t flags = UST_TH_ACK;
 	struct tcp_sent *r = tcp_sb_at(t, i);
 	int32_t room = (int32_t)(t->snd_una + t->snd_wnd - r->start);
@@ -596,7 +631,7 @@ static void retransmit_lost(struct ust_tcb *t, uint32_t *quota, ust_time now)
  * segment. */
 void tcp_send_loss_probe(struct ust_tcb *t, ust_time now)
 {
-	uint32_t prior = t->packets_out, seg_max = t->mss - tcp_sack_opt_len(t), last, len;
+	uint32_t prior = t->packets_out, seg_max = t->mss - tcp_opt_extra_len(t), last, len;
 	uint32_t data_end = t->snd_buf_seq + t->sndbuf.len;
 	/* Only the FIN unsent (Linux's FIN-only skb is tcp_send_head, and
 	 * waits for cwnd as data does since 6.10): it is the probe, and

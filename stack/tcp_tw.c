@@ -27,7 +27,9 @@
 
 int ust_tcp_tw_export(const struct ust_tcb *t, struct ust_tcp_tw *tw)
 {
-	if (t->state != UST_TCP_TIME_WAIT || !t->released)
+	/* A signed one keeps its key, which the record has no room for:
+	 * it stays a block, with this stack. */
+	if (t->state != UST_TCP_TIME_WAIT || !t->released || tcp_md5_peer(t))
 		return -EINVAL;
 	*tw = (struct ust_tcp_tw){ .raddr = t->raddr, .lport = t->lport, .rport = t->rport,
 				   .deadline = t->timer[UST_TT_TIMEWAIT] };

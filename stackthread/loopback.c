@@ -52,12 +52,57 @@ static const struct lo_opt {
 	{ UST_TCP_OPT_DEFER_ACCEPT, IPPROTO_TCP, TCP_DEFER_ACCEPT, 0, true },
 };
 
+/* A TCP_MD5SIG key of the listener's (keylen 0: its deletion) on the
+ * kernel listener fd: an AF_INET one takes IPv4 keys, an AF_INET6 one
+ * both, an IPv4 key mapped (its prefix still IPv4's, as Linux reads a
+ * mapped key). */
+static void lo_md5(int fd, const struct ust_tcp_md5_key *k)
+{
+	struct tcp_md5sig m;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (REAL(getsockname)(fd, (struct sockaddr *)&ss, &len) < 0 || (ss.ss_family == AF_INET && !k->v4))
+		return;
+	memset(&m, 0, sizeof(m));
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&m.tcpm_addr;
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(ust_ip6_to_v4(&k->addr));
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&m.tcpm_addr;
+		a->sin6_family = AF_INET6;
+		memcpy(&a->sin6_addr, k->addr.b, sizeof(k->addr.b));
+	}
+	/* TCP_MD5SIG_FLAG_IFINDEX, which glibc has no name for. */
+	m.tcpm_flags = TCP_MD5SIG_FLAG_PREFIX | (k->ifindex_flag ? 0x2 : 0);
+	m.tcpm_prefixlen = k->prefixlen;
+	m.tcpm_keylen = k->keylen;
+	memcpy(m.tcpm_key, k->key, k->keylen);
+	REAL(setsockopt)(fd, IPPROTO_TCP, TCP_MD5SIG_EXT, &m, sizeof(m));
+}
+
+void us_lo_md5(struct us_conn *l, const struct ust_tcp_md5_key *k)
+{
+	if (l->lo_fd >= 0)
+		lo_md5(l->lo_fd, k);
+	if (l->lo6_fd >= 0)
+		lo_md5(l->lo6_fd, k);
+}
+
 static void lo_inherit(const struct us_conn *l, int fd, bool handshake)
 {
+	const struct ust_tcp_md5_key *keys;
+	unsigned nkeys;
 	int v, one = 1;
 
 	if (!l->tcb)
 		return;
+	/* The listener's TCP_MD5SIG keys check its handshakes (a deleted one
+	 * goes by us_lo_md5). */
+	if (handshake)
+		for (keys = ust_tcp_md5_keys(l->tcb, &nkeys); nkeys; keys++, nkeys--)
+			lo_md5(fd, keys);
 	for (size_t i = 0; i < sizeof(lo_opts) / sizeof(lo_opts[0]); i++) {
 		const struct lo_opt *o = &lo_opts[i];
 		if (o->handshake == handshake && ust_tcp_getopt(l->tcb, o->opt, &v) == 0 &&

@@ -641,6 +641,18 @@ void us_op_set_cc(struct us_call *c)
 	c->ret = 0;
 }
 
+/* TCP_MD5SIG: the connection or listener keeps the key, and a listener's
+ * kernel listeners on loopback take it too. A socket TCP let go of takes
+ * it and forgets it (no segment of its will go). */
+void us_op_md5(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+
+	c->ret = k && k->tcb ? ust_tcp_md5_set(k->tcb, &c->u.md5) : 0;
+	if (c->ret == 0 && k && k->listener)
+		us_lo_md5(k, &c->u.md5);
+}
+
 void us_op_get_cc(struct us_call *c)
 {
 	struct us_conn *k = us_conn_of(c->st, c->sock);

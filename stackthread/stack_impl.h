@@ -261,6 +261,9 @@ void us_lo_close(struct us_conn *l);
 /* The listener's options that act on the handshake, again to its kernel
  * listeners on loopback (after a setsockopt). */
 void us_lo_options(struct us_conn *l);
+/* A TCP_MD5SIG key the listener took, or deleted (keylen 0), on its
+ * kernel listeners too. */
+void us_lo_md5(struct us_conn *l, const struct ust_tcp_md5_key *k);
 /* A fresh socket's app end: an unconnected AF_UNIX stream socket, which
  * polls OUT|HUP as Linux's fresh TCP socket. st: its identity. */
 int us_new_app_end(struct us_conn *c, int *app, struct stat *st);

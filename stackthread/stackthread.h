@@ -193,6 +193,7 @@ union us_call_args {
 	char cc[16]; /* TCP_CONGESTION's name, NUL-terminated: by value, so it
 		      * crosses to another process's stack (calls.c) */
 	struct { uint32_t len, v[UST_TCP_CC_INFO_WORDS]; } ccinfo; /* TCP_CC_INFO (ust_tcp_cc_info), by value too */
+	struct ust_tcp_md5_key md5; /* TCP_MD5SIG's key, by value too */
 	void *out;
 };
 
@@ -532,7 +533,8 @@ void us_op_status(struct us_call *c);     /* u.out = struct ust_tcp_status */
 void us_op_status_to_slot(struct us_call *c); /* the same into us_sock_last(), for another process */
 void us_op_set_cc(struct us_call *c);     /* u.cc = the name (TCP_CONGESTION) */
 void us_op_get_cc(struct us_call *c);     /* u.cc = the name back */
-void us_op_cc_info(struct us_call *c);    /* u.ccinfo = TCP_CC_INFO */
+void us_op_cc_info(struct us_call *c);
+void us_op_md5(struct us_call *c);        /* u.md5 = the key to set, or to delete (keylen 0) */    /* u.ccinfo = TCP_CC_INFO */
 void us_op_ts_clock(struct us_call *c);   /* u.opt.val = TCP_TIMESTAMP's clock */
 void us_op_hand_on(struct us_call *c);    /* a never-paired socket's control block and relay go, its
                                            * bind with them; the slot stays, the caller's to free

@@ -753,3 +753,113 @@ OUT
 
 @test "IPV6_AUTOFLOWLABEL: a label per connection by default, none when 0; IPV6_MINHOPCOUNT drops what comes under it [kernel]" { MODE=kernel body_ip6_label_wire; }
 @test "IPV6_AUTOFLOWLABEL: a label per connection by default, none when 0; IPV6_MINHOPCOUNT drops what comes under it [ustcp]" { MODE=ustcp body_ip6_label_wire; }
+
+# TCP_MD5SIG and TCP_MD5SIG_EXT (md5sig.py): every answer of setsockopt as
+# Linux 6.18 gives it (the address of the socket's family, an IPv4 one
+# mapped on an AF_INET6 socket; a prefix only with the _EXT option and its
+# flag; an interface index only of a VRF; keys of up to 80 bytes, none to
+# delete; no getsockopt), and as many keys on one socket as Linux's
+# default option memory holds.
+MD5_MATRIX="v4 int EINVAL
+v4 short EINVAL
+v4 family6 EINVAL
+v4 keylen81 EINVAL
+v4 keylen80 ok
+v4 del ok
+v4 del-again ENOENT
+v4 set ok
+v4 replace ok
+v4 del-prefix24 ok
+v4 del-ext32 ENOENT
+v4 ext-prefix33 EINVAL
+v4 ext-prefix24 ok
+v4 del-prefix24-plain ENOENT
+v4 ext-ifindex1 EINVAL
+v4 ext-ifindex0 ok
+v4 del-noflag ENOENT
+v4 del-flag ok
+v4 get ENOPROTOOPT
+v4 listening ok
+v6 family4 EINVAL
+v6 mapped ok
+v6 mapped-prefix33 EINVAL
+v6 mapped-prefix16 ok
+v6 prefix129 EINVAL
+v6 any ok
+v6 del-any ok
+v6 del-any-again ENOENT
+keys 963 then ENOMEM"
+
+body_md5_options() {
+	shim_topo_up
+	run -0 prog /usr/bin/python3 "$SHIM_DIR/md5sig.py" matrix "$SADDR"
+	assert_output "$MD5_MATRIX"
+}
+
+@test "TCP_MD5SIG and TCP_MD5SIG_EXT take and refuse what Linux does [kernel]" { MODE=kernel body_md5_options; }
+@test "TCP_MD5SIG and TCP_MD5SIG_EXT take and refuse what Linux does [ustcp]" { MODE=ustcp body_md5_options; }
+
+# wait_file FILE: until it exists (a server made it once listening), at
+# most 10 s.
+wait_file() {
+	local i
+	for i in $(seq 100); do
+		[ -e "$1" ] && return 0
+		sleep 0.1
+	done
+	echo "$1 never came" >&2
+	return 1
+}
+
+# Signed connections with the kernel's TCP, which checks every signature
+# and drops a segment without it or with a wrong one (TcpExtTCPMD5NotFound,
+# TCPMD5Failure): the program as the client, and as the server with a key
+# for the peer's /24. 300 kB each way arrive whole; a connect without the
+# key, or with another, gets no answer. A listener on the wildcard address
+# checks connections from the host itself too (over loopback: under ustcp
+# the kernel listener beside the stack's has the listener's keys).
+body_md5_connections() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/md5sig.py" server "$PEER_ADDR" 7430 "$SADDR" sekrit "$TMP/ready1" >"$TMP/srv1"
+	local srv=$BG_PID
+	wait_file "$TMP/ready1"
+	run -0 prog /usr/bin/python3 "$SHIM_DIR/md5sig.py" client "$PEER_ADDR" 7430 wrong 1000
+	assert_output timeout
+	run -0 prog /usr/bin/python3 "$SHIM_DIR/md5sig.py" client "$PEER_ADDR" 7430 sekrit 300000
+	assert_output "echoed 300000 same"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv1"
+	assert_output "served 300000"
+	run -0 in_peer nstat -asz TcpExtTCPMD5Failure
+	assert_line --regexp '^TcpExtTCPMD5Failure +[1-9]'
+
+	prog_bg /usr/bin/python3 "$SHIM_DIR/md5sig.py" server 0.0.0.0 7431 "${PEER_ADDR%.*}.0/24,127.0.0.1" sekrit \
+		"$TMP/ready2" >"$TMP/srv2"
+	srv=$BG_PID
+	wait_file "$TMP/ready2"
+	run -0 peer python3 "$SHIM_DIR/md5sig.py" client "$SADDR" 7431 - 1000
+	assert_output timeout
+	run -0 peer python3 "$SHIM_DIR/md5sig.py" client "$SADDR" 7431 wrong 1000
+	assert_output timeout
+	run -0 in_stack timeout 10 python3 "$SHIM_DIR/md5sig.py" client 127.0.0.1 7431 wrong 1000
+	assert_output timeout
+	run -0 peer python3 "$SHIM_DIR/md5sig.py" client "$SADDR" 7431 sekrit 300000
+	assert_output "echoed 300000 same"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv2"
+	assert_output "served 300000"
+
+	prog_bg /usr/bin/python3 "$SHIM_DIR/md5sig.py" server 0.0.0.0 7432 127.0.0.1 sekrit "$TMP/ready3" >"$TMP/srv3"
+	srv=$BG_PID
+	wait_file "$TMP/ready3"
+	run -0 in_stack timeout 10 python3 "$SHIM_DIR/md5sig.py" client 127.0.0.1 7432 - 1000
+	assert_output timeout
+	run -0 in_stack timeout 10 python3 "$SHIM_DIR/md5sig.py" client 127.0.0.1 7432 sekrit 100000
+	assert_output "echoed 100000 same"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv3"
+	assert_output "served 100000"
+}
+
+@test "TCP_MD5SIG signs and checks every segment with the kernel's TCP, as client and as server [kernel]" { MODE=kernel body_md5_connections; }
+@test "TCP_MD5SIG signs and checks every segment with the kernel's TCP, as client and as server [ustcp]" { MODE=ustcp body_md5_connections; }

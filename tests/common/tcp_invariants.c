@@ -338,10 +338,10 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 		 * window and cwnd open for it: neither Nagle nor sender SWS
 		 * avoidance holds a full segment, so it must have gone (unless
 		 * a small pool ran dry). A full segment is the MSS less the
-		 * SACK blocks the segment carries. */
+		 * SACK blocks and signature the segment carries. */
 		if (t->snd_una == t->snd_max && t->state != UST_TCP_FIN_WAIT_2 &&
 		    st->pool.size > 8) {
-			uint32_t full = t->mss - tcp_sack_opt_len(t);
+			uint32_t full = t->mss - tcp_opt_extra_len(t);
 			uint32_t cwnd = t->snd_cwnd * t->mss;
 			uint32_t wnd = t->snd_wnd < cwnd ? t->snd_wnd : cwnd;
 			if (data_end - t->snd_max >= full && seq_lt(t->snd_max, data_end) &&

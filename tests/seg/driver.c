@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 
 #include "csum.h"
+#include "md5.h"
 #include "stack.h"
 #include "tcp.h"
 #include "tcp_impl.h"
@@ -425,7 +426,7 @@ struct time_spec {
 	ust_time b;
 };
 
-enum opt_kind { OPT_EOL, OPT_NOP, OPT_MSS, OPT_WSCALE, OPT_SACKOK, OPT_SACK, OPT_TS, OPT_RAW };
+enum opt_kind { OPT_EOL, OPT_NOP, OPT_MSS, OPT_WSCALE, OPT_SACKOK, OPT_SACK, OPT_TS, OPT_MD5, OPT_RAW };
 
 #define OPT_LIST_MAX 40
 
@@ -436,8 +437,9 @@ struct opt {
 	bool val_any, ecr_any;         /* "*" (outbound lines only) */
 	uint8_t nblocks;
 	uint32_t blk[4][2];            /* SACK blocks, relative */
-	uint8_t raw[OPT_LIST_MAX];     /* OPT_RAW: the bytes themselves */
+	uint8_t raw[OPT_LIST_MAX];     /* OPT_RAW: the bytes themselves; OPT_MD5 (sent): the digest */
 	uint8_t rawlen;
+	char key[UST_TCP_MD5_KEYLEN_MAX + 1]; /* OPT_MD5 (written): the key that signs */
 };
 
 struct opt_list {
@@ -740,6 +742,7 @@ static unsigned opt_wire_len(const struct opt *o)
 	case OPT_SACKOK: return 2;
 	case OPT_SACK: return 2 + 8u * o->nblocks;
 	case OPT_TS: return 10;
+	case OPT_MD5: return 2 + UST_MD5_LEN;
 	case OPT_RAW: return o->rawlen;
 	}
 	return 0;
@@ -806,6 +809,14 @@ static bool parse_opt(struct parser *p, struct opt *o, bool outbound)
 		}
 		if (!o->nblocks)
 			return perr(p, "sack without blocks");
+	} else if (!strcmp(t, "md5")) {
+		/* RFC 2385's signature with this key: made (inbound) or
+		 * checked (outbound) over the whole segment. */
+		o->kind = OPT_MD5;
+		v = next(p);
+		if (!v || !strcmp(v, ",") || !strcmp(v, ">") || strlen(v) > UST_TCP_MD5_KEYLEN_MAX)
+			return perr(p, "md5: expected a key of 1 to %d characters", UST_TCP_MD5_KEYLEN_MAX);
+		snprintf(o->key, sizeof(o->key), "%s", v);
 	} else if (!strcmp(t, "opt")) {
 		o->kind = OPT_RAW;
 		while (peek(p) && strcmp(peek(p), ",") && strcmp(peek(p), ">")) {
@@ -1115,6 +1126,43 @@ static bool parse_how(const char *s, int *how)
 	return true;
 }
 
+/* TCP_MD5SIG's argument: KEY (for peer, the whole address), or
+ * KEY@ADDR[/PREFIX]; a KEY of "-" deletes (keylen 0). */
+static bool md5_key_spec(const char *spec, const struct ust_ip6 *peer, struct ust_tcp_md5_key *k)
+{
+	char buf[TOKEN_LEN];
+	char *at, *slash;
+	uint32_t prefix;
+
+	snprintf(buf, sizeof(buf), "%s", spec);
+	memset(k, 0, sizeof(*k));
+	k->addr = *peer;
+	if ((at = strchr(buf, '@')) != NULL) {
+		*at++ = 0;
+		if ((slash = strchr(at, '/')) != NULL)
+			*slash++ = 0;
+		if (!parse_ip_any(at, &k->addr))
+			return false;
+		k->v4 = ust_ip6_is_v4mapped(&k->addr);
+		k->prefixlen = k->v4 ? 32 : 128;
+		if (slash) {
+			if (!parse_u32(slash, &prefix) || prefix > k->prefixlen)
+				return false;
+			k->prefixlen = (uint8_t)prefix;
+		}
+	} else {
+		k->v4 = ust_ip6_is_v4mapped(&k->addr);
+		k->prefixlen = k->v4 ? 32 : 128;
+	}
+	if (!strcmp(buf, "-"))
+		return true;
+	if (!buf[0] || strlen(buf) > UST_TCP_MD5_KEYLEN_MAX)
+		return false;
+	k->keylen = (uint8_t)strlen(buf);
+	memcpy(k->key, buf, k->keylen);
+	return true;
+}
+
 /* Checks the arguments of a call now, so that a typo fails before the
  * script runs rather than halfway. */
 static bool check_call_args(struct parser *p, struct call *c)
@@ -1152,6 +1200,12 @@ static bool check_call_args(struct parser *p, struct call *c)
 		 * (bytes per second, 64 bits) ust_tcp_set_max_pacing_rate. */
 		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "TCP_CONGESTION"))
 			return true;
+		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "TCP_MD5SIG")) {
+			struct ust_tcp_md5_key k;
+			return md5_key_spec(c->arg[1], &(struct ust_ip6){ 0 }, &k) ||
+			       perr(p, "TCP_MD5SIG: want KEY, KEY@ADDR[/PREFIX] or -@ADDR[/PREFIX], got '%s'",
+				    c->arg[1]);
+		}
 		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "SO_REUSEPORT"))
 			return parse_int(c->arg[1], &v) || perr(p, "setsockopt: '%s' is not a number", c->arg[1]);
 		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "SO_MAX_PACING_RATE")) {
@@ -2030,6 +2084,10 @@ static void decode_opts(const uint8_t *p, unsigned len, struct opt_list *l)
 			o->v = p[i + 2];
 		} else if (kind == 4 && olen == 2) {
 			o->kind = OPT_SACKOK;
+		} else if (kind == 19 && olen == 2 + UST_MD5_LEN) {
+			o->kind = OPT_MD5;
+			memcpy(o->raw, p + i + 2, UST_MD5_LEN);
+			o->rawlen = UST_MD5_LEN;
 		} else if (kind == 8 && olen == 10) {
 			o->kind = OPT_TS;
 			o->val = ust_get32(p + i + 2);
@@ -2114,6 +2172,15 @@ static void fmt_opt(struct sbuf *b, const struct opt *o, uint32_t sack_base, uin
 		sb_printf(b, "sack");
 		for (unsigned k = 0; k < o->nblocks; k++)
 			sb_printf(b, " %u:%u", o->blk[k][0] - sack_base, o->blk[k][1] - sack_base);
+		break;
+	case OPT_MD5:
+		if (o->key[0]) {
+			sb_printf(b, "md5 %s", o->key);
+			break;
+		}
+		sb_printf(b, "md5 ");
+		for (unsigned k = 0; k < o->rawlen; k++)
+			sb_printf(b, "%02x", o->raw[k]);
 		break;
 	case OPT_RAW:
 		sb_printf(b, "opt ");
@@ -2411,9 +2478,45 @@ static void line_ports(const struct run *r, const struct seg_spec *g, uint16_t *
 			     : (g->sport >= 0 ? (uint16_t)g->sport : r->cur_rport);
 }
 
+/* RFC 2385's digest, made here on its own rather than with the stack's
+ * tcp_md5.c: the pseudo-header (IPv6's as RFC 2460 §8.1 writes it), the
+ * first 20 bytes of the TCP header (th, hlen bytes with its options) with
+ * the checksum zeroed, the data, the key. */
+static void md5_digest(const char *key, const struct ust_ip6 *src, const struct ust_ip6 *dst, const uint8_t *th,
+		       unsigned hlen, const uint8_t *data, unsigned len, uint8_t out[UST_MD5_LEN])
+{
+	uint8_t ph[40] = { 0 }, head[UST_TCP_HLEN];
+	struct ust_md5 m;
+	unsigned n;
+
+	if (ust_ip6_is_v4mapped(src)) {
+		memcpy(ph, src->b + 12, 4);
+		memcpy(ph + 4, dst->b + 12, 4);
+		ph[9] = 6;
+		ust_put16(ph + 10, (uint16_t)(hlen + len));
+		n = 12;
+	} else {
+		memcpy(ph, src->b, 16);
+		memcpy(ph + 16, dst->b, 16);
+		ust_put32(ph + 32, hlen + len);
+		ph[39] = 6;
+		n = 40;
+	}
+	memcpy(head, th, UST_TCP_HLEN);
+	head[16] = head[17] = 0;
+	ust_md5_init(&m);
+	ust_md5_add(&m, ph, n);
+	ust_md5_add(&m, head, UST_TCP_HLEN);
+	ust_md5_add(&m, data, len);
+	ust_md5_add(&m, key, strlen(key));
+	ust_md5_end(&m, out);
+}
+
 /* Writes the options of an inbound line, padded with EOL to a multiple of
- * four; returns their length. */
-static unsigned encode_opts(const struct opt_list *l, const struct flow *f, bool ack_set, uint8_t *p)
+ * four; returns their length. An md5 option is left for the caller to
+ * sign: *md5 and where its digest goes (*md5_at). */
+static unsigned encode_opts(const struct opt_list *l, const struct flow *f, bool ack_set, uint8_t *p,
+			    const struct opt **md5, unsigned *md5_at)
 {
 	unsigned n = 0;
 
@@ -2447,6 +2550,15 @@ static unsigned encode_opts(const struct opt_list *l, const struct flow *f, bool
 			}
 			n += 2 + 8u * o->nblocks;
 			break;
+		case OPT_MD5:
+			/* Signed once the segment is whole (exec_inbound). */
+			p[n] = 19;
+			p[n + 1] = 2 + UST_MD5_LEN;
+			memset(p + n + 2, 0, UST_MD5_LEN);
+			*md5 = o;
+			*md5_at = n + 2;
+			n += 2 + UST_MD5_LEN;
+			break;
 		case OPT_RAW:
 			memcpy(p + n, o->raw, o->rawlen);
 			n += o->rawlen;
@@ -2466,7 +2578,8 @@ static void exec_inbound(struct run *r, const struct line *l)
 	uint16_t lport, rport;
 	struct ust_ip6 src, dst;
 	struct flow *f;
-	unsigned optlen, tcplen, hlen;
+	unsigned optlen, tcplen, hlen, md5_at = 0;
+	const struct opt *md5 = NULL;
 	uint32_t first, sum;
 	uint16_t csum;
 	bool v4;
@@ -2493,7 +2606,7 @@ static void exec_inbound(struct run *r, const struct line *l)
 	v4 = ust_ip6_is_v4mapped(&src);
 	hlen = v4 ? UST_IPV4_HLEN : UST_IPV6_HLEN;
 	th = buf + hlen;
-	optlen = encode_opts(&g->opts, f, g->flags & UST_TH_ACK, th + UST_TCP_HLEN);
+	optlen = encode_opts(&g->opts, f, g->flags & UST_TH_ACK, th + UST_TCP_HLEN, &md5, &md5_at);
 	tcplen = UST_TCP_HLEN + optlen + g->len;
 	ust_put16(th, rport);
 	ust_put16(th + 2, lport);
@@ -2509,6 +2622,9 @@ static void exec_inbound(struct run *r, const struct line *l)
 	first = g->start + !!(g->flags & UST_TH_SYN);
 	for (uint32_t i = 0; i < g->len; i++)
 		th[UST_TCP_HLEN + optlen + i] = in_pattern(first + i);
+	if (md5)
+		md5_digest(md5->key, &src, &dst, th, UST_TCP_HLEN + optlen, th + UST_TCP_HLEN + optlen, g->len,
+			   th + UST_TCP_HLEN + md5_at);
 	sum = v4 ? ust_csum_pseudo(ust_ip6_to_v4(&src), ust_ip6_to_v4(&dst), UST_IPPROTO_TCP, (uint16_t)tcplen)
 		 : ust_csum_pseudo6(&src, &dst, UST_IPPROTO_TCP, tcplen);
 	csum = ust_csum_fold(ust_csum_add(sum, th, tcplen));
@@ -2654,6 +2770,31 @@ static bool opts_match(struct run *r, const struct opt_list *exp, const struct o
 	return true;
 }
 
+/* Does every md5 option the line expects (matched in place by
+ * opts_match) carry the digest of the segment under the line's key? */
+static bool md5_signed(const struct opt_list *exp, const struct opt_list *act, const struct wire_seg *w)
+{
+	uint8_t th[UST_TCP_HLEN], d[UST_MD5_LEN];
+
+	ust_put16(th, w->sport);
+	ust_put16(th + 2, w->dport);
+	ust_put32(th + 4, w->seq);
+	ust_put32(th + 8, w->ack);
+	th[12] = (uint8_t)((UST_TCP_HLEN + w->optlen) / 4 << 4);
+	th[13] = w->flags;
+	ust_put16(th + 14, w->win);
+	ust_put16(th + 16, 0);
+	ust_put16(th + 18, w->up);
+	for (unsigned i = 0; i < exp->n; i++) {
+		if (exp->o[i].kind != OPT_MD5)
+			continue;
+		md5_digest(exp->o[i].key, &w->src, &w->dst, th, UST_TCP_HLEN + w->optlen, w->data, w->len, d);
+		if (memcmp(d, act->o[i].raw, UST_MD5_LEN) != 0)
+			return false;
+	}
+	return true;
+}
+
 /* Anchors the flow's TS mapping at the first TSval a line matched. */
 static void ts_anchor(struct flow *f, const struct opt_list *exp, const struct opt_list *act)
 {
@@ -2742,6 +2883,8 @@ static bool seg_match(struct run *r, const struct seg_spec *g, const struct wire
 	decode_opts(w->opt, w->optlen, &act);
 	if (g->opts.present && !opts_match(r, &g->opts, &act, f, why))
 		sb_printf(why, "; ");
+	else if (g->opts.present && !md5_signed(&g->opts, &act, w))
+		sb_printf(why, "MD5 signature: not the digest of this segment under its key; ");
 	/* The payload must be the bytes "send" queued at those positions. */
 	first = seq + !!(w->flags & UST_TH_SYN);
 	for (uint32_t i = 0; i < w->len && f->iss_known; i++)
@@ -3344,6 +3487,14 @@ static void exec_call(struct run *r, const struct line *l)
 			r->tcp.now = r->now; /* a user call's time, as the shim's */
 			got = ust_tcp_set_cc(h->tcb, c->arg[1]);
 			flush(r);
+			break;
+		}
+		if (!strcmp(c->arg[0], "TCP_MD5SIG")) {
+			struct ust_tcp_md5_key k;
+			struct ust_ip6 peer = flow_peer(r, NULL);
+
+			md5_key_spec(c->arg[1], &peer, &k);
+			got = ust_tcp_md5_set(h->tcb, &k);
 			break;
 		}
 		if (!strcmp(c->arg[0], "SO_REUSEPORT")) {
