@@ -172,6 +172,9 @@ static int renew(int fd, struct us_sock *s, bool take_over)
 	if (n > US_OPT_RECORD)
 		n = US_OPT_RECORD;
 	memcpy(opts, s->opts, sizeof(opts[0]) * (size_t)n);
+	/* TCP_MD5SIG's keys, too large to be recorded: from block to block,
+	 * as Linux's socket keeps them across a failed connect. */
+	us_md5_keys_to_sock(s, s2);
 	refs = us_fd_replace(fd, s, k);
 	if (refs < 0) {
 		us_sock_let_go(s2); /* its app end closed, in no table */

@@ -147,6 +147,7 @@ int us_to_kernel(int fd, struct us_sock *s)
 	n = atomic_load(&s->nopts);
 	for (int i = 0; i < n && i < US_OPT_RECORD; i++)
 		REAL(setsockopt)(k, s->opts[i].level, s->opts[i].name, s->opts[i].val, s->opts[i].len);
+	us_md5_keys_to_kernel(s, k);
 	refs = us_fd_replace(fd, s, k);
 	if (refs < 0)
 		return refs;

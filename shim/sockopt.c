@@ -43,7 +43,7 @@ static long set_md5(struct us_sock *s, int name, const void *val, socklen_t len)
 {
 	struct ust_linux_md5sig cmd;
 	struct us_call c;
-	struct ust_tcp_md5_key *k = &c.u.md5;
+	struct ust_tcp_md5_key *k = &c.u.md5.key;
 	bool ext = name == TCP_MD5SIG_EXT;
 	unsigned max;
 
@@ -82,6 +82,8 @@ static long set_md5(struct us_sock *s, int name, const void *val, socklen_t len)
 		return -EINVAL;
 	k->keylen = (uint8_t)cmd.keylen;
 	memcpy(k->key, cmd.key, k->keylen);
+	if (k->keylen)
+		atomic_fetch_or(&s->flags, US_F_MD5);
 	return us_call(&c, us_op_md5, s);
 }
 

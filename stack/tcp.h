@@ -877,6 +877,13 @@ struct ust_tcp_md5_key {
 int ust_tcp_md5_set(struct ust_tcb *tcb, const struct ust_tcp_md5_key *key);
 /* The keys, oldest first: *n of them (NULL, 0: none). */
 const struct ust_tcp_md5_key *ust_tcp_md5_keys(const struct ust_tcb *tcb, unsigned *n);
+/* The same on a set of keys of its own (NULL: none), which a socket keeps
+ * once its control block is gone (Linux's closed socket keeps its keys):
+ * taken from the block, set and read as above, and freed. */
+struct tcp_md5 *ust_tcp_md5_take(struct ust_tcb *tcb);
+int ust_tcp_md5_list_set(struct tcp_md5 **keys, const struct ust_tcp_md5_key *key);
+const struct ust_tcp_md5_key *ust_tcp_md5_list(const struct tcp_md5 *keys, unsigned *n);
+void ust_tcp_md5_list_free(struct tcp_md5 *keys);
 /* TCP_SAVED_SYN: the headers of the SYN that made this connection (its
  * listener had TCP_SAVE_SYN; none for a SYN cookie's), *len bytes, or NULL;
  * and letting them go once they are read elsewhere (Linux's getsockopt

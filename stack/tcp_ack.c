@@ -1005,7 +1005,7 @@ void tcp_simple_retransmit(struct ust_tcb *t, ust_time now)
 {
 	for (uint32_t i = 0; i < t->packets_out; i++) {
 		struct tcp_sent *r = tcp_sb_at(t, i);
-		if (tcp_sent_len(r) > t->mss)
+		if (tcp_sent_len(r) > t->mss - tcp_opt_extra_len(t))
 			tcp_sb_mark_lost(t, r);
 	}
 	if (!t->lost_out)

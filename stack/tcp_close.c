@@ -112,7 +112,10 @@ bool tcp_data_after_close(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_
 	    !(seg->len || (seg->flags & UST_TH_FIN)) || !seq_gt(seg->seq + seg->len, t->rcv_nxt))
 		return false;
 	tcp_drop(t->tcp, UST_DROP_TCP_AFTER_CLOSE);
-	tcp_send_rst_reply_tcb(t, seg, now);
+	if (tcb_fin_wait_2_orphan(t))
+		tcp_send_rst_reply_tw(t, seg, now);
+	else
+		tcp_send_rst_reply_tcb(t, seg, now);
 	tcp_die(t, ECONNRESET, UST_OUTCOME_RESET_SENT, "data received after close");
 	return true;
 }

@@ -95,6 +95,13 @@ static inline bool tcb_fin_acked(const struct ust_tcb *t)
 }
 /* Bytes in flight (sent, not acknowledged), SYN and FIN included. */
 static inline uint32_t tcb_flight(const struct ust_tcb *t) { return t->snd_max - t->snd_una; }
+/* An orphan's FIN-WAIT-2: what Linux keeps as a timewait socket already
+ * (tcp_time_wait with TCP_FIN_WAIT2), whose segments are not checked for
+ * a TCP MD5 signature and whose RSTs are signed as for no connection. */
+static inline bool tcb_fin_wait_2_orphan(const struct ust_tcb *t)
+{
+	return t->state == UST_TCP_FIN_WAIT_2 && t->released;
+}
 
 /* The receive ring holds the largest window plus one window-scale unit:
  * the window we advertise is rounded up to that unit (so its edge never
@@ -631,6 +638,9 @@ void tcp_send_rst_reply_listener(struct ust_tcb *l, const struct ust_tcp_seg *se
 /* The same for a segment a connection took, under its IPv6 flow label
  * and signed with its key. */
 void tcp_send_rst_reply_tcb(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now);
+/* The same from what Linux keeps as a timewait socket (an orphan's
+ * FIN-WAIT-2): signed only as one for no connection would be. */
+void tcp_send_rst_reply_tw(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now);
 void tcp_send_probe(struct ust_tcb *t, ust_time now);
 /* Persist timer with a window too small to fill: send what fits (min of
  * window and MSS) regardless of silly-window rules. Returns whether it did. */

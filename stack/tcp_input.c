@@ -1106,7 +1106,7 @@ static void segment_arrives(struct ust_tcp *tcp, enum ust_drop why, struct ust_t
 			closed_input(tcp, seg, now);
 		return;
 	}
-	if (under_min_hops(t, seg) || !tcp_md5_inbound(t, seg))
+	if (under_min_hops(t, seg) || (!tcb_fin_wait_2_orphan(t) && !tcp_md5_inbound(t, seg)))
 		return;
 	tcp_count_segs_in(t, seg);
 	if (t->state == UST_TCP_SYN_SENT)

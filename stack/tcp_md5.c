@@ -76,7 +76,12 @@ static bool same_key(const struct ust_tcp_md5_key *a, const struct ust_tcp_md5_k
  * kept, and matching masks them). */
 int ust_tcp_md5_set(struct ust_tcb *t, const struct ust_tcp_md5_key *key)
 {
-	struct tcp_md5 *m = t->md5;
+	return ust_tcp_md5_list_set(&t->md5, key);
+}
+
+int ust_tcp_md5_list_set(struct tcp_md5 **keys, const struct ust_tcp_md5_key *key)
+{
+	struct tcp_md5 *m = *keys;
 	unsigned i;
 
 	for (i = 0; m && i < m->n && !same_key(&m->k[i], key); i++)
@@ -87,7 +92,7 @@ int ust_tcp_md5_set(struct ust_tcb *t, const struct ust_tcp_md5_key *key)
 		memmove(&m->k[i], &m->k[i + 1], (m->n - i - 1) * sizeof(m->k[0]));
 		if (--m->n == 0) {
 			free(m);
-			t->md5 = NULL;
+			*keys = NULL;
 		}
 		return 0;
 	}
@@ -108,7 +113,7 @@ int ust_tcp_md5_set(struct ust_tcb *t, const struct ust_tcp_md5_key *key)
 		if (!m)
 			bigger->n = 0;
 		bigger->cap = cap;
-		t->md5 = m = bigger;
+		*keys = m = bigger;
 	}
 	m->k[m->n++] = *key;
 	return 0;
@@ -116,8 +121,26 @@ int ust_tcp_md5_set(struct ust_tcb *t, const struct ust_tcp_md5_key *key)
 
 const struct ust_tcp_md5_key *ust_tcp_md5_keys(const struct ust_tcb *t, unsigned *n)
 {
-	*n = t->md5 ? t->md5->n : 0;
-	return t->md5 ? t->md5->k : NULL;
+	return ust_tcp_md5_list(t->md5, n);
+}
+
+const struct ust_tcp_md5_key *ust_tcp_md5_list(const struct tcp_md5 *m, unsigned *n)
+{
+	*n = m ? m->n : 0;
+	return m ? m->k : NULL;
+}
+
+struct tcp_md5 *ust_tcp_md5_take(struct ust_tcb *t)
+{
+	struct tcp_md5 *m = t->md5;
+
+	t->md5 = NULL;
+	return m;
+}
+
+void ust_tcp_md5_list_free(struct tcp_md5 *m)
+{
+	free(m);
 }
 
 bool tcp_md5_inherit(struct ust_tcb *c, const struct ust_tcb *l)
@@ -135,8 +158,7 @@ bool tcp_md5_inherit(struct ust_tcb *c, const struct ust_tcb *l)
 
 void tcp_md5_free(struct ust_tcb *t)
 {
-	free(t->md5);
-	t->md5 = NULL;
+	ust_tcp_md5_list_free(ust_tcp_md5_take(t));
 }
 
 uint8_t *tcp_md5_put_opt(uint8_t *p)
@@ -230,16 +252,18 @@ const struct ust_tcp_md5_key *tcp_md5_rst_key(struct ust_tcp *tcp, const struct 
 {
 	const struct ust_tcp_md5_key *k;
 	struct ust_tcb *l;
+	int group;
 
 	*answer = true;
 	if (!seg->opt.md5)
 		return NULL;
 	/* "Active side is lost": the listener on our port of the segment's
 	 * source port (a BGP speaker's, which listens where it connects
-	 * to), its key for the peer, and the segment signed with it; or
-	 * no answer at all (tcp_v4_send_reset). */
+	 * to) that would take the segment's address and family, its key
+	 * for the peer, and the segment signed with it; or no answer at all
+	 * (tcp_v4_send_reset: __inet_lookup_listener on th->source). */
 	*answer = false;
-	l = tcp_lookup_listener(tcp, seg->sport);
+	l = tcp_select_listener(tcp, seg->sport, &seg->dst, &seg->src, seg->sport, false, &group);
 	if (!l || !(k = tcp_md5_lookup(l, &seg->src)) || !signed_by(k, seg))
 		return NULL;
 	*answer = true;

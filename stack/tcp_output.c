@@ -137,10 +137,11 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 		.data_off = off, .len = len, .md5 = tcp_md5_peer(t),
 	};
 	/* What Linux sends from a timewait socket or a request socket
-	 * (tcp_v4_send_ack) has its signature after the timestamps. */
-	bool ts_first = !(flags & UST_TH_SYN) &&
+	 * (tcp_v4_send_ack: ACKs) has its signature after the timestamps. */
+	bool ts_first = !(flags & (UST_TH_SYN | UST_TH_RST)) &&
 			((t->state == UST_TCP_TIME_WAIT && !t->tw_ack_as_socket) ||
-			 (t->state == UST_TCP_FIN_WAIT_2 && t->released) || t->state == UST_TCP_SYN_RECEIVED);
+			 (t->state == UST_TCP_FIN_WAIT_2 && t->released) ||
+			 (t->state == UST_TCP_SYN_RECEIVED && t->listener));
 	uint32_t wnd;
 
 	tcb_ip_hdr(t, &o);
@@ -282,16 +283,31 @@ void tcp_send_rst_reply_listener(struct ust_tcb *l, const struct ust_tcp_seg *se
 	rst_reply(l->tcp, seg, seg_flow_label(l->tcp, seg), tcp_md5_lookup(l, &seg->src), now);
 }
 
-/* Signed with the connection's key for the peer, as Linux's reset from a
- * full socket. */
-void tcp_send_rst_reply_tcb(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
+static void rst_reply_tcb(struct ust_tcb *t, const struct ust_tcp_seg *seg, const struct ust_tcp_md5_key *md5,
+			  ust_time now)
 {
-	const struct ust_tcp_md5_key *md5 = tcp_md5_lookup(t, &seg->src);
-
 	if (ust_ip6_is_v4mapped(&seg->src))
 		rst_reply(t->tcp, seg, 0, md5, now);
 	else
 		rst_reply(t->tcp, seg, tcb_flow_label(t), md5, now);
+}
+
+/* Signed with the connection's key for the peer, as Linux's reset from a
+ * full socket. */
+void tcp_send_rst_reply_tcb(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
+{
+	rst_reply_tcb(t, seg, tcp_md5_lookup(t, &seg->src), now);
+}
+
+/* A timewait socket's (an orphan's FIN-WAIT-2) is signed as one for no
+ * connection: tcp_v4_send_reset does not read tw_md5_key. */
+void tcp_send_rst_reply_tw(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust_time now)
+{
+	bool answer;
+	const struct ust_tcp_md5_key *md5 = tcp_md5_rst_key(t->tcp, seg, &answer);
+
+	if (answer)
+		rst_reply_tcb(t, seg, md5, now);
 }
 
 bool tcp_push_window(struct ust_tcb *t, ust_time now)

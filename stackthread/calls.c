@@ -33,6 +33,7 @@ static const us_call_fn rpc_ops[] = {
 	us_op_unlisten, us_op_urgent, us_op_status_to_slot, us_op_set_cc, us_op_get_cc, us_op_hand_on,
 	us_op_cc_info,
 	us_op_ts_clock,
+	us_op_md5, us_op_md5_key,
 };
 
 static int rpc_op_of(us_call_fn fn)
@@ -442,4 +443,28 @@ void us_count(int event)
 
 	c.u.opt.val = event;
 	us_call(&c, op_count, NULL);
+}
+
+/* TCP_MD5SIG's keys, read one by one from the stack that serves s. */
+void us_md5_keys_to_sock(struct us_sock *s, struct us_sock *to)
+{
+	struct us_call c;
+
+	if (!(atomic_load(&s->flags) & US_F_MD5))
+		return;
+	atomic_fetch_or(&to->flags, US_F_MD5);
+	for (c.u.md5.at = 0; us_call(&c, us_op_md5_key, s) == 0; c.u.md5.at++) {
+		struct us_call set = { .u.md5.key = c.u.md5.key };
+		us_call(&set, us_op_md5, to);
+	}
+}
+
+void us_md5_keys_to_kernel(struct us_sock *s, int fd)
+{
+	struct us_call c;
+
+	if (!(atomic_load(&s->flags) & US_F_MD5))
+		return;
+	for (c.u.md5.at = 0; us_call(&c, us_op_md5_key, s) == 0; c.u.md5.at++)
+		us_md5_kernel(fd, &c.u.md5.key);
 }

@@ -526,6 +526,7 @@ static void leave_with_the_program(void)
 void us_on_tick(struct ev_loop *ev, ev_timer *w, int revents)
 {
 	us_dad_note(true);
+	us_md5_kept_sweep(&us_st);
 	if (us_st.keeper) {
 		if (us_st.program_fd < 0 && holds_exec_kept() && kill(us_st.program, 0) < 0 && errno == ESRCH)
 			let_exec_kept_go();

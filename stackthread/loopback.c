@@ -52,11 +52,10 @@ static const struct lo_opt {
 	{ UST_TCP_OPT_DEFER_ACCEPT, IPPROTO_TCP, TCP_DEFER_ACCEPT, 0, true },
 };
 
-/* A TCP_MD5SIG key of the listener's (keylen 0: its deletion) on the
- * kernel listener fd: an AF_INET one takes IPv4 keys, an AF_INET6 one
- * both, an IPv4 key mapped (its prefix still IPv4's, as Linux reads a
- * mapped key). */
-static void lo_md5(int fd, const struct ust_tcp_md5_key *k)
+/* A TCP_MD5SIG key (keylen 0: its deletion) on a kernel socket: an
+ * AF_INET one takes IPv4 keys, an AF_INET6 one both, an IPv4 key mapped
+ * (its prefix still IPv4's, as Linux reads a mapped key). */
+void us_md5_kernel(int fd, const struct ust_tcp_md5_key *k)
 {
 	struct tcp_md5sig m;
 	struct sockaddr_storage ss;
@@ -85,9 +84,9 @@ static void lo_md5(int fd, const struct ust_tcp_md5_key *k)
 void us_lo_md5(struct us_conn *l, const struct ust_tcp_md5_key *k)
 {
 	if (l->lo_fd >= 0)
-		lo_md5(l->lo_fd, k);
+		us_md5_kernel(l->lo_fd, k);
 	if (l->lo6_fd >= 0)
-		lo_md5(l->lo6_fd, k);
+		us_md5_kernel(l->lo6_fd, k);
 }
 
 static void lo_inherit(const struct us_conn *l, int fd, bool handshake)
@@ -102,7 +101,7 @@ static void lo_inherit(const struct us_conn *l, int fd, bool handshake)
 	 * goes by us_lo_md5). */
 	if (handshake)
 		for (keys = ust_tcp_md5_keys(l->tcb, &nkeys); nkeys; keys++, nkeys--)
-			lo_md5(fd, keys);
+			us_md5_kernel(fd, keys);
 	for (size_t i = 0; i < sizeof(lo_opts) / sizeof(lo_opts[0]); i++) {
 		const struct lo_opt *o = &lo_opts[i];
 		if (o->handshake == handshake && ust_tcp_getopt(l->tcb, o->opt, &v) == 0 &&

@@ -644,13 +644,81 @@ void us_op_set_cc(struct us_call *c)
 /* TCP_MD5SIG: the connection or listener keeps the key, and a listener's
  * kernel listeners on loopback take it too. A socket TCP let go of takes
  * it and forgets it (no segment of its will go). */
+/* The keys a socket TCP let go of keeps (NULL: none). */
+static struct us_md5_kept *md5_kept(struct us_stack *st, const struct us_sock *s)
+{
+	struct us_md5_kept *e;
+
+	for (e = st->md5_kept; e && (e->sock != s || e->gen != atomic_load(&s->gen)); e = e->next)
+		;
+	return e;
+}
+
+void us_md5_keep(struct us_stack *st, struct us_sock *s, struct tcp_md5 *keys)
+{
+	struct us_md5_kept *e;
+
+	if (!keys)
+		return;
+	if (!(e = malloc(sizeof(*e)))) {
+		ust_tcp_md5_list_free(keys);
+		return;
+	}
+	*e = (struct us_md5_kept){ .next = st->md5_kept, .sock = s, .gen = atomic_load(&s->gen), .keys = keys };
+	st->md5_kept = e;
+}
+
+void us_md5_kept_sweep(struct us_stack *st)
+{
+	for (struct us_md5_kept **p = &st->md5_kept, *e; (e = *p) != NULL;) {
+		if (e->gen == atomic_load(&e->sock->gen) && e->keys) {
+			p = &e->next;
+			continue;
+		}
+		*p = e->next;
+		ust_tcp_md5_list_free(e->keys);
+		free(e);
+	}
+}
+
 void us_op_md5(struct us_call *c)
 {
 	struct us_conn *k = us_conn_of(c->st, c->sock);
+	struct us_md5_kept *e;
 
-	c->ret = k && k->tcb ? ust_tcp_md5_set(k->tcb, &c->u.md5) : 0;
-	if (c->ret == 0 && k && k->listener)
-		us_lo_md5(k, &c->u.md5);
+	if (k && k->tcb) {
+		c->ret = ust_tcp_md5_set(k->tcb, &c->u.md5.key);
+		if (c->ret == 0 && k->listener)
+			us_lo_md5(k, &c->u.md5.key);
+		return;
+	}
+	/* Let go of: the socket keeps what it is told, as Linux's. */
+	if (!(e = md5_kept(c->st, c->sock))) {
+		struct tcp_md5 *keys = NULL;
+		c->ret = ust_tcp_md5_list_set(&keys, &c->u.md5.key);
+		us_md5_keep(c->st, c->sock, keys);
+		return;
+	}
+	c->ret = ust_tcp_md5_list_set(&e->keys, &c->u.md5.key);
+}
+
+void us_op_md5_key(struct us_call *c)
+{
+	struct us_conn *k = us_conn_of(c->st, c->sock);
+	const struct ust_tcp_md5_key *keys = NULL;
+	struct us_md5_kept *e;
+	unsigned n = 0;
+
+	if (k && k->tcb)
+		keys = ust_tcp_md5_keys(k->tcb, &n);
+	else if ((e = md5_kept(c->st, c->sock)) != NULL)
+		keys = ust_tcp_md5_list(e->keys, &n);
+	if (c->u.md5.at >= n) {
+		c->ret = -ENOENT;
+		return;
+	}
+	c->u.md5.key = keys[c->u.md5.at];
+	c->ret = 0;
 }
 
 void us_op_get_cc(struct us_call *c)

@@ -1321,6 +1321,8 @@ static void conn_died(struct us_conn *c)
 	l->ccinfo_len = (uint32_t)ust_tcp_cc_info(t, l->ccinfo);
 	l->ts_offset = ust_tcp_ts_clock(t, 0); /* the clock at 0: its offset */
 	atomic_fetch_or(&c->sock->flags, US_F_LAST_STATUS);
+	if (atomic_load(&c->sock->flags) & US_F_MD5)
+		us_md5_keep(c->st, c->sock, ust_tcp_md5_take(t));
 	ust_tcp_set_user(t, NULL);
 	ust_tcp_close(t, ust_now()); /* CLOSED: frees it */
 	c->tcb = NULL;

@@ -215,6 +215,16 @@ struct us_stack {
 	ev_io ctl;
 	ev_timer ctl_rest;            /* the control socket's pause between callers */
 	char ctl_path[PATH_MAX];
+	/* TCP_MD5SIG's keys of sockets TCP let go of that the program holds
+	 * still (ops.c): Linux's closed socket keeps its keys, which a
+	 * connect after a failed one signs with. Swept once a second of
+	 * slots freed since (gen). */
+	struct us_md5_kept {
+		struct us_md5_kept *next;
+		struct us_sock *sock;
+		uint32_t gen;
+		struct tcp_md5 *keys;
+	} *md5_kept;
 	uint8_t scratch[65536];
 };
 
@@ -264,6 +274,10 @@ void us_lo_options(struct us_conn *l);
 /* A TCP_MD5SIG key the listener took, or deleted (keylen 0), on its
  * kernel listeners too. */
 void us_lo_md5(struct us_conn *l, const struct ust_tcp_md5_key *k);
+/* A socket TCP lets go of keeps the block's keys (relay.c conn_died);
+ * once a second those of freed slots go. */
+void us_md5_keep(struct us_stack *st, struct us_sock *s, struct tcp_md5 *keys);
+void us_md5_kept_sweep(struct us_stack *st);
 /* A fresh socket's app end: an unconnected AF_UNIX stream socket, which
  * polls OUT|HUP as Linux's fresh TCP socket. st: its identity. */
 int us_new_app_end(struct us_conn *c, int *app, struct stat *st);

@@ -115,6 +115,7 @@ enum us_kind {
 #define US_F_INQ        0x20000 /* TCP_INQ: reads by recvmsg get TCP_CM_INQ (inherited by accepted sockets) */
 #define US_F_MORE       0x1000 /* a send with MSG_MORE: the next without it pushes */
 #define US_F_BOUND      0x2000 /* bind() succeeded: bound6, bound_port (connect.c, renew) */
+#define US_F_MD5        0x40000 /* a TCP_MD5SIG key was set: renew and us_to_kernel carry the keys */
 
 /* us_sock.life */
 #define US_LIFE_REFS    0x0fffffffu /* fd-table entries naming the socket, all processes */
@@ -193,7 +194,9 @@ union us_call_args {
 	char cc[16]; /* TCP_CONGESTION's name, NUL-terminated: by value, so it
 		      * crosses to another process's stack (calls.c) */
 	struct { uint32_t len, v[UST_TCP_CC_INFO_WORDS]; } ccinfo; /* TCP_CC_INFO (ust_tcp_cc_info), by value too */
-	struct ust_tcp_md5_key md5; /* TCP_MD5SIG's key, by value too */
+	/* TCP_MD5SIG's key, by value too; at: which of the socket's keys
+	 * us_op_md5_key reads */
+	struct { struct ust_tcp_md5_key key; uint32_t at; } md5;
 	void *out;
 };
 
@@ -533,8 +536,17 @@ void us_op_status(struct us_call *c);     /* u.out = struct ust_tcp_status */
 void us_op_status_to_slot(struct us_call *c); /* the same into us_sock_last(), for another process */
 void us_op_set_cc(struct us_call *c);     /* u.cc = the name (TCP_CONGESTION) */
 void us_op_get_cc(struct us_call *c);     /* u.cc = the name back */
-void us_op_cc_info(struct us_call *c);
-void us_op_md5(struct us_call *c);        /* u.md5 = the key to set, or to delete (keylen 0) */    /* u.ccinfo = TCP_CC_INFO */
+void us_op_cc_info(struct us_call *c);    /* u.ccinfo = TCP_CC_INFO */
+void us_op_md5(struct us_call *c);        /* u.md5.key = the key to set, or to delete (keylen 0) */
+void us_op_md5_key(struct us_call *c);    /* u.md5.key = the key at u.md5.at, oldest first; -ENOENT past them */
+/* The socket's TCP_MD5SIG keys onto fd, a kernel socket of its own that
+ * takes its place (shim: USTCP_PASSTHROUGH), or another socket of the
+ * library (to): those a connect that failed must keep. */
+void us_md5_keys_to_kernel(struct us_sock *s, int fd);
+void us_md5_keys_to_sock(struct us_sock *s, struct us_sock *to);
+/* One key onto a kernel socket, in its family (an IPv4 key mapped on an
+ * AF_INET6 one; none on an AF_INET one for an IPv6 key). */
+void us_md5_kernel(int fd, const struct ust_tcp_md5_key *k);
 void us_op_ts_clock(struct us_call *c);   /* u.opt.val = TCP_TIMESTAMP's clock */
 void us_op_hand_on(struct us_call *c);    /* a never-paired socket's control block and relay go, its
                                            * bind with them; the slot stays, the caller's to free

@@ -863,3 +863,72 @@ body_md5_connections() {
 
 @test "TCP_MD5SIG signs and checks every segment with the kernel's TCP, as client and as server [kernel]" { MODE=kernel body_md5_connections; }
 @test "TCP_MD5SIG signs and checks every segment with the kernel's TCP, as client and as server [ustcp]" { MODE=ustcp body_md5_connections; }
+
+# The same over IPv6 (RFC 2385's digest over IPv6's pseudo-header, as
+# Linux's tcp_v6_md5_hash_headers): the program as the client, then as a
+# server on :: with a key for the peer's /64.
+body_md5_ipv6() {
+	shim6_topo_up
+	peer_bg python3 "$SHIM_DIR/md5sig.py" server "$PEER_ADDR6" 7433 "$SADDR6" sekrit "$TMP/ready1" >"$TMP/srv1"
+	local srv=$BG_PID
+	wait_file "$TMP/ready1"
+	run -0 prog /usr/bin/python3 "$SHIM_DIR/md5sig.py" client "$PEER_ADDR6" 7433 sekrit 200000
+	assert_output "echoed 200000 same"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv1"
+	assert_output "served 200000"
+
+	prog_bg /usr/bin/python3 "$SHIM_DIR/md5sig.py" server :: 7434 "$PEER_ADDR6/64" sekrit "$TMP/ready2" >"$TMP/srv2"
+	srv=$BG_PID
+	wait_file "$TMP/ready2"
+	run -0 peer python3 "$SHIM_DIR/md5sig.py" client "$SADDR6" 7434 wrong 1000
+	assert_output timeout
+	run -0 peer python3 "$SHIM_DIR/md5sig.py" client "$SADDR6" 7434 sekrit 200000
+	assert_output "echoed 200000 same"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv2"
+	assert_output "served 200000"
+}
+
+@test "TCP_MD5SIG over IPv6 with the kernel's TCP, as client and as server [kernel]" { MODE=kernel body_md5_ipv6; }
+@test "TCP_MD5SIG over IPv6 with the kernel's TCP, as client and as server [ustcp]" { MODE=ustcp body_md5_ipv6; }
+
+# Keys stay where Linux keeps them: on a socket whose first connect was
+# refused (by another address of the peer's, for which it has no key;
+# under ustcp a new control block takes the socket's place), on a connect
+# to a loopback address (USTCP_PASSTHROUGH: a kernel socket takes its
+# place), and a key set by a forked child on a listener it inherited
+# (under ustcp the parent's stack serves it).
+body_md5_kept() {
+	shim_topo_up
+	peer_bg python3 "$SHIM_DIR/md5sig.py" server "$PEER_ADDR" 7435 "$SADDR" sekrit "$TMP/ready1" >"$TMP/srv1"
+	local srv=$BG_PID
+	wait_file "$TMP/ready1"
+	in_peer ip addr add "${PEER_ADDR%.*}.5/24" dev "$PEER_IFACE"
+	run -0 prog /usr/bin/python3 "$SHIM_DIR/md5sig.py" client "$PEER_ADDR" 7435 sekrit 100000 \
+		"${PEER_ADDR%.*}.5:7499"
+	assert_output "first connect: ECONNREFUSED
+echoed 100000 same"
+	bg_wait "$srv"
+
+	run_bg ip netns exec "$USTCP_NETNS" timeout 30 python3 "$SHIM_DIR/md5sig.py" server 127.0.0.1 7436 127.0.0.1 \
+		sekrit "$TMP/ready2" >"$TMP/srv2" 3>&-
+	srv=$BG_PID
+	wait_file "$TMP/ready2"
+	run -0 prog /usr/bin/python3 "$SHIM_DIR/md5sig.py" client 127.0.0.1 7436 sekrit 100000
+	assert_output "echoed 100000 same"
+	bg_wait "$srv"
+
+	prog_bg /usr/bin/python3 "$SHIM_DIR/md5sig.py" server "$SADDR" 7437 192.0.2.1 sekrit "$TMP/ready3" \
+		"$PEER_ADDR" >"$TMP/srv3"
+	srv=$BG_PID
+	wait_file "$TMP/ready3"
+	run -0 peer python3 "$SHIM_DIR/md5sig.py" client "$SADDR" 7437 sekrit 100000
+	assert_output "echoed 100000 same"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv3"
+	assert_output "served 100000"
+}
+
+@test "TCP_MD5SIG keys stay after a refused connect, on a loopback connect, and from a forked child [kernel]" { MODE=kernel body_md5_kept; }
+@test "TCP_MD5SIG keys stay after a refused connect, on a loopback connect, and from a forked child [ustcp]" { MODE=ustcp body_md5_kept; }

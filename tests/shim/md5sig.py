@@ -7,16 +7,19 @@ with the kernel's TCP as the peer, which checks every signature.
         each setsockopt (and getsockopt) on fresh and listening sockets of
         both families, and how many keys one socket takes: "name answer"
         lines
-    md5sig.py client ADDR PORT KEY N
+    md5sig.py client ADDR PORT KEY N [RADDR:RPORT]
         connects with KEY for ADDR ("-": no key), sends N random bytes and
         closes its side, reads the echo: "echoed N same" (or the connect's
-        error)
-    md5sig.py server ADDR PORT PEER[/PREFIX][,PEER...] KEY READY
+        error); with RADDR:RPORT, the same socket first connects there,
+        where nobody listens ("first connect: ECONNREFUSED")
+    md5sig.py server ADDR PORT PEER[/PREFIX][,PEER...] KEY READY [FORKPEER]
         listens at ADDR:PORT with KEY for each PEER (TCP_MD5SIG_EXT with
         a prefix), creates the file READY once listening, echoes one
-        connection: "served N"
+        connection: "served N"; with FORKPEER, a forked child sets the
+        key for that address on the listener it inherited
 
-Every connect and accept waits at most 3 seconds (a SYN whose signature
+An ADDR with a colon is IPv6's (and so is every PEER then). Every
+connect and accept waits at most 3 seconds (a SYN whose signature
 the other side refuses is dropped without an answer: "timeout").
 """
 import hashlib
@@ -102,11 +105,23 @@ def matrix(own):
     print("\n".join(out))
 
 
-def echo_client(addr, port, key, n):
-    s = socket.socket()
+def family(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def echo_client(addr, port, key, n, refused=None):
+    s = socket.socket(family(addr))
     if key != "-":
-        s.setsockopt(T, MD5SIG, md5sig(socket.AF_INET, addr, key.encode()))
+        s.setsockopt(T, MD5SIG, md5sig(family(addr), addr, key.encode()))
     s.settimeout(3)
+    if refused:
+        # A connect that fails first (to an address without a key, whose
+        # RST comes: a signed SYN to a closed port gets none), and the
+        # keys stay on the socket.
+        raddr, _, rport = refused.rpartition(":")
+        s.settimeout(None)  # blocking: the next connect is a new attempt
+        print("first connect: " + str(attempt(lambda: s.connect((raddr, int(rport))))))
+        s.settimeout(3)
     try:
         s.connect((addr, port))
     except socket.timeout:
@@ -129,14 +144,23 @@ def echo_client(addr, port, key, n):
     print("echoed %d %s" % (got, "same" if h.digest() == hashlib.sha256(data).digest() else "different"))
 
 
-def echo_server(addr, port, peer, key, ready):
-    ls = socket.socket()
+def echo_server(addr, port, peer, key, ready, fork_key=None):
+    ls = socket.socket(family(addr))
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     for p in peer.split(","):
         p, _, prefix = p.partition("/")
-        ls.setsockopt(T, MD5SIG_EXT, md5sig(socket.AF_INET, p, key.encode(), FLAG_PREFIX, int(prefix or 32)))
+        ls.setsockopt(T, MD5SIG_EXT, md5sig(family(addr), p, key.encode(), FLAG_PREFIX,
+                                            int(prefix or (128 if ":" in p else 32))))
     ls.bind((addr, port))
     ls.listen(4)
+    if fork_key:
+        # The key comes from a child that inherited the listener.
+        pid = os.fork()
+        if pid == 0:
+            ls.setsockopt(T, MD5SIG_EXT, md5sig(family(addr), fork_key, key.encode(), FLAG_PREFIX,
+                                                128 if ":" in fork_key else 32))
+            os._exit(0)
+        os.waitpid(pid, 0)
     open(ready, "w").close()
     ls.settimeout(20)
     c, _ = ls.accept()
@@ -156,6 +180,8 @@ if __name__ == "__main__":
     if sys.argv[1] == "matrix":
         matrix(sys.argv[2])
     elif sys.argv[1] == "client":
-        echo_client(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
+        echo_client(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]),
+                    sys.argv[6] if len(sys.argv) > 6 else None)
     else:
-        echo_server(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])
+        echo_server(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6],
+                    sys.argv[7] if len(sys.argv) > 7 else None)
