@@ -799,16 +799,35 @@ body_md5_options() {
 @test "TCP_MD5SIG and TCP_MD5SIG_EXT take and refuse what Linux does [kernel]" { MODE=kernel body_md5_options; }
 @test "TCP_MD5SIG and TCP_MD5SIG_EXT take and refuse what Linux does [ustcp]" { MODE=ustcp body_md5_options; }
 
-# wait_file FILE: until it exists (a server made it once listening), at
-# most 10 s.
-wait_file() {
-	local i
+# md5_serve WHERE NAME ADDR PORT PEERS [FORKPEER]: an md5sig.py echo
+# server with the key "sekrit" for PEERS, in the peer's namespace (WHERE
+# peer), as the program (prog) or on the kernel beside it (stack); back
+# once it listens (at most 10 s), its pid in $BG_PID, its output in
+# $TMP/NAME.
+md5_serve() {
+	local where=$1 name=$2 i
+	shift 2
+	rm -f "$TMP/$name.ready"
+	case $where in
+	peer) peer_bg python3 "$SHIM_DIR/md5sig.py" server "$1" "$2" "$3" sekrit "$TMP/$name.ready" ${4:+"$4"} >"$TMP/$name" ;;
+	prog) prog_bg /usr/bin/python3 "$SHIM_DIR/md5sig.py" server "$1" "$2" "$3" sekrit "$TMP/$name.ready" ${4:+"$4"} \
+		>"$TMP/$name" ;;
+	stack) run_bg ip netns exec "$USTCP_NETNS" timeout 30 python3 "$SHIM_DIR/md5sig.py" server "$1" "$2" "$3" \
+		sekrit "$TMP/$name.ready" >"$TMP/$name" 3>&- ;;
+	esac
 	for i in $(seq 100); do
-		[ -e "$1" ] && return 0
+		[ -e "$TMP/$name.ready" ] && return 0
 		sleep 0.1
 	done
-	echo "$1 never came" >&2
+	echo "the $name server never listened" >&2
 	return 1
+}
+
+# md5_served PID NAME N: the server ended, having echoed N bytes.
+md5_served() {
+	bg_wait "$1"
+	run -0 cat "$TMP/$2"
+	assert_output "served $3"
 }
 
 # Signed connections with the kernel's TCP, which checks every signature
@@ -820,23 +839,18 @@ wait_file() {
 # the kernel listener beside the stack's has the listener's keys).
 body_md5_connections() {
 	shim_topo_up
-	peer_bg python3 "$SHIM_DIR/md5sig.py" server "$PEER_ADDR" 7430 "$SADDR" sekrit "$TMP/ready1" >"$TMP/srv1"
+	md5_serve peer s1 "$PEER_ADDR" 7430 "$SADDR"
 	local srv=$BG_PID
-	wait_file "$TMP/ready1"
 	run -0 prog /usr/bin/python3 "$SHIM_DIR/md5sig.py" client "$PEER_ADDR" 7430 wrong 1000
 	assert_output timeout
 	run -0 prog /usr/bin/python3 "$SHIM_DIR/md5sig.py" client "$PEER_ADDR" 7430 sekrit 300000
 	assert_output "echoed 300000 same"
-	bg_wait "$srv"
-	run -0 cat "$TMP/srv1"
-	assert_output "served 300000"
+	md5_served "$srv" s1 300000
 	run -0 in_peer nstat -asz TcpExtTCPMD5Failure
 	assert_line --regexp '^TcpExtTCPMD5Failure +[1-9]'
 
-	prog_bg /usr/bin/python3 "$SHIM_DIR/md5sig.py" server 0.0.0.0 7431 "${PEER_ADDR%.*}.0/24,127.0.0.1" sekrit \
-		"$TMP/ready2" >"$TMP/srv2"
+	md5_serve prog s2 0.0.0.0 7431 "${PEER_ADDR%.*}.0/24,127.0.0.1"
 	srv=$BG_PID
-	wait_file "$TMP/ready2"
 	run -0 peer python3 "$SHIM_DIR/md5sig.py" client "$SADDR" 7431 - 1000
 	assert_output timeout
 	run -0 peer python3 "$SHIM_DIR/md5sig.py" client "$SADDR" 7431 wrong 1000
@@ -845,20 +859,15 @@ body_md5_connections() {
 	assert_output timeout
 	run -0 peer python3 "$SHIM_DIR/md5sig.py" client "$SADDR" 7431 sekrit 300000
 	assert_output "echoed 300000 same"
-	bg_wait "$srv"
-	run -0 cat "$TMP/srv2"
-	assert_output "served 300000"
+	md5_served "$srv" s2 300000
 
-	prog_bg /usr/bin/python3 "$SHIM_DIR/md5sig.py" server 0.0.0.0 7432 127.0.0.1 sekrit "$TMP/ready3" >"$TMP/srv3"
+	md5_serve prog s3 0.0.0.0 7432 127.0.0.1
 	srv=$BG_PID
-	wait_file "$TMP/ready3"
 	run -0 in_stack timeout 10 python3 "$SHIM_DIR/md5sig.py" client 127.0.0.1 7432 - 1000
 	assert_output timeout
 	run -0 in_stack timeout 10 python3 "$SHIM_DIR/md5sig.py" client 127.0.0.1 7432 sekrit 100000
 	assert_output "echoed 100000 same"
-	bg_wait "$srv"
-	run -0 cat "$TMP/srv3"
-	assert_output "served 100000"
+	md5_served "$srv" s3 100000
 }
 
 @test "TCP_MD5SIG signs and checks every segment with the kernel's TCP, as client and as server [kernel]" { MODE=kernel body_md5_connections; }
@@ -869,25 +878,19 @@ body_md5_connections() {
 # server on :: with a key for the peer's /64.
 body_md5_ipv6() {
 	shim6_topo_up
-	peer_bg python3 "$SHIM_DIR/md5sig.py" server "$PEER_ADDR6" 7433 "$SADDR6" sekrit "$TMP/ready1" >"$TMP/srv1"
+	md5_serve peer s1 "$PEER_ADDR6" 7433 "$SADDR6"
 	local srv=$BG_PID
-	wait_file "$TMP/ready1"
 	run -0 prog /usr/bin/python3 "$SHIM_DIR/md5sig.py" client "$PEER_ADDR6" 7433 sekrit 200000
 	assert_output "echoed 200000 same"
-	bg_wait "$srv"
-	run -0 cat "$TMP/srv1"
-	assert_output "served 200000"
+	md5_served "$srv" s1 200000
 
-	prog_bg /usr/bin/python3 "$SHIM_DIR/md5sig.py" server :: 7434 "$PEER_ADDR6/64" sekrit "$TMP/ready2" >"$TMP/srv2"
+	md5_serve prog s2 :: 7434 "$PEER_ADDR6/64"
 	srv=$BG_PID
-	wait_file "$TMP/ready2"
 	run -0 peer python3 "$SHIM_DIR/md5sig.py" client "$SADDR6" 7434 wrong 1000
 	assert_output timeout
 	run -0 peer python3 "$SHIM_DIR/md5sig.py" client "$SADDR6" 7434 sekrit 200000
 	assert_output "echoed 200000 same"
-	bg_wait "$srv"
-	run -0 cat "$TMP/srv2"
-	assert_output "served 200000"
+	md5_served "$srv" s2 200000
 }
 
 @test "TCP_MD5SIG over IPv6 with the kernel's TCP, as client and as server [kernel]" { MODE=kernel body_md5_ipv6; }
@@ -901,33 +904,26 @@ body_md5_ipv6() {
 # (under ustcp the parent's stack serves it).
 body_md5_kept() {
 	shim_topo_up
-	peer_bg python3 "$SHIM_DIR/md5sig.py" server "$PEER_ADDR" 7435 "$SADDR" sekrit "$TMP/ready1" >"$TMP/srv1"
+	md5_serve peer s1 "$PEER_ADDR" 7435 "$SADDR"
 	local srv=$BG_PID
-	wait_file "$TMP/ready1"
 	in_peer ip addr add "${PEER_ADDR%.*}.5/24" dev "$PEER_IFACE"
 	run -0 prog /usr/bin/python3 "$SHIM_DIR/md5sig.py" client "$PEER_ADDR" 7435 sekrit 100000 \
 		"${PEER_ADDR%.*}.5:7499"
 	assert_output "first connect: ECONNREFUSED
 echoed 100000 same"
-	bg_wait "$srv"
+	md5_served "$srv" s1 100000
 
-	run_bg ip netns exec "$USTCP_NETNS" timeout 30 python3 "$SHIM_DIR/md5sig.py" server 127.0.0.1 7436 127.0.0.1 \
-		sekrit "$TMP/ready2" >"$TMP/srv2" 3>&-
+	md5_serve stack s2 127.0.0.1 7436 127.0.0.1
 	srv=$BG_PID
-	wait_file "$TMP/ready2"
 	run -0 prog /usr/bin/python3 "$SHIM_DIR/md5sig.py" client 127.0.0.1 7436 sekrit 100000
 	assert_output "echoed 100000 same"
-	bg_wait "$srv"
+	md5_served "$srv" s2 100000
 
-	prog_bg /usr/bin/python3 "$SHIM_DIR/md5sig.py" server "$SADDR" 7437 192.0.2.1 sekrit "$TMP/ready3" \
-		"$PEER_ADDR" >"$TMP/srv3"
+	md5_serve prog s3 "$SADDR" 7437 192.0.2.1 "$PEER_ADDR"
 	srv=$BG_PID
-	wait_file "$TMP/ready3"
 	run -0 peer python3 "$SHIM_DIR/md5sig.py" client "$SADDR" 7437 sekrit 100000
 	assert_output "echoed 100000 same"
-	bg_wait "$srv"
-	run -0 cat "$TMP/srv3"
-	assert_output "served 100000"
+	md5_served "$srv" s3 100000
 }
 
 @test "TCP_MD5SIG keys stay after a refused connect, on a loopback connect, and from a forked child [kernel]" { MODE=kernel body_md5_kept; }
