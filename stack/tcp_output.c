@@ -777,9 +777,10 @@ static void chrono_limits(struct ust_tcb *t, bool sent, ust_time now)
 	uint32_t data_end = t->snd_buf_seq + t->sndbuf.len;
 	uint32_t next = seq_lt(t->snd_nxt, data_end) ? data_end - t->snd_nxt : 0;
 	bool cwnd_room = tcp_packets_in_flight(t) < t->snd_cwnd;
+	uint32_t seg_max = t->mss - tcp_opt_extra_len(t); /* Linux's mss_now */
 
-	if (next > t->mss)
-		next = t->mss;
+	if (next > seg_max)
+		next = seg_max;
 	if (next && cwnd_room && seq_gt(t->snd_nxt + next, t->snd_una + t->snd_wnd))
 		tcp_chrono_start(t, TCP_CHRONO_RWND_LIMITED, now);
 	else
