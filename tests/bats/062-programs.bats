@@ -212,6 +212,76 @@ body_fork_opts() {
 @test "fork: the child's options and shutdown on an inherited connection reach it [kernel]" { MODE=kernel body_fork_opts; }
 @test "fork: the child's options and shutdown on an inherited connection reach it [ustcp]" { MODE=ustcp body_fork_opts; }
 
+# ---- a BGP daemon with TCP MD5 signatures ----------------------------------------
+
+# bird_conf NAME ME PEER AS PEER_AS NET PASSWORD: a bird2 configuration in
+# $TMP/NAME.conf: one eBGP session with a TCP MD5 password (RFC 2385, what
+# routers' BGP sessions use), a static route NET to announce, and the
+# stack's subnet on ust0 so that the peer resolves without a kernel
+# address there (under ustcp the interface has none: multihop, the route
+# bird's own).
+bird_conf() {
+	cat >"$TMP/$1.conf" <<-EOF
+		router id $2;
+		log "$TMP/$1.log" all;
+		protocol device { }
+		protocol static { ipv4; route $6 blackhole; route ${2%.*}.0/24 via "$USTCP_IFACE"; }
+		protocol bgp peer {
+			local $2 as $4;
+			neighbor $3 as $5;
+			multihop;
+			password "$7";
+			connect delay time 1;
+			ipv4 { import all; export all; };
+		}
+	EOF
+	[ "$1" = b ] && sed -i 's/ route [0-9.]*\/24 via "[a-z0-9]*";//' "$TMP/$1.conf"
+	return 0
+}
+
+# bird_state SOCK: the BGP session's state as birdc shows it.
+bird_state() {
+	timeout 5 birdc -s "$1" show protocols peer 2>/dev/null | awk '$1 == "peer" { print $6 }'
+}
+
+# bird2 under ustcp (AS 65001) and bird2 on the kernel's TCP in the peer's
+# namespace (AS 65002), the session signed with a password: with another
+# password on our side it never comes up (each kernel drops the other's
+# SYNs: TcpExtTCPMD5Failure on the peer); with the same it is Established
+# and each side has the other's route.
+body_bird_md5() {
+	command -v bird >/dev/null || skip "bird2 is not installed (make deps)"
+	shim_topo_up
+	bird_conf b "$PEER_ADDR" "$SADDR" 65002 65001 203.0.113.0/24 sekrit
+	bird_conf a "$SADDR" "$PEER_ADDR" 65001 65002 198.51.100.0/24 wrong
+	peer_bg bird -f -c "$TMP/b.conf" -s "$TMP/b.sock" -P "$TMP/b.pid"
+	prog_bg bird -f -c "$TMP/a.conf" -s "$TMP/a.sock" -P "$TMP/a.pid"
+	local a=$BG_PID i
+	sleep 6
+	run bird_state "$TMP/a.sock"
+	refute_output Established
+	run -0 in_peer nstat -asz TcpExtTCPMD5Failure
+	assert_line --regexp '^TcpExtTCPMD5Failure +[1-9]'
+	kill "$a"
+	bg_wait "$a" 10 || true
+
+	bird_conf a "$SADDR" "$PEER_ADDR" 65001 65002 198.51.100.0/24 sekrit
+	prog_bg bird -f -c "$TMP/a.conf" -s "$TMP/a.sock" -P "$TMP/a.pid"
+	for i in $(seq 40); do
+		[ "$(bird_state "$TMP/a.sock")" = Established ] && break
+		sleep 0.5
+	done
+	run bird_state "$TMP/a.sock"
+	assert_output Established
+	run -0 timeout 5 birdc -s "$TMP/a.sock" show route 203.0.113.0/24
+	assert_output --partial "AS65002"
+	run -0 timeout 5 birdc -s "$TMP/b.sock" show route 198.51.100.0/24
+	assert_output --partial "AS65001"
+}
+
+@test "bird2: a BGP session signed with a TCP MD5 password comes up only with the right one [kernel]" { MODE=kernel body_bird_md5; }
+@test "bird2: a BGP session signed with a TCP MD5 password comes up only with the right one [ustcp]" { MODE=ustcp body_bird_md5; }
+
 # ---- SO_SNDBUF bounds what a writer has outstanding ------------------------------
 
 # SO_SNDBUF 64 kB against a peer that reads nothing (issue 14, 13d): Linux
