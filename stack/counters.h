@@ -58,7 +58,7 @@
 	X(TCP_MD5_NOT_FOUND, "tcp-md5-not-found", "segment without the MD5 signature its peer's TCP_MD5SIG key asks for") \
 	X(TCP_MD5_UNEXPECTED, "tcp-md5-unexpected", "segment with an MD5 signature from a peer its socket has no key for") \
 	X(TCP_MD5_FAILURE,   "tcp-md5-failure",   "segment whose MD5 signature is wrong") \
-	X(TCP_MD5_BAD_OPTION, "tcp-md5-bad-option", "MD5 signature option of a wrong length, or twice") \
+	X(TCP_MD5_BAD_OPTION, "tcp-md5-bad-option", "options malformed where an MD5 signature may be (18 bytes or more left), or two signatures") \
 	X(TCP_FOREIGN,       "tcp-foreign",       "for a port another process on our address holds") \
 	X(LOOPED_UNSENT,     "looped-unsent",     "datagrams to our address not passed to another process's stack on it (its queue full, gone, no stack left on the address, or no room)") \
 	X(TCP_LISTEN_DROP,   "tcp-listen-drop",   "listener's queues full or segment invalid for LISTEN") \

@@ -59,9 +59,9 @@ struct ust_tcp_opts {
 	uint8_t nsack;          /* SACK blocks */
 	struct { uint32_t start, end; } sack[4];
 	/* An MD5 signature option (RFC 2385): where its digest starts,
-	 * counted from the TCP header's first byte; 0: none. md5_bad: one
-	 * of a length other than 18, or two of them (Linux drops the
-	 * segment, tcp_parse_auth_options). */
+	 * counted from the TCP header's first byte; 0: none. md5_bad:
+	 * options Linux drops the segment for where it looks for one
+	 * (tcp_opt.c, auth_opts). */
 	uint8_t md5;
 	bool md5_bad;
 };
@@ -342,7 +342,8 @@ struct ust_tcb {
 	uint16_t saved_syn_len;
 	uint8_t *saved_syn;
 	/* TCP_MD5SIG's keys (tcp_md5.c); NULL: none. A listener's child
-	 * and a connection's TIME-WAIT keep the peer's. */
+	 * holds its listener's key for its peer alone; TIME-WAIT keeps the
+	 * block's. */
 	struct tcp_md5 *md5;
 	/* The path MTU that packet too big or fragmentation needed left
 	 * (IP_MTU, IPV6_MTU); 0: the link's. */

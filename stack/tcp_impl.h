@@ -613,9 +613,9 @@ const struct ust_tcp_md5_key *tcp_md5_rst_key(struct ust_tcp *tcp, const struct 
  * for (the timestamps): the SACK option when one is due, and a signature
  * (Linux's tcp_current_mss takes those off at each send). */
 unsigned tcp_opt_extra_len(const struct ust_tcb *t);
-/* Writes the options of a segment we send, signed with md5 (NULL: not
- * signed; ts_first: after the timestamps); returns their length (a
- * multiple of 4). */
+/* Writes the options of a segment we send, with room for md5's signature
+ * (NULL: none; ts_first: after the timestamps), which emit fills in once
+ * the segment is whole; returns their length (a multiple of 4). */
 unsigned tcp_build_opts(const struct ust_tcb *t, const struct ust_tcp_md5_key *md5, bool ts_first, uint8_t flags,
 			ust_time now, uint8_t *p);
 

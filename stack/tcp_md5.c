@@ -14,7 +14,10 @@
  * 40, its length and next header in 32 bits each, as Linux's
  * tcp6_pseudohdr), the TCP header's 20 bytes with the checksum zeroed,
  * the data, and the key. The option goes first among the options, as
- * NOP, NOP, kind 19, length 18, digest (tcp_options_write). */
+ * NOP, NOP, kind 19, length 18, digest (tcp_options_write), but after
+ * the timestamps in a timewait or request socket's ACKs
+ * (tcp_v4_send_ack). Segments to a TIME-WAIT or an orphan's FIN-WAIT-2
+ * (Linux's timewait socket) are not checked, as on Linux. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,14 +74,15 @@ static bool same_key(const struct ust_tcp_md5_key *a, const struct ust_tcp_md5_k
 	       memcmp(a->addr.b, b->addr.b, sizeof(a->addr.b)) == 0;
 }
 
-/* As Linux's tcp_md5_do_lookup_exact finds the key to replace or delete:
- * the whole address compared, the bits beyond the prefix too (they are
- * kept, and matching masks them). */
 int ust_tcp_md5_set(struct ust_tcb *t, const struct ust_tcp_md5_key *key)
 {
 	return ust_tcp_md5_list_set(&t->md5, key);
 }
 
+/* The key to replace or delete is found as Linux's
+ * tcp_md5_do_lookup_exact finds it (same_key): the whole address
+ * compared, the bits beyond the prefix too (they are kept, and matching
+ * masks them). */
 int ust_tcp_md5_list_set(struct tcp_md5 **keys, const struct ust_tcp_md5_key *key)
 {
 	struct tcp_md5 *m = *keys;

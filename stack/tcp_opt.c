@@ -13,6 +13,41 @@
 #define OPT_SACK 5
 #define OPT_TS 8
 #define OPT_MD5 19
+#define UST_MD5_LEN_OPT 16 /* the digest's bytes */
+
+/* Where an MD5 signature is, as Linux 6.18 (built without TCP-AO, as the
+ * one measured) finds it in tcp_inbound_hash (tcp_do_parse_auth_options),
+ * for a socket with keys or without: options are walked only while 18
+ * bytes or more are left (no signature fits in fewer), and there an
+ * option whose length is below 2 or runs past the header, a kind 19
+ * option of a length other than 18, or a second signature make the
+ * segment one to drop (md5_bad; Linux's TCP_AUTH_HDR, counted by no MIB).
+ * Malformed options with fewer bytes left are ust_tcp_parse_opts' alone,
+ * which refuses no segment for them. Measured: kernel_peer.py
+ * md5-options. */
+static void auth_opts(const uint8_t *p, unsigned len, struct ust_tcp_opts *o)
+{
+	unsigned i = 0;
+
+	while (len - i >= 2 + UST_MD5_LEN_OPT) {
+		uint8_t kind = p[i], size;
+
+		if (kind == OPT_EOL)
+			return;
+		if (kind == OPT_NOP) {
+			i++;
+			continue;
+		}
+		size = p[i + 1];
+		if (size < 2 || size > len - i || (kind == OPT_MD5 && (size != 2 + UST_MD5_LEN_OPT || o->md5))) {
+			o->md5_bad = true;
+			return;
+		}
+		if (kind == OPT_MD5)
+			o->md5 = (uint8_t)(UST_TCP_HLEN + i + 2); /* the digest, where tcp_md5.c reads it */
+		i += size;
+	}
+}
 
 /* As Linux's tcp_parse_options: an option whose length is below 2 or runs
  * past the header ends the parsing, and what was read stands; the segment
@@ -68,18 +103,12 @@ enum ust_drop ust_tcp_parse_opts(const uint8_t *p, unsigned len, bool syn, struc
 				}
 			}
 			break;
-		case OPT_MD5:
-			/* Its digest, where tcp_md5.c reads it. */
-			if (size != 18 || o->md5)
-				o->md5_bad = true;
-			else
-				o->md5 = (uint8_t)(UST_TCP_HLEN + i + 2);
-			break;
 		default:
 			break;
 		}
 		i += size;
 	}
+	auth_opts(p, len, o);
 	return UST_OK;
 }
 
@@ -292,7 +321,7 @@ unsigned tcp_build_opts(const struct ust_tcb *t, const struct ust_tcp_md5_key *m
 	if (!t->sack_ok || !(t->ofo.n || t->ofo_fin || t->dsack) || (flags & UST_TH_RST) ||
 	    !(n = sack_room(t, md5)))
 		return (unsigned)(p - start);
-	n = sack_blocks(t, r, n < 4 ? n : 4);
+	n = sack_blocks(t, r, n);
 	p[0] = OPT_NOP;
 	p[1] = OPT_NOP;
 	p[2] = OPT_SACK;

@@ -140,8 +140,7 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 	 * (tcp_v4_send_ack: ACKs) has its signature after the timestamps. */
 	bool ts_first = !(flags & (UST_TH_SYN | UST_TH_RST)) &&
 			((t->state == UST_TCP_TIME_WAIT && !t->tw_ack_as_socket) ||
-			 (t->state == UST_TCP_FIN_WAIT_2 && t->released) ||
-			 (t->state == UST_TCP_SYN_RECEIVED && t->listener));
+			 tcb_fin_wait_2_orphan(t) || (t->state == UST_TCP_SYN_RECEIVED && t->listener));
 	uint32_t wnd;
 
 	tcb_ip_hdr(t, &o);
@@ -260,8 +259,7 @@ static void rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, uint32
 }
 
 /* Linux's control socket labels its answer with the flow's hash
- * (ip6_make_flowlabel); one for a connection's segment, with the
- * connection's label (tcp_v6_send_reset: sk_txhash). */
+ * (ip6_make_flowlabel). */
 static uint32_t seg_flow_label(struct ust_tcp *tcp, const struct ust_tcp_seg *seg)
 {
 	return ust_ip6_is_v4mapped(&seg->src) ? 0 : tcp_flow_label(tcp, &seg->dst, seg->dport, &seg->src, seg->sport);
@@ -283,6 +281,8 @@ void tcp_send_rst_reply_listener(struct ust_tcb *l, const struct ust_tcp_seg *se
 	rst_reply(l->tcp, seg, seg_flow_label(l->tcp, seg), tcp_md5_lookup(l, &seg->src), now);
 }
 
+/* The answer to a connection's segment, with the connection's label
+ * (tcp_v6_send_reset: sk_txhash). */
 static void rst_reply_tcb(struct ust_tcb *t, const struct ust_tcp_seg *seg, const struct ust_tcp_md5_key *md5,
 			  ust_time now)
 {
@@ -481,8 +481,9 @@ static bool output_one(struct ust_tcb *t, enum out_mode mode, ust_time now)
 	if (mode != OUT_LOSS_PROBE && tcp_packets_in_flight(t) >= t->snd_cwnd)
 		return false;
 	usable = seq_lt(t->snd_nxt, t->snd_una + t->snd_wnd) ? t->snd_una + t->snd_wnd - t->snd_nxt : 0;
-	/* t->mss already leaves room for timestamps; SACK blocks in this
-	 * segment take theirs from the payload, as Linux's tcp_current_mss. */
+	/* t->mss already leaves room for timestamps; SACK blocks and a
+	 * signature in this segment take theirs from the payload, as
+	 * Linux's tcp_current_mss. */
 	seg_max = t->mss - tcp_opt_extra_len(t);
 	len = avail < seg_max ? avail : seg_max;
 	if (len > usable)

@@ -641,9 +641,6 @@ void us_op_set_cc(struct us_call *c)
 	c->ret = 0;
 }
 
-/* TCP_MD5SIG: the connection or listener keeps the key, and a listener's
- * kernel listeners on loopback take it too. A socket TCP let go of takes
- * it and forgets it (no segment of its will go). */
 /* The keys a socket TCP let go of keeps (NULL: none). */
 static struct us_md5_kept *md5_kept(struct us_stack *st, const struct us_sock *s)
 {
@@ -681,6 +678,9 @@ void us_md5_kept_sweep(struct us_stack *st)
 	}
 }
 
+/* TCP_MD5SIG: the connection or listener keeps the key, and a listener's
+ * kernel listeners on loopback take it too. A socket TCP let go of keeps
+ * it in md5_kept, as Linux's closed socket keeps its keys. */
 void us_op_md5(struct us_call *c)
 {
 	struct us_conn *k = us_conn_of(c->st, c->sock);

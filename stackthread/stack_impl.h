@@ -217,8 +217,8 @@ struct us_stack {
 	char ctl_path[PATH_MAX];
 	/* TCP_MD5SIG's keys of sockets TCP let go of that the program holds
 	 * still (ops.c): Linux's closed socket keeps its keys, which a
-	 * connect after a failed one signs with. Swept once a second of
-	 * slots freed since (gen). */
+	 * connect after a failed one signs with. Those of slots freed since
+	 * (gen) go at the tick's sweep, once a second. */
 	struct us_md5_kept {
 		struct us_md5_kept *next;
 		struct us_sock *sock;

@@ -246,7 +246,7 @@ bird_state() {
 
 # bird2 under ustcp (AS 65001) and bird2 on the kernel's TCP in the peer's
 # namespace (AS 65002), the session signed with a password: with another
-# password on our side it never comes up (each kernel drops the other's
+# password on our side it never comes up (each side drops the other's
 # SYNs: TcpExtTCPMD5Failure on the peer); with the same it is Established
 # and each side has the other's route.
 body_bird_md5() {
