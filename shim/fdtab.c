@@ -464,6 +464,7 @@ struct us_sock *us_sock_alloc(void)
 		for (int i = 0; i < 4; i++)
 			atomic_store(&o->hdr_len[i], 0);
 		memset(o->pktinfo, 0, sizeof(o->pktinfo));
+		atomic_store(&o->rcv_tos, 0);
 		atomic_store(&o->saved_syn_len, 0);
 		atomic_store(&s->ipopts_dirty, 0);
 	}

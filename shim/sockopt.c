@@ -1053,15 +1053,16 @@ static int ip_setsockopt(struct us_sock *s, int name, const void *val, socklen_t
 
 /* IP_PKTOPTIONS on a TCP socket, as Linux's do_ip_getsockopt writes it:
  * IP_PKTINFO with the local address (and the IP_MULTICAST_IF index, 0),
- * IP_TTL with the multicast TTL, IP_TOS with the TOS of the peer's SYN
- * (rcv_tos; 0 here: the engine does not keep it, CAVEATS), each if its
+ * IP_TTL with the multicast TTL, IP_TOS with the TOS byte of the segment
+ * that completed an accepted socket's handshake (rcv_tos: relay.c puts the
+ * engine's in the slot; 0 for any other socket, as Linux's), each if its
  * receive option is on. */
 static int ip_pktoptions(struct us_sock *s, void *val, socklen_t *len)
 {
 	struct cmsg_out m = { val, *len };
 	uint64_t local = atomic_load(&s->local);
 	struct in_pktinfo pi;
-	int ttl = ip4_kept_value(s, IP_MULTICAST_TTL, 1), tos = 0;
+	int ttl = ip4_kept_value(s, IP_MULTICAST_TTL, 1), tos = atomic_load(&us_sock_ipopts(s)->rcv_tos);
 
 	/* Linux's inet_rcv_saddr: the address bound (with
 	 * IP_BIND_ADDRESS_NO_PORT too, port 0) or connected from; the slot

@@ -341,6 +341,7 @@ struct ust_tcb {
 	uint8_t save_syn;
 	uint16_t saved_syn_len;
 	uint8_t *saved_syn;
+	uint8_t rcv_tos;            /* a child's: IP_PKTOPTIONS' TOS (ust_tcp_rcv_tos) */
 	/* TCP_MD5SIG's keys (tcp_md5.c); NULL: none. A listener's child
 	 * holds its listener's key for its peer alone; TIME-WAIT keeps the
 	 * block's. */
@@ -890,6 +891,10 @@ void ust_tcp_md5_list_free(struct tcp_md5 *keys);
  * and letting them go once they are read elsewhere (Linux's getsockopt
  * frees them). */
 const uint8_t *ust_tcp_saved_syn(const struct ust_tcb *tcb, unsigned *len);
+/* The TOS byte of the segment that completed a listener's child's
+ * handshake (Linux's inet->rcv_tos, which IP_PKTOPTIONS reads); 0 for
+ * any other connection. */
+uint8_t ust_tcp_rcv_tos(const struct ust_tcb *tcb);
 void ust_tcp_saved_syn_drop(struct ust_tcb *tcb);
 /* SO_RCVLOWAT as Linux's tcp_set_rcvlowat takes it: the mark to keep
  * (none above half the receive buffer the program set, or else half of

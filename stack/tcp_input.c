@@ -792,6 +792,11 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	t->snd_wl2 = seg->ack;
 	handshake_rtt(t, seg, now);
 	tcp_init_transfer(t, now);
+	/* IP_PKTOPTIONS' TOS: the byte of the segment that completes the
+	 * handshake (Linux's tcp_v4_syn_recv_sock, rcv_tos from the ACK's
+	 * header), for a listener's child over IPv4. */
+	if (t->listener && seg->net && ust_ip6_is_v4mapped(&seg->src))
+		t->rcv_tos = seg->net[1];
 	tcp_set_state(t, t->fin_queued ? UST_TCP_FIN_WAIT_1 : UST_TCP_ESTABLISHED);
 	tcp_init_buffer_space(t, now);
 	if (t->listener)

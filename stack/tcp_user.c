@@ -696,6 +696,11 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 	return -ENOPROTOOPT;
 }
 
+uint8_t ust_tcp_rcv_tos(const struct ust_tcb *t)
+{
+	return t->rcv_tos;
+}
+
 const uint8_t *ust_tcp_saved_syn(const struct ust_tcb *t, unsigned *len)
 {
 	*len = t->saved_syn_len;

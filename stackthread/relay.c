@@ -1049,6 +1049,8 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	atomic_store(&s->fastopen_no_cookie, atomic_load(&l->sock->fastopen_no_cookie));
 	if (atomic_load(&l->sock->ipopts_dirty))
 		us_ip_opts_copy(us_sock_ipopts_w(s), us_sock_ipopts(l->sock));
+	if (ust_tcp_rcv_tos(ct))
+		atomic_store(&us_sock_ipopts_w(s)->rcv_tos, ust_tcp_rcv_tos(ct));
 	memset(tok, 0, sizeof(*tok));
 	tok->magic = US_TOKEN_MAGIC;
 	tok->idx = us_sock_idx(s);

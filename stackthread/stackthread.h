@@ -156,6 +156,9 @@ struct us_ip_opts {
 	_Atomic uint16_t hdr_len[4];
 	uint8_t hdr[4][US_IP6_HDR_MAX];
 	uint8_t pktinfo[20];         /* struct in6_pktinfo */
+	/* IP_PKTOPTIONS' TOS for an accepted socket (ust_tcp_rcv_tos),
+	 * written only when not 0, so that most slots never touch this. */
+	_Atomic uint8_t rcv_tos;
 	/* TCP_SAVED_SYN: an accepted socket's SYN headers, until read once
 	 * (relay.c keeps them here, so that any process holding it reads
 	 * them); never copied from a listener. */

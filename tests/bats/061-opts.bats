@@ -799,13 +799,25 @@ body_md5_options() {
 @test "TCP_MD5SIG and TCP_MD5SIG_EXT take and refuse what Linux does [kernel]" { MODE=kernel body_md5_options; }
 @test "TCP_MD5SIG and TCP_MD5SIG_EXT take and refuse what Linux does [ustcp]" { MODE=ustcp body_md5_options; }
 
+# wait_file FILE: until it exists (a server made it once listening), at
+# most 10 s.
+wait_file() {
+	local i
+	for i in $(seq 100); do
+		[ -e "$1" ] && return 0
+		sleep 0.1
+	done
+	echo "$1 never came" >&2
+	return 1
+}
+
 # md5_serve WHERE NAME ADDR PORT PEERS [FORKPEER]: an md5sig.py echo
 # server with the key "sekrit" for PEERS, in the peer's namespace (WHERE
 # peer), as the program (prog) or on the kernel beside it (stack); back
 # once it listens (at most 10 s), its pid in $BG_PID, its output in
 # $TMP/NAME.
 md5_serve() {
-	local where=$1 name=$2 i
+	local where=$1 name=$2
 	shift 2
 	rm -f "$TMP/$name.ready"
 	case $where in
@@ -815,12 +827,7 @@ md5_serve() {
 	stack) run_bg ip netns exec "$USTCP_NETNS" timeout 30 python3 "$SHIM_DIR/md5sig.py" server "$1" "$2" "$3" \
 		sekrit "$TMP/$name.ready" >"$TMP/$name" 3>&- ;;
 	esac
-	for i in $(seq 100); do
-		[ -e "$TMP/$name.ready" ] && return 0
-		sleep 0.1
-	done
-	echo "the $name server never listened" >&2
-	return 1
+	wait_file "$TMP/$name.ready"
 }
 
 # md5_served PID NAME N: the server ended, having echoed N bytes.
@@ -928,3 +935,24 @@ echoed 100000 same"
 
 @test "TCP_MD5SIG keys stay after a refused connect, on a loopback connect, and from a forked child [kernel]" { MODE=kernel body_md5_kept; }
 @test "TCP_MD5SIG keys stay after a refused connect, on a loopback connect, and from a forked child [ustcp]" { MODE=ustcp body_md5_kept; }
+
+# IP_PKTOPTIONS' IP_TOS (rcvtos.py): on an accepted socket the TOS byte of
+# the segment that completed its handshake (the peer's IP_TOS 0x28 here),
+# as Linux's rcv_tos; on a socket that connected, 0.
+body_rcv_tos() {
+	shim_topo_up
+	prog_bg /usr/bin/python3 "$SHIM_DIR/rcvtos.py" server "$SADDR" 7440 "$TMP/ready" >"$TMP/srv"
+	local srv=$BG_PID
+	wait_file "$TMP/ready"
+	run -0 peer python3 "$SHIM_DIR/rcvtos.py" client "$SADDR" 7440 0x28
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv"
+	assert_output "accepted 20/0/1:28000000"
+	peer_bg python3 "$SHIM_DIR/rcvtos.py" server "$PEER_ADDR" 7441 "$TMP/ready2" >/dev/null
+	wait_file "$TMP/ready2"
+	run -0 prog /usr/bin/python3 "$SHIM_DIR/rcvtos.py" client "$PEER_ADDR" 7441 0x28
+	assert_output "connected 20/0/1:00000000"
+}
+
+@test "IP_PKTOPTIONS: an accepted socket's IP_TOS is its handshake's, a connected one's 0 [kernel]" { MODE=kernel body_rcv_tos; }
+@test "IP_PKTOPTIONS: an accepted socket's IP_TOS is its handshake's, a connected one's 0 [ustcp]" { MODE=ustcp body_rcv_tos; }
