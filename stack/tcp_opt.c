@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "csum.h"
+#include "md5.h"
 #include "tcp_impl.h"
 
 #define OPT_EOL 0
@@ -13,7 +14,6 @@
 #define OPT_SACK 5
 #define OPT_TS 8
 #define OPT_MD5 19
-#define UST_MD5_LEN_OPT 16 /* the digest's bytes */
 
 /* Where an MD5 signature is, as Linux 6.18 (built without TCP-AO, as the
  * one measured) finds it in tcp_inbound_hash (tcp_do_parse_auth_options),
@@ -29,7 +29,7 @@ static void auth_opts(const uint8_t *p, unsigned len, struct ust_tcp_opts *o)
 {
 	unsigned i = 0;
 
-	while (len - i >= 2 + UST_MD5_LEN_OPT) {
+	while (len - i >= 2 + UST_MD5_LEN) {
 		uint8_t kind = p[i], size;
 
 		if (kind == OPT_EOL)
@@ -39,7 +39,7 @@ static void auth_opts(const uint8_t *p, unsigned len, struct ust_tcp_opts *o)
 			continue;
 		}
 		size = p[i + 1];
-		if (size < 2 || size > len - i || (kind == OPT_MD5 && (size != 2 + UST_MD5_LEN_OPT || o->md5))) {
+		if (size < 2 || size > len - i || (kind == OPT_MD5 && (size != 2 + UST_MD5_LEN || o->md5))) {
 			o->md5_bad = true;
 			return;
 		}

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "stack_impl.h"
+#include "../shim/tcp_info.h"
 
 static void on_lo_accept(struct us_io *w);
 static void on_lo6_accept(struct us_io *w);
@@ -57,7 +58,7 @@ static const struct lo_opt {
  * (its prefix still IPv4's, as Linux reads a mapped key). */
 void us_md5_kernel(int fd, const struct ust_tcp_md5_key *k)
 {
-	struct tcp_md5sig m;
+	struct ust_linux_md5sig m; /* the shim's reading of it, set_md5 */
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 
@@ -65,19 +66,18 @@ void us_md5_kernel(int fd, const struct ust_tcp_md5_key *k)
 		return;
 	memset(&m, 0, sizeof(m));
 	if (ss.ss_family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&m.tcpm_addr;
+		struct sockaddr_in *a = (struct sockaddr_in *)&m.addr;
 		a->sin_family = AF_INET;
 		a->sin_addr.s_addr = htonl(ust_ip6_to_v4(&k->addr));
 	} else {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&m.tcpm_addr;
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&m.addr;
 		a->sin6_family = AF_INET6;
 		memcpy(&a->sin6_addr, k->addr.b, sizeof(k->addr.b));
 	}
-	/* TCP_MD5SIG_FLAG_IFINDEX, which glibc has no name for. */
-	m.tcpm_flags = TCP_MD5SIG_FLAG_PREFIX | (k->ifindex_flag ? 0x2 : 0);
-	m.tcpm_prefixlen = k->prefixlen;
-	m.tcpm_keylen = k->keylen;
-	memcpy(m.tcpm_key, k->key, k->keylen);
+	m.flags = UST_LINUX_MD5SIG_FLAG_PREFIX | (k->ifindex_flag ? UST_LINUX_MD5SIG_FLAG_IFINDEX : 0);
+	m.prefixlen = k->prefixlen;
+	m.keylen = k->keylen;
+	memcpy(m.key, k->key, k->keylen);
 	REAL(setsockopt)(fd, IPPROTO_TCP, TCP_MD5SIG_EXT, &m, sizeof(m));
 }
 
