@@ -76,13 +76,15 @@ static void send_fds(int sock, const void *msg, size_t len, const int *fds, size
 	(void)sendmsg(sock, &rm, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-/* The answer to a request: status, and with 0 the packet socket (and, for
- * a steered stack, its ARP socket: arp >= 0). */
-static void answer(int reply, int status, int fd, int arp)
+/* The answer to a request: status, and with 0 the packet socket with its
+ * ring of ring_kib KiB (and, for a steered stack, its ARP socket: arp >=
+ * 0). */
+static void answer(int reply, int status, unsigned ring_kib, int fd, int arp)
 {
+	struct ust_broker_answer a = { .status = status, .ring_kib = ring_kib };
 	int fds[2] = { fd, arp };
 
-	send_fds(reply, &status, sizeof(status), fds, fd < 0 ? 0 : arp >= 0 ? 2 : 1);
+	send_fds(reply, &a, sizeof(a), fds, fd < 0 ? 0 : arp >= 0 ? 2 : 1);
 }
 
 /* ---- the steering group ---- */
@@ -398,9 +400,8 @@ struct round {
 	 * ports it joined (0: none) */
 	struct { uint32_t port; uint16_t was, group_of; } undo[UST_STEER_PORTS_MAX * 64 * 2];
 	unsigned nundo;
-	/* fd: a group port's socket for the answer (-1: none); done: a
-	 * ring, granted whatever becomes of the round's program */
-	struct { unsigned slot; struct ust_steer_answer a; int fd; bool done; } ans[64];
+	/* fd: a group port's socket for the answer (-1: none) */
+	struct { unsigned slot; struct ust_steer_answer a; int fd; } ans[64];
 	unsigned nans;
 	bool dirty;
 };
@@ -428,9 +429,6 @@ int ust_broker_check(const struct ust_broker *b, const struct ust_steer_msg *m, 
 		return 0;
 	case UST_STEER_CLAIM_SHARED:
 		return fd >= 0 && proof_shared(b, fd, m) ? 0 : EPERM;
-	case UST_STEER_RING:
-		/* USTCP_RX_RING's bounds (config.c) */
-		return m->n == 1 && m->owner && m->owner <= 1u << 20 && m->owner % 128 == 0 ? 0 : EINVAL;
 	default:
 		return EPROTO;
 	}
@@ -450,7 +448,6 @@ static void steer_group_claim(struct ust_broker *b, unsigned s, const struct ust
 	rd->ans[a].slot = s;
 	rd->ans[a].a = (struct ust_steer_answer){ .seq = msg->seq };
 	rd->ans[a].fd = -1;
-	rd->ans[a].done = false;
 	for (unsigned i = 0; i < m->ngroup; i++)
 		if (m->group[i] == k)
 			return;
@@ -473,26 +470,6 @@ static void steer_group_claim(struct ust_broker *b, unsigned s, const struct ust
 	rd->undo[rd->nundo++] = (typeof(rd->undo[0])){ .port = k, .was = b->owner[k], .group_of = (uint16_t)s };
 	b->owner[k] = UST_BROKER_GROUPED;
 	rd->dirty = true;
-}
-
-/* Member s's receive ring of kib KiB for a link of mtu, set on its
- * socket: the kernel takes the socket out of the group, moving the last
- * member into its place, and puts it back last (packet_set_ring), as a
- * leaving member and a joining one. The round's program steers by the new
- * places before the answer goes. 0, or the kernel's errno (a refusal
- * before it moved the socket). */
-static int steer_ring(struct ust_broker *b, unsigned s, unsigned mtu, unsigned kib)
-{
-	unsigned idx = b->m[s].idx, last = b->by_idx[b->n - 1];
-	int e = ust_link_ring_set(b->m[s].sock, mtu, kib);
-
-	if (e)
-		return e;
-	b->m[last].idx = idx;
-	b->by_idx[idx] = (uint16_t)last;
-	b->m[s].idx = b->n - 1;
-	b->by_idx[b->n - 1] = (uint16_t)s;
-	return 0;
 }
 
 /* One message of len bytes from member s, with the fd it carried (-1:
@@ -524,21 +501,14 @@ static void steer_message(struct ust_broker *b, unsigned s, const struct ust_ste
 		steer_group_claim(b, s, m, families == 2, rd);
 		return;
 	}
-	if (!status && m->op == UST_STEER_RING) {
-		status = steer_ring(b, s, m->port[0], m->owner);
-		rd->dirty |= !status;
-	}
 	rd->ans[rd->nans].slot = s;
 	rd->ans[rd->nans].a = (struct ust_steer_answer){ .seq = m->seq, .status = status };
 	rd->ans[rd->nans].fd = -1;
-	rd->ans[rd->nans].done = m->op == UST_STEER_RING;
 	rd->nans++;
 	if (status) {
 		b->refused++;
 		return;
 	}
-	if (m->op == UST_STEER_RING)
-		return;
 	for (uint32_t i = 0; i < m->n; i++) {
 		for (unsigned f = 0; f < 2; f++) {
 			unsigned k = f * UST_BROKER_V6 + m->port[i];
@@ -598,7 +568,7 @@ static void steer_finish(struct ust_broker *b, struct round *rd)
 				group_remove(&b->m[rd->undo[i].group_of], rd->undo[i].port);
 		}
 		for (unsigned i = 0; i < rd->nans; i++) {
-			if (!rd->ans[i].a.status && !rd->ans[i].done) {
+			if (!rd->ans[i].a.status) {
 				rd->ans[i].a.status = ENOBUFS;
 				rd->ans[i].a.group_port = rd->ans[i].a.group_v6 = 0;
 				b->refused++;
@@ -630,14 +600,14 @@ static bool grant(struct ust_broker *b, int reply, int fd)
 	if (arp >= 0) {
 		fanout_alone(arp);
 		if (steer_join(b, fd, reply)) {
-			answer(reply, 0, fd, arp);
+			answer(reply, 0, b->cfg->rx_ring_kib, fd, arp);
 			close(arp);
 			return true;
 		}
 		close(arp);
 	}
 	fanout_alone(fd);
-	answer(reply, 0, fd, -1);
+	answer(reply, 0, b->cfg->rx_ring_kib, fd, -1);
 	return false;
 }
 
@@ -679,14 +649,14 @@ static enum ust_broker_outcome serve(struct ust_broker *b, int bfd)
 		out = UST_BROKER_FOREIGN;
 	} else {
 		char err[256];
-		fd = ust_link_socket(b->cfg, err, sizeof(err));
+		fd = ust_link_socket(b->cfg, b->cfg->rx_ring_kib, err, sizeof(err));
 		status = fd < 0 ? -fd : 0;
 		out = fd < 0 ? UST_BROKER_FAILED : UST_BROKER_GRANTED;
 	}
 	if (fd >= 0 && grant(b, rq.reply, fd))
 		return out;
 	if (fd < 0)
-		answer(rq.reply, status, -1, -1);
+		answer(rq.reply, status, 0, -1, -1);
 	close(rq.reply);
 	if (fd >= 0)
 		close(fd);

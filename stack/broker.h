@@ -5,10 +5,11 @@
  * tree inherits (USTCP_BROKER_FD): a request is the text UST_BROKER_REQUEST
  * with SCM_CREDENTIALS (checked by the kernel: the broker's end has
  * SO_PASSCRED) and SCM_RIGHTS carrying one end of a fresh SOCK_SEQPACKET
- * pair. The answer goes on that pair: an int, 0 with SCM_RIGHTS carrying a
- * packet socket opened, filtered for the configured address, locked and
- * bound to the configured interface (ust_link_socket), or an errno and no
- * fd. The library's side is broker_link in stackthread/start.c.
+ * pair. The answer goes on that pair: struct ust_broker_answer, status
+ * 0 with SCM_RIGHTS carrying a packet socket opened, filtered for the
+ * configured address, locked, given a receive ring (USTCP_RX_RING, whose
+ * KiB the answer says) and bound to the configured interface
+ * (ust_link_socket), or an errno and no fd. The library's side is broker_link in stackthread/start.c.
  *
  * Steering (steer.h, docs/architecture.md §6): a broker whose interface
  * takes a PACKET_FANOUT_CBPF group (Ethernet, IPv4 alone) keeps one for
@@ -29,6 +30,11 @@
 #include "steer.h"
 
 #define UST_BROKER_REQUEST "ustcp-link 1\n"
+
+struct ust_broker_answer {
+	int32_t status;    /* 0, or the errno of the refusal */
+	uint32_t ring_kib; /* the socket's receive ring (0: none), to map */
+};
 
 /* What the broker did with what it read. */
 enum ust_broker_outcome {

@@ -30,9 +30,9 @@ struct ust_cidr6 {
  * ust_loop_run's linger). */
 #define UST_CALL_SPIN_DEFAULT 50
 /* USTCP_RX_RING's default, KiB: at MTU 1500, 2592 slots of 1600 bytes,
- * mapped once frames stream in (link.c, ring_start; docs/architecture.md
- * §9e); a steering group's member's (a program under ustcp(1)) is set by
- * the broker. */
+ * set on the link's socket before it is bound (link.c, link_socket_ring;
+ * docs/architecture.md §9e), by the launcher's broker for a program under
+ * ustcp(1). */
 #define UST_RX_RING_DEFAULT 4096
 
 struct ust_config {

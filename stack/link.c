@@ -379,6 +379,8 @@ static void rx_buffers_hot(struct ust_link *l)
 
 static unsigned ring_ready(const struct ust_link *l);
 static void ring_stop(struct ust_link *l, bool own);
+static void link_ring_map(struct ust_link *l, unsigned kib);
+static int ring_set(int fd, unsigned mtu, unsigned kib);
 
 /* An exit keeper's receive buffers: a curl's keeper held 2 MiB of huge
  * page here through its 60 s of TIME-WAIT, half of all the anonymous
@@ -393,8 +395,7 @@ void ust_link_cool(struct ust_link *l)
 
 	/* (A steering group member's stays: taking it off would move the
 	 * socket in the group, which only the broker may do.) */
-	l->ring_asked = true;
-	l->ring_cool = !l->ring_steered;
+	l->ring_cool = !l->ring_fixed;
 	if (l->ring_cool && l->ring && !ring_ready(l))
 		ring_stop(l, true);
 	if (!l->rx_hot || !(mem = malloc(RX_MEM)))
@@ -407,7 +408,8 @@ void ust_link_cool(struct ust_link *l)
 
 static int link_setup(struct ust_link *l, char *err, size_t errlen)
 {
-	int one = 1, bufsize = 8 << 20;
+	int one = 1, bufsize = 8 << 20, vnet = 0;
+	socklen_t vlen = sizeof(vnet);
 
 	if (setsockopt(l->fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0)
 		return link_fail(err, errlen, errno, "link: PACKET_AUXDATA: %s", strerror(errno));
@@ -420,8 +422,11 @@ static int link_setup(struct ust_link *l, char *err, size_t errlen)
 	/* A virtio_net_hdr in front of every frame: what lets a run of TCP
 	 * segments leave in one system call and one sk_buff, segmented by
 	 * the device (TSO) or by the kernel's GSO, as the kernel's own TCP
-	 * sends. Not on a tun link, whose frames are datagrams. */
-	if (!l->l3 && setsockopt(l->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0) {
+	 * sends. Not on a tun link, whose frames are datagrams.
+	 * (A socket with a ring has it already: link_socket_ring.) */
+	if (!l->l3 && (getsockopt(l->fd, SOL_PACKET, PACKET_VNET_HDR, &vnet, &vlen) < 0 || !vnet))
+		vnet = setsockopt(l->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0;
+	if (!l->l3 && vnet) {
 		l->vnet = true;
 		l->gso4 = l->gso6 = l->tso_asked = false; /* device_tso, at the first possible run */
 	} else if (!l->l3) {
@@ -516,10 +521,31 @@ struct link_want {
 	bool neigh, lock;
 	uint16_t port;
 	bool v6;
+	unsigned ring_kib; /* a receive ring of so many KiB, set before bind */
 };
 
-/* Opens the packet socket on ifname, attaches the filter want says and
- * binds it: fills l->fd and what link_describe finds. */
+/* Sets the receive ring on fd, not yet bound, and the vnet header its
+ * slots' layout depends on (which the kernel lets no one change once a
+ * ring is set). Before bind, because setting a ring on a bound socket
+ * takes it off the device and puts it back after an RCU grace period
+ * (packet_set_ring): frames delivered meanwhile are lost, and with them,
+ * mid-transfer, the sender's window (tests/bench/README.md, "The receive
+ * ring in the loss matrix's recv cells"). A refusal leaves the socket to
+ * receive by calls. */
+static void link_socket_ring(struct ust_link *l, unsigned kib)
+{
+	int e;
+
+	if (!l->l3)
+		set_opt(l->fd, SOL_PACKET, PACKET_VNET_HDR, 1, "PACKET_VNET_HDR");
+	e = ring_set(l->fd, l->mtu, kib);
+	if (e)
+		ust_log(UST_LOG_INFO, "link %s: no receive ring (%s): a call per batch", l->ifname, strerror(e));
+}
+
+/* Opens the packet socket on ifname, attaches the filter want says, sets
+ * the ring it asks for and binds it: fills l->fd and what link_describe
+ * finds. */
 static int link_socket(struct ust_link *l, const struct ust_config *cfg, const struct link_want *want, char *err,
 		       size_t errlen)
 {
@@ -562,6 +588,8 @@ static int link_socket(struct ust_link *l, const struct ust_config *cfg, const s
 	 * by the launcher's broker) cannot widen what it sees. */
 	if (want->lock && setsockopt(l->fd, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof(one)) < 0)
 		return link_fail(err, errlen, errno, "link: SO_LOCK_FILTER: %s", strerror(errno));
+	if (want->ring_kib)
+		link_socket_ring(l, want->ring_kib);
 	memset(&sll, 0, sizeof(sll));
 	sll.sll_family = AF_PACKET;
 	sll.sll_protocol = htons(want->proto);
@@ -583,9 +611,10 @@ static int link_socket_fd(const struct ust_config *cfg, const struct link_want *
 	return l.fd;
 }
 
-int ust_link_socket(const struct ust_config *cfg, char *err, size_t errlen)
+int ust_link_socket(const struct ust_config *cfg, unsigned ring_kib, char *err, size_t errlen)
 {
-	return link_socket_fd(cfg, &(struct link_want){ .proto = ETH_P_ALL, .lock = true }, err, errlen);
+	return link_socket_fd(cfg, &(struct link_want){ .proto = ETH_P_ALL, .lock = true, .ring_kib = ring_kib }, err,
+			      errlen);
 }
 
 int ust_link_arp_socket(const struct ust_config *cfg, char *err, size_t errlen)
@@ -611,28 +640,34 @@ int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, s
 	 * nothing from it; unlocked, the stack may narrow the filter to its
 	 * ports (ust_link_set_filter: an exit keeper's, docs/architecture.md
 	 * §5). */
-	int r = link_socket(l, cfg, &(struct link_want){ .proto = ETH_P_ALL }, err, errlen);
+	int r = link_socket(l, cfg, &(struct link_want){ .proto = ETH_P_ALL, .ring_kib = cfg->rx_ring_kib }, err,
+			    errlen);
 
 	if (!r) {
 		l->filter_own = true;
-		l->ring_bytes = (size_t)cfg->rx_ring_kib << 10;
 		r = link_setup(l, err, errlen);
 	}
+	if (!r)
+		link_ring_map(l, cfg->rx_ring_kib);
 	if (r)
 		ust_link_close(l);
 	return r;
 }
 
-int ust_link_adopt(struct ust_link *l, int fd, const char *ifname, char *err, size_t errlen)
+int ust_link_adopt(struct ust_link *l, int fd, const char *ifname, unsigned ring_kib, bool grouped, char *err,
+		   size_t errlen)
 {
 	int r;
 
 	memset(l, 0, sizeof(*l));
 	l->fd = fd;
 	l->arp_fd = -1;
+	l->ring_fixed = grouped;
 	r = link_describe(l, ifname, err, errlen);
 	if (!r)
 		r = link_setup(l, err, errlen);
+	if (!r)
+		link_ring_map(l, ring_kib);
 	if (r)
 		ust_link_close(l);
 	return r;
@@ -813,10 +848,9 @@ static void rx_batch_done(struct ust_link *l)
 
 /* ---- the receive ring (PACKET_RX_RING, TPACKET_V2) ----
  *
- * Once frames stream in, the kernel writes each into a slot of a ring it
- * shares with us, in the softirq that delivers it (with a veth peer, on
- * the sender's CPU), and the stack thread takes them without a system
- * call: recvmmsg was 43% of its CPU receiving at MTU 1500
+ * The kernel writes each frame into a slot of a ring it shares with us,
+ * in the softirq that delivers it (with a veth peer, on the sender's
+ * CPU), and the stack thread takes them without a system call: recvmmsg was 43% of its CPU receiving at MTU 1500
  * (tests/bench/README.md, "The receive ring"). A slot holds a frame of
  * the link's MTU; a longer one (the kernel coalesced segments: GRO) is
  * queued to the socket whole as without a ring (PACKET_COPY_THRESH), its
@@ -825,8 +859,10 @@ static void rx_batch_done(struct ust_link *l)
  * lives as long as one in the receive buffers. Version 2, not 3: a
  * version 3 block is handed over when full or when its timer (a
  * millisecond at least) fires, and an ACK that waits for it is a
- * millisecond late. In a steering group, the broker sets it (ring_start).
- * None with USTCP_RX_RING=0.
+ * millisecond late. The ring is set on the socket before it is bound
+ * (link_socket_ring: by the launcher's broker for a program under it),
+ * so that no frame is lost to its setting; mapped here by
+ * link_ring_map. None with USTCP_RX_RING=0.
  *
  * Linux 6.18's tpacket_rcv, when it cannot describe a frame in a
  * virtio_net_hdr (a GSO type the header has no word for), keeps the
@@ -872,15 +908,12 @@ static void ring_stop(struct ust_link *l, bool own)
 	}
 }
 
-static int ring_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches);
-
 static int link_rx(struct ust_link *l, int fd, struct ust_stack *st, ust_time now, unsigned max_batches);
 
 /* Every frame queued to the socket, by link_rx's calls until one finds
  * the queue short of a batch (a frame the kernel could not describe, or a
- * receive error an earlier call left pending, is counted and passed): the
- * frames queued before the ring, or any a run of marked slots did not
- * take. Bounded: the socket's buffer holds a few thousand at most. */
+ * receive error an earlier call left pending, is counted and passed):
+ * frames a run of marked slots did not take. Bounded: the socket's buffer holds a few thousand at most. */
 #define RING_DRAIN_BATCHES 128
 
 static int ring_drain(struct ust_link *l, struct ust_stack *st, ust_time now)
@@ -908,7 +941,10 @@ static bool ring_geometry(unsigned mtu, bool vnet, unsigned kib, struct tpacket_
 	return true;
 }
 
-int ust_link_ring_set(int fd, unsigned mtu, unsigned kib)
+/* Sets a receive ring of kib KiB on fd, a packet socket of a link of mtu
+ * (its PACKET_VNET_HDR as it is), not yet bound (link_socket_ring says
+ * why). 0, or the errno of the refusal. */
+static int ring_set(int fd, unsigned mtu, unsigned kib)
 {
 	int v = TPACKET_V2, one = 1, vnet = 0;
 	socklen_t vlen = sizeof(vnet);
@@ -938,7 +974,7 @@ static bool ring_map(struct ust_link *l)
 		return false;
 	ring = mmap(NULL, (size_t)req.tp_block_size * req.tp_block_nr, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
 	if (ring == MAP_FAILED && errno == EINVAL) {
-		l->ring_unmapped = false; /* none on the socket (a broker gone before it set one) */
+		l->ring_unmapped = false; /* none on the socket (its setting was refused) */
 		return false;
 	}
 	if (ring == MAP_FAILED) {
@@ -957,57 +993,21 @@ static bool ring_map(struct ust_link *l)
 	return true;
 }
 
-/* Sets the ring on the socket (once: a refusal is not asked again), maps
- * it and takes what is waiting: first the frames queued before it, then
- * its own. While the kernel swaps the socket's receive function, frames
- * delivered are lost (segments TCP sends again), once. In a steering
- * group (PACKET_FANOUT) the broker is asked to set it: setting a ring
- * takes the socket out of the group and puts it back last, and the
- * group's program, which picks members by their place, must learn it. */
-static int ring_start(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches)
+/* The ring of kib KiB that link_socket_ring set on the socket, mapped
+ * (none there, or kib 0: frames come by calls). A socket whose ring
+ * cannot be mapped would take every frame into it unread: the ring is
+ * taken off, and frames come by calls; but a steering group member's
+ * stays (taking it off would move the socket in the group, which only the
+ * broker may do), and ust_link_rx tries to map it again. */
+static void link_ring_map(struct ust_link *l, unsigned kib)
 {
-	int fanout = 0, e;
-	socklen_t flen = sizeof(fanout);
-	struct tpacket_req req;
-	unsigned kib = (unsigned)(l->ring_bytes >> 10);
+	struct tpacket_req req = { 0 };
 
-	l->ring_asked = true;
-	if (!ring_geometry(l->mtu, l->vnet, kib, &req))
-		return 0;
-	if (getsockopt(l->fd, SOL_PACKET, PACKET_FANOUT, &fanout, &flen) == 0 && fanout) {
-		if (l->ring_ask)
-			l->ring_ask(l->mtu, kib);
-		else
-			ust_log(UST_LOG_INFO, "link %s: no receive ring in a steering group without its broker",
-				l->ifname);
-		return 0;
-	}
-	e = ust_link_ring_set(l->fd, l->mtu, kib);
-	if (e) {
-		ust_log(UST_LOG_INFO, "link %s: no receive ring (%s): a call per batch", l->ifname, strerror(e));
-		return 0;
-	}
-	if (!ring_map(l))
-		return 0;
-	/* Queued before the ring: older than any in it. (A coalesced frame
-	 * the kernel queues meanwhile for a slot may be taken here, before
-	 * its turn: reordered, not lost.) */
-	return ring_drain(l, st, now) + ring_rx(l, st, now, max_batches);
-}
-
-void ust_link_ring_granted(struct ust_link *l, int status)
-{
-	if (status) {
-		ust_log(UST_LOG_INFO, "link %s: no receive ring (the broker: %s): a call per batch", l->ifname,
-			strerror(status));
+	l->ring_bytes = (size_t)kib << 10;
+	if (!kib || ring_map(l) || !l->ring_unmapped || l->ring_fixed)
 		return;
-	}
-	l->ring_steered = true;
-	l->ring_cool = false; /* a keeper's too: see ust_link_cool */
-	/* Frames queued before the ring, and received by calls until this
-	 * answer: ring_rx drains what is left of them. */
-	l->ring_drain = true;
-	ring_map(l);
+	if (setsockopt(l->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) == 0)
+		l->ring_unmapped = false;
 }
 
 /* The slots from head on that the kernel filled: up to a batch's worth. */
@@ -1036,7 +1036,7 @@ static unsigned ring_take(struct ust_link *l, struct ust_stack *st, unsigned i, 
 
 		while (i + k < n && (ring_slot(l, (l->ring_head + i + k) % l->ring_frames)->tp_status & TP_STATUS_COPY))
 			k++;
-		/* Fewer when ring_start took some already, or one could not
+		/* Fewer when a drain took some already, or one could not
 		 * be received: then the queue may hold frames no slot
 		 * stands for, which ring_rx drains. */
 		if (rx_batch(l, l->fd, st, now, k) != (int)k)
@@ -1084,7 +1084,7 @@ static int ring_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsig
 		l->ring_drain = false;
 		total += ring_drain(l, st, now);
 	}
-	if (l->ring_cool && !l->ring_steered && !ring_ready(l))
+	if (l->ring_cool && !ring_ready(l))
 		ring_stop(l, true);
 	return total;
 }
@@ -1113,10 +1113,6 @@ static int link_rx(struct ust_link *l, int fd, struct ust_stack *st, ust_time no
 		total += n;
 		if (n < UST_LINK_BATCH)
 			break;
-		/* A full batch: frames stream in, and the ring takes them
-		 * from now on without a call per batch. */
-		if (fd == l->fd && !l->ring_asked && l->ring_bytes)
-			return total + ring_start(l, st, now, max_batches - b - 1);
 	}
 	return total;
 }

@@ -75,22 +75,18 @@ struct ust_link {
 	bool rx_heat_asked;       /* rx_buffers_hot tried: not again, until ust_link_cool */
 	bool rx_coalesced;        /* this batch had a frame longer than the MTU */
 
-	/* The receive ring (link.c, ring_start), mapped at the first full
-	 * batch of fd: ring_bytes of it (USTCP_RX_RING; 0: never), slots of
-	 * ring_frame bytes, ring_frames of them, the next to take at
-	 * ring_head. NULL until then, or after a refusal (ring_asked). An
-	 * exit keeper lets it go once it is empty (ring_cool). */
+	/* The receive ring (link.c, link_socket_ring), set on the socket
+	 * before it was bound and mapped at open or adoption: ring_bytes of
+	 * it (USTCP_RX_RING; 0: none), slots of ring_frame bytes,
+	 * ring_frames of them, the next to take at ring_head. NULL without
+	 * one. An exit keeper lets it go once it is empty (ring_cool),
+	 * unless ring_fixed: the socket is a steering group's member, which
+	 * taking the ring off would move in the group (only the broker may). */
 	uint8_t *ring;
 	size_t ring_len, ring_bytes;
 	unsigned ring_frame, ring_frames, ring_head;
-	bool ring_asked, ring_cool;
+	bool ring_cool, ring_fixed;
 	bool ring_drain;          /* the socket's queue may hold frames no slot stands for */
-	/* In a steering group the broker sets the ring (only it may move a
-	 * member in the group, which setting a ring does): ring_ask sends
-	 * it the request (stackthread/steer.c), whose answer comes to
-	 * ust_link_ring_granted; ring_steered: it did. */
-	void (*ring_ask)(unsigned mtu, unsigned kib);
-	bool ring_steered;
 	bool ring_unmapped;       /* set on the socket, not yet mapped (ring_map failed) */
 	struct mmsghdr rx_msg[UST_LINK_BATCH];
 	struct iovec rx_iov[2 * UST_LINK_BATCH];   /* [vnet header,] frame */
@@ -162,10 +158,11 @@ int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, s
 /* Only the privileged part of ust_link_open, for the launcher's broker:
  * opens the packet socket on cfg's interface, attaches the filter for its
  * addresses, locks it
- * (SO_LOCK_FILTER: its holder cannot detach or replace it) and binds it to
- * the interface. Returns the fd (close-on-exec, non-blocking), or -errno
+ * (SO_LOCK_FILTER: its holder cannot detach or replace it), sets a
+ * receive ring of ring_kib KiB (0: none; the holder maps it,
+ * ust_link_adopt) and binds it to the interface. Returns the fd (close-on-exec, non-blocking), or -errno
  * with one line in err. Needs CAP_NET_RAW. */
-int ust_link_socket(const struct ust_config *cfg, char *err, size_t errlen);
+int ust_link_socket(const struct ust_config *cfg, unsigned ring_kib, char *err, size_t errlen);
 /* ust_link_socket's socket bound for ARP alone (ETH_P_ARP), and with an
  * IPv6 address for ARP and neighbour discovery alone (a filter in front of
  * the address's): a steered stack's second socket (struct ust_link,
@@ -180,8 +177,11 @@ int ust_link_arp_socket(const struct ust_config *cfg, char *err, size_t errlen);
  * CAP_NET_RAW. */
 int ust_link_group_socket(const struct ust_config *cfg, uint16_t port, bool v6, char *err, size_t errlen);
 /* The same on a packet socket opened (and filtered) by someone with the
- * privilege, e.g. the launcher: takes ownership of fd. */
-int ust_link_adopt(struct ust_link *l, int fd, const char *ifname, char *err, size_t errlen);
+ * privilege, e.g. the launcher: takes ownership of fd, and maps the
+ * receive ring of ring_kib KiB it was given (0: none). grouped: fd is a
+ * steering group's member (ring_fixed). */
+int ust_link_adopt(struct ust_link *l, int fd, const char *ifname, unsigned ring_kib, bool grouped, char *err,
+		   size_t errlen);
 /* Takes fd, from ust_link_arp_socket, as l's ARP socket (after
  * ust_link_adopt), with the options ours to set. 0 or -errno (fd closed). */
 int ust_link_adopt_arp(struct ust_link *l, int fd);
@@ -197,14 +197,6 @@ int ust_link_set_filter(struct ust_link *l, const struct sock_filter *prog, unsi
  * expects mostly ACKs and FINs from now on (an exit keeper), which would
  * otherwise hold their memory for as long as it lives. */
 void ust_link_cool(struct ust_link *l);
-/* Sets a receive ring of kib KiB on fd, a packet socket of a link of mtu
- * (its PACKET_VNET_HDR as it is): what ring_start does on the link's own
- * socket, and the broker on a steering group member's (UST_STEER_RING).
- * 0, or the errno of the refusal. */
-int ust_link_ring_set(int fd, unsigned mtu, unsigned kib);
-/* The broker's answer to ring_ask: status 0, the ring is on the socket,
- * and is mapped here; else the link goes on receiving by calls. */
-void ust_link_ring_granted(struct ust_link *l, int status);
 void ust_link_close(struct ust_link *l);
 /* The receive buffers freed and the ring unmapped (ust_link_close does
  * it too): by a forked child forgetting its parent's stack, whose copy it

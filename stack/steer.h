@@ -49,11 +49,9 @@ enum ust_steer_op {
 	UST_STEER_CLAIM_BOUND = 2,
 	UST_STEER_RELEASE = 3,
 	UST_STEER_CLAIM_GROUP = 4,
-	/* The member's receive ring (stack/link.c, ring_start): owner is
-	 * its KiB, port[0] the link's MTU (n = 1). The broker sets it on
-	 * the member's socket, which the kernel moves to the group's last
-	 * place, and steers by the new places before it answers. */
-	UST_STEER_RING = 5,
+	/* 5 was the member's receive ring, set by the broker once frames
+	 * streamed in; the ring is set before the socket joins the group
+	 * now (stack/link.c, link_socket_ring), and 5 is refused. */
 };
 
 #define UST_STEER_PORTS_MAX 64
@@ -64,7 +62,7 @@ enum ust_steer_op {
 struct ust_steer_msg {
 	uint32_t op;    /* enum ust_steer_op */
 	uint32_t seq;   /* echoed by the answer */
-	uint32_t owner; /* CLAIM_SHARED: the owner word the ports' words name; RING: KiB */
+	uint32_t owner; /* CLAIM_SHARED: the owner word the ports' words name */
 	uint32_t n;     /* ports in port[] */
 	uint16_t port[UST_STEER_PORTS_MAX];
 };

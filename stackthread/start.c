@@ -273,11 +273,12 @@ static int steer_chan = -1;
 /* Asks the launcher's broker (ustcp(1)) for a packet socket: a request on
  * the inherited SOCK_SEQPACKET socket USTCP_BROKER_FD carrying our
  * credentials and one end of a fresh pair, on which the broker answers
- * with an int (0, or an errno) and, on success, the socket it opened,
- * filtered for our address and locked. A broker that steers frames by
- * port (stack/steer.h) sends an ARP socket too (*arp), and keeps the
- * pair's other end: ours is then the member's channel (steer_chan). */
-static int broker_link(int broker, int *arp, char *err, size_t errlen)
+ * (struct ust_broker_answer: 0, or an errno) and, on success, sends the
+ * socket it opened, filtered for our address and locked, with a receive
+ * ring of *ring_kib KiB. A broker that steers frames by port
+ * (stack/steer.h) sends an ARP socket too (*arp), and keeps the pair's
+ * other end: ours is then the member's channel (steer_chan). */
+static int broker_link(int broker, int *arp, unsigned *ring_kib, char *err, size_t errlen)
 {
 	static const char req[] = UST_BROKER_REQUEST;
 	struct ucred cred = { getpid(), getuid(), getgid() };
@@ -287,7 +288,8 @@ static int broker_link(int broker, int *arp, char *err, size_t errlen)
 			    .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *cm;
 	struct pollfd p;
-	int sv[2], status = EIO, fd = -1;
+	struct ust_broker_answer a = { .status = EIO };
+	int sv[2], status, fd = -1;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
@@ -317,19 +319,23 @@ static int broker_link(int broker, int *arp, char *err, size_t errlen)
 	*arp = -1;
 	if (poll(&p, 1, 5000) == 1) {
 		char rbuf[CMSG_SPACE(2 * sizeof(int))];
-		struct iovec riov = { &status, sizeof(status) };
+		struct iovec riov = { &a, sizeof(a) };
 		struct msghdr rm = { .msg_iov = &riov, .msg_iovlen = 1, .msg_control = rbuf,
 				     .msg_controllen = sizeof(rbuf) };
-		if (REAL(recvmsg)(sv[0], &rm, MSG_CMSG_CLOEXEC) == (ssize_t)sizeof(status)) {
-			for (cm = CMSG_FIRSTHDR(&rm); cm; cm = CMSG_NXTHDR(&rm, cm)) {
-				if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-					continue;
-				memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-				if (cm->cmsg_len >= CMSG_LEN(2 * sizeof(int)))
-					memcpy(arp, CMSG_DATA(cm) + sizeof(int), sizeof(int));
-			}
+		ssize_t n = REAL(recvmsg)(sv[0], &rm, MSG_CMSG_CLOEXEC);
+
+		for (cm = n >= 0 ? CMSG_FIRSTHDR(&rm) : NULL; cm; cm = CMSG_NXTHDR(&rm, cm)) {
+			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+				continue;
+			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+			if (cm->cmsg_len >= CMSG_LEN(2 * sizeof(int)))
+				memcpy(arp, CMSG_DATA(cm) + sizeof(int), sizeof(int));
 		}
+		if (n != (ssize_t)sizeof(a))
+			a.status = EIO; /* nothing, or a launcher of another build */
 	}
+	status = a.status;
+	*ring_kib = a.ring_kib;
 	if (status == 0 && fd >= 0) {
 		if (*arp >= 0)
 			steer_chan = us_fd_fixed(sv[0]);
@@ -351,12 +357,13 @@ static int open_link(void)
 	char err[256];
 	const char *bvar = getenv("USTCP_BROKER_FD");
 	int r, arp = -1;
+	unsigned ring_kib = 0;
 
 	if (bvar && *bvar) {
 		/* Launched by ustcp(1): its broker holds the privilege. */
-		r = broker_link(atoi(bvar), &arp, err, sizeof(err));
+		r = broker_link(atoi(bvar), &arp, &ring_kib, err, sizeof(err));
 		if (r >= 0)
-			r = ust_link_adopt(&us_st.link, r, us_st.cfg->iface, err, sizeof(err));
+			r = ust_link_adopt(&us_st.link, r, us_st.cfg->iface, ring_kib, arp >= 0, err, sizeof(err));
 		if (r >= 0 && arp >= 0 && (r = ust_link_adopt_arp(&us_st.link, us_fd_fixed(arp))) < 0) {
 			snprintf(err, sizeof(err), "link: the ARP socket: %s", strerror(-r));
 			ust_link_close(&us_st.link);
@@ -377,7 +384,6 @@ static int open_link(void)
 		return r;
 	}
 	us_st.link.fd = us_fd_fixed(us_st.link.fd);
-	us_st.link.ring_bytes = (size_t)us_st.cfg->rx_ring_kib << 10; /* ust_link_adopt's too */
 	return 0;
 }
 

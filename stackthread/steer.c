@@ -49,7 +49,6 @@ static struct {
 	struct { uint8_t *frame; uint32_t len, seq; } held[HOLD_FRAMES];
 	unsigned nheld;
 	uint32_t sent;                /* the last claim's seq (stack thread) */
-	uint32_t ring;                /* the receive ring's request, not yet answered (0: none) */
 	_Atomic uint32_t want;        /* sent, for program threads */
 	_Atomic uint32_t done;        /* the last seq answered; a private futex */
 	struct ust_loop *loop;        /* the stack's, which reads the group sockets too */
@@ -236,10 +235,7 @@ static void on_answer(struct ev_loop *ev, ev_io *w, int revents)
 	ssize_t n;
 
 	while ((n = answer_read(&a)) == (ssize_t)sizeof(a)) {
-		if (steer.ring && a.seq == steer.ring) {
-			steer.ring = 0;
-			ust_link_ring_granted(steer.link, a.status);
-		} else if (a.status) {
+		if (a.status) {
 			steer.ctr->event[UST_EV_STEER_REFUSED]++;
 			us_ports_refused(a.seq);
 			ust_log(UST_LOG_WARN, "the ustcp broker refused to steer ports here (claim %u): %s",
@@ -248,30 +244,15 @@ static void on_answer(struct ev_loop *ev, ev_io *w, int revents)
 		atomic_store(&steer.done, a.seq);
 	}
 	if (n == 0) {
-		/* The broker is gone: the group keeps its last program. It
-		 * may have set the ring it never answered for: a ring on the
-		 * socket that nobody reads would take every frame. */
+		/* The broker is gone: the group keeps its last program. */
 		ev_io_stop(ev, w);
 		atomic_store(&steer.done, steer.sent);
-		if (steer.ring) {
-			steer.ring = 0;
-			ust_link_ring_granted(steer.link, 0);
-		}
 	}
 	release_held();
 	syscall(SYS_futex, &steer.done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
 static uint32_t steer_send(struct ust_steer_msg *m, int fd);
-
-/* The link's request for its receive ring (ust_link.ring_ask), which the
- * broker sets on our socket (stack/link.c, ring_start). */
-static void ring_ask(unsigned mtu, unsigned kib)
-{
-	struct ust_steer_msg m = { .op = UST_STEER_RING, .owner = kib, .n = 1, .port = { (uint16_t)mtu } };
-
-	steer.ring = steer_send(&m, -1);
-}
 
 void us_steer_start(int chan, struct ust_loop *loop, struct ust_counters *ctr, struct ust_link *link)
 {
@@ -281,7 +262,6 @@ void us_steer_start(int chan, struct ust_loop *loop, struct ust_counters *ctr, s
 	steer.ctr = ctr;
 	steer.link = link;
 	steer.loop = loop;
-	link->ring_ask = ring_ask;
 	fcntl(chan, F_SETFL, O_NONBLOCK);
 	ev_io_init(&steer.w, on_answer, chan, EV_READ);
 	ev_io_start(ev, &steer.w);
@@ -419,7 +399,6 @@ void us_steer_forget(void)
 		steer.group[i].port = 0;
 	}
 	steer.sent = 0;
-	steer.ring = 0; /* the parent's request, answered to it */
 	/* The held copies are the parent's memory too: its to send. */
 	steer.nheld = steer.nholding = 0;
 	atomic_store(&steer.want, 0);

@@ -63,8 +63,8 @@ for name in sorted(os.listdir("/proc/self/fd"), key=int):
 print("packet sockets", found)
 '
 
-# The broker's protocol spoken by hand (stack/broker.h): a good request gets 0
-# and an AF_PACKET socket; a malformed one EPROTO and no fd; and whatever came
+# The broker's protocol spoken by hand (stack/broker.h): a good request gets 0,
+# the KiB of the socket's receive ring and an AF_PACKET socket; a malformed one EPROTO and no fd; and whatever came
 # before, the broker keeps serving (tests/fuzz/fuzz_broker.c tries the rest).
 BROKER_PY='
 import errno, os, socket, struct
@@ -78,13 +78,13 @@ def ask(text):
     b.close(); theirs.close()
     mine.settimeout(5)
     msg, fds, flags, addr = socket.recv_fds(mine, 16, 4)
-    status = struct.unpack("i", msg)[0]
+    status, ring_kib = struct.unpack("iI", msg)
     kinds = []
     for fd in fds:
         s = socket.socket(fileno=fd)
         kinds.append("AF_PACKET" if s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN) == socket.AF_PACKET else "other")
         s.close()
-    return (errno.errorcode.get(status, str(status)) if status else "0"), kinds
+    return (errno.errorcode.get(status, str(status)) if status else "0"), "ring", ring_kib, kinds
 print("good", *ask(b"ustcp-link 1\n"))
 print("bad", *ask(b"ustcp-link 2\n"))
 print("long", *ask(b"ustcp-link 1\n" * 8))
@@ -164,17 +164,20 @@ print("again", *ask(b"ustcp-link 1\n"))
 	launcher_topo_up
 	run -0 launch python3 -c "$BROKER_PY"
 	# Steering by port: the link's socket and the ARP socket.
-	assert_line "good 0 ['AF_PACKET', 'AF_PACKET']"
-	assert_line "bad EPROTO []"
-	assert_line "long EPROTO []"
-	assert_line "again 0 ['AF_PACKET', 'AF_PACKET']"
+	assert_line "good 0 ring 4096 ['AF_PACKET', 'AF_PACKET']"
+	assert_line "bad EPROTO ring 0 []"
+	assert_line "long EPROTO ring 0 []"
+	assert_line "again 0 ring 4096 ['AF_PACKET', 'AF_PACKET']"
+	# Without a ring (USTCP_RX_RING=0), none is set.
+	USTCP_RX_RING=0 run -0 launch python3 -c "$BROKER_PY"
+	assert_line "good 0 ring 0 ['AF_PACKET', 'AF_PACKET']"
 }
 
 @test "what the broker refused is one line on the launcher's stderr when the tree has gone" {
 	launcher_topo_up
 	# A file: nobody waits for its end, so the broker keeps it.
 	launch python3 -c "$BROKER_PY" >"$TMP/out" 2>"$TMP/err"
-	grep -qx "again 0 \['AF_PACKET', 'AF_PACKET'\]" "$TMP/out"
+	grep -qx "again 0 ring 4096 \['AF_PACKET', 'AF_PACKET'\]" "$TMP/out"
 	no_ns_pids 10
 	run -0 cat "$TMP/err"
 	assert_output "ustcp: the broker refused 4 requests from the program's processes (2 malformed, 0 not from uid 0, 2 with nowhere to answer)"

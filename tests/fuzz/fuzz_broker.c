@@ -284,20 +284,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 
 	/* The first fd was the reply socket: a SEQPACKET one carries the
-	 * status, an int, and never an fd (no packet socket was opened). */
+	 * answer, its status and no ring, and never an fd (no packet socket
+	 * was opened). */
 	if (nfd && keep[0] >= 0) {
-		int status = -1;
+		struct ust_broker_answer a = { .status = -1, .ring_kib = 1 };
 		union {
 			char b[CMSG_SPACE(sizeof(int))];
 			struct cmsghdr align;
 		} rb;
-		struct iovec riov = { &status, sizeof(status) };
+		struct iovec riov = { &a, sizeof(a) };
 		struct msghdr rm = { .msg_iov = &riov, .msg_iovlen = 1, .msg_control = rb.b,
 				     .msg_controllen = sizeof(rb.b) };
 		ssize_t n = recvmsg(keep[0], &rm, MSG_DONTWAIT);
 		int sent = want == UST_BROKER_MALFORMED ? EPROTO : want == UST_BROKER_FOREIGN ? EPERM : ENODEV;
 
-		if (n != (ssize_t)sizeof(status) || rm.msg_controllen != 0 || status != sent)
+		if (n != (ssize_t)sizeof(a) || rm.msg_controllen != 0 || a.status != sent || a.ring_kib)
 			abort();
 	}
 	for (unsigned i = 0; i < nfd; i++)
