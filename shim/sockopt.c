@@ -413,6 +413,15 @@ void us_ip6_socket_init(struct us_sock *s)
 	us_call(&c, us_op_setopt, s);
 }
 
+/* A kept option set, and not to 0. */
+static bool ip6_kept_on(struct us_sock *s, int name)
+{
+	int i = ip6_kept_index(name);
+	const struct us_ip_opts *o = us_sock_ipopts(s);
+
+	return (atomic_load(&o->set) & (1u << i)) && atomic_load(&o->kept[i]);
+}
+
 /* What a kept option's new value does besides being read back. */
 static int ip6_kept_effect(struct us_sock *s, int name, int v)
 {
@@ -425,6 +434,12 @@ static int ip6_kept_effect(struct us_sock *s, int name, int v)
 	} else if (name == IPV6_MINHOPCOUNT) {
 		c.u.opt.name = UST_TCP_OPT_IPV6_MINHOPCOUNT;
 		c.u.opt.val = v;
+	} else if (name == IPV6_RECVHOPLIMIT || name == IPV6_2292HOPLIMIT || name == IPV6_RECVTCLASS ||
+		   name == IPV6_FLOWINFO) {
+		/* What the engine notes of each segment received in order. */
+		c.u.opt.name = UST_TCP_OPT_IPV6_RXOPT;
+		c.u.opt.val = (ip6_kept_on(s, IPV6_RECVHOPLIMIT) || ip6_kept_on(s, IPV6_2292HOPLIMIT) ? UST_TCP_RX6_HOPS : 0) |
+			      (ip6_kept_on(s, IPV6_RECVTCLASS) || ip6_kept_on(s, IPV6_FLOWINFO) ? UST_TCP_RX6_FLOW : 0);
 	} else {
 		return 0;
 	}
@@ -614,25 +629,39 @@ static void put_cmsg(struct cmsg_out *m, int level, int type, const void *data, 
 	m->left -= (socklen_t)space;
 }
 
-static bool ip6_kept_on(struct us_sock *s, int name)
+/* What the engine noted of the segments received (UST_TCP_OPT_IPV6_RCV_*),
+ * or dflt without a connection. */
+static int ip6_rcv_noted(struct us_sock *s, int opt, int dflt)
 {
-	int i = ip6_kept_index(name);
-	const struct us_ip_opts *o = us_sock_ipopts(s);
+	struct us_call c;
 
-	return (atomic_load(&o->set) & (1u << i)) && atomic_load(&o->kept[i]);
+	c.u.opt.level = IPPROTO_TCP;
+	c.u.opt.name = opt;
+	return us_call(&c, us_op_getopt, s) == 0 ? c.u.opt.val : dflt;
+}
+
+/* Linux's np->mcast_hops, which a TCP socket cannot set: the hop limit
+ * the engine noted (an accepted socket's handshake's, then as the receive
+ * options ask), else 1. */
+static int ip6_mcast_hops(struct us_sock *s)
+{
+	int hops = ip6_rcv_noted(s, UST_TCP_OPT_IPV6_RCV_HOPS, 0);
+
+	return hops ? hops : 1;
 }
 
 /* IPV6_2292PKTOPTIONS on a TCP socket: what Linux's do_ipv6_getsockopt
  * writes when it holds no received segment's options: the IPV6_PKTINFO
- * set, the multicast hop limit (1) and the traffic class and flow label of
- * nothing received (0). Linux keeps the options of the last segment
- * received in order once a receive option is on, and reads those: the
- * engine does not keep them for the socket (CAVEATS). */
+ * set, the multicast hop limit (ip6_mcast_hops), the traffic class and the
+ * flow information the engine noted (Linux's np->rcv_flowinfo). Linux
+ * keeps instead the options of a segment that carried extension headers
+ * (or the SYN's, for a listener's child whose listener had receive options
+ * on), which the stack does not (CAVEATS). */
 static int ip6_pktoptions(struct us_sock *s, void *val, socklen_t *len)
 {
 	struct cmsg_out m = { val, 0 };
-	int one = 1, zero = 0;
-	uint32_t flowinfo = 0;
+	uint32_t info = (uint32_t)ip6_rcv_noted(s, UST_TCP_OPT_IPV6_RCV_FLOWINFO, 0), flowinfo = htonl(info);
+	int hops = ip6_mcast_hops(s), tclass = (int)(info >> 20) & 0xff;
 
 	if (!val || !len)
 		return -EFAULT;
@@ -640,13 +669,13 @@ static int ip6_pktoptions(struct us_sock *s, void *val, socklen_t *len)
 	if (ip6_kept_on(s, IPV6_RECVPKTINFO))
 		put_cmsg(&m, IPPROTO_IPV6, IPV6_PKTINFO, us_sock_ipopts(s)->pktinfo, sizeof(us_sock_ipopts(s)->pktinfo));
 	if (ip6_kept_on(s, IPV6_RECVHOPLIMIT))
-		put_cmsg(&m, IPPROTO_IPV6, IPV6_HOPLIMIT, &one, sizeof(one));
+		put_cmsg(&m, IPPROTO_IPV6, IPV6_HOPLIMIT, &hops, sizeof(hops));
 	if (ip6_kept_on(s, IPV6_RECVTCLASS))
-		put_cmsg(&m, IPPROTO_IPV6, IPV6_TCLASS, &zero, sizeof(zero));
+		put_cmsg(&m, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof(tclass));
 	if (ip6_kept_on(s, IPV6_2292PKTINFO))
 		put_cmsg(&m, IPPROTO_IPV6, IPV6_2292PKTINFO, us_sock_ipopts(s)->pktinfo, sizeof(us_sock_ipopts(s)->pktinfo));
 	if (ip6_kept_on(s, IPV6_2292HOPLIMIT))
-		put_cmsg(&m, IPPROTO_IPV6, IPV6_2292HOPLIMIT, &one, sizeof(one));
+		put_cmsg(&m, IPPROTO_IPV6, IPV6_2292HOPLIMIT, &hops, sizeof(hops));
 	if (ip6_kept_on(s, IPV6_FLOWINFO))
 		put_cmsg(&m, IPPROTO_IPV6, IPV6_FLOWINFO, &flowinfo, sizeof(flowinfo));
 	*len -= m.left;
@@ -664,6 +693,36 @@ static int ip6_path_mtu(struct us_sock *s)
 	if (us_call(&c, us_op_getopt, s) < 0)
 		return -ENOTCONN;
 	return c.u.opt.val;
+}
+
+/* struct in6_flowlabel_req (linux/in6.h, which clashes with netinet/in.h) */
+struct us_flowlabel_req {
+	struct in6_addr dst;
+	uint32_t label; /* network order */
+	uint8_t action, share;
+	uint16_t flags, expires, linger;
+	uint32_t pad;
+};
+#define US_FL_A_GET 0
+#define US_FL_F_REMOTE 8
+
+/* IPV6_FLOWLABEL_MGR's get of IPV6_FL_F_REMOTE: the flow label the engine
+ * noted, as Linux's ipv6_flowlabel_opt_get reads np->rcv_flowinfo. 1:
+ * another request, whose answer is the kernel's. */
+static int ip6_remote_label(struct us_sock *s, void *val, socklen_t *len)
+{
+	struct us_flowlabel_req q;
+
+	if (!val || !len || *len < (socklen_t)sizeof(q))
+		return 1;
+	memcpy(&q, val, sizeof(q));
+	if (q.action != US_FL_A_GET || !(q.flags & US_FL_F_REMOTE))
+		return 1;
+	memset(&q, 0, sizeof(q));
+	q.label = htonl((uint32_t)ip6_rcv_noted(s, UST_TCP_OPT_IPV6_RCV_FLOWINFO, 0) & 0xfffff);
+	memcpy(val, &q, sizeof(q));
+	*len = sizeof(q);
+	return 0;
 }
 
 static int ip6_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len)
@@ -711,6 +770,12 @@ static int ip6_getsockopt(struct us_sock *s, int name, void *val, socklen_t *len
 		return 0;
 	case IPV6_2292PKTOPTIONS:
 		return ip6_pktoptions(s, val, len);
+	case IPV6_MULTICAST_HOPS:
+		return put_int(val, len, ip6_mcast_hops(s));
+	case IPV6_FLOWLABEL_MGR:
+		if ((r = ip6_remote_label(s, val, len)) != 1)
+			return r;
+		break;
 	case IPV6_TCLASS:
 		/* With the ECN field of the last segment sent, as Linux's
 		 * np->tclass has it, while TCP has the connection. */

@@ -342,6 +342,13 @@ struct ust_tcb {
 	uint16_t saved_syn_len;
 	uint8_t *saved_syn;
 	uint8_t rcv_tos;            /* a child's: IP_PKTOPTIONS' TOS (ust_tcp_rcv_tos) */
+	/* Over IPv6, Linux's np->mcast_hops and np->rcv_flowinfo (traffic
+	 * class << 20 | flow label): a child's from the segment that
+	 * completed its handshake, then from each segment received in order
+	 * while rx6opt asks (UST_TCP_RX6_*; tcp_input.c, note_rcv_ip6).
+	 * rcv_hops 0: none yet. */
+	uint8_t rcv_hops, rx6opt;
+	uint32_t rcv_flowinfo;
 	/* TCP_MD5SIG's keys (tcp_md5.c); NULL: none. A listener's child
 	 * holds its listener's key for its peer alone; TIME-WAIT keeps the
 	 * block's. */
@@ -846,7 +853,22 @@ enum ust_tcp_opt {
 	UST_TCP_OPT_THIN_LINEAR_TIMEOUTS, /* 0 or 1: a thin stream's first timeouts do not back off */
 	UST_TCP_OPT_TXREHASH,       /* SO_TXREHASH: 0 or 1, -1 the namespace's; 0 keeps the flow label */
 	UST_TCP_OPT_SAVE_SYN,       /* TCP_SAVE_SYN: 1 keeps a child's SYN headers, 2 with the link's too */
+	/* Over IPv6, what the receive options ask to note of each segment
+	 * received in order (UST_TCP_RX6_*), as Linux's np->rxopt: its hop
+	 * limit (IPV6_RECVHOPLIMIT, IPV6_2292HOPLIMIT), its traffic class and
+	 * flow label (IPV6_RECVTCLASS, IPV6_FLOWINFO); a child has its
+	 * listener's. */
+	UST_TCP_OPT_IPV6_RXOPT,
+	/* Read only: the hop limit noted (Linux's np->mcast_hops: a child's
+	 * from the segment that completed its handshake, then as RXOPT asks;
+	 * 0: none), and the flow information (np->rcv_flowinfo, traffic
+	 * class << 20 | flow label), which IPV6_MULTICAST_HOPS,
+	 * IPV6_2292PKTOPTIONS and IPV6_FL_F_REMOTE read. */
+	UST_TCP_OPT_IPV6_RCV_HOPS,
+	UST_TCP_OPT_IPV6_RCV_FLOWINFO,
 };
+#define UST_TCP_RX6_HOPS 1
+#define UST_TCP_RX6_FLOW 2
 /* IP_MTU_DISCOVER's modes, Linux's IP_PMTUDISC_*: DF is set with WANT
  * (the default) and DO, and clear with the others. */
 enum {

@@ -172,6 +172,7 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->ip6_pmtudisc = l->ip6_pmtudisc;
 	c->flow_label = l->flow_label & UST_TCP_FLOW_OFF;
 	c->min_hops = l->min_hops;
+	c->rx6opt = l->rx6opt;
 	c->min_ttl = l->min_ttl;
 	c->thin_lto = l->thin_lto;
 	c->txrehash = l->txrehash;
@@ -444,6 +445,27 @@ static bool group_stray(struct ust_tcp *tcp, const struct ust_tcp_seg *seg)
 	return tcp->cfg.group_stray && tcp->cfg.group_stray(tcp->cfg.ctx, seg->dport, &seg->src, seg->sport);
 }
 
+/* An IPv6 segment's flow information: its header's first word less the
+ * version (Linux's ip6_flowinfo), in host order. */
+static uint32_t seg_flowinfo(const struct ust_tcp_seg *seg)
+{
+	return (uint32_t)(seg->net[0] & 0x0f) << 24 | (uint32_t)seg->net[1] << 16 | (uint32_t)seg->net[2] << 8 |
+	       seg->net[3];
+}
+
+/* What the receive options ask to note of a segment over IPv6 once it is
+ * taken, if it ended at RCV.NXT (Linux's tcp_v6_do_rcv, ipv6_pktoptions:
+ * in order, not left out of order or out of the window). */
+static void note_rcv_ip6(struct ust_tcb *t, const struct ust_tcp_seg *seg)
+{
+	if (!t->rx6opt || !seg->net || ust_ip6_is_v4mapped(&seg->src) || seg->seq + ust_seg_len(seg) != t->rcv_nxt)
+		return;
+	if (t->rx6opt & UST_TCP_RX6_HOPS)
+		t->rcv_hops = seg->hops;
+	if (t->rx6opt & UST_TCP_RX6_FLOW)
+		t->rcv_flowinfo = seg_flowinfo(seg);
+}
+
 /* RFC 5082's check, as Linux's tcp_v4_rcv and tcp_v6_rcv make it: a
  * segment whose TTL is under the socket's IP_MINTTL (IPv4), or whose hop
  * limit is under its IPV6_MINHOPCOUNT (IPv6), is dropped and counted. */
@@ -587,6 +609,7 @@ static void syn_sent_input(struct ust_tcb *t, const struct ust_tcp_seg *seg, ust
 	t->snd_wl2 = seg->ack;
 	t->last_rcv = now;
 	if (ack_ok) {
+		note_rcv_ip6(t, seg);
 		syn_sent_established(t, seg, now);
 		return;
 	}
@@ -794,9 +817,14 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	tcp_init_transfer(t, now);
 	/* IP_PKTOPTIONS' TOS: the byte of the segment that completes the
 	 * handshake (Linux's tcp_v4_syn_recv_sock, rcv_tos from the ACK's
-	 * header), for a listener's child over IPv4. */
-	if (t->listener && seg->net && ust_ip6_is_v4mapped(&seg->src))
+	 * header), for a listener's child over IPv4; over IPv6 its hop
+	 * limit and flow information (tcp_v6_syn_recv_sock). */
+	if (t->listener && seg->net && ust_ip6_is_v4mapped(&seg->src)) {
 		t->rcv_tos = seg->net[1];
+	} else if (t->listener && seg->net) {
+		t->rcv_hops = seg->hops;
+		t->rcv_flowinfo = seg_flowinfo(seg);
+	}
 	tcp_set_state(t, t->fin_queued ? UST_TCP_FIN_WAIT_1 : UST_TCP_ESTABLISHED);
 	tcp_init_buffer_space(t, now);
 	if (t->listener)
@@ -1057,6 +1085,7 @@ static void synchronized_input(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_t
 		return;
 	tcp_output(t, now);
 	tcp_ack_snd_check(t, now);
+	note_rcv_ip6(t, seg);
 }
 
 /* TCP_INFO's segs_in and data_segs_in, as Linux's tcp_segs_in: a frame

@@ -677,6 +677,12 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 		else
 			t->min_hops = (uint8_t)v;
 		return 0;
+	case UST_TCP_OPT_IPV6_RXOPT:
+		t->rx6opt = (uint8_t)(v & (UST_TCP_RX6_HOPS | UST_TCP_RX6_FLOW));
+		return 0;
+	case UST_TCP_OPT_IPV6_RCV_HOPS:
+	case UST_TCP_OPT_IPV6_RCV_FLOWINFO:
+		return -ENOPROTOOPT;
 	case UST_TCP_OPT_THIN_LINEAR_TIMEOUTS:
 		if (v < 0 || v > 1)
 			return -EINVAL;
@@ -760,6 +766,9 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 	case UST_TCP_OPT_DEFER_ACCEPT: *v = retrans_to_secs(t->defer_accept); return 0;
 	case UST_TCP_OPT_IPV6_FLOWLABEL: *v = !(t->flow_label & UST_TCP_FLOW_OFF); return 0;
 	case UST_TCP_OPT_IPV6_MINHOPCOUNT: *v = t->min_hops; return 0;
+	case UST_TCP_OPT_IPV6_RXOPT: *v = t->rx6opt; return 0;
+	case UST_TCP_OPT_IPV6_RCV_HOPS: *v = t->rcv_hops; return 0;
+	case UST_TCP_OPT_IPV6_RCV_FLOWINFO: *v = (int)t->rcv_flowinfo; return 0;
 	case UST_TCP_OPT_IP_MINTTL: *v = t->min_ttl; return 0;
 	case UST_TCP_OPT_THIN_LINEAR_TIMEOUTS: *v = t->thin_lto; return 0;
 	case UST_TCP_OPT_TXREHASH: *v = t->txrehash; return 0;

@@ -956,3 +956,33 @@ body_rcv_tos() {
 
 @test "IP_PKTOPTIONS: an accepted socket's IP_TOS is its handshake's, a connected one's 0 [kernel]" { MODE=kernel body_rcv_tos; }
 @test "IP_PKTOPTIONS: an accepted socket's IP_TOS is its handshake's, a connected one's 0 [ustcp]" { MODE=ustcp body_rcv_tos; }
+
+# Over IPv6 (rcvtos.py server6, client6): an accepted socket's
+# IPV6_MULTICAST_HOPS and IPV6_2292PKTOPTIONS' hop limit, traffic class and
+# flow information are those of the segment that completed its handshake
+# (the peer's hop limit 33, traffic class 0x28, no flow label), as Linux's
+# tcp_v6_syn_recv_sock sets them, then, with the receive options on, those
+# of the last segment received in order (a byte with hop limit 44); a
+# connected socket's, those of the SYN-ACK (hop limit 64, traffic class
+# 0x48).
+body_rcv_ip6() {
+	shim6_topo_up
+	prog_bg /usr/bin/python3 "$SHIM_DIR/rcvtos.py" server6 :: 7442 "$TMP/ready" >"$TMP/srv"
+	local srv=$BG_PID
+	wait_file "$TMP/ready" 20
+	[ "$MODE" = kernel ] || sleep 1.2 # DAD, as body_ip6_inherit
+	run -0 peer python3 "$SHIM_DIR/rcvtos.py" client6 "$SADDR6" 7442 0x28
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv"
+	assert_output - <<-EOF
+		accepted 33 20/41/52:21000000 20/41/67:28000000 20/41/11:02800000
+		data 44 20/41/52:2c000000 20/41/67:28000000 20/41/11:02800000
+	EOF
+	peer_bg python3 "$SHIM_DIR/rcvtos.py" server6 :: 7443 "$TMP/ready2" >/dev/null
+	wait_file "$TMP/ready2"
+	run -0 prog /usr/bin/python3 "$SHIM_DIR/rcvtos.py" client6 "$PEER_ADDR6" 7443 0x28
+	assert_output "connected 64 20/41/52:40000000 20/41/67:48000000 20/41/11:04800000"
+}
+
+@test "IPV6_2292PKTOPTIONS: the hop limit and traffic class of the handshake, then of the last segment in order [kernel]" { MODE=kernel body_rcv_ip6; }
+@test "IPV6_2292PKTOPTIONS: the hop limit and traffic class of the handshake, then of the last segment in order [ustcp]" { MODE=ustcp body_rcv_ip6; }

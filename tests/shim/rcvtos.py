@@ -1,13 +1,28 @@
 #!/usr/bin/env python3
 """IP_PKTOPTIONS' IP_TOS on a TCP socket, for 061-opts.bats: Linux's
 rcv_tos, the TOS byte of the segment that completed an accepted socket's
-handshake (tcp_v4_syn_recv_sock), and 0 on a socket that connected.
+handshake (tcp_v4_syn_recv_sock), and 0 on a socket that connected; over
+IPv6 the same segment's hop limit and flow information
+(tcp_v6_syn_recv_sock: np->mcast_hops, np->rcv_flowinfo), which
+IPV6_MULTICAST_HOPS and IPV6_2292PKTOPTIONS read.
 
     rcvtos.py server ADDR PORT READY   listens (IP_RECVTOS, inherited by
                                        the accepted socket), creates READY,
                                        accepts one: "accepted CMSGS"
     rcvtos.py client ADDR PORT TOS     connects with IP_TOS TOS and
                                        IP_RECVTOS: "connected CMSGS"
+    rcvtos.py server6 ADDR PORT READY  the same over IPv6 (IPV6_RECVHOPLIMIT,
+                                       IPV6_RECVTCLASS, IPV6_FLOWINFO; its
+                                       SYN-ACK with traffic class 0x48 and
+                                       no flow label): "accepted HOPS
+                                       CMSGS", sends a byte, then once a
+                                       byte came "data HOPS CMSGS"
+    rcvtos.py client6 ADDR PORT TCLASS connects with IPV6_UNICAST_HOPS 33,
+                                       IPV6_TCLASS TCLASS, no flow label
+                                       (IPV6_AUTOFLOWLABEL 0) and the same
+                                       receive options: "connected HOPS
+                                       CMSGS"; once a byte came, sends one
+                                       with hop limit 44
 """
 import socket
 import sys
@@ -15,10 +30,17 @@ import sys
 from shimlib import cmsg_list, sockopt_hex
 
 IP_RECVTOS, IP_PKTOPTIONS = 13, 9
+IPV6_2292PKTOPTIONS, IPV6_FLOWINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS, IPV6_AUTOFLOWLABEL = 6, 11, 51, 66, 70
+RECV6 = (IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS, IPV6_FLOWINFO)
 
 
 def pkt(s):
     return cmsg_list(sockopt_hex(s, socket.IPPROTO_IP, IP_PKTOPTIONS, 256))
+
+
+def pkt6(s):
+    hops = s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS)
+    return hops, cmsg_list(sockopt_hex(s, socket.IPPROTO_IPV6, IPV6_2292PKTOPTIONS, 256))
 
 
 if sys.argv[1] == "server":
@@ -32,10 +54,40 @@ if sys.argv[1] == "server":
     c, _ = ls.accept()
     print("accepted", pkt(c))
     c.recv(1)
-else:
+elif sys.argv[1] == "client":
     c = socket.socket()
     c.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, int(sys.argv[4], 0))
     c.setsockopt(socket.IPPROTO_IP, IP_RECVTOS, 1)
     c.settimeout(10)
     c.connect((sys.argv[2], int(sys.argv[3])))
     print("connected", pkt(c))
+elif sys.argv[1] == "server6":
+    ls = socket.socket(socket.AF_INET6)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    for o in RECV6:
+        ls.setsockopt(socket.IPPROTO_IPV6, o, 1)
+    ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, 0x48)
+    ls.setsockopt(socket.IPPROTO_IPV6, IPV6_AUTOFLOWLABEL, 0)
+    ls.bind((sys.argv[2], int(sys.argv[3])))
+    ls.listen(1)
+    open(sys.argv[4], "w").close()
+    ls.settimeout(20)
+    c, _ = ls.accept()
+    print("accepted", *pkt6(c), flush=True)
+    c.send(b"y")
+    c.recv(1)
+    print("data", *pkt6(c))
+    c.recv(1)
+else:
+    c = socket.socket(socket.AF_INET6)
+    c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 33)
+    c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, int(sys.argv[4], 0))
+    c.setsockopt(socket.IPPROTO_IPV6, IPV6_AUTOFLOWLABEL, 0)
+    for o in RECV6:
+        c.setsockopt(socket.IPPROTO_IPV6, o, 1)
+    c.settimeout(10)
+    c.connect((sys.argv[2], int(sys.argv[3])))
+    print("connected", *pkt6(c))
+    c.recv(1)  # the server has read its options
+    c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 44)
+    c.send(b"x")
