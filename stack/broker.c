@@ -588,11 +588,12 @@ static void steer_finish(struct ust_broker *b, struct round *rd)
 	}
 }
 
-/* A granted request: the packet socket fd goes to the client, as a
- * member of the group with its ARP socket when the broker steers and has
- * room (the reply socket then stays, as the member's channel). Returns
- * whether the broker kept fd and the reply socket. */
-static bool grant(struct ust_broker *b, int reply, int fd)
+/* A granted request: the packet socket fd, with its receive ring of
+ * ring_kib KiB, goes to the client, as a member of the group with its ARP
+ * socket when the broker steers and has room (the reply socket then
+ * stays, as the member's channel). Returns whether the broker kept fd and
+ * the reply socket. */
+static bool grant(struct ust_broker *b, int reply, int fd, unsigned ring_kib)
 {
 	char err[256];
 	int arp = b->own >= 0 ? ust_link_arp_socket(b->cfg, err, sizeof(err)) : -1;
@@ -600,14 +601,14 @@ static bool grant(struct ust_broker *b, int reply, int fd)
 	if (arp >= 0) {
 		fanout_alone(arp);
 		if (steer_join(b, fd, reply)) {
-			answer(reply, 0, b->cfg->rx_ring_kib, fd, arp);
+			answer(reply, 0, ring_kib, fd, arp);
 			close(arp);
 			return true;
 		}
 		close(arp);
 	}
 	fanout_alone(fd);
-	answer(reply, 0, b->cfg->rx_ring_kib, fd, -1);
+	answer(reply, 0, ring_kib, fd, -1);
 	return false;
 }
 
@@ -625,6 +626,7 @@ static enum ust_broker_outcome serve(struct ust_broker *b, int bfd)
 			    .msg_controllen = sizeof(cbuf.b) };
 	struct request rq = { .reply = -1 };
 	enum ust_broker_outcome out;
+	unsigned ring_kib = b->cfg->rx_ring_kib;
 	int status, fd = -1;
 	ssize_t n = recvmsg(bfd, &m, MSG_CMSG_CLOEXEC);
 
@@ -649,11 +651,11 @@ static enum ust_broker_outcome serve(struct ust_broker *b, int bfd)
 		out = UST_BROKER_FOREIGN;
 	} else {
 		char err[256];
-		fd = ust_link_socket(b->cfg, b->cfg->rx_ring_kib, err, sizeof(err));
+		fd = ust_link_socket(b->cfg, &ring_kib, err, sizeof(err));
 		status = fd < 0 ? -fd : 0;
 		out = fd < 0 ? UST_BROKER_FAILED : UST_BROKER_GRANTED;
 	}
-	if (fd >= 0 && grant(b, rq.reply, fd))
+	if (fd >= 0 && grant(b, rq.reply, fd, ring_kib))
 		return out;
 	if (fd < 0)
 		answer(rq.reply, status, 0, -1, -1);

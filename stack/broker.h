@@ -29,7 +29,10 @@
 #include "config.h"
 #include "steer.h"
 
-#define UST_BROKER_REQUEST "ustcp-link 1\n"
+/* 2 since the answer says the ring's KiB (2026-12-07): a library of
+ * version 1 would take the 8-byte answer cut to its int and adopt a socket
+ * with a ring it never maps. */
+#define UST_BROKER_REQUEST "ustcp-link 2\n"
 
 struct ust_broker_answer {
 	int32_t status;    /* 0, or the errno of the refusal */

@@ -530,8 +530,8 @@ struct link_want {
  * takes it off the device and puts it back after an RCU grace period
  * (packet_set_ring): frames delivered meanwhile are lost, and with them,
  * mid-transfer, the sender's window (tests/bench/README.md, "The receive
- * ring in the loss matrix's recv cells"). A refusal leaves the socket to
- * receive by calls. */
+ * ring in the loss matrix's recv cells"). Sets ring_bytes; a refusal
+ * leaves the socket to receive by calls. */
 static void link_socket_ring(struct ust_link *l, unsigned kib)
 {
 	int e;
@@ -541,6 +541,8 @@ static void link_socket_ring(struct ust_link *l, unsigned kib)
 	e = ring_set(l->fd, l->mtu, kib);
 	if (e)
 		ust_log(UST_LOG_INFO, "link %s: no receive ring (%s): a call per batch", l->ifname, strerror(e));
+	else
+		l->ring_bytes = (size_t)kib << 10;
 }
 
 /* Opens the packet socket on ifname, attaches the filter want says, sets
@@ -599,7 +601,10 @@ static int link_socket(struct ust_link *l, const struct ust_config *cfg, const s
 	return 0;
 }
 
-static int link_socket_fd(const struct ust_config *cfg, const struct link_want *want, char *err, size_t errlen)
+/* link_socket's fd alone, and in *ring_kib (if not NULL) the KiB of the
+ * ring it set (0: none). */
+static int link_socket_fd(const struct ust_config *cfg, const struct link_want *want, unsigned *ring_kib, char *err,
+			  size_t errlen)
 {
 	struct ust_link l;
 	int r = link_socket(&l, cfg, want, err, errlen);
@@ -608,21 +613,24 @@ static int link_socket_fd(const struct ust_config *cfg, const struct link_want *
 		ust_link_close(&l);
 		return r;
 	}
+	if (ring_kib)
+		*ring_kib = (unsigned)(l.ring_bytes >> 10);
 	return l.fd;
 }
 
-int ust_link_socket(const struct ust_config *cfg, unsigned ring_kib, char *err, size_t errlen)
+int ust_link_socket(const struct ust_config *cfg, unsigned *ring_kib, char *err, size_t errlen)
 {
-	return link_socket_fd(cfg, &(struct link_want){ .proto = ETH_P_ALL, .lock = true, .ring_kib = ring_kib }, err,
-			      errlen);
+	return link_socket_fd(cfg,
+			      &(struct link_want){ .proto = ETH_P_ALL, .lock = true, .ring_kib = ring_kib ? *ring_kib : 0 },
+			      ring_kib, err, errlen);
 }
 
 int ust_link_arp_socket(const struct ust_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->has_addr6)
-		return link_socket_fd(cfg, &(struct link_want){ .proto = ETH_P_ALL, .neigh = true, .lock = true }, err,
-				      errlen);
-	return link_socket_fd(cfg, &(struct link_want){ .proto = ETH_P_ARP, .lock = true }, err, errlen);
+		return link_socket_fd(cfg, &(struct link_want){ .proto = ETH_P_ALL, .neigh = true, .lock = true }, NULL,
+				      err, errlen);
+	return link_socket_fd(cfg, &(struct link_want){ .proto = ETH_P_ARP, .lock = true }, NULL, err, errlen);
 }
 
 int ust_link_group_socket(const struct ust_config *cfg, uint16_t port, bool v6, char *err, size_t errlen)
@@ -630,7 +638,7 @@ int ust_link_group_socket(const struct ust_config *cfg, uint16_t port, bool v6, 
 	if (!port || (v6 && !cfg->has_addr6))
 		return link_fail(err, errlen, EINVAL, "link: no such port to read");
 	return link_socket_fd(cfg, &(struct link_want){ .proto = ETH_P_ALL, .lock = true, .port = port, .v6 = v6 },
-			      err, errlen);
+			      NULL, err, errlen);
 }
 
 int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, size_t errlen)
@@ -648,7 +656,7 @@ int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, s
 		r = link_setup(l, err, errlen);
 	}
 	if (!r)
-		link_ring_map(l, cfg->rx_ring_kib);
+		link_ring_map(l, (unsigned)(l->ring_bytes >> 10));
 	if (r)
 		ust_link_close(l);
 	return r;

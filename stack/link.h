@@ -159,10 +159,11 @@ int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, s
  * opens the packet socket on cfg's interface, attaches the filter for its
  * addresses, locks it
  * (SO_LOCK_FILTER: its holder cannot detach or replace it), sets a
- * receive ring of ring_kib KiB (0: none; the holder maps it,
- * ust_link_adopt) and binds it to the interface. Returns the fd (close-on-exec, non-blocking), or -errno
+ * receive ring of *ring_kib KiB (NULL or 0: none; the holder maps it,
+ * ust_link_adopt; *ring_kib becomes 0 if the kernel refused it) and binds
+ * it to the interface. Returns the fd (close-on-exec, non-blocking), or -errno
  * with one line in err. Needs CAP_NET_RAW. */
-int ust_link_socket(const struct ust_config *cfg, unsigned ring_kib, char *err, size_t errlen);
+int ust_link_socket(const struct ust_config *cfg, unsigned *ring_kib, char *err, size_t errlen);
 /* ust_link_socket's socket bound for ARP alone (ETH_P_ARP), and with an
  * IPv6 address for ARP and neighbour discovery alone (a filter in front of
  * the address's): a steered stack's second socket (struct ust_link,
@@ -193,7 +194,8 @@ int ust_link_adopt_extra(const struct ust_link *l, int fd);
  * broker's is locked), or the kernel's -errno. */
 int ust_link_set_filter(struct ust_link *l, const struct sock_filter *prog, unsigned len);
 /* The receive buffers back in ordinary pages, until coalesced frames
- * come again, and the receive ring unmapped once empty: for a stack that
+ * come again, and the receive ring taken off once empty (but a steering
+ * group member's, ring_fixed): for a stack that
  * expects mostly ACKs and FINs from now on (an exit keeper), which would
  * otherwise hold their memory for as long as it lives. */
 void ust_link_cool(struct ust_link *l);

@@ -331,7 +331,7 @@ static int broker_link(int broker, int *arp, unsigned *ring_kib, char *err, size
 			if (cm->cmsg_len >= CMSG_LEN(2 * sizeof(int)))
 				memcpy(arp, CMSG_DATA(cm) + sizeof(int), sizeof(int));
 		}
-		if (n != (ssize_t)sizeof(a))
+		if (n != (ssize_t)sizeof(a) || (rm.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
 			a.status = EIO; /* nothing, or a launcher of another build */
 	}
 	status = a.status;

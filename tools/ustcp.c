@@ -472,7 +472,7 @@ int main(int argc, char **argv)
 
 	/* Fail now, with the reason, rather than at the program's first
 	 * socket(): the interface must exist and take our filter. */
-	fd = ust_link_socket(&cfg, 0, err, sizeof(err));
+	fd = ust_link_socket(&cfg, NULL, err, sizeof(err));
 	if (fd < 0)
 		config_die(&o, err, EXIT_FAIL);
 	close(fd);

@@ -63,12 +63,21 @@ for name in sorted(os.listdir("/proc/self/fd"), key=int):
 print("packet sockets", found)
 '
 
-# The broker's protocol spoken by hand (stack/broker.h): a good request gets 0,
-# the KiB of the socket's receive ring and an AF_PACKET socket; a malformed one EPROTO and no fd; and whatever came
-# before, the broker keeps serving (tests/fuzz/fuzz_broker.c tries the rest).
+# The broker's protocol spoken by hand (stack/broker.h): a good request gets
+# 0, the KiB of the receive ring set on the socket (which maps at that size;
+# the ARP socket has none) and the AF_PACKET sockets; a malformed one, or one
+# of version 1 (a library that could not map the ring), EPROTO and no fd;
+# and whatever came before, the broker keeps serving
+# (tests/fuzz/fuzz_broker.c tries the rest).
 BROKER_PY='
-import errno, os, socket, struct
+import errno, mmap, os, socket, struct
 broker = int(os.environ["USTCP_BROKER_FD"])
+def ring(fd, kib):
+    try:
+        mmap.mmap(fd, (kib or 128) << 10).close()
+        return "ring"
+    except OSError:
+        return "none"
 def ask(text):
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     cred = struct.pack("iII", os.getpid(), os.getuid(), os.getgid())
@@ -82,19 +91,20 @@ def ask(text):
     kinds = []
     for fd in fds:
         s = socket.socket(fileno=fd)
-        kinds.append("AF_PACKET" if s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN) == socket.AF_PACKET else "other")
+        packet = s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN) == socket.AF_PACKET
+        kinds.append(("AF_PACKET " + ring(fd, ring_kib)) if packet else "other")
         s.close()
     return (errno.errorcode.get(status, str(status)) if status else "0"), "ring", ring_kib, kinds
-print("good", *ask(b"ustcp-link 1\n"))
-print("bad", *ask(b"ustcp-link 2\n"))
-print("long", *ask(b"ustcp-link 1\n" * 8))
+print("good", *ask(b"ustcp-link 2\n"))
+print("old", *ask(b"ustcp-link 1\n"))
+print("long", *ask(b"ustcp-link 2\n" * 8))
 # Nowhere to answer, then garbage without credentials: nothing comes back,
 # and the broker still serves the next request.
 b = socket.socket(fileno=os.dup(broker))
-b.sendmsg([b"ustcp-link 1\n"])
+b.sendmsg([b"ustcp-link 2\n"])
 b.sendmsg([bytes(range(256)) * 4])
 b.close()
-print("again", *ask(b"ustcp-link 1\n"))
+print("again", *ask(b"ustcp-link 2\n"))
 '
 
 # ---- privileges ------------------------------------------------------------------
@@ -164,20 +174,20 @@ print("again", *ask(b"ustcp-link 1\n"))
 	launcher_topo_up
 	run -0 launch python3 -c "$BROKER_PY"
 	# Steering by port: the link's socket and the ARP socket.
-	assert_line "good 0 ring 4096 ['AF_PACKET', 'AF_PACKET']"
-	assert_line "bad EPROTO ring 0 []"
+	assert_line "good 0 ring 4096 ['AF_PACKET ring', 'AF_PACKET none']"
+	assert_line "old EPROTO ring 0 []"
 	assert_line "long EPROTO ring 0 []"
-	assert_line "again 0 ring 4096 ['AF_PACKET', 'AF_PACKET']"
+	assert_line "again 0 ring 4096 ['AF_PACKET ring', 'AF_PACKET none']"
 	# Without a ring (USTCP_RX_RING=0), none is set.
 	USTCP_RX_RING=0 run -0 launch python3 -c "$BROKER_PY"
-	assert_line "good 0 ring 0 ['AF_PACKET', 'AF_PACKET']"
+	assert_line "good 0 ring 0 ['AF_PACKET none', 'AF_PACKET none']"
 }
 
 @test "what the broker refused is one line on the launcher's stderr when the tree has gone" {
 	launcher_topo_up
 	# A file: nobody waits for its end, so the broker keeps it.
 	launch python3 -c "$BROKER_PY" >"$TMP/out" 2>"$TMP/err"
-	grep -qx "again 0 ring 4096 \['AF_PACKET', 'AF_PACKET'\]" "$TMP/out"
+	grep -qx "again 0 ring 4096 \['AF_PACKET ring', 'AF_PACKET none'\]" "$TMP/out"
 	no_ns_pids 10
 	run -0 cat "$TMP/err"
 	assert_output "ustcp: the broker refused 4 requests from the program's processes (2 malformed, 0 not from uid 0, 2 with nowhere to answer)"

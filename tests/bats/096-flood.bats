@@ -63,9 +63,9 @@ flood_setup() {
 }
 
 # rss_kb: the server's resident memory (KiB) but its receive ring, a fixed
-# size mapped once frames stream in (USTCP_RX_RING; the mapping of the
-# packet socket, "socket:[...]" in smaps), which a flood does: what the
-# flood costs beyond it is what the SYN queue holds.
+# size mapped from the start (USTCP_RX_RING; the mapping of the packet
+# socket, "socket:[...]" in smaps): what the flood costs beyond it is what
+# the SYN queue holds.
 rss_kb() {
 	awk '/^[0-9a-f]+-[0-9a-f]+ / { ring = $6 ~ /^socket:\[/ } $1 == "Rss:" && !ring { kb += $2 }
 		END { print kb + 0 }' "/proc/$SPID/smaps"

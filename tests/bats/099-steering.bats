@@ -138,9 +138,11 @@ bulk_beside_holder() {
 	assert_output "bulk $((mb << 20))"
 	local bulk holder frames ring arp hframes hforeign foreign
 	bulk=$(cat "$TMP/bulk.pid") holder=$(cat "$TMP/holder")
-	frames=$(stat_counter "$bulk" rx-frames) ring=$(stat_counter "$bulk" rx-ring)
-	arp=$(($(stat_counter "$bulk" arp-requests-in) + $(stat_counter "$bulk" arp-replies-in)))
-	foreign=$(stat_counter "$bulk" tcp-foreign)
+	# One reading of the bulk's counters, so that they add up.
+	USTCP_RUN_DIR=$USTCP_RUN_DIR timeout 10 "$BUILD/ustcp-stat" -s -p "$bulk" >"$TMP/bulk.stat"
+	read -r frames ring arp foreign < <(awk '{ v[$1] = $2 } END {
+		print v["rx-frames"] + 0, v["rx-ring"] + 0, v["arp-requests-in"] + v["arp-replies-in"], v["tcp-foreign"] + 0
+	}' "$TMP/bulk.stat")
 	hframes=$(stat_counter "$holder" rx-frames) hforeign=$(stat_counter "$holder" tcp-foreign)
 	touch "$TMP/stop"
 	bg_wait "$bg" 20

@@ -202,7 +202,7 @@ static int fuzz_claim(const struct ust_config *cfg, const uint8_t *data, size_t 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct ust_config cfg = { .iface = "ustfz-none0", .addr = 0x0a090002u };
+	static const struct ust_config cfg = { .iface = "ustfz-none0", .addr = 0x0a090002u, .rx_ring_kib = 4096 };
 	uint8_t mode = size ? data[0] : 0;
 	unsigned nfd = mode >> 4, before = open_fds();
 	int bsv[2], one = 1, fds[MAX_FDS], keep[MAX_FDS];
