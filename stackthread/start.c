@@ -362,8 +362,11 @@ static int open_link(void)
 	if (bvar && *bvar) {
 		/* Launched by ustcp(1): its broker holds the privilege. */
 		r = broker_link(atoi(bvar), &arp, &ring_kib, err, sizeof(err));
-		if (r >= 0)
+		if (r >= 0) {
 			r = ust_link_adopt(&us_st.link, r, us_st.cfg->iface, ring_kib, arp >= 0, err, sizeof(err));
+			if (r < 0 && arp >= 0)
+				REAL(close)(arp); /* (broker_link closed it on its own failures) */
+		}
 		if (r >= 0 && arp >= 0 && (r = ust_link_adopt_arp(&us_st.link, us_fd_fixed(arp))) < 0) {
 			snprintf(err, sizeof(err), "link: the ARP socket: %s", strerror(-r));
 			ust_link_close(&us_st.link);
