@@ -817,13 +817,15 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	tcp_init_transfer(t, now);
 	/* IP_PKTOPTIONS' TOS: the byte of the segment that completes the
 	 * handshake (Linux's tcp_v4_syn_recv_sock, rcv_tos from the ACK's
-	 * header), for a listener's child over IPv4; over IPv6 its hop
-	 * limit and flow information (tcp_v6_syn_recv_sock). */
-	if (t->listener && seg->net && ust_ip6_is_v4mapped(&seg->src)) {
-		t->rcv_tos = seg->net[1];
-	} else if (t->listener && seg->net) {
+	 * header), for a listener's child over IPv4; its hop limit (an
+	 * IPv4-mapped one's: the TTL) and over IPv6 its flow information
+	 * (tcp_v6_syn_recv_sock), which an AF_INET6 socket reads. */
+	if (t->listener && seg->net) {
 		t->rcv_hops = seg->hops;
-		t->rcv_flowinfo = seg_flowinfo(seg);
+		if (ust_ip6_is_v4mapped(&seg->src))
+			t->rcv_tos = seg->net[1];
+		else
+			t->rcv_flowinfo = seg_flowinfo(seg);
 	}
 	tcp_set_state(t, t->fin_queued ? UST_TCP_FIN_WAIT_1 : UST_TCP_ESTABLISHED);
 	tcp_init_buffer_space(t, now);

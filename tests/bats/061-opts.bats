@@ -964,7 +964,7 @@ body_rcv_tos() {
 # tcp_v6_syn_recv_sock sets them, then, with the receive options on, those
 # of the last segment received in order (a byte with hop limit 44); a
 # connected socket's, those of the SYN-ACK (hop limit 64, traffic class
-# 0x48).
+# 0x48); an IPv4-mapped one's, its handshake's TTL alone.
 body_rcv_ip6() {
 	shim6_topo_up
 	prog_bg /usr/bin/python3 "$SHIM_DIR/rcvtos.py" server6 :: 7442 "$TMP/ready" >"$TMP/srv"
@@ -982,6 +982,18 @@ body_rcv_ip6() {
 	wait_file "$TMP/ready2"
 	run -0 prog /usr/bin/python3 "$SHIM_DIR/rcvtos.py" client6 "$PEER_ADDR6" 7443 0x28
 	assert_output "connected 64 20/41/52:40000000 20/41/67:48000000 20/41/11:04800000"
+	# An IPv4 client of the same dual-stack listener: its TTL (64), no
+	# flow information, and no update from later segments.
+	prog_bg /usr/bin/python3 "$SHIM_DIR/rcvtos.py" server6 :: 7444 "$TMP/ready3" >"$TMP/srv3"
+	srv=$BG_PID
+	wait_file "$TMP/ready3" 20
+	run -0 peer python3 "$SHIM_DIR/rcvtos.py" client "$SADDR" 7444 0x28
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv3"
+	assert_output - <<-EOF
+		accepted 64 20/41/52:40000000 20/41/67:00000000 20/41/11:00000000
+		data 64 20/41/52:40000000 20/41/67:00000000 20/41/11:00000000
+	EOF
 }
 
 @test "IPV6_2292PKTOPTIONS: the hop limit and traffic class of the handshake, then of the last segment in order [kernel]" { MODE=kernel body_rcv_ip6; }

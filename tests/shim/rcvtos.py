@@ -8,9 +8,11 @@ IPV6_MULTICAST_HOPS and IPV6_2292PKTOPTIONS read.
 
     rcvtos.py server ADDR PORT READY   listens (IP_RECVTOS, inherited by
                                        the accepted socket), creates READY,
-                                       accepts one: "accepted CMSGS"
+                                       accepts one: "accepted CMSGS", sends
+                                       a byte
     rcvtos.py client ADDR PORT TOS     connects with IP_TOS TOS and
-                                       IP_RECVTOS: "connected CMSGS"
+                                       IP_RECVTOS: "connected CMSGS", waits
+                                       for a byte
     rcvtos.py server6 ADDR PORT READY  the same over IPv6 (IPV6_RECVHOPLIMIT,
                                        IPV6_RECVTCLASS, IPV6_FLOWINFO; its
                                        SYN-ACK with traffic class 0x48 and
@@ -52,7 +54,8 @@ if sys.argv[1] == "server":
     open(sys.argv[4], "w").close()
     ls.settimeout(20)
     c, _ = ls.accept()
-    print("accepted", pkt(c))
+    print("accepted", pkt(c), flush=True)
+    c.send(b"y")
     c.recv(1)
 elif sys.argv[1] == "client":
     c = socket.socket()
@@ -61,6 +64,7 @@ elif sys.argv[1] == "client":
     c.settimeout(10)
     c.connect((sys.argv[2], int(sys.argv[3])))
     print("connected", pkt(c))
+    c.recv(1)  # the server has read its options
 elif sys.argv[1] == "server6":
     ls = socket.socket(socket.AF_INET6)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
