@@ -268,7 +268,10 @@ static int engine_ip_set(struct us_sock *s, _Atomic int *k, int opt, int v)
  *    default is read the same way (net.ipv6.auto_flowlabels' for
  *    IPV6_AUTOFLOWLABEL). Of those IPV6_AUTOFLOWLABEL and
  *    IPV6_MINHOPCOUNT go to the engine as well (the flow label sent, the
- *    hop limit under which a segment is dropped); IPV6_FREEBIND and
+ *    hop limit under which a segment is dropped), and IPV6_RECVHOPLIMIT,
+ *    IPV6_2292HOPLIMIT, IPV6_RECVTCLASS and IPV6_FLOWINFO say what it
+ *    notes of the segments received (IPV6_2292PKTOPTIONS reads it);
+ *    IPV6_FREEBIND and
  *    IPV6_TRANSPARENT have theirs on a socket bound to an address not the
  *    stack's, which the kernel takes (us_to_kernel replays them); the
  *    others ask for ancillary data TCP gives only through
@@ -436,10 +439,14 @@ static int ip6_kept_effect(struct us_sock *s, int name, int v)
 		c.u.opt.val = v;
 	} else if (name == IPV6_RECVHOPLIMIT || name == IPV6_2292HOPLIMIT || name == IPV6_RECVTCLASS ||
 		   name == IPV6_FLOWINFO) {
-		/* What the engine notes of each segment received in order. */
+		/* What the engine notes of each segment received in order:
+		 * only what reads back, so the option is set whatever the
+		 * call (a socket whose serving process is gone). */
 		c.u.opt.name = UST_TCP_OPT_IPV6_RXOPT;
 		c.u.opt.val = (ip6_kept_on(s, IPV6_RECVHOPLIMIT) || ip6_kept_on(s, IPV6_2292HOPLIMIT) ? UST_TCP_RX6_HOPS : 0) |
 			      (ip6_kept_on(s, IPV6_RECVTCLASS) || ip6_kept_on(s, IPV6_FLOWINFO) ? UST_TCP_RX6_FLOW : 0);
+		(void)us_call(&c, us_op_setopt, s);
+		return 0;
 	} else {
 		return 0;
 	}
@@ -651,12 +658,15 @@ static int ip6_mcast_hops(struct us_sock *s)
 }
 
 /* IPV6_2292PKTOPTIONS on a TCP socket: what Linux's do_ipv6_getsockopt
- * writes when it holds no received segment's options: the IPV6_PKTINFO
- * set, the multicast hop limit (ip6_mcast_hops), the traffic class and the
- * flow information the engine noted (Linux's np->rcv_flowinfo). Linux
- * keeps instead the options of a segment that carried extension headers
- * (or the SYN's, for a listener's child whose listener had receive options
- * on), which the stack does not (CAVEATS). */
+ * writes when it holds no received segment: the IPV6_PKTINFO set, the
+ * multicast hop limit (ip6_mcast_hops), the traffic class and the flow
+ * information the engine noted (Linux's np->rcv_flowinfo). Linux keeps
+ * instead a segment that carried extension headers or, with IPV6_FLOWINFO
+ * on, a flow information not 0 (the usual case between Linux peers, which
+ * label their flows), or a listener's child's SYN, and writes that
+ * segment's messages (ip6_datagram_recv_ctl: IPV6_PKTINFO with its
+ * destination and interface, IPV6_FLOWINFO before the RFC 2292 ones):
+ * the stack does not (CAVEATS). */
 static int ip6_pktoptions(struct us_sock *s, void *val, socklen_t *len)
 {
 	struct cmsg_out m = { val, 0 };

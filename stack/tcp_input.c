@@ -821,6 +821,9 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 	 * IPv4-mapped one's: the TTL) and over IPv6 its flow information
 	 * (tcp_v6_syn_recv_sock), which an AF_INET6 socket reads. */
 	if (t->listener && seg->net) {
+		/* The listener's as it is now, as the options the shim
+		 * copies to the accepted socket (Linux copies them here). */
+		t->rx6opt = t->listener->rx6opt;
 		t->rcv_hops = seg->hops;
 		if (ust_ip6_is_v4mapped(&seg->src))
 			t->rcv_tos = seg->net[1];
