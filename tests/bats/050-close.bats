@@ -257,18 +257,26 @@ no_seg() {
 }
 
 # no_abort: no segment of the close is a RST. One RST is allowed, and only
-# from the peer: its answer to our second ACK of its FIN when it sent that
-# FIN twice (a tail loss probe or a retransmission, our first ACK having come
-# later than its timer on a loaded machine). Our first ACK ended its LAST-ACK,
-# our TIME-WAIT ACKs the FIN again as RFC 9293 and Linux's TIME-WAIT do, and
-# the peer, with no connection left, answers that with a RST; Linux in our
-# place is answered the same. Nothing is aborted by it: both FINs and every
-# byte have been delivered.
+# from the peer after both FINs: its answer to our ACK of something it sent
+# again (its FIN, by a tail loss probe or a retransmission, or data, by an
+# RTO), our first ACK having come later than its timer on a loaded machine.
+# Our first ACK ended its LAST-ACK, our TIME-WAIT ACKs the late copy as RFC
+# 9293 and Linux's TIME-WAIT do, and the peer, with no connection left,
+# answers that with a RST; Linux in our place is answered the same. Nothing
+# is aborted by it: both FINs and every byte have been delivered. A copy is
+# a peer segment that starts below the end of what the peer sent before it.
 no_abort() {
 	if awk '
+		function num(f) { sub(/^[a-z]+=/, "", f); return f + 0 }
 		$1 == "I" && index($2, "F") { ifin = 1 }
+		$1 == "P" && $3 != "seq=-" {
+			seq = num($3); end = seq + num($5) + (index($2, "F") ? 1 : 0)
+			if (seen && seq < pend) again = 1
+			if (!seen || end > pend) pend = end
+			seen = 1
+		}
 		$1 == "P" && index($2, "F") { pfin++ }
-		index($2, "R") { if ($1 == "P" && ifin && pfin >= 2 && !late) late = 1; else bad = 1 }
+		index($2, "R") { if ($1 == "P" && ifin && pfin && (pfin >= 2 || again) && !late) late = 1; else bad = 1 }
 		END { exit bad }' "$TMP/segs"; then
 		return 0
 	fi
