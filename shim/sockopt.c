@@ -278,8 +278,8 @@ static int engine_ip_set(struct us_sock *s, _Atomic int *k, int opt, int v)
  *    IPV6_2292PKTOPTIONS (below), or are for datagrams and multicast;
  *  - the sticky extension headers (IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS,
  *    IPV6_RTHDR, IPV6_DSTOPTS, all four at once by IPV6_2292PKTOPTIONS),
- *    checked by the kernel socket and read back, but not sent: the
- *    engine's IPv6 header has no room for extension headers (CAVEATS);
+ *    checked by the kernel socket, read back, and sent by the engine
+ *    (ip_ext_to_engine);
  *  - the rest, whose answer is the kernel's for any TCP socket: options
  *    of raw or datagram sockets (EPROTO, ENOPROTOOPT), netfilter's
  *    (IP6T_SO_*), and the kernel's checks of multicast and anycast
@@ -488,6 +488,18 @@ static int ip6_kept_set(struct us_sock *s, int i, const void *val, socklen_t len
 	return r < 0 ? r : ip6_kept_effect(s, ip6_kept_names[i], v);
 }
 
+/* The engine sends what the slot now holds: IP_OPTIONS, or (IPV6_HOPOPTS)
+ * all four sticky IPv6 headers (us_op_setopt). */
+static int ip_ext_to_engine(struct us_sock *s, int which)
+{
+	struct us_call c;
+
+	c.u.opt.level = US_OPT_RELAY;
+	c.u.opt.name = which;
+	c.u.opt.val = 0;
+	return (int)us_call(&c, us_op_setopt, s);
+}
+
 /* The sticky headers a kernel socket k holds, as this socket's (all four:
  * IPV6_2292PKTOPTIONS replaces them all, as Linux's np->opt). */
 static int ip6_hdrs_take(struct us_sock *s, int k, int first, int last)
@@ -509,7 +521,7 @@ static int ip6_hdrs_take(struct us_sock *s, int k, int first, int last)
 		memcpy(o->hdr[i], buf[i], n[i]);
 		atomic_store(&o->hdr_len[i], (uint16_t)n[i]);
 	}
-	return 0;
+	return ip_ext_to_engine(s, IPV6_HOPOPTS);
 }
 
 /* The group options both families share (MCAST_*, RFC 3678). */
@@ -931,9 +943,8 @@ static int sol_set_check(int fd, struct us_sock *s, int name, const void *val, s
  *    claim_bounds); IP_RECVERR does not make ICMP errors hard ones
  *    (CAVEATS); the others ask for ancillary data that TCP gives only
  *    through IP_PKTOPTIONS (below), or are for datagrams and multicast;
- *  - IP_OPTIONS: checked by a kernel socket and read back as it keeps
- *    them, but not sent: the engine's IPv4 header has no room for options
- *    (CAVEATS), as IPv6's sticky headers;
+ *  - IP_OPTIONS: checked by a kernel socket, read back as it keeps them,
+ *    and sent by the engine (ip_ext_to_engine), as IPv6's sticky headers;
  *  - the group and policy options the kernel accepts fail with
  *    EOPNOTSUPP (receiving for a group, sending under a policy:
  *    ip4_unserved);
@@ -1086,7 +1097,7 @@ static int ip4_options_take(struct us_sock *s, int k)
 	o = us_sock_ipopts_w(s);
 	memcpy(o->ip_opts, buf, n);
 	atomic_store(&o->ip_opts_len, (uint8_t)n);
-	return 0;
+	return ip_ext_to_engine(s, IP_OPTIONS);
 }
 
 /* The kept options (IP_MINTTL to the engine as well), the rest through a

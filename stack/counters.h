@@ -26,6 +26,7 @@
 	X(IP_TOTAL_LEN,      "ip-total-len",      "total length beyond the frame or below the header") \
 	X(IP_CSUM,           "ip-csum",           "IPv4 header checksum wrong") \
 	X(IP_OPTIONS,        "ip-options",        "malformed IPv4 options") \
+	X(IP_SOURCE_ROUTE,   "ip-source-route",   "a source route (Linux's accept_source_route 0)") \
 	X(IP_FRAGMENT,       "ip-fragment",       "IPv4 fragment (not reassembled)") \
 	X(IP_NOT_FOR_US,     "ip-not-for-us",     "destination address not ours") \
 	X(IP_BAD_SRC,        "ip-bad-src",        "source address broadcast, multicast, zero or ours") \

@@ -6,8 +6,9 @@
 
 #include "base.h"
 
-/* Room for an Ethernet and an IPv4 header (options never sent) in front of
- * the transport header. */
+/* Room for an Ethernet and an IPv6 header in front of the transport
+ * header; IP options and extension headers are made room for by starting
+ * the transport header further in (tcp_output.c, emit). */
 #define UST_PKT_HEADROOM 64
 
 struct ust_pkt {

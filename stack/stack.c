@@ -2,6 +2,7 @@
  * stack6.c and nd.c. */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "stack.h"
 
@@ -162,6 +163,21 @@ static uint32_t route(const struct ust_netif *nif, uint32_t dst)
 	return nif->gw;
 }
 
+bool ust_ip_addr_local(const void *ctx, uint32_t a)
+{
+	const struct ust_stack *st = ctx;
+
+	return a == st->nif.addr || ip_martian(a) || ust_ip_is_limited_bcast(a) || ip_subnet_bcast(&st->nif, a);
+}
+
+uint32_t ust_ip_ms_of_day(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint32_t)(ts.tv_sec % 86400) * 1000u + (uint32_t)(ts.tv_nsec / 1000000);
+}
+
 bool ust_ip_routable(const struct ust_stack *st, uint32_t dst)
 {
 	return route(&st->nif, dst) != 0;
@@ -178,19 +194,27 @@ int ust_ip_output(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t
 int ust_ip_send(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t proto,
 		const struct ust_ip_hdr *h, ust_time now)
 {
-	uint32_t nexthop = route(&st->nif, dst);
+	const struct ust_ip4_opts *o = h->opts;
+	uint32_t final = dst, nexthop;
 	uint8_t *hdr;
 
+	if (o && o->srr)
+		dst = o->faddr; /* Linux's ip_queue_xmit: routed to the first hop */
+	nexthop = route(&st->nif, dst);
 	if (!nexthop) {
 		count_drop(st, UST_DROP_TX_NO_ROUTE);
 		ust_pkt_free(&st->pool, p);
 		return -ENETUNREACH;
 	}
-	hdr = ust_pkt_push(p, UST_IPV4_HLEN);
+	hdr = ust_pkt_push(p, UST_IPV4_HLEN + (o ? o->len : 0));
 	/* We never fragment; DF unless the socket asked for none
 	 * (IP_MTU_DISCOVER), as Linux's ip_dont_fragment. */
 	ust_ipv4_build_tos(hdr, st->nif.addr, dst, proto, h->tos, (uint16_t)p->len, st->ip_id++, h->ttl,
 			   h->df ? UST_IP_DF : 0);
+	if (o && o->len) {
+		ust_ip4_opts_build(hdr, o, st->nif.addr, final, o->ts_needtime ? ust_ip_ms_of_day() : 0);
+		ust_ipv4_set_hlen(hdr, UST_IPV4_HLEN + o->len);
+	}
 	if (dst == st->nif.addr) {
 		ust_stack_loop_queue(st, p);
 		return 0;

@@ -177,9 +177,20 @@ int ust_ip_output(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t
 struct ust_ip_hdr {
 	uint8_t tos, ttl;
 	bool df;
+	const struct ust_ip4_opts *opts; /* IP_OPTIONS, NULL: none; a source
+					  * route's first hop is where it goes */
 };
 int ust_ip_send(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t proto,
 		const struct ust_ip_hdr *h, ust_time now);
+
+/* Is a one of the host's addresses, or of a kind Linux's inet_addr_type
+ * does not call unicast (zero network, loopback, broadcast, multicast)?
+ * For IP_OPTIONS' prespecified timestamps. */
+bool ust_ip_addr_local(const void *st, uint32_t a);
+
+/* Milliseconds since midnight UTC, as an IPv4 timestamp option counts
+ * them (RFC 791; Linux's inet_current_timestamp). */
+uint32_t ust_ip_ms_of_day(void);
 
 /* Is there a route to dst (connect's ENETUNREACH)? */
 bool ust_ip_routable(const struct ust_stack *st, uint32_t dst);
@@ -214,6 +225,12 @@ void ust_ip6_input(struct ust_stack *st, const uint8_t *buf, size_t len, unsigne
  * for dst is through DAD. */
 int ust_ip6_send(struct ust_stack *st, struct ust_pkt *p, const struct ust_ip6 *src, const struct ust_ip6 *dst,
 		 uint8_t proto, uint8_t tclass, uint8_t hop_limit, uint32_t flow, ust_time now);
+/* The same with a socket's extension headers (NULL: none), which go
+ * between the IPv6 header and p's, routed to their routing header's first
+ * hop. p must have room for them in front of its data. */
+int ust_ip6_send_ext(struct ust_stack *st, struct ust_pkt *p, const struct ust_ip6 *src,
+		     const struct ust_ip6 *dst, uint8_t proto, uint8_t tclass, uint8_t hop_limit, uint32_t flow,
+		     const struct ust_ip6_ext *ext, ust_time now);
 
 /* Our usable (preferred) source address for dst, or NULL. */
 const struct ust_ip6 *ust_ip6_source(const struct ust_stack *st, const struct ust_ip6 *dst);

@@ -87,10 +87,26 @@ static bool route6(const struct ust_stack *st, const struct ust_ip6 *dst, struct
 int ust_ip6_send(struct ust_stack *st, struct ust_pkt *p, const struct ust_ip6 *src, const struct ust_ip6 *dst,
 		 uint8_t proto, uint8_t tclass, uint8_t hop_limit, uint32_t flow, ust_time now)
 {
+	return ust_ip6_send_ext(st, p, src, dst, proto, tclass, hop_limit, flow, NULL, now);
+}
+
+int ust_ip6_send_ext(struct ust_stack *st, struct ust_pkt *p, const struct ust_ip6 *src,
+		     const struct ust_ip6 *final, uint8_t proto, uint8_t tclass, uint8_t hop_limit, uint32_t flow,
+		     const struct ust_ip6_ext *ext, ust_time now)
+{
 	uint8_t *h;
-	struct ust_ip6 nexthop;
-	bool mcast = ust_ip6_is_multicast(dst);
+	struct ust_ip6 nexthop, first_hop;
+	const struct ust_ip6 *dst = final;
+	bool mcast;
 	uint16_t payload_len;
+
+	if (ext && ext->len) {
+		/* Before the source is chosen: for the first hop, as Linux's
+		 * fl6_update_dst routes. */
+		proto = ust_ip6_ext_build(ust_pkt_push(p, ext->len), ext, final, proto, &first_hop);
+		dst = &first_hop;
+	}
+	mcast = ust_ip6_is_multicast(dst);
 
 	if (!src)
 		src = ust_ip6_source(st, dst);

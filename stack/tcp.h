@@ -349,6 +349,13 @@ struct ust_tcb {
 	 * rcv_hops 0: none yet. */
 	uint8_t rcv_hops, rx6opt;
 	uint32_t rcv_flowinfo;
+	/* What goes between the IP header and TCP's (tcp_ipext.c), malloc'd,
+	 * NULL: none: IP_OPTIONS, which a listener's children do not take
+	 * (Linux's inet_opt); the sticky IPv6 extension headers, which they
+	 * do, its SYN-ACK too (Linux's ipv6_pinfo opt). A timewait socket
+	 * sends neither (tcb_emit). */
+	struct ust_ip4_opts *ip4_opts;
+	struct ust_ip6_ext *ip6_ext;
 	/* TCP_MD5SIG's keys (tcp_md5.c); NULL: none. A listener's child
 	 * holds its listener's key for its peer alone; TIME-WAIT keeps the
 	 * block's. */
@@ -722,6 +729,9 @@ struct ust_tcp {
 	unsigned npending, pending_cap;
 	uint16_t next_ephemeral;
 	ust_time now;                         /* of the call being processed */
+	/* The segment being taken in (segment_arrives), NULL otherwise: a
+	 * timewait socket answers with the echo of its IP options. */
+	const struct ust_tcp_seg *seg_in;
 	ust_time challenge_window;            /* global challenge-ACK budget (RFC 5961) */
 	unsigned challenge_count;
 };
@@ -968,6 +978,18 @@ size_t ust_tcp_cc_info_unstarted(const char *name, uint32_t out[UST_TCP_CC_INFO_
  * sock_setsockopt: the pacing rate of every algorithm is capped by it,
  * and a flow no algorithm paces is paced from then on. */
 void ust_tcp_set_max_pacing_rate(struct ust_tcb *tcb, uint64_t rate);
+
+/* IP_OPTIONS (len 0: none) and the sticky IPv6 extension headers
+ * (IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_RTHDR, IPV6_DSTOPTS, in that
+ * order; len 0: not set), as the kernel's setsockopt accepted them: sent
+ * on every segment from now on, the MSS made smaller by their length, as
+ * Linux's icsk_ext_hdr_len. 0, -EINVAL (a form the kernel takes that the
+ * stack cannot send), -ENOMEM. */
+int ust_tcp_set_ip_opts(struct ust_tcb *tcb, const uint8_t *opt, unsigned len);
+int ust_tcp_set_ip6_ext(struct ust_tcb *tcb, const uint8_t *const hdr[4], const unsigned len[4]);
+/* The IPv4 options it sends as getsockopt(IP_OPTIONS) reads them (an
+ * accepted connection's: the echo of its SYN's), into out; their length. */
+unsigned ust_tcp_ip_opts(const struct ust_tcb *tcb, uint8_t out[UST_IPV4_OPT_MAX]);
 uint64_t ust_tcp_max_pacing_rate(const struct ust_tcb *tcb);
 /* SO_LINGER */
 void ust_tcp_set_linger(struct ust_tcb *tcb, bool on, unsigned seconds);

@@ -27,7 +27,7 @@ static struct ust_tcb *quoted_tcb(struct ust_tcp *tcp, const struct ust_ip6 *src
  * timestamps, and what is in flight and no longer fits goes again. */
 static void path_mtu_lower(struct ust_tcb *t, unsigned mtu, ust_time now)
 {
-	unsigned mss = mtu - tcp_net_hlen(t) - UST_TCP_HLEN - (t->ts_ok ? 12 : 0);
+	unsigned mss = mtu - tcp_net_hlen(t) - tcp_ext_hlen(t) - UST_TCP_HLEN - (t->ts_ok ? 12 : 0);
 
 	if (!UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_TIME_WAIT)
 		return;

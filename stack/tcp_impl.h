@@ -63,6 +63,17 @@ static inline unsigned tcp_net_hlen(const struct ust_tcb *t)
 	return t->ipv6 ? UST_IPV6_HLEN : UST_IPV4_HLEN;
 }
 
+/* What the socket's IP options or IPv6 extension headers take off the
+ * MSS, for the connection's family (tcp_ipext.c). */
+unsigned tcp_ext_hlen(const struct ust_tcb *t);
+/* The options that answer a received IPv4 segment (ust_ip4_opts_echo):
+ * false when it had none to echo. */
+bool tcp_ip4_echo(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, struct ust_ip4_opts *o);
+/* A listener's child takes its IPv6 extension headers, or over IPv4 the
+ * echo of its SYN's options (-ENOMEM); a block lets both go. */
+int tcp_ipext_inherit(struct ust_tcb *c, const struct ust_tcb *l, const struct ust_tcp_seg *syn);
+void tcp_ipext_free(struct ust_tcb *t);
+
 #define TCP_MIN_ADVMSS6 1220 /* Linux's ip6_rt_min_advmss: IPv6's 1280 less 60 */
 
 /* The largest MSS the link allows: its MTU less the headers, for IPv6

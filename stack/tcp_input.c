@@ -74,6 +74,7 @@ static void apply_syn_options(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 		t->ts_recent = o->ts_val;
 	if (mss > t->rcv_mss)
 		mss = t->rcv_mss;
+	mss = mss > tcp_ext_hlen(t) ? mss - tcp_ext_hlen(t) : 0;
 	if (t->ts_ok)
 		mss = mss > 12 ? mss - 12 : 0;
 	/* A tiny or zero MSS from the peer is raised to Linux's floor
@@ -211,7 +212,7 @@ static struct ust_tcb *child_new(struct ust_tcb *l, const struct ust_tcp_seg *sy
 	tcp_rehash(c, l->lport, &syn->src, syn->sport);
 	child_init(c, l, syn->seq,
 		   iss ? iss : tcp_isn(tcp, &c->laddr, c->lport, &c->raddr, c->rport, now));
-	if (!tcp_md5_inherit(c, l)) {
+	if (!tcp_md5_inherit(c, l) || tcp_ipext_inherit(c, l, syn) < 0) {
 		tcp_tcb_discard(c);
 		return NULL;
 	}
@@ -287,6 +288,7 @@ static void send_cookie_synack(struct ust_tcb *l, const struct ust_tcp_seg *seg,
 	struct ust_tcp *tcp = l->tcp;
 	struct ust_tcp_seg syn = *seg;
 	struct ust_tcb r;
+	struct ust_ip4_opts echo;
 	uint16_t mss;
 
 	if (!seg->opt.ts) {
@@ -304,6 +306,13 @@ static void send_cookie_synack(struct ust_tcb *l, const struct ust_tcp_seg *seg,
 	r.from_cookie = true;
 	if (!tcp_md5_inherit(&r, l))
 		return; /* no memory: as a SYN dropped, the peer sends again */
+	/* The listener's extension headers, lent for the SYN-ACK (Linux's
+	 * tcp_v6_send_synack sends np->opt), or the echo of the SYN's IP
+	 * options (tcp_v4_send_synack sends ireq_opt). */
+	if (!ust_ip6_is_v4mapped(&r.raddr))
+		r.ip6_ext = l->ip6_ext;
+	else if (tcp_ip4_echo(tcp, seg, &echo))
+		r.ip4_opts = &echo;
 	child_take_syn(&r, &syn, now);
 	if (r.ts_ok)
 		r.ts_offset += tcp_cookie_tsval(&r, now) - (uint32_t)(now / 1000);
@@ -1109,16 +1118,25 @@ static void tcp_count_segs_in(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 
 /* One segment of either family, parsed (why: UST_OK) or refused: its
  * connection, a listener, or nobody (§3.10.7). */
+static void segment_dispatch(struct ust_tcp *tcp, struct ust_tcp_seg *seg, ust_time now);
+
 static void segment_arrives(struct ust_tcp *tcp, enum ust_drop why, struct ust_tcp_seg *seg, ust_time now)
+{
+	if (why) {
+		tcp_drop(tcp, why);
+		return;
+	}
+	tcp->seg_in = seg;
+	segment_dispatch(tcp, seg, now);
+	tcp->seg_in = NULL;
+}
+
+static void segment_dispatch(struct ust_tcp *tcp, struct ust_tcp_seg *seg, ust_time now)
 {
 	struct ust_tcb *t, *l;
 	uint32_t iss = 0;
 	int group;
 
-	if (why) {
-		tcp_drop(tcp, why);
-		return;
-	}
 	tcp->now = now;
 	tcp_count(tcp, UST_EV_TCP_SEGS_IN);
 	t = tcp_lookup(tcp, &seg->dst, seg->dport, &seg->src, seg->sport);

@@ -18,9 +18,11 @@ struct seg_out {
 	uint16_t sport, dport;
 	uint32_t seq, ack;
 	uint8_t flags;
-	struct ust_ip_hdr ip;        /* TOS (with the ECN field), TTL, DF */
+	struct ust_ip_hdr ip;        /* TOS (with the ECN field), TTL, DF, IP_OPTIONS */
 	uint8_t tclass, hops;        /* over IPv6: the traffic class (with the ECN field), hop limit */
 	uint32_t flow;               /* and the flow label */
+	const struct ust_ip6_ext *ext6; /* and the extension headers */
+	struct ust_ip4_opts echo;    /* ip.opts of a timewait socket's answer */
 	uint16_t wnd;
 	const uint8_t *opts;
 	unsigned optlen;
@@ -34,14 +36,19 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 {
 	struct ust_pkt *p = ust_pkt_alloc(&st->pool);
 	unsigned hlen = UST_TCP_HLEN + o->optlen;
+	bool v4 = ust_ip6_is_v4mapped(&o->dst);
+	unsigned ext = v4 ? (o->ip.opts ? o->ip.opts->len : 0) : (o->ext6 ? o->ext6->len : 0);
 	uint8_t *h;
 	uint32_t sum;
-	bool v4;
 
 	if (!p) {
 		st->ctr.drop[UST_DROP_TX_NO_BUFFER]++;
 		return -ENOBUFS;
 	}
+	/* IP options or extension headers go in front: the headroom has
+	 * room for the link's and the network's fixed headers only, and the
+	 * MSS left their length free at the end (tcp_ext_hlen). */
+	p->data += ext;
 	h = p->data;
 	ust_put16(h, o->sport);
 	ust_put16(h + 2, o->dport);
@@ -59,7 +66,6 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 	p->len = hlen + o->len;
 	if (o->md5)
 		tcp_md5_sign(o->md5, &o->src, &o->dst, h, p->len);
-	v4 = ust_ip6_is_v4mapped(&o->dst);
 	sum = v4 ? ust_csum_pseudo(ust_ip6_to_v4(&o->src), ust_ip6_to_v4(&o->dst), UST_IPPROTO_TCP, (uint16_t)p->len)
 		 : ust_csum_pseudo6(&o->src, &o->dst, UST_IPPROTO_TCP, p->len);
 	if (st->nif.tx_csum_partial) {
@@ -78,7 +84,8 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 	if (v4)
 		return ust_ip_send(st, p, ust_ip6_to_v4(&o->dst), UST_IPPROTO_TCP, &o->ip, now);
 	/* IPv6 has no DF (nobody fragments on the way, RFC 8200 §5). */
-	return ust_ip6_send(st, p, &o->src, &o->dst, UST_IPPROTO_TCP, o->tclass, o->hops, o->flow, now);
+	return ust_ip6_send_ext(st, p, &o->src, &o->dst, UST_IPPROTO_TCP, o->tclass, o->hops, o->flow, o->ext6,
+				now);
 }
 
 /* The connection's flow label, made once (tcp_flow_label). */
@@ -98,7 +105,9 @@ static uint32_t tcb_flow_label(struct ust_tcb *t)
  * tw_tclass) and the flow label (tw_txhash) but not the TTL, hop limit or
  * PMTU mode (measured on Linux 6.18, TTL 17 and IP_PMTUDISC_DONT: the ACK
  * of the peer's FIN goes with TTL 17 without DF from a socket the program
- * holds, with TTL 64 and DF from one it closed). */
+ * holds, with TTL 64 and DF from one it closed). The socket's IP options
+ * and IPv6 extension headers go too, but not from a timewait socket,
+ * which answers a segment with the echo of its IPv4 options (tcp_ipext.c). */
 static void tcb_ip_hdr(struct ust_tcb *t, struct seg_out *o)
 {
 	o->ip = (struct ust_ip_hdr){ .tos = t->ip_tos, .ttl = UST_IP_TTL_DEFAULT, .df = true };
@@ -111,8 +120,15 @@ static void tcb_ip_hdr(struct ust_tcb *t, struct seg_out *o)
 		t->tw_ack_as_socket = false;
 	} else if (t->state == UST_TCP_TIME_WAIT ||
 		   (t->state == UST_TCP_FIN_WAIT_2 && t->released)) {
+		/* Its answer to a segment echoes the segment's IP
+		 * options, as Linux's ip_send_unicast_reply. */
+		if (t->tcp->seg_in && ust_ip6_is_v4mapped(&t->raddr) &&
+		    tcp_ip4_echo(t->tcp, t->tcp->seg_in, &o->echo))
+			o->ip.opts = &o->echo;
 		return;
 	}
+	o->ip.opts = t->ip4_opts;
+	o->ext6 = t->ip6_ext;
 	if (t->ip_ttl)
 		o->ip.ttl = t->ip_ttl;
 	if (t->ip6_hops != UST_TCP_HOPS_DEFAULT)
@@ -232,6 +248,7 @@ static void rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, uint32
 		      const struct ust_tcp_md5_key *md5, ust_time now)
 {
 	uint8_t opts[TCP_MD5_OPT_LEN];
+	struct ust_ip4_opts echo;
 	struct seg_out o = {
 		.src = seg->dst, .dst = seg->src, .sport = seg->dport, .dport = seg->sport,
 		.ip = { .ttl = UST_IP_TTL_DEFAULT, .df = true }, /* Linux's control socket's */
@@ -242,6 +259,10 @@ static void rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, uint32
 
 	if (seg->flags & UST_TH_RST)
 		return; /* never answer a RST */
+	/* Linux's ip_send_unicast_reply answers with the echo of the
+	 * segment's IP options. */
+	if (tcp_ip4_echo(tcp, seg, &echo))
+		o.ip.opts = &echo;
 	if (md5) {
 		tcp_md5_put_opt(opts);
 		o.opts = opts;

@@ -110,6 +110,7 @@ void tcp_tcb_discard(struct ust_tcb *t)
 	ust_seqset_clear(&t->ofo);
 	tcp_sb_clear(t);
 	free(t->saved_syn);
+	tcp_ipext_free(t);
 	tcp_md5_free(t);
 	t->tcp->nconns--;
 	free(t);

@@ -97,7 +97,8 @@ void ust_arp_build(uint8_t *buf, const struct ust_arp *arp);
  * Linux delivers it. */
 enum ust_drop ust_ipv4_parse(const uint8_t *buf, size_t len, struct ust_ipv4 *ip);
 /* Writes a 20-byte header (no options) with its checksum; the TOS byte
- * holds the DSCP and the ECN field (RFC 3168 §5). */
+ * holds the DSCP and the ECN field (RFC 3168 §5). With options, the
+ * header length and checksum are the caller's (ust_ipv4_set_hlen). */
 void ust_ipv4_build_tos(uint8_t *buf, uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos,
 			uint16_t total_len, uint16_t id, uint8_t ttl, uint16_t frag);
 static inline void ust_ipv4_build(uint8_t *buf, uint32_t src, uint32_t dst, uint8_t proto,
@@ -105,6 +106,51 @@ static inline void ust_ipv4_build(uint8_t *buf, uint32_t src, uint32_t dst, uint
 {
 	ust_ipv4_build_tos(buf, src, dst, proto, 0, total_len, id, ttl, frag);
 }
+
+/* IP_OPTIONS as a socket sends them on every datagram (RFC 791 §3.1),
+ * prepared once as Linux's ip_options_compile prepares a socket's: a
+ * source route's first address taken out as the first hop (the list
+ * shifted, its last slot left for the destination), and the record-route
+ * and timestamp pointers moved past the entry each datagram fills in
+ * (ust_ip4_opts_build). Offsets count from the IP header's first byte,
+ * 0: no such option. Only what an unprivileged socket may set: the
+ * kernel refuses the rest without CAP_NET_RAW. */
+#define UST_IPV4_OPT_MAX 40
+struct ust_ip4_opts {
+	uint8_t len;               /* a multiple of 4, 4..40 */
+	uint8_t srr, rr, ts;
+	bool rr_needaddr, ts_needaddr, ts_needtime;
+	uint32_t faddr;            /* the source route's first hop */
+	uint8_t data[UST_IPV4_OPT_MAX];
+};
+
+/* Prepares len bytes of options (padded with EOL to a multiple of 4).
+ * local says whether an address is the host's, for a prespecified
+ * timestamp. 0, or -EINVAL for options Linux's socket refuses. */
+int ust_ip4_opts_compile(struct ust_ip4_opts *o, const uint8_t *opt, unsigned len,
+			 bool (*local)(const void *ctx, uint32_t a), const void *ctx);
+/* The options to answer a received datagram with (hdr, its header of
+ * hlen bytes), as Linux's ip_options_echo: its record route and timestamp
+ * options as our receiving them left them (our address and the time in
+ * the next slot), with room taken for one more entry of ours; a source
+ * route is not echoed (Linux drops a source-routed datagram first, with
+ * accept_source_route 0). o->len 0: nothing to echo; -EINVAL: options
+ * Linux would drop the datagram for. */
+int ust_ip4_opts_echo(struct ust_ip4_opts *o, const uint8_t *hdr, unsigned hlen, uint32_t self,
+		      uint32_t ms_of_day, bool (*local)(const void *ctx, uint32_t a), const void *ctx);
+/* The options as getsockopt(IP_OPTIONS) reads them back (Linux's
+ * ip_options_undo): o->len bytes into out. */
+void ust_ip4_opts_undo(const struct ust_ip4_opts *o, uint8_t out[UST_IPV4_OPT_MAX]);
+/* Writes the options after the 20-byte header at iph: the destination in
+ * a source route's last slot, the source address and the time (ms since
+ * midnight UTC, as Linux's inet_current_timestamp) where the record-route
+ * and timestamp options ask. */
+void ust_ip4_opts_build(uint8_t *iph, const struct ust_ip4_opts *o, uint32_t src, uint32_t dst,
+			uint32_t ms_of_day);
+
+/* Gives the header at buf hlen bytes (its options written after the
+ * first 20) and sums it again. */
+void ust_ipv4_set_hlen(uint8_t *buf, unsigned hlen);
 
 /* Verifies the ICMP checksum over the whole message. */
 enum ust_drop ust_icmp_parse(const uint8_t *buf, size_t len, struct ust_icmp *icmp);

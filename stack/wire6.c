@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <errno.h>
 #include <string.h>
 
 #include "csum.h"
@@ -132,6 +133,89 @@ void ust_ipv6_build(uint8_t *buf, const struct ust_ip6 *src, const struct ust_ip
 	memcpy(buf + 24, dst->b, 16);
 }
 
+/* ---- sticky extension headers ---- */
+
+#define RT_TYPE_0 0
+#define RT_TYPE_2 2
+#define RT_TYPE_SRH 4
+
+/* The routing header at r (rlen bytes): where the destination goes, and
+ * the first hop. */
+static int compile_rthdr(struct ust_ip6_ext *e, uint8_t *r, unsigned rlen)
+{
+	unsigned hops;
+
+	switch (r[2]) {
+	case RT_TYPE_0:
+	case RT_TYPE_2:
+		hops = r[1] >> 1;
+		if (hops < 1 || 8 + 16 * hops > rlen)
+			return -EINVAL;
+		memcpy(e->hop.b, r + 8, 16);
+		memmove(r + 8, r + 24, 16 * (hops - 1));
+		e->final = (uint16_t)(r - e->data + 8 + 16 * (hops - 1));
+		return 0;
+	case RT_TYPE_SRH:
+		hops = r[4] + 1u; /* Last Entry */
+		if (8 + 16 * hops > rlen || r[3] >= hops)
+			return -EINVAL;
+		memcpy(e->hop.b, r + 8 + 16 * r[3], 16); /* Segments Left */
+		e->final = (uint16_t)(r - e->data + 8);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+int ust_ip6_ext_compile(struct ust_ip6_ext *e, const uint8_t *const hdr[UST_IP6_EXT_HDRS],
+			const unsigned len[UST_IP6_EXT_HDRS])
+{
+	static const uint8_t type[UST_IP6_EXT_HDRS] = {
+		UST_IPPROTO_HOPOPTS, UST_IPPROTO_DSTOPTS, UST_IPPROTO_ROUTING, UST_IPPROTO_DSTOPTS
+	};
+	bool rt = hdr[UST_IP6_EXT_RT] && len[UST_IP6_EXT_RT];
+	uint8_t *prev = NULL;
+
+	memset(e, 0, sizeof(*e));
+	for (unsigned i = 0; i < UST_IP6_EXT_HDRS; i++) {
+		uint8_t *h = e->data + e->len;
+
+		if (!hdr[i] || !len[i])
+			continue;
+		if (len[i] < 8 || len[i] != (hdr[i][1] + 1u) * 8 || e->len + len[i] > UST_IP6_EXT_MAX)
+			return -EINVAL;
+		e->mss_len = (uint16_t)(e->mss_len + len[i]);
+		if (i == UST_IP6_EXT_DST0 && !rt)
+			continue; /* only for a routing header's hops */
+		memcpy(h, hdr[i], len[i]);
+		if (i == UST_IP6_EXT_RT && compile_rthdr(e, h, len[i]) < 0)
+			return -EINVAL;
+		if (prev)
+			prev[0] = type[i];
+		else
+			e->first = type[i];
+		prev = h;
+		e->last = e->len;
+		e->len = (uint16_t)(e->len + len[i]);
+	}
+	return 0;
+}
+
+uint8_t ust_ip6_ext_build(uint8_t *at, const struct ust_ip6_ext *e, const struct ust_ip6 *dst, uint8_t proto,
+			  struct ust_ip6 *ip_dst)
+{
+	*ip_dst = *dst;
+	if (!e->len)
+		return proto;
+	memcpy(at, e->data, e->len);
+	at[e->last] = proto;
+	if (e->final) {
+		memcpy(at + e->final, dst->b, 16);
+		*ip_dst = e->hop;
+	}
+	return e->first;
+}
+
 uint32_t ust_csum_pseudo6(const struct ust_ip6 *src, const struct ust_ip6 *dst, uint8_t proto, uint32_t len)
 {
 	uint8_t tail[8];
@@ -170,14 +254,27 @@ enum ust_drop ust_icmp6_error_parse(const struct ust_icmp6 *icmp, struct ust_icm
 		return UST_DROP_ICMP6_TYPE;
 	/* "As much of invoking packet as possible": at least its header and
 	 * the 8 bytes that name a TCP connection. */
+	size_t off = UST_IPV6_HLEN;
+	uint8_t next;
+
 	if (icmp->data_len < UST_IPV6_HLEN + 8 || q[0] >> 4 != 6)
+		return UST_DROP_ICMP6_SHORT;
+	/* Past the extension headers a socket sends (Linux's icmpv6_notify
+	 * skips them too). */
+	for (next = q[6]; next == UST_IPPROTO_HOPOPTS || next == UST_IPPROTO_DSTOPTS || next == UST_IPPROTO_ROUTING;) {
+		if (off + 8 > icmp->data_len)
+			return UST_DROP_ICMP6_SHORT;
+		next = q[off];
+		off += (q[off + 1] + 1u) * 8;
+	}
+	if (off + 8 > icmp->data_len)
 		return UST_DROP_ICMP6_SHORT;
 	err->type = icmp->type;
 	err->code = icmp->code;
-	err->proto = q[6];
+	err->proto = next;
 	memcpy(err->src.b, q + 8, 16);
 	memcpy(err->dst.b, q + 24, 16);
-	memcpy(err->l4, q + UST_IPV6_HLEN, 8);
+	memcpy(err->l4, q + off, 8);
 	err->mtu = icmp->type == UST_ICMP6_PACKET_TOO_BIG ? icmp->rest : 0;
 	return UST_OK;
 }

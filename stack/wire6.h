@@ -73,8 +73,8 @@ struct ust_icmp6 {
 struct ust_icmp6_error {
 	uint8_t type, code;
 	struct ust_ip6 src, dst;   /* of the datagram we had sent */
-	uint8_t proto;             /* its next header (extension headers are not walked) */
-	uint8_t l4[8];             /* its first 8 bytes after the fixed header */
+	uint8_t proto;             /* its upper layer, past hop-by-hop, routing and destination options */
+	uint8_t l4[8];             /* the upper layer's first 8 bytes */
 	uint32_t mtu;              /* packet too big: the next hop's MTU */
 };
 
@@ -101,6 +101,45 @@ void ust_ipv6_build(uint8_t *buf, const struct ust_ip6 *src, const struct ust_ip
 		    uint8_t tclass, uint16_t payload_len, uint8_t hop_limit);
 
 /* Sum of the IPv6 pseudo-header (RFC 8200 §8.1) for a transport checksum. */
+/* A socket's sticky extension headers (IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS,
+ * IPV6_RTHDR, IPV6_DSTOPTS) as every datagram of it carries them, in RFC
+ * 8200 §4.1's order, as Linux's ipv6_push_nfrag_opts and
+ * ipv6_push_frag_opts put them: hop-by-hop, then with a routing header the
+ * destination options for its hops and the routing header, then the
+ * destination options for the destination. The routing header's first
+ * address is the IPv6 header's destination and the destination goes into
+ * its last slot (types 0 and 2, Linux's ipv6_push_rthdr0), or its segment
+ * list's first (type 4, segment routing, ipv6_push_rthdr4, whose first
+ * hop is the segment Segments Left names). Offsets count from the first
+ * extension header. */
+#define UST_IP6_EXT_HDRS 4
+#define UST_IP6_EXT_MAX 256
+enum { UST_IP6_EXT_HOP, UST_IP6_EXT_DST0, UST_IP6_EXT_RT, UST_IP6_EXT_DST1 };
+struct ust_ip6_ext {
+	uint16_t len;              /* bytes sent, 0: none */
+	uint16_t mss_len;          /* what the MSS leaves them: Linux counts
+				    * the routing header's destination options
+				    * even without a routing header, when it
+				    * sends none of them */
+	uint16_t last;             /* the last header, whose next header is the upper layer's */
+	uint16_t final;            /* the routing header's slot for the destination, 0: none */
+	uint8_t first;             /* the IPv6 header's next header */
+	struct ust_ip6 hop;        /* with a routing header: the IPv6 header's destination */
+	uint8_t data[UST_IP6_EXT_MAX];
+};
+
+/* Prepares the four headers (NULL or len 0: not set), each whole as RFC
+ * 8200 §4.2 shapes it (the kernel's setsockopt checked them). -EINVAL for
+ * a routing header of another type than 0, 2 or 4, or one with no
+ * address. */
+int ust_ip6_ext_compile(struct ust_ip6_ext *e, const uint8_t *const hdr[UST_IP6_EXT_HDRS],
+			const unsigned len[UST_IP6_EXT_HDRS]);
+/* Writes e's headers at at, the last one's next header proto, the
+ * destination dst where the routing header takes it. Returns the IPv6
+ * header's next header; *ip_dst is the IPv6 header's destination. */
+uint8_t ust_ip6_ext_build(uint8_t *at, const struct ust_ip6_ext *e, const struct ust_ip6 *dst, uint8_t proto,
+			  struct ust_ip6 *ip_dst);
+
 uint32_t ust_csum_pseudo6(const struct ust_ip6 *src, const struct ust_ip6 *dst, uint8_t proto, uint32_t len);
 
 /* Verifies the ICMPv6 checksum (pseudo-header included) of ip's payload. */

@@ -166,9 +166,19 @@ static bool is_syn(const uint8_t *d, size_t len)
 {
 	size_t off;
 
-	if (len >= UST_IPV6_HLEN && d[0] >> 4 == 6)
-		off = d[6] == UST_IPPROTO_TCP ? UST_IPV6_HLEN : 0; /* the stack sends no extension headers */
-	else
+	if (len >= UST_IPV6_HLEN && d[0] >> 4 == 6) {
+		uint8_t next = d[6];
+
+		/* Past a socket's sticky extension headers. */
+		for (off = UST_IPV6_HLEN; next != UST_IPPROTO_TCP && off + 8 <= len &&
+					  (next == UST_IPPROTO_HOPOPTS || next == UST_IPPROTO_DSTOPTS ||
+					   next == UST_IPPROTO_ROUTING);) {
+			next = d[off];
+			off += (d[off + 1] + 1u) * 8;
+		}
+		if (next != UST_IPPROTO_TCP)
+			off = 0;
+	} else
 		off = len >= UST_IPV4_HLEN && d[9] == UST_IPPROTO_TCP ? (size_t)(d[0] & 0x0f) * 4 : 0;
 	return off && len >= off + 14 && (d[off + 13] & UST_TH_SYN);
 }

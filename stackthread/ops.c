@@ -282,6 +282,23 @@ void us_op_listen(struct us_call *c)
 	}
 }
 
+/* IP_OPTIONS, or the four sticky IPv6 headers, as the slot keeps them
+ * (shim/sockopt.c), for the engine to send. */
+static long ip_ext_sync(struct us_conn *k, const struct us_sock *s, bool v4)
+{
+	struct us_ip_opts *o = us_sock_ipopts(s);
+	const uint8_t *hdr[UST_IP6_EXT_HDRS];
+	unsigned len[UST_IP6_EXT_HDRS];
+
+	if (v4)
+		return ust_tcp_set_ip_opts(k->tcb, o->ip_opts, atomic_load(&o->ip_opts_len));
+	for (unsigned i = 0; i < UST_IP6_EXT_HDRS; i++) {
+		hdr[i] = o->hdr[i];
+		len[i] = atomic_load(&o->hdr_len[i]);
+	}
+	return ust_tcp_set_ip6_ext(k->tcb, hdr, len);
+}
+
 void us_op_setopt(struct us_call *c)
 {
 	struct us_conn *k = call_conn(c);
@@ -303,6 +320,11 @@ void us_op_setopt(struct us_call *c)
 		 * takes IPv4 or not. */
 		ust_tcp_set_family(k->tcb, true, c->u.opt.val != 0);
 		c->ret = 0;
+		return;
+	}
+	if (c->u.opt.level == US_OPT_RELAY && (c->u.opt.name == IP_OPTIONS || c->u.opt.name == IPV6_HOPOPTS)) {
+		c->ret = ip_ext_sync(k, c->sock, c->u.opt.name == IP_OPTIONS);
+		us_mark_dirty(k);
 		return;
 	}
 	if (c->u.opt.level == US_OPT_RELAY && c->u.opt.name == TCP_NOTSENT_LOWAT) {

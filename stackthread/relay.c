@@ -1027,6 +1027,8 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 			  struct ust_tcb *ct, struct us_token *tok)
 {
 	struct ust_tcp_ends e;
+	uint8_t opts[UST_IPV4_OPT_MAX];
+	unsigned n;
 
 	ust_tcp_ends(ct, &e);
 	s->owner = l->st->pid;
@@ -1048,7 +1050,14 @@ static void accepted_sock(struct us_conn *l, struct us_sock *s, const struct sta
 	atomic_store(&s->tx_delay, atomic_load(&l->sock->tx_delay));
 	atomic_store(&s->fastopen_no_cookie, atomic_load(&l->sock->fastopen_no_cookie));
 	if (atomic_load(&l->sock->ipopts_dirty))
-		us_ip_opts_copy(us_sock_ipopts_w(s), us_sock_ipopts(l->sock));
+		us_ip_opts_copy(us_sock_ipopts_w(s), us_sock_ipopts(l->sock), ust_ip6_is_v4mapped(&e.raddr));
+	/* An IPv4 child's IP_OPTIONS: the echo of its SYN's, as it sends
+	 * them. */
+	if ((n = ust_tcp_ip_opts(ct, opts)) > 0) {
+		struct us_ip_opts *o = us_sock_ipopts_w(s);
+		memcpy(o->ip_opts, opts, n);
+		atomic_store(&o->ip_opts_len, (uint8_t)n);
+	}
 	if (ust_tcp_rcv_tos(ct))
 		atomic_store(&us_sock_ipopts_w(s)->rcv_tos, ust_tcp_rcv_tos(ct));
 	memset(tok, 0, sizeof(*tok));

@@ -129,10 +129,10 @@ enum us_kind {
  * engine has: the value each of US_IP6_KEPT IPv6 options reads back (bit
  * i of set: kept[i] was set; the kernel's default otherwise), the sticky
  * extension headers (IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_RTHDR,
- * IPV6_DSTOPTS; hdr_len 0: none), which the stack does not send (man
- * ustcp.7, CAVEATS), up to US_IP6_HDR_MAX bytes each, IPV6_PKTINFO's
- * address and interface, and the same for US_IP4_KEPT IPv4 options (set4,
- * kept4) and IP_OPTIONS (ip_opts: not sent either). Written by program
+ * IPV6_DSTOPTS; hdr_len 0: none), which the engine sends as well
+ * (us_op_setopt gives them to it), up to US_IP6_HDR_MAX bytes each,
+ * IPV6_PKTINFO's address and interface, and the same for US_IP4_KEPT IPv4
+ * options (set4, kept4) and IP_OPTIONS (ip_opts, the engine's too). Written by program
  * threads, but for an accepted socket, which the stack thread gives its
  * listener's before the program can see it (relay.c), as Linux's
  * syn_recv_sock copies ipv6_pinfo and inet_sock. Kept apart from struct
@@ -166,19 +166,24 @@ struct us_ip_opts {
 	uint8_t saved_syn[US_SAVED_SYN_MAX];
 };
 
-static inline void us_ip_opts_copy(struct us_ip_opts *to, struct us_ip_opts *from)
+/* What an accepted socket takes of its listener's, as Linux's
+ * syn_recv_sock: not IP_OPTIONS (a child's inet_opt is the echo of its
+ * SYN's options, none here), and the sticky IPv6 headers only over IPv6
+ * (an IPv4-mapped child's np->opt is NULL), as the engine's child sends
+ * them (tcp_input.c, child_new). */
+static inline void us_ip_opts_copy(struct us_ip_opts *to, struct us_ip_opts *from, bool mapped)
 {
 	atomic_store(&to->set, atomic_load(&from->set));
 	for (int i = 0; i < US_IP6_KEPT; i++)
 		atomic_store(&to->kept[i], atomic_load(&from->kept[i]));
 	atomic_store(&to->set4, atomic_load(&from->set4));
-	atomic_store(&to->ip_opts_len, atomic_load(&from->ip_opts_len));
-	memcpy(to->ip_opts, from->ip_opts, sizeof(to->ip_opts));
+	atomic_store(&to->ip_opts_len, 0);
 	for (int i = 0; i < US_IP4_KEPT; i++)
 		atomic_store(&to->kept4[i], atomic_load(&from->kept4[i]));
 	for (int i = 0; i < 4; i++)
-		atomic_store(&to->hdr_len[i], atomic_load(&from->hdr_len[i]));
-	memcpy(to->hdr, from->hdr, sizeof(to->hdr));
+		atomic_store(&to->hdr_len[i], mapped ? 0 : atomic_load(&from->hdr_len[i]));
+	if (!mapped)
+		memcpy(to->hdr, from->hdr, sizeof(to->hdr));
 	memcpy(to->pktinfo, from->pktinfo, sizeof(to->pktinfo));
 }
 
@@ -440,8 +445,10 @@ struct us_held_read {
 	int flags;
 };
 
-/* us_call_args.opt.level for what only the relay keeps (us_op_setopt):
- * name TCP_NOTSENT_LOWAT (the value is in us_sock.notsent_lowat). */
+/* us_call_args.opt.level for what the slot holds (us_op_setopt): name
+ * TCP_NOTSENT_LOWAT (the value is in us_sock.notsent_lowat), IP_OPTIONS
+ * or IPV6_HOPOPTS (the engine takes the slot's IP options, or its four
+ * sticky IPv6 headers: us_ip_opts). */
 #define US_OPT_RELAY (-2)
 
 struct us_call {

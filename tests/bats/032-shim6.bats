@@ -443,6 +443,70 @@ body_child_holds_family() {
 @test "a v6only listener's connection holds the IPv6 port past its listener, and only that [kernel]" { MODE=kernel body_child_holds_family; }
 @test "a v6only listener's connection holds the IPv6 port past its listener, and only that [ustcp]" { MODE=ustcp body_child_holds_family; }
 
+# The sticky extension headers on the wire (tests/shim/ipext.py, a packet
+# socket on the kernel peer), as Linux 6.18 sends them (the same script
+# against a kernel socket printed the same lines): a hop-by-hop or a
+# destination options header on every segment; all four at once in RFC
+# 8200's order, the segment routing header's first hop the IPv6
+# destination and the destination in its segment 0 (the peer takes it:
+# seg6_enabled); the MSS smaller by their length (1420 and 1364 for 1440
+# less the timestamps). A listener's headers are its children's and its
+# SYN-ACK's.
+
+body_ip6_ext_wire() {
+	shim6_topo_up
+	peer sysctl -qw net.ipv6.conf.all.seg6_enabled=1 "net.ipv6.conf.$PEER_IFACE.seg6_enabled=1"
+	[ "$MODE" = kernel ] || sleep 1.2 # DAD: our first SYN waits for it otherwise
+	ipext_client "$PEER_ADDR6" hop 7860
+	ipext_client "$PEER_ADDR6" dst 7861
+	ipext_client "$PEER_ADDR6" all 7862
+	local peer6 zeros16=00000000000000000000000000000000
+	peer6=$(python3 -c 'import socket, sys; print(socket.inet_pton(socket.AF_INET6, sys.argv[1]).hex())' "$PEER_ADDR6")
+	run -0 cat "$TMP/prog.hop" "$TMP/wire.hop" "$TMP/prog.dst" "$TMP/wire.dst" "$TMP/prog.all" "$TMP/wire.all"
+	assert_output - <<OUT
+readback 54 0000010400000000
+maxseg 1420
+back 0
+listening
+syn 0600010400000000
+rest 0600010400000000
+got 3000
+readback 59 0000010400000000
+maxseg 1420
+back 0
+listening
+syn 0600010400000000
+rest 0600010400000000
+got 3000
+readback 54 0000010400000000
+readback 55 0000010400000000
+readback 57 0004040101000000${zeros16}$peer6
+readback 59 0000010400000000
+maxseg 1364
+back 0
+listening
+syn 3c00010400000000 | 2b00010400000000 | 3c04040101000000 [peer] [peer] | 0600010400000000
+rest 3c00010400000000 | 2b00010400000000 | 3c04040101000000 [peer] [peer] | 0600010400000000
+got 3000
+OUT
+	prog_bg python3 "$SHIM_DIR/ipext.py" server "$SADDR6" 7863 hop "$TMP/ready" >"$TMP/srv"
+	local srv=$BG_PID
+	wait_for 10 test -e "$TMP/ready"
+	run -0 peer python3 "$SHIM_DIR/ipext.py" sniff "$SADDR6" 7863 "$PEER_IFACE" client
+	assert_output "syn 0600010400000000
+rest 0600010400000000
+got 3000"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv"
+	assert_output "readback 54 0000010400000000
+accepted readback 0000010400000000
+maxseg 1420
+echoed 3000"
+}
+
+@test "IPv6 sticky extension headers on the wire: hop-by-hop, destination options, a segment routing header; the MSS less their length; a listener's children's too [kernel]" { MODE=kernel body_ip6_ext_wire; }
+@test "IPv6 sticky extension headers on the wire: hop-by-hop, destination options, a segment routing header; the MSS less their length; a listener's children's too [ustcp]" { MODE=ustcp body_ip6_ext_wire; }
+
 # IPv6's socket options (ip6opts.py) as Linux takes them, and what they
 # put on the wire (ip6wire.py, a packet socket on the peer): every
 # segment of the server's three connections carries IPV6_TCLASS 0x28 and

@@ -500,6 +500,104 @@ OUT
 @test "IPPROTO_IP options 1..80 on a fresh socket of each family: the kernel's answers, defaults and values read back [kernel]" { MODE=kernel body_ip4_matrix; }
 @test "IPPROTO_IP options 1..80 on a fresh socket of each family: the kernel's answers, defaults and values read back [ustcp]" { MODE=ustcp body_ip4_matrix; }
 
+# IP_OPTIONS on the wire (tests/shim/ipext.py: the program's socket sets
+# them, a packet socket on the kernel peer records what it sends), as Linux
+# 6.18 sends them (the same script against a kernel socket printed the same
+# lines): record route with our address in its first slot and the pointer
+# past it, timestamps with the time (and our address) in the first slot,
+# every segment the same; the MSS smaller by the options' length (1448 for
+# 1460 less the timestamps, less 16 or 20); a loose source route routed to
+# its first hop, the destination in its last slot (the peer drops it, as
+# net.ipv4.conf's accept_source_route 0 says). A listener's IP_OPTIONS are
+# not its children's: an accepted socket reads none back and sends none;
+# it answers with the echo of its peer's options instead.
+
+body_ip_options_wire() {
+	shim_topo_up
+	ipext_client "$PEER_ADDR" rr 7850
+	ipext_client "$PEER_ADDR" ts 7851
+	ipext_client "$PEER_ADDR" tsaddr 7852
+	ipext_client "$PEER_ADDR" lsrr 7853
+	run -0 cat "$TMP/prog.rr" "$TMP/wire.rr" "$TMP/prog.ts" "$TMP/wire.ts" \
+		"$TMP/prog.tsaddr" "$TMP/wire.tsaddr" "$TMP/prog.lsrr" "$TMP/wire.lsrr"
+	assert_output - <<OUT
+readback 070f0400000000000000000000000001
+maxseg 1432
+back 0
+listening
+syn 070f08 [me] 00000000 00000000 01
+rest 070f08 [me] 00000000 00000000 01
+got 3000
+readback 44100500000000000000000000000000
+maxseg 1432
+back 0
+listening
+syn 44100900 [t] 00000000 00000000
+rest 44100900 [t] 00000000 00000000
+got 3000
+readback 4414050100000000000000000000000000000000
+maxseg 1428
+back 0
+listening
+syn 44140d01 [me] [t] 00000000 00000000
+rest 44140d01 [me] [t] 00000000 00000000
+got 3000
+readback 830704$(printf '%02x' ${PEER_ADDR//./ })00
+connect pending
+listening
+syn 830704 [peer] 00
+got 0
+OUT
+	prog_bg python3 "$SHIM_DIR/ipext.py" server "$SADDR" 7854 rr "$TMP/ready" >"$TMP/srv"
+	local srv=$BG_PID
+	wait_for 10 test -e "$TMP/ready"
+	run -0 peer python3 "$SHIM_DIR/ipext.py" sniff "$SADDR" 7854 "$PEER_IFACE" client
+	assert_output "syn -
+rest -
+got 3000"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv"
+	assert_output "readback 070f0400000000000000000000000001
+accepted readback -
+maxseg 1448
+echoed 3000"
+	# A listener answers a peer's options with their echo (Linux's
+	# ip_options_echo): its SYN-ACK and every segment of the connection,
+	# which reads it back as IP_OPTIONS.
+	ip_options_echo rr 7855
+	ip_options_echo tsaddr 7856
+	local peer me
+	peer=$(printf '%02x' ${PEER_ADDR//./ })
+	me=$(printf '%02x' ${SADDR//./ })
+	run -0 cat "$TMP/echo.rr" "$TMP/echo.tsaddr"
+	assert_output - <<OUT
+syn 070f10 [peer] [me] [me] 00
+rest 070f10 [peer] [me] [me] 00
+got 3000
+accepted readback 070f0c$peer${me}0000000000
+maxseg 1432
+echoed 3000
+syn 44141501 [peer] [t] [me] [t]
+rest 44141501 [peer] [t] [me] [t]
+got 3000
+maxseg 1428
+echoed 3000
+OUT
+}
+
+ip_options_echo() {
+	prog_bg python3 "$SHIM_DIR/ipext.py" server "$SADDR" "$2" none "$TMP/ready.$1" >"$TMP/srv.$1"
+	local srv=$BG_PID
+	wait_for 10 test -e "$TMP/ready.$1"
+	peer python3 "$SHIM_DIR/ipext.py" sniff "$SADDR" "$2" "$PEER_IFACE" client "$1" >"$TMP/echo.$1"
+	bg_wait "$srv"
+	# The times in a timestamp option's readback vary: not compared.
+	grep -v "^accepted readback 4414" "$TMP/srv.$1" >>"$TMP/echo.$1"
+}
+
+@test "IP_OPTIONS on the wire: record route, timestamps, a source route; the MSS less their length; a listener's children echo their peer's [kernel]" { MODE=kernel body_ip_options_wire; }
+@test "IP_OPTIONS on the wire: record route, timestamps, a source route; the MSS less their length; a listener's children echo their peer's [ustcp]" { MODE=ustcp body_ip_options_wire; }
+
 # IP_MINTTL on the wire (RFC 5082; ip4matrix.py wire against an echo
 # server on the peer, whose TTL is 64): 255 before connect drops the
 # SYN-ACK (the connect times out), 64 connects, 255 in the middle drops

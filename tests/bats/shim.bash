@@ -411,3 +411,14 @@ iperf3_exchange() {
 		return 1
 	fi
 }
+
+# ipext_client PEER KIND PORT: tests/shim/ipext.py's client of KIND on the
+# program's side, to the kernel peer's sniffing server at PEER:PORT; what
+# each printed goes to $TMP/prog.KIND and $TMP/wire.KIND.
+ipext_client() {
+	peer_bg python3 "$SHIM_DIR/ipext.py" sniff "$1" "$3" "$PEER_IFACE" server >"$TMP/wire.$2"
+	local snf=$BG_PID
+	wait_listen "$PEER_NETNS" "$3"
+	prog python3 "$SHIM_DIR/ipext.py" client "$1" "$3" "$2" >"$TMP/prog.$2"
+	bg_wait "$snf"
+}

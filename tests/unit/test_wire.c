@@ -1,5 +1,6 @@
 /* Wire formats: every parser fed malformed input, builders round-tripped,
  * and the Internet checksum against RFC 1071 and a naive reference. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1043,6 +1044,264 @@ static void test_counters_names(void **state)
 	free(buf);
 }
 
+/* ---- IP_OPTIONS and sticky IPv6 headers, as a socket sends them ---- */
+
+static bool local_is_10_9_0_2(const void *ctx, uint32_t a)
+{
+	(void)ctx;
+	return a == 0x0a090002u;
+}
+
+/* Record route: the pointer moves past the slot each datagram fills with
+ * our address; a NOP after it is padded with EOL to four bytes, and after
+ * an EOL everything is EOL, as Linux's compile leaves it. */
+static void test_ip4_opts_record_route(void **state)
+{
+	const uint8_t rr[] = { 7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9 };
+	uint8_t iph[60] = { 0 };
+	struct ust_ip4_opts o;
+
+	(void)state;
+	assert_int_equal(ust_ip4_opts_compile(&o, rr, sizeof(rr), local_is_10_9_0_2, NULL), 0);
+	assert_int_equal(o.len, 16);
+	assert_int_equal(o.rr, 20);
+	assert_true(o.rr_needaddr);
+	assert_int_equal(o.data[2], 8);
+	assert_int_equal(o.data[12], 0); /* after the option, an EOL, all EOL */
+	ust_ip4_opts_build(iph, &o, 0x0a090002u, 0x0a090001u, 0);
+	assert_int_equal(ust_get32(iph + 23), 0x0a090002u);
+	assert_int_equal(ust_get32(iph + 27), 0);
+	assert_int_equal(iph[22], 8);
+}
+
+/* A full record route is sent as it is, with nothing filled in. */
+static void test_ip4_opts_record_route_full(void **state)
+{
+	const uint8_t rr[] = { 7, 7, 8, 1, 2, 3, 4, 0 };
+	struct ust_ip4_opts o;
+
+	(void)state;
+	assert_int_equal(ust_ip4_opts_compile(&o, rr, sizeof(rr), local_is_10_9_0_2, NULL), 0);
+	assert_false(o.rr_needaddr);
+	assert_int_equal(o.data[2], 8);
+}
+
+/* Timestamps: only times; address and time; prespecified, where only our
+ * own address gets a time. */
+static void test_ip4_opts_timestamps(void **state)
+{
+	const uint8_t only[] = { 68, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+	const uint8_t pairs[] = { 68, 12, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0 };
+	const uint8_t pre_ours[] = { 68, 12, 5, 3, 10, 9, 0, 2, 0, 0, 0, 0 };
+	const uint8_t pre_other[] = { 68, 12, 5, 3, 10, 9, 0, 7, 0, 0, 0, 0 };
+	const uint8_t bad_flag[] = { 68, 12, 5, 2, 0, 0, 0, 0, 0, 0, 0, 0 };
+	uint8_t iph[60] = { 0 };
+	struct ust_ip4_opts o;
+
+	(void)state;
+	assert_int_equal(ust_ip4_opts_compile(&o, only, sizeof(only), local_is_10_9_0_2, NULL), 0);
+	assert_true(o.ts_needtime && !o.ts_needaddr);
+	ust_ip4_opts_build(iph, &o, 0x0a090002u, 0x0a090001u, 12345678);
+	assert_int_equal(iph[22], 9);
+	assert_int_equal(ust_get32(iph + 24), 12345678);
+	assert_int_equal(ust_get32(iph + 28), 0);
+
+	memset(iph, 0, sizeof(iph));
+	assert_int_equal(ust_ip4_opts_compile(&o, pairs, sizeof(pairs), local_is_10_9_0_2, NULL), 0);
+	assert_true(o.ts_needtime && o.ts_needaddr);
+	ust_ip4_opts_build(iph, &o, 0x0a090002u, 0x0a090001u, 42);
+	assert_int_equal(iph[22], 13);
+	assert_int_equal(ust_get32(iph + 24), 0x0a090002u);
+	assert_int_equal(ust_get32(iph + 28), 42);
+
+	assert_int_equal(ust_ip4_opts_compile(&o, pre_ours, sizeof(pre_ours), local_is_10_9_0_2, NULL), 0);
+	assert_true(o.ts_needtime);
+	assert_int_equal(o.data[2], 13);
+	assert_int_equal(ust_ip4_opts_compile(&o, pre_other, sizeof(pre_other), local_is_10_9_0_2, NULL), 0);
+	assert_false(o.ts_needtime);
+	assert_int_equal(o.data[2], 5);
+	assert_int_equal(ust_ip4_opts_compile(&o, bad_flag, sizeof(bad_flag), local_is_10_9_0_2, NULL), -EINVAL);
+}
+
+/* A source route: the first address is the first hop, the rest move up,
+ * and the destination goes last. */
+static void test_ip4_opts_source_route(void **state)
+{
+	const uint8_t lsrr[] = { 131, 11, 4, 10, 9, 0, 5, 10, 9, 0, 6, 0 };
+	const uint8_t twice[] = { 131, 7, 4, 10, 9, 0, 5, 137, 7, 4, 10, 9, 0, 6, 0, 0 };
+	uint8_t iph[60] = { 0 };
+	struct ust_ip4_opts o;
+
+	(void)state;
+	assert_int_equal(ust_ip4_opts_compile(&o, lsrr, sizeof(lsrr), local_is_10_9_0_2, NULL), 0);
+	assert_int_equal(o.faddr, 0x0a090005u);
+	assert_int_equal(o.srr, 20);
+	ust_ip4_opts_build(iph, &o, 0x0a090002u, 0x0a090001u, 0);
+	assert_int_equal(ust_get32(iph + 23), 0x0a090006u);
+	assert_int_equal(ust_get32(iph + 27), 0x0a090001u);
+	assert_int_equal(ust_ip4_opts_compile(&o, twice, sizeof(twice), local_is_10_9_0_2, NULL), -EINVAL);
+}
+
+/* What an unprivileged socket may not set, and malformed lengths. */
+static void test_ip4_opts_refused(void **state)
+{
+	const uint8_t sec[] = { 130, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+	const uint8_t short_len[] = { 7, 1, 0, 0 };
+	const uint8_t beyond[] = { 7, 9, 4, 0 };
+	uint8_t big[41] = { 1 };
+	struct ust_ip4_opts o;
+
+	(void)state;
+	assert_int_equal(ust_ip4_opts_compile(&o, sec, sizeof(sec), local_is_10_9_0_2, NULL), -EINVAL);
+	assert_int_equal(ust_ip4_opts_compile(&o, short_len, sizeof(short_len), local_is_10_9_0_2, NULL), -EINVAL);
+	assert_int_equal(ust_ip4_opts_compile(&o, beyond, sizeof(beyond), local_is_10_9_0_2, NULL), -EINVAL);
+	assert_int_equal(ust_ip4_opts_compile(&o, big, sizeof(big), local_is_10_9_0_2, NULL), -EINVAL);
+}
+
+static const uint8_t padn8[8] = { 0, 0, 1, 4, 0, 0, 0, 0 };
+
+static struct ust_ip6 ip6_of(uint8_t last)
+{
+	struct ust_ip6 a = { { 0xfd, 0, 0, 0x10, 0, 9, 0, 0, 0, 1, 0, 0, 0, 0, 0, last } };
+	return a;
+}
+
+/* All four headers: hop-by-hop, destination options for the routing
+ * header's hops, a segment routing header, destination options; the
+ * chain's next headers; the destination in segment 0 and the IPv6
+ * destination the segment Segments Left names. */
+static void test_ip6_ext_all_four(void **state)
+{
+	uint8_t srh[8 + 32] = { 0, 4, 4, 1, 1, 0, 0, 0 };
+	const uint8_t *hdr[4] = { padn8, padn8, srh, padn8 };
+	unsigned len[4] = { 8, 8, sizeof(srh), 8 };
+	struct ust_ip6 hop = ip6_of(7), dst = ip6_of(1), ip_dst;
+	struct ust_ip6_ext e;
+	uint8_t out[UST_IP6_EXT_MAX];
+
+	(void)state;
+	memcpy(srh + 24, hop.b, 16);
+	assert_int_equal(ust_ip6_ext_compile(&e, hdr, len), 0);
+	assert_int_equal(e.len, 64);
+	assert_int_equal(e.mss_len, 64);
+	assert_int_equal(ust_ip6_ext_build(out, &e, &dst, UST_IPPROTO_TCP, &ip_dst), UST_IPPROTO_HOPOPTS);
+	assert_int_equal(out[0], UST_IPPROTO_DSTOPTS);
+	assert_int_equal(out[8], UST_IPPROTO_ROUTING);
+	assert_int_equal(out[16], UST_IPPROTO_DSTOPTS);
+	assert_int_equal(out[56], UST_IPPROTO_TCP);
+	assert_memory_equal(out + 24, dst.b, 16);
+	assert_memory_equal(out + 40, hop.b, 16);
+	assert_memory_equal(ip_dst.b, hop.b, 16);
+}
+
+/* The routing header's destination options alone are not sent (Linux
+ * pushes them only before a routing header) but still count against the
+ * MSS, as Linux's opt_nflen. */
+static void test_ip6_ext_dst0_alone(void **state)
+{
+	const uint8_t *hdr[4] = { NULL, padn8, NULL, NULL };
+	unsigned len[4] = { 0, 8, 0, 0 };
+	struct ust_ip6 dst = ip6_of(1), ip_dst;
+	struct ust_ip6_ext e;
+	uint8_t out[8];
+
+	(void)state;
+	assert_int_equal(ust_ip6_ext_compile(&e, hdr, len), 0);
+	assert_int_equal(e.len, 0);
+	assert_int_equal(e.mss_len, 8);
+	assert_int_equal(ust_ip6_ext_build(out, &e, &dst, UST_IPPROTO_TCP, &ip_dst), UST_IPPROTO_TCP);
+	assert_memory_equal(ip_dst.b, dst.b, 16);
+}
+
+/* Type 2 (one address): it is the IPv6 destination and the destination
+ * takes its slot; a header whose length disagrees, or of another type,
+ * is refused. */
+static void test_ip6_ext_rthdr_type2_and_refused(void **state)
+{
+	uint8_t rt2[24] = { 0, 2, 2, 1, 0, 0, 0, 0 };
+	uint8_t rt5[24] = { 0, 2, 5, 1, 0, 0, 0, 0 };
+	const uint8_t *hdr[4] = { NULL, NULL, rt2, NULL };
+	unsigned len[4] = { 0, 0, sizeof(rt2), 0 };
+	struct ust_ip6 hop = ip6_of(7), dst = ip6_of(1), ip_dst;
+	struct ust_ip6_ext e;
+	uint8_t out[24];
+
+	(void)state;
+	memcpy(rt2 + 8, hop.b, 16);
+	assert_int_equal(ust_ip6_ext_compile(&e, hdr, len), 0);
+	assert_int_equal(ust_ip6_ext_build(out, &e, &dst, UST_IPPROTO_TCP, &ip_dst), UST_IPPROTO_ROUTING);
+	assert_memory_equal(out + 8, dst.b, 16);
+	assert_memory_equal(ip_dst.b, hop.b, 16);
+	hdr[2] = rt5;
+	assert_int_equal(ust_ip6_ext_compile(&e, hdr, len), -EINVAL);
+	hdr[2] = rt2;
+	len[2] = 16;
+	assert_int_equal(ust_ip6_ext_compile(&e, hdr, len), -EINVAL);
+}
+
+/* The echo of a received record route and timestamp option (Linux's
+ * ip_options_echo): our address in the next slot as received, room for
+ * one more, timestamps after record route whatever their order; read back
+ * (ip_options_undo) without the slot of ours still to fill. */
+static void test_ip4_opts_echo(void **state)
+{
+	uint8_t hdr[20 + 28] = { 0x4c };
+	const uint8_t ts[] = { 68, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+	const uint8_t rr[] = { 7, 15, 8, 10, 9, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+	uint8_t back[UST_IPV4_OPT_MAX];
+	struct ust_ip4_opts o;
+
+	(void)state;
+	memcpy(hdr + 20, ts, sizeof(ts));
+	memcpy(hdr + 32, rr, sizeof(rr));
+	assert_int_equal(ust_ip4_opts_echo(&o, hdr, sizeof(hdr), 0x0a090002u, 777, local_is_10_9_0_2, NULL), 0);
+	assert_int_equal(o.len, 28); /* 15 + 12, padded */
+	assert_int_equal(o.rr, 20);
+	assert_true(o.rr_needaddr);
+	assert_int_equal(o.data[2], 16);                 /* past ours as received, and ours to send */
+	assert_int_equal(ust_get32(o.data + 7), 0x0a090002u);
+	assert_int_equal(o.ts, 35);
+	assert_true(o.ts_needtime && !o.ts_needaddr);
+	assert_int_equal(o.data[15 + 2], 13);
+	assert_int_equal(ust_get32(o.data + 15 + 4), 777); /* the time we received it */
+	ust_ip4_opts_undo(&o, back);
+	assert_int_equal(back[2], 12);
+	assert_int_equal(back[15 + 2], 9);
+	/* The last slot taken as received: nothing left of ours to send. */
+	hdr[32 + 1] = 11;
+	hdr[32 + 11] = 0;
+	assert_int_equal(ust_ip4_opts_echo(&o, hdr, sizeof(hdr), 0x0a090002u, 777, local_is_10_9_0_2, NULL), 0);
+	assert_false(o.rr_needaddr);
+	assert_int_equal(o.data[2], 12);
+	/* Nothing to echo: no options. */
+	hdr[0] = 0x45;
+	assert_int_equal(ust_ip4_opts_echo(&o, hdr, 20, 0x0a090002u, 0, local_is_10_9_0_2, NULL), 0);
+	assert_int_equal(o.len, 0);
+}
+
+/* An ICMPv6 error quoting a segment sent with extension headers names
+ * its TCP ports past them. */
+static void test_icmp6_error_past_ext_headers(void **state)
+{
+	uint8_t q[40 + 8 + 24 + 8] = { 0x60 };
+	struct ust_icmp6 icmp = { .type = UST_ICMP6_DEST_UNREACH, .data = q, .data_len = sizeof(q) };
+	struct ust_icmp6_error err;
+
+	(void)state;
+	q[6] = UST_IPPROTO_HOPOPTS;
+	q[40] = UST_IPPROTO_ROUTING; /* hop-by-hop, 8 bytes */
+	q[48] = UST_IPPROTO_TCP;     /* a routing header, 24 bytes */
+	q[49] = 2;
+	ust_put16(q + 72, 40000);
+	ust_put16(q + 74, 80);
+	assert_int_equal(ust_icmp6_error_parse(&icmp, &err), UST_OK);
+	assert_int_equal(err.proto, UST_IPPROTO_TCP);
+	assert_int_equal(ust_get16(err.l4), 40000);
+	assert_int_equal(ust_get16(err.l4 + 2), 80);
+	icmp.data_len = 40 + 8 + 24 + 4; /* the ports, but not 8 bytes */
+	assert_int_equal(ust_icmp6_error_parse(&icmp, &err), UST_DROP_ICMP6_SHORT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1096,6 +1355,16 @@ int main(void)
 		cmocka_unit_test(test_wire_stack_ipv4_drops_counted),
 		cmocka_unit_test(test_wire_stack_arp_format_counted),
 		cmocka_unit_test(test_counters_names),
+		cmocka_unit_test(test_ip4_opts_record_route),
+		cmocka_unit_test(test_ip4_opts_record_route_full),
+		cmocka_unit_test(test_ip4_opts_timestamps),
+		cmocka_unit_test(test_ip4_opts_source_route),
+		cmocka_unit_test(test_ip4_opts_refused),
+		cmocka_unit_test(test_ip6_ext_all_four),
+		cmocka_unit_test(test_ip6_ext_dst0_alone),
+		cmocka_unit_test(test_ip6_ext_rthdr_type2_and_refused),
+		cmocka_unit_test(test_icmp6_error_past_ext_headers),
+		cmocka_unit_test(test_ip4_opts_echo),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
