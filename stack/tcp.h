@@ -244,6 +244,7 @@ struct ust_tcb {
 	uint16_t mss;               /* largest payload we send: mss_path, bound to half a tiny window */
 	uint16_t mss_path;          /* what the peer's MSS, the path's MTU and our options allow */
 	uint16_t rcv_mss;           /* what we announced */
+	uint16_t mss_clamp;         /* the peer's MSS, no more than ours (Linux's rx_opt.mss_clamp); 0: no SYN yet */
 	uint16_t user_mss;          /* TCP_MAXSEG set before the connection, 0: none (Linux's user_mss) */
 	uint8_t snd_wscale, rcv_wscale; /* shift for the peer's / our window */
 	bool ws_ok, ts_ok, sack_ok;

@@ -66,9 +66,13 @@ static inline unsigned tcp_net_hlen(const struct ust_tcb *t)
 /* What the socket's IP options or IPv6 extension headers take off the
  * MSS, for the connection's family (tcp_ipext.c). */
 unsigned tcp_ext_hlen(const struct ust_tcb *t);
+/* The MSS to send with from mss (the peer's, the path's): less those
+ * headers and the timestamps' room, never below TCP_MIN_SND_MSS. */
+uint16_t tcp_mss_from(const struct ust_tcb *t, unsigned mss, bool ts);
 /* The options that answer a received IPv4 segment (ust_ip4_opts_echo):
- * false when it had none to echo. */
-bool tcp_ip4_echo(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, struct ust_ip4_opts *o);
+ * 1, 0 when it had none to echo, -1 when they cannot be answered (Linux's
+ * ip_send_unicast_reply then sends nothing). */
+int tcp_ip4_echo(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, struct ust_ip4_opts *o);
 /* A listener's child takes its IPv6 extension headers, or over IPv4 the
  * echo of its SYN's options (-ENOMEM); a block lets both go. */
 int tcp_ipext_inherit(struct ust_tcb *c, const struct ust_tcb *l, const struct ust_tcp_seg *syn);

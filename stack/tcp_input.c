@@ -74,12 +74,10 @@ static void apply_syn_options(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 		t->ts_recent = o->ts_val;
 	if (mss > t->rcv_mss)
 		mss = t->rcv_mss;
-	mss = mss > tcp_ext_hlen(t) ? mss - tcp_ext_hlen(t) : 0;
-	if (t->ts_ok)
-		mss = mss > 12 ? mss - 12 : 0;
+	t->mss_clamp = (uint16_t)mss;
 	/* A tiny or zero MSS from the peer is raised to Linux's floor
 	 * (TCP_MIN_SND_MSS, 48): never a segment of nothing. */
-	t->mss_path = (uint16_t)(mss > TCP_MIN_SND_MSS ? mss : TCP_MIN_SND_MSS);
+	t->mss_path = tcp_mss_from(t, mss, t->ts_ok);
 	tcp_sync_mss(t);
 }
 
@@ -311,7 +309,7 @@ static void send_cookie_synack(struct ust_tcb *l, const struct ust_tcp_seg *seg,
 	 * options (tcp_v4_send_synack sends ireq_opt). */
 	if (!ust_ip6_is_v4mapped(&r.raddr))
 		r.ip6_ext = l->ip6_ext;
-	else if (tcp_ip4_echo(tcp, seg, &echo))
+	else if (tcp_ip4_echo(tcp, seg, &echo) > 0)
 		r.ip4_opts = &echo;
 	child_take_syn(&r, &syn, now);
 	if (r.ts_ok)

@@ -17,17 +17,27 @@ unsigned tcp_ext_hlen(const struct ust_tcb *t)
 	return t->ip6_ext ? t->ip6_ext->mss_len : 0;
 }
 
+uint16_t tcp_mss_from(const struct ust_tcb *t, unsigned mss, bool ts)
+{
+	int m = (int)mss - (int)tcp_ext_hlen(t) - (ts ? 12 : 0);
+
+	return (uint16_t)(m > TCP_MIN_SND_MSS ? m : TCP_MIN_SND_MSS);
+}
+
 /* A connection whose headers grew or shrank sends segments that much
- * smaller or larger from now on (Linux's tcp_sync_mss after the option
- * changed); what is in flight is cut again if it goes again. */
+ * smaller or larger from now on, worked out again from the peer's MSS and
+ * the path's MTU (Linux's tcp_sync_mss after the option changed); what is
+ * in flight is cut again if it goes again. */
 static void ext_changed(struct ust_tcb *t, unsigned before)
 {
-	unsigned after = tcp_ext_hlen(t);
-	int mss = (int)t->mss_path + (int)before - (int)after;
+	unsigned mss;
 
-	if (!t->mss_path || before == after)
+	if (!t->mss_path || before == tcp_ext_hlen(t))
 		return;
-	t->mss_path = (uint16_t)(mss > TCP_MIN_SND_MSS ? mss : TCP_MIN_SND_MSS);
+	mss = t->mss_clamp ? t->mss_clamp : t->rcv_mss;
+	if (t->pmtu && t->pmtu - tcp_net_hlen(t) - UST_TCP_HLEN < mss)
+		mss = t->pmtu - tcp_net_hlen(t) - UST_TCP_HLEN;
+	t->mss_path = tcp_mss_from(t, mss, t->mss_clamp ? t->ts_ok : true);
 	tcp_sync_mss(t);
 }
 
@@ -78,13 +88,15 @@ int ust_tcp_set_ip6_ext(struct ust_tcb *t, const uint8_t *const hdr[UST_IP6_EXT_
 	return 0;
 }
 
-bool tcp_ip4_echo(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, struct ust_ip4_opts *o)
+int tcp_ip4_echo(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, struct ust_ip4_opts *o)
 {
-	if (!seg->net || seg->net_len <= UST_IPV4_HLEN || seg->net[0] >> 4 != 4)
-		return false;
-	return ust_ip4_opts_echo(o, seg->net, seg->net_len, ust_ip6_to_v4(&seg->dst), ust_ip_ms_of_day(),
-				 ust_ip_addr_local, tcp->st) == 0 &&
-	       o->len;
+	if (!seg->net || seg->net_len <= UST_IPV4_HLEN || seg->net_len > UST_IPV4_HLEN + UST_IPV4_OPT_MAX ||
+	    seg->net[0] >> 4 != 4)
+		return 0;
+	if (ust_ip4_opts_echo(o, seg->net, seg->net_len, ust_ip6_to_v4(&seg->dst), ust_ip_ms_of_day(),
+			      ust_ip_addr_local, tcp->st) < 0)
+		return -1;
+	return o->len > 0;
 }
 
 int tcp_ipext_inherit(struct ust_tcb *c, const struct ust_tcb *l, const struct ust_tcp_seg *syn)
@@ -94,8 +106,8 @@ int tcp_ipext_inherit(struct ust_tcb *c, const struct ust_tcb *l, const struct u
 	if (ust_ip6_is_v4mapped(&c->raddr)) {
 		/* Linux's tcp_v4_save_options: the child answers with the
 		 * echo of its SYN's options, not with its listener's. */
-		if (!tcp_ip4_echo(c->tcp, syn, &echo))
-			return 0;
+		if (tcp_ip4_echo(c->tcp, syn, &echo) <= 0)
+			return 0; /* Linux's tcp_v4_save_options: none, if none fit */
 		if (!(c->ip4_opts = malloc(sizeof(*c->ip4_opts))))
 			return -ENOMEM;
 		*c->ip4_opts = echo;

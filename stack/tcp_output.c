@@ -23,6 +23,7 @@ struct seg_out {
 	uint32_t flow;               /* and the flow label */
 	const struct ust_ip6_ext *ext6; /* and the extension headers */
 	struct ust_ip4_opts echo;    /* ip.opts of a timewait socket's answer */
+	bool mute;                   /* an answer Linux would not send */
 	uint16_t wnd;
 	const uint8_t *opts;
 	unsigned optlen;
@@ -34,13 +35,15 @@ struct seg_out {
 
 static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 {
-	struct ust_pkt *p = ust_pkt_alloc(&st->pool);
+	struct ust_pkt *p = o->mute ? NULL : ust_pkt_alloc(&st->pool);
 	unsigned hlen = UST_TCP_HLEN + o->optlen;
 	bool v4 = ust_ip6_is_v4mapped(&o->dst);
 	unsigned ext = v4 ? (o->ip.opts ? o->ip.opts->len : 0) : (o->ext6 ? o->ext6->len : 0);
 	uint8_t *h;
 	uint32_t sum;
 
+	if (o->mute)
+		return 0;
 	if (!p) {
 		st->ctr.drop[UST_DROP_TX_NO_BUFFER]++;
 		return -ENOBUFS;
@@ -122,9 +125,14 @@ static void tcb_ip_hdr(struct ust_tcb *t, struct seg_out *o)
 		   (t->state == UST_TCP_FIN_WAIT_2 && t->released)) {
 		/* Its answer to a segment echoes the segment's IP
 		 * options, as Linux's ip_send_unicast_reply. */
-		if (t->tcp->seg_in && ust_ip6_is_v4mapped(&t->raddr) &&
-		    tcp_ip4_echo(t->tcp, t->tcp->seg_in, &o->echo))
-			o->ip.opts = &o->echo;
+		const struct ust_tcp_seg *seg = t->tcp->seg_in;
+
+		if (seg && ust_ip6_is_v4mapped(&t->raddr) && seg->sport == t->rport && seg->dport == t->lport &&
+		    ust_ip6_eq(&seg->src, &t->raddr)) {
+			int echo = tcp_ip4_echo(t->tcp, seg, &o->echo);
+			o->ip.opts = echo > 0 ? &o->echo : NULL;
+			o->mute = echo < 0;
+		}
 		return;
 	}
 	o->ip.opts = t->ip4_opts;
@@ -260,9 +268,11 @@ static void rst_reply(struct ust_tcp *tcp, const struct ust_tcp_seg *seg, uint32
 	if (seg->flags & UST_TH_RST)
 		return; /* never answer a RST */
 	/* Linux's ip_send_unicast_reply answers with the echo of the
-	 * segment's IP options. */
-	if (tcp_ip4_echo(tcp, seg, &echo))
-		o.ip.opts = &echo;
+	 * segment's IP options, or not at all. */
+	switch (tcp_ip4_echo(tcp, seg, &echo)) {
+	case -1: return;
+	case 1: o.ip.opts = &echo; break;
+	}
 	if (md5) {
 		tcp_md5_put_opt(opts);
 		o.opts = opts;

@@ -104,7 +104,7 @@ static int tcb_start(struct ust_tcb *t, ust_time now)
 	t->recover = t->iss;
 	t->snd_sml = t->iss;
 	t->ts_offset = tcp_ts_offset(tcp, &t->laddr, &t->raddr);
-	t->mss = t->mss_path = (uint16_t)(t->rcv_mss - 12 - tcp_ext_hlen(t));
+	t->mss = t->mss_path = tcp_mss_from(t, t->rcv_mss, true);
 	t->rec.start = now;
 	return 0;
 }

@@ -228,7 +228,7 @@ static int compile_ts(struct ust_ip4_opts *o, uint8_t *d, unsigned olen, unsigne
 			d[2] += 8;
 			break;
 		default:
-			return -EINVAL; /* other flags need CAP_NET_RAW */
+			break; /* other flags: a socket with CAP_NET_RAW's, as they are */
 		}
 	} else if ((d[3] & 0xf) != IPOPT_TS_PRESPEC && (d[3] >> 4) == 15) {
 		return -EINVAL; /* the overflow count is full */
@@ -238,9 +238,10 @@ static int compile_ts(struct ust_ip4_opts *o, uint8_t *d, unsigned olen, unsigne
 }
 
 /* Linux's ip_options_compile for a socket's options (no datagram yet):
- * after EOL every byte becomes EOL; router alert is taken as it is; what
- * else the kernel takes only from a socket with CAP_NET_RAW (security,
- * stream id, CIPSO, unknown types) is refused. */
+ * after EOL every byte becomes EOL; router alert is taken as it is, and
+ * so is what the kernel takes only from a socket with CAP_NET_RAW
+ * (security, stream id, CIPSO, unknown types), which its setsockopt
+ * checked. */
 int ust_ip4_opts_compile(struct ust_ip4_opts *o, const uint8_t *opt, unsigned len,
 			 bool (*local)(const void *ctx, uint32_t a), const void *ctx)
 {
@@ -271,7 +272,7 @@ int ust_ip4_opts_compile(struct ust_ip4_opts *o, const uint8_t *opt, unsigned le
 		case IPOPT_RR: r = compile_rr(o, d, olen, at); break;
 		case IPOPT_TS: r = compile_ts(o, d, olen, at, local, ctx); break;
 		case IPOPT_RA: r = olen < 4 ? -EINVAL : 0; break;
-		default: r = -EINVAL; break;
+		default: break;
 		}
 		if (r)
 			return r;
@@ -349,6 +350,8 @@ int ust_ip4_opts_echo(struct ust_ip4_opts *o, const uint8_t *hdr, unsigned hlen,
 	const uint8_t *d = hdr + UST_IPV4_HLEN;
 
 	memset(o, 0, sizeof(*o));
+	if (hlen > UST_IPV4_HLEN + UST_IPV4_OPT_MAX)
+		return -EINVAL;
 	for (unsigned olen; l > 0; l -= olen, d += olen) {
 		if (!opt_len(d, l, &olen))
 			return -EINVAL;

@@ -113,8 +113,8 @@ static inline void ust_ipv4_build(uint8_t *buf, uint32_t src, uint32_t dst, uint
  * shifted, its last slot left for the destination), and the record-route
  * and timestamp pointers moved past the entry each datagram fills in
  * (ust_ip4_opts_build). Offsets count from the IP header's first byte,
- * 0: no such option. Only what an unprivileged socket may set: the
- * kernel refuses the rest without CAP_NET_RAW. */
+ * 0: no such option. What the kernel takes only from a socket with
+ * CAP_NET_RAW (security, CIPSO...) goes as it is. */
 #define UST_IPV4_OPT_MAX 40
 struct ust_ip4_opts {
 	uint8_t len;               /* a multiple of 4, 4..40 */
@@ -126,7 +126,8 @@ struct ust_ip4_opts {
 
 /* Prepares len bytes of options (padded with EOL to a multiple of 4).
  * local says whether an address is the host's, for a prespecified
- * timestamp. 0, or -EINVAL for options Linux's socket refuses. */
+ * timestamp. 0, or -EINVAL for options Linux's socket refuses whatever
+ * its capabilities. */
 int ust_ip4_opts_compile(struct ust_ip4_opts *o, const uint8_t *opt, unsigned len,
 			 bool (*local)(const void *ctx, uint32_t a), const void *ctx);
 /* The options to answer a received datagram with (hdr, its header of

@@ -295,6 +295,8 @@ static long ip_ext_sync(struct us_conn *k, const struct us_sock *s, bool v4)
 	for (unsigned i = 0; i < UST_IP6_EXT_HDRS; i++) {
 		hdr[i] = o->hdr[i];
 		len[i] = atomic_load(&o->hdr_len[i]);
+		if (len[i] > US_IP6_HDR_MAX)
+			return -EINVAL; /* never written so: the slot is not what the shim made */
 	}
 	return ust_tcp_set_ip6_ext(k->tcb, hdr, len);
 }
