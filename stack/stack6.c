@@ -177,7 +177,8 @@ int ust_icmp6_echo_request(struct ust_stack *st, const struct ust_ip6 *dst, uint
 	return icmp6_send(st, NULL, dst, UST_ICMP6_ECHO_REQUEST, (uint32_t)id << 16 | seq, data, len, now);
 }
 
-static void icmp6_error_input(struct ust_stack *st, const struct ust_icmp6 *icmp, ust_time now)
+static void icmp6_error_input(struct ust_stack *st, const struct ust_ipv6 *ip, const struct ust_icmp6 *icmp,
+			      ust_time now)
 {
 	struct ust_icmp6_error err;
 	enum ust_drop why = ust_icmp6_error_parse(icmp, &err);
@@ -186,6 +187,7 @@ static void icmp6_error_input(struct ust_stack *st, const struct ust_icmp6 *icmp
 		count_drop(st, why);
 		return;
 	}
+	err.hop_limit = ip->hop_limit;
 	/* Only errors about datagrams we sent concern us. */
 	if (ust_ip6_addr_index(st, &err.src) < 0) {
 		count_drop(st, UST_DROP_ICMP6_TYPE);
@@ -230,7 +232,7 @@ static void icmp6_input(struct ust_stack *st, const struct ust_ipv6 *ip, bool mc
 	case UST_ICMP6_PACKET_TOO_BIG:
 	case UST_ICMP6_TIME_EXCEEDED:
 	case UST_ICMP6_PARAM_PROBLEM:
-		icmp6_error_input(st, &icmp, now);
+		icmp6_error_input(st, ip, &icmp, now);
 		return;
 	case UST_ND_NEIGHBOR_SOLICIT:
 	case UST_ND_NEIGHBOR_ADVERT:

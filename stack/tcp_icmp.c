@@ -39,6 +39,20 @@ static void path_mtu_lower(struct ust_tcb *t, unsigned mtu, ust_time now)
 	}
 }
 
+/* IP_MINTTL and IPV6_MINHOPCOUNT (RFC 5082) hold for errors about a
+ * connection too, as Linux's tcp_v4_err and tcp_v6_err check them: over
+ * IPv4 the TTL quoted, over IPv6 the hop limit of the ICMPv6 message
+ * itself; not for a listener's child still in SYN-RECEIVED (Linux's
+ * request socket, tcp_req_err) nor in TIME-WAIT. */
+static bool under_min(const struct ust_tcb *t, uint8_t seen, uint8_t min, enum ust_drop why)
+{
+	if (!min || seen >= min || t->state == UST_TCP_TIME_WAIT ||
+	    (t->state == UST_TCP_SYN_RECEIVED && t->listener))
+		return false;
+	tcp_drop(t->tcp, why);
+	return true;
+}
+
 void ust_tcp_icmp_error(void *ctx, const struct ust_icmp_error *e, ust_time now)
 {
 	struct ust_tcp *tcp = ctx;
@@ -51,7 +65,7 @@ void ust_tcp_icmp_error(void *ctx, const struct ust_icmp_error *e, ust_time now)
 	src = ust_ip6_from_v4(e->src);
 	dst = ust_ip6_from_v4(e->dst);
 	t = quoted_tcb(tcp, &src, &dst, e->l4);
-	if (!t)
+	if (!t || under_min(t, e->ttl, t->min_ttl, UST_DROP_TCP_MINTTL))
 		return;
 	if (e->type == UST_ICMP_DEST_UNREACH && e->code == 4 && UST_TCP_SYNCHRONIZED(t->state) &&
 	    t->state != UST_TCP_TIME_WAIT) {
@@ -105,7 +119,7 @@ void ust_tcp_icmp6_error(void *ctx, const struct ust_icmp6_error *e, ust_time no
 		return;
 	tcp->now = now;
 	t = quoted_tcb(tcp, &e->src, &e->dst, e->l4);
-	if (!t)
+	if (!t || under_min(t, e->hop_limit, t->min_hops, UST_DROP_TCP_MINHOPCOUNT))
 		return;
 	if (e->type == UST_ICMP6_PACKET_TOO_BIG) {
 		/* RFC 8201 §4 says to take an MTU below the minimum link

@@ -493,6 +493,7 @@ enum ust_drop ust_icmp_error_parse(const struct ust_icmp *icmp, struct ust_icmp_
 	err->type = icmp->type;
 	err->code = icmp->code;
 	err->proto = q[9];
+	err->ttl = q[8];
 	err->src = ust_get32(q + 12);
 	err->dst = ust_get32(q + 16);
 	memcpy(err->l4, q + hlen, 8);

@@ -78,6 +78,7 @@ struct ust_icmp_error {
 	uint8_t type, code;
 	uint32_t src, dst;         /* of the datagram we had sent */
 	uint8_t proto;
+	uint8_t ttl;               /* its TTL as the reporting router saw it */
 	uint8_t l4[8];             /* its first 8 transport bytes (ports, sequence) */
 	uint16_t mtu;              /* next-hop MTU for "fragmentation needed" */
 };

@@ -75,6 +75,7 @@ struct ust_icmp6_error {
 	struct ust_ip6 src, dst;   /* of the datagram we had sent */
 	uint8_t proto;             /* its upper layer, past hop-by-hop, routing and destination options */
 	uint8_t l4[8];             /* the upper layer's first 8 bytes */
+	uint8_t hop_limit;         /* the ICMPv6 message's own (its IPv6 header's; set by the caller) */
 	uint32_t mtu;              /* packet too big: the next hop's MTU */
 };
 

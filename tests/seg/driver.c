@@ -481,6 +481,7 @@ struct icmp_spec {
 	uint16_t mtu;
 	bool has_src;
 	struct ust_ip6 src;
+	uint8_t ttl;                   /* 0: as it was (IPv4: the quoted TTL; IPv6: the message's hop limit, 64) */
 };
 
 enum cmd {
@@ -993,7 +994,7 @@ static bool parse_segment(struct parser *p, struct line *l, bool outbound)
 	return true;
 }
 
-/* icmp unreach {net|host|proto|port|admin} | icmp frag-needed mtu N  [src IP] */
+/* icmp unreach {net|host|proto|port|admin} | icmp frag-needed mtu N  [src IP] [ttl N] */
 static bool parse_icmp(struct parser *p, struct line *l)
 {
 	struct icmp_spec *c = &l->icmp;
@@ -1032,6 +1033,12 @@ static bool parse_icmp(struct parser *p, struct line *l)
 		if (!parse_addr_tok(p, "src", &c->src))
 			return false;
 	}
+	if (accept_tok(p, "ttl")) {
+		uint32_t v;
+		if (!next_u32(p, "ttl", &v) || v < 1 || v > 255)
+			return perr(p, "icmp ttl: want 1 to 255");
+		c->ttl = (uint8_t)v;
+	}
 	if (peek(p))
 		return perr(p, "unexpected '%s' after the icmp message", peek(p));
 	return true;
@@ -1051,6 +1058,7 @@ static const struct { const char *name; enum ust_tcp_opt opt; } sockopts[] = {
 	{ "IPV6_TCLASS", UST_TCP_OPT_IPV6_TCLASS }, { "IPV6_UNICAST_HOPS", UST_TCP_OPT_IPV6_UNICAST_HOPS },
 	{ "IPV6_MTU_DISCOVER", UST_TCP_OPT_IPV6_MTU_DISCOVER }, { "IPV6_MTU", UST_TCP_OPT_IP_MTU },
 	{ "IPV6_AUTOFLOWLABEL", UST_TCP_OPT_IPV6_FLOWLABEL }, { "IPV6_MINHOPCOUNT", UST_TCP_OPT_IPV6_MINHOPCOUNT },
+	{ "IP_MINTTL", UST_TCP_OPT_IP_MINTTL },
 	{ "TCP_THIN_LINEAR_TIMEOUTS", UST_TCP_OPT_THIN_LINEAR_TIMEOUTS }, { "SO_TXREHASH", UST_TCP_OPT_TXREHASH },
 };
 
@@ -2681,7 +2689,7 @@ static void exec_icmp6(struct run *r, const struct icmp_spec *c)
 	memcpy(icmp + UST_ICMP6_HLEN, r->last_sent, qlen);
 	icmp6_of(c, &type, &code);
 	ust_icmp6_build(icmp, type, code, type == UST_ICMP6_PACKET_TOO_BIG ? c->mtu : 0, qlen, src, &our6);
-	ust_ipv6_build(buf, src, &our6, UST_IPPROTO_ICMPV6, 0, (uint16_t)(UST_ICMP6_HLEN + qlen), 64);
+	ust_ipv6_build(buf, src, &our6, UST_IPPROTO_ICMPV6, 0, (uint16_t)(UST_ICMP6_HLEN + qlen), c->ttl ? c->ttl : 64);
 	trace(r, "< icmp6 type %u code %u%s", type, code, c->mtu ? " (mtu given)" : "");
 	ust_stack_input(&r->st, buf, UST_IPV6_HLEN + UST_ICMP6_HLEN + qlen, 0, r->now);
 	flush(r);
@@ -2707,6 +2715,8 @@ static void exec_icmp(struct run *r, const struct line *l)
 	if (qlen > r->last_sent_len)
 		qlen = r->last_sent_len;
 	memcpy(icmp + UST_ICMP_HLEN, r->last_sent, qlen);
+	if (c->ttl)
+		icmp[UST_ICMP_HLEN + 8] = c->ttl; /* as the reporting router saw it */
 	ust_icmp_build(icmp, c->type, c->code, c->mtu, qlen);
 	len = UST_IPV4_HLEN + UST_ICMP_HLEN + qlen;
 	ust_ipv4_build(buf, c->has_src ? ust_ip6_to_v4(&c->src) : PEER_IP, OUR_IP, UST_IPPROTO_ICMP,
