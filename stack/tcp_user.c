@@ -139,17 +139,34 @@ int ust_tcp_connect(struct ust_tcb *t, uint32_t raddr, uint16_t rport, ust_time 
 /* The local address a connection to raddr goes from (RFC 6724's source
  * selection for IPv6, our one address for IPv4): 0, or as connect fails
  * on Linux. */
+/* Where the connection's datagrams go first, which Linux's connect routes
+ * and picks the source for: a source route's first hop (IP_OPTIONS,
+ * tcp_v4_connect's nexthop) or a routing header's (fl6_update_dst); else
+ * the peer. */
+static const struct ust_ip6 *first_hop(const struct ust_tcb *t, const struct ust_ip6 *raddr, struct ust_ip6 *buf)
+{
+	if (ust_ip6_is_v4mapped(raddr) && t->ip4_opts && t->ip4_opts->srr) {
+		*buf = ust_ip6_from_v4(t->ip4_opts->faddr);
+		return buf;
+	}
+	if (!ust_ip6_is_v4mapped(raddr) && t->ip6_ext && t->ip6_ext->final)
+		return &t->ip6_ext->hop;
+	return raddr;
+}
+
 static int pick_local(struct ust_tcb *t, const struct ust_ip6 *raddr, struct ust_ip6 *laddr)
 {
 	const struct ust_stack *st = t->tcp->st;
 	const struct ust_ip6 *src;
+	struct ust_ip6 buf;
+	const struct ust_ip6 *hop = first_hop(t, raddr, &buf);
 
 	if (ust_ip6_is_v4mapped(raddr)) {
 		/* An AF_INET6 v6only socket takes no IPv4 peer (Linux's
 		 * tcp_v6_connect: ENETUNREACH for a mapped address then). */
 		if (t->v6only)
 			return -ENETUNREACH;
-		if (!ust_ip_routable(st, ust_ip6_to_v4(raddr)))
+		if (!ust_ip_routable(st, ust_ip6_to_v4(hop)))
 			return -ENETUNREACH;
 		*laddr = ust_ip6_from_v4(st->nif.addr);
 		return 0;
@@ -162,7 +179,7 @@ static int pick_local(struct ust_tcb *t, const struct ust_ip6 *raddr, struct ust
 		*laddr = t->laddr; /* bound to one of ours */
 		return 0;
 	}
-	src = ust_ip6_source(st, raddr);
+	src = ust_ip6_source(st, hop);
 	if (!src)
 		return -EADDRNOTAVAIL;
 	*laddr = *src;

@@ -508,7 +508,8 @@ OUT
 # every segment the same; the MSS smaller by the options' length (1448 for
 # 1460 less the timestamps, less 16 or 20); a loose source route routed to
 # its first hop, the destination in its last slot (the peer drops it, as
-# net.ipv4.conf's accept_source_route 0 says). A listener's IP_OPTIONS are
+# net.ipv4.conf's accept_source_route 0 says), and ENETUNREACH at connect
+# when there is no route to that hop. A listener's IP_OPTIONS are
 # not its children's: an accepted socket reads none back and sends none;
 # it answers with the echo of its peer's options instead.
 
@@ -548,6 +549,11 @@ listening
 syn 830704 [peer] 00
 got 0
 OUT
+	# Routed to its first hop: with no route there, connect fails at
+	# once, whatever the route to the destination (tcp_v4_connect).
+	run -0 prog python3 "$SHIM_DIR/ipext.py" client "$PEER_ADDR" 7857 lsrr-far
+	assert_output "readback 830704c633640100
+connect ENETUNREACH"
 	prog_bg python3 "$SHIM_DIR/ipext.py" server "$SADDR" 7854 rr "$TMP/ready" >"$TMP/srv"
 	local srv=$BG_PID
 	wait_for 10 test -e "$TMP/ready"

@@ -18,6 +18,7 @@ KIND says what the program's socket sets before connect or listen:
   tsaddr  IP_OPTIONS: addresses and timestamps, two pairs
   lsrr    IP_OPTIONS: a loose source route through the peer (which drops
           it: only the SYN is seen)
+  lsrr-far  the same through a first hop there is no route to
   hop     IPV6_HOPOPTS: a PadN option
   dst     IPV6_DSTOPTS: a PadN option
   all     IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, a segment routing header with
@@ -35,6 +36,7 @@ TCP's in hex, with an address of the program's shown as [me] and the
 peer's as [peer], and the time fields of a timestamp option as [t]; "-"
 for none.
 """
+import errno
 import os
 import select
 import socket
@@ -58,6 +60,8 @@ def v4_kind(kind, peer):
         return bytes([68, 20, 5, 1]) + bytes(16)
     if kind == "lsrr":
         return bytes([131, 7, 4]) + socket.inet_aton(peer)
+    if kind == "lsrr-far":  # through a first hop there is no route to
+        return bytes([131, 7, 4]) + socket.inet_aton("198.51.100.1")
     raise SystemExit("unknown kind " + kind)
 
 
@@ -102,13 +106,16 @@ def client(addr, port, kind):
     six = ":" in addr
     s = socket.socket(socket.AF_INET6 if six else socket.AF_INET, socket.SOCK_STREAM)
     set_kind(s, six, kind, addr)
-    if kind == "lsrr":
+    if kind.startswith("lsrr"):
         # The peer drops a source-routed datagram: only the SYN matters.
         s.setblocking(False)
         try:
             s.connect((addr, port))
         except BlockingIOError:
             pass
+        except OSError as e:
+            print("connect", errno.errorcode[e.errno])
+            return
         _, w, _ = select.select([], [s], [], 1.0)
         print("connect", "done" if w else "pending")
         s.close()
