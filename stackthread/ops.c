@@ -516,8 +516,20 @@ void us_op_getopt(struct us_call *c)
 	struct us_conn *k = call_conn(c);
 	int v = 0;
 
-	if (!k)
+	if (!k) {
+		/* TCP closed the connection: what the socket keeps of it. */
+		const struct us_last *l = us_sock_last(c->sock);
+		if (!(atomic_load(&c->sock->flags) & US_F_LAST_STATUS))
+			return;
+		if (c->u.opt.name == UST_TCP_OPT_IPV6_RCV_HOPS) {
+			c->u.opt.val = l->rcv_hops;
+			c->ret = 0;
+		} else if (c->u.opt.name == UST_TCP_OPT_IPV6_RCV_FLOWINFO) {
+			c->u.opt.val = l->rcv_flowinfo;
+			c->ret = 0;
+		}
 		return;
+	}
 	c->ret = ust_tcp_getopt(k->tcb, (enum ust_tcp_opt)c->u.opt.name, &v);
 	c->u.opt.val = v;
 }

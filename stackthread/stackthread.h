@@ -326,6 +326,10 @@ struct us_last {
 	char cc[16];
 	uint32_t ccinfo_len, ccinfo[UST_TCP_CC_INFO_WORDS];
 	uint32_t ts_offset; /* TCP_TIMESTAMP's clock's, as Linux's closed socket keeps tsoffset */
+	/* The hop limit and flow information noted last (IPV6_2292PKTOPTIONS,
+	 * IPV6_MULTICAST_HOPS), which Linux's ipv6_pinfo keeps: written
+	 * before the flag, as `st`. */
+	int rcv_hops, rcv_flowinfo;
 };
 
 /* The most slots a region has (the kernel's default fs.nr_open). Its

@@ -1068,7 +1068,8 @@ body_rcv_tos() {
 # tcp_v6_syn_recv_sock sets them, then, with the receive options on, those
 # of the last segment received in order (a byte with hop limit 44); a
 # connected socket's, those of the SYN-ACK (hop limit 64, traffic class
-# 0x48); an IPv4-mapped one's, its handshake's TTL alone.
+# 0x48); an IPv4-mapped one's, its handshake's TTL alone. Once TCP closed
+# the connection the socket keeps them, as Linux's ipv6_pinfo.
 body_rcv_ip6() {
 	shim6_topo_up
 	prog_bg /usr/bin/python3 "$SHIM_DIR/rcvtos.py" server6 :: 7442 "$TMP/ready" >"$TMP/srv"
@@ -1081,6 +1082,7 @@ body_rcv_ip6() {
 	assert_output - <<-EOF
 		accepted 33 20/41/52:21000000 20/41/67:28000000 20/41/11:02800000
 		data 44 20/41/52:2c000000 20/41/67:28000000 20/41/11:02800000
+		closed 44 20/41/52:2c000000 20/41/67:28000000 20/41/11:02800000
 	EOF
 	peer_bg python3 "$SHIM_DIR/rcvtos.py" server6 :: 7443 "$TMP/ready2" >/dev/null
 	wait_file "$TMP/ready2"
@@ -1097,6 +1099,7 @@ body_rcv_ip6() {
 	assert_output - <<-EOF
 		accepted 64 20/41/52:40000000 20/41/67:00000000 20/41/11:00000000
 		data 64 20/41/52:40000000 20/41/67:00000000 20/41/11:00000000
+		closed 64 20/41/52:40000000 20/41/67:00000000 20/41/11:00000000
 	EOF
 }
 

@@ -18,7 +18,10 @@ IPV6_MULTICAST_HOPS and IPV6_2292PKTOPTIONS read.
                                        SYN-ACK with traffic class 0x48 and
                                        no flow label): "accepted HOPS
                                        CMSGS", sends a byte, then once a
-                                       byte came "data HOPS CMSGS"
+                                       byte came "data HOPS CMSGS", and
+                                       once its connection is closed
+                                       (the peer's FIN, ours, its ACK)
+                                       "closed HOPS CMSGS"
     rcvtos.py client6 ADDR PORT TCLASS connects with IPV6_UNICAST_HOPS 33,
                                        IPV6_TCLASS TCLASS, no flow label
                                        (IPV6_AUTOFLOWLABEL 0) and the same
@@ -28,12 +31,14 @@ IPV6_MULTICAST_HOPS and IPV6_2292PKTOPTIONS read.
 """
 import socket
 import sys
+import time
 
 from shimlib import cmsg_list, sockopt_hex
 
 IP_RECVTOS, IP_PKTOPTIONS = 13, 9
 IPV6_2292PKTOPTIONS, IPV6_FLOWINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS, IPV6_AUTOFLOWLABEL = 6, 11, 51, 66, 70
 RECV6 = (IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS, IPV6_FLOWINFO)
+TCP_CLOSE = 7  # TCP_INFO's tcpi_state
 
 
 def pkt(s):
@@ -81,7 +86,14 @@ elif sys.argv[1] == "server6":
     c.send(b"y")
     c.recv(1)
     print("data", *pkt6(c))
-    c.recv(1)
+    c.recv(1)  # the peer's FIN
+    # Our FIN, then CLOSED once the peer ACKs it: the values stay.
+    c.shutdown(socket.SHUT_WR)
+    for _ in range(100):
+        if c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == TCP_CLOSE:
+            break
+        time.sleep(0.05)
+    print("closed", *pkt6(c))
 else:
     c = socket.socket(socket.AF_INET6)
     c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 33)
