@@ -425,6 +425,39 @@ static bool ip6_kept_on(struct us_sock *s, int name)
 	return (atomic_load(&o->set) & (1u << i)) && atomic_load(&o->kept[i]);
 }
 
+/* The receive options (Linux's np->rxopt bits), each with what it asks
+ * the engine to note or keep (UST_TCP_RX6_*). */
+static const struct {
+	int name;
+	int bits;
+} rx6_opts[] = {
+	{ IPV6_RECVPKTINFO, UST_TCP_RX6_INFO },     { IPV6_2292PKTINFO, UST_TCP_RX6_INFO },
+	{ IPV6_RECVHOPLIMIT, UST_TCP_RX6_HOPS },    { IPV6_2292HOPLIMIT, UST_TCP_RX6_HOPS },
+	{ IPV6_RECVTCLASS, UST_TCP_RX6_FLOW },      { IPV6_FLOWINFO, UST_TCP_RX6_FLOW | UST_TCP_RX6_KEEP_FLOW },
+	{ IPV6_RECVHOPOPTS, UST_TCP_RX6_KEEP_HBH }, { IPV6_2292HOPOPTS, UST_TCP_RX6_KEEP_HBH },
+	{ IPV6_RECVRTHDR, UST_TCP_RX6_KEEP_RT },    { IPV6_2292RTHDR, UST_TCP_RX6_KEEP_RT },
+	{ IPV6_RECVDSTOPTS, UST_TCP_RX6_KEEP_DST }, { IPV6_2292DSTOPTS, UST_TCP_RX6_KEEP_DST },
+	{ IPV6_RECVPATHMTU, 0 },                    { IPV6_RECVORIGDSTADDR, 0 },
+	{ IPV6_RECVFRAGSIZE, 0 },
+};
+
+/* Whether name is a receive option; into *bits (if not NULL) what all
+ * those set ask of the engine. */
+static bool rx6_bits(struct us_sock *s, int name, int *bits)
+{
+	bool found = false;
+	int b = 0;
+
+	for (size_t i = 0; i < sizeof(rx6_opts) / sizeof(rx6_opts[0]); i++) {
+		found |= rx6_opts[i].name == name;
+		if (bits && ip6_kept_on(s, rx6_opts[i].name))
+			b |= rx6_opts[i].bits | UST_TCP_RX6_ANY;
+	}
+	if (bits)
+		*bits = b;
+	return found;
+}
+
 /* What a kept option's new value does besides being read back. */
 static int ip6_kept_effect(struct us_sock *s, int name, int v)
 {
@@ -437,14 +470,12 @@ static int ip6_kept_effect(struct us_sock *s, int name, int v)
 	} else if (name == IPV6_MINHOPCOUNT) {
 		c.u.opt.name = UST_TCP_OPT_IPV6_MINHOPCOUNT;
 		c.u.opt.val = v;
-	} else if (name == IPV6_RECVHOPLIMIT || name == IPV6_2292HOPLIMIT || name == IPV6_RECVTCLASS ||
-		   name == IPV6_FLOWINFO) {
+	} else if (rx6_bits(s, name, NULL)) {
 		/* What the engine notes of each segment received in order:
 		 * only what reads back, so the option is set whatever the
 		 * call (a socket whose serving process is gone). */
 		c.u.opt.name = UST_TCP_OPT_IPV6_RXOPT;
-		c.u.opt.val = (ip6_kept_on(s, IPV6_RECVHOPLIMIT) || ip6_kept_on(s, IPV6_2292HOPLIMIT) ? UST_TCP_RX6_HOPS : 0) |
-			      (ip6_kept_on(s, IPV6_RECVTCLASS) || ip6_kept_on(s, IPV6_FLOWINFO) ? UST_TCP_RX6_FLOW : 0);
+		rx6_bits(s, name, &c.u.opt.val);
 		(void)us_call(&c, us_op_setopt, s);
 		return 0;
 	} else {
@@ -669,33 +700,91 @@ static int ip6_mcast_hops(struct us_sock *s)
 	return hops ? hops : 1;
 }
 
-/* IPV6_2292PKTOPTIONS on a TCP socket: what Linux's do_ipv6_getsockopt
- * writes when it holds no received segment: the IPV6_PKTINFO set, the
- * multicast hop limit (ip6_mcast_hops), the traffic class and the flow
- * information the engine noted (Linux's np->rcv_flowinfo). Linux keeps
- * instead a segment that carried extension headers or, with IPV6_FLOWINFO
- * on, a flow information not 0 (the usual case between Linux peers, which
- * label their flows), or a listener's child's SYN, and writes that
- * segment's messages (ip6_datagram_recv_ctl: IPV6_PKTINFO with its
- * destination and interface, IPV6_FLOWINFO before the RFC 2292 ones):
- * the stack does not (CAVEATS). */
+/* The interface's number, for an IPV6_PKTINFO (0 if it is gone). */
+static int link_index(void)
+{
+	const struct ust_config *cfg = us_config();
+
+	return cfg ? (int)if_nametoindex(cfg->iface) : 0;
+}
+
+/* The messages of the segment the engine kept (0x100 in kept), as Linux's
+ * ip6_datagram_recv_ctl writes them: its destination and interface, hop
+ * limit, traffic class, flow information if not 0 (the RFC 3542 ones),
+ * then the RFC 2292 ones and the original destination. Not its extension
+ * headers (IPV6_HOPOPTS, IPV6_DSTOPTS, IPV6_RTHDR and their RFC 2292
+ * twins), which the engine does not keep (CAVEATS). */
+static void ip6_kept_msgs(struct us_sock *s, struct cmsg_out *m, int kept)
+{
+	uint32_t info = (uint32_t)ip6_rcv_noted(s, UST_TCP_OPT_IPV6_KEPT_FLOWINFO, 0), flowinfo = htonl(info);
+	int hops = kept & 0xff, tclass = (int)(info >> 20) & 0xff;
+	uint8_t pktinfo[20];
+	int ifindex = link_index();
+
+	memcpy(pktinfo, &s->local6, 16);
+	memcpy(pktinfo + 16, &ifindex, 4);
+	if (ip6_kept_on(s, IPV6_RECVPKTINFO))
+		put_cmsg(m, IPPROTO_IPV6, IPV6_PKTINFO, pktinfo, sizeof(pktinfo));
+	if (ip6_kept_on(s, IPV6_RECVHOPLIMIT))
+		put_cmsg(m, IPPROTO_IPV6, IPV6_HOPLIMIT, &hops, sizeof(hops));
+	if (ip6_kept_on(s, IPV6_RECVTCLASS))
+		put_cmsg(m, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof(tclass));
+	if (ip6_kept_on(s, IPV6_FLOWINFO) && info)
+		put_cmsg(m, IPPROTO_IPV6, IPV6_FLOWINFO, &flowinfo, sizeof(flowinfo));
+	if (ip6_kept_on(s, IPV6_2292PKTINFO))
+		put_cmsg(m, IPPROTO_IPV6, IPV6_2292PKTINFO, pktinfo, sizeof(pktinfo));
+	if (ip6_kept_on(s, IPV6_2292HOPLIMIT))
+		put_cmsg(m, IPPROTO_IPV6, IPV6_2292HOPLIMIT, &hops, sizeof(hops));
+	if (ip6_kept_on(s, IPV6_RECVORIGDSTADDR)) {
+		struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6,
+					     .sin6_port = htons(us_port(atomic_load(&s->local))) };
+		memcpy(&sin6.sin6_addr, &s->local6, 16);
+		if (ust_ip6_is_link_local(&s->local6))
+			sin6.sin6_scope_id = (uint32_t)ifindex;
+		put_cmsg(m, IPPROTO_IPV6, IPV6_ORIGDSTADDR, &sin6, sizeof(sin6));
+	}
+}
+
+/* IPV6_2292PKTOPTIONS on a TCP socket, as Linux's do_ipv6_getsockopt:
+ * the messages of the segment it keeps (np->pktoptions: ip6_kept_msgs),
+ * or without one the IPV6_PKTINFO set (the peer's address and the
+ * interface once a segment noted it: np->mcast_oif), the multicast hop
+ * limit (ip6_mcast_hops), the traffic class and the flow information the
+ * engine noted (np->rcv_flowinfo). */
 static int ip6_pktoptions(struct us_sock *s, void *val, socklen_t *len)
 {
 	struct cmsg_out m = { val, 0 };
-	uint32_t info = (uint32_t)ip6_rcv_noted(s, UST_TCP_OPT_IPV6_RCV_FLOWINFO, 0), flowinfo = htonl(info);
-	int hops = ip6_mcast_hops(s), tclass = (int)(info >> 20) & 0xff;
+	int kept = ip6_rcv_noted(s, UST_TCP_OPT_IPV6_RCV_KEPT, 0);
+	uint32_t info, flowinfo;
+	int hops, tclass;
+	uint8_t pktinfo[20];
 
 	if (!val || !len)
 		return -EFAULT;
 	m.left = *len;
+	if (kept & 0x100) {
+		ip6_kept_msgs(s, &m, kept);
+		*len -= m.left;
+		return 0;
+	}
+	info = (uint32_t)ip6_rcv_noted(s, UST_TCP_OPT_IPV6_RCV_FLOWINFO, 0);
+	flowinfo = htonl(info);
+	hops = ip6_mcast_hops(s);
+	tclass = (int)(info >> 20) & 0xff;
+	memcpy(pktinfo, us_sock_ipopts(s)->pktinfo, sizeof(pktinfo));
+	if (kept & 0x200) {
+		int ifindex = link_index();
+		memcpy(pktinfo, &s->remote6, 16);
+		memcpy(pktinfo + 16, &ifindex, 4);
+	}
 	if (ip6_kept_on(s, IPV6_RECVPKTINFO))
-		put_cmsg(&m, IPPROTO_IPV6, IPV6_PKTINFO, us_sock_ipopts(s)->pktinfo, sizeof(us_sock_ipopts(s)->pktinfo));
+		put_cmsg(&m, IPPROTO_IPV6, IPV6_PKTINFO, pktinfo, sizeof(pktinfo));
 	if (ip6_kept_on(s, IPV6_RECVHOPLIMIT))
 		put_cmsg(&m, IPPROTO_IPV6, IPV6_HOPLIMIT, &hops, sizeof(hops));
 	if (ip6_kept_on(s, IPV6_RECVTCLASS))
 		put_cmsg(&m, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof(tclass));
 	if (ip6_kept_on(s, IPV6_2292PKTINFO))
-		put_cmsg(&m, IPPROTO_IPV6, IPV6_2292PKTINFO, us_sock_ipopts(s)->pktinfo, sizeof(us_sock_ipopts(s)->pktinfo));
+		put_cmsg(&m, IPPROTO_IPV6, IPV6_2292PKTINFO, pktinfo, sizeof(pktinfo));
 	if (ip6_kept_on(s, IPV6_2292HOPLIMIT))
 		put_cmsg(&m, IPPROTO_IPV6, IPV6_2292HOPLIMIT, &hops, sizeof(hops));
 	if (ip6_kept_on(s, IPV6_FLOWINFO))

@@ -350,6 +350,16 @@ struct ust_tcb {
 	 * rcv_hops 0: none yet. */
 	uint8_t rcv_hops, rx6opt;
 	uint32_t rcv_flowinfo;
+	/* And what Linux keeps of a received segment (np->pktoptions):
+	 * kept when the receive options accept it (ipv6_opt_accepted: a flow
+	 * label or traffic class with IPV6_FLOWINFO, an extension header
+	 * asked for), or a listener's child's SYN when its listener asked
+	 * for the interface or hop limit; the next segment in order replaces
+	 * or clears it. Its hop limit and flow information; rcv_oif: the
+	 * interface was noted (np->mcast_oif). Not its extension headers. */
+	bool kept, rcv_oif;
+	uint8_t kept_hops;
+	uint32_t kept_flowinfo;
 	/* What goes between the IP header and TCP's (tcp_ipext.c), malloc'd,
 	 * NULL: none: IP_OPTIONS, which a listener's children do not take
 	 * (Linux's inet_opt); the sticky IPv6 extension headers, which they
@@ -877,9 +887,21 @@ enum ust_tcp_opt {
 	 * IPV6_2292PKTOPTIONS and IPV6_FL_F_REMOTE read. */
 	UST_TCP_OPT_IPV6_RCV_HOPS,
 	UST_TCP_OPT_IPV6_RCV_FLOWINFO,
+	/* Read only: the segment kept (0x100 | its hop limit, 0: none), with
+	 * 0x200 once the interface was noted; and its flow information. */
+	UST_TCP_OPT_IPV6_RCV_KEPT,
+	UST_TCP_OPT_IPV6_KEPT_FLOWINFO,
 };
-#define UST_TCP_RX6_HOPS 1
-#define UST_TCP_RX6_FLOW 2
+/* UST_TCP_OPT_IPV6_RXOPT's bits, from the receive options set (Linux's
+ * np->rxopt). */
+#define UST_TCP_RX6_HOPS 1      /* note the hop limit: IPV6_RECVHOPLIMIT, IPV6_2292HOPLIMIT */
+#define UST_TCP_RX6_FLOW 2      /* the flow information: IPV6_RECVTCLASS, IPV6_FLOWINFO */
+#define UST_TCP_RX6_INFO 4      /* the interface: IPV6_RECVPKTINFO, IPV6_2292PKTINFO */
+#define UST_TCP_RX6_ANY 8       /* any receive option at all (rxopt.all) */
+#define UST_TCP_RX6_KEEP_FLOW 16 /* keep a segment with flow information: IPV6_FLOWINFO */
+#define UST_TCP_RX6_KEEP_HBH 32 /* with hop-by-hop options: IPV6_RECVHOPOPTS, IPV6_2292HOPOPTS */
+#define UST_TCP_RX6_KEEP_RT 64  /* with a routing header: IPV6_RECVRTHDR, IPV6_2292RTHDR */
+#define UST_TCP_RX6_KEEP_DST 128 /* with destination options: IPV6_RECVDSTOPTS, IPV6_2292DSTOPTS */
 /* IP_MTU_DISCOVER's modes, Linux's IP_PMTUDISC_*: DF is set with WANT
  * (the default) and DO, and clear with the others. */
 enum {

@@ -194,6 +194,8 @@ static void child_init(struct ust_tcb *c, struct ust_tcb *l, uint32_t irs, uint3
 	c->ts_offset = tcp_ts_offset(c->tcp, &c->laddr, &c->raddr);
 }
 
+static void keep_syn_ip6(struct ust_tcb *c, const struct ust_tcb *l, const struct ust_tcp_seg *syn);
+
 /* A child for the listener l, from the peer's SYN: it starts its sequence
  * space at iss (a TIME-WAIT reopened, C23, or a SYN cookie) or at the RFC
  * 6528 ISN. NULL when none is left. */
@@ -357,6 +359,8 @@ static void listen_syn(struct ust_tcb *l, const struct ust_tcp_seg *seg, ust_tim
 		listen_drop(l, UST_DROP_TCP_NO_TCB);
 		return;
 	}
+	if (!iss)
+		keep_syn_ip6(c, l, seg);
 	l->synq_len++;
 	child_take_syn(c, seg, now);
 	save_syn(c, seg); /* not a cookie's: its SYN is gone (Linux records none either) */
@@ -415,6 +419,7 @@ static bool cookie_ack_input(struct ust_tcb *l, struct ust_tcp_seg *seg, ust_tim
 		listen_drop(l, UST_DROP_TCP_NO_TCB);
 		return true;
 	}
+	keep_syn_ip6(c, l, &syn);
 	l->synq_len++;
 	c->from_cookie = true;
 	child_take_syn(c, &syn, now);
@@ -463,14 +468,56 @@ static uint32_t seg_flowinfo(const struct ust_tcp_seg *seg)
 /* What the receive options ask to note of a segment over IPv6 once it is
  * taken, if it ended at RCV.NXT (Linux's tcp_v6_do_rcv, ipv6_pktoptions:
  * in order, not left out of order or out of the window). */
+/* Linux's ipv6_opt_accepted: do the receive options rx6opt ask to keep
+ * the segment, for a flow label or traffic class, or an extension header? */
+static bool rx6_accepted(uint8_t rx6opt, const struct ust_tcp_seg *seg)
+{
+	uint8_t next = seg->net[6];
+	bool hbh = false, rt = false, dst = false;
+
+	for (unsigned off = UST_IPV6_HLEN; off + 8 <= seg->net_len && next != UST_IPPROTO_TCP;) {
+		hbh |= next == UST_IPPROTO_HOPOPTS;
+		rt |= next == UST_IPPROTO_ROUTING;
+		dst |= next == UST_IPPROTO_DSTOPTS;
+		next = seg->net[off];
+		off += (seg->net[off + 1] + 1u) * 8;
+	}
+	return (hbh && (rx6opt & UST_TCP_RX6_KEEP_HBH)) || (seg_flowinfo(seg) && (rx6opt & UST_TCP_RX6_KEEP_FLOW)) ||
+	       (rt && (rx6opt & UST_TCP_RX6_KEEP_RT)) || (dst && (rx6opt & UST_TCP_RX6_KEEP_DST));
+}
+
+static void keep_seg(struct ust_tcb *t, const struct ust_tcp_seg *seg)
+{
+	t->kept = true;
+	t->kept_hops = seg->hops;
+	t->kept_flowinfo = seg_flowinfo(seg);
+}
+
 static void note_rcv_ip6(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 {
-	if (!t->rx6opt || !seg->net || ust_ip6_is_v4mapped(&seg->src) || seg->seq + ust_seg_len(seg) != t->rcv_nxt)
+	if (!t->rx6opt || !seg->net || ust_ip6_is_v4mapped(&seg->src) || seg->seq + ust_seg_len(seg) != t->rcv_nxt ||
+	    t->state == UST_TCP_CLOSED)
 		return;
+	if (t->rx6opt & UST_TCP_RX6_INFO)
+		t->rcv_oif = true;
 	if (t->rx6opt & UST_TCP_RX6_HOPS)
 		t->rcv_hops = seg->hops;
 	if (t->rx6opt & UST_TCP_RX6_FLOW)
 		t->rcv_flowinfo = seg_flowinfo(seg);
+	t->kept = false;
+	if (rx6_accepted(t->rx6opt, seg))
+		keep_seg(t, seg);
+}
+
+/* A listener's child over IPv6 keeps its SYN (Linux's tcp_v6_init_req
+ * into ireq->pktopts, a cookie's ACK in cookie_v6_check) if its listener
+ * asks for the interface or hop limit, or would keep it as a segment;
+ * not a SYN that reopened a TIME-WAIT. */
+static void keep_syn_ip6(struct ust_tcb *c, const struct ust_tcb *l, const struct ust_tcp_seg *syn)
+{
+	if (syn->net && !ust_ip6_is_v4mapped(&syn->src) &&
+	    ((l->rx6opt & (UST_TCP_RX6_INFO | UST_TCP_RX6_HOPS)) || rx6_accepted(l->rx6opt, syn)))
+		keep_seg(c, syn);
 }
 
 /* RFC 5082's check, as Linux's tcp_v4_rcv and tcp_v6_rcv make it: a
@@ -832,6 +879,7 @@ static bool syn_received_ack(struct ust_tcb *t, const struct ust_tcp_seg *seg, u
 		 * copies to the accepted socket (Linux copies them here). */
 		t->rx6opt = t->listener->rx6opt;
 		t->rcv_hops = seg->hops;
+		t->rcv_oif = true; /* Linux's mcast_oif, whatever the options */
 		if (ust_ip6_is_v4mapped(&seg->src))
 			t->rcv_tos = seg->net[1];
 		else

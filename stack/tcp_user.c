@@ -695,10 +695,12 @@ int ust_tcp_setopt(struct ust_tcb *t, enum ust_tcp_opt opt, int v)
 			t->min_hops = (uint8_t)v;
 		return 0;
 	case UST_TCP_OPT_IPV6_RXOPT:
-		t->rx6opt = (uint8_t)(v & (UST_TCP_RX6_HOPS | UST_TCP_RX6_FLOW));
+		t->rx6opt = (uint8_t)v;
 		return 0;
 	case UST_TCP_OPT_IPV6_RCV_HOPS:
 	case UST_TCP_OPT_IPV6_RCV_FLOWINFO:
+	case UST_TCP_OPT_IPV6_RCV_KEPT:
+	case UST_TCP_OPT_IPV6_KEPT_FLOWINFO:
 		return -ENOPROTOOPT;
 	case UST_TCP_OPT_THIN_LINEAR_TIMEOUTS:
 		if (v < 0 || v > 1)
@@ -786,6 +788,8 @@ int ust_tcp_getopt(const struct ust_tcb *t, enum ust_tcp_opt opt, int *v)
 	case UST_TCP_OPT_IPV6_RXOPT: *v = t->rx6opt; return 0;
 	case UST_TCP_OPT_IPV6_RCV_HOPS: *v = t->rcv_hops; return 0;
 	case UST_TCP_OPT_IPV6_RCV_FLOWINFO: *v = (int)t->rcv_flowinfo; return 0;
+	case UST_TCP_OPT_IPV6_RCV_KEPT: *v = (t->kept ? 0x100 | t->kept_hops : 0) | (t->rcv_oif ? 0x200 : 0); return 0;
+	case UST_TCP_OPT_IPV6_KEPT_FLOWINFO: *v = (int)t->kept_flowinfo; return 0;
 	case UST_TCP_OPT_IP_MINTTL: *v = t->min_ttl; return 0;
 	case UST_TCP_OPT_THIN_LINEAR_TIMEOUTS: *v = t->thin_lto; return 0;
 	case UST_TCP_OPT_TXREHASH: *v = t->txrehash; return 0;

@@ -521,13 +521,14 @@ void us_op_getopt(struct us_call *c)
 		const struct us_last *l = us_sock_last(c->sock);
 		if (!(atomic_load(&c->sock->flags) & US_F_LAST_STATUS))
 			return;
-		if (c->u.opt.name == UST_TCP_OPT_IPV6_RCV_HOPS) {
-			c->u.opt.val = l->rcv_hops;
-			c->ret = 0;
-		} else if (c->u.opt.name == UST_TCP_OPT_IPV6_RCV_FLOWINFO) {
-			c->u.opt.val = l->rcv_flowinfo;
-			c->ret = 0;
+		switch (c->u.opt.name) {
+		case UST_TCP_OPT_IPV6_RCV_HOPS: c->u.opt.val = l->rcv_hops; break;
+		case UST_TCP_OPT_IPV6_RCV_FLOWINFO: c->u.opt.val = l->rcv_flowinfo; break;
+		case UST_TCP_OPT_IPV6_RCV_KEPT: c->u.opt.val = l->rcv_kept; break;
+		case UST_TCP_OPT_IPV6_KEPT_FLOWINFO: c->u.opt.val = l->kept_flowinfo; break;
+		default: return;
 		}
+		c->ret = 0;
 		return;
 	}
 	c->ret = ust_tcp_getopt(k->tcb, (enum ust_tcp_opt)c->u.opt.name, &v);

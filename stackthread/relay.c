@@ -1331,10 +1331,10 @@ static void conn_died(struct us_conn *c)
 	snprintf(l->cc, sizeof(l->cc), "%s", ust_tcp_cc_name(t));
 	l->ccinfo_len = (uint32_t)ust_tcp_cc_info(t, l->ccinfo);
 	l->ts_offset = ust_tcp_ts_clock(t, 0); /* the clock at 0: its offset */
-	if (ust_tcp_getopt(t, UST_TCP_OPT_IPV6_RCV_HOPS, &l->rcv_hops) < 0)
-		l->rcv_hops = 0;
-	if (ust_tcp_getopt(t, UST_TCP_OPT_IPV6_RCV_FLOWINFO, &l->rcv_flowinfo) < 0)
-		l->rcv_flowinfo = 0;
+	ust_tcp_getopt(t, UST_TCP_OPT_IPV6_RCV_HOPS, &l->rcv_hops);
+	ust_tcp_getopt(t, UST_TCP_OPT_IPV6_RCV_FLOWINFO, &l->rcv_flowinfo);
+	ust_tcp_getopt(t, UST_TCP_OPT_IPV6_RCV_KEPT, &l->rcv_kept);
+	ust_tcp_getopt(t, UST_TCP_OPT_IPV6_KEPT_FLOWINFO, &l->kept_flowinfo);
 	atomic_fetch_or(&c->sock->flags, US_F_LAST_STATUS);
 	if (atomic_load(&c->sock->flags) & US_F_MD5)
 		us_md5_keep(c->st, c->sock, ust_tcp_md5_take(t));

@@ -326,10 +326,11 @@ struct us_last {
 	char cc[16];
 	uint32_t ccinfo_len, ccinfo[UST_TCP_CC_INFO_WORDS];
 	uint32_t ts_offset; /* TCP_TIMESTAMP's clock's, as Linux's closed socket keeps tsoffset */
-	/* The hop limit and flow information noted last (IPV6_2292PKTOPTIONS,
-	 * IPV6_MULTICAST_HOPS), which Linux's ipv6_pinfo keeps: written
+	/* The hop limit and flow information noted last, and the segment
+	 * kept (IPV6_2292PKTOPTIONS, IPV6_MULTICAST_HOPS: the engine's
+	 * UST_TCP_OPT_IPV6_RCV_*), which Linux's ipv6_pinfo keeps: written
 	 * before the flag, as `st`. */
-	int rcv_hops, rcv_flowinfo;
+	int rcv_hops, rcv_flowinfo, rcv_kept, kept_flowinfo;
 };
 
 /* The most slots a region has (the kernel's default fs.nr_open). Its

@@ -1069,9 +1069,17 @@ body_rcv_tos() {
 # of the last segment received in order (a byte with hop limit 44); a
 # connected socket's, those of the SYN-ACK (hop limit 64, traffic class
 # 0x48); an IPv4-mapped one's, its handshake's TTL alone. Once TCP closed
-# the connection the socket keeps them, as Linux's ipv6_pinfo.
+# the connection the socket keeps them, as Linux's ipv6_pinfo. With
+# IPV6_RECVPKTINFO too: the messages are those of the segment Linux keeps
+# (the SYN, then each segment with a traffic class under IPV6_FLOWINFO),
+# whose IPV6_PKTINFO is our address and the link; the IPv4-mapped one
+# keeps none, and its IPV6_PKTINFO is the peer's address and the link
+# (np->mcast_oif).
 body_rcv_ip6() {
 	shim6_topo_up
+	local me peer4
+	me=$(python3 -c 'import socket, sys; print(socket.inet_pton(socket.AF_INET6, sys.argv[1]).hex())' "$SADDR6")
+	peer4=00000000000000000000ffff$(printf '%02x' ${PEER_ADDR//./ })
 	prog_bg /usr/bin/python3 "$SHIM_DIR/rcvtos.py" server6 :: 7442 "$TMP/ready" >"$TMP/srv"
 	local srv=$BG_PID
 	wait_file "$TMP/ready" 20
@@ -1080,14 +1088,14 @@ body_rcv_ip6() {
 	bg_wait "$srv"
 	run -0 cat "$TMP/srv"
 	assert_output - <<-EOF
-		accepted 33 20/41/52:21000000 20/41/67:28000000 20/41/11:02800000
-		data 44 20/41/52:2c000000 20/41/67:28000000 20/41/11:02800000
-		closed 44 20/41/52:2c000000 20/41/67:28000000 20/41/11:02800000
+		accepted 33 36/41/50:${me}02000000 20/41/52:21000000 20/41/67:28000000 20/41/11:02800000
+		data 44 36/41/50:${me}02000000 20/41/52:2c000000 20/41/67:28000000 20/41/11:02800000
+		closed 44 36/41/50:${me}02000000 20/41/52:2c000000 20/41/67:28000000 20/41/11:02800000
 	EOF
 	peer_bg python3 "$SHIM_DIR/rcvtos.py" server6 :: 7443 "$TMP/ready2" >/dev/null
 	wait_file "$TMP/ready2"
 	run -0 prog /usr/bin/python3 "$SHIM_DIR/rcvtos.py" client6 "$PEER_ADDR6" 7443 0x28
-	assert_output "connected 64 20/41/52:40000000 20/41/67:48000000 20/41/11:04800000"
+	assert_output "connected 64 36/41/50:${me}02000000 20/41/52:40000000 20/41/67:48000000 20/41/11:04800000"
 	# An IPv4 client of the same dual-stack listener: its TTL (64), no
 	# flow information, and no update from later segments.
 	prog_bg /usr/bin/python3 "$SHIM_DIR/rcvtos.py" server6 :: 7444 "$TMP/ready3" >"$TMP/srv3"
@@ -1097,9 +1105,9 @@ body_rcv_ip6() {
 	bg_wait "$srv"
 	run -0 cat "$TMP/srv3"
 	assert_output - <<-EOF
-		accepted 64 20/41/52:40000000 20/41/67:00000000 20/41/11:00000000
-		data 64 20/41/52:40000000 20/41/67:00000000 20/41/11:00000000
-		closed 64 20/41/52:40000000 20/41/67:00000000 20/41/11:00000000
+		accepted 64 36/41/50:${peer4}02000000 20/41/52:40000000 20/41/67:00000000 20/41/11:00000000
+		data 64 36/41/50:${peer4}02000000 20/41/52:40000000 20/41/67:00000000 20/41/11:00000000
+		closed 64 36/41/50:${peer4}02000000 20/41/52:40000000 20/41/67:00000000 20/41/11:00000000
 	EOF
 }
 
