@@ -466,6 +466,7 @@ struct us_sock *us_sock_alloc(void)
 		memset(o->pktinfo, 0, sizeof(o->pktinfo));
 		atomic_store(&o->rcv_tos, 0);
 		atomic_store(&o->saved_syn_len, 0);
+		atomic_store(&o->rx_kept_len, 0);
 		atomic_store(&s->ipopts_dirty, 0);
 	}
 	atomic_store(&s->linger_on, 0);

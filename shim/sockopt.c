@@ -708,14 +708,71 @@ static int link_index(void)
 	return cfg ? (int)if_nametoindex(cfg->iface) : 0;
 }
 
+/* The extension headers of a kept segment (net: its IPv6 header and
+ * them, n bytes), where Linux's receive path notes them (inet6_skb_parm):
+ * hop-by-hop, the routing header, and the destination options before it
+ * (dst0) and after it or without one (dst1); 0: none. */
+struct kept_ext {
+	unsigned hop, rt, dst0, dst1;
+};
+
+/* The walk over them: the header at *off (of type *type, *len bytes),
+ * then the next; false past the last (the upper layer's). Start with
+ * *off 0. */
+static bool ext_step(const uint8_t *net, unsigned n, unsigned *off, uint8_t *type, unsigned *len)
+{
+	if (!*off) {
+		if (n < 40)
+			return false;
+		*off = 40;
+		*type = net[6];
+	} else {
+		*type = net[*off];
+		*off += *len;
+	}
+	if (*type == IPPROTO_TCP || *off + 8 > n)
+		return false;
+	*len = *type == IPPROTO_AH ? (net[*off + 1] + 2u) * 4 : (net[*off + 1] + 1u) * 8;
+	return *off + *len <= n;
+}
+
+static struct kept_ext kept_ext_of(const uint8_t *net, unsigned n)
+{
+	struct kept_ext e = { 0 };
+	unsigned off = 0, len = 0;
+	uint8_t type;
+
+	while (ext_step(net, n, &off, &type, &len)) {
+		if (type == IPPROTO_HOPOPTS) {
+			e.hop = off;
+		} else if (type == IPPROTO_ROUTING) {
+			e.rt = off;
+			e.dst0 = e.dst1;
+			e.dst1 = 0;
+		} else if (type == IPPROTO_DSTOPTS) {
+			e.dst1 = off;
+		}
+	}
+	return e;
+}
+
+static void put_ext(struct cmsg_out *m, int type, const uint8_t *net, unsigned off)
+{
+	if (off)
+		put_cmsg(m, IPPROTO_IPV6, type, net + off, (net[off + 1] + 1u) * 8);
+}
+
 /* The messages of the segment the engine kept (0x100 in kept), as Linux's
  * ip6_datagram_recv_ctl writes them: its destination and interface, hop
- * limit, traffic class, flow information if not 0 (the RFC 3542 ones),
- * then the RFC 2292 ones and the original destination. Not its extension
- * headers (IPV6_HOPOPTS, IPV6_DSTOPTS, IPV6_RTHDR and their RFC 2292
- * twins), which the engine does not keep (CAVEATS). */
+ * limit, traffic class, flow information if not 0, hop-by-hop options,
+ * destination options and routing header in their order (the RFC 3542
+ * ones), then the RFC 2292 ones and the original destination. */
 static void ip6_kept_msgs(struct us_sock *s, struct cmsg_out *m, int kept)
 {
+	const struct us_ip_opts *o = us_sock_ipopts(s);
+	unsigned n = atomic_load(&o->rx_kept_len);
+	const uint8_t *net = o->rx_kept;
+	struct kept_ext e = kept_ext_of(net, n > sizeof(o->rx_kept) ? 0 : n);
 	uint32_t info = (uint32_t)ip6_rcv_noted(s, UST_TCP_OPT_IPV6_KEPT_FLOWINFO, 0), flowinfo = htonl(info);
 	int hops = kept & 0xff, tclass = (int)(info >> 20) & 0xff;
 	uint8_t pktinfo[20];
@@ -731,10 +788,32 @@ static void ip6_kept_msgs(struct us_sock *s, struct cmsg_out *m, int kept)
 		put_cmsg(m, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof(tclass));
 	if (ip6_kept_on(s, IPV6_FLOWINFO) && info)
 		put_cmsg(m, IPPROTO_IPV6, IPV6_FLOWINFO, &flowinfo, sizeof(flowinfo));
+	if (ip6_kept_on(s, IPV6_RECVHOPOPTS))
+		put_ext(m, IPV6_HOPOPTS, net, e.hop);
+	if (ip6_kept_on(s, IPV6_RECVDSTOPTS) || ip6_kept_on(s, IPV6_RECVRTHDR)) {
+		/* In their order, as Linux walks them again. */
+		unsigned off = 0, len = 0;
+		uint8_t type;
+
+		while (ext_step(net, n, &off, &type, &len)) {
+			if (type == IPPROTO_DSTOPTS && ip6_kept_on(s, IPV6_RECVDSTOPTS))
+				put_ext(m, IPV6_DSTOPTS, net, off);
+			else if (type == IPPROTO_ROUTING && ip6_kept_on(s, IPV6_RECVRTHDR))
+				put_ext(m, IPV6_RTHDR, net, off);
+		}
+	}
 	if (ip6_kept_on(s, IPV6_2292PKTINFO))
 		put_cmsg(m, IPPROTO_IPV6, IPV6_2292PKTINFO, pktinfo, sizeof(pktinfo));
 	if (ip6_kept_on(s, IPV6_2292HOPLIMIT))
 		put_cmsg(m, IPPROTO_IPV6, IPV6_2292HOPLIMIT, &hops, sizeof(hops));
+	if (ip6_kept_on(s, IPV6_2292HOPOPTS))
+		put_ext(m, IPV6_2292HOPOPTS, net, e.hop);
+	if (ip6_kept_on(s, IPV6_2292DSTOPTS))
+		put_ext(m, IPV6_2292DSTOPTS, net, e.dst0);
+	if (ip6_kept_on(s, IPV6_2292RTHDR))
+		put_ext(m, IPV6_2292RTHDR, net, e.rt);
+	if (ip6_kept_on(s, IPV6_2292DSTOPTS))
+		put_ext(m, IPV6_2292DSTOPTS, net, e.dst1);
 	if (ip6_kept_on(s, IPV6_RECVORIGDSTADDR)) {
 		struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6,
 					     .sin6_port = htons(us_port(atomic_load(&s->local))) };

@@ -355,11 +355,15 @@ struct ust_tcb {
 	 * label or traffic class with IPV6_FLOWINFO, an extension header
 	 * asked for), or a listener's child's SYN when its listener asked
 	 * for the interface or hop limit; the next segment in order replaces
-	 * or clears it. Its hop limit and flow information; rcv_oif: the
-	 * interface was noted (np->mcast_oif). Not its extension headers. */
+	 * or clears it. Its hop limit and flow information, and its IPv6
+	 * header with the extension headers when it had some (kept_net,
+	 * malloc'd, UST_TCP_KEPT_NET_MAX bytes at most: a longer one keeps
+	 * none); rcv_oif: the interface was noted (np->mcast_oif). */
 	bool kept, rcv_oif;
 	uint8_t kept_hops;
+	uint16_t kept_net_len;
 	uint32_t kept_flowinfo;
+	uint8_t *kept_net;
 	/* What goes between the IP header and TCP's (tcp_ipext.c), malloc'd,
 	 * NULL: none: IP_OPTIONS, which a listener's children do not take
 	 * (Linux's inet_opt); the sticky IPv6 extension headers, which they
@@ -892,6 +896,9 @@ enum ust_tcp_opt {
 	UST_TCP_OPT_IPV6_RCV_KEPT,
 	UST_TCP_OPT_IPV6_KEPT_FLOWINFO,
 };
+/* The IPv6 header and extension headers a connection keeps of a segment
+ * (ust_tcp_kept_net). */
+#define UST_TCP_KEPT_NET_MAX 256
 /* UST_TCP_OPT_IPV6_RXOPT's bits, from the receive options set (Linux's
  * np->rxopt). */
 #define UST_TCP_RX6_HOPS 1      /* note the hop limit: IPV6_RECVHOPLIMIT, IPV6_2292HOPLIMIT */
@@ -1013,6 +1020,10 @@ int ust_tcp_set_ip6_ext(struct ust_tcb *tcb, const uint8_t *const hdr[4], const 
 /* The IPv4 options it sends as getsockopt(IP_OPTIONS) reads them (an
  * accepted connection's: the echo of its SYN's), into out; their length. */
 unsigned ust_tcp_ip_opts(const struct ust_tcb *tcb, uint8_t out[UST_IPV4_OPT_MAX]);
+/* The IPv6 header and extension headers of the segment kept
+ * (UST_TCP_OPT_IPV6_RCV_KEPT), if it had extension headers: their length,
+ * 0 otherwise; *net points at them until the next segment. */
+unsigned ust_tcp_kept_net(const struct ust_tcb *tcb, const uint8_t **net);
 uint64_t ust_tcp_max_pacing_rate(const struct ust_tcb *tcb);
 /* SO_LINGER */
 void ust_tcp_set_linger(struct ust_tcb *tcb, bool on, unsigned seconds);

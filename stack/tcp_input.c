@@ -491,6 +491,13 @@ static void keep_seg(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 	t->kept = true;
 	t->kept_hops = seg->hops;
 	t->kept_flowinfo = seg_flowinfo(seg);
+	t->kept_net_len = 0;
+	if (seg->net_len <= UST_IPV6_HLEN || seg->net_len > UST_TCP_KEPT_NET_MAX)
+		return;
+	if (!t->kept_net && !(t->kept_net = malloc(UST_TCP_KEPT_NET_MAX)))
+		return; /* its messages then go without the headers' */
+	memcpy(t->kept_net, seg->net, seg->net_len);
+	t->kept_net_len = seg->net_len;
 }
 
 static void note_rcv_ip6(struct ust_tcb *t, const struct ust_tcp_seg *seg)
@@ -505,6 +512,7 @@ static void note_rcv_ip6(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 	if (t->rx6opt & UST_TCP_RX6_FLOW)
 		t->rcv_flowinfo = seg_flowinfo(seg);
 	t->kept = false;
+	t->kept_net_len = 0;
 	if (rx6_accepted(t->rx6opt, seg))
 		keep_seg(t, seg);
 }

@@ -60,6 +60,12 @@ int ust_tcp_set_ip_opts(struct ust_tcb *t, const uint8_t *opt, unsigned len)
 	return 0;
 }
 
+unsigned ust_tcp_kept_net(const struct ust_tcb *t, const uint8_t **net)
+{
+	*net = t->kept_net;
+	return t->kept ? t->kept_net_len : 0;
+}
+
 unsigned ust_tcp_ip_opts(const struct ust_tcb *t, uint8_t out[UST_IPV4_OPT_MAX])
 {
 	if (!t->ip4_opts)

@@ -111,6 +111,7 @@ void tcp_tcb_discard(struct ust_tcb *t)
 	tcp_sb_clear(t);
 	free(t->saved_syn);
 	tcp_ipext_free(t);
+	free(t->kept_net);
 	tcp_md5_free(t);
 	t->tcp->nconns--;
 	free(t);

@@ -533,6 +533,22 @@ void us_op_getopt(struct us_call *c)
 	}
 	c->ret = ust_tcp_getopt(k->tcb, (enum ust_tcp_opt)c->u.opt.name, &v);
 	c->u.opt.val = v;
+	if (c->u.opt.name == UST_TCP_OPT_IPV6_RCV_KEPT)
+		us_kept_net_to_slot(c->sock, k->tcb);
+}
+
+void us_kept_net_to_slot(struct us_sock *s, const struct ust_tcb *t)
+{
+	const uint8_t *net;
+	unsigned n = ust_tcp_kept_net(t, &net);
+	struct us_ip_opts *o;
+
+	if (!n && !atomic_load(&s->ipopts_dirty))
+		return; /* nothing to say, to a slot that says nothing */
+	o = us_sock_ipopts_w(s);
+	if (n)
+		memcpy(o->rx_kept, net, n);
+	atomic_store(&o->rx_kept_len, (uint16_t)n);
 }
 
 /* The status TCP had when it closed the connection, its "ago" times still

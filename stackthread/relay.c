@@ -1335,6 +1335,7 @@ static void conn_died(struct us_conn *c)
 	ust_tcp_getopt(t, UST_TCP_OPT_IPV6_RCV_FLOWINFO, &l->rcv_flowinfo);
 	ust_tcp_getopt(t, UST_TCP_OPT_IPV6_RCV_KEPT, &l->rcv_kept);
 	ust_tcp_getopt(t, UST_TCP_OPT_IPV6_KEPT_FLOWINFO, &l->kept_flowinfo);
+	us_kept_net_to_slot(c->sock, t);
 	atomic_fetch_or(&c->sock->flags, US_F_LAST_STATUS);
 	if (atomic_load(&c->sock->flags) & US_F_MD5)
 		us_md5_keep(c->st, c->sock, ust_tcp_md5_take(t));

@@ -164,6 +164,12 @@ struct us_ip_opts {
 	 * them); never copied from a listener. */
 	_Atomic uint16_t saved_syn_len;
 	uint8_t saved_syn[US_SAVED_SYN_MAX];
+	/* IPV6_2292PKTOPTIONS: the IPv6 and extension headers of the segment
+	 * the connection keeps (ust_tcp_kept_net), copied here by the
+	 * stack thread when asked (us_op_getopt, UST_TCP_OPT_IPV6_RCV_KEPT)
+	 * and when TCP closes the connection. */
+	_Atomic uint16_t rx_kept_len;
+	uint8_t rx_kept[UST_TCP_KEPT_NET_MAX];
 };
 
 /* What an accepted socket takes of its listener's, as Linux's
@@ -545,6 +551,8 @@ void us_op_take_tail(struct us_call *c);  /* after SHUT_WR: empty the pair now; 
                                            * the last byte is the shim's, never data */
 void us_op_read_held(struct us_call *c);  /* u.out = struct us_held_read: after SHUT_RD */
 void us_op_setopt(struct us_call *c);
+/* The kept segment's headers into the slot (us_ip_opts.rx_kept). */
+void us_kept_net_to_slot(struct us_sock *s, const struct ust_tcb *t);
 void us_op_urgent(struct us_call *c);     /* MSG_OOB: the urgent mark after what was written */
 void us_op_getopt(struct us_call *c);
 void us_op_status(struct us_call *c);     /* u.out = struct ust_tcp_status */

@@ -1109,6 +1109,19 @@ body_rcv_ip6() {
 		data 64 36/41/50:${peer4}02000000 20/41/52:40000000 20/41/67:00000000 20/41/11:00000000
 		closed 64 36/41/50:${peer4}02000000 20/41/52:40000000 20/41/67:00000000 20/41/11:00000000
 	EOF
+	# A peer that sends a hop-by-hop and a destination options header, to a
+	# listener that asks for them: their messages too, in Linux's order.
+	prog_bg /usr/bin/python3 "$SHIM_DIR/rcvtos.py" server6 :: 7445 "$TMP/ready4" ext >"$TMP/srv4"
+	srv=$BG_PID
+	wait_file "$TMP/ready4" 20
+	run -0 peer python3 "$SHIM_DIR/rcvtos.py" client6 "$SADDR6" 7445 0x28 ext
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv4"
+	assert_output - <<-EOF
+		accepted 33 36/41/50:${me}02000000 20/41/52:21000000 20/41/67:28000000 20/41/11:02800000 24/41/54:3c00010400000000 32/41/59:06011e0c0102030405060708090a0b0c 24/41/3:3c00010400000000 32/41/4:06011e0c0102030405060708090a0b0c
+		data 44 36/41/50:${me}02000000 20/41/52:2c000000 20/41/67:28000000 20/41/11:02800000 24/41/54:3c00010400000000 32/41/59:06011e0c0102030405060708090a0b0c 24/41/3:3c00010400000000 32/41/4:06011e0c0102030405060708090a0b0c
+		closed 44 36/41/50:${me}02000000 20/41/52:2c000000 20/41/67:28000000 20/41/11:02800000 24/41/54:3c00010400000000 32/41/59:06011e0c0102030405060708090a0b0c 24/41/3:3c00010400000000 32/41/4:06011e0c0102030405060708090a0b0c
+	EOF
 }
 
 @test "IPV6_2292PKTOPTIONS: the hop limit and traffic class of the handshake, then of the last segment in order [kernel]" { MODE=kernel body_rcv_ip6; }

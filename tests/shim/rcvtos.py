@@ -22,12 +22,18 @@ IPV6_MULTICAST_HOPS and IPV6_2292PKTOPTIONS read.
                                        once its connection is closed
                                        (the peer's FIN, ours, its ACK)
                                        "closed HOPS CMSGS"
+    rcvtos.py server6 ADDR PORT READY ext   the same, asking for the
+                                       extension headers too (RFC 3542's
+                                       and RFC 2292's receive options)
     rcvtos.py client6 ADDR PORT TCLASS connects with IPV6_UNICAST_HOPS 33,
                                        IPV6_TCLASS TCLASS, no flow label
                                        (IPV6_AUTOFLOWLABEL 0) and the same
                                        receive options: "connected HOPS
                                        CMSGS"; once a byte came, sends one
                                        with hop limit 44
+    rcvtos.py client6 ADDR PORT TCLASS ext   the same with a hop-by-hop
+                                       and a destination options header
+                                       on every segment
 """
 import socket
 import sys
@@ -39,6 +45,12 @@ IP_RECVTOS, IP_PKTOPTIONS = 13, 9
 IPV6_2292PKTOPTIONS, IPV6_FLOWINFO, IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS, IPV6_AUTOFLOWLABEL = 6, 11, 49, 51, 66, 70
 RECV6 = (IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS, IPV6_FLOWINFO)
 TCP_CLOSE = 7  # TCP_INFO's tcpi_state
+# The extension headers' receive options, RFC 3542's and RFC 2292's
+IPV6_2292HOPOPTS, IPV6_2292DSTOPTS, IPV6_RECVHOPOPTS, IPV6_RECVRTHDR, IPV6_RECVDSTOPTS = 3, 4, 53, 56, 58
+RECV6_EXT = (IPV6_RECVHOPOPTS, IPV6_RECVRTHDR, IPV6_RECVDSTOPTS, IPV6_2292HOPOPTS, IPV6_2292DSTOPTS)
+IPV6_HOPOPTS, IPV6_DSTOPTS = 54, 59
+HOP8 = bytes([0, 0, 1, 4, 0, 0, 0, 0])  # a PadN of 4
+DST16 = bytes([0, 1, 0x1e, 12]) + bytes(range(1, 13))  # an option to skip (RFC 3692 experimental)
 
 
 def pkt(s):
@@ -73,7 +85,7 @@ elif sys.argv[1] == "client":
 elif sys.argv[1] == "server6":
     ls = socket.socket(socket.AF_INET6)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    for o in RECV6:
+    for o in RECV6 + (RECV6_EXT if sys.argv[5:] == ["ext"] else ()):
         ls.setsockopt(socket.IPPROTO_IPV6, o, 1)
     ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, 0x48)
     ls.setsockopt(socket.IPPROTO_IPV6, IPV6_AUTOFLOWLABEL, 0)
@@ -101,6 +113,9 @@ else:
     c.setsockopt(socket.IPPROTO_IPV6, IPV6_AUTOFLOWLABEL, 0)
     for o in RECV6:
         c.setsockopt(socket.IPPROTO_IPV6, o, 1)
+    if sys.argv[5:] == ["ext"]:
+        c.setsockopt(socket.IPPROTO_IPV6, IPV6_HOPOPTS, HOP8)
+        c.setsockopt(socket.IPPROTO_IPV6, IPV6_DSTOPTS, DST16)
     c.settimeout(10)
     c.connect((sys.argv[2], int(sys.argv[3])))
     print("connected", *pkt6(c))
