@@ -732,7 +732,7 @@ static bool ext_step(const uint8_t *net, unsigned n, unsigned *off, uint8_t *typ
 	}
 	if (*type == IPPROTO_TCP || *off + 8 > n)
 		return false;
-	*len = *type == IPPROTO_AH ? (net[*off + 1] + 2u) * 4 : (net[*off + 1] + 1u) * 8;
+	*len = ust_ip6_ext_len(*type, net + *off);
 	return *off + *len <= n;
 }
 
@@ -756,6 +756,7 @@ static struct kept_ext kept_ext_of(const uint8_t *net, unsigned n)
 	return e;
 }
 
+/* The header at off of the copy net, which kept_ext_of found whole. */
 static void put_ext(struct cmsg_out *m, int type, const uint8_t *net, unsigned off)
 {
 	if (off)
@@ -770,9 +771,16 @@ static void put_ext(struct cmsg_out *m, int type, const uint8_t *net, unsigned o
 static void ip6_kept_msgs(struct us_sock *s, struct cmsg_out *m, int kept)
 {
 	const struct us_ip_opts *o = us_sock_ipopts(s);
+	uint8_t net[sizeof(o->rx_kept)];
 	unsigned n = atomic_load(&o->rx_kept_len);
-	const uint8_t *net = o->rx_kept;
-	struct kept_ext e = kept_ext_of(net, n > sizeof(o->rx_kept) ? 0 : n);
+	struct kept_ext e;
+
+	/* A copy, walked alone: the slot is shared, and the stack thread
+	 * may write it again meanwhile. */
+	if (n > sizeof(net))
+		n = 0;
+	memcpy(net, o->rx_kept, n);
+	e = kept_ext_of(net, n);
 	uint32_t info = (uint32_t)ip6_rcv_noted(s, UST_TCP_OPT_IPV6_KEPT_FLOWINFO, 0), flowinfo = htonl(info);
 	int hops = kept & 0xff, tclass = (int)(info >> 20) & 0xff;
 	uint8_t pktinfo[20];

@@ -476,11 +476,13 @@ static bool rx6_accepted(uint8_t rx6opt, const struct ust_tcp_seg *seg)
 	bool hbh = false, rt = false, dst = false;
 
 	for (unsigned off = UST_IPV6_HLEN; off + 8 <= seg->net_len && next != UST_IPPROTO_TCP;) {
+		const uint8_t *h = seg->net + off;
+
 		hbh |= next == UST_IPPROTO_HOPOPTS;
 		rt |= next == UST_IPPROTO_ROUTING;
 		dst |= next == UST_IPPROTO_DSTOPTS;
-		next = seg->net[off];
-		off += (seg->net[off + 1] + 1u) * 8;
+		off += ust_ip6_ext_len(next, h);
+		next = h[0];
 	}
 	return (hbh && (rx6opt & UST_TCP_RX6_KEEP_HBH)) || (seg_flowinfo(seg) && (rx6opt & UST_TCP_RX6_KEEP_FLOW)) ||
 	       (rt && (rx6opt & UST_TCP_RX6_KEEP_RT)) || (dst && (rx6opt & UST_TCP_RX6_KEEP_DST));
@@ -502,8 +504,10 @@ static void keep_seg(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 
 static void note_rcv_ip6(struct ust_tcb *t, const struct ust_tcp_seg *seg)
 {
+	/* Not in TIME-WAIT: Linux's socket is CLOSE once the FIN that ends
+	 * there is taken (tcp_time_wait, tcp_done). */
 	if (!t->rx6opt || !seg->net || ust_ip6_is_v4mapped(&seg->src) || seg->seq + ust_seg_len(seg) != t->rcv_nxt ||
-	    t->state == UST_TCP_CLOSED)
+	    t->state == UST_TCP_CLOSED || t->state == UST_TCP_TIME_WAIT)
 		return;
 	if (t->rx6opt & UST_TCP_RX6_INFO)
 		t->rcv_oif = true;
@@ -1131,6 +1135,11 @@ static bool syn_received_syn(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_tim
 
 static void synchronized_input(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_time now)
 {
+	/* A listener's child's handshake ends in Linux's tcp_child_process,
+	 * which notes nothing of the segment for the receive options (its
+	 * SYN stays kept). */
+	bool child_opening = t->state == UST_TCP_SYN_RECEIVED && t->listener;
+
 	if (!syn_received_syn(t, seg, now))
 		return;
 	if (!step1_sequence(t, seg, now) || !step2_rst(t, seg, now))
@@ -1153,7 +1162,8 @@ static void synchronized_input(struct ust_tcb *t, struct ust_tcp_seg *seg, ust_t
 		return;
 	tcp_output(t, now);
 	tcp_ack_snd_check(t, now);
-	note_rcv_ip6(t, seg);
+	if (!child_opening)
+		note_rcv_ip6(t, seg);
 }
 
 /* TCP_INFO's segs_in and data_segs_in, as Linux's tcp_segs_in: a frame

@@ -18,6 +18,7 @@
 #define UST_IPPROTO_HOPOPTS 0
 #define UST_IPPROTO_ROUTING 43
 #define UST_IPPROTO_FRAGMENT 44
+#define UST_IPPROTO_AH 51
 #define UST_IPPROTO_ICMPV6 58
 #define UST_IPPROTO_NONE 59
 #define UST_IPPROTO_DSTOPTS 60
@@ -102,6 +103,19 @@ void ust_ipv6_build(uint8_t *buf, const struct ust_ip6 *src, const struct ust_ip
 		    uint8_t tclass, uint16_t payload_len, uint8_t hop_limit);
 
 /* Sum of the IPv6 pseudo-header (RFC 8200 §8.1) for a transport checksum. */
+/* The length of an extension header of type type at h (at least 8 bytes
+ * there): a fragment header's 8, an authentication header's in 4-byte
+ * units less 2, the others' in 8-byte units less 1 (RFC 8200 §4, RFC
+ * 4302 §2.2). */
+static inline unsigned ust_ip6_ext_len(uint8_t type, const uint8_t *h)
+{
+	if (type == UST_IPPROTO_FRAGMENT)
+		return 8;
+	if (type == UST_IPPROTO_AH)
+		return (h[1] + 2u) * 4;
+	return (h[1] + 1u) * 8;
+}
+
 /* A socket's sticky extension headers (IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS,
  * IPV6_RTHDR, IPV6_DSTOPTS) as every datagram of it carries them, in RFC
  * 8200 §4.1's order, as Linux's ipv6_push_nfrag_opts and
