@@ -1075,6 +1075,26 @@ body_rcv_tos() {
 # whose IPV6_PKTINFO is our address and the link; the IPv4-mapped one
 # keeps none, and its IPV6_PKTINFO is the peer's address and the link
 # (np->mcast_oif).
+# rcv_ip6_server PORT [ext] -- CLIENT ARGS...: rcvtos.py server6 on PORT
+# under the program, the peer's rcvtos.py CLIENT ARGS to it; $output is
+# what the server printed.
+rcv_ip6_server() {
+	local port=$1 extra=() srv
+	shift
+	while [ "$1" != -- ]; do
+		extra+=("$1")
+		shift
+	done
+	shift
+	prog_bg /usr/bin/python3 "$SHIM_DIR/rcvtos.py" server6 :: "$port" "$TMP/ready.$port" "${extra[@]}" \
+		>"$TMP/srv.$port"
+	srv=$BG_PID
+	wait_file "$TMP/ready.$port" 20
+	run -0 peer python3 "$SHIM_DIR/rcvtos.py" "$@"
+	bg_wait "$srv"
+	run -0 cat "$TMP/srv.$port"
+}
+
 body_rcv_ip6() {
 	shim6_topo_up
 	local me peer4 peer6
@@ -1099,12 +1119,7 @@ body_rcv_ip6() {
 	assert_output "connected 64 36/41/50:${me}02000000 20/41/52:40000000 20/41/67:48000000 20/41/11:04800000"
 	# An IPv4 client of the same dual-stack listener: its TTL (64), no
 	# flow information, and no update from later segments.
-	prog_bg /usr/bin/python3 "$SHIM_DIR/rcvtos.py" server6 :: 7444 "$TMP/ready3" >"$TMP/srv3"
-	srv=$BG_PID
-	wait_file "$TMP/ready3" 20
-	run -0 peer python3 "$SHIM_DIR/rcvtos.py" client "$SADDR" 7444 0x28
-	bg_wait "$srv"
-	run -0 cat "$TMP/srv3"
+	rcv_ip6_server 7444 -- client "$SADDR" 7444 0x28
 	assert_output - <<-EOF
 		accepted 64 36/41/50:${peer4}02000000 20/41/52:40000000 20/41/67:00000000 20/41/11:00000000
 		data 64 36/41/50:${peer4}02000000 20/41/52:40000000 20/41/67:00000000 20/41/11:00000000
@@ -1113,12 +1128,7 @@ body_rcv_ip6() {
 	# A peer with no traffic class or label: the child keeps its SYN (its
 	# listener asked for the interface and hop limit) past the handshake's
 	# last ACK; the next segment, not kept, clears it.
-	prog_bg /usr/bin/python3 "$SHIM_DIR/rcvtos.py" server6 :: 7446 "$TMP/ready5" >"$TMP/srv5"
-	srv=$BG_PID
-	wait_file "$TMP/ready5" 20
-	run -0 peer python3 "$SHIM_DIR/rcvtos.py" client6 "$SADDR6" 7446 0
-	bg_wait "$srv"
-	run -0 cat "$TMP/srv5"
+	rcv_ip6_server 7446 -- client6 "$SADDR6" 7446 0
 	assert_output - <<-EOF
 		accepted 33 36/41/50:${me}02000000 20/41/52:21000000 20/41/67:00000000
 		data 44 36/41/50:${peer6}02000000 20/41/52:2c000000 20/41/67:00000000 20/41/11:00000000
@@ -1126,12 +1136,7 @@ body_rcv_ip6() {
 	EOF
 	# A peer that sends a hop-by-hop and a destination options header, to a
 	# listener that asks for them: their messages too, in Linux's order.
-	prog_bg /usr/bin/python3 "$SHIM_DIR/rcvtos.py" server6 :: 7445 "$TMP/ready4" ext >"$TMP/srv4"
-	srv=$BG_PID
-	wait_file "$TMP/ready4" 20
-	run -0 peer python3 "$SHIM_DIR/rcvtos.py" client6 "$SADDR6" 7445 0x28 ext
-	bg_wait "$srv"
-	run -0 cat "$TMP/srv4"
+	rcv_ip6_server 7445 ext -- client6 "$SADDR6" 7445 0x28 ext
 	assert_output - <<-EOF
 		accepted 33 36/41/50:${me}02000000 20/41/52:21000000 20/41/67:28000000 20/41/11:02800000 24/41/54:3c00010400000000 32/41/59:06011e0c0102030405060708090a0b0c 24/41/3:3c00010400000000 32/41/4:06011e0c0102030405060708090a0b0c
 		data 44 36/41/50:${me}02000000 20/41/52:2c000000 20/41/67:28000000 20/41/11:02800000 24/41/54:3c00010400000000 32/41/59:06011e0c0102030405060708090a0b0c 24/41/3:3c00010400000000 32/41/4:06011e0c0102030405060708090a0b0c
