@@ -771,8 +771,10 @@ static void put_ext(struct cmsg_out *m, int type, const uint8_t *net, unsigned o
 static void ip6_kept_msgs(struct us_sock *s, struct cmsg_out *m, int kept)
 {
 	const struct us_ip_opts *o = us_sock_ipopts(s);
-	uint8_t net[sizeof(o->rx_kept)];
+	uint8_t net[sizeof(o->rx_kept)], pktinfo[20];
 	unsigned n = atomic_load(&o->rx_kept_len);
+	uint32_t info = (uint32_t)ip6_rcv_noted(s, UST_TCP_OPT_IPV6_KEPT_FLOWINFO, 0), flowinfo = htonl(info);
+	int hops = kept & 0xff, tclass = (int)(info >> 20) & 0xff, ifindex = link_index();
 	struct kept_ext e;
 
 	/* A copy, walked alone: the slot is shared, and the stack thread
@@ -781,11 +783,6 @@ static void ip6_kept_msgs(struct us_sock *s, struct cmsg_out *m, int kept)
 		n = 0;
 	memcpy(net, o->rx_kept, n);
 	e = kept_ext_of(net, n);
-	uint32_t info = (uint32_t)ip6_rcv_noted(s, UST_TCP_OPT_IPV6_KEPT_FLOWINFO, 0), flowinfo = htonl(info);
-	int hops = kept & 0xff, tclass = (int)(info >> 20) & 0xff;
-	uint8_t pktinfo[20];
-	int ifindex = link_index();
-
 	memcpy(pktinfo, &s->local6, 16);
 	memcpy(pktinfo + 16, &ifindex, 4);
 	if (ip6_kept_on(s, IPV6_RECVPKTINFO))
