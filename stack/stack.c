@@ -201,10 +201,12 @@ int ust_ip_send(struct ust_stack *st, struct ust_pkt *p, uint32_t dst, uint8_t p
 	if (o && o->srr)
 		dst = o->faddr; /* Linux's ip_queue_xmit: routed to the first hop */
 	nexthop = route(&st->nif, dst);
-	if (!nexthop) {
+	/* A strict source route's first hop must be a neighbour (Linux's
+	 * ip_queue_xmit: no route when it takes a gateway). */
+	if (!nexthop || (o && o->srr && o->strict && nexthop != dst)) {
 		count_drop(st, UST_DROP_TX_NO_ROUTE);
 		ust_pkt_free(&st->pool, p);
-		return -ENETUNREACH;
+		return nexthop ? -EHOSTUNREACH : -ENETUNREACH;
 	}
 	hdr = ust_pkt_push(p, UST_IPV4_HLEN + (o ? o->len : 0));
 	/* We never fragment; DF unless the socket asked for none

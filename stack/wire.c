@@ -179,6 +179,7 @@ static int compile_srr(struct ust_ip4_opts *o, uint8_t *d, unsigned olen, unsign
 	if (olen > 7)
 		memmove(d + 3, d + 7, olen - 7);
 	o->srr = (uint8_t)at;
+	o->strict = d[0] == IPOPT_SSRR;
 	return 0;
 }
 

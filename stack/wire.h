@@ -121,6 +121,7 @@ struct ust_ip4_opts {
 	uint8_t len;               /* a multiple of 4, 4..40 */
 	uint8_t srr, rr, ts;
 	bool rr_needaddr, ts_needaddr, ts_needtime;
+	bool strict;               /* the source route is strict (SSRR) */
 	uint32_t faddr;            /* the source route's first hop */
 	uint8_t data[UST_IPV4_OPT_MAX];
 };

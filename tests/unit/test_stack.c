@@ -615,6 +615,58 @@ static void test_stack_ip_output_martian_unroutable(void **state)
 	expect_nothing(h);
 }
 
+/* A datagram sent with IP options (a socket's IP_OPTIONS): a loose source
+ * route goes to its first hop, the destination in its last slot, the
+ * header 28 bytes with its checksum; a strict one whose first hop is off
+ * the link (through the gateway) has no route, as Linux's ip_queue_xmit. */
+static int send_with_opts(struct harness *h, uint32_t dst, const uint8_t *opt, unsigned len)
+{
+	struct ust_ip4_opts o;
+	struct ust_ip_hdr hdr = { .ttl = 64, .df = true, .opts = &o };
+	struct ust_pkt *p = ust_pkt_alloc(&h->st.pool);
+	int r;
+
+	assert_int_equal(ust_ip4_opts_compile(&o, opt, len, ust_ip_addr_local, &h->st), 0);
+	assert_non_null(p);
+	p->data += o.len; /* room in front, as tcp_output.c's emit makes */
+	memset(p->data, 0xab, 8);
+	p->len = 8;
+	r = ust_ip_send(&h->st, p, dst, UST_IPPROTO_UDP, &hdr, h->now);
+	ust_stack_flush(&h->st);
+	return r;
+}
+
+static void test_stack_ip_options_source_route(void **state)
+{
+	const uint8_t lsrr[] = { 131, 7, 4, 10, 9, 0, 5 };
+	struct harness *h = *state;
+	const struct captured *c;
+
+	assert_int_equal(send_with_opts(h, PEER_IP, lsrr, sizeof(lsrr)), 0);
+	c = next_frame(h);
+	assert_int_equal(c->len, 28 + 8);
+	assert_int_equal(c->data[0], 0x47);
+	assert_int_equal(ust_csum_fold(ust_csum_add(0, c->data, 28)), 0);
+	assert_int_equal(ust_get32(c->data + 16), IP4(10, 9, 0, 5));
+	assert_int_equal(c->data[20], 131);
+	assert_int_equal(c->data[22], 4);
+	assert_int_equal(ust_get32(c->data + 23), PEER_IP);
+	assert_int_equal(c->data[27], 0);
+	expect_nothing(h);
+}
+
+static void test_stack_ip_options_strict_route_off_link(void **state)
+{
+	const uint8_t ssrr[] = { 137, 7, 4, 192, 0, 2, 1 }, lsrr[] = { 131, 7, 4, 192, 0, 2, 1 };
+	struct harness *h = *state;
+
+	assert_int_equal(send_with_opts(h, PEER_IP, ssrr, sizeof(ssrr)), -EHOSTUNREACH);
+	expect_nothing(h);
+	assert_int_equal(send_with_opts(h, PEER_IP, lsrr, sizeof(lsrr)), 0);
+	expect_arp(h, UST_ARP_REQUEST, ust_eth_broadcast, GW_IP);
+	expect_nothing(h);
+}
+
 static void test_stack_ip_output_l3(void **state)
 {
 	struct harness *h = *state;
@@ -817,6 +869,8 @@ int main(void)
 		E(test_stack_ip_output_subnet_broadcast_unroutable),
 		G(test_stack_ip_output_martian_unroutable),
 		L(test_stack_ip_output_l3),
+		L(test_stack_ip_options_source_route),
+		G(test_stack_ip_options_strict_route_off_link),
 		E(test_stack_output_short_write_counted),
 		E(test_stack_flush_empty_does_not_call_output),
 		E(test_stack_no_output_function),
