@@ -1149,8 +1149,9 @@ int ust_link_rx_fd(struct ust_link *l, int fd, struct ust_stack *st, ust_time no
 #define TCP_F_PSH 0x08
 #define TCP_F_ACK 0x10
 
-/* A TCP segment with data, as the stack builds them, in an Ethernet frame:
- * over IPv4 without options, or over IPv6 with no extension header. */
+/* A TCP segment with data, as the stack builds most, in an Ethernet frame:
+ * over IPv4 without options, or over IPv6 with no extension header (a
+ * socket's IP_OPTIONS or sticky IPv6 headers make a segment go alone). */
 struct gso_seg {
 	const uint8_t *ip, *th;
 	bool v6;
