@@ -81,7 +81,10 @@ unsigned ust_steer_ranges(const uint64_t bits[1024], struct ust_steer_range *r, 
 
 /* The head as a tiny assembler writes it: jumps name labels, resolved
  * once every instruction's place is known. */
-enum label { NEXT, L_V4, L_V4Q, L_V4TCP, L_V6, L_V6TCP, L_DFLT, L_BROKER, L_S4, L_S6, L_N };
+enum label {
+	NEXT, L_V4, L_V4Q, L_V4TCP, L_V6, L_V6TCP, L_X1, L_X2, L_X3, L_X4, L_ICMP6, L_Q6TCP, L_QX1, L_QX2, L_QX3,
+	L_QX4, L_DFLT, L_BROKER, L_S4, L_S6, L_N
+};
 
 struct ins {
 	uint16_t code;
@@ -100,6 +103,18 @@ unsigned ust_steer_program(const struct ust_steer_range *r4, unsigned n4, const 
 #define J(c, k, t, f) { (c), (k), (t), (f), NEXT }
 #define AT(l, c, k) { (c), (k), NEXT, NEXT, (l) }
 #define ATJ(l, c, k, t, f) { (c), (k), (t), (f), (l) }
+	/* One step over an IPv6 extension header (A: its type, X: its offset
+	 * from base): to tcp if A is TCP's; on past a hop-by-hop, routing or
+	 * destination options header (A: the next one's type, X: its
+	 * offset); anything else to the default member. M[0] holds the type
+	 * while X moves. */
+#define EXT_STEP(l, base, tcp)                                                                     \
+	J(BPF_JMP | BPF_JEQ | BPF_K, 6, tcp, NEXT), J(BPF_JMP | BPF_JEQ | BPF_K, 0, l, NEXT),          \
+		J(BPF_JMP | BPF_JEQ | BPF_K, 60, l, NEXT), J(BPF_JMP | BPF_JEQ | BPF_K, 43, l, L_DFLT),  \
+		AT(l, BPF_LD | BPF_B | BPF_IND, (base)), I(BPF_ST, 0),                                    \
+		I(BPF_LD | BPF_B | BPF_IND, (base) + 1), I(BPF_ALU | BPF_ADD | BPF_K, 1),                 \
+		I(BPF_ALU | BPF_LSH | BPF_K, 3), I(BPF_ALU | BPF_ADD | BPF_X, 0), I(BPF_MISC | BPF_TAX, 0), \
+		I(BPF_LD | BPF_W | BPF_MEM, 0)
 	static const struct ins head[] = {
 		I(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_PROTOCOL)),
 		J(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_ARP, L_BROKER, NEXT),   /* every stack reads ARP apart */
@@ -127,21 +142,28 @@ unsigned ust_steer_program(const struct ust_steer_range *r4, unsigned n4, const 
 		J(BPF_JMP | BPF_JA, L_S4, NEXT, NEXT),
 		AT(L_V4TCP, BPF_LD | BPF_H | BPF_IND, 2),                   /* TCP destination port */
 		J(BPF_JMP | BPF_JA, L_S4, NEXT, NEXT),
-		/* IPv6: the upper-layer header right after the fixed one
-		 * (extension headers first: the default member). */
+		/* IPv6: the upper-layer header after up to four hop-by-hop,
+		 * routing and destination options headers (a peer's sticky
+		 * headers; more, or others: the default member). */
 		AT(L_V6, BPF_LD | BPF_B | BPF_ABS, 6),                      /* next header */
-		J(BPF_JMP | BPF_JEQ | BPF_K, 6, L_V6TCP, NEXT),
-		J(BPF_JMP | BPF_JEQ | BPF_K, 58, NEXT, L_DFLT),             /* ICMPv6 */
-		I(BPF_LD | BPF_B | BPF_ABS, 40),                            /* its type */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 58, L_ICMP6, NEXT),
+		I(BPF_LDX | BPF_W | BPF_IMM, 0),
+		EXT_STEP(L_X1, 40, L_V6TCP), EXT_STEP(L_X2, 40, L_V6TCP),
+		EXT_STEP(L_X3, 40, L_V6TCP), EXT_STEP(L_X4, 40, L_V6TCP),
+		J(BPF_JMP | BPF_JEQ | BPF_K, 6, L_V6TCP, L_DFLT),
+		AT(L_V6TCP, BPF_LD | BPF_H | BPF_IND, 40 + 2),              /* TCP destination port */
+		J(BPF_JMP | BPF_JA, L_S6, NEXT, NEXT),
+		AT(L_ICMP6, BPF_LD | BPF_B | BPF_ABS, 40),                  /* ICMPv6: its type */
 		J(BPF_JMP | BPF_JGT | BPF_K, 137, L_DFLT, NEXT),
 		J(BPF_JMP | BPF_JGE | BPF_K, 133, L_BROKER, NEXT),          /* neighbour discovery: read apart */
 		J(BPF_JMP | BPF_JGT | BPF_K, 4, L_DFLT, NEXT),              /* errors are 1..4 */
 		J(BPF_JMP | BPF_JEQ | BPF_K, 0, L_DFLT, NEXT),
 		I(BPF_LD | BPF_B | BPF_ABS, 48 + 6),                        /* the quoted next header */
-		J(BPF_JMP | BPF_JEQ | BPF_K, 6, NEXT, L_DFLT),
-		I(BPF_LD | BPF_H | BPF_ABS, 48 + 40),                       /* the quoted source port: ours */
-		J(BPF_JMP | BPF_JA, L_S6, NEXT, NEXT),
-		AT(L_V6TCP, BPF_LD | BPF_H | BPF_ABS, 40 + 2),              /* TCP destination port */
+		I(BPF_LDX | BPF_W | BPF_IMM, 0),                            /* past our sticky headers */
+		EXT_STEP(L_QX1, 88, L_Q6TCP), EXT_STEP(L_QX2, 88, L_Q6TCP),
+		EXT_STEP(L_QX3, 88, L_Q6TCP), EXT_STEP(L_QX4, 88, L_Q6TCP),
+		J(BPF_JMP | BPF_JEQ | BPF_K, 6, L_Q6TCP, L_DFLT),
+		AT(L_Q6TCP, BPF_LD | BPF_H | BPF_IND, 48 + 40),             /* the quoted source port: ours */
 		J(BPF_JMP | BPF_JA, L_S6, NEXT, NEXT),
 		AT(L_DFLT, BPF_RET | BPF_K, 0),                             /* k: dflt */
 		AT(L_BROKER, BPF_RET | BPF_K, UST_STEER_BROKER),
@@ -150,6 +172,7 @@ unsigned ust_steer_program(const struct ust_steer_range *r4, unsigned n4, const 
 #undef J
 #undef AT
 #undef ATJ
+#undef EXT_STEP
 	const unsigned len = UST_ARRAY_SIZE(head);
 	unsigned at[L_N] = { 0 }, s4;
 

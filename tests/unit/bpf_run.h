@@ -16,7 +16,7 @@
 static unsigned bpf_run_proto(const struct sock_filter *prog, unsigned n, const uint8_t *pkt, size_t len,
 			      uint16_t proto)
 {
-	uint32_t a = 0, x = 0;
+	uint32_t a = 0, x = 0, mem[BPF_MEMWORDS] = { 0 };
 
 	for (unsigned pc = 0; pc < n; pc++) {
 		const struct sock_filter *i = &prog[pc];
@@ -61,6 +61,20 @@ static unsigned bpf_run_proto(const struct sock_filter *prog, unsigned n, const 
 			break;
 		case BPF_ALU | BPF_ADD | BPF_X:
 			a += x;
+			break;
+		case BPF_ALU | BPF_ADD | BPF_K:
+			a += k;
+			break;
+		case BPF_LDX | BPF_W | BPF_IMM:
+			x = k;
+			break;
+		case BPF_ST:
+			assert_true(k < BPF_MEMWORDS);
+			mem[k] = a;
+			break;
+		case BPF_LD | BPF_W | BPF_MEM:
+			assert_true(k < BPF_MEMWORDS);
+			a = mem[k];
 			break;
 		case BPF_MISC | BPF_TAX:
 			x = a;

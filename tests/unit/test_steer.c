@@ -86,6 +86,32 @@ static size_t icmp6_frame(uint8_t *f, uint8_t type, uint16_t sport)
 	return 96;
 }
 
+/* The same after extension headers of the types in nh (n of them, 8 or
+ * 16 bytes each), as a peer's sticky headers put them; an ICMPv6 error's
+ * quote of ours with them (at 48) when quote. Returns the length. */
+static size_t ext6_frame(uint8_t *f, uint16_t port, const uint8_t *nh, unsigned n, bool quote)
+{
+	unsigned base = quote ? 48 : 0, off = base + 40;
+
+	memset(f, 0, 200);
+	f[0] = 0x60;
+	if (quote) {
+		f[6] = 58;
+		f[40] = 2; /* packet too big */
+		f[48] = 0x60;
+	}
+	f[base + 6] = n ? nh[0] : 6;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned len = i % 2 ? 16 : 8;
+		f[off] = i + 1 < n ? nh[i + 1] : 6;
+		f[off + 1] = (uint8_t)(len / 8 - 1);
+		off += len;
+	}
+	ust_put16(f + off, quote ? port : 40000);
+	ust_put16(f + off + 2, quote ? 80 : port);
+	return off + 20;
+}
+
 static unsigned steer_tcp6(const struct sock_filter *prog, unsigned n, uint16_t port)
 {
 	uint8_t f[120];
@@ -175,9 +201,9 @@ static void test_steer_many_ranges(void **state)
 }
 
 /* Each family has its table: a port's IPv6 frames may go elsewhere than
- * its IPv4 ones (per-family port spaces); an ICMPv6 error by the quoted
- * source port; neighbour discovery (133..137) to the broker, as ARP;
- * echo, other ICMPv6, extension headers before TCP to the default. */
+ * its IPv4 ones (per-family port spaces), past extension headers; an
+ * ICMPv6 error by the quoted source port; neighbour discovery (133..137)
+ * to the broker, as ARP; echo, other ICMPv6 to the default. */
 static void test_steer_ipv6(void **state)
 {
 	static const struct ust_steer_range r4[] = { { 80, 80, 2 }, { 8080, 8080, 3 } };
@@ -193,7 +219,21 @@ static void test_steer_ipv6(void **state)
 	assert_int_equal(steer_tcp6(prog, n, 80), 4);
 	assert_int_equal(steer_tcp6(prog, n, 443), 5);
 	assert_int_equal(steer_tcp6(prog, n, 8080), DFLT);
-	assert_int_equal(bpf_run(prog, n, f, tcp6_frame(f, 443, 0), 0x86dd), DFLT); /* hop-by-hop first */
+	/* Past up to four hop-by-hop, routing or destination options
+	 * headers, ours in a quote too; more, or a fragment header, to the
+	 * default. */
+	{
+		static const uint8_t four[] = { 0, 60, 43, 60 }, five[] = { 0, 60, 43, 60, 60 }, frag[] = { 44 };
+		uint8_t g[200];
+
+		assert_int_equal(bpf_run(prog, n, g, ext6_frame(g, 443, four, 1, false), 0x86dd), 5);
+		assert_int_equal(bpf_run(prog, n, g, ext6_frame(g, 443, four, 4, false), 0x86dd), 5);
+		assert_int_equal(bpf_run(prog, n, g, ext6_frame(g, 443, five, 5, false), 0x86dd), DFLT);
+		assert_int_equal(bpf_run(prog, n, g, ext6_frame(g, 443, frag, 1, false), 0x86dd), DFLT);
+		assert_int_equal(bpf_run(prog, n, g, ext6_frame(g, 443, four, 4, true), 0x86dd), 5);
+		assert_int_equal(bpf_run(prog, n, g, ext6_frame(g, 80, four, 2, true), 0x86dd), 4);
+		assert_int_equal(bpf_run(prog, n, g, ext6_frame(g, 443, five, 5, true), 0x86dd), DFLT);
+	}
 	for (uint8_t t = 1; t <= 4; t++)
 		assert_int_equal(bpf_run(prog, n, f, icmp6_frame(f, t, 443), 0x86dd), 5);
 	for (uint8_t t = 133; t <= 137; t++)
