@@ -102,9 +102,11 @@ struct ust_steer_range {
  * destination port, an ICMP or ICMPv6 error about TCP by the quoted
  * segment's source port; ARP and IPv6 neighbour discovery (ICMPv6 types
  * 133 to 137) to UST_STEER_BROKER; everything else (IPv4 fragments after
- * the first, IPv6 extension headers before TCP, other protocols, ports
+ * the first, more IPv6 extension headers or others, other protocols, ports
  * nobody holds) to dflt, the stack that answers for the address (RST,
- * echo). Returns its length, or 0 if n4 + n6 exceeds
+ * echo). Up to four IPv6 hop-by-hop, routing or destination options
+ * headers are stepped over (a peer's sticky headers, or ours quoted).
+ * Returns its length, or 0 if n4 + n6 exceeds
  * UST_STEER_RANGES_MAX. */
 unsigned ust_steer_program(const struct ust_steer_range *r4, unsigned n4, const struct ust_steer_range *r6,
 			   unsigned n6, unsigned dflt, struct sock_filter prog[UST_STEER_PROG_MAX]);

@@ -113,7 +113,7 @@ void us_steer_hold(uint16_t port, uint32_t seq)
 }
 
 /* The claim a frame waits for: a TCP segment from a port held, over IPv4
- * or IPv6 (which the stack sends without extension headers). 0: none. */
+ * or IPv6 (past a socket's sticky extension headers). 0: none. */
 static uint32_t frame_waits(const struct ust_pkt *p)
 {
 	const uint8_t *ip = p->data + UST_ETH_HLEN;
@@ -121,12 +121,22 @@ static uint32_t frame_waits(const struct ust_pkt *p)
 
 	if (p->len < UST_ETH_HLEN + 20)
 		return 0;
-	if (ust_get16(p->data + 12) == UST_ETHERTYPE_IPV6 && ip[6] == 6)
-		ihl = 40;
-	else if (ust_get16(p->data + 12) == UST_ETHERTYPE_IPV4 && ip[9] == 6)
+	if (ust_get16(p->data + 12) == UST_ETHERTYPE_IPV6 && p->len >= UST_ETH_HLEN + 40) {
+		uint8_t next = ip[6];
+
+		for (ihl = 40; (next == UST_IPPROTO_HOPOPTS || next == UST_IPPROTO_DSTOPTS ||
+				next == UST_IPPROTO_ROUTING) && p->len >= UST_ETH_HLEN + ihl + 8;) {
+			unsigned len = ust_ip6_ext_len(next, ip + ihl);
+			next = ip[ihl];
+			ihl += len;
+		}
+		if (next != UST_IPPROTO_TCP)
+			return 0;
+	} else if (ust_get16(p->data + 12) == UST_ETHERTYPE_IPV4 && ip[9] == 6) {
 		ihl = (ip[0] & 0xfu) * 4u;
-	else
+	} else {
 		return 0;
+	}
 	if (p->len < UST_ETH_HLEN + ihl + 2)
 		return 0;
 	for (unsigned i = 0; i < steer.nholding; i++)
