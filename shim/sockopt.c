@@ -716,41 +716,20 @@ struct kept_ext {
 	unsigned hop, rt, dst0, dst1;
 };
 
-/* The walk over them: the header at *off (of type *type, *len bytes),
- * then the next; false past the last (the upper layer's). Start with
- * *off 0. */
-static bool ext_step(const uint8_t *net, unsigned n, unsigned *off, uint8_t *type, unsigned *len)
-{
-	if (!*off) {
-		if (n < 40)
-			return false;
-		*off = 40;
-		*type = net[6];
-	} else {
-		*type = net[*off];
-		*off += *len;
-	}
-	if (*type == IPPROTO_TCP || *off + 8 > n)
-		return false;
-	*len = ust_ip6_ext_len(*type, net + *off);
-	return *off + *len <= n;
-}
-
 static struct kept_ext kept_ext_of(const uint8_t *net, unsigned n)
 {
 	struct kept_ext e = { 0 };
-	unsigned off = 0, len = 0;
-	uint8_t type;
+	struct ust_ip6_walk w = { 0 };
 
-	while (ext_step(net, n, &off, &type, &len)) {
-		if (type == IPPROTO_HOPOPTS) {
-			e.hop = off;
-		} else if (type == IPPROTO_ROUTING) {
-			e.rt = off;
+	while (ust_ip6_ext_step(net, n, &w)) {
+		if (w.type == IPPROTO_HOPOPTS) {
+			e.hop = w.off;
+		} else if (w.type == IPPROTO_ROUTING) {
+			e.rt = w.off;
 			e.dst0 = e.dst1;
 			e.dst1 = 0;
-		} else if (type == IPPROTO_DSTOPTS) {
-			e.dst1 = off;
+		} else if (w.type == IPPROTO_DSTOPTS) {
+			e.dst1 = w.off;
 		}
 	}
 	return e;
@@ -797,14 +776,13 @@ static void ip6_kept_msgs(struct us_sock *s, struct cmsg_out *m, int kept)
 		put_ext(m, IPV6_HOPOPTS, net, e.hop);
 	if (ip6_kept_on(s, IPV6_RECVDSTOPTS) || ip6_kept_on(s, IPV6_RECVRTHDR)) {
 		/* In their order, as Linux walks them again. */
-		unsigned off = 0, len = 0;
-		uint8_t type;
+		struct ust_ip6_walk w = { 0 };
 
-		while (ext_step(net, n, &off, &type, &len)) {
-			if (type == IPPROTO_DSTOPTS && ip6_kept_on(s, IPV6_RECVDSTOPTS))
-				put_ext(m, IPV6_DSTOPTS, net, off);
-			else if (type == IPPROTO_ROUTING && ip6_kept_on(s, IPV6_RECVRTHDR))
-				put_ext(m, IPV6_RTHDR, net, off);
+		while (ust_ip6_ext_step(net, n, &w)) {
+			if (w.type == IPPROTO_DSTOPTS && ip6_kept_on(s, IPV6_RECVDSTOPTS))
+				put_ext(m, IPV6_DSTOPTS, net, w.off);
+			else if (w.type == IPPROTO_ROUTING && ip6_kept_on(s, IPV6_RECVRTHDR))
+				put_ext(m, IPV6_RTHDR, net, w.off);
 		}
 	}
 	if (ip6_kept_on(s, IPV6_2292PKTINFO))

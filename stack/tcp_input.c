@@ -472,17 +472,13 @@ static uint32_t seg_flowinfo(const struct ust_tcp_seg *seg)
  * the segment, for a flow label or traffic class, or an extension header? */
 static bool rx6_accepted(uint8_t rx6opt, const struct ust_tcp_seg *seg)
 {
-	uint8_t next = seg->net[6];
+	struct ust_ip6_walk w = { 0 };
 	bool hbh = false, rt = false, dst = false;
 
-	for (unsigned off = UST_IPV6_HLEN; off + 8 <= seg->net_len && next != UST_IPPROTO_TCP;) {
-		const uint8_t *h = seg->net + off;
-
-		hbh |= next == UST_IPPROTO_HOPOPTS;
-		rt |= next == UST_IPPROTO_ROUTING;
-		dst |= next == UST_IPPROTO_DSTOPTS;
-		off += ust_ip6_ext_len(next, h);
-		next = h[0];
+	while (ust_ip6_ext_step(seg->net, seg->net_len, &w)) {
+		hbh |= w.type == UST_IPPROTO_HOPOPTS;
+		rt |= w.type == UST_IPPROTO_ROUTING;
+		dst |= w.type == UST_IPPROTO_DSTOPTS;
 	}
 	return (hbh && (rx6opt & UST_TCP_RX6_KEEP_HBH)) || (seg_flowinfo(seg) && (rx6opt & UST_TCP_RX6_KEEP_FLOW)) ||
 	       (rt && (rx6opt & UST_TCP_RX6_KEEP_RT)) || (dst && (rx6opt & UST_TCP_RX6_KEEP_DST));

@@ -68,28 +68,34 @@ void ust_arp_build(uint8_t *buf, const struct ust_arp *arp)
 #define IPOPT_TS_TSANDADDR 1
 #define IPOPT_TS_PRESPEC 3
 
+/* The option at d, l bytes left: its length into *olen, 1 for a NOP, 0
+ * for the EOL that ends the list. False when it does not fit. */
+static bool opt_len(const uint8_t *d, unsigned l, unsigned *olen)
+{
+	if (*d == IPOPT_END || *d == IPOPT_NOOP) {
+		*olen = *d == IPOPT_NOOP;
+		return true;
+	}
+	if (l < 2 || d[1] < 2 || d[1] > l)
+		return false;
+	*olen = d[1];
+	return true;
+}
+
 /* RFC 791 options: EOL (0) ends the list, NOP (1) is one byte, every other
  * option is type, length (>= 2, within the header), value. *srr: one is
  * a source route, which Linux drops a datagram for unless the interface
  * accepts source routes (net.ipv4.conf.*.accept_source_route, 0 by
  * default). */
-static bool ipv4_options_valid(const uint8_t *opt, size_t len, bool *srr)
+static bool ipv4_options_valid(const uint8_t *opt, unsigned len, bool *srr)
 {
-	size_t i = 0;
+	unsigned olen;
 
 	*srr = false;
-	while (i < len) {
-		if (opt[i] == IPOPT_LSRR || opt[i] == IPOPT_SSRR)
-			*srr = true;
-		if (opt[i] == IPOPT_END)
-			return true;
-		if (opt[i] == IPOPT_NOOP) {
-			i++;
-			continue;
-		}
-		if (i + 1 >= len || opt[i + 1] < 2 || opt[i + 1] > len - i)
+	for (unsigned i = 0; i < len && opt[i] != IPOPT_END; i += olen) {
+		if (!opt_len(opt + i, len - i, &olen))
 			return false;
-		i += opt[i + 1];
+		*srr |= opt[i] == IPOPT_LSRR || opt[i] == IPOPT_SSRR;
 	}
 	return true;
 }
@@ -154,20 +160,6 @@ void ust_ipv4_set_hlen(uint8_t *buf, unsigned hlen)
 }
 
 /* ---- IP_OPTIONS ---- */
-
-/* The option at d, l bytes left: its length into *olen, 1 for a NOP, 0
- * for the EOL that ends the list. False when it does not fit. */
-static bool opt_len(const uint8_t *d, unsigned l, unsigned *olen)
-{
-	if (*d == IPOPT_END || *d == IPOPT_NOOP) {
-		*olen = *d == IPOPT_NOOP;
-		return true;
-	}
-	if (l < 2 || d[1] < 2 || d[1] > l)
-		return false;
-	*olen = d[1];
-	return true;
-}
 
 /* A source route: the first address is the first hop, the others move up
  * a slot, the last slot is the destination's (filled in at build). */

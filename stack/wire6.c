@@ -254,20 +254,15 @@ enum ust_drop ust_icmp6_error_parse(const struct ust_icmp6 *icmp, struct ust_icm
 		return UST_DROP_ICMP6_TYPE;
 	/* "As much of invoking packet as possible": at least its header and
 	 * the 8 bytes that name a TCP connection. */
-	size_t off = UST_IPV6_HLEN;
+	size_t off;
 	uint8_t next;
 
 	if (icmp->data_len < UST_IPV6_HLEN + 8 || q[0] >> 4 != 6)
 		return UST_DROP_ICMP6_SHORT;
 	/* Past the extension headers a socket sends (Linux's icmpv6_notify
 	 * skips them too). */
-	for (next = q[6]; next == UST_IPPROTO_HOPOPTS || next == UST_IPPROTO_DSTOPTS || next == UST_IPPROTO_ROUTING;) {
-		if (off + 8 > icmp->data_len)
-			return UST_DROP_ICMP6_SHORT;
-		next = q[off];
-		off += (q[off + 1] + 1u) * 8;
-	}
-	if (off + 8 > icmp->data_len)
+	off = ust_ip6_upper(q, icmp->data_len, &next);
+	if (!off || off + 8 > icmp->data_len)
 		return UST_DROP_ICMP6_SHORT;
 	err->type = icmp->type;
 	err->code = icmp->code;

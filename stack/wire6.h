@@ -116,6 +116,50 @@ static inline unsigned ust_ip6_ext_len(uint8_t type, const uint8_t *h)
 	return (h[1] + 1u) * 8;
 }
 
+/* One step of a walk over the extension headers of the IPv6 datagram net
+ * (n bytes): with *w zeroed the first, then the next. True with the
+ * header's offset, type and length in *w; false at the upper layer's
+ * header, with its offset and protocol in w->off and w->type, or when a
+ * header is not whole within n (w->off 0). */
+struct ust_ip6_walk {
+	unsigned off, len;
+	uint8_t type;
+};
+
+static inline bool ust_ip6_ext_step(const uint8_t *net, size_t n, struct ust_ip6_walk *w)
+{
+	if (!w->off) {
+		if (n < UST_IPV6_HLEN)
+			return false;
+		w->off = UST_IPV6_HLEN;
+		w->type = net[6];
+	} else {
+		w->type = net[w->off];
+		w->off += w->len;
+	}
+	if (w->type != UST_IPPROTO_HOPOPTS && w->type != UST_IPPROTO_ROUTING && w->type != UST_IPPROTO_DSTOPTS &&
+	    w->type != UST_IPPROTO_FRAGMENT && w->type != UST_IPPROTO_AH)
+		return false;
+	if (w->off + 8 > n || w->off + (w->len = ust_ip6_ext_len(w->type, net + w->off)) > n) {
+		w->off = 0;
+		return false;
+	}
+	return true;
+}
+
+/* The offset of the upper layer's header in the IPv6 datagram net (n
+ * bytes), past every extension header (Linux's ipv6_skip_exthdr), its
+ * protocol in *proto; 0 when the headers do not fit in n. */
+static inline unsigned ust_ip6_upper(const uint8_t *net, size_t n, uint8_t *proto)
+{
+	struct ust_ip6_walk w = { 0 };
+
+	while (ust_ip6_ext_step(net, n, &w))
+		;
+	*proto = w.type;
+	return w.off;
+}
+
 /* A socket's sticky extension headers (IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS,
  * IPV6_RTHDR, IPV6_DSTOPTS) as every datagram of it carries them, in RFC
  * 8200 §4.1's order, as Linux's ipv6_push_nfrag_opts and

@@ -167,15 +167,10 @@ static bool is_syn(const uint8_t *d, size_t len)
 	size_t off;
 
 	if (len >= UST_IPV6_HLEN && d[0] >> 4 == 6) {
-		uint8_t next = d[6];
+		uint8_t next;
 
 		/* Past a socket's sticky extension headers. */
-		for (off = UST_IPV6_HLEN; next != UST_IPPROTO_TCP && off + 8 <= len &&
-					  (next == UST_IPPROTO_HOPOPTS || next == UST_IPPROTO_DSTOPTS ||
-					   next == UST_IPPROTO_ROUTING);) {
-			next = d[off];
-			off += (d[off + 1] + 1u) * 8;
-		}
+		off = ust_ip6_upper(d, len, &next);
 		if (next != UST_IPPROTO_TCP)
 			off = 0;
 	} else

@@ -122,15 +122,10 @@ static uint32_t frame_waits(const struct ust_pkt *p)
 	if (p->len < UST_ETH_HLEN + 20)
 		return 0;
 	if (ust_get16(p->data + 12) == UST_ETHERTYPE_IPV6 && p->len >= UST_ETH_HLEN + 40) {
-		uint8_t next = ip[6];
+		uint8_t next;
 
-		for (ihl = 40; (next == UST_IPPROTO_HOPOPTS || next == UST_IPPROTO_DSTOPTS ||
-				next == UST_IPPROTO_ROUTING) && p->len >= UST_ETH_HLEN + ihl + 8;) {
-			unsigned len = ust_ip6_ext_len(next, ip + ihl);
-			next = ip[ihl];
-			ihl += len;
-		}
-		if (next != UST_IPPROTO_TCP)
+		ihl = ust_ip6_upper(ip, p->len - UST_ETH_HLEN, &next);
+		if (!ihl || next != UST_IPPROTO_TCP)
 			return 0;
 	} else if (ust_get16(p->data + 12) == UST_ETHERTYPE_IPV4 && ip[9] == 6) {
 		ihl = (ip[0] & 0xfu) * 4u;
