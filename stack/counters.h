@@ -12,6 +12,7 @@
 	X(RX_TRUNCATED,      "rx-truncated",      "frame larger than the receive buffer") \
 	X(RX_VNET,           "rx-vnet",           "frame the kernel could not describe in a virtio_net_hdr") \
 	X(RX_OUTGOING,       "rx-outgoing",       "our own outgoing frame looped back") \
+	X(RX_TWICE,          "rx-twice",          "frame the receive ring's new socket gave again: the first one took it too (ring_switch)") \
 	X(ETH_SHORT,         "eth-short",         "frame shorter than an Ethernet header") \
 	X(ETH_NOT_FOR_US,    "eth-not-for-us",    "destination MAC neither ours nor broadcast") \
 	X(ETH_TYPE,          "eth-type",          "EtherType other than ARP, IPv4 and IPv6 (IPv6 too without USTCP_ADDR6)") \
@@ -89,6 +90,7 @@
 	X(RX_BYTES,          "rx-bytes",          "bytes received") \
 	X(RX_BATCHES,        "rx-batches",        "receive calls that returned frames") \
 	X(RX_RING,           "rx-ring",           "frames taken from the receive ring, without a call") \
+	X(RX_RING_SET,       "rx-ring-set",       "receive rings set once frames streamed in (a socket with one took the first's place)") \
 	X(RX_CSUM_OFFLOADED, "rx-csum-offloaded", "frames whose transport checksum the kernel vouched for") \
 	X(TX_FRAMES,         "tx-frames",         "frames sent") \
 	X(TX_BYTES,          "tx-bytes",          "bytes sent") \

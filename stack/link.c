@@ -1,5 +1,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if_arp.h>
@@ -396,6 +397,7 @@ void ust_link_cool(struct ust_link *l)
 	/* (A steering group member's stays: taking it off would move the
 	 * socket in the group, which only the broker may do.) */
 	l->ring_cool = !l->ring_fixed;
+	l->ring_later = 0;
 	if (l->ring_cool && l->ring && !ring_ready(l))
 		ring_stop(l, true);
 	if (!l->rx_hot || !(mem = malloc(RX_MEM)))
@@ -406,9 +408,22 @@ void ust_link_cool(struct ust_link *l)
 	rx_buffers_at(l, mem);
 }
 
+/* Big socket buffers absorb bursts while the stack thread is busy.
+ * The forcing variants need CAP_NET_ADMIN; the plain ones are capped
+ * by net.core.[rw]mem_max. */
+static void set_buffers(int fd)
+{
+	int bufsize = 8 << 20;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsize, sizeof(bufsize)) < 0)
+		set_opt(fd, SOL_SOCKET, SO_RCVBUF, bufsize, "SO_RCVBUF");
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsize, sizeof(bufsize)) < 0)
+		set_opt(fd, SOL_SOCKET, SO_SNDBUF, bufsize, "SO_SNDBUF");
+}
+
 static int link_setup(struct ust_link *l, char *err, size_t errlen)
 {
-	int one = 1, bufsize = 8 << 20, vnet = 0;
+	int one = 1, vnet = 0;
 	socklen_t vlen = sizeof(vnet);
 
 	if (setsockopt(l->fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0)
@@ -433,13 +448,7 @@ static int link_setup(struct ust_link *l, char *err, size_t errlen)
 		ust_log(UST_LOG_INFO, "link: PACKET_VNET_HDR not available (%s): one frame per segment",
 			strerror(errno));
 	}
-	/* Big socket buffers absorb bursts while the stack thread is busy.
-	 * The forcing variants need CAP_NET_ADMIN; the plain ones are capped
-	 * by net.core.[rw]mem_max. */
-	if (setsockopt(l->fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsize, sizeof(bufsize)) < 0)
-		set_opt(l->fd, SOL_SOCKET, SO_RCVBUF, bufsize, "SO_RCVBUF");
-	if (setsockopt(l->fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsize, sizeof(bufsize)) < 0)
-		set_opt(l->fd, SOL_SOCKET, SO_SNDBUF, bufsize, "SO_SNDBUF");
+	set_buffers(l->fd);
 
 	l->rx_mem = malloc(RX_MEM);
 	l->rx_hot = l->rx_heat_asked = false;
@@ -648,17 +657,16 @@ int ust_link_open(struct ust_link *l, const struct ust_config *cfg, char *err, s
 	 * nothing from it; unlocked, the stack may narrow the filter to its
 	 * ports (ust_link_set_filter: an exit keeper's, docs/architecture.md
 	 * §5). */
-	int r = link_socket(l, cfg, &(struct link_want){ .proto = ETH_P_ALL, .ring_kib = cfg->rx_ring_kib }, err,
-			    errlen);
+	int r = link_socket(l, cfg, &(struct link_want){ .proto = ETH_P_ALL }, err, errlen);
 
 	if (!r) {
 		l->filter_own = true;
 		r = link_setup(l, err, errlen);
 	}
-	if (!r)
-		link_ring_map(l, (unsigned)(l->ring_bytes >> 10));
 	if (r)
 		ust_link_close(l);
+	else
+		l->ring_later = cfg->rx_ring_kib; /* once frames stream in: ring_switch */
 	return r;
 }
 
@@ -734,6 +742,7 @@ void ust_link_close(struct ust_link *l)
 void ust_link_free_buffers(struct ust_link *l)
 {
 	ring_stop(l, false);
+	l->ring_later = 0;
 	if (l->rx_hot)
 		ust_hot_unmap(l->rx_mem, RX_MEM);
 	else
@@ -785,9 +794,15 @@ static unsigned rx_flags(struct msghdr *mh, bool *vlan)
 
 /* One frame as the kernel gave it, from a receive call or the ring: to
  * the capture and the stack, unless it is ours going out or tagged. */
+static bool taken_twice(struct ust_link *l, const uint8_t *frame, size_t len);
+
 static void rx_frame(struct ust_link *l, struct ust_stack *st, const uint8_t *frame, size_t len, unsigned flags,
 		     bool vlan, unsigned char pkttype, ust_time now)
 {
+	if ((l->twice_noting || l->twice_n) && taken_twice(l, frame, len)) {
+		st->ctr.drop[UST_DROP_RX_TWICE]++;
+		return;
+	}
 	if (pkttype == PACKET_OUTGOING) {
 		st->ctr.drop[UST_DROP_RX_OUTGOING]++;
 		return;
@@ -867,10 +882,12 @@ static void rx_batch_done(struct ust_link *l)
  * lives as long as one in the receive buffers. Version 2, not 3: a
  * version 3 block is handed over when full or when its timer (a
  * millisecond at least) fires, and an ACK that waits for it is a
- * millisecond late. The ring is set on the socket before it is bound
- * (link_socket_ring: by the launcher's broker for a program under it),
- * so that no frame is lost to its setting; mapped here by
- * link_ring_map. None with USTCP_RX_RING=0.
+ * millisecond late. No frame may be lost to its setting: the launcher's
+ * broker sets it on the socket it opens before binding it
+ * (link_socket_ring), a stack that opened its own socket sets it on a
+ * second one that takes the first's place once frames stream in
+ * (ring_switch, below); mapped by link_ring_map. None with
+ * USTCP_RX_RING=0.
  *
  * Linux 6.18's tpacket_rcv, when it cannot describe a frame in a
  * virtio_net_hdr (a GSO type the header has no word for), keeps the
@@ -1121,17 +1138,162 @@ static int link_rx(struct ust_link *l, int fd, struct ust_stack *st, ust_time no
 		total += n;
 		if (n < UST_LINK_BATCH)
 			break;
+		l->rx_full = true;
 	}
 	return total;
 }
 
+/* ---- the ring set once frames stream in ----
+ *
+ * A socket the stack opened itself (ust_link_open) starts without a ring:
+ * allocating and zeroing its 4 MiB in the kernel and mapping them cost a
+ * one-shot program about half a millisecond at start-up, and a little
+ * more to free at exit, for a ring it never uses (a curl's first
+ * connect, tests/bench/README.md). The first receive call that finds a
+ * whole batch waiting (a flow streams in) sets it, on a second socket,
+ * so that no frame is lost: the kernel sets a ring on a bound socket by
+ * taking its hook off the device for an RCU grace period (packet_set_ring),
+ * and the frames it delivers meanwhile go to nobody, which cost a flow
+ * early in slow start its window (docs/architecture.md §9e).
+ *
+ * The new socket is made like the first (its filter read back from it,
+ * the same options), gets its ring and is bound: from then on the kernel
+ * gives every frame to both. The first is unbound (bound to protocol 0:
+ * hook off, its queue kept), and what it holds is read and handed to the
+ * stack as usual; the new one takes its number (dup3), so that the loop,
+ * an exit keeper and a forked child find the link where it was. The
+ * frames that arrived between the bind and the unbind (microseconds:
+ * none, or a few) are at the end of what the first one held and at the
+ * start of the new one's ring: the first one's last UST_LINK_TWICE are
+ * noted by a fingerprint, and the new one's first frames that match a run
+ * of them are dropped (rx-twice). A socket the launcher's broker gave
+ * (ust_link_adopt) has its ring from the start, set before it was bound;
+ * the program cannot open another. */
+
+/* A frame's fingerprint: its length and first bytes, where an IPv4
+ * identification, sequence numbers and timestamps tell one from the next
+ * (FNV-1a). */
+static uint64_t frame_print(const uint8_t *frame, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ len;
+
+	for (size_t i = 0; i < len && i < 128; i++)
+		h = (h ^ frame[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* While the first socket is read, notes the frame; then, from the new
+ * socket's first frame on, true for those that repeat a run of the noted
+ * ones (the first found anywhere among them, then each the next). The
+ * first that does not ends the watch. */
+static bool taken_twice(struct ust_link *l, const uint8_t *frame, size_t len)
+{
+	unsigned kept = l->twice_n < UST_LINK_TWICE ? l->twice_n : UST_LINK_TWICE;
+	uint64_t print = frame_print(frame, len);
+
+	if (l->twice_noting) {
+		l->twice[l->twice_n++ % UST_LINK_TWICE] = print;
+		return false;
+	}
+	for (unsigned i = l->twice_n - kept; l->twice_at == ~0u && i < l->twice_n; i++)
+		if (l->twice[i % UST_LINK_TWICE] == print)
+			l->twice_at = i;
+	if (l->twice_at == ~0u || l->twice[l->twice_at % UST_LINK_TWICE] != print) {
+		l->twice_n = 0;
+		return false;
+	}
+	if (++l->twice_at == l->twice_n)
+		l->twice_n = 0;
+	return true;
+}
+
+/* A packet socket made as the link's, with a receive ring of kib KiB,
+ * bound: its fd, or -errno. */
+static int ring_socket(const struct ust_link *l, unsigned kib)
+{
+	struct sock_filter prog[UST_LINK_GROUP_FILTER_MAX];
+	socklen_t n = UST_ARRAY_SIZE(prog); /* SO_GET_FILTER counts instructions */
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = l->ifindex };
+	struct sock_fprog fprog = { .filter = prog };
+	int fd, one = 1, e;
+
+	if (getsockopt(l->fd, SOL_SOCKET, SO_GET_FILTER, prog, &n) < 0)
+		return -errno;
+	fprog.len = (unsigned short)n;
+	fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0 ||
+	    setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0 ||
+	    (l->vnet && setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0) ||
+	    (l->bypass && setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) < 0)) {
+		e = errno;
+		goto fail;
+	}
+	set_opt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
+	set_buffers(fd);
+	e = ring_set(fd, l->mtu, kib);
+	if (e)
+		goto fail;
+	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) == 0)
+		return fd;
+	e = errno;
+fail:
+	close(fd);
+	return -e;
+}
+
+/* What the first socket may hold when it is unbound: its buffer's 8 MiB in
+ * frames of a few hundred bytes. */
+#define RING_SWITCH_BATCHES 1024
+
+/* The ring set on a socket that takes the link's place (above). Returns
+ * the frames the first socket still held, handed to the stack. */
+static int ring_switch(struct ust_link *l, struct ust_stack *st, ust_time now)
+{
+	struct sockaddr_ll off = { .sll_family = AF_PACKET, .sll_ifindex = l->ifindex }; /* protocol 0 */
+	unsigned kib = l->ring_later;
+	int fd, n;
+
+	l->ring_later = 0; /* once, refused or not */
+	fd = ring_socket(l, kib);
+	if (fd >= 0 && bind(l->fd, (struct sockaddr *)&off, sizeof(off)) < 0) {
+		/* Still bound, the first socket took every frame. */
+		int e = errno;
+		close(fd);
+		fd = -e;
+	}
+	if (fd < 0) {
+		ust_log(UST_LOG_INFO, "link %s: no receive ring (%s): a call per batch", l->ifname, strerror(-fd));
+		return 0;
+	}
+	l->twice_n = 0;
+	l->twice_noting = true;
+	n = link_rx(l, l->fd, st, now, RING_SWITCH_BATCHES);
+	l->twice_noting = false;
+	l->twice_at = ~0u;
+	if (dup3(fd, l->fd, O_CLOEXEC) == l->fd)
+		close(fd);
+	else
+		l->fd = fd; /* never seen: the link where the kernel put it */
+	l->fd_gen++;
+	st->ctr.event[UST_EV_RX_RING_SET]++;
+	link_ring_map(l, kib);
+	return n > 0 ? n : 0;
+}
+
 int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches)
 {
+	int r;
+
 	if (l->ring_unmapped)
 		ring_map(l);
 	if (l->ring)
 		return ring_rx(l, st, now, max_batches);
-	return link_rx(l, l->fd, st, now, max_batches);
+	r = link_rx(l, l->fd, st, now, max_batches);
+	if (l->ring_later && l->rx_full && r > 0)
+		r += ring_switch(l, st, now);
+	return r;
 }
 
 int ust_link_rx_arp(struct ust_link *l, struct ust_stack *st, ust_time now)

@@ -27,6 +27,10 @@
  * anything bigger as truncated. */
 #define UST_LINK_FRAME_MAX (UST_ETH_HLEN + UST_IPV4_MAXLEN + 128)
 #define UST_LINK_FILTER_MAX 80
+/* Frames the link remembers while its receive ring's socket replaces the
+ * first (link.c, ring_switch): far more than arrive in the microseconds
+ * both sockets take every frame. */
+#define UST_LINK_TWICE 64
 /* The largest IP datagram a GSO run makes: its frame stays below the
  * 65536 bytes of a device's usual gso_max_size (beyond it the kernel would
  * segment in software, which PACKET_QDISC_BYPASS does not do). */
@@ -75,8 +79,8 @@ struct ust_link {
 	bool rx_heat_asked;       /* rx_buffers_hot tried: not again, until ust_link_cool */
 	bool rx_coalesced;        /* this batch had a frame longer than the MTU */
 
-	/* The receive ring (link.c, link_socket_ring), set on the socket
-	 * before it was bound and mapped at open or adoption: ring_bytes of
+	/* The receive ring (link.c, link_socket_ring, ring_switch), set on
+	 * the socket before it was bound, and mapped: ring_bytes of
 	 * it (USTCP_RX_RING; 0: none), slots of ring_frame bytes,
 	 * ring_frames of them, the next to take at ring_head. NULL without
 	 * one. An exit keeper lets it go once it is empty (ring_cool),
@@ -88,6 +92,20 @@ struct ust_link {
 	bool ring_cool, ring_fixed;
 	bool ring_drain;          /* the socket's queue may hold frames no slot stands for */
 	bool ring_unmapped;       /* set on the socket, not yet mapped (ring_map failed) */
+	/* A socket the stack opened itself gets its ring once frames stream
+	 * in (link.c, ring_switch): ring_later KiB of it, 0 once set or
+	 * not to be. rx_full: a receive call found a whole batch waiting.
+	 * fd_gen counts the sockets that took fd's number since (the loop
+	 * watches the number again). twice: the frames both sockets took,
+	 * which the new one gives again (their fingerprints, the last
+	 * UST_LINK_TWICE of them, twice_n in all; twice_at the next one
+	 * expected, ~0u until the first is found; none left: twice_n 0). */
+	unsigned ring_later;
+	bool rx_full;
+	unsigned fd_gen;
+	uint64_t twice[UST_LINK_TWICE];
+	unsigned twice_n, twice_at;
+	bool twice_noting;
 	struct mmsghdr rx_msg[UST_LINK_BATCH];
 	struct iovec rx_iov[2 * UST_LINK_BATCH];   /* [vnet header,] frame */
 	struct virtio_net_hdr rx_vnet[UST_LINK_BATCH];

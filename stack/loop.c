@@ -37,6 +37,15 @@ void ust_loop_kick(struct ust_loop *l, ust_time now)
 	ust_time due;
 
 	l->kicks++;
+	if (l->rx_gen != l->link->fd_gen) {
+		/* Another socket took the link's number (ring_switch): the
+		 * number watched again, which libev takes for a new file
+		 * (ev_io_set marks it so). */
+		l->rx_gen = l->link->fd_gen;
+		ev_io_stop(l->ev, &l->rx);
+		ev_io_set(&l->rx, l->link->fd, EV_READ);
+		ev_io_start(l->ev, &l->rx);
+	}
 	for (unsigned turn = 0;; turn++) {
 		due = ust_stack_timers(l->st, now);
 		if (l->tcp)
@@ -170,6 +179,7 @@ void ust_loop_start(struct ust_loop *l, struct ev_loop *ev, struct ust_stack *st
 	l->timer_due = UST_TIME_NEVER;
 	l->linger_us = UST_CALL_SPIN_DEFAULT;
 	ev_io_init(&l->rx, on_rx, link->fd, EV_READ);
+	l->rx_gen = link->fd_gen;
 	/* Frames that arrived before a timer fell due are handled before
 	 * it: libev runs the pending watchers of one priority in reverse
 	 * order of queueing, timers (queued after the poll) first. A loaded

@@ -21,6 +21,7 @@
 struct ust_loop {
 	struct ev_loop *ev;
 	ev_io rx;
+	unsigned rx_gen;            /* the link's fd_gen rx watches */
 	ev_io arp;                  /* the link's ARP socket, when it has one */
 	ev_timer timer;
 	ust_time timer_due;
