@@ -158,63 +158,87 @@ unsigned ust_link_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8
 	return n;
 }
 
+/* The keeper filter's labels (bpf_asm.h). */
+enum kf_label {
+	K_NONE, K_V4Q, K_TCP4, K_V6, K_X1, K_X2, K_X3, K_X4, K_TCP6, K_ICMP6, K_QX1, K_QX2, K_QX3, K_QX4, K_Q6TCP,
+	K_ACCEPT, K_DROP, K_SEARCH, K_N
+};
+
 unsigned ust_link_port_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8_t mac[UST_ETH_ALEN], bool l3,
 			      const struct ust_steer_range *r, unsigned nr,
 			      struct sock_filter prog[UST_LINK_PORT_FILTER_MAX])
 {
 	/* ust_link_filter's last instruction accepts: what it accepts goes
 	 * on from there instead, to the frame's ports. e: the IP header's
-	 * offset. Labels: TCP4 22, V6 24, TCP6 35, ACCEPT 37, DROP 38,
-	 * SEARCH 39. */
+	 * offset. */
+#define I UST_BPF_I
+#define J UST_BPF_J
+#define AT UST_BPF_AT
+#define NEXT UST_BPF_NEXT
 	const uint32_t e = l3 ? 0 : UST_ETH_HLEN;
-	const struct sock_filter head[] = {
-		l3 ? (struct sock_filter)BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0)             /* 0: version */
-		   : (struct sock_filter)BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),           /*    EtherType */
-		l3 ? (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf0)         /* 1 */
-		   : (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UST_ETHERTYPE_ARP, 35, 0), /* ARP */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, l3 ? 0x40 : UST_ETHERTYPE_IPV4, 0, 21), /* 2: IPv4, else V6 */
-		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, e + 6),                   /* 3: flags, fragment offset */
-		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x1fff, 33, 0),         /* 4: a later fragment: DROP */
-		BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, e),                      /* 5: X = IP header length */
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, e + 9),                   /* 6: protocol */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 14, 0),               /* 7: TCP4 */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 29),               /* 8: ICMP, else DROP */
-		BPF_STMT(BPF_LD | BPF_B | BPF_IND, e),                       /* 9: ICMP type */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 3, 2, 0),                /* 10: unreachable */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 11, 1, 0),               /* 11: time exceeded */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 12, 0, 25),              /* 12: parameter problem */
-		BPF_STMT(BPF_LD | BPF_B | BPF_IND, e + 8 + 9),               /* 13: the quoted protocol */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 0, 23),               /* 14: TCP, else DROP */
-		BPF_STMT(BPF_LD | BPF_B | BPF_IND, e + 8),                   /* 15: the quoted header's length */
-		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf),                    /* 16 */
-		BPF_STMT(BPF_ALU | BPF_LSH | BPF_K, 2),                      /* 17 */
-		BPF_STMT(BPF_ALU | BPF_ADD | BPF_X, 0),                      /* 18 */
-		BPF_STMT(BPF_MISC | BPF_TAX, 0),                             /* 19 */
-		BPF_STMT(BPF_LD | BPF_H | BPF_IND, e + 8),                   /* 20: the quoted source port */
-		BPF_STMT(BPF_JMP | BPF_JA, 17),                              /* 21: SEARCH */
-		BPF_STMT(BPF_LD | BPF_H | BPF_IND, e + 2),                   /* 22: TCP4: destination port */
-		BPF_STMT(BPF_JMP | BPF_JA, 15),                              /* 23: SEARCH */
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, e + 6),                   /* 24: V6: next header */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 9, 0),                /* 25: TCP6 */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 58, 0, 11),              /* 26: ICMPv6, else DROP */
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, e + 40),                  /* 27: ICMPv6 type */
-		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 133, 0, 1),              /* 28: 133 to 137: */
-		BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 137, 8, 7),              /* 29: NDP: ACCEPT */
-		BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 4, 7, 0),                /* 30: 1 to 4: an error */
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, e + 40 + 8 + 6),          /* 31: the quoted next header */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 0, 5),                /* 32: TCP, else DROP */
-		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, e + 40 + 8 + 40),         /* 33: the quoted source port */
-		BPF_STMT(BPF_JMP | BPF_JA, 4),                               /* 34: SEARCH */
-		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, e + 40 + 2),              /* 35: TCP6: destination port */
-		BPF_STMT(BPF_JMP | BPF_JA, 2),                               /* 36: SEARCH */
-		BPF_STMT(BPF_RET | BPF_K, BPF_ACCEPT_LEN),                   /* 37: ACCEPT */
-		BPF_STMT(BPF_RET | BPF_K, 0),                                /* 38: DROP */
+	const struct ust_bpf_ins head[] = {
+		l3 ? (struct ust_bpf_ins)I(BPF_LD | BPF_B | BPF_ABS, 0)                   /* version */
+		   : (struct ust_bpf_ins)I(BPF_LD | BPF_H | BPF_ABS, 12),                 /* EtherType */
+		l3 ? (struct ust_bpf_ins)I(BPF_ALU | BPF_AND | BPF_K, 0xf0)
+		   : (struct ust_bpf_ins)J(BPF_JMP | BPF_JEQ | BPF_K, UST_ETHERTYPE_ARP, K_ACCEPT, NEXT),
+		J(BPF_JMP | BPF_JEQ | BPF_K, l3 ? 0x40 : UST_ETHERTYPE_IPV4, NEXT, K_V6),
+		I(BPF_LD | BPF_H | BPF_ABS, e + 6),                          /* flags, fragment offset */
+		J(BPF_JMP | BPF_JSET | BPF_K, 0x1fff, K_DROP, NEXT),         /* a later fragment */
+		I(BPF_LDX | BPF_B | BPF_MSH, e),                             /* X = IP header length */
+		I(BPF_LD | BPF_B | BPF_ABS, e + 9),                          /* protocol */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 6, K_TCP4, NEXT),
+		J(BPF_JMP | BPF_JEQ | BPF_K, 1, NEXT, K_DROP),               /* ICMP */
+		I(BPF_LD | BPF_B | BPF_IND, e),                              /* its type */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 3, K_V4Q, NEXT),                /* unreachable */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 11, K_V4Q, NEXT),               /* time exceeded */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 12, NEXT, K_DROP),              /* parameter problem */
+		AT(K_V4Q, BPF_LD | BPF_B | BPF_IND, e + 8 + 9),              /* the quoted protocol */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 6, NEXT, K_DROP),
+		I(BPF_LD | BPF_B | BPF_IND, e + 8),                          /* the quoted header's length */
+		I(BPF_ALU | BPF_AND | BPF_K, 0xf),
+		I(BPF_ALU | BPF_LSH | BPF_K, 2),
+		I(BPF_ALU | BPF_ADD | BPF_X, 0),
+		I(BPF_MISC | BPF_TAX, 0),
+		I(BPF_LD | BPF_H | BPF_IND, e + 8),                          /* the quoted source port */
+		UST_BPF_GOTO(K_SEARCH),
+		AT(K_TCP4, BPF_LD | BPF_H | BPF_IND, e + 2),                 /* TCP: destination port */
+		UST_BPF_GOTO(K_SEARCH),
+		/* IPv6: TCP past up to four hop-by-hop, routing and
+		 * destination options headers (a peer's sticky headers). */
+		AT(K_V6, BPF_LD | BPF_B | BPF_ABS, e + 6),                   /* next header */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 58, K_ICMP6, NEXT),
+		I(BPF_LDX | BPF_W | BPF_IMM, 0),
+		UST_BPF_EXT_STEP(K_X1, e + 40, K_TCP6, K_DROP), UST_BPF_EXT_STEP(K_X2, e + 40, K_TCP6, K_DROP),
+		UST_BPF_EXT_STEP(K_X3, e + 40, K_TCP6, K_DROP), UST_BPF_EXT_STEP(K_X4, e + 40, K_TCP6, K_DROP),
+		J(BPF_JMP | BPF_JEQ | BPF_K, 6, K_TCP6, K_DROP),
+		AT(K_TCP6, BPF_LD | BPF_H | BPF_IND, e + 40 + 2),            /* TCP: destination port */
+		UST_BPF_GOTO(K_SEARCH),
+		AT(K_ICMP6, BPF_LD | BPF_B | BPF_ABS, e + 40),               /* ICMPv6: its type */
+		J(BPF_JMP | BPF_JGT | BPF_K, 137, K_DROP, NEXT),
+		J(BPF_JMP | BPF_JGE | BPF_K, 133, K_ACCEPT, NEXT),           /* neighbour discovery */
+		J(BPF_JMP | BPF_JGT | BPF_K, 4, K_DROP, NEXT),               /* errors are 1..4 */
+		J(BPF_JMP | BPF_JEQ | BPF_K, 0, K_DROP, NEXT),
+		I(BPF_LD | BPF_B | BPF_ABS, e + 48 + 6),                     /* the quoted next header */
+		I(BPF_LDX | BPF_W | BPF_IMM, 0),                             /* past our sticky headers */
+		UST_BPF_EXT_STEP(K_QX1, e + 88, K_Q6TCP, K_DROP), UST_BPF_EXT_STEP(K_QX2, e + 88, K_Q6TCP, K_DROP),
+		UST_BPF_EXT_STEP(K_QX3, e + 88, K_Q6TCP, K_DROP), UST_BPF_EXT_STEP(K_QX4, e + 88, K_Q6TCP, K_DROP),
+		J(BPF_JMP | BPF_JEQ | BPF_K, 6, K_Q6TCP, K_DROP),
+		AT(K_Q6TCP, BPF_LD | BPF_H | BPF_IND, e + 88),               /* the quoted source port */
+		UST_BPF_GOTO(K_SEARCH),
+		AT(K_ACCEPT, BPF_RET | BPF_K, BPF_ACCEPT_LEN),
+		AT(K_DROP, BPF_RET | BPF_K, 0),
 	};
-	unsigned n = ust_link_filter(addr, addr6, mac, l3, prog) - 1;
+#undef I
+#undef J
+#undef AT
+#undef NEXT
+	unsigned n = ust_link_filter(addr, addr6, mac, l3, prog) - 1, at[K_N] = { 0 };
 
+	_Static_assert(UST_ARRAY_SIZE(head) == UST_LINK_PORT_FILTER_HEAD, "the head's length, as link.h counts it");
 	if (nr > UST_LINK_PORT_RANGES_MAX)
 		return 0;
-	memcpy(prog + n, head, sizeof(head));
+	at[K_SEARCH] = UST_ARRAY_SIZE(head);
+	ust_bpf_assemble(head, UST_ARRAY_SIZE(head), at, prog + n);
 	n += UST_ARRAY_SIZE(head);
 	return n + ust_steer_search(prog + n, r, nr, BPF_ACCEPT_LEN, 0);
 }

@@ -17,6 +17,7 @@
 #include <net/if.h>
 #include <sys/socket.h>
 
+#include "bpf_asm.h"
 #include "config.h"
 #include "pcap.h"
 #include "stack.h"
@@ -144,7 +145,11 @@ unsigned ust_link_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8
  * program stays well within the kernel's BPF_MAXINSNS and the socket
  * memory (net.core.optmem_max) a filter is charged to. */
 #define UST_LINK_PORT_RANGES_MAX 128
-#define UST_LINK_PORT_FILTER_MAX (UST_LINK_FILTER_MAX + 40 + 6 * UST_LINK_PORT_RANGES_MAX)
+/* The instructions ust_link_port_filter adds before its search of the
+ * ports (link.c, its head; UST_BPF_EXT_STEPS for each of the walks past a
+ * segment's IPv6 extension headers and past a quoted one's). */
+#define UST_LINK_PORT_FILTER_HEAD (42 + 2 * UST_BPF_EXT_STEPS)
+#define UST_LINK_PORT_FILTER_MAX (UST_LINK_FILTER_MAX + UST_LINK_PORT_FILTER_HEAD + 6 * UST_LINK_PORT_RANGES_MAX)
 
 /* ust_link_filter's program narrowed to the TCP ports in r[0..nr) (sorted,
  * disjoint; ust_steer_ranges makes them): of what it passes, ARP (which

@@ -1,6 +1,7 @@
 /* The steering group's program (steer.h). */
 #include <linux/if_ether.h>
 
+#include "bpf_asm.h"
 #include "steer.h"
 
 #define INS(c, k) ((struct sock_filter)BPF_STMT((c), (k)))
@@ -79,18 +80,10 @@ unsigned ust_steer_ranges(const uint64_t bits[1024], struct ust_steer_range *r, 
 	return port_runs(bits, gap, r);
 }
 
-/* The head as a tiny assembler writes it: jumps name labels, resolved
- * once every instruction's place is known. */
+/* The head's labels (bpf_asm.h). */
 enum label {
-	NEXT, L_V4, L_V4Q, L_V4TCP, L_V6, L_V6TCP, L_X1, L_X2, L_X3, L_X4, L_ICMP6, L_Q6TCP, L_QX1, L_QX2, L_QX3,
+	L_NONE, L_V4, L_V4Q, L_V4TCP, L_V6, L_V6TCP, L_X1, L_X2, L_X3, L_X4, L_ICMP6, L_Q6TCP, L_QX1, L_QX2, L_QX3,
 	L_QX4, L_DFLT, L_BROKER, L_S4, L_S6, L_N
-};
-
-struct ins {
-	uint16_t code;
-	uint32_t k;
-	uint8_t jt, jf;       /* enum label; NEXT: the next instruction */
-	uint8_t at;           /* the label this instruction carries, or NEXT */
 };
 
 unsigned ust_steer_program(const struct ust_steer_range *r4, unsigned n4, const struct ust_steer_range *r6,
@@ -99,23 +92,11 @@ unsigned ust_steer_program(const struct ust_steer_range *r4, unsigned n4, const 
 	/* The frame from its IP header: the fanout hook runs before
 	 * packet_rcv pushes the link header back. The EtherType is the
 	 * skb's protocol, an ancillary load. */
-#define I(c, k) { (c), (k), NEXT, NEXT, NEXT }
-#define J(c, k, t, f) { (c), (k), (t), (f), NEXT }
-#define AT(l, c, k) { (c), (k), NEXT, NEXT, (l) }
-#define ATJ(l, c, k, t, f) { (c), (k), (t), (f), (l) }
-	/* One step over an IPv6 extension header (A: its type, X: its offset
-	 * from base): to tcp if A is TCP's; on past a hop-by-hop, routing or
-	 * destination options header (A: the next one's type, X: its
-	 * offset); anything else to the default member. M[0] holds the type
-	 * while X moves. */
-#define EXT_STEP(l, base, tcp)                                                                     \
-	J(BPF_JMP | BPF_JEQ | BPF_K, 6, tcp, NEXT), J(BPF_JMP | BPF_JEQ | BPF_K, 0, l, NEXT),          \
-		J(BPF_JMP | BPF_JEQ | BPF_K, 60, l, NEXT), J(BPF_JMP | BPF_JEQ | BPF_K, 43, l, L_DFLT),  \
-		AT(l, BPF_LD | BPF_B | BPF_IND, (base)), I(BPF_ST, 0),                                    \
-		I(BPF_LD | BPF_B | BPF_IND, (base) + 1), I(BPF_ALU | BPF_ADD | BPF_K, 1),                 \
-		I(BPF_ALU | BPF_LSH | BPF_K, 3), I(BPF_ALU | BPF_ADD | BPF_X, 0), I(BPF_MISC | BPF_TAX, 0), \
-		I(BPF_LD | BPF_W | BPF_MEM, 0)
-	static const struct ins head[] = {
+#define I UST_BPF_I
+#define J UST_BPF_J
+#define AT UST_BPF_AT
+#define NEXT UST_BPF_NEXT
+	static const struct ust_bpf_ins head[] = {
 		I(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_PROTOCOL)),
 		J(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_ARP, L_BROKER, NEXT),   /* every stack reads ARP apart */
 		J(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IPV6, L_V6, NEXT),
@@ -139,20 +120,20 @@ unsigned ust_steer_program(const struct ust_steer_range *r4, unsigned n4, const 
 		I(BPF_ALU | BPF_ADD | BPF_X, 0),
 		I(BPF_MISC | BPF_TAX, 0),
 		I(BPF_LD | BPF_H | BPF_IND, 8),                             /* the quoted source port: ours */
-		J(BPF_JMP | BPF_JA, L_S4, NEXT, NEXT),
+		UST_BPF_GOTO(L_S4),
 		AT(L_V4TCP, BPF_LD | BPF_H | BPF_IND, 2),                   /* TCP destination port */
-		J(BPF_JMP | BPF_JA, L_S4, NEXT, NEXT),
+		UST_BPF_GOTO(L_S4),
 		/* IPv6: the upper-layer header after up to four hop-by-hop,
 		 * routing and destination options headers (a peer's sticky
 		 * headers; more, or others: the default member). */
 		AT(L_V6, BPF_LD | BPF_B | BPF_ABS, 6),                      /* next header */
 		J(BPF_JMP | BPF_JEQ | BPF_K, 58, L_ICMP6, NEXT),
 		I(BPF_LDX | BPF_W | BPF_IMM, 0),
-		EXT_STEP(L_X1, 40, L_V6TCP), EXT_STEP(L_X2, 40, L_V6TCP),
-		EXT_STEP(L_X3, 40, L_V6TCP), EXT_STEP(L_X4, 40, L_V6TCP),
+		UST_BPF_EXT_STEP(L_X1, 40, L_V6TCP, L_DFLT), UST_BPF_EXT_STEP(L_X2, 40, L_V6TCP, L_DFLT),
+		UST_BPF_EXT_STEP(L_X3, 40, L_V6TCP, L_DFLT), UST_BPF_EXT_STEP(L_X4, 40, L_V6TCP, L_DFLT),
 		J(BPF_JMP | BPF_JEQ | BPF_K, 6, L_V6TCP, L_DFLT),
 		AT(L_V6TCP, BPF_LD | BPF_H | BPF_IND, 40 + 2),              /* TCP destination port */
-		J(BPF_JMP | BPF_JA, L_S6, NEXT, NEXT),
+		UST_BPF_GOTO(L_S6),
 		AT(L_ICMP6, BPF_LD | BPF_B | BPF_ABS, 40),                  /* ICMPv6: its type */
 		J(BPF_JMP | BPF_JGT | BPF_K, 137, L_DFLT, NEXT),
 		J(BPF_JMP | BPF_JGE | BPF_K, 133, L_BROKER, NEXT),          /* neighbour discovery: read apart */
@@ -160,41 +141,28 @@ unsigned ust_steer_program(const struct ust_steer_range *r4, unsigned n4, const 
 		J(BPF_JMP | BPF_JEQ | BPF_K, 0, L_DFLT, NEXT),
 		I(BPF_LD | BPF_B | BPF_ABS, 48 + 6),                        /* the quoted next header */
 		I(BPF_LDX | BPF_W | BPF_IMM, 0),                            /* past our sticky headers */
-		EXT_STEP(L_QX1, 88, L_Q6TCP), EXT_STEP(L_QX2, 88, L_Q6TCP),
-		EXT_STEP(L_QX3, 88, L_Q6TCP), EXT_STEP(L_QX4, 88, L_Q6TCP),
+		UST_BPF_EXT_STEP(L_QX1, 88, L_Q6TCP, L_DFLT), UST_BPF_EXT_STEP(L_QX2, 88, L_Q6TCP, L_DFLT),
+		UST_BPF_EXT_STEP(L_QX3, 88, L_Q6TCP, L_DFLT), UST_BPF_EXT_STEP(L_QX4, 88, L_Q6TCP, L_DFLT),
 		J(BPF_JMP | BPF_JEQ | BPF_K, 6, L_Q6TCP, L_DFLT),
 		AT(L_Q6TCP, BPF_LD | BPF_H | BPF_IND, 48 + 40),             /* the quoted source port: ours */
-		J(BPF_JMP | BPF_JA, L_S6, NEXT, NEXT),
+		UST_BPF_GOTO(L_S6),
 		AT(L_DFLT, BPF_RET | BPF_K, 0),                             /* k: dflt */
 		AT(L_BROKER, BPF_RET | BPF_K, UST_STEER_BROKER),
 	};
 #undef I
 #undef J
 #undef AT
-#undef ATJ
-#undef EXT_STEP
+#undef NEXT
 	const unsigned len = UST_ARRAY_SIZE(head);
 	unsigned at[L_N] = { 0 }, s4;
 
 	if (n4 + n6 > UST_STEER_RANGES_MAX)
 		return 0;
-	for (unsigned i = 0; i < len; i++)
-		if (head[i].at != NEXT)
-			at[head[i].at] = i;
 	/* Each family's search after the head: its ranges, or dflt alone. */
 	at[L_S4] = len;
 	s4 = ust_steer_search(prog + len, r4, n4, UST_STEER_TO_MEMBER, dflt);
 	at[L_S6] = len + s4;
-	for (unsigned i = 0; i < len; i++) {
-		const struct ins *h = &head[i];
-		if (h->code == (BPF_JMP | BPF_JA)) {
-			prog[i] = INS(h->code, at[h->k] - (i + 1));
-		} else if (BPF_CLASS(h->code) == BPF_JMP) {
-			unsigned t = h->jt == NEXT ? i + 1 : at[h->jt], f = h->jf == NEXT ? i + 1 : at[h->jf];
-			prog[i] = JMP(h->code, h->k, (uint8_t)(t - (i + 1)), (uint8_t)(f - (i + 1)));
-		} else {
-			prog[i] = INS(h->code, i == at[L_DFLT] ? dflt : h->k);
-		}
-	}
+	ust_bpf_assemble(head, len, at, prog);
+	prog[at[L_DFLT]].k = dflt;
 	return len + s4 + ust_steer_search(prog + len + s4, r6, n6, UST_STEER_TO_MEMBER, dflt);
 }

@@ -8,8 +8,10 @@
 #define USTCP_TEST_BPF_RUN_H
 
 #include <linux/filter.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "base.h"
 
@@ -103,6 +105,33 @@ static unsigned bpf_run_proto(const struct sock_filter *prog, unsigned n, const 
 	}
 	fail_msg("ran off the end of the program");
 	return 0;
+}
+
+/* An IPv6 TCP segment (from port 40000 to port) after extension headers
+ * of the types in nh (n of them, 8 or 16 bytes each), as a peer's sticky headers put them; an ICMPv6 error's
+ * quote of ours with them (at 48, from port to 80) when quote, the IPv6
+ * header at f. Returns the length. */
+static size_t ext6_frame(uint8_t *f, uint16_t port, const uint8_t *nh, unsigned n, bool quote)
+{
+	unsigned base = quote ? 48 : 0, off = base + 40;
+
+	memset(f, 0, 200);
+	f[0] = 0x60;
+	if (quote) {
+		f[6] = 58;
+		f[40] = 2; /* packet too big */
+		f[48] = 0x60;
+	}
+	f[base + 6] = n ? nh[0] : 6;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned len = i % 2 ? 16 : 8;
+		f[off] = i + 1 < n ? nh[i + 1] : 6;
+		f[off + 1] = (uint8_t)(len / 8 - 1);
+		off += len;
+	}
+	ust_put16(f + off, quote ? port : 40000);
+	ust_put16(f + off + 2, quote ? 80 : port);
+	return off + 20;
 }
 
 #endif

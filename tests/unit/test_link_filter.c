@@ -346,6 +346,20 @@ static unsigned icmp6(const struct ust_ip6 *dst, uint8_t type, uint8_t next, uin
 	return bpf_run(kprog, kn, f, ip_at + 40 + 8 + 40 + 8);
 }
 
+/* ext6_frame (bpf_run.h) to dst, in a frame at f: a segment to port past
+ * the extension headers nh[0..n), or an ICMPv6 error quoting ours from
+ * port with them (quote). */
+static unsigned ext6(const struct ust_ip6 *dst, uint16_t port, const uint8_t *nh, unsigned n, bool quote)
+{
+	uint8_t f[UST_ETH_HLEN + 200];
+	size_t len = ext6_frame(f + ip_at, port, nh, n, quote);
+
+	if (ip_at)
+		ust_eth_build(f, our_mac, our_mac, UST_ETHERTYPE_IPV6);
+	memcpy(f + ip_at + 24, dst->b, 16);
+	return bpf_run(kprog, kn, f, ip_at + len);
+}
+
 static const struct ust_steer_range kranges[] = { { 80, 82, 0 }, { 40000, 40010, 0 } };
 
 static void keeper_prog(const struct ust_ip6 *a6, bool l3, const struct ust_steer_range *r, unsigned nr)
@@ -414,6 +428,22 @@ static void test_port_filter_ipv6(void **state)
 		assert_int_equal(icmp6(&sn, t, 0, 0), ACCEPT);
 	assert_int_equal(icmp6(&other, 135, 0, 0), 0);
 	assert_int_equal(icmp6(&sn, 138, 0, 0), 0);
+	/* Past a peer's sticky extension headers (hop-by-hop, destination
+	 * options, routing): up to four, as the steering program walks
+	 * them; errors quoting ours with them. */
+	{
+		static const uint8_t four[] = { 0, 60, 43, 60 }, five[] = { 0, 60, 43, 60, 60 }, frag[] = { 44 };
+
+		assert_int_equal(ext6(&our6, 81, four, 1, false), ACCEPT);
+		assert_int_equal(ext6(&our6, 40004, four, 4, false), ACCEPT);
+		assert_int_equal(ext6(&our6, 83, four, 4, false), 0);
+		assert_int_equal(ext6(&other, 81, four, 2, false), 0);
+		assert_int_equal(ext6(&our6, 81, five, 5, false), 0);
+		assert_int_equal(ext6(&our6, 81, frag, 1, false), 0);
+		assert_int_equal(ext6(&our6, 82, four, 4, true), ACCEPT);
+		assert_int_equal(ext6(&our6, 84, four, 3, true), 0);
+		assert_int_equal(ext6(&our6, 82, five, 5, true), 0);
+	}
 	/* IPv4 alongside. */
 	assert_int_equal(tcp4(OUR_IP, 80, 5, 0), ACCEPT);
 	assert_int_equal(tcp4(OUR_IP, 83, 5, 0), 0);
@@ -463,6 +493,13 @@ static void test_port_filter_l3(void **state)
 	assert_int_equal(tcp6(&our6, 40004), ACCEPT);
 	assert_int_equal(tcp6(&our6, 40011), 0);
 	assert_int_equal(icmp6(&our6, 2, 6, 82), ACCEPT);
+	{
+		static const uint8_t two[] = { 0, 60 };
+
+		assert_int_equal(ext6(&our6, 40004, two, 2, false), ACCEPT);
+		assert_int_equal(ext6(&our6, 40011, two, 2, false), 0);
+		assert_int_equal(ext6(&our6, 80, two, 2, true), ACCEPT);
+	}
 }
 
 /* No port left: only ARP (and neighbour discovery) pass. Every port of
@@ -481,7 +518,7 @@ static void test_port_filter_bounds(void **state)
 	for (unsigned k = 0; k <= UST_LINK_PORT_RANGES_MAX; k++)
 		many[k] = (struct ust_steer_range){ (uint16_t)(1000 + 300 * k), (uint16_t)(1000 + 300 * k + k % 7), 0 };
 	keeper_prog(&our6, false, many, UST_LINK_PORT_RANGES_MAX);
-	assert_int_equal(kn, ust_link_filter(OUR_IP, &our6, our_mac, false, kprog) - 1 + 39 +
+	assert_int_equal(kn, ust_link_filter(OUR_IP, &our6, our_mac, false, kprog) - 1 + UST_LINK_PORT_FILTER_HEAD +
 				     6 * UST_LINK_PORT_RANGES_MAX - 2);
 	keeper_prog(&our6, false, many, UST_LINK_PORT_RANGES_MAX);
 	for (unsigned p = 0; p < 65536; p++) {

@@ -86,32 +86,6 @@ static size_t icmp6_frame(uint8_t *f, uint8_t type, uint16_t sport)
 	return 96;
 }
 
-/* The same after extension headers of the types in nh (n of them, 8 or
- * 16 bytes each), as a peer's sticky headers put them; an ICMPv6 error's
- * quote of ours with them (at 48) when quote. Returns the length. */
-static size_t ext6_frame(uint8_t *f, uint16_t port, const uint8_t *nh, unsigned n, bool quote)
-{
-	unsigned base = quote ? 48 : 0, off = base + 40;
-
-	memset(f, 0, 200);
-	f[0] = 0x60;
-	if (quote) {
-		f[6] = 58;
-		f[40] = 2; /* packet too big */
-		f[48] = 0x60;
-	}
-	f[base + 6] = n ? nh[0] : 6;
-	for (unsigned i = 0; i < n; i++) {
-		unsigned len = i % 2 ? 16 : 8;
-		f[off] = i + 1 < n ? nh[i + 1] : 6;
-		f[off + 1] = (uint8_t)(len / 8 - 1);
-		off += len;
-	}
-	ust_put16(f + off, quote ? port : 40000);
-	ust_put16(f + off + 2, quote ? 80 : port);
-	return off + 20;
-}
-
 static unsigned steer_tcp6(const struct sock_filter *prog, unsigned n, uint16_t port)
 {
 	uint8_t f[120];
