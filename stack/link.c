@@ -1162,7 +1162,7 @@ static int link_rx(struct ust_link *l, int fd, struct ust_stack *st, ust_time no
 		total += n;
 		if (n < UST_LINK_BATCH)
 			break;
-		l->rx_full = true;
+		l->rx_full |= fd == l->fd;
 	}
 	return total;
 }
