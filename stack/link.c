@@ -816,10 +816,11 @@ static unsigned rx_flags(struct msghdr *mh, bool *vlan)
 	return flags;
 }
 
-/* One frame as the kernel gave it, from a receive call or the ring: to
- * the capture and the stack, unless it is ours going out or tagged. */
 static bool taken_twice(struct ust_link *l, const uint8_t *frame, size_t len);
 
+/* One frame as the kernel gave it, from a receive call or the ring: to
+ * the capture and the stack, unless it is ours going out or tagged, or
+ * ring_switch's new socket gives it again. */
 static void rx_frame(struct ust_link *l, struct ust_stack *st, const uint8_t *frame, size_t len, unsigned flags,
 		     bool vlan, unsigned char pkttype, ust_time now)
 {
