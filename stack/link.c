@@ -1043,12 +1043,12 @@ static bool ring_map(struct ust_link *l)
 	return true;
 }
 
-/* The ring of kib KiB that link_socket_ring set on the socket, mapped
- * (none there, or kib 0: frames come by calls). A socket whose ring
- * cannot be mapped would take every frame into it unread: the ring is
- * taken off, and frames come by calls; but a steering group member's
- * stays (taking it off would move the socket in the group, which only the
- * broker may do), and ust_link_rx tries to map it again. */
+/* The ring of kib KiB that link_socket_ring or ring_socket set on the
+ * socket, mapped (none there, or kib 0: frames come by calls). A socket
+ * whose ring cannot be mapped would take every frame into it unread: the
+ * ring is taken off, and frames come by calls; but a steering group
+ * member's stays (taking it off would move the socket in the group, which
+ * only the broker may do), and ust_link_rx tries to map it again. */
 static void link_ring_map(struct ust_link *l, unsigned kib)
 {
 	struct tpacket_req req = { 0 };
@@ -1182,16 +1182,22 @@ static int link_rx(struct ust_link *l, int fd, struct ust_stack *st, ust_time no
  * early in slow start its window (docs/architecture.md §9e).
  *
  * The new socket is made like the first (its filter read back from it,
- * the same options), gets its ring and is bound: from then on the kernel
- * gives every frame to both. The first is unbound (bound to protocol 0:
- * hook off, its queue kept), and what it holds is read and handed to the
- * stack as usual; the new one takes its number (dup3), so that the loop,
- * an exit keeper and a forked child find the link where it was. The
- * frames that arrived between the bind and the unbind (microseconds:
- * none, or a few) are at the end of what the first one held and at the
- * start of the new one's ring: the first one's last UST_LINK_TWICE are
- * noted by a fingerprint, and the new one's first frames that match a run
- * of them are dropped (rx-twice). A socket the launcher's broker gave
+ * the same options) and gets its ring; what waits in the first is read;
+ * the new one is bound: from then on the kernel gives every frame to
+ * both (its ring need hold only what comes until the first is gone, not
+ * the first's backlog). The first is then bound to an EtherType no
+ * one sends (802.1's local experimental one), which takes its hook off
+ * the device and waits out the deliveries under way (packet_do_bind,
+ * synchronize_net; a bind to protocol 0 would keep the old one), so that
+ * what it holds is final; that is read and handed to the stack as usual,
+ * and the new socket takes its number (dup3), so that the loop, an exit
+ * keeper and a forked child find the link where it was. The frames that
+ * arrived between the two binds (those of the grace period: none, or a
+ * few, at a flood's rate tens) are at the end of what the first socket
+ * held and at the start of the new one's: the first one's last
+ * UST_LINK_TWICE are noted by a fingerprint, and of what the new one
+ * holds when the first is gone, the first frames that match a run of them
+ * are dropped (rx-twice). A socket the launcher's broker gave
  * (ust_link_adopt) has its ring from the start, set before it was bound;
  * the program cannot open another. */
 
@@ -1207,10 +1213,10 @@ static uint64_t frame_print(const uint8_t *frame, size_t len)
 	return h;
 }
 
-/* While the first socket is read, notes the frame; then, from the new
- * socket's first frame on, true for those that repeat a run of the noted
- * ones (the first found anywhere among them, then each the next). The
- * first that does not ends the watch. */
+/* While the first socket is read, notes the frame; then, for the new
+ * socket's frames, true for those that repeat a run of the noted ones
+ * up to the last (the first found from the newest back, then each the
+ * next). The first that does not, or the run's end, ends the watch. */
 static bool taken_twice(struct ust_link *l, const uint8_t *frame, size_t len)
 {
 	unsigned kept = l->twice_n < UST_LINK_TWICE ? l->twice_n : UST_LINK_TWICE;
@@ -1220,9 +1226,9 @@ static bool taken_twice(struct ust_link *l, const uint8_t *frame, size_t len)
 		l->twice[l->twice_n++ % UST_LINK_TWICE] = print;
 		return false;
 	}
-	for (unsigned i = l->twice_n - kept; l->twice_at == ~0u && i < l->twice_n; i++)
-		if (l->twice[i % UST_LINK_TWICE] == print)
-			l->twice_at = i;
+	for (unsigned i = l->twice_n; l->twice_at == ~0u && i > l->twice_n - kept; i--)
+		if (l->twice[(i - 1) % UST_LINK_TWICE] == print)
+			l->twice_at = i - 1;
 	if (l->twice_at == ~0u || l->twice[l->twice_at % UST_LINK_TWICE] != print) {
 		l->twice_n = 0;
 		return false;
@@ -1233,12 +1239,11 @@ static bool taken_twice(struct ust_link *l, const uint8_t *frame, size_t len)
 }
 
 /* A packet socket made as the link's, with a receive ring of kib KiB,
- * bound: its fd, or -errno. */
+ * not yet bound: its fd, or -errno. */
 static int ring_socket(const struct ust_link *l, unsigned kib)
 {
 	struct sock_filter prog[UST_LINK_GROUP_FILTER_MAX];
 	socklen_t n = UST_ARRAY_SIZE(prog); /* SO_GET_FILTER counts instructions */
-	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = l->ifindex };
 	struct sock_fprog fprog = { .filter = prog };
 	int fd, one = 1, e;
 
@@ -1258,11 +1263,8 @@ static int ring_socket(const struct ust_link *l, unsigned kib)
 	set_opt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
 	set_buffers(fd);
 	e = ring_set(fd, l->mtu, kib);
-	if (e)
-		goto fail;
-	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) == 0)
+	if (!e)
 		return fd;
-	e = errno;
 fail:
 	close(fd);
 	return -e;
@@ -1273,38 +1275,67 @@ fail:
 #define RING_SWITCH_BATCHES 1024
 
 /* The ring set on a socket that takes the link's place (above). Returns
- * the frames the first socket still held, handed to the stack. */
+ * the frames handed to the stack meanwhile. */
 static int ring_switch(struct ust_link *l, struct ust_stack *st, ust_time now)
 {
-	struct sockaddr_ll off = { .sll_family = AF_PACKET, .sll_ifindex = l->ifindex }; /* protocol 0 */
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_ifindex = l->ifindex };
 	unsigned kib = l->ring_later;
-	int fd, n;
+	int fd, n, r;
 
 	l->ring_later = 0; /* once, refused or not */
 	fd = ring_socket(l, kib);
-	if (fd >= 0 && bind(l->fd, (struct sockaddr *)&off, sizeof(off)) < 0) {
-		/* Still bound, the first socket took every frame. */
+	/* What waits in the first socket is read before the new one takes
+	 * frames too, so that while the first is taken off the device, the
+	 * new one's ring need hold only what comes meanwhile. */
+	n = link_rx(l, l->fd, st, now, RING_SWITCH_BATCHES);
+	n = n > 0 ? n : 0;
+	sll.sll_protocol = htons(ETH_P_ALL);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		int e = errno;
+		close(fd);
+		fd = -e;
+	}
+	sll.sll_protocol = htons(ETH_P_802_EX1);
+	if (fd >= 0 && bind(l->fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		/* Still on the device, the first socket took every frame. */
 		int e = errno;
 		close(fd);
 		fd = -e;
 	}
 	if (fd < 0) {
 		ust_log(UST_LOG_INFO, "link %s: no receive ring (%s): a call per batch", l->ifname, strerror(-fd));
-		return 0;
+		return n;
 	}
 	l->twice_n = 0;
 	l->twice_noting = true;
-	n = link_rx(l, l->fd, st, now, RING_SWITCH_BATCHES);
+	r = link_rx(l, l->fd, st, now, RING_SWITCH_BATCHES);
+	n += r > 0 ? r : 0;
 	l->twice_noting = false;
-	l->twice_at = ~0u;
-	if (dup3(fd, l->fd, O_CLOEXEC) == l->fd)
+	if (dup3(fd, l->fd, O_CLOEXEC) < 0) {
+		/* Its number out of reach (the program lowered RLIMIT_NOFILE
+		 * below it): the first socket back on the device, the frames
+		 * only the new one took since are lost (TCP sends them
+		 * again). */
+		ust_log(UST_LOG_ERROR, "link %s: the ring's socket cannot take the link's place (%s): no ring",
+			l->ifname, strerror(errno));
 		close(fd);
-	else
-		l->fd = fd; /* never seen: the link where the kernel put it */
+		sll.sll_protocol = htons(ETH_P_ALL);
+		if (bind(l->fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
+			ust_log(UST_LOG_ERROR, "link %s: bind: %s: no frame comes in", l->ifname, strerror(errno));
+		l->twice_n = 0;
+		return n;
+	}
+	close(fd);
 	l->fd_gen++;
 	st->ctr.event[UST_EV_RX_RING_SET]++;
 	link_ring_map(l, kib);
-	return n > 0 ? n : 0;
+	/* Every frame of the overlap is in the new socket by now (the bind
+	 * above waited for the deliveries under way): what it holds is
+	 * matched, and no frame after it. */
+	l->twice_at = ~0u;
+	r = l->ring ? ring_rx(l, st, now, RING_SWITCH_BATCHES) : link_rx(l, l->fd, st, now, RING_SWITCH_BATCHES);
+	l->twice_n = 0;
+	return n + (r > 0 ? r : 0);
 }
 
 int ust_link_rx(struct ust_link *l, struct ust_stack *st, ust_time now, unsigned max_batches)

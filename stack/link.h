@@ -29,9 +29,9 @@
 #define UST_LINK_FRAME_MAX (UST_ETH_HLEN + UST_IPV4_MAXLEN + 128)
 #define UST_LINK_FILTER_MAX 80
 /* Frames the link remembers while its receive ring's socket replaces the
- * first (link.c, ring_switch): far more than arrive in the microseconds
- * both sockets take every frame. */
-#define UST_LINK_TWICE 64
+ * first (link.c, ring_switch): more than arrive in the grace period both
+ * sockets take every frame, at a flood's rate. */
+#define UST_LINK_TWICE 1024
 /* The largest IP datagram a GSO run makes: its frame stays below the
  * 65536 bytes of a device's usual gso_max_size (beyond it the kernel would
  * segment in software, which PACKET_QDISC_BYPASS does not do). */
@@ -98,9 +98,9 @@ struct ust_link {
 	 * not to be. rx_full: a receive call found a whole batch waiting.
 	 * fd_gen counts the sockets that took fd's number since (the loop
 	 * watches the number again). twice: the frames both sockets took,
-	 * which the new one gives again (their fingerprints, the last
-	 * UST_LINK_TWICE of them, twice_n in all; twice_at the next one
-	 * expected, ~0u until the first is found; none left: twice_n 0). */
+	 * which the new one gives again (the first one's fingerprints, the
+	 * last UST_LINK_TWICE of them, twice_n in all; twice_at the next one
+	 * expected, ~0u until the first is found; no watch: twice_n 0). */
 	unsigned ring_later;
 	bool rx_full;
 	unsigned fd_gen;
@@ -153,11 +153,12 @@ unsigned ust_link_filter(uint32_t addr, const struct ust_ip6 *addr6, const uint8
 
 /* ust_link_filter's program narrowed to the TCP ports in r[0..nr) (sorted,
  * disjoint; ust_steer_ranges makes them): of what it passes, ARP (which
- * that filter passes only for addr), TCP over IPv4 or IPv6 whose
+ * that filter passes only for addr), TCP over IPv4 or IPv6 (past up to
+ * four hop-by-hop, routing and destination options headers) whose
  * destination port is in a range, an ICMP or ICMPv6 error quoting a TCP
- * segment whose source port is in a range, and neighbour discovery
- * (ICMPv6 types 133 to 137); nothing else (no later IPv4 fragment, no
- * IPv6 extension header, no echo). An exit keeper's filter: only the
+ * segment (past as many) whose source port is in a range, and neighbour
+ * discovery (ICMPv6 types 133 to 137); nothing else (no later IPv4
+ * fragment, no other IPv6 extension header, no echo). An exit keeper's filter: only the
  * connections it finishes, and the neighbours it may be the last process
  * to answer. Returns its length, or 0 if nr exceeds
  * UST_LINK_PORT_RANGES_MAX. */
