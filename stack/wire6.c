@@ -259,8 +259,8 @@ enum ust_drop ust_icmp6_error_parse(const struct ust_icmp6 *icmp, struct ust_icm
 
 	if (icmp->data_len < UST_IPV6_HLEN + 8 || q[0] >> 4 != 6)
 		return UST_DROP_ICMP6_SHORT;
-	/* Past the extension headers a socket sends (Linux's icmpv6_notify
-	 * skips them too). */
+	/* Past the extension headers (a socket's sticky ones: Linux's
+	 * icmpv6_notify skips them too). */
 	off = ust_ip6_upper(q, icmp->data_len, &next);
 	if (!off || off + 8 > icmp->data_len)
 		return UST_DROP_ICMP6_SHORT;

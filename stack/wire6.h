@@ -148,8 +148,10 @@ static inline bool ust_ip6_ext_step(const uint8_t *net, size_t n, struct ust_ip6
 }
 
 /* The offset of the upper layer's header in the IPv6 datagram net (n
- * bytes), past every extension header (Linux's ipv6_skip_exthdr), its
- * protocol in *proto; 0 when the headers do not fit in n. */
+ * bytes), past every hop-by-hop, routing, destination options, fragment
+ * and authentication header (as Linux's ipv6_skip_exthdr, which also
+ * stops at a fragment that is not the first), its protocol in *proto; 0
+ * when the headers do not fit in n. */
 static inline unsigned ust_ip6_upper(const uint8_t *net, size_t n, uint8_t *proto)
 {
 	struct ust_ip6_walk w = { 0 };
