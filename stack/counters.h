@@ -12,6 +12,7 @@
 	X(RX_TRUNCATED,      "rx-truncated",      "frame larger than the receive buffer") \
 	X(RX_VNET,           "rx-vnet",           "frame the kernel could not describe in a virtio_net_hdr") \
 	X(RX_OUTGOING,       "rx-outgoing",       "our own outgoing frame looped back") \
+	X(RX_OVERRUN,        "rx-overrun",        "frame the kernel dropped: the link's socket buffer or receive ring was full (PACKET_STATISTICS, read when counters are)") \
 	X(RX_TWICE,          "rx-twice",          "frame the receive ring's new socket gave again: the first one took it too (ring_switch)") \
 	X(ETH_SHORT,         "eth-short",         "frame shorter than an Ethernet header") \
 	X(ETH_NOT_FOR_US,    "eth-not-for-us",    "destination MAC neither ours nor broadcast") \

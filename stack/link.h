@@ -29,8 +29,9 @@
 #define UST_LINK_FRAME_MAX (UST_ETH_HLEN + UST_IPV4_MAXLEN + 128)
 #define UST_LINK_FILTER_MAX 80
 /* Frames the link remembers while its receive ring's socket replaces the
- * first (link.c, ring_switch): more than arrive in the grace period both
- * sockets take every frame, at a flood's rate. */
+ * first (link.c, ring_switch): those both sockets took, measured at 14 at
+ * most under a flood. Were there more, the stack would be handed the
+ * older ones twice (TCP drops a duplicate), never lose one. */
 #define UST_LINK_TWICE 1024
 /* The largest IP datagram a GSO run makes: its frame stays below the
  * 65536 bytes of a device's usual gso_max_size (beyond it the kernel would
@@ -233,6 +234,13 @@ void ust_link_free_buffers(struct ust_link *l);
 /* The interface's description for ust_stack_init, with cfg's addresses,
  * routers and MTU (when not 0, it overrides the interface's). */
 void ust_link_netif(const struct ust_link *l, const struct ust_config *cfg, struct ust_netif *nif);
+
+/* Adds to the counters' rx-overrun the frames the kernel dropped since the
+ * last call because the link's sockets had no room (their buffers or the
+ * ring full: the stack did not keep up). The kernel counts them per socket
+ * and resets its count when read, so whoever shows the counters calls this
+ * first; nothing on the path of a frame does. */
+void ust_link_count_overruns(struct ust_link *l);
 
 /* Receives up to max_batches batches (until the socket is empty) and feeds
  * each frame to st. Returns frames received, or -errno. */

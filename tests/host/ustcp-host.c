@@ -467,6 +467,7 @@ static void on_sigusr2(struct ev_loop *ev, ev_signal *w, int revents)
 	if (!h->counters)
 		return;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", h->counters);
+	ust_link_count_overruns(&h->link);
 	f = fopen(tmp, "we");
 	if (f)
 		ust_counters_print(&h->st.ctr, f);
@@ -482,10 +483,11 @@ static void on_wait_over(struct ev_loop *ev, ev_timer *w, int revents)
 	ust_loop_kick(&h->loop, ust_now());
 }
 
-static void write_counters(const struct host *h, const char *path)
+static void write_counters(struct host *h, const char *path)
 {
 	FILE *f;
 
+	ust_link_count_overruns(&h->link);
 	ust_counters_print(&h->st.ctr, stderr);
 	if (!path)
 		return;
