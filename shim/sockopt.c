@@ -10,6 +10,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -535,23 +536,31 @@ static int ip_ext_to_engine(struct us_sock *s, int which)
  * IPV6_2292PKTOPTIONS replaces them all, as Linux's np->opt). */
 static int ip6_hdrs_take(struct us_sock *s, int k, int first, int last)
 {
-	/* Each header read once; none kept unless all fit. */
-	uint8_t buf[4][US_IP6_HDR_MAX * 2];
+	/* Each header read once, one byte more than the slot holds (the
+	 * kernel socket took none longer than Linux's 8 x 255: the slot's
+	 * bound); none kept unless all fit. On the heap: 8 KB is more than
+	 * a program's thread may have to spare on its stack. */
+	uint8_t (*buf)[US_IP6_HDR_MAX + 1] = malloc(4 * sizeof(*buf));
 	socklen_t n[4];
 	struct us_ip_opts *o;
 
+	if (!buf)
+		return -ENOMEM;
 	for (int i = first; i <= last; i++) {
 		n[i] = sizeof(buf[i]);
 		if (probe_get(k, IPPROTO_IPV6, ip6_hdr_names[i], buf[i], &n[i]) < 0)
 			n[i] = 0;
-		if (n[i] > US_IP6_HDR_MAX)
-			return -ENOBUFS; /* kept in the slot, US_IP6_HDR_MAX at most */
+		if (n[i] > US_IP6_HDR_MAX) {
+			free(buf);
+			return -ENOBUFS;
+		}
 	}
 	o = us_sock_ipopts_w(s);
 	for (int i = first; i <= last; i++) {
 		memcpy(o->hdr[i], buf[i], n[i]);
 		atomic_store(&o->hdr_len[i], (uint16_t)n[i]);
 	}
+	free(buf);
 	return ip_ext_to_engine(s, IPV6_HOPOPTS);
 }
 

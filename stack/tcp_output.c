@@ -35,15 +35,25 @@ struct seg_out {
 
 static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 {
-	struct ust_pkt *p = o->mute ? NULL : ust_pkt_alloc(&st->pool);
 	unsigned hlen = UST_TCP_HLEN + o->optlen;
 	bool v4 = ust_ip6_is_v4mapped(&o->dst);
 	unsigned ext = v4 ? (o->ip.opts ? o->ip.opts->len : 0) : (o->ext6 ? o->ext6->len : 0);
+	struct ust_pkt *p;
 	uint8_t *h;
 	uint32_t sum;
 
 	if (o->mute)
 		return 0;
+	/* Sticky IPv6 headers may fill the MTU (four of 2040 bytes each, or
+	 * a few of them and the least MSS): Linux's ip6_xmit sends no such
+	 * datagram (EMSGSIZE), so a SYN waits out its retries and data stays
+	 * unsent, as after any failed send. The buffer has the MTU's room and
+	 * no more. IPv4's options, 40 bytes at most, always leave room. */
+	if ((v4 ? UST_IPV4_HLEN : UST_IPV6_HLEN) + ext + hlen + o->len > st->pool.mtu) {
+		st->ctr.drop[UST_DROP_TX_TOO_BIG]++;
+		return -EMSGSIZE;
+	}
+	p = ust_pkt_alloc(&st->pool);
 	if (!p) {
 		st->ctr.drop[UST_DROP_TX_NO_BUFFER]++;
 		return -ENOBUFS;

@@ -174,7 +174,10 @@ static inline unsigned ust_ip6_upper(const uint8_t *net, size_t n, uint8_t *prot
  * hop is the segment Segments Left names). Offsets count from the first
  * extension header. */
 #define UST_IP6_EXT_HDRS 4
-#define UST_IP6_EXT_MAX 256
+/* Linux's bound on each (ipv6_set_opt_hdr: 8 x 255 bytes), four of them:
+ * more than an MTU, which emit checks. */
+#define UST_IP6_EXT_HDR_MAX 2040
+#define UST_IP6_EXT_MAX (UST_IP6_EXT_HDRS * UST_IP6_EXT_HDR_MAX)
 enum { UST_IP6_EXT_HOP, UST_IP6_EXT_DST0, UST_IP6_EXT_RT, UST_IP6_EXT_DST1 };
 struct ust_ip6_ext {
 	uint16_t len;              /* bytes sent, 0: none */

@@ -130,16 +130,20 @@ enum us_kind {
  * i of set: kept[i] was set; the kernel's default otherwise), the sticky
  * extension headers (IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_RTHDR,
  * IPV6_DSTOPTS; hdr_len 0: none), which the engine sends as well
- * (us_op_setopt gives them to it), up to US_IP6_HDR_MAX bytes each,
+ * (us_op_setopt gives them to it), up to US_IP6_HDR_MAX bytes each
+ * (Linux's bound, 8 x 255: the kernel socket refuses more), last in the
+ * struct, so that a slot's pages past the first are touched only by a
+ * socket that has them,
  * IPV6_PKTINFO's address and interface, and the same for US_IP4_KEPT IPv4
  * options (set4, kept4) and IP_OPTIONS (ip_opts, the engine's too). Written by program
  * threads, but for an accepted socket, which the stack thread gives its
  * listener's before the program can see it (relay.c), as Linux's
  * syn_recv_sock copies ipv6_pinfo and inet_sock. Kept apart from struct
- * us_sock (us_sock_ipopts: 532 bytes that most sockets never use, which
- * in the slot would cost every connection that much memory). */
+ * us_sock (us_sock_ipopts: about 9 KB of address space that most sockets
+ * never touch, nor any socket past its first page unless it has sticky
+ * headers: in the slot it would cost every connection memory). */
 #define US_IP6_KEPT 28
-#define US_IP6_HDR_MAX 64
+#define US_IP6_HDR_MAX UST_IP6_EXT_HDR_MAX /* wire6.h: Linux's 8 x 255 */
 #define US_SAVED_SYN_MAX 256 /* TCP_SAVED_SYN: link, IP and TCP headers (IPv4's at most 134) */
 #define US_IP4_KEPT 21
 #define US_IP4_KEPT_PORT_RANGE 20 /* IP_LOCAL_PORT_RANGE's index in kept4 */
@@ -154,7 +158,6 @@ struct us_ip_opts {
 	_Atomic uint8_t ip_opts_len;
 	uint8_t ip_opts[40];         /* as Linux's getsockopt reads them back */
 	_Atomic uint16_t hdr_len[4];
-	uint8_t hdr[4][US_IP6_HDR_MAX];
 	uint8_t pktinfo[20];         /* struct in6_pktinfo */
 	/* IP_PKTOPTIONS' TOS for an accepted socket (ust_tcp_rcv_tos),
 	 * written only when not 0, so that most slots never touch this. */
@@ -170,6 +173,7 @@ struct us_ip_opts {
 	 * and when TCP closes the connection. */
 	_Atomic uint16_t rx_kept_len;
 	uint8_t rx_kept[UST_TCP_KEPT_NET_MAX];
+	uint8_t hdr[4][US_IP6_HDR_MAX];
 };
 
 /* What an accepted socket takes of its listener's, as Linux's

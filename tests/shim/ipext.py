@@ -23,6 +23,12 @@ KIND says what the program's socket sets before connect or listen:
   dst     IPV6_DSTOPTS: a PadN option
   all     IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, a segment routing header with
           the peer as its one segment (IPV6_RTHDR, type 4), IPV6_DSTOPTS
+  big     IPV6_HOPOPTS of 1024 bytes: four options of a type to skip
+          (0x1e, RFC 4727's experiment) and one empty
+  huge    IPV6_HOPOPTS and IPV6_DSTOPTS of 2040 bytes each (Linux's most):
+          a datagram longer than the MTU, which Linux does not send; the
+          client connects without blocking and says whether the connection
+          opened within a second ("connect pending": it did not)
 The program prints what getsockopt reads back, TCP_MAXSEG once connected
 (the options' length comes off it, as Linux's icsk_ext_hdr_len), and what
 came back. The client sends 3000 bytes and half-closes; the server echoes.
@@ -34,9 +40,12 @@ The sniffer prints "syn EXT" for the other side's first SYN (or SYN-ACK),
 (the bytes the peer received). EXT is the bytes between the IP header and
 TCP's in hex, with an address of the program's shown as [me] and the
 peer's as [peer], and the time fields of a timestamp option as [t]; "-"
-for none.
+for none. A header longer than 64 bytes shows as its first 8 bytes, its
+length and the first 8 bytes of its SHA-256 ("3c7f1efd...ab 1024 #..."),
+and so does a value read back longer than 64 bytes.
 """
 import errno
+import hashlib
 import os
 import select
 import socket
@@ -65,9 +74,31 @@ def v4_kind(kind, peer):
     raise SystemExit("unknown kind " + kind)
 
 
+def skip_opts_hdr(size):
+    """An options header of size bytes (a multiple of 8): options of
+    type 0x1e, which a receiver skips, of at most 253 bytes of data each,
+    then one of what is left (at least 2 bytes: its type and length)."""
+    body, left = b"", size - 2
+    while left > 255 + 1:
+        body += bytes([0x1E, 253]) + bytes([0xAB]) * 253
+        left -= 255
+    body += bytes([0x1E, left - 2]) + bytes([0xCD]) * (left - 2)
+    return bytes([0, size // 8 - 1]) + body
+
+
+def show_bytes(b):
+    if len(b) <= 64:
+        return b.hex()
+    return "%s... %d #%s" % (b[:8].hex(), len(b), hashlib.sha256(b).hexdigest()[:16])
+
+
 def v6_kind(kind, peer):
     if kind == "hop":
         return [(IPV6_HOPOPTS, PADN8)]
+    if kind == "big":
+        return [(IPV6_HOPOPTS, skip_opts_hdr(1024))]
+    if kind == "huge":
+        return [(IPV6_HOPOPTS, skip_opts_hdr(2040)), (IPV6_DSTOPTS, skip_opts_hdr(2040))]
     if kind == "dst":
         return [(IPV6_DSTOPTS, PADN8)]
     if kind == "all":
@@ -90,7 +121,8 @@ def set_kind(s, six, kind, peer):
         return
     for name, val in v6_kind(kind, peer):
         s.setsockopt(socket.IPPROTO_IPV6, name, val)
-        print("readback", name, s.getsockopt(socket.IPPROTO_IPV6, name, 256).hex())
+        # (1024: the most Python reads back; Linux cuts a longer header)
+        print("readback", name, show_bytes(s.getsockopt(socket.IPPROTO_IPV6, name, 1024)))
 
 
 def recv_all(c):
@@ -106,8 +138,9 @@ def client(addr, port, kind):
     six = ":" in addr
     s = socket.socket(socket.AF_INET6 if six else socket.AF_INET, socket.SOCK_STREAM)
     set_kind(s, six, kind, addr)
-    if kind.startswith("lsrr"):
-        # The peer drops a source-routed datagram: only the SYN matters.
+    if kind.startswith("lsrr") or kind == "huge":
+        # The peer drops a source-routed datagram: only the SYN matters;
+        # a datagram longer than the MTU does not go.
         s.setblocking(False)
         try:
             s.connect((addr, port))
@@ -140,8 +173,8 @@ def server(addr, port, kind, ready):
     open(ready, "w").close()
     c, _ = lst.accept()
     c.settimeout(20)
-    opt = (socket.IPPROTO_IPV6, IPV6_HOPOPTS, 256) if six else (socket.IPPROTO_IP, IP_OPTIONS, 40)
-    print("accepted readback", c.getsockopt(*opt).hex() or "-")
+    opt = (socket.IPPROTO_IPV6, IPV6_HOPOPTS, 1024) if six else (socket.IPPROTO_IP, IP_OPTIONS, 40)
+    print("accepted readback", show_bytes(c.getsockopt(*opt)) or "-")
     print("maxseg", c.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG))
     got = recv_all(c)
     c.sendall(got)
@@ -190,7 +223,7 @@ def show_v6_ext(ext, me, peer):
             segs = [name_addr(h[j:j + 16], me, peer) for j in range(8, n, 16)]
             out.append(h[:8].hex() + " " + " ".join(segs))
         else:
-            out.append(h.hex())
+            out.append(show_bytes(h))
         i += n
     return " | ".join(out)
 

@@ -1218,6 +1218,50 @@ static void test_ip6_ext_dst0_alone(void **state)
 	assert_memory_equal(ip_dst.b, dst.b, 16);
 }
 
+/* An options header of UST_IP6_EXT_HDR_MAX bytes: options of a type to
+ * skip (0x1e, RFC 4727's experiment), 253 bytes of fill each, then one of
+ * the rest. */
+static void skip_opts(uint8_t *h, uint8_t fill)
+{
+	unsigned at = 2, left = UST_IP6_EXT_HDR_MAX - 2;
+
+	h[1] = UST_IP6_EXT_HDR_MAX / 8 - 1;
+	while (left) {
+		unsigned n = left > 255 + 1 ? 253 : left - 2;
+
+		h[at] = 0x1e;
+		h[at + 1] = (uint8_t)n;
+		memset(h + at + 2, fill, n);
+		at += n + 2;
+		left -= n + 2;
+	}
+}
+
+/* Headers as long as Linux takes them (2040 bytes each, a hop-by-hop and
+ * destination options here): laid out whole, the destination options'
+ * next header the upper layer's. */
+static void test_ip6_ext_longest(void **state)
+{
+	static uint8_t hop[UST_IP6_EXT_HDR_MAX], dsto[UST_IP6_EXT_HDR_MAX], out[UST_IP6_EXT_MAX];
+	const uint8_t *hdr[4] = { hop, NULL, NULL, dsto };
+	unsigned len[4] = { sizeof(hop), 0, 0, sizeof(dsto) };
+	struct ust_ip6 dst = ip6_of(1), ip_dst;
+	struct ust_ip6_ext e;
+
+	(void)state;
+	skip_opts(hop, 0xab);
+	skip_opts(dsto, 0xcd);
+	assert_int_equal(ust_ip6_ext_compile(&e, hdr, len), 0);
+	assert_int_equal(e.len, 2 * UST_IP6_EXT_HDR_MAX);
+	assert_int_equal(e.mss_len, 2 * UST_IP6_EXT_HDR_MAX);
+	assert_int_equal(ust_ip6_ext_build(out, &e, &dst, UST_IPPROTO_TCP, &ip_dst), UST_IPPROTO_HOPOPTS);
+	assert_int_equal(out[0], UST_IPPROTO_DSTOPTS);
+	assert_int_equal(out[UST_IP6_EXT_HDR_MAX], UST_IPPROTO_TCP);
+	assert_memory_equal(out + 1, hop + 1, sizeof(hop) - 1);
+	assert_memory_equal(out + UST_IP6_EXT_HDR_MAX + 1, dsto + 1, sizeof(dsto) - 1);
+	assert_memory_equal(ip_dst.b, dst.b, 16);
+}
+
 /* Type 2 (one address): it is the IPv6 destination and the destination
  * takes its slot; a header whose length disagrees, or of another type,
  * is refused. */
@@ -1367,6 +1411,7 @@ int main(void)
 		cmocka_unit_test(test_ip4_opts_refused),
 		cmocka_unit_test(test_ip6_ext_all_four),
 		cmocka_unit_test(test_ip6_ext_dst0_alone),
+		cmocka_unit_test(test_ip6_ext_longest),
 		cmocka_unit_test(test_ip6_ext_rthdr_type2_and_refused),
 		cmocka_unit_test(test_icmp6_error_past_ext_headers),
 		cmocka_unit_test(test_ip4_opts_echo),
