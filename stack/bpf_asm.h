@@ -6,6 +6,7 @@
 #define USTCP_BPF_ASM_H
 
 #include <linux/filter.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Label 0: the next instruction (as a jump target), no label (as an
@@ -45,8 +46,13 @@ struct ust_bpf_ins {
 
 /* Writes ins[0..n) into prog, its jumps resolved: at[label] is where each
  * label is, filled here for those the instructions carry; the caller
- * fills the others (a search appended after them, say) before. */
-static inline void ust_bpf_assemble(const struct ust_bpf_ins *ins, unsigned n, unsigned *at, struct sock_filter *prog)
+ * fills the others (a search appended after them, say) before, and
+ * zeroes those it does not use. False, the program not to be used, when
+ * a jump goes nowhere ahead (a label left 0, or one behind: classic BPF
+ * jumps forward only) or a conditional one lies further than its 8-bit
+ * offset reaches: a program grown past what its shape allows, which the
+ * unit tests would show first. */
+static inline bool ust_bpf_assemble(const struct ust_bpf_ins *ins, unsigned n, unsigned *at, struct sock_filter *prog)
 {
 	for (unsigned i = 0; i < n; i++)
 		if (ins[i].at != UST_BPF_NEXT)
@@ -55,13 +61,19 @@ static inline void ust_bpf_assemble(const struct ust_bpf_ins *ins, unsigned n, u
 		const struct ust_bpf_ins *h = &ins[i];
 		unsigned t = h->jt == UST_BPF_NEXT ? i + 1 : at[h->jt], f = h->jf == UST_BPF_NEXT ? i + 1 : at[h->jf];
 
-		if (h->code == (BPF_JMP | BPF_JA))
+		if (h->code == (BPF_JMP | BPF_JA)) {
+			if (at[h->k] < i + 1)
+				return false;
 			prog[i] = (struct sock_filter)BPF_STMT(h->code, at[h->k] - (i + 1));
-		else if (BPF_CLASS(h->code) == BPF_JMP)
+		} else if (BPF_CLASS(h->code) == BPF_JMP) {
+			if (t < i + 1 || f < i + 1 || t - (i + 1) > 255 || f - (i + 1) > 255)
+				return false;
 			prog[i] = (struct sock_filter)BPF_JUMP(h->code, h->k, (uint8_t)(t - (i + 1)), (uint8_t)(f - (i + 1)));
-		else
+		} else {
 			prog[i] = (struct sock_filter)BPF_STMT(h->code, h->k);
+		}
 	}
+	return true;
 }
 
 #endif

@@ -239,7 +239,8 @@ unsigned ust_link_port_filter(uint32_t addr, const struct ust_ip6 *addr6, const 
 	if (nr > UST_LINK_PORT_RANGES_MAX)
 		return 0;
 	at[K_SEARCH] = UST_ARRAY_SIZE(head);
-	ust_bpf_assemble(head, UST_ARRAY_SIZE(head), at, prog + n);
+	if (!ust_bpf_assemble(head, UST_ARRAY_SIZE(head), at, prog + n))
+		return 0;
 	n += UST_ARRAY_SIZE(head);
 	return n + ust_steer_search(prog + n, r, nr, BPF_ACCEPT_LEN, 0);
 }

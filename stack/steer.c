@@ -162,7 +162,8 @@ unsigned ust_steer_program(const struct ust_steer_range *r4, unsigned n4, const 
 	at[L_S4] = len;
 	s4 = ust_steer_search(prog + len, r4, n4, UST_STEER_TO_MEMBER, dflt);
 	at[L_S6] = len + s4;
-	ust_bpf_assemble(head, len, at, prog);
+	if (!ust_bpf_assemble(head, len, at, prog))
+		return 0;
 	prog[at[L_DFLT]].k = dflt;
 	return len + s4 + ust_steer_search(prog + len + s4, r6, n6, UST_STEER_TO_MEMBER, dflt);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "bpf_asm.h"
 #include "bpf_run.h"
 
 #include "steer.h"
@@ -227,6 +228,48 @@ static void test_steer_ipv6(void **state)
 	assert_int_equal(bpf_run(prog, n, f, icmp6_frame(f, 135, 443), 0x86dd), UST_STEER_BROKER);
 }
 
+/* The assembler (bpf_asm.h) resolves labels ahead, and refuses what
+ * classic BPF cannot say: a label no instruction carries, one behind the
+ * jump, a conditional jump further than 255. */
+static void test_bpf_assemble(void **state)
+{
+	enum { L_NONE, L_YES, L_BACK, L_LOST, L_FAR, L_N };
+	static struct ust_bpf_ins far[300];
+	const struct ust_bpf_ins ok[] = {
+		UST_BPF_J(BPF_JMP | BPF_JEQ | BPF_K, 1, L_YES, UST_BPF_NEXT),
+		UST_BPF_I(BPF_RET | BPF_K, 0),
+		UST_BPF_AT(L_YES, BPF_RET | BPF_K, 1),
+	};
+	const struct ust_bpf_ins back[] = {
+		UST_BPF_AT(L_BACK, BPF_LD | BPF_W | BPF_LEN, 0),
+		UST_BPF_J(BPF_JMP | BPF_JEQ | BPF_K, 1, L_BACK, UST_BPF_NEXT),
+		UST_BPF_I(BPF_RET | BPF_K, 0),
+	};
+	const struct ust_bpf_ins lost[] = {
+		UST_BPF_GOTO(L_LOST),
+		UST_BPF_I(BPF_RET | BPF_K, 0),
+	};
+	static struct sock_filter prog[300];
+	unsigned at[L_N] = { 0 };
+
+	(void)state;
+	assert_true(ust_bpf_assemble(ok, UST_ARRAY_SIZE(ok), at, prog));
+	assert_int_equal(prog[0].jt, 1);
+	assert_int_equal(prog[0].jf, 0);
+	assert_false(ust_bpf_assemble(back, UST_ARRAY_SIZE(back), at, prog));
+	assert_false(ust_bpf_assemble(lost, UST_ARRAY_SIZE(lost), at, prog));
+	/* A test at 0 whose true branch lands 256 and then 255 ahead. */
+	for (unsigned i = 0; i < UST_ARRAY_SIZE(far); i++)
+		far[i] = (struct ust_bpf_ins)UST_BPF_I(BPF_RET | BPF_K, 0);
+	far[0] = (struct ust_bpf_ins)UST_BPF_J(BPF_JMP | BPF_JEQ | BPF_K, 1, L_FAR, UST_BPF_NEXT);
+	far[257].at = L_FAR;
+	assert_false(ust_bpf_assemble(far, UST_ARRAY_SIZE(far), at, prog));
+	far[257].at = UST_BPF_NEXT;
+	far[256].at = L_FAR;
+	assert_true(ust_bpf_assemble(far, UST_ARRAY_SIZE(far), at, prog));
+	assert_int_equal(prog[0].jt, 255);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -234,6 +277,7 @@ int main(void)
 		cmocka_unit_test(test_steer_others_to_default_arp_to_broker),
 		cmocka_unit_test(test_steer_many_ranges),
 		cmocka_unit_test(test_steer_ipv6),
+		cmocka_unit_test(test_bpf_assemble),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
