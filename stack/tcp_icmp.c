@@ -24,10 +24,13 @@ static struct ust_tcb *quoted_tcb(struct ust_tcp *tcp, const struct ust_ip6 *src
 }
 
 /* A smaller path MTU: the MSS follows it, less the headers and the
- * timestamps, and what is in flight and no longer fits goes again. */
+ * timestamps, never below Linux's 48 (tcp_mtu_to_mss: IP options or
+ * extension headers may take all the rest), and what is in flight and no
+ * longer fits goes again. */
 static void path_mtu_lower(struct ust_tcb *t, unsigned mtu, ust_time now)
 {
-	unsigned mss = mtu - tcp_net_hlen(t) - tcp_ext_hlen(t) - UST_TCP_HLEN - (t->ts_ok ? 12 : 0);
+	unsigned fixed = tcp_net_hlen(t) + UST_TCP_HLEN;
+	unsigned mss = tcp_mss_from(t, mtu > fixed ? mtu - fixed : 0, t->ts_ok);
 
 	if (!UST_TCP_SYNCHRONIZED(t->state) || t->state == UST_TCP_TIME_WAIT)
 		return;

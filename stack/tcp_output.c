@@ -31,6 +31,7 @@ struct seg_out {
 	const struct ust_ring *data; /* payload from this ring… */
 	uint32_t data_off, len;      /* …at this offset */
 	const struct ust_tcp_md5_key *md5; /* signed with it (the options hold its place) */
+	uint16_t pmtu;               /* the path's MTU where lower than the link's; 0: the link's */
 };
 
 static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
@@ -44,12 +45,15 @@ static int emit(struct ust_stack *st, const struct seg_out *o, ust_time now)
 
 	if (o->mute)
 		return 0;
-	/* Sticky IPv6 headers may fill the MTU (four of 2040 bytes each, or
-	 * a few of them and the least MSS): Linux's ip6_xmit sends no such
-	 * datagram (EMSGSIZE), so a SYN waits out its retries and data stays
-	 * unsent, as after any failed send. The buffer has the MTU's room and
-	 * no more. IPv4's options, 40 bytes at most, always leave room. */
-	if ((v4 ? UST_IPV4_HLEN : UST_IPV6_HLEN) + ext + hlen + o->len > st->pool.mtu) {
+	/* Sticky IPv6 headers may fill the MTU (four of 2048 bytes each, or
+	 * a few of them and the least MSS, which a packet too big may have
+	 * made 48): Linux's ip6_xmit sends no datagram longer than the path's
+	 * MTU (EMSGSIZE), so a SYN waits out its retries and data the persist
+	 * timer's probes, as after any failed send. The buffer has the link
+	 * MTU's room and no more. IPv4's options, 40 bytes at most, always
+	 * leave room for the MSS. */
+	if ((v4 ? UST_IPV4_HLEN : UST_IPV6_HLEN) + ext + hlen + o->len >
+	    (o->pmtu && o->pmtu < st->pool.mtu ? o->pmtu : st->pool.mtu)) {
 		st->ctr.drop[UST_DROP_TX_TOO_BIG]++;
 		return -EMSGSIZE;
 	}
@@ -178,6 +182,7 @@ static int tcb_emit(struct ust_tcb *t, uint32_t seq, uint8_t flags, uint32_t off
 	uint32_t wnd;
 
 	tcb_ip_hdr(t, &o);
+	o.pmtu = t->pmtu;
 	ecn = tcp_ecn_output(t, seq, len, &o.flags);
 	o.ip.tos |= ecn;
 	o.tclass |= ecn;

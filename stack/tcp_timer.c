@@ -211,7 +211,12 @@ static void on_rtx(struct ust_tcb *t, ust_time now)
 			tcp_die(t, ETIMEDOUT, UST_OUTCOME_TIMEOUT, "zero window never opened");
 			return;
 		}
-		tcp_send_probe(t, now);
+		/* A window open but nothing going (the segment does not fit
+		 * the path with the socket's extension headers): counted,
+		 * nothing sent, as Linux's tcp_write_wakeup sends its probe
+		 * only into a shut window. */
+		if (!t->snd_wnd)
+			tcp_send_probe(t, now);
 		t->persist_probes++;
 		if (t->backoff < 16)
 			t->backoff++;

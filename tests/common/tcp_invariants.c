@@ -220,6 +220,16 @@ NOCOV static bool check_ecn(struct inv *c, const struct ust_tcb *t)
 	return true;
 }
 
+/* A full segment after the sticky IPv6 headers is longer than the path's
+ * MTU, or the link's: emit refuses it (tx-too-big), as Linux's ip6_xmit. */
+NOCOV static bool too_big_for_mtu(const struct ust_tcb *t, const struct ust_stack *st)
+{
+	unsigned mtu = t->pmtu && t->pmtu < st->pool.mtu ? t->pmtu : st->pool.mtu;
+	unsigned ext = t->ip6_ext && !ust_ip6_is_v4mapped(&t->raddr) ? t->ip6_ext->len : 0;
+
+	return UST_IPV6_HLEN + ext + UST_TCP_HLEN + (t->ts_ok ? 12 : 0) + t->mss > mtu;
+}
+
 NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 {
 	const struct ust_tcp *tcp = c->tcp;
@@ -337,10 +347,12 @@ NOCOV static bool check_tcb(struct inv *c, const struct ust_tcb *t)
 		/* Nothing in flight, a full segment of data waiting and the
 		 * window and cwnd open for it: neither Nagle nor sender SWS
 		 * avoidance holds a full segment, so it must have gone (unless
-		 * a small pool ran dry). A full segment is the MSS less the
-		 * SACK blocks and signature the segment carries. */
+		 * a small pool ran dry, or the sticky IPv6 headers leave no
+		 * room for it in the MTU: emit sends no such datagram). A
+		 * full segment is the MSS less the SACK blocks and signature
+		 * the segment carries. */
 		if (t->snd_una == t->snd_max && t->state != UST_TCP_FIN_WAIT_2 &&
-		    st->pool.size > 8) {
+		    st->pool.size > 8 && !too_big_for_mtu(t, st)) {
 			uint32_t full = t->mss - tcp_opt_extra_len(t);
 			uint32_t cwnd = t->snd_cwnd * t->mss;
 			uint32_t wnd = t->snd_wnd < cwnd ? t->snd_wnd : cwnd;
@@ -659,3 +671,4 @@ NOCOV bool tcp_invariants_holds(const struct ust_tcp *tcp, const struct ust_tcb 
 				return true;
 	return false;
 }
+

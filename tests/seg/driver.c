@@ -1138,6 +1138,48 @@ static bool parse_how(const char *s, int *how)
 	return true;
 }
 
+/* setsockopt H IPV6_HOPOPTS LEN (or IPV6_RTHDRDSTOPTS, IPV6_DSTOPTS): an
+ * options header of LEN bytes (0: none) on every segment, the others
+ * none, as the shim gives the engine what the options set: options of a
+ * type a receiver skips (0x1e, RFC 4727's experiment) of up to 253 bytes
+ * each, and a Pad1 where one byte is left, so that the driver's own parse
+ * of the frame (Linux's rules: little padding, at most eight options)
+ * takes it. */
+static const char *const sticky_names[UST_IP6_EXT_HDRS] = { "IPV6_HOPOPTS", "IPV6_RTHDRDSTOPTS", NULL,
+							     "IPV6_DSTOPTS" };
+
+static int sticky_index(const char *name)
+{
+	for (int i = 0; i < UST_IP6_EXT_HDRS; i++)
+		if (sticky_names[i] && !strcmp(name, sticky_names[i]))
+			return i;
+	return -1;
+}
+
+static int set_sticky(struct ust_tcb *t, int which, unsigned len)
+{
+	static uint8_t h[UST_IP6_EXT_HDR_MAX];
+	const uint8_t *hdr[UST_IP6_EXT_HDRS] = { NULL };
+	unsigned lens[UST_IP6_EXT_HDRS] = { 0 };
+
+	memset(h, 0, sizeof(h));
+	if (len) {
+		h[1] = (uint8_t)(len / 8 - 1);
+		for (unsigned at = 2, n; at < len; at += n + 2) {
+			if (at + 1 == len) {
+				h[at] = 0; /* Pad1 */
+				break;
+			}
+			n = len - at - 2 > 253 ? 253 : len - at - 2;
+			h[at] = 0x1e;
+			h[at + 1] = (uint8_t)n;
+		}
+	}
+	hdr[which] = h;
+	lens[which] = len;
+	return ust_tcp_set_ip6_ext(t, hdr, lens);
+}
+
 /* TCP_MD5SIG's argument: KEY (for peer, the whole address), or
  * KEY@ADDR[/PREFIX]; a KEY of "-" deletes (keylen 0). */
 static bool md5_key_spec(const char *spec, const struct ust_ip6 *peer, struct ust_tcp_md5_key *k)
@@ -1218,6 +1260,10 @@ static bool check_call_args(struct parser *p, struct call *c)
 			       perr(p, "TCP_MD5SIG: want KEY, KEY@ADDR[/PREFIX] or -@ADDR[/PREFIX], got '%s'",
 				    c->arg[1]);
 		}
+		if (c->def->cmd == CMD_SETSOCKOPT && sticky_index(c->arg[0]) >= 0)
+			return (parse_int(c->arg[1], &v) && v >= 0 && v % 8 == 0 && v <= 2040) ||
+			       perr(p, "%s: want the header's length, a multiple of 8 up to 2040, got '%s'",
+				    c->arg[0], c->arg[1]);
 		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "SO_REUSEPORT"))
 			return parse_int(c->arg[1], &v) || perr(p, "setsockopt: '%s' is not a number", c->arg[1]);
 		if (c->def->cmd == CMD_SETSOCKOPT && !strcmp(c->arg[0], "SO_MAX_PACING_RATE")) {
@@ -3509,6 +3555,10 @@ static void exec_call(struct run *r, const struct line *l)
 
 			md5_key_spec(c->arg[1], &peer, &k);
 			got = ust_tcp_md5_set(h->tcb, &k);
+			break;
+		}
+		if (sticky_index(c->arg[0]) >= 0) {
+			got = set_sticky(h->tcb, sticky_index(c->arg[0]), (unsigned)strtol(c->arg[1], NULL, 0));
 			break;
 		}
 		if (!strcmp(c->arg[0], "SO_REUSEPORT")) {
