@@ -118,9 +118,10 @@ static bool map_fdtab(void)
 
 /* The head's page, the slots, their final statuses (us_sock_last), then
  * their IP options (us_sock_ipopts). */
+#define SLOT_BYTES (sizeof(struct us_sock) + sizeof(struct us_last) + sizeof(struct us_ip_opts))
 static size_t region_size(unsigned n)
 {
-	return (sizeof(struct us_sock) + sizeof(struct us_last) + sizeof(struct us_ip_opts)) * n + 4096;
+	return SLOT_BYTES * n + 4096;
 }
 
 /* The memfd, above the program's range (fcntl's own F_DUPFD_CLOEXEC: the
@@ -268,10 +269,31 @@ static bool map_inherited(const char *var)
  * space only (MAP_NORESERVE, a sparse memfd): pages are touched as slots
  * are first used. Forked children and exec'd images share it, and so share
  * its bound. */
+/* A slot for every fd, but under RLIMIT_AS (ulimit -v) no more than an
+ * eighth of the address space the program may have, and at least 4096:
+ * each slot is some 10 KiB of it (the sticky IPv6 headers' room), 10 GiB
+ * at a million fds. A socket beyond the slots gets ENFILE, as when the
+ * region is full. */
+static unsigned region_slots(void)
+{
+	unsigned n = fd_ceiling();
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		rlim_t fit = rl.rlim_cur / 8 / SLOT_BYTES;
+
+		if (fit < 4096)
+			fit = 4096;
+		if (fit < n)
+			n = (unsigned)fit;
+	}
+	return n;
+}
+
 static void map_region(void)
 {
 	const char *inherited = getenv("USTCP_REGION_FD");
-	unsigned n = fd_ceiling();
+	unsigned n = region_slots();
 	size_t size = region_size(n);
 	int fd;
 	void *p;

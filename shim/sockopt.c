@@ -537,9 +537,9 @@ static int ip_ext_to_engine(struct us_sock *s, int which)
 static int ip6_hdrs_take(struct us_sock *s, int k, int first, int last)
 {
 	/* Each header read once, one byte more than the slot holds (the
-	 * kernel socket took none longer than Linux's 8 x 255: the slot's
-	 * bound); none kept unless all fit. On the heap: 8 KB is more than
-	 * a program's thread may have to spare on its stack. */
+	 * kernel socket takes none longer than a header's length can say,
+	 * the slot's bound); none kept unless all fit. On the heap: 8 KB is
+	 * more than a program's thread may have to spare on its stack. */
 	uint8_t (*buf)[US_IP6_HDR_MAX + 1] = malloc(4 * sizeof(*buf));
 	socklen_t n[4];
 	struct us_ip_opts *o;

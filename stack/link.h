@@ -30,8 +30,10 @@
 #define UST_LINK_FILTER_MAX 80
 /* Frames the link remembers while its receive ring's socket replaces the
  * first (link.c, ring_switch): those both sockets took, measured at 14 at
- * most under a flood. Were there more, the stack would be handed the
- * older ones twice (TCP drops a duplicate), never lose one. */
+ * most under a flood. Were there more, the new socket's first frame would
+ * match none, and every frame of the overlap would reach the stack twice
+ * (TCP drops a duplicate segment; an echo request is answered twice):
+ * never one lost. */
 #define UST_LINK_TWICE 1024
 /* The largest IP datagram a GSO run makes: its frame stays below the
  * 65536 bytes of a device's usual gso_max_size (beyond it the kernel would

@@ -174,9 +174,11 @@ static inline unsigned ust_ip6_upper(const uint8_t *net, size_t n, uint8_t *prot
  * hop is the segment Segments Left names). Offsets count from the first
  * extension header. */
 #define UST_IP6_EXT_HDRS 4
-/* Linux's bound on each (ipv6_set_opt_hdr: 8 x 255 bytes), four of them:
- * more than an MTU, which emit checks. */
-#define UST_IP6_EXT_HDR_MAX 2040
+/* The most a header's length field says, (255 + 1) x 8 bytes: Linux's
+ * setsockopt takes 2040 at most (ipv6_set_opt_hdr), IPV6_2292PKTOPTIONS's
+ * control messages the whole 2048 (ip6_datagram_send_ctl). Four of them
+ * are more than an MTU, which emit checks. */
+#define UST_IP6_EXT_HDR_MAX 2048
 #define UST_IP6_EXT_MAX (UST_IP6_EXT_HDRS * UST_IP6_EXT_HDR_MAX)
 enum { UST_IP6_EXT_HOP, UST_IP6_EXT_DST0, UST_IP6_EXT_RT, UST_IP6_EXT_DST1 };
 struct ust_ip6_ext {

@@ -131,7 +131,8 @@ enum us_kind {
  * extension headers (IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_RTHDR,
  * IPV6_DSTOPTS; hdr_len 0: none), which the engine sends as well
  * (us_op_setopt gives them to it), up to US_IP6_HDR_MAX bytes each
- * (Linux's bound, 8 x 255: the kernel socket refuses more), last in the
+ * (as long as a header's length can say, 2048: the kernel socket takes
+ * no longer one), last in the
  * struct, so that a slot's pages past the first are touched only by a
  * socket that has them,
  * IPV6_PKTINFO's address and interface, and the same for US_IP4_KEPT IPv4
@@ -143,7 +144,7 @@ enum us_kind {
  * never touch, nor any socket past its first page unless it has sticky
  * headers: in the slot it would cost every connection memory). */
 #define US_IP6_KEPT 28
-#define US_IP6_HDR_MAX UST_IP6_EXT_HDR_MAX /* wire6.h: Linux's 8 x 255 */
+#define US_IP6_HDR_MAX UST_IP6_EXT_HDR_MAX /* wire6.h */
 #define US_SAVED_SYN_MAX 256 /* TCP_SAVED_SYN: link, IP and TCP headers (IPv4's at most 134) */
 #define US_IP4_KEPT 21
 #define US_IP4_KEPT_PORT_RANGE 20 /* IP_LOCAL_PORT_RANGE's index in kept4 */
@@ -190,10 +191,14 @@ static inline void us_ip_opts_copy(struct us_ip_opts *to, struct us_ip_opts *fro
 	atomic_store(&to->ip_opts_len, 0);
 	for (int i = 0; i < US_IP4_KEPT; i++)
 		atomic_store(&to->kept4[i], atomic_load(&from->kept4[i]));
-	for (int i = 0; i < 4; i++)
-		atomic_store(&to->hdr_len[i], mapped ? 0 : atomic_load(&from->hdr_len[i]));
-	if (!mapped)
-		memcpy(to->hdr, from->hdr, sizeof(to->hdr));
+	/* Each header's own bytes only: the room after them is pages a
+	 * child need not touch. */
+	for (int i = 0; i < 4; i++) {
+		uint16_t n = mapped ? 0 : atomic_load(&from->hdr_len[i]);
+
+		atomic_store(&to->hdr_len[i], n);
+		memcpy(to->hdr[i], from->hdr[i], n);
+	}
 	memcpy(to->pktinfo, from->pktinfo, sizeof(to->pktinfo));
 }
 

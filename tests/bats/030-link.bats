@@ -190,7 +190,9 @@ huge_maps() {
 # was read lost thousands. On a loaded machine the stack may fall behind
 # and the kernel drop requests for want of room in the socket or the ring:
 # those it counts (rx-overrun), and with them every request is accounted
-# for; one lost in the switch is counted by no one.
+# for; one lost in the switch is counted by no one. (A request the first
+# socket had no room for while the new one took it too is counted there
+# and answered: hence at least, not exactly, the requests sent.)
 echo_requests_accounted() {
 	host_counter_reached icmp-echo-in 0 || return 1
 	[ $(($(host_counter icmp-echo-in) + $(host_counter "drop rx-overrun"))) -ge "$1" ]
@@ -211,9 +213,11 @@ echo_requests_accounted() {
 	wait_for 10 echo_requests_accounted 50003
 	host_stop
 	echo "rx-frames $(host_counter rx-frames), rx-ring $(host_counter rx-ring), rx-twice $(host_counter "drop rx-twice"), rx-overrun $(host_counter "drop rx-overrun")"
-	[ $(($(host_counter icmp-echo-in) + $(host_counter "drop rx-overrun"))) -eq 50003 ]
+	[ $(($(host_counter icmp-echo-in) + $(host_counter "drop rx-overrun"))) -ge 50003 ]
+	[ "$(host_counter icmp-echo-in)" -le 50003 ] # none answered twice
 	[ "$(host_counter rx-ring-set)" -eq 1 ]
-	[ "$(host_counter rx-ring)" -gt 40000 ]
+	# Most through the ring (before it, a batch or a few).
+	[ "$(host_counter rx-ring)" -gt $(($(host_counter icmp-echo-in) - 10000)) ]
 }
 
 # (Frames too short to hold our address never pass the socket's filter;

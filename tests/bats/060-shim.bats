@@ -66,6 +66,18 @@ body_wget() {
 	same_file "$WWW/big" "$TMP/got"
 }
 
+# Under ulimit -v the socket region takes at most an eighth of the address
+# space (shim/fdtab.c, region_slots): at 146 MiB the region of this
+# machine's 20000 fds (200 MiB since the sticky IPv6 headers' room grew)
+# left wget no socket (ENFILE) until it did.
+body_wget_ulimit_v() {
+	shim_topo_up
+	peer_http 8000
+	prog bash -c 'ulimit -v 150000 && exec wget -q --tries=1 --timeout=30 -O "$1" "$2"' _ \
+		"$TMP/got" "http://$PEER_ADDR:8000/big"
+	same_file "$WWW/big" "$TMP/got"
+}
+
 # ---- nc --------------------------------------------------------------------------
 
 # nc -N sends 1 MB and shuts its side down (FIN); the kernel peer reads to EOF,
@@ -449,6 +461,9 @@ body_tcp_info_ended() {
 
 @test "wget: 10 MB GET, sha256 [kernel]" { MODE=kernel body_wget; }
 @test "wget: 10 MB GET, sha256 [ustcp]" { MODE=ustcp body_wget; }
+
+@test "wget under ulimit -v 150000: 10 MB GET, sha256 [kernel]" { MODE=kernel body_wget_ulimit_v; }
+@test "wget under ulimit -v 150000: 10 MB GET, sha256 [ustcp]" { MODE=ustcp body_wget_ulimit_v; }
 
 @test "nc -N: 1 MB, FIN, then the peer's answer arrives whole (half-close) [kernel]" { MODE=kernel body_nc_halfclose; }
 @test "nc -N: 1 MB, FIN, then the peer's answer arrives whole (half-close) [ustcp]" { MODE=ustcp body_nc_halfclose; }

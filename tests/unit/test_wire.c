@@ -1237,7 +1237,7 @@ static void skip_opts(uint8_t *h, uint8_t fill)
 	}
 }
 
-/* Headers as long as Linux takes them (2040 bytes each, a hop-by-hop and
+/* Headers as long as Linux takes them (2048 bytes each, a hop-by-hop and
  * destination options here): laid out whole, the destination options'
  * next header the upper layer's. */
 static void test_ip6_ext_longest(void **state)
