@@ -1393,6 +1393,11 @@ void ust_link_count_overruns(struct ust_link *l)
 	count_overruns(l, l->arp_fd);
 }
 
+void ust_link_count_overruns_of(struct ust_link *l, int fd)
+{
+	count_overruns(l, fd);
+}
+
 int ust_link_rx_arp(struct ust_link *l, struct ust_stack *st, ust_time now)
 {
 	return l->arp_fd < 0 ? 0 : link_rx(l, l->arp_fd, st, now, 1);

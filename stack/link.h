@@ -243,6 +243,9 @@ void ust_link_netif(const struct ust_link *l, const struct ust_config *cfg, stru
  * and resets its count when read, so whoever shows the counters calls this
  * first; nothing on the path of a frame does. */
 void ust_link_count_overruns(struct ust_link *l);
+/* The same for another socket that reads frames for the link (a steering
+ * group's port, stackthread/steer.c). */
+void ust_link_count_overruns_of(struct ust_link *l, int fd);
 
 /* Receives up to max_batches batches (until the socket is empty) and feeds
  * each frame to st. Returns frames received, or -errno. */

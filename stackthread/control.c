@@ -209,6 +209,7 @@ static void dump(FILE *f)
 	fputc('\n', f);
 	ust_tcp_each(&us_st.tcp, dump_tcb, &d);
 	ust_link_count_overruns(&us_st.link);
+	us_steer_count_overruns();
 	for (unsigned i = 0; i < UST_EVENT_MAX; i++)
 		fprintf(f, "counter %s %llu\n", ust_event_name((enum ust_event)i),
 			(unsigned long long)us_st.st.ctr.event[i]);

@@ -344,9 +344,17 @@ void us_steer_release(uint16_t port)
 		if (steer.group[i].port != port)
 			continue;
 		ev_io_stop(steer.loop->ev, &steer.group[i].w);
+		ust_link_count_overruns_of(steer.link, steer.group[i].w.fd);
 		REAL(close)(steer.group[i].w.fd);
 		steer.group[i].port = 0;
 	}
+}
+
+void us_steer_count_overruns(void)
+{
+	for (unsigned i = 0; i < UST_STEER_GROUP_PORTS; i++)
+		if (steer.group[i].port)
+			ust_link_count_overruns_of(steer.link, steer.group[i].w.fd);
 }
 
 void us_steer_each_fd(void (*fn)(void *ctx, int fd), void *ctx)
