@@ -84,7 +84,7 @@
 	X(TX_ARP_FAILED,     "tx-arp-failed",     "neighbour did not answer ARP or neighbour solicitations") \
 	X(TX_ARP_QUEUE,      "tx-arp-queue",      "too many frames waiting for ARP or NDP") \
 	X(TX_NO_BUFFER,      "tx-no-buffer",      "packet buffer pool exhausted") \
-	X(TX_TOO_BIG,        "tx-too-big",        "segment its IPv6 extension headers make larger than the link's MTU: not sent (Linux's ip6_xmit, EMSGSIZE)") \
+	X(TX_TOO_BIG,        "tx-too-big",        "segment its IPv6 extension headers make longer than the path's MTU: not sent (Linux's ip6_xmit, EMSGSIZE)") \
 	X(TX_ERROR,          "tx-error",          "the kernel refused to send a frame")
 
 #define UST_EVENT_LIST(X) \

@@ -528,10 +528,10 @@ uint32_t us_steer_claim_bound(uint16_t port, int fd);
 uint32_t us_steer_claim_group(uint16_t port, int fd);
 /* The port is no longer ours (nor its sockets, a group port's). */
 void us_steer_release(uint16_t port);
-/* Calls fn for the channel and the group ports' sockets. */
 /* Adds what the kernel dropped on the group ports' sockets to rx-overrun
  * (ust_link_count_overruns). */
 void us_steer_count_overruns(void);
+/* Calls fn for the channel and the group ports' sockets. */
 void us_steer_each_fd(void (*fn)(void *ctx, int fd), void *ctx);
 /* A forked child's copy of the channel is not its own. */
 void us_steer_forget(void);

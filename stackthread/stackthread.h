@@ -130,16 +130,15 @@ enum us_kind {
  * i of set: kept[i] was set; the kernel's default otherwise), the sticky
  * extension headers (IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_RTHDR,
  * IPV6_DSTOPTS; hdr_len 0: none), which the engine sends as well
- * (us_op_setopt gives them to it), up to US_IP6_HDR_MAX bytes each
- * (as long as a header's length can say, 2048: the kernel socket takes
- * no longer one), last in the
- * struct, so that a slot's pages past the first are touched only by a
- * socket that has them,
- * IPV6_PKTINFO's address and interface, and the same for US_IP4_KEPT IPv4
- * options (set4, kept4) and IP_OPTIONS (ip_opts, the engine's too). Written by program
- * threads, but for an accepted socket, which the stack thread gives its
- * listener's before the program can see it (relay.c), as Linux's
- * syn_recv_sock copies ipv6_pinfo and inet_sock. Kept apart from struct
+ * (us_op_setopt gives them to it), up to US_IP6_HDR_MAX bytes each (as
+ * long as a header's length can say, 2048: the kernel socket takes no
+ * longer one), last in the struct, so that a slot's pages past the first
+ * are touched only by a socket that has them, IPV6_PKTINFO's address and
+ * interface, and the same for US_IP4_KEPT IPv4 options (set4, kept4) and
+ * IP_OPTIONS (ip_opts, the engine's too). Written by program threads,
+ * but for an accepted socket, which the stack thread gives its listener's
+ * before the program can see it (relay.c), as Linux's syn_recv_sock
+ * copies ipv6_pinfo and inet_sock. Kept apart from struct
  * us_sock (us_sock_ipopts: about 9 KB of address space that most sockets
  * never touch, nor any socket past its first page unless it has sticky
  * headers: in the slot it would cost every connection memory). */
