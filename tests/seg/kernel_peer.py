@@ -25,6 +25,8 @@ import json
 import os
 import select
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -57,6 +59,11 @@ six = sys.argv[2] == "6"
 l = socket.socket(socket.AF_INET6 if six else socket.AF_INET)
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+if len(sys.argv) > 4:  # TCP_MD5SIG: the key for the peer's address (IPv4)
+    key, peer = sys.argv[3].encode(), sys.argv[4]
+    addr = struct.pack("=H", socket.AF_INET) + b"\0\0" + socket.inet_aton(peer)
+    l.setsockopt(socket.IPPROTO_TCP, 14, addr.ljust(128, b"\0") + struct.pack("=BBHI", 0, 0, len(key), 0)
+                 + key.ljust(80, b"\0"))
 l.bind(("::" if six else "0.0.0.0", 8080)); l.listen(1)
 print("listening", flush=True)
 s, _ = l.accept()
@@ -94,6 +101,9 @@ for line in sys.stdin:
                 pass
         threading.Thread(target=drain, daemon=True).start()
         print("reading", flush=True)
+    elif cmd[0] == "c":
+        s.close()
+        print("closed", flush=True)
     elif cmd[0] == "q":
         break
 """
@@ -114,9 +124,10 @@ def sh(*args, check=True):
 class Lab:
     """The two namespaces and the kernel application."""
 
-    def __init__(self, cc="reno", sysctls=()):
+    def __init__(self, cc="reno", sysctls=(), md5=None):
         self.cc = cc
         self.sysctls = sysctls
+        self.md5 = md5  # the listener's TCP_MD5SIG key for the peer (IPv4)
 
     def __enter__(self):
         self.cleanup()
@@ -142,7 +153,7 @@ class Lab:
         for kv in self.sysctls:
             sh("ip", "netns", "exec", NS_K, "sysctl", "-q", "-w", kv)
         self.app = subprocess.Popen(["ip", "netns", "exec", NS_K, "/usr/bin/python3", "-c", APP, self.cc,
-                                     "6" if SIX else "4"],
+                                     "6" if SIX else "4", *((self.md5, ADDR_P) if self.md5 else ())],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.line() == "listening"
         return self
@@ -1162,6 +1173,176 @@ def scenario_md5_options(lab):
         print(f"# {note}: {'> ' + str(a[TCP].flags) if a is not None else 'no answer'} {moved}")
 
 
+def md5_opts_text(p):
+    """A segment's options by name, in order (TS without its values)."""
+    names = {"NOP": "nop", "MD5": "md5", "Timestamp": "TS", "MSS": "mss", "WScale": "wscale", "SAckOK": "sackOK",
+             "SAck": "sack"}
+    return ",".join(names.get(k, str(k)) for k, _ in p[TCP].options)
+
+
+class SignedPeer:
+    """A raw IPv4 peer that signs every segment with RFC 2385's option
+    (kind 19: MD5 over the pseudo-header, the TCP header without options
+    and its checksum zeroed, the data and the key), with timestamps."""
+
+    def __init__(self, lab, key, sport):
+        import hashlib
+        self.md5 = hashlib.md5
+        self.lab, self.key, self.sport = lab, key.encode(), sport
+        self.ts = 100
+        self.ecr = 0
+        self.t0 = time.monotonic()
+        enter_netns(NS_P)
+        self.sock = conf.L2socket(iface=IF_P)
+
+    def send(self, flags, seq, ack, opts_before=(), note="", payload=b"", signed=True, dport=PORT_K):
+        self.ts += 10
+        opts = [*((("NOP", None), ("NOP", None), ("MD5", bytes(16))) if signed else ()), *opts_before,
+                ("NOP", None), ("NOP", None), ("Timestamp", (self.ts, self.ecr))]
+        pkt = (Ether(src=self.lab.mac_p, dst=self.lab.mac_k) / IP(src=ADDR_P, dst=ADDR_K) /
+               TCP(sport=self.sport, dport=dport, flags=flags, seq=seq, ack=ack, window=1000, options=opts) /
+               payload)
+        raw = bytes(pkt[TCP])
+        hdr = bytearray(raw[:20])
+        hdr[16:18] = b"\0\0"
+        pseudo = socket.inet_aton(ADDR_P) + socket.inet_aton(ADDR_K) + bytes([0, 6]) + struct.pack("!H", len(raw))
+        digest = self.md5(pseudo + bytes(hdr) + raw[(raw[12] >> 4) * 4:] + self.key).digest()
+        pkt[TCP].options = [(k, digest if k == "MD5" else v) for k, v in opts]
+        del pkt[TCP].chksum
+        print(f"{time.monotonic() - self.t0:8.3f}  < {flags.replace('A', '.')} {note}")
+        self.sock.send(pkt)
+
+    def recv(self, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            r, _, _ = select.select([self.sock], [], [], end - time.monotonic())
+            if not r:
+                return None
+            p = self.sock.recv()
+            if p is None or not p.haslayer(TCP) or p[IP].src != ADDR_K or p[TCP].dport != self.sport:
+                continue
+            for k, v in p[TCP].options:
+                if k == "Timestamp":
+                    self.ecr = v[0]
+            print(f"{time.monotonic() - self.t0:8.3f}  > {str(p[TCP].flags).replace('A', '.')} "
+                  f"<{md5_opts_text(p)}>")
+            return p
+        return None
+
+    def connect(self, opts_before=(("MSS", 1460),), note="SYN, signed, with timestamps"):
+        self.send("S", PEER_ISN, 0, opts_before=opts_before, note=note)
+        p = self.recv(3)
+        assert p is not None and p[TCP].flags.S, "no SYN-ACK"
+        self.iss = p[TCP].seq
+        self.send("A", PEER_ISN + 1, self.iss + 1, note="ACK")
+        assert self.lab.line() == "accepted"
+
+
+def md5_timewait_fins(lab, closing):
+    """The kernel closes (closing: "s", shutdown; "c", close, an orphan),
+    the peer ACKs its FIN, sends its own, and sends it again."""
+    p = SignedPeer(lab, "ts", PORT_P)
+    p.connect()
+    lab.app.stdin.write(closing + "\n")
+    lab.app.stdin.flush()
+    f = p.recv(2)
+    assert f is not None and f[TCP].flags.F, "no FIN"
+    p.send("A", PEER_ISN + 1, f[TCP].seq + 1, note="ACK of its FIN")
+    time.sleep(0.1)
+    p.send("FA", PEER_ISN + 1, f[TCP].seq + 1, note="FIN")
+    p.recv(1)
+    time.sleep(0.1)
+    p.send("FA", PEER_ISN + 1, f[TCP].seq + 1, note="FIN again")
+    p.recv(1)
+
+
+def scenario_md5_timewait(lab):
+    """md5-timestamps.seg: where the signature goes beside timestamps in
+    what Linux sends as its connection closes, IPv4. The program shuts
+    its side down (shutdown, the socket still held): the ACK of the
+    peer's FIN, and of that FIN again."""
+    if SIX:
+        sys.exit("md5-timewait: IPv4 only")
+    md5_timewait_fins(lab, "s")
+
+
+scenario_md5_timewait.md5 = "ts"
+
+
+def scenario_md5_orphan(lab):
+    """md5-timestamps.seg: the same when the program closes (an orphan in
+    FIN-WAIT-2 when the peer's FIN comes)."""
+    if SIX:
+        sys.exit("md5-orphan: IPv4 only")
+    md5_timewait_fins(lab, "c")
+
+
+scenario_md5_orphan.md5 = "ts"
+
+
+def md5_orphan_data(lab, signed):
+    """md5-passive.seg: data after the program closed, to its orphan in
+    FIN-WAIT-2, signed or not; no listener on the peer's port."""
+    if SIX:
+        sys.exit("IPv4 only")
+    p = SignedPeer(lab, "ts", PORT_P)
+    p.connect()
+    lab.app.stdin.write("c\n")
+    lab.app.stdin.flush()
+    f = p.recv(2)
+    assert f is not None and f[TCP].flags.F, "no FIN"
+    p.send("A", PEER_ISN + 1, f[TCP].seq + 1, note="ACK of its FIN")
+    time.sleep(0.1)
+    p.send("PA", PEER_ISN + 1, f[TCP].seq + 1, payload=bytes(10), signed=signed,
+           note="10 bytes " + ("signed" if signed else "unsigned"))
+    if p.recv(1) is None:
+        print("   (no answer)")
+
+
+def scenario_md5_orphan_data(lab):
+    """Signed data to the orphan."""
+    md5_orphan_data(lab, True)
+
+
+def scenario_md5_orphan_data_unsigned(lab):
+    """Unsigned data to the orphan."""
+    md5_orphan_data(lab, False)
+
+
+scenario_md5_orphan_data.md5 = scenario_md5_orphan_data_unsigned.md5 = "ts"
+
+
+def scenario_md5_synack_sack(lab):
+    """md5-timestamps.seg, md5-passive.seg: a signed SYN offering SACK and
+    timestamps; which options the SYN-ACK keeps."""
+    if SIX:
+        sys.exit("IPv4 only")
+    p = SignedPeer(lab, "ts", PORT_P)
+    p.connect(opts_before=(("MSS", 1460), ("SAckOK", b"")), note="SYN, signed, SACK and timestamps")
+
+
+scenario_md5_synack_sack.md5 = "ts"
+
+
+def scenario_md5_rst(lab):
+    """md5-active.seg: a signed segment for no connection is answered only
+    by a listener on the port the segment comes from, with a key for the
+    peer and the signature right: an ACK to port 9999 (nothing there) from
+    port 40000 (no listener) and from port 8080 (the kernel's listener,
+    key "ts"), and the same unsigned from 40000."""
+    if SIX:
+        sys.exit("IPv4 only")
+    for sport, signed in ((40000, True), (8080, True), (40000, False)):
+        p = SignedPeer(lab, "ts", sport)
+        p.send("A", PEER_ISN, 12345, dport=9999, signed=signed,
+               note=f"from {sport} to 9999, {'signed' if signed else 'unsigned'}")
+        if p.recv(0.5) is None:
+            print("   (no answer)")
+
+
+scenario_md5_rst.md5 = "ts"
+
+
 def main():
     name = sys.argv[1] if len(sys.argv) > 1 else ""
     fn = globals().get("scenario_" + name.replace("-", "_"))
@@ -1170,7 +1351,7 @@ def main():
     signal.alarm(120)
     # The scripts about the probe run with Linux's default (3).
     sysctls = (() if name.startswith("tlp") else NO_TLP) + tuple(sys.argv[2:])
-    with Lab(sysctls=sysctls) as lab:
+    with Lab(sysctls=sysctls, md5=getattr(fn, "md5", None)) as lab:
         print(f"# {name}: Linux {os.uname().release}, reno, IPv{6 if SIX else 4}, sysctls {' '.join(sysctls)}")
         fn(lab)
 
